@@ -1,0 +1,79 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// One set of settings for every target: Swift 6 mode, explicit `any`.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "UsageBox",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "usagebox", targets: ["usagebox"]),
+        .library(name: "Metering", targets: ["Metering"]),
+        .library(name: "UsageBoxTesting", targets: ["UsageBoxTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.20.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // C libraries from Debian, each wrapped by exactly one Swift file.
+        .systemLibrary(name: "CLibCSV", providers: [.apt(["libcsv-dev"])]),
+        .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
+
+        // Format readers shared by event ingest and (later) invoice parsers.
+        .target(name: "ExactJSON", swiftSettings: swiftSettings),
+        .target(name: "FormatReaders", dependencies: ["CLibCSV", "CLibXML2"], swiftSettings: swiftSettings),
+
+        // The metering core: events, validation, queries, the MeterStore protocol. No DB, no HTTP.
+        .target(
+            name: "Metering",
+            dependencies: ["ExactJSON"],
+            swiftSettings: swiftSettings
+        ),
+        // The embedded default backend: SQLite through GRDB, WAL.
+        .target(
+            name: "MeterStoreSQLite",
+            dependencies: ["Metering", "ExactJSON", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                           .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        // The conformance suite every MeterStore backend must pass.
+        .target(name: "UsageBoxTesting", dependencies: ["Metering"], swiftSettings: swiftSettings),
+
+        // The composition root shared by the CLI and the server.
+        .target(
+            name: "UsageBoxApp",
+            dependencies: ["Metering", "MeterStoreSQLite", "FormatReaders",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "usagebox",
+            dependencies: ["UsageBoxApp", "Metering",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(name: "MeteringTests", dependencies: ["Metering", "FormatReaders"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MeterStoreSQLiteTests",
+            dependencies: ["MeterStoreSQLite", "Metering", "UsageBoxTesting", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "UsageBoxCLITests",
+            dependencies: ["UsageBoxApp", "Metering"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

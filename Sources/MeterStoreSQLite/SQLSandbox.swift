@@ -1,0 +1,198 @@
+import ExactJSON
+import Foundation
+import GRDBSQLite
+import Metering
+
+/// Runs user SQL read-only over one view, `usage_events`, limited to a set of accounts.
+///
+/// Defence in depth: a separate connection to which the store is attached read-only under a secret
+/// schema name; a temporary view that filters accounts; an authorizer that allows only SELECT,
+/// reads of the view and of `event` in that secret schema, and harmless
+/// functions (so other tables, writes, ATTACH, PRAGMA and extension loading are refused); and a
+/// progress handler that interrupts a query past its time limit. This is the only file that
+/// touches the SQLite C API directly.
+enum SQLSandbox {
+    static let viewName = "usage_events"
+
+    static func run(uri: String, sql: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) throws -> SQLResult {
+        // The store is attached read-only under a random schema name that user SQL cannot know, and
+        // the connection's own `main` is an empty in-memory database: naming `event` (or `main.event`)
+        // finds nothing, and only the view's reads through the secret schema are authorized.
+        var handle: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX
+        guard sqlite3_open_v2(":memory:", &handle, flags, nil) == SQLITE_OK, let db = handle else {
+            sqlite3_close_v2(handle)
+            throw UsageBoxError(.internal, "cannot open a sandbox connection")
+        }
+        defer { sqlite3_close_v2(db) }
+        sqlite3_busy_timeout(db, 5000)
+        let alias = "s" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let attach = "ATTACH DATABASE '\(uri.replacingOccurrences(of: "'", with: "''"))' AS \(alias)"
+        guard sqlite3_exec(db, attach, nil, nil, nil) == SQLITE_OK else {
+            throw UsageBoxError(.internal, "cannot open the store read-only: \(String(cString: sqlite3_errmsg(db)))")
+        }
+
+        // Shadow every table of the store with an empty temporary view: unqualified names resolve to
+        // `temp` first, so `SELECT … FROM event` (or any other store table) finds no rows.
+        var shadows: [String] = []
+        var list: OpaquePointer?
+        if sqlite3_prepare_v2(db, "SELECT name FROM \(alias).sqlite_master WHERE type IN ('table', 'view')", -1, &list, nil) == SQLITE_OK {
+            while sqlite3_step(list) == SQLITE_ROW { shadows.append(String(cString: sqlite3_column_text(list, 0))) }
+        }
+        sqlite3_finalize(list)
+        for name in shadows where name != viewName && !name.hasPrefix("sqlite_") {
+            guard sqlite3_exec(db, "CREATE TEMP VIEW \"\(name)\" AS SELECT NULL AS shadow WHERE 0", nil, nil, nil) == SQLITE_OK else {
+                throw UsageBoxError(.internal, "cannot prepare the SQL sandbox: \(String(cString: sqlite3_errmsg(db)))")
+            }
+        }
+
+        let filter: String
+        switch scope {
+        case .all: filter = "1"
+        case let .accounts(list):
+            filter = list.isEmpty ? "0" : "account_id IN (" + list.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }
+                .joined(separator: ", ") + ")"
+        }
+        let view = """
+            CREATE TEMP VIEW \(viewName) AS SELECT event_id, account_id, meter_id, model_id, kind, correction_ref, quantity, unit,
+              strftime('%Y-%m-%dT%H:%M:%S', ts / 1000000, 'unixepoch')
+                || CASE WHEN ts % 1000000 = 0 THEN 'Z' ELSE printf('.%06dZ', ts % 1000000) END AS timestamp,
+              dimensions
+            FROM \(alias).event WHERE \(filter)
+            """
+        guard sqlite3_exec(db, view, nil, nil, nil) == SQLITE_OK else {
+            throw UsageBoxError(.internal, "cannot prepare the usage_events view: \(String(cString: sqlite3_errmsg(db)))")
+        }
+        let secret = Secret(alias: alias)
+        let secretPointer = Unmanaged.passRetained(secret)
+        defer { secretPointer.release() }
+        sqlite3_set_authorizer(db, authorize, secretPointer.toOpaque())
+
+        let deadline = Deadline(at: Date().addingTimeInterval(timeLimitSeconds))
+        let deadlinePointer = Unmanaged.passRetained(deadline)
+        defer { deadlinePointer.release() }
+        sqlite3_progress_handler(db, 1000, { context in
+            guard let context else { return 0 }
+            return Unmanaged<Deadline>.fromOpaque(context).takeUnretainedValue().expired ? 1 : 0
+        }, deadlinePointer.toOpaque())
+
+        var statement: OpaquePointer?
+        var rest = ""
+        let prepared = sql.withCString { text in
+            var tail: UnsafePointer<CChar>?
+            let rc = sqlite3_prepare_v2(db, text, -1, &statement, &tail)
+            if let tail { rest = String(cString: tail) }
+            return rc
+        }
+        defer { sqlite3_finalize(statement) }
+        guard prepared == SQLITE_OK, let stmt = statement else {
+            throw error(db, code: prepared, deadline: deadline)
+        }
+        if !rest.trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: ";"))).isEmpty {
+            throw UsageBoxError.invalidArgument("only one SQL statement is allowed per request", field: "sql")
+        }
+        guard sqlite3_stmt_readonly(stmt) != 0 else {
+            throw UsageBoxError.invalidArgument("only read-only SELECT statements are allowed", field: "sql")
+        }
+        let columnCount = sqlite3_column_count(stmt)
+        let columns = (0..<columnCount).map { String(cString: sqlite3_column_name(stmt, $0)) }
+        var rows: [[JSONValue]] = []
+        var truncated = false
+        while true {
+            let rc = sqlite3_step(stmt)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else { throw error(db, code: rc, deadline: deadline) }
+            if rows.count == rowLimit { truncated = true; break }
+            rows.append((0..<columnCount).map { value(stmt, $0) })
+        }
+        return SQLResult(columns: columns, rows: rows, truncated: truncated)
+    }
+
+    private static func value(_ stmt: OpaquePointer, _ i: Int32) -> JSONValue {
+        switch sqlite3_column_type(stmt, i) {
+        case SQLITE_INTEGER: return .int(sqlite3_column_int64(stmt, i))
+        case SQLITE_FLOAT:
+            let d = sqlite3_column_double(stmt, i)
+            return d.isFinite ? .number("\(d)") : .null
+        case SQLITE_TEXT: return .string(String(cString: sqlite3_column_text(stmt, i)))
+        case SQLITE_BLOB:
+            let n = Int(sqlite3_column_bytes(stmt, i))
+            guard n > 0, let p = sqlite3_column_blob(stmt, i) else { return .string("") }
+            return .string(Data(bytes: p, count: n).base64EncodedString())
+        default: return .null
+        }
+    }
+
+    private static func error(_ db: OpaquePointer, code: Int32, deadline: Deadline) -> UsageBoxError {
+        let message = String(cString: sqlite3_errmsg(db))
+        if code == SQLITE_INTERRUPT || deadline.expired {
+            return UsageBoxError(.timeout, "the query was stopped after its time limit", field: "sql")
+        }
+        if code == SQLITE_AUTH || message.contains("not authorized") || message.contains("prohibited") {
+            return .invalidArgument("not allowed: only SELECT over the usage_events view is permitted (\(message))", field: "sql")
+        }
+        return .invalidArgument("SQL error: \(message)", field: "sql")
+    }
+
+    /// Functions that reach outside the database or alter the connection.
+    private static let forbiddenFunctions: Set<String> = [
+        "load_extension", "readfile", "writefile", "edit", "fts3_tokenizer", "sqlite_compileoption_get",
+        "sqlite_compileoption_used", "sqlite_offset",
+    ]
+
+    private static let authorize: @convention(c) (
+        UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?
+    ) -> Int32 = { context, action, arg1, arg2, database, inner in
+        switch action {
+        case SQLITE_SELECT, SQLITE_RECURSIVE:
+            return SQLITE_OK
+        case SQLITE_READ:
+            // Only the view's own reads of `event` pass: user SQL naming any table directly is refused.
+            guard let arg1, let context else { return SQLITE_DENY }
+            let table = String(cString: arg1)
+            // A table used without reading any column (count(*)) reads no data; every name a user can
+            // write resolves to an empty shadow view or to usage_events, so this reveals nothing.
+            if let arg2, arg2.pointee == 0 { return SQLITE_OK }
+            guard let database else { return SQLITE_DENY }
+            let schema = String(cString: database)
+            if table == viewName, schema == "temp" { return SQLITE_OK }
+            let alias = Unmanaged<Secret>.fromOpaque(context).takeUnretainedValue().alias
+            return table == "event" && schema == alias && inner.map { String(cString: $0) } == viewName ? SQLITE_OK : SQLITE_DENY
+        case SQLITE_FUNCTION:
+            guard let arg2 else { return SQLITE_DENY }
+            return forbiddenFunctions.contains(String(cString: arg2).lowercased()) ? SQLITE_DENY : SQLITE_OK
+        default:
+            return SQLITE_DENY
+        }
+    }
+}
+
+/// The random schema name of the attached store, read by the authorizer on the querying thread.
+private final class Secret: @unchecked Sendable {
+    let alias: String
+    init(alias: String) { self.alias = alias }
+}
+
+/// The query's deadline, read from SQLite's progress callback on the querying thread only.
+private final class Deadline: @unchecked Sendable {
+    let at: Date
+    init(at: Date) { self.at = at }
+    var expired: Bool { Date() >= at }
+}
+
+extension SQLiteMeterStore {
+    public func sql(_ query: String, scope: AccountScope, timeLimitSeconds: Double = 10, rowLimit: Int = 10_000) async throws -> SQLResult {
+        let uri: String
+        switch location {
+        case let .file(path):
+            let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            let escaped = absolute.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "?#%"))) ?? absolute
+            uri = "file:" + escaped + "?mode=ro"
+        case let .memory(name):
+            uri = "file:" + name + "?mode=memory&cache=shared"
+        }
+        return try await Task.detached {
+            try SQLSandbox.run(uri: uri, sql: query, scope: scope, timeLimitSeconds: timeLimitSeconds, rowLimit: rowLimit)
+        }.value
+    }
+}

@@ -1,0 +1,255 @@
+import ExactJSON
+import GRDB
+import Metering
+
+/// A meter's settings as read inside one transaction.
+struct MeterConfig: Sendable {
+    var unit: String?
+    /// nil keeps every dimension.
+    var rollupDimensions: Set<String>?
+
+    func projected(_ dims: [UsageEvent.Dimension]) -> [UsageEvent.Dimension] {
+        guard let keep = rollupDimensions else { return dims }
+        return dims.filter { keep.contains($0.key) }
+    }
+
+    func keeps(_ dimension: String) -> Bool { rollupDimensions?.contains(dimension) ?? true }
+}
+
+/// Per-transaction state: caches that are only published once the transaction commits.
+struct WriteContext {
+    let store: SQLiteMeterStore
+    var meters: [String: MeterConfig] = [:]
+    var newKeys: [RollupKey: Int64] = [:]
+
+    init(store: SQLiteMeterStore) { self.store = store }
+
+    mutating func meter(_ db: Database, _ id: String) throws -> MeterConfig? {
+        if let m = meters[id] { return m }
+        guard let row = try Row.fetchOne(db, sql: "SELECT unit, rollup_dimensions FROM meter WHERE meter_id = ?", arguments: [id]) else {
+            return nil
+        }
+        let m = MeterConfig(unit: row[0], rollupDimensions: SQLiteMeterStore.decodeNameList(row[1]))
+        meters[id] = m
+        return m
+    }
+
+    mutating func keyID(_ db: Database, _ key: RollupKey) throws -> Int64 {
+        if let id = newKeys[key] ?? store.keyCache.get(key) { return id }
+        let args: StatementArguments = [key.account, key.meter, key.model, key.kind, key.unit, key.dimensions]
+        try db.cachedStatement(sql: """
+            INSERT INTO rollup_key (account_id, meter_id, model_id, kind, unit, dimensions) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT DO NOTHING
+            """).execute(arguments: args)
+        let id = try Int64.fetchOne(db.cachedStatement(sql: """
+            SELECT id FROM rollup_key WHERE account_id = ? AND meter_id = ? AND model_id = ? AND kind = ? AND unit = ? AND dimensions = ?
+            """), arguments: args)!
+        newKeys[key] = id
+        return id
+    }
+
+    /// The rollup key an event counts under, with the meter's kept dimensions.
+    mutating func rollupKey(_ db: Database, _ e: UsageEvent) throws -> RollupKey {
+        let config = try meter(db, e.meterID) ?? MeterConfig(unit: nil, rollupDimensions: nil)
+        return RollupKey(
+            account: e.accountID, meter: e.meterID, model: e.modelID ?? "", kind: e.kind.rawValue, unit: e.unit ?? "",
+            dimensions: UsageEvent.canonicalDimensions(config.projected(e.dimensions)))
+    }
+}
+
+/// One rollup cell: a key in one hour.
+struct Cell: Hashable {
+    var key: Int64
+    var hour: Int64
+}
+
+/// An account's open segment while a batch is written.
+struct OpenSegment {
+    var id: Int64
+    var openedAt: Int64
+    var count: Int64
+    var sum: Int64
+    var firstTs: Int64?
+    var lastTs: Int64?
+    var dirty = false
+}
+
+extension SQLiteMeterStore {
+    public func ingest(_ batch: [IngestItem]) async throws -> IngestResponse {
+        try await write { db, ctx in try self.ingest(db, batch, &ctx) }
+    }
+
+    func ingest(_ db: Database, _ batch: [IngestItem], _ ctx: inout WriteContext) throws -> IngestResponse {
+        let now = clock().microseconds
+        var response = IngestResponse()
+        var closed: [String: Set<String>] = [:]
+        var segments: [String: OpenSegment] = [:]
+        var cells: [Cell: UsageAggregate] = [:]
+        var seenDims: [String: Set<String>] = [:]
+
+        let insert = try db.cachedStatement(sql: """
+            INSERT INTO event (account_id, event_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts,
+                               dimensions, segment_id, post_close, ingested_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (account_id, event_id) DO NOTHING
+            """)
+
+        func problem(_ i: Int, _ id: String?, _ status: IngestResponse.Problem.Status, _ code: String, _ message: String,
+                     _ field: String? = nil) {
+            if status == .rejected { response.rejected += 1 } else { response.conflicts += 1 }
+            response.errors.append(.init(index: i, eventID: id, status: status, code: code, message: message, field: field))
+        }
+
+        /// Decides duplicate vs conflict against the stored event; false when no event has that id.
+        func resolveExisting(_ i: Int, _ e: UsageEvent) throws -> Bool {
+            guard let stored = try fetchEvent(db, account: e.accountID, eventID: e.eventID) else { return false }
+            if stored.canonicalEncoding == e.canonicalEncoding {
+                response.duplicates += 1
+            } else {
+                problem(i, e.eventID, .conflict, "conflict",
+                        "event \(e.eventID) of \(e.accountID) was already stored with different content; the original stays")
+            }
+            return true
+        }
+
+        for (i, item) in batch.enumerated() {
+            let e: UsageEvent
+            switch item {
+            case let .invalid(r):
+                problem(i, r.eventID, .rejected, r.code, r.message, r.field)
+                continue
+            case let .event(ev):
+                e = ev
+            }
+
+            // Store-level checks: unit and closed period. A retried event reports duplicate first.
+            var meter = try ctx.meter(db, e.meterID)
+            if let unit = e.unit, let known = meter?.unit, known != unit {
+                if try resolveExisting(i, e) { continue }
+                problem(i, e.eventID, .rejected, "unit_mismatch", "meter \(e.meterID) counts '\(known)', not '\(unit)'", "unit")
+                continue
+            }
+            let month = e.timestamp.monthString
+            if closed[e.accountID] == nil {
+                closed[e.accountID] = Set(try String.fetchAll(db, sql: "SELECT period FROM period WHERE account_id = ?", arguments: [e.accountID]))
+            }
+            let inClosedPeriod = closed[e.accountID]!.contains(month)
+            if inClosedPeriod, e.kind == .usage {
+                if try resolveExisting(i, e) { continue }
+                problem(i, e.eventID, .rejected, "period_closed", "period \(month) of \(e.accountID) is closed; record a Correction instead", "timestamp")
+                continue
+            }
+
+            // The account's open segment, sealing it first when full or old.
+            var seg: OpenSegment
+            if let s = segments[e.accountID] {
+                seg = s
+            } else {
+                seg = try openSegment(db, account: e.accountID, now: now)
+            }
+            if seg.count >= segmentMaxEvents || now - seg.openedAt >= segmentMaxAge {
+                try flush(db, &seg)
+                try seal(db, segmentID: seg.id, now: now, ctx: &ctx)
+                seg = try createSegment(db, account: e.accountID, now: now)
+            }
+
+            let dims = UsageEvent.canonicalDimensions(e.dimensions)
+            try insert.execute(arguments: [
+                e.accountID, e.eventID, e.meterID, e.modelID, e.kind.rawValue, e.correctionRef, e.quantity, e.unit,
+                e.timestamp.microseconds, dims, seg.id, inClosedPeriod, now,
+            ])
+            if db.changesCount == 0 {
+                segments[e.accountID] = seg
+                if try !resolveExisting(i, e) {
+                    throw UsageBoxError(.internal, "event \(e.eventID) was neither inserted nor found")
+                }
+                continue
+            }
+
+            // Accepted: bookkeeping for the meter, the segment, the rollups and the dimension names.
+            if meter == nil {
+                try db.execute(sql: "INSERT INTO meter (meter_id, unit, created_at) VALUES (?, ?, ?)", arguments: [e.meterID, e.unit, now])
+                meter = MeterConfig(unit: e.unit, rollupDimensions: nil)
+                ctx.meters[e.meterID] = meter
+            } else if meter?.unit == nil, let unit = e.unit {
+                try db.execute(sql: "UPDATE meter SET unit = ? WHERE meter_id = ?", arguments: [unit, e.meterID])
+                ctx.meters[e.meterID]?.unit = unit
+            }
+            response.accepted += 1
+            if inClosedPeriod { response.postClose += 1 }
+            seg.count += 1
+            seg.sum &+= e.quantity
+            seg.firstTs = min(seg.firstTs ?? .max, e.timestamp.microseconds)
+            seg.lastTs = max(seg.lastTs ?? .min, e.timestamp.microseconds)
+            seg.dirty = true
+            segments[e.accountID] = seg
+
+            let key = try ctx.keyID(db, ctx.rollupKey(db, e))
+            let cell = Cell(key: key, hour: e.timestamp.hour)
+            var agg = cells[cell] ?? UsageAggregate()
+            try agg.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity))
+            cells[cell] = agg
+            if !e.dimensions.isEmpty {
+                var names = seenDims[e.accountID] ?? []
+                for d in e.dimensions { names.insert(d.key) }
+                seenDims[e.accountID] = names
+            }
+        }
+
+        for (_, var seg) in segments { try flush(db, &seg) }
+        let upsert = try db.cachedStatement(sql: """
+            INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (key_id, hour) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
+                min = MIN(min, excluded.min), max = MAX(max, excluded.max)
+            """)
+        for (cell, agg) in cells {
+            try upsert.execute(arguments: [cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max])
+        }
+        let dimInsert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO account_dimension (account_id, name) VALUES (?, ?)")
+        for (account, names) in seenDims {
+            for name in names { try dimInsert.execute(arguments: [account, name]) }
+        }
+        return response
+    }
+
+    func openSegment(_ db: Database, account: String, now: Int64) throws -> OpenSegment {
+        if let row = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT id, opened_at, event_count, sum, first_ts, last_ts FROM segment WHERE account_id = ? AND sealed_at IS NULL
+            """), arguments: [account]) {
+            return OpenSegment(id: row[0], openedAt: row[1], count: row[2], sum: row[3], firstTs: row[4], lastTs: row[5])
+        }
+        return try createSegment(db, account: account, now: now)
+    }
+
+    func createSegment(_ db: Database, account: String, now: Int64) throws -> OpenSegment {
+        try db.execute(sql: "INSERT INTO segment (account_id, opened_at) VALUES (?, ?)", arguments: [account, now])
+        return OpenSegment(id: db.lastInsertedRowID, openedAt: now, count: 0, sum: 0)
+    }
+
+    func flush(_ db: Database, _ seg: inout OpenSegment) throws {
+        guard seg.dirty else { return }
+        try db.cachedStatement(sql: "UPDATE segment SET event_count = ?, sum = ?, first_ts = ?, last_ts = ? WHERE id = ?")
+            .execute(arguments: [seg.count, seg.sum, seg.firstTs, seg.lastTs, seg.id])
+        seg.dirty = false
+    }
+
+    func fetchEvent(_ db: Database, account: String, eventID: String) throws -> UsageEvent? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.eventColumns) FROM event WHERE account_id = ? AND event_id = ?"),
+                         arguments: [account, eventID]).map(Self.event(from:))
+    }
+
+    static let eventColumns = "event_id, account_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts, dimensions"
+
+    /// Builds an event from a row selected with `eventColumns` (first ten columns).
+    static func event(from row: Row) -> UsageEvent {
+        UsageEvent(
+            eventID: row[0], accountID: row[1], meterID: row[2], modelID: row[3],
+            kind: EventKind(rawValue: row[4]) ?? .usage, correctionRef: row[5], quantity: row[6], unit: row[7],
+            timestamp: Timestamp(microseconds: row[8]), sortedDimensions: UsageEvent.decodeDimensions(row[9]))
+    }
+
+    static func decodeNameList(_ text: String?) -> Set<String>? {
+        guard let text, case let .array(items)? = try? JSONParser.parse(text) else { return nil }
+        return Set(items.compactMap(\.stringValue))
+    }
+}

@@ -1,0 +1,277 @@
+import ExactJSON
+import GRDB
+import Metering
+
+extension SQLiteMeterStore {
+    public func usage(_ query: UsageQuery) async throws -> UsageResult {
+        try await wrap { try await writer.read { db in try self.usage(db, query) } }
+    }
+
+    func usage(_ db: Database, _ q: UsageQuery) throws -> UsageResult {
+        try validateNames(db, q)
+        for f in q.filters where f.field.isTimeBucket {
+            throw UsageBoxError.invalidArgument("'\(f.field.name)' cannot be a filter; narrow 'from' and 'to' instead", field: f.field.name)
+        }
+        var dir = try KeyDirectory(db, scope: q.scope)
+        let named = q.dimensionsNamed
+        let blocking = dir.byID.values.compactMap { key -> (String, String)? in
+            guard let m = dir.meters[key.meter], let d = named.first(where: { !m.keeps($0) }) else { return nil }
+            return (key.meter, d)
+        }.first
+        let useRaw: Bool
+        switch q.source {
+        case .raw: useRaw = true
+        case .auto: useRaw = blocking != nil
+        case .rollup:
+            if let (meter, dim) = blocking {
+                throw UsageBoxError.invalidArgument(
+                    "the rollups of meter \(meter) do not keep dimension '\(dim)'; ask for source=raw or source=auto", field: "source")
+            }
+            useRaw = false
+        }
+        var groups: [[String?]: UsageAggregate] = [:]
+        let needsHour = q.groupBy.contains(where: \.isTimeBucket)
+        if useRaw {
+            try readRaw(db, q, from: q.range.from.microseconds, to: q.range.to.microseconds, hour: needsHour, into: &groups, dir: &dir)
+        } else {
+            // Whole hours come from the rollups; partial hours at either edge from raw events.
+            let h = Timestamp.microsPerHour
+            let innerFrom = (q.range.from.microseconds + h - 1) / h
+            let innerTo = q.range.to.microseconds / h
+            if innerFrom < innerTo {
+                try readRollups(db, q, fromHour: innerFrom, toHour: innerTo, into: &groups, dir: &dir)
+                if q.range.from.microseconds < innerFrom * h {
+                    try readRaw(db, q, from: q.range.from.microseconds, to: innerFrom * h, hour: needsHour, into: &groups, dir: &dir)
+                }
+                if innerTo * h < q.range.to.microseconds {
+                    try readRaw(db, q, from: innerTo * h, to: q.range.to.microseconds, hour: needsHour, into: &groups, dir: &dir)
+                }
+            } else {
+                try readRaw(db, q, from: q.range.from.microseconds, to: q.range.to.microseconds, hour: needsHour, into: &groups, dir: &dir)
+            }
+        }
+        var list = groups.map { UsageGroup(keys: $0.key, aggregate: $0.value) }
+        if q.groupBy.isEmpty && list.isEmpty {
+            list = [UsageGroup(keys: [], aggregate: UsageAggregate())]
+        }
+        UsageResult.sortGroups(&list)
+        return UsageResult(source: useRaw ? "raw" : "rollup", groupBy: q.groupBy, metrics: q.metrics, groups: list)
+    }
+
+    /// A group_by or filter naming a dimension never seen on the scope's events is an error, not a zero.
+    func validateNames(_ db: Database, _ q: UsageQuery) throws {
+        let named = q.dimensionsNamed
+        guard !named.isEmpty else { return }
+        let (clause, args) = Self.accountClause(q.scope, column: "account_id")
+        let seen = Set(try String.fetchAll(db, sql: "SELECT DISTINCT name FROM account_dimension WHERE \(clause)", arguments: args))
+        for field in q.groupBy + q.filters.map(\.field) {
+            if case let .dimension(d) = field, !seen.contains(d) {
+                let isGroup = q.groupBy.contains(field)
+                throw UsageBoxError.invalidArgument(
+                    "unknown \(isGroup ? "group_by" : "filter") '\(field.name)': it is neither an event field nor a dimension seen on these events",
+                    field: field.name)
+            }
+        }
+    }
+
+    private func groupKey(_ q: UsageQuery, key: RollupKey, keyID: Int64, hour: Int64?, dims: [String: String]) -> [String?] {
+        q.groupBy.map { field in
+            switch field {
+            case .accountID: return key.account
+            case .meterID: return key.meter
+            case .modelID: return key.modelID
+            case .kind: return key.kind
+            case .unit: return key.unitValue
+            case .hour: return hour.map { Timestamp.ofHour($0).rfc3339 }
+            case .day: return hour.map { Timestamp.ofHour($0).dayString }
+            case .month: return hour.map { Timestamp.ofHour($0).monthString }
+            case let .dimension(d): return dims[d]
+            }
+        }
+    }
+
+    private func passes(_ q: UsageQuery, key: RollupKey, dims: [String: String]) -> Bool {
+        q.filters.allSatisfy { f in
+            switch f.field {
+            case .accountID: return f.matches(key.account)
+            case .meterID: return f.matches(key.meter)
+            case .modelID: return f.matches(key.modelID)
+            case .kind: return f.matches(key.kind)
+            case .unit: return f.matches(key.unitValue)
+            case let .dimension(d): return f.matches(dims[d])
+            case .hour, .day, .month: return true
+            }
+        }
+    }
+
+    private func readRollups(_ db: Database, _ q: UsageQuery, fromHour: Int64, toHour: Int64,
+                             into groups: inout [[String?]: UsageAggregate], dir: inout KeyDirectory) throws {
+        var ids: [Int64] = []
+        for (id, key) in dir.byID where id > 0 && passes(q, key: key, dims: dir.dimensions(of: id)) { ids.append(id) }
+        guard !ids.isEmpty else { return }
+        let byHour = q.groupBy.contains(where: \.isTimeBucket)
+        // Ids are integers we own, so inlining them is safe and lets SQLite walk the primary key.
+        let sql = """
+            SELECT key_id, \(byHour ? "hour" : "NULL"), SUM(sum), SUM(count), MIN(min), MAX(max) FROM rollup_hour
+            WHERE key_id IN (\(ids.sorted().map(String.init).joined(separator: ","))) AND hour >= ? AND hour < ?
+            GROUP BY key_id\(byHour ? ", hour" : "")
+            """
+        let rows = try Row.fetchCursor(db, sql: sql, arguments: [fromHour, toHour])
+        while let r = try rows.next() {
+            let id: Int64 = r[0]
+            let key = dir.byID[id]!
+            let g = groupKey(q, key: key, keyID: id, hour: r[1], dims: dir.dimensions(of: id))
+            var agg = groups[g] ?? UsageAggregate()
+            try agg.add(UsageAggregate(sum: r[2], count: r[3], min: r[4], max: r[5]))
+            groups[g] = agg
+        }
+    }
+
+    private func readRaw(_ db: Database, _ q: UsageQuery, from: Int64, to: Int64, hour: Bool,
+                         into groups: inout [[String?]: UsageAggregate], dir: inout KeyDirectory) throws {
+        let (clause, accountArgs) = Self.accountClause(q.scope, column: "account_id")
+        var args = accountArgs
+        args += [from, to]
+        var extra = ""
+        // Push simple field filters down to SQLite; everything is re-checked in Swift anyway.
+        for f in q.filters where f.op == .eq || f.op == .in {
+            let column: String?
+            switch f.field {
+            case .modelID: column = "model_id"
+            case .meterID: column = "meter_id"
+            case .kind: column = "kind"
+            case .accountID: column = "account_id"
+            default: column = nil
+            }
+            guard let column, !f.values.isEmpty else { continue }
+            extra += " AND \(column) IN (\(Array(repeating: "?", count: f.values.count).joined(separator: ",")))"
+            args += StatementArguments(f.values)
+        }
+        let sql = """
+            SELECT account_id, meter_id, model_id, kind, unit, dimensions, \(hour ? "ts / 3600000000" : "NULL"),
+                   SUM(quantity), COUNT(*), MIN(quantity), MAX(quantity)
+            FROM event WHERE \(clause) AND ts >= ? AND ts < ?\(extra)
+            GROUP BY account_id, meter_id, model_id, kind, unit, dimensions\(hour ? ", ts / 3600000000" : "")
+            """
+        let rows = try Row.fetchCursor(db, sql: sql, arguments: args)
+        var dimCache: [String: [String: String]] = [:]
+        while let r = try rows.next() {
+            let dimText: String = r[5]
+            let key = RollupKey(account: r[0], meter: r[1], model: r[2] ?? "", kind: r[3], unit: r[4] ?? "", dimensions: dimText)
+            let dims: [String: String]
+            if let d = dimCache[dimText] {
+                dims = d
+            } else {
+                var d: [String: String] = [:]
+                for x in UsageEvent.decodeDimensions(dimText) { d[x.key] = x.value }
+                dimCache[dimText] = d
+                dims = d
+            }
+            guard passes(q, key: key, dims: dims) else { continue }
+            let g = groupKey(q, key: key, keyID: 0, hour: r[6], dims: dims)
+            var agg = groups[g] ?? UsageAggregate()
+            try agg.add(UsageAggregate(sum: r[7], count: r[8], min: r[9], max: r[10]))
+            groups[g] = agg
+        }
+    }
+
+    public func explain(account: String, range: TimeRange) async throws -> ExplainReport {
+        try await wrap {
+            try await writer.read { db in
+                let byModel = try self.usage(db, UsageQuery(scope: .accounts([account]), range: range, groupBy: [.modelID, .kind]))
+                var totals = ExplainReport.Breakdown()
+                var models: [String?: ExplainReport.Breakdown] = [:]
+                for g in byModel.groups {
+                    let model = g.keys[0]
+                    var b = models[model] ?? ExplainReport.Breakdown(modelID: model)
+                    if g.keys[1] == EventKind.correction.rawValue {
+                        b.corrections &+= g.aggregate.sum
+                        totals.corrections &+= g.aggregate.sum
+                    } else {
+                        b.usage &+= g.aggregate.sum
+                        totals.usage &+= g.aggregate.sum
+                    }
+                    b.count += g.aggregate.count
+                    totals.count += g.aggregate.count
+                    models[model] = b
+                }
+                var breakdown = Array(models.values)
+                breakdown.sort { a, b in
+                    guard let x = a.modelID else { return b.modelID != nil }
+                    guard let y = b.modelID else { return false }
+                    return x.utf8.lexicographicallyPrecedes(y.utf8)
+                }
+                let segments = try Row.fetchAll(db, sql: """
+                    SELECT id, first_ts, last_ts, event_count, sum, sha256, sealed_at FROM segment
+                    WHERE account_id = ? AND first_ts < ? AND last_ts >= ? ORDER BY id
+                    """, arguments: [account, range.to.microseconds, range.from.microseconds]).map { r in
+                    ExplainReport.SegmentInfo(
+                        segmentID: Self.segmentName(r[0]), firstTimestamp: (r[1] as Int64?).map(Timestamp.init(microseconds:)),
+                        lastTimestamp: (r[2] as Int64?).map(Timestamp.init(microseconds:)), events: r[3], sum: r[4], sha256: r[5],
+                        sealedAt: (r[6] as Int64?).map(Timestamp.init(microseconds:)))
+                }
+                let head = try String.fetchOne(db, sql: """
+                    SELECT sha256 FROM segment WHERE account_id = ? AND sealed_at IS NOT NULL ORDER BY id DESC LIMIT 1
+                    """, arguments: [account])
+                let corrections = try Row.fetchAll(db, sql: """
+                    SELECT \(Self.eventColumns), post_close FROM event
+                    WHERE account_id = ? AND ts >= ? AND ts < ? AND kind = 'Correction' ORDER BY ts, seq
+                    """, arguments: [account, range.from.microseconds, range.to.microseconds]).map { r in
+                    ExplainReport.CorrectionInfo(event: Self.event(from: r), postClose: r[10])
+                }
+                return ExplainReport(accountID: account, range: range, totals: totals, breakdown: breakdown, segments: segments,
+                                     chainHead: head, corrections: corrections)
+            }
+        }
+    }
+
+    static func segmentName(_ id: Int64) -> String {
+        let s = String(id)
+        return "seg_" + String(repeating: "0", count: max(0, 8 - s.count)) + s
+    }
+
+    public func closePeriod(account: String, period: String) async throws -> PeriodRecord {
+        _ = try PeriodRecord.validate(period)
+        guard EventDecoder.isValidIdentifier(account) else {
+            throw UsageBoxError.invalidArgument("account must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
+        }
+        return try await wrap {
+            try await writer.write { db in
+                try db.execute(sql: "INSERT OR IGNORE INTO period (account_id, period, closed_at) VALUES (?, ?, ?)",
+                               arguments: [account, period, self.clock().microseconds])
+                let closedAt = try Int64.fetchOne(db, sql: "SELECT closed_at FROM period WHERE account_id = ? AND period = ?",
+                                                  arguments: [account, period])!
+                return PeriodRecord(accountID: account, period: period, closedAt: Timestamp(microseconds: closedAt))
+            }
+        }
+    }
+
+    public func periods(account: String) async throws -> [PeriodRecord] {
+        try await wrap {
+            try await writer.read { db in
+                try Row.fetchAll(db, sql: "SELECT period, closed_at FROM period WHERE account_id = ? ORDER BY period", arguments: [account])
+                    .map { PeriodRecord(accountID: account, period: $0[0], closedAt: Timestamp(microseconds: $0[1])) }
+            }
+        }
+    }
+
+    public func meters(scope: AccountScope) async throws -> [MeterInfo] {
+        try await wrap {
+            try await writer.read { db in
+                let (clause, args) = Self.accountClause(scope, column: "k.account_id")
+                let sql: String
+                if case .all = scope {
+                    sql = "SELECT meter_id, unit, rollup_dimensions FROM meter ORDER BY meter_id"
+                } else {
+                    sql = """
+                        SELECT meter_id, unit, rollup_dimensions FROM meter
+                        WHERE meter_id IN (SELECT k.meter_id FROM rollup_key k WHERE \(clause)) ORDER BY meter_id
+                        """
+                }
+                return try Row.fetchAll(db, sql: sql, arguments: args).map {
+                    MeterInfo(meterID: $0[0], unit: $0[1], rollupDimensions: Self.decodeNameList($0[2]).map { $0.sorted() })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import GRDB
+
+extension SQLiteMeterStore {
+    /// The schema's history. **A migration is never edited once it has landed; add a new one.**
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1.metering") { db in
+            try db.execute(sql: """
+                CREATE TABLE meter (
+                    meter_id TEXT PRIMARY KEY,
+                    unit TEXT,
+                    rollup_dimensions TEXT,  -- JSON array of kept dimension names; NULL keeps all
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE segment (
+                    id INTEGER PRIMARY KEY,
+                    account_id TEXT NOT NULL,
+                    opened_at INTEGER NOT NULL,
+                    sealed_at INTEGER,
+                    event_count INTEGER NOT NULL DEFAULT 0,
+                    sum INTEGER NOT NULL DEFAULT 0,
+                    first_ts INTEGER,
+                    last_ts INTEGER,
+                    sha256 TEXT,
+                    prev_sha256 TEXT,
+                    verified_at INTEGER
+                );
+                CREATE INDEX segment_account ON segment(account_id, id);
+                CREATE UNIQUE INDEX segment_one_open ON segment(account_id) WHERE sealed_at IS NULL;
+                CREATE TRIGGER segment_sealed_is_final BEFORE UPDATE ON segment
+                WHEN OLD.sealed_at IS NOT NULL AND (
+                    NEW.sealed_at IS NOT OLD.sealed_at OR NEW.sha256 IS NOT OLD.sha256
+                    OR NEW.prev_sha256 IS NOT OLD.prev_sha256 OR NEW.event_count IS NOT OLD.event_count
+                    OR NEW.sum IS NOT OLD.sum OR NEW.first_ts IS NOT OLD.first_ts OR NEW.last_ts IS NOT OLD.last_ts
+                    OR NEW.account_id IS NOT OLD.account_id)
+                BEGIN SELECT RAISE(ABORT, 'a sealed segment never changes'); END;
+                CREATE TRIGGER segment_no_delete BEFORE DELETE ON segment
+                BEGIN SELECT RAISE(ABORT, 'segments are never deleted'); END;
+
+                CREATE TABLE event (
+                    seq INTEGER PRIMARY KEY,
+                    account_id TEXT NOT NULL,
+                    event_id TEXT NOT NULL,
+                    meter_id TEXT NOT NULL,
+                    model_id TEXT,
+                    kind TEXT NOT NULL CHECK (kind IN ('Usage', 'Correction')),
+                    correction_ref TEXT,
+                    quantity INTEGER NOT NULL,
+                    unit TEXT,
+                    ts INTEGER NOT NULL,           -- microseconds since the epoch, UTC
+                    dimensions TEXT NOT NULL,      -- canonical JSON object
+                    segment_id INTEGER NOT NULL REFERENCES segment(id),
+                    post_close INTEGER NOT NULL DEFAULT 0,
+                    ingested_at INTEGER NOT NULL,
+                    UNIQUE (account_id, event_id)
+                );
+                CREATE INDEX event_account_ts ON event(account_id, ts);
+                CREATE INDEX event_segment ON event(segment_id);
+                CREATE TRIGGER event_no_update BEFORE UPDATE ON event
+                BEGIN SELECT RAISE(ABORT, 'events are immutable: record a Correction instead'); END;
+                CREATE TRIGGER event_no_delete BEFORE DELETE ON event
+                BEGIN SELECT RAISE(ABORT, 'events are immutable: record a Correction instead'); END;
+
+                CREATE TABLE rollup_key (
+                    id INTEGER PRIMARY KEY,
+                    account_id TEXT NOT NULL,
+                    meter_id TEXT NOT NULL,
+                    model_id TEXT NOT NULL,   -- '' for none
+                    kind TEXT NOT NULL,
+                    unit TEXT NOT NULL,       -- '' for none
+                    dimensions TEXT NOT NULL, -- canonical JSON of the kept dimensions
+                    UNIQUE (account_id, meter_id, model_id, kind, unit, dimensions)
+                );
+                CREATE TABLE rollup_hour (
+                    key_id INTEGER NOT NULL,
+                    hour INTEGER NOT NULL,    -- hours since the epoch, UTC
+                    sum INTEGER NOT NULL CHECK (typeof(sum) = 'integer'),
+                    count INTEGER NOT NULL,
+                    min INTEGER NOT NULL,
+                    max INTEGER NOT NULL,
+                    PRIMARY KEY (key_id, hour)
+                ) WITHOUT ROWID;
+                CREATE TABLE segment_stat (
+                    segment_id INTEGER NOT NULL,
+                    key_id INTEGER NOT NULL,
+                    hour INTEGER NOT NULL,
+                    sum INTEGER NOT NULL,
+                    count INTEGER NOT NULL,
+                    PRIMARY KEY (segment_id, key_id, hour)
+                ) WITHOUT ROWID;
+                CREATE TABLE account_dimension (
+                    account_id TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    PRIMARY KEY (account_id, name)
+                ) WITHOUT ROWID;
+                CREATE TABLE period (
+                    account_id TEXT NOT NULL,
+                    period TEXT NOT NULL,
+                    closed_at INTEGER NOT NULL,
+                    PRIMARY KEY (account_id, period)
+                ) WITHOUT ROWID;
+                CREATE TRIGGER period_no_reopen BEFORE DELETE ON period
+                BEGIN SELECT RAISE(ABORT, 'a closed period cannot be reopened'); END;
+                CREATE TRIGGER period_no_update BEFORE UPDATE ON period
+                BEGIN SELECT RAISE(ABORT, 'a closed period cannot be changed'); END;
+                """)
+        }
+        return m
+    }
+}

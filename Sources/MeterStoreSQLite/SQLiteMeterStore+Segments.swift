@@ -1,0 +1,98 @@
+import Crypto
+import GRDB
+import Metering
+
+/// Hashing and statistics of a segment's events, read in ingest order.
+///
+/// The segment hash is `SHA-256( prev + "\n" + e₁ + e₂ + … )` where `prev` is the lowercase hex
+/// hash of the account's previous sealed segment (empty for the first) and `eᵢ` is each event's
+/// `UsageEvent.canonicalEncoding` (one JSON line each), in ingest order.
+struct SegmentDigest {
+    var hasher: SHA256
+    var count: Int64 = 0
+    var sum: Int64 = 0
+    var firstTs: Int64?
+    var lastTs: Int64?
+    var stats: [Cell: UsageAggregate] = [:]
+
+    init(previous: String?) {
+        hasher = SHA256()
+        hasher.update(data: Array(((previous ?? "") + "\n").utf8))
+    }
+
+    mutating func add(_ e: UsageEvent, key: Int64) {
+        hasher.update(data: Array(e.canonicalEncoding.utf8))
+        count += 1
+        sum &+= e.quantity
+        firstTs = min(firstTs ?? .max, e.timestamp.microseconds)
+        lastTs = max(lastTs ?? .min, e.timestamp.microseconds)
+        let cell = Cell(key: key, hour: e.timestamp.hour)
+        var agg = stats[cell] ?? UsageAggregate()
+        agg.sum &+= e.quantity
+        agg.count += 1
+        stats[cell] = agg
+    }
+
+    func finalize() -> String {
+        hasher.finalize().map { b in
+            let s = String(b, radix: 16)
+            return b < 16 ? "0" + s : s
+        }.joined()
+    }
+}
+
+extension SQLiteMeterStore {
+    /// Reads a segment's events in ingest order into a digest.
+    func digest(_ db: Database, segmentID: Int64, previous: String?, key: (UsageEvent) throws -> Int64) throws -> SegmentDigest {
+        var d = SegmentDigest(previous: previous)
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT \(Self.eventColumns) FROM event WHERE segment_id = ? ORDER BY seq"),
+                                       arguments: [segmentID])
+        while let row = try rows.next() {
+            let e = Self.event(from: row)
+            d.add(e, key: try key(e))
+        }
+        return d
+    }
+
+    func previousSealedHash(_ db: Database, account: String, before id: Int64) throws -> String? {
+        try String.fetchOne(db.cachedStatement(sql: """
+            SELECT sha256 FROM segment WHERE account_id = ? AND id < ? AND sealed_at IS NOT NULL ORDER BY id DESC LIMIT 1
+            """), arguments: [account, id])
+    }
+
+    /// Seals a segment: hashes its events chained to the previous one and records its statistics.
+    func seal(_ db: Database, segmentID: Int64, now: Int64, ctx: inout WriteContext) throws {
+        guard let account = try String.fetchOne(db, sql: "SELECT account_id FROM segment WHERE id = ? AND sealed_at IS NULL",
+                                                arguments: [segmentID]) else { return }
+        let previous = try previousSealedHash(db, account: account, before: segmentID)
+        let d = try digest(db, segmentID: segmentID, previous: previous) { try ctx.keyID(db, ctx.rollupKey(db, $0)) }
+        let insert = try db.cachedStatement(sql: "INSERT INTO segment_stat (segment_id, key_id, hour, sum, count) VALUES (?, ?, ?, ?, ?)")
+        for (cell, agg) in d.stats {
+            try insert.execute(arguments: [segmentID, cell.key, cell.hour, agg.sum, agg.count])
+        }
+        try db.execute(sql: """
+            UPDATE segment SET sealed_at = ?, sha256 = ?, prev_sha256 = ?, event_count = ?, sum = ?, first_ts = ?, last_ts = ?
+            WHERE id = ?
+            """, arguments: [now, d.finalize(), previous, d.count, d.sum, d.firstTs, d.lastTs, segmentID])
+    }
+
+    public func sealOpenSegments() async throws {
+        try await write { db, ctx in
+            let now = self.clock().microseconds
+            for id in try Int64.fetchAll(db, sql: "SELECT id FROM segment WHERE sealed_at IS NULL ORDER BY id") {
+                try self.seal(db, segmentID: id, now: now, ctx: &ctx)
+            }
+        }
+    }
+
+    /// Seals open segments that are older than the age limit (the server calls this periodically).
+    public func sealExpiredSegments() async throws {
+        try await write { db, ctx in
+            let now = self.clock().microseconds
+            for id in try Int64.fetchAll(db, sql: "SELECT id FROM segment WHERE sealed_at IS NULL AND opened_at <= ? ORDER BY id",
+                                         arguments: [now - self.segmentMaxAge]) {
+                try self.seal(db, segmentID: id, now: now, ctx: &ctx)
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import GRDB
+public import Metering
+
+/// The embedded meter store: SQLite through GRDB, in WAL mode, one writer, many readers.
+///
+/// Open it with `SQLiteMeterStore(location:)`; it migrates the file on open. **Events are never
+/// updated or deleted: triggers in the schema refuse it, whatever the client.**
+public final class SQLiteMeterStore: MeterStore, Sendable {
+    public enum Location: Sendable, Hashable {
+        /// A database file (created when missing), opened as a WAL pool.
+        case file(String)
+        /// A named shared in-memory database, gone when the store is released (tests, demos).
+        case memory(String)
+
+        public static func newMemory() -> Location { .memory("usagebox-\(UUID().uuidString)") }
+    }
+
+    public let location: Location
+    let writer: any DatabaseWriter
+    let clock: @Sendable () -> Timestamp
+    let keyCache = KeyCache()
+    /// Events per segment before it seals (CONTRACT §1: 100,000).
+    let segmentMaxEvents: Int64
+    /// Wall-clock age at which an open segment seals (CONTRACT §1: one hour).
+    let segmentMaxAge: Int64
+
+    public init(
+        location: Location,
+        clock: @escaping @Sendable () -> Timestamp = Timestamp.now,
+        segmentMaxEvents: Int64 = 100_000,
+        segmentMaxAgeSeconds: Int64 = 3600
+    ) throws {
+        self.location = location
+        self.clock = clock
+        self.segmentMaxEvents = segmentMaxEvents
+        self.segmentMaxAge = segmentMaxAgeSeconds * 1_000_000
+        var config = Configuration()
+        config.busyMode = .timeout(30)
+        config.prepareDatabase { db in
+            // Durable before we answer: an acknowledged event survives a crash of the process or the machine.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        switch location {
+        case let .file(path):
+            let pool = try DatabasePool(path: path, configuration: config)
+            writer = pool
+        case let .memory(name):
+            writer = try DatabaseQueue(named: name, configuration: config)
+        }
+        try Self.migrator.migrate(writer)
+    }
+
+    /// The SQLite file path, for tools that open it directly.
+    public var path: String? {
+        if case let .file(p) = location { return p }
+        return nil
+    }
+
+    func wrap<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as UsageBoxError {
+            throw error
+        } catch let error as DatabaseError {
+            throw Self.translate(error)
+        }
+    }
+
+    /// Runs a write transaction with a fresh context; new rollup key ids are cached only after commit.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database, inout WriteContext) throws -> T) async throws -> T {
+        try await wrap {
+            let (value, newKeys) = try await writer.write { db in
+                var ctx = WriteContext(store: self)
+                let value = try body(db, &ctx)
+                return (value, ctx.newKeys)
+            }
+            keyCache.merge(newKeys)
+            return value
+        }
+    }
+
+    static func translate(_ error: DatabaseError) -> UsageBoxError {
+        let message = error.message ?? "\(error)"
+        if message.contains("integer overflow") || message.contains("CHECK constraint failed: rollup") {
+            return .invalidArgument("a sum overflows a 64-bit integer")
+        }
+        if error.resultCode == .SQLITE_INTERRUPT {
+            return UsageBoxError(.timeout, "the query was stopped by the time limit")
+        }
+        return UsageBoxError(.internal, "storage error: \(message)")
+    }
+}
+
+/// Identity of a rollup row family: account, meter, model, kind, unit and the kept dimensions.
+struct RollupKey: Hashable, Sendable {
+    var account: String
+    var meter: String
+    /// Empty for none (identifiers are never empty).
+    var model: String
+    var kind: String
+    var unit: String
+    /// Canonical JSON of the kept dimensions.
+    var dimensions: String
+
+    var modelID: String? { model.isEmpty ? nil : model }
+    var unitValue: String? { unit.isEmpty ? nil : unit }
+}
+
+/// Rollup key ids already known to exist; ids are never deleted, so a cached id stays valid.
+final class KeyCache: @unchecked Sendable {
+    // Guarded by `lock`; the store is shared across tasks.
+    private let lock = NSLock()
+    private var ids: [RollupKey: Int64] = [:]
+
+    func get(_ key: RollupKey) -> Int64? {
+        lock.lock()
+        defer { lock.unlock() }
+        return ids[key]
+    }
+
+    func merge(_ new: [RollupKey: Int64]) {
+        guard !new.isEmpty else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        ids.merge(new) { a, _ in a }
+    }
+}

@@ -1,0 +1,224 @@
+public import ExactJSON
+
+/// Why one event of a batch was not stored.
+public struct EventRejection: Sendable, Hashable, Error {
+    public var code: String
+    public var message: String
+    public var field: String?
+    public var eventID: String?
+
+    public init(code: String, message: String, field: String? = nil, eventID: String? = nil) {
+        self.code = code
+        self.message = message
+        self.field = field
+        self.eventID = eventID
+    }
+}
+
+/// One item of an ingest batch: a valid event, or the reason it could not be read.
+public enum IngestItem: Sendable {
+    case event(UsageEvent)
+    case invalid(EventRejection)
+}
+
+/// Turns wire events (JSON objects, CSV rows) into validated `UsageEvent`s, enforcing CONTRACT §2.
+public struct EventDecoder: Sendable {
+    public static let maxDimensions = 32
+    public static let maxDimensionKeyLength = 64
+    public static let maxDimensionValueLength = 256
+    public static let maxIDLength = 200
+    /// How far in the future a timestamp may be.
+    public static let futureLeeway: Int64 = 5 * 60 * 1_000_000
+
+    public static let eventFields: Set<String> = [
+        "event_id", "account_id", "meter_id", "model_id", "kind", "correction_ref", "quantity", "unit", "timestamp",
+        "dimensions",
+    ]
+
+    public var now: @Sendable () -> Timestamp
+
+    public init(now: @escaping @Sendable () -> Timestamp = Timestamp.now) {
+        self.now = now
+    }
+
+    /// Decodes one JSON event.
+    public func decode(_ value: JSONValue) -> IngestItem {
+        guard case let .object(members) = value else {
+            return .invalid(EventRejection(code: "invalid_event", message: "an event must be a JSON object, got \(value.typeName)"))
+        }
+        let eventID = value["event_id"]?.stringValue
+        var fields: [String: String?] = [:]
+        var dims: [String: String] = [:]
+        var quantityText: String?
+        for (key, v) in members {
+            switch key {
+            case "dimensions":
+                switch v {
+                case .null: break
+                case let .object(dm):
+                    for (dk, dv) in dm {
+                        guard let s = dv.stringValue else {
+                            return .invalid(reject("invalid_dimensions", "dimension '\(dk)' must be a string, got \(dv.typeName)", "dimensions.\(dk)", eventID))
+                        }
+                        dims[dk] = s
+                    }
+                default:
+                    return .invalid(reject("invalid_dimensions", "dimensions must be an object of strings, got \(v.typeName)", "dimensions", eventID))
+                }
+            case "quantity":
+                switch v {
+                case let .number(t): quantityText = t
+                case let .string(s): quantityText = s
+                default:
+                    return .invalid(reject("invalid_quantity", "quantity must be an integer, got \(v.typeName)", "quantity", eventID))
+                }
+            default:
+                guard Self.eventFields.contains(key) else {
+                    return .invalid(reject("unknown_field", "unknown event field '\(key)'", key, eventID))
+                }
+                switch v {
+                case .null: fields[key] = .some(nil)
+                case let .string(s): fields[key] = .some(s)
+                default:
+                    return .invalid(reject("invalid_\(key)", "\(key) must be a string, got \(v.typeName)", key, eventID))
+                }
+            }
+        }
+        return build(fields: fields, quantityText: quantityText, dimensions: dims)
+    }
+
+    /// Decodes one CSV row given as header → cell; an empty cell is absent, and every column that
+    /// is not an event field is a dimension.
+    public func decode(row: [(String, String)]) -> IngestItem {
+        var fields: [String: String?] = [:]
+        var dims: [String: String] = [:]
+        var quantityText: String?
+        for (key, cell) in row where !cell.isEmpty {
+            if key == "quantity" {
+                quantityText = cell
+            } else if key == "dimensions" {
+                guard case let .object(dm)? = try? JSONParser.parse(cell) else {
+                    return .invalid(reject("invalid_dimensions", "the dimensions column must hold a JSON object of strings", "dimensions", nil))
+                }
+                for (dk, dv) in dm {
+                    guard let s = dv.stringValue else {
+                        return .invalid(reject("invalid_dimensions", "dimension '\(dk)' must be a string", "dimensions.\(dk)", nil))
+                    }
+                    dims[dk] = s
+                }
+            } else if Self.eventFields.contains(key) {
+                fields[key] = .some(cell)
+            } else {
+                dims[key] = cell
+            }
+        }
+        return build(fields: fields, quantityText: quantityText, dimensions: dims)
+    }
+
+    private func reject(_ code: String, _ message: String, _ field: String?, _ eventID: String?) -> EventRejection {
+        EventRejection(code: code, message: message, field: field, eventID: eventID)
+    }
+
+    private func build(fields: [String: String?], quantityText: String?, dimensions: [String: String]) -> IngestItem {
+        let eventIDValue = fields["event_id"] ?? nil
+        func fail(_ code: String, _ message: String, _ field: String) -> IngestItem {
+            .invalid(reject(code, message, field, eventIDValue))
+        }
+        func identifier(_ name: String, required: Bool) -> (String?, IngestItem?) {
+            guard let value = fields[name] ?? nil else {
+                return (nil, required ? fail("missing_\(name)", "\(name) is required", name) : nil)
+            }
+            guard Self.isValidIdentifier(value) else {
+                return (nil, fail("invalid_\(name)", "\(name) must be 1–200 characters of [A-Za-z0-9_.:-]", name))
+            }
+            return (value, nil)
+        }
+        let (eventID, e1) = identifier("event_id", required: true)
+        if let e1 { return e1 }
+        let (accountID, e2) = identifier("account_id", required: true)
+        if let e2 { return e2 }
+        let (meterID, e3) = identifier("meter_id", required: true)
+        if let e3 { return e3 }
+        let (modelID, e4) = identifier("model_id", required: false)
+        if let e4 { return e4 }
+
+        var kind = EventKind.usage
+        if let k = fields["kind"] ?? nil {
+            guard let parsed = EventKind(rawValue: k) else {
+                return fail("invalid_kind", "kind must be 'Usage' or 'Correction', got '\(k)'", "kind")
+            }
+            kind = parsed
+        }
+        let correctionRef = fields["correction_ref"] ?? nil
+        switch kind {
+        case .usage:
+            if correctionRef != nil {
+                return fail("invalid_correction_ref", "correction_ref is only allowed on Correction events", "correction_ref")
+            }
+        case .correction:
+            guard let ref = correctionRef else {
+                return fail("missing_correction_ref", "a Correction needs a correction_ref", "correction_ref")
+            }
+            guard Self.isValidIdentifier(ref) else {
+                return fail("invalid_correction_ref", "correction_ref must be 1–200 characters of [A-Za-z0-9_.:-]", "correction_ref")
+            }
+        }
+        guard let qText = quantityText else { return fail("missing_quantity", "quantity is required", "quantity") }
+        guard let quantity = Int64(exactly: qText) else {
+            if qText.contains(".") || qText.contains("e") || qText.contains("E") {
+                return fail("invalid_quantity", "quantity must be a whole number; '\(qText)' is a fraction or exponent and is never rounded", "quantity")
+            }
+            return fail("invalid_quantity", "quantity must be a 64-bit integer, got '\(qText)'", "quantity")
+        }
+        if kind == .usage, quantity < 0 {
+            return fail("invalid_quantity", "a Usage quantity must be ≥ 0", "quantity")
+        }
+        if kind == .correction, quantity == 0 {
+            return fail("invalid_quantity", "a Correction quantity must not be 0", "quantity")
+        }
+        let unit = fields["unit"] ?? nil
+        if let unit, unit.isEmpty || unit.utf8.count > 64 {
+            return fail("invalid_unit", "unit must be 1–64 characters", "unit")
+        }
+        guard let tsText = fields["timestamp"] ?? nil else {
+            return fail("missing_timestamp", "timestamp is required", "timestamp")
+        }
+        guard let timestamp = Timestamp(rfc3339: tsText) else {
+            return fail("invalid_timestamp", "timestamp must be RFC 3339 with an offset (e.g. 2026-05-01T12:00:00Z), got '\(tsText)'", "timestamp")
+        }
+        guard timestamp.microseconds >= 0 else {
+            return fail("invalid_timestamp", "timestamp must not be before 1970-01-01", "timestamp")
+        }
+        if timestamp.microseconds > now().microseconds + Self.futureLeeway {
+            return fail("timestamp_in_future", "timestamp \(tsText) is more than 5 minutes in the future", "timestamp")
+        }
+        guard dimensions.count <= Self.maxDimensions else {
+            return fail("invalid_dimensions", "at most \(Self.maxDimensions) dimensions, got \(dimensions.count)", "dimensions")
+        }
+        for (k, v) in dimensions {
+            guard !k.isEmpty, k.utf8.count <= Self.maxDimensionKeyLength else {
+                return fail("invalid_dimensions", "dimension keys must be 1–\(Self.maxDimensionKeyLength) characters", "dimensions")
+            }
+            guard v.utf8.count <= Self.maxDimensionValueLength else {
+                return fail("invalid_dimensions", "dimension '\(k)' is longer than \(Self.maxDimensionValueLength) characters", "dimensions.\(k)")
+            }
+        }
+        return .event(UsageEvent(
+            eventID: eventID!, accountID: accountID!, meterID: meterID!, modelID: modelID, kind: kind,
+            correctionRef: correctionRef, quantity: quantity, unit: unit, timestamp: timestamp, dimensions: dimensions
+        ))
+    }
+
+    /// 1–200 characters of `[A-Za-z0-9_.:-]`.
+    public static func isValidIdentifier(_ s: String) -> Bool {
+        let u = s.utf8
+        guard !u.isEmpty, u.count <= maxIDLength else { return false }
+        for b in u {
+            switch b {
+            case 48...57, 65...90, 97...122, UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "-"): continue
+            default: return false
+            }
+        }
+        return true
+    }
+}

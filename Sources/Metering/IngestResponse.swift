@@ -1,0 +1,68 @@
+public import ExactJSON
+
+/// The per-batch answer of CONTRACT §3.1.
+public struct IngestResponse: Sendable, Equatable {
+    public var accepted = 0
+    public var duplicates = 0
+    public var conflicts = 0
+    public var rejected = 0
+    public var errors: [Problem] = []
+
+    /// A conflict or rejection of the event at `index` (its position in the batch).
+    public struct Problem: Sendable, Equatable {
+        public enum Status: String, Sendable { case rejected, conflict }
+        public var index: Int
+        public var eventID: String?
+        public var status: Status
+        public var code: String
+        public var message: String
+        public var field: String?
+        /// Where the event came from when read from a file (CLI only).
+        public var file: String?
+        public var line: Int?
+
+        public init(index: Int, eventID: String?, status: Status, code: String, message: String, field: String? = nil) {
+            self.index = index
+            self.eventID = eventID
+            self.status = status
+            self.code = code
+            self.message = message
+            self.field = field
+        }
+    }
+
+    public init() {}
+
+    /// Events whose outcome was `accepted` and which were Corrections into closed periods.
+    public var postClose = 0
+
+    public mutating func add(_ other: IngestResponse, errorLimit: Int = .max) {
+        accepted += other.accepted
+        duplicates += other.duplicates
+        conflicts += other.conflicts
+        rejected += other.rejected
+        postClose += other.postClose
+        for e in other.errors where errors.count < errorLimit { errors.append(e) }
+    }
+
+    public var jsonValue: JSONValue {
+        .object([
+            ("accepted", .int(accepted)), ("duplicates", .int(duplicates)), ("conflicts", .int(conflicts)),
+            ("rejected", .int(rejected)),
+            ("errors", .array(errors.map(\.jsonValue))),
+        ])
+    }
+}
+
+extension IngestResponse.Problem {
+    public var jsonValue: JSONValue {
+        var m: [(String, JSONValue)] = [
+            ("index", .int(index)), ("event_id", .optionalString(eventID)), ("status", .string(status.rawValue)),
+            ("code", .string(code)), ("message", .string(message)),
+        ]
+        if let field { m.append(("field", .string(field))) }
+        if let file { m.append(("file", .string(file))) }
+        if let line { m.append(("line", .int(line))) }
+        return .object(m)
+    }
+}

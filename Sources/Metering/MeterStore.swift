@@ -1,0 +1,35 @@
+/// The metering database behind the CLI, the HTTP API and reconciliation.
+///
+/// Use an existing backend: `SQLiteMeterStore` (embedded, the default). Implement a custom one by
+/// conforming to this protocol and running `MeterStoreConformance` from `UsageBoxTesting` against it.
+///
+/// **Every method is account-scoped by its arguments; authorization happens before the store.**
+public protocol MeterStore: Sendable {
+    /// Stores a batch; every item gets its own outcome (CONTRACT §2). Accepted events are durable
+    /// when this returns.
+    func ingest(_ batch: [IngestItem]) async throws -> IngestResponse
+
+    /// A grouped read, from rollups when they can answer.
+    func usage(_ query: UsageQuery) async throws -> UsageResult
+
+    func verify(_ request: VerifyRequest) async throws -> VerifyReport
+
+    func explain(account: String, range: TimeRange) async throws -> ExplainReport
+
+    /// Closes a calendar month; closing twice returns the first record.
+    func closePeriod(account: String, period: String) async throws -> PeriodRecord
+
+    func periods(account: String) async throws -> [PeriodRecord]
+
+    /// Meters seen on the accounts in `scope` (and, for `.all`, every configured meter).
+    func meters(scope: AccountScope) async throws -> [MeterInfo]
+
+    /// Sets a meter's unit and rollup dimensions (nil leaves them as they are).
+    func setMeter(_ meterID: String, unit: String?, rollupDimensions: [String]?) async throws -> MeterInfo
+
+    /// Runs read-only SQL over the `usage_events` view of the accounts in `scope`.
+    func sql(_ query: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) async throws -> SQLResult
+
+    /// Seals every open segment (at shutdown).
+    func sealOpenSegments() async throws
+}

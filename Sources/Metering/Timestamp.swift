@@ -1,0 +1,205 @@
+/// A UTC instant in whole microseconds since 1970-01-01T00:00:00Z.
+///
+/// Events are stored and compared as integers; RFC 3339 text is only the wire form.
+public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var microseconds: Int64
+
+    public init(microseconds: Int64) { self.microseconds = microseconds }
+    public init(seconds: Int64) { self.microseconds = seconds * 1_000_000 }
+
+    public static func < (a: Timestamp, b: Timestamp) -> Bool { a.microseconds < b.microseconds }
+
+    public static let microsPerHour: Int64 = 3_600_000_000
+
+    /// Hours since the epoch (floor), the rollup bucket.
+    public var hour: Int64 { floorDiv(microseconds, Self.microsPerHour) }
+    public var day: Int64 { floorDiv(microseconds, Self.microsPerHour * 24) }
+    public var isWholeHour: Bool { microseconds % Self.microsPerHour == 0 }
+
+    public static func ofHour(_ hour: Int64) -> Timestamp { Timestamp(microseconds: hour * microsPerHour) }
+
+    /// RFC 3339 in UTC: `2026-05-01T00:00:00Z`, with `.ffffff` only when sub-second.
+    public var description: String { rfc3339 }
+
+    public var rfc3339: String {
+        let secs = floorDiv(microseconds, 1_000_000)
+        let micros = microseconds - secs * 1_000_000
+        let days = floorDiv(secs, 86_400)
+        let rem = secs - days * 86_400
+        let (y, m, d) = civil(fromDays: days)
+        var s = pad(y, 4) + "-" + pad(m, 2) + "-" + pad(d, 2) + "T"
+        s += pad(rem / 3600, 2) + ":" + pad(rem % 3600 / 60, 2) + ":" + pad(rem % 60, 2)
+        if micros != 0 { s += "." + pad(micros, 6) }
+        return s + "Z"
+    }
+
+    /// `YYYY-MM-DD` of the UTC day.
+    public var dayString: String {
+        let (y, m, d) = civil(fromDays: day)
+        return pad(y, 4) + "-" + pad(m, 2) + "-" + pad(d, 2)
+    }
+
+    /// `YYYY-MM` of the UTC month.
+    public var monthString: String {
+        let (y, m, _) = civil(fromDays: day)
+        return pad(y, 4) + "-" + pad(m, 2)
+    }
+
+    /// `YYYY-MM-DDTHH:00:00Z` of the hour.
+    public var hourString: String { Timestamp.ofHour(hour).rfc3339 }
+
+    /// Parses RFC 3339 with a mandatory offset (`Z` or `±HH:MM`), at most microsecond precision.
+    public init?(rfc3339 text: String) {
+        let b = Array(text.utf8)
+        guard b.count >= 20 else { return nil }
+        func num(_ from: Int, _ len: Int) -> Int64? {
+            guard from + len <= b.count else { return nil }
+            var v: Int64 = 0
+            for i in from..<(from + len) {
+                guard b[i] >= 48, b[i] <= 57 else { return nil }
+                v = v * 10 + Int64(b[i] - 48)
+            }
+            return v
+        }
+        guard let y = num(0, 4), b[4] == 45, let mo = num(5, 2), b[7] == 45, let d = num(8, 2),
+              b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: "t") || b[10] == 32,
+              let h = num(11, 2), b[13] == 58, let mi = num(14, 2), b[16] == 58, let s = num(17, 2)
+        else { return nil }
+        guard (1...12).contains(mo), d >= 1, d <= daysIn(month: mo, year: y), h < 24, mi < 60, s < 60 else { return nil }
+        var i = 19
+        var micros: Int64 = 0
+        if i < b.count, b[i] == UInt8(ascii: ".") {
+            i += 1
+            var digits = 0
+            while i < b.count, b[i] >= 48, b[i] <= 57 {
+                if digits < 6 {
+                    micros = micros * 10 + Int64(b[i] - 48)
+                } else if b[i] != 48 {
+                    return nil  // finer than a microsecond: refuse rather than silently truncate
+                }
+                digits += 1
+                i += 1
+            }
+            guard digits > 0 else { return nil }
+            for _ in digits..<max(digits, 6) { micros *= 10 }
+        }
+        guard i < b.count else { return nil }
+        var offsetSeconds: Int64 = 0
+        if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
+            i += 1
+        } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+            let sign: Int64 = b[i] == UInt8(ascii: "-") ? -1 : 1
+            guard let oh = num(i + 1, 2), b.count > i + 3, b[i + 3] == 58, let om = num(i + 4, 2), oh < 24, om < 60 else { return nil }
+            offsetSeconds = sign * (oh * 3600 + om * 60)
+            i += 6
+        } else {
+            return nil
+        }
+        guard i == b.count else { return nil }
+        let days = daysFromCivil(y, mo, d)
+        let secs = days * 86_400 + h * 3600 + mi * 60 + s - offsetSeconds
+        self.microseconds = secs * 1_000_000 + micros
+    }
+
+    /// First instant of the UTC month `YYYY-MM`.
+    public init?(month text: String) {
+        guard text.utf8.count == 7, let ts = Timestamp(rfc3339: text + "-01T00:00:00Z") else { return nil }
+        self = ts
+    }
+
+    /// First instant of the next UTC month.
+    public var startOfNextMonth: Timestamp {
+        let (y, m, _) = civil(fromDays: day)
+        let (ny, nm) = m == 12 ? (y + 1, Int64(1)) : (y, m + 1)
+        return Timestamp(seconds: daysFromCivil(ny, nm, 1) * 86_400)
+    }
+
+    public var startOfMonth: Timestamp {
+        let (y, m, _) = civil(fromDays: day)
+        return Timestamp(seconds: daysFromCivil(y, m, 1) * 86_400)
+    }
+
+    public static func now() -> Timestamp {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Timestamp(microseconds: Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000)
+    }
+}
+
+@inline(__always) func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    let q = a / b
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+}
+
+private func pad(_ v: Int64, _ width: Int) -> String {
+    let s = String(v)
+    return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+}
+
+private func isLeap(_ y: Int64) -> Bool { (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 }
+
+private func daysIn(month m: Int64, year y: Int64) -> Int64 {
+    switch m {
+    case 2: return isLeap(y) ? 29 : 28
+    case 4, 6, 9, 11: return 30
+    default: return 31
+    }
+}
+
+/// Howard Hinnant's days-from-civil, exact for the proleptic Gregorian calendar.
+func daysFromCivil(_ y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
+    let y = m <= 2 ? y0 - 1 : y0
+    let era = floorDiv(y, 400)
+    let yoe = y - era * 400
+    let mp = (m + 9) % 12
+    let doy = (153 * mp + 2) / 5 + d - 1
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+    return era * 146_097 + doe - 719_468
+}
+
+func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
+    let z = z0 + 719_468
+    let era = floorDiv(z, 146_097)
+    let doe = z - era * 146_097
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+    let mp = (5 * doy + 2) / 153
+    let d = doy - (153 * mp + 2) / 5 + 1
+    let m = mp < 10 ? mp + 3 : mp - 9
+    return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A half-open time range `[from, to)`.
+public struct TimeRange: Sendable, Hashable {
+    public var from: Timestamp
+    public var to: Timestamp
+
+    public init(from: Timestamp, to: Timestamp) throws {
+        guard from < to else {
+            throw UsageBoxError.invalidArgument("'from' must be earlier than 'to'", field: "from")
+        }
+        self.from = from
+        self.to = to
+    }
+
+    /// Parses the two RFC 3339 parameters, naming the one that is wrong.
+    public init(from: String?, to: String?) throws {
+        guard let fromText = from else { throw UsageBoxError.invalidArgument("'from' is required", field: "from") }
+        guard let toText = to else { throw UsageBoxError.invalidArgument("'to' is required", field: "to") }
+        guard let f = Timestamp(rfc3339: fromText) else {
+            throw UsageBoxError.invalidArgument("'from' is not an RFC 3339 timestamp with offset: \(fromText)", field: "from")
+        }
+        guard let t = Timestamp(rfc3339: toText) else {
+            throw UsageBoxError.invalidArgument("'to' is not an RFC 3339 timestamp with offset: \(toText)", field: "to")
+        }
+        try self.init(from: f, to: t)
+    }
+
+    public func contains(_ t: Timestamp) -> Bool { t >= from && t < to }
+}

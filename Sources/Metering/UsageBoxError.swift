@@ -1,0 +1,47 @@
+/// The one error type every layer answers with; the HTTP layer maps `code` to a status.
+public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable {
+    public enum Code: String, Sendable {
+        case invalidArgument = "invalid_argument"
+        case unauthenticated = "unauthenticated"
+        case permissionDenied = "permission_denied"
+        case notFound = "not_found"
+        case conflict = "conflict"
+        case payloadTooLarge = "payload_too_large"
+        case unprocessable = "unprocessable"
+        case verifyDrift = "verify_drift"
+        case timeout = "timeout"
+        case `internal` = "internal"
+    }
+
+    public var code: Code
+    public var message: String
+    public var field: String?
+
+    public init(_ code: Code, _ message: String, field: String? = nil) {
+        self.code = code
+        self.message = message
+        self.field = field
+    }
+
+    public static func invalidArgument(_ message: String, field: String? = nil) -> UsageBoxError {
+        UsageBoxError(.invalidArgument, message, field: field)
+    }
+
+    public var description: String {
+        if let field { return "\(message) (field: \(field))" }
+        return message
+    }
+
+    public var httpStatus: Int {
+        switch code {
+        case .invalidArgument, .timeout: return 400
+        case .unauthenticated: return 401
+        case .permissionDenied: return 403
+        case .notFound: return 404
+        case .conflict, .verifyDrift: return 409
+        case .payloadTooLarge: return 413
+        case .unprocessable: return 422
+        case .internal: return 500
+        }
+    }
+}

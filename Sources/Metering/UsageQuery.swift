@@ -1,0 +1,236 @@
+public import ExactJSON
+
+/// Which accounts a request may see.
+public enum AccountScope: Sendable, Hashable {
+    case all
+    case accounts([String])
+
+    public func allows(_ account: String) -> Bool {
+        switch self {
+        case .all: return true
+        case let .accounts(list): return list.contains(account)
+        }
+    }
+
+    /// The narrower of two scopes.
+    public func intersect(_ other: AccountScope) -> AccountScope {
+        switch (self, other) {
+        case (.all, _): return other
+        case (_, .all): return self
+        case let (.accounts(a), .accounts(b)): return .accounts(a.filter(b.contains))
+        }
+    }
+}
+
+/// An event field or a dimension, as named in `group_by` and filters.
+public enum UsageField: Sendable, Hashable {
+    case accountID, meterID, modelID, kind, unit
+    case hour, day, month
+    case dimension(String)
+
+    /// The name used in requests and in result groups (`dim.NAME` for colliding dimensions).
+    public var name: String {
+        switch self {
+        case .accountID: return "account_id"
+        case .meterID: return "meter_id"
+        case .modelID: return "model_id"
+        case .kind: return "kind"
+        case .unit: return "unit"
+        case .hour: return "hour"
+        case .day: return "day"
+        case .month: return "month"
+        case let .dimension(d): return UsageField.reservedNames.contains(d) ? "dim." + d : d
+        }
+    }
+
+    /// Field and parameter names a dimension can only be reached through as `dim.NAME`.
+    public static let reservedNames: Set<String> = [
+        "event_id", "account_id", "meter_id", "model_id", "kind", "unit", "source", "from", "to", "group_by",
+        "hour", "day", "month",
+    ]
+
+    /// Parses a `group_by` or filter name.
+    public init(parsing name: String) throws {
+        switch name {
+        case "account_id": self = .accountID
+        case "meter_id": self = .meterID
+        case "model_id": self = .modelID
+        case "kind": self = .kind
+        case "unit": self = .unit
+        case "hour": self = .hour
+        case "day": self = .day
+        case "month": self = .month
+        default:
+            if name.hasPrefix("dim.") {
+                let d = String(name.dropFirst(4))
+                guard !d.isEmpty else { throw UsageBoxError.invalidArgument("empty dimension name in '\(name)'", field: name) }
+                self = .dimension(d)
+            } else if UsageField.reservedNames.contains(name) || name.isEmpty {
+                throw UsageBoxError.invalidArgument("'\(name)' cannot be grouped or filtered on", field: name)
+            } else {
+                self = .dimension(name)
+            }
+        }
+    }
+
+    public var isTimeBucket: Bool {
+        switch self {
+        case .hour, .day, .month: return true
+        default: return false
+        }
+    }
+}
+
+public struct UsageFilter: Sendable, Hashable {
+    public enum Op: String, Sendable { case eq, neq, `in`, notIn = "not_in" }
+    public var field: UsageField
+    public var op: Op
+    public var values: [String]
+
+    public init(field: UsageField, op: Op, values: [String]) {
+        self.field = field
+        self.op = op
+        self.values = values
+    }
+
+    /// Whether a (possibly absent) value passes the filter. An absent value matches no `eq`/`in`.
+    public func matches(_ value: String?) -> Bool {
+        switch op {
+        case .eq, .in: return value.map(values.contains) ?? false
+        case .neq, .notIn: return value.map { !values.contains($0) } ?? true
+        }
+    }
+}
+
+public enum UsageMetric: String, Sendable, Hashable, CaseIterable { case sum, count, min, max, avg }
+
+public enum SourcePreference: String, Sendable { case auto, rollup, raw }
+
+/// A grouped read of usage (CONTRACT §3.2 and §3.7).
+public struct UsageQuery: Sendable, Hashable {
+    public var scope: AccountScope
+    public var range: TimeRange
+    public var groupBy: [UsageField]
+    public var filters: [UsageFilter]
+    public var metrics: [UsageMetric]
+    public var source: SourcePreference
+
+    public init(
+        scope: AccountScope, range: TimeRange, groupBy: [UsageField] = [], filters: [UsageFilter] = [],
+        metrics: [UsageMetric] = [.sum, .count], source: SourcePreference = .auto
+    ) {
+        self.scope = scope
+        self.range = range
+        self.groupBy = groupBy
+        self.filters = filters
+        self.metrics = metrics
+        self.source = source
+    }
+
+    /// Every dimension the query names (grouping or filtering).
+    public var dimensionsNamed: [String] {
+        (groupBy + filters.map(\.field)).compactMap { if case let .dimension(d) = $0 { return d } else { return nil } }
+    }
+}
+
+/// The aggregate of one group.
+public struct UsageAggregate: Sendable, Hashable {
+    public var sum: Int64 = 0
+    public var count: Int64 = 0
+    public var min: Int64 = .max
+    public var max: Int64 = .min
+
+    public init() {}
+    public init(sum: Int64, count: Int64, min: Int64, max: Int64) {
+        self.sum = sum
+        self.count = count
+        self.min = min
+        self.max = max
+    }
+
+    /// Adds another aggregate; sums that overflow 64 bits are an error, never a wrap.
+    public mutating func add(_ o: UsageAggregate) throws {
+        let (s, overflow) = sum.addingReportingOverflow(o.sum)
+        guard !overflow else { throw UsageBoxError.invalidArgument("the sum overflows a 64-bit integer") }
+        sum = s
+        count += o.count
+        min = Swift.min(min, o.min)
+        max = Swift.max(max, o.max)
+    }
+}
+
+public struct UsageGroup: Sendable, Hashable {
+    /// One value per `groupBy` field, in order; nil when the events lack it.
+    public var keys: [String?]
+    public var aggregate: UsageAggregate
+    public init(keys: [String?], aggregate: UsageAggregate) {
+        self.keys = keys
+        self.aggregate = aggregate
+    }
+}
+
+public struct UsageResult: Sendable, Hashable {
+    /// `rollup` or `raw`: what was actually read.
+    public var source: String
+    public var groupBy: [UsageField]
+    public var metrics: [UsageMetric]
+    public var groups: [UsageGroup]
+
+    public init(source: String, groupBy: [UsageField], metrics: [UsageMetric], groups: [UsageGroup]) {
+        self.source = source
+        self.groupBy = groupBy
+        self.metrics = metrics
+        self.groups = groups
+    }
+
+    /// Sorts groups by their key values ascending in byte order, null first (CONTRACT §3.2).
+    public static func sortGroups(_ groups: inout [UsageGroup]) {
+        groups.sort { a, b in
+            for (x, y) in zip(a.keys, b.keys) where x != y {
+                guard let x else { return true }
+                guard let y else { return false }
+                return x.utf8.lexicographicallyPrecedes(y.utf8)
+            }
+            return false
+        }
+    }
+
+    public var jsonValue: JSONValue {
+        .object([
+            ("source", .string(source)),
+            ("groups", .array(groups.map { g in
+                var m: [(String, JSONValue)] = zip(groupBy, g.keys).map { ($0.name, .optionalString($1)) }
+                for metric in metrics {
+                    switch metric {
+                    case .sum: m.append(("sum", .int(g.aggregate.sum)))
+                    case .count: m.append(("count", .int(g.aggregate.count)))
+                    case .min: m.append(("min", g.aggregate.count == 0 ? .null : .int(g.aggregate.min)))
+                    case .max: m.append(("max", g.aggregate.count == 0 ? .null : .int(g.aggregate.max)))
+                    case .avg: m.append(("avg", g.aggregate.count == 0 ? .null : .number(Self.average(g.aggregate))))
+                    }
+                }
+                return .object(m)
+            })),
+        ])
+    }
+
+    /// sum / count with six decimals, computed exactly in integers (half away from zero).
+    static func average(_ a: UsageAggregate) -> String {
+        let scaled = a.sum.multipliedReportingOverflow(by: 1_000_000)
+        var q: Int64
+        if scaled.overflow {
+            q = a.sum / a.count * 1_000_000
+        } else {
+            q = scaled.partialValue / a.count
+            let r = scaled.partialValue % a.count
+            if abs(r) * 2 >= a.count { q += scaled.partialValue < 0 ? -1 : 1 }
+        }
+        let neg = q < 0
+        let mag = q.magnitude
+        var frac = String(mag % 1_000_000)
+        frac = String(repeating: "0", count: 6 - frac.count) + frac
+        while frac.hasSuffix("0") { frac.removeLast() }
+        let whole = (neg ? "-" : "") + String(mag / 1_000_000)
+        return frac.isEmpty ? whole : whole + "." + frac
+    }
+}

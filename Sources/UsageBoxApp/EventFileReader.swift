@@ -1,0 +1,175 @@
+import ExactJSON
+import FormatReaders
+import Foundation
+public import Metering
+
+/// An ingest item with where it was read from.
+public struct SourcedItem: Sendable {
+    public var item: IngestItem
+    public var line: Int
+}
+
+/// Streams events out of NDJSON, `{"events": […]}` JSON, or CSV files.
+///
+/// NDJSON and CSV stream in chunks (bounded memory at any size); a `{"events": […]}` document is
+/// read whole. A malformed NDJSON line or CSV row is a rejected event naming its line; a file that
+/// cannot be read at all is an error naming the file.
+public struct EventFileReader: Sendable {
+    public enum Format: String, Sendable { case ndjson, json, csv }
+
+    public var decoder: EventDecoder
+    public var chunkSize = 4 << 20
+
+    public init(decoder: EventDecoder) { self.decoder = decoder }
+
+    public static func detectFormat(path: String, firstBytes: [UInt8]) -> Format {
+        let lower = path.lowercased()
+        if lower.hasSuffix(".csv") { return .csv }
+        if lower.hasSuffix(".ndjson") || lower.hasSuffix(".jsonl") { return .ndjson }
+        var bytes = firstBytes[...]
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+        guard let first = bytes.first(where: { ![0x20, 0x0A, 0x0D, 0x09].contains($0) }) else { return .ndjson }
+        if first == UInt8(ascii: "[") { return .json }
+        if first == UInt8(ascii: "{") {
+            // A document whose first key is "events" is the batch shape; otherwise one event per line.
+            let head = String(decoding: bytes.prefix(4096), as: UTF8.self)
+            let compact = head.filter { !$0.isWhitespace }
+            return compact.hasPrefix("{\"events\"") ? .json : .ndjson
+        }
+        return lower.hasSuffix(".json") ? .json : .csv
+    }
+
+    /// Reads `path` ("-" for standard input), handing items to `onBatch` in batches of `batchSize`.
+    public func read(path: String, batchSize: Int, onBatch: ([SourcedItem]) async throws -> Void) async throws {
+        let handle: FileHandle
+        if path == "-" {
+            handle = FileHandle.standardInput
+        } else {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue,
+                  let h = FileHandle(forReadingAtPath: path) else {
+                throw UsageBoxError.invalidArgument("\(path): cannot open the file (missing, a folder, or not readable)", field: "file")
+            }
+            handle = h
+        }
+        defer { if path != "-" { try? handle.close() } }
+        let first = try handle.read(upToCount: chunkSize) ?? Data()
+        let format = Self.detectFormat(path: path, firstBytes: Array(first.prefix(4096)))
+        var batch: [SourcedItem] = []
+        batch.reserveCapacity(batchSize)
+        func emit(_ item: SourcedItem) async throws {
+            batch.append(item)
+            if batch.count >= batchSize {
+                try await onBatch(batch)
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+        switch format {
+        case .ndjson:
+            var pending = first
+            var line = 1
+            var atStart = true
+            while true {
+                var start = pending.startIndex
+                if atStart, pending.starts(with: [0xEF, 0xBB, 0xBF]) { start += 3 }
+                atStart = false
+                var items: [SourcedItem] = []
+                pending.withUnsafeBytes { raw in
+                    let bytes = raw.bindMemory(to: UInt8.self)
+                    var i = start - pending.startIndex
+                    var lineStart = i
+                    while i < bytes.count {
+                        if bytes[i] == 0x0A {
+                            if let item = decodeLine(UnsafeBufferPointer(rebasing: bytes[lineStart..<i]), line: line) { items.append(item) }
+                            line += 1
+                            lineStart = i + 1
+                        }
+                        i += 1
+                    }
+                    start = pending.startIndex + lineStart
+                }
+                for item in items { try await emit(item) }
+                let rest = pending[start...]
+                guard let next = try handle.read(upToCount: chunkSize), !next.isEmpty else {
+                    if !rest.isEmpty {
+                        let tail = Data(rest)
+                        let item = tail.withUnsafeBytes { decodeLine($0.bindMemory(to: UInt8.self), line: line) }
+                        if let item { try await emit(item) }
+                    }
+                    break
+                }
+                pending = Data(rest) + next
+            }
+        case .json:
+            var data = first
+            while let next = try handle.read(upToCount: chunkSize), !next.isEmpty { data.append(next) }
+            if data.starts(with: [0xEF, 0xBB, 0xBF]) { data = data.dropFirst(3) }
+            let value: JSONValue
+            do {
+                value = try JSONParser.parse(bytes: data)
+            } catch let e as JSONParseError {
+                throw UsageBoxError.invalidArgument("\(path):\(e.line):\(e.column): \(e.message)", field: "file")
+            }
+            let events: [JSONValue]
+            if case let .array(a) = value {
+                events = a
+            } else if case let .array(a)? = value["events"] {
+                events = a
+            } else {
+                throw UsageBoxError.invalidArgument("\(path): expected {\"events\": [...]} or an array of events", field: "file")
+            }
+            for e in events { try await emit(SourcedItem(item: decoder.decode(e), line: 1)) }
+        case .csv:
+            var header: [String]?
+            var records: [CSVRecord] = []
+            let reader = try CSVReader()
+            var chunk: Data? = first
+            while let current = chunk, !current.isEmpty {
+                do {
+                    try reader.feed(current) { records.append($0) }
+                } catch let e as CSVError {
+                    throw UsageBoxError.invalidArgument("\(path):\(e.line): \(e.message)", field: "file")
+                }
+                for r in records { if let item = csvItem(r, header: &header, path: path) { try await emit(item) } }
+                records.removeAll(keepingCapacity: true)
+                chunk = try handle.read(upToCount: chunkSize)
+            }
+            do {
+                try reader.finish { records.append($0) }
+            } catch let e as CSVError {
+                throw UsageBoxError.invalidArgument("\(path):\(e.line): \(e.message)", field: "file")
+            }
+            for r in records { if let item = csvItem(r, header: &header, path: path) { try await emit(item) } }
+        }
+        if !batch.isEmpty { try await onBatch(batch) }
+    }
+
+    private func decodeLine(_ bytes: UnsafeBufferPointer<UInt8>, line: Int) -> SourcedItem? {
+        var end = bytes.count
+        while end > 0, [0x20, 0x0D, 0x09].contains(bytes[end - 1]) { end -= 1 }
+        var start = 0
+        while start < end, [0x20, 0x09].contains(bytes[start]) { start += 1 }
+        guard start < end else { return nil }
+        do {
+            let value = try JSONParser.parse(bytes: UnsafeBufferPointer(rebasing: bytes[start..<end]))
+            return SourcedItem(item: decoder.decode(value), line: line)
+        } catch let e as JSONParseError {
+            return SourcedItem(item: .invalid(EventRejection(code: "malformed_json", message: "column \(e.column): \(e.message)")), line: line)
+        } catch {
+            return SourcedItem(item: .invalid(EventRejection(code: "malformed_json", message: "\(error)")), line: line)
+        }
+    }
+
+    private func csvItem(_ r: CSVRecord, header: inout [String]?, path: String) -> SourcedItem? {
+        guard let names = header else {
+            header = r.fields.map { $0.trimmingCharacters(in: .whitespaces) }
+            return nil
+        }
+        if r.fields.count == 1, r.fields[0].isEmpty { return nil }
+        guard r.fields.count == names.count else {
+            return SourcedItem(item: .invalid(EventRejection(
+                code: "malformed_row", message: "the row has \(r.fields.count) fields; the header names \(names.count)")), line: r.line)
+        }
+        return SourcedItem(item: decoder.decode(row: Array(zip(names, r.fields))), line: r.line)
+    }
+}

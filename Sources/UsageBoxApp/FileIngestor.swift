@@ -1,0 +1,47 @@
+import Foundation
+public import Metering
+
+/// Streams files into a store in batches, keeping the per-event answers with their file and line.
+public struct FileIngestor: Sendable {
+    public struct Progress: Sendable {
+        public var events: Int
+        public var elapsedSeconds: Double
+        public var file: String
+    }
+
+    public var store: any MeterStore
+    public var reader: EventFileReader
+    public var batchSize: Int
+    /// How many conflicts and rejections are kept for the report (the counts are always exact).
+    public var errorLimit: Int
+
+    public init(store: any MeterStore, decoder: EventDecoder = EventDecoder(), batchSize: Int = 20_000, errorLimit: Int = 10_000) {
+        self.store = store
+        self.reader = EventFileReader(decoder: decoder)
+        self.batchSize = batchSize
+        self.errorLimit = errorLimit
+    }
+
+    public func ingest(files: [String], progress: (@Sendable (Progress) -> Void)? = nil) async throws -> IngestResponse {
+        var total = IngestResponse()
+        var events = 0
+        let start = Date()
+        for file in files {
+            var index = 0
+            try await reader.read(path: file, batchSize: batchSize) { batch in
+                var response = try await store.ingest(batch.map(\.item))
+                for i in response.errors.indices {
+                    let local = response.errors[i].index
+                    response.errors[i].index = index + local
+                    response.errors[i].file = file
+                    response.errors[i].line = batch[local].line
+                }
+                index += batch.count
+                events += batch.count
+                total.add(response, errorLimit: errorLimit)
+                progress?(Progress(events: events, elapsedSeconds: Date().timeIntervalSince(start), file: file))
+            }
+        }
+        return total
+    }
+}

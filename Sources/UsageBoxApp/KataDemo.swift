@@ -1,0 +1,80 @@
+import ExactJSON
+import Foundation
+public import Metering
+
+/// The kata, told step by step on a store: what `usagebox demo` prints.
+public struct KataDemo: Sendable {
+    public var store: any MeterStore
+    public var write: @Sendable (String) -> Void
+
+    public init(store: any MeterStore, write: @escaping @Sendable (String) -> Void) {
+        self.store = store
+        self.write = write
+    }
+
+    static let host = "http://127.0.0.1:8080"
+    static let period = "from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z"
+
+    /// Loads the kata's month into the store.
+    public func load() async throws -> IngestResponse {
+        let events = DemoData.events()
+        var total = IngestResponse()
+        var i = 0
+        while i < events.count {
+            let batch = events[i..<min(i + 10_000, events.count)].map { IngestItem.event($0) }
+            total.add(try await store.ingest(batch))
+            i += 10_000
+        }
+        try await store.sealOpenSegments()
+        return total
+    }
+
+    public func run() async throws {
+        let loaded = try await load()
+        let account = DemoData.account
+        let range = try TimeRange(from: DemoData.from, to: DemoData.to)
+        write("Loaded the kata's May 2026 for \(account): \(TextTable.grouped(Int64(loaded.accepted))) events accepted, "
+              + "\(loaded.duplicates) duplicates, \(loaded.rejected) rejected.\n")
+
+        step("Step 1: pull what you recorded, grouped by model",
+             curl: "/v1/accounts/\(account)/usage?\(Self.period)&group_by=model_id",
+             cli: "usagebox usage --account \(account) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --group-by model_id")
+        let byModel = try await store.usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.modelID]))
+        write(JSONWriter.write(byModel.jsonValue, pretty: true))
+        write("")
+        write(Rendering.usage(byModel))
+        write("")
+
+        step("Step 2: verify your own numbers first",
+             curl: "/v1/accounts/\(account)/verify?\(Self.period)",
+             cli: "usagebox verify --account \(account) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z")
+        let verify = try await store.verify(VerifyRequest(account: account, range: range, mode: .deep))
+        write(JSONWriter.write(verify.jsonValue, pretty: true))
+        write(verify.ok ? "\nRollups equal raw events: drift 0. Our books are internally consistent.\n"
+                        : "\nDRIFT: stop here, the problem is on our side.\n")
+
+        step("Step 4: localize with /explain and dimensions",
+             curl: "/v1/accounts/\(account)/explain?\(Self.period)",
+             cli: "usagebox explain --account \(account) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z")
+        let explain = try await store.explain(account: account, range: range)
+        write(Rendering.explain(explain))
+        write("")
+        step("…then the Sonnet slice by token_type",
+             curl: "/v1/accounts/\(account)/usage?\(Self.period)&model_id=claude-sonnet-4-5&group_by=token_type",
+             cli: "usagebox usage --account \(account) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --filter model_id=claude-sonnet-4-5 --group-by token_type")
+        let byType = try await store.usage(UsageQuery(
+            scope: .accounts([account]), range: range, groupBy: [.dimension("token_type")],
+            filters: [UsageFilter(field: .modelID, op: .eq, values: ["claude-sonnet-4-5"])]))
+        write(JSONWriter.write(byType.jsonValue, pretty: true))
+        write("")
+        write("Metered Sonnet is input plus output only: any cache reads the vendor bills were never sent as events.")
+    }
+
+    private func step(_ title: String, curl: String, cli: String) {
+        write(String(repeating: "=", count: 78))
+        write(title)
+        write("  $ curl \"\(Self.host)\(curl)\" -H \"Authorization: Bearer $USAGEBOX_KEY\"")
+        write("  $ \(cli)")
+        write("")
+    }
+}

@@ -1,0 +1,30 @@
+import Foundation
+public import Metering
+public import MeterStoreSQLite
+
+/// The composition root's store choice: the embedded SQLite file named by `--db`, `$USAGEBOX_DB`,
+/// or `./usagebox.db`.
+public enum StoreFactory {
+    public static let defaultPath = "usagebox.db"
+
+    public static func resolvePath(_ option: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let option, !option.isEmpty { return option }
+        if let env = environment["USAGEBOX_DB"], !env.isEmpty { return env }
+        return defaultPath
+    }
+
+    /// Opens (creating when missing) the embedded store at `path`.
+    public static func openSQLite(path: String) throws -> SQLiteMeterStore {
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty, !FileManager.default.fileExists(atPath: dir) {
+            throw UsageBoxError.invalidArgument("the folder of the database \(path) does not exist", field: "db")
+        }
+        do {
+            return try SQLiteMeterStore(location: .file(path))
+        } catch let e as UsageBoxError {
+            throw e
+        } catch {
+            throw UsageBoxError(.internal, "cannot open the store \(path): \(error)")
+        }
+    }
+}

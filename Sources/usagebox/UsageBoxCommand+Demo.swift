@@ -1,0 +1,33 @@
+import ArgumentParser
+import Foundation
+import Metering
+import MeterStoreSQLite
+import UsageBoxApp
+
+extension UsageBoxCommand {
+    struct Demo: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the vendor reconciliation kata on a fresh embedded store, step by step.")
+
+        @Option(help: "Where to create the demo store (a new file; default: a fresh temporary folder).") var db: String?
+
+        func run() async throws {
+            let path: String
+            if let db {
+                guard !FileManager.default.fileExists(atPath: db) else {
+                    throw UsageBoxError.invalidArgument("\(db) already exists; the demo needs a fresh store", field: "db")
+                }
+                path = db
+            } else {
+                let dir = FileManager.default.temporaryDirectory.appendingPathComponent("usagebox-demo-\(UUID().uuidString.prefix(8))")
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                path = dir.appendingPathComponent("usagebox.db").path
+            }
+            printOut("UsageBox demo: the month-end vendor reconciliation kata, on a fresh embedded store at \(path)\n")
+            let store = try StoreFactory.openSQLite(path: path)
+            try await KataDemo(store: store, write: { printOut($0) }).run()
+            printOut("\nThe store is kept at \(path); explore it with e.g. usagebox usage --db \(path) --account acct_42 "
+                     + "--from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --group-by day")
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import ExactJSON
+import Foundation
+import Metering
+import UsageBoxApp
+
+extension UsageBoxCommand {
+    struct Ingest: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ingest events from NDJSON, {\"events\": [...]} JSON, or CSV files ('-' reads standard input).",
+            discussion: """
+                CSV: a header naming event fields; every other column is a dimension (an empty cell is absent).
+                Exit 0 when every input was read and answered, whatever the counts; with --strict, exit 4 when
+                any event was rejected or conflicted.
+                """)
+
+        @OptionGroup var store: StoreOptions
+        @Flag(help: "Print one JSON object totalled over all files (the API's batch answer).") var json = false
+        @Flag(help: "Exit 4 when any event was rejected or conflicted.") var strict = false
+        @Option(help: "Events per transaction.") var batchSize = 20_000
+        @Argument(help: "Files to ingest.") var files: [String]
+
+        func validate() throws {
+            guard !files.isEmpty else { throw ValidationError("name at least one file") }
+            guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        }
+
+        func run() async throws {
+            let path = StoreFactory.resolvePath(store.db)
+            let db = try StoreFactory.openSQLite(path: path)
+            let ingestor = FileIngestor(store: db, batchSize: batchSize)
+            let showProgress = isatty(STDERR_FILENO) != 0
+            let progress = ProgressLine(enabled: showProgress)
+            let result: IngestResponse
+            do {
+                result = try await ingestor.ingest(files: files) { progress.update($0) }
+                progress.finish()
+            } catch {
+                progress.finish()
+                try? await db.sealOpenSegments()
+                throw error
+            }
+            // Segments seal at shutdown, so each run leaves a hashed, chained record.
+            try await db.sealOpenSegments()
+            if json {
+                printOut(JSONWriter.write(result.jsonValue))
+            } else {
+                printOut(Rendering.ingest(result))
+            }
+            if strict, result.rejected + result.conflicts > 0 { throw ExitWith(code: 4) }
+        }
+    }
+}
+
+/// A one-line progress display with rate on a terminal (stderr), silent otherwise.
+final class ProgressLine: @unchecked Sendable {
+    // Called from the ingest loop only, one update at a time.
+    private let enabled: Bool
+    private var last = Date.distantPast
+    private var shown = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(_ p: FileIngestor.Progress) {
+        guard enabled, Date().timeIntervalSince(last) > 0.2 else { return }
+        last = Date()
+        let rate = p.elapsedSeconds > 0 ? Int64(Double(p.events) / p.elapsedSeconds) : 0
+        let text = "\r\(p.file): \(TextTable.grouped(Int64(p.events))) events  \(TextTable.grouped(rate))/s   "
+        FileHandle.standardError.write(Data(text.utf8))
+        shown = true
+    }
+
+    func finish() {
+        if shown { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

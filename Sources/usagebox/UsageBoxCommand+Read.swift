@@ -1,0 +1,220 @@
+import ArgumentParser
+import ExactJSON
+import Foundation
+import Metering
+import UsageBoxApp
+
+/// The period options of reads.
+struct PeriodOptions: ParsableArguments {
+    @Option(help: "Start, RFC 3339 (inclusive), e.g. 2026-05-01T00:00:00Z.") var from: String
+    @Option(help: "End, RFC 3339 (exclusive).") var to: String
+
+    func range() throws -> TimeRange { try TimeRange(from: from, to: to) }
+}
+
+extension UsageBoxCommand {
+    struct Usage: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Usage grouped by fields and dimensions (GET /v1/accounts/{account}/usage).",
+            discussion: "Without --account the read spans every account (GET /v1/usage).")
+
+        @OptionGroup var store: StoreOptions
+        @Option(help: "The account (omit for every account).") var account: String?
+        @OptionGroup var period: PeriodOptions
+        @Option(name: .customLong("group-by"), help: "Comma-separated: model_id, meter_id, account_id, kind, unit, hour, day, month, a dimension, or dim.NAME.")
+        var groupBy: [String] = []
+        @Option(name: .customLong("filter"), help: "NAME=VALUE; repeat a name for any of several values.") var filters: [String] = []
+        @Option(help: "auto, rollup or raw.") var source: String?
+        @Flag(help: "Print the API's JSON.") var json = false
+
+        func run() async throws {
+            var params: [(String, String)] = [("from", period.from), ("to", period.to)]
+            if !groupBy.isEmpty { params.append(("group_by", groupBy.joined(separator: ","))) }
+            if let source { params.append(("source", source)) }
+            for f in filters {
+                guard let eq = f.firstIndex(of: "=") else { throw ValidationError("--filter takes NAME=VALUE, got '\(f)'") }
+                params.append((String(f[..<eq]), String(f[f.index(after: eq)...])))
+            }
+            let query = try UsageQuery.fromParameters(params, scope: account.map { .accounts([$0]) } ?? .all)
+            let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+            let result = try await db.usage(query)
+            printOut(json ? JSONWriter.write(result.jsonValue) : Rendering.usage(result))
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check rollups against raw events and re-hash segments (GET /v1/accounts/{account}/verify).",
+            discussion: "Exits 0 and prints the report either way; check \"ok\" (or the exit code with --fail-on-drift).")
+
+        @OptionGroup var store: StoreOptions
+        @Option(help: "The account.") var account: String
+        @OptionGroup var period: PeriodOptions
+        @Option(name: .customLong("group-by"), help: "'day' for a per-day report.") var groupBy: String?
+        @Option(help: "deep (default) or incremental.") var mode: String = "deep"
+        @Flag(help: "Exit 3 when drift or a corrupt segment is found.") var failOnDrift = false
+        @Flag(help: "Print the API's JSON.") var json = false
+
+        func run() async throws {
+            guard let m = VerifyMode(rawValue: mode) else { throw ValidationError("--mode is deep or incremental") }
+            if let groupBy, groupBy != "day" { throw ValidationError("--group-by takes only 'day'") }
+            let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+            let report = try await db.verify(VerifyRequest(account: account, range: try period.range(), mode: m, byDay: groupBy == "day"))
+            printOut(json ? JSONWriter.write(report.jsonValue) : Rendering.verify(report))
+            if failOnDrift, !report.ok { throw ExitWith(code: 3) }
+        }
+    }
+
+    struct Explain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Totals, per-model breakdown, segment provenance and corrections (GET /v1/accounts/{account}/explain).")
+
+        @OptionGroup var store: StoreOptions
+        @Option(help: "The account.") var account: String
+        @OptionGroup var period: PeriodOptions
+        @Flag(help: "Print the API's JSON.") var json = false
+
+        func run() async throws {
+            let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+            let report = try await db.explain(account: account, range: try period.range())
+            printOut(json ? JSONWriter.write(report.jsonValue) : Rendering.explain(report))
+        }
+    }
+
+    struct Periods: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Close calendar months, or list the closed ones.", subcommands: [Close.self, List.self], defaultSubcommand: List.self)
+
+        struct Close: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Close a month: later Usage into it is rejected; Corrections are marked post_close.")
+            @OptionGroup var store: StoreOptions
+            @Option(help: "The account.") var account: String
+            @Option(help: "The month, YYYY-MM.") var period: String
+            @Flag(help: "Print the API's JSON.") var json = false
+
+            func run() async throws {
+                let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+                let record = try await db.closePeriod(account: account, period: period)
+                printOut(json ? JSONWriter.write(record.jsonValue) : "\(record.accountID) \(record.period) closed at \(record.closedAt.rfc3339)")
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List an account's closed months.")
+            @OptionGroup var store: StoreOptions
+            @Option(help: "The account.") var account: String
+            @Flag(help: "Print the API's JSON.") var json = false
+
+            func run() async throws {
+                let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+                let records = try await db.periods(account: account)
+                if json {
+                    printOut(JSONWriter.write(.object([("account_id", .string(account)), ("periods", .array(records.map(\.jsonValue)))])))
+                } else {
+                    printOut(TextTable(headers: ["period", "closed_at"], rows: records.map { [$0.period, $0.closedAt.rfc3339] }).render())
+                }
+            }
+        }
+    }
+
+    struct Meters: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List meters, or set a meter's unit and the dimensions its rollups keep.",
+            subcommands: [List.self, Set.self], defaultSubcommand: List.self)
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List meters (GET /v1/meters).")
+            @OptionGroup var store: StoreOptions
+            @Flag(help: "Print the API's JSON.") var json = false
+
+            func run() async throws {
+                let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+                let meters = try await db.meters(scope: .all)
+                if json {
+                    printOut(JSONWriter.write(.object([("meters", .array(meters.map(\.jsonValue)))])))
+                } else {
+                    printOut(TextTable(headers: ["meter", "unit", "rollup dimensions"], rows: meters.map {
+                        [$0.meterID, $0.unit ?? "", $0.rollupDimensions?.joined(separator: ",") ?? "(all)"]
+                    }).render())
+                }
+            }
+        }
+
+        struct Set: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Set a meter (PUT /v1/meters/{meter_id}); changing kept dimensions rebuilds its rollups from raw events.")
+            @OptionGroup var store: StoreOptions
+            @Argument(help: "The meter id.") var meter: String
+            @Option(help: "The unit.") var unit: String?
+            @Option(name: .customLong("rollup-dimensions"), help: "Comma-separated dimension names rollups keep ('*' keeps all).")
+            var rollupDimensions: String?
+            @Flag(help: "Print the API's JSON.") var json = false
+
+            func run() async throws {
+                let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+                var dims: [String]?
+                if let rollupDimensions, rollupDimensions != "*" {
+                    dims = rollupDimensions.split(separator: ",").map { String($0) }
+                }
+                if rollupDimensions == "*" {
+                    throw ValidationError("keeping all dimensions again is not supported yet; name them")
+                }
+                let info = try await db.setMeter(meter, unit: unit, rollupDimensions: dims)
+                printOut(json ? JSONWriter.write(info.jsonValue)
+                         : "\(info.meterID): unit \(info.unit ?? "(none)"), rollups keep \(info.rollupDimensions?.joined(separator: ",") ?? "all dimensions")")
+            }
+        }
+    }
+
+    struct Query: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Read-only SQL over usage_events, or a structured JSON query.", subcommands: [SQL.self, JSONQuery.self])
+
+        struct SQL: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "sql", abstract: "Read-only SQL over the usage_events view (POST /v1/query/sql).")
+            @OptionGroup var store: StoreOptions
+            @Option(help: "Limit the view to one account.") var account: String?
+            @Option(help: "Time limit in seconds.") var timeout: Double = 10
+            @Flag(help: "Print the API's JSON.") var json = false
+            @Argument(help: "One SELECT statement.") var sql: String
+
+            func run() async throws {
+                let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+                let result = try await db.sql(sql, scope: account.map { .accounts([$0]) } ?? .all, timeLimitSeconds: timeout, rowLimit: 10_000)
+                printOut(json ? JSONWriter.write(result.jsonValue) : Rendering.sql(result))
+            }
+        }
+
+        struct JSONQuery: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "json", abstract: "A structured query from a JSON file (POST /v1/query/json); '-' reads standard input.")
+            @OptionGroup var store: StoreOptions
+            @Flag(help: "Print the API's JSON.") var json = false
+            @Argument(help: "The query file.") var file: String
+
+            func run() async throws {
+                let data: Data
+                if file == "-" {
+                    data = FileHandle.standardInput.readDataToEndOfFile()
+                } else {
+                    guard let d = FileManager.default.contents(atPath: file) else {
+                        throw UsageBoxError.invalidArgument("\(file): cannot read the file", field: "file")
+                    }
+                    data = d
+                }
+                let value: JSONValue
+                do {
+                    value = try JSONParser.parse(bytes: data)
+                } catch let e as JSONParseError {
+                    throw UsageBoxError.invalidArgument("\(file):\(e.line):\(e.column): \(e.message)", field: "file")
+                }
+                let account = try UsageQuery.jsonQueryAccount(value)
+                let query = try UsageQuery.fromJSON(value, scope: account.map { .accounts([$0]) } ?? .all)
+                let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+                let result = try await db.usage(query)
+                printOut(json ? JSONWriter.write(result.jsonValue) : Rendering.usage(result))
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import Metering
+
+/// `usagebox`: the metering database and vendor reconciliation, from the command line.
+struct UsageBoxCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "usagebox",
+        abstract: "A metering database for AI usage, and month-end vendor invoice reconciliation.",
+        discussion: """
+            Every command works on the embedded store named by --db (default ./usagebox.db, or $USAGEBOX_DB).
+            Commands that answer with data take --json and then print exactly the HTTP API's JSON.
+            Exit codes: 0 success, 1 error, 2 bad usage, 3 reconcile stopped by verify drift, 4 ingest --strict saw rejections.
+            """,
+        subcommands: [Ingest.self, Usage.self, Verify.self, Explain.self, Periods.self, Meters.self, Query.self, Demo.self]
+    )
+}
+
+/// Options every store-backed subcommand takes, written after the subcommand.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: "The embedded store file (default ./usagebox.db or $USAGEBOX_DB).")
+    var db: String?
+}
+
+/// An exit with a specific code after output was already written.
+struct ExitWith: Error {
+    var code: Int32
+}
+
+@main
+enum Main {
+    static func main() async {
+        do {
+            var command = try UsageBoxCommand.parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as UsageBoxError {
+            FileHandle.standardError.write(Data("usagebox: error: \(error)\n".utf8))
+            exit(1)
+        } catch let error as ExitWith {
+            exit(error.code)
+        } catch {
+            let code = UsageBoxCommand.exitCode(for: error)
+            if code == .success {
+                UsageBoxCommand.exit(withError: error)
+            }
+            let message = UsageBoxCommand.fullMessage(for: error)
+            if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+            // swift-argument-parser's usage errors (EX_USAGE, 64) are exit 2 here, as the contract says.
+            exit(code == .validationFailure ? 2 : (code.rawValue == 0 ? 1 : (code.rawValue == 64 ? 2 : 1)))
+        }
+    }
+}
+
+func printOut(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+func printErr(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
