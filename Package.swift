@@ -72,7 +72,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UsageBoxCLITests",
-            dependencies: ["UsageBoxApp", "Metering"],
+            dependencies: ["UsageBoxApp", "Metering", "usagebox"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -18,19 +18,28 @@ extension UsageBoxCommand {
         @Flag(help: "Print one JSON object totalled over all files (the API's batch answer).") var json = false
         @Flag(help: "Exit 4 when any event was rejected or conflicted.") var strict = false
         @Option(help: "Events per transaction.") var batchSize = 20_000
+        @Option(help: "auto (a bar on a terminal), bar, lines ('committed N events' on stderr after every batch), or none.")
+        var progress: String = "auto"
         @Argument(help: "Files to ingest.") var files: [String]
 
         func validate() throws {
             guard !files.isEmpty else { throw ValidationError("name at least one file") }
             guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+            guard ["auto", "bar", "lines", "none"].contains(progress) else { throw ValidationError("--progress is auto, bar, lines or none") }
         }
 
         func run() async throws {
             let path = StoreFactory.resolvePath(store.db)
             let db = try StoreFactory.openSQLite(path: path)
             let ingestor = FileIngestor(store: db, batchSize: batchSize)
-            let showProgress = isatty(STDERR_FILENO) != 0
-            let progress = ProgressLine(enabled: showProgress)
+            let mode: ProgressLine.Mode
+            switch self.progress {
+            case "lines": mode = .lines
+            case "bar": mode = .bar
+            case "none": mode = .none
+            default: mode = isatty(STDERR_FILENO) != 0 ? .bar : .none
+            }
+            let progress = ProgressLine(mode: mode)
             let result: IngestResponse
             do {
                 result = try await ingestor.ingest(files: files) { progress.update($0) }
@@ -55,14 +64,20 @@ extension UsageBoxCommand {
 /// A one-line progress display with rate on a terminal (stderr), silent otherwise.
 final class ProgressLine: @unchecked Sendable {
     // Called from the ingest loop only, one update at a time.
-    private let enabled: Bool
+    enum Mode { case bar, lines, none }
+    private let mode: Mode
     private var last = Date.distantPast
     private var shown = false
 
-    init(enabled: Bool) { self.enabled = enabled }
+    init(mode: Mode) { self.mode = mode }
 
     func update(_ p: FileIngestor.Progress) {
-        guard enabled, Date().timeIntervalSince(last) > 0.2 else { return }
+        if mode == .lines {
+            // Written after the batch committed: every event counted here is durable.
+            FileHandle.standardError.write(Data("committed \(p.events) events\n".utf8))
+            return
+        }
+        guard mode == .bar, Date().timeIntervalSince(last) > 0.2 else { return }
         last = Date()
         let rate = p.elapsedSeconds > 0 ? Int64(Double(p.events) / p.elapsedSeconds) : 0
         let text = "\r\(p.file): \(TextTable.grouped(Int64(p.events))) events  \(TextTable.grouped(rate))/s   "

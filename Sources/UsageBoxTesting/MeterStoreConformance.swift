@@ -1,0 +1,306 @@
+import ExactJSON
+public import Metering
+
+/// The behaviours of CONTRACT §2–3 that every `MeterStore` backend must pass. A backend's test
+/// target runs `MeterStoreConformance.checks` against fresh stores (in memory and on disk for
+/// SQLite; the same list for any later backend).
+public enum MeterStoreConformance {
+    typealias F = Fixture
+
+    public static let checks: [ConformanceCheck] = [
+        ConformanceCheck("accepts, then answers duplicates and conflicts across batches") { store in
+            let first = try await store.ingest([F.event("e1", quantity: 10), F.event("e2", quantity: 20)])
+            try expectEqual(first.accepted, 2, "accepted")
+            let again = try await store.ingest([F.event("e1", quantity: 10), F.event("e2", quantity: 21), F.event("e3", quantity: 5)])
+            try expectEqual([again.accepted, again.duplicates, again.conflicts, again.rejected], [1, 1, 1, 0], "counts")
+            try expectEqual(again.errors.map(\.index), [1], "error index")
+            try expectEqual(again.errors.first?.status, .conflict, "status")
+            let sum = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may))
+            try expectEqual(sum.groups.first?.aggregate.sum, 35, "the original of a conflict stays")
+        },
+        ConformanceCheck("duplicates and conflicts inside one batch") { store in
+            let r = try await store.ingest([F.event("x", quantity: 1), F.event("x", quantity: 1), F.event("x", quantity: 2)])
+            try expectEqual([r.accepted, r.duplicates, r.conflicts], [1, 1, 1], "counts")
+            try expectEqual(r.errors.map(\.index), [2], "the conflict's index")
+        },
+        ConformanceCheck("same content is decided on the canonical encoding, not the JSON text") { store in
+            let decoder = EventDecoder()
+            let a = try JSONParser.parse(#"{"event_id":"c1","account_id":"a","meter_id":"m","quantity":5,"timestamp":"2026-05-10T14:00:00+02:00","dimensions":{"b":"2","a":"1"}}"#)
+            let b = try JSONParser.parse(#"{"dimensions":{"a":"1","b":"2"},"timestamp":"2026-05-10T12:00:00Z","quantity":"5","kind":"Usage","meter_id":"m","account_id":"a","event_id":"c1"}"#)
+            _ = try await store.ingest([decoder.decode(a)])
+            let r = try await store.ingest([decoder.decode(b)])
+            try expectEqual(r.duplicates, 1, "duplicate")
+        },
+        ConformanceCheck("every rejection reason of CONTRACT §2 is named with its index") { store in
+            _ = try await store.ingest([F.event("u1", meter: "m_unit", quantity: 1, unit: "tokens")])
+            let decoder = EventDecoder()
+            let bad: [(String, String)] = [
+                (#"[1]"#, "invalid_event"),
+                (#"{"account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "missing_event_id"),
+                (#"{"event_id":"has space","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_event_id"),
+                (#"{"event_id":"e","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "missing_account_id"),
+                (#"{"event_id":"e","account_id":"a","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "missing_meter_id"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","model_id":"bad/model","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_model_id"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","kind":"Refund","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_kind"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","kind":"Correction","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "missing_correction_ref"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","correction_ref":"r","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_correction_ref"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1.5,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_quantity"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":"12.0","timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_quantity"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1e3,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_quantity"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":99999999999999999999,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_quantity"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":-1,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_quantity"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","kind":"Correction","correction_ref":"r","quantity":0,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_quantity"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","timestamp":"2026-05-10T12:00:00Z"}"#, "missing_quantity"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10 12:00:00"}"#, "invalid_timestamp"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-02-30T12:00:00Z"}"#, "invalid_timestamp"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1}"#, "missing_timestamp"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2999-01-01T00:00:00Z"}"#, "timestamp_in_future"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"k":1}}"#, "invalid_dimensions"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":[]}"#, "invalid_dimensions"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"\#(String(repeating: "k", count: 65))":"v"}}"#, "invalid_dimensions"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"k":"\#(String(repeating: "v", count: 257))"}}"#, "invalid_dimensions"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","extra":"x"}"#, "unknown_field"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m_unit","quantity":1,"unit":"requests","timestamp":"2026-05-10T12:00:00Z"}"#, "unit_mismatch"),
+            ]
+            let tooMany = (0..<33).map { "\"k\($0)\":\"v\"" }.joined(separator: ",")
+            let all = bad + [(#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{\#(tooMany)}}"#, "invalid_dimensions")]
+            let items = try all.map { decoder.decode(try JSONParser.parse($0.0)) }
+            let r = try await store.ingest(items)
+            try expectEqual(r.rejected, all.count, "all rejected")
+            try expectEqual(r.accepted, 0, "none accepted")
+            for (i, (text, code)) in all.enumerated() {
+                let e = r.errors.first { $0.index == i }
+                try expectEqual(e?.code, code, "code for \(text)")
+                try expectEqual(e?.status, .rejected, "status for \(text)")
+            }
+            let long = String(repeating: "a", count: 201)
+            let r2 = try await store.ingest([decoder.decode(try JSONParser.parse(
+                #"{"event_id":"\#(long)","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#))])
+            try expectEqual(r2.errors.first?.code, "invalid_event_id", "201-char id")
+        },
+        ConformanceCheck("a closed period rejects Usage, accepts Corrections marked post_close, and never reopens") { store in
+            _ = try await store.ingest([F.event("a1", quantity: 100)])
+            let closed = try await store.closePeriod(account: "acct_1", period: "2026-05")
+            let again = try await store.closePeriod(account: "acct_1", period: "2026-05")
+            try expectEqual(closed.closedAt, again.closedAt, "closing twice returns the first closed_at")
+            let r = try await store.ingest([
+                F.event("late", quantity: 5),
+                F.event("fix", kind: .correction, ref: "recon_may", quantity: -30, at: "2026-05-31T23:59:59Z"),
+                F.event("a1", quantity: 100),
+                F.event("june", quantity: 7, at: "2026-06-01T00:00:00Z"),
+            ])
+            try expectEqual([r.accepted, r.rejected, r.duplicates], [2, 1, 1], "counts")
+            try expectEqual(r.errors.first?.code, "period_closed", "code")
+            try expectEqual(r.errors.first?.index, 0, "index")
+            let explain = try await store.explain(account: "acct_1", range: F.may)
+            try expectEqual(explain.corrections.map(\.postClose), [true], "post_close")
+            try expectEqual(explain.totals.net, 70, "net")
+            let periods = try await store.periods(account: "acct_1")
+            try expectEqual(periods.map(\.period), ["2026-05"], "periods")
+            try await expectThrows(.invalidArgument, field: "period") { _ = try await store.closePeriod(account: "acct_1", period: "2026-13") }
+        },
+        ConformanceCheck("negative and positive corrections net into sums; kind=Usage excludes them") { store in
+            _ = try await store.ingest([
+                F.event("u1", model: "big", quantity: 1000),
+                F.event("c1", model: "big", kind: .correction, ref: "r1", quantity: -250),
+                F.event("c2", model: "big", kind: .correction, ref: "r1", quantity: 40),
+            ])
+            let net = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may, groupBy: [.modelID]))
+            try expectEqual(net.groups.map(\.aggregate.sum), [790], "net")
+            try expectEqual(net.groups.map(\.aggregate.count), [3], "count includes corrections")
+            let usageOnly = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may,
+                                                             filters: [UsageFilter(field: .kind, op: .eq, values: ["Usage"])]))
+            try expectEqual(usageOnly.groups.map(\.aggregate.sum), [1000], "usage only")
+            let explain = try await store.explain(account: "acct_1", range: F.may)
+            try expectEqual([explain.totals.usage, explain.totals.corrections, explain.totals.net, explain.totals.count], [1000, -210, 790, 3], "explain")
+            try expectEqual(explain.corrections.map(\.event.eventID), ["c1", "c2"], "corrections listed")
+        },
+        ConformanceCheck("grouped reads: fields, dimensions, time buckets, null first, byte order") { store in
+            _ = try await store.ingest([
+                F.event("1", account: "b", model: "sonnet", quantity: 10, at: "2026-05-01T00:10:00Z", dims: ["token_type": "input"]),
+                F.event("2", account: "b", model: "sonnet", quantity: 20, at: "2026-05-01T01:10:00Z", dims: ["token_type": "output"]),
+                F.event("3", account: "b", model: "Opus", quantity: 5, at: "2026-05-02T00:00:00Z", dims: ["token_type": "input"]),
+                F.event("4", account: "b", model: nil, quantity: 1, at: "2026-05-03T00:00:00Z"),
+                F.event("5", account: "c", model: "sonnet", quantity: 100, at: "2026-05-03T00:00:00Z", dims: ["token_type": "input"]),
+            ])
+            let byModel = try await store.usage(UsageQuery(scope: .accounts(["b"]), range: F.may, groupBy: [.modelID]))
+            try expectEqual(byModel.groups.map(\.keys), [[nil], ["Opus"], ["sonnet"]], "null first, then byte order")
+            try expectEqual(byModel.groups.map(\.aggregate.sum), [1, 5, 30], "sums")
+            try expectEqual(byModel.source, "rollup", "source")
+            let byType = try await store.usage(UsageQuery(scope: .accounts(["b"]), range: F.may, groupBy: [.dimension("token_type")],
+                                                          filters: [UsageFilter(field: .modelID, op: .eq, values: ["sonnet"])]))
+            try expectEqual(byType.groups.map(\.keys), [["input"], ["output"]], "token types")
+            let byDay = try await store.usage(UsageQuery(scope: .accounts(["b"]), range: F.may, groupBy: [.day]))
+            try expectEqual(byDay.groups.map(\.keys), [["2026-05-01"], ["2026-05-02"], ["2026-05-03"]], "days")
+            let byHour = try await store.usage(UsageQuery(scope: .accounts(["b"]), range: F.may, groupBy: [.hour],
+                                                          filters: [UsageFilter(field: .modelID, op: .eq, values: ["sonnet"])]))
+            try expectEqual(byHour.groups.map(\.keys), [["2026-05-01T00:00:00Z"], ["2026-05-01T01:00:00Z"]], "hours")
+            let byMonth = try await store.usage(UsageQuery(scope: .all, range: F.may, groupBy: [.month, .accountID]))
+            try expectEqual(byMonth.groups.map(\.keys), [["2026-05", "b"], ["2026-05", "c"]], "month × account")
+            try expectEqual(byMonth.groups.map(\.aggregate.sum), [36, 100], "month sums")
+            let total = try await store.usage(UsageQuery(scope: .all, range: F.may))
+            try expectEqual(total.groups.map(\.aggregate.sum), [136], "no group_by: one group")
+            let empty = try await store.usage(UsageQuery(scope: .accounts(["nobody"]), range: F.may))
+            try expectEqual(empty.groups.map(\.aggregate.count), [0], "an account without events reads zero")
+        },
+        ConformanceCheck("rollup and raw reads agree, including partial hours at the edges") { store in
+            var items: [IngestItem] = []
+            for i in 0..<240 {
+                let minute = i * 7
+                let at = Timestamp(microseconds: F.ts("2026-05-04T00:00:00Z").microseconds + Int64(minute) * 60_000_000).rfc3339
+                items.append(F.event("r\(i)", model: i % 3 == 0 ? "a" : "b", quantity: Int64(i + 1), at: at,
+                                     dims: ["token_type": i % 2 == 0 ? "input" : "output"]))
+            }
+            _ = try await store.ingest(items)
+            let ranges = [
+                try TimeRange(from: F.ts("2026-05-04T00:00:00Z"), to: F.ts("2026-05-05T00:00:00Z")),
+                try TimeRange(from: F.ts("2026-05-04T02:13:00Z"), to: F.ts("2026-05-04T19:59:59.5Z")),
+                try TimeRange(from: F.ts("2026-05-04T03:10:00Z"), to: F.ts("2026-05-04T03:50:00Z")),
+            ]
+            for range in ranges {
+                for groupBy in [[UsageField](), [.modelID], [.dimension("token_type"), .hour]] {
+                    let metrics: [UsageMetric] = [.sum, .count, .min, .max]
+                    let rollup = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: range, groupBy: groupBy, metrics: metrics))
+                    let raw = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: range, groupBy: groupBy, metrics: metrics, source: .raw))
+                    try expectEqual(rollup.groups, raw.groups, "rollup = raw for \(range) by \(groupBy)")
+                    try expectEqual(raw.source, "raw", "raw source")
+                }
+            }
+        },
+        ConformanceCheck("a group_by or filter naming an unseen dimension is an error, never a zero") { store in
+            _ = try await store.ingest([F.event("1", quantity: 1, dims: ["token_type": "input"])])
+            try await expectThrows(.invalidArgument, field: "tokn_type") {
+                _ = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may, groupBy: [.dimension("tokn_type")]))
+            }
+            try await expectThrows(.invalidArgument, field: "feature") {
+                _ = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may,
+                                                     filters: [UsageFilter(field: .dimension("feature"), op: .eq, values: ["x"])]))
+            }
+            // A dimension seen on another account is still unknown on this one.
+            _ = try await store.ingest([F.event("2", account: "other", quantity: 1, dims: ["feature": "chat"])])
+            try await expectThrows(.invalidArgument, field: "feature") {
+                _ = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may, groupBy: [.dimension("feature")]))
+            }
+        },
+        ConformanceCheck("dimensions named like reserved fields are stored and reached as dim.NAME") { store in
+            _ = try await store.ingest([
+                F.event("1", quantity: 3, dims: ["source": "vendor_reconciliation", "reason": "retry"]),
+                F.event("2", quantity: 4, dims: ["source": "collector"]),
+            ])
+            let q = try UsageQuery.fromParameters([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"),
+                                                   ("group_by", "dim.source"), ("dim.source", "collector")], scope: .accounts(["acct_1"]))
+            let r = try await store.usage(q)
+            try expectEqual(r.groups.map(\.keys), [["collector"]], "keys")
+            try expectEqual(r.groups.map(\.aggregate.sum), [4], "sum")
+            let json = JSONWriter.write(r.jsonValue)
+            try expect(json.contains("\"dim.source\":\"collector\""), "the group names dim.source: \(json)")
+        },
+        ConformanceCheck("a meter's rollup dimensions cap cardinality; other dimensions are read from raw and say so") { store in
+            _ = try await store.ingest([
+                F.event("1", meter: "calls", quantity: 1, dims: ["token_type": "input", "request_id": "r1"]),
+                F.event("2", meter: "calls", quantity: 2, dims: ["token_type": "input", "request_id": "r2"]),
+            ])
+            let info = try await store.setMeter("calls", unit: nil, rollupDimensions: ["token_type"])
+            try expectEqual(info.rollupDimensions, ["token_type"], "kept")
+            _ = try await store.ingest([F.event("3", meter: "calls", quantity: 4, dims: ["token_type": "output", "request_id": "r3"])])
+            let kept = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may, groupBy: [.dimension("token_type")]))
+            try expectEqual(kept.source, "rollup", "kept dimension from rollups")
+            try expectEqual(kept.groups.map(\.aggregate.sum), [3, 4], "sums")
+            let other = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may, groupBy: [.dimension("request_id")]))
+            try expectEqual(other.source, "raw", "other dimension from raw")
+            try expectEqual(other.groups.map(\.aggregate.sum), [1, 2, 4], "raw sums")
+            try await expectThrows(.invalidArgument, field: "source") {
+                _ = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may, groupBy: [.dimension("request_id")], source: .rollup))
+            }
+            let verify = try await store.verify(VerifyRequest(account: "acct_1", range: F.may))
+            try expect(verify.ok, "verify after a rollup rebuild: \(verify)")
+            let meters = try await store.meters(scope: .accounts(["acct_1"]))
+            try expectEqual(meters.map(\.meterID), ["calls"], "meters of the account")
+            let none = try await store.meters(scope: .accounts(["nobody"]))
+            try expectEqual(none.count, 0, "an account sees only its meters")
+        },
+        ConformanceCheck("once a meter has a unit, another unit is rejected") { store in
+            let r = try await store.ingest([
+                F.event("1", meter: "m", quantity: 1, unit: nil),
+                F.event("2", meter: "m", quantity: 1, unit: "tokens"),
+                F.event("3", meter: "m", quantity: 1, unit: "requests"),
+                F.event("4", meter: "m", quantity: 1, unit: nil),
+            ])
+            try expectEqual([r.accepted, r.rejected], [3, 1], "counts")
+            try expectEqual(r.errors.first?.code, "unit_mismatch", "code")
+            let meters = try await store.meters(scope: .all)
+            try expectEqual(meters.first?.unit, "tokens", "unit learned")
+        },
+        ConformanceCheck("verify is ok on a consistent store, per day too") { store in
+            _ = try await store.ingest([
+                F.event("1", quantity: 10, at: "2026-05-01T05:00:00Z"),
+                F.event("2", quantity: 20, at: "2026-05-03T05:00:00Z"),
+                F.event("c", kind: .correction, ref: "r", quantity: -5, at: "2026-05-03T06:00:00Z"),
+            ])
+            try await store.sealOpenSegments()
+            _ = try await store.ingest([F.event("3", quantity: 1, at: "2026-05-03T07:00:00Z")])
+            let range = try TimeRange(from: F.ts("2026-05-01T00:00:00Z"), to: F.ts("2026-05-04T00:00:00Z"))
+            for mode in [VerifyMode.deep, .incremental, .incremental] {
+                let v = try await store.verify(VerifyRequest(account: "acct_1", range: range, mode: mode, byDay: true))
+                try expect(v.ok, "ok in \(mode)")
+                try expectEqual([v.rawSum, v.rollupSum, v.drift], [26, 26, 0], "sums")
+                try expectEqual(v.segmentsChecked, 2, "one sealed and one open segment")
+                try expectEqual(v.days?.map(\.day), ["2026-05-01", "2026-05-02", "2026-05-03"], "every day")
+                try expectEqual(v.days?.map(\.rawSum), [10, 0, 16], "per day")
+            }
+            let explain = try await store.explain(account: "acct_1", range: range)
+            try expectEqual(explain.segments.count, 2, "segments")
+            try expect(explain.segments[0].sealedAt != nil && explain.segments[1].sealedAt == nil, "first sealed, second open")
+            try expectEqual(explain.chainHead, explain.segments[0].sha256, "chain head")
+        },
+        ConformanceCheck("the JSON query: filters with every op, every metric") { store in
+            _ = try await store.ingest([
+                F.event("1", model: "a", quantity: 10, dims: ["token_type": "input"]),
+                F.event("2", model: "a", quantity: 30, dims: ["token_type": "output"]),
+                F.event("3", model: "b", quantity: 5, dims: ["token_type": "input"]),
+                F.event("4", model: "b", quantity: 6, dims: ["token_type": "cache_read"]),
+            ])
+            let json = try JSONParser.parse("""
+                {"account_id": "acct_1", "from": "2026-05-01T00:00:00Z", "to": "2026-06-01T00:00:00Z",
+                 "filters": [{"field": "token_type", "op": "in", "value": ["input", "output"]},
+                             {"field": "model_id", "op": "neq", "value": "c"}],
+                 "group_by": ["model_id"], "metrics": ["sum", "count", "min", "max", "avg"]}
+                """)
+            let r = try await store.usage(try UsageQuery.fromJSON(json, scope: .accounts(["acct_1"])))
+            try expectEqual(JSONWriter.write(r.jsonValue), #"{"source":"rollup","groups":[{"model_id":"a","sum":40,"count":2,"min":10,"max":30,"avg":20},{"model_id":"b","sum":5,"count":1,"min":5,"max":5,"avg":5}]}"#, "json")
+            let notIn = try JSONParser.parse("""
+                {"from": "2026-05-01T00:00:00Z", "to": "2026-06-01T00:00:00Z",
+                 "filters": [{"field": "token_type", "op": "not_in", "value": ["input", "output"]}], "metrics": ["sum"]}
+                """)
+            let r2 = try await store.usage(try UsageQuery.fromJSON(notIn, scope: .all))
+            try expectEqual(JSONWriter.write(r2.jsonValue), #"{"source":"rollup","groups":[{"sum":6}]}"#, "not_in")
+        },
+        ConformanceCheck("read-only SQL over usage_events sees only its accounts") { store in
+            _ = try await store.ingest([F.event("1", account: "mine", quantity: 7), F.event("2", account: "theirs", quantity: 1000)])
+            let r = try await store.sql("SELECT account_id, SUM(quantity) FROM usage_events GROUP BY account_id", scope: .accounts(["mine"]),
+                                        timeLimitSeconds: 10, rowLimit: 10_000)
+            try expectEqual(r.columns, ["account_id", "SUM(quantity)"], "columns")
+            try expectEqual(r.rows, [[.string("mine"), .int(7)]], "rows")
+            let sub = try await store.sql("SELECT (SELECT COUNT(*) FROM usage_events WHERE account_id = 'theirs')", scope: .accounts(["mine"]),
+                                          timeLimitSeconds: 10, rowLimit: 10_000)
+            try expectEqual(sub.rows, [[.int(0)]], "other accounts are invisible in subqueries")
+            let union = try await store.sql("SELECT quantity FROM usage_events UNION ALL SELECT quantity FROM usage_events WHERE account_id='theirs'",
+                                            scope: .accounts(["mine"]), timeLimitSeconds: 10, rowLimit: 10_000)
+            try expectEqual(union.rows, [[.int(7)]], "UNION cannot reach other accounts")
+            let limited = try await store.sql("SELECT event_id, timestamp FROM usage_events", scope: .all, timeLimitSeconds: 10, rowLimit: 1)
+            try expect(limited.truncated && limited.rows.count == 1, "row limit truncates")
+            try expectEqual(limited.rows.first?.last, .string("2026-05-10T12:00:00Z"), "timestamps are RFC 3339")
+            for attack in ["DELETE FROM usage_events", "SELECT * FROM event", "PRAGMA table_info(event)", "ATTACH 'x.db' AS x",
+                           "SELECT load_extension('x')", "SELECT * FROM sqlite_temp_master", "SELECT 1; SELECT 2",
+                           "SELECT SUM(q) FROM (SELECT 9223372036854775807 AS q UNION ALL SELECT quantity FROM usage_events)"] {
+                try await expectThrows(.invalidArgument, field: "sql") {
+                    _ = try await store.sql(attack, scope: .accounts(["mine"]), timeLimitSeconds: 10, rowLimit: 10)
+                }
+            }
+            try await expectThrows(.timeout, field: "sql") {
+                _ = try await store.sql("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c",
+                                        scope: .accounts(["mine"]), timeLimitSeconds: 0.5, rowLimit: 10)
+            }
+        },
+    ]
+}

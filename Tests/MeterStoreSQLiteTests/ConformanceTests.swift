@@ -1,0 +1,32 @@
+import Foundation
+import Metering
+import MeterStoreSQLite
+import Testing
+import UsageBoxTesting
+
+/// The backend-neutral conformance suite, run over an in-memory and an on-disk SQLite store.
+@Suite struct SQLiteConformanceTests {
+    @Test(arguments: MeterStoreConformance.checks)
+    func inMemory(_ check: ConformanceCheck) async throws {
+        let store = try SQLiteMeterStore(location: .newMemory())
+        try await check.run(store)
+    }
+
+    @Test(arguments: MeterStoreConformance.checks)
+    func onDisk(_ check: ConformanceCheck) async throws {
+        let dir = try TemporaryDirectory()
+        let store = try SQLiteMeterStore(location: .file(dir.path("store.db")))
+        try await check.run(store)
+    }
+}
+
+/// A folder removed when the value goes away.
+final class TemporaryDirectory: Sendable {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("usagebox-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    deinit { try? FileManager.default.removeItem(at: url) }
+}

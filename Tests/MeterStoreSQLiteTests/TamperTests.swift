@@ -1,0 +1,126 @@
+import Foundation
+import GRDB
+import Metering
+import MeterStoreSQLite
+import Testing
+import UsageBoxTesting
+
+/// Verify must catch changes made behind the store's back, straight in the SQLite file.
+@Suite struct TamperTests {
+    let dir: TemporaryDirectory
+    let path: String
+    let store: SQLiteMeterStore
+
+    init() async throws {
+        dir = try TemporaryDirectory()
+        path = dir.path("store.db")
+        store = try SQLiteMeterStore(location: .file(path))
+        var items: [IngestItem] = []
+        for i in 0..<300 {
+            let at = Timestamp(microseconds: Fixture.ts("2026-05-01T00:00:00Z").microseconds + Int64(i) * 3_600_000_000 / 3)
+            items.append(Fixture.event("e\(i)", model: i % 2 == 0 ? "a" : "b", quantity: Int64(100 + i), at: at.rfc3339,
+                                       dims: ["token_type": i % 3 == 0 ? "input" : "output"]))
+        }
+        _ = try await store.ingest(items)
+        try await store.sealOpenSegments()
+    }
+
+    func edit(_ sql: String) throws {
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { try $0.execute(sql: sql) }
+    }
+
+    func verify(_ mode: VerifyMode = .deep, byDay: Bool = false) async throws -> VerifyReport {
+        try await store.verify(VerifyRequest(account: "acct_1", range: Fixture.may, mode: mode, byDay: byDay))
+    }
+
+    @Test func cleanStoreVerifies() async throws {
+        let v = try await verify()
+        #expect(v.ok && v.drift == 0 && v.rawSum == v.rollupSum && v.segmentsCorrupt == 0)
+    }
+
+    @Test func changedRollupRowIsCaughtInBothModes() async throws {
+        try edit("UPDATE rollup_hour SET sum = sum + 7 WHERE (key_id, hour) = (SELECT key_id, hour FROM rollup_hour LIMIT 1)")
+        for mode in [VerifyMode.deep, .incremental] {
+            let v = try await verify(mode, byDay: true)
+            #expect(!v.ok, "\(mode)")
+            #expect(v.drift == 7)
+            #expect(v.mismatches.count == 1)
+            #expect(v.rollupSum == v.rawSum + 7)
+            #expect(v.days?.filter { $0.drift != 0 }.count == 1, "the day of the change is named")
+        }
+    }
+
+    @Test func offsettingRollupChangesCannotHide() async throws {
+        try edit("""
+            UPDATE rollup_hour SET sum = sum + 500 WHERE (key_id, hour) = (SELECT key_id, hour FROM rollup_hour ORDER BY key_id, hour LIMIT 1);
+            UPDATE rollup_hour SET sum = sum - 500 WHERE (key_id, hour) = (SELECT key_id, hour FROM rollup_hour ORDER BY key_id DESC, hour DESC LIMIT 1);
+            """)
+        let v = try await verify()
+        #expect(!v.ok)
+        #expect(v.rollupSum == v.rawSum, "the totals agree…")
+        #expect(v.drift == 1000, "…but drift sums |raw − rollup| per key")
+        #expect(v.mismatches.count == 2)
+    }
+
+    @Test func changedCountIsCaught() async throws {
+        try edit("UPDATE rollup_hour SET count = count + 1 WHERE (key_id, hour) = (SELECT key_id, hour FROM rollup_hour LIMIT 1)")
+        let v = try await verify()
+        #expect(!v.ok && v.drift == 0 && v.mismatches.count == 1)
+    }
+
+    @Test func alteredSegmentEventsAreCaught() async throws {
+        // Only someone with the file and the will to drop the immutability trigger can do this.
+        try edit("""
+            DROP TRIGGER event_no_update;
+            UPDATE event SET quantity = quantity + 1 WHERE event_id = 'e10';
+            UPDATE rollup_hour SET sum = sum + 1 WHERE (key_id, hour) IN (SELECT k.id, e.ts / 3600000000 FROM event e JOIN rollup_key k
+              ON k.account_id = e.account_id AND k.meter_id = e.meter_id AND k.model_id = e.model_id AND k.kind = e.kind
+              AND k.dimensions = e.dimensions WHERE e.event_id = 'e10');
+            """)
+        let v = try await verify()
+        #expect(!v.ok)
+        #expect(v.drift == 0, "rollups were forged to match, so only the hash can tell")
+        #expect(v.segmentsCorrupt == 1)
+        #expect(v.corruptSegments.first?.reason.contains("SHA-256") == true)
+    }
+
+    @Test func deletedEventIsCaught() async throws {
+        try edit("DROP TRIGGER event_no_delete; DELETE FROM event WHERE event_id = 'e20';")
+        let v = try await verify()
+        #expect(!v.ok && v.segmentsCorrupt == 1 && v.drift == 120)
+    }
+
+    @Test func brokenChainIsCaught() async throws {
+        _ = try await store.ingest([Fixture.event("later", quantity: 1, at: "2026-05-20T00:00:00Z")])
+        try await store.sealOpenSegments()
+        try edit("""
+            DROP TRIGGER segment_sealed_is_final;
+            UPDATE segment SET prev_sha256 = 'forged' WHERE id = (SELECT MAX(id) FROM segment);
+            """)
+        let v = try await verify()
+        #expect(!v.ok)
+        #expect(v.corruptSegments.contains { $0.reason.contains("chain") })
+    }
+
+    @Test func incrementalTrustsVerifiedSegmentsAndDeepDoesNot() async throws {
+        #expect(try await verify(.deep).ok)
+        try edit("DROP TRIGGER event_no_update; UPDATE event SET model_id = 'zzz' WHERE event_id = 'e5';")
+        // The fast path compares rollups with the sums recorded at sealing, already proven against the hash.
+        #expect(try await verify(.incremental).ok)
+        let deep = try await verify(.deep)
+        #expect(!deep.ok && deep.segmentsCorrupt == 1)
+    }
+
+    @Test func eventsCannotBeUpdatedOrDeleted() async throws {
+        _ = try await store.closePeriod(account: "acct_1", period: "2026-04")
+        #expect(throws: (any Error).self) { try edit("UPDATE event SET quantity = 0") }
+        #expect(throws: (any Error).self) { try edit("DELETE FROM event") }
+        #expect(throws: (any Error).self) { try edit("UPDATE segment SET sha256 = 'x'") }
+        #expect(throws: (any Error).self) { try edit("DELETE FROM period") }
+        #expect(throws: (any Error).self) { try edit("UPDATE period SET period = '2026-05'") }
+        #expect(throws: (any Error).self) { try edit("DELETE FROM segment") }
+        let v = try await verify()
+        #expect(v.ok && v.rawSum == (0..<300).reduce(0) { $0 + 100 + Int64($1) })
+    }
+}

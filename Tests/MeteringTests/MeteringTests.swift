@@ -1,0 +1,144 @@
+import ExactJSON
+import FormatReaders
+import Foundation
+import Metering
+import Testing
+
+@Suite struct TimestampTests {
+    @Test(arguments: [
+        ("2026-05-01T00:00:00Z", "2026-05-01T00:00:00Z"),
+        ("2026-05-01T02:30:00+02:30", "2026-05-01T00:00:00Z"),
+        ("2026-04-30T23:00:00-01:00", "2026-05-01T00:00:00Z"),
+        ("2026-05-01t00:00:00.5z", "2026-05-01T00:00:00.500000Z"),
+        ("2024-02-29T23:59:59.123456Z", "2024-02-29T23:59:59.123456Z"),
+        ("2026-05-01T00:00:00.123456000Z", "2026-05-01T00:00:00.123456Z"),
+    ])
+    func parsesAndNormalizesToUTC(_ input: String, _ expected: String) {
+        #expect(Timestamp(rfc3339: input)?.rfc3339 == expected)
+    }
+
+    @Test(arguments: ["2026-05-01", "2026-05-01T00:00:00", "2026-13-01T00:00:00Z", "2025-02-29T00:00:00Z", "2026-05-01T24:00:00Z",
+                      "2026-05-01T00:00:00.1234567Z", "2026-05-01T00:00:00+2", "x2026-05-01T00:00:00Z", "2026-05-01T00:00:00Z "])
+    func rejectsInvalid(_ input: String) {
+        #expect(Timestamp(rfc3339: input) == nil)
+    }
+
+    @Test func bucketsAndMonths() {
+        let t = Timestamp(rfc3339: "2026-12-31T23:30:00Z")!
+        #expect(t.dayString == "2026-12-31" && t.monthString == "2026-12" && t.hourString == "2026-12-31T23:00:00Z")
+        #expect(t.startOfNextMonth.rfc3339 == "2027-01-01T00:00:00Z")
+    }
+}
+
+@Suite struct ExactJSONTests {
+    @Test func numbersKeepTheirDigits() throws {
+        let v = try JSONParser.parse(#"{"a": 0.1, "b": 0.2, "c": 12345678901234567890.123, "d": -0, "e": 1E+2}"#)
+        #expect(v["a"] == .number("0.1") && v["b"] == .number("0.2"))
+        #expect(v["c"] == .number("12345678901234567890.123"))
+        #expect(Decimal(string: "0.1")! + Decimal(string: "0.2")! == Decimal(string: "0.3")!)
+        #expect(v["e"] == .number("1E+2"))
+    }
+
+    @Test func int64IsExact() {
+        #expect(Int64(exactly: "9223372036854775807") == .max)
+        #expect(Int64(exactly: "-9223372036854775808") == .min)
+        #expect(Int64(exactly: "9223372036854775808") == nil)
+        #expect(Int64(exactly: "1.0") == nil && Int64(exactly: "1e3") == nil && Int64(exactly: "+1") == nil && Int64(exactly: "") == nil)
+    }
+
+    @Test(arguments: ["{", "[1,]", #"{"a":1,"a":2}"#, "01", "1.", #""\u12""#, "tru", #"{"a" 1}"#, "[1] x", "\"a\tb\""])
+    func rejectsMalformed(_ text: String) {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
+    }
+
+    @Test func stringsRoundTrip() throws {
+        let s = "é \"q\" \\ \n \u{1F600} \u{0001}"
+        let written = JSONWriter.write(.string(s))
+        #expect(try JSONParser.parse(written) == .string(s))
+        #expect(try JSONParser.parse(#""\ud83d\ude00""#) == .string("\u{1F600}"))
+    }
+
+    @Test func errorsNameLineAndColumn() {
+        do {
+            _ = try JSONParser.parse("{\n  \"a\": [1,\n  oops]}")
+            Issue.record("no error")
+        } catch let e as JSONParseError {
+            #expect(e.line == 3 && e.column == 3)
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+}
+
+@Suite struct EventDecoderTests {
+    let decoder = EventDecoder(now: { Timestamp(rfc3339: "2026-06-01T00:00:00Z")! })
+
+    @Test func canonicalEncodingIsStable() throws {
+        guard case let .event(e) = decoder.decode(try JSONParser.parse(#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":"5","timestamp":"2026-05-01T02:00:00+02:00","dimensions":{"z":"1","a":"2"},"kind":"Usage"}"#)) else {
+            Issue.record("not decoded"); return
+        }
+        #expect(e.canonicalEncoding == #"{"account_id":"a","dimensions":{"a":"2","z":"1"},"event_id":"e","kind":"Usage","meter_id":"m","quantity":5,"timestamp":"2026-05-01T00:00:00Z"}"# + "\n")
+    }
+
+    @Test func futureIsMeasuredFromNow() throws {
+        let ok = decoder.decode(try JSONParser.parse(#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-06-01T00:04:59Z"}"#))
+        let late = decoder.decode(try JSONParser.parse(#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-06-01T00:05:01Z"}"#))
+        if case .invalid = ok { Issue.record("4m59s ahead is allowed") }
+        if case let .invalid(r) = late { #expect(r.code == "timestamp_in_future") } else { Issue.record("5m01s ahead is rejected") }
+    }
+
+    @Test func csvRowsMapColumnsToFieldsAndDimensions() {
+        let item = decoder.decode(row: [("event_id", "e"), ("account_id", "a"), ("meter_id", "m"), ("quantity", "3"),
+                                        ("timestamp", "2026-05-01T00:00:00Z"), ("token_type", "input"), ("feature", "")])
+        guard case let .event(e) = item else { Issue.record("not decoded"); return }
+        #expect(e.dimensions == [.init("token_type", "input")], "an empty cell is absent")
+        #expect(e.modelID == nil)
+    }
+}
+
+@Suite struct UsageQueryParsingTests {
+    @Test func parametersBecomeGroupsAndFilters() throws {
+        let q = try UsageQuery.fromParameters([
+            ("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("group_by", "model_id,token_type,dim.source"),
+            ("model_id", "a"), ("model_id", "b"), ("dim.kind", "x"), ("source", "raw"),
+        ], scope: .all)
+        #expect(q.groupBy == [.modelID, .dimension("token_type"), .dimension("source")])
+        #expect(q.filters == [UsageFilter(field: .modelID, op: .in, values: ["a", "b"]), UsageFilter(field: .dimension("kind"), op: .eq, values: ["x"])])
+        #expect(q.source == .raw)
+    }
+
+    @Test(arguments: [
+        ([("to", "2026-06-01T00:00:00Z")], "from"),
+        ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-05-01T00:00:00Z")], "from"),
+        ([("from", "2026-05-01T00:00:00Z"), ("to", "June")], "to"),
+        ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("source", "cache")], "source"),
+        ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("group_by", "model_id,,day")], "group_by"),
+        ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("group_by", "event_id")], "event_id"),
+    ])
+    func badParametersNameTheField(_ params: [(String, String)], _ field: String) {
+        do {
+            _ = try UsageQuery.fromParameters(params, scope: .all)
+            Issue.record("accepted \(params)")
+        } catch let e as UsageBoxError {
+            #expect(e.field == field && e.httpStatus == 400)
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+}
+
+@Suite struct CSVReaderTests {
+    @Test func quotesNewlinesCRLFAndBOM() throws {
+        let records = try CSVReader.parse("\u{FEFF}a,b\r\n\"x, y\",\"multi\nline\"\r\n\r\n\"q\"\"q\",last")
+        #expect(records.map(\.fields) == [["a", "b"], ["x, y", "multi\nline"], ["q\"q", "last"]])
+        #expect(records.map(\.line) == [1, 2, 5])
+    }
+
+    @Test func unterminatedQuoteNamesItsLine() {
+        #expect(throws: CSVError.self) { try CSVReader.parse("a,b\n1,\"open\n2,3\n") }
+    }
+
+    @Test func libxml2IsLinked() {
+        #expect(LibXML2.version.hasPrefix("2."))
+    }
+}

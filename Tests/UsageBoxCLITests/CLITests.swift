@@ -1,0 +1,132 @@
+import ExactJSON
+import Foundation
+import Testing
+
+@Suite(.serialized) struct CLITests {
+    let dir: TemporaryDirectory
+    let db: String
+
+    init() throws {
+        dir = try TemporaryDirectory()
+        db = dir.path("u.db")
+    }
+
+    let may = ["--from", "2026-05-01T00:00:00Z", "--to", "2026-06-01T00:00:00Z"]
+
+    func json(_ r: CLI.Result) throws -> JSONValue { try JSONParser.parse(r.stdout) }
+
+    @Test func ingestsNDJSONJSONAndCSVAndTotalsWithJSON() async throws {
+        let nd = try dir.write("a.ndjson", """
+            {"event_id":"n1","account_id":"acct_42","meter_id":"claude_tokens","model_id":"m","quantity":10,"timestamp":"2026-05-02T00:00:00Z","dimensions":{"token_type":"input"}}
+
+            {"event_id":"n2","account_id":"acct_42","meter_id":"claude_tokens","model_id":"m","quantity":"20","timestamp":"2026-05-02T00:00:00Z"}
+            {not json}
+            """)
+        let doc = try dir.write("b.json", #"{"events": [{"event_id":"j1","account_id":"acct_42","meter_id":"claude_tokens","model_id":"m","quantity":5,"timestamp":"2026-05-03T00:00:00Z"}]}"#)
+        let csv = try dir.write("c.csv", "\u{FEFF}event_id,account_id,meter_id,model_id,quantity,timestamp,token_type,feature\r\nc1,acct_42,claude_tokens,m,7,2026-05-04T00:00:00Z,output,\r\nc2,acct_42,claude_tokens,m,1.5,2026-05-04T00:00:00Z,output,chat\r\n")
+        let r = try CLI.run(["ingest", "--db", db, "--json", nd, doc, csv])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try json(r)
+        #expect(j["accepted"] == .int(4))
+        #expect(j["rejected"] == .int(2))
+        let errors = j["errors"]?.arrayValue ?? []
+        #expect(errors.map { $0["line"] } == [.int(4), .int(3)], "errors name the line")
+        #expect(errors.map { $0["file"]?.stringValue } == [nd, csv], "errors name the file")
+        #expect(errors.map { $0["code"]?.stringValue } == ["malformed_json", "invalid_quantity"])
+
+        let again = try CLI.run(["ingest", "--db", db, "--json", "--strict", nd])
+        #expect(again.status == 4, "--strict exits 4 on a rejection")
+        #expect(try json(again)["duplicates"] == .int(2))
+
+        let usage = try CLI.run(["usage", "--db", db, "--account", "acct_42", "--group-by", "token_type", "--json"] + may)
+        #expect(usage.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                == #"{"source":"rollup","groups":[{"token_type":null,"sum":25,"count":2},{"token_type":"input","sum":10,"count":1},{"token_type":"output","sum":7,"count":1}]}"#)
+        let table = try CLI.run(["usage", "--db", db, "--account", "acct_42"] + may)
+        #expect(table.stdout.contains("42") && table.stdout.contains("source: rollup"))
+    }
+
+    @Test func readsStandardInput() throws {
+        let r = try CLI.run(["ingest", "--db", db, "--json", "-"], stdin: #"{"event_id":"s1","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z"}"# + "\n")
+        #expect(try json(r)["accepted"] == .int(1))
+    }
+
+    @Test func badInputNamesFileAndLineAndKeepsStoredEvents() throws {
+        let good = try dir.write("good.ndjson", #"{"event_id":"g1","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z"}"# + "\n")
+        #expect(try CLI.run(["ingest", "--db", db, good]).status == 0)
+        let badJSON = try dir.write("bad.json", "{\"events\": [\n  {\"event_id\": \"x\",\n  oops]}")
+        let r = try CLI.run(["ingest", "--db", db, badJSON])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("bad.json:3:"), "\(r.stderr)")
+        let badCSV = try dir.write("bad.csv", "event_id,account_id,meter_id,quantity,timestamp\ne1,a,m,1,2026-05-01T00:00:00Z\ne2,a,m,\"1,2026-05-01T00:00:00Z\n")
+        let c = try CLI.run(["ingest", "--db", db, badCSV])
+        #expect(c.status == 1)
+        #expect(c.stderr.contains("bad.csv:3"), "\(c.stderr)")
+        let missing = try CLI.run(["ingest", "--db", db, dir.path("nope.ndjson")])
+        #expect(missing.status == 1 && missing.stderr.contains("nope.ndjson"))
+        let sum = try CLI.run(["query", "sql", "--db", db, "--json", "SELECT COUNT(*) FROM usage_events WHERE event_id = 'g1'"])
+        #expect(try json(sum)["rows"] == .array([.array([.int(1)])]), "what was stored before stays")
+    }
+
+    @Test func exitCodes() throws {
+        #expect(try CLI.run(["usage", "--db", db, "--account", "a"]).status == 2, "a missing option is bad usage")
+        #expect(try CLI.run(["frobnicate"]).status == 2)
+        #expect(try CLI.run(["ingest", "--db", db, "--batch-size", "0", "x"]).status == 2)
+        let badTime = try CLI.run(["usage", "--db", db, "--account", "a", "--from", "yesterday", "--to", "2026-06-01T00:00:00Z"])
+        #expect(badTime.status == 1 && badTime.stderr.contains("from"))
+        let reversed = try CLI.run(["usage", "--db", db, "--account", "a", "--from", "2026-06-01T00:00:00Z", "--to", "2026-05-01T00:00:00Z"])
+        #expect(reversed.status == 1)
+        #expect(try CLI.run(["--help"]).status == 0)
+        #expect(try CLI.run(["query", "sql", "--db", db, "DROP TABLE event"]).status == 1)
+    }
+
+    @Test func periodsMetersExplainVerifyAndJSONQuery() throws {
+        let file = try dir.write("e.ndjson", """
+            {"event_id":"u1","account_id":"acct_42","meter_id":"claude_tokens","model_id":"s","quantity":100,"timestamp":"2026-05-02T00:00:00Z","dimensions":{"token_type":"input"}}
+            {"event_id":"u2","account_id":"acct_42","meter_id":"claude_tokens","model_id":"s","quantity":50,"timestamp":"2026-05-02T00:00:00Z","dimensions":{"token_type":"output"}}
+            """)
+        #expect(try CLI.run(["ingest", "--db", db, file]).status == 0)
+        let close = try CLI.run(["periods", "close", "--db", db, "--account", "acct_42", "--period", "2026-05", "--json"])
+        #expect(try json(close)["period"] == .string("2026-05"))
+        let late = try dir.write("late.ndjson", """
+            {"event_id":"u3","account_id":"acct_42","meter_id":"claude_tokens","model_id":"s","quantity":1,"timestamp":"2026-05-03T00:00:00Z"}
+            {"event_id":"fix","account_id":"acct_42","meter_id":"claude_tokens","model_id":"s","kind":"Correction","correction_ref":"recon_may_2026_vendor_anthropic","quantity":-20,"timestamp":"2026-05-31T23:59:59Z","dimensions":{"source":"vendor_reconciliation"}}
+            """)
+        let r = try json(try CLI.run(["ingest", "--db", db, "--json", late]))
+        #expect(r["accepted"] == .int(1) && r["rejected"] == .int(1))
+        #expect(r["errors"]?.arrayValue?.first?["code"] == .string("period_closed"))
+        let explain = try json(try CLI.run(["explain", "--db", db, "--account", "acct_42", "--json"] + may))
+        #expect(explain["totals"] == .object([("usage", .int(150)), ("corrections", .int(-20)), ("net", .int(130)), ("count", .int(3))]))
+        #expect(explain["corrections"]?.arrayValue?.first?["post_close"] == .bool(true))
+        let verify = try json(try CLI.run(["verify", "--db", db, "--account", "acct_42", "--group-by", "day", "--json"] + may))
+        #expect(verify["ok"] == .bool(true) && verify["drift"] == .int(0))
+        #expect(verify["days"]?.arrayValue?.count == 31)
+        let meters = try json(try CLI.run(["meters", "--db", db, "--json"]))
+        #expect(meters["meters"]?.arrayValue?.first?["unit"] == .null)
+        let set = try CLI.run(["meters", "set", "--db", db, "claude_tokens", "--unit", "tokens", "--rollup-dimensions", "token_type", "--json"])
+        #expect(try json(set)["rollup_dimensions"] == .array([.string("token_type")]))
+        let bySource = try json(try CLI.run(["usage", "--db", db, "--account", "acct_42", "--group-by", "dim.source", "--json"] + may))
+        #expect(bySource["source"] == .string("raw"))
+        let q = try dir.write("q.json", #"{"account_id":"acct_42","from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","filters":[{"field":"token_type","op":"in","value":["input","output"]}],"group_by":["model_id"],"metrics":["sum","count"]}"#)
+        let jq = try CLI.run(["query", "json", "--db", db, "--json", q])
+        #expect(jq.stdout.contains(#"{"model_id":"s","sum":150,"count":2}"#), "\(jq.stdout)\(jq.stderr)")
+        let list = try json(try CLI.run(["periods", "--db", db, "--account", "acct_42", "--json"]))
+        #expect(list["periods"]?.arrayValue?.count == 1)
+    }
+
+    @Test func dbComesFromTheEnvironmentOrTheWorkingDirectory() throws {
+        let file = try dir.write("e.ndjson", #"{"event_id":"x","account_id":"a","meter_id":"m","quantity":3,"timestamp":"2026-05-01T00:00:00Z"}"# + "\n")
+        #expect(try CLI.run(["ingest", file], cwd: dir.path).status == 0)
+        #expect(FileManager.default.fileExists(atPath: dir.path("usagebox.db")))
+        let env = try CLI.run(["usage", "--account", "a", "--json"] + may, env: ["USAGEBOX_DB": dir.path("usagebox.db")])
+        #expect(env.stdout.contains("\"sum\":3"))
+    }
+
+    @Test func demoTellsTheKataFromAnyDirectory() throws {
+        let r = try CLI.run(["demo"], cwd: "/")
+        #expect(r.status == 0, "\(r.stderr)")
+        for expected in ["\"sum\": 42180000", "\"sum\": 191400000", "\"sum\": 88060000", "\"count\": 28755", "\"rollup_sum\": 321640000",
+                         "\"drift\": 0", "\"sum\": 122900000", "\"count\": 14378", "\"sum\": 68500000", "\"count\": 14377", "chain head"] {
+            #expect(r.stdout.contains(expected), "demo output lacks \(expected)")
+        }
+    }
+}
