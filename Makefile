@@ -1,0 +1,10 @@
+# The README's two commands: `make demo` and `make test`. Each installs what it needs.
+.PHONY: demo test build clean
+demo:
+	scripts/demo
+test:
+	scripts/test
+build:
+	scripts/setup && swift build
+clean:
+	rm -rf .build
