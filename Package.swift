@@ -52,8 +52,24 @@ let package = Package(
         // The composition root shared by the CLI and the server.
         .target(
             name: "UsageBoxApp",
-            dependencies: ["Metering", "MeterStoreSQLite", "FormatReaders",
+            dependencies: ["Metering", "MeterStoreSQLite", "MeterStoreHTTPClient", "UsageBoxServer", "FormatReaders",
+                           .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // The HTTP API (Hummingbird 2) over any MeterStore and KeyStore.
+        .target(
+            name: "UsageBoxServer",
+            dependencies: ["Metering", "ExactJSON",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // The MeterStore that talks to a running UsageBox over HTTP (the CLI's --server mode).
+        .target(
+            name: "MeterStoreHTTPClient",
+            dependencies: ["Metering", "ExactJSON",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -68,6 +84,13 @@ let package = Package(
         .testTarget(
             name: "MeterStoreSQLiteTests",
             dependencies: ["MeterStoreSQLite", "Metering", "UsageBoxTesting", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "UsageBoxServerTests",
+            dependencies: ["UsageBoxServer", "UsageBoxApp", "Metering", "MeterStoreSQLite", "MeterStoreHTTPClient", "ExactJSON",
+                           "usagebox",
+                           .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -105,6 +105,18 @@ extension SQLiteMeterStore {
                 BEGIN SELECT RAISE(ABORT, 'a closed period cannot be changed'); END;
                 """)
         }
+        m.registerMigration("v2.api-keys") { db in
+            try db.execute(sql: """
+                CREATE TABLE api_key (
+                    key_id TEXT PRIMARY KEY,
+                    secret_sha256 TEXT NOT NULL UNIQUE,  -- only the hash of the secret is kept
+                    account_id TEXT,                     -- NULL: an admin key over every account
+                    role TEXT NOT NULL CHECK (role IN ('reader', 'writer', 'admin')),
+                    created_at INTEGER NOT NULL,
+                    revoked_at INTEGER
+                );
+                """)
+        }
         return m
     }
 }

@@ -32,4 +32,7 @@ public protocol MeterStore: Sendable {
 
     /// Seals every open segment (at shutdown).
     func sealOpenSegments() async throws
+
+    /// Seals open segments older than the age limit (a server calls this on a timer).
+    func sealExpiredSegments() async throws
 }

@@ -1,9 +1,10 @@
 import Foundation
 public import Metering
+public import MeterStoreHTTPClient
 public import MeterStoreSQLite
 
-/// The composition root's store choice: the embedded SQLite file named by `--db`, `$USAGEBOX_DB`,
-/// or `./usagebox.db`.
+/// The composition root's store choice: a running server (`--server URL --key K`), or the
+/// embedded SQLite file named by `--db`, `$USAGEBOX_DB`, or `./usagebox.db`.
 public enum StoreFactory {
     public static let defaultPath = "usagebox.db"
 
@@ -26,5 +27,16 @@ public enum StoreFactory {
         } catch {
             throw UsageBoxError(.internal, "cannot open the store \(path): \(error)")
         }
+    }
+
+    /// The store a command works on: the server when `server` is given, else the embedded file.
+    public static func open(db: String?, server: String?, key: String?,
+                            environment: [String: String] = ProcessInfo.processInfo.environment) throws -> any MeterStore {
+        if let server, !server.isEmpty {
+            if db != nil { throw UsageBoxError.invalidArgument("--db and --server exclude each other", field: "server") }
+            let k = key ?? environment["USAGEBOX_KEY"] ?? ""
+            return try HTTPMeterStore(baseURL: server, key: k)
+        }
+        return try openSQLite(path: resolvePath(db, environment: environment))
     }
 }

@@ -29,8 +29,7 @@ extension UsageBoxCommand {
         }
 
         func run() async throws {
-            let path = StoreFactory.resolvePath(store.db)
-            let db = try StoreFactory.openSQLite(path: path)
+            let db = try store.open()
             let ingestor = FileIngestor(store: db, batchSize: batchSize)
             let mode: ProgressLine.Mode
             switch self.progress {

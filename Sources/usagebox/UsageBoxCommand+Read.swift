@@ -36,7 +36,7 @@ extension UsageBoxCommand {
                 params.append((String(f[..<eq]), String(f[f.index(after: eq)...])))
             }
             let query = try UsageQuery.fromParameters(params, scope: account.map { .accounts([$0]) } ?? .all)
-            let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+            let db = try store.open()
             let result = try await db.usage(query)
             printOut(json ? JSONWriter.write(result.jsonValue) : Rendering.usage(result))
         }
@@ -58,7 +58,7 @@ extension UsageBoxCommand {
         func run() async throws {
             guard let m = VerifyMode(rawValue: mode) else { throw ValidationError("--mode is deep or incremental") }
             if let groupBy, groupBy != "day" { throw ValidationError("--group-by takes only 'day'") }
-            let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+            let db = try store.open()
             let report = try await db.verify(VerifyRequest(account: account, range: try period.range(), mode: m, byDay: groupBy == "day"))
             printOut(json ? JSONWriter.write(report.jsonValue) : Rendering.verify(report))
             if failOnDrift, !report.ok { throw ExitWith(code: 3) }
@@ -75,7 +75,7 @@ extension UsageBoxCommand {
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+            let db = try store.open()
             let report = try await db.explain(account: account, range: try period.range())
             printOut(json ? JSONWriter.write(report.jsonValue) : Rendering.explain(report))
         }
@@ -93,7 +93,7 @@ extension UsageBoxCommand {
             @Flag(help: "Print the API's JSON.") var json = false
 
             func run() async throws {
-                let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+                let db = try store.open()
                 let record = try await db.closePeriod(account: account, period: period)
                 printOut(json ? JSONWriter.write(record.jsonValue) : "\(record.accountID) \(record.period) closed at \(record.closedAt.rfc3339)")
             }
@@ -106,7 +106,7 @@ extension UsageBoxCommand {
             @Flag(help: "Print the API's JSON.") var json = false
 
             func run() async throws {
-                let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+                let db = try store.open()
                 let records = try await db.periods(account: account)
                 if json {
                     printOut(JSONWriter.write(.object([("account_id", .string(account)), ("periods", .array(records.map(\.jsonValue)))])))
@@ -128,7 +128,7 @@ extension UsageBoxCommand {
             @Flag(help: "Print the API's JSON.") var json = false
 
             func run() async throws {
-                let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+                let db = try store.open()
                 let meters = try await db.meters(scope: .all)
                 if json {
                     printOut(JSONWriter.write(.object([("meters", .array(meters.map(\.jsonValue)))])))
@@ -151,7 +151,7 @@ extension UsageBoxCommand {
             @Flag(help: "Print the API's JSON.") var json = false
 
             func run() async throws {
-                let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+                let db = try store.open()
                 var dims: [String]?
                 if let rollupDimensions, rollupDimensions != "*" {
                     dims = rollupDimensions.split(separator: ",").map { String($0) }
@@ -180,7 +180,7 @@ extension UsageBoxCommand {
             @Argument(help: "One SELECT statement.") var sql: String
 
             func run() async throws {
-                let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+                let db = try store.open()
                 let result = try await db.sql(sql, scope: account.map { .accounts([$0]) } ?? .all, timeLimitSeconds: timeout, rowLimit: 10_000)
                 printOut(json ? JSONWriter.write(result.jsonValue) : Rendering.sql(result))
             }
@@ -211,7 +211,7 @@ extension UsageBoxCommand {
                 }
                 let account = try UsageQuery.jsonQueryAccount(value)
                 let query = try UsageQuery.fromJSON(value, scope: account.map { .accounts([$0]) } ?? .all)
-                let db = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(store.db))
+                let db = try store.open()
                 let result = try await db.usage(query)
                 printOut(json ? JSONWriter.write(result.jsonValue) : Rendering.usage(result))
             }

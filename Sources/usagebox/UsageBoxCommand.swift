@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Metering
+import UsageBoxApp
 
 /// `usagebox`: the metering database and vendor reconciliation, from the command line.
 struct UsageBoxCommand: AsyncParsableCommand {
@@ -12,7 +13,8 @@ struct UsageBoxCommand: AsyncParsableCommand {
             Commands that answer with data take --json and then print exactly the HTTP API's JSON.
             Exit codes: 0 success, 1 error, 2 bad usage, 3 reconcile stopped by verify drift, 4 ingest --strict saw rejections.
             """,
-        subcommands: [Ingest.self, Usage.self, Verify.self, Explain.self, Periods.self, Meters.self, Query.self, Demo.self]
+        subcommands: [Serve.self, Ingest.self, Usage.self, Verify.self, Explain.self, Periods.self, Meters.self, Query.self, Keys.self,
+                      Demo.self]
     )
 }
 
@@ -20,6 +22,14 @@ struct UsageBoxCommand: AsyncParsableCommand {
 struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "The embedded store file (default ./usagebox.db or $USAGEBOX_DB).")
     var db: String?
+    @Option(name: .long, help: "Work against a running UsageBox server instead, e.g. http://127.0.0.1:8080.")
+    var server: String?
+    @Option(name: .long, help: "The API key for --server (default $USAGEBOX_KEY).")
+    var key: String?
+
+    func open() throws -> any MeterStore {
+        try StoreFactory.open(db: db, server: server, key: key)
+    }
 }
 
 /// An exit with a specific code after output was already written.

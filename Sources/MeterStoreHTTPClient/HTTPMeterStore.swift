@@ -1,0 +1,156 @@
+import AsyncHTTPClient
+public import ExactJSON
+import Foundation
+public import Metering
+import NIOCore
+import NIOHTTP1
+
+/// A `MeterStore` that is a running UsageBox server: the CLI's `--server URL --key K` mode, so
+/// every read and ingest works the same on a local file or a remote UsageBox.
+///
+/// The key decides which accounts are visible; the server seals segments itself.
+public final class HTTPMeterStore: MeterStore {
+    public let baseURL: String
+    let key: String
+    let timeout: TimeAmount
+
+    public init(baseURL: String, key: String, timeoutSeconds: Int64 = 120) throws {
+        guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://") else {
+            throw UsageBoxError.invalidArgument("--server must be an http:// or https:// URL, got '\(baseURL)'", field: "server")
+        }
+        guard !key.isEmpty else { throw UsageBoxError.invalidArgument("--server needs --key (or $USAGEBOX_KEY)", field: "key") }
+        var base = baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        self.baseURL = base
+        self.key = key
+        self.timeout = .seconds(timeoutSeconds)
+    }
+
+    static func escape(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:")) ?? s
+    }
+
+    func call(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSONValue? = nil) async throws -> JSONValue {
+        var url = baseURL + path
+        if !query.isEmpty { url += "?" + query.map { Self.escape($0.0) + "=" + Self.escape($0.1) }.joined(separator: "&") }
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        request.headers.add(name: "Authorization", value: "Bearer \(key)")
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: JSONWriter.write(body)))
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: timeout)
+        } catch {
+            throw UsageBoxError(.internal, "cannot reach \(baseURL): \(error)", field: "server")
+        }
+        let buffer = try await response.body.collect(upTo: 256 << 20)
+        let value = try? buffer.withUnsafeReadableBytes { try JSONParser.parse(bytes: $0.bindMemory(to: UInt8.self)) }
+        guard (200..<300).contains(Int(response.status.code)) else {
+            let error = value?["error"]
+            let codeText = error?["code"]?.stringValue ?? ""
+            let code = UsageBoxError.Code(rawValue: codeText) ?? (response.status.code == 404 ? .notFound : .internal)
+            throw UsageBoxError(code, "server answered \(response.status.code): \(error?["message"]?.stringValue ?? String(buffer: buffer))",
+                                field: error?["field"]?.stringValue)
+        }
+        guard let value else { throw UsageBoxError(.internal, "the server's answer is not JSON") }
+        return value
+    }
+
+    public func ingest(_ batch: [IngestItem]) async throws -> IngestResponse {
+        var total = IngestResponse()
+        var start = 0
+        while start < batch.count {
+            let slice = batch[start..<min(start + 10_000, batch.count)]
+            // Events that failed to decode locally never travel; their rejections keep their index.
+            var wire: [JSONValue] = []
+            var wireIndex: [Int] = []
+            var local = IngestResponse()
+            for (i, item) in slice.enumerated() {
+                switch item {
+                case let .event(e):
+                    wire.append(e.jsonValue)
+                    wireIndex.append(start + i)
+                case let .invalid(r):
+                    local.rejected += 1
+                    local.errors.append(.init(index: start + i, eventID: r.eventID, status: .rejected, code: r.code, message: r.message, field: r.field))
+                }
+            }
+            if !wire.isEmpty {
+                let answer = try await call(.POST, "/v1/usage/batch", body: .object([("events", .array(wire))]))
+                var remote = try Self.decodeIngest(answer)
+                for i in remote.errors.indices { remote.errors[i].index = wireIndex[remote.errors[i].index] }
+                local.add(remote)
+            }
+            local.errors.sort { $0.index < $1.index }
+            total.add(local)
+            start += 10_000
+        }
+        return total
+    }
+
+    public func usage(_ query: UsageQuery) async throws -> UsageResult {
+        var body: [(String, JSONValue)] = []
+        switch query.scope {
+        case .all: break
+        case let .accounts(list):
+            guard list.count == 1 else { throw UsageBoxError.invalidArgument("a remote read names one account or all", field: "account_id") }
+            body.append(("account_id", .string(list[0])))
+        }
+        body += [
+            ("from", .string(query.range.from.rfc3339)), ("to", .string(query.range.to.rfc3339)),
+            ("filters", .array(query.filters.map {
+                .object([("field", .string($0.field.name)), ("op", .string($0.op.rawValue)), ("value", .array($0.values.map(JSONValue.string)))])
+            })),
+            ("group_by", .array(query.groupBy.map { .string($0.name) })),
+            ("metrics", .array(query.metrics.map { .string($0.rawValue) })),
+            ("source", .string(query.source.rawValue)),
+        ]
+        let answer = try await call(.POST, "/v1/query/json", body: .object(body))
+        return try Self.decodeUsage(answer, groupBy: query.groupBy, metrics: query.metrics)
+    }
+
+    public func verify(_ request: VerifyRequest) async throws -> VerifyReport {
+        var q = [("from", request.range.from.rfc3339), ("to", request.range.to.rfc3339), ("mode", request.mode.rawValue)]
+        if request.byDay { q.append(("group_by", "day")) }
+        return try Self.decodeVerify(try await call(.GET, "/v1/accounts/\(Self.escape(request.account))/verify", query: q))
+    }
+
+    public func explain(account: String, range: TimeRange) async throws -> ExplainReport {
+        let v = try await call(.GET, "/v1/accounts/\(Self.escape(account))/explain",
+                               query: [("from", range.from.rfc3339), ("to", range.to.rfc3339)])
+        return try Self.decodeExplain(v, range: range)
+    }
+
+    public func closePeriod(account: String, period: String) async throws -> PeriodRecord {
+        try Self.decodePeriod(try await call(.POST, "/v1/accounts/\(Self.escape(account))/periods/close", body: .object([("period", .string(period))])))
+    }
+
+    public func periods(account: String) async throws -> [PeriodRecord] {
+        let v = try await call(.GET, "/v1/accounts/\(Self.escape(account))/periods")
+        return try (v["periods"]?.arrayValue ?? []).map(Self.decodePeriod)
+    }
+
+    public func meters(scope: AccountScope) async throws -> [MeterInfo] {
+        let v = try await call(.GET, "/v1/meters")
+        return (v["meters"]?.arrayValue ?? []).map(Self.decodeMeter)
+    }
+
+    public func setMeter(_ meterID: String, unit: String?, rollupDimensions: [String]?) async throws -> MeterInfo {
+        var body: [(String, JSONValue)] = []
+        if let unit { body.append(("unit", .string(unit))) }
+        if let rollupDimensions { body.append(("rollup_dimensions", .array(rollupDimensions.map(JSONValue.string)))) }
+        return Self.decodeMeter(try await call(.PUT, "/v1/meters/\(Self.escape(meterID))", body: .object(body)))
+    }
+
+    public func sql(_ query: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) async throws -> SQLResult {
+        let v = try await call(.POST, "/v1/query/sql", body: .object([("sql", .string(query))]))
+        return SQLResult(columns: (v["columns"]?.arrayValue ?? []).compactMap(\.stringValue),
+                         rows: (v["rows"]?.arrayValue ?? []).map { $0.arrayValue ?? [] }, truncated: v["truncated"] == .bool(true))
+    }
+
+    public func sealOpenSegments() async throws {}
+    public func sealExpiredSegments() async throws {}
+}

@@ -1,0 +1,19 @@
+public import Hummingbird
+public import Logging
+public import Metering
+import UsageBoxServer
+
+/// Builds the `usagebox serve` application: the HTTP API over a store, with the segment sealer.
+public enum ServerApplication {
+    public static func build(
+        store: any MeterStore & KeyStore, host: String, port: Int, environmentAdminSecret: String?, logger: Logger,
+        sealInterval: Duration = .seconds(60)
+    ) -> some ApplicationProtocol {
+        let api = HTTPAPI(store: store, keys: store, environmentAdminSecret: environmentAdminSecret)
+        return Application(
+            router: api.buildRouter(),
+            configuration: .init(address: .hostname(host, port: port), serverName: "UsageBox"),
+            services: [SegmentSealer(store: store, interval: sealInterval, logger: logger)],
+            logger: logger)
+    }
+}

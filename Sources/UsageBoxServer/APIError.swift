@@ -1,0 +1,53 @@
+import ExactJSON
+import Hummingbird
+import Metering
+
+extension UsageBoxError {
+    /// The JSON error body of CONTRACT §3.
+    var jsonBody: JSONValue {
+        var e: [(String, JSONValue)] = [("code", .string(code.rawValue)), ("message", .string(message))]
+        if let field { e.append(("field", .string(field))) }
+        return .object([("error", .object(e))])
+    }
+}
+
+/// Turns every error into the contract's JSON error body with its status; only a real server
+/// fault becomes a 500.
+struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as UsageBoxError {
+            return JSONResponse.error(error)
+        } catch let error as HTTPError {
+            let code: UsageBoxError.Code
+            switch error.status.code {
+            case 404: code = .notFound
+            case 405: code = .notFound
+            case 413: code = .payloadTooLarge
+            case 401: code = .unauthenticated
+            case 403: code = .permissionDenied
+            case 400..<500: code = .invalidArgument
+            default: code = .internal
+            }
+            var response = JSONResponse.error(UsageBoxError(code, error.body ?? error.status.reasonPhrase))
+            response.status = error.status.code == 405 ? .methodNotAllowed : response.status
+            return response
+        } catch {
+            context.logger.error("unhandled error", metadata: ["error": "\(error)"])
+            return JSONResponse.error(UsageBoxError(.internal, "internal error"))
+        }
+    }
+}
+
+enum JSONResponse {
+    static func make(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        var text = JSONWriter.write(value)
+        text += "\n"
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func error(_ e: UsageBoxError) -> Response {
+        make(e.jsonBody, status: HTTPResponse.Status(code: e.httpStatus))
+    }
+}

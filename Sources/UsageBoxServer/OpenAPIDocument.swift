@@ -1,0 +1,482 @@
+/// The OpenAPI 3 description served at `GET /openapi.yaml`. Kept beside the router it describes;
+/// `scripts/api-fuzz` runs schemathesis against a live server to keep the two true to each other.
+enum OpenAPIDocument {
+    static let yaml = #"""
+openapi: 3.0.3
+info:
+  title: UsageBox
+  version: "1.0"
+  description: >
+    A metering database for AI usage and month-end vendor reconciliation. Every /v1 route needs
+    `Authorization: Bearer <key>`. Errors are `{"error": {"code", "message", "field"}}`.
+servers:
+  - url: http://127.0.0.1:8080
+security:
+  - bearer: []
+paths:
+  /healthz:
+    get:
+      summary: Liveness
+      security: []
+      responses:
+        "200":
+          description: Up
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [status]
+                properties:
+                  status: {type: string}
+  /openapi.yaml:
+    get:
+      summary: This document
+      security: []
+      responses:
+        "200":
+          description: The OpenAPI description
+          content:
+            application/yaml:
+              schema: {type: string}
+  /v1/usage/batch:
+    post:
+      summary: Ingest up to 10,000 events; each gets its own outcome
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [events]
+              properties:
+                events:
+                  type: array
+                  maxItems: 10000
+                  items: {$ref: "#/components/schemas/Event"}
+      responses:
+        "200":
+          description: Per-event outcomes
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/BatchResponse"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "413": {$ref: "#/components/responses/TooLarge"}
+  /v1/accounts/{account}/usage:
+    get:
+      summary: Usage of one account, grouped
+      parameters:
+        - $ref: "#/components/parameters/account"
+        - $ref: "#/components/parameters/from"
+        - $ref: "#/components/parameters/to"
+        - $ref: "#/components/parameters/group_by"
+        - $ref: "#/components/parameters/source"
+        - $ref: "#/components/parameters/model_id"
+        - $ref: "#/components/parameters/meter_id"
+        - $ref: "#/components/parameters/kind"
+      responses:
+        "200":
+          description: Groups
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/UsageResponse"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+  /v1/usage:
+    get:
+      summary: Usage across every account the key may see, grouped
+      parameters:
+        - $ref: "#/components/parameters/from"
+        - $ref: "#/components/parameters/to"
+        - $ref: "#/components/parameters/group_by"
+        - $ref: "#/components/parameters/source"
+        - $ref: "#/components/parameters/model_id"
+        - $ref: "#/components/parameters/meter_id"
+        - $ref: "#/components/parameters/kind"
+        - name: account_id
+          in: query
+          schema: {type: string}
+      responses:
+        "200":
+          description: Groups
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/UsageResponse"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+  /v1/accounts/{account}/verify:
+    get:
+      summary: Raw-vs-rollup check and segment re-hash
+      parameters:
+        - $ref: "#/components/parameters/account"
+        - $ref: "#/components/parameters/from"
+        - $ref: "#/components/parameters/to"
+        - name: group_by
+          in: query
+          schema: {type: string, enum: [day]}
+        - name: mode
+          in: query
+          schema: {type: string, enum: [deep, incremental]}
+      responses:
+        "200":
+          description: The report (ok false on drift or corruption)
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/VerifyReport"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+  /v1/accounts/{account}/explain:
+    get:
+      summary: Totals, breakdown, segment provenance and corrections
+      parameters:
+        - $ref: "#/components/parameters/account"
+        - $ref: "#/components/parameters/from"
+        - $ref: "#/components/parameters/to"
+      responses:
+        "200":
+          description: The explanation
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ExplainReport"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+  /v1/accounts/{account}/periods/close:
+    post:
+      summary: Close a calendar month (closing twice returns the first closed_at)
+      parameters:
+        - $ref: "#/components/parameters/account"
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [period]
+              properties:
+                period: {type: string, pattern: "^[0-9]{4}-[0-9]{2}$", example: "2026-05"}
+      responses:
+        "200":
+          description: The closed period
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Period"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+  /v1/accounts/{account}/periods:
+    get:
+      summary: Closed months of an account
+      parameters:
+        - $ref: "#/components/parameters/account"
+      responses:
+        "200":
+          description: Periods
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [account_id, periods]
+                properties:
+                  account_id: {type: string}
+                  periods:
+                    type: array
+                    items: {$ref: "#/components/schemas/Period"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+  /v1/query/sql:
+    post:
+      summary: Read-only SQL over the usage_events view of the accounts the key may see
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [sql]
+              properties:
+                sql: {type: string, example: "SELECT model_id, SUM(quantity) FROM usage_events GROUP BY model_id"}
+      responses:
+        "200":
+          description: Columns and rows
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [columns, rows, truncated]
+                properties:
+                  columns: {type: array, items: {type: string}}
+                  rows: {type: array, items: {type: array, items: {}}}
+                  truncated: {type: boolean}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+  /v1/query/json:
+    post:
+      summary: A structured grouped query
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/JSONQuery"}
+      responses:
+        "200":
+          description: Groups, one field per metric
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/UsageResponse"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+  /v1/meters:
+    get:
+      summary: Meters on the accounts the key may see
+      responses:
+        "200":
+          description: Meters
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [meters]
+                properties:
+                  meters:
+                    type: array
+                    items: {$ref: "#/components/schemas/Meter"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+  /v1/meters/{meter_id}:
+    put:
+      summary: Set a meter's unit and the dimensions its rollups keep (admin)
+      parameters:
+        - name: meter_id
+          in: path
+          required: true
+          schema: {type: string}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                unit: {type: string, nullable: true}
+                rollup_dimensions: {type: array, nullable: true, items: {type: string}}
+              additionalProperties: false
+      responses:
+        "200":
+          description: The meter
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Meter"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "409": {$ref: "#/components/responses/Conflict"}
+components:
+  securitySchemes:
+    bearer:
+      type: http
+      scheme: bearer
+  parameters:
+    account:
+      name: account
+      in: path
+      required: true
+      schema: {type: string, example: acct_42}
+    from:
+      name: from
+      in: query
+      required: true
+      description: RFC 3339 with offset, inclusive
+      schema: {type: string, format: date-time, example: "2026-05-01T00:00:00Z"}
+    to:
+      name: to
+      in: query
+      required: true
+      description: RFC 3339 with offset, exclusive; after from
+      schema: {type: string, format: date-time, example: "2026-06-01T00:00:00Z"}
+    group_by:
+      name: group_by
+      in: query
+      description: Comma-separated fields (model_id, meter_id, account_id, kind, unit, hour, day, month), dimensions, or dim.NAME
+      schema: {type: string, example: model_id}
+    source:
+      name: source
+      in: query
+      schema: {type: string, enum: [auto, rollup, raw]}
+    model_id:
+      name: model_id
+      in: query
+      schema: {type: string}
+    meter_id:
+      name: meter_id
+      in: query
+      schema: {type: string}
+    kind:
+      name: kind
+      in: query
+      schema: {type: string, enum: [Usage, Correction]}
+  responses:
+    BadRequest:
+      description: Invalid request, naming the field
+      content:
+        application/json:
+          schema: {$ref: "#/components/schemas/Error"}
+    Unauthorized:
+      description: Missing or unknown key
+      content:
+        application/json:
+          schema: {$ref: "#/components/schemas/Error"}
+    Forbidden:
+      description: The key may not see the account or do this
+      content:
+        application/json:
+          schema: {$ref: "#/components/schemas/Error"}
+    TooLarge:
+      description: Over 16 MiB or over 10,000 events
+      content:
+        application/json:
+          schema: {$ref: "#/components/schemas/Error"}
+    Conflict:
+      description: Conflicts with stored state
+      content:
+        application/json:
+          schema: {$ref: "#/components/schemas/Error"}
+  schemas:
+    Error:
+      type: object
+      required: [error]
+      properties:
+        error:
+          type: object
+          required: [code, message]
+          properties:
+            code: {type: string}
+            message: {type: string}
+            field: {type: string}
+    Event:
+      type: object
+      required: [event_id, account_id, meter_id, quantity, timestamp]
+      properties:
+        event_id: {type: string, pattern: "^[A-Za-z0-9_.:-]{1,200}$"}
+        account_id: {type: string, pattern: "^[A-Za-z0-9_.:-]{1,200}$"}
+        meter_id: {type: string, pattern: "^[A-Za-z0-9_.:-]{1,200}$"}
+        model_id: {type: string, pattern: "^[A-Za-z0-9_.:-]{1,200}$"}
+        kind: {type: string, enum: [Usage, Correction]}
+        correction_ref: {type: string}
+        quantity:
+          oneOf:
+            - {type: integer, format: int64}
+            - {type: string, pattern: "^-?[0-9]{1,19}$"}
+        unit: {type: string}
+        timestamp: {type: string, format: date-time}
+        dimensions:
+          type: object
+          maxProperties: 32
+          additionalProperties: {type: string, maxLength: 256}
+    BatchResponse:
+      type: object
+      required: [accepted, duplicates, conflicts, rejected, errors]
+      properties:
+        accepted: {type: integer}
+        duplicates: {type: integer}
+        conflicts: {type: integer}
+        rejected: {type: integer}
+        errors:
+          type: array
+          items:
+            type: object
+            required: [index, status, code, message]
+            properties:
+              index: {type: integer}
+              event_id: {type: string, nullable: true}
+              status: {type: string, enum: [rejected, conflict]}
+              code: {type: string}
+              message: {type: string}
+              field: {type: string}
+    UsageResponse:
+      type: object
+      required: [source, groups]
+      properties:
+        source: {type: string, enum: [rollup, raw]}
+        groups:
+          type: array
+          items:
+            type: object
+            description: One member per group_by name (string or null), then the metrics
+            additionalProperties: true
+    VerifyReport:
+      type: object
+      required: [ok, mode, rollup_sum, raw_sum, drift, segments_checked, segments_corrupt, mismatches]
+      properties:
+        ok: {type: boolean}
+        mode: {type: string, enum: [deep, incremental]}
+        rollup_sum: {type: integer}
+        raw_sum: {type: integer}
+        drift: {type: integer}
+        segments_checked: {type: integer}
+        segments_corrupt: {type: integer}
+        mismatches: {type: array, items: {type: object}}
+        corrupt_segments: {type: array, items: {type: object}}
+        days:
+          type: array
+          items:
+            type: object
+            required: [day, rollup_sum, raw_sum, drift]
+            properties:
+              day: {type: string}
+              rollup_sum: {type: integer}
+              raw_sum: {type: integer}
+              drift: {type: integer}
+    ExplainReport:
+      type: object
+      required: [account_id, from, to, totals, breakdown, segments, chain_head, corrections]
+      properties:
+        account_id: {type: string}
+        from: {type: string}
+        to: {type: string}
+        totals: {type: object}
+        breakdown: {type: array, items: {type: object}}
+        segments: {type: array, items: {type: object}}
+        chain_head: {type: string, nullable: true}
+        corrections: {type: array, items: {type: object}}
+    Period:
+      type: object
+      required: [account_id, period, closed_at]
+      properties:
+        account_id: {type: string}
+        period: {type: string}
+        closed_at: {type: string}
+    Meter:
+      type: object
+      required: [meter_id, unit, rollup_dimensions]
+      properties:
+        meter_id: {type: string}
+        unit: {type: string, nullable: true}
+        rollup_dimensions: {type: array, nullable: true, items: {type: string}}
+    JSONQuery:
+      type: object
+      required: [from, to]
+      properties:
+        account_id: {type: string}
+        from: {type: string, format: date-time}
+        to: {type: string, format: date-time}
+        filters:
+          type: array
+          items:
+            type: object
+            required: [field, value]
+            properties:
+              field: {type: string}
+              op: {type: string, enum: [eq, neq, in, not_in]}
+              value:
+                oneOf:
+                  - {type: string}
+                  - {type: array, items: {type: string}}
+        group_by: {type: array, items: {type: string}}
+        metrics: {type: array, items: {type: string, enum: [sum, count, min, max, avg]}}
+        source: {type: string, enum: [auto, rollup, raw]}
+"""#
+}

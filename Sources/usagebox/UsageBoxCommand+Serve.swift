@@ -1,0 +1,98 @@
+import ArgumentParser
+import ExactJSON
+import Foundation
+import Hummingbird
+import Logging
+import Metering
+import UsageBoxApp
+
+extension UsageBoxCommand {
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve the HTTP API over the embedded store.",
+            discussion: """
+                $USAGEBOX_KEY, when set, is an admin key for this server's lifetime (so the kata's curl commands work).
+                Other keys: usagebox keys create. SIGTERM or SIGINT: in-flight requests finish, open segments seal, then exit.
+                """)
+
+        @Option(help: "Address to listen on.") var host = "127.0.0.1"
+        @Option(help: "Port.") var port = 8080
+        @Option(help: "The embedded store file (default ./usagebox.db or $USAGEBOX_DB).") var db: String?
+        @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+
+        func run() async throws {
+            guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
+            // The executable is the only place that bootstraps logging.
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            let path = StoreFactory.resolvePath(db)
+            let store = try StoreFactory.openSQLite(path: path)
+            var logger = Logger(label: "usagebox")
+            logger.logLevel = level
+            logger.info("UsageBox serving", metadata: ["store": "\(path)", "address": "\(host):\(port)"])
+            let env = ProcessInfo.processInfo.environment["USAGEBOX_KEY"]
+            let app = ServerApplication.build(store: store, host: host, port: port, environmentAdminSecret: env, logger: logger)
+            try await app.runService()
+        }
+    }
+
+    struct Keys: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create, list and revoke API keys (stored hashed in the embedded store; a running server honours changes at once).",
+            subcommands: [Create.self, List.self, Revoke.self], defaultSubcommand: List.self)
+
+        struct Create: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Create a key and print its secret once.")
+            @Option(help: "The store file.") var db: String?
+            @Option(help: "The account the key is for (optional for admin keys).") var account: String?
+            @Option(help: "reader, writer or admin.") var role = "reader"
+            @Flag(help: "Print {key_id, secret, account_id, role}.") var json = false
+
+            func run() async throws {
+                guard let r = KeyRole(rawValue: role) else { throw ValidationError("--role is reader, writer or admin") }
+                let store = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(db))
+                let (key, secret) = try await store.createKey(account: account, role: r)
+                if json {
+                    printOut(JSONWriter.write(.object([("key_id", .string(key.keyID)), ("secret", .string(secret)),
+                                                       ("account_id", .optionalString(key.accountID)), ("role", .string(key.role.rawValue))])))
+                } else {
+                    printOut(secret)
+                }
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List keys (never their secrets).")
+            @Option(help: "The store file.") var db: String?
+            @Flag(help: "Print JSON.") var json = false
+
+            func run() async throws {
+                let store = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(db))
+                let keys = try await store.listKeys()
+                if json {
+                    printOut(JSONWriter.write(.object([("keys", .array(keys.map(\.jsonValue)))])))
+                } else {
+                    printOut(TextTable(headers: ["key_id", "account", "role", "created", "revoked"], rows: keys.map {
+                        [$0.keyID, $0.accountID ?? "(all)", $0.role.rawValue, $0.createdAt.rfc3339, $0.revokedAt?.rfc3339 ?? ""]
+                    }).render())
+                }
+            }
+        }
+
+        struct Revoke: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Revoke a key; it stops working at once.")
+            @Option(help: "The store file.") var db: String?
+            @Argument(help: "The key id.") var keyID: String
+            @Flag(help: "Print JSON.") var json = false
+
+            func run() async throws {
+                let store = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(db))
+                let key = try await store.revokeKey(keyID)
+                printOut(json ? JSONWriter.write(key.jsonValue) : "\(key.keyID) revoked at \(key.revokedAt?.rfc3339 ?? "")")
+            }
+        }
+    }
+}
