@@ -21,8 +21,36 @@ struct WriteContext {
     let store: SQLiteMeterStore
     var meters: [String: MeterConfig] = [:]
     var newKeys: [RollupKey: Int64] = [:]
+    /// Running digests of open segments touched in this transaction (published on commit).
+    var digests: [Int64: SegmentDigest] = [:]
+    /// Segments whose running digest is unknown here (another process wrote them): sealing re-reads them.
+    var unknownDigests: Set<Int64> = []
 
     init(store: SQLiteMeterStore) { self.store = store }
+
+    mutating func startDigest(segment: Int64, previous: String?) {
+        var d = SegmentDigest(previous: previous)
+        d.segmentID = segment
+        digests[segment] = d
+    }
+
+    /// Adds an accepted event to its segment's running digest, when this process has hashed
+    /// exactly the segment's earlier events; otherwise sealing will re-read the segment.
+    mutating func addToDigest(segment: Int64, countBefore: Int64, _ e: UsageEvent, key: Int64) {
+        if digests[segment] == nil {
+            guard !unknownDigests.contains(segment), let cached = store.digestCache.take(segment) else {
+                unknownDigests.insert(segment)
+                return
+            }
+            digests[segment] = cached
+        }
+        guard digests[segment]!.count == countBefore else {
+            digests[segment] = nil
+            unknownDigests.insert(segment)
+            return
+        }
+        digests[segment]!.add(e, key: key)
+    }
 
     mutating func meter(_ db: Database, _ id: String) throws -> MeterConfig? {
         if let m = meters[id] { return m }
@@ -129,12 +157,13 @@ extension SQLiteMeterStore {
                 problem(i, e.eventID, .rejected, "unit_mismatch", "meter \(e.meterID) counts '\(known)', not '\(unit)'", "unit")
                 continue
             }
-            let month = e.timestamp.monthString
             if closed[e.accountID] == nil {
                 closed[e.accountID] = Set(try String.fetchAll(db, sql: "SELECT period FROM period WHERE account_id = ?", arguments: [e.accountID]))
             }
-            let inClosedPeriod = closed[e.accountID]!.contains(month)
+            let closedMonths = closed[e.accountID]!
+            let inClosedPeriod = !closedMonths.isEmpty && closedMonths.contains(e.timestamp.monthString)
             if inClosedPeriod, e.kind == .usage {
+                let month = e.timestamp.monthString
                 if try resolveExisting(i, e) { continue }
                 problem(i, e.eventID, .rejected, "period_closed", "period \(month) of \(e.accountID) is closed; record a Correction instead", "timestamp")
                 continue
@@ -145,20 +174,30 @@ extension SQLiteMeterStore {
             if let s = segments[e.accountID] {
                 seg = s
             } else {
-                seg = try openSegment(db, account: e.accountID, now: now)
+                seg = try openSegment(db, account: e.accountID, now: now, ctx: &ctx)
             }
             if seg.count >= segmentMaxEvents || now - seg.openedAt >= segmentMaxAge {
                 try flush(db, &seg)
                 try seal(db, segmentID: seg.id, now: now, ctx: &ctx)
-                seg = try createSegment(db, account: e.accountID, now: now)
+                seg = try createSegment(db, account: e.accountID, now: now, ctx: &ctx)
             }
 
             let dims = UsageEvent.canonicalDimensions(e.dimensions)
-            try insert.execute(arguments: [
-                e.accountID, e.eventID, e.meterID, e.modelID, e.kind.rawValue, e.correctionRef, e.quantity, e.unit,
-                e.timestamp.microseconds, dims, seg.id, inClosedPeriod, now,
-            ])
-            if db.changesCount == 0 {
+            var bind = StatementBinder(insert)
+            bind.bind(e.accountID)
+            bind.bind(e.eventID)
+            bind.bind(e.meterID)
+            bind.bind(e.modelID)
+            bind.bind(e.kind.rawValue)
+            bind.bind(e.correctionRef)
+            bind.bind(e.quantity)
+            bind.bind(e.unit)
+            bind.bind(e.timestamp.microseconds)
+            bind.bind(dims)
+            bind.bind(seg.id)
+            bind.bind(inClosedPeriod)
+            bind.bind(now)
+            if try bind.run(db) == 0 {
                 segments[e.accountID] = seg
                 if try !resolveExisting(i, e) {
                     throw UsageBoxError(.internal, "event \(e.eventID) was neither inserted nor found")
@@ -185,6 +224,7 @@ extension SQLiteMeterStore {
             segments[e.accountID] = seg
 
             let key = try ctx.keyID(db, ctx.rollupKey(db, e))
+            ctx.addToDigest(segment: seg.id, countBefore: seg.count - 1, e, key: key)
             let cell = Cell(key: key, hour: e.timestamp.hour)
             var agg = cells[cell] ?? UsageAggregate()
             try agg.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity))
@@ -212,18 +252,21 @@ extension SQLiteMeterStore {
         return response
     }
 
-    func openSegment(_ db: Database, account: String, now: Int64) throws -> OpenSegment {
+    func openSegment(_ db: Database, account: String, now: Int64, ctx: inout WriteContext) throws -> OpenSegment {
         if let row = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT id, opened_at, event_count, sum, first_ts, last_ts FROM segment WHERE account_id = ? AND sealed_at IS NULL
             """), arguments: [account]) {
             return OpenSegment(id: row[0], openedAt: row[1], count: row[2], sum: row[3], firstTs: row[4], lastTs: row[5])
         }
-        return try createSegment(db, account: account, now: now)
+        return try createSegment(db, account: account, now: now, ctx: &ctx)
     }
 
-    func createSegment(_ db: Database, account: String, now: Int64) throws -> OpenSegment {
+    func createSegment(_ db: Database, account: String, now: Int64, ctx: inout WriteContext) throws -> OpenSegment {
         try db.execute(sql: "INSERT INTO segment (account_id, opened_at) VALUES (?, ?)", arguments: [account, now])
-        return OpenSegment(id: db.lastInsertedRowID, openedAt: now, count: 0, sum: 0)
+        let id = db.lastInsertedRowID
+        // One open segment per account, so every earlier one is sealed: the chain link is known now.
+        ctx.startDigest(segment: id, previous: try previousSealedHash(db, account: account, before: id))
+        return OpenSegment(id: id, openedAt: now, count: 0, sum: 0)
     }
 
     func flush(_ db: Database, _ seg: inout OpenSegment) throws {

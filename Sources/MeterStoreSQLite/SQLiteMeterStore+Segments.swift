@@ -7,7 +7,11 @@ import Metering
 /// The segment hash is `SHA-256( prev + "\n" + e₁ + e₂ + … )` where `prev` is the lowercase hex
 /// hash of the account's previous sealed segment (empty for the first) and `eᵢ` is each event's
 /// `UsageEvent.canonicalEncoding` (one JSON line each), in ingest order.
-struct SegmentDigest {
+struct SegmentDigest: @unchecked Sendable {
+    // SHA256 from swift-crypto is a value type without a Sendable annotation; it is only ever copied.
+    var segmentID: Int64 = 0
+    /// Set once the segment sealed, so the cache drops it.
+    var sealed = false
     var hasher: SHA256
     var count: Int64 = 0
     var sum: Int64 = 0
@@ -15,7 +19,11 @@ struct SegmentDigest {
     var lastTs: Int64?
     var stats: [Cell: UsageAggregate] = [:]
 
+    /// The chain link this digest started from.
+    var previous: String?
+
     init(previous: String?) {
+        self.previous = previous
         hasher = SHA256()
         hasher.update(data: Array(((previous ?? "") + "\n").utf8))
     }
@@ -65,7 +73,18 @@ extension SQLiteMeterStore {
         guard let account = try String.fetchOne(db, sql: "SELECT account_id FROM segment WHERE id = ? AND sealed_at IS NULL",
                                                 arguments: [segmentID]) else { return }
         let previous = try previousSealedHash(db, account: account, before: segmentID)
-        let d = try digest(db, segmentID: segmentID, previous: previous) { try ctx.keyID(db, ctx.rollupKey(db, $0)) }
+        let stored = try Int64.fetchOne(db, sql: "SELECT event_count FROM segment WHERE id = ?", arguments: [segmentID]) ?? -1
+        var running = ctx.digests[segmentID]
+        if running == nil, !ctx.unknownDigests.contains(segmentID) { running = digestCache.take(segmentID) }
+        let d: SegmentDigest
+        if let running, running.count == stored, running.previous == previous {
+            d = running
+        } else {
+            d = try digest(db, segmentID: segmentID, previous: previous) { try ctx.keyID(db, ctx.rollupKey(db, $0)) }
+        }
+        var done = d
+        done.sealed = true
+        ctx.digests[segmentID] = done
         let insert = try db.cachedStatement(sql: "INSERT INTO segment_stat (segment_id, key_id, hour, sum, count) VALUES (?, ?, ?, ?, ?)")
         for (cell, agg) in d.stats {
             try insert.execute(arguments: [segmentID, cell.key, cell.hour, agg.sum, agg.count])

@@ -20,6 +20,7 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
     let writer: any DatabaseWriter
     let clock: @Sendable () -> Timestamp
     let keyCache = KeyCache()
+    let digestCache = DigestCache()
     /// Events per segment before it seals (CONTRACT §1: 100,000).
     let segmentMaxEvents: Int64
     /// Wall-clock age at which an open segment seals (CONTRACT §1: one hour).
@@ -40,6 +41,8 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
         config.prepareDatabase { db in
             // Durable before we answer: an acknowledged event survives a crash of the process or the machine.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // A larger page cache keeps the (account_id, event_id) index hot during big ingests.
+            try db.execute(sql: "PRAGMA cache_size = -32768")
         }
         switch location {
         case let .file(path):
@@ -70,12 +73,13 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
     /// Runs a write transaction with a fresh context; new rollup key ids are cached only after commit.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database, inout WriteContext) throws -> T) async throws -> T {
         try await wrap {
-            let (value, newKeys) = try await writer.write { db in
+            let (value, newKeys, digests) = try await writer.write { db in
                 var ctx = WriteContext(store: self)
                 let value = try body(db, &ctx)
-                return (value, ctx.newKeys)
+                return (value, ctx.newKeys, ctx.digests)
             }
             keyCache.merge(newKeys)
+            digestCache.put(digests)
             return value
         }
     }
@@ -105,6 +109,26 @@ struct RollupKey: Hashable, Sendable {
 
     var modelID: String? { model.isEmpty ? nil : model }
     var unitValue: String? { unit.isEmpty ? nil : unit }
+}
+
+/// Running digests of open segments, so sealing need not re-read what this process wrote.
+final class DigestCache: @unchecked Sendable {
+    // Guarded by `lock`; only the single writer touches it, between transactions.
+    private let lock = NSLock()
+    private var digests: [Int64: SegmentDigest] = [:]
+
+    func take(_ segment: Int64) -> SegmentDigest? {
+        lock.lock()
+        defer { lock.unlock() }
+        return digests.removeValue(forKey: segment)
+    }
+
+    func put(_ new: [Int64: SegmentDigest]) {
+        guard !new.isEmpty else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        for (id, d) in new { digests[id] = d.sealed ? nil : d }
+    }
 }
 
 /// Rollup key ids already known to exist; ids are never deleted, so a cached id stays valid.

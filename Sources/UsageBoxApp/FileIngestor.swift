@@ -26,21 +26,38 @@ public struct FileIngestor: Sendable {
         var total = IngestResponse()
         var events = 0
         let start = Date()
-        for file in files {
-            var index = 0
-            try await reader.read(path: file, batchSize: batchSize) { batch in
-                var response = try await store.ingest(batch.map(\.item))
-                for i in response.errors.indices {
-                    let local = response.errors[i].index
-                    response.errors[i].index = index + local
-                    response.errors[i].file = file
-                    response.errors[i].line = batch[local].line
-                }
-                index += batch.count
-                events += batch.count
-                total.add(response, errorLimit: errorLimit)
-                progress?(Progress(events: events, elapsedSeconds: Date().timeIntervalSince(start), file: file))
+        let store = self.store
+        // One batch is written while the next is read and decoded: the two cores overlap.
+        var inflight: (task: Task<IngestResponse, any Error>, batch: [SourcedItem], index: Int, file: String)?
+        func settle() async throws {
+            guard let current = inflight else { return }
+            inflight = nil
+            var response = try await current.task.value
+            for i in response.errors.indices {
+                let local = response.errors[i].index
+                response.errors[i].index = current.index + local
+                response.errors[i].file = current.file
+                response.errors[i].line = current.batch[local].line
             }
+            events += current.batch.count
+            total.add(response, errorLimit: errorLimit)
+            progress?(Progress(events: events, elapsedSeconds: Date().timeIntervalSince(start), file: current.file))
+        }
+        do {
+            for file in files {
+                var index = 0
+                try await reader.read(path: file, batchSize: batchSize) { batch in
+                    try await settle()
+                    let items = batch.map(\.item)
+                    inflight = (Task { try await store.ingest(items) }, batch, index, file)
+                    index += batch.count
+                }
+                try await settle()
+            }
+        } catch {
+            // Never leave a write running behind an error: wait for it, keep its answer out.
+            _ = try? await inflight?.task.value
+            throw error
         }
         return total
     }
