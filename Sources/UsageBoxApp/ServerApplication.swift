@@ -7,13 +7,14 @@ import UsageBoxServer
 public enum ServerApplication {
     public static func build(
         store: any MeterStore & KeyStore, host: String, port: Int, environmentAdminSecret: String?, logger: Logger,
-        sealInterval: Duration = .seconds(60)
+        sealInterval: Duration = .seconds(60), onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let api = HTTPAPI(store: store, keys: store, environmentAdminSecret: environmentAdminSecret)
         return Application(
             router: api.buildRouter(),
             configuration: .init(address: .hostname(host, port: port), serverName: "UsageBox"),
             services: [SegmentSealer(store: store, interval: sealInterval, logger: logger)],
+            onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
             logger: logger)
     }
 }

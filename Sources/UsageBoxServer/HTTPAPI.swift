@@ -25,7 +25,7 @@ public struct HTTPAPI: Sendable {
 
     public func buildRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: LogRequestsMiddleware(.info))
+        router.add(middleware: RequestLogMiddleware())
         router.add(middleware: APIErrorMiddleware())
         router.get("/healthz") { _, _ in JSONResponse.make(.object([("status", .string("ok"))])) }
         router.get("/openapi.yaml") { _, _ in

@@ -16,7 +16,7 @@ extension UsageBoxCommand {
                 """)
 
         @Option(help: "Address to listen on.") var host = "127.0.0.1"
-        @Option(help: "Port.") var port = 8080
+        @Option(help: "Port (0 picks a free one; the URL is printed on stdout once listening).") var port = 8080
         @Option(help: "The embedded store file (default ./usagebox.db or $USAGEBOX_DB).") var db: String?
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
@@ -34,7 +34,10 @@ extension UsageBoxCommand {
             logger.logLevel = level
             logger.info("UsageBox serving", metadata: ["store": "\(path)", "address": "\(host):\(port)"])
             let env = ProcessInfo.processInfo.environment["USAGEBOX_KEY"]
-            let app = ServerApplication.build(store: store, host: host, port: port, environmentAdminSecret: env, logger: logger)
+            let host = self.host
+            let app = ServerApplication.build(store: store, host: host, port: port, environmentAdminSecret: env, logger: logger) { bound in
+                printOut("UsageBox listening on http://\(host):\(bound)")
+            }
             try await app.runService()
         }
     }

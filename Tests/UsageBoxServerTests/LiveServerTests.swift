@@ -1,0 +1,241 @@
+import ExactJSON
+import Foundation
+import Metering
+import MeterStoreHTTPClient
+import Testing
+
+/// The real `usagebox serve` on a free port, driven as a user would: the kata's curl script, the
+/// CLI's --server mode, concurrent clients, and a graceful stop.
+@Suite(.serialized) struct LiveServerTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static var binary: String {
+        if let env = ProcessInfo.processInfo.environment["USAGEBOX_BIN"] { return env }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("usagebox").path), dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("usagebox").path
+    }
+
+    final class Server: @unchecked Sendable {
+        let process = Process()
+        let url: String
+        let dir: URL
+        let db: String
+        static let key = "kata-admin-key"
+
+        init(withDemoData: Bool) throws {
+            dir = FileManager.default.temporaryDirectory.appendingPathComponent("usagebox-live-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            db = dir.appendingPathComponent("live.db").path
+            if withDemoData {
+                let demo = try run(LiveServerTests.binary, ["demo", "--db", db])
+                guard demo.status == 0 else { throw CocoaError(.fileWriteUnknown) }
+            }
+            process.executableURL = URL(fileURLWithPath: LiveServerTests.binary)
+            process.arguments = ["serve", "--db", db, "--port", "0", "--log-level", "warning"]
+            var env = ProcessInfo.processInfo.environment
+            env["USAGEBOX_KEY"] = Self.key
+            process.environment = env
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            var line = Data()
+            while !line.contains(0x0A) {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                line.append(chunk)
+            }
+            let text = String(decoding: line, as: UTF8.self)
+            guard let range = text.range(of: "http://") else { throw CocoaError(.fileReadUnknown) }
+            url = String(text[range.lowerBound...]).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        func stop() -> Int32 {
+            process.terminate()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+
+        deinit {
+            if process.isRunning { process.terminate(); process.waitUntilExit() }
+            try? FileManager.default.removeItem(at: dir)
+        }
+    }
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ executable: String, _ args: [String], env: [String: String] = [:]) throws -> Output {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = args
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge(env) { $1 }
+        p.environment = environment
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        nonisolated(unsafe) var errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        p.waitUntilExit()
+        return Output(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    static func sections(_ text: String) throws -> [String: JSONValue] {
+        var out: [String: JSONValue] = [:]
+        var name: String?
+        var body = ""
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("### ") {
+                if let name { out[name] = try JSONParser.parse(body) }
+                name = String(line.dropFirst(4))
+                body = ""
+            } else {
+                body += line + "\n"
+            }
+        }
+        if let name { out[name] = try JSONParser.parse(body) }
+        return out
+    }
+
+    @Test func kataCurlScriptGivesTheKatasNumbers() throws {
+        let server = try Server(withDemoData: true)
+        let script = Self.packageRoot.appendingPathComponent("scripts/kata.sh").path
+        let r = try Self.run("/bin/bash", [script, server.url], env: ["USAGEBOX_KEY": Server.key])
+        #expect(r.status == 0, "\(r.stderr)")
+        let s = try Self.sections(r.stdout)
+
+        let step1 = s["step1-usage-by-model"]
+        #expect(step1?["source"] == .string("rollup"))
+        let byModel = Dictionary(uniqueKeysWithValues: (step1?["groups"]?.arrayValue ?? []).map { ($0["model_id"]?.stringValue ?? "", $0) })
+        #expect(byModel["claude-opus-4-8"]?["sum"] == .int(42_180_000) && byModel["claude-opus-4-8"]?["count"] == .int(3140))
+        #expect(byModel["claude-sonnet-4-5"]?["sum"] == .int(191_400_000) && byModel["claude-sonnet-4-5"]?["count"] == .int(28_755))
+        #expect(byModel["claude-haiku-4-5"]?["sum"] == .int(88_060_000) && byModel["claude-haiku-4-5"]?["count"] == .int(14_002))
+
+        let step2 = s["step2-verify"]
+        #expect(step2?["ok"] == .bool(true) && step2?["rollup_sum"] == .int(321_640_000) && step2?["raw_sum"] == .int(321_640_000) && step2?["drift"] == .int(0))
+
+        #expect(s["step4-explain"]?["totals"]?["usage"] == .int(321_640_000))
+        let types = s["step4-token-type"]?["groups"]?.arrayValue ?? []
+        #expect(types.map { $0["token_type"] } == [.string("input"), .string("output")])
+        #expect(types.map { $0["sum"] } == [.int(122_900_000), .int(68_500_000)])
+        #expect(types.map { $0["count"] } == [.int(14_378), .int(14_377)])
+
+        let step6 = s["step6-correction"]
+        #expect(step6?["accepted"] == .int(1) && step6?["duplicates"] == .int(0) && step6?["conflicts"] == .int(0) && step6?["rejected"] == .int(0))
+        let explain = s["step6-explain-again"]
+        #expect(explain?["totals"]?["corrections"] == .int(520_000) && explain?["totals"]?["net"] == .int(322_160_000))
+        #expect(explain?["totals"]?["count"] == .int(45_898))
+        let correction = explain?["corrections"]?.arrayValue?.first
+        #expect(correction?["correction_ref"] == .string("recon_may_2026_vendor_anthropic") && correction?["quantity"] == .int(520_000))
+        let sonnet = explain?["breakdown"]?.arrayValue?.first { $0["model_id"] == .string("claude-sonnet-4-5") }
+        #expect(sonnet?["net"] == .int(191_920_000) && sonnet?["count"] == .int(28_756))
+
+        #expect(s["variation-per-customer"]?["groups"] == .array([.object([("account_id", .string("acct_42")), ("sum", .int(191_920_000)), ("count", .int(28_756))])]))
+        #expect(s["variation-sql"]?["rows"] == .array([
+            .array([.string("claude-haiku-4-5"), .int(88_060_000)]), .array([.string("claude-opus-4-8"), .int(42_180_000)]),
+            .array([.string("claude-sonnet-4-5"), .int(191_920_000)]),
+        ]))
+        let jq = s["variation-json-query"]?["groups"]?.arrayValue ?? []
+        #expect(jq.map { $0["sum"] } == [.int(88_060_000), .int(42_180_000), .int(191_400_000)])
+        let days = s["variation-verify-by-day"]?["days"]?.arrayValue ?? []
+        #expect(days.count == 31 && days.allSatisfy { $0["drift"] == .int(0) })
+        #expect(s["variation-verify-by-day"]?["raw_sum"] == .int(322_160_000))
+
+        #expect(server.stop() == 0, "SIGTERM stops the server cleanly")
+        let after = try Self.run(Self.binary, ["explain", "--db", server.db, "--account", "acct_42", "--json",
+                                               "--from", "2026-05-01T00:00:00Z", "--to", "2026-06-01T00:00:00Z"])
+        let segments = try JSONParser.parse(after.stdout)["segments"]?.arrayValue ?? []
+        #expect(segments.count == 2 && segments.allSatisfy { $0["sealed_at"] != .null }, "open segments seal at shutdown")
+    }
+
+    @Test func cliServerModeWorksLikeTheEmbeddedStore() throws {
+        let server = try Server(withDemoData: true)
+        let may = ["--from", "2026-05-01T00:00:00Z", "--to", "2026-06-01T00:00:00Z"]
+        let remote = try Self.run(Self.binary, ["usage", "--server", server.url, "--key", Server.key, "--account", "acct_42", "--group-by", "model_id", "--json"] + may)
+        let local = try Self.run(Self.binary, ["usage", "--db", server.db, "--account", "acct_42", "--group-by", "model_id", "--json"] + may)
+        #expect(remote.status == 0, "\(remote.stderr)")
+        #expect(remote.stdout == local.stdout)
+        for args in [["verify", "--account", "acct_42", "--json"] + may, ["explain", "--account", "acct_42", "--json"] + may] {
+            let r = try Self.run(Self.binary, args + ["--server", server.url, "--key", Server.key])
+            let l = try Self.run(Self.binary, args + ["--db", server.db])
+            #expect(r.status == 0 && (try? JSONParser.parse(r.stdout)) == (try? JSONParser.parse(l.stdout)), "\(args[0])")
+        }
+        let events = server.dir.appendingPathComponent("more.ndjson").path
+        try Data((0..<25_000).map { #"{"event_id":"r\#($0)","account_id":"acct_9","meter_id":"claude_tokens","quantity":2,"timestamp":"2026-05-05T00:00:00Z"}"# + "\n" }.joined().utf8)
+            .write(to: URL(fileURLWithPath: events))
+        let ingest = try Self.run(Self.binary, ["ingest", "--server", server.url, "--json", events], env: ["USAGEBOX_KEY": Server.key])
+        #expect(try JSONParser.parse(ingest.stdout)["accepted"] == .int(25_000), "\(ingest.stderr)")
+        let sql = try Self.run(Self.binary, ["query", "sql", "--server", server.url, "--key", Server.key, "--json",
+                                             "SELECT SUM(quantity) FROM usage_events WHERE account_id = 'acct_9'"])
+        #expect(try JSONParser.parse(sql.stdout)["rows"] == .array([.array([.int(50_000)])]))
+        let bad = try Self.run(Self.binary, ["usage", "--server", server.url, "--key", "wrong", "--account", "acct_42"] + may)
+        #expect(bad.status == 1 && bad.stderr.contains("401"))
+        let keyJSON = try Self.run(Self.binary, ["keys", "create", "--db", server.db, "--account", "acct_9", "--role", "reader", "--json"])
+        let secret = try JSONParser.parse(keyJSON.stdout)["secret"]?.stringValue ?? ""
+        #expect(secret.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" } && !secret.isEmpty)
+        let scoped = try Self.run(Self.binary, ["usage", "--server", server.url, "--key", secret, "--group-by", "account_id", "--json"] + may)
+        #expect(try JSONParser.parse(scoped.stdout)["groups"]?.arrayValue?.map { $0["account_id"] } == [.string("acct_9")],
+                "a key created by the CLI works at once and sees only its account")
+    }
+
+    @Test func concurrentClientsIngestAndReadWithoutLosingAnswers() async throws {
+        let server = try Server(withDemoData: false)
+        let store = try HTTPMeterStore(baseURL: server.url, key: Server.key)
+        let clients = 4, batches = 5, perBatch = 2000
+        let totals = try await withThrowingTaskGroup(of: IngestResponse.self) { group in
+            for c in 0..<clients {
+                group.addTask {
+                    var total = IngestResponse()
+                    for b in 0..<batches {
+                        let items: [IngestItem] = (0..<perBatch).map { i in
+                            // Every client sends the same first event of each batch: one copy is stored, the rest are duplicates.
+                            let shared = i == 0
+                            return .event(UsageEvent(eventID: shared ? "shared-b\(b)" : "c\(c)-b\(b)-\(i)",
+                                                     accountID: shared ? "acct_0" : "acct_\(c % 2)", meterID: "m", modelID: "x", quantity: 1,
+                                                     timestamp: Timestamp(rfc3339: "2026-05-0\(b + 1)T10:00:00Z")!))
+                        }
+                        total.add(try await store.ingest(items))
+                    }
+                    return total
+                }
+            }
+            for _ in 0..<clients {
+                group.addTask {
+                    for _ in 0..<10 {
+                        _ = try await store.usage(UsageQuery(scope: .all, range: try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-06-01T00:00:00Z")))
+                    }
+                    return IngestResponse()
+                }
+            }
+            var sum = IngestResponse()
+            for try await r in group { sum.add(r) }
+            return sum
+        }
+        let sent = clients * batches * perBatch
+        #expect(totals.accepted + totals.duplicates == sent)
+        let stored = try await store.usage(UsageQuery(scope: .all, range: try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-06-01T00:00:00Z")))
+        #expect(stored.groups.first?.aggregate.sum == Int64(totals.accepted))
+        #expect(totals.accepted == sent - (clients - 1) * batches, "the shared events were stored once each")
+        #expect(totals.duplicates == (clients - 1) * batches && totals.conflicts == 0)
+        for account in ["acct_0", "acct_1"] {
+            let v = try await store.verify(VerifyRequest(account: account, range: try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-06-01T00:00:00Z")))
+            #expect(v.ok)
+        }
+        #expect(server.stop() == 0)
+    }
+}

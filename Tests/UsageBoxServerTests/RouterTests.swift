@@ -1,0 +1,242 @@
+import ExactJSON
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Metering
+import MeterStoreSQLite
+import Testing
+import UsageBoxServer
+import UsageBoxTesting
+
+/// Every route, status and error, in process.
+@Suite struct RouterTests {
+    let store: SQLiteMeterStore
+    let app: Application<RouterResponder<BasicRequestContext>>
+    var admin = "env-admin-secret"
+
+    init() throws {
+        store = try SQLiteMeterStore(location: .newMemory())
+        let api = HTTPAPI(store: store, keys: store, environmentAdminSecret: "env-admin-secret")
+        app = Application(router: api.buildRouter())
+    }
+
+    func key(_ account: String?, _ role: KeyRole) async throws -> String {
+        try await store.createKey(account: account, role: role).secret
+    }
+
+    struct Answer {
+        var status: Int
+        var json: JSONValue
+        var text: String
+    }
+
+    func call(_ client: some TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, key: String?, body: String? = nil) async throws -> Answer {
+        var headers: HTTPFields = [:]
+        if let key { headers[.authorization] = "Bearer \(key)" }
+        return try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) { r in
+            let text = String(buffer: r.body)
+            return Answer(status: Int(r.status.code), json: (try? JSONParser.parse(text)) ?? .null, text: text)
+        }
+    }
+
+    static let may = "from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z"
+
+    static func event(_ id: String, account: String = "acct_42", quantity: Int = 10, model: String = "claude-sonnet-4-5",
+                      type: String = "input", at: String = "2026-05-10T10:00:00Z") -> String {
+        #"{"event_id":"\#(id)","account_id":"\#(account)","meter_id":"claude_tokens","model_id":"\#(model)","quantity":\#(quantity),"unit":"tokens","timestamp":"\#(at)","dimensions":{"token_type":"\#(type)"}}"#
+    }
+
+    static func batch(_ events: [String]) -> String { #"{"events":[\#(events.joined(separator: ","))]}"# }
+
+    @Test func healthAndOpenAPINeedNoKey() async throws {
+        try await app.test(.router) { client in
+            let health = try await call(client, .get, "/healthz", key: nil)
+            #expect(health.status == 200 && health.json["status"] == .string("ok"))
+            let spec = try await call(client, .get, "/openapi.yaml", key: nil)
+            #expect(spec.status == 200 && spec.text.hasPrefix("openapi: 3"))
+            for path in ["/v1/usage/batch", "/v1/accounts/{account}/usage", "/v1/usage", "/v1/accounts/{account}/verify",
+                         "/v1/accounts/{account}/explain", "/v1/accounts/{account}/periods/close", "/v1/accounts/{account}/periods",
+                         "/v1/query/sql", "/v1/query/json", "/v1/meters", "/v1/meters/{meter_id}"] {
+                #expect(spec.text.contains("  \(path):"), "openapi.yaml documents \(path)")
+            }
+        }
+    }
+
+    @Test func keysAreRequiredAndHonouredAtOnce() async throws {
+        let reader = try await store.createKey(account: "acct_42", role: .reader)
+        try await app.test(.router) { client in
+            let uri = "/v1/accounts/acct_42/usage?\(Self.may)"
+            let none = try await call(client, .get, uri, key: nil)
+            #expect(none.status == 401 && none.json["error"]?["code"] == .string("unauthenticated"))
+            #expect(try await call(client, .get, uri, key: "nope").status == 401)
+            #expect(try await call(client, .get, uri, key: reader.secret).status == 200)
+            _ = try await store.revokeKey(reader.0.keyID)
+            let revoked = try await call(client, .get, uri, key: reader.secret)
+            #expect(revoked.status == 401, "a revoked key stops working at once")
+            #expect(try await call(client, .get, uri, key: admin).status == 200, "USAGEBOX_KEY is an admin key")
+        }
+    }
+
+    @Test func rolesAndAccountsAreEnforcedOnEveryRoute() async throws {
+        let reader = try await key("acct_42", .reader)
+        let writer = try await key("acct_42", .writer)
+        let otherWriter = try await key("acct_7", .writer)
+        try await app.test(.router) { client in
+            let body = Self.batch([Self.event("e1"), Self.event("e2", quantity: 5, type: "output")])
+            let r = try await call(client, .post, "/v1/usage/batch", key: reader, body: body)
+            #expect(r.status == 403, "a reader cannot ingest")
+            #expect(try await call(client, .post, "/v1/usage/batch", key: writer, body: body).json["accepted"] == .int(2))
+            let foreign = try await call(client, .post, "/v1/usage/batch", key: otherWriter, body: Self.batch([Self.event("x1", account: "acct_7"), Self.event("x2")]))
+            #expect(foreign.status == 403, "a writer cannot ingest another account")
+            _ = try await call(client, .post, "/v1/usage/batch", key: otherWriter, body: Self.batch([Self.event("o1", account: "acct_7", quantity: 1000)]))
+            let leaked = try await store.usage(UsageQuery(scope: .accounts(["acct_7"]), range: Fixture.may))
+            #expect(leaked.groups.first?.aggregate.sum == 1000, "nothing of the refused batch was stored")
+
+            let routes: [(HTTPRequest.Method, String, String?)] = [
+                (.get, "/v1/accounts/acct_7/usage?\(Self.may)", nil),
+                (.get, "/v1/accounts/acct_7/verify?\(Self.may)", nil),
+                (.get, "/v1/accounts/acct_7/explain?\(Self.may)", nil),
+                (.get, "/v1/accounts/acct_7/periods", nil),
+                (.post, "/v1/accounts/acct_7/periods/close", #"{"period":"2026-05"}"#),
+                (.post, "/v1/query/json", #"{"account_id":"acct_7","from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z"}"#),
+            ]
+            for (method, uri, body) in routes {
+                let answer = try await call(client, method, uri, key: reader, body: body)
+                #expect(answer.status == 403, "\(uri)")
+                #expect(answer.json["error"]?["code"] == .string("permission_denied"), "\(uri): never data")
+            }
+            // The cross-account routes narrow to the key's account.
+            let all = try await call(client, .get, "/v1/usage?\(Self.may)&group_by=account_id", key: reader)
+            #expect(all.json["groups"]?.arrayValue?.map { $0["account_id"] } == [.string("acct_42")])
+            let sql = try await call(client, .post, "/v1/query/sql", key: reader, body: #"{"sql":"SELECT account_id, SUM(quantity) FROM usage_events GROUP BY account_id"}"#)
+            #expect(sql.json["rows"] == .array([.array([.string("acct_42"), .int(15)])]))
+            let json = try await call(client, .post, "/v1/query/json", key: reader, body: #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","group_by":["account_id"]}"#)
+            #expect(json.json["groups"]?.arrayValue?.count == 1)
+            let meters = try await call(client, .get, "/v1/meters", key: try await key("acct_nothing", .reader))
+            #expect(meters.json["meters"] == .array([]), "meters of other accounts stay hidden")
+            #expect(try await call(client, .put, "/v1/meters/claude_tokens", key: writer, body: #"{"unit":"tokens"}"#).status == 403)
+            let put = try await call(client, .put, "/v1/meters/claude_tokens", key: admin, body: #"{"unit":"tokens","rollup_dimensions":["token_type"]}"#)
+            #expect(put.status == 200 && put.json["rollup_dimensions"] == .array([.string("token_type")]))
+            let periodsByWriter = try await call(client, .post, "/v1/accounts/acct_42/periods/close", key: writer, body: #"{"period":"2026-04"}"#)
+            #expect(periodsByWriter.status == 200)
+            #expect(try await call(client, .post, "/v1/accounts/acct_42/periods/close", key: reader, body: #"{"period":"2026-04"}"#).status == 403)
+        }
+    }
+
+    @Test func kataShapesOverTheRouter() async throws {
+        try await app.test(.router) { client in
+            _ = try await call(client, .post, "/v1/usage/batch", key: admin, body: Self.batch([
+                Self.event("a", quantity: 100), Self.event("b", quantity: 50, type: "output"),
+                Self.event("c", quantity: 7, model: "claude-haiku-4-5"),
+            ]))
+            let byModel = try await call(client, .get, "/v1/accounts/acct_42/usage?\(Self.may)&group_by=model_id", key: admin)
+            #expect(byModel.text.trimmingCharacters(in: .whitespacesAndNewlines) ==
+                    #"{"source":"rollup","groups":[{"model_id":"claude-haiku-4-5","sum":7,"count":1},{"model_id":"claude-sonnet-4-5","sum":150,"count":2}]}"#)
+            let verify = try await call(client, .get, "/v1/accounts/acct_42/verify?\(Self.may)&group_by=day&mode=incremental", key: admin)
+            #expect(verify.json["ok"] == .bool(true) && verify.json["mode"] == .string("incremental") && verify.json["days"]?.arrayValue?.count == 31)
+            let correction = #"{"events":[{"event_id":"evt_fix","account_id":"acct_42","meter_id":"claude_tokens","model_id":"claude-sonnet-4-5","kind":"Correction","correction_ref":"recon_may_2026_vendor_anthropic","quantity":520000,"unit":"tokens","timestamp":"2026-05-31T23:59:59Z","dimensions":{"reason":"untracked_retry_loop","source":"vendor_reconciliation"}}]}"#
+            let posted = try await call(client, .post, "/v1/usage/batch", key: admin, body: correction)
+            #expect(posted.text.trimmingCharacters(in: .whitespacesAndNewlines) == #"{"accepted":1,"duplicates":0,"conflicts":0,"rejected":0,"errors":[]}"#)
+            let again = try await call(client, .post, "/v1/usage/batch", key: admin, body: correction)
+            #expect(again.json["duplicates"] == .int(1))
+            let explain = try await call(client, .get, "/v1/accounts/acct_42/explain?\(Self.may)", key: admin)
+            #expect(explain.json["totals"]?["net"] == .int(520157))
+            #expect(explain.json["corrections"]?.arrayValue?.first?["correction_ref"] == .string("recon_may_2026_vendor_anthropic"))
+            let bySource = try await call(client, .get, "/v1/accounts/acct_42/usage?\(Self.may)&group_by=dim.source", key: admin)
+            #expect(bySource.json["groups"]?.arrayValue?.map { $0["dim.source"] } == [.null, .string("vendor_reconciliation")])
+            let closed = try await call(client, .post, "/v1/accounts/acct_42/periods/close", key: admin, body: #"{"period":"2026-05"}"#)
+            let closedTwice = try await call(client, .post, "/v1/accounts/acct_42/periods/close", key: admin, body: #"{"period":"2026-05"}"#)
+            #expect(closed.json["closed_at"] == closedTwice.json["closed_at"])
+            let late = try await call(client, .post, "/v1/usage/batch", key: admin, body: Self.batch([Self.event("late")]))
+            #expect(late.json["errors"]?.arrayValue?.first?["code"] == .string("period_closed"))
+            let periods = try await call(client, .get, "/v1/accounts/acct_42/periods", key: admin)
+            #expect(periods.json["periods"]?.arrayValue?.count == 1)
+        }
+    }
+
+    @Test func badInputIsA4xxNamingTheFieldAndStoresNothing() async throws {
+        try await app.test(.router) { client in
+            let cases: [(HTTPRequest.Method, String, String?, Int, String?)] = [
+                (.get, "/v1/accounts/acct_42/usage?to=2026-06-01T00:00:00Z", nil, 400, "from"),
+                (.get, "/v1/accounts/acct_42/usage?from=2026-05-01&to=2026-06-01T00:00:00Z", nil, 400, "from"),
+                (.get, "/v1/accounts/acct_42/usage?from=2026-06-01T00:00:00Z&to=2026-05-01T00:00:00Z", nil, 400, "from"),
+                (.get, "/v1/accounts/acct_42/usage?\(Self.may)&group_by=tokn_type", nil, 400, "tokn_type"),
+                (.get, "/v1/accounts/acct_42/usage?\(Self.may)&source=fast", nil, 400, "source"),
+                (.get, "/v1/accounts/acct_42/usage?\(Self.may)&group_by=%ZZ", nil, 400, nil),
+                (.get, "/v1/accounts/acct_42/verify?\(Self.may)&group_by=hour", nil, 400, "group_by"),
+                (.get, "/v1/accounts/acct_42/verify?\(Self.may)&mode=quick", nil, 400, "mode"),
+                (.post, "/v1/usage/batch", "{not json", 400, "body"),
+                (.post, "/v1/usage/batch", #"{"events": {}}"#, 400, "events"),
+                (.post, "/v1/usage/batch", #"[1]"#, 400, "events"),
+                (.post, "/v1/usage/batch", #"{"evnts": []}"#, 400, "events"),
+                (.post, "/v1/query/sql", #"{"sql": 5}"#, 400, "sql"),
+                (.post, "/v1/query/sql", #"{"sql": "DELETE FROM usage_events"}"#, 400, "sql"),
+                (.post, "/v1/query/json", #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","metrics":["median"]}"#, 400, "metrics"),
+                (.post, "/v1/query/json", #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","filters":[{"field":"model_id","op":"like","value":"x"}]}"#, 400, "filters[0].op"),
+                (.post, "/v1/accounts/acct_42/periods/close", #"{"period":"May"}"#, 400, "period"),
+                (.put, "/v1/meters/claude_tokens", #"{"unit": 5}"#, 400, "unit"),
+                (.put, "/v1/meters/bad%20id", #"{"unit": "tokens"}"#, 400, "meter_id"),
+                (.get, "/v1/nothing", nil, 404, nil),
+            ]
+            for (method, uri, body, status, field) in cases {
+                let answer = try await call(client, method, uri, key: admin, body: body)
+                #expect(answer.status == status, "\(method) \(uri): \(answer.text)")
+                #expect(answer.json["error"]?["message"]?.stringValue != nil, "\(uri) answers the JSON error body")
+                if let field { #expect(answer.json["error"]?["field"] == .string(field), "\(uri): \(answer.text)") }
+            }
+            let stored = try await store.sql("SELECT COUNT(*) FROM usage_events", scope: .all, timeLimitSeconds: 5, rowLimit: 10)
+            #expect(stored.rows == [[.int(0)]])
+        }
+    }
+
+    @Test func limitsAnswer413() async throws {
+        try await app.test(.router) { client in
+            let many = Self.batch((0...10_000).map { Self.event("m\($0)") })
+            let tooMany = try await call(client, .post, "/v1/usage/batch", key: admin, body: many)
+            #expect(tooMany.status == 413 && tooMany.json["error"]?["field"] == .string("events"))
+            let huge = #"{"events":[],"pad":""# + String(repeating: "x", count: 16 << 20) + #""}"#
+            #expect(try await call(client, .post, "/v1/usage/batch", key: admin, body: huge).status == 413)
+            let stored = try await store.sql("SELECT COUNT(*) FROM usage_events", scope: .all, timeLimitSeconds: 5, rowLimit: 10)
+            #expect(stored.rows == [[.int(0)]], "nothing from a refused request")
+            let exactly = Self.batch((0..<10_000).map { Self.event("ok\($0)") })
+            #expect(try await call(client, .post, "/v1/usage/batch", key: admin, body: exactly).json["accepted"] == .int(10_000))
+        }
+    }
+
+    @Test func sqlEndpointAttacks() async throws {
+        let reader = try await key("acct_42", .reader)
+        try await app.test(.router) { client in
+            _ = try await call(client, .post, "/v1/usage/batch", key: admin, body: Self.batch([Self.event("mine", quantity: 3), Self.event("theirs", account: "acct_7", quantity: 999)]))
+            let probes = [
+                "SELECT SUM(quantity) FROM usage_events WHERE account_id = 'acct_7'",
+                "SELECT (SELECT SUM(quantity) FROM usage_events WHERE account_id = 'acct_7')",
+                "SELECT quantity FROM usage_events UNION SELECT quantity FROM usage_events WHERE account_id = 'acct_7'",
+                "SELECT a.quantity FROM usage_events a JOIN usage_events b ON b.account_id = 'acct_7'",
+            ]
+            for sql in probes {
+                let r = try await call(client, .post, "/v1/query/sql", key: reader, body: JSONWriter.write(.object([("sql", .string(sql))])))
+                #expect(r.status == 200, "\(sql)")
+                #expect(!r.text.contains("999"), "\(sql) leaked: \(r.text)")
+            }
+            let refused = ["SELECT * FROM api_key", "SELECT * FROM event", "INSERT INTO usage_events (event_id) VALUES ('x')",
+                           "ATTACH DATABASE '/tmp/x.db' AS x", "PRAGMA database_list", "SELECT load_extension('/tmp/evil')",
+                           "SELECT sql FROM sqlite_temp_master", "CREATE TABLE t (x)"]
+            for sql in refused {
+                let r = try await call(client, .post, "/v1/query/sql", key: reader, body: JSONWriter.write(.object([("sql", .string(sql))])))
+                #expect(r.status == 400, "\(sql): \(r.text)")
+                #expect(!r.text.contains("ubk_") && !r.text.contains("999"))
+            }
+        }
+    }
+
+    @Test func runawayQueryStopsAtTheTimeLimit() async throws {
+        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: admin)
+        api.sqlTimeLimitSeconds = 0.5
+        let quick = Application(router: api.buildRouter())
+        try await quick.test(.router) { client in
+            let r = try await call(client, .post, "/v1/query/sql", key: admin,
+                                   body: #"{"sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c"}"#)
+            #expect(r.status == 400 && r.json["error"]?["code"] == .string("timeout"))
+        }
+    }
+}
