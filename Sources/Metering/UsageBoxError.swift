@@ -5,6 +5,7 @@ public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable
         case unauthenticated = "unauthenticated"
         case permissionDenied = "permission_denied"
         case notFound = "not_found"
+        case methodNotAllowed = "method_not_allowed"
         case conflict = "conflict"
         case payloadTooLarge = "payload_too_large"
         case unprocessable = "unprocessable"
@@ -38,6 +39,7 @@ public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable
         case .unauthenticated: return 401
         case .permissionDenied: return 403
         case .notFound: return 404
+        case .methodNotAllowed: return 405
         case .conflict, .verifyDrift: return 409
         case .payloadTooLarge: return 413
         case .unprocessable: return 422

@@ -19,6 +19,10 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as UsageBoxError {
             return JSONResponse.error(error)
+        } catch let error as HTTPError where error.status.code == 404 && Self.allowedMethods(request.uri.path) != nil {
+            var response = JSONResponse.error(UsageBoxError(.methodNotAllowed, "\(request.method.rawValue) is not allowed on \(request.uri.path)"))
+            response.headers[.allow] = Self.allowedMethods(request.uri.path)
+            return response
         } catch let error as HTTPError {
             let code: UsageBoxError.Code
             switch error.status.code {
@@ -37,6 +41,24 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             context.logger.error("unhandled error", metadata: ["error": "\(error)"])
             return JSONResponse.error(UsageBoxError(.internal, "internal error"))
         }
+    }
+}
+
+extension APIErrorMiddleware {
+    /// Route templates and their methods, to tell "no such path" (404) from "not this method" (405).
+    static var routes: [(template: [Substring], methods: String)] {
+        [("/healthz", "GET"), ("/openapi.yaml", "GET"), ("/v1/usage/batch", "POST"), ("/v1/accounts/*/usage", "GET"),
+         ("/v1/usage", "GET"), ("/v1/accounts/*/verify", "GET"), ("/v1/accounts/*/explain", "GET"),
+         ("/v1/accounts/*/periods/close", "POST"), ("/v1/accounts/*/periods", "GET"), ("/v1/query/sql", "POST"),
+         ("/v1/query/json", "POST"), ("/v1/meters", "GET"), ("/v1/meters/*", "PUT"), ("/v1/vendors", "GET"),
+         ("/v1/reconciliations", "POST"), ("/v1/reconciliations/*", "GET"), ("/v1/reconciliations/*/apply", "POST")]
+            .map { ($0.0.split(separator: "/"), $0.1) }
+    }
+
+    /// The methods a known path allows, or nil for an unknown path.
+    static func allowedMethods(_ path: String) -> String? {
+        let parts = path.split(separator: "/")
+        return routes.first { r in r.template.count == parts.count && zip(r.template, parts).allSatisfy { $0 == "*" || $0 == $1 } }?.methods
     }
 }
 

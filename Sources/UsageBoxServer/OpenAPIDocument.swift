@@ -41,6 +41,10 @@ paths:
   /v1/usage/batch:
     post:
       summary: Ingest up to 10,000 events; each gets its own outcome
+      description: >
+        Each event is validated on its own (CONTRACT §2): an event that does not match the Event
+        schema is answered in `errors` as rejected with a code, and the batch still answers 200.
+        Only a body that is not `{"events": [...]}` is a 400.
       requestBody:
         required: true
         content:
@@ -51,8 +55,10 @@ paths:
               properties:
                 events:
                   type: array
-                  maxItems: 10000
-                  items: {$ref: "#/components/schemas/Event"}
+                  description: >
+                    Events, each ideally an Event; invalid ones are rejected one by one. At most
+                    10,000 events and 16 MiB per request: beyond that the answer is 413.
+                  items: {}
       responses:
         "200":
           description: Per-event outcomes
@@ -157,7 +163,7 @@ paths:
               type: object
               required: [period]
               properties:
-                period: {type: string, pattern: "^[0-9]{4}-[0-9]{2}$", example: "2026-05"}
+                period: {type: string, pattern: "^[0-9]{4}-(0[1-9]|1[0-2])$", example: "2026-05"}
       responses:
         "200":
           description: The closed period
@@ -198,7 +204,7 @@ paths:
               type: object
               required: [sql]
               properties:
-                sql: {type: string, example: "SELECT model_id, SUM(quantity) FROM usage_events GROUP BY model_id"}
+                sql: {type: string, minLength: 1, example: "SELECT model_id, SUM(quantity) FROM usage_events GROUP BY model_id"}
       responses:
         "200":
           description: Columns and rows
@@ -253,7 +259,7 @@ paths:
         - name: meter_id
           in: path
           required: true
-          schema: {type: string}
+          schema: {type: string, pattern: "^[A-Za-z0-9_.:-]{1,200}$"}
       requestBody:
         required: true
         content:
@@ -261,8 +267,8 @@ paths:
             schema:
               type: object
               properties:
-                unit: {type: string, nullable: true}
-                rollup_dimensions: {type: array, nullable: true, items: {type: string}}
+                unit: {type: string, nullable: true, minLength: 1, maxLength: 64}
+                rollup_dimensions: {type: array, nullable: true, items: {type: string, minLength: 1, maxLength: 64}}
               additionalProperties: false
       responses:
         "200":
@@ -459,6 +465,7 @@ components:
     JSONQuery:
       type: object
       required: [from, to]
+      additionalProperties: false
       properties:
         account_id: {type: string}
         from: {type: string, format: date-time}
@@ -468,6 +475,7 @@ components:
           items:
             type: object
             required: [field, value]
+            additionalProperties: false
             properties:
               field: {type: string}
               op: {type: string, enum: [eq, neq, in, not_in]}

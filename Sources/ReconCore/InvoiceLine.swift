@@ -1,0 +1,112 @@
+public import Foundation
+public import Metering
+
+/// Canonical token types (CONTRACT §1); vendors' own names map onto these.
+public struct TokenType: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(_ raw: String) { self.rawValue = raw }
+    public var description: String { rawValue }
+    public static func < (a: TokenType, b: TokenType) -> Bool { a.rawValue < b.rawValue }
+
+    public static let input = TokenType("input")
+    public static let output = TokenType("output")
+    public static let cacheRead = TokenType("cache_read")
+    public static let cacheWrite5m = TokenType("cache_write_5m")
+    public static let cacheWrite1h = TokenType("cache_write_1h")
+    public static let cacheWrite = TokenType("cache_write")
+    public static let reasoning = TokenType("reasoning")
+}
+
+/// Invoice formats a parser can read.
+public enum InvoiceFormat: String, Sendable, Hashable { case csv, json, xml }
+
+/// One line of a vendor invoice or export, as a plugin read it.
+///
+/// A line that is not model usage keeps its amount and says why in `nonUsageReason`; it is never
+/// dropped. The engine decides mapping, conversion and scope from here on.
+public struct InvoiceLine: Sendable, Hashable {
+    /// Where the line came from, for reports and errors: `file:line` or `file#index`.
+    public var location: String
+    /// The vendor's own model string (`claude-sonnet-4-5-20250929`, `Claude Sonnet 4.5`).
+    public var vendorModel: String?
+    /// The vendor's own token type name (`uncached_input_tokens`).
+    public var vendorTokenType: String?
+    /// The canonical token type, when the plugin's map knows the vendor's name.
+    public var tokenType: TokenType?
+    /// The amount billed, exact, in `currency` (dollars, not cents).
+    public var amount: Decimal?
+    /// Digits after the decimal point as written (converted to dollars), for the rounding tolerance.
+    public var amountScale: Int
+    public var currency: String
+    /// A pre-discount list amount, when the export has it.
+    public var listAmount: Decimal?
+    /// A token count the vendor states (usage reports, some CSVs).
+    public var quantity: Int64?
+    /// Start of the bucket the line bills (a day, an hour).
+    public var date: Timestamp
+    /// Tier and modifier labels as the vendor writes them (`context_window`, `service_tier`, `inference_geo`).
+    public var labels: [String: String]
+    /// Keys that attribute the line to a customer account (`workspace_id`, `api_key_id`, `project_id`).
+    public var attribution: [String: String]
+    /// Set when the line is not token usage (tax, credit, web search, support): the reason.
+    public var nonUsageReason: String?
+    public var description: String?
+
+    public init(location: String, vendorModel: String?, vendorTokenType: String?, tokenType: TokenType?, amount: Decimal?,
+                amountScale: Int, currency: String, listAmount: Decimal? = nil, quantity: Int64? = nil, date: Timestamp,
+                labels: [String: String] = [:], attribution: [String: String] = [:], nonUsageReason: String? = nil,
+                description: String? = nil) {
+        self.location = location
+        self.vendorModel = vendorModel
+        self.vendorTokenType = vendorTokenType
+        self.tokenType = tokenType
+        self.amount = amount
+        self.amountScale = amountScale
+        self.currency = currency
+        self.listAmount = listAmount
+        self.quantity = quantity
+        self.date = date
+        self.labels = labels
+        self.attribution = attribution
+        self.nonUsageReason = nonUsageReason
+        self.description = description
+    }
+}
+
+/// An invoice file handed to a parser.
+public struct InvoiceFile: Sendable {
+    public var name: String
+    public var bytes: [UInt8]
+    public init(name: String, bytes: [UInt8]) {
+        self.name = name
+        self.bytes = bytes
+    }
+
+    /// The first bytes, for sniffing.
+    public var head: ArraySlice<UInt8> { bytes.prefix(4096) }
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+/// A parse failure that names the file, line and field.
+public struct InvoiceError: Error, Sendable, CustomStringConvertible, Equatable {
+    public var file: String
+    public var line: Int?
+    public var field: String?
+    public var message: String
+    public init(file: String, line: Int? = nil, field: String? = nil, _ message: String) {
+        self.file = file
+        self.line = line
+        self.field = field
+        self.message = message
+    }
+    public var description: String {
+        var s = file
+        if let line { s += ":\(line)" }
+        s += ": "
+        if let field { s += "field '\(field)': " }
+        return s + message
+    }
+
+    public var usageBoxError: UsageBoxError { UsageBoxError.invalidArgument(description, field: field ?? "invoice") }
+}

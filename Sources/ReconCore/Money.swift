@@ -1,0 +1,75 @@
+public import Foundation
+
+/// Exact decimal helpers. Money is `Decimal` parsed from text, quantities `Int64`; no `Double`.
+public enum ExactDecimal {
+    /// Parses a plain decimal string (`-12.3400`, `5`, `.5` is refused). Exponents and floats
+    /// written with `e` are refused so nothing is silently reinterpreted.
+    public static func parse(_ text: String) -> Decimal? {
+        var digits = 0
+        var dots = 0
+        for (i, ch) in text.unicodeScalars.enumerated() {
+            switch ch {
+            case "0"..."9": digits += 1
+            case ".": dots += 1; if i == 0 { return nil }
+            case "-", "+": if i != 0 { return nil }
+            default: return nil
+            }
+        }
+        guard digits > 0, dots <= 1, digits <= 38, !text.hasSuffix(".") else { return nil }
+        return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+    }
+
+    /// The number of digits after the decimal point as written ("1.50" → 2).
+    public static func scale(of text: String) -> Int {
+        guard let dot = text.firstIndex(of: ".") else { return 0 }
+        return text.distance(from: text.index(after: dot), to: text.endIndex)
+    }
+
+    /// Half a unit of the last written decimal place: "1.50" → 0.005.
+    public static func halfUnit(ofScale scale: Int) -> Decimal {
+        Decimal(sign: .plus, exponent: -scale - 1, significand: 5)
+    }
+
+    /// Rounds half-even to a whole number and converts exactly.
+    public static func roundedInt64(_ value: Decimal) -> Int64? {
+        var v = value
+        var out = Decimal()
+        NSDecimalRound(&out, &v, 0, .bankers)
+        return Int64(exactly: out.description)
+    }
+
+    /// Rounds up (toward +∞) to a whole number.
+    public static func ceilInt64(_ value: Decimal) -> Int64? {
+        var v = value
+        var out = Decimal()
+        NSDecimalRound(&out, &v, 0, .up)
+        return Int64(exactly: out.description)
+    }
+
+    /// A money string with exactly `scale` decimals, rounded half-even (`"1.80"`).
+    public static func format(_ value: Decimal, scale: Int = 2) -> String {
+        var v = value
+        var out = Decimal()
+        NSDecimalRound(&out, &v, scale, .bankers)
+        var text = out.description
+        if text == "-0" { text = "0" }
+        guard scale > 0 else { return text }
+        var negative = false
+        if text.hasPrefix("-") { negative = true; text.removeFirst() }
+        var parts = text.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        if parts.count == 1 { parts.append("") }
+        parts[1] += String(repeating: "0", count: max(0, scale - parts[1].count))
+        let result = parts[0] + "." + parts[1]
+        return negative && result.contains(where: { $0 != "0" && $0 != "." }) ? "-" + result : result
+    }
+
+    /// The exact decimal text of a value (no trailing zeros beyond what Decimal keeps).
+    public static func text(_ value: Decimal) -> String { value.description }
+}
+
+extension Decimal {
+    /// `Decimal(Int64)` through its exact text, never via `Double`.
+    public init(exactly value: Int64) {
+        self = Decimal(string: String(value))!
+    }
+}

@@ -1,0 +1,53 @@
+public import Foundation
+public import Metering
+
+/// A price in force for one line: per token, with the card version and row that set it.
+public struct ResolvedPrice: Sendable, Hashable {
+    /// Currency units per single token (the card's per-million rate / 1,000,000, times modifiers).
+    public var perToken: Decimal
+    public var perMillion: Decimal
+    public var currency: String
+    public var cardVersion: String
+    public init(perToken: Decimal, perMillion: Decimal, currency: String, cardVersion: String) {
+        self.perToken = perToken
+        self.perMillion = perMillion
+        self.currency = currency
+        self.cardVersion = cardVersion
+    }
+}
+
+/// Why a line has no price.
+public enum PriceFailure: Error, Sendable, Hashable {
+    case unknownModel(String)
+    case noRate(model: String, tokenType: TokenType, date: Timestamp)
+}
+
+/// Turns amounts into tokens and back.
+///
+/// Use the default, `RateCard` (a versioned, effective-dated file in `RateCards/`). Implement a
+/// custom converter for contract pricing that a card cannot express.
+public protocol RateCardConverter: Sendable {
+    var vendor: String { get }
+    var version: String { get }
+    var currency: String { get }
+    /// The canonical model id for a vendor model string (dated snapshots, display names), if known.
+    func canonicalModel(_ vendorModel: String) -> String?
+    /// Every canonical model the card prices.
+    var models: [String] { get }
+    /// The price of one token of `tokenType` on `model` at `date`, given the line's tier and
+    /// modifier labels (`context_window`, `service_tier`, `inference_geo`).
+    func price(model: String, tokenType: TokenType, date: Timestamp, labels: [String: String]) throws -> ResolvedPrice
+}
+
+extension RateCardConverter {
+    /// Exact tokens for an amount: `amount / price per token`.
+    public func tokens(for amount: Decimal, at price: ResolvedPrice) -> Decimal { amount / price.perToken }
+
+    /// The rounding tolerance of an amount written with `scale` decimals, in tokens.
+    public func tolerance(scale: Int, at price: ResolvedPrice) -> Decimal {
+        ExactDecimal.halfUnit(ofScale: scale) / price.perToken
+    }
+
+    /// The money for a token count.
+    public func amount(for tokens: Int64, at price: ResolvedPrice) -> Decimal { Decimal(exactly: tokens) * price.perToken }
+}

@@ -1,0 +1,76 @@
+/// A vendor: its parsers, its rate card, its token-type names, and its examples.
+///
+/// Each plugin is one folder under `Plugins/`, one SwiftPM target, and one line in
+/// `Sources/ReconPlugins/BuiltInPlugins.swift`. Its examples (sample exports with the lines they
+/// must give) run in the generic plugin test with no new test code.
+public protocol VendorPlugin: Sendable {
+    /// Unique, lowercase (`anthropic`, `aws-bedrock`).
+    static var id: String { get }
+    /// Human name (`Anthropic`).
+    static var name: String { get }
+    static var parsers: [any InvoiceParser] { get }
+    /// The name of its card in `RateCards/` (usually the id).
+    static var rateCardName: String { get }
+    /// Vendor token-type names → canonical token types.
+    static var tokenTypeMap: [String: TokenType] { get }
+    static var examples: [PluginExample] { get }
+}
+
+/// A sample export and what parsing it must give: documentation and test data at once.
+public struct PluginExample: Sendable, CustomStringConvertible {
+    public var name: String
+    public var file: InvoiceFile
+    /// The parser expected to claim the file by sniffing.
+    public var parserID: String
+    public var expectedLineCount: Int
+    /// Expected totals per canonical model × token type (amount in the invoice currency).
+    public var expectedAmounts: [String: String]
+    /// Expected stated quantities per model × token type, where the export states them.
+    public var expectedQuantities: [String: Int64]
+    /// For a negative example: text the error message must contain.
+    public var expectedError: String?
+
+    public init(name: String, file: InvoiceFile, parserID: String, expectedLineCount: Int = 0,
+                expectedAmounts: [String: String] = [:], expectedQuantities: [String: Int64] = [:], expectedError: String? = nil) {
+        self.name = name
+        self.file = file
+        self.parserID = parserID
+        self.expectedLineCount = expectedLineCount
+        self.expectedAmounts = expectedAmounts
+        self.expectedQuantities = expectedQuantities
+        self.expectedError = expectedError
+    }
+
+    public var description: String { name }
+}
+
+/// The one immutable list of plugins the engine, CLI and server are given.
+public struct PluginRegistry: Sendable {
+    public let plugins: [any VendorPlugin.Type]
+
+    /// Fails loudly on duplicate ids.
+    public init(_ plugins: [any VendorPlugin.Type]) throws {
+        var seen = Set<String>()
+        for p in plugins {
+            guard seen.insert(p.id).inserted else {
+                throw RegistryError(message: "two vendor plugins share the id '\(p.id)'")
+            }
+        }
+        self.plugins = plugins.sorted { $0.id < $1.id }
+    }
+
+    public func plugin(_ id: String) -> (any VendorPlugin.Type)? { plugins.first { $0.id == id } }
+
+    /// The plugin and parser that claim a file, by sniffing every parser of every plugin.
+    public func sniff(_ file: InvoiceFile) -> (any VendorPlugin.Type, any InvoiceParser)? {
+        for p in plugins {
+            for parser in p.parsers where parser.sniff(file) { return (p, parser) }
+        }
+        return nil
+    }
+
+    public struct RegistryError: Error, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+}

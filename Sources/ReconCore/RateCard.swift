@@ -1,0 +1,222 @@
+public import Foundation
+public import Metering
+
+/// A vendor's prices: versioned, effective-dated, exact (`RateCards/<vendor>.yaml`, format
+/// `ratecard/v1`, documented in `RateCards/README.md`).
+public struct RateCard: RateCardConverter, Sendable {
+    public var vendor: String
+    public var version: String
+    public var currency: String
+    public var tokenTypes: [TokenType]
+    public var file: String
+    var prices: [String: [PriceRow]]
+    var aliases: [Alias]
+    var modifiers: [Modifier]
+    /// The text of the card, for hashing into the reconciliation record.
+    public var source: String
+
+    struct PriceRow: Sendable {
+        var from: Timestamp
+        var to: Timestamp?
+        var rates: [TokenType: Decimal]
+        var tiers: [Tier]
+        var line: Int
+    }
+
+    struct Tier: Sendable {
+        var id: String
+        var when: [String: [String]]
+        var rates: [TokenType: Decimal]
+    }
+
+    struct Modifier: Sendable {
+        var id: String
+        var factor: Decimal
+        var when: [String: [String]]
+        var models: Set<String>?
+    }
+
+    struct Alias: Sendable {
+        var pattern: NSRegularExpression
+        var model: String
+    }
+
+    public var models: [String] { prices.keys.sorted() }
+
+    public func canonicalModel(_ vendorModel: String) -> String? {
+        if prices[vendorModel] != nil { return vendorModel }
+        let range = NSRange(vendorModel.startIndex..., in: vendorModel)
+        for alias in aliases {
+            if let m = alias.pattern.firstMatch(in: vendorModel, range: range), m.range == range { return alias.model }
+        }
+        return nil
+    }
+
+    public func price(model: String, tokenType: TokenType, date: Timestamp, labels: [String: String]) throws -> ResolvedPrice {
+        guard let rows = prices[model] else { throw PriceFailure.unknownModel(model) }
+        guard let row = rows.first(where: { $0.from <= date && ($0.to.map { date < $0 } ?? true) }) else {
+            throw PriceFailure.noRate(model: model, tokenType: tokenType, date: date)
+        }
+        func matches(_ when: [String: [String]]) -> Bool {
+            when.allSatisfy { key, values in labels[key].map(values.contains) ?? false }
+        }
+        var rates = row.rates
+        if let tier = row.tiers.first(where: { matches($0.when) }) { rates = tier.rates }
+        guard var perMillion = rates[tokenType] else { throw PriceFailure.noRate(model: model, tokenType: tokenType, date: date) }
+        for m in modifiers where matches(m.when) && (m.models?.contains(model) ?? true) {
+            perMillion *= m.factor
+        }
+        return ResolvedPrice(perToken: perMillion / 1_000_000, perMillion: perMillion, currency: currency, cardVersion: version)
+    }
+
+    /// Loads and checks a card: overlapping dates, missing prices and numbers written as floats are
+    /// refused, naming the file and line.
+    public static func load(text: String, file: String) throws -> RateCard {
+        let root = try YAMLNode.parse(text, file: file)
+        var vendor: String?, version: String?, currency: String?, schema: String?
+        var tokenTypes: [TokenType] = []
+        var prices: [String: [PriceRow]] = [:]
+        var aliases: [Alias] = []
+        var modifiers: [Modifier] = []
+        var sources = Set<String>()
+        for (key, value) in try root.mapping("the rate card") {
+            switch key {
+            case "schema": schema = try value.string("schema")
+            case "vendor": vendor = try value.string("vendor")
+            case "card_version": version = try value.string("card_version")
+            case "currency": currency = try value.string("currency")
+            case "unit":
+                guard try value.string("unit") == "per_million_tokens" else { throw value.error("unit must be per_million_tokens") }
+            case "recorded_at", "changelog", "description": continue
+            case "sources": sources = Set(try value.mapping("sources").map(\.0))
+            case "token_types": tokenTypes = try value.sequence("token_types").map { TokenType(try $0.string("token type")) }
+            case "modifiers":
+                for (id, m) in try value.mapping("modifiers") {
+                    var factor: Decimal?, when: [String: [String]] = [:], models: Set<String>?
+                    for (k, v) in try m.mapping("modifier \(id)") {
+                        switch k {
+                        case "factor": factor = ExactDecimal.parse(try v.decimalString("modifier \(id) factor"))
+                        case "when": when = try conditions(v, "modifier \(id)")
+                        case "models": models = Set(try v.strings("modifier \(id) models"))
+                        case "src", "note", "applies_to": continue
+                        default: throw v.error("unknown modifier field '\(k)'")
+                        }
+                    }
+                    guard let factor else { throw m.error("modifier \(id) needs a factor") }
+                    guard !when.isEmpty else { throw m.error("modifier \(id) needs a 'when' condition") }
+                    modifiers.append(Modifier(id: id, factor: factor, when: when, models: models))
+                }
+            case "models":
+                for (model, m) in try value.mapping("models") {
+                    var rows: [PriceRow] = []
+                    for (k, v) in try m.mapping("model \(model)") {
+                        guard k == "prices" else {
+                            if k == "note" { continue }
+                            throw v.error("unknown field '\(k)' of model \(model)")
+                        }
+                        for rowNode in try v.sequence("prices of \(model)") {
+                            rows.append(try priceRow(rowNode, model: model, tokenTypes: tokenTypes, sources: sources))
+                        }
+                    }
+                    guard !rows.isEmpty else { throw m.error("model \(model) has no prices") }
+                    rows.sort { $0.from < $1.from }
+                    for (a, b) in zip(rows, rows.dropFirst()) {
+                        guard let end = a.to, end <= b.from else {
+                            throw ConfigError(file: file, line: b.line, "prices of \(model) overlap: the row from \(b.from.dayString) starts before the row from \(a.from.dayString) ends")
+                        }
+                    }
+                    prices[model] = rows
+                }
+            case "aliases":
+                for a in try value.sequence("aliases") {
+                    var match: String?, model: String?
+                    for (k, v) in try a.mapping("alias") {
+                        switch k {
+                        case "match": match = try v.string("alias match")
+                        case "model": model = try v.string("alias model")
+                        case "field", "note": continue
+                        default: throw v.error("unknown alias field '\(k)'")
+                        }
+                    }
+                    guard let match, let model else { throw a.error("an alias needs 'match' and 'model'") }
+                    guard let re = try? NSRegularExpression(pattern: match, options: [.caseInsensitive]) else {
+                        throw a.error("alias pattern '\(match)' is not a valid regular expression")
+                    }
+                    aliases.append(Alias(pattern: re, model: model))
+                }
+            default:
+                throw value.error("unknown rate card field '\(key)'")
+            }
+        }
+        guard schema == "ratecard/v1" else { throw root.error("schema must be ratecard/v1") }
+        guard let vendor else { throw root.error("the card needs a vendor") }
+        guard let version else { throw root.error("the card needs a card_version") }
+        guard let currency, currency.count == 3 else { throw root.error("the card needs a three-letter currency") }
+        for a in aliases where prices[a.model] == nil {
+            throw root.error("an alias points to \(a.model), which the card does not price")
+        }
+        return RateCard(vendor: vendor, version: version, currency: currency, tokenTypes: tokenTypes, file: file, prices: prices,
+                        aliases: aliases, modifiers: modifiers, source: text)
+    }
+
+    private static func conditions(_ node: YAMLNode, _ what: String) throws -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for (k, v) in try node.mapping("\(what) when") { out[k] = try v.strings("\(what) when.\(k)") }
+        return out
+    }
+
+    private static func rates(_ node: YAMLNode, _ what: String, tokenTypes: [TokenType]) throws -> [TokenType: Decimal] {
+        var out: [TokenType: Decimal] = [:]
+        for (k, v) in try node.mapping(what) {
+            out[TokenType(k)] = ExactDecimal.parse(try v.decimalString("\(what) \(k)"))
+        }
+        for t in tokenTypes where out[t] == nil {
+            throw node.error("\(what) has no price for \(t.rawValue)")
+        }
+        return out
+    }
+
+    private static func priceRow(_ node: YAMLNode, model: String, tokenTypes: [TokenType], sources: Set<String>) throws -> PriceRow {
+        var from: Timestamp?, to: Timestamp?, rateMap: [TokenType: Decimal]?, tiers: [Tier] = []
+        var hasSource = false
+        func date(_ v: YAMLNode, _ what: String) throws -> Timestamp {
+            let s = try v.string(what)
+            guard let t = Timestamp(rfc3339: s.count == 10 ? s + "T00:00:00Z" : s) else {
+                throw v.error("\(what) must be a date (YYYY-MM-DD) or an RFC 3339 timestamp, got '\(s)'")
+            }
+            return t
+        }
+        for (k, v) in try node.mapping("price of \(model)") {
+            switch k {
+            case "from": from = try date(v, "from")
+            case "to": to = v.isNull ? nil : try date(v, "to")
+            case "rates": rateMap = try rates(v, "rates of \(model)", tokenTypes: tokenTypes)
+            case "tiers":
+                for t in try v.sequence("tiers") {
+                    var id = "tier", when: [String: [String]] = [:], tierRates: [TokenType: Decimal]?
+                    for (tk, tv) in try t.mapping("tier") {
+                        switch tk {
+                        case "id": id = try tv.string("tier id")
+                        case "when": when = try conditions(tv, "tier")
+                        case "rates": tierRates = try rates(tv, "tier rates of \(model)", tokenTypes: tokenTypes)
+                        case "note", "scope", "invoice": continue
+                        default: throw tv.error("unknown tier field '\(tk)'")
+                        }
+                    }
+                    guard let tierRates, !when.isEmpty else { throw t.error("a tier needs 'when' and 'rates'") }
+                    tiers.append(Tier(id: id, when: when, rates: tierRates))
+                }
+            case "src":
+                hasSource = true
+                for s in try v.strings("src") where !sources.contains(s) { throw v.error("src '\(s)' is not one of the card's sources") }
+            case "note", "confidence": continue
+            default: throw v.error("unknown price field '\(k)'")
+            }
+        }
+        guard let from else { throw node.error("a price of \(model) needs 'from'") }
+        guard let rateMap else { throw node.error("a price of \(model) needs 'rates'") }
+        guard hasSource else { throw node.error("a price of \(model) needs 'src': where the price comes from") }
+        if let to, to <= from { throw node.error("'to' must be after 'from'") }
+        return PriceRow(from: from, to: to, rates: rateMap, tiers: tiers, line: node.line)
+    }
+}

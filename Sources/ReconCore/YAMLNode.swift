@@ -1,0 +1,97 @@
+import Yams
+
+/// A thin, line-aware reader over Yams nodes, so every config error names its file and line.
+struct YAMLNode {
+    let node: Node
+    let file: String
+
+    static func parse(_ text: String, file: String) throws -> YAMLNode {
+        do {
+            guard let node = try Yams.compose(yaml: text) else { throw ConfigError(file: file, line: 1, "the file is empty") }
+            return YAMLNode(node: node, file: file)
+        } catch let e as YamlError {
+            throw ConfigError(file: file, line: Self.line(of: e), "YAML syntax: \(Self.problem(of: e))")
+        }
+    }
+
+    static func line(of e: YamlError) -> Int {
+        switch e {
+        case let .scanner(_, _, mark, _), let .parser(_, _, mark, _), let .composer(_, _, mark, _): return mark.line
+        default: return 1
+        }
+    }
+
+    static func problem(of e: YamlError) -> String {
+        switch e {
+        case let .scanner(_, problem, _, _), let .parser(_, problem, _, _), let .composer(_, problem, _, _): return problem
+        default: return "\(e)"
+        }
+    }
+
+    var line: Int { node.mark?.line ?? 0 }
+
+    func error(_ message: String) -> ConfigError { ConfigError(file: file, line: line, message) }
+
+    /// Mapping members in order; an error for anything else.
+    func mapping(_ what: String) throws -> [(String, YAMLNode)] {
+        guard case let .mapping(m) = node else { throw error("\(what) must be a mapping") }
+        return try m.map { k, v in
+            guard case let .scalar(s) = k else { throw YAMLNode(node: k, file: file).error("\(what): keys must be plain names") }
+            return (s.string, YAMLNode(node: v, file: file))
+        }
+    }
+
+    func sequence(_ what: String) throws -> [YAMLNode] {
+        guard case let .sequence(s) = node else { throw error("\(what) must be a list") }
+        return s.map { YAMLNode(node: $0, file: file) }
+    }
+
+    func string(_ what: String) throws -> String {
+        guard case let .scalar(s) = node else { throw error("\(what) must be a string") }
+        return s.string
+    }
+
+    var isNull: Bool {
+        if case let .scalar(s) = node { return s.style == .plain && (s.string == "null" || s.string == "~" || s.string.isEmpty) }
+        return false
+    }
+
+    /// An exact decimal written as a quoted string; a bare YAML number is refused so no value is
+    /// ever read through a float.
+    func decimalString(_ what: String) throws -> String {
+        guard case let .scalar(s) = node else { throw error("\(what) must be a quoted decimal string") }
+        if s.style == .plain, Double(s.string) != nil {
+            throw error("\(what) is written as a number (\(s.string)); write it as a quoted decimal string, e.g. \"\(s.string)\"")
+        }
+        guard ExactDecimal.parse(s.string) != nil else { throw error("\(what) is not a decimal: '\(s.string)'") }
+        return s.string
+    }
+
+    func bool(_ what: String) throws -> Bool {
+        let s = try string(what)
+        switch s {
+        case "true": return true
+        case "false": return false
+        default: throw error("\(what) must be true or false, got '\(s)'")
+        }
+    }
+
+    /// A string or a list of strings.
+    func strings(_ what: String) throws -> [String] {
+        if case .sequence = node { return try sequence(what).map { try $0.string(what) } }
+        return [try string(what)]
+    }
+}
+
+/// An error in a configuration file (rate card, rules, account map), naming file and line.
+public struct ConfigError: Error, Sendable, CustomStringConvertible, Equatable {
+    public var file: String
+    public var line: Int
+    public var message: String
+    public init(file: String, line: Int, _ message: String) {
+        self.file = file
+        self.line = line
+        self.message = message
+    }
+    public var description: String { "\(file):\(line): \(message)" }
+}
