@@ -49,10 +49,45 @@ let package = Package(
         // The conformance suite every MeterStore backend must pass.
         .target(name: "UsageBoxTesting", dependencies: ["Metering"], swiftSettings: swiftSettings),
 
+        // Reconciliation: protocols, value types, rate cards, rules and the engine. No C, DB or HTTP.
+        .target(
+            name: "ReconCore",
+            dependencies: ["Metering", "ExactJSON", "FormatReaders",
+                           .product(name: "Yams", package: "Yams"),
+                           .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        // The rate cards, compiled into the binary so it finds them from any working directory.
+        .target(
+            name: "RateCardData",
+            path: "RateCards",
+            exclude: ["README.md"],
+            resources: [.embedInCode("anthropic.yaml")],
+            swiftSettings: swiftSettings
+        ),
+        // Vendor plugins: one folder each, never depending on each other or on a store.
+        .target(
+            name: "VendorAnthropic",
+            dependencies: ["ReconCore", "FormatReaders", "ExactJSON", "Metering"],
+            path: "Plugins/Anthropic",
+            exclude: ["README.md"],
+            resources: [
+                .embedInCode("Examples/cost_report_2026_05.json"),
+                .embedInCode("Examples/console_cost_2026_08.csv"),
+                .embedInCode("Examples/usage_report_2026_05.json"),
+                .embedInCode("Examples/cost_report_truncated.json"),
+                .embedInCode("Examples/console_cost_bad_amount.csv"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The one immutable list of built-in plugins.
+        .target(name: "ReconPlugins", dependencies: ["ReconCore", "VendorAnthropic"], swiftSettings: swiftSettings),
+
         // The composition root shared by the CLI and the server.
         .target(
             name: "UsageBoxApp",
             dependencies: ["Metering", "MeterStoreSQLite", "MeterStoreHTTPClient", "UsageBoxServer", "FormatReaders",
+                           "ReconCore", "ReconPlugins", "RateCardData", "VendorAnthropic",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
@@ -60,7 +95,7 @@ let package = Package(
         // The HTTP API (Hummingbird 2) over any MeterStore and KeyStore.
         .target(
             name: "UsageBoxServer",
-            dependencies: ["Metering", "ExactJSON",
+            dependencies: ["Metering", "ExactJSON", "ReconCore",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
@@ -80,7 +115,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        .testTarget(name: "MeteringTests", dependencies: ["Metering", "FormatReaders"], swiftSettings: swiftSettings),
+        .testTarget(name: "MeteringTests", dependencies: ["Metering", "FormatReaders", "ExactJSON"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ReconTests",
+            dependencies: ["ReconCore", "ReconPlugins", "RateCardData", "FormatReaders", "ExactJSON", "Metering",
+                           "MeterStoreSQLite", "UsageBoxTesting", "UsageBoxApp"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MeterStoreSQLiteTests",
             dependencies: ["MeterStoreSQLite", "Metering", "UsageBoxTesting", .product(name: "GRDB", package: "GRDB.swift")],

@@ -117,6 +117,20 @@ extension SQLiteMeterStore {
                 );
                 """)
         }
+        m.registerMigration("v3.reconciliations") { db in
+            try db.execute(sql: """
+                CREATE TABLE reconciliation (
+                    id TEXT PRIMARY KEY,
+                    vendor TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    run_by TEXT NOT NULL,
+                    report TEXT NOT NULL,      -- the report JSON (inputs' SHA-256, rate card, rules, results)
+                    applied_at INTEGER
+                );
+                CREATE TRIGGER reconciliation_no_delete BEFORE DELETE ON reconciliation
+                BEGIN SELECT RAISE(ABORT, 'reconciliation records are kept'); END;
+                """)
+        }
         return m
     }
 }

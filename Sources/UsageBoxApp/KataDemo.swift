@@ -1,14 +1,18 @@
 import ExactJSON
 import Foundation
 public import Metering
+import ReconCore
+import VendorAnthropic
 
 /// The kata, told step by step on a store: what `usagebox demo` prints.
 public struct KataDemo: Sendable {
     public var store: any MeterStore
+    public var log: (any ReconciliationLog)?
     public var write: @Sendable (String) -> Void
 
-    public init(store: any MeterStore, write: @escaping @Sendable (String) -> Void) {
+    public init(store: any MeterStore, log: (any ReconciliationLog)? = nil, write: @escaping @Sendable (String) -> Void) {
         self.store = store
+        self.log = log
         self.write = write
     }
 
@@ -68,12 +72,52 @@ public struct KataDemo: Sendable {
         write(JSONWriter.write(byType.jsonValue, pretty: true))
         write("")
         write("Metered Sonnet is input plus output only: any cache reads the vendor bills were never sent as events.")
+        write("")
+
+        let invoice = AnthropicPlugin.demoCostReport
+        step("Step 3 (and 5): lay the meter next to the Anthropic invoice, localize and classify the gap",
+             curl: "-X POST \"\(Self.host)/v1/reconciliations?vendor=anthropic&\(Self.period)&account=\(account)\" --data-binary @\(invoice.name)",
+             cli: "usagebox reconcile --vendor anthropic --invoice \(invoice.name) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --account \(account)")
+        let service = try ReconciliationService()
+        let options = ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: range, account: account, runBy: "demo")
+        let (report, _) = try await service.run(options, store: store, log: log, apply: false)
+        write(Rendering.reconciliation(report))
+        write("")
+        for f in report.findings {
+            write("  \(f.modelID) \(f.tokenType?.rawValue ?? "") \(Rendering.signed(f.quantity)) tokens ($\(ExactDecimal.format(f.amount))): "
+                  + "\(f.gapClass.rawValue) (rule \(f.rule), reason \(f.reason))")
+        }
+        write("")
+
+        step("Step 6: close the loop with a Correction event",
+             curl: "-X POST \"\(Self.host)/v1/reconciliations/\(report.id)/apply\"",
+             cli: "usagebox reconcile … --apply")
+        let applied = try await store.ingest(report.corrections.map(IngestItem.event))
+        write(JSONWriter.write(applied.jsonValue))
+        if let log {
+            let again = try await service.apply(id: report.id, store: store, log: log)
+            write("Applying the same report again: \(again.duplicates) duplicate(s), \(again.accepted) new — never a second correction.")
+        }
+        write("")
+        let after = try await store.explain(account: account, range: range)
+        write("Re-run /explain: the correction appears with its provenance.")
+        write(Rendering.explain(after))
+        write("")
+        let rerun = try await service.run(options, store: store, log: log, apply: false)
+        let sonnet = rerun.report.models.first { $0.modelID == "claude-sonnet-4-5" }
+        write("Re-run the reconciliation: Sonnet metered \(TextTable.grouped(sonnet?.metered ?? 0)) vs vendor \(TextTable.grouped(sonnet?.vendor ?? 0)); "
+              + "the remaining \(Rendering.signed(sonnet?.gap ?? 0)) is the pass-through cache reads, and no correction is proposed "
+              + "(\(rerun.report.corrections.count)).")
     }
 
     private func step(_ title: String, curl: String, cli: String) {
         write(String(repeating: "=", count: 78))
         write(title)
-        write("  $ curl \"\(Self.host)\(curl)\" -H \"Authorization: Bearer $USAGEBOX_KEY\"")
+        if curl.hasPrefix("-X") {
+            write("  $ curl \(curl) -H \"Authorization: Bearer $USAGEBOX_KEY\"")
+        } else {
+            write("  $ curl \"\(Self.host)\(curl)\" -H \"Authorization: Bearer $USAGEBOX_KEY\"")
+        }
         write("  $ \(cli)")
         write("")
     }

@@ -6,10 +6,12 @@ import UsageBoxServer
 /// Builds the `usagebox serve` application: the HTTP API over a store, with the segment sealer.
 public enum ServerApplication {
     public static func build(
-        store: any MeterStore & KeyStore, host: String, port: Int, environmentAdminSecret: String?, logger: Logger,
+        store: any MeterStore & KeyStore & ReconciliationLog, host: String, port: Int, environmentAdminSecret: String?, logger: Logger,
         sealInterval: Duration = .seconds(60), onListening: @escaping @Sendable (Int) -> Void = { _ in }
-    ) -> some ApplicationProtocol {
-        let api = HTTPAPI(store: store, keys: store, environmentAdminSecret: environmentAdminSecret)
+    ) throws -> some ApplicationProtocol {
+        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: environmentAdminSecret)
+        api.reconciliation = try ReconciliationService()
+        api.reconciliationLog = store
         return Application(
             router: api.buildRouter(),
             configuration: .init(address: .hostname(host, port: port), serverName: "UsageBox"),

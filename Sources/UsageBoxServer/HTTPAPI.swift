@@ -15,6 +15,10 @@ public struct HTTPAPI: Sendable {
     public var decoder: EventDecoder
     /// Extra routes (reconciliation) mounted by the composition root.
     public var sqlTimeLimitSeconds: Double = 10
+    /// Reconciliation (CONTRACT §3.8), when the composition root provides it.
+    public var reconciliation: (any ReconciliationBackend)?
+    public var reconciliationLog: (any ReconciliationLog)?
+    public static let maxInvoiceBytes = 256 << 20
 
     public init(store: any MeterStore, keys: any KeyStore, environmentAdminSecret: String?, decoder: EventDecoder = EventDecoder()) {
         self.store = store
@@ -128,6 +132,7 @@ public struct HTTPAPI: Sendable {
             }
             return JSONResponse.make(try await store.setMeter(meterID, unit: unit, rollupDimensions: dims).jsonValue)
         }
+        addReconciliationRoutes(to: router)
         return router
     }
 

@@ -25,7 +25,7 @@ extension UsageBoxCommand {
             }
             printOut("UsageBox demo: the month-end vendor reconciliation kata, on a fresh embedded store at \(path)\n")
             let store = try StoreFactory.openSQLite(path: path)
-            try await KataDemo(store: store, write: { printOut($0) }).run()
+            try await KataDemo(store: store, log: store, write: { printOut($0) }).run()
             printOut("\nThe store is kept at \(path); explore it with e.g. usagebox usage --db \(path) --account acct_42 "
                      + "--from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --group-by day")
         }

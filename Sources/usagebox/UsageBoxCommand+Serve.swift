@@ -35,7 +35,7 @@ extension UsageBoxCommand {
             logger.info("UsageBox serving", metadata: ["store": "\(path)", "address": "\(host):\(port)"])
             let env = ProcessInfo.processInfo.environment["USAGEBOX_KEY"]
             let host = self.host
-            let app = ServerApplication.build(store: store, host: host, port: port, environmentAdminSecret: env, logger: logger) { bound in
+            let app = try ServerApplication.build(store: store, host: host, port: port, environmentAdminSecret: env, logger: logger) { bound in
                 printOut("UsageBox listening on http://\(host):\(bound)")
             }
             try await app.runService()

@@ -1,0 +1,162 @@
+import ExactJSON
+import Foundation
+import Metering
+import ReconCore
+
+/// `GET /v1/organizations/cost_report` (grouped by description): daily buckets, amounts as
+/// decimal strings in cents. One page object, or an array of pages.
+struct AnthropicCostReportParser: InvoiceParser {
+    let id = "admin-cost-report"
+    let format = InvoiceFormat.json
+
+    func sniff(_ file: InvoiceFile) -> Bool {
+        guard file.firstCharacter == "{" || file.firstCharacter == "[" else { return false }
+        let head = String(decoding: file.head, as: UTF8.self)
+        return head.contains("\"data\"") && head.contains("\"amount\"") && !head.contains("uncached_input_tokens\":")
+            || head.contains("\"cost_type\"")
+    }
+
+    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+        let root = try AnthropicJSON.parse(file)
+        var lines: [InvoiceLine] = []
+        for (p, page) in AnthropicJSON.pages(root).enumerated() {
+            let prefix = AnthropicJSON.pages(root).count > 1 ? "[\(p)]." : ""
+            guard case let .array(buckets)? = page["data"] else {
+                throw InvoiceError(file: file.name, field: "\(prefix)data", "a cost report has a \"data\" array of daily buckets")
+            }
+            for (b, bucket) in buckets.enumerated() {
+                let at = "\(prefix)data[\(b)]"
+                let date = try AnthropicJSON.timestamp(bucket["starting_at"], file: file.name, field: "\(at).starting_at")
+                guard case let .array(results)? = bucket["results"] else {
+                    throw InvoiceError(file: file.name, field: "\(at).results", "each bucket has a \"results\" array")
+                }
+                for (r, row) in results.enumerated() {
+                    let field = "\(at).results[\(r)]"
+                    guard case .object = row else { throw InvoiceError(file: file.name, field: field, "a result must be an object") }
+                    guard let amountText = AnthropicJSON.decimalText(row["amount"]) else {
+                        throw InvoiceError(file: file.name, field: "\(field).amount", "the amount must be a decimal string in cents, got \(row["amount"].map { JSONWriter.write($0) } ?? "nothing")")
+                    }
+                    guard let cents = ExactDecimal.parse(amountText) else {
+                        throw InvoiceError(file: file.name, field: "\(field).amount", "'\(amountText)' is not a decimal")
+                    }
+                    let costType = row["cost_type"]?.stringValue
+                    let model = row["model"]?.stringValue
+                    let vendorTokenType = row["token_type"]?.stringValue
+                    var nonUsage: String?
+                    if let costType, costType != "tokens" {
+                        nonUsage = "not_usage:\(costType)"
+                    } else if model == nil && vendorTokenType == nil {
+                        nonUsage = "not_usage"
+                    }
+                    var labels: [String: String] = [:]
+                    if let c = AnthropicPlugin.contextWindow(row["context_window"]?.stringValue) { labels["context_window"] = c }
+                    if let s = row["service_tier"]?.stringValue { labels["service_tier"] = s }
+                    if let g = row["inference_geo"]?.stringValue { labels["inference_geo"] = g }
+                    var attribution: [String: String] = [:]
+                    if let w = row["workspace_id"]?.stringValue { attribution["workspace_id"] = w }
+                    lines.append(InvoiceLine(
+                        location: "\(file.name)#\(field)", vendorModel: model, vendorTokenType: vendorTokenType,
+                        tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] },
+                        amount: cents / 100, amountScale: ExactDecimal.scale(of: amountText) + 2,
+                        currency: row["currency"]?.stringValue ?? "USD", date: date, labels: labels, attribution: attribution,
+                        nonUsageReason: nonUsage, description: row["description"]?.stringValue))
+                }
+            }
+        }
+        return lines
+    }
+}
+
+/// `GET /v1/organizations/usage_report/messages`: token counts per bucket, used as stated quantities.
+struct AnthropicUsageReportParser: InvoiceParser {
+    let id = "admin-usage-report"
+    let format = InvoiceFormat.json
+
+    func sniff(_ file: InvoiceFile) -> Bool {
+        guard file.firstCharacter == "{" || file.firstCharacter == "[" else { return false }
+        let head = String(decoding: file.head, as: UTF8.self)
+        return head.contains("\"data\"") && head.contains("uncached_input_tokens\":")
+    }
+
+    static let fields: [(path: [String], name: String)] = [
+        (["uncached_input_tokens"], "uncached_input_tokens"),
+        (["output_tokens"], "output_tokens"),
+        (["cache_read_input_tokens"], "cache_read_input_tokens"),
+        (["cache_creation", "ephemeral_5m_input_tokens"], "cache_creation.ephemeral_5m_input_tokens"),
+        (["cache_creation", "ephemeral_1h_input_tokens"], "cache_creation.ephemeral_1h_input_tokens"),
+    ]
+
+    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+        let root = try AnthropicJSON.parse(file)
+        var lines: [InvoiceLine] = []
+        for page in AnthropicJSON.pages(root) {
+            guard case let .array(buckets)? = page["data"] else {
+                throw InvoiceError(file: file.name, field: "data", "a usage report has a \"data\" array of buckets")
+            }
+            for (b, bucket) in buckets.enumerated() {
+                let at = "data[\(b)]"
+                let date = try AnthropicJSON.timestamp(bucket["starting_at"], file: file.name, field: "\(at).starting_at")
+                for (r, row) in (bucket["results"]?.arrayValue ?? []).enumerated() {
+                    let field = "\(at).results[\(r)]"
+                    var labels: [String: String] = [:]
+                    if let c = AnthropicPlugin.contextWindow(row["context_window"]?.stringValue) { labels["context_window"] = c }
+                    if let s = row["service_tier"]?.stringValue { labels["service_tier"] = s }
+                    if let g = row["inference_geo"]?.stringValue { labels["inference_geo"] = g }
+                    var attribution: [String: String] = [:]
+                    if let w = row["workspace_id"]?.stringValue { attribution["workspace_id"] = w }
+                    if let k = row["api_key_id"]?.stringValue { attribution["api_key_id"] = k }
+                    for (path, name) in Self.fields {
+                        var value: JSONValue? = row
+                        for p in path { value = value?[p] }
+                        guard let value, value != .null else { continue }
+                        guard let q = value.exactInt64, q >= 0 else {
+                            throw InvoiceError(file: file.name, field: "\(field).\(name)", "a token count must be a whole number ≥ 0")
+                        }
+                        guard q > 0 else { continue }
+                        lines.append(InvoiceLine(
+                            location: "\(file.name)#\(field).\(name)", vendorModel: row["model"]?.stringValue, vendorTokenType: name,
+                            tokenType: AnthropicPlugin.tokenTypeMap[name], amount: nil, amountScale: 0, currency: "USD", quantity: q,
+                            date: date, labels: labels, attribution: attribution,
+                            nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil))
+                    }
+                }
+            }
+        }
+        return lines
+    }
+}
+
+/// Shared JSON helpers for the Admin API exports.
+enum AnthropicJSON {
+    static func parse(_ file: InvoiceFile) throws -> JSONValue {
+        var bytes = file.bytes[...]
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+        do {
+            return try JSONParser.parse(bytes: bytes)
+        } catch let e as JSONParseError {
+            throw InvoiceError(file: file.name, line: e.line, "malformed JSON at column \(e.column): \(e.message)")
+        }
+    }
+
+    /// One page object, or an array of pages (several API responses saved together).
+    static func pages(_ root: JSONValue) -> [JSONValue] {
+        if case let .array(items) = root { return items }
+        return [root]
+    }
+
+    /// Amount text from a JSON string or number, exactly as written.
+    static func decimalText(_ v: JSONValue?) -> String? {
+        switch v {
+        case let .string(s)?: return s
+        case let .number(n)?: return n
+        default: return nil
+        }
+    }
+
+    static func timestamp(_ v: JSONValue?, file: String, field: String) throws -> Timestamp {
+        guard let s = v?.stringValue, let t = Timestamp(rfc3339: s) else {
+            throw InvoiceError(file: file, field: field, "must be an RFC 3339 timestamp")
+        }
+        return t
+    }
+}

@@ -1,0 +1,7 @@
+/// The rate cards in this folder, compiled into the binary.
+public enum RateCardData {
+    /// Card text by vendor id.
+    public static let cards: [String: String] = [
+        "anthropic": String(decoding: PackageResources.anthropic_yaml, as: UTF8.self),
+    ]
+}

@@ -1,0 +1,27 @@
+import GRDB
+import Metering
+
+extension SQLiteMeterStore: ReconciliationLog {
+    public func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String) async throws {
+        try await write { db, _ in
+            try db.execute(sql: """
+                INSERT INTO reconciliation (id, vendor, created_at, run_by, report) VALUES (?, ?, ?, ?, ?)
+                """, arguments: [id, vendor, createdAt.microseconds, runBy, reportJSON])
+        }
+    }
+
+    public func reconciliation(id: String) async throws -> String? {
+        try await wrap {
+            try await writer.read { db in
+                try String.fetchOne(db, sql: "SELECT report FROM reconciliation WHERE id = ?", arguments: [id])
+            }
+        }
+    }
+
+    public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {
+        try await write { db, _ in
+            try db.execute(sql: "UPDATE reconciliation SET report = ?, applied_at = COALESCE(applied_at, ?) WHERE id = ?",
+                           arguments: [reportJSON, appliedAt.microseconds, id])
+        }
+    }
+}

@@ -1,0 +1,9 @@
+/// Where reconciliation runs are recorded, so each can be shown again and audited (CONTRACT §5
+/// step 9). The report is kept as its JSON text.
+public protocol ReconciliationLog: Sendable {
+    func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String) async throws
+    /// The stored report JSON, or nil for an unknown id.
+    func reconciliation(id: String) async throws -> String?
+    /// Replaces the stored report after its corrections were applied.
+    func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws
+}

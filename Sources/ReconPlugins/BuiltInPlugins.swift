@@ -1,0 +1,13 @@
+public import ReconCore
+import VendorAnthropic
+
+/// Every built-in vendor plugin, sorted by id. **A new vendor is one folder under `Plugins/`, one
+/// target in `Package.swift`, and one line here.**
+public let builtInPlugins: [any VendorPlugin.Type] = [
+    AnthropicPlugin.self,
+]
+
+extension PluginRegistry {
+    /// The registry of built-in plugins; a duplicate id is a programming error caught at start.
+    public static func builtIn() throws -> PluginRegistry { try PluginRegistry(builtInPlugins) }
+}
