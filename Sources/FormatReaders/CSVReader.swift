@@ -28,7 +28,7 @@ public final class CSVReader {
     private var finished = false
 
     public init() throws {
-        guard csv_init(&parser, UInt8(CSV_STRICT | CSV_STRICT_FINI | CSV_REPALL_NL)) == 0 else {
+        guard csv_init(&parser, UInt8(CSV_STRICT_FINI | CSV_REPALL_NL)) == 0 else {
             throw CSVError(message: "cannot initialise the CSV parser", line: 0)
         }
         // Large blocks: fewer reallocations on long fields.
@@ -62,6 +62,11 @@ public final class CSVReader {
     public func finish(_ onRecord: (CSVRecord) throws -> Void) throws {
         guard !finished else { return }
         finished = true
+        // libcsv only reports an unterminated quote in strict mode, which also refuses the stray
+        // quotes real files contain; check its state instead (2 = FIELD_BEGUN, inside quotes).
+        if parser.quoted != 0, parser.pstate == 2 {
+            throw CSVError(message: "the file ends inside a quoted field that starts on line \(sink.rowStartLine)", line: sink.rowStartLine)
+        }
         let context = Unmanaged.passUnretained(sink).toOpaque()
         let rc = csv_fini(&parser, fieldCallback, rowCallback, context)
         try drain(onRecord)

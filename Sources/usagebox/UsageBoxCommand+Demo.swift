@@ -10,6 +10,8 @@ extension UsageBoxCommand {
             abstract: "Run the vendor reconciliation kata on a fresh embedded store, step by step.")
 
         @Option(help: "Where to create the demo store (a new file; default: a fresh temporary folder).") var db: String?
+        @Flag(name: .customLong("data-only"), help: "Only load the kata's May 2026 (to try the kata's curl commands yourself).")
+        var dataOnly = false
 
         func run() async throws {
             let path: String
@@ -25,7 +27,13 @@ extension UsageBoxCommand {
             }
             printOut("UsageBox demo: the month-end vendor reconciliation kata, on a fresh embedded store at \(path)\n")
             let store = try StoreFactory.openSQLite(path: path)
-            try await KataDemo(store: store, log: store, write: { printOut($0) }).run()
+            let demo = KataDemo(store: store, log: store, write: { printOut($0) })
+            if dataOnly {
+                let loaded = try await demo.load()
+                printOut("Loaded the kata's May 2026 for acct_42: \(loaded.accepted) events. Serve it with: usagebox serve --db \(path)")
+                return
+            }
+            try await demo.run()
             printOut("\nThe store is kept at \(path); explore it with e.g. usagebox usage --db \(path) --account acct_42 "
                      + "--from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --group-by day")
         }

@@ -121,11 +121,48 @@ import Testing
         #expect(env.stdout.contains("\"sum\":3"))
     }
 
+    @Test func reconcileFromTheCommandLine() throws {
+        #expect(try CLI.run(["demo", "--db", db, "--data-only"]).status == 0)
+        let invoice = try dir.write("may.json", String(decoding: try Data(contentsOf: URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Plugins/Anthropic/Examples/cost_report_2026_05.json")), as: UTF8.self))
+        let args = ["reconcile", "--db", db, "--invoice", invoice] + may
+        let md = try CLI.run(args + ["--vendor", "anthropic", "--account", "acct_42", "--format", "markdown"])
+        #expect(md.status == 0 && md.stdout.hasPrefix("# Reconciliation rec_") && md.stdout.contains("| claude-sonnet-4-5 | 191,400,000 | 197,920,000 | +6,520,000 |"))
+        let auto = try CLI.run(args + ["--vendor", "auto", "--format", "json"])
+        #expect(auto.stderr.contains("--vendor auto: anthropic (admin-cost-report)"))
+        let report = try json(auto)
+        #expect(report["account_id"] == .null && report["corrections"] == .array([]), "without an account nothing is attributable")
+        let badRules = try dir.write("rules.yaml", "version: 1\nrules:\n  - id: x\n    when: {tokn_type: input}\n    class: pass_through\n")
+        let r = try CLI.run(args + ["--vendor", "anthropic", "--rules", badRules])
+        #expect(r.status == 1 && r.stderr.contains("rules.yaml:4:") && r.stderr.contains("unknown condition"), "\(r.stderr)")
+        let badCard = try dir.write("card.yaml", "schema: ratecard/v1\nvendor: x\ncurrency: USD\ncard_version: \"1\"\nmodels:\n  m:\n    prices:\n      - {from: \"2026-01-01\", rates: {input: 3}, src: a}\n")
+        let c = try CLI.run(args + ["--vendor", "anthropic", "--rate-card", badCard])
+        #expect(c.status == 1 && c.stderr.contains("card.yaml:8:") && c.stderr.contains("written as a number"), "\(c.stderr)")
+        let apply = try CLI.run(args + ["--vendor", "anthropic", "--account", "acct_42", "--apply", "--format", "json"])
+        #expect(try json(apply)["applied"] == .bool(true))
+        // Drift stops the run with exit 3: a rollup changed behind the store's back.
+        let sqlite = Process()
+        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        sqlite.arguments = [db, "UPDATE rollup_hour SET sum = sum + 1 WHERE (key_id, hour) = (SELECT key_id, hour FROM rollup_hour LIMIT 1)"]
+        try sqlite.run()
+        sqlite.waitUntilExit()
+        let drift = try CLI.run(args + ["--vendor", "anthropic", "--account", "acct_42"])
+        #expect(drift.status == 3 && drift.stderr.contains("verify found drift"), "\(drift.stderr)")
+        #expect(try CLI.run(args + ["--vendor", "anthropic", "--account", "acct_42", "--allow-drift"]).status == 0)
+        let vendors = try json(try CLI.run(["vendors", "--json"]))
+        #expect(vendors["vendors"]?.arrayValue?.first?["formats"] == .array([.string("csv"), .string("json")]))
+        #expect(try CLI.run(["ratecards", "show", "anthropic"]).stdout.contains("card_version: \"2026-11-01.1\""))
+    }
+
     @Test func demoTellsTheKataFromAnyDirectory() throws {
         let r = try CLI.run(["demo"], cwd: "/")
         #expect(r.status == 0, "\(r.stderr)")
         for expected in ["\"sum\": 42180000", "\"sum\": 191400000", "\"sum\": 88060000", "\"count\": 28755", "\"rollup_sum\": 321640000",
-                         "\"drift\": 0", "\"sum\": 122900000", "\"count\": 14378", "\"sum\": 68500000", "\"count\": 14377", "chain head"] {
+                         "\"drift\": 0", "\"sum\": 122900000", "\"count\": 14378", "\"sum\": 68500000", "\"count\": 14377", "chain head",
+                         "claude-sonnet-4-5    191,400,000     197,920,000  +6,520,000", "TOTAL                321,640,000     328,160,000  +6,520,000",
+                         "cache_read +6,000,000 tokens ($1.80): pass_through", "input +520,000 tokens ($1.56): metering_gap",
+                         "recon_may_2026_vendor_anthropic", "1 duplicate(s), 0 new", "TOTAL              321,640,000      520,000  322,160,000  45,898"] {
             #expect(r.stdout.contains(expected), "demo output lacks \(expected)")
         }
     }

@@ -30,7 +30,7 @@ import Testing
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             db = dir.appendingPathComponent("live.db").path
             if withDemoData {
-                let demo = try run(LiveServerTests.binary, ["demo", "--db", db])
+                let demo = try run(LiveServerTests.binary, ["demo", "--db", db, "--data-only"])
                 guard demo.status == 0 else { throw CocoaError(.fileWriteUnknown) }
             }
             process.executableURL = URL(fileURLWithPath: LiveServerTests.binary)

@@ -5,8 +5,10 @@ import HummingbirdTesting
 import Metering
 import MeterStoreSQLite
 import Testing
+import UsageBoxApp
 import UsageBoxServer
 import UsageBoxTesting
+import VendorAnthropic
 
 /// Every route, status and error, in process.
 @Suite struct RouterTests {
@@ -16,7 +18,9 @@ import UsageBoxTesting
 
     init() throws {
         store = try SQLiteMeterStore(location: .newMemory())
-        let api = HTTPAPI(store: store, keys: store, environmentAdminSecret: "env-admin-secret")
+        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: "env-admin-secret")
+        api.reconciliation = try ReconciliationService()
+        api.reconciliationLog = store
         app = Application(router: api.buildRouter())
     }
 
@@ -226,6 +230,55 @@ import UsageBoxTesting
                 #expect(r.status == 400, "\(sql): \(r.text)")
                 #expect(!r.text.contains("ubk_") && !r.text.contains("999"))
             }
+        }
+    }
+
+    @Test func reconciliationsRunStoreAndApplyOverHTTP() async throws {
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let reader = try await key("acct_42", .reader)
+        let writer = try await key("acct_42", .writer)
+        let stranger = try await key("acct_7", .writer)
+        try await app.test(.router) { client in
+            let vendors = try await call(client, .get, "/v1/vendors", key: reader)
+            #expect(vendors.json["vendors"]?.arrayValue?.first?["id"] == .string("anthropic"))
+            #expect(vendors.json["vendors"]?.arrayValue?.first?["rate_card_version"] == .string("2026-11-01.1"))
+            let invoice = String(decoding: AnthropicPlugin.demoCostReport.bytes, as: UTF8.self)
+            let created = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)&account=acct_42", key: reader, body: invoice)
+            #expect(created.status == 201, "\(created.text.prefix(300))")
+            #expect(created.json["total"]?["gap"] == .int(6_520_000))
+            #expect(created.json["corrections"]?.arrayValue?.first?["quantity"] == .int(520_000))
+            #expect(created.json["run_by"]?.stringValue?.hasPrefix("key_") == true, "who ran it is recorded")
+            let id = try #require(created.json["id"]?.stringValue)
+            let fetched = try await call(client, .get, "/v1/reconciliations/\(id)", key: reader)
+            #expect(fetched.status == 200 && fetched.json["id"] == .string(id) && fetched.json["applied"] == .bool(false))
+            #expect(try await call(client, .get, "/v1/reconciliations/\(id)", key: stranger).status == 403)
+            #expect(try await call(client, .get, "/v1/reconciliations/rec_nope", key: reader).status == 404)
+            #expect(try await call(client, .post, "/v1/reconciliations/\(id)/apply", key: reader).status == 403, "a reader cannot apply")
+            let applied = try await call(client, .post, "/v1/reconciliations/\(id)/apply", key: writer)
+            #expect(applied.json["accepted"] == .int(1))
+            let twice = try await call(client, .post, "/v1/reconciliations/\(id)/apply", key: writer)
+            #expect(twice.json["duplicates"] == .int(1) && twice.json["accepted"] == .int(0))
+            #expect(try await call(client, .get, "/v1/reconciliations/\(id)", key: reader).json["applied"] == .bool(true))
+            // The JSON body form carries every option the CLI has.
+            let body = JSONWriter.write(.object([
+                ("vendor", .string("anthropic")), ("from", .string("2026-05-01T00:00:00Z")), ("to", .string("2026-06-01T00:00:00Z")),
+                ("account_id", .string("acct_42")),
+                ("invoices", .array([.object([("name", .string("may.json")), ("content_base64", .string(Data(AnthropicPlugin.demoCostReport.bytes).base64EncodedString()))])])),
+                ("rules_yaml", .string("version: 1\nrules:\n  - id: all-unexplained\n    when: {}\n    class: unexplained\n")),
+                ("deep_verify", .bool(true)),
+            ]))
+            let custom = try await call(client, .post, "/v1/reconciliations", key: admin, body: body)
+            #expect(custom.status == 201)
+            #expect(custom.json["verify"]?["mode"] == .string("deep"))
+            #expect(custom.json["findings"]?.arrayValue?.allSatisfy { $0["rule"] == .string("all-unexplained") } == true)
+            #expect(custom.json["corrections"] == .array([]), "after the apply, the metering gap is closed")
+            let badRules = try await call(client, .post, "/v1/reconciliations", key: admin,
+                                          body: body.replacingOccurrences(of: "class: unexplained", with: "class: cheap"))
+            #expect(badRules.status == 400 && badRules.json["error"]?["field"] == .string("rules_yaml"))
+            let foreign = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)&account=acct_42", key: stranger, body: invoice)
+            #expect(foreign.status == 403)
+            let unknown = try await call(client, .post, "/v1/reconciliations?vendor=nobody&\(Self.may)", key: admin, body: invoice)
+            #expect(unknown.status == 400 && unknown.json["error"]?["field"] == .string("vendor"))
         }
     }
 

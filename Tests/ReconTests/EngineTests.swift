@@ -1,0 +1,209 @@
+import ExactJSON
+import Foundation
+import Metering
+import MeterStoreSQLite
+import ReconCore
+import Testing
+import UsageBoxApp
+import VendorAnthropic
+
+@Suite struct EngineTests {
+    typealias S = TestSupport
+    let service = try! ReconciliationService()
+
+    func run(_ store: any MeterStore, _ invoices: [InvoiceFile], account: String? = "acct_42",
+             configure: (inout ReconciliationOptions) -> Void = { _ in }) async throws -> ReconciliationReport {
+        var o = ReconciliationOptions(vendor: "anthropic", invoices: invoices, range: S.may, account: account)
+        configure(&o)
+        return try await service.engine.run(o, store: store)
+    }
+
+    @Test func theKataReconcilesExactly() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let r = try await run(store, [AnthropicPlugin.demoCostReport])
+        let byModel = Dictionary(uniqueKeysWithValues: r.models.map { ($0.modelID, $0) })
+        #expect(byModel["claude-opus-4-8"]?.metered == 42_180_000 && byModel["claude-opus-4-8"]?.vendor == 42_180_000)
+        #expect(byModel["claude-haiku-4-5"]?.metered == 88_060_000 && byModel["claude-haiku-4-5"]?.vendor == 88_060_000)
+        let sonnet = try #require(byModel["claude-sonnet-4-5"])
+        #expect(sonnet.metered == 191_400_000 && sonnet.vendor == 197_920_000 && sonnet.gap == 6_520_000)
+        #expect(ReconciliationReport.gapPercent(gap: sonnet.gap, metered: sonnet.metered) == "3.41")
+        #expect(r.total.metered == 321_640_000 && r.total.vendor == 328_160_000 && r.total.gap == 6_520_000)
+        #expect(r.shape == .localized && r.unmeteredTokenTypes == [.cacheRead])
+        let findings = r.findings.map { "\($0.tokenType!.rawValue) \($0.quantity) \($0.gapClass.rawValue) \($0.reason) \(ExactDecimal.format($0.amount))" }
+        #expect(findings == ["cache_read 6000000 pass_through shared_system_prompt_caching 1.80", "input 520000 metering_gap untracked_usage 1.56"])
+        let c = try #require(r.corrections.first)
+        #expect(r.corrections.count == 1)
+        #expect(c.quantity == 520_000 && c.accountID == "acct_42" && c.meterID == "claude_tokens" && c.modelID == "claude-sonnet-4-5")
+        #expect(c.correctionRef == "recon_may_2026_vendor_anthropic" && c.kind == .correction && c.unit == "tokens")
+        #expect(c.timestamp.rfc3339 == "2026-05-31T23:59:59Z")
+        #expect(c.dimension("token_type") == "input" && c.dimension("source") == "vendor_reconciliation" && c.dimension("reconciliation_id") == r.id)
+        #expect(r.unmapped.map(\.reason) == ["not_usage:web_search"] && r.invoice.unmappedAmount == Decimal(string: "12.5"))
+        #expect(r.verify.ok && r.verify.mode == .incremental)
+        let again = try await run(store, [AnthropicPlugin.demoCostReport])
+        #expect(again.corrections.map(\.eventID) == r.corrections.map(\.eventID), "the same inputs propose the same ids")
+        let json = JSONWriter.write(r.jsonValue)
+        for field in ["\"gap_pct\":\"3.41\"", "\"vendor_amount\":\"1399.56\"", "\"gap_amount\":\"3.36\"", "\"shape\":\"localized\"",
+                      "\"unmetered_token_types\":[\"cache_read\"]", "\"applied\":false", "\"rule\":\"cached-system-prompt\""] {
+            #expect(json.contains(field), "report JSON has \(field)")
+        }
+    }
+
+    @Test func applyingIsIdempotentAndARerunShowsTheGapClosed() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let options = ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42")
+        let (report, applied) = try await service.run(options, store: store, log: store, apply: true)
+        #expect(applied?.accepted == 1 && report.applied)
+        let twice = try await service.apply(id: report.id, store: store, log: store)
+        #expect(twice.duplicates == 1 && twice.accepted == 0)
+        let stored = try JSONParser.parse(try #require(try await store.reconciliation(id: report.id)))
+        #expect(stored["applied"] == .bool(true) && stored["id"] == .string(report.id))
+        let rerun = try await service.engine.run(options, store: store)
+        #expect(rerun.corrections.isEmpty)
+        #expect(rerun.findings.map(\.gapClass) == [.passThrough])
+        let explain = try await store.explain(account: "acct_42", range: S.may)
+        #expect(explain.corrections.count == 1 && explain.totals.corrections == 520_000)
+    }
+
+    @Test func aUniformGapIsAPricingGapWithNoCorrection() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("a", model: "claude-opus-4-8", type: "input", quantity: 1_000_000),
+            S.event("b", model: "claude-sonnet-4-5", type: "input", quantity: 2_000_000),
+            S.event("c", model: "claude-haiku-4-5", type: "input", quantity: 4_000_000),
+        ])
+        // Every model billed 5% more: $5.25, $6.30, $4.20 for 1.05M, 2.1M, 4.2M tokens.
+        let invoice = S.costReport([
+            .init(model: "claude-opus-4-8", tokenType: "uncached_input_tokens", cents: "525"),
+            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "630"),
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "420"),
+        ])
+        let r = try await run(store, [invoice])
+        #expect(r.shape == .uniform)
+        #expect(r.impliedFactor.map { ExactDecimal.format($0, scale: 4) } == "1.0500")
+        #expect(r.findings.count == 3 && r.findings.allSatisfy { $0.gapClass == .pricingGap && $0.rule == "uniform-shape" })
+        #expect(r.corrections.isEmpty)
+        #expect(r.models.map(\.gap) == [200_000, 50_000, 100_000])
+    }
+
+    @Test func anOverMeteredModelGetsANegativeCorrection() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([S.event("a", model: "claude-sonnet-4-5", type: "output", quantity: 1_000_000)])
+        let r = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "1200")])])
+        #expect(r.models.first?.vendor == 800_000 && r.models.first?.gap == -200_000)
+        #expect(r.corrections.map(\.quantity) == [-200_000])
+        #expect(ReconciliationReport.gapPercent(gap: -200_000, metered: 1_000_000) == "-20.00")
+    }
+
+    @Test func linesThatAreNotUsageAreReportedWithAmountsNeverDropped() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000)])
+        let invoice = S.costReport([
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100"),
+            .init(model: "gpt-4o", tokenType: "uncached_input_tokens", cents: "250"),
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "90", currency: "EUR"),
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "-500"),
+            .init(day: 2, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "77", month: "2026-06"),
+            .init(model: "claude-haiku-4-5", tokenType: "server_tool_tokens", cents: "3"),
+            .init(model: nil, tokenType: nil, cents: "1000", costType: "code_execution"),
+        ])
+        let r = try await run(store, [invoice])
+        let reasons = Dictionary(grouping: r.unmapped, by: \.reason).mapValues { $0.compactMap(\.amount) }
+        #expect(reasons["unknown_model"] == [Decimal(string: "2.5")!])
+        #expect(reasons["no_fx_rate"] == [Decimal(string: "0.9")!])
+        #expect(reasons["credit"] == [Decimal(-5)])
+        #expect(reasons["out_of_period"] == [Decimal(string: "0.77")!])
+        #expect(reasons["unknown_token_type"] == [Decimal(string: "0.03")!])
+        #expect(reasons["not_usage:code_execution"] == [Decimal(10)])
+        #expect(r.invoice.unmappedAmount == Decimal(string: "9.2"), "2.50 + 0.90 − 5 + 0.77 + 0.03 + 10")
+        #expect(r.models.first?.vendor == 1_000_000 && r.corrections.isEmpty)
+        // With an FX rate the EUR line converts: €0.90 × 1.10 = $0.99 → 990,000 tokens more.
+        let withFX = try await run(store, [invoice]) { $0.fx = ["EUR": Decimal(string: "1.1")!] }
+        #expect(withFX.models.first?.vendor == 1_990_000)
+        #expect(!withFX.unmapped.contains { $0.reason == "no_fx_rate" })
+    }
+
+    @Test func verifyDriftStopsTheRunUnlessAllowed() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 1)])
+        let drifting = DriftingStore(inner: store)
+        await #expect(throws: VerifyDrift.self) { _ = try await run(drifting, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "1")])]) }
+        let allowed = try await run(drifting, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "1")])]) { $0.allowDrift = true }
+        #expect(!allowed.verify.ok && allowed.verify.drift == 7)
+    }
+
+    @Test func overlappingInvoiceFilesAreRefused() async throws {
+        let store = try S.store()
+        let a = S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")], name: "a.json")
+        let b = S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")], name: "b.json")
+        do {
+            _ = try await run(store, [a, b])
+            Issue.record("overlap accepted")
+        } catch let e as UsageBoxError {
+            #expect(e.message.contains("a.json") && e.message.contains("b.json") && e.message.contains("--allow-overlap"))
+        }
+        let allowed = try await run(store, [a, b]) { $0.allowOverlap = true }
+        #expect(allowed.models.first?.vendor == 2_000_000)
+    }
+
+    @Test func anAccountMapAttributesGapsPerAccount() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("a", account: "acct_1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
+            S.event("b", account: "acct_2", model: "claude-haiku-4-5", type: "input", quantity: 2_000_000),
+        ])
+        let invoice = S.costReport([
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100", workspace: "wrkspc_1"),
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "230", workspace: "wrkspc_2"),
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "5", workspace: "wrkspc_unknown"),
+        ])
+        let r = try await run(store, [invoice], account: nil) { $0.accountMap = ["wrkspc_1": "acct_1", "wrkspc_2": "acct_2"] }
+        #expect(r.corrections.map { "\($0.accountID) \($0.quantity)" } == ["acct_2 300000"])
+        let unattributed = r.findings.first { $0.accountID == nil }
+        #expect(unattributed?.quantity == 50_000 && unattributed?.gapClass == .unexplained, "a gap on no single account gets no correction")
+        // Without --account and without a map, nothing is attributable.
+        let none = try await run(store, [invoice], account: nil)
+        #expect(none.corrections.isEmpty && none.findings.allSatisfy { $0.accountID == nil })
+    }
+
+    @Test func severalMetersNeedMeterID() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("a", meter: "m1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
+            S.event("b", meter: "m2", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
+        ])
+        let invoice = S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "300")])
+        do {
+            _ = try await run(store, [invoice])
+            Issue.record("several meters accepted")
+        } catch let e as UsageBoxError {
+            #expect(e.field == "meter_id")
+        }
+        let one = try await run(store, [invoice]) { $0.meterID = "m1" }
+        #expect(one.corrections.map(\.meterID) == ["m1"] && one.corrections.map(\.quantity) == [2_000_000])
+    }
+
+    @Test func statedQuantitiesWinAndAPriceMismatchIsAPricingGap() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 10_000, day: 2)])
+        let usage = InvoiceFile(name: "usage.json", bytes: Array("""
+            {"data": [{"starting_at": "2026-05-02T00:00:00Z", "results": [{"model": "claude-haiku-4-5", "uncached_input_tokens": 10000}]}]}
+            """.utf8))
+        // 10,000 tokens at $1/M is $0.01 = 1 cent; the vendor charged 2 cents.
+        let cost = S.costReport([.init(day: 2, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "2")])
+        let r = try await run(store, [usage, cost])
+        #expect(r.models.first?.vendor == 10_000 && r.models.first?.gap == 0, "the stated quantity is the vendor's count")
+        let pricing = r.findings.first { $0.gapClass == .pricingGap }
+        #expect(pricing?.amount == Decimal(string: "0.01") && pricing?.rule == "stated-quantity")
+        #expect(r.corrections.isEmpty)
+    }
+
+    @Test func correctionRefsFollowTheContract() throws {
+        #expect(ReconciliationEngine.correctionRef(range: S.may, vendor: "anthropic") == "recon_may_2026_vendor_anthropic")
+        let june = try TimeRange(from: "2026-06-01T00:00:00Z", to: "2026-07-01T00:00:00Z")
+        #expect(ReconciliationEngine.correctionRef(range: june, vendor: "openai") == "recon_june_2026_vendor_openai")
+        let odd = try TimeRange(from: "2026-05-03T00:00:00Z", to: "2026-05-10T00:00:00Z")
+        #expect(ReconciliationEngine.correctionRef(range: odd, vendor: "anthropic") == "recon_2026-05-03_2026-05-10_vendor_anthropic")
+    }
+}

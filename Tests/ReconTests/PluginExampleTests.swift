@@ -1,0 +1,87 @@
+import Foundation
+import Metering
+import RateCardData
+import ReconCore
+import ReconPlugins
+import Testing
+
+/// Every plugin's own examples, run by one parameterized test: a new vendor adds examples, not tests.
+@Suite struct PluginExampleTests {
+    static let examples: [(plugin: String, example: PluginExample)] = builtInPlugins.flatMap { p in p.examples.map { (p.id, $0) } }
+    static let registry = try! PluginRegistry(builtInPlugins)
+
+    static func card(for pluginID: String) throws -> RateCard {
+        let plugin = registry.plugin(pluginID)!
+        return try RateCard.load(text: RateCardData.cards[plugin.rateCardName]!, file: "\(plugin.rateCardName).yaml")
+    }
+
+    /// Parses and totals lines per canonical `model/token_type` ("(not usage)" for the rest).
+    static func totals(_ lines: [InvoiceLine], card: RateCard) -> (amounts: [String: Decimal], quantities: [String: Int64]) {
+        var amounts: [String: Decimal] = [:], quantities: [String: Int64] = [:]
+        for l in lines {
+            let key: String
+            if l.nonUsageReason != nil {
+                key = "(not usage)"
+            } else if let m = l.vendorModel.flatMap(card.canonicalModel), let t = l.tokenType {
+                key = "\(m)/\(t.rawValue)"
+            } else {
+                key = "(unmapped)"
+            }
+            if let a = l.amount { amounts[key, default: 0] += a }
+            if let q = l.quantity { quantities[key, default: 0] += q }
+        }
+        return (amounts, quantities)
+    }
+
+    static func variants(_ file: InvoiceFile) -> [InvoiceFile] {
+        var out = [file, InvoiceFile(name: file.name, bytes: [0xEF, 0xBB, 0xBF] + file.bytes)]
+        // CRLF line endings must read the same.
+        var crlf: [UInt8] = []
+        for (i, b) in file.bytes.enumerated() {
+            if b == 0x0A, i == 0 || file.bytes[i - 1] != 0x0D { crlf.append(0x0D) }
+            crlf.append(b)
+        }
+        out.append(InvoiceFile(name: file.name, bytes: crlf))
+        return out
+    }
+
+    @Test(arguments: examples.map(\.example.name))
+    func example(_ name: String) throws {
+        let (pluginID, example) = Self.examples.first { $0.example.name == name }!
+        let card = try Self.card(for: pluginID)
+        for file in Self.variants(example.file) {
+            let claimed = Self.registry.sniff(file)
+            #expect(claimed?.0.id == pluginID, "\(name): the registry picks \(pluginID)")
+            #expect(claimed?.1.id == example.parserID, "\(name): the parser \(example.parserID) claims it")
+            let parser = Self.registry.plugin(pluginID)!.parsers.first { $0.id == example.parserID }!
+            if let expectedError = example.expectedError {
+                do {
+                    _ = try parser.parse(file)
+                    Issue.record("\(name): parsed a file that must be refused")
+                } catch let e as InvoiceError {
+                    #expect(e.description.contains(expectedError), "\(name): \(e.description)")
+                }
+                continue
+            }
+            let lines = try parser.parse(file)
+            #expect(lines.count == example.expectedLineCount, "\(name): line count")
+            let (amounts, quantities) = Self.totals(lines, card: card)
+            for (key, text) in example.expectedAmounts {
+                #expect(amounts[key] == ExactDecimal.parse(text), "\(name): amount of \(key) is \(amounts[key].map { "\($0)" } ?? "missing")")
+            }
+            #expect(Set(amounts.keys) == Set(example.expectedAmounts.keys), "\(name): no other totals")
+            for (key, q) in example.expectedQuantities { #expect(quantities[key] == q, "\(name): quantity of \(key)") }
+        }
+    }
+
+    @Test func registryIsSoundAndEveryPluginDocumentsItself() throws {
+        #expect(throws: PluginRegistry.RegistryError.self) { try PluginRegistry(builtInPlugins + builtInPlugins) }
+        for p in builtInPlugins {
+            #expect(p.examples.contains { $0.expectedError == nil }, "\(p.id) has a positive example")
+            #expect(p.examples.contains { $0.expectedError != nil }, "\(p.id) has a negative example")
+            #expect(RateCardData.cards[p.rateCardName] != nil, "\(p.id) has a rate card")
+            _ = try Self.card(for: p.id)
+            #expect(Set(p.parsers.map(\.id)).count == p.parsers.count, "\(p.id) parser ids are unique")
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import Metering
+import RateCardData
+import ReconCore
+import Testing
+
+@Suite struct RateCardTests {
+    let card = try! RateCard.load(text: RateCardData.cards["anthropic"]!, file: "anthropic.yaml")
+
+    @Test(arguments: [
+        ("claude-opus-4-8", ["5", "25", "0.5", "6.25", "10"]),
+        ("claude-sonnet-4-5", ["3", "15", "0.3", "3.75", "6"]),
+        ("claude-haiku-4-5", ["1", "5", "0.1", "1.25", "2"]),
+    ])
+    func anthropicPricesAllOf2026(_ model: String, _ rates: [String]) throws {
+        let types: [TokenType] = [.input, .output, .cacheRead, .cacheWrite5m, .cacheWrite1h]
+        for date in ["2026-01-01T00:00:00Z", "2026-05-15T00:00:00Z", "2026-12-31T23:59:59Z"] {
+            for (t, rate) in zip(types, rates) {
+                let p = try card.price(model: model, tokenType: t, date: Timestamp(rfc3339: date)!, labels: ["context_window": "0-200k", "service_tier": "standard"])
+                #expect(p.perMillion == ExactDecimal.parse(rate), "\(model) \(t) on \(date)")
+            }
+        }
+    }
+
+    @Test func aliasesTiersAndModifiers() throws {
+        #expect(card.canonicalModel("claude-sonnet-4-5-20250929") == "claude-sonnet-4-5")
+        #expect(card.canonicalModel("Claude Sonnet 4.5") == "claude-sonnet-4-5")
+        #expect(card.canonicalModel("claude-haiku-4-5-20251001") == "claude-haiku-4-5")
+        #expect(card.canonicalModel("claude-sonnet-4-5-extra") == nil, "aliases match the whole string")
+        #expect(card.canonicalModel("gpt-4o") == nil)
+        let date = Timestamp(rfc3339: "2026-05-01T00:00:00Z")!
+        #expect(try card.price(model: "claude-sonnet-4-5", tokenType: .input, date: date, labels: ["context_window": "200k-1M"]).perMillion == 6)
+        #expect(try card.price(model: "claude-haiku-4-5", tokenType: .output, date: date, labels: ["service_tier": "batch"]).perMillion == Decimal(string: "2.5"))
+        #expect(try card.price(model: "claude-opus-4-8", tokenType: .input, date: date, labels: ["inference_geo": "us"]).perMillion == Decimal(string: "5.5"))
+        #expect(throws: PriceFailure.self) { try card.price(model: "claude-opus-4-8", tokenType: .input, date: Timestamp(rfc3339: "2025-06-01T00:00:00Z")!, labels: [:]) }
+    }
+
+    @Test func conversionIsExactWithRoundingTolerance() throws {
+        let p = try card.price(model: "claude-sonnet-4-5", tokenType: .output, date: Timestamp(rfc3339: "2026-05-01T00:00:00Z")!, labels: [:])
+        #expect(card.tokens(for: Decimal(string: "1.50")!, at: p) == 100_000)
+        // Half a cent at $15 per million is 333.33… tokens; rounded up once per group.
+        let tolerance = card.tolerance(scale: 2, at: p)
+        #expect(ExactDecimal.ceilInt64(tolerance) == 334)
+        #expect(card.amount(for: 520_000, at: try card.price(model: "claude-sonnet-4-5", tokenType: .input, date: Timestamp(rfc3339: "2026-05-01T00:00:00Z")!, labels: [:])) == Decimal(string: "1.56"))
+        #expect(ExactDecimal.roundedInt64(Decimal(string: "2.5")!) == 2 && ExactDecimal.roundedInt64(Decimal(string: "3.5")!) == 4, "half-even")
+        #expect(ExactDecimal.format(Decimal(string: "1399.555")!) == "1399.56" && ExactDecimal.format(Decimal(string: "0.1")! + Decimal(string: "0.2")!) == "0.30")
+    }
+
+    static let minimal = """
+        schema: ratecard/v1
+        vendor: acme
+        currency: USD
+        unit: per_million_tokens
+        card_version: "1"
+        sources: {docs: {url: "https://example.com"}}
+        token_types: [input, output]
+        models:
+          acme-1:
+            prices:
+              - {from: "2026-01-01", to: "2026-06-01", rates: {input: "1", output: "2"}, src: docs}
+              - {from: "2026-06-01", rates: {input: "0.5", output: "1"}, src: docs}
+        """
+
+    @Test func aMinimalCardLoadsAndSwitchesPricesOnTheirDates() throws {
+        let c = try RateCard.load(text: Self.minimal, file: "acme.yaml")
+        #expect(try c.price(model: "acme-1", tokenType: .input, date: Timestamp(rfc3339: "2026-05-31T23:59:59Z")!, labels: [:]).perMillion == 1)
+        #expect(try c.price(model: "acme-1", tokenType: .input, date: Timestamp(rfc3339: "2026-06-01T00:00:00Z")!, labels: [:]).perMillion == Decimal(string: "0.5"))
+    }
+
+    @Test(arguments: [
+        ("rates: {input: \"1\", output: \"2\"}", "rates: {input: 1.25, output: \"2\"}", 11, "written as a number"),
+        ("to: \"2026-06-01\", ", "to: \"2026-07-01\", ", 12, "overlap"),
+        ("rates: {input: \"0.5\", output: \"1\"}", "rates: {input: \"0.5\"}", 12, "no price for output"),
+        ("currency: USD", "currency: USD\ncolour: blue", 4, "unknown rate card field"),
+        (", src: docs}\n      - {from", "}\n      - {from", 11, "needs 'src'"),
+        ("card_version: \"1\"", "card_version: \"1\"\n  bad: [", 7, "YAML syntax"),
+    ])
+    func theLoaderRefusesBadCardsNamingTheLine(_ find: String, _ replace: String, _ line: Int, _ message: String) {
+        let text = Self.minimal.replacingOccurrences(of: find, with: replace)
+        #expect(text != Self.minimal, "the mutation applies")
+        do {
+            _ = try RateCard.load(text: text, file: "acme.yaml")
+            Issue.record("accepted a bad card: \(message)")
+        } catch let e as ConfigError {
+            #expect(e.file == "acme.yaml")
+            #expect(e.description.contains(message), "\(e.description)")
+            #expect(abs(e.line - line) <= 1, "line \(e.line) for \(message)")
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+}
+
+@Suite struct RulesTests {
+    @Test func defaultsParseAndClassifyInOrder() throws {
+        let rules = ClassificationRules.defaults()
+        func f(_ tt: TokenType?, account: String? = "a", shape: GapShape = .localized, q: Int64 = 100) -> GapFinding {
+            GapFinding(modelID: "m", tokenType: tt, accountID: account, quantity: q, amount: 1, metered: 0, vendor: q, shape: shape, unmetered: false)
+        }
+        #expect(rules.classify(f(.input, shape: .uniform))?.gapClass == .pricingGap)
+        #expect(rules.classify(f(.cacheRead))?.gapClass == .passThrough)
+        #expect(rules.classify(f(.input))?.gapClass == .meteringGap)
+        #expect(rules.classify(f(.output, q: -5))?.gapClass == .meteringGap, "over-metering is a metering gap too")
+        #expect(rules.classify(f(.input, account: nil))?.gapClass == .unexplained, "no single account: no correction")
+    }
+
+    @Test func conditionsCombine() throws {
+        let rules = try ClassificationRules.load(text: """
+            version: 1
+            rules:
+              - id: big-internal
+                when: {model: "claude-*", account: "acct_int*", sign: positive, min_tokens: 1000, max_amount: "10"}
+                class: pass_through
+                reason: internal_evals
+              - id: rest
+                when: {}
+                class: unexplained
+            """, file: "r.yaml")
+        let hit = GapFinding(modelID: "claude-x", tokenType: .input, accountID: "acct_internal", quantity: 5000, amount: Decimal(string: "9.99")!,
+                             metered: 0, vendor: 5000, shape: .localized, unmetered: true)
+        #expect(rules.classify(hit)?.rule == "big-internal")
+        var miss = hit
+        miss.amount = 11
+        #expect(rules.classify(miss)?.rule == "rest")
+        miss = hit
+        miss.quantity = -5000
+        #expect(rules.classify(miss)?.rule == "rest")
+    }
+
+    @Test(arguments: [
+        ("version: 1\nrules:\n  - id: x\n    when: {tokn_type: input}\n    class: pass_through\n", 4, "unknown condition"),
+        ("version: 1\nrules:\n  - id: x\n    class: cheap\n", 4, "class must be"),
+        ("version: 1\nrules:\n  - id: x\n    when: {token_type: [input\n    class: pass_through\n", 5, "YAML syntax"),
+        ("version: 1\nrules:\n  - id: x\n    when: {min_amount: 5}\n    class: unexplained\n", 4, "quoted decimal"),
+        ("version: 2\nrules: []\n", 1, "version must be 1"),
+    ])
+    func badRulesAreRefusedWithTheirLine(_ text: String, _ line: Int, _ message: String) {
+        do {
+            _ = try ClassificationRules.load(text: text, file: "rules.yaml")
+            Issue.record("accepted: \(message)")
+        } catch let e as ConfigError {
+            #expect(e.description.contains(message), "\(e.description)")
+            #expect(abs(e.line - line) <= 1, "line \(e.line), expected about \(line): \(e.description)")
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import ExactJSON
+import Foundation
+import Metering
+import MeterStoreSQLite
+import ReconCore
+import UsageBoxApp
+
+enum TestSupport {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let shared = packageRoot.deletingLastPathComponent().appendingPathComponent("shared")
+    static let may = try! TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-06-01T00:00:00Z")
+
+    /// One row of a synthetic Anthropic cost report.
+    struct Row {
+        var day = 10
+        var model: String?
+        var tokenType: String?
+        var cents: String
+        var workspace: String? = nil
+        var costType = "tokens"
+        var currency = "USD"
+        var month = "2026-05"
+    }
+
+    static func costReport(_ rows: [Row], name: String = "cost.json") -> InvoiceFile {
+        let byDay = Dictionary(grouping: rows) { "\($0.month)-\(String(format: "%02d", $0.day))" }
+        let data: [JSONValue] = byDay.keys.sorted().map { day in
+            .object([
+                ("starting_at", .string(day + "T00:00:00Z")), ("ending_at", .string(day + "T23:59:59Z")),
+                ("results", .array(byDay[day]!.map { r in
+                    .object([
+                        ("amount", .string(r.cents)), ("currency", .string(r.currency)), ("cost_type", .string(r.costType)),
+                        ("model", .optionalString(r.model)), ("token_type", .optionalString(r.tokenType)),
+                        ("service_tier", .string("standard")), ("context_window", .string("0-200k")),
+                        ("workspace_id", .optionalString(r.workspace)), ("description", .string("test row")),
+                    ])
+                })),
+            ])
+        }
+        return InvoiceFile(name: name, bytes: Array(JSONWriter.write(.object([("data", .array(data))])).utf8))
+    }
+
+    static func event(_ id: String, account: String = "acct_42", meter: String = "claude_tokens", model: String, type: String,
+                      quantity: Int64, day: Int = 10) -> IngestItem {
+        .event(UsageEvent(eventID: id, accountID: account, meterID: meter, modelID: model, quantity: quantity, unit: "tokens",
+                          timestamp: Timestamp(rfc3339: "2026-05-\(String(format: "%02d", day))T12:00:00Z")!,
+                          dimensions: ["token_type": type]))
+    }
+
+    static func store() throws -> SQLiteMeterStore { try SQLiteMeterStore(location: .newMemory()) }
+}
+
+/// A store that forwards everything but answers verify with drift.
+struct DriftingStore: MeterStore {
+    let inner: any MeterStore
+    func ingest(_ batch: [IngestItem]) async throws -> IngestResponse { try await inner.ingest(batch) }
+    func usage(_ query: UsageQuery) async throws -> UsageResult { try await inner.usage(query) }
+    func verify(_ request: VerifyRequest) async throws -> VerifyReport {
+        var r = try await inner.verify(request)
+        r.ok = false
+        r.drift = 7
+        return r
+    }
+    func explain(account: String, range: TimeRange) async throws -> ExplainReport { try await inner.explain(account: account, range: range) }
+    func closePeriod(account: String, period: String) async throws -> PeriodRecord { try await inner.closePeriod(account: account, period: period) }
+    func periods(account: String) async throws -> [PeriodRecord] { try await inner.periods(account: account) }
+    func meters(scope: AccountScope) async throws -> [MeterInfo] { try await inner.meters(scope: scope) }
+    func setMeter(_ meterID: String, unit: String?, rollupDimensions: [String]?) async throws -> MeterInfo {
+        try await inner.setMeter(meterID, unit: unit, rollupDimensions: rollupDimensions)
+    }
+    func sql(_ query: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) async throws -> SQLResult {
+        try await inner.sql(query, scope: scope, timeLimitSeconds: timeLimitSeconds, rowLimit: rowLimit)
+    }
+    func sealOpenSegments() async throws {}
+    func sealExpiredSegments() async throws {}
+}
