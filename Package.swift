@@ -115,6 +115,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Parse throughput of the shared readers, for the benchmarks.
+        .executableTarget(name: "usagebox-bench", dependencies: ["FormatReaders", "ExactJSON"], swiftSettings: swiftSettings),
+
         .testTarget(name: "MeteringTests", dependencies: ["Metering", "FormatReaders", "ExactJSON"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ReconTests",

@@ -1,0 +1,33 @@
+import ExactJSON
+import FormatReaders
+import Foundation
+
+/// Parse throughput of the shared invoice readers (CSV over libcsv, XML over libxml2, JSON), for
+/// the benchmarks: `usagebox-bench csv|xml|json FILE` prints one JSON line with MB/s.
+let args = CommandLine.arguments
+guard args.count == 3, ["csv", "xml", "json"].contains(args[1]) else {
+    FileHandle.standardError.write(Data("usage: usagebox-bench csv|xml|json FILE\n".utf8))
+    exit(2)
+}
+let path = args[2]
+let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+let start = ContinuousClock.now
+var records = 0
+do {
+    switch args[1] {
+    case "csv":
+        try CSVReader.read(path: path) { _ in records += 1 }
+    case "xml":
+        try XMLStreamReader.read(path: path) { event in if case .start = event { records += 1 } }
+    default:
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let value = try JSONParser.parse(bytes: data)
+        records = value["data"]?.arrayValue?.count ?? value.arrayValue?.count ?? 1
+    }
+} catch {
+    FileHandle.standardError.write(Data("usagebox-bench: \(path): \(error)\n".utf8))
+    exit(1)
+}
+let elapsed = ContinuousClock.now - start
+let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+print(#"{"format":"\#(args[1])","bytes":\#(bytes),"records":\#(records),"seconds":\#(String(format: "%.3f", seconds)),"mb_per_s":\#(String(format: "%.1f", Double(bytes) / 1_000_000 / seconds))}"#)
