@@ -41,7 +41,17 @@ extension UsageQuery {
             }
         }
         let filters = filterValues.map { UsageFilter(field: $0.0, op: $0.1.count == 1 ? .eq : .in, values: $0.1) }
+        try checkKinds(filters)
         return UsageQuery(scope: scope, range: range, groupBy: groupBy, filters: filters, source: source)
+    }
+
+    /// `kind` takes only Usage or Correction: a typo must never read as zero.
+    static func checkKinds(_ filters: [UsageFilter]) throws {
+        for f in filters where f.field == .kind {
+            for v in f.values where EventKind(rawValue: v) == nil {
+                throw UsageBoxError.invalidArgument("kind is Usage or Correction, got '\(v)'", field: "kind")
+            }
+        }
     }
 
     /// The account a JSON query names, if any.
@@ -130,6 +140,7 @@ extension UsageQuery {
             guard let p = SourcePreference(rawValue: s) else { throw UsageBoxError.invalidArgument("source must be auto, rollup or raw", field: "source") }
             source = p
         }
+        try checkKinds(filters)
         return UsageQuery(scope: scope, range: range, groupBy: groupBy, filters: filters, metrics: metrics, source: source)
     }
 }

@@ -280,6 +280,109 @@ paths:
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "409": {$ref: "#/components/responses/Conflict"}
+  /v1/vendors:
+    get:
+      summary: The registered vendor plugins
+      responses:
+        "200":
+          description: Plugins with their formats and rate-card versions
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [vendors]
+                properties:
+                  vendors:
+                    type: array
+                    items:
+                      type: object
+                      required: [id, name, formats, parsers, rate_card_version]
+                      properties:
+                        id: {type: string}
+                        name: {type: string}
+                        formats: {type: array, items: {type: string}}
+                        parsers: {type: array, items: {type: string}}
+                        rate_card_version: {type: string, nullable: true}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+  /v1/reconciliations:
+    post:
+      summary: Reconcile a vendor invoice against the meter (CONTRACT §5)
+      description: >
+        Either the invoice file as the body with vendor, from, to (and account) in the query, or a
+        JSON body with `invoices` (base64) and every option the CLI has. Verify drift answers 409.
+      parameters:
+        - name: vendor
+          in: query
+          schema: {type: string, example: anthropic}
+        - name: from
+          in: query
+          schema: {type: string, format: date-time}
+        - name: to
+          in: query
+          schema: {type: string, format: date-time}
+        - name: account
+          in: query
+          schema: {type: string}
+        - name: name
+          in: query
+          schema: {type: string}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              oneOf:
+                - {$ref: "#/components/schemas/ReconciliationRequest"}
+                - {type: object, description: "an invoice file (JSON export)"}
+          text/csv:
+            schema: {type: string}
+          application/xml:
+            schema: {type: string}
+      responses:
+        "201":
+          description: The report
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ReconciliationReport"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "409": {$ref: "#/components/responses/Conflict"}
+        "413": {$ref: "#/components/responses/TooLarge"}
+  /v1/reconciliations/{id}:
+    get:
+      summary: A stored reconciliation report
+      parameters:
+        - name: id
+          in: path
+          required: true
+          schema: {type: string}
+      responses:
+        "200":
+          description: The report as recorded
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ReconciliationReport"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+  /v1/reconciliations/{id}/apply:
+    post:
+      summary: Post a report's proposed corrections (applying twice answers duplicates)
+      parameters:
+        - name: id
+          in: path
+          required: true
+          schema: {type: string}
+      responses:
+        "200":
+          description: The batch answer
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/BatchResponse"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
 components:
   securitySchemes:
     bearer:
@@ -342,6 +445,11 @@ components:
           schema: {$ref: "#/components/schemas/Error"}
     TooLarge:
       description: Over 16 MiB or over 10,000 events
+      content:
+        application/json:
+          schema: {$ref: "#/components/schemas/Error"}
+    NotFound:
+      description: No such resource
       content:
         application/json:
           schema: {$ref: "#/components/schemas/Error"}
@@ -462,6 +570,50 @@ components:
         meter_id: {type: string}
         unit: {type: string, nullable: true}
         rollup_dimensions: {type: array, nullable: true, items: {type: string}}
+    ReconciliationRequest:
+      type: object
+      required: [vendor, from, to, invoices]
+      properties:
+        vendor: {type: string}
+        from: {type: string, format: date-time}
+        to: {type: string, format: date-time}
+        account_id: {type: string}
+        invoices:
+          type: array
+          minItems: 1
+          items:
+            type: object
+            required: [name, content_base64]
+            properties:
+              name: {type: string}
+              content_base64: {type: string, format: byte}
+        rules_yaml: {type: string}
+        account_map: {type: object, additionalProperties: {type: string}}
+        fx: {type: object, additionalProperties: {type: string}}
+        deep_verify: {type: boolean}
+        allow_drift: {type: boolean}
+        allow_overlap: {type: boolean}
+        meter_id: {type: string}
+    ReconciliationReport:
+      type: object
+      required: [id, vendor, from, to, invoice, rate_card, verify, models, total, shape, unmetered_token_types, findings, unmapped, corrections, applied]
+      properties:
+        id: {type: string}
+        vendor: {type: string}
+        account_id: {type: string, nullable: true}
+        from: {type: string}
+        to: {type: string}
+        invoice: {type: object}
+        rate_card: {type: object}
+        verify: {type: object}
+        models: {type: array, items: {type: object}}
+        total: {type: object}
+        shape: {type: string, enum: [none, uniform, localized]}
+        unmetered_token_types: {type: array, items: {type: string}}
+        findings: {type: array, items: {type: object}}
+        unmapped: {type: array, items: {type: object}}
+        corrections: {type: array, items: {type: object}}
+        applied: {type: boolean}
     JSONQuery:
       type: object
       required: [from, to]

@@ -60,7 +60,8 @@ import VendorAnthropic
             #expect(spec.status == 200 && spec.text.hasPrefix("openapi: 3"))
             for path in ["/v1/usage/batch", "/v1/accounts/{account}/usage", "/v1/usage", "/v1/accounts/{account}/verify",
                          "/v1/accounts/{account}/explain", "/v1/accounts/{account}/periods/close", "/v1/accounts/{account}/periods",
-                         "/v1/query/sql", "/v1/query/json", "/v1/meters", "/v1/meters/{meter_id}"] {
+                         "/v1/query/sql", "/v1/query/json", "/v1/meters", "/v1/meters/{meter_id}", "/v1/vendors", "/v1/reconciliations",
+                         "/v1/reconciliations/{id}", "/v1/reconciliations/{id}/apply"] {
                 #expect(spec.text.contains("  \(path):"), "openapi.yaml documents \(path)")
             }
         }
