@@ -62,7 +62,7 @@ let package = Package(
             name: "RateCardData",
             path: "RateCards",
             exclude: ["README.md"],
-            resources: [.embedInCode("anthropic.yaml")],
+            resources: [.embedInCode("anthropic.yaml"), .embedInCode("focus.yaml"), .embedInCode("ubl.yaml")],
             swiftSettings: swiftSettings
         ),
         // Vendor plugins: one folder each, never depending on each other or on a store.
@@ -80,8 +80,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "VendorFOCUS",
+            dependencies: ["ReconCore", "FormatReaders", "ExactJSON", "Metering"],
+            path: "Plugins/FOCUS",
+            exclude: ["README.md"],
+            resources: [.embedInCode("Examples/focus_ai_usage.csv"), .embedInCode("Examples/focus_bad_quantity.csv")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VendorUBL",
+            dependencies: ["ReconCore", "FormatReaders", "Metering"],
+            path: "Plugins/UBL",
+            exclude: ["README.md"],
+            resources: [.embedInCode("Examples/ubl_ai_invoice.xml"), .embedInCode("Examples/ubl_truncated.xml")],
+            swiftSettings: swiftSettings
+        ),
         // The one immutable list of built-in plugins.
-        .target(name: "ReconPlugins", dependencies: ["ReconCore", "VendorAnthropic"], swiftSettings: swiftSettings),
+        .target(name: "ReconPlugins", dependencies: ["ReconCore", "VendorAnthropic", "VendorFOCUS", "VendorUBL"],
+                swiftSettings: swiftSettings),
 
         // The composition root shared by the CLI and the server.
         .target(

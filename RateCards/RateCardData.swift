@@ -3,5 +3,7 @@ public enum RateCardData {
     /// Card text by vendor id.
     public static let cards: [String: String] = [
         "anthropic": String(decoding: PackageResources.anthropic_yaml, as: UTF8.self),
+        "focus": String(decoding: PackageResources.focus_yaml, as: UTF8.self),
+        "ubl": String(decoding: PackageResources.ubl_yaml, as: UTF8.self),
     ]
 }

@@ -52,6 +52,9 @@ public struct InvoiceLine: Sendable, Hashable {
     /// Set when the line is not token usage (tax, credit, web search, support): the reason.
     public var nonUsageReason: String?
     public var description: String?
+    /// The export names the model by its own id (FOCUS `ModelId`): use it as-is when the rate card
+    /// does not know it. Display names and item names (UBL) must go through the card's aliases.
+    public var modelIsCanonical = false
 
     public init(location: String, vendorModel: String?, vendorTokenType: String?, tokenType: TokenType?, amount: Decimal?,
                 amountScale: Int, currency: String, listAmount: Decimal? = nil, quantity: Int64? = nil, date: Timestamp,

@@ -39,17 +39,21 @@ public struct RateCard: RateCardConverter, Sendable {
     struct Alias: Sendable {
         var pattern: NSRegularExpression
         var model: String
+        var tokenType: TokenType?
     }
 
     public var models: [String] { prices.keys.sorted() }
 
     public func canonicalModel(_ vendorModel: String) -> String? {
         if prices[vendorModel] != nil { return vendorModel }
-        let range = NSRange(vendorModel.startIndex..., in: vendorModel)
-        for alias in aliases {
-            if let m = alias.pattern.firstMatch(in: vendorModel, range: range), m.range == range { return alias.model }
-        }
-        return nil
+        return alias(vendorModel)?.model
+    }
+
+    public func aliasTokenType(_ vendorString: String) -> TokenType? { alias(vendorString)?.tokenType }
+
+    private func alias(_ text: String) -> Alias? {
+        let range = NSRange(text.startIndex..., in: text)
+        return aliases.first { a in a.pattern.firstMatch(in: text, range: range).map { $0.range == range } ?? false }
     }
 
     public func price(model: String, tokenType: TokenType, date: Timestamp, labels: [String: String]) throws -> ResolvedPrice {
@@ -129,11 +133,12 @@ public struct RateCard: RateCardConverter, Sendable {
                 }
             case "aliases":
                 for a in try value.sequence("aliases") {
-                    var match: String?, model: String?
+                    var match: String?, model: String?, tokenType: TokenType?
                     for (k, v) in try a.mapping("alias") {
                         switch k {
                         case "match": match = try v.string("alias match")
                         case "model": model = try v.string("alias model")
+                        case "token_type": tokenType = TokenType(try v.string("alias token_type"))
                         case "field", "note": continue
                         default: throw v.error("unknown alias field '\(k)'")
                         }
@@ -142,7 +147,7 @@ public struct RateCard: RateCardConverter, Sendable {
                     guard let re = try? NSRegularExpression(pattern: match, options: [.caseInsensitive]) else {
                         throw a.error("alias pattern '\(match)' is not a valid regular expression")
                     }
-                    aliases.append(Alias(pattern: re, model: model))
+                    aliases.append(Alias(pattern: re, model: model, tokenType: tokenType))
                 }
             default:
                 throw value.error("unknown rate card field '\(key)'")

@@ -167,19 +167,22 @@ public struct ReconciliationEngine: Sendable {
             if let reason = line.nonUsageReason { skip(reason); continue }
             if let a = line.amount, a < 0 { skip("credit"); continue }
             guard o.range.contains(line.date) else { skip("out_of_period"); continue }
-            guard let vendorModel = line.vendorModel, let model = card.canonicalModel(vendorModel) else { skip("unknown_model"); continue }
-            guard let tokenType = line.tokenType else { skip("unknown_token_type"); continue }
+            // A stated quantity needs no price: FOCUS and usage reports count tokens themselves.
+            guard let vendorModel = line.vendorModel,
+                  let model = card.canonicalModel(vendorModel) ?? (line.modelIsCanonical && line.quantity != nil ? vendorModel : nil) else {
+                skip("unknown_model"); continue
+            }
+            guard let tokenType = line.tokenType ?? card.aliasTokenType(vendorModel) else { skip("unknown_token_type"); continue }
             var fxRate = Decimal(1)
-            if line.currency != card.currency {
+            if line.currency != card.currency, line.amount != nil {
                 guard let rate = o.fx[line.currency] else { skip("no_fx_rate"); continue }
                 fxRate = rate
             }
-            let price: ResolvedPrice
+            var price: ResolvedPrice?
             do {
                 price = try card.price(model: model, tokenType: tokenType, date: line.date, labels: line.labels)
             } catch {
-                skip("no_rate")
-                continue
+                guard line.quantity != nil else { skip("no_rate"); continue }
             }
             var account: String?
             if let a = o.account, o.accountMap.isEmpty {
@@ -193,7 +196,8 @@ public struct ReconciliationEngine: Sendable {
             if let q = line.quantity {
                 g.hasStated = true
                 g.stated += q
-                g.statedImpliedAmount += Decimal(exactly: q) * price.perToken
+                // Without a card price the vendor's own amount stands (no pricing check possible).
+                g.statedImpliedAmount += price.map { Decimal(exactly: q) * $0.perToken } ?? (line.amount.map { $0 * fxRate } ?? 0)
             }
             if let a = line.amount {
                 let converted = a * fxRate
@@ -201,7 +205,7 @@ public struct ReconciliationEngine: Sendable {
                 g.amount += converted
                 let half = ExactDecimal.halfUnit(ofScale: line.amountScale) * fxRate
                 g.amountHalfUnits += half
-                if line.quantity == nil {
+                if line.quantity == nil, let price {
                     g.exactTokens += converted / price.perToken
                     g.tolerance += half / price.perToken
                 }

@@ -1,10 +1,14 @@
 public import ReconCore
 import VendorAnthropic
+import VendorFOCUS
+import VendorUBL
 
 /// Every built-in vendor plugin, sorted by id. **A new vendor is one folder under `Plugins/`, one
 /// target in `Package.swift`, and one line here.**
 public let builtInPlugins: [any VendorPlugin.Type] = [
     AnthropicPlugin.self,
+    FOCUSPlugin.self,
+    UBLPlugin.self,
 ]
 
 extension PluginRegistry {

@@ -22,7 +22,8 @@ import Testing
             let key: String
             if l.nonUsageReason != nil {
                 key = "(not usage)"
-            } else if let m = l.vendorModel.flatMap(card.canonicalModel), let t = l.tokenType {
+            } else if let vm = l.vendorModel, let m = card.canonicalModel(vm) ?? (l.modelIsCanonical ? vm : nil),
+                      let t = l.tokenType ?? card.aliasTokenType(vm) {
                 key = "\(m)/\(t.rawValue)"
             } else {
                 key = "(unmapped)"

@@ -34,12 +34,17 @@ public protocol RateCardConverter: Sendable {
     func canonicalModel(_ vendorModel: String) -> String?
     /// Every canonical model the card prices.
     var models: [String] { get }
+    /// The token type an alias names, for invoices whose line items say model and token type in
+    /// one string (UBL item names).
+    func aliasTokenType(_ vendorString: String) -> TokenType?
     /// The price of one token of `tokenType` on `model` at `date`, given the line's tier and
     /// modifier labels (`context_window`, `service_tier`, `inference_geo`).
     func price(model: String, tokenType: TokenType, date: Timestamp, labels: [String: String]) throws -> ResolvedPrice
 }
 
 extension RateCardConverter {
+    public func aliasTokenType(_ vendorString: String) -> TokenType? { nil }
+
     /// Exact tokens for an amount: `amount / price per token`.
     public func tokens(for amount: Decimal, at price: ResolvedPrice) -> Decimal { amount / price.perToken }
 

@@ -1,0 +1,131 @@
+import ExactJSON
+import FormatReaders
+import Foundation
+import Metering
+import ReconCore
+
+/// FinOps FOCUS cost and usage CSV (1.0 to the AI-billing examples), from any provider. Token
+/// counts come from `ConsumedQuantity` (stated quantities, so no rate card is needed); model and
+/// token direction / cache action from the JSON in `SkuPriceDetails`; money from `BilledCost`,
+/// with `ListCost` and `EffectiveCost` kept beside it. Only `ChargeCategory = Usage` is usage.
+public enum FOCUSPlugin: VendorPlugin {
+    public static let id = "focus"
+    public static let name = "FinOps FOCUS"
+    public static let rateCardName = "focus"
+    public static let parsers: [any InvoiceParser] = [FOCUSParser()]
+    public static let tokenTypeMap: [String: TokenType] = [
+        "input/uncached": .input, "input/": .input, "input/read": .cacheRead, "input/write": .cacheWrite, "output/": .output,
+        "output/uncached": .output, "input/none": .input, "output/none": .output,
+    ]
+
+    public static let examples: [PluginExample] = [
+        PluginExample(
+            name: "focus: AI usage with cache reads and writes, tax and a credit",
+            file: InvoiceFile(name: "focus_ai_usage.csv", bytes: PackageResources.focus_ai_usage_csv), parserID: "focus-csv",
+            expectedLineCount: 6,
+            expectedAmounts: ["solora-atlas-5.5/input": "50.00", "solora-atlas-5.5/output": "50.00", "solora-atlas-5.5/cache_read": "1.00",
+                              "solora-atlas-5.5/cache_write": "6.25", "(not usage)": "-2.00"],
+            expectedQuantities: ["solora-atlas-5.5/input": 10_000_000, "solora-atlas-5.5/output": 2_000_000,
+                                 "solora-atlas-5.5/cache_read": 2_000_000, "solora-atlas-5.5/cache_write": 1_000_000]),
+        PluginExample(
+            name: "focus: a fractional token count is refused naming line and field",
+            file: InvoiceFile(name: "focus_bad_quantity.csv", bytes: PackageResources.focus_bad_quantity_csv), parserID: "focus-csv",
+            expectedError: "focus_bad_quantity.csv:2: field 'ConsumedQuantity'"),
+    ]
+}
+
+struct FOCUSParser: InvoiceParser {
+    let id = "focus-csv"
+    let format = InvoiceFormat.csv
+
+    func sniff(_ file: InvoiceFile) -> Bool {
+        guard let header = file.headerLine else { return false }
+        return header.contains("BilledCost") && header.contains("ChargeCategory")
+    }
+
+    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+        var records: [CSVRecord] = []
+        do {
+            let reader = try CSVReader()
+            try file.bytes.withUnsafeBytes { try reader.feed($0) { records.append($0) } }
+            try reader.finish { records.append($0) }
+        } catch let e as CSVError {
+            throw InvoiceError(file: file.name, line: e.line, e.message)
+        }
+        guard let header = records.first else { throw InvoiceError(file: file.name, line: 1, "the file is empty") }
+        var column: [String: Int] = [:]
+        for (i, name) in header.fields.enumerated() { column[name.trimmingCharacters(in: .whitespaces)] = i }
+        for required in ["BilledCost", "BillingCurrency", "ChargeCategory", "ChargePeriodStart"] where column[required] == nil {
+            throw InvoiceError(file: file.name, line: 1, field: required, "the header lacks the FOCUS column '\(required)'")
+        }
+        var lines: [InvoiceLine] = []
+        for r in records.dropFirst() {
+            if r.fields.count == 1, r.fields[0].isEmpty { continue }
+            guard r.fields.count == header.fields.count else {
+                throw InvoiceError(file: file.name, line: r.line, "the row has \(r.fields.count) fields; the header names \(header.fields.count)")
+            }
+            func cell(_ name: String) -> String? {
+                guard let i = column[name] else { return nil }
+                let v = r.fields[i].trimmingCharacters(in: .whitespaces)
+                return v.isEmpty ? nil : v
+            }
+            func decimal(_ name: String) throws -> Decimal? {
+                guard let t = cell(name) else { return nil }
+                guard let d = ExactDecimal.parse(t) else { throw InvoiceError(file: file.name, line: r.line, field: name, "'\(t)' is not a decimal") }
+                return d
+            }
+            guard let costText = cell("BilledCost"), let cost = ExactDecimal.parse(costText) else {
+                throw InvoiceError(file: file.name, line: r.line, field: "BilledCost", "'\(cell("BilledCost") ?? "")' is not a decimal amount")
+            }
+            guard let startText = cell("ChargePeriodStart"), let start = Timestamp(rfc3339: startText) ?? Timestamp(rfc3339: startText + "T00:00:00Z") else {
+                throw InvoiceError(file: file.name, line: r.line, field: "ChargePeriodStart", "must be an RFC 3339 timestamp")
+            }
+            let category = cell("ChargeCategory") ?? ""
+            var details: JSONValue = .null
+            if let text = cell("SkuPriceDetails") {
+                guard let parsed = try? JSONParser.parse(text), case .object = parsed else {
+                    throw InvoiceError(file: file.name, line: r.line, field: "SkuPriceDetails", "must hold a JSON object")
+                }
+                details = parsed
+            }
+            let model = details["ModelId"]?.stringValue
+            let direction = details["TokenDirection"]?.stringValue?.lowercased()
+            let cache = details["TokenCacheAction"]?.stringValue?.lowercased() ?? ""
+            let vendorTokenType = direction.map { "\($0)/\(cache)" }
+            // Token counts: ConsumedQuantity in tokens, else PricingQuantity × its block ("1000000 Tokens").
+            var quantity: Int64?
+            if category == "Usage", model != nil {
+                if let q = try decimal("ConsumedQuantity"), cell("ConsumedUnit")?.lowercased().hasSuffix("tokens") ?? true {
+                    let block = Self.blockSize(cell("ConsumedUnit"))
+                    guard let whole = ExactDecimal.roundedInt64(q * block), Decimal(exactly: whole) == q * block else {
+                        throw InvoiceError(file: file.name, line: r.line, field: "ConsumedQuantity", "a token count must be whole, got \(q)")
+                    }
+                    quantity = whole
+                } else if let q = try decimal("PricingQuantity"), cell("PricingUnit")?.lowercased().hasSuffix("tokens") == true {
+                    quantity = ExactDecimal.roundedInt64(q * Self.blockSize(cell("PricingUnit")))
+                }
+            }
+            var labels: [String: String] = [:]
+            if let e = cell("EffectiveCost") { labels["effective_cost"] = e }
+            if let p = cell("PricingCategory") { labels["pricing_category"] = p }
+            var attribution: [String: String] = [:]
+            for key in ["SubAccountId", "BillingAccountId", "CredentialId", "PrincipalId"] { if let v = cell(key) { attribution[key] = v } }
+            var line = InvoiceLine(
+                location: "\(file.name):\(r.line)", vendorModel: model, vendorTokenType: vendorTokenType,
+                tokenType: vendorTokenType.flatMap { FOCUSPlugin.tokenTypeMap[$0] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
+                currency: cell("BillingCurrency") ?? "USD", listAmount: try decimal("ListCost"), quantity: quantity, date: start,
+                labels: labels, attribution: attribution,
+                nonUsageReason: category != "Usage" ? "not_usage:\(category.lowercased())" : (model == nil ? "not_usage" : nil),
+                description: cell("ChargeDescription"))
+            line.modelIsCanonical = true
+            lines.append(line)
+        }
+        return lines
+    }
+
+    /// "1000000 Tokens" → 1,000,000; "Tokens" → 1.
+    static func blockSize(_ unit: String?) -> Decimal {
+        guard let unit, let first = unit.split(separator: " ").first, let n = ExactDecimal.parse(String(first)) else { return 1 }
+        return n
+    }
+}

@@ -1,0 +1,194 @@
+import FormatReaders
+import Foundation
+import Metering
+import ReconCore
+
+/// UBL 2.1 / Peppol BIS Billing 3.0 invoices and credit notes from any supplier. Elements are
+/// matched by namespace URI, never prefix. Each `InvoiceLine` / `CreditNoteLine` keeps its exact
+/// `LineExtensionAmount` (credit notes negate); document-level allowances, charges and tax are kept
+/// as non-usage lines. Item names map to models and token types through the rate card's aliases
+/// (`--rate-card`), or through an `AdditionalItemProperty` named `token_type`; a quantity in
+/// `MIO`/`MIL`/`C62`… of a model line is the vendor's stated token count.
+public enum UBLPlugin: VendorPlugin {
+    public static let id = "ubl"
+    public static let name = "UBL 2.1 / Peppol e-invoice"
+    public static let rateCardName = "ubl"
+    public static let parsers: [any InvoiceParser] = [UBLParser()]
+    public static let tokenTypeMap: [String: TokenType] = [
+        "input": .input, "uncached_input_tokens": .input, "input_tokens": .input, "output": .output, "output_tokens": .output,
+        "cache_read": .cacheRead, "cache_read_input_tokens": .cacheRead, "cached input": .cacheRead,
+        "cache_write_5m": .cacheWrite5m, "cache_write_1h": .cacheWrite1h, "cache_write": .cacheWrite,
+    ]
+
+    public static let examples: [PluginExample] = [
+        PluginExample(
+            name: "ubl: an AI usage invoice with line periods, million-token quantities, an allowance and tax",
+            file: InvoiceFile(name: "ubl_ai_invoice.xml", bytes: PackageResources.ubl_ai_invoice_xml), parserID: "ubl-xml",
+            expectedLineCount: 4,
+            expectedAmounts: ["(unmapped)": "52.04", "(not usage)": "-5.00"],
+            expectedQuantities: ["(unmapped)": 13_345_670]),
+        PluginExample(
+            name: "ubl: a truncated document is refused with its line",
+            file: InvoiceFile(name: "ubl_truncated.xml", bytes: PackageResources.ubl_truncated_xml), parserID: "ubl-xml",
+            expectedError: "ubl_truncated.xml:4:"),
+    ]
+}
+
+struct UBLParser: InvoiceParser {
+    let id = "ubl-xml"
+    let format = InvoiceFormat.xml
+
+    static let cbc = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
+    static let cac = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+    static let invoiceNS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+    static let creditNS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
+    /// UN/ECE Recommendation 20 units that count tokens in blocks.
+    static let tokenUnits: [String: Decimal] = ["C62": 1, "MIL": 1000, "MIO": 1_000_000, "TH": 1000]
+
+    func sniff(_ file: InvoiceFile) -> Bool {
+        guard file.firstCharacter == "<" else { return false }
+        let head = String(decoding: file.head, as: UTF8.self)
+        return head.contains(Self.invoiceNS) || head.contains(Self.creditNS)
+    }
+
+    /// What is being collected while the stream walks one line or allowance.
+    struct Pending {
+        var kind: String
+        var line: Int
+        var id: String?
+        var amountText: String?
+        var currency: String?
+        var quantityText: String?
+        var unitCode: String?
+        var itemName: String?
+        var sellersID: String?
+        var tokenTypeProperty: String?
+        var propertyName: String?
+        var start: String?
+        var chargeIndicator: String?
+        var reason: String?
+    }
+
+    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+        var path: [(ns: String, name: String)] = []
+        var text = ""
+        var sign = Decimal(1)
+        var documentCurrency: String?
+        var issueDate: String?
+        var periodStart: String?
+        var pending: Pending?
+        var raw: [Pending] = []
+        do {
+            try XMLStreamReader.read(bytes: file.bytes) { event in
+                switch event {
+                case let .start(ns, name, attributes, line):
+                    if path.isEmpty, ns == Self.creditNS { sign = -1 }
+                    path.append((ns, name))
+                    text = ""
+                    let depth = path.count
+                    if ns == Self.cac, depth == 2, ["InvoiceLine", "CreditNoteLine"].contains(name) {
+                        pending = Pending(kind: "line", line: line)
+                    } else if ns == Self.cac, depth == 2, name == "AllowanceCharge" {
+                        pending = Pending(kind: "allowance_charge", line: line)
+                    } else if ns == Self.cac, depth == 2, name == "TaxTotal" {
+                        pending = Pending(kind: "tax", line: line)
+                    }
+                    if ns == Self.cbc, ["LineExtensionAmount", "Amount", "TaxAmount"].contains(name) {
+                        if pending != nil, pending!.currency == nil {
+                            pending!.currency = attributes.first { $0.localName == "currencyID" }?.value
+                        }
+                    }
+                    if ns == Self.cbc, ["InvoicedQuantity", "CreditedQuantity"].contains(name) {
+                        pending?.unitCode = attributes.first { $0.localName == "unitCode" }?.value
+                    }
+                case let .text(t):
+                    text += t
+                case let .end(ns, name):
+                    let depth = path.count
+                    let parent = depth >= 2 ? path[depth - 2].name : ""
+                    let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                    if ns == Self.cbc {
+                        switch (name, depth) {
+                        case ("DocumentCurrencyCode", 2): documentCurrency = value
+                        case ("IssueDate", 2): issueDate = value
+                        case ("StartDate", 3) where parent == "InvoicePeriod": periodStart = value
+                        default: break
+                        }
+                        if var p = pending {
+                            switch (p.kind, name, depth) {
+                            case ("line", "ID", 3): p.id = value
+                            case ("line", "LineExtensionAmount", 3): p.amountText = value
+                            case ("line", "InvoicedQuantity", 3), ("line", "CreditedQuantity", 3): p.quantityText = value
+                            case ("line", "Name", 4) where parent == "Item": p.itemName = value
+                            case ("line", "ID", 5) where parent == "SellersItemIdentification": p.sellersID = value
+                            case ("line", "Name", 5) where parent == "AdditionalItemProperty": p.propertyName = value
+                            case ("line", "Value", 5) where parent == "AdditionalItemProperty":
+                                if p.propertyName == "token_type" { p.tokenTypeProperty = value }
+                            case ("line", "StartDate", 4) where parent == "InvoicePeriod": p.start = value
+                            case ("allowance_charge", "ChargeIndicator", 3): p.chargeIndicator = value
+                            case ("allowance_charge", "Amount", 3): p.amountText = value
+                            case ("allowance_charge", "AllowanceChargeReason", 3): p.reason = value
+                            case ("tax", "TaxAmount", 3): p.amountText = value
+                            default: break
+                            }
+                            pending = p
+                        }
+                    }
+                    if ns == Self.cac, depth == 2, let p = pending,
+                       ["InvoiceLine", "CreditNoteLine", "AllowanceCharge", "TaxTotal"].contains(name) {
+                        raw.append(p)
+                        pending = nil
+                    }
+                    path.removeLast()
+                    text = ""
+                }
+            }
+        } catch let e as XMLStreamReader.Failure {
+            throw InvoiceError(file: file.name, line: e.line, "malformed XML: \(e.message)")
+        }
+        guard !path.isEmpty || !raw.isEmpty || issueDate != nil else {
+            throw InvoiceError(file: file.name, line: 1, "not a UBL Invoice or CreditNote")
+        }
+        var lines: [InvoiceLine] = []
+        var taxSeen = false
+        for p in raw {
+            guard let amountText = p.amountText, let amount = ExactDecimal.parse(amountText) else {
+                throw InvoiceError(file: file.name, line: p.line, field: p.kind == "line" ? "LineExtensionAmount" : "Amount",
+                                   "'\(p.amountText ?? "")' is not a decimal amount")
+            }
+            let dateText = p.start ?? periodStart ?? issueDate ?? ""
+            guard let date = Timestamp(rfc3339: dateText + "T00:00:00Z") else {
+                throw InvoiceError(file: file.name, line: p.line, field: "IssueDate", "no usable date (line period, invoice period or issue date)")
+            }
+            let currency = p.currency ?? documentCurrency ?? "USD"
+            switch p.kind {
+            case "line":
+                var quantity: Int64?
+                if let q = p.quantityText.flatMap(ExactDecimal.parse), let block = p.unitCode.flatMap({ Self.tokenUnits[$0] }) {
+                    let tokens = q * block * sign
+                    if let whole = ExactDecimal.roundedInt64(tokens), Decimal(exactly: whole) == tokens { quantity = whole }
+                }
+                let vendorModel = p.itemName ?? p.sellersID
+                lines.append(InvoiceLine(
+                    location: "\(file.name):\(p.line)", vendorModel: vendorModel, vendorTokenType: p.tokenTypeProperty,
+                    tokenType: p.tokenTypeProperty.flatMap { UBLPlugin.tokenTypeMap[$0] }, amount: amount * sign,
+                    amountScale: ExactDecimal.scale(of: amountText), currency: currency, quantity: quantity, date: date,
+                    labels: p.unitCode.map { ["unit_code": $0] } ?? [:], description: "line \(p.id ?? "?"): \(vendorModel ?? "")"))
+            case "allowance_charge":
+                let isCharge = p.chargeIndicator == "true"
+                lines.append(InvoiceLine(
+                    location: "\(file.name):\(p.line)", vendorModel: nil, vendorTokenType: nil, tokenType: nil,
+                    amount: (isCharge ? amount : -amount) * sign, amountScale: ExactDecimal.scale(of: amountText), currency: currency,
+                    date: date, nonUsageReason: isCharge ? "charge" : "allowance", description: p.reason))
+            default:
+                // The first TaxTotal is the document's tax in its currency; a second states it in the tax currency.
+                guard !taxSeen else { continue }
+                taxSeen = true
+                lines.append(InvoiceLine(
+                    location: "\(file.name):\(p.line)", vendorModel: nil, vendorTokenType: nil, tokenType: nil, amount: amount * sign,
+                    amountScale: ExactDecimal.scale(of: amountText), currency: currency, date: date, nonUsageReason: "tax", description: "tax"))
+            }
+        }
+        return lines
+    }
+}
