@@ -62,7 +62,7 @@ let package = Package(
             name: "RateCardData",
             path: "RateCards",
             exclude: ["README.md"],
-            resources: [.embedInCode("anthropic.yaml"), .embedInCode("focus.yaml"), .embedInCode("ubl.yaml")],
+            resources: [.embedInCode("anthropic.yaml"), .embedInCode("focus.yaml"), .embedInCode("ubl.yaml"), .embedInCode("openai.yaml")],
             swiftSettings: swiftSettings
         ),
         // Vendor plugins: one folder each, never depending on each other or on a store.
@@ -96,8 +96,17 @@ let package = Package(
             resources: [.embedInCode("Examples/ubl_ai_invoice.xml"), .embedInCode("Examples/ubl_truncated.xml")],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "VendorOpenAI",
+            dependencies: ["ReconCore", "ExactJSON", "Metering"],
+            path: "Plugins/OpenAI",
+            exclude: ["README.md"],
+            resources: [.embedInCode("Examples/openai_costs_2026_05.json"), .embedInCode("Examples/openai_usage_2026_05.json"),
+                        .embedInCode("Examples/openai_cost_export.csv"), .embedInCode("Examples/openai_costs_bad.json")],
+            swiftSettings: swiftSettings
+        ),
         // The one immutable list of built-in plugins.
-        .target(name: "ReconPlugins", dependencies: ["ReconCore", "VendorAnthropic", "VendorFOCUS", "VendorUBL"],
+        .target(name: "ReconPlugins", dependencies: ["ReconCore", "VendorAnthropic", "VendorFOCUS", "VendorUBL", "VendorOpenAI"],
                 swiftSettings: swiftSettings),
 
         // The composition root shared by the CLI and the server.

@@ -5,5 +5,6 @@ public enum RateCardData {
         "anthropic": String(decoding: PackageResources.anthropic_yaml, as: UTF8.self),
         "focus": String(decoding: PackageResources.focus_yaml, as: UTF8.self),
         "ubl": String(decoding: PackageResources.ubl_yaml, as: UTF8.self),
+        "openai": String(decoding: PackageResources.openai_yaml, as: UTF8.self),
     ]
 }

@@ -12,8 +12,9 @@ struct AnthropicCostReportParser: InvoiceParser {
     func sniff(_ file: InvoiceFile) -> Bool {
         guard file.firstCharacter == "{" || file.firstCharacter == "[" else { return false }
         let head = String(decoding: file.head, as: UTF8.self)
-        return head.contains("\"data\"") && head.contains("\"amount\"") && !head.contains("uncached_input_tokens\":")
-            || head.contains("\"cost_type\"")
+        // Anthropic's rows carry token_type / cost_type; OpenAI's say "organization.costs.result".
+        return head.contains("\"data\"") && head.contains("\"amount\"") && !head.contains("organization.")
+            && (head.contains("\"token_type\"") || head.contains("\"cost_type\""))
     }
 
     func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {

@@ -1,6 +1,7 @@
 public import ReconCore
 import VendorAnthropic
 import VendorFOCUS
+import VendorOpenAI
 import VendorUBL
 
 /// Every built-in vendor plugin, sorted by id. **A new vendor is one folder under `Plugins/`, one
@@ -8,6 +9,7 @@ import VendorUBL
 public let builtInPlugins: [any VendorPlugin.Type] = [
     AnthropicPlugin.self,
     FOCUSPlugin.self,
+    OpenAIPlugin.self,
     UBLPlugin.self,
 ]
 

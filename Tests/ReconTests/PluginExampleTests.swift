@@ -4,6 +4,7 @@ import RateCardData
 import ReconCore
 import ReconPlugins
 import Testing
+import UsageBoxApp
 
 /// Every plugin's own examples, run by one parameterized test: a new vendor adds examples, not tests.
 @Suite struct PluginExampleTests {
@@ -73,6 +74,33 @@ import Testing
             #expect(Set(amounts.keys) == Set(example.expectedAmounts.keys), "\(name): no other totals")
             for (key, q) in example.expectedQuantities { #expect(quantities[key] == q, "\(name): quantity of \(key)") }
         }
+    }
+
+    static let reconcilable = examples.filter { $0.example.reconcilePeriod != nil }.map(\.example.name)
+
+    /// Every plugin example that says so reconciles end to end with gap 0 against a meter holding
+    /// exactly the vendor's quantities.
+    @Test(arguments: reconcilable)
+    func exampleReconcilesEndToEnd(_ name: String) async throws {
+        let (pluginID, example) = Self.examples.first { $0.example.name == name }!
+        let period = try #require(example.reconcilePeriod)
+        let range = try TimeRange(from: period.from, to: period.to)
+        let store = try TestSupport.store()
+        var items: [IngestItem] = []
+        for (i, (key, tokens)) in example.expectedVendorTokens.sorted(by: { $0.key < $1.key }).enumerated() {
+            let parts = key.split(separator: "/").map(String.init)
+            items.append(.event(UsageEvent(eventID: "x\(i)", accountID: "acct_example", meterID: "m", modelID: parts[0], quantity: tokens,
+                                           unit: "tokens", timestamp: Timestamp(microseconds: range.from.microseconds + 3_600_000_000),
+                                           dimensions: ["token_type": parts[1]])))
+        }
+        _ = try await store.ingest(items)
+        let service = try ReconciliationService()
+        let r = try await service.engine.run(ReconciliationOptions(vendor: pluginID, invoices: [example.file], range: range, account: "acct_example"),
+                                             store: store)
+        var vendor: [String: Int64] = [:]
+        for m in r.models { for t in m.tokenTypes where t.vendor != 0 { vendor["\(m.modelID)/\(t.tokenType?.rawValue ?? "")"] = t.vendor } }
+        #expect(vendor == example.expectedVendorTokens, "\(name)")
+        #expect(r.total.gap == 0 && r.shape == .none && r.corrections.isEmpty, "\(name): \(r.findings.map { "\($0.modelID) \($0.quantity)" })")
     }
 
     @Test func registryIsSoundAndEveryPluginDocumentsItself() throws {

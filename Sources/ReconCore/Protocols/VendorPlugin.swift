@@ -29,9 +29,14 @@ public struct PluginExample: Sendable, CustomStringConvertible {
     public var expectedQuantities: [String: Int64]
     /// For a negative example: text the error message must contain.
     public var expectedError: String?
+    /// An end-to-end check: reconciled over `period` against a meter holding each expected vendor
+    /// quantity (`model/token_type` → tokens), every gap must be 0.
+    public var reconcilePeriod: (from: String, to: String)?
+    public var expectedVendorTokens: [String: Int64]
 
     public init(name: String, file: InvoiceFile, parserID: String, expectedLineCount: Int = 0,
-                expectedAmounts: [String: String] = [:], expectedQuantities: [String: Int64] = [:], expectedError: String? = nil) {
+                expectedAmounts: [String: String] = [:], expectedQuantities: [String: Int64] = [:], expectedError: String? = nil,
+                reconcilePeriod: (from: String, to: String)? = nil, expectedVendorTokens: [String: Int64] = [:]) {
         self.name = name
         self.file = file
         self.parserID = parserID
@@ -39,6 +44,8 @@ public struct PluginExample: Sendable, CustomStringConvertible {
         self.expectedAmounts = expectedAmounts
         self.expectedQuantities = expectedQuantities
         self.expectedError = expectedError
+        self.reconcilePeriod = reconcilePeriod
+        self.expectedVendorTokens = expectedVendorTokens
     }
 
     public var description: String { name }

@@ -1,0 +1,207 @@
+import ExactJSON
+import Foundation
+import Metering
+import ReconCore
+
+/// OpenAI: the Costs API JSON (dollars as JSON numbers, read as the exact digits), the dashboard
+/// cost CSV, and the Usage API JSON (token counts as stated quantities; `input_tokens` includes
+/// cached tokens, so uncached input = input − cached − cache writes).
+public enum OpenAIPlugin: VendorPlugin {
+    public static let id = "openai"
+    public static let name = "OpenAI"
+    public static let rateCardName = "openai"
+    public static let parsers: [any InvoiceParser] = [OpenAICostsParser(), OpenAIUsageParser(), OpenAICostCSVParser()]
+    public static let tokenTypeMap: [String: TokenType] = [
+        "input": .input, "input_tokens": .input, "uncached input": .input, "cached input": .cacheRead, "cached_input": .cacheRead,
+        "input_cached_tokens": .cacheRead, "output": .output, "output_tokens": .output, "cache write": .cacheWrite,
+    ]
+
+    /// Splits a `line_item` ("gpt-4o-2024-08-06, cached input", "priority | gpt-5.6, output, long context", "batch | …")
+    /// into model, token class and labels; nil for non-token items ("web search tool calls").
+    static func lineItem(_ item: String) -> (model: String, tokenClass: String, labels: [String: String])? {
+        var text = item
+        var labels: [String: String] = [:]
+        if let bar = text.range(of: " | ") {
+            labels["service_tier"] = String(text[..<bar.lowerBound]).lowercased()
+            text = String(text[bar.upperBound...])
+        }
+        let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard parts.count >= 2 else { return nil }
+        var model = parts[0]
+        for modality in [" audio", " image", " text"] where model.hasSuffix(modality) { model = String(model.dropLast(modality.count)) }
+        var tokenClass = parts[1].lowercased()
+        if tokenClass.hasPrefix("batch ") { labels["service_tier"] = "batch"; tokenClass = String(tokenClass.dropFirst(6)) }
+        if parts.dropFirst(2).contains("long context") { labels["context"] = "long" }
+        guard tokenTypeMap[tokenClass] != nil else { return nil }
+        return (model, tokenClass, labels)
+    }
+
+    public static let examples: [PluginExample] = [
+        PluginExample(
+            name: "openai: costs API JSON with cached input, batch and a tool-call line",
+            file: InvoiceFile(name: "openai_costs_2026_05.json", bytes: PackageResources.openai_costs_2026_05_json), parserID: "costs-api",
+            expectedLineCount: 5,
+            expectedAmounts: ["gpt-4o-2024-08-06/input": "25", "gpt-4o-2024-08-06/cache_read": "1.25", "gpt-4o-2024-08-06/output": "20.00",
+                              "gpt-4o-mini-2024-07-18/input": "0.075", "(not usage)": "3.5"],
+            reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+            expectedVendorTokens: ["gpt-4o-2024-08-06/input": 10_000_000, "gpt-4o-2024-08-06/cache_read": 1_000_000,
+                                   "gpt-4o-2024-08-06/output": 2_000_000, "gpt-4o-mini-2024-07-18/input": 1_000_000]),
+        PluginExample(
+            name: "openai: usage API JSON (input includes cached)",
+            file: InvoiceFile(name: "openai_usage_2026_05.json", bytes: PackageResources.openai_usage_2026_05_json), parserID: "usage-api",
+            expectedLineCount: 3,
+            expectedQuantities: ["gpt-5-2025-08-07/input": 38072, "gpt-5-2025-08-07/cache_read": 8192, "gpt-5-2025-08-07/output": 60000]),
+        PluginExample(
+            name: "openai: dashboard cost CSV",
+            file: InvoiceFile(name: "openai_cost_export.csv", bytes: PackageResources.openai_cost_export_csv), parserID: "dashboard-cost-csv",
+            expectedLineCount: 3,
+            expectedAmounts: ["gpt-4.1-2025-04-14/input": "2.0000000000", "gpt-4.1-2025-04-14/output": "0.8958740000000000", "(not usage)": "0.01"]),
+        PluginExample(
+            name: "openai: an amount that is not a number is refused naming the field",
+            file: InvoiceFile(name: "openai_costs_bad.json", bytes: PackageResources.openai_costs_bad_json), parserID: "costs-api",
+            expectedError: "data[0].results[0].amount.value"),
+    ]
+}
+
+struct OpenAICostsParser: InvoiceParser {
+    let id = "costs-api"
+    let format = InvoiceFormat.json
+
+    func sniff(_ file: InvoiceFile) -> Bool {
+        let head = String(decoding: file.head, as: UTF8.self)
+        return file.firstCharacter == "{" && head.contains("organization.costs.result")
+    }
+
+    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+        let root = try OpenAIJSON.parse(file)
+        var lines: [InvoiceLine] = []
+        for (b, bucket) in (root["data"]?.arrayValue ?? []).enumerated() {
+            let at = "data[\(b)]"
+            guard let start = bucket["start_time"]?.exactInt64 else {
+                throw InvoiceError(file: file.name, field: "\(at).start_time", "must be Unix seconds")
+            }
+            for (r, row) in (bucket["results"]?.arrayValue ?? []).enumerated() {
+                let field = "\(at).results[\(r)]"
+                guard case let .number(text)? = row["amount"]?["value"] ?? nil, let amount = ExactDecimal.parse(text) ?? Self.exponent(text) else {
+                    throw InvoiceError(file: file.name, field: "\(field).amount.value", "the amount must be a number of dollars")
+                }
+                let item = row["line_item"]?.stringValue
+                let parsed = item.flatMap(OpenAIPlugin.lineItem)
+                var quantity: Int64?
+                if let q = row["quantity"]?.exactInt64 ?? (row["quantity"]?.numberText.flatMap(ExactDecimal.parse).flatMap(ExactDecimal.roundedInt64)),
+                   parsed != nil {
+                    switch row["quantity_unit"]?.stringValue {
+                    case "tokens"?: quantity = q
+                    case "1000_tokens"?: quantity = q * 1000
+                    default: break
+                    }
+                }
+                var attribution: [String: String] = [:]
+                if let p = row["project_id"]?.stringValue { attribution["project_id"] = p }
+                if let k = row["api_key_id"]?.stringValue { attribution["api_key_id"] = k }
+                lines.append(InvoiceLine(
+                    location: "\(file.name)#\(field)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
+                    tokenType: parsed.flatMap { OpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: amount,
+                    amountScale: ExactDecimal.scale(of: text), currency: (row["amount"]?["currency"]?.stringValue ?? "usd").uppercased(),
+                    quantity: quantity, date: Timestamp(seconds: start), labels: parsed?.labels ?? [:], attribution: attribution,
+                    nonUsageReason: parsed == nil ? "not_usage" : nil, description: item))
+            }
+        }
+        return lines
+    }
+
+    /// JSON numbers may come as 1.2e-05: read the digits and the exponent exactly.
+    static func exponent(_ text: String) -> Decimal? {
+        let parts = text.lowercased().split(separator: "e")
+        guard parts.count == 2, let mantissa = ExactDecimal.parse(String(parts[0])), let exp = Int(parts[1]) else { return nil }
+        var v = mantissa
+        for _ in 0..<abs(exp) { v = exp < 0 ? v / 10 : v * 10 }
+        return v
+    }
+}
+
+struct OpenAIUsageParser: InvoiceParser {
+    let id = "usage-api"
+    let format = InvoiceFormat.json
+
+    func sniff(_ file: InvoiceFile) -> Bool {
+        String(decoding: file.head, as: UTF8.self).contains("organization.usage.completions.result")
+    }
+
+    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+        let root = try OpenAIJSON.parse(file)
+        var lines: [InvoiceLine] = []
+        for (b, bucket) in (root["data"]?.arrayValue ?? []).enumerated() {
+            guard let start = bucket["start_time"]?.exactInt64 else {
+                throw InvoiceError(file: file.name, field: "data[\(b)].start_time", "must be Unix seconds")
+            }
+            for (r, row) in (bucket["results"]?.arrayValue ?? []).enumerated() {
+                let field = "data[\(b)].results[\(r)]"
+                func count(_ name: String) throws -> Int64? {
+                    guard let v = row[name], v != .null else { return nil }
+                    guard let n = v.exactInt64, n >= 0 else { throw InvoiceError(file: file.name, field: "\(field).\(name)", "must be a whole number ≥ 0") }
+                    return n
+                }
+                let input = try count("input_tokens") ?? 0
+                let cached = try count("input_cached_tokens") ?? 0
+                let writes = try count("input_cache_write_tokens") ?? 0
+                let uncached = try count("input_uncached_tokens") ?? (input - cached - writes)
+                var labels: [String: String] = [:]
+                if row["batch"] == .bool(true) { labels["service_tier"] = "batch" }
+                var attribution: [String: String] = [:]
+                if let p = row["project_id"]?.stringValue { attribution["project_id"] = p }
+                if let k = row["api_key_id"]?.stringValue { attribution["api_key_id"] = k }
+                for (name, q, type) in [("input_uncached_tokens", uncached, TokenType.input), ("input_cached_tokens", cached, .cacheRead),
+                                        ("input_cache_write_tokens", writes, .cacheWrite), ("output_tokens", try count("output_tokens") ?? 0, .output)] where q > 0 {
+                    lines.append(InvoiceLine(
+                        location: "\(file.name)#\(field).\(name)", vendorModel: row["model"]?.stringValue, vendorTokenType: name, tokenType: type,
+                        amount: nil, amountScale: 0, currency: "USD", quantity: q, date: Timestamp(seconds: start), labels: labels,
+                        attribution: attribution, nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil))
+                }
+            }
+        }
+        return lines
+    }
+}
+
+struct OpenAICostCSVParser: InvoiceParser {
+    let id = "dashboard-cost-csv"
+    let format = InvoiceFormat.csv
+
+    func sniff(_ file: InvoiceFile) -> Bool {
+        guard let h = file.headerLine else { return false }
+        return h.contains("amount_value") && h.contains("start_time")
+    }
+
+    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+        let table = try CSVTable.read(file, required: [["start_time"], ["amount_value"]])
+        return try table.rows.map { row in
+            guard let text = row.cell("amount_value"), let amount = ExactDecimal.parse(text) else {
+                throw InvoiceError(file: file.name, line: row.line, field: "amount_value", "'\(row.cell("amount_value") ?? "")' is not a decimal")
+            }
+            let item = row.cell("line_item")
+            let parsed = item.flatMap(OpenAIPlugin.lineItem)
+            var attribution: [String: String] = [:]
+            if let p = row.cell("project_id") { attribution["project_id"] = p }
+            return InvoiceLine(
+                location: "\(file.name):\(row.line)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
+                tokenType: parsed.flatMap { OpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: amount, amountScale: ExactDecimal.scale(of: text),
+                currency: (row.cell("amount_currency") ?? "usd").uppercased(), date: try row.timestamp(["start_time_iso", "start_time"], file: file.name),
+                labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: parsed == nil ? "not_usage" : nil, description: item)
+        }
+    }
+}
+
+enum OpenAIJSON {
+    static func parse(_ file: InvoiceFile) throws -> JSONValue {
+        do {
+            return try JSONParser.parse(bytes: file.bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(file.bytes.dropFirst(3)) : file.bytes)
+        } catch let e as JSONParseError {
+            throw InvoiceError(file: file.name, line: e.line, "malformed JSON at column \(e.column): \(e.message)")
+        }
+    }
+}
+
+extension JSONValue {
+    var numberText: String? { if case let .number(n) = self { return n } else { return nil } }
+}

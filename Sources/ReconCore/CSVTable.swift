@@ -1,0 +1,111 @@
+import FormatReaders
+import Foundation
+public import Metering
+
+/// A CSV export read into rows whose cells are looked up by column name (case-insensitively, so
+/// PascalCase and camelCase exports read the same), with line numbers for errors.
+public struct CSVTable: Sendable {
+    public struct Row: Sendable {
+        public var line: Int
+        let fields: [String]
+        let columns: [String: Int]
+
+        /// The trimmed cell, nil when the column is missing or the cell empty.
+        public func cell(_ name: String) -> String? {
+            guard let i = columns[name.lowercased()], i < fields.count else { return nil }
+            let v = fields[i].trimmingWhitespace()
+            return v.isEmpty ? nil : v
+        }
+
+        /// The first present cell among several spellings of a column.
+        public func cell(_ names: [String]) -> String? {
+            for n in names { if let v = cell(n) { return v } }
+            return nil
+        }
+    }
+
+    public var header: [String]
+    public var rows: [Row]
+    public let columns: [String: Int]
+
+    public func has(_ name: String) -> Bool { columns[name.lowercased()] != nil }
+
+    /// Reads the file, refusing rows whose width differs from the header's and naming their line.
+    public static func read(_ file: InvoiceFile, required: [[String]] = []) throws -> CSVTable {
+        var records: [CSVRecord] = []
+        do {
+            let reader = try CSVReader()
+            try file.bytes.withUnsafeBytes { try reader.feed($0) { records.append($0) } }
+            try reader.finish { records.append($0) }
+        } catch let e as CSVError {
+            throw InvoiceError(file: file.name, line: e.line, e.message)
+        }
+        guard let header = records.first else { throw InvoiceError(file: file.name, line: 1, "the file is empty") }
+        var columns: [String: Int] = [:]
+        for (i, name) in header.fields.enumerated() { columns[name.trimmingWhitespace().lowercased()] = i }
+        for names in required where !names.contains(where: { columns[$0.lowercased()] != nil }) {
+            throw InvoiceError(file: file.name, line: 1, field: names[0], "the header lacks the column '\(names[0])'")
+        }
+        var rows: [Row] = []
+        for r in records.dropFirst() {
+            if r.fields.allSatisfy({ $0.trimmingWhitespace().isEmpty }) { continue }
+            guard r.fields.count == header.fields.count else {
+                throw InvoiceError(file: file.name, line: r.line, "the row has \(r.fields.count) fields; the header names \(header.fields.count)")
+            }
+            rows.append(Row(line: r.line, fields: r.fields, columns: columns))
+        }
+        return CSVTable(header: header.fields, rows: rows, columns: columns)
+    }
+}
+
+extension CSVTable.Row {
+    /// An exact decimal cell; a non-number is an error naming the line and column.
+    public func decimal(_ names: [String], file: String) throws -> Decimal? {
+        guard let t = cell(names) else { return nil }
+        guard let d = ExactDecimal.parse(t) else {
+            throw InvoiceError(file: file, line: line, field: names[0], "'\(t)' is not a decimal")
+        }
+        return d
+    }
+
+    /// A whole token count from a decimal cell times a block size ("59200.0" × 1 is fine; 1.5 is not).
+    public func tokens(_ names: [String], times block: Decimal = 1, file: String) throws -> Int64? {
+        guard let d = try decimal(names, file: file) else { return nil }
+        let v = d * block
+        guard let whole = ExactDecimal.roundedInt64(v), Decimal(exactly: whole) == v else {
+            throw InvoiceError(file: file, line: line, field: names[0], "a token count must be whole, got \(d) × \(block)")
+        }
+        return whole
+    }
+
+    /// A timestamp from RFC 3339, a bare date, Unix seconds, or MM/DD/YYYY.
+    public func timestamp(_ names: [String], file: String) throws -> Timestamp {
+        guard let t = cell(names) else { throw InvoiceError(file: file, line: line, field: names[0], "a date is required") }
+        if let ts = Timestamp(rfc3339: t) ?? Timestamp(rfc3339: t + "T00:00:00Z") ?? Timestamp(rfc3339: t.replacingSpace()) { return ts }
+        if let secs = Int64(t) { return Timestamp(seconds: secs) }
+        let parts = t.split(separator: " ")[0].split(separator: "/")
+        if parts.count == 3, let m = Int(parts[0]), let d = Int(parts[1]), let y = Int(parts[2]),
+           let ts = Timestamp(rfc3339: String(format: "%04d-%02d-%02dT00:00:00Z", y, m, d)) { return ts }
+        throw InvoiceError(file: file, line: line, field: names[0], "'\(t)' is not a date")
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+
+    /// "2026-08-04 00:00:00 UTC" → "2026-08-04T00:00:00Z".
+    func replacingSpace() -> String {
+        var s = self
+        if s.hasSuffix(" UTC") { s = String(s.dropLast(4)) + "Z" }
+        if s.count > 10, s[s.index(s.startIndex, offsetBy: 10)] == " " {
+            s.replaceSubrange(s.index(s.startIndex, offsetBy: 10)...s.index(s.startIndex, offsetBy: 10), with: "T")
+        }
+        if !s.hasSuffix("Z"), !s.contains("+"), s.count == 19 { s += "Z" }
+        return s
+    }
+}
