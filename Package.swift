@@ -62,7 +62,8 @@ let package = Package(
             name: "RateCardData",
             path: "RateCards",
             exclude: ["README.md"],
-            resources: [.embedInCode("anthropic.yaml"), .embedInCode("focus.yaml"), .embedInCode("ubl.yaml"), .embedInCode("openai.yaml")],
+            resources: [.embedInCode("anthropic.yaml"), .embedInCode("focus.yaml"), .embedInCode("ubl.yaml"), .embedInCode("openai.yaml"),
+                        .embedInCode("aws-bedrock.yaml"), .embedInCode("azure-openai.yaml"), .embedInCode("google-vertex.yaml")],
             swiftSettings: swiftSettings
         ),
         // Vendor plugins: one folder each, never depending on each other or on a store.
@@ -105,8 +106,35 @@ let package = Package(
                         .embedInCode("Examples/openai_cost_export.csv"), .embedInCode("Examples/openai_costs_bad.json")],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "VendorAWSBedrock",
+            dependencies: ["ReconCore", "Metering"],
+            path: "Plugins/AWSBedrock",
+            exclude: ["README.md"],
+            resources: [.embedInCode("Examples/cur2_2026_05.csv"), .embedInCode("Examples/cur_legacy.csv"),
+                        .embedInCode("Examples/cur_wrong_columns.csv")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VendorAzureOpenAI",
+            dependencies: ["ReconCore", "Metering"],
+            path: "Plugins/AzureOpenAI",
+            exclude: ["README.md"],
+            resources: [.embedInCode("Examples/azure_cost_details.csv"), .embedInCode("Examples/azure_bad_quantity.csv")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VendorGoogleVertex",
+            dependencies: ["ReconCore", "ExactJSON", "Metering"],
+            path: "Plugins/GoogleVertex",
+            exclude: ["README.md"],
+            resources: [.embedInCode("Examples/vertex_export.json"), .embedInCode("Examples/vertex_export.csv"),
+                        .embedInCode("Examples/vertex_truncated.json")],
+            swiftSettings: swiftSettings
+        ),
         // The one immutable list of built-in plugins.
-        .target(name: "ReconPlugins", dependencies: ["ReconCore", "VendorAnthropic", "VendorFOCUS", "VendorUBL", "VendorOpenAI"],
+        .target(name: "ReconPlugins", dependencies: ["ReconCore", "VendorAnthropic", "VendorFOCUS", "VendorUBL", "VendorOpenAI",
+                                                 "VendorAWSBedrock", "VendorAzureOpenAI", "VendorGoogleVertex"],
                 swiftSettings: swiftSettings),
 
         // The composition root shared by the CLI and the server.

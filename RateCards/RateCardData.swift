@@ -6,5 +6,8 @@ public enum RateCardData {
         "focus": String(decoding: PackageResources.focus_yaml, as: UTF8.self),
         "ubl": String(decoding: PackageResources.ubl_yaml, as: UTF8.self),
         "openai": String(decoding: PackageResources.openai_yaml, as: UTF8.self),
+        "aws-bedrock": String(decoding: PackageResources.aws_bedrock_yaml, as: UTF8.self),
+        "azure-openai": String(decoding: PackageResources.azure_openai_yaml, as: UTF8.self),
+        "google-vertex": String(decoding: PackageResources.google_vertex_yaml, as: UTF8.self),
     ]
 }

@@ -1,5 +1,8 @@
 public import ReconCore
+import VendorAWSBedrock
 import VendorAnthropic
+import VendorAzureOpenAI
+import VendorGoogleVertex
 import VendorFOCUS
 import VendorOpenAI
 import VendorUBL
@@ -8,7 +11,10 @@ import VendorUBL
 /// target in `Package.swift`, and one line here.**
 public let builtInPlugins: [any VendorPlugin.Type] = [
     AnthropicPlugin.self,
+    BedrockPlugin.self,
+    AzureOpenAIPlugin.self,
     FOCUSPlugin.self,
+    VertexPlugin.self,
     OpenAIPlugin.self,
     UBLPlugin.self,
 ]

@@ -1,0 +1,127 @@
+import Foundation
+import Metering
+import ReconCore
+
+/// Amazon Bedrock in the Cost and Usage Report: CUR 2.0 (snake_case) and legacy CUR
+/// (`lineItem/UsageType`) CSV. Model and token class live in the usage type
+/// (`USE1-Claude4.6Sonnet-cache-read-input-token-count-cross-region-global`); Marketplace rows
+/// (`USE1-MP:USE1_InputTokenCount-Units`) name the model in the product name. Quantities are
+/// `usage_amount × pricing_unit` (`1K tokens` = 1,000).
+public enum BedrockPlugin: VendorPlugin {
+    public static let id = "aws-bedrock"
+    public static let name = "AWS Bedrock (CUR)"
+    public static let rateCardName = "aws-bedrock"
+    public static let parsers: [any InvoiceParser] = [BedrockCURParser()]
+    public static let tokenTypeMap: [String: TokenType] = [
+        "input-tokens": .input, "output-tokens": .output, "cache-read-input-token-count": .cacheRead,
+        "cache-write-input-token-count": .cacheWrite, "InputTokenCount": .input, "OutputTokenCount": .output,
+        "CacheReadInputTokenCount": .cacheRead, "CacheWriteInputTokenCount": .cacheWrite, "input_tokens": .input, "output_tokens": .output,
+    ]
+
+    public static let examples: [PluginExample] = [
+        PluginExample(
+            name: "aws-bedrock: CUR 2.0 with regional, cross-region, cache and Marketplace rows, tax and a credit",
+            file: InvoiceFile(name: "cur2_2026_05.csv", bytes: PackageResources.cur2_2026_05_csv), parserID: "cur-csv",
+            expectedLineCount: 7,
+            expectedAmounts: ["claude-sonnet-4-6/input": "3.703701", "claude-sonnet-4-6/cache_read": "2.7", "claude-sonnet-4-6/output": "15",
+                              "claude-sonnet-4-5/input": "6", "amazon-nova-pro/output": "3.2", "(not usage)": "-0.5"],
+            reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+            expectedVendorTokens: ["claude-sonnet-4-6/input": 1_234_567, "claude-sonnet-4-6/cache_read": 9_000_000,
+                                   "claude-sonnet-4-6/output": 1_000_000, "claude-sonnet-4-5/input": 2_000_000, "amazon-nova-pro/output": 1_000_000]),
+        PluginExample(
+            name: "aws-bedrock: legacy CUR columns read the same",
+            file: InvoiceFile(name: "cur_legacy.csv", bytes: PackageResources.cur_legacy_csv), parserID: "cur-csv",
+            expectedLineCount: 2, expectedAmounts: ["claude-haiku-4-5/input": "0.5", "claude-haiku-4-5/output": "2.5"],
+            expectedQuantities: ["claude-haiku-4-5/input": 500_000, "claude-haiku-4-5/output": 500_000]),
+        PluginExample(
+            name: "aws-bedrock: a missing cost column is refused naming it",
+            file: InvoiceFile(name: "cur_wrong_columns.csv", bytes: PackageResources.cur_wrong_columns_csv), parserID: "cur-csv",
+            expectedError: "cur_wrong_columns.csv:1: field 'line_item_unblended_cost'"),
+    ]
+}
+
+struct BedrockCURParser: InvoiceParser {
+    let id = "cur-csv"
+    let format = InvoiceFormat.csv
+
+    static let usageType = ["line_item_usage_type", "lineItem/UsageType"]
+    static let cost = ["line_item_unblended_cost", "lineItem/UnblendedCost"]
+    static let amount = ["line_item_usage_amount", "lineItem/UsageAmount"]
+    static let unit = ["pricing_unit", "pricing/unit"]
+    static let type = ["line_item_line_item_type", "lineItem/LineItemType"]
+    static let start = ["line_item_usage_start_date", "lineItem/UsageStartDate"]
+    static let currency = ["line_item_currency_code", "lineItem/CurrencyCode"]
+    static let product = ["line_item_product_code", "lineItem/ProductCode"]
+    static let productName = ["product_product_name", "product/ProductName", "product_name"]
+
+    func sniff(_ file: InvoiceFile) -> Bool {
+        guard let h = file.headerLine else { return false }
+        return h.contains("line_item_usage_type") || h.contains("lineItem/UsageType")
+    }
+
+    static let pattern = try! NSRegularExpression(
+        pattern: "^([A-Z]{2,4}[0-9])-(.+?)-(input-tokens|output-tokens|cache-read-input-token-count|cache-write-input-token-count)(-.*)?$")
+    static let marketplace = try! NSRegularExpression(
+        pattern: "^([A-Z]{2,4}[0-9])-MP:[A-Z0-9]+_(InputTokenCount|OutputTokenCount|CacheReadInputTokenCount|CacheWriteInputTokenCount|input_tokens|output_tokens)(_[A-Za-z_]+)?-Units$")
+
+    static func groups(_ re: NSRegularExpression, _ s: String) -> [String?]? {
+        guard let m = re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) else { return nil }
+        return (1..<m.numberOfRanges).map { i in Range(m.range(at: i), in: s).map { String(s[$0]) } }
+    }
+
+    static func scale(_ unit: String?) -> Decimal? {
+        switch unit?.lowercased() {
+        case "1k tokens"?: return 1000
+        case "1m tokens"?: return 1_000_000
+        case "tokens"?, "token"?: return 1
+        default: return nil
+        }
+    }
+
+    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+        let table = try CSVTable.read(file, required: [Self.usageType, Self.cost, Self.start])
+        return try table.rows.map { row in
+            guard let costText = row.cell(Self.cost), let cost = ExactDecimal.parse(costText) else {
+                throw InvoiceError(file: file.name, line: row.line, field: Self.cost[0], "'\(row.cell(Self.cost) ?? "")' is not a decimal amount")
+            }
+            let lineType = row.cell(Self.type) ?? "Usage"
+            let usageType = row.cell(Self.usageType) ?? ""
+            var model: String?, tokenClass: String?, labels: [String: String] = [:]
+            if let g = Self.groups(Self.pattern, usageType) {
+                model = g[1]
+                tokenClass = g[2]
+                labels["region_code"] = g[0]
+                if let suffix = g[3] {
+                    if suffix.contains("cross-region") { labels["routing"] = "cross_region" }
+                    for tier in ["flex", "priority", "batch"] where suffix.hasSuffix(tier) { labels["service_tier"] = tier }
+                }
+            } else if let g = Self.groups(Self.marketplace, usageType) {
+                model = row.cell(Self.productName)
+                tokenClass = g[1]
+                labels["region_code"] = g[0]
+                if g[2]?.lowercased().contains("global") == true { labels["routing"] = "global" }
+            }
+            var quantity: Int64?
+            if tokenClass != nil, let block = Self.scale(row.cell(Self.unit)) {
+                quantity = try row.tokens(Self.amount, times: block, file: file.name)
+            }
+            var attribution: [String: String] = [:]
+            for (k, names) in [("usage_account_id", ["line_item_usage_account_id", "lineItem/UsageAccountId"]),
+                               ("iam_principal", ["line_item_iam_principal"]), ("resource_id", ["line_item_resource_id", "lineItem/ResourceId"])] {
+                if let v = row.cell(names) { attribution[k] = v }
+            }
+            var nonUsage: String?
+            if !["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"].contains(lineType) {
+                nonUsage = "not_usage:\(lineType.lowercased())"
+            } else if tokenClass == nil {
+                nonUsage = "not_usage:\(row.cell(Self.product) ?? "other")"
+            }
+            return InvoiceLine(
+                location: "\(file.name):\(row.line)", vendorModel: model, vendorTokenType: tokenClass,
+                tokenType: tokenClass.flatMap { BedrockPlugin.tokenTypeMap[$0] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
+                currency: row.cell(Self.currency) ?? "USD", quantity: nonUsage == nil ? quantity : nil,
+                date: try row.timestamp(Self.start, file: file.name), labels: labels, attribution: attribution,
+                nonUsageReason: nonUsage, description: usageType)
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Metering
+import ReconCore
+
+/// Azure OpenAI in Cost Management cost-details exports (EA PascalCase or MCA camelCase, CSV).
+/// Cryptic meter names (`gpt-4o 1120 Inp glbl Tokens`, `4o cchd Inp regnl 1M Tokens`) are split
+/// into model words, token class, deployment and batch; `Quantity` counts blocks of
+/// `UnitOfMeasure` (`1K`, `1M`); money prefers the pricing currency when the export has it.
+public enum AzureOpenAIPlugin: VendorPlugin {
+    public static let id = "azure-openai"
+    public static let name = "Azure OpenAI (Cost Management)"
+    public static let rateCardName = "azure-openai"
+    public static let parsers: [any InvoiceParser] = [AzureCostDetailsParser()]
+    public static let tokenTypeMap: [String: TokenType] = ["input": .input, "output": .output, "cached": .cacheRead]
+
+    /// Words in meter names and what they mean.
+    static let inputWords: Set<String> = ["inp", "inpt", "input"]
+    static let outputWords: Set<String> = ["outp", "opt", "output", "out"]
+    static let cachedWords: Set<String> = ["cached", "cchd", "cd", "cache"]
+    static let dropWords: Set<String> = ["tokens", "token", "1m", "1k", "pp", "shortco", "longco"]
+
+    /// `gpt 4o 1120 cached Inp glbl Tokens` → ("gpt-4o-1120", "cached", labels).
+    static func meter(_ name: String) -> (model: String, tokenClass: String, labels: [String: String])? {
+        var words = name.lowercased().replacingOccurrences(of: "data zone", with: "dzone").split(separator: " ").map(String.init)
+        var labels: [String: String] = [:]
+        var tokenClass: String?
+        var cached = false
+        words = words.filter { w in
+            if inputWords.contains(w) { tokenClass = tokenClass ?? "input"; return false }
+            if outputWords.contains(w) { tokenClass = "output"; return false }
+            if cachedWords.contains(w) { cached = true; return false }
+            if ["glbl", "gl", "global"].contains(w) { labels["deployment"] = "global"; return false }
+            if ["dzone", "dz"].contains(w) { labels["deployment"] = "data_zone"; return false }
+            if ["regnl", "regional"].contains(w) { labels["deployment"] = "regional"; return false }
+            if w == "batch" { labels["service_tier"] = "batch"; return false }
+            return !dropWords.contains(w)
+        }
+        guard var tc = tokenClass, !words.isEmpty else { return nil }
+        if cached, tc == "input" { tc = "cached" }
+        // "gpt 4o" and "gpt-4o" are one model word; numbers after it are dated snapshots.
+        var model = words.joined(separator: "-").replacingOccurrences(of: "gpt--", with: "gpt-")
+        if model.hasPrefix("gpt-"), !model.hasPrefix("gpt-4"), !model.hasPrefix("gpt-5"), !model.hasPrefix("gpt-o") { model = String(model) }
+        return (model, tc, labels)
+    }
+
+    public static let examples: [PluginExample] = [
+        PluginExample(
+            name: "azure-openai: cost details with 1K/1M blocks, cached input, batch, a storage meter and a purchase",
+            file: InvoiceFile(name: "azure_cost_details.csv", bytes: PackageResources.azure_cost_details_csv), parserID: "cost-details-csv",
+            expectedLineCount: 6,
+            expectedAmounts: ["gpt-4.1/input": "2.5008", "gpt-4o/cache_read": "1.25", "gpt-4o/output": "10", "gpt-4o/input": "1.25",
+                              "(not usage)": "12.34"],
+            reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+            expectedVendorTokens: ["gpt-4.1/input": 1_250_400, "gpt-4o/cache_read": 1_000_000, "gpt-4o/output": 1_000_000, "gpt-4o/input": 1_000_000]),
+        PluginExample(
+            name: "azure-openai: a non-number quantity is refused naming line and field",
+            file: InvoiceFile(name: "azure_bad_quantity.csv", bytes: PackageResources.azure_bad_quantity_csv), parserID: "cost-details-csv",
+            expectedError: "azure_bad_quantity.csv:2: field 'Quantity'"),
+    ]
+}
+
+struct AzureCostDetailsParser: InvoiceParser {
+    let id = "cost-details-csv"
+    let format = InvoiceFormat.csv
+
+    func sniff(_ file: InvoiceFile) -> Bool {
+        guard let h = file.headerLine?.lowercased() else { return false }
+        return h.contains("metername") && h.contains("unitofmeasure") && h.contains("quantity")
+    }
+
+    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+        let table = try CSVTable.read(file, required: [["MeterName"], ["Quantity"], ["UnitOfMeasure"], ["CostInBillingCurrency", "Cost", "CostInPricingCurrency"], ["Date", "UsageDate"]])
+        return try table.rows.map { row in
+            // The pricing currency (USD for Azure OpenAI) matches the card; the billing currency may not.
+            let usePricing = row.cell("CostInPricingCurrency") != nil && row.cell("PricingCurrency") != nil
+            let costColumns = usePricing ? ["CostInPricingCurrency"] : ["CostInBillingCurrency", "Cost"]
+            guard let costText = row.cell(costColumns), let cost = ExactDecimal.parse(costText) else {
+                throw InvoiceError(file: file.name, line: row.line, field: costColumns[0], "'\(row.cell(costColumns) ?? "")' is not a decimal amount")
+            }
+            let currency = usePricing ? row.cell("PricingCurrency")! : (row.cell(["BillingCurrencyCode", "BillingCurrency"]) ?? "USD")
+            let meterName = row.cell("MeterName") ?? ""
+            let service = (row.cell(["MeterCategory", "ServiceName"]) ?? "") + " " + (row.cell(["MeterSubCategory", "ProductName"]) ?? "")
+            let isOpenAI = service.contains("OpenAI") || service.contains("Foundry")
+            let parsed = isOpenAI ? AzureOpenAIPlugin.meter(meterName) : nil
+            let chargeType = row.cell("ChargeType") ?? "Usage"
+            let block: Decimal = (row.cell("UnitOfMeasure") ?? "").uppercased().hasPrefix("1M") ? 1_000_000
+                : (row.cell("UnitOfMeasure") ?? "").uppercased().hasPrefix("1K") ? 1000 : 1
+            var quantity: Int64?
+            if parsed != nil {
+                quantity = try row.tokens(["Quantity"], times: block, file: file.name)
+            } else {
+                _ = try row.decimal(["Quantity"], file: file.name)
+            }
+            var attribution: [String: String] = [:]
+            for k in ["SubscriptionId", "ResourceGroup", "ResourceId"] { if let v = row.cell(k) { attribution[k] = v } }
+            var nonUsage: String?
+            if chargeType != "Usage" { nonUsage = "not_usage:\(chargeType.lowercased())" } else if parsed == nil { nonUsage = "not_usage:\(meterName)" }
+            return InvoiceLine(
+                location: "\(file.name):\(row.line)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
+                tokenType: parsed.flatMap { AzureOpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
+                currency: currency, quantity: nonUsage == nil ? quantity : nil, date: try row.timestamp(["Date", "UsageDate"], file: file.name),
+                labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: nonUsage, description: meterName)
+        }
+    }
+}

@@ -1,0 +1,167 @@
+import ExactJSON
+import Foundation
+import Metering
+import ReconCore
+
+/// Google Cloud Billing export for Vertex AI / Gemini, as flattened CSV or newline-delimited JSON.
+/// Model and token class live in the SKU description (`Gemini 2.5 Flash GA Text Input -
+/// Predictions`); token counts are `usage.amount` in `count`; credits are separate negative amounts
+/// kept as unmapped lines; windows are hourly.
+public enum VertexPlugin: VendorPlugin {
+    public static let id = "google-vertex"
+    public static let name = "Google Vertex AI (Cloud Billing export)"
+    public static let rateCardName = "google-vertex"
+    public static let parsers: [any InvoiceParser] = [VertexNDJSONParser(), VertexCSVParser()]
+    public static let tokenTypeMap: [String: TokenType] = ["input": .input, "output": .output, "cache_read": .cacheRead]
+
+    /// `Gemini 2.5 Flash GA Thinking Text Output - Predictions` → ("Gemini 2.5 Flash", "output", labels).
+    static func sku(_ description: String) -> (model: String, tokenClass: String, labels: [String: String])? {
+        var labels: [String: String] = [:]
+        let d = description
+        if d.contains("Caching Storage") || d.contains("Grounding") { return nil }
+        if d.contains("Batch") { labels["service_tier"] = "batch" }
+        if d.contains("Priority") { labels["service_tier"] = "priority" }
+        if d.contains("(Long)") { labels["context"] = "long" }
+        let tokenClass: String
+        if d.contains("Caching") && d.contains("Input") { tokenClass = "cache_read" }
+        else if d.contains("Output") { tokenClass = "output" }
+        else if d.contains("Input") { tokenClass = "input" }
+        else { return nil }
+        var cut = d.endIndex
+        for marker in [" GA ", " Global ", " Text ", " Thinking ", " Input", " Output", " Image", " Audio", " Video", " Batch", " Priority"] {
+            if let r = d.range(of: marker), r.lowerBound < cut { cut = r.lowerBound }
+        }
+        let model = String(d[..<cut]).trimmingCharacters(in: .whitespaces)
+        guard model.hasPrefix("Gemini") || model.hasPrefix("Claude") || !model.isEmpty else { return nil }
+        return (model, tokenClass, labels)
+    }
+
+    static func line(file: String, location: String, service: String?, sku: String?, cost: String?, currency: String?, amount: Decimal?,
+                     unit: String?, start: Timestamp, costType: String?, project: String?) throws -> InvoiceLine {
+        guard let cost, let value = ExactDecimal.parse(cost) ?? exponent(cost) else {
+            throw InvoiceError(file: file, field: "cost", "\(location): '\(cost ?? "")' is not a number")
+        }
+        let isVertex = service == "Vertex AI" || service == "Gemini API"
+        let parsed = isVertex ? sku.flatMap(VertexPlugin.sku) : nil
+        var quantity: Int64?
+        if parsed != nil, let amount, ["count", "tokens"].contains(unit ?? "count") {
+            guard let whole = ExactDecimal.roundedInt64(amount), Decimal(exactly: whole) == amount else {
+                throw InvoiceError(file: file, field: "usage.amount", "\(location): a token count must be whole, got \(amount)")
+            }
+            quantity = whole
+        }
+        var nonUsage: String?
+        if let costType, costType != "regular" { nonUsage = "not_usage:\(costType)" } else if parsed == nil { nonUsage = "not_usage:\(sku ?? service ?? "other")" }
+        return InvoiceLine(
+            location: location, vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
+            tokenType: parsed.flatMap { tokenTypeMap[$0.tokenClass] }, amount: value, amountScale: ExactDecimal.scale(of: cost),
+            currency: currency ?? "USD", quantity: nonUsage == nil ? quantity : nil, date: start, labels: parsed?.labels ?? [:],
+            attribution: project.map { ["project_id": $0] } ?? [:], nonUsageReason: nonUsage, description: sku)
+    }
+
+    static func exponent(_ text: String) -> Decimal? {
+        let parts = text.lowercased().split(separator: "e")
+        guard parts.count == 2, let m = ExactDecimal.parse(String(parts[0])), let e = Int(parts[1]) else { return nil }
+        var v = m
+        for _ in 0..<abs(e) { v = e < 0 ? v / 10 : v * 10 }
+        return v
+    }
+
+    public static let examples: [PluginExample] = [
+        PluginExample(
+            name: "google-vertex: NDJSON export with thinking output, caching, storage and a credit",
+            file: InvoiceFile(name: "vertex_export.json", bytes: PackageResources.vertex_export_json), parserID: "billing-export-ndjson",
+            expectedLineCount: 5,
+            expectedAmounts: ["gemini-2.5-flash/input": "0.3195", "gemini-2.5-flash/output": "2.5", "gemini-2.5-flash/cache_read": "0.03",
+                              "(not usage)": "-0.0450"],
+            reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+            expectedVendorTokens: ["gemini-2.5-flash/input": 1_065_000, "gemini-2.5-flash/output": 1_000_000, "gemini-2.5-flash/cache_read": 1_000_000]),
+        PluginExample(
+            name: "google-vertex: flattened CSV export",
+            file: InvoiceFile(name: "vertex_export.csv", bytes: PackageResources.vertex_export_csv), parserID: "billing-export-csv",
+            expectedLineCount: 3,
+            expectedAmounts: ["gemini-2.5-pro/input": "1.25", "gemini-2.5-pro/output": "10", "(not usage)": "-1"],
+            expectedQuantities: ["gemini-2.5-pro/input": 1_000_000, "gemini-2.5-pro/output": 1_000_000]),
+        PluginExample(
+            name: "google-vertex: a truncated NDJSON line is refused naming its line",
+            file: InvoiceFile(name: "vertex_truncated.json", bytes: PackageResources.vertex_truncated_json), parserID: "billing-export-ndjson",
+            expectedError: "vertex_truncated.json:2:"),
+    ]
+}
+
+struct VertexNDJSONParser: InvoiceParser {
+    let id = "billing-export-ndjson"
+    let format = InvoiceFormat.json
+
+    func sniff(_ file: InvoiceFile) -> Bool {
+        let head = String(decoding: file.head, as: UTF8.self)
+        return file.firstCharacter == "{" && head.contains("\"sku\"") && head.contains("\"usage_start_time\"")
+    }
+
+    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+        var lines: [InvoiceLine] = []
+        var bytes = file.bytes[...]
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+        for (i, raw) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+            let lineNo = i + 1
+            let trimmed = raw.filter { $0 != 0x0D }
+            if trimmed.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            let row: JSONValue
+            do { row = try JSONParser.parse(bytes: trimmed) } catch let e as JSONParseError {
+                throw InvoiceError(file: file.name, line: lineNo, "malformed JSON at column \(e.column): \(e.message)")
+            }
+            guard let startText = row["usage_start_time"]?.stringValue, let start = Timestamp(rfc3339: startText) else {
+                throw InvoiceError(file: file.name, line: lineNo, field: "usage_start_time", "must be an RFC 3339 timestamp")
+            }
+            let amountText = row["usage"]?["amount"].flatMap { if case let .number(n) = $0 { return n } else { return $0.stringValue } }
+            let location = "\(file.name):\(lineNo)"
+            var line = try VertexPlugin.line(
+                file: file.name, location: location, service: row["service"]?["description"]?.stringValue,
+                sku: row["sku"]?["description"]?.stringValue,
+                cost: row["cost"].flatMap { if case let .number(n) = $0 { return n } else { return $0.stringValue } },
+                currency: row["currency"]?.stringValue, amount: amountText.flatMap { ExactDecimal.parse($0) ?? VertexPlugin.exponent($0) },
+                unit: row["usage"]?["unit"]?.stringValue, start: start, costType: row["cost_type"]?.stringValue, project: row["project"]?["id"]?.stringValue)
+            if line.amount == nil { line.amount = 0 }
+            lines.append(line)
+            for (c, credit) in (row["credits"]?.arrayValue ?? []).enumerated() {
+                guard case let .number(n)? = credit["amount"], let amount = ExactDecimal.parse(n) ?? VertexPlugin.exponent(n) else {
+                    throw InvoiceError(file: file.name, line: lineNo, field: "credits[\(c)].amount", "must be a number")
+                }
+                lines.append(InvoiceLine(location: "\(location)#credits[\(c)]", vendorModel: nil, vendorTokenType: nil, tokenType: nil, amount: amount,
+                                         amountScale: ExactDecimal.scale(of: n), currency: row["currency"]?.stringValue ?? "USD", date: start,
+                                         nonUsageReason: "credit:\(credit["type"]?.stringValue ?? "credit")", description: credit["name"]?.stringValue))
+            }
+        }
+        return lines
+    }
+}
+
+struct VertexCSVParser: InvoiceParser {
+    let id = "billing-export-csv"
+    let format = InvoiceFormat.csv
+
+    func sniff(_ file: InvoiceFile) -> Bool {
+        guard let h = file.headerLine else { return false }
+        return (h.contains("sku_description") || h.contains("sku.description")) && h.contains("usage_start_time")
+    }
+
+    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+        let table = try CSVTable.read(file, required: [["sku_description", "sku.description"], ["cost"], ["usage_start_time"]])
+        var lines: [InvoiceLine] = []
+        for row in table.rows {
+            let location = "\(file.name):\(row.line)"
+            lines.append(try VertexPlugin.line(
+                file: file.name, location: location, service: row.cell(["service_description", "service.description"]),
+                sku: row.cell(["sku_description", "sku.description"]), cost: row.cell("cost"), currency: row.cell("currency"),
+                amount: try row.decimal(["usage_amount", "usage.amount"], file: file.name), unit: row.cell(["usage_unit", "usage.unit"]),
+                start: try row.timestamp(["usage_start_time"], file: file.name), costType: row.cell("cost_type"),
+                project: row.cell(["project_id", "project.id"])))
+            if let credits = try row.decimal(["credits"], file: file.name), credits != 0 {
+                lines.append(InvoiceLine(location: "\(location)#credits", vendorModel: nil, vendorTokenType: nil, tokenType: nil, amount: credits,
+                                         amountScale: ExactDecimal.scale(of: row.cell("credits")!), currency: row.cell("currency") ?? "USD",
+                                         date: try row.timestamp(["usage_start_time"], file: file.name), nonUsageReason: "credit"))
+            }
+        }
+        return lines
+    }
+}
