@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` and `make test`. Each installs what it needs.
-.PHONY: demo test build clean
+.PHONY: demo test build clean bench
 demo:
 	scripts/demo
 test:
@@ -8,3 +8,5 @@ build:
 	scripts/setup && swift build
 clean:
 	rm -rf .build
+bench:
+	QUICK=$(QUICK) scripts/bench

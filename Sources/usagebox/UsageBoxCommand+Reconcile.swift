@@ -94,7 +94,28 @@ extension UsageBoxCommand {
     }
 
     struct Vendors: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The vendor plugins: ids, formats, parsers and rate-card versions (GET /v1/vendors).")
+        static let configuration = CommandConfiguration(
+            abstract: "The vendor plugins: ids, formats, parsers and rate-card versions (GET /v1/vendors).",
+            subcommands: [List.self, Scaffold.self], defaultSubcommand: List.self)
+
+        struct Scaffold: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Write a new vendor plugin into a UsageBox checkout: folder, rate card, Package.swift target, registry line.")
+            @Argument(help: "The vendor's name, e.g. Acme.") var name: String
+            @Option(name: .customLong("package-root"), help: "The UsageBox checkout (default: the working directory).") var packageRoot = "."
+
+            func run() async throws {
+                let written = try VendorScaffold.run(name: name, packageRoot: packageRoot)
+                printOut("Scaffolded \(name):\n" + written.map { "  " + $0 }.joined(separator: "\n")
+                         + "\nNext: swift build && swift test --filter PluginExampleTests (its examples run by themselves).")
+            }
+        }
+    }
+}
+
+extension UsageBoxCommand.Vendors {
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the plugins.")
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
@@ -106,7 +127,9 @@ extension UsageBoxCommand {
             }).render())
         }
     }
+}
 
+extension UsageBoxCommand {
     struct RateCards: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "ratecards", abstract: "The rate cards compiled into usagebox, or one of them.")

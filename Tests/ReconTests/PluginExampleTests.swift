@@ -76,6 +76,23 @@ import UsageBoxApp
         }
     }
 
+    /// Every positive example cut short at several points must give an `InvoiceError` naming the
+    /// file (or, where the cut still leaves a valid file, lines): never a crash, never another error.
+    @Test(arguments: examples.filter { $0.example.expectedError == nil }.map(\.example.name))
+    func truncatedExamplesFailCleanly(_ name: String) throws {
+        let (pluginID, example) = Self.examples.first { $0.example.name == name }!
+        let parser = Self.registry.plugin(pluginID)!.parsers.first { $0.id == example.parserID }!
+        let bytes = example.file.bytes
+        for cut in [bytes.count / 3, bytes.count / 2, bytes.count * 4 / 5, bytes.count - 3] where cut > 0 {
+            let file = InvoiceFile(name: example.file.name, bytes: Array(bytes.prefix(cut)))
+            do {
+                _ = try parser.parse(file)
+            } catch let e as InvoiceError {
+                #expect(e.file == example.file.name, "\(name) cut at \(cut): \(e)")
+            }
+        }
+    }
+
     static let reconcilable = examples.filter { $0.example.reconcilePeriod != nil }.map(\.example.name)
 
     /// Every plugin example that says so reconciles end to end with gap 0 against a meter holding
