@@ -20,6 +20,12 @@ public enum UBLPlugin: VendorPlugin {
         "cache_write_5m": .cacheWrite5m, "cache_write_1h": .cacheWrite1h, "cache_write": .cacheWrite,
     ]
 
+    /// The supplier's name, so a matching card (an "Anthropic, PBC" invoice → `anthropic`) is used
+    /// when no `--rate-card` is given.
+    public static func cardHints(for lines: [InvoiceLine]) -> [String] {
+        Array(Set(lines.compactMap { $0.labels["supplier"] }))
+    }
+
     public static let examples: [PluginExample] = [
         PluginExample(
             name: "ubl: an AI usage invoice with line periods, million-token quantities, an allowance and tax",
@@ -76,6 +82,7 @@ struct UBLParser: InvoiceParser {
         var documentCurrency: String?
         var issueDate: String?
         var periodStart: String?
+        var supplier: String?
         var pending: Pending?
         var raw: [Pending] = []
         do {
@@ -112,6 +119,8 @@ struct UBLParser: InvoiceParser {
                         case ("DocumentCurrencyCode", 2): documentCurrency = value
                         case ("IssueDate", 2): issueDate = value
                         case ("StartDate", 3) where parent == "InvoicePeriod": periodStart = value
+                        case ("RegistrationName", _) where path.count >= 3 && path[1].name == "AccountingSupplierParty": supplier = supplier ?? value
+                        case ("Name", _) where path.count >= 3 && path[1].name == "AccountingSupplierParty" && parent == "PartyName": supplier = supplier ?? value
                         default: break
                         }
                         if var p = pending {
@@ -173,7 +182,8 @@ struct UBLParser: InvoiceParser {
                     location: "\(file.name):\(p.line)", vendorModel: vendorModel, vendorTokenType: p.tokenTypeProperty,
                     tokenType: p.tokenTypeProperty.flatMap { UBLPlugin.tokenTypeMap[$0] }, amount: amount * sign,
                     amountScale: ExactDecimal.scale(of: amountText), currency: currency, quantity: quantity, date: date,
-                    labels: p.unitCode.map { ["unit_code": $0] } ?? [:], description: "line \(p.id ?? "?"): \(vendorModel ?? "")"))
+                    labels: ["unit_code": p.unitCode, "supplier": supplier].compactMapValues { $0 },
+                    description: "line \(p.id ?? "?"): \(vendorModel ?? "")"))
             case "allowance_charge":
                 let isCharge = p.chargeIndicator == "true"
                 lines.append(InvoiceLine(

@@ -99,14 +99,6 @@ public struct ReconciliationEngine: Sendable {
             throw UsageBoxError.invalidArgument("unknown vendor '\(o.vendor)'; known: \(registry.plugins.map { $0.id }.joined(separator: ", "))", field: "vendor")
         }
         guard !o.invoices.isEmpty else { throw UsageBoxError.invalidArgument("no invoice file given", field: "invoice") }
-        let card: any RateCardConverter
-        if let override = o.rateCard {
-            card = override
-        } else if let c = cards[plugin.rateCardName] {
-            card = c
-        } else {
-            throw UsageBoxError.invalidArgument("no rate card for \(plugin.id); pass --rate-card", field: "rate_card")
-        }
         if let account = o.account, !o.scope.allows(account) {
             throw UsageBoxError(.permissionDenied, "this key may not see account \(account)", field: "account_id")
         }
@@ -148,6 +140,20 @@ public struct ReconciliationEngine: Sendable {
             }
             files.append((file.name, Self.sha256(file.bytes), parser.id))
             formats.insert(parser.format.rawValue)
+        }
+        // The card: the one named, else one the invoice itself points to (a UBL supplier), else the vendor's.
+        let card: any RateCardConverter
+        let hints = plugin.cardHints(for: lines.map(\.0)).map { $0.lowercased() }
+        if let override = o.rateCard {
+            card = override
+        } else if let hinted = cards.values.sorted(by: { $0.vendor < $1.vendor }).first(where: { c in
+            c.vendor != plugin.rateCardName && !c.models.isEmpty && hints.contains { $0.contains(c.vendor) }
+        }) {
+            card = hinted
+        } else if let c = cards[plugin.rateCardName] {
+            card = c
+        } else {
+            throw UsageBoxError.invalidArgument("no rate card for \(plugin.id); pass --rate-card", field: "rate_card")
         }
         let invoiceSHA = files.count == 1 ? files[0].sha256 : Self.sha256(Array(files.map(\.sha256).joined(separator: "\n").utf8))
         if !o.allowOverlap { try Self.checkOverlap(lines, names: o.invoices.map(\.name)) }

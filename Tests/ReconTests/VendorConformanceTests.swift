@@ -93,6 +93,31 @@ import UsageBoxApp
         }
     }
 
+    @Test func aCreditNoteNegatesAndTheSuppliersCardIsFoundByName() async throws {
+        let xml = """
+            <?xml version="1.0"?>
+            <CreditNote xmlns="urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
+              xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+              xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+              <cbc:ID>CN-1</cbc:ID><cbc:IssueDate>2026-05-31</cbc:IssueDate><cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
+              <cac:AccountingSupplierParty><cac:Party><cac:PartyLegalEntity><cbc:RegistrationName>Anthropic, PBC</cbc:RegistrationName></cac:PartyLegalEntity></cac:Party></cac:AccountingSupplierParty>
+              <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">1.50</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
+              <cac:CreditNoteLine><cbc:ID>1</cbc:ID><cbc:CreditedQuantity unitCode="C62">1</cbc:CreditedQuantity>
+                <cbc:LineExtensionAmount currencyID="USD">1.50</cbc:LineExtensionAmount>
+                <cac:Item><cbc:Name>claude-haiku-4-5</cbc:Name>
+                  <cac:AdditionalItemProperty><cbc:Name>token_type</cbc:Name><cbc:Value>output</cbc:Value></cac:AdditionalItemProperty></cac:Item>
+              </cac:CreditNoteLine>
+            </CreditNote>
+            """
+        let file = InvoiceFile(name: "credit.xml", bytes: Array(xml.utf8))
+        let (_, parser) = try #require(service.registry.sniff(file))
+        let lines = try parser.parse(file)
+        #expect(lines.map(\.amount) == [Decimal(string: "-1.5")], "a credit note negates")
+        let r = try await service.engine.run(ReconciliationOptions(vendor: "ubl", invoices: [file], range: S.may), store: try S.store())
+        #expect(r.rateCard.vendor == "anthropic", "the supplier's name picked the anthropic card")
+        #expect(r.unmapped.map(\.reason) == ["credit"], "a negative line is a credit, kept with its amount")
+    }
+
     @Test func aUBLInvoiceWithTheSuppliersCardReconciles() async throws {
         let example = try #require(builtInPlugins.first { $0.id == "ubl" }?.examples.first { $0.expectedError == nil })
         let card = try RateCard.load(text: """

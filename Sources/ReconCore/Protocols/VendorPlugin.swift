@@ -14,6 +14,13 @@ public protocol VendorPlugin: Sendable {
     /// Vendor token-type names → canonical token types.
     static var tokenTypeMap: [String: TokenType] { get }
     static var examples: [PluginExample] { get }
+    /// Names that may identify the card to use for these lines (a UBL supplier's name): the
+    /// engine uses a card whose vendor id one of them contains, when no card was named.
+    static func cardHints(for lines: [InvoiceLine]) -> [String]
+}
+
+extension VendorPlugin {
+    public static func cardHints(for lines: [InvoiceLine]) -> [String] { [] }
 }
 
 /// A sample export and what parsing it must give: documentation and test data at once.
