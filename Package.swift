@@ -170,7 +170,7 @@ let package = Package(
         ),
 
         // Parse throughput of the shared readers, for the benchmarks.
-        .executableTarget(name: "usagebox-bench", dependencies: ["FormatReaders", "ExactJSON"], swiftSettings: swiftSettings),
+        .executableTarget(name: "usagebox-bench", dependencies: ["FormatReaders", "ExactJSON", "Metering", "UsageBoxApp"], swiftSettings: swiftSettings),
 
         .testTarget(name: "MeteringTests", dependencies: ["Metering", "FormatReaders", "ExactJSON"], swiftSettings: swiftSettings),
         .testTarget(

@@ -77,14 +77,20 @@ public enum JSONParser {
         mutating func parseObject(depth: Int) throws -> JSONValue {
             index += 1
             var members: [(String, JSONValue)] = []
-            var seen = Set<String>()
+            // Small objects (events) check duplicate keys by scanning; a Set only pays off for big ones.
+            var seen: Set<String>?
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
             while true {
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a string key") }
                 let key = try parseString()
-                guard seen.insert(key).inserted else { throw error("duplicate key \"\(key)\"") }
+                if members.count < 16 {
+                    for (k, _) in members where k == key { throw error("duplicate key \"\(key)\"") }
+                } else {
+                    if seen == nil { seen = Set(members.map(\.0)) }
+                    guard seen!.insert(key).inserted else { throw error("duplicate key \"\(key)\"") }
+                }
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
                 index += 1
@@ -142,14 +148,20 @@ public enum JSONParser {
         mutating func parseString() throws -> String {
             index += 1  // opening quote
             let start = index
-            // Fast path: no escapes.
+            // Fast path: no escapes; pure ASCII needs no UTF-8 validation.
+            var ascii = true
             while index < bytes.count {
                 let b = bytes[index]
                 if b == UInt8(ascii: "\"") {
-                    let s = try validatedString(UnsafeBufferPointer(rebasing: bytes[start..<index]))
+                    let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
+                    let s = ascii ? String(unsafeUninitializedCapacity: slice.count) { dest in
+                        _ = dest.initialize(fromContentsOf: slice)
+                        return slice.count
+                    } : try validatedString(slice)
                     index += 1
                     return s
                 }
+                if b >= 0x80 { ascii = false }
                 if b == UInt8(ascii: "\\") { break }
                 if b < 0x20 { throw error("control character in string") }
                 index += 1

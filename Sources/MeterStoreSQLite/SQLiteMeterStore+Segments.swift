@@ -25,11 +25,17 @@ struct SegmentDigest: @unchecked Sendable {
     init(previous: String?) {
         self.previous = previous
         hasher = SHA256()
-        hasher.update(data: Array(((previous ?? "") + "\n").utf8))
+        let head = Array(((previous ?? "") + "\n").utf8)
+        head.withUnsafeBytes { hasher.update(bufferPointer: $0) }
     }
 
+    /// Reused between events, so hashing allocates nothing per event.
+    private var buffer: [UInt8] = []
+
     mutating func add(_ e: UsageEvent, key: Int64) {
-        hasher.update(data: Array(e.canonicalEncoding.utf8))
+        buffer.removeAll(keepingCapacity: true)
+        e.appendCanonical(to: &buffer)
+        buffer.withUnsafeBytes { hasher.update(bufferPointer: $0) }
         count += 1
         sum &+= e.quantity
         firstTs = min(firstTs ?? .max, e.timestamp.microseconds)

@@ -46,56 +46,54 @@ public struct EventDecoder: Sendable {
         guard case let .object(members) = value else {
             return .invalid(EventRejection(code: "invalid_event", message: "an event must be a JSON object, got \(value.typeName)"))
         }
-        let eventID = value["event_id"]?.stringValue
-        var fields: [String: String?] = [:]
-        var dims: [String: String] = [:]
-        var quantityText: String?
+        var f = RawFields()
+        var eventIDHint: String?
+        for (key, v) in members where key == "event_id" { eventIDHint = v.stringValue }
         for (key, v) in members {
             switch key {
             case "dimensions":
                 switch v {
                 case .null: break
                 case let .object(dm):
+                    f.dimensions.reserveCapacity(dm.count)
                     for (dk, dv) in dm {
                         guard let s = dv.stringValue else {
-                            return .invalid(reject("invalid_dimensions", "dimension '\(dk)' must be a string, got \(dv.typeName)", "dimensions.\(dk)", eventID))
+                            return .invalid(reject("invalid_dimensions", "dimension '\(dk)' must be a string, got \(dv.typeName)", "dimensions.\(dk)", eventIDHint))
                         }
-                        dims[dk] = s
+                        f.dimensions.append(UsageEvent.Dimension(dk, s))
                     }
                 default:
-                    return .invalid(reject("invalid_dimensions", "dimensions must be an object of strings, got \(v.typeName)", "dimensions", eventID))
+                    return .invalid(reject("invalid_dimensions", "dimensions must be an object of strings, got \(v.typeName)", "dimensions", eventIDHint))
                 }
             case "quantity":
                 switch v {
-                case let .number(t): quantityText = t
-                case let .string(s): quantityText = s
+                case let .number(t): f.quantity = t
+                case let .string(s): f.quantity = s
                 default:
-                    return .invalid(reject("invalid_quantity", "quantity must be an integer, got \(v.typeName)", "quantity", eventID))
+                    return .invalid(reject("invalid_quantity", "quantity must be an integer, got \(v.typeName)", "quantity", eventIDHint))
                 }
             default:
-                guard Self.eventFields.contains(key) else {
-                    return .invalid(reject("unknown_field", "unknown event field '\(key)'", key, eventID))
+                guard let slot = RawFields.Slot(rawValue: key) else {
+                    return .invalid(reject("unknown_field", "unknown event field '\(key)'", key, eventIDHint))
                 }
                 switch v {
-                case .null: fields[key] = .some(nil)
-                case let .string(s): fields[key] = .some(s)
+                case .null: break
+                case let .string(s): f[slot] = s
                 default:
-                    return .invalid(reject("invalid_\(key)", "\(key) must be a string, got \(v.typeName)", key, eventID))
+                    return .invalid(reject("invalid_\(key)", "\(key) must be a string, got \(v.typeName)", key, eventIDHint))
                 }
             }
         }
-        return build(fields: fields, quantityText: quantityText, dimensions: dims)
+        return build(f)
     }
 
     /// Decodes one CSV row given as header → cell; an empty cell is absent, and every column that
     /// is not an event field is a dimension.
     public func decode(row: [(String, String)]) -> IngestItem {
-        var fields: [String: String?] = [:]
-        var dims: [String: String] = [:]
-        var quantityText: String?
+        var f = RawFields()
         for (key, cell) in row where !cell.isEmpty {
             if key == "quantity" {
-                quantityText = cell
+                f.quantity = cell
             } else if key == "dimensions" {
                 guard case let .object(dm)? = try? JSONParser.parse(cell) else {
                     return .invalid(reject("invalid_dimensions", "the dimensions column must hold a JSON object of strings", "dimensions", nil))
@@ -104,28 +102,56 @@ public struct EventDecoder: Sendable {
                     guard let s = dv.stringValue else {
                         return .invalid(reject("invalid_dimensions", "dimension '\(dk)' must be a string", "dimensions.\(dk)", nil))
                     }
-                    dims[dk] = s
+                    f.dimensions.append(UsageEvent.Dimension(dk, s))
                 }
-            } else if Self.eventFields.contains(key) {
-                fields[key] = .some(cell)
+            } else if let slot = RawFields.Slot(rawValue: key) {
+                f[slot] = cell
             } else {
-                dims[key] = cell
+                f.dimensions.append(UsageEvent.Dimension(key, cell))
             }
         }
-        return build(fields: fields, quantityText: quantityText, dimensions: dims)
+        return build(f)
+    }
+
+    /// Event fields as read, before validation.
+    struct RawFields {
+        enum Slot: String { case eventID = "event_id", accountID = "account_id", meterID = "meter_id", modelID = "model_id",
+                                 kind, correctionRef = "correction_ref", unit, timestamp }
+        var values: [String?] = Array(repeating: nil, count: 8)
+        var quantity: String?
+        var dimensions: [UsageEvent.Dimension] = []
+
+        subscript(_ slot: Slot) -> String? {
+            get { values[Self.index(slot)] }
+            set { values[Self.index(slot)] = newValue }
+        }
+
+        static func index(_ slot: Slot) -> Int {
+            switch slot {
+            case .eventID: return 0
+            case .accountID: return 1
+            case .meterID: return 2
+            case .modelID: return 3
+            case .kind: return 4
+            case .correctionRef: return 5
+            case .unit: return 6
+            case .timestamp: return 7
+            }
+        }
     }
 
     private func reject(_ code: String, _ message: String, _ field: String?, _ eventID: String?) -> EventRejection {
         EventRejection(code: code, message: message, field: field, eventID: eventID)
     }
 
-    private func build(fields: [String: String?], quantityText: String?, dimensions: [String: String]) -> IngestItem {
-        let eventIDValue = fields["event_id"] ?? nil
+    private func build(_ raw: RawFields) -> IngestItem {
+        let eventIDValue = raw[.eventID]
+        let quantityText = raw.quantity
         func fail(_ code: String, _ message: String, _ field: String) -> IngestItem {
             .invalid(reject(code, message, field, eventIDValue))
         }
         func identifier(_ name: String, required: Bool) -> (String?, IngestItem?) {
-            guard let value = fields[name] ?? nil else {
+            guard let value = raw[RawFields.Slot(rawValue: name)!] else {
                 return (nil, required ? fail("missing_\(name)", "\(name) is required", name) : nil)
             }
             guard Self.isValidIdentifier(value) else {
@@ -143,13 +169,13 @@ public struct EventDecoder: Sendable {
         if let e4 { return e4 }
 
         var kind = EventKind.usage
-        if let k = fields["kind"] ?? nil {
+        if let k = raw[.kind] {
             guard let parsed = EventKind(rawValue: k) else {
                 return fail("invalid_kind", "kind must be 'Usage' or 'Correction', got '\(k)'", "kind")
             }
             kind = parsed
         }
-        let correctionRef = fields["correction_ref"] ?? nil
+        let correctionRef = raw[.correctionRef]
         switch kind {
         case .usage:
             if correctionRef != nil {
@@ -176,11 +202,11 @@ public struct EventDecoder: Sendable {
         if kind == .correction, quantity == 0 {
             return fail("invalid_quantity", "a Correction quantity must not be 0", "quantity")
         }
-        let unit = fields["unit"] ?? nil
+        let unit = raw[.unit]
         if let unit, unit.isEmpty || unit.utf8.count > 64 {
             return fail("invalid_unit", "unit must be 1–64 characters", "unit")
         }
-        guard let tsText = fields["timestamp"] ?? nil else {
+        guard let tsText = raw[.timestamp] else {
             return fail("missing_timestamp", "timestamp is required", "timestamp")
         }
         guard let timestamp = Timestamp(rfc3339: tsText) else {
@@ -192,10 +218,20 @@ public struct EventDecoder: Sendable {
         if timestamp.microseconds > now().microseconds + Self.futureLeeway {
             return fail("timestamp_in_future", "timestamp \(tsText) is more than 5 minutes in the future", "timestamp")
         }
-        guard dimensions.count <= Self.maxDimensions else {
-            return fail("invalid_dimensions", "at most \(Self.maxDimensions) dimensions, got \(dimensions.count)", "dimensions")
+        // A later value of the same key wins, as in a JSON object read into a map; sorted by key bytes.
+        var dims = raw.dimensions
+        if dims.count > 1 {
+            dims.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            var unique: [UsageEvent.Dimension] = []
+            unique.reserveCapacity(dims.count)
+            for d in dims { if unique.last?.key == d.key { unique[unique.count - 1] = d } else { unique.append(d) } }
+            dims = unique
         }
-        for (k, v) in dimensions {
+        guard dims.count <= Self.maxDimensions else {
+            return fail("invalid_dimensions", "at most \(Self.maxDimensions) dimensions, got \(dims.count)", "dimensions")
+        }
+        for d in dims {
+            let (k, v) = (d.key, d.value)
             guard !k.isEmpty, k.utf8.count <= Self.maxDimensionKeyLength else {
                 return fail("invalid_dimensions", "dimension keys must be 1–\(Self.maxDimensionKeyLength) characters", "dimensions")
             }
@@ -205,7 +241,7 @@ public struct EventDecoder: Sendable {
         }
         return .event(UsageEvent(
             eventID: eventID!, accountID: accountID!, meterID: meterID!, modelID: modelID, kind: kind,
-            correctionRef: correctionRef, quantity: quantity, unit: unit, timestamp: timestamp, dimensions: dimensions
+            correctionRef: correctionRef, quantity: quantity, unit: unit, timestamp: timestamp, sortedDimensions: dims
         ))
     }
 

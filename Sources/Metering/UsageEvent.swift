@@ -70,31 +70,66 @@ extension UsageEvent {
     /// Duplicate-vs-conflict decisions and segment hashes both use it, so two events with the same
     /// meaning always encode to the same bytes whatever JSON text they arrived as.
     public var canonicalEncoding: String {
-        var out = "{\"account_id\":"
-        JSONWriter.appendString(accountID, to: &out)
+        var bytes: [UInt8] = []
+        appendCanonical(to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the canonical encoding as UTF-8 bytes (the hashing hot path: no intermediate String).
+    public func appendCanonical(to out: inout [UInt8]) {
+        out.reserveCapacity(out.count + 256)
+        @inline(__always) func raw(_ s: StaticString) {
+            s.withUTF8Buffer { out.append(contentsOf: $0) }
+        }
+        @inline(__always) func str(_ s: String) {
+            out.append(0x22)
+            var needsEscape = false
+            for b in s.utf8 where b < 0x20 || b == 0x22 || b == 0x5C { needsEscape = true; break }
+            if needsEscape {
+                var escaped = ""
+                JSONWriter.appendString(s, to: &escaped)
+                out.append(contentsOf: escaped.utf8.dropFirst().dropLast())
+            } else {
+                out.append(contentsOf: s.utf8)
+            }
+            out.append(0x22)
+        }
+        raw("{\"account_id\":")
+        str(accountID)
         if let correctionRef {
-            out += ",\"correction_ref\":"
-            JSONWriter.appendString(correctionRef, to: &out)
+            raw(",\"correction_ref\":")
+            str(correctionRef)
         }
         if !dimensions.isEmpty {
-            out += ",\"dimensions\":"
-            out += Self.canonicalDimensions(dimensions)
+            raw(",\"dimensions\":{")
+            for (i, d) in dimensions.enumerated() {
+                if i > 0 { out.append(0x2C) }
+                str(d.key)
+                out.append(0x3A)
+                str(d.value)
+            }
+            out.append(0x7D)
         }
-        out += ",\"event_id\":"
-        JSONWriter.appendString(eventID, to: &out)
-        out += ",\"kind\":\"" + kind.rawValue + "\",\"meter_id\":"
-        JSONWriter.appendString(meterID, to: &out)
+        raw(",\"event_id\":")
+        str(eventID)
+        raw(",\"kind\":")
+        kind == .usage ? raw("\"Usage\"") : raw("\"Correction\"")
+        raw(",\"meter_id\":")
+        str(meterID)
         if let modelID {
-            out += ",\"model_id\":"
-            JSONWriter.appendString(modelID, to: &out)
+            raw(",\"model_id\":")
+            str(modelID)
         }
-        out += ",\"quantity\":" + String(quantity) + ",\"timestamp\":\"" + timestamp.rfc3339 + "\""
+        raw(",\"quantity\":")
+        out.append(contentsOf: String(quantity).utf8)
+        raw(",\"timestamp\":\"")
+        out.append(contentsOf: timestamp.rfc3339.utf8)
+        out.append(0x22)
         if let unit {
-            out += ",\"unit\":"
-            JSONWriter.appendString(unit, to: &out)
+            raw(",\"unit\":")
+            str(unit)
         }
-        out += "}\n"
-        return out
+        raw("}\n")
     }
 
     /// Dimensions as a compact JSON object in key byte order (empty string for none).

@@ -1,12 +1,14 @@
 import ExactJSON
 import FormatReaders
 import Foundation
+import Metering
+import UsageBoxApp
 
 /// Parse throughput of the shared invoice readers (CSV over libcsv, XML over libxml2, JSON), for
 /// the benchmarks: `usagebox-bench csv|xml|json FILE` prints one JSON line with MB/s.
 let args = CommandLine.arguments
-guard args.count == 3, ["csv", "xml", "json"].contains(args[1]) else {
-    FileHandle.standardError.write(Data("usage: usagebox-bench csv|xml|json FILE\n".utf8))
+guard args.count == 3, ["csv", "xml", "json", "events"].contains(args[1]) else {
+    FileHandle.standardError.write(Data("usage: usagebox-bench csv|xml|json|events FILE\n".utf8))
     exit(2)
 }
 let path = args[2]
@@ -17,6 +19,9 @@ do {
     switch args[1] {
     case "csv":
         try CSVReader.read(path: path) { _ in records += 1 }
+    case "events":
+        // Reading and validating events only (no store): the decode side of ingest.
+        records = try EventCounter.count(path: path)
     case "xml":
         try XMLStreamReader.read(path: path) { event in if case .start = event { records += 1 } }
     default:
@@ -31,3 +36,30 @@ do {
 let elapsed = ContinuousClock.now - start
 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 print(#"{"format":"\#(args[1])","bytes":\#(bytes),"records":\#(records),"seconds":\#(String(format: "%.3f", seconds)),"mb_per_s":\#(String(format: "%.1f", Double(bytes) / 1_000_000 / seconds))}"#)
+
+/// Runs the async reader to completion from synchronous code.
+enum EventCounter {
+    final class Box: @unchecked Sendable {
+        // Written by the one task below, read after the semaphore: no concurrent access.
+        var count = 0
+        var failure: (any Error)?
+    }
+
+    static func count(path: String) throws -> Int {
+        let box = Box()
+        let semaphore = DispatchSemaphore(value: 0)
+        Task.detached {
+            do {
+                var n = 0
+                try await EventFileReader(decoder: EventDecoder()).read(path: path, batchSize: 20_000) { n += $0.count }
+                box.count = n
+            } catch {
+                box.failure = error
+            }
+            semaphore.signal()
+        }
+        semaphore.wait()
+        if let f = box.failure { throw f }
+        return box.count
+    }
+}
