@@ -242,14 +242,30 @@ extension SQLiteMeterStore {
             ON CONFLICT (key_id, hour) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
                 min = MIN(min, excluded.min), max = MAX(max, excluded.max)
             """)
+        var days: [Cell: UsageAggregate] = [:]
         for (cell, agg) in cells {
             try upsert.execute(arguments: [cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max])
+            let day = Cell(key: cell.key, hour: cell.hour / 24)  // hours are never negative: events before 1970 are refused
+            var d = days[day] ?? UsageAggregate()
+            try d.add(agg)
+            days[day] = d
         }
+        try Self.upsertDays(db, days)
         let dimInsert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO account_dimension (account_id, name) VALUES (?, ?)")
         for (account, names) in seenDims {
             for name in names { try dimInsert.execute(arguments: [account, name]) }
         }
         return response
+    }
+
+    /// Adds aggregates to the daily rollups (`Cell.hour` holds the day here).
+    static func upsertDays(_ db: Database, _ days: [Cell: UsageAggregate]) throws {
+        let upsert = try db.cachedStatement(sql: """
+            INSERT INTO rollup_day (key_id, day, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (key_id, day) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
+                min = MIN(min, excluded.min), max = MAX(max, excluded.max)
+            """)
+        for (cell, agg) in days { try upsert.execute(arguments: [cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max]) }
     }
 
     func openSegment(_ db: Database, account: String, now: Int64, ctx: inout WriteContext) throws -> OpenSegment {

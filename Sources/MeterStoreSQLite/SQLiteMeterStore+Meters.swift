@@ -48,6 +48,7 @@ extension SQLiteMeterStore {
         let oldKeys = try Int64.fetchAll(db, sql: "SELECT id FROM rollup_key WHERE meter_id = ?", arguments: [meterID])
         guard !oldKeys.isEmpty else { return }
         try db.execute(sql: "DELETE FROM rollup_hour WHERE key_id IN (\(oldKeys.map(String.init).joined(separator: ",")))")
+        try db.execute(sql: "DELETE FROM rollup_day WHERE key_id IN (\(oldKeys.map(String.init).joined(separator: ",")))")
         let sealed = try Row.fetchAll(db, sql: """
             SELECT id, sha256, prev_sha256 FROM segment WHERE sealed_at IS NOT NULL
             AND id IN (SELECT DISTINCT segment_id FROM event WHERE meter_id = ?)
@@ -73,9 +74,14 @@ extension SQLiteMeterStore {
             try agg.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity))
             cells[cell] = agg
         }
+        var days: [Cell: UsageAggregate] = [:]
         for (cell, agg) in cells {
             try db.execute(sql: "INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)",
                            arguments: [cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max])
+            var d = days[Cell(key: cell.key, hour: cell.hour / 24)] ?? UsageAggregate()
+            try d.add(agg)
+            days[Cell(key: cell.key, hour: cell.hour / 24)] = d
         }
+        try Self.upsertDays(db, days)
     }
 }

@@ -39,7 +39,19 @@ extension SQLiteMeterStore {
             let innerFrom = (q.range.from.microseconds + h - 1) / h
             let innerTo = q.range.to.microseconds / h
             if innerFrom < innerTo {
-                try readRollups(db, q, fromHour: innerFrom, toHour: innerTo, into: &groups, dir: &dir)
+                if needsHourly(q) {
+                    try readRollups(db, q, fromHour: innerFrom, toHour: innerTo, into: &groups, dir: &dir)
+                } else {
+                    // Whole days from the daily rollups, the hours around them from the hourly ones.
+                    let dayFrom = (innerFrom + 23) / 24, dayTo = innerTo / 24
+                    if dayFrom < dayTo {
+                        try readRollups(db, q, fromHour: innerFrom, toHour: dayFrom * 24, into: &groups, dir: &dir)
+                        try readRollups(db, q, fromHour: dayFrom, toHour: dayTo, into: &groups, dir: &dir, table: "rollup_day")
+                        try readRollups(db, q, fromHour: dayTo * 24, toHour: innerTo, into: &groups, dir: &dir)
+                    } else {
+                        try readRollups(db, q, fromHour: innerFrom, toHour: innerTo, into: &groups, dir: &dir)
+                    }
+                }
                 if q.range.from.microseconds < innerFrom * h {
                     try readRaw(db, q, from: q.range.from.microseconds, to: innerFrom * h, hour: needsHour, into: &groups, dir: &dir)
                 }
@@ -104,23 +116,30 @@ extension SQLiteMeterStore {
         }
     }
 
+    /// Only `group_by=hour` needs hourly rows; day and month buckets come from daily rows.
+    private func needsHourly(_ q: UsageQuery) -> Bool { q.groupBy.contains(.hour) }
+
+    /// Reads one rollup level; with `rollup_day`, `fromHour`/`toHour` are days.
     private func readRollups(_ db: Database, _ q: UsageQuery, fromHour: Int64, toHour: Int64,
-                             into groups: inout [[String?]: UsageAggregate], dir: inout KeyDirectory) throws {
+                             into groups: inout [[String?]: UsageAggregate], dir: inout KeyDirectory, table: String = "rollup_hour") throws {
+        guard fromHour < toHour else { return }
+        let column = table == "rollup_day" ? "day" : "hour"
         var ids: [Int64] = []
         for (id, key) in dir.byID where id > 0 && passes(q, key: key, dims: dir.dimensions(of: id)) { ids.append(id) }
         guard !ids.isEmpty else { return }
         let byHour = q.groupBy.contains(where: \.isTimeBucket)
         // Ids are integers we own, so inlining them is safe and lets SQLite walk the primary key.
         let sql = """
-            SELECT key_id, \(byHour ? "hour" : "NULL"), SUM(sum), SUM(count), MIN(min), MAX(max) FROM rollup_hour
-            WHERE key_id IN (\(ids.sorted().map(String.init).joined(separator: ","))) AND hour >= ? AND hour < ?
-            GROUP BY key_id\(byHour ? ", hour" : "")
+            SELECT key_id, \(byHour ? column : "NULL"), SUM(sum), SUM(count), MIN(min), MAX(max) FROM \(table)
+            WHERE key_id IN (\(ids.sorted().map(String.init).joined(separator: ","))) AND \(column) >= ? AND \(column) < ?
+            GROUP BY key_id\(byHour ? ", \(column)" : "")
             """
         let rows = try Row.fetchCursor(db, sql: sql, arguments: [fromHour, toHour])
         while let r = try rows.next() {
             let id: Int64 = r[0]
             let key = dir.byID[id]!
-            let g = groupKey(q, key: key, keyID: id, hour: r[1], dims: dir.dimensions(of: id))
+            let bucket: Int64? = r[1]
+            let g = groupKey(q, key: key, keyID: id, hour: table == "rollup_day" ? bucket.map { $0 * 24 } : bucket, dims: dir.dimensions(of: id))
             var agg = groups[g] ?? UsageAggregate()
             try agg.add(UsageAggregate(sum: r[2], count: r[3], min: r[4], max: r[5]))
             groups[g] = agg

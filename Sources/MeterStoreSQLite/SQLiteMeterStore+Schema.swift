@@ -131,6 +131,22 @@ extension SQLiteMeterStore {
                 BEGIN SELECT RAISE(ABORT, 'reconciliation records are kept'); END;
                 """)
         }
+        m.registerMigration("v4.rollup-day") { db in
+            // Daily rollups built from the hourly ones: a month's read touches 31 rows per key, not 744.
+            try db.execute(sql: """
+                CREATE TABLE rollup_day (
+                    key_id INTEGER NOT NULL,
+                    day INTEGER NOT NULL,     -- days since the epoch, UTC
+                    sum INTEGER NOT NULL CHECK (typeof(sum) = 'integer'),
+                    count INTEGER NOT NULL,
+                    min INTEGER NOT NULL,
+                    max INTEGER NOT NULL,
+                    PRIMARY KEY (key_id, day)
+                ) WITHOUT ROWID;
+                INSERT INTO rollup_day (key_id, day, sum, count, min, max)
+                    SELECT key_id, hour / 24, SUM(sum), SUM(count), MIN(min), MAX(max) FROM rollup_hour GROUP BY key_id, hour / 24;
+                """)
+        }
         return m
     }
 }

@@ -83,8 +83,14 @@ extension SQLiteMeterStore {
         var running = ctx.digests[segmentID]
         if running == nil, !ctx.unknownDigests.contains(segmentID) { running = digestCache.take(segmentID) }
         let d: SegmentDigest
+        // A digest kept while this process inserted every one of the segment's events (in the
+        // transactions that stored them) already proves hash and statistics: the segment counts
+        // as verified at sealing, so incremental verify trusts its statistics. Deep verify always
+        // re-reads. A segment another process touched is re-read here instead.
+        var verifiedAtSeal = false
         if let running, running.count == stored, running.previous == previous {
             d = running
+            verifiedAtSeal = true
         } else {
             d = try digest(db, segmentID: segmentID, previous: previous) { try ctx.keyID(db, ctx.rollupKey(db, $0)) }
         }
@@ -96,9 +102,10 @@ extension SQLiteMeterStore {
             try insert.execute(arguments: [segmentID, cell.key, cell.hour, agg.sum, agg.count])
         }
         try db.execute(sql: """
-            UPDATE segment SET sealed_at = ?, sha256 = ?, prev_sha256 = ?, event_count = ?, sum = ?, first_ts = ?, last_ts = ?
+            UPDATE segment SET sealed_at = ?, sha256 = ?, prev_sha256 = ?, event_count = ?, sum = ?, first_ts = ?, last_ts = ?,
+                verified_at = ?
             WHERE id = ?
-            """, arguments: [now, d.finalize(), previous, d.count, d.sum, d.firstTs, d.lastTs, segmentID])
+            """, arguments: [now, d.finalize(), previous, d.count, d.sum, d.firstTs, d.lastTs, verifiedAtSeal ? now : nil, segmentID])
     }
 
     public func sealOpenSegments() async throws {

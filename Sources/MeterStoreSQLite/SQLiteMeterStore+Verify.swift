@@ -97,8 +97,39 @@ extension SQLiteMeterStore {
             }
         }
 
-        var rawSum: Int64 = 0, rollupSum: Int64 = 0, drift: Int64 = 0
-        var mismatches: [VerifyReport.Mismatch] = []
+        // The daily rollups must equal their hours, for every day wholly inside the checked hours.
+        var dayDrift: Int64 = 0
+        var dayMismatches: [VerifyReport.Mismatch] = []
+        let firstDay = (fromHour + 23) / 24, lastDay = toHour / 24
+        if firstDay < lastDay, !accountKeys.isEmpty {
+            var fromHours: [Cell: UsageAggregate] = [:]
+            for (cell, agg) in rollup where cell.hour >= firstDay * 24 && cell.hour < lastDay * 24 {
+                var d = fromHours[Cell(key: cell.key, hour: cell.hour / 24)] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
+                d.sum &+= agg.sum
+                d.count += agg.count
+                fromHours[Cell(key: cell.key, hour: cell.hour / 24)] = d
+            }
+            var stored: [Cell: UsageAggregate] = [:]
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT key_id, day, sum, count FROM rollup_day
+                WHERE key_id IN (\(accountKeys.sorted().map(String.init).joined(separator: ","))) AND day >= ? AND day < ?
+                """, arguments: [firstDay, lastDay])
+            while let r = try rows.next() { stored[Cell(key: r[0], hour: r[1])] = UsageAggregate(sum: r[2], count: r[3], min: 0, max: 0) }
+            for cell in Set(stored.keys).union(fromHours.keys) {
+                let a = fromHours[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
+                let b = stored[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
+                guard a.sum != b.sum || a.count != b.count else { continue }
+                dayDrift &+= Int64(truncatingIfNeeded: (a.sum &- b.sum).magnitude)
+                if let key = dir.byID[cell.key], dayMismatches.count < 100 {
+                    dayMismatches.append(.init(meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
+                                               dimensions: key.dimensions, hour: .ofHour(cell.hour * 24), rollupSum: b.sum, rawSum: a.sum,
+                                               rollupCount: b.count, rawCount: a.count))
+                }
+            }
+        }
+
+        var rawSum: Int64 = 0, rollupSum: Int64 = 0, drift: Int64 = dayDrift
+        var mismatches: [VerifyReport.Mismatch] = dayMismatches
         var days: [Int64: (rollup: Int64, raw: Int64, drift: Int64)] = [:]
         let cells = Set(raw.keys).union(rollup.keys).sorted { ($0.hour, $0.key) < ($1.hour, $1.key) }
         for cell in cells {
@@ -135,7 +166,7 @@ extension SQLiteMeterStore {
             dayList = list
         }
         var report = VerifyReport(
-            ok: drift == 0 && corrupt.isEmpty && !countMismatch, mode: req.mode, rollupSum: rollupSum, rawSum: rawSum, drift: drift,
+            ok: drift == 0 && corrupt.isEmpty && !countMismatch && dayMismatches.isEmpty, mode: req.mode, rollupSum: rollupSum, rawSum: rawSum, drift: drift,
             segmentsChecked: segments.count, segmentsCorrupt: corrupt.count, mismatches: mismatches, days: dayList)
         report.corruptSegments = corrupt
         return (report, verifiedOK)

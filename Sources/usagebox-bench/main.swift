@@ -7,8 +7,14 @@ import UsageBoxApp
 /// Parse throughput of the shared invoice readers (CSV over libcsv, XML over libxml2, JSON), for
 /// the benchmarks: `usagebox-bench csv|xml|json FILE` prints one JSON line with MB/s.
 let args = CommandLine.arguments
+if args.count >= 3, ["usage", "verify-deep", "verify-incremental"].contains(args[1]) {
+    // In-process timings of reads on an existing store (no process start): median of 21 runs, ms.
+    let ms = try StoreTimer.time(kind: args[1], path: args[2], account: args.count > 3 ? args[3] : nil)
+    print(#"{"what":"\#(args[1])","account":"\#(args.count > 3 ? args[3] : "all")","median_ms":\#(String(format: "%.2f", ms))}"#)
+    exit(0)
+}
 guard args.count == 3, ["csv", "xml", "json", "events"].contains(args[1]) else {
-    FileHandle.standardError.write(Data("usage: usagebox-bench csv|xml|json|events FILE\n".utf8))
+    FileHandle.standardError.write(Data("usage: usagebox-bench csv|xml|json|events FILE | usage|verify-deep|verify-incremental DB [ACCOUNT]\n".utf8))
     exit(2)
 }
 let path = args[2]
@@ -61,5 +67,45 @@ enum EventCounter {
         semaphore.wait()
         if let f = box.failure { throw f }
         return box.count
+    }
+}
+
+enum StoreTimer {
+    final class Box: @unchecked Sendable {
+        // Written by the one task below, read after the semaphore.
+        var ms = 0.0
+        var failure: (any Error)?
+    }
+
+    static func time(kind: String, path: String, account: String?) throws -> Double {
+        let box = Box()
+        let semaphore = DispatchSemaphore(value: 0)
+        Task.detached {
+            do {
+                let store = try StoreFactory.openSQLite(path: path)
+                let range = try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-06-01T00:00:00Z")
+                var samples: [Double] = []
+                for _ in 0..<22 {
+                    let start = ContinuousClock.now
+                    switch kind {
+                    case "usage":
+                        _ = try await store.usage(UsageQuery(scope: account.map { .accounts([$0]) } ?? .all, range: range, groupBy: [.modelID]))
+                    default:
+                        _ = try await store.verify(VerifyRequest(account: account ?? "acct_7", range: range,
+                                                                 mode: kind == "verify-deep" ? .deep : .incremental))
+                    }
+                    let d = ContinuousClock.now - start
+                    samples.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+                }
+                samples.removeFirst()  // warm-up
+                box.ms = samples.sorted()[samples.count / 2]
+            } catch {
+                box.failure = error
+            }
+            semaphore.signal()
+        }
+        semaphore.wait()
+        if let f = box.failure { throw f }
+        return box.ms
     }
 }

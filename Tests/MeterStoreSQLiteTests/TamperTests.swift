@@ -44,8 +44,9 @@ import UsageBoxTesting
         for mode in [VerifyMode.deep, .incremental] {
             let v = try await verify(mode, byDay: true)
             #expect(!v.ok, "\(mode)")
-            #expect(v.drift == 7)
-            #expect(v.mismatches.count == 1)
+            // The hour disagrees with its events (7) and the day's rollup with its hours (7).
+            #expect(v.drift == 14)
+            #expect(v.mismatches.count == 2)
             #expect(v.rollupSum == v.rawSum + 7)
             #expect(v.days?.filter { $0.drift != 0 }.count == 1, "the day of the change is named")
         }
@@ -59,14 +60,26 @@ import UsageBoxTesting
         let v = try await verify()
         #expect(!v.ok)
         #expect(v.rollupSum == v.rawSum, "the totals agree…")
-        #expect(v.drift == 1000, "…but drift sums |raw − rollup| per key")
-        #expect(v.mismatches.count == 2)
+        #expect(v.drift == 2000, "…but drift sums |raw − rollup| per key and hour, and |day − its hours|")
+        #expect(v.mismatches.count == 4)
+    }
+
+    @Test func aChangedDailyRollupIsCaught() async throws {
+        try edit("UPDATE rollup_day SET sum = sum + 3 WHERE (key_id, day) = (SELECT key_id, day FROM rollup_day LIMIT 1)")
+        for mode in [VerifyMode.deep, .incremental] {
+            let v = try await verify(mode)
+            #expect(!v.ok && v.drift == 3 && v.mismatches.count == 1, "\(mode)")
+        }
+        // Reads over whole days use the daily rollups, so the tampering shows there first.
+        let total = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: Fixture.may))
+        let raw = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: Fixture.may, source: .raw))
+        #expect(total.groups[0].aggregate.sum == raw.groups[0].aggregate.sum + 3)
     }
 
     @Test func changedCountIsCaught() async throws {
         try edit("UPDATE rollup_hour SET count = count + 1 WHERE (key_id, hour) = (SELECT key_id, hour FROM rollup_hour LIMIT 1)")
         let v = try await verify()
-        #expect(!v.ok && v.drift == 0 && v.mismatches.count == 1)
+        #expect(!v.ok && v.drift == 0 && v.mismatches.count == 2, "the hour and its day both disagree in count")
     }
 
     @Test func alteredSegmentEventsAreCaught() async throws {
@@ -80,7 +93,7 @@ import UsageBoxTesting
             """)
         let v = try await verify()
         #expect(!v.ok)
-        #expect(v.drift == 0, "rollups were forged to match, so only the hash can tell")
+        #expect(v.drift == 1, "the hourly rollup was forged to match; its day still tells, and so does the hash")
         #expect(v.segmentsCorrupt == 1)
         #expect(v.corruptSegments.first?.reason.contains("SHA-256") == true)
     }
