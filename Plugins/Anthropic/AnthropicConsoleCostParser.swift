@@ -1,4 +1,3 @@
-import FormatReaders
 import Foundation
 import Metering
 import ReconCore
@@ -15,41 +14,20 @@ struct AnthropicConsoleCostParser: InvoiceParser {
     }
 
     func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
-        var records: [CSVRecord] = []
-        do {
-            let reader = try CSVReader()
-            try file.bytes.withUnsafeBytes { try reader.feed($0) { records.append($0) } }
-            try reader.finish { records.append($0) }
-        } catch let e as CSVError {
-            throw InvoiceError(file: file.name, line: e.line, e.message)
-        }
-        guard let header = records.first else { throw InvoiceError(file: file.name, line: 1, "the file is empty") }
-        var column: [String: Int] = [:]
-        for (i, name) in header.fields.enumerated() { column[name.trimmingCharacters(in: .whitespaces)] = i }
-        for required in ["usage_date_utc", "model", "token_type", "cost_usd"] where column[required] == nil {
-            throw InvoiceError(file: file.name, line: 1, field: required, "the header lacks the column '\(required)'")
-        }
+        let table = try CSVTable.read(file, required: [["usage_date_utc"], ["model"], ["token_type"], ["cost_usd"]])
         var lines: [InvoiceLine] = []
-        for record in records.dropFirst() {
-            if record.fields.count == 1, record.fields[0].isEmpty { continue }
-            guard record.fields.count == header.fields.count else {
-                throw InvoiceError(file: file.name, line: record.line, "the row has \(record.fields.count) fields; the header names \(header.fields.count)")
-            }
-            func cell(_ name: String) -> String? {
-                guard let i = column[name] else { return nil }
-                let v = record.fields[i].trimmingCharacters(in: .whitespaces)
-                return v.isEmpty ? nil : v
-            }
+        for row in table.rows {
+            func cell(_ name: String) -> String? { row.cell(name) }
             guard let dateText = cell("usage_date_utc"), let date = Timestamp(rfc3339: dateText + "T00:00:00Z") else {
-                throw InvoiceError(file: file.name, line: record.line, field: "usage_date_utc", "must be a date written YYYY-MM-DD")
+                throw InvoiceError(file: file.name, line: row.line, field: "usage_date_utc", "must be a date written YYYY-MM-DD")
             }
             guard let costText = cell("cost_usd"), let cost = ExactDecimal.parse(costText) else {
-                throw InvoiceError(file: file.name, line: record.line, field: "cost_usd", "'\(cell("cost_usd") ?? "")' is not a decimal amount")
+                throw InvoiceError(file: file.name, line: row.line, field: "cost_usd", "'\(cell("cost_usd") ?? "")' is not a decimal amount")
             }
             var listAmount: Decimal?
             if let l = cell("list_price_usd") {
                 guard let d = ExactDecimal.parse(l) else {
-                    throw InvoiceError(file: file.name, line: record.line, field: "list_price_usd", "'\(l)' is not a decimal amount")
+                    throw InvoiceError(file: file.name, line: row.line, field: "list_price_usd", "'\(l)' is not a decimal amount")
                 }
                 listAmount = d
             }
@@ -67,7 +45,7 @@ struct AnthropicConsoleCostParser: InvoiceParser {
             if let k = cell("api_key_id") { attribution["api_key_id"] = k }
             if let k = cell("api_key") { attribution["api_key"] = k }
             lines.append(InvoiceLine(
-                location: "\(file.name):\(record.line)", vendorModel: model, vendorTokenType: vendorTokenType,
+                location: "\(file.name):\(row.line)", vendorModel: model, vendorTokenType: vendorTokenType,
                 tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] }, amount: cost,
                 amountScale: ExactDecimal.scale(of: costText), currency: "USD", listAmount: listAmount, date: date, labels: labels,
                 attribution: attribution, nonUsageReason: nonUsage, description: costType))

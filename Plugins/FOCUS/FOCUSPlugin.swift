@@ -1,5 +1,4 @@
 import ExactJSON
-import FormatReaders
 import Foundation
 import Metering
 import ReconCore
@@ -44,31 +43,10 @@ struct FOCUSParser: InvoiceParser {
     }
 
     func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
-        var records: [CSVRecord] = []
-        do {
-            let reader = try CSVReader()
-            try file.bytes.withUnsafeBytes { try reader.feed($0) { records.append($0) } }
-            try reader.finish { records.append($0) }
-        } catch let e as CSVError {
-            throw InvoiceError(file: file.name, line: e.line, e.message)
-        }
-        guard let header = records.first else { throw InvoiceError(file: file.name, line: 1, "the file is empty") }
-        var column: [String: Int] = [:]
-        for (i, name) in header.fields.enumerated() { column[name.trimmingCharacters(in: .whitespaces)] = i }
-        for required in ["BilledCost", "BillingCurrency", "ChargeCategory", "ChargePeriodStart"] where column[required] == nil {
-            throw InvoiceError(file: file.name, line: 1, field: required, "the header lacks the FOCUS column '\(required)'")
-        }
+        let table = try CSVTable.read(file, required: [["BilledCost"], ["BillingCurrency"], ["ChargeCategory"], ["ChargePeriodStart"]])
         var lines: [InvoiceLine] = []
-        for r in records.dropFirst() {
-            if r.fields.count == 1, r.fields[0].isEmpty { continue }
-            guard r.fields.count == header.fields.count else {
-                throw InvoiceError(file: file.name, line: r.line, "the row has \(r.fields.count) fields; the header names \(header.fields.count)")
-            }
-            func cell(_ name: String) -> String? {
-                guard let i = column[name] else { return nil }
-                let v = r.fields[i].trimmingCharacters(in: .whitespaces)
-                return v.isEmpty ? nil : v
-            }
+        for r in table.rows {
+            func cell(_ name: String) -> String? { r.cell(name) }
             func decimal(_ name: String) throws -> Decimal? {
                 guard let t = cell(name) else { return nil }
                 guard let d = ExactDecimal.parse(t) else { throw InvoiceError(file: file.name, line: r.line, field: name, "'\(t)' is not a decimal") }

@@ -38,7 +38,7 @@ public enum VertexPlugin: VendorPlugin {
 
     static func line(file: String, location: String, service: String?, sku: String?, cost: String?, currency: String?, amount: Decimal?,
                      unit: String?, start: Timestamp, costType: String?, project: String?) throws -> InvoiceLine {
-        guard let cost, let value = ExactDecimal.parse(cost) ?? exponent(cost) else {
+        guard let cost, let value = ExactDecimal.parseNumber(cost) else {
             throw InvoiceError(file: file, field: "cost", "\(location): '\(cost ?? "")' is not a number")
         }
         let isVertex = service == "Vertex AI" || service == "Gemini API"
@@ -57,14 +57,6 @@ public enum VertexPlugin: VendorPlugin {
             tokenType: parsed.flatMap { tokenTypeMap[$0.tokenClass] }, amount: value, amountScale: ExactDecimal.scale(of: cost),
             currency: currency ?? "USD", quantity: nonUsage == nil ? quantity : nil, date: start, labels: parsed?.labels ?? [:],
             attribution: project.map { ["project_id": $0] } ?? [:], nonUsageReason: nonUsage, description: sku)
-    }
-
-    static func exponent(_ text: String) -> Decimal? {
-        let parts = text.lowercased().split(separator: "e")
-        guard parts.count == 2, let m = ExactDecimal.parse(String(parts[0])), let e = Int(parts[1]) else { return nil }
-        var v = m
-        for _ in 0..<abs(e) { v = e < 0 ? v / 10 : v * 10 }
-        return v
     }
 
     public static let examples: [PluginExample] = [
@@ -119,12 +111,12 @@ struct VertexNDJSONParser: InvoiceParser {
                 file: file.name, location: location, service: row["service"]?["description"]?.stringValue,
                 sku: row["sku"]?["description"]?.stringValue,
                 cost: row["cost"].flatMap { if case let .number(n) = $0 { return n } else { return $0.stringValue } },
-                currency: row["currency"]?.stringValue, amount: amountText.flatMap { ExactDecimal.parse($0) ?? VertexPlugin.exponent($0) },
+                currency: row["currency"]?.stringValue, amount: amountText.flatMap { ExactDecimal.parseNumber($0) },
                 unit: row["usage"]?["unit"]?.stringValue, start: start, costType: row["cost_type"]?.stringValue, project: row["project"]?["id"]?.stringValue)
             if line.amount == nil { line.amount = 0 }
             lines.append(line)
             for (c, credit) in (row["credits"]?.arrayValue ?? []).enumerated() {
-                guard case let .number(n)? = credit["amount"], let amount = ExactDecimal.parse(n) ?? VertexPlugin.exponent(n) else {
+                guard case let .number(n)? = credit["amount"], let amount = ExactDecimal.parseNumber(n) else {
                     throw InvoiceError(file: file.name, line: lineNo, field: "credits[\(c)].amount", "must be a number")
                 }
                 lines.append(InvoiceLine(location: "\(location)#credits[\(c)]", vendorModel: nil, vendorTokenType: nil, tokenType: nil, amount: amount,

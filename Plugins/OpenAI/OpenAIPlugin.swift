@@ -82,7 +82,7 @@ struct OpenAICostsParser: InvoiceParser {
             }
             for (r, row) in (bucket["results"]?.arrayValue ?? []).enumerated() {
                 let field = "\(at).results[\(r)]"
-                guard case let .number(text)? = row["amount"]?["value"] ?? nil, let amount = ExactDecimal.parse(text) ?? Self.exponent(text) else {
+                guard case let .number(text)? = row["amount"]?["value"] ?? nil, let amount = ExactDecimal.parseNumber(text) else {
                     throw InvoiceError(file: file.name, field: "\(field).amount.value", "the amount must be a number of dollars")
                 }
                 let item = row["line_item"]?.stringValue
@@ -108,15 +108,6 @@ struct OpenAICostsParser: InvoiceParser {
             }
         }
         return lines
-    }
-
-    /// JSON numbers may come as 1.2e-05: read the digits and the exponent exactly.
-    static func exponent(_ text: String) -> Decimal? {
-        let parts = text.lowercased().split(separator: "e")
-        guard parts.count == 2, let mantissa = ExactDecimal.parse(String(parts[0])), let exp = Int(parts[1]) else { return nil }
-        var v = mantissa
-        for _ in 0..<abs(exp) { v = exp < 0 ? v / 10 : v * 10 }
-        return v
     }
 }
 

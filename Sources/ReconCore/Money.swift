@@ -19,6 +19,16 @@ public enum ExactDecimal {
         return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
     }
 
+    /// Parses a JSON number's text exactly, exponents included (`7.5e-2` → 0.075), never via `Double`.
+    public static func parseNumber(_ text: String) -> Decimal? {
+        if let d = parse(text) { return d }
+        let parts = text.lowercased().split(separator: "e")
+        guard parts.count == 2, let mantissa = parse(String(parts[0])), let exp = Int(parts[1]), abs(exp) <= 40 else { return nil }
+        var v = mantissa
+        for _ in 0..<abs(exp) { v = exp < 0 ? v / 10 : v * 10 }
+        return v
+    }
+
     /// The number of digits after the decimal point as written ("1.50" → 2).
     public static func scale(of text: String) -> Int {
         guard let dot = text.firstIndex(of: ".") else { return 0 }
