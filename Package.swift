@@ -187,13 +187,13 @@ let package = Package(
         .testTarget(
             name: "UsageBoxServerTests",
             dependencies: ["UsageBoxServer", "UsageBoxApp", "Metering", "MeterStoreSQLite", "MeterStoreHTTPClient", "ExactJSON",
-                           "usagebox",
+                           "UsageBoxTesting", "usagebox",
                            .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "UsageBoxCLITests",
-            dependencies: ["UsageBoxApp", "Metering", "usagebox"],
+            dependencies: ["UsageBoxApp", "Metering", "UsageBoxTesting", "usagebox"],
             swiftSettings: swiftSettings
         ),
     ]

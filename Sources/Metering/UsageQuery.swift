@@ -215,7 +215,7 @@ public struct UsageResult: Sendable, Hashable {
     }
 
     /// sum / count with six decimals, computed exactly in integers (half away from zero).
-    static func average(_ a: UsageAggregate) -> String {
+    public static func average(_ a: UsageAggregate) -> String {
         let scaled = a.sum.multipliedReportingOverflow(by: 1_000_000)
         var q: Int64
         if scaled.overflow {

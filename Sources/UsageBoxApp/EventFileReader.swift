@@ -6,7 +6,8 @@ public import Metering
 /// An ingest item with where it was read from.
 public struct SourcedItem: Sendable {
     public var item: IngestItem
-    public var line: Int
+    /// The line in an NDJSON or CSV file; nil inside a `{"events": [...]}` document (the error's index says which).
+    public var line: Int?
 }
 
 /// Streams events out of NDJSON, `{"events": […]}` JSON, or CSV files.
@@ -118,7 +119,7 @@ public struct EventFileReader: Sendable {
             } else {
                 throw UsageBoxError.invalidArgument("\(path): expected {\"events\": [...]} or an array of events", field: "file")
             }
-            for e in events { try await emit(SourcedItem(item: decoder.decode(e), line: 1)) }
+            for e in events { try await emit(SourcedItem(item: decoder.decode(e), line: nil)) }
         case .csv:
             var header: [String]?
             var records: [CSVRecord] = []

@@ -11,9 +11,7 @@ public enum Rendering {
                 case .count: return TextTable.grouped(g.aggregate.count)
                 case .min: return g.aggregate.count == 0 ? "" : TextTable.grouped(g.aggregate.min)
                 case .max: return g.aggregate.count == 0 ? "" : TextTable.grouped(g.aggregate.max)
-                case .avg:
-                    if case let .number(n)? = r.jsonValue["groups"]?.arrayValue?.first?["avg"] { return n }
-                    return ""
+                case .avg: return g.aggregate.count == 0 ? "" : UsageResult.average(g.aggregate)
                 }
             }
         }

@@ -53,6 +53,10 @@ import Testing
     @Test func badInputNamesFileAndLineAndKeepsStoredEvents() throws {
         let good = try dir.write("good.ndjson", #"{"event_id":"g1","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z"}"# + "\n")
         #expect(try CLI.run(["ingest", "--db", db, good]).status == 0)
+        let doc = try dir.write("doc.json", #"{"events": [{"event_id":"d1","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z"}, {"event_id":"d2","account_id":"a","meter_id":"m","quantity":-1,"timestamp":"2026-05-01T00:00:00Z"}]}"#)
+        let docErrors = try json(try CLI.run(["ingest", "--db", db, "--json", doc]))["errors"]?.arrayValue ?? []
+        #expect(docErrors.count == 1 && docErrors[0]["index"] == .int(1) && docErrors[0]["line"] == nil,
+                "inside a JSON document the index, not a made-up line, says which event")
         let badJSON = try dir.write("bad.json", "{\"events\": [\n  {\"event_id\": \"x\",\n  oops]}")
         let r = try CLI.run(["ingest", "--db", db, badJSON])
         #expect(r.status == 1)

@@ -3,20 +3,14 @@ import Foundation
 import Metering
 import MeterStoreHTTPClient
 import Testing
+import UsageBoxTesting
 
 /// The real `usagebox serve` on a free port, driven as a user would: the kata's curl script, the
 /// CLI's --server mode, concurrent clients, and a graceful stop.
 @Suite(.serialized) struct LiveServerTests {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    static var binary: String {
-        if let env = ProcessInfo.processInfo.environment["USAGEBOX_BIN"] { return env }
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("usagebox").path), dir.path != "/" {
-            dir = dir.deletingLastPathComponent()
-        }
-        return dir.appendingPathComponent("usagebox").path
-    }
+    static var binary: String { ProcessRunner.product("usagebox") }
 
     final class Server: @unchecked Sendable {
         let process = Process()
@@ -65,34 +59,8 @@ import Testing
         }
     }
 
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    static func run(_ executable: String, _ args: [String], env: [String: String] = [:]) throws -> Output {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = args
-        var environment = ProcessInfo.processInfo.environment
-        environment.merge(env) { $1 }
-        p.environment = environment
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        return Output(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    static func run(_ executable: String, _ args: [String], env: [String: String] = [:]) throws -> ProcessOutput {
+        try ProcessRunner.run(executable, args, env: env)
     }
 
     static func sections(_ text: String) throws -> [String: JSONValue] {
