@@ -59,7 +59,9 @@ public final class HTTPMeterStore: MeterStore {
         return value
     }
 
-    public func ingest(_ batch: [IngestItem]) async throws -> IngestResponse {
+    public func ingest(_ prepared: IngestBatch) async throws -> IngestResponse {
+        // The server prepares its own batches; only the items travel.
+        let batch = prepared.items
         var total = IngestResponse()
         var start = 0
         while start < batch.count {

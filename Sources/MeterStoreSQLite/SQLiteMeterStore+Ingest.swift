@@ -34,22 +34,21 @@ struct WriteContext {
         digests[segment] = d
     }
 
-    /// Adds an accepted event to its segment's running digest, when this process has hashed
-    /// exactly the segment's earlier events; otherwise sealing will re-read the segment.
-    mutating func addToDigest(segment: Int64, countBefore: Int64, _ e: UsageEvent, key: Int64) {
-        if digests[segment] == nil {
-            guard !unknownDigests.contains(segment), let cached = store.digestCache.take(segment) else {
-                unknownDigests.insert(segment)
-                return
-            }
-            digests[segment] = cached
-        }
-        guard digests[segment]!.count == countBefore else {
-            digests[segment] = nil
+    /// Takes a segment's running digest out for a batch, when this process has hashed exactly the
+    /// segment's `count` stored events; otherwise sealing will re-read the segment.
+    mutating func takeDigest(segment: Int64, count: Int64) -> SegmentDigest? {
+        var d = digests.removeValue(forKey: segment)
+        if d == nil, !unknownDigests.contains(segment) { d = store.digestCache.take(segment) }
+        guard let d, d.count == count else {
             unknownDigests.insert(segment)
-            return
+            return nil
         }
-        digests[segment]!.add(e, key: key)
+        return d
+    }
+
+    /// Hands a digest taken with `takeDigest` back (published when the transaction commits).
+    mutating func putDigest(_ d: SegmentDigest?) {
+        if let d { digests[d.segmentID] = d }
     }
 
     mutating func meter(_ db: Database, _ id: String) throws -> MeterConfig? {
@@ -76,6 +75,14 @@ struct WriteContext {
         return id
     }
 
+    /// The rollup key a batch group counts under, with the meter's kept dimensions.
+    mutating func rollupKey(_ db: Database, _ g: IngestBatch.Group) throws -> RollupKey {
+        let config = try meter(db, g.meter) ?? MeterConfig(unit: nil, rollupDimensions: nil)
+        let dimensions = config.rollupDimensions == nil ? g.dimensionsText : UsageEvent.canonicalDimensions(config.projected(g.dimensions))
+        return RollupKey(account: g.account, meter: g.meter, model: g.model ?? "", kind: g.kind.rawValue, unit: g.unit ?? "",
+                         dimensions: dimensions)
+    }
+
     /// The rollup key an event counts under, with the meter's kept dimensions.
     mutating func rollupKey(_ db: Database, _ e: UsageEvent) throws -> RollupKey {
         let config = try meter(db, e.meterID) ?? MeterConfig(unit: nil, rollupDimensions: nil)
@@ -100,20 +107,43 @@ struct OpenSegment {
     var firstTs: Int64?
     var lastTs: Int64?
     var dirty = false
+
+    mutating func add(quantity: Int64, microseconds ts: Int64) {
+        count += 1
+        sum &+= quantity
+        firstTs = min(firstTs ?? .max, ts)
+        lastTs = max(lastTs ?? .min, ts)
+        dirty = true
+    }
+}
+
+/// An account's state while one batch is written.
+struct AccountWrite {
+    var closedMonths: Set<String>
+    var segment: OpenSegment?
+    /// The open segment's running digest, moved out of the context for the batch; nil when unknown.
+    var digest: SegmentDigest?
+}
+
+/// A rollup group's running total for the hour its latest events fell in: events mostly arrive
+/// in time order, so most of them add to this instead of a dictionary.
+struct HourRun {
+    var hour: Int64 = .min
+    var aggregate = UsageAggregate()
 }
 
 extension SQLiteMeterStore {
-    public func ingest(_ batch: [IngestItem]) async throws -> IngestResponse {
+    public func ingest(_ batch: IngestBatch) async throws -> IngestResponse {
         try await write { db, ctx in try self.ingest(db, batch, &ctx) }
     }
 
-    func ingest(_ db: Database, _ batch: [IngestItem], _ ctx: inout WriteContext) throws -> IngestResponse {
+    func ingest(_ db: Database, _ batch: IngestBatch, _ ctx: inout WriteContext) throws -> IngestResponse {
         let now = clock().microseconds
         var response = IngestResponse()
-        var closed: [String: Set<String>] = [:]
-        var segments: [String: OpenSegment] = [:]
+        var accounts = [AccountWrite?](repeating: nil, count: batch.accounts.count)
+        var groupKeys = [Int64](repeating: 0, count: batch.groups.count)  // 0: not resolved yet
+        var runs = [HourRun](repeating: HourRun(), count: batch.groups.count)
         var cells: [Cell: UsageAggregate] = [:]
-        var seenDims: [String: Set<String>] = [:]
 
         let insert = try db.cachedStatement(sql: """
             INSERT INTO event (account_id, event_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts,
@@ -129,9 +159,9 @@ extension SQLiteMeterStore {
         }
 
         /// Decides duplicate vs conflict against the stored event; false when no event has that id.
-        func resolveExisting(_ i: Int, _ e: UsageEvent) throws -> Bool {
+        func resolveExisting(_ i: Int, _ e: UsageEvent, _ p: IngestBatch.Prepared) throws -> Bool {
             guard let stored = try fetchEvent(db, account: e.accountID, eventID: e.eventID) else { return false }
-            if stored.canonicalEncoding == e.canonicalEncoding {
+            if stored.canonicalEncoding.utf8.elementsEqual(batch.canonical[p.canonical]) {
                 response.duplicates += 1
             } else {
                 problem(i, e.eventID, .conflict, "conflict",
@@ -140,103 +170,108 @@ extension SQLiteMeterStore {
             return true
         }
 
-        for (i, item) in batch.enumerated() {
-            let e: UsageEvent
-            switch item {
-            case let .invalid(r):
-                problem(i, r.eventID, .rejected, r.code, r.message, r.field)
-                continue
-            case let .event(ev):
-                e = ev
-            }
+        /// Adds a group's finished hour to the batch's cells.
+        func close(_ g: Int) throws {
+            guard runs[g].aggregate.count > 0 else { return }
+            try cells[Cell(key: groupKeys[g], hour: runs[g].hour), default: UsageAggregate()].add(runs[g].aggregate)
+            runs[g] = HourRun()
+        }
 
-            // Store-level checks: unit and closed period. A retried event reports duplicate first.
-            var meter = try ctx.meter(db, e.meterID)
-            if let unit = e.unit, let known = meter?.unit, known != unit {
-                if try resolveExisting(i, e) { continue }
-                problem(i, e.eventID, .rejected, "unit_mismatch", "meter \(e.meterID) counts '\(known)', not '\(unit)'", "unit")
-                continue
-            }
-            if closed[e.accountID] == nil {
-                closed[e.accountID] = Set(try String.fetchAll(db, sql: "SELECT period FROM period WHERE account_id = ?", arguments: [e.accountID]))
-            }
-            let closedMonths = closed[e.accountID]!
-            let inClosedPeriod = !closedMonths.isEmpty && closedMonths.contains(e.timestamp.monthString)
-            if inClosedPeriod, e.kind == .usage {
-                let month = e.timestamp.monthString
-                if try resolveExisting(i, e) { continue }
-                problem(i, e.eventID, .rejected, "period_closed", "period \(month) of \(e.accountID) is closed; record a Correction instead", "timestamp")
-                continue
-            }
-
-            // The account's open segment, sealing it first when full or old.
-            var seg: OpenSegment
-            if let s = segments[e.accountID] {
-                seg = s
-            } else {
-                seg = try openSegment(db, account: e.accountID, now: now, ctx: &ctx)
-            }
-            if seg.count >= segmentMaxEvents || now - seg.openedAt >= segmentMaxAge {
-                try flush(db, &seg)
-                try seal(db, segmentID: seg.id, now: now, ctx: &ctx)
-                seg = try createSegment(db, account: e.accountID, now: now, ctx: &ctx)
-            }
-
-            let dims = UsageEvent.canonicalDimensions(e.dimensions)
-            var bind = StatementBinder(insert)
-            bind.bind(e.accountID)
-            bind.bind(e.eventID)
-            bind.bind(e.meterID)
-            bind.bind(e.modelID)
-            bind.bind(e.kind.rawValue)
-            bind.bind(e.correctionRef)
-            bind.bind(e.quantity)
-            bind.bind(e.unit)
-            bind.bind(e.timestamp.microseconds)
-            bind.bind(dims)
-            bind.bind(seg.id)
-            bind.bind(inClosedPeriod)
-            bind.bind(now)
-            if try bind.run(db) == 0 {
-                segments[e.accountID] = seg
-                if try !resolveExisting(i, e) {
-                    throw UsageBoxError(.internal, "event \(e.eventID) was neither inserted nor found")
+        try batch.canonical.withUnsafeBytes { canonical in
+            for i in batch.items.indices {
+                guard let p = batch.prepared[i], case let .event(e) = batch.items[i] else {
+                    if case let .invalid(r) = batch.items[i] { problem(i, r.eventID, .rejected, r.code, r.message, r.field) }
+                    continue
                 }
-                continue
-            }
 
-            // Accepted: bookkeeping for the meter, the segment, the rollups and the dimension names.
-            if meter == nil {
-                try db.execute(sql: "INSERT INTO meter (meter_id, unit, created_at) VALUES (?, ?, ?)", arguments: [e.meterID, e.unit, now])
-                meter = MeterConfig(unit: e.unit, rollupDimensions: nil)
-                ctx.meters[e.meterID] = meter
-            } else if meter?.unit == nil, let unit = e.unit {
-                try db.execute(sql: "UPDATE meter SET unit = ? WHERE meter_id = ?", arguments: [unit, e.meterID])
-                ctx.meters[e.meterID]?.unit = unit
-            }
-            response.accepted += 1
-            if inClosedPeriod { response.postClose += 1 }
-            seg.count += 1
-            seg.sum &+= e.quantity
-            seg.firstTs = min(seg.firstTs ?? .max, e.timestamp.microseconds)
-            seg.lastTs = max(seg.lastTs ?? .min, e.timestamp.microseconds)
-            seg.dirty = true
-            segments[e.accountID] = seg
+                // Store-level checks: unit and closed period. A retried event reports duplicate first.
+                var meter = try ctx.meter(db, e.meterID)
+                if let unit = e.unit, let known = meter?.unit, known != unit {
+                    if try resolveExisting(i, e, p) { continue }
+                    problem(i, e.eventID, .rejected, "unit_mismatch", "meter \(e.meterID) counts '\(known)', not '\(unit)'", "unit")
+                    continue
+                }
+                if accounts[p.account] == nil {
+                    let closed = try String.fetchAll(db, sql: "SELECT period FROM period WHERE account_id = ?", arguments: [e.accountID])
+                    accounts[p.account] = AccountWrite(closedMonths: Set(closed))
+                }
+                let closedMonths = accounts[p.account]!.closedMonths
+                let inClosedPeriod = !closedMonths.isEmpty && closedMonths.contains(e.timestamp.monthString)
+                if inClosedPeriod, e.kind == .usage {
+                    if try resolveExisting(i, e, p) { continue }
+                    problem(i, e.eventID, .rejected, "period_closed",
+                            "period \(e.timestamp.monthString) of \(e.accountID) is closed; record a Correction instead", "timestamp")
+                    continue
+                }
 
-            let key = try ctx.keyID(db, ctx.rollupKey(db, e))
-            ctx.addToDigest(segment: seg.id, countBefore: seg.count - 1, e, key: key)
-            let cell = Cell(key: key, hour: e.timestamp.hour)
-            var agg = cells[cell] ?? UsageAggregate()
-            try agg.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity))
-            cells[cell] = agg
-            if !e.dimensions.isEmpty {
-                var names = seenDims[e.accountID] ?? []
-                for d in e.dimensions { names.insert(d.key) }
-                seenDims[e.accountID] = names
+                // The account's open segment, sealing it first when full or old.
+                if accounts[p.account]!.segment == nil {
+                    let seg = try openSegment(db, account: e.accountID, now: now, ctx: &ctx)
+                    accounts[p.account]!.segment = seg
+                    accounts[p.account]!.digest = ctx.takeDigest(segment: seg.id, count: seg.count)
+                }
+                if accounts[p.account]!.segment!.count >= segmentMaxEvents || now - accounts[p.account]!.segment!.openedAt >= segmentMaxAge {
+                    var old = accounts[p.account]!.segment!
+                    try flush(db, &old)
+                    ctx.putDigest(accounts[p.account]!.digest)
+                    try seal(db, segmentID: old.id, now: now, ctx: &ctx)
+                    let seg = try createSegment(db, account: e.accountID, now: now, ctx: &ctx)
+                    accounts[p.account]!.segment = seg
+                    accounts[p.account]!.digest = ctx.takeDigest(segment: seg.id, count: seg.count)
+                }
+                let segmentID = accounts[p.account]!.segment!.id
+
+                var bind = StatementBinder(insert)
+                bind.bind(e.accountID)
+                bind.bind(e.eventID)
+                bind.bind(e.meterID)
+                bind.bind(e.modelID)
+                bind.bind(e.kind.rawValue)
+                bind.bind(e.correctionRef)
+                bind.bind(e.quantity)
+                bind.bind(e.unit)
+                bind.bind(e.timestamp.microseconds)
+                bind.bind(batch.groups[p.group].dimensionsText)
+                bind.bind(segmentID)
+                bind.bind(inClosedPeriod)
+                bind.bind(now)
+                if try bind.run(db) == 0 {
+                    if try !resolveExisting(i, e, p) {
+                        throw UsageBoxError(.internal, "event \(e.eventID) was neither inserted nor found")
+                    }
+                    continue
+                }
+
+                // Accepted: bookkeeping for the meter, the segment, the rollups and the digest.
+                if meter == nil {
+                    try db.execute(sql: "INSERT INTO meter (meter_id, unit, created_at) VALUES (?, ?, ?)", arguments: [e.meterID, e.unit, now])
+                    meter = MeterConfig(unit: e.unit, rollupDimensions: nil)
+                    ctx.meters[e.meterID] = meter
+                } else if meter?.unit == nil, let unit = e.unit {
+                    try db.execute(sql: "UPDATE meter SET unit = ? WHERE meter_id = ?", arguments: [unit, e.meterID])
+                    ctx.meters[e.meterID]?.unit = unit
+                }
+                response.accepted += 1
+                if inClosedPeriod { response.postClose += 1 }
+                let ts = e.timestamp.microseconds
+                accounts[p.account]!.segment!.add(quantity: e.quantity, microseconds: ts)
+
+                if groupKeys[p.group] == 0 { groupKeys[p.group] = try ctx.keyID(db, ctx.rollupKey(db, batch.groups[p.group])) }
+                let key = groupKeys[p.group]
+                accounts[p.account]!.digest?.add(canonical: UnsafeRawBufferPointer(rebasing: canonical[p.canonical]),
+                                                 quantity: e.quantity, microseconds: ts, key: key)
+                let hour = e.timestamp.hour
+                if runs[p.group].hour != hour { try close(p.group); runs[p.group].hour = hour }
+                try runs[p.group].aggregate.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity))
             }
         }
 
-        for (_, var seg) in segments { try flush(db, &seg) }
+        for g in runs.indices { try close(g) }
+        for a in accounts.indices {
+            guard var seg = accounts[a]?.segment else { continue }
+            try flush(db, &seg)
+            ctx.putDigest(accounts[a]?.digest)
+        }
         let upsert = try db.cachedStatement(sql: """
             INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (key_id, hour) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
@@ -246,14 +281,16 @@ extension SQLiteMeterStore {
         for (cell, agg) in cells {
             try upsert.execute(arguments: [cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max])
             let day = Cell(key: cell.key, hour: cell.hour / 24)  // hours are never negative: events before 1970 are refused
-            var d = days[day] ?? UsageAggregate()
-            try d.add(agg)
-            days[day] = d
+            try days[day, default: UsageAggregate()].add(agg)
         }
         try Self.upsertDays(db, days)
+        // Dimension names seen on accepted events, per account.
         let dimInsert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO account_dimension (account_id, name) VALUES (?, ?)")
-        for (account, names) in seenDims {
-            for name in names { try dimInsert.execute(arguments: [account, name]) }
+        var named = Set<String>()
+        for (g, group) in batch.groups.enumerated() where groupKeys[g] != 0 {
+            for d in group.dimensions where named.insert(group.account + "\u{0}" + d.key).inserted {
+                try dimInsert.execute(arguments: [group.account, d.key])
+            }
         }
         return response
     }

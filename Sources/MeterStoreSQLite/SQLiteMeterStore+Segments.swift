@@ -35,16 +35,19 @@ struct SegmentDigest: @unchecked Sendable {
     mutating func add(_ e: UsageEvent, key: Int64) {
         buffer.removeAll(keepingCapacity: true)
         e.appendCanonical(to: &buffer)
-        buffer.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        buffer.withUnsafeBytes { add(canonical: $0, quantity: e.quantity, microseconds: e.timestamp.microseconds, key: key) }
+    }
+
+    /// Adds an event given its canonical encoding (already built off the writer by `IngestBatch`).
+    mutating func add(canonical bytes: UnsafeRawBufferPointer, quantity: Int64, microseconds ts: Int64, key: Int64) {
+        hasher.update(bufferPointer: bytes)
         count += 1
-        sum &+= e.quantity
-        firstTs = min(firstTs ?? .max, e.timestamp.microseconds)
-        lastTs = max(lastTs ?? .min, e.timestamp.microseconds)
-        let cell = Cell(key: key, hour: e.timestamp.hour)
-        var agg = stats[cell] ?? UsageAggregate()
-        agg.sum &+= e.quantity
-        agg.count += 1
-        stats[cell] = agg
+        sum &+= quantity
+        firstTs = min(firstTs ?? .max, ts)
+        lastTs = max(lastTs ?? .min, ts)
+        let cell = Cell(key: key, hour: Timestamp(microseconds: ts).hour)
+        stats[cell, default: UsageAggregate()].sum &+= quantity
+        stats[cell, default: UsageAggregate()].count += 1
     }
 
     func finalize() -> String {

@@ -7,7 +7,7 @@
 public protocol MeterStore: Sendable {
     /// Stores a batch; every item gets its own outcome (CONTRACT §2). Accepted events are durable
     /// when this returns.
-    func ingest(_ batch: [IngestItem]) async throws -> IngestResponse
+    func ingest(_ batch: IngestBatch) async throws -> IngestResponse
 
     /// A grouped read, from rollups when they can answer.
     func usage(_ query: UsageQuery) async throws -> UsageResult
@@ -35,4 +35,11 @@ public protocol MeterStore: Sendable {
 
     /// Seals open segments older than the age limit (a server calls this on a timer).
     func sealExpiredSegments() async throws
+}
+
+extension MeterStore {
+    /// Stores items; builds the `IngestBatch` on the caller's task.
+    public func ingest(_ items: [IngestItem]) async throws -> IngestResponse {
+        try await ingest(IngestBatch(items))
+    }
 }

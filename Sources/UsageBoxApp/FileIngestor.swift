@@ -47,9 +47,10 @@ public struct FileIngestor: Sendable {
             for file in files {
                 var index = 0
                 try await reader.read(path: file, batchSize: batchSize) { batch in
+                    // Prepared here, on the reading side, while the store still writes the previous batch.
+                    let prepared = IngestBatch(batch.map(\.item))
                     try await settle()
-                    let items = batch.map(\.item)
-                    inflight = (Task { try await store.ingest(items) }, batch, index, file)
+                    inflight = (Task { try await store.ingest(prepared) }, batch, index, file)
                     index += batch.count
                 }
                 try await settle()
