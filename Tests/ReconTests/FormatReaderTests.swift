@@ -101,6 +101,45 @@ import Testing
         #expect(throws: XMLStreamReader.Failure.self) { try XMLStreamReader.read(bytes: Array(bomb.utf8)) { _ in } }
     }
 
+    @Test func xmlTextAndAttributesArriveDecodedAndWhole() throws {
+        let xml = "<r a=\"x &amp; y &lt;z&gt; &#38;\">\n  <t>one &amp; <![CDATA[<two>]]> three</t>\n  <e/>\n</r>"
+        // A tiny chunk size splits text, names and attributes across pushes: the events must not change.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ub-xml-\(UUID().uuidString).xml").path
+        try Data(xml.utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var whole: [XMLStreamReader.Event] = [], chunked: [XMLStreamReader.Event] = []
+        try XMLStreamReader.read(bytes: Array(xml.utf8)) { whole.append($0) }
+        try XMLStreamReader.read(path: path, chunkSize: 3) { chunked.append($0) }
+        #expect(whole == chunked)
+        #expect(whole == [
+            .start(namespace: "", localName: "r", attributes: [.init(namespace: "", localName: "a", value: "x & y <z> &")], line: 1),
+            .start(namespace: "", localName: "t", attributes: [], line: 2),
+            .text("one & <two> three"),
+            .end(namespace: "", localName: "t"),
+            .start(namespace: "", localName: "e", attributes: [], line: 3),
+            .end(namespace: "", localName: "e"),
+            .end(namespace: "", localName: "r"),
+        ])
+    }
+
+    @Test func xmlEntityDeclarationsAndUndeclaredReferencesAreRefused() {
+        let declared = #"<!DOCTYPE x [<!ENTITY e "hi">]><x>no reference</x>"#
+        #expect(throws: XMLStreamReader.Failure.self) { try XMLStreamReader.read(bytes: Array(declared.utf8)) { _ in } }
+        let undeclared = #"<!DOCTYPE x><x>a &nope; b</x>"#
+        #expect(throws: XMLStreamReader.Failure.self) { try XMLStreamReader.read(bytes: Array(undeclared.utf8)) { _ in } }
+    }
+
+    @Test func anErrorThrownByTheXMLHandlerStopsTheParseAndComesBack() {
+        struct Stop: Error {}
+        var seen = 0
+        #expect(throws: Stop.self) {
+            try XMLStreamReader.read(bytes: Array("<a><b/><c/><d/></a>".utf8)) { event in
+                if case .start = event { seen += 1; if seen == 2 { throw Stop() } }
+            }
+        }
+        #expect(seen == 2)
+    }
+
     @Test func malformedXMLNamesItsLine() {
         do {
             try XMLStreamReader.read(bytes: Array("<a>\n<b>\n</a>".utf8)) { _ in }

@@ -53,7 +53,7 @@ enum TestSupport {
 /// A store that forwards everything but answers verify with drift.
 struct DriftingStore: MeterStore {
     let inner: any MeterStore
-    func ingest(_ batch: [IngestItem]) async throws -> IngestResponse { try await inner.ingest(batch) }
+    func ingest(_ batch: IngestBatch) async throws -> IngestResponse { try await inner.ingest(batch) }
     func usage(_ query: UsageQuery) async throws -> UsageResult { try await inner.usage(query) }
     func verify(_ request: VerifyRequest) async throws -> VerifyReport {
         var r = try await inner.verify(request)
