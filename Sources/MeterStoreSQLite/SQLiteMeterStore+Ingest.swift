@@ -101,6 +101,8 @@ struct Cell: Hashable {
 /// An account's open segment while a batch is written.
 struct OpenSegment {
     var id: Int64
+    /// nil for a segment opened before `v5.segment-clustered-events` (it is sealed before more are added).
+    var seqBase: Int64?
     var openedAt: Int64
     var count: Int64
     var sum: Int64
@@ -146,9 +148,9 @@ extension SQLiteMeterStore {
         var cells: [Cell: UsageAggregate] = [:]
 
         let insert = try db.cachedStatement(sql: """
-            INSERT INTO event (account_id, event_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts,
+            INSERT INTO event (seq, account_id, event_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts,
                                dimensions, segment_id, post_close, ingested_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (account_id, event_id) DO NOTHING
             """)
 
@@ -210,7 +212,8 @@ extension SQLiteMeterStore {
                     accounts[p.account]!.segment = seg
                     accounts[p.account]!.digest = ctx.takeDigest(segment: seg.id, count: seg.count)
                 }
-                if accounts[p.account]!.segment!.count >= segmentMaxEvents || now - accounts[p.account]!.segment!.openedAt >= segmentMaxAge {
+                if accounts[p.account]!.segment!.count >= segmentMaxEvents || now - accounts[p.account]!.segment!.openedAt >= segmentMaxAge
+                    || accounts[p.account]!.segment!.seqBase == nil {
                     var old = accounts[p.account]!.segment!
                     try flush(db, &old)
                     ctx.putDigest(accounts[p.account]!.digest)
@@ -220,8 +223,10 @@ extension SQLiteMeterStore {
                     accounts[p.account]!.digest = ctx.takeDigest(segment: seg.id, count: seg.count)
                 }
                 let segmentID = accounts[p.account]!.segment!.id
+                let seq = accounts[p.account]!.segment!.seqBase! + accounts[p.account]!.segment!.count
 
                 var bind = StatementBinder(insert)
+                bind.bind(seq)
                 bind.bind(e.accountID)
                 bind.bind(e.eventID)
                 bind.bind(e.meterID)
@@ -307,9 +312,9 @@ extension SQLiteMeterStore {
 
     func openSegment(_ db: Database, account: String, now: Int64, ctx: inout WriteContext) throws -> OpenSegment {
         if let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT id, opened_at, event_count, sum, first_ts, last_ts FROM segment WHERE account_id = ? AND sealed_at IS NULL
+            SELECT id, opened_at, event_count, sum, first_ts, last_ts, seq_base FROM segment WHERE account_id = ? AND sealed_at IS NULL
             """), arguments: [account]) {
-            return OpenSegment(id: row[0], openedAt: row[1], count: row[2], sum: row[3], firstTs: row[4], lastTs: row[5])
+            return OpenSegment(id: row[0], seqBase: row[6], openedAt: row[1], count: row[2], sum: row[3], firstTs: row[4], lastTs: row[5])
         }
         return try createSegment(db, account: account, now: now, ctx: &ctx)
     }
@@ -317,9 +322,11 @@ extension SQLiteMeterStore {
     func createSegment(_ db: Database, account: String, now: Int64, ctx: inout WriteContext) throws -> OpenSegment {
         try db.execute(sql: "INSERT INTO segment (account_id, opened_at) VALUES (?, ?)", arguments: [account, now])
         let id = db.lastInsertedRowID
+        let base = Self.seqBase(segment: id)
+        try db.execute(sql: "UPDATE segment SET seq_base = ? WHERE id = ?", arguments: [base, id])
         // One open segment per account, so every earlier one is sealed: the chain link is known now.
         ctx.startDigest(segment: id, previous: try previousSealedHash(db, account: account, before: id))
-        return OpenSegment(id: id, openedAt: now, count: 0, sum: 0)
+        return OpenSegment(id: id, seqBase: base, openedAt: now, count: 0, sum: 0)
     }
 
     func flush(_ db: Database, _ seg: inout OpenSegment) throws {

@@ -147,6 +147,23 @@ extension SQLiteMeterStore {
                     SELECT key_id, hour / 24, SUM(sum), SUM(count), MIN(min), MAX(max) FROM rollup_hour GROUP BY key_id, hour / 24;
                 """)
         }
+        m.registerMigration("v5.segment-clustered-events") { db in
+            // Events of a new segment get seq = seq_base + their ordinal in it (seq_base = id << 32),
+            // so a segment's events are one rowid range, already in ingest order: sealing and verify
+            // read them without a segment index, and ingest maintains one b-tree fewer per event.
+            // Events stored before this migration keep their seqs (< 2^32) and a partial index.
+            try db.execute(sql: """
+                ALTER TABLE segment ADD COLUMN seq_base INTEGER;
+                DROP INDEX event_segment;
+                CREATE INDEX event_segment_legacy ON event(segment_id) WHERE seq < 4294967296;
+                """)
+        }
         return m
     }
+
+    /// Where a segment's own seq range starts (`v5.segment-clustered-events`).
+    static func seqBase(segment id: Int64) -> Int64 { id << 32 }
+
+    /// Seqs below this belong to events stored before segments had their own range.
+    static let legacySeqLimit: Int64 = 1 << 32
 }

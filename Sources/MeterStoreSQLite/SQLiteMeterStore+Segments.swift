@@ -62,8 +62,16 @@ extension SQLiteMeterStore {
     /// Reads a segment's events in ingest order into a digest.
     func digest(_ db: Database, segmentID: Int64, previous: String?, key: (UsageEvent) throws -> Int64) throws -> SegmentDigest {
         var d = SegmentDigest(previous: previous)
-        let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT \(Self.eventColumns) FROM event WHERE segment_id = ? ORDER BY seq"),
-                                       arguments: [segmentID])
+        let base = try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq_base FROM segment WHERE id = ?"), arguments: [segmentID])
+        // A segment's events are its seq range (segment_id is checked too, so an event moved to
+        // another segment breaks the hash); older segments use the partial legacy index.
+        let rows = try base.map {
+            try Row.fetchCursor(db.cachedStatement(sql: """
+                SELECT \(Self.eventColumns) FROM event WHERE seq >= ? AND seq < ? AND segment_id = ? ORDER BY seq
+                """), arguments: [$0, $0 + Self.legacySeqLimit, segmentID])
+        } ?? Row.fetchCursor(db.cachedStatement(sql: """
+            SELECT \(Self.eventColumns) FROM event WHERE segment_id = ? AND seq < \(Self.legacySeqLimit) ORDER BY seq
+            """), arguments: [segmentID])
         while let row = try rows.next() {
             let e = Self.event(from: row)
             d.add(e, key: try key(e))

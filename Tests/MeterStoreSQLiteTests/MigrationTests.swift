@@ -1,0 +1,58 @@
+import Foundation
+import GRDB
+import Metering
+@testable import MeterStoreSQLite
+import Testing
+import UsageBoxTesting
+
+/// A store written before `v5.segment-clustered-events` keeps verifying, and keeps ingesting, after it.
+@Suite struct MigrationTests {
+    @Test func segmentsFromBeforeSeqRangesStillSealAndVerify() async throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path("old.db")
+        // A v4 store as the v4 code left it: an open segment with two events (plain rowid seqs)
+        // and their hourly and daily rollups.
+        let queue = try DatabaseQueue(path: path)
+        try SQLiteMeterStore.migrator.migrate(queue, upTo: "v4.rollup-day")
+        let t1 = Fixture.ts("2026-05-01T10:00:00Z").microseconds, t2 = t1 + 60_000_000
+        let hour = t1 / 3_600_000_000
+        try await queue.write { db in
+            try db.execute(sql: """
+                INSERT INTO meter (meter_id, unit, created_at) VALUES ('tokens', 'tokens', 0);
+                INSERT INTO segment (id, account_id, opened_at, event_count, sum, first_ts, last_ts) VALUES (1, 'acct_1', 0, 2, 30, \(t1), \(t2));
+                INSERT INTO event (account_id, event_id, meter_id, model_id, kind, quantity, unit, ts, dimensions, segment_id, ingested_at)
+                    VALUES ('acct_1', 'old1', 'tokens', 'm1', 'Usage', 10, 'tokens', \(t1), '{}', 1, 0),
+                           ('acct_1', 'old2', 'tokens', 'm1', 'Usage', 20, 'tokens', \(t2), '{}', 1, 0);
+                INSERT INTO rollup_key (id, account_id, meter_id, model_id, kind, unit, dimensions)
+                    VALUES (1, 'acct_1', 'tokens', 'm1', 'Usage', 'tokens', '{}');
+                INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (1, \(hour), 30, 2, 10, 20);
+                INSERT INTO rollup_day (key_id, day, sum, count, min, max) VALUES (1, \(hour / 24), 30, 2, 10, 20);
+                """)
+        }
+        try queue.close()
+
+        let store = try SQLiteMeterStore(location: .file(path))
+        let request = VerifyRequest(account: "acct_1", range: Fixture.may, mode: .deep)
+        #expect(try await store.verify(request).ok)
+        // The old open segment is sealed (read through the legacy index) before new events go to a new one.
+        let r = try await store.ingest([Fixture.event("new1", quantity: 5, at: "2026-05-01T10:30:00Z")])
+        #expect(r.accepted == 1)
+        #expect(try await store.ingest([Fixture.event("old1", quantity: 10, at: "2026-05-01T10:00:00Z")]).duplicates == 1)
+        let explain = try await store.explain(account: "acct_1", range: Fixture.may)
+        #expect(explain.segments.map(\.events) == [2, 1])
+        #expect(explain.segments[0].sealedAt != nil && explain.segments[1].sealedAt == nil)
+        try await store.sealOpenSegments()
+        let report = try await store.verify(request)
+        #expect(report.ok, "\(report)")
+        let usage = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: Fixture.may))
+        #expect(usage.groups.map { $0.aggregate.sum } == [35])
+
+        // Changing a legacy event is still caught by its segment's hash.
+        let edit = try DatabaseQueue(path: path)
+        try await edit.write { db in
+            try db.execute(sql: "DROP TRIGGER event_no_update")
+            try db.execute(sql: "UPDATE event SET quantity = 11 WHERE event_id = 'old1'")
+        }
+        #expect(try await store.verify(request).ok == false)
+    }
+}
