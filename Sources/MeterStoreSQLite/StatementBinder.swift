@@ -11,8 +11,8 @@ struct StatementBinder {
 
     init(_ statement: Statement) {
         handle = statement.sqliteStatement
+        // Every parameter is bound before each run, so old bindings need no clearing.
         sqlite3_reset(handle)
-        sqlite3_clear_bindings(handle)
     }
 
     mutating func bind(_ value: String) {
