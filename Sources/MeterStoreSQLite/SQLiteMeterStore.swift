@@ -34,7 +34,8 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
     ) throws {
         self.location = location
         self.clock = clock
-        self.segmentMaxEvents = segmentMaxEvents
+        // A segment's events are numbered inside its own 2^32-wide seq range (migration v5).
+        self.segmentMaxEvents = min(max(segmentMaxEvents, 1), Int64(UInt32.max))
         self.segmentMaxAge = segmentMaxAgeSeconds * 1_000_000
         var config = Configuration()
         config.busyMode = .timeout(30)
