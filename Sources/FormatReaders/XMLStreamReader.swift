@@ -45,7 +45,7 @@ public enum XMLStreamReader {
         }
         defer { try? file.close() }
         try parse(name: path, handler) { feed in
-            while let chunk = try? file.read(upToCount: chunkSize), !chunk.isEmpty {
+            while let chunk = try file.read(upToCount: chunkSize), !chunk.isEmpty {
                 guard chunk.withUnsafeBytes(feed) else { return }
             }
         }
