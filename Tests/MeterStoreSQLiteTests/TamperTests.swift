@@ -104,6 +104,19 @@ import UsageBoxTesting
         #expect(!v.ok && v.segmentsCorrupt == 1 && v.drift == 120)
     }
 
+    @Test func anEventMovedToAnotherSegmentIsCaught() async throws {
+        // A segment's events are its seq range *and* its segment_id: relabelling one breaks the hash.
+        _ = try await store.ingest([Fixture.event("later", quantity: 1, at: "2026-05-20T00:00:00Z")])
+        try await store.sealOpenSegments()
+        try edit("""
+            DROP TRIGGER event_no_update;
+            UPDATE event SET segment_id = (SELECT MAX(id) FROM segment) WHERE event_id = 'e10';
+            """)
+        let v = try await verify()
+        #expect(!v.ok)
+        #expect(v.corruptSegments.contains { $0.reason.contains("SHA-256") })
+    }
+
     @Test func brokenChainIsCaught() async throws {
         _ = try await store.ingest([Fixture.event("later", quantity: 1, at: "2026-05-20T00:00:00Z")])
         try await store.sealOpenSegments()
