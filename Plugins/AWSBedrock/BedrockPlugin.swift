@@ -50,6 +50,7 @@ struct BedrockCURParser: InvoiceParser {
     static let unit = ["pricing_unit", "pricing/unit"]
     static let type = ["line_item_line_item_type", "lineItem/LineItemType"]
     static let start = ["line_item_usage_start_date", "lineItem/UsageStartDate"]
+    static let end = ["line_item_usage_end_date", "lineItem/UsageEndDate"]
     static let currency = ["line_item_currency_code", "lineItem/CurrencyCode"]
     static let product = ["line_item_product_code", "lineItem/ProductCode"]
     static let productName = ["product_product_name", "product/ProductName", "product_name"]
@@ -78,9 +79,11 @@ struct BedrockCURParser: InvoiceParser {
         }
     }
 
-    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+    /// CUR restates the month as it fills, so its billing period columns say nothing about how much
+    /// of the month is in the file: coverage is the span of the rows' usage dates.
+    func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [Self.usageType, Self.cost, Self.start])
-        return try table.rows.map { row in
+        return ParsedInvoice(lines: try table.rows.map { row in
             guard let costText = row.cell(Self.cost), let cost = ExactDecimal.parse(costText) else {
                 throw InvoiceError(file: file.name, line: row.line, field: Self.cost[0], "'\(row.cell(Self.cost) ?? "")' is not a decimal amount")
             }
@@ -120,8 +123,8 @@ struct BedrockCURParser: InvoiceParser {
                 location: "\(file.name):\(row.line)", vendorModel: model, vendorTokenType: tokenClass,
                 tokenType: tokenClass.flatMap { BedrockPlugin.tokenTypeMap[$0] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
                 currency: row.cell(Self.currency) ?? "USD", quantity: nonUsage == nil ? quantity : nil,
-                date: try row.timestamp(Self.start, file: file.name), labels: labels, attribution: attribution,
-                nonUsageReason: nonUsage, description: usageType)
-        }
+                date: try row.timestamp(Self.start, file: file.name), end: try row.optionalTimestamp(Self.end, file: file.name),
+                labels: labels, attribution: attribution, nonUsageReason: nonUsage, description: usageType)
+        })
     }
 }

@@ -13,7 +13,7 @@ struct AnthropicConsoleCostParser: InvoiceParser {
         return header.contains("cost_usd") && header.contains("token_type") && header.contains("usage_date_utc")
     }
 
-    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+    func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [["usage_date_utc"], ["model"], ["token_type"], ["cost_usd"]])
         var lines: [InvoiceLine] = []
         for row in table.rows {
@@ -50,6 +50,7 @@ struct AnthropicConsoleCostParser: InvoiceParser {
                 amountScale: ExactDecimal.scale(of: costText), currency: "USD", listAmount: listAmount, date: date, labels: labels,
                 attribution: attribution, nonUsageReason: nonUsage, description: costType))
         }
-        return lines
+        // The export states no period: its days are what it covers.
+        return ParsedInvoice(lines: lines)
     }
 }

@@ -17,17 +17,22 @@ struct AnthropicCostReportParser: InvoiceParser {
             && (head.contains("\"token_type\"") || head.contains("\"cost_type\""))
     }
 
-    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+    func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let root = try AnthropicJSON.parse(file)
         var lines: [InvoiceLine] = []
-        for (p, page) in AnthropicJSON.pages(root).enumerated() {
-            let prefix = AnthropicJSON.pages(root).count > 1 ? "[\(p)]." : ""
+        var coverage = InvoiceCoverage()
+        let pages = AnthropicJSON.pages(root)
+        for (p, page) in pages.enumerated() {
+            let prefix = pages.count > 1 ? "[\(p)]." : ""
             guard case let .array(buckets)? = page["data"] else {
                 throw InvoiceError(file: file.name, field: "\(prefix)data", "a cost report has a \"data\" array of daily buckets")
             }
+            if let marker = InvoiceCoverage.page(page, location: pages.count > 1 ? "\(file.name)#[\(p)]" : file.name) { coverage.pages.append(marker) }
             for (b, bucket) in buckets.enumerated() {
                 let at = "\(prefix)data[\(b)]"
                 let date = try AnthropicJSON.timestamp(bucket["starting_at"], file: file.name, field: "\(at).starting_at")
+                let end = try AnthropicJSON.optionalTimestamp(bucket["ending_at"], file: file.name, field: "\(at).ending_at")
+                coverage.declare(from: date, to: end)
                 guard case let .array(results)? = bucket["results"] else {
                     throw InvoiceError(file: file.name, field: "\(at).results", "each bucket has a \"results\" array")
                 }
@@ -59,12 +64,12 @@ struct AnthropicCostReportParser: InvoiceParser {
                         location: "\(file.name)#\(field)", vendorModel: model, vendorTokenType: vendorTokenType,
                         tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] },
                         amount: cents / 100, amountScale: ExactDecimal.scale(of: amountText) + 2,
-                        currency: row["currency"]?.stringValue ?? "USD", date: date, labels: labels, attribution: attribution,
+                        currency: row["currency"]?.stringValue ?? "USD", date: date, end: end, labels: labels, attribution: attribution,
                         nonUsageReason: nonUsage, description: row["description"]?.stringValue))
                 }
             }
         }
-        return lines
+        return ParsedInvoice(lines: lines, coverage: coverage)
     }
 }
 
@@ -87,16 +92,22 @@ struct AnthropicUsageReportParser: InvoiceParser {
         (["cache_creation", "ephemeral_1h_input_tokens"], "cache_creation.ephemeral_1h_input_tokens"),
     ]
 
-    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+    func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let root = try AnthropicJSON.parse(file)
         var lines: [InvoiceLine] = []
-        for page in AnthropicJSON.pages(root) {
+        var coverage = InvoiceCoverage()
+        let pages = AnthropicJSON.pages(root)
+        for (p, page) in pages.enumerated() {
+            let prefix = pages.count > 1 ? "[\(p)]." : ""
             guard case let .array(buckets)? = page["data"] else {
-                throw InvoiceError(file: file.name, field: "data", "a usage report has a \"data\" array of buckets")
+                throw InvoiceError(file: file.name, field: "\(prefix)data", "a usage report has a \"data\" array of buckets")
             }
+            if let marker = InvoiceCoverage.page(page, location: pages.count > 1 ? "\(file.name)#[\(p)]" : file.name) { coverage.pages.append(marker) }
             for (b, bucket) in buckets.enumerated() {
-                let at = "data[\(b)]"
+                let at = "\(prefix)data[\(b)]"
                 let date = try AnthropicJSON.timestamp(bucket["starting_at"], file: file.name, field: "\(at).starting_at")
+                let end = try AnthropicJSON.optionalTimestamp(bucket["ending_at"], file: file.name, field: "\(at).ending_at")
+                coverage.declare(from: date, to: end)
                 for (r, row) in (bucket["results"]?.arrayValue ?? []).enumerated() {
                     let field = "\(at).results[\(r)]"
                     var labels: [String: String] = [:]
@@ -117,13 +128,13 @@ struct AnthropicUsageReportParser: InvoiceParser {
                         lines.append(InvoiceLine(
                             location: "\(file.name)#\(field).\(name)", vendorModel: row["model"]?.stringValue, vendorTokenType: name,
                             tokenType: AnthropicPlugin.tokenTypeMap[name], amount: nil, amountScale: 0, currency: "USD", quantity: q,
-                            date: date, labels: labels, attribution: attribution,
+                            date: date, end: end, labels: labels, attribution: attribution,
                             nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil))
                     }
                 }
             }
         }
-        return lines
+        return ParsedInvoice(lines: lines, coverage: coverage)
     }
 }
 
@@ -152,6 +163,11 @@ enum AnthropicJSON {
         case let .number(n)?: return n
         default: return nil
         }
+    }
+
+    static func optionalTimestamp(_ v: JSONValue?, file: String, field: String) throws -> Timestamp? {
+        guard let v, v != .null else { return nil }
+        return try timestamp(v, file: file, field: field)
     }
 
     static func timestamp(_ v: JSONValue?, file: String, field: String) throws -> Timestamp {

@@ -68,9 +68,11 @@ struct AzureCostDetailsParser: InvoiceParser {
         return h.contains("metername") && h.contains("unitofmeasure") && h.contains("quantity")
     }
 
-    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+    /// Cost details are daily rows; the billing period columns name the month being billed, not how
+    /// much of it the export holds, so coverage is the span of the rows' dates.
+    func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [["MeterName"], ["Quantity"], ["UnitOfMeasure"], ["CostInBillingCurrency", "Cost", "CostInPricingCurrency"], ["Date", "UsageDate"]])
-        return try table.rows.map { row in
+        return ParsedInvoice(lines: try table.rows.map { row in
             // The pricing currency (USD for Azure OpenAI) matches the card; the billing currency may not.
             let usePricing = row.cell("CostInPricingCurrency") != nil && row.cell("PricingCurrency") != nil
             let costColumns = usePricing ? ["CostInPricingCurrency"] : ["CostInBillingCurrency", "Cost"]
@@ -100,6 +102,6 @@ struct AzureCostDetailsParser: InvoiceParser {
                 tokenType: parsed.flatMap { AzureOpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
                 currency: currency, quantity: nonUsage == nil ? quantity : nil, date: try row.timestamp(["Date", "UsageDate"], file: file.name),
                 labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: nonUsage, description: meterName)
-        }
+        })
     }
 }

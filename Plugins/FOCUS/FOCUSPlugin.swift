@@ -42,7 +42,9 @@ struct FOCUSParser: InvoiceParser {
         return header.contains("BilledCost") && header.contains("ChargeCategory")
     }
 
-    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+    /// `BillingPeriod*` names the month being billed, not how much of it the file holds (FOCUS data
+    /// is restated as the month fills), so coverage is the span of the rows' charge periods.
+    func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [["BilledCost"], ["BillingCurrency"], ["ChargeCategory"], ["ChargePeriodStart"]])
         var lines: [InvoiceLine] = []
         for r in table.rows {
@@ -92,13 +94,14 @@ struct FOCUSParser: InvoiceParser {
                 location: "\(file.name):\(r.line)", vendorModel: model, vendorTokenType: vendorTokenType,
                 tokenType: vendorTokenType.flatMap { FOCUSPlugin.tokenTypeMap[$0] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
                 currency: cell("BillingCurrency") ?? "USD", listAmount: try decimal("ListCost"), quantity: quantity, date: start,
+                end: try r.optionalTimestamp(["ChargePeriodEnd"], file: file.name),
                 labels: labels, attribution: attribution,
                 nonUsageReason: category != "Usage" ? "not_usage:\(category.lowercased())" : (model == nil ? "not_usage" : nil),
                 description: cell("ChargeDescription"))
             line.modelIsCanonical = true
             lines.append(line)
         }
-        return lines
+        return ParsedInvoice(lines: lines)
     }
 
     /// "1000000 Tokens" → 1,000,000; "Tokens" → 1.

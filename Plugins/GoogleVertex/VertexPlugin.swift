@@ -37,7 +37,7 @@ public enum VertexPlugin: VendorPlugin {
     }
 
     static func line(file: String, location: String, service: String?, sku: String?, cost: String?, currency: String?, amount: Decimal?,
-                     unit: String?, start: Timestamp, costType: String?, project: String?) throws -> InvoiceLine {
+                     unit: String?, start: Timestamp, end: Timestamp?, costType: String?, project: String?) throws -> InvoiceLine {
         guard let cost, let value = ExactDecimal.parseNumber(cost) else {
             throw InvoiceError(file: file, field: "cost", "\(location): '\(cost ?? "")' is not a number")
         }
@@ -55,7 +55,7 @@ public enum VertexPlugin: VendorPlugin {
         return InvoiceLine(
             location: location, vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
             tokenType: parsed.flatMap { tokenTypeMap[$0.tokenClass] }, amount: value, amountScale: ExactDecimal.scale(of: cost),
-            currency: currency ?? "USD", quantity: nonUsage == nil ? quantity : nil, date: start, labels: parsed?.labels ?? [:],
+            currency: currency ?? "USD", quantity: nonUsage == nil ? quantity : nil, date: start, end: end, labels: parsed?.labels ?? [:],
             attribution: project.map { ["project_id": $0] } ?? [:], nonUsageReason: nonUsage, description: sku)
     }
 
@@ -90,7 +90,9 @@ struct VertexNDJSONParser: InvoiceParser {
         return file.firstCharacter == "{" && head.contains("\"sku\"") && head.contains("\"usage_start_time\"")
     }
 
-    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+    /// The export is appended to as the month goes (and `invoice.month` names the month billed, not
+    /// what has arrived), so coverage is the span of the rows' usage windows.
+    func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         var lines: [InvoiceLine] = []
         var bytes = file.bytes[...]
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
@@ -112,7 +114,8 @@ struct VertexNDJSONParser: InvoiceParser {
                 sku: row["sku"]?["description"]?.stringValue,
                 cost: row["cost"].flatMap { if case let .number(n) = $0 { return n } else { return $0.stringValue } },
                 currency: row["currency"]?.stringValue, amount: amountText.flatMap { ExactDecimal.parseNumber($0) },
-                unit: row["usage"]?["unit"]?.stringValue, start: start, costType: row["cost_type"]?.stringValue, project: row["project"]?["id"]?.stringValue)
+                unit: row["usage"]?["unit"]?.stringValue, start: start,
+                end: row["usage_end_time"]?.stringValue.flatMap { Timestamp(rfc3339: $0) }, costType: row["cost_type"]?.stringValue, project: row["project"]?["id"]?.stringValue)
             if line.amount == nil { line.amount = 0 }
             lines.append(line)
             for (c, credit) in (row["credits"]?.arrayValue ?? []).enumerated() {
@@ -124,7 +127,7 @@ struct VertexNDJSONParser: InvoiceParser {
                                          nonUsageReason: "credit:\(credit["type"]?.stringValue ?? "credit")", description: credit["name"]?.stringValue))
             }
         }
-        return lines
+        return ParsedInvoice(lines: lines)
     }
 }
 
@@ -137,7 +140,7 @@ struct VertexCSVParser: InvoiceParser {
         return (h.contains("sku_description") || h.contains("sku.description")) && h.contains("usage_start_time")
     }
 
-    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+    func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [["sku_description", "sku.description"], ["cost"], ["usage_start_time"]])
         var lines: [InvoiceLine] = []
         for row in table.rows {
@@ -146,7 +149,8 @@ struct VertexCSVParser: InvoiceParser {
                 file: file.name, location: location, service: row.cell(["service_description", "service.description"]),
                 sku: row.cell(["sku_description", "sku.description"]), cost: row.cell("cost"), currency: row.cell("currency"),
                 amount: try row.decimal(["usage_amount", "usage.amount"], file: file.name), unit: row.cell(["usage_unit", "usage.unit"]),
-                start: try row.timestamp(["usage_start_time"], file: file.name), costType: row.cell("cost_type"),
+                start: try row.timestamp(["usage_start_time"], file: file.name),
+                end: try row.optionalTimestamp(["usage_end_time"], file: file.name), costType: row.cell("cost_type"),
                 project: row.cell(["project_id", "project.id"])))
             if let credits = try row.decimal(["credits"], file: file.name), credits != 0 {
                 lines.append(InvoiceLine(location: "\(location)#credits", vendorModel: nil, vendorTokenType: nil, tokenType: nil, amount: credits,
@@ -154,6 +158,6 @@ struct VertexCSVParser: InvoiceParser {
                                          date: try row.timestamp(["usage_start_time"], file: file.name), nonUsageReason: "credit"))
             }
         }
-        return lines
+        return ParsedInvoice(lines: lines)
     }
 }

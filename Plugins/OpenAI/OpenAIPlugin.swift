@@ -69,17 +69,12 @@ struct OpenAICostsParser: InvoiceParser {
 
     func sniff(_ file: InvoiceFile) -> Bool {
         let head = String(decoding: file.head, as: UTF8.self)
-        return file.firstCharacter == "{" && head.contains("organization.costs.result")
+        return (file.firstCharacter == "{" || file.firstCharacter == "[") && head.contains("organization.costs.result")
     }
 
-    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
-        let root = try OpenAIJSON.parse(file)
+    func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         var lines: [InvoiceLine] = []
-        for (b, bucket) in (root["data"]?.arrayValue ?? []).enumerated() {
-            let at = "data[\(b)]"
-            guard let start = bucket["start_time"]?.exactInt64 else {
-                throw InvoiceError(file: file.name, field: "\(at).start_time", "must be Unix seconds")
-            }
+        let coverage = try OpenAIJSON.buckets(file) { at, bucket, start, end in
             for (r, row) in (bucket["results"]?.arrayValue ?? []).enumerated() {
                 let field = "\(at).results[\(r)]"
                 guard case let .number(text)? = row["amount"]?["value"] ?? nil, let amount = ExactDecimal.parseNumber(text) else {
@@ -103,11 +98,11 @@ struct OpenAICostsParser: InvoiceParser {
                     location: "\(file.name)#\(field)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
                     tokenType: parsed.flatMap { OpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: amount,
                     amountScale: ExactDecimal.scale(of: text), currency: (row["amount"]?["currency"]?.stringValue ?? "usd").uppercased(),
-                    quantity: quantity, date: Timestamp(seconds: start), labels: parsed?.labels ?? [:], attribution: attribution,
+                    quantity: quantity, date: start, end: end, labels: parsed?.labels ?? [:], attribution: attribution,
                     nonUsageReason: parsed == nil ? "not_usage" : nil, description: item))
             }
         }
-        return lines
+        return ParsedInvoice(lines: lines, coverage: coverage)
     }
 }
 
@@ -119,15 +114,11 @@ struct OpenAIUsageParser: InvoiceParser {
         String(decoding: file.head, as: UTF8.self).contains("organization.usage.completions.result")
     }
 
-    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
-        let root = try OpenAIJSON.parse(file)
+    func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         var lines: [InvoiceLine] = []
-        for (b, bucket) in (root["data"]?.arrayValue ?? []).enumerated() {
-            guard let start = bucket["start_time"]?.exactInt64 else {
-                throw InvoiceError(file: file.name, field: "data[\(b)].start_time", "must be Unix seconds")
-            }
+        let coverage = try OpenAIJSON.buckets(file) { at, bucket, start, end in
             for (r, row) in (bucket["results"]?.arrayValue ?? []).enumerated() {
-                let field = "data[\(b)].results[\(r)]"
+                let field = "\(at).results[\(r)]"
                 func count(_ name: String) throws -> Int64? {
                     guard let v = row[name], v != .null else { return nil }
                     guard let n = v.exactInt64, n >= 0 else { throw InvoiceError(file: file.name, field: "\(field).\(name)", "must be a whole number ≥ 0") }
@@ -146,12 +137,12 @@ struct OpenAIUsageParser: InvoiceParser {
                                         ("input_cache_write_tokens", writes, .cacheWrite), ("output_tokens", try count("output_tokens") ?? 0, .output)] where q > 0 {
                     lines.append(InvoiceLine(
                         location: "\(file.name)#\(field).\(name)", vendorModel: row["model"]?.stringValue, vendorTokenType: name, tokenType: type,
-                        amount: nil, amountScale: 0, currency: "USD", quantity: q, date: Timestamp(seconds: start), labels: labels,
+                        amount: nil, amountScale: 0, currency: "USD", quantity: q, date: start, end: end, labels: labels,
                         attribution: attribution, nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil))
                 }
             }
         }
-        return lines
+        return ParsedInvoice(lines: lines, coverage: coverage)
     }
 }
 
@@ -164,9 +155,9 @@ struct OpenAICostCSVParser: InvoiceParser {
         return h.contains("amount_value") && h.contains("start_time")
     }
 
-    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+    func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [["start_time"], ["amount_value"]])
-        return try table.rows.map { row in
+        return ParsedInvoice(lines: try table.rows.map { row in
             guard let text = row.cell("amount_value"), let amount = ExactDecimal.parse(text) else {
                 throw InvoiceError(file: file.name, line: row.line, field: "amount_value", "'\(row.cell("amount_value") ?? "")' is not a decimal")
             }
@@ -178,12 +169,35 @@ struct OpenAICostCSVParser: InvoiceParser {
                 location: "\(file.name):\(row.line)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
                 tokenType: parsed.flatMap { OpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: amount, amountScale: ExactDecimal.scale(of: text),
                 currency: (row.cell("amount_currency") ?? "usd").uppercased(), date: try row.timestamp(["start_time_iso", "start_time"], file: file.name),
+                end: try row.optionalTimestamp(["end_time_iso", "end_time"], file: file.name),
                 labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: parsed == nil ? "not_usage" : nil, description: item)
-        }
+        })
     }
 }
 
 enum OpenAIJSON {
+    /// Walks the buckets of one page, or of an array of pages, declaring each bucket's range and
+    /// reporting every page's `has_more` / `next_page`.
+    static func buckets(_ file: InvoiceFile, _ body: (String, JSONValue, Timestamp, Timestamp?) throws -> Void) throws -> InvoiceCoverage {
+        let root = try parse(file)
+        var coverage = InvoiceCoverage()
+        let pages: [JSONValue] = root.arrayValue ?? [root]
+        for (p, page) in pages.enumerated() {
+            let prefix = pages.count > 1 ? "[\(p)]." : ""
+            if let marker = InvoiceCoverage.page(page, location: pages.count > 1 ? "\(file.name)#[\(p)]" : file.name) { coverage.pages.append(marker) }
+            for (b, bucket) in (page["data"]?.arrayValue ?? []).enumerated() {
+                let at = "\(prefix)data[\(b)]"
+                guard let start = bucket["start_time"]?.exactInt64 else {
+                    throw InvoiceError(file: file.name, field: "\(at).start_time", "must be Unix seconds")
+                }
+                let end = bucket["end_time"]?.exactInt64.map { Timestamp(seconds: $0) }
+                coverage.declare(from: Timestamp(seconds: start), to: end)
+                try body(at, bucket, Timestamp(seconds: start), end)
+            }
+        }
+        return coverage
+    }
+
     static func parse(_ file: InvoiceFile) throws -> JSONValue {
         do {
             return try JSONParser.parse(bytes: file.bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(file.bytes.dropFirst(3)) : file.bytes)

@@ -71,17 +71,23 @@ struct UBLParser: InvoiceParser {
         var tokenTypeProperty: String?
         var propertyName: String?
         var start: String?
+        var end: String?
         var chargeIndicator: String?
         var reason: String?
     }
 
-    func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+    /// The invoice period (document or line) is what the invoice declares it bills; the document's
+    /// `LegalMonetaryTotal/LineExtensionAmount` must equal the sum of its lines, else the file is
+    /// not the whole invoice.
+    func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         var path: [(ns: String, name: String)] = []
         var text = ""
         var sign = Decimal(1)
         var documentCurrency: String?
         var issueDate: String?
         var periodStart: String?
+        var periodEnd: String?
+        var documentLineTotal: String?
         var supplier: String?
         var pending: Pending?
         var raw: [Pending] = []
@@ -119,6 +125,8 @@ struct UBLParser: InvoiceParser {
                         case ("DocumentCurrencyCode", 2): documentCurrency = value
                         case ("IssueDate", 2): issueDate = value
                         case ("StartDate", 3) where parent == "InvoicePeriod": periodStart = value
+                        case ("EndDate", 3) where parent == "InvoicePeriod": periodEnd = value
+                        case ("LineExtensionAmount", 3) where parent == "LegalMonetaryTotal": documentLineTotal = value
                         case ("RegistrationName", _) where path.count >= 3 && path[1].name == "AccountingSupplierParty": supplier = supplier ?? value
                         case ("Name", _) where path.count >= 3 && path[1].name == "AccountingSupplierParty" && parent == "PartyName": supplier = supplier ?? value
                         default: break
@@ -134,6 +142,7 @@ struct UBLParser: InvoiceParser {
                             case ("line", "Value", 5) where parent == "AdditionalItemProperty":
                                 if p.propertyName == "token_type" { p.tokenTypeProperty = value }
                             case ("line", "StartDate", 4) where parent == "InvoicePeriod": p.start = value
+                            case ("line", "EndDate", 4) where parent == "InvoicePeriod": p.end = value
                             case ("allowance_charge", "ChargeIndicator", 3): p.chargeIndicator = value
                             case ("allowance_charge", "Amount", 3): p.amountText = value
                             case ("allowance_charge", "AllowanceChargeReason", 3): p.reason = value
@@ -159,6 +168,10 @@ struct UBLParser: InvoiceParser {
             throw InvoiceError(file: file.name, line: 1, "not a UBL Invoice or CreditNote")
         }
         var lines: [InvoiceLine] = []
+        var coverage = InvoiceCoverage()
+        func inclusiveEnd(_ text: String?) -> Timestamp? { text.flatMap { Timestamp(date: $0) }.map { Timestamp.startOfDay(after: $0) } }
+        coverage.declare(from: periodStart.flatMap { Timestamp(date: $0) }, to: inclusiveEnd(periodEnd))
+        var lineSum = Decimal(0)
         var taxSeen = false
         for p in raw {
             guard let amountText = p.amountText, let amount = ExactDecimal.parse(amountText) else {
@@ -178,10 +191,13 @@ struct UBLParser: InvoiceParser {
                     if let whole = ExactDecimal.roundedInt64(tokens), Decimal(exactly: whole) == tokens { quantity = whole }
                 }
                 let vendorModel = p.itemName ?? p.sellersID
+                lineSum += amount
+                let lineEnd = p.start != nil ? inclusiveEnd(p.end) : (periodStart != nil ? inclusiveEnd(periodEnd) : nil)
+                if p.start != nil { coverage.declare(from: Timestamp(date: p.start!), to: lineEnd) }
                 lines.append(InvoiceLine(
                     location: "\(file.name):\(p.line)", vendorModel: vendorModel, vendorTokenType: p.tokenTypeProperty,
                     tokenType: p.tokenTypeProperty.flatMap { UBLPlugin.tokenTypeMap[$0] }, amount: amount * sign,
-                    amountScale: ExactDecimal.scale(of: amountText), currency: currency, quantity: quantity, date: date,
+                    amountScale: ExactDecimal.scale(of: amountText), currency: currency, quantity: quantity, date: date, end: lineEnd,
                     labels: ["unit_code": p.unitCode, "supplier": supplier].compactMapValues { $0 },
                     description: "line \(p.id ?? "?"): \(vendorModel ?? "")"))
             case "allowance_charge":
@@ -199,6 +215,10 @@ struct UBLParser: InvoiceParser {
                     amountScale: ExactDecimal.scale(of: amountText), currency: currency, date: date, nonUsageReason: "tax", description: "tax"))
             }
         }
-        return lines
+        if let documentLineTotal, let total = ExactDecimal.parse(documentLineTotal), total != lineSum {
+            coverage.incomplete.append("\(file.name): the document's line total (LegalMonetaryTotal/LineExtensionAmount) is \(documentLineTotal) "
+                                       + "but its lines sum to \(ExactDecimal.text(lineSum))")
+        }
+        return ParsedInvoice(lines: lines, coverage: coverage)
     }
 }

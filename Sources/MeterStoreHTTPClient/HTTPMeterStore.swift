@@ -156,3 +156,13 @@ public final class HTTPMeterStore: MeterStore {
     public func sealOpenSegments() async throws {}
     public func sealExpiredSegments() async throws {}
 }
+
+extension HTTPMeterStore {
+    /// `POST /v1/reconciliations/{id}/apply|revert` on the server: the CLI's `reconcile apply` and
+    /// `reconcile revert` with `--server`, so the server's record of the run is the one changed.
+    public func reconciliationAction(_ action: String, id: String, confirmLarge: Bool = false) async throws -> IngestResponse {
+        let answer = try await call(.POST, "/v1/reconciliations/\(Self.escape(id))/\(action)",
+                                    query: confirmLarge ? [("confirm_large", "true")] : [])
+        return try Self.decodeIngest(answer)
+    }
+}

@@ -1,6 +1,6 @@
 public import ExactJSON
 
-public enum VerifyMode: String, Sendable { case deep, incremental }
+public enum VerifyMode: String, Sendable, Codable { case deep, incremental }
 
 public struct VerifyRequest: Sendable, Hashable {
     public var account: String

@@ -54,6 +54,18 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         return pad(y, 4) + "-" + pad(m, 2) + "-" + pad(d, 2)
     }
 
+    /// The first instant of the UTC day after the one `t` falls in.
+    public static func startOfDay(after t: Timestamp) -> Timestamp { Timestamp(microseconds: (t.day + 1) * microsPerHour * 24) }
+
+    /// The first instant of `t`'s UTC day.
+    public var startOfDay: Timestamp { Timestamp(microseconds: day * Self.microsPerHour * 24) }
+
+    /// Parses `YYYY-MM-DD` as that day's first instant in UTC.
+    public init?(date text: String) {
+        guard text.utf8.count == 10, let t = Timestamp(rfc3339: text + "T00:00:00Z") else { return nil }
+        self = t
+    }
+
     /// `YYYY-MM` of the UTC month.
     public var monthString: String {
         let (y, m, _) = civil(fromDays: day)
@@ -189,6 +201,23 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+/// Encoded as its RFC 3339 text in UTC (`2026-05-31T23:59:59Z`).
+extension Timestamp: Codable {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let text = try c.decode(String.self)
+        guard let t = Timestamp(rfc3339: text) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "'\(text)' is not an RFC 3339 timestamp with offset")
+        }
+        self = t
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rfc3339)
+    }
+}
 
 /// A half-open time range `[from, to)`.
 public struct TimeRange: Sendable, Hashable {

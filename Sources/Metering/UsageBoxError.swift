@@ -10,6 +10,8 @@ public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable
         case payloadTooLarge = "payload_too_large"
         case unprocessable = "unprocessable"
         case verifyDrift = "verify_drift"
+        /// A reconciliation whose evidence does not allow corrections was asked to apply them.
+        case inconclusive = "inconclusive"
         case timeout = "timeout"
         case `internal` = "internal"
     }
@@ -40,7 +42,7 @@ public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable
         case .permissionDenied: return 403
         case .notFound: return 404
         case .methodNotAllowed: return 405
-        case .conflict, .verifyDrift: return 409
+        case .conflict, .verifyDrift, .inconclusive: return 409
         case .payloadTooLarge: return 413
         case .unprocessable: return 422
         case .internal: return 500

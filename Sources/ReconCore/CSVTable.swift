@@ -109,3 +109,20 @@ extension String {
         return s
     }
 }
+
+extension CSVTable.Row {
+    /// A timestamp cell that may be missing.
+    public func optionalTimestamp(_ names: [String], file: String) throws -> Timestamp? {
+        guard cell(names) != nil else { return nil }
+        return try timestamp(names, file: file)
+    }
+
+    /// An inclusive end date (`BillingPeriodEndDate` = 05/31/2026) as the exclusive boundary after it;
+    /// a timestamp end stays as written.
+    public func inclusiveEndDate(_ names: [String], file: String) throws -> Timestamp? {
+        guard let text = cell(names) else { return nil }
+        let t = try timestamp(names, file: file)
+        let isDateOnly = text.count <= 10 || t.microseconds % 86_400_000_000 == 0 && !text.contains(":")
+        return isDateOnly ? Timestamp.startOfDay(after: t) : t
+    }
+}

@@ -21,7 +21,11 @@ import Metering
 ///       unmetered: true                   # the token type was never metered for the model
 ///     class: pass_through                 # metering_gap | pass_through | pricing_gap | unexplained
 ///     reason: shared_system_prompt_caching
+///     examples:                           # findings and the class they must get (usagebox rules test)
+///       - {model: claude-sonnet-4-5, token_type: cache_read, quantity: 6000000, unmetered: true, expect: pass_through}
 /// ```
+///
+/// A team's file is consulted before the shipped defaults, so it only needs the rules that differ.
 public struct ClassificationRules: GapClassifier, Sendable {
     public struct Rule: Sendable {
         public var id: String
@@ -38,23 +42,31 @@ public struct ClassificationRules: GapClassifier, Sendable {
         public var unmetered: Bool?
         public var gapClass: GapClass
         public var reason: String
+        public var examples: [RuleExample] = []
     }
 
     public var rules: [Rule]
     /// The YAML the rules came from, recorded with every reconciliation.
     public var source: String
     public var file: String
+    public var isDefault = false
+
+    public var name: String { isDefault ? "defaults" : "rules:\(file)" }
 
     public func classify(_ f: GapFinding) -> GapClassification? {
         for r in rules where r.matches(f) {
-            return GapClassification(gapClass: r.gapClass, rule: r.id, reason: r.reason)
+            return GapClassification(gapClass: r.gapClass, rule: r.id, reason: r.reason, classifier: name)
         }
         return nil
     }
 
+    /// Every rule's examples, in file order.
+    public var examples: [RuleExample] { rules.flatMap(\.examples) }
+
     /// The rules shipped with UsageBox and used by the demo.
     public static let defaultYAML = """
-        # UsageBox default gap classification rules. First match wins; replace with --rules FILE.
+        # UsageBox default gap classification rules. First match wins. A team's --rules file is
+        # consulted before these, so it only needs the rules that differ.
         version: 1
         rules:
           # The same percentage on every model: a rate card, discount or currency off by a factor.
@@ -62,27 +74,40 @@ public struct ClassificationRules: GapClassifier, Sendable {
             when: {shape: uniform}
             class: pricing_gap
             reason: rate_card_or_currency_mismatch
+            examples:
+              - {model: claude-haiku-4-5, token_type: input, account: acct_42, quantity: 50000, metered: 1000000, shape: uniform, expect: pricing_gap}
           # Cache reads and writes of a shared system prompt: vendor overhead we absorb.
           - id: cached-system-prompt
             when: {token_type: [cache_read, cache_write_5m, cache_write_1h, cache_write]}
             class: pass_through
             reason: shared_system_prompt_caching
+            examples:
+              - {model: claude-sonnet-4-5, token_type: cache_read, account: acct_42, quantity: 6000000, unmetered: true, expect: pass_through}
+              - {model: gpt-4o, token_type: cache_write, quantity: -1000, metered: 5000, expect: pass_through}
           # Token types we meter, on one account: served but not recorded. Correct it.
           - id: metered-residual
             when: {token_type: [input, output, reasoning], attributed: true}
             class: metering_gap
             reason: untracked_usage
+            examples:
+              - {model: claude-sonnet-4-5, token_type: input, account: acct_42, quantity: 520000, metered: 122900000, expect: metering_gap}
+              - {model: claude-sonnet-4-5, token_type: output, account: acct_42, quantity: -200000, metered: 1000000, expect: metering_gap}
+              - {model: claude-sonnet-4-5, token_type: input, quantity: 520000, metered: 122900000, expect: unexplained}
           # Anything else stays unexplained until a person (or a rule) says otherwise.
           - id: unexplained
             when: {}
             class: unexplained
             reason: needs_review
+            examples:
+              - {model: claude-haiku-4-5, token_type: input_audio, account: acct_42, quantity: 10, expect: unexplained}
 
         """
 
     public static func defaults() -> ClassificationRules {
         // The shipped YAML is tested; failing here would be a build defect.
-        try! load(text: defaultYAML, file: "default-rules.yaml")
+        var rules = try! load(text: defaultYAML, file: "default-rules.yaml")
+        rules.isDefault = true
+        return rules
     }
 
     /// Loads rules, refusing bad syntax, unknown fields and unknown classes with the file and line.
@@ -110,16 +135,13 @@ public struct ClassificationRules: GapClassifier, Sendable {
     private static func rule(_ node: YAMLNode, index: Int) throws -> Rule {
         var id: String?, gapClass: GapClass?, reason: String?
         var r = Rule(id: "", gapClass: .unexplained, reason: "")
+        var exampleNodes: [YAMLNode] = []
         for (key, value) in try node.mapping("a rule") {
             switch key {
             case "id": id = try value.string("id")
-            case "class":
-                let c = GapClass(rawValue: try value.string("class"))
-                guard GapClass.known.contains(c), c != .withinTolerance else {
-                    throw value.error("class must be metering_gap, pass_through, pricing_gap or unexplained, got '\(c.rawValue)'")
-                }
-                gapClass = c
+            case "class": gapClass = try Self.gapClass(value, "class")
             case "reason": reason = try value.string("reason")
+            case "examples": exampleNodes = try value.sequence("examples")
             case "when":
                 for (k, v) in try value.mapping("when") {
                     switch k {
@@ -140,22 +162,94 @@ public struct ClassificationRules: GapClassifier, Sendable {
                     case "min_amount", "max_amount":
                         let d = ExactDecimal.parse(try v.decimalString(k))
                         if k == "min_amount" { r.minAmount = d } else { r.maxAmount = d }
-                    case "shape":
-                        guard let s = GapShape(rawValue: try v.string("shape")) else { throw v.error("shape must be none, uniform or localized") }
-                        r.shape = s
+                    case "shape": r.shape = try Self.shape(v)
                     default:
                         throw v.error("unknown condition '\(k)' (model, token_type, account, attributed, sign, min_tokens, max_tokens, min_amount, max_amount, shape, unmetered)")
                     }
                 }
             default:
-                throw value.error("unknown rule field '\(key)' (id, when, class, reason)")
+                throw value.error("unknown rule field '\(key)' (id, when, class, reason, examples)")
             }
         }
         guard let gapClass else { throw node.error("rule \(id ?? "#\(index + 1)") needs a class") }
         r.id = id ?? "rule-\(index + 1)"
         r.gapClass = gapClass
         r.reason = reason ?? gapClass.rawValue
+        r.examples = try exampleNodes.map { try example($0, rule: r.id) }
         return r
+    }
+
+    private static func gapClass(_ v: YAMLNode, _ what: String) throws -> GapClass {
+        let c = GapClass(rawValue: try v.string(what))
+        guard GapClass.known.contains(c), c != .withinTolerance else {
+            throw v.error("\(what) must be metering_gap, pass_through, pricing_gap or unexplained, got '\(c.rawValue)'")
+        }
+        return c
+    }
+
+    private static func shape(_ v: YAMLNode) throws -> GapShape {
+        guard let s = GapShape(rawValue: try v.string("shape")) else { throw v.error("shape must be none, uniform or localized") }
+        return s
+    }
+
+    private static func example(_ node: YAMLNode, rule: String) throws -> RuleExample {
+        var model: String?, quantity: Int64?, expect: GapClass?
+        var e = RuleExample(rule: rule, line: node.line, finding: GapFinding(modelID: "", tokenType: nil, accountID: nil, quantity: 0,
+                                                                               amount: 0, metered: 0, vendor: 0, shape: .localized,
+                                                                               unmetered: false), expect: .unexplained)
+        var vendor: Int64?
+        func int(_ v: YAMLNode, _ k: String) throws -> Int64 {
+            guard let n = Int64(try v.string(k)) else { throw v.error("example \(k) must be a whole number") }
+            return n
+        }
+        for (k, v) in try node.mapping("an example") {
+            switch k {
+            case "model": model = try v.string(k)
+            case "token_type": e.finding.tokenType = TokenType(try v.string(k))
+            case "account": e.finding.accountID = try v.string(k)
+            case "quantity": quantity = try int(v, k)
+            case "metered": e.finding.metered = try int(v, k)
+            case "vendor": vendor = try int(v, k)
+            case "amount": e.finding.amount = ExactDecimal.parse(try v.decimalString(k)) ?? 0
+            case "shape": e.finding.shape = try Self.shape(v)
+            case "unmetered": e.finding.unmetered = try v.bool(k)
+            case "expect": expect = try Self.gapClass(v, "expect")
+            case "expect_rule": e.expectRule = try v.string(k)
+            default:
+                throw v.error("unknown example field '\(k)' (model, token_type, account, quantity, metered, vendor, amount, shape, unmetered, expect, expect_rule)")
+            }
+        }
+        guard let model else { throw node.error("an example of rule \(rule) needs a model") }
+        guard let quantity else { throw node.error("an example of rule \(rule) needs a quantity (vendor minus metered, tokens)") }
+        guard let expect else { throw node.error("an example of rule \(rule) needs expect: the class it must get") }
+        e.finding.modelID = model
+        e.finding.quantity = quantity
+        e.finding.vendor = vendor ?? (e.finding.metered + quantity)
+        e.expect = expect
+        return e
+    }
+}
+
+/// A finding a rule is documented with, and the class the whole chain must give it.
+public struct RuleExample: Sendable {
+    /// The rule it belongs to.
+    public var rule: String
+    public var line: Int
+    public var finding: GapFinding
+    public var expect: GapClass
+    /// The rule that must decide, when the example says.
+    public var expectRule: String?
+
+    /// What the chain gives, and whether that is what the example expects.
+    public func check(_ chain: ClassifierChain) -> (passed: Bool, got: GapClassification) {
+        let got = chain.classify(finding)
+        return (got.gapClass == expect && (expectRule.map { $0 == got.rule } ?? true), got)
+    }
+
+    public var summary: String {
+        let f = finding
+        return "\(f.modelID) \(f.tokenType?.rawValue ?? "(any)") \(f.accountID ?? "(unattributed)") gap \(f.quantity)"
+            + " (metered \(f.metered))\(f.shape == .localized ? "" : " shape \(f.shape.rawValue)")\(f.unmetered ? " unmetered" : "")"
     }
 }
 

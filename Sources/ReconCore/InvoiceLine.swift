@@ -2,7 +2,7 @@ public import Foundation
 public import Metering
 
 /// Canonical token types (CONTRACT §1); vendors' own names map onto these.
-public struct TokenType: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
+public struct TokenType: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
     public var rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
     public init(_ raw: String) { self.rawValue = raw }
@@ -45,6 +45,8 @@ public struct InvoiceLine: Sendable, Hashable {
     public var quantity: Int64?
     /// Start of the bucket the line bills (a day, an hour).
     public var date: Timestamp
+    /// End of that bucket (exclusive) when the export says; nil means the end of `date`'s UTC day.
+    public var end: Timestamp?
     /// Tier and modifier labels as the vendor writes them (`context_window`, `service_tier`, `inference_geo`).
     public var labels: [String: String]
     /// Keys that attribute the line to a customer account (`workspace_id`, `api_key_id`, `project_id`).
@@ -58,7 +60,7 @@ public struct InvoiceLine: Sendable, Hashable {
 
     public init(location: String, vendorModel: String?, vendorTokenType: String?, tokenType: TokenType?, amount: Decimal?,
                 amountScale: Int, currency: String, listAmount: Decimal? = nil, quantity: Int64? = nil, date: Timestamp,
-                labels: [String: String] = [:], attribution: [String: String] = [:], nonUsageReason: String? = nil,
+                end: Timestamp? = nil, labels: [String: String] = [:], attribution: [String: String] = [:], nonUsageReason: String? = nil,
                 description: String? = nil) {
         self.location = location
         self.vendorModel = vendorModel
@@ -70,10 +72,20 @@ public struct InvoiceLine: Sendable, Hashable {
         self.listAmount = listAmount
         self.quantity = quantity
         self.date = date
+        self.end = end
         self.labels = labels
         self.attribution = attribution
         self.nonUsageReason = nonUsageReason
         self.description = description
+    }
+}
+
+extension InvoiceLine {
+    /// The bucket the line bills, `[date, end)`; a line with no end bills its UTC day. An end written
+    /// inclusively (`23:59:59`) is taken as the boundary after it.
+    public var bucket: (from: Timestamp, to: Timestamp) {
+        guard let end else { return (date, Timestamp.startOfDay(after: date)) }
+        return (date, max(InvoiceCoverage.exclusiveEnd(end), Timestamp(microseconds: date.microseconds + 1)))
     }
 }
 

@@ -83,3 +83,38 @@ extension Decimal {
         self = Decimal(string: String(value))!
     }
 }
+
+/// An exact decimal that travels as its text (`"1399.56"`), never as a JSON number: money in
+/// reports is read back exactly.
+public struct ExactAmount: Codable, Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var value: Decimal
+    public init(_ value: Decimal) { self.value = value }
+
+    public static let zero = ExactAmount(0)
+    public static func < (a: ExactAmount, b: ExactAmount) -> Bool { a.value < b.value }
+    public var description: String { ExactDecimal.text(value) }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let text = try c.decode(String.self)
+        guard let d = ExactDecimal.parseNumber(text) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "'\(text)' is not an exact decimal")
+        }
+        value = d
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(ExactDecimal.text(value))
+    }
+}
+
+extension ExactDecimal {
+    /// Rounds half-even to `scale` decimals and keeps the value a `Decimal`.
+    public static func rounded(_ value: Decimal, scale: Int) -> Decimal {
+        var v = value
+        var out = Decimal()
+        NSDecimalRound(&out, &v, scale, .bankers)
+        return out
+    }
+}

@@ -43,6 +43,7 @@ public struct RateCard: RateCardConverter, Sendable {
     }
 
     public var models: [String] { prices.keys.sorted() }
+    public var fingerprint: String { sha256Hex(Array(source.utf8)) }
 
     public func canonicalModel(_ vendorModel: String) -> String? {
         if prices[vendorModel] != nil { return vendorModel }

@@ -2,79 +2,232 @@ public import ExactJSON
 public import Foundation
 public import Metering
 
-/// The result of a reconciliation run (CONTRACT §5): what the JSON, table and Markdown show.
-public struct ReconciliationReport: Sendable {
+/// The result of a reconciliation run: what the JSON, table and Markdown show, and what the log
+/// stores. It is its own wire shape (`Codable`, snake_case keys, money as exact decimal strings,
+/// quantities as 64-bit integers), so a stored report reads back equal to the one written.
+public struct ReconciliationReport: Codable, Equatable, Sendable {
     public var id: String
     public var vendor: String
     public var accountID: String?
-    public var range: TimeRange
+    /// `account` when the caller asserted the invoice is that account's alone.
+    public var invoiceScope: InvoiceScope
+    public var from: Timestamp
+    public var to: Timestamp
+    /// Whether the evidence allows corrections at all (CONTRACT: evidence before corrections).
+    public var verdict: Verdict
+    /// Every limit on the evidence, on a conclusive run too, each with what would lift it.
+    public var reasons: [EvidenceReason]
     public var invoice: InvoiceSummary
-    public var rateCard: (vendor: String, version: String, sha256: String)
-    public var rules: (file: String, sha256: String)
-    public var verify: (ok: Bool, mode: VerifyMode, drift: Int64)
+    public var coverage: CoverageSummary
+    public var rateCard: CardSummary
+    public var rules: RulesSummary
+    public var verify: VerifySummary
     public var models: [ModelRow]
-    public var total: (metered: Int64, vendor: Int64, gap: Int64)
+    public var total: Total
     public var shape: GapShape
-    public var impliedFactor: Decimal?
+    /// Vendor total ÷ metered total, four decimals, for a uniform gap.
+    public var impliedFactor: String?
     public var unmeteredTokenTypes: [TokenType]
     public var findings: [Finding]
+    /// Vendor volume no account map entry claims, beside the per-account residuals.
+    public var unattributed: [UnattributedVolume]
     public var unmapped: [Unmapped]
-    public var corrections: [UsageEvent]
+    /// Meter rows the reconciliation could not compare (a model no card knows, a meter not in tokens).
+    public var meteredOutOfScope: [MeteredOutOfScope]
+    public var corrections: [ProposedCorrection]
+    /// Corrections that need a person's review before `--apply --confirm-large` posts them.
+    public var held: [HeldCorrection]
+    /// How computed money is rounded (vendor amounts are exact sums of the invoice's own amounts).
+    public var rounding: [String: String]
+    /// True only once something was posted.
     public var applied: Bool
+    public var appliedEventIDs: [String]
+    public var appliedAt: Timestamp?
+    public var revertedAt: Timestamp?
     public var runBy: String
     public var createdAt: Timestamp
 
-    public struct InvoiceSummary: Sendable {
+    public var range: TimeRange { (try? TimeRange(from: from, to: to)) ?? { fatalError("a report's range is validated when it is made") }() }
+
+    enum CodingKeys: String, CodingKey {
+        case id, vendor, accountID = "account_id", invoiceScope = "invoice_scope", from, to, verdict, reasons, invoice, coverage
+        case rateCard = "rate_card", rules, verify, models, total, shape, impliedFactor = "implied_factor"
+        case unmeteredTokenTypes = "unmetered_token_types", findings, unattributed, unmapped
+        case meteredOutOfScope = "metered_out_of_scope", corrections, held, rounding, applied
+        case appliedEventIDs = "applied_event_ids", appliedAt = "applied_at", revertedAt = "reverted_at", runBy = "run_by"
+        case createdAt = "created_at"
+    }
+
+    public enum Verdict: String, Codable, Sendable { case conclusive, inconclusive }
+
+    public struct InvoiceSummary: Codable, Equatable, Sendable {
         public var sha256: String
-        public var files: [(name: String, sha256: String, parser: String)]
+        public var files: [File]
         public var format: String
         public var currency: String
         public var lines: Int
-        public var amount: Decimal
-        public var unmappedAmount: Decimal
+        public var amount: ExactAmount
+        public var unmappedAmount: ExactAmount
+
+        public struct File: Codable, Equatable, Sendable {
+            public var name: String
+            public var sha256: String
+            public var parser: String
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case sha256, files, format, currency, lines, amount, unmappedAmount = "unmapped_amount"
+        }
     }
 
-    public struct TokenTypeRow: Sendable {
+    public struct CardSummary: Codable, Equatable, Sendable {
+        public var vendor: String
+        public var version: String
+        public var sha256: String
+    }
+
+    public struct RulesSummary: Codable, Equatable, Sendable {
+        /// In the order they are consulted: plugin classifiers, the team's file, the defaults.
+        public var chain: [String]
+        public var sha256: String
+    }
+
+    public struct VerifySummary: Codable, Equatable, Sendable {
+        public var ok: Bool
+        public var mode: VerifyMode
+        public var drift: Int64
+    }
+
+    public struct TokenTypeRow: Codable, Equatable, Sendable {
         public var tokenType: TokenType?
         public var metered: Int64
         public var vendor: Int64
+        public var gap: Int64
+        public var gapPct: String?
         public var tolerance: Int64
-        public var vendorAmount: Decimal
-        public var gapAmount: Decimal
-        public var gap: Int64 { vendor - metered }
-    }
+        public var vendorAmount: ExactAmount
+        public var gapAmount: ExactAmount
 
-    public struct ModelRow: Sendable {
-        public var modelID: String
-        public var tokenTypes: [TokenTypeRow]
-        public var metered: Int64 { tokenTypes.reduce(0) { $0 + $1.metered } }
-        public var vendor: Int64 { tokenTypes.reduce(0) { $0 + $1.vendor } }
-        public var gap: Int64 { vendor - metered }
-        public var tolerance: Int64 { tokenTypes.reduce(0) { $0 + $1.tolerance } }
-        public var vendorAmount: Decimal { tokenTypes.reduce(Decimal(0)) { $0 + $1.vendorAmount } }
-        public var gapAmount: Decimal { tokenTypes.reduce(Decimal(0)) { $0 + $1.gapAmount } }
+        public init(tokenType: TokenType?, metered: Int64, vendor: Int64, tolerance: Int64, vendorAmount: Decimal, gapAmount: Decimal) {
+            self.tokenType = tokenType
+            self.metered = metered
+            self.vendor = vendor
+            self.gap = vendor - metered
+            self.gapPct = ReconciliationReport.gapPercent(gap: vendor - metered, metered: metered)
+            self.tolerance = tolerance
+            self.vendorAmount = ExactAmount(vendorAmount)
+            self.gapAmount = ExactAmount(gapAmount)
+        }
+
         public var beyondTolerance: Bool { gap.magnitude > UInt64(tolerance) }
+
+        enum CodingKeys: String, CodingKey {
+            case tokenType = "token_type", metered, vendor, gap, gapPct = "gap_pct", tolerance, vendorAmount = "vendor_amount"
+            case gapAmount = "gap_amount"
+        }
     }
 
-    public struct Finding: Sendable {
+    public struct ModelRow: Codable, Equatable, Sendable {
+        public var modelID: String
+        public var metered: Int64
+        public var vendor: Int64
+        public var gap: Int64
+        public var gapPct: String?
+        public var tolerance: Int64
+        public var vendorAmount: ExactAmount
+        public var gapAmount: ExactAmount
+        public var tokenTypes: [TokenTypeRow]
+
+        public init(modelID: String, tokenTypes: [TokenTypeRow]) {
+            self.modelID = modelID
+            self.tokenTypes = tokenTypes
+            metered = tokenTypes.reduce(0) { $0 + $1.metered }
+            vendor = tokenTypes.reduce(0) { $0 + $1.vendor }
+            gap = vendor - metered
+            gapPct = ReconciliationReport.gapPercent(gap: gap, metered: metered)
+            tolerance = tokenTypes.reduce(0) { $0 + $1.tolerance }
+            vendorAmount = ExactAmount(tokenTypes.reduce(Decimal(0)) { $0 + $1.vendorAmount.value })
+            gapAmount = ExactAmount(tokenTypes.reduce(Decimal(0)) { $0 + $1.gapAmount.value })
+        }
+
+        public var beyondTolerance: Bool { gap.magnitude > UInt64(tolerance) }
+
+        enum CodingKeys: String, CodingKey {
+            case modelID = "model_id", metered, vendor, gap, gapPct = "gap_pct", tolerance, vendorAmount = "vendor_amount"
+            case gapAmount = "gap_amount", tokenTypes = "token_types"
+        }
+    }
+
+    public struct Total: Codable, Equatable, Sendable {
+        public var metered: Int64
+        public var vendor: Int64
+        public var gap: Int64
+        public var gapAmount: ExactAmount
+
+        enum CodingKeys: String, CodingKey { case metered, vendor, gap, gapAmount = "gap_amount" }
+    }
+
+    public struct Finding: Codable, Equatable, Sendable {
         public var modelID: String
         public var tokenType: TokenType?
         public var accountID: String?
+        /// Vendor minus metered, tokens.
         public var quantity: Int64
-        public var amount: Decimal
+        public var amount: ExactAmount
+        public var metered: Int64
+        public var vendor: Int64
         public var gapClass: GapClass
+        /// The rule (or classifier) that decided, and where it came from.
         public var rule: String
+        public var classifier: String
         public var reason: String
+        /// The evidence that kept this gap from becoming a correction (reason codes).
+        public var blockedBy: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case modelID = "model_id", tokenType = "token_type", accountID = "account_id", quantity, amount, metered, vendor
+            case gapClass = "class", rule, classifier, reason, blockedBy = "blocked_by"
+        }
     }
 
-    public struct Unmapped: Sendable {
+    public struct UnattributedVolume: Codable, Equatable, Sendable {
+        public var modelID: String
+        public var tokenType: TokenType?
+        public var vendor: Int64
+        public var vendorAmount: ExactAmount
+
+        enum CodingKeys: String, CodingKey {
+            case modelID = "model_id", tokenType = "token_type", vendor, vendorAmount = "vendor_amount"
+        }
+    }
+
+    public struct Unmapped: Codable, Equatable, Sendable {
         public var location: String
         public var description: String?
         public var vendorModel: String?
         public var vendorTokenType: String?
-        public var amount: Decimal?
+        public var amount: ExactAmount?
         public var currency: String
         public var reason: String
+
+        enum CodingKeys: String, CodingKey {
+            case location, description, vendorModel = "vendor_model", vendorTokenType = "vendor_token_type", amount, currency, reason
+        }
+    }
+
+    public struct MeteredOutOfScope: Codable, Equatable, Sendable {
+        public var modelID: String?
+        public var meterID: String?
+        public var tokens: Int64
+        public var reason: String
+
+        enum CodingKeys: String, CodingKey { case modelID = "model_id", meterID = "meter_id", tokens, reason }
+    }
+
+    public struct HeldCorrection: Codable, Equatable, Sendable {
+        public var reason: String
+        public var detail: String
+        public var correction: ProposedCorrection
     }
 
     /// `gap / metered × 100` with two decimals; nil when nothing was metered.
@@ -83,63 +236,132 @@ public struct ReconciliationReport: Sendable {
         return ExactDecimal.format(Decimal(exactly: gap) * 100 / Decimal(exactly: metered), scale: 2)
     }
 
-    public var jsonValue: JSONValue {
-        func money(_ d: Decimal) -> JSONValue { .string(ExactDecimal.format(d)) }
-        let modelsJSON: [JSONValue] = models.map { m in
-            .object([
-                ("model_id", .string(m.modelID)), ("metered", .int(m.metered)), ("vendor", .int(m.vendor)), ("gap", .int(m.gap)),
-                ("gap_pct", Self.gapPercent(gap: m.gap, metered: m.metered).map(JSONValue.string) ?? .null),
-                ("tolerance", .int(m.tolerance)), ("vendor_amount", money(m.vendorAmount)), ("gap_amount", money(m.gapAmount)),
-                ("token_types", .array(m.tokenTypes.map { t in
-                    .object([
-                        ("token_type", .optionalString(t.tokenType?.rawValue)), ("metered", .int(t.metered)), ("vendor", .int(t.vendor)),
-                        ("gap", .int(t.gap)), ("gap_pct", Self.gapPercent(gap: t.gap, metered: t.metered).map(JSONValue.string) ?? .null),
-                        ("tolerance", .int(t.tolerance)), ("vendor_amount", money(t.vendorAmount)), ("gap_amount", money(t.gapAmount)),
-                    ])
-                })),
-            ])
+    public var isConclusive: Bool { verdict == .conclusive }
+}
+
+/// Whether `--account` claims the whole invoice (`account`) or leaves it to be checked (`as_given`).
+public enum InvoiceScope: String, Codable, Sendable, CaseIterable { case asGiven = "as_given", account }
+
+/// One limit on the evidence: what it is, what it blocks, and what would lift it.
+public struct EvidenceReason: Codable, Equatable, Sendable {
+    public enum Effect: String, Codable, Sendable {
+        /// The run proposes no corrections at all.
+        case inconclusive
+        /// Negative (over-metering) corrections in its scope are blocked; positive residuals stand.
+        case blocksNegative = "blocks_negative"
+        /// Every correction on its model is blocked.
+        case blocksModel = "blocks_model"
+        /// Recorded for the reviewer; blocks nothing.
+        case note
+    }
+
+    public var code: String
+    public var effect: Effect
+    public var modelID: String?
+    public var tokenType: TokenType?
+    public var accountID: String?
+    public var detail: String
+    /// What would lift the limit.
+    public var remedy: String?
+    /// The days concerned (`YYYY-MM-DD`), for coverage gaps.
+    public var days: [String]?
+    /// Accounts concerned, with what they metered.
+    public var accounts: [AccountTotal]?
+    public var amount: ExactAmount?
+
+    public init(code: String, effect: Effect, modelID: String? = nil, tokenType: TokenType? = nil, accountID: String? = nil,
+                detail: String, remedy: String? = nil, days: [String]? = nil, accounts: [AccountTotal]? = nil, amount: Decimal? = nil) {
+        self.code = code
+        self.effect = effect
+        self.modelID = modelID
+        self.tokenType = tokenType
+        self.accountID = accountID
+        self.detail = detail
+        self.remedy = remedy
+        self.days = days
+        self.accounts = accounts
+        self.amount = amount.map(ExactAmount.init)
+    }
+
+    public struct AccountTotal: Codable, Equatable, Sendable {
+        public var accountID: String
+        public var metered: Int64
+        public init(accountID: String, metered: Int64) {
+            self.accountID = accountID
+            self.metered = metered
         }
-        var members: [(String, JSONValue)] = [
-            ("id", .string(id)), ("vendor", .string(vendor)), ("account_id", .optionalString(accountID)),
-            ("from", .string(range.from.rfc3339)), ("to", .string(range.to.rfc3339)),
-            ("invoice", .object([
-                ("sha256", .string(invoice.sha256)), ("format", .string(invoice.format)), ("currency", .string(invoice.currency)),
-                ("lines", .int(invoice.lines)), ("amount", .string(ExactDecimal.text(invoice.amount))),
-                ("unmapped_amount", .string(ExactDecimal.text(invoice.unmappedAmount))),
-                ("files", .array(invoice.files.map {
-                    .object([("name", .string($0.name)), ("sha256", .string($0.sha256)), ("parser", .string($0.parser))])
-                })),
-            ])),
-            ("rate_card", .object([("vendor", .string(rateCard.vendor)), ("version", .string(rateCard.version)),
-                                   ("sha256", .string(rateCard.sha256))])),
-            ("rules", .object([("file", .string(rules.file)), ("sha256", .string(rules.sha256))])),
-            ("verify", .object([("ok", .bool(verify.ok)), ("mode", .string(verify.mode.rawValue)), ("drift", .int(verify.drift))])),
-            ("models", .array(modelsJSON)),
-            ("total", .object([("metered", .int(total.metered)), ("vendor", .int(total.vendor)), ("gap", .int(total.gap))])),
-            ("shape", .string(shape.rawValue)),
-        ]
-        if let impliedFactor { members.append(("implied_factor", .string(ExactDecimal.format(impliedFactor, scale: 4)))) }
-        members += [
-            ("unmetered_token_types", .array(unmeteredTokenTypes.map { .string($0.rawValue) })),
-            ("findings", .array(findings.map { f in
-                .object([
-                    ("model_id", .string(f.modelID)), ("token_type", .optionalString(f.tokenType?.rawValue)),
-                    ("account_id", .optionalString(f.accountID)), ("quantity", .int(f.quantity)), ("amount", money(f.amount)),
-                    ("class", .string(f.gapClass.rawValue)), ("rule", .string(f.rule)), ("reason", .string(f.reason)),
-                ])
-            })),
-            ("unmapped", .array(unmapped.map { u in
-                .object([
-                    ("location", .string(u.location)), ("description", .optionalString(u.description)),
-                    ("vendor_model", .optionalString(u.vendorModel)), ("vendor_token_type", .optionalString(u.vendorTokenType)),
-                    ("amount", u.amount.map { .string(ExactDecimal.text($0)) } ?? .null), ("currency", .string(u.currency)),
-                    ("reason", .string(u.reason)),
-                ])
-            })),
-            ("corrections", .array(corrections.map(\.jsonValue))),
-            ("applied", .bool(applied)),
-            ("run_by", .string(runBy)), ("created_at", .string(createdAt.rfc3339)),
-        ]
-        return .object(members)
+        enum CodingKeys: String, CodingKey { case accountID = "account_id", metered }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case code, effect, modelID = "model_id", tokenType = "token_type", accountID = "account_id", detail, remedy, days, accounts, amount
+    }
+}
+
+/// A proposed correction: a `Correction` event in the shape of CONTRACT §3.1.
+public struct ProposedCorrection: Codable, Equatable, Sendable {
+    public var eventID: String
+    public var accountID: String
+    public var meterID: String
+    public var modelID: String?
+    public var kind: String
+    public var correctionRef: String
+    public var quantity: Int64
+    public var unit: String
+    public var timestamp: Timestamp
+    public var dimensions: [String: String]
+
+    public init(eventID: String, accountID: String, meterID: String, modelID: String?, correctionRef: String, quantity: Int64,
+                timestamp: Timestamp, dimensions: [String: String]) {
+        self.eventID = eventID
+        self.accountID = accountID
+        self.meterID = meterID
+        self.modelID = modelID
+        self.kind = EventKind.correction.rawValue
+        self.correctionRef = correctionRef
+        self.quantity = quantity
+        self.unit = "tokens"
+        self.timestamp = timestamp
+        self.dimensions = dimensions
+    }
+
+    public var tokenType: String? { dimensions["token_type"] }
+    public func dimension(_ key: String) -> String? { dimensions[key] }
+
+    /// The event ingest stores.
+    public var event: UsageEvent {
+        UsageEvent(eventID: eventID, accountID: accountID, meterID: meterID, modelID: modelID, kind: .correction,
+                   correctionRef: correctionRef, quantity: quantity, unit: unit, timestamp: timestamp, dimensions: dimensions)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case eventID = "event_id", accountID = "account_id", meterID = "meter_id", modelID = "model_id", kind
+        case correctionRef = "correction_ref", quantity, unit, timestamp, dimensions
+    }
+}
+
+/// The one JSON form of reports and requests: members in declaration order, absent values as
+/// `null`, integers and decimal strings exact.
+public enum ReconciliationJSON {
+    public static func encode<T: Encodable>(_ value: T) throws -> String {
+        JSONWriter.write(try JSONValueEncoder.encode(value))
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
+        try JSONDecoder().decode(type, from: Data(text.utf8))
+    }
+}
+
+extension ReconciliationReport {
+    /// The report as the API answers it.
+    public var jsonValue: JSONValue {
+        // Every member is a plain value with a total encoding; failing here would be a programming error.
+        try! JSONValueEncoder.encode(self)
+    }
+
+    /// The report's JSON text (the API's answer and what the log keeps).
+    public var jsonText: String {
+        // Every member is a plain value with a total encoding; failing here would be a programming error.
+        try! ReconciliationJSON.encode(self)
     }
 }

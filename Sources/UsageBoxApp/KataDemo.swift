@@ -84,7 +84,7 @@ public struct KataDemo: Sendable {
         write(Rendering.reconciliation(report))
         write("")
         for f in report.findings {
-            write("  \(f.modelID) \(f.tokenType?.rawValue ?? "") \(Rendering.signed(f.quantity)) tokens ($\(ExactDecimal.format(f.amount))): "
+            write("  \(f.modelID) \(f.tokenType?.rawValue ?? "") \(Rendering.signed(f.quantity)) tokens ($\(ExactDecimal.format(f.amount.value))): "
                   + "\(f.gapClass.rawValue) (rule \(f.rule), reason \(f.reason))")
         }
         write("")
@@ -92,10 +92,12 @@ public struct KataDemo: Sendable {
         step("Step 6: close the loop with a Correction event",
              curl: "-X POST \"\(Self.host)/v1/reconciliations/\(report.id)/apply\"",
              cli: "usagebox reconcile … --apply")
-        let applied = try await store.ingest(report.corrections.map(IngestItem.event))
+        let applied = log != nil
+            ? try await service.apply(id: report.id, confirmLarge: false, store: store, log: log!)
+            : try await store.ingest(report.corrections.map { IngestItem.event($0.event) })
         write(JSONWriter.write(applied.jsonValue))
         if let log {
-            let again = try await service.apply(id: report.id, store: store, log: log)
+            let again = try await service.apply(id: report.id, confirmLarge: false, store: store, log: log)
             write("Applying the same report again: \(again.duplicates) duplicate(s), \(again.accepted) new — never a second correction.")
         }
         write("")

@@ -7,7 +7,7 @@ import ReconPlugins
 import UsageBoxServer
 
 /// Reconciliation as the CLI and the server run it: the built-in plugins and cards, the engine,
-/// the record of every run, and applying corrections through ingest.
+/// the record of every run, and posting (and undoing) its corrections through ingest.
 public struct ReconciliationService: Sendable {
     public let registry: PluginRegistry
     public let cards: [String: RateCard]
@@ -21,46 +21,19 @@ public struct ReconciliationService: Sendable {
         engine = ReconciliationEngine(registry: registry, cards: cards)
     }
 
-    /// Runs, optionally applies, and records a reconciliation.
-    public func run(_ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool)
-        async throws -> (report: ReconciliationReport, applied: IngestResponse?) {
-        var report = try await engine.run(options, store: store)
-        var answer: IngestResponse?
-        if apply {
-            let response = try await store.ingest(report.corrections.map(IngestItem.event))
-            answer = response
-            report.applied = response.rejected == 0 && response.conflicts == 0
-        }
-        try await log?.saveReconciliation(id: report.id, vendor: report.vendor, createdAt: report.createdAt, runBy: report.runBy,
-                                          reportJSON: JSONWriter.write(report.jsonValue))
-        return (report, answer)
+    public var runner: ReconciliationRunner { ReconciliationRunner(engine: engine) }
+
+    public func run(_ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool = false,
+                    confirmLarge: Bool = false) async throws -> (report: ReconciliationReport, outcome: ReconciliationRunner.ApplyOutcome) {
+        try await runner.run(options, store: store, log: log, apply: apply, confirmLarge: confirmLarge)
     }
 
-    /// Posts a stored report's corrections through ingest; applying twice answers duplicates.
-    public func apply(id: String, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
-        guard let text = try await log.reconciliation(id: id) else { throw UsageBoxError(.notFound, "no reconciliation \(id)", field: "id") }
-        let report = try JSONParser.parse(text)
-        let decoder = EventDecoder()
-        let items = (report["corrections"]?.arrayValue ?? []).map(decoder.decode)
-        let response = try await store.ingest(items)
-        if response.rejected == 0, response.conflicts == 0, case let .object(members) = report {
-            let updated = JSONValue.object(members.map { $0.0 == "applied" ? ("applied", .bool(true)) : $0 })
-            try await log.markReconciliationApplied(id: id, reportJSON: JSONWriter.write(updated), appliedAt: Timestamp.now())
-        }
-        return response
+    public func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
+        try await runner.apply(id: id, confirmLarge: confirmLarge, store: store, log: log)
     }
 
-    /// `--fx EUR=1.0842` values.
-    public static func parseFX(_ values: [String]) throws -> [String: Decimal] {
-        var out: [String: Decimal] = [:]
-        for v in values {
-            let parts = v.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, parts[0].count == 3, let rate = ExactDecimal.parse(parts[1]), rate > 0 else {
-                throw UsageBoxError.invalidArgument("--fx takes CUR=RATE with an exact decimal rate, e.g. EUR=1.0842; got '\(v)'", field: "fx")
-            }
-            out[parts[0].uppercased()] = rate
-        }
-        return out
+    public func revert(id: String, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
+        try await runner.revert(id: id, store: store, log: log)
     }
 
     public func vendorsJSON() -> JSONValue {

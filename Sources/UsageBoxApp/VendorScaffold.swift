@@ -121,9 +121,10 @@ public enum VendorScaffold {
                 file.headerLine?.hasPrefix("date,model,token_type,amount_usd") == true
             }
 
-            func parse(_ file: InvoiceFile) throws -> [InvoiceLine] {
+            /// The file states no period: the engine measures coverage by the span of its rows' days.
+            func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
                 let table = try CSVTable.read(file, required: [["date"], ["model"], ["amount_usd"]])
-                return try table.rows.map { row in
+                return ParsedInvoice(lines: try table.rows.map { row in
                     guard let text = row.cell("amount_usd"), let amount = ExactDecimal.parse(text) else {
                         throw InvoiceError(file: file.name, line: row.line, field: "amount_usd", "'\\(row.cell("amount_usd") ?? "")' is not a decimal")
                     }
@@ -133,7 +134,7 @@ public enum VendorScaffold {
                         tokenType: tokenType.flatMap { \(n.typeName)Plugin.tokenTypeMap[$0] }, amount: amount,
                         amountScale: ExactDecimal.scale(of: text), currency: "USD", date: try row.timestamp(["date"], file: file.name),
                         nonUsageReason: row.cell("model") == nil ? "not_usage" : nil)
-                }
+                })
             }
         }
 

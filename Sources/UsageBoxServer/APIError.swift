@@ -51,7 +51,7 @@ extension APIErrorMiddleware {
          ("/v1/usage", "GET"), ("/v1/accounts/*/verify", "GET"), ("/v1/accounts/*/explain", "GET"),
          ("/v1/accounts/*/periods/close", "POST"), ("/v1/accounts/*/periods", "GET"), ("/v1/query/sql", "POST"),
          ("/v1/query/json", "POST"), ("/v1/meters", "GET"), ("/v1/meters/*", "PUT"), ("/v1/vendors", "GET"),
-         ("/v1/reconciliations", "POST"), ("/v1/reconciliations/*", "GET"), ("/v1/reconciliations/*/apply", "POST")]
+         ("/v1/reconciliations", "POST"), ("/v1/reconciliations/*", "GET"), ("/v1/reconciliations/*/apply", "POST"), ("/v1/reconciliations/*/revert", "POST")]
             .map { ($0.0.split(separator: "/"), $0.1) }
     }
 
@@ -63,6 +63,11 @@ extension APIErrorMiddleware {
 }
 
 enum JSONResponse {
+    /// A body that is already JSON text (a Codable shape's encoding).
+    static func make(text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text + "\n")))
+    }
+
     static func make(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
         var text = JSONWriter.write(value)
         text += "\n"

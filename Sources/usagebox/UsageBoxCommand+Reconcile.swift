@@ -4,37 +4,60 @@ import Foundation
 import Metering
 import MeterStoreSQLite
 import ReconCore
+import MeterStoreHTTPClient
 import UsageBoxApp
 
 extension UsageBoxCommand {
     struct Reconcile: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Reconcile a vendor invoice against the meter (CONTRACT §5).",
+            abstract: "Reconcile a vendor invoice against the meter; apply or revert a recorded run.",
             discussion: """
-                Verifies the meter first (exit 3 on drift unless --allow-drift), parses the invoice with the vendor's plugin,
-                converts dollars to tokens with the rate card, diffs per model, token type and account, classifies every gap,
-                proposes corrections for attributable metering gaps, and records the run. --apply posts the corrections.
+                usagebox reconcile --vendor V --invoice FILE --from 2026-05-01 --to 2026-06-01 [--account A] …   (run)
+                usagebox reconcile apply ID [--confirm-large]      post a recorded run's corrections
+                usagebox reconcile revert ID                       post the corrections that undo an applied run
+                """,
+            subcommands: [Run.self, Apply.self, Revert.self], defaultSubcommand: Run.self)
+    }
+}
+
+extension UsageBoxCommand.Reconcile {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run",
+            abstract: "Reconcile a vendor invoice against the meter (the default subcommand).",
+            discussion: """
+                Verifies the meter first (exit 3 on drift unless --allow-drift), parses the invoices with the vendor's plugin,
+                converts money to tokens with the rate card, measures what the invoice covers, diffs per model, token type and
+                account, classifies every gap (plugin classifiers, then --rules, then the defaults) and proposes corrections only
+                when the evidence is conclusive. The report opens with the verdict; every limit on the evidence is listed with what
+                would lift it. --apply posts the proposed corrections (exit 5 when the run is inconclusive); corrections that back
+                out more than half of what was metered are held until --confirm-large. See docs/reconciliation.md.
                 """)
 
         @Option(help: "The vendor plugin id (see `usagebox vendors`), or 'auto' to pick by sniffing the file.") var vendor: String
-        @Option(name: .customLong("invoice"), help: "An invoice file (repeat for several).") var invoices: [String]
-        @OptionGroup var period: PeriodOptions
-        @Option(help: "The account the whole invoice belongs to.") var account: String?
+        @Option(name: .customLong("invoice"), help: "An invoice file (repeat for several, e.g. every page of an export).") var invoices: [String]
+        @Option(help: "Start of the period: a date (2026-05-01, 00:00 UTC) or an RFC 3339 time in UTC.") var from: String
+        @Option(help: "End of the period (exclusive), written like --from.") var to: String
+        @Option(help: "The account the run is for.") var account: String?
+        @Option(name: .customLong("invoice-scope"), help: "'account': the invoice is --account's alone (other accounts' usage of its models is not billed on it).")
+        var invoiceScope: InvoiceScope?
         @Option(name: .customLong("rate-card"), help: "A rate card file overriding the vendor's card.") var rateCard: String?
-        @Option(help: "A classification rules file replacing the default rules.") var rules: String?
+        @Option(help: "A team's classification rules, consulted before the defaults (see `usagebox rules`).") var rules: String?
         @Option(name: .customLong("account-map"), help: "A YAML/JSON file mapping vendor workspace/project/key ids to accounts.") var accountMap: String?
         @Option(help: "CUR=RATE: units of the card's currency per unit of CUR (repeat).") var fx: [String] = []
         @Option(name: .customLong("meter-id"), help: "Only this meter; required when an account meters a model on several.") var meterID: String?
-        @Option(help: "table, json or markdown.") var format = "table"
-        @Flag(help: "Post the proposed corrections.") var apply = false
+        @Option(help: "The report's form.") var format: ReportFormat = .table
+        @Flag(help: "Print the report as the API's JSON (same as --format json).") var json = false
+        @Flag(help: "Post the proposed corrections (refused, exit 5, when the run is inconclusive).") var apply = false
+        @Flag(name: .customLong("confirm-large"), help: "With --apply, also post the corrections held for review.") var confirmLarge = false
         @Flag(name: .customLong("allow-drift"), help: "Go on when verify finds drift.") var allowDrift = false
         @Flag(name: .customLong("deep-verify"), help: "Verify deep instead of incremental.") var deepVerify = false
         @Flag(name: .customLong("allow-overlap"), help: "Accept invoice files that bill the same bucket twice.") var allowOverlap = false
         @OptionGroup var store: StoreOptions
 
         func validate() throws {
-            guard ["table", "json", "markdown"].contains(format) else { throw ValidationError("--format is table, json or markdown") }
             guard !invoices.isEmpty else { throw ValidationError("name at least one --invoice") }
+            if confirmLarge, !apply { throw ValidationError("--confirm-large goes with --apply") }
         }
 
         static func read(_ path: String, what: String) throws -> String {
@@ -44,12 +67,8 @@ extension UsageBoxCommand {
             return String(decoding: data, as: UTF8.self)
         }
 
-        static func loadConfig<T>(_ body: () throws -> T) throws -> T {
-            do { return try body() } catch let e as ConfigError { throw UsageBoxError.invalidArgument(e.description, field: "config") }
-        }
-
-        func run() async throws {
-            let service = try ReconciliationService()
+        /// The flags as the one request type the HTTP API decodes too.
+        func request(service: ReconciliationService) throws -> ReconciliationRequest {
             var files: [InvoiceFile] = []
             for path in invoices {
                 guard let data = FileManager.default.contents(atPath: path) else {
@@ -65,34 +84,107 @@ extension UsageBoxCommand {
                 vendorID = plugin.id
                 printErr("--vendor auto: \(plugin.id) (\(parser.id)) reads \(files[0].name)")
             }
-            var options = ReconciliationOptions(vendor: vendorID, invoices: files, range: try period.range(), account: account)
-            if let rateCard { options.rateCard = try Self.loadConfig { try RateCard.load(text: try Self.read(rateCard, what: "rate_card"), file: rateCard) } }
-            if let rules { options.rules = try Self.loadConfig { try ClassificationRules.load(text: try Self.read(rules, what: "rules"), file: rules) } }
-            if let accountMap { options.accountMap = try Self.loadConfig { try AccountMap.load(text: try Self.read(accountMap, what: "account_map"), file: accountMap) } }
-            options.fx = try ReconciliationService.parseFX(fx)
-            options.meterID = meterID
-            options.deepVerify = deepVerify
-            options.allowDrift = allowDrift
-            options.allowOverlap = allowOverlap
+            var r = ReconciliationRequest(vendor: vendorID, from: from, to: to, accountID: account, invoices: files)
+            r.invoiceScope = invoiceScope
+            if let rules { (r.rulesYAML, r.rulesName) = (try Self.read(rules, what: "rules"), rules) }
+            if let rateCard { (r.rateCardYAML, r.rateCardName) = (try Self.read(rateCard, what: "rate_card"), rateCard) }
+            if let accountMap {
+                r.accountMap = try ReconciliationRequest.config("account_map") {
+                    try AccountMap.load(text: try Self.read(accountMap, what: "account_map"), file: accountMap)
+                }
+            }
+            r.fx = try ReconciliationRequest.fxRates(flags: fx).mapValues { ExactDecimal.text($0) }
+            r.meterID = meterID
+            r.deepVerify = deepVerify
+            r.allowDrift = allowDrift
+            r.allowOverlap = allowOverlap
+            return r
+        }
+
+        func run() async throws {
+            let service = try ReconciliationService()
+            let options = try request(service: service).resolve(scope: .all, runBy: "cli")
             let db = try store.open()
             let report: ReconciliationReport
-            let applied: IngestResponse?
+            let outcome: ReconciliationRunner.ApplyOutcome
             do {
-                (report, applied) = try await service.run(options, store: db, log: db as? any ReconciliationLog, apply: apply)
+                (report, outcome) = try await service.run(options, store: db, log: db as? any ReconciliationLog, apply: apply,
+                                                          confirmLarge: confirmLarge)
             } catch let drift as VerifyDrift {
                 printErr("usagebox: reconcile stopped: \(drift)")
                 throw ExitWith(code: 3)
             }
-            switch format {
-            case "json": printOut(JSONWriter.write(report.jsonValue))
-            case "markdown": printOut(Rendering.reconciliationMarkdown(report))
-            default:
+            switch json ? .json : format {
+            case .json: printOut(report.jsonText)
+            case .markdown: printOut(Rendering.reconciliationMarkdown(report))
+            case .table:
                 printOut(Rendering.reconciliation(report))
-                if let applied { printOut("\napplied: " + Rendering.ingest(applied)) }
+                if case let .posted(applied, heldBack) = outcome {
+                    printOut("\napplied: " + Rendering.ingest(applied)
+                             + (heldBack > 0 ? "\n\(heldBack) held correction(s) not posted: review them, then `usagebox reconcile apply \(report.id) --confirm-large`" : ""))
+                }
+            }
+            if case let .refused(error) = outcome {
+                printErr("usagebox: --apply refused: \(error.message)")
+                throw ExitWith(code: 5)
             }
         }
     }
 
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Post a recorded run's proposed corrections (POST /v1/reconciliations/{id}/apply); twice answers duplicates.")
+        @Argument(help: "The reconciliation id (rec_…).") var id: String
+        @Flag(name: .customLong("confirm-large"), help: "Also post the corrections held for review.") var confirmLarge = false
+        @Flag(help: "Print the API's JSON.") var json = false
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            let response = try await Revert.act("apply", id: id, confirmLarge: confirmLarge, store: store)
+            printOut(json ? JSONWriter.write(response.jsonValue) : "applied \(id): " + Rendering.ingest(response))
+        }
+    }
+
+    struct Revert: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Post the corrections that undo an applied run, with their own correction_ref (POST /v1/reconciliations/{id}/revert); twice posts nothing new.")
+        @Argument(help: "The reconciliation id (rec_…).") var id: String
+        @Flag(help: "Print the API's JSON.") var json = false
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            let response = try await Self.act("revert", id: id, confirmLarge: false, store: store)
+            printOut(json ? JSONWriter.write(response.jsonValue) : "reverted \(id): " + Rendering.ingest(response))
+        }
+
+        /// Applies or reverts on the server (its record changes) or on the embedded store.
+        static func act(_ action: String, id: String, confirmLarge: Bool, store: StoreOptions) async throws -> IngestResponse {
+            let db = try store.open()
+            do {
+                if let remote = db as? HTTPMeterStore {
+                    return try await remote.reconciliationAction(action, id: id, confirmLarge: confirmLarge)
+                }
+                guard let log = db as? any ReconciliationLog else { throw UsageBoxError(.notFound, "this store keeps no reconciliations") }
+                let service = try ReconciliationService()
+                return action == "apply"
+                    ? try await service.apply(id: id, confirmLarge: confirmLarge, store: db, log: log)
+                    : try await service.revert(id: id, store: db, log: log)
+            } catch let e as UsageBoxError where e.code == .inconclusive {
+                printErr("usagebox: \(e.message)")
+                throw ExitWith(code: 5)
+            }
+        }
+    }
+}
+
+/// The forms a reconciliation report prints in.
+enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json, markdown
+}
+
+extension InvoiceScope: ExpressibleByArgument {}
+
+extension UsageBoxCommand {
     struct Vendors: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The vendor plugins: ids, formats, parsers and rate-card versions (GET /v1/vendors).",
@@ -152,7 +244,54 @@ extension UsageBoxCommand {
     }
 
     struct Rules: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the default gap classification rules (a starting point for --rules).")
-        func run() async throws { printOut(ClassificationRules.defaultYAML) }
+        static let configuration = CommandConfiguration(
+            abstract: "Gap classification rules: print the defaults, or test a team's rules file against its examples.",
+            subcommands: [Show.self, Test.self], defaultSubcommand: Show.self)
+
+        struct Show: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Print the default rules (a starting point for --rules).")
+            func run() async throws { printOut(ClassificationRules.defaultYAML) }
+        }
+
+        struct Test: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Run every example in a rules file through that file and the defaults, as reconcile would; exit 1 when one fails.",
+                discussion: "Each example is a finding and the class it must get; the file's rules are asked first, then the defaults.")
+            @Argument(help: "The rules file.") var file: String
+            @Flag(help: "Print the results as JSON.") var json = false
+
+            static func exampleJSON(_ e: RuleExample, _ r: (passed: Bool, got: GapClassification)) -> JSONValue {
+                let members: [(String, JSONValue)] = [
+                    ("rule", .string(e.rule)), ("line", .int(Int64(e.line))), ("finding", .string(e.summary)),
+                    ("expect", .string(e.expect.rawValue)), ("got", .string(r.got.gapClass.rawValue)),
+                    ("decided_by", .string(r.got.classifier + " " + r.got.rule)), ("passed", .bool(r.passed)),
+                ]
+                return .object(members)
+            }
+
+            func run() async throws {
+                let text = try UsageBoxCommand.Reconcile.Run.read(file, what: "rules")
+                let rules = try ReconciliationRequest.config("rules") { try ClassificationRules.load(text: text, file: file) }
+                let chain = ClassifierChain(team: rules)
+                let results = rules.examples.map { ($0, $0.check(chain)) }
+                let failed = results.filter { !$0.1.passed }.count
+                let untested = rules.rules.filter { $0.examples.isEmpty }.map { $0.id }
+                if json {
+                    printOut(JSONWriter.write(.object([
+                        ("file", .string(file)), ("passed", .int(Int64(results.count - failed))), ("failed", .int(Int64(failed))),
+                        ("rules_without_examples", .array(untested.map(JSONValue.string))),
+                        ("examples", .array(results.map(Self.exampleJSON))),
+                    ])))
+                } else {
+                    for (e, r) in results {
+                        printOut("\(r.passed ? "PASS" : "FAIL")  \(file):\(e.line)  rule \(e.rule): \(e.summary) → \(r.got.gapClass.rawValue)"
+                                 + " (\(r.got.classifier) \(r.got.rule))" + (r.passed ? "" : ", expected \(e.expect.rawValue)\(e.expectRule.map { " by \($0)" } ?? "")"))
+                    }
+                    if !untested.isEmpty { printOut("rules without examples: \(untested.joined(separator: ", "))") }
+                    printOut("\(results.count - failed) passed, \(failed) failed")
+                }
+                if failed > 0 { throw ExitWith(code: 1) }
+            }
+        }
     }
 }

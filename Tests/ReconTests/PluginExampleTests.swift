@@ -58,14 +58,14 @@ import UsageBoxApp
             let parser = Self.registry.plugin(pluginID)!.parsers.first { $0.id == example.parserID }!
             if let expectedError = example.expectedError {
                 do {
-                    _ = try parser.parse(file)
+                    _ = try parser.parse(file).lines
                     Issue.record("\(name): parsed a file that must be refused")
                 } catch let e as InvoiceError {
                     #expect(e.description.contains(expectedError), "\(name): \(e.description)")
                 }
                 continue
             }
-            let lines = try parser.parse(file)
+            let lines = try parser.parse(file).lines
             #expect(lines.count == example.expectedLineCount, "\(name): line count")
             let (amounts, quantities) = Self.totals(lines, card: card)
             for (key, text) in example.expectedAmounts {
@@ -86,7 +86,7 @@ import UsageBoxApp
         for cut in [bytes.count / 3, bytes.count / 2, bytes.count * 4 / 5, bytes.count - 3] where cut > 0 {
             let file = InvoiceFile(name: example.file.name, bytes: Array(bytes.prefix(cut)))
             do {
-                _ = try parser.parse(file)
+                _ = try parser.parse(file).lines
             } catch let e as InvoiceError {
                 #expect(e.file == example.file.name, "\(name) cut at \(cut): \(e)")
             }

@@ -22,8 +22,11 @@ enum TestSupport {
         var month = "2026-05"
     }
 
-    static func costReport(_ rows: [Row], name: String = "cost.json") -> InvoiceFile {
-        let byDay = Dictionary(grouping: rows) { "\($0.month)-\(String(format: "%02d", $0.day))" }
+    /// A cost report as the Admin API answers for May (a bucket for every day, rows where given);
+    /// `days` narrows the buckets, `hasMore` marks it as one page of several.
+    static func costReport(_ rows: [Row], name: String = "cost.json", days: ClosedRange<Int> = 1...31, hasMore: Bool = false) -> InvoiceFile {
+        var byDay = Dictionary(grouping: rows) { "\($0.month)-\(String(format: "%02d", $0.day))" }
+        for d in days { byDay["2026-05-\(String(format: "%02d", d))", default: []] += [] }
         let data: [JSONValue] = byDay.keys.sorted().map { day in
             .object([
                 ("starting_at", .string(day + "T00:00:00Z")), ("ending_at", .string(day + "T23:59:59Z")),
@@ -37,7 +40,9 @@ enum TestSupport {
                 })),
             ])
         }
-        return InvoiceFile(name: name, bytes: Array(JSONWriter.write(.object([("data", .array(data))])).utf8))
+        return InvoiceFile(name: name, bytes: Array(JSONWriter.write(.object([
+            ("data", .array(data)), ("has_more", .bool(hasMore)), ("next_page", hasMore ? .string("page_2") : .null),
+        ])).utf8))
     }
 
     static func event(_ id: String, account: String = "acct_42", meter: String = "claude_tokens", model: String, type: String,

@@ -137,6 +137,7 @@ import Testing
         #expect(auto.stderr.contains("--vendor auto: anthropic (admin-cost-report)"))
         let report = try json(auto)
         #expect(report["account_id"] == .null && report["corrections"] == .array([]), "without an account nothing is attributable")
+        #expect(report["verdict"] == .string("conclusive"))
         let badRules = try dir.write("rules.yaml", "version: 1\nrules:\n  - id: x\n    when: {tokn_type: input}\n    class: pass_through\n")
         let r = try CLI.run(args + ["--vendor", "anthropic", "--rules", badRules])
         #expect(r.status == 1 && r.stderr.contains("rules.yaml:4:") && r.stderr.contains("unknown condition"), "\(r.stderr)")

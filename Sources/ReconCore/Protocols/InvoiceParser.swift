@@ -1,16 +1,24 @@
-/// Reads one vendor export format into `InvoiceLine`s.
+public import ExactJSON
+public import Metering
+
+/// Reads one vendor export format into `InvoiceLine`s and says how much of the export it saw.
 ///
 /// Use an existing parser through its plugin. Implement a custom one for a new format: say
 /// which files you can read (`sniff`, cheap: look at the head only) and turn a file into lines,
 /// throwing `InvoiceError` naming the line and field for malformed input. Lines that are not
 /// usage, or whose model or token type you do not know, are still returned with their amounts.
+/// Report what the file declares about its own extent in `ParsedInvoice.coverage`: the engine
+/// proposes no correction from an export that is a page of something bigger.
 ///
 /// ```swift
 /// struct AcmeCSVParser: InvoiceParser {
 ///     let id = "acme-csv"
 ///     let format = InvoiceFormat.csv
 ///     func sniff(_ file: InvoiceFile) -> Bool { file.headerLine?.contains("acme_cost") == true }
-///     func parse(_ file: InvoiceFile) throws -> [InvoiceLine] { … }
+///     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
+///         let lines: [InvoiceLine] = …
+///         return ParsedInvoice(lines: lines, coverage: InvoiceCoverage(declared: [billingPeriod]))
+///     }
 /// }
 /// ```
 public protocol InvoiceParser: Sendable {
@@ -19,7 +27,52 @@ public protocol InvoiceParser: Sendable {
     var format: InvoiceFormat { get }
     /// Whether this parser can read the file (looks at the head only).
     func sniff(_ file: InvoiceFile) -> Bool
-    func parse(_ file: InvoiceFile) throws -> [InvoiceLine]
+    func parse(_ file: InvoiceFile) throws -> ParsedInvoice
+}
+
+/// What a parser read from one file: its lines, and what the file says about its own extent.
+public struct ParsedInvoice: Sendable {
+    public var lines: [InvoiceLine]
+    public var coverage: InvoiceCoverage
+
+    public init(lines: [InvoiceLine], coverage: InvoiceCoverage = InvoiceCoverage()) {
+        self.lines = lines
+        self.coverage = coverage
+    }
+}
+
+/// What an export declares about the time it covers and whether it is whole.
+///
+/// The engine measures the reconciliation period against `declared` (else against the span of the
+/// lines' buckets), and holds every correction when a page is missing or the file is incomplete.
+public struct InvoiceCoverage: Sendable, Hashable {
+    /// Ranges the export says it covers: every bucket it lists (empty buckets included), billing
+    /// or invoice period columns. Empty when the format declares nothing; the engine then uses the
+    /// span of the lines' buckets.
+    public var declared: [TimeRange]
+    /// The pages of a paginated API response, in file order (`has_more`, `next_page`).
+    public var pages: [Page]
+    /// Why the file is not the whole export (a document total its lines do not sum to, a cut-off
+    /// file), each naming where.
+    public var incomplete: [String]
+
+    public struct Page: Sendable, Hashable {
+        /// `file#[index]`, for the report.
+        public var location: String
+        public var hasMore: Bool
+        public var nextPage: String?
+        public init(location: String, hasMore: Bool, nextPage: String?) {
+            self.location = location
+            self.hasMore = hasMore
+            self.nextPage = nextPage
+        }
+    }
+
+    public init(declared: [TimeRange] = [], pages: [Page] = [], incomplete: [String] = []) {
+        self.declared = declared
+        self.pages = pages
+        self.incomplete = incomplete
+    }
 }
 
 extension InvoiceFile {
@@ -36,5 +89,25 @@ extension InvoiceFile {
         var head = Array(head)
         if head.starts(with: [0xEF, 0xBB, 0xBF]) { head.removeFirst(3) }
         return String(decoding: head, as: UTF8.self).first { !$0.isWhitespace }
+    }
+}
+
+extension InvoiceCoverage {
+    /// The `has_more` / `next_page` of an API response page (Anthropic and OpenAI write both), or
+    /// nil when the page says nothing about pagination.
+    public static func page(_ json: JSONValue, location: String) -> Page? {
+        guard case let .bool(hasMore)? = json["has_more"] else { return nil }
+        return Page(location: location, hasMore: hasMore, nextPage: json["next_page"]?.stringValue)
+    }
+
+    /// An end written inclusively (`…T23:59:59Z`, a second before an hour) as the boundary after it.
+    public static func exclusiveEnd(_ end: Timestamp) -> Timestamp {
+        (end.microseconds + 1_000_000) % Timestamp.microsPerHour == 0 ? Timestamp(microseconds: end.microseconds + 1_000_000) : end
+    }
+
+    /// A declared range from two bounds, when both are there and in order.
+    public mutating func declare(from: Timestamp?, to: Timestamp?) {
+        guard let from, let to, let range = try? TimeRange(from: from, to: Self.exclusiveEnd(to)) else { return }
+        declared.append(range)
     }
 }

@@ -40,10 +40,18 @@ public protocol RateCardConverter: Sendable {
     /// The price of one token of `tokenType` on `model` at `date`, given the line's tier and
     /// modifier labels (`context_window`, `service_tier`, `inference_geo`).
     func price(model: String, tokenType: TokenType, date: Timestamp, labels: [String: String]) throws -> ResolvedPrice
+    /// What identifies this card's content in a reconciliation record (the card file's SHA-256).
+    var fingerprint: String { get }
 }
 
 extension RateCardConverter {
     public func aliasTokenType(_ vendorString: String) -> TokenType? { nil }
+    public var fingerprint: String { "" }
+
+    /// Whether the card prices `tokenType` on `model` at `date` at its base rate.
+    public func prices(model: String, tokenType: TokenType, date: Timestamp) -> Bool {
+        (try? price(model: model, tokenType: tokenType, date: date, labels: [:])) != nil
+    }
 
     /// Exact tokens for an amount: `amount / price per token`.
     public func tokens(for amount: Decimal, at price: ResolvedPrice) -> Decimal { amount / price.perToken }

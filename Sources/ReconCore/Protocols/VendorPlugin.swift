@@ -17,10 +17,13 @@ public protocol VendorPlugin: Sendable {
     /// Names that may identify the card to use for these lines (a UBL supplier's name): the
     /// engine uses a card whose vendor id one of them contains, when no card was named.
     static func cardHints(for lines: [InvoiceLine]) -> [String]
+    /// Classifiers that know this vendor's gaps, asked before a team's rules and the defaults.
+    static var classifiers: [any GapClassifier] { get }
 }
 
 extension VendorPlugin {
     public static func cardHints(for lines: [InvoiceLine]) -> [String] { [] }
+    public static var classifiers: [any GapClassifier] { [] }
 }
 
 /// A sample export and what parsing it must give: documentation and test data at once.

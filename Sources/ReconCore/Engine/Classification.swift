@@ -1,0 +1,122 @@
+import Foundation
+import Metering
+
+/// Stage 7: every gap, per cell, classified by the chain (plugin classifiers, the team's rules,
+/// the defaults); gaps inside tolerance are `within_tolerance`; stated quantities priced
+/// differently from the card are pricing gaps.
+enum Classification {
+    static func classify(_ diff: GapDiff, chain: ClassifierChain) -> [ReconciliationReport.Finding] {
+        var findings: [ReconciliationReport.Finding] = []
+        for key in diff.keys {
+            let v = diff.vendor[key]
+            let vendorTokens = v?.tokens ?? 0
+            let metered = diff.metered[key] ?? 0
+            let gap = vendorTokens - metered
+            guard gap != 0 else { continue }
+            let amount = diff.money(gap, key)
+            let finding = GapFinding(modelID: key.model, tokenType: key.tokenType, accountID: key.account, quantity: gap, amount: amount,
+                                     metered: metered, vendor: vendorTokens, shape: diff.shape,
+                                     unmetered: diff.meteredModelType(key) == 0 && vendorTokens > 0)
+            let verdict = gap.magnitude <= UInt64(v?.toleranceTokens ?? 0)
+                ? GapClassification(gapClass: .withinTolerance, rule: "tolerance", reason: "within_invoice_rounding", classifier: "engine")
+                : chain.classify(finding)
+            findings.append(.init(modelID: key.model, tokenType: key.tokenType, accountID: key.account, quantity: gap,
+                                  amount: ExactAmount(amount), metered: metered, vendor: vendorTokens, gapClass: verdict.gapClass,
+                                  rule: verdict.rule, classifier: verdict.classifier, reason: verdict.reason, blockedBy: []))
+        }
+        for key in diff.vendor.keys.sorted() {
+            let c = diff.vendor[key]!
+            guard c.hasStated, c.hasAmount, !c.moneyMissing else { continue }
+            let money = c.amount - c.statedImpliedAmount
+            guard abs(money) > c.amountHalfUnits else { continue }
+            let perToken = c.stated > 0 && c.statedImpliedAmount != 0 ? c.statedImpliedAmount / Decimal(exactly: c.stated) : 0
+            findings.append(.init(modelID: key.model, tokenType: key.tokenType, accountID: key.account,
+                                  quantity: perToken == 0 ? 0 : (ExactDecimal.roundedInt64(money / perToken) ?? 0),
+                                  amount: ExactAmount(money), metered: diff.metered[key] ?? 0, vendor: c.stated, gapClass: .pricingGap,
+                                  rule: "stated-quantity", classifier: "engine", reason: "amount_differs_from_quantity_at_card_price",
+                                  blockedBy: []))
+        }
+        return findings
+    }
+}
+
+/// Stage 8: a correction for every metering gap the evidence allows; the others say what
+/// blocked them, and large over-metering corrections wait for a person.
+struct CorrectionProposal: Sendable {
+    var findings: [ReconciliationReport.Finding]
+    var corrections: [ProposedCorrection] = []
+    var held: [ReconciliationReport.HeldCorrection] = []
+
+    static func propose(_ findings: [ReconciliationReport.Finding], reasons: [EvidenceReason], diff: GapDiff, meter: MeterLedger,
+                        options o: ReconciliationOptions, vendor: String, reportID: String, invoiceSHA: String,
+                        store: any MeterStore) async throws -> CorrectionProposal {
+        var out = CorrectionProposal(findings: findings)
+        let inconclusive = reasons.filter { $0.effect == .inconclusive }.map(\.code)
+        let ref = ReconciliationEngine.correctionRef(range: o.range, vendor: vendor)
+        for i in out.findings.indices where out.findings[i].gapClass == .meteringGap {
+            let f = out.findings[i]
+            var blockers = inconclusive
+            if f.accountID == nil { blockers.append("unattributed") }
+            for r in reasons where r.applies(to: f) { blockers.append(r.code) }
+            blockers = blockers.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
+            if !blockers.isEmpty {
+                out.findings[i].gapClass = .unexplained
+                out.findings[i].reason = blockers[0]
+                out.findings[i].blockedBy = blockers
+                continue
+            }
+            let account = f.accountID!
+            let meterID = try await meterFor(account: account, rawModels: meter.rawModels[f.modelID] ?? [f.modelID], options: o, store: store)
+            let id = "recon_" + String(sha256Hex(Array("\(ref)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(invoiceSHA)".utf8)).prefix(40))
+            var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID]
+            if let tt = f.tokenType { dims["token_type"] = tt.rawValue }
+            let correction = ProposedCorrection(eventID: id, accountID: account, meterID: meterID, modelID: f.modelID, correctionRef: ref,
+                                                quantity: f.quantity, timestamp: Timestamp(microseconds: o.range.to.microseconds - 1_000_000),
+                                                dimensions: dims)
+            // Backing out more than half of what was metered is likelier a mapping or scope
+            // mistake than a collector that invented the traffic: a person decides.
+            if f.quantity < 0, f.quantity.magnitude * 2 > UInt64(max(f.metered, 0)) {
+                out.held.append(.init(reason: "needs_review",
+                                      detail: "backs out \(f.quantity.magnitude) of \(f.metered) metered \(f.tokenType?.rawValue ?? "") tokens of \(f.modelID) "
+                                          + "on \(account) (more than half); --apply posts it only with --confirm-large",
+                                      correction: correction))
+            } else {
+                out.corrections.append(correction)
+            }
+        }
+        return out
+    }
+
+    /// The meter a correction goes to: the one the account's events for that model use.
+    static func meterFor(account: String, rawModels: Set<String>, options o: ReconciliationOptions, store: any MeterStore) async throws -> String {
+        if let m = o.meterID { return m }
+        let r = try await store.usage(UsageQuery(scope: .accounts([account]), range: o.range, groupBy: [.meterID],
+                                                 filters: [UsageFilter(field: .modelID, op: .in, values: rawModels.sorted())]))
+        var meters = r.groups.compactMap { $0.keys[0] }
+        if meters.isEmpty {
+            let any = try await store.usage(UsageQuery(scope: .accounts([account]), range: o.range, groupBy: [.meterID]))
+            meters = any.groups.compactMap { $0.keys[0] }
+        }
+        guard meters.count == 1 else {
+            throw UsageBoxError.invalidArgument(
+                meters.isEmpty ? "account \(account) has no events to tell which meter a correction belongs to; pass --meter-id"
+                               : "account \(account) meters \(rawModels.sorted().joined(separator: ", ")) on several meters (\(meters.joined(separator: ", "))); pass --meter-id",
+                field: "meter_id")
+        }
+        return meters[0]
+    }
+}
+
+extension EvidenceReason {
+    /// Whether this limit blocks a correction of the finding.
+    func applies(to f: ReconciliationReport.Finding) -> Bool {
+        let inScope = (modelID.map { $0 == f.modelID } ?? true)
+            && (tokenType.map { f.tokenType == nil || $0 == f.tokenType } ?? true)
+            && (accountID.map { $0 == f.accountID } ?? true)
+        switch effect {
+        case .blocksNegative: return inScope && f.quantity < 0
+        case .blocksModel: return modelID == f.modelID
+        case .inconclusive, .note: return false
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import Metering
+
+/// What the invoice covers, measured against the period: part of the report.
+public struct CoverageSummary: Codable, Equatable, Sendable {
+    /// `declared` when the files state their buckets or billing period, `line_span` when only
+    /// their lines' dates tell, `none` when there are no usage lines.
+    public var basis: String
+    /// The ranges the files declare (or their lines span), merged.
+    public var covers: [Span]
+    public var periodDays: Int
+    public var coveredDays: Int
+    /// Parts of the period nothing in the invoice covers.
+    public var uncovered: [Span]
+    public var pages: [Page]
+    public var incomplete: [String]
+    /// Per model × token type: the days with vendor lines.
+    public var models: [ModelDays]
+
+    public struct Span: Codable, Equatable, Sendable {
+        public var from: Timestamp
+        public var to: Timestamp
+    }
+
+    public struct Page: Codable, Equatable, Sendable {
+        public var location: String
+        public var hasMore: Bool
+        public var nextPage: String?
+        enum CodingKeys: String, CodingKey { case location, hasMore = "has_more", nextPage = "next_page" }
+    }
+
+    public struct ModelDays: Codable, Equatable, Sendable {
+        public var modelID: String
+        public var tokenType: TokenType?
+        public var days: Int
+        public var firstDay: String
+        public var lastDay: String
+        enum CodingKeys: String, CodingKey { case modelID = "model_id", tokenType = "token_type", days, firstDay = "first_day", lastDay = "last_day" }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case basis, covers, periodDays = "period_days", coveredDays = "covered_days", uncovered, pages, incomplete, models
+    }
+}
+
+/// Stage 5: how much of the period the invoice covers, and whether the export is whole.
+enum CoverageCheck {
+    static func assess(_ batch: InvoiceBatch, ledger: VendorLedger, range: TimeRange) -> (CoverageSummary, [EvidenceReason]) {
+        var reasons: [EvidenceReason] = []
+
+        // What each file covers: what it declares, else the span of its usage lines.
+        var intervals: [(Timestamp, Timestamp)] = []
+        var declaredAny = false
+        for (i, c) in batch.coverage.enumerated() {
+            if !c.declared.isEmpty {
+                declaredAny = true
+                intervals += c.declared.map { ($0.from, $0.to) }
+            } else if let span = ledger.usageSpans[i] {
+                intervals.append(span)
+            }
+        }
+        let covers = merge(intervals)
+        var uncovered = subtract(covers, from: (range.from, range.to))
+        uncovered = merge(uncovered + ledger.straddling.map { ($0.from, $0.to) })
+        let periodDays = days(range.from, range.to)
+        let uncoveredDays = Set(uncovered.flatMap { dayList($0.0, $0.1) })
+        let summaryModels = ledger.cells.reduce(into: [CellKey: Set<Int64>]()) { out, kv in out[kv.key.modelType, default: []].formUnion(kv.value.days) }
+            .sorted { $0.key < $1.key }
+            .compactMap { key, days -> CoverageSummary.ModelDays? in
+                guard let first = days.min(), let last = days.max() else { return nil }
+                return .init(modelID: key.model, tokenType: key.tokenType, days: days.count,
+                             firstDay: Timestamp(microseconds: first * 86_400_000_000).dayString,
+                             lastDay: Timestamp(microseconds: last * 86_400_000_000).dayString)
+            }
+        let pages = zip(batch.coverage.indices, batch.coverage).flatMap { _, c in c.pages }
+        let incomplete = batch.coverage.flatMap(\.incomplete)
+        let summary = CoverageSummary(
+            basis: declaredAny ? "declared" : (covers.isEmpty ? "none" : "line_span"),
+            covers: covers.map { .init(from: $0.0, to: $0.1) }, periodDays: periodDays.count,
+            coveredDays: periodDays.count - uncoveredDays.count, uncovered: uncovered.map { .init(from: $0.0, to: $0.1) },
+            pages: pages.map { .init(location: $0.location, hasMore: $0.hasMore, nextPage: $0.nextPage) }, incomplete: incomplete,
+            models: summaryModels)
+
+        // A paginated export is whole when its chain of pages ends: some page says has_more false.
+        if !pages.isEmpty, !pages.contains(where: { !$0.hasMore }) {
+            let last = pages.last!
+            reasons.append(.init(
+                code: "partial_export", effect: .inconclusive,
+                detail: "\(last.location) says has_more\(last.nextPage.map { " (next_page \($0))" } ?? ""): this is one page of a longer export",
+                remedy: "fetch every page (follow next_page until has_more is false) and pass them all as --invoice files"))
+        }
+        for note in incomplete {
+            reasons.append(.init(code: "partial_export", effect: .inconclusive, detail: note,
+                                 remedy: "export the whole document again"))
+        }
+        if ledger.placedLines == 0 {
+            let dates = ledger.lineDates.map { " (its usage lines run \($0.first.dayString) to \($0.last.dayString))" } ?? ""
+            reasons.append(.init(
+                code: "no_lines_in_period", effect: .inconclusive,
+                detail: ledger.unplacedLines > 0
+                    ? "none of the invoice's \(ledger.unplacedLines) usage line(s) in the period could be converted to tokens"
+                    : "the invoice has no usage line in \(range.from.rfc3339) – \(range.to.rfc3339)\(dates)",
+                remedy: "check --from/--to against the invoice's dates, and the unmapped lines' reasons"))
+        } else if !uncovered.isEmpty {
+            let list = uncoveredDays.sorted()
+            reasons.append(.init(
+                code: "coverage_gap", effect: .inconclusive,
+                detail: "the invoice does not cover \(list.count) of the period's \(periodDays.count) day(s): \(compact(list))",
+                remedy: "add the export for the missing days, or reconcile only the covered days with --from/--to",
+                days: list))
+        }
+        return (summary, reasons)
+    }
+
+    /// Sorted, overlapping and touching intervals joined.
+    static func merge(_ intervals: [(Timestamp, Timestamp)]) -> [(Timestamp, Timestamp)] {
+        var out: [(Timestamp, Timestamp)] = []
+        for i in intervals.filter({ $0.0 < $0.1 }).sorted(by: { $0.0 < $1.0 }) {
+            if let last = out.last, i.0 <= last.1 {
+                out[out.count - 1].1 = max(last.1, i.1)
+            } else {
+                out.append(i)
+            }
+        }
+        return out
+    }
+
+    /// The parts of `whole` no interval covers (intervals merged).
+    static func subtract(_ covered: [(Timestamp, Timestamp)], from whole: (Timestamp, Timestamp)) -> [(Timestamp, Timestamp)] {
+        var out: [(Timestamp, Timestamp)] = []
+        var cursor = whole.0
+        for c in covered where c.1 > cursor && c.0 < whole.1 {
+            if c.0 > cursor { out.append((cursor, c.0)) }
+            cursor = max(cursor, c.1)
+            if cursor >= whole.1 { break }
+        }
+        if cursor < whole.1 { out.append((cursor, whole.1)) }
+        return out
+    }
+
+    /// The UTC days (`YYYY-MM-DD`) that `[from, to)` touches.
+    static func dayList(_ from: Timestamp, _ to: Timestamp) -> [String] {
+        guard from < to else { return [] }
+        return (from.day...Timestamp(microseconds: to.microseconds - 1).day).map { Timestamp(microseconds: $0 * 86_400_000_000).dayString }
+    }
+
+    static func days(_ from: Timestamp, _ to: Timestamp) -> [String] { dayList(from, to) }
+
+    /// `2026-05-16 … 2026-05-31 (16 days)` for runs of consecutive days.
+    static func compact(_ days: [String]) -> String {
+        var runs: [[String]] = []
+        for d in days {
+            if let last = runs.last?.last, let t = Timestamp(date: last), Timestamp.startOfDay(after: t).dayString == d {
+                runs[runs.count - 1].append(d)
+            } else {
+                runs.append([d])
+            }
+        }
+        return runs.map { $0.count == 1 ? $0[0] : "\($0.first!) … \($0.last!) (\($0.count) days)" }.joined(separator: ", ")
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Metering
+
+/// Stage 6: vendor against meter per cell, rows per model × token type with money beside every
+/// figure, and the shape of the gaps.
+struct GapDiff: Sendable {
+    var vendor: [CellKey: VendorCell]
+    var metered: [CellKey: Int64]
+    var models: [ReconciliationReport.ModelRow]
+    var total: ReconciliationReport.Total
+    var shape: GapShape
+    var impliedFactor: Decimal?
+    var unmeteredTokenTypes: [TokenType]
+    /// Realized price per token per model × token type (vendor money ÷ vendor tokens, else the card's).
+    var unitPrices: [CellKey: Decimal]
+
+    /// Computed money is rounded half-even to this many decimals (vendor amounts stay exact).
+    static let moneyScale = 6
+
+    var keys: [CellKey] { Set(vendor.keys).union(metered.keys).sorted() }
+
+    func unitPrice(_ key: CellKey) -> Decimal { unitPrices[key.modelType] ?? 0 }
+
+    func money(_ tokens: Int64, _ key: CellKey) -> Decimal {
+        ExactDecimal.rounded(Decimal(exactly: tokens) * unitPrice(key), scale: Self.moneyScale)
+    }
+
+    /// Metered usage of a cell's model × token type over every account.
+    func meteredModelType(_ key: CellKey) -> Int64 {
+        metered.filter { $0.key.modelType == key.modelType }.values.reduce(0, +)
+    }
+
+    static func compute(vendor v: VendorLedger, meter m: MeterLedger, card: any RateCardConverter, range: TimeRange) -> GapDiff {
+        var vendor = v.cells
+        var metered = m.cells
+        // Models compared per model: every model when the meter has no token types, else those with
+        // untyped usage (an untyped row beside typed ones would read as its own over-metering).
+        let perModel: (String) -> Bool = { model in !m.hasTokenType || m.untypedModels.contains(model) }
+        if vendor.keys.contains(where: { perModel($0.model) }) || metered.keys.contains(where: { perModel($0.model) }) {
+            var merged: [CellKey: VendorCell] = [:]
+            for (k, c) in vendor {
+                guard perModel(k.model) else { merged[k] = c; continue }
+                merged[CellKey(model: k.model, tokenType: nil, account: k.account), default: VendorCell()].merge(c)
+            }
+            vendor = merged
+            var meteredMerged: [CellKey: Int64] = [:]
+            for (k, q) in metered {
+                let key = perModel(k.model) ? CellKey(model: k.model, tokenType: nil, account: k.account) : k
+                meteredMerged[key, default: 0] += q
+            }
+            metered = meteredMerged
+        }
+
+        var unitPrices: [CellKey: Decimal] = [:]
+        var byModelType: [CellKey: (tokens: Int64, amount: Decimal, tolerance: Decimal)] = [:]
+        for (k, c) in vendor {
+            var agg = byModelType[k.modelType] ?? (0, 0, 0)
+            agg.tokens += c.tokens
+            agg.amount += c.vendorAmount
+            if !c.hasStated { agg.tolerance += c.tolerance }
+            byModelType[k.modelType] = agg
+        }
+        let allModelTypes = Set(vendor.keys.map(\.modelType)).union(metered.keys.map(\.modelType))
+        for key in allModelTypes {
+            if let agg = byModelType[key], agg.tokens > 0, agg.amount != 0 {
+                unitPrices[key] = agg.amount / Decimal(exactly: agg.tokens)
+            } else if let tt = key.tokenType, let p = try? card.price(model: key.model, tokenType: tt, date: range.from, labels: [:]) {
+                unitPrices[key] = p.perToken
+            }
+        }
+
+        var diff = GapDiff(vendor: vendor, metered: metered, models: [], total: .init(metered: 0, vendor: 0, gap: 0, gapAmount: .zero),
+                           shape: .none, impliedFactor: nil, unmeteredTokenTypes: [], unitPrices: unitPrices)
+        var rows: [String: [ReconciliationReport.TokenTypeRow]] = [:]
+        for key in allModelTypes.sorted() {
+            let agg = byModelType[key] ?? (0, 0, 0)
+            let meteredTotal = diff.meteredModelType(key)
+            var row = ReconciliationReport.TokenTypeRow(tokenType: key.tokenType, metered: meteredTotal, vendor: agg.tokens,
+                                                        tolerance: ExactDecimal.ceilInt64(agg.tolerance) ?? 0, vendorAmount: agg.amount,
+                                                        gapAmount: 0)
+            row.gapAmount = ExactAmount(diff.money(row.gap, key))
+            rows[key.model, default: []].append(row)
+        }
+        diff.models = rows.keys.sorted().map { ReconciliationReport.ModelRow(modelID: $0, tokenTypes: rows[$0]!) }
+        let totalMetered = diff.models.reduce(Int64(0)) { $0 + $1.metered }
+        let totalVendor = diff.models.reduce(Int64(0)) { $0 + $1.vendor }
+        diff.total = .init(metered: totalMetered, vendor: totalVendor, gap: totalVendor - totalMetered,
+                           gapAmount: ExactAmount(diff.models.reduce(Decimal(0)) { $0 + $1.gapAmount.value }))
+        (diff.shape, diff.impliedFactor) = shape(diff.models, totalMetered: totalMetered, totalVendor: totalVendor)
+
+        var vendorByType: [TokenType: Int64] = [:], meteredByType: [TokenType: Int64] = [:]
+        for row in diff.models.flatMap(\.tokenTypes) {
+            guard let tt = row.tokenType else { continue }
+            vendorByType[tt, default: 0] += row.vendor
+            meteredByType[tt, default: 0] += row.metered
+        }
+        diff.unmeteredTokenTypes = vendorByType.filter { $0.value > 0 && (meteredByType[$0.key] ?? 0) == 0 }.map(\.key).sorted()
+        return diff
+    }
+
+    /// `none` when no model × token type is beyond tolerance (equal and opposite token-type gaps
+    /// are not `none`); `uniform` when at least two models are off, all of one sign, every metered
+    /// model is off, each within 0.5 points of the total's percentage, and no token type is off the
+    /// other way; else `localized`.
+    static func shape(_ models: [ReconciliationReport.ModelRow], totalMetered: Int64, totalVendor: Int64) -> (GapShape, Decimal?) {
+        let rowsBeyond = models.flatMap(\.tokenTypes).filter(\.beyondTolerance)
+        guard !rowsBeyond.isEmpty else { return (.none, nil) }
+        let gapped = models.filter(\.beyondTolerance)
+        guard gapped.count >= 2, totalMetered != 0 else { return (.localized, nil) }
+        let totalPct = Decimal(exactly: totalVendor - totalMetered) * 100 / Decimal(exactly: totalMetered)
+        let signs = Set(gapped.map { $0.gap > 0 } + rowsBeyond.map { $0.gap > 0 })
+        let everyMetered = models.filter { $0.metered != 0 }.allSatisfy(\.beyondTolerance)
+        let close = gapped.allSatisfy { m in
+            m.metered != 0 && abs(Decimal(exactly: m.gap) * 100 / Decimal(exactly: m.metered) - totalPct) <= Decimal(string: "0.5")!
+        }
+        guard signs.count == 1, everyMetered, close else { return (.localized, nil) }
+        return (.uniform, Decimal(exactly: totalVendor) / Decimal(exactly: totalMetered))
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+public import Metering
+
+/// Reconciles vendor invoices against the meter, as a pipeline of named stages:
+///
+/// 1. `VerifyGate`: the meter agrees with itself, or the run stops.
+/// 2. `InvoiceBatch`: the invoice files parsed by the vendor's plugin; `CardChoice` picks the card.
+/// 3. `VendorLedger`: lines turned into tokens per model × token type × account; the rest kept.
+/// 4. `MeterLedger`: the meter (net of corrections) in the same cells; rows it cannot compare kept.
+/// 5. `CoverageCheck` and `ScopeCheck`: whether the invoice covers the period and the scope.
+/// 6. `GapDiff`: vendor against meter, money beside tokens, and the gaps' shape.
+/// 7. `Classification`: every gap through the classifier chain.
+/// 8. `CorrectionProposal`: corrections only where the evidence allows, large ones held.
+///
+/// The service records the report (stage 9) and applies it.
+public struct ReconciliationEngine: Sendable {
+    public var registry: PluginRegistry
+    /// Rate cards by vendor id.
+    public var cards: [String: RateCard]
+    public var now: @Sendable () -> Timestamp
+
+    public init(registry: PluginRegistry, cards: [String: RateCard], now: @escaping @Sendable () -> Timestamp = Timestamp.now) {
+        self.registry = registry
+        self.cards = cards
+        self.now = now
+    }
+
+    public func run(_ o: ReconciliationOptions, store: any MeterStore) async throws -> ReconciliationReport {
+        guard let plugin = registry.plugin(o.vendor) else {
+            throw UsageBoxError.invalidArgument("unknown vendor '\(o.vendor)'; known: \(registry.plugins.map { $0.id }.joined(separator: ", "))", field: "vendor")
+        }
+        guard !o.invoices.isEmpty else { throw UsageBoxError.invalidArgument("no invoice file given", field: "invoice") }
+        if let account = o.account, !o.scope.allows(account) {
+            throw UsageBoxError(.permissionDenied, "this key may not see account \(account)", field: "account_id")
+        }
+
+        let verify = try await VerifyGate.check(store, accounts: try await accountsToVerify(o, store: store), range: o.range,
+                                                deep: o.deepVerify, allowDrift: o.allowDrift)
+        let batch = try InvoiceBatch.read(o.invoices, plugin: plugin, allowOverlap: o.allowOverlap)
+        let card = try CardChoice.choose(override: o.rateCard, cards: cards, plugin: plugin, lines: batch.lines.map(\.line))
+        let vendor = VendorLedger.build(batch, card: card, options: o)
+        let meter = try await MeterLedger.read(store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models), options: o)
+        let (coverage, coverageReasons) = CoverageCheck.assess(batch, ledger: vendor, range: o.range)
+        let diff = GapDiff.compute(vendor: vendor, meter: meter, card: card, range: o.range)
+        let unattributed = Self.unattributed(diff, attribution: o.attribution)
+        let reasons = coverageReasons + vendor.reasons + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card) + unattributed.reasons
+        let chain = ClassifierChain(plugin: plugin.classifiers + o.classifiers, team: o.teamRules)
+        let findings = Classification.classify(diff, chain: chain)
+        let reportID = Self.reportID(now())
+        let proposal = try await CorrectionProposal.propose(findings, reasons: reasons, diff: diff, meter: meter, options: o,
+                                                            vendor: plugin.id, reportID: reportID, invoiceSHA: batch.sha256, store: store)
+
+        return ReconciliationReport(
+            id: reportID, vendor: plugin.id, accountID: o.account, invoiceScope: o.invoiceScope, from: o.range.from, to: o.range.to,
+            verdict: reasons.contains { $0.effect == .inconclusive } ? .inconclusive : .conclusive, reasons: reasons,
+            invoice: .init(sha256: batch.sha256, files: batch.files, format: batch.formats.sorted().joined(separator: "+"),
+                           currency: vendor.currency, lines: batch.lines.count, amount: ExactAmount(vendor.invoiceAmount),
+                           unmappedAmount: ExactAmount(vendor.unmappedAmount)),
+            coverage: coverage,
+            rateCard: .init(vendor: card.vendor, version: card.version, sha256: card.fingerprint),
+            rules: .init(chain: chain.names, sha256: sha256Hex(Array(((o.teamRules?.source ?? "") + ClassificationRules.defaultYAML).utf8))),
+            verify: verify, models: diff.models, total: diff.total, shape: diff.shape,
+            impliedFactor: diff.impliedFactor.map { ExactDecimal.format($0, scale: 4) }, unmeteredTokenTypes: diff.unmeteredTokenTypes,
+            findings: proposal.findings, unattributed: unattributed.volume, unmapped: vendor.unmapped, meteredOutOfScope: meter.outOfScope,
+            corrections: proposal.corrections, held: proposal.held,
+            rounding: ["vendor_amount": "exact", "gap_amount": "half_even_\(GapDiff.moneyScale)dp"],
+            applied: false, appliedEventIDs: [], appliedAt: nil, revertedAt: nil, runBy: o.runBy, createdAt: now())
+    }
+
+    /// The accounts whose meter is read: the run's own, else every visible account with usage.
+    func accountsToVerify(_ o: ReconciliationOptions, store: any MeterStore) async throws -> [String] {
+        if let account = o.attribution.account { return [account] }
+        let byAccount = try await store.usage(UsageQuery(scope: o.scope, range: o.range, groupBy: [.accountID]))
+        return byAccount.groups.compactMap { $0.keys.first ?? nil }
+    }
+
+    /// Vendor volume on no account, when the run is per account: shown beside the residuals, and
+    /// a block on over-metering corrections of its model × token type (it may be anyone's).
+    static func unattributed(_ diff: GapDiff, attribution: Attribution) -> (volume: [ReconciliationReport.UnattributedVolume], reasons: [EvidenceReason]) {
+        guard attribution.isPerAccount else { return ([], []) }
+        var volume: [ReconciliationReport.UnattributedVolume] = []
+        var reasons: [EvidenceReason] = []
+        for key in diff.vendor.keys.sorted() where key.account == nil {
+            let cell = diff.vendor[key]!
+            guard cell.tokens != 0 else { continue }
+            volume.append(.init(modelID: key.model, tokenType: key.tokenType, vendor: cell.tokens, vendorAmount: ExactAmount(cell.vendorAmount)))
+            reasons.append(.init(
+                code: "unattributed_vendor_volume", effect: .blocksNegative, modelID: key.model, tokenType: key.tokenType,
+                detail: "\(cell.tokens) \(key.tokenType?.rawValue ?? "") tokens of \(key.model) are on no mapped account: they may be any account's",
+                remedy: "map the vendor's workspace, project or key to its account", amount: cell.vendorAmount))
+        }
+        return (volume, reasons)
+    }
+
+    /// `recon_may_2026_vendor_anthropic` for a calendar month, else `recon_<from>_<to>_vendor_<vendor>`.
+    public static func correctionRef(range: TimeRange, vendor: String) -> String {
+        let months = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"]
+        if range.from == range.from.startOfMonth, range.to == range.from.startOfNextMonth {
+            let parts = range.from.monthString.split(separator: "-")
+            return "recon_\(months[Int(parts[1])! - 1])_\(parts[0])_vendor_\(vendor)"
+        }
+        return "recon_\(range.from.dayString)_\(range.to.dayString)_vendor_\(vendor)"
+    }
+
+    static func reportID(_ now: Timestamp) -> String {
+        let stamp = now.rfc3339.filter(\.isNumber).prefix(14)
+        var generator = SystemRandomNumberGenerator()
+        let random = (0..<4).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return "rec_\(stamp)_\(random)"
+    }
+}

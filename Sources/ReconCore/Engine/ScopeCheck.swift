@@ -1,0 +1,81 @@
+import Foundation
+import Metering
+
+/// Stage 5 (continued): whether the meter that is read is the meter the invoice bills. An
+/// invoice for a whole organisation compared with one account's meter would make every other
+/// account's traffic look like that account's under-metering, and its absence like over-metering.
+enum ScopeCheck {
+    static func assess(_ o: ReconciliationOptions, vendor: VendorLedger, meter: MeterLedger, card: any RateCardConverter) -> [EvidenceReason] {
+        var reasons: [EvidenceReason] = []
+        let invoiceModels = Set(vendor.cells.keys.map(\.model))
+        func visible(_ accounts: [String: Int64]) -> ([EvidenceReason.AccountTotal], hidden: Int) {
+            let shown = accounts.filter { o.scope.allows($0.key) }.sorted { $0.key < $1.key }.map { EvidenceReason.AccountTotal(accountID: $0.key, metered: $0.value) }
+            return (shown, accounts.count - shown.count)
+        }
+        func hiddenText(_ n: Int) -> String { n == 0 ? "" : " and \(n) account(s) this key may not see" }
+
+        if let account = o.attribution.account, !meter.accountsWithUsage.contains(account) {
+            let others = meter.accountsWithUsage.reduce(into: [String: Int64]()) { out, a in
+                out[a] = meter.everyAccount[a]?.values.reduce(0, &+) ?? 0
+            }
+            let (shown, hidden) = visible(others)
+            reasons.append(.init(
+                code: "no_metered_usage", effect: .inconclusive, accountID: account,
+                detail: "\(account) has no events in the period: a mistyped account and a collector that stopped look alike. "
+                    + (shown.isEmpty ? "No account this key may see has usage\(hiddenText(hidden))."
+                                     : "Accounts with usage: \(shown.map(\.accountID).joined(separator: ", "))\(hiddenText(hidden))."),
+                remedy: "check --account; if the account really sent nothing, find out why before correcting", accounts: shown))
+        }
+
+        if case let .single(account) = o.attribution, o.invoiceScope == .asGiven {
+            var others: [String: Int64] = [:]
+            for (a, models) in meter.everyAccount where a != account {
+                let tokens = models.filter { invoiceModels.contains($0.key) }.values.reduce(0, &+)
+                if tokens > 0 { others[a] = tokens }
+            }
+            if !others.isEmpty {
+                let (shown, hidden) = visible(others)
+                reasons.append(.init(
+                    code: "other_accounts_in_scope", effect: .inconclusive, accountID: account,
+                    detail: "other accounts metered the invoice's models in the period (\(shown.map { "\($0.accountID): \($0.metered)" }.joined(separator: ", "))"
+                        + "\(hiddenText(hidden))), so the invoice may bill their usage too",
+                    remedy: "pass --account-map to attribute the invoice's lines, or --invoice-scope account if the invoice is \(account)'s alone",
+                    accounts: shown))
+            }
+        }
+
+        if case let .mapped(map, nil) = o.attribution {
+            let mapped = Set(map.values)
+            for (a, models) in meter.everyAccount.sorted(by: { $0.key < $1.key })
+            where !mapped.contains(a) && o.scope.allows(a) && models.contains(where: { invoiceModels.contains($0.key) && $0.value > 0 }) {
+                reasons.append(.init(
+                    code: "account_not_in_map", effect: .blocksNegative, accountID: a,
+                    detail: "\(a) meters the invoice's models but no account map entry names it: the vendor may bill its usage under an unmapped key",
+                    remedy: "add \(a)'s workspace, project or key to the account map"))
+            }
+        }
+
+        for model in meter.untypedModels.sorted() {
+            reasons.append(.init(
+                code: "untyped_meter_usage", effect: .note, modelID: model,
+                detail: "\(model) has metered usage without a token_type; it is compared per model, not per token type",
+                remedy: "send token_type on every event"))
+        }
+
+        // A token type the meter records and the vendor neither bills nor prices for the model: the
+        // volume is likely billed under another name (reasoning inside output), so neither side of
+        // the model can be trusted to a correction.
+        var flagged = Set<String>()
+        for key in meter.cells.keys.sorted() where meter.cells[key, default: 0] > 0 {
+            guard let tt = key.tokenType, card.models.contains(key.model),
+                  !vendor.cells.keys.contains(where: { $0.model == key.model && $0.tokenType == tt }),
+                  !card.prices(model: key.model, tokenType: tt, date: o.range.from),
+                  flagged.insert("\(key.model)|\(tt.rawValue)").inserted else { continue }
+            reasons.append(.init(
+                code: "token_type_not_billed_by_vendor", effect: .blocksModel, modelID: key.model, tokenType: tt,
+                detail: "the meter records \(tt.rawValue) for \(key.model), which the vendor's card does not price: it may be billed under another token type",
+                remedy: "map the meter's token type onto the vendor's (e.g. reasoning → output) or add it to the card"))
+        }
+        return reasons
+    }
+}

@@ -1,0 +1,91 @@
+public import Metering
+
+/// Runs reconciliations and keeps their record: stage 9 (record) and applying or undoing a
+/// run's corrections through ingest.
+public struct ReconciliationRunner: Sendable {
+    public var engine: ReconciliationEngine
+    public init(engine: ReconciliationEngine) { self.engine = engine }
+
+    /// What happened to a run's corrections.
+    public enum ApplyOutcome: Sendable {
+        case notRequested
+        /// The evidence does not allow corrections; nothing was posted.
+        case refused(UsageBoxError)
+        case posted(IngestResponse, heldBack: Int)
+    }
+
+    /// Runs, records and optionally applies a reconciliation.
+    public func run(_ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool = false,
+                    confirmLarge: Bool = false) async throws -> (report: ReconciliationReport, outcome: ApplyOutcome) {
+        var report = try await engine.run(options, store: store)
+        let archive = log.map(ReconciliationArchive.init)
+        try await archive?.save(report)
+        guard apply else { return (report, .notRequested) }
+        do {
+            let (response, heldBack) = try await post(&report, confirmLarge: confirmLarge, store: store)
+            try await archive?.update(report)
+            return (report, .posted(response, heldBack: heldBack))
+        } catch let e as UsageBoxError where e.code == .inconclusive {
+            return (report, .refused(e))
+        }
+    }
+
+    /// Posts a stored report's corrections (and, with `confirmLarge`, its held ones); applying
+    /// twice answers duplicates. An inconclusive report is refused.
+    public func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
+        let archive = ReconciliationArchive(log)
+        guard var report = try await archive.report(id: id) else { throw UsageBoxError(.notFound, "no reconciliation \(id)", field: "id") }
+        let (response, _) = try await post(&report, confirmLarge: confirmLarge, store: store)
+        try await archive.update(report)
+        return response
+    }
+
+    /// Posts the compensating corrections of everything a run applied; reverting twice posts
+    /// nothing new (the same ids answer duplicates).
+    public func revert(id: String, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
+        let archive = ReconciliationArchive(log)
+        guard var report = try await archive.report(id: id) else { throw UsageBoxError(.notFound, "no reconciliation \(id)", field: "id") }
+        let posted = Set(report.appliedEventIDs)
+        guard !posted.isEmpty else {
+            throw UsageBoxError(.conflict, "reconciliation \(id) posted no corrections: there is nothing to revert", field: "id")
+        }
+        let compensating = (report.corrections + report.held.map(\.correction)).filter { posted.contains($0.eventID) }.map(Self.compensation)
+        let response = try await store.ingest(compensating.map { IngestItem.event($0.event) })
+        if response.rejected == 0, response.conflicts == 0, report.revertedAt == nil {
+            report.revertedAt = Timestamp.now()
+            try await archive.update(report)
+        }
+        return response
+    }
+
+    /// The correction that takes `c` back: its own id and correction_ref, the opposite quantity.
+    public static func compensation(_ c: ProposedCorrection) -> ProposedCorrection {
+        var dims = c.dimensions
+        dims["reason"] = "revert"
+        dims["reverts"] = c.eventID
+        return ProposedCorrection(eventID: "revert_" + String(sha256Hex(Array(c.eventID.utf8)).prefix(40)), accountID: c.accountID,
+                                  meterID: c.meterID, modelID: c.modelID, correctionRef: c.correctionRef + "_revert", quantity: -c.quantity,
+                                  timestamp: c.timestamp, dimensions: dims)
+    }
+
+    /// Ingests a report's corrections and records which were posted.
+    public func post(_ report: inout ReconciliationReport, confirmLarge: Bool, store: any MeterStore) async throws -> (IngestResponse, heldBack: Int) {
+        guard report.isConclusive else {
+            let why = report.reasons.filter { $0.effect == .inconclusive }.map { "\($0.code): \($0.detail)" }.joined(separator: "; ")
+            throw UsageBoxError(.inconclusive, "reconciliation \(report.id) is inconclusive, so it proposes no corrections to apply (\(why))")
+        }
+        let events = report.corrections + (confirmLarge ? report.held.map(\.correction) : [])
+        let heldBack = confirmLarge ? 0 : report.held.count
+        guard !events.isEmpty else { return (IngestResponse(), heldBack) }
+        let response = try await store.ingest(events.map { IngestItem.event($0.event) })
+        let failed = Set(response.errors.map(\.index))
+        let posted = events.indices.filter { !failed.contains($0) }.map { events[$0].eventID }
+        report.appliedEventIDs = Array(Set(report.appliedEventIDs).union(posted)).sorted()
+        if response.accepted > 0 {
+            report.applied = true
+            if report.appliedAt == nil { report.appliedAt = Timestamp.now() }
+        }
+        return (response, heldBack)
+    }
+
+}
