@@ -3,6 +3,7 @@ import Foundation
 import Metering
 import MeterStoreSQLite
 import ReconCore
+import RateCardData
 import UsageBoxApp
 
 enum TestSupport {
@@ -24,9 +25,10 @@ enum TestSupport {
 
     /// A cost report as the Admin API answers for May (a bucket for every day, rows where given);
     /// `days` narrows the buckets, `hasMore` marks it as one page of several.
-    static func costReport(_ rows: [Row], name: String = "cost.json", days: ClosedRange<Int> = 1...31, hasMore: Bool = false) -> InvoiceFile {
+    static func costReport(_ rows: [Row], name: String = "cost.json", days: [Int] = Array(1...31), bucketMonth: String = "2026-05",
+                           hasMore: Bool = false) -> InvoiceFile {
         var byDay = Dictionary(grouping: rows) { "\($0.month)-\(String(format: "%02d", $0.day))" }
-        for d in days { byDay["2026-05-\(String(format: "%02d", d))", default: []] += [] }
+        for d in days { byDay["\(bucketMonth)-\(String(format: "%02d", d))", default: []] += [] }
         let data: [JSONValue] = byDay.keys.sorted().map { day in
             .object([
                 ("starting_at", .string(day + "T00:00:00Z")), ("ending_at", .string(day + "T23:59:59Z")),
@@ -43,6 +45,38 @@ enum TestSupport {
         return InvoiceFile(name: name, bytes: Array(JSONWriter.write(.object([
             ("data", .array(data)), ("has_more", .bool(hasMore)), ("next_page", hasMore ? .string("page_2") : .null),
         ])).utf8))
+    }
+
+    /// A UBL invoice for May 2026 from Anthropic with `(item, token_type, amount)` lines.
+    static func ublInvoice(lines: [(String, String, String)], documentTotal: String, name: String = "invoice.xml") -> InvoiceFile {
+        let body = lines.enumerated().map { i, l in
+            """
+            <cac:InvoiceLine><cbc:ID>\(i + 1)</cbc:ID><cbc:InvoicedQuantity unitCode="EA">1</cbc:InvoicedQuantity>
+              <cbc:LineExtensionAmount currencyID="USD">\(l.2)</cbc:LineExtensionAmount>
+              <cac:Item><cbc:Name>\(l.0)</cbc:Name>
+                <cac:AdditionalItemProperty><cbc:Name>token_type</cbc:Name><cbc:Value>\(l.1)</cbc:Value></cac:AdditionalItemProperty></cac:Item>
+              <cac:Price><cbc:PriceAmount currencyID="USD">\(l.2)</cbc:PriceAmount></cac:Price>
+            </cac:InvoiceLine>
+            """
+        }.joined(separator: "\n")
+        let xml = """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+              xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+              xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+              <cbc:ID>INV-1</cbc:ID><cbc:IssueDate>2026-06-02</cbc:IssueDate><cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
+              <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-31</cbc:EndDate></cac:InvoicePeriod>
+              <cac:AccountingSupplierParty><cac:Party><cac:PartyLegalEntity><cbc:RegistrationName>Anthropic, PBC</cbc:RegistrationName></cac:PartyLegalEntity></cac:Party></cac:AccountingSupplierParty>
+              <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">\(documentTotal)</cbc:LineExtensionAmount>
+                <cbc:PayableAmount currencyID="USD">\(documentTotal)</cbc:PayableAmount></cac:LegalMonetaryTotal>
+            \(body)
+            </Invoice>
+            """
+        return InvoiceFile(name: name, bytes: Array(xml.utf8))
+    }
+
+    static func anthropicCard() throws -> RateCard {
+        try RateCard.load(text: RateCardData.cards["anthropic"]!, file: "anthropic.yaml")
     }
 
     static func event(_ id: String, account: String = "acct_42", meter: String = "claude_tokens", model: String, type: String,

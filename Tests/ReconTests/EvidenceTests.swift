@@ -1,0 +1,368 @@
+import ExactJSON
+import Foundation
+import Metering
+import MeterStoreSQLite
+import ReconCore
+import Testing
+import UsageBoxApp
+import VendorAnthropic
+
+/// One test per rule of "evidence before corrections": each names what it protects, and each
+/// answer was decided before the run.
+@Suite struct EvidenceTests {
+    typealias S = TestSupport
+    let service = try! ReconciliationService()
+
+    func run(_ store: any MeterStore, _ invoices: [InvoiceFile], account: String? = "acct_42", vendor: String = "anthropic",
+             range: TimeRange = S.may, configure: (inout ReconciliationOptions) -> Void = { _ in }) async throws -> ReconciliationReport {
+        var o = ReconciliationOptions(vendor: vendor, invoices: invoices, range: range, account: account)
+        configure(&o)
+        return try await service.engine.run(o, store: store)
+    }
+
+    /// 1M Sonnet input metered on acct_42 on May 10; the vendor billed `cents` for it.
+    func sonnet(metered: Int64 = 1_000_000, account: String = "acct_42", day: Int = 10) async throws -> SQLiteMeterStore {
+        let store = try S.store()
+        _ = try await store.ingest([S.event("a", account: account, model: "claude-sonnet-4-5", type: "input", quantity: metered, day: day)])
+        return store
+    }
+
+    func codes(_ r: ReconciliationReport) -> [String] { r.reasons.map(\.code) }
+
+    // MARK: completeness
+
+    @Test func onePageOfAPaginatedExportProposesNothing() async throws {
+        let store = try await sonnet()
+        // $2.40 is 800,000 tokens: without the evidence rule this backs out 200,000 metered tokens.
+        let page1 = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "240")], hasMore: true)
+        let r = try await run(store, [page1])
+        #expect(r.verdict == .inconclusive && codes(r) == ["partial_export"])
+        #expect(r.reasons[0].detail.contains("has_more") && r.reasons[0].remedy?.contains("next_page") == true)
+        #expect(r.corrections.isEmpty && r.held.isEmpty)
+        #expect(r.findings.first?.gapClass == .unexplained && r.findings.first?.blockedBy == ["partial_export"],
+                "a residual the evidence blocks is never a metering gap")
+        #expect(r.models.first?.gap == -200_000, "the report is still complete")
+        // The chain ends on the second page: both pages together are the whole export.
+        let page2 = S.costReport([.init(day: 20, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "60")],
+                                 name: "page2.json", days: [20])
+        let whole = try await run(store, [page1, page2])
+        #expect(whole.verdict == .conclusive && whole.models.first?.gap == 0 && whole.coverage.pages.count == 2)
+    }
+
+    @Test func aDocumentTotalTheLinesDoNotSumToIsAPartialExport() async throws {
+        let xml = S.ublInvoice(lines: [("claude-haiku-4-5", "input", "1.00")], documentTotal: "2.00")
+        let store = try S.store()
+        _ = try await store.ingest([S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 2_000_000)])
+        let r = try await run(store, [xml], vendor: "ubl") { $0.rateCard = try? S.anthropicCard() }
+        #expect(codes(r).contains("partial_export") && r.reasons.first { $0.code == "partial_export" }!.detail.contains("2.00"))
+        #expect(r.corrections.isEmpty, "1,000,000 fewer tokens billed is not evidence while a line is missing")
+    }
+
+    // MARK: period and coverage
+
+    @Test func anInvoiceForAnotherPeriodHasNoLinesInThisOne() async throws {
+        let store = try await sonnet()
+        let june = S.costReport([.init(day: 3, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300", month: "2026-06")],
+                                days: [])
+        let r = try await run(store, [june])
+        #expect(r.verdict == .inconclusive && codes(r).contains("no_lines_in_period"))
+        #expect(r.reasons.first { $0.code == "no_lines_in_period" }!.detail.contains("2026-06-03"), "it says where the invoice's lines are")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "the vendor billing nothing here is not the meter being wrong")
+    }
+
+    @Test func halfAMonthIsACoverageGapNamingTheDays() async throws {
+        let store = try await sonnet(day: 20)
+        _ = try await store.ingest([S.event("b", model: "claude-sonnet-4-5", type: "input", quantity: 1_000_000, day: 2)])
+        let firstHalf = S.costReport([.init(day: 2, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300")], days: Array(1...15))
+        let r = try await run(store, [firstHalf])
+        let gap = try #require(r.reasons.first { $0.code == "coverage_gap" })
+        #expect(gap.days == (16...31).map { "2026-05-\($0)" } && gap.detail.contains("2026-05-16 … 2026-05-31 (16 days)"))
+        #expect(r.coverage.coveredDays == 15 && r.coverage.periodDays == 31 && r.coverage.basis == "declared")
+        #expect(r.corrections.isEmpty && r.held.isEmpty)
+        // Reconciling only the covered days is conclusive (the May 20 usage is then outside).
+        let covered = try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-05-16T00:00:00Z")
+        let firstHalfOnly = try await run(store, [firstHalf], range: covered)
+        #expect(firstHalfOnly.verdict == .conclusive && firstHalfOnly.models.first?.gap == 0)
+    }
+
+    @Test func daysWithoutTrafficInsideADeclaredRangeAreNotACoverageGap() async throws {
+        let store = try await sonnet(metered: 2_000_000)
+        // Buckets for every day; rows only on two weekdays.
+        let r = try await run(store, [S.costReport([
+            .init(day: 4, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
+            .init(day: 10, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
+        ])])
+        #expect(r.verdict == .conclusive && r.reasons.isEmpty && r.models.first?.gap == 0)
+        #expect(r.coverage.models.first.map { "\($0.days) \($0.firstDay) \($0.lastDay)" } == "2 2026-05-04 2026-05-10")
+    }
+
+    @Test func aBucketAcrossAPeriodBoundIsLeftOutAndItsDayIsACoverageGap() async throws {
+        let store = try await sonnet()
+        let range = try TimeRange(from: "2026-05-01T12:00:00Z", to: "2026-06-01T00:00:00Z")
+        let r = try await run(store, [S.costReport([
+            .init(day: 1, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "50"),
+            .init(day: 10, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
+        ])], range: range)
+        #expect(r.unmapped.map(\.reason) == ["straddles_period"])
+        #expect(r.reasons.first { $0.code == "coverage_gap" }?.days == ["2026-05-01"])
+        #expect(r.corrections.isEmpty)
+    }
+
+    // MARK: currency
+
+    @Test func moneyWithNoExchangeRateAndNoQuantityIsInconclusive() async throws {
+        let store = try await sonnet()
+        let r = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "250", currency: "EUR")])])
+        let fx = try #require(r.reasons.first { $0.code == "missing_fx" })
+        #expect(fx.effect == .inconclusive && fx.remedy?.contains("--fx EUR=") == true)
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "a vendor total of 0 here is a currency problem, not over-metering")
+        let converted = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "250", currency: "EUR")])]) {
+            $0.fx = ["EUR": Decimal(string: "1.2")!]
+        }
+        #expect(converted.verdict == .conclusive && converted.models.first?.vendor == 1_000_000)
+    }
+
+    @Test func statedQuantitiesSurviveAMissingExchangeRate() async throws {
+        let csv = """
+            Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType
+            05/01/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,400,1K,0.92,EUR,Usage
+            05/31/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,600,1K,1.38,EUR,Usage
+            """
+        let store2 = try S.store()
+        _ = try await store2.ingest([S.event("a", model: "gpt-4o", type: "input", quantity: 900_000, day: 5)])
+        let r = try await run(store2, [InvoiceFile(name: "azure.csv", bytes: Array(csv.utf8))], vendor: "azure-openai")
+        #expect(r.models.first?.vendor == 1_000_000 && r.models.first?.gap == 100_000, "the volume comes from the stated quantities")
+        #expect(r.reasons.map { "\($0.code) \($0.effect.rawValue)" } == ["missing_fx note"], "the money side says missing_fx and holds nothing")
+        #expect(r.unmapped.map(\.reason) == ["missing_fx:money_only", "missing_fx:money_only"])
+        #expect(r.verdict == .conclusive && r.corrections.map(\.quantity) == [100_000])
+    }
+
+    // MARK: scope
+
+    @Test func otherAccountsMeteringTheModelsHoldASingleAccountRun() async throws {
+        let store = try await sonnet()
+        _ = try await store.ingest([S.event("b", account: "acct_7", model: "claude-sonnet-4-5", type: "input", quantity: 3_000_000)])
+        // The org-wide invoice bills both accounts: $12 = 4M tokens.
+        let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "1200")])
+        let r = try await run(store, [invoice])
+        let other = try #require(r.reasons.first { $0.code == "other_accounts_in_scope" })
+        #expect(other.accounts == [.init(accountID: "acct_7", metered: 3_000_000)] && other.remedy?.contains("--invoice-scope account") == true)
+        #expect(r.verdict == .inconclusive && r.corrections.isEmpty, "without the rule acct_42 would get +3,000,000 of acct_7's usage")
+        #expect(r.models.first?.gap == 3_000_000, "its gaps are still the invoice against acct_42's meter")
+        // Asserting the invoice is acct_42's alone makes the comparison the caller's claim.
+        let asserted = try await run(store, [invoice]) { $0.invoiceScope = .account }
+        #expect(asserted.verdict == .conclusive && asserted.corrections.map(\.quantity) == [3_000_000])
+    }
+
+    @Test func otherAccountsAKeyMayNotSeeAreCountedButNotNamed() async throws {
+        let store = try await sonnet()
+        _ = try await store.ingest([S.event("b", account: "acct_7", model: "claude-sonnet-4-5", type: "input", quantity: 3_000_000)])
+        let r = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "1200")])]) {
+            $0.scope = .accounts(["acct_42"])
+        }
+        let other = try #require(r.reasons.first { $0.code == "other_accounts_in_scope" })
+        #expect(other.accounts == [] && other.detail.contains("1 account(s) this key may not see") && !other.detail.contains("acct_7"))
+    }
+
+    @Test func anAccountWithNoEventsIsInconclusiveNamingThoseWithUsage() async throws {
+        let store = try await sonnet()
+        let r = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300")])],
+                              account: "acct_24") { $0.invoiceScope = .account }
+        let none = try #require(r.reasons.first { $0.code == "no_metered_usage" })
+        #expect(none.accounts?.map(\.accountID) == ["acct_42"] && none.detail.contains("mistyped"))
+        #expect(r.verdict == .inconclusive && r.corrections.isEmpty, "a typo must not book 1,000,000 tokens onto acct_24")
+    }
+
+    @Test func unattributedVolumeBlocksOverMeteringButNotAPositiveResidual() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("a", account: "acct_1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
+            S.event("b", account: "acct_2", model: "claude-haiku-4-5", type: "input", quantity: 2_000_000),
+        ])
+        let invoice = S.costReport([
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "70", workspace: "wrkspc_1"),
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "230", workspace: "wrkspc_2"),
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "30", workspace: nil),
+        ])
+        let r = try await run(store, [invoice], account: nil) { $0.accountMap = ["wrkspc_1": "acct_1", "wrkspc_2": "acct_2"] }
+        #expect(r.corrections.map { "\($0.accountID) \($0.quantity)" } == ["acct_2 300000"], "acct_2's own lines exceed its meter")
+        let acct1 = try #require(r.findings.first { $0.accountID == "acct_1" })
+        #expect(acct1.quantity == -300_000 && acct1.gapClass == .unexplained && acct1.blockedBy == ["unattributed_vendor_volume"],
+                "the 300,000 unattributed tokens may be acct_1's")
+        #expect(r.unattributed.map { "\($0.modelID) \($0.vendor)" } == ["claude-haiku-4-5 300000"])
+        #expect(r.verdict == .conclusive)
+    }
+
+    @Test func anAccountTheMapDoesNotNameIsNotOverMetered() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("a", account: "acct_1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
+            S.event("b", account: "acct_3", model: "claude-haiku-4-5", type: "input", quantity: 5_000_000),
+        ])
+        let invoice = S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100", workspace: "wrkspc_1")])
+        let r = try await run(store, [invoice], account: nil) { $0.accountMap = ["wrkspc_1": "acct_1"] }
+        let acct3 = try #require(r.findings.first { $0.accountID == "acct_3" })
+        #expect(acct3.gapClass == .unexplained && acct3.blockedBy == ["account_not_in_map"])
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "acct_3's 5,000,000 tokens are not erased because the map forgot it")
+    }
+
+    @Test func aMapWithOneAccountLeavesOtherAccountsLinesOut() async throws {
+        let store = try await sonnet()
+        let invoice = S.costReport([
+            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300", workspace: "wrkspc_42"),
+            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "900", workspace: "wrkspc_7"),
+        ])
+        let r = try await run(store, [invoice]) { $0.accountMap = ["wrkspc_42": "acct_42", "wrkspc_7": "acct_7"] }
+        #expect(r.models.first?.vendor == 1_000_000 && r.models.first?.gap == 0, "acct_7's lines are not acct_42's vendor volume")
+        #expect(r.unmapped.map(\.reason) == ["other_account:acct_7"] && r.corrections.isEmpty)
+    }
+
+    // MARK: what the vendor could not be read for
+
+    @Test func aLineForAModelTheCardDoesNotKnowBlocksOverMetering() async throws {
+        let store = try await sonnet()
+        // A new dated snapshot the card has no alias for: its $0.60 may be Sonnet's missing 200,000 tokens.
+        let invoice = S.costReport([
+            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "240"),
+            .init(model: "claude-sonnet-4-5-20270101", tokenType: "uncached_input_tokens", cents: "60"),
+        ])
+        let r = try await run(store, [invoice])
+        #expect(r.findings.first?.blockedBy == ["unplaced_vendor_usage"] && r.corrections.isEmpty && r.held.isEmpty)
+        #expect(r.reasons.first { $0.code == "unplaced_vendor_usage" }?.amount == ExactAmount(Decimal(string: "0.6")!))
+    }
+
+    @Test func aLineTheCardCannotPriceBlocksOverMeteringOfItsModelAndType() async throws {
+        let store = try S.store()
+        let jan = try TimeRange(from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z")
+        _ = try await store.ingest([.event(UsageEvent(eventID: "a", accountID: "acct_42", meterID: "m", modelID: "claude-sonnet-4-6", quantity: 1_000_000,
+                                                      unit: "tokens", timestamp: Timestamp(rfc3339: "2026-01-10T12:00:00Z")!,
+                                                      dimensions: ["token_type": "input"]))])
+        // Sonnet 4.6 is priced from 2026-02-17 on: a January line has no rate.
+        let invoice = S.costReport([.init(day: 10, model: "claude-sonnet-4-6", tokenType: "uncached_input_tokens", cents: "300", month: "2026-01")],
+                                   bucketMonth: "2026-01")
+        let r = try await run(store, [invoice], range: jan)
+        #expect(r.unmapped.map(\.reason) == ["no_rate"])
+        #expect(r.reasons.contains { $0.code == "unpriced_vendor_usage" && $0.modelID == "claude-sonnet-4-6" })
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "an unpriced line is not a vendor that billed nothing")
+    }
+
+    @Test func moneyRefundedWithoutAQuantityBlocksItsModel() async throws {
+        let store = try await sonnet()
+        let r = try await run(store, [S.costReport([
+            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "360"),
+            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "-60"),
+        ])])
+        #expect(r.models.first?.gap == 200_000 && r.findings.first?.blockedBy == ["usage_refund"])
+        #expect(r.corrections.isEmpty, "200,000 more tokens may be exactly what the refund took back")
+    }
+
+    // MARK: what the meter holds
+
+    @Test func meterRowsNoCardKnowsAreReportedNotDropped() async throws {
+        let store = try await sonnet()
+        _ = try await store.ingest([S.event("g", model: "gpt-4o", type: "input", quantity: 777)])
+        _ = try await store.setMeter("requests", unit: "requests", rollupDimensions: nil)
+        _ = try await store.ingest([.event(UsageEvent(eventID: "r", accountID: "acct_42", meterID: "requests", modelID: "claude-sonnet-4-5",
+                                                      quantity: 5, unit: "requests", timestamp: Timestamp(rfc3339: "2026-05-10T12:00:00Z")!))])
+        let r = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300")])])
+        #expect(r.meteredOutOfScope.map { "\($0.modelID ?? "") \($0.tokens) \($0.reason)" }
+                == ["claude-sonnet-4-5 5 meter_unit:requests", "gpt-4o 777 model_unknown_to_card"])
+        #expect(r.models.first?.metered == 1_000_000, "requests are not tokens")
+    }
+
+    @Test func untypedMeterUsageIsComparedPerModel() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 600_000),
+            .event(UsageEvent(eventID: "b", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-haiku-4-5", quantity: 400_000,
+                              unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-11T00:00:00Z")!)),
+        ])
+        let r = try await run(store, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")])])
+        #expect(r.models.first?.tokenTypes.map(\.tokenType) == [nil] && r.models.first?.gap == 0,
+                "without the rule the untyped 400,000 would read as over-metering and the input as under-metering")
+        #expect(r.reasons.map(\.code) == ["untyped_meter_usage"] && r.corrections.isEmpty)
+    }
+
+    @Test func aMeterTokenTypeTheVendorDoesNotPriceBlocksItsModel() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("a", model: "claude-sonnet-4-5", type: "output", quantity: 700_000),
+            S.event("b", model: "claude-sonnet-4-5", type: "reasoning", quantity: 300_000),
+        ])
+        // The vendor bills reasoning as output: $15 for 1,000,000 output tokens.
+        let r = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "1500")])])
+        #expect(r.reasons.contains { $0.code == "token_type_not_billed_by_vendor" && $0.tokenType == .reasoning })
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "a +300,000 output correction would bill the reasoning twice")
+        #expect(r.shape == .localized, "equal and opposite token-type gaps are not shape none")
+    }
+
+    // MARK: how much a correction may take back
+
+    @Test func overMeteringOfMoreThanHalfIsHeldForReview() async throws {
+        let store = try await sonnet()
+        let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "120")])
+        let (r, outcome) = try await service.run(ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: S.may, account: "acct_42"),
+                                                 store: store, log: store, apply: true)
+        #expect(r.corrections.isEmpty && r.held.map(\.correction.quantity) == [-600_000] && r.held.first?.reason == "needs_review")
+        guard case let .posted(response, heldBack) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(response.accepted == 0 && heldBack == 1 && !r.applied, "nothing posted, so not applied")
+        let confirmed = try await service.apply(id: r.id, confirmLarge: true, store: store, log: store)
+        #expect(confirmed.accepted == 1)
+        let net = try await store.usage(UsageQuery(scope: .accounts(["acct_42"]), range: S.may, groupBy: []))
+        #expect(net.groups.first?.aggregate.sum == 400_000)
+    }
+
+    @Test func aTokenTypeTheVendorBillsNothingForIsOverMeteringOnlyOnConclusiveEvidence() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("a", model: "claude-sonnet-4-5", type: "input", quantity: 1_000_000),
+            S.event("b", model: "claude-sonnet-4-5", type: "output", quantity: 100_000),
+        ])
+        let onlyInput = [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300")])]
+        let conclusive = try await run(store, onlyInput)
+        #expect(conclusive.held.map(\.correction.quantity) == [-100_000], "the whole month billed no output: a person reviews it")
+        let partial = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300")], hasMore: true)])
+        #expect(partial.held.isEmpty && partial.corrections.isEmpty)
+        #expect(partial.findings.first { $0.tokenType == .output }?.blockedBy == ["partial_export"])
+    }
+
+    // MARK: undo
+
+    @Test func revertPostsTheCompensatingCorrectionsOnce() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let (r, _) = try await service.run(ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may,
+                                                                 account: "acct_42"), store: store, log: store)
+        await #expect(throws: UsageBoxError.self, "nothing was applied yet") { _ = try await service.revert(id: r.id, store: store, log: store) }
+        _ = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
+        let sonnet = { try await store.usage(UsageQuery(scope: .accounts(["acct_42"]), range: S.may, groupBy: [],
+                                                         filters: [UsageFilter(field: .modelID, op: .eq, values: ["claude-sonnet-4-5"])])).groups.first?.aggregate.sum }
+        #expect(try await sonnet() == 191_920_000)
+        let reverted = try await service.revert(id: r.id, store: store, log: store)
+        let afterRevert = try await sonnet()
+        #expect(reverted.accepted == 1 && afterRevert == 191_400_000)
+        let again = try await service.revert(id: r.id, store: store, log: store)
+        let afterAgain = try await sonnet()
+        #expect(again.accepted == 0 && again.duplicates == 1 && afterAgain == 191_400_000, "reverting twice posts nothing new")
+        let record = try #require(try await ReconciliationArchive(store).report(id: r.id))
+        #expect(record.revertedAt != nil && record.applied)
+        let explain = try await store.explain(account: "acct_42", range: S.may)
+        #expect(explain.corrections.compactMap(\.event.correctionRef).sorted() == ["recon_may_2026_vendor_anthropic", "recon_may_2026_vendor_anthropic_revert"])
+    }
+
+    @Test func applyingAnInconclusiveRunIsRefused() async throws {
+        let store = try await sonnet()
+        let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "600")], hasMore: true)
+        let (r, outcome) = try await service.run(ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: S.may, account: "acct_42"),
+                                                 store: store, log: store, apply: true)
+        guard case let .refused(error) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(error.code == .inconclusive && error.message.contains("partial_export"))
+        do {
+            _ = try await service.apply(id: r.id, confirmLarge: true, store: store, log: store)
+            Issue.record("an inconclusive run was applied")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .inconclusive && e.httpStatus == 409)
+        }
+        #expect(try await store.usage(UsageQuery(scope: .all, range: S.may, groupBy: [])).groups.first?.aggregate.sum == 1_000_000)
+    }
+}
