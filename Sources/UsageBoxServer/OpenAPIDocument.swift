@@ -306,23 +306,40 @@ paths:
         "401": {$ref: "#/components/responses/Unauthorized"}
   /v1/reconciliations:
     post:
-      summary: Reconcile a vendor invoice against the meter (CONTRACT §5)
+      summary: Reconcile a vendor invoice against the meter
       description: >
         Either the invoice file as the body with vendor, from, to (and account) in the query, or a
-        JSON body with `invoices` (base64) and every option the CLI has. Verify drift answers 409.
+        JSON body with `invoices` (base64) and every option the CLI has. From and to are dates
+        (00:00 UTC) or RFC 3339 times in UTC. Verify drift answers 409. The report says whether the
+        evidence is conclusive; an inconclusive report proposes no corrections.
       parameters:
         - name: vendor
           in: query
           schema: {type: string, example: anthropic}
         - name: from
           in: query
-          schema: {type: string, format: date-time}
+          schema: {type: string, example: "2026-05-01T00:00:00Z"}
         - name: to
           in: query
-          schema: {type: string, format: date-time}
+          schema: {type: string, example: "2026-06-01T00:00:00Z"}
         - name: account
           in: query
           schema: {type: string}
+        - name: invoice_scope
+          in: query
+          schema: {type: string, enum: [as_given, account]}
+        - name: meter_id
+          in: query
+          schema: {type: string}
+        - name: deep_verify
+          in: query
+          schema: {type: string, enum: ["true", "false"]}
+        - name: allow_drift
+          in: query
+          schema: {type: string, enum: ["true", "false"]}
+        - name: allow_overlap
+          in: query
+          schema: {type: string, enum: ["true", "false"]}
         - name: name
           in: query
           schema: {type: string}
@@ -369,6 +386,34 @@ paths:
   /v1/reconciliations/{id}/apply:
     post:
       summary: Post a report's proposed corrections (applying twice answers duplicates)
+      description: >
+        Posts `corrections`; with confirm_large=true also `held`. An inconclusive report is refused
+        with 409 (code inconclusive). Needs a writer key.
+      parameters:
+        - name: id
+          in: path
+          required: true
+          schema: {type: string}
+        - name: confirm_large
+          in: query
+          schema: {type: string, enum: ["true", "false"]}
+      responses:
+        "200":
+          description: The batch answer
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/BatchResponse"}
+        "400": {$ref: "#/components/responses/BadRequest"}
+        "401": {$ref: "#/components/responses/Unauthorized"}
+        "403": {$ref: "#/components/responses/Forbidden"}
+        "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
+  /v1/reconciliations/{id}/revert:
+    post:
+      summary: Post the corrections that undo an applied report (reverting twice posts nothing new)
+      description: >
+        Each posted correction gets a compensating one with the opposite quantity and the
+        correction_ref `<ref>_revert`. A report that posted nothing answers 409. Needs a writer key.
       parameters:
         - name: id
           in: path
@@ -380,9 +425,11 @@ paths:
           content:
             application/json:
               schema: {$ref: "#/components/schemas/BatchResponse"}
+        "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
+        "409": {$ref: "#/components/responses/Conflict"}
 components:
   securitySchemes:
     bearer:
@@ -573,11 +620,13 @@ components:
     ReconciliationRequest:
       type: object
       required: [vendor, from, to, invoices]
+      additionalProperties: false
       properties:
         vendor: {type: string}
-        from: {type: string, format: date-time}
-        to: {type: string, format: date-time}
+        from: {type: string, description: "a date (00:00 UTC) or an RFC 3339 time in UTC"}
+        to: {type: string}
         account_id: {type: string}
+        invoice_scope: {type: string, enum: [as_given, account]}
         invoices:
           type: array
           minItems: 1
@@ -588,32 +637,252 @@ components:
               name: {type: string}
               content_base64: {type: string, format: byte}
         rules_yaml: {type: string}
+        rules_name: {type: string}
+        rate_card_yaml: {type: string}
+        rate_card_name: {type: string}
         account_map: {type: object, additionalProperties: {type: string}}
         fx: {type: object, additionalProperties: {type: string}}
         deep_verify: {type: boolean}
         allow_drift: {type: boolean}
         allow_overlap: {type: boolean}
         meter_id: {type: string}
+    Decimal: {type: string, description: "an exact decimal, e.g. 1399.56"}
+    NullableString: {type: string, nullable: true}
+    EvidenceReason:
+      type: object
+      additionalProperties: false
+      required: [code, effect, model_id, token_type, account_id, detail, remedy, days, accounts, amount]
+      properties:
+        code: {type: string}
+        effect: {type: string, enum: [inconclusive, blocks_negative, blocks_model, note]}
+        model_id: {type: string, nullable: true}
+        token_type: {type: string, nullable: true}
+        account_id: {type: string, nullable: true}
+        detail: {type: string}
+        remedy: {type: string, nullable: true}
+        days: {type: array, nullable: true, items: {type: string}}
+        accounts:
+          type: array
+          nullable: true
+          items:
+            type: object
+            additionalProperties: false
+            required: [account_id, metered]
+            properties:
+              account_id: {type: string}
+              metered: {type: integer, format: int64}
+        amount: {type: string, nullable: true}
+    TokenTypeRow:
+      type: object
+      additionalProperties: false
+      required: [token_type, metered, vendor, gap, gap_pct, tolerance, vendor_amount, gap_amount]
+      properties:
+        token_type: {type: string, nullable: true}
+        metered: {type: integer, format: int64}
+        vendor: {type: integer, format: int64}
+        gap: {type: integer, format: int64}
+        gap_pct: {type: string, nullable: true}
+        tolerance: {type: integer, format: int64}
+        vendor_amount: {$ref: "#/components/schemas/Decimal"}
+        gap_amount: {$ref: "#/components/schemas/Decimal"}
+    Correction:
+      type: object
+      additionalProperties: false
+      required: [event_id, account_id, meter_id, model_id, kind, correction_ref, quantity, unit, timestamp, dimensions]
+      properties:
+        event_id: {type: string}
+        account_id: {type: string}
+        meter_id: {type: string}
+        model_id: {type: string, nullable: true}
+        kind: {type: string, enum: [Correction]}
+        correction_ref: {type: string}
+        quantity: {type: integer, format: int64}
+        unit: {type: string}
+        timestamp: {type: string, format: date-time}
+        dimensions: {type: object, additionalProperties: {type: string}}
     ReconciliationReport:
       type: object
-      required: [id, vendor, from, to, invoice, rate_card, verify, models, total, shape, unmetered_token_types, findings, unmapped, corrections, applied]
+      additionalProperties: false
+      required: [id, vendor, account_id, invoice_scope, from, to, verdict, reasons, invoice, coverage, rate_card, rules, verify, models,
+                 total, shape, implied_factor, unmetered_token_types, findings, unattributed, unmapped, metered_out_of_scope,
+                 corrections, held, rounding, applied, applied_event_ids, applied_at, reverted_at, run_by, created_at]
       properties:
         id: {type: string}
         vendor: {type: string}
         account_id: {type: string, nullable: true}
-        from: {type: string}
-        to: {type: string}
-        invoice: {type: object}
-        rate_card: {type: object}
-        verify: {type: object}
-        models: {type: array, items: {type: object}}
-        total: {type: object}
+        invoice_scope: {type: string, enum: [as_given, account]}
+        from: {type: string, format: date-time}
+        to: {type: string, format: date-time}
+        verdict: {type: string, enum: [conclusive, inconclusive]}
+        reasons: {type: array, items: {$ref: "#/components/schemas/EvidenceReason"}}
+        invoice:
+          type: object
+          additionalProperties: false
+          required: [sha256, files, format, currency, lines, amount, unmapped_amount]
+          properties:
+            sha256: {type: string}
+            files:
+              type: array
+              items:
+                type: object
+                additionalProperties: false
+                required: [name, sha256, parser]
+                properties: {name: {type: string}, sha256: {type: string}, parser: {type: string}}
+            format: {type: string}
+            currency: {type: string}
+            lines: {type: integer}
+            amount: {$ref: "#/components/schemas/Decimal"}
+            unmapped_amount: {$ref: "#/components/schemas/Decimal"}
+        coverage:
+          type: object
+          additionalProperties: false
+          required: [basis, covers, period_days, covered_days, uncovered, pages, incomplete, models]
+          properties:
+            basis: {type: string, enum: [declared, line_span, none]}
+            covers:
+              type: array
+              items: {type: object, additionalProperties: false, required: [from, to], properties: {from: {type: string}, to: {type: string}}}
+            period_days: {type: integer}
+            covered_days: {type: integer}
+            uncovered:
+              type: array
+              items: {type: object, additionalProperties: false, required: [from, to], properties: {from: {type: string}, to: {type: string}}}
+            pages:
+              type: array
+              items:
+                type: object
+                additionalProperties: false
+                required: [location, has_more, next_page]
+                properties: {location: {type: string}, has_more: {type: boolean}, next_page: {type: string, nullable: true}}
+            incomplete: {type: array, items: {type: string}}
+            models:
+              type: array
+              items:
+                type: object
+                additionalProperties: false
+                required: [model_id, token_type, days, first_day, last_day]
+                properties:
+                  model_id: {type: string}
+                  token_type: {type: string, nullable: true}
+                  days: {type: integer}
+                  first_day: {type: string}
+                  last_day: {type: string}
+        rate_card:
+          type: object
+          additionalProperties: false
+          required: [vendor, version, sha256]
+          properties: {vendor: {type: string}, version: {type: string}, sha256: {type: string}}
+        rules:
+          type: object
+          additionalProperties: false
+          required: [chain, sha256]
+          properties: {chain: {type: array, items: {type: string}}, sha256: {type: string}}
+        verify:
+          type: object
+          additionalProperties: false
+          required: [ok, mode, drift]
+          properties: {ok: {type: boolean}, mode: {type: string, enum: [deep, incremental]}, drift: {type: integer, format: int64}}
+        models:
+          type: array
+          items:
+            type: object
+            additionalProperties: false
+            required: [model_id, metered, vendor, gap, gap_pct, tolerance, vendor_amount, gap_amount, token_types]
+            properties:
+              model_id: {type: string}
+              metered: {type: integer, format: int64}
+              vendor: {type: integer, format: int64}
+              gap: {type: integer, format: int64}
+              gap_pct: {type: string, nullable: true}
+              tolerance: {type: integer, format: int64}
+              vendor_amount: {$ref: "#/components/schemas/Decimal"}
+              gap_amount: {$ref: "#/components/schemas/Decimal"}
+              token_types: {type: array, items: {$ref: "#/components/schemas/TokenTypeRow"}}
+        total:
+          type: object
+          additionalProperties: false
+          required: [metered, vendor, gap, gap_amount]
+          properties:
+            metered: {type: integer, format: int64}
+            vendor: {type: integer, format: int64}
+            gap: {type: integer, format: int64}
+            gap_amount: {$ref: "#/components/schemas/Decimal"}
         shape: {type: string, enum: [none, uniform, localized]}
+        implied_factor: {type: string, nullable: true}
         unmetered_token_types: {type: array, items: {type: string}}
-        findings: {type: array, items: {type: object}}
-        unmapped: {type: array, items: {type: object}}
-        corrections: {type: array, items: {type: object}}
+        findings:
+          type: array
+          items:
+            type: object
+            additionalProperties: false
+            required: [model_id, token_type, account_id, quantity, amount, metered, vendor, class, rule, classifier, reason, blocked_by]
+            properties:
+              model_id: {type: string}
+              token_type: {type: string, nullable: true}
+              account_id: {type: string, nullable: true}
+              quantity: {type: integer, format: int64}
+              amount: {$ref: "#/components/schemas/Decimal"}
+              metered: {type: integer, format: int64}
+              vendor: {type: integer, format: int64}
+              class: {type: string, enum: [metering_gap, pass_through, pricing_gap, unexplained, within_tolerance]}
+              rule: {type: string}
+              classifier: {type: string}
+              reason: {type: string}
+              blocked_by: {type: array, items: {type: string}}
+        unattributed:
+          type: array
+          items:
+            type: object
+            additionalProperties: false
+            required: [model_id, token_type, vendor, vendor_amount]
+            properties:
+              model_id: {type: string}
+              token_type: {type: string, nullable: true}
+              vendor: {type: integer, format: int64}
+              vendor_amount: {$ref: "#/components/schemas/Decimal"}
+        unmapped:
+          type: array
+          items:
+            type: object
+            additionalProperties: false
+            required: [location, description, vendor_model, vendor_token_type, amount, currency, reason]
+            properties:
+              location: {type: string}
+              description: {type: string, nullable: true}
+              vendor_model: {type: string, nullable: true}
+              vendor_token_type: {type: string, nullable: true}
+              amount: {type: string, nullable: true}
+              currency: {type: string}
+              reason: {type: string}
+        metered_out_of_scope:
+          type: array
+          items:
+            type: object
+            additionalProperties: false
+            required: [model_id, meter_id, tokens, reason]
+            properties:
+              model_id: {type: string, nullable: true}
+              meter_id: {type: string, nullable: true}
+              tokens: {type: integer, format: int64}
+              reason: {type: string}
+        corrections: {type: array, items: {$ref: "#/components/schemas/Correction"}}
+        held:
+          type: array
+          items:
+            type: object
+            additionalProperties: false
+            required: [reason, detail, correction]
+            properties:
+              reason: {type: string}
+              detail: {type: string}
+              correction: {$ref: "#/components/schemas/Correction"}
+        rounding: {type: object, additionalProperties: {type: string}}
         applied: {type: boolean}
+        applied_event_ids: {type: array, items: {type: string}}
+        applied_at: {type: string, nullable: true}
+        reverted_at: {type: string, nullable: true}
+        run_by: {type: string}
+        created_at: {type: string, format: date-time}
     JSONQuery:
       type: object
       required: [from, to]

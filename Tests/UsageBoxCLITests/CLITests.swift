@@ -160,6 +160,60 @@ import Testing
         #expect(try CLI.run(["ratecards", "show", "anthropic"]).stdout.contains("card_version: \"2026-11-01.1\""))
     }
 
+    @Test func reconcileRefusesToApplyAnInconclusiveRunAndRevertsAnAppliedOne() throws {
+        #expect(try CLI.run(["demo", "--db", db, "--data-only"]).status == 0)
+        let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Plugins/Anthropic/Examples/cost_report_2026_05.json")), as: UTF8.self)
+        let page = try dir.write("page1.json", text.replacingOccurrences(of: "\"has_more\": false", with: "\"has_more\": true"))
+        let dates = ["--from", "2026-05-01", "--to", "2026-06-01", "--vendor", "anthropic", "--account", "acct_42", "--db", db]
+        let refused = try CLI.run(["reconcile", "--invoice", page, "--apply"] + dates)
+        #expect(refused.status == 5 && refused.stderr.contains("inconclusive") && refused.stdout.contains("VERDICT: INCONCLUSIVE"), "\(refused.stderr)")
+        #expect(refused.stdout.contains("to make it conclusive: fetch every page"))
+        let full = try dir.write("may.json", text)
+        let applied = try json(try CLI.run(["reconcile", "--invoice", full, "--apply", "--json"] + dates))
+        #expect(applied["verdict"] == .string("conclusive") && applied["applied"] == .bool(true))
+        let id = try #require(applied["id"]?.stringValue)
+        let again = try CLI.run(["reconcile", "apply", id, "--db", db])
+        #expect(again.status == 0 && again.stdout.contains("duplicates 1"), "\(again.stderr)")
+        let reverted = try CLI.run(["reconcile", "revert", id, "--db", db, "--json"])
+        let revertedJSON = try json(reverted)
+        #expect(reverted.status == 0 && revertedJSON["accepted"] == .int(1), "\(reverted.stderr)")
+        let usage = try json(try CLI.run(["usage", "--db", db, "--account", "acct_42", "--from", "2026-05-01T00:00:00Z", "--to", "2026-06-01T00:00:00Z", "--json"]))
+        #expect(usage["groups"]?.arrayValue?.first?["sum"] == .int(321_640_000), "the revert took the correction back")
+        let offset = try CLI.run(["reconcile", "--invoice", full, "--db", db, "--vendor", "anthropic", "--from", "2026-05-01T00:00:00+02:00", "--to", "2026-06-01"])
+        #expect(offset.status == 1 && offset.stderr.contains("UTC"))
+    }
+
+    @Test func rulesTestRunsATeamsExamples() throws {
+        let good = try dir.write("team.yaml", """
+            version: 1
+            rules:
+              - id: evals-are-overhead
+                when: {account: "acct_internal*"}
+                class: pass_through
+                reason: internal_evals
+                examples:
+                  - {model: claude-sonnet-4-5, token_type: input, account: acct_internal_1, quantity: 5000, expect: pass_through}
+                  - {model: claude-sonnet-4-5, token_type: input, account: acct_42, quantity: 5000, expect: metering_gap, expect_rule: metered-residual}
+            """)
+        let pass = try CLI.run(["rules", "test", good])
+        #expect(pass.status == 0 && pass.stdout.contains("2 passed, 0 failed"), "\(pass.stdout)\(pass.stderr)")
+        let bad = try dir.write("bad.yaml", """
+            version: 1
+            rules:
+              - id: everything-is-overhead
+                when: {}
+                class: pass_through
+                examples:
+                  - {model: claude-sonnet-4-5, token_type: input, account: acct_42, quantity: 520000, expect: metering_gap}
+            """)
+        let fail = try CLI.run(["rules", "test", bad])
+        #expect(fail.status == 1 && fail.stdout.contains("FAIL") && fail.stdout.contains("bad.yaml:7") && fail.stdout.contains("expected metering_gap"),
+                "\(fail.stdout)")
+        #expect(try CLI.run(["rules"]).stdout.contains("id: metered-residual"), "plain `rules` prints the defaults")
+    }
+
     @Test func demoTellsTheKataFromAnyDirectory() throws {
         let r = try CLI.run(["demo"], cwd: "/")
         #expect(r.status == 0, "\(r.stderr)")

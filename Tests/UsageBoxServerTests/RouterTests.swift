@@ -61,7 +61,7 @@ import VendorAnthropic
             for path in ["/v1/usage/batch", "/v1/accounts/{account}/usage", "/v1/usage", "/v1/accounts/{account}/verify",
                          "/v1/accounts/{account}/explain", "/v1/accounts/{account}/periods/close", "/v1/accounts/{account}/periods",
                          "/v1/query/sql", "/v1/query/json", "/v1/meters", "/v1/meters/{meter_id}", "/v1/vendors", "/v1/reconciliations",
-                         "/v1/reconciliations/{id}", "/v1/reconciliations/{id}/apply"] {
+                         "/v1/reconciliations/{id}", "/v1/reconciliations/{id}/apply", "/v1/reconciliations/{id}/revert"] {
                 #expect(spec.text.contains("  \(path):"), "openapi.yaml documents \(path)")
             }
         }
@@ -260,6 +260,21 @@ import VendorAnthropic
             let twice = try await call(client, .post, "/v1/reconciliations/\(id)/apply", key: writer)
             #expect(twice.json["duplicates"] == .int(1) && twice.json["accepted"] == .int(0))
             #expect(try await call(client, .get, "/v1/reconciliations/\(id)", key: reader).json["applied"] == .bool(true))
+            #expect(try await call(client, .post, "/v1/reconciliations/\(id)/revert", key: reader).status == 403, "a reader cannot revert")
+            let reverted = try await call(client, .post, "/v1/reconciliations/\(id)/revert", key: writer)
+            #expect(reverted.status == 200 && reverted.json["accepted"] == .int(1))
+            let revertedTwice = try await call(client, .post, "/v1/reconciliations/\(id)/revert", key: writer)
+            #expect(revertedTwice.json["accepted"] == .int(0) && revertedTwice.json["duplicates"] == .int(1))
+            #expect(try await call(client, .get, "/v1/reconciliations/\(id)", key: reader).json["reverted_at"]?.stringValue != nil)
+            // One page of a longer export: the report is complete, proposes nothing, and apply is a 409.
+            let page = invoice.replacingOccurrences(of: "\"has_more\": false", with: "\"has_more\": true")
+            let partial = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&from=2026-05-01&to=2026-06-01&account=acct_42", key: writer, body: page)
+            #expect(partial.status == 201 && partial.json["verdict"] == .string("inconclusive"), "\(partial.text.prefix(300))")
+            #expect(partial.json["reasons"]?.arrayValue?.first?["code"] == .string("partial_export") && partial.json["corrections"] == .array([]))
+            let refused = try await call(client, .post, "/v1/reconciliations/\(partial.json["id"]!.stringValue!)/apply", key: writer)
+            #expect(refused.status == 409 && refused.json["error"]?["code"] == .string("inconclusive"))
+            let offset = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&from=2026-05-01T00:00:00%2B02:00&to=2026-06-01", key: writer, body: invoice)
+            #expect(offset.status == 400 && offset.json["error"]?["field"] == .string("from"), "a local offset is refused naming the field")
             // The JSON body form carries every option the CLI has.
             let body = JSONWriter.write(.object([
                 ("vendor", .string("anthropic")), ("from", .string("2026-05-01T00:00:00Z")), ("to", .string("2026-06-01T00:00:00Z")),
@@ -269,10 +284,15 @@ import VendorAnthropic
                 ("deep_verify", .bool(true)),
             ]))
             let custom = try await call(client, .post, "/v1/reconciliations", key: admin, body: body)
-            #expect(custom.status == 201)
+            #expect(custom.status == 201, "\(custom.text.prefix(300))")
             #expect(custom.json["verify"]?["mode"] == .string("deep"))
             #expect(custom.json["findings"]?.arrayValue?.allSatisfy { $0["rule"] == .string("all-unexplained") } == true)
-            #expect(custom.json["corrections"] == .array([]), "after the apply, the metering gap is closed")
+            #expect(custom.json["rules"]?["chain"] == .array([.string("rules:rules_yaml"), .string("defaults")]))
+            #expect(custom.json["findings"]?.arrayValue?.contains { $0["class"] == .string("metering_gap") } == false,
+                    "the team's catch-all decides before the defaults")
+            let misspelt = try await call(client, .post, "/v1/reconciliations", key: admin,
+                                          body: body.replacingOccurrences(of: "\"deep_verify\"", with: "\"deep_verfy\""))
+            #expect(misspelt.status == 400 && misspelt.json["error"]?["field"] == .string("deep_verfy"))
             let badRules = try await call(client, .post, "/v1/reconciliations", key: admin,
                                           body: body.replacingOccurrences(of: "class: unexplained", with: "class: cheap"))
             #expect(badRules.status == 400 && badRules.json["error"]?["field"] == .string("rules_yaml"))
