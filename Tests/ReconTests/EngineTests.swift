@@ -68,6 +68,16 @@ import VendorAnthropic
         #expect(explain.corrections.count == 1 && explain.totals.corrections == 520_000)
     }
 
+    @Test func correctionsApplyAfterThePeriodIsClosed() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        _ = try await store.closePeriod(account: "acct_42", period: "2026-05")
+        let options = ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42")
+        let (report, outcome) = try await service.run(options, store: store, log: store, apply: true)
+        guard case let .posted(applied, _) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(report.verdict == .conclusive && applied.accepted == 1 && applied.postClose == 1, "a correction lands as a visible post-close adjustment")
+    }
+
     @Test func aUniformGapIsAPricingGapWithNoCorrection() async throws {
         let store = try S.store()
         _ = try await store.ingest([
