@@ -29,6 +29,10 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
     public var impliedFactor: String?
     public var unmeteredTokenTypes: [TokenType]
     public var findings: [Finding]
+    /// Days on which the vendor's implied price changed for several models at once.
+    public var priceSteps: [PriceStep]
+    /// Per day × model × token type: metered, vendor, gap, money, implied price.
+    public var days: [DayRow]
     /// Vendor volume no account map entry claims, beside the per-account residuals.
     public var unattributed: [UnattributedVolume]
     public var unmapped: [Unmapped]
@@ -52,7 +56,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case id, vendor, accountID = "account_id", invoiceScope = "invoice_scope", from, to, verdict, reasons, invoice, coverage
         case rateCard = "rate_card", rules, verify, models, total, shape, impliedFactor = "implied_factor"
-        case unmeteredTokenTypes = "unmetered_token_types", findings, unattributed, unmapped
+        case unmeteredTokenTypes = "unmetered_token_types", findings, priceSteps = "price_steps", days, unattributed, unmapped
         case meteredOutOfScope = "metered_out_of_scope", corrections, held, rounding, applied
         case appliedEventIDs = "applied_event_ids", appliedAt = "applied_at", revertedAt = "reverted_at", runBy = "run_by"
         case createdAt = "created_at"
@@ -183,10 +187,73 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         public var reason: String
         /// The evidence that kept this gap from becoming a correction (reason codes).
         public var blockedBy: [String]
+        /// The first day the daily gap went beyond tolerance, and on how many days it was.
+        public var gapSince: String?
+        public var gapDays: Int?
+        /// For a mislabel, the token type this one was confused with, and the money the pair nets to.
+        public var pairedWith: TokenType?
+        public var pairAmount: ExactAmount?
+
+        public init(modelID: String, tokenType: TokenType?, accountID: String?, quantity: Int64, amount: ExactAmount, metered: Int64,
+                    vendor: Int64, gapClass: GapClass, rule: String, classifier: String, reason: String, blockedBy: [String] = [],
+                    gapSince: String? = nil, gapDays: Int? = nil, pairedWith: TokenType? = nil, pairAmount: ExactAmount? = nil) {
+            self.modelID = modelID
+            self.tokenType = tokenType
+            self.accountID = accountID
+            self.quantity = quantity
+            self.amount = amount
+            self.metered = metered
+            self.vendor = vendor
+            self.gapClass = gapClass
+            self.rule = rule
+            self.classifier = classifier
+            self.reason = reason
+            self.blockedBy = blockedBy
+            self.gapSince = gapSince
+            self.gapDays = gapDays
+            self.pairedWith = pairedWith
+            self.pairAmount = pairAmount
+        }
 
         enum CodingKeys: String, CodingKey {
             case modelID = "model_id", tokenType = "token_type", accountID = "account_id", quantity, amount, metered, vendor
-            case gapClass = "class", rule, classifier, reason, blockedBy = "blocked_by"
+            case gapClass = "class", rule, classifier, reason, blockedBy = "blocked_by", gapSince = "gap_since", gapDays = "gap_days"
+            case pairedWith = "paired_with", pairAmount = "pair_amount"
+        }
+    }
+
+    /// A day on which the vendor's implied price moved for several models while the meter did not.
+    public struct PriceStep: Codable, Equatable, Sendable {
+        public var date: String
+        public var rates: [Rate]
+
+        public struct Rate: Codable, Equatable, Sendable {
+            public var modelID: String
+            public var tokenType: TokenType?
+            /// Implied price per million tokens before and from the date (6 decimals).
+            public var beforePerMillion: String
+            public var afterPerMillion: String
+            enum CodingKeys: String, CodingKey {
+                case modelID = "model_id", tokenType = "token_type", beforePerMillion = "before_per_million", afterPerMillion = "after_per_million"
+            }
+        }
+    }
+
+    /// One day of one model × token type.
+    public struct DayRow: Codable, Equatable, Sendable {
+        public var day: String
+        public var modelID: String
+        public var tokenType: TokenType?
+        public var metered: Int64
+        /// Nil when the vendor bills this model × token type in lines longer than a day.
+        public var vendor: Int64?
+        public var gap: Int64?
+        public var vendorAmount: ExactAmount?
+        /// Vendor money ÷ metered tokens (÷ stated tokens where the export states them), per million.
+        public var impliedPerMillion: String?
+        enum CodingKeys: String, CodingKey {
+            case day, modelID = "model_id", tokenType = "token_type", metered, vendor, gap, vendorAmount = "vendor_amount"
+            case impliedPerMillion = "implied_per_million"
         }
     }
 

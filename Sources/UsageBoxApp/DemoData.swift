@@ -1,6 +1,7 @@
 public import Metering
 
-/// The kata's May 2026 month for `acct_42`, generated deterministically.
+/// The kata's May 2026 month for `acct_42`, generated deterministically. Every event says which
+/// vendor served it (`vendor: anthropic`), so a reconciliation knows the traffic is Anthropic's.
 ///
 /// Totals match the kata: opus 3,140 events / 42,180,000 tokens; sonnet 28,755 / 191,400,000
 /// (input 122,900,000 over 14,378 events, output 68,500,000 over 14,377); haiku 14,002 / 88,060,000.
@@ -51,7 +52,7 @@ public enum DemoData {
                 out.append(UsageEvent(
                     eventID: id, accountID: account, meterID: meter, modelID: serie.model, quantity: quantities[Int(i)],
                     unit: "tokens", timestamp: Timestamp(microseconds: from.microseconds + seconds * 1_000_000),
-                    dimensions: ["token_type": serie.tokenType]))
+                    dimensions: ["token_type": serie.tokenType, "vendor": "anthropic"]))
             }
         }
         return out

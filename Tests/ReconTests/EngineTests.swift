@@ -101,7 +101,7 @@ import VendorAnthropic
 
     @Test func anOverMeteredModelGetsANegativeCorrection() async throws {
         let store = try S.store()
-        _ = try await store.ingest([S.event("a", model: "claude-sonnet-4-5", type: "output", quantity: 1_000_000)])
+        _ = try await store.ingest([S.event("a", model: "claude-sonnet-4-5", type: "output", quantity: 1_000_000, vendor: "anthropic")])
         let r = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "1200")])])
         #expect(r.models.first?.vendor == 800_000 && r.models.first?.gap == -200_000)
         #expect(r.corrections.map(\.quantity) == [-200_000])

@@ -23,11 +23,17 @@ import VendorAnthropic
     /// 1M Sonnet input metered on acct_42 on May 10; the vendor billed `cents` for it.
     func sonnet(metered: Int64 = 1_000_000, account: String = "acct_42", day: Int = 10) async throws -> SQLiteMeterStore {
         let store = try S.store()
-        _ = try await store.ingest([S.event("a", account: account, model: "claude-sonnet-4-5", type: "input", quantity: metered, day: day)])
+        _ = try await store.ingest([Self.event("a", account: account, model: "claude-sonnet-4-5", type: "input", quantity: metered, day: day)])
         return store
     }
 
     func codes(_ r: ReconciliationReport) -> [String] { r.reasons.map(\.code) }
+
+    /// Events that say which vendor served them (else a shortfall may be another vendor's traffic).
+    static func event(_ id: String, account: String = "acct_42", model: String, type: String, quantity: Int64, day: Int = 10,
+                      vendor: String = "anthropic") -> IngestItem {
+        S.event(id, account: account, model: model, type: type, quantity: quantity, day: day, vendor: vendor)
+    }
 
     // MARK: completeness
 
@@ -52,7 +58,7 @@ import VendorAnthropic
     @Test func aDocumentTotalTheLinesDoNotSumToIsAPartialExport() async throws {
         let xml = S.ublInvoice(lines: [("claude-haiku-4-5", "input", "1.00")], documentTotal: "2.00")
         let store = try S.store()
-        _ = try await store.ingest([S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 2_000_000)])
+        _ = try await store.ingest([Self.event("a", model: "claude-haiku-4-5", type: "input", quantity: 2_000_000)])
         let r = try await run(store, [xml], vendor: "ubl") { $0.rateCard = try? S.anthropicCard() }
         #expect(codes(r).contains("partial_export") && r.reasons.first { $0.code == "partial_export" }!.detail.contains("2.00"))
         #expect(r.corrections.isEmpty, "1,000,000 fewer tokens billed is not evidence while a line is missing")
@@ -72,7 +78,7 @@ import VendorAnthropic
 
     @Test func halfAMonthIsACoverageGapNamingTheDays() async throws {
         let store = try await sonnet(day: 20)
-        _ = try await store.ingest([S.event("b", model: "claude-sonnet-4-5", type: "input", quantity: 1_000_000, day: 2)])
+        _ = try await store.ingest([Self.event("b", model: "claude-sonnet-4-5", type: "input", quantity: 1_000_000, day: 2)])
         let firstHalf = S.costReport([.init(day: 2, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300")], days: Array(1...15))
         let r = try await run(store, [firstHalf])
         let gap = try #require(r.reasons.first { $0.code == "coverage_gap" })
@@ -129,7 +135,7 @@ import VendorAnthropic
             05/31/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,600,1K,1.38,EUR,Usage
             """
         let store2 = try S.store()
-        _ = try await store2.ingest([S.event("a", model: "gpt-4o", type: "input", quantity: 900_000, day: 5)])
+        _ = try await store2.ingest([Self.event("a", model: "gpt-4o", type: "input", quantity: 900_000, day: 5, vendor: "azure-openai")])
         let r = try await run(store2, [InvoiceFile(name: "azure.csv", bytes: Array(csv.utf8))], vendor: "azure-openai")
         #expect(r.models.first?.vendor == 1_000_000 && r.models.first?.gap == 100_000, "the volume comes from the stated quantities")
         #expect(r.reasons.map { "\($0.code) \($0.effect.rawValue)" } == ["missing_fx note"], "the money side says missing_fx and holds nothing")
@@ -141,7 +147,7 @@ import VendorAnthropic
 
     @Test func otherAccountsMeteringTheModelsHoldASingleAccountRun() async throws {
         let store = try await sonnet()
-        _ = try await store.ingest([S.event("b", account: "acct_7", model: "claude-sonnet-4-5", type: "input", quantity: 3_000_000)])
+        _ = try await store.ingest([Self.event("b", account: "acct_7", model: "claude-sonnet-4-5", type: "input", quantity: 3_000_000)])
         // The org-wide invoice bills both accounts: $12 = 4M tokens.
         let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "1200")])
         let r = try await run(store, [invoice])
@@ -156,7 +162,7 @@ import VendorAnthropic
 
     @Test func otherAccountsAKeyMayNotSeeAreCountedButNotNamed() async throws {
         let store = try await sonnet()
-        _ = try await store.ingest([S.event("b", account: "acct_7", model: "claude-sonnet-4-5", type: "input", quantity: 3_000_000)])
+        _ = try await store.ingest([Self.event("b", account: "acct_7", model: "claude-sonnet-4-5", type: "input", quantity: 3_000_000)])
         let r = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "1200")])]) {
             $0.scope = .accounts(["acct_42"])
         }
@@ -176,8 +182,8 @@ import VendorAnthropic
     @Test func unattributedVolumeBlocksOverMeteringButNotAPositiveResidual() async throws {
         let store = try S.store()
         _ = try await store.ingest([
-            S.event("a", account: "acct_1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
-            S.event("b", account: "acct_2", model: "claude-haiku-4-5", type: "input", quantity: 2_000_000),
+            Self.event("a", account: "acct_1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
+            Self.event("b", account: "acct_2", model: "claude-haiku-4-5", type: "input", quantity: 2_000_000),
         ])
         let invoice = S.costReport([
             .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "70", workspace: "wrkspc_1"),
@@ -196,8 +202,8 @@ import VendorAnthropic
     @Test func anAccountTheMapDoesNotNameIsNotOverMetered() async throws {
         let store = try S.store()
         _ = try await store.ingest([
-            S.event("a", account: "acct_1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
-            S.event("b", account: "acct_3", model: "claude-haiku-4-5", type: "input", quantity: 5_000_000),
+            Self.event("a", account: "acct_1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
+            Self.event("b", account: "acct_3", model: "claude-haiku-4-5", type: "input", quantity: 5_000_000),
         ])
         let invoice = S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100", workspace: "wrkspc_1")])
         let r = try await run(store, [invoice], account: nil) { $0.accountMap = ["wrkspc_1": "acct_1"] }
@@ -236,7 +242,7 @@ import VendorAnthropic
         let jan = try TimeRange(from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z")
         _ = try await store.ingest([.event(UsageEvent(eventID: "a", accountID: "acct_42", meterID: "m", modelID: "claude-sonnet-4-6", quantity: 1_000_000,
                                                       unit: "tokens", timestamp: Timestamp(rfc3339: "2026-01-10T12:00:00Z")!,
-                                                      dimensions: ["token_type": "input"]))])
+                                                      dimensions: ["token_type": "input", "vendor": "anthropic"]))])
         // Sonnet 4.6 is priced from 2026-02-17 on: a January line has no rate.
         let invoice = S.costReport([.init(day: 10, model: "claude-sonnet-4-6", tokenType: "uncached_input_tokens", cents: "300", month: "2026-01")],
                                    bucketMonth: "2026-01")
@@ -260,7 +266,7 @@ import VendorAnthropic
 
     @Test func meterRowsNoCardKnowsAreReportedNotDropped() async throws {
         let store = try await sonnet()
-        _ = try await store.ingest([S.event("g", model: "gpt-4o", type: "input", quantity: 777)])
+        _ = try await store.ingest([Self.event("g", model: "gpt-4o", type: "input", quantity: 777)])
         _ = try await store.setMeter("requests", unit: "requests", rollupDimensions: nil)
         _ = try await store.ingest([.event(UsageEvent(eventID: "r", accountID: "acct_42", meterID: "requests", modelID: "claude-sonnet-4-5",
                                                       quantity: 5, unit: "requests", timestamp: Timestamp(rfc3339: "2026-05-10T12:00:00Z")!))])
@@ -273,9 +279,9 @@ import VendorAnthropic
     @Test func untypedMeterUsageIsComparedPerModel() async throws {
         let store = try S.store()
         _ = try await store.ingest([
-            S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 600_000),
+            Self.event("a", model: "claude-haiku-4-5", type: "input", quantity: 600_000),
             .event(UsageEvent(eventID: "b", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-haiku-4-5", quantity: 400_000,
-                              unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-11T00:00:00Z")!)),
+                              unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-11T00:00:00Z")!, dimensions: ["vendor": "anthropic"])),
         ])
         let r = try await run(store, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")])])
         #expect(r.models.first?.tokenTypes.map(\.tokenType) == [nil] && r.models.first?.gap == 0,
@@ -286,8 +292,8 @@ import VendorAnthropic
     @Test func aMeterTokenTypeTheVendorDoesNotPriceBlocksItsModel() async throws {
         let store = try S.store()
         _ = try await store.ingest([
-            S.event("a", model: "claude-sonnet-4-5", type: "output", quantity: 700_000),
-            S.event("b", model: "claude-sonnet-4-5", type: "reasoning", quantity: 300_000),
+            Self.event("a", model: "claude-sonnet-4-5", type: "output", quantity: 700_000),
+            Self.event("b", model: "claude-sonnet-4-5", type: "reasoning", quantity: 300_000),
         ])
         // The vendor bills reasoning as output: $15 for 1,000,000 output tokens.
         let r = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "1500")])])
@@ -315,8 +321,8 @@ import VendorAnthropic
     @Test func aTokenTypeTheVendorBillsNothingForIsOverMeteringOnlyOnConclusiveEvidence() async throws {
         let store = try S.store()
         _ = try await store.ingest([
-            S.event("a", model: "claude-sonnet-4-5", type: "input", quantity: 1_000_000),
-            S.event("b", model: "claude-sonnet-4-5", type: "output", quantity: 100_000),
+            Self.event("a", model: "claude-sonnet-4-5", type: "input", quantity: 1_000_000),
+            Self.event("b", model: "claude-sonnet-4-5", type: "output", quantity: 100_000),
         ])
         let onlyInput = [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300")])]
         let conclusive = try await run(store, onlyInput)

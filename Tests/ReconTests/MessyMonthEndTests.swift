@@ -11,10 +11,10 @@ import UsageBoxApp
     typealias S = TestSupport
     let service = try! ReconciliationService()
 
-    func store(_ events: [(account: String, model: String, type: String, quantity: Int64, day: Int)]) async throws -> SQLiteMeterStore {
+    func store(_ events: [(account: String, model: String, type: String, quantity: Int64, day: Int)], vendor: String? = nil) async throws -> SQLiteMeterStore {
         let store = try S.store()
         _ = try await store.ingest(events.enumerated().map { i, e in
-            S.event("e\(i)", account: e.account, model: e.model, type: e.type, quantity: e.quantity, day: e.day)
+            S.event("e\(i)", account: e.account, model: e.model, type: e.type, quantity: e.quantity, day: e.day, vendor: vendor)
         })
         return store
     }
@@ -84,7 +84,8 @@ import UsageBoxApp
     static let consoleHeader = "usage_date_utc,model,workspace,api_key,usage_type,context_window,token_type,cost_usd,list_price_usd,cost_type,inference_geo,speed,api_key_id,api_key_status\n"
 
     @Test func anthropicConsoleExportForTheWholeOrganization() async throws {
-        let store = try await store([("acct_42", "claude-haiku-4-5", "input", 1_000_000, 3), ("acct_9", "claude-haiku-4-5", "input", 2_000_000, 3)])
+        let store = try await store([("acct_42", "claude-haiku-4-5", "input", 1_000_000, 3), ("acct_9", "claude-haiku-4-5", "input", 2_000_000, 3)],
+                                    vendor: "anthropic")
         let csv = Self.consoleHeader
             + "2026-05-01,Claude Haiku 4.5,Default,k1,message,≤ 200k,input_no_cache,1.00,1.00,token,not_available,,apikey_1,active\n"
             + "2026-05-31,Claude Haiku 4.5,Research,k2,message,≤ 200k,input_no_cache,2.50,2.50,token,not_available,,apikey_2,active\n"

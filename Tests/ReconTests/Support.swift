@@ -79,11 +79,13 @@ enum TestSupport {
         try RateCard.load(text: RateCardData.cards["anthropic"]!, file: "anthropic.yaml")
     }
 
+    /// A May event; `vendor` is the dimension that says which vendor served it.
     static func event(_ id: String, account: String = "acct_42", meter: String = "claude_tokens", model: String, type: String,
-                      quantity: Int64, day: Int = 10) -> IngestItem {
-        .event(UsageEvent(eventID: id, accountID: account, meterID: meter, modelID: model, quantity: quantity, unit: "tokens",
-                          timestamp: Timestamp(rfc3339: "2026-05-\(String(format: "%02d", day))T12:00:00Z")!,
-                          dimensions: ["token_type": type]))
+                      quantity: Int64, day: Int = 10, vendor: String? = nil) -> IngestItem {
+        var dims = ["token_type": type]
+        if let vendor { dims["vendor"] = vendor }
+        return .event(UsageEvent(eventID: id, accountID: account, meterID: meter, modelID: model, quantity: quantity, unit: "tokens",
+                                 timestamp: Timestamp(rfc3339: "2026-05-\(String(format: "%02d", day))T12:00:00Z")!, dimensions: dims))
     }
 
     static func store() throws -> SQLiteMeterStore { try SQLiteMeterStore(location: .newMemory()) }

@@ -43,6 +43,7 @@ enum Classification {
 /// Stage 8: a correction for every metering gap the evidence allows; the others say what
 /// blocked them, and large over-metering corrections wait for a person.
 struct CorrectionProposal: Sendable {
+    typealias Finding = ReconciliationReport.Finding
     var findings: [ReconciliationReport.Finding]
     var corrections: [ProposedCorrection] = []
     var held: [ReconciliationReport.HeldCorrection] = []
@@ -53,35 +54,65 @@ struct CorrectionProposal: Sendable {
         var out = CorrectionProposal(findings: findings)
         let inconclusive = reasons.filter { $0.effect == .inconclusive }.map(\.code)
         let ref = ReconciliationEngine.correctionRef(range: o.range, vendor: vendor)
-        for i in out.findings.indices where out.findings[i].gapClass == .meteringGap {
-            let f = out.findings[i]
+        // A relabel pair is decided together: blocked, held or proposed as one.
+        var groups: [[Int]] = []
+        var grouped = Set<Int>()
+        for i in out.findings.indices where out.findings[i].gapClass == .meteringGap && !grouped.contains(i) {
+            var group = [i]
+            if let other = out.findings[i].pairedWith,
+               let j = out.findings.indices.first(where: { $0 != i && out.findings[$0].modelID == out.findings[i].modelID
+                   && out.findings[$0].accountID == out.findings[i].accountID && out.findings[$0].tokenType == other
+                   && out.findings[$0].gapClass == .meteringGap }) {
+                group.append(j)
+            }
+            grouped.formUnion(group)
+            groups.append(group)
+        }
+        for group in groups {
             var blockers = inconclusive
-            if f.accountID == nil { blockers.append("unattributed") }
-            for r in reasons where r.applies(to: f) { blockers.append(r.code) }
+            for i in group {
+                let f = out.findings[i]
+                if f.accountID == nil { blockers.append("unattributed") }
+                for r in reasons where r.applies(to: f) { blockers.append(r.code) }
+            }
             blockers = blockers.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
             if !blockers.isEmpty {
-                out.findings[i].gapClass = .unexplained
-                out.findings[i].reason = blockers[0]
-                out.findings[i].blockedBy = blockers
+                for i in group {
+                    out.findings[i].gapClass = .unexplained
+                    out.findings[i].reason = blockers[0]
+                    out.findings[i].blockedBy = blockers
+                }
                 continue
             }
-            let account = f.accountID!
-            let meterID = try await meterFor(account: account, rawModels: meter.rawModels[f.modelID] ?? [f.modelID], options: o, store: store)
-            let id = "recon_" + String(sha256Hex(Array("\(ref)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(invoiceSHA)".utf8)).prefix(40))
-            var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID]
-            if let tt = f.tokenType { dims["token_type"] = tt.rawValue }
-            let correction = ProposedCorrection(eventID: id, accountID: account, meterID: meterID, modelID: f.modelID, correctionRef: ref,
-                                                quantity: f.quantity, timestamp: Timestamp(microseconds: o.range.to.microseconds - 1_000_000),
-                                                dimensions: dims)
+            // A relabel moves the smaller of the two gaps from one token type to the other: net zero tokens.
+            let relabel = group.count == 2 ? group.map { out.findings[$0].quantity.magnitude }.min() : nil
+            var proposed: [(ProposedCorrection, Finding)] = []
+            for i in group {
+                let f = out.findings[i]
+                let account = f.accountID!
+                let quantity = relabel.map { f.quantity < 0 ? -Int64($0) : Int64($0) } ?? f.quantity
+                let meterID = try await meterFor(account: account, rawModels: meter.rawModels[f.modelID] ?? [f.modelID], options: o, store: store)
+                let id = "recon_" + String(sha256Hex(Array("\(ref)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(invoiceSHA)".utf8)).prefix(40))
+                var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID]
+                if let tt = f.tokenType { dims["token_type"] = tt.rawValue }
+                if let other = f.pairedWith { dims["relabel_of"] = other.rawValue }
+                proposed.append((ProposedCorrection(eventID: id, accountID: account, meterID: meterID, modelID: f.modelID, correctionRef: ref,
+                                                    quantity: quantity, timestamp: Timestamp(microseconds: o.range.to.microseconds - 1_000_000),
+                                                    dimensions: dims), f))
+            }
             // Backing out more than half of what was metered is likelier a mapping or scope
             // mistake than a collector that invented the traffic: a person decides.
-            if f.quantity < 0, f.quantity.magnitude * 2 > UInt64(max(f.metered, 0)) {
-                out.held.append(.init(reason: "needs_review",
-                                      detail: "backs out \(f.quantity.magnitude) of \(f.metered) metered \(f.tokenType?.rawValue ?? "") tokens of \(f.modelID) "
-                                          + "on \(account) (more than half); --apply posts it only with --confirm-large",
-                                      correction: correction))
-            } else {
-                out.corrections.append(correction)
+            let large = proposed.first { c, f in c.quantity < 0 && c.quantity.magnitude * 2 > UInt64(max(f.metered, 0)) }
+            for (c, f) in proposed {
+                if let (lc, lf) = large {
+                    out.held.append(.init(reason: "needs_review",
+                                          detail: "backs out \(lc.quantity.magnitude) of \(lf.metered) metered \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) "
+                                              + "on \(lc.accountID) (more than half)\(f.pairedWith != nil ? ", as part of a relabel" : ""); "
+                                              + "--apply posts it only with --confirm-large",
+                                          correction: c))
+                } else {
+                    out.corrections.append(c)
+                }
             }
         }
         return out

@@ -6,6 +6,8 @@ import Metering
 struct GapDiff: Sendable {
     var vendor: [CellKey: VendorCell]
     var metered: [CellKey: Int64]
+    var meteredDaily: [CellKey: [Int64: Int64]]
+    var edges: [CellKey: (start: [Int: Int64], end: [Int: Int64])]
     var models: [ReconciliationReport.ModelRow]
     var total: ReconciliationReport.Total
     var shape: GapShape
@@ -33,22 +35,29 @@ struct GapDiff: Sendable {
     static func compute(vendor v: VendorLedger, meter m: MeterLedger, card: any RateCardConverter, range: TimeRange) -> GapDiff {
         var vendor = v.cells
         var metered = m.cells
+        var meteredDaily = m.daily
+        var edges = m.edges
         // Models compared per model: every model when the meter has no token types, else those with
         // untyped usage (an untyped row beside typed ones would read as its own over-metering).
         let perModel: (String) -> Bool = { model in !m.hasTokenType || m.untypedModels.contains(model) }
         if vendor.keys.contains(where: { perModel($0.model) }) || metered.keys.contains(where: { perModel($0.model) }) {
+            func collapse(_ k: CellKey) -> CellKey { perModel(k.model) ? CellKey(model: k.model, tokenType: nil, account: k.account) : k }
             var merged: [CellKey: VendorCell] = [:]
             for (k, c) in vendor {
                 guard perModel(k.model) else { merged[k] = c; continue }
-                merged[CellKey(model: k.model, tokenType: nil, account: k.account), default: VendorCell()].merge(c)
+                merged[collapse(k), default: VendorCell()].merge(c)
             }
             vendor = merged
-            var meteredMerged: [CellKey: Int64] = [:]
-            for (k, q) in metered {
-                let key = perModel(k.model) ? CellKey(model: k.model, tokenType: nil, account: k.account) : k
-                meteredMerged[key, default: 0] += q
+            metered = metered.reduce(into: [:]) { $0[collapse($1.key), default: 0] += $1.value }
+            meteredDaily = meteredDaily.reduce(into: [:]) { out, kv in
+                for (d, q) in kv.value { out[collapse(kv.key), default: [:]][d, default: 0] += q }
             }
-            metered = meteredMerged
+            edges = edges.reduce(into: [:]) { out, kv in
+                var e = out[collapse(kv.key)] ?? ([:], [:])
+                for (h, q) in kv.value.start { e.start[h, default: 0] += q }
+                for (h, q) in kv.value.end { e.end[h, default: 0] += q }
+                out[collapse(kv.key)] = e
+            }
         }
 
         var unitPrices: [CellKey: Decimal] = [:]
@@ -69,7 +78,7 @@ struct GapDiff: Sendable {
             }
         }
 
-        var diff = GapDiff(vendor: vendor, metered: metered, models: [], total: .init(metered: 0, vendor: 0, gap: 0, gapAmount: .zero),
+        var diff = GapDiff(vendor: vendor, metered: metered, meteredDaily: meteredDaily, edges: edges, models: [], total: .init(metered: 0, vendor: 0, gap: 0, gapAmount: .zero),
                            shape: .none, impliedFactor: nil, unmeteredTokenTypes: [], unitPrices: unitPrices)
         var rows: [String: [ReconciliationReport.TokenTypeRow]] = [:]
         for key in allModelTypes.sorted() {

@@ -5,6 +5,15 @@ import Metering
 /// vendor's ledger; and every meter row that could not be compared, kept with its tokens.
 struct MeterLedger: Sendable {
     var cells: [CellKey: Int64] = [:]
+    /// The same per UTC day (`Timestamp.day`).
+    var daily: [CellKey: [Int64: Int64]] = [:]
+    /// Usage in the hours around each bound of the period, per cell: `hour offset from the bound`
+    /// (−3…2; negative is before it) → tokens. A gap equal to an edge's usage is a boundary finding.
+    var edges: [CellKey: (start: [Int: Int64], end: [Int: Int64])] = [:]
+    /// Whether the events carry a `vendor` dimension at all, and the models with usage that does
+    /// not say which vendor served it.
+    var hasVendor = true
+    var vendorUnknownModels = Set<String>()
     /// Canonical model → the model ids the meter wrote for it.
     var rawModels: [String: Set<String>] = [:]
     /// Whether the meter carries a `token_type` dimension at all.
@@ -18,9 +27,30 @@ struct MeterLedger: Sendable {
     var accountsWithUsage = Set<String>()
 
     static let tokenUnits: Set<String> = ["tokens", "token"]
+    static let edgeHours = 3
 
-    static func read(_ store: any MeterStore, card: any RateCardConverter, scopeModels: Set<String>, options o: ReconciliationOptions)
-        async throws -> MeterLedger {
+    /// Hourly usage in the three hours each side of both bounds, for boundary findings.
+    mutating func readEdges(_ store: any MeterStore, scope: AccountScope, filters: [UsageFilter], optional: [String],
+                            canonical: (String?) -> String?, scopeModels: Set<String>, perAccount: Bool, range: TimeRange) async throws {
+        let h = Timestamp.microsPerHour * Int64(Self.edgeHours)
+        for (isStart, bound) in [(true, range.from), (false, range.to)] {
+            let window = try TimeRange(from: Timestamp(microseconds: bound.microseconds - h), to: Timestamp(microseconds: bound.microseconds + h))
+            let r = try await store.usage(UsageQuery(scope: scope, range: window, groupBy: [.modelID, .accountID, .hour] + optional.map(UsageField.dimension),
+                                                     filters: filters))
+            for g in r.groups {
+                guard let model = canonical(g.keys[0]), scopeModels.contains(model),
+                      let hour = g.keys[2].flatMap({ Timestamp(rfc3339: $0) }) else { continue }
+                let key = CellKey(model: model, tokenType: optional.isEmpty ? nil : g.keys[3].map { TokenType($0) }, account: perAccount ? g.keys[1] : nil)
+                let offset = Int((hour.microseconds - bound.microseconds) / Timestamp.microsPerHour)
+                var e = edges[key] ?? ([:], [:])
+                if isStart { e.start[offset, default: 0] &+= g.aggregate.sum } else { e.end[offset, default: 0] &+= g.aggregate.sum }
+                edges[key] = e
+            }
+        }
+    }
+
+    static func read(_ store: any MeterStore, card: any RateCardConverter, scopeModels: Set<String>, vendorNames: Set<String>,
+                     options o: ReconciliationOptions) async throws -> MeterLedger {
         var ledger = MeterLedger()
         let attribution = o.attribution
         let scope: AccountScope = attribution.account.map { .accounts([$0]) } ?? o.scope
@@ -29,27 +59,38 @@ struct MeterLedger: Sendable {
         var units: [String: String] = [:]
         for m in try await store.meters(scope: .all) { if let u = m.unit { units[m.meterID] = u } }
 
+        // token_type and vendor are optional dimensions: a store that never saw one refuses to group by it.
+        var optional = ["token_type", "vendor"]
         let reading: UsageResult
-        do {
-            reading = try await store.usage(UsageQuery(scope: scope, range: o.range,
-                                                       groupBy: [.modelID, .dimension("token_type"), .accountID, .meterID], filters: filters))
-        } catch let e as UsageBoxError where e.field == "token_type" {
-            ledger.hasTokenType = false
-            reading = try await store.usage(UsageQuery(scope: scope, range: o.range, groupBy: [.modelID, .accountID, .meterID], filters: filters))
+        while true {
+            do {
+                reading = try await store.usage(UsageQuery(scope: scope, range: o.range,
+                                                           groupBy: [.modelID, .accountID, .meterID, .day] + optional.map(UsageField.dimension),
+                                                           filters: filters))
+                break
+            } catch let e as UsageBoxError where e.field.map(optional.contains) == true {
+                optional.removeAll { $0 == e.field }
+            }
         }
+        ledger.hasTokenType = optional.contains("token_type")
+        ledger.hasVendor = optional.contains("vendor")
         func canonical(_ raw: String?) -> String? {
             guard let raw else { return nil }
             return card.canonicalModel(raw) ?? (scopeModels.contains(raw) ? raw : nil)
         }
         var outside: [String: Int64] = [:]
         for g in reading.groups {
-            let raw = g.keys[0]
-            let tokenType: TokenType? = ledger.hasTokenType ? g.keys[1].map { TokenType($0) } : nil
-            let account = g.keys[ledger.hasTokenType ? 2 : 1]
-            let meter = g.keys[ledger.hasTokenType ? 3 : 2]
+            let raw = g.keys[0], account = g.keys[1], meter = g.keys[2]
+            let day = g.keys[3].flatMap { Timestamp(date: $0) }?.day
+            let tokenType: TokenType? = ledger.hasTokenType ? g.keys[4].map { TokenType($0) } : nil
+            let servedBy: String? = ledger.hasVendor ? g.keys[ledger.hasTokenType ? 5 : 4] : nil
             let unit = meter.flatMap { units[$0] }
             if let unit, !Self.tokenUnits.contains(unit.lowercased()) {
                 outside["\(raw ?? "")|\(meter ?? "")|meter_unit:\(unit)", default: 0] += g.aggregate.sum
+                continue
+            }
+            if let servedBy, !vendorNames.contains(servedBy) {
+                outside["\(raw ?? "")|\(meter ?? "")|served_by:\(servedBy)", default: 0] += g.aggregate.sum
                 continue
             }
             guard let model = canonical(raw), scopeModels.contains(model) else {
@@ -57,14 +98,18 @@ struct MeterLedger: Sendable {
                 continue
             }
             if ledger.hasTokenType, tokenType == nil { ledger.untypedModels.insert(model) }
+            if servedBy == nil { ledger.vendorUnknownModels.insert(model) }
             let key = CellKey(model: model, tokenType: tokenType, account: attribution.isPerAccount ? account : nil)
             let (sum, overflow) = ledger.cells[key, default: 0].addingReportingOverflow(g.aggregate.sum)
             guard !overflow else {
                 throw UsageBoxError.invalidArgument("the metered total of \(model) overflows 64 bits; reconcile a shorter period", field: "from")
             }
             ledger.cells[key] = sum
+            if let day { ledger.daily[key, default: [:]][day, default: 0] &+= g.aggregate.sum }
             if let raw { ledger.rawModels[model, default: []].insert(raw) }
         }
+        try await ledger.readEdges(store, scope: scope, filters: filters, optional: optional.filter { $0 == "token_type" },
+                                   canonical: canonical, scopeModels: scopeModels, perAccount: attribution.isPerAccount, range: o.range)
         ledger.outOfScope = outside.sorted { $0.key < $1.key }.map { key, tokens in
             let parts = key.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
             return .init(modelID: parts[0].isEmpty ? nil : parts[0], meterID: parts[1].isEmpty ? nil : parts[1], tokens: tokens, reason: parts[2])

@@ -39,13 +39,16 @@ public struct ReconciliationEngine: Sendable {
         let batch = try InvoiceBatch.read(o.invoices, plugin: plugin, allowOverlap: o.allowOverlap)
         let card = try CardChoice.choose(override: o.rateCard, cards: cards, plugin: plugin, lines: batch.lines.map(\.line))
         let vendor = VendorLedger.build(batch, card: card, options: o)
-        let meter = try await MeterLedger.read(store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models), options: o)
+        let meter = try await MeterLedger.read(store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models),
+                                               vendorNames: [plugin.id, card.vendor], options: o)
         let (coverage, coverageReasons) = CoverageCheck.assess(batch, ledger: vendor, range: o.range)
         let diff = GapDiff.compute(vendor: vendor, meter: meter, card: card, range: o.range)
         let unattributed = Self.unattributed(diff, attribution: o.attribution)
-        let reasons = coverageReasons + vendor.reasons + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card) + unattributed.reasons
+        let reasons = coverageReasons + vendor.reasons + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
+            + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin)
         let chain = ClassifierChain(plugin: plugin.classifiers + o.classifiers, team: o.teamRules)
-        let findings = Classification.classify(diff, chain: chain)
+        var findings = Classification.classify(diff, chain: chain)
+        let priceSteps = DailyEvidence.apply(to: &findings, diff, range: o.range)
         let reportID = Self.reportID(now())
         let proposal = try await CorrectionProposal.propose(findings, reasons: reasons, diff: diff, meter: meter, options: o,
                                                             vendor: plugin.id, reportID: reportID, invoiceSHA: batch.sha256, store: store)
@@ -61,7 +64,7 @@ public struct ReconciliationEngine: Sendable {
             rules: .init(chain: chain.names, sha256: sha256Hex(Array(((o.teamRules?.source ?? "") + ClassificationRules.defaultYAML).utf8))),
             verify: verify, models: diff.models, total: diff.total, shape: diff.shape,
             impliedFactor: diff.impliedFactor.map { ExactDecimal.format($0, scale: 4) }, unmeteredTokenTypes: diff.unmeteredTokenTypes,
-            findings: proposal.findings, unattributed: unattributed.volume, unmapped: vendor.unmapped, meteredOutOfScope: meter.outOfScope,
+            findings: proposal.findings, priceSteps: priceSteps, days: DailyEvidence.rows(diff, range: o.range), unattributed: unattributed.volume, unmapped: vendor.unmapped, meteredOutOfScope: meter.outOfScope,
             corrections: proposal.corrections, held: proposal.held,
             rounding: ["vendor_amount": "exact", "gap_amount": "half_even_\(GapDiff.moneyScale)dp"],
             applied: false, appliedEventIDs: [], appliedAt: nil, revertedAt: nil, runBy: o.runBy, createdAt: now())
@@ -90,6 +93,23 @@ public struct ReconciliationEngine: Sendable {
                 remedy: "map the vendor's workspace, project or key to its account", amount: cell.vendorAmount))
         }
         return (volume, reasons)
+    }
+
+    /// A model the meter cannot say the vendor of, which other registered vendors also sell: a
+    /// shortfall on this invoice may be traffic another vendor served.
+    func otherVendors(_ meter: MeterLedger, card: any RateCardConverter, plugin: any VendorPlugin.Type) -> [EvidenceReason] {
+        meter.vendorUnknownModels.sorted().compactMap { model in
+            let raw = meter.rawModels[model] ?? [model]
+            let sellers = cards.values.filter { c in
+                c.vendor != card.vendor && c.vendor != plugin.rateCardName && raw.contains { c.canonicalModel($0) != nil }
+            }.map(\.vendor).sorted()
+            guard !sellers.isEmpty else { return nil }
+            return EvidenceReason(
+                code: "model_sold_by_other_vendors", effect: .blocksNegative, modelID: model,
+                detail: "\(model) is also sold by \(sellers.joined(separator: ", ")) and the meter's events do not say which vendor served them: "
+                    + "usage the \(plugin.id) invoice lacks may be theirs",
+                remedy: "send the dimension vendor=\(plugin.id) (or the vendor that served it) on every event")
+        }
     }
 
     /// `recon_may_2026_vendor_anthropic` for a calendar month, else `recon_<from>_<to>_vendor_<vendor>`.

@@ -32,6 +32,10 @@ struct VendorCell: Sendable {
     var amountHalfUnits = Decimal(0)
     /// UTC days (`Timestamp.day`) with lines.
     var days = Set<Int64>()
+    /// The same figures per UTC day, for lines whose bucket lies within one day.
+    var daily: [Int64: VendorDay] = [:]
+    /// Some lines bill more than one day (a monthly FOCUS or UBL line): the daily figures are partial.
+    var hasUndated = false
 
     var tokens: Int64 { hasStated ? stated : (ExactDecimal.roundedInt64(exactTokens) ?? 0) }
     var toleranceTokens: Int64 { hasStated ? 0 : (ExactDecimal.ceilInt64(tolerance) ?? 0) }
@@ -44,6 +48,31 @@ struct VendorCell: Sendable {
         moneyMissing = moneyMissing || o.moneyMissing
         tolerance += o.hasStated ? 0 : o.tolerance
         days.formUnion(o.days)
+        hasUndated = hasUndated || o.hasUndated
+        for (d, v) in o.daily { daily[d, default: VendorDay()].add(v) }
+    }
+}
+
+/// One day of a vendor cell.
+struct VendorDay: Sendable {
+    var exactTokens = Decimal(0)
+    var stated: Int64 = 0
+    var hasStated = false
+    var amount = Decimal(0)
+    var tolerance = Decimal(0)
+    var amountHalfUnits = Decimal(0)
+
+    // As for a cell: stated quantities, where the export gives them, are the vendor's count.
+    var tokens: Int64 { hasStated ? stated : (ExactDecimal.roundedInt64(exactTokens) ?? 0) }
+    var toleranceTokens: Int64 { hasStated ? 0 : (ExactDecimal.ceilInt64(tolerance) ?? 0) }
+
+    mutating func add(_ o: VendorDay) {
+        exactTokens += o.exactTokens
+        stated += o.stated
+        hasStated = hasStated || o.hasStated
+        amount += o.amount
+        tolerance += o.tolerance
+        amountHalfUnits += o.amountHalfUnits
     }
 }
 
@@ -161,7 +190,12 @@ struct VendorLedger: Sendable {
             let key = CellKey(model: model, tokenType: tokenType, account: account)
             var cell = ledger.cells[key] ?? VendorCell()
             cell.days.insert(line.date.day)
+            let oneDay = bucket.from.day == Timestamp(microseconds: bucket.to.microseconds - 1).day
+            var day = VendorDay()
+            if !oneDay { cell.hasUndated = true }
             if let q = line.quantity {
+                day.stated = q
+                day.hasStated = true
                 cell.hasStated = true
                 cell.stated += q
                 // Without a card price the vendor's own amount stands (no pricing check possible).
@@ -173,14 +207,19 @@ struct VendorLedger: Sendable {
                     cell.hasAmount = true
                     cell.amount += converted
                     cell.amountHalfUnits += ExactDecimal.halfUnit(ofScale: line.amountScale) * fxRate
+                    day.amount = converted
+                    day.amountHalfUnits = ExactDecimal.halfUnit(ofScale: line.amountScale) * fxRate
                     if line.quantity == nil, let price {
                         cell.exactTokens += card.tokens(for: converted, at: price)
                         cell.tolerance += card.tolerance(scale: line.amountScale, at: price) * fxRate
+                        day.exactTokens = card.tokens(for: converted, at: price)
+                        day.tolerance = card.tolerance(scale: line.amountScale, at: price) * fxRate
                     }
                 } else {
                     cell.moneyMissing = true
                 }
             }
+            if oneDay { cell.daily[line.date.day, default: VendorDay()].add(day) }
             ledger.cells[key] = cell
         }
 

@@ -14,6 +14,9 @@ public struct GapClass: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let pricingGap = GapClass(rawValue: "pricing_gap")
     public static let unexplained = GapClass(rawValue: "unexplained")
     public static let withinTolerance = GapClass(rawValue: "within_tolerance")
+    /// The gap is exactly the usage of the first or last hours of the period: a bucketing
+    /// difference at a period bound, not a metering gap (decided by the engine, not by rules).
+    public static let boundary = GapClass(rawValue: "boundary")
 
     public static let known: [GapClass] = [.meteringGap, .passThrough, .pricingGap, .unexplained, .withinTolerance]
 }

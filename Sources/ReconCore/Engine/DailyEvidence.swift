@@ -1,0 +1,181 @@
+import Foundation
+import Metering
+
+/// Stage 7 (continued): the day-by-day evidence a reviewer asks for, and what it changes about
+/// the findings:
+/// - the daily table (metered, vendor, gap, money, implied price per day × model × token type);
+/// - `gap_since`: the day a gap began, per finding;
+/// - price steps: the vendor's implied price moving on one day for several models while the
+///   meter does not — a pricing gap, never a metering correction, however the traffic is spread;
+/// - boundary findings: a gap that is exactly the usage of the first or last hours of the period;
+/// - cache-lifetime mislabels: equal and opposite 5-minute and 1-hour cache-write gaps.
+enum DailyEvidence {
+    typealias Finding = ReconciliationReport.Finding
+
+    static let daySeconds: Int64 = 86_400
+    static func dayString(_ day: Int64) -> String { Timestamp(seconds: day * daySeconds).dayString }
+
+    static func periodDays(_ range: TimeRange) -> [Int64] {
+        Array(range.from.day...Timestamp(microseconds: range.to.microseconds - 1).day)
+    }
+
+    /// Vendor figures per model × token type (over accounts) per day; nil when a line bills more than a day.
+    static func vendorDaily(_ diff: GapDiff, _ key: CellKey, accountwise: Bool) -> [Int64: VendorDay]? {
+        let cells = diff.vendor.filter { accountwise ? $0.key == key : $0.key.modelType == key.modelType }.map(\.value)
+        guard !cells.contains(where: \.hasUndated) else { return nil }
+        var out: [Int64: VendorDay] = [:]
+        for c in cells { for (d, v) in c.daily { out[d, default: VendorDay()].add(v) } }
+        return out
+    }
+
+    static func meteredDaily(_ diff: GapDiff, _ key: CellKey, accountwise: Bool) -> [Int64: Int64] {
+        var out: [Int64: Int64] = [:]
+        for (k, days) in diff.meteredDaily where accountwise ? k == key : k.modelType == key.modelType {
+            for (d, q) in days { out[d, default: 0] += q }
+        }
+        return out
+    }
+
+    static func perMillion(_ amount: Decimal, _ tokens: Int64) -> String? {
+        guard tokens != 0 else { return nil }
+        return ExactDecimal.format(amount * 1_000_000 / Decimal(exactly: tokens), scale: 6)
+    }
+
+    /// The daily table.
+    static func rows(_ diff: GapDiff, range: TimeRange) -> [ReconciliationReport.DayRow] {
+        var rows: [ReconciliationReport.DayRow] = []
+        let modelTypes = Set(diff.vendor.keys.map(\.modelType)).union(diff.metered.keys.map(\.modelType)).sorted()
+        for day in periodDays(range) {
+            for key in modelTypes {
+                let vendorDays = vendorDaily(diff, key, accountwise: false)
+                let metered = meteredDaily(diff, key, accountwise: false)[day] ?? 0
+                let v = vendorDays?[day]
+                guard metered != 0 || v != nil else { continue }
+                let vendor = vendorDays.map { _ in v?.tokens ?? 0 }
+                rows.append(.init(day: dayString(day), modelID: key.model, tokenType: key.tokenType, metered: metered, vendor: vendor,
+                                  gap: vendor.map { $0 - metered }, vendorAmount: vendorDays.map { _ in ExactAmount(v?.amount ?? 0) },
+                                  impliedPerMillion: v.flatMap { perMillion($0.amount, $0.hasStated ? $0.stated : metered) }))
+            }
+        }
+        return rows
+    }
+
+    /// The first day a finding's daily gap went beyond that day's tolerance, and on how many days.
+    static func gapSince(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> (String, Int)? {
+        let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
+        guard let vendorDays = vendorDaily(diff, key, accountwise: true) else { return nil }
+        let metered = meteredDaily(diff, key, accountwise: true)
+        let off = periodDays(range).filter { d in
+            let v = vendorDays[d]
+            return ((v?.tokens ?? 0) - (metered[d] ?? 0)).magnitude > UInt64(v?.toleranceTokens ?? 0)
+        }
+        return off.first.map { (dayString($0), off.count) }
+    }
+
+    /// Per model × token type, the day its implied price (vendor money ÷ metered tokens) changed
+    /// from one steady value to another, with both values.
+    static func priceStep(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> (day: Int64, before: Decimal, after: Decimal)? {
+        guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return nil }
+        let metered = meteredDaily(diff, key, accountwise: false)
+        var runs: [(start: Int64, price: Decimal)] = []
+        for d in periodDays(range) {
+            guard let v = vendorDays[d], !v.hasStated, v.amount > 0, let m = metered[d], m > 0 else { continue }
+            let tokens = Decimal(exactly: m)
+            if let last = runs.last {
+                // The same price when the day's money is last-price × tokens within its rounding (and a token's worth).
+                if abs(v.amount - last.price * tokens) <= v.amountHalfUnits + last.price { continue }
+            }
+            runs.append((d, v.amount / tokens))
+        }
+        guard runs.count == 2 else { return nil }
+        return (runs[1].start, runs[0].price, runs[1].price)
+    }
+
+    /// A gap equal to the usage of the first or last one to three hours at a bound: the meter and
+    /// the vendor put those hours on different sides of it.
+    static func boundary(_ f: Finding, _ diff: GapDiff, tolerance: Int64) -> String? {
+        let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
+        guard let e = diff.edges[key], f.quantity != 0 else { return nil }
+        func matches(_ tokens: Int64) -> Bool { tokens != 0 && (f.quantity.magnitude - tokens.magnitude).magnitude <= UInt64(tolerance) }
+        for hours in 1...MeterLedger.edgeHours {
+            if f.quantity < 0 {
+                // Metered inside the period, billed by the vendor outside it.
+                if matches((-hours..<0).reduce(0) { $0 + (e.end[$1] ?? 0) }) { return "usage_in_last_\(hours)h_of_period" }
+                if matches((0..<hours).reduce(0) { $0 + (e.start[$1] ?? 0) }) { return "usage_in_first_\(hours)h_of_period" }
+            } else {
+                // Metered just outside the period, billed by the vendor inside it.
+                if matches((-hours..<0).reduce(0) { $0 + (e.start[$1] ?? 0) }) { return "usage_in_\(hours)h_before_period" }
+                if matches((0..<hours).reduce(0) { $0 + (e.end[$1] ?? 0) }) { return "usage_in_\(hours)h_after_period" }
+            }
+        }
+        return nil
+    }
+
+    /// Token types a collector commonly confuses: a 5-minute and a 1-hour cache write.
+    static let mislabelPairs: [(TokenType, TokenType)] = [(.cacheWrite5m, .cacheWrite1h)]
+
+    /// Applies the day-by-day evidence to the findings and returns the price steps.
+    static func apply(to findings: inout [Finding], _ diff: GapDiff, range: TimeRange) -> [ReconciliationReport.PriceStep] {
+        for i in findings.indices where findings[i].gapClass != .withinTolerance && findings[i].rule != "stated-quantity" {
+            if let (since, days) = gapSince(findings[i], diff, range: range) {
+                findings[i].gapSince = since
+                findings[i].gapDays = days
+            }
+        }
+
+        // Price steps: the same day for at least two models.
+        var steps: [Int64: [(CellKey, Decimal, Decimal)]] = [:]
+        for key in Set(diff.vendor.keys.map(\.modelType)).sorted() {
+            if let s = priceStep(diff, key, range: range) { steps[s.day, default: []].append((key, s.before, s.after)) }
+        }
+        var priceSteps: [ReconciliationReport.PriceStep] = []
+        for (day, cells) in steps.sorted(by: { $0.key < $1.key }) where Set(cells.map(\.0.model)).count >= 2 {
+            let date = dayString(day)
+            priceSteps.append(.init(date: date, rates: cells.map { key, before, after in
+                .init(modelID: key.model, tokenType: key.tokenType, beforePerMillion: ExactDecimal.format(before * 1_000_000, scale: 6),
+                      afterPerMillion: ExactDecimal.format(after * 1_000_000, scale: 6))
+            }))
+            let stepped = Set(cells.map(\.0))
+            for i in findings.indices where stepped.contains(CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType))
+                && findings[i].gapClass != .withinTolerance {
+                findings[i].gapClass = .pricingGap
+                findings[i].rule = "price-step"
+                findings[i].classifier = "engine"
+                findings[i].reason = "vendor_price_changed_on_\(date)"
+            }
+        }
+
+        for i in findings.indices where ![.withinTolerance, .pricingGap].contains(findings[i].gapClass) {
+            let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType, account: findings[i].accountID)
+            if let where_ = boundary(findings[i], diff, tolerance: diff.vendor[key]?.toleranceTokens ?? 0) {
+                findings[i].gapClass = .boundary
+                findings[i].rule = "period-boundary"
+                findings[i].classifier = "engine"
+                findings[i].reason = where_
+            }
+        }
+
+        for (a, b) in mislabelPairs {
+            for i in findings.indices where findings[i].tokenType == a && findings[i].gapClass != .withinTolerance {
+                guard let j = findings.indices.first(where: {
+                    findings[$0].tokenType == b && findings[$0].modelID == findings[i].modelID && findings[$0].accountID == findings[i].accountID
+                        && findings[$0].gapClass != .withinTolerance
+                }) else { continue }
+                let (x, y) = (findings[i].quantity, findings[j].quantity)
+                let tolerance = (diff.vendor[CellKey(model: findings[i].modelID, tokenType: a, account: findings[i].accountID)]?.toleranceTokens ?? 0)
+                    + (diff.vendor[CellKey(model: findings[j].modelID, tokenType: b, account: findings[j].accountID)]?.toleranceTokens ?? 0)
+                guard (x > 0) != (y > 0), (x + y).magnitude <= UInt64(tolerance) else { continue }
+                let net = ExactAmount(findings[i].amount.value + findings[j].amount.value)
+                for (k, other) in [(i, b), (j, a)] {
+                    findings[k].gapClass = .meteringGap
+                    findings[k].rule = "cache-lifetime-mislabel"
+                    findings[k].classifier = "engine"
+                    findings[k].reason = "token_type_mislabel"
+                    findings[k].pairedWith = other
+                    findings[k].pairAmount = net
+                }
+            }
+        }
+        return priceSteps
+    }
+}

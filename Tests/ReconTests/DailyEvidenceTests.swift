@@ -1,0 +1,110 @@
+import Foundation
+import Metering
+import MeterStoreSQLite
+import ReconCore
+import Testing
+import UsageBoxApp
+
+/// Day-by-day evidence: the day a gap began, price steps, period boundaries and mislabelled cache
+/// lifetimes. Answers decided before each run.
+@Suite struct DailyEvidenceTests {
+    typealias S = TestSupport
+    let service = try! ReconciliationService()
+
+    func run(_ store: any MeterStore, _ invoice: InvoiceFile) async throws -> ReconciliationReport {
+        try await service.engine.run(ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: S.may, account: "acct_42"), store: store)
+    }
+
+    func daily(_ model: String, _ type: String, _ perDay: (Int) -> Int64) async throws -> [IngestItem] {
+        (1...31).compactMap { d in
+            let q = perDay(d)
+            return q == 0 ? nil : S.event("\(model)-\(type)-\(d)", model: model, type: type, quantity: q, day: d, vendor: "anthropic")
+        }
+    }
+
+    static func cents(_ dollars: Decimal) -> String { ExactDecimal.text(dollars * 100) }
+
+    @Test func aCollectorThatBrokeOnADayIsReportedWithThatDay() async throws {
+        let store = try S.store()
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { _ in 1_000_000 })
+        // From May 17 the vendor billed 1.1M a day: 100,000 a day the collector missed.
+        let invoice = S.costReport((1...31).map { d in
+            .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: d < 17 ? "300" : "330")
+        })
+        let r = try await run(store, invoice)
+        let f = try #require(r.findings.first { $0.gapClass == .meteringGap })
+        #expect(f.gapSince == "2026-05-17" && f.gapDays == 15 && f.quantity == 1_500_000)
+        #expect(r.priceSteps.isEmpty, "one model moving alone is a metering gap, not a price change")
+        let may17 = try #require(r.days.first { $0.day == "2026-05-17" })
+        #expect(may17.metered == 1_000_000 && may17.vendor == 1_100_000 && may17.gap == 100_000 && may17.impliedPerMillion == "3.300000")
+        #expect(r.days.first { $0.day == "2026-05-16" }?.gap == 0)
+    }
+
+    @Test func aPriceStepAcrossModelsIsAPricingGapHoweverTheTrafficIsSpread() async throws {
+        let store = try S.store()
+        // Uneven traffic: Sonnet heavy early, Haiku only on even days.
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { $0 <= 10 ? 2_000_000 : 500_000 })
+        _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { $0 % 2 == 0 ? 1_000_000 : 0 })
+        // Both models 10% dearer from May 20.
+        var rows: [TestSupport.Row] = []
+        for d in 1...31 {
+            let up: Decimal = d >= 20 ? Decimal(string: "1.1")! : 1
+            let volume: Decimal = d <= 10 ? 2 : Decimal(string: "0.5")!
+            let sonnet = volume * 3 * up
+            rows.append(.init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(sonnet)))
+            if d % 2 == 0 { rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(up))) }
+        }
+        let r = try await run(store, S.costReport(rows))
+        #expect(r.shape == .localized, "month-level percentages differ per model: the shape test alone would call it localized")
+        let step = try #require(r.priceSteps.first)
+        #expect(r.priceSteps.count == 1 && step.date == "2026-05-20")
+        #expect(step.rates.map { "\($0.modelID) \($0.beforePerMillion)→\($0.afterPerMillion)" }
+                == ["claude-haiku-4-5 1.000000→1.100000", "claude-sonnet-4-5 3.000000→3.300000"])
+        #expect(r.findings.allSatisfy { $0.gapClass == .pricingGap && $0.rule == "price-step" && $0.reason == "vendor_price_changed_on_2026-05-20" })
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "no metering correction for a price change")
+    }
+
+    @Test func aGapThatIsTheLastHourOfThePeriodIsABoundary() async throws {
+        let store = try S.store()
+        func at(_ id: String, _ time: String, _ q: Int64) -> IngestItem {
+            .event(UsageEvent(eventID: id, accountID: "acct_42", meterID: "m", modelID: "claude-haiku-4-5", quantity: q, unit: "tokens",
+                              timestamp: Timestamp(rfc3339: time)!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
+        }
+        _ = try await store.ingest([at("a", "2026-05-10T12:00:00Z", 1_000_000), at("b", "2026-05-31T23:30:00Z", 200_000)])
+        // The vendor's clock put the 23:30 request on June 1.
+        let r = try await run(store, S.costReport([.init(day: 10, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")]))
+        let f = try #require(r.findings.first)
+        #expect(f.quantity == -200_000 && f.gapClass == .boundary && f.reason == "usage_in_last_1h_of_period" && f.rule == "period-boundary")
+        #expect(r.corrections.isEmpty && r.held.isEmpty)
+    }
+
+    @Test func mislabelledCacheLifetimesAreOneRelabelNettingToZero() async throws {
+        let store = try S.store()
+        // The collector wrote every cache write as 1-hour; the vendor billed 600k of them at the 5-minute rate.
+        _ = try await store.ingest([S.event("w", model: "claude-sonnet-4-5", type: "cache_write_1h", quantity: 2_000_000, vendor: "anthropic")])
+        let r = try await run(store, S.costReport([
+            .init(model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_5m_input_tokens", cents: "225"),
+            .init(model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_1h_input_tokens", cents: "840"),
+        ]))
+        let fiveMin = try #require(r.findings.first { $0.tokenType == .cacheWrite5m })
+        let oneHour = try #require(r.findings.first { $0.tokenType == .cacheWrite1h })
+        #expect(fiveMin.quantity == 600_000 && oneHour.quantity == -600_000)
+        for f in [fiveMin, oneHour] {
+            #expect(f.gapClass == .meteringGap && f.reason == "token_type_mislabel" && f.classifier == "engine", "never pass_through")
+            #expect(f.pairAmount == ExactAmount(Decimal(string: "-1.35")!), "$2.25 at 5m minus $3.60 at 1h")
+        }
+        #expect(fiveMin.pairedWith == .cacheWrite1h && oneHour.pairedWith == .cacheWrite5m)
+        #expect(r.corrections.map(\.quantity).sorted() == [-600_000, 600_000] && r.corrections.reduce(0) { $0 + $1.quantity } == 0)
+        #expect(r.corrections.allSatisfy { $0.dimensions["relabel_of"] != nil })
+    }
+
+    @Test func aRelabelIsHeldTogetherWhenOneSideIsLarge() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([S.event("w", model: "claude-sonnet-4-5", type: "cache_write_1h", quantity: 1_000_000, vendor: "anthropic")])
+        let r = try await run(store, S.costReport([
+            .init(model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_5m_input_tokens", cents: "225"),
+            .init(model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_1h_input_tokens", cents: "240"),
+        ]))
+        #expect(r.corrections.isEmpty && r.held.map(\.correction.quantity).sorted() == [-600_000, 600_000], "held as a pair")
+    }
+}
