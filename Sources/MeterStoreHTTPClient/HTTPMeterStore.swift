@@ -166,3 +166,10 @@ extension HTTPMeterStore {
         return try Self.decodeIngest(answer)
     }
 }
+
+extension HTTPMeterStore {
+    /// `GET /v1/reconciliations/{id}`: the stored report's JSON text.
+    public func reconciliationReportText(id: String) async throws -> String {
+        JSONWriter.write(try await call(.GET, "/v1/reconciliations/\(Self.escape(id))"))
+    }
+}

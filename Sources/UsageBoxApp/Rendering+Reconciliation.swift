@@ -66,10 +66,18 @@ extension Rendering {
             out.append("findings: none: the invoice matches the meter")
         } else {
             out.append("findings:")
-            out.append(TextTable(headers: ["model", "token type", "account", "gap", "gap $", "class", "decided by", "reason"], rows: r.findings.map { f in
+            out.append(TextTable(headers: ["model", "token type", "account", "gap", "gap $", "since", "class", "decided by", "reason"], rows: r.findings.map { f in
                 [f.modelID, f.tokenType?.rawValue ?? "(all)", f.accountID ?? "(unattributed)", signed(f.quantity), money(f.amount),
-                 f.gapClass.rawValue, "\(f.classifier) \(f.rule)", f.blockedBy.isEmpty ? f.reason : "blocked: \(f.blockedBy.joined(separator: ", "))"]
+                 f.gapSince.map { "\($0) (\(f.gapDays ?? 0)d)" } ?? "", f.gapClass.rawValue, "\(f.classifier) \(f.rule)", findingReason(f)]
             }, rightAligned: [3, 4]).render())
+        }
+        for step in r.priceSteps {
+            out.append("")
+            out.append("price step on \(step.date): the vendor's implied price changed for \(step.rates.count) model × token type(s) while the meter did not "
+                       + "(a pricing gap: fix the card, `usagebox ratecards propose --from-report \(r.id)`):")
+            out.append(TextTable(headers: ["model", "token type", "before /1M", "from \(step.date) /1M"], rows: step.rates.map {
+                [$0.modelID, $0.tokenType?.rawValue ?? "(all)", $0.beforePerMillion, $0.afterPerMillion]
+            }, rightAligned: [2, 3]).render())
         }
         if !r.unattributed.isEmpty {
             out.append("")
@@ -95,6 +103,22 @@ extension Rendering {
         out.append("")
         out += correctionLines(r)
         return out.joined(separator: "\n")
+    }
+
+    static func findingReason(_ f: ReconciliationReport.Finding) -> String {
+        if !f.blockedBy.isEmpty { return "blocked: \(f.blockedBy.joined(separator: ", "))" }
+        if let other = f.pairedWith { return "\(f.reason) (with \(other.rawValue); the pair nets \(f.pairAmount.map(money) ?? "0"))" }
+        return f.reason
+    }
+
+    /// The day-by-day table: per day × model × token type, metered against the vendor, with the
+    /// vendor's implied price (`reconcile --by day`).
+    public static func reconciliationDays(_ r: ReconciliationReport) -> String {
+        guard !r.days.isEmpty else { return "by day: no usage on either side" }
+        return "by day (UTC):\n" + TextTable(headers: ["day", "model", "token type", "metered", "vendor", "gap", "vendor $", "implied /1M"], rows: r.days.map { d in
+            [d.day, d.modelID, d.tokenType?.rawValue ?? "(all)", TextTable.grouped(d.metered), d.vendor.map(TextTable.grouped) ?? "—",
+             d.gap.map(signed) ?? "—", d.vendorAmount.map(money) ?? "—", d.impliedPerMillion ?? "—"]
+        }, rightAligned: [3, 4, 5, 6, 7]).render()
     }
 
     static func correctionLines(_ r: ReconciliationReport) -> [String] {
@@ -148,10 +172,16 @@ extension Rendering {
         } + [["**TOTAL**", TextTable.grouped(r.total.metered), TextTable.grouped(r.total.vendor), signed(r.total.gap),
               ReconciliationReport.gapPercent(gap: r.total.gap, metered: r.total.metered) ?? "—", "", money(r.total.gapAmount)]]))
         out += ["", "## Findings", ""]
-        out.append(r.findings.isEmpty ? "None." : table(["model", "token type", "account", "gap", "gap $", "class", "decided by", "reason"], r.findings.map { f in
-            [f.modelID, f.tokenType?.rawValue ?? "", f.accountID ?? "—", signed(f.quantity), money(f.amount), f.gapClass.rawValue,
-             "\(f.classifier) \(f.rule)", f.blockedBy.isEmpty ? f.reason : "blocked: \(f.blockedBy.joined(separator: ", "))"]
+        out.append(r.findings.isEmpty ? "None." : table(["model", "token type", "account", "gap", "gap $", "since", "class", "decided by", "reason"], r.findings.map { f in
+            [f.modelID, f.tokenType?.rawValue ?? "", f.accountID ?? "—", signed(f.quantity), money(f.amount), f.gapSince ?? "", f.gapClass.rawValue,
+             "\(f.classifier) \(f.rule)", findingReason(f)]
         }))
+        for step in r.priceSteps {
+            out += ["", "## Price step on \(step.date)", ""]
+            out.append(table(["model", "token type", "before /1M", "after /1M"], step.rates.map {
+                [$0.modelID, $0.tokenType?.rawValue ?? "", $0.beforePerMillion, $0.afterPerMillion]
+            }))
+        }
         out += ["", "## Unmapped lines", ""]
         out.append(r.unmapped.isEmpty ? "None." : table(["where", "what", "amount", "reason"], r.unmapped.map { u in
             [u.location, u.description ?? u.vendorModel ?? "", u.amount.map { "\(u.currency) \($0)" } ?? "", u.reason]
@@ -171,6 +201,13 @@ extension Rendering {
         if !r.held.isEmpty {
             out += ["", "## Held for review", ""]
             out.append(table(headers, correctionRows(r.held.map(\.correction))))
+        }
+        if !r.days.isEmpty {
+            out += ["", "## By day (UTC)", ""]
+            out.append(table(["day", "model", "token type", "metered", "vendor", "gap", "vendor $", "implied /1M"], r.days.map { d in
+                [d.day, d.modelID, d.tokenType?.rawValue ?? "", TextTable.grouped(d.metered), d.vendor.map(TextTable.grouped) ?? "—",
+                 d.gap.map(signed) ?? "—", d.vendorAmount.map(money) ?? "—", d.impliedPerMillion ?? "—"]
+            }))
         }
         out.append("")
         out.append(r.applied ? "Applied." : "Not applied.")

@@ -47,6 +47,7 @@ extension UsageBoxCommand.Reconcile {
         @Option(help: "CUR=RATE: units of the card's currency per unit of CUR (repeat).") var fx: [String] = []
         @Option(name: .customLong("meter-id"), help: "Only this meter; required when an account meters a model on several.") var meterID: String?
         @Option(help: "The report's form.") var format: ReportFormat = .table
+        @Option(name: .customLong("by"), help: "'day': also print the day-by-day table (JSON and Markdown always carry it).") var by: ReportBreakdown?
         @Flag(help: "Print the report as the API's JSON (same as --format json).") var json = false
         @Flag(help: "Post the proposed corrections (refused, exit 5, when the run is inconclusive).") var apply = false
         @Flag(name: .customLong("confirm-large"), help: "With --apply, also post the corrections held for review.") var confirmLarge = false
@@ -119,6 +120,7 @@ extension UsageBoxCommand.Reconcile {
             case .markdown: printOut(Rendering.reconciliationMarkdown(report))
             case .table:
                 printOut(Rendering.reconciliation(report))
+                if by == .day { printOut("\n" + Rendering.reconciliationDays(report)) }
                 if case let .posted(applied, heldBack) = outcome {
                     printOut("\napplied: " + Rendering.ingest(applied)
                              + (heldBack > 0 ? "\n\(heldBack) held correction(s) not posted: review them, then `usagebox reconcile apply \(report.id) --confirm-large`" : ""))
@@ -182,6 +184,11 @@ enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
     case table, json, markdown
 }
 
+/// Extra breakdowns of the table report.
+enum ReportBreakdown: String, ExpressibleByArgument, CaseIterable {
+    case day
+}
+
 extension InvoiceScope: ExpressibleByArgument {}
 
 extension UsageBoxCommand {
@@ -224,22 +231,77 @@ extension UsageBoxCommand.Vendors {
 extension UsageBoxCommand {
     struct RateCards: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "ratecards", abstract: "The rate cards compiled into usagebox, or one of them.")
-        @Argument(help: "'show VENDOR' prints a card.") var words: [String] = []
+            commandName: "ratecards", abstract: "The rate cards compiled into usagebox; show one; propose the version a reconciliation's price step calls for.",
+            subcommands: [List.self, Show.self, Propose.self], defaultSubcommand: List.self)
 
-        func run() async throws {
-            let service = try ReconciliationService()
-            if words.first == "show" {
-                guard words.count == 2, let card = service.cards[words[1]] else {
-                    throw UsageBoxError.invalidArgument("usage: usagebox ratecards show VENDOR (one of \(service.cards.keys.sorted().joined(separator: ", ")))", field: "vendor")
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List the cards and their versions.")
+            @Flag(help: "Print JSON.") var json = false
+            func run() async throws {
+                let service = try ReconciliationService()
+                let cards = service.cards.values.sorted { $0.vendor < $1.vendor }
+                if json {
+                    printOut(JSONWriter.write(.object([("cards", .array(cards.map {
+                        .object([("vendor", .string($0.vendor)), ("version", .string($0.version)), ("currency", .string($0.currency)),
+                                 ("models", .array($0.models.map(JSONValue.string)))])
+                    }))])))
+                    return
+                }
+                printOut(TextTable(headers: ["vendor", "version", "currency", "models"], rows: cards.map {
+                    [$0.vendor, $0.version, $0.currency, $0.models.joined(separator: ", ")]
+                }).render())
+            }
+        }
+
+        struct Show: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Print a card as compiled in.")
+            @Argument(help: "The card's vendor (see `usagebox ratecards`).") var vendor: String
+            func run() async throws {
+                let service = try ReconciliationService()
+                guard let card = service.cards[vendor] else {
+                    throw UsageBoxError.invalidArgument("no card '\(vendor)'; known: \(service.cards.keys.sorted().joined(separator: ", "))", field: "vendor")
                 }
                 printOut(card.source)
-                return
             }
-            guard words.isEmpty else { throw ValidationError("usage: usagebox ratecards [show VENDOR]") }
-            printOut(TextTable(headers: ["vendor", "version", "currency", "models"], rows: service.cards.values.sorted { $0.vendor < $1.vendor }.map {
-                [$0.vendor, $0.version, $0.currency, $0.models.joined(separator: ", ")]
-            }).render())
+        }
+
+        struct Propose: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Write the card version that would close a reconciliation's price steps, for a person to review.",
+                discussion: """
+                    For each model whose implied price changed on a day (the report's price_steps), the card gets a new dated price
+                    row from that day, the earlier row ends there, the reconciliation is named as the source, and the version and
+                    changelog move on. Re-run the reconciliation with --rate-card FILE to see the gap close.
+                    """)
+            @Option(name: .customLong("from-report"), help: "The reconciliation id (rec_…).") var fromReport: String
+            @Option(help: "Write the card here instead of standard output.") var output: String?
+            @OptionGroup var store: StoreOptions
+
+            func run() async throws {
+                let service = try ReconciliationService()
+                let db = try store.open()
+                let report: ReconciliationReport
+                if let remote = db as? HTTPMeterStore {
+                    report = try ReconciliationJSON.decode(ReconciliationReport.self, from: try await remote.reconciliationReportText(id: fromReport))
+                } else {
+                    guard let log = db as? any ReconciliationLog, let stored = try await ReconciliationArchive(log).report(id: fromReport) else {
+                        throw UsageBoxError(.notFound, "no reconciliation \(fromReport)", field: "from_report")
+                    }
+                    report = stored
+                }
+                guard let card = service.cards[report.rateCard.vendor] else {
+                    throw UsageBoxError.invalidArgument("reconciliation \(fromReport) used a card that is not compiled in (\(report.rateCard.vendor)); edit that card by hand",
+                                                        field: "from_report")
+                }
+                let text = try card.proposing(report)
+                _ = try RateCard.load(text: text, file: "proposed")
+                if let output {
+                    try text.write(toFile: output, atomically: true, encoding: .utf8)
+                    printErr("wrote \(output): \(card.vendor) card with \(report.priceSteps.count) price step(s) from \(fromReport); review it, then --rate-card \(output)")
+                } else {
+                    printOut(text)
+                }
+            }
         }
     }
 

@@ -62,6 +62,16 @@ import UsageBoxApp
                 == ["claude-haiku-4-5 1.000000→1.100000", "claude-sonnet-4-5 3.000000→3.300000"])
         #expect(r.findings.allSatisfy { $0.gapClass == .pricingGap && $0.rule == "price-step" && $0.reason == "vendor_price_changed_on_2026-05-20" })
         #expect(r.corrections.isEmpty && r.held.isEmpty, "no metering correction for a price change")
+
+        // The proposed card loads, and re-running with it closes the gap.
+        let proposed = try service.cards["anthropic"]!.proposing(r)
+        let card = try RateCard.load(text: proposed, file: "proposed.yaml")
+        #expect(card.version == "2026-11-01.1+2026-05-20" && proposed.contains("proposed from reconciliation \(r.id)"))
+        var o = ReconciliationOptions(vendor: "anthropic", invoices: [S.costReport(rows)], range: S.may, account: "acct_42")
+        o.rateCard = card
+        let again = try await service.engine.run(o, store: store)
+        #expect(again.priceSteps.isEmpty && again.total.gap == 0 && again.findings.allSatisfy { $0.gapClass == .withinTolerance },
+                "\(again.findings.map { "\($0.modelID) \($0.quantity) \($0.gapClass)" })")
     }
 
     @Test func aGapThatIsTheLastHourOfThePeriodIsABoundary() async throws {

@@ -123,9 +123,11 @@ enum DailyEvidence {
             }
         }
 
-        // Price steps: the same day for at least two models.
+        // Price steps: the same day for at least two models, where the card does not already follow
+        // the vendor (a step the card prices leaves no gap).
         var steps: [Int64: [(CellKey, Decimal, Decimal)]] = [:]
-        for key in Set(diff.vendor.keys.map(\.modelType)).sorted() {
+        let gapped = Set(findings.filter { $0.gapClass != .withinTolerance }.map { CellKey(model: $0.modelID, tokenType: $0.tokenType) })
+        for key in Set(diff.vendor.keys.map(\.modelType)).intersection(gapped).sorted() {
             if let s = priceStep(diff, key, range: range) { steps[s.day, default: []].append((key, s.before, s.after)) }
         }
         var priceSteps: [ReconciliationReport.PriceStep] = []
