@@ -163,7 +163,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "usagebox",
-            dependencies: ["UsageBoxApp", "Metering",
+            // Every module it imports, named: a module reached only through another is not rebuilt against when it changes.
+            dependencies: ["UsageBoxApp", "Metering", "ReconCore", "ExactJSON", "MeterStoreSQLite", "MeterStoreHTTPClient",
+                           .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings

@@ -95,7 +95,8 @@ struct BedrockCURParser: InvoiceParser {
                 tokenClass = g[2]
                 labels["region_code"] = g[0]
                 if let suffix = g[3] {
-                    if suffix.contains("cross-region") { labels["routing"] = "cross_region" }
+                    // …-cross-region-global is a global inference profile; …-cross-region alone a geographic one (us., eu.).
+                    if suffix.contains("cross-region") { labels["routing"] = suffix.contains("global") ? "global" : "geo" }
                     for tier in ["flex", "priority", "batch"] where suffix.hasSuffix(tier) { labels["service_tier"] = tier }
                 }
             } else if let g = Self.groups(Self.marketplace, usageType) {

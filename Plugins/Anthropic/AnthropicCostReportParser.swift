@@ -13,8 +13,13 @@ struct AnthropicCostReportParser: InvoiceParser {
         guard file.firstCharacter == "{" || file.firstCharacter == "[" else { return false }
         let head = String(decoding: file.head, as: UTF8.self)
         // Anthropic's rows carry token_type / cost_type; OpenAI's say "organization.costs.result".
-        return head.contains("\"data\"") && head.contains("\"amount\"") && !head.contains("organization.")
-            && (head.contains("\"token_type\"") || head.contains("\"cost_type\""))
+        // An empty page (`"data": []`) or buckets with no rows yet (the last page of a chain can be
+        // either) is read as a page with no lines; the usage report is the one with token counts.
+        let emptyPage = head.range(of: #""data"\s*:\s*\[\s*\]"#, options: .regularExpression) != nil && head.contains("\"has_more\"")
+        let bucketsOnly = head.contains("\"starting_at\"") && head.contains("\"results\"") && !head.contains("_tokens\":")
+        return !head.contains("organization.")
+            && (emptyPage || bucketsOnly
+                || head.contains("\"data\"") && head.contains("\"amount\"") && (head.contains("\"token_type\"") || head.contains("\"cost_type\"")))
     }
 
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {

@@ -87,7 +87,10 @@ struct OpenAICostsParser: InvoiceParser {
                    parsed != nil {
                     switch row["quantity_unit"]?.stringValue {
                     case "tokens"?: quantity = q
-                    case "1000_tokens"?: quantity = q * 1000
+                    case "1000_tokens"?:
+                        let (tokens, overflow) = q.multipliedReportingOverflow(by: 1000)
+                        guard !overflow else { throw InvoiceError(file: file.name, field: "\(field).quantity", "\(q) thousand tokens overflow 64 bits") }
+                        quantity = tokens
                     default: break
                     }
                 }
@@ -127,6 +130,11 @@ struct OpenAIUsageParser: InvoiceParser {
                 let input = try count("input_tokens") ?? 0
                 let cached = try count("input_cached_tokens") ?? 0
                 let writes = try count("input_cache_write_tokens") ?? 0
+                // input_tokens includes cached input (and, in newer layouts, cache writes).
+                guard input >= cached, input - cached >= writes else {
+                    throw InvoiceError(file: file.name, field: "\(field).input_tokens",
+                                       "input_tokens (\(input)) is less than the cached and cache-write tokens it includes (\(cached) + \(writes))")
+                }
                 let uncached = try count("input_uncached_tokens") ?? (input - cached - writes)
                 var labels: [String: String] = [:]
                 if row["batch"] == .bool(true) { labels["service_tier"] = "batch" }

@@ -12,6 +12,10 @@ public struct RateCard: RateCardConverter, Sendable {
     var prices: [String: [PriceRow]]
     var aliases: [Alias]
     var modifiers: [Modifier]
+    /// Label values that mean the base price (`service_tier: [standard]`), card-wide and per model
+    /// (a model whose long context is priced flat).
+    var baseLabels: [String: Set<String>] = [:]
+    var modelBaseLabels: [String: [String: Set<String>]] = [:]
     /// The text of the card, for hashing into the reconciliation record.
     public var source: String
 
@@ -57,6 +61,19 @@ public struct RateCard: RateCardConverter, Sendable {
         return aliases.first { a in a.pattern.firstMatch(in: text, range: range).map { $0.range == range } ?? false }
     }
 
+    /// Label keys the card prices by: a line's value for one of them must be a base value or be
+    /// priced by a tier or modifier. Other labels (regions, accounts) do not change the price.
+    var pricedLabelKeys: Set<String> {
+        Set(baseLabels.keys).union(modelBaseLabels.values.flatMap(\.keys)).union(modifiers.flatMap(\.when.keys))
+            .union(prices.values.flatMap { $0.flatMap { $0.tiers.flatMap(\.when.keys) } })
+    }
+
+    /// Whether `value` of label `key` means the base price on `model` (or the card does not price by `key`).
+    public func isBaseLabel(_ key: String, _ value: String, model: String) -> Bool {
+        guard pricedLabelKeys.contains(key) else { return true }
+        return baseLabels[key]?.contains(value) == true || modelBaseLabels[model]?[key]?.contains(value) == true
+    }
+
     public func price(model: String, tokenType: TokenType, date: Timestamp, labels: [String: String]) throws -> ResolvedPrice {
         guard let rows = prices[model] else { throw PriceFailure.unknownModel(model) }
         guard let row = rows.first(where: { $0.from <= date && ($0.to.map { date < $0 } ?? true) }) else {
@@ -66,11 +83,17 @@ public struct RateCard: RateCardConverter, Sendable {
             when.allSatisfy { key, values in labels[key].map(values.contains) ?? false }
         }
         var rates = row.rates
-        if let tier = row.tiers.first(where: { matches($0.when) }) { rates = tier.rates }
+        let tier = row.tiers.first(where: { matches($0.when) })
+        if let tier { rates = tier.rates }
         guard var perMillion = rates[tokenType] else { throw PriceFailure.noRate(model: model, tokenType: tokenType, date: date) }
-        for m in modifiers where matches(m.when) && (m.models?.contains(model) ?? true) {
-            perMillion *= m.factor
+        let applied = modifiers.filter { matches($0.when) && ($0.models?.contains(model) ?? true) }
+        // A tier or modifier the card does not price is never priced at the base rate.
+        for (key, value) in labels.sorted(by: { $0.key < $1.key }) where !isBaseLabel(key, value, model: model) {
+            guard tier?.when[key]?.contains(value) == true || applied.contains(where: { $0.when[key]?.contains(value) == true }) else {
+                throw PriceFailure.noRateForTier(model: model, tokenType: tokenType, label: "\(key)=\(value)")
+            }
         }
+        for m in applied { perMillion *= m.factor }
         return ResolvedPrice(perToken: perMillion / 1_000_000, perMillion: perMillion, currency: currency, cardVersion: version)
     }
 
@@ -84,6 +107,7 @@ public struct RateCard: RateCardConverter, Sendable {
         var aliases: [Alias] = []
         var modifiers: [Modifier] = []
         var sources = Set<String>()
+        var baseLabels: [String: Set<String>] = [:], modelBaseLabels: [String: [String: Set<String>]] = [:]
         for (key, value) in try root.mapping("the rate card") {
             switch key {
             case "schema": schema = try value.string("schema")
@@ -93,6 +117,7 @@ public struct RateCard: RateCardConverter, Sendable {
             case "unit":
                 guard try value.string("unit") == "per_million_tokens" else { throw value.error("unit must be per_million_tokens") }
             case "recorded_at", "changelog", "description": continue
+            case "base_labels": baseLabels = try conditions(value, "base_labels").mapValues(Set.init)
             case "sources": sources = Set(try value.mapping("sources").map(\.0))
             case "token_types": tokenTypes = try value.sequence("token_types").map { TokenType(try $0.string("token type")) }
             case "modifiers":
@@ -115,6 +140,10 @@ public struct RateCard: RateCardConverter, Sendable {
                 for (model, m) in try value.mapping("models") {
                     var rows: [PriceRow] = []
                     for (k, v) in try m.mapping("model \(model)") {
+                        if k == "base_labels" {
+                            modelBaseLabels[model] = try conditions(v, "base_labels of \(model)").mapValues(Set.init)
+                            continue
+                        }
                         guard k == "prices" else {
                             if k == "note" { continue }
                             throw v.error("unknown field '\(k)' of model \(model)")
@@ -161,11 +190,14 @@ public struct RateCard: RateCardConverter, Sendable {
         for a in aliases where prices[a.model] == nil {
             throw root.error("an alias points to \(a.model), which the card does not price")
         }
-        return RateCard(vendor: vendor, version: version, currency: currency, tokenTypes: tokenTypes, file: file, prices: prices,
-                        aliases: aliases, modifiers: modifiers, source: text)
+        var card = RateCard(vendor: vendor, version: version, currency: currency, tokenTypes: tokenTypes, file: file, prices: prices,
+                            aliases: aliases, modifiers: modifiers, source: text)
+        card.baseLabels = baseLabels
+        card.modelBaseLabels = modelBaseLabels
+        return card
     }
 
-    private static func conditions(_ node: YAMLNode, _ what: String) throws -> [String: [String]] {
+    static func conditions(_ node: YAMLNode, _ what: String) throws -> [String: [String]] {
         var out: [String: [String]] = [:]
         for (k, v) in try node.mapping("\(what) when") { out[k] = try v.strings("\(what) when.\(k)") }
         return out

@@ -41,6 +41,9 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
     public var corrections: [ProposedCorrection]
     /// Corrections that need a person's review before `--apply --confirm-large` posts them.
     public var held: [HeldCorrection]
+    /// What the meter held in each corrected cell when the run was made: applying checks it has
+    /// not moved since (a late event would otherwise be billed twice).
+    public var meterBasis: [MeterBasis]
     /// How computed money is rounded (vendor amounts are exact sums of the invoice's own amounts).
     public var rounding: [String: String]
     /// True only once something was posted.
@@ -57,7 +60,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         case id, vendor, accountID = "account_id", invoiceScope = "invoice_scope", from, to, verdict, reasons, invoice, coverage
         case rateCard = "rate_card", rules, verify, models, total, shape, impliedFactor = "implied_factor"
         case unmeteredTokenTypes = "unmetered_token_types", findings, priceSteps = "price_steps", days, unattributed, unmapped
-        case meteredOutOfScope = "metered_out_of_scope", corrections, held, rounding, applied
+        case meteredOutOfScope = "metered_out_of_scope", corrections, held, meterBasis = "meter_basis", rounding, applied
         case appliedEventIDs = "applied_event_ids", appliedAt = "applied_at", revertedAt = "reverted_at", runBy = "run_by"
         case createdAt = "created_at"
     }
@@ -70,8 +73,13 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         public var format: String
         public var currency: String
         public var lines: Int
+        /// In `currency` (the card's): lines in another currency count where a rate converts them.
         public var amount: ExactAmount
         public var unmappedAmount: ExactAmount
+        /// What the invoice bills per currency, as written.
+        public var amountsByCurrency: [String: String]
+        /// Currencies left out of `amount` for want of a rate.
+        public var unconvertedCurrencies: [String]
 
         public struct File: Codable, Equatable, Sendable {
             public var name: String
@@ -81,6 +89,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
 
         enum CodingKeys: String, CodingKey {
             case sha256, files, format, currency, lines, amount, unmappedAmount = "unmapped_amount"
+            case amountsByCurrency = "amounts_by_currency", unconvertedCurrencies = "unconverted_currencies"
         }
     }
 
@@ -291,6 +300,24 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         enum CodingKeys: String, CodingKey { case modelID = "model_id", meterID = "meter_id", tokens, reason }
     }
 
+    public struct MeterBasis: Codable, Equatable, Sendable {
+        public var accountID: String
+        public var modelID: String
+        /// Nil when the model is compared per model (every token type counts).
+        public var tokenType: TokenType?
+        /// The model ids the meter wrote for it.
+        public var rawModelIDs: [String]
+        /// The meter read (nil: every meter in tokens).
+        public var meterID: String?
+        /// Values of the `vendor` dimension that count as this vendor (events without it count too).
+        public var vendors: [String]
+        public var metered: Int64
+        enum CodingKeys: String, CodingKey {
+            case accountID = "account_id", modelID = "model_id", tokenType = "token_type", rawModelIDs = "raw_model_ids", meterID = "meter_id"
+            case vendors, metered
+        }
+    }
+
     public struct HeldCorrection: Codable, Equatable, Sendable {
         public var reason: String
         public var detail: String
@@ -318,6 +345,10 @@ public struct EvidenceReason: Codable, Equatable, Sendable {
         case blocksNegative = "blocks_negative"
         /// Every correction on its model is blocked.
         case blocksModel = "blocks_model"
+        /// Positive (under-metering) corrections in its scope are blocked.
+        case blocksPositive = "blocks_positive"
+        /// Every correction on its account is blocked.
+        case blocksAccount = "blocks_account"
         /// Recorded for the reviewer; blocks nothing.
         case note
     }

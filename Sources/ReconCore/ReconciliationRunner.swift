@@ -58,6 +58,51 @@ public struct ReconciliationRunner: Sendable {
         return response
     }
 
+    /// Refuses to post corrections computed against a meter that has moved since the run (a late
+    /// event would otherwise be billed twice): each corrected cell must hold what it held then,
+    /// plus whatever this run already posted.
+    func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
+        var units: [String: String] = [:]
+        for m in try await store.meters(scope: .all) { if let u = m.unit { units[m.meterID] = u } }
+        let all = report.corrections + report.held.map(\.correction)
+        for b in report.meterBasis {
+            func inCell(_ c: ProposedCorrection) -> Bool {
+                c.accountID == b.accountID && c.modelID == b.modelID && c.tokenType == b.tokenType?.rawValue
+            }
+            guard posting.contains(where: inCell) else { continue }
+            let alreadyPosted = all.filter { inCell($0) && report.appliedEventIDs.contains($0.eventID) }.reduce(Int64(0)) { $0 + $1.quantity }
+            var optional = ["token_type", "vendor"]
+            var filters = [UsageFilter(field: .modelID, op: .in, values: b.rawModelIDs)]
+            if let m = b.meterID { filters.append(UsageFilter(field: .meterID, op: .eq, values: [m])) }
+            var now: Int64 = 0
+            while true {
+                do {
+                    let r = try await store.usage(UsageQuery(scope: .accounts([b.accountID]), range: report.range,
+                                                             groupBy: [.meterID] + optional.map(UsageField.dimension), filters: filters))
+                    now = 0
+                    for g in r.groups {
+                        if let m = g.keys[0], let unit = units[m], !MeterLedger.tokenUnits.contains(unit.lowercased()) { continue }
+                        var i = 1
+                        if optional.contains("token_type") {
+                            if let tt = b.tokenType, g.keys[i] != tt.rawValue { continue }
+                            i += 1
+                        }
+                        if optional.contains("vendor"), let v = g.keys[i], !b.vendors.contains(v) { continue }
+                        now += g.aggregate.sum
+                    }
+                    break
+                } catch let e as UsageBoxError where e.field.map(optional.contains) == true {
+                    optional.removeAll { $0 == e.field }
+                }
+            }
+            guard now == b.metered + alreadyPosted else {
+                throw UsageBoxError(.conflict, "the meter changed since reconciliation \(report.id) ran: \(b.accountID) \(b.modelID) "
+                                    + "\(b.tokenType?.rawValue ?? "") held \(b.metered) tokens then and \(now - alreadyPosted) now; "
+                                    + "run the reconciliation again rather than apply its corrections", field: "id")
+            }
+        }
+    }
+
     /// The correction that takes `c` back: its own id and correction_ref, the opposite quantity.
     public static func compensation(_ c: ProposedCorrection) -> ProposedCorrection {
         var dims = c.dimensions
@@ -77,6 +122,7 @@ public struct ReconciliationRunner: Sendable {
         let events = report.corrections + (confirmLarge ? report.held.map(\.correction) : [])
         let heldBack = confirmLarge ? 0 : report.held.count
         guard !events.isEmpty else { return (IngestResponse(), heldBack) }
+        try await checkMeterUnchanged(report, posting: events, store: store)
         let response = try await store.ingest(events.map { IngestItem.event($0.event) })
         let failed = Set(response.errors.map(\.index))
         let posted = events.indices.filter { !failed.contains($0) }.map { events[$0].eventID }

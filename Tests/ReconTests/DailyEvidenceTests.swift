@@ -66,7 +66,7 @@ import UsageBoxApp
         // The proposed card loads, and re-running with it closes the gap.
         let proposed = try service.cards["anthropic"]!.proposing(r)
         let card = try RateCard.load(text: proposed, file: "proposed.yaml")
-        #expect(card.version == "2026-11-01.1+2026-05-20" && proposed.contains("proposed from reconciliation \(r.id)"))
+        #expect(card.version == "2026-11-30.1+2026-05-20" && proposed.contains("proposed from reconciliation \(r.id)"))
         var o = ReconciliationOptions(vendor: "anthropic", invoices: [S.costReport(rows)], range: S.may, account: "acct_42")
         o.rateCard = card
         let again = try await service.engine.run(o, store: store)

@@ -128,7 +128,8 @@ import VendorAnthropic
         #expect(reasons["out_of_period"] == [Decimal(string: "0.77")!])
         #expect(reasons["unknown_token_type"] == [Decimal(string: "0.03")!])
         #expect(reasons["not_usage:code_execution"] == [Decimal(10)])
-        #expect(r.invoice.unmappedAmount.value == Decimal(string: "9.2"), "2.50 + 0.90 − 5 + 0.77 + 0.03 + 10")
+        #expect(r.invoice.unmappedAmount.value == Decimal(string: "8.3"), "2.50 − 5 + 0.77 + 0.03 + 10 in USD")
+        #expect(r.invoice.amountsByCurrency["EUR"] == "0.9" && r.invoice.unconvertedCurrencies == ["EUR"], "the euros are kept apart, not added as dollars")
         #expect(r.models.first?.vendor == 1_000_000 && r.corrections.isEmpty)
         #expect(r.verdict == .inconclusive && r.reasons.map(\.code).contains("missing_fx"), "money with no rate and no quantity: volume unknown")
         // With an FX rate the EUR line converts: €0.90 × 1.10 = $0.99 → 990,000 tokens more.
@@ -183,8 +184,8 @@ import VendorAnthropic
     @Test func severalMetersNeedMeterID() async throws {
         let store = try S.store()
         _ = try await store.ingest([
-            S.event("a", meter: "m1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
-            S.event("b", meter: "m2", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
+            S.event("a", meter: "m1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000, vendor: "anthropic"),
+            S.event("b", meter: "m2", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000, vendor: "anthropic"),
         ])
         let invoice = S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "300")])
         do {
@@ -193,8 +194,13 @@ import VendorAnthropic
         } catch let e as UsageBoxError {
             #expect(e.field == "meter_id")
         }
+        // One meter compared: the vendor's 2,000,000 more may be m2's usage, so it is not under-metering on m1.
         let one = try await run(store, [invoice]) { $0.meterID = "m1" }
-        #expect(one.corrections.map(\.meterID) == ["m1"] && one.corrections.map(\.quantity) == [2_000_000])
+        #expect(one.corrections.isEmpty && one.findings.first?.blockedBy == ["other_meters_in_scope"])
+        // The vendor billing less than m1 alone is over-metering on m1 whatever m2 holds.
+        let less = S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "60")])
+        let lower = try await run(store, [less]) { $0.meterID = "m1" }
+        #expect(lower.corrections.map(\.meterID) == ["m1"] && lower.corrections.map(\.quantity) == [-400_000])
     }
 
     @Test func statedQuantitiesWinAndAPriceMismatchIsAPricingGap() async throws {

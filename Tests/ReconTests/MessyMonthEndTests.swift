@@ -97,15 +97,27 @@ import UsageBoxApp
         #expect(mapped.verdict == .conclusive && mapped.corrections.map { "\($0.accountID) \($0.quantity)" } == ["acct_9 500000"])
     }
 
+    static let focusHeader = "BilledCost,BillingCurrency,ChargeCategory,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,SkuPriceDetails\n"
+    static func focusRow(_ start: String, _ end: String, _ cost: String, _ tokens: Int) -> String {
+        "\(cost),EUR,Usage,\(start),\(end),\(tokens),Tokens,\"{\"\"ModelId\"\": \"\"solora-atlas-5.5\"\", \"\"TokenDirection\"\": \"\"Input\"\"}\"\n"
+    }
+
     @Test func focusBilledInEurosWithStatedQuantities() async throws {
         let store = try await store([("acct_f", "solora-atlas-5.5", "input", 9_000_000, 12)])
-        let csv = """
-            BilledCost,BillingCurrency,ChargeCategory,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,SkuPriceDetails
-            45.00,EUR,Usage,2026-05-01T00:00:00Z,2026-06-01T00:00:00Z,10000000,Tokens,"{""ModelId"": ""solora-atlas-5.5"", ""TokenDirection"": ""Input""}"
-            """
+        let csv = Self.focusHeader + Self.focusRow("2026-05-01", "2026-05-02", "4.50", 1_000_000)
+            + Self.focusRow("2026-05-12", "2026-05-13", "36.00", 8_000_000) + Self.focusRow("2026-05-31", "2026-06-01", "4.50", 1_000_000)
         let r = try await run("focus", [file("focus.csv", csv)], store, account: "acct_f")
         #expect(r.reasons.map { "\($0.code) \($0.effect.rawValue)" } == ["missing_fx note"])
         #expect(r.verdict == .conclusive && r.corrections.map(\.quantity) == [1_000_000], "the tokens were stated; only the money lacks a rate")
+    }
+
+    @Test func focusMonthToDateWithAMonthLongChargePeriod() async throws {
+        let store = try await store([("acct_f", "solora-atlas-5.5", "input", 9_000_000, 12), ("acct_f", "solora-atlas-5.5", "input", 2_000_000, 25)])
+        // Exported on the 20th with ChargePeriod = the month: the row cannot say the month was complete.
+        let csv = Self.focusHeader + Self.focusRow("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z", "40.50", 9_000_000)
+        let r = try await run("focus", [file("focus_mtd.csv", csv)], store, account: "acct_f")
+        #expect(r.reasons.first { $0.code == "coverage_gap" }?.detail.contains("bill more than a day") == true)
+        #expect(r.verdict == .inconclusive && r.corrections.isEmpty && r.held.isEmpty, "without the rule this backs out 2,000,000 metered tokens")
     }
 
     @Test func aUBLInvoiceForTheMonthBefore() async throws {

@@ -88,7 +88,9 @@ import UsageBoxApp
         for range in [try TimeRange(from: "2017-01-01T00:00:00Z", to: "2019-01-01T00:00:00Z"), S.may] {
             let r = try await service.engine.run(ReconciliationOptions(vendor: "ubl", invoices: [file], range: range), store: store)
             #expect(r.unmapped.count == lines.count, "\(name): every line reported")
-            #expect(r.invoice.unmappedAmount.value == lines.reduce(Decimal(0)) { $0 + ($1.amount ?? 0) })
+            var byCurrency: [String: Decimal] = [:]
+            for l in lines { if let a = l.amount { byCurrency[l.currency, default: 0] += a } }
+            #expect(r.invoice.amountsByCurrency == byCurrency.mapValues { ExactDecimal.text($0) }, "every line's money is kept per currency")
             #expect(Set(r.unmapped.map(\.reason)).isSubset(of: ["unknown_model", "out_of_period", "straddles_period", "allowance", "charge", "tax", "credit"]))
         }
     }

@@ -157,7 +157,7 @@ import Testing
         #expect(try CLI.run(args + ["--vendor", "anthropic", "--account", "acct_42", "--allow-drift"]).status == 0)
         let vendors = try json(try CLI.run(["vendors", "--json"]))
         #expect(vendors["vendors"]?.arrayValue?.first?["formats"] == .array([.string("csv"), .string("json")]))
-        #expect(try CLI.run(["ratecards", "show", "anthropic"]).stdout.contains("card_version: \"2026-11-01.1\""))
+        #expect(try CLI.run(["ratecards", "show", "anthropic"]).stdout.contains("card_version: \"2026-11-30.1\""))
     }
 
     @Test func reconcileRefusesToApplyAnInconclusiveRunAndRevertsAnAppliedOne() throws {

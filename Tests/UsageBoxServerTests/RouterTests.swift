@@ -242,7 +242,7 @@ import VendorAnthropic
         try await app.test(.router) { client in
             let vendors = try await call(client, .get, "/v1/vendors", key: reader)
             #expect(vendors.json["vendors"]?.arrayValue?.first?["id"] == .string("anthropic"))
-            #expect(vendors.json["vendors"]?.arrayValue?.first?["rate_card_version"] == .string("2026-11-01.1"))
+            #expect(vendors.json["vendors"]?.arrayValue?.first?["rate_card_version"] == .string("2026-11-30.1"))
             let invoice = String(decoding: AnthropicPlugin.demoCostReport.bytes, as: UTF8.self)
             let created = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)&account=acct_42", key: reader, body: invoice)
             #expect(created.status == 201, "\(created.text.prefix(300))")

@@ -25,14 +25,13 @@ enum Classification {
                                   rule: verdict.rule, classifier: verdict.classifier, reason: verdict.reason, blockedBy: []))
         }
         for key in diff.vendor.keys.sorted() {
-            let c = diff.vendor[key]!
-            guard c.hasStated, c.hasAmount, !c.moneyMissing else { continue }
-            let money = c.amount - c.statedImpliedAmount
-            guard abs(money) > c.amountHalfUnits else { continue }
-            let perToken = c.stated > 0 && c.statedImpliedAmount != 0 ? c.statedImpliedAmount / Decimal(exactly: c.stated) : 0
+            guard let p = diff.vendor[key]!.pricing else { continue }
+            let money = p.money - p.implied
+            guard abs(money) > p.halfUnits else { continue }
+            let perToken = p.stated > 0 && p.implied != 0 ? p.implied / Decimal(exactly: p.stated) : 0
             findings.append(.init(modelID: key.model, tokenType: key.tokenType, accountID: key.account,
                                   quantity: perToken == 0 ? 0 : (ExactDecimal.roundedInt64(money / perToken) ?? 0),
-                                  amount: ExactAmount(money), metered: diff.metered[key] ?? 0, vendor: c.stated, gapClass: .pricingGap,
+                                  amount: ExactAmount(money), metered: diff.metered[key] ?? 0, vendor: p.stated, gapClass: .pricingGap,
                                   rule: "stated-quantity", classifier: "engine", reason: "amount_differs_from_quantity_at_card_price",
                                   blockedBy: []))
         }
@@ -47,9 +46,10 @@ struct CorrectionProposal: Sendable {
     var findings: [ReconciliationReport.Finding]
     var corrections: [ProposedCorrection] = []
     var held: [ReconciliationReport.HeldCorrection] = []
+    var basis: [ReconciliationReport.MeterBasis] = []
 
     static func propose(_ findings: [ReconciliationReport.Finding], reasons: [EvidenceReason], diff: GapDiff, meter: MeterLedger,
-                        options o: ReconciliationOptions, vendor: String, reportID: String, invoiceSHA: String,
+                        options o: ReconciliationOptions, vendor: String, vendorNames: Set<String>, reportID: String, invoiceSHA: String,
                         store: any MeterStore) async throws -> CorrectionProposal {
         var out = CorrectionProposal(findings: findings)
         let inconclusive = reasons.filter { $0.effect == .inconclusive }.map(\.code)
@@ -91,24 +91,41 @@ struct CorrectionProposal: Sendable {
                 let f = out.findings[i]
                 let account = f.accountID!
                 let quantity = relabel.map { f.quantity < 0 ? -Int64($0) : Int64($0) } ?? f.quantity
-                let meterID = try await meterFor(account: account, rawModels: meter.rawModels[f.modelID] ?? [f.modelID], options: o, store: store)
-                let id = "recon_" + String(sha256Hex(Array("\(ref)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(invoiceSHA)".utf8)).prefix(40))
-                var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID]
+                let rawModels = meter.rawModels[f.modelID] ?? [f.modelID]
+                let meterID = try await meterFor(account: account, rawModels: rawModels, options: o, store: store)
+                let cell = CellKey(model: f.modelID, tokenType: f.tokenType, account: account)
+                // The same inputs and the same meter propose the same id (applying twice is a duplicate);
+                // a different quantity, or a cell corrected (or reverted) since, proposes a new one.
+                let prior = meter.correctionCounts[cell] ?? 0
+                let id = "recon_" + String(sha256Hex(Array("\(ref)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(invoiceSHA)|\(quantity)|\(prior)".utf8)).prefix(40))
+                var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID, "vendor": vendor]
                 if let tt = f.tokenType { dims["token_type"] = tt.rawValue }
+                out.basis.append(.init(accountID: account, modelID: f.modelID, tokenType: f.tokenType, rawModelIDs: rawModels.sorted(),
+                                       meterID: o.meterID, vendors: vendorNames.sorted(), metered: diff.metered[cell] ?? 0))
                 if let other = f.pairedWith { dims["relabel_of"] = other.rawValue }
                 proposed.append((ProposedCorrection(eventID: id, accountID: account, meterID: meterID, modelID: f.modelID, correctionRef: ref,
                                                     quantity: quantity, timestamp: Timestamp(microseconds: o.range.to.microseconds - 1_000_000),
                                                     dimensions: dims), f))
             }
             // Backing out more than half of what was metered is likelier a mapping or scope
-            // mistake than a collector that invented the traffic: a person decides.
+            // mistake than a collector that invented the traffic; billing a model the account never
+            // metered at all is likelier a mapping mistake than a collector that lost all of it.
+            // A person decides.
             let large = proposed.first { c, f in c.quantity < 0 && c.quantity.magnitude * 2 > UInt64(max(f.metered, 0)) }
+            let unseen = proposed.first { c, f in
+                c.quantity > 0 && diff.metered.filter { $0.key.model == f.modelID && $0.key.account == f.accountID }.values.reduce(0, +) == 0
+            }
             for (c, f) in proposed {
-                if let (lc, lf) = large {
+                if large != nil || unseen != nil {
+                    let detail: String
+                    if let (lc, lf) = large {
+                        detail = "backs out \(lc.quantity.magnitude) of \(lf.metered) metered \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) "
+                            + "on \(lc.accountID) (more than half)"
+                    } else {
+                        detail = "bills \(unseen!.0.quantity) tokens of \(unseen!.1.modelID) to \(unseen!.0.accountID), which metered none of that model in the period"
+                    }
                     out.held.append(.init(reason: "needs_review",
-                                          detail: "backs out \(lc.quantity.magnitude) of \(lf.metered) metered \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) "
-                                              + "on \(lc.accountID) (more than half)\(f.pairedWith != nil ? ", as part of a relabel" : ""); "
-                                              + "--apply posts it only with --confirm-large",
+                                          detail: detail + "\(f.pairedWith != nil ? ", as part of a relabel" : ""); --apply posts it only with --confirm-large",
                                           correction: c))
                 } else {
                     out.corrections.append(c)
@@ -131,7 +148,8 @@ struct CorrectionProposal: Sendable {
         guard meters.count == 1 else {
             throw UsageBoxError.invalidArgument(
                 meters.isEmpty ? "account \(account) has no events to tell which meter a correction belongs to; pass --meter-id"
-                               : "account \(account) meters \(rawModels.sorted().joined(separator: ", ")) on several meters (\(meters.joined(separator: ", "))); pass --meter-id",
+                               : "account \(account) meters \(rawModels.sorted().joined(separator: ", ")) on several meters (\(meters.joined(separator: ", "))); "
+                                 + "pass --meter-id to compare one of them (usage on the others then blocks under-metering corrections)",
                 field: "meter_id")
         }
         return meters[0]
@@ -146,7 +164,9 @@ extension EvidenceReason {
             && (accountID.map { $0 == f.accountID } ?? true)
         switch effect {
         case .blocksNegative: return inScope && f.quantity < 0
+        case .blocksPositive: return inScope && f.quantity > 0
         case .blocksModel: return modelID == f.modelID
+        case .blocksAccount: return accountID == f.accountID
         case .inconclusive, .note: return false
         }
     }

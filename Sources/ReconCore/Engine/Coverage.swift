@@ -103,10 +103,13 @@ enum CoverageCheck {
                 remedy: "check --from/--to against the invoice's dates, and the unmapped lines' reasons"))
         } else if !uncovered.isEmpty {
             let list = uncoveredDays.sorted()
+            let monthly = ledger.multiDayLines == 0 ? "" : "; \(ledger.multiDayLines) usage line(s) bill more than a day, and a line that long "
+                + "cannot show whether its span was complete when the file was exported"
             reasons.append(.init(
                 code: "coverage_gap", effect: .inconclusive,
-                detail: "the invoice does not cover \(list.count) of the period's \(periodDays.count) day(s): \(compact(list))",
-                remedy: "add the export for the missing days, or reconcile only the covered days with --from/--to",
+                detail: "the invoice does not cover \(list.count) of the period's \(periodDays.count) day(s): \(compact(list))\(monthly)",
+                remedy: ledger.multiDayLines == 0 ? "add the export for the missing days, or reconcile only the covered days with --from/--to"
+                                                  : "an export with daily (or hourly) rows, or a final invoice that declares its period",
                 days: list))
         }
         return (summary, reasons)

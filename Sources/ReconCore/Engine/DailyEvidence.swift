@@ -20,11 +20,13 @@ enum DailyEvidence {
     }
 
     /// Vendor figures per model × token type (over accounts) per day; nil when a line bills more than a day.
-    static func vendorDaily(_ diff: GapDiff, _ key: CellKey, accountwise: Bool) -> [Int64: VendorDay]? {
+    static func vendorDaily(_ diff: GapDiff, _ key: CellKey, accountwise: Bool) -> [Int64: BucketSum]? {
         let cells = diff.vendor.filter { accountwise ? $0.key == key : $0.key.modelType == key.modelType }.map(\.value)
         guard !cells.contains(where: \.hasUndated) else { return nil }
-        var out: [Int64: VendorDay] = [:]
-        for c in cells { for (d, v) in c.daily { out[d, default: VendorDay()].add(v) } }
+        var out: [Int64: BucketSum] = [:]
+        for c in cells {
+            for (k, b) in c.clustered { out[Timestamp(microseconds: k.from).day, default: BucketSum()].add(b) }
+        }
         return out
     }
 
@@ -54,7 +56,7 @@ enum DailyEvidence {
                 let vendor = vendorDays.map { _ in v?.tokens ?? 0 }
                 rows.append(.init(day: dayString(day), modelID: key.model, tokenType: key.tokenType, metered: metered, vendor: vendor,
                                   gap: vendor.map { $0 - metered }, vendorAmount: vendorDays.map { _ in ExactAmount(v?.amount ?? 0) },
-                                  impliedPerMillion: v.flatMap { perMillion($0.amount, $0.hasStated ? $0.stated : metered) }))
+                                  impliedPerMillion: v.flatMap { perMillion($0.amount, $0.allStated ? $0.stated : metered) }))
             }
         }
         return rows
@@ -79,7 +81,7 @@ enum DailyEvidence {
         let metered = meteredDaily(diff, key, accountwise: false)
         var runs: [(start: Int64, price: Decimal)] = []
         for d in periodDays(range) {
-            guard let v = vendorDays[d], !v.hasStated, v.amount > 0, let m = metered[d], m > 0 else { continue }
+            guard let v = vendorDays[d], !v.anyStated, v.amount > 0, let m = metered[d], m > 0 else { continue }
             let tokens = Decimal(exactly: m)
             if let last = runs.last {
                 // The same price when the day's money is last-price × tokens within its rounding (and a token's worth).

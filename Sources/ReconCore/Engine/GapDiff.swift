@@ -32,7 +32,7 @@ struct GapDiff: Sendable {
         metered.filter { $0.key.modelType == key.modelType }.values.reduce(0, +)
     }
 
-    static func compute(vendor v: VendorLedger, meter m: MeterLedger, card: any RateCardConverter, range: TimeRange) -> GapDiff {
+    static func compute(vendor v: VendorLedger, meter m: MeterLedger, card: any RateCardConverter, range: TimeRange) throws -> GapDiff {
         var vendor = v.cells
         var metered = m.cells
         var meteredDaily = m.daily
@@ -45,7 +45,7 @@ struct GapDiff: Sendable {
             var merged: [CellKey: VendorCell] = [:]
             for (k, c) in vendor {
                 guard perModel(k.model) else { merged[k] = c; continue }
-                merged[collapse(k), default: VendorCell()].merge(c)
+                try merged[collapse(k), default: VendorCell()].merge(c)
             }
             vendor = merged
             metered = metered.reduce(into: [:]) { $0[collapse($1.key), default: 0] += $1.value }
@@ -61,14 +61,9 @@ struct GapDiff: Sendable {
         }
 
         var unitPrices: [CellKey: Decimal] = [:]
-        var byModelType: [CellKey: (tokens: Int64, amount: Decimal, tolerance: Decimal)] = [:]
-        for (k, c) in vendor {
-            var agg = byModelType[k.modelType] ?? (0, 0, 0)
-            agg.tokens += c.tokens
-            agg.amount += c.vendorAmount
-            if !c.hasStated { agg.tolerance += c.tolerance }
-            byModelType[k.modelType] = agg
-        }
+        var sums: [CellKey: BucketSum] = [:]
+        for (k, c) in vendor { for b in c.clustered { sums[k.modelType, default: BucketSum()].add(b.bucket) } }
+        let byModelType = sums.mapValues { (tokens: $0.tokens, amount: $0.amount, tolerance: $0.tolerance) }
         let allModelTypes = Set(vendor.keys.map(\.modelType)).union(metered.keys.map(\.modelType))
         for key in allModelTypes {
             if let agg = byModelType[key], agg.tokens > 0, agg.amount != 0 {

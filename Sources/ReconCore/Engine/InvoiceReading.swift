@@ -28,31 +28,59 @@ struct InvoiceBatch: Sendable {
             }
             let parsed: ParsedInvoice
             do { parsed = try parser.parse(file) } catch let e as InvoiceError { throw e.usageBoxError }
+            if !allowOverlap { try checkRepeatedBuckets(parsed.coverage, name: file.name) }
             batch.lines += parsed.lines.map { Line(line: $0, file: index) }
             batch.coverage.append(parsed.coverage)
             batch.files.append(.init(name: file.name, sha256: sha256Hex(file.bytes), parser: parser.id))
             batch.formats.insert(parser.format.rawValue)
         }
-        if !allowOverlap { try checkOverlap(batch.lines, names: files.map(\.name)) }
         return batch
     }
 
-    /// Two files billing the same bucket (day, model, token type, tier, attribution) twice.
-    static func checkOverlap(_ lines: [Line], names: [String]) throws {
+    /// No file declares the same bucket twice (a page saved twice, two pages of one file that
+    /// overlap).
+    static func checkRepeatedBuckets(_ coverage: InvoiceCoverage, name: String) throws {
+        // Only a paged API export lists each bucket once; an invoice's lines may repeat its period.
+        guard !coverage.pages.isEmpty else { return }
+        let sorted = coverage.declared.sorted { ($0.from, $0.to) < ($1.from, $1.to) }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where b.from < a.to {
+            throw UsageBoxError.invalidArgument(
+                "\(name) declares the bucket \(b.from.rfc3339) – \(b.to.rfc3339) more than once (a page saved twice?); "
+                + "pass each page once, or --allow-overlap if that is intended", field: "invoice")
+        }
+    }
+
+    /// Two files billing the same usage twice: the same model and token type (as the card names
+    /// them), the same kind of figure (money or quantity), buckets whose times overlap, and no
+    /// tier or attribution that tells the lines apart.
+    func checkOverlap(card: any RateCardConverter, names: [String]) throws {
         guard Set(lines.map(\.file)).count > 1 else { return }
-        var seen: [String: Int] = [:]
+        struct Key: Hashable { var model: String; var tokenType: String; var kind: String }
+        var groups: [Key: [Line]] = [:]
         for l in lines where l.line.nonUsageReason == nil {
             let line = l.line
-            let labels = line.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-            let attribution = line.attribution.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-            let kind = line.amount != nil ? "amount" : "quantity"
-            let key = "\(line.date.microseconds)|\(line.vendorModel ?? "")|\(line.vendorTokenType ?? "")|\(labels)|\(attribution)|\(kind)"
-            if let other = seen[key], other != l.file {
-                throw UsageBoxError.invalidArgument(
-                    "\(names[other]) and \(names[l.file]) both bill \(line.vendorModel ?? "?") \(line.vendorTokenType ?? "?") on \(line.date.dayString) "
-                    + "(\(line.location)); pass --allow-overlap if that is intended", field: "invoice")
+            let model = line.vendorModel.map { card.canonicalModel($0) ?? $0 } ?? ""
+            let tokenType = line.tokenType?.rawValue ?? line.vendorModel.flatMap(card.aliasTokenType)?.rawValue ?? line.vendorTokenType ?? ""
+            groups[Key(model: model, tokenType: tokenType, kind: line.quantity != nil ? "quantity" : "amount"), default: []].append(l)
+        }
+        // Tiers tell lines apart; a label at its base value ("global", "not_available", "standard") does not.
+        func tiers(_ l: Line) -> [String: String] {
+            let model = l.line.vendorModel.flatMap(card.canonicalModel) ?? ""
+            return l.line.labels.filter { !card.isBaseLabel($0.key, $0.value, model: model) }
+        }
+        func different(_ a: [String: String], _ b: [String: String]) -> Bool { a.contains { k, v in b[k].map { $0 != v } ?? true } || b.contains { a[$0.key] == nil } }
+        func differentAttribution(_ a: [String: String], _ b: [String: String]) -> Bool { a.contains { k, v in b[k].map { $0 != v } ?? false } }
+        for (key, group) in groups {
+            let sorted = group.sorted { $0.line.bucket.from < $1.line.bucket.from }
+            for (i, a) in sorted.enumerated() {
+                for b in sorted[(i + 1)...] {
+                    guard b.line.bucket.from < a.line.bucket.to else { break }
+                    guard a.file != b.file, !different(tiers(a), tiers(b)), !differentAttribution(a.line.attribution, b.line.attribution) else { continue }
+                    throw UsageBoxError.invalidArgument(
+                        "\(names[a.file]) and \(names[b.file]) both bill \(key.model) \(key.tokenType) on \(b.line.date.dayString) "
+                        + "(\(a.line.location) and \(b.line.location)); pass --allow-overlap if that is intended", field: "invoice")
+                }
             }
-            seen[key] = l.file
         }
     }
 }

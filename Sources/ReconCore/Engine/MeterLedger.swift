@@ -14,6 +14,10 @@ struct MeterLedger: Sendable {
     /// not say which vendor served it.
     var hasVendor = true
     var vendorUnknownModels = Set<String>()
+    /// Correction events already recorded per cell (a correction's id includes it).
+    var correctionCounts: [CellKey: Int64] = [:]
+    /// With `--meter-id`: other token meters holding the invoice's models, and their tokens.
+    var otherMeters: [String: Int64] = [:]
     /// Canonical model → the model ids the meter wrote for it.
     var rawModels: [String: Set<String>] = [:]
     /// Whether the meter carries a `token_type` dimension at all.
@@ -65,7 +69,7 @@ struct MeterLedger: Sendable {
         while true {
             do {
                 reading = try await store.usage(UsageQuery(scope: scope, range: o.range,
-                                                           groupBy: [.modelID, .accountID, .meterID, .day] + optional.map(UsageField.dimension),
+                                                           groupBy: [.modelID, .accountID, .meterID, .day, .kind] + optional.map(UsageField.dimension),
                                                            filters: filters))
                 break
             } catch let e as UsageBoxError where e.field.map(optional.contains) == true {
@@ -82,8 +86,9 @@ struct MeterLedger: Sendable {
         for g in reading.groups {
             let raw = g.keys[0], account = g.keys[1], meter = g.keys[2]
             let day = g.keys[3].flatMap { Timestamp(date: $0) }?.day
-            let tokenType: TokenType? = ledger.hasTokenType ? g.keys[4].map { TokenType($0) } : nil
-            let servedBy: String? = ledger.hasVendor ? g.keys[ledger.hasTokenType ? 5 : 4] : nil
+            let isCorrection = g.keys[4] == EventKind.correction.rawValue
+            let tokenType: TokenType? = ledger.hasTokenType ? g.keys[5].map { TokenType($0) } : nil
+            let servedBy: String? = ledger.hasVendor ? g.keys[ledger.hasTokenType ? 6 : 5] : nil
             let unit = meter.flatMap { units[$0] }
             if let unit, !Self.tokenUnits.contains(unit.lowercased()) {
                 outside["\(raw ?? "")|\(meter ?? "")|meter_unit:\(unit)", default: 0] += g.aggregate.sum
@@ -105,8 +110,18 @@ struct MeterLedger: Sendable {
                 throw UsageBoxError.invalidArgument("the metered total of \(model) overflows 64 bits; reconcile a shorter period", field: "from")
             }
             ledger.cells[key] = sum
+            if isCorrection { ledger.correctionCounts[key, default: 0] += g.aggregate.count }
             if let day { ledger.daily[key, default: [:]][day, default: 0] &+= g.aggregate.sum }
             if let raw { ledger.rawModels[model, default: []].insert(raw) }
+        }
+        if let only = o.meterID {
+            // The invoice bills every meter the account counts its models on, not only the one named.
+            let meters = try await store.usage(UsageQuery(scope: scope, range: o.range, groupBy: [.meterID, .modelID]))
+            for g in meters.groups {
+                guard let m = g.keys[0], m != only, Self.tokenUnits.contains((units[m] ?? "tokens").lowercased()),
+                      let model = canonical(g.keys[1]), scopeModels.contains(model), g.aggregate.sum != 0 else { continue }
+                ledger.otherMeters[m, default: 0] &+= g.aggregate.sum
+            }
         }
         try await ledger.readEdges(store, scope: scope, filters: filters, optional: optional.filter { $0 == "token_type" },
                                    canonical: canonical, scopeModels: scopeModels, perAccount: attribution.isPerAccount, range: o.range)

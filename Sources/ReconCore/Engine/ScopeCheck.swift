@@ -44,7 +44,27 @@ enum ScopeCheck {
             }
         }
 
+        if !meter.otherMeters.isEmpty {
+            // The other meters may be another vendor's traffic (then reading one is right) or this
+            // invoice's too (then the vendor billing more than this meter is no under-metering).
+            reasons.append(.init(
+                code: "other_meters_in_scope", effect: .blocksPositive,
+                detail: "--meter-id \(o.meterID ?? "") compares one meter, and the invoice's models are also metered on "
+                    + meter.otherMeters.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value) tokens)" }.joined(separator: ", ")
+                    + ": if the invoice bills those too, the vendor's excess is theirs",
+                remedy: "send the dimension vendor on every event so each meter's traffic says who served it"))
+        }
+
         if case let .mapped(map, nil) = o.attribution {
+            // An account the map sends lines to that has no events at all: a typo in the map and a
+            // dead collector look alike.
+            let attributed = Set(vendor.cells.keys.compactMap(\.account))
+            for a in attributed.sorted() where !meter.accountsWithUsage.contains(a) {
+                reasons.append(.init(
+                    code: "no_metered_usage", effect: .blocksAccount, accountID: a,
+                    detail: "the account map sends invoice lines to \(a), which has no events in the period",
+                    remedy: "check the account map's entry for \(a)"))
+            }
             let mapped = Set(map.values)
             for (a, models) in meter.everyAccount.sorted(by: { $0.key < $1.key })
             where !mapped.contains(a) && o.scope.allows(a) && models.contains(where: { invoiceModels.contains($0.key) && $0.value > 0 }) {

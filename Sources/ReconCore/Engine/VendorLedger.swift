@@ -15,64 +15,148 @@ struct CellKey: Hashable, Sendable, Comparable {
     var modelType: CellKey { CellKey(model: model, tokenType: tokenType, account: nil) }
 }
 
-/// What the vendor billed in one cell, exactly.
-struct VendorCell: Sendable {
-    /// Tokens converted from money (exact), for lines without a stated quantity.
+/// What the vendor billed for one bucket of one cell (a day, an hour, a month), exactly. Where the
+/// export states a quantity for the bucket, that is the vendor's count and money-only lines of the
+/// same bucket are the same usage priced; where it does not, the money is converted.
+struct VendorBucket: Sendable {
     var exactTokens = Decimal(0)
     var stated: Int64 = 0
     var hasStated = false
-    /// The stated quantities priced at the card (for the pricing check).
-    var statedImpliedAmount = Decimal(0)
     /// Billed money in the card's currency.
     var amount = Decimal(0)
     var hasAmount = false
-    /// Some of the cell's money could not be converted (stated quantities carried its volume).
-    var moneyMissing = false
+    /// The stated quantities priced at the card (for the pricing check).
+    var statedImpliedAmount = Decimal(0)
     var tolerance = Decimal(0)
     var amountHalfUnits = Decimal(0)
-    /// UTC days (`Timestamp.day`) with lines.
-    var days = Set<Int64>()
-    /// The same figures per UTC day, for lines whose bucket lies within one day.
-    var daily: [Int64: VendorDay] = [:]
-    /// Some lines bill more than one day (a monthly FOCUS or UBL line): the daily figures are partial.
-    var hasUndated = false
 
-    var tokens: Int64 { hasStated ? stated : (ExactDecimal.roundedInt64(exactTokens) ?? 0) }
-    var toleranceTokens: Int64 { hasStated ? 0 : (ExactDecimal.ceilInt64(tolerance) ?? 0) }
     var vendorAmount: Decimal { hasAmount ? amount : statedImpliedAmount }
 
-    mutating func merge(_ o: VendorCell) {
-        exactTokens += o.hasStated ? Decimal(exactly: o.stated) : o.exactTokens
-        amount += o.vendorAmount
-        hasAmount = true
-        moneyMissing = moneyMissing || o.moneyMissing
-        tolerance += o.hasStated ? 0 : o.tolerance
-        days.formUnion(o.days)
-        hasUndated = hasUndated || o.hasUndated
-        for (d, v) in o.daily { daily[d, default: VendorDay()].add(v) }
+    mutating func add(_ o: VendorBucket) throws {
+        exactTokens += o.exactTokens
+        stated = try Overflow.add(stated, o.stated, "the vendor's stated tokens")
+        hasStated = hasStated || o.hasStated
+        amount += o.amount
+        hasAmount = hasAmount || o.hasAmount
+        statedImpliedAmount += o.statedImpliedAmount
+        tolerance += o.tolerance
+        amountHalfUnits += o.amountHalfUnits
     }
 }
 
-/// One day of a vendor cell.
-struct VendorDay: Sendable {
-    var exactTokens = Decimal(0)
+/// Sums of buckets: stated quantities where a bucket states them, converted money elsewhere
+/// (summed exactly and rounded once).
+struct BucketSum: Sendable {
     var stated: Int64 = 0
-    var hasStated = false
-    var amount = Decimal(0)
+    var exactTokens = Decimal(0)
     var tolerance = Decimal(0)
+    var amount = Decimal(0)
     var amountHalfUnits = Decimal(0)
+    var anyStated = false
+    var anyConverted = false
+    /// A stated sum went past 64 bits.
+    var overflow = false
 
-    // As for a cell: stated quantities, where the export gives them, are the vendor's count.
-    var tokens: Int64 { hasStated ? stated : (ExactDecimal.roundedInt64(exactTokens) ?? 0) }
-    var toleranceTokens: Int64 { hasStated ? 0 : (ExactDecimal.ceilInt64(tolerance) ?? 0) }
+    init() {}
+    init<S: Sequence>(_ buckets: S) where S.Element == VendorBucket { for b in buckets { add(b) } }
 
-    mutating func add(_ o: VendorDay) {
-        exactTokens += o.exactTokens
-        stated += o.stated
-        hasStated = hasStated || o.hasStated
-        amount += o.amount
-        tolerance += o.tolerance
-        amountHalfUnits += o.amountHalfUnits
+    mutating func add(_ b: VendorBucket) {
+        if b.hasStated {
+            let (r, o) = stated.addingReportingOverflow(b.stated)
+            stated = r
+            overflow = overflow || o
+            anyStated = true
+        } else {
+            exactTokens += b.exactTokens
+            tolerance += b.tolerance
+            anyConverted = true
+        }
+        amount += b.vendorAmount
+        amountHalfUnits += b.amountHalfUnits
+    }
+
+    /// Nil when the total does not fit 64 bits.
+    var checkedTokens: Int64? {
+        guard !overflow, let converted = ExactDecimal.roundedInt64(exactTokens) else { return nil }
+        let (r, o) = stated.addingReportingOverflow(converted)
+        return o ? nil : r
+    }
+    var tokens: Int64 { checkedTokens ?? 0 }
+    var toleranceTokens: Int64 { ExactDecimal.ceilInt64(tolerance) ?? 0 }
+    /// Only stated quantities: the vendor counted every token itself.
+    var allStated: Bool { anyStated && !anyConverted }
+}
+
+/// What the vendor billed in one cell, bucket by bucket.
+struct VendorCell: Sendable {
+    struct BucketKey: Hashable, Sendable {
+        var from: Int64
+        var to: Int64
+        /// The token type the bucket was billed under, so buckets stay apart when a model is
+        /// compared per model.
+        var tag: String
+    }
+
+    var buckets: [BucketKey: VendorBucket] = [:]
+    /// Some of the cell's money could not be converted (stated quantities carried its volume).
+    var moneyMissing = false
+
+    /// Buckets of one token type whose times overlap are one bucket: an hourly usage report and a
+    /// daily cost report of the same day are the same usage counted and priced, not twice the usage.
+    var clustered: [(key: BucketKey, bucket: VendorBucket)] {
+        var out: [(key: BucketKey, bucket: VendorBucket)] = []
+        for (tag, group) in Dictionary(grouping: buckets, by: \.key.tag).sorted(by: { $0.key < $1.key }) {
+            for (k, b) in group.sorted(by: { ($0.key.from, $0.key.to) < ($1.key.from, $1.key.to) }) {
+                if let last = out.last, last.key.tag == tag, k.from < last.key.to {
+                    var merged = last.bucket
+                    try? merged.add(b)
+                    out[out.count - 1] = (BucketKey(from: last.key.from, to: max(last.key.to, k.to), tag: tag), merged)
+                } else {
+                    out.append((k, b))
+                }
+            }
+        }
+        return out
+    }
+
+    var sum: BucketSum { BucketSum(clustered.map(\.bucket)) }
+    var tokens: Int64 { sum.tokens }
+    var toleranceTokens: Int64 { sum.toleranceTokens }
+    var vendorAmount: Decimal { sum.amount }
+    /// UTC days (`Timestamp.day`) with lines.
+    var days: Set<Int64> { Set(buckets.keys.map { Timestamp(microseconds: $0.from).day }) }
+    /// Some lines bill more than one day (a monthly FOCUS or UBL line): the daily figures are partial.
+    var hasUndated: Bool { clustered.contains { !Self.isOneDay($0.key) } }
+
+    static func isOneDay(_ k: BucketKey) -> Bool { Timestamp(microseconds: k.from).day == Timestamp(microseconds: k.to - 1).day }
+
+    /// The buckets that lie within one UTC day, summed per day.
+    var daily: [Int64: BucketSum] {
+        var out: [Int64: BucketSum] = [:]
+        for (k, b) in clustered where Self.isOneDay(k) { out[Timestamp(microseconds: k.from).day, default: BucketSum()].add(b) }
+        return out
+    }
+
+    /// Buckets with both a stated quantity and money: the money against quantity × card price.
+    var pricing: (money: Decimal, implied: Decimal, stated: Int64, halfUnits: Decimal)? {
+        let both = clustered.map(\.bucket).filter { $0.hasStated && $0.hasAmount }
+        guard !both.isEmpty, !moneyMissing else { return nil }
+        return (both.reduce(0) { $0 + $1.amount }, both.reduce(0) { $0 + $1.statedImpliedAmount },
+                both.reduce(0) { $0 &+ $1.stated }, both.reduce(0) { $0 + $1.amountHalfUnits })
+    }
+
+    mutating func merge(_ o: VendorCell) throws {
+        for (k, b) in o.buckets { try buckets[k, default: VendorBucket()].add(b) }
+        moneyMissing = moneyMissing || o.moneyMissing
+    }
+}
+
+/// Checked 64-bit arithmetic: a sum that does not fit is an error naming what overflowed.
+enum Overflow {
+    static func add(_ a: Int64, _ b: Int64, _ what: String) throws -> Int64 {
+        let (r, o) = a.addingReportingOverflow(b)
+        guard !o else { throw UsageBoxError.invalidArgument("\(what) overflow 64 bits", field: "invoice") }
+        return r
     }
 }
 
@@ -91,6 +175,11 @@ struct VendorLedger: Sendable {
     /// Bucket bounds of every usage line (in period or not), per file: the span an export covers
     /// when it declares nothing.
     var usageSpans: [Int: (from: Timestamp, to: Timestamp)] = [:]
+    /// Usage lines billing more than one day.
+    var multiDayLines = 0
+    /// What the invoice bills per currency, as written, and what was left out of the card-currency totals.
+    var byCurrency: [String: Decimal] = [:]
+    var unconvertedCurrencies = Set<String>()
     /// Buckets that cross a bound of the period: the part inside is not covered.
     var straddling: [TimeRange] = []
     /// First and last usage line dates, for messages.
@@ -98,28 +187,40 @@ struct VendorLedger: Sendable {
     /// Limits on the evidence found while converting.
     var reasons: [EvidenceReason] = []
 
-    static func build(_ batch: InvoiceBatch, card: any RateCardConverter, options o: ReconciliationOptions) -> VendorLedger {
+    static func build(_ batch: InvoiceBatch, card: any RateCardConverter, options o: ReconciliationOptions) throws -> VendorLedger {
         var ledger = VendorLedger(currency: batch.lines.first?.line.currency ?? card.currency)
         var blockedNegative: [CellKey: (code: String, amount: Decimal)] = [:]
         var unknownModels: (count: Int, amount: Decimal) = (0, 0)
         var missingFX: [String: (count: Int, amount: Decimal, stated: Bool)] = [:]
         var refunds: [String: Decimal] = [:]
         var otherAccounts: [String: Decimal] = [:]
+        var tierNotes = Set<String>()
         let attribution = o.attribution
 
         for entry in batch.lines {
             let line = entry.line
-            if let a = line.amount { ledger.invoiceAmount += a }
+            // Totals are in the card's currency; a line in another currency counts where a rate converts it.
+            let rate: Decimal? = line.currency == card.currency ? 1 : o.fx[line.currency]
+            if let a = line.amount {
+                ledger.byCurrency[line.currency, default: 0] += a
+                if let rate { ledger.invoiceAmount += a * rate } else { ledger.unconvertedCurrencies.insert(line.currency) }
+            }
             func skip(_ reason: String, money: Decimal? = line.amount) {
-                if let a = money { ledger.unmappedAmount += a }
+                if let a = money, let rate { ledger.unmappedAmount += a * rate }
                 ledger.unmapped.append(.init(location: line.location, description: line.description, vendorModel: line.vendorModel,
                                              vendorTokenType: line.vendorTokenType, amount: money.map(ExactAmount.init),
                                              currency: line.currency, reason: reason))
             }
             if let reason = line.nonUsageReason { skip(reason); continue }
             let bucket = line.bucket
-            let span = ledger.usageSpans[entry.file]
-            ledger.usageSpans[entry.file] = (min(span?.from ?? bucket.from, bucket.from), max(span?.to ?? bucket.to, bucket.to))
+            // A line billing more than a day (a monthly row) cannot show whether its month was
+            // complete: only shorter buckets say what an export covers.
+            if VendorCell.isOneDay(.init(from: bucket.from.microseconds, to: bucket.to.microseconds, tag: "")) {
+                let span = ledger.usageSpans[entry.file]
+                ledger.usageSpans[entry.file] = (min(span?.from ?? bucket.from, bucket.from), max(span?.to ?? bucket.to, bucket.to))
+            } else {
+                ledger.multiDayLines += 1
+            }
             ledger.lineDates = (min(ledger.lineDates?.first ?? line.date, line.date), max(ledger.lineDates?.last ?? line.date, line.date))
             let model = line.vendorModel.flatMap { vm in card.canonicalModel(vm) ?? (line.modelIsCanonical && line.quantity != nil ? vm : nil) }
             // Money going back without a quantity (a refund of usage) is not netted here: it would
@@ -166,9 +267,18 @@ struct VendorLedger: Sendable {
                     skip("missing_fx:money_only")
                 }
             }
-            let price = try? card.price(model: model, tokenType: tokenType, date: line.date, labels: line.labels)
-            if price == nil, line.quantity == nil {
-                skip("no_rate")
+            var price: ResolvedPrice?
+            var unpriced: String?
+            do {
+                price = try card.price(model: model, tokenType: tokenType, date: line.date, labels: line.labels)
+            } catch let PriceFailure.noRateForTier(_, _, label) {
+                unpriced = "no_rate_for_tier"
+                tierNotes.insert("\(model) \(label)")
+            } catch {
+                unpriced = "no_rate"
+            }
+            if let unpriced, line.quantity == nil {
+                skip(unpriced)
                 ledger.unplacedLines += 1
                 blockedNegative[CellKey(model: model, tokenType: tokenType), default: ("unpriced_vendor_usage", 0)].amount += line.amount ?? 0
                 continue
@@ -188,41 +298,45 @@ struct VendorLedger: Sendable {
             }
             ledger.placedLines += 1
             let key = CellKey(model: model, tokenType: tokenType, account: account)
-            var cell = ledger.cells[key] ?? VendorCell()
-            cell.days.insert(line.date.day)
-            let oneDay = bucket.from.day == Timestamp(microseconds: bucket.to.microseconds - 1).day
-            var day = VendorDay()
-            if !oneDay { cell.hasUndated = true }
+            var bucketPart = VendorBucket()
             if let q = line.quantity {
-                day.stated = q
-                day.hasStated = true
-                cell.hasStated = true
-                cell.stated += q
+                bucketPart.stated = q
+                bucketPart.hasStated = true
                 // Without a card price the vendor's own amount stands (no pricing check possible).
-                cell.statedImpliedAmount += price.map { card.amount(for: q, at: $0) } ?? (line.amount.map { $0 * (fxRate ?? 0) } ?? 0)
+                bucketPart.statedImpliedAmount = price.map { card.amount(for: q, at: $0) } ?? (line.amount.map { $0 * (fxRate ?? 0) } ?? 0)
             }
+            var moneyMissing = false
             if let a = line.amount {
                 if let fxRate {
                     let converted = a * fxRate
-                    cell.hasAmount = true
-                    cell.amount += converted
-                    cell.amountHalfUnits += ExactDecimal.halfUnit(ofScale: line.amountScale) * fxRate
-                    day.amount = converted
-                    day.amountHalfUnits = ExactDecimal.halfUnit(ofScale: line.amountScale) * fxRate
+                    bucketPart.hasAmount = true
+                    bucketPart.amount = converted
+                    bucketPart.amountHalfUnits = ExactDecimal.halfUnit(ofScale: line.amountScale) * fxRate
                     if line.quantity == nil, let price {
-                        cell.exactTokens += card.tokens(for: converted, at: price)
-                        cell.tolerance += card.tolerance(scale: line.amountScale, at: price) * fxRate
-                        day.exactTokens = card.tokens(for: converted, at: price)
-                        day.tolerance = card.tolerance(scale: line.amountScale, at: price) * fxRate
+                        // Volume from the list price where the export gives it (a discount is not less usage).
+                        let volumeMoney = line.listAmount.map { $0 * fxRate } ?? converted
+                        bucketPart.exactTokens = card.tokens(for: volumeMoney, at: price)
+                        bucketPart.tolerance = card.tolerance(scale: line.amountScale, at: price) * fxRate
+                        guard ExactDecimal.roundedInt64(bucketPart.exactTokens) != nil else {
+                            throw UsageBoxError.invalidArgument("\(line.location): \(ExactDecimal.text(a)) \(line.currency) is more tokens than 64 bits hold",
+                                                                field: "invoice")
+                        }
                     }
                 } else {
-                    cell.moneyMissing = true
+                    moneyMissing = true
                 }
             }
-            if oneDay { cell.daily[line.date.day, default: VendorDay()].add(day) }
+            var cell = ledger.cells[key] ?? VendorCell()
+            cell.moneyMissing = cell.moneyMissing || moneyMissing
+            try cell.buckets[VendorCell.BucketKey(from: bucket.from.microseconds, to: bucket.to.microseconds, tag: tokenType.rawValue),
+                             default: VendorBucket()].add(bucketPart)
             ledger.cells[key] = cell
         }
 
+        for (key, cell) in ledger.cells where cell.sum.checkedTokens == nil {
+            throw UsageBoxError.invalidArgument(
+                "the vendor's \(key.tokenType?.rawValue ?? "") tokens of \(key.model) overflow 64 bits; check the invoice's quantities", field: "invoice")
+        }
         if unknownModels.count > 0 {
             ledger.reasons.append(.init(
                 code: "unplaced_vendor_usage", effect: .blocksNegative,
@@ -236,7 +350,9 @@ struct VendorLedger: Sendable {
             case "unknown_token_type":
                 (detail, remedy) = ("\(what): usage lines whose token type the plugin does not know", "map the vendor's token type in the plugin")
             default:
-                (detail, remedy) = ("\(what): usage lines the card has no price for (a tier, modifier or date it does not price)",
+                let tiers = tierNotes.filter { $0.hasPrefix(key.model + " ") }.map { String($0.dropFirst(key.model.count + 1)) }.sorted()
+                (detail, remedy) = ("\(what): usage lines the card has no price for" + (tiers.isEmpty ? " (a date it does not price)"
+                                        : " (\(tiers.joined(separator: ", ")): never priced at the base rate)"),
                                     "add the price to the rate card (see usagebox ratecards show)")
             }
             ledger.reasons.append(.init(code: block.code, effect: .blocksNegative, modelID: key.model, tokenType: key.tokenType,

@@ -20,6 +20,8 @@ public struct ResolvedPrice: Sendable, Hashable {
 public enum PriceFailure: Error, Sendable, Hashable {
     case unknownModel(String)
     case noRate(model: String, tokenType: TokenType, date: Timestamp)
+    /// A label value (`service_tier=priority`) that is neither the base price nor a tier or modifier the card prices.
+    case noRateForTier(model: String, tokenType: TokenType, label: String)
 }
 
 /// Turns amounts into tokens and back.
@@ -42,11 +44,14 @@ public protocol RateCardConverter: Sendable {
     func price(model: String, tokenType: TokenType, date: Timestamp, labels: [String: String]) throws -> ResolvedPrice
     /// What identifies this card's content in a reconciliation record (the card file's SHA-256).
     var fingerprint: String { get }
+    /// Whether a label value means the base price on a model (or the card does not price by it).
+    func isBaseLabel(_ key: String, _ value: String, model: String) -> Bool
 }
 
 extension RateCardConverter {
     public func aliasTokenType(_ vendorString: String) -> TokenType? { nil }
     public var fingerprint: String { "" }
+    public func isBaseLabel(_ key: String, _ value: String, model: String) -> Bool { true }
 
     /// Whether the card prices `tokenType` on `model` at `date` at its base rate.
     public func prices(model: String, tokenType: TokenType, date: Timestamp) -> Bool {

@@ -1,0 +1,173 @@
+import ExactJSON
+import Foundation
+import Metering
+import MeterStoreSQLite
+import ReconCore
+import Testing
+import UsageBoxApp
+import VendorAnthropic
+
+/// More members of the class "the invoice does not say, so do not correct": inputs that combine
+/// or repeat, meters that moved, ids nobody knows, and periods not over. Each found by attacking
+/// the engine with month-end files; each answer decided before the run.
+@Suite struct EvidenceInputTests {
+    typealias S = TestSupport
+    let service = try! ReconciliationService()
+
+    func run(_ store: any MeterStore, _ invoices: [InvoiceFile], account: String? = "acct_42", vendor: String = "anthropic",
+             range: TimeRange = S.may, configure: (inout ReconciliationOptions) -> Void = { _ in }) async throws -> ReconciliationReport {
+        var o = ReconciliationOptions(vendor: vendor, invoices: invoices, range: range, account: account)
+        configure(&o)
+        return try await service.engine.run(o, store: store)
+    }
+
+    func kata() async throws -> SQLiteMeterStore {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        return store
+    }
+
+    static let consoleHeader = "usage_date_utc,model,workspace,api_key,usage_type,context_window,token_type,cost_usd,list_price_usd,cost_type,inference_geo,speed,api_key_id,api_key_status\n"
+
+    @Test func aDiscountIsNotLessUsage() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000, day: 1, vendor: "anthropic"),
+                                    S.event("b", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000, day: 31, vendor: "anthropic")])
+        // 10% off list: $0.90 billed for $1.00 of list-priced tokens each day.
+        let csv = Self.consoleHeader
+            + "2026-05-01,Claude Haiku 4.5,Default,k,message,≤ 200k,input_no_cache,0.90,1.00,token,not_available,,apikey_1,active\n"
+            + "2026-05-31,Claude Haiku 4.5,Default,k,message,≤ 200k,input_no_cache,0.90,1.00,token,not_available,,apikey_1,active\n"
+        let r = try await run(store, [InvoiceFile(name: "console.csv", bytes: Array(csv.utf8))])
+        #expect(r.models.first?.vendor == 2_000_000 && r.models.first?.gap == 0, "volume from the list price")
+        #expect(r.models.first?.vendorAmount == ExactAmount(Decimal(string: "1.8")!), "money as billed")
+        #expect(r.corrections.isEmpty && r.held.isEmpty)
+    }
+
+    @Test func statedQuantitiesAndMoneyOfDifferentDaysAddUp() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000, day: 5, vendor: "anthropic"),
+                                    S.event("b", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000, day: 25, vendor: "anthropic")])
+        // A usage report for the first days (quantities) and a cost report for the rest (money).
+        let usage = InvoiceFile(name: "usage.json", bytes: Array("""
+            {"data": [{"starting_at": "2026-05-05T00:00:00Z", "ending_at": "2026-05-06T00:00:00Z", "results": [{"model": "claude-haiku-4-5", "uncached_input_tokens": 1000000}]}], "has_more": false}
+            """.utf8))
+        let cost = S.costReport([.init(day: 25, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")])
+        let r = try await run(store, [usage, cost])
+        #expect(r.models.first?.vendor == 2_000_000 && r.total.gap == 0, "the cost report's 1,000,000 are not dropped for the usage report's")
+        #expect(r.corrections.isEmpty && r.held.isEmpty)
+    }
+
+    @Test func theSameUsageInTwoExportsIsRefusedWhateverTheyCallIt() async throws {
+        let store = try await kata()
+        let admin = AnthropicPlugin.demoCostReport
+        // The Console's name for the same model and token type, on a day the admin report bills.
+        let console = InvoiceFile(name: "console.csv", bytes: Array((Self.consoleHeader
+            + "2026-05-31,Claude Sonnet 4.5,Default,k,message,≤ 200k,input_no_cache,11.94,11.94,token,not_available,,apikey_1,active\n").utf8))
+        do {
+            _ = try await run(store, [admin, console])
+            Issue.record("the same day billed twice was accepted")
+        } catch let e as UsageBoxError {
+            #expect(e.message.contains("both bill claude-sonnet-4-5 input") && e.message.contains("--allow-overlap"), "\(e.message)")
+        }
+        // An hourly re-export of one day the daily report already bills.
+        let hourly = S.costReport([.init(day: 31, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "10")], name: "hourly.json", days: [])
+        let hourlyText = String(decoding: hourly.bytes, as: UTF8.self)
+            .replacingOccurrences(of: "2026-05-31T00:00:00Z", with: "2026-05-31T10:00:00Z").replacingOccurrences(of: "2026-05-31T23:59:59Z", with: "2026-05-31T11:00:00Z")
+        await #expect(throws: UsageBoxError.self) { _ = try await run(store, [admin, InvoiceFile(name: "hourly.json", bytes: Array(hourlyText.utf8))]) }
+    }
+
+    @Test func aPageSavedTwiceInOneFileIsRefused() async throws {
+        let store = try await kata()
+        let page = String(decoding: AnthropicPlugin.demoCostReport.bytes, as: UTF8.self)
+        let twice = InvoiceFile(name: "pages.json", bytes: Array("[\(page),\(page)]".utf8))
+        do {
+            _ = try await run(store, [twice])
+            Issue.record("a repeated page was accepted")
+        } catch let e as UsageBoxError {
+            #expect(e.message.contains("pages.json declares the bucket 2026-05-01T00:00:00Z"), "\(e.message)")
+        }
+    }
+
+    @Test func aMapEntryPointingAtAnAccountWithNoEventsBlocksThatAccount() async throws {
+        let store = try await kata()
+        let r = try await run(store, [AnthropicPlugin.demoCostReport], account: nil) { $0.accountMap = ["wrkspc_01KataDemo42": "acct_042"] }
+        #expect(r.reasons.contains { $0.code == "no_metered_usage" && $0.accountID == "acct_042" && $0.effect == .blocksAccount })
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "a typo in the map must not book 328,160,000 tokens to acct_042")
+    }
+
+    @Test func meteredUsageUnderAModelIdNoCardKnowsBlocksUnderMeteringCorrections() async throws {
+        let store = try await kata()
+        _ = try await store.ingest([.event(UsageEvent(eventID: "snap", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-sonnet-4-5-20270301",
+                                                      quantity: 520_000, unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-20T00:00:00Z")!,
+                                                      dimensions: ["token_type": "input", "vendor": "anthropic"]))])
+        let r = try await run(store, [AnthropicPlugin.demoCostReport])
+        #expect(r.meteredOutOfScope.map(\.modelID) == ["claude-sonnet-4-5-20270301"])
+        #expect(r.findings.first { $0.tokenType == .input && $0.modelID == "claude-sonnet-4-5" }?.blockedBy == ["unplaced_metered_usage"])
+        #expect(r.corrections.isEmpty, "the 520,000 are metered, under a snapshot id the card lacks")
+    }
+
+    @Test func aPeriodNotOverIsInconclusive() async throws {
+        let store = try S.store()
+        let today = Timestamp.now()
+        _ = try await store.ingest([.event(UsageEvent(eventID: "a", accountID: "acct_42", meterID: "m", modelID: "claude-haiku-4-5", quantity: 10,
+                                                      unit: "tokens", timestamp: Timestamp(microseconds: today.microseconds - 3_600_000_000),
+                                                      dimensions: ["token_type": "input", "vendor": "anthropic"]))])
+        let month = try TimeRange(from: today.startOfMonth, to: today.startOfNextMonth)
+        let days = Int((month.to.microseconds - month.from.microseconds) / 86_400_000_000)
+        let r = try await run(store, [S.costReport([], days: Array(1...days), bucketMonth: today.monthString)], range: month)
+        #expect(r.reasons.contains { $0.code == "period_not_over" && $0.effect == .inconclusive } && r.corrections.isEmpty)
+    }
+
+    @Test func applyingAfterTheMeterMovedIsRefused() async throws {
+        let store = try await kata()
+        let (r, _) = try await service.run(ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may,
+                                                                 account: "acct_42"), store: store, log: store)
+        // The late event arrives: the 520,000 were only delayed.
+        _ = try await store.ingest([S.event("late", model: "claude-sonnet-4-5", type: "input", quantity: 520_000, day: 30, vendor: "anthropic")])
+        do {
+            _ = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
+            Issue.record("a stale correction was posted")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && e.message.contains("the meter changed") && e.message.contains("122900000"), "\(e.message)")
+        }
+        let sonnet = try await store.usage(UsageQuery(scope: .accounts(["acct_42"]), range: S.may, groupBy: [],
+                                                      filters: [UsageFilter(field: .modelID, op: .eq, values: ["claude-sonnet-4-5"])]))
+        #expect(sonnet.groups.first?.aggregate.sum == 191_920_000, "billed once, not twice")
+    }
+
+    @Test func aFreshRunAfterARevertProposesANewCorrection() async throws {
+        let store = try await kata()
+        let options = ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42")
+        let (first, _) = try await service.run(options, store: store, log: store, apply: true)
+        _ = try await service.revert(id: first.id, store: store, log: store)
+        let (second, outcome) = try await service.run(options, store: store, log: store, apply: true)
+        guard case let .posted(response, _) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(second.corrections.map(\.quantity) == [520_000] && second.corrections[0].eventID != first.corrections[0].eventID)
+        #expect(response.accepted == 1, "the correction is posted again, not swallowed as a duplicate of the reverted one")
+    }
+
+    @Test func aTokenCountPast64BitsIsAnErrorNotAZero() async throws {
+        let store = try await kata()
+        let huge = S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "9999999999999999999999")])
+        do {
+            _ = try await run(store, [huge])
+            Issue.record("an overflowing amount was read as tokens")
+        } catch let e as UsageBoxError {
+            #expect(e.message.contains("64 bits"), "\(e.message)")
+        }
+        let usage = InvoiceFile(name: "usage.json", bytes: Array("""
+            {"data": [{"starting_at": "2026-05-05T00:00:00Z", "results": [{"model": "claude-haiku-4-5", "uncached_input_tokens": 9223372036854775807},
+                                                                          {"model": "claude-haiku-4-5", "uncached_input_tokens": 9223372036854775807}]}]}
+            """.utf8))
+        await #expect(throws: UsageBoxError.self, "a stated sum past 64 bits") { _ = try await run(store, [usage]) }
+    }
+
+    @Test func anEmptyLastPageEndsTheChain() async throws {
+        let store = try await kata()
+        let page1 = String(decoding: AnthropicPlugin.demoCostReport.bytes, as: UTF8.self)
+            .replacingOccurrences(of: "\"has_more\": false", with: "\"has_more\": true")
+        let r = try await run(store, [InvoiceFile(name: "p1.json", bytes: Array(page1.utf8)),
+                                      InvoiceFile(name: "p2.json", bytes: Array(#"{"data": [], "has_more": false, "next_page": null}"#.utf8))])
+        #expect(r.verdict == .conclusive && r.coverage.pages.count == 2)
+    }
+}
