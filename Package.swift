@@ -78,6 +78,8 @@ let package = Package(
                 .embedInCode("Examples/usage_report_2026_05.json"),
                 .embedInCode("Examples/cost_report_truncated.json"),
                 .embedInCode("Examples/console_cost_bad_amount.csv"),
+                .embedInCode("Examples/cost_report_tiers_2026_05.json"),
+                .embedInCode("Examples/console_cost_discount_2026_05.csv"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -86,7 +88,8 @@ let package = Package(
             dependencies: ["ReconCore", "FormatReaders", "ExactJSON", "Metering"],
             path: "Plugins/FOCUS",
             exclude: ["README.md"],
-            resources: [.embedInCode("Examples/focus_ai_usage.csv"), .embedInCode("Examples/focus_bad_quantity.csv")],
+            resources: [.embedInCode("Examples/focus_ai_usage.csv"), .embedInCode("Examples/focus_bad_quantity.csv"),
+                        .embedInCode("Examples/focus_corrections.csv")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -103,7 +106,8 @@ let package = Package(
             path: "Plugins/OpenAI",
             exclude: ["README.md"],
             resources: [.embedInCode("Examples/openai_costs_2026_05.json"), .embedInCode("Examples/openai_usage_2026_05.json"),
-                        .embedInCode("Examples/openai_cost_export.csv"), .embedInCode("Examples/openai_costs_bad.json")],
+                        .embedInCode("Examples/openai_cost_export.csv"), .embedInCode("Examples/openai_costs_bad.json"),
+                        .embedInCode("Examples/openai_costs_tiers_2026_05.json"), .embedInCode("Examples/openai_usage_cache_writes.json")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -112,7 +116,7 @@ let package = Package(
             path: "Plugins/AWSBedrock",
             exclude: ["README.md"],
             resources: [.embedInCode("Examples/cur2_2026_05.csv"), .embedInCode("Examples/cur_legacy.csv"),
-                        .embedInCode("Examples/cur_wrong_columns.csv")],
+                        .embedInCode("Examples/cur_wrong_columns.csv"), .embedInCode("Examples/cur2_profiles_2026_05.csv")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -120,7 +124,8 @@ let package = Package(
             dependencies: ["ReconCore", "Metering"],
             path: "Plugins/AzureOpenAI",
             exclude: ["README.md"],
-            resources: [.embedInCode("Examples/azure_cost_details.csv"), .embedInCode("Examples/azure_bad_quantity.csv")],
+            resources: [.embedInCode("Examples/azure_cost_details.csv"), .embedInCode("Examples/azure_bad_quantity.csv"),
+                        .embedInCode("Examples/azure_eur_billing.csv")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -129,7 +134,7 @@ let package = Package(
             path: "Plugins/GoogleVertex",
             exclude: ["README.md"],
             resources: [.embedInCode("Examples/vertex_export.json"), .embedInCode("Examples/vertex_export.csv"),
-                        .embedInCode("Examples/vertex_truncated.json")],
+                        .embedInCode("Examples/vertex_truncated.json"), .embedInCode("Examples/vertex_export_eur.json")],
             swiftSettings: swiftSettings
         ),
         // The one immutable list of built-in plugins.

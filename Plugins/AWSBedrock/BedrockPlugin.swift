@@ -34,6 +34,15 @@ public enum BedrockPlugin: VendorPlugin {
             expectedLineCount: 2, expectedAmounts: ["claude-haiku-4-5/input": "0.5", "claude-haiku-4-5/output": "2.5"],
             expectedQuantities: ["claude-haiku-4-5/input": 500_000, "claude-haiku-4-5/output": 500_000]),
         PluginExample(
+            name: "aws-bedrock: geographic profile (+10%), global profile, a flex line with its stated tokens, a usage refund netted; the meter writes profile ids",
+            file: InvoiceFile(name: "cur2_profiles_2026_05.csv", bytes: PackageResources.cur2_profiles_2026_05_csv), parserID: "cur-csv",
+            expectedLineCount: 4,
+            expectedAmounts: ["claude-sonnet-4-6/input": "6", "claude-sonnet-4-6/output": "0.75"],
+            expectedQuantities: ["claude-sonnet-4-6/input": 1_900_000, "claude-sonnet-4-6/output": 100_000],
+            reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+            expectedVendorTokens: ["claude-sonnet-4-6/input": 1_900_000, "claude-sonnet-4-6/output": 100_000],
+            meterModelIDs: ["claude-sonnet-4-6": "us.anthropic.claude-sonnet-4-6-v1:0"]),
+        PluginExample(
             name: "aws-bedrock: a missing cost column is refused naming it",
             file: InvoiceFile(name: "cur_wrong_columns.csv", bytes: PackageResources.cur_wrong_columns_csv), parserID: "cur-csv",
             expectedError: "cur_wrong_columns.csv:1: field 'line_item_unblended_cost'"),
@@ -109,23 +118,28 @@ struct BedrockCURParser: InvoiceParser {
             if tokenClass != nil, let block = Self.scale(row.cell(Self.unit)) {
                 quantity = try row.tokens(Self.amount, times: block, file: file.name)
             }
+            // A refund of token usage takes its tokens back; a refund with no usage amount is money only.
+            let isRefund = lineType == "Refund" && tokenClass != nil && (quantity ?? 0) != 0
+            if isRefund, let q = quantity { quantity = q > 0 ? -q : q }
             var attribution: [String: String] = [:]
             for (k, names) in [("usage_account_id", ["line_item_usage_account_id", "lineItem/UsageAccountId"]),
                                ("iam_principal", ["line_item_iam_principal"]), ("resource_id", ["line_item_resource_id", "lineItem/ResourceId"])] {
                 if let v = row.cell(names) { attribution[k] = v }
             }
             var nonUsage: String?
-            if !["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"].contains(lineType) {
+            if !["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"].contains(lineType) && !isRefund {
                 nonUsage = "not_usage:\(lineType.lowercased())"
             } else if tokenClass == nil {
                 nonUsage = "not_usage:\(row.cell(Self.product) ?? "other")"
             }
-            return InvoiceLine(
+            var line = InvoiceLine(
                 location: "\(file.name):\(row.line)", vendorModel: model, vendorTokenType: tokenClass,
                 tokenType: tokenClass.flatMap { BedrockPlugin.tokenTypeMap[$0] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
                 currency: row.cell(Self.currency) ?? "USD", quantity: nonUsage == nil ? quantity : nil,
                 date: try row.timestamp(Self.start, file: file.name), end: try row.optionalTimestamp(Self.end, file: file.name),
                 labels: labels, attribution: attribution, nonUsageReason: nonUsage, description: usageType)
+            line.isCorrection = isRefund
+            return line
         })
     }
 }

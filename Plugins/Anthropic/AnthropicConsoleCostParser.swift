@@ -40,6 +40,7 @@ struct AnthropicConsoleCostParser: InvoiceParser {
             if let c = AnthropicPlugin.contextWindow(cell("context_window")) { labels["context_window"] = c }
             if cell("usage_type") == "batch" { labels["service_tier"] = "batch" }
             if let g = cell("inference_geo") { labels["inference_geo"] = g }
+            if let speed = cell("speed") { labels["speed"] = speed }
             var attribution: [String: String] = [:]
             if let w = cell("workspace") { attribution["workspace"] = w }
             if let k = cell("api_key_id") { attribution["api_key_id"] = k }

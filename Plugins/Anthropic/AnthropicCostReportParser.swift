@@ -119,6 +119,7 @@ struct AnthropicUsageReportParser: InvoiceParser {
                     if let c = AnthropicPlugin.contextWindow(row["context_window"]?.stringValue) { labels["context_window"] = c }
                     if let s = row["service_tier"]?.stringValue { labels["service_tier"] = s }
                     if let g = row["inference_geo"]?.stringValue { labels["inference_geo"] = g }
+                    if let speed = row["speed"]?.stringValue { labels["speed"] = speed }
                     var attribution: [String: String] = [:]
                     if let w = row["workspace_id"]?.stringValue { attribution["workspace_id"] = w }
                     if let k = row["api_key_id"]?.stringValue { attribution["api_key_id"] = k }

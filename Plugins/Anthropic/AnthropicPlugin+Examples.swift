@@ -33,6 +33,22 @@ extension AnthropicPlugin {
                 "claude-haiku-4-5/output": 2500,
             ]),
         PluginExample(
+            name: "anthropic: tiers and modifiers (batch, long context, US geo, flat 1M context) priced; priority and an unpriced context never at base",
+            file: file("cost_report_tiers_2026_05.json", PackageResources.cost_report_tiers_2026_05_json), parserID: "admin-cost-report",
+            expectedLineCount: 7,
+            expectedAmounts: ["claude-sonnet-4-5/input": "13.5", "claude-opus-4-8/input": "5.5", "claude-sonnet-4-6/input": "3",
+                              "claude-haiku-4-5/input": "2"],
+            reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+            expectedVendorTokens: ["claude-sonnet-4-5/input": 3_000_000, "claude-opus-4-8/input": 1_000_000, "claude-sonnet-4-6/input": 1_000_000],
+            expectedUnmapped: ["no_rate_for_tier": "5"]),
+        PluginExample(
+            name: "anthropic: console cost with a discount (volume from list price, money as billed) and fast mode",
+            file: file("console_cost_discount_2026_05.csv", PackageResources.console_cost_discount_2026_05_csv), parserID: "console-cost-csv",
+            expectedLineCount: 3,
+            expectedAmounts: ["claude-haiku-4-5/input": "0.90", "claude-haiku-4-5/output": "4.50", "claude-opus-4-8/output": "25.00"],
+            reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+            expectedVendorTokens: ["claude-haiku-4-5/input": 1_000_000, "claude-haiku-4-5/output": 1_000_000, "claude-opus-4-8/output": 500_000]),
+        PluginExample(
             name: "anthropic: a truncated cost report is refused with its position",
             file: file("cost_report_truncated.json", PackageResources.cost_report_truncated_json), parserID: "admin-cost-report",
             expectedError: "cost_report_truncated.json:1: malformed JSON"),

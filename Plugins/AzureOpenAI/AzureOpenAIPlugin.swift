@@ -53,6 +53,14 @@ public enum AzureOpenAIPlugin: VendorPlugin {
             reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
             expectedVendorTokens: ["gpt-4.1/input": 1_250_400, "gpt-4o/cache_read": 1_000_000, "gpt-4o/output": 1_000_000, "gpt-4o/input": 1_000_000]),
         PluginExample(
+            name: "azure-openai: billed in euros, priced in dollars, with the export's ExchangeRatePricingToBilling (no --fx needed)",
+            file: InvoiceFile(name: "azure_eur_billing.csv", bytes: PackageResources.azure_eur_billing_csv), parserID: "cost-details-csv",
+            expectedLineCount: 2,
+            expectedAmounts: ["gpt-4o/input": "2.3", "gpt-4o/output": "0.92"],
+            expectedQuantities: ["gpt-4o/input": 1_000_000, "gpt-4o/output": 100_000],
+            reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+            expectedVendorTokens: ["gpt-4o/input": 1_000_000, "gpt-4o/output": 100_000]),
+        PluginExample(
             name: "azure-openai: a non-number quantity is refused naming line and field",
             file: InvoiceFile(name: "azure_bad_quantity.csv", bytes: PackageResources.azure_bad_quantity_csv), parserID: "cost-details-csv",
             expectedError: "azure_bad_quantity.csv:2: field 'Quantity'"),
@@ -97,11 +105,18 @@ struct AzureCostDetailsParser: InvoiceParser {
             for k in ["SubscriptionId", "ResourceGroup", "ResourceId"] { if let v = row.cell(k) { attribution[k] = v } }
             var nonUsage: String?
             if chargeType != "Usage" { nonUsage = "not_usage:\(chargeType.lowercased())" } else if parsed == nil { nonUsage = "not_usage:\(meterName)" }
-            return InvoiceLine(
+            // Billed in another currency than the USD pricing: the export states the rate it used.
+            var rate: Decimal?
+            if !usePricing, row.cell("PricingCurrency") == "USD", let r = try row.decimal(["ExchangeRatePricingToBilling"], file: file.name), r > 0 {
+                rate = r
+            }
+            var line = InvoiceLine(
                 location: "\(file.name):\(row.line)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
                 tokenType: parsed.flatMap { AzureOpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
                 currency: currency, quantity: nonUsage == nil ? quantity : nil, date: try row.timestamp(["Date", "UsageDate"], file: file.name),
                 labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: nonUsage, description: meterName)
+            line.exchangeRate = rate
+            return line
         })
     }
 }

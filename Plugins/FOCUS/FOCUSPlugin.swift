@@ -27,6 +27,15 @@ public enum FOCUSPlugin: VendorPlugin {
             expectedQuantities: ["solora-atlas-5.5/input": 10_000_000, "solora-atlas-5.5/output": 2_000_000,
                                  "solora-atlas-5.5/cache_read": 2_000_000, "solora-atlas-5.5/cache_write": 1_000_000]),
         PluginExample(
+            name: "focus: correction rows net into the charge period they correct; one for another period stays unmapped with that period",
+            file: InvoiceFile(name: "focus_corrections.csv", bytes: PackageResources.focus_corrections_csv), parserID: "focus-csv",
+            expectedLineCount: 4,
+            expectedAmounts: ["solora-atlas-5.5/input": "6.5", "(not usage)": "-0.5"],
+            expectedQuantities: ["solora-atlas-5.5/input": 1_300_000],
+            reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+            expectedVendorTokens: ["solora-atlas-5.5/input": 1_500_000],
+            expectedUnmapped: ["correction_for_other_period:2026-04": "-1"]),
+        PluginExample(
             name: "focus: a fractional token count is refused naming line and field",
             file: InvoiceFile(name: "focus_bad_quantity.csv", bytes: PackageResources.focus_bad_quantity_csv), parserID: "focus-csv",
             expectedError: "focus_bad_quantity.csv:2: field 'ConsumedQuantity'"),
@@ -99,6 +108,8 @@ struct FOCUSParser: InvoiceParser {
                 nonUsageReason: category != "Usage" ? "not_usage:\(category.lowercased())" : (model == nil ? "not_usage" : nil),
                 description: cell("ChargeDescription"))
             line.modelIsCanonical = true
+            // Corrections are posted later but keep the ChargePeriod they correct (FOCUS 1.1+ ChargeClass).
+            line.isCorrection = cell("ChargeClass")?.lowercased() == "correction"
             lines.append(line)
         }
         return ParsedInvoice(lines: lines)

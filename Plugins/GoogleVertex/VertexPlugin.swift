@@ -37,7 +37,8 @@ public enum VertexPlugin: VendorPlugin {
     }
 
     static func line(file: String, location: String, service: String?, sku: String?, cost: String?, currency: String?, amount: Decimal?,
-                     unit: String?, start: Timestamp, end: Timestamp?, costType: String?, project: String?) throws -> InvoiceLine {
+                     unit: String?, start: Timestamp, end: Timestamp?, costType: String?, project: String?,
+                     conversionRate: String? = nil) throws -> InvoiceLine {
         guard let cost, let value = ExactDecimal.parseNumber(cost) else {
             throw InvoiceError(file: file, field: "cost", "\(location): '\(cost ?? "")' is not a number")
         }
@@ -52,11 +53,21 @@ public enum VertexPlugin: VendorPlugin {
         }
         var nonUsage: String?
         if let costType, costType != "regular" { nonUsage = "not_usage:\(costType)" } else if parsed == nil { nonUsage = "not_usage:\(sku ?? service ?? "other")" }
-        return InvoiceLine(
+        // cost ÷ currency_conversion_rate is the cost in US dollars (the rate the export itself used).
+        var rate: Decimal?
+        if let conversionRate, (currency ?? "USD") != "USD" {
+            guard let r = ExactDecimal.parseNumber(conversionRate), r > 0 else {
+                throw InvoiceError(file: file, field: "currency_conversion_rate", "\(location): '\(conversionRate)' is not a positive number")
+            }
+            rate = r
+        }
+        var line = InvoiceLine(
             location: location, vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
             tokenType: parsed.flatMap { tokenTypeMap[$0.tokenClass] }, amount: value, amountScale: ExactDecimal.scale(of: cost),
             currency: currency ?? "USD", quantity: nonUsage == nil ? quantity : nil, date: start, end: end, labels: parsed?.labels ?? [:],
             attribution: project.map { ["project_id": $0] } ?? [:], nonUsageReason: nonUsage, description: sku)
+        line.exchangeRate = rate
+        return line
     }
 
     public static let examples: [PluginExample] = [
@@ -74,6 +85,15 @@ public enum VertexPlugin: VendorPlugin {
             expectedLineCount: 3,
             expectedAmounts: ["gemini-2.5-pro/input": "1.25", "gemini-2.5-pro/output": "10", "(not usage)": "-1"],
             expectedQuantities: ["gemini-2.5-pro/input": 1_000_000, "gemini-2.5-pro/output": 1_000_000]),
+        PluginExample(
+            name: "google-vertex: billed in euros with the export's own currency_conversion_rate (no --fx needed)",
+            file: InvoiceFile(name: "vertex_export_eur.json", bytes: PackageResources.vertex_export_eur_json), parserID: "billing-export-ndjson",
+            expectedLineCount: 2,
+            expectedAmounts: ["gemini-2.5-flash/input": "0.27", "gemini-2.5-flash/output": "4.5"],
+            expectedQuantities: ["gemini-2.5-flash/input": 1_000_000, "gemini-2.5-flash/output": 2_000_000],
+            reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+            expectedVendorTokens: ["gemini-2.5-flash/input": 1_000_000, "gemini-2.5-flash/output": 2_000_000],
+            meterModelIDs: ["gemini-2.5-flash": "publishers/google/models/gemini-2.5-flash@001"]),
         PluginExample(
             name: "google-vertex: a truncated NDJSON line is refused naming its line",
             file: InvoiceFile(name: "vertex_truncated.json", bytes: PackageResources.vertex_truncated_json), parserID: "billing-export-ndjson",
@@ -115,7 +135,8 @@ struct VertexNDJSONParser: InvoiceParser {
                 cost: row["cost"].flatMap { if case let .number(n) = $0 { return n } else { return $0.stringValue } },
                 currency: row["currency"]?.stringValue, amount: amountText.flatMap { ExactDecimal.parseNumber($0) },
                 unit: row["usage"]?["unit"]?.stringValue, start: start,
-                end: row["usage_end_time"]?.stringValue.flatMap { Timestamp(rfc3339: $0) }, costType: row["cost_type"]?.stringValue, project: row["project"]?["id"]?.stringValue)
+                end: row["usage_end_time"]?.stringValue.flatMap { Timestamp(rfc3339: $0) }, costType: row["cost_type"]?.stringValue, project: row["project"]?["id"]?.stringValue,
+                conversionRate: row["currency_conversion_rate"].flatMap { if case let .number(n) = $0 { return n } else { return $0.stringValue } })
             if line.amount == nil { line.amount = 0 }
             lines.append(line)
             for (c, credit) in (row["credits"]?.arrayValue ?? []).enumerated() {
@@ -151,7 +172,7 @@ struct VertexCSVParser: InvoiceParser {
                 amount: try row.decimal(["usage_amount", "usage.amount"], file: file.name), unit: row.cell(["usage_unit", "usage.unit"]),
                 start: try row.timestamp(["usage_start_time"], file: file.name),
                 end: try row.optionalTimestamp(["usage_end_time"], file: file.name), costType: row.cell("cost_type"),
-                project: row.cell(["project_id", "project.id"])))
+                project: row.cell(["project_id", "project.id"]), conversionRate: row.cell("currency_conversion_rate")))
             if let credits = try row.decimal(["credits"], file: file.name), credits != 0 {
                 lines.append(InvoiceLine(location: "\(location)#credits", vendorModel: nil, vendorTokenType: nil, tokenType: nil, amount: credits,
                                          amountScale: ExactDecimal.scale(of: row.cell("credits")!), currency: row.cell("currency") ?? "USD",

@@ -57,6 +57,23 @@ public enum OpenAIPlugin: VendorPlugin {
             expectedLineCount: 3,
             expectedAmounts: ["gpt-4.1-2025-04-14/input": "2.0000000000", "gpt-4.1-2025-04-14/output": "0.8958740000000000", "(not usage)": "0.01"]),
         PluginExample(
+            name: "openai: priority and flex priced at their tiers; a tier the card lacks (scale) never at base",
+            file: InvoiceFile(name: "openai_costs_tiers_2026_05.json", bytes: PackageResources.openai_costs_tiers_2026_05_json), parserID: "costs-api",
+            expectedLineCount: 3,
+            expectedAmounts: ["gpt-4o-2024-08-06/input": "6.75", "gpt-5-2025-08-07/output": "5"],
+            reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+            expectedVendorTokens: ["gpt-4o-2024-08-06/input": 1_000_000, "gpt-5-2025-08-07/output": 1_000_000],
+            expectedUnmapped: ["no_rate_for_tier": "2.5"]),
+        PluginExample(
+            name: "openai: usage API layout with cache writes (input_tokens includes cached input and cache writes)",
+            file: InvoiceFile(name: "openai_usage_cache_writes.json", bytes: PackageResources.openai_usage_cache_writes_json), parserID: "usage-api",
+            expectedLineCount: 4,
+            expectedQuantities: ["gpt-5.5-2026-04-23/input": 5000, "gpt-5.5-2026-04-23/cache_read": 3000, "gpt-5.5-2026-04-23/cache_write": 2000,
+                                 "gpt-5.5-2026-04-23/output": 4000],
+            reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+            expectedVendorTokens: ["gpt-5.5-2026-04-23/input": 5000, "gpt-5.5-2026-04-23/cache_read": 3000, "gpt-5.5-2026-04-23/cache_write": 2000,
+                                   "gpt-5.5-2026-04-23/output": 4000]),
+        PluginExample(
             name: "openai: an amount that is not a number is refused naming the field",
             file: InvoiceFile(name: "openai_costs_bad.json", bytes: PackageResources.openai_costs_bad_json), parserID: "costs-api",
             expectedError: "data[0].results[0].amount.value"),

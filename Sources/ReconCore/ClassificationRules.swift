@@ -305,3 +305,36 @@ public enum AccountMap {
         return out
     }
 }
+
+/// Model names a vendor or a collector uses that no card can know (an Azure deployment name, an
+/// internal alias) → the model they serve, from YAML or JSON: `{"prod-gpt4o-eastus": "gpt-4o"}`.
+/// Applied on both sides of a reconciliation before the card's own aliases.
+public enum ModelMap {
+    public static func load(text: String, file: String) throws -> [String: String] {
+        let root = try YAMLNode.parse(text, file: file)
+        var out: [String: String] = [:]
+        for (k, v) in try root.mapping("the model map") { out[k] = try v.string("model of \(k)") }
+        return out
+    }
+}
+
+/// A card seen through a model map: names the map knows are resolved to the model they serve first.
+struct ModelMappedCard: RateCardConverter {
+    let card: any RateCardConverter
+    let map: [String: String]
+
+    var vendor: String { card.vendor }
+    var version: String { card.version }
+    var currency: String { card.currency }
+    var models: [String] { card.models }
+    var fingerprint: String { card.fingerprint }
+    func canonicalModel(_ vendorModel: String) -> String? {
+        if let mapped = map[vendorModel] { return card.canonicalModel(mapped) ?? mapped }
+        return card.canonicalModel(vendorModel)
+    }
+    func aliasTokenType(_ vendorString: String) -> TokenType? { card.aliasTokenType(map[vendorString] ?? vendorString) }
+    func price(model: String, tokenType: TokenType, date: Timestamp, labels: [String: String]) throws -> ResolvedPrice {
+        try card.price(model: model, tokenType: tokenType, date: date, labels: labels)
+    }
+    func isBaseLabel(_ key: String, _ value: String, model: String) -> Bool { card.isBaseLabel(key, value, model: model) }
+}

@@ -57,6 +57,12 @@ public struct InvoiceLine: Sendable, Hashable {
     /// The export names the model by its own id (FOCUS `ModelId`): use it as-is when the rate card
     /// does not know it. Display names and item names (UBL) must go through the card's aliases.
     public var modelIsCanonical = false
+    /// The row corrects earlier billing (FOCUS `ChargeClass = Correction`, a CUR refund); `date`
+    /// is the charge period it corrects. A quantity it carries nets into that period's usage.
+    public var isCorrection = false
+    /// Units of `currency` per unit of the card's currency, when the export states the rate it used
+    /// (Vertex `currency_conversion_rate`, Azure `ExchangeRatePricingToBilling`).
+    public var exchangeRate: Decimal?
 
     public init(location: String, vendorModel: String?, vendorTokenType: String?, tokenType: TokenType?, amount: Decimal?,
                 amountScale: Int, currency: String, listAmount: Decimal? = nil, quantity: Int64? = nil, date: Timestamp,

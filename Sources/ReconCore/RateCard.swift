@@ -51,7 +51,11 @@ public struct RateCard: RateCardConverter, Sendable {
 
     public func canonicalModel(_ vendorModel: String) -> String? {
         if prices[vendorModel] != nil { return vendorModel }
-        return alias(vendorModel)?.model
+        if let a = alias(vendorModel) { return a.model }
+        // The same model as a Bedrock or Vertex id writes it (profile prefix, ARN, version suffix).
+        let normalized = ModelID.normalize(vendorModel)
+        guard normalized != vendorModel, !normalized.isEmpty else { return nil }
+        return prices[normalized] != nil ? normalized : alias(normalized)?.model
     }
 
     public func aliasTokenType(_ vendorString: String) -> TokenType? { alias(vendorString)?.tokenType }

@@ -120,6 +120,8 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         public var tolerance: Int64
         public var vendorAmount: ExactAmount
         public var gapAmount: ExactAmount
+        /// The list (pre-discount) money where the export gives it; `vendor_amount` is what was billed.
+        public var listAmount: ExactAmount?
 
         public init(tokenType: TokenType?, metered: Int64, vendor: Int64, tolerance: Int64, vendorAmount: Decimal, gapAmount: Decimal) {
             self.tokenType = tokenType
@@ -136,7 +138,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
 
         enum CodingKeys: String, CodingKey {
             case tokenType = "token_type", metered, vendor, gap, gapPct = "gap_pct", tolerance, vendorAmount = "vendor_amount"
-            case gapAmount = "gap_amount"
+            case gapAmount = "gap_amount", listAmount = "list_amount"
         }
     }
 

@@ -641,6 +641,7 @@ components:
         rate_card_yaml: {type: string}
         rate_card_name: {type: string}
         account_map: {type: object, additionalProperties: {type: string}}
+        model_map: {type: object, additionalProperties: {type: string}}
         fx: {type: object, additionalProperties: {type: string}}
         deep_verify: {type: boolean}
         allow_drift: {type: boolean}
@@ -654,7 +655,7 @@ components:
       required: [code, effect, model_id, token_type, account_id, detail, remedy, days, accounts, amount]
       properties:
         code: {type: string}
-        effect: {type: string, enum: [inconclusive, blocks_negative, blocks_model, note]}
+        effect: {type: string, enum: [inconclusive, blocks_negative, blocks_positive, blocks_model, blocks_account, note]}
         model_id: {type: string, nullable: true}
         token_type: {type: string, nullable: true}
         account_id: {type: string, nullable: true}
@@ -675,7 +676,7 @@ components:
     TokenTypeRow:
       type: object
       additionalProperties: false
-      required: [token_type, metered, vendor, gap, gap_pct, tolerance, vendor_amount, gap_amount]
+      required: [token_type, metered, vendor, gap, gap_pct, tolerance, vendor_amount, gap_amount, list_amount]
       properties:
         token_type: {type: string, nullable: true}
         metered: {type: integer, format: int64}
@@ -685,6 +686,7 @@ components:
         tolerance: {type: integer, format: int64}
         vendor_amount: {$ref: "#/components/schemas/Decimal"}
         gap_amount: {$ref: "#/components/schemas/Decimal"}
+        list_amount: {type: string, nullable: true}
     Correction:
       type: object
       additionalProperties: false
@@ -704,8 +706,8 @@ components:
       type: object
       additionalProperties: false
       required: [id, vendor, account_id, invoice_scope, from, to, verdict, reasons, invoice, coverage, rate_card, rules, verify, models,
-                 total, shape, implied_factor, unmetered_token_types, findings, unattributed, unmapped, metered_out_of_scope,
-                 corrections, held, rounding, applied, applied_event_ids, applied_at, reverted_at, run_by, created_at]
+                 total, shape, implied_factor, unmetered_token_types, findings, price_steps, days, unattributed, unmapped, metered_out_of_scope,
+                 corrections, held, meter_basis, rounding, applied, applied_event_ids, applied_at, reverted_at, run_by, created_at]
       properties:
         id: {type: string}
         vendor: {type: string}
@@ -718,7 +720,7 @@ components:
         invoice:
           type: object
           additionalProperties: false
-          required: [sha256, files, format, currency, lines, amount, unmapped_amount]
+          required: [sha256, files, format, currency, lines, amount, unmapped_amount, amounts_by_currency, unconverted_currencies]
           properties:
             sha256: {type: string}
             files:
@@ -733,6 +735,8 @@ components:
             lines: {type: integer}
             amount: {$ref: "#/components/schemas/Decimal"}
             unmapped_amount: {$ref: "#/components/schemas/Decimal"}
+            amounts_by_currency: {type: object, additionalProperties: {type: string}}
+            unconverted_currencies: {type: array, items: {type: string}}
         coverage:
           type: object
           additionalProperties: false
@@ -815,7 +819,8 @@ components:
           items:
             type: object
             additionalProperties: false
-            required: [model_id, token_type, account_id, quantity, amount, metered, vendor, class, rule, classifier, reason, blocked_by]
+            required: [model_id, token_type, account_id, quantity, amount, metered, vendor, class, rule, classifier, reason, blocked_by,
+                       gap_since, gap_days, paired_with, pair_amount]
             properties:
               model_id: {type: string}
               token_type: {type: string, nullable: true}
@@ -824,11 +829,49 @@ components:
               amount: {$ref: "#/components/schemas/Decimal"}
               metered: {type: integer, format: int64}
               vendor: {type: integer, format: int64}
-              class: {type: string, enum: [metering_gap, pass_through, pricing_gap, unexplained, within_tolerance]}
+              class: {type: string, enum: [metering_gap, pass_through, pricing_gap, unexplained, within_tolerance, boundary]}
               rule: {type: string}
               classifier: {type: string}
               reason: {type: string}
               blocked_by: {type: array, items: {type: string}}
+              gap_since: {type: string, nullable: true}
+              gap_days: {type: integer, nullable: true}
+              paired_with: {type: string, nullable: true}
+              pair_amount: {type: string, nullable: true}
+        price_steps:
+          type: array
+          items:
+            type: object
+            additionalProperties: false
+            required: [date, rates]
+            properties:
+              date: {type: string}
+              rates:
+                type: array
+                items:
+                  type: object
+                  additionalProperties: false
+                  required: [model_id, token_type, before_per_million, after_per_million]
+                  properties:
+                    model_id: {type: string}
+                    token_type: {type: string, nullable: true}
+                    before_per_million: {type: string}
+                    after_per_million: {type: string}
+        days:
+          type: array
+          items:
+            type: object
+            additionalProperties: false
+            required: [day, model_id, token_type, metered, vendor, gap, vendor_amount, implied_per_million]
+            properties:
+              day: {type: string}
+              model_id: {type: string}
+              token_type: {type: string, nullable: true}
+              metered: {type: integer, format: int64}
+              vendor: {type: integer, format: int64, nullable: true}
+              gap: {type: integer, format: int64, nullable: true}
+              vendor_amount: {type: string, nullable: true}
+              implied_per_million: {type: string, nullable: true}
         unattributed:
           type: array
           items:
@@ -866,6 +909,20 @@ components:
               tokens: {type: integer, format: int64}
               reason: {type: string}
         corrections: {type: array, items: {$ref: "#/components/schemas/Correction"}}
+        meter_basis:
+          type: array
+          items:
+            type: object
+            additionalProperties: false
+            required: [account_id, model_id, token_type, raw_model_ids, meter_id, vendors, metered]
+            properties:
+              account_id: {type: string}
+              model_id: {type: string}
+              token_type: {type: string, nullable: true}
+              raw_model_ids: {type: array, items: {type: string}}
+              meter_id: {type: string, nullable: true}
+              vendors: {type: array, items: {type: string}}
+              metered: {type: integer, format: int64}
         held:
           type: array
           items:

@@ -44,6 +44,8 @@ extension UsageBoxCommand.Reconcile {
         @Option(name: .customLong("rate-card"), help: "A rate card file overriding the vendor's card.") var rateCard: String?
         @Option(help: "A team's classification rules, consulted before the defaults (see `usagebox rules`).") var rules: String?
         @Option(name: .customLong("account-map"), help: "A YAML/JSON file mapping vendor workspace/project/key ids to accounts.") var accountMap: String?
+        @Option(name: .customLong("model-map"), help: "A YAML/JSON file mapping model names no card knows (an Azure deployment) to the model they serve.")
+        var modelMap: String?
         @Option(help: "CUR=RATE: units of the card's currency per unit of CUR (repeat).") var fx: [String] = []
         @Option(name: .customLong("meter-id"), help: "Only this meter; required when an account meters a model on several.") var meterID: String?
         @Option(help: "The report's form.") var format: ReportFormat = .table
@@ -93,6 +95,9 @@ extension UsageBoxCommand.Reconcile {
                 r.accountMap = try ReconciliationRequest.config("account_map") {
                     try AccountMap.load(text: try Self.read(accountMap, what: "account_map"), file: accountMap)
                 }
+            }
+            if let modelMap {
+                r.modelMap = try ReconciliationRequest.config("model_map") { try ModelMap.load(text: try Self.read(modelMap, what: "model_map"), file: modelMap) }
             }
             r.fx = try ReconciliationRequest.fxRates(flags: fx).mapValues { ExactDecimal.text($0) }
             r.meterID = meterID

@@ -106,7 +106,7 @@ import UsageBoxApp
         var items: [IngestItem] = []
         for (i, (key, tokens)) in example.expectedVendorTokens.sorted(by: { $0.key < $1.key }).enumerated() {
             let parts = key.split(separator: "/").map(String.init)
-            items.append(.event(UsageEvent(eventID: "x\(i)", accountID: "acct_example", meterID: "m", modelID: parts[0], quantity: tokens,
+            items.append(.event(UsageEvent(eventID: "x\(i)", accountID: "acct_example", meterID: "m", modelID: example.meterModelIDs[parts[0]] ?? parts[0], quantity: tokens,
                                            unit: "tokens", timestamp: Timestamp(microseconds: range.from.microseconds + 3_600_000_000),
                                            dimensions: ["token_type": parts[1]])))
         }
@@ -118,6 +118,12 @@ import UsageBoxApp
         for m in r.models { for t in m.tokenTypes where t.vendor != 0 { vendor["\(m.modelID)/\(t.tokenType?.rawValue ?? "")"] = t.vendor } }
         #expect(vendor == example.expectedVendorTokens, "\(name)")
         #expect(r.total.gap == 0 && r.shape == .none && r.corrections.isEmpty, "\(name): \(r.findings.map { "\($0.modelID) \($0.quantity)" })")
+        #expect(!r.reasons.contains { $0.code == "missing_fx" }, "\(name): an exchange rate the export states needs no --fx")
+        if !example.expectedUnmapped.isEmpty {
+            var unmapped: [String: Decimal] = [:]
+            for u in r.unmapped where !u.reason.hasPrefix("not_usage") { unmapped[u.reason, default: 0] += u.amount?.value ?? 0 }
+            #expect(unmapped == example.expectedUnmapped.mapValues { ExactDecimal.parse($0)! }, "\(name): unmapped \(unmapped)")
+        }
     }
 
     @Test func registryIsSoundAndEveryPluginDocumentsItself() throws {

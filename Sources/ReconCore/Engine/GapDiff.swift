@@ -64,6 +64,7 @@ struct GapDiff: Sendable {
         var sums: [CellKey: BucketSum] = [:]
         for (k, c) in vendor { for b in c.clustered { sums[k.modelType, default: BucketSum()].add(b.bucket) } }
         let byModelType = sums.mapValues { (tokens: $0.tokens, amount: $0.amount, tolerance: $0.tolerance) }
+        let listAmounts = sums.compactMapValues(\.listAmount)
         let allModelTypes = Set(vendor.keys.map(\.modelType)).union(metered.keys.map(\.modelType))
         for key in allModelTypes {
             if let agg = byModelType[key], agg.tokens > 0, agg.amount != 0 {
@@ -83,6 +84,7 @@ struct GapDiff: Sendable {
                                                         tolerance: ExactDecimal.ceilInt64(agg.tolerance) ?? 0, vendorAmount: agg.amount,
                                                         gapAmount: 0)
             row.gapAmount = ExactAmount(diff.money(row.gap, key))
+            row.listAmount = listAmounts[key].map(ExactAmount.init)
             rows[key.model, default: []].append(row)
         }
         diff.models = rows.keys.sorted().map { ReconciliationReport.ModelRow(modelID: $0, tokenTypes: rows[$0]!) }

@@ -57,7 +57,8 @@ struct InvoiceBatch: Sendable {
         guard Set(lines.map(\.file)).count > 1 else { return }
         struct Key: Hashable { var model: String; var tokenType: String; var kind: String }
         var groups: [Key: [Line]] = [:]
-        for l in lines where l.line.nonUsageReason == nil {
+        // Correction rows never count as billing a bucket twice.
+        for l in lines where l.line.nonUsageReason == nil && !l.line.isCorrection {
             let line = l.line
             let model = line.vendorModel.map { card.canonicalModel($0) ?? $0 } ?? ""
             let tokenType = line.tokenType?.rawValue ?? line.vendorModel.flatMap(card.aliasTokenType)?.rawValue ?? line.vendorTokenType ?? ""

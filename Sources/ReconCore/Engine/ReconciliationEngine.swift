@@ -37,7 +37,8 @@ public struct ReconciliationEngine: Sendable {
         let verify = try await VerifyGate.check(store, accounts: try await accountsToVerify(o, store: store), range: o.range,
                                                 deep: o.deepVerify, allowDrift: o.allowDrift)
         let batch = try InvoiceBatch.read(o.invoices, plugin: plugin, allowOverlap: o.allowOverlap)
-        let card = try CardChoice.choose(override: o.rateCard, cards: cards, plugin: plugin, lines: batch.lines.map(\.line))
+        let chosen = try CardChoice.choose(override: o.rateCard, cards: cards, plugin: plugin, lines: batch.lines.map(\.line))
+        let card: any RateCardConverter = o.modelMap.isEmpty ? chosen : ModelMappedCard(card: chosen, map: o.modelMap)
         if !o.allowOverlap { try batch.checkOverlap(card: card, names: o.invoices.map(\.name)) }
         let vendor = try VendorLedger.build(batch, card: card, options: o)
         let vendorNames: Set<String> = [plugin.id, card.vendor]

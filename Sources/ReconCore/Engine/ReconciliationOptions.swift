@@ -23,6 +23,8 @@ public struct ReconciliationOptions: Sendable {
     public var classifiers: [any GapClassifier]
     /// Vendor attribution value (workspace, project, API key) → account.
     public var accountMap: [String: String]
+    /// Model names no card knows (an Azure deployment) → the model they serve, on both sides.
+    public var modelMap: [String: String] = [:]
     /// Units of the card currency per unit of another currency (`EUR: 1.0842`).
     public var fx: [String: Decimal]
     public var meterID: String?

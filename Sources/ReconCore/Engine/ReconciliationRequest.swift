@@ -22,6 +22,7 @@ public struct ReconciliationRequest: Codable, Sendable {
     public var rateCardYAML: String?
     public var rateCardName: String?
     public var accountMap: [String: String]?
+    public var modelMap: [String: String]?
     public var fx: [String: String]?
     public var meterID: String?
     public var deepVerify: Bool?
@@ -38,7 +39,7 @@ public struct ReconciliationRequest: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case vendor, from, to, accountID = "account_id", invoiceScope = "invoice_scope", invoices, rulesYAML = "rules_yaml"
-        case rulesName = "rules_name", rateCardYAML = "rate_card_yaml", rateCardName = "rate_card_name", accountMap = "account_map", fx
+        case rulesName = "rules_name", rateCardYAML = "rate_card_yaml", rateCardName = "rate_card_name", accountMap = "account_map", modelMap = "model_map", fx
         case meterID = "meter_id", deepVerify = "deep_verify", allowDrift = "allow_drift", allowOverlap = "allow_overlap"
     }
 
@@ -63,6 +64,7 @@ public struct ReconciliationRequest: Codable, Sendable {
         rateCardYAML = try c.decodeIfPresent(String.self, forKey: .rateCardYAML)
         rateCardName = try c.decodeIfPresent(String.self, forKey: .rateCardName)
         accountMap = try c.decodeIfPresent([String: String].self, forKey: .accountMap)
+        modelMap = try c.decodeIfPresent([String: String].self, forKey: .modelMap)
         fx = try c.decodeIfPresent([String: String].self, forKey: .fx)
         meterID = try c.decodeIfPresent(String.self, forKey: .meterID)
         deepVerify = try c.decodeIfPresent(Bool.self, forKey: .deepVerify)
@@ -140,6 +142,7 @@ public struct ReconciliationRequest: Codable, Sendable {
             }
         }
         o.accountMap = accountMap ?? [:]
+        o.modelMap = modelMap ?? [:]
         o.fx = try Self.fxRates(fx ?? [:])
         o.meterID = meterID
         o.deepVerify = deepVerify ?? false

@@ -29,6 +29,8 @@ struct VendorBucket: Sendable {
     var statedImpliedAmount = Decimal(0)
     var tolerance = Decimal(0)
     var amountHalfUnits = Decimal(0)
+    /// The list (pre-discount) money where the export gives it.
+    var listAmount: Decimal?
 
     var vendorAmount: Decimal { hasAmount ? amount : statedImpliedAmount }
 
@@ -41,6 +43,7 @@ struct VendorBucket: Sendable {
         statedImpliedAmount += o.statedImpliedAmount
         tolerance += o.tolerance
         amountHalfUnits += o.amountHalfUnits
+        if let l = o.listAmount { listAmount = (listAmount ?? 0) + l }
     }
 }
 
@@ -52,6 +55,7 @@ struct BucketSum: Sendable {
     var tolerance = Decimal(0)
     var amount = Decimal(0)
     var amountHalfUnits = Decimal(0)
+    var listAmount: Decimal?
     var anyStated = false
     var anyConverted = false
     /// A stated sum went past 64 bits.
@@ -73,6 +77,7 @@ struct BucketSum: Sendable {
         }
         amount += b.vendorAmount
         amountHalfUnits += b.amountHalfUnits
+        if let l = b.listAmount { listAmount = (listAmount ?? 0) + l }
     }
 
     /// Nil when the total does not fit 64 bits.
@@ -199,8 +204,9 @@ struct VendorLedger: Sendable {
 
         for entry in batch.lines {
             let line = entry.line
-            // Totals are in the card's currency; a line in another currency counts where a rate converts it.
-            let rate: Decimal? = line.currency == card.currency ? 1 : o.fx[line.currency]
+            // Totals are in the card's currency; a line in another currency counts where a rate converts
+            // it: the rate the export states, else --fx.
+            let rate: Decimal? = line.currency == card.currency ? 1 : (line.exchangeRate.flatMap { $0 > 0 ? 1 / $0 : nil } ?? o.fx[line.currency])
             if let a = line.amount {
                 ledger.byCurrency[line.currency, default: 0] += a
                 if let rate { ledger.invoiceAmount += a * rate } else { ledger.unconvertedCurrencies.insert(line.currency) }
@@ -225,12 +231,20 @@ struct VendorLedger: Sendable {
             let model = line.vendorModel.flatMap { vm in card.canonicalModel(vm) ?? (line.modelIsCanonical && line.quantity != nil ? vm : nil) }
             // Money going back without a quantity (a refund of usage) is not netted here: it would
             // lower the vendor's volume by an amount nobody priced. It blocks corrections on its model.
+            if line.isCorrection, line.quantity == nil {
+                // A correction of money alone changes no usage.
+                skip("correction_money_only")
+                continue
+            }
             if let a = line.amount, a < 0, line.quantity == nil {
                 skip("credit")
                 if let model, o.range.contains(line.date) { refunds[model, default: 0] += a }
                 continue
             }
-            if bucket.to <= o.range.from || bucket.from >= o.range.to { skip("out_of_period"); continue }
+            if bucket.to <= o.range.from || bucket.from >= o.range.to {
+                skip(line.isCorrection ? "correction_for_other_period:\(line.date.monthString)" : "out_of_period")
+                continue
+            }
             if bucket.from < o.range.from || bucket.to > o.range.to {
                 // Half of this bucket is outside the period: its volume cannot be split by hour.
                 ledger.straddling.append(try! TimeRange(from: max(bucket.from, o.range.from), to: min(bucket.to, o.range.to)))
@@ -252,7 +266,7 @@ struct VendorLedger: Sendable {
             }
             var fxRate: Decimal? = 1
             if let a = line.amount, line.currency != card.currency {
-                fxRate = o.fx[line.currency]
+                fxRate = rate
                 if fxRate == nil {
                     missingFX[line.currency, default: (0, 0, true)].count += 1
                     missingFX[line.currency, default: (0, 0, true)].amount += a
@@ -312,6 +326,7 @@ struct VendorLedger: Sendable {
                     bucketPart.hasAmount = true
                     bucketPart.amount = converted
                     bucketPart.amountHalfUnits = ExactDecimal.halfUnit(ofScale: line.amountScale) * fxRate
+                    bucketPart.listAmount = line.listAmount.map { $0 * fxRate }
                     if line.quantity == nil, let price {
                         // Volume from the list price where the export gives it (a discount is not less usage).
                         let volumeMoney = line.listAmount.map { $0 * fxRate } ?? converted

@@ -43,10 +43,16 @@ public struct PluginExample: Sendable, CustomStringConvertible {
     /// quantity (`model/token_type` → tokens), every gap must be 0.
     public var reconcilePeriod: (from: String, to: String)?
     public var expectedVendorTokens: [String: Int64]
+    /// In the end-to-end run: what is left unmapped, as reason → total amount (`no_rate_for_tier`: "3").
+    public var expectedUnmapped: [String: String]
+    /// In the end-to-end run: the model id the meter writes for a canonical model, when it differs
+    /// (`claude-sonnet-4-6` → `us.anthropic.claude-sonnet-4-6-v1:0`).
+    public var meterModelIDs: [String: String]
 
     public init(name: String, file: InvoiceFile, parserID: String, expectedLineCount: Int = 0,
                 expectedAmounts: [String: String] = [:], expectedQuantities: [String: Int64] = [:], expectedError: String? = nil,
-                reconcilePeriod: (from: String, to: String)? = nil, expectedVendorTokens: [String: Int64] = [:]) {
+                reconcilePeriod: (from: String, to: String)? = nil, expectedVendorTokens: [String: Int64] = [:],
+                expectedUnmapped: [String: String] = [:], meterModelIDs: [String: String] = [:]) {
         self.name = name
         self.file = file
         self.parserID = parserID
@@ -56,6 +62,8 @@ public struct PluginExample: Sendable, CustomStringConvertible {
         self.expectedError = expectedError
         self.reconcilePeriod = reconcilePeriod
         self.expectedVendorTokens = expectedVendorTokens
+        self.expectedUnmapped = expectedUnmapped
+        self.meterModelIDs = meterModelIDs
     }
 
     public var description: String { name }

@@ -1,0 +1,27 @@
+import Foundation
+
+/// Model ids as vendors and collectors write them, reduced to the id a card's aliases match:
+/// Bedrock ARNs (`arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-…`), inference
+/// profile prefixes (`us.`, `eu.`, `apac.`, `global.`), provider prefixes (`anthropic.`) and
+/// version suffixes (`-v1:0`); Vertex resource names (`publishers/anthropic/models/claude-…@20250929`)
+/// and AI Studio's `models/gemini-…`. Dated snapshots are left to the card's aliases.
+///
+/// Bedrock model ids: https://docs.aws.amazon.com/bedrock/latest/userguide/models-supported.html ;
+/// inference profiles: https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-support.html ;
+/// Vertex publisher models: https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/use-claude
+public enum ModelID {
+    static let geoPrefixes = ["us-gov.", "global.", "apac.", "us.", "eu.", "jp.", "au.", "ca."]
+    static let providers = ["anthropic.", "amazon.", "meta.", "mistral.", "cohere.", "ai21.", "deepseek.", "openai.", "google.", "qwen.", "writer."]
+
+    public static func normalize(_ raw: String) -> String {
+        var id = raw.trimmingCharacters(in: .whitespaces)
+        if id.hasPrefix("arn:"), let slash = id.lastIndex(of: "/") { id = String(id[id.index(after: slash)...]) }
+        if let r = id.range(of: "/models/") { id = String(id[r.upperBound...]) }
+        if id.hasPrefix("models/") { id = String(id.dropFirst(7)) }
+        if let at = id.firstIndex(of: "@") { id = String(id[..<at]) }
+        for p in geoPrefixes where id.hasPrefix(p) { id = String(id.dropFirst(p.count)); break }
+        for p in providers where id.hasPrefix(p) { id = String(id.dropFirst(p.count)); break }
+        if let r = id.range(of: #"-v[0-9]+(:[0-9]+)?$"#, options: .regularExpression) { id.removeSubrange(r) }
+        return id
+    }
+}
