@@ -89,6 +89,22 @@ public struct KataDemo: Sendable {
         }
         write("")
 
+        step("Daily drift watch: the day the collector started missing events",
+             curl: "-X POST \"\(Self.host)/v1/reconciliations?vendor=anthropic&\(Self.period)&account=\(account)\" --data-binary @\(invoice.name)",
+             cli: "usagebox reconcile --vendor anthropic --invoice \(invoice.name) --from 2026-05-01 --to 2026-06-01 --account \(account) --by day")
+        for f in report.findings where f.gapClass == .meteringGap {
+            let since = f.gapSince.map { " since \($0)" } ?? ""
+            write("\(f.modelID) \(f.tokenType?.rawValue ?? "") \(f.quantity > 0 ? "under" : "over")-metered\(since) on \(f.accountID ?? "")"
+                  + ": \(Rendering.signed(f.quantity)) tokens over \(f.gapDays ?? 0) day(s)")
+            let days = report.days.filter { $0.modelID == f.modelID && $0.tokenType == f.tokenType }
+            if let start = days.firstIndex(where: { $0.day == f.gapSince }) {
+                var excerpt = report
+                excerpt.days = Array(days[max(0, start - 2)..<min(days.count, start + 3)])
+                write(Rendering.reconciliationDays(excerpt))
+            }
+        }
+        write("")
+
         step("Step 6: close the loop with a Correction event",
              curl: "-X POST \"\(Self.host)/v1/reconciliations/\(report.id)/apply\"",
              cli: "usagebox reconcile … --apply")

@@ -103,4 +103,23 @@ public enum Rendering {
         if r.truncated { out += "\n(truncated)" }
         return out
     }
+
+    /// Metered tokens per day × model × token type (the daily view of `explain --by day`), from the
+    /// daily rollups; a meter without token types is shown per model.
+    public static func dailyUsage(_ store: any MeterStore, account: String, range: TimeRange) async throws -> String {
+        var result: UsageResult
+        var hasType = true
+        do {
+            result = try await store.usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.day, .modelID, .dimension("token_type")]))
+        } catch let e as UsageBoxError where e.field == "token_type" {
+            hasType = false
+            result = try await store.usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.day, .modelID]))
+        }
+        let rows = result.groups.map { g in
+            [g.keys[0] ?? "", g.keys[1] ?? "(none)", hasType ? (g.keys[2] ?? "(none)") : "(all)", TextTable.grouped(g.aggregate.sum),
+             TextTable.grouped(g.aggregate.count)]
+        }
+        return "by day (UTC, \(result.source)):\n" + TextTable(headers: ["day", "model", "token type", "metered", "events"], rows: rows,
+                                                                rightAligned: [3, 4]).render()
+    }
 }

@@ -72,12 +72,19 @@ extension UsageBoxCommand {
         @OptionGroup var store: StoreOptions
         @Option(help: "The account.") var account: String
         @OptionGroup var period: PeriodOptions
+        @Option(name: .customLong("by"), help: "'day': also print metered tokens per day × model × token type (from the daily rollups).")
+        var by: ReportBreakdown?
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
             let db = try store.open()
-            let report = try await db.explain(account: account, range: try period.range())
+            let range = try period.range()
+            let report = try await db.explain(account: account, range: range)
             printOut(json ? JSONWriter.write(report.jsonValue) : Rendering.explain(report))
+            if by == .day, !json {
+                let daily = try await Rendering.dailyUsage(db, account: account, range: range)
+                printOut("\n" + daily)
+            }
         }
     }
 

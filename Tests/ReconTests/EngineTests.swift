@@ -43,6 +43,9 @@ import VendorAnthropic
         let again = try await run(store, [AnthropicPlugin.demoCostReport])
         #expect(again.corrections.map(\.eventID) == r.corrections.map(\.eventID), "the same inputs propose the same ids")
         #expect(r.verdict == .conclusive && r.reasons.isEmpty && r.held.isEmpty)
+        let input = try #require(r.findings.first { $0.tokenType == .input })
+        #expect(input.gapSince == "2026-05-17" && input.gapDays == 15, "the retried agent loop began on May 17")
+        #expect(r.days.count == 31 * 7 && r.days.first { $0.day == "2026-05-16" && $0.tokenType == .input && $0.modelID == "claude-sonnet-4-5" }?.gap == 0)
         let json = r.jsonText
         for field in ["\"gap_pct\":\"3.41\"", "\"vendor_amount\":\"1399.56\"", "\"gap_amount\":\"3.36\"", "\"shape\":\"localized\"",
                       "\"unmetered_token_types\":[\"cache_read\"]", "\"applied\":false", "\"rule\":\"cached-system-prompt\""] {

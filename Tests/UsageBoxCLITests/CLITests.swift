@@ -221,7 +221,8 @@ import Testing
                          "\"drift\": 0", "\"sum\": 122900000", "\"count\": 14378", "\"sum\": 68500000", "\"count\": 14377", "chain head",
                          "claude-sonnet-4-5    191,400,000     197,920,000  +6,520,000", "TOTAL                321,640,000     328,160,000  +6,520,000",
                          "cache_read +6,000,000 tokens ($1.80): pass_through", "input +520,000 tokens ($1.56): metering_gap",
-                         "recon_may_2026_vendor_anthropic", "1 duplicate(s), 0 new", "TOTAL              321,640,000      520,000  322,160,000  45,898"] {
+                         "recon_may_2026_vendor_anthropic", "1 duplicate(s), 0 new",
+                         "claude-sonnet-4-5 input under-metered since 2026-05-17 on acct_42: +520,000 tokens over 15 day(s)", "TOTAL              321,640,000      520,000  322,160,000  45,898"] {
             #expect(r.stdout.contains(expected), "demo output lacks \(expected)")
         }
     }
