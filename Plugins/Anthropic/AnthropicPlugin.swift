@@ -3,7 +3,7 @@ import ReconCore
 
 /// Anthropic's first-party API: the Admin API cost report (JSON, cents), the Console cost export
 /// (CSV, dollars, display names) and the Admin API usage report (JSON, token counts used as
-/// stated quantities). See `../shared/reference/vendor-formats.md` §1.
+/// stated quantities). See README.md for what each export means.
 public enum AnthropicPlugin: VendorPlugin {
     public static let id = "anthropic"
     public static let name = "Anthropic"
