@@ -144,6 +144,11 @@ import Testing
         let badCard = try dir.write("card.yaml", "schema: ratecard/v1\nvendor: x\ncurrency: USD\ncard_version: \"1\"\nmodels:\n  m:\n    prices:\n      - {from: \"2026-01-01\", rates: {input: 3}, src: a}\n")
         let c = try CLI.run(args + ["--vendor", "anthropic", "--rate-card", badCard])
         #expect(c.status == 1 && c.stderr.contains("card.yaml:8:") && c.stderr.contains("written as a number"), "\(c.stderr)")
+        let byDay = try CLI.run(args + ["--vendor", "anthropic", "--account", "acct_42", "--by", "day"])
+        #expect(byDay.status == 0 && byDay.stdout.contains("by day (UTC):") && byDay.stdout.contains("2026-05-17  claude-sonnet-4-5  input"), "\(byDay.stderr)")
+        let recorded = try json(try CLI.run(args + ["--vendor", "anthropic", "--account", "acct_42", "--json"]))
+        let noStep = try CLI.run(["ratecards", "propose", "--from-report", recorded["id"]!.stringValue!, "--db", db])
+        #expect(noStep.status == 1 && noStep.stderr.contains("found no price step"), "\(noStep.stderr)")
         let apply = try CLI.run(args + ["--vendor", "anthropic", "--account", "acct_42", "--apply", "--format", "json"])
         #expect(try json(apply)["applied"] == .bool(true))
         // Drift stops the run with exit 3: a rollup changed behind the store's back.
