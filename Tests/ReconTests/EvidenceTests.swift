@@ -302,6 +302,30 @@ import VendorAnthropic
         #expect(r.shape == .localized, "equal and opposite token-type gaps are not shape none")
     }
 
+    // MARK: one model, two vendors
+
+    @Test func anotherVendorsTrafficIsNotOverMetering() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            Self.event("direct", model: "claude-sonnet-4-5", type: "input", quantity: 2_000_000),
+            Self.event("bedrock", model: "claude-sonnet-4-5", type: "input", quantity: 1_000_000, vendor: "aws-bedrock"),
+        ])
+        let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "600")])
+        let r = try await run(store, [invoice])
+        #expect(r.models.first?.metered == 2_000_000 && r.models.first?.gap == 0, "the Bedrock-served million is Bedrock's invoice's")
+        #expect(r.meteredOutOfScope.map { "\($0.tokens) \($0.reason)" } == ["1000000 served_by:aws-bedrock"])
+
+        // A meter that cannot say who served it: the 1,000,000 the Anthropic invoice lacks may be Bedrock's.
+        let unlabelled = try S.store()
+        _ = try await unlabelled.ingest([S.event("a", model: "claude-sonnet-4-5", type: "input", quantity: 3_000_000)])
+        let blind = try await run(unlabelled, [invoice])
+        #expect(blind.findings.first?.blockedBy == ["model_sold_by_other_vendors"] && blind.corrections.isEmpty && blind.held.isEmpty)
+        #expect(blind.reasons.first { $0.code == "model_sold_by_other_vendors" }?.detail.contains("aws-bedrock") == true)
+        // The vendor billing more than everything metered is still under-metering.
+        let more = try await run(unlabelled, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "1050")])])
+        #expect(more.corrections.map(\.quantity) == [500_000] && more.corrections.first?.dimensions["vendor"] == "anthropic")
+    }
+
     // MARK: how much a correction may take back
 
     @Test func overMeteringOfMoreThanHalfIsHeldForReview() async throws {
