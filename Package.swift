@@ -169,7 +169,7 @@ let package = Package(
         .executableTarget(
             name: "usagebox",
             // Every module it imports, named: a module reached only through another is not rebuilt against when it changes.
-            dependencies: ["UsageBoxApp", "Metering", "ReconCore", "ExactJSON", "MeterStoreSQLite", "MeterStoreHTTPClient",
+            dependencies: ["UsageBoxApp", "UsageBoxServer", "Metering", "ReconCore", "ExactJSON", "MeterStoreSQLite", "MeterStoreHTTPClient",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")],

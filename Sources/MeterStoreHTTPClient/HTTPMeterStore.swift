@@ -40,11 +40,20 @@ public final class HTTPMeterStore: MeterStore {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: JSONWriter.write(body)))
         }
-        let response: HTTPClientResponse
-        do {
-            response = try await HTTPClient.shared.execute(request, timeout: timeout)
-        } catch {
-            throw UsageBoxError(.internal, "cannot reach \(baseURL): \(error)", field: "server")
+        var response: HTTPClientResponse
+        var attempt = 0
+        while true {
+            do {
+                response = try await HTTPClient.shared.execute(request, timeout: timeout)
+            } catch {
+                throw UsageBoxError(.internal, "cannot reach \(baseURL): \(error)", field: "server")
+            }
+            // A busy server answers 429 with Retry-After: wait as told, a bounded number of times.
+            guard response.status.code == 429, attempt < 30 else { break }
+            attempt += 1
+            let wait = response.headers.first(name: "Retry-After").flatMap(Int64.init) ?? 1
+            _ = try? await response.body.collect(upTo: 1 << 20)
+            try await Task.sleep(for: .seconds(min(max(wait, 1), 10)))
         }
         let buffer = try await response.body.collect(upTo: 256 << 20)
         let value = try? buffer.withUnsafeReadableBytes { try JSONParser.parse(bytes: $0.bindMemory(to: UInt8.self)) }

@@ -13,6 +13,9 @@ import Metering
 /// touches the SQLite C API directly.
 enum SQLSandbox {
     static let viewName = "usage_events"
+    /// The largest single value a query may build, and the most bytes of values an answer may hold.
+    static let maxValueBytes = 1 << 20
+    static let maxResultBytes = 8 << 20
 
     static func run(uri: String, sql: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) throws -> SQLResult {
         // The store is attached read-only under a random schema name that user SQL cannot know, and
@@ -26,6 +29,19 @@ enum SQLSandbox {
         }
         defer { sqlite3_close_v2(db) }
         sqlite3_busy_timeout(db, 5000)
+        // No single value (a printf, zeroblob, replace or group_concat result) may exceed
+        // maxValueBytes: SQLite refuses it inside the call, so the time limit cannot be outrun by
+        // one huge allocation. Query text, columns and nesting are bounded too; sorts and
+        // temporary tables spill to disk past a small cache.
+        sqlite3_limit(db, SQLITE_LIMIT_LENGTH, Int32(maxValueBytes))
+        sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, 100_000)
+        sqlite3_limit(db, SQLITE_LIMIT_COLUMN, 200)
+        sqlite3_limit(db, SQLITE_LIMIT_EXPR_DEPTH, 200)
+        sqlite3_limit(db, SQLITE_LIMIT_COMPOUND_SELECT, 50)
+        sqlite3_limit(db, SQLITE_LIMIT_FUNCTION_ARG, 32)
+        // LIKE and GLOB backtrack over their pattern: a short pattern keeps one call short.
+        sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1000)
+        sqlite3_exec(db, "PRAGMA temp_store = FILE; PRAGMA cache_size = -4096", nil, nil, nil)
         let alias = "s" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let attach = "ATTACH DATABASE '\(uri.replacingOccurrences(of: "'", with: "''"))' AS \(alias)"
         guard sqlite3_exec(db, attach, nil, nil, nil) == SQLITE_OK else {
@@ -56,7 +72,7 @@ enum SQLSandbox {
         let view = """
             CREATE TEMP VIEW \(viewName) AS SELECT event_id, account_id, meter_id, model_id, kind, correction_ref, quantity, unit,
               strftime('%Y-%m-%dT%H:%M:%S', ts / 1000000, 'unixepoch')
-                || CASE WHEN ts % 1000000 = 0 THEN 'Z' ELSE printf('.%06dZ', ts % 1000000) END AS timestamp,
+                || CASE WHEN ts % 1000000 = 0 THEN 'Z' ELSE '.' || substr('00000' || (ts % 1000000), -6) || 'Z' END AS timestamp,
               dimensions
             FROM \(alias).event WHERE \(filter)
             """
@@ -98,11 +114,17 @@ enum SQLSandbox {
         let columns = (0..<columnCount).map { String(cString: sqlite3_column_name(stmt, $0)) }
         var rows: [[JSONValue]] = []
         var truncated = false
+        var bytes = 0
         while true {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE { break }
             guard rc == SQLITE_ROW else { throw error(db, code: rc, deadline: deadline) }
             if rows.count == rowLimit { truncated = true; break }
+            for i in 0..<columnCount { bytes += Int(sqlite3_column_bytes(stmt, i)) + 8 }
+            guard bytes <= maxResultBytes else {
+                throw UsageBoxError.invalidArgument("the answer would be larger than \(maxResultBytes >> 20) MiB; select fewer rows or columns",
+                                                    field: "sql")
+            }
             rows.append((0..<columnCount).map { value(stmt, $0) })
         }
         return SQLResult(columns: columns, rows: rows, truncated: truncated)
@@ -128,16 +150,24 @@ enum SQLSandbox {
         if code == SQLITE_INTERRUPT || deadline.expired {
             return UsageBoxError(.timeout, "the query was stopped after its time limit", field: "sql")
         }
+        if code == SQLITE_TOOBIG || message.contains("too big") {
+            return .invalidArgument("a value would be larger than \(maxValueBytes >> 20) MiB, the most one query value may hold", field: "sql")
+        }
+        if code == SQLITE_NOMEM {
+            return .invalidArgument("the query needs more memory than a query may use", field: "sql")
+        }
         if code == SQLITE_AUTH || message.contains("not authorized") || message.contains("prohibited") {
             return .invalidArgument("not allowed: only SELECT over the usage_events view is permitted (\(message))", field: "sql")
         }
         return .invalidArgument("SQL error: \(message)", field: "sql")
     }
 
-    /// Functions that reach outside the database or alter the connection.
+    /// Functions that reach outside the database or alter the connection; and `printf`/`format`,
+    /// whose width and precision make one call loop billions of times whatever the value limit
+    /// (the one cost a progress handler cannot interrupt): use `||`, `substr` and `round` instead.
     private static let forbiddenFunctions: Set<String> = [
         "load_extension", "readfile", "writefile", "edit", "fts3_tokenizer", "sqlite_compileoption_get",
-        "sqlite_compileoption_used", "sqlite_offset",
+        "sqlite_compileoption_used", "sqlite_offset", "printf", "format",
     ]
 
     private static let authorize: @convention(c) (
@@ -191,8 +221,8 @@ extension SQLiteMeterStore {
         case let .memory(name):
             uri = "file:" + name + "?mode=memory&cache=shared"
         }
-        return try await Task.detached {
+        return try await BlockingWork.run {
             try SQLSandbox.run(uri: uri, sql: query, scope: scope, timeLimitSeconds: timeLimitSeconds, rowLimit: rowLimit)
-        }.value
+        }
     }
 }

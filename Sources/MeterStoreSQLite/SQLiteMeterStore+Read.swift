@@ -70,6 +70,17 @@ extension SQLiteMeterStore {
         return UsageResult(source: useRaw ? "raw" : "rollup", groupBy: q.groupBy, metrics: q.metrics, groups: list)
     }
 
+    /// The most groups one answer may hold: a group_by on a dimension with a value per event would
+    /// otherwise build an answer as large as the store.
+    public static let maxGroups = 100_000
+
+    static func checkGroupCount(_ count: Int) throws {
+        guard count <= maxGroups else {
+            throw UsageBoxError.invalidArgument("the answer would hold more than \(maxGroups) groups; group by fewer fields or narrow from/to",
+                                                field: "group_by")
+        }
+    }
+
     /// A group_by or filter naming a dimension never seen on the scope's events is an error, not a zero.
     func validateNames(_ db: Database, _ q: UsageQuery) throws {
         let named = q.dimensionsNamed
@@ -143,6 +154,7 @@ extension SQLiteMeterStore {
             var agg = groups[g] ?? UsageAggregate()
             try agg.add(UsageAggregate(sum: r[2], count: r[3], min: r[4], max: r[5]))
             groups[g] = agg
+            try Self.checkGroupCount(groups.count)
         }
     }
 
@@ -191,6 +203,7 @@ extension SQLiteMeterStore {
             var agg = groups[g] ?? UsageAggregate()
             try agg.add(UsageAggregate(sum: r[7], count: r[8], min: r[9], max: r[10]))
             groups[g] = agg
+            try Self.checkGroupCount(groups.count)
         }
     }
 

@@ -12,6 +12,8 @@ public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable
         case verifyDrift = "verify_drift"
         /// A reconciliation whose evidence does not allow corrections was asked to apply them.
         case inconclusive = "inconclusive"
+        /// Too many requests of a kind at once, or too many failed authentications: try again later.
+        case rateLimited = "rate_limited"
         case timeout = "timeout"
         case `internal` = "internal"
     }
@@ -19,6 +21,8 @@ public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable
     public var code: Code
     public var message: String
     public var field: String?
+    /// For `rateLimited`: seconds before trying again (the `Retry-After` header).
+    public var retryAfter: Int?
 
     public init(_ code: Code, _ message: String, field: String? = nil) {
         self.code = code
@@ -28,6 +32,12 @@ public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable
 
     public static func invalidArgument(_ message: String, field: String? = nil) -> UsageBoxError {
         UsageBoxError(.invalidArgument, message, field: field)
+    }
+
+    public static func rateLimited(_ message: String, retryAfter: Int) -> UsageBoxError {
+        var e = UsageBoxError(.rateLimited, message)
+        e.retryAfter = retryAfter
+        return e
     }
 
     public var description: String {
@@ -44,6 +54,7 @@ public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable
         case .methodNotAllowed: return 405
         case .conflict, .verifyDrift, .inconclusive: return 409
         case .payloadTooLarge: return 413
+        case .rateLimited: return 429
         case .unprocessable: return 422
         case .internal: return 500
         }

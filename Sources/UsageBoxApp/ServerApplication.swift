@@ -1,19 +1,23 @@
 public import Hummingbird
 public import Logging
 public import Metering
-import UsageBoxServer
+public import UsageBoxServer
+public import NIOCore
 
 /// Builds the `usagebox serve` application: the HTTP API over a store, with the segment sealer.
 public enum ServerApplication {
     public static func build(
         store: any MeterStore & KeyStore & ReconciliationLog, host: String, port: Int, environmentAdminSecret: String?, logger: Logger,
+        limits: RequestLimits = RequestLimits(), idleTimeout: TimeAmount = .seconds(30),
         sealInterval: Duration = .seconds(60), onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
-        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: environmentAdminSecret)
+        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: environmentAdminSecret, limits: limits)
         api.reconciliation = try ReconciliationService()
         api.reconciliationLog = store
         return Application(
             router: api.buildRouter(),
+            // Idle connections are closed, so slow or abandoned clients cannot hold sockets forever.
+            server: .http1(configuration: .init(idleTimeout: idleTimeout)),
             configuration: .init(address: .hostname(host, port: port), serverName: "UsageBox"),
             services: [SegmentSealer(store: store, interval: sealInterval, logger: logger)],
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },

@@ -75,6 +75,8 @@ enum JSONResponse {
     }
 
     static func error(_ e: UsageBoxError) -> Response {
-        make(e.jsonBody, status: HTTPResponse.Status(code: e.httpStatus))
+        var response = make(e.jsonBody, status: HTTPResponse.Status(code: e.httpStatus))
+        if let wait = e.retryAfter { response.headers[.retryAfter] = String(max(1, wait)) }
+        return response
     }
 }

@@ -14,29 +14,33 @@ public protocol ReconciliationBackend: Sendable {
 }
 
 extension HTTPAPI {
-    func addReconciliationRoutes(to router: Router<BasicRequestContext>) {
+    func addReconciliationRoutes(to router: Router<UsageBoxRequestContext>) {
         guard let backend = reconciliation else { return }
-        router.get("/v1/vendors") { request, _ in
-            _ = try await authenticate(request)
+        router.get("/v1/vendors") { request, context in
+            _ = try await authenticate(request, context)
             return JSONResponse.make(backend.vendorsJSON())
         }
-        router.post("/v1/reconciliations") { request, _ in
-            let key = try await authenticate(request)
-            let options = try await reconciliationOptions(request, key: key)
+        router.post("/v1/reconciliations") { request, context in
+            let key = try await authenticate(request, context)
+            let (options, dryRun) = try await reconciliationOptions(request, key: key)
+            // Recording a run is a write: a reader may only look (dry_run), and nothing is stored.
+            if !dryRun { try require(key, .writer) }
             do {
-                let (report, _) = try await backend.run(options, store: store, log: reconciliationLog, apply: false, confirmLarge: false)
-                return JSONResponse.make(text: report.jsonText, status: .created)
+                let (report, _) = try await expensive(key) {
+                    try await backend.run(options, store: store, log: dryRun ? nil : reconciliationLog, apply: false, confirmLarge: false)
+                }
+                return JSONResponse.make(text: report.jsonText, status: dryRun ? .ok : .created)
             } catch let drift as VerifyDrift {
                 throw UsageBoxError(.verifyDrift, drift.description)
             }
         }
         router.get("/v1/reconciliations/:id") { request, context in
-            let key = try await authenticate(request)
+            let key = try await authenticate(request, context)
             let report = try await storedReport(context.parameters.get("id") ?? "", key: key)
             return JSONResponse.make(text: report.jsonText)
         }
         router.post("/v1/reconciliations/:id/apply") { request, context in
-            let key = try await authenticate(request)
+            let key = try await authenticate(request, context)
             try require(key, .writer)
             let id = context.parameters.get("id") ?? ""
             _ = try await storedReport(id, key: key)
@@ -45,7 +49,7 @@ extension HTTPAPI {
             return JSONResponse.make(try await backend.apply(id: id, confirmLarge: confirmLarge, store: store, log: log).jsonValue)
         }
         router.post("/v1/reconciliations/:id/revert") { request, context in
-            let key = try await authenticate(request)
+            let key = try await authenticate(request, context)
             try require(key, .writer)
             let id = context.parameters.get("id") ?? ""
             _ = try await storedReport(id, key: key)
@@ -67,13 +71,14 @@ extension HTTPAPI {
 
     /// The options from the query string and raw invoice body, or from a JSON body with `invoices`:
     /// one `ReconciliationRequest` either way, resolved as the CLI resolves it.
-    func reconciliationOptions(_ request: Request, key: APIKey) async throws -> ReconciliationOptions {
+    func reconciliationOptions(_ request: Request, key: APIKey) async throws -> (ReconciliationOptions, dryRun: Bool) {
         let params = try parameters(request)
         let buffer: ByteBuffer
         do {
-            buffer = try await request.body.collect(upTo: Self.maxInvoiceBytes)
+            buffer = try await request.body.collect(upTo: limits.maxInvoiceBytes)
         } catch {
-            throw UsageBoxError(.payloadTooLarge, "the invoice body is larger than \(Self.maxInvoiceBytes >> 20) MiB")
+            throw UsageBoxError(.payloadTooLarge, "the invoice body is larger than the server's limit of \(limits.maxInvoiceBytes >> 20) MiB "
+                                + "(usagebox serve --max-invoice-mb)")
         }
         let bytes = Array(buffer.readableBytesView)
         // The query string names the vendor in the simple form; otherwise the body is the JSON request.
@@ -84,6 +89,6 @@ extension HTTPAPI {
         if options.account == nil, options.accountMap.isEmpty, key.role != .admin, let only = key.accountID {
             options.account = only
         }
-        return options
+        return (options, asked.dryRun ?? false)
     }
 }

@@ -18,17 +18,37 @@ public struct HTTPAPI: Sendable {
     /// Reconciliation (CONTRACT §3.8), when the composition root provides it.
     public var reconciliation: (any ReconciliationBackend)?
     public var reconciliationLog: (any ReconciliationLog)?
-    public static let maxInvoiceBytes = 256 << 20
+    public let limits: RequestLimits
+    let work: WorkLimiter
+    let authFailures: AuthFailureLimiter
 
-    public init(store: any MeterStore, keys: any KeyStore, environmentAdminSecret: String?, decoder: EventDecoder = EventDecoder()) {
+    public init(store: any MeterStore, keys: any KeyStore, environmentAdminSecret: String?, decoder: EventDecoder = EventDecoder(),
+                limits: RequestLimits = RequestLimits()) {
         self.store = store
         self.keys = keys
         self.environmentAdminSecret = environmentAdminSecret?.isEmpty == true ? nil : environmentAdminSecret
         self.decoder = decoder
+        self.limits = limits
+        work = WorkLimiter(perKey: limits.expensivePerKey, overall: limits.expensiveOverall)
+        authFailures = AuthFailureLimiter(perMinute: limits.failedAuthPerMinute)
     }
 
-    public func buildRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    /// Runs an expensive request (SQL, JSON query, verify, explain, reconciliation) within the
+    /// per-key and overall limits; beyond them the answer is 429 with Retry-After.
+    func expensive<T>(_ key: APIKey, _ body: () async throws -> T) async throws -> T {
+        try await work.acquire(key.keyID)
+        do {
+            let value = try await body()
+            await work.release(key.keyID)
+            return value
+        } catch {
+            await work.release(key.keyID)
+            throw error
+        }
+    }
+
+    public func buildRouter() -> Router<UsageBoxRequestContext> {
+        let router = Router(context: UsageBoxRequestContext.self)
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: APIErrorMiddleware())
         router.get("/healthz") { _, _ in JSONResponse.make(.object([("status", .string("ok"))])) }
@@ -39,15 +59,17 @@ public struct HTTPAPI: Sendable {
         router.get("/v1/accounts/:account/usage") { request, context in
             let (key, account) = try await authorize(request, context, role: .reader)
             let q = try UsageQuery.fromParameters(try parameters(request), scope: key.scope.intersect(.accounts([account])))
+            try checkBuckets(q.range, q.groupBy)
             return JSONResponse.make(try await store.usage(q).jsonValue)
         }
-        router.get("/v1/usage") { request, _ in
-            let key = try await authenticate(request)
+        router.get("/v1/usage") { request, context in
+            let key = try await authenticate(request, context)
             let q = try UsageQuery.fromParameters(try parameters(request), scope: key.scope)
+            try checkBuckets(q.range, q.groupBy)
             return JSONResponse.make(try await store.usage(q).jsonValue)
         }
         router.get("/v1/accounts/:account/verify") { request, context in
-            let (_, account) = try await authorize(request, context, role: .reader)
+            let (key, account) = try await authorize(request, context, role: .reader)
             let params = try parameters(request)
             let allowed: Set<String> = ["from", "to", "group_by", "mode"]
             for (name, _) in params where !allowed.contains(name) {
@@ -61,14 +83,18 @@ public struct HTTPAPI: Sendable {
                 mode = parsed
             }
             if let g = value("group_by"), g != "day" { throw UsageBoxError.invalidArgument("verify groups only by day", field: "group_by") }
-            let report = try await store.verify(VerifyRequest(account: account, range: range, mode: mode, byDay: value("group_by") == "day"))
+            if value("group_by") == "day" { try checkBuckets(range, [.day]) }
+            let report = try await expensive(key) {
+                try await store.verify(VerifyRequest(account: account, range: range, mode: mode, byDay: value("group_by") == "day"))
+            }
             return JSONResponse.make(report.jsonValue)
         }
         router.get("/v1/accounts/:account/explain") { request, context in
-            let (_, account) = try await authorize(request, context, role: .reader)
+            let (key, account) = try await authorize(request, context, role: .reader)
             let params = try parameters(request)
             let value = { (name: String) in params.last { $0.0 == name }?.1 }
-            return JSONResponse.make(try await store.explain(account: account, range: try TimeRange(from: value("from"), to: value("to"))).jsonValue)
+            let range = try TimeRange(from: value("from"), to: value("to"))
+            return JSONResponse.make(try await expensive(key) { try await store.explain(account: account, range: range) }.jsonValue)
         }
         router.post("/v1/accounts/:account/periods/close") { request, context in
             let (_, account) = try await authorize(request, context, role: .writer)
@@ -83,31 +109,36 @@ public struct HTTPAPI: Sendable {
             let records = try await store.periods(account: account)
             return JSONResponse.make(.object([("account_id", .string(account)), ("periods", .array(records.map(\.jsonValue)))]))
         }
-        router.post("/v1/query/sql") { request, _ in
-            let key = try await authenticate(request)
+        router.post("/v1/query/sql") { request, context in
+            let key = try await authenticate(request, context)
             let body = try await jsonBody(request)
             guard let sql = body["sql"]?.stringValue, !sql.isEmpty else {
                 throw UsageBoxError.invalidArgument("the body needs {\"sql\": \"SELECT …\"}", field: "sql")
             }
-            return JSONResponse.make(try await store.sql(sql, scope: key.scope, timeLimitSeconds: sqlTimeLimitSeconds, rowLimit: 10_000).jsonValue)
+            let answer = try await expensive(key) {
+                try await store.sql(sql, scope: key.scope, timeLimitSeconds: sqlTimeLimitSeconds, rowLimit: 10_000)
+            }
+            return JSONResponse.make(answer.jsonValue)
         }
-        router.post("/v1/query/json") { request, _ in
-            let key = try await authenticate(request)
+        router.post("/v1/query/json") { request, context in
+            let key = try await authenticate(request, context)
             let body = try await jsonBody(request)
             var scope = key.scope
             if let account = try UsageQuery.jsonQueryAccount(body) {
                 guard key.scope.allows(account) else { throw forbidden(account) }
                 scope = .accounts([account])
             }
-            return JSONResponse.make(try await store.usage(try UsageQuery.fromJSON(body, scope: scope)).jsonValue)
+            let q = try UsageQuery.fromJSON(body, scope: scope)
+            try checkBuckets(q.range, q.groupBy)
+            return JSONResponse.make(try await expensive(key) { try await store.usage(q) }.jsonValue)
         }
-        router.get("/v1/meters") { request, _ in
-            let key = try await authenticate(request)
+        router.get("/v1/meters") { request, context in
+            let key = try await authenticate(request, context)
             let meters = try await store.meters(scope: key.scope)
             return JSONResponse.make(.object([("meters", .array(meters.map(\.jsonValue)))]))
         }
         router.put("/v1/meters/:meter_id") { request, context in
-            let key = try await authenticate(request)
+            let key = try await authenticate(request, context)
             guard key.role == .admin else { throw UsageBoxError(.permissionDenied, "only admin keys manage meters") }
             let meterID = context.parameters.get("meter_id") ?? ""
             let body = try await jsonBody(request)
@@ -137,7 +168,20 @@ public struct HTTPAPI: Sendable {
     }
 
     /// The key presented with the request; 401 when missing or unknown.
-    func authenticate(_ request: Request) async throws -> APIKey {
+    /// The key presented with the request; 401 when missing or unknown, 429 for a client that failed
+    /// too often in the last minute (checked before the key, so guessing costs nothing extra).
+    func authenticate(_ request: Request, _ context: UsageBoxRequestContext) async throws -> APIKey {
+        let client = context.clientAddress
+        try await authFailures.check(client)
+        do {
+            return try await presentedKey(request)
+        } catch let e as UsageBoxError where e.code == .unauthenticated {
+            await authFailures.record(client)
+            throw e
+        }
+    }
+
+    func presentedKey(_ request: Request) async throws -> APIKey {
         guard let header = request.headers[.authorization] else {
             throw UsageBoxError(.unauthenticated, "missing Authorization: Bearer <key>")
         }
@@ -146,7 +190,7 @@ public struct HTTPAPI: Sendable {
             throw UsageBoxError(.unauthenticated, "the Authorization header must be 'Bearer <key>'")
         }
         let secret = String(parts[1].filter { $0 != " " })
-        if let env = environmentAdminSecret, secret == env {
+        if let env = environmentAdminSecret, constantTimeEquals(secret, env) {
             return APIKey(keyID: "env:USAGEBOX_KEY", accountID: nil, role: .admin, createdAt: Timestamp(microseconds: 0), revokedAt: nil)
         }
         guard let key = try await keys.authenticate(secret: secret) else {
@@ -155,9 +199,29 @@ public struct HTTPAPI: Sendable {
         return key
     }
 
+    /// Answers that group by hour, day or month hold at most `limits.maxTimeBuckets` buckets.
+    func checkBuckets(_ range: TimeRange, _ groupBy: [UsageField]) throws {
+        let span = range.to.microseconds - range.from.microseconds
+        for field in groupBy {
+            let size: Int64
+            switch field {
+            case .hour: size = Timestamp.microsPerHour
+            case .day: size = Timestamp.microsPerHour * 24
+            case .month: size = Timestamp.microsPerHour * 24 * 28
+            default: continue
+            }
+            let buckets = span / size + 1
+            guard buckets <= Int64(limits.maxTimeBuckets) else {
+                throw UsageBoxError.invalidArgument(
+                    "grouping by \(field.name) over this range gives \(buckets) buckets; an answer holds at most \(limits.maxTimeBuckets): narrow from/to",
+                    field: "group_by")
+            }
+        }
+    }
+
     /// The key and the route's account, when the key may act on it with at least `role`.
-    func authorize(_ request: Request, _ context: BasicRequestContext, role: KeyRole) async throws -> (APIKey, String) {
-        let key = try await authenticate(request)
+    func authorize(_ request: Request, _ context: UsageBoxRequestContext, role: KeyRole) async throws -> (APIKey, String) {
+        let key = try await authenticate(request, context)
         let account = context.parameters.get("account") ?? ""
         guard key.scope.allows(account) else { throw forbidden(account) }
         try require(key, role)
@@ -197,8 +261,8 @@ public struct HTTPAPI: Sendable {
         }
     }
 
-    func ingest(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let key = try await authenticate(request)
+    func ingest(_ request: Request, _ context: UsageBoxRequestContext) async throws -> Response {
+        let key = try await authenticate(request, context)
         try require(key, .writer)
         let body = try await jsonBody(request)
         guard case .object = body else { throw UsageBoxError.invalidArgument("the body must be {\"events\": [...]}", field: "events") }

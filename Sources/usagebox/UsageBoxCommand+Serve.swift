@@ -5,6 +5,7 @@ import Hummingbird
 import Logging
 import Metering
 import UsageBoxApp
+import UsageBoxServer
 
 extension UsageBoxCommand {
     struct Serve: AsyncParsableCommand {
@@ -19,6 +20,11 @@ extension UsageBoxCommand {
         @Option(help: "Port (0 picks a free one; the URL is printed on stdout once listening).") var port = 8080
         @Option(help: "The embedded store file (default ./usagebox.db or $USAGEBOX_DB).") var db: String?
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+        @Option(name: .customLong("max-invoice-mb"), help: "The largest invoice a reconciliation request may carry, in MiB.") var maxInvoiceMB = 32
+        @Option(name: .customLong("expensive-per-key"), help: "Expensive requests (SQL, JSON query, verify, explain, reconcile) at once per key.")
+        var expensivePerKey = 2
+        @Option(name: .customLong("expensive-overall"), help: "Expensive requests at once on the whole server.") var expensiveOverall = 4
+        @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed.") var idleTimeout = 30
 
         func run() async throws {
             guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -35,7 +41,15 @@ extension UsageBoxCommand {
             logger.info("UsageBox serving", metadata: ["store": "\(path)", "address": "\(host):\(port)"])
             let env = ProcessInfo.processInfo.environment["USAGEBOX_KEY"]
             let host = self.host
-            let app = try ServerApplication.build(store: store, host: host, port: port, environmentAdminSecret: env, logger: logger) { bound in
+            guard maxInvoiceMB > 0, maxInvoiceMB <= 1024, expensivePerKey > 0, expensiveOverall >= expensivePerKey, idleTimeout > 0 else {
+                throw ValidationError("limits must be positive, --max-invoice-mb at most 1024, --expensive-overall at least --expensive-per-key")
+            }
+            var limits = RequestLimits()
+            limits.maxInvoiceBytes = maxInvoiceMB << 20
+            limits.expensivePerKey = expensivePerKey
+            limits.expensiveOverall = expensiveOverall
+            let app = try ServerApplication.build(store: store, host: host, port: port, environmentAdminSecret: env, logger: logger,
+                                                  limits: limits, idleTimeout: .seconds(Int64(idleTimeout))) { bound in
                 printOut("UsageBox listening on http://\(host):\(bound)")
             }
             try await app.runService()

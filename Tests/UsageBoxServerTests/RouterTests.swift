@@ -13,7 +13,7 @@ import VendorAnthropic
 /// Every route, status and error, in process.
 @Suite struct RouterTests {
     let store: SQLiteMeterStore
-    let app: Application<RouterResponder<BasicRequestContext>>
+    let app: Application<RouterResponder<UsageBoxRequestContext>>
     var admin = "env-admin-secret"
 
     init() throws {
@@ -244,7 +244,12 @@ import VendorAnthropic
             #expect(vendors.json["vendors"]?.arrayValue?.first?["id"] == .string("anthropic"))
             #expect(vendors.json["vendors"]?.arrayValue?.first?["rate_card_version"] == .string("2026-11-30.1"))
             let invoice = String(decoding: AnthropicPlugin.demoCostReport.bytes, as: UTF8.self)
-            let created = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)&account=acct_42", key: reader, body: invoice)
+            // A reader may look (dry_run: nothing is recorded); recording a run needs a writer.
+            #expect(try await call(client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)&account=acct_42", key: reader, body: invoice).status == 403)
+            let dry = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)&account=acct_42&dry_run=true", key: reader, body: invoice)
+            #expect(dry.status == 200 && dry.json["total"]?["gap"] == .int(6_520_000))
+            #expect(try await call(client, .get, "/v1/reconciliations/\(dry.json["id"]!.stringValue!)", key: reader).status == 404, "a dry run is not recorded")
+            let created = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)&account=acct_42", key: writer, body: invoice)
             #expect(created.status == 201, "\(created.text.prefix(300))")
             #expect(created.json["total"]?["gap"] == .int(6_520_000))
             #expect(created.json["corrections"]?.arrayValue?.first?["quantity"] == .int(520_000))

@@ -36,7 +36,9 @@ public struct ReconciliationEngine: Sendable {
 
         let verify = try await VerifyGate.check(store, accounts: try await accountsToVerify(o, store: store), range: o.range,
                                                 deep: o.deepVerify, allowDrift: o.allowDrift)
-        let batch = try InvoiceBatch.read(o.invoices, plugin: plugin, allowOverlap: o.allowOverlap)
+        // Parsing is CPU work on possibly large files: off the cooperative pool.
+        let (invoices, allowOverlap) = (o.invoices, o.allowOverlap)
+        let batch = try await BlockingWork.run { try InvoiceBatch.read(invoices, plugin: plugin, allowOverlap: allowOverlap) }
         let chosen = try CardChoice.choose(override: o.rateCard, cards: cards, plugin: plugin, lines: batch.lines.map(\.line))
         let card: any RateCardConverter = o.modelMap.isEmpty ? chosen : ModelMappedCard(card: chosen, map: o.modelMap)
         if !o.allowOverlap { try batch.checkOverlap(card: card, names: o.invoices.map(\.name)) }

@@ -28,6 +28,8 @@ public struct ReconciliationRequest: Codable, Sendable {
     public var deepVerify: Bool?
     public var allowDrift: Bool?
     public var allowOverlap: Bool?
+    /// Run and answer without recording (what a reader key may do).
+    public var dryRun: Bool?
 
     public init(vendor: String, from: String, to: String, accountID: String? = nil, invoices: [InvoiceFile]) {
         self.vendor = vendor
@@ -40,7 +42,7 @@ public struct ReconciliationRequest: Codable, Sendable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case vendor, from, to, accountID = "account_id", invoiceScope = "invoice_scope", invoices, rulesYAML = "rules_yaml"
         case rulesName = "rules_name", rateCardYAML = "rate_card_yaml", rateCardName = "rate_card_name", accountMap = "account_map", modelMap = "model_map", fx
-        case meterID = "meter_id", deepVerify = "deep_verify", allowDrift = "allow_drift", allowOverlap = "allow_overlap"
+        case meterID = "meter_id", deepVerify = "deep_verify", allowDrift = "allow_drift", allowOverlap = "allow_overlap", dryRun = "dry_run"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -70,6 +72,7 @@ public struct ReconciliationRequest: Codable, Sendable {
         deepVerify = try c.decodeIfPresent(Bool.self, forKey: .deepVerify)
         allowDrift = try c.decodeIfPresent(Bool.self, forKey: .allowDrift)
         allowOverlap = try c.decodeIfPresent(Bool.self, forKey: .allowOverlap)
+        dryRun = try c.decodeIfPresent(Bool.self, forKey: .dryRun)
     }
 
     struct AnyKey: CodingKey {
@@ -116,6 +119,7 @@ public struct ReconciliationRequest: Codable, Sendable {
         r.deepVerify = try flag("deep_verify")
         r.allowDrift = try flag("allow_drift")
         r.allowOverlap = try flag("allow_overlap")
+        r.dryRun = try flag("dry_run")
         return r
     }
 

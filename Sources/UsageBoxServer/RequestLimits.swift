@@ -1,0 +1,80 @@
+import Foundation
+public import Metering
+
+/// What one request may cost the server, and how many may run at once.
+public struct RequestLimits: Sendable {
+    /// Expensive requests (SQL, JSON query, verify, explain, reconciliation) running at once, per key and overall.
+    public var expensivePerKey = 2
+    public var expensiveOverall = 4
+    /// Failed authentications per client address per minute before 429.
+    public var failedAuthPerMinute = 100
+    /// The largest invoice a reconciliation request may carry.
+    public var maxInvoiceBytes = 32 << 20
+    /// Time buckets (hours, days, months) one usage or verify answer may hold.
+    public var maxTimeBuckets = 10_000
+    public init() {}
+}
+
+/// Counts expensive requests in flight per key and overall; beyond the limits a request is answered
+/// 429 at once rather than queued behind the others.
+actor WorkLimiter {
+    let perKey: Int
+    let overall: Int
+    private var running: [String: Int] = [:]
+    private var total = 0
+
+    init(perKey: Int, overall: Int) {
+        self.perKey = perKey
+        self.overall = overall
+    }
+
+    func acquire(_ key: String) throws {
+        guard total < overall else {
+            throw UsageBoxError.rateLimited("\(overall) expensive requests are already running on this server; try again shortly", retryAfter: 1)
+        }
+        guard running[key, default: 0] < perKey else {
+            throw UsageBoxError.rateLimited("this key already runs \(perKey) expensive requests; wait for one to finish", retryAfter: 1)
+        }
+        running[key, default: 0] += 1
+        total += 1
+    }
+
+    func release(_ key: String) {
+        running[key, default: 1] -= 1
+        if running[key] == 0 { running[key] = nil }
+        total -= 1
+    }
+}
+
+/// Failed authentications per client address in a sliding minute.
+actor AuthFailureLimiter {
+    let perMinute: Int
+    private var failures: [String: [ContinuousClock.Instant]] = [:]
+
+    init(perMinute: Int) { self.perMinute = perMinute }
+
+    /// Refuses a client that failed too often in the last minute, saying when it may try again.
+    func check(_ client: String) throws {
+        let now = ContinuousClock.now
+        var recent = (failures[client] ?? []).filter { now - $0 < .seconds(60) }
+        failures[client] = recent.isEmpty ? nil : recent
+        guard recent.count >= perMinute, let oldest = recent.first else { return }
+        let wait = Int((Duration.seconds(60) - (now - oldest)).components.seconds) + 1
+        recent.removeAll()
+        throw UsageBoxError.rateLimited("too many failed authentications from this address; try again in \(wait) s", retryAfter: wait)
+    }
+
+    func record(_ client: String) {
+        failures[client, default: []].append(.now)
+        // Bound the table itself: forget the oldest clients when it grows past what an attack could justify.
+        if failures.count > 100_000, let victim = failures.keys.first { failures[victim] = nil }
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+public func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+    let x = Array(a.utf8), y = Array(b.utf8)
+    var diff = UInt8(truncatingIfNeeded: x.count ^ y.count)
+    for i in 0..<max(x.count, y.count) { diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0) }
+    return diff == 0
+}

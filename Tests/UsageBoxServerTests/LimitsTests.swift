@@ -1,0 +1,124 @@
+import ExactJSON
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Metering
+import MeterStoreSQLite
+import Testing
+import UsageBoxApp
+import UsageBoxServer
+import VendorAnthropic
+
+/// No key can make one request cost the server without bound: values, answers, buckets, groups,
+/// concurrent expensive work and failed authentications are all limited, each with a clear answer.
+@Suite struct LimitsTests {
+    let store: SQLiteMeterStore
+    let admin = "env-admin-secret"
+
+    init() throws {
+        store = try SQLiteMeterStore(location: .newMemory())
+    }
+
+    func app(_ configure: (inout HTTPAPI) -> Void = { _ in }) throws -> Application<RouterResponder<UsageBoxRequestContext>> {
+        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: admin)
+        api.reconciliation = try ReconciliationService()
+        api.reconciliationLog = store
+        configure(&api)
+        return Application(router: api.buildRouter())
+    }
+
+    struct Answer {
+        var status: Int
+        var json: JSONValue
+        var retryAfter: String?
+    }
+
+    func call(_ client: some TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, key: String?, body: String? = nil) async throws -> Answer {
+        var headers: HTTPFields = [:]
+        if let key { headers[.authorization] = "Bearer \(key)" }
+        return try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) { r in
+            Answer(status: Int(r.status.code), json: (try? JSONParser.parse(String(buffer: r.body))) ?? .null, retryAfter: r.headers[.retryAfter])
+        }
+    }
+
+    func sql(_ query: String) -> String { JSONWriter.write(.object([("sql", .string(query))])) }
+
+    @Test func oneValueCannotOutgrowItsLimitNorAnAnswerItsSize() async throws {
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        try await app().test(.router) { client in
+            // printf and format loop over their width inside one call: refused, like any function that reaches outside.
+            let printf = try await call(client, .post, "/v1/query/sql", key: admin, body: sql("SELECT printf('%.*c', 2000000000, 'x')"))
+            #expect(printf.status == 400 && printf.json["error"]?["message"]?.stringValue?.contains("not allowed") == true)
+            for bomb in ["SELECT zeroblob(2000000000)", "SELECT length(randomblob(1500000000))",
+                         "SELECT replace(hex(zeroblob(400000)), '0', 'yy')", "SELECT substr(hex(zeroblob(600000)), 1, 10)",
+                         "SELECT group_concat(event_id || hex(zeroblob(100))) FROM usage_events"] {
+                let start = ContinuousClock.now
+                let r = try await call(client, .post, "/v1/query/sql", key: admin, body: sql(bomb))
+                #expect(r.status == 400 && r.json["error"]?["message"]?.stringValue?.contains("1 MiB") == true, "\(bomb): \(r.json) \(ContinuousClock.now - start)")
+                #expect(ContinuousClock.now - start < .seconds(5), "\(bomb) was stopped inside the call")
+            }
+            let wide = try await call(client, .post, "/v1/query/sql", key: admin,
+                                      body: sql("SELECT hex(zeroblob(2500)) FROM usage_events LIMIT 5000"))
+            #expect(wide.status == 400 && wide.json["error"]?["message"]?.stringValue?.contains("8 MiB") == true, "\(wide.json)")
+        }
+    }
+
+    @Test func timeBucketsAndGroupsAreBounded() async throws {
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        try await app().test(.router) { client in
+            let verify = try await call(client, .get, "/v1/accounts/acct_42/verify?from=0001-01-01T00:00:00Z&to=9999-01-01T00:00:00Z&group_by=day", key: admin)
+            #expect(verify.status == 400 && verify.json["error"]?["field"] == .string("group_by")
+                    && verify.json["error"]?["message"]?.stringValue?.contains("10000") == true, "\(verify.json)")
+            let hours = try await call(client, .get, "/v1/accounts/acct_42/usage?from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&group_by=hour", key: admin)
+            #expect(hours.status == 400 && hours.json["error"]?["field"] == .string("group_by"))
+            let fine = try await call(client, .get, "/v1/accounts/acct_42/verify?from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z&group_by=day", key: admin)
+            #expect(fine.status == 200)
+        }
+    }
+
+    @Test func expensiveRequestsBeyondTheLimitAre429WithRetryAfter() async throws {
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let reader = try await store.createKey(account: "acct_42", role: .reader).secret
+        let app = try app { $0.sqlTimeLimitSeconds = 2 }
+        try await app.test(.router) { client in
+            let slow = sql("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c")
+            let answers = try await withThrowingTaskGroup(of: Answer.self) { group in
+                for _ in 0..<4 { group.addTask { try await call(client, .post, "/v1/query/sql", key: reader, body: slow) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let limited = answers.filter { $0.status == 429 }
+            #expect(limited.count >= 2, "\(answers.map(\.status))")
+            #expect(limited.allSatisfy { $0.retryAfter == "1" && $0.json["error"]?["code"] == .string("rate_limited") })
+            #expect(try await call(client, .get, "/healthz", key: nil).status == 200)
+        }
+    }
+
+    @Test func failedAuthenticationsFromOneAddressAreLimited() async throws {
+        let writer = try await store.createKey(account: "acct_42", role: .writer).secret
+        try await app().test(.router) { client in
+            for i in 0..<100 {
+                let r = try await call(client, .get, "/v1/meters", key: "guess-\(i)")
+                #expect(r.status == 401)
+            }
+            let blocked = try await call(client, .get, "/v1/meters", key: "guess-101")
+            #expect(blocked.status == 429 && Int(blocked.retryAfter ?? "") ?? 0 > 0, "the 101st guess in a minute is refused")
+            #expect(try await call(client, .get, "/v1/meters", key: writer).status == 429, "the address is limited, whatever key it presents")
+        }
+    }
+
+    @Test func invoicesHaveASizeLimit() async throws {
+        let writer = try await store.createKey(account: "acct_42", role: .writer).secret
+        var limits = RequestLimits()
+        limits.maxInvoiceBytes = 1 << 20
+        let app = try app { $0 = HTTPAPI(store: store, keys: store, environmentAdminSecret: admin, limits: limits); $0.reconciliation = try? ReconciliationService() }
+        try await app.test(.router) { client in
+            let big = String(repeating: " ", count: (1 << 20) + 10) + "{}"
+            let r = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&from=2026-05-01&to=2026-06-01", key: writer, body: big)
+            #expect(r.status == 413 && r.json["error"]?["message"]?.stringValue?.contains("--max-invoice-mb") == true)
+        }
+    }
+
+    @Test func secretsCompareWholly() {
+        #expect(constantTimeEquals("abc", "abc") && !constantTimeEquals("abc", "abd") && !constantTimeEquals("abc", "abcd") && !constantTimeEquals("", "a"))
+    }
+}
