@@ -128,9 +128,11 @@ struct OpenSegment {
     var lastTs: Int64?
     var dirty = false
 
-    mutating func add(quantity: Int64, microseconds ts: Int64) {
+    mutating func add(quantity: Int64, microseconds ts: Int64) throws {
         count += 1
-        sum &+= quantity
+        let (total, overflow) = sum.addingReportingOverflow(quantity)
+        guard !overflow else { throw SumOverflow() }
+        sum = total
         firstTs = min(firstTs ?? .max, ts)
         lastTs = max(lastTs ?? .min, ts)
         dirty = true
@@ -152,12 +154,22 @@ struct HourRun {
     var aggregate = UsageAggregate()
 }
 
+/// A rollup cell or segment total would pass 64 bits: the batch is written again with each event
+/// checked, so only the events that overflow are rejected.
+struct SumOverflow: Error {}
+
 extension SQLiteMeterStore {
     public func ingest(_ batch: IngestBatch) async throws -> IngestResponse {
-        try await write { db, ctx in try self.ingest(db, batch, &ctx) }
+        do {
+            return try await write { db, ctx in try self.ingest(db, batch, &ctx, careful: false) }
+        } catch is SumOverflow {
+            // Rare: the fast path found a sum past 64 bits and rolled back. Each event is now checked
+            // against the stored cells before it is written; the ones that would overflow are rejected.
+            return try await write { db, ctx in try self.ingest(db, batch, &ctx, careful: true) }
+        }
     }
 
-    func ingest(_ db: Database, _ batch: IngestBatch, _ ctx: inout WriteContext) throws -> IngestResponse {
+    func ingest(_ db: Database, _ batch: IngestBatch, _ ctx: inout WriteContext, careful: Bool) throws -> IngestResponse {
         let now = clock().microseconds
         var response = IngestResponse()
         var accounts = [AccountWrite?](repeating: nil, count: batch.accounts.count)
@@ -193,8 +205,19 @@ extension SQLiteMeterStore {
         /// Adds a group's finished hour to the batch's cells.
         func close(_ g: Int) throws {
             guard runs[g].aggregate.count > 0 else { return }
-            try cells[Cell(key: groupKeys[g], hour: runs[g].hour), default: UsageAggregate()].add(runs[g].aggregate)
+            try overflowing { try cells[Cell(key: groupKeys[g], hour: runs[g].hour), default: UsageAggregate()].add(runs[g].aggregate) }
             runs[g] = HourRun()
+        }
+
+        // Careful mode: each cell's total so far (stored plus this batch), read once per cell.
+        var hourTotals: [Cell: Int64] = [:], dayTotals: [Cell: Int64] = [:]
+        func total(_ cell: Cell, day: Bool) throws -> Int64 {
+            if let t = day ? dayTotals[cell] : hourTotals[cell] { return t }
+            let stored = try Int64.fetchOne(db, sql: day ? "SELECT sum FROM rollup_day WHERE key_id = ? AND day = ?"
+                                                       : "SELECT sum FROM rollup_hour WHERE key_id = ? AND hour = ?",
+                                            arguments: [cell.key, cell.hour]) ?? 0
+            if day { dayTotals[cell] = stored } else { hourTotals[cell] = stored }
+            return stored
         }
 
         try batch.canonical.withUnsafeBytes { canonical in
@@ -243,6 +266,23 @@ extension SQLiteMeterStore {
                 let segmentID = accounts[p.account]!.segment!.id
                 let seq = accounts[p.account]!.segment!.seqBase! + accounts[p.account]!.segment!.count
 
+                if careful {
+                    if try resolveExisting(i, e, p) { continue }
+                    if groupKeys[p.group] == 0 { groupKeys[p.group] = try ctx.keyID(db, ctx.rollupKey(db, batch.groups[p.group])) }
+                    let hourCell = Cell(key: groupKeys[p.group], hour: e.timestamp.hour)
+                    let dayCell = Cell(key: groupKeys[p.group], hour: e.timestamp.hour / 24)
+                    let checks: [(String, Int64)] = [("its hour's rollup", try total(hourCell, day: false)),
+                                                     ("its day's rollup", try total(dayCell, day: true)),
+                                                     ("its segment's total", accounts[p.account]!.segment!.sum)]
+                    if let (what, _) = checks.first(where: { $0.1.addingReportingOverflow(e.quantity).overflow }) {
+                        problem(i, e.eventID, .rejected, "quantity_overflow",
+                                "adding \(e.quantity) would push \(what) past a 64-bit integer; nothing was stored for this event", "quantity")
+                        continue
+                    }
+                    hourTotals[hourCell]! += e.quantity
+                    dayTotals[dayCell]! += e.quantity
+                }
+
                 var bind = StatementBinder(insert)
                 bind.bind(seq)
                 bind.bind(e.accountID)
@@ -277,7 +317,7 @@ extension SQLiteMeterStore {
                 response.accepted += 1
                 if inClosedPeriod { response.postClose += 1 }
                 let ts = e.timestamp.microseconds
-                accounts[p.account]!.segment!.add(quantity: e.quantity, microseconds: ts)
+                try accounts[p.account]!.segment!.add(quantity: e.quantity, microseconds: ts)
 
                 if groupKeys[p.group] == 0 { groupKeys[p.group] = try ctx.keyID(db, ctx.rollupKey(db, batch.groups[p.group])) }
                 let key = groupKeys[p.group]
@@ -285,7 +325,7 @@ extension SQLiteMeterStore {
                                                  quantity: e.quantity, microseconds: ts, key: key)
                 let hour = e.timestamp.hour
                 if runs[p.group].hour != hour { try close(p.group); runs[p.group].hour = hour }
-                try runs[p.group].aggregate.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity))
+                try overflowing { try runs[p.group].aggregate.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity)) }
             }
         }
 
@@ -301,12 +341,14 @@ extension SQLiteMeterStore {
                 min = MIN(min, excluded.min), max = MAX(max, excluded.max)
             """)
         var days: [Cell: UsageAggregate] = [:]
-        for (cell, agg) in cells {
-            try upsert.execute(arguments: [cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max])
-            let day = Cell(key: cell.key, hour: cell.hour / 24)  // hours are never negative: events before 1970 are refused
-            try days[day, default: UsageAggregate()].add(agg)
+        try overflowing {
+            for (cell, agg) in cells {
+                try upsert.execute(arguments: [cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max])
+                let day = Cell(key: cell.key, hour: cell.hour / 24)  // hours are never negative: events before 1970 are refused
+                try days[day, default: UsageAggregate()].add(agg)
+            }
+            try Self.upsertDays(db, days)
         }
-        try Self.upsertDays(db, days)
         // Dimension names seen on accepted events, per account.
         let dimInsert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO account_dimension (account_id, name) VALUES (?, ?)")
         var named = Set<String>()
@@ -316,6 +358,18 @@ extension SQLiteMeterStore {
             }
         }
         return response
+    }
+
+    /// Runs a step whose sums may pass 64 bits (a batch total, SQLite's CHECK that a rollup sum stays
+    /// an integer), turning that into `SumOverflow` so the batch is retried event by event.
+    func overflowing(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let e as UsageBoxError where e.message.contains("overflows") {
+            throw SumOverflow()
+        } catch let e as DatabaseError where (e.message ?? "").contains("CHECK constraint failed") || (e.message ?? "").contains("integer overflow") {
+            throw SumOverflow()
+        }
     }
 
     /// Adds aggregates to the daily rollups (`Cell.hour` holds the day here).

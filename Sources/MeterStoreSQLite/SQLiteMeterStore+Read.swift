@@ -217,12 +217,14 @@ extension SQLiteMeterStore {
                     let model = g.keys[0]
                     var b = models[model] ?? ExplainReport.Breakdown(modelID: model)
                     if g.keys[1] == EventKind.correction.rawValue {
-                        b.corrections &+= g.aggregate.sum
-                        totals.corrections &+= g.aggregate.sum
+                        b.corrections = try b.corrections.checkedAdding(g.aggregate.sum, "the corrections of \(model ?? "(no model)")")
+                        totals.corrections = try totals.corrections.checkedAdding(g.aggregate.sum, "the corrections")
                     } else {
-                        b.usage &+= g.aggregate.sum
-                        totals.usage &+= g.aggregate.sum
+                        b.usage = try b.usage.checkedAdding(g.aggregate.sum, "the usage of \(model ?? "(no model)")")
+                        totals.usage = try totals.usage.checkedAdding(g.aggregate.sum, "the usage")
                     }
+                    _ = try b.usage.checkedAdding(b.corrections, "the net of \(model ?? "(no model)")")
+                    _ = try totals.usage.checkedAdding(totals.corrections, "the net total")
                     b.count += g.aggregate.count
                     totals.count += g.aggregate.count
                     models[model] = b

@@ -45,10 +45,10 @@ extension SQLiteMeterStore {
         var raw: [Cell: UsageAggregate] = [:]
         var corrupt: [VerifyReport.CorruptSegment] = []
         var verifiedOK: [Int64] = []
-        func addRaw(_ cell: Cell, _ sum: Int64, _ count: Int64) {
+        func addRaw(_ cell: Cell, _ sum: Int64, _ count: Int64) throws {
             guard cell.hour >= fromHour, cell.hour < toHour else { return }
             var a = raw[cell] ?? UsageAggregate()
-            a.sum &+= sum
+            a.sum = try a.sum.checkedAdding(sum, "a raw hourly sum")
             a.count += count
             raw[cell] = a
         }
@@ -58,11 +58,11 @@ extension SQLiteMeterStore {
                 let rows = try Row.fetchCursor(db.cachedStatement(sql: """
                     SELECT key_id, hour, sum, count FROM segment_stat WHERE segment_id = ? AND hour >= ? AND hour < ?
                     """), arguments: [seg.id, fromHour, toHour])
-                while let r = try rows.next() { addRaw(Cell(key: r[0], hour: r[1]), r[2], r[3]) }
+                while let r = try rows.next() { try addRaw(Cell(key: r[0], hour: r[1]), r[2], r[3]) }
                 continue
             }
             let d = try digest(db, segmentID: seg.id, previous: seg.prev) { dir.id(for: $0) }
-            for (cell, agg) in d.stats { addRaw(cell, agg.sum, agg.count) }
+            for (cell, agg) in d.stats { try addRaw(cell, agg.sum, agg.count) }
             guard seg.sealed else { continue }
             var reasons: [String] = []
             if d.finalize() != seg.sha256 { reasons.append("its events no longer hash to the sealed SHA-256") }
@@ -105,7 +105,7 @@ extension SQLiteMeterStore {
             var fromHours: [Cell: UsageAggregate] = [:]
             for (cell, agg) in rollup where cell.hour >= firstDay * 24 && cell.hour < lastDay * 24 {
                 var d = fromHours[Cell(key: cell.key, hour: cell.hour / 24)] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
-                d.sum &+= agg.sum
+                d.sum = try d.sum.checkedAdding(agg.sum, "a day's sum of hourly rollups")
                 d.count += agg.count
                 fromHours[Cell(key: cell.key, hour: cell.hour / 24)] = d
             }
@@ -119,7 +119,7 @@ extension SQLiteMeterStore {
                 let a = fromHours[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
                 let b = stored[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
                 guard a.sum != b.sum || a.count != b.count else { continue }
-                dayDrift &+= Int64(truncatingIfNeeded: (a.sum &- b.sum).magnitude)
+                dayDrift = try dayDrift.checkedAdding(try Self.distance(a.sum, b.sum), "the drift")
                 if let key = dir.byID[cell.key], dayMismatches.count < 100 {
                     dayMismatches.append(.init(meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
                                                dimensions: key.dimensions, hour: .ofHour(cell.hour * 24), rollupSum: b.sum, rawSum: a.sum,
@@ -135,15 +135,15 @@ extension SQLiteMeterStore {
         for cell in cells {
             let r = raw[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
             let u = rollup[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
-            rawSum &+= r.sum
-            rollupSum &+= u.sum
-            let diff = (r.sum &- u.sum).magnitude
-            drift &+= Int64(truncatingIfNeeded: diff)
+            rawSum = try rawSum.checkedAdding(r.sum, "the raw sum")
+            rollupSum = try rollupSum.checkedAdding(u.sum, "the rollup sum")
+            let diff = try Self.distance(r.sum, u.sum)
+            drift = try drift.checkedAdding(diff, "the drift")
             let day = Timestamp.ofHour(cell.hour).day
             var dd = days[day] ?? (0, 0, 0)
-            dd.rollup &+= u.sum
-            dd.raw &+= r.sum
-            dd.drift &+= Int64(truncatingIfNeeded: diff)
+            dd.rollup = try dd.rollup.checkedAdding(u.sum, "a day's rollup sum")
+            dd.raw = try dd.raw.checkedAdding(r.sum, "a day's raw sum")
+            dd.drift = try dd.drift.checkedAdding(diff, "a day's drift")
             days[day] = dd
             if (r.sum != u.sum || r.count != u.count), mismatches.count < 100, let key = dir.byID[cell.key] {
                 mismatches.append(.init(meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
@@ -170,5 +170,12 @@ extension SQLiteMeterStore {
             segmentsChecked: segments.count, segmentsCorrupt: corrupt.count, mismatches: mismatches, days: dayList)
         report.corruptSegments = corrupt
         return (report, verifiedOK)
+    }
+
+    /// |a − b|, checked: a difference past 64 bits is reported, never wrapped into a small drift.
+    static func distance(_ a: Int64, _ b: Int64) throws -> Int64 {
+        let (d, overflow) = a.subtractingReportingOverflow(b)
+        guard !overflow, d != .min else { throw UsageBoxError.invalidArgument("a drift overflows a 64-bit integer; read a shorter range") }
+        return Swift.abs(d)
     }
 }

@@ -235,6 +235,14 @@ public struct EventDecoder: Sendable {
             guard !k.isEmpty, k.utf8.count <= Self.maxDimensionKeyLength else {
                 return fail("invalid_dimensions", "dimension keys must be 1–\(Self.maxDimensionKeyLength) characters", "dimensions")
             }
+            // A key is named in group_by and filters: control characters (NUL among them) could never be.
+            guard !k.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+                return fail("invalid_dimensions", "dimension keys must not contain control characters", "dimensions")
+            }
+            // NUL ends strings in SQL and C APIs: a value holding one could be stored but never matched.
+            guard !v.utf8.contains(0) else {
+                return fail("invalid_dimensions", "dimension '\(k.filter { !$0.isASCII || $0.asciiValue! >= 0x20 })' has a NUL character in its value", "dimensions.\(k)")
+            }
             guard v.utf8.count <= Self.maxDimensionValueLength else {
                 return fail("invalid_dimensions", "dimension '\(k)' is longer than \(Self.maxDimensionValueLength) characters", "dimensions.\(k)")
             }

@@ -265,7 +265,11 @@ public struct HTTPAPI: Sendable {
         let key = try await authenticate(request, context)
         try require(key, .writer)
         let body = try await jsonBody(request)
-        guard case .object = body else { throw UsageBoxError.invalidArgument("the body must be {\"events\": [...]}", field: "events") }
+        guard case let .object(members) = body else { throw UsageBoxError.invalidArgument("the body must be {\"events\": [...]}", field: "events") }
+        // A misspelt member would be ignored silently otherwise: unknown members are refused, as for events.
+        if let unknown = members.first(where: { $0.0 != "events" }) {
+            throw UsageBoxError.invalidArgument("unknown field '\(unknown.0)' in the batch (it holds only \"events\")", field: unknown.0)
+        }
         guard let eventsValue = body["events"] else { throw UsageBoxError.invalidArgument("the body needs an \"events\" array", field: "events") }
         guard case let .array(events) = eventsValue else {
             throw UsageBoxError.invalidArgument("\"events\" must be an array, got \(eventsValue.typeName)", field: "events")

@@ -8,6 +8,27 @@ public enum MeterStoreConformance {
     typealias F = Fixture
 
     public static let checks: [ConformanceCheck] = [
+        ConformanceCheck("an event that would push a sum past 64 bits is rejected alone; the rest of its batch is stored") { store in
+            let big = Int64.max - 1000
+            _ = try await store.ingest([F.event("huge", quantity: big)])
+            let r = try await store.ingest([F.event("ok1", quantity: 5, at: "2026-05-11T12:00:00Z"), F.event("over", quantity: 2000),
+                                            F.event("ok2", quantity: 7, at: "2026-05-12T12:00:00Z")])
+            try expectEqual([r.accepted, r.rejected], [2, 1], "counts")
+            try expectEqual(r.errors.map(\.code), ["quantity_overflow"], "code")
+            try expectEqual(r.errors.map(\.index), [1], "index")
+            let hour = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: try TimeRange(from: F.ts("2026-05-10T12:00:00Z"),
+                                                                                                            to: F.ts("2026-05-10T13:00:00Z"))))
+            try expectEqual(hour.groups.first?.aggregate.sum, big, "the overflowing event left nothing behind")
+            let v = try await store.verify(VerifyRequest(account: "acct_1", range: try TimeRange(from: F.ts("2026-05-11T00:00:00Z"), to: F.ts("2026-05-13T00:00:00Z"))))
+            try expectEqual(v.ok, true, "verify of the other days")
+            _ = try await store.ingest([F.event("huge2", account: "acct_2", quantity: big)])
+            do {
+                _ = try await store.usage(UsageQuery(scope: .all, range: F.may))
+                throw ConformanceFailure(message: "a total past 64 bits was answered", file: #fileID, line: #line)
+            } catch let e as UsageBoxError {
+                try expectEqual(e.code, .invalidArgument, "a total past 64 bits says so")
+            }
+        },
         ConformanceCheck("accepts, then answers duplicates and conflicts across batches") { store in
             let first = try await store.ingest([F.event("e1", quantity: 10), F.event("e2", quantity: 20)])
             try expectEqual(first.accepted, 2, "accepted")
@@ -57,6 +78,9 @@ public enum MeterStoreConformance {
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2999-01-01T00:00:00Z"}"#, "timestamp_in_future"),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"k":1}}"#, "invalid_dimensions"),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":[]}"#, "invalid_dimensions"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"a\u0000b":"v"}}"#, "invalid_dimensions"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"a\nb":"v"}}"#, "invalid_dimensions"),
+                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"k":"v\u0000"}}"#, "invalid_dimensions"),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"\#(String(repeating: "k", count: 65))":"v"}}"#, "invalid_dimensions"),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"k":"\#(String(repeating: "v", count: 257))"}}"#, "invalid_dimensions"),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","extra":"x"}"#, "unknown_field"),
