@@ -14,7 +14,7 @@ struct UsageBoxCommand: AsyncParsableCommand {
             Exit codes: 0 success, 1 error, 2 bad usage, 3 reconcile stopped by verify drift, 4 ingest --strict saw rejections.
             """,
         subcommands: [Serve.self, Ingest.self, Usage.self, Verify.self, Explain.self, Periods.self, Meters.self, Query.self, Keys.self,
-                      Reconcile.self, Vendors.self, RateCards.self, Rules.self, Demo.self]
+                      Reconcile.self, Vendors.self, RateCards.self, Rules.self, Backup.self, Restore.self, Demo.self]
     )
 }
 

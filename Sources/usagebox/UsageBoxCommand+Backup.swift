@@ -1,0 +1,35 @@
+import ArgumentParser
+import Foundation
+import Metering
+import MeterStoreSQLite
+import UsageBoxApp
+
+extension UsageBoxCommand {
+    struct Backup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy the embedded store, consistent at one instant, to a new file (safe while `usagebox serve` writes).")
+        @Option(help: "The store file (default ./usagebox.db or $USAGEBOX_DB).") var db: String?
+        @Option(help: "The backup file to write (must not exist).") var to: String
+
+        func run() async throws {
+            let store = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(db))
+            try await store.backup(to: to)
+            let size = (try? FileManager.default.attributesOfItem(atPath: to)[.size] as? Int) ?? 0
+            printOut("backed up \(StoreFactory.resolvePath(db)) to \(to) (\(size) bytes); `usagebox restore --from \(to)` verifies it before replacing anything")
+        }
+    }
+
+    struct Restore: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace the embedded store with a backup, after a deep verify of every account in it (stop the server first).",
+            discussion: "A backup that does not verify is refused and the store is left as it was.")
+        @Option(help: "The backup file.") var from: String
+        @Option(help: "The store file to replace (default ./usagebox.db or $USAGEBOX_DB).") var db: String?
+
+        func run() async throws {
+            let target = StoreFactory.resolvePath(db)
+            let (accounts, events) = try await SQLiteMeterStore.restore(from: from, to: target)
+            printOut("restored \(target) from \(from): \(events) events of \(accounts) account(s), deep-verified")
+        }
+    }
+}

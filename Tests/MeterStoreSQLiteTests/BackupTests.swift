@@ -1,0 +1,64 @@
+import Foundation
+import GRDB
+import Metering
+import MeterStoreSQLite
+import Testing
+import UsageBoxTesting
+
+/// Backups that restore: taken while ingest runs, checked by a deep verify before anything is replaced.
+@Suite struct BackupTests {
+    let dir: TemporaryDirectory
+
+    init() throws { dir = try TemporaryDirectory() }
+
+    static func batch(_ b: Int, size: Int = 500) -> [IngestItem] {
+        (0..<size).map { i in
+            Fixture.event("b\(b)-\(i)", account: "acct_\(i % 3)", quantity: Int64(i + 1),
+                          at: Timestamp(microseconds: Fixture.ts("2026-05-01T00:00:00Z").microseconds + Int64(b * size + i) * 60_000_000).rfc3339,
+                          dims: ["token_type": i % 2 == 0 ? "input" : "output"])
+        }
+    }
+
+    @Test func aBackupTakenMidIngestRestoresAndVerifies() async throws {
+        let live = try SQLiteMeterStore(location: .file(dir.path("live.db")))
+        let writer = Task {
+            for b in 0..<40 { _ = try await live.ingest(Self.batch(b)) }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        try await live.backup(to: dir.path("backup.db"))
+        try await writer.value
+
+        let (accounts, events) = try await SQLiteMeterStore.restore(from: dir.path("backup.db"), to: dir.path("restored.db"))
+        #expect(accounts == 3 && events > 0 && events <= 20_000, "a consistent prefix of the ingest: \(events)")
+        let restored = try SQLiteMeterStore(location: .file(dir.path("restored.db")))
+        let all = try TimeRange(from: Timestamp(microseconds: 0), to: Fixture.ts("2027-01-01T00:00:00Z"))
+        for account in ["acct_0", "acct_1", "acct_2"] {
+            let v = try await restored.verify(VerifyRequest(account: account, range: all, mode: .deep))
+            #expect(v.ok && v.drift == 0, "\(account)")
+        }
+        // The restored store takes new events like any other.
+        #expect(try await restored.ingest([Fixture.event("after", quantity: 1)]).accepted == 1)
+        await #expect(throws: UsageBoxError.self, "a backup never overwrites a file") { try await live.backup(to: dir.path("backup.db")) }
+    }
+
+    @Test func aBackupThatDoesNotVerifyReplacesNothing() async throws {
+        let live = try SQLiteMeterStore(location: .file(dir.path("live.db")))
+        _ = try await live.ingest(Self.batch(0))
+        try await live.backup(to: dir.path("backup.db"))
+        // Edit a rollup in the backup behind the store's back.
+        let queue = try DatabaseQueue(path: dir.path("backup.db"))
+        try await queue.write { try $0.execute(sql: "UPDATE rollup_hour SET sum = sum + 1 WHERE (key_id, hour) = (SELECT key_id, hour FROM rollup_hour LIMIT 1)") }
+        try queue.close()
+        let target = try SQLiteMeterStore(location: .file(dir.path("target.db")))
+        _ = try await target.ingest([Fixture.event("keep", quantity: 42)])
+        do {
+            _ = try await SQLiteMeterStore.restore(from: dir.path("backup.db"), to: dir.path("target.db"))
+            Issue.record("a drifting backup was restored")
+        } catch let e as UsageBoxError {
+            #expect(e.message.contains("does not verify") && e.message.contains("nothing was restored"))
+        }
+        let kept = try await target.usage(UsageQuery(scope: .all, range: Fixture.may))
+        #expect(kept.groups.first?.aggregate.sum == 42, "the store is as it was")
+        #expect(!FileManager.default.fileExists(atPath: dir.path("target.db.restoring")))
+    }
+}
