@@ -76,7 +76,7 @@ extension HTTPMeterStore {
             out.count = try int(b["count"], "count")
             return out
         }
-        return ExplainReport(
+        var report = ExplainReport(
             accountID: try string(v["account_id"], "account_id"), range: range, totals: try breakdown(v["totals"] ?? .null),
             breakdown: try (v["breakdown"]?.arrayValue ?? []).map(breakdown),
             segments: try (v["segments"]?.arrayValue ?? []).map { s in
@@ -95,6 +95,16 @@ extension HTTPMeterStore {
                     timestamp: timestamp(c["timestamp"]) ?? range.from, dimensions: dims)
                 return ExplainReport.CorrectionInfo(event: event, postClose: c["post_close"] == .bool(true))
             })
+        if let i = v["integrity"], i != .null {
+            var p = ScrubProgress()
+            p.sealed = try int(i["sealed_segments"], "sealed_segments")
+            p.verified = try int(i["verified"], "verified")
+            p.corrupt = try int(i["corrupt"], "corrupt")
+            p.pending = try int(i["pending"], "pending")
+            p.oldestVerification = timestamp(i["oldest_verification"])
+            report.integrity = p
+        }
+        return report
     }
 
     static func decodePeriod(_ v: JSONValue) throws -> PeriodRecord {

@@ -127,6 +127,8 @@ struct OpenSegment {
     var firstTs: Int64?
     var lastTs: Int64?
     var dirty = false
+    /// The multiset hash of its events, kept with each committed batch.
+    var running = MultisetHash()
 
     mutating func add(quantity: Int64, microseconds ts: Int64) throws {
         count += 1
@@ -321,8 +323,9 @@ extension SQLiteMeterStore {
 
                 if groupKeys[p.group] == 0 { groupKeys[p.group] = try ctx.keyID(db, ctx.rollupKey(db, batch.groups[p.group])) }
                 let key = groupKeys[p.group]
-                accounts[p.account]!.digest?.add(canonical: UnsafeRawBufferPointer(rebasing: canonical[p.canonical]),
-                                                 quantity: e.quantity, microseconds: ts, key: key)
+                let encoded = UnsafeRawBufferPointer(rebasing: canonical[p.canonical])
+                accounts[p.account]!.digest?.add(canonical: encoded, quantity: e.quantity, microseconds: ts, key: key)
+                accounts[p.account]!.segment!.running.add(canonical: encoded)
                 let hour = e.timestamp.hour
                 if runs[p.group].hour != hour { try close(p.group); runs[p.group].hour = hour }
                 try overflowing { try runs[p.group].aggregate.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity)) }
@@ -384,9 +387,17 @@ extension SQLiteMeterStore {
 
     func openSegment(_ db: Database, account: String, now: Int64, ctx: inout WriteContext) throws -> OpenSegment {
         if let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT id, opened_at, event_count, sum, first_ts, last_ts, seq_base FROM segment WHERE account_id = ? AND sealed_at IS NULL
+            SELECT id, opened_at, event_count, sum, first_ts, last_ts, seq_base, running_hash FROM segment WHERE account_id = ? AND sealed_at IS NULL
             """), arguments: [account]) {
-            return OpenSegment(id: row[0], seqBase: row[6], openedAt: row[1], count: row[2], sum: row[3], firstTs: row[4], lastTs: row[5])
+            var seg = OpenSegment(id: row[0], seqBase: row[6], openedAt: row[1], count: row[2], sum: row[3], firstTs: row[4], lastTs: row[5])
+            if let kept: String = row[7], let hash = MultisetHash(hex: kept) {
+                seg.running = hash
+            } else if seg.count > 0 {
+                // Opened before running hashes were kept: start from what is stored now.
+                seg.running = try digest(db, segmentID: seg.id, previous: nil) { _ in 0 }.multiset
+                seg.dirty = true
+            }
+            return seg
         }
         return try createSegment(db, account: account, now: now, ctx: &ctx)
     }
@@ -403,8 +414,8 @@ extension SQLiteMeterStore {
 
     func flush(_ db: Database, _ seg: inout OpenSegment) throws {
         guard seg.dirty else { return }
-        try db.cachedStatement(sql: "UPDATE segment SET event_count = ?, sum = ?, first_ts = ?, last_ts = ? WHERE id = ?")
-            .execute(arguments: [seg.count, seg.sum, seg.firstTs, seg.lastTs, seg.id])
+        try db.cachedStatement(sql: "UPDATE segment SET event_count = ?, sum = ?, first_ts = ?, last_ts = ?, running_hash = ? WHERE id = ?")
+            .execute(arguments: [seg.count, seg.sum, seg.firstTs, seg.lastTs, seg.running.hex, seg.id])
         seg.dirty = false
     }
 

@@ -253,8 +253,10 @@ extension SQLiteMeterStore {
                     """, arguments: [account, range.from.microseconds, range.to.microseconds]).map { r in
                     ExplainReport.CorrectionInfo(event: Self.event(from: r), postClose: r[10])
                 }
-                return ExplainReport(accountID: account, range: range, totals: totals, breakdown: breakdown, segments: segments,
-                                     chainHead: head, corrections: corrections)
+                var report = ExplainReport(accountID: account, range: range, totals: totals, breakdown: breakdown, segments: segments,
+                                           chainHead: head, corrections: corrections)
+                report.integrity = try Self.scrubProgress(db, account: account)
+                return report
             }
         }
     }

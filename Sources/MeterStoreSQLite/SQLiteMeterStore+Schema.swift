@@ -158,6 +158,18 @@ extension SQLiteMeterStore {
                 CREATE INDEX event_segment_legacy ON event(segment_id) WHERE seq < 4294967296;
                 """)
         }
+        m.registerMigration("v6.segment-scrub") { db in
+            // A segment counts as verified only once its stored events were re-hashed independently
+            // (by verify or the scrub), never on the hash the writer kept while sealing: every earlier
+            // verified_at is forgotten. running_hash is the multiset hash of an open segment's events,
+            // kept with each committed batch, so a consistent edit of an open event is caught too.
+            try db.execute(sql: """
+                ALTER TABLE segment ADD COLUMN running_hash TEXT;
+                ALTER TABLE segment ADD COLUMN corrupt_reason TEXT;
+                UPDATE segment SET verified_at = NULL;
+                CREATE INDEX segment_scrub ON segment(verified_at) WHERE sealed_at IS NOT NULL;
+                """)
+        }
         return m
     }
 

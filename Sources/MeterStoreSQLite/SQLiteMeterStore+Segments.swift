@@ -18,6 +18,8 @@ struct SegmentDigest: @unchecked Sendable {
     var firstTs: Int64?
     var lastTs: Int64?
     var stats: [Cell: UsageAggregate] = [:]
+    /// The same events as a multiset hash, to compare with the running hash kept while the segment was open.
+    var multiset = MultisetHash()
 
     /// The chain link this digest started from.
     var previous: String?
@@ -41,6 +43,7 @@ struct SegmentDigest: @unchecked Sendable {
     /// Adds an event given its canonical encoding (already built off the writer by `IngestBatch`).
     mutating func add(canonical bytes: UnsafeRawBufferPointer, quantity: Int64, microseconds ts: Int64, key: Int64) {
         hasher.update(bufferPointer: bytes)
+        multiset.add(canonical: bytes)
         count += 1
         sum &+= quantity
         firstTs = min(firstTs ?? .max, ts)
@@ -55,6 +58,64 @@ struct SegmentDigest: @unchecked Sendable {
             let s = String(b, radix: 16)
             return b < 16 ? "0" + s : s
         }.joined()
+    }
+}
+
+/// An order-independent hash of a set of events: the sum, modulo 2^256, of each event's SHA-256.
+/// It can be kept up to date one committed batch at a time (an open segment's running hash), and
+/// recomputed from the stored events in any order.
+struct MultisetHash: Sendable, Equatable {
+    var limbs: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    static func == (a: MultisetHash, b: MultisetHash) -> Bool { a.limbs == b.limbs }
+
+    mutating func add(canonical bytes: UnsafeRawBufferPointer) {
+        let digest = SHA256.hash(data: bytes)
+        var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0, w3: UInt64 = 0
+        digest.withUnsafeBytes { raw in
+            w0 = raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self).bigEndian
+            w1 = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self).bigEndian
+            w2 = raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self).bigEndian
+            w3 = raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self).bigEndian
+        }
+        // Add with carry, least significant limb last.
+        func step(_ a: UInt64, _ b: UInt64, _ carry: UInt64) -> (UInt64, UInt64) {
+            let (s1, o1) = a.addingReportingOverflow(b)
+            let (s2, o2) = s1.addingReportingOverflow(carry)
+            return (s2, (o1 ? 1 : 0) + (o2 ? 1 : 0))
+        }
+        let (r3, c3) = step(limbs.3, w3, 0)
+        let (r2, c2) = step(limbs.2, w2, c3)
+        let (r1, c1) = step(limbs.1, w1, c2)
+        let (r0, _) = step(limbs.0, w0, c1)
+        limbs = (r0, r1, r2, r3)
+    }
+
+    mutating func add(_ e: UsageEvent) {
+        var buffer: [UInt8] = []
+        e.appendCanonical(to: &buffer)
+        buffer.withUnsafeBytes { add(canonical: $0) }
+    }
+
+    var hex: String {
+        [limbs.0, limbs.1, limbs.2, limbs.3].map { w in
+            let s = String(w, radix: 16)
+            return String(repeating: "0", count: 16 - s.count) + s
+        }.joined()
+    }
+
+    init() {}
+    init?(hex: String) {
+        guard hex.utf8.count == 64 else { return nil }
+        var words: [UInt64] = []
+        var i = hex.startIndex
+        for _ in 0..<4 {
+            let j = hex.index(i, offsetBy: 16)
+            guard let w = UInt64(hex[i..<j], radix: 16) else { return nil }
+            words.append(w)
+            i = j
+        }
+        limbs = (words[0], words[1], words[2], words[3])
     }
 }
 
@@ -94,16 +155,19 @@ extension SQLiteMeterStore {
         var running = ctx.digests[segmentID]
         if running == nil, !ctx.unknownDigests.contains(segmentID) { running = digestCache.take(segmentID) }
         let d: SegmentDigest
-        // A digest kept while this process inserted every one of the segment's events (in the
-        // transactions that stored them) already proves hash and statistics: the segment counts
-        // as verified at sealing, so incremental verify trusts its statistics. Deep verify always
-        // re-reads. A segment another process touched is re-read here instead.
-        var verifiedAtSeal = false
+        // A digest kept while this process inserted every one of the segment's events hashes what
+        // the writer meant to store; a segment another process touched is re-read. Either way the
+        // segment is not verified until its stored events are re-hashed independently (verify or
+        // the scrub): the writer's own hash proves nothing about what is on disk now.
+        var corrupt: String?
         if let running, running.count == stored, running.previous == previous {
             d = running
-            verifiedAtSeal = true
         } else {
             d = try digest(db, segmentID: segmentID, previous: previous) { try ctx.keyID(db, ctx.rollupKey(db, $0)) }
+            let kept = try String.fetchOne(db, sql: "SELECT running_hash FROM segment WHERE id = ?", arguments: [segmentID])
+            if let kept, kept != d.multiset.hex {
+                corrupt = "its events changed while it was open: they no longer match the running hash kept with each batch"
+            }
         }
         var done = d
         done.sealed = true
@@ -114,9 +178,9 @@ extension SQLiteMeterStore {
         }
         try db.execute(sql: """
             UPDATE segment SET sealed_at = ?, sha256 = ?, prev_sha256 = ?, event_count = ?, sum = ?, first_ts = ?, last_ts = ?,
-                verified_at = ?
+                verified_at = NULL, corrupt_reason = COALESCE(corrupt_reason, ?)
             WHERE id = ?
-            """, arguments: [now, d.finalize(), previous, d.count, d.sum, d.firstTs, d.lastTs, verifiedAtSeal ? now : nil, segmentID])
+            """, arguments: [now, d.finalize(), previous, d.count, d.sum, d.firstTs, d.lastTs, corrupt, segmentID])
     }
 
     public func sealOpenSegments() async throws {

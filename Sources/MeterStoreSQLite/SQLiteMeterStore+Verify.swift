@@ -4,21 +4,13 @@ import Metering
 extension SQLiteMeterStore {
     public func verify(_ request: VerifyRequest) async throws -> VerifyReport {
         try await wrap {
-            let (report, verifiedOK) = try await writer.read { db in try self.verify(db, request) }
-            if !verifiedOK.isEmpty {
-                // Remember which sealed segments hashed clean, so incremental checks can trust their statistics.
-                try await writer.write { db in
-                    let now = self.clock().microseconds
-                    for id in verifiedOK {
-                        try db.execute(sql: "UPDATE segment SET verified_at = ? WHERE id = ? AND verified_at IS NULL", arguments: [now, id])
-                    }
-                }
-            }
+            let (report, outcome) = try await writer.read { db in try self.verify(db, request) }
+            try await record(outcome)
             return report
         }
     }
 
-    private struct SegmentRow {
+    struct SegmentRow {
         var id: Int64
         var sealed: Bool
         var sha256: String?
@@ -26,9 +18,99 @@ extension SQLiteMeterStore {
         var count: Int64
         var sum: Int64
         var verified: Bool
+        var running: String?
+        var corrupt: String?
+        var account: String
+
+        static let columns = "id, sealed_at IS NOT NULL, sha256, prev_sha256, event_count, sum, verified_at IS NOT NULL, running_hash, corrupt_reason, account_id"
+        init(_ r: Row) {
+            (id, sealed, sha256, prev, count, sum, verified, running, corrupt, account) = (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+        }
     }
 
-    func verify(_ db: Database, _ req: VerifyRequest) throws -> (VerifyReport, [Int64]) {
+    /// What an independent re-hash found: sealed segments that hashed clean, and segments found corrupt.
+    struct RehashOutcome: Sendable {
+        var clean: [Int64] = []
+        var corrupt: [(id: Int64, reason: String)] = []
+    }
+
+    /// Remembers what re-hashing found, so incremental checks trust only segments re-hashed clean and
+    /// keep reporting the ones found corrupt.
+    func record(_ outcome: RehashOutcome) async throws {
+        guard !outcome.clean.isEmpty || !outcome.corrupt.isEmpty else { return }
+        try await writer.write { db in
+            let now = self.clock().microseconds
+            for id in outcome.clean {
+                try db.execute(sql: "UPDATE segment SET verified_at = ?, corrupt_reason = NULL WHERE id = ?", arguments: [now, id])
+            }
+            for (id, reason) in outcome.corrupt {
+                try db.execute(sql: "UPDATE segment SET verified_at = NULL, corrupt_reason = ? WHERE id = ?", arguments: [reason, id])
+            }
+        }
+    }
+
+    public func scrub(maxSegments: Int) async throws -> ScrubProgress {
+        try await wrap {
+            let outcome = try await writer.read { db -> RehashOutcome in
+                var outcome = RehashOutcome()
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT \(SegmentRow.columns) FROM segment WHERE sealed_at IS NOT NULL
+                    ORDER BY verified_at IS NOT NULL, verified_at, id LIMIT ?
+                    """, arguments: [maxSegments]).map(SegmentRow.init)
+                var directories: [String: KeyDirectory] = [:]
+                for seg in rows {
+                    var dir = try directories[seg.account] ?? KeyDirectory(db, scope: .accounts([seg.account]))
+                    let (_, reasons) = try self.rehash(db, seg) { dir.id(for: $0) }
+                    directories[seg.account] = dir
+                    if reasons.isEmpty { outcome.clean.append(seg.id) } else { outcome.corrupt.append((seg.id, reasons.joined(separator: "; "))) }
+                }
+                return outcome
+            }
+            try await record(outcome)
+            return try await writer.read { db in try Self.scrubProgress(db, account: nil) }
+        }
+    }
+
+    static func scrubProgress(_ db: Database, account: String?) throws -> ScrubProgress {
+        let row = try Row.fetchOne(db, sql: """
+            SELECT COUNT(*), SUM(verified_at IS NOT NULL AND corrupt_reason IS NULL), SUM(corrupt_reason IS NOT NULL),
+                   SUM(verified_at IS NULL AND corrupt_reason IS NULL), MIN(verified_at)
+            FROM segment WHERE sealed_at IS NOT NULL\(account == nil ? "" : " AND account_id = ?")
+            """, arguments: account.map { [$0] } ?? [])!
+        var p = ScrubProgress()
+        p.sealed = row[0]
+        p.verified = row[1] ?? 0
+        p.corrupt = row[2] ?? 0
+        p.pending = row[3] ?? 0
+        p.oldestVerification = (row[4] as Int64?).map(Timestamp.init(microseconds:))
+        return p
+    }
+
+    /// Re-hashes one segment from its stored events: what is wrong with it, if anything, and its digest.
+    func rehash(_ db: Database, _ seg: SegmentRow, key: (UsageEvent) throws -> Int64) throws -> (SegmentDigest, [String]) {
+        let d = try digest(db, segmentID: seg.id, previous: seg.prev, key: key)
+        var reasons: [String] = []
+        if let running = seg.running, running != d.multiset.hex {
+            reasons.append("its events no longer match the running hash kept with each batch")
+        }
+        if d.count != seg.count || d.sum != seg.sum {
+            reasons.append("it holds \(d.count) events summing \(d.sum), recorded as \(seg.count) summing \(seg.sum)")
+        }
+        guard seg.sealed else { return (d, reasons) }
+        if d.finalize() != seg.sha256 { reasons.append("its events no longer hash to the sealed SHA-256") }
+        if try previousSealedHash(db, account: seg.account, before: seg.id) != seg.prev {
+            reasons.append("the chain is broken: its previous hash differs from the previous sealed segment's")
+        }
+        var stored: [Cell: UsageAggregate] = [:]
+        for r in try Row.fetchAll(db, sql: "SELECT key_id, hour, sum, count FROM segment_stat WHERE segment_id = ?", arguments: [seg.id]) {
+            stored[Cell(key: r[0], hour: r[1])] = UsageAggregate(sum: r[2], count: r[3], min: 0, max: 0)
+        }
+        let recomputed = d.stats.mapValues { UsageAggregate(sum: $0.sum, count: $0.count, min: 0, max: 0) }
+        if stored != recomputed { reasons.append("its recorded per-key sums differ from its events") }
+        return (d, reasons)
+    }
+
+    func verify(_ db: Database, _ req: VerifyRequest) throws -> (VerifyReport, RehashOutcome) {
         let h = Timestamp.microsPerHour
         // Rollups are hourly, so the check covers the whole hours that the period touches.
         let fromHour = req.range.from.hour
@@ -36,15 +118,13 @@ extension SQLiteMeterStore {
         var dir = try KeyDirectory(db, scope: .accounts([req.account]))
 
         let segments = try Row.fetchAll(db, sql: """
-            SELECT id, sealed_at IS NOT NULL, sha256, prev_sha256, event_count, sum, verified_at IS NOT NULL FROM segment
+            SELECT \(SegmentRow.columns) FROM segment
             WHERE account_id = ? AND first_ts < ? AND last_ts >= ? ORDER BY id
-            """, arguments: [req.account, toHour * h, fromHour * h]).map {
-            SegmentRow(id: $0[0], sealed: $0[1], sha256: $0[2], prev: $0[3], count: $0[4], sum: $0[5], verified: $0[6])
-        }
+            """, arguments: [req.account, toHour * h, fromHour * h]).map(SegmentRow.init)
 
         var raw: [Cell: UsageAggregate] = [:]
         var corrupt: [VerifyReport.CorruptSegment] = []
-        var verifiedOK: [Int64] = []
+        var outcome = RehashOutcome()
         func addRaw(_ cell: Cell, _ sum: Int64, _ count: Int64) throws {
             guard cell.hour >= fromHour, cell.hour < toHour else { return }
             var a = raw[cell] ?? UsageAggregate()
@@ -54,34 +134,22 @@ extension SQLiteMeterStore {
         }
 
         for seg in segments {
-            if req.mode == .incremental, seg.sealed, seg.verified {
+            // Incremental trusts a sealed segment's statistics only once its stored events were
+            // re-hashed clean (verify or the scrub) and nothing since found it corrupt.
+            if req.mode == .incremental, seg.sealed, seg.verified, seg.corrupt == nil {
                 let rows = try Row.fetchCursor(db.cachedStatement(sql: """
                     SELECT key_id, hour, sum, count FROM segment_stat WHERE segment_id = ? AND hour >= ? AND hour < ?
                     """), arguments: [seg.id, fromHour, toHour])
                 while let r = try rows.next() { try addRaw(Cell(key: r[0], hour: r[1]), r[2], r[3]) }
                 continue
             }
-            let d = try digest(db, segmentID: seg.id, previous: seg.prev) { dir.id(for: $0) }
+            let (d, reasons) = try rehash(db, seg) { dir.id(for: $0) }
             for (cell, agg) in d.stats { try addRaw(cell, agg.sum, agg.count) }
-            guard seg.sealed else { continue }
-            var reasons: [String] = []
-            if d.finalize() != seg.sha256 { reasons.append("its events no longer hash to the sealed SHA-256") }
-            if try previousSealedHash(db, account: req.account, before: seg.id) != seg.prev {
-                reasons.append("the chain is broken: its previous hash differs from the previous sealed segment's")
-            }
-            if d.count != seg.count || d.sum != seg.sum {
-                reasons.append("it holds \(d.count) events summing \(d.sum), sealed as \(seg.count) summing \(seg.sum)")
-            }
-            var stored: [Cell: UsageAggregate] = [:]
-            for r in try Row.fetchAll(db, sql: "SELECT key_id, hour, sum, count FROM segment_stat WHERE segment_id = ?", arguments: [seg.id]) {
-                stored[Cell(key: r[0], hour: r[1])] = UsageAggregate(sum: r[2], count: r[3], min: 0, max: 0)
-            }
-            let recomputed = d.stats.mapValues { UsageAggregate(sum: $0.sum, count: $0.count, min: 0, max: 0) }
-            if stored != recomputed { reasons.append("its recorded per-key sums differ from its events") }
             if reasons.isEmpty {
-                if !seg.verified { verifiedOK.append(seg.id) }
+                if seg.sealed, !seg.verified || seg.corrupt != nil { outcome.clean.append(seg.id) }
             } else {
                 corrupt.append(.init(segmentID: Self.segmentName(seg.id), reason: reasons.joined(separator: "; ")))
+                outcome.corrupt.append((seg.id, reasons.joined(separator: "; ")))
             }
         }
 
@@ -169,7 +237,7 @@ extension SQLiteMeterStore {
             ok: drift == 0 && corrupt.isEmpty && !countMismatch && dayMismatches.isEmpty, mode: req.mode, rollupSum: rollupSum, rawSum: rawSum, drift: drift,
             segmentsChecked: segments.count, segmentsCorrupt: corrupt.count, mismatches: mismatches, days: dayList)
         report.corruptSegments = corrupt
-        return (report, verifiedOK)
+        return (report, outcome)
     }
 
     /// |a − b|, checked: a difference past 64 bits is reported, never wrapped into a small drift.

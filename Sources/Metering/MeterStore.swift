@@ -35,9 +35,16 @@ public protocol MeterStore: Sendable {
 
     /// Seals open segments older than the age limit (a server calls this on a timer).
     func sealExpiredSegments() async throws
+
+    /// Re-hashes up to `maxSegments` sealed segments from their stored events, least recently
+    /// verified first, remembering which are clean and which corrupt (a server calls this on a
+    /// timer); answers where the re-hashing of the whole store stands.
+    func scrub(maxSegments: Int) async throws -> ScrubProgress
 }
 
 extension MeterStore {
+    public func scrub(maxSegments: Int) async throws -> ScrubProgress { ScrubProgress() }
+
     /// Stores items; builds the `IngestBatch` on the caller's task.
     public func ingest(_ items: [IngestItem]) async throws -> IngestResponse {
         try await ingest(IngestBatch(items))

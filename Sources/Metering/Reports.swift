@@ -125,6 +125,8 @@ public struct ExplainReport: Sendable, Hashable {
     public var segments: [SegmentInfo]
     public var chainHead: String?
     public var corrections: [CorrectionInfo]
+    /// How much of the account's sealed history was re-hashed clean, by verify or the scrub.
+    public var integrity: ScrubProgress?
 
     public struct Breakdown: Sendable, Hashable {
         public var modelID: String?
@@ -195,6 +197,7 @@ public struct ExplainReport: Sendable, Hashable {
                 ])
             })),
             ("chain_head", .optionalString(chainHead)),
+            ("integrity", integrity?.jsonValue ?? .null),
             ("corrections", .array(corrections.map { c in
                 .object([
                     ("event_id", .string(c.event.eventID)), ("correction_ref", .optionalString(c.event.correctionRef)),
@@ -205,6 +208,26 @@ public struct ExplainReport: Sendable, Hashable {
                 ])
             })),
         ])
+    }
+}
+
+/// Where the independent re-hashing of sealed segments stands (the scrub `usagebox serve` runs,
+/// and every verify): a segment counts as verified only once its stored events were re-hashed clean.
+public struct ScrubProgress: Sendable, Hashable {
+    public var sealed: Int64 = 0
+    /// Re-hashed clean and not found corrupt since.
+    public var verified: Int64 = 0
+    /// Found corrupt by the last re-hash.
+    public var corrupt: Int64 = 0
+    /// Sealed, never re-hashed yet.
+    public var pending: Int64 = 0
+    /// The oldest verification among the verified segments: every edit made before it was looked for.
+    public var oldestVerification: Timestamp?
+    public init() {}
+
+    public var jsonValue: JSONValue {
+        .object([("sealed_segments", .int(sealed)), ("verified", .int(verified)), ("corrupt", .int(corrupt)), ("pending", .int(pending)),
+                 ("oldest_verification", .optionalString(oldestVerification?.rfc3339))])
     }
 }
 

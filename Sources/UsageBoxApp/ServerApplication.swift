@@ -19,7 +19,7 @@ public enum ServerApplication {
             // Idle connections are closed, so slow or abandoned clients cannot hold sockets forever.
             server: .http1(configuration: .init(idleTimeout: idleTimeout)),
             configuration: .init(address: .hostname(host, port: port), serverName: "UsageBox"),
-            services: [SegmentSealer(store: store, interval: sealInterval, logger: logger)],
+            services: [SegmentSealer(store: store, interval: sealInterval, logger: logger), SegmentScrubber(store: store, logger: logger)],
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
             logger: logger)
     }

@@ -149,4 +149,56 @@ import UsageBoxTesting
         let v = try await verify()
         #expect(v.ok && v.rawSum == (0..<300).reduce(0) { $0 + 100 + Int64($1) })
     }
+
+    // MARK: incremental verify trusts only what was re-hashed
+
+    static let forgeE10 = """
+        DROP TRIGGER IF EXISTS event_no_update;
+        UPDATE event SET quantity = quantity + 1 WHERE event_id = 'e10';
+        UPDATE rollup_hour SET sum = sum + 1 WHERE (key_id, hour) IN (SELECT k.id, e.ts / 3600000000 FROM event e JOIN rollup_key k
+          ON k.account_id = e.account_id AND k.meter_id = e.meter_id AND k.model_id = e.model_id AND k.kind = e.kind
+          AND k.dimensions = e.dimensions WHERE e.event_id = 'e10');
+        UPDATE rollup_day SET sum = sum + 1 WHERE (key_id, day) IN (SELECT k.id, e.ts / 86400000000 FROM event e JOIN rollup_key k
+          ON k.account_id = e.account_id AND k.meter_id = e.meter_id AND k.model_id = e.model_id AND k.kind = e.kind
+          AND k.dimensions = e.dimensions WHERE e.event_id = 'e10');
+        """
+
+    @Test func aSealedSegmentIsNotTrustedOnTheWritersOwnHash() async throws {
+        // Sealed by the writer, never re-hashed: a forged event with its rollups forged to match.
+        try edit(Self.forgeE10)
+        let v = try await verify(.incremental)
+        #expect(!v.ok && v.segmentsCorrupt == 1, "incremental verify re-hashes a segment nobody re-hashed since sealing")
+    }
+
+    @Test func anEditBeforeTheLastScrubIsCaughtByIncrementalVerify() async throws {
+        _ = try await verify(.deep)                         // re-hashed clean: now trusted
+        var progress = try await store.scrub(maxSegments: 10)
+        #expect(progress.verified == progress.sealed && progress.corrupt == 0 && progress.pending == 0)
+        // An event edited alone (its rollups and the segment's statistics left as they were).
+        try edit("DROP TRIGGER IF EXISTS event_no_update; UPDATE event SET model_id = 'z' WHERE event_id = 'e10';")
+        #expect(try await verify(.incremental).ok, "an edit after the last re-hash is not looked for until the next")
+        progress = try await store.scrub(maxSegments: 10)    // the server's scrub comes round
+        #expect(progress.corrupt == 1)
+        let v = try await verify(.incremental)
+        #expect(!v.ok && v.segmentsCorrupt == 1 && v.corruptSegments.first?.reason.contains("SHA-256") == true)
+        let explain = try await store.explain(account: "acct_1", range: Fixture.may)
+        #expect(explain.integrity?.corrupt == 1 && explain.integrity?.sealed == progress.sealed)
+    }
+
+    @Test func aConsistentEditOfAnOpenSegmentIsCaught() async throws {
+        _ = try await store.ingest([Fixture.event("open1", quantity: 5, at: "2026-05-21T00:00:00Z"),
+                                    Fixture.event("open2", quantity: 6, at: "2026-05-21T00:10:00Z")])
+        try edit("""
+            DROP TRIGGER IF EXISTS event_no_update;
+            UPDATE event SET quantity = 50 WHERE event_id = 'open1';
+            UPDATE rollup_hour SET sum = sum + 45 WHERE hour = \(Fixture.ts("2026-05-21T00:00:00Z").hour);
+            UPDATE rollup_day SET sum = sum + 45 WHERE day = \(Fixture.ts("2026-05-21T00:00:00Z").day);
+            UPDATE segment SET sum = sum + 45 WHERE sealed_at IS NULL;
+            """)
+        let v = try await verify(.incremental)
+        #expect(!v.ok && v.corruptSegments.first?.reason.contains("running hash") == true, "\(v.corruptSegments)")
+        // Sealing it does not launder the edit.
+        try await store.sealOpenSegments()
+        #expect(try await verify(.deep).corruptSegments.contains { $0.reason.contains("running hash") })
+    }
 }
