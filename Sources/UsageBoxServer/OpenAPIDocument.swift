@@ -67,6 +67,7 @@ paths:
               schema: {$ref: "#/components/schemas/BatchResponse"}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "413": {$ref: "#/components/responses/TooLarge"}
   /v1/accounts/{account}/usage:
@@ -89,6 +90,7 @@ paths:
               schema: {$ref: "#/components/schemas/UsageResponse"}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
         "403": {$ref: "#/components/responses/Forbidden"}
   /v1/usage:
     get:
@@ -112,6 +114,7 @@ paths:
               schema: {$ref: "#/components/schemas/UsageResponse"}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
   /v1/accounts/{account}/verify:
     get:
       summary: Raw-vs-rollup check and segment re-hash
@@ -133,6 +136,7 @@ paths:
               schema: {$ref: "#/components/schemas/VerifyReport"}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
         "403": {$ref: "#/components/responses/Forbidden"}
   /v1/accounts/{account}/explain:
     get:
@@ -149,6 +153,7 @@ paths:
               schema: {$ref: "#/components/schemas/ExplainReport"}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
         "403": {$ref: "#/components/responses/Forbidden"}
   /v1/accounts/{account}/periods/close:
     post:
@@ -172,6 +177,7 @@ paths:
               schema: {$ref: "#/components/schemas/Period"}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
         "403": {$ref: "#/components/responses/Forbidden"}
   /v1/accounts/{account}/periods:
     get:
@@ -192,6 +198,7 @@ paths:
                     type: array
                     items: {$ref: "#/components/schemas/Period"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
         "403": {$ref: "#/components/responses/Forbidden"}
   /v1/query/sql:
     post:
@@ -219,6 +226,7 @@ paths:
                   truncated: {type: boolean}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
   /v1/query/json:
     post:
       summary: A structured grouped query
@@ -235,6 +243,7 @@ paths:
               schema: {$ref: "#/components/schemas/UsageResponse"}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
         "403": {$ref: "#/components/responses/Forbidden"}
   /v1/meters:
     get:
@@ -252,6 +261,7 @@ paths:
                     type: array
                     items: {$ref: "#/components/schemas/Meter"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
   /v1/meters/{meter_id}:
     put:
       summary: Set a meter's unit and the dimensions its rollups keep (admin)
@@ -278,6 +288,7 @@ paths:
               schema: {$ref: "#/components/schemas/Meter"}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "409": {$ref: "#/components/responses/Conflict"}
   /v1/vendors:
@@ -304,6 +315,7 @@ paths:
                         parsers: {type: array, items: {type: string}}
                         rate_card_version: {type: string, nullable: true}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
   /v1/reconciliations:
     post:
       summary: Reconcile a vendor invoice against the meter
@@ -328,6 +340,10 @@ paths:
         - name: invoice_scope
           in: query
           schema: {type: string, enum: [as_given, account]}
+        - name: dry_run
+          in: query
+          description: Run and answer without recording (200); what a reader key may do. Recording needs a writer (201).
+          schema: {type: string, enum: ["true", "false"]}
         - name: meter_id
           in: query
           schema: {type: string}
@@ -357,12 +373,18 @@ paths:
             schema: {type: string}
       responses:
         "201":
-          description: The report
+          description: The report, recorded
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/ReconciliationReport"}
+        "200":
+          description: The report of a dry run (not recorded)
           content:
             application/json:
               schema: {$ref: "#/components/schemas/ReconciliationReport"}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "409": {$ref: "#/components/responses/Conflict"}
         "413": {$ref: "#/components/responses/TooLarge"}
@@ -381,6 +403,7 @@ paths:
             application/json:
               schema: {$ref: "#/components/schemas/ReconciliationReport"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
   /v1/reconciliations/{id}/apply:
@@ -405,6 +428,7 @@ paths:
               schema: {$ref: "#/components/schemas/BatchResponse"}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
         "409": {$ref: "#/components/responses/Conflict"}
@@ -427,6 +451,7 @@ paths:
               schema: {$ref: "#/components/schemas/BatchResponse"}
         "400": {$ref: "#/components/responses/BadRequest"}
         "401": {$ref: "#/components/responses/Unauthorized"}
+        "429": {$ref: "#/components/responses/TooMany"}
         "403": {$ref: "#/components/responses/Forbidden"}
         "404": {$ref: "#/components/responses/NotFound"}
         "409": {$ref: "#/components/responses/Conflict"}
@@ -477,6 +502,16 @@ components:
   responses:
     BadRequest:
       description: Invalid request, naming the field
+      content:
+        application/json:
+          schema: {$ref: "#/components/schemas/Error"}
+    TooMany:
+      description: >
+        Too many expensive requests at once (per key or on the server), or too many failed
+        authentications from this address in the last minute; Retry-After says when to try again.
+      headers:
+        Retry-After:
+          schema: {type: integer}
       content:
         application/json:
           schema: {$ref: "#/components/schemas/Error"}
@@ -602,6 +637,16 @@ components:
         breakdown: {type: array, items: {type: object}}
         segments: {type: array, items: {type: object}}
         chain_head: {type: string, nullable: true}
+        integrity:
+          type: object
+          nullable: true
+          description: Where the independent re-hashing of the account's sealed segments stands (verify and the server's scrub).
+          properties:
+            sealed_segments: {type: integer}
+            verified: {type: integer}
+            corrupt: {type: integer}
+            pending: {type: integer}
+            oldest_verification: {type: string, nullable: true}
         corrections: {type: array, items: {type: object}}
     Period:
       type: object
@@ -646,6 +691,7 @@ components:
         deep_verify: {type: boolean}
         allow_drift: {type: boolean}
         allow_overlap: {type: boolean}
+        dry_run: {type: boolean}
         meter_id: {type: string}
     Decimal: {type: string, description: "an exact decimal, e.g. 1399.56"}
     NullableString: {type: string, nullable: true}
