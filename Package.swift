@@ -176,6 +176,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The fuzz targets: a replayer in the ordinary build, libFuzzer entry points under scripts/fuzz.
+        .target(name: "CFuzzDriver"),
+        .executableTarget(name: "usagebox-fuzz", dependencies: ["CFuzzDriver", "FormatReaders", "ExactJSON", "Metering", "ReconCore", "ReconPlugins"],
+                          swiftSettings: swiftSettings),
+
         // Parse throughput of the shared readers, for the benchmarks.
         .executableTarget(name: "usagebox-bench", dependencies: ["FormatReaders", "ExactJSON", "Metering", "UsageBoxApp"], swiftSettings: swiftSettings),
 

@@ -9,6 +9,9 @@ info:
   description: >
     A metering database for AI usage and month-end vendor reconciliation. Every /v1 route needs
     `Authorization: Bearer <key>`. Errors are `{"error": {"code", "message", "field"}}`.
+    Each operation names the least key role it needs in `x-usagebox-role` (reader < writer <
+    admin); a key bound to an account acts on that account only. A reader may run a reconciliation
+    with dry_run=true, which records nothing.
 servers:
   - url: http://127.0.0.1:8080
 security:
@@ -40,6 +43,7 @@ paths:
               schema: {type: string}
   /v1/usage/batch:
     post:
+      x-usagebox-role: writer
       summary: Ingest up to 10,000 events; each gets its own outcome
       description: >
         Each event is validated on its own (CONTRACT §2): an event that does not match the Event
@@ -72,6 +76,7 @@ paths:
         "413": {$ref: "#/components/responses/TooLarge"}
   /v1/accounts/{account}/usage:
     get:
+      x-usagebox-role: reader
       summary: Usage of one account, grouped
       parameters:
         - $ref: "#/components/parameters/account"
@@ -94,6 +99,7 @@ paths:
         "403": {$ref: "#/components/responses/Forbidden"}
   /v1/usage:
     get:
+      x-usagebox-role: reader
       summary: Usage across every account the key may see, grouped
       parameters:
         - $ref: "#/components/parameters/from"
@@ -117,6 +123,7 @@ paths:
         "429": {$ref: "#/components/responses/TooMany"}
   /v1/accounts/{account}/verify:
     get:
+      x-usagebox-role: reader
       summary: Raw-vs-rollup check and segment re-hash
       parameters:
         - $ref: "#/components/parameters/account"
@@ -140,6 +147,7 @@ paths:
         "403": {$ref: "#/components/responses/Forbidden"}
   /v1/accounts/{account}/explain:
     get:
+      x-usagebox-role: reader
       summary: Totals, breakdown, segment provenance and corrections
       parameters:
         - $ref: "#/components/parameters/account"
@@ -157,6 +165,7 @@ paths:
         "403": {$ref: "#/components/responses/Forbidden"}
   /v1/accounts/{account}/periods/close:
     post:
+      x-usagebox-role: writer
       summary: Close a calendar month (closing twice returns the first closed_at)
       parameters:
         - $ref: "#/components/parameters/account"
@@ -181,6 +190,7 @@ paths:
         "403": {$ref: "#/components/responses/Forbidden"}
   /v1/accounts/{account}/periods:
     get:
+      x-usagebox-role: reader
       summary: Closed months of an account
       parameters:
         - $ref: "#/components/parameters/account"
@@ -202,6 +212,7 @@ paths:
         "403": {$ref: "#/components/responses/Forbidden"}
   /v1/query/sql:
     post:
+      x-usagebox-role: reader
       summary: Read-only SQL over the usage_events view of the accounts the key may see
       requestBody:
         required: true
@@ -229,6 +240,7 @@ paths:
         "429": {$ref: "#/components/responses/TooMany"}
   /v1/query/json:
     post:
+      x-usagebox-role: reader
       summary: A structured grouped query
       requestBody:
         required: true
@@ -247,6 +259,7 @@ paths:
         "403": {$ref: "#/components/responses/Forbidden"}
   /v1/meters:
     get:
+      x-usagebox-role: reader
       summary: Meters on the accounts the key may see
       responses:
         "200":
@@ -264,6 +277,7 @@ paths:
         "429": {$ref: "#/components/responses/TooMany"}
   /v1/meters/{meter_id}:
     put:
+      x-usagebox-role: admin
       summary: Set a meter's unit and the dimensions its rollups keep (admin)
       parameters:
         - name: meter_id
@@ -293,6 +307,7 @@ paths:
         "409": {$ref: "#/components/responses/Conflict"}
   /v1/vendors:
     get:
+      x-usagebox-role: reader
       summary: The registered vendor plugins
       responses:
         "200":
@@ -318,6 +333,7 @@ paths:
         "429": {$ref: "#/components/responses/TooMany"}
   /v1/reconciliations:
     post:
+      x-usagebox-role: reader   # a reader may only dry_run; recording a run needs a writer
       summary: Reconcile a vendor invoice against the meter
       description: >
         Either the invoice file as the body with vendor, from, to (and account) in the query, or a
@@ -390,6 +406,7 @@ paths:
         "413": {$ref: "#/components/responses/TooLarge"}
   /v1/reconciliations/{id}:
     get:
+      x-usagebox-role: reader
       summary: A stored reconciliation report
       parameters:
         - name: id
@@ -408,6 +425,7 @@ paths:
         "404": {$ref: "#/components/responses/NotFound"}
   /v1/reconciliations/{id}/apply:
     post:
+      x-usagebox-role: writer
       summary: Post a report's proposed corrections (applying twice answers duplicates)
       description: >
         Posts `corrections`; with confirm_large=true also `held`. An inconclusive report is refused
@@ -434,6 +452,7 @@ paths:
         "409": {$ref: "#/components/responses/Conflict"}
   /v1/reconciliations/{id}/revert:
     post:
+      x-usagebox-role: writer
       summary: Post the corrections that undo an applied report (reverting twice posts nothing new)
       description: >
         Each posted correction gets a compensating one with the opposite quantity and the

@@ -1,0 +1,2 @@
+// Declarations only: libFuzzer's driver is linked in by -sanitize=fuzzer (scripts/fuzz).
+#include "CFuzzDriver.h"
