@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.20.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.24.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
@@ -148,6 +150,8 @@ let package = Package(
             dependencies: ["Metering", "MeterStoreSQLite", "MeterStoreHTTPClient", "UsageBoxServer", "FormatReaders",
                            "ReconCore", "ReconPlugins", "RateCardData", "VendorAnthropic",
                            .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
@@ -189,6 +193,7 @@ let package = Package(
             name: "ReconTests",
             dependencies: ["ReconCore", "ReconPlugins", "RateCardData", "FormatReaders", "ExactJSON", "Metering",
                            "MeterStoreSQLite", "UsageBoxTesting", "UsageBoxApp"],
+            exclude: ["FuzzFindings"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -14,13 +14,15 @@ hold. Run by scripts/attack (which builds the binary); each part prints its figu
              chain, a consistent edit of events, rollups and segment totals together): caught by
              deep verify, and by incremental verify once a scrub or verify pass has run.
   overflow   a batch with an event that would push a rollup past 64 bits: only that event is refused.
+  slow       slow clients: request heads and bodies trickled a byte at a time are cut off by the idle
+             and request timeouts, and the server keeps answering meanwhile.
 
 usage: attack.py BIN [part ...]
 """
 import json, os, shutil, sqlite3, random, re, signal, socket, subprocess, sys, tempfile, threading, time, urllib.request, urllib.error
 
 BIN = sys.argv[1]
-PARTS = sys.argv[2:] or ["kill", "authz", "bombs", "tamper", "overflow"]
+PARTS = sys.argv[2:] or ["kill", "authz", "bombs", "tamper", "overflow", "slow"]
 ADMIN = "attack-admin-secret"
 MEMORY_BOUND_MB = 512
 failures = []
@@ -365,6 +367,48 @@ def part_overflow(work):
     check(status == 200 and json.loads(body)["ok"], "verify clean")
     status, _, _ = call(server.url + "/v1/usage?from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z")
     check(status in (200, 400), f"a read whose total passes 64 bits says so or answers exactly ({status})")
+    server.stop()
+
+
+def part_slow(work):
+    print("slow: trickled heads and bodies against --idle-timeout 2 --request-timeout 4", flush=True)
+    server = Server(os.path.join(work, "slow.db"), ["--idle-timeout", "2", "--request-timeout", "4"]).start()
+    host, port = server.url.split("//")[1].split(":")
+    head = f"POST /v1/usage/batch HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    sockets = []
+    for i in range(60):
+        s = socket.create_connection((host, int(port)))
+        s.setblocking(False)
+        # Half send a head a byte at a time; half a whole head and then a body a byte at a time.
+        sockets.append([s, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + "a" * 200 if i % 2 == 0 else "", i % 2 == 1])
+        if i % 2 == 1:
+            s.sendall(head.encode())
+    start, closed, latencies = time.monotonic(), {}, []
+    while len(closed) < len(sockets) and time.monotonic() - start < 15:
+        for i, (s, rest, body) in enumerate(sockets):
+            if i in closed:
+                continue
+            try:
+                s.send((rest[:1] if not body else "{").encode() or b" ")
+                sockets[i][1] = rest[1:]
+                if s.recv(4096) == b"":
+                    closed[i] = time.monotonic() - start
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed[i] = time.monotonic() - start
+        t0 = time.monotonic()
+        status, _, _ = call(server.url + "/healthz", key=None, timeout=10)
+        latencies.append((time.monotonic() - t0) * 1000)
+        time.sleep(0.5)
+    heads = [t for i, t in closed.items() if i % 2 == 0]
+    bodies = [t for i, t in closed.items() if i % 2 == 1]
+    check(len(heads) == 30 and max(heads) < 6, f"trickled heads cut off by the idle timeout: {len(heads)}/30, last after {max(heads or [0]):.1f} s")
+    check(len(bodies) == 30 and max(bodies) < 8, f"trickled bodies cut off by the request timeout: {len(bodies)}/30, last after {max(bodies or [0]):.1f} s")
+    check(status == 200, "the server answered throughout")
+    print(f"  bench /healthz beside 60 slow clients: p50 {percentile(latencies, .5):.1f} ms, p99 {percentile(latencies, .99):.1f} ms")
+    for s, _, _ in sockets:
+        s.close()
     server.stop()
 
 

@@ -212,12 +212,18 @@ enum OpenAIJSON {
             if let marker = InvoiceCoverage.page(page, location: pages.count > 1 ? "\(file.name)#[\(p)]" : file.name) { coverage.pages.append(marker) }
             for (b, bucket) in (page["data"]?.arrayValue ?? []).enumerated() {
                 let at = "\(prefix)data[\(b)]"
-                guard let start = bucket["start_time"]?.exactInt64 else {
+                guard let start = bucket["start_time"]?.exactInt64.flatMap(Timestamp.init(unixSeconds:)) else {
                     throw InvoiceError(file: file.name, field: "\(at).start_time", "must be Unix seconds")
                 }
-                let end = bucket["end_time"]?.exactInt64.map { Timestamp(seconds: $0) }
-                coverage.declare(from: Timestamp(seconds: start), to: end)
-                try body(at, bucket, Timestamp(seconds: start), end)
+                var end: Timestamp?
+                if let value = bucket["end_time"], value != .null {
+                    guard let t = value.exactInt64.flatMap(Timestamp.init(unixSeconds:)) else {
+                        throw InvoiceError(file: file.name, field: "\(at).end_time", "must be Unix seconds")
+                    }
+                    end = t
+                }
+                coverage.declare(from: start, to: end)
+                try body(at, bucket, start, end)
             }
         }
         return coverage

@@ -7,6 +7,13 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     public init(microseconds: Int64) { self.microseconds = microseconds }
     public init(seconds: Int64) { self.microseconds = seconds * 1_000_000 }
 
+    /// Unix seconds read from outside (an export's `start_time`): nil outside the years 0000–9999
+    /// that RFC 3339 can write, rather than a trap on overflow.
+    public init?(unixSeconds: Int64) {
+        guard (-62_167_219_200...253_402_300_799).contains(unixSeconds) else { return nil }
+        self.microseconds = unixSeconds * 1_000_000
+    }
+
     public static func < (a: Timestamp, b: Timestamp) -> Bool { a.microseconds < b.microseconds }
 
     public static let microsPerHour: Int64 = 3_600_000_000

@@ -82,7 +82,7 @@ extension CSVTable.Row {
     public func timestamp(_ names: [String], file: String) throws -> Timestamp {
         guard let t = cell(names) else { throw InvoiceError(file: file, line: line, field: names[0], "a date is required") }
         if let ts = Timestamp(rfc3339: t) ?? Timestamp(rfc3339: t + "T00:00:00Z") ?? Timestamp(rfc3339: t.replacingSpace()) { return ts }
-        if let secs = Int64(t) { return Timestamp(seconds: secs) }
+        if let secs = Int64(t), let ts = Timestamp(unixSeconds: secs) { return ts }
         let parts = t.split(separator: " ")[0].split(separator: "/")
         if parts.count == 3, let m = Int(parts[0]), let d = Int(parts[1]), let y = Int(parts[2]),
            let ts = Timestamp(rfc3339: String(format: "%04d-%02d-%02dT00:00:00Z", y, m, d)) { return ts }

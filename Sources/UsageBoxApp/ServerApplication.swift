@@ -8,7 +8,7 @@ public import NIOCore
 public enum ServerApplication {
     public static func build(
         store: any MeterStore & KeyStore & ReconciliationLog, host: String, port: Int, environmentAdminSecret: String?, logger: Logger,
-        limits: RequestLimits = RequestLimits(), idleTimeout: TimeAmount = .seconds(30),
+        limits: RequestLimits = RequestLimits(), idleTimeout: TimeAmount = .seconds(30), requestTimeout: TimeAmount = .seconds(120),
         sealInterval: Duration = .seconds(60), onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: environmentAdminSecret, limits: limits)
@@ -16,8 +16,9 @@ public enum ServerApplication {
         api.reconciliationLog = store
         return Application(
             router: api.buildRouter(),
-            // Idle connections are closed, so slow or abandoned clients cannot hold sockets forever.
-            server: .http1(configuration: .init(idleTimeout: idleTimeout)),
+            // Idle connections are closed, and so is one whose request does not arrive whole in time,
+            // so slow or abandoned clients cannot hold sockets for ever.
+            server: .http1(configuration: .init(additionalChannelHandlers: [RequestArrivalDeadline(limit: requestTimeout)], idleTimeout: idleTimeout)),
             configuration: .init(address: .hostname(host, port: port), serverName: "UsageBox"),
             services: [SegmentSealer(store: store, interval: sealInterval, logger: logger), SegmentScrubber(store: store, logger: logger)],
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },

@@ -25,6 +25,8 @@ extension UsageBoxCommand {
         var expensivePerKey = 2
         @Option(name: .customLong("expensive-overall"), help: "Expensive requests at once on the whole server.") var expensiveOverall = 4
         @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed.") var idleTimeout = 30
+        @Option(name: .customLong("request-timeout"), help: "Seconds a request (head and body) may take to arrive whole; then its connection is closed.")
+        var requestTimeout = 120
 
         func run() async throws {
             guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
@@ -41,7 +43,7 @@ extension UsageBoxCommand {
             logger.info("UsageBox serving", metadata: ["store": "\(path)", "address": "\(host):\(port)"])
             let env = ProcessInfo.processInfo.environment["USAGEBOX_KEY"]
             let host = self.host
-            guard maxInvoiceMB > 0, maxInvoiceMB <= 1024, expensivePerKey > 0, expensiveOverall >= expensivePerKey, idleTimeout > 0 else {
+            guard maxInvoiceMB > 0, maxInvoiceMB <= 1024, expensivePerKey > 0, expensiveOverall >= expensivePerKey, idleTimeout > 0, requestTimeout > 0 else {
                 throw ValidationError("limits must be positive, --max-invoice-mb at most 1024, --expensive-overall at least --expensive-per-key")
             }
             var limits = RequestLimits()
@@ -49,7 +51,8 @@ extension UsageBoxCommand {
             limits.expensivePerKey = expensivePerKey
             limits.expensiveOverall = expensiveOverall
             let app = try ServerApplication.build(store: store, host: host, port: port, environmentAdminSecret: env, logger: logger,
-                                                  limits: limits, idleTimeout: .seconds(Int64(idleTimeout))) { bound in
+                                                  limits: limits, idleTimeout: .seconds(Int64(idleTimeout)),
+                                                  requestTimeout: .seconds(Int64(requestTimeout))) { bound in
                 printOut("UsageBox listening on http://\(host):\(bound)")
             }
             try await app.runService()
