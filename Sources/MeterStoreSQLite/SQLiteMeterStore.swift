@@ -21,9 +21,9 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
     let clock: @Sendable () -> Timestamp
     let keyCache = KeyCache()
     let digestCache = DigestCache()
-    /// Events per segment before it seals (CONTRACT §1: 100,000).
+    /// Events per segment before it seals (docs/events.md: 100,000).
     let segmentMaxEvents: Int64
-    /// Wall-clock age at which an open segment seals (CONTRACT §1: one hour).
+    /// Wall-clock age at which an open segment seals (docs/events.md: one hour).
     let segmentMaxAge: Int64
 
     public init(

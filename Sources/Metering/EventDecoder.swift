@@ -21,7 +21,7 @@ public enum IngestItem: Sendable {
     case invalid(EventRejection)
 }
 
-/// Turns wire events (JSON objects, CSV rows) into validated `UsageEvent`s, enforcing CONTRACT §2.
+/// Turns wire events (JSON objects, CSV rows) into validated `UsageEvent`s, enforcing docs/events.md.
 public struct EventDecoder: Sendable {
     public static let maxDimensions = 32
     public static let maxDimensionKeyLength = 64

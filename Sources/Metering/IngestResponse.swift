@@ -1,6 +1,6 @@
 public import ExactJSON
 
-/// The per-batch answer of CONTRACT §3.1.
+/// The per-batch answer of `POST /v1/usage/batch` (docs/api.md).
 public struct IngestResponse: Sendable, Equatable {
     public var accepted = 0
     public var duplicates = 0

@@ -5,7 +5,7 @@
 ///
 /// **Every method is account-scoped by its arguments; authorization happens before the store.**
 public protocol MeterStore: Sendable {
-    /// Stores a batch; every item gets its own outcome (CONTRACT §2). Accepted events are durable
+    /// Stores a batch; every item gets its own outcome (docs/events.md). Accepted events are durable
     /// when this returns.
     func ingest(_ batch: IngestBatch) async throws -> IngestResponse
 

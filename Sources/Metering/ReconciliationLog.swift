@@ -1,4 +1,4 @@
-/// Where reconciliation runs are recorded, so each can be shown again and audited (CONTRACT §5
+/// Where reconciliation runs are recorded, so each can be shown again and audited (docs/reconciliation.md
 /// step 9). The report is kept as its JSON text.
 public protocol ReconciliationLog: Sendable {
     func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String) async throws

@@ -15,7 +15,7 @@ public struct VerifyRequest: Sendable, Hashable {
     }
 }
 
-/// The raw-vs-rollup self-check (CONTRACT §3.3).
+/// The raw-vs-rollup self-check (docs/api.md).
 public struct VerifyReport: Sendable, Hashable {
     public var ok: Bool
     public var mode: VerifyMode
@@ -116,7 +116,7 @@ public struct VerifyReport: Sendable, Hashable {
     }
 }
 
-/// Provenance of a period's numbers (CONTRACT §3.4).
+/// Provenance of a period's numbers (docs/api.md).
 public struct ExplainReport: Sendable, Hashable {
     public var accountID: String
     public var range: TimeRange
@@ -231,7 +231,7 @@ public struct ScrubProgress: Sendable, Hashable {
     }
 }
 
-/// A closed calendar month of one account (CONTRACT §3.5).
+/// A closed calendar month of one account (docs/api.md).
 public struct PeriodRecord: Sendable, Hashable {
     public var accountID: String
     public var period: String
@@ -274,7 +274,7 @@ public struct MeterInfo: Sendable, Hashable {
     }
 }
 
-/// The answer of the read-only SQL endpoint (CONTRACT §3.6).
+/// The answer of the read-only SQL endpoint (docs/api.md).
 public struct SQLResult: Sendable, Equatable {
     public var columns: [String]
     public var rows: [[JSONValue]]

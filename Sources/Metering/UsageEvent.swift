@@ -5,7 +5,7 @@ public enum EventKind: String, Sendable, Hashable, CaseIterable {
     case correction = "Correction"
 }
 
-/// A validated, immutable usage or correction event (CONTRACT §2).
+/// A validated, immutable usage or correction event (docs/events.md).
 public struct UsageEvent: Sendable, Hashable {
     public var eventID: String
     public var accountID: String

@@ -4,7 +4,7 @@ extension UsageQuery {
     /// Parameters of `GET …/usage` that are not filters.
     public static let controlParameters: Set<String> = ["from", "to", "group_by", "source"]
 
-    /// Builds a query from URL-style parameters (CONTRACT §3.2): `from`, `to`, `group_by`
+    /// Builds a query from URL-style parameters (docs/api.md): `from`, `to`, `group_by`
     /// (comma-separated), `source`, and every other parameter a filter (`model_id=…`,
     /// `token_type=…`, `dim.source=…`; a repeated name means any of its values).
     public static func fromParameters(_ params: [(String, String)], scope: AccountScope) throws -> UsageQuery {
@@ -64,7 +64,7 @@ extension UsageQuery {
         }
     }
 
-    /// Builds a query from the JSON body of `POST /v1/query/json` (CONTRACT §3.7).
+    /// Builds a query from the JSON body of `POST /v1/query/json` (docs/api.md).
     public static func fromJSON(_ json: JSONValue, scope: AccountScope) throws -> UsageQuery {
         guard case let .object(members) = json else { throw UsageBoxError.invalidArgument("the query must be a JSON object") }
         let known: Set<String> = ["account_id", "from", "to", "filters", "group_by", "metrics", "source"]

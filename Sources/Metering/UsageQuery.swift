@@ -106,7 +106,7 @@ public enum UsageMetric: String, Sendable, Hashable, CaseIterable { case sum, co
 
 public enum SourcePreference: String, Sendable { case auto, rollup, raw }
 
-/// A grouped read of usage (CONTRACT §3.2 and §3.7).
+/// A grouped read of usage (docs/api.md).
 public struct UsageQuery: Sendable, Hashable {
     public var scope: AccountScope
     public var range: TimeRange
@@ -183,7 +183,7 @@ public struct UsageResult: Sendable, Hashable {
         self.groups = groups
     }
 
-    /// Sorts groups by their key values ascending in byte order, null first (CONTRACT §3.2).
+    /// Sorts groups by their key values ascending in byte order, null first (docs/api.md).
     public static func sortGroups(_ groups: inout [UsageGroup]) {
         groups.sort { a, b in
             for (x, y) in zip(a.keys, b.keys) where x != y {

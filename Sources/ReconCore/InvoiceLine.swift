@@ -1,7 +1,7 @@
 public import Foundation
 public import Metering
 
-/// Canonical token types (CONTRACT §1); vendors' own names map onto these.
+/// Canonical token types (docs/events.md); vendors' own names map onto these.
 public struct TokenType: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
     public var rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }

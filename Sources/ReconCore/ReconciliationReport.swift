@@ -13,7 +13,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
     public var invoiceScope: InvoiceScope
     public var from: Timestamp
     public var to: Timestamp
-    /// Whether the evidence allows corrections at all (CONTRACT: evidence before corrections).
+    /// Whether the evidence allows corrections at all (docs/reconciliation.md).
     public var verdict: Verdict
     /// Every limit on the evidence, on a conclusive run too, each with what would lift it.
     public var reasons: [EvidenceReason]
@@ -398,7 +398,7 @@ public struct EvidenceReason: Codable, Equatable, Sendable {
     }
 }
 
-/// A proposed correction: a `Correction` event in the shape of CONTRACT §3.1.
+/// A proposed correction: a `Correction` event in the shape of an ingested event (docs/events.md).
 public struct ProposedCorrection: Codable, Equatable, Sendable {
     public var eventID: String
     public var accountID: String

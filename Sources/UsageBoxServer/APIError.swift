@@ -3,7 +3,7 @@ import Hummingbird
 import Metering
 
 extension UsageBoxError {
-    /// The JSON error body of CONTRACT §3.
+    /// The JSON error body of docs/api.md.
     var jsonBody: JSONValue {
         var e: [(String, JSONValue)] = [("code", .string(code.rawValue)), ("message", .string(message))]
         if let field { e.append(("field", .string(field))) }

@@ -15,7 +15,7 @@ public struct HTTPAPI: Sendable {
     public var decoder: EventDecoder
     /// Extra routes (reconciliation) mounted by the composition root.
     public var sqlTimeLimitSeconds: Double = 10
-    /// Reconciliation (CONTRACT §3.8), when the composition root provides it.
+    /// Reconciliation (docs/api.md), when the composition root provides it.
     public var reconciliation: (any ReconciliationBackend)?
     public var reconciliationLog: (any ReconciliationLog)?
     public let limits: RequestLimits

@@ -46,7 +46,7 @@ paths:
       x-usagebox-role: writer
       summary: Ingest up to 10,000 events; each gets its own outcome
       description: >
-        Each event is validated on its own (CONTRACT §2): an event that does not match the Event
+        Each event is validated on its own (docs/events.md): an event that does not match the Event
         schema is answered in `errors` as rejected with a code, and the batch still answers 200.
         Only a body that is not `{"events": [...]}` is a 400.
       requestBody:

@@ -1,7 +1,7 @@
 import ExactJSON
 public import Metering
 
-/// The behaviours of CONTRACT §2–3 that every `MeterStore` backend must pass. A backend's test
+/// The behaviours of docs/events.md and docs/api.md that every `MeterStore` backend must pass. A backend's test
 /// target runs `MeterStoreConformance.checks` against fresh stores (in memory and on disk for
 /// SQLite; the same list for any later backend).
 public enum MeterStoreConformance {
@@ -52,7 +52,7 @@ public enum MeterStoreConformance {
             let r = try await store.ingest([decoder.decode(b)])
             try expectEqual(r.duplicates, 1, "duplicate")
         },
-        ConformanceCheck("every rejection reason of CONTRACT §2 is named with its index") { store in
+        ConformanceCheck("every rejection reason of docs/events.md is named with its index") { store in
             _ = try await store.ingest([F.event("u1", meter: "m_unit", quantity: 1, unit: "tokens")])
             let decoder = EventDecoder()
             let bad: [(String, String)] = [

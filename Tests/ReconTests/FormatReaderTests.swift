@@ -4,79 +4,25 @@ import Foundation
 import ReconCore
 import Testing
 
-/// The shared readers against files written by others (`../shared/conformance/`).
+/// The shared readers: CSV against the fixtures in `Fixtures/csv` (each `NAME.csv` with the rows it
+/// must give in `NAME.json`), XML and JSON against cases written here. Files written by others
+/// (csv-spectrum, UBL, FOCUS) run in `OutsideCorpusTests` under `scripts/conformance`.
 @Suite struct FormatReaderTests {
-    static let csvDir = TestSupport.shared.appendingPathComponent("conformance/csv")
-    static let csvNames: [String] = ((try? FileManager.default.contentsOfDirectory(atPath: csvDir.path)) ?? [])
-        .filter { $0.hasSuffix(".csv") }.map { String($0.dropLast(4)) }.sorted()
+    static let csvDir = TestSupport.fixtures.appendingPathComponent("csv")
+    static let csvNames = CSVCase.names(in: csvDir)
 
-    @Test func conformanceFilesArePresent() {
-        #expect(Self.csvNames.count >= 12, "csv-spectrum files found at \(Self.csvDir.path)")
+    @Test func fixturesArePresent() {
+        #expect(Self.csvNames.count >= 11, "CSV fixtures found at \(Self.csvDir.path)")
     }
 
     @Test(arguments: csvNames)
-    func csvSpectrum(_ name: String) throws {
-        let csv = Self.csvDir.appendingPathComponent(name + ".csv").path
-        let expected = try JSONParser.parse(bytes: Array(try Data(contentsOf: Self.csvDir.appendingPathComponent(name + ".json"))))
-        var records: [CSVRecord] = []
-        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: csv)))
-        if name.hasSuffix("_crlf"), !bytes.contains(0x0D) {
-            // This copy of csv-spectrum lost its CRs (a checkout normalized line endings); restore the
-            // upstream CRLF file so the expected "\r\n" inside quoted fields can be checked.
-            bytes = bytes.flatMap { $0 == 0x0A ? [0x0D, 0x0A] : [$0] }
-        }
-        let reader = try CSVReader()
-        var start = 0
-        while start < bytes.count {  // tiny chunks: fields and CRLF pairs split across feeds
-            let end = min(start + 7, bytes.count)
-            try bytes[start..<end].withUnsafeBytes { try reader.feed($0) { records.append($0) } }
-            start = end
-        }
-        try reader.finish { records.append($0) }
-        guard let header = records.first else {
-            #expect(expected == .array([]), "\(name): an empty file gives no rows")
-            return
-        }
-        let rows: [JSONValue] = records.dropFirst().map { r in
-            .object(zip(header.fields, r.fields).map { ($0, .string($1)) })
-        }
-        // csv-spectrum compares objects, not key order.
-        func normalized(_ v: JSONValue) -> [[String: String]] {
-            let list = v.arrayValue ?? (v.objectValue != nil ? [v] : [])
-            return list.map { row in Dictionary(uniqueKeysWithValues: (row.objectValue ?? []).map { ($0.0, $0.1.stringValue ?? "") }) }
-        }
-        var want = normalized(expected)
-        if name == "location_coordinates" {
-            // Upstream's JSON for this file is a bare object whose phone number (1234567890) is not
-            // the CSV's (2095257564); every other field must match exactly.
-            #expect(normalized(.array(rows)).first?["Contact Phone Number"] == "2095257564")
-            want[0]["Contact Phone Number"] = "2095257564"
-        }
-        #expect(normalized(.array(rows)) == want, "\(name)")
+    func csvFixture(_ name: String) throws {
+        try CSVCase.check(name, in: Self.csvDir)
     }
 
-    static let ublDir = TestSupport.shared.appendingPathComponent("conformance/ubl")
-
-    @Test func everyUBLConformanceFileStreamsWithNamespacesByURI() throws {
-        let files = try FileManager.default.contentsOfDirectory(atPath: Self.ublDir.path).filter { $0.hasSuffix(".xml") }
-        #expect(files.count >= 7)
-        for f in files {
-            var lineAmounts = 0
-            var depth = 0, maxDepth = 0
-            try XMLStreamReader.read(path: Self.ublDir.appendingPathComponent(f).path) { event in
-                switch event {
-                case let .start(ns, local, attributes, _):
-                    depth += 1
-                    maxDepth = max(maxDepth, depth)
-                    if ns == "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2", local == "LineExtensionAmount",
-                       attributes.contains(where: { $0.localName == "currencyID" }) { lineAmounts += 1 }
-                case .end: depth -= 1
-                case .text: break
-                }
-            }
-            #expect(lineAmounts >= 2, "\(f): line and document LineExtensionAmount found by namespace URI")
-            #expect(depth == 0 && maxDepth > 2, "\(f): balanced")
-        }
+    @Test func aUBLExampleStreamsWithNamespacesByURI() throws {
+        let example = TestSupport.packageRoot.appendingPathComponent("Plugins/UBL/Examples/ubl_ai_invoice.xml")
+        try UBLCase.check(example)
     }
 
     @Test func prefixesDoNotMatterOnlyURIs() throws {

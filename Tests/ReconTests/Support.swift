@@ -8,7 +8,7 @@ import UsageBoxApp
 
 enum TestSupport {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let shared = packageRoot.deletingLastPathComponent().appendingPathComponent("shared")
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
     static let may = try! TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-06-01T00:00:00Z")
 
     /// One row of a synthetic Anthropic cost report.

@@ -1,0 +1,69 @@
+import FormatReaders
+import Foundation
+import Metering
+import ReconCore
+import ReconPlugins
+import Testing
+import UsageBoxApp
+
+/// UBL credit notes and invoices with a supplier's own card, on documents written here.
+@Suite struct UBLInvoiceTests {
+    typealias S = TestSupport
+    let service = try! ReconciliationService()
+
+    @Test func aCreditNoteNegatesAndTheSuppliersCardIsFoundByName() async throws {
+        let xml = """
+            <?xml version="1.0"?>
+            <CreditNote xmlns="urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
+              xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+              xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+              <cbc:ID>CN-1</cbc:ID><cbc:IssueDate>2026-05-31</cbc:IssueDate><cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
+              <cac:AccountingSupplierParty><cac:Party><cac:PartyLegalEntity><cbc:RegistrationName>Anthropic, PBC</cbc:RegistrationName></cac:PartyLegalEntity></cac:Party></cac:AccountingSupplierParty>
+              <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">1.50</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
+              <cac:CreditNoteLine><cbc:ID>1</cbc:ID><cbc:CreditedQuantity unitCode="C62">1</cbc:CreditedQuantity>
+                <cbc:LineExtensionAmount currencyID="USD">1.50</cbc:LineExtensionAmount>
+                <cac:Item><cbc:Name>claude-haiku-4-5</cbc:Name>
+                  <cac:AdditionalItemProperty><cbc:Name>token_type</cbc:Name><cbc:Value>output</cbc:Value></cac:AdditionalItemProperty></cac:Item>
+              </cac:CreditNoteLine>
+            </CreditNote>
+            """
+        let file = InvoiceFile(name: "credit.xml", bytes: Array(xml.utf8))
+        let (_, parser) = try #require(service.registry.sniff(file))
+        let lines = try parser.parse(file).lines
+        #expect(lines.map(\.amount) == [Decimal(string: "-1.5")], "a credit note negates")
+        let r = try await service.engine.run(ReconciliationOptions(vendor: "ubl", invoices: [file], range: S.may), store: try S.store())
+        #expect(r.rateCard.vendor == "anthropic", "the supplier's name picked the anthropic card")
+        #expect(r.unmapped.isEmpty && r.models.first?.vendor == -1, "a credited quantity takes tokens back")
+        #expect(r.verdict == .inconclusive && r.reasons.map(\.code) == ["coverage_gap"], "one day's credit note is no evidence for May")
+    }
+
+    @Test func aUBLInvoiceWithTheSuppliersCardReconciles() async throws {
+        let example = try #require(builtInPlugins.first { $0.id == "ubl" }?.examples.first { $0.expectedError == nil })
+        let card = try RateCard.load(text: """
+            schema: ratecard/v1
+            vendor: acme-ai
+            currency: USD
+            unit: per_million_tokens
+            card_version: "1"
+            sources: {contract: {url: "https://example.com/contract"}}
+            token_types: [input, output]
+            models:
+              claude-sonnet-4-6:
+                prices:
+                  - {from: "2026-01-01", rates: {input: "3", output: "15"}, src: contract}
+            aliases:
+              - {match: "Claude Sonnet 4\\\\.6 - Input Tokens", model: claude-sonnet-4-6, token_type: input}
+              - {match: "Claude Sonnet 4\\\\.6 - Output Tokens", model: claude-sonnet-4-6, token_type: output}
+            """, file: "acme.yaml")
+        let store = try S.store()
+        _ = try await store.ingest([
+            TestSupport.event("i", model: "claude-sonnet-4-6", type: "input", quantity: 12_345_670),
+            TestSupport.event("o", model: "claude-sonnet-4-6", type: "output", quantity: 900_000),
+        ])
+        let r = try await service.engine.run(ReconciliationOptions(vendor: "ubl", invoices: [example.file], range: S.may, account: "acct_42", rateCard: card), store: store)
+        let model = try #require(r.models.first)
+        #expect(model.tokenTypes.map(\.vendor) == [12_345_670, 1_000_000], "stated MIO quantities")
+        #expect(r.corrections.map(\.quantity) == [100_000], "the output gap is corrected")
+        #expect(r.unmapped.map(\.reason).sorted() == ["allowance", "tax"])
+    }
+}
