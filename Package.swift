@@ -160,7 +160,9 @@ let package = Package(
             name: "UsageBoxServer",
             dependencies: ["Metering", "ExactJSON", "ReconCore",
                            .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Yams", package: "Yams")],
+            resources: [.embedInCode("openapi.yaml")],
             swiftSettings: swiftSettings
         ),
         // The MeterStore that talks to a running UsageBox over HTTP (the CLI's --server mode).

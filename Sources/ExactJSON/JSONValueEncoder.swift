@@ -13,6 +13,10 @@ public enum JSONValueEncoder {
     }
 
     static func encode<T: Encodable>(_ value: T, into slot: Slot, path: [any CodingKey]) throws {
+        if let json = value as? JSONValue {
+            slot.content = .value(json)
+            return
+        }
         if let map = value as? [String: String] {
             slot.content = .value(.object(map.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
             return

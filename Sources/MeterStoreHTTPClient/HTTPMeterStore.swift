@@ -90,8 +90,8 @@ public final class HTTPMeterStore: MeterStore {
                 }
             }
             if !wire.isEmpty {
-                let answer = try await call(.POST, "/v1/usage/batch", body: .object([("events", .array(wire))]))
-                var remote = try Self.decodeIngest(answer)
+                let answer = try await call(.POST, "/v1/usage/batch", body: UsageBatchBody(events: wire).jsonValue)
+                var remote = try Self.read(IngestResponse.self, answer)
                 for i in remote.errors.indices { remote.errors[i].index = wireIndex[remote.errors[i].index] }
                 local.add(remote)
             }
@@ -103,63 +103,53 @@ public final class HTTPMeterStore: MeterStore {
     }
 
     public func usage(_ query: UsageQuery) async throws -> UsageResult {
-        var body: [(String, JSONValue)] = []
-        switch query.scope {
-        case .all: break
-        case let .accounts(list):
-            guard list.count == 1 else { throw UsageBoxError.invalidArgument("a remote read names one account or all", field: "account_id") }
-            body.append(("account_id", .string(list[0])))
-        }
-        body += [
-            ("from", .string(query.range.from.rfc3339)), ("to", .string(query.range.to.rfc3339)),
-            ("filters", .array(query.filters.map {
-                .object([("field", .string($0.field.name)), ("op", .string($0.op.rawValue)), ("value", .array($0.values.map(JSONValue.string)))])
-            })),
-            ("group_by", .array(query.groupBy.map { .string($0.name) })),
-            ("metrics", .array(query.metrics.map { .string($0.rawValue) })),
-            ("source", .string(query.source.rawValue)),
-        ]
-        let answer = try await call(.POST, "/v1/query/json", body: .object(body))
-        return try Self.decodeUsage(answer, groupBy: query.groupBy, metrics: query.metrics)
+        let answer = try await call(.POST, "/v1/query/json", body: try query.jsonBody().jsonValue)
+        return try Self.read(UsageResult.self, answer, userInfo: [UsageResult.queryKey: query])
     }
 
     public func verify(_ request: VerifyRequest) async throws -> VerifyReport {
         var q = [("from", request.range.from.rfc3339), ("to", request.range.to.rfc3339), ("mode", request.mode.rawValue)]
         if request.byDay { q.append(("group_by", "day")) }
-        return try Self.decodeVerify(try await call(.GET, "/v1/accounts/\(Self.escape(request.account))/verify", query: q))
+        return try Self.read(VerifyReport.self, try await call(.GET, "/v1/accounts/\(Self.escape(request.account))/verify", query: q))
     }
 
     public func explain(account: String, range: TimeRange) async throws -> ExplainReport {
         let v = try await call(.GET, "/v1/accounts/\(Self.escape(account))/explain",
                                query: [("from", range.from.rfc3339), ("to", range.to.rfc3339)])
-        return try Self.decodeExplain(v, range: range)
+        return try Self.read(ExplainReport.self, v)
     }
 
     public func closePeriod(account: String, period: String) async throws -> PeriodRecord {
-        try Self.decodePeriod(try await call(.POST, "/v1/accounts/\(Self.escape(account))/periods/close", body: .object([("period", .string(period))])))
+        try Self.read(PeriodRecord.self, try await call(.POST, "/v1/accounts/\(Self.escape(account))/periods/close",
+                                                        body: PeriodCloseBody(period: period).jsonValue))
     }
 
     public func periods(account: String) async throws -> [PeriodRecord] {
         let v = try await call(.GET, "/v1/accounts/\(Self.escape(account))/periods")
-        return try (v["periods"]?.arrayValue ?? []).map(Self.decodePeriod)
+        return try Self.read(PeriodList.self, v).periods
     }
 
     public func meters(scope: AccountScope) async throws -> [MeterInfo] {
         let v = try await call(.GET, "/v1/meters")
-        return (v["meters"]?.arrayValue ?? []).map(Self.decodeMeter)
+        return try Self.read(MeterList.self, v).meters
     }
 
     public func setMeter(_ meterID: String, unit: String?, rollupDimensions: [String]?) async throws -> MeterInfo {
-        var body: [(String, JSONValue)] = []
-        if let unit { body.append(("unit", .string(unit))) }
-        if let rollupDimensions { body.append(("rollup_dimensions", .array(rollupDimensions.map(JSONValue.string)))) }
-        return Self.decodeMeter(try await call(.PUT, "/v1/meters/\(Self.escape(meterID))", body: .object(body)))
+        let body = MeterSettingsBody(unit: unit, rollupDimensions: rollupDimensions)
+        return try Self.read(MeterInfo.self, try await call(.PUT, "/v1/meters/\(Self.escape(meterID))", body: body.jsonValue))
     }
 
     public func sql(_ query: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) async throws -> SQLResult {
-        let v = try await call(.POST, "/v1/query/sql", body: .object([("sql", .string(query))]))
-        return SQLResult(columns: (v["columns"]?.arrayValue ?? []).compactMap(\.stringValue),
-                         rows: (v["rows"]?.arrayValue ?? []).map { $0.arrayValue ?? [] }, truncated: v["truncated"] == .bool(true))
+        try Self.read(SQLResult.self, try await call(.POST, "/v1/query/sql", body: SQLQueryBody(sql: query).jsonValue))
+    }
+
+    /// An answer read back into its shape; an answer that does not fit is the server's fault.
+    static func read<T: WireShape>(_ type: T.Type, _ value: JSONValue, userInfo: [CodingUserInfoKey: any Sendable] = [:]) throws -> T {
+        do {
+            return try T.decode(value, userInfo: userInfo)
+        } catch let f as JSONValueDecoder.Failure {
+            throw UsageBoxError(.internal, "the server's answer does not fit \(T.self): \(f)")
+        }
     }
 
     public func sealOpenSegments() async throws {}
@@ -172,7 +162,7 @@ extension HTTPMeterStore {
     public func reconciliationAction(_ action: String, id: String, confirmLarge: Bool = false) async throws -> IngestResponse {
         let answer = try await call(.POST, "/v1/reconciliations/\(Self.escape(id))/\(action)",
                                     query: confirmLarge ? [("confirm_large", "true")] : [])
-        return try Self.decodeIngest(answer)
+        return try Self.read(IngestResponse.self, answer)
     }
 }
 

@@ -1,7 +1,9 @@
 import GRDB
 import Metering
 
-extension SQLiteMeterStore: ReconciliationLog {
+/// The store of reconciliation runs (the `ReconciliationLog` of ReconCore, conformed in the composition
+/// root so this backend stays free of reconciliation code): each report as its JSON text.
+extension SQLiteMeterStore {
     public func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String) async throws {
         try await write { db, _ in
             try db.execute(sql: """

@@ -45,24 +45,4 @@ public struct IngestResponse: Sendable, Equatable {
         for e in other.errors where errors.count < errorLimit { errors.append(e) }
     }
 
-    public var jsonValue: JSONValue {
-        .object([
-            ("accepted", .int(accepted)), ("duplicates", .int(duplicates)), ("conflicts", .int(conflicts)),
-            ("rejected", .int(rejected)),
-            ("errors", .array(errors.map(\.jsonValue))),
-        ])
-    }
-}
-
-extension IngestResponse.Problem {
-    public var jsonValue: JSONValue {
-        var m: [(String, JSONValue)] = [
-            ("index", .int(index)), ("event_id", .optionalString(eventID)), ("status", .string(status.rawValue)),
-            ("code", .string(code)), ("message", .string(message)),
-        ]
-        if let field { m.append(("field", .string(field))) }
-        if let file { m.append(("file", .string(file))) }
-        if let line { m.append(("line", .int(line))) }
-        return .object(m)
-    }
 }

@@ -31,12 +31,6 @@ public struct APIKey: Sendable, Hashable {
         role == .admin ? .all : .accounts(accountID.map { [$0] } ?? [])
     }
 
-    public var jsonValue: JSONValue {
-        .object([
-            ("key_id", .string(keyID)), ("account_id", .optionalString(accountID)), ("role", .string(role.rawValue)),
-            ("created_at", .string(createdAt.rfc3339)), ("revoked_at", .optionalString(revokedAt?.rfc3339)),
-        ])
-    }
 }
 
 /// Where API keys live: in the store, hashed, so a running server honours CLI changes at once.
@@ -48,4 +42,8 @@ public protocol KeyStore: Sendable {
     func revokeKey(_ keyID: String) async throws -> APIKey
     /// The live key whose secret this is, or nil.
     func authenticate(secret: String) async throws -> APIKey?
+}
+
+extension APIKey: WireShape {
+    enum CodingKeys: String, CodingKey { case keyID = "key_id", accountID = "account_id", role, createdAt = "created_at", revokedAt = "revoked_at" }
 }

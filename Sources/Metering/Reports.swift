@@ -88,32 +88,6 @@ public struct VerifyReport: Sendable, Hashable {
         self.days = days
     }
 
-    public var jsonValue: JSONValue {
-        var m: [(String, JSONValue)] = [
-            ("ok", .bool(ok)), ("mode", .string(mode.rawValue)), ("rollup_sum", .int(rollupSum)), ("raw_sum", .int(rawSum)),
-            ("drift", .int(drift)), ("segments_checked", .int(segmentsChecked)), ("segments_corrupt", .int(segmentsCorrupt)),
-            ("mismatches", .array(mismatches.map { x in
-                var o: [(String, JSONValue)] = [("meter_id", .string(x.meterID)), ("model_id", .optionalString(x.modelID)),
-                    ("kind", .string(x.kind.rawValue))]
-                o.append(("dimensions", .object(UsageEvent.decodeDimensions(x.dimensions).map { ($0.key, .string($0.value)) })))
-                o += [("hour", .string(x.hour.rfc3339)), ("rollup_sum", .int(x.rollupSum)), ("raw_sum", .int(x.rawSum)),
-                      ("rollup_count", .int(x.rollupCount)), ("raw_count", .int(x.rawCount))]
-                return .object(o)
-            })),
-        ]
-        if !corruptSegments.isEmpty {
-            m.append(("corrupt_segments", .array(corruptSegments.map {
-                .object([("segment_id", .string($0.segmentID)), ("reason", .string($0.reason))])
-            })))
-        }
-        if let days {
-            m.append(("days", .array(days.map {
-                .object([("day", .string($0.day)), ("rollup_sum", .int($0.rollupSum)), ("raw_sum", .int($0.rawSum)),
-                         ("drift", .int($0.drift))])
-            })))
-        }
-        return .object(m)
-    }
 }
 
 /// Provenance of a period's numbers (docs/api.md).
@@ -177,38 +151,6 @@ public struct ExplainReport: Sendable, Hashable {
         self.corrections = corrections
     }
 
-    public var jsonValue: JSONValue {
-        func row(_ b: Breakdown, withModel: Bool) -> JSONValue {
-            var m: [(String, JSONValue)] = withModel ? [("model_id", .optionalString(b.modelID))] : []
-            m += [("usage", .int(b.usage)), ("corrections", .int(b.corrections)), ("net", .int(b.net)), ("count", .int(b.count))]
-            return .object(m)
-        }
-        return .object([
-            ("account_id", .string(accountID)), ("from", .string(range.from.rfc3339)), ("to", .string(range.to.rfc3339)),
-            ("totals", row(totals, withModel: false)),
-            ("breakdown", .array(breakdown.map { row($0, withModel: true) })),
-            ("segments", .array(segments.map { s in
-                .object([
-                    ("segment_id", .string(s.segmentID)),
-                    ("first_timestamp", .optionalString(s.firstTimestamp?.rfc3339)),
-                    ("last_timestamp", .optionalString(s.lastTimestamp?.rfc3339)),
-                    ("events", .int(s.events)), ("sum", .int(s.sum)), ("sha256", .optionalString(s.sha256)),
-                    ("sealed_at", .optionalString(s.sealedAt?.rfc3339)),
-                ])
-            })),
-            ("chain_head", .optionalString(chainHead)),
-            ("integrity", integrity?.jsonValue ?? .null),
-            ("corrections", .array(corrections.map { c in
-                .object([
-                    ("event_id", .string(c.event.eventID)), ("correction_ref", .optionalString(c.event.correctionRef)),
-                    ("model_id", .optionalString(c.event.modelID)), ("meter_id", .string(c.event.meterID)),
-                    ("quantity", .int(c.event.quantity)), ("timestamp", .string(c.event.timestamp.rfc3339)),
-                    ("dimensions", .object(c.event.dimensions.map { ($0.key, .string($0.value)) })),
-                    ("post_close", .bool(c.postClose)),
-                ])
-            })),
-        ])
-    }
 }
 
 /// Where the independent re-hashing of sealed segments stands (the scrub `usagebox serve` runs,
@@ -225,10 +167,6 @@ public struct ScrubProgress: Sendable, Hashable {
     public var oldestVerification: Timestamp?
     public init() {}
 
-    public var jsonValue: JSONValue {
-        .object([("sealed_segments", .int(sealed)), ("verified", .int(verified)), ("corrupt", .int(corrupt)), ("pending", .int(pending)),
-                 ("oldest_verification", .optionalString(oldestVerification?.rfc3339))])
-    }
 }
 
 /// A closed calendar month of one account (docs/api.md).
@@ -242,9 +180,6 @@ public struct PeriodRecord: Sendable, Hashable {
         self.closedAt = closedAt
     }
 
-    public var jsonValue: JSONValue {
-        .object([("account_id", .string(accountID)), ("period", .string(period)), ("closed_at", .string(closedAt.rfc3339))])
-    }
 
     /// Validates `YYYY-MM`.
     public static func validate(_ period: String) throws -> Timestamp {
@@ -266,12 +201,6 @@ public struct MeterInfo: Sendable, Hashable {
         self.rollupDimensions = rollupDimensions
     }
 
-    public var jsonValue: JSONValue {
-        .object([
-            ("meter_id", .string(meterID)), ("unit", .optionalString(unit)),
-            ("rollup_dimensions", rollupDimensions.map { .array($0.map(JSONValue.string)) } ?? .null),
-        ])
-    }
 }
 
 /// The answer of the read-only SQL endpoint (docs/api.md).
@@ -285,11 +214,36 @@ public struct SQLResult: Sendable, Equatable {
         self.truncated = truncated
     }
 
-    public var jsonValue: JSONValue {
-        .object([
-            ("columns", .array(columns.map(JSONValue.string))),
-            ("rows", .array(rows.map(JSONValue.array))),
-            ("truncated", .bool(truncated)),
-        ])
+}
+
+// Wire names of the report shapes (synthesized coding needs them in this file).
+extension VerifyReport.Day: Codable {
+    enum CodingKeys: String, CodingKey { case day, rollupSum = "rollup_sum", rawSum = "raw_sum", drift }
+}
+
+extension VerifyReport.CorruptSegment: Codable {
+    enum CodingKeys: String, CodingKey { case segmentID = "segment_id", reason }
+}
+
+extension ExplainReport.SegmentInfo: Codable {
+    enum CodingKeys: String, CodingKey {
+        case segmentID = "segment_id", firstTimestamp = "first_timestamp", lastTimestamp = "last_timestamp", events, sum, sha256
+        case sealedAt = "sealed_at"
     }
+}
+
+extension ScrubProgress: Codable {
+    enum CodingKeys: String, CodingKey { case sealed = "sealed_segments", verified, corrupt, pending, oldestVerification = "oldest_verification" }
+}
+
+extension PeriodRecord: WireShape {
+    enum CodingKeys: String, CodingKey { case accountID = "account_id", period, closedAt = "closed_at" }
+}
+
+extension MeterInfo: WireShape {
+    enum CodingKeys: String, CodingKey { case meterID = "meter_id", unit, rollupDimensions = "rollup_dimensions" }
+}
+
+extension SQLResult: WireShape {
+    enum CodingKeys: String, CodingKey { case columns, rows, truncated }
 }

@@ -1,3 +1,4 @@
+public import ExactJSON
 /// A UTC instant in whole microseconds since 1970-01-01T00:00:00Z.
 ///
 /// Events are stored and compared as integers; RFC 3339 text is only the wire form.
@@ -215,7 +216,7 @@ extension Timestamp: Codable {
         let c = try decoder.singleValueContainer()
         let text = try c.decode(String.self)
         guard let t = Timestamp(rfc3339: text) else {
-            throw DecodingError.dataCorruptedError(in: c, debugDescription: "'\(text)' is not an RFC 3339 timestamp with offset")
+            throw JSONValueDecoder.Failure(path: JSONValueDecoder.pathText(decoder.codingPath), message: "'\(text)' is not an RFC 3339 timestamp with offset")
         }
         self = t
     }

@@ -1,11 +1,10 @@
-/// The one error type every layer answers with; the HTTP layer maps `code` to a status.
+/// The one error type every layer answers with; the HTTP server maps `code` to a status.
 public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable {
     public enum Code: String, Sendable {
         case invalidArgument = "invalid_argument"
         case unauthenticated = "unauthenticated"
         case permissionDenied = "permission_denied"
         case notFound = "not_found"
-        case methodNotAllowed = "method_not_allowed"
         case conflict = "conflict"
         case payloadTooLarge = "payload_too_large"
         case unprocessable = "unprocessable"
@@ -43,21 +42,6 @@ public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable
     public var description: String {
         if let field { return "\(message) (field: \(field))" }
         return message
-    }
-
-    public var httpStatus: Int {
-        switch code {
-        case .invalidArgument, .timeout: return 400
-        case .unauthenticated: return 401
-        case .permissionDenied: return 403
-        case .notFound: return 404
-        case .methodNotAllowed: return 405
-        case .conflict, .verifyDrift, .inconclusive: return 409
-        case .payloadTooLarge: return 413
-        case .rateLimited: return 429
-        case .unprocessable: return 422
-        case .internal: return 500
-        }
     }
 }
 

@@ -151,18 +151,5 @@ extension UsageEvent {
         return members.compactMap { k, v in v.stringValue.map { Dimension(k, $0) } }
     }
 
-    /// The event as the API shows it.
-    public var jsonValue: JSONValue {
-        var m: [(String, JSONValue)] = [
-            ("event_id", .string(eventID)), ("account_id", .string(accountID)), ("meter_id", .string(meterID)),
-        ]
-        if let modelID { m.append(("model_id", .string(modelID))) }
-        m.append(("kind", .string(kind.rawValue)))
-        if let correctionRef { m.append(("correction_ref", .string(correctionRef))) }
-        m.append(("quantity", .int(quantity)))
-        if let unit { m.append(("unit", .string(unit))) }
-        m.append(("timestamp", .string(timestamp.rfc3339)))
-        m.append(("dimensions", .object(dimensions.map { ($0.key, .string($0.value)) })))
-        return .object(m)
-    }
+
 }

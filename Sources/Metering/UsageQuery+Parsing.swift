@@ -54,93 +54,72 @@ extension UsageQuery {
         }
     }
 
-    /// The account a JSON query names, if any.
-    public static func jsonQueryAccount(_ json: JSONValue) throws -> String? {
-        guard case .object = json else { throw UsageBoxError.invalidArgument("the query must be a JSON object") }
-        switch json["account_id"] {
-        case nil, .null?: return nil
-        case let .string(s)?: return s
-        case let v?: throw UsageBoxError.invalidArgument("account_id must be a string, got \(v.typeName)", field: "account_id")
+    /// Reads the body of `POST /v1/query/json`; a malformed member is a 400 naming it.
+    public static func jsonBody(_ json: JSONValue) throws -> JSONQueryBody {
+        do {
+            return try JSONQueryBody.decode(json)
+        } catch let f as JSONValueDecoder.Failure {
+            throw f.usageBoxError
         }
     }
 
     /// Builds a query from the JSON body of `POST /v1/query/json` (docs/api.md).
     public static func fromJSON(_ json: JSONValue, scope: AccountScope) throws -> UsageQuery {
-        guard case let .object(members) = json else { throw UsageBoxError.invalidArgument("the query must be a JSON object") }
-        let known: Set<String> = ["account_id", "from", "to", "filters", "group_by", "metrics", "source"]
-        for (k, _) in members where !known.contains(k) {
-            throw UsageBoxError.invalidArgument("unknown query field '\(k)'", field: k)
-        }
-        func string(_ name: String) throws -> String? {
-            switch json[name] {
-            case nil, .null?: return nil
-            case let .string(s)?: return s
-            case let v?: throw UsageBoxError.invalidArgument("\(name) must be a string, got \(v.typeName)", field: name)
-            }
-        }
-        let range = try TimeRange(from: try string("from"), to: try string("to"))
-        var groupBy: [UsageField] = []
-        switch json["group_by"] {
-        case nil, .null?: break
-        case let .array(items)?:
-            for item in items {
-                guard let name = item.stringValue else { throw UsageBoxError.invalidArgument("group_by holds names (strings)", field: "group_by") }
-                groupBy.append(try UsageField(parsing: name))
-            }
-        case let .string(s)?:
-            groupBy = try s.split(separator: ",").map { try UsageField(parsing: String($0)) }
-        case let v?: throw UsageBoxError.invalidArgument("group_by must be an array of names, got \(v.typeName)", field: "group_by")
+        try from(try jsonBody(json), scope: scope)
+    }
+
+    /// Builds a query from a JSON query body, naming the member that is wrong.
+    public static func from(_ body: JSONQueryBody, scope: AccountScope) throws -> UsageQuery {
+        let range = try TimeRange(from: body.from, to: body.to)
+        let groupBy: [UsageField]
+        switch body.groupBy {
+        case nil: groupBy = []
+        case let .one(s)?: groupBy = try s.split(separator: ",").map { try UsageField(parsing: String($0)) }
+        case let .many(names)?: groupBy = try names.map { try UsageField(parsing: $0) }
         }
         var metrics: [UsageMetric] = [.sum, .count]
-        switch json["metrics"] {
-        case nil, .null?: break
-        case let .array(items)?:
-            metrics = try items.map { item in
-                guard let name = item.stringValue, let m = UsageMetric(rawValue: name) else {
-                    throw UsageBoxError.invalidArgument("metrics are sum, count, min, max or avg; got \(JSONWriter.write(item))", field: "metrics")
+        if let names = body.metrics {
+            metrics = try names.map { name in
+                guard let m = UsageMetric(rawValue: name) else {
+                    throw UsageBoxError.invalidArgument("metrics are sum, count, min, max or avg; got '\(name)'", field: "metrics")
                 }
                 return m
             }
             guard !metrics.isEmpty else { throw UsageBoxError.invalidArgument("metrics must name at least one metric", field: "metrics") }
-        case let v?: throw UsageBoxError.invalidArgument("metrics must be an array, got \(v.typeName)", field: "metrics")
         }
         var filters: [UsageFilter] = []
-        switch json["filters"] {
-        case nil, .null?: break
-        case let .array(items)?:
-            for (i, item) in items.enumerated() {
-                let at = "filters[\(i)]"
-                guard case .object = item else { throw UsageBoxError.invalidArgument("\(at) must be an object", field: at) }
-                guard let fieldName = item["field"]?.stringValue else {
-                    throw UsageBoxError.invalidArgument("\(at).field must be a string", field: "\(at).field")
-                }
-                let opName = item["op"]?.stringValue ?? "eq"
-                guard let op = UsageFilter.Op(rawValue: opName) else {
-                    throw UsageBoxError.invalidArgument("\(at).op must be eq, neq, in or not_in, got '\(opName)'", field: "\(at).op")
-                }
-                var values: [String]
-                switch item["value"] {
-                case let .string(s)?: values = [s]
-                case let .array(a)?:
-                    values = try a.map {
-                        guard let s = $0.stringValue else { throw UsageBoxError.invalidArgument("\(at).value holds strings", field: "\(at).value") }
-                        return s
-                    }
-                default: throw UsageBoxError.invalidArgument("\(at).value must be a string or an array of strings", field: "\(at).value")
-                }
-                if (op == .eq || op == .neq), values.count != 1 {
-                    throw UsageBoxError.invalidArgument("\(at): '\(opName)' takes one value", field: "\(at).value")
-                }
-                filters.append(UsageFilter(field: try UsageField(parsing: fieldName), op: op, values: values))
+        for (i, f) in (body.filters ?? []).enumerated() {
+            let at = "filters[\(i)]"
+            let opName = f.op ?? "eq"
+            guard let op = UsageFilter.Op(rawValue: opName) else {
+                throw UsageBoxError.invalidArgument("\(at).op must be eq, neq, in or not_in, got '\(opName)'", field: "\(at).op")
             }
-        case let v?: throw UsageBoxError.invalidArgument("filters must be an array, got \(v.typeName)", field: "filters")
+            let values = f.value.values
+            if op == .eq || op == .neq, values.count != 1 {
+                throw UsageBoxError.invalidArgument("\(at): '\(opName)' takes one value", field: "\(at).value")
+            }
+            filters.append(UsageFilter(field: try UsageField(parsing: f.field), op: op, values: values))
         }
         var source = SourcePreference.auto
-        if let s = try string("source") {
+        if let s = body.source {
             guard let p = SourcePreference(rawValue: s) else { throw UsageBoxError.invalidArgument("source must be auto, rollup or raw", field: "source") }
             source = p
         }
         try checkKinds(filters)
         return UsageQuery(scope: scope, range: range, groupBy: groupBy, filters: filters, metrics: metrics, source: source)
+    }
+
+    /// The query as a JSON query body, for one account or all (the HTTP client sends this).
+    public func jsonBody() throws -> JSONQueryBody {
+        var account: String?
+        switch scope {
+        case .all: break
+        case let .accounts(list):
+            guard list.count == 1 else { throw UsageBoxError.invalidArgument("a remote read names one account or all", field: "account_id") }
+            account = list[0]
+        }
+        return JSONQueryBody(accountID: account, from: range.from.rfc3339, to: range.to.rfc3339,
+                             filters: filters.map { .init(field: $0.field.name, op: $0.op.rawValue, value: .many($0.values)) },
+                             groupBy: .many(groupBy.map(\.name)), metrics: metrics.map(\.rawValue), source: source.rawValue)
     }
 }

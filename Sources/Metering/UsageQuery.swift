@@ -195,24 +195,6 @@ public struct UsageResult: Sendable, Hashable {
         }
     }
 
-    public var jsonValue: JSONValue {
-        .object([
-            ("source", .string(source)),
-            ("groups", .array(groups.map { g in
-                var m: [(String, JSONValue)] = zip(groupBy, g.keys).map { ($0.name, .optionalString($1)) }
-                for metric in metrics {
-                    switch metric {
-                    case .sum: m.append(("sum", .int(g.aggregate.sum)))
-                    case .count: m.append(("count", .int(g.aggregate.count)))
-                    case .min: m.append(("min", g.aggregate.count == 0 ? .null : .int(g.aggregate.min)))
-                    case .max: m.append(("max", g.aggregate.count == 0 ? .null : .int(g.aggregate.max)))
-                    case .avg: m.append(("avg", g.aggregate.count == 0 ? .null : .number(Self.average(g.aggregate))))
-                    }
-                }
-                return .object(m)
-            })),
-        ])
-    }
 
     /// sum / count with six decimals, computed exactly in integers (half away from zero).
     public static func average(_ a: UsageAggregate) -> String {

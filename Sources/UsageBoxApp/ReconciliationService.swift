@@ -36,16 +36,7 @@ public struct ReconciliationService: Sendable {
         try await runner.revert(id: id, store: store, log: log)
     }
 
-    public func vendorsJSON() -> JSONValue {
-        .object([("vendors", .array(registry.plugins.map { p in
-            .object([
-                ("id", .string(p.id)), ("name", .string(p.name)),
-                ("formats", .array(Array(Set(p.parsers.map(\.format.rawValue))).sorted().map(JSONValue.string))),
-                ("parsers", .array(p.parsers.map { .string($0.id) })),
-                ("rate_card_version", .optionalString(cards[p.rateCardName]?.version)),
-            ])
-        }))])
-    }
+    public var vendors: VendorList { VendorList(registry: registry, cards: cards) }
 }
 
 extension ReconciliationService: ReconciliationBackend {}

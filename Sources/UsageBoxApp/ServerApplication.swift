@@ -2,6 +2,7 @@ public import Hummingbird
 public import Logging
 public import Metering
 public import UsageBoxServer
+public import ReconCore
 public import NIOCore
 
 /// Builds the `usagebox serve` application: the HTTP API over a store, with the segment sealer.

@@ -2,6 +2,7 @@ import Foundation
 public import Metering
 public import MeterStoreHTTPClient
 public import MeterStoreSQLite
+import ReconCore
 
 /// The composition root's store choice: a running server (`--server URL --key K`), or the
 /// embedded SQLite file named by `--db`, `$USAGEBOX_DB`, or `./usagebox.db`.
@@ -40,3 +41,6 @@ public enum StoreFactory {
         return try openSQLite(path: resolvePath(db, environment: environment))
     }
 }
+
+/// The embedded store keeps reconciliation runs too.
+extension SQLiteMeterStore: ReconciliationLog {}

@@ -2,41 +2,71 @@ import ExactJSON
 import Hummingbird
 import Metering
 
-extension UsageBoxError {
-    /// The JSON error body of docs/api.md.
-    var jsonBody: JSONValue {
-        var e: [(String, JSONValue)] = [("code", .string(code.rawValue)), ("message", .string(message))]
-        if let field { e.append(("field", .string(field))) }
-        return .object([("error", .object(e))])
+/// Every error answer: `{"error": {"code", "message", "field"}}` (docs/api.md).
+struct ErrorBody: WireShape {
+    struct Detail: Codable, Sendable {
+        var code: String
+        var message: String
+        var field: String?
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(code, forKey: .code)
+            try c.encode(message, forKey: .message)
+            if let field { try c.encode(field, forKey: .field) }
+        }
     }
+
+    var error: Detail
 }
 
-/// Turns every error into the contract's JSON error body with its status; only a real server
-/// fault becomes a 500.
+extension UsageBoxError {
+    /// The HTTP status of each error code: the only place the two meet.
+    var httpStatus: HTTPResponse.Status {
+        switch code {
+        case .invalidArgument, .timeout: return .badRequest
+        case .unauthenticated: return .unauthorized
+        case .permissionDenied: return .forbidden
+        case .notFound: return .notFound
+        case .conflict, .verifyDrift, .inconclusive: return .conflict
+        case .payloadTooLarge: return .contentTooLarge
+        case .rateLimited: return .tooManyRequests
+        case .unprocessable: return .unprocessableContent
+        case .internal: return .internalServerError
+        }
+    }
+
+    var body: ErrorBody { ErrorBody(error: .init(code: code.rawValue, message: message, field: field)) }
+}
+
+/// Turns every error into the JSON error body with its status; only a real server fault becomes a
+/// 500. A known path asked with another method is a 405 listing the methods the document allows.
 struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as UsageBoxError {
             return JSONResponse.error(error)
-        } catch let error as HTTPError where error.status.code == 404 && Self.allowedMethods(request.uri.path) != nil {
-            var response = JSONResponse.error(UsageBoxError(.methodNotAllowed, "\(request.method.rawValue) is not allowed on \(request.uri.path)"))
-            response.headers[.allow] = Self.allowedMethods(request.uri.path)
-            return response
+        } catch let error as HTTPError where error.status.code == 404 || error.status.code == 405 {
+            if let allowed = APIOperation.allowedMethods(request.uri.path) {
+                let body = ErrorBody(error: .init(code: "method_not_allowed", message: "\(request.method.rawValue) is not allowed on \(request.uri.path)"))
+                var response = JSONResponse.make(body, status: .methodNotAllowed)
+                response.headers[.allow] = allowed
+                return response
+            }
+            return JSONResponse.error(UsageBoxError(.notFound, "no route \(request.method.rawValue) \(request.uri.path)"))
         } catch let error as HTTPError {
             let code: UsageBoxError.Code
             switch error.status.code {
-            case 404: code = .notFound
-            case 405: code = .notFound
             case 413: code = .payloadTooLarge
             case 401: code = .unauthenticated
             case 403: code = .permissionDenied
             case 400..<500: code = .invalidArgument
             default: code = .internal
             }
-            var response = JSONResponse.error(UsageBoxError(code, error.body ?? error.status.reasonPhrase))
-            response.status = error.status.code == 405 ? .methodNotAllowed : response.status
-            return response
+            return JSONResponse.error(UsageBoxError(code, error.body ?? error.status.reasonPhrase))
+        } catch let error as JSONValueDecoder.Failure {
+            return JSONResponse.error(error.usageBoxError)
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(error)"])
             return JSONResponse.error(UsageBoxError(.internal, "internal error"))
@@ -44,38 +74,18 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-extension APIErrorMiddleware {
-    /// Route templates and their methods, to tell "no such path" (404) from "not this method" (405).
-    static var routes: [(template: [Substring], methods: String)] {
-        [("/healthz", "GET"), ("/openapi.yaml", "GET"), ("/v1/usage/batch", "POST"), ("/v1/accounts/*/usage", "GET"),
-         ("/v1/usage", "GET"), ("/v1/accounts/*/verify", "GET"), ("/v1/accounts/*/explain", "GET"),
-         ("/v1/accounts/*/periods/close", "POST"), ("/v1/accounts/*/periods", "GET"), ("/v1/query/sql", "POST"),
-         ("/v1/query/json", "POST"), ("/v1/meters", "GET"), ("/v1/meters/*", "PUT"), ("/v1/vendors", "GET"),
-         ("/v1/reconciliations", "POST"), ("/v1/reconciliations/*", "GET"), ("/v1/reconciliations/*/apply", "POST"), ("/v1/reconciliations/*/revert", "POST")]
-            .map { ($0.0.split(separator: "/"), $0.1) }
-    }
-
-    /// The methods a known path allows, or nil for an unknown path.
-    static func allowedMethods(_ path: String) -> String? {
-        let parts = path.split(separator: "/")
-        return routes.first { r in r.template.count == parts.count && zip(r.template, parts).allSatisfy { $0 == "*" || $0 == $1 } }?.methods
-    }
-}
-
 enum JSONResponse {
-    /// A body that is already JSON text (a Codable shape's encoding).
+    /// A body that is already JSON text (a report's own encoding).
     static func make(text: String, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text + "\n")))
     }
 
-    static func make(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        var text = JSONWriter.write(value)
-        text += "\n"
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    static func make(_ shape: some WireShape, status: HTTPResponse.Status = .ok) -> Response {
+        make(text: JSONWriter.write(shape.jsonValue), status: status)
     }
 
     static func error(_ e: UsageBoxError) -> Response {
-        var response = make(e.jsonBody, status: HTTPResponse.Status(code: e.httpStatus))
+        var response = make(e.body, status: e.httpStatus)
         if let wait = e.retryAfter { response.headers[.retryAfter] = String(max(1, wait)) }
         return response
     }

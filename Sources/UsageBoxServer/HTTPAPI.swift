@@ -2,6 +2,7 @@ import ExactJSON
 public import Hummingbird
 public import Logging
 public import Metering
+public import ReconCore
 
 /// The composition of the HTTP API: one router over a meter store and a key store.
 public struct HTTPAPI: Sendable {
@@ -13,7 +14,6 @@ public struct HTTPAPI: Sendable {
     /// The secret of `USAGEBOX_KEY` at start: an admin key that lives only in this process.
     public var environmentAdminSecret: String?
     public var decoder: EventDecoder
-    /// Extra routes (reconciliation) mounted by the composition root.
     public var sqlTimeLimitSeconds: Double = 10
     /// Reconciliation (docs/api.md), when the composition root provides it.
     public var reconciliation: (any ReconciliationBackend)?
@@ -47,127 +47,30 @@ public struct HTTPAPI: Sendable {
         }
     }
 
+    /// The router: the operations of `openapi.yaml`, each mounted by its controller; `/v1` behind
+    /// authentication. Fails at once (a programming error) if the document and the handlers differ.
     public func buildRouter() -> Router<UsageBoxRequestContext> {
         let router = Router(context: UsageBoxRequestContext.self)
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: APIErrorMiddleware())
-        router.get("/healthz") { _, _ in JSONResponse.make(.object([("status", .string("ok"))])) }
-        router.get("/openapi.yaml") { _, _ in
+        let routes = OperationRoutes(api: self)
+        routes.open("health") { _, _ in JSONResponse.make(Health(status: "ok")) }
+        routes.open("openapi") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
         }
-        router.post("/v1/usage/batch") { request, context in try await ingest(request, context) }
-        router.get("/v1/accounts/:account/usage") { request, context in
-            let (key, account) = try await authorize(request, context, role: .reader)
-            let q = try UsageQuery.fromParameters(try parameters(request), scope: key.scope.intersect(.accounts([account])))
-            try checkBuckets(q.range, q.groupBy)
-            return JSONResponse.make(try await store.usage(q).jsonValue)
-        }
-        router.get("/v1/usage") { request, context in
-            let key = try await authenticate(request, context)
-            let q = try UsageQuery.fromParameters(try parameters(request), scope: key.scope)
-            try checkBuckets(q.range, q.groupBy)
-            return JSONResponse.make(try await store.usage(q).jsonValue)
-        }
-        router.get("/v1/accounts/:account/verify") { request, context in
-            let (key, account) = try await authorize(request, context, role: .reader)
-            let params = try parameters(request)
-            let allowed: Set<String> = ["from", "to", "group_by", "mode"]
-            for (name, _) in params where !allowed.contains(name) {
-                throw UsageBoxError.invalidArgument("unknown parameter '\(name)'", field: name)
-            }
-            let value = { (name: String) in params.last { $0.0 == name }?.1 }
-            let range = try TimeRange(from: value("from"), to: value("to"))
-            var mode = VerifyMode.deep
-            if let m = value("mode") {
-                guard let parsed = VerifyMode(rawValue: m) else { throw UsageBoxError.invalidArgument("mode is deep or incremental", field: "mode") }
-                mode = parsed
-            }
-            if let g = value("group_by"), g != "day" { throw UsageBoxError.invalidArgument("verify groups only by day", field: "group_by") }
-            if value("group_by") == "day" { try checkBuckets(range, [.day]) }
-            let report = try await expensive(key) {
-                try await store.verify(VerifyRequest(account: account, range: range, mode: mode, byDay: value("group_by") == "day"))
-            }
-            return JSONResponse.make(report.jsonValue)
-        }
-        router.get("/v1/accounts/:account/explain") { request, context in
-            let (key, account) = try await authorize(request, context, role: .reader)
-            let params = try parameters(request)
-            let value = { (name: String) in params.last { $0.0 == name }?.1 }
-            let range = try TimeRange(from: value("from"), to: value("to"))
-            return JSONResponse.make(try await expensive(key) { try await store.explain(account: account, range: range) }.jsonValue)
-        }
-        router.post("/v1/accounts/:account/periods/close") { request, context in
-            let (_, account) = try await authorize(request, context, role: .writer)
-            let body = try await jsonBody(request)
-            guard let period = body["period"]?.stringValue else {
-                throw UsageBoxError.invalidArgument("the body needs {\"period\": \"YYYY-MM\"}", field: "period")
-            }
-            return JSONResponse.make(try await store.closePeriod(account: account, period: period).jsonValue)
-        }
-        router.get("/v1/accounts/:account/periods") { request, context in
-            let (_, account) = try await authorize(request, context, role: .reader)
-            let records = try await store.periods(account: account)
-            return JSONResponse.make(.object([("account_id", .string(account)), ("periods", .array(records.map(\.jsonValue)))]))
-        }
-        router.post("/v1/query/sql") { request, context in
-            let key = try await authenticate(request, context)
-            let body = try await jsonBody(request)
-            guard let sql = body["sql"]?.stringValue, !sql.isEmpty else {
-                throw UsageBoxError.invalidArgument("the body needs {\"sql\": \"SELECT …\"}", field: "sql")
-            }
-            let answer = try await expensive(key) {
-                try await store.sql(sql, scope: key.scope, timeLimitSeconds: sqlTimeLimitSeconds, rowLimit: 10_000)
-            }
-            return JSONResponse.make(answer.jsonValue)
-        }
-        router.post("/v1/query/json") { request, context in
-            let key = try await authenticate(request, context)
-            let body = try await jsonBody(request)
-            var scope = key.scope
-            if let account = try UsageQuery.jsonQueryAccount(body) {
-                guard key.scope.allows(account) else { throw forbidden(account) }
-                scope = .accounts([account])
-            }
-            let q = try UsageQuery.fromJSON(body, scope: scope)
-            try checkBuckets(q.range, q.groupBy)
-            return JSONResponse.make(try await expensive(key) { try await store.usage(q) }.jsonValue)
-        }
-        router.get("/v1/meters") { request, context in
-            let key = try await authenticate(request, context)
-            let meters = try await store.meters(scope: key.scope)
-            return JSONResponse.make(.object([("meters", .array(meters.map(\.jsonValue)))]))
-        }
-        router.put("/v1/meters/:meter_id") { request, context in
-            let key = try await authenticate(request, context)
-            guard key.role == .admin else { throw UsageBoxError(.permissionDenied, "only admin keys manage meters") }
-            let meterID = context.parameters.get("meter_id") ?? ""
-            let body = try await jsonBody(request)
-            guard case let .object(members) = body else { throw UsageBoxError.invalidArgument("the body must be a JSON object") }
-            var unit: String?
-            var dims: [String]?
-            for (k, v) in members {
-                switch (k, v) {
-                case ("unit", .string(let s)): unit = s
-                case ("unit", .null): break
-                case ("rollup_dimensions", .array(let a)):
-                    dims = try a.map {
-                        guard let s = $0.stringValue else { throw UsageBoxError.invalidArgument("rollup_dimensions holds names", field: "rollup_dimensions") }
-                        return s
-                    }
-                case ("rollup_dimensions", .null): break
-                case ("unit", _), ("rollup_dimensions", _):
-                    throw UsageBoxError.invalidArgument("\(k) has the wrong type (\(v.typeName))", field: k)
-                default:
-                    throw UsageBoxError.invalidArgument("unknown field '\(k)'", field: k)
-                }
-            }
-            return JSONResponse.make(try await store.setMeter(meterID, unit: unit, rollupDimensions: dims).jsonValue)
-        }
-        addReconciliationRoutes(to: router)
+        MeteringController(api: self).register(routes)
+        AdminController(api: self).register(routes)
+        ReconciliationController(api: self).register(routes)
+        routes.checkComplete()
+        router.addRoutes(routes.open)
+        router.group(RouterPath(OperationRoutes.authenticatedPrefix))
+            .add(middleware: AuthenticationMiddleware(api: self))
+            .addRoutes(routes.authenticated)
         return router
     }
 
-    /// The key presented with the request; 401 when missing or unknown.
+    struct Health: WireShape { var status: String }
+
     /// The key presented with the request; 401 when missing or unknown, 429 for a client that failed
     /// too often in the last minute (checked before the key, so guessing costs nothing extra).
     func authenticate(_ request: Request, _ context: UsageBoxRequestContext) async throws -> APIKey {
@@ -219,15 +122,6 @@ public struct HTTPAPI: Sendable {
         }
     }
 
-    /// The key and the route's account, when the key may act on it with at least `role`.
-    func authorize(_ request: Request, _ context: UsageBoxRequestContext, role: KeyRole) async throws -> (APIKey, String) {
-        let key = try await authenticate(request, context)
-        let account = context.parameters.get("account") ?? ""
-        guard key.scope.allows(account) else { throw forbidden(account) }
-        try require(key, role)
-        return (key, account)
-    }
-
     func require(_ key: APIKey, _ role: KeyRole) throws {
         let rank: [KeyRole: Int] = [.reader: 0, .writer: 1, .admin: 2]
         guard rank[key.role]! >= rank[role]! else {
@@ -247,6 +141,20 @@ public struct HTTPAPI: Sendable {
         }
     }
 
+    /// Reads the whole body within the operation's limit: an invoice within the server's
+    /// `--max-invoice-mb`, anything else within 16 MiB. The request keeps the bytes for its handler.
+    func collect(_ request: inout Request, for op: APIOperation) async throws -> ByteBuffer {
+        let invoice = op.id == "reconcile"
+        let limit = invoice ? limits.maxInvoiceBytes : Self.maxBodyBytes
+        do {
+            return try await request.collectBody(upTo: limit)
+        } catch {
+            throw UsageBoxError(.payloadTooLarge, invoice
+                ? "the invoice body is larger than the server's limit of \(limit >> 20) MiB (usagebox serve --max-invoice-mb)"
+                : "the body is larger than 16 MiB")
+        }
+    }
+
     func jsonBody(_ request: Request) async throws -> JSONValue {
         let buffer: ByteBuffer
         do {
@@ -261,27 +169,32 @@ public struct HTTPAPI: Sendable {
         }
     }
 
-    func ingest(_ request: Request, _ context: UsageBoxRequestContext) async throws -> Response {
-        let key = try await authenticate(request, context)
-        try require(key, .writer)
-        let body = try await jsonBody(request)
-        guard case let .object(members) = body else { throw UsageBoxError.invalidArgument("the body must be {\"events\": [...]}", field: "events") }
-        // A misspelt member would be ignored silently otherwise: unknown members are refused, as for events.
-        if let unknown = members.first(where: { $0.0 != "events" }) {
-            throw UsageBoxError.invalidArgument("unknown field '\(unknown.0)' in the batch (it holds only \"events\")", field: unknown.0)
+    /// The body read into its wire shape; a member that does not fit is a 400 naming it.
+    func body<T: WireShape>(_ type: T.Type, _ request: Request) async throws -> T {
+        do {
+            return try T.decode(try await jsonBody(request))
+        } catch let f as JSONValueDecoder.Failure {
+            throw f.usageBoxError
         }
-        guard let eventsValue = body["events"] else { throw UsageBoxError.invalidArgument("the body needs an \"events\" array", field: "events") }
-        guard case let .array(events) = eventsValue else {
-            throw UsageBoxError.invalidArgument("\"events\" must be an array, got \(eventsValue.typeName)", field: "events")
+    }
+
+    func ingest(_ request: Request, _ key: APIKey) async throws -> Response {
+        let value = try await jsonBody(request)
+        guard case .object = value else { throw UsageBoxError.invalidArgument("the body must be {\"events\": [...]}", field: "events") }
+        let batch: UsageBatchBody
+        do {
+            batch = try UsageBatchBody.decode(value)
+        } catch let f as JSONValueDecoder.Failure {
+            throw f.usageBoxError
         }
-        guard events.count <= Self.maxBatchEvents else {
-            throw UsageBoxError(.payloadTooLarge, "a batch holds at most \(Self.maxBatchEvents) events, got \(events.count)", field: "events")
+        guard batch.events.count <= Self.maxBatchEvents else {
+            throw UsageBoxError(.payloadTooLarge, "a batch holds at most \(Self.maxBatchEvents) events, got \(batch.events.count)", field: "events")
         }
-        let items = events.map(decoder.decode)
+        let items = batch.events.map(decoder.decode)
         // A key bound to an account writes only that account: one foreign event refuses the whole batch.
         if case .accounts = key.scope {
             for case let .event(e) in items where !key.scope.allows(e.accountID) { throw forbidden(e.accountID) }
         }
-        return JSONResponse.make(try await store.ingest(items).jsonValue)
+        return JSONResponse.make(try await store.ingest(items))
     }
 }

@@ -116,7 +116,7 @@ extension UsageBoxCommand {
                 let db = try store.open()
                 let records = try await db.periods(account: account)
                 if json {
-                    printOut(JSONWriter.write(.object([("account_id", .string(account)), ("periods", .array(records.map(\.jsonValue)))])))
+                    printOut(JSONWriter.write(PeriodList(accountID: account, periods: records).jsonValue))
                 } else {
                     printOut(TextTable(headers: ["period", "closed_at"], rows: records.map { [$0.period, $0.closedAt.rfc3339] }).render())
                 }
@@ -138,7 +138,7 @@ extension UsageBoxCommand {
                 let db = try store.open()
                 let meters = try await db.meters(scope: .all)
                 if json {
-                    printOut(JSONWriter.write(.object([("meters", .array(meters.map(\.jsonValue)))])))
+                    printOut(JSONWriter.write(MeterList(meters: meters).jsonValue))
                 } else {
                     printOut(TextTable(headers: ["meter", "unit", "rollup dimensions"], rows: meters.map {
                         [$0.meterID, $0.unit ?? "", $0.rollupDimensions?.joined(separator: ",") ?? "(all)"]
@@ -216,8 +216,8 @@ extension UsageBoxCommand {
                 } catch let e as JSONParseError {
                     throw UsageBoxError.invalidArgument("\(file):\(e.line):\(e.column): \(e.message)", field: "file")
                 }
-                let account = try UsageQuery.jsonQueryAccount(value)
-                let query = try UsageQuery.fromJSON(value, scope: account.map { .accounts([$0]) } ?? .all)
+                let body = try UsageQuery.jsonBody(value)
+                let query = try UsageQuery.from(body, scope: body.accountID.map { AccountScope.accounts([$0]) } ?? .all)
                 let db = try store.open()
                 let result = try await db.usage(query)
                 printOut(json ? JSONWriter.write(result.jsonValue) : Rendering.usage(result))

@@ -224,7 +224,7 @@ extension UsageBoxCommand.Vendors {
 
         func run() async throws {
             let service = try ReconciliationService()
-            if json { printOut(JSONWriter.write(service.vendorsJSON())); return }
+            if json { printOut(JSONWriter.write(service.vendors.jsonValue)); return }
             printOut(TextTable(headers: ["id", "name", "formats", "parsers", "rate card"], rows: service.registry.plugins.map { p in
                 [p.id, p.name, Array(Set(p.parsers.map(\.format.rawValue))).sorted().joined(separator: ","),
                  p.parsers.map(\.id).joined(separator: ", "), service.cards[p.rateCardName]?.version ?? "(none)"]
@@ -246,10 +246,7 @@ extension UsageBoxCommand {
                 let service = try ReconciliationService()
                 let cards = service.cards.values.sorted { $0.vendor < $1.vendor }
                 if json {
-                    printOut(JSONWriter.write(.object([("cards", .array(cards.map {
-                        .object([("vendor", .string($0.vendor)), ("version", .string($0.version)), ("currency", .string($0.currency)),
-                                 ("models", .array($0.models.map(JSONValue.string)))])
-                    }))])))
+                    printOut(JSONWriter.write(RateCardList(cards: cards).jsonValue))
                     return
                 }
                 printOut(TextTable(headers: ["vendor", "version", "currency", "models"], rows: cards.map {

@@ -76,8 +76,7 @@ extension UsageBoxCommand {
                 let store = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(db))
                 let (key, secret) = try await store.createKey(account: account, role: r)
                 if json {
-                    printOut(JSONWriter.write(.object([("key_id", .string(key.keyID)), ("secret", .string(secret)),
-                                                       ("account_id", .optionalString(key.accountID)), ("role", .string(key.role.rawValue))])))
+                    printOut(JSONWriter.write(CreatedKey(key: key, secret: secret).jsonValue))
                 } else {
                     printOut(secret)
                 }
@@ -93,7 +92,7 @@ extension UsageBoxCommand {
                 let store = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(db))
                 let keys = try await store.listKeys()
                 if json {
-                    printOut(JSONWriter.write(.object([("keys", .array(keys.map(\.jsonValue)))])))
+                    printOut(JSONWriter.write(KeyList(keys: keys).jsonValue))
                 } else {
                     printOut(TextTable(headers: ["key_id", "account", "role", "created", "revoked"], rows: keys.map {
                         [$0.keyID, $0.accountID ?? "(all)", $0.role.rawValue, $0.createdAt.rfc3339, $0.revokedAt?.rfc3339 ?? ""]

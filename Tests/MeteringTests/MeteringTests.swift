@@ -120,7 +120,7 @@ import Testing
             _ = try UsageQuery.fromParameters(params, scope: .all)
             Issue.record("accepted \(params)")
         } catch let e as UsageBoxError {
-            #expect(e.field == field && e.httpStatus == 400)
+            #expect(e.field == field && e.code == .invalidArgument)
         } catch {
             Issue.record("\(error)")
         }
@@ -140,5 +140,63 @@ import Testing
 
     @Test func libxml2IsLinked() {
         #expect(XMLStreamReader.libraryVersion.hasPrefix("2."))
+    }
+}
+
+/// Every answer shape reads back what it wrote: the server encodes and the HTTP client decodes the
+/// same `Codable` types, with 64-bit integers exact.
+@Suite struct WireShapeTests {
+    static let t = Timestamp(rfc3339: "2026-05-31T23:59:59Z")!
+
+    func roundTrip<T: WireShape & Equatable>(_ value: T, userInfo: [CodingUserInfoKey: any Sendable] = [:]) throws {
+        let text = JSONWriter.write(value.jsonValue)
+        #expect(try T.decode(try JSONParser.parse(text), userInfo: userInfo) == value, "\(T.self): \(text)")
+    }
+
+    @Test func answersReadBackWhatTheyWrote() throws {
+        var ingest = IngestResponse()
+        ingest.accepted = 2
+        ingest.rejected = 1
+        ingest.errors = [.init(index: 1, eventID: nil, status: .rejected, code: "invalid_quantity", message: "m", field: "quantity")]
+        try roundTrip(ingest)
+        var verify = VerifyReport(ok: false, mode: .incremental, rollupSum: .max, rawSum: .min, drift: 9, segmentsChecked: 3, segmentsCorrupt: 1,
+                                  mismatches: [.init(meterID: "m", modelID: nil, kind: .correction, dimensions: #"{"a":"1","b":"2"}"#, hour: Self.t,
+                                                     rollupSum: 1, rawSum: 2, rollupCount: 3, rawCount: 4)],
+                                  days: [.init(day: "2026-05-01", rollupSum: 1, rawSum: 1, drift: 0)])
+        verify.corruptSegments = [.init(segmentID: "s1", reason: "SHA-256")]
+        try roundTrip(verify)
+        var totals = ExplainReport.Breakdown()
+        totals.usage = 10
+        totals.corrections = -3
+        totals.count = 2
+        var model = totals
+        model.modelID = "gpt-4o"
+        var explain = ExplainReport(accountID: "acct_42", range: try TimeRange(from: Timestamp(microseconds: 0), to: Self.t), totals: totals,
+                                    breakdown: [model], segments: [.init(segmentID: "1", firstTimestamp: Self.t, lastTimestamp: nil, events: 1,
+                                                                         sum: 5, sha256: nil, sealedAt: nil)],
+                                    chainHead: "abc", corrections: [.init(event: UsageEvent(eventID: "c", accountID: "acct_42", meterID: "m",
+                                                                                            kind: .correction, correctionRef: "r", quantity: -3,
+                                                                                            timestamp: Self.t, dimensions: ["token_type": "input"]),
+                                                                          postClose: true)])
+        explain.integrity = ScrubProgress()
+        try roundTrip(explain)
+        try roundTrip(PeriodRecord(accountID: "a", period: "2026-05", closedAt: Self.t))
+        try roundTrip(MeterInfo(meterID: "m", unit: nil, rollupDimensions: ["token_type"]))
+        try roundTrip(SQLResult(columns: ["a", "b"], rows: [[.int(Int64.max), .null], [.string("x"), .number("1.5")]], truncated: true))
+        let query = UsageQuery(scope: .all, range: try TimeRange(from: Timestamp(microseconds: 0), to: Self.t), groupBy: [.modelID, .dimension("token_type")],
+                               metrics: [.sum, .count, .min, .avg])
+        try roundTrip(UsageResult(source: "rollup", groupBy: query.groupBy, metrics: query.metrics,
+                                  groups: [UsageGroup(keys: [nil, "input"], aggregate: UsageAggregate(sum: 7, count: 2, min: 3, max: .min))]),
+                      userInfo: [UsageResult.queryKey: query])
+    }
+
+    @Test func aRequestBodyWithAnUnknownMemberIsRefusedNamingIt() throws {
+        #expect(throws: JSONValueDecoder.Failure.self) { try SQLQueryBody.decode(try JSONParser.parse(#"{"sql": "SELECT 1", "limit": 5}"#)) }
+        do {
+            _ = try UsageQuery.fromJSON(try JSONParser.parse(#"{"from": "2026-05-01T00:00:00Z", "to": "2026-06-01T00:00:00Z", "filters": [{"field": "a", "value": 1}]}"#), scope: .all)
+            Issue.record("a filter value of 1 was accepted")
+        } catch let e as UsageBoxError {
+            #expect(e.field == "filters[0].value", "\(e)")
+        }
     }
 }

@@ -6,7 +6,7 @@ import Metering
 import MeterStoreSQLite
 import Testing
 import UsageBoxApp
-import UsageBoxServer
+@testable import UsageBoxServer
 import UsageBoxTesting
 import VendorAnthropic
 
@@ -65,6 +65,40 @@ import VendorAnthropic
                 #expect(spec.text.contains("  \(path):"), "openapi.yaml documents \(path)")
             }
         }
+    }
+
+    /// The router is built from the document: every operation answers at its method and path,
+    /// behind a key exactly when the document asks for one, and every other method on its path
+    /// is a 405 listing what the document allows.
+    @Test func everyDocumentedOperationIsMountedAndNothingElse() async throws {
+        #expect(APIOperation.all.count == 18)
+        try await app.test(.router) { client in
+            for op in APIOperation.all {
+                let uri = op.path.replacingOccurrences(of: "{account}", with: "acct_42").replacingOccurrences(of: "{meter_id}", with: "m")
+                    .replacingOccurrences(of: "{id}", with: "rec_x")
+                let method = HTTPRequest.Method(op.method)!
+                let answer = try await call(client, method, uri, key: nil)
+                if op.role == nil {
+                    #expect(answer.status == 200, "\(op.id) needs no key")
+                } else {
+                    #expect(answer.status == 401, "\(op.id) (\(op.method) \(uri)) needs a key: \(answer.status)")
+                }
+                let allowed = APIOperation.all.filter { $0.path == op.path }.map(\.method)
+                for other in ["GET", "POST", "PUT", "DELETE"] where !allowed.contains(other) {
+                    let wrong = try await call(client, HTTPRequest.Method(other)!, uri, key: admin)
+                    #expect(wrong.status == 405 && wrong.json["error"]?["code"] == .string("method_not_allowed"), "\(other) \(uri): \(wrong.status)")
+                }
+            }
+        }
+    }
+
+    @Test func aDocumentWithoutRolesOrIdsIsRefused() {
+        let noRole = "paths:\n  /v1/x:\n    get:\n      operationId: x\n"
+        #expect(throws: (any Error).self) { try APIOperation.parse(noRole) }
+        let noID = "paths:\n  /v1/x:\n    get:\n      x-usagebox-role: reader\n"
+        #expect(throws: (any Error).self) { try APIOperation.parse(noID) }
+        let open = "paths:\n  /healthz:\n    get:\n      operationId: h\n      security: []\n"
+        #expect((try? APIOperation.parse(open))?.first?.role == nil)
     }
 
     @Test func keysAreRequiredAndHonouredAtOnce() async throws {

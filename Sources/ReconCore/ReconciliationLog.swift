@@ -1,3 +1,5 @@
+public import Metering
+
 /// Where reconciliation runs are recorded, so each can be shown again and audited (docs/reconciliation.md
 /// step 9). The report is kept as its JSON text.
 public protocol ReconciliationLog: Sendable {

@@ -1,63 +1,63 @@
 import ExactJSON
 import Foundation
-public import Hummingbird
+import Hummingbird
 public import Metering
 public import ReconCore
 
 /// What the HTTP API needs of reconciliation; the composition root supplies it.
 public protocol ReconciliationBackend: Sendable {
-    func vendorsJSON() -> JSONValue
+    var vendors: VendorList { get }
     func run(_ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool, confirmLarge: Bool)
         async throws -> (report: ReconciliationReport, outcome: ReconciliationRunner.ApplyOutcome)
     func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse
     func revert(id: String, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse
 }
 
-extension HTTPAPI {
-    func addReconciliationRoutes(to router: Router<UsageBoxRequestContext>) {
-        guard let backend = reconciliation else { return }
-        router.get("/v1/vendors") { request, context in
-            _ = try await authenticate(request, context)
-            return JSONResponse.make(backend.vendorsJSON())
+/// Vendors and reconciliation runs: create (or dry-run), read, apply, revert.
+struct ReconciliationController {
+    let api: HTTPAPI
+
+    func register(_ routes: OperationRoutes) {
+        let api = self.api
+        @Sendable func backend() throws -> any ReconciliationBackend {
+            guard let backend = api.reconciliation else { throw UsageBoxError(.notFound, "this server runs no reconciliation") }
+            return backend
         }
-        router.post("/v1/reconciliations") { request, context in
-            let key = try await authenticate(request, context)
-            let (options, dryRun) = try await reconciliationOptions(request, key: key)
+        @Sendable func log(_ id: String) throws -> any ReconciliationLog {
+            guard let log = api.reconciliationLog else { throw UsageBoxError(.notFound, "no reconciliation \(id)", field: "id") }
+            return log
+        }
+        routes.on("listVendors") { _, _, _ in JSONResponse.make(try backend().vendors) }
+        routes.on("reconcile") { request, _, caller in
+            let (options, dryRun) = try await api.reconciliationOptions(request, key: caller.key)
             // Recording a run is a write: a reader may only look (dry_run), and nothing is stored.
-            if !dryRun { try require(key, .writer) }
+            if !dryRun { try api.require(caller.key, .writer) }
             do {
-                let (report, _) = try await expensive(key) {
-                    try await backend.run(options, store: store, log: dryRun ? nil : reconciliationLog, apply: false, confirmLarge: false)
-                }
+                let (report, _) = try await backend().run(options, store: api.store, log: dryRun ? nil : api.reconciliationLog, apply: false,
+                                                          confirmLarge: false)
                 return JSONResponse.make(text: report.jsonText, status: dryRun ? .ok : .created)
             } catch let drift as VerifyDrift {
                 throw UsageBoxError(.verifyDrift, drift.description)
             }
         }
-        router.get("/v1/reconciliations/:id") { request, context in
-            let key = try await authenticate(request, context)
-            let report = try await storedReport(context.parameters.get("id") ?? "", key: key)
-            return JSONResponse.make(text: report.jsonText)
+        routes.on("getReconciliation") { _, context, caller in
+            JSONResponse.make(text: try await api.storedReport(try context.parameters.require("id"), key: caller.key).jsonText)
         }
-        router.post("/v1/reconciliations/:id/apply") { request, context in
-            let key = try await authenticate(request, context)
-            try require(key, .writer)
-            let id = context.parameters.get("id") ?? ""
-            _ = try await storedReport(id, key: key)
-            guard let log = reconciliationLog else { throw UsageBoxError(.notFound, "no reconciliation \(id)") }
-            let confirmLarge = try parameters(request).last { $0.0 == "confirm_large" }?.1 == "true"
-            return JSONResponse.make(try await backend.apply(id: id, confirmLarge: confirmLarge, store: store, log: log).jsonValue)
+        routes.on("applyReconciliation") { request, context, caller in
+            let id = try context.parameters.require("id")
+            _ = try await api.storedReport(id, key: caller.key)
+            let confirmLarge = try api.parameters(request).last { $0.0 == "confirm_large" }?.1 == "true"
+            return JSONResponse.make(try await backend().apply(id: id, confirmLarge: confirmLarge, store: api.store, log: try log(id)))
         }
-        router.post("/v1/reconciliations/:id/revert") { request, context in
-            let key = try await authenticate(request, context)
-            try require(key, .writer)
-            let id = context.parameters.get("id") ?? ""
-            _ = try await storedReport(id, key: key)
-            guard let log = reconciliationLog else { throw UsageBoxError(.notFound, "no reconciliation \(id)") }
-            return JSONResponse.make(try await backend.revert(id: id, store: store, log: log).jsonValue)
+        routes.on("revertReconciliation") { _, context, caller in
+            let id = try context.parameters.require("id")
+            _ = try await api.storedReport(id, key: caller.key)
+            return JSONResponse.make(try await backend().revert(id: id, store: api.store, log: try log(id)))
         }
     }
+}
 
+extension HTTPAPI {
     /// A stored report the key may see: its account's keys, or admins for cross-account runs.
     func storedReport(_ id: String, key: APIKey) async throws -> ReconciliationReport {
         guard let log = reconciliationLog, let report = try await ReconciliationArchive(log).report(id: id) else {
@@ -73,14 +73,8 @@ extension HTTPAPI {
     /// one `ReconciliationRequest` either way, resolved as the CLI resolves it.
     func reconciliationOptions(_ request: Request, key: APIKey) async throws -> (ReconciliationOptions, dryRun: Bool) {
         let params = try parameters(request)
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: limits.maxInvoiceBytes)
-        } catch {
-            throw UsageBoxError(.payloadTooLarge, "the invoice body is larger than the server's limit of \(limits.maxInvoiceBytes >> 20) MiB "
-                                + "(usagebox serve --max-invoice-mb)")
-        }
-        let bytes = Array(buffer.readableBytesView)
+        var request = request
+        let bytes = Array(try await collect(&request, for: APIOperation.named("reconcile")!).readableBytesView)
         // The query string names the vendor in the simple form; otherwise the body is the JSON request.
         let asked = params.contains(where: { $0.0 == "vendor" }) == false
             ? try ReconciliationRequest.decode(json: bytes)

@@ -1,0 +1,88 @@
+import ExactJSON
+import Hummingbird
+import Metering
+
+/// Ingest, reads, verify, explain, periods and queries over the meter store.
+struct MeteringController {
+    let api: HTTPAPI
+
+    func register(_ routes: OperationRoutes) {
+        let api = self.api
+        let store = api.store
+        routes.on("ingestBatch") { request, _, caller in try await api.ingest(request, caller.key) }
+        routes.on("accountUsage") { request, _, caller in
+            let q = try UsageQuery.fromParameters(try api.parameters(request), scope: caller.key.scope.intersect(.accounts([caller.pathAccount])))
+            try api.checkBuckets(q.range, q.groupBy)
+            return JSONResponse.make(try await store.usage(q))
+        }
+        routes.on("usage") { request, _, caller in
+            let q = try UsageQuery.fromParameters(try api.parameters(request), scope: caller.key.scope)
+            try api.checkBuckets(q.range, q.groupBy)
+            return JSONResponse.make(try await store.usage(q))
+        }
+        routes.on("verify") { request, _, caller in
+            let params = try api.parameters(request)
+            let allowed: Set<String> = ["from", "to", "group_by", "mode"]
+            for (name, _) in params where !allowed.contains(name) {
+                throw UsageBoxError.invalidArgument("unknown parameter '\(name)'", field: name)
+            }
+            let value = { (name: String) in params.last { $0.0 == name }?.1 }
+            let range = try TimeRange(from: value("from"), to: value("to"))
+            var mode = VerifyMode.deep
+            if let m = value("mode") {
+                guard let parsed = VerifyMode(rawValue: m) else { throw UsageBoxError.invalidArgument("mode is deep or incremental", field: "mode") }
+                mode = parsed
+            }
+            if let g = value("group_by"), g != "day" { throw UsageBoxError.invalidArgument("verify groups only by day", field: "group_by") }
+            if value("group_by") == "day" { try api.checkBuckets(range, [.day]) }
+            return JSONResponse.make(try await store.verify(VerifyRequest(account: caller.pathAccount, range: range, mode: mode,
+                                                                          byDay: value("group_by") == "day")))
+        }
+        routes.on("explain") { request, _, caller in
+            let params = try api.parameters(request)
+            let value = { (name: String) in params.last { $0.0 == name }?.1 }
+            let range = try TimeRange(from: value("from"), to: value("to"))
+            return JSONResponse.make(try await store.explain(account: caller.pathAccount, range: range))
+        }
+        routes.on("closePeriod") { request, _, caller in
+            let body = try await api.body(PeriodCloseBody.self, request)
+            return JSONResponse.make(try await store.closePeriod(account: caller.pathAccount, period: body.period))
+        }
+        routes.on("listPeriods") { _, _, caller in
+            JSONResponse.make(PeriodList(accountID: caller.pathAccount, periods: try await store.periods(account: caller.pathAccount)))
+        }
+        routes.on("querySQL") { request, _, caller in
+            let body = try await api.body(SQLQueryBody.self, request)
+            guard !body.sql.isEmpty else { throw UsageBoxError.invalidArgument("the body needs {\"sql\": \"SELECT …\"}", field: "sql") }
+            return JSONResponse.make(try await store.sql(body.sql, scope: caller.key.scope, timeLimitSeconds: api.sqlTimeLimitSeconds, rowLimit: 10_000))
+        }
+        routes.on("queryJSON") { request, _, caller in
+            let body = try UsageQuery.jsonBody(try await api.jsonBody(request))
+            var scope = caller.key.scope
+            if let account = body.accountID {
+                guard caller.key.scope.allows(account) else { throw api.forbidden(account) }
+                scope = .accounts([account])
+            }
+            let q = try UsageQuery.from(body, scope: scope)
+            try api.checkBuckets(q.range, q.groupBy)
+            return JSONResponse.make(try await store.usage(q))
+        }
+    }
+}
+
+/// Meters: listed for any key, managed by admin keys.
+struct AdminController {
+    let api: HTTPAPI
+
+    func register(_ routes: OperationRoutes) {
+        let api = self.api
+        routes.on("listMeters") { _, _, caller in
+            JSONResponse.make(MeterList(meters: try await api.store.meters(scope: caller.key.scope)))
+        }
+        routes.on("setMeter") { request, context, _ in
+            let meterID = try context.parameters.require("meter_id")
+            let body = try await api.body(MeterSettingsBody.self, request)
+            return JSONResponse.make(try await api.store.setMeter(meterID, unit: body.unit, rollupDimensions: body.rollupDimensions))
+        }
+    }
+}

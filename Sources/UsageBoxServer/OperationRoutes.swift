@@ -1,0 +1,76 @@
+import Hummingbird
+import Metering
+
+/// Who is calling an operation: the key the authentication middleware found, and the account the
+/// path names (already checked against the key's scope).
+struct Caller: Sendable {
+    let key: APIKey
+    let account: String?
+
+    /// The path's account, for operations whose path names one.
+    var pathAccount: String { account ?? "" }
+}
+
+/// Mounts handlers by operation id, each at the method and path the OpenAPI document gives it and
+/// behind what the document says of it: its role, the account the path names, and the limits on
+/// expensive work. Building the router fails at once when an operation has no handler or a
+/// handler names no operation, so the document and the server cannot drift apart.
+final class OperationRoutes: @unchecked Sendable {
+    typealias Handler = @Sendable (Request, UsageBoxRequestContext, Caller) async throws -> Response
+    typealias OpenHandler = @Sendable (Request, UsageBoxRequestContext) async throws -> Response
+
+    let api: HTTPAPI
+    /// Operations that need a key, mounted under `/v1` behind authentication.
+    let authenticated = RouteCollection(context: UsageBoxRequestContext.self)
+    /// Operations that need none (`/healthz`, `/openapi.yaml`).
+    let open = RouteCollection(context: UsageBoxRequestContext.self)
+    private(set) var mounted: Set<String> = []
+
+    init(api: HTTPAPI) { self.api = api }
+
+    static let authenticatedPrefix = "/v1"
+
+    private func operation(_ id: String) -> APIOperation {
+        guard let op = APIOperation.named(id) else { preconditionFailure("no operation '\(id)' in openapi.yaml") }
+        precondition(!mounted.contains(id), "operation '\(id)' mounted twice")
+        mounted.insert(id)
+        return op
+    }
+
+    /// Mounts the handler of an operation that needs no key.
+    func open(_ id: String, _ handler: @escaping OpenHandler) {
+        let op = operation(id)
+        precondition(op.role == nil, "\(id) needs a key: mount it with on(_:)")
+        open.on(RouterPath(op.routerPath(dropping: "")), method: HTTPRequest.Method(op.method)!, use: handler)
+    }
+
+    /// Mounts the handler of an operation that needs a key.
+    func on(_ id: String, _ handler: @escaping Handler) {
+        let op = operation(id)
+        guard let role = op.role else { preconditionFailure("\(id) needs no key: mount it with open(_:)") }
+        precondition(op.path.hasPrefix(Self.authenticatedPrefix + "/"), "\(id): authenticated operations live under /v1")
+        let api = self.api
+        authenticated.on(RouterPath(op.routerPath(dropping: Self.authenticatedPrefix)), method: HTTPRequest.Method(op.method)!) { request, context in
+            guard let key = context.key else { throw UsageBoxError(.unauthenticated, "missing Authorization: Bearer <key>") }
+            var account: String?
+            if op.namesAccount {
+                let named = try context.parameters.require("account")
+                guard key.scope.allows(named) else { throw api.forbidden(named) }
+                account = named
+            }
+            try api.require(key, role)
+            let caller = Caller(key: key, account: account)
+            guard op.expensive else { return try await handler(request, context, caller) }
+            // Read the body before taking a slot, so a slow upload holds no share of the limit.
+            var request = request
+            if op.method == "POST" || op.method == "PUT" { _ = try await api.collect(&request, for: op) }
+            return try await api.expensive(key) { try await handler(request, context, caller) }
+        }
+    }
+
+    /// Every operation of the document must have a handler.
+    func checkComplete() {
+        let missing = Set(APIOperation.all.map(\.id)).subtracting(mounted)
+        precondition(missing.isEmpty, "operations in openapi.yaml with no handler: \(missing.sorted())")
+    }
+}
