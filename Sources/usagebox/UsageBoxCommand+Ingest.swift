@@ -19,13 +19,12 @@ extension UsageBoxCommand {
         @Flag(help: "Exit 4 when any event was rejected or conflicted.") var strict = false
         @Option(help: "Events per transaction.") var batchSize = 20_000
         @Option(help: "auto (a bar on a terminal), bar, lines ('committed N events' on stderr after every batch), or none.")
-        var progress: String = "auto"
+        var progress: ProgressMode = .auto
         @Argument(help: "Files to ingest.") var files: [String]
 
         func validate() throws {
             guard !files.isEmpty else { throw ValidationError("name at least one file") }
             guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-            guard ["auto", "bar", "lines", "none"].contains(progress) else { throw ValidationError("--progress is auto, bar, lines or none") }
         }
 
         func run() async throws {
@@ -33,10 +32,10 @@ extension UsageBoxCommand {
             let ingestor = FileIngestor(store: db, batchSize: batchSize)
             let mode: ProgressLine.Mode
             switch self.progress {
-            case "lines": mode = .lines
-            case "bar": mode = .bar
-            case "none": mode = .none
-            default: mode = isatty(STDERR_FILENO) != 0 ? .bar : .none
+            case .lines: mode = .lines
+            case .bar: mode = .bar
+            case .none: mode = .none
+            case .auto: mode = isatty(STDERR_FILENO) != 0 ? .bar : .none
             }
             let progress = ProgressLine(mode: mode)
             let result: IngestResponse
@@ -55,7 +54,7 @@ extension UsageBoxCommand {
             } else {
                 printOut(Rendering.ingest(result))
             }
-            if strict, result.rejected + result.conflicts > 0 { throw ExitWith(code: 4) }
+            if strict, result.rejected + result.conflicts > 0 { throw ExitCode.strictRejections }
         }
     }
 }

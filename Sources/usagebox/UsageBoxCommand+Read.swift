@@ -24,13 +24,13 @@ extension UsageBoxCommand {
         @Option(name: .customLong("group-by"), help: "Comma-separated: model_id, meter_id, account_id, kind, unit, hour, day, month, a dimension, or dim.NAME.")
         var groupBy: [String] = []
         @Option(name: .customLong("filter"), help: "NAME=VALUE; repeat a name for any of several values.") var filters: [String] = []
-        @Option(help: "auto, rollup or raw.") var source: String?
+        @Option(help: "What to read: rollups where they can answer (auto), only rollups, or raw events.") var source: SourcePreference?
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
             var params: [(String, String)] = [("from", period.from), ("to", period.to)]
             if !groupBy.isEmpty { params.append(("group_by", groupBy.joined(separator: ","))) }
-            if let source { params.append(("source", source)) }
+            if let source { params.append(("source", source.rawValue)) }
             for f in filters {
                 guard let eq = f.firstIndex(of: "=") else { throw ValidationError("--filter takes NAME=VALUE, got '\(f)'") }
                 params.append((String(f[..<eq]), String(f[f.index(after: eq)...])))
@@ -50,18 +50,16 @@ extension UsageBoxCommand {
         @OptionGroup var store: StoreOptions
         @Option(help: "The account.") var account: String
         @OptionGroup var period: PeriodOptions
-        @Option(name: .customLong("group-by"), help: "'day' for a per-day report.") var groupBy: String?
-        @Option(help: "deep (default) or incremental.") var mode: String = "deep"
+        @Option(name: .customLong("group-by"), help: "A per-day report.") var groupBy: ReportBreakdown?
+        @Option(help: "How far to trust earlier passes.") var mode: VerifyMode = .deep
         @Flag(help: "Exit 3 when drift or a corrupt segment is found.") var failOnDrift = false
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            guard let m = VerifyMode(rawValue: mode) else { throw ValidationError("--mode is deep or incremental") }
-            if let groupBy, groupBy != "day" { throw ValidationError("--group-by takes only 'day'") }
             let db = try store.open()
-            let report = try await db.verify(VerifyRequest(account: account, range: try period.range(), mode: m, byDay: groupBy == "day"))
+            let report = try await db.verify(VerifyRequest(account: account, range: try period.range(), mode: mode, byDay: groupBy == .day))
             printOut(json ? JSONWriter.write(report.jsonValue) : Rendering.verify(report))
-            if failOnDrift, !report.ok { throw ExitWith(code: 3) }
+            if failOnDrift, !report.ok { throw ExitCode.verifyDrift }
         }
     }
 

@@ -34,7 +34,9 @@ extension UsageBoxCommand.Reconcile {
                 out more than half of what was metered are held until --confirm-large. See docs/reconciliation.md.
                 """)
 
-        @Option(help: "The vendor plugin id (see `usagebox vendors`), or 'auto' to pick by sniffing the file.") var vendor: String
+        @Option(help: "The vendor plugin id (see `usagebox vendors`), or 'auto' to pick by sniffing the file.",
+                completion: .custom { _, _, _ in ["auto"] + Completions.vendorIDs() })
+        var vendor: String
         @Option(name: .customLong("invoice"), help: "An invoice file (repeat for several, e.g. every page of an export).") var invoices: [String]
         @Option(help: "Start of the period: a date (2026-05-01, 00:00 UTC) or an RFC 3339 time in UTC.") var from: String
         @Option(help: "End of the period (exclusive), written like --from.") var to: String
@@ -118,7 +120,7 @@ extension UsageBoxCommand.Reconcile {
                                                           confirmLarge: confirmLarge)
             } catch let drift as VerifyDrift {
                 printErr("usagebox: reconcile stopped: \(drift)")
-                throw ExitWith(code: 3)
+                throw ExitCode.verifyDrift
             }
             switch json ? .json : format {
             case .json: printOut(report.jsonText)
@@ -133,7 +135,7 @@ extension UsageBoxCommand.Reconcile {
             }
             if case let .refused(error) = outcome {
                 printErr("usagebox: --apply refused: \(error.message)")
-                throw ExitWith(code: 5)
+                throw ExitCode.inconclusive
             }
         }
     }
@@ -178,7 +180,7 @@ extension UsageBoxCommand.Reconcile {
                     : try await service.revert(id: id, store: db, log: log)
             } catch let e as UsageBoxError where e.code == .inconclusive {
                 printErr("usagebox: \(e.message)")
-                throw ExitWith(code: 5)
+                throw ExitCode.inconclusive
             }
         }
     }
@@ -257,7 +259,9 @@ extension UsageBoxCommand {
 
         struct Show: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Print a card as compiled in.")
-            @Argument(help: "The card's vendor (see `usagebox ratecards`).") var vendor: String
+            @Argument(help: "The card's vendor (see `usagebox ratecards`).",
+                      completion: .custom { _, _, _ in Completions.cardNames() })
+            var vendor: String
             func run() async throws {
                 let service = try ReconciliationService()
                 guard let card = service.cards[vendor] else {
@@ -354,8 +358,23 @@ extension UsageBoxCommand {
                     if !untested.isEmpty { printOut("rules without examples: \(untested.joined(separator: ", "))") }
                     printOut("\(results.count - failed) passed, \(failed) failed")
                 }
-                if failed > 0 { throw ExitWith(code: 1) }
+                if failed > 0 { throw ExitCode.failure }
             }
         }
+    }
+}
+
+/// Values the shell completes, read from the registry compiled in.
+enum Completions {
+    static func vendorIDs() -> [String] {
+        guard let service = try? ReconciliationService() else { return [] }
+        var ids: [String] = []
+        for plugin in service.registry.plugins { ids.append(plugin.id) }
+        return ids
+    }
+
+    static func cardNames() -> [String] {
+        guard let service = try? ReconciliationService() else { return [] }
+        return service.cards.keys.sorted()
     }
 }

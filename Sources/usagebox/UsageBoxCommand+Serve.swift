@@ -19,7 +19,7 @@ extension UsageBoxCommand {
         @Option(help: "Address to listen on.") var host = "127.0.0.1"
         @Option(help: "Port (0 picks a free one; the URL is printed on stdout once listening).") var port = 8080
         @Option(help: "The embedded store file (default ./usagebox.db or $USAGEBOX_DB).") var db: String?
-        @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+        @Option(help: "The least severity logged.") var logLevel: Logger.Level = .info
         @Option(name: .customLong("max-invoice-mb"), help: "The largest invoice a reconciliation request may carry, in MiB.") var maxInvoiceMB = 32
         @Option(name: .customLong("expensive-per-key"), help: "Expensive requests (SQL, JSON query, verify, explain, reconcile) at once per key.")
         var expensivePerKey = 2
@@ -29,7 +29,7 @@ extension UsageBoxCommand {
         var requestTimeout = 120
 
         func run() async throws {
-            guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
+            let level = logLevel
             // The executable is the only place that bootstraps logging.
             LoggingSystem.bootstrap { label in
                 var handler = StreamLogHandler.standardError(label: label)
@@ -68,13 +68,12 @@ extension UsageBoxCommand {
             static let configuration = CommandConfiguration(abstract: "Create a key and print its secret once.")
             @Option(help: "The store file.") var db: String?
             @Option(help: "The account the key is for (optional for admin keys).") var account: String?
-            @Option(help: "reader, writer or admin.") var role = "reader"
+            @Option(help: "What the key may do.") var role: KeyRole = .reader
             @Flag(help: "Print {key_id, secret, account_id, role}.") var json = false
 
             func run() async throws {
-                guard let r = KeyRole(rawValue: role) else { throw ValidationError("--role is reader, writer or admin") }
                 let store = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(db))
-                let (key, secret) = try await store.createKey(account: account, role: r)
+                let (key, secret) = try await store.createKey(account: account, role: role)
                 if json {
                     printOut(JSONWriter.write(CreatedKey(key: key, secret: secret).jsonValue))
                 } else {
@@ -115,3 +114,5 @@ extension UsageBoxCommand {
         }
     }
 }
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -11,7 +11,9 @@ struct UsageBoxCommand: AsyncParsableCommand {
         discussion: """
             Every command works on the embedded store named by --db (default ./usagebox.db, or $USAGEBOX_DB).
             Commands that answer with data take --json and then print exactly the HTTP API's JSON.
-            Exit codes: 0 success, 1 error, 2 bad usage, 3 reconcile stopped by verify drift, 4 ingest --strict saw rejections.
+            Exit codes: 0 success, 1 error, 2 bad usage, 3 verify drift (verify --fail-on-drift, reconcile), 4 ingest --strict saw
+            rejections, 5 reconcile --apply on an inconclusive run.
+            Shell completions: usagebox --generate-completion-script bash|zsh|fish.
             """,
         subcommands: [Serve.self, Ingest.self, Usage.self, Verify.self, Explain.self, Periods.self, Meters.self, Query.self, Keys.self,
                       Reconcile.self, Vendors.self, RateCards.self, Rules.self, Backup.self, Restore.self, Demo.self]
@@ -32,10 +34,30 @@ struct StoreOptions: ParsableArguments {
     }
 }
 
-/// An exit with a specific code after output was already written.
-struct ExitWith: Error {
-    var code: Int32
+/// The exit codes scripts rely on, beyond 0 (success), 1 (error) and 2 (bad usage).
+extension ExitCode {
+    /// `verify --fail-on-drift` found drift, or `reconcile` stopped on it.
+    static let verifyDrift = ExitCode(3)
+    /// `ingest --strict` saw rejections or conflicts.
+    static let strictRejections = ExitCode(4)
+    /// `reconcile --apply` on a run whose evidence allows no corrections.
+    static let inconclusive = ExitCode(5)
 }
+
+/// Option values as types: listed in `--help`, completed by the shell, checked before `run()`.
+enum ProgressMode: String, ExpressibleByArgument, CaseIterable {
+    case auto, bar, lines, none
+}
+
+extension VerifyMode: ExpressibleByArgument, CaseIterable {
+    public static let allCases: [VerifyMode] = [.deep, .incremental]
+}
+
+extension SourcePreference: ExpressibleByArgument, CaseIterable {
+    public static let allCases: [SourcePreference] = [.auto, .rollup, .raw]
+}
+
+extension KeyRole: ExpressibleByArgument {}
 
 #if os(Linux)
 /// glibc's `mallopt` (malloc.h is not part of the Glibc module).
@@ -61,8 +83,6 @@ enum Main {
         } catch let error as UsageBoxError {
             FileHandle.standardError.write(Data("usagebox: error: \(error)\n".utf8))
             exit(1)
-        } catch let error as ExitWith {
-            exit(error.code)
         } catch {
             let code = UsageBoxCommand.exitCode(for: error)
             if code == .success {
@@ -70,8 +90,8 @@ enum Main {
             }
             let message = UsageBoxCommand.fullMessage(for: error)
             if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
-            // swift-argument-parser's usage errors (EX_USAGE, 64) are exit 2 here, as the contract says.
-            exit(code == .validationFailure ? 2 : (code.rawValue == 0 ? 1 : (code.rawValue == 64 ? 2 : 1)))
+            // swift-argument-parser's usage errors (EX_USAGE, 64) are exit 2 here; our own codes pass through.
+            exit(code == .validationFailure || code.rawValue == 64 ? 2 : code.rawValue)
         }
     }
 }
