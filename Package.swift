@@ -1,10 +1,31 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 /// One set of settings for every target: Swift 6 mode, explicit `any`.
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
+
+/// The files of a folder of this package, sorted (empty when it does not exist).
+func files(in folder: String) -> [String] {
+    let path = Context.packageDirectory + "/" + folder
+    return ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+}
+
+/// Every folder under Plugins/ is a vendor plugin: a target named Vendor<Folder> with its sample
+/// exports (Examples/) compiled in. A new vendor is a folder and a line in BuiltInPlugins.swift.
+let vendorTargets: [Target] = files(in: "Plugins").filter { folder in
+    var isDirectory: ObjCBool = false
+    return FileManager.default.fileExists(atPath: Context.packageDirectory + "/Plugins/" + folder, isDirectory: &isDirectory) && isDirectory.boolValue
+}.map { folder in
+    .target(name: "Vendor\(folder)", dependencies: ["ReconCore", "FormatReaders", "ExactJSON", "Metering"], path: "Plugins/\(folder)",
+            exclude: ["README.md"], resources: files(in: "Plugins/\(folder)/Examples").map { .embedInCode("Examples/\($0)") },
+            swiftSettings: swiftSettings)
+}
+
+/// Every card in RateCards/ (read by the EmbedRateCards build plugin, not as resources).
+let rateCardFiles = files(in: "RateCards").filter { $0.hasSuffix(".yaml") }
 
 let package = Package(
     name: "UsageBox",
@@ -59,90 +80,14 @@ let package = Package(
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
-        // The rate cards, compiled into the binary so it finds them from any working directory.
-        .target(
-            name: "RateCardData",
-            path: "RateCards",
-            exclude: ["README.md"],
-            resources: [.embedInCode("anthropic.yaml"), .embedInCode("focus.yaml"), .embedInCode("ubl.yaml"), .embedInCode("openai.yaml"),
-                        .embedInCode("aws-bedrock.yaml"), .embedInCode("azure-openai.yaml"), .embedInCode("google-vertex.yaml")],
-            swiftSettings: swiftSettings
-        ),
-        // Vendor plugins: one folder each, never depending on each other or on a store.
-        .target(
-            name: "VendorAnthropic",
-            dependencies: ["ReconCore", "FormatReaders", "ExactJSON", "Metering"],
-            path: "Plugins/Anthropic",
-            exclude: ["README.md"],
-            resources: [
-                .embedInCode("Examples/cost_report_2026_05.json"),
-                .embedInCode("Examples/console_cost_2026_08.csv"),
-                .embedInCode("Examples/usage_report_2026_05.json"),
-                .embedInCode("Examples/cost_report_truncated.json"),
-                .embedInCode("Examples/console_cost_bad_amount.csv"),
-                .embedInCode("Examples/cost_report_tiers_2026_05.json"),
-                .embedInCode("Examples/console_cost_discount_2026_05.csv"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            name: "VendorFOCUS",
-            dependencies: ["ReconCore", "FormatReaders", "ExactJSON", "Metering"],
-            path: "Plugins/FOCUS",
-            exclude: ["README.md"],
-            resources: [.embedInCode("Examples/focus_ai_usage.csv"), .embedInCode("Examples/focus_bad_quantity.csv"),
-                        .embedInCode("Examples/focus_corrections.csv")],
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            name: "VendorUBL",
-            dependencies: ["ReconCore", "FormatReaders", "Metering"],
-            path: "Plugins/UBL",
-            exclude: ["README.md"],
-            resources: [.embedInCode("Examples/ubl_ai_invoice.xml"), .embedInCode("Examples/ubl_truncated.xml")],
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            name: "VendorOpenAI",
-            dependencies: ["ReconCore", "ExactJSON", "Metering"],
-            path: "Plugins/OpenAI",
-            exclude: ["README.md"],
-            resources: [.embedInCode("Examples/openai_costs_2026_05.json"), .embedInCode("Examples/openai_usage_2026_05.json"),
-                        .embedInCode("Examples/openai_cost_export.csv"), .embedInCode("Examples/openai_costs_bad.json"),
-                        .embedInCode("Examples/openai_costs_tiers_2026_05.json"), .embedInCode("Examples/openai_usage_cache_writes.json")],
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            name: "VendorAWSBedrock",
-            dependencies: ["ReconCore", "Metering"],
-            path: "Plugins/AWSBedrock",
-            exclude: ["README.md"],
-            resources: [.embedInCode("Examples/cur2_2026_05.csv"), .embedInCode("Examples/cur_legacy.csv"),
-                        .embedInCode("Examples/cur_wrong_columns.csv"), .embedInCode("Examples/cur2_profiles_2026_05.csv")],
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            name: "VendorAzureOpenAI",
-            dependencies: ["ReconCore", "Metering"],
-            path: "Plugins/AzureOpenAI",
-            exclude: ["README.md"],
-            resources: [.embedInCode("Examples/azure_cost_details.csv"), .embedInCode("Examples/azure_bad_quantity.csv"),
-                        .embedInCode("Examples/azure_eur_billing.csv")],
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            name: "VendorGoogleVertex",
-            dependencies: ["ReconCore", "ExactJSON", "Metering"],
-            path: "Plugins/GoogleVertex",
-            exclude: ["README.md"],
-            resources: [.embedInCode("Examples/vertex_export.json"), .embedInCode("Examples/vertex_export.csv"),
-                        .embedInCode("Examples/vertex_truncated.json"), .embedInCode("Examples/vertex_export_eur.json")],
-            swiftSettings: swiftSettings
-        ),
-        // The one immutable list of built-in plugins.
-        .target(name: "ReconPlugins", dependencies: ["ReconCore", "VendorAnthropic", "VendorFOCUS", "VendorUBL", "VendorOpenAI",
-                                                 "VendorAWSBedrock", "VendorAzureOpenAI", "VendorGoogleVertex"],
-                swiftSettings: swiftSettings),
+        // The rate cards: every RateCards/*.yaml, compiled in by the EmbedRateCards build plugin.
+        .target(name: "RateCardData", path: "RateCards", exclude: ["README.md"] + rateCardFiles,
+                swiftSettings: swiftSettings, plugins: [.plugin(name: "EmbedRateCards")]),
+        .executableTarget(name: "embed-rate-cards", path: "BuildTools/embed-rate-cards"),
+        .plugin(name: "EmbedRateCards", capability: .buildTool(), dependencies: ["embed-rate-cards"], path: "BuildTools/EmbedRateCards"),
+        // The one immutable list of built-in plugins (Sources/ReconPlugins/BuiltInPlugins.swift).
+        .target(name: "ReconPlugins", dependencies: ["ReconCore"] + vendorTargets.map { .target(name: $0.name) }, swiftSettings: swiftSettings),
+    ] + vendorTargets + [
 
         // The composition root shared by the CLI and the server.
         .target(

@@ -12,18 +12,27 @@ struct AnthropicCostReportParser: InvoiceParser {
     func sniff(_ file: InvoiceFile) -> Bool {
         guard file.firstCharacter == "{" || file.firstCharacter == "[" else { return false }
         let head = String(decoding: file.head, as: UTF8.self)
-        // Anthropic's rows carry token_type / cost_type; OpenAI's say "organization.costs.result".
-        // An empty page (`"data": []`) or buckets with no rows yet (the last page of a chain can be
-        // either) is read as a page with no lines; the usage report is the one with token counts.
-        let emptyPage = head.range(of: #""data"\s*:\s*\[\s*\]"#, options: .regularExpression) != nil && head.contains("\"has_more\"")
+        // What an Admin API cost page is made of: rows with token_type / cost_type and an amount, or
+        // buckets (starting_at, results) with no rows yet, or an empty page — which carries nothing
+        // but data, has_more and next_page. The usage report is the one with token counts.
         let bucketsOnly = head.contains("\"starting_at\"") && head.contains("\"results\"") && !head.contains("_tokens\":")
-        return !head.contains("organization.")
-            && (emptyPage || bucketsOnly
-                || head.contains("\"data\"") && head.contains("\"amount\"") && (head.contains("\"token_type\"") || head.contains("\"cost_type\"")))
+        return Self.isEmptyPage(file) || bucketsOnly
+            || head.contains("\"data\"") && head.contains("\"amount\"") && (head.contains("\"token_type\"") || head.contains("\"cost_type\""))
+    }
+
+    /// A page (or an array of pages) with no buckets: an object holding only `data: []`,
+    /// `has_more` and `next_page`.
+    static func isEmptyPage(_ file: InvoiceFile) -> Bool {
+        guard file.bytes.count < 4096, let root = try? file.json() else { return false }
+        let pages = root.arrayValue ?? [root]
+        return !pages.isEmpty && pages.allSatisfy { page in
+            guard let members = page.objectValue, page["data"] == .array([]) else { return false }
+            return members.allSatisfy { ["data", "has_more", "next_page"].contains($0.0) }
+        }
     }
 
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
-        let root = try AnthropicJSON.parse(file)
+        let root = try file.json()
         var lines: [InvoiceLine] = []
         var coverage = InvoiceCoverage()
         let pages = AnthropicJSON.pages(root)
@@ -44,7 +53,7 @@ struct AnthropicCostReportParser: InvoiceParser {
                 for (r, row) in results.enumerated() {
                     let field = "\(at).results[\(r)]"
                     guard case .object = row else { throw InvoiceError(file: file.name, field: field, "a result must be an object") }
-                    guard let amountText = AnthropicJSON.decimalText(row["amount"]) else {
+                    guard let amountText = row["amount"]?.decimalText else {
                         throw InvoiceError(file: file.name, field: "\(field).amount", "the amount must be a decimal string in cents, got \(row["amount"].map { JSONWriter.write($0) } ?? "nothing")")
                     }
                     guard let cents = ExactDecimal.parse(amountText) else {
@@ -98,7 +107,7 @@ struct AnthropicUsageReportParser: InvoiceParser {
     ]
 
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
-        let root = try AnthropicJSON.parse(file)
+        let root = try file.json()
         var lines: [InvoiceLine] = []
         var coverage = InvoiceCoverage()
         let pages = AnthropicJSON.pages(root)
@@ -146,29 +155,10 @@ struct AnthropicUsageReportParser: InvoiceParser {
 
 /// Shared JSON helpers for the Admin API exports.
 enum AnthropicJSON {
-    static func parse(_ file: InvoiceFile) throws -> JSONValue {
-        var bytes = file.bytes[...]
-        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
-        do {
-            return try JSONParser.parse(bytes: bytes)
-        } catch let e as JSONParseError {
-            throw InvoiceError(file: file.name, line: e.line, "malformed JSON at column \(e.column): \(e.message)")
-        }
-    }
-
     /// One page object, or an array of pages (several API responses saved together).
     static func pages(_ root: JSONValue) -> [JSONValue] {
         if case let .array(items) = root { return items }
         return [root]
-    }
-
-    /// Amount text from a JSON string or number, exactly as written.
-    static func decimalText(_ v: JSONValue?) -> String? {
-        switch v {
-        case let .string(s)?: return s
-        case let .number(n)?: return n
-        default: return nil
-        }
     }
 
     static func optionalTimestamp(_ v: JSONValue?, file: String, field: String) throws -> Timestamp? {

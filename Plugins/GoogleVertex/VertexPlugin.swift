@@ -114,29 +114,20 @@ struct VertexNDJSONParser: InvoiceParser {
     /// what has arrived), so coverage is the span of the rows' usage windows.
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         var lines: [InvoiceLine] = []
-        var bytes = file.bytes[...]
-        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
-        for (i, raw) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
-            let lineNo = i + 1
-            let trimmed = raw.filter { $0 != 0x0D }
-            if trimmed.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-            let row: JSONValue
-            do { row = try JSONParser.parse(bytes: trimmed) } catch let e as JSONParseError {
-                throw InvoiceError(file: file.name, line: lineNo, "malformed JSON at column \(e.column): \(e.message)")
-            }
+        try file.jsonLines { lineNo, row in
             guard let startText = row["usage_start_time"]?.stringValue, let start = Timestamp(rfc3339: startText) else {
                 throw InvoiceError(file: file.name, line: lineNo, field: "usage_start_time", "must be an RFC 3339 timestamp")
             }
-            let amountText = row["usage"]?["amount"].flatMap { if case let .number(n) = $0 { return n } else { return $0.stringValue } }
+            let amountText = row["usage"]?["amount"]?.decimalText
             let location = "\(file.name):\(lineNo)"
             var line = try VertexPlugin.line(
                 file: file.name, location: location, service: row["service"]?["description"]?.stringValue,
                 sku: row["sku"]?["description"]?.stringValue,
-                cost: row["cost"].flatMap { if case let .number(n) = $0 { return n } else { return $0.stringValue } },
+                cost: row["cost"]?.decimalText,
                 currency: row["currency"]?.stringValue, amount: amountText.flatMap { ExactDecimal.parseNumber($0) },
                 unit: row["usage"]?["unit"]?.stringValue, start: start,
                 end: row["usage_end_time"]?.stringValue.flatMap { Timestamp(rfc3339: $0) }, costType: row["cost_type"]?.stringValue, project: row["project"]?["id"]?.stringValue,
-                conversionRate: row["currency_conversion_rate"].flatMap { if case let .number(n) = $0 { return n } else { return $0.stringValue } })
+                conversionRate: row["currency_conversion_rate"]?.decimalText)
             if line.amount == nil { line.amount = 0 }
             lines.append(line)
             for (c, credit) in (row["credits"]?.arrayValue ?? []).enumerated() {

@@ -204,7 +204,7 @@ enum OpenAIJSON {
     /// Walks the buckets of one page, or of an array of pages, declaring each bucket's range and
     /// reporting every page's `has_more` / `next_page`.
     static func buckets(_ file: InvoiceFile, _ body: (String, JSONValue, Timestamp, Timestamp?) throws -> Void) throws -> InvoiceCoverage {
-        let root = try parse(file)
+        let root = try file.json()
         var coverage = InvoiceCoverage()
         let pages: [JSONValue] = root.arrayValue ?? [root]
         for (p, page) in pages.enumerated() {
@@ -229,15 +229,4 @@ enum OpenAIJSON {
         return coverage
     }
 
-    static func parse(_ file: InvoiceFile) throws -> JSONValue {
-        do {
-            return try JSONParser.parse(bytes: file.bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(file.bytes.dropFirst(3)) : file.bytes)
-        } catch let e as JSONParseError {
-            throw InvoiceError(file: file.name, line: e.line, "malformed JSON at column \(e.column): \(e.message)")
-        }
-    }
-}
-
-extension JSONValue {
-    var numberText: String? { if case let .number(n) = self { return n } else { return nil } }
 }

@@ -37,6 +37,21 @@ public enum JSONValue: Sendable, Equatable {
         return nil
     }
 
+    /// A number's digits as written, or a string's text: how exports write amounts ("1.80" or 1.80).
+    public var decimalText: String? {
+        switch self {
+        case let .number(n): return n
+        case let .string(s): return s
+        default: return nil
+        }
+    }
+
+    /// A number's digits as written; nil for anything else.
+    public var numberText: String? {
+        if case let .number(n) = self { return n }
+        return nil
+    }
+
     public var arrayValue: [JSONValue]? {
         if case let .array(a) = self { return a }
         return nil

@@ -52,9 +52,7 @@ public final class CSVReader {
         var bytes = chunk
         if atStart, !bytes.isEmpty {
             atStart = false
-            if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
-                bytes = UnsafeRawBufferPointer(rebasing: bytes[3...])
-            }
+            bytes = UnsafeRawBufferPointer(rebasing: bytes[ByteOrderMark.length(at: bytes)...])
         }
         let context = UnsafeMutableRawPointer(sink)
         let consumed = csv_parse(&parser, bytes.baseAddress, bytes.count, fieldCallback, rowCallback, context)

@@ -7,8 +7,8 @@ import VendorFOCUS
 import VendorOpenAI
 import VendorUBL
 
-/// Every built-in vendor plugin, sorted by id. **A new vendor is one folder under `Plugins/`, one
-/// target in `Package.swift`, and one line here.**
+/// Every built-in vendor plugin, sorted by id. **A new vendor is one folder under `Plugins/` (which
+/// `Package.swift` makes a target), its card in `RateCards/`, and one line here.**
 public let builtInPlugins: [any VendorPlugin.Type] = [
     AnthropicPlugin.self,
     BedrockPlugin.self,

@@ -27,8 +27,7 @@ public struct EventFileReader: Sendable {
         let lower = path.lowercased()
         if lower.hasSuffix(".csv") { return .csv }
         if lower.hasSuffix(".ndjson") || lower.hasSuffix(".jsonl") { return .ndjson }
-        var bytes = firstBytes[...]
-        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+        let bytes = ByteOrderMark.dropped(from: firstBytes)
         guard let first = bytes.first(where: { ![0x20, 0x0A, 0x0D, 0x09].contains($0) }) else { return .ndjson }
         if first == UInt8(ascii: "[") { return .json }
         if first == UInt8(ascii: "{") {
@@ -72,7 +71,7 @@ public struct EventFileReader: Sendable {
             var atStart = true
             while true {
                 var start = pending.startIndex
-                if atStart, pending.starts(with: [0xEF, 0xBB, 0xBF]) { start += 3 }
+                if atStart { start += ByteOrderMark.length(at: pending) }
                 atStart = false
                 var items: [SourcedItem] = []
                 pending.withUnsafeBytes { raw in
@@ -104,7 +103,7 @@ public struct EventFileReader: Sendable {
         case .json:
             var data = first
             while let next = try handle.read(upToCount: chunkSize), !next.isEmpty { data.append(next) }
-            if data.starts(with: [0xEF, 0xBB, 0xBF]) { data = data.dropFirst(3) }
+            data = ByteOrderMark.dropped(from: data)
             let value: JSONValue
             do {
                 value = try JSONParser.parse(bytes: data)

@@ -2,7 +2,7 @@ import Foundation
 public import Metering
 
 /// Writes a new vendor plugin into a UsageBox checkout: the folder (plugin, example export,
-/// README), its rate card, its `Package.swift` target, its registry line and its card registration.
+/// README), its rate card and its registry line — Package.swift and the card embedding derive the rest.
 /// The result builds at once, and the generic plugin test runs its example.
 public enum VendorScaffold {
     public struct Names: Sendable {
@@ -24,21 +24,16 @@ public enum VendorScaffold {
         let n = try Names(name)
         let fm = FileManager.default
         let root = URL(fileURLWithPath: packageRoot)
-        let manifest = root.appendingPathComponent("Package.swift")
         let registry = root.appendingPathComponent("Sources/ReconPlugins/BuiltInPlugins.swift")
-        let cardData = root.appendingPathComponent("RateCards/RateCardData.swift")
-        for f in [manifest, registry, cardData] where !fm.fileExists(atPath: f.path) {
+        for f in [root.appendingPathComponent("Package.swift"), registry] where !fm.fileExists(atPath: f.path) {
             throw UsageBoxError.invalidArgument("\(packageRoot) is not a UsageBox checkout (no \(f.lastPathComponent))", field: "package_root")
         }
         let folder = root.appendingPathComponent("Plugins/\(n.typeName)")
         guard !fm.fileExists(atPath: folder.path) else {
             throw UsageBoxError(.conflict, "Plugins/\(n.typeName) already exists", field: "name")
         }
-        var manifestText = try String(contentsOf: manifest, encoding: .utf8)
         var registryText = try String(contentsOf: registry, encoding: .utf8)
-        var cardText = try String(contentsOf: cardData, encoding: .utf8)
-        guard manifestText.contains(marker), registryText.contains("public let builtInPlugins: [any VendorPlugin.Type] = ["),
-              cardText.contains("public static let cards: [String: String] = [") else {
+        guard registryText.contains("public let builtInPlugins: [any VendorPlugin.Type] = [") else {
             throw UsageBoxError(.conflict, "the registration points moved; add the plugin by hand (docs/adding-a-vendor.md)")
         }
         guard !registryText.contains("\(n.typeName)Plugin.self") else {
@@ -51,37 +46,17 @@ public enum VendorScaffold {
             .write(to: folder.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
         try card(n).write(to: root.appendingPathComponent("RateCards/\(n.id).yaml"), atomically: true, encoding: .utf8)
 
-        manifestText = manifestText.replacingOccurrences(of: marker, with: """
-                    .target(
-                        name: "Vendor\(n.typeName)",
-                        dependencies: ["ReconCore", "Metering"],
-                        path: "Plugins/\(n.typeName)",
-                        exclude: ["README.md"],
-                        resources: [.embedInCode("Examples/\(n.id)_example.csv")],
-                        swiftSettings: swiftSettings
-                    ),
-            \(marker)
-            """)
-        manifestText = manifestText.replacingOccurrences(of: "name: \"ReconPlugins\", dependencies: [", with: "name: \"ReconPlugins\", dependencies: [\"Vendor\(n.typeName)\", ")
-        manifestText = manifestText.replacingOccurrences(of: "resources: [.embedInCode(\"anthropic.yaml\"), ", with: "resources: [.embedInCode(\"anthropic.yaml\"), .embedInCode(\"\(n.id).yaml\"), ")
-        try manifestText.write(to: manifest, atomically: true, encoding: .utf8)
-
+        // Package.swift makes every folder under Plugins/ a target, and the build embeds every card
+        // in RateCards/: the registry line is the only edit.
         registryText = registryText.replacingOccurrences(of: "public let builtInPlugins: [any VendorPlugin.Type] = [",
                                                          with: "public let builtInPlugins: [any VendorPlugin.Type] = [\n    \(n.typeName)Plugin.self,")
         registryText = registryText.replacingOccurrences(of: "public import ReconCore\n", with: "public import ReconCore\nimport Vendor\(n.typeName)\n")
         try registryText.write(to: registry, atomically: true, encoding: .utf8)
 
-        cardText = cardText.replacingOccurrences(of: "public static let cards: [String: String] = [", with: """
-            public static let cards: [String: String] = [
-                    "\(n.id)": String(decoding: PackageResources.\(n.id)_yaml, as: UTF8.self),
-            """)
-        try cardText.write(to: cardData, atomically: true, encoding: .utf8)
         return ["Plugins/\(n.typeName)/\(n.typeName)Plugin.swift", "Plugins/\(n.typeName)/Examples/\(n.id)_example.csv",
-                "Plugins/\(n.typeName)/README.md", "RateCards/\(n.id).yaml", "Package.swift (target Vendor\(n.typeName))",
-                "Sources/ReconPlugins/BuiltInPlugins.swift (registry line)", "RateCards/RateCardData.swift (card)"]
+                "Plugins/\(n.typeName)/README.md", "RateCards/\(n.id).yaml",
+                "Sources/ReconPlugins/BuiltInPlugins.swift (registry line)"]
     }
-
-    static let marker = "        // The one immutable list of built-in plugins."
 
     static func plugin(_ n: Names) -> String {
         """

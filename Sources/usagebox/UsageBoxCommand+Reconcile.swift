@@ -83,7 +83,7 @@ extension UsageBoxCommand.Reconcile {
             }
             var vendorID = vendor
             if vendor == "auto" {
-                guard let (plugin, parser) = service.registry.sniff(files[0]) else {
+                guard let (plugin, parser) = try service.registry.sniff(files[0]) else {
                     throw UsageBoxError.invalidArgument("\(invoices[0]): no plugin recognizes this file; name --vendor", field: "vendor")
                 }
                 vendorID = plugin.id

@@ -47,12 +47,22 @@ import UsageBoxApp
         return out
     }
 
+    /// Empty pages look alike across vendors; each plugin claims only its own, from what its own
+    /// format is made of, and a file two vendors could claim is refused rather than guessed.
+    @Test func emptyPagesAreClaimedByTheirOwnVendorOnly() throws {
+        let anthropic = InvoiceFile(name: "a.json", bytes: Array(#"{"data": [], "has_more": false, "next_page": null}"#.utf8))
+        let openai = InvoiceFile(name: "o.json", bytes: Array(#"{"object": "page", "data": [], "has_more": false, "next_page": null}"#.utf8))
+        #expect(try Self.registry.sniff(anthropic)?.0.id == "anthropic")
+        #expect(try Self.registry.sniff(openai)?.0.id != "anthropic")
+        #expect(Self.registry.claims(openai).allSatisfy { $0.plugin.id != "anthropic" })
+    }
+
     @Test(arguments: examples.map(\.example.name))
     func example(_ name: String) throws {
         let (pluginID, example) = Self.examples.first { $0.example.name == name }!
         let card = try Self.card(for: pluginID)
         for file in Self.variants(example.file) {
-            let claimed = Self.registry.sniff(file)
+            let claimed = try Self.registry.sniff(file)
             #expect(claimed?.0.id == pluginID, "\(name): the registry picks \(pluginID)")
             #expect(claimed?.1.id == example.parserID, "\(name): the parser \(example.parserID) claims it")
             let parser = Self.registry.plugin(pluginID)!.parsers.first { $0.id == example.parserID }!

@@ -2,10 +2,21 @@ import Foundation
 import Metering
 import RateCardData
 import ReconCore
+import ReconPlugins
 import Testing
 
 @Suite struct RateCardTests {
     let card = try! RateCard.load(text: RateCardData.cards["anthropic"]!, file: "anthropic.yaml")
+
+    /// Registration is one place: a plugin names its card, the build embeds every card in
+    /// RateCards/, and neither may be without the other.
+    @Test func everyCardIsClaimedByAPluginAndEveryPluginsCardExists() {
+        let cards = Set(RateCardData.cards.keys)
+        let named = Set(builtInPlugins.map { $0.rateCardName })
+        #expect(named.subtracting(cards).isEmpty, "plugins naming a card RateCards/ lacks: \(named.subtracting(cards).sorted())")
+        #expect(cards.subtracting(named).isEmpty, "cards in RateCards/ no plugin names: \(cards.subtracting(named).sorted())")
+        #expect(cards.count >= 7)
+    }
 
     @Test(arguments: [
         ("claude-opus-4-8", ["5", "25", "0.5", "6.25", "10"]),

@@ -28,7 +28,7 @@ import UsageBoxApp
             </CreditNote>
             """
         let file = InvoiceFile(name: "credit.xml", bytes: Array(xml.utf8))
-        let (_, parser) = try #require(service.registry.sniff(file))
+        let (_, parser) = try #require(try service.registry.sniff(file))
         let lines = try parser.parse(file).lines
         #expect(lines.map(\.amount) == [Decimal(string: "-1.5")], "a credit note negates")
         let r = try await service.engine.run(ReconciliationOptions(vendor: "ubl", invoices: [file], range: S.may), store: try S.store())

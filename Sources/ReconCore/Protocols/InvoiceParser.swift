@@ -1,4 +1,5 @@
 public import ExactJSON
+import FormatReaders
 public import Metering
 
 /// Reads one vendor export format into `InvoiceLine`s and says how much of the export it saw.
@@ -78,17 +79,42 @@ public struct InvoiceCoverage: Sendable, Hashable {
 extension InvoiceFile {
     /// The first line of the text, BOM removed, for sniffing CSV headers.
     public var headerLine: String? {
-        var head = Array(head)
-        if head.starts(with: [0xEF, 0xBB, 0xBF]) { head.removeFirst(3) }
-        let text = String(decoding: head, as: UTF8.self)
+        let text = String(decoding: content.prefix(4096), as: UTF8.self)
         return text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }).first.map(String.init)
     }
 
     /// The first non-blank character, for sniffing JSON and XML.
     public var firstCharacter: Character? {
-        var head = Array(head)
-        if head.starts(with: [0xEF, 0xBB, 0xBF]) { head.removeFirst(3) }
-        return String(decoding: head, as: UTF8.self).first { !$0.isWhitespace }
+        String(decoding: content.prefix(4096), as: UTF8.self).first { !$0.isWhitespace }
+    }
+
+    /// The file's bytes without a UTF-8 byte-order mark: the one place a BOM is dropped.
+    public var content: ArraySlice<UInt8> {
+        ByteOrderMark.dropped(from: bytes)
+    }
+
+    /// The file as one JSON document; malformed JSON is an error naming the file and line.
+    public func json() throws -> JSONValue {
+        do {
+            return try JSONParser.parse(bytes: content)
+        } catch let e as JSONParseError {
+            throw InvoiceError(file: name, line: e.line, "malformed JSON at column \(e.column): \(e.message)")
+        }
+    }
+
+    /// The file as newline-delimited JSON: each non-blank line with its line number.
+    public func jsonLines(_ body: (_ line: Int, _ value: JSONValue) throws -> Void) throws {
+        for (i, raw) in content.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+            let trimmed = raw.filter { $0 != 0x0D }
+            if trimmed.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            let value: JSONValue
+            do {
+                value = try JSONParser.parse(bytes: trimmed)
+            } catch let e as JSONParseError {
+                throw InvoiceError(file: name, line: i + 1, "malformed JSON at column \(e.column): \(e.message)")
+            }
+            try body(i + 1, value)
+        }
     }
 }
 

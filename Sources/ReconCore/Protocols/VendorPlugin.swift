@@ -86,12 +86,24 @@ public struct PluginRegistry: Sendable {
 
     public func plugin(_ id: String) -> (any VendorPlugin.Type)? { plugins.first { $0.id == id } }
 
-    /// The plugin and parser that claim a file, by sniffing every parser of every plugin.
-    public func sniff(_ file: InvoiceFile) -> (any VendorPlugin.Type, any InvoiceParser)? {
+    /// Every plugin and parser that claims a file, by sniffing every parser of every plugin.
+    public func claims(_ file: InvoiceFile) -> [(plugin: any VendorPlugin.Type, parser: any InvoiceParser)] {
+        var out: [(plugin: any VendorPlugin.Type, parser: any InvoiceParser)] = []
         for p in plugins {
-            for parser in p.parsers where parser.sniff(file) { return (p, parser) }
+            for parser in p.parsers where parser.sniff(file) { out.append((p, parser)) }
         }
-        return nil
+        return out
+    }
+
+    /// The one plugin and parser that claim a file; nil when none does, and an error naming them
+    /// when several plugins do (their formats look alike: the caller must name the vendor).
+    public func sniff(_ file: InvoiceFile) throws -> (any VendorPlugin.Type, any InvoiceParser)? {
+        let found = claims(file)
+        let vendors = Array(Set(found.map { $0.plugin.id })).sorted()
+        guard vendors.count <= 1 else {
+            throw RegistryError(message: "\(file.name) looks like an export of several vendors (\(vendors.joined(separator: ", "))); name the vendor")
+        }
+        return found.first.map { ($0.plugin, $0.parser) }
     }
 
     public struct RegistryError: Error, CustomStringConvertible {
