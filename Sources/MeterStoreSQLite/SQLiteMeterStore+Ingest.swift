@@ -68,9 +68,9 @@ struct WriteContext {
             INSERT INTO rollup_key (account_id, meter_id, model_id, kind, unit, dimensions) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT DO NOTHING
             """).execute(arguments: args)
-        let id = try Int64.fetchOne(db.cachedStatement(sql: """
+        guard let id = try Int64.fetchOne(db.cachedStatement(sql: """
             SELECT id FROM rollup_key WHERE account_id = ? AND meter_id = ? AND model_id = ? AND kind = ? AND unit = ? AND dimensions = ?
-            """), arguments: args)!
+            """), arguments: args) else { throw UsageBoxError(.internal, "rollup key \(key) was neither inserted nor found") }
         newKeys[key] = id
         return id
     }
@@ -99,20 +99,11 @@ struct Cell: Hashable {
 
     static func == (a: Cell, b: Cell) -> Bool { a.key == b.key && a.hour == b.hour }
 
+    // One word into the hasher instead of two: ingest and verify look up thousands of cells per
+    // call, and the key and hour fold into one 64-bit value without collisions for any real store
+    // (hours below 2^24, about 1,900 years; keys below 2^40).
     func hash(into hasher: inout Hasher) {
-        hasher.combine(key)
-        hasher.combine(hour)
-    }
-
-    // Cells are internal integers (never attacker-chosen keys), and ingest and verify look up
-    // thousands per call: a multiply-xorshift mix instead of SipHash made these lookups a
-    // quarter of incremental verify's time. Seeded like Hasher, so iteration order still varies.
-    func _rawHashValue(seed: Int) -> Int {
-        var x = UInt64(bitPattern: key) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(bitPattern: hour) ^ UInt64(UInt(bitPattern: seed))
-        x ^= x >> 31
-        x &*= 0xBF58_476D_1CE4_E5B9
-        x ^= x >> 29
-        return Int(Int64(bitPattern: x))
+        hasher.combine(UInt64(bitPattern: key) << 24 ^ UInt64(bitPattern: hour))
     }
 }
 
@@ -141,12 +132,22 @@ struct OpenSegment {
     }
 }
 
-/// An account's state while one batch is written.
-struct AccountWrite {
-    var closedMonths: Set<String>
+/// An account's state while one batch is written: read once, then changed in place by each event.
+final class AccountWrite {
+    let closedMonths: Set<String>
+    /// The account's open segment, once an event needs it.
     var segment: OpenSegment?
     /// The open segment's running digest, moved out of the context for the batch; nil when unknown.
     var digest: SegmentDigest?
+
+    init(closedMonths: Set<String>) { self.closedMonths = closedMonths }
+
+    /// Where the next accepted event goes: its segment and its sequence number (the segment's base
+    /// plus its count, so a segment's events are one rowid range).
+    func nextPlace() throws -> (segmentID: Int64, seq: Int64) {
+        guard let segment, let base = segment.seqBase else { throw UsageBoxError(.internal, "no writable segment for the next event") }
+        return (segment.id, base + segment.count)
+    }
 }
 
 /// A rollup group's running total for the hour its latest events fell in: events mostly arrive
@@ -171,10 +172,36 @@ extension SQLiteMeterStore {
         }
     }
 
+    /// Gives the account an open segment that can take another event: opens it on the batch's first
+    /// event for the account, and seals it first when it is full, old, or from before v5.
+    func prepareSegment(_ db: Database, for account: AccountWrite, accountID: String, now: Int64, ctx: inout WriteContext) throws {
+        if account.segment == nil {
+            let opened = try openSegment(db, account: accountID, now: now, ctx: &ctx)
+            account.segment = opened
+            account.digest = ctx.takeDigest(segment: opened.id, count: opened.count)
+        }
+        guard var current = account.segment,
+              current.count >= segmentMaxEvents || now - current.openedAt >= segmentMaxAge || current.seqBase == nil else { return }
+        try flush(db, &current)
+        ctx.putDigest(account.digest)
+        try seal(db, segmentID: current.id, now: now, ctx: &ctx)
+        let next = try createSegment(db, account: accountID, now: now, ctx: &ctx)
+        account.segment = next
+        account.digest = ctx.takeDigest(segment: next.id, count: next.count)
+    }
+
     func ingest(_ db: Database, _ batch: IngestBatch, _ ctx: inout WriteContext, careful: Bool) throws -> IngestResponse {
         let now = clock().microseconds
         var response = IngestResponse()
         var accounts = [AccountWrite?](repeating: nil, count: batch.accounts.count)
+        /// The account's state, read on its first event of the batch.
+        func account(_ slot: Int, _ accountID: String) throws -> AccountWrite {
+            if let known = accounts[slot] { return known }
+            let closed = try String.fetchAll(db, sql: "SELECT period FROM period WHERE account_id = ?", arguments: [accountID])
+            let fresh = AccountWrite(closedMonths: Set(closed))
+            accounts[slot] = fresh
+            return fresh
+        }
         var groupKeys = [Int64](repeating: 0, count: batch.groups.count)  // 0: not resolved yet
         var runs = [HourRun](repeating: HourRun(), count: batch.groups.count)
         var cells: [Cell: UsageAggregate] = [:]
@@ -236,12 +263,8 @@ extension SQLiteMeterStore {
                     problem(i, e.eventID, .rejected, "unit_mismatch", "meter \(e.meterID) counts '\(known)', not '\(unit)'", "unit")
                     continue
                 }
-                if accounts[p.account] == nil {
-                    let closed = try String.fetchAll(db, sql: "SELECT period FROM period WHERE account_id = ?", arguments: [e.accountID])
-                    accounts[p.account] = AccountWrite(closedMonths: Set(closed))
-                }
-                let closedMonths = accounts[p.account]!.closedMonths
-                let inClosedPeriod = !closedMonths.isEmpty && closedMonths.contains(e.timestamp.monthString)
+                let account = try account(p.account, e.accountID)
+                let inClosedPeriod = !account.closedMonths.isEmpty && account.closedMonths.contains(e.timestamp.monthString)
                 if inClosedPeriod, e.kind == .usage {
                     if try resolveExisting(i, e, p) { continue }
                     problem(i, e.eventID, .rejected, "period_closed",
@@ -249,24 +272,8 @@ extension SQLiteMeterStore {
                     continue
                 }
 
-                // The account's open segment, sealing it first when full or old.
-                if accounts[p.account]!.segment == nil {
-                    let seg = try openSegment(db, account: e.accountID, now: now, ctx: &ctx)
-                    accounts[p.account]!.segment = seg
-                    accounts[p.account]!.digest = ctx.takeDigest(segment: seg.id, count: seg.count)
-                }
-                if accounts[p.account]!.segment!.count >= segmentMaxEvents || now - accounts[p.account]!.segment!.openedAt >= segmentMaxAge
-                    || accounts[p.account]!.segment!.seqBase == nil {
-                    var old = accounts[p.account]!.segment!
-                    try flush(db, &old)
-                    ctx.putDigest(accounts[p.account]!.digest)
-                    try seal(db, segmentID: old.id, now: now, ctx: &ctx)
-                    let seg = try createSegment(db, account: e.accountID, now: now, ctx: &ctx)
-                    accounts[p.account]!.segment = seg
-                    accounts[p.account]!.digest = ctx.takeDigest(segment: seg.id, count: seg.count)
-                }
-                let segmentID = accounts[p.account]!.segment!.id
-                let seq = accounts[p.account]!.segment!.seqBase! + accounts[p.account]!.segment!.count
+                try prepareSegment(db, for: account, accountID: e.accountID, now: now, ctx: &ctx)
+                let (segmentID, seq) = try account.nextPlace()
 
                 if careful {
                     if try resolveExisting(i, e, p) { continue }
@@ -275,14 +282,14 @@ extension SQLiteMeterStore {
                     let dayCell = Cell(key: groupKeys[p.group], hour: e.timestamp.hour / 24)
                     let checks: [(String, Int64)] = [("its hour's rollup", try total(hourCell, day: false)),
                                                      ("its day's rollup", try total(dayCell, day: true)),
-                                                     ("its segment's total", accounts[p.account]!.segment!.sum)]
+                                                     ("its segment's total", account.segment?.sum ?? 0)]
                     if let (what, _) = checks.first(where: { $0.1.addingReportingOverflow(e.quantity).overflow }) {
                         problem(i, e.eventID, .rejected, "quantity_overflow",
                                 "adding \(e.quantity) would push \(what) past a 64-bit integer; nothing was stored for this event", "quantity")
                         continue
                     }
-                    hourTotals[hourCell]! += e.quantity
-                    dayTotals[dayCell]! += e.quantity
+                    hourTotals[hourCell, default: 0] += e.quantity
+                    dayTotals[dayCell, default: 0] += e.quantity
                 }
 
                 var bind = StatementBinder(insert)
@@ -319,13 +326,13 @@ extension SQLiteMeterStore {
                 response.accepted += 1
                 if inClosedPeriod { response.postClose += 1 }
                 let ts = e.timestamp.microseconds
-                try accounts[p.account]!.segment!.add(quantity: e.quantity, microseconds: ts)
+                try account.segment?.add(quantity: e.quantity, microseconds: ts)
 
                 if groupKeys[p.group] == 0 { groupKeys[p.group] = try ctx.keyID(db, ctx.rollupKey(db, batch.groups[p.group])) }
                 let key = groupKeys[p.group]
                 let encoded = UnsafeRawBufferPointer(rebasing: canonical[p.canonical])
-                accounts[p.account]!.digest?.add(canonical: encoded, quantity: e.quantity, microseconds: ts, key: key)
-                accounts[p.account]!.segment!.running.add(canonical: encoded)
+                account.digest?.add(canonical: encoded, quantity: e.quantity, microseconds: ts, key: key)
+                account.segment?.running.add(canonical: encoded)
                 let hour = e.timestamp.hour
                 if runs[p.group].hour != hour { try close(p.group); runs[p.group].hour = hour }
                 try overflowing { try runs[p.group].aggregate.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity)) }

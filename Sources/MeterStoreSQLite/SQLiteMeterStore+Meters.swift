@@ -39,8 +39,10 @@ extension SQLiteMeterStore {
                     ctx.meters[meterID] = MeterConfig(unit: unit ?? existing?.unit, rollupDimensions: newKeep)
                     try self.rebuildRollups(db, meterID: meterID, ctx: &ctx)
                 }
-                let row = try Row.fetchOne(db, sql: "SELECT unit, rollup_dimensions FROM meter WHERE meter_id = ?", arguments: [meterID])!
-                return MeterInfo(meterID: meterID, unit: row[0], rollupDimensions: Self.decodeNameList(row[1]).map { $0.sorted() })
+                guard let row = try Row.fetchOne(db, sql: "SELECT unit, rollup_dimensions FROM meter WHERE meter_id = ?", arguments: [meterID]) else {
+                    throw UsageBoxError(.internal, "meter \(meterID) was neither stored nor found")
+                }
+                return MeterInfo(meterID: meterID, unit: row["unit"], rollupDimensions: Self.decodeNameList(row["rollup_dimensions"]).map { $0.sorted() })
         }
     }
 

@@ -148,7 +148,7 @@ extension SQLiteMeterStore {
         let rows = try Row.fetchCursor(db, sql: sql, arguments: [fromHour, toHour])
         while let r = try rows.next() {
             let id: Int64 = r[0]
-            let key = dir.byID[id]!
+            guard let key = dir.byID[id] else { throw UsageBoxError(.internal, "rollup key \(id) is not in the key directory") }
             let bucket: Int64? = r[1]
             let g = groupKey(q, key: key, keyID: id, hour: table == "rollup_day" ? bucket.map { $0 * 24 } : bucket, dims: dir.dimensions(of: id))
             var agg = groups[g] ?? UsageAggregate()
@@ -275,8 +275,10 @@ extension SQLiteMeterStore {
             try await writer.write { db in
                 try db.execute(sql: "INSERT OR IGNORE INTO period (account_id, period, closed_at) VALUES (?, ?, ?)",
                                arguments: [account, period, self.clock().microseconds])
-                let closedAt = try Int64.fetchOne(db, sql: "SELECT closed_at FROM period WHERE account_id = ? AND period = ?",
-                                                  arguments: [account, period])!
+                guard let closedAt = try Int64.fetchOne(db, sql: "SELECT closed_at FROM period WHERE account_id = ? AND period = ?",
+                                                        arguments: [account, period]) else {
+                    throw UsageBoxError(.internal, "period \(period) of \(account) was neither closed nor found")
+                }
                 return PeriodRecord(accountID: account, period: period, closedAt: Timestamp(microseconds: closedAt))
             }
         }

@@ -10,7 +10,8 @@ extension SQLiteMeterStore {
         }
     }
 
-    struct SegmentRow {
+    /// A segment as verify and the scrub read it, decoded by column name.
+    struct SegmentRow: FetchableRecord {
         var id: Int64
         var sealed: Bool
         var sha256: String?
@@ -22,9 +23,21 @@ extension SQLiteMeterStore {
         var corrupt: String?
         var account: String
 
-        static let columns = "id, sealed_at IS NOT NULL, sha256, prev_sha256, event_count, sum, verified_at IS NOT NULL, running_hash, corrupt_reason, account_id"
-        init(_ r: Row) {
-            (id, sealed, sha256, prev, count, sum, verified, running, corrupt, account) = (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+        static let columns = """
+            id, sealed_at IS NOT NULL AS sealed, sha256, prev_sha256, event_count, sum, verified_at IS NOT NULL AS verified, \
+            running_hash, corrupt_reason, account_id
+            """
+        init(row r: Row) {
+            id = r["id"]
+            sealed = r["sealed"]
+            sha256 = r["sha256"]
+            prev = r["prev_sha256"]
+            count = r["event_count"]
+            sum = r["sum"]
+            verified = r["verified"]
+            running = r["running_hash"]
+            corrupt = r["corrupt_reason"]
+            account = r["account_id"]
         }
     }
 
@@ -53,10 +66,10 @@ extension SQLiteMeterStore {
         try await wrap {
             let outcome = try await writer.read { db -> RehashOutcome in
                 var outcome = RehashOutcome()
-                let rows = try Row.fetchAll(db, sql: """
+                let rows = try SegmentRow.fetchAll(db, sql: """
                     SELECT \(SegmentRow.columns) FROM segment WHERE sealed_at IS NOT NULL
                     ORDER BY verified_at IS NOT NULL, verified_at, id LIMIT ?
-                    """, arguments: [maxSegments]).map(SegmentRow.init)
+                    """, arguments: [maxSegments])
                 var directories: [String: KeyDirectory] = [:]
                 for seg in rows {
                     var dir = try directories[seg.account] ?? KeyDirectory(db, scope: .accounts([seg.account]))
@@ -72,17 +85,18 @@ extension SQLiteMeterStore {
     }
 
     static func scrubProgress(_ db: Database, account: String?) throws -> ScrubProgress {
-        let row = try Row.fetchOne(db, sql: """
-            SELECT COUNT(*), SUM(verified_at IS NOT NULL AND corrupt_reason IS NULL), SUM(corrupt_reason IS NOT NULL),
-                   SUM(verified_at IS NULL AND corrupt_reason IS NULL), MIN(verified_at)
-            FROM segment WHERE sealed_at IS NOT NULL\(account == nil ? "" : " AND account_id = ?")
-            """, arguments: account.map { [$0] } ?? [])!
         var p = ScrubProgress()
-        p.sealed = row[0]
-        p.verified = row[1] ?? 0
-        p.corrupt = row[2] ?? 0
-        p.pending = row[3] ?? 0
-        p.oldestVerification = (row[4] as Int64?).map(Timestamp.init(microseconds:))
+        guard let row = try Row.fetchOne(db, sql: """
+            SELECT COUNT(*) AS sealed, SUM(verified_at IS NOT NULL AND corrupt_reason IS NULL) AS verified,
+                   SUM(corrupt_reason IS NOT NULL) AS corrupt, SUM(verified_at IS NULL AND corrupt_reason IS NULL) AS pending,
+                   MIN(verified_at) AS oldest
+            FROM segment WHERE sealed_at IS NOT NULL\(account == nil ? "" : " AND account_id = ?")
+            """, arguments: account.map { [$0] } ?? []) else { return p }
+        p.sealed = row["sealed"]
+        p.verified = row["verified"] ?? 0
+        p.corrupt = row["corrupt"] ?? 0
+        p.pending = row["pending"] ?? 0
+        p.oldestVerification = (row["oldest"] as Int64?).map(Timestamp.init(microseconds:))
         return p
     }
 
@@ -117,10 +131,10 @@ extension SQLiteMeterStore {
         let toHour = (req.range.to.microseconds + h - 1) / h
         var dir = try KeyDirectory(db, scope: .accounts([req.account]))
 
-        let segments = try Row.fetchAll(db, sql: """
+        let segments = try SegmentRow.fetchAll(db, sql: """
             SELECT \(SegmentRow.columns) FROM segment
             WHERE account_id = ? AND first_ts < ? AND last_ts >= ? ORDER BY id
-            """, arguments: [req.account, toHour * h, fromHour * h]).map(SegmentRow.init)
+            """, arguments: [req.account, toHour * h, fromHour * h])
 
         var raw: [Cell: UsageAggregate] = [:]
         var corrupt: [VerifyReport.CorruptSegment] = []
