@@ -4,7 +4,7 @@ import PackageDescription
 
 /// One set of settings for every target: Swift 6 mode, explicit `any`.
 let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 /// The files of a folder of this package, sorted (empty when it does not exist).
@@ -19,9 +19,10 @@ let vendorTargets: [Target] = files(in: "Plugins").filter { folder in
     var isDirectory: ObjCBool = false
     return FileManager.default.fileExists(atPath: Context.packageDirectory + "/Plugins/" + folder, isDirectory: &isDirectory) && isDirectory.boolValue
 }.map { folder in
-    .target(name: "Vendor\(folder)", dependencies: ["ReconCore", "FormatReaders", "ExactJSON", "Metering"], path: "Plugins/\(folder)",
-            exclude: ["README.md"], resources: files(in: "Plugins/\(folder)/Examples").map { .embedInCode("Examples/\($0)") },
-            swiftSettings: swiftSettings)
+    .target(
+        name: "Vendor\(folder)", dependencies: ["ReconCore", "FormatReaders", "ExactJSON", "Metering"], path: "Plugins/\(folder)",
+        exclude: ["README.md"], resources: files(in: "Plugins/\(folder)/Examples").map { .embedInCode("Examples/\($0)") },
+        swiftSettings: swiftSettings)
 }
 
 /// Every card in RateCards/ (read by the EmbedRateCards build plugin, not as resources).
@@ -64,9 +65,11 @@ let package = Package(
         // The embedded default backend: SQLite through GRDB, WAL.
         .target(
             name: "MeterStoreSQLite",
-            dependencies: ["Metering", "ExactJSON", .product(name: "GRDB", package: "GRDB.swift"),
-                           .product(name: "GRDBSQLite", package: "GRDB.swift"),
-                           .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "Metering", "ExactJSON", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The conformance suite every MeterStore backend must pass.
@@ -75,14 +78,17 @@ let package = Package(
         // Reconciliation: protocols, value types, rate cards, rules and the engine. No C, DB or HTTP.
         .target(
             name: "ReconCore",
-            dependencies: ["Metering", "ExactJSON", "FormatReaders",
-                           .product(name: "Yams", package: "Yams"),
-                           .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "Metering", "ExactJSON", "FormatReaders",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The rate cards: every RateCards/*.yaml, compiled in by the EmbedRateCards build plugin.
-        .target(name: "RateCardData", path: "RateCards", exclude: ["README.md"] + rateCardFiles,
-                swiftSettings: swiftSettings, plugins: [.plugin(name: "EmbedRateCards")]),
+        .target(
+            name: "RateCardData", path: "RateCards", exclude: ["README.md"] + rateCardFiles,
+            swiftSettings: swiftSettings, plugins: [.plugin(name: "EmbedRateCards")]),
         .executableTarget(name: "embed-rate-cards", path: "BuildTools/embed-rate-cards"),
         .plugin(name: "EmbedRateCards", capability: .buildTool(), dependencies: ["embed-rate-cards"], path: "BuildTools/EmbedRateCards"),
         // The one immutable list of built-in plugins (Sources/ReconPlugins/BuiltInPlugins.swift).
@@ -92,45 +98,54 @@ let package = Package(
         // The composition root shared by the CLI and the server.
         .target(
             name: "UsageBoxApp",
-            dependencies: ["Metering", "MeterStoreSQLite", "MeterStoreHTTPClient", "UsageBoxServer", "FormatReaders",
-                           "ReconCore", "ReconPlugins", "RateCardData", "VendorAnthropic",
-                           .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "NIOCore", package: "swift-nio"),
-                           .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
-                           .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Metering", "MeterStoreSQLite", "MeterStoreHTTPClient", "UsageBoxServer", "FormatReaders",
+                "ReconCore", "ReconPlugins", "RateCardData", "VendorAnthropic",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The HTTP API (Hummingbird 2) over any MeterStore and KeyStore.
         .target(
             name: "UsageBoxServer",
-            dependencies: ["Metering", "ExactJSON", "ReconCore",
-                           .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "Logging", package: "swift-log"),
-                           .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "Metering", "ExactJSON", "ReconCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
             resources: [.embedInCode("openapi.yaml")],
             swiftSettings: swiftSettings
         ),
         // The MeterStore that talks to a running UsageBox over HTTP (the CLI's --server mode).
         .target(
             name: "MeterStoreHTTPClient",
-            dependencies: ["Metering", "ExactJSON",
-                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: [
+                "Metering", "ExactJSON",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "usagebox",
             // Every module it imports, named: a module reached only through another is not rebuilt against when it changes.
-            dependencies: ["UsageBoxApp", "UsageBoxServer", "Metering", "ReconCore", "ExactJSON", "MeterStoreSQLite", "MeterStoreHTTPClient",
-                           .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                           .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "UsageBoxApp", "UsageBoxServer", "Metering", "ReconCore", "ExactJSON", "MeterStoreSQLite", "MeterStoreHTTPClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
 
         // The fuzz targets: a replayer in the ordinary build, libFuzzer entry points under scripts/fuzz.
         .target(name: "CFuzzDriver"),
-        .executableTarget(name: "usagebox-fuzz", dependencies: ["CFuzzDriver", "FormatReaders", "ExactJSON", "Metering", "ReconCore", "ReconPlugins"],
-                          swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "usagebox-fuzz", dependencies: ["CFuzzDriver", "FormatReaders", "ExactJSON", "Metering", "ReconCore", "ReconPlugins"],
+            swiftSettings: swiftSettings),
 
         // Parse throughput of the shared readers, for the benchmarks.
         .executableTarget(name: "usagebox-bench", dependencies: ["FormatReaders", "ExactJSON", "Metering", "UsageBoxApp"], swiftSettings: swiftSettings),
@@ -138,8 +153,10 @@ let package = Package(
         .testTarget(name: "MeteringTests", dependencies: ["Metering", "FormatReaders", "ExactJSON"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ReconTests",
-            dependencies: ["ReconCore", "ReconPlugins", "RateCardData", "FormatReaders", "ExactJSON", "Metering",
-                           "MeterStoreSQLite", "UsageBoxTesting", "UsageBoxApp"],
+            dependencies: [
+                "ReconCore", "ReconPlugins", "RateCardData", "FormatReaders", "ExactJSON", "Metering",
+                "MeterStoreSQLite", "UsageBoxTesting", "UsageBoxApp",
+            ],
             exclude: ["FuzzFindings"],
             swiftSettings: swiftSettings
         ),
@@ -150,9 +167,11 @@ let package = Package(
         ),
         .testTarget(
             name: "UsageBoxServerTests",
-            dependencies: ["UsageBoxServer", "UsageBoxApp", "Metering", "MeterStoreSQLite", "MeterStoreHTTPClient", "ExactJSON",
-                           "UsageBoxTesting", "usagebox",
-                           .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: [
+                "UsageBoxServer", "UsageBoxApp", "Metering", "MeterStoreSQLite", "MeterStoreHTTPClient", "ExactJSON",
+                "UsageBoxTesting", "usagebox",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

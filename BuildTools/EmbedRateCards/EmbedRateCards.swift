@@ -11,7 +11,10 @@ struct EmbedRateCards: BuildToolPlugin {
             .filter { $0.pathExtension == "yaml" }
             .sorted { $0.lastPathComponent < $1.lastPathComponent }
         let output = context.pluginWorkDirectoryURL.appendingPathComponent("RateCardTexts.swift")
-        return [.buildCommand(displayName: "Embedding \(cards.count) rate cards", executable: try context.tool(named: "embed-rate-cards").url,
-                              arguments: [output.path] + cards.map(\.path), inputFiles: cards, outputFiles: [output])]
+        return [
+            .buildCommand(
+                displayName: "Embedding \(cards.count) rate cards", executable: try context.tool(named: "embed-rate-cards").url,
+                arguments: [output.path] + cards.map(\.path), inputFiles: cards, outputFiles: [output])
+        ]
     }
 }

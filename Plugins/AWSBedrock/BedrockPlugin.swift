@@ -23,18 +23,23 @@ public enum BedrockPlugin: VendorPlugin {
             name: "aws-bedrock: CUR 2.0 with regional, cross-region, cache and Marketplace rows, tax and a credit",
             file: InvoiceFile(name: "cur2_2026_05.csv", bytes: PackageResources.cur2_2026_05_csv), parserID: "cur-csv",
             expectedLineCount: 7,
-            expectedAmounts: ["claude-sonnet-4-6/input": "3.703701", "claude-sonnet-4-6/cache_read": "2.7", "claude-sonnet-4-6/output": "15",
-                              "claude-sonnet-4-5/input": "6", "amazon-nova-pro/output": "3.2", "(not usage)": "-0.5"],
+            expectedAmounts: [
+                "claude-sonnet-4-6/input": "3.703701", "claude-sonnet-4-6/cache_read": "2.7", "claude-sonnet-4-6/output": "15",
+                "claude-sonnet-4-5/input": "6", "amazon-nova-pro/output": "3.2", "(not usage)": "-0.5",
+            ],
             reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
-            expectedVendorTokens: ["claude-sonnet-4-6/input": 1_234_567, "claude-sonnet-4-6/cache_read": 9_000_000,
-                                   "claude-sonnet-4-6/output": 1_000_000, "claude-sonnet-4-5/input": 2_000_000, "amazon-nova-pro/output": 1_000_000]),
+            expectedVendorTokens: [
+                "claude-sonnet-4-6/input": 1_234_567, "claude-sonnet-4-6/cache_read": 9_000_000,
+                "claude-sonnet-4-6/output": 1_000_000, "claude-sonnet-4-5/input": 2_000_000, "amazon-nova-pro/output": 1_000_000,
+            ]),
         PluginExample(
             name: "aws-bedrock: legacy CUR columns read the same",
             file: InvoiceFile(name: "cur_legacy.csv", bytes: PackageResources.cur_legacy_csv), parserID: "cur-csv",
             expectedLineCount: 2, expectedAmounts: ["claude-haiku-4-5/input": "0.5", "claude-haiku-4-5/output": "2.5"],
             expectedQuantities: ["claude-haiku-4-5/input": 500_000, "claude-haiku-4-5/output": 500_000]),
         PluginExample(
-            name: "aws-bedrock: geographic profile (+10%), global profile, a flex line with its stated tokens, a usage refund netted; the meter writes profile ids",
+            name:
+                "aws-bedrock: geographic profile (+10%), global profile, a flex line with its stated tokens, a usage refund netted; the meter writes profile ids",
             file: InvoiceFile(name: "cur2_profiles_2026_05.csv", bytes: PackageResources.cur2_profiles_2026_05_csv), parserID: "cur-csv",
             expectedLineCount: 4,
             expectedAmounts: ["claude-sonnet-4-6/input": "6", "claude-sonnet-4-6/output": "0.75"],
@@ -72,7 +77,9 @@ struct BedrockCURParser: InvoiceParser {
     static let pattern = try! NSRegularExpression(
         pattern: "^([A-Z]{2,4}[0-9])-(.+?)-(input-tokens|output-tokens|cache-read-input-token-count|cache-write-input-token-count)(-.*)?$")
     static let marketplace = try! NSRegularExpression(
-        pattern: "^([A-Z]{2,4}[0-9])-MP:[A-Z0-9]+_(InputTokenCount|OutputTokenCount|CacheReadInputTokenCount|CacheWriteInputTokenCount|input_tokens|output_tokens)(_[A-Za-z_]+)?-Units$")
+        pattern:
+            "^([A-Z]{2,4}[0-9])-MP:[A-Z0-9]+_(InputTokenCount|OutputTokenCount|CacheReadInputTokenCount|CacheWriteInputTokenCount|input_tokens|output_tokens)(_[A-Za-z_]+)?-Units$"
+    )
 
     static func groups(_ re: NSRegularExpression, _ s: String) -> [String?]? {
         guard let m = re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) else { return nil }
@@ -92,54 +99,57 @@ struct BedrockCURParser: InvoiceParser {
     /// of the month is in the file: coverage is the span of the rows' usage dates.
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [Self.usageType, Self.cost, Self.start])
-        return ParsedInvoice(lines: try table.rows.map { row in
-            guard let costText = row.cell(Self.cost), let cost = ExactDecimal.parse(costText) else {
-                throw InvoiceError(file: file.name, line: row.line, field: Self.cost[0], "'\(row.cell(Self.cost) ?? "")' is not a decimal amount")
-            }
-            let lineType = row.cell(Self.type) ?? "Usage"
-            let usageType = row.cell(Self.usageType) ?? ""
-            var model: String?, tokenClass: String?, labels: [String: String] = [:]
-            if let g = Self.groups(Self.pattern, usageType) {
-                model = g[1]
-                tokenClass = g[2]
-                labels["region_code"] = g[0]
-                if let suffix = g[3] {
-                    // …-cross-region-global is a global inference profile; …-cross-region alone a geographic one (us., eu.).
-                    if suffix.contains("cross-region") { labels["routing"] = suffix.contains("global") ? "global" : "geo" }
-                    for tier in ["flex", "priority", "batch"] where suffix.hasSuffix(tier) { labels["service_tier"] = tier }
+        return ParsedInvoice(
+            lines: try table.rows.map { row in
+                guard let costText = row.cell(Self.cost), let cost = ExactDecimal.parse(costText) else {
+                    throw InvoiceError(file: file.name, line: row.line, field: Self.cost[0], "'\(row.cell(Self.cost) ?? "")' is not a decimal amount")
                 }
-            } else if let g = Self.groups(Self.marketplace, usageType) {
-                model = row.cell(Self.productName)
-                tokenClass = g[1]
-                labels["region_code"] = g[0]
-                if g[2]?.lowercased().contains("global") == true { labels["routing"] = "global" }
-            }
-            var quantity: Int64?
-            if tokenClass != nil, let block = Self.scale(row.cell(Self.unit)) {
-                quantity = try row.tokens(Self.amount, times: block, file: file.name)
-            }
-            // A refund of token usage takes its tokens back; a refund with no usage amount is money only.
-            let isRefund = lineType == "Refund" && tokenClass != nil && (quantity ?? 0) != 0
-            if isRefund, let q = quantity { quantity = q > 0 ? -q : q }
-            var attribution: [String: String] = [:]
-            for (k, names) in [("usage_account_id", ["line_item_usage_account_id", "lineItem/UsageAccountId"]),
-                               ("iam_principal", ["line_item_iam_principal"]), ("resource_id", ["line_item_resource_id", "lineItem/ResourceId"])] {
-                if let v = row.cell(names) { attribution[k] = v }
-            }
-            var nonUsage: String?
-            if !["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"].contains(lineType) && !isRefund {
-                nonUsage = "not_usage:\(lineType.lowercased())"
-            } else if tokenClass == nil {
-                nonUsage = "not_usage:\(row.cell(Self.product) ?? "other")"
-            }
-            var line = InvoiceLine(
-                location: "\(file.name):\(row.line)", vendorModel: model, vendorTokenType: tokenClass,
-                tokenType: tokenClass.flatMap { BedrockPlugin.tokenTypeMap[$0] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
-                currency: row.cell(Self.currency) ?? "USD", quantity: nonUsage == nil ? quantity : nil,
-                date: try row.timestamp(Self.start, file: file.name), end: try row.optionalTimestamp(Self.end, file: file.name),
-                labels: labels, attribution: attribution, nonUsageReason: nonUsage, description: usageType)
-            line.isCorrection = isRefund
-            return line
-        })
+                let lineType = row.cell(Self.type) ?? "Usage"
+                let usageType = row.cell(Self.usageType) ?? ""
+                var model: String?, tokenClass: String?, labels: [String: String] = [:]
+                if let g = Self.groups(Self.pattern, usageType) {
+                    model = g[1]
+                    tokenClass = g[2]
+                    labels["region_code"] = g[0]
+                    if let suffix = g[3] {
+                        // …-cross-region-global is a global inference profile; …-cross-region alone a geographic one (us., eu.).
+                        if suffix.contains("cross-region") { labels["routing"] = suffix.contains("global") ? "global" : "geo" }
+                        for tier in ["flex", "priority", "batch"] where suffix.hasSuffix(tier) { labels["service_tier"] = tier }
+                    }
+                } else if let g = Self.groups(Self.marketplace, usageType) {
+                    model = row.cell(Self.productName)
+                    tokenClass = g[1]
+                    labels["region_code"] = g[0]
+                    if g[2]?.lowercased().contains("global") == true { labels["routing"] = "global" }
+                }
+                var quantity: Int64?
+                if tokenClass != nil, let block = Self.scale(row.cell(Self.unit)) {
+                    quantity = try row.tokens(Self.amount, times: block, file: file.name)
+                }
+                // A refund of token usage takes its tokens back; a refund with no usage amount is money only.
+                let isRefund = lineType == "Refund" && tokenClass != nil && (quantity ?? 0) != 0
+                if isRefund, let q = quantity { quantity = q > 0 ? -q : q }
+                var attribution: [String: String] = [:]
+                for (k, names) in [
+                    ("usage_account_id", ["line_item_usage_account_id", "lineItem/UsageAccountId"]),
+                    ("iam_principal", ["line_item_iam_principal"]), ("resource_id", ["line_item_resource_id", "lineItem/ResourceId"]),
+                ] {
+                    if let v = row.cell(names) { attribution[k] = v }
+                }
+                var nonUsage: String?
+                if !["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"].contains(lineType) && !isRefund {
+                    nonUsage = "not_usage:\(lineType.lowercased())"
+                } else if tokenClass == nil {
+                    nonUsage = "not_usage:\(row.cell(Self.product) ?? "other")"
+                }
+                var line = InvoiceLine(
+                    location: "\(file.name):\(row.line)", vendorModel: model, vendorTokenType: tokenClass,
+                    tokenType: tokenClass.flatMap { BedrockPlugin.tokenTypeMap[$0] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
+                    currency: row.cell(Self.currency) ?? "USD", quantity: nonUsage == nil ? quantity : nil,
+                    date: try row.timestamp(Self.start, file: file.name), end: try row.optionalTimestamp(Self.end, file: file.name),
+                    labels: labels, attribution: attribution, nonUsageReason: nonUsage, description: usageType)
+                line.isCorrection = isRefund
+                return line
+            })
     }
 }

@@ -45,11 +45,12 @@ struct AnthropicConsoleCostParser: InvoiceParser {
             if let w = cell("workspace") { attribution["workspace"] = w }
             if let k = cell("api_key_id") { attribution["api_key_id"] = k }
             if let k = cell("api_key") { attribution["api_key"] = k }
-            lines.append(InvoiceLine(
-                location: "\(file.name):\(row.line)", vendorModel: model, vendorTokenType: vendorTokenType,
-                tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] }, amount: cost,
-                amountScale: ExactDecimal.scale(of: costText), currency: "USD", listAmount: listAmount, date: date, labels: labels,
-                attribution: attribution, nonUsageReason: nonUsage, description: costType))
+            lines.append(
+                InvoiceLine(
+                    location: "\(file.name):\(row.line)", vendorModel: model, vendorTokenType: vendorTokenType,
+                    tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] }, amount: cost,
+                    amountScale: ExactDecimal.scale(of: costText), currency: "USD", listAmount: listAmount, date: date, labels: labels,
+                    attribution: attribution, nonUsageReason: nonUsage, description: costType))
         }
         // The export states no period: its days are what it covers.
         return ParsedInvoice(lines: lines)

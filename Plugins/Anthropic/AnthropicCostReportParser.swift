@@ -25,10 +25,11 @@ struct AnthropicCostReportParser: InvoiceParser {
     static func isEmptyPage(_ file: InvoiceFile) -> Bool {
         guard file.bytes.count < 4096, let root = try? file.json() else { return false }
         let pages = root.arrayValue ?? [root]
-        return !pages.isEmpty && pages.allSatisfy { page in
-            guard let members = page.objectValue, page["data"] == .array([]) else { return false }
-            return members.allSatisfy { ["data", "has_more", "next_page"].contains($0.0) }
-        }
+        return !pages.isEmpty
+            && pages.allSatisfy { page in
+                guard let members = page.objectValue, page["data"] == .array([]) else { return false }
+                return members.allSatisfy { ["data", "has_more", "next_page"].contains($0.0) }
+            }
     }
 
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
@@ -54,7 +55,9 @@ struct AnthropicCostReportParser: InvoiceParser {
                     let field = "\(at).results[\(r)]"
                     guard case .object = row else { throw InvoiceError(file: file.name, field: field, "a result must be an object") }
                     guard let amountText = row["amount"]?.decimalText else {
-                        throw InvoiceError(file: file.name, field: "\(field).amount", "the amount must be a decimal string in cents, got \(row["amount"].map { JSONWriter.write($0) } ?? "nothing")")
+                        throw InvoiceError(
+                            file: file.name, field: "\(field).amount",
+                            "the amount must be a decimal string in cents, got \(row["amount"].map { JSONWriter.write($0) } ?? "nothing")")
                     }
                     guard let cents = ExactDecimal.parse(amountText) else {
                         throw InvoiceError(file: file.name, field: "\(field).amount", "'\(amountText)' is not a decimal")
@@ -74,12 +77,13 @@ struct AnthropicCostReportParser: InvoiceParser {
                     if let g = row["inference_geo"]?.stringValue { labels["inference_geo"] = g }
                     var attribution: [String: String] = [:]
                     if let w = row["workspace_id"]?.stringValue { attribution["workspace_id"] = w }
-                    lines.append(InvoiceLine(
-                        location: "\(file.name)#\(field)", vendorModel: model, vendorTokenType: vendorTokenType,
-                        tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] },
-                        amount: cents / 100, amountScale: ExactDecimal.scale(of: amountText) + 2,
-                        currency: row["currency"]?.stringValue ?? "USD", date: date, end: end, labels: labels, attribution: attribution,
-                        nonUsageReason: nonUsage, description: row["description"]?.stringValue))
+                    lines.append(
+                        InvoiceLine(
+                            location: "\(file.name)#\(field)", vendorModel: model, vendorTokenType: vendorTokenType,
+                            tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] },
+                            amount: cents / 100, amountScale: ExactDecimal.scale(of: amountText) + 2,
+                            currency: row["currency"]?.stringValue ?? "USD", date: date, end: end, labels: labels, attribution: attribution,
+                            nonUsageReason: nonUsage, description: row["description"]?.stringValue))
                 }
             }
         }
@@ -140,11 +144,12 @@ struct AnthropicUsageReportParser: InvoiceParser {
                             throw InvoiceError(file: file.name, field: "\(field).\(name)", "a token count must be a whole number ≥ 0")
                         }
                         guard q > 0 else { continue }
-                        lines.append(InvoiceLine(
-                            location: "\(file.name)#\(field).\(name)", vendorModel: row["model"]?.stringValue, vendorTokenType: name,
-                            tokenType: AnthropicPlugin.tokenTypeMap[name], amount: nil, amountScale: 0, currency: "USD", quantity: q,
-                            date: date, end: end, labels: labels, attribution: attribution,
-                            nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil))
+                        lines.append(
+                            InvoiceLine(
+                                location: "\(file.name)#\(field).\(name)", vendorModel: row["model"]?.stringValue, vendorTokenType: name,
+                                tokenType: AnthropicPlugin.tokenTypeMap[name], amount: nil, amountScale: 0, currency: "USD", quantity: q,
+                                date: date, end: end, labels: labels, attribution: attribution,
+                                nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil))
                     }
                 }
             }

@@ -36,8 +36,10 @@ extension AnthropicPlugin {
             name: "anthropic: tiers and modifiers (batch, long context, US geo, flat 1M context) priced; priority and an unpriced context never at base",
             file: file("cost_report_tiers_2026_05.json", PackageResources.cost_report_tiers_2026_05_json), parserID: "admin-cost-report",
             expectedLineCount: 7,
-            expectedAmounts: ["claude-sonnet-4-5/input": "13.5", "claude-opus-4-8/input": "5.5", "claude-sonnet-4-6/input": "3",
-                              "claude-haiku-4-5/input": "2"],
+            expectedAmounts: [
+                "claude-sonnet-4-5/input": "13.5", "claude-opus-4-8/input": "5.5", "claude-sonnet-4-6/input": "3",
+                "claude-haiku-4-5/input": "2",
+            ],
             reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
             expectedVendorTokens: ["claude-sonnet-4-5/input": 3_000_000, "claude-opus-4-8/input": 1_000_000, "claude-sonnet-4-6/input": 1_000_000],
             expectedUnmapped: ["no_rate_for_tier": "5"]),

@@ -48,8 +48,10 @@ public enum AzureOpenAIPlugin: VendorPlugin {
             name: "azure-openai: cost details with 1K/1M blocks, cached input, batch, a storage meter and a purchase",
             file: InvoiceFile(name: "azure_cost_details.csv", bytes: PackageResources.azure_cost_details_csv), parserID: "cost-details-csv",
             expectedLineCount: 6,
-            expectedAmounts: ["gpt-4.1/input": "2.5008", "gpt-4o/cache_read": "1.25", "gpt-4o/output": "10", "gpt-4o/input": "1.25",
-                              "(not usage)": "12.34"],
+            expectedAmounts: [
+                "gpt-4.1/input": "2.5008", "gpt-4o/cache_read": "1.25", "gpt-4o/output": "10", "gpt-4o/input": "1.25",
+                "(not usage)": "12.34",
+            ],
             reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
             expectedVendorTokens: ["gpt-4.1/input": 1_250_400, "gpt-4o/cache_read": 1_000_000, "gpt-4o/output": 1_000_000, "gpt-4o/input": 1_000_000]),
         PluginExample(
@@ -79,44 +81,49 @@ struct AzureCostDetailsParser: InvoiceParser {
     /// Cost details are daily rows; the billing period columns name the month being billed, not how
     /// much of it the export holds, so coverage is the span of the rows' dates.
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
-        let table = try CSVTable.read(file, required: [["MeterName"], ["Quantity"], ["UnitOfMeasure"], ["CostInBillingCurrency", "Cost", "CostInPricingCurrency"], ["Date", "UsageDate"]])
-        return ParsedInvoice(lines: try table.rows.map { row in
-            // The pricing currency (USD for Azure OpenAI) matches the card; the billing currency may not.
-            let usePricing = row.cell("CostInPricingCurrency") != nil && row.cell("PricingCurrency") != nil
-            let costColumns = usePricing ? ["CostInPricingCurrency"] : ["CostInBillingCurrency", "Cost"]
-            guard let costText = row.cell(costColumns), let cost = ExactDecimal.parse(costText) else {
-                throw InvoiceError(file: file.name, line: row.line, field: costColumns[0], "'\(row.cell(costColumns) ?? "")' is not a decimal amount")
-            }
-            let currency = usePricing ? row.cell("PricingCurrency")! : (row.cell(["BillingCurrencyCode", "BillingCurrency"]) ?? "USD")
-            let meterName = row.cell("MeterName") ?? ""
-            let service = (row.cell(["MeterCategory", "ServiceName"]) ?? "") + " " + (row.cell(["MeterSubCategory", "ProductName"]) ?? "")
-            let isOpenAI = service.contains("OpenAI") || service.contains("Foundry")
-            let parsed = isOpenAI ? AzureOpenAIPlugin.meter(meterName) : nil
-            let chargeType = row.cell("ChargeType") ?? "Usage"
-            let block: Decimal = (row.cell("UnitOfMeasure") ?? "").uppercased().hasPrefix("1M") ? 1_000_000
-                : (row.cell("UnitOfMeasure") ?? "").uppercased().hasPrefix("1K") ? 1000 : 1
-            var quantity: Int64?
-            if parsed != nil {
-                quantity = try row.tokens(["Quantity"], times: block, file: file.name)
-            } else {
-                _ = try row.decimal(["Quantity"], file: file.name)
-            }
-            var attribution: [String: String] = [:]
-            for k in ["SubscriptionId", "ResourceGroup", "ResourceId"] { if let v = row.cell(k) { attribution[k] = v } }
-            var nonUsage: String?
-            if chargeType != "Usage" { nonUsage = "not_usage:\(chargeType.lowercased())" } else if parsed == nil { nonUsage = "not_usage:\(meterName)" }
-            // Billed in another currency than the USD pricing: the export states the rate it used.
-            var rate: Decimal?
-            if !usePricing, row.cell("PricingCurrency") == "USD", let r = try row.decimal(["ExchangeRatePricingToBilling"], file: file.name), r > 0 {
-                rate = r
-            }
-            var line = InvoiceLine(
-                location: "\(file.name):\(row.line)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
-                tokenType: parsed.flatMap { AzureOpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
-                currency: currency, quantity: nonUsage == nil ? quantity : nil, date: try row.timestamp(["Date", "UsageDate"], file: file.name),
-                labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: nonUsage, description: meterName)
-            line.exchangeRate = rate
-            return line
-        })
+        let table = try CSVTable.read(
+            file,
+            required: [["MeterName"], ["Quantity"], ["UnitOfMeasure"], ["CostInBillingCurrency", "Cost", "CostInPricingCurrency"], ["Date", "UsageDate"]])
+        return ParsedInvoice(
+            lines: try table.rows.map { row in
+                // The pricing currency (USD for Azure OpenAI) matches the card; the billing currency may not.
+                let usePricing = row.cell("CostInPricingCurrency") != nil && row.cell("PricingCurrency") != nil
+                let costColumns = usePricing ? ["CostInPricingCurrency"] : ["CostInBillingCurrency", "Cost"]
+                guard let costText = row.cell(costColumns), let cost = ExactDecimal.parse(costText) else {
+                    throw InvoiceError(file: file.name, line: row.line, field: costColumns[0], "'\(row.cell(costColumns) ?? "")' is not a decimal amount")
+                }
+                let currency = usePricing ? row.cell("PricingCurrency")! : (row.cell(["BillingCurrencyCode", "BillingCurrency"]) ?? "USD")
+                let meterName = row.cell("MeterName") ?? ""
+                let service = (row.cell(["MeterCategory", "ServiceName"]) ?? "") + " " + (row.cell(["MeterSubCategory", "ProductName"]) ?? "")
+                let isOpenAI = service.contains("OpenAI") || service.contains("Foundry")
+                let parsed = isOpenAI ? AzureOpenAIPlugin.meter(meterName) : nil
+                let chargeType = row.cell("ChargeType") ?? "Usage"
+                let block: Decimal =
+                    (row.cell("UnitOfMeasure") ?? "").uppercased().hasPrefix("1M")
+                    ? 1_000_000
+                    : (row.cell("UnitOfMeasure") ?? "").uppercased().hasPrefix("1K") ? 1000 : 1
+                var quantity: Int64?
+                if parsed != nil {
+                    quantity = try row.tokens(["Quantity"], times: block, file: file.name)
+                } else {
+                    _ = try row.decimal(["Quantity"], file: file.name)
+                }
+                var attribution: [String: String] = [:]
+                for k in ["SubscriptionId", "ResourceGroup", "ResourceId"] { if let v = row.cell(k) { attribution[k] = v } }
+                var nonUsage: String?
+                if chargeType != "Usage" { nonUsage = "not_usage:\(chargeType.lowercased())" } else if parsed == nil { nonUsage = "not_usage:\(meterName)" }
+                // Billed in another currency than the USD pricing: the export states the rate it used.
+                var rate: Decimal?
+                if !usePricing, row.cell("PricingCurrency") == "USD", let r = try row.decimal(["ExchangeRatePricingToBilling"], file: file.name), r > 0 {
+                    rate = r
+                }
+                var line = InvoiceLine(
+                    location: "\(file.name):\(row.line)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
+                    tokenType: parsed.flatMap { AzureOpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
+                    currency: currency, quantity: nonUsage == nil ? quantity : nil, date: try row.timestamp(["Date", "UsageDate"], file: file.name),
+                    labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: nonUsage, description: meterName)
+                line.exchangeRate = rate
+                return line
+            })
     }
 }

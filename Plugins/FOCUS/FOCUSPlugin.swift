@@ -22,10 +22,14 @@ public enum FOCUSPlugin: VendorPlugin {
             name: "focus: AI usage with cache reads and writes, tax and a credit",
             file: InvoiceFile(name: "focus_ai_usage.csv", bytes: PackageResources.focus_ai_usage_csv), parserID: "focus-csv",
             expectedLineCount: 6,
-            expectedAmounts: ["solora-atlas-5.5/input": "50.00", "solora-atlas-5.5/output": "50.00", "solora-atlas-5.5/cache_read": "1.00",
-                              "solora-atlas-5.5/cache_write": "6.25", "(not usage)": "-2.00"],
-            expectedQuantities: ["solora-atlas-5.5/input": 10_000_000, "solora-atlas-5.5/output": 2_000_000,
-                                 "solora-atlas-5.5/cache_read": 2_000_000, "solora-atlas-5.5/cache_write": 1_000_000]),
+            expectedAmounts: [
+                "solora-atlas-5.5/input": "50.00", "solora-atlas-5.5/output": "50.00", "solora-atlas-5.5/cache_read": "1.00",
+                "solora-atlas-5.5/cache_write": "6.25", "(not usage)": "-2.00",
+            ],
+            expectedQuantities: [
+                "solora-atlas-5.5/input": 10_000_000, "solora-atlas-5.5/output": 2_000_000,
+                "solora-atlas-5.5/cache_read": 2_000_000, "solora-atlas-5.5/cache_write": 1_000_000,
+            ]),
         PluginExample(
             name: "focus: correction rows net into the charge period they correct; one for another period stays unmapped with that period",
             file: InvoiceFile(name: "focus_corrections.csv", bytes: PackageResources.focus_corrections_csv), parserID: "focus-csv",

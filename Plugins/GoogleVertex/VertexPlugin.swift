@@ -23,10 +23,15 @@ public enum VertexPlugin: VendorPlugin {
         if d.contains("Priority") { labels["service_tier"] = "priority" }
         if d.contains("(Long)") { labels["context"] = "long" }
         let tokenClass: String
-        if d.contains("Caching") && d.contains("Input") { tokenClass = "cache_read" }
-        else if d.contains("Output") { tokenClass = "output" }
-        else if d.contains("Input") { tokenClass = "input" }
-        else { return nil }
+        if d.contains("Caching") && d.contains("Input") {
+            tokenClass = "cache_read"
+        } else if d.contains("Output") {
+            tokenClass = "output"
+        } else if d.contains("Input") {
+            tokenClass = "input"
+        } else {
+            return nil
+        }
         var cut = d.endIndex
         for marker in [" GA ", " Global ", " Text ", " Thinking ", " Input", " Output", " Image", " Audio", " Video", " Batch", " Priority"] {
             if let r = d.range(of: marker), r.lowerBound < cut { cut = r.lowerBound }
@@ -36,9 +41,11 @@ public enum VertexPlugin: VendorPlugin {
         return (model, tokenClass, labels)
     }
 
-    static func line(file: String, location: String, service: String?, sku: String?, cost: String?, currency: String?, amount: Decimal?,
-                     unit: String?, start: Timestamp, end: Timestamp?, costType: String?, project: String?,
-                     conversionRate: String? = nil) throws -> InvoiceLine {
+    static func line(
+        file: String, location: String, service: String?, sku: String?, cost: String?, currency: String?, amount: Decimal?,
+        unit: String?, start: Timestamp, end: Timestamp?, costType: String?, project: String?,
+        conversionRate: String? = nil
+    ) throws -> InvoiceLine {
         guard let cost, let value = ExactDecimal.parseNumber(cost) else {
             throw InvoiceError(file: file, field: "cost", "\(location): '\(cost ?? "")' is not a number")
         }
@@ -52,7 +59,11 @@ public enum VertexPlugin: VendorPlugin {
             quantity = whole
         }
         var nonUsage: String?
-        if let costType, costType != "regular" { nonUsage = "not_usage:\(costType)" } else if parsed == nil { nonUsage = "not_usage:\(sku ?? service ?? "other")" }
+        if let costType, costType != "regular" {
+            nonUsage = "not_usage:\(costType)"
+        } else if parsed == nil {
+            nonUsage = "not_usage:\(sku ?? service ?? "other")"
+        }
         // cost ÷ currency_conversion_rate is the cost in US dollars (the rate the export itself used).
         var rate: Decimal?
         if let conversionRate, (currency ?? "USD") != "USD" {
@@ -75,8 +86,10 @@ public enum VertexPlugin: VendorPlugin {
             name: "google-vertex: NDJSON export with thinking output, caching, storage and a credit",
             file: InvoiceFile(name: "vertex_export.json", bytes: PackageResources.vertex_export_json), parserID: "billing-export-ndjson",
             expectedLineCount: 5,
-            expectedAmounts: ["gemini-2.5-flash/input": "0.3195", "gemini-2.5-flash/output": "2.5", "gemini-2.5-flash/cache_read": "0.03",
-                              "(not usage)": "-0.0450"],
+            expectedAmounts: [
+                "gemini-2.5-flash/input": "0.3195", "gemini-2.5-flash/output": "2.5", "gemini-2.5-flash/cache_read": "0.03",
+                "(not usage)": "-0.0450",
+            ],
             reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
             expectedVendorTokens: ["gemini-2.5-flash/input": 1_065_000, "gemini-2.5-flash/output": 1_000_000, "gemini-2.5-flash/cache_read": 1_000_000]),
         PluginExample(
@@ -126,7 +139,8 @@ struct VertexNDJSONParser: InvoiceParser {
                 cost: row["cost"]?.decimalText,
                 currency: row["currency"]?.stringValue, amount: amountText.flatMap { ExactDecimal.parseNumber($0) },
                 unit: row["usage"]?["unit"]?.stringValue, start: start,
-                end: row["usage_end_time"]?.stringValue.flatMap { Timestamp(rfc3339: $0) }, costType: row["cost_type"]?.stringValue, project: row["project"]?["id"]?.stringValue,
+                end: row["usage_end_time"]?.stringValue.flatMap { Timestamp(rfc3339: $0) }, costType: row["cost_type"]?.stringValue,
+                project: row["project"]?["id"]?.stringValue,
                 conversionRate: row["currency_conversion_rate"]?.decimalText)
             if line.amount == nil { line.amount = 0 }
             lines.append(line)
@@ -134,9 +148,11 @@ struct VertexNDJSONParser: InvoiceParser {
                 guard case let .number(n)? = credit["amount"], let amount = ExactDecimal.parseNumber(n) else {
                     throw InvoiceError(file: file.name, line: lineNo, field: "credits[\(c)].amount", "must be a number")
                 }
-                lines.append(InvoiceLine(location: "\(location)#credits[\(c)]", vendorModel: nil, vendorTokenType: nil, tokenType: nil, amount: amount,
-                                         amountScale: ExactDecimal.scale(of: n), currency: row["currency"]?.stringValue ?? "USD", date: start,
-                                         nonUsageReason: "credit:\(credit["type"]?.stringValue ?? "credit")", description: credit["name"]?.stringValue))
+                lines.append(
+                    InvoiceLine(
+                        location: "\(location)#credits[\(c)]", vendorModel: nil, vendorTokenType: nil, tokenType: nil, amount: amount,
+                        amountScale: ExactDecimal.scale(of: n), currency: row["currency"]?.stringValue ?? "USD", date: start,
+                        nonUsageReason: "credit:\(credit["type"]?.stringValue ?? "credit")", description: credit["name"]?.stringValue))
             }
         }
         return ParsedInvoice(lines: lines)
@@ -157,17 +173,20 @@ struct VertexCSVParser: InvoiceParser {
         var lines: [InvoiceLine] = []
         for row in table.rows {
             let location = "\(file.name):\(row.line)"
-            lines.append(try VertexPlugin.line(
-                file: file.name, location: location, service: row.cell(["service_description", "service.description"]),
-                sku: row.cell(["sku_description", "sku.description"]), cost: row.cell("cost"), currency: row.cell("currency"),
-                amount: try row.decimal(["usage_amount", "usage.amount"], file: file.name), unit: row.cell(["usage_unit", "usage.unit"]),
-                start: try row.timestamp(["usage_start_time"], file: file.name),
-                end: try row.optionalTimestamp(["usage_end_time"], file: file.name), costType: row.cell("cost_type"),
-                project: row.cell(["project_id", "project.id"]), conversionRate: row.cell("currency_conversion_rate")))
+            lines.append(
+                try VertexPlugin.line(
+                    file: file.name, location: location, service: row.cell(["service_description", "service.description"]),
+                    sku: row.cell(["sku_description", "sku.description"]), cost: row.cell("cost"), currency: row.cell("currency"),
+                    amount: try row.decimal(["usage_amount", "usage.amount"], file: file.name), unit: row.cell(["usage_unit", "usage.unit"]),
+                    start: try row.timestamp(["usage_start_time"], file: file.name),
+                    end: try row.optionalTimestamp(["usage_end_time"], file: file.name), costType: row.cell("cost_type"),
+                    project: row.cell(["project_id", "project.id"]), conversionRate: row.cell("currency_conversion_rate")))
             if let credits = try row.decimal(["credits"], file: file.name), credits != 0 {
-                lines.append(InvoiceLine(location: "\(location)#credits", vendorModel: nil, vendorTokenType: nil, tokenType: nil, amount: credits,
-                                         amountScale: ExactDecimal.scale(of: row.cell("credits")!), currency: row.cell("currency") ?? "USD",
-                                         date: try row.timestamp(["usage_start_time"], file: file.name), nonUsageReason: "credit"))
+                lines.append(
+                    InvoiceLine(
+                        location: "\(location)#credits", vendorModel: nil, vendorTokenType: nil, tokenType: nil, amount: credits,
+                        amountScale: ExactDecimal.scale(of: row.cell("credits")!), currency: row.cell("currency") ?? "USD",
+                        date: try row.timestamp(["usage_start_time"], file: file.name), nonUsageReason: "credit"))
             }
         }
         return ParsedInvoice(lines: lines)

@@ -41,11 +41,15 @@ public enum OpenAIPlugin: VendorPlugin {
             name: "openai: costs API JSON with cached input, batch and a tool-call line",
             file: InvoiceFile(name: "openai_costs_2026_05.json", bytes: PackageResources.openai_costs_2026_05_json), parserID: "costs-api",
             expectedLineCount: 5,
-            expectedAmounts: ["gpt-4o-2024-08-06/input": "25", "gpt-4o-2024-08-06/cache_read": "1.25", "gpt-4o-2024-08-06/output": "20.00",
-                              "gpt-4o-mini-2024-07-18/input": "0.075", "(not usage)": "3.5"],
+            expectedAmounts: [
+                "gpt-4o-2024-08-06/input": "25", "gpt-4o-2024-08-06/cache_read": "1.25", "gpt-4o-2024-08-06/output": "20.00",
+                "gpt-4o-mini-2024-07-18/input": "0.075", "(not usage)": "3.5",
+            ],
             reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
-            expectedVendorTokens: ["gpt-4o-2024-08-06/input": 10_000_000, "gpt-4o-2024-08-06/cache_read": 1_000_000,
-                                   "gpt-4o-2024-08-06/output": 2_000_000, "gpt-4o-mini-2024-07-18/input": 1_000_000]),
+            expectedVendorTokens: [
+                "gpt-4o-2024-08-06/input": 10_000_000, "gpt-4o-2024-08-06/cache_read": 1_000_000,
+                "gpt-4o-2024-08-06/output": 2_000_000, "gpt-4o-mini-2024-07-18/input": 1_000_000,
+            ]),
         PluginExample(
             name: "openai: usage API JSON (input includes cached)",
             file: InvoiceFile(name: "openai_usage_2026_05.json", bytes: PackageResources.openai_usage_2026_05_json), parserID: "usage-api",
@@ -68,11 +72,15 @@ public enum OpenAIPlugin: VendorPlugin {
             name: "openai: usage API layout with cache writes (input_tokens includes cached input and cache writes)",
             file: InvoiceFile(name: "openai_usage_cache_writes.json", bytes: PackageResources.openai_usage_cache_writes_json), parserID: "usage-api",
             expectedLineCount: 4,
-            expectedQuantities: ["gpt-5.5-2026-04-23/input": 5000, "gpt-5.5-2026-04-23/cache_read": 3000, "gpt-5.5-2026-04-23/cache_write": 2000,
-                                 "gpt-5.5-2026-04-23/output": 4000],
+            expectedQuantities: [
+                "gpt-5.5-2026-04-23/input": 5000, "gpt-5.5-2026-04-23/cache_read": 3000, "gpt-5.5-2026-04-23/cache_write": 2000,
+                "gpt-5.5-2026-04-23/output": 4000,
+            ],
             reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
-            expectedVendorTokens: ["gpt-5.5-2026-04-23/input": 5000, "gpt-5.5-2026-04-23/cache_read": 3000, "gpt-5.5-2026-04-23/cache_write": 2000,
-                                   "gpt-5.5-2026-04-23/output": 4000]),
+            expectedVendorTokens: [
+                "gpt-5.5-2026-04-23/input": 5000, "gpt-5.5-2026-04-23/cache_read": 3000, "gpt-5.5-2026-04-23/cache_write": 2000,
+                "gpt-5.5-2026-04-23/output": 4000,
+            ]),
         PluginExample(
             name: "openai: an amount that is not a number is refused naming the field",
             file: InvoiceFile(name: "openai_costs_bad.json", bytes: PackageResources.openai_costs_bad_json), parserID: "costs-api",
@@ -101,7 +109,8 @@ struct OpenAICostsParser: InvoiceParser {
                 let parsed = item.flatMap(OpenAIPlugin.lineItem)
                 var quantity: Int64?
                 if let q = row["quantity"]?.exactInt64 ?? (row["quantity"]?.numberText.flatMap(ExactDecimal.parse).flatMap(ExactDecimal.roundedInt64)),
-                   parsed != nil {
+                    parsed != nil
+                {
                     switch row["quantity_unit"]?.stringValue {
                     case "tokens"?: quantity = q
                     case "1000_tokens"?:
@@ -114,12 +123,13 @@ struct OpenAICostsParser: InvoiceParser {
                 var attribution: [String: String] = [:]
                 if let p = row["project_id"]?.stringValue { attribution["project_id"] = p }
                 if let k = row["api_key_id"]?.stringValue { attribution["api_key_id"] = k }
-                lines.append(InvoiceLine(
-                    location: "\(file.name)#\(field)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
-                    tokenType: parsed.flatMap { OpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: amount,
-                    amountScale: ExactDecimal.scale(of: text), currency: (row["amount"]?["currency"]?.stringValue ?? "usd").uppercased(),
-                    quantity: quantity, date: start, end: end, labels: parsed?.labels ?? [:], attribution: attribution,
-                    nonUsageReason: parsed == nil ? "not_usage" : nil, description: item))
+                lines.append(
+                    InvoiceLine(
+                        location: "\(file.name)#\(field)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
+                        tokenType: parsed.flatMap { OpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: amount,
+                        amountScale: ExactDecimal.scale(of: text), currency: (row["amount"]?["currency"]?.stringValue ?? "usd").uppercased(),
+                        quantity: quantity, date: start, end: end, labels: parsed?.labels ?? [:], attribution: attribution,
+                        nonUsageReason: parsed == nil ? "not_usage" : nil, description: item))
             }
         }
         return ParsedInvoice(lines: lines, coverage: coverage)
@@ -149,8 +159,9 @@ struct OpenAIUsageParser: InvoiceParser {
                 let writes = try count("input_cache_write_tokens") ?? 0
                 // input_tokens includes cached input (and, in newer layouts, cache writes).
                 guard input >= cached, input - cached >= writes else {
-                    throw InvoiceError(file: file.name, field: "\(field).input_tokens",
-                                       "input_tokens (\(input)) is less than the cached and cache-write tokens it includes (\(cached) + \(writes))")
+                    throw InvoiceError(
+                        file: file.name, field: "\(field).input_tokens",
+                        "input_tokens (\(input)) is less than the cached and cache-write tokens it includes (\(cached) + \(writes))")
                 }
                 let uncached = try count("input_uncached_tokens") ?? (input - cached - writes)
                 var labels: [String: String] = [:]
@@ -158,12 +169,15 @@ struct OpenAIUsageParser: InvoiceParser {
                 var attribution: [String: String] = [:]
                 if let p = row["project_id"]?.stringValue { attribution["project_id"] = p }
                 if let k = row["api_key_id"]?.stringValue { attribution["api_key_id"] = k }
-                for (name, q, type) in [("input_uncached_tokens", uncached, TokenType.input), ("input_cached_tokens", cached, .cacheRead),
-                                        ("input_cache_write_tokens", writes, .cacheWrite), ("output_tokens", try count("output_tokens") ?? 0, .output)] where q > 0 {
-                    lines.append(InvoiceLine(
-                        location: "\(file.name)#\(field).\(name)", vendorModel: row["model"]?.stringValue, vendorTokenType: name, tokenType: type,
-                        amount: nil, amountScale: 0, currency: "USD", quantity: q, date: start, end: end, labels: labels,
-                        attribution: attribution, nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil))
+                for (name, q, type) in [
+                    ("input_uncached_tokens", uncached, TokenType.input), ("input_cached_tokens", cached, .cacheRead),
+                    ("input_cache_write_tokens", writes, .cacheWrite), ("output_tokens", try count("output_tokens") ?? 0, .output),
+                ] where q > 0 {
+                    lines.append(
+                        InvoiceLine(
+                            location: "\(file.name)#\(field).\(name)", vendorModel: row["model"]?.stringValue, vendorTokenType: name, tokenType: type,
+                            amount: nil, amountScale: 0, currency: "USD", quantity: q, date: start, end: end, labels: labels,
+                            attribution: attribution, nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil))
                 }
             }
         }
@@ -182,21 +196,22 @@ struct OpenAICostCSVParser: InvoiceParser {
 
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [["start_time"], ["amount_value"]])
-        return ParsedInvoice(lines: try table.rows.map { row in
-            guard let text = row.cell("amount_value"), let amount = ExactDecimal.parse(text) else {
-                throw InvoiceError(file: file.name, line: row.line, field: "amount_value", "'\(row.cell("amount_value") ?? "")' is not a decimal")
-            }
-            let item = row.cell("line_item")
-            let parsed = item.flatMap(OpenAIPlugin.lineItem)
-            var attribution: [String: String] = [:]
-            if let p = row.cell("project_id") { attribution["project_id"] = p }
-            return InvoiceLine(
-                location: "\(file.name):\(row.line)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
-                tokenType: parsed.flatMap { OpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: amount, amountScale: ExactDecimal.scale(of: text),
-                currency: (row.cell("amount_currency") ?? "usd").uppercased(), date: try row.timestamp(["start_time_iso", "start_time"], file: file.name),
-                end: try row.optionalTimestamp(["end_time_iso", "end_time"], file: file.name),
-                labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: parsed == nil ? "not_usage" : nil, description: item)
-        })
+        return ParsedInvoice(
+            lines: try table.rows.map { row in
+                guard let text = row.cell("amount_value"), let amount = ExactDecimal.parse(text) else {
+                    throw InvoiceError(file: file.name, line: row.line, field: "amount_value", "'\(row.cell("amount_value") ?? "")' is not a decimal")
+                }
+                let item = row.cell("line_item")
+                let parsed = item.flatMap(OpenAIPlugin.lineItem)
+                var attribution: [String: String] = [:]
+                if let p = row.cell("project_id") { attribution["project_id"] = p }
+                return InvoiceLine(
+                    location: "\(file.name):\(row.line)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
+                    tokenType: parsed.flatMap { OpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: amount, amountScale: ExactDecimal.scale(of: text),
+                    currency: (row.cell("amount_currency") ?? "usd").uppercased(), date: try row.timestamp(["start_time_iso", "start_time"], file: file.name),
+                    end: try row.optionalTimestamp(["end_time_iso", "end_time"], file: file.name),
+                    labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: parsed == nil ? "not_usage" : nil, description: item)
+            })
     }
 }
 

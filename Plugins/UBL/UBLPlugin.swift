@@ -128,7 +128,8 @@ struct UBLParser: InvoiceParser {
                         case ("EndDate", 3) where parent == "InvoicePeriod": periodEnd = value
                         case ("LineExtensionAmount", 3) where parent == "LegalMonetaryTotal": documentLineTotal = value
                         case ("RegistrationName", _) where path.count >= 3 && path[1].name == "AccountingSupplierParty": supplier = supplier ?? value
-                        case ("Name", _) where path.count >= 3 && path[1].name == "AccountingSupplierParty" && parent == "PartyName": supplier = supplier ?? value
+                        case ("Name", _) where path.count >= 3 && path[1].name == "AccountingSupplierParty" && parent == "PartyName":
+                            supplier = supplier ?? value
                         default: break
                         }
                         if var p = pending {
@@ -153,7 +154,8 @@ struct UBLParser: InvoiceParser {
                         }
                     }
                     if ns == Self.cac, depth == 2, let p = pending,
-                       ["InvoiceLine", "CreditNoteLine", "AllowanceCharge", "TaxTotal"].contains(name) {
+                        ["InvoiceLine", "CreditNoteLine", "AllowanceCharge", "TaxTotal"].contains(name)
+                    {
                         raw.append(p)
                         pending = nil
                     }
@@ -175,8 +177,9 @@ struct UBLParser: InvoiceParser {
         var taxSeen = false
         for p in raw {
             guard let amountText = p.amountText, let amount = ExactDecimal.parse(amountText) else {
-                throw InvoiceError(file: file.name, line: p.line, field: p.kind == "line" ? "LineExtensionAmount" : "Amount",
-                                   "'\(p.amountText ?? "")' is not a decimal amount")
+                throw InvoiceError(
+                    file: file.name, line: p.line, field: p.kind == "line" ? "LineExtensionAmount" : "Amount",
+                    "'\(p.amountText ?? "")' is not a decimal amount")
             }
             let dateText = p.start ?? periodStart ?? issueDate ?? ""
             guard let date = Timestamp(rfc3339: dateText + "T00:00:00Z") else {
@@ -194,30 +197,34 @@ struct UBLParser: InvoiceParser {
                 lineSum += amount
                 let lineEnd = p.start != nil ? inclusiveEnd(p.end) : (periodStart != nil ? inclusiveEnd(periodEnd) : nil)
                 if p.start != nil { coverage.declare(from: Timestamp(date: p.start!), to: lineEnd) }
-                lines.append(InvoiceLine(
-                    location: "\(file.name):\(p.line)", vendorModel: vendorModel, vendorTokenType: p.tokenTypeProperty,
-                    tokenType: p.tokenTypeProperty.flatMap { UBLPlugin.tokenTypeMap[$0] }, amount: amount * sign,
-                    amountScale: ExactDecimal.scale(of: amountText), currency: currency, quantity: quantity, date: date, end: lineEnd,
-                    labels: ["unit_code": p.unitCode, "supplier": supplier].compactMapValues { $0 },
-                    description: "line \(p.id ?? "?"): \(vendorModel ?? "")"))
+                lines.append(
+                    InvoiceLine(
+                        location: "\(file.name):\(p.line)", vendorModel: vendorModel, vendorTokenType: p.tokenTypeProperty,
+                        tokenType: p.tokenTypeProperty.flatMap { UBLPlugin.tokenTypeMap[$0] }, amount: amount * sign,
+                        amountScale: ExactDecimal.scale(of: amountText), currency: currency, quantity: quantity, date: date, end: lineEnd,
+                        labels: ["unit_code": p.unitCode, "supplier": supplier].compactMapValues { $0 },
+                        description: "line \(p.id ?? "?"): \(vendorModel ?? "")"))
             case "allowance_charge":
                 let isCharge = p.chargeIndicator == "true"
-                lines.append(InvoiceLine(
-                    location: "\(file.name):\(p.line)", vendorModel: nil, vendorTokenType: nil, tokenType: nil,
-                    amount: (isCharge ? amount : -amount) * sign, amountScale: ExactDecimal.scale(of: amountText), currency: currency,
-                    date: date, nonUsageReason: isCharge ? "charge" : "allowance", description: p.reason))
+                lines.append(
+                    InvoiceLine(
+                        location: "\(file.name):\(p.line)", vendorModel: nil, vendorTokenType: nil, tokenType: nil,
+                        amount: (isCharge ? amount : -amount) * sign, amountScale: ExactDecimal.scale(of: amountText), currency: currency,
+                        date: date, nonUsageReason: isCharge ? "charge" : "allowance", description: p.reason))
             default:
                 // The first TaxTotal is the document's tax in its currency; a second states it in the tax currency.
                 guard !taxSeen else { continue }
                 taxSeen = true
-                lines.append(InvoiceLine(
-                    location: "\(file.name):\(p.line)", vendorModel: nil, vendorTokenType: nil, tokenType: nil, amount: amount * sign,
-                    amountScale: ExactDecimal.scale(of: amountText), currency: currency, date: date, nonUsageReason: "tax", description: "tax"))
+                lines.append(
+                    InvoiceLine(
+                        location: "\(file.name):\(p.line)", vendorModel: nil, vendorTokenType: nil, tokenType: nil, amount: amount * sign,
+                        amountScale: ExactDecimal.scale(of: amountText), currency: currency, date: date, nonUsageReason: "tax", description: "tax"))
             }
         }
         if let documentLineTotal, let total = ExactDecimal.parse(documentLineTotal), total != lineSum {
-            coverage.incomplete.append("\(file.name): the document's line total (LegalMonetaryTotal/LineExtensionAmount) is \(documentLineTotal) "
-                                       + "but its lines sum to \(ExactDecimal.text(lineSum))")
+            coverage.incomplete.append(
+                "\(file.name): the document's line total (LegalMonetaryTotal/LineExtensionAmount) is \(documentLineTotal) "
+                    + "but its lines sum to \(ExactDecimal.text(lineSum))")
         }
         return ParsedInvoice(lines: lines, coverage: coverage)
     }

@@ -154,10 +154,12 @@ public enum JSONParser {
                 let b = bytes[index]
                 if b == UInt8(ascii: "\"") {
                     let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
-                    let s = ascii ? String(unsafeUninitializedCapacity: slice.count) { dest in
-                        _ = dest.initialize(fromContentsOf: slice)
-                        return slice.count
-                    } : try validatedString(slice)
+                    let s =
+                        ascii
+                        ? String(unsafeUninitializedCapacity: slice.count) { dest in
+                            _ = dest.initialize(fromContentsOf: slice)
+                            return slice.count
+                        } : try validatedString(slice)
                     index += 1
                     return s
                 }

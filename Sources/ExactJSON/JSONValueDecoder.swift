@@ -22,8 +22,10 @@ public enum JSONValueDecoder {
         try decodeValue(type, from: value, path: [], userInfo: userInfo)
     }
 
-    static func decodeValue<T: Decodable>(_ type: T.Type, from value: JSONValue, path: [any CodingKey],
-                                          userInfo: [CodingUserInfoKey: any Sendable]) throws -> T {
+    static func decodeValue<T: Decodable>(
+        _ type: T.Type, from value: JSONValue, path: [any CodingKey],
+        userInfo: [CodingUserInfoKey: any Sendable]
+    ) throws -> T {
         if T.self == JSONValue.self { return value as! T }
         if let strict = T.self as? any StrictWireDecodable.Type {
             guard case let .object(members) = value else { throw failure(path, "must be an object, got \(value.typeName)") }
@@ -248,6 +250,14 @@ public enum JSONValueDecoder {
 }
 
 /// A wire shape that names every member it may carry: decoding it refuses any other member.
+///
+/// ```swift
+/// struct SQLQueryBody: Codable, StrictWireDecodable {
+///     var sql: String
+///     static let wireFields: Set<String> = ["sql"]
+/// }
+/// try JSONValueDecoder.decode(SQLQueryBody.self, from: body)   // {"sql": …, "limit": 5} → "limit: unknown field"
+/// ```
 public protocol StrictWireDecodable: Decodable {
     static var wireFields: Set<String> { get }
 }
@@ -261,13 +271,19 @@ extension StrictWireDecodable where Self: Decodable {
 extension JSONValue: Codable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let i = try? c.decode(Int64.self) { self = .number(String(i)) }
-        else if let d = try? c.decode(Double.self) { self = .number("\(d)") }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else {
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let i = try? c.decode(Int64.self) {
+            self = .number(String(i))
+        } else if let d = try? c.decode(Double.self) {
+            self = .number("\(d)")
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? c.decode([JSONValue].self) {
+            self = .array(a)
+        } else {
             let o = try c.decode([String: JSONValue].self)
             self = .object(o.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         }

@@ -59,8 +59,10 @@ public enum XMLStreamReader {
     }
 
     /// Runs the push parser over what `produce` feeds it (its `feed` answers false once parsing stopped).
-    private static func parse(name: String, _ handler: (Event) throws -> Void,
-                              produce: ((UnsafeRawBufferPointer) -> Bool) throws -> Void) throws {
+    private static func parse(
+        name: String, _ handler: (Event) throws -> Void,
+        produce: ((UnsafeRawBufferPointer) -> Bool) throws -> Void
+    ) throws {
         try withoutActuallyEscaping(handler) { handler in
             let state = UnsafeMutablePointer<SAXState>.allocate(capacity: 1)
             state.initialize(to: SAXState(handler: handler))

@@ -61,8 +61,9 @@ public final class HTTPMeterStore: MeterStore {
             let error = value?["error"]
             let codeText = error?["code"]?.stringValue ?? ""
             let code = UsageBoxError.Code(rawValue: codeText) ?? (response.status.code == 404 ? .notFound : .internal)
-            throw UsageBoxError(code, "server answered \(response.status.code): \(error?["message"]?.stringValue ?? String(buffer: buffer))",
-                                field: error?["field"]?.stringValue)
+            throw UsageBoxError(
+                code, "server answered \(response.status.code): \(error?["message"]?.stringValue ?? String(buffer: buffer))",
+                field: error?["field"]?.stringValue)
         }
         guard let value else { throw UsageBoxError(.internal, "the server's answer is not JSON") }
         return value
@@ -114,14 +115,18 @@ public final class HTTPMeterStore: MeterStore {
     }
 
     public func explain(account: String, range: TimeRange) async throws -> ExplainReport {
-        let v = try await call(.GET, "/v1/accounts/\(Self.escape(account))/explain",
-                               query: [("from", range.from.rfc3339), ("to", range.to.rfc3339)])
+        let v = try await call(
+            .GET, "/v1/accounts/\(Self.escape(account))/explain",
+            query: [("from", range.from.rfc3339), ("to", range.to.rfc3339)])
         return try Self.read(ExplainReport.self, v)
     }
 
     public func closePeriod(account: String, period: String) async throws -> PeriodRecord {
-        try Self.read(PeriodRecord.self, try await call(.POST, "/v1/accounts/\(Self.escape(account))/periods/close",
-                                                        body: PeriodCloseBody(period: period).jsonValue))
+        try Self.read(
+            PeriodRecord.self,
+            try await call(
+                .POST, "/v1/accounts/\(Self.escape(account))/periods/close",
+                body: PeriodCloseBody(period: period).jsonValue))
     }
 
     public func periods(account: String) async throws -> [PeriodRecord] {
@@ -160,8 +165,9 @@ extension HTTPMeterStore {
     /// `POST /v1/reconciliations/{id}/apply|revert` on the server: the CLI's `reconcile apply` and
     /// `reconcile revert` with `--server`, so the server's record of the run is the one changed.
     public func reconciliationAction(_ action: String, id: String, confirmLarge: Bool = false) async throws -> IngestResponse {
-        let answer = try await call(.POST, "/v1/reconciliations/\(Self.escape(id))/\(action)",
-                                    query: confirmLarge ? [("confirm_large", "true")] : [])
+        let answer = try await call(
+            .POST, "/v1/reconciliations/\(Self.escape(id))/\(action)",
+            query: confirmLarge ? [("confirm_large", "true")] : [])
         return try Self.read(IngestResponse.self, answer)
     }
 }

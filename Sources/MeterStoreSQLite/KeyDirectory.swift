@@ -12,9 +12,11 @@ struct KeyDirectory {
 
     init(_ db: Database, scope: AccountScope) throws {
         let (clause, args) = SQLiteMeterStore.accountClause(scope, column: "account_id")
-        let rows = try Row.fetchCursor(db, sql: """
-            SELECT id, account_id, meter_id, model_id, kind, unit, dimensions FROM rollup_key WHERE \(clause)
-            """, arguments: args)
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT id, account_id, meter_id, model_id, kind, unit, dimensions FROM rollup_key WHERE \(clause)
+                """, arguments: args)
         while let r = try rows.next() {
             let key = RollupKey(account: r[1], meter: r[2], model: r[3], kind: r[4], unit: r[5], dimensions: r[6])
             byID[r[0]] = key
@@ -27,8 +29,9 @@ struct KeyDirectory {
 
     func key(for e: UsageEvent) -> RollupKey {
         let config = meters[e.meterID] ?? MeterConfig(unit: nil, rollupDimensions: nil)
-        return RollupKey(account: e.accountID, meter: e.meterID, model: e.modelID ?? "", kind: e.kind.rawValue, unit: e.unit ?? "",
-                         dimensions: UsageEvent.canonicalDimensions(config.projected(e.dimensions)))
+        return RollupKey(
+            account: e.accountID, meter: e.meterID, model: e.modelID ?? "", kind: e.kind.rawValue, unit: e.unit ?? "",
+            dimensions: UsageEvent.canonicalDimensions(config.projected(e.dimensions)))
     }
 
     mutating func id(for e: UsageEvent) -> Int64 { id(for: key(for: e)) }

@@ -9,8 +9,8 @@ import Metering
 /// schema name; a temporary view that filters accounts; an authorizer that allows only SELECT,
 /// reads of the view and of `event` in that secret schema, and harmless
 /// functions (so other tables, writes, ATTACH, PRAGMA and extension loading are refused); and a
-/// progress handler that interrupts a query past its time limit. This is the only file that
-/// touches the SQLite C API directly.
+/// progress handler that interrupts a query past its time limit. One of the two files that touch
+/// the SQLite C API directly (the other, `StatementBinder`, binds the ingest hot path).
 enum SQLSandbox {
     static let viewName = "usage_events"
     /// The largest single value a query may build, and the most bytes of values an answer may hold.
@@ -66,8 +66,12 @@ enum SQLSandbox {
         switch scope {
         case .all: filter = "1"
         case let .accounts(list):
-            filter = list.isEmpty ? "0" : "account_id IN (" + list.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }
-                .joined(separator: ", ") + ")"
+            filter =
+                list.isEmpty
+                ? "0"
+                : "account_id IN ("
+                    + list.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }
+                    .joined(separator: ", ") + ")"
         }
         let view = """
             CREATE TEMP VIEW \(viewName) AS SELECT event_id, account_id, meter_id, model_id, kind, correction_ref, quantity, unit,
@@ -87,10 +91,12 @@ enum SQLSandbox {
         let deadline = Deadline(at: Date().addingTimeInterval(timeLimitSeconds))
         let deadlinePointer = Unmanaged.passRetained(deadline)
         defer { deadlinePointer.release() }
-        sqlite3_progress_handler(db, 1000, { context in
-            guard let context else { return 0 }
-            return Unmanaged<Deadline>.fromOpaque(context).takeUnretainedValue().expired ? 1 : 0
-        }, deadlinePointer.toOpaque())
+        sqlite3_progress_handler(
+            db, 1000,
+            { context in
+                guard let context else { return 0 }
+                return Unmanaged<Deadline>.fromOpaque(context).takeUnretainedValue().expired ? 1 : 0
+            }, deadlinePointer.toOpaque())
 
         var statement: OpaquePointer?
         var rest = ""
@@ -122,8 +128,9 @@ enum SQLSandbox {
             if rows.count == rowLimit { truncated = true; break }
             for i in 0..<columnCount { bytes += Int(sqlite3_column_bytes(stmt, i)) + 8 }
             guard bytes <= maxResultBytes else {
-                throw UsageBoxError.invalidArgument("the answer would be larger than \(maxResultBytes >> 20) MiB; select fewer rows or columns",
-                                                    field: "sql")
+                throw UsageBoxError.invalidArgument(
+                    "the answer would be larger than \(maxResultBytes >> 20) MiB; select fewer rows or columns",
+                    field: "sql")
             }
             rows.append((0..<columnCount).map { value(stmt, $0) })
         }
@@ -170,31 +177,32 @@ enum SQLSandbox {
         "sqlite_compileoption_used", "sqlite_offset", "printf", "format",
     ]
 
-    private static let authorize: @convention(c) (
-        UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?
-    ) -> Int32 = { context, action, arg1, arg2, database, inner in
-        switch action {
-        case SQLITE_SELECT, SQLITE_RECURSIVE:
-            return SQLITE_OK
-        case SQLITE_READ:
-            // Only the view's own reads of `event` pass: user SQL naming any table directly is refused.
-            guard let arg1, let context else { return SQLITE_DENY }
-            let table = String(cString: arg1)
-            // A table used without reading any column (count(*)) reads no data; every name a user can
-            // write resolves to an empty shadow view or to usage_events, so this reveals nothing.
-            if let arg2, arg2.pointee == 0 { return SQLITE_OK }
-            guard let database else { return SQLITE_DENY }
-            let schema = String(cString: database)
-            if table == viewName, schema == "temp" { return SQLITE_OK }
-            let alias = Unmanaged<Secret>.fromOpaque(context).takeUnretainedValue().alias
-            return table == "event" && schema == alias && inner.map { String(cString: $0) } == viewName ? SQLITE_OK : SQLITE_DENY
-        case SQLITE_FUNCTION:
-            guard let arg2 else { return SQLITE_DENY }
-            return forbiddenFunctions.contains(String(cString: arg2).lowercased()) ? SQLITE_DENY : SQLITE_OK
-        default:
-            return SQLITE_DENY
+    private static let authorize:
+        @convention(c) (
+            UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?
+        ) -> Int32 = { context, action, arg1, arg2, database, inner in
+            switch action {
+            case SQLITE_SELECT, SQLITE_RECURSIVE:
+                return SQLITE_OK
+            case SQLITE_READ:
+                // Only the view's own reads of `event` pass: user SQL naming any table directly is refused.
+                guard let arg1, let context else { return SQLITE_DENY }
+                let table = String(cString: arg1)
+                // A table used without reading any column (count(*)) reads no data; every name a user can
+                // write resolves to an empty shadow view or to usage_events, so this reveals nothing.
+                if let arg2, arg2.pointee == 0 { return SQLITE_OK }
+                guard let database else { return SQLITE_DENY }
+                let schema = String(cString: database)
+                if table == viewName, schema == "temp" { return SQLITE_OK }
+                let alias = Unmanaged<Secret>.fromOpaque(context).takeUnretainedValue().alias
+                return table == "event" && schema == alias && inner.map { String(cString: $0) } == viewName ? SQLITE_OK : SQLITE_DENY
+            case SQLITE_FUNCTION:
+                guard let arg2 else { return SQLITE_DENY }
+                return forbiddenFunctions.contains(String(cString: arg2).lowercased()) ? SQLITE_DENY : SQLITE_OK
+            default:
+                return SQLITE_DENY
+            }
         }
-    }
 }
 
 /// The random schema name of the attached store, read by the authorizer on the querying thread.

@@ -28,7 +28,9 @@ extension SQLiteMeterStore {
             events += g.aggregate.count
             let v = try await store.verify(VerifyRequest(account: account, range: all, mode: .deep))
             guard v.ok else {
-                throw UsageBoxError(.conflict, "\(path) does not verify: account \(account) has drift \(v.drift) and \(v.segmentsCorrupt) corrupt segment(s); nothing was restored")
+                throw UsageBoxError(
+                    .conflict,
+                    "\(path) does not verify: account \(account) has drift \(v.drift) and \(v.segmentsCorrupt) corrupt segment(s); nothing was restored")
             }
         }
         return (accounts.groups.count, events)

@@ -64,13 +64,19 @@ struct WriteContext {
     mutating func keyID(_ db: Database, _ key: RollupKey) throws -> Int64 {
         if let id = newKeys[key] ?? store.keyCache.get(key) { return id }
         let args: StatementArguments = [key.account, key.meter, key.model, key.kind, key.unit, key.dimensions]
-        try db.cachedStatement(sql: """
-            INSERT INTO rollup_key (account_id, meter_id, model_id, kind, unit, dimensions) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT DO NOTHING
-            """).execute(arguments: args)
-        guard let id = try Int64.fetchOne(db.cachedStatement(sql: """
-            SELECT id FROM rollup_key WHERE account_id = ? AND meter_id = ? AND model_id = ? AND kind = ? AND unit = ? AND dimensions = ?
-            """), arguments: args) else { throw UsageBoxError(.internal, "rollup key \(key) was neither inserted nor found") }
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO rollup_key (account_id, meter_id, model_id, kind, unit, dimensions) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT DO NOTHING
+                """
+        ).execute(arguments: args)
+        guard
+            let id = try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT id FROM rollup_key WHERE account_id = ? AND meter_id = ? AND model_id = ? AND kind = ? AND unit = ? AND dimensions = ?
+                        """), arguments: args)
+        else { throw UsageBoxError(.internal, "rollup key \(key) was neither inserted nor found") }
         newKeys[key] = id
         return id
     }
@@ -79,8 +85,9 @@ struct WriteContext {
     mutating func rollupKey(_ db: Database, _ g: IngestBatch.Group) throws -> RollupKey {
         let config = try meter(db, g.meter) ?? MeterConfig(unit: nil, rollupDimensions: nil)
         let dimensions = config.rollupDimensions == nil ? g.dimensionsText : UsageEvent.canonicalDimensions(config.projected(g.dimensions))
-        return RollupKey(account: g.account, meter: g.meter, model: g.model ?? "", kind: g.kind.rawValue, unit: g.unit ?? "",
-                         dimensions: dimensions)
+        return RollupKey(
+            account: g.account, meter: g.meter, model: g.model ?? "", kind: g.kind.rawValue, unit: g.unit ?? "",
+            dimensions: dimensions)
     }
 
     /// The rollup key an event counts under, with the meter's kept dimensions.
@@ -181,7 +188,8 @@ extension SQLiteMeterStore {
             account.digest = ctx.takeDigest(segment: opened.id, count: opened.count)
         }
         guard var current = account.segment,
-              current.count >= segmentMaxEvents || now - current.openedAt >= segmentMaxAge || current.seqBase == nil else { return }
+            current.count >= segmentMaxEvents || now - current.openedAt >= segmentMaxAge || current.seqBase == nil
+        else { return }
         try flush(db, &current)
         ctx.putDigest(account.digest)
         try seal(db, segmentID: current.id, now: now, ctx: &ctx)
@@ -206,15 +214,18 @@ extension SQLiteMeterStore {
         var runs = [HourRun](repeating: HourRun(), count: batch.groups.count)
         var cells: [Cell: UsageAggregate] = [:]
 
-        let insert = try db.cachedStatement(sql: """
-            INSERT INTO event (seq, account_id, event_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts,
-                               dimensions, segment_id, post_close, ingested_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (account_id, event_id) DO NOTHING
-            """)
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO event (seq, account_id, event_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts,
+                                   dimensions, segment_id, post_close, ingested_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (account_id, event_id) DO NOTHING
+                """)
 
-        func problem(_ i: Int, _ id: String?, _ status: IngestResponse.Problem.Status, _ code: String, _ message: String,
-                     _ field: String? = nil) {
+        func problem(
+            _ i: Int, _ id: String?, _ status: IngestResponse.Problem.Status, _ code: String, _ message: String,
+            _ field: String? = nil
+        ) {
             if status == .rejected { response.rejected += 1 } else { response.conflicts += 1 }
             response.errors.append(.init(index: i, eventID: id, status: status, code: code, message: message, field: field))
         }
@@ -225,8 +236,9 @@ extension SQLiteMeterStore {
             if stored.canonicalEncoding.utf8.elementsEqual(batch.canonical[p.canonical]) {
                 response.duplicates += 1
             } else {
-                problem(i, e.eventID, .conflict, "conflict",
-                        "event \(e.eventID) of \(e.accountID) was already stored with different content; the original stays")
+                problem(
+                    i, e.eventID, .conflict, "conflict",
+                    "event \(e.eventID) of \(e.accountID) was already stored with different content; the original stays")
             }
             return true
         }
@@ -242,9 +254,13 @@ extension SQLiteMeterStore {
         var hourTotals: [Cell: Int64] = [:], dayTotals: [Cell: Int64] = [:]
         func total(_ cell: Cell, day: Bool) throws -> Int64 {
             if let t = day ? dayTotals[cell] : hourTotals[cell] { return t }
-            let stored = try Int64.fetchOne(db, sql: day ? "SELECT sum FROM rollup_day WHERE key_id = ? AND day = ?"
-                                                       : "SELECT sum FROM rollup_hour WHERE key_id = ? AND hour = ?",
-                                            arguments: [cell.key, cell.hour]) ?? 0
+            let stored =
+                try Int64.fetchOne(
+                    db,
+                    sql: day
+                        ? "SELECT sum FROM rollup_day WHERE key_id = ? AND day = ?"
+                        : "SELECT sum FROM rollup_hour WHERE key_id = ? AND hour = ?",
+                    arguments: [cell.key, cell.hour]) ?? 0
             if day { dayTotals[cell] = stored } else { hourTotals[cell] = stored }
             return stored
         }
@@ -267,8 +283,9 @@ extension SQLiteMeterStore {
                 let inClosedPeriod = !account.closedMonths.isEmpty && account.closedMonths.contains(e.timestamp.monthString)
                 if inClosedPeriod, e.kind == .usage {
                     if try resolveExisting(i, e, p) { continue }
-                    problem(i, e.eventID, .rejected, "period_closed",
-                            "period \(e.timestamp.monthString) of \(e.accountID) is closed; record a Correction instead", "timestamp")
+                    problem(
+                        i, e.eventID, .rejected, "period_closed",
+                        "period \(e.timestamp.monthString) of \(e.accountID) is closed; record a Correction instead", "timestamp")
                     continue
                 }
 
@@ -280,12 +297,15 @@ extension SQLiteMeterStore {
                     if groupKeys[p.group] == 0 { groupKeys[p.group] = try ctx.keyID(db, ctx.rollupKey(db, batch.groups[p.group])) }
                     let hourCell = Cell(key: groupKeys[p.group], hour: e.timestamp.hour)
                     let dayCell = Cell(key: groupKeys[p.group], hour: e.timestamp.hour / 24)
-                    let checks: [(String, Int64)] = [("its hour's rollup", try total(hourCell, day: false)),
-                                                     ("its day's rollup", try total(dayCell, day: true)),
-                                                     ("its segment's total", account.segment?.sum ?? 0)]
+                    let checks: [(String, Int64)] = [
+                        ("its hour's rollup", try total(hourCell, day: false)),
+                        ("its day's rollup", try total(dayCell, day: true)),
+                        ("its segment's total", account.segment?.sum ?? 0),
+                    ]
                     if let (what, _) = checks.first(where: { $0.1.addingReportingOverflow(e.quantity).overflow }) {
-                        problem(i, e.eventID, .rejected, "quantity_overflow",
-                                "adding \(e.quantity) would push \(what) past a 64-bit integer; nothing was stored for this event", "quantity")
+                        problem(
+                            i, e.eventID, .rejected, "quantity_overflow",
+                            "adding \(e.quantity) would push \(what) past a 64-bit integer; nothing was stored for this event", "quantity")
                         continue
                     }
                     hourTotals[hourCell, default: 0] += e.quantity
@@ -345,11 +365,12 @@ extension SQLiteMeterStore {
             try flush(db, &seg)
             ctx.putDigest(accounts[a]?.digest)
         }
-        let upsert = try db.cachedStatement(sql: """
-            INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (key_id, hour) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
-                min = MIN(min, excluded.min), max = MAX(max, excluded.max)
-            """)
+        let upsert = try db.cachedStatement(
+            sql: """
+                INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (key_id, hour) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
+                    min = MIN(min, excluded.min), max = MAX(max, excluded.max)
+                """)
         var days: [Cell: UsageAggregate] = [:]
         try overflowing {
             for (cell, agg) in cells {
@@ -384,18 +405,22 @@ extension SQLiteMeterStore {
 
     /// Adds aggregates to the daily rollups (`Cell.hour` holds the day here).
     static func upsertDays(_ db: Database, _ days: [Cell: UsageAggregate]) throws {
-        let upsert = try db.cachedStatement(sql: """
-            INSERT INTO rollup_day (key_id, day, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)
-            ON CONFLICT (key_id, day) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
-                min = MIN(min, excluded.min), max = MAX(max, excluded.max)
-            """)
+        let upsert = try db.cachedStatement(
+            sql: """
+                INSERT INTO rollup_day (key_id, day, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (key_id, day) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
+                    min = MIN(min, excluded.min), max = MAX(max, excluded.max)
+                """)
         for (cell, agg) in days { try upsert.execute(arguments: [cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max]) }
     }
 
     func openSegment(_ db: Database, account: String, now: Int64, ctx: inout WriteContext) throws -> OpenSegment {
-        if let row = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT id, opened_at, event_count, sum, first_ts, last_ts, seq_base, running_hash FROM segment WHERE account_id = ? AND sealed_at IS NULL
-            """), arguments: [account]) {
+        if let row = try Row.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    SELECT id, opened_at, event_count, sum, first_ts, last_ts, seq_base, running_hash FROM segment WHERE account_id = ? AND sealed_at IS NULL
+                    """), arguments: [account])
+        {
             var seg = OpenSegment(id: row[0], seqBase: row[6], openedAt: row[1], count: row[2], sum: row[3], firstTs: row[4], lastTs: row[5])
             if let kept: String = row[7], let hash = MultisetHash(hex: kept) {
                 seg.running = hash
@@ -427,8 +452,10 @@ extension SQLiteMeterStore {
     }
 
     func fetchEvent(_ db: Database, account: String, eventID: String) throws -> UsageEvent? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.eventColumns) FROM event WHERE account_id = ? AND event_id = ?"),
-                         arguments: [account, eventID]).map(Self.event(from:))
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT \(Self.eventColumns) FROM event WHERE account_id = ? AND event_id = ?"),
+            arguments: [account, eventID]
+        ).map(Self.event(from:))
     }
 
     static let eventColumns = "event_id, account_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts, dimensions"

@@ -24,11 +24,13 @@ extension SQLiteMeterStore: KeyStore {
             throw UsageBoxError.invalidArgument("a \(role.rawValue) key needs an account", field: "account")
         }
         let secret = "ubk_" + Self.randomToken(bytes: 32)
-        let key = APIKey(keyID: "key_" + Self.randomToken(bytes: 9).replacingOccurrences(of: "-", with: "x").replacingOccurrences(of: "_", with: "y"),
-                         accountID: account, role: role, createdAt: clock(), revokedAt: nil)
+        let key = APIKey(
+            keyID: "key_" + Self.randomToken(bytes: 9).replacingOccurrences(of: "-", with: "x").replacingOccurrences(of: "_", with: "y"),
+            accountID: account, role: role, createdAt: clock(), revokedAt: nil)
         try await write { db, _ in
-            try db.execute(sql: "INSERT INTO api_key (key_id, secret_sha256, account_id, role, created_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [key.keyID, Self.hash(secret: secret), account, role.rawValue, key.createdAt.microseconds])
+            try db.execute(
+                sql: "INSERT INTO api_key (key_id, secret_sha256, account_id, role, created_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [key.keyID, Self.hash(secret: secret), account, role.rawValue, key.createdAt.microseconds])
         }
         return (key, secret)
     }
@@ -44,10 +46,14 @@ extension SQLiteMeterStore: KeyStore {
 
     public func revokeKey(_ keyID: String) async throws -> APIKey {
         try await write { db, _ in
-            try db.execute(sql: "UPDATE api_key SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-                           arguments: [self.clock().microseconds, keyID])
-            guard let row = try Row.fetchOne(db, sql: "SELECT key_id, account_id, role, created_at, revoked_at FROM api_key WHERE key_id = ?",
-                                             arguments: [keyID]) else {
+            try db.execute(
+                sql: "UPDATE api_key SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                arguments: [self.clock().microseconds, keyID])
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT key_id, account_id, role, created_at, revoked_at FROM api_key WHERE key_id = ?",
+                    arguments: [keyID])
+            else {
                 throw UsageBoxError(.notFound, "no key \(keyID)", field: "key_id")
             }
             return Self.key(from: row)
@@ -58,15 +64,19 @@ extension SQLiteMeterStore: KeyStore {
         let hash = Self.hash(secret: secret)
         return try await wrap {
             try await writer.read { db in
-                try Row.fetchOne(db.cachedStatement(sql: """
-                    SELECT key_id, account_id, role, created_at, revoked_at FROM api_key WHERE secret_sha256 = ? AND revoked_at IS NULL
-                    """), arguments: [hash]).map(Self.key(from:))
+                try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT key_id, account_id, role, created_at, revoked_at FROM api_key WHERE secret_sha256 = ? AND revoked_at IS NULL
+                            """), arguments: [hash]
+                ).map(Self.key(from:))
             }
         }
     }
 
     static func key(from row: Row) -> APIKey {
-        APIKey(keyID: row[0], accountID: row[1], role: KeyRole(rawValue: row[2]) ?? .reader,
-               createdAt: Timestamp(microseconds: row[3]), revokedAt: (row[4] as Int64?).map(Timestamp.init(microseconds:)))
+        APIKey(
+            keyID: row[0], accountID: row[1], role: KeyRole(rawValue: row[2]) ?? .reader,
+            createdAt: Timestamp(microseconds: row[3]), revokedAt: (row[4] as Int64?).map(Timestamp.init(microseconds:)))
     }
 }

@@ -18,31 +18,33 @@ extension SQLiteMeterStore {
             throw UsageBoxError.invalidArgument("rollup dimension names must be 1–64 characters", field: "rollup_dimensions")
         }
         return try await write { db, ctx in
-                let now = self.clock().microseconds
-                let existing = try ctx.meter(db, meterID)
-                if let existing, let old = existing.unit, let unit, old != unit,
-                   try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE meter_id = ? AND unit IS NOT NULL)", arguments: [meterID]) ?? false {
-                    throw UsageBoxError(.conflict, "meter \(meterID) already counts '\(old)' in stored events; its unit cannot change", field: "unit")
+            let now = self.clock().microseconds
+            let existing = try ctx.meter(db, meterID)
+            if let existing, let old = existing.unit, let unit, old != unit,
+                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE meter_id = ? AND unit IS NOT NULL)", arguments: [meterID]) ?? false
+            {
+                throw UsageBoxError(.conflict, "meter \(meterID) already counts '\(old)' in stored events; its unit cannot change", field: "unit")
+            }
+            let dimsText = rollupDimensions.map { JSONWriter.write(.array(Array(Set($0)).sorted().map(JSONValue.string))) }
+            if existing == nil {
+                try db.execute(
+                    sql: "INSERT INTO meter (meter_id, unit, rollup_dimensions, created_at) VALUES (?, ?, ?, ?)",
+                    arguments: [meterID, unit, dimsText, now])
+            } else {
+                if let unit { try db.execute(sql: "UPDATE meter SET unit = ? WHERE meter_id = ?", arguments: [unit, meterID]) }
+                if rollupDimensions != nil {
+                    try db.execute(sql: "UPDATE meter SET rollup_dimensions = ? WHERE meter_id = ?", arguments: [dimsText, meterID])
                 }
-                let dimsText = rollupDimensions.map { JSONWriter.write(.array(Array(Set($0)).sorted().map(JSONValue.string))) }
-                if existing == nil {
-                    try db.execute(sql: "INSERT INTO meter (meter_id, unit, rollup_dimensions, created_at) VALUES (?, ?, ?, ?)",
-                                   arguments: [meterID, unit, dimsText, now])
-                } else {
-                    if let unit { try db.execute(sql: "UPDATE meter SET unit = ? WHERE meter_id = ?", arguments: [unit, meterID]) }
-                    if rollupDimensions != nil {
-                        try db.execute(sql: "UPDATE meter SET rollup_dimensions = ? WHERE meter_id = ?", arguments: [dimsText, meterID])
-                    }
-                }
-                let newKeep = rollupDimensions.map(Set.init)
-                if rollupDimensions != nil, existing?.rollupDimensions != newKeep {
-                    ctx.meters[meterID] = MeterConfig(unit: unit ?? existing?.unit, rollupDimensions: newKeep)
-                    try self.rebuildRollups(db, meterID: meterID, ctx: &ctx)
-                }
-                guard let row = try Row.fetchOne(db, sql: "SELECT unit, rollup_dimensions FROM meter WHERE meter_id = ?", arguments: [meterID]) else {
-                    throw UsageBoxError(.internal, "meter \(meterID) was neither stored nor found")
-                }
-                return MeterInfo(meterID: meterID, unit: row["unit"], rollupDimensions: Self.decodeNameList(row["rollup_dimensions"]).map { $0.sorted() })
+            }
+            let newKeep = rollupDimensions.map(Set.init)
+            if rollupDimensions != nil, existing?.rollupDimensions != newKeep {
+                ctx.meters[meterID] = MeterConfig(unit: unit ?? existing?.unit, rollupDimensions: newKeep)
+                try self.rebuildRollups(db, meterID: meterID, ctx: &ctx)
+            }
+            guard let row = try Row.fetchOne(db, sql: "SELECT unit, rollup_dimensions FROM meter WHERE meter_id = ?", arguments: [meterID]) else {
+                throw UsageBoxError(.internal, "meter \(meterID) was neither stored nor found")
+            }
+            return MeterInfo(meterID: meterID, unit: row["unit"], rollupDimensions: Self.decodeNameList(row["rollup_dimensions"]).map { $0.sorted() })
         }
     }
 
@@ -51,10 +53,12 @@ extension SQLiteMeterStore {
         guard !oldKeys.isEmpty else { return }
         try db.execute(sql: "DELETE FROM rollup_hour WHERE key_id IN (\(oldKeys.map(String.init).joined(separator: ",")))")
         try db.execute(sql: "DELETE FROM rollup_day WHERE key_id IN (\(oldKeys.map(String.init).joined(separator: ",")))")
-        let sealed = try Row.fetchAll(db, sql: """
-            SELECT id, sha256, prev_sha256 FROM segment WHERE sealed_at IS NOT NULL
-            AND id IN (SELECT DISTINCT segment_id FROM event WHERE meter_id = ?)
-            """, arguments: [meterID])
+        let sealed = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT id, sha256, prev_sha256 FROM segment WHERE sealed_at IS NOT NULL
+                AND id IN (SELECT DISTINCT segment_id FROM event WHERE meter_id = ?)
+                """, arguments: [meterID])
         for r in sealed {
             let id: Int64 = r[0]
             let d = try digest(db, segmentID: id, previous: r[2]) { try ctx.keyID(db, ctx.rollupKey(db, $0)) }
@@ -63,8 +67,9 @@ extension SQLiteMeterStore {
             }
             try db.execute(sql: "DELETE FROM segment_stat WHERE segment_id = ?", arguments: [id])
             for (cell, agg) in d.stats {
-                try db.execute(sql: "INSERT INTO segment_stat (segment_id, key_id, hour, sum, count) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [id, cell.key, cell.hour, agg.sum, agg.count])
+                try db.execute(
+                    sql: "INSERT INTO segment_stat (segment_id, key_id, hour, sum, count) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [id, cell.key, cell.hour, agg.sum, agg.count])
             }
         }
         var cells: [Cell: UsageAggregate] = [:]
@@ -78,8 +83,9 @@ extension SQLiteMeterStore {
         }
         var days: [Cell: UsageAggregate] = [:]
         for (cell, agg) in cells {
-            try db.execute(sql: "INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max])
+            try db.execute(
+                sql: "INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max])
             var d = days[Cell(key: cell.key, hour: cell.hour / 24)] ?? UsageAggregate()
             try d.add(agg)
             days[Cell(key: cell.key, hour: cell.hour / 24)] = d

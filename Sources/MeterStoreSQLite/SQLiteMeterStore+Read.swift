@@ -76,8 +76,9 @@ extension SQLiteMeterStore {
 
     static func checkGroupCount(_ count: Int) throws {
         guard count <= maxGroups else {
-            throw UsageBoxError.invalidArgument("the answer would hold more than \(maxGroups) groups; group by fewer fields or narrow from/to",
-                                                field: "group_by")
+            throw UsageBoxError.invalidArgument(
+                "the answer would hold more than \(maxGroups) groups; group by fewer fields or narrow from/to",
+                field: "group_by")
         }
     }
 
@@ -131,8 +132,10 @@ extension SQLiteMeterStore {
     private func needsHourly(_ q: UsageQuery) -> Bool { q.groupBy.contains(.hour) }
 
     /// Reads one rollup level; with `rollup_day`, `fromHour`/`toHour` are days.
-    private func readRollups(_ db: Database, _ q: UsageQuery, fromHour: Int64, toHour: Int64,
-                             into groups: inout [[String?]: UsageAggregate], dir: inout KeyDirectory, table: String = "rollup_hour") throws {
+    private func readRollups(
+        _ db: Database, _ q: UsageQuery, fromHour: Int64, toHour: Int64,
+        into groups: inout [[String?]: UsageAggregate], dir: inout KeyDirectory, table: String = "rollup_hour"
+    ) throws {
         guard fromHour < toHour else { return }
         let column = table == "rollup_day" ? "day" : "hour"
         var ids: [Int64] = []
@@ -158,8 +161,10 @@ extension SQLiteMeterStore {
         }
     }
 
-    private func readRaw(_ db: Database, _ q: UsageQuery, from: Int64, to: Int64, hour: Bool,
-                         into groups: inout [[String?]: UsageAggregate], dir: inout KeyDirectory) throws {
+    private func readRaw(
+        _ db: Database, _ q: UsageQuery, from: Int64, to: Int64, hour: Bool,
+        into groups: inout [[String?]: UsageAggregate], dir: inout KeyDirectory
+    ) throws {
         let (clause, accountArgs) = Self.accountClause(q.scope, column: "account_id")
         var args = accountArgs
         args += [from, to]
@@ -235,26 +240,35 @@ extension SQLiteMeterStore {
                     guard let y = b.modelID else { return false }
                     return x.utf8.lexicographicallyPrecedes(y.utf8)
                 }
-                let segments = try Row.fetchAll(db, sql: """
-                    SELECT id, first_ts, last_ts, event_count, sum, sha256, sealed_at FROM segment
-                    WHERE account_id = ? AND first_ts < ? AND last_ts >= ? ORDER BY id
-                    """, arguments: [account, range.to.microseconds, range.from.microseconds]).map { r in
+                let segments = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT id, first_ts, last_ts, event_count, sum, sha256, sealed_at FROM segment
+                        WHERE account_id = ? AND first_ts < ? AND last_ts >= ? ORDER BY id
+                        """, arguments: [account, range.to.microseconds, range.from.microseconds]
+                ).map { r in
                     ExplainReport.SegmentInfo(
                         segmentID: Self.segmentName(r[0]), firstTimestamp: (r[1] as Int64?).map(Timestamp.init(microseconds:)),
                         lastTimestamp: (r[2] as Int64?).map(Timestamp.init(microseconds:)), events: r[3], sum: r[4], sha256: r[5],
                         sealedAt: (r[6] as Int64?).map(Timestamp.init(microseconds:)))
                 }
-                let head = try String.fetchOne(db, sql: """
-                    SELECT sha256 FROM segment WHERE account_id = ? AND sealed_at IS NOT NULL ORDER BY id DESC LIMIT 1
-                    """, arguments: [account])
-                let corrections = try Row.fetchAll(db, sql: """
-                    SELECT \(Self.eventColumns), post_close FROM event
-                    WHERE account_id = ? AND ts >= ? AND ts < ? AND kind = 'Correction' ORDER BY ts, seq
-                    """, arguments: [account, range.from.microseconds, range.to.microseconds]).map { r in
+                let head = try String.fetchOne(
+                    db,
+                    sql: """
+                        SELECT sha256 FROM segment WHERE account_id = ? AND sealed_at IS NOT NULL ORDER BY id DESC LIMIT 1
+                        """, arguments: [account])
+                let corrections = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT \(Self.eventColumns), post_close FROM event
+                        WHERE account_id = ? AND ts >= ? AND ts < ? AND kind = 'Correction' ORDER BY ts, seq
+                        """, arguments: [account, range.from.microseconds, range.to.microseconds]
+                ).map { r in
                     ExplainReport.CorrectionInfo(event: Self.event(from: r), postClose: r[10])
                 }
-                var report = ExplainReport(accountID: account, range: range, totals: totals, breakdown: breakdown, segments: segments,
-                                           chainHead: head, corrections: corrections)
+                var report = ExplainReport(
+                    accountID: account, range: range, totals: totals, breakdown: breakdown, segments: segments,
+                    chainHead: head, corrections: corrections)
                 report.integrity = try Self.scrubProgress(db, account: account)
                 return report
             }
@@ -273,10 +287,14 @@ extension SQLiteMeterStore {
         }
         return try await wrap {
             try await writer.write { db in
-                try db.execute(sql: "INSERT OR IGNORE INTO period (account_id, period, closed_at) VALUES (?, ?, ?)",
-                               arguments: [account, period, self.clock().microseconds])
-                guard let closedAt = try Int64.fetchOne(db, sql: "SELECT closed_at FROM period WHERE account_id = ? AND period = ?",
-                                                        arguments: [account, period]) else {
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO period (account_id, period, closed_at) VALUES (?, ?, ?)",
+                    arguments: [account, period, self.clock().microseconds])
+                guard
+                    let closedAt = try Int64.fetchOne(
+                        db, sql: "SELECT closed_at FROM period WHERE account_id = ? AND period = ?",
+                        arguments: [account, period])
+                else {
                     throw UsageBoxError(.internal, "period \(period) of \(account) was neither closed nor found")
                 }
                 return PeriodRecord(accountID: account, period: period, closedAt: Timestamp(microseconds: closedAt))

@@ -6,9 +6,10 @@ import Metering
 extension SQLiteMeterStore {
     public func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String) async throws {
         try await write { db, _ in
-            try db.execute(sql: """
-                INSERT INTO reconciliation (id, vendor, created_at, run_by, report) VALUES (?, ?, ?, ?, ?)
-                """, arguments: [id, vendor, createdAt.microseconds, runBy, reportJSON])
+            try db.execute(
+                sql: """
+                    INSERT INTO reconciliation (id, vendor, created_at, run_by, report) VALUES (?, ?, ?, ?, ?)
+                    """, arguments: [id, vendor, createdAt.microseconds, runBy, reportJSON])
         }
     }
 
@@ -22,8 +23,9 @@ extension SQLiteMeterStore {
 
     public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {
         try await write { db, _ in
-            try db.execute(sql: "UPDATE reconciliation SET report = ?, applied_at = COALESCE(applied_at, ?) WHERE id = ?",
-                           arguments: [reportJSON, appliedAt.microseconds, id])
+            try db.execute(
+                sql: "UPDATE reconciliation SET report = ?, applied_at = COALESCE(applied_at, ?) WHERE id = ?",
+                arguments: [reportJSON, appliedAt.microseconds, id])
         }
     }
 }

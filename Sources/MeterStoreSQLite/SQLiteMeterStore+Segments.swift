@@ -126,13 +126,19 @@ extension SQLiteMeterStore {
         let base = try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq_base FROM segment WHERE id = ?"), arguments: [segmentID])
         // A segment's events are its seq range (segment_id is checked too, so an event moved to
         // another segment breaks the hash); older segments use the partial legacy index.
-        let rows = try base.map {
-            try Row.fetchCursor(db.cachedStatement(sql: """
-                SELECT \(Self.eventColumns) FROM event WHERE seq >= ? AND seq < ? AND segment_id = ? ORDER BY seq
-                """), arguments: [$0, $0 + Self.legacySeqLimit, segmentID])
-        } ?? Row.fetchCursor(db.cachedStatement(sql: """
-            SELECT \(Self.eventColumns) FROM event WHERE segment_id = ? AND seq < \(Self.legacySeqLimit) ORDER BY seq
-            """), arguments: [segmentID])
+        let rows =
+            try base.map {
+                try Row.fetchCursor(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT \(Self.eventColumns) FROM event WHERE seq >= ? AND seq < ? AND segment_id = ? ORDER BY seq
+                            """), arguments: [$0, $0 + Self.legacySeqLimit, segmentID])
+            }
+            ?? Row.fetchCursor(
+                db.cachedStatement(
+                    sql: """
+                        SELECT \(Self.eventColumns) FROM event WHERE segment_id = ? AND seq < \(Self.legacySeqLimit) ORDER BY seq
+                        """), arguments: [segmentID])
         while let row = try rows.next() {
             let e = Self.event(from: row)
             d.add(e, key: try key(e))
@@ -141,15 +147,20 @@ extension SQLiteMeterStore {
     }
 
     func previousSealedHash(_ db: Database, account: String, before id: Int64) throws -> String? {
-        try String.fetchOne(db.cachedStatement(sql: """
-            SELECT sha256 FROM segment WHERE account_id = ? AND id < ? AND sealed_at IS NOT NULL ORDER BY id DESC LIMIT 1
-            """), arguments: [account, id])
+        try String.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    SELECT sha256 FROM segment WHERE account_id = ? AND id < ? AND sealed_at IS NOT NULL ORDER BY id DESC LIMIT 1
+                    """), arguments: [account, id])
     }
 
     /// Seals a segment: hashes its events chained to the previous one and records its statistics.
     func seal(_ db: Database, segmentID: Int64, now: Int64, ctx: inout WriteContext) throws {
-        guard let account = try String.fetchOne(db, sql: "SELECT account_id FROM segment WHERE id = ? AND sealed_at IS NULL",
-                                                arguments: [segmentID]) else { return }
+        guard
+            let account = try String.fetchOne(
+                db, sql: "SELECT account_id FROM segment WHERE id = ? AND sealed_at IS NULL",
+                arguments: [segmentID])
+        else { return }
         let previous = try previousSealedHash(db, account: account, before: segmentID)
         let stored = try Int64.fetchOne(db, sql: "SELECT event_count FROM segment WHERE id = ?", arguments: [segmentID]) ?? -1
         var running = ctx.digests[segmentID]
@@ -176,11 +187,12 @@ extension SQLiteMeterStore {
         for (cell, agg) in d.stats {
             try insert.execute(arguments: [segmentID, cell.key, cell.hour, agg.sum, agg.count])
         }
-        try db.execute(sql: """
-            UPDATE segment SET sealed_at = ?, sha256 = ?, prev_sha256 = ?, event_count = ?, sum = ?, first_ts = ?, last_ts = ?,
-                verified_at = NULL, corrupt_reason = COALESCE(corrupt_reason, ?)
-            WHERE id = ?
-            """, arguments: [now, d.finalize(), previous, d.count, d.sum, d.firstTs, d.lastTs, corrupt, segmentID])
+        try db.execute(
+            sql: """
+                UPDATE segment SET sealed_at = ?, sha256 = ?, prev_sha256 = ?, event_count = ?, sum = ?, first_ts = ?, last_ts = ?,
+                    verified_at = NULL, corrupt_reason = COALESCE(corrupt_reason, ?)
+                WHERE id = ?
+                """, arguments: [now, d.finalize(), previous, d.count, d.sum, d.firstTs, d.lastTs, corrupt, segmentID])
     }
 
     public func sealOpenSegments() async throws {
@@ -196,8 +208,10 @@ extension SQLiteMeterStore {
     public func sealExpiredSegments() async throws {
         try await write { db, ctx in
             let now = self.clock().microseconds
-            for id in try Int64.fetchAll(db, sql: "SELECT id FROM segment WHERE sealed_at IS NULL AND opened_at <= ? ORDER BY id",
-                                         arguments: [now - self.segmentMaxAge]) {
+            for id in try Int64.fetchAll(
+                db, sql: "SELECT id FROM segment WHERE sealed_at IS NULL AND opened_at <= ? ORDER BY id",
+                arguments: [now - self.segmentMaxAge])
+            {
                 try self.seal(db, segmentID: id, now: now, ctx: &ctx)
             }
         }

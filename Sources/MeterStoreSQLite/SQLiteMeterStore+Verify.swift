@@ -66,10 +66,12 @@ extension SQLiteMeterStore {
         try await wrap {
             let outcome = try await writer.read { db -> RehashOutcome in
                 var outcome = RehashOutcome()
-                let rows = try SegmentRow.fetchAll(db, sql: """
-                    SELECT \(SegmentRow.columns) FROM segment WHERE sealed_at IS NOT NULL
-                    ORDER BY verified_at IS NOT NULL, verified_at, id LIMIT ?
-                    """, arguments: [maxSegments])
+                let rows = try SegmentRow.fetchAll(
+                    db,
+                    sql: """
+                        SELECT \(SegmentRow.columns) FROM segment WHERE sealed_at IS NOT NULL
+                        ORDER BY verified_at IS NOT NULL, verified_at, id LIMIT ?
+                        """, arguments: [maxSegments])
                 var directories: [String: KeyDirectory] = [:]
                 for seg in rows {
                     var dir = try directories[seg.account] ?? KeyDirectory(db, scope: .accounts([seg.account]))
@@ -86,12 +88,16 @@ extension SQLiteMeterStore {
 
     static func scrubProgress(_ db: Database, account: String?) throws -> ScrubProgress {
         var p = ScrubProgress()
-        guard let row = try Row.fetchOne(db, sql: """
-            SELECT COUNT(*) AS sealed, SUM(verified_at IS NOT NULL AND corrupt_reason IS NULL) AS verified,
-                   SUM(corrupt_reason IS NOT NULL) AS corrupt, SUM(verified_at IS NULL AND corrupt_reason IS NULL) AS pending,
-                   MIN(verified_at) AS oldest
-            FROM segment WHERE sealed_at IS NOT NULL\(account == nil ? "" : " AND account_id = ?")
-            """, arguments: account.map { [$0] } ?? []) else { return p }
+        guard
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) AS sealed, SUM(verified_at IS NOT NULL AND corrupt_reason IS NULL) AS verified,
+                           SUM(corrupt_reason IS NOT NULL) AS corrupt, SUM(verified_at IS NULL AND corrupt_reason IS NULL) AS pending,
+                           MIN(verified_at) AS oldest
+                    FROM segment WHERE sealed_at IS NOT NULL\(account == nil ? "" : " AND account_id = ?")
+                    """, arguments: account.map { [$0] } ?? [])
+        else { return p }
         p.sealed = row["sealed"]
         p.verified = row["verified"] ?? 0
         p.corrupt = row["corrupt"] ?? 0
@@ -131,10 +137,12 @@ extension SQLiteMeterStore {
         let toHour = (req.range.to.microseconds + h - 1) / h
         var dir = try KeyDirectory(db, scope: .accounts([req.account]))
 
-        let segments = try SegmentRow.fetchAll(db, sql: """
-            SELECT \(SegmentRow.columns) FROM segment
-            WHERE account_id = ? AND first_ts < ? AND last_ts >= ? ORDER BY id
-            """, arguments: [req.account, toHour * h, fromHour * h])
+        let segments = try SegmentRow.fetchAll(
+            db,
+            sql: """
+                SELECT \(SegmentRow.columns) FROM segment
+                WHERE account_id = ? AND first_ts < ? AND last_ts >= ? ORDER BY id
+                """, arguments: [req.account, toHour * h, fromHour * h])
 
         var raw: [Cell: UsageAggregate] = [:]
         var corrupt: [VerifyReport.CorruptSegment] = []
@@ -151,9 +159,11 @@ extension SQLiteMeterStore {
             // Incremental trusts a sealed segment's statistics only once its stored events were
             // re-hashed clean (verify or the scrub) and nothing since found it corrupt.
             if req.mode == .incremental, seg.sealed, seg.verified, seg.corrupt == nil {
-                let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-                    SELECT key_id, hour, sum, count FROM segment_stat WHERE segment_id = ? AND hour >= ? AND hour < ?
-                    """), arguments: [seg.id, fromHour, toHour])
+                let rows = try Row.fetchCursor(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT key_id, hour, sum, count FROM segment_stat WHERE segment_id = ? AND hour >= ? AND hour < ?
+                            """), arguments: [seg.id, fromHour, toHour])
                 while let r = try rows.next() { try addRaw(Cell(key: r[0], hour: r[1]), r[2], r[3]) }
                 continue
             }
@@ -170,10 +180,12 @@ extension SQLiteMeterStore {
         var rollup: [Cell: UsageAggregate] = [:]
         let accountKeys = dir.byID.keys.filter { $0 > 0 }
         if !accountKeys.isEmpty {
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT key_id, hour, sum, count FROM rollup_hour
-                WHERE key_id IN (\(accountKeys.sorted().map(String.init).joined(separator: ","))) AND hour >= ? AND hour < ?
-                """, arguments: [fromHour, toHour])
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT key_id, hour, sum, count FROM rollup_hour
+                    WHERE key_id IN (\(accountKeys.sorted().map(String.init).joined(separator: ","))) AND hour >= ? AND hour < ?
+                    """, arguments: [fromHour, toHour])
             while let r = try rows.next() {
                 rollup[Cell(key: r[0], hour: r[1])] = UsageAggregate(sum: r[2], count: r[3], min: 0, max: 0)
             }
@@ -192,10 +204,12 @@ extension SQLiteMeterStore {
                 fromHours[Cell(key: cell.key, hour: cell.hour / 24)] = d
             }
             var stored: [Cell: UsageAggregate] = [:]
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT key_id, day, sum, count FROM rollup_day
-                WHERE key_id IN (\(accountKeys.sorted().map(String.init).joined(separator: ","))) AND day >= ? AND day < ?
-                """, arguments: [firstDay, lastDay])
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT key_id, day, sum, count FROM rollup_day
+                    WHERE key_id IN (\(accountKeys.sorted().map(String.init).joined(separator: ","))) AND day >= ? AND day < ?
+                    """, arguments: [firstDay, lastDay])
             while let r = try rows.next() { stored[Cell(key: r[0], hour: r[1])] = UsageAggregate(sum: r[2], count: r[3], min: 0, max: 0) }
             for cell in Set(stored.keys).union(fromHours.keys) {
                 let a = fromHours[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
@@ -203,9 +217,11 @@ extension SQLiteMeterStore {
                 guard a.sum != b.sum || a.count != b.count else { continue }
                 dayDrift = try dayDrift.checkedAdding(try Self.distance(a.sum, b.sum), "the drift")
                 if let key = dir.byID[cell.key], dayMismatches.count < 100 {
-                    dayMismatches.append(.init(meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
-                                               dimensions: key.dimensions, hour: .ofHour(cell.hour * 24), rollupSum: b.sum, rawSum: a.sum,
-                                               rollupCount: b.count, rawCount: a.count))
+                    dayMismatches.append(
+                        .init(
+                            meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
+                            dimensions: key.dimensions, hour: .ofHour(cell.hour * 24), rollupSum: b.sum, rawSum: a.sum,
+                            rollupCount: b.count, rawCount: a.count))
                 }
             }
         }
@@ -228,9 +244,11 @@ extension SQLiteMeterStore {
             dd.drift = try dd.drift.checkedAdding(diff, "a day's drift")
             days[day] = dd
             if (r.sum != u.sum || r.count != u.count), mismatches.count < 100, let key = dir.byID[cell.key] {
-                mismatches.append(.init(meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
-                                        dimensions: key.dimensions, hour: .ofHour(cell.hour), rollupSum: u.sum, rawSum: r.sum,
-                                        rollupCount: u.count, rawCount: r.count))
+                mismatches.append(
+                    .init(
+                        meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
+                        dimensions: key.dimensions, hour: .ofHour(cell.hour), rollupSum: u.sum, rawSum: r.sum,
+                        rollupCount: u.count, rawCount: r.count))
             }
         }
         let countMismatch = cells.contains { (raw[$0]?.count ?? 0) != (rollup[$0]?.count ?? 0) }

@@ -58,7 +58,8 @@ public struct EventDecoder: Sendable {
                     f.dimensions.reserveCapacity(dm.count)
                     for (dk, dv) in dm {
                         guard let s = dv.stringValue else {
-                            return .invalid(reject("invalid_dimensions", "dimension '\(dk)' must be a string, got \(dv.typeName)", "dimensions.\(dk)", eventIDHint))
+                            return .invalid(
+                                reject("invalid_dimensions", "dimension '\(dk)' must be a string, got \(dv.typeName)", "dimensions.\(dk)", eventIDHint))
                         }
                         f.dimensions.append(UsageEvent.Dimension(dk, s))
                     }
@@ -115,8 +116,10 @@ public struct EventDecoder: Sendable {
 
     /// Event fields as read, before validation.
     struct RawFields {
-        enum Slot: String { case eventID = "event_id", accountID = "account_id", meterID = "meter_id", modelID = "model_id",
-                                 kind, correctionRef = "correction_ref", unit, timestamp }
+        enum Slot: String {
+            case eventID = "event_id", accountID = "account_id", meterID = "meter_id", modelID = "model_id",
+                kind, correctionRef = "correction_ref", unit, timestamp
+        }
         var values: [String?] = Array(repeating: nil, count: 8)
         var quantity: String?
         var dimensions: [UsageEvent.Dimension] = []
@@ -241,16 +244,19 @@ public struct EventDecoder: Sendable {
             }
             // NUL ends strings in SQL and C APIs: a value holding one could be stored but never matched.
             guard !v.utf8.contains(0) else {
-                return fail("invalid_dimensions", "dimension '\(k.filter { !$0.isASCII || $0.asciiValue! >= 0x20 })' has a NUL character in its value", "dimensions.\(k)")
+                return fail(
+                    "invalid_dimensions", "dimension '\(k.filter { !$0.isASCII || $0.asciiValue! >= 0x20 })' has a NUL character in its value",
+                    "dimensions.\(k)")
             }
             guard v.utf8.count <= Self.maxDimensionValueLength else {
                 return fail("invalid_dimensions", "dimension '\(k)' is longer than \(Self.maxDimensionValueLength) characters", "dimensions.\(k)")
             }
         }
-        return .event(UsageEvent(
-            eventID: eventID!, accountID: accountID!, meterID: meterID!, modelID: modelID, kind: kind,
-            correctionRef: correctionRef, quantity: quantity, unit: unit, timestamp: timestamp, sortedDimensions: dims
-        ))
+        return .event(
+            UsageEvent(
+                eventID: eventID!, accountID: accountID!, meterID: meterID!, modelID: modelID, kind: kind,
+                correctionRef: correctionRef, quantity: quantity, unit: unit, timestamp: timestamp, sortedDimensions: dims
+            ))
     }
 
     /// 1–200 characters of `[A-Za-z0-9_.:-]`.

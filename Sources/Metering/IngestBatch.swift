@@ -74,8 +74,9 @@ public struct IngestBatch: Sendable {
             if lastGroup >= 0, groups[lastGroup].matches(e, dimensionsText: text) {
                 g = lastGroup
             } else {
-                let candidate = Group(account: e.accountID, meter: e.meterID, model: e.modelID, kind: e.kind, unit: e.unit,
-                                      dimensionsText: text, dimensions: e.dimensions)
+                let candidate = Group(
+                    account: e.accountID, meter: e.meterID, model: e.modelID, kind: e.kind, unit: e.unit,
+                    dimensionsText: text, dimensions: e.dimensions)
                 if let known = groupIndex[candidate] {
                     g = known
                 } else {

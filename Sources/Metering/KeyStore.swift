@@ -34,6 +34,12 @@ public struct APIKey: Sendable, Hashable {
 }
 
 /// Where API keys live: in the store, hashed, so a running server honours CLI changes at once.
+///
+/// ```swift
+/// let (key, secret) = try await store.createKey(account: "acct_42", role: .reader)  // show the secret once
+/// let same = try await store.authenticate(secret: secret)                           // key, until revoked
+/// _ = try await store.revokeKey(key.keyID)
+/// ```
 public protocol KeyStore: Sendable {
     /// Creates a key and returns it with its secret, which is stored only as a hash.
     func createKey(account: String?, role: KeyRole) async throws -> (APIKey, secret: String)

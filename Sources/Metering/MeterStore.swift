@@ -4,6 +4,14 @@
 /// conforming to this protocol and running `MeterStoreConformance` from `UsageBoxTesting` against it.
 ///
 /// **Every method is account-scoped by its arguments; authorization happens before the store.**
+///
+/// ```swift
+/// let store = try SQLiteMeterStore(location: .file("usagebox.db"))
+/// let answer = try await store.ingest([.event(event)])          // accepted, duplicate, conflict or rejected
+/// let may = try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-06-01T00:00:00Z")
+/// let byModel = try await store.usage(UsageQuery(scope: .accounts(["acct_42"]), range: may, groupBy: [.modelID]))
+/// let check = try await store.verify(VerifyRequest(account: "acct_42", range: may))
+/// ```
 public protocol MeterStore: Sendable {
     /// Stores a batch; every item gets its own outcome (docs/events.md). Accepted events are durable
     /// when this returns.

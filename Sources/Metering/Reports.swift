@@ -39,8 +39,10 @@ public struct VerifyReport: Sendable, Hashable {
         public var rawSum: Int64
         public var rollupCount: Int64
         public var rawCount: Int64
-        public init(meterID: String, modelID: String?, kind: EventKind, dimensions: String, hour: Timestamp,
-                    rollupSum: Int64, rawSum: Int64, rollupCount: Int64, rawCount: Int64) {
+        public init(
+            meterID: String, modelID: String?, kind: EventKind, dimensions: String, hour: Timestamp,
+            rollupSum: Int64, rawSum: Int64, rollupCount: Int64, rawCount: Int64
+        ) {
             self.meterID = meterID
             self.modelID = modelID
             self.kind = kind
@@ -75,8 +77,10 @@ public struct VerifyReport: Sendable, Hashable {
         }
     }
 
-    public init(ok: Bool, mode: VerifyMode, rollupSum: Int64, rawSum: Int64, drift: Int64, segmentsChecked: Int,
-                segmentsCorrupt: Int, mismatches: [Mismatch], days: [Day]?) {
+    public init(
+        ok: Bool, mode: VerifyMode, rollupSum: Int64, rawSum: Int64, drift: Int64, segmentsChecked: Int,
+        segmentsCorrupt: Int, mismatches: [Mismatch], days: [Day]?
+    ) {
         self.ok = ok
         self.mode = mode
         self.rollupSum = rollupSum
@@ -119,8 +123,10 @@ public struct ExplainReport: Sendable, Hashable {
         public var sum: Int64
         public var sha256: String?
         public var sealedAt: Timestamp?
-        public init(segmentID: String, firstTimestamp: Timestamp?, lastTimestamp: Timestamp?, events: Int64, sum: Int64,
-                    sha256: String?, sealedAt: Timestamp?) {
+        public init(
+            segmentID: String, firstTimestamp: Timestamp?, lastTimestamp: Timestamp?, events: Int64, sum: Int64,
+            sha256: String?, sealedAt: Timestamp?
+        ) {
             self.segmentID = segmentID
             self.firstTimestamp = firstTimestamp
             self.lastTimestamp = lastTimestamp
@@ -140,8 +146,10 @@ public struct ExplainReport: Sendable, Hashable {
         }
     }
 
-    public init(accountID: String, range: TimeRange, totals: Breakdown, breakdown: [Breakdown], segments: [SegmentInfo],
-                chainHead: String?, corrections: [CorrectionInfo]) {
+    public init(
+        accountID: String, range: TimeRange, totals: Breakdown, breakdown: [Breakdown], segments: [SegmentInfo],
+        chainHead: String?, corrections: [CorrectionInfo]
+    ) {
         self.accountID = accountID
         self.range = range
         self.totals = totals
@@ -179,7 +187,6 @@ public struct PeriodRecord: Sendable, Hashable {
         self.period = period
         self.closedAt = closedAt
     }
-
 
     /// Validates `YYYY-MM`.
     public static func validate(_ period: String) throws -> Timestamp {

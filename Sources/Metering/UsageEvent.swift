@@ -151,5 +151,4 @@ extension UsageEvent {
         return members.compactMap { k, v in v.stringValue.map { Dimension(k, $0) } }
     }
 
-
 }

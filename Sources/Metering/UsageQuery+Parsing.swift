@@ -118,8 +118,9 @@ extension UsageQuery {
             guard list.count == 1 else { throw UsageBoxError.invalidArgument("a remote read names one account or all", field: "account_id") }
             account = list[0]
         }
-        return JSONQueryBody(accountID: account, from: range.from.rfc3339, to: range.to.rfc3339,
-                             filters: filters.map { .init(field: $0.field.name, op: $0.op.rawValue, value: .many($0.values)) },
-                             groupBy: .many(groupBy.map(\.name)), metrics: metrics.map(\.rawValue), source: source.rawValue)
+        return JSONQueryBody(
+            accountID: account, from: range.from.rfc3339, to: range.to.rfc3339,
+            filters: filters.map { .init(field: $0.field.name, op: $0.op.rawValue, value: .many($0.values)) },
+            groupBy: .many(groupBy.map(\.name)), metrics: metrics.map(\.rawValue), source: source.rawValue)
     }
 }

@@ -195,7 +195,6 @@ public struct UsageResult: Sendable, Hashable {
         }
     }
 
-
     /// sum / count with six decimals, computed exactly in integers (half away from zero).
     public static func average(_ a: UsageAggregate) -> String {
         let scaled = a.sum.multipliedReportingOverflow(by: 1_000_000)

@@ -34,9 +34,10 @@ extension IngestResponse.Problem: Codable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(index: try c.decode(Int.self, forKey: .index), eventID: try c.decodeIfPresent(String.self, forKey: .eventID),
-                  status: try c.decode(Status.self, forKey: .status), code: try c.decode(String.self, forKey: .code),
-                  message: try c.decode(String.self, forKey: .message), field: try c.decodeIfPresent(String.self, forKey: .field))
+        self.init(
+            index: try c.decode(Int.self, forKey: .index), eventID: try c.decodeIfPresent(String.self, forKey: .eventID),
+            status: try c.decode(Status.self, forKey: .status), code: try c.decode(String.self, forKey: .code),
+            message: try c.decode(String.self, forKey: .message), field: try c.decodeIfPresent(String.self, forKey: .field))
         file = try c.decodeIfPresent(String.self, forKey: .file)
         line = try c.decodeIfPresent(Int.self, forKey: .line)
     }
@@ -63,11 +64,12 @@ extension VerifyReport: WireShape {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(ok: try c.decode(Bool.self, forKey: .ok), mode: try c.decode(VerifyMode.self, forKey: .mode),
-                  rollupSum: try c.decode(Int64.self, forKey: .rollupSum), rawSum: try c.decode(Int64.self, forKey: .rawSum),
-                  drift: try c.decode(Int64.self, forKey: .drift), segmentsChecked: try c.decode(Int.self, forKey: .segmentsChecked),
-                  segmentsCorrupt: try c.decode(Int.self, forKey: .segmentsCorrupt), mismatches: try c.decode([Mismatch].self, forKey: .mismatches),
-                  days: try c.decodeIfPresent([Day].self, forKey: .days))
+        self.init(
+            ok: try c.decode(Bool.self, forKey: .ok), mode: try c.decode(VerifyMode.self, forKey: .mode),
+            rollupSum: try c.decode(Int64.self, forKey: .rollupSum), rawSum: try c.decode(Int64.self, forKey: .rawSum),
+            drift: try c.decode(Int64.self, forKey: .drift), segmentsChecked: try c.decode(Int.self, forKey: .segmentsChecked),
+            segmentsCorrupt: try c.decode(Int.self, forKey: .segmentsCorrupt), mismatches: try c.decode([Mismatch].self, forKey: .mismatches),
+            days: try c.decodeIfPresent([Day].self, forKey: .days))
         corruptSegments = try c.decodeIfPresent([CorruptSegment].self, forKey: .corruptSegments) ?? []
     }
 
@@ -95,13 +97,15 @@ extension VerifyReport.Mismatch: Codable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let dims = try c.decode([String: String].self, forKey: .dimensions)
-        self.init(meterID: try c.decode(String.self, forKey: .meterID), modelID: try c.decodeIfPresent(String.self, forKey: .modelID),
-                  kind: try c.decode(EventKind.self, forKey: .kind),
-                  dimensions: UsageEvent.canonicalDimensions(dims.map { UsageEvent.Dimension($0.key, $0.value) }
-                      .sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }),
-                  hour: try c.decode(Timestamp.self, forKey: .hour), rollupSum: try c.decode(Int64.self, forKey: .rollupSum),
-                  rawSum: try c.decode(Int64.self, forKey: .rawSum), rollupCount: try c.decode(Int64.self, forKey: .rollupCount),
-                  rawCount: try c.decode(Int64.self, forKey: .rawCount))
+        self.init(
+            meterID: try c.decode(String.self, forKey: .meterID), modelID: try c.decodeIfPresent(String.self, forKey: .modelID),
+            kind: try c.decode(EventKind.self, forKey: .kind),
+            dimensions: UsageEvent.canonicalDimensions(
+                dims.map { UsageEvent.Dimension($0.key, $0.value) }
+                    .sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }),
+            hour: try c.decode(Timestamp.self, forKey: .hour), rollupSum: try c.decode(Int64.self, forKey: .rollupSum),
+            rawSum: try c.decode(Int64.self, forKey: .rawSum), rollupCount: try c.decode(Int64.self, forKey: .rollupCount),
+            rawCount: try c.decode(Int64.self, forKey: .rawCount))
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -135,11 +139,12 @@ extension ExplainReport: WireShape {
         t.usage = totals.usage
         t.corrections = totals.corrections
         t.count = totals.count
-        self.init(accountID: try c.decode(String.self, forKey: .accountID),
-                  range: try TimeRange(from: try c.decode(Timestamp.self, forKey: .from), to: try c.decode(Timestamp.self, forKey: .to)),
-                  totals: t, breakdown: try c.decode([Breakdown].self, forKey: .breakdown),
-                  segments: try c.decode([SegmentInfo].self, forKey: .segments), chainHead: try c.decodeIfPresent(String.self, forKey: .chainHead),
-                  corrections: try c.decode([CorrectionInfo].self, forKey: .corrections))
+        self.init(
+            accountID: try c.decode(String.self, forKey: .accountID),
+            range: try TimeRange(from: try c.decode(Timestamp.self, forKey: .from), to: try c.decode(Timestamp.self, forKey: .to)),
+            totals: t, breakdown: try c.decode([Breakdown].self, forKey: .breakdown),
+            segments: try c.decode([SegmentInfo].self, forKey: .segments), chainHead: try c.decodeIfPresent(String.self, forKey: .chainHead),
+            corrections: try c.decode([CorrectionInfo].self, forKey: .corrections))
         integrity = try c.decodeIfPresent(ScrubProgress.self, forKey: .integrity)
     }
 
@@ -186,12 +191,13 @@ extension ExplainReport.CorrectionInfo: Codable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let event = UsageEvent(eventID: try c.decode(String.self, forKey: .eventID), accountID: try c.decode(String.self, forKey: .accountID),
-                               meterID: try c.decode(String.self, forKey: .meterID), modelID: try c.decodeIfPresent(String.self, forKey: .modelID),
-                               kind: .correction, correctionRef: try c.decodeIfPresent(String.self, forKey: .correctionRef),
-                               quantity: try c.decode(Int64.self, forKey: .quantity), unit: nil,
-                               timestamp: try c.decode(Timestamp.self, forKey: .timestamp),
-                               dimensions: try c.decode([String: String].self, forKey: .dimensions))
+        let event = UsageEvent(
+            eventID: try c.decode(String.self, forKey: .eventID), accountID: try c.decode(String.self, forKey: .accountID),
+            meterID: try c.decode(String.self, forKey: .meterID), modelID: try c.decodeIfPresent(String.self, forKey: .modelID),
+            kind: .correction, correctionRef: try c.decodeIfPresent(String.self, forKey: .correctionRef),
+            quantity: try c.decode(Int64.self, forKey: .quantity), unit: nil,
+            timestamp: try c.decode(Timestamp.self, forKey: .timestamp),
+            dimensions: try c.decode([String: String].self, forKey: .dimensions))
         self.init(event: event, postClose: try c.decode(Bool.self, forKey: .postClose))
     }
 

@@ -2,6 +2,11 @@ public import ExactJSON
 
 /// A JSON shape of the API: encoded by the server and the CLI's `--json`, decoded by the HTTP
 /// client store, always through these `Codable` conformances (exact integers, members in order).
+///
+/// ```swift
+/// let text = JSONWriter.write(report.jsonValue)                        // server, CLI --json
+/// let back = try VerifyReport.decode(try JSONParser.parse(text))       // HTTP client store
+/// ```
 public protocol WireShape: Codable, Sendable {}
 
 extension WireShape {
@@ -122,8 +127,10 @@ public struct JSONQueryBody: WireShape, StrictWireDecodable {
     }
     public static let wireFields = fields(CodingKeys.self)
 
-    public init(accountID: String? = nil, from: String?, to: String?, filters: [Filter]? = nil, groupBy: OneOrMany? = nil,
-                metrics: [String]? = nil, source: String? = nil) {
+    public init(
+        accountID: String? = nil, from: String?, to: String?, filters: [Filter]? = nil, groupBy: OneOrMany? = nil,
+        metrics: [String]? = nil, source: String? = nil
+    ) {
         self.accountID = accountID
         self.from = from
         self.to = to

@@ -85,7 +85,10 @@ extension CSVTable.Row {
         if let secs = Int64(t), let ts = Timestamp(unixSeconds: secs) { return ts }
         let parts = t.split(separator: " ")[0].split(separator: "/")
         if parts.count == 3, let m = Int(parts[0]), let d = Int(parts[1]), let y = Int(parts[2]),
-           let ts = Timestamp(rfc3339: String(format: "%04d-%02d-%02dT00:00:00Z", y, m, d)) { return ts }
+            let ts = Timestamp(rfc3339: String(format: "%04d-%02d-%02dT00:00:00Z", y, m, d))
+        {
+            return ts
+        }
         throw InvoiceError(file: file, line: line, field: names[0], "'\(t)' is not a date")
     }
 }

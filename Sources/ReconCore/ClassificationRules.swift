@@ -164,7 +164,9 @@ public struct ClassificationRules: GapClassifier, Sendable {
                         if k == "min_amount" { r.minAmount = d } else { r.maxAmount = d }
                     case "shape": r.shape = try Self.shape(v)
                     default:
-                        throw v.error("unknown condition '\(k)' (model, token_type, account, attributed, sign, min_tokens, max_tokens, min_amount, max_amount, shape, unmetered)")
+                        throw v.error(
+                            "unknown condition '\(k)' (model, token_type, account, attributed, sign, min_tokens, max_tokens, min_amount, max_amount, shape, unmetered)"
+                        )
                     }
                 }
             default:
@@ -194,9 +196,12 @@ public struct ClassificationRules: GapClassifier, Sendable {
 
     private static func example(_ node: YAMLNode, rule: String) throws -> RuleExample {
         var model: String?, quantity: Int64?, expect: GapClass?
-        var e = RuleExample(rule: rule, line: node.line, finding: GapFinding(modelID: "", tokenType: nil, accountID: nil, quantity: 0,
-                                                                               amount: 0, metered: 0, vendor: 0, shape: .localized,
-                                                                               unmetered: false), expect: .unexplained)
+        var e = RuleExample(
+            rule: rule, line: node.line,
+            finding: GapFinding(
+                modelID: "", tokenType: nil, accountID: nil, quantity: 0,
+                amount: 0, metered: 0, vendor: 0, shape: .localized,
+                unmetered: false), expect: .unexplained)
         var vendor: Int64?
         func int(_ v: YAMLNode, _ k: String) throws -> Int64 {
             guard let n = Int64(try v.string(k)) else { throw v.error("example \(k) must be a whole number") }
@@ -216,7 +221,8 @@ public struct ClassificationRules: GapClassifier, Sendable {
             case "expect": expect = try Self.gapClass(v, "expect")
             case "expect_rule": e.expectRule = try v.string(k)
             default:
-                throw v.error("unknown example field '\(k)' (model, token_type, account, quantity, metered, vendor, amount, shape, unmetered, expect, expect_rule)")
+                throw v.error(
+                    "unknown example field '\(k)' (model, token_type, account, quantity, metered, vendor, amount, shape, unmetered, expect, expect_rule)")
             }
         }
         guard let model else { throw node.error("an example of rule \(rule) needs a model") }

@@ -64,10 +64,12 @@ public struct InvoiceLine: Sendable, Hashable {
     /// (Vertex `currency_conversion_rate`, Azure `ExchangeRatePricingToBilling`).
     public var exchangeRate: Decimal?
 
-    public init(location: String, vendorModel: String?, vendorTokenType: String?, tokenType: TokenType?, amount: Decimal?,
-                amountScale: Int, currency: String, listAmount: Decimal? = nil, quantity: Int64? = nil, date: Timestamp,
-                end: Timestamp? = nil, labels: [String: String] = [:], attribution: [String: String] = [:], nonUsageReason: String? = nil,
-                description: String? = nil) {
+    public init(
+        location: String, vendorModel: String?, vendorTokenType: String?, tokenType: TokenType?, amount: Decimal?,
+        amountScale: Int, currency: String, listAmount: Decimal? = nil, quantity: Int64? = nil, date: Timestamp,
+        end: Timestamp? = nil, labels: [String: String] = [:], attribution: [String: String] = [:], nonUsageReason: String? = nil,
+        description: String? = nil
+    ) {
         self.location = location
         self.vendorModel = vendorModel
         self.vendorTokenType = vendorTokenType

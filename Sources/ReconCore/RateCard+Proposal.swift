@@ -20,8 +20,9 @@ extension RateCard {
                     throw UsageBoxError.invalidArgument("\(model) has no price before \(step.date) in card \(vendor) \(version)", field: "from_report")
                 }
                 if let end = row.to, end > day {
-                    throw UsageBoxError.invalidArgument("\(model)'s price row from \(row.from.dayString) runs past \(step.date) into a later row; edit the card by hand",
-                                                        field: "from_report")
+                    throw UsageBoxError.invalidArgument(
+                        "\(model)'s price row from \(row.from.dayString) runs past \(step.date) into a later row; edit the card by hand",
+                        field: "from_report")
                 }
                 var newRates = row.rates
                 for r in rates {
@@ -41,19 +42,25 @@ extension RateCard {
                     }
                 }
                 let rateText = newRates.sorted { $0.key < $1.key }.map { "\($0.key.rawValue): \"\(ExactDecimal.text($0.value))\"" }.joined(separator: ", ")
-                let newRow = "      - {from: \"\(step.date)\", rates: {\(rateText)}, src: [\(sourceKey)], "
+                let newRow =
+                    "      - {from: \"\(step.date)\", rates: {\(rateText)}, src: [\(sourceKey)], "
                     + "note: \"proposed from reconciliation \(report.id); tiers of the earlier row are not carried over: review\"}"
                 guard let modelLine = lines.firstIndex(of: "  \(model):") else {
                     throw UsageBoxError(.internal, "model \(model) is not written as '  \(model):' in the card")
                 }
                 var end = modelLine + 1
-                while end < lines.count, lines[end].hasPrefix("   ") || lines[end].trimmingCharacters(in: .whitespaces).isEmpty && end + 1 < lines.count
-                        && lines[end + 1].hasPrefix("   ") { end += 1 }
+                while end < lines.count,
+                    lines[end].hasPrefix("   ")
+                        || lines[end].trimmingCharacters(in: .whitespaces).isEmpty && end + 1 < lines.count
+                            && lines[end + 1].hasPrefix("   ")
+                { end += 1 }
                 lines.insert(newRow, at: end)
             }
         }
         let newVersion = "\(version)+\(report.priceSteps.map(\.date).joined(separator: "+"))"
-        guard let versionLine = lines.firstIndex(where: { $0.hasPrefix("card_version:") }) else { throw UsageBoxError(.internal, "the card has no card_version line") }
+        guard let versionLine = lines.firstIndex(where: { $0.hasPrefix("card_version:") }) else {
+            throw UsageBoxError(.internal, "the card has no card_version line")
+        }
         lines[versionLine] = "card_version: \"\(newVersion)\""
         let changelog = "  - {version: \"\(newVersion)\", note: \"proposed from reconciliation \(report.id): \(notes.joined(separator: "; "))\"}"
         if let start = lines.firstIndex(of: "changelog:") {

@@ -160,7 +160,9 @@ public struct RateCard: RateCardConverter, Sendable {
                     rows.sort { $0.from < $1.from }
                     for (a, b) in zip(rows, rows.dropFirst()) {
                         guard let end = a.to, end <= b.from else {
-                            throw ConfigError(file: file, line: b.line, "prices of \(model) overlap: the row from \(b.from.dayString) starts before the row from \(a.from.dayString) ends")
+                            throw ConfigError(
+                                file: file, line: b.line,
+                                "prices of \(model) overlap: the row from \(b.from.dayString) starts before the row from \(a.from.dayString) ends")
                         }
                     }
                     prices[model] = rows
@@ -194,8 +196,9 @@ public struct RateCard: RateCardConverter, Sendable {
         for a in aliases where prices[a.model] == nil {
             throw root.error("an alias points to \(a.model), which the card does not price")
         }
-        var card = RateCard(vendor: vendor, version: version, currency: currency, tokenTypes: tokenTypes, file: file, prices: prices,
-                            aliases: aliases, modifiers: modifiers, source: text)
+        var card = RateCard(
+            vendor: vendor, version: version, currency: currency, tokenTypes: tokenTypes, file: file, prices: prices,
+            aliases: aliases, modifiers: modifiers, source: text)
         card.baseLabels = baseLabels
         card.modelBaseLabels = modelBaseLabels
         return card

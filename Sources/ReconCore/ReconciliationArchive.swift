@@ -8,8 +8,9 @@ public struct ReconciliationArchive: Sendable {
     public init(_ log: any ReconciliationLog) { self.log = log }
 
     public func save(_ report: ReconciliationReport) async throws {
-        try await log.saveReconciliation(id: report.id, vendor: report.vendor, createdAt: report.createdAt, runBy: report.runBy,
-                                         reportJSON: report.jsonText)
+        try await log.saveReconciliation(
+            id: report.id, vendor: report.vendor, createdAt: report.createdAt, runBy: report.runBy,
+            reportJSON: report.jsonText)
     }
 
     /// The stored report, or nil for an unknown id.

@@ -2,6 +2,11 @@ public import Metering
 
 /// Where reconciliation runs are recorded, so each can be shown again and audited (docs/reconciliation.md
 /// step 9). The report is kept as its JSON text.
+///
+/// ```swift
+/// let archive = ReconciliationArchive(store)                 // typed reports over the stored JSON
+/// let report = try await archive.report(id: "rec_…")
+/// ```
 public protocol ReconciliationLog: Sendable {
     func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String) async throws
     /// The stored report JSON, or nil for an unknown id.

@@ -205,9 +205,11 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         public var pairedWith: TokenType?
         public var pairAmount: ExactAmount?
 
-        public init(modelID: String, tokenType: TokenType?, accountID: String?, quantity: Int64, amount: ExactAmount, metered: Int64,
-                    vendor: Int64, gapClass: GapClass, rule: String, classifier: String, reason: String, blockedBy: [String] = [],
-                    gapSince: String? = nil, gapDays: Int? = nil, pairedWith: TokenType? = nil, pairAmount: ExactAmount? = nil) {
+        public init(
+            modelID: String, tokenType: TokenType?, accountID: String?, quantity: Int64, amount: ExactAmount, metered: Int64,
+            vendor: Int64, gapClass: GapClass, rule: String, classifier: String, reason: String, blockedBy: [String] = [],
+            gapSince: String? = nil, gapDays: Int? = nil, pairedWith: TokenType? = nil, pairAmount: ExactAmount? = nil
+        ) {
             self.modelID = modelID
             self.tokenType = tokenType
             self.accountID = accountID
@@ -369,8 +371,10 @@ public struct EvidenceReason: Codable, Equatable, Sendable {
     public var accounts: [AccountTotal]?
     public var amount: ExactAmount?
 
-    public init(code: String, effect: Effect, modelID: String? = nil, tokenType: TokenType? = nil, accountID: String? = nil,
-                detail: String, remedy: String? = nil, days: [String]? = nil, accounts: [AccountTotal]? = nil, amount: Decimal? = nil) {
+    public init(
+        code: String, effect: Effect, modelID: String? = nil, tokenType: TokenType? = nil, accountID: String? = nil,
+        detail: String, remedy: String? = nil, days: [String]? = nil, accounts: [AccountTotal]? = nil, amount: Decimal? = nil
+    ) {
         self.code = code
         self.effect = effect
         self.modelID = modelID
@@ -411,8 +415,10 @@ public struct ProposedCorrection: Codable, Equatable, Sendable {
     public var timestamp: Timestamp
     public var dimensions: [String: String]
 
-    public init(eventID: String, accountID: String, meterID: String, modelID: String?, correctionRef: String, quantity: Int64,
-                timestamp: Timestamp, dimensions: [String: String]) {
+    public init(
+        eventID: String, accountID: String, meterID: String, modelID: String?, correctionRef: String, quantity: Int64,
+        timestamp: Timestamp, dimensions: [String: String]
+    ) {
         self.eventID = eventID
         self.accountID = accountID
         self.meterID = meterID
@@ -430,8 +436,9 @@ public struct ProposedCorrection: Codable, Equatable, Sendable {
 
     /// The event ingest stores.
     public var event: UsageEvent {
-        UsageEvent(eventID: eventID, accountID: accountID, meterID: meterID, modelID: modelID, kind: .correction,
-                   correctionRef: correctionRef, quantity: quantity, unit: unit, timestamp: timestamp, dimensions: dimensions)
+        UsageEvent(
+            eventID: eventID, accountID: accountID, meterID: meterID, modelID: modelID, kind: .correction,
+            correctionRef: correctionRef, quantity: quantity, unit: unit, timestamp: timestamp, dimensions: dimensions)
     }
 
     enum CodingKeys: String, CodingKey {

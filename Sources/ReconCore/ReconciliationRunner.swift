@@ -15,8 +15,10 @@ public struct ReconciliationRunner: Sendable {
     }
 
     /// Runs, records and optionally applies a reconciliation.
-    public func run(_ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool = false,
-                    confirmLarge: Bool = false) async throws -> (report: ReconciliationReport, outcome: ApplyOutcome) {
+    public func run(
+        _ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool = false,
+        confirmLarge: Bool = false
+    ) async throws -> (report: ReconciliationReport, outcome: ApplyOutcome) {
         var report = try await engine.run(options, store: store)
         let archive = log.map(ReconciliationArchive.init)
         try await archive?.save(report)
@@ -77,8 +79,10 @@ public struct ReconciliationRunner: Sendable {
             var now: Int64 = 0
             while true {
                 do {
-                    let r = try await store.usage(UsageQuery(scope: .accounts([b.accountID]), range: report.range,
-                                                             groupBy: [.meterID] + optional.map(UsageField.dimension), filters: filters))
+                    let r = try await store.usage(
+                        UsageQuery(
+                            scope: .accounts([b.accountID]), range: report.range,
+                            groupBy: [.meterID] + optional.map(UsageField.dimension), filters: filters))
                     now = 0
                     for g in r.groups {
                         if let m = g.keys[0], let unit = units[m], !MeterLedger.tokenUnits.contains(unit.lowercased()) { continue }
@@ -96,9 +100,11 @@ public struct ReconciliationRunner: Sendable {
                 }
             }
             guard now == b.metered + alreadyPosted else {
-                throw UsageBoxError(.conflict, "the meter changed since reconciliation \(report.id) ran: \(b.accountID) \(b.modelID) "
-                                    + "\(b.tokenType?.rawValue ?? "") held \(b.metered) tokens then and \(now - alreadyPosted) now; "
-                                    + "run the reconciliation again rather than apply its corrections", field: "id")
+                throw UsageBoxError(
+                    .conflict,
+                    "the meter changed since reconciliation \(report.id) ran: \(b.accountID) \(b.modelID) "
+                        + "\(b.tokenType?.rawValue ?? "") held \(b.metered) tokens then and \(now - alreadyPosted) now; "
+                        + "run the reconciliation again rather than apply its corrections", field: "id")
             }
         }
     }
@@ -108,9 +114,10 @@ public struct ReconciliationRunner: Sendable {
         var dims = c.dimensions
         dims["reason"] = "revert"
         dims["reverts"] = c.eventID
-        return ProposedCorrection(eventID: "revert_" + String(sha256Hex(Array(c.eventID.utf8)).prefix(40)), accountID: c.accountID,
-                                  meterID: c.meterID, modelID: c.modelID, correctionRef: c.correctionRef + "_revert", quantity: -c.quantity,
-                                  timestamp: c.timestamp, dimensions: dims)
+        return ProposedCorrection(
+            eventID: "revert_" + String(sha256Hex(Array(c.eventID.utf8)).prefix(40)), accountID: c.accountID,
+            meterID: c.meterID, modelID: c.modelID, correctionRef: c.correctionRef + "_revert", quantity: -c.quantity,
+            timestamp: c.timestamp, dimensions: dims)
     }
 
     /// Ingests a report's corrections and records which were posted.

@@ -15,8 +15,9 @@ public struct VendorList: WireShape {
 
     public init(registry: PluginRegistry, cards: [String: RateCard]) {
         vendors = registry.plugins.map { p in
-            Vendor(id: p.id, name: p.name, formats: Array(Set(p.parsers.map(\.format.rawValue))).sorted(), parsers: p.parsers.map(\.id),
-                   rateCardVersion: cards[p.rateCardName]?.version)
+            Vendor(
+                id: p.id, name: p.name, formats: Array(Set(p.parsers.map(\.format.rawValue))).sorted(), parsers: p.parsers.map(\.id),
+                rateCardVersion: cards[p.rateCardName]?.version)
         }
     }
 }

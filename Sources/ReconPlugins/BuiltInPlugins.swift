@@ -2,8 +2,8 @@ public import ReconCore
 import VendorAWSBedrock
 import VendorAnthropic
 import VendorAzureOpenAI
-import VendorGoogleVertex
 import VendorFOCUS
+import VendorGoogleVertex
 import VendorOpenAI
 import VendorUBL
 

@@ -49,10 +49,11 @@ public enum DemoData {
             for i in 0..<n {
                 let seconds = i * monthSeconds / n + Int64(s) * 7
                 let id = "evt_2026-05_\(serie.short)_\(serie.tokenType == "input" ? "in" : "out")_\(pad(i + 1))"
-                out.append(UsageEvent(
-                    eventID: id, accountID: account, meterID: meter, modelID: serie.model, quantity: quantities[Int(i)],
-                    unit: "tokens", timestamp: Timestamp(microseconds: from.microseconds + seconds * 1_000_000),
-                    dimensions: ["token_type": serie.tokenType, "vendor": "anthropic"]))
+                out.append(
+                    UsageEvent(
+                        eventID: id, accountID: account, meterID: meter, modelID: serie.model, quantity: quantities[Int(i)],
+                        unit: "tokens", timestamp: Timestamp(microseconds: from.microseconds + seconds * 1_000_000),
+                        dimensions: ["token_type": serie.tokenType, "vendor": "anthropic"]))
             }
         }
         return out

@@ -47,7 +47,8 @@ public struct EventFileReader: Sendable {
         } else {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue,
-                  let h = FileHandle(forReadingAtPath: path) else {
+                let h = FileHandle(forReadingAtPath: path)
+            else {
                 throw UsageBoxError.invalidArgument("\(path): cannot open the file (missing, a folder, or not readable)", field: "file")
             }
             handle = h
@@ -167,8 +168,10 @@ public struct EventFileReader: Sendable {
         }
         if r.fields.count == 1, r.fields[0].isEmpty { return nil }
         guard r.fields.count == names.count else {
-            return SourcedItem(item: .invalid(EventRejection(
-                code: "malformed_row", message: "the row has \(r.fields.count) fields; the header names \(names.count)")), line: r.line)
+            return SourcedItem(
+                item: .invalid(
+                    EventRejection(
+                        code: "malformed_row", message: "the row has \(r.fields.count) fields; the header names \(names.count)")), line: r.line)
         }
         return SourcedItem(item: decoder.decode(row: Array(zip(names, r.fields))), line: r.line)
     }

@@ -37,65 +37,79 @@ public struct KataDemo: Sendable {
         let loaded = try await load()
         let account = DemoData.account
         let range = try TimeRange(from: DemoData.from, to: DemoData.to)
-        write("Loaded the kata's May 2026 for \(account): \(TextTable.grouped(Int64(loaded.accepted))) events accepted, "
-              + "\(loaded.duplicates) duplicates, \(loaded.rejected) rejected.\n")
+        write(
+            "Loaded the kata's May 2026 for \(account): \(TextTable.grouped(Int64(loaded.accepted))) events accepted, "
+                + "\(loaded.duplicates) duplicates, \(loaded.rejected) rejected.\n")
 
-        step("Step 1: pull what you recorded, grouped by model",
-             curl: "/v1/accounts/\(account)/usage?\(Self.period)&group_by=model_id",
-             cli: "usagebox usage --account \(account) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --group-by model_id")
+        step(
+            "Step 1: pull what you recorded, grouped by model",
+            curl: "/v1/accounts/\(account)/usage?\(Self.period)&group_by=model_id",
+            cli: "usagebox usage --account \(account) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --group-by model_id")
         let byModel = try await store.usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.modelID]))
         write(JSONWriter.write(byModel.jsonValue, pretty: true))
         write("")
         write(Rendering.usage(byModel))
         write("")
 
-        step("Step 2: verify your own numbers first",
-             curl: "/v1/accounts/\(account)/verify?\(Self.period)",
-             cli: "usagebox verify --account \(account) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z")
+        step(
+            "Step 2: verify your own numbers first",
+            curl: "/v1/accounts/\(account)/verify?\(Self.period)",
+            cli: "usagebox verify --account \(account) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z")
         let verify = try await store.verify(VerifyRequest(account: account, range: range, mode: .deep))
         write(JSONWriter.write(verify.jsonValue, pretty: true))
-        write(verify.ok ? "\nRollups equal raw events: drift 0. Our books are internally consistent.\n"
-                        : "\nDRIFT: stop here, the problem is on our side.\n")
+        write(
+            verify.ok
+                ? "\nRollups equal raw events: drift 0. Our books are internally consistent.\n"
+                : "\nDRIFT: stop here, the problem is on our side.\n")
 
-        step("Step 4: localize with /explain and dimensions",
-             curl: "/v1/accounts/\(account)/explain?\(Self.period)",
-             cli: "usagebox explain --account \(account) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z")
+        step(
+            "Step 4: localize with /explain and dimensions",
+            curl: "/v1/accounts/\(account)/explain?\(Self.period)",
+            cli: "usagebox explain --account \(account) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z")
         let explain = try await store.explain(account: account, range: range)
         write(Rendering.explain(explain))
         write("")
-        step("…then the Sonnet slice by token_type",
-             curl: "/v1/accounts/\(account)/usage?\(Self.period)&model_id=claude-sonnet-4-5&group_by=token_type",
-             cli: "usagebox usage --account \(account) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --filter model_id=claude-sonnet-4-5 --group-by token_type")
-        let byType = try await store.usage(UsageQuery(
-            scope: .accounts([account]), range: range, groupBy: [.dimension("token_type")],
-            filters: [UsageFilter(field: .modelID, op: .eq, values: ["claude-sonnet-4-5"])]))
+        step(
+            "…then the Sonnet slice by token_type",
+            curl: "/v1/accounts/\(account)/usage?\(Self.period)&model_id=claude-sonnet-4-5&group_by=token_type",
+            cli:
+                "usagebox usage --account \(account) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --filter model_id=claude-sonnet-4-5 --group-by token_type"
+        )
+        let byType = try await store.usage(
+            UsageQuery(
+                scope: .accounts([account]), range: range, groupBy: [.dimension("token_type")],
+                filters: [UsageFilter(field: .modelID, op: .eq, values: ["claude-sonnet-4-5"])]))
         write(JSONWriter.write(byType.jsonValue, pretty: true))
         write("")
         write("Metered Sonnet is input plus output only: any cache reads the vendor bills were never sent as events.")
         write("")
 
         let invoice = AnthropicPlugin.demoCostReport
-        step("Step 3 (and 5): lay the meter next to the Anthropic invoice, localize and classify the gap",
-             curl: "-X POST \"\(Self.host)/v1/reconciliations?vendor=anthropic&\(Self.period)&account=\(account)\" --data-binary @\(invoice.name)",
-             cli: "usagebox reconcile --vendor anthropic --invoice \(invoice.name) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --account \(account)")
+        step(
+            "Step 3 (and 5): lay the meter next to the Anthropic invoice, localize and classify the gap",
+            curl: "-X POST \"\(Self.host)/v1/reconciliations?vendor=anthropic&\(Self.period)&account=\(account)\" --data-binary @\(invoice.name)",
+            cli: "usagebox reconcile --vendor anthropic --invoice \(invoice.name) --from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --account \(account)")
         let service = try ReconciliationService()
         let options = ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: range, account: account, runBy: "demo")
         let (report, _) = try await service.run(options, store: store, log: log, apply: false)
         write(Rendering.reconciliation(report))
         write("")
         for f in report.findings {
-            write("  \(f.modelID) \(f.tokenType?.rawValue ?? "") \(Rendering.signed(f.quantity)) tokens ($\(ExactDecimal.format(f.amount.value))): "
-                  + "\(f.gapClass.rawValue) (rule \(f.rule), reason \(f.reason))")
+            write(
+                "  \(f.modelID) \(f.tokenType?.rawValue ?? "") \(Rendering.signed(f.quantity)) tokens ($\(ExactDecimal.format(f.amount.value))): "
+                    + "\(f.gapClass.rawValue) (rule \(f.rule), reason \(f.reason))")
         }
         write("")
 
-        step("Daily drift watch: the day the collector started missing events",
-             curl: "-X POST \"\(Self.host)/v1/reconciliations?vendor=anthropic&\(Self.period)&account=\(account)\" --data-binary @\(invoice.name)",
-             cli: "usagebox reconcile --vendor anthropic --invoice \(invoice.name) --from 2026-05-01 --to 2026-06-01 --account \(account) --by day")
+        step(
+            "Daily drift watch: the day the collector started missing events",
+            curl: "-X POST \"\(Self.host)/v1/reconciliations?vendor=anthropic&\(Self.period)&account=\(account)\" --data-binary @\(invoice.name)",
+            cli: "usagebox reconcile --vendor anthropic --invoice \(invoice.name) --from 2026-05-01 --to 2026-06-01 --account \(account) --by day")
         for f in report.findings where f.gapClass == .meteringGap {
             let since = f.gapSince.map { " since \($0)" } ?? ""
-            write("\(f.modelID) \(f.tokenType?.rawValue ?? "") \(f.quantity > 0 ? "under" : "over")-metered\(since) on \(f.accountID ?? "")"
-                  + ": \(Rendering.signed(f.quantity)) tokens over \(f.gapDays ?? 0) day(s)")
+            write(
+                "\(f.modelID) \(f.tokenType?.rawValue ?? "") \(f.quantity > 0 ? "under" : "over")-metered\(since) on \(f.accountID ?? "")"
+                    + ": \(Rendering.signed(f.quantity)) tokens over \(f.gapDays ?? 0) day(s)")
             let days = report.days.filter { $0.modelID == f.modelID && $0.tokenType == f.tokenType }
             if let start = days.firstIndex(where: { $0.day == f.gapSince }) {
                 var excerpt = report
@@ -105,10 +119,12 @@ public struct KataDemo: Sendable {
         }
         write("")
 
-        step("Step 6: close the loop with a Correction event",
-             curl: "-X POST \"\(Self.host)/v1/reconciliations/\(report.id)/apply\"",
-             cli: "usagebox reconcile … --apply")
-        let applied = log != nil
+        step(
+            "Step 6: close the loop with a Correction event",
+            curl: "-X POST \"\(Self.host)/v1/reconciliations/\(report.id)/apply\"",
+            cli: "usagebox reconcile … --apply")
+        let applied =
+            log != nil
             ? try await service.apply(id: report.id, confirmLarge: false, store: store, log: log!)
             : try await store.ingest(report.corrections.map { IngestItem.event($0.event) })
         write(JSONWriter.write(applied.jsonValue))
@@ -123,9 +139,10 @@ public struct KataDemo: Sendable {
         write("")
         let rerun = try await service.run(options, store: store, log: log, apply: false)
         let sonnet = rerun.report.models.first { $0.modelID == "claude-sonnet-4-5" }
-        write("Re-run the reconciliation: Sonnet metered \(TextTable.grouped(sonnet?.metered ?? 0)) vs vendor \(TextTable.grouped(sonnet?.vendor ?? 0)); "
-              + "the remaining \(Rendering.signed(sonnet?.gap ?? 0)) is the pass-through cache reads, and no correction is proposed "
-              + "(\(rerun.report.corrections.count)).")
+        write(
+            "Re-run the reconciliation: Sonnet metered \(TextTable.grouped(sonnet?.metered ?? 0)) vs vendor \(TextTable.grouped(sonnet?.vendor ?? 0)); "
+                + "the remaining \(Rendering.signed(sonnet?.gap ?? 0)) is the pass-through cache reads, and no correction is proposed "
+                + "(\(rerun.report.corrections.count)).")
     }
 
     private func step(_ title: String, curl: String, cli: String) {

@@ -23,8 +23,10 @@ public struct ReconciliationService: Sendable {
 
     public var runner: ReconciliationRunner { ReconciliationRunner(engine: engine) }
 
-    public func run(_ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool = false,
-                    confirmLarge: Bool = false) async throws -> (report: ReconciliationReport, outcome: ReconciliationRunner.ApplyOutcome) {
+    public func run(
+        _ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool = false,
+        confirmLarge: Bool = false
+    ) async throws -> (report: ReconciliationReport, outcome: ReconciliationRunner.ApplyOutcome) {
         try await runner.run(options, store: store, log: log, apply: apply, confirmLarge: confirmLarge)
     }
 

@@ -5,15 +5,16 @@ public enum Rendering {
     public static func usage(_ r: UsageResult) -> String {
         let headers = r.groupBy.map(\.name) + r.metrics.map(\.rawValue)
         let rows: [[String]] = r.groups.map { g in
-            g.keys.map { $0 ?? "(none)" } + r.metrics.map { m in
-                switch m {
-                case .sum: return TextTable.grouped(g.aggregate.sum)
-                case .count: return TextTable.grouped(g.aggregate.count)
-                case .min: return g.aggregate.count == 0 ? "" : TextTable.grouped(g.aggregate.min)
-                case .max: return g.aggregate.count == 0 ? "" : TextTable.grouped(g.aggregate.max)
-                case .avg: return g.aggregate.count == 0 ? "" : UsageResult.average(g.aggregate)
+            g.keys.map { $0 ?? "(none)" }
+                + r.metrics.map { m in
+                    switch m {
+                    case .sum: return TextTable.grouped(g.aggregate.sum)
+                    case .count: return TextTable.grouped(g.aggregate.count)
+                    case .min: return g.aggregate.count == 0 ? "" : TextTable.grouped(g.aggregate.min)
+                    case .max: return g.aggregate.count == 0 ? "" : TextTable.grouped(g.aggregate.max)
+                    case .avg: return g.aggregate.count == 0 ? "" : UsageResult.average(g.aggregate)
+                    }
                 }
-            }
         }
         let right = Set(r.groupBy.count..<headers.count)
         return TextTable(headers: headers, rows: rows, rightAligned: right).render() + "\n(source: \(r.source))"
@@ -30,52 +31,79 @@ public enum Rendering {
         for c in v.corruptSegments { lines.append("  corrupt \(c.segmentID): \(c.reason)") }
         if !v.mismatches.isEmpty {
             lines.append("")
-            lines.append(TextTable(
-                headers: ["hour", "meter", "model", "kind", "dimensions", "rollup sum", "raw sum", "rollup count", "raw count"],
-                rows: v.mismatches.map {
-                    [$0.hour.rfc3339, $0.meterID, $0.modelID ?? "(none)", $0.kind.rawValue, $0.dimensions, TextTable.grouped($0.rollupSum),
-                     TextTable.grouped($0.rawSum), TextTable.grouped($0.rollupCount), TextTable.grouped($0.rawCount)]
-                }, rightAligned: [5, 6, 7, 8]).render())
+            lines.append(
+                TextTable(
+                    headers: ["hour", "meter", "model", "kind", "dimensions", "rollup sum", "raw sum", "rollup count", "raw count"],
+                    rows: v.mismatches.map {
+                        [
+                            $0.hour.rfc3339, $0.meterID, $0.modelID ?? "(none)", $0.kind.rawValue, $0.dimensions, TextTable.grouped($0.rollupSum),
+                            TextTable.grouped($0.rawSum), TextTable.grouped($0.rollupCount), TextTable.grouped($0.rawCount),
+                        ]
+                    }, rightAligned: [5, 6, 7, 8]
+                ).render())
         }
         if let days = v.days {
             lines.append("")
-            lines.append(TextTable(headers: ["day", "rollup sum", "raw sum", "drift"], rows: days.map {
-                [$0.day, TextTable.grouped($0.rollupSum), TextTable.grouped($0.rawSum), TextTable.grouped($0.drift)]
-            }, rightAligned: [1, 2, 3]).render())
+            lines.append(
+                TextTable(
+                    headers: ["day", "rollup sum", "raw sum", "drift"],
+                    rows: days.map {
+                        [$0.day, TextTable.grouped($0.rollupSum), TextTable.grouped($0.rawSum), TextTable.grouped($0.drift)]
+                    }, rightAligned: [1, 2, 3]
+                ).render())
         }
         return lines.joined(separator: "\n")
     }
 
     public static func explain(_ e: ExplainReport) -> String {
         var lines = ["\(e.accountID)  \(e.range.from.rfc3339) – \(e.range.to.rfc3339)", ""]
-        let rows = e.breakdown.map { b in
-            [b.modelID ?? "(none)", TextTable.grouped(b.usage), TextTable.grouped(b.corrections), TextTable.grouped(b.net), TextTable.grouped(b.count)]
-        } + [["TOTAL", TextTable.grouped(e.totals.usage), TextTable.grouped(e.totals.corrections), TextTable.grouped(e.totals.net),
-              TextTable.grouped(e.totals.count)]]
+        let rows =
+            e.breakdown.map { b in
+                [b.modelID ?? "(none)", TextTable.grouped(b.usage), TextTable.grouped(b.corrections), TextTable.grouped(b.net), TextTable.grouped(b.count)]
+            } + [
+                [
+                    "TOTAL", TextTable.grouped(e.totals.usage), TextTable.grouped(e.totals.corrections), TextTable.grouped(e.totals.net),
+                    TextTable.grouped(e.totals.count),
+                ]
+            ]
         lines.append(TextTable(headers: ["model", "usage", "corrections", "net", "count"], rows: rows, rightAligned: [1, 2, 3, 4]).render())
         lines.append("")
         lines.append("segments (provenance):")
-        lines.append(TextTable(headers: ["segment", "first", "last", "events", "sum", "sha256", "sealed"], rows: e.segments.map {
-            [$0.segmentID, $0.firstTimestamp?.rfc3339 ?? "", $0.lastTimestamp?.rfc3339 ?? "", TextTable.grouped($0.events),
-             TextTable.grouped($0.sum), $0.sha256.map { String($0.prefix(16)) + "…" } ?? "(open)", $0.sealedAt?.rfc3339 ?? "open"]
-        }, rightAligned: [3, 4]).render())
+        lines.append(
+            TextTable(
+                headers: ["segment", "first", "last", "events", "sum", "sha256", "sealed"],
+                rows: e.segments.map {
+                    [
+                        $0.segmentID, $0.firstTimestamp?.rfc3339 ?? "", $0.lastTimestamp?.rfc3339 ?? "", TextTable.grouped($0.events),
+                        TextTable.grouped($0.sum), $0.sha256.map { String($0.prefix(16)) + "…" } ?? "(open)", $0.sealedAt?.rfc3339 ?? "open",
+                    ]
+                }, rightAligned: [3, 4]
+            ).render())
         lines.append("chain head: \(e.chainHead ?? "(none sealed yet)")")
         lines.append("")
         if e.corrections.isEmpty {
             lines.append("corrections: none")
         } else {
             lines.append("corrections:")
-            lines.append(TextTable(headers: ["event_id", "correction_ref", "model", "quantity", "timestamp", "post_close"], rows: e.corrections.map {
-                [$0.event.eventID, $0.event.correctionRef ?? "", $0.event.modelID ?? "(none)", TextTable.grouped($0.event.quantity),
-                 $0.event.timestamp.rfc3339, $0.postClose ? "yes" : "no"]
-            }, rightAligned: [3]).render())
+            lines.append(
+                TextTable(
+                    headers: ["event_id", "correction_ref", "model", "quantity", "timestamp", "post_close"],
+                    rows: e.corrections.map {
+                        [
+                            $0.event.eventID, $0.event.correctionRef ?? "", $0.event.modelID ?? "(none)", TextTable.grouped($0.event.quantity),
+                            $0.event.timestamp.rfc3339, $0.postClose ? "yes" : "no",
+                        ]
+                    }, rightAligned: [3]
+                ).render())
         }
         return lines.joined(separator: "\n")
     }
 
     public static func ingest(_ r: IngestResponse) -> String {
-        var lines = ["accepted \(TextTable.grouped(Int64(r.accepted)))  duplicates \(TextTable.grouped(Int64(r.duplicates)))  "
-            + "conflicts \(TextTable.grouped(Int64(r.conflicts)))  rejected \(TextTable.grouped(Int64(r.rejected)))"]
+        var lines = [
+            "accepted \(TextTable.grouped(Int64(r.accepted)))  duplicates \(TextTable.grouped(Int64(r.duplicates)))  "
+                + "conflicts \(TextTable.grouped(Int64(r.conflicts)))  rejected \(TextTable.grouped(Int64(r.rejected)))"
+        ]
         if r.postClose > 0 { lines.append("\(r.postClose) correction(s) landed in closed periods (post_close)") }
         for e in r.errors.prefix(50) {
             var place = e.file.map { "\($0):" } ?? ""
@@ -116,10 +144,15 @@ public enum Rendering {
             result = try await store.usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.day, .modelID]))
         }
         let rows = result.groups.map { g in
-            [g.keys[0] ?? "", g.keys[1] ?? "(none)", hasType ? (g.keys[2] ?? "(none)") : "(all)", TextTable.grouped(g.aggregate.sum),
-             TextTable.grouped(g.aggregate.count)]
+            [
+                g.keys[0] ?? "", g.keys[1] ?? "(none)", hasType ? (g.keys[2] ?? "(none)") : "(all)", TextTable.grouped(g.aggregate.sum),
+                TextTable.grouped(g.aggregate.count),
+            ]
         }
-        return "by day (UTC, \(result.source)):\n" + TextTable(headers: ["day", "model", "token type", "metered", "events"], rows: rows,
-                                                                rightAligned: [3, 4]).render()
+        return "by day (UTC, \(result.source)):\n"
+            + TextTable(
+                headers: ["day", "model", "token type", "metered", "events"], rows: rows,
+                rightAligned: [3, 4]
+            ).render()
     }
 }

@@ -1,9 +1,9 @@
 public import Hummingbird
 public import Logging
 public import Metering
-public import UsageBoxServer
-public import ReconCore
 public import NIOCore
+public import ReconCore
+public import UsageBoxServer
 
 /// Builds the `usagebox serve` application: the HTTP API over a store, with the segment sealer.
 public enum ServerApplication {

@@ -1,7 +1,7 @@
 import Foundation
-public import Metering
 public import MeterStoreHTTPClient
 public import MeterStoreSQLite
+public import Metering
 import ReconCore
 
 /// The composition root's store choice: a running server (`--server URL --key K`), or the
@@ -31,8 +31,10 @@ public enum StoreFactory {
     }
 
     /// The store a command works on: the server when `server` is given, else the embedded file.
-    public static func open(db: String?, server: String?, key: String?,
-                            environment: [String: String] = ProcessInfo.processInfo.environment) throws -> any MeterStore {
+    public static func open(
+        db: String?, server: String?, key: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> any MeterStore {
         if let server, !server.isEmpty {
             if db != nil { throw UsageBoxError.invalidArgument("--db and --server exclude each other", field: "server") }
             let k = key ?? environment["USAGEBOX_KEY"] ?? ""

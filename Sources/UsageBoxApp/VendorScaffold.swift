@@ -42,20 +42,24 @@ public enum VendorScaffold {
         try fm.createDirectory(at: folder.appendingPathComponent("Examples"), withIntermediateDirectories: true)
         try plugin(n).write(to: folder.appendingPathComponent("\(n.typeName)Plugin.swift"), atomically: true, encoding: .utf8)
         try example(n).write(to: folder.appendingPathComponent("Examples/\(n.id)_example.csv"), atomically: true, encoding: .utf8)
-        try "# \(n.typeName) plugin\n\nReads \(n.typeName)'s cost CSV (`date,model,token_type,amount_usd`). Written by `usagebox vendors scaffold`; edit the parser, the example and `RateCards/\(n.id).yaml` to match the real export.\n"
+        try
+            "# \(n.typeName) plugin\n\nReads \(n.typeName)'s cost CSV (`date,model,token_type,amount_usd`). Written by `usagebox vendors scaffold`; edit the parser, the example and `RateCards/\(n.id).yaml` to match the real export.\n"
             .write(to: folder.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
         try card(n).write(to: root.appendingPathComponent("RateCards/\(n.id).yaml"), atomically: true, encoding: .utf8)
 
         // Package.swift makes every folder under Plugins/ a target, and the build embeds every card
         // in RateCards/: the registry line is the only edit.
-        registryText = registryText.replacingOccurrences(of: "public let builtInPlugins: [any VendorPlugin.Type] = [",
-                                                         with: "public let builtInPlugins: [any VendorPlugin.Type] = [\n    \(n.typeName)Plugin.self,")
+        registryText = registryText.replacingOccurrences(
+            of: "public let builtInPlugins: [any VendorPlugin.Type] = [",
+            with: "public let builtInPlugins: [any VendorPlugin.Type] = [\n    \(n.typeName)Plugin.self,")
         registryText = registryText.replacingOccurrences(of: "public import ReconCore\n", with: "public import ReconCore\nimport Vendor\(n.typeName)\n")
         try registryText.write(to: registry, atomically: true, encoding: .utf8)
 
-        return ["Plugins/\(n.typeName)/\(n.typeName)Plugin.swift", "Plugins/\(n.typeName)/Examples/\(n.id)_example.csv",
-                "Plugins/\(n.typeName)/README.md", "RateCards/\(n.id).yaml",
-                "Sources/ReconPlugins/BuiltInPlugins.swift (registry line)"]
+        return [
+            "Plugins/\(n.typeName)/\(n.typeName)Plugin.swift", "Plugins/\(n.typeName)/Examples/\(n.id)_example.csv",
+            "Plugins/\(n.typeName)/README.md", "RateCards/\(n.id).yaml",
+            "Sources/ReconPlugins/BuiltInPlugins.swift (registry line)",
+        ]
     }
 
     static func plugin(_ n: Names) -> String {

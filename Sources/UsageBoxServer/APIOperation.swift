@@ -61,8 +61,10 @@ extension APIOperation {
                 let open = (op["security"] as? [Any])?.isEmpty == true
                 let role = (op["x-usagebox-role"] as? String).flatMap(KeyRole.init(rawValue:))
                 guard open || role != nil else { throw Malformed(description: "\(id) names no x-usagebox-role (reader, writer or admin)") }
-                out.append(APIOperation(id: id, method: method.uppercased(), path: path, role: open ? nil : role,
-                                        expensive: op["x-usagebox-expensive"] as? Bool ?? false))
+                out.append(
+                    APIOperation(
+                        id: id, method: method.uppercased(), path: path, role: open ? nil : role,
+                        expensive: op["x-usagebox-expensive"] as? Bool ?? false))
             }
         }
         guard Set(out.map(\.id)).count == out.count else { throw Malformed(description: "an operationId is used twice") }

@@ -22,8 +22,10 @@ public struct HTTPAPI: Sendable {
     let work: WorkLimiter
     let authFailures: AuthFailureLimiter
 
-    public init(store: any MeterStore, keys: any KeyStore, environmentAdminSecret: String?, decoder: EventDecoder = EventDecoder(),
-                limits: RequestLimits = RequestLimits()) {
+    public init(
+        store: any MeterStore, keys: any KeyStore, environmentAdminSecret: String?, decoder: EventDecoder = EventDecoder(),
+        limits: RequestLimits = RequestLimits()
+    ) {
         self.store = store
         self.keys = keys
         self.environmentAdminSecret = environmentAdminSecret?.isEmpty == true ? nil : environmentAdminSecret
@@ -149,9 +151,11 @@ public struct HTTPAPI: Sendable {
         do {
             return try await request.collectBody(upTo: limit)
         } catch {
-            throw UsageBoxError(.payloadTooLarge, invoice
-                ? "the invoice body is larger than the server's limit of \(limit >> 20) MiB (usagebox serve --max-invoice-mb)"
-                : "the body is larger than 16 MiB")
+            throw UsageBoxError(
+                .payloadTooLarge,
+                invoice
+                    ? "the invoice body is larger than the server's limit of \(limit >> 20) MiB (usagebox serve --max-invoice-mb)"
+                    : "the body is larger than 16 MiB")
         }
     }
 

@@ -35,8 +35,11 @@ struct MeteringController {
             }
             if let g = value("group_by"), g != "day" { throw UsageBoxError.invalidArgument("verify groups only by day", field: "group_by") }
             if value("group_by") == "day" { try api.checkBuckets(range, [.day]) }
-            return JSONResponse.make(try await store.verify(VerifyRequest(account: caller.pathAccount, range: range, mode: mode,
-                                                                          byDay: value("group_by") == "day")))
+            return JSONResponse.make(
+                try await store.verify(
+                    VerifyRequest(
+                        account: caller.pathAccount, range: range, mode: mode,
+                        byDay: value("group_by") == "day")))
         }
         routes.on("explain") { request, _, caller in
             let params = try api.parameters(request)

@@ -5,9 +5,17 @@ public import Metering
 public import ReconCore
 
 /// What the HTTP API needs of reconciliation; the composition root supplies it.
+///
+/// ```swift
+/// var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: nil)
+/// api.reconciliation = try ReconciliationService()   // the built-in plugins and cards
+/// api.reconciliationLog = store
+/// ```
 public protocol ReconciliationBackend: Sendable {
     var vendors: VendorList { get }
-    func run(_ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool, confirmLarge: Bool)
+    func run(
+        _ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool, confirmLarge: Bool
+    )
         async throws -> (report: ReconciliationReport, outcome: ReconciliationRunner.ApplyOutcome)
     func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse
     func revert(id: String, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse
@@ -33,8 +41,9 @@ struct ReconciliationController {
             // Recording a run is a write: a reader may only look (dry_run), and nothing is stored.
             if !dryRun { try api.require(caller.key, .writer) }
             do {
-                let (report, _) = try await backend().run(options, store: api.store, log: dryRun ? nil : api.reconciliationLog, apply: false,
-                                                          confirmLarge: false)
+                let (report, _) = try await backend().run(
+                    options, store: api.store, log: dryRun ? nil : api.reconciliationLog, apply: false,
+                    confirmLarge: false)
                 return JSONResponse.make(text: report.jsonText, status: dryRun ? .ok : .created)
             } catch let drift as VerifyDrift {
                 throw UsageBoxError(.verifyDrift, drift.description)
@@ -76,7 +85,8 @@ extension HTTPAPI {
         var request = request
         let bytes = Array(try await collect(&request, for: APIOperation.named("reconcile")!).readableBytesView)
         // The query string names the vendor in the simple form; otherwise the body is the JSON request.
-        let asked = params.contains(where: { $0.0 == "vendor" }) == false
+        let asked =
+            params.contains(where: { $0.0 == "vendor" }) == false
             ? try ReconciliationRequest.decode(json: bytes)
             : try ReconciliationRequest.fromParameters({ name in params.last { $0.0 == name }?.1 }, invoice: bytes)
         var options = try asked.resolve(scope: key.scope, runBy: key.keyID)

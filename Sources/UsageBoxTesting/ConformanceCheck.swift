@@ -28,8 +28,10 @@ func expectEqual<T: Equatable>(_ a: T, _ b: T, _ what: String = "", file: String
     guard a == b else { throw ConformanceFailure(message: "\(what.isEmpty ? "" : what + ": ")\(a) ≠ \(b)", file: file, line: line) }
 }
 
-func expectThrows(_ code: UsageBoxError.Code, field: String? = nil, file: String = #fileID, line: Int = #line,
-                  _ body: () async throws -> Void) async throws {
+func expectThrows(
+    _ code: UsageBoxError.Code, field: String? = nil, file: String = #fileID, line: Int = #line,
+    _ body: () async throws -> Void
+) async throws {
     do {
         try await body()
     } catch let e as UsageBoxError {
@@ -49,8 +51,10 @@ public enum Fixture {
         ref: String? = nil, quantity: Int64, unit: String? = "tokens", at: String = "2026-05-10T12:00:00Z",
         dims: [String: String] = [:]
     ) -> IngestItem {
-        .event(UsageEvent(eventID: id, accountID: account, meterID: meter, modelID: model, kind: kind, correctionRef: ref,
-                          quantity: quantity, unit: unit, timestamp: ts(at), dimensions: dims))
+        .event(
+            UsageEvent(
+                eventID: id, accountID: account, meterID: meter, modelID: model, kind: kind, correctionRef: ref,
+                quantity: quantity, unit: unit, timestamp: ts(at), dimensions: dims))
     }
 
     public static let may = try! TimeRange(from: ts("2026-05-01T00:00:00Z"), to: ts("2026-06-01T00:00:00Z"))

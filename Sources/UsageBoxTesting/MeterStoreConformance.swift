@@ -11,15 +11,22 @@ public enum MeterStoreConformance {
         ConformanceCheck("an event that would push a sum past 64 bits is rejected alone; the rest of its batch is stored") { store in
             let big = Int64.max - 1000
             _ = try await store.ingest([F.event("huge", quantity: big)])
-            let r = try await store.ingest([F.event("ok1", quantity: 5, at: "2026-05-11T12:00:00Z"), F.event("over", quantity: 2000),
-                                            F.event("ok2", quantity: 7, at: "2026-05-12T12:00:00Z")])
+            let r = try await store.ingest([
+                F.event("ok1", quantity: 5, at: "2026-05-11T12:00:00Z"), F.event("over", quantity: 2000),
+                F.event("ok2", quantity: 7, at: "2026-05-12T12:00:00Z"),
+            ])
             try expectEqual([r.accepted, r.rejected], [2, 1], "counts")
             try expectEqual(r.errors.map(\.code), ["quantity_overflow"], "code")
             try expectEqual(r.errors.map(\.index), [1], "index")
-            let hour = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: try TimeRange(from: F.ts("2026-05-10T12:00:00Z"),
-                                                                                                            to: F.ts("2026-05-10T13:00:00Z"))))
+            let hour = try await store.usage(
+                UsageQuery(
+                    scope: .accounts(["acct_1"]),
+                    range: try TimeRange(
+                        from: F.ts("2026-05-10T12:00:00Z"),
+                        to: F.ts("2026-05-10T13:00:00Z"))))
             try expectEqual(hour.groups.first?.aggregate.sum, big, "the overflowing event left nothing behind")
-            let v = try await store.verify(VerifyRequest(account: "acct_1", range: try TimeRange(from: F.ts("2026-05-11T00:00:00Z"), to: F.ts("2026-05-13T00:00:00Z"))))
+            let v = try await store.verify(
+                VerifyRequest(account: "acct_1", range: try TimeRange(from: F.ts("2026-05-11T00:00:00Z"), to: F.ts("2026-05-13T00:00:00Z"))))
             try expectEqual(v.ok, true, "verify of the other days")
             _ = try await store.ingest([F.event("huge2", account: "acct_2", quantity: big)])
             do {
@@ -46,8 +53,11 @@ public enum MeterStoreConformance {
         },
         ConformanceCheck("same content is decided on the canonical encoding, not the JSON text") { store in
             let decoder = EventDecoder()
-            let a = try JSONParser.parse(#"{"event_id":"c1","account_id":"a","meter_id":"m","quantity":5,"timestamp":"2026-05-10T14:00:00+02:00","dimensions":{"b":"2","a":"1"}}"#)
-            let b = try JSONParser.parse(#"{"dimensions":{"a":"1","b":"2"},"timestamp":"2026-05-10T12:00:00Z","quantity":"5","kind":"Usage","meter_id":"m","account_id":"a","event_id":"c1"}"#)
+            let a = try JSONParser.parse(
+                #"{"event_id":"c1","account_id":"a","meter_id":"m","quantity":5,"timestamp":"2026-05-10T14:00:00+02:00","dimensions":{"b":"2","a":"1"}}"#)
+            let b = try JSONParser.parse(
+                #"{"dimensions":{"a":"1","b":"2"},"timestamp":"2026-05-10T12:00:00Z","quantity":"5","kind":"Usage","meter_id":"m","account_id":"a","event_id":"c1"}"#
+            )
             _ = try await store.ingest([decoder.decode(a)])
             let r = try await store.ingest([decoder.decode(b)])
             try expectEqual(r.duplicates, 1, "duplicate")
@@ -61,33 +71,69 @@ public enum MeterStoreConformance {
                 (#"{"event_id":"has space","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_event_id"),
                 (#"{"event_id":"e","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "missing_account_id"),
                 (#"{"event_id":"e","account_id":"a","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "missing_meter_id"),
-                (#"{"event_id":"e","account_id":"a","meter_id":"m","model_id":"bad/model","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_model_id"),
+                (
+                    #"{"event_id":"e","account_id":"a","meter_id":"m","model_id":"bad/model","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#,
+                    "invalid_model_id"
+                ),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","kind":"Refund","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_kind"),
-                (#"{"event_id":"e","account_id":"a","meter_id":"m","kind":"Correction","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "missing_correction_ref"),
-                (#"{"event_id":"e","account_id":"a","meter_id":"m","correction_ref":"r","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_correction_ref"),
+                (
+                    #"{"event_id":"e","account_id":"a","meter_id":"m","kind":"Correction","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#,
+                    "missing_correction_ref"
+                ),
+                (
+                    #"{"event_id":"e","account_id":"a","meter_id":"m","correction_ref":"r","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#,
+                    "invalid_correction_ref"
+                ),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1.5,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_quantity"),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":"12.0","timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_quantity"),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1e3,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_quantity"),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":99999999999999999999,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_quantity"),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":-1,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_quantity"),
-                (#"{"event_id":"e","account_id":"a","meter_id":"m","kind":"Correction","correction_ref":"r","quantity":0,"timestamp":"2026-05-10T12:00:00Z"}"#, "invalid_quantity"),
+                (
+                    #"{"event_id":"e","account_id":"a","meter_id":"m","kind":"Correction","correction_ref":"r","quantity":0,"timestamp":"2026-05-10T12:00:00Z"}"#,
+                    "invalid_quantity"
+                ),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","timestamp":"2026-05-10T12:00:00Z"}"#, "missing_quantity"),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10 12:00:00"}"#, "invalid_timestamp"),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-02-30T12:00:00Z"}"#, "invalid_timestamp"),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1}"#, "missing_timestamp"),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2999-01-01T00:00:00Z"}"#, "timestamp_in_future"),
-                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"k":1}}"#, "invalid_dimensions"),
+                (
+                    #"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"k":1}}"#,
+                    "invalid_dimensions"
+                ),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":[]}"#, "invalid_dimensions"),
-                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"a\u0000b":"v"}}"#, "invalid_dimensions"),
-                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"a\nb":"v"}}"#, "invalid_dimensions"),
-                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"k":"v\u0000"}}"#, "invalid_dimensions"),
-                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"\#(String(repeating: "k", count: 65))":"v"}}"#, "invalid_dimensions"),
-                (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"k":"\#(String(repeating: "v", count: 257))"}}"#, "invalid_dimensions"),
+                (
+                    #"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"a\u0000b":"v"}}"#,
+                    "invalid_dimensions"
+                ),
+                (
+                    #"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"a\nb":"v"}}"#,
+                    "invalid_dimensions"
+                ),
+                (
+                    #"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"k":"v\u0000"}}"#,
+                    "invalid_dimensions"
+                ),
+                (
+                    #"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"\#(String(repeating: "k", count: 65))":"v"}}"#,
+                    "invalid_dimensions"
+                ),
+                (
+                    #"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{"k":"\#(String(repeating: "v", count: 257))"}}"#,
+                    "invalid_dimensions"
+                ),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","extra":"x"}"#, "unknown_field"),
                 (#"{"event_id":"e","account_id":"a","meter_id":"m_unit","quantity":1,"unit":"requests","timestamp":"2026-05-10T12:00:00Z"}"#, "unit_mismatch"),
             ]
             let tooMany = (0..<33).map { "\"k\($0)\":\"v\"" }.joined(separator: ",")
-            let all = bad + [(#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{\#(tooMany)}}"#, "invalid_dimensions")]
+            let all =
+                bad + [
+                    (
+                        #"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z","dimensions":{\#(tooMany)}}"#,
+                        "invalid_dimensions"
+                    )
+                ]
             let items = try all.map { decoder.decode(try JSONParser.parse($0.0)) }
             let r = try await store.ingest(items)
             try expectEqual(r.rejected, all.count, "all rejected")
@@ -98,8 +144,11 @@ public enum MeterStoreConformance {
                 try expectEqual(e?.status, .rejected, "status for \(text)")
             }
             let long = String(repeating: "a", count: 201)
-            let r2 = try await store.ingest([decoder.decode(try JSONParser.parse(
-                #"{"event_id":"\#(long)","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#))])
+            let r2 = try await store.ingest([
+                decoder.decode(
+                    try JSONParser.parse(
+                        #"{"event_id":"\#(long)","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-10T12:00:00Z"}"#))
+            ])
             try expectEqual(r2.errors.first?.code, "invalid_event_id", "201-char id")
         },
         ConformanceCheck("a closed period rejects Usage, accepts Corrections marked post_close, and never reopens") { store in
@@ -132,8 +181,10 @@ public enum MeterStoreConformance {
             let net = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may, groupBy: [.modelID]))
             try expectEqual(net.groups.map(\.aggregate.sum), [790], "net")
             try expectEqual(net.groups.map(\.aggregate.count), [3], "count includes corrections")
-            let usageOnly = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may,
-                                                             filters: [UsageFilter(field: .kind, op: .eq, values: ["Usage"])]))
+            let usageOnly = try await store.usage(
+                UsageQuery(
+                    scope: .accounts(["acct_1"]), range: F.may,
+                    filters: [UsageFilter(field: .kind, op: .eq, values: ["Usage"])]))
             try expectEqual(usageOnly.groups.map(\.aggregate.sum), [1000], "usage only")
             let explain = try await store.explain(account: "acct_1", range: F.may)
             try expectEqual([explain.totals.usage, explain.totals.corrections, explain.totals.net, explain.totals.count], [1000, -210, 790, 3], "explain")
@@ -151,13 +202,17 @@ public enum MeterStoreConformance {
             try expectEqual(byModel.groups.map(\.keys), [[nil], ["Opus"], ["sonnet"]], "null first, then byte order")
             try expectEqual(byModel.groups.map(\.aggregate.sum), [1, 5, 30], "sums")
             try expectEqual(byModel.source, "rollup", "source")
-            let byType = try await store.usage(UsageQuery(scope: .accounts(["b"]), range: F.may, groupBy: [.dimension("token_type")],
-                                                          filters: [UsageFilter(field: .modelID, op: .eq, values: ["sonnet"])]))
+            let byType = try await store.usage(
+                UsageQuery(
+                    scope: .accounts(["b"]), range: F.may, groupBy: [.dimension("token_type")],
+                    filters: [UsageFilter(field: .modelID, op: .eq, values: ["sonnet"])]))
             try expectEqual(byType.groups.map(\.keys), [["input"], ["output"]], "token types")
             let byDay = try await store.usage(UsageQuery(scope: .accounts(["b"]), range: F.may, groupBy: [.day]))
             try expectEqual(byDay.groups.map(\.keys), [["2026-05-01"], ["2026-05-02"], ["2026-05-03"]], "days")
-            let byHour = try await store.usage(UsageQuery(scope: .accounts(["b"]), range: F.may, groupBy: [.hour],
-                                                          filters: [UsageFilter(field: .modelID, op: .eq, values: ["sonnet"])]))
+            let byHour = try await store.usage(
+                UsageQuery(
+                    scope: .accounts(["b"]), range: F.may, groupBy: [.hour],
+                    filters: [UsageFilter(field: .modelID, op: .eq, values: ["sonnet"])]))
             try expectEqual(byHour.groups.map(\.keys), [["2026-05-01T00:00:00Z"], ["2026-05-01T01:00:00Z"]], "hours")
             let byMonth = try await store.usage(UsageQuery(scope: .all, range: F.may, groupBy: [.month, .accountID]))
             try expectEqual(byMonth.groups.map(\.keys), [["2026-05", "b"], ["2026-05", "c"]], "month × account")
@@ -172,8 +227,10 @@ public enum MeterStoreConformance {
             for i in 0..<240 {
                 let minute = i * 7
                 let at = Timestamp(microseconds: F.ts("2026-05-04T00:00:00Z").microseconds + Int64(minute) * 60_000_000).rfc3339
-                items.append(F.event("r\(i)", model: i % 3 == 0 ? "a" : "b", quantity: Int64(i + 1), at: at,
-                                     dims: ["token_type": i % 2 == 0 ? "input" : "output"]))
+                items.append(
+                    F.event(
+                        "r\(i)", model: i % 3 == 0 ? "a" : "b", quantity: Int64(i + 1), at: at,
+                        dims: ["token_type": i % 2 == 0 ? "input" : "output"]))
             }
             _ = try await store.ingest(items)
             let ranges = [
@@ -197,8 +254,10 @@ public enum MeterStoreConformance {
                 _ = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may, groupBy: [.dimension("tokn_type")]))
             }
             try await expectThrows(.invalidArgument, field: "feature") {
-                _ = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may,
-                                                     filters: [UsageFilter(field: .dimension("feature"), op: .eq, values: ["x"])]))
+                _ = try await store.usage(
+                    UsageQuery(
+                        scope: .accounts(["acct_1"]), range: F.may,
+                        filters: [UsageFilter(field: .dimension("feature"), op: .eq, values: ["x"])]))
             }
             // A dimension seen on another account is still unknown on this one.
             _ = try await store.ingest([F.event("2", account: "other", quantity: 1, dims: ["feature": "chat"])])
@@ -211,8 +270,11 @@ public enum MeterStoreConformance {
                 F.event("1", quantity: 3, dims: ["source": "vendor_reconciliation", "reason": "retry"]),
                 F.event("2", quantity: 4, dims: ["source": "collector"]),
             ])
-            let q = try UsageQuery.fromParameters([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"),
-                                                   ("group_by", "dim.source"), ("dim.source", "collector")], scope: .accounts(["acct_1"]))
+            let q = try UsageQuery.fromParameters(
+                [
+                    ("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"),
+                    ("group_by", "dim.source"), ("dim.source", "collector"),
+                ], scope: .accounts(["acct_1"]))
             let r = try await store.usage(q)
             try expectEqual(r.groups.map(\.keys), [["collector"]], "keys")
             try expectEqual(r.groups.map(\.aggregate.sum), [4], "sum")
@@ -284,15 +346,20 @@ public enum MeterStoreConformance {
                 F.event("3", model: "b", quantity: 5, dims: ["token_type": "input"]),
                 F.event("4", model: "b", quantity: 6, dims: ["token_type": "cache_read"]),
             ])
-            let json = try JSONParser.parse("""
+            let json = try JSONParser.parse(
+                """
                 {"account_id": "acct_1", "from": "2026-05-01T00:00:00Z", "to": "2026-06-01T00:00:00Z",
                  "filters": [{"field": "token_type", "op": "in", "value": ["input", "output"]},
                              {"field": "model_id", "op": "neq", "value": "c"}],
                  "group_by": ["model_id"], "metrics": ["sum", "count", "min", "max", "avg"]}
                 """)
             let r = try await store.usage(try UsageQuery.fromJSON(json, scope: .accounts(["acct_1"])))
-            try expectEqual(JSONWriter.write(r.jsonValue), #"{"source":"rollup","groups":[{"model_id":"a","sum":40,"count":2,"min":10,"max":30,"avg":20},{"model_id":"b","sum":5,"count":1,"min":5,"max":5,"avg":5}]}"#, "json")
-            let notIn = try JSONParser.parse("""
+            try expectEqual(
+                JSONWriter.write(r.jsonValue),
+                #"{"source":"rollup","groups":[{"model_id":"a","sum":40,"count":2,"min":10,"max":30,"avg":20},{"model_id":"b","sum":5,"count":1,"min":5,"max":5,"avg":5}]}"#,
+                "json")
+            let notIn = try JSONParser.parse(
+                """
                 {"from": "2026-05-01T00:00:00Z", "to": "2026-06-01T00:00:00Z",
                  "filters": [{"field": "token_type", "op": "not_in", "value": ["input", "output"]}], "metrics": ["sum"]}
                 """)
@@ -301,29 +368,35 @@ public enum MeterStoreConformance {
         },
         ConformanceCheck("read-only SQL over usage_events sees only its accounts") { store in
             _ = try await store.ingest([F.event("1", account: "mine", quantity: 7), F.event("2", account: "theirs", quantity: 1000)])
-            let r = try await store.sql("SELECT account_id, SUM(quantity) FROM usage_events GROUP BY account_id", scope: .accounts(["mine"]),
-                                        timeLimitSeconds: 10, rowLimit: 10_000)
+            let r = try await store.sql(
+                "SELECT account_id, SUM(quantity) FROM usage_events GROUP BY account_id", scope: .accounts(["mine"]),
+                timeLimitSeconds: 10, rowLimit: 10_000)
             try expectEqual(r.columns, ["account_id", "SUM(quantity)"], "columns")
             try expectEqual(r.rows, [[.string("mine"), .int(7)]], "rows")
-            let sub = try await store.sql("SELECT (SELECT COUNT(*) FROM usage_events WHERE account_id = 'theirs')", scope: .accounts(["mine"]),
-                                          timeLimitSeconds: 10, rowLimit: 10_000)
+            let sub = try await store.sql(
+                "SELECT (SELECT COUNT(*) FROM usage_events WHERE account_id = 'theirs')", scope: .accounts(["mine"]),
+                timeLimitSeconds: 10, rowLimit: 10_000)
             try expectEqual(sub.rows, [[.int(0)]], "other accounts are invisible in subqueries")
-            let union = try await store.sql("SELECT quantity FROM usage_events UNION ALL SELECT quantity FROM usage_events WHERE account_id='theirs'",
-                                            scope: .accounts(["mine"]), timeLimitSeconds: 10, rowLimit: 10_000)
+            let union = try await store.sql(
+                "SELECT quantity FROM usage_events UNION ALL SELECT quantity FROM usage_events WHERE account_id='theirs'",
+                scope: .accounts(["mine"]), timeLimitSeconds: 10, rowLimit: 10_000)
             try expectEqual(union.rows, [[.int(7)]], "UNION cannot reach other accounts")
             let limited = try await store.sql("SELECT event_id, timestamp FROM usage_events", scope: .all, timeLimitSeconds: 10, rowLimit: 1)
             try expect(limited.truncated && limited.rows.count == 1, "row limit truncates")
             try expectEqual(limited.rows.first?.last, .string("2026-05-10T12:00:00Z"), "timestamps are RFC 3339")
-            for attack in ["DELETE FROM usage_events", "SELECT * FROM event", "PRAGMA table_info(event)", "ATTACH 'x.db' AS x",
-                           "SELECT load_extension('x')", "SELECT * FROM sqlite_temp_master", "SELECT 1; SELECT 2",
-                           "SELECT SUM(q) FROM (SELECT 9223372036854775807 AS q UNION ALL SELECT quantity FROM usage_events)"] {
+            for attack in [
+                "DELETE FROM usage_events", "SELECT * FROM event", "PRAGMA table_info(event)", "ATTACH 'x.db' AS x",
+                "SELECT load_extension('x')", "SELECT * FROM sqlite_temp_master", "SELECT 1; SELECT 2",
+                "SELECT SUM(q) FROM (SELECT 9223372036854775807 AS q UNION ALL SELECT quantity FROM usage_events)",
+            ] {
                 try await expectThrows(.invalidArgument, field: "sql") {
                     _ = try await store.sql(attack, scope: .accounts(["mine"]), timeLimitSeconds: 10, rowLimit: 10)
                 }
             }
             try await expectThrows(.timeout, field: "sql") {
-                _ = try await store.sql("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c",
-                                        scope: .accounts(["mine"]), timeLimitSeconds: 0.5, rowLimit: 10)
+                _ = try await store.sql(
+                    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c",
+                    scope: .accounts(["mine"]), timeLimitSeconds: 0.5, rowLimit: 10)
             }
         },
     ]

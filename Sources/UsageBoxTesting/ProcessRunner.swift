@@ -21,8 +21,10 @@ public enum ProcessRunner {
     }
 
     /// Runs to completion; both pipes are drained concurrently so a chatty child never blocks.
-    public static func run(_ executable: String, _ args: [String], cwd: String? = nil, stdin: String? = nil,
-                           env: [String: String] = [:], unset: [String] = []) throws -> ProcessOutput {
+    public static func run(
+        _ executable: String, _ args: [String], cwd: String? = nil, stdin: String? = nil,
+        env: [String: String] = [:], unset: [String] = []
+    ) throws -> ProcessOutput {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
@@ -48,7 +50,8 @@ public enum ProcessRunner {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         p.waitUntilExit()
-        return ProcessOutput(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self))
+        return ProcessOutput(
+            status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
     }
 }

@@ -41,7 +41,9 @@ do {
 }
 let elapsed = ContinuousClock.now - start
 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-print(#"{"format":"\#(args[1])","bytes":\#(bytes),"records":\#(records),"seconds":\#(String(format: "%.3f", seconds)),"mb_per_s":\#(String(format: "%.1f", Double(bytes) / 1_000_000 / seconds))}"#)
+print(
+    #"{"format":"\#(args[1])","bytes":\#(bytes),"records":\#(records),"seconds":\#(String(format: "%.3f", seconds)),"mb_per_s":\#(String(format: "%.1f", Double(bytes) / 1_000_000 / seconds))}"#
+)
 
 /// Runs the async reader to completion from synchronous code.
 enum EventCounter {
@@ -91,8 +93,10 @@ enum StoreTimer {
                     case "usage":
                         _ = try await store.usage(UsageQuery(scope: account.map { .accounts([$0]) } ?? .all, range: range, groupBy: [.modelID]))
                     default:
-                        _ = try await store.verify(VerifyRequest(account: account ?? "acct_7", range: range,
-                                                                 mode: kind == "verify-deep" ? .deep : .incremental))
+                        _ = try await store.verify(
+                            VerifyRequest(
+                                account: account ?? "acct_7", range: range,
+                                mode: kind == "verify-deep" ? .deep : .incremental))
                     }
                     let d = ContinuousClock.now - start
                     samples.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)

@@ -14,9 +14,11 @@ enum FuzzTarget {
 
     /// Every target by name: the readers, the wire decoders, the YAML loaders and one per plugin.
     static var all: [(String, FuzzTarget)] {
-        [("csv", .csv), ("xml", .xml), ("json", .json), ("event-json", .eventJSON), ("event-csv", .eventCSV),
-         ("usage-query", .usageQuery), ("reconciliation-request", .reconciliationRequest),
-         ("rate-card", .rateCard), ("rules", .rules)]
+        [
+            ("csv", .csv), ("xml", .xml), ("json", .json), ("event-json", .eventJSON), ("event-csv", .eventCSV),
+            ("usage-query", .usageQuery), ("reconciliation-request", .reconciliationRequest),
+            ("rate-card", .rateCard), ("rules", .rules),
+        ]
             + builtInPlugins.map { ("plugin-\($0.id)", .plugin($0)) }
     }
 

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import Metering
 import MeterStoreSQLite
+import Metering
 import UsageBoxApp
 
 extension UsageBoxCommand {
@@ -15,7 +15,8 @@ extension UsageBoxCommand {
             let store = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(db))
             try await store.backup(to: to)
             let size = (try? FileManager.default.attributesOfItem(atPath: to)[.size] as? Int) ?? 0
-            printOut("backed up \(StoreFactory.resolvePath(db)) to \(to) (\(size) bytes); `usagebox restore --from \(to)` verifies it before replacing anything")
+            printOut(
+                "backed up \(StoreFactory.resolvePath(db)) to \(to) (\(size) bytes); `usagebox restore --from \(to)` verifies it before replacing anything")
         }
     }
 

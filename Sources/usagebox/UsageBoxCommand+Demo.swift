@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import Metering
 import MeterStoreSQLite
+import Metering
 import UsageBoxApp
 
 extension UsageBoxCommand {
@@ -34,8 +34,9 @@ extension UsageBoxCommand {
                 return
             }
             try await demo.run()
-            printOut("\nThe store is kept at \(path); explore it with e.g. usagebox usage --db \(path) --account acct_42 "
-                     + "--from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --group-by day")
+            printOut(
+                "\nThe store is kept at \(path); explore it with e.g. usagebox usage --db \(path) --account acct_42 "
+                    + "--from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --group-by day")
         }
     }
 }

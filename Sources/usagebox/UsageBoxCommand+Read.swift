@@ -138,9 +138,13 @@ extension UsageBoxCommand {
                 if json {
                     printOut(JSONWriter.write(MeterList(meters: meters).jsonValue))
                 } else {
-                    printOut(TextTable(headers: ["meter", "unit", "rollup dimensions"], rows: meters.map {
-                        [$0.meterID, $0.unit ?? "", $0.rollupDimensions?.joined(separator: ",") ?? "(all)"]
-                    }).render())
+                    printOut(
+                        TextTable(
+                            headers: ["meter", "unit", "rollup dimensions"],
+                            rows: meters.map {
+                                [$0.meterID, $0.unit ?? "", $0.rollupDimensions?.joined(separator: ",") ?? "(all)"]
+                            }
+                        ).render())
                 }
             }
         }
@@ -165,8 +169,10 @@ extension UsageBoxCommand {
                     throw ValidationError("keeping all dimensions again is not supported yet; name them")
                 }
                 let info = try await db.setMeter(meter, unit: unit, rollupDimensions: dims)
-                printOut(json ? JSONWriter.write(info.jsonValue)
-                         : "\(info.meterID): unit \(info.unit ?? "(none)"), rollups keep \(info.rollupDimensions?.joined(separator: ",") ?? "all dimensions")")
+                printOut(
+                    json
+                        ? JSONWriter.write(info.jsonValue)
+                        : "\(info.meterID): unit \(info.unit ?? "(none)"), rollups keep \(info.rollupDimensions?.joined(separator: ",") ?? "all dimensions")")
             }
         }
     }

@@ -1,10 +1,10 @@
 import ArgumentParser
 import ExactJSON
 import Foundation
-import Metering
-import MeterStoreSQLite
-import ReconCore
 import MeterStoreHTTPClient
+import MeterStoreSQLite
+import Metering
+import ReconCore
 import UsageBoxApp
 
 extension UsageBoxCommand {
@@ -34,14 +34,16 @@ extension UsageBoxCommand.Reconcile {
                 out more than half of what was metered are held until --confirm-large. See docs/reconciliation.md.
                 """)
 
-        @Option(help: "The vendor plugin id (see `usagebox vendors`), or 'auto' to pick by sniffing the file.",
-                completion: .custom { _, _, _ in ["auto"] + Completions.vendorIDs() })
+        @Option(
+            help: "The vendor plugin id (see `usagebox vendors`), or 'auto' to pick by sniffing the file.",
+            completion: .custom { _, _, _ in ["auto"] + Completions.vendorIDs() })
         var vendor: String
         @Option(name: .customLong("invoice"), help: "An invoice file (repeat for several, e.g. every page of an export).") var invoices: [String]
         @Option(help: "Start of the period: a date (2026-05-01, 00:00 UTC) or an RFC 3339 time in UTC.") var from: String
         @Option(help: "End of the period (exclusive), written like --from.") var to: String
         @Option(help: "The account the run is for.") var account: String?
-        @Option(name: .customLong("invoice-scope"), help: "'account': the invoice is --account's alone (other accounts' usage of its models is not billed on it).")
+        @Option(
+            name: .customLong("invoice-scope"), help: "'account': the invoice is --account's alone (other accounts' usage of its models is not billed on it).")
         var invoiceScope: InvoiceScope?
         @Option(name: .customLong("rate-card"), help: "A rate card file overriding the vendor's card.") var rateCard: String?
         @Option(help: "A team's classification rules, consulted before the defaults (see `usagebox rules`).") var rules: String?
@@ -99,7 +101,9 @@ extension UsageBoxCommand.Reconcile {
                 }
             }
             if let modelMap {
-                r.modelMap = try ReconciliationRequest.config("model_map") { try ModelMap.load(text: try Self.read(modelMap, what: "model_map"), file: modelMap) }
+                r.modelMap = try ReconciliationRequest.config("model_map") {
+                    try ModelMap.load(text: try Self.read(modelMap, what: "model_map"), file: modelMap)
+                }
             }
             r.fx = try ReconciliationRequest.fxRates(flags: fx).mapValues { ExactDecimal.text($0) }
             r.meterID = meterID
@@ -116,8 +120,9 @@ extension UsageBoxCommand.Reconcile {
             let report: ReconciliationReport
             let outcome: ReconciliationRunner.ApplyOutcome
             do {
-                (report, outcome) = try await service.run(options, store: db, log: db as? any ReconciliationLog, apply: apply,
-                                                          confirmLarge: confirmLarge)
+                (report, outcome) = try await service.run(
+                    options, store: db, log: db as? any ReconciliationLog, apply: apply,
+                    confirmLarge: confirmLarge)
             } catch let drift as VerifyDrift {
                 printErr("usagebox: reconcile stopped: \(drift)")
                 throw ExitCode.verifyDrift
@@ -129,8 +134,11 @@ extension UsageBoxCommand.Reconcile {
                 printOut(Rendering.reconciliation(report))
                 if by == .day { printOut("\n" + Rendering.reconciliationDays(report)) }
                 if case let .posted(applied, heldBack) = outcome {
-                    printOut("\napplied: " + Rendering.ingest(applied)
-                             + (heldBack > 0 ? "\n\(heldBack) held correction(s) not posted: review them, then `usagebox reconcile apply \(report.id) --confirm-large`" : ""))
+                    printOut(
+                        "\napplied: " + Rendering.ingest(applied)
+                            + (heldBack > 0
+                                ? "\n\(heldBack) held correction(s) not posted: review them, then `usagebox reconcile apply \(report.id) --confirm-large`" : "")
+                    )
                 }
             }
             if case let .refused(error) = outcome {
@@ -156,7 +164,8 @@ extension UsageBoxCommand.Reconcile {
 
     struct Revert: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Post the corrections that undo an applied run, with their own correction_ref (POST /v1/reconciliations/{id}/revert); twice posts nothing new.")
+            abstract:
+                "Post the corrections that undo an applied run, with their own correction_ref (POST /v1/reconciliations/{id}/revert); twice posts nothing new.")
         @Argument(help: "The reconciliation id (rec_…).") var id: String
         @Flag(help: "Print the API's JSON.") var json = false
         @OptionGroup var store: StoreOptions
@@ -212,8 +221,9 @@ extension UsageBoxCommand {
 
             func run() async throws {
                 let written = try VendorScaffold.run(name: name, packageRoot: packageRoot)
-                printOut("Scaffolded \(name):\n" + written.map { "  " + $0 }.joined(separator: "\n")
-                         + "\nNext: swift build && swift test --filter PluginExampleTests (its examples run by themselves).")
+                printOut(
+                    "Scaffolded \(name):\n" + written.map { "  " + $0 }.joined(separator: "\n")
+                        + "\nNext: swift build && swift test --filter PluginExampleTests (its examples run by themselves).")
             }
         }
     }
@@ -227,10 +237,16 @@ extension UsageBoxCommand.Vendors {
         func run() async throws {
             let service = try ReconciliationService()
             if json { printOut(JSONWriter.write(service.vendors.jsonValue)); return }
-            printOut(TextTable(headers: ["id", "name", "formats", "parsers", "rate card"], rows: service.registry.plugins.map { p in
-                [p.id, p.name, Array(Set(p.parsers.map(\.format.rawValue))).sorted().joined(separator: ","),
-                 p.parsers.map(\.id).joined(separator: ", "), service.cards[p.rateCardName]?.version ?? "(none)"]
-            }).render())
+            printOut(
+                TextTable(
+                    headers: ["id", "name", "formats", "parsers", "rate card"],
+                    rows: service.registry.plugins.map { p in
+                        [
+                            p.id, p.name, Array(Set(p.parsers.map(\.format.rawValue))).sorted().joined(separator: ","),
+                            p.parsers.map(\.id).joined(separator: ", "), service.cards[p.rateCardName]?.version ?? "(none)",
+                        ]
+                    }
+                ).render())
         }
     }
 }
@@ -251,16 +267,21 @@ extension UsageBoxCommand {
                     printOut(JSONWriter.write(RateCardList(cards: cards).jsonValue))
                     return
                 }
-                printOut(TextTable(headers: ["vendor", "version", "currency", "models"], rows: cards.map {
-                    [$0.vendor, $0.version, $0.currency, $0.models.joined(separator: ", ")]
-                }).render())
+                printOut(
+                    TextTable(
+                        headers: ["vendor", "version", "currency", "models"],
+                        rows: cards.map {
+                            [$0.vendor, $0.version, $0.currency, $0.models.joined(separator: ", ")]
+                        }
+                    ).render())
             }
         }
 
         struct Show: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Print a card as compiled in.")
-            @Argument(help: "The card's vendor (see `usagebox ratecards`).",
-                      completion: .custom { _, _, _ in Completions.cardNames() })
+            @Argument(
+                help: "The card's vendor (see `usagebox ratecards`).",
+                completion: .custom { _, _, _ in Completions.cardNames() })
             var vendor: String
             func run() async throws {
                 let service = try ReconciliationService()
@@ -296,14 +317,17 @@ extension UsageBoxCommand {
                     report = stored
                 }
                 guard let card = service.cards[report.rateCard.vendor] else {
-                    throw UsageBoxError.invalidArgument("reconciliation \(fromReport) used a card that is not compiled in (\(report.rateCard.vendor)); edit that card by hand",
-                                                        field: "from_report")
+                    throw UsageBoxError.invalidArgument(
+                        "reconciliation \(fromReport) used a card that is not compiled in (\(report.rateCard.vendor)); edit that card by hand",
+                        field: "from_report")
                 }
                 let text = try card.proposing(report)
                 _ = try RateCard.load(text: text, file: "proposed")
                 if let output {
                     try text.write(toFile: output, atomically: true, encoding: .utf8)
-                    printErr("wrote \(output): \(card.vendor) card with \(report.priceSteps.count) price step(s) from \(fromReport); review it, then --rate-card \(output)")
+                    printErr(
+                        "wrote \(output): \(card.vendor) card with \(report.priceSteps.count) price step(s) from \(fromReport); review it, then --rate-card \(output)"
+                    )
                 } else {
                     printOut(text)
                 }
@@ -345,15 +369,19 @@ extension UsageBoxCommand {
                 let failed = results.filter { !$0.1.passed }.count
                 let untested = rules.rules.filter { $0.examples.isEmpty }.map { $0.id }
                 if json {
-                    printOut(JSONWriter.write(.object([
-                        ("file", .string(file)), ("passed", .int(Int64(results.count - failed))), ("failed", .int(Int64(failed))),
-                        ("rules_without_examples", .array(untested.map(JSONValue.string))),
-                        ("examples", .array(results.map(Self.exampleJSON))),
-                    ])))
+                    printOut(
+                        JSONWriter.write(
+                            .object([
+                                ("file", .string(file)), ("passed", .int(Int64(results.count - failed))), ("failed", .int(Int64(failed))),
+                                ("rules_without_examples", .array(untested.map(JSONValue.string))),
+                                ("examples", .array(results.map(Self.exampleJSON))),
+                            ])))
                 } else {
                     for (e, r) in results {
-                        printOut("\(r.passed ? "PASS" : "FAIL")  \(file):\(e.line)  rule \(e.rule): \(e.summary) → \(r.got.gapClass.rawValue)"
-                                 + " (\(r.got.classifier) \(r.got.rule))" + (r.passed ? "" : ", expected \(e.expect.rawValue)\(e.expectRule.map { " by \($0)" } ?? "")"))
+                        printOut(
+                            "\(r.passed ? "PASS" : "FAIL")  \(file):\(e.line)  rule \(e.rule): \(e.summary) → \(r.got.gapClass.rawValue)"
+                                + " (\(r.got.classifier) \(r.got.rule))"
+                                + (r.passed ? "" : ", expected \(e.expect.rawValue)\(e.expectRule.map { " by \($0)" } ?? "")"))
                     }
                     if !untested.isEmpty { printOut("rules without examples: \(untested.joined(separator: ", "))") }
                     printOut("\(results.count - failed) passed, \(failed) failed")

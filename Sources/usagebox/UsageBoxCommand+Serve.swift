@@ -50,9 +50,11 @@ extension UsageBoxCommand {
             limits.maxInvoiceBytes = maxInvoiceMB << 20
             limits.expensivePerKey = expensivePerKey
             limits.expensiveOverall = expensiveOverall
-            let app = try ServerApplication.build(store: store, host: host, port: port, environmentAdminSecret: env, logger: logger,
-                                                  limits: limits, idleTimeout: .seconds(Int64(idleTimeout)),
-                                                  requestTimeout: .seconds(Int64(requestTimeout))) { bound in
+            let app = try ServerApplication.build(
+                store: store, host: host, port: port, environmentAdminSecret: env, logger: logger,
+                limits: limits, idleTimeout: .seconds(Int64(idleTimeout)),
+                requestTimeout: .seconds(Int64(requestTimeout))
+            ) { bound in
                 printOut("UsageBox listening on http://\(host):\(bound)")
             }
             try await app.runService()
@@ -93,9 +95,13 @@ extension UsageBoxCommand {
                 if json {
                     printOut(JSONWriter.write(KeyList(keys: keys).jsonValue))
                 } else {
-                    printOut(TextTable(headers: ["key_id", "account", "role", "created", "revoked"], rows: keys.map {
-                        [$0.keyID, $0.accountID ?? "(all)", $0.role.rawValue, $0.createdAt.rfc3339, $0.revokedAt?.rfc3339 ?? ""]
-                    }).render())
+                    printOut(
+                        TextTable(
+                            headers: ["key_id", "account", "role", "created", "revoked"],
+                            rows: keys.map {
+                                [$0.keyID, $0.accountID ?? "(all)", $0.role.rawValue, $0.createdAt.rfc3339, $0.revokedAt?.rfc3339 ?? ""]
+                            }
+                        ).render())
                 }
             }
         }

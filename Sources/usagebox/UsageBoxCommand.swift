@@ -15,8 +15,10 @@ struct UsageBoxCommand: AsyncParsableCommand {
             rejections, 5 reconcile --apply on an inconclusive run.
             Shell completions: usagebox --generate-completion-script bash|zsh|fish.
             """,
-        subcommands: [Serve.self, Ingest.self, Usage.self, Verify.self, Explain.self, Periods.self, Meters.self, Query.self, Keys.self,
-                      Reconcile.self, Vendors.self, RateCards.self, Rules.self, Backup.self, Restore.self, Demo.self]
+        subcommands: [
+            Serve.self, Ingest.self, Usage.self, Verify.self, Explain.self, Periods.self, Meters.self, Query.self, Keys.self,
+            Reconcile.self, Vendors.self, RateCards.self, Rules.self, Backup.self, Restore.self, Demo.self,
+        ]
     )
 }
 

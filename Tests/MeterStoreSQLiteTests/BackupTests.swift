@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
-import Metering
 import MeterStoreSQLite
+import Metering
 import Testing
 import UsageBoxTesting
 
@@ -13,15 +13,16 @@ import UsageBoxTesting
 
     static func batch(_ b: Int, size: Int = 500) -> [IngestItem] {
         (0..<size).map { i in
-            Fixture.event("b\(b)-\(i)", account: "acct_\(i % 3)", quantity: Int64(i + 1),
-                          at: Timestamp(microseconds: Fixture.ts("2026-05-01T00:00:00Z").microseconds + Int64(b * size + i) * 60_000_000).rfc3339,
-                          dims: ["token_type": i % 2 == 0 ? "input" : "output"])
+            Fixture.event(
+                "b\(b)-\(i)", account: "acct_\(i % 3)", quantity: Int64(i + 1),
+                at: Timestamp(microseconds: Fixture.ts("2026-05-01T00:00:00Z").microseconds + Int64(b * size + i) * 60_000_000).rfc3339,
+                dims: ["token_type": i % 2 == 0 ? "input" : "output"])
         }
     }
 
     @Test func aBackupTakenMidIngestRestoresAndVerifies() async throws {
         let live = try SQLiteMeterStore(location: .file(dir.path("live.db")))
-        _ = try await live.ingest(Self.batch(0))   // so the backup holds at least one batch, however fast it starts
+        _ = try await live.ingest(Self.batch(0))  // so the backup holds at least one batch, however fast it starts
         let writer = Task {
             for b in 1..<40 { _ = try await live.ingest(Self.batch(b)) }
         }
@@ -48,7 +49,9 @@ import UsageBoxTesting
         try await live.backup(to: dir.path("backup.db"))
         // Edit a rollup in the backup behind the store's back.
         let queue = try DatabaseQueue(path: dir.path("backup.db"))
-        try await queue.write { try $0.execute(sql: "UPDATE rollup_hour SET sum = sum + 1 WHERE (key_id, hour) = (SELECT key_id, hour FROM rollup_hour LIMIT 1)") }
+        try await queue.write {
+            try $0.execute(sql: "UPDATE rollup_hour SET sum = sum + 1 WHERE (key_id, hour) = (SELECT key_id, hour FROM rollup_hour LIMIT 1)")
+        }
         try queue.close()
         let target = try SQLiteMeterStore(location: .file(dir.path("target.db")))
         _ = try await target.ingest([Fixture.event("keep", quantity: 42)])

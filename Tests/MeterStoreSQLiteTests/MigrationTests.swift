@@ -1,9 +1,10 @@
 import Foundation
 import GRDB
 import Metering
-@testable import MeterStoreSQLite
 import Testing
 import UsageBoxTesting
+
+@testable import MeterStoreSQLite
 
 /// A store written before `v5.segment-clustered-events` keeps verifying, and keeps ingesting, after it.
 @Suite struct MigrationTests {
@@ -17,17 +18,18 @@ import UsageBoxTesting
         let t1 = Fixture.ts("2026-05-01T10:00:00Z").microseconds, t2 = t1 + 60_000_000
         let hour = t1 / 3_600_000_000
         try await queue.write { db in
-            try db.execute(sql: """
-                INSERT INTO meter (meter_id, unit, created_at) VALUES ('tokens', 'tokens', 0);
-                INSERT INTO segment (id, account_id, opened_at, event_count, sum, first_ts, last_ts) VALUES (1, 'acct_1', 0, 2, 30, \(t1), \(t2));
-                INSERT INTO event (account_id, event_id, meter_id, model_id, kind, quantity, unit, ts, dimensions, segment_id, ingested_at)
-                    VALUES ('acct_1', 'old1', 'tokens', 'm1', 'Usage', 10, 'tokens', \(t1), '{}', 1, 0),
-                           ('acct_1', 'old2', 'tokens', 'm1', 'Usage', 20, 'tokens', \(t2), '{}', 1, 0);
-                INSERT INTO rollup_key (id, account_id, meter_id, model_id, kind, unit, dimensions)
-                    VALUES (1, 'acct_1', 'tokens', 'm1', 'Usage', 'tokens', '{}');
-                INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (1, \(hour), 30, 2, 10, 20);
-                INSERT INTO rollup_day (key_id, day, sum, count, min, max) VALUES (1, \(hour / 24), 30, 2, 10, 20);
-                """)
+            try db.execute(
+                sql: """
+                    INSERT INTO meter (meter_id, unit, created_at) VALUES ('tokens', 'tokens', 0);
+                    INSERT INTO segment (id, account_id, opened_at, event_count, sum, first_ts, last_ts) VALUES (1, 'acct_1', 0, 2, 30, \(t1), \(t2));
+                    INSERT INTO event (account_id, event_id, meter_id, model_id, kind, quantity, unit, ts, dimensions, segment_id, ingested_at)
+                        VALUES ('acct_1', 'old1', 'tokens', 'm1', 'Usage', 10, 'tokens', \(t1), '{}', 1, 0),
+                               ('acct_1', 'old2', 'tokens', 'm1', 'Usage', 20, 'tokens', \(t2), '{}', 1, 0);
+                    INSERT INTO rollup_key (id, account_id, meter_id, model_id, kind, unit, dimensions)
+                        VALUES (1, 'acct_1', 'tokens', 'm1', 'Usage', 'tokens', '{}');
+                    INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (1, \(hour), 30, 2, 10, 20);
+                    INSERT INTO rollup_day (key_id, day, sum, count, min, max) VALUES (1, \(hour / 24), 30, 2, 10, 20);
+                    """)
         }
         try queue.close()
 

@@ -1,6 +1,6 @@
 import Foundation
-import Metering
 import MeterStoreSQLite
+import Metering
 import Synchronization
 import Testing
 import UsageBoxTesting

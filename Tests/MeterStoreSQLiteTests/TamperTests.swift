@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
-import Metering
 import MeterStoreSQLite
+import Metering
 import Testing
 import UsageBoxTesting
 
@@ -18,8 +18,10 @@ import UsageBoxTesting
         var items: [IngestItem] = []
         for i in 0..<300 {
             let at = Timestamp(microseconds: Fixture.ts("2026-05-01T00:00:00Z").microseconds + Int64(i) * 3_600_000_000 / 3)
-            items.append(Fixture.event("e\(i)", model: i % 2 == 0 ? "a" : "b", quantity: Int64(100 + i), at: at.rfc3339,
-                                       dims: ["token_type": i % 3 == 0 ? "input" : "output"]))
+            items.append(
+                Fixture.event(
+                    "e\(i)", model: i % 2 == 0 ? "a" : "b", quantity: Int64(100 + i), at: at.rfc3339,
+                    dims: ["token_type": i % 3 == 0 ? "input" : "output"]))
         }
         _ = try await store.ingest(items)
         try await store.sealOpenSegments()
@@ -53,7 +55,8 @@ import UsageBoxTesting
     }
 
     @Test func offsettingRollupChangesCannotHide() async throws {
-        try edit("""
+        try edit(
+            """
             UPDATE rollup_hour SET sum = sum + 500 WHERE (key_id, hour) = (SELECT key_id, hour FROM rollup_hour ORDER BY key_id, hour LIMIT 1);
             UPDATE rollup_hour SET sum = sum - 500 WHERE (key_id, hour) = (SELECT key_id, hour FROM rollup_hour ORDER BY key_id DESC, hour DESC LIMIT 1);
             """)
@@ -84,7 +87,8 @@ import UsageBoxTesting
 
     @Test func alteredSegmentEventsAreCaught() async throws {
         // Only someone with the file and the will to drop the immutability trigger can do this.
-        try edit("""
+        try edit(
+            """
             DROP TRIGGER event_no_update;
             UPDATE event SET quantity = quantity + 1 WHERE event_id = 'e10';
             UPDATE rollup_hour SET sum = sum + 1 WHERE (key_id, hour) IN (SELECT k.id, e.ts / 3600000000 FROM event e JOIN rollup_key k
@@ -108,7 +112,8 @@ import UsageBoxTesting
         // A segment's events are its seq range *and* its segment_id: relabelling one breaks the hash.
         _ = try await store.ingest([Fixture.event("later", quantity: 1, at: "2026-05-20T00:00:00Z")])
         try await store.sealOpenSegments()
-        try edit("""
+        try edit(
+            """
             DROP TRIGGER event_no_update;
             UPDATE event SET segment_id = (SELECT MAX(id) FROM segment) WHERE event_id = 'e10';
             """)
@@ -120,7 +125,8 @@ import UsageBoxTesting
     @Test func brokenChainIsCaught() async throws {
         _ = try await store.ingest([Fixture.event("later", quantity: 1, at: "2026-05-20T00:00:00Z")])
         try await store.sealOpenSegments()
-        try edit("""
+        try edit(
+            """
             DROP TRIGGER segment_sealed_is_final;
             UPDATE segment SET prev_sha256 = 'forged' WHERE id = (SELECT MAX(id) FROM segment);
             """)
@@ -171,13 +177,13 @@ import UsageBoxTesting
     }
 
     @Test func anEditBeforeTheLastScrubIsCaughtByIncrementalVerify() async throws {
-        _ = try await verify(.deep)                         // re-hashed clean: now trusted
+        _ = try await verify(.deep)  // re-hashed clean: now trusted
         var progress = try await store.scrub(maxSegments: 10)
         #expect(progress.verified == progress.sealed && progress.corrupt == 0 && progress.pending == 0)
         // An event edited alone (its rollups and the segment's statistics left as they were).
         try edit("DROP TRIGGER IF EXISTS event_no_update; UPDATE event SET model_id = 'z' WHERE event_id = 'e10';")
         #expect(try await verify(.incremental).ok, "an edit after the last re-hash is not looked for until the next")
-        progress = try await store.scrub(maxSegments: 10)    // the server's scrub comes round
+        progress = try await store.scrub(maxSegments: 10)  // the server's scrub comes round
         #expect(progress.corrupt == 1)
         let v = try await verify(.incremental)
         #expect(!v.ok && v.segmentsCorrupt == 1 && v.corruptSegments.first?.reason.contains("SHA-256") == true)
@@ -186,9 +192,12 @@ import UsageBoxTesting
     }
 
     @Test func aConsistentEditOfAnOpenSegmentIsCaught() async throws {
-        _ = try await store.ingest([Fixture.event("open1", quantity: 5, at: "2026-05-21T00:00:00Z"),
-                                    Fixture.event("open2", quantity: 6, at: "2026-05-21T00:10:00Z")])
-        try edit("""
+        _ = try await store.ingest([
+            Fixture.event("open1", quantity: 5, at: "2026-05-21T00:00:00Z"),
+            Fixture.event("open2", quantity: 6, at: "2026-05-21T00:10:00Z"),
+        ])
+        try edit(
+            """
             DROP TRIGGER IF EXISTS event_no_update;
             UPDATE event SET quantity = 50 WHERE event_id = 'open1';
             UPDATE rollup_hour SET sum = sum + 45 WHERE hour = \(Fixture.ts("2026-05-21T00:00:00Z").hour);

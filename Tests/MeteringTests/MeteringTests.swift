@@ -17,8 +17,10 @@ import Testing
         #expect(Timestamp(rfc3339: input)?.rfc3339 == expected)
     }
 
-    @Test(arguments: ["2026-05-01", "2026-05-01T00:00:00", "2026-13-01T00:00:00Z", "2025-02-29T00:00:00Z", "2026-05-01T24:00:00Z",
-                      "2026-05-01T00:00:00.1234567Z", "2026-05-01T00:00:00+2", "x2026-05-01T00:00:00Z", "2026-05-01T00:00:00Z "])
+    @Test(arguments: [
+        "2026-05-01", "2026-05-01T00:00:00", "2026-13-01T00:00:00Z", "2025-02-29T00:00:00Z", "2026-05-01T24:00:00Z",
+        "2026-05-01T00:00:00.1234567Z", "2026-05-01T00:00:00+2", "x2026-05-01T00:00:00Z", "2026-05-01T00:00:00Z ",
+    ])
     func rejectsInvalid(_ input: String) {
         #expect(Timestamp(rfc3339: input) == nil)
     }
@@ -74,10 +76,18 @@ import Testing
     let decoder = EventDecoder(now: { Timestamp(rfc3339: "2026-06-01T00:00:00Z")! })
 
     @Test func canonicalEncodingIsStable() throws {
-        guard case let .event(e) = decoder.decode(try JSONParser.parse(#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":"5","timestamp":"2026-05-01T02:00:00+02:00","dimensions":{"z":"1","a":"2"},"kind":"Usage"}"#)) else {
+        guard
+            case let .event(e) = decoder.decode(
+                try JSONParser.parse(
+                    #"{"event_id":"e","account_id":"a","meter_id":"m","quantity":"5","timestamp":"2026-05-01T02:00:00+02:00","dimensions":{"z":"1","a":"2"},"kind":"Usage"}"#
+                ))
+        else {
             Issue.record("not decoded"); return
         }
-        #expect(e.canonicalEncoding == #"{"account_id":"a","dimensions":{"a":"2","z":"1"},"event_id":"e","kind":"Usage","meter_id":"m","quantity":5,"timestamp":"2026-05-01T00:00:00Z"}"# + "\n")
+        #expect(
+            e.canonicalEncoding
+                == #"{"account_id":"a","dimensions":{"a":"2","z":"1"},"event_id":"e","kind":"Usage","meter_id":"m","quantity":5,"timestamp":"2026-05-01T00:00:00Z"}"#
+                + "\n")
     }
 
     @Test func futureIsMeasuredFromNow() throws {
@@ -88,8 +98,10 @@ import Testing
     }
 
     @Test func csvRowsMapColumnsToFieldsAndDimensions() {
-        let item = decoder.decode(row: [("event_id", "e"), ("account_id", "a"), ("meter_id", "m"), ("quantity", "3"),
-                                        ("timestamp", "2026-05-01T00:00:00Z"), ("token_type", "input"), ("feature", "")])
+        let item = decoder.decode(row: [
+            ("event_id", "e"), ("account_id", "a"), ("meter_id", "m"), ("quantity", "3"),
+            ("timestamp", "2026-05-01T00:00:00Z"), ("token_type", "input"), ("feature", ""),
+        ])
         guard case let .event(e) = item else { Issue.record("not decoded"); return }
         #expect(e.dimensions == [.init("token_type", "input")], "an empty cell is absent")
         #expect(e.modelID == nil)
@@ -98,10 +110,11 @@ import Testing
 
 @Suite struct UsageQueryParsingTests {
     @Test func parametersBecomeGroupsAndFilters() throws {
-        let q = try UsageQuery.fromParameters([
-            ("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("group_by", "model_id,token_type,dim.source"),
-            ("model_id", "a"), ("model_id", "b"), ("dim.kind", "x"), ("source", "raw"),
-        ], scope: .all)
+        let q = try UsageQuery.fromParameters(
+            [
+                ("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("group_by", "model_id,token_type,dim.source"),
+                ("model_id", "a"), ("model_id", "b"), ("dim.kind", "x"), ("source", "raw"),
+            ], scope: .all)
         #expect(q.groupBy == [.modelID, .dimension("token_type"), .dimension("source")])
         #expect(q.filters == [UsageFilter(field: .modelID, op: .in, values: ["a", "b"]), UsageFilter(field: .dimension("kind"), op: .eq, values: ["x"])])
         #expect(q.source == .raw)
@@ -159,10 +172,14 @@ import Testing
         ingest.rejected = 1
         ingest.errors = [.init(index: 1, eventID: nil, status: .rejected, code: "invalid_quantity", message: "m", field: "quantity")]
         try roundTrip(ingest)
-        var verify = VerifyReport(ok: false, mode: .incremental, rollupSum: .max, rawSum: .min, drift: 9, segmentsChecked: 3, segmentsCorrupt: 1,
-                                  mismatches: [.init(meterID: "m", modelID: nil, kind: .correction, dimensions: #"{"a":"1","b":"2"}"#, hour: Self.t,
-                                                     rollupSum: 1, rawSum: 2, rollupCount: 3, rawCount: 4)],
-                                  days: [.init(day: "2026-05-01", rollupSum: 1, rawSum: 1, drift: 0)])
+        var verify = VerifyReport(
+            ok: false, mode: .incremental, rollupSum: .max, rawSum: .min, drift: 9, segmentsChecked: 3, segmentsCorrupt: 1,
+            mismatches: [
+                .init(
+                    meterID: "m", modelID: nil, kind: .correction, dimensions: #"{"a":"1","b":"2"}"#, hour: Self.t,
+                    rollupSum: 1, rawSum: 2, rollupCount: 3, rawCount: 4)
+            ],
+            days: [.init(day: "2026-05-01", rollupSum: 1, rawSum: 1, drift: 0)])
         verify.corruptSegments = [.init(segmentID: "s1", reason: "SHA-256")]
         try roundTrip(verify)
         var totals = ExplainReport.Breakdown()
@@ -171,29 +188,43 @@ import Testing
         totals.count = 2
         var model = totals
         model.modelID = "gpt-4o"
-        var explain = ExplainReport(accountID: "acct_42", range: try TimeRange(from: Timestamp(microseconds: 0), to: Self.t), totals: totals,
-                                    breakdown: [model], segments: [.init(segmentID: "1", firstTimestamp: Self.t, lastTimestamp: nil, events: 1,
-                                                                         sum: 5, sha256: nil, sealedAt: nil)],
-                                    chainHead: "abc", corrections: [.init(event: UsageEvent(eventID: "c", accountID: "acct_42", meterID: "m",
-                                                                                            kind: .correction, correctionRef: "r", quantity: -3,
-                                                                                            timestamp: Self.t, dimensions: ["token_type": "input"]),
-                                                                          postClose: true)])
+        var explain = ExplainReport(
+            accountID: "acct_42", range: try TimeRange(from: Timestamp(microseconds: 0), to: Self.t), totals: totals,
+            breakdown: [model],
+            segments: [
+                .init(
+                    segmentID: "1", firstTimestamp: Self.t, lastTimestamp: nil, events: 1,
+                    sum: 5, sha256: nil, sealedAt: nil)
+            ],
+            chainHead: "abc",
+            corrections: [
+                .init(
+                    event: UsageEvent(
+                        eventID: "c", accountID: "acct_42", meterID: "m",
+                        kind: .correction, correctionRef: "r", quantity: -3,
+                        timestamp: Self.t, dimensions: ["token_type": "input"]),
+                    postClose: true)
+            ])
         explain.integrity = ScrubProgress()
         try roundTrip(explain)
         try roundTrip(PeriodRecord(accountID: "a", period: "2026-05", closedAt: Self.t))
         try roundTrip(MeterInfo(meterID: "m", unit: nil, rollupDimensions: ["token_type"]))
         try roundTrip(SQLResult(columns: ["a", "b"], rows: [[.int(Int64.max), .null], [.string("x"), .number("1.5")]], truncated: true))
-        let query = UsageQuery(scope: .all, range: try TimeRange(from: Timestamp(microseconds: 0), to: Self.t), groupBy: [.modelID, .dimension("token_type")],
-                               metrics: [.sum, .count, .min, .avg])
-        try roundTrip(UsageResult(source: "rollup", groupBy: query.groupBy, metrics: query.metrics,
-                                  groups: [UsageGroup(keys: [nil, "input"], aggregate: UsageAggregate(sum: 7, count: 2, min: 3, max: .min))]),
-                      userInfo: [UsageResult.queryKey: query])
+        let query = UsageQuery(
+            scope: .all, range: try TimeRange(from: Timestamp(microseconds: 0), to: Self.t), groupBy: [.modelID, .dimension("token_type")],
+            metrics: [.sum, .count, .min, .avg])
+        try roundTrip(
+            UsageResult(
+                source: "rollup", groupBy: query.groupBy, metrics: query.metrics,
+                groups: [UsageGroup(keys: [nil, "input"], aggregate: UsageAggregate(sum: 7, count: 2, min: 3, max: .min))]),
+            userInfo: [UsageResult.queryKey: query])
     }
 
     @Test func aRequestBodyWithAnUnknownMemberIsRefusedNamingIt() throws {
         #expect(throws: JSONValueDecoder.Failure.self) { try SQLQueryBody.decode(try JSONParser.parse(#"{"sql": "SELECT 1", "limit": 5}"#)) }
         do {
-            _ = try UsageQuery.fromJSON(try JSONParser.parse(#"{"from": "2026-05-01T00:00:00Z", "to": "2026-06-01T00:00:00Z", "filters": [{"field": "a", "value": 1}]}"#), scope: .all)
+            _ = try UsageQuery.fromJSON(
+                try JSONParser.parse(#"{"from": "2026-05-01T00:00:00Z", "to": "2026-06-01T00:00:00Z", "filters": [{"field": "a", "value": 1}]}"#), scope: .all)
             Issue.record("a filter value of 1 was accepted")
         } catch let e as UsageBoxError {
             #expect(e.field == "filters[0].value", "\(e)")

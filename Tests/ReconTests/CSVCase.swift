@@ -57,7 +57,10 @@ enum UBLCase {
                 depth += 1
                 maxDepth = max(maxDepth, depth)
                 if ns == "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2", local == "LineExtensionAmount",
-                   attributes.contains(where: { $0.localName == "currencyID" }) { lineAmounts += 1 }
+                    attributes.contains(where: { $0.localName == "currencyID" })
+                {
+                    lineAmounts += 1
+                }
             case .end: depth -= 1
             case .text: break
             }

@@ -1,6 +1,6 @@
 import Foundation
-import Metering
 import MeterStoreSQLite
+import Metering
 import ReconCore
 import Testing
 import UsageBoxApp
@@ -28,9 +28,10 @@ import UsageBoxApp
         let store = try S.store()
         _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { _ in 1_000_000 })
         // From May 17 the vendor billed 1.1M a day: 100,000 a day the collector missed.
-        let invoice = S.costReport((1...31).map { d in
-            .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: d < 17 ? "300" : "330")
-        })
+        let invoice = S.costReport(
+            (1...31).map { d in
+                .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: d < 17 ? "300" : "330")
+            })
         let r = try await run(store, invoice)
         let f = try #require(r.findings.first { $0.gapClass == .meteringGap })
         #expect(f.gapSince == "2026-05-17" && f.gapDays == 15 && f.quantity == 1_500_000)
@@ -58,7 +59,8 @@ import UsageBoxApp
         #expect(r.shape == .localized, "month-level percentages differ per model: the shape test alone would call it localized")
         let step = try #require(r.priceSteps.first)
         #expect(r.priceSteps.count == 1 && step.date == "2026-05-20")
-        #expect(step.rates.map { "\($0.modelID) \($0.beforePerMillion)→\($0.afterPerMillion)" }
+        #expect(
+            step.rates.map { "\($0.modelID) \($0.beforePerMillion)→\($0.afterPerMillion)" }
                 == ["claude-haiku-4-5 1.000000→1.100000", "claude-sonnet-4-5 3.000000→3.300000"])
         #expect(r.findings.allSatisfy { $0.gapClass == .pricingGap && $0.rule == "price-step" && $0.reason == "vendor_price_changed_on_2026-05-20" })
         #expect(r.corrections.isEmpty && r.held.isEmpty, "no metering correction for a price change")
@@ -70,15 +72,18 @@ import UsageBoxApp
         var o = ReconciliationOptions(vendor: "anthropic", invoices: [S.costReport(rows)], range: S.may, account: "acct_42")
         o.rateCard = card
         let again = try await service.engine.run(o, store: store)
-        #expect(again.priceSteps.isEmpty && again.total.gap == 0 && again.findings.allSatisfy { $0.gapClass == .withinTolerance },
-                "\(again.findings.map { "\($0.modelID) \($0.quantity) \($0.gapClass)" })")
+        #expect(
+            again.priceSteps.isEmpty && again.total.gap == 0 && again.findings.allSatisfy { $0.gapClass == .withinTolerance },
+            "\(again.findings.map { "\($0.modelID) \($0.quantity) \($0.gapClass)" })")
     }
 
     @Test func aGapThatIsTheLastHourOfThePeriodIsABoundary() async throws {
         let store = try S.store()
         func at(_ id: String, _ time: String, _ q: Int64) -> IngestItem {
-            .event(UsageEvent(eventID: id, accountID: "acct_42", meterID: "m", modelID: "claude-haiku-4-5", quantity: q, unit: "tokens",
-                              timestamp: Timestamp(rfc3339: time)!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
+            .event(
+                UsageEvent(
+                    eventID: id, accountID: "acct_42", meterID: "m", modelID: "claude-haiku-4-5", quantity: q, unit: "tokens",
+                    timestamp: Timestamp(rfc3339: time)!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
         }
         _ = try await store.ingest([at("a", "2026-05-10T12:00:00Z", 1_000_000), at("b", "2026-05-31T23:30:00Z", 200_000)])
         // The vendor's clock put the 23:30 request on June 1.
@@ -92,10 +97,12 @@ import UsageBoxApp
         let store = try S.store()
         // The collector wrote every cache write as 1-hour; the vendor billed 600k of them at the 5-minute rate.
         _ = try await store.ingest([S.event("w", model: "claude-sonnet-4-5", type: "cache_write_1h", quantity: 2_000_000, vendor: "anthropic")])
-        let r = try await run(store, S.costReport([
-            .init(model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_5m_input_tokens", cents: "225"),
-            .init(model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_1h_input_tokens", cents: "840"),
-        ]))
+        let r = try await run(
+            store,
+            S.costReport([
+                .init(model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_5m_input_tokens", cents: "225"),
+                .init(model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_1h_input_tokens", cents: "840"),
+            ]))
         let fiveMin = try #require(r.findings.first { $0.tokenType == .cacheWrite5m })
         let oneHour = try #require(r.findings.first { $0.tokenType == .cacheWrite1h })
         #expect(fiveMin.quantity == 600_000 && oneHour.quantity == -600_000)
@@ -111,10 +118,12 @@ import UsageBoxApp
     @Test func aRelabelIsHeldTogetherWhenOneSideIsLarge() async throws {
         let store = try S.store()
         _ = try await store.ingest([S.event("w", model: "claude-sonnet-4-5", type: "cache_write_1h", quantity: 1_000_000, vendor: "anthropic")])
-        let r = try await run(store, S.costReport([
-            .init(model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_5m_input_tokens", cents: "225"),
-            .init(model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_1h_input_tokens", cents: "240"),
-        ]))
+        let r = try await run(
+            store,
+            S.costReport([
+                .init(model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_5m_input_tokens", cents: "225"),
+                .init(model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_1h_input_tokens", cents: "240"),
+            ]))
         #expect(r.corrections.isEmpty && r.held.map(\.correction.quantity).sorted() == [-600_000, 600_000], "held as a pair")
     }
 }

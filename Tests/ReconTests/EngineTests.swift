@@ -1,7 +1,7 @@
 import ExactJSON
 import Foundation
-import Metering
 import MeterStoreSQLite
+import Metering
 import ReconCore
 import Testing
 import UsageBoxApp
@@ -11,8 +11,10 @@ import VendorAnthropic
     typealias S = TestSupport
     let service = try! ReconciliationService()
 
-    func run(_ store: any MeterStore, _ invoices: [InvoiceFile], account: String? = "acct_42",
-             configure: (inout ReconciliationOptions) -> Void = { _ in }) async throws -> ReconciliationReport {
+    func run(
+        _ store: any MeterStore, _ invoices: [InvoiceFile], account: String? = "acct_42",
+        configure: (inout ReconciliationOptions) -> Void = { _ in }
+    ) async throws -> ReconciliationReport {
         var o = ReconciliationOptions(vendor: "anthropic", invoices: invoices, range: S.may, account: account)
         configure(&o)
         return try await service.engine.run(o, store: store)
@@ -30,7 +32,9 @@ import VendorAnthropic
         #expect(ReconciliationReport.gapPercent(gap: sonnet.gap, metered: sonnet.metered) == "3.41")
         #expect(r.total.metered == 321_640_000 && r.total.vendor == 328_160_000 && r.total.gap == 6_520_000)
         #expect(r.shape == .localized && r.unmeteredTokenTypes == [.cacheRead])
-        let findings = r.findings.map { "\($0.tokenType!.rawValue) \($0.quantity) \($0.gapClass.rawValue) \($0.reason) \(ExactDecimal.format($0.amount.value))" }
+        let findings = r.findings.map {
+            "\($0.tokenType!.rawValue) \($0.quantity) \($0.gapClass.rawValue) \($0.reason) \(ExactDecimal.format($0.amount.value))"
+        }
         #expect(findings == ["cache_read 6000000 pass_through shared_system_prompt_caching 1.80", "input 520000 metering_gap untracked_usage 1.56"])
         let c = try #require(r.corrections.first)
         #expect(r.corrections.count == 1)
@@ -47,8 +51,10 @@ import VendorAnthropic
         #expect(input.gapSince == "2026-05-17" && input.gapDays == 15, "the retried agent loop began on May 17")
         #expect(r.days.count == 31 * 7 && r.days.first { $0.day == "2026-05-16" && $0.tokenType == .input && $0.modelID == "claude-sonnet-4-5" }?.gap == 0)
         let json = r.jsonText
-        for field in ["\"gap_pct\":\"3.41\"", "\"vendor_amount\":\"1399.56\"", "\"gap_amount\":\"3.36\"", "\"shape\":\"localized\"",
-                      "\"unmetered_token_types\":[\"cache_read\"]", "\"applied\":false", "\"rule\":\"cached-system-prompt\""] {
+        for field in [
+            "\"gap_pct\":\"3.41\"", "\"vendor_amount\":\"1399.56\"", "\"gap_amount\":\"3.36\"", "\"shape\":\"localized\"",
+            "\"unmetered_token_types\":[\"cache_read\"]", "\"applied\":false", "\"rule\":\"cached-system-prompt\"",
+        ] {
             #expect(json.contains(field), "report JSON has \(field)")
         }
     }
@@ -145,8 +151,12 @@ import VendorAnthropic
         let store = try S.store()
         _ = try await store.ingest([S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 1)])
         let drifting = DriftingStore(inner: store)
-        await #expect(throws: VerifyDrift.self) { _ = try await run(drifting, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "1")])]) }
-        let allowed = try await run(drifting, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "1")])]) { $0.allowDrift = true }
+        await #expect(throws: VerifyDrift.self) {
+            _ = try await run(drifting, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "1")])])
+        }
+        let allowed = try await run(drifting, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "1")])]) {
+            $0.allowDrift = true
+        }
         #expect(!allowed.verify.ok && allowed.verify.drift == 7)
     }
 
@@ -209,9 +219,12 @@ import VendorAnthropic
     @Test func statedQuantitiesWinAndAPriceMismatchIsAPricingGap() async throws {
         let store = try S.store()
         _ = try await store.ingest([S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 10_000, day: 2)])
-        let usage = InvoiceFile(name: "usage.json", bytes: Array("""
-            {"data": [{"starting_at": "2026-05-02T00:00:00Z", "results": [{"model": "claude-haiku-4-5", "uncached_input_tokens": 10000}]}]}
-            """.utf8))
+        let usage = InvoiceFile(
+            name: "usage.json",
+            bytes: Array(
+                """
+                {"data": [{"starting_at": "2026-05-02T00:00:00Z", "results": [{"model": "claude-haiku-4-5", "uncached_input_tokens": 10000}]}]}
+                """.utf8))
         // 10,000 tokens at $1/M is $0.01 = 1 cent; the vendor charged 2 cents.
         let cost = S.costReport([.init(day: 2, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "2")])
         let r = try await run(store, [usage, cost])

@@ -1,7 +1,7 @@
 import ExactJSON
 import Foundation
-import Metering
 import MeterStoreSQLite
+import Metering
 import ReconCore
 import Testing
 import UsageBoxApp
@@ -14,8 +14,10 @@ import VendorAnthropic
     typealias S = TestSupport
     let service = try! ReconciliationService()
 
-    func run(_ store: any MeterStore, _ invoices: [InvoiceFile], account: String? = "acct_42", vendor: String = "anthropic",
-             range: TimeRange = S.may, configure: (inout ReconciliationOptions) -> Void = { _ in }) async throws -> ReconciliationReport {
+    func run(
+        _ store: any MeterStore, _ invoices: [InvoiceFile], account: String? = "acct_42", vendor: String = "anthropic",
+        range: TimeRange = S.may, configure: (inout ReconciliationOptions) -> Void = { _ in }
+    ) async throws -> ReconciliationReport {
         var o = ReconciliationOptions(vendor: vendor, invoices: invoices, range: range, account: account)
         configure(&o)
         return try await service.engine.run(o, store: store)
@@ -27,14 +29,18 @@ import VendorAnthropic
         return store
     }
 
-    static let consoleHeader = "usage_date_utc,model,workspace,api_key,usage_type,context_window,token_type,cost_usd,list_price_usd,cost_type,inference_geo,speed,api_key_id,api_key_status\n"
+    static let consoleHeader =
+        "usage_date_utc,model,workspace,api_key,usage_type,context_window,token_type,cost_usd,list_price_usd,cost_type,inference_geo,speed,api_key_id,api_key_status\n"
 
     @Test func aDiscountIsNotLessUsage() async throws {
         let store = try S.store()
-        _ = try await store.ingest([S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000, day: 1, vendor: "anthropic"),
-                                    S.event("b", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000, day: 31, vendor: "anthropic")])
+        _ = try await store.ingest([
+            S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000, day: 1, vendor: "anthropic"),
+            S.event("b", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000, day: 31, vendor: "anthropic"),
+        ])
         // 10% off list: $0.90 billed for $1.00 of list-priced tokens each day.
-        let csv = Self.consoleHeader
+        let csv =
+            Self.consoleHeader
             + "2026-05-01,Claude Haiku 4.5,Default,k,message,≤ 200k,input_no_cache,0.90,1.00,token,not_available,,apikey_1,active\n"
             + "2026-05-31,Claude Haiku 4.5,Default,k,message,≤ 200k,input_no_cache,0.90,1.00,token,not_available,,apikey_1,active\n"
         let r = try await run(store, [InvoiceFile(name: "console.csv", bytes: Array(csv.utf8))])
@@ -45,12 +51,17 @@ import VendorAnthropic
 
     @Test func statedQuantitiesAndMoneyOfDifferentDaysAddUp() async throws {
         let store = try S.store()
-        _ = try await store.ingest([S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000, day: 5, vendor: "anthropic"),
-                                    S.event("b", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000, day: 25, vendor: "anthropic")])
+        _ = try await store.ingest([
+            S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000, day: 5, vendor: "anthropic"),
+            S.event("b", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000, day: 25, vendor: "anthropic"),
+        ])
         // A usage report for the first days (quantities) and a cost report for the rest (money).
-        let usage = InvoiceFile(name: "usage.json", bytes: Array("""
-            {"data": [{"starting_at": "2026-05-05T00:00:00Z", "ending_at": "2026-05-06T00:00:00Z", "results": [{"model": "claude-haiku-4-5", "uncached_input_tokens": 1000000}]}], "has_more": false}
-            """.utf8))
+        let usage = InvoiceFile(
+            name: "usage.json",
+            bytes: Array(
+                """
+                {"data": [{"starting_at": "2026-05-05T00:00:00Z", "ending_at": "2026-05-06T00:00:00Z", "results": [{"model": "claude-haiku-4-5", "uncached_input_tokens": 1000000}]}], "has_more": false}
+                """.utf8))
         let cost = S.costReport([.init(day: 25, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")])
         let r = try await run(store, [usage, cost])
         #expect(r.models.first?.vendor == 2_000_000 && r.total.gap == 0, "the cost report's 1,000,000 are not dropped for the usage report's")
@@ -61,8 +72,11 @@ import VendorAnthropic
         let store = try await kata()
         let admin = AnthropicPlugin.demoCostReport
         // The Console's name for the same model and token type, on a day the admin report bills.
-        let console = InvoiceFile(name: "console.csv", bytes: Array((Self.consoleHeader
-            + "2026-05-31,Claude Sonnet 4.5,Default,k,message,≤ 200k,input_no_cache,11.94,11.94,token,not_available,,apikey_1,active\n").utf8))
+        let console = InvoiceFile(
+            name: "console.csv",
+            bytes: Array(
+                (Self.consoleHeader
+                    + "2026-05-31,Claude Sonnet 4.5,Default,k,message,≤ 200k,input_no_cache,11.94,11.94,token,not_available,,apikey_1,active\n").utf8))
         do {
             _ = try await run(store, [admin, console])
             Issue.record("the same day billed twice was accepted")
@@ -72,7 +86,8 @@ import VendorAnthropic
         // An hourly re-export of one day the daily report already bills.
         let hourly = S.costReport([.init(day: 31, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "10")], name: "hourly.json", days: [])
         let hourlyText = String(decoding: hourly.bytes, as: UTF8.self)
-            .replacingOccurrences(of: "2026-05-31T00:00:00Z", with: "2026-05-31T10:00:00Z").replacingOccurrences(of: "2026-05-31T23:59:59Z", with: "2026-05-31T11:00:00Z")
+            .replacingOccurrences(of: "2026-05-31T00:00:00Z", with: "2026-05-31T10:00:00Z").replacingOccurrences(
+                of: "2026-05-31T23:59:59Z", with: "2026-05-31T11:00:00Z")
         await #expect(throws: UsageBoxError.self) { _ = try await run(store, [admin, InvoiceFile(name: "hourly.json", bytes: Array(hourlyText.utf8))]) }
     }
 
@@ -97,9 +112,13 @@ import VendorAnthropic
 
     @Test func meteredUsageUnderAModelIdNoCardKnowsBlocksUnderMeteringCorrections() async throws {
         let store = try await kata()
-        _ = try await store.ingest([.event(UsageEvent(eventID: "snap", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-sonnet-4-5-20270301",
-                                                      quantity: 520_000, unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-20T00:00:00Z")!,
-                                                      dimensions: ["token_type": "input", "vendor": "anthropic"]))])
+        _ = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: "snap", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-sonnet-4-5-20270301",
+                    quantity: 520_000, unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-20T00:00:00Z")!,
+                    dimensions: ["token_type": "input", "vendor": "anthropic"]))
+        ])
         let r = try await run(store, [AnthropicPlugin.demoCostReport])
         #expect(r.meteredOutOfScope.map(\.modelID) == ["claude-sonnet-4-5-20270301"])
         #expect(r.findings.first { $0.tokenType == .input && $0.modelID == "claude-sonnet-4-5" }?.blockedBy == ["unplaced_metered_usage"])
@@ -109,9 +128,13 @@ import VendorAnthropic
     @Test func aPeriodNotOverIsInconclusive() async throws {
         let store = try S.store()
         let today = Timestamp.now()
-        _ = try await store.ingest([.event(UsageEvent(eventID: "a", accountID: "acct_42", meterID: "m", modelID: "claude-haiku-4-5", quantity: 10,
-                                                      unit: "tokens", timestamp: Timestamp(microseconds: today.microseconds - 3_600_000_000),
-                                                      dimensions: ["token_type": "input", "vendor": "anthropic"]))])
+        _ = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: "a", accountID: "acct_42", meterID: "m", modelID: "claude-haiku-4-5", quantity: 10,
+                    unit: "tokens", timestamp: Timestamp(microseconds: today.microseconds - 3_600_000_000),
+                    dimensions: ["token_type": "input", "vendor": "anthropic"]))
+        ])
         let month = try TimeRange(from: today.startOfMonth, to: today.startOfNextMonth)
         let days = Int((month.to.microseconds - month.from.microseconds) / 86_400_000_000)
         let r = try await run(store, [S.costReport([], days: Array(1...days), bucketMonth: today.monthString)], range: month)
@@ -120,8 +143,10 @@ import VendorAnthropic
 
     @Test func applyingAfterTheMeterMovedIsRefused() async throws {
         let store = try await kata()
-        let (r, _) = try await service.run(ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may,
-                                                                 account: "acct_42"), store: store, log: store)
+        let (r, _) = try await service.run(
+            ReconciliationOptions(
+                vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may,
+                account: "acct_42"), store: store, log: store)
         // The late event arrives: the 520,000 were only delayed.
         _ = try await store.ingest([S.event("late", model: "claude-sonnet-4-5", type: "input", quantity: 520_000, day: 30, vendor: "anthropic")])
         do {
@@ -130,8 +155,10 @@ import VendorAnthropic
         } catch let e as UsageBoxError {
             #expect(e.code == .conflict && e.message.contains("the meter changed") && e.message.contains("122900000"), "\(e.message)")
         }
-        let sonnet = try await store.usage(UsageQuery(scope: .accounts(["acct_42"]), range: S.may, groupBy: [],
-                                                      filters: [UsageFilter(field: .modelID, op: .eq, values: ["claude-sonnet-4-5"])]))
+        let sonnet = try await store.usage(
+            UsageQuery(
+                scope: .accounts(["acct_42"]), range: S.may, groupBy: [],
+                filters: [UsageFilter(field: .modelID, op: .eq, values: ["claude-sonnet-4-5"])]))
         #expect(sonnet.groups.first?.aggregate.sum == 191_920_000, "billed once, not twice")
     }
 
@@ -155,10 +182,13 @@ import VendorAnthropic
         } catch let e as UsageBoxError {
             #expect(e.message.contains("64 bits"), "\(e.message)")
         }
-        let usage = InvoiceFile(name: "usage.json", bytes: Array("""
-            {"data": [{"starting_at": "2026-05-05T00:00:00Z", "results": [{"model": "claude-haiku-4-5", "uncached_input_tokens": 9223372036854775807},
-                                                                          {"model": "claude-haiku-4-5", "uncached_input_tokens": 9223372036854775807}]}]}
-            """.utf8))
+        let usage = InvoiceFile(
+            name: "usage.json",
+            bytes: Array(
+                """
+                {"data": [{"starting_at": "2026-05-05T00:00:00Z", "results": [{"model": "claude-haiku-4-5", "uncached_input_tokens": 9223372036854775807},
+                                                                              {"model": "claude-haiku-4-5", "uncached_input_tokens": 9223372036854775807}]}]}
+                """.utf8))
         await #expect(throws: UsageBoxError.self, "a stated sum past 64 bits") { _ = try await run(store, [usage]) }
     }
 
@@ -166,8 +196,12 @@ import VendorAnthropic
         let store = try await kata()
         let page1 = String(decoding: AnthropicPlugin.demoCostReport.bytes, as: UTF8.self)
             .replacingOccurrences(of: "\"has_more\": false", with: "\"has_more\": true")
-        let r = try await run(store, [InvoiceFile(name: "p1.json", bytes: Array(page1.utf8)),
-                                      InvoiceFile(name: "p2.json", bytes: Array(#"{"data": [], "has_more": false, "next_page": null}"#.utf8))])
+        let r = try await run(
+            store,
+            [
+                InvoiceFile(name: "p1.json", bytes: Array(page1.utf8)),
+                InvoiceFile(name: "p2.json", bytes: Array(#"{"data": [], "has_more": false, "next_page": null}"#.utf8)),
+            ])
         #expect(r.verdict == .conclusive && r.coverage.pages.count == 2)
     }
 }

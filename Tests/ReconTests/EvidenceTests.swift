@@ -1,7 +1,7 @@
 import ExactJSON
 import Foundation
-import Metering
 import MeterStoreSQLite
+import Metering
 import ReconCore
 import Testing
 import UsageBoxApp
@@ -13,8 +13,10 @@ import VendorAnthropic
     typealias S = TestSupport
     let service = try! ReconciliationService()
 
-    func run(_ store: any MeterStore, _ invoices: [InvoiceFile], account: String? = "acct_42", vendor: String = "anthropic",
-             range: TimeRange = S.may, configure: (inout ReconciliationOptions) -> Void = { _ in }) async throws -> ReconciliationReport {
+    func run(
+        _ store: any MeterStore, _ invoices: [InvoiceFile], account: String? = "acct_42", vendor: String = "anthropic",
+        range: TimeRange = S.may, configure: (inout ReconciliationOptions) -> Void = { _ in }
+    ) async throws -> ReconciliationReport {
         var o = ReconciliationOptions(vendor: vendor, invoices: invoices, range: range, account: account)
         configure(&o)
         return try await service.engine.run(o, store: store)
@@ -30,8 +32,10 @@ import VendorAnthropic
     func codes(_ r: ReconciliationReport) -> [String] { r.reasons.map(\.code) }
 
     /// Events that say which vendor served them (else a shortfall may be another vendor's traffic).
-    static func event(_ id: String, account: String = "acct_42", model: String, type: String, quantity: Int64, day: Int = 10,
-                      vendor: String = "anthropic") -> IngestItem {
+    static func event(
+        _ id: String, account: String = "acct_42", model: String, type: String, quantity: Int64, day: Int = 10,
+        vendor: String = "anthropic"
+    ) -> IngestItem {
         S.event(id, account: account, model: model, type: type, quantity: quantity, day: day, vendor: vendor)
     }
 
@@ -45,12 +49,14 @@ import VendorAnthropic
         #expect(r.verdict == .inconclusive && codes(r) == ["partial_export"])
         #expect(r.reasons[0].detail.contains("has_more") && r.reasons[0].remedy?.contains("next_page") == true)
         #expect(r.corrections.isEmpty && r.held.isEmpty)
-        #expect(r.findings.first?.gapClass == .unexplained && r.findings.first?.blockedBy == ["partial_export"],
-                "a residual the evidence blocks is never a metering gap")
+        #expect(
+            r.findings.first?.gapClass == .unexplained && r.findings.first?.blockedBy == ["partial_export"],
+            "a residual the evidence blocks is never a metering gap")
         #expect(r.models.first?.gap == -200_000, "the report is still complete")
         // The chain ends on the second page: both pages together are the whole export.
-        let page2 = S.costReport([.init(day: 20, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "60")],
-                                 name: "page2.json", days: [20])
+        let page2 = S.costReport(
+            [.init(day: 20, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "60")],
+            name: "page2.json", days: [20])
         let whole = try await run(store, [page1, page2])
         #expect(whole.verdict == .conclusive && whole.models.first?.gap == 0 && whole.coverage.pages.count == 2)
     }
@@ -68,8 +74,9 @@ import VendorAnthropic
 
     @Test func anInvoiceForAnotherPeriodHasNoLinesInThisOne() async throws {
         let store = try await sonnet()
-        let june = S.costReport([.init(day: 3, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300", month: "2026-06")],
-                                days: [])
+        let june = S.costReport(
+            [.init(day: 3, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300", month: "2026-06")],
+            days: [])
         let r = try await run(store, [june])
         #expect(r.verdict == .inconclusive && codes(r).contains("no_lines_in_period"))
         #expect(r.reasons.first { $0.code == "no_lines_in_period" }!.detail.contains("2026-06-03"), "it says where the invoice's lines are")
@@ -94,10 +101,14 @@ import VendorAnthropic
     @Test func daysWithoutTrafficInsideADeclaredRangeAreNotACoverageGap() async throws {
         let store = try await sonnet(metered: 2_000_000)
         // Buckets for every day; rows only on two weekdays.
-        let r = try await run(store, [S.costReport([
-            .init(day: 4, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
-            .init(day: 10, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
-        ])])
+        let r = try await run(
+            store,
+            [
+                S.costReport([
+                    .init(day: 4, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
+                    .init(day: 10, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
+                ])
+            ])
         #expect(r.verdict == .conclusive && r.reasons.isEmpty && r.models.first?.gap == 0)
         #expect(r.coverage.models.first.map { "\($0.days) \($0.firstDay) \($0.lastDay)" } == "2 2026-05-04 2026-05-10")
     }
@@ -105,10 +116,14 @@ import VendorAnthropic
     @Test func aBucketAcrossAPeriodBoundIsLeftOutAndItsDayIsACoverageGap() async throws {
         let store = try await sonnet()
         let range = try TimeRange(from: "2026-05-01T12:00:00Z", to: "2026-06-01T00:00:00Z")
-        let r = try await run(store, [S.costReport([
-            .init(day: 1, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "50"),
-            .init(day: 10, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
-        ])], range: range)
+        let r = try await run(
+            store,
+            [
+                S.costReport([
+                    .init(day: 1, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "50"),
+                    .init(day: 10, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
+                ])
+            ], range: range)
         #expect(r.unmapped.map(\.reason) == ["straddles_period"])
         #expect(r.reasons.first { $0.code == "coverage_gap" }?.days == ["2026-05-01"])
         #expect(r.corrections.isEmpty)
@@ -122,7 +137,9 @@ import VendorAnthropic
         let fx = try #require(r.reasons.first { $0.code == "missing_fx" })
         #expect(fx.effect == .inconclusive && fx.remedy?.contains("--fx EUR=") == true)
         #expect(r.corrections.isEmpty && r.held.isEmpty, "a vendor total of 0 here is a currency problem, not over-metering")
-        let converted = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "250", currency: "EUR")])]) {
+        let converted = try await run(
+            store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "250", currency: "EUR")])]
+        ) {
             $0.fx = ["EUR": Decimal(string: "1.2")!]
         }
         #expect(converted.verdict == .conclusive && converted.models.first?.vendor == 1_000_000)
@@ -172,8 +189,10 @@ import VendorAnthropic
 
     @Test func anAccountWithNoEventsIsInconclusiveNamingThoseWithUsage() async throws {
         let store = try await sonnet()
-        let r = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300")])],
-                              account: "acct_24") { $0.invoiceScope = .account }
+        let r = try await run(
+            store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300")])],
+            account: "acct_24"
+        ) { $0.invoiceScope = .account }
         let none = try #require(r.reasons.first { $0.code == "no_metered_usage" })
         #expect(none.accounts?.map(\.accountID) == ["acct_42"] && none.detail.contains("mistyped"))
         #expect(r.verdict == .inconclusive && r.corrections.isEmpty, "a typo must not book 1,000,000 tokens onto acct_24")
@@ -193,8 +212,9 @@ import VendorAnthropic
         let r = try await run(store, [invoice], account: nil) { $0.accountMap = ["wrkspc_1": "acct_1", "wrkspc_2": "acct_2"] }
         #expect(r.corrections.map { "\($0.accountID) \($0.quantity)" } == ["acct_2 300000"], "acct_2's own lines exceed its meter")
         let acct1 = try #require(r.findings.first { $0.accountID == "acct_1" })
-        #expect(acct1.quantity == -300_000 && acct1.gapClass == .unexplained && acct1.blockedBy == ["unattributed_vendor_volume"],
-                "the 300,000 unattributed tokens may be acct_1's")
+        #expect(
+            acct1.quantity == -300_000 && acct1.gapClass == .unexplained && acct1.blockedBy == ["unattributed_vendor_volume"],
+            "the 300,000 unattributed tokens may be acct_1's")
         #expect(r.unattributed.map { "\($0.modelID) \($0.vendor)" } == ["claude-haiku-4-5 300000"])
         #expect(r.verdict == .conclusive)
     }
@@ -240,12 +260,17 @@ import VendorAnthropic
     @Test func aLineTheCardCannotPriceBlocksOverMeteringOfItsModelAndType() async throws {
         let store = try S.store()
         let jan = try TimeRange(from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z")
-        _ = try await store.ingest([.event(UsageEvent(eventID: "a", accountID: "acct_42", meterID: "m", modelID: "claude-sonnet-4-6", quantity: 1_000_000,
-                                                      unit: "tokens", timestamp: Timestamp(rfc3339: "2026-01-10T12:00:00Z")!,
-                                                      dimensions: ["token_type": "input", "vendor": "anthropic"]))])
+        _ = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: "a", accountID: "acct_42", meterID: "m", modelID: "claude-sonnet-4-6", quantity: 1_000_000,
+                    unit: "tokens", timestamp: Timestamp(rfc3339: "2026-01-10T12:00:00Z")!,
+                    dimensions: ["token_type": "input", "vendor": "anthropic"]))
+        ])
         // Sonnet 4.6 is priced from 2026-02-17 on: a January line has no rate.
-        let invoice = S.costReport([.init(day: 10, model: "claude-sonnet-4-6", tokenType: "uncached_input_tokens", cents: "300", month: "2026-01")],
-                                   bucketMonth: "2026-01")
+        let invoice = S.costReport(
+            [.init(day: 10, model: "claude-sonnet-4-6", tokenType: "uncached_input_tokens", cents: "300", month: "2026-01")],
+            bucketMonth: "2026-01")
         let r = try await run(store, [invoice], range: jan)
         #expect(r.unmapped.map(\.reason) == ["no_rate"])
         #expect(r.reasons.contains { $0.code == "unpriced_vendor_usage" && $0.modelID == "claude-sonnet-4-6" })
@@ -254,10 +279,14 @@ import VendorAnthropic
 
     @Test func moneyRefundedWithoutAQuantityBlocksItsModel() async throws {
         let store = try await sonnet()
-        let r = try await run(store, [S.costReport([
-            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "360"),
-            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "-60"),
-        ])])
+        let r = try await run(
+            store,
+            [
+                S.costReport([
+                    .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "360"),
+                    .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "-60"),
+                ])
+            ])
         #expect(r.models.first?.gap == 200_000 && r.findings.first?.blockedBy == ["usage_refund"])
         #expect(r.corrections.isEmpty, "200,000 more tokens may be exactly what the refund took back")
     }
@@ -268,10 +297,15 @@ import VendorAnthropic
         let store = try await sonnet()
         _ = try await store.ingest([Self.event("g", model: "gpt-4o", type: "input", quantity: 777)])
         _ = try await store.setMeter("requests", unit: "requests", rollupDimensions: nil)
-        _ = try await store.ingest([.event(UsageEvent(eventID: "r", accountID: "acct_42", meterID: "requests", modelID: "claude-sonnet-4-5",
-                                                      quantity: 5, unit: "requests", timestamp: Timestamp(rfc3339: "2026-05-10T12:00:00Z")!))])
+        _ = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: "r", accountID: "acct_42", meterID: "requests", modelID: "claude-sonnet-4-5",
+                    quantity: 5, unit: "requests", timestamp: Timestamp(rfc3339: "2026-05-10T12:00:00Z")!))
+        ])
         let r = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300")])])
-        #expect(r.meteredOutOfScope.map { "\($0.modelID ?? "") \($0.tokens) \($0.reason)" }
+        #expect(
+            r.meteredOutOfScope.map { "\($0.modelID ?? "") \($0.tokens) \($0.reason)" }
                 == ["claude-sonnet-4-5 5 meter_unit:requests", "gpt-4o 777 model_unknown_to_card"])
         #expect(r.models.first?.metered == 1_000_000, "requests are not tokens")
     }
@@ -280,12 +314,15 @@ import VendorAnthropic
         let store = try S.store()
         _ = try await store.ingest([
             Self.event("a", model: "claude-haiku-4-5", type: "input", quantity: 600_000),
-            .event(UsageEvent(eventID: "b", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-haiku-4-5", quantity: 400_000,
-                              unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-11T00:00:00Z")!, dimensions: ["vendor": "anthropic"])),
+            .event(
+                UsageEvent(
+                    eventID: "b", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-haiku-4-5", quantity: 400_000,
+                    unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-11T00:00:00Z")!, dimensions: ["vendor": "anthropic"])),
         ])
         let r = try await run(store, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")])])
-        #expect(r.models.first?.tokenTypes.map(\.tokenType) == [nil] && r.models.first?.gap == 0,
-                "without the rule the untyped 400,000 would read as over-metering and the input as under-metering")
+        #expect(
+            r.models.first?.tokenTypes.map(\.tokenType) == [nil] && r.models.first?.gap == 0,
+            "without the rule the untyped 400,000 would read as over-metering and the input as under-metering")
         #expect(r.reasons.map(\.code) == ["untyped_meter_usage"] && r.corrections.isEmpty)
     }
 
@@ -331,8 +368,9 @@ import VendorAnthropic
     @Test func overMeteringOfMoreThanHalfIsHeldForReview() async throws {
         let store = try await sonnet()
         let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "120")])
-        let (r, outcome) = try await service.run(ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: S.may, account: "acct_42"),
-                                                 store: store, log: store, apply: true)
+        let (r, outcome) = try await service.run(
+            ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: S.may, account: "acct_42"),
+            store: store, log: store, apply: true)
         #expect(r.corrections.isEmpty && r.held.map(\.correction.quantity) == [-600_000] && r.held.first?.reason == "needs_review")
         guard case let .posted(response, heldBack) = outcome else { Issue.record("\(outcome)"); return }
         #expect(response.accepted == 0 && heldBack == 1 && !r.applied, "nothing posted, so not applied")
@@ -361,12 +399,19 @@ import VendorAnthropic
     @Test func revertPostsTheCompensatingCorrectionsOnce() async throws {
         let store = try S.store()
         _ = try await KataDemo(store: store, write: { _ in }).load()
-        let (r, _) = try await service.run(ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may,
-                                                                 account: "acct_42"), store: store, log: store)
+        let (r, _) = try await service.run(
+            ReconciliationOptions(
+                vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may,
+                account: "acct_42"), store: store, log: store)
         await #expect(throws: UsageBoxError.self, "nothing was applied yet") { _ = try await service.revert(id: r.id, store: store, log: store) }
         _ = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
-        let sonnet = { try await store.usage(UsageQuery(scope: .accounts(["acct_42"]), range: S.may, groupBy: [],
-                                                         filters: [UsageFilter(field: .modelID, op: .eq, values: ["claude-sonnet-4-5"])])).groups.first?.aggregate.sum }
+        let sonnet = {
+            try await store.usage(
+                UsageQuery(
+                    scope: .accounts(["acct_42"]), range: S.may, groupBy: [],
+                    filters: [UsageFilter(field: .modelID, op: .eq, values: ["claude-sonnet-4-5"])])
+            ).groups.first?.aggregate.sum
+        }
         #expect(try await sonnet() == 191_920_000)
         let reverted = try await service.revert(id: r.id, store: store, log: store)
         let afterRevert = try await sonnet()
@@ -377,14 +422,16 @@ import VendorAnthropic
         let record = try #require(try await ReconciliationArchive(store).report(id: r.id))
         #expect(record.revertedAt != nil && record.applied)
         let explain = try await store.explain(account: "acct_42", range: S.may)
-        #expect(explain.corrections.compactMap(\.event.correctionRef).sorted() == ["recon_may_2026_vendor_anthropic", "recon_may_2026_vendor_anthropic_revert"])
+        #expect(
+            explain.corrections.compactMap(\.event.correctionRef).sorted() == ["recon_may_2026_vendor_anthropic", "recon_may_2026_vendor_anthropic_revert"])
     }
 
     @Test func applyingAnInconclusiveRunIsRefused() async throws {
         let store = try await sonnet()
         let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "600")], hasMore: true)
-        let (r, outcome) = try await service.run(ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: S.may, account: "acct_42"),
-                                                 store: store, log: store, apply: true)
+        let (r, outcome) = try await service.run(
+            ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: S.may, account: "acct_42"),
+            store: store, log: store, apply: true)
         guard case let .refused(error) = outcome else { Issue.record("\(outcome)"); return }
         #expect(error.code == .inconclusive && error.message.contains("partial_export"))
         do {

@@ -43,7 +43,8 @@ import Testing
             try XMLStreamReader.read(bytes: Array(xxe.utf8)) { if case let .text(t) = $0 { text += t } }
         }
         #expect(!text.contains("root:"), "no file content leaks")
-        let bomb = #"<?xml version="1.0"?><!DOCTYPE b [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><b>&c;</b>"#
+        let bomb =
+            #"<?xml version="1.0"?><!DOCTYPE b [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><b>&c;</b>"#
         #expect(throws: XMLStreamReader.Failure.self) { try XMLStreamReader.read(bytes: Array(bomb.utf8)) { _ in } }
     }
 
@@ -57,15 +58,16 @@ import Testing
         try XMLStreamReader.read(bytes: Array(xml.utf8)) { whole.append($0) }
         try XMLStreamReader.read(path: path, chunkSize: 3) { chunked.append($0) }
         #expect(whole == chunked)
-        #expect(whole == [
-            .start(namespace: "", localName: "r", attributes: [.init(namespace: "", localName: "a", value: "x & y <z> &")], line: 1),
-            .start(namespace: "", localName: "t", attributes: [], line: 2),
-            .text("one & <two> three"),
-            .end(namespace: "", localName: "t"),
-            .start(namespace: "", localName: "e", attributes: [], line: 3),
-            .end(namespace: "", localName: "e"),
-            .end(namespace: "", localName: "r"),
-        ])
+        #expect(
+            whole == [
+                .start(namespace: "", localName: "r", attributes: [.init(namespace: "", localName: "a", value: "x & y <z> &")], line: 1),
+                .start(namespace: "", localName: "t", attributes: [], line: 2),
+                .text("one & <two> three"),
+                .end(namespace: "", localName: "t"),
+                .start(namespace: "", localName: "e", attributes: [], line: 3),
+                .end(namespace: "", localName: "e"),
+                .end(namespace: "", localName: "r"),
+            ])
     }
 
     @Test func xmlEntityDeclarationsAndUndeclaredReferencesAreRefused() {

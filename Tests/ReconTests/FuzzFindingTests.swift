@@ -29,14 +29,17 @@ import Testing
 
     @Test func unixSecondsPastYear9999AreNotADate() throws {
         let parser = try #require(builtInPlugins.first { $0.id == "openai" }?.parsers.first { $0.format == .csv })
-        let csv = "start_time,end_time,amount_value,amount_currency,line_item,project_id\n"
+        let csv =
+            "start_time,end_time,amount_value,amount_currency,line_item,project_id\n"
             + "99999999999999999,1778112000,2.00,usd,\"gpt-4.1-2025-04-14, input\",proj_abc\n"
         #expect { try parser.parse(InvoiceFile(name: "costs.csv", bytes: Array(csv.utf8))) } throws: { error in
             let e = try #require(error as? InvoiceError)
             return e.line == 2 && e.field?.hasPrefix("start_time") == true && e.description.contains("not a date")
         }
-        let json = #"{"object": "page", "data": [{"object": "bucket", "start_time": 99999999999999999, "end_time": 1778112000, "results": [{"object": "organization.costs.result", "amount": {"value": 1, "currency": "usd"}, "line_item": "gpt-4o, input"}]}], "has_more": false}"#
-        let jsonParser = try #require(builtInPlugins.first { $0.id == "openai" }?.parsers.first { $0.format == .json && $0.sniff(InvoiceFile(name: "c.json", bytes: Array(json.utf8))) })
+        let json =
+            #"{"object": "page", "data": [{"object": "bucket", "start_time": 99999999999999999, "end_time": 1778112000, "results": [{"object": "organization.costs.result", "amount": {"value": 1, "currency": "usd"}, "line_item": "gpt-4o, input"}]}], "has_more": false}"#
+        let jsonParser = try #require(
+            builtInPlugins.first { $0.id == "openai" }?.parsers.first { $0.format == .json && $0.sniff(InvoiceFile(name: "c.json", bytes: Array(json.utf8))) })
         #expect { try jsonParser.parse(InvoiceFile(name: "costs.json", bytes: Array(json.utf8))) } throws: { error in
             (error as? InvoiceError)?.field == "data[0].start_time"
         }

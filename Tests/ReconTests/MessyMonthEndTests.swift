@@ -1,6 +1,6 @@
 import Foundation
-import Metering
 import MeterStoreSQLite
+import Metering
 import ReconCore
 import Testing
 import UsageBoxApp
@@ -13,16 +13,19 @@ import UsageBoxApp
 
     func store(_ events: [(account: String, model: String, type: String, quantity: Int64, day: Int)], vendor: String? = nil) async throws -> SQLiteMeterStore {
         let store = try S.store()
-        _ = try await store.ingest(events.enumerated().map { i, e in
-            S.event("e\(i)", account: e.account, model: e.model, type: e.type, quantity: e.quantity, day: e.day, vendor: vendor)
-        })
+        _ = try await store.ingest(
+            events.enumerated().map { i, e in
+                S.event("e\(i)", account: e.account, model: e.model, type: e.type, quantity: e.quantity, day: e.day, vendor: vendor)
+            })
         return store
     }
 
     func file(_ name: String, _ text: String) -> InvoiceFile { InvoiceFile(name: name, bytes: Array(text.utf8)) }
 
-    func run(_ vendor: String, _ files: [InvoiceFile], _ store: any MeterStore, account: String? = nil,
-             configure: (inout ReconciliationOptions) -> Void = { _ in }) async throws -> ReconciliationReport {
+    func run(
+        _ vendor: String, _ files: [InvoiceFile], _ store: any MeterStore, account: String? = nil,
+        configure: (inout ReconciliationOptions) -> Void = { _ in }
+    ) async throws -> ReconciliationReport {
         var o = ReconciliationOptions(vendor: vendor, invoices: files, range: S.may, account: account)
         configure(&o)
         return try await service.engine.run(o, store: store)
@@ -33,7 +36,10 @@ import UsageBoxApp
 
     static func openAIPage(days: ClosedRange<Int>, rows: [Int: String], hasMore: Bool) -> String {
         let buckets = days.map { d in
-            let results = rows[d].map { #"{"object": "organization.costs.result", "amount": {"value": \#($0), "currency": "usd"}, "line_item": "gpt-4o-2024-08-06, input", "project_id": "proj_a"}"# } ?? ""
+            let results =
+                rows[d].map {
+                    #"{"object": "organization.costs.result", "amount": {"value": \#($0), "currency": "usd"}, "line_item": "gpt-4o-2024-08-06, input", "project_id": "proj_a"}"#
+                } ?? ""
             return #"{"object": "bucket", "start_time": \#(day(d)), "end_time": \#(day(d) + 86_400), "results": [\#(results)]}"#
         }
         return #"{"object": "page", "has_more": \#(hasMore), "next_page": \#(hasMore ? "\"page_2\"" : "null"), "data": [\#(buckets.joined(separator: ","))]}"#
@@ -45,18 +51,21 @@ import UsageBoxApp
         let page2 = file("costs_p2.json", Self.openAIPage(days: 16...31, rows: [20: "12.50"], hasMore: false))
         let first = try await run("openai", [page1], store, account: "acct_oa")
         #expect(first.reasons.map(\.code) == ["partial_export", "coverage_gap"])
-        #expect(first.models.first?.gap == -5_000_000 && first.corrections.isEmpty && first.held.isEmpty,
-                "without the evidence rules this backs out the second half of the month")
+        #expect(
+            first.models.first?.gap == -5_000_000 && first.corrections.isEmpty && first.held.isEmpty,
+            "without the evidence rules this backs out the second half of the month")
         let both = try await run("openai", [page1, page2], store, account: "acct_oa")
         #expect(both.verdict == .conclusive && both.reasons.isEmpty && both.total.gap == 0)
     }
 
     @Test func bedrockCURExportedMidMonth() async throws {
         let store = try await store((1...31).map { ("acct_b", "claude-sonnet-4-6", "input", 100_000, $0) })
-        var csv = "line_item_line_item_type,line_item_usage_start_date,line_item_usage_end_date,line_item_product_code,line_item_usage_type,line_item_usage_amount,pricing_unit,line_item_unblended_cost,line_item_currency_code,bill_billing_period_start_date,bill_billing_period_end_date\n"
+        var csv =
+            "line_item_line_item_type,line_item_usage_start_date,line_item_usage_end_date,line_item_product_code,line_item_usage_type,line_item_usage_amount,pricing_unit,line_item_unblended_cost,line_item_currency_code,bill_billing_period_start_date,bill_billing_period_end_date\n"
         for d in 1...15 {
             let day = String(format: "%02d", d), next = String(format: "%02d", d + 1)
-            csv += "Usage,2026-05-\(day)T00:00:00Z,2026-05-\(next)T00:00:00Z,AmazonBedrock,USE1-Claude4.6Sonnet-input-tokens,100,1K tokens,0.3,USD,2026-05-01T00:00:00Z,2026-06-01T00:00:00Z\n"
+            csv +=
+                "Usage,2026-05-\(day)T00:00:00Z,2026-05-\(next)T00:00:00Z,AmazonBedrock,USE1-Claude4.6Sonnet-input-tokens,100,1K tokens,0.3,USD,2026-05-01T00:00:00Z,2026-06-01T00:00:00Z\n"
         }
         let r = try await run("aws-bedrock", [file("cur.csv", csv)], store, account: "acct_b")
         let gap = try #require(r.reasons.first { $0.code == "coverage_gap" })
@@ -70,29 +79,36 @@ import UsageBoxApp
         func row(_ start: String, _ end: String, _ project: String, _ tokens: Int, _ cost: String) -> String {
             #"{"service":{"description":"Vertex AI"},"sku":{"description":"Gemini 2.5 Flash GA Text Input - Predictions"},"usage_start_time":"\#(start)","usage_end_time":"\#(end)","project":{"id":"\#(project)"},"cost":\#(cost),"currency":"USD","usage":{"amount":\#(tokens),"unit":"count"},"credits":[],"cost_type":"regular"}"#
         }
-        let export = [row("2026-05-01T00:00:00Z", "2026-05-01T01:00:00Z", "proj-a", 1_000_000, "0.30"),
-                      row("2026-05-31T23:00:00Z", "2026-06-01T00:00:00Z", "proj-a", 500_000, "0.15"),
-                      row("2026-05-15T10:00:00Z", "2026-05-15T11:00:00Z", "proj-b", 500_000, "0.15")].joined(separator: "\n")
+        let export = [
+            row("2026-05-01T00:00:00Z", "2026-05-01T01:00:00Z", "proj-a", 1_000_000, "0.30"),
+            row("2026-05-31T23:00:00Z", "2026-06-01T00:00:00Z", "proj-a", 500_000, "0.15"),
+            row("2026-05-15T10:00:00Z", "2026-05-15T11:00:00Z", "proj-b", 500_000, "0.15"),
+        ].joined(separator: "\n")
         let r = try await run("google-vertex", [file("billing.json", export)], store) { $0.accountMap = ["proj-a": "acct_a"] }
         #expect(r.verdict == .conclusive && r.corrections.isEmpty && r.held.isEmpty)
         #expect(r.findings.first { $0.accountID == "acct_a" }.map { "\($0.quantity) \($0.blockedBy)" } == "-500000 [\"unattributed_vendor_volume\"]")
-        #expect(r.findings.first { $0.accountID == "acct_b" }.map { "\($0.quantity) \($0.blockedBy)" }
+        #expect(
+            r.findings.first { $0.accountID == "acct_b" }.map { "\($0.quantity) \($0.blockedBy)" }
                 == "-500000 [\"account_not_in_map\", \"unattributed_vendor_volume\"]")
         #expect(r.unattributed.map(\.vendor) == [500_000])
     }
 
-    static let consoleHeader = "usage_date_utc,model,workspace,api_key,usage_type,context_window,token_type,cost_usd,list_price_usd,cost_type,inference_geo,speed,api_key_id,api_key_status\n"
+    static let consoleHeader =
+        "usage_date_utc,model,workspace,api_key,usage_type,context_window,token_type,cost_usd,list_price_usd,cost_type,inference_geo,speed,api_key_id,api_key_status\n"
 
     @Test func anthropicConsoleExportForTheWholeOrganization() async throws {
-        let store = try await store([("acct_42", "claude-haiku-4-5", "input", 1_000_000, 3), ("acct_9", "claude-haiku-4-5", "input", 2_000_000, 3)],
-                                    vendor: "anthropic")
-        let csv = Self.consoleHeader
+        let store = try await store(
+            [("acct_42", "claude-haiku-4-5", "input", 1_000_000, 3), ("acct_9", "claude-haiku-4-5", "input", 2_000_000, 3)],
+            vendor: "anthropic")
+        let csv =
+            Self.consoleHeader
             + "2026-05-01,Claude Haiku 4.5,Default,k1,message,≤ 200k,input_no_cache,1.00,1.00,token,not_available,,apikey_1,active\n"
             + "2026-05-31,Claude Haiku 4.5,Research,k2,message,≤ 200k,input_no_cache,2.50,2.50,token,not_available,,apikey_2,active\n"
         let export = file("claude_api_cost_2026_05.csv", csv)
         let one = try await run("anthropic", [export], store, account: "acct_42")
-        #expect(one.reasons.map(\.code) == ["other_accounts_in_scope"] && one.corrections.isEmpty,
-                "acct_9's usage would otherwise become +2,500,000 on acct_42")
+        #expect(
+            one.reasons.map(\.code) == ["other_accounts_in_scope"] && one.corrections.isEmpty,
+            "acct_9's usage would otherwise become +2,500,000 on acct_42")
         let mapped = try await run("anthropic", [export], store) { $0.accountMap = ["Default": "acct_42", "Research": "acct_9"] }
         #expect(mapped.verdict == .conclusive && mapped.corrections.map { "\($0.accountID) \($0.quantity)" } == ["acct_9 500000"])
     }
@@ -104,7 +120,8 @@ import UsageBoxApp
 
     @Test func focusBilledInEurosWithStatedQuantities() async throws {
         let store = try await store([("acct_f", "solora-atlas-5.5", "input", 9_000_000, 12)])
-        let csv = Self.focusHeader + Self.focusRow("2026-05-01", "2026-05-02", "4.50", 1_000_000)
+        let csv =
+            Self.focusHeader + Self.focusRow("2026-05-01", "2026-05-02", "4.50", 1_000_000)
             + Self.focusRow("2026-05-12", "2026-05-13", "36.00", 8_000_000) + Self.focusRow("2026-05-31", "2026-06-01", "4.50", 1_000_000)
         let r = try await run("focus", [file("focus.csv", csv)], store, account: "acct_f")
         #expect(r.reasons.map { "\($0.code) \($0.effect.rawValue)" } == ["missing_fx note"])

@@ -30,8 +30,9 @@ struct OutsideCorpusTests {
     let service = try! ReconciliationService()
 
     @Test func theCorporaArePresent() {
-        #expect(Self.focusFiles.count >= 4 && Self.ublFiles.count >= 7 && Self.csvNames.count >= 12,
-                "FOCUS \(Self.focusFiles.count), UBL \(Self.ublFiles.count), CSV \(Self.csvNames.count) files under \(OutsideCorpus.root?.path ?? "-")")
+        #expect(
+            Self.focusFiles.count >= 4 && Self.ublFiles.count >= 7 && Self.csvNames.count >= 12,
+            "FOCUS \(Self.focusFiles.count), UBL \(Self.ublFiles.count), CSV \(Self.csvNames.count) files under \(OutsideCorpus.root?.path ?? "-")")
     }
 
     @Test(arguments: csvNames)
@@ -62,9 +63,12 @@ struct OutsideCorpusTests {
         let store = try S.store()
         var items: [IngestItem] = []
         for (i, l) in usage.enumerated() {
-            items.append(.event(UsageEvent(eventID: "f\(i)", accountID: "acct_focus", meterID: "ai_tokens", modelID: l.vendorModel,
-                                           quantity: l.quantity!, unit: "tokens", timestamp: Timestamp(microseconds: l.date.microseconds + 3_600_000_000),
-                                           dimensions: ["token_type": l.tokenType!.rawValue])))
+            items.append(
+                .event(
+                    UsageEvent(
+                        eventID: "f\(i)", accountID: "acct_focus", meterID: "ai_tokens", modelID: l.vendorModel,
+                        quantity: l.quantity!, unit: "tokens", timestamp: Timestamp(microseconds: l.date.microseconds + 3_600_000_000),
+                        dimensions: ["token_type": l.tokenType!.rawValue])))
         }
         #expect(try await store.ingest(items).accepted == items.count)
         let from = lines.map(\.date).min()!
@@ -73,7 +77,9 @@ struct OutsideCorpusTests {
         #expect(!r.models.isEmpty)
         for m in r.models {
             #expect(m.gap == 0, "\(name): \(m.modelID) gap \(m.gap)")
-            for t in m.tokenTypes { #expect(t.gap == 0 && t.metered == t.vendor && t.vendor > 0, "\(name): \(m.modelID) \(t.tokenType?.rawValue ?? "") gap \(t.gap)") }
+            for t in m.tokenTypes {
+                #expect(t.gap == 0 && t.metered == t.vendor && t.vendor > 0, "\(name): \(m.modelID) \(t.tokenType?.rawValue ?? "") gap \(t.gap)")
+            }
         }
         #expect(r.total.gap == 0 && r.shape == .none && r.corrections.isEmpty)
         // Money stays exact: BilledCost of the usage lines is the vendor amount.

@@ -24,7 +24,8 @@ import UsageBoxApp
             if l.nonUsageReason != nil {
                 key = "(not usage)"
             } else if let vm = l.vendorModel, let m = card.canonicalModel(vm) ?? (l.modelIsCanonical ? vm : nil),
-                      let t = l.tokenType ?? card.aliasTokenType(vm) {
+                let t = l.tokenType ?? card.aliasTokenType(vm)
+            {
                 key = "\(m)/\(t.rawValue)"
             } else {
                 key = "(unmapped)"
@@ -116,14 +117,18 @@ import UsageBoxApp
         var items: [IngestItem] = []
         for (i, (key, tokens)) in example.expectedVendorTokens.sorted(by: { $0.key < $1.key }).enumerated() {
             let parts = key.split(separator: "/").map(String.init)
-            items.append(.event(UsageEvent(eventID: "x\(i)", accountID: "acct_example", meterID: "m", modelID: example.meterModelIDs[parts[0]] ?? parts[0], quantity: tokens,
-                                           unit: "tokens", timestamp: Timestamp(microseconds: range.from.microseconds + 3_600_000_000),
-                                           dimensions: ["token_type": parts[1]])))
+            items.append(
+                .event(
+                    UsageEvent(
+                        eventID: "x\(i)", accountID: "acct_example", meterID: "m", modelID: example.meterModelIDs[parts[0]] ?? parts[0], quantity: tokens,
+                        unit: "tokens", timestamp: Timestamp(microseconds: range.from.microseconds + 3_600_000_000),
+                        dimensions: ["token_type": parts[1]])))
         }
         _ = try await store.ingest(items)
         let service = try ReconciliationService()
-        let r = try await service.engine.run(ReconciliationOptions(vendor: pluginID, invoices: [example.file], range: range, account: "acct_example"),
-                                             store: store)
+        let r = try await service.engine.run(
+            ReconciliationOptions(vendor: pluginID, invoices: [example.file], range: range, account: "acct_example"),
+            store: store)
         var vendor: [String: Int64] = [:]
         for m in r.models { for t in m.tokenTypes where t.vendor != 0 { vendor["\(m.modelID)/\(t.tokenType?.rawValue ?? "")"] = t.vendor } }
         #expect(vendor == example.expectedVendorTokens, "\(name)")

@@ -27,7 +27,8 @@ import Testing
         let types: [TokenType] = [.input, .output, .cacheRead, .cacheWrite5m, .cacheWrite1h]
         for date in ["2026-01-01T00:00:00Z", "2026-05-15T00:00:00Z", "2026-12-31T23:59:59Z"] {
             for (t, rate) in zip(types, rates) {
-                let p = try card.price(model: model, tokenType: t, date: Timestamp(rfc3339: date)!, labels: ["context_window": "0-200k", "service_tier": "standard"])
+                let p = try card.price(
+                    model: model, tokenType: t, date: Timestamp(rfc3339: date)!, labels: ["context_window": "0-200k", "service_tier": "standard"])
                 #expect(p.perMillion == ExactDecimal.parse(rate), "\(model) \(t) on \(date)")
             }
         }
@@ -41,9 +42,12 @@ import Testing
         #expect(card.canonicalModel("gpt-4o") == nil)
         let date = Timestamp(rfc3339: "2026-05-01T00:00:00Z")!
         #expect(try card.price(model: "claude-sonnet-4-5", tokenType: .input, date: date, labels: ["context_window": "200k-1M"]).perMillion == 6)
-        #expect(try card.price(model: "claude-haiku-4-5", tokenType: .output, date: date, labels: ["service_tier": "batch"]).perMillion == Decimal(string: "2.5"))
+        #expect(
+            try card.price(model: "claude-haiku-4-5", tokenType: .output, date: date, labels: ["service_tier": "batch"]).perMillion == Decimal(string: "2.5"))
         #expect(try card.price(model: "claude-opus-4-8", tokenType: .input, date: date, labels: ["inference_geo": "us"]).perMillion == Decimal(string: "5.5"))
-        #expect(throws: PriceFailure.self) { try card.price(model: "claude-opus-4-8", tokenType: .input, date: Timestamp(rfc3339: "2025-06-01T00:00:00Z")!, labels: [:]) }
+        #expect(throws: PriceFailure.self) {
+            try card.price(model: "claude-opus-4-8", tokenType: .input, date: Timestamp(rfc3339: "2025-06-01T00:00:00Z")!, labels: [:])
+        }
     }
 
     @Test func conversionIsExactWithRoundingTolerance() throws {
@@ -52,9 +56,13 @@ import Testing
         // Half a cent at $15 per million is 333.33… tokens; rounded up once per group.
         let tolerance = card.tolerance(scale: 2, at: p)
         #expect(ExactDecimal.ceilInt64(tolerance) == 334)
-        #expect(card.amount(for: 520_000, at: try card.price(model: "claude-sonnet-4-5", tokenType: .input, date: Timestamp(rfc3339: "2026-05-01T00:00:00Z")!, labels: [:])) == Decimal(string: "1.56"))
+        #expect(
+            card.amount(
+                for: 520_000, at: try card.price(model: "claude-sonnet-4-5", tokenType: .input, date: Timestamp(rfc3339: "2026-05-01T00:00:00Z")!, labels: [:]))
+                == Decimal(string: "1.56"))
         #expect(ExactDecimal.roundedInt64(Decimal(string: "2.5")!) == 2 && ExactDecimal.roundedInt64(Decimal(string: "3.5")!) == 4, "half-even")
-        #expect(ExactDecimal.format(Decimal(string: "1399.555")!) == "1399.56" && ExactDecimal.format(Decimal(string: "0.1")! + Decimal(string: "0.2")!) == "0.30")
+        #expect(
+            ExactDecimal.format(Decimal(string: "1399.555")!) == "1399.56" && ExactDecimal.format(Decimal(string: "0.1")! + Decimal(string: "0.2")!) == "0.30")
     }
 
     static let minimal = """
@@ -75,7 +83,9 @@ import Testing
     @Test func aMinimalCardLoadsAndSwitchesPricesOnTheirDates() throws {
         let c = try RateCard.load(text: Self.minimal, file: "acme.yaml")
         #expect(try c.price(model: "acme-1", tokenType: .input, date: Timestamp(rfc3339: "2026-05-31T23:59:59Z")!, labels: [:]).perMillion == 1)
-        #expect(try c.price(model: "acme-1", tokenType: .input, date: Timestamp(rfc3339: "2026-06-01T00:00:00Z")!, labels: [:]).perMillion == Decimal(string: "0.5"))
+        #expect(
+            try c.price(model: "acme-1", tokenType: .input, date: Timestamp(rfc3339: "2026-06-01T00:00:00Z")!, labels: [:]).perMillion == Decimal(string: "0.5")
+        )
     }
 
     @Test(arguments: [
@@ -116,19 +126,21 @@ import Testing
     }
 
     @Test func conditionsCombine() throws {
-        let rules = try ClassificationRules.load(text: """
-            version: 1
-            rules:
-              - id: big-internal
-                when: {model: "claude-*", account: "acct_int*", sign: positive, min_tokens: 1000, max_amount: "10"}
-                class: pass_through
-                reason: internal_evals
-              - id: rest
-                when: {}
-                class: unexplained
-            """, file: "r.yaml")
-        let hit = GapFinding(modelID: "claude-x", tokenType: .input, accountID: "acct_internal", quantity: 5000, amount: Decimal(string: "9.99")!,
-                             metered: 0, vendor: 5000, shape: .localized, unmetered: true)
+        let rules = try ClassificationRules.load(
+            text: """
+                version: 1
+                rules:
+                  - id: big-internal
+                    when: {model: "claude-*", account: "acct_int*", sign: positive, min_tokens: 1000, max_amount: "10"}
+                    class: pass_through
+                    reason: internal_evals
+                  - id: rest
+                    when: {}
+                    class: unexplained
+                """, file: "r.yaml")
+        let hit = GapFinding(
+            modelID: "claude-x", tokenType: .input, accountID: "acct_internal", quantity: 5000, amount: Decimal(string: "9.99")!,
+            metered: 0, vendor: 5000, shape: .localized, unmetered: true)
         #expect(rules.classify(hit)?.rule == "big-internal")
         var miss = hit
         miss.amount = 11

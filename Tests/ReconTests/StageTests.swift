@@ -1,10 +1,11 @@
 import ExactJSON
 import Foundation
 import Metering
-@testable import ReconCore
 import Testing
 import UsageBoxApp
 import VendorAnthropic
+
+@testable import ReconCore
 
 /// The engine's stages, each on its own, and the values that travel between them.
 @Suite struct StageTests {
@@ -12,9 +13,11 @@ import VendorAnthropic
     static func t(_ s: String) -> Timestamp { Timestamp(rfc3339: s)! }
 
     @Test func coverageIntervalsMergeAndLeaveTheUncoveredParts() {
-        let merged = CoverageCheck.merge([(Self.t("2026-05-03T00:00:00Z"), Self.t("2026-05-05T00:00:00Z")),
-                                          (Self.t("2026-05-01T00:00:00Z"), Self.t("2026-05-03T00:00:00Z")),
-                                          (Self.t("2026-05-10T00:00:00Z"), Self.t("2026-05-11T00:00:00Z"))])
+        let merged = CoverageCheck.merge([
+            (Self.t("2026-05-03T00:00:00Z"), Self.t("2026-05-05T00:00:00Z")),
+            (Self.t("2026-05-01T00:00:00Z"), Self.t("2026-05-03T00:00:00Z")),
+            (Self.t("2026-05-10T00:00:00Z"), Self.t("2026-05-11T00:00:00Z")),
+        ])
         #expect(merged.map { "\($0.0.dayString)/\($0.1.dayString)" } == ["2026-05-01/2026-05-05", "2026-05-10/2026-05-11"])
         let gaps = CoverageCheck.subtract(merged, from: (Self.t("2026-05-01T00:00:00Z"), Self.t("2026-05-12T00:00:00Z")))
         #expect(gaps.map { "\($0.0.dayString)/\($0.1.dayString)" } == ["2026-05-05/2026-05-10", "2026-05-11/2026-05-12"])
@@ -25,30 +28,37 @@ import VendorAnthropic
     @Test func inclusiveEndsCloseOnTheNextBoundary() {
         #expect(InvoiceCoverage.exclusiveEnd(Self.t("2026-05-01T23:59:59Z")) == Self.t("2026-05-02T00:00:00Z"))
         #expect(InvoiceCoverage.exclusiveEnd(Self.t("2026-05-02T00:00:00Z")) == Self.t("2026-05-02T00:00:00Z"))
-        let line = InvoiceLine(location: "x", vendorModel: nil, vendorTokenType: nil, tokenType: nil, amount: 1, amountScale: 0, currency: "USD",
-                               date: Self.t("2026-05-04T10:00:00Z"))
+        let line = InvoiceLine(
+            location: "x", vendorModel: nil, vendorTokenType: nil, tokenType: nil, amount: 1, amountScale: 0, currency: "USD",
+            date: Self.t("2026-05-04T10:00:00Z"))
         #expect(line.bucket.to == Self.t("2026-05-05T00:00:00Z"), "a line without an end bills its UTC day")
     }
 
     @Test func shapeIsNoneOnlyWhenNoTokenTypeIsOff() {
         typealias Row = ReconciliationReport.TokenTypeRow
-        let opposite = ReconciliationReport.ModelRow(modelID: "m", tokenTypes: [
-            Row(tokenType: .input, metered: 100, vendor: 150, tolerance: 0, vendorAmount: 0, gapAmount: 0),
-            Row(tokenType: .output, metered: 100, vendor: 50, tolerance: 0, vendorAmount: 0, gapAmount: 0),
-        ])
+        let opposite = ReconciliationReport.ModelRow(
+            modelID: "m",
+            tokenTypes: [
+                Row(tokenType: .input, metered: 100, vendor: 150, tolerance: 0, vendorAmount: 0, gapAmount: 0),
+                Row(tokenType: .output, metered: 100, vendor: 50, tolerance: 0, vendorAmount: 0, gapAmount: 0),
+            ])
         #expect(opposite.gap == 0 && GapDiff.shape([opposite], totalMetered: 200, totalVendor: 200).0 == .localized)
-        let a = ReconciliationReport.ModelRow(modelID: "a", tokenTypes: [Row(tokenType: .input, metered: 1000, vendor: 1050, tolerance: 0, vendorAmount: 0, gapAmount: 0)])
-        let b = ReconciliationReport.ModelRow(modelID: "b", tokenTypes: [Row(tokenType: .input, metered: 2000, vendor: 2100, tolerance: 0, vendorAmount: 0, gapAmount: 0)])
+        let a = ReconciliationReport.ModelRow(
+            modelID: "a", tokenTypes: [Row(tokenType: .input, metered: 1000, vendor: 1050, tolerance: 0, vendorAmount: 0, gapAmount: 0)])
+        let b = ReconciliationReport.ModelRow(
+            modelID: "b", tokenTypes: [Row(tokenType: .input, metered: 2000, vendor: 2100, tolerance: 0, vendorAmount: 0, gapAmount: 0)])
         let (shape, factor) = GapDiff.shape([a, b], totalMetered: 3000, totalVendor: 3150)
         #expect(shape == .uniform && factor == Decimal(string: "1.05"))
-        let inside = ReconciliationReport.ModelRow(modelID: "m", tokenTypes: [Row(tokenType: .input, metered: 100, vendor: 101, tolerance: 1, vendorAmount: 0, gapAmount: 0)])
+        let inside = ReconciliationReport.ModelRow(
+            modelID: "m", tokenTypes: [Row(tokenType: .input, metered: 100, vendor: 101, tolerance: 1, vendorAmount: 0, gapAmount: 0)])
         #expect(GapDiff.shape([inside], totalMetered: 100, totalVendor: 101).0 == .none)
     }
 
     @Test func aLimitBlocksOnlyWhatItsScopeAndEffectSay() {
         func finding(_ q: Int64, _ tt: TokenType? = .input, account: String? = "a") -> ReconciliationReport.Finding {
-            .init(modelID: "m", tokenType: tt, accountID: account, quantity: q, amount: .zero, metered: 0, vendor: 0, gapClass: .meteringGap,
-                  rule: "r", classifier: "c", reason: "x", blockedBy: [])
+            .init(
+                modelID: "m", tokenType: tt, accountID: account, quantity: q, amount: .zero, metered: 0, vendor: 0, gapClass: .meteringGap,
+                rule: "r", classifier: "c", reason: "x", blockedBy: [])
         }
         let negative = EvidenceReason(code: "x", effect: .blocksNegative, modelID: "m", tokenType: .input, detail: "")
         #expect(negative.applies(to: finding(-1)) && !negative.applies(to: finding(1)) && !negative.applies(to: finding(-1, .output)))
@@ -77,15 +87,19 @@ import VendorAnthropic
 
     @Test func theJSONRequestRefusesUnknownFieldsAndNamesBadOnes() throws {
         let invoice = #"[{"name": "a.json", "content_base64": "e30="}]"#
-        let ok = try ReconciliationRequest.decode(json: Array(#"{"vendor": "anthropic", "from": "2026-05-01", "to": "2026-06-01", "invoices": \#(invoice), "invoice_scope": "account", "account_id": "acct_42"}"#.utf8))
+        let ok = try ReconciliationRequest.decode(
+            json: Array(
+                #"{"vendor": "anthropic", "from": "2026-05-01", "to": "2026-06-01", "invoices": \#(invoice), "invoice_scope": "account", "account_id": "acct_42"}"#
+                    .utf8))
         #expect(ok.invoices.first?.bytes == Array("{}".utf8) && ok.invoiceScope == .account)
         func refusal(_ body: String) -> UsageBoxError? {
             do { _ = try ReconciliationRequest.decode(json: Array(body.utf8)); return nil } catch let e as UsageBoxError { return e } catch { return nil }
         }
         #expect(refusal(#"{"vendor": "anthropic", "from": "2026-05-01", "to": "2026-06-01", "invoices": \#(invoice), "acount_id": "x"}"#)?.field == "acount_id")
         #expect(refusal(#"{"vendor": "anthropic", "from": "2026-05-01", "to": "2026-06-01"}"#)?.field == "invoices")
-        #expect(refusal(#"{"vendor": "anthropic", "from": "2026-05-01", "to": "2026-06-01", "invoices": [{"name": "a", "content_base64": "%%%"}]}"#)?
-            .field == "invoices[0].content_base64")
+        #expect(
+            refusal(#"{"vendor": "anthropic", "from": "2026-05-01", "to": "2026-06-01", "invoices": [{"name": "a", "content_base64": "%%%"}]}"#)?
+                .field == "invoices[0].content_base64")
         #expect(refusal(#"{"vendor": 7, "from": "2026-05-01", "to": "2026-06-01", "invoices": []}"#)?.field == "vendor")
         let scoped = try ReconciliationRequest(vendor: "anthropic", from: "2026-05-01", to: "2026-06-01", invoices: [AnthropicPlugin.demoCostReport])
         var wrong = scoped
@@ -122,14 +136,15 @@ import VendorAnthropic
     }
 
     @Test func theChainAsksPluginThenTeamThenDefaultsAndNamesWhoDecided() throws {
-        let team = try ClassificationRules.load(text: """
-            version: 1
-            rules:
-              - id: cache-reads-are-billable
-                when: {token_type: cache_read, attributed: true}
-                class: metering_gap
-                reason: cache_reads_billed_to_customers
-            """, file: "team.yaml")
+        let team = try ClassificationRules.load(
+            text: """
+                version: 1
+                rules:
+                  - id: cache-reads-are-billable
+                    when: {token_type: cache_read, attributed: true}
+                    class: metering_gap
+                    reason: cache_reads_billed_to_customers
+                """, file: "team.yaml")
         let chain = ClassifierChain(plugin: [EvalsClassifier()], team: team)
         #expect(chain.names == ["plugin:test", "rules:team.yaml", "defaults"])
         func f(_ tt: TokenType, _ account: String?) -> GapFinding {
@@ -140,8 +155,9 @@ import VendorAnthropic
         let cache = chain.classify(f(.cacheRead, "acct_42"))
         #expect(cache.gapClass == .meteringGap && cache.classifier == "rules:team.yaml")
         let input = chain.classify(f(.input, "acct_42"))
-        #expect(input.gapClass == .meteringGap && input.classifier == "defaults" && input.rule == "metered-residual",
-                "rules the team did not write fall through to the defaults")
+        #expect(
+            input.gapClass == .meteringGap && input.classifier == "defaults" && input.rule == "metered-residual",
+            "rules the team did not write fall through to the defaults")
     }
 
     static let shippedExamples = ClassificationRules.defaults().examples
@@ -160,8 +176,9 @@ import VendorAnthropic
 
     @Test func badExamplesAreRefusedWithTheirLine() {
         do {
-            _ = try ClassificationRules.load(text: "version: 1\nrules:\n  - id: x\n    class: pass_through\n    examples:\n      - {model: m, expect: pass_through}\n",
-                                             file: "r.yaml")
+            _ = try ClassificationRules.load(
+                text: "version: 1\nrules:\n  - id: x\n    class: pass_through\n    examples:\n      - {model: m, expect: pass_through}\n",
+                file: "r.yaml")
             Issue.record("an example without a quantity was accepted")
         } catch let e as ConfigError {
             #expect(e.line == 6 && e.message.contains("quantity"))

@@ -1,9 +1,9 @@
 import ExactJSON
 import Foundation
-import Metering
 import MeterStoreSQLite
-import ReconCore
+import Metering
 import RateCardData
+import ReconCore
 import UsageBoxApp
 
 enum TestSupport {
@@ -25,26 +25,37 @@ enum TestSupport {
 
     /// A cost report as the Admin API answers for May (a bucket for every day, rows where given);
     /// `days` narrows the buckets, `hasMore` marks it as one page of several.
-    static func costReport(_ rows: [Row], name: String = "cost.json", days: [Int] = Array(1...31), bucketMonth: String = "2026-05",
-                           hasMore: Bool = false) -> InvoiceFile {
+    static func costReport(
+        _ rows: [Row], name: String = "cost.json", days: [Int] = Array(1...31), bucketMonth: String = "2026-05",
+        hasMore: Bool = false
+    ) -> InvoiceFile {
         var byDay = Dictionary(grouping: rows) { "\($0.month)-\(String(format: "%02d", $0.day))" }
         for d in days { byDay["\(bucketMonth)-\(String(format: "%02d", d))", default: []] += [] }
         let data: [JSONValue] = byDay.keys.sorted().map { day in
             .object([
                 ("starting_at", .string(day + "T00:00:00Z")), ("ending_at", .string(day + "T23:59:59Z")),
-                ("results", .array(byDay[day]!.map { r in
-                    .object([
-                        ("amount", .string(r.cents)), ("currency", .string(r.currency)), ("cost_type", .string(r.costType)),
-                        ("model", .optionalString(r.model)), ("token_type", .optionalString(r.tokenType)),
-                        ("service_tier", .string("standard")), ("context_window", .string("0-200k")),
-                        ("workspace_id", .optionalString(r.workspace)), ("description", .string("test row")),
-                    ])
-                })),
+                (
+                    "results",
+                    .array(
+                        byDay[day]!.map { r in
+                            .object([
+                                ("amount", .string(r.cents)), ("currency", .string(r.currency)), ("cost_type", .string(r.costType)),
+                                ("model", .optionalString(r.model)), ("token_type", .optionalString(r.tokenType)),
+                                ("service_tier", .string("standard")), ("context_window", .string("0-200k")),
+                                ("workspace_id", .optionalString(r.workspace)), ("description", .string("test row")),
+                            ])
+                        })
+                ),
             ])
         }
-        return InvoiceFile(name: name, bytes: Array(JSONWriter.write(.object([
-            ("data", .array(data)), ("has_more", .bool(hasMore)), ("next_page", hasMore ? .string("page_2") : .null),
-        ])).utf8))
+        return InvoiceFile(
+            name: name,
+            bytes: Array(
+                JSONWriter.write(
+                    .object([
+                        ("data", .array(data)), ("has_more", .bool(hasMore)), ("next_page", hasMore ? .string("page_2") : .null),
+                    ])
+                ).utf8))
     }
 
     /// A UBL invoice for May 2026 from Anthropic with `(item, token_type, amount)` lines.
@@ -80,12 +91,16 @@ enum TestSupport {
     }
 
     /// A May event; `vendor` is the dimension that says which vendor served it.
-    static func event(_ id: String, account: String = "acct_42", meter: String = "claude_tokens", model: String, type: String,
-                      quantity: Int64, day: Int = 10, vendor: String? = nil) -> IngestItem {
+    static func event(
+        _ id: String, account: String = "acct_42", meter: String = "claude_tokens", model: String, type: String,
+        quantity: Int64, day: Int = 10, vendor: String? = nil
+    ) -> IngestItem {
         var dims = ["token_type": type]
         if let vendor { dims["vendor"] = vendor }
-        return .event(UsageEvent(eventID: id, accountID: account, meterID: meter, modelID: model, quantity: quantity, unit: "tokens",
-                                 timestamp: Timestamp(rfc3339: "2026-05-\(String(format: "%02d", day))T12:00:00Z")!, dimensions: dims))
+        return .event(
+            UsageEvent(
+                eventID: id, accountID: account, meterID: meter, modelID: model, quantity: quantity, unit: "tokens",
+                timestamp: Timestamp(rfc3339: "2026-05-\(String(format: "%02d", day))T12:00:00Z")!, dimensions: dims))
     }
 
     static func store() throws -> SQLiteMeterStore { try SQLiteMeterStore(location: .newMemory()) }

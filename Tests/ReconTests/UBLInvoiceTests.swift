@@ -39,28 +39,30 @@ import UsageBoxApp
 
     @Test func aUBLInvoiceWithTheSuppliersCardReconciles() async throws {
         let example = try #require(builtInPlugins.first { $0.id == "ubl" }?.examples.first { $0.expectedError == nil })
-        let card = try RateCard.load(text: """
-            schema: ratecard/v1
-            vendor: acme-ai
-            currency: USD
-            unit: per_million_tokens
-            card_version: "1"
-            sources: {contract: {url: "https://example.com/contract"}}
-            token_types: [input, output]
-            models:
-              claude-sonnet-4-6:
-                prices:
-                  - {from: "2026-01-01", rates: {input: "3", output: "15"}, src: contract}
-            aliases:
-              - {match: "Claude Sonnet 4\\\\.6 - Input Tokens", model: claude-sonnet-4-6, token_type: input}
-              - {match: "Claude Sonnet 4\\\\.6 - Output Tokens", model: claude-sonnet-4-6, token_type: output}
-            """, file: "acme.yaml")
+        let card = try RateCard.load(
+            text: """
+                schema: ratecard/v1
+                vendor: acme-ai
+                currency: USD
+                unit: per_million_tokens
+                card_version: "1"
+                sources: {contract: {url: "https://example.com/contract"}}
+                token_types: [input, output]
+                models:
+                  claude-sonnet-4-6:
+                    prices:
+                      - {from: "2026-01-01", rates: {input: "3", output: "15"}, src: contract}
+                aliases:
+                  - {match: "Claude Sonnet 4\\\\.6 - Input Tokens", model: claude-sonnet-4-6, token_type: input}
+                  - {match: "Claude Sonnet 4\\\\.6 - Output Tokens", model: claude-sonnet-4-6, token_type: output}
+                """, file: "acme.yaml")
         let store = try S.store()
         _ = try await store.ingest([
             TestSupport.event("i", model: "claude-sonnet-4-6", type: "input", quantity: 12_345_670),
             TestSupport.event("o", model: "claude-sonnet-4-6", type: "output", quantity: 900_000),
         ])
-        let r = try await service.engine.run(ReconciliationOptions(vendor: "ubl", invoices: [example.file], range: S.may, account: "acct_42", rateCard: card), store: store)
+        let r = try await service.engine.run(
+            ReconciliationOptions(vendor: "ubl", invoices: [example.file], range: S.may, account: "acct_42", rateCard: card), store: store)
         let model = try #require(r.models.first)
         #expect(model.tokenTypes.map(\.vendor) == [12_345_670, 1_000_000], "stated MIO quantities")
         #expect(r.corrections.map(\.quantity) == [100_000], "the output gap is corrected")

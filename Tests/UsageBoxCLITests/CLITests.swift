@@ -16,14 +16,22 @@ import Testing
     func json(_ r: CLI.Result) throws -> JSONValue { try JSONParser.parse(r.stdout) }
 
     @Test func ingestsNDJSONJSONAndCSVAndTotalsWithJSON() async throws {
-        let nd = try dir.write("a.ndjson", """
+        let nd = try dir.write(
+            "a.ndjson",
+            """
             {"event_id":"n1","account_id":"acct_42","meter_id":"claude_tokens","model_id":"m","quantity":10,"timestamp":"2026-05-02T00:00:00Z","dimensions":{"token_type":"input"}}
 
             {"event_id":"n2","account_id":"acct_42","meter_id":"claude_tokens","model_id":"m","quantity":"20","timestamp":"2026-05-02T00:00:00Z"}
             {not json}
             """)
-        let doc = try dir.write("b.json", #"{"events": [{"event_id":"j1","account_id":"acct_42","meter_id":"claude_tokens","model_id":"m","quantity":5,"timestamp":"2026-05-03T00:00:00Z"}]}"#)
-        let csv = try dir.write("c.csv", "\u{FEFF}event_id,account_id,meter_id,model_id,quantity,timestamp,token_type,feature\r\nc1,acct_42,claude_tokens,m,7,2026-05-04T00:00:00Z,output,\r\nc2,acct_42,claude_tokens,m,1.5,2026-05-04T00:00:00Z,output,chat\r\n")
+        let doc = try dir.write(
+            "b.json",
+            #"{"events": [{"event_id":"j1","account_id":"acct_42","meter_id":"claude_tokens","model_id":"m","quantity":5,"timestamp":"2026-05-03T00:00:00Z"}]}"#
+        )
+        let csv = try dir.write(
+            "c.csv",
+            "\u{FEFF}event_id,account_id,meter_id,model_id,quantity,timestamp,token_type,feature\r\nc1,acct_42,claude_tokens,m,7,2026-05-04T00:00:00Z,output,\r\nc2,acct_42,claude_tokens,m,1.5,2026-05-04T00:00:00Z,output,chat\r\n"
+        )
         let r = try CLI.run(["ingest", "--db", db, "--json", nd, doc, csv])
         #expect(r.status == 0, "\(r.stderr)")
         let j = try json(r)
@@ -39,29 +47,38 @@ import Testing
         #expect(try json(again)["duplicates"] == .int(2))
 
         let usage = try CLI.run(["usage", "--db", db, "--account", "acct_42", "--group-by", "token_type", "--json"] + may)
-        #expect(usage.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-                == #"{"source":"rollup","groups":[{"token_type":null,"sum":25,"count":2},{"token_type":"input","sum":10,"count":1},{"token_type":"output","sum":7,"count":1}]}"#)
+        #expect(
+            usage.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                == #"{"source":"rollup","groups":[{"token_type":null,"sum":25,"count":2},{"token_type":"input","sum":10,"count":1},{"token_type":"output","sum":7,"count":1}]}"#
+        )
         let table = try CLI.run(["usage", "--db", db, "--account", "acct_42"] + may)
         #expect(table.stdout.contains("42") && table.stdout.contains("source: rollup"))
     }
 
     @Test func readsStandardInput() throws {
-        let r = try CLI.run(["ingest", "--db", db, "--json", "-"], stdin: #"{"event_id":"s1","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z"}"# + "\n")
+        let r = try CLI.run(
+            ["ingest", "--db", db, "--json", "-"],
+            stdin: #"{"event_id":"s1","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z"}"# + "\n")
         #expect(try json(r)["accepted"] == .int(1))
     }
 
     @Test func badInputNamesFileAndLineAndKeepsStoredEvents() throws {
         let good = try dir.write("good.ndjson", #"{"event_id":"g1","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z"}"# + "\n")
         #expect(try CLI.run(["ingest", "--db", db, good]).status == 0)
-        let doc = try dir.write("doc.json", #"{"events": [{"event_id":"d1","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z"}, {"event_id":"d2","account_id":"a","meter_id":"m","quantity":-1,"timestamp":"2026-05-01T00:00:00Z"}]}"#)
+        let doc = try dir.write(
+            "doc.json",
+            #"{"events": [{"event_id":"d1","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z"}, {"event_id":"d2","account_id":"a","meter_id":"m","quantity":-1,"timestamp":"2026-05-01T00:00:00Z"}]}"#
+        )
         let docErrors = try json(try CLI.run(["ingest", "--db", db, "--json", doc]))["errors"]?.arrayValue ?? []
-        #expect(docErrors.count == 1 && docErrors[0]["index"] == .int(1) && docErrors[0]["line"] == nil,
-                "inside a JSON document the index, not a made-up line, says which event")
+        #expect(
+            docErrors.count == 1 && docErrors[0]["index"] == .int(1) && docErrors[0]["line"] == nil,
+            "inside a JSON document the index, not a made-up line, says which event")
         let badJSON = try dir.write("bad.json", "{\"events\": [\n  {\"event_id\": \"x\",\n  oops]}")
         let r = try CLI.run(["ingest", "--db", db, badJSON])
         #expect(r.status == 1)
         #expect(r.stderr.contains("bad.json:3:"), "\(r.stderr)")
-        let badCSV = try dir.write("bad.csv", "event_id,account_id,meter_id,quantity,timestamp\ne1,a,m,1,2026-05-01T00:00:00Z\ne2,a,m,\"1,2026-05-01T00:00:00Z\n")
+        let badCSV = try dir.write(
+            "bad.csv", "event_id,account_id,meter_id,quantity,timestamp\ne1,a,m,1,2026-05-01T00:00:00Z\ne2,a,m,\"1,2026-05-01T00:00:00Z\n")
         let c = try CLI.run(["ingest", "--db", db, badCSV])
         #expect(c.status == 1)
         #expect(c.stderr.contains("bad.csv:3"), "\(c.stderr)")
@@ -84,14 +101,18 @@ import Testing
     }
 
     @Test func periodsMetersExplainVerifyAndJSONQuery() throws {
-        let file = try dir.write("e.ndjson", """
+        let file = try dir.write(
+            "e.ndjson",
+            """
             {"event_id":"u1","account_id":"acct_42","meter_id":"claude_tokens","model_id":"s","quantity":100,"timestamp":"2026-05-02T00:00:00Z","dimensions":{"token_type":"input"}}
             {"event_id":"u2","account_id":"acct_42","meter_id":"claude_tokens","model_id":"s","quantity":50,"timestamp":"2026-05-02T00:00:00Z","dimensions":{"token_type":"output"}}
             """)
         #expect(try CLI.run(["ingest", "--db", db, file]).status == 0)
         let close = try CLI.run(["periods", "close", "--db", db, "--account", "acct_42", "--period", "2026-05", "--json"])
         #expect(try json(close)["period"] == .string("2026-05"))
-        let late = try dir.write("late.ndjson", """
+        let late = try dir.write(
+            "late.ndjson",
+            """
             {"event_id":"u3","account_id":"acct_42","meter_id":"claude_tokens","model_id":"s","quantity":1,"timestamp":"2026-05-03T00:00:00Z"}
             {"event_id":"fix","account_id":"acct_42","meter_id":"claude_tokens","model_id":"s","kind":"Correction","correction_ref":"recon_may_2026_vendor_anthropic","quantity":-20,"timestamp":"2026-05-31T23:59:59Z","dimensions":{"source":"vendor_reconciliation"}}
             """)
@@ -110,7 +131,10 @@ import Testing
         #expect(try json(set)["rollup_dimensions"] == .array([.string("token_type")]))
         let bySource = try json(try CLI.run(["usage", "--db", db, "--account", "acct_42", "--group-by", "dim.source", "--json"] + may))
         #expect(bySource["source"] == .string("raw"))
-        let q = try dir.write("q.json", #"{"account_id":"acct_42","from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","filters":[{"field":"token_type","op":"in","value":["input","output"]}],"group_by":["model_id"],"metrics":["sum","count"]}"#)
+        let q = try dir.write(
+            "q.json",
+            #"{"account_id":"acct_42","from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","filters":[{"field":"token_type","op":"in","value":["input","output"]}],"group_by":["model_id"],"metrics":["sum","count"]}"#
+        )
         let jq = try CLI.run(["query", "json", "--db", db, "--json", q])
         #expect(jq.stdout.contains(#"{"model_id":"s","sum":150,"count":2}"#), "\(jq.stdout)\(jq.stderr)")
         let list = try json(try CLI.run(["periods", "--db", db, "--account", "acct_42", "--json"]))
@@ -127,12 +151,18 @@ import Testing
 
     @Test func reconcileFromTheCommandLine() throws {
         #expect(try CLI.run(["demo", "--db", db, "--data-only"]).status == 0)
-        let invoice = try dir.write("may.json", String(decoding: try Data(contentsOf: URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Plugins/Anthropic/Examples/cost_report_2026_05.json")), as: UTF8.self))
+        let invoice = try dir.write(
+            "may.json",
+            String(
+                decoding: try Data(
+                    contentsOf: URL(fileURLWithPath: #filePath)
+                        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                        .appendingPathComponent("Plugins/Anthropic/Examples/cost_report_2026_05.json")), as: UTF8.self))
         let args = ["reconcile", "--db", db, "--invoice", invoice] + may
         let md = try CLI.run(args + ["--vendor", "anthropic", "--account", "acct_42", "--format", "markdown"])
-        #expect(md.status == 0 && md.stdout.hasPrefix("# Reconciliation rec_") && md.stdout.contains("| claude-sonnet-4-5 | 191,400,000 | 197,920,000 | +6,520,000 |"))
+        #expect(
+            md.status == 0 && md.stdout.hasPrefix("# Reconciliation rec_")
+                && md.stdout.contains("| claude-sonnet-4-5 | 191,400,000 | 197,920,000 | +6,520,000 |"))
         let auto = try CLI.run(args + ["--vendor", "auto", "--format", "json"])
         #expect(auto.stderr.contains("--vendor auto: anthropic (admin-cost-report)"))
         let report = try json(auto)
@@ -141,7 +171,10 @@ import Testing
         let badRules = try dir.write("rules.yaml", "version: 1\nrules:\n  - id: x\n    when: {tokn_type: input}\n    class: pass_through\n")
         let r = try CLI.run(args + ["--vendor", "anthropic", "--rules", badRules])
         #expect(r.status == 1 && r.stderr.contains("rules.yaml:4:") && r.stderr.contains("unknown condition"), "\(r.stderr)")
-        let badCard = try dir.write("card.yaml", "schema: ratecard/v1\nvendor: x\ncurrency: USD\ncard_version: \"1\"\nmodels:\n  m:\n    prices:\n      - {from: \"2026-01-01\", rates: {input: 3}, src: a}\n")
+        let badCard = try dir.write(
+            "card.yaml",
+            "schema: ratecard/v1\nvendor: x\ncurrency: USD\ncard_version: \"1\"\nmodels:\n  m:\n    prices:\n      - {from: \"2026-01-01\", rates: {input: 3}, src: a}\n"
+        )
         let c = try CLI.run(args + ["--vendor", "anthropic", "--rate-card", badCard])
         #expect(c.status == 1 && c.stderr.contains("card.yaml:8:") && c.stderr.contains("written as a number"), "\(c.stderr)")
         let byDay = try CLI.run(args + ["--vendor", "anthropic", "--account", "acct_42", "--by", "day"])
@@ -167,9 +200,11 @@ import Testing
 
     @Test func reconcileRefusesToApplyAnInconclusiveRunAndRevertsAnAppliedOne() throws {
         #expect(try CLI.run(["demo", "--db", db, "--data-only"]).status == 0)
-        let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Plugins/Anthropic/Examples/cost_report_2026_05.json")), as: UTF8.self)
+        let text = String(
+            decoding: try Data(
+                contentsOf: URL(fileURLWithPath: #filePath)
+                    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                    .appendingPathComponent("Plugins/Anthropic/Examples/cost_report_2026_05.json")), as: UTF8.self)
         let page = try dir.write("page1.json", text.replacingOccurrences(of: "\"has_more\": false", with: "\"has_more\": true"))
         let dates = ["--from", "2026-05-01", "--to", "2026-06-01", "--vendor", "anthropic", "--account", "acct_42", "--db", db]
         let refused = try CLI.run(["reconcile", "--invoice", page, "--apply"] + dates)
@@ -184,14 +219,19 @@ import Testing
         let reverted = try CLI.run(["reconcile", "revert", id, "--db", db, "--json"])
         let revertedJSON = try json(reverted)
         #expect(reverted.status == 0 && revertedJSON["accepted"] == .int(1), "\(reverted.stderr)")
-        let usage = try json(try CLI.run(["usage", "--db", db, "--account", "acct_42", "--from", "2026-05-01T00:00:00Z", "--to", "2026-06-01T00:00:00Z", "--json"]))
+        let usage = try json(
+            try CLI.run(["usage", "--db", db, "--account", "acct_42", "--from", "2026-05-01T00:00:00Z", "--to", "2026-06-01T00:00:00Z", "--json"]))
         #expect(usage["groups"]?.arrayValue?.first?["sum"] == .int(321_640_000), "the revert took the correction back")
-        let offset = try CLI.run(["reconcile", "--invoice", full, "--db", db, "--vendor", "anthropic", "--from", "2026-05-01T00:00:00+02:00", "--to", "2026-06-01"])
+        let offset = try CLI.run([
+            "reconcile", "--invoice", full, "--db", db, "--vendor", "anthropic", "--from", "2026-05-01T00:00:00+02:00", "--to", "2026-06-01",
+        ])
         #expect(offset.status == 1 && offset.stderr.contains("UTC"))
     }
 
     @Test func rulesTestRunsATeamsExamples() throws {
-        let good = try dir.write("team.yaml", """
+        let good = try dir.write(
+            "team.yaml",
+            """
             version: 1
             rules:
               - id: evals-are-overhead
@@ -204,7 +244,9 @@ import Testing
             """)
         let pass = try CLI.run(["rules", "test", good])
         #expect(pass.status == 0 && pass.stdout.contains("2 passed, 0 failed"), "\(pass.stdout)\(pass.stderr)")
-        let bad = try dir.write("bad.yaml", """
+        let bad = try dir.write(
+            "bad.yaml",
+            """
             version: 1
             rules:
               - id: everything-is-overhead
@@ -214,20 +256,24 @@ import Testing
                   - {model: claude-sonnet-4-5, token_type: input, account: acct_42, quantity: 520000, expect: metering_gap}
             """)
         let fail = try CLI.run(["rules", "test", bad])
-        #expect(fail.status == 1 && fail.stdout.contains("FAIL") && fail.stdout.contains("bad.yaml:7") && fail.stdout.contains("expected metering_gap"),
-                "\(fail.stdout)")
+        #expect(
+            fail.status == 1 && fail.stdout.contains("FAIL") && fail.stdout.contains("bad.yaml:7") && fail.stdout.contains("expected metering_gap"),
+            "\(fail.stdout)")
         #expect(try CLI.run(["rules"]).stdout.contains("id: metered-residual"), "plain `rules` prints the defaults")
     }
 
     @Test func demoTellsTheKataFromAnyDirectory() throws {
         let r = try CLI.run(["demo"], cwd: "/")
         #expect(r.status == 0, "\(r.stderr)")
-        for expected in ["\"sum\": 42180000", "\"sum\": 191400000", "\"sum\": 88060000", "\"count\": 28755", "\"rollup_sum\": 321640000",
-                         "\"drift\": 0", "\"sum\": 122900000", "\"count\": 14378", "\"sum\": 68500000", "\"count\": 14377", "chain head",
-                         "claude-sonnet-4-5    191,400,000     197,920,000  +6,520,000", "TOTAL                321,640,000     328,160,000  +6,520,000",
-                         "cache_read +6,000,000 tokens ($1.80): pass_through", "input +520,000 tokens ($1.56): metering_gap",
-                         "recon_may_2026_vendor_anthropic", "1 duplicate(s), 0 new",
-                         "claude-sonnet-4-5 input under-metered since 2026-05-17 on acct_42: +520,000 tokens over 15 day(s)", "TOTAL              321,640,000      520,000  322,160,000  45,898"] {
+        for expected in [
+            "\"sum\": 42180000", "\"sum\": 191400000", "\"sum\": 88060000", "\"count\": 28755", "\"rollup_sum\": 321640000",
+            "\"drift\": 0", "\"sum\": 122900000", "\"count\": 14378", "\"sum\": 68500000", "\"count\": 14377", "chain head",
+            "claude-sonnet-4-5    191,400,000     197,920,000  +6,520,000", "TOTAL                321,640,000     328,160,000  +6,520,000",
+            "cache_read +6,000,000 tokens ($1.80): pass_through", "input +520,000 tokens ($1.56): metering_gap",
+            "recon_may_2026_vendor_anthropic", "1 duplicate(s), 0 new",
+            "claude-sonnet-4-5 input under-metered since 2026-05-17 on acct_42: +520,000 tokens over 15 day(s)",
+            "TOTAL              321,640,000      520,000  322,160,000  45,898",
+        ] {
             #expect(r.stdout.contains(expected), "demo output lacks \(expected)")
         }
     }

@@ -11,7 +11,9 @@ import Testing
         var text = ""
         text.reserveCapacity(count * 150)
         for i in 0..<count {
-            text += #"{"event_id":"k\#(i)","account_id":"acct_\#(i % 3)","meter_id":"m","model_id":"x","quantity":\#(i % 97 + 1),"timestamp":"2026-05-\#(String(format: "%02d", i % 28 + 1))T10:00:00Z"}"# + "\n"
+            text +=
+                #"{"event_id":"k\#(i)","account_id":"acct_\#(i % 3)","meter_id":"m","model_id":"x","quantity":\#(i % 97 + 1),"timestamp":"2026-05-\#(String(format: "%02d", i % 28 + 1))T10:00:00Z"}"#
+                + "\n"
         }
         let file = try dir.write("events.ndjson", text)
         var generator = SystemRandomNumberGenerator()
@@ -29,10 +31,11 @@ import Testing
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            let acknowledged = log.split(separator: "\n").compactMap { line -> Int? in
-                guard line.hasPrefix("committed ") else { return nil }
-                return Int(line.dropFirst(10).split(separator: " ").first ?? "")
-            }.max() ?? 0
+            let acknowledged =
+                log.split(separator: "\n").compactMap { line -> Int? in
+                    guard line.hasPrefix("committed ") else { return nil }
+                    return Int(line.dropFirst(10).split(separator: " ").first ?? "")
+                }.max() ?? 0
             if acknowledged < count { killedMidway += 1 }
             // Events are read in file order, so the first `acknowledged` events must all be stored, once.
             let r = try CLI.run(["query", "sql", "--db", db, "--json", "SELECT COUNT(*), COUNT(DISTINCT account_id || '/' || event_id) FROM usage_events"])
@@ -42,8 +45,10 @@ import Testing
             #expect(stored >= Int64(acknowledged), "round \(round): \(stored) stored, \(acknowledged) acknowledged")
             #expect(row.first == row.last, "no event stored twice")
             if acknowledged > 0 {
-                let firsts = try CLI.run(["query", "sql", "--db", db, "--json",
-                                          "SELECT COUNT(*) FROM usage_events WHERE CAST(substr(event_id, 2) AS INTEGER) < \(acknowledged)"])
+                let firsts = try CLI.run([
+                    "query", "sql", "--db", db, "--json",
+                    "SELECT COUNT(*) FROM usage_events WHERE CAST(substr(event_id, 2) AS INTEGER) < \(acknowledged)",
+                ])
                 #expect(try JSONParser.parse(firsts.stdout)["rows"] == .array([.array([.int(acknowledged)])]), "round \(round)")
             }
         }

@@ -2,8 +2,8 @@ import ExactJSON
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import Metering
 import MeterStoreSQLite
+import Metering
 import Testing
 import UsageBoxApp
 import UsageBoxServer
@@ -49,16 +49,19 @@ import VendorAnthropic
             // printf and format loop over their width inside one call: refused, like any function that reaches outside.
             let printf = try await call(client, .post, "/v1/query/sql", key: admin, body: sql("SELECT printf('%.*c', 2000000000, 'x')"))
             #expect(printf.status == 400 && printf.json["error"]?["message"]?.stringValue?.contains("not allowed") == true)
-            for bomb in ["SELECT zeroblob(2000000000)", "SELECT length(randomblob(1500000000))",
-                         "SELECT replace(hex(zeroblob(400000)), '0', 'yy')", "SELECT substr(hex(zeroblob(600000)), 1, 10)",
-                         "SELECT group_concat(event_id || hex(zeroblob(100))) FROM usage_events"] {
-                let start = ContinuousClock.now
+            for bomb in [
+                "SELECT zeroblob(2000000000)", "SELECT length(randomblob(1500000000))",
+                "SELECT replace(hex(zeroblob(400000)), '0', 'yy')", "SELECT substr(hex(zeroblob(600000)), 1, 10)",
+                "SELECT group_concat(event_id || hex(zeroblob(100))) FROM usage_events",
+            ] {
+                // Stopped by the value limit inside the call (the answer names 1 MiB), not by the
+                // time limit after the value was built: how fast is the attack suite's to print.
                 let r = try await call(client, .post, "/v1/query/sql", key: admin, body: sql(bomb))
-                #expect(r.status == 400 && r.json["error"]?["message"]?.stringValue?.contains("1 MiB") == true, "\(bomb): \(r.json) \(ContinuousClock.now - start)")
-                #expect(ContinuousClock.now - start < .seconds(5), "\(bomb) was stopped inside the call")
+                #expect(r.status == 400 && r.json["error"]?["message"]?.stringValue?.contains("1 MiB") == true, "\(bomb): \(r.json)")
             }
-            let wide = try await call(client, .post, "/v1/query/sql", key: admin,
-                                      body: sql("SELECT hex(zeroblob(2500)) FROM usage_events LIMIT 5000"))
+            let wide = try await call(
+                client, .post, "/v1/query/sql", key: admin,
+                body: sql("SELECT hex(zeroblob(2500)) FROM usage_events LIMIT 5000"))
             #expect(wide.status == 400 && wide.json["error"]?["message"]?.stringValue?.contains("8 MiB") == true, "\(wide.json)")
         }
     }
@@ -67,7 +70,8 @@ import VendorAnthropic
         _ = try await KataDemo(store: store, write: { _ in }).load()
         try await app().test(.router) { client in
             let verify = try await call(client, .get, "/v1/accounts/acct_42/verify?from=0001-01-01T00:00:00Z&to=9999-01-01T00:00:00Z&group_by=day", key: admin)
-            #expect(verify.status == 400 && verify.json["error"]?["field"] == .string("group_by")
+            #expect(
+                verify.status == 400 && verify.json["error"]?["field"] == .string("group_by")
                     && verify.json["error"]?["message"]?.stringValue?.contains("10000") == true, "\(verify.json)")
             let hours = try await call(client, .get, "/v1/accounts/acct_42/usage?from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&group_by=hour", key: admin)
             #expect(hours.status == 400 && hours.json["error"]?["field"] == .string("group_by"))
@@ -110,7 +114,9 @@ import VendorAnthropic
         let writer = try await store.createKey(account: "acct_42", role: .writer).secret
         var limits = RequestLimits()
         limits.maxInvoiceBytes = 1 << 20
-        let app = try app { $0 = HTTPAPI(store: store, keys: store, environmentAdminSecret: admin, limits: limits); $0.reconciliation = try? ReconciliationService() }
+        let app = try app {
+            $0 = HTTPAPI(store: store, keys: store, environmentAdminSecret: admin, limits: limits); $0.reconciliation = try? ReconciliationService()
+        }
         try await app.test(.router) { client in
             let big = String(repeating: " ", count: (1 << 20) + 10) + "{}"
             let r = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&from=2026-05-01&to=2026-06-01", key: writer, body: big)

@@ -1,7 +1,7 @@
 import ExactJSON
 import Foundation
-import Metering
 import MeterStoreHTTPClient
+import Metering
 import Testing
 import UsageBoxTesting
 
@@ -95,7 +95,8 @@ import UsageBoxTesting
         #expect(byModel["claude-haiku-4-5"]?["sum"] == .int(88_060_000) && byModel["claude-haiku-4-5"]?["count"] == .int(14_002))
 
         let step2 = s["step2-verify"]
-        #expect(step2?["ok"] == .bool(true) && step2?["rollup_sum"] == .int(321_640_000) && step2?["raw_sum"] == .int(321_640_000) && step2?["drift"] == .int(0))
+        #expect(
+            step2?["ok"] == .bool(true) && step2?["rollup_sum"] == .int(321_640_000) && step2?["raw_sum"] == .int(321_640_000) && step2?["drift"] == .int(0))
 
         #expect(s["step4-explain"]?["totals"]?["usage"] == .int(321_640_000))
         let types = s["step4-token-type"]?["groups"]?.arrayValue ?? []
@@ -113,11 +114,15 @@ import UsageBoxTesting
         let sonnet = explain?["breakdown"]?.arrayValue?.first { $0["model_id"] == .string("claude-sonnet-4-5") }
         #expect(sonnet?["net"] == .int(191_920_000) && sonnet?["count"] == .int(28_756))
 
-        #expect(s["variation-per-customer"]?["groups"] == .array([.object([("account_id", .string("acct_42")), ("sum", .int(191_920_000)), ("count", .int(28_756))])]))
-        #expect(s["variation-sql"]?["rows"] == .array([
-            .array([.string("claude-haiku-4-5"), .int(88_060_000)]), .array([.string("claude-opus-4-8"), .int(42_180_000)]),
-            .array([.string("claude-sonnet-4-5"), .int(191_920_000)]),
-        ]))
+        #expect(
+            s["variation-per-customer"]?["groups"]
+                == .array([.object([("account_id", .string("acct_42")), ("sum", .int(191_920_000)), ("count", .int(28_756))])]))
+        #expect(
+            s["variation-sql"]?["rows"]
+                == .array([
+                    .array([.string("claude-haiku-4-5"), .int(88_060_000)]), .array([.string("claude-opus-4-8"), .int(42_180_000)]),
+                    .array([.string("claude-sonnet-4-5"), .int(191_920_000)]),
+                ]))
         let jq = s["variation-json-query"]?["groups"]?.arrayValue ?? []
         #expect(jq.map { $0["sum"] } == [.int(88_060_000), .int(42_180_000), .int(191_400_000)])
         let days = s["variation-verify-by-day"]?["days"]?.arrayValue ?? []
@@ -125,8 +130,12 @@ import UsageBoxTesting
         #expect(s["variation-verify-by-day"]?["raw_sum"] == .int(322_160_000))
 
         #expect(server.stop() == 0, "SIGTERM stops the server cleanly")
-        let after = try Self.run(Self.binary, ["explain", "--db", server.db, "--account", "acct_42", "--json",
-                                               "--from", "2026-05-01T00:00:00Z", "--to", "2026-06-01T00:00:00Z"])
+        let after = try Self.run(
+            Self.binary,
+            [
+                "explain", "--db", server.db, "--account", "acct_42", "--json",
+                "--from", "2026-05-01T00:00:00Z", "--to", "2026-06-01T00:00:00Z",
+            ])
         let segments = try JSONParser.parse(after.stdout)["segments"]?.arrayValue ?? []
         #expect(segments.count == 2 && segments.allSatisfy { $0["sealed_at"] != .null }, "open segments seal at shutdown")
     }
@@ -134,7 +143,8 @@ import UsageBoxTesting
     @Test func cliServerModeWorksLikeTheEmbeddedStore() throws {
         let server = try Server(withDemoData: true)
         let may = ["--from", "2026-05-01T00:00:00Z", "--to", "2026-06-01T00:00:00Z"]
-        let remote = try Self.run(Self.binary, ["usage", "--server", server.url, "--key", Server.key, "--account", "acct_42", "--group-by", "model_id", "--json"] + may)
+        let remote = try Self.run(
+            Self.binary, ["usage", "--server", server.url, "--key", Server.key, "--account", "acct_42", "--group-by", "model_id", "--json"] + may)
         let local = try Self.run(Self.binary, ["usage", "--db", server.db, "--account", "acct_42", "--group-by", "model_id", "--json"] + may)
         #expect(remote.status == 0, "\(remote.stderr)")
         #expect(remote.stdout == local.stdout)
@@ -144,12 +154,20 @@ import UsageBoxTesting
             #expect(r.status == 0 && (try? JSONParser.parse(r.stdout)) == (try? JSONParser.parse(l.stdout)), "\(args[0])")
         }
         let events = server.dir.appendingPathComponent("more.ndjson").path
-        try Data((0..<25_000).map { #"{"event_id":"r\#($0)","account_id":"acct_9","meter_id":"claude_tokens","quantity":2,"timestamp":"2026-05-05T00:00:00Z"}"# + "\n" }.joined().utf8)
-            .write(to: URL(fileURLWithPath: events))
+        try Data(
+            (0..<25_000).map {
+                #"{"event_id":"r\#($0)","account_id":"acct_9","meter_id":"claude_tokens","quantity":2,"timestamp":"2026-05-05T00:00:00Z"}"# + "\n"
+            }.joined().utf8
+        )
+        .write(to: URL(fileURLWithPath: events))
         let ingest = try Self.run(Self.binary, ["ingest", "--server", server.url, "--json", events], env: ["USAGEBOX_KEY": Server.key])
         #expect(try JSONParser.parse(ingest.stdout)["accepted"] == .int(25_000), "\(ingest.stderr)")
-        let sql = try Self.run(Self.binary, ["query", "sql", "--server", server.url, "--key", Server.key, "--json",
-                                             "SELECT SUM(quantity) FROM usage_events WHERE account_id = 'acct_9'"])
+        let sql = try Self.run(
+            Self.binary,
+            [
+                "query", "sql", "--server", server.url, "--key", Server.key, "--json",
+                "SELECT SUM(quantity) FROM usage_events WHERE account_id = 'acct_9'",
+            ])
         #expect(try JSONParser.parse(sql.stdout)["rows"] == .array([.array([.int(50_000)])]))
         let bad = try Self.run(Self.binary, ["usage", "--server", server.url, "--key", "wrong", "--account", "acct_42"] + may)
         #expect(bad.status == 1 && bad.stderr.contains("401"))
@@ -157,8 +175,9 @@ import UsageBoxTesting
         let secret = try JSONParser.parse(keyJSON.stdout)["secret"]?.stringValue ?? ""
         #expect(secret.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" } && !secret.isEmpty)
         let scoped = try Self.run(Self.binary, ["usage", "--server", server.url, "--key", secret, "--group-by", "account_id", "--json"] + may)
-        #expect(try JSONParser.parse(scoped.stdout)["groups"]?.arrayValue?.map { $0["account_id"] } == [.string("acct_9")],
-                "a key created by the CLI works at once and sees only its account")
+        #expect(
+            try JSONParser.parse(scoped.stdout)["groups"]?.arrayValue?.map { $0["account_id"] } == [.string("acct_9")],
+            "a key created by the CLI works at once and sees only its account")
     }
 
     @Test func concurrentClientsIngestAndReadWithoutLosingAnswers() async throws {
@@ -173,9 +192,11 @@ import UsageBoxTesting
                         let items: [IngestItem] = (0..<perBatch).map { i in
                             // Every client sends the same first event of each batch: one copy is stored, the rest are duplicates.
                             let shared = i == 0
-                            return .event(UsageEvent(eventID: shared ? "shared-b\(b)" : "c\(c)-b\(b)-\(i)",
-                                                     accountID: shared ? "acct_0" : "acct_\(c % 2)", meterID: "m", modelID: "x", quantity: 1,
-                                                     timestamp: Timestamp(rfc3339: "2026-05-0\(b + 1)T10:00:00Z")!))
+                            return .event(
+                                UsageEvent(
+                                    eventID: shared ? "shared-b\(b)" : "c\(c)-b\(b)-\(i)",
+                                    accountID: shared ? "acct_0" : "acct_\(c % 2)", meterID: "m", modelID: "x", quantity: 1,
+                                    timestamp: Timestamp(rfc3339: "2026-05-0\(b + 1)T10:00:00Z")!))
                         }
                         total.add(try await store.ingest(items))
                     }

@@ -2,13 +2,14 @@ import ExactJSON
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import Metering
 import MeterStoreSQLite
+import Metering
 import Testing
 import UsageBoxApp
-@testable import UsageBoxServer
 import UsageBoxTesting
 import VendorAnthropic
+
+@testable import UsageBoxServer
 
 /// Every route, status and error, in process.
 @Suite struct RouterTests {
@@ -45,8 +46,10 @@ import VendorAnthropic
 
     static let may = "from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z"
 
-    static func event(_ id: String, account: String = "acct_42", quantity: Int = 10, model: String = "claude-sonnet-4-5",
-                      type: String = "input", at: String = "2026-05-10T10:00:00Z") -> String {
+    static func event(
+        _ id: String, account: String = "acct_42", quantity: Int = 10, model: String = "claude-sonnet-4-5",
+        type: String = "input", at: String = "2026-05-10T10:00:00Z"
+    ) -> String {
         #"{"event_id":"\#(id)","account_id":"\#(account)","meter_id":"claude_tokens","model_id":"\#(model)","quantity":\#(quantity),"unit":"tokens","timestamp":"\#(at)","dimensions":{"token_type":"\#(type)"}}"#
     }
 
@@ -58,10 +61,12 @@ import VendorAnthropic
             #expect(health.status == 200 && health.json["status"] == .string("ok"))
             let spec = try await call(client, .get, "/openapi.yaml", key: nil)
             #expect(spec.status == 200 && spec.text.hasPrefix("openapi: 3"))
-            for path in ["/v1/usage/batch", "/v1/accounts/{account}/usage", "/v1/usage", "/v1/accounts/{account}/verify",
-                         "/v1/accounts/{account}/explain", "/v1/accounts/{account}/periods/close", "/v1/accounts/{account}/periods",
-                         "/v1/query/sql", "/v1/query/json", "/v1/meters", "/v1/meters/{meter_id}", "/v1/vendors", "/v1/reconciliations",
-                         "/v1/reconciliations/{id}", "/v1/reconciliations/{id}/apply", "/v1/reconciliations/{id}/revert"] {
+            for path in [
+                "/v1/usage/batch", "/v1/accounts/{account}/usage", "/v1/usage", "/v1/accounts/{account}/verify",
+                "/v1/accounts/{account}/explain", "/v1/accounts/{account}/periods/close", "/v1/accounts/{account}/periods",
+                "/v1/query/sql", "/v1/query/json", "/v1/meters", "/v1/meters/{meter_id}", "/v1/vendors", "/v1/reconciliations",
+                "/v1/reconciliations/{id}", "/v1/reconciliations/{id}/apply", "/v1/reconciliations/{id}/revert",
+            ] {
                 #expect(spec.text.contains("  \(path):"), "openapi.yaml documents \(path)")
             }
         }
@@ -125,7 +130,8 @@ import VendorAnthropic
             let r = try await call(client, .post, "/v1/usage/batch", key: reader, body: body)
             #expect(r.status == 403, "a reader cannot ingest")
             #expect(try await call(client, .post, "/v1/usage/batch", key: writer, body: body).json["accepted"] == .int(2))
-            let foreign = try await call(client, .post, "/v1/usage/batch", key: otherWriter, body: Self.batch([Self.event("x1", account: "acct_7"), Self.event("x2")]))
+            let foreign = try await call(
+                client, .post, "/v1/usage/batch", key: otherWriter, body: Self.batch([Self.event("x1", account: "acct_7"), Self.event("x2")]))
             #expect(foreign.status == 403, "a writer cannot ingest another account")
             _ = try await call(client, .post, "/v1/usage/batch", key: otherWriter, body: Self.batch([Self.event("o1", account: "acct_7", quantity: 1000)]))
             let leaked = try await store.usage(UsageQuery(scope: .accounts(["acct_7"]), range: Fixture.may))
@@ -147,9 +153,11 @@ import VendorAnthropic
             // The cross-account routes narrow to the key's account.
             let all = try await call(client, .get, "/v1/usage?\(Self.may)&group_by=account_id", key: reader)
             #expect(all.json["groups"]?.arrayValue?.map { $0["account_id"] } == [.string("acct_42")])
-            let sql = try await call(client, .post, "/v1/query/sql", key: reader, body: #"{"sql":"SELECT account_id, SUM(quantity) FROM usage_events GROUP BY account_id"}"#)
+            let sql = try await call(
+                client, .post, "/v1/query/sql", key: reader, body: #"{"sql":"SELECT account_id, SUM(quantity) FROM usage_events GROUP BY account_id"}"#)
             #expect(sql.json["rows"] == .array([.array([.string("acct_42"), .int(15)])]))
-            let json = try await call(client, .post, "/v1/query/json", key: reader, body: #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","group_by":["account_id"]}"#)
+            let json = try await call(
+                client, .post, "/v1/query/json", key: reader, body: #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","group_by":["account_id"]}"#)
             #expect(json.json["groups"]?.arrayValue?.count == 1)
             let meters = try await call(client, .get, "/v1/meters", key: try await key("acct_nothing", .reader))
             #expect(meters.json["meters"] == .array([]), "meters of other accounts stay hidden")
@@ -164,16 +172,21 @@ import VendorAnthropic
 
     @Test func kataShapesOverTheRouter() async throws {
         try await app.test(.router) { client in
-            _ = try await call(client, .post, "/v1/usage/batch", key: admin, body: Self.batch([
-                Self.event("a", quantity: 100), Self.event("b", quantity: 50, type: "output"),
-                Self.event("c", quantity: 7, model: "claude-haiku-4-5"),
-            ]))
+            _ = try await call(
+                client, .post, "/v1/usage/batch", key: admin,
+                body: Self.batch([
+                    Self.event("a", quantity: 100), Self.event("b", quantity: 50, type: "output"),
+                    Self.event("c", quantity: 7, model: "claude-haiku-4-5"),
+                ]))
             let byModel = try await call(client, .get, "/v1/accounts/acct_42/usage?\(Self.may)&group_by=model_id", key: admin)
-            #expect(byModel.text.trimmingCharacters(in: .whitespacesAndNewlines) ==
-                    #"{"source":"rollup","groups":[{"model_id":"claude-haiku-4-5","sum":7,"count":1},{"model_id":"claude-sonnet-4-5","sum":150,"count":2}]}"#)
+            #expect(
+                byModel.text.trimmingCharacters(in: .whitespacesAndNewlines)
+                    == #"{"source":"rollup","groups":[{"model_id":"claude-haiku-4-5","sum":7,"count":1},{"model_id":"claude-sonnet-4-5","sum":150,"count":2}]}"#
+            )
             let verify = try await call(client, .get, "/v1/accounts/acct_42/verify?\(Self.may)&group_by=day&mode=incremental", key: admin)
             #expect(verify.json["ok"] == .bool(true) && verify.json["mode"] == .string("incremental") && verify.json["days"]?.arrayValue?.count == 31)
-            let correction = #"{"events":[{"event_id":"evt_fix","account_id":"acct_42","meter_id":"claude_tokens","model_id":"claude-sonnet-4-5","kind":"Correction","correction_ref":"recon_may_2026_vendor_anthropic","quantity":520000,"unit":"tokens","timestamp":"2026-05-31T23:59:59Z","dimensions":{"reason":"untracked_retry_loop","source":"vendor_reconciliation"}}]}"#
+            let correction =
+                #"{"events":[{"event_id":"evt_fix","account_id":"acct_42","meter_id":"claude_tokens","model_id":"claude-sonnet-4-5","kind":"Correction","correction_ref":"recon_may_2026_vendor_anthropic","quantity":520000,"unit":"tokens","timestamp":"2026-05-31T23:59:59Z","dimensions":{"reason":"untracked_retry_loop","source":"vendor_reconciliation"}}]}"#
             let posted = try await call(client, .post, "/v1/usage/batch", key: admin, body: correction)
             #expect(posted.text.trimmingCharacters(in: .whitespacesAndNewlines) == #"{"accepted":1,"duplicates":0,"conflicts":0,"rejected":0,"errors":[]}"#)
             let again = try await call(client, .post, "/v1/usage/batch", key: admin, body: correction)
@@ -212,7 +225,11 @@ import VendorAnthropic
                 (.post, "/v1/query/sql", #"{"sql": 5}"#, 400, "sql"),
                 (.post, "/v1/query/sql", #"{"sql": "DELETE FROM usage_events"}"#, 400, "sql"),
                 (.post, "/v1/query/json", #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","metrics":["median"]}"#, 400, "metrics"),
-                (.post, "/v1/query/json", #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","filters":[{"field":"model_id","op":"like","value":"x"}]}"#, 400, "filters[0].op"),
+                (
+                    .post, "/v1/query/json",
+                    #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","filters":[{"field":"model_id","op":"like","value":"x"}]}"#, 400,
+                    "filters[0].op"
+                ),
                 (.post, "/v1/accounts/acct_42/periods/close", #"{"period":"May"}"#, 400, "period"),
                 (.put, "/v1/meters/claude_tokens", #"{"unit": 5}"#, 400, "unit"),
                 (.put, "/v1/meters/bad%20id", #"{"unit": "tokens"}"#, 400, "meter_id"),
@@ -246,7 +263,9 @@ import VendorAnthropic
     @Test func sqlEndpointAttacks() async throws {
         let reader = try await key("acct_42", .reader)
         try await app.test(.router) { client in
-            _ = try await call(client, .post, "/v1/usage/batch", key: admin, body: Self.batch([Self.event("mine", quantity: 3), Self.event("theirs", account: "acct_7", quantity: 999)]))
+            _ = try await call(
+                client, .post, "/v1/usage/batch", key: admin,
+                body: Self.batch([Self.event("mine", quantity: 3), Self.event("theirs", account: "acct_7", quantity: 999)]))
             let probes = [
                 "SELECT SUM(quantity) FROM usage_events WHERE account_id = 'acct_7'",
                 "SELECT (SELECT SUM(quantity) FROM usage_events WHERE account_id = 'acct_7')",
@@ -258,9 +277,11 @@ import VendorAnthropic
                 #expect(r.status == 200, "\(sql)")
                 #expect(!r.text.contains("999"), "\(sql) leaked: \(r.text)")
             }
-            let refused = ["SELECT * FROM api_key", "SELECT * FROM event", "INSERT INTO usage_events (event_id) VALUES ('x')",
-                           "ATTACH DATABASE '/tmp/x.db' AS x", "PRAGMA database_list", "SELECT load_extension('/tmp/evil')",
-                           "SELECT sql FROM sqlite_temp_master", "CREATE TABLE t (x)"]
+            let refused = [
+                "SELECT * FROM api_key", "SELECT * FROM event", "INSERT INTO usage_events (event_id) VALUES ('x')",
+                "ATTACH DATABASE '/tmp/x.db' AS x", "PRAGMA database_list", "SELECT load_extension('/tmp/evil')",
+                "SELECT sql FROM sqlite_temp_master", "CREATE TABLE t (x)",
+            ]
             for sql in refused {
                 let r = try await call(client, .post, "/v1/query/sql", key: reader, body: JSONWriter.write(.object([("sql", .string(sql))])))
                 #expect(r.status == 400, "\(sql): \(r.text)")
@@ -308,33 +329,46 @@ import VendorAnthropic
             #expect(try await call(client, .get, "/v1/reconciliations/\(id)", key: reader).json["reverted_at"]?.stringValue != nil)
             // One page of a longer export: the report is complete, proposes nothing, and apply is a 409.
             let page = invoice.replacingOccurrences(of: "\"has_more\": false", with: "\"has_more\": true")
-            let partial = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&from=2026-05-01&to=2026-06-01&account=acct_42", key: writer, body: page)
+            let partial = try await call(
+                client, .post, "/v1/reconciliations?vendor=anthropic&from=2026-05-01&to=2026-06-01&account=acct_42", key: writer, body: page)
             #expect(partial.status == 201 && partial.json["verdict"] == .string("inconclusive"), "\(partial.text.prefix(300))")
             #expect(partial.json["reasons"]?.arrayValue?.first?["code"] == .string("partial_export") && partial.json["corrections"] == .array([]))
             let refused = try await call(client, .post, "/v1/reconciliations/\(partial.json["id"]!.stringValue!)/apply", key: writer)
             #expect(refused.status == 409 && refused.json["error"]?["code"] == .string("inconclusive"))
-            let offset = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&from=2026-05-01T00:00:00%2B02:00&to=2026-06-01", key: writer, body: invoice)
+            let offset = try await call(
+                client, .post, "/v1/reconciliations?vendor=anthropic&from=2026-05-01T00:00:00%2B02:00&to=2026-06-01", key: writer, body: invoice)
             #expect(offset.status == 400 && offset.json["error"]?["field"] == .string("from"), "a local offset is refused naming the field")
             // The JSON body form carries every option the CLI has.
-            let body = JSONWriter.write(.object([
-                ("vendor", .string("anthropic")), ("from", .string("2026-05-01T00:00:00Z")), ("to", .string("2026-06-01T00:00:00Z")),
-                ("account_id", .string("acct_42")),
-                ("invoices", .array([.object([("name", .string("may.json")), ("content_base64", .string(Data(AnthropicPlugin.demoCostReport.bytes).base64EncodedString()))])])),
-                ("rules_yaml", .string("version: 1\nrules:\n  - id: all-unexplained\n    when: {}\n    class: unexplained\n")),
-                ("deep_verify", .bool(true)),
-            ]))
+            let body = JSONWriter.write(
+                .object([
+                    ("vendor", .string("anthropic")), ("from", .string("2026-05-01T00:00:00Z")), ("to", .string("2026-06-01T00:00:00Z")),
+                    ("account_id", .string("acct_42")),
+                    (
+                        "invoices",
+                        .array([
+                            .object([
+                                ("name", .string("may.json")), ("content_base64", .string(Data(AnthropicPlugin.demoCostReport.bytes).base64EncodedString())),
+                            ])
+                        ])
+                    ),
+                    ("rules_yaml", .string("version: 1\nrules:\n  - id: all-unexplained\n    when: {}\n    class: unexplained\n")),
+                    ("deep_verify", .bool(true)),
+                ]))
             let custom = try await call(client, .post, "/v1/reconciliations", key: admin, body: body)
             #expect(custom.status == 201, "\(custom.text.prefix(300))")
             #expect(custom.json["verify"]?["mode"] == .string("deep"))
             #expect(custom.json["findings"]?.arrayValue?.allSatisfy { $0["rule"] == .string("all-unexplained") } == true)
             #expect(custom.json["rules"]?["chain"] == .array([.string("rules:rules_yaml"), .string("defaults")]))
-            #expect(custom.json["findings"]?.arrayValue?.contains { $0["class"] == .string("metering_gap") } == false,
-                    "the team's catch-all decides before the defaults")
-            let misspelt = try await call(client, .post, "/v1/reconciliations", key: admin,
-                                          body: body.replacingOccurrences(of: "\"deep_verify\"", with: "\"deep_verfy\""))
+            #expect(
+                custom.json["findings"]?.arrayValue?.contains { $0["class"] == .string("metering_gap") } == false,
+                "the team's catch-all decides before the defaults")
+            let misspelt = try await call(
+                client, .post, "/v1/reconciliations", key: admin,
+                body: body.replacingOccurrences(of: "\"deep_verify\"", with: "\"deep_verfy\""))
             #expect(misspelt.status == 400 && misspelt.json["error"]?["field"] == .string("deep_verfy"))
-            let badRules = try await call(client, .post, "/v1/reconciliations", key: admin,
-                                          body: body.replacingOccurrences(of: "class: unexplained", with: "class: cheap"))
+            let badRules = try await call(
+                client, .post, "/v1/reconciliations", key: admin,
+                body: body.replacingOccurrences(of: "class: unexplained", with: "class: cheap"))
             #expect(badRules.status == 400 && badRules.json["error"]?["field"] == .string("rules_yaml"))
             let foreign = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)&account=acct_42", key: stranger, body: invoice)
             #expect(foreign.status == 403)
@@ -348,8 +382,9 @@ import VendorAnthropic
         api.sqlTimeLimitSeconds = 0.5
         let quick = Application(router: api.buildRouter())
         try await quick.test(.router) { client in
-            let r = try await call(client, .post, "/v1/query/sql", key: admin,
-                                   body: #"{"sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c"}"#)
+            let r = try await call(
+                client, .post, "/v1/query/sql", key: admin,
+                body: #"{"sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c"}"#)
             #expect(r.status == 400 && r.json["error"]?["code"] == .string("timeout"))
         }
     }

@@ -14,26 +14,32 @@ enum Classification {
             let gap = vendorTokens - metered
             guard gap != 0 else { continue }
             let amount = diff.money(gap, key)
-            let finding = GapFinding(modelID: key.model, tokenType: key.tokenType, accountID: key.account, quantity: gap, amount: amount,
-                                     metered: metered, vendor: vendorTokens, shape: diff.shape,
-                                     unmetered: diff.meteredModelType(key) == 0 && vendorTokens > 0)
-            let verdict = gap.magnitude <= UInt64(v?.toleranceTokens ?? 0)
+            let finding = GapFinding(
+                modelID: key.model, tokenType: key.tokenType, accountID: key.account, quantity: gap, amount: amount,
+                metered: metered, vendor: vendorTokens, shape: diff.shape,
+                unmetered: diff.meteredModelType(key) == 0 && vendorTokens > 0)
+            let verdict =
+                gap.magnitude <= UInt64(v?.toleranceTokens ?? 0)
                 ? GapClassification(gapClass: .withinTolerance, rule: "tolerance", reason: "within_invoice_rounding", classifier: "engine")
                 : chain.classify(finding)
-            findings.append(.init(modelID: key.model, tokenType: key.tokenType, accountID: key.account, quantity: gap,
-                                  amount: ExactAmount(amount), metered: metered, vendor: vendorTokens, gapClass: verdict.gapClass,
-                                  rule: verdict.rule, classifier: verdict.classifier, reason: verdict.reason, blockedBy: []))
+            findings.append(
+                .init(
+                    modelID: key.model, tokenType: key.tokenType, accountID: key.account, quantity: gap,
+                    amount: ExactAmount(amount), metered: metered, vendor: vendorTokens, gapClass: verdict.gapClass,
+                    rule: verdict.rule, classifier: verdict.classifier, reason: verdict.reason, blockedBy: []))
         }
         for key in diff.vendor.keys.sorted() {
             guard let p = diff.vendor[key]!.pricing else { continue }
             let money = p.money - p.implied
             guard abs(money) > p.halfUnits else { continue }
             let perToken = p.stated > 0 && p.implied != 0 ? p.implied / Decimal(exactly: p.stated) : 0
-            findings.append(.init(modelID: key.model, tokenType: key.tokenType, accountID: key.account,
-                                  quantity: perToken == 0 ? 0 : (ExactDecimal.roundedInt64(money / perToken) ?? 0),
-                                  amount: ExactAmount(money), metered: diff.metered[key] ?? 0, vendor: p.stated, gapClass: .pricingGap,
-                                  rule: "stated-quantity", classifier: "engine", reason: "amount_differs_from_quantity_at_card_price",
-                                  blockedBy: []))
+            findings.append(
+                .init(
+                    modelID: key.model, tokenType: key.tokenType, accountID: key.account,
+                    quantity: perToken == 0 ? 0 : (ExactDecimal.roundedInt64(money / perToken) ?? 0),
+                    amount: ExactAmount(money), metered: diff.metered[key] ?? 0, vendor: p.stated, gapClass: .pricingGap,
+                    rule: "stated-quantity", classifier: "engine", reason: "amount_differs_from_quantity_at_card_price",
+                    blockedBy: []))
         }
         return findings
     }
@@ -48,9 +54,11 @@ struct CorrectionProposal: Sendable {
     var held: [ReconciliationReport.HeldCorrection] = []
     var basis: [ReconciliationReport.MeterBasis] = []
 
-    static func propose(_ findings: [ReconciliationReport.Finding], reasons: [EvidenceReason], diff: GapDiff, meter: MeterLedger,
-                        options o: ReconciliationOptions, vendor: String, vendorNames: Set<String>, reportID: String, invoiceSHA: String,
-                        store: any MeterStore) async throws -> CorrectionProposal {
+    static func propose(
+        _ findings: [ReconciliationReport.Finding], reasons: [EvidenceReason], diff: GapDiff, meter: MeterLedger,
+        options o: ReconciliationOptions, vendor: String, vendorNames: Set<String>, reportID: String, invoiceSHA: String,
+        store: any MeterStore
+    ) async throws -> CorrectionProposal {
         var out = CorrectionProposal(findings: findings)
         let inconclusive = reasons.filter { $0.effect == .inconclusive }.map(\.code)
         let ref = ReconciliationEngine.correctionRef(range: o.range, vendor: vendor)
@@ -60,9 +68,12 @@ struct CorrectionProposal: Sendable {
         for i in out.findings.indices where out.findings[i].gapClass == .meteringGap && !grouped.contains(i) {
             var group = [i]
             if let other = out.findings[i].pairedWith,
-               let j = out.findings.indices.first(where: { $0 != i && out.findings[$0].modelID == out.findings[i].modelID
-                   && out.findings[$0].accountID == out.findings[i].accountID && out.findings[$0].tokenType == other
-                   && out.findings[$0].gapClass == .meteringGap }) {
+                let j = out.findings.indices.first(where: {
+                    $0 != i && out.findings[$0].modelID == out.findings[i].modelID
+                        && out.findings[$0].accountID == out.findings[i].accountID && out.findings[$0].tokenType == other
+                        && out.findings[$0].gapClass == .meteringGap
+                })
+            {
                 group.append(j)
             }
             grouped.formUnion(group)
@@ -97,15 +108,24 @@ struct CorrectionProposal: Sendable {
                 // The same inputs and the same meter propose the same id (applying twice is a duplicate);
                 // a different quantity, or a cell corrected (or reverted) since, proposes a new one.
                 let prior = meter.correctionCounts[cell] ?? 0
-                let id = "recon_" + String(sha256Hex(Array("\(ref)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(invoiceSHA)|\(quantity)|\(prior)".utf8)).prefix(40))
+                let id =
+                    "recon_"
+                    + String(
+                        sha256Hex(Array("\(ref)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(invoiceSHA)|\(quantity)|\(prior)".utf8)).prefix(40))
                 var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID, "vendor": vendor]
                 if let tt = f.tokenType { dims["token_type"] = tt.rawValue }
-                out.basis.append(.init(accountID: account, modelID: f.modelID, tokenType: f.tokenType, rawModelIDs: rawModels.sorted(),
-                                       meterID: o.meterID, vendors: vendorNames.sorted(), metered: diff.metered[cell] ?? 0))
+                out.basis.append(
+                    .init(
+                        accountID: account, modelID: f.modelID, tokenType: f.tokenType, rawModelIDs: rawModels.sorted(),
+                        meterID: o.meterID, vendors: vendorNames.sorted(), metered: diff.metered[cell] ?? 0))
                 if let other = f.pairedWith { dims["relabel_of"] = other.rawValue }
-                proposed.append((ProposedCorrection(eventID: id, accountID: account, meterID: meterID, modelID: f.modelID, correctionRef: ref,
-                                                    quantity: quantity, timestamp: Timestamp(microseconds: o.range.to.microseconds - 1_000_000),
-                                                    dimensions: dims), f))
+                proposed.append(
+                    (
+                        ProposedCorrection(
+                            eventID: id, accountID: account, meterID: meterID, modelID: f.modelID, correctionRef: ref,
+                            quantity: quantity, timestamp: Timestamp(microseconds: o.range.to.microseconds - 1_000_000),
+                            dimensions: dims), f
+                    ))
             }
             // Backing out more than half of what was metered is likelier a mapping or scope
             // mistake than a collector that invented the traffic; billing a model the account never
@@ -119,14 +139,18 @@ struct CorrectionProposal: Sendable {
                 if large != nil || unseen != nil {
                     let detail: String
                     if let (lc, lf) = large {
-                        detail = "backs out \(lc.quantity.magnitude) of \(lf.metered) metered \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) "
+                        detail =
+                            "backs out \(lc.quantity.magnitude) of \(lf.metered) metered \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) "
                             + "on \(lc.accountID) (more than half)"
                     } else {
-                        detail = "bills \(unseen!.0.quantity) tokens of \(unseen!.1.modelID) to \(unseen!.0.accountID), which metered none of that model in the period"
+                        detail =
+                            "bills \(unseen!.0.quantity) tokens of \(unseen!.1.modelID) to \(unseen!.0.accountID), which metered none of that model in the period"
                     }
-                    out.held.append(.init(reason: "needs_review",
-                                          detail: detail + "\(f.pairedWith != nil ? ", as part of a relabel" : ""); --apply posts it only with --confirm-large",
-                                          correction: c))
+                    out.held.append(
+                        .init(
+                            reason: "needs_review",
+                            detail: detail + "\(f.pairedWith != nil ? ", as part of a relabel" : ""); --apply posts it only with --confirm-large",
+                            correction: c))
                 } else {
                     out.corrections.append(c)
                 }
@@ -138,8 +162,10 @@ struct CorrectionProposal: Sendable {
     /// The meter a correction goes to: the one the account's events for that model use.
     static func meterFor(account: String, rawModels: Set<String>, options o: ReconciliationOptions, store: any MeterStore) async throws -> String {
         if let m = o.meterID { return m }
-        let r = try await store.usage(UsageQuery(scope: .accounts([account]), range: o.range, groupBy: [.meterID],
-                                                 filters: [UsageFilter(field: .modelID, op: .in, values: rawModels.sorted())]))
+        let r = try await store.usage(
+            UsageQuery(
+                scope: .accounts([account]), range: o.range, groupBy: [.meterID],
+                filters: [UsageFilter(field: .modelID, op: .in, values: rawModels.sorted())]))
         var meters = r.groups.compactMap { $0.keys[0] }
         if meters.isEmpty {
             let any = try await store.usage(UsageQuery(scope: .accounts([account]), range: o.range, groupBy: [.meterID]))
@@ -147,9 +173,10 @@ struct CorrectionProposal: Sendable {
         }
         guard meters.count == 1 else {
             throw UsageBoxError.invalidArgument(
-                meters.isEmpty ? "account \(account) has no events to tell which meter a correction belongs to; pass --meter-id"
-                               : "account \(account) meters \(rawModels.sorted().joined(separator: ", ")) on several meters (\(meters.joined(separator: ", "))); "
-                                 + "pass --meter-id to compare one of them (usage on the others then blocks under-metering corrections)",
+                meters.isEmpty
+                    ? "account \(account) has no events to tell which meter a correction belongs to; pass --meter-id"
+                    : "account \(account) meters \(rawModels.sorted().joined(separator: ", ")) on several meters (\(meters.joined(separator: ", "))); "
+                        + "pass --meter-id to compare one of them (usage on the others then blocks under-metering corrections)",
                 field: "meter_id")
         }
         return meters[0]
@@ -159,7 +186,8 @@ struct CorrectionProposal: Sendable {
 extension EvidenceReason {
     /// Whether this limit blocks a correction of the finding.
     func applies(to f: ReconciliationReport.Finding) -> Bool {
-        let inScope = (modelID.map { $0 == f.modelID } ?? true)
+        let inScope =
+            (modelID.map { $0 == f.modelID } ?? true)
             && (tokenType.map { f.tokenType == nil || $0 == f.tokenType } ?? true)
             && (accountID.map { $0 == f.accountID } ?? true)
         switch effect {

@@ -68,9 +68,10 @@ enum CoverageCheck {
             .sorted { $0.key < $1.key }
             .compactMap { key, days -> CoverageSummary.ModelDays? in
                 guard let first = days.min(), let last = days.max() else { return nil }
-                return .init(modelID: key.model, tokenType: key.tokenType, days: days.count,
-                             firstDay: Timestamp(microseconds: first * 86_400_000_000).dayString,
-                             lastDay: Timestamp(microseconds: last * 86_400_000_000).dayString)
+                return .init(
+                    modelID: key.model, tokenType: key.tokenType, days: days.count,
+                    firstDay: Timestamp(microseconds: first * 86_400_000_000).dayString,
+                    lastDay: Timestamp(microseconds: last * 86_400_000_000).dayString)
             }
         let pages = zip(batch.coverage.indices, batch.coverage).flatMap { _, c in c.pages }
         let incomplete = batch.coverage.flatMap(\.incomplete)
@@ -84,33 +85,42 @@ enum CoverageCheck {
         // A paginated export is whole when its chain of pages ends: some page says has_more false.
         if !pages.isEmpty, !pages.contains(where: { !$0.hasMore }) {
             let last = pages.last!
-            reasons.append(.init(
-                code: "partial_export", effect: .inconclusive,
-                detail: "\(last.location) says has_more\(last.nextPage.map { " (next_page \($0))" } ?? ""): this is one page of a longer export",
-                remedy: "fetch every page (follow next_page until has_more is false) and pass them all as --invoice files"))
+            reasons.append(
+                .init(
+                    code: "partial_export", effect: .inconclusive,
+                    detail: "\(last.location) says has_more\(last.nextPage.map { " (next_page \($0))" } ?? ""): this is one page of a longer export",
+                    remedy: "fetch every page (follow next_page until has_more is false) and pass them all as --invoice files"))
         }
         for note in incomplete {
-            reasons.append(.init(code: "partial_export", effect: .inconclusive, detail: note,
-                                 remedy: "export the whole document again"))
+            reasons.append(
+                .init(
+                    code: "partial_export", effect: .inconclusive, detail: note,
+                    remedy: "export the whole document again"))
         }
         if ledger.placedLines == 0 {
             let dates = ledger.lineDates.map { " (its usage lines run \($0.first.dayString) to \($0.last.dayString))" } ?? ""
-            reasons.append(.init(
-                code: "no_lines_in_period", effect: .inconclusive,
-                detail: ledger.unplacedLines > 0
-                    ? "none of the invoice's \(ledger.unplacedLines) usage line(s) in the period could be converted to tokens"
-                    : "the invoice has no usage line in \(range.from.rfc3339) – \(range.to.rfc3339)\(dates)",
-                remedy: "check --from/--to against the invoice's dates, and the unmapped lines' reasons"))
+            reasons.append(
+                .init(
+                    code: "no_lines_in_period", effect: .inconclusive,
+                    detail: ledger.unplacedLines > 0
+                        ? "none of the invoice's \(ledger.unplacedLines) usage line(s) in the period could be converted to tokens"
+                        : "the invoice has no usage line in \(range.from.rfc3339) – \(range.to.rfc3339)\(dates)",
+                    remedy: "check --from/--to against the invoice's dates, and the unmapped lines' reasons"))
         } else if !uncovered.isEmpty {
             let list = uncoveredDays.sorted()
-            let monthly = ledger.multiDayLines == 0 ? "" : "; \(ledger.multiDayLines) usage line(s) bill more than a day, and a line that long "
-                + "cannot show whether its span was complete when the file was exported"
-            reasons.append(.init(
-                code: "coverage_gap", effect: .inconclusive,
-                detail: "the invoice does not cover \(list.count) of the period's \(periodDays.count) day(s): \(compact(list))\(monthly)",
-                remedy: ledger.multiDayLines == 0 ? "add the export for the missing days, or reconcile only the covered days with --from/--to"
-                                                  : "an export with daily (or hourly) rows, or a final invoice that declares its period",
-                days: list))
+            let monthly =
+                ledger.multiDayLines == 0
+                ? ""
+                : "; \(ledger.multiDayLines) usage line(s) bill more than a day, and a line that long "
+                    + "cannot show whether its span was complete when the file was exported"
+            reasons.append(
+                .init(
+                    code: "coverage_gap", effect: .inconclusive,
+                    detail: "the invoice does not cover \(list.count) of the period's \(periodDays.count) day(s): \(compact(list))\(monthly)",
+                    remedy: ledger.multiDayLines == 0
+                        ? "add the export for the missing days, or reconcile only the covered days with --from/--to"
+                        : "an export with daily (or hourly) rows, or a final invoice that declares its period",
+                    days: list))
         }
         return (summary, reasons)
     }

@@ -54,9 +54,11 @@ enum DailyEvidence {
                 let v = vendorDays?[day]
                 guard metered != 0 || v != nil else { continue }
                 let vendor = vendorDays.map { _ in v?.tokens ?? 0 }
-                rows.append(.init(day: dayString(day), modelID: key.model, tokenType: key.tokenType, metered: metered, vendor: vendor,
-                                  gap: vendor.map { $0 - metered }, vendorAmount: vendorDays.map { _ in ExactAmount(v?.amount ?? 0) },
-                                  impliedPerMillion: v.flatMap { perMillion($0.amount, $0.allStated ? $0.stated : metered) }))
+                rows.append(
+                    .init(
+                        day: dayString(day), modelID: key.model, tokenType: key.tokenType, metered: metered, vendor: vendor,
+                        gap: vendor.map { $0 - metered }, vendorAmount: vendorDays.map { _ in ExactAmount(v?.amount ?? 0) },
+                        impliedPerMillion: v.flatMap { perMillion($0.amount, $0.allStated ? $0.stated : metered) }))
             }
         }
         return rows
@@ -135,13 +137,19 @@ enum DailyEvidence {
         var priceSteps: [ReconciliationReport.PriceStep] = []
         for (day, cells) in steps.sorted(by: { $0.key < $1.key }) where Set(cells.map(\.0.model)).count >= 2 {
             let date = dayString(day)
-            priceSteps.append(.init(date: date, rates: cells.map { key, before, after in
-                .init(modelID: key.model, tokenType: key.tokenType, beforePerMillion: ExactDecimal.format(before * 1_000_000, scale: 6),
-                      afterPerMillion: ExactDecimal.format(after * 1_000_000, scale: 6))
-            }))
+            priceSteps.append(
+                .init(
+                    date: date,
+                    rates: cells.map { key, before, after in
+                        .init(
+                            modelID: key.model, tokenType: key.tokenType, beforePerMillion: ExactDecimal.format(before * 1_000_000, scale: 6),
+                            afterPerMillion: ExactDecimal.format(after * 1_000_000, scale: 6))
+                    }))
             let stepped = Set(cells.map(\.0))
-            for i in findings.indices where stepped.contains(CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType))
-                && findings[i].gapClass != .withinTolerance {
+            for i in findings.indices
+            where stepped.contains(CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType))
+                && findings[i].gapClass != .withinTolerance
+            {
                 findings[i].gapClass = .pricingGap
                 findings[i].rule = "price-step"
                 findings[i].classifier = "engine"
@@ -161,12 +169,15 @@ enum DailyEvidence {
 
         for (a, b) in mislabelPairs {
             for i in findings.indices where findings[i].tokenType == a && findings[i].gapClass != .withinTolerance {
-                guard let j = findings.indices.first(where: {
-                    findings[$0].tokenType == b && findings[$0].modelID == findings[i].modelID && findings[$0].accountID == findings[i].accountID
-                        && findings[$0].gapClass != .withinTolerance
-                }) else { continue }
+                guard
+                    let j = findings.indices.first(where: {
+                        findings[$0].tokenType == b && findings[$0].modelID == findings[i].modelID && findings[$0].accountID == findings[i].accountID
+                            && findings[$0].gapClass != .withinTolerance
+                    })
+                else { continue }
                 let (x, y) = (findings[i].quantity, findings[j].quantity)
-                let tolerance = (diff.vendor[CellKey(model: findings[i].modelID, tokenType: a, account: findings[i].accountID)]?.toleranceTokens ?? 0)
+                let tolerance =
+                    (diff.vendor[CellKey(model: findings[i].modelID, tokenType: a, account: findings[i].accountID)]?.toleranceTokens ?? 0)
                     + (diff.vendor[CellKey(model: findings[j].modelID, tokenType: b, account: findings[j].accountID)]?.toleranceTokens ?? 0)
                 guard (x > 0) != (y > 0), (x + y).magnitude <= UInt64(tolerance) else { continue }
                 let net = ExactAmount(findings[i].amount.value + findings[j].amount.value)

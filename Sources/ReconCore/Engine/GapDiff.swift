@@ -74,15 +74,18 @@ struct GapDiff: Sendable {
             }
         }
 
-        var diff = GapDiff(vendor: vendor, metered: metered, meteredDaily: meteredDaily, edges: edges, models: [], total: .init(metered: 0, vendor: 0, gap: 0, gapAmount: .zero),
-                           shape: .none, impliedFactor: nil, unmeteredTokenTypes: [], unitPrices: unitPrices)
+        var diff = GapDiff(
+            vendor: vendor, metered: metered, meteredDaily: meteredDaily, edges: edges, models: [],
+            total: .init(metered: 0, vendor: 0, gap: 0, gapAmount: .zero),
+            shape: .none, impliedFactor: nil, unmeteredTokenTypes: [], unitPrices: unitPrices)
         var rows: [String: [ReconciliationReport.TokenTypeRow]] = [:]
         for key in allModelTypes.sorted() {
             let agg = byModelType[key] ?? (0, 0, 0)
             let meteredTotal = diff.meteredModelType(key)
-            var row = ReconciliationReport.TokenTypeRow(tokenType: key.tokenType, metered: meteredTotal, vendor: agg.tokens,
-                                                        tolerance: ExactDecimal.ceilInt64(agg.tolerance) ?? 0, vendorAmount: agg.amount,
-                                                        gapAmount: 0)
+            var row = ReconciliationReport.TokenTypeRow(
+                tokenType: key.tokenType, metered: meteredTotal, vendor: agg.tokens,
+                tolerance: ExactDecimal.ceilInt64(agg.tolerance) ?? 0, vendorAmount: agg.amount,
+                gapAmount: 0)
             row.gapAmount = ExactAmount(diff.money(row.gap, key))
             row.listAmount = listAmounts[key].map(ExactAmount.init)
             rows[key.model, default: []].append(row)
@@ -90,8 +93,9 @@ struct GapDiff: Sendable {
         diff.models = rows.keys.sorted().map { ReconciliationReport.ModelRow(modelID: $0, tokenTypes: rows[$0]!) }
         let totalMetered = diff.models.reduce(Int64(0)) { $0 + $1.metered }
         let totalVendor = diff.models.reduce(Int64(0)) { $0 + $1.vendor }
-        diff.total = .init(metered: totalMetered, vendor: totalVendor, gap: totalVendor - totalMetered,
-                           gapAmount: ExactAmount(diff.models.reduce(Decimal(0)) { $0 + $1.gapAmount.value }))
+        diff.total = .init(
+            metered: totalMetered, vendor: totalVendor, gap: totalVendor - totalMetered,
+            gapAmount: ExactAmount(diff.models.reduce(Decimal(0)) { $0 + $1.gapAmount.value }))
         (diff.shape, diff.impliedFactor) = shape(diff.models, totalMetered: totalMetered, totalVendor: totalVendor)
 
         var vendorByType: [TokenType: Int64] = [:], meteredByType: [TokenType: Int64] = [:]

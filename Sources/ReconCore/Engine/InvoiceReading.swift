@@ -46,7 +46,7 @@ struct InvoiceBatch: Sendable {
         for (a, b) in zip(sorted, sorted.dropFirst()) where b.from < a.to {
             throw UsageBoxError.invalidArgument(
                 "\(name) declares the bucket \(b.from.rfc3339) – \(b.to.rfc3339) more than once (a page saved twice?); "
-                + "pass each page once, or --allow-overlap if that is intended", field: "invoice")
+                    + "pass each page once, or --allow-overlap if that is intended", field: "invoice")
         }
     }
 
@@ -69,7 +69,9 @@ struct InvoiceBatch: Sendable {
             let model = l.line.vendorModel.flatMap(card.canonicalModel) ?? ""
             return l.line.labels.filter { !card.isBaseLabel($0.key, $0.value, model: model) }
         }
-        func different(_ a: [String: String], _ b: [String: String]) -> Bool { a.contains { k, v in b[k].map { $0 != v } ?? true } || b.contains { a[$0.key] == nil } }
+        func different(_ a: [String: String], _ b: [String: String]) -> Bool {
+            a.contains { k, v in b[k].map { $0 != v } ?? true } || b.contains { a[$0.key] == nil }
+        }
         func differentAttribution(_ a: [String: String], _ b: [String: String]) -> Bool { a.contains { k, v in b[k].map { $0 != v } ?? false } }
         for (key, group) in groups {
             let sorted = group.sorted { $0.line.bucket.from < $1.line.bucket.from }
@@ -79,7 +81,7 @@ struct InvoiceBatch: Sendable {
                     guard a.file != b.file, !different(tiers(a), tiers(b)), !differentAttribution(a.line.attribution, b.line.attribution) else { continue }
                     throw UsageBoxError.invalidArgument(
                         "\(names[a.file]) and \(names[b.file]) both bill \(key.model) \(key.tokenType) on \(b.line.date.dayString) "
-                        + "(\(a.line.location) and \(b.line.location)); pass --allow-overlap if that is intended", field: "invoice")
+                            + "(\(a.line.location) and \(b.line.location)); pass --allow-overlap if that is intended", field: "invoice")
                 }
             }
         }
@@ -89,8 +91,10 @@ struct InvoiceBatch: Sendable {
 /// The card a run prices with: the one named, else one the invoice itself points to (a UBL
 /// supplier), else the vendor's.
 enum CardChoice {
-    static func choose(override: (any RateCardConverter)?, cards: [String: RateCard], plugin: any VendorPlugin.Type,
-                       lines: [InvoiceLine]) throws -> any RateCardConverter {
+    static func choose(
+        override: (any RateCardConverter)?, cards: [String: RateCard], plugin: any VendorPlugin.Type,
+        lines: [InvoiceLine]
+    ) throws -> any RateCardConverter {
         if let override { return override }
         let hints = plugin.cardHints(for: lines).map { $0.lowercased() }
         if let hinted = cards.values.sorted(by: { $0.vendor < $1.vendor }).first(where: { c in

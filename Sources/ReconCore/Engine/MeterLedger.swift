@@ -34,16 +34,21 @@ struct MeterLedger: Sendable {
     static let edgeHours = 3
 
     /// Hourly usage in the three hours each side of both bounds, for boundary findings.
-    mutating func readEdges(_ store: any MeterStore, scope: AccountScope, filters: [UsageFilter], optional: [String],
-                            canonical: (String?) -> String?, scopeModels: Set<String>, perAccount: Bool, range: TimeRange) async throws {
+    mutating func readEdges(
+        _ store: any MeterStore, scope: AccountScope, filters: [UsageFilter], optional: [String],
+        canonical: (String?) -> String?, scopeModels: Set<String>, perAccount: Bool, range: TimeRange
+    ) async throws {
         let h = Timestamp.microsPerHour * Int64(Self.edgeHours)
         for (isStart, bound) in [(true, range.from), (false, range.to)] {
             let window = try TimeRange(from: Timestamp(microseconds: bound.microseconds - h), to: Timestamp(microseconds: bound.microseconds + h))
-            let r = try await store.usage(UsageQuery(scope: scope, range: window, groupBy: [.modelID, .accountID, .hour] + optional.map(UsageField.dimension),
-                                                     filters: filters))
+            let r = try await store.usage(
+                UsageQuery(
+                    scope: scope, range: window, groupBy: [.modelID, .accountID, .hour] + optional.map(UsageField.dimension),
+                    filters: filters))
             for g in r.groups {
                 guard let model = canonical(g.keys[0]), scopeModels.contains(model),
-                      let hour = g.keys[2].flatMap({ Timestamp(rfc3339: $0) }) else { continue }
+                    let hour = g.keys[2].flatMap({ Timestamp(rfc3339: $0) })
+                else { continue }
                 let key = CellKey(model: model, tokenType: optional.isEmpty ? nil : g.keys[3].map { TokenType($0) }, account: perAccount ? g.keys[1] : nil)
                 let offset = Int((hour.microseconds - bound.microseconds) / Timestamp.microsPerHour)
                 var e = edges[key] ?? ([:], [:])
@@ -53,8 +58,10 @@ struct MeterLedger: Sendable {
         }
     }
 
-    static func read(_ store: any MeterStore, card: any RateCardConverter, scopeModels: Set<String>, vendorNames: Set<String>,
-                     options o: ReconciliationOptions) async throws -> MeterLedger {
+    static func read(
+        _ store: any MeterStore, card: any RateCardConverter, scopeModels: Set<String>, vendorNames: Set<String>,
+        options o: ReconciliationOptions
+    ) async throws -> MeterLedger {
         var ledger = MeterLedger()
         let attribution = o.attribution
         let scope: AccountScope = attribution.account.map { .accounts([$0]) } ?? o.scope
@@ -68,9 +75,11 @@ struct MeterLedger: Sendable {
         let reading: UsageResult
         while true {
             do {
-                reading = try await store.usage(UsageQuery(scope: scope, range: o.range,
-                                                           groupBy: [.modelID, .accountID, .meterID, .day, .kind] + optional.map(UsageField.dimension),
-                                                           filters: filters))
+                reading = try await store.usage(
+                    UsageQuery(
+                        scope: scope, range: o.range,
+                        groupBy: [.modelID, .accountID, .meterID, .day, .kind] + optional.map(UsageField.dimension),
+                        filters: filters))
                 break
             } catch let e as UsageBoxError where e.field.map(optional.contains) == true {
                 optional.removeAll { $0 == e.field }
@@ -119,12 +128,14 @@ struct MeterLedger: Sendable {
             let meters = try await store.usage(UsageQuery(scope: scope, range: o.range, groupBy: [.meterID, .modelID]))
             for g in meters.groups {
                 guard let m = g.keys[0], m != only, Self.tokenUnits.contains((units[m] ?? "tokens").lowercased()),
-                      let model = canonical(g.keys[1]), scopeModels.contains(model), g.aggregate.sum != 0 else { continue }
+                    let model = canonical(g.keys[1]), scopeModels.contains(model), g.aggregate.sum != 0
+                else { continue }
                 ledger.otherMeters[m, default: 0] &+= g.aggregate.sum
             }
         }
-        try await ledger.readEdges(store, scope: scope, filters: filters, optional: optional.filter { $0 == "token_type" },
-                                   canonical: canonical, scopeModels: scopeModels, perAccount: attribution.isPerAccount, range: o.range)
+        try await ledger.readEdges(
+            store, scope: scope, filters: filters, optional: optional.filter { $0 == "token_type" },
+            canonical: canonical, scopeModels: scopeModels, perAccount: attribution.isPerAccount, range: o.range)
         ledger.outOfScope = outside.sorted { $0.key < $1.key }.map { key, tokens in
             let parts = key.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
             return .init(modelID: parts[0].isEmpty ? nil : parts[0], meterID: parts[1].isEmpty ? nil : parts[1], tokens: tokens, reason: parts[2])

@@ -27,15 +27,17 @@ public struct ReconciliationEngine: Sendable {
 
     public func run(_ o: ReconciliationOptions, store: any MeterStore) async throws -> ReconciliationReport {
         guard let plugin = registry.plugin(o.vendor) else {
-            throw UsageBoxError.invalidArgument("unknown vendor '\(o.vendor)'; known: \(registry.plugins.map { $0.id }.joined(separator: ", "))", field: "vendor")
+            throw UsageBoxError.invalidArgument(
+                "unknown vendor '\(o.vendor)'; known: \(registry.plugins.map { $0.id }.joined(separator: ", "))", field: "vendor")
         }
         guard !o.invoices.isEmpty else { throw UsageBoxError.invalidArgument("no invoice file given", field: "invoice") }
         if let account = o.account, !o.scope.allows(account) {
             throw UsageBoxError(.permissionDenied, "this key may not see account \(account)", field: "account_id")
         }
 
-        let verify = try await VerifyGate.check(store, accounts: try await accountsToVerify(o, store: store), range: o.range,
-                                                deep: o.deepVerify, allowDrift: o.allowDrift)
+        let verify = try await VerifyGate.check(
+            store, accounts: try await accountsToVerify(o, store: store), range: o.range,
+            deep: o.deepVerify, allowDrift: o.allowDrift)
         // Parsing is CPU work on possibly large files: off the cooperative pool.
         let (invoices, allowOverlap) = (o.invoices, o.allowOverlap)
         let batch = try await BlockingWork.run { try InvoiceBatch.read(invoices, plugin: plugin, allowOverlap: allowOverlap) }
@@ -44,38 +46,46 @@ public struct ReconciliationEngine: Sendable {
         if !o.allowOverlap { try batch.checkOverlap(card: card, names: o.invoices.map(\.name)) }
         let vendor = try VendorLedger.build(batch, card: card, options: o)
         let vendorNames: Set<String> = [plugin.id, card.vendor]
-        let meter = try await MeterLedger.read(store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models),
-                                               vendorNames: vendorNames, options: o)
+        let meter = try await MeterLedger.read(
+            store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models),
+            vendorNames: vendorNames, options: o)
         let (coverage, coverageReasons) = CoverageCheck.assess(batch, ledger: vendor, range: o.range)
         let diff = try GapDiff.compute(vendor: vendor, meter: meter, card: card, range: o.range)
         let unattributed = Self.unattributed(diff, attribution: o.attribution)
-        let reasons = coverageReasons + vendor.reasons + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
+        let reasons =
+            coverageReasons + vendor.reasons + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
-            + (o.range.to > now() ? [EvidenceReason(
-                code: "period_not_over", effect: .inconclusive,
-                detail: "the period ends \(o.range.to.rfc3339), after now: the vendor may still bill usage in it",
-                remedy: "reconcile once the period is over (and the vendor's export has caught up)")] : [])
+            + (o.range.to > now()
+                ? [
+                    EvidenceReason(
+                        code: "period_not_over", effect: .inconclusive,
+                        detail: "the period ends \(o.range.to.rfc3339), after now: the vendor may still bill usage in it",
+                        remedy: "reconcile once the period is over (and the vendor's export has caught up)")
+                ] : [])
         let chain = ClassifierChain(plugin: plugin.classifiers + o.classifiers, team: o.teamRules)
         var findings = Classification.classify(diff, chain: chain)
         let priceSteps = DailyEvidence.apply(to: &findings, diff, range: o.range)
         let reportID = Self.reportID(now())
-        let proposal = try await CorrectionProposal.propose(findings, reasons: reasons, diff: diff, meter: meter, options: o,
-                                                            vendor: plugin.id, vendorNames: vendorNames, reportID: reportID,
-                                                            invoiceSHA: batch.sha256, store: store)
+        let proposal = try await CorrectionProposal.propose(
+            findings, reasons: reasons, diff: diff, meter: meter, options: o,
+            vendor: plugin.id, vendorNames: vendorNames, reportID: reportID,
+            invoiceSHA: batch.sha256, store: store)
 
         return ReconciliationReport(
             id: reportID, vendor: plugin.id, accountID: o.account, invoiceScope: o.invoiceScope, from: o.range.from, to: o.range.to,
             verdict: reasons.contains { $0.effect == .inconclusive } ? .inconclusive : .conclusive, reasons: reasons,
-            invoice: .init(sha256: batch.sha256, files: batch.files, format: batch.formats.sorted().joined(separator: "+"),
-                           currency: card.currency, lines: batch.lines.count, amount: ExactAmount(vendor.invoiceAmount),
-                           unmappedAmount: ExactAmount(vendor.unmappedAmount),
-                           amountsByCurrency: vendor.byCurrency.mapValues(ExactDecimal.text), unconvertedCurrencies: vendor.unconvertedCurrencies.sorted()),
+            invoice: .init(
+                sha256: batch.sha256, files: batch.files, format: batch.formats.sorted().joined(separator: "+"),
+                currency: card.currency, lines: batch.lines.count, amount: ExactAmount(vendor.invoiceAmount),
+                unmappedAmount: ExactAmount(vendor.unmappedAmount),
+                amountsByCurrency: vendor.byCurrency.mapValues(ExactDecimal.text), unconvertedCurrencies: vendor.unconvertedCurrencies.sorted()),
             coverage: coverage,
             rateCard: .init(vendor: card.vendor, version: card.version, sha256: card.fingerprint),
             rules: .init(chain: chain.names, sha256: sha256Hex(Array(((o.teamRules?.source ?? "") + ClassificationRules.defaultYAML).utf8))),
             verify: verify, models: diff.models, total: diff.total, shape: diff.shape,
             impliedFactor: diff.impliedFactor.map { ExactDecimal.format($0, scale: 4) }, unmeteredTokenTypes: diff.unmeteredTokenTypes,
-            findings: proposal.findings, priceSteps: priceSteps, days: DailyEvidence.rows(diff, range: o.range), unattributed: unattributed.volume, unmapped: vendor.unmapped, meteredOutOfScope: meter.outOfScope,
+            findings: proposal.findings, priceSteps: priceSteps, days: DailyEvidence.rows(diff, range: o.range), unattributed: unattributed.volume,
+            unmapped: vendor.unmapped, meteredOutOfScope: meter.outOfScope,
             corrections: proposal.corrections, held: proposal.held, meterBasis: proposal.basis,
             rounding: ["vendor_amount": "exact", "gap_amount": "half_even_\(GapDiff.moneyScale)dp"],
             applied: false, appliedEventIDs: [], appliedAt: nil, revertedAt: nil, runBy: o.runBy, createdAt: now())
@@ -98,10 +108,11 @@ public struct ReconciliationEngine: Sendable {
             let cell = diff.vendor[key]!
             guard cell.tokens != 0 else { continue }
             volume.append(.init(modelID: key.model, tokenType: key.tokenType, vendor: cell.tokens, vendorAmount: ExactAmount(cell.vendorAmount)))
-            reasons.append(.init(
-                code: "unattributed_vendor_volume", effect: .blocksNegative, modelID: key.model, tokenType: key.tokenType,
-                detail: "\(cell.tokens) \(key.tokenType?.rawValue ?? "") tokens of \(key.model) are on no mapped account: they may be any account's",
-                remedy: "map the vendor's workspace, project or key to its account", amount: cell.vendorAmount))
+            reasons.append(
+                .init(
+                    code: "unattributed_vendor_volume", effect: .blocksNegative, modelID: key.model, tokenType: key.tokenType,
+                    detail: "\(cell.tokens) \(key.tokenType?.rawValue ?? "") tokens of \(key.model) are on no mapped account: they may be any account's",
+                    remedy: "map the vendor's workspace, project or key to its account", amount: cell.vendorAmount))
         }
         return (volume, reasons)
     }
@@ -131,12 +142,15 @@ public struct ReconciliationEngine: Sendable {
             row.reason == "model_unknown_to_card" && !cards.values.contains { c in row.modelID.map { c.canonicalModel($0) != nil } ?? false }
         }
         guard !unknown.isEmpty else { return [] }
-        return [EvidenceReason(
-            code: "unplaced_metered_usage", effect: .blocksPositive,
-            detail: "the meter holds \(unknown.map { "\($0.tokens) tokens of \($0.modelID ?? "(no model)")" }.joined(separator: ", ")) under model ids no card knows: "
-                + "they may be the invoice's models under another name",
-            remedy: "add the model id to the card's aliases (or fix the collector's model id)",
-            accounts: nil)]
+        return [
+            EvidenceReason(
+                code: "unplaced_metered_usage", effect: .blocksPositive,
+                detail:
+                    "the meter holds \(unknown.map { "\($0.tokens) tokens of \($0.modelID ?? "(no model)")" }.joined(separator: ", ")) under model ids no card knows: "
+                    + "they may be the invoice's models under another name",
+                remedy: "add the model id to the card's aliases (or fix the collector's model id)",
+                accounts: nil)
+        ]
     }
 
     /// `recon_may_2026_vendor_anthropic` for a calendar month, else `recon_<from>_<to>_vendor_<vendor>`.

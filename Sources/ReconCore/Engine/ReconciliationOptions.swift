@@ -34,11 +34,13 @@ public struct ReconciliationOptions: Sendable {
     /// Who ran it: a key id, or `cli`.
     public var runBy: String
 
-    public init(vendor: String, invoices: [InvoiceFile], range: TimeRange, account: String? = nil,
-                invoiceScope: InvoiceScope = .asGiven, scope: AccountScope = .all, rateCard: (any RateCardConverter)? = nil,
-                teamRules: ClassificationRules? = nil, classifiers: [any GapClassifier] = [], accountMap: [String: String] = [:],
-                fx: [String: Decimal] = [:], meterID: String? = nil, deepVerify: Bool = false, allowDrift: Bool = false,
-                allowOverlap: Bool = false, runBy: String = "cli") {
+    public init(
+        vendor: String, invoices: [InvoiceFile], range: TimeRange, account: String? = nil,
+        invoiceScope: InvoiceScope = .asGiven, scope: AccountScope = .all, rateCard: (any RateCardConverter)? = nil,
+        teamRules: ClassificationRules? = nil, classifiers: [any GapClassifier] = [], accountMap: [String: String] = [:],
+        fx: [String: Decimal] = [:], meterID: String? = nil, deepVerify: Bool = false, allowDrift: Bool = false,
+        allowOverlap: Bool = false, runBy: String = "cli"
+    ) {
         self.vendor = vendor
         self.invoices = invoices
         self.range = range

@@ -99,8 +99,9 @@ public struct ReconciliationRequest: Codable, Sendable {
         guard let from = value("from") else { throw UsageBoxError.invalidArgument("'from' is required", field: "from") }
         guard let to = value("to") else { throw UsageBoxError.invalidArgument("'to' is required", field: "to") }
         guard !bytes.isEmpty else { throw UsageBoxError.invalidArgument("the body must be the invoice file", field: "body") }
-        var r = ReconciliationRequest(vendor: vendor, from: from, to: to, accountID: value("account"),
-                                      invoices: [InvoiceFile(name: value("name") ?? "invoice", bytes: bytes)])
+        var r = ReconciliationRequest(
+            vendor: vendor, from: from, to: to, accountID: value("account"),
+            invoices: [InvoiceFile(name: value("name") ?? "invoice", bytes: bytes)])
         if let s = value("invoice_scope") {
             guard let scope = InvoiceScope(rawValue: s) else {
                 throw UsageBoxError.invalidArgument("invoice_scope is account or as_given, got '\(s)'", field: "invoice_scope")
@@ -126,8 +127,9 @@ public struct ReconciliationRequest: Codable, Sendable {
     /// Checks and loads every option: the period, rules, rate card, account map and FX rates.
     public func resolve(scope: AccountScope, runBy: String) throws -> ReconciliationOptions {
         guard !invoices.isEmpty else { throw UsageBoxError.invalidArgument("name at least one invoice file", field: "invoices") }
-        var o = ReconciliationOptions(vendor: vendor, invoices: invoices, range: try Self.period(from: from, to: to), account: accountID,
-                                      invoiceScope: invoiceScope ?? .asGiven, scope: scope, runBy: runBy)
+        var o = ReconciliationOptions(
+            vendor: vendor, invoices: invoices, range: try Self.period(from: from, to: to), account: accountID,
+            invoiceScope: invoiceScope ?? .asGiven, scope: scope, runBy: runBy)
         if let account = accountID, !EventDecoder.isValidIdentifier(account) {
             throw UsageBoxError.invalidArgument("'\(account)' is not a valid account id", field: "account_id")
         }
@@ -201,7 +203,7 @@ public struct ReconciliationRequest: Codable, Sendable {
         guard utc else {
             throw UsageBoxError.invalidArgument(
                 "'\(field)' has the offset \(offset): vendors bucket usage by UTC day, so a local offset would split every bucket; "
-                + "write it in UTC (\(t.rfc3339)) or as a date (\(t.dayString))", field: field)
+                    + "write it in UTC (\(t.rfc3339)) or as a date (\(t.dayString))", field: field)
         }
         return t
     }
@@ -248,8 +250,9 @@ extension DecodingError {
             return .invalidArgument("\(field) must be \(Self.name(type)), not null", field: field)
         case let .dataCorrupted(ctx):
             let field = path(ctx.codingPath)
-            return .invalidArgument(field.isEmpty ? "the body is not valid JSON: \(ctx.debugDescription)" : "\(field): \(ctx.debugDescription)",
-                                    field: field.isEmpty ? "body" : field)
+            return .invalidArgument(
+                field.isEmpty ? "the body is not valid JSON: \(ctx.debugDescription)" : "\(field): \(ctx.debugDescription)",
+                field: field.isEmpty ? "body" : field)
         @unknown default:
             return .invalidArgument("the body could not be read", field: "body")
         }

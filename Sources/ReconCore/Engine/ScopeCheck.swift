@@ -9,7 +9,9 @@ enum ScopeCheck {
         var reasons: [EvidenceReason] = []
         let invoiceModels = Set(vendor.cells.keys.map(\.model))
         func visible(_ accounts: [String: Int64]) -> ([EvidenceReason.AccountTotal], hidden: Int) {
-            let shown = accounts.filter { o.scope.allows($0.key) }.sorted { $0.key < $1.key }.map { EvidenceReason.AccountTotal(accountID: $0.key, metered: $0.value) }
+            let shown = accounts.filter { o.scope.allows($0.key) }.sorted { $0.key < $1.key }.map {
+                EvidenceReason.AccountTotal(accountID: $0.key, metered: $0.value)
+            }
             return (shown, accounts.count - shown.count)
         }
         func hiddenText(_ n: Int) -> String { n == 0 ? "" : " and \(n) account(s) this key may not see" }
@@ -19,12 +21,14 @@ enum ScopeCheck {
                 out[a] = meter.everyAccount[a]?.values.reduce(0, &+) ?? 0
             }
             let (shown, hidden) = visible(others)
-            reasons.append(.init(
-                code: "no_metered_usage", effect: .inconclusive, accountID: account,
-                detail: "\(account) has no events in the period: a mistyped account and a collector that stopped look alike. "
-                    + (shown.isEmpty ? "No account this key may see has usage\(hiddenText(hidden))."
-                                     : "Accounts with usage: \(shown.map(\.accountID).joined(separator: ", "))\(hiddenText(hidden))."),
-                remedy: "check --account; if the account really sent nothing, find out why before correcting", accounts: shown))
+            reasons.append(
+                .init(
+                    code: "no_metered_usage", effect: .inconclusive, accountID: account,
+                    detail: "\(account) has no events in the period: a mistyped account and a collector that stopped look alike. "
+                        + (shown.isEmpty
+                            ? "No account this key may see has usage\(hiddenText(hidden))."
+                            : "Accounts with usage: \(shown.map(\.accountID).joined(separator: ", "))\(hiddenText(hidden))."),
+                    remedy: "check --account; if the account really sent nothing, find out why before correcting", accounts: shown))
         }
 
         if case let .single(account) = o.attribution, o.invoiceScope == .asGiven {
@@ -35,24 +39,27 @@ enum ScopeCheck {
             }
             if !others.isEmpty {
                 let (shown, hidden) = visible(others)
-                reasons.append(.init(
-                    code: "other_accounts_in_scope", effect: .inconclusive, accountID: account,
-                    detail: "other accounts metered the invoice's models in the period (\(shown.map { "\($0.accountID): \($0.metered)" }.joined(separator: ", "))"
-                        + "\(hiddenText(hidden))), so the invoice may bill their usage too",
-                    remedy: "pass --account-map to attribute the invoice's lines, or --invoice-scope account if the invoice is \(account)'s alone",
-                    accounts: shown))
+                reasons.append(
+                    .init(
+                        code: "other_accounts_in_scope", effect: .inconclusive, accountID: account,
+                        detail:
+                            "other accounts metered the invoice's models in the period (\(shown.map { "\($0.accountID): \($0.metered)" }.joined(separator: ", "))"
+                            + "\(hiddenText(hidden))), so the invoice may bill their usage too",
+                        remedy: "pass --account-map to attribute the invoice's lines, or --invoice-scope account if the invoice is \(account)'s alone",
+                        accounts: shown))
             }
         }
 
         if !meter.otherMeters.isEmpty {
             // The other meters may be another vendor's traffic (then reading one is right) or this
             // invoice's too (then the vendor billing more than this meter is no under-metering).
-            reasons.append(.init(
-                code: "other_meters_in_scope", effect: .blocksPositive,
-                detail: "--meter-id \(o.meterID ?? "") compares one meter, and the invoice's models are also metered on "
-                    + meter.otherMeters.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value) tokens)" }.joined(separator: ", ")
-                    + ": if the invoice bills those too, the vendor's excess is theirs",
-                remedy: "send the dimension vendor on every event so each meter's traffic says who served it"))
+            reasons.append(
+                .init(
+                    code: "other_meters_in_scope", effect: .blocksPositive,
+                    detail: "--meter-id \(o.meterID ?? "") compares one meter, and the invoice's models are also metered on "
+                        + meter.otherMeters.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value) tokens)" }.joined(separator: ", ")
+                        + ": if the invoice bills those too, the vendor's excess is theirs",
+                    remedy: "send the dimension vendor on every event so each meter's traffic says who served it"))
         }
 
         if case let .mapped(map, nil) = o.attribution {
@@ -60,26 +67,29 @@ enum ScopeCheck {
             // dead collector look alike.
             let attributed = Set(vendor.cells.keys.compactMap(\.account))
             for a in attributed.sorted() where !meter.accountsWithUsage.contains(a) {
-                reasons.append(.init(
-                    code: "no_metered_usage", effect: .blocksAccount, accountID: a,
-                    detail: "the account map sends invoice lines to \(a), which has no events in the period",
-                    remedy: "check the account map's entry for \(a)"))
+                reasons.append(
+                    .init(
+                        code: "no_metered_usage", effect: .blocksAccount, accountID: a,
+                        detail: "the account map sends invoice lines to \(a), which has no events in the period",
+                        remedy: "check the account map's entry for \(a)"))
             }
             let mapped = Set(map.values)
             for (a, models) in meter.everyAccount.sorted(by: { $0.key < $1.key })
             where !mapped.contains(a) && o.scope.allows(a) && models.contains(where: { invoiceModels.contains($0.key) && $0.value > 0 }) {
-                reasons.append(.init(
-                    code: "account_not_in_map", effect: .blocksNegative, accountID: a,
-                    detail: "\(a) meters the invoice's models but no account map entry names it: the vendor may bill its usage under an unmapped key",
-                    remedy: "add \(a)'s workspace, project or key to the account map"))
+                reasons.append(
+                    .init(
+                        code: "account_not_in_map", effect: .blocksNegative, accountID: a,
+                        detail: "\(a) meters the invoice's models but no account map entry names it: the vendor may bill its usage under an unmapped key",
+                        remedy: "add \(a)'s workspace, project or key to the account map"))
             }
         }
 
         for model in meter.untypedModels.sorted() {
-            reasons.append(.init(
-                code: "untyped_meter_usage", effect: .note, modelID: model,
-                detail: "\(model) has metered usage without a token_type; it is compared per model, not per token type",
-                remedy: "send token_type on every event"))
+            reasons.append(
+                .init(
+                    code: "untyped_meter_usage", effect: .note, modelID: model,
+                    detail: "\(model) has metered usage without a token_type; it is compared per model, not per token type",
+                    remedy: "send token_type on every event"))
         }
 
         // A token type the meter records and the vendor neither bills nor prices for the model: the
@@ -88,13 +98,16 @@ enum ScopeCheck {
         var flagged = Set<String>()
         for key in meter.cells.keys.sorted() where meter.cells[key, default: 0] > 0 {
             guard let tt = key.tokenType, card.models.contains(key.model),
-                  !vendor.cells.keys.contains(where: { $0.model == key.model && $0.tokenType == tt }),
-                  !card.prices(model: key.model, tokenType: tt, date: o.range.from),
-                  flagged.insert("\(key.model)|\(tt.rawValue)").inserted else { continue }
-            reasons.append(.init(
-                code: "token_type_not_billed_by_vendor", effect: .blocksModel, modelID: key.model, tokenType: tt,
-                detail: "the meter records \(tt.rawValue) for \(key.model), which the vendor's card does not price: it may be billed under another token type",
-                remedy: "map the meter's token type onto the vendor's (e.g. reasoning → output) or add it to the card"))
+                !vendor.cells.keys.contains(where: { $0.model == key.model && $0.tokenType == tt }),
+                !card.prices(model: key.model, tokenType: tt, date: o.range.from),
+                flagged.insert("\(key.model)|\(tt.rawValue)").inserted
+            else { continue }
+            reasons.append(
+                .init(
+                    code: "token_type_not_billed_by_vendor", effect: .blocksModel, modelID: key.model, tokenType: tt,
+                    detail:
+                        "the meter records \(tt.rawValue) for \(key.model), which the vendor's card does not price: it may be billed under another token type",
+                    remedy: "map the meter's token type onto the vendor's (e.g. reasoning → output) or add it to the card"))
         }
         return reasons
     }

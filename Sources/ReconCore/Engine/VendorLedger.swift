@@ -146,8 +146,10 @@ struct VendorCell: Sendable {
     var pricing: (money: Decimal, implied: Decimal, stated: Int64, halfUnits: Decimal)? {
         let both = clustered.map(\.bucket).filter { $0.hasStated && $0.hasAmount }
         guard !both.isEmpty, !moneyMissing else { return nil }
-        return (both.reduce(0) { $0 + $1.amount }, both.reduce(0) { $0 + $1.statedImpliedAmount },
-                both.reduce(0) { $0 &+ $1.stated }, both.reduce(0) { $0 + $1.amountHalfUnits })
+        return (
+            both.reduce(0) { $0 + $1.amount }, both.reduce(0) { $0 + $1.statedImpliedAmount },
+            both.reduce(0) { $0 &+ $1.stated }, both.reduce(0) { $0 + $1.amountHalfUnits }
+        )
     }
 
     mutating func merge(_ o: VendorCell) throws {
@@ -213,9 +215,11 @@ struct VendorLedger: Sendable {
             }
             func skip(_ reason: String, money: Decimal? = line.amount) {
                 if let a = money, let rate { ledger.unmappedAmount += a * rate }
-                ledger.unmapped.append(.init(location: line.location, description: line.description, vendorModel: line.vendorModel,
-                                             vendorTokenType: line.vendorTokenType, amount: money.map(ExactAmount.init),
-                                             currency: line.currency, reason: reason))
+                ledger.unmapped.append(
+                    .init(
+                        location: line.location, description: line.description, vendorModel: line.vendorModel,
+                        vendorTokenType: line.vendorTokenType, amount: money.map(ExactAmount.init),
+                        currency: line.currency, reason: reason))
             }
             if let reason = line.nonUsageReason { skip(reason); continue }
             let bucket = line.bucket
@@ -333,8 +337,9 @@ struct VendorLedger: Sendable {
                         bucketPart.exactTokens = card.tokens(for: volumeMoney, at: price)
                         bucketPart.tolerance = card.tolerance(scale: line.amountScale, at: price) * fxRate
                         guard ExactDecimal.roundedInt64(bucketPart.exactTokens) != nil else {
-                            throw UsageBoxError.invalidArgument("\(line.location): \(ExactDecimal.text(a)) \(line.currency) is more tokens than 64 bits hold",
-                                                                field: "invoice")
+                            throw UsageBoxError.invalidArgument(
+                                "\(line.location): \(ExactDecimal.text(a)) \(line.currency) is more tokens than 64 bits hold",
+                                field: "invoice")
                         }
                     }
                 } else {
@@ -343,8 +348,10 @@ struct VendorLedger: Sendable {
             }
             var cell = ledger.cells[key] ?? VendorCell()
             cell.moneyMissing = cell.moneyMissing || moneyMissing
-            try cell.buckets[VendorCell.BucketKey(from: bucket.from.microseconds, to: bucket.to.microseconds, tag: tokenType.rawValue),
-                             default: VendorBucket()].add(bucketPart)
+            try cell.buckets[
+                VendorCell.BucketKey(from: bucket.from.microseconds, to: bucket.to.microseconds, tag: tokenType.rawValue),
+                default: VendorBucket()
+            ].add(bucketPart)
             ledger.cells[key] = cell
         }
 
@@ -353,10 +360,11 @@ struct VendorLedger: Sendable {
                 "the vendor's \(key.tokenType?.rawValue ?? "") tokens of \(key.model) overflow 64 bits; check the invoice's quantities", field: "invoice")
         }
         if unknownModels.count > 0 {
-            ledger.reasons.append(.init(
-                code: "unplaced_vendor_usage", effect: .blocksNegative,
-                detail: "\(unknownModels.count) usage line(s) in the period name a model the card does not know; their volume could belong to any model",
-                remedy: "add the model to the rate card (or pass --rate-card with its aliases)", amount: unknownModels.amount))
+            ledger.reasons.append(
+                .init(
+                    code: "unplaced_vendor_usage", effect: .blocksNegative,
+                    detail: "\(unknownModels.count) usage line(s) in the period name a model the card does not know; their volume could belong to any model",
+                    remedy: "add the model to the rate card (or pass --rate-card with its aliases)", amount: unknownModels.amount))
         }
         for (key, block) in blockedNegative.sorted(by: { $0.key < $1.key }) {
             let what = key.tokenType.map { "\(key.model) \($0.rawValue)" } ?? key.model
@@ -366,33 +374,42 @@ struct VendorLedger: Sendable {
                 (detail, remedy) = ("\(what): usage lines whose token type the plugin does not know", "map the vendor's token type in the plugin")
             default:
                 let tiers = tierNotes.filter { $0.hasPrefix(key.model + " ") }.map { String($0.dropFirst(key.model.count + 1)) }.sorted()
-                (detail, remedy) = ("\(what): usage lines the card has no price for" + (tiers.isEmpty ? " (a date it does not price)"
-                                        : " (\(tiers.joined(separator: ", ")): never priced at the base rate)"),
-                                    "add the price to the rate card (see usagebox ratecards show)")
+                (detail, remedy) = (
+                    "\(what): usage lines the card has no price for"
+                        + (tiers.isEmpty
+                            ? " (a date it does not price)"
+                            : " (\(tiers.joined(separator: ", ")): never priced at the base rate)"),
+                    "add the price to the rate card (see usagebox ratecards show)"
+                )
             }
-            ledger.reasons.append(.init(code: block.code, effect: .blocksNegative, modelID: key.model, tokenType: key.tokenType,
-                                        detail: detail, remedy: remedy, amount: block.amount))
+            ledger.reasons.append(
+                .init(
+                    code: block.code, effect: .blocksNegative, modelID: key.model, tokenType: key.tokenType,
+                    detail: detail, remedy: remedy, amount: block.amount))
         }
         for (currency, m) in missingFX.sorted(by: { $0.key < $1.key }) {
-            ledger.reasons.append(.init(
-                code: "missing_fx", effect: m.stated ? .note : .inconclusive,
-                detail: m.stated
-                    ? "\(m.count) line(s) in \(currency) have no exchange rate to \(card.currency); their stated quantities are compared, their money is not"
-                    : "\(m.count) line(s) in \(currency) have no exchange rate to \(card.currency) and state no quantity: their volume is unknown",
-                remedy: "pass --fx \(currency)=RATE (units of \(card.currency) per \(currency))", amount: m.amount))
+            ledger.reasons.append(
+                .init(
+                    code: "missing_fx", effect: m.stated ? .note : .inconclusive,
+                    detail: m.stated
+                        ? "\(m.count) line(s) in \(currency) have no exchange rate to \(card.currency); their stated quantities are compared, their money is not"
+                        : "\(m.count) line(s) in \(currency) have no exchange rate to \(card.currency) and state no quantity: their volume is unknown",
+                    remedy: "pass --fx \(currency)=RATE (units of \(card.currency) per \(currency))", amount: m.amount))
         }
         for (model, amount) in refunds.sorted(by: { $0.key < $1.key }) {
-            ledger.reasons.append(.init(
-                code: "usage_refund", effect: .blocksModel, modelID: model,
-                detail: "\(model): usage refunded as money with no quantity; the volume it takes back is unknown",
-                remedy: "an export that states the refunded quantity", amount: amount))
+            ledger.reasons.append(
+                .init(
+                    code: "usage_refund", effect: .blocksModel, modelID: model,
+                    detail: "\(model): usage refunded as money with no quantity; the volume it takes back is unknown",
+                    remedy: "an export that states the refunded quantity", amount: amount))
         }
         if !otherAccounts.isEmpty {
-            ledger.reasons.append(.init(
-                code: "other_accounts_lines", effect: .note,
-                detail: "lines the account map puts on other accounts are left out of this account's comparison",
-                accounts: otherAccounts.keys.sorted().map { .init(accountID: $0, metered: 0) },
-                amount: otherAccounts.values.reduce(0, +)))
+            ledger.reasons.append(
+                .init(
+                    code: "other_accounts_lines", effect: .note,
+                    detail: "lines the account map puts on other accounts are left out of this account's comparison",
+                    accounts: otherAccounts.keys.sorted().map { .init(accountID: $0, metered: 0) },
+                    amount: otherAccounts.values.reduce(0, +)))
         }
         return ledger
     }

@@ -3,8 +3,11 @@ import Metering
 /// Stage 1: the meter must agree with itself before it is compared with anyone else.
 enum VerifyGate {
     /// Verifies each account over the period; throws `VerifyDrift` on drift unless allowed.
-    static func check(_ store: any MeterStore, accounts: [String], range: TimeRange, deep: Bool, allowDrift: Bool) async throws
-        -> ReconciliationReport.VerifySummary {
+    static func check(
+        _ store: any MeterStore, accounts: [String], range: TimeRange, deep: Bool, allowDrift: Bool
+    ) async throws
+        -> ReconciliationReport.VerifySummary
+    {
         let mode: VerifyMode = deep ? .deep : .incremental
         var drift: Int64 = 0
         var drifted: [(account: String, report: VerifyReport)] = []

@@ -40,8 +40,10 @@ public struct GapFinding: Sendable, Hashable {
     /// The token type is billed but was never recorded by the meter for this model.
     public var unmetered: Bool
 
-    public init(modelID: String, tokenType: TokenType?, accountID: String?, quantity: Int64, amount: Decimal, metered: Int64,
-                vendor: Int64, shape: GapShape, unmetered: Bool) {
+    public init(
+        modelID: String, tokenType: TokenType?, accountID: String?, quantity: Int64, amount: Decimal, metered: Int64,
+        vendor: Int64, shape: GapShape, unmetered: Bool
+    ) {
         self.modelID = modelID
         self.tokenType = tokenType
         self.accountID = accountID

@@ -28,6 +28,12 @@ public enum PriceFailure: Error, Sendable, Hashable {
 ///
 /// Use the default, `RateCard` (a versioned, effective-dated file in `RateCards/`). Implement a
 /// custom converter for contract pricing that a card cannot express.
+///
+/// ```swift
+/// let card = try RateCard.load(text: RateCardData.cards["anthropic"]!, file: "anthropic.yaml")
+/// let price = try card.price(model: "claude-sonnet-4-5", tokenType: .input, date: day, labels: [:])
+/// card.tokens(for: Decimal(string: "1.56")!, at: price)          // 520000 at $3 per million
+/// ```
 public protocol RateCardConverter: Sendable {
     var vendor: String { get }
     var version: String { get }

@@ -1,8 +1,23 @@
 /// A vendor: its parsers, its rate card, its token-type names, and its examples.
 ///
-/// Each plugin is one folder under `Plugins/`, one SwiftPM target, and one line in
-/// `Sources/ReconPlugins/BuiltInPlugins.swift`. Its examples (sample exports with the lines they
-/// must give) run in the generic plugin test with no new test code.
+/// Each plugin is one folder under `Plugins/` (which `Package.swift` makes a target), its card in
+/// `RateCards/`, and one line in `Sources/ReconPlugins/BuiltInPlugins.swift`. Its examples
+/// (sample exports with the lines they must give) run in the generic plugin test with no new test
+/// code. `usagebox vendors scaffold Acme` writes a complete one.
+///
+/// ```swift
+/// public enum AcmePlugin: VendorPlugin {
+///     public static let id = "acme"
+///     public static let name = "Acme"
+///     public static let rateCardName = "acme"                       // RateCards/acme.yaml
+///     public static let parsers: [any InvoiceParser] = [AcmeCostCSVParser()]
+///     public static let tokenTypeMap: [String: TokenType] = ["prompt": .input, "completion": .output]
+///     public static let examples: [PluginExample] = [
+///         PluginExample(name: "acme: cost CSV", file: InvoiceFile(name: "acme.csv", bytes: PackageResources.acme_csv),
+///                       parserID: "cost-csv", expectedLineCount: 3, expectedAmounts: ["acme-large/input": "2.00"]),
+///     ]
+/// }
+/// ```
 public protocol VendorPlugin: Sendable {
     /// Unique, lowercase (`anthropic`, `aws-bedrock`).
     static var id: String { get }
@@ -49,10 +64,12 @@ public struct PluginExample: Sendable, CustomStringConvertible {
     /// (`claude-sonnet-4-6` → `us.anthropic.claude-sonnet-4-6-v1:0`).
     public var meterModelIDs: [String: String]
 
-    public init(name: String, file: InvoiceFile, parserID: String, expectedLineCount: Int = 0,
-                expectedAmounts: [String: String] = [:], expectedQuantities: [String: Int64] = [:], expectedError: String? = nil,
-                reconcilePeriod: (from: String, to: String)? = nil, expectedVendorTokens: [String: Int64] = [:],
-                expectedUnmapped: [String: String] = [:], meterModelIDs: [String: String] = [:]) {
+    public init(
+        name: String, file: InvoiceFile, parserID: String, expectedLineCount: Int = 0,
+        expectedAmounts: [String: String] = [:], expectedQuantities: [String: Int64] = [:], expectedError: String? = nil,
+        reconcilePeriod: (from: String, to: String)? = nil, expectedVendorTokens: [String: Int64] = [:],
+        expectedUnmapped: [String: String] = [:], meterModelIDs: [String: String] = [:]
+    ) {
         self.name = name
         self.file = file
         self.parserID = parserID
