@@ -76,7 +76,7 @@ extension SQLiteMeterStore: KeyStore {
 
     static func key(from row: Row) -> APIKey {
         APIKey(
-            keyID: row[0], accountID: row[1], role: KeyRole(rawValue: row[2]) ?? .reader,
-            createdAt: Timestamp(microseconds: row[3]), revokedAt: (row[4] as Int64?).map(Timestamp.init(microseconds:)))
+            keyID: row["key_id"], accountID: row["account_id"], role: KeyRole(rawValue: row["role"]) ?? .reader,
+            createdAt: Timestamp(microseconds: row["created_at"]), revokedAt: (row["revoked_at"] as Int64?).map(Timestamp.init(microseconds:)))
     }
 }

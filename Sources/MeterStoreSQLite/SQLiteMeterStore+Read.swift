@@ -248,9 +248,9 @@ extension SQLiteMeterStore {
                         """, arguments: [account, range.to.microseconds, range.from.microseconds]
                 ).map { r in
                     ExplainReport.SegmentInfo(
-                        segmentID: Self.segmentName(r[0]), firstTimestamp: (r[1] as Int64?).map(Timestamp.init(microseconds:)),
-                        lastTimestamp: (r[2] as Int64?).map(Timestamp.init(microseconds:)), events: r[3], sum: r[4], sha256: r[5],
-                        sealedAt: (r[6] as Int64?).map(Timestamp.init(microseconds:)))
+                        segmentID: Self.segmentName(r["id"]), firstTimestamp: (r["first_ts"] as Int64?).map(Timestamp.init(microseconds:)),
+                        lastTimestamp: (r["last_ts"] as Int64?).map(Timestamp.init(microseconds:)), events: r["event_count"], sum: r["sum"],
+                        sha256: r["sha256"], sealedAt: (r["sealed_at"] as Int64?).map(Timestamp.init(microseconds:)))
                 }
                 let head = try String.fetchOne(
                     db,
@@ -306,7 +306,7 @@ extension SQLiteMeterStore {
         try await wrap {
             try await writer.read { db in
                 try Row.fetchAll(db, sql: "SELECT period, closed_at FROM period WHERE account_id = ? ORDER BY period", arguments: [account])
-                    .map { PeriodRecord(accountID: account, period: $0[0], closedAt: Timestamp(microseconds: $0[1])) }
+                    .map { PeriodRecord(accountID: account, period: $0["period"], closedAt: Timestamp(microseconds: $0["closed_at"])) }
             }
         }
     }
@@ -325,7 +325,7 @@ extension SQLiteMeterStore {
                         """
                 }
                 return try Row.fetchAll(db, sql: sql, arguments: args).map {
-                    MeterInfo(meterID: $0[0], unit: $0[1], rollupDimensions: Self.decodeNameList($0[2]).map { $0.sorted() })
+                    MeterInfo(meterID: $0["meter_id"], unit: $0["unit"], rollupDimensions: Self.decodeNameList($0["rollup_dimensions"]).map { $0.sorted() })
                 }
             }
         }
