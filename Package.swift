@@ -62,11 +62,13 @@ let package = Package(
             dependencies: ["ExactJSON"],
             swiftSettings: swiftSettings
         ),
+        // What every backend hashes: the segment chain, the multiset hash of open segments, key secrets.
+        .target(name: "SegmentChain", dependencies: ["Metering", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
         // The embedded default backend: SQLite through GRDB, WAL.
         .target(
             name: "MeterStoreSQLite",
             dependencies: [
-                "Metering", "ExactJSON", .product(name: "GRDB", package: "GRDB.swift"),
+                "Metering", "ExactJSON", "SegmentChain", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

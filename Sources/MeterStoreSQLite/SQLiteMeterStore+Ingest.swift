@@ -1,6 +1,7 @@
 import ExactJSON
 import GRDB
 import Metering
+import SegmentChain
 
 /// A meter's settings as read inside one transaction.
 struct MeterConfig: Sendable {

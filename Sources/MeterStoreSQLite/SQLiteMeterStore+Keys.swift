@@ -1,12 +1,10 @@
-import Crypto
 import Foundation
 import GRDB
 import Metering
+import SegmentChain
 
 extension SQLiteMeterStore: KeyStore {
-    static func hash(secret: String) -> String {
-        SHA256.hash(data: Array(secret.utf8)).map { String(format: "%02x", $0) }.joined()
-    }
+    static func hash(secret: String) -> String { SecretHash.of(secret) }
 
     /// 32 random bytes as URL-safe base64 without padding: only `[A-Za-z0-9_-]`.
     static func randomToken(bytes count: Int) -> String {

@@ -1,6 +1,6 @@
-import Crypto
 import GRDB
 import Metering
+import SegmentChain
 
 /// Hashing and statistics of a segment's events, read in ingest order.
 ///
@@ -12,7 +12,7 @@ struct SegmentDigest: @unchecked Sendable {
     var segmentID: Int64 = 0
     /// Set once the segment sealed, so the cache drops it.
     var sealed = false
-    var hasher: SHA256
+    var hasher: SegmentHash
     var count: Int64 = 0
     var sum: Int64 = 0
     var firstTs: Int64?
@@ -26,9 +26,7 @@ struct SegmentDigest: @unchecked Sendable {
 
     init(previous: String?) {
         self.previous = previous
-        hasher = SHA256()
-        let head = Array(((previous ?? "") + "\n").utf8)
-        head.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        hasher = SegmentHash(previous: previous)
     }
 
     /// Reused between events, so hashing allocates nothing per event.
@@ -42,7 +40,7 @@ struct SegmentDigest: @unchecked Sendable {
 
     /// Adds an event given its canonical encoding (already built off the writer by `IngestBatch`).
     mutating func add(canonical bytes: UnsafeRawBufferPointer, quantity: Int64, microseconds ts: Int64, key: Int64) {
-        hasher.update(bufferPointer: bytes)
+        hasher.add(canonical: bytes)
         multiset.add(canonical: bytes)
         count += 1
         sum &+= quantity
@@ -53,70 +51,7 @@ struct SegmentDigest: @unchecked Sendable {
         stats[cell, default: UsageAggregate()].count += 1
     }
 
-    func finalize() -> String {
-        hasher.finalize().map { b in
-            let s = String(b, radix: 16)
-            return b < 16 ? "0" + s : s
-        }.joined()
-    }
-}
-
-/// An order-independent hash of a set of events: the sum, modulo 2^256, of each event's SHA-256.
-/// It can be kept up to date one committed batch at a time (an open segment's running hash), and
-/// recomputed from the stored events in any order.
-struct MultisetHash: Sendable, Equatable {
-    var limbs: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-
-    static func == (a: MultisetHash, b: MultisetHash) -> Bool { a.limbs == b.limbs }
-
-    mutating func add(canonical bytes: UnsafeRawBufferPointer) {
-        let digest = SHA256.hash(data: bytes)
-        var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0, w3: UInt64 = 0
-        digest.withUnsafeBytes { raw in
-            w0 = raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self).bigEndian
-            w1 = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self).bigEndian
-            w2 = raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self).bigEndian
-            w3 = raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self).bigEndian
-        }
-        // Add with carry, least significant limb last.
-        func step(_ a: UInt64, _ b: UInt64, _ carry: UInt64) -> (UInt64, UInt64) {
-            let (s1, o1) = a.addingReportingOverflow(b)
-            let (s2, o2) = s1.addingReportingOverflow(carry)
-            return (s2, (o1 ? 1 : 0) + (o2 ? 1 : 0))
-        }
-        let (r3, c3) = step(limbs.3, w3, 0)
-        let (r2, c2) = step(limbs.2, w2, c3)
-        let (r1, c1) = step(limbs.1, w1, c2)
-        let (r0, _) = step(limbs.0, w0, c1)
-        limbs = (r0, r1, r2, r3)
-    }
-
-    mutating func add(_ e: UsageEvent) {
-        var buffer: [UInt8] = []
-        e.appendCanonical(to: &buffer)
-        buffer.withUnsafeBytes { add(canonical: $0) }
-    }
-
-    var hex: String {
-        [limbs.0, limbs.1, limbs.2, limbs.3].map { w in
-            let s = String(w, radix: 16)
-            return String(repeating: "0", count: 16 - s.count) + s
-        }.joined()
-    }
-
-    init() {}
-    init?(hex: String) {
-        guard hex.utf8.count == 64 else { return nil }
-        var words: [UInt64] = []
-        var i = hex.startIndex
-        for _ in 0..<4 {
-            let j = hex.index(i, offsetBy: 16)
-            guard let w = UInt64(hex[i..<j], radix: 16) else { return nil }
-            words.append(w)
-            i = j
-        }
-        limbs = (words[0], words[1], words[2], words[3])
-    }
+    func finalize() -> String { hasher.finalize() }
 }
 
 extension SQLiteMeterStore {
