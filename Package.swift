@@ -75,7 +75,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // The conformance suite every MeterStore backend must pass.
-        .target(name: "UsageBoxTesting", dependencies: ["Metering"], swiftSettings: swiftSettings),
+        .target(name: "UsageBoxTesting", dependencies: ["Metering", "ReconCore"], swiftSettings: swiftSettings),
 
         // Reconciliation: protocols, value types, rate cards, rules and the engine. No C, DB or HTTP.
         .target(
@@ -164,7 +164,8 @@ let package = Package(
         ),
         .testTarget(
             name: "MeterStoreSQLiteTests",
-            dependencies: ["MeterStoreSQLite", "Metering", "UsageBoxTesting", .product(name: "GRDB", package: "GRDB.swift")],
+            // UsageBoxApp: where the SQLite store is declared a ReconciliationLog (the composition root).
+            dependencies: ["MeterStoreSQLite", "Metering", "UsageBoxTesting", "UsageBoxApp", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

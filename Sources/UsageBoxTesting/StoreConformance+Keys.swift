@@ -1,0 +1,83 @@
+public import Metering
+import ReconCore
+
+/// What a backend that serves `usagebox serve` must also keep: keys, meters, periods and the
+/// reconciliation log. The same list for every backend, run beside `MeterStoreConformance.checks`.
+public enum ServerStoreConformance {
+    typealias F = Fixture
+
+    static func keys(_ store: any MeterStore) throws -> any KeyStore {
+        guard let keys = store as? any KeyStore else {
+            throw ConformanceFailure(message: "a server's store keeps keys (KeyStore)", file: #fileID, line: #line)
+        }
+        return keys
+    }
+
+    static func log(_ store: any MeterStore) throws -> any ReconciliationLog {
+        guard let log = store as? any ReconciliationLog else {
+            throw ConformanceFailure(message: "a server's store keeps reconciliations (ReconciliationLog)", file: #fileID, line: #line)
+        }
+        return log
+    }
+
+    public static let checks: [ConformanceCheck] = [
+        ConformanceCheck("keys: created with a secret shown once, authenticated, listed without it, revoked at once") { store in
+            let keys = try keys(store)
+            let (reader, secret) = try await keys.createKey(account: "acct_1", role: .reader)
+            try expect(secret.count >= 32 && secret.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }, "secret of [A-Za-z0-9_-]")
+            let (admin, adminSecret) = try await keys.createKey(account: nil, role: .admin)
+            try expectEqual(try await keys.authenticate(secret: secret)?.keyID, reader.keyID, "the secret finds its key")
+            try expectEqual(try await keys.authenticate(secret: adminSecret)?.role, .admin, "an admin key")
+            try expectEqual(try await keys.authenticate(secret: secret + "x"), nil, "another secret finds nothing")
+            let listed = try await keys.listKeys()
+            try expectEqual(Set(listed.map(\.keyID)), [reader.keyID, admin.keyID], "listed")
+            try expectEqual(listed.first { $0.keyID == reader.keyID }?.accountID, "acct_1", "its account")
+            let revoked = try await keys.revokeKey(reader.keyID)
+            try expect(revoked.revokedAt != nil, "revoked_at set")
+            try expectEqual(try await keys.authenticate(secret: secret), nil, "a revoked key stops at once")
+            try expectEqual(try await keys.revokeKey(reader.keyID).revokedAt, revoked.revokedAt, "revoking twice keeps the first time")
+            try await expectThrows(.notFound) { _ = try await keys.revokeKey("key_unknown") }
+            try expectEqual(try await keys.authenticate(secret: adminSecret)?.keyID, admin.keyID, "other keys unaffected")
+        },
+        ConformanceCheck("periods: listed in order per account; another account's months are its own") { store in
+            _ = try await store.closePeriod(account: "acct_1", period: "2026-06")
+            _ = try await store.closePeriod(account: "acct_1", period: "2026-04")
+            _ = try await store.closePeriod(account: "acct_2", period: "2026-05")
+            try expectEqual(try await store.periods(account: "acct_1").map(\.period), ["2026-04", "2026-06"], "acct_1")
+            try expectEqual(try await store.periods(account: "acct_2").map(\.period), ["2026-05"], "acct_2")
+            try expectEqual(try await store.periods(account: "acct_3").map(\.period), [], "none")
+            let r = try await store.ingest([F.event("may", account: "acct_1", quantity: 3), F.event("may", account: "acct_2", quantity: 3)])
+            try expectEqual([r.accepted, r.rejected], [1, 1], "May is closed for acct_2 only")
+        },
+        ConformanceCheck("meters: set before any event, listed for the accounts that use them") { store in
+            let set = try await store.setMeter("gpu_seconds", unit: "seconds", rollupDimensions: ["region"])
+            try expectEqual(set.unit, "seconds", "unit")
+            try expectEqual(set.rollupDimensions, ["region"], "rollup dimensions")
+            let r = try await store.ingest([
+                F.event("g1", meter: "gpu_seconds", quantity: 5, unit: "seconds", dims: ["region": "eu", "host": "h1"]),
+                F.event("g2", meter: "gpu_seconds", quantity: 5, unit: "hours"),
+                F.event("t1", account: "acct_2", quantity: 1),
+            ])
+            try expectEqual([r.accepted, r.rejected], [2, 1], "a meter set to seconds refuses hours")
+            let all = try await store.meters(scope: .all)
+            try expectEqual(all.map(\.meterID), ["gpu_seconds", "tokens"], "every meter")
+            let one = try await store.meters(scope: .accounts(["acct_2"]))
+            try expectEqual(one.map(\.meterID), ["tokens"], "meters of acct_2")
+            let changed = try await store.setMeter("gpu_seconds", unit: nil, rollupDimensions: ["region", "host"])
+            try expectEqual(changed.unit, "seconds", "nil leaves the unit")
+            try expectEqual(changed.rollupDimensions, ["host", "region"], "dimensions replaced")
+        },
+        ConformanceCheck("the reconciliation log keeps each report, replaces it when applied, and knows no other id") { store in
+            let log = try log(store)
+            try await log.saveReconciliation(id: "rec_1", vendor: "anthropic", createdAt: F.ts("2026-06-02T09:00:00Z"), runBy: "key_a",
+                                             reportJSON: #"{"id":"rec_1","applied":false}"#)
+            try await log.saveReconciliation(id: "rec_2", vendor: "openai", createdAt: F.ts("2026-06-02T10:00:00Z"), runBy: "cli",
+                                             reportJSON: #"{"id":"rec_2","applied":false}"#)
+            try expectEqual(try await log.reconciliation(id: "rec_1"), #"{"id":"rec_1","applied":false}"#, "stored text")
+            try await log.markReconciliationApplied(id: "rec_1", reportJSON: #"{"id":"rec_1","applied":true}"#, appliedAt: F.ts("2026-06-02T11:00:00Z"))
+            try expectEqual(try await log.reconciliation(id: "rec_1"), #"{"id":"rec_1","applied":true}"#, "replaced when applied")
+            try expectEqual(try await log.reconciliation(id: "rec_2"), #"{"id":"rec_2","applied":false}"#, "others unchanged")
+            try expectEqual(try await log.reconciliation(id: "rec_none"), nil, "unknown")
+        },
+    ]
+}
