@@ -29,57 +29,16 @@ extension SQLiteMeterStore {
             }
             useRaw = false
         }
-        var groups: [[String?]: UsageAggregate] = [:]
-        let needsHour = q.groupBy.contains(where: \.isTimeBucket)
-        if useRaw {
-            try readRaw(db, q, from: q.range.from.microseconds, to: q.range.to.microseconds, hour: needsHour, into: &groups, dir: &dir)
-        } else {
-            // Whole hours come from the rollups; partial hours at either edge from raw events.
-            let h = Timestamp.microsPerHour
-            let innerFrom = (q.range.from.microseconds + h - 1) / h
-            let innerTo = q.range.to.microseconds / h
-            if innerFrom < innerTo {
-                if needsHourly(q) {
-                    try readRollups(db, q, fromHour: innerFrom, toHour: innerTo, into: &groups, dir: &dir)
-                } else {
-                    // Whole days from the daily rollups, the hours around them from the hourly ones.
-                    let dayFrom = (innerFrom + 23) / 24, dayTo = innerTo / 24
-                    if dayFrom < dayTo {
-                        try readRollups(db, q, fromHour: innerFrom, toHour: dayFrom * 24, into: &groups, dir: &dir)
-                        try readRollups(db, q, fromHour: dayFrom, toHour: dayTo, into: &groups, dir: &dir, table: "rollup_day")
-                        try readRollups(db, q, fromHour: dayTo * 24, toHour: innerTo, into: &groups, dir: &dir)
-                    } else {
-                        try readRollups(db, q, fromHour: innerFrom, toHour: innerTo, into: &groups, dir: &dir)
-                    }
-                }
-                if q.range.from.microseconds < innerFrom * h {
-                    try readRaw(db, q, from: q.range.from.microseconds, to: innerFrom * h, hour: needsHour, into: &groups, dir: &dir)
-                }
-                if innerTo * h < q.range.to.microseconds {
-                    try readRaw(db, q, from: innerTo * h, to: q.range.to.microseconds, hour: needsHour, into: &groups, dir: &dir)
-                }
-            } else {
-                try readRaw(db, q, from: q.range.from.microseconds, to: q.range.to.microseconds, hour: needsHour, into: &groups, dir: &dir)
+        var acc = UsageAccumulator(q)
+        let byHour = q.groupBy.contains(where: \.isTimeBucket)
+        for span in UsagePlan.spans(q.range, raw: useRaw, needsHourly: q.groupBy.contains(.hour)) {
+            switch span.level {
+            case .raw: try readRaw(db, q, from: span.from, to: span.to, hour: byHour, into: &acc)
+            case .hourRollup: try readRollups(db, q, from: span.from, to: span.to, into: &acc, dir: &dir, table: "rollup_hour")
+            case .dayRollup: try readRollups(db, q, from: span.from, to: span.to, into: &acc, dir: &dir, table: "rollup_day")
             }
         }
-        var list = groups.map { UsageGroup(keys: $0.key, aggregate: $0.value) }
-        if q.groupBy.isEmpty && list.isEmpty {
-            list = [UsageGroup(keys: [], aggregate: UsageAggregate())]
-        }
-        UsageResult.sortGroups(&list)
-        return UsageResult(source: useRaw ? "raw" : "rollup", groupBy: q.groupBy, metrics: q.metrics, groups: list)
-    }
-
-    /// The most groups one answer may hold: a group_by on a dimension with a value per event would
-    /// otherwise build an answer as large as the store.
-    public static let maxGroups = 100_000
-
-    static func checkGroupCount(_ count: Int) throws {
-        guard count <= maxGroups else {
-            throw UsageBoxError.invalidArgument(
-                "the answer would hold more than \(maxGroups) groups; group by fewer fields or narrow from/to",
-                field: "group_by")
-        }
+        return acc.result(source: useRaw ? "raw" : "rollup")
     }
 
     /// A group_by or filter naming a dimension never seen on the scope's events is an error, not a zero.
@@ -98,48 +57,21 @@ extension SQLiteMeterStore {
         }
     }
 
-    private func groupKey(_ q: UsageQuery, key: RollupKey, keyID: Int64, hour: Int64?, dims: [String: String]) -> [String?] {
-        q.groupBy.map { field in
-            switch field {
-            case .accountID: return key.account
-            case .meterID: return key.meter
-            case .modelID: return key.modelID
-            case .kind: return key.kind
-            case .unit: return key.unitValue
-            case .hour: return hour.map { Timestamp.ofHour($0).rfc3339 }
-            case .day: return hour.map { Timestamp.ofHour($0).dayString }
-            case .month: return hour.map { Timestamp.ofHour($0).monthString }
-            case let .dimension(d): return dims[d]
-            }
-        }
-    }
-
-    private func passes(_ q: UsageQuery, key: RollupKey, dims: [String: String]) -> Bool {
-        q.filters.allSatisfy { f in
-            switch f.field {
-            case .accountID: return f.matches(key.account)
-            case .meterID: return f.matches(key.meter)
-            case .modelID: return f.matches(key.modelID)
-            case .kind: return f.matches(key.kind)
-            case .unit: return f.matches(key.unitValue)
-            case let .dimension(d): return f.matches(dims[d])
-            case .hour, .day, .month: return true
-            }
-        }
-    }
-
-    /// Only `group_by=hour` needs hourly rows; day and month buckets come from daily rows.
-    private func needsHourly(_ q: UsageQuery) -> Bool { q.groupBy.contains(.hour) }
-
-    /// Reads one rollup level; with `rollup_day`, `fromHour`/`toHour` are days.
+    /// Reads one rollup level; with `rollup_day`, `from`/`to` are days.
     private func readRollups(
-        _ db: Database, _ q: UsageQuery, fromHour: Int64, toHour: Int64,
-        into groups: inout [[String?]: UsageAggregate], dir: inout KeyDirectory, table: String = "rollup_hour"
+        _ db: Database, _ q: UsageQuery, from: Int64, to: Int64, into acc: inout UsageAccumulator, dir: inout KeyDirectory, table: String
     ) throws {
-        guard fromHour < toHour else { return }
+        guard from < to else { return }
         let column = table == "rollup_day" ? "day" : "hour"
         var ids: [Int64] = []
-        for (id, key) in dir.byID where id > 0 && passes(q, key: key, dims: dir.dimensions(of: id)) { ids.append(id) }
+        for (id, key) in dir.byID where id > 0 {
+            if acc.passes(
+                account: key.account, meter: key.meter, model: key.modelID, kind: key.kind, unit: key.unitValue,
+                dimensions: dir.dimensions(of: id))
+            {
+                ids.append(id)
+            }
+        }
         guard !ids.isEmpty else { return }
         let byHour = q.groupBy.contains(where: \.isTimeBucket)
         // Ids are integers we own, so inlining them is safe and lets SQLite walk the primary key.
@@ -148,28 +80,25 @@ extension SQLiteMeterStore {
             WHERE key_id IN (\(ids.sorted().map(String.init).joined(separator: ","))) AND \(column) >= ? AND \(column) < ?
             GROUP BY key_id\(byHour ? ", \(column)" : "")
             """
-        let rows = try Row.fetchCursor(db, sql: sql, arguments: [fromHour, toHour])
+        let rows = try Row.fetchCursor(db, sql: sql, arguments: [from, to])
         while let r = try rows.next() {
             let id: Int64 = r[0]
             guard let key = dir.byID[id] else { throw UsageBoxError(.internal, "rollup key \(id) is not in the key directory") }
             let bucket: Int64? = r[1]
-            let g = groupKey(q, key: key, keyID: id, hour: table == "rollup_day" ? bucket.map { $0 * 24 } : bucket, dims: dir.dimensions(of: id))
-            var agg = groups[g] ?? UsageAggregate()
-            try agg.add(UsageAggregate(sum: r[2], count: r[3], min: r[4], max: r[5]))
-            groups[g] = agg
-            try Self.checkGroupCount(groups.count)
+            try acc.add(
+                UsageRow(
+                    account: key.account, meter: key.meter, model: key.modelID, kind: key.kind, unit: key.unitValue,
+                    dimensions: dir.dimensions(of: id), hour: table == "rollup_day" ? bucket.map { $0 * 24 } : bucket,
+                    aggregate: UsageAggregate(sum: r[2], count: r[3], min: r[4], max: r[5])))
         }
     }
 
-    private func readRaw(
-        _ db: Database, _ q: UsageQuery, from: Int64, to: Int64, hour: Bool,
-        into groups: inout [[String?]: UsageAggregate], dir: inout KeyDirectory
-    ) throws {
+    private func readRaw(_ db: Database, _ q: UsageQuery, from: Int64, to: Int64, hour: Bool, into acc: inout UsageAccumulator) throws {
         let (clause, accountArgs) = Self.accountClause(q.scope, column: "account_id")
         var args = accountArgs
         args += [from, to]
         var extra = ""
-        // Push simple field filters down to SQLite; everything is re-checked in Swift anyway.
+        // Push simple field filters down to SQLite; the accumulator checks every filter anyway.
         for f in q.filters where f.op == .eq || f.op == .in {
             let column: String?
             switch f.field {
@@ -193,7 +122,6 @@ extension SQLiteMeterStore {
         var dimCache: [String: [String: String]] = [:]
         while let r = try rows.next() {
             let dimText: String = r[5]
-            let key = RollupKey(account: r[0], meter: r[1], model: r[2] ?? "", kind: r[3], unit: r[4] ?? "", dimensions: dimText)
             let dims: [String: String]
             if let d = dimCache[dimText] {
                 dims = d
@@ -203,12 +131,10 @@ extension SQLiteMeterStore {
                 dimCache[dimText] = d
                 dims = d
             }
-            guard passes(q, key: key, dims: dims) else { continue }
-            let g = groupKey(q, key: key, keyID: 0, hour: r[6], dims: dims)
-            var agg = groups[g] ?? UsageAggregate()
-            try agg.add(UsageAggregate(sum: r[7], count: r[8], min: r[9], max: r[10]))
-            groups[g] = agg
-            try Self.checkGroupCount(groups.count)
+            try acc.add(
+                UsageRow(
+                    account: r[0], meter: r[1], model: r[2], kind: r[3], unit: r[4], dimensions: dims, hour: r[6],
+                    aggregate: UsageAggregate(sum: r[7], count: r[8], min: r[9], max: r[10])))
         }
     }
 
