@@ -44,6 +44,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.20.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.24.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
@@ -74,6 +75,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The backend for resellers who outgrow one machine: ClickHouse over its HTTP interface.
+        .target(
+            name: "MeterStoreClickHouse",
+            dependencies: ["Metering", "ExactJSON", "SegmentChain", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         // The conformance suite every MeterStore backend must pass.
         .target(name: "UsageBoxTesting", dependencies: ["Metering", "ReconCore"], swiftSettings: swiftSettings),
 
@@ -101,7 +109,7 @@ let package = Package(
         .target(
             name: "UsageBoxApp",
             dependencies: [
-                "Metering", "MeterStoreSQLite", "MeterStoreHTTPClient", "UsageBoxServer", "FormatReaders",
+                "Metering", "MeterStoreSQLite", "MeterStoreClickHouse", "MeterStoreHTTPClient", "UsageBoxServer", "FormatReaders",
                 "ReconCore", "ReconPlugins", "RateCardData", "VendorAnthropic",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -114,7 +122,7 @@ let package = Package(
         .target(
             name: "UsageBoxServer",
             dependencies: [
-                "Metering", "ExactJSON", "ReconCore",
+                "Metering", "ExactJSON", "ReconCore", .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -160,6 +168,11 @@ let package = Package(
                 "MeterStoreSQLite", "UsageBoxTesting", "UsageBoxApp",
             ],
             exclude: ["FuzzFindings"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MeterStoreClickHouseTests",
+            dependencies: ["MeterStoreClickHouse", "Metering", "UsageBoxTesting", "UsageBoxApp"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -13,8 +13,11 @@ public final class HTTPMeterStore: MeterStore {
     public let baseURL: String
     let key: String
     let timeout: TimeAmount
+    /// Sent with every request (a forwarding server marks its writes with `WriteRouting.header`).
+    let extraHeaders: [(String, String)]
 
-    public init(baseURL: String, key: String, timeoutSeconds: Int64 = 120) throws {
+    public init(baseURL: String, key: String, timeoutSeconds: Int64 = 120, extraHeaders: [(String, String)] = []) throws {
+        self.extraHeaders = extraHeaders
         guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://") else {
             throw UsageBoxError.invalidArgument("--server must be an http:// or https:// URL, got '\(baseURL)'", field: "server")
         }
@@ -36,6 +39,7 @@ public final class HTTPMeterStore: MeterStore {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(key)")
+        for (name, value) in extraHeaders { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: JSONWriter.write(body)))

@@ -142,30 +142,7 @@ extension SQLiteMeterStore {
         try await wrap {
             try await writer.read { db in
                 let byModel = try self.usage(db, UsageQuery(scope: .accounts([account]), range: range, groupBy: [.modelID, .kind]))
-                var totals = ExplainReport.Breakdown()
-                var models: [String?: ExplainReport.Breakdown] = [:]
-                for g in byModel.groups {
-                    let model = g.keys[0]
-                    var b = models[model] ?? ExplainReport.Breakdown(modelID: model)
-                    if g.keys[1] == EventKind.correction.rawValue {
-                        b.corrections = try b.corrections.checkedAdding(g.aggregate.sum, "the corrections of \(model ?? "(no model)")")
-                        totals.corrections = try totals.corrections.checkedAdding(g.aggregate.sum, "the corrections")
-                    } else {
-                        b.usage = try b.usage.checkedAdding(g.aggregate.sum, "the usage of \(model ?? "(no model)")")
-                        totals.usage = try totals.usage.checkedAdding(g.aggregate.sum, "the usage")
-                    }
-                    _ = try b.usage.checkedAdding(b.corrections, "the net of \(model ?? "(no model)")")
-                    _ = try totals.usage.checkedAdding(totals.corrections, "the net total")
-                    b.count += g.aggregate.count
-                    totals.count += g.aggregate.count
-                    models[model] = b
-                }
-                var breakdown = Array(models.values)
-                breakdown.sort { a, b in
-                    guard let x = a.modelID else { return b.modelID != nil }
-                    guard let y = b.modelID else { return false }
-                    return x.utf8.lexicographicallyPrecedes(y.utf8)
-                }
+                let (totals, breakdown) = try ExplainReport.breakdown(byModel)
                 let segments = try Row.fetchAll(
                     db,
                     sql: """

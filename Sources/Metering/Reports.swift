@@ -254,3 +254,34 @@ extension MeterInfo: WireShape {
 extension SQLResult: WireShape {
     enum CodingKeys: String, CodingKey { case columns, rows, truncated }
 }
+
+extension ExplainReport {
+    /// Totals and the per-model breakdown (models in byte order, none first) from a read grouped by
+    /// model and kind; every sum checked.
+    public static func breakdown(_ byModel: UsageResult) throws -> (totals: Breakdown, models: [Breakdown]) {
+        var totals = Breakdown()
+        var models: [String?: Breakdown] = [:]
+        for g in byModel.groups {
+            let model = g.keys[0]
+            var b = models[model] ?? Breakdown(modelID: model)
+            if g.keys[1] == EventKind.correction.rawValue {
+                b.corrections = try b.corrections.checkedAdding(g.aggregate.sum, "the corrections of \(model ?? "(no model)")")
+                totals.corrections = try totals.corrections.checkedAdding(g.aggregate.sum, "the corrections")
+            } else {
+                b.usage = try b.usage.checkedAdding(g.aggregate.sum, "the usage of \(model ?? "(no model)")")
+                totals.usage = try totals.usage.checkedAdding(g.aggregate.sum, "the usage")
+            }
+            _ = try b.usage.checkedAdding(b.corrections, "the net of \(model ?? "(no model)")")
+            _ = try totals.usage.checkedAdding(totals.corrections, "the net total")
+            b.count += g.aggregate.count
+            totals.count += g.aggregate.count
+            models[model] = b
+        }
+        let breakdown = models.values.sorted { a, b in
+            guard let x = a.modelID else { return b.modelID != nil }
+            guard let y = b.modelID else { return false }
+            return x.utf8.lexicographicallyPrecedes(y.utf8)
+        }
+        return (totals, breakdown)
+    }
+}

@@ -21,7 +21,7 @@ public struct SegmentHash: @unchecked Sendable {
     /// The lowercase hex hash.
     public func finalize() -> String { SegmentHash.hex(Array(hasher.finalize())) }
 
-    static func hex(_ bytes: [UInt8]) -> String {
+    public static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count * 2)

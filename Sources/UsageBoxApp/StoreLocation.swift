@@ -1,11 +1,16 @@
 import Foundation
+public import MeterStoreClickHouse
 public import MeterStoreHTTPClient
 public import MeterStoreSQLite
 public import Metering
-import ReconCore
+public import ReconCore
 
-/// The composition root's store choice: a running server (`--server URL --key K`), or the
-/// embedded SQLite file named by `--db`, `$USAGEBOX_DB`, or `./usagebox.db`.
+/// Everything `usagebox serve` needs of a store: events, keys and the reconciliation log.
+public typealias ServerStore = any MeterStore & KeyStore & ReconciliationLog
+
+/// The composition root's store choice: a running server (`--server URL --key K`), a ClickHouse
+/// store (`--store clickhouse://…` or `$USAGEBOX_STORE`), or the embedded SQLite file named by
+/// `--db` (or `--store sqlite:PATH`, `$USAGEBOX_DB`, `./usagebox.db`). Nothing else imports a backend.
 public enum StoreFactory {
     public static let defaultPath = "usagebox.db"
 
@@ -30,19 +35,66 @@ public enum StoreFactory {
         }
     }
 
-    /// The store a command works on: the server when `server` is given, else the embedded file.
-    public static func open(
-        db: String?, server: String?, key: String?,
+    /// A store URL: `--store`, else `$USAGEBOX_STORE`; nil means the SQLite file of `--db`.
+    static func storeURL(db: String?, store: String?, environment: [String: String]) throws -> String? {
+        if let store, !store.isEmpty {
+            if db != nil { throw UsageBoxError.invalidArgument("--db and --store exclude each other", field: "store") }
+            return store
+        }
+        if db == nil, let env = environment["USAGEBOX_STORE"], !env.isEmpty { return env }
+        return nil
+    }
+
+    /// The store `serve`, `keys` and the reconciliation commands work on. A ClickHouse store must be
+    /// at this binary's schema (`usagebox migrate`); `owns` says which accounts this process writes.
+    public static func openServerStore(
+        db: String?, store: String?, owns: @escaping @Sendable (String) -> Bool = { _ in true },
         environment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws -> any MeterStore {
+    ) async throws -> ServerStore {
+        guard let url = try storeURL(db: db, store: store, environment: environment) else {
+            return try openSQLite(path: resolvePath(db, environment: environment))
+        }
+        if url.hasPrefix("sqlite:") { return try openSQLite(path: String(url.dropFirst("sqlite:".count))) }
+        guard url.hasPrefix("clickhouse://") else {
+            throw UsageBoxError.invalidArgument("--store is clickhouse://host:port/database or sqlite:PATH, got '\(url)'", field: "store")
+        }
+        let clickhouse = try ClickHouseMeterStore(location: try ClickHouseLocation(url: url), owns: owns)
+        try await clickhouse.checkSchema()
+        return clickhouse
+    }
+
+    /// The store a command works on: the server when `server` is given, else the store of `--store` or `--db`.
+    public static func open(
+        db: String?, store: String? = nil, server: String?, key: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws -> any MeterStore {
         if let server, !server.isEmpty {
-            if db != nil { throw UsageBoxError.invalidArgument("--db and --server exclude each other", field: "server") }
+            if db != nil || store != nil { throw UsageBoxError.invalidArgument("--server excludes --db and --store", field: "server") }
             let k = key ?? environment["USAGEBOX_KEY"] ?? ""
             return try HTTPMeterStore(baseURL: server, key: k)
         }
-        return try openSQLite(path: resolvePath(db, environment: environment))
+        return try await openServerStore(db: db, store: store, environment: environment)
+    }
+
+    /// Creates or upgrades a ClickHouse store's schema (`usagebox migrate`).
+    public static func migrate(store url: String) async throws -> (from: Int, to: Int) {
+        guard url.hasPrefix("clickhouse://") else {
+            throw UsageBoxError.invalidArgument("usagebox migrate works on a clickhouse:// store (SQLite migrates itself when opened)", field: "store")
+        }
+        return try await ClickHouseMeterStore(location: try ClickHouseLocation(url: url)).migrate()
     }
 }
 
 /// The embedded store keeps reconciliation runs too.
 extension SQLiteMeterStore: ReconciliationLog {}
+/// So does the ClickHouse store.
+extension ClickHouseMeterStore: ReconciliationLog {}
+
+extension StoreFactory {
+    /// What a server does with its store before it answers: a ClickHouse store brings the open
+    /// segment rows of the accounts this process writes up to their stored events.
+    public static func recover(_ store: ServerStore) async throws {
+        if let owned = store as? OwnedWritesStore { return try await recover(owned.base) }
+        if let clickhouse = store as? ClickHouseMeterStore { try await clickhouse.recoverOpenSegments() }
+    }
+}

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import Metering
 
@@ -12,6 +13,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         context.key = try await api.authenticate(request, context)
-        return try await next(request, context)
+        // A write another server forwarded to this one (the owner of its account) is never forwarded again.
+        let forwarded = HTTPField.Name(WriteRouting.header).map { request.headers[$0] != nil } ?? false
+        return try await WriteRouting.$forwarded.withValue(forwarded) { try await next(request, context) }
     }
 }

@@ -69,10 +69,12 @@ public enum ServerStoreConformance {
         },
         ConformanceCheck("the reconciliation log keeps each report, replaces it when applied, and knows no other id") { store in
             let log = try log(store)
-            try await log.saveReconciliation(id: "rec_1", vendor: "anthropic", createdAt: F.ts("2026-06-02T09:00:00Z"), runBy: "key_a",
-                                             reportJSON: #"{"id":"rec_1","applied":false}"#)
-            try await log.saveReconciliation(id: "rec_2", vendor: "openai", createdAt: F.ts("2026-06-02T10:00:00Z"), runBy: "cli",
-                                             reportJSON: #"{"id":"rec_2","applied":false}"#)
+            try await log.saveReconciliation(
+                id: "rec_1", vendor: "anthropic", createdAt: F.ts("2026-06-02T09:00:00Z"), runBy: "key_a",
+                reportJSON: #"{"id":"rec_1","applied":false}"#)
+            try await log.saveReconciliation(
+                id: "rec_2", vendor: "openai", createdAt: F.ts("2026-06-02T10:00:00Z"), runBy: "cli",
+                reportJSON: #"{"id":"rec_2","applied":false}"#)
             try expectEqual(try await log.reconciliation(id: "rec_1"), #"{"id":"rec_1","applied":false}"#, "stored text")
             try await log.markReconciliationApplied(id: "rec_1", reportJSON: #"{"id":"rec_1","applied":true}"#, appliedAt: F.ts("2026-06-02T11:00:00Z"))
             try expectEqual(try await log.reconciliation(id: "rec_1"), #"{"id":"rec_1","applied":true}"#, "replaced when applied")

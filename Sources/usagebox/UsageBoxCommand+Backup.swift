@@ -34,3 +34,25 @@ extension UsageBoxCommand {
         }
     }
 }
+
+extension UsageBoxCommand {
+    struct Migrate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create or upgrade a ClickHouse store's schema (SQLite migrates itself when opened).",
+            discussion: """
+                usagebox migrate --store clickhouse://127.0.0.1:8123/usagebox
+                A store at a newer schema than this usagebox is refused. With ?cluster=NAME and every shard's host:port in the URL,
+                the events and rollups are created on every shard and Distributed tables over them.
+                """)
+        @Option(help: "The store, clickhouse://host:port[,host:port…]/database[?cluster=NAME] (default $USAGEBOX_STORE).")
+        var store: String?
+
+        func run() async throws {
+            guard let url = store ?? ProcessInfo.processInfo.environment["USAGEBOX_STORE"] else {
+                throw ValidationError("name the store: --store clickhouse://host:port/database")
+            }
+            let (from, to) = try await StoreFactory.migrate(store: url)
+            printOut(from == to ? "the store is at schema \(to); nothing to do" : "migrated the store from schema \(from) to \(to)")
+        }
+    }
+}

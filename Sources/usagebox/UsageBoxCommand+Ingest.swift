@@ -28,7 +28,7 @@ extension UsageBoxCommand {
         }
 
         func run() async throws {
-            let db = try store.open()
+            let db = try await store.open()
             let ingestor = FileIngestor(store: db, batchSize: batchSize)
             let mode: ProgressLine.Mode
             switch self.progress {

@@ -36,7 +36,7 @@ extension UsageBoxCommand {
                 params.append((String(f[..<eq]), String(f[f.index(after: eq)...])))
             }
             let query = try UsageQuery.fromParameters(params, scope: account.map { .accounts([$0]) } ?? .all)
-            let db = try store.open()
+            let db = try await store.open()
             let result = try await db.usage(query)
             printOut(json ? JSONWriter.write(result.jsonValue) : Rendering.usage(result))
         }
@@ -56,7 +56,7 @@ extension UsageBoxCommand {
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            let db = try store.open()
+            let db = try await store.open()
             let report = try await db.verify(VerifyRequest(account: account, range: try period.range(), mode: mode, byDay: groupBy == .day))
             printOut(json ? JSONWriter.write(report.jsonValue) : Rendering.verify(report))
             if failOnDrift, !report.ok { throw ExitCode.verifyDrift }
@@ -75,7 +75,7 @@ extension UsageBoxCommand {
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            let db = try store.open()
+            let db = try await store.open()
             let range = try period.range()
             let report = try await db.explain(account: account, range: range)
             printOut(json ? JSONWriter.write(report.jsonValue) : Rendering.explain(report))
@@ -98,7 +98,7 @@ extension UsageBoxCommand {
             @Flag(help: "Print the API's JSON.") var json = false
 
             func run() async throws {
-                let db = try store.open()
+                let db = try await store.open()
                 let record = try await db.closePeriod(account: account, period: period)
                 printOut(json ? JSONWriter.write(record.jsonValue) : "\(record.accountID) \(record.period) closed at \(record.closedAt.rfc3339)")
             }
@@ -111,7 +111,7 @@ extension UsageBoxCommand {
             @Flag(help: "Print the API's JSON.") var json = false
 
             func run() async throws {
-                let db = try store.open()
+                let db = try await store.open()
                 let records = try await db.periods(account: account)
                 if json {
                     printOut(JSONWriter.write(PeriodList(accountID: account, periods: records).jsonValue))
@@ -133,7 +133,7 @@ extension UsageBoxCommand {
             @Flag(help: "Print the API's JSON.") var json = false
 
             func run() async throws {
-                let db = try store.open()
+                let db = try await store.open()
                 let meters = try await db.meters(scope: .all)
                 if json {
                     printOut(JSONWriter.write(MeterList(meters: meters).jsonValue))
@@ -160,7 +160,7 @@ extension UsageBoxCommand {
             @Flag(help: "Print the API's JSON.") var json = false
 
             func run() async throws {
-                let db = try store.open()
+                let db = try await store.open()
                 var dims: [String]?
                 if let rollupDimensions, rollupDimensions != "*" {
                     dims = rollupDimensions.split(separator: ",").map { String($0) }
@@ -191,7 +191,7 @@ extension UsageBoxCommand {
             @Argument(help: "One SELECT statement.") var sql: String
 
             func run() async throws {
-                let db = try store.open()
+                let db = try await store.open()
                 let result = try await db.sql(sql, scope: account.map { .accounts([$0]) } ?? .all, timeLimitSeconds: timeout, rowLimit: 10_000)
                 printOut(json ? JSONWriter.write(result.jsonValue) : Rendering.sql(result))
             }
@@ -222,7 +222,7 @@ extension UsageBoxCommand {
                 }
                 let body = try UsageQuery.jsonBody(value)
                 let query = try UsageQuery.from(body, scope: body.accountID.map { AccountScope.accounts([$0]) } ?? .all)
-                let db = try store.open()
+                let db = try await store.open()
                 let result = try await db.usage(query)
                 printOut(json ? JSONWriter.write(result.jsonValue) : Rendering.usage(result))
             }

@@ -116,7 +116,7 @@ extension UsageBoxCommand.Reconcile {
         func run() async throws {
             let service = try ReconciliationService()
             let options = try request(service: service).resolve(scope: .all, runBy: "cli")
-            let db = try store.open()
+            let db = try await store.open()
             let report: ReconciliationReport
             let outcome: ReconciliationRunner.ApplyOutcome
             do {
@@ -177,7 +177,7 @@ extension UsageBoxCommand.Reconcile {
 
         /// Applies or reverts on the server (its record changes) or on the embedded store.
         static func act(_ action: String, id: String, confirmLarge: Bool, store: StoreOptions) async throws -> IngestResponse {
-            let db = try store.open()
+            let db = try await store.open()
             do {
                 if let remote = db as? HTTPMeterStore {
                     return try await remote.reconciliationAction(action, id: id, confirmLarge: confirmLarge)
@@ -306,7 +306,7 @@ extension UsageBoxCommand {
 
             func run() async throws {
                 let service = try ReconciliationService()
-                let db = try store.open()
+                let db = try await store.open()
                 let report: ReconciliationReport
                 if let remote = db as? HTTPMeterStore {
                     report = try ReconciliationJSON.decode(ReconciliationReport.self, from: try await remote.reconciliationReportText(id: fromReport))

@@ -18,8 +18,11 @@ extension UsageBoxCommand {
 
         @Option(help: "Address to listen on.") var host = "127.0.0.1"
         @Option(help: "Port (0 picks a free one; the URL is printed on stdout once listening).") var port = 8080
-        @Option(help: "The embedded store file (default ./usagebox.db or $USAGEBOX_DB).") var db: String?
+        @OptionGroup var location: LocalStoreOptions
         @Option(help: "The least severity logged.") var logLevel: Logger.Level = .info
+        @Option(help: "Every serve process sharing this store, as URLs, the same list in the same order on each (a ClickHouse store).")
+        var peers: String?
+        @Option(help: "This process's place in --peers, from 0.") var node: Int?
         @Option(name: .customLong("max-invoice-mb"), help: "The largest invoice a reconciliation request may carry, in MiB.") var maxInvoiceMB = 32
         @Option(name: .customLong("expensive-per-key"), help: "Expensive requests (SQL, JSON query, verify, explain, reconcile) at once per key.")
         var expensivePerKey = 2
@@ -36,12 +39,21 @@ extension UsageBoxCommand {
                 handler.logLevel = level
                 return handler
             }
-            let path = StoreFactory.resolvePath(db)
-            let store = try StoreFactory.openSQLite(path: path)
+            let env = ProcessInfo.processInfo.environment["USAGEBOX_KEY"]
+            // With peers, each account has one writer: this process, or the peer it forwards to.
+            var ring: PeerRing?
+            if let peers {
+                guard let node else { throw ValidationError("--peers needs --node (this server's place in the list)") }
+                guard let env, !env.isEmpty else { throw ValidationError("--peers needs $USAGEBOX_KEY, the admin key the peers share to forward writes") }
+                ring = try PeerRing(peers: peers.split(separator: ",").map(String.init), node: node)
+            }
+            let owner = ring
+            var store = try await location.open(owns: { owner?.owns($0) ?? true })
+            if let ring, let env { store = try OwnedWritesStore(base: store, ring: ring, key: env) }
+            try await StoreFactory.recover(store)
             var logger = Logger(label: "usagebox")
             logger.logLevel = level
-            logger.info("UsageBox serving", metadata: ["store": "\(path)", "address": "\(host):\(port)"])
-            let env = ProcessInfo.processInfo.environment["USAGEBOX_KEY"]
+            logger.info("UsageBox serving", metadata: ["store": "\(location.description)", "address": "\(host):\(port)"])
             let host = self.host
             guard maxInvoiceMB > 0, maxInvoiceMB <= 1024, expensivePerKey > 0, expensiveOverall >= expensivePerKey, idleTimeout > 0, requestTimeout > 0 else {
                 throw ValidationError("limits must be positive, --max-invoice-mb at most 1024, --expensive-overall at least --expensive-per-key")
@@ -68,13 +80,13 @@ extension UsageBoxCommand {
 
         struct Create: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Create a key and print its secret once.")
-            @Option(help: "The store file.") var db: String?
+            @OptionGroup var location: LocalStoreOptions
             @Option(help: "The account the key is for (optional for admin keys).") var account: String?
             @Option(help: "What the key may do.") var role: KeyRole = .reader
             @Flag(help: "Print {key_id, secret, account_id, role}.") var json = false
 
             func run() async throws {
-                let store = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(db))
+                let store = try await location.open()
                 let (key, secret) = try await store.createKey(account: account, role: role)
                 if json {
                     printOut(JSONWriter.write(CreatedKey(key: key, secret: secret).jsonValue))
@@ -86,11 +98,11 @@ extension UsageBoxCommand {
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List keys (never their secrets).")
-            @Option(help: "The store file.") var db: String?
+            @OptionGroup var location: LocalStoreOptions
             @Flag(help: "Print JSON.") var json = false
 
             func run() async throws {
-                let store = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(db))
+                let store = try await location.open()
                 let keys = try await store.listKeys()
                 if json {
                     printOut(JSONWriter.write(KeyList(keys: keys).jsonValue))
@@ -108,12 +120,12 @@ extension UsageBoxCommand {
 
         struct Revoke: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Revoke a key; it stops working at once.")
-            @Option(help: "The store file.") var db: String?
+            @OptionGroup var location: LocalStoreOptions
             @Argument(help: "The key id.") var keyID: String
             @Flag(help: "Print JSON.") var json = false
 
             func run() async throws {
-                let store = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(db))
+                let store = try await location.open()
                 let key = try await store.revokeKey(keyID)
                 printOut(json ? JSONWriter.write(key.jsonValue) : "\(key.keyID) revoked at \(key.revokedAt?.rfc3339 ?? "")")
             }

@@ -17,7 +17,7 @@ struct UsageBoxCommand: AsyncParsableCommand {
             """,
         subcommands: [
             Serve.self, Ingest.self, Usage.self, Verify.self, Explain.self, Periods.self, Meters.self, Query.self, Keys.self,
-            Reconcile.self, Vendors.self, RateCards.self, Rules.self, Backup.self, Restore.self, Demo.self,
+            Reconcile.self, Vendors.self, RateCards.self, Rules.self, Backup.self, Restore.self, Migrate.self, Demo.self,
         ]
     )
 }
@@ -26,14 +26,30 @@ struct UsageBoxCommand: AsyncParsableCommand {
 struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "The embedded store file (default ./usagebox.db or $USAGEBOX_DB).")
     var db: String?
+    @Option(name: .long, help: "A store by URL: clickhouse://host:port/database (or sqlite:PATH); default $USAGEBOX_STORE.")
+    var store: String?
     @Option(name: .long, help: "Work against a running UsageBox server instead, e.g. http://127.0.0.1:8080.")
     var server: String?
     @Option(name: .long, help: "The API key for --server (default $USAGEBOX_KEY).")
     var key: String?
 
-    func open() throws -> any MeterStore {
-        try StoreFactory.open(db: db, server: server, key: key)
+    func open() async throws -> any MeterStore {
+        try await StoreFactory.open(db: db, store: store, server: server, key: key)
     }
+}
+
+/// The store of commands that work on it directly (serve, keys, migrate): `--db PATH` or `--store URL`.
+struct LocalStoreOptions: ParsableArguments, CustomStringConvertible {
+    @Option(name: .long, help: "The embedded store file (default ./usagebox.db or $USAGEBOX_DB).")
+    var db: String?
+    @Option(name: .long, help: "A store by URL: clickhouse://host:port/database (or sqlite:PATH); default $USAGEBOX_STORE.")
+    var store: String?
+
+    func open(owns: @escaping @Sendable (String) -> Bool = { _ in true }) async throws -> ServerStore {
+        try await StoreFactory.openServerStore(db: db, store: store, owns: owns)
+    }
+
+    var description: String { store ?? ProcessInfo.processInfo.environment["USAGEBOX_STORE"] ?? StoreFactory.resolvePath(db) }
 }
 
 /// The exit codes scripts rely on, beyond 0 (success), 1 (error) and 2 (bad usage).

@@ -1,0 +1,183 @@
+import AsyncHTTPClient
+import ExactJSON
+import Foundation
+public import Metering
+import NIOCore
+import NIOHTTP1
+
+/// Where a ClickHouse store lives: `clickhouse://host:port[,host:port…]/database[?user=…&password=…&cluster=…]`.
+/// Every host is a server's HTTP interface; the first answers queries. With `cluster`, the
+/// hosts are the shards of that `remote_servers` cluster: events and rollups are sharded by
+/// account, the small tables live on the first host.
+public struct ClickHouseLocation: Sendable, Equatable {
+    public var hosts: [String]
+    public var database: String
+    public var user: String?
+    public var password: String?
+    public var cluster: String?
+
+    public init(url: String) throws {
+        guard url.hasPrefix("clickhouse://") else {
+            throw UsageBoxError.invalidArgument("a ClickHouse store is clickhouse://host:port/database, got '\(url)'", field: "store")
+        }
+        var rest = Substring(url.dropFirst("clickhouse://".count))
+        var query = ""
+        if let q = rest.firstIndex(of: "?") {
+            query = String(rest[rest.index(after: q)...])
+            rest = rest[..<q]
+        }
+        guard let slash = rest.firstIndex(of: "/") else {
+            throw UsageBoxError.invalidArgument("name the database: clickhouse://host:port/database", field: "store")
+        }
+        hosts = rest[..<slash].split(separator: ",").map(String.init)
+        database = String(rest[rest.index(after: slash)...])
+        guard !hosts.isEmpty, hosts.allSatisfy({ !$0.isEmpty && !$0.contains("@") }) else {
+            throw UsageBoxError.invalidArgument("name at least one host:port (credentials go in ?user=&password=)", field: "store")
+        }
+        guard !database.isEmpty, database.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+            throw UsageBoxError.invalidArgument("the database name is letters, digits and _, got '\(database)'", field: "store")
+        }
+        for pair in query.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+            guard kv.count == 2 else { continue }
+            switch kv[0] {
+            case "user": user = kv[1]
+            case "password": password = kv[1]
+            case "cluster": cluster = kv[1]
+            default: throw UsageBoxError.invalidArgument("unknown store option '\(kv[0])' (user, password, cluster)", field: "store")
+            }
+        }
+        if let cluster, !cluster.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+            throw UsageBoxError.invalidArgument("the cluster name is letters, digits and _, got '\(cluster)'", field: "store")
+        }
+    }
+}
+
+/// A ClickHouse server error, with its code (`Code: 60`), kept for callers that map some of them.
+struct ClickHouseError: Error, CustomStringConvertible {
+    var code: Int?
+    var message: String
+    var description: String { message }
+}
+
+/// ClickHouse's HTTP interface: statements as request bodies, answers as `JSONCompact`, rows in as
+/// `JSONEachRow`. Every value put into SQL text goes through `quote` (strings) or is an integer.
+struct ClickHouseClient: Sendable {
+    let host: String
+    let user: String?
+    let password: String?
+    let timeout: TimeAmount
+
+    init(host: String, user: String?, password: String?, timeoutSeconds: Int64 = 300) {
+        self.host = host
+        self.user = user
+        self.password = password
+        self.timeout = .seconds(timeoutSeconds)
+    }
+
+    /// A SQL string literal.
+    static func quote(_ s: String) -> String {
+        var out = "'"
+        for c in s.unicodeScalars {
+            switch c {
+            case "\\": out += "\\\\"
+            case "'": out += "\\'"
+            case "\0": out += "\\0"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out + "'"
+    }
+
+    static func list(_ values: [String]) -> String { values.map(quote).joined(separator: ", ") }
+
+    /// Runs a statement; the answer's body, at most `limit` bytes.
+    func execute(_ sql: String, settings: [String: String] = [:], body: [UInt8]? = nil, limit: Int = 256 << 20) async throws -> ByteBuffer {
+        var params = settings
+        if let user { params["user"] = user }
+        if let password { params["password"] = password }
+        var url = "http://\(host)/"
+        var payload: [UInt8]
+        if let body {
+            params["query"] = sql
+            payload = body
+        } else {
+            payload = Array(sql.utf8)
+        }
+        if !params.isEmpty {
+            let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+            url +=
+                "?"
+                + params.sorted { $0.key < $1.key }.map {
+                    "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0.value)"
+                }.joined(separator: "&")
+        }
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.body = .bytes(ByteBuffer(bytes: payload))
+        let response: HTTPClientResponse
+        do {
+            response = try await HTTPClient.shared.execute(request, timeout: timeout)
+        } catch {
+            throw UsageBoxError(.internal, "cannot reach ClickHouse at \(host): \(error)")
+        }
+        let answer: ByteBuffer
+        do {
+            answer = try await response.body.collect(upTo: limit)
+        } catch {
+            throw UsageBoxError.invalidArgument("the answer is larger than \(limit >> 20) MiB; narrow the query", field: "sql")
+        }
+        guard response.status == .ok else {
+            let text = String(buffer: answer).trimmingCharacters(in: .whitespacesAndNewlines)
+            var code: Int?
+            if text.hasPrefix("Code: "), let end = text.firstIndex(of: ",") {
+                code = Int(text[text.index(text.startIndex, offsetBy: 6)..<end])
+            }
+            throw ClickHouseError(code: code, message: text)
+        }
+        return answer
+    }
+
+    /// A statement that answers nothing (DDL, inserts with VALUES).
+    func command(_ sql: String, settings: [String: String] = [:]) async throws {
+        _ = try await execute(sql, settings: settings)
+    }
+
+    /// The rows of a query, each a list of values as ClickHouse writes them in JSON (64-bit
+    /// integers as strings, by default), and the column types.
+    func rows(_ sql: String, settings: [String: String] = [:], limit: Int = 256 << 20) async throws -> (names: [String], types: [String], rows: [[JSONValue]]) {
+        let answer = try await execute(sql + "\nFORMAT JSONCompact", settings: settings, limit: limit)
+        let value = try answer.withUnsafeReadableBytes { try JSONParser.parse(bytes: $0.bindMemory(to: UInt8.self)) }
+        let meta = value["meta"]?.arrayValue ?? []
+        let rows = (value["data"]?.arrayValue ?? []).map { $0.arrayValue ?? [] }
+        return (meta.map { $0["name"]?.stringValue ?? "" }, meta.map { $0["type"]?.stringValue ?? "" }, rows)
+    }
+
+    /// Inserts rows (JSON objects) in one statement: one part, all or nothing.
+    func insert(into table: String, _ rows: [JSONValue], settings: [String: String] = [:]) async throws {
+        guard !rows.isEmpty else { return }
+        var body: [UInt8] = []
+        body.reserveCapacity(rows.count * 256)
+        for row in rows {
+            body += Array(JSONWriter.write(row).utf8)
+            body.append(0x0A)
+        }
+        _ = try await execute("INSERT INTO \(table) FORMAT JSONEachRow", settings: settings, body: body)
+    }
+}
+
+extension JSONValue {
+    /// A ClickHouse integer, written as a number or (64-bit) as a string.
+    var chInt: Int64? {
+        switch self {
+        case let .number(n): return Int64(exactly: n)
+        case let .string(s): return Int64(exactly: s)
+        default: return nil
+        }
+    }
+
+    var chString: String? { stringValue }
+}

@@ -1,0 +1,403 @@
+import Crypto
+import ExactJSON
+public import Metering
+import SegmentChain
+
+extension ClickHouseMeterStore {
+    public func ingest(_ batch: IngestBatch) async throws -> IngestResponse {
+        try await writer.exclusive { try await self.write(batch) }
+    }
+
+    /// A meter as ingest needs it: its unit once it has one.
+    struct MeterUnit {
+        var unit: String?
+    }
+
+    func loadMeterUnits() async throws -> [String: String?] {
+        var out: [String: String?] = [:]
+        for r in try await rows("SELECT meter_id, argMax(unit, version) FROM \(t("meters")) GROUP BY meter_id") {
+            if let id = r[0].chString { out[id] = r[1].chString }
+        }
+        return out
+    }
+
+    /// Writes one batch: decides every event against what is stored (this process is the only
+    /// writer of these accounts), then inserts the accepted ones in one statement.
+    func write(_ batch: IngestBatch) async throws -> IngestResponse {
+        let now = clock().microseconds
+        var response = IngestResponse()
+        for account in batch.accounts where !owns(account) {
+            throw UsageBoxError(.conflict, "this server does not write account \(account); its owner does (the peers' configuration differs?)")
+        }
+        let accounts = batch.accounts
+        var meters = try await loadMeterUnits()
+        var newMeters: [String: String?] = [:]
+        var closed: [String: Set<String>] = [:]
+        var existing: [String: [String: String]] = [:]
+        if !accounts.isEmpty {
+            let inAccounts = ClickHouseClient.list(accounts)
+            for r in try await rows("SELECT account_id, period FROM \(t("periods")) WHERE account_id IN (\(inAccounts)) GROUP BY account_id, period") {
+                if let a = r[0].chString, let p = r[1].chString { closed[a, default: []].insert(p) }
+            }
+            var ids: [String] = []
+            for case let .event(e) in batch.items { ids.append(e.eventID) }
+            for r in try await rows(
+                "SELECT account_id, event_id, any(content) FROM \(t("events")) WHERE account_id IN (\(inAccounts)) AND event_id IN (\(ClickHouseClient.list(ids))) GROUP BY account_id, event_id"
+            ) {
+                if let a = r[0].chString, let id = r[1].chString, let c = r[2].chString { existing[a, default: [:]][id] = c }
+            }
+        }
+        var states: [String: ClickHouseAccountState] = [:]
+        for account in accounts { states[account] = try await accountState(account) }
+
+        var rowsToInsert: [JSONValue] = []
+        var pending: [String: String] = [:]  // account \0 event id → content, this batch
+        var careful = CarefulSums()
+        func problem(_ i: Int, _ id: String?, _ status: IngestResponse.Problem.Status, _ code: String, _ message: String, _ field: String? = nil) {
+            if status == .rejected { response.rejected += 1 } else { response.conflicts += 1 }
+            response.errors.append(.init(index: i, eventID: id, status: status, code: code, message: message, field: field))
+        }
+
+        do {
+            for i in batch.items.indices {
+                guard let p = batch.prepared[i], case let .event(e) = batch.items[i] else {
+                    if case let .invalid(r) = batch.items[i] { problem(i, r.eventID, .rejected, r.code, r.message, r.field) }
+                    continue
+                }
+                let encoded = Array(batch.canonical[p.canonical])
+                let content = SegmentHash.hex(Array(SHA256.hash(data: encoded)))
+                let seenKey = e.accountID + "\u{0}" + e.eventID
+                if let stored = pending[seenKey] ?? existing[e.accountID]?[e.eventID] {
+                    if stored == content {
+                        response.duplicates += 1
+                    } else {
+                        problem(
+                            i, e.eventID, .conflict, "conflict",
+                            "event \(e.eventID) of \(e.accountID) was already stored with different content; the original stays")
+                    }
+                    continue
+                }
+                if let unit = e.unit, let known = (newMeters[e.meterID] ?? meters[e.meterID]) ?? nil, known != unit {
+                    problem(i, e.eventID, .rejected, "unit_mismatch", "meter \(e.meterID) counts '\(known)', not '\(unit)'", "unit")
+                    continue
+                }
+                let inClosed = closed[e.accountID]?.contains(e.timestamp.monthString) == true
+                if inClosed, e.kind == .usage {
+                    problem(
+                        i, e.eventID, .rejected, "period_closed",
+                        "period \(e.timestamp.monthString) of \(e.accountID) is closed; record a Correction instead", "timestamp")
+                    continue
+                }
+                guard var state = states[e.accountID] else { continue }
+                // Sums past 64 bits: cheap when the account's magnitude is far from it, exact otherwise.
+                if state.magnitude + Double(e.quantity.magnitude) >= 4.0e18 {
+                    if let what = try await careful.overflow(self, e, rows: rowsToInsert, segmentSum: state.open?.sum ?? 0) {
+                        problem(
+                            i, e.eventID, .rejected, "quantity_overflow",
+                            "adding \(e.quantity) would push \(what) past a 64-bit integer; nothing was stored for this event", "quantity")
+                        continue
+                    }
+                }
+                // The account's open segment, sealed first when full or old (its events are stored first).
+                if let open = state.open, open.count >= UInt64(segmentMaxEvents) || now - open.openedAt >= segmentMaxAge {
+                    try await insert("events", rowsToInsert)
+                    rowsToInsert.removeAll()
+                    try await persist(states)
+                    state = try await seal(e.accountID, state, now: now)
+                }
+                if state.open == nil {
+                    state.lastSegmentID += 1
+                    state.open = OpenSegmentState(id: state.lastSegmentID, openedAt: now, count: 0, sum: 0, running: MultisetHash())
+                }
+                guard var open = state.open else { continue }
+                rowsToInsert.append(Self.row(e, content: content, segment: open.id, ordinal: open.count, postClose: inClosed, now: now))
+                open.count += 1
+                open.sum = open.sum &+ e.quantity
+                open.firstTs = min(open.firstTs ?? .max, e.timestamp.microseconds)
+                open.lastTs = max(open.lastTs ?? .min, e.timestamp.microseconds)
+                encoded.withUnsafeBytes { open.running.add(canonical: $0) }
+                state.open = open
+                state.magnitude += Double(e.quantity.magnitude)
+                states[e.accountID] = state
+                pending[seenKey] = content
+                // A meter first seen now is recorded; one without a unit takes the event's.
+                let known: String?? = newMeters[e.meterID] ?? meters[e.meterID]
+                if known == nil || (known == .some(nil) && e.unit != nil) { newMeters[e.meterID] = e.unit }
+                response.accepted += 1
+                if inClosed { response.postClose += 1 }
+            }
+        }
+        do {
+            try await insert("events", rowsToInsert)
+        } catch {
+            for account in accounts { await writer.set(account, nil) }  // reread from the store next time
+            throw error
+        }
+        if !newMeters.isEmpty {
+            var meterRows: [JSONValue] = []
+            for (id, unit) in newMeters.sorted(by: { $0.key < $1.key }) {
+                meterRows.append(
+                    .object([
+                        ("meter_id", .string(id)), ("unit", unit.map(JSONValue.string) ?? .null),
+                        ("rollup_dimensions", .null), ("version", .int(Int64(await nextVersion()))),
+                    ]))
+                meters[id] = unit
+            }
+            try await insert("meters", meterRows)
+        }
+        try await persist(states)
+        return response
+    }
+
+    /// An event as a row of `events`.
+    static func row(_ e: UsageEvent, content: String, segment: UInt64, ordinal: UInt64, postClose: Bool, now: Int64) -> JSONValue {
+        .object([
+            ("account_id", .string(e.accountID)), ("event_id", .string(e.eventID)), ("meter_id", .string(e.meterID)),
+            ("model_id", e.modelID.map(JSONValue.string) ?? .null), ("kind", .string(e.kind.rawValue)),
+            ("correction_ref", e.correctionRef.map(JSONValue.string) ?? .null), ("quantity", .int(e.quantity)),
+            ("unit", e.unit.map(JSONValue.string) ?? .null), ("ts", .int(e.timestamp.microseconds)),
+            ("dim_keys", .array(e.dimensions.map { .string($0.key) })), ("dim_values", .array(e.dimensions.map { .string($0.value) })),
+            ("dimensions", .string(UsageEvent.canonicalDimensions(e.dimensions))), ("content", .string(content)),
+            ("segment_id", .number(String(segment))), ("ordinal", .number(String(ordinal))), ("post_close", .int(postClose ? 1 : 0)),
+            ("ingested_at", .int(now)),
+        ])
+    }
+
+    /// Writes the accounts' open segments (count, sum, time range, running hash) and remembers them.
+    func persist(_ states: [String: ClickHouseAccountState]) async throws {
+        var segmentRows: [JSONValue] = []
+        for (account, state) in states.sorted(by: { $0.key < $1.key }) {
+            if let open = state.open {
+                segmentRows.append(await segmentRow(account, open, sealedAt: nil, sha: nil, prev: nil))
+            }
+        }
+        try await insert("segments", segmentRows)
+        for (account, state) in states { await writer.set(account, state) }
+    }
+
+    func segmentRow(_ account: String, _ s: OpenSegmentState, sealedAt: Int64?, sha: String?, prev: String?) async -> JSONValue {
+        .object([
+            ("account_id", .string(account)), ("segment_id", .number(String(s.id))), ("opened_at", .int(s.openedAt)),
+            ("sealed_at", sealedAt.map { .int($0) } ?? .null), ("event_count", .number(String(s.count))), ("sum", .int(s.sum)),
+            ("first_ts", s.firstTs.map { .int($0) } ?? .null), ("last_ts", s.lastTs.map { .int($0) } ?? .null),
+            ("sha256", sha.map(JSONValue.string) ?? .null), ("prev_sha256", prev.map(JSONValue.string) ?? .null),
+            ("running_hash", .string(s.running.hex)), ("version", .number(String(await nextVersion()))),
+        ])
+    }
+
+    /// What this process knows of an account it writes; read from the store on first use. An open
+    /// segment's state is rebuilt from its stored events, so a writer that stopped between writing
+    /// events and writing the segment's row picks up exactly where the events are.
+    func accountState(_ account: String) async throws -> ClickHouseAccountState {
+        if let known = await writer.state(account) { return known }
+        let segs = try await rows(
+            """
+            SELECT segment_id, argMax(opened_at, version), argMax(sealed_at, version), argMax(sha256, version)
+            FROM \(t("segments")) WHERE account_id = \(ClickHouseClient.quote(account)) GROUP BY segment_id ORDER BY segment_id
+            """)
+        var state = ClickHouseAccountState(chainHead: nil, lastSegmentID: 0, open: nil, magnitude: 0)
+        for r in segs {
+            let id = UInt64(r[0].chInt ?? 0)
+            state.lastSegmentID = max(state.lastSegmentID, id)
+            if r[2] != .null {
+                state.chainHead = r[3].chString
+            } else {
+                state.open = OpenSegmentState(id: id, openedAt: r[1].chInt ?? 0, count: 0, sum: 0, running: MultisetHash())
+            }
+        }
+        // Events of a segment whose row was never written (a writer stopped in between) still count.
+        let maxEventSegment = try await rows(
+            "SELECT max(segment_id), sum(toFloat64(abs(quantity))) FROM \(t("events")) WHERE account_id = \(ClickHouseClient.quote(account))")
+        if let top = maxEventSegment.first?[0].chInt, top > 0 {
+            if UInt64(top) > state.lastSegmentID {
+                state.lastSegmentID = UInt64(top)
+                state.open = OpenSegmentState(id: UInt64(top), openedAt: clock().microseconds, count: 0, sum: 0, running: MultisetHash())
+            }
+        }
+        if case let .number(m)? = maxEventSegment.first?[1] { state.magnitude = Double(m) ?? 0 }
+        if var open = state.open {
+            let digest = try await digest(account, segment: open.id, previous: state.chainHead)
+            open.count = digest.count
+            open.sum = digest.sum
+            open.firstTs = digest.firstTs
+            open.lastTs = digest.lastTs
+            open.running = digest.multiset
+            state.open = open
+        }
+        return state
+    }
+
+    /// Seals an account's open segment: its events re-read in ingest order, hashed and chained.
+    func seal(_ account: String, _ state: ClickHouseAccountState, now: Int64) async throws -> ClickHouseAccountState {
+        guard let open = state.open else { return state }
+        var next = state
+        let d = try await digest(account, segment: open.id, previous: state.chainHead)
+        guard d.count > 0 else { return state }
+        let sha = d.hash.finalize()
+        var sealed = open
+        sealed.count = d.count
+        sealed.sum = d.sum
+        sealed.firstTs = d.firstTs
+        sealed.lastTs = d.lastTs
+        try await insert("segments", [await segmentRow(account, sealed, sealedAt: now, sha: sha, prev: state.chainHead)])
+        if d.multiset != open.running {
+            // Sealing does not launder an edit made to the open segment: the re-hash says so.
+            try await insert(
+                "segment_checks",
+                [
+                    .object([
+                        ("account_id", .string(account)), ("segment_id", .number(String(open.id))), ("checked_at", .int(now)),
+                        ("corrupt_reason", .string("its stored events do not match the running hash kept while it was open")),
+                    ])
+                ])
+        }
+        next.chainHead = sha
+        next.open = nil
+        return next
+    }
+
+    /// Seals the open segments of the accounts this process writes (at shutdown).
+    public func sealOpenSegments() async throws {
+        try await writer.exclusive {
+            let now = self.clock().microseconds
+            for account in try await self.openSegmentAccounts() where self.owns(account) {
+                let state = try await self.accountState(account)
+                await self.writer.set(account, try await self.seal(account, state, now: now))
+            }
+        }
+    }
+
+    /// Seals open segments older than the age limit (the server's timer).
+    public func sealExpiredSegments() async throws {
+        try await writer.exclusive {
+            let now = self.clock().microseconds
+            for account in try await self.openSegmentAccounts(openedBefore: now - self.segmentMaxAge) where self.owns(account) {
+                let state = try await self.accountState(account)
+                await self.writer.set(account, try await self.seal(account, state, now: now))
+            }
+        }
+    }
+
+    /// Brings every open segment row of the accounts this process writes up to its stored events
+    /// (a writer stopped between the two writes); a server runs it when it starts.
+    public func recoverOpenSegments() async throws {
+        try await writer.exclusive {
+            var states: [String: ClickHouseAccountState] = [:]
+            for account in try await self.openSegmentAccounts() where self.owns(account) {
+                await self.writer.set(account, nil)
+                states[account] = try await self.accountState(account)
+            }
+            try await self.persist(states)
+        }
+    }
+
+    func openSegmentAccounts(openedBefore: Int64 = .max) async throws -> [String] {
+        let fromSegments = try await rows(
+            """
+            SELECT account_id FROM (
+                SELECT account_id, segment_id, argMax(sealed_at, version) AS sealed, argMax(opened_at, version) AS opened
+                FROM \(t("segments")) GROUP BY account_id, segment_id)
+            WHERE isNull(sealed) AND opened < \(openedBefore) GROUP BY account_id ORDER BY account_id
+            """)
+        return fromSegments.compactMap { $0[0].chString }
+    }
+
+    /// An event row read back, for hashing.
+    static let eventColumns = "event_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts, dimensions"
+
+    static func event(_ r: [JSONValue], account: String) -> UsageEvent? {
+        guard let id = r[0].chString, let meter = r[1].chString, let kind = r[3].chString.flatMap(EventKind.init(rawValue:)),
+            let quantity = r[5].chInt, let ts = r[7].chInt, let dims = r[8].chString
+        else { return nil }
+        return UsageEvent(
+            eventID: id, accountID: account, meterID: meter, modelID: r[2].chString, kind: kind, correctionRef: r[4].chString,
+            quantity: quantity, unit: r[6].chString, timestamp: Timestamp(microseconds: ts),
+            sortedDimensions: UsageEvent.decodeDimensions(dims))
+    }
+
+    struct Digest {
+        var hash: SegmentHash
+        var multiset = MultisetHash()
+        var count: UInt64 = 0
+        var sum: Int64 = 0
+        var firstTs: Int64?
+        var lastTs: Int64?
+        /// Event rows that could not be read back as events.
+        var unreadable = 0
+    }
+
+    /// A segment's stored events, re-read in ingest order and hashed.
+    func digest(_ account: String, segment: UInt64, previous: String?) async throws -> Digest {
+        var d = Digest(hash: SegmentHash(previous: previous))
+        let stored = try await rows(
+            """
+            SELECT \(Self.eventColumns) FROM \(t("events"))
+            WHERE account_id = \(ClickHouseClient.quote(account)) AND segment_id = \(segment) ORDER BY ordinal, event_id
+            """)
+        var buffer: [UInt8] = []
+        for r in stored {
+            guard let e = Self.event(r, account: account) else {
+                d.unreadable += 1
+                continue
+            }
+            buffer.removeAll(keepingCapacity: true)
+            e.appendCanonical(to: &buffer)
+            buffer.withUnsafeBytes {
+                d.hash.add(canonical: $0)
+                d.multiset.add(canonical: $0)
+            }
+            d.count += 1
+            d.sum = d.sum &+ e.quantity
+            d.firstTs = min(d.firstTs ?? .max, e.timestamp.microseconds)
+            d.lastTs = max(d.lastTs ?? .min, e.timestamp.microseconds)
+        }
+        return d
+    }
+}
+
+/// The exact check for an account whose magnitude comes near 2^63: the stored sums of the event's
+/// hour and day, read as high and low halves so that nothing wraps, plus this batch's.
+struct CarefulSums {
+    var cells: [String: (Int64, Int64)] = [:]  // "hour:…" / "day:…" of a rollup key → (stored hi, stored lo)
+
+    mutating func overflow(_ store: ClickHouseMeterStore, _ e: UsageEvent, rows: [JSONValue], segmentSum: Int64) async throws -> String? {
+        if segmentSum.addingReportingOverflow(e.quantity).overflow { return "its segment's total" }
+        let key = """
+            account_id = \(ClickHouseClient.quote(e.accountID)) AND meter_id = \(ClickHouseClient.quote(e.meterID)) \
+            AND ifNull(model_id, '') = \(ClickHouseClient.quote(e.modelID ?? "")) AND kind = \(ClickHouseClient.quote(e.kind.rawValue)) \
+            AND ifNull(unit, '') = \(ClickHouseClient.quote(e.unit ?? "")) AND dimensions = \(ClickHouseClient.quote(UsageEvent.canonicalDimensions(e.dimensions)))
+            """
+        for (what, micros) in [("its hour's rollup", Timestamp.microsPerHour), ("its day's rollup", Timestamp.microsPerHour * 24)] {
+            let bucket = e.timestamp.microseconds / micros
+            let r = try await store.rows(
+                """
+                SELECT sum(intDiv(quantity, \(ClickHouseSchema.half))), sum(quantity % \(ClickHouseSchema.half)) FROM \(store.t("events"))
+                WHERE \(key) AND intDiv(ts, \(micros)) = \(bucket)
+                """)
+            var total = try ClickHouseMeterStore.combine(hi: r.first?[0].chInt ?? 0, lo: r.first?[1].chInt ?? 0, what)
+            // This batch's accepted events of the same cell.
+            for case let .object(members) in rows {
+                let m = Dictionary(members, uniquingKeysWith: { a, _ in a })
+                guard m["meter_id"]?.chString == e.meterID, m["model_id"]?.chString == e.modelID, m["kind"]?.chString == e.kind.rawValue,
+                    m["unit"]?.chString == e.unit, m["dimensions"]?.chString == UsageEvent.canonicalDimensions(e.dimensions),
+                    m["account_id"]?.chString == e.accountID, let ts = m["ts"]?.chInt, ts / micros == bucket, let q = m["quantity"]?.chInt
+                else { continue }
+                let (s, o) = total.addingReportingOverflow(q)
+                if o { return what }
+                total = s
+            }
+            if total.addingReportingOverflow(e.quantity).overflow { return what }
+        }
+        return nil
+    }
+}
+
+extension ClickHouseMeterStore {
+    /// A sum read as high and low halves (`hi × 2^32 + lo`), or an error naming what passes 64 bits.
+    static func combine(hi: Int64, lo: Int64, _ what: String) throws -> Int64 {
+        let (shifted, o1) = hi.multipliedReportingOverflow(by: 4_294_967_296)
+        let (total, o2) = shifted.addingReportingOverflow(lo)
+        guard !o1, !o2 else { throw UsageBoxError.invalidArgument("\(what) overflows a 64-bit integer; read a shorter range") }
+        return total
+    }
+}

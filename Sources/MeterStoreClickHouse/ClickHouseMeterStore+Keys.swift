@@ -1,0 +1,148 @@
+import ExactJSON
+import Foundation
+public import Metering
+import SegmentChain
+
+extension ClickHouseMeterStore: KeyStore {
+    static func randomToken(bytes count: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static let keyColumns = """
+        key_id, argMax(account_id, version), argMax(role, version), argMax(created_at, version), argMax(revoked_at, version)
+        """
+
+    static func key(_ r: [JSONValue]) -> APIKey {
+        APIKey(
+            keyID: r[0].chString ?? "", accountID: r[1].chString, role: KeyRole(rawValue: r[2].chString ?? "") ?? .reader,
+            createdAt: Timestamp(microseconds: r[3].chInt ?? 0), revokedAt: r[4].chInt.map(Timestamp.init(microseconds:)))
+    }
+
+    public func createKey(account: String?, role: KeyRole) async throws -> (APIKey, secret: String) {
+        if let account, !EventDecoder.isValidIdentifier(account) {
+            throw UsageBoxError.invalidArgument("account must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
+        }
+        if role != .admin, account == nil { throw UsageBoxError.invalidArgument("a \(role.rawValue) key needs an account", field: "account_id") }
+        let secret = Self.randomToken(bytes: 32)
+        let key = APIKey(keyID: "key_" + Self.randomToken(bytes: 9), accountID: account, role: role, createdAt: clock(), revokedAt: nil)
+        try await insert(
+            "api_keys",
+            [
+                .object([
+                    ("key_id", .string(key.keyID)), ("secret_sha256", .string(SecretHash.of(secret))),
+                    ("account_id", account.map(JSONValue.string) ?? .null), ("role", .string(role.rawValue)),
+                    ("created_at", .int(key.createdAt.microseconds)), ("revoked_at", .null), ("version", .number(String(await nextVersion()))),
+                ])
+            ])
+        return (key, secret)
+    }
+
+    public func listKeys() async throws -> [APIKey] {
+        try await rows("SELECT \(Self.keyColumns) FROM \(t("api_keys")) GROUP BY key_id").map(Self.key)
+            .sorted { ($0.createdAt.microseconds, $0.keyID) < ($1.createdAt.microseconds, $1.keyID) }
+    }
+
+    public func revokeKey(_ keyID: String) async throws -> APIKey {
+        let found = try await rows(
+            "SELECT \(Self.keyColumns), argMax(secret_sha256, version) FROM \(t("api_keys")) WHERE key_id = \(ClickHouseClient.quote(keyID)) GROUP BY key_id")
+        guard let r = found.first else { throw UsageBoxError(.notFound, "no key \(keyID)", field: "key_id") }
+        var key = Self.key(r)
+        guard key.revokedAt == nil else { return key }
+        key.revokedAt = clock()
+        try await insert(
+            "api_keys",
+            [
+                .object([
+                    ("key_id", .string(key.keyID)), ("secret_sha256", .string(r[5].chString ?? "")),
+                    ("account_id", key.accountID.map(JSONValue.string) ?? .null),
+                    ("role", .string(key.role.rawValue)), ("created_at", .int(key.createdAt.microseconds)),
+                    ("revoked_at", .int(key.revokedAt?.microseconds ?? 0)), ("version", .number(String(await nextVersion()))),
+                ])
+            ])
+        return key
+    }
+
+    public func authenticate(secret: String) async throws -> APIKey? {
+        let found = try await rows(
+            "SELECT \(Self.keyColumns) FROM \(t("api_keys")) WHERE secret_sha256 = \(ClickHouseClient.quote(SecretHash.of(secret))) GROUP BY key_id")
+        return found.map(Self.key).first { $0.revokedAt == nil }
+    }
+
+    // MARK: the reconciliation log (the composition root declares the conformance)
+
+    public func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String) async throws {
+        try await insert(
+            "reconciliations",
+            [
+                .object([
+                    ("id", .string(id)), ("vendor", .string(vendor)), ("created_at", .int(createdAt.microseconds)), ("run_by", .string(runBy)),
+                    ("report", .string(reportJSON)), ("applied_at", .null), ("version", .number(String(await nextVersion()))),
+                ])
+            ])
+    }
+
+    public func reconciliation(id: String) async throws -> String? {
+        try await rows("SELECT argMax(report, version) FROM \(t("reconciliations")) WHERE id = \(ClickHouseClient.quote(id)) GROUP BY id")
+            .first?[0].chString
+    }
+
+    public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {
+        let found = try await rows(
+            "SELECT argMax(vendor, version), argMax(created_at, version), argMax(run_by, version), argMax(applied_at, version) FROM \(t("reconciliations")) WHERE id = \(ClickHouseClient.quote(id)) GROUP BY id"
+        )
+        guard let r = found.first else { return }
+        try await insert(
+            "reconciliations",
+            [
+                .object([
+                    ("id", .string(id)), ("vendor", r[0]), ("created_at", .int(r[1].chInt ?? 0)), ("run_by", r[2]), ("report", .string(reportJSON)),
+                    ("applied_at", .int(r[3].chInt ?? appliedAt.microseconds)), ("version", .number(String(await nextVersion()))),
+                ])
+            ])
+    }
+
+    // MARK: read-only SQL
+
+    /// Read-only SQL over `usage_events`, with ClickHouse's own limits (readonly, time, memory,
+    /// result size). ClickHouse 18.16 has no row policies, so it cannot restrict a query to some
+    /// accounts: a key bound to accounts is refused here, never answered unscoped.
+    public func sql(_ query: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) async throws -> SQLResult {
+        guard case .all = scope else {
+            throw UsageBoxError(
+                .permissionDenied,
+                "SQL on the ClickHouse store is for admin keys: this ClickHouse cannot limit a query to your accounts (no row policies); "
+                    + "use GET /v1/accounts/{account}/usage or POST /v1/query/json")
+        }
+        let trimmed = query.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty, !trimmed.contains(";") else {
+            throw UsageBoxError.invalidArgument("one SELECT statement, without ';'", field: "sql")
+        }
+        let answer: (names: [String], types: [String], rows: [[JSONValue]])
+        do {
+            answer = try await client.rows(
+                trimmed,
+                settings: [
+                    "database": names.db, "readonly": "1", "max_execution_time": String(Int(max(timeLimitSeconds, 1))),
+                    "max_result_rows": String(rowLimit + 1), "result_overflow_mode": "break", "max_memory_usage": String(512 << 20),
+                ], limit: 8 << 20)
+        } catch let e as ClickHouseError {
+            throw UsageBoxError.invalidArgument("ClickHouse refused the query: \(e.message.prefix(500))", field: "sql")
+        }
+        var rows = answer.rows
+        let truncated = rows.count > rowLimit
+        if truncated { rows.removeLast(rows.count - rowLimit) }
+        // 64-bit integers arrive as strings: give them back as the numbers they are.
+        let numeric = answer.types.map { $0.contains("Int") || $0.contains("Float") || $0.contains("Decimal") }
+        return SQLResult(
+            columns: answer.names,
+            rows: rows.map { row in
+                row.enumerated().map { i, v in
+                    if i < numeric.count, numeric[i], case let .string(s) = v { return .number(s) }
+                    return v
+                }
+            }, truncated: truncated)
+    }
+}

@@ -1,0 +1,224 @@
+import ExactJSON
+public import Metering
+
+extension ClickHouseMeterStore {
+    /// The kept dimensions of each meter that has a setting (nil: every dimension).
+    func meterConfigs() async throws -> [String: (unit: String?, keeps: Set<String>?)] {
+        var out: [String: (unit: String?, keeps: Set<String>?)] = [:]
+        for r in try await rows(
+            "SELECT meter_id, argMax(unit, version), argMax(rollup_dimensions, version) FROM \(t("meters")) GROUP BY meter_id")
+        {
+            guard let id = r[0].chString else { continue }
+            out[id] = (r[1].chString, r[2].chString.map { Set(Self.decodeNameList($0)) })
+        }
+        return out
+    }
+
+    static func decodeNameList(_ text: String) -> [String] {
+        ((try? JSONParser.parse(text))?.arrayValue ?? []).compactMap(\.stringValue)
+    }
+
+    public func usage(_ q: UsageQuery) async throws -> UsageResult {
+        for f in q.filters where f.field.isTimeBucket {
+            throw UsageBoxError.invalidArgument("'\(f.field.name)' cannot be a filter; narrow 'from' and 'to' instead", field: f.field.name)
+        }
+        let scope = Self.accountClause(q.scope)
+        let named = q.dimensionsNamed
+        if !named.isEmpty {
+            let seen = Set(try await rows("SELECT DISTINCT arrayJoin(dim_keys) FROM \(t("rollup_day")) WHERE \(scope)").compactMap { $0[0].chString })
+            for field in q.groupBy + q.filters.map(\.field) {
+                if case let .dimension(d) = field, !seen.contains(d) {
+                    throw UsageBoxError.invalidArgument(
+                        "unknown \(q.groupBy.contains(field) ? "group_by" : "filter") '\(field.name)': it is neither an event field nor a dimension seen on these events",
+                        field: field.name)
+                }
+            }
+        }
+        // Rollups keep every dimension here; a meter told to keep fewer is still read from raw
+        // events for the others, as on every backend.
+        var blocking: (String, String)?
+        if !named.isEmpty {
+            let configs = try await meterConfigs()
+            let used = try await rows("SELECT DISTINCT meter_id FROM \(t("rollup_day")) WHERE \(scope)").compactMap { $0[0].chString }
+            for meter in used.sorted() {
+                if let keeps = configs[meter]?.keeps, let d = named.first(where: { !keeps.contains($0) }) {
+                    blocking = (meter, d)
+                    break
+                }
+            }
+        }
+        let useRaw: Bool
+        switch q.source {
+        case .raw: useRaw = true
+        case .auto: useRaw = blocking != nil
+        case .rollup:
+            if let (meter, dim) = blocking {
+                throw UsageBoxError.invalidArgument(
+                    "the rollups of meter \(meter) do not keep dimension '\(dim)'; ask for source=raw or source=auto", field: "source")
+            }
+            useRaw = false
+        }
+        var acc = UsageAccumulator(q)
+        let byHour = q.groupBy.contains(where: \.isTimeBucket)
+        for span in UsagePlan.spans(q.range, raw: useRaw, needsHourly: q.groupBy.contains(.hour)) {
+            let sql: String
+            let pushdown = Self.pushdown(q.filters)
+            switch span.level {
+            case .hourRollup, .dayRollup:
+                let (table, bucket) = span.level == .hourRollup ? ("rollup_hour", "hour") : ("rollup_day", "day")
+                sql = """
+                    SELECT account_id, meter_id, model_id, kind, unit, any(dim_keys), any(dim_values), \(byHour ? bucket : "0"),
+                           sumMerge(sum_hi), sumMerge(sum_lo), countMerge(count), minMerge(min), maxMerge(max)
+                    FROM \(t(table)) WHERE \(scope) AND \(bucket) >= \(span.from) AND \(bucket) < \(span.to)\(pushdown.rollup)
+                    GROUP BY account_id, meter_id, model_id, kind, unit, dimensions\(byHour ? ", \(bucket)" : "")
+                    """
+            case .raw:
+                let hour = "intDiv(ts, 3600000000)"
+                sql = """
+                    SELECT account_id, meter_id, ifNull(model_id, ''), kind, ifNull(unit, ''), any(dim_keys), any(dim_values), \(byHour ? hour : "0"),
+                           sum(intDiv(quantity, \(ClickHouseSchema.half))), sum(quantity % \(ClickHouseSchema.half)), count(), min(quantity), max(quantity)
+                    FROM \(t("events")) WHERE \(scope) AND ts >= \(span.from) AND ts < \(span.to)\(pushdown.raw)
+                    GROUP BY account_id, meter_id, model_id, kind, unit, dimensions\(byHour ? ", \(hour)" : "")
+                    """
+            }
+            for r in try await rows(sql) {
+                let model = r[2].chString ?? "", unit = r[4].chString ?? ""
+                var dims: [String: String] = [:]
+                for (k, v) in zip(r[5].arrayValue ?? [], r[6].arrayValue ?? []) { if let k = k.chString, let v = v.chString { dims[k] = v } }
+                var bucket: Int64? = byHour ? r[7].chInt : nil
+                if span.level == .dayRollup { bucket = bucket.map { $0 * 24 } }
+                let sum = try Self.combine(hi: r[8].chInt ?? 0, lo: r[9].chInt ?? 0, "the sum")
+                try acc.add(
+                    UsageRow(
+                        account: r[0].chString ?? "", meter: r[1].chString ?? "", model: model.isEmpty ? nil : model,
+                        kind: r[3].chString ?? "", unit: unit.isEmpty ? nil : unit, dimensions: dims, hour: bucket,
+                        aggregate: UsageAggregate(sum: sum, count: r[10].chInt ?? 0, min: r[11].chInt ?? 0, max: r[12].chInt ?? 0)))
+            }
+        }
+        return acc.result(source: useRaw ? "raw" : "rollup")
+    }
+
+    /// Simple field filters pushed into the query (the accumulator checks every filter anyway).
+    static func pushdown(_ filters: [UsageFilter]) -> (rollup: String, raw: String) {
+        var rollup = "", raw = ""
+        for f in filters where (f.op == .eq || f.op == .in) && !f.values.isEmpty {
+            let values = ClickHouseClient.list(f.values)
+            switch f.field {
+            case .modelID:
+                rollup += " AND model_id IN (\(values))"
+                raw += " AND model_id IN (\(values))"
+            case .meterID:
+                rollup += " AND meter_id IN (\(values))"
+                raw += " AND meter_id IN (\(values))"
+            case .kind:
+                rollup += " AND kind IN (\(values))"
+                raw += " AND kind IN (\(values))"
+            case .accountID:
+                rollup += " AND account_id IN (\(values))"
+                raw += " AND account_id IN (\(values))"
+            default: break
+            }
+        }
+        return (rollup, raw)
+    }
+
+    public func explain(account: String, range: TimeRange) async throws -> ExplainReport {
+        let byModel = try await usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.modelID, .kind]))
+        let (totals, breakdown) = try ExplainReport.breakdown(byModel)
+        let a = ClickHouseClient.quote(account)
+        let segs = try await rows(
+            """
+            SELECT segment_id, first, last, events, total, sha, sealed FROM (
+                SELECT segment_id, argMax(first_ts, version) AS first, argMax(last_ts, version) AS last, argMax(event_count, version) AS events,
+                       argMax(sum, version) AS total, argMax(sha256, version) AS sha, argMax(sealed_at, version) AS sealed
+                FROM \(t("segments")) WHERE account_id = \(a) GROUP BY segment_id)
+            WHERE first < \(range.to.microseconds) AND last >= \(range.from.microseconds) ORDER BY segment_id
+            """)
+        let segments = segs.map { r in
+            ExplainReport.SegmentInfo(
+                segmentID: String(r[0].chInt ?? 0), firstTimestamp: r[1].chInt.map(Timestamp.init(microseconds:)),
+                lastTimestamp: r[2].chInt.map(Timestamp.init(microseconds:)), events: r[3].chInt ?? 0, sum: r[4].chInt ?? 0,
+                sha256: r[5].chString, sealedAt: r[6].chInt.map(Timestamp.init(microseconds:)))
+        }
+        let head = try await rows(
+            """
+            SELECT argMax(sha, segment_id) FROM (SELECT segment_id, argMax(sha256, version) AS sha, argMax(sealed_at, version) AS sealed
+                FROM \(t("segments")) WHERE account_id = \(a) GROUP BY segment_id) WHERE isNotNull(sealed)
+            """)
+        let corrections = try await rows(
+            """
+            SELECT \(Self.eventColumns), post_close FROM \(t("events"))
+            WHERE account_id = \(a) AND kind = 'Correction' AND ts >= \(range.from.microseconds) AND ts < \(range.to.microseconds)
+            ORDER BY ts, event_id
+            """)
+        var report = ExplainReport(
+            accountID: account, range: range, totals: totals, breakdown: breakdown, segments: segments,
+            chainHead: head.first?[0].chString.flatMap { $0.isEmpty ? nil : $0 },
+            corrections: corrections.compactMap { r in Self.event(r, account: account).map { .init(event: $0, postClose: r[9].chInt == 1) } })
+        report.integrity = try await integrity(account: account)
+        return report
+    }
+
+    public func closePeriod(account: String, period: String) async throws -> PeriodRecord {
+        _ = try PeriodRecord.validate(period)
+        guard EventDecoder.isValidIdentifier(account) else {
+            throw UsageBoxError.invalidArgument("account must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
+        }
+        // Through the account's writer, so no batch of it is half-decided when the month closes.
+        return try await writer.exclusive {
+            try await self.insert(
+                "periods",
+                [
+                    .object([
+                        ("account_id", .string(account)), ("period", .string(period)),
+                        ("closed_at", .int(self.clock().microseconds)),
+                    ])
+                ])
+            let r = try await self.rows(
+                "SELECT min(closed_at) FROM \(self.t("periods")) WHERE account_id = \(ClickHouseClient.quote(account)) AND period = \(ClickHouseClient.quote(period))"
+            )
+            await self.writer.set(account, nil)
+            return PeriodRecord(accountID: account, period: period, closedAt: Timestamp(microseconds: r.first?[0].chInt ?? 0))
+        }
+    }
+
+    public func periods(account: String) async throws -> [PeriodRecord] {
+        try await rows(
+            "SELECT period, min(closed_at) FROM \(t("periods")) WHERE account_id = \(ClickHouseClient.quote(account)) GROUP BY period ORDER BY period"
+        ).map { PeriodRecord(accountID: account, period: $0[0].chString ?? "", closedAt: Timestamp(microseconds: $0[1].chInt ?? 0)) }
+    }
+
+    public func meters(scope: AccountScope) async throws -> [MeterInfo] {
+        let configs = try await meterConfigs()
+        var ids = Set(try await rows("SELECT DISTINCT meter_id FROM \(t("rollup_day")) WHERE \(Self.accountClause(scope))").compactMap { $0[0].chString })
+        if case .all = scope { ids.formUnion(configs.keys) }
+        return ids.sorted().map { id in
+            MeterInfo(meterID: id, unit: configs[id]?.unit ?? nil, rollupDimensions: configs[id]?.keeps.map { $0.sorted() })
+        }
+    }
+
+    public func setMeter(_ meterID: String, unit: String?, rollupDimensions: [String]?) async throws -> MeterInfo {
+        guard EventDecoder.isValidIdentifier(meterID) else {
+            throw UsageBoxError.invalidArgument("meter_id must be 1–200 characters of [A-Za-z0-9_.:-]", field: "meter_id")
+        }
+        if let unit, unit.isEmpty || unit.count > 64 { throw UsageBoxError.invalidArgument("unit must be 1–64 characters", field: "unit") }
+        if let dims = rollupDimensions, dims.contains(where: { $0.isEmpty || $0.count > EventDecoder.maxDimensionKeyLength }) {
+            throw UsageBoxError.invalidArgument("rollup_dimensions holds dimension names of 1–64 characters", field: "rollup_dimensions")
+        }
+        return try await writer.exclusive {
+            let current = try await self.meterConfigs()[meterID]
+            let newUnit = unit ?? current?.unit
+            let keeps = rollupDimensions.map { Array(Set($0)).sorted() } ?? current?.keeps.map { $0.sorted() }
+            try await self.insert(
+                "meters",
+                [
+                    .object([
+                        ("meter_id", .string(meterID)), ("unit", newUnit.map(JSONValue.string) ?? .null),
+                        ("rollup_dimensions", keeps.map { .string(JSONWriter.write(.array($0.map(JSONValue.string)))) } ?? .null),
+                        ("version", .number(String(await self.nextVersion()))),
+                    ])
+                ])
+            return MeterInfo(meterID: meterID, unit: newUnit, rollupDimensions: keeps)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import MeterStoreHTTPClient
+public import Metering
+public import ReconCore
+
+/// A store behind several `usagebox serve` processes: each account's writes (events and period
+/// closes) go to the process that owns it (`PeerRing`) — here, or forwarded to that peer over its
+/// API with the cluster's admin key — and every read goes to the shared store directly.
+public final class OwnedWritesStore: MeterStore, KeyStore, ReconciliationLog, @unchecked Sendable {
+    // Immutable after init.
+    let base: ServerStore
+    let ring: PeerRing
+    let peers: [HTTPMeterStore?]
+
+    public init(base: ServerStore, ring: PeerRing, key: String) throws {
+        self.base = base
+        self.ring = ring
+        peers = try ring.peers.enumerated().map { i, url in
+            i == ring.node ? nil : try HTTPMeterStore(baseURL: url, key: key, timeoutSeconds: 60, extraHeaders: [(WriteRouting.header, String(ring.node))])
+        }
+    }
+
+    public func ingest(_ batch: IngestBatch) async throws -> IngestResponse {
+        // A forwarded batch is ours by the sender's ring; the store refuses it if ours disagrees.
+        if WriteRouting.forwarded { return try await base.ingest(batch) }
+        var local: [Int] = []
+        var remote: [Int: [Int]] = [:]
+        for (i, item) in batch.items.enumerated() {
+            if case let .event(e) = item, !ring.owns(e.accountID) { remote[ring.owner(of: e.accountID), default: []].append(i) } else { local.append(i) }
+        }
+        if remote.isEmpty { return try await base.ingest(batch) }
+        var answer = IngestResponse()
+        func merge(_ part: IngestResponse, _ indices: [Int]) {
+            var part = part
+            for j in part.errors.indices { part.errors[j].index = indices[part.errors[j].index] }
+            answer.add(part)
+        }
+        if !local.isEmpty { merge(try await base.ingest(local.map { batch.items[$0] }), local) }
+        for (owner, indices) in remote.sorted(by: { $0.key < $1.key }) {
+            guard let peer = peers[owner] else { continue }
+            do {
+                merge(try await peer.ingest(indices.map { batch.items[$0] }), indices)
+            } catch let e as UsageBoxError {
+                throw UsageBoxError(.internal, "the server that writes these accounts (\(ring.peers[owner])) did not answer: \(e.message); retry the batch")
+            }
+        }
+        answer.errors.sort { $0.index < $1.index }
+        return answer
+    }
+
+    public func closePeriod(account: String, period: String) async throws -> PeriodRecord {
+        if WriteRouting.forwarded || ring.owns(account) { return try await base.closePeriod(account: account, period: period) }
+        guard let peer = peers[ring.owner(of: account)] else { return try await base.closePeriod(account: account, period: period) }
+        return try await peer.closePeriod(account: account, period: period)
+    }
+
+    public func usage(_ query: UsageQuery) async throws -> UsageResult { try await base.usage(query) }
+    public func verify(_ request: VerifyRequest) async throws -> VerifyReport { try await base.verify(request) }
+    public func explain(account: String, range: TimeRange) async throws -> ExplainReport { try await base.explain(account: account, range: range) }
+    public func periods(account: String) async throws -> [PeriodRecord] { try await base.periods(account: account) }
+    public func meters(scope: AccountScope) async throws -> [MeterInfo] { try await base.meters(scope: scope) }
+    public func setMeter(_ meterID: String, unit: String?, rollupDimensions: [String]?) async throws -> MeterInfo {
+        try await base.setMeter(meterID, unit: unit, rollupDimensions: rollupDimensions)
+    }
+    public func sql(_ query: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) async throws -> SQLResult {
+        try await base.sql(query, scope: scope, timeLimitSeconds: timeLimitSeconds, rowLimit: rowLimit)
+    }
+    public func sealOpenSegments() async throws { try await base.sealOpenSegments() }
+    public func sealExpiredSegments() async throws { try await base.sealExpiredSegments() }
+    public func scrub(maxSegments: Int) async throws -> ScrubProgress { try await base.scrub(maxSegments: maxSegments) }
+
+    public func createKey(account: String?, role: KeyRole) async throws -> (APIKey, secret: String) {
+        try await base.createKey(account: account, role: role)
+    }
+    public func listKeys() async throws -> [APIKey] { try await base.listKeys() }
+    public func revokeKey(_ keyID: String) async throws -> APIKey { try await base.revokeKey(keyID) }
+    public func authenticate(secret: String) async throws -> APIKey? { try await base.authenticate(secret: secret) }
+
+    public func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String) async throws {
+        try await base.saveReconciliation(id: id, vendor: vendor, createdAt: createdAt, runBy: runBy, reportJSON: reportJSON)
+    }
+    public func reconciliation(id: String) async throws -> String? { try await base.reconciliation(id: id) }
+    public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {
+        try await base.markReconciliationApplied(id: id, reportJSON: reportJSON, appliedAt: appliedAt)
+    }
+}

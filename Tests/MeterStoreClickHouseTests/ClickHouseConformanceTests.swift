@@ -1,0 +1,58 @@
+import Foundation
+import MeterStoreClickHouse
+import Metering
+import Testing
+import UsageBoxApp
+import UsageBoxTesting
+
+/// The same conformance suite as SQLite, against a ClickHouse server: run when
+/// USAGEBOX_CLICKHOUSE_URL names one (`scripts/clickhouse test` starts one on loopback), skipped
+/// otherwise. Each check gets a database of its own, dropped afterwards.
+enum ClickHouseUnderTest {
+    /// `clickhouse://host:port[,host:port]/?cluster=NAME`: the database part is chosen per check.
+    static let url = ProcessInfo.processInfo.environment["USAGEBOX_CLICKHOUSE_URL"]
+
+    static func fresh() async throws -> (ClickHouseMeterStore, drop: @Sendable () async -> Void) {
+        guard let url else { throw CocoaError(.featureUnsupported) }
+        let name = "ubtest_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
+        var base = url
+        var query = ""
+        if let q = base.firstIndex(of: "?") {
+            query = String(base[q...])
+            base = String(base[..<q])
+        }
+        while base.hasSuffix("/") { base.removeLast() }
+        let location = try ClickHouseLocation(url: "\(base)/\(name)\(query)")
+        let store = try ClickHouseMeterStore(location: location)
+        try await store.migrate()
+        return (store, { try? await store.dropDatabase() })
+    }
+}
+
+@Suite(.enabled(if: ClickHouseUnderTest.url != nil, "set USAGEBOX_CLICKHOUSE_URL (scripts/clickhouse test)"), .serialized)
+struct ClickHouseConformanceTests {
+    @Test(arguments: MeterStoreConformance.checks + ServerStoreConformance.checks)
+    func conformance(_ check: ConformanceCheck) async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        do {
+            try await check.run(store)
+        } catch {
+            await drop()
+            throw error
+        }
+        await drop()
+    }
+
+    @Test func aStoreAtANewerSchemaIsRefused() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        try await store.command("INSERT INTO \(store.location.database).schema_version VALUES (999, 0)")
+        do {
+            try await store.checkSchema()
+            Issue.record("a store at schema 999 was opened")
+        } catch let e as UsageBoxError {
+            #expect(e.message.contains("newer than this usagebox"))
+        }
+        await #expect(throws: UsageBoxError.self) { try await store.migrate() }
+        await drop()
+    }
+}

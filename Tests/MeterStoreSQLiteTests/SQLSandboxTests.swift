@@ -1,0 +1,44 @@
+import Foundation
+import MeterStoreSQLite
+import Metering
+import Testing
+import UsageBoxTesting
+
+/// The SQLite sandbox of the read-only SQL endpoint, in SQLite's own dialect: scoping that holds in
+/// subqueries and unions, every escape route refused, the time limit.
+@Suite struct SQLSandboxTests {
+    typealias F = Fixture
+
+    @Test func scopedQueriesSeeOnlyTheirAccountsAndEveryEscapeIsRefused() async throws {
+        let store = try SQLiteMeterStore(location: .newMemory())
+        _ = try await store.ingest([F.event("1", account: "mine", quantity: 7), F.event("2", account: "theirs", quantity: 1000)])
+        let r = try await store.sql(
+            "SELECT account_id, SUM(quantity) FROM usage_events GROUP BY account_id", scope: .accounts(["mine"]), timeLimitSeconds: 10, rowLimit: 10_000)
+        #expect(r.columns == ["account_id", "SUM(quantity)"])
+        #expect(r.rows == [[.string("mine"), .int(7)]])
+        let sub = try await store.sql(
+            "SELECT (SELECT COUNT(*) FROM usage_events WHERE account_id = 'theirs')", scope: .accounts(["mine"]), timeLimitSeconds: 10, rowLimit: 10_000)
+        #expect(sub.rows == [[.int(0)]], "other accounts are invisible in subqueries")
+        let union = try await store.sql(
+            "SELECT quantity FROM usage_events UNION ALL SELECT quantity FROM usage_events WHERE account_id='theirs'",
+            scope: .accounts(["mine"]), timeLimitSeconds: 10, rowLimit: 10_000)
+        #expect(union.rows == [[.int(7)]], "UNION cannot reach other accounts")
+        for attack in [
+            "DELETE FROM usage_events", "SELECT * FROM event", "PRAGMA table_info(event)", "ATTACH 'x.db' AS x",
+            "SELECT load_extension('x')", "SELECT * FROM sqlite_temp_master", "SELECT 1; SELECT 2",
+            "SELECT SUM(q) FROM (SELECT 9223372036854775807 AS q UNION ALL SELECT quantity FROM usage_events)",
+        ] {
+            await #expect(throws: UsageBoxError.self, "\(attack)") {
+                _ = try await store.sql(attack, scope: .accounts(["mine"]), timeLimitSeconds: 10, rowLimit: 10)
+            }
+        }
+        do {
+            _ = try await store.sql(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c", scope: .accounts(["mine"]),
+                timeLimitSeconds: 0.5, rowLimit: 10)
+            Issue.record("a runaway query finished")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .timeout && e.field == "sql")
+        }
+    }
+}
