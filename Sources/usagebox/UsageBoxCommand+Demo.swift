@@ -12,8 +12,23 @@ extension UsageBoxCommand {
         @Option(help: "Where to create the demo store (a new file; default: a fresh temporary folder).") var db: String?
         @Flag(name: .customLong("data-only"), help: "Only load the kata's May 2026 (to try the kata's curl commands yourself).")
         var dataOnly = false
+        @Option(help: "Run on this store instead (clickhouse://host:port/database, migrated and empty).") var store: String?
 
         func run() async throws {
+            if let store {
+                guard db == nil else { throw ValidationError("--db and --store exclude each other") }
+                let target = try await StoreFactory.openServerStore(db: nil, store: store)
+                printOut("UsageBox demo: the month-end vendor reconciliation kata, on \(store)\n")
+                let demo = KataDemo(store: target, log: target, write: { printOut($0) })
+                if dataOnly {
+                    let loaded = try await demo.load()
+                    try await target.sealOpenSegments()
+                    printOut("Loaded the kata's May 2026 for acct_42: \(loaded.accepted) events. Serve it with: usagebox serve --store \(store)")
+                } else {
+                    try await demo.run()
+                }
+                return
+            }
             let path: String
             if let db {
                 guard !FileManager.default.fileExists(atPath: db) else {
