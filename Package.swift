@@ -78,8 +78,10 @@ let package = Package(
         // The backend for resellers who outgrow one machine: ClickHouse over its HTTP interface.
         .target(
             name: "MeterStoreClickHouse",
-            dependencies: ["Metering", "ExactJSON", "SegmentChain", .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                           .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "Metering", "ExactJSON", "SegmentChain", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The conformance suite every MeterStore backend must pass.
