@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """HTTP batch ingest rate: POST /v1/usage/batch with N events per batch from C concurrent clients.
 
-usage: bench-http.py URL KEY EVENTS.ndjson [--batch 10000] [--clients 2] [--limit N]
+usage: bench-http.py URL[,URL…] KEY EVENTS.ndjson [--batch 10000] [--clients 2] [--limit N]
+With several URLs (servers sharing a store), client n sends to URL n mod count.
 Prints events/s over the whole run (bodies are prepared before the clock starts).
 """
 import argparse, json, sys, threading, time, urllib.request
@@ -28,7 +29,8 @@ if lines:
 accepted = [0] * a.clients
 def client(n):
     for body in bodies[n::a.clients]:
-        req = urllib.request.Request(a.url + "/v1/usage/batch", data=body, method="POST",
+        url = a.url.split(",")[n % len(a.url.split(","))]
+        req = urllib.request.Request(url + "/v1/usage/batch", data=body, method="POST",
                                      headers={"Authorization": "Bearer " + a.key, "Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=300) as r:
             accepted[n] += json.load(r)["accepted"]

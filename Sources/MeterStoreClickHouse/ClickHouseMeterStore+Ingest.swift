@@ -39,18 +39,25 @@ extension ClickHouseMeterStore {
             for r in try await rows("SELECT account_id, period FROM \(t("periods")) WHERE account_id IN (\(inAccounts)) GROUP BY account_id, period") {
                 if let a = r[0].chString, let p = r[1].chString { closed[a, default: []].insert(p) }
             }
-            var ids: [String] = []
-            for case let .event(e) in batch.items { ids.append(e.eventID) }
-            for r in try await rows(
-                "SELECT account_id, event_id, any(content) FROM \(t("events")) WHERE account_id IN (\(inAccounts)) AND event_id IN (\(ClickHouseClient.list(ids))) GROUP BY account_id, event_id"
-            ) {
-                if let a = r[0].chString, let id = r[1].chString, let c = r[2].chString { existing[a, default: [:]][id] = c }
-            }
         }
         var states: [String: ClickHouseAccountState] = [:]
         for account in accounts { states[account] = try await accountState(account) }
+        // Only ids this writer has seen (their hash is in the account's set) are looked up in the store:
+        // new ids, nearly all of them, cost no query at all.
+        var candidates: [String: [String]] = [:]
+        for case let .event(e) in batch.items where states[e.accountID]?.ids.contains(EventIDSet.hash(e.eventID)) == true {
+            candidates[e.accountID, default: []].append(e.eventID)
+        }
+        for (account, ids) in candidates.sorted(by: { $0.key < $1.key }) {
+            for r in try await rows(
+                "SELECT event_id, any(content) FROM \(t("events")) WHERE account_id = \(ClickHouseClient.quote(account)) AND event_id IN (\(ClickHouseClient.list(ids))) GROUP BY event_id"
+            ) {
+                if let id = r[0].chString, let c = r[1].chString { existing[account, default: [:]][id] = c }
+            }
+        }
 
-        var rowsToInsert: [JSONValue] = []
+        var body = ""  // the accepted events as JSONEachRow, built directly
+        var accepted: [UsageEvent] = []
         var pending: [String: String] = [:]  // account \0 event id → content, this batch
         var careful = CarefulSums()
         func problem(_ i: Int, _ id: String?, _ status: IngestResponse.Problem.Status, _ code: String, _ message: String, _ field: String? = nil) {
@@ -91,7 +98,7 @@ extension ClickHouseMeterStore {
                 guard var state = states[e.accountID] else { continue }
                 // Sums past 64 bits: cheap when the account's magnitude is far from it, exact otherwise.
                 if state.magnitude + Double(e.quantity.magnitude) >= 4.0e18 {
-                    if let what = try await careful.overflow(self, e, rows: rowsToInsert, segmentSum: state.open?.sum ?? 0) {
+                    if let what = try await careful.overflow(self, e, accepted: accepted, segmentSum: state.open?.sum ?? 0) {
                         problem(
                             i, e.eventID, .rejected, "quantity_overflow",
                             "adding \(e.quantity) would push \(what) past a 64-bit integer; nothing was stored for this event", "quantity")
@@ -100,8 +107,9 @@ extension ClickHouseMeterStore {
                 }
                 // The account's open segment, sealed first when full or old (its events are stored first).
                 if let open = state.open, open.count >= UInt64(segmentMaxEvents) || now - open.openedAt >= segmentMaxAge {
-                    try await insert("events", rowsToInsert)
-                    rowsToInsert.removeAll()
+                    try await insertEvents(body, accepted)
+                    body = ""
+                    accepted.removeAll()
                     try await persist(states)
                     state = try await seal(e.accountID, state, now: now)
                 }
@@ -110,7 +118,8 @@ extension ClickHouseMeterStore {
                     state.open = OpenSegmentState(id: state.lastSegmentID, openedAt: now, count: 0, sum: 0, running: MultisetHash())
                 }
                 guard var open = state.open else { continue }
-                rowsToInsert.append(Self.row(e, content: content, segment: open.id, ordinal: open.count, postClose: inClosed, now: now))
+                Self.appendRow(e, content: content, segment: open.id, ordinal: open.count, postClose: inClosed, now: now, to: &body)
+                accepted.append(e)
                 open.count += 1
                 open.sum = open.sum &+ e.quantity
                 open.firstTs = min(open.firstTs ?? .max, e.timestamp.microseconds)
@@ -118,6 +127,7 @@ extension ClickHouseMeterStore {
                 encoded.withUnsafeBytes { open.running.add(canonical: $0) }
                 state.open = open
                 state.magnitude += Double(e.quantity.magnitude)
+                state.ids.insert(EventIDSet.hash(e.eventID))
                 states[e.accountID] = state
                 pending[seenKey] = content
                 // A meter first seen now is recorded; one without a unit takes the event's.
@@ -128,7 +138,7 @@ extension ClickHouseMeterStore {
             }
         }
         do {
-            try await insert("events", rowsToInsert)
+            try await insertEvents(body, accepted)
         } catch {
             for account in accounts { await writer.set(account, nil) }  // reread from the store next time
             throw error
@@ -149,18 +159,47 @@ extension ClickHouseMeterStore {
         return response
     }
 
-    /// An event as a row of `events`.
-    static func row(_ e: UsageEvent, content: String, segment: UInt64, ordinal: UInt64, postClose: Bool, now: Int64) -> JSONValue {
-        .object([
-            ("account_id", .string(e.accountID)), ("event_id", .string(e.eventID)), ("meter_id", .string(e.meterID)),
-            ("model_id", e.modelID.map(JSONValue.string) ?? .null), ("kind", .string(e.kind.rawValue)),
-            ("correction_ref", e.correctionRef.map(JSONValue.string) ?? .null), ("quantity", .int(e.quantity)),
-            ("unit", e.unit.map(JSONValue.string) ?? .null), ("ts", .int(e.timestamp.microseconds)),
-            ("dim_keys", .array(e.dimensions.map { .string($0.key) })), ("dim_values", .array(e.dimensions.map { .string($0.value) })),
-            ("dimensions", .string(UsageEvent.canonicalDimensions(e.dimensions))), ("content", .string(content)),
-            ("segment_id", .number(String(segment))), ("ordinal", .number(String(ordinal))), ("post_close", .int(postClose ? 1 : 0)),
-            ("ingested_at", .int(now)),
-        ])
+    /// An event as a line of `events` in JSONEachRow, appended to `out`.
+    static func appendRow(_ e: UsageEvent, content: String, segment: UInt64, ordinal: UInt64, postClose: Bool, now: Int64, to out: inout String) {
+        func field(_ name: String, _ value: String?) {
+            out += ",\"\(name)\":"
+            if let value { JSONWriter.appendString(value, to: &out) } else { out += "null" }
+        }
+        out += "{\"account_id\":"
+        JSONWriter.appendString(e.accountID, to: &out)
+        field("event_id", e.eventID)
+        field("meter_id", e.meterID)
+        field("model_id", e.modelID)
+        field("kind", e.kind.rawValue)
+        field("correction_ref", e.correctionRef)
+        out += ",\"quantity\":\(e.quantity)"
+        field("unit", e.unit)
+        out += ",\"ts\":\(e.timestamp.microseconds),\"dim_keys\":["
+        for (i, d) in e.dimensions.enumerated() {
+            if i > 0 { out += "," }
+            JSONWriter.appendString(d.key, to: &out)
+        }
+        out += "],\"dim_values\":["
+        for (i, d) in e.dimensions.enumerated() {
+            if i > 0 { out += "," }
+            JSONWriter.appendString(d.value, to: &out)
+        }
+        out += "]"
+        field("dimensions", UsageEvent.canonicalDimensions(e.dimensions))
+        field("content", content)
+        out += ",\"segment_id\":\(segment),\"ordinal\":\(ordinal),\"post_close\":\(postClose ? 1 : 0),\"ingested_at\":\(now)}\n"
+    }
+
+    /// Inserts the accepted events of a batch in one statement (one part: all or nothing).
+    func insertEvents(_ body: String, _ events: [UsageEvent]) async throws {
+        guard !events.isEmpty else { return }
+        do {
+            _ = try await client.execute(
+                "INSERT INTO \(t("events")) FORMAT JSONEachRow", settings: names.cluster == nil ? [:] : ["insert_distributed_sync": "1"],
+                body: Array(body.utf8))
+        } catch let e as ClickHouseError {
+            throw UsageBoxError(.internal, "ClickHouse: \(e.message)")
+        }
     }
 
     /// Writes the accounts' open segments (count, sum, time range, running hash) and remembers them.
@@ -195,7 +234,10 @@ extension ClickHouseMeterStore {
             SELECT segment_id, argMax(opened_at, version), argMax(sealed_at, version), argMax(sha256, version)
             FROM \(t("segments")) WHERE account_id = \(ClickHouseClient.quote(account)) GROUP BY segment_id ORDER BY segment_id
             """)
-        var state = ClickHouseAccountState(chainHead: nil, lastSegmentID: 0, open: nil, magnitude: 0)
+        var state = ClickHouseAccountState(chainHead: nil, lastSegmentID: 0, open: nil, magnitude: 0, ids: EventIDSet())
+        for r in try await rows("SELECT event_id FROM \(t("events")) WHERE account_id = \(ClickHouseClient.quote(account))") {
+            if let id = r[0].chString { state.ids.insert(EventIDSet.hash(id)) }
+        }
         for r in segs {
             let id = UInt64(r[0].chInt ?? 0)
             state.lastSegmentID = max(state.lastSegmentID, id)
@@ -360,7 +402,7 @@ extension ClickHouseMeterStore {
 struct CarefulSums {
     var cells: [String: (Int64, Int64)] = [:]  // "hour:…" / "day:…" of a rollup key → (stored hi, stored lo)
 
-    mutating func overflow(_ store: ClickHouseMeterStore, _ e: UsageEvent, rows: [JSONValue], segmentSum: Int64) async throws -> String? {
+    mutating func overflow(_ store: ClickHouseMeterStore, _ e: UsageEvent, accepted: [UsageEvent], segmentSum: Int64) async throws -> String? {
         if segmentSum.addingReportingOverflow(e.quantity).overflow { return "its segment's total" }
         let key = """
             account_id = \(ClickHouseClient.quote(e.accountID)) AND meter_id = \(ClickHouseClient.quote(e.meterID)) \
@@ -376,13 +418,11 @@ struct CarefulSums {
                 """)
             var total = try ClickHouseMeterStore.combine(hi: r.first?[0].chInt ?? 0, lo: r.first?[1].chInt ?? 0, what)
             // This batch's accepted events of the same cell.
-            for case let .object(members) in rows {
-                let m = Dictionary(members, uniquingKeysWith: { a, _ in a })
-                guard m["meter_id"]?.chString == e.meterID, m["model_id"]?.chString == e.modelID, m["kind"]?.chString == e.kind.rawValue,
-                    m["unit"]?.chString == e.unit, m["dimensions"]?.chString == UsageEvent.canonicalDimensions(e.dimensions),
-                    m["account_id"]?.chString == e.accountID, let ts = m["ts"]?.chInt, ts / micros == bucket, let q = m["quantity"]?.chInt
+            for other in accepted {
+                guard other.accountID == e.accountID, other.meterID == e.meterID, other.modelID == e.modelID, other.kind == e.kind,
+                    other.unit == e.unit, other.dimensions == e.dimensions, other.timestamp.microseconds / micros == bucket
                 else { continue }
-                let (s, o) = total.addingReportingOverflow(q)
+                let (s, o) = total.addingReportingOverflow(other.quantity)
                 if o { return what }
                 total = s
             }

@@ -172,6 +172,26 @@ struct ClickHouseAccountState: Sendable {
     var open: OpenSegmentState?
     /// Σ|quantity| of the account so far (as a Double: only to know when no sum can come near 2^63).
     var magnitude: Double
+    /// The hashes of every event id stored for the account (8 bytes each), so that a new id needs no lookup.
+    var ids: EventIDSet
+}
+
+/// A set of 64-bit hashes of event ids, shared by reference (it grows with every accepted event;
+/// only the account's writer, one batch at a time, touches it).
+final class EventIDSet: @unchecked Sendable {
+    private var hashes = Set<UInt64>()
+
+    static func hash(_ id: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in id.utf8 {
+            h ^= UInt64(byte)
+            h = h &* 0x100_0000_01b3
+        }
+        return h
+    }
+
+    func contains(_ h: UInt64) -> Bool { hashes.contains(h) }
+    func insert(_ h: UInt64) { hashes.insert(h) }
 }
 
 struct OpenSegmentState: Sendable {

@@ -84,7 +84,9 @@ enum StoreTimer {
         let semaphore = DispatchSemaphore(value: 0)
         Task.detached {
             do {
-                let store = try StoreFactory.openSQLite(path: path)
+                // A path is the embedded store; a clickhouse:// URL the ClickHouse store.
+                let store: any MeterStore =
+                    path.contains("://") ? try await StoreFactory.openServerStore(db: nil, store: path) : try StoreFactory.openSQLite(path: path)
                 let range = try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-06-01T00:00:00Z")
                 var samples: [Double] = []
                 for _ in 0..<22 {
