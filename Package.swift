@@ -45,6 +45,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.24.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.25.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
@@ -107,6 +110,18 @@ let package = Package(
         .target(name: "ReconPlugins", dependencies: ["ReconCore"] + vendorTargets.map { .target(name: $0.name) }, swiftSettings: swiftSettings),
     ] + vendorTargets + [
 
+        // The pages a reviewer opens: the HTML report, the /ui/ index and account pages (Mustache).
+        .target(
+            name: "ReportPages",
+            dependencies: ["ReconCore", "Metering", .product(name: "Mustache", package: "swift-mustache")],
+            resources: [
+                .embedInCode("Templates/page.mustache"), .embedInCode("Templates/report.mustache"),
+                .embedInCode("Templates/index.mustache"), .embedInCode("Templates/account.mustache"),
+                .embedInCode("Templates/login.mustache"), .embedInCode("Templates/error.mustache"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // The composition root shared by the CLI and the server.
         .target(
             name: "UsageBoxApp",
@@ -124,6 +139,8 @@ let package = Package(
         .target(
             name: "UsageBoxServer",
             dependencies: [
+                "ReportPages", .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 "Metering", "ExactJSON", "ReconCore", .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -145,6 +162,7 @@ let package = Package(
             name: "usagebox",
             // Every module it imports, named: a module reached only through another is not rebuilt against when it changes.
             dependencies: [
+                "ReportPages",
                 "UsageBoxApp", "UsageBoxServer", "Metering", "ReconCore", "ExactJSON", "MeterStoreSQLite", "MeterStoreHTTPClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -186,6 +204,8 @@ let package = Package(
         .testTarget(
             name: "UsageBoxServerTests",
             dependencies: [
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                "ReportPages", "ReconCore", .product(name: "Prometheus", package: "swift-prometheus"),
                 "UsageBoxServer", "UsageBoxApp", "Metering", "MeterStoreSQLite", "MeterStoreHTTPClient", "ExactJSON",
                 "UsageBoxTesting", "usagebox",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -89,6 +89,11 @@ extension ClickHouseMeterStore: KeyStore {
             .first?[0].chString
     }
 
+    public func recentReconciliations(limit: Int) async throws -> [String] {
+        try await rows("SELECT id FROM \(t("reconciliations")) GROUP BY id ORDER BY min(created_at) DESC, id DESC LIMIT \(max(limit, 0))")
+            .compactMap { $0[0].chString }
+    }
+
     public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {
         let found = try await rows(
             "SELECT argMax(vendor, version), argMax(created_at, version), argMax(run_by, version), argMax(applied_at, version) FROM \(t("reconciliations")) WHERE id = \(ClickHouseClient.quote(id)) GROUP BY id"

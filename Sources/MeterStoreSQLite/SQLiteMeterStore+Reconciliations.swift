@@ -21,6 +21,14 @@ extension SQLiteMeterStore {
         }
     }
 
+    public func recentReconciliations(limit: Int) async throws -> [String] {
+        try await wrap {
+            try await writer.read { db in
+                try String.fetchAll(db, sql: "SELECT id FROM reconciliation ORDER BY created_at DESC, id DESC LIMIT ?", arguments: [limit])
+            }
+        }
+    }
+
     public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {
         try await write { db, _ in
             try db.execute(

@@ -11,6 +11,8 @@ public protocol ReconciliationLog: Sendable {
     func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String) async throws
     /// The stored report JSON, or nil for an unknown id.
     func reconciliation(id: String) async throws -> String?
+    /// The ids of the most recent runs, newest first.
+    func recentReconciliations(limit: Int) async throws -> [String]
     /// Replaces the stored report after its corrections were applied.
     func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws
 }

@@ -80,6 +80,7 @@ public final class OwnedWritesStore: MeterStore, KeyStore, ReconciliationLog, @u
         try await base.saveReconciliation(id: id, vendor: vendor, createdAt: createdAt, runBy: runBy, reportJSON: reportJSON)
     }
     public func reconciliation(id: String) async throws -> String? { try await base.reconciliation(id: id) }
+    public func recentReconciliations(limit: Int) async throws -> [String] { try await base.recentReconciliations(limit: limit) }
     public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {
         try await base.markReconciliationApplied(id: id, reportJSON: reportJSON, appliedAt: appliedAt)
     }

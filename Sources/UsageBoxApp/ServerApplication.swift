@@ -10,9 +10,10 @@ public enum ServerApplication {
     public static func build(
         store: any MeterStore & KeyStore & ReconciliationLog, host: String, port: Int, environmentAdminSecret: String?, logger: Logger,
         limits: RequestLimits = RequestLimits(), idleTimeout: TimeAmount = .seconds(30), requestTimeout: TimeAmount = .seconds(120),
-        sealInterval: Duration = .seconds(60), onListening: @escaping @Sendable (Int) -> Void = { _ in }
+        sealInterval: Duration = .seconds(60), metrics: ServerMetrics? = nil, onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: environmentAdminSecret, limits: limits)
+        api.metrics = metrics
         api.reconciliation = try ReconciliationService()
         api.reconciliationLog = store
         return Application(
@@ -21,7 +22,7 @@ public enum ServerApplication {
             // so slow or abandoned clients cannot hold sockets for ever.
             server: .http1(configuration: .init(additionalChannelHandlers: [RequestArrivalDeadline(limit: requestTimeout)], idleTimeout: idleTimeout)),
             configuration: .init(address: .hostname(host, port: port), serverName: "UsageBox"),
-            services: [SegmentSealer(store: store, interval: sealInterval, logger: logger), SegmentScrubber(store: store, logger: logger)],
+            services: [SegmentSealer(store: store, interval: sealInterval, logger: logger), SegmentScrubber(store: store, logger: logger, metrics: metrics)],
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
             logger: logger)
     }

@@ -15,6 +15,10 @@ public struct APIOperation: Sendable, Hashable {
     public let role: KeyRole?
     /// Counts against the per-key and overall limits on expensive work (429 beyond them).
     public let expensive: Bool
+    /// How the key is presented: a bearer header (the API), a browser session (the pages), or not at all.
+    public let auth: Auth
+
+    public enum Auth: String, Sendable, Hashable { case none, bearer, session }
 
     /// Whether the path names an account, which the key must be allowed to see.
     var namesAccount: Bool { path.contains("{account}") }
@@ -64,7 +68,8 @@ extension APIOperation {
                 out.append(
                     APIOperation(
                         id: id, method: method.uppercased(), path: path, role: open ? nil : role,
-                        expensive: op["x-usagebox-expensive"] as? Bool ?? false))
+                        expensive: op["x-usagebox-expensive"] as? Bool ?? false,
+                        auth: open ? .none : (op["x-usagebox-auth"] as? String).flatMap(Auth.init(rawValue:)) ?? .bearer))
             }
         }
         guard Set(out.map(\.id)).count == out.count else { throw Malformed(description: "an operationId is used twice") }

@@ -21,6 +21,10 @@ public struct HTTPAPI: Sendable {
     public let limits: RequestLimits
     let work: WorkLimiter
     let authFailures: AuthFailureLimiter
+    /// Browser sessions of the pages under /ui/.
+    let sessions = UISessions()
+    /// The Prometheus metrics served at /metrics, when the composition root provides them.
+    public var metrics: ServerMetrics?
 
     public init(
         store: any MeterStore, keys: any KeyStore, environmentAdminSecret: String?, decoder: EventDecoder = EventDecoder(),
@@ -53,7 +57,7 @@ public struct HTTPAPI: Sendable {
     /// authentication. Fails at once (a programming error) if the document and the handlers differ.
     public func buildRouter() -> Router<UsageBoxRequestContext> {
         let router = Router(context: UsageBoxRequestContext.self)
-        router.add(middleware: RequestLogMiddleware())
+        router.add(middleware: RequestLogMiddleware(metrics: metrics))
         router.add(middleware: APIErrorMiddleware())
         let routes = OperationRoutes(api: self)
         routes.open("health") { _, _ in JSONResponse.make(Health(status: "ok")) }
@@ -63,8 +67,11 @@ public struct HTTPAPI: Sendable {
         MeteringController(api: self).register(routes)
         AdminController(api: self).register(routes)
         ReconciliationController(api: self).register(routes)
+        UIController(api: self).register(routes)
         routes.checkComplete()
         router.addRoutes(routes.open)
+        router.group("ui").add(middleware: UISessionMiddleware(api: self)).addRoutes(routes.pages)
+        router.group().add(middleware: AuthenticationMiddleware(api: self)).addRoutes(routes.rootAuthenticated)
         router.group(RouterPath(OperationRoutes.authenticatedPrefix))
             .add(middleware: AuthenticationMiddleware(api: self))
             .addRoutes(routes.authenticated)
@@ -94,7 +101,22 @@ public struct HTTPAPI: Sendable {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw UsageBoxError(.unauthenticated, "the Authorization header must be 'Bearer <key>'")
         }
-        let secret = String(parts[1].filter { $0 != " " })
+        return try await key(secret: String(parts[1].filter { $0 != " " }))
+    }
+
+    /// A secret presented another way (a page's session, Basic credentials), under the same limit on failures.
+    func authenticate(secret: String, _ context: UsageBoxRequestContext) async throws -> APIKey {
+        let client = context.clientAddress
+        try await authFailures.check(client)
+        do {
+            return try await key(secret: secret)
+        } catch let e as UsageBoxError where e.code == .unauthenticated {
+            await authFailures.record(client)
+            throw e
+        }
+    }
+
+    func key(secret: String) async throws -> APIKey {
         if let env = environmentAdminSecret, constantTimeEquals(secret, env) {
             return APIKey(keyID: "env:USAGEBOX_KEY", accountID: nil, role: .admin, createdAt: Timestamp(microseconds: 0), revokedAt: nil)
         }
@@ -159,6 +181,24 @@ public struct HTTPAPI: Sendable {
         }
     }
 
+    /// An `application/x-www-form-urlencoded` body (the sign-in form), at most 64 KiB.
+    func form(_ request: Request) async throws -> [String: String] {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: 64 << 10)
+        } catch {
+            throw UsageBoxError(.payloadTooLarge, "the form is larger than 64 KiB")
+        }
+        var out: [String: String] = [:]
+        let text = String(buffer: buffer).replacingOccurrences(of: "+", with: " ")
+        do {
+            for (name, value) in try QueryString.parse(text) { out[name] = value }
+        } catch {
+            throw UsageBoxError.invalidArgument("the form is not URL-encoded", field: "body")
+        }
+        return out
+    }
+
     func jsonBody(_ request: Request) async throws -> JSONValue {
         let buffer: ByteBuffer
         do {
@@ -199,6 +239,10 @@ public struct HTTPAPI: Sendable {
         if case .accounts = key.scope {
             for case let .event(e) in items where !key.scope.allows(e.accountID) { throw forbidden(e.accountID) }
         }
-        return JSONResponse.make(try await store.ingest(items))
+        metrics?.writesInFlight(1)
+        defer { metrics?.writesInFlight(-1) }
+        let answer = try await store.ingest(items)
+        metrics?.ingested(answer, batch: items.count)
+        return JSONResponse.make(answer)
     }
 }

@@ -35,11 +35,10 @@ struct MeteringController {
             }
             if let g = value("group_by"), g != "day" { throw UsageBoxError.invalidArgument("verify groups only by day", field: "group_by") }
             if value("group_by") == "day" { try api.checkBuckets(range, [.day]) }
-            return JSONResponse.make(
-                try await store.verify(
-                    VerifyRequest(
-                        account: caller.pathAccount, range: range, mode: mode,
-                        byDay: value("group_by") == "day")))
+            let report = try await store.verify(
+                VerifyRequest(account: caller.pathAccount, range: range, mode: mode, byDay: value("group_by") == "day"))
+            api.metrics?.verified(account: caller.pathAccount, report)
+            return JSONResponse.make(report)
         }
         routes.on("explain") { request, _, caller in
             let params = try api.parameters(request)
@@ -79,6 +78,12 @@ struct AdminController {
 
     func register(_ routes: OperationRoutes) {
         let api = self.api
+        routes.on("metrics") { _, _, _ in
+            guard let metrics = api.metrics else { throw UsageBoxError(.notFound, "this server keeps no metrics") }
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: metrics.exposition())))
+        }
         routes.on("listMeters") { _, _, caller in
             JSONResponse.make(MeterList(meters: try await api.store.meters(scope: caller.key.scope)))
         }

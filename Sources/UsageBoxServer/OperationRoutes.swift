@@ -22,8 +22,13 @@ final class OperationRoutes: @unchecked Sendable {
     let api: HTTPAPI
     /// Operations that need a key, mounted under `/v1` behind authentication.
     let authenticated = RouteCollection(context: UsageBoxRequestContext.self)
-    /// Operations that need none (`/healthz`, `/openapi.yaml`).
+    /// Operations that need none (`/healthz`, `/openapi.yaml`, the sign-in form).
     let open = RouteCollection(context: UsageBoxRequestContext.self)
+    /// Bearer operations outside /v1 (`/metrics`), behind the same authentication.
+    let rootAuthenticated = RouteCollection(context: UsageBoxRequestContext.self)
+    /// Pages that need a browser session, mounted under `/ui` behind the session middleware.
+    let pages = RouteCollection(context: UsageBoxRequestContext.self)
+    static let pagesPrefix = "/ui"
     private(set) var mounted: Set<String> = []
 
     init(api: HTTPAPI) { self.api = api }
@@ -47,10 +52,26 @@ final class OperationRoutes: @unchecked Sendable {
     /// Mounts the handler of an operation that needs a key.
     func on(_ id: String, _ handler: @escaping Handler) {
         let op = operation(id)
-        guard let role = op.role else { preconditionFailure("\(id) needs no key: mount it with open(_:)") }
-        precondition(op.path.hasPrefix(Self.authenticatedPrefix + "/"), "\(id): authenticated operations live under /v1")
+        precondition(op.auth == .bearer, "\(id) is not a bearer-key operation")
+        if op.path.hasPrefix(Self.authenticatedPrefix + "/") {
+            mount(op, on: authenticated, prefix: Self.authenticatedPrefix, handler)
+        } else {
+            mount(op, on: rootAuthenticated, prefix: "", handler)
+        }
+    }
+
+    /// Mounts the handler of a page (a browser session or Basic credentials present the key).
+    func page(_ id: String, _ handler: @escaping Handler) {
+        let op = operation(id)
+        precondition(op.auth == .session, "\(id) is not a page")
+        mount(op, on: pages, prefix: Self.pagesPrefix, handler)
+    }
+
+    private func mount(_ op: APIOperation, on collection: RouteCollection<UsageBoxRequestContext>, prefix: String, _ handler: @escaping Handler) {
+        guard let role = op.role else { preconditionFailure("\(op.id) needs no key: mount it with open(_:)") }
+        precondition(op.path.hasPrefix(prefix + "/"), "\(op.id): lives under \(prefix)")
         let api = self.api
-        authenticated.on(RouterPath(op.routerPath(dropping: Self.authenticatedPrefix)), method: HTTPRequest.Method(op.method)!) { request, context in
+        collection.on(RouterPath(op.routerPath(dropping: prefix)), method: HTTPRequest.Method(op.method)!) { request, context in
             guard let key = context.key else { throw UsageBoxError(.unauthenticated, "missing Authorization: Bearer <key>") }
             var account: String?
             if op.namesAccount {

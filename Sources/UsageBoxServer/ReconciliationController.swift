@@ -44,6 +44,7 @@ struct ReconciliationController {
                 let (report, _) = try await backend().run(
                     options, store: api.store, log: dryRun ? nil : api.reconciliationLog, apply: false,
                     confirmLarge: false)
+                api.metrics?.reconciled(vendor: report.vendor, verdict: report.verdict.rawValue)
                 return JSONResponse.make(text: report.jsonText, status: dryRun ? .ok : .created)
             } catch let drift as VerifyDrift {
                 throw UsageBoxError(.verifyDrift, drift.description)

@@ -39,9 +39,11 @@ public struct SegmentScrubber: Service {
     let interval: Duration
     let segmentsPerPass: Int
     let logger: Logger
+    let metrics: ServerMetrics?
 
-    public init(store: any MeterStore, interval: Duration = .seconds(10), segmentsPerPass: Int = 2, logger: Logger) {
+    public init(store: any MeterStore, interval: Duration = .seconds(10), segmentsPerPass: Int = 2, logger: Logger, metrics: ServerMetrics? = nil) {
         self.store = store
+        self.metrics = metrics
         self.interval = interval
         self.segmentsPerPass = segmentsPerPass
         self.logger = logger
@@ -54,6 +56,7 @@ public struct SegmentScrubber: Service {
                 try await Task.sleep(for: interval)
                 do {
                     let progress = try await store.scrub(maxSegments: segmentsPerPass)
+                    metrics?.scrubbed(progress)
                     if progress.corrupt != reportedCorrupt {
                         logger.error("scrub: corrupt segments found", metadata: ["corrupt": "\(progress.corrupt)", "verified": "\(progress.verified)"])
                         reportedCorrupt = progress.corrupt

@@ -5,6 +5,7 @@ import MeterStoreHTTPClient
 import MeterStoreSQLite
 import Metering
 import ReconCore
+import ReportPages
 import UsageBoxApp
 
 extension UsageBoxCommand {
@@ -130,6 +131,7 @@ extension UsageBoxCommand.Reconcile {
             switch json ? .json : format {
             case .json: printOut(report.jsonText)
             case .markdown: printOut(Rendering.reconciliationMarkdown(report))
+            case .html: printOut(ReportPages.report(report))
             case .table:
                 printOut(Rendering.reconciliation(report))
                 if by == .day { printOut("\n" + Rendering.reconciliationDays(report)) }
@@ -197,7 +199,7 @@ extension UsageBoxCommand.Reconcile {
 
 /// The forms a reconciliation report prints in.
 enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
-    case table, json, markdown
+    case table, json, markdown, html
 }
 
 /// Extra breakdowns of the table report.

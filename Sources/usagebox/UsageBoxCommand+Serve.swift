@@ -20,6 +20,7 @@ extension UsageBoxCommand {
         @Option(help: "Port (0 picks a free one; the URL is printed on stdout once listening).") var port = 8080
         @OptionGroup var location: LocalStoreOptions
         @Option(help: "The least severity logged.") var logLevel: Logger.Level = .info
+        @Option(help: "How log lines are written on stderr: text, or one JSON object per line.") var logFormat: LogFormat = .text
         @Option(help: "Every serve process sharing this store, as URLs, the same list in the same order on each (a ClickHouse store).")
         var peers: String?
         @Option(help: "This process's place in --peers, from 0.") var node: Int?
@@ -34,10 +35,16 @@ extension UsageBoxCommand {
         func run() async throws {
             let level = logLevel
             // The executable is the only place that bootstraps logging.
+            let format = logFormat
             LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
+                switch format {
+                case .text:
+                    var handler = StreamLogHandler.standardError(label: label)
+                    handler.logLevel = level
+                    return handler
+                case .json:
+                    return JSONLogHandler(label: label, logLevel: level)
+                }
             }
             let env = ProcessInfo.processInfo.environment["USAGEBOX_KEY"]
             // With peers, each account has one writer: this process, or the peer it forwards to.
@@ -62,10 +69,20 @@ extension UsageBoxCommand {
             limits.maxInvoiceBytes = maxInvoiceMB << 20
             limits.expensivePerKey = expensivePerKey
             limits.expensiveOverall = expensiveOverall
+            // Prometheus metrics at /metrics; the store's size is the SQLite file's (with its WAL).
+            let sizePath: String? =
+                location.store == nil && ProcessInfo.processInfo.environment["USAGEBOX_STORE"] == nil
+                ? StoreFactory.resolvePath(location.db) : nil
+            let metrics = ServerMetrics(storeSize: {
+                guard let sizePath else { return nil }
+                return [sizePath, sizePath + "-wal"].reduce(Int64(0)) { total, file in
+                    total + ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int64) ?? 0)
+                }
+            })
             let app = try ServerApplication.build(
                 store: store, host: host, port: port, environmentAdminSecret: env, logger: logger,
                 limits: limits, idleTimeout: .seconds(Int64(idleTimeout)),
-                requestTimeout: .seconds(Int64(requestTimeout))
+                requestTimeout: .seconds(Int64(requestTimeout)), metrics: metrics
             ) { bound in
                 printOut("UsageBox listening on http://\(host):\(bound)")
             }

@@ -1,0 +1,145 @@
+import Foundation
+public import Metering
+import Mustache
+public import ReconCore
+
+/// The pages a reviewer opens: the reconciliation report (a self-contained file from
+/// `reconcile --format html`, and the same page under `/ui/`), the index of runs, an account's
+/// daily drift watch and the sign-in form. Rendered by Mustache templates (every value escaped);
+/// charts are inline SVG whose geometry is computed here. No script, nothing loaded from elsewhere.
+public enum ReportPages {
+    static let library: MustacheLibrary = {
+        var templates: [String: MustacheTemplate] = [:]
+        for (name, bytes) in [
+            ("page", PackageResources.page_mustache), ("report", PackageResources.report_mustache),
+            ("index", PackageResources.index_mustache), ("account", PackageResources.account_mustache),
+            ("login", PackageResources.login_mustache), ("error", PackageResources.error_mustache),
+        ] {
+            do {
+                templates[name] = try MustacheTemplate(string: String(decoding: bytes, as: UTF8.self))
+            } catch {
+                preconditionFailure("template \(name) does not parse: \(error)")
+            }
+        }
+        return MustacheLibrary(templates: templates)
+    }()
+
+    static func render(_ name: String, _ context: [String: Any]) -> String {
+        library.render(context, withTemplate: name) ?? ""
+    }
+
+    /// A whole page: the shell around a body; `who` (the signed-in key) adds the navigation.
+    static func page(title: String, body: String, who: String?) -> String {
+        var context: [String: Any] = ["title": title, "body": body]
+        if let who { context["nav"] = ["who": who] }
+        return render("page", context)
+    }
+
+    /// The reconciliation report as one self-contained HTML page.
+    public static func report(_ r: ReconciliationReport, who: String? = nil) -> String {
+        page(title: "\(r.vendor) reconciliation \(r.id)", body: render("report", reportContext(r)), who: who)
+    }
+
+    /// A page saying what went wrong (a page the key may not see, an unknown run).
+    public static func error(_ message: String, who: String) -> String {
+        page(title: "UsageBox", body: render("error", ["message": message]), who: who)
+    }
+
+    public static func login(error: String?, next: String) -> String {
+        var context: [String: Any] = ["next": next]
+        if let error { context["error"] = error }
+        return page(title: "UsageBox: sign in", body: render("login", context), who: nil)
+    }
+
+    /// One run in the index.
+    public struct RunSummary: Sendable {
+        public var id: String
+        public var vendor: String
+        public var month: String
+        public var account: String
+        public var verdict: String
+        public var gap: Int64
+        public var corrections: Int
+        public var applied: Bool
+        public var createdAt: Timestamp
+
+        public init(_ r: ReconciliationReport) {
+            id = r.id
+            vendor = r.vendor
+            month = r.from.monthString
+            account = r.accountID ?? "(all accounts)"
+            verdict = r.verdict.rawValue
+            gap = r.total.gap
+            corrections = r.corrections.count
+            applied = r.applied
+            createdAt = r.createdAt
+        }
+    }
+
+    public static func index(_ runs: [RunSummary], who: String, defaultAccount: String) -> String {
+        let sorted = runs.sorted { ($0.createdAt.microseconds, $0.id) > ($1.createdAt.microseconds, $1.id) }
+        var groups: [(String, String, [RunSummary])] = []
+        for run in sorted {
+            if let i = groups.firstIndex(where: { $0.0 == run.vendor && $0.1 == run.month }) {
+                groups[i].2.append(run)
+            } else {
+                groups.append((run.vendor, run.month, [run]))
+            }
+        }
+        let context: [String: Any] = [
+            "runCount": String(runs.count), "defaultAccount": defaultAccount, "defaultMonth": sorted.first?.month ?? "",
+            "groups": groups.map { g -> [String: Any] in
+                [
+                    "vendor": g.0, "month": g.1,
+                    "runs": g.2.map { r -> [String: Any] in
+                        [
+                            "id": r.id, "account": r.account, "verdict": r.verdict, "gap": Format.signed(r.gap), "corrections": String(r.corrections),
+                            "applied": r.applied ? "yes" : "no", "createdAt": r.createdAt.rfc3339,
+                        ]
+                    },
+                ]
+            },
+        ]
+        return page(title: "UsageBox: reconciliations", body: render("index", context), who: who)
+    }
+
+    /// An account's month: each day's rollups against its raw events, drift marked.
+    public static func account(_ account: String, month: String, verify: VerifyReport, who: String) -> String {
+        let days = verify.days ?? []
+        let drifted = days.filter { $0.drift != 0 }
+        let context: [String: Any] = [
+            "account": account, "month": month, "mode": verify.mode.rawValue,
+            "verdictClass": verify.ok ? "conclusive" : "inconclusive",
+            "headline": verify.ok
+                ? "No drift: every day's rollups equal its raw events (\(verify.segmentsChecked) segment(s) checked)."
+                : "DRIFT on \(drifted.count) day(s), \(Format.grouped(verify.drift)) in all; \(verify.segmentsCorrupt) corrupt segment(s).",
+            "chart": Charts.driftWatch(days),
+            "days": days.map { d -> [String: Any] in
+                [
+                    "day": d.day, "rollup": Format.grouped(d.rollupSum), "raw": Format.grouped(d.rawSum), "drift": Format.grouped(d.drift),
+                    "driftClass": d.drift == 0 ? "" : "pos",
+                ]
+            },
+        ]
+        return page(title: "UsageBox: \(account) \(month)", body: render("account", context), who: who)
+    }
+}
+
+/// Numbers as a reviewer reads them.
+enum Format {
+    static func grouped(_ v: Int64) -> String {
+        let digits = String(v.magnitude)
+        var out = ""
+        for (i, c) in digits.enumerated() {
+            if i > 0, (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(c)
+        }
+        return (v < 0 ? "−" : "") + out
+    }
+
+    static func signed(_ v: Int64) -> String { v > 0 ? "+" + grouped(v) : grouped(v) }
+
+    static func money(_ a: ExactAmount) -> String { ExactDecimal.format(a.value) }
+
+    static func money(_ a: ExactAmount, _ currency: String) -> String { "\(currency) \(money(a))" }
+}

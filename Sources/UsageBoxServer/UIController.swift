@@ -1,0 +1,170 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Metering
+import ReconCore
+import ReportPages
+
+/// Browser sessions for the pages under `/ui/`: signing in with an API key sets an HttpOnly,
+/// SameSite=Strict cookie naming a random session; the key itself stays in this server's memory
+/// and is authenticated again on every page, so revoking it ends its sessions at once. Scripts (and
+/// the headless browser test) may instead present the key as the password of HTTP Basic.
+actor UISessions {
+    private var sessions: [String: (secret: String, expires: ContinuousClock.Instant)] = [:]
+    static let lifetime: Duration = .seconds(8 * 3600)
+    static let maxSessions = 10_000
+
+    func open(secret: String) -> String {
+        let now = ContinuousClock.now
+        if sessions.count >= Self.maxSessions { sessions = sessions.filter { $0.value.expires > now } }
+        if sessions.count >= Self.maxSessions, let oldest = sessions.min(by: { $0.value.expires < $1.value.expires })?.key {
+            sessions[oldest] = nil
+        }
+        var generator = SystemRandomNumberGenerator()
+        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        sessions[token] = (secret, now + Self.lifetime)
+        return token
+    }
+
+    func secret(for token: String) -> String? {
+        guard let s = sessions[token] else { return nil }
+        guard s.expires > ContinuousClock.now else {
+            sessions[token] = nil
+            return nil
+        }
+        return s.secret
+    }
+
+    func close(_ token: String) { sessions[token] = nil }
+}
+
+/// The pages: the index of runs, each run's report, an account's daily drift watch, sign-in and out.
+struct UIController {
+    let api: HTTPAPI
+    static let cookie = "ub_session"
+
+    static func html(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        var headers: HTTPFields = [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"]
+        // No script anywhere; styles inline; forms post only here; never framed.
+        headers[HTTPField.Name("Content-Security-Policy")!] =
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
+        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func redirect(_ location: String, cookie: String? = nil) -> Response {
+        var headers: HTTPFields = [.location: location, .cacheControl: "no-store"]
+        if let cookie { headers[.setCookie] = cookie }
+        return Response(status: .seeOther, headers: headers)
+    }
+
+    /// Only a page of this site is a place to go after signing in.
+    static func safeNext(_ next: String?) -> String {
+        guard let next, next.hasPrefix("/ui/"), !next.hasPrefix("//"), !next.contains("\\"), next.count < 1000 else { return "/ui/" }
+        return next
+    }
+
+    static func who(_ key: APIKey) -> String { "\(key.role.rawValue) key \(key.keyID)\(key.accountID.map { " of \($0)" } ?? "")" }
+
+    func register(_ routes: OperationRoutes) {
+        let api = self.api
+        routes.open("uiLoginForm") { request, _ in
+            let next = try api.parameters(request).last { $0.0 == "next" }?.1
+            return Self.html(ReportPages.login(error: nil, next: Self.safeNext(next)))
+        }
+        routes.open("uiLogin") { request, context in
+            let form = try await api.form(request)
+            let next = Self.safeNext(form["next"])
+            guard let secret = form["key"], !secret.isEmpty else {
+                return Self.html(ReportPages.login(error: "Paste a key.", next: next), status: .unauthorized)
+            }
+            do {
+                _ = try await api.authenticate(secret: secret, context)
+            } catch let e as UsageBoxError where e.code == .unauthenticated {
+                return Self.html(ReportPages.login(error: "That key is unknown or revoked.", next: next), status: .unauthorized)
+            }
+            let token = await api.sessions.open(secret: secret)
+            return Self.redirect(next, cookie: "\(Self.cookie)=\(token); Path=/ui; HttpOnly; SameSite=Strict; Max-Age=\(8 * 3600)")
+        }
+        routes.page("uiLogout") { request, _, _ in
+            if let token = Self.sessionToken(request) { await api.sessions.close(token) }
+            return Self.redirect("/ui/login", cookie: "\(Self.cookie)=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0")
+        }
+        routes.page("uiIndex") { _, _, caller in
+            var runs: [ReportPages.RunSummary] = []
+            if let log = api.reconciliationLog {
+                for id in try await log.recentReconciliations(limit: 200) {
+                    // Only the runs this key may see, exactly as the API decides.
+                    if let report = try? await api.storedReport(id, key: caller.key) { runs.append(.init(report)) }
+                }
+            }
+            return Self.html(ReportPages.index(runs, who: Self.who(caller.key), defaultAccount: caller.key.accountID ?? ""))
+        }
+        routes.page("uiReport") { _, context, caller in
+            let report = try await api.storedReport(try context.parameters.require("id"), key: caller.key)
+            return Self.html(ReportPages.report(report, who: Self.who(caller.key)))
+        }
+        routes.page("uiAccount") { request, _, caller in
+            let params = try api.parameters(request)
+            let value = { (name: String) in params.last { $0.0 == name }?.1 }
+            guard let account = value("account"), EventDecoder.isValidIdentifier(account) else {
+                throw UsageBoxError.invalidArgument("name an account", field: "account")
+            }
+            guard caller.key.scope.allows(account) else { throw api.forbidden(account) }
+            let month = value("month") ?? Timestamp.now().monthString
+            let start = try PeriodRecord.validate(month)
+            let range = try TimeRange(from: start, to: start.startOfNextMonth)
+            let report = try await api.expensive(caller.key) {
+                try await api.store.verify(VerifyRequest(account: account, range: range, mode: .incremental, byDay: true))
+            }
+            api.metrics?.verified(account: account, report)
+            return Self.html(ReportPages.account(account, month: month, verify: report, who: Self.who(caller.key)))
+        }
+    }
+
+    static func sessionToken(_ request: Request) -> String? {
+        guard let header = request.headers[.cookie] else { return nil }
+        for part in header.split(separator: ";") {
+            let kv = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            if kv.count == 2, kv[0] == cookie { return String(kv[1]) }
+        }
+        return nil
+    }
+
+    /// The key of a page request: its session, or HTTP Basic with the key as the password.
+    static func presentedSecret(_ request: Request, sessions: UISessions) async -> String? {
+        if let token = sessionToken(request), let secret = await sessions.secret(for: token) { return secret }
+        if let header = request.headers[.authorization], header.lowercased().hasPrefix("basic "),
+            let data = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+            let text = String(data: data, encoding: .utf8), let colon = text.firstIndex(of: ":")
+        {
+            return String(text[text.index(after: colon)...])
+        }
+        return nil
+    }
+}
+
+/// Signs page requests in from their session (or Basic credentials); a request without either is
+/// sent to the sign-in form (GET) or refused (POST).
+struct UISessionMiddleware: RouterMiddleware {
+    typealias Context = UsageBoxRequestContext
+    let api: HTTPAPI
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        if let secret = await UIController.presentedSecret(request, sessions: api.sessions),
+            let key = try? await api.authenticate(secret: secret, context)
+        {
+            context.key = key
+            do {
+                return try await next(request, context)
+            } catch let e as UsageBoxError {
+                // A page's error is a page too, with the same status.
+                return UIController.html(ReportPages.error(e.message, who: UIController.who(key)), status: e.httpStatus)
+            }
+        }
+        guard request.method == .get else { throw UsageBoxError(.unauthenticated, "sign in at /ui/login") }
+        let path = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
+        return UIController.redirect("/ui/login?next=" + (path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "/ui/"))
+    }
+}

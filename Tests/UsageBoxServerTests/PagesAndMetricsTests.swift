@@ -1,0 +1,164 @@
+import ExactJSON
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import MeterStoreSQLite
+import Metering
+import Prometheus
+import ReconCore
+import ReportPages
+import Testing
+import UsageBoxApp
+import VendorAnthropic
+
+@testable import UsageBoxServer
+
+/// The pages under /ui/ (sign-in, sessions, what each key may see, escaping) and /metrics.
+@Suite struct PagesAndMetricsTests {
+    let store: SQLiteMeterStore
+    let registry = PrometheusCollectorRegistry()
+    let app: Application<RouterResponder<UsageBoxRequestContext>>
+    static let admin = "pages-admin-secret"
+    static let may = "from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z"
+
+    init() throws {
+        store = try SQLiteMeterStore(location: .newMemory())
+        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: Self.admin)
+        api.reconciliation = try ReconciliationService()
+        api.reconciliationLog = store
+        api.metrics = ServerMetrics(registry: registry, storeSize: { 4096 })
+        app = Application(router: api.buildRouter())
+    }
+
+    struct Answer {
+        var status: Int
+        var text: String
+        var headers: HTTPFields
+    }
+
+    func call(
+        _ client: some TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, bearer: String? = nil, cookie: String? = nil,
+        basic: String? = nil, form: String? = nil, body: String? = nil
+    ) async throws -> Answer {
+        var headers: HTTPFields = [:]
+        if let bearer { headers[.authorization] = "Bearer \(bearer)" }
+        if let basic { headers[.authorization] = "Basic " + Data("key:\(basic)".utf8).base64EncodedString() }
+        if let cookie { headers[.cookie] = cookie }
+        if form != nil { headers[.contentType] = "application/x-www-form-urlencoded" }
+        return try await client.execute(uri: uri, method: method, headers: headers, body: (form ?? body).map { ByteBuffer(string: $0) }) { r in
+            Answer(status: Int(r.status.code), text: String(buffer: r.body), headers: r.headers)
+        }
+    }
+
+    /// The kata month on acct_42 and one recorded run of it.
+    func recordRun(_ client: some TestClientProtocol) async throws -> String {
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let invoice = String(decoding: AnthropicPlugin.demoCostReport.bytes, as: UTF8.self)
+        let created = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)&account=acct_42", bearer: Self.admin, body: invoice)
+        #expect(created.status == 201)
+        return try #require(try JSONParser.parse(created.text)["id"]?.stringValue)
+    }
+
+    @Test func signingInSetsAnHttpOnlySessionThatRevocationEnds() async throws {
+        let (key, secret) = try await store.createKey(account: "acct_42", role: .reader)
+        try await app.test(.router) { client in
+            let id = try await recordRun(client)
+            let anonymous = try await call(client, .get, "/ui/reconciliations/\(id)")
+            #expect(anonymous.status == 303 && anonymous.headers[.location]?.hasPrefix("/ui/login?next=") == true)
+            let form = try await call(client, .get, "/ui/login?next=/ui/")
+            #expect(form.status == 200 && form.text.contains("<form class=\"login\""))
+            let wrong = try await call(client, .post, "/ui/login", form: "key=nope&next=%2Fui%2F")
+            #expect(wrong.status == 401 && wrong.text.contains("unknown or revoked"))
+            let signedIn = try await call(client, .post, "/ui/login", form: "key=\(secret)&next=%2Fui%2Freconciliations%2F\(id)")
+            #expect(signedIn.status == 303 && signedIn.headers[.location] == "/ui/reconciliations/\(id)")
+            let setCookie = try #require(signedIn.headers[.setCookie])
+            #expect(setCookie.contains("HttpOnly") && setCookie.contains("SameSite=Strict") && setCookie.contains("Path=/ui"))
+            let cookie = String(setCookie.split(separator: ";")[0])
+            let page = try await call(client, .get, "/ui/reconciliations/\(id)", cookie: cookie)
+            #expect(page.status == 200 && page.text.contains("520,000") && page.text.contains("Conclusive"))
+            #expect(page.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("default-src 'none'") == true)
+            #expect(!page.text.lowercased().contains("<script"), "no script on any page")
+            let index = try await call(client, .get, "/ui/", cookie: cookie)
+            #expect(index.status == 200 && index.text.contains(id))
+            // An open redirect is refused: only pages of this site are a place to go.
+            let away = try await call(client, .post, "/ui/login", form: "key=\(secret)&next=https%3A%2F%2Fevil.example%2F")
+            #expect(away.headers[.location] == "/ui/")
+            _ = try await store.revokeKey(key.keyID)
+            #expect(try await call(client, .get, "/ui/", cookie: cookie).status == 303, "a revoked key ends its sessions at once")
+            let out = try await call(client, .post, "/ui/logout", cookie: cookie)
+            #expect(out.status == 401)
+        }
+    }
+
+    @Test func aPageNeverShowsAnotherAccountsData() async throws {
+        let (_, mine) = try await store.createKey(account: "acct_42", role: .reader)
+        let (_, theirs) = try await store.createKey(account: "acct_7", role: .reader)
+        try await app.test(.router) { client in
+            let id = try await recordRun(client)
+            #expect(try await call(client, .get, "/ui/reconciliations/\(id)", basic: mine).status == 200)
+            let other = try await call(client, .get, "/ui/reconciliations/\(id)", basic: theirs)
+            #expect(other.status == 403 && !other.text.contains("520") && other.text.contains("may not see"))
+            let index = try await call(client, .get, "/ui/", basic: theirs)
+            #expect(index.status == 200 && !index.text.contains(id) && !index.text.contains("acct_42"))
+            let account = try await call(client, .get, "/ui/accounts?account=acct_42&month=2026-05", basic: theirs)
+            #expect(account.status == 403 && !account.text.contains("2026-05-17"))
+            let own = try await call(client, .get, "/ui/accounts?account=acct_42&month=2026-05", basic: mine)
+            #expect(own.status == 200 && own.text.contains("No drift") && own.text.contains("2026-05-31"))
+        }
+    }
+
+    @Test func everyValueIsEscaped() throws {
+        let hostile = "<script>alert('x')</script>"
+        let unmapped = JSONWriter.write(
+            .array([
+                .object([
+                    ("location", .string("invoice.csv:2")), ("description", .string(hostile)), ("vendor_model", .null), ("vendor_token_type", .null),
+                    ("amount", .null), ("currency", .string("USD")), ("reason", .string("not_usage:" + hostile)),
+                ])
+            ]))
+        var report = try JSONValueDecoder.decode(
+            ReconciliationReport.self,
+            from: try JSONParser.parse(Self.minimalReport.replacingOccurrences(of: #""unmapped":[]"#, with: #""unmapped":"# + unmapped)))
+        report.vendor = "\"><img src=x onerror=alert(1)>"
+        let html = ReportPages.report(report)
+        #expect(!html.contains("<script>") && html.contains("&lt;script&gt;"))
+        #expect(!html.contains("<img src=x"))
+    }
+
+    @Test func metricsCountAKnownWorkload() async throws {
+        let (_, reader) = try await store.createKey(account: "acct_42", role: .reader)
+        try await app.test(.router) { client in
+            let batch =
+                #"{"events":[{"event_id":"a","account_id":"acct_1","meter_id":"m","quantity":1,"timestamp":"2026-05-10T10:00:00Z"},"#
+                + #"{"event_id":"b","account_id":"acct_1","meter_id":"m","quantity":2,"timestamp":"2026-05-10T10:00:00Z"},"#
+                + #"{"event_id":"a","account_id":"acct_1","meter_id":"m","quantity":1,"timestamp":"2026-05-10T10:00:00Z"},"#
+                + #"{"event_id":"c","account_id":"acct_1","meter_id":"m","quantity":1.5,"timestamp":"2026-05-10T10:00:00Z"}]}"#
+            #expect(try await call(client, .post, "/v1/usage/batch", bearer: Self.admin, body: batch).status == 200)
+            #expect(try await call(client, .get, "/v1/accounts/acct_1/verify?\(Self.may)", bearer: Self.admin).status == 200)
+            #expect(try await call(client, .get, "/metrics", bearer: reader).status == 403, "metrics name accounts: admin only")
+            let scrape = try await call(client, .get, "/metrics", bearer: Self.admin)
+            #expect(scrape.status == 200)
+            let text = scrape.text
+            #expect(text.contains(#"usagebox_events_total{outcome="accepted",code=""} 2"#), "\(text)")
+            #expect(text.contains(#"usagebox_events_total{outcome="duplicate",code=""} 1"#))
+            #expect(text.contains(#"usagebox_events_total{outcome="rejected",code="invalid_quantity"} 1"#))
+            #expect(text.contains(#"usagebox_verify_drift{account="acct_1"} 0"#))
+            #expect(text.contains(#"usagebox_http_requests_total{route="/v1/usage/batch",method="POST",status="200"} 1"#))
+            #expect(text.contains("usagebox_http_request_duration_seconds_bucket"))
+            #expect(text.contains("usagebox_ingest_batch_events_count 1"))
+            #expect(text.contains("usagebox_store_bytes 4096"))
+        }
+    }
+
+    static let minimalReport = """
+        {"id":"rec_x","vendor":"anthropic","account_id":"acct_42","invoice_scope":"as_given","from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z",
+         "verdict":"conclusive","reasons":[],"invoice":{"sha256":"0","files":[],"format":"json","currency":"USD","lines":0,"amount":"0","unmapped_amount":"0",
+         "amounts_by_currency":{},"unconverted_currencies":[]},"coverage":{"basis":"none","covers":[],"period_days":31,"covered_days":0,"uncovered":[],
+         "pages":[],"incomplete":[],"models":[]},"rate_card":{"vendor":"anthropic","version":"1","sha256":"0"},"rules":{"chain":[],"sha256":"0"},
+         "verify":{"ok":true,"mode":"incremental","drift":0},"models":[],"total":{"metered":0,"vendor":0,"gap":0,"gap_amount":"0"},"shape":"none",
+         "implied_factor":null,"unmetered_token_types":[],"findings":[],"price_steps":[],"days":[],"unattributed":[],"unmapped":[],
+         "metered_out_of_scope":[],"corrections":[],"held":[],"meter_basis":[],"rounding":{},"applied":false,"applied_event_ids":[],
+         "applied_at":null,"reverted_at":null,"run_by":"cli","created_at":"2026-06-02T00:00:00Z"}
+        """
+}
