@@ -28,13 +28,14 @@ import UsageBoxTesting
                 guard demo.status == 0 else { throw CocoaError(.fileWriteUnknown) }
             }
             process.executableURL = URL(fileURLWithPath: LiveServerTests.binary)
-            process.arguments = ["serve", "--db", db, "--port", "0", "--log-level", "warning"]
+            process.arguments = ["serve", "--db", db, "--port", "0", "--log-level", "info", "--log-format", "json"]
             var env = ProcessInfo.processInfo.environment
             env["USAGEBOX_KEY"] = Self.key
             process.environment = env
             let out = Pipe()
             process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
+            FileManager.default.createFile(atPath: dir.appendingPathComponent("stderr.log").path, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: dir.appendingPathComponent("stderr.log"))
             try process.run()
             var line = Data()
             while !line.contains(0x0A) {
@@ -128,6 +129,16 @@ import UsageBoxTesting
         let days = s["variation-verify-by-day"]?["days"]?.arrayValue ?? []
         #expect(days.count == 31 && days.allSatisfy { $0["drift"] == .int(0) })
         #expect(s["variation-verify-by-day"]?["raw_sum"] == .int(322_160_000))
+
+        // The running server counted that workload, and logged it as JSON lines.
+        let scrape = try Self.run("/usr/bin/curl", ["-s", "-H", "Authorization: Bearer \(Server.key)", server.url + "/metrics"])
+        #expect(scrape.stdout.contains(#"usagebox_events_total{outcome="accepted",code=""} 1"#), "\(scrape.stdout.prefix(2000))")
+        #expect(scrape.stdout.contains(#"usagebox_http_requests_total{route="/v1/accounts/{account}/verify",method="GET",status="200"}"#)
+                    || scrape.stdout.contains(#"route="/v1/accounts/:account/verify""#))
+        #expect(scrape.stdout.contains(#"usagebox_verify_drift{account="acct_42"} 0"#))
+        let log = (try? String(contentsOf: server.dir.appendingPathComponent("stderr.log"), encoding: .utf8)) ?? ""
+        let lines = log.split(separator: "\n")
+        #expect(!lines.isEmpty && lines.allSatisfy { (try? JSONParser.parse(String($0)))?["message"] != nil }, "\(log.prefix(500))")
 
         #expect(server.stop() == 0, "SIGTERM stops the server cleanly")
         let after = try Self.run(
