@@ -187,7 +187,7 @@ let package = Package(
                 "ReconCore", "ReconPlugins", "RateCardData", "FormatReaders", "ExactJSON", "Metering",
                 "MeterStoreSQLite", "UsageBoxTesting", "UsageBoxApp",
             ],
-            exclude: ["FuzzFindings"],
+            exclude: ["FuzzFindings", "Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

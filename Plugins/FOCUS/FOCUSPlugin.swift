@@ -6,7 +6,8 @@ import ReconCore
 /// FinOps FOCUS cost and usage CSV (1.0 to the AI-billing examples), from any provider. Token
 /// counts come from `ConsumedQuantity` (stated quantities, so no rate card is needed); model and
 /// token direction / cache action from the JSON in `SkuPriceDetails`; money from `BilledCost`,
-/// with `ListCost` and `EffectiveCost` kept beside it. Only `ChargeCategory = Usage` is usage.
+/// with `ListCost` and `EffectiveCost` kept beside it. Only `ChargeCategory = Usage` is usage. A file
+/// `usagebox export focus` wrote carries `x_TokenType`, the canonical token type, which wins.
 public enum FOCUSPlugin: VendorPlugin {
     public static let id = "focus"
     public static let name = "FinOps FOCUS"
@@ -98,14 +99,28 @@ struct FOCUSParser: InvoiceParser {
                     quantity = ExactDecimal.roundedInt64(q * Self.blockSize(cell("PricingUnit")))
                 }
             }
+            var exportedTokenType: TokenType? {
+                get throws {
+                    guard let t = cell("x_TokenType") else { return nil }
+                    guard t.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }) else {
+                        throw InvoiceError(file: file.name, line: r.line, field: "x_TokenType", "'\(t)' is not a token type")
+                    }
+                    return TokenType(t)
+                }
+            }
             var labels: [String: String] = [:]
+            // Who served the usage: the engine matches metered events whose vendor dimension names it
+            // (UsageBox's export states that name in x_Vendor).
+            if let p = cell("x_Vendor") ?? cell("ProviderName") ?? cell("Provider") { labels["provider"] = p.lowercased() }
             if let e = cell("EffectiveCost") { labels["effective_cost"] = e }
             if let p = cell("PricingCategory") { labels["pricing_category"] = p }
             var attribution: [String: String] = [:]
             for key in ["SubAccountId", "BillingAccountId", "CredentialId", "PrincipalId"] { if let v = cell(key) { attribution[key] = v } }
             var line = InvoiceLine(
                 location: "\(file.name):\(r.line)", vendorModel: model, vendorTokenType: vendorTokenType,
-                tokenType: vendorTokenType.flatMap { FOCUSPlugin.tokenTypeMap[$0] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
+                // UsageBox's own export names the canonical token type in x_TokenType (FOCUS has no cache lifetime).
+                tokenType: try exportedTokenType ?? vendorTokenType.flatMap { FOCUSPlugin.tokenTypeMap[$0] }, amount: cost,
+                amountScale: ExactDecimal.scale(of: costText),
                 currency: cell("BillingCurrency") ?? "USD", listAmount: try decimal("ListCost"), quantity: quantity, date: start,
                 end: try r.optionalTimestamp(["ChargePeriodEnd"], file: file.name),
                 labels: labels, attribution: attribution,

@@ -17,7 +17,7 @@ struct UsageBoxCommand: AsyncParsableCommand {
             """,
         subcommands: [
             Serve.self, Ingest.self, Usage.self, Verify.self, Explain.self, Periods.self, Meters.self, Query.self, Keys.self,
-            Reconcile.self, Vendors.self, RateCards.self, Rules.self, Backup.self, Restore.self, Migrate.self, Demo.self,
+            Reconcile.self, Vendors.self, RateCards.self, Rules.self, Export.self, Backup.self, Restore.self, Migrate.self, Demo.self,
         ]
     )
 }

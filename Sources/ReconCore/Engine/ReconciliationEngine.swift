@@ -45,7 +45,9 @@ public struct ReconciliationEngine: Sendable {
         let card: any RateCardConverter = o.modelMap.isEmpty ? chosen : ModelMappedCard(card: chosen, map: o.modelMap)
         if !o.allowOverlap { try batch.checkOverlap(card: card, names: o.invoices.map(\.name)) }
         let vendor = try VendorLedger.build(batch, card: card, options: o)
-        let vendorNames: Set<String> = [plugin.id, card.vendor]
+        // Metered events whose vendor dimension names the plugin, the card's vendor, or the
+        // provider a multi-provider export (FOCUS) states on its lines.
+        let vendorNames = Set([plugin.id, card.vendor] + batch.lines.compactMap { $0.line.labels["provider"] })
         let meter = try await MeterLedger.read(
             store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models),
             vendorNames: vendorNames, options: o)

@@ -1,0 +1,145 @@
+import Foundation
+public import Metering
+public import ReconCore
+
+/// The meter as a FinOps FOCUS cost and usage file (FOCUS 1.2 columns, every FOCUS 1.0 column
+/// too): one row per day × account × model × token type, tokens in `ConsumedQuantity`, money priced
+/// by the rate card in force that day, corrections as `ChargeClass = Correction` rows in the
+/// exported period keeping their own charge period, and `x_` columns for what FOCUS lacks (the
+/// canonical token type, so cache-write lifetimes survive; the vendor that served it as the
+/// meter's `vendor` dimension names it; the card version; the events counted).
+/// It is each customer's cost of goods, in the format FinOps tools import; the FOCUS plugin reads
+/// it back.
+public enum FOCUSExport {
+    /// Columns in order: FOCUS 1.2, then the 1.0 names the 1.2 names replaced, then `x_` columns.
+    public static let columns = [
+        "AvailabilityZone", "BilledCost", "BillingAccountId", "BillingAccountName", "BillingAccountType", "BillingCurrency",
+        "BillingPeriodEnd", "BillingPeriodStart", "CapacityReservationId", "CapacityReservationStatus", "ChargeCategory", "ChargeClass",
+        "ChargeDescription", "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart", "CommitmentDiscountCategory", "CommitmentDiscountId",
+        "CommitmentDiscountName", "CommitmentDiscountQuantity", "CommitmentDiscountStatus", "CommitmentDiscountType", "CommitmentDiscountUnit",
+        "ConsumedQuantity", "ConsumedUnit", "ContractedCost", "ContractedUnitPrice", "EffectiveCost", "InvoiceId", "InvoiceIssuerName",
+        "ListCost", "ListUnitPrice", "PricingCategory", "PricingCurrency", "PricingCurrencyContractedUnitPrice", "PricingCurrencyEffectiveCost",
+        "PricingCurrencyListUnitPrice", "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName", "RegionId", "RegionName",
+        "ResourceId", "ResourceName", "ResourceType", "ServiceCategory", "ServiceName", "ServiceSubcategory", "SkuId", "SkuMeter",
+        "SkuPriceDetails", "SkuPriceId", "SubAccountId", "SubAccountName", "SubAccountType", "Tags",
+        // FOCUS 1.0 names of columns 1.2 renamed, so 1.0 tools (and validators) find them.
+        "InvoiceIssuer", "Provider", "Publisher",
+        "x_TokenType", "x_Vendor", "x_RateCardVersion", "x_MeteredEvents",
+    ]
+
+    public struct Summary: Sendable {
+        public var rows = 0
+        public var unpriced = 0
+        public var billed: [String: Decimal] = [:]
+    }
+
+    /// Writes the export of `range` (whole days) to `out`, one CSV line at a time.
+    public static func write(
+        store: any MeterStore, service: ReconciliationService, range: TimeRange, account: String?, billingAccount: String,
+        to out: (String) -> Void
+    ) async throws -> Summary {
+        let scope: AccountScope = account.map { .accounts([$0]) } ?? .all
+        // Token type and vendor are dimensions a meter may not carry: group by them when it does.
+        var dims = [UsageField.dimension("token_type"), UsageField.dimension("vendor")]
+        var result: UsageResult?
+        while result == nil {
+            do {
+                result = try await store.usage(UsageQuery(scope: scope, range: range, groupBy: [.day, .accountID, .modelID, .kind] + dims))
+            } catch let e as UsageBoxError where e.code == .invalidArgument && dims.contains(where: { $0.name == e.field }) {
+                dims.removeAll { $0.name == e.field }
+            }
+        }
+        let tokenIndex = dims.firstIndex(of: .dimension("token_type")).map { 4 + $0 }
+        let vendorIndex = dims.firstIndex(of: .dimension("vendor")).map { 4 + $0 }
+        out(columns.joined(separator: ",") + "\n")
+        var summary = Summary()
+        let cards = service.cards.values.sorted { $0.vendor < $1.vendor }
+        let providers = Dictionary(service.registry.plugins.map { ($0.rateCardName, $0.name) }, uniquingKeysWith: { a, _ in a })
+        for group in result?.groups ?? [] where group.aggregate.sum != 0 {
+            guard let dayText = group.keys[0], let day = Timestamp(rfc3339: dayText + "T00:00:00Z") else { continue }
+            let accountID = group.keys[1] ?? ""
+            let model = group.keys[2]
+            let correction = group.keys[3] == EventKind.correction.rawValue
+            let tokenType = tokenIndex.flatMap { group.keys[$0] }.map(TokenType.init(rawValue:))
+            let vendor = vendorIndex.flatMap { group.keys[$0] }
+            let tokens = group.aggregate.sum
+            // The card that prices this model and token type on this day (the event's vendor's first).
+            var priced: (card: RateCard, price: ResolvedPrice)?
+            if let model, let tokenType {
+                for card in cards.filter({ $0.vendor == vendor }) + cards.filter({ $0.vendor != vendor }) {
+                    if let price = try? card.price(model: model, tokenType: tokenType, date: day, labels: [:]) {
+                        priced = (card, price)
+                        break
+                    }
+                }
+            }
+            if priced == nil { summary.unpriced += 1 }
+            let currency = priced?.price.currency ?? "USD"
+            let cost = priced.map { Decimal(tokens) * $0.price.perToken } ?? 0
+            let perMillion = priced?.price.perMillion
+            let provider = priced.map { providers[$0.card.vendor] ?? $0.card.vendor } ?? (vendor ?? "unknown")
+            let (direction, cache) = focusDirection(tokenType)
+            var details: [(String, String)] = []
+            if let model { details.append(("ModelId", model)) }
+            if let direction { details.append(("TokenDirection", direction)) }
+            if let cache { details.append(("TokenCacheAction", cache)) }
+            let detailsJSON = "{" + details.map { "\"\($0.0)\": \"\($0.1)\"" }.joined(separator: ", ") + "}"
+            let what = [model, tokenType?.rawValue].compactMap { $0 }.joined(separator: " ")
+            let row: [String: String] = [
+                "BilledCost": decimal(cost), "BillingAccountId": billingAccount, "BillingAccountName": billingAccount,
+                "BillingAccountType": "Reseller", "BillingCurrency": currency,
+                "BillingPeriodStart": day.startOfMonth.rfc3339, "BillingPeriodEnd": day.startOfNextMonth.rfc3339,
+                "ChargeCategory": "Usage", "ChargeClass": correction ? "Correction" : "",
+                "ChargeDescription": (correction ? "Correction of " : "") + "\(what) tokens".trimmingCharacters(in: .whitespaces),
+                "ChargeFrequency": "Usage-Based",
+                "ChargePeriodStart": day.rfc3339, "ChargePeriodEnd": Timestamp(microseconds: day.microseconds + Timestamp.microsPerHour * 24).rfc3339,
+                "ConsumedQuantity": decimal(Decimal(tokens)), "ConsumedUnit": "Tokens",
+                "ContractedCost": decimal(cost), "ContractedUnitPrice": perMillion.map(decimal) ?? "", "EffectiveCost": decimal(cost),
+                "InvoiceIssuerName": provider, "InvoiceIssuer": provider, "ListCost": decimal(cost), "ListUnitPrice": perMillion.map(decimal) ?? "",
+                "PricingCategory": "Standard", "PricingCurrency": currency,
+                "PricingCurrencyContractedUnitPrice": perMillion.map(decimal) ?? "", "PricingCurrencyEffectiveCost": decimal(cost),
+                "PricingCurrencyListUnitPrice": perMillion.map(decimal) ?? "",
+                "PricingQuantity": decimal(Decimal(tokens) / 1_000_000), "PricingUnit": "1000000 Tokens",
+                "ProviderName": provider, "Provider": provider, "PublisherName": provider, "Publisher": provider,
+                "ServiceCategory": "AI and Machine Learning", "ServiceName": provider + " models", "ServiceSubcategory": "Generative AI",
+                "SkuId": [model ?? "", tokenType?.rawValue ?? ""].joined(separator: "/"), "SkuMeter": skuMeter(tokenType),
+                "SkuPriceDetails": detailsJSON, "SkuPriceId": priced.map { "\($0.card.vendor)@\($0.price.cardVersion)" } ?? "",
+                "SubAccountId": accountID, "SubAccountName": accountID, "SubAccountType": "Customer", "Tags": "{}",
+                "x_TokenType": tokenType?.rawValue ?? "", "x_Vendor": vendor ?? priced?.card.vendor ?? "", "x_RateCardVersion": priced?.price.cardVersion ?? "",
+                "x_MeteredEvents": String(group.aggregate.count),
+            ]
+            out(columns.map { csvField(row[$0] ?? "") }.joined(separator: ",") + "\n")
+            summary.rows += 1
+            summary.billed[currency, default: 0] += cost
+        }
+        return summary
+    }
+
+    /// FOCUS's direction and cache action for a canonical token type (what the FOCUS plugin reads).
+    static func focusDirection(_ t: TokenType?) -> (String?, String?) {
+        guard let t else { return (nil, nil) }
+        switch t {
+        case .input: return ("Input", "Uncached")
+        case .output, .reasoning: return ("Output", nil)
+        case .cacheRead: return ("Input", "Read")
+        case .cacheWrite, .cacheWrite5m, .cacheWrite1h: return ("Input", "Write")
+        default: return (t.rawValue.hasPrefix("output") ? "Output" : "Input", nil)
+        }
+    }
+
+    static func skuMeter(_ t: TokenType?) -> String {
+        guard let t else { return "Tokens" }
+        return t.rawValue.split(separator: "_").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined(separator: " ") + " Tokens"
+    }
+
+    /// An exact decimal as FOCUS writes numbers, always with a decimal point (so tools read a decimal).
+    static func decimal(_ d: Decimal) -> String {
+        let text = ExactDecimal.text(d)
+        return text.contains(".") || text.contains("E") || text.contains("e") ? text : text + ".0"
+    }
+
+    static func csvField(_ s: String) -> String {
+        guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
+        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}

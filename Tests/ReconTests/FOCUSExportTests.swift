@@ -1,0 +1,67 @@
+import Foundation
+import MeterStoreSQLite
+import Metering
+import ReconCore
+import Testing
+import UsageBoxApp
+import VendorAnthropic
+
+/// `usagebox export focus` writes what the FOCUS plugin reads back: the export reconciled against
+/// the meter it came from has no gap, for every model and token type, corrections included.
+@Suite struct FOCUSExportTests {
+    typealias S = TestSupport
+    let service = try! ReconciliationService()
+
+    func export(_ store: any MeterStore, account: String? = "acct_42") async throws -> (InvoiceFile, FOCUSExport.Summary) {
+        var text = ""
+        let summary = try await FOCUSExport.write(store: store, service: service, range: S.may, account: account, billingAccount: "reseller") {
+            text += $0
+        }
+        return (InvoiceFile(name: "focus.csv", bytes: Array(text.utf8)), summary)
+    }
+
+    @Test func anExportReconcilesToNoGapAgainstItsOwnMeter() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        // Token types the kata lacks, one of them a cache-write lifetime FOCUS cannot name.
+        _ = try await store.ingest([
+            S.event("cw1h", model: "claude-sonnet-4-5", type: "cache_write_1h", quantity: 1_234_567, day: 20, vendor: "anthropic"),
+            S.event("cr", model: "claude-opus-4-8", type: "cache_read", quantity: 7_654_321, day: 21, vendor: "anthropic"),
+        ])
+        // Apply the kata's correction, so the export carries a Correction row.
+        let options = ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42")
+        let (_, outcome) = try await service.run(options, store: store, log: store, apply: true)
+        guard case .posted = outcome else { Issue.record("\(outcome)"); return }
+
+        let (file, summary) = try await export(store)
+        let lines = String(decoding: file.bytes, as: UTF8.self).split(separator: "\n").dropFirst()
+        #expect(lines.count == summary.rows && summary.unpriced == 0)
+        #expect(lines.contains { $0.contains(",Correction,Correction of claude-sonnet-4-5 input tokens,") })
+        // Money is exact: 2,132,084 haiku input tokens at $1/M on May 1 is $2.132084, not $2.13.
+        #expect(lines.contains { $0.hasPrefix(",2.132084,reseller,") })
+
+        let r = try await service.engine.run(
+            ReconciliationOptions(vendor: "focus", invoices: [file], range: S.may, account: "acct_42"), store: store)
+        #expect(r.verdict == .conclusive && r.corrections.isEmpty && r.findings.isEmpty, "\(r.reasons)")
+        #expect(r.total.gap == 0 && r.total.metered == 321_640_000 + 520_000 + 1_234_567 + 7_654_321)
+        let rows = r.models.flatMap { m in m.tokenTypes.map { (m.modelID, $0) } }
+        let types = Set(rows.map { "\($0.0) \($0.1.tokenType?.rawValue ?? "-")" })
+        #expect(types.contains("claude-sonnet-4-5 cache_write_1h") && types.contains("claude-opus-4-8 cache_read"))
+        #expect(rows.allSatisfy { $0.1.gap == 0 })
+        #expect(r.invoice.amount.value == summary.billed["USD"])
+    }
+
+    @Test func anExportWithABadTokenTypeNamesTheLine() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([S.event("a", model: "claude-opus-4-8", type: "input", quantity: 1_000, vendor: "anthropic")])
+        let (file, _) = try await export(store)
+        let bad = String(decoding: file.bytes, as: UTF8.self).replacingOccurrences(of: ",input,anthropic,", with: ",In Put,anthropic,")
+        #expect(bad.contains("In Put"))
+        let options = ReconciliationOptions(vendor: "focus", invoices: [InvoiceFile(name: "bad.csv", bytes: Array(bad.utf8))], range: S.may, account: "acct_42")
+        await #expect {
+            _ = try await service.engine.run(options, store: store)
+        } throws: { error in
+            "\(error)".contains("bad.csv:2") && "\(error)".contains("x_TokenType")
+        }
+    }
+}
