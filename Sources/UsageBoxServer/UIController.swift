@@ -8,7 +8,8 @@ import ReportPages
 /// Browser sessions for the pages under `/ui/`: signing in with an API key sets an HttpOnly,
 /// SameSite=Strict cookie naming a random session; the key itself stays in this server's memory
 /// and is authenticated again on every page, so revoking it ends its sessions at once. Scripts (and
-/// the headless browser test) may instead present the key as the password of HTTP Basic.
+/// the headless browser test) may instead present the key as the password of HTTP Basic or as the
+/// API's bearer header.
 actor UISessions {
     private var sessions: [String: (secret: String, expires: ContinuousClock.Instant)] = [:]
     static let lifetime: Duration = .seconds(8 * 3600)
@@ -131,9 +132,15 @@ struct UIController {
         return nil
     }
 
-    /// The key of a page request: its session, or HTTP Basic with the key as the password.
+    /// The key of a page request: its session, HTTP Basic with the key as the password, or the
+    /// API's bearer header (scripts; a browser never sends it on its own, so no cross-site use).
+    /// A session cookie that names no live session signs nothing in, whatever else the request
+    /// carries: the server never picks, among the credentials presented, the one that works.
     static func presentedSecret(_ request: Request, sessions: UISessions) async -> String? {
-        if let token = sessionToken(request), let secret = await sessions.secret(for: token) { return secret }
+        if let token = sessionToken(request) { return await sessions.secret(for: token) }
+        if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
+            return String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        }
         if let header = request.headers[.authorization], header.lowercased().hasPrefix("basic "),
             let data = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
             let text = String(data: data, encoding: .utf8), let colon = text.firstIndex(of: ":")
@@ -165,6 +172,8 @@ struct UISessionMiddleware: RouterMiddleware {
         }
         guard request.method == .get else { throw UsageBoxError(.unauthenticated, "sign in at /ui/login") }
         let path = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
-        return UIController.redirect("/ui/login?next=" + (path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "/ui/"))
+        // A stale session cookie is cleared on the way to the form.
+        let clear = UIController.sessionToken(request) == nil ? nil : "\(UIController.cookie)=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0"
+        return UIController.redirect("/ui/login?next=" + (path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "/ui/"), cookie: clear)
     }
 }

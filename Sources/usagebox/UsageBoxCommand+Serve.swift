@@ -31,6 +31,8 @@ extension UsageBoxCommand {
         @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed.") var idleTimeout = 30
         @Option(name: .customLong("request-timeout"), help: "Seconds a request (head and body) may take to arrive whole; then its connection is closed.")
         var requestTimeout = 120
+        @Option(name: .customLong("failed-auth-per-minute"), help: "Failed authentications per client address per minute before it is answered 429.")
+        var failedAuthPerMinute = RequestLimits().failedAuthPerMinute
 
         func run() async throws {
             let level = logLevel
@@ -62,13 +64,16 @@ extension UsageBoxCommand {
             logger.logLevel = level
             logger.info("UsageBox serving", metadata: ["store": "\(location.description)", "address": "\(host):\(port)"])
             let host = self.host
-            guard maxInvoiceMB > 0, maxInvoiceMB <= 1024, expensivePerKey > 0, expensiveOverall >= expensivePerKey, idleTimeout > 0, requestTimeout > 0 else {
+            guard maxInvoiceMB > 0, maxInvoiceMB <= 1024, expensivePerKey > 0, expensiveOverall >= expensivePerKey, idleTimeout > 0, requestTimeout > 0,
+                failedAuthPerMinute > 0
+            else {
                 throw ValidationError("limits must be positive, --max-invoice-mb at most 1024, --expensive-overall at least --expensive-per-key")
             }
             var limits = RequestLimits()
             limits.maxInvoiceBytes = maxInvoiceMB << 20
             limits.expensivePerKey = expensivePerKey
             limits.expensiveOverall = expensiveOverall
+            limits.failedAuthPerMinute = failedAuthPerMinute
             // Prometheus metrics at /metrics; the store's size is the SQLite file's (with its WAL).
             let sizePath: String? =
                 location.store == nil && ProcessInfo.processInfo.environment["USAGEBOX_STORE"] == nil

@@ -105,6 +105,13 @@ import VendorAnthropic
             #expect(account.status == 403 && !account.text.contains("2026-05-17"))
             let own = try await call(client, .get, "/ui/accounts?account=acct_42&month=2026-05", basic: mine)
             #expect(own.status == 200 && own.text.contains("No drift") && own.text.contains("2026-05-31"))
+            // The API's bearer header serves scripts too, and a page's own checks then answer.
+            #expect(try await call(client, .get, "/ui/reconciliations/\(id)", bearer: mine).status == 200)
+            #expect(try await call(client, .get, "/ui/accounts?month=2026-05", bearer: mine).status == 400)
+            #expect(try await call(client, .get, "/ui/accounts?account=acct_42", bearer: theirs).status == 403)
+            // A stale session cookie signs nothing in, even beside a good key, and is cleared.
+            let stale = try await call(client, .get, "/ui/", bearer: mine, cookie: "ub_session=forged")
+            #expect(stale.status == 303 && (stale.headers[.setCookie] ?? "").contains("Max-Age=0"))
         }
     }
 
