@@ -170,16 +170,6 @@ struct HourRun {
 struct SumOverflow: Error {}
 
 extension SQLiteMeterStore {
-    public func ingest(_ batch: IngestBatch) async throws -> IngestResponse {
-        do {
-            return try await write { db, ctx in try self.ingest(db, batch, &ctx, careful: false) }
-        } catch is SumOverflow {
-            // Rare: the fast path found a sum past 64 bits and rolled back. Each event is now checked
-            // against the stored cells before it is written; the ones that would overflow are rejected.
-            return try await write { db, ctx in try self.ingest(db, batch, &ctx, careful: true) }
-        }
-    }
-
     /// Gives the account an open segment that can take another event: opens it on the batch's first
     /// event for the account, and seals it first when it is full, old, or from before v5.
     func prepareSegment(_ db: Database, for account: AccountWrite, accountID: String, now: Int64, ctx: inout WriteContext) throws {

@@ -21,6 +21,8 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
     let clock: @Sendable () -> Timestamp
     let keyCache = KeyCache()
     let digestCache = DigestCache()
+    /// Concurrent ingest batches, committed together (SQLiteMeterStore+GroupCommit.swift).
+    let ingestQueue = IngestQueue()
     /// Events per segment before it seals (docs/events.md: 100,000).
     let segmentMaxEvents: Int64
     /// Wall-clock age at which an open segment seals (docs/events.md: one hour).

@@ -6,14 +6,15 @@ public import Metering
 /// PascalCase and camelCase exports read the same), with line numbers for errors.
 public struct CSVTable: Sendable {
     public struct Row: Sendable {
-        public var line: Int
-        let fields: [String]
+        public var line: Int { record.line }
+        /// The row's cells stay bytes until one is asked for.
+        let record: CSVRecord
         let columns: [String: Int]
 
         /// The trimmed cell, nil when the column is missing or the cell empty.
         public func cell(_ name: String) -> String? {
-            guard let i = columns[name.lowercased()], i < fields.count else { return nil }
-            let v = fields[i].trimmingWhitespace()
+            guard let i = columns[name.lowercased()], i < record.count else { return nil }
+            let v = record[i].trimmingWhitespace()
             return v.isEmpty ? nil : v
         }
 
@@ -48,11 +49,11 @@ public struct CSVTable: Sendable {
         }
         var rows: [Row] = []
         for r in records.dropFirst() {
-            if r.fields.allSatisfy({ $0.trimmingWhitespace().isEmpty }) { continue }
-            guard r.fields.count == header.fields.count else {
-                throw InvoiceError(file: file.name, line: r.line, "the row has \(r.fields.count) fields; the header names \(header.fields.count)")
+            if (0..<r.count).allSatisfy(r.isBlank) { continue }
+            guard r.count == header.count else {
+                throw InvoiceError(file: file.name, line: r.line, "the row has \(r.count) fields; the header names \(header.count)")
             }
-            rows.append(Row(line: r.line, fields: r.fields, columns: columns))
+            rows.append(Row(record: r, columns: columns))
         }
         return CSVTable(header: header.fields, rows: rows, columns: columns)
     }

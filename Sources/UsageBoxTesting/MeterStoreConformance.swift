@@ -46,6 +46,36 @@ public enum MeterStoreConformance {
             let sum = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may))
             try expectEqual(sum.groups.first?.aggregate.sum, 35, "the original of a conflict stays")
         },
+        ConformanceCheck("concurrent batches are each answered for their own events; one batch's overflow is its own") { store in
+            // Eight writers at once, overlapping ids, one batch carrying an overflowing event: with
+            // group commit these share transactions, and must still answer exactly as one by one.
+            _ = try await store.ingest([F.event("huge", account: "acct_9", quantity: Int64.max - 10)])
+            let answers = try await withThrowingTaskGroup(of: (Int, IngestResponse).self) { group in
+                for w in 0..<8 {
+                    group.addTask {
+                        var events = (0..<50).map { F.event("c\(w % 4)-\($0)", account: "acct_\(w % 2)", quantity: Int64(w % 4 + 1)) }
+                        if w == 5 { events.append(F.event("over", account: "acct_9", quantity: 100)) }
+                        return (w, try await store.ingest(events))
+                    }
+                }
+                var all: [Int: IngestResponse] = [:]
+                for try await (w, r) in group { all[w] = r }
+                return all
+            }
+            // Writers w and w+4 send the same 50 events: one is accepted, the other answered duplicate.
+            for w in 0..<4 {
+                let pair = [answers[w]!, answers[w + 4]!]
+                try expectEqual(pair.map(\.accepted).sorted(), [0, 50], "writers \(w) and \(w + 4): one stores the 50")
+                try expectEqual(pair.map(\.duplicates).sorted(), [0, 50], "writers \(w) and \(w + 4): the other is told duplicate")
+            }
+            try expectEqual(answers[5]!.errors.map(\.code), ["quantity_overflow"], "only the overflowing event is refused")
+            for account in ["acct_0", "acct_1"] {
+                let u = try await store.usage(UsageQuery(scope: .accounts([account]), range: F.may))
+                let quantities: Int64 = account == "acct_0" ? 50 * (1 + 3) : 50 * (2 + 4)
+                try expectEqual(u.groups.first?.aggregate.sum, quantities, "\(account): every accepted event counted once")
+                try expectEqual(try await store.verify(VerifyRequest(account: account, range: F.may)).ok, true, "verify \(account)")
+            }
+        },
         ConformanceCheck("duplicates and conflicts inside one batch") { store in
             let r = try await store.ingest([F.event("x", quantity: 1), F.event("x", quantity: 1), F.event("x", quantity: 2)])
             try expectEqual([r.accepted, r.duplicates, r.conflicts], [1, 1, 1], "counts")

@@ -20,6 +20,41 @@ import Testing
         try CSVCase.check(name, in: Self.csvDir)
     }
 
+    /// Records are byte ranges over buffers the reader reuses: a record kept by the caller must not
+    /// change while the reader goes on, whether the others were kept or dropped, whatever the feeds.
+    @Test(arguments: [1, 5, 4096, 1 << 20])
+    func keptRecordsStayWholeWhileTheReaderGoesOn(chunk: Int) throws {
+        var text = "id,note,amount\r\n"
+        for i in 0..<300 {
+            let note = i % 7 == 0 ? "\"line one\nline \"\"two\"\"\"" : String(repeating: "é", count: i % 50 == 0 ? 70_000 : i % 13)
+            text += "\(i),\(note),\(i * 3)\r\n"
+        }
+        let whole = try CSVReader.parse(text)
+        var kept: [CSVRecord] = []
+        var seen = 0
+        let reader = try CSVReader()
+        let bytes = Array(text.utf8)
+        var start = 0
+        while start < bytes.count {
+            let end = min(start + chunk, bytes.count)
+            try bytes[start..<end].withUnsafeBytes {
+                try reader.feed($0) { r in
+                    if seen % 3 == 0 { kept.append(r) }
+                    seen += 1
+                }
+            }
+            start = end
+        }
+        try reader.finish { r in
+            if seen % 3 == 0 { kept.append(r) }
+            seen += 1
+        }
+        #expect(seen == whole.count)
+        #expect(kept == stride(from: 0, to: whole.count, by: 3).map { whole[$0] })
+        #expect(whole[8].line == 10 && whole[9].line == 12, "a quoted line break moves the next record's line")
+        #expect(whole[8][1] == "line one\nline \"two\"" && whole[8].count == 3)
+    }
+
     @Test func aUBLExampleStreamsWithNamespacesByURI() throws {
         let example = TestSupport.packageRoot.appendingPathComponent("Plugins/UBL/Examples/ubl_ai_invoice.xml")
         try UBLCase.check(example)
