@@ -13,8 +13,9 @@ if args.count >= 3, ["usage", "verify-deep", "verify-incremental"].contains(args
     print(#"{"what":"\#(args[1])","account":"\#(args.count > 3 ? args[3] : "all")","median_ms":\#(String(format: "%.2f", ms))}"#)
     exit(0)
 }
-guard args.count == 3, ["csv", "xml", "json", "events"].contains(args[1]) else {
-    FileHandle.standardError.write(Data("usage: usagebox-bench csv|xml|json|events FILE | usage|verify-deep|verify-incremental DB [ACCOUNT]\n".utf8))
+guard args.count == 3, ["csv", "xml", "json", "json-stream", "events"].contains(args[1]) else {
+    FileHandle.standardError.write(
+        Data("usage: usagebox-bench csv|xml|json|json-stream|events FILE | usage|verify-deep|verify-incremental DB [ACCOUNT]\n".utf8))
     exit(2)
 }
 let path = args[2]
@@ -28,6 +29,9 @@ do {
     case "events":
         // Reading and validating events only (no store): the decode side of ingest.
         records = try EventCounter.count(path: path)
+    case "json-stream":
+        // The export's `data` array one element at a time: memory holds one element's tree.
+        try JSONStream.forEachElement(path: path, of: "data") { _ in records += 1 }
     case "xml":
         try XMLStreamReader.read(path: path) { event in if case .start = event { records += 1 } }
     default:

@@ -141,6 +141,46 @@ import Testing
         #expect(ExactDecimal.parse(v["big"]!.numberText!)!.description == "12345678901234567890")
         #expect(ExactDecimal.parse(v["long"]!.numberText!)!.description == "1234567890.1234567891")
     }
+
+    /// The streamed export gives the same elements and members as the whole-document parse, with
+    /// numbers exact, whatever the chunk size cuts (numbers, escapes, literals, multi-byte text).
+    @Test(arguments: [1, 3, 7, 64, 1 << 20])
+    func aStreamedExportMatchesTheWholeParse(chunk: Int) throws {
+        var text = #"{"object": "page", "data": ["# + "\n"
+        for i in 0..<40 {
+            text += (i == 0 ? "" : ",\n") + #"{"amount": "\#(i).10", "tokens": 12345678901234567\#(i), "ok": true, "none": null, "#
+            text += #""note": "caf\u00e9 – é \"q\"", "nested": {"x": [1, 2.50, -3e4]}}"#
+        }
+        text += #"], "has_more": false, "next_page": null}"#
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("stream-\(UUID().uuidString).json").path
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var streamed: [JSONValue] = []
+        let rest = try JSONStream.forEachElement(path: path, of: "data", chunkSize: chunk) { streamed.append($0) }
+        let whole = try JSONParser.parse(text)
+        #expect(streamed == whole["data"]?.arrayValue)
+        #expect(rest == .object([("object", .string("page")), ("has_more", .bool(false)), ("next_page", .null)]))
+        var inMemory: [JSONValue] = []
+        try JSONStream.forEachElement(bytes: Array("[1, 2.50, {\"a\": []}]".utf8), of: nil) { inMemory.append($0) }
+        #expect(inMemory == [.number("1"), .number("2.50"), .object([("a", .array([]))])])
+    }
+
+    @Test func aStreamedExportNamesTheLineAndColumnOfAnError() throws {
+        let text = "{\"data\": [\n  {\"a\": 1},\n  {\"a\": 2,, \"b\": 3}\n]}"
+        for chunk in [2, 5, 1 << 20] {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).json").path
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            var seen = 0
+            #expect(throws: JSONParseError.self) { try JSONStream.forEachElement(path: path, of: "data", chunkSize: chunk) { _ in seen += 1 } }
+            do {
+                try JSONStream.forEachElement(path: path, of: "data", chunkSize: chunk) { _ in }
+            } catch let e as JSONParseError {
+                #expect(e.line == 3 && e.column == 11, "chunk \(chunk): \(e)")
+            }
+            #expect(seen == 1, "the element before the error was delivered")
+        }
+    }
 }
 
 extension JSONValue {

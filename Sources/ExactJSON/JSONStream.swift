@@ -1,0 +1,172 @@
+import Foundation
+
+/// Reads the big array of a JSON export one element at a time: `{"data": [ … ], "has_more": …}`
+/// (or a top-level array), so memory holds one element's tree, not the document's, at any size.
+/// Numbers keep their exact text, as with `JSONParser`; errors name the line and column in the file.
+///
+/// ```swift
+/// let rest = try JSONStream.forEachElement(path: "costs.json", of: "data") { bucket in … }
+/// rest["has_more"]  // the document's other members
+/// ```
+public enum JSONStream {
+    /// Streams the elements of the array under the top-level member `key` (nil: the document is
+    /// the array) to `body`, and returns the document's other members. A document without that
+    /// member delivers nothing and returns all of its members.
+    @discardableResult
+    public static func forEachElement(
+        path: String, of key: String?, chunkSize: Int = 1 << 20, _ body: (JSONValue) throws -> Void
+    ) throws -> JSONValue {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw JSONParseError(message: "cannot open \(path)", line: 0, column: 0)
+        }
+        defer { try? handle.close() }
+        var window = Window { try handle.read(upToCount: chunkSize).map(Array.init) ?? [] }
+        return try window.run(key: key, body)
+    }
+
+    /// The same over bytes already in memory (an invoice read whole): the trees still come one
+    /// element at a time.
+    @discardableResult
+    public static func forEachElement(bytes: [UInt8], of key: String?, _ body: (JSONValue) throws -> Void) throws -> JSONValue {
+        var given = false
+        var window = Window {
+            defer { given = true }
+            return given ? [] : bytes
+        }
+        return try window.run(key: key, body)
+    }
+
+    /// The unread part of the input, refilled chunk by chunk; what was consumed is dropped, and the
+    /// lines and columns it held are counted so errors still name the file's line and column.
+    struct Window {
+        var buffer: [UInt8] = []
+        var position = 0
+        var eof = false
+        /// Lines wholly before `buffer[0]`, and columns of its line before it.
+        var linesBefore = 0
+        var columnsBefore = 0
+        let next: () throws -> [UInt8]
+
+        init(next: @escaping () throws -> [UInt8]) { self.next = next }
+
+        enum Outcome<T> {
+            case done(T, end: Int)
+            case needMore
+            case failed(JSONParseError)
+        }
+
+        /// Runs one parsing step at `position`. When it stops at the end of what was read so far
+        /// (or ends a value right there, where a number or literal may go on), more is read and
+        /// the step runs again from the same place.
+        mutating func step<T>(_ body: (inout JSONParser.Cursor) throws -> T) throws -> T {
+            while true {
+                let outcome: Outcome<T> = buffer.withUnsafeBufferPointer { bytes in
+                    var cursor = JSONParser.Cursor(bytes: bytes, index: position)
+                    do {
+                        cursor.skipWhitespace()
+                        let value = try body(&cursor)
+                        cursor.skipWhitespace()
+                        if cursor.index >= bytes.count, !eof { return .needMore }
+                        return .done(value, end: cursor.index)
+                    } catch let e as JSONParseError {
+                        if !eof, cursor.index >= bytes.count - 8 { return .needMore }
+                        return .failed(located(e))
+                    } catch {
+                        return .failed(JSONParseError(message: "\(error)", line: linesBefore + 1, column: columnsBefore))
+                    }
+                }
+                switch outcome {
+                case let .done(value, end):
+                    position = end
+                    return value
+                case .needMore: try refill()
+                case let .failed(e): throw e
+                }
+            }
+        }
+
+        /// An error found in the window, placed in the file.
+        func located(_ e: JSONParseError) -> JSONParseError {
+            JSONParseError(message: e.message, line: e.line + linesBefore, column: e.line == 1 ? e.column + columnsBefore : e.column)
+        }
+
+        /// Drops what was consumed and appends the next chunk.
+        mutating func refill() throws {
+            if position > 0 {
+                let consumed = buffer[..<position]
+                if let lastNewline = consumed.lastIndex(of: 0x0A) {
+                    linesBefore += consumed.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+                    columnsBefore = position - lastNewline - 1
+                } else {
+                    columnsBefore += position
+                }
+                buffer.removeSubrange(..<position)
+                position = 0
+            }
+            let more = try next()
+            if more.isEmpty { eof = true } else { buffer.append(contentsOf: more) }
+        }
+
+        /// The byte at `position` after whitespace, reading more as needed; nil at the end.
+        mutating func peek() throws -> UInt8? {
+            while true {
+                while position < buffer.count, buffer[position] == 0x20 || buffer[position] == 0x0A || buffer[position] == 0x0D || buffer[position] == 0x09 {
+                    position += 1
+                }
+                if position < buffer.count { return buffer[position] }
+                if eof { return nil }
+                try refill()
+            }
+        }
+
+        mutating func expect(_ byte: UInt8, _ what: String) throws {
+            guard try peek() == byte else { throw here("expected \(what)") }
+            position += 1
+        }
+
+        func here(_ message: String) -> JSONParseError {
+            buffer.withUnsafeBufferPointer { located(JSONParser.Cursor(bytes: $0, index: min(position, $0.count)).error(message)) }
+        }
+
+        mutating func run(key: String?, _ body: (JSONValue) throws -> Void) throws -> JSONValue {
+            var members: [(String, JSONValue)] = []
+            var seen = Set<String>()
+            if key == nil {
+                try elements(body)
+            } else {
+                try expect(UInt8(ascii: "{"), "'{' (the export's top-level object)")
+                var first = true
+                while try peek() != UInt8(ascii: "}") {
+                    if !first { try expect(UInt8(ascii: ","), "',' or '}'") }
+                    first = false
+                    guard try peek() == UInt8(ascii: "\"") else { throw here("expected a string key") }
+                    let name = try step { try $0.parseString() }
+                    guard seen.insert(name).inserted else { throw here("duplicate key \"\(name)\"") }
+                    try expect(UInt8(ascii: ":"), "':'")
+                    if name == key, try peek() == UInt8(ascii: "[") {
+                        try elements(body)
+                    } else {
+                        members.append((name, try step { try $0.parseValue(depth: 1) }))
+                    }
+                }
+                position += 1
+            }
+            guard try peek() == nil else { throw here("unexpected data after the JSON value") }
+            return .object(members)
+        }
+
+        /// `[ element, … ]` at `position`, each element parsed and handed over alone.
+        mutating func elements(_ body: (JSONValue) throws -> Void) throws {
+            try expect(UInt8(ascii: "["), "'['")
+            var first = true
+            while true {
+                guard let b = try peek() else { throw here("unexpected end of input in array") }
+                if b == UInt8(ascii: "]") { break }
+                if !first { try expect(UInt8(ascii: ","), "',' or ']'") }
+                first = false
+                try body(try step { try $0.parseValue(depth: 1) })
+            }
+            position += 1
+        }
+    }
+}
