@@ -25,13 +25,16 @@ public enum JSONStream {
     }
 
     /// The same over bytes already in memory (an invoice read whole): the trees still come one
-    /// element at a time.
+    /// element at a time. `chunkSize` feeds the bytes in pieces, as a file would come (tests).
     @discardableResult
-    public static func forEachElement(bytes: [UInt8], of key: String?, _ body: (JSONValue) throws -> Void) throws -> JSONValue {
-        var given = false
+    public static func forEachElement(
+        bytes: [UInt8], of key: String?, chunkSize: Int = .max, _ body: (JSONValue) throws -> Void
+    ) throws -> JSONValue {
+        var offset = 0
         var window = Window {
-            defer { given = true }
-            return given ? [] : bytes
+            let end = offset + min(chunkSize, bytes.count - offset)
+            defer { offset = end }
+            return Array(bytes[offset..<end])
         }
         return try window.run(key: key, body)
     }
@@ -132,7 +135,7 @@ public enum JSONStream {
             var members: [(String, JSONValue)] = []
             var seen = Set<String>()
             if key == nil {
-                try elements(body)
+                try elements(depth: 1, body)
             } else {
                 try expect(UInt8(ascii: "{"), "'{' (the export's top-level object)")
                 var first = true
@@ -144,7 +147,7 @@ public enum JSONStream {
                     guard seen.insert(name).inserted else { throw here("duplicate key \"\(name)\"") }
                     try expect(UInt8(ascii: ":"), "':'")
                     if name == key, try peek() == UInt8(ascii: "[") {
-                        try elements(body)
+                        try elements(depth: 2, body)
                     } else {
                         members.append((name, try step { try $0.parseValue(depth: 1) }))
                     }
@@ -155,8 +158,9 @@ public enum JSONStream {
             return .object(members)
         }
 
-        /// `[ element, … ]` at `position`, each element parsed and handed over alone.
-        mutating func elements(_ body: (JSONValue) throws -> Void) throws {
+        /// `[ element, … ]` at `position`, each element parsed and handed over alone, at the depth
+        /// it has in the document (so the nesting limit is the whole-document parser's).
+        mutating func elements(depth: Int, _ body: (JSONValue) throws -> Void) throws {
             try expect(UInt8(ascii: "["), "'['")
             var first = true
             while true {
@@ -164,7 +168,7 @@ public enum JSONStream {
                 if b == UInt8(ascii: "]") { break }
                 if !first { try expect(UInt8(ascii: ","), "',' or ']'") }
                 first = false
-                try body(try step { try $0.parseValue(depth: 1) })
+                try body(try step { try $0.parseValue(depth: depth) })
             }
             position += 1
         }

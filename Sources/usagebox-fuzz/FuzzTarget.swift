@@ -82,5 +82,13 @@ enum FuzzTarget {
         let text = JSONWriter.write(value)
         guard let again = try? JSONParser.parse(text) else { preconditionFailure("written JSON does not read back: \(text.debugDescription)") }
         precondition(again == value, "JSON round trip changed the value: \(text)")
+        // Streamed in 7-byte pieces, an export's `data` array and other members come out the same.
+        guard case let .object(members) = value, case let .array(data)? = value["data"] else { return }
+        var streamed: [JSONValue] = []
+        guard let rest = try? JSONStream.forEachElement(bytes: bytes, of: "data", chunkSize: 7, { streamed.append($0) }) else {
+            preconditionFailure("a document the parser reads does not stream")
+        }
+        precondition(streamed == data, "streamed elements differ from the parsed array")
+        precondition(rest == .object(members.filter { $0.0 != "data" }), "streamed members differ")
     }
 }
