@@ -20,7 +20,7 @@ public enum JSONStream {
             throw JSONParseError(message: "cannot open \(path)", line: 0, column: 0)
         }
         defer { try? handle.close() }
-        var window = Window { try handle.read(upToCount: chunkSize).map(Array.init) ?? [] }
+        var window = Window(chunkSize: chunkSize) { try handle.read(upToCount: $0).map(Array.init) ?? [] }
         return try window.run(key: key, body)
     }
 
@@ -31,8 +31,8 @@ public enum JSONStream {
         bytes: [UInt8], of key: String?, chunkSize: Int = .max, _ body: (JSONValue) throws -> Void
     ) throws -> JSONValue {
         var offset = 0
-        var window = Window {
-            let end = offset + min(chunkSize, bytes.count - offset)
+        var window = Window(chunkSize: chunkSize) { size in
+            let end = offset + min(size, bytes.count - offset)
             defer { offset = end }
             return Array(bytes[offset..<end])
         }
@@ -48,9 +48,18 @@ public enum JSONStream {
         /// Lines wholly before `buffer[0]`, and columns of its line before it.
         var linesBefore = 0
         var columnsBefore = 0
-        let next: () throws -> [UInt8]
+        /// Reads up to the given number of bytes; empty at the end.
+        let next: (Int) throws -> [UInt8]
+        let chunkSize: Int
+        /// The next read's size: doubled (up to 64 MiB) each time a step needs more without
+        /// finishing, so an element far larger than a chunk is not parsed again once per chunk.
+        var want: Int
 
-        init(next: @escaping () throws -> [UInt8]) { self.next = next }
+        init(chunkSize: Int, next: @escaping (Int) throws -> [UInt8]) {
+            self.next = next
+            self.chunkSize = max(chunkSize, 1)
+            want = self.chunkSize
+        }
 
         enum Outcome<T> {
             case done(T, end: Int)
@@ -81,8 +90,11 @@ public enum JSONStream {
                 switch outcome {
                 case let .done(value, end):
                     position = end
+                    want = chunkSize
                     return value
-                case .needMore: try refill()
+                case .needMore:
+                    try refill()
+                    want = max(want, min(want, 1 << 25) * 2)  // doubling stops at 64 MiB (no overflow)
                 case let .failed(e): throw e
                 }
             }
@@ -106,7 +118,7 @@ public enum JSONStream {
                 buffer.removeSubrange(..<position)
                 position = 0
             }
-            let more = try next()
+            let more = try next(want)
             if more.isEmpty { eof = true } else { buffer.append(contentsOf: more) }
         }
 

@@ -163,6 +163,12 @@ import Testing
         var inMemory: [JSONValue] = []
         try JSONStream.forEachElement(bytes: Array("[1, 2.50, {\"a\": []}]".utf8), of: nil) { inMemory.append($0) }
         #expect(inMemory == [.number("1"), .number("2.50"), .object([("a", .array([]))])])
+        // One element much larger than a chunk: read in growing pieces, delivered whole.
+        let big = "{\"data\": [\"" + String(repeating: "x", count: 300_000) + "\", 7]}"
+        var sizes: [Int] = []
+        try JSONStream.forEachElement(bytes: Array(big.utf8), of: "data", chunkSize: 16) { sizes.append($0.stringValue?.count ?? 0) }
+        try JSONStream.forEachElement(bytes: Array(big.utf8), of: "data") { _ in }
+        #expect(sizes == [300_000, 0])
     }
 
     @Test func aStreamedExportNamesTheLineAndColumnOfAnError() throws {
