@@ -20,18 +20,12 @@ hold. Run by scripts/attack (which builds the binary); each part prints its figu
 usage: attack.py BIN [part ...]
 """
 import json, os, shutil, sqlite3, random, re, signal, socket, subprocess, sys, tempfile, threading, time, urllib.request, urllib.error
+from harness import check, failures, free_port
 
 BIN = sys.argv[1]
 PARTS = sys.argv[2:] or ["kill", "authz", "bombs", "tamper", "overflow", "slow"]
 ADMIN = "attack-admin-secret"
 MEMORY_BOUND_MB = 512
-failures = []
-
-
-def check(ok, what):
-    print(("  ok   " if ok else "  FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
 
 
 class Server:

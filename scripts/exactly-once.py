@@ -9,27 +9,13 @@ everywhere with the other send answered `conflict`.
 usage: exactly-once.py BIN clickhouse://host:port[,…]/[?cluster=…]
 """
 import json, os, random, re, signal, socket, subprocess, sys, threading, time, urllib.error, urllib.request
+from harness import check, failures, free_port
 
 BIN, URL = sys.argv[1], sys.argv[2]
 ADMIN = "exactly-once-admin"
 DB = "eo_%d" % random.randrange(10**9)
 base, _, query = URL.partition("?")
 STORE = base.rstrip("/") + "/" + DB + ("?" + query if query else "")
-failures = []
-
-
-def check(ok, what):
-    print(("  ok   " if ok else "  FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 PORTS = [free_port(), free_port()]

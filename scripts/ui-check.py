@@ -10,24 +10,10 @@ usage: ui-check.py BIN SCREENSHOT.png
 """
 import base64, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
 import websocket  # websocket-client, installed by scripts/ui-check
+from harness import check, failures, free_port
 
 BIN, SHOT = sys.argv[1], sys.argv[2]
 ADMIN = "ui-check-admin"
-failures = []
-
-
-def check(ok, what):
-    print(("  ok   " if ok else "  FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 work = tempfile.mkdtemp(prefix="ub-ui-")

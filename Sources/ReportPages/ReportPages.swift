@@ -127,15 +127,7 @@ public enum ReportPages {
 
 /// Numbers as a reviewer reads them.
 enum Format {
-    static func grouped(_ v: Int64) -> String {
-        let digits = String(v.magnitude)
-        var out = ""
-        for (i, c) in digits.enumerated() {
-            if i > 0, (digits.count - i) % 3 == 0 { out.append(",") }
-            out.append(c)
-        }
-        return (v < 0 ? "−" : "") + out
-    }
+    static func grouped(_ v: Int64) -> String { DigitGrouping.grouped(v, minus: "−") }
 
     static func signed(_ v: Int64) -> String { v > 0 ? "+" + grouped(v) : grouped(v) }
 

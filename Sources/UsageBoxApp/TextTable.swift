@@ -1,3 +1,5 @@
+import Metering
+
 /// A plain aligned table for terminals: numbers right-aligned with thousands separators.
 public struct TextTable: Sendable {
     public var headers: [String]
@@ -25,15 +27,7 @@ public struct TextTable: Sendable {
     }
 
     /// 191400000 → "191,400,000".
-    public static func grouped(_ v: Int64) -> String {
-        let digits = String(v.magnitude)
-        var out = ""
-        for (i, ch) in digits.enumerated() {
-            if i > 0, (digits.count - i) % 3 == 0 { out.append(",") }
-            out.append(ch)
-        }
-        return (v < 0 ? "-" : "") + out
-    }
+    public static func grouped(_ v: Int64) -> String { DigitGrouping.grouped(v) }
 }
 
 extension String {
