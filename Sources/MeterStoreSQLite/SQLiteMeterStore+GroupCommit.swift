@@ -20,6 +20,19 @@ final class IngestQueue: @unchecked Sendable {
     private let lock = NSLock()
     private var waiting: [Waiting] = []
     private var draining = false
+    /// Batches committed in a transaction shared with others, and groups written again batch by
+    /// batch after a failure (for tests: group commit must not silently stop grouping).
+    private var counts = (sharedBatches: 0, retriedGroups: 0)
+
+    var sharedBatches: Int { lock.withLock { counts.sharedBatches } }
+    var retriedGroups: Int { lock.withLock { counts.retriedGroups } }
+
+    func count(shared: Int = 0, retried: Int = 0) {
+        lock.withLock {
+            counts.sharedBatches += shared
+            counts.retriedGroups += retried
+        }
+    }
 
     /// Queues a batch; true when the caller must start the drain (no drain is running).
     func enqueue(_ w: Waiting) -> Bool {
@@ -65,9 +78,11 @@ extension SQLiteMeterStore {
             if group.count > 1 {
                 let batches = group.map(\.batch)
                 if let answers = try? await write({ db, ctx in try batches.map { try self.ingest(db, $0, &ctx, careful: false) } }) {
+                    ingestQueue.count(shared: group.count)
                     for (w, a) in zip(group, answers) { w.answer.resume(returning: a) }
                     continue
                 }
+                ingestQueue.count(retried: 1)
                 // Something in the group failed and the whole transaction rolled back: each batch
                 // is written again on its own, so one batch's failure is only its own.
             }

@@ -1,0 +1,54 @@
+import Foundation
+import Metering
+import Testing
+import UsageBoxTesting
+
+@testable import MeterStoreSQLite
+
+/// Group commit, made deterministic by holding the writer: batches that queue behind a busy
+/// writer share the next transaction, and a group with a failing batch is written again batch by
+/// batch, each answered as if alone.
+@Suite struct GroupCommitTests {
+    /// Holds SQLite's writer for a moment, then runs `batches` concurrently while it is held.
+    static func behindABusyWriter(_ store: SQLiteMeterStore, _ batches: [[IngestItem]]) async throws -> [IngestResponse] {
+        let blocker = Task { try await store.writer.write { _ in Thread.sleep(forTimeInterval: 0.4) } }
+        try await Task.sleep(for: .milliseconds(50))
+        let answers = try await withThrowingTaskGroup(of: (Int, IngestResponse).self) { group in
+            for (i, events) in batches.enumerated() {
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(5 * i))  // arrival order = index
+                    return (i, try await store.ingest(events))
+                }
+            }
+            var all = [IngestResponse?](repeating: nil, count: batches.count)
+            for try await (i, r) in group { all[i] = r }
+            return all.map { $0! }
+        }
+        try await blocker.value
+        return answers
+    }
+
+    @Test func batchesQueuedBehindTheWriterShareOneTransaction() async throws {
+        let store = try SQLiteMeterStore(location: .newMemory())
+        let batches = (0..<5).map { b in (0..<20).map { Fixture.event("b\(b)-\($0)", quantity: 1) } + [Fixture.event("shared", quantity: 1)] }
+        let answers = try await Self.behindABusyWriter(store, batches)
+        #expect(store.ingestQueue.sharedBatches >= 4, "the batches that waited were committed together")
+        #expect(answers.map(\.accepted).reduce(0, +) == 101 && answers.map(\.duplicates).reduce(0, +) == 4)
+        let total = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: Fixture.may))
+        #expect(total.groups.first?.aggregate.sum == 101)
+        #expect(try await store.verify(VerifyRequest(account: "acct_1", range: Fixture.may)).ok)
+    }
+
+    @Test func aFailingBatchInAGroupFailsAlone() async throws {
+        let store = try SQLiteMeterStore(location: .newMemory())
+        _ = try await store.ingest([Fixture.event("huge", account: "acct_9", quantity: Int64.max - 10)])
+        var batches = (0..<4).map { b in (0..<10).map { Fixture.event("b\(b)-\($0)", quantity: 2) } }
+        batches.insert([Fixture.event("ok", account: "acct_9", quantity: 1), Fixture.event("over", account: "acct_9", quantity: 100)], at: 2)
+        let answers = try await Self.behindABusyWriter(store, batches)
+        #expect(store.ingestQueue.retriedGroups >= 1, "the group holding the overflow was written again batch by batch")
+        #expect(answers[2].accepted == 1 && answers[2].errors.map(\.code) == ["quantity_overflow"])
+        #expect(answers.enumerated().filter { $0.offset != 2 }.allSatisfy { $0.element.accepted == 10 && $0.element.errors.isEmpty })
+        let total = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: Fixture.may))
+        #expect(total.groups.first?.aggregate.sum == 80)
+    }
+}
