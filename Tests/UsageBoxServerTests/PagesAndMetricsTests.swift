@@ -24,7 +24,11 @@ import VendorAnthropic
 
     init() throws {
         store = try SQLiteMeterStore(location: .newMemory())
-        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: Self.admin)
+        // One expensive request at a time: a page that took its work slot twice would answer 429.
+        var limits = RequestLimits()
+        limits.expensivePerKey = 1
+        limits.expensiveOverall = 1
+        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: Self.admin, limits: limits)
         api.reconciliation = try ReconciliationService()
         api.reconciliationLog = store
         api.metrics = ServerMetrics(registry: registry, storeSize: { 4096 })
