@@ -62,23 +62,26 @@ enum SQLSandbox {
             }
         }
 
-        let filter: String
+        // A scoped key's rows are its accounts' segments' seq ranges (there is no per-event account index).
+        let source: String
         switch scope {
-        case .all: filter = "1"
+        case .all: source = "\(alias).event"
         case let .accounts(list):
-            filter =
+            let filter =
                 list.isEmpty
                 ? "0"
-                : "account_id IN ("
+                : "s.account_id IN ("
                     + list.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }
                     .joined(separator: ", ") + ")"
+            let columns = "e.event_id, e.account_id, e.meter_id, e.model_id, e.kind, e.correction_ref, e.quantity, e.unit, e.ts, e.dimensions"
+            source = "(" + SQLiteMeterStore.eventsBySegment(columns, schema: alias, where: filter) + ")"
         }
         let view = """
             CREATE TEMP VIEW \(viewName) AS SELECT event_id, account_id, meter_id, model_id, kind, correction_ref, quantity, unit,
               strftime('%Y-%m-%dT%H:%M:%S', ts / 1000000, 'unixepoch')
                 || CASE WHEN ts % 1000000 = 0 THEN 'Z' ELSE '.' || substr('00000' || (ts % 1000000), -6) || 'Z' END AS timestamp,
               dimensions
-            FROM \(alias).event WHERE \(filter)
+            FROM \(source)
             """
         guard sqlite3_exec(db, view, nil, nil, nil) == SQLITE_OK else {
             throw UsageBoxError(.internal, "cannot prepare the usage_events view: \(String(cString: sqlite3_errmsg(db)))")
@@ -185,7 +188,7 @@ enum SQLSandbox {
             case SQLITE_SELECT, SQLITE_RECURSIVE:
                 return SQLITE_OK
             case SQLITE_READ:
-                // Only the view's own reads of `event` pass: user SQL naming any table directly is refused.
+                // Only the view's own reads of `event` and `segment` pass: user SQL naming any table directly is refused.
                 guard let arg1, let context else { return SQLITE_DENY }
                 let table = String(cString: arg1)
                 // A table used without reading any column (count(*)) reads no data; every name a user can
@@ -195,7 +198,8 @@ enum SQLSandbox {
                 let schema = String(cString: database)
                 if table == viewName, schema == "temp" { return SQLITE_OK }
                 let alias = Unmanaged<Secret>.fromOpaque(context).takeUnretainedValue().alias
-                return table == "event" && schema == alias && inner.map { String(cString: $0) } == viewName ? SQLITE_OK : SQLITE_DENY
+                return (table == "event" || table == "segment") && schema == alias && inner.map { String(cString: $0) } == viewName
+                    ? SQLITE_OK : SQLITE_DENY
             case SQLITE_FUNCTION:
                 guard let arg2 else { return SQLITE_DENY }
                 return forbiddenFunctions.contains(String(cString: arg2).lowercased()) ? SQLITE_DENY : SQLITE_OK

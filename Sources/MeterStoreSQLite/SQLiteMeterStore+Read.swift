@@ -94,8 +94,9 @@ extension SQLiteMeterStore {
     }
 
     private func readRaw(_ db: Database, _ q: UsageQuery, from: Int64, to: Int64, hour: Bool, into acc: inout UsageAccumulator) throws {
-        let (clause, accountArgs) = Self.accountClause(q.scope, column: "account_id")
-        var args = accountArgs
+        let (events, segmentArgs) = Self.eventsBySegment(
+            "e.account_id, e.meter_id, e.model_id, e.kind, e.unit, e.dimensions, e.quantity, e.ts", scope: q.scope, from: from, to: to)
+        var args = segmentArgs
         args += [from, to]
         var extra = ""
         // Push simple field filters down to SQLite; the accumulator checks every filter anyway.
@@ -115,7 +116,7 @@ extension SQLiteMeterStore {
         let sql = """
             SELECT account_id, meter_id, model_id, kind, unit, dimensions, \(hour ? "ts / 3600000000" : "NULL"),
                    SUM(quantity), COUNT(*), MIN(quantity), MAX(quantity)
-            FROM event WHERE \(clause) AND ts >= ? AND ts < ?\(extra)
+            FROM (\(events)) WHERE ts >= ? AND ts < ?\(extra)
             GROUP BY account_id, meter_id, model_id, kind, unit, dimensions\(hour ? ", ts / 3600000000" : "")
             """
         let rows = try Row.fetchCursor(db, sql: sql, arguments: args)
@@ -160,12 +161,16 @@ extension SQLiteMeterStore {
                     sql: """
                         SELECT sha256 FROM segment WHERE account_id = ? AND sealed_at IS NOT NULL ORDER BY id DESC LIMIT 1
                         """, arguments: [account])
+                let (from, to) = (range.from.microseconds, range.to.microseconds)
+                let (events, segmentArgs) = Self.eventsBySegment(
+                    Self.eventColumns.split(separator: ", ").map { "e." + $0 }.joined(separator: ", ") + ", e.post_close, e.seq",
+                    scope: .accounts([account]), from: from, to: to)
                 let corrections = try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT \(Self.eventColumns), post_close FROM event
-                        WHERE account_id = ? AND ts >= ? AND ts < ? AND kind = 'Correction' ORDER BY ts, seq
-                        """, arguments: [account, range.from.microseconds, range.to.microseconds]
+                        SELECT \(Self.eventColumns), post_close FROM (\(events))
+                        WHERE ts >= ? AND ts < ? AND kind = 'Correction' ORDER BY ts, seq
+                        """, arguments: segmentArgs + [from, to]
                 ).map { r in
                     ExplainReport.CorrectionInfo(event: Self.event(from: r), postClose: r[10])
                 }

@@ -176,6 +176,12 @@ extension SQLiteMeterStore {
                     CREATE INDEX segment_scrub ON segment(verified_at) WHERE sealed_at IS NOT NULL;
                     """)
         }
+        m.registerMigration("v7.time-by-segment") { db in
+            // The segment table is the time index: a segment's events are one seq range (v5) and its
+            // first_ts/last_ts bound their times, so a raw time-range read walks the segments that
+            // overlap the range. Ingest no longer maintains an (account_id, ts) b-tree per event.
+            try db.execute(sql: "DROP INDEX event_account_ts")
+        }
         return m
     }
 

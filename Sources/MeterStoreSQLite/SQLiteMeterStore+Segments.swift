@@ -55,6 +55,29 @@ struct SegmentDigest: @unchecked Sendable {
 }
 
 extension SQLiteMeterStore {
+    /// The events of the segments `segmentFilter` selects (it names the segment `s`; `columns` name
+    /// the event `e`), each segment read as its own seq range. The segment table is the time index
+    /// (`v7.time-by-segment`): a filter on `s.first_ts`/`s.last_ts` keeps only the segments whose span
+    /// overlaps a range, and the caller still filters each event's `ts`. The filter appears twice
+    /// (segments with their own seq range, and those from before v5), so its arguments are given twice.
+    static func eventsBySegment(_ columns: String, schema: String = "", where segmentFilter: String) -> String {
+        let p = schema.isEmpty ? "" : schema + "."
+        return """
+            SELECT \(columns) FROM \(p)segment s CROSS JOIN \(p)event e ON e.seq >= s.seq_base AND e.seq < s.seq_base + \(legacySeqLimit)
+            WHERE s.seq_base IS NOT NULL AND \(segmentFilter)
+            UNION ALL
+            SELECT \(columns) FROM \(p)segment s CROSS JOIN \(p)event e ON e.segment_id = s.id AND e.seq < \(legacySeqLimit)
+            WHERE s.seq_base IS NULL AND \(segmentFilter)
+            """
+    }
+
+    /// `eventsBySegment` for the segments of `scope` whose span overlaps [from, to), with its arguments.
+    static func eventsBySegment(_ columns: String, scope: AccountScope, from: Int64, to: Int64) -> (String, StatementArguments) {
+        let (clause, accountArgs) = accountClause(scope, column: "s.account_id")
+        let args = accountArgs + [to, from]
+        return (eventsBySegment(columns, where: "\(clause) AND s.first_ts < ? AND s.last_ts >= ?"), args + args)
+    }
+
     /// Reads a segment's events in ingest order into a digest.
     func digest(_ db: Database, segmentID: Int64, previous: String?, key: (UsageEvent) throws -> Int64) throws -> SegmentDigest {
         var d = SegmentDigest(previous: previous)

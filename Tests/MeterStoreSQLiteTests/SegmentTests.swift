@@ -50,4 +50,39 @@ import UsageBoxTesting
         #expect(a.segments.count == 1 && b.segments.count == 1 && a.segments[0].segmentID != b.segments[0].segmentID)
         #expect(a.segments[0].sum == 1 && b.segments[0].sum == 2)
     }
+
+    /// Raw reads, explain's corrections and a scoped key's SQL find events through their segments'
+    /// spans (v7 keeps no per-event time index): late and early events across many small segments
+    /// and two accounts, each range read raw must equal the rollups.
+    @Test func rawReadsFindEveryEventThroughItsSegmentsSpan() async throws {
+        let store = try SQLiteMeterStore(location: .newMemory(), segmentMaxEvents: 3)
+        let days = [20, 2, 31, 15, 1, 9, 28, 3, 17, 11, 30, 5, 22, 14]
+        var items: [IngestItem] = []
+        for (i, day) in days.enumerated() {
+            let at = "2026-05-\(day < 10 ? "0" : "")\(day)T\(i % 2 == 0 ? "23:59:59" : "00:00:00")Z"
+            items.append(Fixture.event("e\(i)", account: i % 3 == 0 ? "b" : "a", model: i % 2 == 0 ? "m1" : "m2", quantity: Int64(1 + i), at: at))
+        }
+        items.append(Fixture.event("c1", account: "a", kind: .correction, ref: "e1", quantity: -1, at: "2026-05-02T00:00:00Z"))
+        for item in items { _ = try await store.ingest([item]) }  // one batch each: many segments, out of time order
+        let events = items.compactMap { item -> UsageEvent? in if case let .event(e) = item { e } else { nil } }
+        #expect(events.count == items.count)
+        for (from, to) in [("2026-05-01", "2026-06-01"), ("2026-05-02", "2026-05-03"), ("2026-05-03", "2026-05-20"), ("2026-05-31", "2026-06-01")] {
+            let range = try TimeRange(from: Fixture.ts(from + "T00:00:00Z"), to: Fixture.ts(to + "T00:00:00Z"))
+            for scope in [AccountScope.all, .accounts(["a"]), .accounts(["b"])] {
+                let raw = try await store.usage(UsageQuery(scope: scope, range: range, groupBy: [.accountID, .modelID, .day], source: .raw))
+                let rollup = try await store.usage(UsageQuery(scope: scope, range: range, groupBy: [.accountID, .modelID, .day], source: .rollup))
+                #expect(raw.groups == rollup.groups, "\(from)…\(to) \(scope)")
+                let expected = events.filter { e in
+                    range.contains(e.timestamp) && { if case let .accounts(l) = scope { l.contains(e.accountID) } else { true } }()
+                }
+                #expect(raw.groups.reduce(0) { $0 + $1.aggregate.count } == Int64(expected.count), "\(from)…\(to) \(scope)")
+            }
+        }
+        let explain = try await store.explain(account: "a", range: Fixture.may)
+        #expect(explain.segments.count > 2)
+        #expect(explain.corrections.map(\.event.eventID) == ["c1"])
+        let sql = try await store.sql("SELECT COUNT(*), SUM(quantity) FROM usage_events", scope: .accounts(["b"]), timeLimitSeconds: 10, rowLimit: 10)
+        let b = events.filter { $0.accountID == "b" }
+        #expect(sql.rows == [[.int(Int64(b.count)), .int(b.reduce(0) { $0 + $1.quantity })]])
+    }
 }
