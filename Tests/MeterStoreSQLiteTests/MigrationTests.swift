@@ -48,6 +48,15 @@ import UsageBoxTesting
         #expect(report.ok, "\(report)")
         let usage = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: Fixture.may))
         #expect(usage.groups.map { $0.aggregate.sum } == [35])
+        // v7 dropped the time index: raw reads find the legacy events through their segment too.
+        for scope in [AccountScope.all, .accounts(["acct_1"])] {
+            let raw = try await store.usage(UsageQuery(scope: scope, range: Fixture.may, source: .raw))
+            #expect(raw.groups.map { $0.aggregate.sum } == [35] && raw.source == "raw")
+        }
+        let sql = try await store.sql("SELECT SUM(quantity) FROM usage_events", scope: .accounts(["acct_1"]), timeLimitSeconds: 10, rowLimit: 10)
+        #expect(sql.rows == [[.int(35)]])
+        let indexes = try await readDirectly(path) { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index'") }
+        #expect(!indexes.contains("event_account_ts"))
 
         // Changing a legacy event is still caught by its segment's hash.
         let edit = try DatabaseQueue(path: path)
@@ -56,5 +65,11 @@ import UsageBoxTesting
             try db.execute(sql: "UPDATE event SET quantity = 11 WHERE event_id = 'old1'")
         }
         #expect(try await store.verify(request).ok == false)
+    }
+
+    private func readDirectly<T: Sendable>(_ path: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let queue = try DatabaseQueue(path: path)
+        defer { try? queue.close() }
+        return try await queue.read(body)
     }
 }
