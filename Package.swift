@@ -63,7 +63,7 @@ let package = Package(
         // The metering core: events, validation, queries, the MeterStore protocol. No DB, no HTTP.
         .target(
             name: "Metering",
-            dependencies: ["ExactJSON"],
+            dependencies: ["ExactJSON", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // What every backend hashes: the segment chain, the multiset hash of open segments, key secrets.

@@ -71,8 +71,7 @@ extension ClickHouseMeterStore {
                     if case let .invalid(r) = batch.items[i] { problem(i, r.eventID, .rejected, r.code, r.message, r.field) }
                     continue
                 }
-                let encoded = Array(batch.canonical[p.canonical])
-                let content = SegmentHash.hex(Array(SHA256.hash(data: encoded)))
+                let content = p.contentHash.hex
                 let seenKey = e.accountID + "\u{0}" + e.eventID
                 if let stored = pending[seenKey] ?? existing[e.accountID]?[e.eventID] {
                     if stored == content {
@@ -124,7 +123,7 @@ extension ClickHouseMeterStore {
                 open.sum = open.sum &+ e.quantity
                 open.firstTs = min(open.firstTs ?? .max, e.timestamp.microseconds)
                 open.lastTs = max(open.lastTs ?? .min, e.timestamp.microseconds)
-                encoded.withUnsafeBytes { open.running.add(canonical: $0) }
+                open.running.add(p.contentHash)
                 state.open = open
                 state.magnitude += Double(e.quantity.magnitude)
                 state.ids.insert(EventIDSet.hash(e.eventID))

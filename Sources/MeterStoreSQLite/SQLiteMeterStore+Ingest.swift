@@ -342,8 +342,8 @@ extension SQLiteMeterStore {
                 if groupKeys[p.group] == 0 { groupKeys[p.group] = try ctx.keyID(db, ctx.rollupKey(db, batch.groups[p.group])) }
                 let key = groupKeys[p.group]
                 let encoded = UnsafeRawBufferPointer(rebasing: canonical[p.canonical])
-                account.digest?.add(canonical: encoded, quantity: e.quantity, microseconds: ts, key: key)
-                account.segment?.running.add(canonical: encoded)
+                account.digest?.add(canonical: encoded, hash: p.contentHash, quantity: e.quantity, microseconds: ts, key: key)
+                account.segment?.running.add(p.contentHash)
                 let hour = e.timestamp.hour
                 if runs[p.group].hour != hour { try close(p.group); runs[p.group].hour = hour }
                 try overflowing { try runs[p.group].aggregate.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity)) }

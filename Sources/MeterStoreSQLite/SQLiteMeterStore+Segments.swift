@@ -35,23 +35,33 @@ struct SegmentDigest: @unchecked Sendable {
     mutating func add(_ e: UsageEvent, key: Int64) {
         buffer.removeAll(keepingCapacity: true)
         e.appendCanonical(to: &buffer)
-        buffer.withUnsafeBytes { add(canonical: $0, quantity: e.quantity, microseconds: e.timestamp.microseconds, key: key) }
+        buffer.withUnsafeBytes {
+            add(canonical: $0, hash: ContentHash(canonical: $0), quantity: e.quantity, microseconds: e.timestamp.microseconds, key: key)
+        }
     }
 
-    /// Adds an event given its canonical encoding (already built off the writer by `IngestBatch`).
-    mutating func add(canonical bytes: UnsafeRawBufferPointer, quantity: Int64, microseconds ts: Int64, key: Int64) {
+    /// Adds an event given its canonical encoding and that encoding's hash (both worked out off the
+    /// writer by `IngestBatch`).
+    mutating func add(canonical bytes: UnsafeRawBufferPointer, hash: ContentHash, quantity: Int64, microseconds ts: Int64, key: Int64) {
         hasher.add(canonical: bytes)
-        multiset.add(canonical: bytes)
+        multiset.add(hash)
         count += 1
         sum &+= quantity
         firstTs = min(firstTs ?? .max, ts)
         lastTs = max(lastTs ?? .min, ts)
-        let cell = Cell(key: key, hour: Timestamp(microseconds: ts).hour)
-        stats[cell, default: UsageAggregate()].sum &+= quantity
-        stats[cell, default: UsageAggregate()].count += 1
+        stats[Cell(key: key, hour: Timestamp(microseconds: ts).hour), default: UsageAggregate()].addCount(quantity)
     }
 
     func finalize() -> String { hasher.finalize() }
+}
+
+extension UsageAggregate {
+    /// One event's quantity into a segment's per-cell sum and count (wrapping: the sealed totals are
+    /// checked against the stored events, never trusted).
+    fileprivate mutating func addCount(_ quantity: Int64) {
+        sum &+= quantity
+        count += 1
+    }
 }
 
 extension SQLiteMeterStore {

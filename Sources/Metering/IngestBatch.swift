@@ -19,6 +19,8 @@ public struct IngestBatch: Sendable {
     public struct Prepared: Sendable {
         /// Where the event's `canonicalEncoding` bytes are in `IngestBatch.canonical`.
         public var canonical: Range<Int>
+        /// The SHA-256 of those bytes.
+        public var contentHash: ContentHash
         /// Index into `groups`.
         public var group: Int
         /// Index into `accounts`.
@@ -94,7 +96,8 @@ public struct IngestBatch: Sendable {
                 accounts.append(e.accountID)
                 accountIndex[e.accountID] = a
             }
-            prepared.append(Prepared(canonical: start..<canonical.count, group: g, account: a))
+            let hash = canonical.withUnsafeBytes { ContentHash(canonical: UnsafeRawBufferPointer(rebasing: $0[start...])) }
+            prepared.append(Prepared(canonical: start..<canonical.count, contentHash: hash, group: g, account: a))
         }
         self.prepared = prepared
         self.canonical = canonical

@@ -9,15 +9,11 @@ public struct MultisetHash: Sendable, Equatable {
 
     public static func == (a: MultisetHash, b: MultisetHash) -> Bool { a.limbs == b.limbs }
 
-    public mutating func add(canonical bytes: UnsafeRawBufferPointer) {
-        let digest = SHA256.hash(data: bytes)
-        var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0, w3: UInt64 = 0
-        digest.withUnsafeBytes { raw in
-            w0 = raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self).bigEndian
-            w1 = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self).bigEndian
-            w2 = raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self).bigEndian
-            w3 = raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self).bigEndian
-        }
+    public mutating func add(canonical bytes: UnsafeRawBufferPointer) { add(ContentHash(canonical: bytes)) }
+
+    /// Adds an event given the hash of its canonical encoding (computed once, off the writer).
+    public mutating func add(_ hash: ContentHash) {
+        let (w0, w1, w2, w3) = hash.words
         // Add with carry, least significant limb last.
         func step(_ a: UInt64, _ b: UInt64, _ carry: UInt64) -> (UInt64, UInt64) {
             let (s1, o1) = a.addingReportingOverflow(b)

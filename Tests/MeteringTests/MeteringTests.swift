@@ -230,4 +230,24 @@ import Testing
             #expect(e.field == "filters[0].value", "\(e)")
         }
     }
+
+    /// The content hash IngestBatch computes off the writer is the event's SHA-256 (a known vector),
+    /// and the batch's entry for an event is the hash of its canonical bytes.
+    @Test func contentHashIsTheSHA256OfTheCanonicalBytes() throws {
+        let abc = Array("abc".utf8).withUnsafeBytes { ContentHash(canonical: $0) }
+        #expect(abc.hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        let at = Timestamp(rfc3339: "2026-05-10T12:00:00Z")!
+        let batch = IngestBatch(
+            [5, 6].map { q in
+                .event(
+                    UsageEvent(
+                        eventID: "e\(q)", accountID: "a", meterID: "tokens", modelID: "m1", kind: .usage, correctionRef: nil, quantity: q,
+                        unit: nil, timestamp: at, dimensions: [:]))
+            })
+        for p in batch.prepared.compactMap({ $0 }) {
+            let again = Array(batch.canonical[p.canonical]).withUnsafeBytes { ContentHash(canonical: $0) }
+            #expect(p.contentHash == again)
+        }
+        #expect(batch.prepared[0]?.contentHash != batch.prepared[1]?.contentHash)
+    }
 }
