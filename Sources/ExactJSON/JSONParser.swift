@@ -5,6 +5,19 @@ public struct JSONParseError: Error, Sendable, CustomStringConvertible {
     public let line: Int
     public let column: Int
     public var description: String { "line \(line), column \(column): \(message)" }
+    /// Where in the parsed bytes, when the line and column are still to be worked out.
+    let offset: Int?
+
+    public init(message: String, line: Int, column: Int) {
+        self.init(message: message, line: line, column: column, offset: nil)
+    }
+
+    init(message: String, line: Int, column: Int, offset: Int?) {
+        self.message = message
+        self.line = line
+        self.column = column
+        self.offset = offset
+    }
 }
 
 public enum JSONParser {
@@ -33,8 +46,18 @@ public enum JSONParser {
     struct Cursor {
         let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
+        /// False while a stream tries a step that may only have run out of input: most such errors
+        /// are retried with more bytes, so the line and column are worked out only for one that stays.
+        var locatesErrors = true
+
+        init(bytes: UnsafeBufferPointer<UInt8>, index: Int = 0, locatesErrors: Bool = true) {
+            self.bytes = bytes
+            self.index = index
+            self.locatesErrors = locatesErrors
+        }
 
         func error(_ message: String) -> JSONParseError {
+            guard locatesErrors else { return JSONParseError(message: message, line: 0, column: 0, offset: index) }
             var line = 1, column = 1
             for i in 0..<min(index, bytes.count) {
                 if bytes[i] == 10 { line += 1; column = 1 } else { column += 1 }
@@ -77,16 +100,27 @@ public enum JSONParser {
         mutating func parseObject(depth: Int) throws -> JSONValue {
             index += 1
             var members: [(String, JSONValue)] = []
-            // Small objects (events) check duplicate keys by scanning; a Set only pays off for big ones.
+            // Small objects (events, export lines) check duplicate keys by scanning, comparing a
+            // fingerprint of each key's bytes first; a Set only pays off for big ones.
             var seen: Set<String>?
+            var fingerprints = InlineArray<16, UInt64>(repeating: 0)  // no allocation per object
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
             while true {
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a string key") }
+                let keyStart = index
                 let key = try parseString()
                 if members.count < 16 {
-                    for (k, _) in members where k == key { throw error("duplicate key \"\(key)\"") }
+                    // An escape shortens a key, and its written bytes say nothing of the key: it is
+                    // compared with every other key (fingerprint 0).
+                    let written = keyStart + 1..<index - 1
+                    let print = written.count == key.utf8.count ? fingerprint(written) : 0
+                    for i in 0..<members.count {
+                        let f = fingerprints[i]
+                        if f == print || f == 0 || print == 0, members[i].0 == key { throw error("duplicate key \"\(key)\"") }
+                    }
+                    fingerprints[members.count] = print
                 } else {
                     if seen == nil { seen = Set(members.map(\.0)) }
                     guard seen!.insert(key).inserted else { throw error("duplicate key \"\(key)\"") }
@@ -95,6 +129,7 @@ public enum JSONParser {
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
                 index += 1
                 skipWhitespace()
+                if members.isEmpty { members.reserveCapacity(8) }
                 members.append((key, try parseValue(depth: depth + 1)))
                 skipWhitespace()
                 guard index < bytes.count else { throw error("unexpected end of input in object") }
@@ -144,6 +179,16 @@ public enum JSONParser {
         }
 
         func isDigit(_ b: UInt8) -> Bool { b >= 48 && b <= 57 }
+
+        /// A key's length and up to its first and last eight bytes as written (never 0): equal keys
+        /// written without escapes have equal fingerprints.
+        func fingerprint(_ range: Range<Int>) -> UInt64 {
+            var h = UInt64(range.count) &* 0x9E37_79B9_7F4A_7C15
+            let head = min(range.count, 8)
+            for i in 0..<head { h = (h ^ UInt64(bytes[range.lowerBound + i])) &* 0x100_0000_01B3 }
+            for i in max(range.lowerBound + head, range.upperBound - 8)..<range.upperBound { h = (h ^ UInt64(bytes[i])) &* 0x100_0000_01B3 }
+            return h | 1
+        }
 
         mutating func parseString() throws -> String {
             index += 1  // opening quote

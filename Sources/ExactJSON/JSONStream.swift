@@ -73,7 +73,7 @@ public enum JSONStream {
         mutating func step<T>(_ body: (inout JSONParser.Cursor) throws -> T) throws -> T {
             while true {
                 let outcome: Outcome<T> = buffer.withUnsafeBufferPointer { bytes in
-                    var cursor = JSONParser.Cursor(bytes: bytes, index: position)
+                    var cursor = JSONParser.Cursor(bytes: bytes, index: position, locatesErrors: false)
                     do {
                         cursor.skipWhitespace()
                         let value = try body(&cursor)
@@ -82,7 +82,8 @@ public enum JSONStream {
                         return .done(value, end: cursor.index)
                     } catch let e as JSONParseError {
                         if !eof, cursor.index >= bytes.count - 8 { return .needMore }
-                        return .failed(located(e))
+                        let here = JSONParser.Cursor(bytes: bytes, index: min(e.offset ?? cursor.index, bytes.count))
+                        return .failed(located(here.error(e.message)))
                     } catch {
                         return .failed(JSONParseError(message: "\(error)", line: linesBefore + 1, column: columnsBefore))
                     }
@@ -108,9 +109,20 @@ public enum JSONStream {
         /// Drops what was consumed and appends the next chunk.
         mutating func refill() throws {
             if position > 0 {
-                let consumed = buffer[..<position]
-                if let lastNewline = consumed.lastIndex(of: 0x0A) {
-                    linesBefore += consumed.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+                // memchr over the raw bytes (a closure-based reduce over the slice was ≈ 9 % of a
+                // 100 MB export's parse).
+                let (newlines, lastNewline) = buffer.withUnsafeBufferPointer { bytes -> (Int, Int) in
+                    guard let base = bytes.baseAddress else { return (0, -1) }
+                    var count = 0, last = -1, at = 0
+                    while at < position, let hit = memchr(base + at, 0x0A, position - at) {
+                        last = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                        count += 1
+                        at = last + 1
+                    }
+                    return (count, last)
+                }
+                if newlines > 0 {
+                    linesBefore += newlines
                     columnsBefore = position - lastNewline - 1
                 } else {
                     columnsBefore += position

@@ -33,6 +33,22 @@ import Testing
 }
 
 @Suite struct ExactJSONTests {
+    /// Duplicate keys are refused however they are written (escapes included), in small objects
+    /// (scanned with fingerprints) and big ones (a set); different keys that share their first and
+    /// last bytes are not taken for duplicates.
+    @Test func duplicateKeysAreRefusedHoweverWritten() throws {
+        for text in [
+            #"{"a": 1, "a": 2}"#, #"{"a": 1, "\u0061": 2}"#, #"{"\u0061": 1, "a": 2}"#, #"{"x\ny": 1, "x\u000ay": 2}"#,
+            #"{"model_long_prefix_1_suffix": 1, "b": 2, "model_long_prefix_1_suffix": 3}"#,
+            "{" + (0..<20).map { #""k\#($0)": \#($0)"# }.joined(separator: ", ") + #", "k3": 0}"#,
+        ] {
+            #expect(throws: JSONParseError.self, "\(text)") { try JSONParser.parse(text) }
+            #expect(throws: JSONParseError.self, "\(text)") { try JSONStream.forEachElement(bytes: Array("[\(text)]".utf8), of: nil, chunkSize: 7) { _ in } }
+        }
+        let distinct = #"{"model_long_prefix_1_suffix": 1, "model_long_prefix_2_suffix": 2, "ab": 3, "ba": 4, "a\u0063": 5}"#
+        #expect(try JSONParser.parse(distinct).objectValue?.count == 5)
+    }
+
     @Test func numbersKeepTheirDigits() throws {
         let v = try JSONParser.parse(#"{"a": 0.1, "b": 0.2, "c": 12345678901234567890.123, "d": -0, "e": 1E+2}"#)
         #expect(v["a"] == .number("0.1") && v["b"] == .number("0.2"))
