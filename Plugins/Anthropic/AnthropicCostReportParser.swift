@@ -33,60 +33,53 @@ struct AnthropicCostReportParser: InvoiceParser {
     }
 
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
-        let root = try file.json()
         var lines: [InvoiceLine] = []
         var coverage = InvoiceCoverage()
-        let pages = AnthropicJSON.pages(root)
-        for (p, page) in pages.enumerated() {
-            let prefix = pages.count > 1 ? "[\(p)]." : ""
-            guard case let .array(buckets)? = page["data"] else {
-                throw InvoiceError(file: file.name, field: "\(prefix)data", "a cost report has a \"data\" array of daily buckets")
+        let pages = try file.forEachPagedElement { at, bucket in
+            let date = try AnthropicJSON.timestamp(bucket["starting_at"], file: file.name, field: "\(at).starting_at")
+            let end = try AnthropicJSON.optionalTimestamp(bucket["ending_at"], file: file.name, field: "\(at).ending_at")
+            coverage.declare(from: date, to: end)
+            guard case let .array(results)? = bucket["results"] else {
+                throw InvoiceError(file: file.name, field: "\(at).results", "each bucket has a \"results\" array")
             }
-            if let marker = InvoiceCoverage.page(page, location: pages.count > 1 ? "\(file.name)#[\(p)]" : file.name) { coverage.pages.append(marker) }
-            for (b, bucket) in buckets.enumerated() {
-                let at = "\(prefix)data[\(b)]"
-                let date = try AnthropicJSON.timestamp(bucket["starting_at"], file: file.name, field: "\(at).starting_at")
-                let end = try AnthropicJSON.optionalTimestamp(bucket["ending_at"], file: file.name, field: "\(at).ending_at")
-                coverage.declare(from: date, to: end)
-                guard case let .array(results)? = bucket["results"] else {
-                    throw InvoiceError(file: file.name, field: "\(at).results", "each bucket has a \"results\" array")
+            for (r, row) in results.enumerated() {
+                let field = "\(at).results[\(r)]"
+                guard case .object = row else { throw InvoiceError(file: file.name, field: field, "a result must be an object") }
+                guard let amountText = row["amount"]?.decimalText else {
+                    throw InvoiceError(
+                        file: file.name, field: "\(field).amount",
+                        "the amount must be a decimal string in cents, got \(row["amount"].map { JSONWriter.write($0) } ?? "nothing")")
                 }
-                for (r, row) in results.enumerated() {
-                    let field = "\(at).results[\(r)]"
-                    guard case .object = row else { throw InvoiceError(file: file.name, field: field, "a result must be an object") }
-                    guard let amountText = row["amount"]?.decimalText else {
-                        throw InvoiceError(
-                            file: file.name, field: "\(field).amount",
-                            "the amount must be a decimal string in cents, got \(row["amount"].map { JSONWriter.write($0) } ?? "nothing")")
-                    }
-                    guard let cents = ExactDecimal.parse(amountText) else {
-                        throw InvoiceError(file: file.name, field: "\(field).amount", "'\(amountText)' is not a decimal")
-                    }
-                    let costType = row["cost_type"]?.stringValue
-                    let model = row["model"]?.stringValue
-                    let vendorTokenType = row["token_type"]?.stringValue
-                    var nonUsage: String?
-                    if let costType, costType != "tokens" {
-                        nonUsage = "not_usage:\(costType)"
-                    } else if model == nil && vendorTokenType == nil {
-                        nonUsage = "not_usage"
-                    }
-                    var labels: [String: String] = [:]
-                    if let c = AnthropicPlugin.contextWindow(row["context_window"]?.stringValue) { labels["context_window"] = c }
-                    if let s = row["service_tier"]?.stringValue { labels["service_tier"] = s }
-                    if let g = row["inference_geo"]?.stringValue { labels["inference_geo"] = g }
-                    var attribution: [String: String] = [:]
-                    if let w = row["workspace_id"]?.stringValue { attribution["workspace_id"] = w }
-                    lines.append(
-                        InvoiceLine(
-                            location: "\(file.name)#\(field)", vendorModel: model, vendorTokenType: vendorTokenType,
-                            tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] },
-                            amount: cents / 100, amountScale: ExactDecimal.scale(of: amountText) + 2,
-                            currency: row["currency"]?.stringValue ?? "USD", date: date, end: end, labels: labels, attribution: attribution,
-                            nonUsageReason: nonUsage, description: row["description"]?.stringValue))
+                guard let cents = ExactDecimal.parse(amountText) else {
+                    throw InvoiceError(file: file.name, field: "\(field).amount", "'\(amountText)' is not a decimal")
                 }
+                let costType = row["cost_type"]?.stringValue
+                let model = row["model"]?.stringValue
+                let vendorTokenType = row["token_type"]?.stringValue
+                var nonUsage: String?
+                if let costType, costType != "tokens" {
+                    nonUsage = "not_usage:\(costType)"
+                } else if model == nil && vendorTokenType == nil {
+                    nonUsage = "not_usage"
+                }
+                var labels: [String: String] = [:]
+                if let c = AnthropicPlugin.contextWindow(row["context_window"]?.stringValue) { labels["context_window"] = c }
+                if let s = row["service_tier"]?.stringValue { labels["service_tier"] = s }
+                if let g = row["inference_geo"]?.stringValue { labels["inference_geo"] = g }
+                var attribution: [String: String] = [:]
+                if let w = row["workspace_id"]?.stringValue { attribution["workspace_id"] = w }
+                lines.append(
+                    InvoiceLine(
+                        location: "\(file.name)#\(field)", vendorModel: model, vendorTokenType: vendorTokenType,
+                        tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] },
+                        amount: cents / 100, amountScale: ExactDecimal.scale(of: amountText) + 2,
+                        currency: row["currency"]?.stringValue ?? "USD", date: date, end: end, labels: labels, attribution: attribution,
+                        nonUsageReason: nonUsage, description: row["description"]?.stringValue))
             }
         }
+        try AnthropicJSON.requireData(
+            pages, file: file,
+            "a cost report has a \"data\" array of daily buckets", coverage: &coverage)
         return ParsedInvoice(lines: lines, coverage: coverage)
     }
 }
@@ -111,49 +104,42 @@ struct AnthropicUsageReportParser: InvoiceParser {
     ]
 
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
-        let root = try file.json()
         var lines: [InvoiceLine] = []
         var coverage = InvoiceCoverage()
-        let pages = AnthropicJSON.pages(root)
-        for (p, page) in pages.enumerated() {
-            let prefix = pages.count > 1 ? "[\(p)]." : ""
-            guard case let .array(buckets)? = page["data"] else {
-                throw InvoiceError(file: file.name, field: "\(prefix)data", "a usage report has a \"data\" array of buckets")
-            }
-            if let marker = InvoiceCoverage.page(page, location: pages.count > 1 ? "\(file.name)#[\(p)]" : file.name) { coverage.pages.append(marker) }
-            for (b, bucket) in buckets.enumerated() {
-                let at = "\(prefix)data[\(b)]"
-                let date = try AnthropicJSON.timestamp(bucket["starting_at"], file: file.name, field: "\(at).starting_at")
-                let end = try AnthropicJSON.optionalTimestamp(bucket["ending_at"], file: file.name, field: "\(at).ending_at")
-                coverage.declare(from: date, to: end)
-                for (r, row) in (bucket["results"]?.arrayValue ?? []).enumerated() {
-                    let field = "\(at).results[\(r)]"
-                    var labels: [String: String] = [:]
-                    if let c = AnthropicPlugin.contextWindow(row["context_window"]?.stringValue) { labels["context_window"] = c }
-                    if let s = row["service_tier"]?.stringValue { labels["service_tier"] = s }
-                    if let g = row["inference_geo"]?.stringValue { labels["inference_geo"] = g }
-                    if let speed = row["speed"]?.stringValue { labels["speed"] = speed }
-                    var attribution: [String: String] = [:]
-                    if let w = row["workspace_id"]?.stringValue { attribution["workspace_id"] = w }
-                    if let k = row["api_key_id"]?.stringValue { attribution["api_key_id"] = k }
-                    for (path, name) in Self.fields {
-                        var value: JSONValue? = row
-                        for p in path { value = value?[p] }
-                        guard let value, value != .null else { continue }
-                        guard let q = value.exactInt64, q >= 0 else {
-                            throw InvoiceError(file: file.name, field: "\(field).\(name)", "a token count must be a whole number ≥ 0")
-                        }
-                        guard q > 0 else { continue }
-                        lines.append(
-                            InvoiceLine(
-                                location: "\(file.name)#\(field).\(name)", vendorModel: row["model"]?.stringValue, vendorTokenType: name,
-                                tokenType: AnthropicPlugin.tokenTypeMap[name], amount: nil, amountScale: 0, currency: "USD", quantity: q,
-                                date: date, end: end, labels: labels, attribution: attribution,
-                                nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil))
+        let pages = try file.forEachPagedElement { at, bucket in
+            let date = try AnthropicJSON.timestamp(bucket["starting_at"], file: file.name, field: "\(at).starting_at")
+            let end = try AnthropicJSON.optionalTimestamp(bucket["ending_at"], file: file.name, field: "\(at).ending_at")
+            coverage.declare(from: date, to: end)
+            for (r, row) in (bucket["results"]?.arrayValue ?? []).enumerated() {
+                let field = "\(at).results[\(r)]"
+                var labels: [String: String] = [:]
+                if let c = AnthropicPlugin.contextWindow(row["context_window"]?.stringValue) { labels["context_window"] = c }
+                if let s = row["service_tier"]?.stringValue { labels["service_tier"] = s }
+                if let g = row["inference_geo"]?.stringValue { labels["inference_geo"] = g }
+                if let speed = row["speed"]?.stringValue { labels["speed"] = speed }
+                var attribution: [String: String] = [:]
+                if let w = row["workspace_id"]?.stringValue { attribution["workspace_id"] = w }
+                if let k = row["api_key_id"]?.stringValue { attribution["api_key_id"] = k }
+                for (path, name) in Self.fields {
+                    var value: JSONValue? = row
+                    for p in path { value = value?[p] }
+                    guard let value, value != .null else { continue }
+                    guard let q = value.exactInt64, q >= 0 else {
+                        throw InvoiceError(file: file.name, field: "\(field).\(name)", "a token count must be a whole number ≥ 0")
                     }
+                    guard q > 0 else { continue }
+                    lines.append(
+                        InvoiceLine(
+                            location: "\(file.name)#\(field).\(name)", vendorModel: row["model"]?.stringValue, vendorTokenType: name,
+                            tokenType: AnthropicPlugin.tokenTypeMap[name], amount: nil, amountScale: 0, currency: "USD", quantity: q,
+                            date: date, end: end, labels: labels, attribution: attribution,
+                            nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil))
                 }
             }
         }
+        try AnthropicJSON.requireData(
+            pages, file: file,
+            "a usage report has a \"data\" array of buckets", coverage: &coverage)
         return ParsedInvoice(lines: lines, coverage: coverage)
     }
 }
@@ -161,9 +147,16 @@ struct AnthropicUsageReportParser: InvoiceParser {
 /// Shared JSON helpers for the Admin API exports.
 enum AnthropicJSON {
     /// One page object, or an array of pages (several API responses saved together).
-    static func pages(_ root: JSONValue) -> [JSONValue] {
-        if case let .array(items) = root { return items }
-        return [root]
+    /// Every page must have a `data` array; each page's `has_more` / `next_page` is recorded.
+    static func requireData(
+        _ pages: [(location: String, page: JSONValue)], file: InvoiceFile, _ message: String, coverage: inout InvoiceCoverage
+    ) throws {
+        for (p, page) in pages.enumerated() {
+            guard case .array? = page.page["data"] else {
+                throw InvoiceError(file: file.name, field: "\(pages.count > 1 ? "[\(p)]." : "")data", message)
+            }
+            if let marker = InvoiceCoverage.page(page.page, location: page.location) { coverage.pages.append(marker) }
+        }
     }
 
     static func optionalTimestamp(_ v: JSONValue?, file: String, field: String) throws -> Timestamp? {

@@ -219,27 +219,23 @@ enum OpenAIJSON {
     /// Walks the buckets of one page, or of an array of pages, declaring each bucket's range and
     /// reporting every page's `has_more` / `next_page`.
     static func buckets(_ file: InvoiceFile, _ body: (String, JSONValue, Timestamp, Timestamp?) throws -> Void) throws -> InvoiceCoverage {
-        let root = try file.json()
         var coverage = InvoiceCoverage()
-        let pages: [JSONValue] = root.arrayValue ?? [root]
-        for (p, page) in pages.enumerated() {
-            let prefix = pages.count > 1 ? "[\(p)]." : ""
-            if let marker = InvoiceCoverage.page(page, location: pages.count > 1 ? "\(file.name)#[\(p)]" : file.name) { coverage.pages.append(marker) }
-            for (b, bucket) in (page["data"]?.arrayValue ?? []).enumerated() {
-                let at = "\(prefix)data[\(b)]"
-                guard let start = bucket["start_time"]?.exactInt64.flatMap(Timestamp.init(unixSeconds:)) else {
-                    throw InvoiceError(file: file.name, field: "\(at).start_time", "must be Unix seconds")
-                }
-                var end: Timestamp?
-                if let value = bucket["end_time"], value != .null {
-                    guard let t = value.exactInt64.flatMap(Timestamp.init(unixSeconds:)) else {
-                        throw InvoiceError(file: file.name, field: "\(at).end_time", "must be Unix seconds")
-                    }
-                    end = t
-                }
-                coverage.declare(from: start, to: end)
-                try body(at, bucket, start, end)
+        let pages = try file.forEachPagedElement { at, bucket in
+            guard let start = bucket["start_time"]?.exactInt64.flatMap(Timestamp.init(unixSeconds:)) else {
+                throw InvoiceError(file: file.name, field: "\(at).start_time", "must be Unix seconds")
             }
+            var end: Timestamp?
+            if let value = bucket["end_time"], value != .null {
+                guard let t = value.exactInt64.flatMap(Timestamp.init(unixSeconds:)) else {
+                    throw InvoiceError(file: file.name, field: "\(at).end_time", "must be Unix seconds")
+                }
+                end = t
+            }
+            coverage.declare(from: start, to: end)
+            try body(at, bucket, start, end)
+        }
+        for page in pages {
+            if let marker = InvoiceCoverage.page(page.page, location: page.location) { coverage.pages.append(marker) }
         }
         return coverage
     }

@@ -10,8 +10,9 @@ import Foundation
 /// ```
 public enum JSONStream {
     /// Streams the elements of the array under the top-level member `key` (nil: the document is
-    /// the array) to `body`, and returns the document's other members. A document without that
-    /// member delivers nothing and returns all of its members.
+    /// the array) to `body`, and returns the document's members with that array left empty (so a
+    /// caller can tell a streamed array from a missing member). A document without that member
+    /// delivers nothing and returns all of its members.
     @discardableResult
     public static func forEachElement(
         path: String, of key: String?, chunkSize: Int = 1 << 20, _ body: (JSONValue) throws -> Void
@@ -172,6 +173,7 @@ public enum JSONStream {
                     try expect(UInt8(ascii: ":"), "':'")
                     if name == key, try peek() == UInt8(ascii: "[") {
                         try elements(depth: 2, body)
+                        members.append((name, .array([])))
                     } else {
                         members.append((name, try step { try $0.parseValue(depth: 1) }))
                     }

@@ -159,7 +159,7 @@ import Testing
         let rest = try JSONStream.forEachElement(path: path, of: "data", chunkSize: chunk) { streamed.append($0) }
         let whole = try JSONParser.parse(text)
         #expect(streamed == whole["data"]?.arrayValue)
-        #expect(rest == .object([("object", .string("page")), ("has_more", .bool(false)), ("next_page", .null)]))
+        #expect(rest == .object([("object", .string("page")), ("data", .array([])), ("has_more", .bool(false)), ("next_page", .null)]))
         var inMemory: [JSONValue] = []
         try JSONStream.forEachElement(bytes: Array("[1, 2.50, {\"a\": []}]".utf8), of: nil) { inMemory.append($0) }
         #expect(inMemory == [.number("1"), .number("2.50"), .object([("a", .array([]))])])
@@ -169,6 +169,33 @@ import Testing
         try JSONStream.forEachElement(bytes: Array(big.utf8), of: "data", chunkSize: 16) { sizes.append($0.stringValue?.count ?? 0) }
         try JSONStream.forEachElement(bytes: Array(big.utf8), of: "data") { _ in }
         #expect(sizes == [300_000, 0])
+    }
+
+    /// A paged export reads the same streamed (one page) as parsed whole (an array of pages): the
+    /// same elements at the same places, each page's members with `data` emptied, a missing `data`
+    /// kept missing, and a malformed page named by line.
+    @Test func aPagedExportReadsTheSameStreamedOrWhole() throws {
+        let page = #"{"data": [{"a": "1.10"}, {"a": 2}], "has_more": true, "next_page": "p2"}"#
+        var streamed: [String] = [], whole: [String] = []
+        let one = try InvoiceFile(name: "one.json", bytes: Array(page.utf8)).forEachPagedElement { streamed.append("\($0)=\(JSONWriter.write($1))") }
+        let two = try InvoiceFile(name: "two.json", bytes: Array("[\(page), \(page)]".utf8)).forEachPagedElement {
+            whole.append("\($0)=\(JSONWriter.write($1))")
+        }
+        #expect(streamed == [#"data[0]={"a":"1.10"}"#, #"data[1]={"a":2}"#])
+        #expect(whole == [#"[0].data[0]={"a":"1.10"}"#, #"[0].data[1]={"a":2}"#, #"[1].data[0]={"a":"1.10"}"#, #"[1].data[1]={"a":2}"#])
+        let emptied = JSONValue.object([("data", .array([])), ("has_more", .bool(true)), ("next_page", .string("p2"))])
+        #expect(one.map(\.location) == ["one.json"] && one.map(\.page) == [emptied])
+        #expect(two.map(\.location) == ["two.json#[0]", "two.json#[1]"] && two.map(\.page) == [emptied, emptied])
+        let missing = try InvoiceFile(name: "m.json", bytes: Array(#"{"has_more": false}"#.utf8)).forEachPagedElement { _, _ in Issue.record("no data") }
+        #expect(missing.first?.page["data"] == nil)
+        #expect(throws: InvoiceError.self) {
+            try InvoiceFile(name: "bad.json", bytes: Array("{\"data\": [\n{\"a\": 1},\n{\"a\" 2}]}".utf8)).forEachPagedElement { _, _ in }
+        }
+        do {
+            _ = try InvoiceFile(name: "bad.json", bytes: Array("{\"data\": [\n{\"a\": 1},\n{\"a\" 2}]}".utf8)).forEachPagedElement { _, _ in }
+        } catch let e as InvoiceError {
+            #expect(e.description.contains("bad.json") && e.description.contains("3"), "\(e)")
+        }
     }
 
     @Test func aStreamedExportNamesTheLineAndColumnOfAnError() throws {

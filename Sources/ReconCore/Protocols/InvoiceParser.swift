@@ -102,6 +102,42 @@ extension InvoiceFile {
         }
     }
 
+    /// A paged API export — one page `{"data": [ … ], "has_more": …, "next_page": …}` or an array
+    /// of such pages — element by element: `body` gets each element of every page's `data` array
+    /// with its place (`data[3]`, or `[1].data[3]` when the file holds several pages). Returns each
+    /// page's location (the file, or `file#[1]`) and members, its `data` left empty (a page whose
+    /// `data` is missing or not an array keeps what it has). One page is streamed, so memory holds
+    /// one element's tree rather than the document's; an array of pages is read page by page.
+    public func forEachPagedElement(
+        _ body: (_ place: String, _ element: JSONValue) throws -> Void
+    ) throws -> [(location: String, page: JSONValue)] {
+        let streamed: Bool = firstCharacter == "{"
+        do {
+            if streamed {
+                var index = 0
+                let rest = try JSONStream.forEachElement(bytes: Array(content), of: "data") { element in
+                    try body("data[\(index)]", element)
+                    index += 1
+                }
+                return [(name, rest)]
+            }
+        } catch let e as JSONParseError {
+            throw InvoiceError(file: name, line: e.line, "malformed JSON at column \(e.column): \(e.message)")
+        }
+        let root = try json()
+        let pages = root.arrayValue ?? [root]
+        var out: [(location: String, page: JSONValue)] = []
+        for (p, page) in pages.enumerated() {
+            let prefix = pages.count > 1 ? "[\(p)]." : ""
+            if case let .array(items)? = page["data"] {
+                for (i, item) in items.enumerated() { try body("\(prefix)data[\(i)]", item) }
+            }
+            let members = page.objectValue.map { m in JSONValue.object(m.map { $0.0 == "data" && $0.1.arrayValue != nil ? ($0.0, .array([])) : $0 }) }
+            out.append((pages.count > 1 ? "\(name)#[\(p)]" : name, members ?? page))
+        }
+        return out
+    }
+
     /// The file as newline-delimited JSON: each non-blank line with its line number.
     public func jsonLines(_ body: (_ line: Int, _ value: JSONValue) throws -> Void) throws {
         for (i, raw) in content.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
