@@ -28,14 +28,15 @@ public enum JSONStream {
     /// The same over bytes already in memory (an invoice read whole): the trees still come one
     /// element at a time. `chunkSize` feeds the bytes in pieces, as a file would come (tests).
     @discardableResult
-    public static func forEachElement(
-        bytes: [UInt8], of key: String?, chunkSize: Int = .max, _ body: (JSONValue) throws -> Void
+    public static func forEachElement<Bytes: RandomAccessCollection<UInt8>>(
+        bytes: Bytes, of key: String?, chunkSize: Int = .max, _ body: (JSONValue) throws -> Void
     ) throws -> JSONValue {
         var offset = 0
         var window = Window(chunkSize: chunkSize) { size in
-            let end = offset + min(size, bytes.count - offset)
-            defer { offset = end }
-            return Array(bytes[offset..<end])
+            let from = bytes.index(bytes.startIndex, offsetBy: offset)
+            let n = min(size, bytes.count - offset)
+            offset += n
+            return Array(bytes[from..<bytes.index(from, offsetBy: n)])
         }
         return try window.run(key: key, body)
     }

@@ -115,7 +115,8 @@ extension InvoiceFile {
         do {
             if streamed {
                 var index = 0
-                let rest = try JSONStream.forEachElement(bytes: Array(content), of: "data") { element in
+                // Fed in 1 MiB pieces: the window holds about one piece, not a second copy of the file.
+                let rest = try JSONStream.forEachElement(bytes: content, of: "data", chunkSize: 1 << 20) { element in
                     try body("data[\(index)]", element)
                     index += 1
                 }
