@@ -20,7 +20,7 @@ public struct CSVRecord: Sendable {
         let storage = CSVStorage()
         for f in fields {
             var f = f
-            f.withUTF8 { storage.append($0) }
+            _ = f.withUTF8 { storage.append($0) }
         }
         self.init(storage: storage, first: 0, count: fields.count, base: 0, line: line)
     }
@@ -78,7 +78,13 @@ final class CSVStorage: @unchecked Sendable {
         ends.deallocate()
     }
 
-    func append(_ field: UnsafeBufferPointer<UInt8>) {
+    /// Appends a field's bytes and returns how many line feeds they hold: one pass, eight bytes at
+    /// a time (fields are short: a memmove call and a separate count per field were ≈ 10 % of the
+    /// parse). Per 64-bit word, a byte of `x` is zero exactly where the field has a line feed, and
+    /// the masked add sets each byte's top bit unless that byte is zero, without carrying between
+    /// bytes.
+    @inline(__always) @discardableResult
+    func append(_ field: UnsafeBufferPointer<UInt8>) -> Int {
         if byteCount + field.count > byteCapacity {
             var capacity = byteCapacity * 2
             while capacity < byteCount + field.count { capacity *= 2 }
@@ -88,7 +94,26 @@ final class CSVStorage: @unchecked Sendable {
             bytes = grown
             byteCapacity = capacity
         }
-        if let base = field.baseAddress, field.count > 0 { (bytes + byteCount).update(from: base, count: field.count) }
+        var newlines = 0
+        if let base = field.baseAddress {
+            let source = UnsafeRawPointer(base)
+            let target = UnsafeMutableRawPointer(bytes + byteCount)
+            var i = 0
+            while i + 8 <= field.count {
+                let word = source.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                target.storeBytes(of: word, toByteOffset: i, as: UInt64.self)
+                let x = word ^ 0x0A0A_0A0A_0A0A_0A0A
+                let t = ((x & 0x7F7F_7F7F_7F7F_7F7F) &+ 0x7F7F_7F7F_7F7F_7F7F) | x
+                newlines &+= (~t & 0x8080_8080_8080_8080).nonzeroBitCount
+                i += 8
+            }
+            while i < field.count {
+                let b = base[i]
+                target.storeBytes(of: b, toByteOffset: i, as: UInt8.self)
+                newlines &+= b == 0x0A ? 1 : 0
+                i += 1
+            }
+        }
         byteCount += field.count
         if endCount == endCapacity {
             let grown = UnsafeMutablePointer<Int>.allocate(capacity: endCapacity * 2)
@@ -99,6 +124,7 @@ final class CSVStorage: @unchecked Sendable {
         }
         ends[endCount] = byteCount
         endCount += 1
+        return newlines
     }
 
     /// A storage holding only the fields from `firstEnd` on (their bytes from `firstByte`).
@@ -265,11 +291,8 @@ private struct Sink {
 
     mutating func field(_ pointer: UnsafeRawPointer?, _ count: Int) {
         let buffer = UnsafeBufferPointer(start: pointer?.assumingMemoryBound(to: UInt8.self), count: pointer == nil ? 0 : count)
-        // A plain loop, not memchr: fields are short, and a call per field cost a sixth of the parse.
-        var newlines = 0
-        for b in buffer { newlines &+= b == 0x0A ? 1 : 0 }
-        embeddedNewlines &+= newlines
-        storage.append(buffer)
+        // The storage outlives the call (the sink holds it): no retain and release per field.
+        embeddedNewlines &+= Unmanaged.passUnretained(storage)._withUnsafeGuaranteedRef { $0.append(buffer) }
     }
 
     /// The completed records.

@@ -55,6 +55,18 @@ import Testing
         #expect(whole[8][1] == "line one\nline \"two\"" && whole[8].count == 3)
     }
 
+    /// Line feeds inside quoted fields are counted eight bytes at a time: long and short fields,
+    /// several feeds in one word and across words, neighbours of 0x0A (0x0B, 0x8A, 0x09) not
+    /// counted, and every record keeps the line it starts on.
+    @Test func lineFeedsInsideLongAndShortFieldsKeepRecordLines() throws {
+        let long = "a\nbcdefgh\n\nijklmnopqrstuvw\nxyz"  // 4 line feeds, spread over words and the tail
+        let odd = "\u{0B}\t\u{8A}é€ no feed in this field at all"
+        let text = "id,text\n1,\"\(long)\"\n2,\"\(odd)\"\n3,\"\n\"\n4,last\n"
+        let records = try CSVReader.parse(text)
+        #expect(records.map(\.line) == [1, 2, 7, 8, 10])
+        #expect(records[1][1] == long && records[2][1] == odd && records[3][1] == "\n")
+    }
+
     @Test func aUBLExampleStreamsWithNamespacesByURI() throws {
         let example = TestSupport.packageRoot.appendingPathComponent("Plugins/UBL/Examples/ubl_ai_invoice.xml")
         try UBLCase.check(example)
