@@ -205,6 +205,7 @@ extension SQLiteMeterStore {
         var runs = [HourRun](repeating: HourRun(), count: batch.groups.count)
         var cells: [Cell: UsageAggregate] = [:]
 
+        let arena = BindArena()
         let insert = try db.cachedStatement(
             sql: """
                 INSERT INTO event (seq, account_id, event_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts,
@@ -303,7 +304,7 @@ extension SQLiteMeterStore {
                     dayTotals[dayCell, default: 0] += e.quantity
                 }
 
-                var bind = StatementBinder(insert)
+                var bind = StatementBinder(insert, arena: arena)
                 bind.bind(seq)
                 bind.bind(e.accountID)
                 bind.bind(e.eventID)

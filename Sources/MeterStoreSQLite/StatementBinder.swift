@@ -3,30 +3,30 @@ import GRDBSQLite
 
 /// Binds and steps a GRDB-cached statement through the C API, skipping `StatementArguments`
 /// boxing on the ingest hot path. GRDB still owns (and finalizes) the statement.
+///
+/// Text is copied into a `BindArena` and bound by pointer (`SQLITE_STATIC`): SQLite would
+/// otherwise allocate and free a copy of every text value of every row (seven per event).
 struct StatementBinder {
     private let handle: OpaquePointer
+    private let arena: BindArena
     private var index: Int32 = 0
-    /// SQLite copies the bytes before the bind call returns.
-    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    init(_ statement: Statement) {
+    init(_ statement: Statement, arena: BindArena) {
         handle = statement.sqliteStatement
-        // Every parameter is bound before each run, so old bindings need no clearing.
+        self.arena = arena
+        // Every parameter is bound before each run, so old bindings need no clearing; the arena's
+        // bytes from the previous row are no longer read once the statement was reset.
         sqlite3_reset(handle)
+        arena.reset()
     }
 
     mutating func bind(_ value: String) {
         index += 1
         var copy = value
-        let handle = self.handle, index = self.index
+        let handle = self.handle, index = self.index, arena = self.arena
         copy.withUTF8 { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { chars in
-                if let base = chars.baseAddress {
-                    _ = sqlite3_bind_text(handle, index, base, Int32(chars.count), Self.transient)
-                } else {
-                    _ = sqlite3_bind_text(handle, index, "", 0, Self.transient)
-                }
-            }
+            let stored = arena.store(buffer)
+            _ = sqlite3_bind_text(handle, index, stored, Int32(buffer.count), nil)  // nil: SQLITE_STATIC
         }
     }
 
@@ -50,5 +50,47 @@ struct StatementBinder {
             throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
         }
         return Int(sqlite3_changes(db.sqliteConnection))
+    }
+}
+
+/// The bytes of one row's bound text, kept until the row was stepped. A value that does not fit
+/// goes to a new block; full blocks stay allocated until the next row, so no pointer handed to
+/// SQLite moves while the row is written.
+final class BindArena {
+    private var block: UnsafeMutablePointer<CChar>
+    private var capacity: Int
+    private var used = 0
+    private var retired: [UnsafeMutablePointer<CChar>] = []
+
+    init(capacity: Int = 1 << 16) {
+        self.capacity = capacity
+        block = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        block.deallocate()
+        for r in retired { r.deallocate() }
+    }
+
+    func reset() {
+        used = 0
+        for r in retired { r.deallocate() }
+        retired.removeAll(keepingCapacity: true)
+    }
+
+    /// A stable copy of the bytes (a valid pointer even when empty).
+    func store(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafePointer<CChar> {
+        if used + bytes.count > capacity {
+            retired.append(block)
+            capacity = max(capacity, bytes.count)
+            block = .allocate(capacity: capacity)
+            used = 0
+        }
+        let at = block + used
+        if let base = bytes.baseAddress {
+            UnsafeMutableRawPointer(at).copyMemory(from: base, byteCount: bytes.count)
+        }
+        used += bytes.count
+        return UnsafePointer(at)
     }
 }
