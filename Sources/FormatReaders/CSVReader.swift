@@ -251,13 +251,23 @@ public final class CSVReader {
 
     /// Reads a whole file in chunks, streaming records to `onRecord`.
     public static func read(path: String, chunkSize: Int = 1 << 20, _ onRecord: (CSVRecord) throws -> Void) throws {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw CSVError(message: "cannot open \(path)", line: 0)
-        }
-        defer { try? handle.close() }
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw CSVError(message: "cannot open \(path)", line: 0) }
+        defer { close(fd) }
+        // One buffer reused for every chunk (a fresh Data per chunk cost page faults on each).
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(chunkSize, 1), alignment: 16)
+        defer { buffer.deallocate() }
         let reader = try CSVReader()
-        while let chunk = try handle.read(upToCount: chunkSize), !chunk.isEmpty {
-            try reader.feed(chunk, onRecord)
+        while true {
+            #if canImport(Glibc)
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            #else
+            let n = Darwin.read(fd, buffer.baseAddress, buffer.count)
+            #endif
+            if n < 0, errno == EINTR { continue }
+            guard n >= 0 else { throw CSVError(message: "cannot read \(path): \(String(cString: strerror(errno)))", line: 0) }
+            if n == 0 { break }
+            try reader.feed(UnsafeRawBufferPointer(rebasing: buffer[..<n]), onRecord)
         }
         try reader.finish(onRecord)
     }

@@ -67,6 +67,21 @@ import Testing
         #expect(records[1][1] == long && records[2][1] == odd && records[3][1] == "\n")
     }
 
+    /// A file read from its path in small chunks gives the records an in-memory parse gives; a
+    /// missing file is an error naming it.
+    @Test func aFileReadByPathMatchesTheInMemoryParse() throws {
+        let text = "a,b\n1,\"x\ny\"\n2,\"" + String(repeating: "z", count: 100) + "\"\n3,last"
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("csv-\(UUID().uuidString).csv").path
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for chunk in [1, 5, 64, 1 << 20] {
+            var records: [CSVRecord] = []
+            try CSVReader.read(path: path, chunkSize: chunk) { records.append($0) }
+            #expect(records == (try CSVReader.parse(text)), "chunk \(chunk)")
+        }
+        #expect(throws: CSVError.self) { try CSVReader.read(path: path + ".missing") { _ in } }
+    }
+
     @Test func aUBLExampleStreamsWithNamespacesByURI() throws {
         let example = TestSupport.packageRoot.appendingPathComponent("Plugins/UBL/Examples/ubl_ai_invoice.xml")
         try UBLCase.check(example)
