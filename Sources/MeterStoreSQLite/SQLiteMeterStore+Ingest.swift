@@ -213,6 +213,7 @@ extension SQLiteMeterStore {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (account_id, event_id) DO NOTHING
                 """)
+        defer { StatementBinder.clearBindings(insert) }
 
         func problem(
             _ i: Int, _ id: String?, _ status: IngestResponse.Problem.Status, _ code: String, _ message: String,

@@ -42,6 +42,12 @@ struct StatementBinder {
 
     mutating func bind(_ value: Bool) { bind(value ? Int64(1) : 0) }
 
+    /// Drops the statement's bindings: called once the arena they point into is about to go, so the
+    /// cached statement never holds a pointer to freed bytes.
+    static func clearBindings(_ statement: Statement) {
+        sqlite3_clear_bindings(statement.sqliteStatement)
+    }
+
     /// Runs the statement to completion; returns the number of rows it changed.
     func run(_ db: Database) throws -> Int {
         let rc = sqlite3_step(handle)
