@@ -55,6 +55,8 @@ let package = Package(
         // C libraries from Debian, each wrapped by exactly one Swift file.
         .systemLibrary(name: "CLibCSV", providers: [.apt(["libcsv-dev"])]),
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
+        // One C function: sqlite3_config is variadic, which Swift cannot call (libsqlite3-dev).
+        .target(name: "CSQLiteSettings", linkerSettings: [.linkedLibrary("sqlite3")]),
 
         // Format readers shared by event ingest and (later) invoice parsers.
         .target(name: "ExactJSON", swiftSettings: swiftSettings),
@@ -72,7 +74,7 @@ let package = Package(
         .target(
             name: "MeterStoreSQLite",
             dependencies: [
-                "Metering", "ExactJSON", "SegmentChain", .product(name: "GRDB", package: "GRDB.swift"),
+                "Metering", "ExactJSON", "SegmentChain", "CSQLiteSettings", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

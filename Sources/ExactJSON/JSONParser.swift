@@ -112,8 +112,9 @@ public enum JSONParser {
                 let keyStart = index
                 let key = try parseString()
                 if members.count < 16 {
-                    // An escape shortens a key, and its written bytes say nothing of the key: it is
-                    // compared with every other key (fingerprint 0).
+                    // An escaped key (escapes shorten it) or one with non-ASCII bytes (String
+                    // equality is canonical equivalence: "K" equals U+212A) is compared with every
+                    // other key (fingerprint 0).
                     let written = keyStart + 1..<index - 1
                     let print = written.count == key.utf8.count ? fingerprint(written) : 0
                     for i in 0..<members.count {
@@ -180,14 +181,16 @@ public enum JSONParser {
 
         func isDigit(_ b: UInt8) -> Bool { b >= 48 && b <= 57 }
 
-        /// A key's length and up to its first and last eight bytes as written (never 0): equal keys
-        /// written without escapes have equal fingerprints.
+        /// A hash of an ASCII key's bytes as written (never 0): equal ASCII keys written without
+        /// escapes have equal fingerprints. 0 for a key with any non-ASCII byte.
         func fingerprint(_ range: Range<Int>) -> UInt64 {
             var h = UInt64(range.count) &* 0x9E37_79B9_7F4A_7C15
-            let head = min(range.count, 8)
-            for i in 0..<head { h = (h ^ UInt64(bytes[range.lowerBound + i])) &* 0x100_0000_01B3 }
-            for i in max(range.lowerBound + head, range.upperBound - 8)..<range.upperBound { h = (h ^ UInt64(bytes[i])) &* 0x100_0000_01B3 }
-            return h | 1
+            var high: UInt8 = 0
+            for i in range {
+                high |= bytes[i]
+                h = (h ^ UInt64(bytes[i])) &* 0x100_0000_01B3
+            }
+            return high >= 0x80 ? 0 : h | 1
         }
 
         mutating func parseString() throws -> String {

@@ -34,7 +34,6 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
         segmentMaxEvents: Int64 = 100_000,
         segmentMaxAgeSeconds: Int64 = 3600
     ) throws {
-        _ = SQLiteLibrary.configured
         self.location = location
         self.clock = clock
         // A segment's events are numbered inside its own 2^32-wide seq range (migration v5).

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MeterStoreSQLite
 import Metering
 import UsageBoxApp
 
@@ -91,6 +92,8 @@ enum Main {
         // at 10M events). A fixed threshold hands them back to the system when freed.
         _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 20)
         #endif
+        // Before any database opens: SQLite in multi-thread mode, no memory statistics.
+        SQLiteMeterStore.configureLibrary()
         do {
             var command = try UsageBoxCommand.parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -41,6 +41,7 @@ import Testing
             #"{"a": 1, "a": 2}"#, #"{"a": 1, "\u0061": 2}"#, #"{"\u0061": 1, "a": 2}"#, #"{"x\ny": 1, "x\u000ay": 2}"#,
             #"{"model_long_prefix_1_suffix": 1, "b": 2, "model_long_prefix_1_suffix": 3}"#,
             "{" + (0..<20).map { #""k\#($0)": \#($0)"# }.joined(separator: ", ") + #", "k3": 0}"#,
+            "{\"K\": 1, \"\u{212A}\": 2}", "{\"caf\u{E9}\": 1, \"cafe\u{301}\": 2}",  // canonically equal, written differently
         ] {
             #expect(throws: JSONParseError.self, "\(text)") { try JSONParser.parse(text) }
             #expect(throws: JSONParseError.self, "\(text)") { try JSONStream.forEachElement(bytes: Array("[\(text)]".utf8), of: nil, chunkSize: 7) { _ in } }
