@@ -35,7 +35,7 @@ struct AnthropicCostReportParser: InvoiceParser {
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         var lines: [InvoiceLine] = []
         var coverage = InvoiceCoverage()
-        let pages = try file.forEachPagedElement { at, bucket in
+        let pages = try file.forEachPagedElement(dataRequired: "a cost report has a \"data\" array of daily buckets") { at, bucket in
             let date = try AnthropicJSON.timestamp(bucket["starting_at"], file: file.name, field: "\(at).starting_at")
             let end = try AnthropicJSON.optionalTimestamp(bucket["ending_at"], file: file.name, field: "\(at).ending_at")
             coverage.declare(from: date, to: end)
@@ -77,9 +77,7 @@ struct AnthropicCostReportParser: InvoiceParser {
                         nonUsageReason: nonUsage, description: row["description"]?.stringValue))
             }
         }
-        try AnthropicJSON.requireData(
-            pages, file: file,
-            "a cost report has a \"data\" array of daily buckets", coverage: &coverage)
+        coverage.addPages(pages)
         return ParsedInvoice(lines: lines, coverage: coverage)
     }
 }
@@ -106,7 +104,7 @@ struct AnthropicUsageReportParser: InvoiceParser {
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         var lines: [InvoiceLine] = []
         var coverage = InvoiceCoverage()
-        let pages = try file.forEachPagedElement { at, bucket in
+        let pages = try file.forEachPagedElement(dataRequired: "a usage report has a \"data\" array of buckets") { at, bucket in
             let date = try AnthropicJSON.timestamp(bucket["starting_at"], file: file.name, field: "\(at).starting_at")
             let end = try AnthropicJSON.optionalTimestamp(bucket["ending_at"], file: file.name, field: "\(at).ending_at")
             coverage.declare(from: date, to: end)
@@ -137,9 +135,7 @@ struct AnthropicUsageReportParser: InvoiceParser {
                 }
             }
         }
-        try AnthropicJSON.requireData(
-            pages, file: file,
-            "a usage report has a \"data\" array of buckets", coverage: &coverage)
+        coverage.addPages(pages)
         return ParsedInvoice(lines: lines, coverage: coverage)
     }
 }
@@ -147,18 +143,6 @@ struct AnthropicUsageReportParser: InvoiceParser {
 /// Shared JSON helpers for the Admin API exports.
 enum AnthropicJSON {
     /// One page object, or an array of pages (several API responses saved together).
-    /// Every page must have a `data` array; each page's `has_more` / `next_page` is recorded.
-    static func requireData(
-        _ pages: [(location: String, page: JSONValue)], file: InvoiceFile, _ message: String, coverage: inout InvoiceCoverage
-    ) throws {
-        for (p, page) in pages.enumerated() {
-            guard case .array? = page.page["data"] else {
-                throw InvoiceError(file: file.name, field: "\(pages.count > 1 ? "[\(p)]." : "")data", message)
-            }
-            if let marker = InvoiceCoverage.page(page.page, location: page.location) { coverage.pages.append(marker) }
-        }
-    }
-
     static func optionalTimestamp(_ v: JSONValue?, file: String, field: String) throws -> Timestamp? {
         guard let v, v != .null else { return nil }
         return try timestamp(v, file: file, field: field)

@@ -234,9 +234,7 @@ enum OpenAIJSON {
             coverage.declare(from: start, to: end)
             try body(at, bucket, start, end)
         }
-        for page in pages {
-            if let marker = InvoiceCoverage.page(page.page, location: page.location) { coverage.pages.append(marker) }
-        }
+        coverage.addPages(pages)
         return coverage
     }
 

@@ -223,6 +223,24 @@ import Testing
         } catch let e as InvoiceError {
             #expect(e.description.contains("bad.json") && e.description.contains("3"), "\(e)")
         }
+        // Errors in the order a whole-document read gives them: a truncated file is malformed JSON
+        // even when an element before the cut is refused too; a page without `data` before the
+        // elements of the pages after it.
+        struct Refused: Error {}
+        let truncated = InvoiceFile(name: "cut.json", bytes: Array(#"{"data": [{"bad": 1}, {"a": 2}, {"a""#.utf8))
+        #expect {
+            try truncated.forEachPagedElement { _, element in if element["bad"] != nil { throw Refused() } }
+        } throws: { ($0 as? InvoiceError)?.description.contains("malformed JSON") == true }
+        let intact = InvoiceFile(name: "ok.json", bytes: Array(#"{"data": [{"bad": 1}, {"a": 2}]}"#.utf8))
+        #expect(throws: Refused.self) { try intact.forEachPagedElement { _, element in if element["bad"] != nil { throw Refused() } } }
+        let noData = InvoiceFile(name: "pages.json", bytes: Array(#"[{"has_more": true}, {"data": [{"bad": 1}]}]"#.utf8))
+        #expect {
+            try noData.forEachPagedElement(dataRequired: "needs data") { _, _ in throw Refused() }
+        } throws: { ($0 as? InvoiceError)?.description.contains("[0].data") == true }
+        let single = InvoiceFile(name: "one.json", bytes: Array(#"{"data": {"not": "an array"}}"#.utf8))
+        #expect {
+            try single.forEachPagedElement(dataRequired: "needs data") { _, _ in }
+        } throws: { ($0 as? InvoiceError)?.description.contains("needs data") == true }
     }
 
     @Test func aStreamedExportNamesTheLineAndColumnOfAnError() throws {

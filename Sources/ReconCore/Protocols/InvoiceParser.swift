@@ -105,31 +105,46 @@ extension InvoiceFile {
     /// A paged API export — one page `{"data": [ … ], "has_more": …, "next_page": …}` or an array
     /// of such pages — element by element: `body` gets each element of every page's `data` array
     /// with its place (`data[3]`, or `[1].data[3]` when the file holds several pages). Returns each
-    /// page's location (the file, or `file#[1]`) and members, its `data` left empty (a page whose
-    /// `data` is missing or not an array keeps what it has). One page is streamed, so memory holds
-    /// one element's tree rather than the document's; an array of pages is read page by page.
+    /// page's location (the file, or `file#[1]`) and members, its `data` left empty. One page is
+    /// streamed, so memory holds one element's tree rather than the document's; an array of pages
+    /// is read page by page.
+    ///
+    /// Errors come in the order a whole-document read gives them: malformed JSON anywhere in the
+    /// file first (a truncated download says so, even when an element before the cut is also
+    /// wrong), then, page by page, a page without a `data` array (`dataRequired` is the message;
+    /// nil lets such a page through), then what `body` throws.
     public func forEachPagedElement(
-        _ body: (_ place: String, _ element: JSONValue) throws -> Void
+        dataRequired: String? = nil, _ body: (_ place: String, _ element: JSONValue) throws -> Void
     ) throws -> [(location: String, page: JSONValue)] {
-        let streamed: Bool = firstCharacter == "{"
-        do {
-            if streamed {
-                var index = 0
+        func checkData(_ page: JSONValue, prefix: String) throws {
+            guard let dataRequired, page["data"]?.arrayValue == nil else { return }
+            throw InvoiceError(file: name, field: "\(prefix)data", dataRequired)
+        }
+        if firstCharacter == "{" {
+            var index = 0
+            // The first error `body` throws waits until the whole document parsed.
+            var failure: (any Error)?
+            let rest: JSONValue
+            do {
                 // Fed in 1 MiB pieces: the window holds about one piece, not a second copy of the file.
-                let rest = try JSONStream.forEachElement(bytes: content, of: "data", chunkSize: 1 << 20) { element in
-                    try body("data[\(index)]", element)
-                    index += 1
+                rest = try JSONStream.forEachElement(bytes: content, of: "data", chunkSize: 1 << 20) { element in
+                    defer { index += 1 }
+                    guard failure == nil else { return }
+                    do { try body("data[\(index)]", element) } catch { failure = error }
                 }
-                return [(name, rest)]
+            } catch let e as JSONParseError {
+                throw InvoiceError(file: name, line: e.line, "malformed JSON at column \(e.column): \(e.message)")
             }
-        } catch let e as JSONParseError {
-            throw InvoiceError(file: name, line: e.line, "malformed JSON at column \(e.column): \(e.message)")
+            try checkData(rest, prefix: "")
+            if let failure { throw failure }
+            return [(name, rest)]
         }
         let root = try json()
         let pages = root.arrayValue ?? [root]
         var out: [(location: String, page: JSONValue)] = []
         for (p, page) in pages.enumerated() {
             let prefix = pages.count > 1 ? "[\(p)]." : ""
+            try checkData(page, prefix: prefix)
             if case let .array(items)? = page["data"] {
                 for (i, item) in items.enumerated() { try body("\(prefix)data[\(i)]", item) }
             }
@@ -156,6 +171,14 @@ extension InvoiceFile {
 }
 
 extension InvoiceCoverage {
+    /// Records each page's `has_more` / `next_page`, as `InvoiceFile.forEachPagedElement` returns
+    /// the pages.
+    public mutating func addPages(_ pages: [(location: String, page: JSONValue)]) {
+        for page in pages {
+            if let marker = Self.page(page.page, location: page.location) { self.pages.append(marker) }
+        }
+    }
+
     /// The `has_more` / `next_page` of an API response page (Anthropic and OpenAI write both), or
     /// nil when the page says nothing about pagination.
     public static func page(_ json: JSONValue, location: String) -> Page? {
