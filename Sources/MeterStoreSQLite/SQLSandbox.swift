@@ -73,8 +73,7 @@ enum SQLSandbox {
                 : "s.account_id IN ("
                     + list.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }
                     .joined(separator: ", ") + ")"
-            let columns = "e.event_id, e.account_id, e.meter_id, e.model_id, e.kind, e.correction_ref, e.quantity, e.unit, e.ts, e.dimensions"
-            source = "(" + SQLiteMeterStore.eventsBySegment(columns, schema: alias, where: filter) + ")"
+            source = "(" + SQLiteMeterStore.eventsBySegment(SQLiteMeterStore.segmentEventColumns, schema: alias, where: filter) + ")"
         }
         let view = """
             CREATE TEMP VIEW \(viewName) AS SELECT event_id, account_id, meter_id, model_id, kind, correction_ref, quantity, unit,

@@ -452,6 +452,8 @@ extension SQLiteMeterStore {
     }
 
     static let eventColumns = "event_id, account_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts, dimensions"
+    /// `eventColumns` of the event `e` in `eventsBySegment`.
+    static let segmentEventColumns = eventColumns.split(separator: ", ").map { "e." + $0 }.joined(separator: ", ")
 
     /// Builds an event from a row selected with `eventColumns` (first ten columns).
     static func event(from row: Row) -> UsageEvent {

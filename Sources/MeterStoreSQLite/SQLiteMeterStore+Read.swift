@@ -163,7 +163,7 @@ extension SQLiteMeterStore {
                         """, arguments: [account])
                 let (from, to) = (range.from.microseconds, range.to.microseconds)
                 let (events, segmentArgs) = Self.eventsBySegment(
-                    Self.eventColumns.split(separator: ", ").map { "e." + $0 }.joined(separator: ", ") + ", e.post_close, e.seq",
+                    Self.segmentEventColumns + ", e.post_close, e.seq",
                     scope: .accounts([account]), from: from, to: to)
                 let corrections = try Row.fetchAll(
                     db,

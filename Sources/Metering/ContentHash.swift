@@ -19,14 +19,7 @@ public struct ContentHash: Sendable, Equatable {
     }
 
     /// The SHA-256 in lowercase hex, as stores record an event's content.
-    public var hex: String {
-        var out = [UInt8](repeating: 0, count: 64)
-        let digits = Array("0123456789abcdef".utf8)
-        for (w, word) in [words.0, words.1, words.2, words.3].enumerated() {
-            for nibble in 0..<16 { out[w * 16 + nibble] = digits[Int((word >> UInt64(60 - 4 * nibble)) & 15)] }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    public var hex: String { LowercaseHex.of(words: words) }
 
     public static func == (a: ContentHash, b: ContentHash) -> Bool { a.words == b.words }
 }

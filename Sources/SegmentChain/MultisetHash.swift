@@ -33,12 +33,7 @@ public struct MultisetHash: Sendable, Equatable {
         buffer.withUnsafeBytes { add(canonical: $0) }
     }
 
-    public var hex: String {
-        [limbs.0, limbs.1, limbs.2, limbs.3].map { w in
-            let s = String(w, radix: 16)
-            return String(repeating: "0", count: 16 - s.count) + s
-        }.joined()
-    }
+    public var hex: String { LowercaseHex.of(words: limbs) }
 
     public init() {}
     public init?(hex: String) {

@@ -1,4 +1,5 @@
 import Crypto
+import Metering
 
 /// The hash that chains an account's segments (docs/events.md):
 /// `SHA-256( prev_hex + "\n" + e₁ + e₂ + … )`, each `eᵢ` an event's canonical encoding followed by
@@ -19,21 +20,11 @@ public struct SegmentHash: @unchecked Sendable {
     }
 
     /// The lowercase hex hash.
-    public func finalize() -> String { SegmentHash.hex(Array(hasher.finalize())) }
+    public func finalize() -> String { LowercaseHex.of(hasher.finalize()) }
 
-    public static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 }
 
 /// How a key's secret is stored: its SHA-256 in lowercase hex (never the secret).
 public enum SecretHash {
-    public static func of(_ secret: String) -> String { SegmentHash.hex(Array(SHA256.hash(data: Array(secret.utf8)))) }
+    public static func of(_ secret: String) -> String { LowercaseHex.of(SHA256.hash(data: Array(secret.utf8))) }
 }

@@ -253,6 +253,10 @@ import Testing
     @Test func contentHashIsTheSHA256OfTheCanonicalBytes() throws {
         let abc = Array("abc".utf8).withUnsafeBytes { ContentHash(canonical: $0) }
         #expect(abc.hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(LowercaseHex.of([0x00, 0x0F, 0xA0, 0xFF]) == "000fa0ff")
+        #expect(
+            LowercaseHex.of(words: (1, 0, 0xFFFF_FFFF_FFFF_FFFF, 0x0123_4567_89AB_CDEF)) == "0000000000000001" + String(repeating: "0", count: 16)
+                + String(repeating: "f", count: 16) + "0123456789abcdef")
         let at = Timestamp(rfc3339: "2026-05-10T12:00:00Z")!
         let batch = IngestBatch(
             [5, 6].map { q in
