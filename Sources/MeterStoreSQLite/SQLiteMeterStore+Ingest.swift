@@ -150,6 +150,13 @@ final class AccountWrite {
 
     init(closedMonths: Set<String>) { self.closedMonths = closedMonths }
 
+    /// Whether the open segment must be sealed before it takes another event: full, old, or from
+    /// before v5.
+    func segmentFull(now: Int64, maxEvents: Int64, maxAge: Int64) -> Bool {
+        guard let segment else { return false }
+        return segment.count >= maxEvents || now - segment.openedAt >= maxAge || segment.seqBase == nil
+    }
+
     /// Where the next accepted event goes: its segment and its sequence number (the segment's base
     /// plus its count, so a segment's events are one rowid range).
     func nextPlace() throws -> (segmentID: Int64, seq: Int64) {
@@ -178,8 +185,7 @@ extension SQLiteMeterStore {
             account.segment = opened
             account.digest = ctx.takeDigest(segment: opened.id, count: opened.count)
         }
-        guard var current = account.segment,
-            current.count >= segmentMaxEvents || now - current.openedAt >= segmentMaxAge || current.seqBase == nil
+        guard var current = account.segment, account.segmentFull(now: now, maxEvents: segmentMaxEvents, maxAge: segmentMaxAge)
         else { return }
         try flush(db, &current)
         ctx.putDigest(account.digest)
@@ -203,6 +209,7 @@ extension SQLiteMeterStore {
         }
         var groupKeys = [Int64](repeating: 0, count: batch.groups.count)  // 0: not resolved yet
         var runs = [HourRun](repeating: HourRun(), count: batch.groups.count)
+        var groupAccount = [Int](repeating: -1, count: batch.groups.count)  // account slot of a group's events
         var cells: [Cell: UsageAggregate] = [:]
 
         let arena = BindArena()
@@ -236,10 +243,13 @@ extension SQLiteMeterStore {
             return true
         }
 
-        /// Adds a group's finished hour to the batch's cells.
+        /// Adds a group's finished hour to the batch's cells and to its account's open segment's
+        /// statistics (a run never spans two segments: an account's runs are closed before it seals).
         func close(_ g: Int) throws {
             guard runs[g].aggregate.count > 0 else { return }
-            try overflowing { try cells[Cell(key: groupKeys[g], hour: runs[g].hour), default: UsageAggregate()].add(runs[g].aggregate) }
+            let cell = Cell(key: groupKeys[g], hour: runs[g].hour)
+            try overflowing { try cells[cell, default: UsageAggregate()].add(runs[g].aggregate) }
+            accounts[groupAccount[g]]?.digest?.addStats(cell, runs[g].aggregate)
             runs[g] = HourRun()
         }
 
@@ -282,6 +292,9 @@ extension SQLiteMeterStore {
                     continue
                 }
 
+                if account.segmentFull(now: now, maxEvents: segmentMaxEvents, maxAge: segmentMaxAge) {
+                    for g in runs.indices where groupAccount[g] == p.account { try close(g) }
+                }
                 try prepareSegment(db, for: account, accountID: e.accountID, now: now, ctx: &ctx)
                 let (segmentID, seq) = try account.nextPlace()
 
@@ -344,7 +357,8 @@ extension SQLiteMeterStore {
                 if groupKeys[p.group] == 0 { groupKeys[p.group] = try ctx.keyID(db, ctx.rollupKey(db, batch.groups[p.group])) }
                 let key = groupKeys[p.group]
                 let encoded = UnsafeRawBufferPointer(rebasing: canonical[p.canonical])
-                account.digest?.add(canonical: encoded, hash: p.contentHash, quantity: e.quantity, microseconds: ts, key: key)
+                account.digest?.add(canonical: encoded, hash: p.contentHash, quantity: e.quantity, microseconds: ts)
+                groupAccount[p.group] = p.account
                 account.segment?.running.add(p.contentHash)
                 let hour = e.timestamp.hour
                 if runs[p.group].hour != hour { try close(p.group); runs[p.group].hour = hour }
@@ -367,7 +381,7 @@ extension SQLiteMeterStore {
         var days: [Cell: UsageAggregate] = [:]
         try overflowing {
             for (cell, agg) in cells {
-                try upsert.execute(arguments: [cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max])
+                try StatementBinder.run(upsert, db, cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max)
                 let day = Cell(key: cell.key, hour: cell.hour / 24)  // hours are never negative: events before 1970 are refused
                 try days[day, default: UsageAggregate()].add(agg)
             }
@@ -404,7 +418,7 @@ extension SQLiteMeterStore {
                 ON CONFLICT (key_id, day) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
                     min = MIN(min, excluded.min), max = MAX(max, excluded.max)
                 """)
-        for (cell, agg) in days { try upsert.execute(arguments: [cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max]) }
+        for (cell, agg) in days { try StatementBinder.run(upsert, db, cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max) }
     }
 
     func openSegment(_ db: Database, account: String, now: Int64, ctx: inout WriteContext) throws -> OpenSegment {

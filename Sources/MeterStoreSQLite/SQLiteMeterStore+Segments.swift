@@ -36,20 +36,25 @@ struct SegmentDigest: @unchecked Sendable {
         buffer.removeAll(keepingCapacity: true)
         e.appendCanonical(to: &buffer)
         buffer.withUnsafeBytes {
-            add(canonical: $0, hash: ContentHash(canonical: $0), quantity: e.quantity, microseconds: e.timestamp.microseconds, key: key)
+            add(canonical: $0, hash: ContentHash(canonical: $0), quantity: e.quantity, microseconds: e.timestamp.microseconds)
         }
+        stats[Cell(key: key, hour: e.timestamp.hour), default: UsageAggregate()].addCount(e.quantity)
     }
 
     /// Adds an event given its canonical encoding and that encoding's hash (both worked out off the
-    /// writer by `IngestBatch`).
-    mutating func add(canonical bytes: UnsafeRawBufferPointer, hash: ContentHash, quantity: Int64, microseconds ts: Int64, key: Int64) {
+    /// writer by `IngestBatch`). Its statistics come separately, a run of events at a time (`addStats`).
+    mutating func add(canonical bytes: UnsafeRawBufferPointer, hash: ContentHash, quantity: Int64, microseconds ts: Int64) {
         hasher.add(canonical: bytes)
         multiset.add(hash)
         count += 1
         sum &+= quantity
         firstTs = min(firstTs ?? .max, ts)
         lastTs = max(lastTs ?? .min, ts)
-        stats[Cell(key: key, hour: Timestamp(microseconds: ts).hour), default: UsageAggregate()].addCount(quantity)
+    }
+
+    /// Adds a run of events of one rollup cell to the statistics.
+    mutating func addStats(_ cell: Cell, _ run: UsageAggregate) {
+        stats[cell, default: UsageAggregate()].addCount(sum: run.sum, count: run.count)
     }
 
     func finalize() -> String { hasher.finalize() }
@@ -58,9 +63,11 @@ struct SegmentDigest: @unchecked Sendable {
 extension UsageAggregate {
     /// One event's quantity into a segment's per-cell sum and count (wrapping: the sealed totals are
     /// checked against the stored events, never trusted).
-    fileprivate mutating func addCount(_ quantity: Int64) {
-        sum &+= quantity
-        count += 1
+    fileprivate mutating func addCount(_ quantity: Int64) { addCount(sum: quantity, count: 1) }
+
+    fileprivate mutating func addCount(sum more: Int64, count n: Int64) {
+        sum &+= more
+        count += n
     }
 }
 
@@ -153,7 +160,7 @@ extension SQLiteMeterStore {
         ctx.digests[segmentID] = done
         let insert = try db.cachedStatement(sql: "INSERT INTO segment_stat (segment_id, key_id, hour, sum, count) VALUES (?, ?, ?, ?, ?)")
         for (cell, agg) in d.stats {
-            try insert.execute(arguments: [segmentID, cell.key, cell.hour, agg.sum, agg.count])
+            try StatementBinder.run(insert, db, segmentID, cell.key, cell.hour, agg.sum, agg.count)
         }
         try db.execute(
             sql: """

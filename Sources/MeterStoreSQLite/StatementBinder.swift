@@ -8,22 +8,31 @@ import GRDBSQLite
 /// otherwise allocate and free a copy of every text value of every row (seven per event).
 struct StatementBinder {
     private let handle: OpaquePointer
-    private let arena: BindArena
+    /// nil for a statement that binds only integers.
+    private let arena: BindArena?
     private var index: Int32 = 0
 
-    init(_ statement: Statement, arena: BindArena) {
+    init(_ statement: Statement, arena: BindArena?) {
         handle = statement.sqliteStatement
         self.arena = arena
         // Every parameter is bound before each run, so old bindings need no clearing; the arena's
         // bytes from the previous row are no longer read once the statement was reset.
         sqlite3_reset(handle)
-        arena.reset()
+        arena?.reset()
+    }
+
+    /// Binds integers and runs the statement: for the rollup upserts, a few per event.
+    static func run(_ statement: Statement, _ db: Database, _ values: Int64...) throws {
+        var bind = StatementBinder(statement, arena: nil)
+        for v in values { bind.bind(v) }
+        _ = try bind.run(db)
     }
 
     mutating func bind(_ value: String) {
         index += 1
         var copy = value
-        let handle = self.handle, index = self.index, arena = self.arena
+        guard let arena else { preconditionFailure("text bound without an arena") }
+        let handle = self.handle, index = self.index
         copy.withUTF8 { buffer in
             let stored = arena.store(buffer)
             _ = sqlite3_bind_text(handle, index, stored, Int32(buffer.count), nil)  // nil: SQLITE_STATIC

@@ -16,6 +16,29 @@ import UsageBoxTesting
         #expect(try await store.verify(VerifyRequest(account: "acct_1", range: Fixture.may)).ok)
     }
 
+    /// A segment's per-key statistics are gathered a run of same-hour events at a time; a batch that
+    /// seals segments part-way, with accounts, models and hours interleaved, must still record each
+    /// sealed segment's statistics exactly (deep verify re-derives them from the stored events).
+    @Test func segmentsSealedMidBatchRecordTheirStatistics() async throws {
+        let store = try SQLiteMeterStore(location: .newMemory(), segmentMaxEvents: 5)
+        var items: [IngestItem] = []
+        for i in 0..<60 {
+            let hour = (i / 7) % 24
+            items.append(
+                Fixture.event(
+                    "e\(i)", account: ["a", "b", "c"][i % 3], model: i % 2 == 0 ? "m1" : "m2", quantity: Int64(1 + i),
+                    at: "2026-05-03T\(hour < 10 ? "0" : "")\(hour):00:00Z"))
+        }
+        let answer = try await store.ingest(items)
+        #expect(answer.accepted == 60)
+        for account in ["a", "b", "c"] {
+            let report = try await store.verify(VerifyRequest(account: account, range: Fixture.may))
+            #expect(report.ok, "\(account): \(report)")
+            let explain = try await store.explain(account: account, range: Fixture.may)
+            #expect(explain.segments.map(\.events) == [5, 5, 5, 5])
+        }
+    }
+
     @Test func segmentsSealAnHourAfterOpening() async throws {
         let now = Mutex(Fixture.ts("2026-05-10T00:00:00Z").microseconds)
         let store = try SQLiteMeterStore(location: .newMemory(), clock: { Timestamp(microseconds: now.withLock { $0 }) })
