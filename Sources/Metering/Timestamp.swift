@@ -31,30 +31,41 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     public var description: String { rfc3339 }
 
     public var rfc3339: String {
+        String(unsafeUninitializedCapacity: Self.maxRFC3339Length) { writeRFC3339(into: $0) }
+    }
+
+    /// Appends `rfc3339`'s bytes without building a `String` (the canonical encoding of every event).
+    public func appendRFC3339(to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.maxRFC3339Length) { buf in
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[..<writeRFC3339(into: buf)]))
+        }
+    }
+
+    static let maxRFC3339Length = 27
+
+    /// Writes `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` digit by digit (this runs for every event hashed);
+    /// returns the length.
+    private func writeRFC3339(into buf: UnsafeMutableBufferPointer<UInt8>) -> Int {
         let secs = floorDiv(microseconds, 1_000_000)
         let micros = microseconds - secs * 1_000_000
         let days = floorDiv(secs, 86_400)
         let rem = secs - days * 86_400
         let (y, m, d) = civil(fromDays: days)
-        // Written digit by digit: this runs for every event hashed.
-        let count = micros != 0 ? 27 : 20
-        return String(unsafeUninitializedCapacity: count) { buf in
-            var i = 0
-            func digits(_ v: Int64, _ width: Int) {
-                var v = v
-                for k in stride(from: width - 1, through: 0, by: -1) {
-                    buf[i + k] = UInt8(48 + v % 10)
-                    v /= 10
-                }
-                i += width
+        var i = 0
+        func digits(_ v: Int64, _ width: Int) {
+            var v = v
+            for k in stride(from: width - 1, through: 0, by: -1) {
+                buf[i + k] = UInt8(48 + v % 10)
+                v /= 10
             }
-            func char(_ c: UInt8) { buf[i] = c; i += 1 }
-            digits(y, 4); char(45); digits(m, 2); char(45); digits(d, 2); char(84)
-            digits(rem / 3600, 2); char(58); digits(rem % 3600 / 60, 2); char(58); digits(rem % 60, 2)
-            if micros != 0 { char(46); digits(micros, 6) }
-            char(90)
-            return i
+            i += width
         }
+        func char(_ c: UInt8) { buf[i] = c; i += 1 }
+        digits(y, 4); char(45); digits(m, 2); char(45); digits(d, 2); char(84)
+        digits(rem / 3600, 2); char(58); digits(rem % 3600 / 60, 2); char(58); digits(rem % 60, 2)
+        if micros != 0 { char(46); digits(micros, 6) }
+        char(90)
+        return i
     }
 
     /// `YYYY-MM-DD` of the UTC day.

@@ -83,14 +83,17 @@ extension UsageEvent {
         }
         @inline(__always) func str(_ s: String) {
             out.append(0x22)
-            var needsEscape = false
-            for b in s.utf8 where b < 0x20 || b == 0x22 || b == 0x5C { needsEscape = true; break }
-            if needsEscape {
+            // One pass over the bytes in place, then one copy (identifiers rarely need escaping).
+            var s = s
+            let plain = s.withUTF8 { bytes in
+                guard !bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else { return false }
+                out.append(contentsOf: bytes)
+                return true
+            }
+            if !plain {
                 var escaped = ""
                 JSONWriter.appendString(s, to: &escaped)
                 out.append(contentsOf: escaped.utf8.dropFirst().dropLast())
-            } else {
-                out.append(contentsOf: s.utf8)
             }
             out.append(0x22)
         }
@@ -123,7 +126,7 @@ extension UsageEvent {
         raw(",\"quantity\":")
         out.append(contentsOf: String(quantity).utf8)
         raw(",\"timestamp\":\"")
-        out.append(contentsOf: timestamp.rfc3339.utf8)
+        timestamp.appendRFC3339(to: &out)
         out.append(0x22)
         if let unit {
             raw(",\"unit\":")

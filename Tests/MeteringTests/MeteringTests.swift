@@ -107,6 +107,39 @@ import Testing
                 + "\n")
     }
 
+    /// The canonical bytes are hashed into segment chains: the fast writer must produce exactly what
+    /// writing each field through `JSONWriter` would, for strings that need escaping, long and
+    /// non-ASCII ones, and timestamps with and without microseconds.
+    @Test func canonicalEncodingEscapesLikeJSONWriter() throws {
+        func json(_ s: String) -> String {
+            var out = ""
+            JSONWriter.appendString(s, to: &out)
+            return out
+        }
+        let odd = ["plain", "quote\"inside", "back\\slash", "tab\tand\u{1}control", "é composé — long enough to leave the inline form", ""]
+        for (i, text) in odd.enumerated() {
+            for micros: Int64 in [0, 1, 999_999, 123_456] {
+                let ts = Timestamp(microseconds: Timestamp(rfc3339: "2026-05-01T23:59:59Z")!.microseconds + micros)
+                let e = UsageEvent(
+                    eventID: "id-\(text)", accountID: text.isEmpty ? "a" : text, meterID: "m\(i)", modelID: text, kind: .correction,
+                    correctionRef: text + "ref", quantity: -Int64(i) * 1_000_000_007, unit: text, timestamp: ts, dimensions: [text: text + "v", "k": text])
+                var expected = "{\"account_id\":" + json(e.accountID) + ",\"correction_ref\":" + json(text + "ref") + ",\"dimensions\":{"
+                expected += e.dimensions.map { json($0.key) + ":" + json($0.value) }.joined(separator: ",") + "}"
+                expected += ",\"event_id\":" + json(e.eventID) + ",\"kind\":\"Correction\",\"meter_id\":" + json(e.meterID)
+                expected += ",\"model_id\":" + json(text) + ",\"quantity\":\(e.quantity),\"timestamp\":\"" + ts.rfc3339 + "\""
+                expected += ",\"unit\":" + json(text) + "}\n"
+                #expect(e.canonicalEncoding == expected)
+                var bytes: [UInt8] = []
+                ts.appendRFC3339(to: &bytes)
+                #expect(String(decoding: bytes, as: UTF8.self) == ts.rfc3339)
+            }
+        }
+        let base = Timestamp(rfc3339: "2026-05-01T23:59:59Z")!.microseconds
+        #expect(Timestamp(microseconds: base + 123_456).rfc3339 == "2026-05-01T23:59:59.123456Z")
+        #expect(Timestamp(microseconds: base + 1).rfc3339 == "2026-05-01T23:59:59.000001Z")
+        #expect(Timestamp(microseconds: base + 1_000_000).rfc3339 == "2026-05-02T00:00:00Z")
+    }
+
     @Test func futureIsMeasuredFromNow() throws {
         let ok = decoder.decode(try JSONParser.parse(#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-06-01T00:04:59Z"}"#))
         let late = decoder.decode(try JSONParser.parse(#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-06-01T00:05:01Z"}"#))
