@@ -67,6 +67,21 @@ import UsageBoxTesting
         #expect(try await store.verify(request).ok == false)
     }
 
+    /// What an acknowledged event's durability rests on: WAL, a synced commit, bounded checkpoints.
+    @Test func theWriterConnectionIsDurable() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try SQLiteMeterStore(location: .file(dir.path("settings.db")))
+        let (mode, sync, checkpoint) = try await store.writer.write { db in
+            (
+                try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
+                try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint")
+            )
+        }
+        #expect(mode == "wal")
+        #expect(sync == 2)
+        #expect(checkpoint == SQLiteMeterStore.walCheckpointPages && checkpoint == 10_000)
+    }
+
     private func readDirectly<T: Sendable>(_ path: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let queue = try DatabaseQueue(path: path)
         defer { try? queue.close() }
