@@ -72,6 +72,18 @@ extension SQLiteMeterStore {
                     arguments: [id, cell.key, cell.hour, agg.sum, agg.count])
             }
         }
+        // An open segment's running digest files its statistics under the old key ids: forget it,
+        // so sealing re-reads the segment's events under the new ones.
+        for id in try Int64.fetchAll(
+            db,
+            sql: """
+                SELECT id FROM segment WHERE sealed_at IS NULL AND id IN (SELECT DISTINCT segment_id FROM event WHERE meter_id = ?)
+                """, arguments: [meterID])
+        {
+            _ = digestCache.take(id)
+            ctx.digests.removeValue(forKey: id)
+            ctx.unknownDigests.insert(id)
+        }
         var cells: [Cell: UsageAggregate] = [:]
         let rows = try Row.fetchCursor(db, sql: "SELECT \(Self.eventColumns) FROM event WHERE meter_id = ?", arguments: [meterID])
         while let row = try rows.next() {

@@ -330,6 +330,10 @@ public enum MeterStoreConformance {
             }
             let verify = try await store.verify(VerifyRequest(account: "acct_1", range: F.may))
             try expect(verify.ok, "verify after a rollup rebuild: \(verify)")
+            // The segment that was open across the rebuild seals with statistics under the new keys.
+            try await store.sealOpenSegments()
+            let sealed = try await store.verify(VerifyRequest(account: "acct_1", range: F.may))
+            try expect(sealed.ok && sealed.segmentsCorrupt == 0, "verify after sealing across a rollup rebuild: \(sealed)")
             let meters = try await store.meters(scope: .accounts(["acct_1"]))
             try expectEqual(meters.map(\.meterID), ["calls"], "meters of the account")
             let none = try await store.meters(scope: .accounts(["nobody"]))

@@ -39,6 +39,28 @@ import UsageBoxTesting
         #expect(try await store.verify(VerifyRequest(account: "acct_1", range: Fixture.may)).ok)
     }
 
+    /// Batches sharing a transaction, each sealing segments part-way with accounts and hours
+    /// interleaved: every sealed segment's per-key statistics match its events.
+    @Test func groupedBatchesSealingSegmentsKeepTheirStatistics() async throws {
+        let store = try SQLiteMeterStore(location: .newMemory(), segmentMaxEvents: 5)
+        let batches = (0..<4).map { b in
+            (0..<17).map { i in
+                let hour = (b * 17 + i) / 9 % 24
+                return Fixture.event(
+                    "b\(b)-\(i)", account: ["a", "b"][i % 2], model: i % 3 == 0 ? "m1" : "m2", quantity: Int64(1 + i),
+                    at: "2026-05-04T\(hour < 10 ? "0" : "")\(hour):30:00Z")
+            }
+        }
+        let answers = try await Self.behindABusyWriter(store, batches)
+        #expect(store.ingestQueue.sharedBatches >= 3)
+        #expect(answers.map(\.accepted) == [17, 17, 17, 17])
+        try await store.sealOpenSegments()
+        for account in ["a", "b"] {
+            let report = try await store.verify(VerifyRequest(account: account, range: Fixture.may))
+            #expect(report.ok && report.segmentsCorrupt == 0, "\(account): \(report)")
+        }
+    }
+
     @Test func aFailingBatchInAGroupFailsAlone() async throws {
         let store = try SQLiteMeterStore(location: .newMemory())
         _ = try await store.ingest([Fixture.event("huge", account: "acct_9", quantity: Int64.max - 10)])

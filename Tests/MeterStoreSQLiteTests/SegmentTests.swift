@@ -31,6 +31,7 @@ import UsageBoxTesting
         }
         let answer = try await store.ingest(items)
         #expect(answer.accepted == 60)
+        try await store.sealOpenSegments()  // the last segments' statistics are checked too
         for account in ["a", "b", "c"] {
             let report = try await store.verify(VerifyRequest(account: account, range: Fixture.may))
             #expect(report.ok, "\(account): \(report)")

@@ -134,6 +134,17 @@ import Testing
                 #expect(String(decoding: bytes, as: UTF8.self) == ts.rfc3339)
             }
         }
+        // One line written out by hand (the checks above share JSONWriter's escape test and the
+        // timestamp formatter with the code under test).
+        let golden = UsageEvent(
+            eventID: "e\\1", accountID: "a\"b", meterID: "m", quantity: 7,
+            timestamp: Timestamp(microseconds: Timestamp(rfc3339: "2026-05-01T00:00:00Z")!.microseconds + 500_000),
+            dimensions: ["k": "\u{E9}\u{1}\n"])
+        #expect(
+            golden.canonicalEncoding
+                == #"{"account_id":"a\"b","dimensions":{"k":""# + "\u{E9}"
+                + #"\u0001\n"},"event_id":"e\\1","kind":"Usage","meter_id":"m","quantity":7,"timestamp":"2026-05-01T00:00:00.500000Z"}"#
+                + "\n")
         let base = Timestamp(rfc3339: "2026-05-01T23:59:59Z")!.microseconds
         #expect(Timestamp(microseconds: base + 123_456).rfc3339 == "2026-05-01T23:59:59.123456Z")
         #expect(Timestamp(microseconds: base + 1).rfc3339 == "2026-05-01T23:59:59.000001Z")
