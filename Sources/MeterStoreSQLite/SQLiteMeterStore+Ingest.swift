@@ -253,6 +253,26 @@ extension SQLiteMeterStore {
             runs[g] = HourRun()
         }
 
+        /// Adds the cells gathered so far to the hourly and daily rollups.
+        func writeCells() throws {
+            let upsert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (key_id, hour) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
+                        min = MIN(min, excluded.min), max = MAX(max, excluded.max)
+                    """)
+            var days: [Cell: UsageAggregate] = [:]
+            try overflowing {
+                for (cell, agg) in cells {
+                    try StatementBinder.run(upsert, db, cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max)
+                    let day = Cell(key: cell.key, hour: cell.hour / 24)  // hours are never negative: events before 1970 are refused
+                    try days[day, default: UsageAggregate()].add(agg)
+                }
+                try Self.upsertDays(db, days)
+            }
+            cells.removeAll(keepingCapacity: true)
+        }
+
         // Careful mode: each cell's total so far (stored plus this batch), read once per cell.
         var hourTotals: [Cell: Int64] = [:], dayTotals: [Cell: Int64] = [:]
         func total(_ cell: Cell, day: Bool) throws -> Int64 {
@@ -363,6 +383,13 @@ extension SQLiteMeterStore {
                 let hour = e.timestamp.hour
                 if runs[p.group].hour != hour { try close(p.group); runs[p.group].hour = hour }
                 try overflowing { try runs[p.group].aggregate.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity)) }
+                // Careful mode checked this event against the stored totals, not against the batch's
+                // own runs and cells, which can pass 64 bits where stored plus batch does not (a large
+                // negative stored sum): each event goes to the rollups on its own.
+                if careful {
+                    try close(p.group)
+                    try writeCells()
+                }
             }
         }
 
@@ -372,21 +399,7 @@ extension SQLiteMeterStore {
             try flush(db, &seg)
             ctx.putDigest(accounts[a]?.digest)
         }
-        let upsert = try db.cachedStatement(
-            sql: """
-                INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (key_id, hour) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
-                    min = MIN(min, excluded.min), max = MAX(max, excluded.max)
-                """)
-        var days: [Cell: UsageAggregate] = [:]
-        try overflowing {
-            for (cell, agg) in cells {
-                try StatementBinder.run(upsert, db, cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max)
-                let day = Cell(key: cell.key, hour: cell.hour / 24)  // hours are never negative: events before 1970 are refused
-                try days[day, default: UsageAggregate()].add(agg)
-            }
-            try Self.upsertDays(db, days)
-        }
+        try writeCells()
         // Dimension names seen on accepted events, per account.
         let dimInsert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO account_dimension (account_id, name) VALUES (?, ?)")
         var named = Set<String>()

@@ -61,6 +61,21 @@ import UsageBoxTesting
         }
     }
 
+    /// Careful mode checks each event against the stored totals; the batch's own running sums must
+    /// not overflow where stored plus batch does not (a large negative stored correction).
+    @Test func aBatchWhoseOwnSumPassesSixtyFourBitsIsStoredWhenTheTotalFits() async throws {
+        let store = try SQLiteMeterStore(location: .newMemory())
+        _ = try await store.ingest([Fixture.event("neg", kind: .correction, ref: "x", quantity: Int64.min + 10)])
+        let r = try await store.ingest([
+            Fixture.event("p1", kind: .correction, ref: "x", quantity: 1 << 62), Fixture.event("p2", kind: .correction, ref: "x", quantity: 1 << 62),
+        ])
+        #expect(r.accepted == 2 && r.errors.isEmpty, "\(r)")
+        let total = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: Fixture.may))
+        #expect(total.groups.map(\.aggregate.sum) == [10])
+        try await store.sealOpenSegments()
+        #expect(try await store.verify(VerifyRequest(account: "acct_1", range: Fixture.may)).ok)
+    }
+
     @Test func aFailingBatchInAGroupFailsAlone() async throws {
         let store = try SQLiteMeterStore(location: .newMemory())
         _ = try await store.ingest([Fixture.event("huge", account: "acct_9", quantity: Int64.max - 10)])
