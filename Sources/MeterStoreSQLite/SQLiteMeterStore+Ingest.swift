@@ -150,13 +150,6 @@ final class AccountWrite {
 
     init(closedMonths: Set<String>) { self.closedMonths = closedMonths }
 
-    /// Whether the open segment must be sealed before it takes another event: full, old, or from
-    /// before v5.
-    func segmentFull(now: Int64, maxEvents: Int64, maxAge: Int64) -> Bool {
-        guard let segment else { return false }
-        return segment.count >= maxEvents || now - segment.openedAt >= maxAge || segment.seqBase == nil
-    }
-
     /// Where the next accepted event goes: its segment and its sequence number (the segment's base
     /// plus its count, so a segment's events are one rowid range).
     func nextPlace() throws -> (segmentID: Int64, seq: Int64) {
@@ -178,15 +171,20 @@ struct SumOverflow: Error {}
 
 extension SQLiteMeterStore {
     /// Gives the account an open segment that can take another event: opens it on the batch's first
-    /// event for the account, and seals it first when it is full, old, or from before v5.
-    func prepareSegment(_ db: Database, for account: AccountWrite, accountID: String, now: Int64, ctx: inout WriteContext) throws {
+    /// event for the account, and seals it first when it is full, old, or from before v5, after
+    /// `beforeSealing` (which hands the segment the statistics the batch still holds for it).
+    func prepareSegment(
+        _ db: Database, for account: AccountWrite, accountID: String, now: Int64, ctx: inout WriteContext, beforeSealing: () throws -> Void
+    ) throws {
         if account.segment == nil {
             let opened = try openSegment(db, account: accountID, now: now, ctx: &ctx)
             account.segment = opened
             account.digest = ctx.takeDigest(segment: opened.id, count: opened.count)
         }
-        guard var current = account.segment, account.segmentFull(now: now, maxEvents: segmentMaxEvents, maxAge: segmentMaxAge)
+        guard var current = account.segment,
+            current.count >= segmentMaxEvents || now - current.openedAt >= segmentMaxAge || current.seqBase == nil
         else { return }
+        try beforeSealing()
         try flush(db, &current)
         ctx.putDigest(account.digest)
         try seal(db, segmentID: current.id, now: now, ctx: &ctx)
@@ -255,21 +253,7 @@ extension SQLiteMeterStore {
 
         /// Adds the cells gathered so far to the hourly and daily rollups.
         func writeCells() throws {
-            let upsert = try db.cachedStatement(
-                sql: """
-                    INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (key_id, hour) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
-                        min = MIN(min, excluded.min), max = MAX(max, excluded.max)
-                    """)
-            var days: [Cell: UsageAggregate] = [:]
-            try overflowing {
-                for (cell, agg) in cells {
-                    try StatementBinder.run(upsert, db, cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max)
-                    let day = Cell(key: cell.key, hour: cell.hour / 24)  // hours are never negative: events before 1970 are refused
-                    try days[day, default: UsageAggregate()].add(agg)
-                }
-                try Self.upsertDays(db, days)
-            }
+            try overflowing { try Self.addToRollups(db, cells) }
             cells.removeAll(keepingCapacity: true)
         }
 
@@ -312,10 +296,9 @@ extension SQLiteMeterStore {
                     continue
                 }
 
-                if account.segmentFull(now: now, maxEvents: segmentMaxEvents, maxAge: segmentMaxAge) {
+                try prepareSegment(db, for: account, accountID: e.accountID, now: now, ctx: &ctx) {
                     for g in runs.indices where groupAccount[g] == p.account { try close(g) }
                 }
-                try prepareSegment(db, for: account, accountID: e.accountID, now: now, ctx: &ctx)
                 let (segmentID, seq) = try account.nextPlace()
 
                 if careful {
@@ -375,7 +358,6 @@ extension SQLiteMeterStore {
                 try account.segment?.add(quantity: e.quantity, microseconds: ts)
 
                 if groupKeys[p.group] == 0 { groupKeys[p.group] = try ctx.keyID(db, ctx.rollupKey(db, batch.groups[p.group])) }
-                let key = groupKeys[p.group]
                 let encoded = UnsafeRawBufferPointer(rebasing: canonical[p.canonical])
                 account.digest?.add(canonical: encoded, hash: p.contentHash, quantity: e.quantity, microseconds: ts)
                 groupAccount[p.group] = p.account
@@ -423,15 +405,26 @@ extension SQLiteMeterStore {
         }
     }
 
-    /// Adds aggregates to the daily rollups (`Cell.hour` holds the day here).
-    static func upsertDays(_ db: Database, _ days: [Cell: UsageAggregate]) throws {
+    /// Adds hourly aggregates to the hourly rollups and, summed by day, to the daily ones.
+    static func addToRollups(_ db: Database, _ cells: [Cell: UsageAggregate]) throws {
+        var days: [Cell: UsageAggregate] = [:]
+        for (cell, agg) in cells {
+            let day = Cell(key: cell.key, hour: cell.hour / 24)  // hours are never negative: events before 1970 are refused
+            try days[day, default: UsageAggregate()].add(agg)
+        }
+        try upsert(db, "rollup_hour", bucket: "hour", cells)
+        try upsert(db, "rollup_day", bucket: "day", days)
+    }
+
+    /// Adds aggregates to a rollup table's rows (`Cell.hour` holds the table's bucket: hour or day).
+    private static func upsert(_ db: Database, _ table: String, bucket: String, _ cells: [Cell: UsageAggregate]) throws {
         let upsert = try db.cachedStatement(
             sql: """
-                INSERT INTO rollup_day (key_id, day, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (key_id, day) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
+                INSERT INTO \(table) (key_id, \(bucket), sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (key_id, \(bucket)) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
                     min = MIN(min, excluded.min), max = MAX(max, excluded.max)
                 """)
-        for (cell, agg) in days { try StatementBinder.run(upsert, db, cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max) }
+        for (cell, agg) in cells { try StatementBinder.run(upsert, db, cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max) }
     }
 
     func openSegment(_ db: Database, account: String, now: Int64, ctx: inout WriteContext) throws -> OpenSegment {

@@ -53,36 +53,29 @@ extension SQLiteMeterStore {
         guard !oldKeys.isEmpty else { return }
         try db.execute(sql: "DELETE FROM rollup_hour WHERE key_id IN (\(oldKeys.map(String.init).joined(separator: ",")))")
         try db.execute(sql: "DELETE FROM rollup_day WHERE key_id IN (\(oldKeys.map(String.init).joined(separator: ",")))")
-        let sealed = try Row.fetchAll(
+        // The segments holding the meter's events: sealed ones get their statistics again under the
+        // new keys; an open one's running digest files them under the old key ids, so it is
+        // forgotten and sealing re-reads the segment's events.
+        let segments = try Row.fetchAll(
             db,
             sql: """
-                SELECT id, sha256, prev_sha256 FROM segment WHERE sealed_at IS NOT NULL
-                AND id IN (SELECT DISTINCT segment_id FROM event WHERE meter_id = ?)
+                SELECT id, sealed_at IS NOT NULL, sha256, prev_sha256 FROM segment
+                WHERE id IN (SELECT DISTINCT segment_id FROM event WHERE meter_id = ?)
                 """, arguments: [meterID])
-        for r in sealed {
+        for r in segments {
             let id: Int64 = r[0]
-            let d = try digest(db, segmentID: id, previous: r[2]) { try ctx.keyID(db, ctx.rollupKey(db, $0)) }
-            guard d.finalize() == r[1] else {
+            guard r[1] as Bool else {
+                _ = digestCache.take(id)
+                ctx.digests.removeValue(forKey: id)
+                ctx.unknownDigests.insert(id)
+                continue
+            }
+            let d = try digest(db, segmentID: id, previous: r[3]) { try ctx.keyID(db, ctx.rollupKey(db, $0)) }
+            guard d.finalize() == r[2] else {
                 throw UsageBoxError(.conflict, "segment \(Self.segmentName(id)) no longer matches its hash; run verify before changing rollups")
             }
             try db.execute(sql: "DELETE FROM segment_stat WHERE segment_id = ?", arguments: [id])
-            for (cell, agg) in d.stats {
-                try db.execute(
-                    sql: "INSERT INTO segment_stat (segment_id, key_id, hour, sum, count) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [id, cell.key, cell.hour, agg.sum, agg.count])
-            }
-        }
-        // An open segment's running digest files its statistics under the old key ids: forget it,
-        // so sealing re-reads the segment's events under the new ones.
-        for id in try Int64.fetchAll(
-            db,
-            sql: """
-                SELECT id FROM segment WHERE sealed_at IS NULL AND id IN (SELECT DISTINCT segment_id FROM event WHERE meter_id = ?)
-                """, arguments: [meterID])
-        {
-            _ = digestCache.take(id)
-            ctx.digests.removeValue(forKey: id)
-            ctx.unknownDigests.insert(id)
+            try Self.insertSegmentStats(db, segmentID: id, d.stats)
         }
         var cells: [Cell: UsageAggregate] = [:]
         let rows = try Row.fetchCursor(db, sql: "SELECT \(Self.eventColumns) FROM event WHERE meter_id = ?", arguments: [meterID])
@@ -93,15 +86,6 @@ extension SQLiteMeterStore {
             try agg.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity))
             cells[cell] = agg
         }
-        var days: [Cell: UsageAggregate] = [:]
-        for (cell, agg) in cells {
-            try db.execute(
-                sql: "INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [cell.key, cell.hour, agg.sum, agg.count, agg.min, agg.max])
-            var d = days[Cell(key: cell.key, hour: cell.hour / 24)] ?? UsageAggregate()
-            try d.add(agg)
-            days[Cell(key: cell.key, hour: cell.hour / 24)] = d
-        }
-        try Self.upsertDays(db, days)
+        try Self.addToRollups(db, cells)
     }
 }

@@ -158,16 +158,21 @@ extension SQLiteMeterStore {
         var done = d
         done.sealed = true
         ctx.digests[segmentID] = done
-        let insert = try db.cachedStatement(sql: "INSERT INTO segment_stat (segment_id, key_id, hour, sum, count) VALUES (?, ?, ?, ?, ?)")
-        for (cell, agg) in d.stats {
-            try StatementBinder.run(insert, db, segmentID, cell.key, cell.hour, agg.sum, agg.count)
-        }
+        try Self.insertSegmentStats(db, segmentID: segmentID, d.stats)
         try db.execute(
             sql: """
                 UPDATE segment SET sealed_at = ?, sha256 = ?, prev_sha256 = ?, event_count = ?, sum = ?, first_ts = ?, last_ts = ?,
                     verified_at = NULL, corrupt_reason = COALESCE(corrupt_reason, ?)
                 WHERE id = ?
                 """, arguments: [now, d.finalize(), previous, d.count, d.sum, d.firstTs, d.lastTs, corrupt, segmentID])
+    }
+
+    /// Records a sealed segment's per-key statistics (its sum and count per rollup key and hour).
+    static func insertSegmentStats(_ db: Database, segmentID: Int64, _ stats: [Cell: UsageAggregate]) throws {
+        let insert = try db.cachedStatement(sql: "INSERT INTO segment_stat (segment_id, key_id, hour, sum, count) VALUES (?, ?, ?, ?, ?)")
+        for (cell, agg) in stats {
+            try StatementBinder.run(insert, db, segmentID, cell.key, cell.hour, agg.sum, agg.count)
+        }
     }
 
     public func sealOpenSegments() async throws {
