@@ -43,6 +43,36 @@ public enum JSONWriter {
         out += String(repeating: "  ", count: indent)
     }
 
+    /// Appends `s` as a JSON string to UTF-8 bytes, escaped exactly as `appendString(_:to:)` on a
+    /// `String` does (the hot paths that write bytes: canonical encodings, ClickHouse rows).
+    public static func appendString(_ s: String, to out: inout [UInt8]) {
+        var s = s
+        s.withUTF8 { appendString(utf8: $0, to: &out) }
+    }
+
+    /// Appends UTF-8 bytes as a JSON string (quotes included); one pass when nothing needs escaping.
+    public static func appendString(utf8 bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        out.append(0x22)
+        guard bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else {
+            out.append(contentsOf: bytes)
+            out.append(0x22)
+            return
+        }
+        let hex = Array("0123456789abcdef".utf8)
+        for b in bytes {
+            switch b {
+            case 0x22: out.append(contentsOf: [0x5C, 0x22])
+            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
+            case 0x0D: out.append(contentsOf: [0x5C, 0x72])
+            case 0x09: out.append(contentsOf: [0x5C, 0x74])
+            case ..<0x20: out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: out.append(b)
+            }
+        }
+        out.append(0x22)
+    }
+
     public static func appendString(_ s: String, to out: inout String) {
         out += "\""
         var needsEscape = false

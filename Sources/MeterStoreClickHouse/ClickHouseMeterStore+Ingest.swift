@@ -4,49 +4,82 @@ public import Metering
 import SegmentChain
 
 extension ClickHouseMeterStore {
+    /// Batches that wait behind an insert go into the next one together (`IngestQueue`): one part
+    /// per table for all of them, which is what ClickHouse's inserts cost most per.
     public func ingest(_ batch: IngestBatch) async throws -> IngestResponse {
-        try await writer.exclusive { try await self.write(batch) }
+        for account in batch.accounts where !owns(account) {
+            throw UsageBoxError(.conflict, "this server does not write account \(account); its owner does (the peers' configuration differs?)")
+        }
+        return try await ingestQueue.submit(
+            batch,
+            group: { batches in try await self.writer.exclusive { try await self.write(batches) } },
+            alone: { batch in try await self.writer.exclusive { try await self.write([batch]) }[0] })
     }
 
-    /// A meter as ingest needs it: its unit once it has one.
-    struct MeterUnit {
-        var unit: String?
-    }
+    /// How long ingest trusts what it read of meters' units and accounts' closed periods. Both change
+    /// rarely and through this process for the accounts it writes (closes go to the owner), so a
+    /// batch does not read them again; a change made through another process is seen within this.
+    static let catalogMaxAge = Duration.seconds(1)
 
-    func loadMeterUnits() async throws -> [String: String?] {
+    /// Meters' units, as ingest checks them: reused while fresh, reread when stale or when the batch
+    /// names a meter the cache does not know (another process may have just recorded it).
+    func meterUnits(for batches: [IngestBatch]) async throws -> [String: String?] {
+        if let cached = await writer.meterUnits(maxAge: Self.catalogMaxAge),
+            !batches.contains(where: { $0.items.contains { if case let .event(e) = $0 { cached[e.meterID] == nil } else { false } } })
+        {
+            return cached
+        }
         var out: [String: String?] = [:]
         for r in try await rows("SELECT meter_id, argMax(unit, version) FROM \(t("meters")) GROUP BY meter_id") {
             if let id = r[0].chString { out[id] = r[1].chString }
         }
+        await writer.setMeterUnits(out)
         return out
     }
 
-    /// Writes one batch: decides every event against what is stored (this process is the only
-    /// writer of these accounts), then inserts the accepted ones in one statement.
-    func write(_ batch: IngestBatch) async throws -> IngestResponse {
-        let now = clock().microseconds
-        var response = IngestResponse()
-        for account in batch.accounts where !owns(account) {
-            throw UsageBoxError(.conflict, "this server does not write account \(account); its owner does (the peers' configuration differs?)")
-        }
-        let accounts = batch.accounts
-        var meters = try await loadMeterUnits()
-        var newMeters: [String: String?] = [:]
+    /// Rereads the closed periods of the accounts whose copy is older than `catalogMaxAge`, in one query.
+    func refreshClosedPeriods(_ states: inout [String: ClickHouseAccountState]) async throws {
+        let now = ContinuousClock.now
+        let stale = states.filter { now - $0.value.closedReadAt >= Self.catalogMaxAge }.keys.sorted()
+        guard !stale.isEmpty else { return }
         var closed: [String: Set<String>] = [:]
-        var existing: [String: [String: String]] = [:]
-        if !accounts.isEmpty {
-            let inAccounts = ClickHouseClient.list(accounts)
-            for r in try await rows("SELECT account_id, period FROM \(t("periods")) WHERE account_id IN (\(inAccounts)) GROUP BY account_id, period") {
-                if let a = r[0].chString, let p = r[1].chString { closed[a, default: []].insert(p) }
-            }
+        for r in try await rows(
+            "SELECT account_id, period FROM \(t("periods")) WHERE account_id IN (\(ClickHouseClient.list(stale))) GROUP BY account_id, period")
+        {
+            if let a = r[0].chString, let p = r[1].chString { closed[a, default: []].insert(p) }
         }
+        for account in stale {
+            states[account]?.closed = closed[account] ?? []
+            states[account]?.closedReadAt = now
+        }
+    }
+
+    /// An event of this batch already decided, by account and id.
+    struct BatchEventKey: Hashable {
+        var account: String
+        var eventID: String
+    }
+
+    /// Writes a group of batches, in order, as one: decides every event against what is stored and
+    /// what earlier batches of the group accepted (this process is the only writer of these
+    /// accounts), then inserts the accepted ones in one statement. One answer per batch.
+    func write(_ batches: [IngestBatch]) async throws -> [IngestResponse] {
+        let now = clock().microseconds
+        var accounts: [String] = []
+        for batch in batches { for account in batch.accounts where !accounts.contains(account) { accounts.append(account) } }
+        var meters = try await meterUnits(for: batches)
+        var newMeters: [String: String?] = [:]
+        var existing: [String: [String: String]] = [:]
         var states: [String: ClickHouseAccountState] = [:]
         for account in accounts { states[account] = try await accountState(account) }
+        try await refreshClosedPeriods(&states)
         // Only ids this writer has seen (their hash is in the account's set) are looked up in the store:
         // new ids, nearly all of them, cost no query at all.
         var candidates: [String: [String]] = [:]
-        for case let .event(e) in batch.items where states[e.accountID]?.ids.contains(EventIDSet.hash(e.eventID)) == true {
-            candidates[e.accountID, default: []].append(e.eventID)
+        for batch in batches {
+            for case let .event(e) in batch.items where states[e.accountID]?.ids.contains(EventIDSet.hash(e.eventID)) == true {
+                candidates[e.accountID, default: []].append(e.eventID)
+            }
         }
         for (account, ids) in candidates.sorted(by: { $0.key < $1.key }) {
             for r in try await rows(
@@ -56,25 +89,32 @@ extension ClickHouseMeterStore {
             }
         }
 
-        var body = ""  // the accepted events as JSONEachRow, built directly
-        var accepted: [UsageEvent] = []
-        var pending: [String: String] = [:]  // account \0 event id → content, this batch
+        var body: [UInt8] = []  // the accepted events as JSONEachRow, built directly
+        body.reserveCapacity(batches.reduce(0) { $0 + $1.items.count } * 520)
+        var accepted: [(batch: Int, item: Int)] = []  // the events in `body`
+        var pending: [BatchEventKey: ContentHash] = [:]  // the group's accepted events
         var careful = CarefulSums()
-        func problem(_ i: Int, _ id: String?, _ status: IngestResponse.Problem.Status, _ code: String, _ message: String, _ field: String? = nil) {
-            if status == .rejected { response.rejected += 1 } else { response.conflicts += 1 }
-            response.errors.append(.init(index: i, eventID: id, status: status, code: code, message: message, field: field))
+        var responses: [IngestResponse] = []
+        func acceptedEvents() -> [UsageEvent] {
+            accepted.compactMap { if case let .event(e) = batches[$0.batch].items[$0.item] { e } else { nil } }
         }
 
-        do {
+        for (b, batch) in batches.enumerated() {
+            var response = IngestResponse()
+            func problem(_ i: Int, _ id: String?, _ status: IngestResponse.Problem.Status, _ code: String, _ message: String, _ field: String? = nil) {
+                if status == .rejected { response.rejected += 1 } else { response.conflicts += 1 }
+                response.errors.append(.init(index: i, eventID: id, status: status, code: code, message: message, field: field))
+            }
             for i in batch.items.indices {
                 guard let p = batch.prepared[i], case let .event(e) = batch.items[i] else {
                     if case let .invalid(r) = batch.items[i] { problem(i, r.eventID, .rejected, r.code, r.message, r.field) }
                     continue
                 }
-                let content = p.contentHash.hex
-                let seenKey = e.accountID + "\u{0}" + e.eventID
-                if let stored = pending[seenKey] ?? existing[e.accountID]?[e.eventID] {
-                    if stored == content {
+                let key = BatchEventKey(account: e.accountID, eventID: e.eventID)
+                let same: Bool? =
+                    if let earlier = pending[key] { earlier == p.contentHash } else { existing[e.accountID]?[e.eventID].map { $0 == p.contentHash.hex } }
+                if let same {
+                    if same {
                         response.duplicates += 1
                     } else {
                         problem(
@@ -87,17 +127,17 @@ extension ClickHouseMeterStore {
                     problem(i, e.eventID, .rejected, "unit_mismatch", "meter \(e.meterID) counts '\(known)', not '\(unit)'", "unit")
                     continue
                 }
-                let inClosed = closed[e.accountID]?.contains(e.timestamp.monthString) == true
+                guard var state = states[e.accountID] else { continue }
+                let inClosed = state.closed.contains(e.timestamp.monthString)
                 if inClosed, e.kind == .usage {
                     problem(
                         i, e.eventID, .rejected, "period_closed",
                         "period \(e.timestamp.monthString) of \(e.accountID) is closed; record a Correction instead", "timestamp")
                     continue
                 }
-                guard var state = states[e.accountID] else { continue }
                 // Sums past 64 bits: cheap when the account's magnitude is far from it, exact otherwise.
                 if state.magnitude + Double(e.quantity.magnitude) >= 4.0e18 {
-                    if let what = try await careful.overflow(self, e, accepted: accepted, segmentSum: state.open?.sum ?? 0) {
+                    if let what = try await careful.overflow(self, e, accepted: acceptedEvents(), segmentSum: state.open?.sum ?? 0) {
                         problem(
                             i, e.eventID, .rejected, "quantity_overflow",
                             "adding \(e.quantity) would push \(what) past a 64-bit integer; nothing was stored for this event", "quantity")
@@ -106,8 +146,8 @@ extension ClickHouseMeterStore {
                 }
                 // The account's open segment, sealed first when full or old (its events are stored first).
                 if let open = state.open, open.count >= UInt64(segmentMaxEvents) || now - open.openedAt >= segmentMaxAge {
-                    try await insertEvents(body, accepted)
-                    body = ""
+                    try await insertEvents(body, count: accepted.count)
+                    body.removeAll(keepingCapacity: true)
                     accepted.removeAll()
                     try await persist(states)
                     state = try await seal(e.accountID, state, now: now)
@@ -117,8 +157,8 @@ extension ClickHouseMeterStore {
                     state.open = OpenSegmentState(id: state.lastSegmentID, openedAt: now, count: 0, sum: 0, running: MultisetHash())
                 }
                 guard var open = state.open else { continue }
-                Self.appendRow(e, content: content, segment: open.id, ordinal: open.count, postClose: inClosed, now: now, to: &body)
-                accepted.append(e)
+                Self.appendRow(e, content: p.contentHash, segment: open.id, ordinal: open.count, postClose: inClosed, now: now, to: &body)
+                accepted.append((b, i))
                 open.count += 1
                 open.sum = open.sum &+ e.quantity
                 open.firstTs = min(open.firstTs ?? .max, e.timestamp.microseconds)
@@ -128,16 +168,17 @@ extension ClickHouseMeterStore {
                 state.magnitude += Double(e.quantity.magnitude)
                 state.ids.insert(EventIDSet.hash(e.eventID))
                 states[e.accountID] = state
-                pending[seenKey] = content
+                pending[key] = p.contentHash
                 // A meter first seen now is recorded; one without a unit takes the event's.
                 let known: String?? = newMeters[e.meterID] ?? meters[e.meterID]
                 if known == nil || (known == .some(nil) && e.unit != nil) { newMeters[e.meterID] = e.unit }
                 response.accepted += 1
                 if inClosed { response.postClose += 1 }
             }
+            responses.append(response)
         }
         do {
-            try await insertEvents(body, accepted)
+            try await insertEvents(body, count: accepted.count)
         } catch {
             for account in accounts { await writer.set(account, nil) }  // reread from the store next time
             throw error
@@ -153,49 +194,78 @@ extension ClickHouseMeterStore {
                 meters[id] = unit
             }
             try await insert("meters", meterRows)
+            await writer.setMeterUnits(meters)
         }
         try await persist(states)
-        return response
+        return responses
     }
 
-    /// An event as a line of `events` in JSONEachRow, appended to `out`.
-    static func appendRow(_ e: UsageEvent, content: String, segment: UInt64, ordinal: UInt64, postClose: Bool, now: Int64, to out: inout String) {
-        func field(_ name: String, _ value: String?) {
-            out += ",\"\(name)\":"
-            if let value { JSONWriter.appendString(value, to: &out) } else { out += "null" }
+    /// An event as a line of `events` in JSONEachRow, appended to `out` as UTF-8.
+    static func appendRow(
+        _ e: UsageEvent, content: ContentHash, segment: UInt64, ordinal: UInt64, postClose: Bool, now: Int64, to out: inout [UInt8]
+    ) {
+        @inline(__always) func raw(_ s: StaticString) { s.withUTF8Buffer { out.append(contentsOf: $0) } }
+        @inline(__always) func number(_ n: some BinaryInteger) { out.append(contentsOf: String(n).utf8) }
+        func field(_ name: StaticString, _ value: String?) {
+            raw(name)
+            if let value { JSONWriter.appendString(value, to: &out) } else { raw("null") }
         }
-        out += "{\"account_id\":"
+        raw("{\"account_id\":")
         JSONWriter.appendString(e.accountID, to: &out)
-        field("event_id", e.eventID)
-        field("meter_id", e.meterID)
-        field("model_id", e.modelID)
-        field("kind", e.kind.rawValue)
-        field("correction_ref", e.correctionRef)
-        out += ",\"quantity\":\(e.quantity)"
-        field("unit", e.unit)
-        out += ",\"ts\":\(e.timestamp.microseconds),\"dim_keys\":["
+        field(",\"event_id\":", e.eventID)
+        field(",\"meter_id\":", e.meterID)
+        field(",\"model_id\":", e.modelID)
+        raw(",\"kind\":")
+        e.kind == .usage ? raw("\"Usage\"") : raw("\"Correction\"")
+        field(",\"correction_ref\":", e.correctionRef)
+        raw(",\"quantity\":")
+        number(e.quantity)
+        field(",\"unit\":", e.unit)
+        raw(",\"ts\":")
+        number(e.timestamp.microseconds)
+        raw(",\"dim_keys\":[")
         for (i, d) in e.dimensions.enumerated() {
-            if i > 0 { out += "," }
+            if i > 0 { out.append(0x2C) }
             JSONWriter.appendString(d.key, to: &out)
         }
-        out += "],\"dim_values\":["
+        raw("],\"dim_values\":[")
         for (i, d) in e.dimensions.enumerated() {
-            if i > 0 { out += "," }
+            if i > 0 { out.append(0x2C) }
             JSONWriter.appendString(d.value, to: &out)
         }
-        out += "]"
-        field("dimensions", UsageEvent.canonicalDimensions(e.dimensions))
-        field("content", content)
-        out += ",\"segment_id\":\(segment),\"ordinal\":\(ordinal),\"post_close\":\(postClose ? 1 : 0),\"ingested_at\":\(now)}\n"
+        raw("],\"dimensions\":")
+        if e.dimensions.isEmpty {
+            raw("\"{}\"")
+        } else {
+            // The canonical dimensions object, itself a JSON string value.
+            var inner: [UInt8] = [0x7B]
+            for (i, d) in e.dimensions.enumerated() {
+                if i > 0 { inner.append(0x2C) }
+                JSONWriter.appendString(d.key, to: &inner)
+                inner.append(0x3A)
+                JSONWriter.appendString(d.value, to: &inner)
+            }
+            inner.append(0x7D)
+            inner.withUnsafeBufferPointer { JSONWriter.appendString(utf8: $0, to: &out) }
+        }
+        raw(",\"content\":\"")
+        LowercaseHex.append(words: content.words, to: &out)
+        raw("\",\"segment_id\":")
+        number(segment)
+        raw(",\"ordinal\":")
+        number(ordinal)
+        raw(postClose ? ",\"post_close\":1,\"ingested_at\":" : ",\"post_close\":0,\"ingested_at\":")
+        number(now)
+        raw("}\n")
     }
 
     /// Inserts the accepted events of a batch in one statement (one part: all or nothing).
-    func insertEvents(_ body: String, _ events: [UsageEvent]) async throws {
-        guard !events.isEmpty else { return }
+    func insertEvents(_ body: [UInt8], count: Int) async throws {
+        guard count > 0 else { return }
         do {
             _ = try await client.execute(
                 "INSERT INTO \(t("events")) FORMAT JSONEachRow", settings: names.cluster == nil ? [:] : ["insert_distributed_sync": "1"],
-                body: Array(body.utf8))
+                body: body)
         } catch let e as ClickHouseError {
             throw UsageBoxError(.internal, "ClickHouse: \(e.message)")
         }
@@ -233,7 +303,8 @@ extension ClickHouseMeterStore {
             SELECT segment_id, argMax(opened_at, version), argMax(sealed_at, version), argMax(sha256, version)
             FROM \(t("segments")) WHERE account_id = \(ClickHouseClient.quote(account)) GROUP BY segment_id ORDER BY segment_id
             """)
-        var state = ClickHouseAccountState(chainHead: nil, lastSegmentID: 0, open: nil, magnitude: 0, ids: EventIDSet())
+        var state = ClickHouseAccountState(
+            chainHead: nil, lastSegmentID: 0, open: nil, magnitude: 0, ids: EventIDSet(), closed: [], closedReadAt: .now - Self.catalogMaxAge)
         for r in try await rows("SELECT event_id FROM \(t("events")) WHERE account_id = \(ClickHouseClient.quote(account))") {
             if let id = r[0].chString { state.ids.insert(EventIDSet.hash(id)) }
         }

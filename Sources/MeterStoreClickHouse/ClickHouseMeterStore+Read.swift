@@ -177,7 +177,11 @@ extension ClickHouseMeterStore {
             let r = try await self.rows(
                 "SELECT min(closed_at) FROM \(self.t("periods")) WHERE account_id = \(ClickHouseClient.quote(account)) AND period = \(ClickHouseClient.quote(period))"
             )
-            await self.writer.set(account, nil)
+            // Ingest of this account sees the close from its next batch on.
+            if var state = await self.writer.state(account) {
+                state.closed.insert(period)
+                await self.writer.set(account, state)
+            }
             return PeriodRecord(accountID: account, period: period, closedAt: Timestamp(microseconds: r.first?[0].chInt ?? 0))
         }
     }
@@ -218,6 +222,7 @@ extension ClickHouseMeterStore {
                         ("version", .number(String(await self.nextVersion()))),
                     ])
                 ])
+            await self.writer.setMeterUnits(nil)  // ingest rereads units from its next batch on
             return MeterInfo(meterID: meterID, unit: newUnit, rollupDimensions: keeps)
         }
     }

@@ -31,6 +31,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// Whether this process writes an account (the serve process that owns it); every account when alone.
     let owns: @Sendable (String) -> Bool
     let writer = ClickHouseWriter()
+    let ingestQueue = IngestQueue()
 
     public init(
         location: ClickHouseLocation, clock: @escaping @Sendable () -> Timestamp = Timestamp.now,
@@ -160,6 +161,15 @@ actor ClickHouseWriter {
         return try await body()
     }
 
+    /// Meters' units as ingest last read them, and when.
+    private var meterCache: (units: [String: String?], readAt: ContinuousClock.Instant)?
+
+    func meterUnits(maxAge: Duration) -> [String: String?]? {
+        guard let meterCache, ContinuousClock.now - meterCache.readAt < maxAge else { return nil }
+        return meterCache.units
+    }
+    func setMeterUnits(_ units: [String: String?]?) { meterCache = units.map { ($0, .now) } }
+
     func state(_ account: String) -> ClickHouseAccountState? { accounts[account] }
     func set(_ account: String, _ state: ClickHouseAccountState?) { accounts[account] = state }
     func knownAccounts() -> [String: ClickHouseAccountState] { accounts }
@@ -174,6 +184,9 @@ struct ClickHouseAccountState: Sendable {
     var magnitude: Double
     /// The hashes of every event id stored for the account (8 bytes each), so that a new id needs no lookup.
     var ids: EventIDSet
+    /// The account's closed periods (`YYYY-MM`), and when they were read (`catalogMaxAge`).
+    var closed: Set<String>
+    var closedReadAt: ContinuousClock.Instant
 }
 
 /// A set of 64-bit hashes of event ids, shared by reference (it grows with every accepted event;

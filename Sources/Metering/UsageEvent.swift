@@ -81,22 +81,7 @@ extension UsageEvent {
         @inline(__always) func raw(_ s: StaticString) {
             s.withUTF8Buffer { out.append(contentsOf: $0) }
         }
-        @inline(__always) func str(_ s: String) {
-            out.append(0x22)
-            // One pass over the bytes in place, then one copy (identifiers rarely need escaping).
-            var s = s
-            let plain = s.withUTF8 { bytes in
-                guard !bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else { return false }
-                out.append(contentsOf: bytes)
-                return true
-            }
-            if !plain {
-                var escaped = ""
-                JSONWriter.appendString(s, to: &escaped)
-                out.append(contentsOf: escaped.utf8.dropFirst().dropLast())
-            }
-            out.append(0x22)
-        }
+        @inline(__always) func str(_ s: String) { JSONWriter.appendString(s, to: &out) }
         raw("{\"account_id\":")
         str(accountID)
         if let correctionRef {

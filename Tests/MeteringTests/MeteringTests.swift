@@ -292,6 +292,22 @@ import Testing
         }
     }
 
+    /// The byte writer of JSON strings (canonical encodings, ClickHouse rows) escapes exactly as the
+    /// String one: every control character, quotes, backslashes, and non-ASCII text unchanged.
+    @Test func jsonStringBytesEscapeLikeTheStringWriter() {
+        var samples = (0..<0x20).map { String(UnicodeScalar(UInt8($0))) } + ["\"", "\\", "\u{7F}", "é—漢🙂", "", "plain"]
+        samples.append(samples.joined())
+        samples.append(String(repeating: "a\"b\\c\n", count: 40))
+        for s in samples {
+            var text = ""
+            JSONWriter.appendString(s, to: &text)
+            var bytes: [UInt8] = [0x41]
+            JSONWriter.appendString(s, to: &bytes)
+            #expect(bytes == [0x41] + Array(text.utf8), "\(s.unicodeScalars.map(\.value))")
+            #expect((try? JSONParser.parse(String(decoding: bytes.dropFirst(), as: UTF8.self)))?.stringValue == s)
+        }
+    }
+
     /// The content hash IngestBatch computes off the writer is the event's SHA-256 (a known vector),
     /// and the batch's entry for an event is the hash of its canonical bytes.
     @Test func contentHashIsTheSHA256OfTheCanonicalBytes() throws {

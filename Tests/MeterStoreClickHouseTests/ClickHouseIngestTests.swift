@@ -1,0 +1,106 @@
+import ExactJSON
+import Foundation
+import Metering
+import Testing
+import UsageBoxTesting
+
+@testable import MeterStoreClickHouse
+
+/// How the ClickHouse store writes events: the JSONEachRow line it builds as bytes (no server
+/// needed), and, against a server, group commit and the cached meters and closed periods.
+@Suite struct ClickHouseRowTests {
+    /// Every column of an event row, read back by a JSON parser, is the event's own value, for
+    /// text that needs escaping in both the row and the `dimensions` string nested in it.
+    @Test func anEventRowHoldsEveryFieldExactly() throws {
+        let odd = "q\"b\\s\n\t\u{1}é"
+        let e = UsageEvent(
+            eventID: "id" + odd, accountID: "acct_1", meterID: "m", modelID: odd, kind: .correction, correctionRef: odd, quantity: -42,
+            unit: odd, timestamp: Timestamp(microseconds: 1_777_593_600_123_456), dimensions: ["b": odd, "a": "1"])
+        let content = Array("x".utf8).withUnsafeBytes { ContentHash(canonical: $0) }
+        for postClose in [false, true] {
+            var out: [UInt8] = []
+            ClickHouseMeterStore.appendRow(e, content: content, segment: 7, ordinal: 3, postClose: postClose, now: 99, to: &out)
+            #expect(out.last == 0x0A && out.filter { $0 == 0x0A }.count == 1, "one line")
+            let row = try JSONParser.parse(String(decoding: out.dropLast(), as: UTF8.self))
+            #expect(row["account_id"]?.stringValue == "acct_1" && row["event_id"]?.stringValue == e.eventID)
+            #expect(row["meter_id"]?.stringValue == "m" && row["model_id"]?.stringValue == odd && row["kind"]?.stringValue == "Correction")
+            #expect(row["correction_ref"]?.stringValue == odd && row["unit"]?.stringValue == odd)
+            #expect(row["quantity"]?.numberText == "-42" && row["ts"]?.numberText == "1777593600123456")
+            #expect(row["dim_keys"]?.arrayValue?.compactMap(\.stringValue) == ["a", "b"])
+            #expect(row["dim_values"]?.arrayValue?.compactMap(\.stringValue) == ["1", odd])
+            #expect(row["dimensions"]?.stringValue == UsageEvent.canonicalDimensions(e.dimensions))
+            #expect(row["content"]?.stringValue == content.hex)
+            #expect(row["segment_id"]?.numberText == "7" && row["ordinal"]?.numberText == "3" && row["ingested_at"]?.numberText == "99")
+            #expect(row["post_close"]?.numberText == (postClose ? "1" : "0"))
+        }
+        let bare = UsageEvent(eventID: "e", accountID: "a", meterID: "m", quantity: 1, timestamp: Timestamp(microseconds: 0))
+        var out: [UInt8] = []
+        ClickHouseMeterStore.appendRow(bare, content: content, segment: 1, ordinal: 0, postClose: false, now: 0, to: &out)
+        let row = try JSONParser.parse(String(decoding: out.dropLast(), as: UTF8.self))
+        #expect(row["model_id"] == .null && row["unit"] == .null && row["correction_ref"] == .null)
+        #expect(row["dimensions"]?.stringValue == "{}" && row["dim_keys"]?.arrayValue?.isEmpty == true)
+    }
+}
+
+@Suite(.enabled(if: ClickHouseUnderTest.url != nil, "set USAGEBOX_CLICKHOUSE_URL (scripts/clickhouse test)"), .serialized)
+struct ClickHouseIngestTests {
+    typealias F = Fixture
+
+    /// Batches that wait behind a busy writer go into ClickHouse as one insert, and each is still
+    /// answered for its own events.
+    @Test func batchesWaitingBehindTheWriterShareOneInsert() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        let blocker = Task { try await store.writer.exclusive { try await Task.sleep(for: .milliseconds(400)) } }
+        try await Task.sleep(for: .milliseconds(50))
+        let answers = try await withThrowingTaskGroup(of: (Int, IngestResponse).self) { group in
+            for b in 0..<5 {
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(5 * b))
+                    let events = (0..<20).map { F.event("b\(b)-\($0)", quantity: 1) } + [F.event("shared", quantity: 1)]
+                    return (b, try await store.ingest(events))
+                }
+            }
+            var all: [Int: IngestResponse] = [:]
+            for try await (b, r) in group { all[b] = r }
+            return all
+        }
+        try await blocker.value
+        #expect(store.ingestQueue.sharedBatches >= 4, "the batches that waited went in together")
+        #expect(answers.values.map(\.accepted).reduce(0, +) == 101 && answers.values.map(\.duplicates).reduce(0, +) == 4)
+        #expect(answers[0]?.accepted == 21, "the first batch in arrival order stores the shared id")
+        let total = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may))
+        #expect(total.groups.first?.aggregate.sum == 101)
+        #expect(try await store.verify(VerifyRequest(account: "acct_1", range: F.may)).ok)
+    }
+
+    /// Ingest keeps meters' units and closed periods for `catalogMaxAge` instead of reading them
+    /// per batch: changes through the same store apply at once, changes through another process
+    /// (another store on the same database) once the copy is that old.
+    @Test func unitsAndClosedPeriodsChangedElsewhereApplyWithinTheirMaxAge() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        let other = try ClickHouseMeterStore(location: store.location)
+        _ = try await store.ingest([F.event("a1", quantity: 1), F.event("j1", quantity: 1, at: "2026-06-02T00:00:00Z")])
+        // The same store: at once.
+        _ = try await store.closePeriod(account: "acct_1", period: "2026-05")
+        var r = try await store.ingest([F.event("a2", quantity: 1)])
+        #expect(r.errors.map(\.code) == ["period_closed"])
+        _ = try await store.setMeter("tokens", unit: "requests", rollupDimensions: nil)
+        r = try await store.ingest([F.event("j2", quantity: 1, at: "2026-06-03T00:00:00Z")])
+        #expect(r.errors.map(\.code) == ["unit_mismatch"])
+        // Another process: within the max age.
+        _ = try await other.closePeriod(account: "acct_1", period: "2026-06")
+        _ = try await other.setMeter("tokens", unit: "tokens", rollupDimensions: nil)
+        try await Task.sleep(for: ClickHouseMeterStore.catalogMaxAge + .milliseconds(100))
+        r = try await store.ingest([
+            F.event("j3", quantity: 1, at: "2026-06-04T00:00:00Z"), F.event("c1", kind: .correction, ref: "a1", quantity: -1, at: "2026-06-04T00:00:00Z"),
+        ])
+        #expect(r.errors.map(\.code) == ["period_closed"], "June closed elsewhere; the unit set back elsewhere is tokens again")
+        #expect(r.accepted == 1 && r.postClose == 1)
+        // A meter another process recorded is read at once: the batch names a meter the copy lacks.
+        _ = try await other.setMeter("gpu", unit: "seconds", rollupDimensions: nil)
+        r = try await store.ingest([F.event("g1", meter: "gpu", quantity: 1, unit: "hours", at: "2026-07-01T00:00:00Z")])
+        #expect(r.errors.map(\.code) == ["unit_mismatch"])
+    }
+}
