@@ -94,8 +94,26 @@ struct ClickHouseClient: Sendable {
 
     static func list(_ values: [String]) -> String { values.map(quote).joined(separator: ", ") }
 
-    /// Runs a statement; the answer's body, at most `limit` bytes.
-    func execute(_ sql: String, settings: [String: String] = [:], body: [UInt8]? = nil, limit: Int = 256 << 20) async throws -> ByteBuffer {
+    /// The HTTP client of every ClickHouse store in the process. ClickHouse closes a keep-alive
+    /// connection idle for `keep_alive_timeout` (10 s on 18.16, 3 s on older servers); pooled
+    /// connections are dropped sooner, so a statement rarely meets one the server is closing.
+    static let http = HTTPClient(
+        eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(connectionPool: .init(idleTimeout: .seconds(2))))
+
+    /// Whether a request failed because its pooled connection was closed under it (the server
+    /// closed it, or reset it, before answering): a statement that is safe to repeat is sent again.
+    static func isClosedConnection(_ error: any Error) -> Bool {
+        if let e = error as? HTTPClientError { return e == .remoteConnectionClosed }
+        if let e = error as? IOError { return [ECONNRESET, EPIPE].contains(e.errnoCode) }
+        if let e = error as? ChannelError { return e == .ioOnClosedChannel || e == .eof }
+        return false
+    }
+
+    /// Runs a statement; the answer's body, at most `limit` bytes. A statement that is safe to
+    /// repeat (`idempotent`: reads) is sent once more when its connection was closed under it.
+    func execute(
+        _ sql: String, settings: [String: String] = [:], body: [UInt8]? = nil, limit: Int = 256 << 20, idempotent: Bool = false
+    ) async throws -> ByteBuffer {
         var params = settings
         if let user { params["user"] = user }
         if let password { params["password"] = password }
@@ -118,12 +136,17 @@ struct ClickHouseClient: Sendable {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.body = .bytes(ByteBuffer(bytes: payload))
-        let response: HTTPClientResponse
-        do {
-            response = try await HTTPClient.shared.execute(request, timeout: timeout)
-        } catch {
-            throw UsageBoxError(.internal, "cannot reach ClickHouse at \(host): \(error)")
+        var response: HTTPClientResponse?
+        for attempt in 0..<2 where response == nil {
+            do {
+                response = try await Self.http.execute(request, timeout: timeout)
+            } catch {
+                guard idempotent, attempt == 0, Self.isClosedConnection(error) else {
+                    throw UsageBoxError(.internal, "cannot reach ClickHouse at \(host): \(error)")
+                }
+            }
         }
+        guard let response else { throw UsageBoxError(.internal, "cannot reach ClickHouse at \(host)") }
         let answer: ByteBuffer
         do {
             answer = try await response.body.collect(upTo: limit)
@@ -149,7 +172,7 @@ struct ClickHouseClient: Sendable {
     /// The rows of a query, each a list of values as ClickHouse writes them in JSON (64-bit
     /// integers as strings, by default), and the column types.
     func rows(_ sql: String, settings: [String: String] = [:], limit: Int = 256 << 20) async throws -> (names: [String], types: [String], rows: [[JSONValue]]) {
-        let answer = try await execute(sql + "\nFORMAT JSONCompact", settings: settings, limit: limit)
+        let answer = try await execute(sql + "\nFORMAT JSONCompact", settings: settings, limit: limit, idempotent: true)
         let value = try answer.withUnsafeReadableBytes { try JSONParser.parse(bytes: $0.bindMemory(to: UInt8.self)) }
         let meta = value["meta"]?.arrayValue ?? []
         let rows = (value["data"]?.arrayValue ?? []).map { $0.arrayValue ?? [] }

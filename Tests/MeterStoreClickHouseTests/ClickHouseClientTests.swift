@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+@testable import MeterStoreClickHouse
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A loopback HTTP server that closes its first connection as soon as it has read a request,
+/// without answering (what a pooled keep-alive connection meets when ClickHouse closes it just as
+/// a statement is sent), and answers every later one with a one-row JSONCompact result.
+final class ClosingOnceServer: @unchecked Sendable {
+    let port: Int
+    private let fd: Int32
+    private let lock = NSLock()
+    private var connections = 0
+    var connectionCount: Int { lock.withLock { connections } }
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard bound else { throw CocoaError(.fileWriteUnknown) }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+        Thread.detachNewThread { [self] in serve() }
+    }
+
+    private func serve() {
+        while true {
+            let client = accept(fd, nil, nil)
+            if client < 0 { return }
+            let n = lock.withLock {
+                connections += 1
+                return connections
+            }
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            _ = recv(client, &buffer, buffer.count, 0)
+            if n > 1 {
+                let body = #"{"meta":[{"name":"x","type":"UInt8"}],"data":[[1]],"rows":1}"#
+                let answer = "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+                _ = answer.withCString { send(client, $0, strlen($0), 0) }
+            }
+            close(client)
+        }
+    }
+
+    func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+}
+
+@Suite struct ClickHouseClientTests {
+    /// A read whose connection is closed under it is sent once more and answered; a write is
+    /// not repeated (it may have been stored) and says ClickHouse could not be reached.
+    @Test func aReadMeetingAClosedConnectionIsSentAgainAWriteIsNot() async throws {
+        let server = try ClosingOnceServer()
+        defer { server.stop() }
+        let client = ClickHouseClient(host: "127.0.0.1:\(server.port)", user: nil, password: nil, timeoutSeconds: 10)
+        let answer = try await client.rows("SELECT 1")
+        #expect(answer.rows.first?.first?.chInt == 1)
+        #expect(server.connectionCount == 2, "the read went out a second time on a new connection")
+
+        let other = try ClosingOnceServer()
+        defer { other.stop() }
+        let writer = ClickHouseClient(host: "127.0.0.1:\(other.port)", user: nil, password: nil, timeoutSeconds: 10)
+        await #expect(throws: (any Error).self) { try await writer.command("INSERT INTO t VALUES (1)") }
+        #expect(other.connectionCount == 1, "a write is never sent twice by the client")
+    }
+}
