@@ -58,7 +58,6 @@ public enum JSONWriter {
             out.append(0x22)
             return
         }
-        let hex = Array("0123456789abcdef".utf8)
         for b in bytes {
             switch b {
             case 0x22: out.append(contentsOf: [0x5C, 0x22])
@@ -66,34 +65,28 @@ public enum JSONWriter {
             case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
             case 0x0D: out.append(contentsOf: [0x5C, 0x72])
             case 0x09: out.append(contentsOf: [0x5C, 0x74])
-            case ..<0x20: out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            case ..<0x20: out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, 0x30 + (b >> 4), (b & 15) < 10 ? 0x30 + (b & 15) : 0x57 + (b & 15)])
             default: out.append(b)
             }
         }
         out.append(0x22)
     }
 
+    /// Appends `s` as a JSON string; escaping, when needed, is the byte writer's.
     public static func appendString(_ s: String, to out: inout String) {
-        out += "\""
-        var needsEscape = false
-        for b in s.utf8 where b < 0x20 || b == 0x22 || b == 0x5C { needsEscape = true; break }
-        if !needsEscape { out += s; out += "\""; return }
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
+        var s = s
+        let escaped: [UInt8]? = s.withUTF8 { bytes in
+            guard bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else { return nil }
+            var escaped: [UInt8] = []
+            appendString(utf8: bytes, to: &escaped)
+            return escaped
         }
-        out += "\""
+        if let escaped {
+            out += String(decoding: escaped, as: UTF8.self)
+        } else {
+            out += "\""
+            out += s
+            out += "\""
+        }
     }
 }

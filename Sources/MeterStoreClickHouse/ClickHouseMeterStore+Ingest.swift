@@ -64,9 +64,23 @@ extension ClickHouseMeterStore {
     /// what earlier batches of the group accepted (this process is the only writer of these
     /// accounts), then inserts the accepted ones in one statement. One answer per batch.
     func write(_ batches: [IngestBatch]) async throws -> [IngestResponse] {
+        do {
+            return try await writeGroup(batches)
+        } catch {
+            // Some of the group's events may be stored (a flush before a seal, an insert that
+            // landed but was not acknowledged): what the writer knows of these accounts is reread
+            // from the store before their next batch, so ordinals and running hashes follow it.
+            for batch in batches { for account in batch.accounts { await writer.set(account, nil) } }
+            await writer.setMeterUnits(nil)
+            throw error
+        }
+    }
+
+    private func writeGroup(_ batches: [IngestBatch]) async throws -> [IngestResponse] {
         let now = clock().microseconds
         var accounts: [String] = []
-        for batch in batches { for account in batch.accounts where !accounts.contains(account) { accounts.append(account) } }
+        var seen = Set<String>()
+        for batch in batches { for account in batch.accounts where seen.insert(account).inserted { accounts.append(account) } }
         var meters = try await meterUnits(for: batches)
         var newMeters: [String: String?] = [:]
         var existing: [String: [String: String]] = [:]
@@ -177,12 +191,7 @@ extension ClickHouseMeterStore {
             }
             responses.append(response)
         }
-        do {
-            try await insertEvents(body, count: accepted.count)
-        } catch {
-            for account in accounts { await writer.set(account, nil) }  // reread from the store next time
-            throw error
-        }
+        try await insertEvents(body, count: accepted.count)
         if !newMeters.isEmpty {
             var meterRows: [JSONValue] = []
             for (id, unit) in newMeters.sorted(by: { $0.key < $1.key }) {
@@ -194,7 +203,7 @@ extension ClickHouseMeterStore {
                 meters[id] = unit
             }
             try await insert("meters", meterRows)
-            await writer.setMeterUnits(meters)
+            await writer.addMeterUnits(newMeters)
         }
         try await persist(states)
         return responses
@@ -234,20 +243,9 @@ extension ClickHouseMeterStore {
             JSONWriter.appendString(d.value, to: &out)
         }
         raw("],\"dimensions\":")
-        if e.dimensions.isEmpty {
-            raw("\"{}\"")
-        } else {
-            // The canonical dimensions object, itself a JSON string value.
-            var inner: [UInt8] = [0x7B]
-            for (i, d) in e.dimensions.enumerated() {
-                if i > 0 { inner.append(0x2C) }
-                JSONWriter.appendString(d.key, to: &inner)
-                inner.append(0x3A)
-                JSONWriter.appendString(d.value, to: &inner)
-            }
-            inner.append(0x7D)
-            inner.withUnsafeBufferPointer { JSONWriter.appendString(utf8: $0, to: &out) }
-        }
+        var dimensions: [UInt8] = []  // the canonical dimensions object, itself a JSON string value
+        UsageEvent.appendDimensions(e.dimensions, to: &dimensions)
+        dimensions.withUnsafeBufferPointer { JSONWriter.appendString(utf8: $0, to: &out) }
         raw(",\"content\":\"")
         LowercaseHex.append(words: content.words, to: &out)
         raw("\",\"segment_id\":")

@@ -166,22 +166,27 @@ extension ClickHouseMeterStore {
         }
         // Through the account's writer, so no batch of it is half-decided when the month closes.
         return try await writer.exclusive {
-            try await self.insert(
-                "periods",
-                [
-                    .object([
-                        ("account_id", .string(account)), ("period", .string(period)),
-                        ("closed_at", .int(self.clock().microseconds)),
+            do {
+                try await self.insert(
+                    "periods",
+                    [
+                        .object([
+                            ("account_id", .string(account)), ("period", .string(period)),
+                            ("closed_at", .int(self.clock().microseconds)),
+                        ])
                     ])
-                ])
-            let r = try await self.rows(
-                "SELECT min(closed_at) FROM \(self.t("periods")) WHERE account_id = \(ClickHouseClient.quote(account)) AND period = \(ClickHouseClient.quote(period))"
-            )
+            } catch {
+                await self.writer.set(account, nil)  // stored or not, ingest rereads the account's periods
+                throw error
+            }
             // Ingest of this account sees the close from its next batch on.
             if var state = await self.writer.state(account) {
                 state.closed.insert(period)
                 await self.writer.set(account, state)
             }
+            let r = try await self.rows(
+                "SELECT min(closed_at) FROM \(self.t("periods")) WHERE account_id = \(ClickHouseClient.quote(account)) AND period = \(ClickHouseClient.quote(period))"
+            )
             return PeriodRecord(accountID: account, period: period, closedAt: Timestamp(microseconds: r.first?[0].chInt ?? 0))
         }
     }

@@ -169,6 +169,8 @@ actor ClickHouseWriter {
         return meterCache.units
     }
     func setMeterUnits(_ units: [String: String?]?) { meterCache = units.map { ($0, .now) } }
+    /// Meters this process just recorded, added to the copy without making it any fresher.
+    func addMeterUnits(_ units: [String: String?]) { meterCache?.units.merge(units) { $1 } }
 
     func state(_ account: String) -> ClickHouseAccountState? { accounts[account] }
     func set(_ account: String, _ state: ClickHouseAccountState?) { accounts[account] = state }

@@ -20,7 +20,6 @@ public enum LowercaseHex {
 
     /// Appends the 64 hex digits of a 256-bit value (most significant word first) to UTF-8 bytes.
     public static func append(words: (UInt64, UInt64, UInt64, UInt64), to out: inout [UInt8]) {
-        out.reserveCapacity(out.count + 64)
         for w in [words.0, words.1, words.2, words.3] {
             for shift in stride(from: 60, through: 0, by: -4) {
                 let nibble = UInt8(truncatingIfNeeded: w >> UInt64(shift)) & 15

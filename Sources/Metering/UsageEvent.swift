@@ -89,14 +89,8 @@ extension UsageEvent {
             str(correctionRef)
         }
         if !dimensions.isEmpty {
-            raw(",\"dimensions\":{")
-            for (i, d) in dimensions.enumerated() {
-                if i > 0 { out.append(0x2C) }
-                str(d.key)
-                out.append(0x3A)
-                str(d.value)
-            }
-            out.append(0x7D)
+            raw(",\"dimensions\":")
+            Self.appendDimensions(dimensions, to: &out)
         }
         raw(",\"event_id\":")
         str(eventID)
@@ -120,17 +114,24 @@ extension UsageEvent {
         raw("}\n")
     }
 
-    /// Dimensions as a compact JSON object in key byte order (empty string for none).
+    /// Dimensions as a compact JSON object in key byte order (`{}` for none).
     public static func canonicalDimensions(_ dims: [Dimension]) -> String {
-        if dims.isEmpty { return "{}" }
-        var out = "{"
+        var out: [UInt8] = []
+        appendDimensions(dims, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `canonicalDimensions` as UTF-8 bytes: the canonical encoding's member and the
+    /// stores' dimension text are this one writer.
+    public static func appendDimensions(_ dims: [Dimension], to out: inout [UInt8]) {
+        out.append(0x7B)
         for (i, d) in dims.enumerated() {
-            if i > 0 { out += "," }
+            if i > 0 { out.append(0x2C) }
             JSONWriter.appendString(d.key, to: &out)
-            out += ":"
+            out.append(0x3A)
             JSONWriter.appendString(d.value, to: &out)
         }
-        return out + "}"
+        out.append(0x7D)
     }
 
     /// Decodes `canonicalDimensions` output (or any flat string→string JSON object).

@@ -41,14 +41,33 @@ final class ClosingOnceServer: @unchecked Sendable {
                 connections += 1
                 return connections
             }
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            _ = recv(client, &buffer, buffer.count, 0)
+            Self.readRequest(client)
             if n > 1 {
                 let body = #"{"meta":[{"name":"x","type":"UInt8"}],"data":[[1]],"rows":1}"#
                 let answer = "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
                 _ = answer.withCString { send(client, $0, strlen($0), 0) }
             }
             close(client)
+        }
+    }
+
+    /// Reads one request whole (head, then `Content-Length` bytes of body): closing a socket with
+    /// unread bytes resets the connection instead of closing it.
+    static func readRequest(_ fd: Int32) {
+        var request: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let text = String(decoding: request, as: UTF8.self)
+            if let head = text.range(of: "\r\n\r\n") {
+                let length =
+                    text[..<head.lowerBound].split(separator: "\r\n")
+                    .first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                if text.utf8.distance(from: text.utf8.startIndex, to: head.upperBound) + length <= request.count { return }
+            }
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n <= 0 { return }
+            request += chunk[0..<n]
         }
     }
 

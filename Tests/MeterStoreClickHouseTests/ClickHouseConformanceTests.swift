@@ -12,7 +12,7 @@ enum ClickHouseUnderTest {
     /// `clickhouse://host:port[,host:port]/?cluster=NAME`: the database part is chosen per check.
     static let url = ProcessInfo.processInfo.environment["USAGEBOX_CLICKHOUSE_URL"]
 
-    static func fresh() async throws -> (ClickHouseMeterStore, drop: @Sendable () async -> Void) {
+    static func fresh(segmentMaxEvents: Int64 = 100_000) async throws -> (ClickHouseMeterStore, drop: @Sendable () async -> Void) {
         guard let url else { throw CocoaError(.featureUnsupported) }
         let name = "ubtest_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
         var base = url
@@ -23,7 +23,7 @@ enum ClickHouseUnderTest {
         }
         while base.hasSuffix("/") { base.removeLast() }
         let location = try ClickHouseLocation(url: "\(base)/\(name)\(query)")
-        let store = try ClickHouseMeterStore(location: location)
+        let store = try ClickHouseMeterStore(location: location, segmentMaxEvents: segmentMaxEvents)
         try await store.migrate()
         return (store, { try? await store.dropDatabase() })
     }

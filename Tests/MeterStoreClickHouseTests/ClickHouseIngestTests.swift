@@ -47,17 +47,22 @@ struct ClickHouseIngestTests {
     typealias F = Fixture
 
     /// Batches that wait behind a busy writer go into ClickHouse as one insert, and each is still
-    /// answered for its own events.
-    @Test func batchesWaitingBehindTheWriterShareOneInsert() async throws {
-        let (store, drop) = try await ClickHouseUnderTest.fresh()
+    /// answered for its own events, in arrival order: an id a batch of the group accepted is a
+    /// duplicate or a conflict for a later batch of the same group. With small segments the group
+    /// seals segments part-way (earlier batches' events are flushed first) and verifies clean.
+    @Test(arguments: [100_000, 30] as [Int64])
+    func batchesWaitingBehindTheWriterShareOneInsert(segmentMaxEvents: Int64) async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh(segmentMaxEvents: segmentMaxEvents)
         defer { Task { await drop() } }
         let blocker = Task { try await store.writer.exclusive { try await Task.sleep(for: .milliseconds(400)) } }
         try await Task.sleep(for: .milliseconds(50))
         let answers = try await withThrowingTaskGroup(of: (Int, IngestResponse).self) { group in
             for b in 0..<5 {
                 group.addTask {
-                    try await Task.sleep(for: .milliseconds(5 * b))
-                    let events = (0..<20).map { F.event("b\(b)-\($0)", quantity: 1) } + [F.event("shared", quantity: 1)]
+                    try await Task.sleep(for: .milliseconds(5 * b))  // arrival order = index; b0 waits alone
+                    var events = (0..<20).map { F.event("b\(b)-\($0)", quantity: 1) }
+                    if b == 1 || b == 3 { events.append(F.event("same", quantity: 1)) }
+                    if b == 2 || b == 4 { events.append(F.event("clash", quantity: Int64(b))) }
                     return (b, try await store.ingest(events))
                 }
             }
@@ -67,11 +72,13 @@ struct ClickHouseIngestTests {
         }
         try await blocker.value
         #expect(store.ingestQueue.sharedBatches >= 4, "the batches that waited went in together")
-        #expect(answers.values.map(\.accepted).reduce(0, +) == 101 && answers.values.map(\.duplicates).reduce(0, +) == 4)
-        #expect(answers[0]?.accepted == 21, "the first batch in arrival order stores the shared id")
+        #expect([1, 2, 3, 4].map { answers[$0]?.accepted } == [21, 21, 20, 20])
+        #expect(answers[3]?.duplicates == 1 && answers[4]?.conflicts == 1 && answers[4]?.errors.map(\.index) == [20])
         let total = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may))
-        #expect(total.groups.first?.aggregate.sum == 101)
-        #expect(try await store.verify(VerifyRequest(account: "acct_1", range: F.may)).ok)
+        #expect(total.groups.first?.aggregate.sum == 103, "100 events of 1, the shared one, the first content of the clashing id (2)")
+        try await store.sealOpenSegments()
+        let report = try await store.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep))
+        #expect(report.ok && report.corruptSegments.isEmpty)
     }
 
     /// Ingest keeps meters' units and closed periods for `catalogMaxAge` instead of reading them
