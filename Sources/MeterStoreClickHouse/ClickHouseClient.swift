@@ -100,6 +100,11 @@ struct ClickHouseClient: Sendable {
     static let http = HTTPClient(
         eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(connectionPool: .init(idleTimeout: .seconds(2))))
 
+    /// How an error begins when ClickHouse did not answer at all (down, refused, timed out).
+    static let unreachable = "cannot reach ClickHouse at "
+
+    static func isUnreachable(_ error: any Error) -> Bool { (error as? UsageBoxError)?.message.hasPrefix(unreachable) == true }
+
     /// Whether a request failed because its pooled connection was closed under it (the server
     /// closed it, or reset it, before answering): a statement that is safe to repeat is sent again.
     static func isClosedConnection(_ error: any Error) -> Bool {
@@ -142,11 +147,11 @@ struct ClickHouseClient: Sendable {
                 response = try await Self.http.execute(request, timeout: timeout)
             } catch {
                 guard idempotent, attempt == 0, Self.isClosedConnection(error) else {
-                    throw UsageBoxError(.internal, "cannot reach ClickHouse at \(host): \(error)")
+                    throw UsageBoxError(.internal, Self.unreachable + "\(host): \(error)")
                 }
             }
         }
-        guard let response else { throw UsageBoxError(.internal, "cannot reach ClickHouse at \(host)") }
+        guard let response else { throw UsageBoxError(.internal, Self.unreachable + host) }
         let answer: ByteBuffer
         do {
             answer = try await response.body.collect(upTo: limit)

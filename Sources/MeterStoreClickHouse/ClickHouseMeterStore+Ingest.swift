@@ -13,7 +13,8 @@ extension ClickHouseMeterStore {
         return try await ingestQueue.submit(
             batch,
             group: { batches in try await self.writer.exclusive { try await self.write(batches) } },
-            alone: { batch in try await self.writer.exclusive { try await self.write([batch]) }[0] })
+            alone: { batch in try await self.writer.exclusive { try await self.write([batch]) }[0] },
+            retryAlone: { !ClickHouseClient.isUnreachable($0) })
     }
 
     /// How long ingest trusts what it read of meters' units and accounts' closed periods. Both change

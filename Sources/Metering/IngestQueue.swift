@@ -28,32 +28,44 @@ public final class IngestQueue: @unchecked Sendable {
 
     public var sharedBatches: Int { lock.withLock { counts.sharedBatches } }
     public var retriedGroups: Int { lock.withLock { counts.retriedGroups } }
+    /// Batches queued and not yet taken into a group (tests wait on it to build a group for sure).
+    public var waitingCount: Int { lock.withLock { waiting.count } }
 
     /// Queues `batch` and returns its answer once it is written. The caller that finds nothing
     /// draining starts the drain on its own task, so no answer waits for batches queued after it.
     /// A group of several batches is written by `group` (all answers, in order, or an error); when
-    /// it fails, each batch is written again by `alone`, so one batch's failure is only its own.
+    /// it fails, each batch is written again by `alone`, so one batch's failure is only its own —
+    /// unless `retryAlone` says the error is not any batch's (the store could not be reached at
+    /// all): then every batch of the group gets it at once instead of waiting as long again each.
     public func submit(
         _ batch: IngestBatch,
         group: @escaping @Sendable ([IngestBatch]) async throws -> [IngestResponse],
-        alone: @escaping @Sendable (IngestBatch) async throws -> IngestResponse
+        alone: @escaping @Sendable (IngestBatch) async throws -> IngestResponse,
+        retryAlone: @escaping @Sendable (any Error) -> Bool = { _ in true }
     ) async throws -> IngestResponse {
         try await withCheckedThrowingContinuation { answer in
             guard enqueue(.init(batch: batch, answer: answer)) else { return }
-            Task { await self.drain(group: group, alone: alone) }
+            Task { await self.drain(group: group, alone: alone, retryAlone: retryAlone) }
         }
     }
 
     private func drain(
-        group write: @Sendable ([IngestBatch]) async throws -> [IngestResponse], alone: @Sendable (IngestBatch) async throws -> IngestResponse
+        group write: @Sendable ([IngestBatch]) async throws -> [IngestResponse], alone: @Sendable (IngestBatch) async throws -> IngestResponse,
+        retryAlone: @Sendable (any Error) -> Bool
     ) async {
         while let group = nextGroup() {
             if group.count > 1 {
-                if let answers = try? await write(group.map(\.batch)), answers.count == group.count {
-                    count(shared: group.count)
-                    for (w, a) in zip(group, answers) { w.answer.resume(returning: a) }
+                do {
+                    let answers = try await write(group.map(\.batch))
+                    if answers.count == group.count {
+                        count(shared: group.count)
+                        for (w, a) in zip(group, answers) { w.answer.resume(returning: a) }
+                        continue
+                    }
+                } catch  where !retryAlone(error) {
+                    for w in group { w.answer.resume(throwing: error) }
                     continue
-                }
+                } catch {}
                 count(retried: 1)
             }
             for w in group {

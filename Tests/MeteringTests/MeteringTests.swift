@@ -332,3 +332,91 @@ import Testing
         #expect(batch.prepared[0]?.contentHash != batch.prepared[1]?.contentHash)
     }
 }
+
+/// The group-commit queue both stores use, with stand-in writers: batches that queue behind a
+/// write go out as one group; a group that fails is written again batch by batch, unless the
+/// error says the store could not be reached at all, when every batch of it gets that error.
+@Suite struct IngestQueueTests {
+    struct Unreachable: Error {}
+    struct Broken: Error {}
+
+    /// Counts calls; the first write (batch 0, alone) holds the queue until `open`.
+    final class Writer: @unchecked Sendable {
+        let lock = NSLock()
+        var groups: [Int] = []
+        var alone = 0
+        var open = false
+        func groupCall(_ n: Int) { lock.withLock { groups.append(n) } }
+        func aloneCall() -> Int {
+            lock.withLock {
+                alone += 1; return alone
+            }
+        }
+        var isOpen: Bool { lock.withLock { open } }
+        var aloneCount: Int { lock.withLock { alone } }
+    }
+
+    /// Polls `condition` for up to ten seconds (the machine may be busy with other tests).
+    static func waitFor(_ condition: () -> Bool) async {
+        for _ in 0..<2000 where !condition() { try? await Task.sleep(for: .milliseconds(5)) }
+    }
+
+    static func run(failing error: any Error, retryAlone: @escaping @Sendable (any Error) -> Bool) async -> (Writer, [Int: Result<Int, any Error>]) {
+        let queue = IngestQueue()
+        let writer = Writer()
+        @Sendable func submit(_ n: Int) async -> (Int, Result<Int, any Error>) {
+            let batch = IngestBatch([
+                .event(UsageEvent(eventID: "e\(n)", accountID: "a", meterID: "m", quantity: Int64(n), timestamp: Timestamp(microseconds: 0)))
+            ])
+            do {
+                let r = try await queue.submit(
+                    batch,
+                    group: { batches in
+                        writer.groupCall(batches.count)
+                        throw error
+                    },
+                    alone: { b in
+                        if writer.aloneCall() == 1 { await waitFor { writer.isOpen } }
+                        var r = IngestResponse()
+                        r.accepted = b.items.count
+                        return r
+                    },
+                    retryAlone: retryAlone)
+                return (n, .success(r.accepted))
+            } catch {
+                return (n, .failure(error))
+            }
+        }
+        let results = await withTaskGroup(of: (Int, Result<Int, any Error>).self) { tasks in
+            tasks.addTask { await submit(0) }
+            await waitFor { writer.aloneCount == 1 }  // batch 0 is being written alone
+            for n in 1..<4 { tasks.addTask { await submit(n) } }
+            await waitFor { queue.waitingCount == 3 }  // 1–3 wait behind it
+            writer.lock.withLock { writer.open = true }
+            var all: [Int: Result<Int, any Error>] = [:]
+            for await (n, r) in tasks { all[n] = r }
+            return all
+        }
+        #expect(queue.sharedBatches == 0)
+        return (writer, results)
+    }
+    @Test func aFailedGroupIsWrittenAgainBatchByBatch() async {
+        let (writer, results) = await Self.run(failing: Broken(), retryAlone: { !($0 is Unreachable) })
+        #expect(writer.groups == [3], "batches 1–3 queued behind batch 0 and were written as one group")
+        #expect(writer.alone == 4, "batch 0 alone, then each of the failed group's three alone")
+        #expect((0..<4).allSatisfy { (try? results[$0]?.get()) == 1 })
+    }
+
+    @Test func aGroupThatCannotReachTheStoreFailsAtOnce() async {
+        let (writer, results) = await Self.run(failing: Unreachable(), retryAlone: { !($0 is Unreachable) })
+        #expect(writer.groups == [3] && writer.alone == 1, "no batch of the group is written again on its own")
+        #expect((try? results[0]?.get()) == 1)
+        for n in 1..<4 {
+            guard case .failure(let e)? = results[n] else {
+                Issue.record("batch \(n) was answered")
+                continue
+            }
+            #expect(e is Unreachable)
+        }
+    }
+}
