@@ -50,10 +50,13 @@ public enum JSONWriter {
         s.withUTF8 { appendString(utf8: $0, to: &out) }
     }
 
+    /// Whether a byte of a string's UTF-8 must be escaped in JSON (control characters, `"`, `\`).
+    @inline(__always) static func needsEscape(_ b: UInt8) -> Bool { b < 0x20 || b == 0x22 || b == 0x5C }
+
     /// Appends UTF-8 bytes as a JSON string (quotes included); one pass when nothing needs escaping.
     public static func appendString(utf8 bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
         out.append(0x22)
-        guard bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else {
+        guard bytes.contains(where: needsEscape) else {
             out.append(contentsOf: bytes)
             out.append(0x22)
             return
@@ -76,7 +79,7 @@ public enum JSONWriter {
     public static func appendString(_ s: String, to out: inout String) {
         var s = s
         let escaped: [UInt8]? = s.withUTF8 { bytes in
-            guard bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else { return nil }
+            guard bytes.contains(where: needsEscape) else { return nil }
             var escaped: [UInt8] = []
             appendString(utf8: bytes, to: &escaped)
             return escaped

@@ -54,26 +54,19 @@ struct ClickHouseIngestTests {
     func batchesWaitingBehindTheWriterShareOneInsert(segmentMaxEvents: Int64) async throws {
         let (store, drop) = try await ClickHouseUnderTest.fresh(segmentMaxEvents: segmentMaxEvents)
         defer { Task { await drop() } }
-        let blocker = Task { try await store.writer.exclusive { try await Task.sleep(for: .milliseconds(400)) } }
-        try await Task.sleep(for: .milliseconds(50))
-        let answers = try await withThrowingTaskGroup(of: (Int, IngestResponse).self) { group in
-            for b in 0..<5 {
-                group.addTask {
-                    try await Task.sleep(for: .milliseconds(5 * b))  // arrival order = index; b0 waits alone
-                    var events = (0..<20).map { F.event("b\(b)-\($0)", quantity: 1) }
-                    if b == 1 || b == 3 { events.append(F.event("same", quantity: 1)) }
-                    if b == 2 || b == 4 { events.append(F.event("clash", quantity: Int64(b))) }
-                    return (b, try await store.ingest(events))
-                }
-            }
-            var all: [Int: IngestResponse] = [:]
-            for try await (b, r) in group { all[b] = r }
-            return all
+        let batches: [[IngestItem]] = (0..<5).map { b in
+            var events = (0..<20).map { F.event("b\(b)-\($0)", quantity: 1) }
+            if b == 1 || b == 3 { events.append(F.event("same", quantity: 1)) }
+            if b == 2 || b == 4 { events.append(F.event("clash", quantity: Int64(b))) }
+            return events
         }
-        try await blocker.value
+        // b0 is written alone while b1–b4 queue behind it: they are the group.
+        let answers = try await GroupCommitProbe.behindABusyWriter(store, batches) {
+            try await store.writer.exclusive { try await Task.sleep(for: .milliseconds(400)) }
+        }
         #expect(store.ingestQueue.sharedBatches >= 4, "the batches that waited went in together")
-        #expect([1, 2, 3, 4].map { answers[$0]?.accepted } == [21, 21, 20, 20])
-        #expect(answers[3]?.duplicates == 1 && answers[4]?.conflicts == 1 && answers[4]?.errors.map(\.index) == [20])
+        #expect([1, 2, 3, 4].map { answers[$0].accepted } == [21, 21, 20, 20])
+        #expect(answers[3].duplicates == 1 && answers[4].conflicts == 1 && answers[4].errors.map(\IngestResponse.Problem.index) == [20])
         let total = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may))
         #expect(total.groups.first?.aggregate.sum == 103, "100 events of 1, the shared one, the first content of the clashing id (2)")
         try await store.sealOpenSegments()

@@ -11,21 +11,7 @@ import UsageBoxTesting
 @Suite struct GroupCommitTests {
     /// Holds SQLite's writer for a moment, then runs `batches` concurrently while it is held.
     static func behindABusyWriter(_ store: SQLiteMeterStore, _ batches: [[IngestItem]]) async throws -> [IngestResponse] {
-        let blocker = Task { try await store.writer.write { _ in Thread.sleep(forTimeInterval: 0.4) } }
-        try await Task.sleep(for: .milliseconds(50))
-        let answers = try await withThrowingTaskGroup(of: (Int, IngestResponse).self) { group in
-            for (i, events) in batches.enumerated() {
-                group.addTask {
-                    try await Task.sleep(for: .milliseconds(5 * i))  // arrival order = index
-                    return (i, try await store.ingest(events))
-                }
-            }
-            var all = [IngestResponse?](repeating: nil, count: batches.count)
-            for try await (i, r) in group { all[i] = r }
-            return all.map { $0! }
-        }
-        try await blocker.value
-        return answers
+        try await GroupCommitProbe.behindABusyWriter(store, batches) { try await store.writer.write { _ in Thread.sleep(forTimeInterval: 0.4) } }
     }
 
     @Test func batchesQueuedBehindTheWriterShareOneTransaction() async throws {
