@@ -5,16 +5,21 @@ public import Metering
 import NIOCore
 import NIOHTTP1
 
-/// Where a ClickHouse store lives: `clickhouse://host:port[,host:port…]/database[?user=…&password=…&cluster=…]`.
-/// Every host is a server's HTTP interface; the first answers queries. With `cluster`, the
-/// hosts are the shards of that `remote_servers` cluster: events and rollups are sharded by
-/// account, the small tables live on the first host.
+/// Where a ClickHouse store lives:
+/// `clickhouse://host:port[,host:port…]/database[?user=…&password=…&cluster=…&replicated=true]`.
+/// Every host is a server's HTTP interface; the first answers queries and takes every write. With
+/// `cluster`, the hosts are the shards of that `remote_servers` cluster: events and rollups are
+/// sharded by account, the small tables live on the first host. With `replicated`, every table is
+/// a `Replicated…MergeTree` kept by ZooKeeper on every listed host (each names itself with its
+/// `{replica}` macro, and `{shard}` in a cluster), and reads go on to the next host when one
+/// cannot be reached (docs/clickhouse.md).
 public struct ClickHouseLocation: Sendable, Equatable {
     public var hosts: [String]
     public var database: String
     public var user: String?
     public var password: String?
     public var cluster: String?
+    public var replicated = false
 
     public init(url: String) throws {
         guard url.hasPrefix("clickhouse://") else {
@@ -44,7 +49,13 @@ public struct ClickHouseLocation: Sendable, Equatable {
             case "user": user = kv[1]
             case "password": password = kv[1]
             case "cluster": cluster = kv[1]
-            default: throw UsageBoxError.invalidArgument("unknown store option '\(kv[0])' (user, password, cluster)", field: "store")
+            case "replicated":
+                switch kv[1] {
+                case "true", "1": replicated = true
+                case "false", "0": replicated = false
+                default: throw UsageBoxError.invalidArgument("replicated is true or false, got '\(kv[1])'", field: "store")
+                }
+            default: throw UsageBoxError.invalidArgument("unknown store option '\(kv[0])' (user, password, cluster, replicated)", field: "store")
             }
         }
         if let cluster, !cluster.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
@@ -96,9 +107,15 @@ struct ClickHouseClient: Sendable {
 
     /// The HTTP client of every ClickHouse store in the process. ClickHouse closes a keep-alive
     /// connection idle for `keep_alive_timeout` (10 s on 18.16, 3 s on older servers); pooled
-    /// connections are dropped sooner, so a statement rarely meets one the server is closing.
-    static let http = HTTPClient(
-        eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(connectionPool: .init(idleTimeout: .seconds(2))))
+    /// connections are dropped sooner, so a statement rarely meets one the server is closing. A
+    /// server that is down is given up on after 2 s of trying to connect (the client's default
+    /// keeps retrying a refused connection for 10 s): a write fails fast, a read moves on to a
+    /// replica.
+    static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration(connectionPool: .init(idleTimeout: .seconds(2)))
+        configuration.timeout.connect = .seconds(2)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
 
     /// How an error begins when ClickHouse did not answer at all (down, refused, timed out).
     static let unreachable = "cannot reach ClickHouse at "
@@ -147,11 +164,11 @@ struct ClickHouseClient: Sendable {
                 response = try await Self.http.execute(request, timeout: timeout)
             } catch {
                 guard idempotent, attempt == 0, Self.isClosedConnection(error) else {
-                    throw UsageBoxError(.internal, Self.unreachable + "\(host): \(error)")
+                    throw UsageBoxError.unavailable(Self.unreachable + "\(host): \(error)")
                 }
             }
         }
-        guard let response else { throw UsageBoxError(.internal, Self.unreachable + host) }
+        guard let response else { throw UsageBoxError.unavailable(Self.unreachable + host) }
         let answer: ByteBuffer
         do {
             answer = try await response.body.collect(upTo: limit)

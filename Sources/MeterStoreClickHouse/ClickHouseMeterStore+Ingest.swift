@@ -65,19 +65,104 @@ extension ClickHouseMeterStore {
     /// what earlier batches of the group accepted (this process is the only writer of these
     /// accounts), then inserts the accepted ones in one statement. One answer per batch.
     func write(_ batches: [IngestBatch]) async throws -> [IngestResponse] {
+        try await settleRollups()
+        var sent: [UsageEvent] = []
         do {
-            return try await writeGroup(batches)
+            return try await writeGroup(batches, sent: &sent)
         } catch {
             // Some of the group's events may be stored (a flush before a seal, an insert that
             // landed but was not acknowledged): what the writer knows of these accounts is reread
             // from the store before their next batch, so ordinals and running hashes follow it.
             for batch in batches { for account in batch.accounts { await writer.set(account, nil) } }
             await writer.setMeterUnits(nil)
+            await writer.addUnsettled(sent)
             throw error
         }
     }
 
-    private func writeGroup(_ batches: [IngestBatch]) async throws -> [IngestResponse] {
+    /// Brings the rollups up to the events of failed inserts. One INSERT writes the events' parts
+    /// and then, through the materialized views, the rollups' parts, each committed on its own: a
+    /// ClickHouse server killed in between keeps the events and loses their rollups, and a client's
+    /// retry is then answered `duplicate`. So the writer keeps every event it sent in a write that
+    /// failed and, before its next write, finds which are stored and, rollup cell by cell, adds
+    /// those a rollup lacks — only where the cell's shortfall is exactly those events; any other
+    /// difference is left for `verify` to report. Only the account's writer adds to its cells,
+    /// so nothing moves while this runs.
+    func settleRollups() async throws {
+        let sent = await writer.unsettledEvents()
+        guard !sent.isEmpty else { return }
+        var stored: [UsageEvent] = []
+        for (account, events) in Dictionary(grouping: sent, by: \.accountID).sorted(by: { $0.key < $1.key }) {
+            var found = Set<String>()
+            for r in try await rows(
+                "SELECT event_id FROM \(t("events")) WHERE account_id = \(ClickHouseClient.quote(account)) "
+                    + "AND event_id IN (\(ClickHouseClient.list(events.map(\.eventID)))) GROUP BY event_id")
+            {
+                if let id = r[0].chString { found.insert(id) }
+            }
+            stored += events.filter { found.contains($0.eventID) }
+        }
+        struct Cell: Hashable {
+            var account, meter, model, kind, unit, dimensions: String
+            var bucket: Int64
+        }
+        let accounts = ClickHouseClient.list(Array(Set(stored.map(\.accountID))).sorted())
+        for rollup in ClickHouseSchema.rollups where !stored.isEmpty {
+            var mine: [Cell: (count: Int64, sum: Int64, ids: [String])] = [:]
+            for e in stored {
+                let cell = Cell(
+                    account: e.accountID, meter: e.meterID, model: e.modelID ?? "", kind: e.kind.rawValue, unit: e.unit ?? "",
+                    dimensions: UsageEvent.canonicalDimensions(e.dimensions), bucket: e.timestamp.microseconds / rollup.micros)
+                var m = mine[cell] ?? (0, 0, [])
+                m.count += 1
+                m.sum = m.sum &+ e.quantity
+                m.ids.append(e.eventID)
+                mine[cell] = m
+            }
+            let buckets = Set(mine.keys.map(\.bucket)).sorted().map(String.init).joined(separator: ", ")
+            func cells(_ sql: String) async throws -> [Cell: (count: Int64, sum: Int64)] {
+                var out: [Cell: (count: Int64, sum: Int64)] = [:]
+                for r in try await rows(sql) {
+                    let text = r.prefix(6).map { $0.chString ?? "" }
+                    let cell = Cell(
+                        account: text[0], meter: text[1], model: text[2], kind: text[3], unit: text[4], dimensions: text[5],
+                        bucket: r[6].chInt ?? 0)
+                    out[cell] = (r[7].chInt ?? 0, try Self.combine(hi: r[8].chInt ?? 0, lo: r[9].chInt ?? 0, "a rollup cell"))
+                }
+                return out
+            }
+            let key = "account_id, meter_id, model_id, kind, unit, dimensions, \(rollup.bucket)"
+            let raw = try await cells(
+                """
+                SELECT account_id, meter_id, ifNull(model_id, '') AS model_id, kind, ifNull(unit, '') AS unit, dimensions,
+                       intDiv(ts, \(rollup.micros)) AS \(rollup.bucket), count(), sum(intDiv(quantity, \(ClickHouseSchema.half))),
+                       sum(quantity % \(ClickHouseSchema.half))
+                FROM \(t("events")) WHERE account_id IN (\(accounts)) AND intDiv(ts, \(rollup.micros)) IN (\(buckets)) GROUP BY \(key)
+                """)
+            let rolled = try await cells(
+                """
+                SELECT \(key), countMerge(count), sumMerge(sum_hi), sumMerge(sum_lo)
+                FROM \(t(rollup.table)) WHERE account_id IN (\(accounts)) AND \(rollup.bucket) IN (\(buckets)) GROUP BY \(key)
+                """)
+            var missing: [String] = []
+            for (cell, m) in mine {
+                let r = raw[cell] ?? (0, 0)
+                let have = rolled[cell] ?? (0, 0)
+                if r.count - have.count == m.count, r.sum &- have.sum == m.sum { missing += m.ids }
+            }
+            guard !missing.isEmpty else { continue }
+            let filter =
+                "account_id IN (\(accounts)) AND intDiv(ts, \(rollup.micros)) IN (\(buckets)) "
+                + "AND event_id IN (\(ClickHouseClient.list(missing)))"
+            try await command(
+                "INSERT INTO \(t(rollup.table)) "
+                    + ClickHouseSchema.rollupSelect(bucket: rollup.bucket, micros: String(rollup.micros), from: t("events"), filter: filter),
+                settings: names.cluster == nil ? [:] : ["insert_distributed_sync": "1"])
+        }
+        await writer.settled(sent.count)
+    }
+
+    private func writeGroup(_ batches: [IngestBatch], sent: inout [UsageEvent]) async throws -> [IngestResponse] {
         let now = clock().microseconds
         var accounts: [String] = []
         var seen = Set<String>()
@@ -161,6 +246,7 @@ extension ClickHouseMeterStore {
                 }
                 // The account's open segment, sealed first when full or old (its events are stored first).
                 if let open = state.open, open.count >= UInt64(segmentMaxEvents) || now - open.openedAt >= segmentMaxAge {
+                    sent += acceptedEvents()
                     try await insertEvents(body, count: accepted.count)
                     body.removeAll(keepingCapacity: true)
                     accepted.removeAll()
@@ -192,6 +278,7 @@ extension ClickHouseMeterStore {
             }
             responses.append(response)
         }
+        sent += acceptedEvents()
         try await insertEvents(body, count: accepted.count)
         if !newMeters.isEmpty {
             var meterRows: [JSONValue] = []

@@ -127,7 +127,7 @@ extension ClickHouseMeterStore: KeyStore {
         }
         let answer: (names: [String], types: [String], rows: [[JSONValue]])
         do {
-            answer = try await client.rows(
+            answer = try await read(
                 trimmed,
                 settings: [
                     "database": names.db, "readonly": "1", "max_execution_time": String(Int(max(timeLimitSeconds, 1))),

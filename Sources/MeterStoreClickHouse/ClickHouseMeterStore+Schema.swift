@@ -1,19 +1,33 @@
 import Metering
 
 /// The ClickHouse schema, as numbered migrations. **A migration is never edited once landed; a
-/// change is a new migration.** Statements name tables through `ClickHouseSchema.Names`, so the same
-/// migration builds a single server's tables, or a cluster's local tables on every shard with
-/// Distributed tables over them.
+/// change is a new migration.** Statements name tables and engines through `ClickHouseSchema.Names`,
+/// so the same migration builds a single server's tables, a cluster's local tables on every shard
+/// with Distributed tables over them, or either with replicated engines (and renders, for a store
+/// that is not replicated, the very text it landed with: `ClickHouseSchemaTests`).
 enum ClickHouseSchema {
     /// Where each table lives in this store.
     struct Names {
         let db: String
         let cluster: String?
+        var replicated = false
 
         /// A table every query names: the Distributed table over the shards in a cluster.
         func table(_ name: String) -> String { "\(db).\(name)" }
         /// The table on each shard (the same table without a cluster).
         func local(_ name: String) -> String { cluster == nil ? "\(db).\(name)" : "\(db).\(name)_local" }
+
+        /// A table's engine: `base` as it is (`MergeTree`, `ReplacingMergeTree(version)`), or on a
+        /// replicated store its `Replicated…` form, kept in ZooKeeper under the database and table
+        /// (and `{shard}` for a cluster's sharded tables), each server under its `{replica}` macro.
+        func engine(_ base: String, _ table: String, sharded: Bool = false) -> String {
+            guard replicated else { return base }
+            let path = "/clickhouse/usagebox/\(db)/\(sharded && cluster != nil ? "{shard}/" : "")\(table)"
+            let open = base.firstIndex(of: "(")
+            let name = open.map { String(base[..<$0]) } ?? base
+            let args = open.map { String(base[base.index(after: $0)..<base.index(before: base.endIndex)]) } ?? ""
+            return "Replicated\(name)('\(path)', '{replica}'\(args.isEmpty ? "" : ", \(args)"))"
+        }
     }
 
     /// Statements of one migration: on every shard, then on the first host only.
@@ -42,7 +56,7 @@ enum ClickHouseSchema {
                     correction_ref Nullable(String), quantity Int64, unit Nullable(String), ts Int64,
                     dim_keys Array(String), dim_values Array(String), dimensions String, content String,
                     segment_id UInt64, ordinal UInt64, post_close UInt8, ingested_at Int64
-                ) ENGINE = MergeTree PARTITION BY toYYYYMM(toDateTime(intDiv(ts, 1000000), 'UTC')) ORDER BY (account_id, event_id)
+                ) ENGINE = \(n.engine("MergeTree", "events", sharded: true)) PARTITION BY toYYYYMM(toDateTime(intDiv(ts, 1000000), 'UTC')) ORDER BY (account_id, event_id)
                 """,
                 rollupTable(n, "rollup_hour", bucket: "hour"), rollupTable(n, "rollup_day", bucket: "day"),
                 rollupView(n, "rollup_hour", bucket: "hour", micros: "3600000000"),
@@ -64,32 +78,32 @@ enum ClickHouseSchema {
                     account_id String, segment_id UInt64, opened_at Int64, sealed_at Nullable(Int64), event_count UInt64, sum Int64,
                     first_ts Nullable(Int64), last_ts Nullable(Int64), sha256 Nullable(String), prev_sha256 Nullable(String),
                     running_hash String, version UInt64
-                ) ENGINE = ReplacingMergeTree(version) ORDER BY (account_id, segment_id)
+                ) ENGINE = \(n.engine("ReplacingMergeTree(version)", "segments")) ORDER BY (account_id, segment_id)
                 """,
                 """
                 CREATE TABLE IF NOT EXISTS \(n.table("segment_checks")) (
                     account_id String, segment_id UInt64, checked_at Int64, corrupt_reason Nullable(String)
-                ) ENGINE = MergeTree ORDER BY (account_id, segment_id, checked_at)
+                ) ENGINE = \(n.engine("MergeTree", "segment_checks")) ORDER BY (account_id, segment_id, checked_at)
                 """,
                 """
                 CREATE TABLE IF NOT EXISTS \(n.table("periods")) (account_id String, period String, closed_at Int64)
-                ENGINE = MergeTree ORDER BY (account_id, period)
+                ENGINE = \(n.engine("MergeTree", "periods")) ORDER BY (account_id, period)
                 """,
                 """
                 CREATE TABLE IF NOT EXISTS \(n.table("meters")) (
                     meter_id String, unit Nullable(String), rollup_dimensions Nullable(String), version UInt64
-                ) ENGINE = ReplacingMergeTree(version) ORDER BY meter_id
+                ) ENGINE = \(n.engine("ReplacingMergeTree(version)", "meters")) ORDER BY meter_id
                 """,
                 """
                 CREATE TABLE IF NOT EXISTS \(n.table("api_keys")) (
                     key_id String, secret_sha256 String, account_id Nullable(String), role String, created_at Int64,
                     revoked_at Nullable(Int64), version UInt64
-                ) ENGINE = ReplacingMergeTree(version) ORDER BY key_id
+                ) ENGINE = \(n.engine("ReplacingMergeTree(version)", "api_keys")) ORDER BY key_id
                 """,
                 """
                 CREATE TABLE IF NOT EXISTS \(n.table("reconciliations")) (
                     id String, vendor String, created_at Int64, run_by String, report String, applied_at Nullable(Int64), version UInt64
-                ) ENGINE = ReplacingMergeTree(version) ORDER BY id
+                ) ENGINE = \(n.engine("ReplacingMergeTree(version)", "reconciliations")) ORDER BY id
                 """,
                 // The read-only SQL endpoint's one table, as on every backend (docs/api.md).
                 """
@@ -114,7 +128,7 @@ enum ClickHouseSchema {
             dim_keys Array(String), dim_values Array(String), \(bucket) Int64,
             sum_hi AggregateFunction(sum, Int64), sum_lo AggregateFunction(sum, Int64), count AggregateFunction(count),
             min AggregateFunction(min, Int64), max AggregateFunction(max, Int64)
-        ) ENGINE = AggregatingMergeTree PARTITION BY intDiv(\(bucket), \(bucket == "hour" ? 744 : 31))
+        ) ENGINE = \(n.engine("AggregatingMergeTree", name, sharded: true)) PARTITION BY intDiv(\(bucket), \(bucket == "hour" ? 744 : 31))
         ORDER BY (account_id, \(bucket), meter_id, model_id, kind, unit, dimensions)
         """
     }
@@ -122,13 +136,24 @@ enum ClickHouseSchema {
     /// Rollups are computed by ClickHouse inside each insert of events (a materialized view), so an
     /// acknowledged insert is in the rollups too; reads merge the states and never wait for merges.
     static func rollupView(_ n: Names, _ name: String, bucket: String, micros: String) -> String {
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS \(n.db).\(name)_mv TO \(n.local(name)) AS\n"
+            + rollupSelect(bucket: bucket, micros: micros, from: n.local("events"))
+    }
+
+    /// The rows of a rollup table for the events of `from` (and `filter`): what the materialized
+    /// view adds for each insert, and what ingest adds when a view's part was lost (`settleRollups`).
+    static func rollupSelect(bucket: String, micros: String, from: String, filter: String = "") -> String {
         """
-        CREATE MATERIALIZED VIEW IF NOT EXISTS \(n.db).\(name)_mv TO \(n.local(name)) AS
         SELECT account_id, meter_id, ifNull(model_id, '') AS model_id, kind, ifNull(unit, '') AS unit, dimensions,
                any(dim_keys) AS dim_keys, any(dim_values) AS dim_values, intDiv(ts, \(micros)) AS \(bucket),
                sumState(intDiv(quantity, \(half))) AS sum_hi, sumState(quantity % \(half)) AS sum_lo, countState() AS count,
                minState(quantity) AS min, maxState(quantity) AS max
-        FROM \(n.local("events")) GROUP BY account_id, meter_id, model_id, kind, unit, dimensions, \(bucket)
+        FROM \(from)\(filter.isEmpty ? "" : " WHERE \(filter)") GROUP BY account_id, meter_id, model_id, kind, unit, dimensions, \(bucket)
         """
     }
+
+    /// The rollup tables, with the width of their bucket.
+    static let rollups: [(table: String, bucket: String, micros: Int64)] = [
+        ("rollup_hour", "hour", Timestamp.microsPerHour), ("rollup_day", "day", Timestamp.microsPerHour * 24),
+    ]
 }

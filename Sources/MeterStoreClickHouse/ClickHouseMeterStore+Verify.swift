@@ -69,7 +69,7 @@ extension ClickHouseMeterStore {
                     ("account_id", .string(account)), ("segment_id", .number(String(id))), ("checked_at", .int(clock().microseconds)),
                     ("corrupt_reason", reason.map(JSONValue.string) ?? .null),
                 ])
-            ])
+            ], anyReplica: true)
     }
 
     public func verify(_ req: VerifyRequest) async throws -> VerifyReport {

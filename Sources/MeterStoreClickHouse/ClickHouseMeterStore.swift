@@ -32,6 +32,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     let owns: @Sendable (String) -> Bool
     let writer = ClickHouseWriter()
     let ingestQueue = IngestQueue()
+    let replicas: ReplicaChoice
 
     public init(
         location: ClickHouseLocation, clock: @escaping @Sendable () -> Timestamp = Timestamp.now,
@@ -41,7 +42,8 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         self.location = location
         shards = location.hosts.map { ClickHouseClient(host: $0, user: location.user, password: location.password) }
         client = shards[0]
-        names = ClickHouseSchema.Names(db: location.database, cluster: location.cluster)
+        replicas = ReplicaChoice(count: shards.count)
+        names = ClickHouseSchema.Names(db: location.database, cluster: location.cluster, replicated: location.replicated)
         self.clock = clock
         self.segmentMaxEvents = max(segmentMaxEvents, 1)
         self.segmentMaxAge = segmentMaxAgeSeconds * 1_000_000
@@ -57,10 +59,10 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
 
     /// The schema version the store is at (0 for an empty server).
     public func schemaVersion() async throws -> Int {
-        let exists = try await client.rows(
+        let exists = try await read(
             "SELECT count() FROM system.tables WHERE database = \(ClickHouseClient.quote(names.db)) AND name = 'schema_version'")
         guard exists.rows.first?.first?.chInt == 1 else { return 0 }
-        return Int(try await client.rows("SELECT max(version) FROM \(t("schema_version"))").rows.first?.first?.chInt ?? 0)
+        return Int(try await read("SELECT max(version) FROM \(t("schema_version"))").rows.first?.first?.chInt ?? 0)
     }
 
     /// Creates or upgrades the schema; a store at a newer schema than this binary is refused.
@@ -73,14 +75,24 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
                 "the ClickHouse store \(names.db) is at schema \(current), newer than this usagebox knows "
                     + "(\(ClickHouseSchema.latest)); use a newer usagebox")
         }
+        // A replicated store has every table on every host (each a replica of it); a cluster has
+        // the sharded tables on every host and the small ones on the first.
+        let everyShard = names.cluster == nil && !names.replicated ? [client] : shards
+        let smallTables = names.replicated ? shards : [client]
         for shard in shards { try await shard.command("CREATE DATABASE IF NOT EXISTS \(names.db)") }
-        try await client.command("CREATE TABLE IF NOT EXISTS \(t("schema_version")) (version UInt32, applied_at Int64) ENGINE = MergeTree ORDER BY version")
+        for host in smallTables {
+            try await host.command(
+                "CREATE TABLE IF NOT EXISTS \(t("schema_version")) (version UInt32, applied_at Int64) "
+                    + "ENGINE = \(names.engine("MergeTree", "schema_version")) ORDER BY version")
+        }
         for migration in ClickHouseSchema.migrations where migration.version > current {
             let step = migration.build(names)
-            for shard in (names.cluster == nil ? [client] : shards) {
+            for shard in everyShard {
                 for sql in step.everyShard { try await run(shard, sql, migration) }
             }
-            for sql in step.firstHost { try await run(client, sql, migration) }
+            for host in smallTables {
+                for sql in step.firstHost { try await run(host, sql, migration) }
+            }
             try await client.command("INSERT INTO \(t("schema_version")) VALUES (\(migration.version), \(clock().microseconds))")
         }
         return (current, ClickHouseSchema.latest)
@@ -114,15 +126,95 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// Runs a query, turning ClickHouse's own errors into the store's.
     func rows(_ sql: String, settings: [String: String] = [:]) async throws -> [[JSONValue]] {
         do {
-            return try await client.rows(sql, settings: ["max_query_size": "67108864"].merging(settings) { $1 }).rows
+            return try await read(sql, settings: ["max_query_size": "67108864"].merging(settings) { $1 }).rows
         } catch let e as ClickHouseError {
             throw UsageBoxError(.internal, "ClickHouse: \(e.message)")
         }
     }
 
-    func insert(_ table: String, _ rows: [JSONValue]) async throws {
+    /// Runs a query on the first host, or on a replicated store on the first host that answers.
+    /// The writer's own reads never move: what it decides must be read where it writes, not from a
+    /// replica that may lag behind.
+    func read(
+        _ sql: String, settings: [String: String] = [:], limit: Int = 256 << 20
+    ) async throws -> (
+        names: [String], types: [String], rows: [[JSONValue]]
+    ) {
+        try await onAnyReplica(!ClickHouseWriter.writing) { try await $0.rows(sql, settings: settings, limit: limit) }
+    }
+
+    /// `body` on the first host; with `allowed`, on a replicated store, on the next host when one
+    /// cannot be reached (`replicas` remembers which, so the next call does not wait on it first).
+    /// A host other than the first answers only when it is known to hold everything stored:
+    /// replication is asynchronous, and a replica still fetching parts would give a partial
+    /// answer (rollups ahead of raw events, a segment ahead of its events) as if it were whole.
+    func onAnyReplica<T>(_ allowed: Bool, _ body: (ClickHouseClient) async throws -> T) async throws -> T {
+        guard allowed, names.replicated, shards.count > 1 else { return try await body(client) }
+        var reasons: [String] = []
+        for index in replicas.order() {
+            do {
+                if index != 0, let behind = try await replicaLag(shards[index]) {
+                    reasons.append("\(shards[index].host) \(behind)")
+                    continue
+                }
+                let answer = try await body(shards[index])
+                replicas.answered(index)
+                return answer
+            } catch  where ClickHouseClient.isUnreachable(error) {
+                replicas.unreachable(index)
+                reasons.append("cannot reach \(shards[index].host)")
+            }
+        }
+        throw UsageBoxError.unavailable(
+            "no ClickHouse replica can answer completely (" + reasons.joined(separator: "; ")
+                + "): try again when \(client.host) is back or its replicas have caught up")
+    }
+
+    /// Why a replica may lack something stored, or nil when it holds every part that each other
+    /// replica of each of the store's tables has recorded in ZooKeeper. An insert is acknowledged
+    /// only once its part is recorded there, so this covers every acknowledged write, including
+    /// one the replica has not even heard of yet. Parts are compared by the block numbers they
+    /// cover, so merges on either side do not matter (a gap in block numbers makes it answer
+    /// "lacks": it errs towards refusing).
+    func replicaLag(_ host: ClickHouseClient) async throws -> String? {
         do {
-            try await client.insert(into: t(table), rows, settings: names.cluster == nil ? [:] : ["insert_distributed_sync": "1"])
+            let db = ClickHouseClient.quote(names.db)
+            let tables = try await host.rows("SELECT table, zookeeper_path, replica_name, is_readonly FROM system.replicas WHERE database = \(db)").rows
+            guard !tables.isEmpty else { return "holds no replica of \(names.db)" }
+            var local: [String: [PartBlocks]] = [:]
+            for r in try await host.rows("SELECT table, name FROM system.parts WHERE database = \(db) AND active").rows {
+                if let table = r[0].chString, let part = r[1].chString.flatMap(PartBlocks.init) { local[table, default: []].append(part) }
+            }
+            var missing = 0
+            for t in tables {
+                guard let table = t[0].chString, let path = t[1].chString, let me = t[2].chString else { continue }
+                if t[3].chInt != 0 { return "has lost ZooKeeper (read-only)" }
+                let replicas = try await host.rows("SELECT name FROM system.zookeeper WHERE path = \(ClickHouseClient.quote(path + "/replicas"))").rows
+                for other in replicas.compactMap({ $0[0].chString }) where other != me {
+                    let parts = try await host.rows(
+                        "SELECT name FROM system.zookeeper WHERE path = \(ClickHouseClient.quote(path + "/replicas/" + other + "/parts"))"
+                    ).rows
+                    for name in parts.compactMap({ $0[0].chString }) {
+                        guard let part = PartBlocks(name), part.covered(by: local[table] ?? []) else {
+                            missing += 1
+                            continue
+                        }
+                    }
+                }
+            }
+            return missing > 0 ? "lacks \(missing) part(s) another replica stored" : nil
+        } catch let e as ClickHouseError {
+            return "cannot tell what it lacks (\(e.message.prefix(200)))"
+        }
+    }
+
+    /// Inserts rows on the first host, where every write goes, or (`anyReplica`: rows of a log
+    /// no decision depends on, such as verify's checks) on any replica that answers.
+    func insert(_ table: String, _ rows: [JSONValue], anyReplica: Bool = false) async throws {
+        do {
+            try await onAnyReplica(anyReplica) {
+                try await $0.insert(into: t(table), rows, settings: names.cluster == nil ? [:] : ["insert_distributed_sync": "1"])
+            }
         } catch let e as ClickHouseError {
             throw UsageBoxError(.internal, "ClickHouse: \(e.message)")
         }
@@ -150,6 +242,9 @@ actor ClickHouseWriter {
         return lastVersion
     }
 
+    /// Whether the running task is the writer's (its reads stay on the host it writes to).
+    @TaskLocal static var writing = false
+
     /// Runs `body` alone among this process's writes.
     func exclusive<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
         while busy { await withCheckedContinuation { waiting.append($0) } }
@@ -158,7 +253,7 @@ actor ClickHouseWriter {
             busy = false
             if !waiting.isEmpty { waiting.removeFirst().resume() }
         }
-        return try await body()
+        return try await Self.$writing.withValue(true) { try await body() }
     }
 
     /// Meters' units as ingest last read them, and when.
@@ -171,6 +266,13 @@ actor ClickHouseWriter {
     func setMeterUnits(_ units: [String: String?]?) { meterCache = units.map { ($0, .now) } }
     /// Meters this process just recorded, added to the copy without making it any fresher.
     func addMeterUnits(_ units: [String: String?]) { meterCache?.units.merge(units) { $1 } }
+
+    /// Events sent in writes that failed, whose rollups may lack them (`settleRollups`).
+    private var unsettled: [UsageEvent] = []
+    func addUnsettled(_ events: [UsageEvent]) { unsettled += events }
+    func unsettledEvents() -> [UsageEvent] { unsettled }
+    /// The first `count` are settled (events added meanwhile stay).
+    func settled(_ count: Int) { unsettled.removeFirst(min(count, unsettled.count)) }
 
     func state(_ account: String) -> ClickHouseAccountState? { accounts[account] }
     func set(_ account: String, _ state: ClickHouseAccountState?) { accounts[account] = state }
@@ -225,12 +327,59 @@ extension ClickHouseMeterStore {
         for shard in shards { try await shard.command("DROP DATABASE IF EXISTS \(names.db)") }
     }
 
-    /// Runs a statement as the store's user (tests and tools).
-    public func command(_ sql: String) async throws {
+    /// Runs a statement as the store's user, on the first host (tests, tools, the writer).
+    public func command(_ sql: String, settings: [String: String] = [:]) async throws {
         do {
-            try await client.command(sql, settings: ["max_query_size": "67108864"])
+            try await client.command(sql, settings: ["max_query_size": "67108864"].merging(settings) { $1 })
         } catch let e as ClickHouseError {
             throw UsageBoxError(.internal, "ClickHouse: \(e.message)")
         }
+    }
+}
+
+/// Which replica a read tries first: the hosts in the order listed, except that one found
+/// unreachable goes last for `retryAfter`, so reads do not wait on a dead server every time.
+final class ReplicaChoice: @unchecked Sendable {
+    private let lock = NSLock()
+    private var downSince: [ContinuousClock.Instant?]
+    let retryAfter: Duration
+
+    init(count: Int, retryAfter: Duration = .seconds(10)) {
+        downSince = Array(repeating: nil, count: count)
+        self.retryAfter = retryAfter
+    }
+
+    func order() -> [Int] {
+        lock.withLock {
+            let now = ContinuousClock.now
+            let down = downSince.map { $0.map { now - $0 < retryAfter } ?? false }
+            return downSince.indices.filter { !down[$0] } + downSince.indices.filter { down[$0] }
+        }
+    }
+
+    func unreachable(_ index: Int) { lock.withLock { downSince[index] = downSince[index] ?? .now } }
+    func answered(_ index: Int) { lock.withLock { downSince[index] = nil } }
+}
+
+/// The blocks a ClickHouse part holds, from its name (`partition_min_max_level[_mutation]`).
+struct PartBlocks: Equatable {
+    var partition: Substring
+    var min: Int64
+    var max: Int64
+
+    init?(_ name: String) {
+        let f = name.split(separator: "_")
+        guard f.count == 4 || f.count == 5, let min = Int64(f[1]), let max = Int64(f[2]), min <= max else { return nil }
+        (partition, self.min, self.max) = (f[0], min, max)
+    }
+
+    /// Whether `parts` hold every block of this one (merged or not).
+    func covered(by parts: [PartBlocks]) -> Bool {
+        var next = min
+        for p in parts.filter({ $0.partition == partition }).sorted(by: { $0.min < $1.min }) where p.min <= next && p.max >= next {
+            next = p.max + 1
+            if next > max { return true }
+        }
+        return next > max
     }
 }

@@ -14,13 +14,16 @@ public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable
         /// Too many requests of a kind at once, or too many failed authentications: try again later.
         case rateLimited = "rate_limited"
         case timeout = "timeout"
+        /// The store cannot be reached, or cannot answer completely, right now: nothing was
+        /// stored or answered; try again later (`retryAfter`).
+        case unavailable = "unavailable"
         case `internal` = "internal"
     }
 
     public var code: Code
     public var message: String
     public var field: String?
-    /// For `rateLimited`: seconds before trying again (the `Retry-After` header).
+    /// For `rateLimited` and `unavailable`: seconds before trying again (the `Retry-After` header).
     public var retryAfter: Int?
 
     public init(_ code: Code, _ message: String, field: String? = nil) {
@@ -31,6 +34,12 @@ public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable
 
     public static func invalidArgument(_ message: String, field: String? = nil) -> UsageBoxError {
         UsageBoxError(.invalidArgument, message, field: field)
+    }
+
+    public static func unavailable(_ message: String, retryAfter: Int = 1) -> UsageBoxError {
+        var e = UsageBoxError(.unavailable, message)
+        e.retryAfter = retryAfter
+        return e
     }
 
     public static func rateLimited(_ message: String, retryAfter: Int) -> UsageBoxError {

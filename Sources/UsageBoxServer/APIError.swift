@@ -31,6 +31,7 @@ extension UsageBoxError {
         case .conflict, .verifyDrift, .inconclusive: return .conflict
         case .payloadTooLarge: return .contentTooLarge
         case .rateLimited: return .tooManyRequests
+        case .unavailable: return .serviceUnavailable
         case .unprocessable: return .unprocessableContent
         case .internal: return .internalServerError
         }

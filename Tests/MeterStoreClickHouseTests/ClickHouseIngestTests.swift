@@ -74,6 +74,44 @@ struct ClickHouseIngestTests {
         #expect(report.ok && report.corruptSegments.isEmpty)
     }
 
+    /// A ClickHouse server killed inside an INSERT can keep the events' part and lose the rollups'
+    /// parts (the views write theirs after the table's), and the client's retry is then answered
+    /// duplicate. The writer keeps the events of a write that failed and, before its next write,
+    /// adds to each rollup cell exactly the stored ones it lacks; events never stored, and cells
+    /// already whole, are left as they are.
+    @Test func rollupsLostWithAFailedInsertAreAddedBeforeTheNextWrite() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        let db = store.location.database
+        func views(_ verb: String) async throws {
+            for host in store.shards {
+                for view in ["rollup_hour_mv", "rollup_day_mv"] { try await host.command("\(verb) TABLE \(db).\(view)") }
+            }
+        }
+        func verify() async throws -> VerifyReport { try await store.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep)) }
+        _ = try await store.ingest([F.event("before", quantity: 5)])
+        // The views off: what a server killed between the events' part and the rollups' keeps.
+        try await views("DETACH")
+        let lost = [F.event("lost-1", quantity: 7), F.event("lost-2", quantity: 11, at: "2026-05-11T08:00:00Z")]
+        _ = try await store.ingest(lost)
+        try await views("ATTACH")
+        let drifted = try await verify()
+        #expect(!drifted.ok && drifted.rawSum == 23 && drifted.rollupSum == 5)
+        let lostEvents = lost.compactMap { if case let .event(e) = $0 { e } else { nil } }
+        let neverStored = F.event("never-stored", quantity: 1000)
+        guard case let .event(never) = neverStored else { return }
+        await store.writer.addUnsettled(lostEvents + [never])
+        _ = try await store.ingest([F.event("after", quantity: 100)])
+        let settled = try await verify()
+        #expect(settled.ok && settled.rawSum == 123 && settled.rollupSum == 123, "\(settled.mismatches)")
+        #expect(await store.writer.unsettledEvents().isEmpty)
+        // Settling the same events again adds nothing: their cells are whole.
+        await store.writer.addUnsettled(lostEvents)
+        _ = try await store.ingest([F.event("after-2", quantity: 1)])
+        let again = try await verify()
+        #expect(again.ok && again.rawSum == 124 && again.rollupSum == 124)
+    }
+
     /// Ingest keeps meters' units and closed periods for `catalogMaxAge` instead of reading them
     /// per batch: changes through the same store apply at once, changes through another process
     /// (another store on the same database) once the copy is that old.
