@@ -7,7 +7,8 @@ import NIOHTTP1
 
 /// Where a ClickHouse store lives:
 /// `clickhouse://host:port[,host:port…]/database[?user=…&password=…&cluster=…&replicated=true]`.
-/// Every host is a server's HTTP interface; the first answers queries and takes every write. With
+/// Every host is a server's HTTP interface; the first answers queries and takes every write (but
+/// verify's log of checks). With
 /// `cluster`, the hosts are the shards of that `remote_servers` cluster: events and rollups are
 /// sharded by account, the small tables live on the first host. With `replicated`, every table is
 /// a `Replicated…MergeTree` kept by ZooKeeper on every listed host (each names itself with its

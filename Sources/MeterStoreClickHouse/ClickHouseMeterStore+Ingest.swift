@@ -75,7 +75,8 @@ extension ClickHouseMeterStore {
             // from the store before their next batch, so ordinals and running hashes follow it.
             for batch in batches { for account in batch.accounts { await writer.set(account, nil) } }
             await writer.setMeterUnits(nil)
-            await writer.addUnsettled(sent)
+            await writer.addUnsettled(sent.map { BatchEventKey(account: $0.accountID, eventID: $0.eventID) })
+            try? await settleRollups()  // at once if ClickHouse answers; else before the next write, or the sealer's next tick
             throw error
         }
     }
@@ -83,83 +84,93 @@ extension ClickHouseMeterStore {
     /// Brings the rollups up to the events of failed inserts. One INSERT writes the events' parts
     /// and then, through the materialized views, the rollups' parts, each committed on its own: a
     /// ClickHouse server killed in between keeps the events and loses their rollups, and a client's
-    /// retry is then answered `duplicate`. So the writer keeps every event it sent in a write that
-    /// failed and, before its next write, finds which are stored and, rollup cell by cell, adds
-    /// those a rollup lacks — only where the cell's shortfall is exactly those events; any other
-    /// difference is left for `verify` to report. Only the account's writer adds to its cells,
-    /// so nothing moves while this runs.
+    /// retry is then answered `duplicate`. So the writer keeps the ids of every event it sent in a
+    /// write that failed and, before its next write, settles the stored ones (`settleRollups(where:)`);
+    /// a writer that stopped before its next write leaves it to its successor's start
+    /// (`recoverOpenSegments`).
     func settleRollups() async throws {
         let sent = await writer.unsettledEvents()
         guard !sent.isEmpty else { return }
-        var stored: [UsageEvent] = []
-        for (account, events) in Dictionary(grouping: sent, by: \.accountID).sorted(by: { $0.key < $1.key }) {
-            var found = Set<String>()
-            for r in try await rows(
-                "SELECT event_id FROM \(t("events")) WHERE account_id = \(ClickHouseClient.quote(account)) "
-                    + "AND event_id IN (\(ClickHouseClient.list(events.map(\.eventID)))) GROUP BY event_id")
-            {
-                if let id = r[0].chString { found.insert(id) }
-            }
-            stored += events.filter { found.contains($0.eventID) }
-        }
+        // An insert whose answer was lost may still be running (a timeout, not a crash): its
+        // views' parts may yet land, so nothing is added until it has ended (and no new insert of
+        // this writer can start meanwhile: it would reuse the running one's query id).
+        let running = try await rows("SELECT count() FROM system.processes WHERE query_id = \(ClickHouseClient.quote(insertQueryID))")
+        guard running.first?.first?.chInt == 0 else { return }
+        let byAccount = Dictionary(grouping: sent, by: \.account).sorted { $0.key < $1.key }
+        let condition = byAccount.map { account, keys in
+            "(account_id = \(ClickHouseClient.quote(account)) AND event_id IN (\(ClickHouseClient.list(keys.map(\.eventID)))))"
+        }.joined(separator: " OR ")
+        try await settleRollups(where: condition)
+        await writer.settled(sent.count)
+    }
+
+    /// Adds to each rollup cell the events of `condition` (events of one write, stored) that the
+    /// cell lacks — only where the cell's shortfall against the raw events is exactly those events,
+    /// so settling twice adds nothing; any other difference is left for `verify` to report. Only
+    /// the account's writer adds to its cells, so nothing moves while this runs.
+    func settleRollups(where condition: String) async throws {
         struct Cell: Hashable {
             var account, meter, model, kind, unit, dimensions: String
             var bucket: Int64
-        }
-        let accounts = ClickHouseClient.list(Array(Set(stored.map(\.accountID))).sorted())
-        for rollup in ClickHouseSchema.rollups where !stored.isEmpty {
-            var mine: [Cell: (count: Int64, sum: Int64, ids: [String])] = [:]
-            for e in stored {
-                let cell = Cell(
-                    account: e.accountID, meter: e.meterID, model: e.modelID ?? "", kind: e.kind.rawValue, unit: e.unit ?? "",
-                    dimensions: UsageEvent.canonicalDimensions(e.dimensions), bucket: e.timestamp.microseconds / rollup.micros)
-                var m = mine[cell] ?? (0, 0, [])
-                m.count += 1
-                m.sum = m.sum &+ e.quantity
-                m.ids.append(e.eventID)
-                mine[cell] = m
+            var tuple: String {
+                "(" + [account, meter, model, kind, unit, dimensions].map(ClickHouseClient.quote).joined(separator: ", ") + ", \(bucket))"
             }
-            let buckets = Set(mine.keys.map(\.bucket)).sorted().map(String.init).joined(separator: ", ")
+        }
+        for rollup in ClickHouseSchema.rollups {
+            let cell = "meter_id, ifNull(model_id, ''), kind, ifNull(unit, ''), dimensions, intDiv(ts, \(rollup.micros))"
+            let totals = "count(), sum(intDiv(quantity, \(ClickHouseSchema.half))), sum(quantity % \(ClickHouseSchema.half))"
             func cells(_ sql: String) async throws -> [Cell: (count: Int64, sum: Int64)] {
                 var out: [Cell: (count: Int64, sum: Int64)] = [:]
-                for r in try await rows(sql) {
+                for r in try await rows(sql) where r.count == 10 {
                     let text = r.prefix(6).map { $0.chString ?? "" }
-                    let cell = Cell(
+                    let key = Cell(
                         account: text[0], meter: text[1], model: text[2], kind: text[3], unit: text[4], dimensions: text[5],
                         bucket: r[6].chInt ?? 0)
-                    out[cell] = (r[7].chInt ?? 0, try Self.combine(hi: r[8].chInt ?? 0, lo: r[9].chInt ?? 0, "a rollup cell"))
+                    out[key] = (r[7].chInt ?? 0, try Self.combine(hi: r[8].chInt ?? 0, lo: r[9].chInt ?? 0, "a rollup cell"))
                 }
                 return out
             }
-            let key = "account_id, meter_id, model_id, kind, unit, dimensions, \(rollup.bucket)"
+            let mine = try await cells("SELECT account_id, \(cell), \(totals) FROM \(t("events")) WHERE \(condition) GROUP BY account_id, \(cell)")
+            guard !mine.isEmpty else { continue }
+            let scope =
+                "account_id IN (\(ClickHouseClient.list(Array(Set(mine.keys.map(\.account))).sorted()))) "
+                + "AND \(rollup.bucket) IN (\(Set(mine.keys.map(\.bucket)).sorted().map(String.init).joined(separator: ", ")))"
             let raw = try await cells(
-                """
-                SELECT account_id, meter_id, ifNull(model_id, '') AS model_id, kind, ifNull(unit, '') AS unit, dimensions,
-                       intDiv(ts, \(rollup.micros)) AS \(rollup.bucket), count(), sum(intDiv(quantity, \(ClickHouseSchema.half))),
-                       sum(quantity % \(ClickHouseSchema.half))
-                FROM \(t("events")) WHERE account_id IN (\(accounts)) AND intDiv(ts, \(rollup.micros)) IN (\(buckets)) GROUP BY \(key)
-                """)
+                "SELECT account_id, \(cell) AS \(rollup.bucket), \(totals) FROM \(t("events")) WHERE \(scope) GROUP BY account_id, \(cell)")
             let rolled = try await cells(
                 """
-                SELECT \(key), countMerge(count), sumMerge(sum_hi), sumMerge(sum_lo)
-                FROM \(t(rollup.table)) WHERE account_id IN (\(accounts)) AND \(rollup.bucket) IN (\(buckets)) GROUP BY \(key)
+                SELECT account_id, meter_id, model_id, kind, unit, dimensions, \(rollup.bucket), countMerge(count), sumMerge(sum_hi), sumMerge(sum_lo)
+                FROM \(t(rollup.table)) WHERE \(scope) GROUP BY account_id, meter_id, model_id, kind, unit, dimensions, \(rollup.bucket)
                 """)
-            var missing: [String] = []
-            for (cell, m) in mine {
-                let r = raw[cell] ?? (0, 0)
-                let have = rolled[cell] ?? (0, 0)
-                if r.count - have.count == m.count, r.sum &- have.sum == m.sum { missing += m.ids }
-            }
+            let missing = mine.filter { key, m in
+                let r = raw[key] ?? (0, 0)
+                let have = rolled[key] ?? (0, 0)
+                return r.count - have.count == m.count && r.sum &- have.sum == m.sum
+            }.keys.map(\.tuple)
             guard !missing.isEmpty else { continue }
-            let filter =
-                "account_id IN (\(accounts)) AND intDiv(ts, \(rollup.micros)) IN (\(buckets)) "
-                + "AND event_id IN (\(ClickHouseClient.list(missing)))"
+            let filter = "(\(condition)) AND (account_id, \(cell)) IN (\(missing.sorted().joined(separator: ", ")))"
             try await command(
                 "INSERT INTO \(t(rollup.table)) "
                     + ClickHouseSchema.rollupSelect(bucket: rollup.bucket, micros: String(rollup.micros), from: t("events"), filter: filter),
-                settings: names.cluster == nil ? [:] : ["insert_distributed_sync": "1"])
+                // A replicated table drops a block identical to a recent one: this one must land.
+                settings: insertSettings.merging(["insert_deduplicate": "0"]) { $1 })
         }
-        await writer.settled(sent.count)
+    }
+
+    /// Settles each account's last write (the events of its latest `ingested_at`): a writer that
+    /// stopped after a failed insert, before its next write, left its rollups unsettled.
+    func settleLastWrites() async throws {
+        var last: [String] = []
+        for r in try await rows("SELECT account_id, max(ingested_at) FROM \(t("events")) GROUP BY account_id ORDER BY account_id") {
+            guard let account = r[0].chString, owns(account), let at = r[1].chInt else { continue }
+            last.append("(\(ClickHouseClient.quote(account)), \(at))")
+        }
+        var start = 0
+        while start < last.count {  // a few thousand accounts per statement
+            let chunk = last[start..<min(start + 2_000, last.count)]
+            try await settleRollups(where: "(account_id, ingested_at) IN (\(chunk.joined(separator: ", ")))")
+            start += chunk.count
+        }
     }
 
     private func writeGroup(_ batches: [IngestBatch], sent: inout [UsageEvent]) async throws -> [IngestResponse] {
@@ -246,7 +257,7 @@ extension ClickHouseMeterStore {
                 }
                 // The account's open segment, sealed first when full or old (its events are stored first).
                 if let open = state.open, open.count >= UInt64(segmentMaxEvents) || now - open.openedAt >= segmentMaxAge {
-                    sent += acceptedEvents()
+                    sent = acceptedEvents()
                     try await insertEvents(body, count: accepted.count)
                     body.removeAll(keepingCapacity: true)
                     accepted.removeAll()
@@ -278,7 +289,7 @@ extension ClickHouseMeterStore {
             }
             responses.append(response)
         }
-        sent += acceptedEvents()
+        sent = acceptedEvents()
         try await insertEvents(body, count: accepted.count)
         if !newMeters.isEmpty {
             var meterRows: [JSONValue] = []
@@ -350,7 +361,7 @@ extension ClickHouseMeterStore {
         guard count > 0 else { return }
         do {
             _ = try await client.execute(
-                "INSERT INTO \(t("events")) FORMAT JSONEachRow", settings: names.cluster == nil ? [:] : ["insert_distributed_sync": "1"],
+                "INSERT INTO \(t("events")) FORMAT JSONEachRow", settings: insertSettings.merging(["query_id": insertQueryID]) { $1 },
                 body: body)
         } catch let e as ClickHouseError {
             throw UsageBoxError(.internal, "ClickHouse: \(e.message)")
@@ -465,9 +476,11 @@ extension ClickHouseMeterStore {
         }
     }
 
-    /// Seals open segments older than the age limit (the server's timer).
+    /// Seals open segments older than the age limit, and settles the rollups of failed writes
+    /// (the server's timer).
     public func sealExpiredSegments() async throws {
         try await writer.exclusive {
+            try await self.settleRollups()
             let now = self.clock().microseconds
             for account in try await self.openSegmentAccounts(openedBefore: now - self.segmentMaxAge) where self.owns(account) {
                 let state = try await self.accountState(account)
@@ -477,9 +490,11 @@ extension ClickHouseMeterStore {
     }
 
     /// Brings every open segment row of the accounts this process writes up to its stored events
-    /// (a writer stopped between the two writes); a server runs it when it starts.
+    /// (a writer stopped between the two writes), and the rollups up to each account's last write
+    /// (a writer stopped after a failed insert); a server runs it when it starts.
     public func recoverOpenSegments() async throws {
         try await writer.exclusive {
+            try await self.settleLastWrites()
             var states: [String: ClickHouseAccountState] = [:]
             for account in try await self.openSegmentAccounts() where self.owns(account) {
                 await self.writer.set(account, nil)

@@ -33,6 +33,9 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     let writer = ClickHouseWriter()
     let ingestQueue = IngestQueue()
     let replicas: ReplicaChoice
+    /// The query id of this writer's inserts of events: ClickHouse refuses a second query with the
+    /// id of one still running, so an insert whose answer was lost can never run beside the next.
+    let insertQueryID = "usagebox-writer-" + UUID().uuidString.lowercased()
 
     public init(
         location: ClickHouseLocation, clock: @escaping @Sendable () -> Timestamp = Timestamp.now,
@@ -149,7 +152,9 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// replication is asynchronous, and a replica still fetching parts would give a partial
     /// answer (rollups ahead of raw events, a segment ahead of its events) as if it were whole.
     func onAnyReplica<T>(_ allowed: Bool, _ body: (ClickHouseClient) async throws -> T) async throws -> T {
-        guard allowed, names.replicated, shards.count > 1 else { return try await body(client) }
+        // In a cluster the hosts are shards as well as replicas: a host of another shard would
+        // answer through Distributed tables whose replicas nobody checked. No failover there.
+        guard allowed, names.replicated, names.cluster == nil, shards.count > 1 else { return try await body(client) }
         var reasons: [String] = []
         for index in replicas.order() {
             do {
@@ -208,12 +213,16 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         }
     }
 
+    /// Every insert's settings: through a cluster's Distributed tables, acknowledged only once the
+    /// shard holds the rows.
+    var insertSettings: [String: String] { names.cluster == nil ? [:] : ["insert_distributed_sync": "1"] }
+
     /// Inserts rows on the first host, where every write goes, or (`anyReplica`: rows of a log
     /// no decision depends on, such as verify's checks) on any replica that answers.
     func insert(_ table: String, _ rows: [JSONValue], anyReplica: Bool = false) async throws {
         do {
             try await onAnyReplica(anyReplica) {
-                try await $0.insert(into: t(table), rows, settings: names.cluster == nil ? [:] : ["insert_distributed_sync": "1"])
+                try await $0.insert(into: t(table), rows, settings: insertSettings)
             }
         } catch let e as ClickHouseError {
             throw UsageBoxError(.internal, "ClickHouse: \(e.message)")
@@ -268,9 +277,9 @@ actor ClickHouseWriter {
     func addMeterUnits(_ units: [String: String?]) { meterCache?.units.merge(units) { $1 } }
 
     /// Events sent in writes that failed, whose rollups may lack them (`settleRollups`).
-    private var unsettled: [UsageEvent] = []
-    func addUnsettled(_ events: [UsageEvent]) { unsettled += events }
-    func unsettledEvents() -> [UsageEvent] { unsettled }
+    private var unsettled: [ClickHouseMeterStore.BatchEventKey] = []
+    func addUnsettled(_ events: [ClickHouseMeterStore.BatchEventKey]) { unsettled += events }
+    func unsettledEvents() -> [ClickHouseMeterStore.BatchEventKey] { unsettled }
     /// The first `count` are settled (events added meanwhile stay).
     func settled(_ count: Int) { unsettled.removeFirst(min(count, unsettled.count)) }
 
@@ -338,27 +347,28 @@ extension ClickHouseMeterStore {
 }
 
 /// Which replica a read tries first: the hosts in the order listed, except that one found
-/// unreachable goes last for `retryAfter`, so reads do not wait on a dead server every time.
+/// unreachable goes last for `retryAfter` after each time it is found so, so reads do not wait on
+/// a dead server every time.
 final class ReplicaChoice: @unchecked Sendable {
     private let lock = NSLock()
-    private var downSince: [ContinuousClock.Instant?]
+    private var downAt: [ContinuousClock.Instant?]
     let retryAfter: Duration
 
     init(count: Int, retryAfter: Duration = .seconds(10)) {
-        downSince = Array(repeating: nil, count: count)
+        downAt = Array(repeating: nil, count: count)
         self.retryAfter = retryAfter
     }
 
     func order() -> [Int] {
         lock.withLock {
             let now = ContinuousClock.now
-            let down = downSince.map { $0.map { now - $0 < retryAfter } ?? false }
-            return downSince.indices.filter { !down[$0] } + downSince.indices.filter { down[$0] }
+            let down = downAt.map { $0.map { now - $0 < retryAfter } ?? false }
+            return downAt.indices.filter { !down[$0] } + downAt.indices.filter { down[$0] }
         }
     }
 
-    func unreachable(_ index: Int) { lock.withLock { downSince[index] = downSince[index] ?? .now } }
-    func answered(_ index: Int) { lock.withLock { downSince[index] = nil } }
+    func unreachable(_ index: Int) { lock.withLock { downAt[index] = .now } }
+    func answered(_ index: Int) { lock.withLock { downAt[index] = nil } }
 }
 
 /// The blocks a ClickHouse part holds, from its name (`partition_min_max_level[_mutation]`).

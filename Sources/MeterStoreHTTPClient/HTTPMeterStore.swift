@@ -65,9 +65,12 @@ public final class HTTPMeterStore: MeterStore {
             let error = value?["error"]
             let codeText = error?["code"]?.stringValue ?? ""
             let code = UsageBoxError.Code(rawValue: codeText) ?? (response.status.code == 404 ? .notFound : .internal)
-            throw UsageBoxError(
+            var failure = UsageBoxError(
                 code, "server answered \(response.status.code): \(error?["message"]?.stringValue ?? String(buffer: buffer))",
                 field: error?["field"]?.stringValue)
+            // Passed on (a forwarded write whose owner's store is down): the wait it was told.
+            failure.retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init)
+            throw failure
         }
         guard let value else { throw UsageBoxError(.internal, "the server's answer is not JSON") }
         return value

@@ -92,7 +92,7 @@ extension ClickHouseMeterStore: ReconciliationLog {}
 
 extension StoreFactory {
     /// What a server does with its store before it answers: a ClickHouse store brings the open
-    /// segment rows of the accounts this process writes up to their stored events.
+    /// segment rows and the rollups of the accounts this process writes up to their stored events.
     public static func recover(_ store: ServerStore) async throws {
         if let owned = store as? OwnedWritesStore { return try await recover(owned.base) }
         if let clickhouse = store as? ClickHouseMeterStore { try await clickhouse.recoverOpenSegments() }

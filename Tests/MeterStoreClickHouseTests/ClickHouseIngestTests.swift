@@ -76,10 +76,11 @@ struct ClickHouseIngestTests {
 
     /// A ClickHouse server killed inside an INSERT can keep the events' part and lose the rollups'
     /// parts (the views write theirs after the table's), and the client's retry is then answered
-    /// duplicate. The writer keeps the events of a write that failed and, before its next write,
-    /// adds to each rollup cell exactly the stored ones it lacks; events never stored, and cells
-    /// already whole, are left as they are.
-    @Test func rollupsLostWithAFailedInsertAreAddedBeforeTheNextWrite() async throws {
+    /// duplicate. The writer keeps the ids of a write that failed and settles them: it adds to each
+    /// rollup cell the stored ones it lacks, only where the cell's shortfall is exactly those
+    /// events — a cell mixing them with events already rolled up, or settled twice, is left as it
+    /// is; ids never stored, and the same id in another account, are not touched.
+    @Test func rollupsLostWithAFailedInsertAreSettledCellByCell() async throws {
         let (store, drop) = try await ClickHouseUnderTest.fresh()
         defer { Task { await drop() } }
         let db = store.location.database
@@ -88,28 +89,68 @@ struct ClickHouseIngestTests {
                 for view in ["rollup_hour_mv", "rollup_day_mv"] { try await host.command("\(verb) TABLE \(db).\(view)") }
             }
         }
-        func verify() async throws -> VerifyReport { try await store.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep)) }
-        _ = try await store.ingest([F.event("before", quantity: 5)])
+        func verify(_ account: String = "acct_1") async throws -> VerifyReport {
+            try await store.verify(VerifyRequest(account: account, range: F.may, mode: .deep))
+        }
+        func keys(_ ids: [String], account: String = "acct_1") -> [ClickHouseMeterStore.BatchEventKey] {
+            ids.map { .init(account: account, eventID: $0) }
+        }
+        // Rolled up as usual: one event in acct_1's hour 12 of May 10, one of the same id in acct_2.
+        _ = try await store.ingest([F.event("before", quantity: 5), F.event("lost-2", account: "acct_2", quantity: 50)])
         // The views off: what a server killed between the events' part and the rollups' keeps.
         try await views("DETACH")
-        let lost = [F.event("lost-1", quantity: 7), F.event("lost-2", quantity: 11, at: "2026-05-11T08:00:00Z")]
-        _ = try await store.ingest(lost)
+        _ = try await store.ingest([F.event("lost-1", quantity: 7), F.event("lost-2", quantity: 11, at: "2026-05-11T08:00:00Z")])
         try await views("ATTACH")
         let drifted = try await verify()
         #expect(!drifted.ok && drifted.rawSum == 23 && drifted.rollupSum == 5)
-        let lostEvents = lost.compactMap { if case let .event(e) = $0 { e } else { nil } }
-        let neverStored = F.event("never-stored", quantity: 1000)
-        guard case let .event(never) = neverStored else { return }
-        await store.writer.addUnsettled(lostEvents + [never])
-        _ = try await store.ingest([F.event("after", quantity: 100)])
+
+        // "before" with "lost-1" in one cell: the shortfall (7) is not the two (12), so that cell
+        // waits; lost-2's own cell is whole again; the id never stored is nothing.
+        await store.writer.addUnsettled(keys(["before", "lost-1", "lost-2", "never-stored"]))
+        try await store.settleRollups()
+        #expect(await store.writer.unsettledEvents().isEmpty)
+        let partly = try await verify()
+        #expect(!partly.ok && partly.rawSum == 23 && partly.rollupSum == 16, "\(partly.mismatches)")
+        let other = try await verify("acct_2")
+        #expect(other.ok && other.rollupSum == 50, "acct_2's lost-2 is not added again")
+
+        // Exactly the lost one: whole. Settling again adds nothing.
+        await store.writer.addUnsettled(keys(["lost-1"]))
+        _ = try await store.ingest([F.event("after", quantity: 100)])  // a write settles first
         let settled = try await verify()
         #expect(settled.ok && settled.rawSum == 123 && settled.rollupSum == 123, "\(settled.mismatches)")
-        #expect(await store.writer.unsettledEvents().isEmpty)
-        // Settling the same events again adds nothing: their cells are whole.
-        await store.writer.addUnsettled(lostEvents)
-        _ = try await store.ingest([F.event("after-2", quantity: 1)])
+        await store.writer.addUnsettled(keys(["lost-1", "lost-2"]))
+        try await store.settleRollups()
         let again = try await verify()
-        #expect(again.ok && again.rawSum == 124 && again.rollupSum == 124)
+        #expect(again.ok && again.rollupSum == 123)
+    }
+
+    /// A writer that stopped after such a failed insert, before its next write, leaves the
+    /// rollups to the next process that writes the account: it settles each account's last write
+    /// when it starts (`recoverOpenSegments`, run by `serve`).
+    @Test func aRestartedWriterSettlesTheLastWritesRollups() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        let db = store.location.database
+        func views(_ verb: String) async throws {
+            for host in store.shards {
+                for view in ["rollup_hour_mv", "rollup_day_mv"] { try await host.command("\(verb) TABLE \(db).\(view)") }
+            }
+        }
+        _ = try await store.ingest([F.event("a-1", quantity: 5), F.event("b-1", account: "acct_2", quantity: 6)])
+        try await views("DETACH")
+        _ = try await store.ingest([F.event("a-2", quantity: 7), F.event("a-3", quantity: 9, at: "2026-05-12T01:00:00Z")])
+        try await views("ATTACH")
+        let restarted = try ClickHouseMeterStore(location: store.location)
+        try await restarted.recoverOpenSegments()
+        for (account, sum) in [("acct_1", 21), ("acct_2", 6)] as [(String, Int64)] {
+            let report = try await restarted.verify(VerifyRequest(account: account, range: F.may, mode: .deep))
+            #expect(report.ok && report.rawSum == sum && report.rollupSum == sum, "\(account): \(report.mismatches)")
+        }
+        // Starting again adds nothing: the last write's cells are whole.
+        try await ClickHouseMeterStore(location: store.location).recoverOpenSegments()
+        let again = try await restarted.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep))
+        #expect(again.ok && again.rollupSum == 21)
     }
 
     /// Ingest keeps meters' units and closed periods for `catalogMaxAge` instead of reading them

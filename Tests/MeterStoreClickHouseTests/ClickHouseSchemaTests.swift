@@ -65,5 +65,16 @@ import Testing
         choice.unreachable(1)
         choice.answered(1)
         #expect(choice.order() == [0, 1, 2])
+        choice.unreachable(0)  // down again after its first window passed: last again, for a new window
+        #expect(choice.order() == [1, 2, 0])
+    }
+
+    /// The writer's reads stay on the host it writes to: they run inside `exclusive`, which marks
+    /// its task; every other read may move to a replica.
+    @Test func theWritersReadsAreMarked() async throws {
+        let writer = ClickHouseWriter()
+        #expect(!ClickHouseWriter.writing)
+        let inside = try await writer.exclusive { ClickHouseWriter.writing }
+        #expect(inside && !ClickHouseWriter.writing)
     }
 }

@@ -12,6 +12,16 @@ import VendorAnthropic
 @testable import UsageBoxServer
 
 /// Every route, status and error, in process.
+/// A store that cannot be reached (a ClickHouse server down) is 503 with Retry-After: nothing
+/// was answered, try again; never the 500 of a fault.
+@Suite struct UnavailableStoreTests {
+    @Test func anUnreachableStoreIs503WithRetryAfter() {
+        let response = JSONResponse.error(.unavailable("cannot reach ClickHouse at 127.0.0.1:1"))
+        #expect(response.status == .serviceUnavailable && response.headers[.retryAfter] == "1")
+        #expect(UsageBoxError.Code(rawValue: "unavailable") == .unavailable)
+    }
+}
+
 @Suite struct RouterTests {
     let store: SQLiteMeterStore
     let app: Application<RouterResponder<UsageBoxRequestContext>>
