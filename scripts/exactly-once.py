@@ -9,7 +9,7 @@ everywhere with the other send answered `conflict`.
 usage: exactly-once.py BIN clickhouse://host:port[,…]/[?cluster=…]
 """
 import json, os, random, re, signal, socket, subprocess, sys, threading, time, urllib.error, urllib.request
-from harness import check, failures, free_port
+from harness import call_json, check, failures, free_port
 
 BIN, URL = sys.argv[1], sys.argv[2]
 ADMIN = "exactly-once-admin"
@@ -39,16 +39,7 @@ def kill(i):
 
 
 def call(i, path, method="GET", body=None, timeout=15):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{PORTS[i]}{path}", data=data, method=method)
-    req.add_header("Authorization", f"Bearer {ADMIN}")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
+    return call_json(f"http://127.0.0.1:{PORTS[i]}", ADMIN, path, method, body, timeout)
 
 
 POOL = 30_000

@@ -1,6 +1,7 @@
-"""What the Python check scripts share (attack, exactly-once, ui-check): a printed check that
-counts failures, and a free loopback port. Imported from the scripts' own folder."""
-import socket
+"""What the Python check scripts share (attack, exactly-once, replica-loss, ui-check): a printed
+check that counts failures, a free loopback port, and a JSON call to a server with a key.
+Imported from the scripts' own folder."""
+import json, socket, urllib.error, urllib.request
 
 failures = []
 
@@ -17,3 +18,17 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def call_json(base, key, path, method="GET", body=None, timeout=15):
+    """(status, parsed JSON answer) of one request; HTTP errors are answers, not exceptions."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{base}{path}", data=data, method=method)
+    req.add_header("Authorization", f"Bearer {key}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")

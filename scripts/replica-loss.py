@@ -17,7 +17,7 @@ verify is clean, and both replicas hold the same events, rollups and segments.
 usage: replica-loss.py BIN clickhouse://host1:port,host2:port/?replicated=true
 """
 import json, os, random, signal, socket, subprocess, sys, threading, time, urllib.error, urllib.parse, urllib.request
-from harness import check, failures, free_port
+from harness import call_json, check, failures, free_port
 
 BIN, URL = sys.argv[1], sys.argv[2]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,16 +58,8 @@ def start_replicas():
 
 
 def call(path, method="GET", body=None, timeout=20):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{PORT}{path}", data=data, method=method)
-    req.add_header("Authorization", f"Bearer {ADMIN}")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
+        return call_json(f"http://127.0.0.1:{PORT}", ADMIN, path, method, body, timeout)
     except (urllib.error.URLError, ConnectionError, socket.timeout, OSError):
         return 0, None
 
@@ -143,11 +135,25 @@ def client(c):
             time.sleep(0.05 + rng.random() * 0.1)
 
 
-def down_for(i, seconds):
-    t = time.monotonic()
-    kill_replica(i)
+def down_for(i, seconds, since=None):
+    """Replica i down (killed now, or at `since`) for `seconds` more, then started again."""
+    t = since if since is not None else time.monotonic()
+    if since is None:
+        kill_replica(i)
     time.sleep(seconds)
     windows[i].append((t, time.monotonic()))
+    start_replicas()
+
+
+def quiet():
+    """No send under way and none will start (until go is set again)."""
+    with lock:
+        go.clear()
+    while True:
+        with lock:
+            if stats["inflight"] == 0:
+                return
+        time.sleep(0.05)
 
 
 def sends_within(i):
@@ -162,7 +168,6 @@ for t in threads:
 # 1. The second replica lost mid-ingest, then started again.
 time.sleep(1.0)
 down_for(1, 2.0)
-start_replicas()
 
 # 2. The first host — where every write goes — lost mid-ingest, then started again. A read meanwhile
 #    is answered by the other replica only if it holds everything stored; else it is refused (503).
@@ -182,20 +187,12 @@ if status == 200:
 else:
     check(status == 503 and seen["error"]["code"] == "unavailable" and "replica" in seen["error"]["message"],
           f"first host down mid-ingest: usage refused while the other replica may lack events: {status} {seen['error']['message'][:200]}")
-time.sleep(3.0)
-windows[0].append((t, time.monotonic()))
-start_replicas()
+down_for(0, 3.0, since=t)
 
 # 3. The first host lost with nothing in flight and the other replica caught up: every read the
 #    other replica answers is exactly what was acknowledged.
 time.sleep(1.0)
-with lock:
-    go.clear()
-while True:
-    with lock:
-        if stats["inflight"] == 0:
-            break  # no send under way, none will start
-    time.sleep(0.05)
+quiet()
 with lock:
     low, high = totals(acked), totals(sent)
 TABLES = ch(1, f"SELECT table FROM system.replicas WHERE database = '{DB}' ORDER BY table").split()
@@ -221,17 +218,12 @@ check(status == 503 and "cannot reach" in json.dumps(answer),
       f"first host down: a write is refused with 503, to be retried ({status} {json.dumps(answer)[:160]})")
 t = time.monotonic()
 go.set()
-time.sleep(3.0)
-windows[0].append((t, time.monotonic()))
-start_replicas()
+down_for(0, 3.0, since=t)
 
 # 4. A replica that lacks a part (fetches stopped), the first host lost: reads are refused, not
 #    answered short — made to happen, not left to timing as in 2.
 time.sleep(0.5)
-with lock:
-    go.clear()
-while stats["inflight"]:
-    time.sleep(0.05)
+quiet()
 for table in TABLES:
     ch(1, f"SYSTEM SYNC REPLICA {DB}.{table}")
 ch(1, f"SYSTEM STOP FETCHES {DB}.events")

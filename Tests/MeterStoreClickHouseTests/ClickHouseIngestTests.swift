@@ -74,6 +74,16 @@ struct ClickHouseIngestTests {
         #expect(report.ok && report.corruptSegments.isEmpty)
     }
 
+    /// Detaches or attaches the rollup views on every host: detached, an insert stores events
+    /// without their rollups, as a server killed between the parts of one INSERT leaves them.
+    static func rollupViews(_ verb: String, _ store: ClickHouseMeterStore) async throws {
+        for host in store.shards {
+            for view in ["rollup_hour_mv", "rollup_day_mv"] {
+                try await host.command("\(verb) TABLE \(store.location.database).\(view)")
+            }
+        }
+    }
+
     /// A ClickHouse server killed inside an INSERT can keep the events' part and lose the rollups'
     /// parts (the views write theirs after the table's), and the client's retry is then answered
     /// duplicate. The writer keeps the ids of a write that failed and settles them: it adds to each
@@ -83,12 +93,6 @@ struct ClickHouseIngestTests {
     @Test func rollupsLostWithAFailedInsertAreSettledCellByCell() async throws {
         let (store, drop) = try await ClickHouseUnderTest.fresh()
         defer { Task { await drop() } }
-        let db = store.location.database
-        func views(_ verb: String) async throws {
-            for host in store.shards {
-                for view in ["rollup_hour_mv", "rollup_day_mv"] { try await host.command("\(verb) TABLE \(db).\(view)") }
-            }
-        }
         func verify(_ account: String = "acct_1") async throws -> VerifyReport {
             try await store.verify(VerifyRequest(account: account, range: F.may, mode: .deep))
         }
@@ -98,9 +102,9 @@ struct ClickHouseIngestTests {
         // Rolled up as usual: one event in acct_1's hour 12 of May 10, one of the same id in acct_2.
         _ = try await store.ingest([F.event("before", quantity: 5), F.event("lost-2", account: "acct_2", quantity: 50)])
         // The views off: what a server killed between the events' part and the rollups' keeps.
-        try await views("DETACH")
+        try await Self.rollupViews("DETACH", store)
         _ = try await store.ingest([F.event("lost-1", quantity: 7), F.event("lost-2", quantity: 11, at: "2026-05-11T08:00:00Z")])
-        try await views("ATTACH")
+        try await Self.rollupViews("ATTACH", store)
         let drifted = try await verify()
         #expect(!drifted.ok && drifted.rawSum == 23 && drifted.rollupSum == 5)
 
@@ -131,16 +135,10 @@ struct ClickHouseIngestTests {
     @Test func aRestartedWriterSettlesTheLastWritesRollups() async throws {
         let (store, drop) = try await ClickHouseUnderTest.fresh()
         defer { Task { await drop() } }
-        let db = store.location.database
-        func views(_ verb: String) async throws {
-            for host in store.shards {
-                for view in ["rollup_hour_mv", "rollup_day_mv"] { try await host.command("\(verb) TABLE \(db).\(view)") }
-            }
-        }
         _ = try await store.ingest([F.event("a-1", quantity: 5), F.event("b-1", account: "acct_2", quantity: 6)])
-        try await views("DETACH")
+        try await Self.rollupViews("DETACH", store)
         _ = try await store.ingest([F.event("a-2", quantity: 7), F.event("a-3", quantity: 9, at: "2026-05-12T01:00:00Z")])
-        try await views("ATTACH")
+        try await Self.rollupViews("ATTACH", store)
         let restarted = try ClickHouseMeterStore(location: store.location)
         try await restarted.recoverOpenSegments()
         for (account, sum) in [("acct_1", 21), ("acct_2", 6)] as [(String, Int64)] {
