@@ -65,7 +65,7 @@ extension ClickHouseMeterStore {
     /// what earlier batches of the group accepted (this process is the only writer of these
     /// accounts), then inserts the accepted ones in one statement. One answer per batch.
     func write(_ batches: [IngestBatch]) async throws -> [IngestResponse] {
-        try await settleRollups()
+        try await settleRollupsBeforeWriting()
         var sent: [UsageEvent] = []
         do {
             return try await writeGroup(batches, sent: &sent)
@@ -76,7 +76,7 @@ extension ClickHouseMeterStore {
             for batch in batches { for account in batch.accounts { await writer.set(account, nil) } }
             await writer.setMeterUnits(nil)
             await writer.addUnsettled(sent.map { BatchEventKey(account: $0.accountID, eventID: $0.eventID) })
-            try? await settleRollups()  // at once if ClickHouse answers; else before the next write, or the sealer's next tick
+            try? await settleRollupsBeforeWriting()  // at once if it can; else before the next write, or at the sealer's tick
             throw error
         }
     }
@@ -91,17 +91,41 @@ extension ClickHouseMeterStore {
     func settleRollups() async throws {
         let sent = await writer.unsettledEvents()
         guard !sent.isEmpty else { return }
-        // An insert whose answer was lost may still be running (a timeout, not a crash): its
-        // views' parts may yet land, so nothing is added until it has ended (and no new insert of
-        // this writer can start meanwhile: it would reuse the running one's query id).
-        let running = try await rows("SELECT count() FROM system.processes WHERE query_id = \(ClickHouseClient.quote(insertQueryID))")
-        guard running.first?.first?.chInt == 0 else { return }
-        let byAccount = Dictionary(grouping: sent, by: \.account).sorted { $0.key < $1.key }
-        let condition = byAccount.map { account, keys in
-            "(account_id = \(ClickHouseClient.quote(account)) AND event_id IN (\(ClickHouseClient.list(keys.map(\.eventID)))))"
-        }.joined(separator: " OR ")
-        try await settleRollups(where: condition)
+        var start = 0
+        while start < sent.count {  // a few thousand ids per statement
+            let chunk = sent[start..<min(start + 4_000, sent.count)]
+            let condition = Dictionary(grouping: chunk, by: \.account).sorted { $0.key < $1.key }.map { account, keys in
+                "(account_id = \(ClickHouseClient.quote(account)) AND event_id IN (\(ClickHouseClient.list(keys.map(\.eventID)))))"
+            }.joined(separator: " OR ")
+            try await settleRollups(where: condition)
+            start += chunk.count
+        }
         await writer.settled(sent.count)
+    }
+
+    /// Settles before a write, and never lets settling stand in the way of writing for long.
+    /// While an insert of this writer whose answer was lost still runs on ClickHouse (a timeout
+    /// rather than a crash), nothing is settled and nothing written: its events and its views'
+    /// parts may yet land, and a write reading the stored ids before they do could store its ids
+    /// again (503: retry). Any other failure to settle is tried again at the next write, and
+    /// after five tries dropped and left for `verify` to report, so writes go on.
+    func settleRollupsBeforeWriting() async throws {
+        guard await !writer.unsettledEvents().isEmpty else { return }
+        if try await insertStillRunning() {
+            throw UsageBoxError.unavailable("an earlier insert of this server is still running on ClickHouse; retry once it has ended")
+        }
+        do {
+            try await settleRollups()
+        } catch {
+            if ClickHouseClient.isUnreachable(error) { throw error }
+            if await writer.settleFailed() >= 5 { await writer.settled(Int.max) }
+        }
+    }
+
+    /// Whether a statement carrying this writer's query id still runs on the first host.
+    func insertStillRunning() async throws -> Bool {
+        let running = try await rows("SELECT count() FROM system.processes WHERE query_id = \(ClickHouseClient.quote(insertQueryID))")
+        return running.first?.first?.chInt != 0
     }
 
     /// Adds to each rollup cell the events of `condition` (events of one write, stored) that the
@@ -121,7 +145,7 @@ extension ClickHouseMeterStore {
             let totals = "count(), sum(intDiv(quantity, \(ClickHouseSchema.half))), sum(quantity % \(ClickHouseSchema.half))"
             func cells(_ sql: String) async throws -> [Cell: (count: Int64, sum: Int64)] {
                 var out: [Cell: (count: Int64, sum: Int64)] = [:]
-                for r in try await rows(sql) where r.count == 10 {
+                for r in try await rows(sql, settings: Self.longLists) where r.count == 10 {
                     let text = r.prefix(6).map { $0.chString ?? "" }
                     let key = Cell(
                         account: text[0], meter: text[1], model: text[2], kind: text[3], unit: text[4], dimensions: text[5],
@@ -130,7 +154,8 @@ extension ClickHouseMeterStore {
                 }
                 return out
             }
-            let mine = try await cells("SELECT account_id, \(cell), \(totals) FROM \(t("events")) WHERE \(condition) GROUP BY account_id, \(cell)")
+            let mine = try await cells(
+                "SELECT account_id, \(cell), \(totals) FROM \(t("events")) WHERE \(condition) GROUP BY account_id, \(cell)")
             guard !mine.isEmpty else { continue }
             let scope =
                 "account_id IN (\(ClickHouseClient.list(Array(Set(mine.keys.map(\.account))).sorted()))) "
@@ -152,14 +177,31 @@ extension ClickHouseMeterStore {
             try await command(
                 "INSERT INTO \(t(rollup.table)) "
                     + ClickHouseSchema.rollupSelect(bucket: rollup.bucket, micros: String(rollup.micros), from: t("events"), filter: filter),
-                // A replicated table drops a block identical to a recent one: this one must land.
-                settings: insertSettings.merging(["insert_deduplicate": "0"]) { $1 })
+                // A replicated table drops a block identical to a recent one: this one must land. It
+                // carries the writer's query id, as inserts of events do (`insertStillRunning`).
+                settings: insertSettings.merging(Self.longLists) { $1 }.merging(["insert_deduplicate": "0", "query_id": insertQueryID]) { $1 })
         }
     }
 
+    /// ClickHouse's limits on a statement's syntax tree, raised for statements that list ids or
+    /// cells by the thousand (18.16 parses each value of an `IN` list as a node).
+    static let longLists = ["max_ast_elements": "10000000", "max_expanded_ast_elements": "10000000"]
+
     /// Settles each account's last write (the events of its latest `ingested_at`): a writer that
-    /// stopped after a failed insert, before its next write, left its rollups unsettled.
-    func settleLastWrites() async throws {
+    /// stopped after a failed insert, before its next write, left its rollups unsettled. Skipped
+    /// while any insert into the events table runs — one a stopped writer sent may still be
+    /// finishing, with its views' parts to come — and never in the way of starting: a failure is
+    /// left for `verify` to report.
+    func settleLastWrites() async {
+        do {
+            let running = try await rows(
+                "SELECT count() FROM system.processes WHERE query LIKE \(ClickHouseClient.quote("INSERT INTO \(t("events"))%"))")
+            guard running.first?.first?.chInt == 0 else { return }
+            try await settleLastWritesNow()
+        } catch {}
+    }
+
+    private func settleLastWritesNow() async throws {
         var last: [String] = []
         for r in try await rows("SELECT account_id, max(ingested_at) FROM \(t("events")) GROUP BY account_id ORDER BY account_id") {
             guard let account = r[0].chString, owns(account), let at = r[1].chInt else { continue }
@@ -480,7 +522,7 @@ extension ClickHouseMeterStore {
     /// (the server's timer).
     public func sealExpiredSegments() async throws {
         try await writer.exclusive {
-            try await self.settleRollups()
+            try await self.settleRollupsBeforeWriting()
             let now = self.clock().microseconds
             for account in try await self.openSegmentAccounts(openedBefore: now - self.segmentMaxAge) where self.owns(account) {
                 let state = try await self.accountState(account)
@@ -494,7 +536,7 @@ extension ClickHouseMeterStore {
     /// (a writer stopped after a failed insert); a server runs it when it starts.
     public func recoverOpenSegments() async throws {
         try await writer.exclusive {
-            try await self.settleLastWrites()
+            await self.settleLastWrites()
             var states: [String: ClickHouseAccountState] = [:]
             for account in try await self.openSegmentAccounts() where self.owns(account) {
                 await self.writer.set(account, nil)

@@ -281,7 +281,16 @@ actor ClickHouseWriter {
     func addUnsettled(_ events: [ClickHouseMeterStore.BatchEventKey]) { unsettled += events }
     func unsettledEvents() -> [ClickHouseMeterStore.BatchEventKey] { unsettled }
     /// The first `count` are settled (events added meanwhile stay).
-    func settled(_ count: Int) { unsettled.removeFirst(min(count, unsettled.count)) }
+    func settled(_ count: Int) {
+        unsettled.removeFirst(min(count, unsettled.count))
+        settleFailures = 0
+    }
+    private var settleFailures = 0
+    /// Counts a failed attempt to settle; how many in a row.
+    func settleFailed() -> Int {
+        settleFailures += 1
+        return settleFailures
+    }
 
     func state(_ account: String) -> ClickHouseAccountState? { accounts[account] }
     func set(_ account: String, _ state: ClickHouseAccountState?) { accounts[account] = state }

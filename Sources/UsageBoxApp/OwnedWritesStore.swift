@@ -41,7 +41,12 @@ public final class OwnedWritesStore: MeterStore, KeyStore, ReconciliationLog, @u
             do {
                 merge(try await peer.ingest(indices.map { batch.items[$0] }), indices)
             } catch let e as UsageBoxError {
-                throw UsageBoxError(.internal, "the server that writes these accounts (\(ring.peers[owner])) did not answer: \(e.message); retry the batch")
+                // An owner whose store is down (503) or busy (429) says so, and when to come back.
+                let passedOn: UsageBoxError.Code = [.unavailable, .rateLimited].contains(e.code) ? e.code : .internal
+                var failure = UsageBoxError(
+                    passedOn, "the server that writes these accounts (\(ring.peers[owner])) did not answer: \(e.message); retry the batch")
+                failure.retryAfter = e.retryAfter
+                throw failure
             }
         }
         answer.errors.sort { $0.index < $1.index }

@@ -129,6 +129,30 @@ struct ClickHouseIngestTests {
         #expect(again.ok && again.rollupSum == 123)
     }
 
+    /// While a statement carrying the writer's query id still runs (an insert whose answer was
+    /// lost to a timeout), the writer with events to settle neither settles nor writes: 503, retry.
+    /// Once it has ended, both go on.
+    @Test func aWriterWaitsForItsOwnLostInsertToEnd() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.ingest([F.event("before", quantity: 5)])
+        await store.writer.addUnsettled([.init(account: "acct_1", eventID: "before")])
+        let stillRunning = Task {
+            try await store.shards[0].command("SELECT sleep(2)", settings: ["query_id": store.insertQueryID])
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        do {
+            _ = try await store.ingest([F.event("during", quantity: 1)])
+            Issue.record("a write went ahead beside the writer's own running insert")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .unavailable && e.retryAfter == 1, "\(e)")
+        }
+        try await stillRunning.value
+        let after = try await store.ingest([F.event("during", quantity: 1)])
+        let pending = await store.writer.unsettledEvents()
+        #expect(after.accepted == 1 && pending.isEmpty)
+    }
+
     /// A writer that stopped after such a failed insert, before its next write, leaves the
     /// rollups to the next process that writes the account: it settles each account's last write
     /// when it starts (`recoverOpenSegments`, run by `serve`).
