@@ -79,12 +79,15 @@ struct ClickHouseClient: Sendable {
     let user: String?
     let password: String?
     let timeout: TimeAmount
+    /// Settings every statement sends (a statement's own win).
+    let defaults: [String: String]
 
-    init(host: String, user: String?, password: String?, timeoutSeconds: Int64 = 300) {
+    init(host: String, user: String?, password: String?, timeoutSeconds: Int64 = 300, defaults: [String: String] = [:]) {
         self.host = host
         self.user = user
         self.password = password
         self.timeout = .seconds(timeoutSeconds)
+        self.defaults = defaults
     }
 
     /// A SQL string literal.
@@ -137,7 +140,7 @@ struct ClickHouseClient: Sendable {
     func execute(
         _ sql: String, settings: [String: String] = [:], body: [UInt8]? = nil, limit: Int = 256 << 20, idempotent: Bool = false
     ) async throws -> ByteBuffer {
-        var params = settings
+        var params = defaults.merging(settings) { $1 }
         if let user { params["user"] = user }
         if let password { params["password"] = password }
         var url = "http://\(host)/"

@@ -18,15 +18,18 @@ enum ClickHouseSchema {
         func local(_ name: String) -> String { cluster == nil ? "\(db).\(name)" : "\(db).\(name)_local" }
 
         /// A table's engine: `base` as it is (`MergeTree`, `ReplacingMergeTree(version)`), or on a
-        /// replicated store its `Replicated…` form, kept in ZooKeeper under the database and table
-        /// (and `{shard}` for a cluster's sharded tables), each server under its `{replica}` macro.
+        /// replicated store its `Replicated…` form, kept in ZooKeeper under the database and table,
+        /// each server under its `{replica}` macro. In a cluster a sharded table's path has the
+        /// `{shard}`, and a small table (every host a replica of it) names its replicas
+        /// `{shard}-{replica}`, since replica names repeat from shard to shard.
         func engine(_ base: String, _ table: String, sharded: Bool = false) -> String {
             guard replicated else { return base }
             let path = "/clickhouse/usagebox/\(db)/\(sharded && cluster != nil ? "{shard}/" : "")\(table)"
+            let replica = !sharded && cluster != nil ? "{shard}-{replica}" : "{replica}"
             let open = base.firstIndex(of: "(")
             let name = open.map { String(base[..<$0]) } ?? base
             let args = open.map { String(base[base.index(after: $0)..<base.index(before: base.endIndex)]) } ?? ""
-            return "Replicated\(name)('\(path)', '{replica}'\(args.isEmpty ? "" : ", \(args)"))"
+            return "Replicated\(name)('\(path)', '\(replica)'\(args.isEmpty ? "" : ", \(args)"))"
         }
     }
 

@@ -43,7 +43,11 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         owns: @escaping @Sendable (String) -> Bool = { _ in true }
     ) throws {
         self.location = location
-        shards = location.hosts.map { ClickHouseClient(host: $0, user: location.user, password: location.password) }
+        // A cluster of replicated shards: a Distributed table writes to one replica of a shard and
+        // reads from any, so both pick the first healthy one in the configuration's order — a
+        // read sees the writes before it, as long as that replica is up.
+        let defaults = location.cluster != nil && location.replicated ? ["load_balancing": "in_order"] : [:]
+        shards = location.hosts.map { ClickHouseClient(host: $0, user: location.user, password: location.password, defaults: defaults) }
         client = shards[0]
         replicas = ReplicaChoice(count: shards.count)
         names = ClickHouseSchema.Names(db: location.database, cluster: location.cluster, replicated: location.replicated)

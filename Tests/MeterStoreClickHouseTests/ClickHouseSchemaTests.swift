@@ -28,10 +28,15 @@ import Testing
             let step = Self.statements(.init(db: "ub", cluster: cluster, replicated: true))
             let tables = (step.everyShard + step.firstHost).filter { $0.hasPrefix("CREATE TABLE") && !$0.contains("Distributed") }
             #expect(tables.count == 9)
-            for sql in tables { #expect(sql.contains("ENGINE = Replicated") && sql.contains("'{replica}'"), "\(sql.prefix(80))") }
+            for sql in tables { #expect(sql.contains("ENGINE = Replicated") && sql.contains("{replica}'"), "\(sql.prefix(80))") }
+            // Every host holds the small tables: in a cluster their replicas are named per shard too.
+            #expect(
+                step.firstHost.filter { $0.contains("ENGINE = Replicated") }.allSatisfy {
+                    $0.contains(cluster == nil ? "'{replica}'" : "'{shard}-{replica}'")
+                })
             let sharded = step.everyShard.filter { $0.contains("ENGINE = Replicated") }
             #expect(sharded.count == 3 && sharded.allSatisfy { $0.contains("/clickhouse/usagebox/ub/\(cluster == nil ? "" : "{shard}/")") })
-            #expect(step.firstHost.filter { $0.contains("{shard}") }.isEmpty, "every host holds the small tables whole")
+            #expect(step.firstHost.filter { $0.contains("/{shard}/") }.isEmpty, "every host holds the small tables whole")
         }
         #expect(
             ClickHouseSchema.Names(db: "ub", cluster: nil, replicated: true).engine("ReplacingMergeTree(version)", "meters")
