@@ -66,7 +66,7 @@ extension ClickHouseMeterStore {
     /// accounts), then inserts the accepted ones in one statement. One answer per batch.
     func write(_ batches: [IngestBatch]) async throws -> [IngestResponse] {
         try await settleRollupsBeforeWriting()
-        var sent: [UsageEvent] = []
+        var sent: [(batch: Int, item: Int)] = []  // the events of the insert under way, as indices
         do {
             return try await writeGroup(batches, sent: &sent)
         } catch {
@@ -75,7 +75,10 @@ extension ClickHouseMeterStore {
             // from the store before their next batch, so ordinals and running hashes follow it.
             for batch in batches { for account in batch.accounts { await writer.set(account, nil) } }
             await writer.setMeterUnits(nil)
-            await writer.addUnsettled(sent.map { BatchEventKey(account: $0.accountID, eventID: $0.eventID) })
+            await writer.addUnsettled(
+                sent.compactMap {
+                    if case let .event(e) = batches[$0.batch].items[$0.item] { BatchEventKey(account: e.accountID, eventID: e.eventID) } else { nil }
+                })
             try? await settleRollupsBeforeWriting()  // at once if it can; else before the next write, or at the sealer's tick
             throw error
         }
@@ -215,7 +218,7 @@ extension ClickHouseMeterStore {
         }
     }
 
-    private func writeGroup(_ batches: [IngestBatch], sent: inout [UsageEvent]) async throws -> [IngestResponse] {
+    private func writeGroup(_ batches: [IngestBatch], sent: inout [(batch: Int, item: Int)]) async throws -> [IngestResponse] {
         let now = clock().microseconds
         var accounts: [String] = []
         var seen = Set<String>()
@@ -299,7 +302,7 @@ extension ClickHouseMeterStore {
                 }
                 // The account's open segment, sealed first when full or old (its events are stored first).
                 if let open = state.open, open.count >= UInt64(segmentMaxEvents) || now - open.openedAt >= segmentMaxAge {
-                    sent = acceptedEvents()
+                    sent = accepted  // indices only: events are looked up if the insert fails
                     try await insertEvents(body, count: accepted.count)
                     body.removeAll(keepingCapacity: true)
                     accepted.removeAll()
@@ -331,7 +334,7 @@ extension ClickHouseMeterStore {
             }
             responses.append(response)
         }
-        sent = acceptedEvents()
+        sent = accepted
         try await insertEvents(body, count: accepted.count)
         if !newMeters.isEmpty {
             var meterRows: [JSONValue] = []

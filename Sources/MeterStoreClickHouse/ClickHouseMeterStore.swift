@@ -204,10 +204,8 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
                         "SELECT name FROM system.zookeeper WHERE path = \(ClickHouseClient.quote(path + "/replicas/" + other + "/parts"))"
                     ).rows
                     for name in parts.compactMap({ $0[0].chString }) {
-                        guard let part = PartBlocks(name), part.covered(by: local[table] ?? []) else {
-                            missing += 1
-                            continue
-                        }
+                        // A name that does not parse counts as lacking: it errs towards refusing.
+                        if !(PartBlocks(name)?.covered(by: local[table] ?? []) ?? false) { missing += 1 }
                     }
                 }
             }
