@@ -82,6 +82,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
                 "the ClickHouse store \(names.db) is at schema \(current), newer than this usagebox knows "
                     + "(\(ClickHouseSchema.latest)); use a newer usagebox")
         }
+        if current > 0 { try await checkLayout() }
         // A replicated store has every table on every host (each a replica of it); a cluster has
         // the sharded tables on every host and the small ones on the first.
         let everyShard = names.cluster == nil && !names.replicated ? [client] : shards
@@ -127,6 +128,40 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
                 .conflict,
                 "the ClickHouse store \(names.db) is at schema \(version), this usagebox needs "
                     + "\(ClickHouseSchema.latest): run usagebox migrate --store \(location.hosts[0])…")
+        }
+        try await checkLayout()
+    }
+
+    /// Refuses a store URL that does not say how the store was created: a cluster's store opened
+    /// as one server's (or the reverse) would read one shard as the whole, and a replicated store
+    /// opened as plain (or the reverse) would write where no replica checks were made. The engines
+    /// the store should have come from the same `Names.engine` the migrations build them with.
+    func checkLayout() async throws {
+        let found = try await client.rows(
+            "SELECT name, engine FROM system.tables WHERE database = \(ClickHouseClient.quote(names.db)) "
+                + "AND name IN ('events', 'events_local', 'segments')"
+        ).rows.reduce(into: [String: String]()) { $0[$1[0].chString ?? ""] = $1[1].chString ?? "" }
+        func base(_ engine: String) -> String { String(engine.prefix { $0 != "(" }) }
+        let events = base(names.engine("MergeTree", "events", sharded: true))
+        let store = "the ClickHouse store \(names.db)"
+        switch (names.cluster, found["events"]) {
+        case (nil, "Distributed"):
+            throw UsageBoxError(
+                .conflict, "\(store) was created on a cluster (its events table is Distributed): open it with the ?cluster=NAME it was created with")
+        case (.some, let engine?) where engine != "Distributed":
+            throw UsageBoxError(.conflict, "\(store) was created on one server (its events table is \(engine)): open it without ?cluster=")
+        default: break
+        }
+        let stored = [found[names.cluster == nil ? "events" : "events_local"], found["segments"]]
+        let expected = [events, base(names.engine("ReplacingMergeTree(version)", "segments"))]
+        for (engine, want) in zip(stored, expected) {
+            guard let engine, engine != want else { continue }
+            throw UsageBoxError(
+                .conflict,
+                engine.hasPrefix("Replicated")
+                    ? "\(store) was created replicated (\(engine)): open it with ?replicated=true"
+                    : "\(store) was created without replicas (\(engine)): open it without ?replicated=true "
+                        + "(a store cannot become replicated in place: docs/clickhouse.md)")
         }
     }
 

@@ -55,4 +55,26 @@ struct ClickHouseConformanceTests {
         await #expect(throws: UsageBoxError.self) { try await store.migrate() }
         await drop()
     }
+
+    /// The URL must say how the store was created: each of its options flipped is refused with the
+    /// option to set, and migrate refuses it too (it would otherwise add nothing and say nothing).
+    @Test func aStoreOpenedWithTheWrongLayoutIsRefused() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        var flipped = [store.location, store.location]
+        flipped[0].replicated.toggle()
+        flipped[1].cluster = store.location.cluster == nil ? "usagebox_test" : nil
+        for location in flipped {
+            let wrong = try ClickHouseMeterStore(location: location)
+            for attempt in [wrong.checkSchema, { _ = try await wrong.migrate() }] {
+                do {
+                    try await attempt()
+                    Issue.record("a store was opened with \(location)")
+                } catch let e as UsageBoxError {
+                    #expect(e.message.contains(location.replicated != store.location.replicated ? "replicated" : "?cluster="), "\(e.message)")
+                }
+            }
+        }
+        try await store.checkSchema()
+        await drop()
+    }
 }
