@@ -79,7 +79,8 @@ extension ClickHouseMeterStore {
                 sent.compactMap {
                     if case let .event(e) = batches[$0.batch].items[$0.item] { BatchEventKey(account: e.accountID, eventID: e.eventID) } else { nil }
                 })
-            try? await settleRollupsBeforeWriting()  // at once if it can; else before the next write, or at the sealer's tick
+            try? await settleRollupsBeforeWriting()  // at once if it can; else every second meanwhile, and before the next write
+            if await !writer.unsettledEvents().isEmpty { settleSoon() }
             throw error
         }
     }
@@ -104,6 +105,24 @@ extension ClickHouseMeterStore {
             start += chunk.count
         }
         await writer.settled(sent.count)
+    }
+
+    /// Retries settling every `interval` until nothing is left to settle (or the store is gone), so
+    /// a ClickHouse server back from a crash has whole rollups within a second, not at the next
+    /// write or the sealer's tick. One such task at a time.
+    func settleSoon(every interval: Duration = .seconds(1)) {
+        Task { [weak self] in
+            guard await self?.writer.claimRetry() == true else { return }
+            while true {
+                try? await Task.sleep(for: interval)
+                guard let store = self else { return }
+                _ = try? await store.writer.exclusive { try await store.settleRollupsBeforeWriting() }
+                if await store.writer.unsettledEvents().isEmpty {
+                    await store.writer.endRetry()
+                    return
+                }
+            }
+        }
     }
 
     /// Settles before a write, and never lets settling stand in the way of writing for long.

@@ -47,10 +47,13 @@ extension ClickHouseMeterStore {
                 }
             }
         }
+        let unsettled = await writer.hasUnsettled(in: q.scope)
         let useRaw: Bool
         switch q.source {
         case .raw: useRaw = true
-        case .auto: useRaw = blocking != nil
+        // Rollups that may lack the events of a failed insert until it is settled (a second or
+        // so after ClickHouse is back) are not read: raw events answer meanwhile.
+        case .auto: useRaw = blocking != nil || unsettled
         case .rollup:
             if let (meter, dim) = blocking {
                 throw UsageBoxError.invalidArgument(

@@ -317,6 +317,15 @@ actor ClickHouseWriter {
     private var unsettled: [ClickHouseMeterStore.BatchEventKey] = []
     func addUnsettled(_ events: [ClickHouseMeterStore.BatchEventKey]) { unsettled += events }
     func unsettledEvents() -> [ClickHouseMeterStore.BatchEventKey] { unsettled }
+    /// Whether an account of `scope` has events to settle: its rollups may be short until then.
+    func hasUnsettled(in scope: AccountScope) -> Bool { unsettled.contains { scope.allows($0.account) } }
+    /// Whether a task already retries settling (`settleSoon`); claims it if not.
+    private var retrying = false
+    func claimRetry() -> Bool {
+        defer { retrying = true }
+        return !retrying
+    }
+    func endRetry() { retrying = false }
     /// The first `count` are settled (events added meanwhile stay).
     func settled(_ count: Int) {
         unsettled.removeFirst(min(count, unsettled.count))

@@ -129,6 +129,30 @@ struct ClickHouseIngestTests {
         #expect(again.ok && again.rollupSum == 123)
     }
 
+    /// Until the events of a failed insert are settled, a grouped read of their account is answered
+    /// from raw events, not from rollups that may lack them; other accounts keep their rollups.
+    /// The writer retries settling on its own, without waiting for a write.
+    @Test func rollupsAwaitingSettlingAreNotRead() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.ingest([F.event("before", quantity: 5), F.event("other", account: "acct_2", quantity: 50)])
+        try await Self.rollupViews("DETACH", store)
+        _ = try await store.ingest([F.event("lost", quantity: 7)])
+        try await Self.rollupViews("ATTACH", store)
+        await store.writer.addUnsettled([.init(account: "acct_1", eventID: "lost")])
+        func read(_ scope: AccountScope) async throws -> (source: String, sum: Int64?) {
+            let r = try await store.usage(UsageQuery(scope: scope, range: F.may))
+            return (r.source, r.groups.reduce(0) { $0 + $1.aggregate.sum })
+        }
+        #expect(try await read(.accounts(["acct_1"])) == ("raw", 12))
+        #expect(try await read(.all) == ("raw", 62))
+        #expect(try await read(.accounts(["acct_2"])) == ("rollup", 50))
+        store.settleSoon(every: .milliseconds(50))
+        for _ in 0..<100 where await !store.writer.unsettledEvents().isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(try await read(.accounts(["acct_1"])) == ("rollup", 12))
+        #expect(try await store.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep)).ok)
+    }
+
     /// While a statement carrying the writer's query id still runs (an insert whose answer was
     /// lost to a timeout), the writer with events to settle neither settles nor writes: 503, retry.
     /// Once it has ended, both go on.
