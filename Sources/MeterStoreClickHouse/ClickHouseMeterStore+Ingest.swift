@@ -144,10 +144,23 @@ extension ClickHouseMeterStore {
         }
     }
 
-    /// Whether a statement carrying this writer's query id still runs on the first host.
+    /// Whether a statement carrying this writer's query id still runs: on the first host, and in a
+    /// cluster on every shard, where a Distributed insert's part runs under its initial query id.
+    /// A shard that cannot be reached runs nothing of it.
     func insertStillRunning() async throws -> Bool {
-        let running = try await rows("SELECT count() FROM system.processes WHERE query_id = \(ClickHouseClient.quote(insertQueryID))")
-        return running.first?.first?.chInt != 0
+        let id = ClickHouseClient.quote(insertQueryID)
+        let running = try await rows("SELECT count() FROM system.processes WHERE query_id = \(id)")
+        guard running.first?.first?.chInt == 0 else { return true }
+        guard names.cluster != nil else { return false }
+        for shard in shards.dropFirst() {
+            do {
+                let there = try await shard.rows("SELECT count() FROM system.processes WHERE initial_query_id = \(id)").rows
+                if there.first?.first?.chInt != 0 { return true }
+            } catch  where ClickHouseClient.isUnreachable(error) {
+                continue
+            }
+        }
+        return false
     }
 
     /// Adds to each rollup cell the events of `condition` (events of one write, stored) that the

@@ -45,9 +45,14 @@ extension ClickHouseMeterStore: KeyStore {
             .sorted { ($0.createdAt.microseconds, $0.keyID) < ($1.createdAt.microseconds, $1.keyID) }
     }
 
+    /// Read on the host the revocation is written to (a replica answers reads only), as the
+    /// writer's reads are, so it builds on the newest row.
     public func revokeKey(_ keyID: String) async throws -> APIKey {
-        let found = try await rows(
-            "SELECT \(Self.keyColumns), argMax(secret_sha256, version) FROM \(t("api_keys")) WHERE key_id = \(ClickHouseClient.quote(keyID)) GROUP BY key_id")
+        let found = try await ClickHouseWriter.$writing.withValue(true) {
+            try await rows(
+                "SELECT \(Self.keyColumns), argMax(secret_sha256, version) FROM \(t("api_keys")) WHERE key_id = \(ClickHouseClient.quote(keyID)) GROUP BY key_id"
+            )
+        }
         guard let r = found.first else { throw UsageBoxError(.notFound, "no key \(keyID)", field: "key_id") }
         var key = Self.key(r)
         guard key.revokedAt == nil else { return key }
@@ -95,9 +100,11 @@ extension ClickHouseMeterStore: KeyStore {
     }
 
     public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {
-        let found = try await rows(
-            "SELECT argMax(vendor, version), argMax(created_at, version), argMax(run_by, version), argMax(applied_at, version) FROM \(t("reconciliations")) WHERE id = \(ClickHouseClient.quote(id)) GROUP BY id"
-        )
+        let found = try await ClickHouseWriter.$writing.withValue(true) {  // where it is written, as revokeKey
+            try await rows(
+                "SELECT argMax(vendor, version), argMax(created_at, version), argMax(run_by, version), argMax(applied_at, version) FROM \(t("reconciliations")) WHERE id = \(ClickHouseClient.quote(id)) GROUP BY id"
+            )
+        }
         guard let r = found.first else { return }
         try await insert(
             "reconciliations",

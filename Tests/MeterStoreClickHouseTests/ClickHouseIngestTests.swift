@@ -177,6 +177,20 @@ struct ClickHouseIngestTests {
         #expect(after.accepted == 1 && pending.isEmpty)
     }
 
+    /// In a cluster a Distributed insert's part on another shard runs under the insert's query id
+    /// as its initial one: the writer sees it still running there too.
+    @Test func aLostInsertStillRunningOnAnotherShardIsSeen() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        guard store.location.cluster != nil, store.shards.count > 1 else { return }
+        #expect(try await !store.insertStillRunning())
+        let elsewhere = Task { try await store.shards[1].command("SELECT sleep(2)", settings: ["query_id": store.insertQueryID]) }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await store.insertStillRunning())
+        try await elsewhere.value
+        #expect(try await !store.insertStillRunning())
+    }
+
     /// A writer that stopped after such a failed insert, before its next write, leaves the
     /// rollups to the next process that writes the account: it settles each account's last write
     /// when it starts (`recoverOpenSegments`, run by `serve`).
