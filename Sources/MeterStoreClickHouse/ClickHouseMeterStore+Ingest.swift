@@ -107,20 +107,20 @@ extension ClickHouseMeterStore {
         await writer.settled(sent.count)
     }
 
-    /// Retries settling every `interval` until nothing is left to settle (or the store is gone), so
-    /// a ClickHouse server back from a crash has whole rollups within a second, not at the next
-    /// write or the sealer's tick. One such task at a time.
+    /// Retries settling until nothing is left to settle (or the store is gone), so a ClickHouse
+    /// server back from a crash has whole rollups within a second, not at the next write or the
+    /// sealer's tick: after `interval`, then twice as long each time up to a minute. These tries do
+    /// not count towards the five after which writes give up on settling. One such task at a time.
     func settleSoon(every interval: Duration = .seconds(1)) {
         Task { [weak self] in
             guard await self?.writer.claimRetry() == true else { return }
+            var wait = interval
             while true {
-                try? await Task.sleep(for: interval)
+                try? await Task.sleep(for: wait)
+                wait = min(wait * 2, .seconds(60))
                 guard let store = self else { return }
-                _ = try? await store.writer.exclusive { try await store.settleRollupsBeforeWriting() }
-                if await store.writer.unsettledEvents().isEmpty {
-                    await store.writer.endRetry()
-                    return
-                }
+                _ = try? await store.writer.exclusive { try await store.settleRollupsBeforeWriting(counted: false) }
+                if await store.writer.endRetryIfSettled() { return }
             }
         }
     }
@@ -131,7 +131,7 @@ extension ClickHouseMeterStore {
     /// parts may yet land, and a write reading the stored ids before they do could store its ids
     /// again (503: retry). Any other failure to settle is tried again at the next write, and
     /// after five tries dropped and left for `verify` to report, so writes go on.
-    func settleRollupsBeforeWriting() async throws {
+    func settleRollupsBeforeWriting(counted: Bool = true) async throws {
         guard await !writer.unsettledEvents().isEmpty else { return }
         if try await insertStillRunning() {
             throw UsageBoxError.unavailable("an earlier insert of this server is still running on ClickHouse; retry once it has ended")
@@ -140,24 +140,31 @@ extension ClickHouseMeterStore {
             try await settleRollups()
         } catch {
             if ClickHouseClient.isUnreachable(error) { throw error }
-            if await writer.settleFailed() >= 5 { await writer.settled(Int.max) }
+            if counted, await writer.settleFailed() >= 5 { await writer.settled(Int.max) }
         }
     }
 
     /// Whether a statement carrying this writer's query id still runs: on the first host, and in a
-    /// cluster on every shard, where a Distributed insert's part runs under its initial query id.
-    /// A shard that cannot be reached runs nothing of it.
+    /// cluster on the other shards too (`runningOnOtherShards`).
     func insertStillRunning() async throws -> Bool {
-        let id = ClickHouseClient.quote(insertQueryID)
-        let running = try await rows("SELECT count() FROM system.processes WHERE query_id = \(id)")
+        let running = try await rows("SELECT count() FROM system.processes WHERE query_id = \(ClickHouseClient.quote(insertQueryID))")
         guard running.first?.first?.chInt == 0 else { return true }
-        guard names.cluster != nil else { return false }
+        return names.cluster != nil ? try await runningOnOtherShards() : false
+    }
+
+    /// Whether a part of a Distributed statement this writer started still runs on a shard other
+    /// than the first: there it has a query id of its own and the writer's as its initial one.
+    func runningOnOtherShards() async throws -> Bool {
+        let id = ClickHouseClient.quote(insertQueryID)
         for shard in shards.dropFirst() {
             do {
                 let there = try await shard.rows("SELECT count() FROM system.processes WHERE initial_query_id = \(id)").rows
                 if there.first?.first?.chInt != 0 { return true }
             } catch  where ClickHouseClient.isUnreachable(error) {
+                // Not reachable from here: taken to run nothing (docs/clickhouse.md says what that assumes).
                 continue
+            } catch let e as ClickHouseError {
+                throw UsageBoxError(.internal, "ClickHouse \(shard.host): \(e.message)")
             }
         }
         return false

@@ -24,8 +24,14 @@ extension ClickHouseMeterStore {
         }
         let scope = Self.accountClause(q.scope)
         let named = q.dimensionsNamed
+        // Rollups that may lack the events of a failed insert until it is settled (a second or
+        // so after ClickHouse is back) are not read: raw events answer meanwhile.
+        let unsettled = await writer.hasUnsettled(in: q.scope)
         if !named.isEmpty {
-            let seen = Set(try await rows("SELECT DISTINCT arrayJoin(dim_keys) FROM \(t("rollup_day")) WHERE \(scope)").compactMap { $0[0].chString })
+            let seen = Set(
+                try await rows("SELECT DISTINCT arrayJoin(dim_keys) FROM \(t(unsettled ? "events" : "rollup_day")) WHERE \(scope)").compactMap {
+                    $0[0].chString
+                })
             for field in q.groupBy + q.filters.map(\.field) {
                 if case let .dimension(d) = field, !seen.contains(d) {
                     throw UsageBoxError.invalidArgument(
@@ -47,12 +53,9 @@ extension ClickHouseMeterStore {
                 }
             }
         }
-        let unsettled = await writer.hasUnsettled(in: q.scope)
         let useRaw: Bool
         switch q.source {
         case .raw: useRaw = true
-        // Rollups that may lack the events of a failed insert until it is settled (a second or
-        // so after ClickHouse is back) are not read: raw events answer meanwhile.
         case .auto: useRaw = blocking != nil || unsettled
         case .rollup:
             if let (meter, dim) = blocking {

@@ -82,7 +82,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
                 "the ClickHouse store \(names.db) is at schema \(current), newer than this usagebox knows "
                     + "(\(ClickHouseSchema.latest)); use a newer usagebox")
         }
-        if current > 0 { try await checkLayout() }
+        try await checkLayout()  // also a migrate that stopped part-way, before recording its version
         // A replicated store has every table on every host (each a replica of it); a cluster has
         // the sharded tables on every host and the small ones on the first.
         let everyShard = names.cluster == nil && !names.replicated ? [client] : shards
@@ -137,22 +137,31 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// opened as plain (or the reverse) would write where no replica checks were made. The engines
     /// the store should have come from the same `Names.engine` the migrations build them with.
     func checkLayout() async throws {
-        let found = try await client.rows(
-            "SELECT name, engine FROM system.tables WHERE database = \(ClickHouseClient.quote(names.db)) "
-                + "AND name IN ('events', 'events_local', 'segments')"
-        ).rows.reduce(into: [String: String]()) { $0[$1[0].chString ?? ""] = $1[1].chString ?? "" }
+        var found: [String: (engine: String, full: String)] = [:]
+        for r in try await rows(
+            "SELECT name, engine, engine_full FROM system.tables WHERE database = \(ClickHouseClient.quote(names.db)) "
+                + "AND name IN ('events', 'events_local', 'segments')")
+        {
+            found[r[0].chString ?? ""] = (r[1].chString ?? "", r[2].chString ?? "")
+        }
         func base(_ engine: String) -> String { String(engine.prefix { $0 != "(" }) }
         let events = base(names.engine("MergeTree", "events", sharded: true))
         let store = "the ClickHouse store \(names.db)"
         switch (names.cluster, found["events"]) {
-        case (nil, "Distributed"):
+        case (nil, let table?) where table.engine == "Distributed":
             throw UsageBoxError(
                 .conflict, "\(store) was created on a cluster (its events table is Distributed): open it with the ?cluster=NAME it was created with")
-        case (.some, let engine?) where engine != "Distributed":
-            throw UsageBoxError(.conflict, "\(store) was created on one server (its events table is \(engine)): open it without ?cluster=")
+        case (.some, let table?) where table.engine != "Distributed":
+            throw UsageBoxError(.conflict, "\(store) was created on one server (its events table is \(table.engine)): open it without ?cluster=")
+        case (let cluster?, let table?):
+            // Distributed(cluster, database, table, key): another cluster's name would shard anew.
+            let named = table.full.dropFirst("Distributed(".count).prefix { $0 != "," }.trimmingCharacters(in: .whitespaces)
+            if !table.full.isEmpty, named.trimmingCharacters(in: CharacterSet(charactersIn: "'")) != cluster {
+                throw UsageBoxError(.conflict, "\(store) was created on cluster \(named), not \(cluster): open it with ?cluster=\(named)")
+            }
         default: break
         }
-        let stored = [found[names.cluster == nil ? "events" : "events_local"], found["segments"]]
+        let stored = [found[names.cluster == nil ? "events" : "events_local"]?.engine, found["segments"]?.engine]
         let expected = [events, base(names.engine("ReplacingMergeTree(version)", "segments"))]
         for (engine, want) in zip(stored, expected) {
             guard let engine, engine != want else { continue }
@@ -325,7 +334,13 @@ actor ClickHouseWriter {
         defer { retrying = true }
         return !retrying
     }
-    func endRetry() { retrying = false }
+    /// Releases the claim if nothing is left to settle, in the same step as looking, so an event
+    /// added in between is never left without a retry.
+    func endRetryIfSettled() -> Bool {
+        guard unsettled.isEmpty else { return false }
+        retrying = false
+        return true
+    }
     /// The first `count` are settled (events added meanwhile stay).
     func settled(_ count: Int) {
         unsettled.removeFirst(min(count, unsettled.count))

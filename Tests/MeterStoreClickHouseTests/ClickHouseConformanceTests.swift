@@ -63,6 +63,10 @@ struct ClickHouseConformanceTests {
         var flipped = [store.location, store.location]
         flipped[0].replicated.toggle()
         flipped[1].cluster = store.location.cluster == nil ? "usagebox_test" : nil
+        if store.location.cluster != nil {
+            flipped.append(store.location)
+            flipped[2].cluster = "usagebox_other"
+        }
         for location in flipped {
             let wrong = try ClickHouseMeterStore(location: location)
             for attempt in [wrong.checkSchema, { _ = try await wrong.migrate() }] {
@@ -70,11 +74,17 @@ struct ClickHouseConformanceTests {
                     try await attempt()
                     Issue.record("a store was opened with \(location)")
                 } catch let e as UsageBoxError {
-                    #expect(e.message.contains(location.replicated != store.location.replicated ? "replicated" : "?cluster="), "\(e.message)")
+                    let option =
+                        location.replicated != store.location.replicated
+                        ? "?replicated=true"
+                        : store.location.cluster == nil ? "without ?cluster=" : location.cluster == nil ? "with the ?cluster=" : "created on cluster"
+                    #expect(e.message.contains(option), "\(e.message)")
                 }
             }
         }
         try await store.checkSchema()
+        let again = try await store.migrate()
+        #expect(again.from == again.to, "opened as created: nothing to do")
         await drop()
     }
 }

@@ -153,6 +153,26 @@ struct ClickHouseIngestTests {
         #expect(try await store.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep)).ok)
     }
 
+    /// A write whose insert fails leaves its events to settle, and the writer settles them on its
+    /// own within seconds, with no write after it (here the insert is refused because a statement
+    /// with the writer's query id runs; the events were never stored, so settling adds nothing).
+    @Test func aFailedWriteIsSettledWithoutAnotherWrite() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.ingest([F.event("before", quantity: 5)])
+        let blocking = Task { try await store.shards[0].command("SELECT sleep(1.5)", settings: ["query_id": store.insertQueryID]) }
+        try await Task.sleep(for: .milliseconds(300))
+        await #expect(throws: (any Error).self) { try await store.ingest([F.event("refused", quantity: 7)]) }
+        #expect(await store.writer.unsettledEvents().map(\.eventID) == ["refused"])
+        #expect(try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may)).source == "raw")
+        try await blocking.value
+        for _ in 0..<60 where await !store.writer.unsettledEvents().isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(await store.writer.unsettledEvents().isEmpty, "settled with no write after the failure")
+        #expect(await store.writer.claimRetry(), "the retry ended and can start again")
+        let read = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may))
+        #expect(read.source == "rollup" && read.groups.first?.aggregate.sum == 5)
+    }
+
     /// While a statement carrying the writer's query id still runs (an insert whose answer was
     /// lost to a timeout), the writer with events to settle neither settles nor writes: 503, retry.
     /// Once it has ended, both go on.
@@ -177,17 +197,23 @@ struct ClickHouseIngestTests {
         #expect(after.accepted == 1 && pending.isEmpty)
     }
 
-    /// In a cluster a Distributed insert's part on another shard runs under the insert's query id
-    /// as its initial one: the writer sees it still running there too.
+    /// In a cluster a Distributed statement's part on another shard runs under a query id of its
+    /// own with the writer's as its initial one: the writer sees it still running there.
     @Test func aLostInsertStillRunningOnAnotherShardIsSeen() async throws {
         let (store, drop) = try await ClickHouseUnderTest.fresh()
         defer { Task { await drop() } }
-        guard store.location.cluster != nil, store.shards.count > 1 else { return }
+        guard let cluster = store.location.cluster, store.shards.count > 1 else { return }
         #expect(try await !store.insertStillRunning())
-        let elsewhere = Task { try await store.shards[1].command("SELECT sleep(2)", settings: ["query_id": store.insertQueryID]) }
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(try await store.insertStillRunning())
-        try await elsewhere.value
+        let second = try await store.rows(
+            "SELECT host_name, port FROM system.clusters WHERE cluster = \(ClickHouseClient.quote(cluster)) AND shard_num = 2 LIMIT 1")
+        let remote = "\(second.first?[0].chString ?? ""):\(second.first?[1].chInt ?? 0)"
+        let started = Task {
+            try await store.shards[0].command(
+                "SELECT sleep(2) FROM remote(\(ClickHouseClient.quote(remote)), system.one)", settings: ["query_id": store.insertQueryID])
+        }
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(try await store.runningOnOtherShards(), "its part on the second shard")
+        try await started.value
         #expect(try await !store.insertStillRunning())
     }
 
