@@ -75,6 +75,7 @@ extension ClickHouseMeterStore {
             // from the store before their next batch, so ordinals and running hashes follow it.
             for batch in batches { for account in batch.accounts { await writer.set(account, nil) } }
             await writer.setMeterUnits(nil)
+            await writer.forgetFirstHostCheck()
             await writer.addUnsettled(
                 sent.compactMap {
                     if case let .event(e) = batches[$0.batch].items[$0.item] { BatchEventKey(account: e.accountID, eventID: e.eventID) } else { nil }
@@ -479,6 +480,7 @@ extension ClickHouseMeterStore {
     /// events and writing the segment's row picks up exactly where the events are.
     func accountState(_ account: String) async throws -> ClickHouseAccountState {
         if let known = await writer.state(account) { return known }
+        try await checkFirstHostWhole()
         let segs = try await rows(
             """
             SELECT segment_id, argMax(opened_at, version), argMax(sealed_at, version), argMax(sha256, version)

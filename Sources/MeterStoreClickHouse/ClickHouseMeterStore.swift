@@ -229,10 +229,13 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// one the replica has not even heard of yet. Parts are compared by the block numbers they
     /// cover, so merges on either side do not matter (a gap in block numbers makes it answer
     /// "lacks": it errs towards refusing).
-    func replicaLag(_ host: ClickHouseClient) async throws -> String? {
+    func replicaLag(_ host: ClickHouseClient, tables only: [String]? = nil) async throws -> String? {
         do {
             let db = ClickHouseClient.quote(names.db)
-            let tables = try await host.rows("SELECT table, zookeeper_path, replica_name, is_readonly FROM system.replicas WHERE database = \(db)").rows
+            let tables = try await host.rows(
+                "SELECT table, zookeeper_path, replica_name, is_readonly FROM system.replicas WHERE database = \(db)"
+                    + (only.map { " AND table IN (\(ClickHouseClient.list($0)))" } ?? "")
+            ).rows
             guard !tables.isEmpty else { return "holds no replica of \(names.db)" }
             var local: [String: [PartBlocks]] = [:]
             for r in try await host.rows("SELECT table, name FROM system.parts WHERE database = \(db) AND active").rows {
@@ -257,6 +260,21 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         } catch let e as ClickHouseError {
             return "cannot tell what it lacks (\(e.message.prefix(200)))"
         }
+    }
+
+    /// Before the writer reads what it decides from — an account's ids and segments — on a
+    /// replicated store: the first host must hold every part its replicas recorded. A ClickHouse
+    /// server restarted after a machine crash can find a part of its own broken, set it aside and
+    /// fetch it back from a replica; until it has, ids read from it would miss that part's events
+    /// and a retried event would be stored twice. Checked at most once a second while it holds
+    /// everything, and again after any write that failed.
+    func checkFirstHostWhole() async throws {
+        guard names.replicated, names.cluster == nil, shards.count > 1, await writer.firstHostCheckDue() else { return }
+        if let behind = try await replicaLag(client, tables: ["events", "segments"]) {
+            throw UsageBoxError.unavailable(
+                "the first ClickHouse host \(client.host) \(behind) (restarted, fetching parts back?): writes wait until it holds them")
+        }
+        await writer.firstHostChecked()
     }
 
     /// Every insert's settings: through a cluster's Distributed tables, acknowledged only once the
@@ -328,6 +346,12 @@ actor ClickHouseWriter {
     func unsettledEvents() -> [ClickHouseMeterStore.BatchEventKey] { unsettled }
     /// Whether an account of `scope` has events to settle: its rollups may be short until then.
     func hasUnsettled(in scope: AccountScope) -> Bool { unsettled.contains { scope.allows($0.account) } }
+    /// When the first host was last found to hold every part its replicas recorded (`checkFirstHostWhole`).
+    private var firstHostWholeAt: ContinuousClock.Instant?
+    func firstHostCheckDue() -> Bool { firstHostWholeAt.map { ContinuousClock.now - $0 >= .seconds(1) } ?? true }
+    func firstHostChecked() { firstHostWholeAt = .now }
+    func forgetFirstHostCheck() { firstHostWholeAt = nil }
+
     /// Whether a task already retries settling (`settleSoon`); claims it if not.
     private var retrying = false
     func claimRetry() -> Bool {

@@ -217,6 +217,35 @@ struct ClickHouseIngestTests {
         #expect(try await !store.insertStillRunning())
     }
 
+    /// A first host lacking a part its replica recorded (a server restarted after a crash,
+    /// fetching a broken part of its own back; here its fetches are stopped while another writer
+    /// wrote through the replica) does not give the writer ids to decide from: the write is 503
+    /// until the part is back, then the retried event is a duplicate, not stored twice.
+    @Test func aFirstHostLackingPartsDecidesNothing() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        guard store.location.replicated, store.location.cluster == nil, store.shards.count > 1 else { return }
+        var reversed = store.location
+        reversed.hosts.reverse()
+        let throughReplica = try ClickHouseMeterStore(location: reversed)
+        let events = "\(store.location.database).events"
+        try await store.shards[0].command("SYSTEM STOP FETCHES \(events)")
+        _ = try await throughReplica.ingest([F.event("e1", quantity: 3)])
+        do {
+            _ = try await store.ingest([F.event("e1", quantity: 3)])
+            Issue.record("the first host decided ids while it lacked a part")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .unavailable, "\(e.message)")
+            #expect(e.message.contains("lacks"), "\(e.message)")
+        }
+        try await store.shards[0].command("SYSTEM START FETCHES \(events)")
+        func stored() async throws -> Int64 { try await store.shards[0].rows("SELECT count() FROM \(events)").rows.first?.first?.chInt ?? 0 }
+        for _ in 0..<100 where try await stored() == 0 { try await Task.sleep(for: .milliseconds(100)) }
+        let retried = try await store.ingest([F.event("e1", quantity: 3)])
+        #expect(retried.duplicates == 1 && retried.accepted == 0)
+        #expect(try await stored() == 1, "e1 stored once")
+    }
+
     /// A writer that stopped after such a failed insert, before its next write, leaves the
     /// rollups to the next process that writes the account: it settles each account's last write
     /// when it starts (`recoverOpenSegments`, run by `serve`).
