@@ -137,6 +137,8 @@ extension ClickHouseMeterStore {
         if try await insertStillRunning() {
             throw UsageBoxError.unavailable("an earlier insert of this server is still running on ClickHouse; retry once it has ended")
         }
+        // Settling reads the stored events: not from a first host still fetching a part back.
+        try await checkFirstHostWhole()
         do {
             try await settleRollups()
         } catch {
@@ -526,6 +528,7 @@ extension ClickHouseMeterStore {
     func seal(_ account: String, _ state: ClickHouseAccountState, now: Int64) async throws -> ClickHouseAccountState {
         guard let open = state.open else { return state }
         var next = state
+        try await checkFirstHostWhole()  // the seal hashes the stored events: all of them
         let d = try await digest(account, segment: open.id, previous: state.chainHead)
         guard d.count > 0 else { return state }
         let sha = d.hash.finalize()
@@ -584,7 +587,11 @@ extension ClickHouseMeterStore {
             var states: [String: ClickHouseAccountState] = [:]
             for account in try await self.openSegmentAccounts() where self.owns(account) {
                 await self.writer.set(account, nil)
-                states[account] = try await self.accountState(account)
+                do {
+                    states[account] = try await self.accountState(account)
+                } catch let e as UsageBoxError where e.code == .unavailable {
+                    continue  // a first host still fetching parts back: loaded, checked, at the account's first write
+                }
             }
             try await self.persist(states)
         }

@@ -262,7 +262,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         }
     }
 
-    /// Before the writer reads what it decides from — an account's ids and segments — on a
+    /// Before the writer reads what it decides from — an account's ids, segments and closed periods — on a
     /// replicated store: the first host must hold every part its replicas recorded. A ClickHouse
     /// server restarted after a machine crash can find a part of its own broken, set it aside and
     /// fetch it back from a replica; until it has, ids read from it would miss that part's events
@@ -270,7 +270,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// everything, and again after any write that failed.
     func checkFirstHostWhole() async throws {
         guard names.replicated, names.cluster == nil, shards.count > 1, await writer.firstHostCheckDue() else { return }
-        if let behind = try await replicaLag(client, tables: ["events", "segments"]) {
+        if let behind = try await replicaLag(client, tables: ["events", "segments", "periods"]) {
             throw UsageBoxError.unavailable(
                 "the first ClickHouse host \(client.host) \(behind) (restarted, fetching parts back?): writes wait until it holds them")
         }
