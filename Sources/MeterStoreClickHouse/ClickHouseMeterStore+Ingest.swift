@@ -286,6 +286,13 @@ extension ClickHouseMeterStore {
                 if let id = r[0].chString, let c = r[1].chString { existing[account, default: [:]][id] = c }
             }
         }
+        // An id this writer stored that the store does not return: on a replicated store, the first
+        // host may have set its part aside after a restart that failed none of this writer's
+        // writes. Checked now, whatever the last check said (rare otherwise: a 64-bit collision).
+        if names.replicated, candidates.contains(where: { account, ids in ids.contains { existing[account]?[$0] == nil } }) {
+            await writer.forgetFirstHostCheck()
+            try await checkFirstHostWhole()
+        }
 
         var body: [UInt8] = []  // the accepted events as JSONEachRow, built directly
         body.reserveCapacity(batches.reduce(0) { $0 + $1.items.count } * 520)
