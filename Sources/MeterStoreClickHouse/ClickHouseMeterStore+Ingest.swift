@@ -81,7 +81,7 @@ extension ClickHouseMeterStore {
                     if case let .event(e) = batches[$0.batch].items[$0.item] { BatchEventKey(account: e.accountID, eventID: e.eventID) } else { nil }
                 })
             try? await settleRollupsBeforeWriting()  // at once if it can; else every second meanwhile, and before the next write
-            if await !writer.unsettledEvents().isEmpty { settleSoon() }
+            if await writer.anythingToSettle { settleSoon() }
             throw error
         }
     }
@@ -132,18 +132,33 @@ extension ClickHouseMeterStore {
     /// parts may yet land, and a write reading the stored ids before they do could store its ids
     /// again (503: retry). Any other failure to settle is tried again at the next write, and
     /// after five tries dropped and left for `verify` to report, so writes go on.
+    ///
+    /// The last writes of a writer that stopped before this process started are settled the same
+    /// way, first of all (`recoverOpenSegments`): while an insert that began before this process
+    /// opened the store still runs — the stopped writer's, perhaps — nothing is settled or written.
     func settleRollupsBeforeWriting(counted: Bool = true) async throws {
-        guard await !writer.unsettledEvents().isEmpty else { return }
+        let lastWrites = await writer.lastWritesPending
+        guard await writer.anythingToSettle else { return }
         if try await insertStillRunning() {
             throw UsageBoxError.unavailable("an earlier insert of this server is still running on ClickHouse; retry once it has ended")
         }
-        // Settling reads the stored events: not from a first host still fetching a part back.
+        if lastWrites, try await insertFromBeforeRunning() {
+            throw UsageBoxError.unavailable(
+                "an insert begun before this server started (a stopped server's?) is still running on ClickHouse; retry once it has ended")
+        }
+        // Settling reads the stored events and rollups: not from a first host still fetching a part back.
         try await checkFirstHostWhole()
         do {
+            if lastWrites {
+                // Tried once ClickHouse can be asked: after this process's first write the latest
+                // write is its own, so a failure here is left for `verify` to report.
+                do { try await settleLastWrites() } catch  where !ClickHouseClient.isUnreachable(error) {}
+                await writer.setLastWritesPending(false)
+            }
             try await settleRollups()
         } catch {
             if ClickHouseClient.isUnreachable(error) { throw error }
-            if counted, await writer.settleFailed() >= 5 { await writer.settled(Int.max) }
+            if counted, await writer.settleFailed() >= 5 { await writer.giveUpSettling() }
         }
     }
 
@@ -232,21 +247,32 @@ extension ClickHouseMeterStore {
     /// cells by the thousand (18.16 parses each value of an `IN` list as a node).
     static let longLists = ["max_ast_elements": "10000000", "max_expanded_ast_elements": "10000000"]
 
-    /// Settles each account's last write (the events of its latest `ingested_at`): a writer that
-    /// stopped after a failed insert, before its next write, left its rollups unsettled. Skipped
-    /// while any insert into the events table runs — one a stopped writer sent may still be
-    /// finishing, with its views' parts to come — and never in the way of starting: a failure is
-    /// left for `verify` to report.
-    func settleLastWrites() async {
-        do {
-            let running = try await rows(
-                "SELECT count() FROM system.processes WHERE query LIKE \(ClickHouseClient.quote("INSERT INTO \(t("events"))%"))")
-            guard running.first?.first?.chInt == 0 else { return }
-            try await settleLastWritesNow()
-        } catch {}
+    /// Whether an insert into the events table that began before this store was opened still
+    /// runs (on any shard): a writer that stopped may have left it, with its views' parts to come.
+    /// Inserts of other live servers begin after this one opened, and do not count.
+    func insertFromBeforeRunning() async throws -> Bool {
+        let open = ContinuousClock.now - openedAt
+        let seconds = Double(open.components.seconds) + Double(open.components.attoseconds) / 1e18
+        let sql = """
+            SELECT count() FROM system.processes WHERE query LIKE \(ClickHouseClient.quote("INSERT INTO \(t("events"))%")) \
+            AND elapsed > \(max(seconds - 1, 0))
+            """  // a second's margin errs towards waiting
+        for (index, shard) in (names.cluster == nil ? [client] : shards).enumerated() {
+            do {
+                if try await shard.rows(sql).rows.first?.first?.chInt != 0 { return true }
+            } catch  where index > 0 && ClickHouseClient.isUnreachable(error) {
+                continue  // as in `runningOnOtherShards`
+            } catch let e as ClickHouseError {
+                throw UsageBoxError(.internal, "ClickHouse \(shard.host): \(e.message)")
+            }
+        }
+        return false
     }
 
-    private func settleLastWritesNow() async throws {
+    /// Settles each account's last write (the events of its latest `ingested_at`): a writer that
+    /// stopped after a failed insert, before its next write, left its rollups unsettled. Runs
+    /// before this process writes anything, so the latest write is the stopped writer's.
+    func settleLastWrites() async throws {
         var last: [String] = []
         for r in try await rows("SELECT account_id, max(ingested_at) FROM \(t("events")) GROUP BY account_id ORDER BY account_id") {
             guard let account = r[0].chString, owns(account), let at = r[1].chInt else { continue }
@@ -590,7 +616,9 @@ extension ClickHouseMeterStore {
     /// (a writer stopped after a failed insert); a server runs it when it starts.
     public func recoverOpenSegments() async throws {
         try await writer.exclusive {
-            await self.settleLastWrites()
+            // Never in the way of starting: what cannot be settled now is retried (`settleSoon`).
+            await self.writer.setLastWritesPending(true)
+            try? await self.settleRollupsBeforeWriting()
             var states: [String: ClickHouseAccountState] = [:]
             for account in try await self.openSegmentAccounts() where self.owns(account) {
                 await self.writer.set(account, nil)
@@ -602,6 +630,7 @@ extension ClickHouseMeterStore {
             }
             try await self.persist(states)
         }
+        if await writer.anythingToSettle { settleSoon() }
     }
 
     func openSegmentAccounts(openedBefore: Int64 = .max) async throws -> [String] {
@@ -680,7 +709,8 @@ struct CarefulSums {
             AND ifNull(model_id, '') = \(ClickHouseClient.quote(e.modelID ?? "")) AND kind = \(ClickHouseClient.quote(e.kind.rawValue)) \
             AND ifNull(unit, '') = \(ClickHouseClient.quote(e.unit ?? "")) AND dimensions = \(ClickHouseClient.quote(UsageEvent.canonicalDimensions(e.dimensions)))
             """
-        for (what, micros) in [("its hour's rollup", Timestamp.microsPerHour), ("its day's rollup", Timestamp.microsPerHour * 24)] {
+        for rollup in ClickHouseSchema.rollups {
+            let (what, micros) = ("its \(rollup.bucket)'s rollup", rollup.micros)
             let bucket = e.timestamp.microseconds / micros
             let r = try await store.rows(
                 """

@@ -62,6 +62,11 @@ extension ClickHouseMeterStore {
                 throw UsageBoxError.invalidArgument(
                     "the rollups of meter \(meter) do not keep dimension '\(dim)'; ask for source=raw or source=auto", field: "source")
             }
+            if unsettled {
+                throw UsageBoxError.unavailable(
+                    "the rollups of these accounts may lack the events of a failed insert until it is settled (about a second "
+                        + "once ClickHouse answers): retry, or ask for source=auto or source=raw")
+            }
             useRaw = false
         }
         var acc = UsageAccumulator(q)
@@ -71,7 +76,7 @@ extension ClickHouseMeterStore {
             let pushdown = Self.pushdown(q.filters)
             switch span.level {
             case .hourRollup, .dayRollup:
-                let (table, bucket) = span.level == .hourRollup ? ("rollup_hour", "hour") : ("rollup_day", "day")
+                let (table, bucket) = (ClickHouseSchema.Rollup.of(span.level).table, ClickHouseSchema.Rollup.of(span.level).bucket)
                 sql = """
                     SELECT account_id, meter_id, model_id, kind, unit, any(dim_keys), any(dim_values), \(byHour ? bucket : "0"),
                            sumMerge(sum_hi), sumMerge(sum_lo), countMerge(count), minMerge(min), maxMerge(max)
@@ -92,7 +97,7 @@ extension ClickHouseMeterStore {
                 var dims: [String: String] = [:]
                 for (k, v) in zip(r[5].arrayValue ?? [], r[6].arrayValue ?? []) { if let k = k.chString, let v = v.chString { dims[k] = v } }
                 var bucket: Int64? = byHour ? r[7].chInt : nil
-                if span.level == .dayRollup { bucket = bucket.map { $0 * 24 } }
+                if span.level != .raw { bucket = bucket.map { $0 * ClickHouseSchema.Rollup.of(span.level).hours } }
                 let sum = try Self.combine(hi: r[8].chInt ?? 0, lo: r[9].chInt ?? 0, "the sum")
                 try acc.add(
                     UsageRow(

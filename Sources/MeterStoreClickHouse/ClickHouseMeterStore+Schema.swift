@@ -155,8 +155,18 @@ enum ClickHouseSchema {
         """
     }
 
-    /// The rollup tables, with the width of their bucket.
-    static let rollups: [(table: String, bucket: String, micros: Int64)] = [
-        ("rollup_hour", "hour", Timestamp.microsPerHour), ("rollup_day", "day", Timestamp.microsPerHour * 24),
-    ]
+    /// A rollup table, with its bucket column and the bucket's width.
+    struct Rollup: Sendable {
+        var table: String
+        var bucket: String
+        var hours: Int64
+        var micros: Int64 { hours * Timestamp.microsPerHour }
+
+        /// The table a span of a grouped read is answered from.
+        static func of(_ level: UsagePlan.Level) -> Rollup { level == .dayRollup ? rollups[1] : rollups[0] }
+    }
+
+    /// The rollup tables, finest first: every reader, verify and settling go through this list
+    /// (migration 1 spells them out, as it landed).
+    static let rollups = [Rollup(table: "rollup_hour", bucket: "hour", hours: 1), Rollup(table: "rollup_day", bucket: "day", hours: 24)]
 }

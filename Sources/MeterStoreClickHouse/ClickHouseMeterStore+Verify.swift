@@ -100,9 +100,9 @@ extension ClickHouseMeterStore {
         var drift: Int64 = 0, rollupSum: Int64 = 0, rawSum: Int64 = 0
         var mismatches: [VerifyReport.Mismatch] = []
         var days: [Int64: (rollup: Int64, raw: Int64, drift: Int64)] = [:]
-        for level in [(table: "rollup_hour", bucket: "hour", micros: h), (table: "rollup_day", bucket: "day", micros: h * 24)] {
-            let from = level.bucket == "hour" ? fromHour : floorDiv(fromHour, 24)
-            let to = level.bucket == "hour" ? toHour : floorDiv(toHour + 23, 24)
+        for level in ClickHouseSchema.rollups {
+            let from = floorDiv(fromHour, level.hours)
+            let to = floorDiv(toHour + level.hours - 1, level.hours)
             let a = ClickHouseClient.quote(req.account)
             let cells = try await rows(
                 """
@@ -127,7 +127,7 @@ extension ClickHouseMeterStore {
                 let (diff, o) = raw.subtractingReportingOverflow(rollup)
                 let cellDrift = o ? Int64.max : diff.magnitude > UInt64(Int64.max) ? Int64.max : Int64(diff.magnitude)
                 drift = drift.addingReportingOverflow(cellDrift).overflow ? .max : drift + cellDrift
-                if level.bucket == "hour" {
+                if level.hours == 1 {
                     rollupSum = try rollupSum.checkedAdding(rollup, "the rollup total")
                     rawSum = try rawSum.checkedAdding(raw, "the raw total")
                     if req.byDay {

@@ -36,6 +36,8 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// The query id of this writer's inserts of events: ClickHouse refuses a second query with the
     /// id of one still running, so an insert whose answer was lost can never run beside the next.
     let insertQueryID = "usagebox-writer-" + UUID().uuidString.lowercased()
+    /// When this store was opened: an insert running since before then is not this process's.
+    let openedAt = ContinuousClock.now
 
     public init(
         location: ClickHouseLocation, clock: @escaping @Sendable () -> Timestamp = Timestamp.now,
@@ -270,12 +272,22 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// everything, and again after any write that failed.
     func checkFirstHostWhole() async throws {
         guard names.replicated, names.cluster == nil, shards.count > 1, await writer.firstHostCheckDue() else { return }
-        if let behind = try await replicaLag(client, tables: ["events", "segments", "periods"]) {
-            throw UsageBoxError.unavailable(
-                "the first ClickHouse host \(client.host) \(behind) (restarted, fetching parts back?): writes wait until it holds them")
+        func lacking(_ behind: String) -> UsageBoxError {
+            .unavailable("the first ClickHouse host \(client.host) \(behind) (restarted, fetching parts back?): writes wait until it holds them")
+        }
+        // A second's retries are answered from the last scan, not each with its own scan of ZooKeeper.
+        if let behind = await writer.firstHostLackedRecently() { throw lacking(behind) }
+        if let behind = try await replicaLag(client, tables: Self.decidingTables) {
+            await writer.firstHostLacked(behind)
+            throw lacking(behind)
         }
         await writer.firstHostChecked()
     }
+
+    /// The tables the writer decides from: ids, segments, closed periods, and the rollups that
+    /// settling compares with raw events (a rollup part set aside would be added a second time).
+    /// Verify's `segment_checks`, written on any replica, is not one of them.
+    static let decidingTables = ["events", "segments", "periods"] + ClickHouseSchema.rollups.map(\.table)
 
     /// Every insert's settings: through a cluster's Distributed tables, acknowledged only once the
     /// shard holds the rows.
@@ -345,12 +357,28 @@ actor ClickHouseWriter {
     func addUnsettled(_ events: [ClickHouseMeterStore.BatchEventKey]) { unsettled += events }
     func unsettledEvents() -> [ClickHouseMeterStore.BatchEventKey] { unsettled }
     /// Whether an account of `scope` has events to settle: its rollups may be short until then.
-    func hasUnsettled(in scope: AccountScope) -> Bool { unsettled.contains { scope.allows($0.account) } }
+    func hasUnsettled(in scope: AccountScope) -> Bool { lastWritesPending || unsettled.contains { scope.allows($0.account) } }
+    /// Whether the last writes of the accounts this process writes are still to settle: a writer
+    /// that stopped after a failed insert left them (`recoverOpenSegments`). Until then every
+    /// account's rollups may be short.
+    private(set) var lastWritesPending = false
+    func setLastWritesPending(_ pending: Bool) { lastWritesPending = pending }
+    /// Whether anything is left to settle.
+    var anythingToSettle: Bool { lastWritesPending || !unsettled.isEmpty }
     /// When the first host was last found to hold every part its replicas recorded (`checkFirstHostWhole`).
     private var firstHostWholeAt: ContinuousClock.Instant?
+    /// What the first host was last found to lack, and when.
+    private var firstHostLacking: (reason: String, at: ContinuousClock.Instant)?
     func firstHostCheckDue() -> Bool { firstHostWholeAt.map { ContinuousClock.now - $0 >= .seconds(1) } ?? true }
-    func firstHostChecked() { firstHostWholeAt = .now }
+    func firstHostChecked() {
+        firstHostWholeAt = .now
+        firstHostLacking = nil
+    }
     func forgetFirstHostCheck() { firstHostWholeAt = nil }
+    func firstHostLacked(_ reason: String) { firstHostLacking = (reason, .now) }
+    func firstHostLackedRecently() -> String? {
+        firstHostLacking.flatMap { ContinuousClock.now - $0.at < .seconds(1) ? $0.reason : nil }
+    }
 
     /// Whether a task already retries settling (`settleSoon`); claims it if not.
     private var retrying = false
@@ -361,7 +389,7 @@ actor ClickHouseWriter {
     /// Releases the claim if nothing is left to settle, in the same step as looking, so an event
     /// added in between is never left without a retry.
     func endRetryIfSettled() -> Bool {
-        guard unsettled.isEmpty else { return false }
+        guard !anythingToSettle else { return false }
         retrying = false
         return true
     }
@@ -369,6 +397,11 @@ actor ClickHouseWriter {
     func settled(_ count: Int) {
         unsettled.removeFirst(min(count, unsettled.count))
         settleFailures = 0
+    }
+    /// Drops everything left to settle (for `verify` to report).
+    func giveUpSettling() {
+        settled(Int.max)
+        lastWritesPending = false
     }
     private var settleFailures = 0
     /// Counts a failed attempt to settle; how many in a row.
