@@ -264,20 +264,20 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         }
     }
 
-    /// Before the writer reads what it decides from — an account's ids, segments and closed periods — on a
-    /// replicated store: the first host must hold every part its replicas recorded. A ClickHouse
-    /// server restarted after a machine crash can find a part of its own broken, set it aside and
-    /// fetch it back from a replica; until it has, ids read from it would miss that part's events
-    /// and a retried event would be stored twice. Checked at most once a second while it holds
-    /// everything, and again after any write that failed.
+    /// Before the writer reads what it decides from — an account's ids, segments and closed periods,
+    /// and the rollups settling compares with them — on a replicated store: the hosts it reads from
+    /// must hold every part their replicas recorded. A ClickHouse server restarted after a machine
+    /// crash can find a part of its own broken, set it aside and fetch it back from a replica; until
+    /// it has, ids read from it would miss that part's events and a retried event would be stored
+    /// twice. Checked at most once a second while it holds everything, and again after any write
+    /// that failed; a failure answers the next second's retries without another scan.
     func checkFirstHostWhole() async throws {
-        guard names.replicated, names.cluster == nil, shards.count > 1, await writer.firstHostCheckDue() else { return }
+        guard names.replicated, shards.count > 1, await writer.firstHostCheckDue() else { return }
         func lacking(_ behind: String) -> UsageBoxError {
-            .unavailable("the first ClickHouse host \(client.host) \(behind) (restarted, fetching parts back?): writes wait until it holds them")
+            .unavailable("\(behind) (restarted, fetching parts back?): writes wait until it holds them")
         }
-        // A second's retries are answered from the last scan, not each with its own scan of ZooKeeper.
         if let behind = await writer.firstHostLackedRecently() { throw lacking(behind) }
-        if let behind = try await replicaLag(client, tables: Self.decidingTables) {
+        if let behind = try await firstHostLag() {
             await writer.firstHostLacked(behind)
             throw lacking(behind)
         }
@@ -287,7 +287,101 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// The tables the writer decides from: ids, segments, closed periods, and the rollups that
     /// settling compares with raw events (a rollup part set aside would be added a second time).
     /// Verify's `segment_checks`, written on any replica, is not one of them.
-    static let decidingTables = ["events", "segments", "periods"] + ClickHouseSchema.rollups.map(\.table)
+    static let decidingTables = (sharded: ["events"] + ClickHouseSchema.rollups.map(\.table), small: ["segments", "periods"])
+
+    /// What a host the writer reads from lacks, or nil. One server's replicas: the first host.
+    /// A cluster of replicated shards: the first host for the small tables, and for each shard
+    /// the replica its Distributed reads go to (`load_balancing = in_order`: the first in the
+    /// cluster's order that answers).
+    func firstHostLag() async throws -> String? {
+        guard names.cluster != nil else {
+            let tables = Self.decidingTables.sharded + Self.decidingTables.small
+            return try await replicaLag(client, tables: tables).map { "the first ClickHouse host \(client.host) \($0)" }
+        }
+        if let behind = try await replicaLag(client, tables: Self.decidingTables.small) {
+            return "the first ClickHouse host \(client.host) \(behind)"
+        }
+        let sharded = Self.decidingTables.sharded.map { "\($0)_local" }
+        for (number, replicas) in try await shardReplicaOrder() {
+            for replica in replicas {
+                guard let index = replica.host else {
+                    // A replica no host of the URL is: Distributed reads would use it if it answers.
+                    guard try await reachableFromFirstHost(replica.address) else { continue }
+                    return "shard \(number)'s replica \(replica.address) is not among the store URL's hosts, so what it holds "
+                        + "cannot be checked: list every replica of the cluster in the URL"
+                }
+                do {
+                    if let behind = try await replicaLag(shards[index], tables: sharded) {
+                        return "shard \(number)'s ClickHouse replica \(shards[index].host), the one its reads go to, \(behind)"
+                    }
+                    break
+                } catch  where ClickHouseClient.isUnreachable(error) {
+                    continue  // Distributed reads go on to the next replica too
+                }
+            }
+        }
+        return nil
+    }
+
+    /// A shard's replica in the cluster's configuration: its TCP address, and which of the URL's
+    /// hosts it is (nil when none is, or that host could not be asked).
+    struct ShardReplica: Sendable {
+        var address: String
+        var host: Int?
+    }
+
+    /// Each shard's replicas in the cluster's order, placed among the URL's hosts (which speak
+    /// HTTP, while the cluster's configuration names TCP ports) by the TCP port each host's
+    /// replica of the events table recorded in ZooKeeper. Kept once every replica is placed.
+    func shardReplicaOrder() async throws -> [(shard: Int, replicas: [ShardReplica])] {
+        if let known = await writer.shardOrder { return known }
+        guard let cluster = names.cluster else { return [] }
+        var hostOf: [String: Int] = [:]  // "host:tcp_port" → index in `shards`
+        for (index, host) in shards.enumerated() {
+            do {
+                let mine = try await host.rows(
+                    "SELECT zookeeper_path, replica_name FROM system.replicas WHERE database = \(ClickHouseClient.quote(names.db)) "
+                        + "AND table = 'events_local'"
+                ).rows
+                guard let path = mine.first?[0].chString, let name = mine.first?[1].chString else { continue }
+                let node = try await host.rows(
+                    "SELECT value FROM system.zookeeper WHERE path = \(ClickHouseClient.quote(path + "/replicas/" + name)) AND name = 'host'"
+                ).rows
+                // "host: H\nport: P\ntcp_port: T\n…"
+                var fields: [Substring: Substring] = [:]
+                for line in (node.first?[0].chString ?? "").split(separator: "\n") {
+                    let pair = line.split(separator: ":", maxSplits: 1)
+                    if pair.count == 2 { fields[pair[0]] = pair[1].drop { $0 == " " } }
+                }
+                if let address = fields["host"], let port = fields["tcp_port"] { hostOf["\(address):\(port)"] = index }
+            } catch  where ClickHouseClient.isUnreachable(error) {
+                continue
+            } catch let e as ClickHouseError {
+                throw UsageBoxError(.internal, "ClickHouse \(host.host): \(e.message)")
+            }
+        }
+        var order: [(shard: Int, replicas: [ShardReplica])] = []
+        for r in try await rows(
+            "SELECT shard_num, host_name, host_address, port FROM system.clusters WHERE cluster = \(ClickHouseClient.quote(cluster)) "
+                + "ORDER BY shard_num, replica_num")
+        {
+            guard let shard = r[0].chInt, let name = r[1].chString, let ip = r[2].chString, let port = r[3].chInt else { continue }
+            let replica = ShardReplica(address: "\(name):\(port)", host: hostOf["\(name):\(port)"] ?? hostOf["\(ip):\(port)"])
+            if order.last?.shard == Int(shard) { order[order.count - 1].replicas.append(replica) } else { order.append((Int(shard), [replica])) }
+        }
+        if order.allSatisfy({ $0.replicas.allSatisfy { $0.host != nil } }) { await writer.setShardOrder(order) }
+        return order
+    }
+
+    /// Whether the first host can reach a server of the cluster over TCP (as a Distributed read would).
+    func reachableFromFirstHost(_ address: String) async throws -> Bool {
+        do {
+            _ = try await client.rows("SELECT 1 FROM remote(\(ClickHouseClient.quote(address)), system.one)", settings: ["connect_timeout": "2"])
+            return true
+        } catch is ClickHouseError {
+            return false
+        }
+    }
 
     /// Every insert's settings: through a cluster's Distributed tables, acknowledged only once the
     /// shard holds the rows.
@@ -376,6 +470,9 @@ actor ClickHouseWriter {
     }
     func forgetFirstHostCheck() { firstHostWholeAt = nil }
     func firstHostLacked(_ reason: String) { firstHostLacking = (reason, .now) }
+    /// Each shard's replicas in the cluster's order, once learned (`shardReplicaOrder`).
+    private(set) var shardOrder: [(shard: Int, replicas: [ClickHouseMeterStore.ShardReplica])]?
+    func setShardOrder(_ order: [(shard: Int, replicas: [ClickHouseMeterStore.ShardReplica])]) { shardOrder = order }
     func firstHostLackedRecently() -> String? {
         firstHostLacking.flatMap { ContinuousClock.now - $0.at < .seconds(1) ? $0.reason : nil }
     }

@@ -320,6 +320,53 @@ struct ClickHouseIngestTests {
         try await store.shards[0].command("SYSTEM START FETCHES \(events)")
     }
 
+    /// A cluster of replicated shards: each shard's reads go to the first replica in the cluster's
+    /// order that answers, so that replica is checked as the first host is on one server's
+    /// replicas. Here a part lands on the second replica of acct_1's shard (as while the first was
+    /// down) and the first does not fetch it: the writer reloading the account is 503, then, once
+    /// the part is fetched, the id is not stored a second time.
+    @Test func aShardReplicaLackingPartsDecidesNothing() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        guard store.location.replicated, store.location.cluster != nil else { return }
+        _ = try await store.ingest([F.event("e0", quantity: 3)])
+        let order = try await store.shardReplicaOrder()
+        #expect(order.count == 2 && order.allSatisfy { $0.replicas.count == 2 && $0.replicas.allSatisfy { $0.host != nil } }, "\(order)")
+        let local = "\(store.location.database).events_local"
+        func count(_ host: Int, _ id: String) async throws -> Int64 {
+            try await store.shards[host].rows("SELECT count() FROM \(local) WHERE event_id = '\(id)'").rows.first?.first?.chInt ?? 0
+        }
+        var holding: [Int] = []
+        for shard in order where try await count(shard.replicas[0].host ?? 0, "e0") == 1 { holding = shard.replicas.compactMap(\.host) }
+        try #require(holding.count == 2, "acct_1's shard found")
+        let (first, second) = (holding[0], holding[1])
+        try await store.shards[first].command("SYSTEM STOP FETCHES \(local)")
+        try await store.shards[second].command(
+            """
+            INSERT INTO \(local) SELECT account_id, 'e1', meter_id, model_id, kind, correction_ref, quantity, unit, ts, dim_keys,
+                dim_values, dimensions, content, segment_id, ordinal + 1, post_close, ingested_at FROM \(local) WHERE event_id = 'e0'
+            """)
+        await store.writer.set("acct_1", nil)  // as after a failed write: the account is read again, checked first
+        await store.writer.forgetFirstHostCheck()
+        do {
+            _ = try await store.ingest([F.event("e1", quantity: 3)])
+            Issue.record("a shard's first replica decided ids while it lacked a part")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .unavailable && e.message.contains("lacks") && e.message.contains("shard"), "\(e.message)")
+        }
+        try await store.shards[first].command("SYSTEM START FETCHES \(local)")
+        for _ in 0..<100 where try await count(first, "e1") == 0 { try await Task.sleep(for: .milliseconds(100)) }
+        var retried: IngestResponse?
+        for _ in 0..<30 where retried == nil {
+            do { retried = try await store.ingest([F.event("e1", quantity: 3)]) } catch let e as UsageBoxError where e.code == .unavailable {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        #expect(retried?.accepted == 0, "e1 is there already (a conflict: its content is e0's)")
+        let stored = (try await count(first, "e1"), try await count(second, "e1"))
+        #expect(stored == (1, 1), "e1 stored once")
+    }
+
     /// A server starting after a writer stopped mid-insert settles that writer's last write
     /// before its own first one — but not while an insert begun before it opened the store still
     /// runs (the stopped writer's, perhaps: its views' parts may yet land). Reads answer from raw
