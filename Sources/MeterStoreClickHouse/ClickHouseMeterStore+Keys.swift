@@ -41,7 +41,7 @@ extension ClickHouseMeterStore: KeyStore {
     }
 
     public func listKeys() async throws -> [APIKey] {
-        try await rows("SELECT \(Self.keyColumns) FROM \(t("api_keys")) GROUP BY key_id").map(Self.key)
+        try await rows("SELECT \(Self.keyColumns) FROM \(t("api_keys")) GROUP BY key_id", shardsRead: false).map(Self.key)
             .sorted { ($0.createdAt.microseconds, $0.keyID) < ($1.createdAt.microseconds, $1.keyID) }
     }
 
@@ -50,7 +50,8 @@ extension ClickHouseMeterStore: KeyStore {
     public func revokeKey(_ keyID: String) async throws -> APIKey {
         let found = try await ClickHouseWriter.$writing.withValue(true) {
             try await rows(
-                "SELECT \(Self.keyColumns), argMax(secret_sha256, version) FROM \(t("api_keys")) WHERE key_id = \(ClickHouseClient.quote(keyID)) GROUP BY key_id"
+                "SELECT \(Self.keyColumns), argMax(secret_sha256, version) FROM \(t("api_keys")) WHERE key_id = \(ClickHouseClient.quote(keyID)) GROUP BY key_id",
+                shardsRead: false
             )
         }
         guard let r = found.first else { throw UsageBoxError(.notFound, "no key \(keyID)", field: "key_id") }
@@ -72,7 +73,8 @@ extension ClickHouseMeterStore: KeyStore {
 
     public func authenticate(secret: String) async throws -> APIKey? {
         let found = try await rows(
-            "SELECT \(Self.keyColumns) FROM \(t("api_keys")) WHERE secret_sha256 = \(ClickHouseClient.quote(SecretHash.of(secret))) GROUP BY key_id")
+            "SELECT \(Self.keyColumns) FROM \(t("api_keys")) WHERE secret_sha256 = \(ClickHouseClient.quote(SecretHash.of(secret))) GROUP BY key_id",
+            shardsRead: false)
         return found.map(Self.key).first { $0.revokedAt == nil }
     }
 
@@ -90,12 +92,12 @@ extension ClickHouseMeterStore: KeyStore {
     }
 
     public func reconciliation(id: String) async throws -> String? {
-        try await rows("SELECT argMax(report, version) FROM \(t("reconciliations")) WHERE id = \(ClickHouseClient.quote(id)) GROUP BY id")
+        try await rows("SELECT argMax(report, version) FROM \(t("reconciliations")) WHERE id = \(ClickHouseClient.quote(id)) GROUP BY id", shardsRead: false)
             .first?[0].chString
     }
 
     public func recentReconciliations(limit: Int) async throws -> [String] {
-        try await rows("SELECT id FROM \(t("reconciliations")) GROUP BY id ORDER BY min(created_at) DESC, id DESC LIMIT \(max(limit, 0))")
+        try await rows("SELECT id FROM \(t("reconciliations")) GROUP BY id ORDER BY min(created_at) DESC, id DESC LIMIT \(max(limit, 0))", shardsRead: false)
             .compactMap { $0[0].chString }
     }
 

@@ -69,9 +69,9 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// The schema version the store is at (0 for an empty server).
     public func schemaVersion() async throws -> Int {
         let exists = try await read(
-            "SELECT count() FROM system.tables WHERE database = \(ClickHouseClient.quote(names.db)) AND name = 'schema_version'")
+            "SELECT count() FROM system.tables WHERE database = \(ClickHouseClient.quote(names.db)) AND name = 'schema_version'", shardsRead: false)
         guard exists.rows.first?.first?.chInt == 1 else { return 0 }
-        return Int(try await read("SELECT max(version) FROM \(t("schema_version"))").rows.first?.first?.chInt ?? 0)
+        return Int(try await read("SELECT max(version) FROM \(t("schema_version"))", shardsRead: false).rows.first?.first?.chInt ?? 0)
     }
 
     /// Creates or upgrades the schema; a store at a newer schema than this binary is refused.
@@ -142,7 +142,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         var found: [String: (engine: String, full: String)] = [:]
         for r in try await rows(
             "SELECT name, engine, engine_full FROM system.tables WHERE database = \(ClickHouseClient.quote(names.db)) "
-                + "AND name IN ('events', 'events_local', 'segments')")
+                + "AND name IN ('events', 'events_local', 'segments')", shardsRead: false)
         {
             found[r[0].chString ?? ""] = (r[1].chString ?? "", r[2].chString ?? "")
         }
@@ -177,9 +177,9 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     }
 
     /// Runs a query, turning ClickHouse's own errors into the store's.
-    func rows(_ sql: String, settings: [String: String] = [:]) async throws -> [[JSONValue]] {
+    func rows(_ sql: String, settings: [String: String] = [:], shardsRead: Bool = true) async throws -> [[JSONValue]] {
         do {
-            return try await read(sql, settings: ["max_query_size": "67108864"].merging(settings) { $1 }).rows
+            return try await read(sql, settings: ["max_query_size": "67108864"].merging(settings) { $1 }, shardsRead: shardsRead).rows
         } catch let e as ClickHouseError {
             throw UsageBoxError(.internal, "ClickHouse: \(e.message)")
         }
@@ -187,13 +187,15 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
 
     /// Runs a query on the first host, or on a replicated store on the first host that answers.
     /// The writer's own reads never move: what it decides must be read where it writes, not from a
-    /// replica that may lag behind.
+    /// replica that may lag behind. `shardsRead: false`: a read of ClickHouse's system tables or
+    /// of the store's small tables (keys, meters, periods, reports), none sharded, so no shard's
+    /// replicas need checking for it (`checkReadHosts`).
     func read(
-        _ sql: String, settings: [String: String] = [:], limit: Int = 256 << 20
+        _ sql: String, settings: [String: String] = [:], limit: Int = 256 << 20, shardsRead: Bool = true
     ) async throws -> (
         names: [String], types: [String], rows: [[JSONValue]]
     ) {
-        try await onAnyReplica(!ClickHouseWriter.writing) { try await $0.rows(sql, settings: settings, limit: limit) }
+        try await onAnyReplica(!ClickHouseWriter.writing, checkingShards: shardsRead) { try await $0.rows(sql, settings: settings, limit: limit) }
     }
 
     /// `body` on the first host; with `allowed`, on a replicated store, on the next host when one
@@ -201,9 +203,14 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// A host other than the first answers only when it is known to hold everything stored:
     /// replication is asynchronous, and a replica still fetching parts would give a partial
     /// answer (rollups ahead of raw events, a segment ahead of its events) as if it were whole.
-    func onAnyReplica<T>(_ allowed: Bool, _ body: (ClickHouseClient) async throws -> T) async throws -> T {
+    func onAnyReplica<T>(_ allowed: Bool, checkingShards: Bool = true, _ body: (ClickHouseClient) async throws -> T) async throws -> T {
         // In a cluster the hosts are shards as well as replicas: a host of another shard would
-        // answer through Distributed tables whose replicas nobody checked. No failover there.
+        // answer through Distributed tables whose replicas nobody checked. No failover there, but
+        // the replicas the first host's Distributed reads go to must hold everything.
+        if allowed, names.replicated, names.cluster != nil {
+            if checkingShards { try await checkReadHosts() }
+            return try await body(client)
+        }
         guard allowed, names.replicated, names.cluster == nil, shards.count > 1 else { return try await body(client) }
         var reasons: [String] = []
         for index in replicas.order() {
@@ -282,6 +289,19 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
             throw lacking(behind)
         }
         await writer.firstHostChecked()
+    }
+
+    /// Reads in a cluster of replicated shards: a shard's Distributed reads go on to its next
+    /// replica when the first does not answer, and that replica may not have fetched the first's
+    /// last parts yet (lost with it until it returns). Answered only while the replicas in use
+    /// hold every part recorded — the writer's check, sharing its second-long memory of the answer.
+    func checkReadHosts() async throws {
+        guard await writer.firstHostCheckDue() else { return }
+        let behind: String?
+        if let recent = await writer.firstHostLackedRecently() { behind = recent } else { behind = try await firstHostLag() }
+        guard let behind else { return await writer.firstHostChecked() }
+        await writer.firstHostLacked(behind)
+        throw UsageBoxError.unavailable("\(behind): reads wait until it holds them, or until the replica that has them answers again")
     }
 
     /// The tables the writer decides from: ids, segments, closed periods, and the rollups that
@@ -363,7 +383,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         var order: [(shard: Int, replicas: [ShardReplica])] = []
         for r in try await rows(
             "SELECT shard_num, host_name, host_address, port FROM system.clusters WHERE cluster = \(ClickHouseClient.quote(cluster)) "
-                + "ORDER BY shard_num, replica_num")
+                + "ORDER BY shard_num, replica_num", shardsRead: false)
         {
             guard let shard = r[0].chInt, let name = r[1].chString, let ip = r[2].chString, let port = r[3].chInt else { continue }
             let replica = ShardReplica(address: "\(name):\(port)", host: hostOf["\(name):\(port)"] ?? hostOf["\(ip):\(port)"])

@@ -354,6 +354,14 @@ struct ClickHouseIngestTests {
         } catch let e as UsageBoxError {
             #expect(e.code == .unavailable && e.message.contains("lacks") && e.message.contains("shard"), "\(e.message)")
         }
+        // Nor does it answer reads short (any serve process's, not only the writer's).
+        let reader = try ClickHouseMeterStore(location: store.location)
+        do {
+            let short = try await reader.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may, source: .raw))
+            Issue.record("read answered from a replica lacking a part: \(short.groups.map(\.aggregate.count))")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .unavailable && e.message.contains("reads wait"), "\(e.message)")
+        }
         try await store.shards[first].command("SYSTEM START FETCHES \(local)")
         for _ in 0..<100 where try await count(first, "e1") == 0 { try await Task.sleep(for: .milliseconds(100)) }
         var retried: IngestResponse?
@@ -363,6 +371,8 @@ struct ClickHouseIngestTests {
             }
         }
         #expect(retried?.accepted == 0, "e1 is there already (a conflict: its content is e0's)")
+        try await Task.sleep(for: .milliseconds(1_100))
+        #expect(try await reader.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may, source: .raw)).groups.first?.aggregate.count == 2)
         let stored = (try await count(first, "e1"), try await count(second, "e1"))
         #expect(stored == (1, 1), "e1 stored once")
     }
