@@ -142,19 +142,30 @@ extension ClickHouseMeterStore {
         if try await insertStillRunning() {
             throw UsageBoxError.unavailable("an earlier insert of this server is still running on ClickHouse; retry once it has ended")
         }
-        if lastWrites, try await insertFromBeforeRunning() {
+        if lastWrites, let running = try await insertFromBeforeRunning() {
             throw UsageBoxError.unavailable(
-                "an insert begun before this server started (a stopped server's?) is still running on ClickHouse; retry once it has ended")
+                "an insert begun before this server started (a stopped server's?) is still running on ClickHouse (query id \(running)); "
+                    + "retry once it has ended")
         }
         // Settling reads the stored events and rollups: not from a first host still fetching a part back.
         try await checkFirstHostWhole()
-        do {
-            if lastWrites {
-                // Tried once ClickHouse can be asked: after this process's first write the latest
-                // write is its own, so a failure here is left for `verify` to report.
-                do { try await settleLastWrites() } catch  where !ClickHouseClient.isUnreachable(error) {}
-                await writer.setLastWritesPending(false)
+        if lastWrites {
+            // Until it is done nothing is written: after this process's first write the latest
+            // write would be its own. A failure is 503 (retry); after five at writes, or when
+            // ClickHouse has been unreachable, no better: left for `verify` to report.
+            do {
+                try await settleLastWrites()
+            } catch {
+                if ClickHouseClient.isUnreachable(error) { throw error }
+                guard counted, await writer.settleFailed() >= 5 else {
+                    throw UsageBoxError.unavailable("settling the last writes of a stopped server failed (\(error)); retry")
+                }
             }
+            // What this process read of its accounts before may miss what the stopped writer's
+            // late insert stored: read again at each account's next write.
+            await writer.lastWritesSettled()
+        }
+        do {
             try await settleRollups()
         } catch {
             if ClickHouseClient.isUnreachable(error) { throw error }
@@ -247,26 +258,29 @@ extension ClickHouseMeterStore {
     /// cells by the thousand (18.16 parses each value of an `IN` list as a node).
     static let longLists = ["max_ast_elements": "10000000", "max_expanded_ast_elements": "10000000"]
 
-    /// Whether an insert into the events table that began before this store was opened still
-    /// runs (on any shard): a writer that stopped may have left it, with its views' parts to come.
-    /// Inserts of other live servers begin after this one opened, and do not count.
-    func insertFromBeforeRunning() async throws -> Bool {
+    /// The query id of an insert of events, or of a writer's settling insert, that began before
+    /// this store was opened and still runs (on any shard), or nil: a writer that stopped may
+    /// have left it, with its parts or its views' parts to come. Inserts of other live servers
+    /// begin after this one opened and do not count — but for a second's margin, which errs
+    /// towards waiting, those of its first second do.
+    func insertFromBeforeRunning() async throws -> String? {
         let open = ContinuousClock.now - openedAt
         let seconds = Double(open.components.seconds) + Double(open.components.attoseconds) / 1e18
         let sql = """
-            SELECT count() FROM system.processes WHERE query LIKE \(ClickHouseClient.quote("INSERT INTO \(t("events"))%")) \
-            AND elapsed > \(max(seconds - 1, 0))
-            """  // a second's margin errs towards waiting
+            SELECT initial_query_id FROM system.processes \
+            WHERE (query LIKE \(ClickHouseClient.quote("INSERT INTO \(t("events"))%")) OR initial_query_id LIKE 'usagebox-writer-%') \
+            AND query_id != \(ClickHouseClient.quote(insertQueryID)) AND elapsed > \(max(seconds - 1, 0)) LIMIT 1
+            """
         for (index, shard) in (names.cluster == nil ? [client] : shards).enumerated() {
             do {
-                if try await shard.rows(sql).rows.first?.first?.chInt != 0 { return true }
+                if let id = try await shard.rows(sql).rows.first?.first?.chString { return id }
             } catch  where index > 0 && ClickHouseClient.isUnreachable(error) {
                 continue  // as in `runningOnOtherShards`
             } catch let e as ClickHouseError {
                 throw UsageBoxError(.internal, "ClickHouse \(shard.host): \(e.message)")
             }
         }
-        return false
+        return nil
     }
 
     /// Settles each account's last write (the events of its latest `ingested_at`): a writer that
@@ -590,6 +604,9 @@ extension ClickHouseMeterStore {
     /// Seals the open segments of the accounts this process writes (at shutdown).
     public func sealOpenSegments() async throws {
         try await writer.exclusive {
+            // An insert whose answer was lost may still land: a seal now would leave its events
+            // out of the hash. The segments stay open for the next server to seal.
+            guard await !self.writer.anythingToSettle else { return }
             let now = self.clock().microseconds
             for account in try await self.openSegmentAccounts() where self.owns(account) {
                 let state = try await self.accountState(account)
@@ -616,9 +633,11 @@ extension ClickHouseMeterStore {
     /// (a writer stopped after a failed insert); a server runs it when it starts.
     public func recoverOpenSegments() async throws {
         try await writer.exclusive {
-            // Never in the way of starting: what cannot be settled now is retried (`settleSoon`).
+            // Never in the way of starting: what cannot be settled now is retried (`settleSoon`),
+            // and the accounts are then read at their first write, once it is done.
             await self.writer.setLastWritesPending(true)
             try? await self.settleRollupsBeforeWriting()
+            guard await !self.writer.lastWritesPending else { return }
             var states: [String: ClickHouseAccountState] = [:]
             for account in try await self.openSegmentAccounts() where self.owns(account) {
                 await self.writer.set(account, nil)

@@ -26,12 +26,13 @@ extension ClickHouseMeterStore {
         let named = q.dimensionsNamed
         // Rollups that may lack the events of a failed insert until it is settled (a second or
         // so after ClickHouse is back) are not read: raw events answer meanwhile.
-        let unsettled = await writer.hasUnsettled(in: q.scope)
+        let unsettled = await writer.hasUnsettled(in: q.scope, owns: owns)
         if !named.isEmpty {
             let seen = Set(
-                try await rows("SELECT DISTINCT arrayJoin(dim_keys) FROM \(t(unsettled ? "events" : "rollup_day")) WHERE \(scope)").compactMap {
-                    $0[0].chString
-                })
+                try await rows("SELECT DISTINCT arrayJoin(dim_keys) FROM \(t(unsettled ? "events" : ClickHouseSchema.everyKey.table)) WHERE \(scope)")
+                    .compactMap {
+                        $0[0].chString
+                    })
             for field in q.groupBy + q.filters.map(\.field) {
                 if case let .dimension(d) = field, !seen.contains(d) {
                     throw UsageBoxError.invalidArgument(
@@ -45,7 +46,7 @@ extension ClickHouseMeterStore {
         var blocking: (String, String)?
         if !named.isEmpty {
             let configs = try await meterConfigs()
-            let used = try await rows("SELECT DISTINCT meter_id FROM \(t("rollup_day")) WHERE \(scope)").compactMap { $0[0].chString }
+            let used = try await rows("SELECT DISTINCT meter_id FROM \(t(ClickHouseSchema.everyKey.table)) WHERE \(scope)").compactMap { $0[0].chString }
             for meter in used.sorted() {
                 if let keeps = configs[meter]?.keeps, let d = named.first(where: { !keeps.contains($0) }) {
                     blocking = (meter, d)
@@ -210,7 +211,10 @@ extension ClickHouseMeterStore {
 
     public func meters(scope: AccountScope) async throws -> [MeterInfo] {
         let configs = try await meterConfigs()
-        var ids = Set(try await rows("SELECT DISTINCT meter_id FROM \(t("rollup_day")) WHERE \(Self.accountClause(scope))").compactMap { $0[0].chString })
+        var ids = Set(
+            try await rows("SELECT DISTINCT meter_id FROM \(t(ClickHouseSchema.everyKey.table)) WHERE \(Self.accountClause(scope))").compactMap {
+                $0[0].chString
+            })
         if case .all = scope { ids.formUnion(configs.keys) }
         return ids.sorted().map { id in
             MeterInfo(meterID: id, unit: configs[id]?.unit ?? nil, rollupDimensions: configs[id]?.keeps.map { $0.sorted() })

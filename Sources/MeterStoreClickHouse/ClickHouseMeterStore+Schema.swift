@@ -162,9 +162,16 @@ enum ClickHouseSchema {
         var hours: Int64
         var micros: Int64 { hours * Timestamp.microsPerHour }
 
-        /// The table a span of a grouped read is answered from.
-        static func of(_ level: UsagePlan.Level) -> Rollup { level == .dayRollup ? rollups[1] : rollups[0] }
+        /// The table a span of a grouped read is answered from (a rollup level, not `.raw`).
+        static func of(_ level: UsagePlan.Level) -> Rollup {
+            precondition(level != .raw, "raw spans are read from events")
+            return rollups.first { $0.hours == (level == .dayRollup ? 24 : 1) }!
+        }
     }
+
+    /// The coarsest rollup: the fewest rows holding every rollup key seen (the meters and
+    /// dimensions a store has rolled up).
+    static var everyKey: Rollup { rollups.max { $0.hours < $1.hours }! }
 
     /// The rollup tables, finest first: every reader, verify and settling go through this list
     /// (migration 1 spells them out, as it landed).

@@ -471,12 +471,24 @@ actor ClickHouseWriter {
     func addUnsettled(_ events: [ClickHouseMeterStore.BatchEventKey]) { unsettled += events }
     func unsettledEvents() -> [ClickHouseMeterStore.BatchEventKey] { unsettled }
     /// Whether an account of `scope` has events to settle: its rollups may be short until then.
-    func hasUnsettled(in scope: AccountScope) -> Bool { lastWritesPending || unsettled.contains { scope.allows($0.account) } }
+    func hasUnsettled(in scope: AccountScope, owns: (String) -> Bool) -> Bool {
+        let pending: Bool
+        switch scope {
+        case .all: pending = lastWritesPending
+        case let .accounts(list): pending = lastWritesPending && list.contains(where: owns)
+        }
+        return pending || unsettled.contains { scope.allows($0.account) }
+    }
     /// Whether the last writes of the accounts this process writes are still to settle: a writer
     /// that stopped after a failed insert left them (`recoverOpenSegments`). Until then every
     /// account's rollups may be short.
     private(set) var lastWritesPending = false
     func setLastWritesPending(_ pending: Bool) { lastWritesPending = pending }
+    /// The last writes are settled: what was read of every account is read again at its next write.
+    func lastWritesSettled() {
+        lastWritesPending = false
+        accounts.removeAll()
+    }
     /// Whether anything is left to settle.
     var anythingToSettle: Bool { lastWritesPending || !unsettled.isEmpty }
     /// When the first host was last found to hold every part its replicas recorded (`checkFirstHostWhole`).

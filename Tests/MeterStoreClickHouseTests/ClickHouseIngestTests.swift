@@ -389,10 +389,17 @@ struct ClickHouseIngestTests {
         try await Self.rollupViews("DETACH", store)
         _ = try await store.ingest([F.event("a-2", quantity: 7)])
         try await Self.rollupViews("ATTACH", store)
-        // An insert that runs two seconds and stores nothing, begun before the next server opens.
-        let slowInsert =
-            "INSERT INTO \(store.location.database).events (account_id, event_id) SELECT 'acct_9', 'none' FROM system.one WHERE sleep(2) = 1"
-        let before = Task { try await store.shards[0].command(slowInsert) }
+        // The stopped writer's last insert, its answer lost, still running when the next server
+        // opens: it stores "late" (a day after a-2, in the same write) two seconds later.
+        let events = "\(store.location.database).events"
+        let lateInsert = Task {
+            try await store.shards[0].command(
+                """
+                INSERT INTO \(events) SELECT account_id, 'late', meter_id, model_id, kind, correction_ref, 4, unit, ts + 86400000000,
+                    dim_keys, dim_values, dimensions, content, segment_id, ordinal + 1, post_close, ingested_at
+                FROM \(events) WHERE event_id = 'a-2' AND sleep(2) = 0
+                """, settings: ["insert_distributed_sync": "1"])
+        }
         try await Task.sleep(for: .milliseconds(400))
         let restarted = try ClickHouseMeterStore(location: store.location)
         try await restarted.recoverOpenSegments()
@@ -405,16 +412,25 @@ struct ClickHouseIngestTests {
         } catch let e as UsageBoxError {
             #expect(e.code == .unavailable && e.message.contains("before this server started"), "\(e.message)")
         }
-        try await before.value
-        for _ in 0..<60 where await restarted.writer.anythingToSettle { try await Task.sleep(for: .milliseconds(100)) }
+        try await lateInsert.value
+        // Its retries back off (1 s, 2 s, 4 s…): within 15 s even on four servers sharing two cores.
+        for _ in 0..<150 where await restarted.writer.anythingToSettle { try await Task.sleep(for: .milliseconds(100)) }
         #expect(await !restarted.writer.lastWritesPending, "settled on its own once the insert ended")
+        // The client retries the event whose answer was lost: it is there, not stored again.
+        let retried = try await restarted.ingest([F.event("late", quantity: 4, at: "2026-05-11T12:00:00Z")])
+        #expect(retried.accepted == 0, "\(retried)")
+        let count = try await store.shards[0].rows("SELECT count() FROM \(events) WHERE event_id = 'late'").rows.first?.first?.chInt
+        #expect(count == 1)
         let report = try await restarted.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep))
-        #expect(report.ok && report.rawSum == 12 && report.rollupSum == 12, "\(report.mismatches)")
+        #expect(report.ok && report.rawSum == 16 && report.rollupSum == 16, "\(report.mismatches)")
 
-        // Begun after the next server opened: not a stopped writer's.
+        // Begun after the next server opened (another live server's): it does not hold it up.
         let later = try ClickHouseMeterStore(location: store.location)
         try await Task.sleep(for: .milliseconds(2_500))
-        let during = Task { try await store.shards[0].command(slowInsert) }
+        let during = Task {
+            try await store.shards[0].command(
+                "INSERT INTO \(events) (account_id, event_id) SELECT 'acct_9', 'none' FROM system.one WHERE sleep(2) = 1")
+        }
         try await Task.sleep(for: .milliseconds(300))
         try await later.recoverOpenSegments()
         #expect(await !later.writer.lastWritesPending)
