@@ -6,7 +6,7 @@ extension ClickHouseMeterStore {
     func meterConfigs() async throws -> [String: (unit: String?, keeps: Set<String>?)] {
         var out: [String: (unit: String?, keeps: Set<String>?)] = [:]
         for r in try await rows(
-            "SELECT meter_id, argMax(unit, version), argMax(rollup_dimensions, version) FROM \(t("meters")) GROUP BY meter_id")
+            "SELECT meter_id, argMax(unit, version), argMax(rollup_dimensions, version) FROM \(t("meters")) GROUP BY meter_id", shardsRead: false)
         {
             guard let id = r[0].chString else { continue }
             out[id] = (r[1].chString, r[2].chString.map { Set(Self.decodeNameList($0)) })
@@ -205,7 +205,8 @@ extension ClickHouseMeterStore {
 
     public func periods(account: String) async throws -> [PeriodRecord] {
         try await rows(
-            "SELECT period, min(closed_at) FROM \(t("periods")) WHERE account_id = \(ClickHouseClient.quote(account)) GROUP BY period ORDER BY period"
+            "SELECT period, min(closed_at) FROM \(t("periods")) WHERE account_id = \(ClickHouseClient.quote(account)) GROUP BY period ORDER BY period",
+            shardsRead: false
         ).map { PeriodRecord(accountID: account, period: $0[0].chString ?? "", closedAt: Timestamp(microseconds: $0[1].chInt ?? 0)) }
     }
 

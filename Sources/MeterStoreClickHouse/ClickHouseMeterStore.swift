@@ -48,7 +48,17 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         // A cluster of replicated shards: a Distributed table writes to one replica of a shard and
         // reads from any, so both pick the first healthy one in the configuration's order — a
         // read sees the writes before it, as long as that replica is up.
-        let defaults = location.cluster != nil && location.replicated ? ["load_balancing": "in_order"] : [:]
+        // A host's own shard would otherwise be read and written on that host itself
+        // (`prefer_localhost_replica`), whatever the order: the checks assume the order. The
+        // order yields to each replica's recent connection errors, so a replica that has just
+        // come back is passed over for minutes; then a replica that has not fetched, for a
+        // second, what its replication queue holds is not read at all (an error, not a short answer).
+        let defaults =
+            location.cluster != nil && location.replicated
+            ? [
+                "load_balancing": "in_order", "prefer_localhost_replica": "0",
+                "max_replica_delay_for_distributed_queries": "1", "fallback_to_stale_replicas_for_distributed_queries": "0",
+            ] : [:]
         shards = location.hosts.map { ClickHouseClient(host: $0, user: location.user, password: location.password, defaults: defaults) }
         client = shards[0]
         replicas = ReplicaChoice(count: shards.count)
@@ -180,6 +190,10 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     func rows(_ sql: String, settings: [String: String] = [:], shardsRead: Bool = true) async throws -> [[JSONValue]] {
         do {
             return try await read(sql, settings: ["max_query_size": "67108864"].merging(settings) { $1 }, shardsRead: shardsRead).rows
+        } catch let e as ClickHouseError where e.code == 369 {  // ALL_REPLICAS_ARE_STALE
+            throw UsageBoxError.unavailable(
+                "no replica of a shard has fetched everything its replication queue holds (one just restarted, or lagging): "
+                    + "retry in a few seconds")
         } catch let e as ClickHouseError {
             throw UsageBoxError(.internal, "ClickHouse: \(e.message)")
         }
@@ -279,16 +293,9 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// twice. Checked at most once a second while it holds everything, and again after any write
     /// that failed; a failure answers the next second's retries without another scan.
     func checkFirstHostWhole() async throws {
-        guard names.replicated, shards.count > 1, await writer.firstHostCheckDue() else { return }
-        func lacking(_ behind: String) -> UsageBoxError {
-            .unavailable("\(behind) (restarted, fetching parts back?): writes wait until it holds them")
+        if let behind = try await hostsLacking() {
+            throw UsageBoxError.unavailable("\(behind) (restarted, fetching parts back?): writes wait until it holds them")
         }
-        if let behind = await writer.firstHostLackedRecently() { throw lacking(behind) }
-        if let behind = try await firstHostLag() {
-            await writer.firstHostLacked(behind)
-            throw lacking(behind)
-        }
-        await writer.firstHostChecked()
     }
 
     /// Reads in a cluster of replicated shards: a shard's Distributed reads go on to its next
@@ -296,12 +303,26 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// last parts yet (lost with it until it returns). Answered only while the replicas in use
     /// hold every part recorded — the writer's check, sharing its second-long memory of the answer.
     func checkReadHosts() async throws {
-        guard await writer.firstHostCheckDue() else { return }
-        let behind: String?
-        if let recent = await writer.firstHostLackedRecently() { behind = recent } else { behind = try await firstHostLag() }
-        guard let behind else { return await writer.firstHostChecked() }
-        await writer.firstHostLacked(behind)
-        throw UsageBoxError.unavailable("\(behind): reads wait until it holds them, or until the replica that has them answers again")
+        if let behind = try await hostsLacking() {
+            throw UsageBoxError.unavailable("\(behind): reads wait until it holds them, or until the replica that has them answers again")
+        }
+    }
+
+    /// What a host the store reads from lacks, remembered as `ClickHouseWriter` says. A pass is
+    /// kept only if nothing made the writer forget the check while it ran, and only while every
+    /// shard reads from its first replica (one that returns would be read from at once).
+    private func hostsLacking() async throws -> String? {
+        guard names.replicated, names.cluster != nil || shards.count > 1, let generation = await writer.firstHostCheckStarts() else {
+            return nil
+        }
+        if let behind = await writer.firstHostLackedRecently() { return behind }
+        let (behind, keep) = try await firstHostLag()
+        if let behind {
+            await writer.firstHostLacked(behind)
+            return behind
+        }
+        if keep { await writer.firstHostChecked(generation) }
+        return nil
     }
 
     /// The tables the writer decides from: ids, segments, closed periods, and the rollups that
@@ -309,97 +330,105 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// Verify's `segment_checks`, written on any replica, is not one of them.
     static let decidingTables = (sharded: ["events"] + ClickHouseSchema.rollups.map(\.table), small: ["segments", "periods"])
 
-    /// What a host the writer reads from lacks, or nil. One server's replicas: the first host.
-    /// A cluster of replicated shards: the first host for the small tables, and for each shard
-    /// the replica its Distributed reads go to (`load_balancing = in_order`: the first in the
-    /// cluster's order that answers).
-    func firstHostLag() async throws -> String? {
+    /// What a host the store reads from lacks (nil: nothing), and whether a pass may be kept.
+    /// One server's replicas: the first host. A cluster of replicated shards: the first host for
+    /// the small tables, and for each shard the replica its Distributed reads and writes go to
+    /// (`load_balancing = in_order`, no preference for the local replica: the first in the
+    /// cluster's order that the first host reaches).
+    func firstHostLag() async throws -> (behind: String?, keep: Bool) {
         guard names.cluster != nil else {
             let tables = Self.decidingTables.sharded + Self.decidingTables.small
-            return try await replicaLag(client, tables: tables).map { "the first ClickHouse host \(client.host) \($0)" }
+            return (try await replicaLag(client, tables: tables).map { "the first ClickHouse host \(client.host) \($0)" }, true)
         }
         if let behind = try await replicaLag(client, tables: Self.decidingTables.small) {
-            return "the first ClickHouse host \(client.host) \(behind)"
+            return ("the first ClickHouse host \(client.host) \(behind)", false)
         }
         let sharded = Self.decidingTables.sharded.map { "\($0)_local" }
+        var keep = true
         for (number, replicas) in try await shardReplicaOrder() {
-            for replica in replicas {
+            for (position, replica) in replicas.enumerated() {
+                let unchecked =
+                    "shard \(number)'s replica \(replica.address) answers the first host but cannot be checked from here"
                 guard let index = replica.host else {
-                    // A replica no host of the URL is: Distributed reads would use it if it answers.
-                    guard try await reachableFromFirstHost(replica.address) else { continue }
-                    return "shard \(number)'s replica \(replica.address) is not among the store URL's hosts, so what it holds "
-                        + "cannot be checked: list every replica of the cluster in the URL"
+                    guard try await reachableFromFirstHost(replica.address) else { continue }  // Distributed skips it too
+                    return ("\(unchecked) (no host of the store URL is it: list every replica of the cluster in the URL)", false)
                 }
                 do {
                     if let behind = try await replicaLag(shards[index], tables: sharded) {
-                        return "shard \(number)'s ClickHouse replica \(shards[index].host), the one its reads go to, \(behind)"
+                        return ("shard \(number)'s ClickHouse replica \(shards[index].host), the one its reads go to, \(behind)", false)
                     }
+                    keep = keep && position == 0
                     break
                 } catch  where ClickHouseClient.isUnreachable(error) {
-                    continue  // Distributed reads go on to the next replica too
+                    // Not over HTTP from here; Distributed reads go on only if the first host cannot reach it either.
+                    guard try await reachableFromFirstHost(replica.address) else { continue }
+                    return ("\(unchecked) (\(shards[index].host) does not answer HTTP)", false)
                 }
             }
         }
-        return nil
+        return (nil, keep)
     }
 
     /// A shard's replica in the cluster's configuration: its TCP address, and which of the URL's
-    /// hosts it is (nil when none is, or that host could not be asked).
+    /// hosts it is (nil when none is, or it could not be told).
     struct ShardReplica: Sendable {
         var address: String
         var host: Int?
     }
 
     /// Each shard's replicas in the cluster's order, placed among the URL's hosts (which speak
-    /// HTTP, while the cluster's configuration names TCP ports) by the TCP port each host's
-    /// replica of the events table recorded in ZooKeeper. Kept once every replica is placed.
+    /// HTTP, while the cluster's configuration names TCP addresses): each replica, asked by the
+    /// first host over TCP, and each URL host, asked over HTTP, name their replica of the events
+    /// table (its ZooKeeper path and replica name); equal names are the same server. Kept once
+    /// every replica is placed.
     func shardReplicaOrder() async throws -> [(shard: Int, replicas: [ShardReplica])] {
         if let known = await writer.shardOrder { return known }
         guard let cluster = names.cluster else { return [] }
-        var hostOf: [String: Int] = [:]  // "host:tcp_port" → index in `shards`
+        let mine =
+            "SELECT zookeeper_path, replica_name FROM %@ WHERE database = \(ClickHouseClient.quote(names.db)) AND table = 'events_local'"
+        func identity(_ rows: [[JSONValue]]) -> String? {
+            guard let r = rows.first, let path = r[0].chString, let name = r[1].chString else { return nil }
+            return path + "/replicas/" + name
+        }
+        var hostOf: [String: Int] = [:]
         for (index, host) in shards.enumerated() {
-            do {
-                let mine = try await host.rows(
-                    "SELECT zookeeper_path, replica_name FROM system.replicas WHERE database = \(ClickHouseClient.quote(names.db)) "
-                        + "AND table = 'events_local'"
-                ).rows
-                guard let path = mine.first?[0].chString, let name = mine.first?[1].chString else { continue }
-                let node = try await host.rows(
-                    "SELECT value FROM system.zookeeper WHERE path = \(ClickHouseClient.quote(path + "/replicas/" + name)) AND name = 'host'"
-                ).rows
-                // "host: H\nport: P\ntcp_port: T\n…"
-                var fields: [Substring: Substring] = [:]
-                for line in (node.first?[0].chString ?? "").split(separator: "\n") {
-                    let pair = line.split(separator: ":", maxSplits: 1)
-                    if pair.count == 2 { fields[pair[0]] = pair[1].drop { $0 == " " } }
-                }
-                if let address = fields["host"], let port = fields["tcp_port"] { hostOf["\(address):\(port)"] = index }
-            } catch  where ClickHouseClient.isUnreachable(error) {
-                continue
-            } catch let e as ClickHouseError {
-                throw UsageBoxError(.internal, "ClickHouse \(host.host): \(e.message)")
+            // A host that cannot say (down, or its ZooKeeper session lost) stays unplaced for now.
+            if let id = identity((try? await host.rows(mine.replacingOccurrences(of: "%@", with: "system.replicas")).rows) ?? []) {
+                hostOf[id] = index
             }
         }
         var order: [(shard: Int, replicas: [ShardReplica])] = []
         for r in try await rows(
-            "SELECT shard_num, host_name, host_address, port FROM system.clusters WHERE cluster = \(ClickHouseClient.quote(cluster)) "
+            "SELECT shard_num, host_name, port FROM system.clusters WHERE cluster = \(ClickHouseClient.quote(cluster)) "
                 + "ORDER BY shard_num, replica_num", shardsRead: false)
         {
-            guard let shard = r[0].chInt, let name = r[1].chString, let ip = r[2].chString, let port = r[3].chInt else { continue }
-            let replica = ShardReplica(address: "\(name):\(port)", host: hostOf["\(name):\(port)"] ?? hostOf["\(ip):\(port)"])
+            guard let shard = r[0].chInt, let name = r[1].chString, let port = r[2].chInt else { continue }
+            let address = "\(name):\(port)"
+            let there = try? await client.rows(mine.replacingOccurrences(of: "%@", with: remoteTable(address, "replicas"))).rows
+            let replica = ShardReplica(address: address, host: identity(there ?? []).flatMap { hostOf[$0] })
             if order.last?.shard == Int(shard) { order[order.count - 1].replicas.append(replica) } else { order.append((Int(shard), [replica])) }
         }
         if order.allSatisfy({ $0.replicas.allSatisfy { $0.host != nil } }) { await writer.setShardOrder(order) }
         return order
     }
 
-    /// Whether the first host can reach a server of the cluster over TCP (as a Distributed read would).
+    /// A system table of another server of the cluster, read by the first host over TCP as the
+    /// store's user (as the Distributed tables reach it).
+    func remoteTable(_ address: String, _ table: String) -> String {
+        "remote(\(ClickHouseClient.quote(address)), system, \(table)"
+            + (location.user.map { ", \(ClickHouseClient.quote($0)), \(ClickHouseClient.quote(location.password ?? ""))" } ?? "") + ")"
+    }
+
+    /// Whether the first host reaches a server of the cluster over TCP (as a Distributed read
+    /// would). Only a failure to connect is "no": any other error is an answer it cannot vouch for.
     func reachableFromFirstHost(_ address: String) async throws -> Bool {
         do {
-            _ = try await client.rows("SELECT 1 FROM remote(\(ClickHouseClient.quote(address)), system.one)", settings: ["connect_timeout": "2"])
+            _ = try await client.rows("SELECT 1 FROM \(remoteTable(address, "one"))", settings: ["connect_timeout": "2"])
             return true
-        } catch is ClickHouseError {
-            return false
+        } catch let e as ClickHouseError where [209, 210, 279].contains(e.code ?? 0) {
+            return false  // SOCKET_TIMEOUT, NETWORK_ERROR, ALL_CONNECTION_TRIES_FAILED
+        } catch let e as ClickHouseError {
+            throw UsageBoxError.unavailable("the first ClickHouse host cannot tell whether it reaches \(address): \(e.message.prefix(200))")
         }
     }
 
@@ -495,12 +524,21 @@ actor ClickHouseWriter {
     private var firstHostWholeAt: ContinuousClock.Instant?
     /// What the first host was last found to lack, and when.
     private var firstHostLacking: (reason: String, at: ContinuousClock.Instant)?
-    func firstHostCheckDue() -> Bool { firstHostWholeAt.map { ContinuousClock.now - $0 >= .seconds(1) } ?? true }
-    func firstHostChecked() {
+    /// Bumped by each `forgetFirstHostCheck`: a check that began before it passes nothing on.
+    private var checkGeneration = 0
+    /// The generation a check begins under, or nil when one passed less than a second ago.
+    func firstHostCheckStarts() -> Int? {
+        firstHostWholeAt.map { ContinuousClock.now - $0 >= .seconds(1) } ?? true ? checkGeneration : nil
+    }
+    func firstHostChecked(_ generation: Int) {
+        guard generation == checkGeneration else { return }
         firstHostWholeAt = .now
         firstHostLacking = nil
     }
-    func forgetFirstHostCheck() { firstHostWholeAt = nil }
+    func forgetFirstHostCheck() {
+        firstHostWholeAt = nil
+        checkGeneration += 1
+    }
     func firstHostLacked(_ reason: String) { firstHostLacking = (reason, .now) }
     /// Each shard's replicas in the cluster's order, once learned (`shardReplicaOrder`).
     private(set) var shardOrder: [(shard: Int, replicas: [ClickHouseMeterStore.ShardReplica])]?

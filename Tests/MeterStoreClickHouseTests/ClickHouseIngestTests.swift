@@ -346,6 +346,10 @@ struct ClickHouseIngestTests {
             INSERT INTO \(local) SELECT account_id, 'e1', meter_id, model_id, kind, correction_ref, quantity, unit, ts, dim_keys,
                 dim_values, dimensions, content, segment_id, ordinal + 1, post_close, ingested_at FROM \(local) WHERE event_id = 'e0'
             """)
+        // The starved replica is the one the store's Distributed reads go to (not only the one
+        // the code thinks they go to).
+        let seen = try await store.client.rows("SELECT count() FROM \(store.location.database).events WHERE event_id = 'e1'").rows
+        #expect(seen.first?.first?.chInt == 0, "reads go to the shard's first replica")
         await store.writer.set("acct_1", nil)  // as after a failed write: the account is read again, checked first
         await store.writer.forgetFirstHostCheck()
         do {
@@ -375,6 +379,31 @@ struct ClickHouseIngestTests {
         #expect(try await reader.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may, source: .raw)).groups.first?.aggregate.count == 2)
         let stored = (try await count(first, "e1"), try await count(second, "e1"))
         #expect(stored == (1, 1), "e1 stored once")
+
+        // A URL whose first host is the shard's second replica: the store still reads the shard
+        // from its first replica (ClickHouse would otherwise prefer the local one), so a part the
+        // second lacks and the first holds is found, and the id is not stored twice.
+        var reordered = store.location
+        reordered.hosts = [reordered.hosts[second]] + reordered.hosts.enumerated().filter { $0.offset != second }.map(\.element)
+        let throughSecond = try ClickHouseMeterStore(location: reordered)
+        try await store.shards[second].command("SYSTEM STOP FETCHES \(local)")
+        try await store.shards[first].command(
+            """
+            INSERT INTO \(local) SELECT account_id, 'e2', meter_id, model_id, kind, correction_ref, quantity, unit, ts, dim_keys,
+                dim_values, dimensions, content, segment_id, ordinal + 2, post_close, ingested_at FROM \(local) WHERE event_id = 'e0'
+            """)
+        var answer: IngestResponse?
+        for _ in 0..<30 where answer == nil {
+            do { answer = try await throughSecond.ingest([F.event("e2", quantity: 3)]) } catch let e as UsageBoxError where e.code == .unavailable {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        #expect(answer?.accepted == 0, "e2 found on the shard's first replica")
+        try await store.shards[second].command("SYSTEM START FETCHES \(local)")
+        for _ in 0..<100 where try await count(second, "e2") == 0 { try await Task.sleep(for: .milliseconds(100)) }
+        try await Task.sleep(for: .milliseconds(500))  // anything else to fetch arrives too
+        let e2 = (try await count(first, "e2"), try await count(second, "e2"))
+        #expect(e2 == (1, 1), "e2 stored once")
     }
 
     /// A server starting after a writer stopped mid-insert settles that writer's last write
