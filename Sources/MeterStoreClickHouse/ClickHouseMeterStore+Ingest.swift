@@ -156,7 +156,7 @@ extension ClickHouseMeterStore {
             do {
                 try await settleLastWrites()
             } catch {
-                if ClickHouseClient.isUnreachable(error) { throw error }
+                if Self.notNow(error) { throw error }
                 guard counted, await writer.settleFailed() >= 5 else {
                     throw UsageBoxError.unavailable("settling the last writes of a stopped server failed (\(error)); retry")
                 }
@@ -168,9 +168,15 @@ extension ClickHouseMeterStore {
         do {
             try await settleRollups()
         } catch {
-            if ClickHouseClient.isUnreachable(error) { throw error }
+            if Self.notNow(error) { throw error }
             if counted, await writer.settleFailed() >= 5 { await writer.giveUpSettling() }
         }
+    }
+
+    /// A failure to settle that says "try later" (ClickHouse unreachable, replicas stale or
+    /// lacking parts) rather than "this cannot be settled": never counted towards giving up.
+    static func notNow(_ error: any Error) -> Bool {
+        ClickHouseClient.isUnreachable(error) || (error as? UsageBoxError)?.code == .unavailable
     }
 
     /// Whether a statement carrying this writer's query id still runs: on the first host, and in a

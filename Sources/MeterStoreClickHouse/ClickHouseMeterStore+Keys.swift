@@ -143,6 +143,7 @@ extension ClickHouseMeterStore: KeyStore {
                     "max_result_rows": String(rowLimit + 1), "result_overflow_mode": "break", "max_memory_usage": String(512 << 20),
                 ], limit: 8 << 20)
         } catch let e as ClickHouseError {
+            if let notNow = Self.storeError(e) { throw notNow }
             throw UsageBoxError.invalidArgument("ClickHouse refused the query: \(e.message.prefix(500))", field: "sql")
         }
         var rows = answer.rows

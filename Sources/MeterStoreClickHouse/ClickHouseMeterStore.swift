@@ -190,13 +190,18 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     func rows(_ sql: String, settings: [String: String] = [:], shardsRead: Bool = true) async throws -> [[JSONValue]] {
         do {
             return try await read(sql, settings: ["max_query_size": "67108864"].merging(settings) { $1 }, shardsRead: shardsRead).rows
-        } catch let e as ClickHouseError where e.code == 369 {  // ALL_REPLICAS_ARE_STALE
-            throw UsageBoxError.unavailable(
-                "no replica of a shard has fetched everything its replication queue holds (one just restarted, or lagging): "
-                    + "retry in a few seconds")
         } catch let e as ClickHouseError {
-            throw UsageBoxError(.internal, "ClickHouse: \(e.message)")
+            throw Self.storeError(e) ?? UsageBoxError(.internal, "ClickHouse: \(e.message)")
         }
+    }
+
+    /// A ClickHouse error that means "not now" rather than "wrong", as the store says it (nil
+    /// for any other): every statement's caller maps it the same way.
+    static func storeError(_ e: ClickHouseError) -> UsageBoxError? {
+        guard e.code == 369 else { return nil }  // ALL_REPLICAS_ARE_STALE
+        return .unavailable(
+            "no replica of a shard has fetched everything its replication queue holds (one just restarted, or lagging): "
+                + "retry in a few seconds")
     }
 
     /// Runs a query on the first host, or on a replicated store on the first host that answers.
@@ -316,7 +321,12 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
             return nil
         }
         if let behind = await writer.firstHostLackedRecently() { return behind }
-        let (behind, keep) = try await firstHostLag()
+        let behind: String?, keep: Bool
+        do {
+            (behind, keep) = try await firstHostLag()
+        } catch let e as UsageBoxError where e.code == .unavailable {
+            (behind, keep) = (e.message, false)  // cannot tell: remembered for a second like a gap
+        }
         if let behind {
             await writer.firstHostLacked(behind)
             return behind
@@ -357,6 +367,11 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
                     if let behind = try await replicaLag(shards[index], tables: sharded) {
                         return ("shard \(number)'s ClickHouse replica \(shards[index].host), the one its reads go to, \(behind)", false)
                     }
+                    // Whole, but read only if the first host reaches it too (else Distributed goes on).
+                    guard try await reachableFromFirstHost(replica.address) else {
+                        keep = false
+                        continue
+                    }
                     keep = keep && position == 0
                     break
                 } catch  where ClickHouseClient.isUnreachable(error) {
@@ -392,9 +407,14 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         }
         var hostOf: [String: Int] = [:]
         for (index, host) in shards.enumerated() {
-            // A host that cannot say (down, or its ZooKeeper session lost) stays unplaced for now.
-            if let id = identity((try? await host.rows(mine.replacingOccurrences(of: "%@", with: "system.replicas")).rows) ?? []) {
-                hostOf[id] = index
+            do {
+                if let id = identity(try await host.rows(mine.replacingOccurrences(of: "%@", with: "system.replicas")).rows) {
+                    hostOf[id] = index
+                }
+            } catch  where ClickHouseClient.isUnreachable(error) {
+                continue  // down: unplaced for now
+            } catch let e as ClickHouseError {
+                throw UsageBoxError.unavailable("ClickHouse \(host.host) cannot say which replica it is: \(e.message.prefix(200))")
             }
         }
         var order: [(shard: Int, replicas: [ShardReplica])] = []
@@ -404,8 +424,17 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         {
             guard let shard = r[0].chInt, let name = r[1].chString, let port = r[2].chInt else { continue }
             let address = "\(name):\(port)"
-            let there = try? await client.rows(mine.replacingOccurrences(of: "%@", with: remoteTable(address, "replicas"))).rows
-            let replica = ShardReplica(address: address, host: identity(there ?? []).flatMap { hostOf[$0] })
+            var there: [[JSONValue]] = []
+            do {
+                there = try await client.rows(mine.replacingOccurrences(of: "%@", with: remoteTable(address, "replicas"))).rows
+            } catch let e as ClickHouseError where Self.connectionFailed(e) {
+                // Not reachable from the first host: unplaced for now (and skipped, as Distributed skips it).
+            } catch let e as ClickHouseError {
+                throw UsageBoxError.unavailable(
+                    "the first ClickHouse host cannot ask \(address) which replica it is (the store's user must be able to "
+                        + "log in there over TCP: docs/clickhouse.md): \(e.message.prefix(200))")
+            }
+            let replica = ShardReplica(address: address, host: identity(there).flatMap { hostOf[$0] })
             if order.last?.shard == Int(shard) { order[order.count - 1].replicas.append(replica) } else { order.append((Int(shard), [replica])) }
         }
         if order.allSatisfy({ $0.replicas.allSatisfy { $0.host != nil } }) { await writer.setShardOrder(order) }
@@ -425,12 +454,16 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         do {
             _ = try await client.rows("SELECT 1 FROM \(remoteTable(address, "one"))", settings: ["connect_timeout": "2"])
             return true
-        } catch let e as ClickHouseError where [209, 210, 279].contains(e.code ?? 0) {
-            return false  // SOCKET_TIMEOUT, NETWORK_ERROR, ALL_CONNECTION_TRIES_FAILED
+        } catch let e as ClickHouseError where Self.connectionFailed(e) {
+            return false
         } catch let e as ClickHouseError {
             throw UsageBoxError.unavailable("the first ClickHouse host cannot tell whether it reaches \(address): \(e.message.prefix(200))")
         }
     }
+
+    /// Whether a `remote()` call failed to connect (DNS_ERROR, SOCKET_TIMEOUT, NETWORK_ERROR,
+    /// ALL_CONNECTION_TRIES_FAILED) rather than being refused once connected.
+    static func connectionFailed(_ e: ClickHouseError) -> Bool { [198, 209, 210, 279].contains(e.code ?? 0) }
 
     /// Every insert's settings: through a cluster's Distributed tables, acknowledged only once the
     /// shard holds the rows.
@@ -539,7 +572,11 @@ actor ClickHouseWriter {
         firstHostWholeAt = nil
         checkGeneration += 1
     }
-    func firstHostLacked(_ reason: String) { firstHostLacking = (reason, .now) }
+    /// A gap found: no check that began before it may record a pass.
+    func firstHostLacked(_ reason: String) {
+        firstHostLacking = (reason, .now)
+        checkGeneration += 1
+    }
     /// Each shard's replicas in the cluster's order, once learned (`shardReplicaOrder`).
     private(set) var shardOrder: [(shard: Int, replicas: [ClickHouseMeterStore.ShardReplica])]?
     func setShardOrder(_ order: [(shard: Int, replicas: [ClickHouseMeterStore.ShardReplica])]) { shardOrder = order }
@@ -635,7 +672,7 @@ extension ClickHouseMeterStore {
         do {
             try await client.command(sql, settings: ["max_query_size": "67108864"].merging(settings) { $1 })
         } catch let e as ClickHouseError {
-            throw UsageBoxError(.internal, "ClickHouse: \(e.message)")
+            throw Self.storeError(e) ?? UsageBoxError(.internal, "ClickHouse: \(e.message)")
         }
     }
 }
