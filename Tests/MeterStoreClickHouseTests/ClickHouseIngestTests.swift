@@ -74,6 +74,19 @@ struct ClickHouseIngestTests {
         #expect(report.ok && report.corruptSegments.isEmpty)
     }
 
+    /// Runs `body` and expects it refused as 503 `unavailable` with a message saying `words`;
+    /// `otherwise` names what went wrong if it was not.
+    static func expectUnavailable(
+        _ otherwise: Comment, saying words: String..., sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void
+    ) async throws {
+        do {
+            try await body()
+            Issue.record(otherwise, sourceLocation: sourceLocation)
+        } catch let e as UsageBoxError {
+            #expect(e.code == .unavailable && words.allSatisfy(e.message.contains), "\(e.message)", sourceLocation: sourceLocation)
+        }
+    }
+
     /// Detaches or attaches the rollup views on every host: detached, an insert stores events
     /// without their rollups, as a server killed between the parts of one INSERT leaves them.
     static func rollupViews(_ verb: String, _ store: ClickHouseMeterStore) async throws {
@@ -147,11 +160,9 @@ struct ClickHouseIngestTests {
         #expect(try await read(.accounts(["acct_1"])) == ("raw", 12))
         #expect(try await read(.all) == ("raw", 62))
         #expect(try await read(.accounts(["acct_2"])) == ("rollup", 50))
-        do {  // asked for rollups by name: refused, not answered short
+        // Asked for rollups by name: refused, not answered short.
+        try await Self.expectUnavailable("source=rollup answered from rollups awaiting settling", saying: "source=auto") {
             _ = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may, source: .rollup))
-            Issue.record("source=rollup answered from rollups awaiting settling")
-        } catch let e as UsageBoxError {
-            #expect(e.code == .unavailable && e.message.contains("source=auto"), "\(e.message)")
         }
         #expect(try await store.usage(UsageQuery(scope: .accounts(["acct_2"]), range: F.may, source: .rollup)).source == "rollup")
         store.settleSoon(every: .milliseconds(50))
@@ -238,12 +249,8 @@ struct ClickHouseIngestTests {
         let events = "\(store.location.database).events"
         try await store.shards[0].command("SYSTEM STOP FETCHES \(events)")
         _ = try await throughReplica.ingest([F.event("e1", quantity: 3)])
-        do {
+        try await Self.expectUnavailable("the first host decided ids while it lacked a part", saying: "lacks") {
             _ = try await store.ingest([F.event("e1", quantity: 3)])
-            Issue.record("the first host decided ids while it lacked a part")
-        } catch let e as UsageBoxError {
-            #expect(e.code == .unavailable, "\(e.message)")
-            #expect(e.message.contains("lacks"), "\(e.message)")
         }
         try await store.shards[0].command("SYSTEM START FETCHES \(events)")
         func stored() async throws -> Int64 { try await store.shards[0].rows("SELECT count() FROM \(events)").rows.first?.first?.chInt ?? 0 }
@@ -268,11 +275,8 @@ struct ClickHouseIngestTests {
         try await store.shards[0].command("SYSTEM STOP FETCHES \(events)")
         _ = try await throughReplica.ingest([F.event("e2", quantity: 4)])
         await store.writer.state("acct_1")?.ids.insert(EventIDSet.hash("e2"))
-        do {
+        try await Self.expectUnavailable("a loaded account took an id its first host lacks for new", saying: "lacks") {
             _ = try await store.ingest([F.event("e2", quantity: 4)])
-            Issue.record("a loaded account took an id its first host lacks for new")
-        } catch let e as UsageBoxError {
-            #expect(e.code == .unavailable && e.message.contains("lacks"), "\(e.message)")
         }
         try await store.shards[0].command("SYSTEM START FETCHES \(events)")
         for _ in 0..<150 where try await stored() < 2 { try await Task.sleep(for: .milliseconds(100)) }
@@ -289,11 +293,8 @@ struct ClickHouseIngestTests {
         for _ in 0..<150 where try await stored() < 3 { try await Task.sleep(for: .milliseconds(100)) }
         await store.writer.forgetFirstHostCheck()  // as a failed write does
         await store.writer.addUnsettled([.init(account: "acct_1", eventID: "e3")])
-        do {
-            try await store.settleRollupsBeforeWriting()
-            Issue.record("settled against a first host lacking a rollup part")
-        } catch let e as UsageBoxError {
-            #expect(e.code == .unavailable && e.message.contains("lacks"), "\(e.message)")
+        try await Self.expectUnavailable("settled against a first host lacking a rollup part", saying: "lacks") {
+            _ = try await store.settleRollupsBeforeWriting()
         }
         try await store.shards[0].command("SYSTEM START FETCHES \(hourly)")
         for _ in 0..<50 where await store.writer.anythingToSettle {
@@ -311,12 +312,7 @@ struct ClickHouseIngestTests {
         try await store.shards[0].command("SYSTEM STOP FETCHES \(events)")
         _ = try await throughReplica.ingest([F.event("e4", quantity: 6)])
         try await Task.sleep(for: .milliseconds(1_100))  // the last passing check is a second old, as after any restart
-        do {
-            try await store.sealOpenSegments()
-            Issue.record("sealed a segment from a first host lacking a part")
-        } catch let e as UsageBoxError {
-            #expect(e.code == .unavailable && e.message.contains("lacks"), "\(e.message)")
-        }
+        try await Self.expectUnavailable("sealed a segment from a first host lacking a part", saying: "lacks") { _ = try await store.sealOpenSegments() }
         try await store.shards[0].command("SYSTEM START FETCHES \(events)")
     }
 
@@ -352,11 +348,8 @@ struct ClickHouseIngestTests {
         #expect(seen.first?.first?.chInt == 0, "reads go to the shard's first replica")
         await store.writer.set("acct_1", nil)  // as after a failed write: the account is read again, checked first
         await store.writer.forgetFirstHostCheck()
-        do {
+        try await Self.expectUnavailable("a shard's first replica decided ids while it lacked a part", saying: "lacks", "shard") {
             _ = try await store.ingest([F.event("e1", quantity: 3)])
-            Issue.record("a shard's first replica decided ids while it lacked a part")
-        } catch let e as UsageBoxError {
-            #expect(e.code == .unavailable && e.message.contains("lacks") && e.message.contains("shard"), "\(e.message)")
         }
         // Nor does it answer reads short (any serve process's, not only the writer's).
         let reader = try ClickHouseMeterStore(location: store.location)
@@ -435,11 +428,8 @@ struct ClickHouseIngestTests {
         #expect(await restarted.writer.lastWritesPending)
         let read = try await restarted.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may))
         #expect(read.source == "raw" && read.groups.first?.aggregate.sum == 12)
-        do {
+        try await Self.expectUnavailable("a write went ahead of the stopped writer's last write", saying: "before this server started") {
             _ = try await restarted.ingest([F.event("a-3", quantity: 1)])
-            Issue.record("a write went ahead of the stopped writer's last write")
-        } catch let e as UsageBoxError {
-            #expect(e.code == .unavailable && e.message.contains("before this server started"), "\(e.message)")
         }
         try await lateInsert.value
         // Its retries back off (1 s, 2 s, 4 s…): within 15 s even on four servers sharing two cores.
