@@ -180,29 +180,34 @@ extension ClickHouseMeterStore {
     }
 
     /// Whether a statement carrying this writer's query id still runs: on the first host, and in a
-    /// cluster on the other shards too (`runningOnOtherShards`).
+    /// cluster on the other shards too, where a Distributed statement's part runs under a query
+    /// id of its own with the writer's as its initial one.
     func insertStillRunning() async throws -> Bool {
-        let running = try await rows("SELECT count() FROM system.processes WHERE query_id = \(ClickHouseClient.quote(insertQueryID))")
-        guard running.first?.first?.chInt == 0 else { return true }
-        return names.cluster != nil ? try await runningOnOtherShards() : false
+        try await runningQuery(where: "initial_query_id = \(ClickHouseClient.quote(insertQueryID))") != nil
     }
 
-    /// Whether a part of a Distributed statement this writer started still runs on a shard other
-    /// than the first: there it has a query id of its own and the writer's as its initial one.
+    /// The same, on the shards other than the first only.
     func runningOnOtherShards() async throws -> Bool {
-        let id = ClickHouseClient.quote(insertQueryID)
-        for shard in shards.dropFirst() {
+        try await runningQuery(where: "initial_query_id = \(ClickHouseClient.quote(insertQueryID))", firstHost: false) != nil
+    }
+
+    /// The initial query id of a statement running on ClickHouse that matches `condition` (a
+    /// `system.processes` filter), on the first host and, in a cluster, every other shard; or nil.
+    /// A shard other than the first that cannot be reached is taken to run nothing
+    /// (docs/clickhouse.md says what that assumes).
+    func runningQuery(where condition: String, firstHost: Bool = true) async throws -> String? {
+        let sql = "SELECT initial_query_id FROM system.processes WHERE \(condition) LIMIT 1"
+        let hosts = names.cluster == nil ? [client] : shards
+        for (index, shard) in hosts.enumerated() where firstHost || index > 0 {
             do {
-                let there = try await shard.rows("SELECT count() FROM system.processes WHERE initial_query_id = \(id)").rows
-                if there.first?.first?.chInt != 0 { return true }
-            } catch  where ClickHouseClient.isUnreachable(error) {
-                // Not reachable from here: taken to run nothing (docs/clickhouse.md says what that assumes).
+                if let id = try await shard.rows(sql).rows.first?.first?.chString { return id }
+            } catch  where index > 0 && ClickHouseClient.isUnreachable(error) {
                 continue
             } catch let e as ClickHouseError {
-                throw UsageBoxError(.internal, "ClickHouse \(shard.host): \(e.message)")
+                throw Self.storeError(e) ?? UsageBoxError(.internal, "ClickHouse \(shard.host): \(e.message)")
             }
         }
-        return false
+        return nil
     }
 
     /// Adds to each rollup cell the events of `condition` (events of one write, stored) that the
@@ -272,21 +277,9 @@ extension ClickHouseMeterStore {
     func insertFromBeforeRunning() async throws -> String? {
         let open = ContinuousClock.now - openedAt
         let seconds = Double(open.components.seconds) + Double(open.components.attoseconds) / 1e18
-        let sql = """
-            SELECT initial_query_id FROM system.processes \
-            WHERE (query LIKE \(ClickHouseClient.quote("INSERT INTO \(t("events"))%")) OR initial_query_id LIKE 'usagebox-writer-%') \
-            AND query_id != \(ClickHouseClient.quote(insertQueryID)) AND elapsed > \(max(seconds - 1, 0)) LIMIT 1
-            """
-        for (index, shard) in (names.cluster == nil ? [client] : shards).enumerated() {
-            do {
-                if let id = try await shard.rows(sql).rows.first?.first?.chString { return id }
-            } catch  where index > 0 && ClickHouseClient.isUnreachable(error) {
-                continue  // as in `runningOnOtherShards`
-            } catch let e as ClickHouseError {
-                throw UsageBoxError(.internal, "ClickHouse \(shard.host): \(e.message)")
-            }
-        }
-        return nil
+        return try await runningQuery(
+            where: "(query LIKE \(ClickHouseClient.quote("INSERT INTO \(t("events"))%")) OR initial_query_id LIKE 'usagebox-writer-%') "
+                + "AND initial_query_id != \(ClickHouseClient.quote(insertQueryID)) AND elapsed > \(max(seconds - 1, 0))")
     }
 
     /// Settles each account's last write (the events of its latest `ingested_at`): a writer that
@@ -504,7 +497,7 @@ extension ClickHouseMeterStore {
                 "INSERT INTO \(t("events")) FORMAT JSONEachRow", settings: insertSettings.merging(["query_id": insertQueryID]) { $1 },
                 body: body)
         } catch let e as ClickHouseError {
-            throw UsageBoxError(.internal, "ClickHouse: \(e.message)")
+            throw Self.storeError(e) ?? UsageBoxError(.internal, "ClickHouse: \(e.message)")
         }
     }
 

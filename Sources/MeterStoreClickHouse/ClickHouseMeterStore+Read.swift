@@ -75,9 +75,10 @@ extension ClickHouseMeterStore {
         for span in UsagePlan.spans(q.range, raw: useRaw, needsHourly: q.groupBy.contains(.hour)) {
             let sql: String
             let pushdown = Self.pushdown(q.filters)
+            let rollup = span.level == .raw ? nil : ClickHouseSchema.Rollup.of(span.level)
             switch span.level {
             case .hourRollup, .dayRollup:
-                let (table, bucket) = (ClickHouseSchema.Rollup.of(span.level).table, ClickHouseSchema.Rollup.of(span.level).bucket)
+                let (table, bucket) = (rollup!.table, rollup!.bucket)
                 sql = """
                     SELECT account_id, meter_id, model_id, kind, unit, any(dim_keys), any(dim_values), \(byHour ? bucket : "0"),
                            sumMerge(sum_hi), sumMerge(sum_lo), countMerge(count), minMerge(min), maxMerge(max)
@@ -98,7 +99,7 @@ extension ClickHouseMeterStore {
                 var dims: [String: String] = [:]
                 for (k, v) in zip(r[5].arrayValue ?? [], r[6].arrayValue ?? []) { if let k = k.chString, let v = v.chString { dims[k] = v } }
                 var bucket: Int64? = byHour ? r[7].chInt : nil
-                if span.level != .raw { bucket = bucket.map { $0 * ClickHouseSchema.Rollup.of(span.level).hours } }
+                if let rollup { bucket = bucket.map { $0 * rollup.hours } }
                 let sum = try Self.combine(hi: r[8].chInt ?? 0, lo: r[9].chInt ?? 0, "the sum")
                 try acc.add(
                     UsageRow(

@@ -477,7 +477,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
                 try await $0.insert(into: t(table), rows, settings: insertSettings)
             }
         } catch let e as ClickHouseError {
-            throw UsageBoxError(.internal, "ClickHouse: \(e.message)")
+            throw Self.storeError(e) ?? UsageBoxError(.internal, "ClickHouse: \(e.message)")
         }
     }
 
@@ -542,8 +542,8 @@ actor ClickHouseWriter {
         return pending || unsettled.contains { scope.allows($0.account) }
     }
     /// Whether the last writes of the accounts this process writes are still to settle: a writer
-    /// that stopped after a failed insert left them (`recoverOpenSegments`). Until then every
-    /// account's rollups may be short.
+    /// that stopped after a failed insert left them (`recoverOpenSegments`). Until then the
+    /// rollups of every account this process writes may be short.
     private(set) var lastWritesPending = false
     func setLastWritesPending(_ pending: Bool) { lastWritesPending = pending }
     /// The last writes are settled: what was read of every account is read again at its next write.
@@ -557,7 +557,8 @@ actor ClickHouseWriter {
     private var firstHostWholeAt: ContinuousClock.Instant?
     /// What the first host was last found to lack, and when.
     private var firstHostLacking: (reason: String, at: ContinuousClock.Instant)?
-    /// Bumped by each `forgetFirstHostCheck`: a check that began before it passes nothing on.
+    /// Bumped by each `forgetFirstHostCheck` and each gap found: a check that began before either
+    /// records no pass.
     private var checkGeneration = 0
     /// The generation a check begins under, or nil when one passed less than a second ago.
     func firstHostCheckStarts() -> Int? {
