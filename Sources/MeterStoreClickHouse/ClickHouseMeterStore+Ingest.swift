@@ -39,10 +39,13 @@ extension ClickHouseMeterStore {
     }
 
     /// Rereads the closed periods of the accounts whose copy is older than `catalogMaxAge`, in one query.
+    /// Checked like every read the writer decides from: a first host that set a close's part aside
+    /// (restarted after a crash, fetching it back) would let usage into a closed month.
     func refreshClosedPeriods(_ states: inout [String: ClickHouseAccountState]) async throws {
         let now = ContinuousClock.now
         let stale = states.filter { now - $0.value.closedReadAt >= Self.catalogMaxAge }.keys.sorted()
         guard !stale.isEmpty else { return }
+        try await checkFirstHostWhole()
         var closed: [String: Set<String>] = [:]
         for r in try await rows(
             "SELECT account_id, period FROM \(t("periods")) WHERE account_id IN (\(ClickHouseClient.list(stale))) GROUP BY account_id, period")

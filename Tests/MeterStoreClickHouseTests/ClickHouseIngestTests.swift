@@ -87,6 +87,25 @@ struct ClickHouseIngestTests {
         }
     }
 
+    /// Polls until `done` holds or `tries` have passed (a `for … where` loop would go on
+    /// evaluating its condition, a query each time, after it held).
+    static func poll(_ tries: Int, every pause: Duration = .milliseconds(100), until done: () async throws -> Bool) async throws {
+        for _ in 0..<tries {
+            if try await done() { return }
+            try await Task.sleep(for: pause)
+        }
+    }
+
+    /// As a client does: again after a 503 (a replica check's answer stands for a second).
+    static func retryingUnavailable<T>(_ body: () async throws -> T) async throws -> T {
+        for _ in 0..<30 {
+            do { return try await body() } catch let e as UsageBoxError where e.code == .unavailable {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        return try await body()
+    }
+
     /// Detaches or attaches the rollup views on every host: detached, an insert stores events
     /// without their rollups, as a server killed between the parts of one INSERT leaves them.
     static func rollupViews(_ verb: String, _ store: ClickHouseMeterStore) async throws {
@@ -166,7 +185,7 @@ struct ClickHouseIngestTests {
         }
         #expect(try await store.usage(UsageQuery(scope: .accounts(["acct_2"]), range: F.may, source: .rollup)).source == "rollup")
         store.settleSoon(every: .milliseconds(50))
-        for _ in 0..<100 where await !store.writer.unsettledEvents().isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        try await Self.poll(100, every: .milliseconds(50)) { await store.writer.unsettledEvents().isEmpty }
         #expect(try await read(.accounts(["acct_1"])) == ("rollup", 12))
         #expect(try await store.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep)).ok)
     }
@@ -184,7 +203,7 @@ struct ClickHouseIngestTests {
         #expect(await store.writer.unsettledEvents().map(\.eventID) == ["refused"])
         #expect(try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may)).source == "raw")
         try await blocking.value
-        for _ in 0..<60 where await !store.writer.unsettledEvents().isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        try await Self.poll(60) { await store.writer.unsettledEvents().isEmpty }
         #expect(await store.writer.unsettledEvents().isEmpty, "settled with no write after the failure")
         #expect(await store.writer.claimRetry(), "the retry ended and can start again")
         let read = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may))
@@ -236,7 +255,7 @@ struct ClickHouseIngestTests {
     }
 
     /// A first host lacking a part its replica recorded (a server restarted after a crash,
-    /// fetching a broken part of its own back; here its fetches are stopped while another writer
+    /// fetching a broken part of its own back; here its replication queue is stopped while another writer
     /// wrote through the replica) does not give the writer ids to decide from: the write is 503
     /// until the part is back, then the retried event is a duplicate, not stored twice.
     @Test func aFirstHostLackingPartsDecidesNothing() async throws {
@@ -247,39 +266,31 @@ struct ClickHouseIngestTests {
         reversed.hosts.reverse()
         let throughReplica = try ClickHouseMeterStore(location: reversed)
         let events = "\(store.location.database).events"
-        try await store.shards[0].command("SYSTEM STOP FETCHES \(events)")
-        _ = try await throughReplica.ingest([F.event("e1", quantity: 3)])
+        try await store.shards[0].command("SYSTEM STOP REPLICATION QUEUES \(events)")
+        _ = try await Self.retryingUnavailable { try await throughReplica.ingest([F.event("e1", quantity: 3)]) }
         try await Self.expectUnavailable("the first host decided ids while it lacked a part", saying: "lacks") {
             _ = try await store.ingest([F.event("e1", quantity: 3)])
         }
-        try await store.shards[0].command("SYSTEM START FETCHES \(events)")
+        try await store.shards[0].command("SYSTEM START REPLICATION QUEUES \(events)")
         func stored() async throws -> Int64 { try await store.shards[0].rows("SELECT count() FROM \(events)").rows.first?.first?.chInt ?? 0 }
-        for _ in 0..<100 where try await stored() == 0 { try await Task.sleep(for: .milliseconds(100)) }
-        /// As a client does: again after a 503 (the last check's answer stands for a second).
-        func ingestRetrying(_ items: [IngestItem]) async throws -> IngestResponse {
-            for _ in 0..<30 {
-                do { return try await store.ingest(items) } catch let e as UsageBoxError where e.code == .unavailable {
-                    try await Task.sleep(for: .milliseconds(200))
-                }
-            }
-            return try await store.ingest(items)
-        }
+        try await Self.poll(100) { try await stored() > 0 }
+        func ingestRetrying(_ items: [IngestItem]) async throws -> IngestResponse { try await Self.retryingUnavailable { try await store.ingest(items) } }
         let retried = try await ingestRetrying([F.event("e1", quantity: 3)])
         #expect(retried.duplicates == 1 && retried.accepted == 0)
         #expect(try await stored() == 1, "e1 stored once")
 
         // An account already loaded, its first host losing a part after a restart that failed
-        // none of the writer's writes (here: the part written through the replica while fetches
-        // are stopped, its id in the writer's set as if the writer had stored it): a retried id
+        // none of the writer's writes (here: the part written through the replica while its queue
+        // is stopped, its id in the writer's set as if the writer had stored it): a retried id
         // whose row the first host does not return is not taken for new.
-        try await store.shards[0].command("SYSTEM STOP FETCHES \(events)")
-        _ = try await throughReplica.ingest([F.event("e2", quantity: 4)])
+        try await store.shards[0].command("SYSTEM STOP REPLICATION QUEUES \(events)")
+        _ = try await Self.retryingUnavailable { try await throughReplica.ingest([F.event("e2", quantity: 4)]) }
         await store.writer.state("acct_1")?.ids.insert(EventIDSet.hash("e2"))
         try await Self.expectUnavailable("a loaded account took an id its first host lacks for new", saying: "lacks") {
             _ = try await store.ingest([F.event("e2", quantity: 4)])
         }
-        try await store.shards[0].command("SYSTEM START FETCHES \(events)")
-        for _ in 0..<150 where try await stored() < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        try await store.shards[0].command("SYSTEM START REPLICATION QUEUES \(events)")
+        try await Self.poll(150) { try await stored() >= 2 }
         let again = try await ingestRetrying([F.event("e2", quantity: 4)])
         #expect(again.duplicates == 1 && again.accepted == 0)
         #expect(try await stored() == 2, "e1 and e2 once each")
@@ -288,32 +299,52 @@ struct ClickHouseIngestTests {
         // holding an event's part but not its rollup part (fetching it back) would have the event
         // added to the rollup again, and counted twice once the part is back.
         let hourly = "\(store.location.database).\(ClickHouseSchema.rollups[0].table)"
-        try await store.shards[0].command("SYSTEM STOP FETCHES \(hourly)")
-        _ = try await throughReplica.ingest([F.event("e3", quantity: 5)])
-        for _ in 0..<150 where try await stored() < 3 { try await Task.sleep(for: .milliseconds(100)) }
+        try await store.shards[0].command("SYSTEM STOP REPLICATION QUEUES \(hourly)")
+        _ = try await Self.retryingUnavailable { try await throughReplica.ingest([F.event("e3", quantity: 5)]) }
+        try await Self.poll(150) { try await stored() >= 3 }
         await store.writer.forgetFirstHostCheck()  // as a failed write does
         await store.writer.addUnsettled([.init(account: "acct_1", eventID: "e3")])
         try await Self.expectUnavailable("settled against a first host lacking a rollup part", saying: "lacks") {
             _ = try await store.settleRollupsBeforeWriting()
         }
-        try await store.shards[0].command("SYSTEM START FETCHES \(hourly)")
-        for _ in 0..<50 where await store.writer.anythingToSettle {
-            try await Task.sleep(for: .milliseconds(200))
+        try await store.shards[0].command("SYSTEM START REPLICATION QUEUES \(hourly)")
+        try await Self.poll(50, every: .milliseconds(200)) {
             try? await store.settleRollupsBeforeWriting()
+            return await !store.writer.anythingToSettle
         }
         #expect(await !store.writer.anythingToSettle)
-        for _ in 0..<50 where try await store.replicaLag(store.shards[0], tables: [ClickHouseSchema.rollups[0].table]) != nil {
-            try await Task.sleep(for: .milliseconds(200))  // the part fetched back: counted once, not twice
-        }
+        // The part fetched back: counted once, not twice.
+        try await Self.poll(50, every: .milliseconds(200)) { try await store.replicaLag(store.shards[0], tables: [ClickHouseSchema.rollups[0].table]) == nil }
         let rolled = try await store.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .incremental))
         #expect(rolled.rawSum == 12 && rolled.rollupSum == 12 && rolled.mismatches.isEmpty, "\(rolled.mismatches)")
 
         // A seal hashes the segment's stored events: not while the first host lacks some.
-        try await store.shards[0].command("SYSTEM STOP FETCHES \(events)")
-        _ = try await throughReplica.ingest([F.event("e4", quantity: 6)])
+        try await store.shards[0].command("SYSTEM STOP REPLICATION QUEUES \(events)")
+        _ = try await Self.retryingUnavailable { try await throughReplica.ingest([F.event("e4", quantity: 6)]) }
         try await Task.sleep(for: .milliseconds(1_100))  // the last passing check is a second old, as after any restart
         try await Self.expectUnavailable("sealed a segment from a first host lacking a part", saying: "lacks") { _ = try await store.sealOpenSegments() }
-        try await store.shards[0].command("SYSTEM START FETCHES \(events)")
+        try await store.shards[0].command("SYSTEM START REPLICATION QUEUES \(events)")
+
+        // A loaded account's closed months are read again each second: not from a first host
+        // lacking a close's part, which would take usage into the closed month.
+        func bothWhole() async throws {  // what follows lacks the close's part only
+            for shard in store.shards {
+                try await Self.poll(300) { try await store.replicaLag(shard) == nil }
+            }
+        }
+        try await bothWhole()
+        _ = try await ingestRetrying([F.event("e5", quantity: 1)])
+        try await bothWhole()
+        let periods = "\(store.location.database).periods"
+        try await store.shards[0].command("SYSTEM STOP REPLICATION QUEUES \(periods)")
+        _ = try await Self.retryingUnavailable { try await throughReplica.closePeriod(account: "acct_1", period: "2026-05") }
+        try await Task.sleep(for: ClickHouseMeterStore.catalogMaxAge + .milliseconds(100))
+        try await Self.expectUnavailable("took usage into a month closed in a part the first host lacks", saying: "lacks") {
+            _ = try await store.ingest([F.event("e6", quantity: 1)])
+        }
+        try await store.shards[0].command("SYSTEM START REPLICATION QUEUES \(periods)")
+        let closed = try await ingestRetrying([F.event("e6", quantity: 1)])
+        #expect(closed.errors.map(\.code) == ["period_closed"] && closed.accepted == 0, "\(closed)")
     }
 
     /// A cluster of replicated shards: each shard's reads go to the first replica in the cluster's
@@ -336,7 +367,7 @@ struct ClickHouseIngestTests {
         for shard in order where try await count(shard.replicas[0].host ?? 0, "e0") == 1 { holding = shard.replicas.compactMap(\.host) }
         try #require(holding.count == 2, "acct_1's shard found")
         let (first, second) = (holding[0], holding[1])
-        try await store.shards[first].command("SYSTEM STOP FETCHES \(local)")
+        try await store.shards[first].command("SYSTEM STOP REPLICATION QUEUES \(local)")
         try await store.shards[second].command(
             """
             INSERT INTO \(local) SELECT account_id, 'e1', meter_id, model_id, kind, correction_ref, quantity, unit, ts, dim_keys,
@@ -359,15 +390,10 @@ struct ClickHouseIngestTests {
         } catch let e as UsageBoxError {
             #expect(e.code == .unavailable && e.message.contains("reads wait"), "\(e.message)")
         }
-        try await store.shards[first].command("SYSTEM START FETCHES \(local)")
-        for _ in 0..<100 where try await count(first, "e1") == 0 { try await Task.sleep(for: .milliseconds(100)) }
-        var retried: IngestResponse?
-        for _ in 0..<30 where retried == nil {
-            do { retried = try await store.ingest([F.event("e1", quantity: 3)]) } catch let e as UsageBoxError where e.code == .unavailable {
-                try await Task.sleep(for: .milliseconds(200))
-            }
-        }
-        #expect(retried?.accepted == 0, "e1 is there already (a conflict: its content is e0's)")
+        try await store.shards[first].command("SYSTEM START REPLICATION QUEUES \(local)")
+        try await Self.poll(100) { try await count(first, "e1") > 0 }
+        let retried = try await Self.retryingUnavailable { try await store.ingest([F.event("e1", quantity: 3)]) }
+        #expect(retried.accepted == 0, "e1 is there already (a conflict: its content is e0's)")
         try await Task.sleep(for: .milliseconds(1_100))
         #expect(try await reader.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may, source: .raw)).groups.first?.aggregate.count == 2)
         let stored = (try await count(first, "e1"), try await count(second, "e1"))
@@ -379,21 +405,16 @@ struct ClickHouseIngestTests {
         var reordered = store.location
         reordered.hosts = [reordered.hosts[second]] + reordered.hosts.enumerated().filter { $0.offset != second }.map(\.element)
         let throughSecond = try ClickHouseMeterStore(location: reordered)
-        try await store.shards[second].command("SYSTEM STOP FETCHES \(local)")
+        try await store.shards[second].command("SYSTEM STOP REPLICATION QUEUES \(local)")
         try await store.shards[first].command(
             """
             INSERT INTO \(local) SELECT account_id, 'e2', meter_id, model_id, kind, correction_ref, quantity, unit, ts, dim_keys,
                 dim_values, dimensions, content, segment_id, ordinal + 2, post_close, ingested_at FROM \(local) WHERE event_id = 'e0'
             """)
-        var answer: IngestResponse?
-        for _ in 0..<30 where answer == nil {
-            do { answer = try await throughSecond.ingest([F.event("e2", quantity: 3)]) } catch let e as UsageBoxError where e.code == .unavailable {
-                try await Task.sleep(for: .milliseconds(200))
-            }
-        }
-        #expect(answer?.accepted == 0, "e2 found on the shard's first replica")
-        try await store.shards[second].command("SYSTEM START FETCHES \(local)")
-        for _ in 0..<100 where try await count(second, "e2") == 0 { try await Task.sleep(for: .milliseconds(100)) }
+        let answer = try await Self.retryingUnavailable { try await throughSecond.ingest([F.event("e2", quantity: 3)]) }
+        #expect(answer.accepted == 0, "e2 found on the shard's first replica")
+        try await store.shards[second].command("SYSTEM START REPLICATION QUEUES \(local)")
+        try await Self.poll(100) { try await count(second, "e2") > 0 }
         try await Task.sleep(for: .milliseconds(500))  // anything else to fetch arrives too
         let e2 = (try await count(first, "e2"), try await count(second, "e2"))
         #expect(e2 == (1, 1), "e2 stored once")
@@ -433,7 +454,7 @@ struct ClickHouseIngestTests {
         }
         try await lateInsert.value
         // Its retries back off (1 s, 2 s, 4 s…): within 15 s even on four servers sharing two cores.
-        for _ in 0..<150 where await restarted.writer.anythingToSettle { try await Task.sleep(for: .milliseconds(100)) }
+        try await Self.poll(150) { await !restarted.writer.anythingToSettle }
         #expect(await !restarted.writer.lastWritesPending, "settled on its own once the insert ended")
         // The client retries the event whose answer was lost: it is there, not stored again.
         let retried = try await restarted.ingest([F.event("late", quantity: 4, at: "2026-05-11T12:00:00Z")])
