@@ -39,13 +39,10 @@ extension ClickHouseMeterStore {
     }
 
     /// Rereads the closed periods of the accounts whose copy is older than `catalogMaxAge`, in one query.
-    /// Checked like every read the writer decides from: a first host that set a close's part aside
-    /// (restarted after a crash, fetching it back) would let usage into a closed month.
     func refreshClosedPeriods(_ states: inout [String: ClickHouseAccountState]) async throws {
         let now = ContinuousClock.now
         let stale = states.filter { now - $0.value.closedReadAt >= Self.catalogMaxAge }.keys.sorted()
         guard !stale.isEmpty else { return }
-        try await checkFirstHostWhole()
         var closed: [String: Set<String>] = [:]
         for r in try await rows(
             "SELECT account_id, period FROM \(t("periods")) WHERE account_id IN (\(ClickHouseClient.list(stale))) GROUP BY account_id, period")
@@ -307,6 +304,11 @@ extension ClickHouseMeterStore {
         var accounts: [String] = []
         var seen = Set<String>()
         for batch in batches { for account in batch.accounts where seen.insert(account).inserted { accounts.append(account) } }
+        // Every read below decides (units, closed months, ids, segments): none from a first host
+        // that set a part aside after a crash and is fetching it back — a close's part missing
+        // would let usage into a closed month, a unit's another unit into the meter. The check
+        // answers from its last second-old pass without a new scan, and costs nothing unreplicated.
+        try await checkFirstHostWhole()
         var meters = try await meterUnits(for: batches)
         var newMeters: [String: String?] = [:]
         var existing: [String: [String: String]] = [:]

@@ -335,10 +335,10 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         return nil
     }
 
-    /// The tables the writer decides from: ids, segments, closed periods, and the rollups that
-    /// settling compares with raw events (a rollup part set aside would be added a second time).
-    /// Verify's `segment_checks`, written on any replica, is not one of them.
-    static let decidingTables = (sharded: ["events"] + ClickHouseSchema.rollups.map(\.table), small: ["segments", "periods"])
+    /// The tables the writer decides from: ids, segments, closed periods, meters' units, and the
+    /// rollups that settling compares with raw events (a rollup part set aside would be added a
+    /// second time). Verify's `segment_checks`, written on any replica, is not one of them.
+    static let decidingTables = (sharded: ["events"] + ClickHouseSchema.rollups.map(\.table), small: ["segments", "periods", "meters"])
 
     /// What a host the store reads from lacks (nil: nothing), and whether a pass may be kept.
     /// One server's replicas: the first host. A cluster of replicated shards: the first host for

@@ -345,6 +345,23 @@ struct ClickHouseIngestTests {
         try await store.shards[0].command("SYSTEM START REPLICATION QUEUES \(periods)")
         let closed = try await ingestRetrying([F.event("e6", quantity: 1)])
         #expect(closed.errors.map(\.code) == ["period_closed"] && closed.accepted == 0, "\(closed)")
+
+        // Meters' units likewise: a unit set in a part the first host lacks would let another
+        // unit into the meter (tokens and requests summed as one).
+        try await bothWhole()
+        let june = "2026-06-02T00:00:00Z"
+        _ = try await ingestRetrying([F.event("j1", quantity: 1, at: june)])
+        try await bothWhole()
+        let meters = "\(store.location.database).meters"
+        try await store.shards[0].command("SYSTEM STOP REPLICATION QUEUES \(meters)")
+        _ = try await Self.retryingUnavailable { try await throughReplica.setMeter("tokens", unit: "requests", rollupDimensions: nil) }
+        try await Task.sleep(for: ClickHouseMeterStore.catalogMaxAge + .milliseconds(100))
+        try await Self.expectUnavailable("took tokens into a meter whose unit, in a part the first host lacks, is requests", saying: "lacks") {
+            _ = try await store.ingest([F.event("j2", quantity: 1, at: june)])
+        }
+        try await store.shards[0].command("SYSTEM START REPLICATION QUEUES \(meters)")
+        let mismatched = try await ingestRetrying([F.event("j2", quantity: 1, at: june)])
+        #expect(mismatched.errors.map(\.code) == ["unit_mismatch"] && mismatched.accepted == 0, "\(mismatched)")
     }
 
     /// A cluster of replicated shards: each shard's reads go to the first replica in the cluster's
