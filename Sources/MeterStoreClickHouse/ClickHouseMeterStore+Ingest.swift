@@ -66,6 +66,12 @@ extension ClickHouseMeterStore {
     /// accounts), then inserts the accepted ones in one statement. One answer per batch.
     func write(_ batches: [IngestBatch]) async throws -> [IngestResponse] {
         try await settleRollupsBeforeWriting()
+        // Every read of the write decides (units, closed months, ids, segments): none from a first
+        // host that set a part aside after a crash and is fetching it back — a close's part missing
+        // would let usage into a closed month, a unit's another unit into the meter. Answered from a
+        // pass under a second old without a scan; nothing to check unreplicated. Before anything is
+        // sent, so a 503 here leaves what the writer knows of its accounts as it was.
+        try await checkFirstHostWhole()
         var sent: [(batch: Int, item: Int)] = []  // the events of the insert under way, as indices
         do {
             return try await writeGroup(batches, sent: &sent)
@@ -304,11 +310,6 @@ extension ClickHouseMeterStore {
         var accounts: [String] = []
         var seen = Set<String>()
         for batch in batches { for account in batch.accounts where seen.insert(account).inserted { accounts.append(account) } }
-        // Every read below decides (units, closed months, ids, segments): none from a first host
-        // that set a part aside after a crash and is fetching it back — a close's part missing
-        // would let usage into a closed month, a unit's another unit into the meter. The check
-        // answers from its last second-old pass without a new scan, and costs nothing unreplicated.
-        try await checkFirstHostWhole()
         var meters = try await meterUnits(for: batches)
         var newMeters: [String: String?] = [:]
         var existing: [String: [String: String]] = [:]

@@ -342,6 +342,8 @@ struct ClickHouseIngestTests {
         try await Self.expectUnavailable("took usage into a month closed in a part the first host lacks", saying: "lacks") {
             _ = try await store.ingest([F.event("e6", quantity: 1)])
         }
+        // Nothing was sent: the account stays loaded (reloading it reads every id it has).
+        #expect(await store.writer.state("acct_1") != nil)
         try await store.shards[0].command("SYSTEM START REPLICATION QUEUES \(periods)")
         let closed = try await ingestRetrying([F.event("e6", quantity: 1)])
         #expect(closed.errors.map(\.code) == ["period_closed"] && closed.accepted == 0, "\(closed)")
