@@ -327,7 +327,7 @@ struct ClickHouseIngestTests {
 
         // A loaded account's closed months are read again each second: not from a first host
         // lacking a close's part, which would take usage into the closed month.
-        func bothWhole() async throws {  // what follows lacks the close's part only
+        func bothWhole() async throws {  // so that what follows lacks only the part it stops
             for shard in store.shards {
                 try await Self.poll(300) { try await store.replicaLag(shard) == nil }
             }
