@@ -232,6 +232,9 @@ extension ClickHouseMeterStore {
             throw UsageBoxError.invalidArgument("rollup_dimensions holds dimension names of 1–64 characters", field: "rollup_dimensions")
         }
         return try await writer.exclusive {
+            // What the change leaves out is kept from the stored meter: not read from a first host
+            // lacking a part of `meters` (a unit set elsewhere would be written back as none).
+            try await self.checkFirstHostWhole()
             let current = try await self.meterConfigs()[meterID]
             let newUnit = unit ?? current?.unit
             let keeps = rollupDimensions.map { Array(Set($0)).sorted() } ?? current?.keeps.map { $0.sorted() }

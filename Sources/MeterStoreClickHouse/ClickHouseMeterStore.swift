@@ -323,7 +323,9 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         if let behind = await writer.firstHostLackedRecently() { return behind }
         let behind: String?, keep: Bool
         do {
-            (behind, keep) = try await firstHostLag()
+            // One scan at a time: the checks that start while one runs under the same generation
+            // take its answer (each scan reads every part name each replica recorded in ZooKeeper).
+            (behind, keep) = try await writer.sharedFirstHostScan(generation) { try await self.firstHostLag() }.value
         } catch let e as UsageBoxError where e.code == .unavailable {
             (behind, keep) = (e.message, false)  // cannot tell: remembered for a second like a gap
         }
@@ -577,6 +579,28 @@ actor ClickHouseWriter {
     func firstHostLacked(_ reason: String) {
         firstHostLacking = (reason, .now)
         checkGeneration += 1
+    }
+    /// The first-host scan running now, and the generation it began under (`sharedFirstHostScan`).
+    private var firstHostScan: (serial: Int, generation: Int, task: Task<(behind: String?, keep: Bool), any Error>)?
+    /// How many first-host scans this process has started.
+    private(set) var firstHostScans = 0
+    /// The scan running under `generation`, or `scan` started now. A check that starts after a
+    /// failed write or a gap (a new generation) never takes the answer of a scan begun before it.
+    func sharedFirstHostScan(
+        _ generation: Int, _ scan: @escaping @Sendable () async throws -> (behind: String?, keep: Bool)
+    ) -> Task<(behind: String?, keep: Bool), any Error> {
+        if let running = firstHostScan, running.generation == generation { return running.task }
+        firstHostScans += 1
+        let serial = firstHostScans
+        let task = Task {
+            defer { self.firstHostScanEnded(serial) }
+            return try await scan()
+        }
+        firstHostScan = (serial, generation, task)
+        return task
+    }
+    private func firstHostScanEnded(_ serial: Int) {
+        if firstHostScan?.serial == serial { firstHostScan = nil }
     }
     /// Each shard's replicas in the cluster's order, once learned (`shardReplicaOrder`).
     private(set) var shardOrder: [(shard: Int, replicas: [ClickHouseMeterStore.ShardReplica])]?

@@ -361,9 +361,42 @@ struct ClickHouseIngestTests {
         try await Self.expectUnavailable("took tokens into a meter whose unit, in a part the first host lacks, is requests", saying: "lacks") {
             _ = try await store.ingest([F.event("j2", quantity: 1, at: june)])
         }
+        // A change that leaves the unit out keeps the stored one: not read from that first host,
+        // which would write the meter back with no unit.
+        try await Self.expectUnavailable("kept a meter's unit read from a first host lacking it", saying: "lacks") {
+            _ = try await store.setMeter("tokens", unit: nil, rollupDimensions: ["region"])
+        }
         try await store.shards[0].command("SYSTEM START REPLICATION QUEUES \(meters)")
         let mismatched = try await ingestRetrying([F.event("j2", quantity: 1, at: june)])
         #expect(mismatched.errors.map(\.code) == ["unit_mismatch"] && mismatched.accepted == 0, "\(mismatched)")
+        let kept = try await Self.retryingUnavailable { try await store.setMeter("tokens", unit: nil, rollupDimensions: ["region"]) }
+        #expect(kept.unit == "requests" && kept.rollupDimensions == ["region"], "\(kept)")
+    }
+
+    /// Checks that start together share one scan of what the replicas recorded (each reads every
+    /// part name from ZooKeeper): a burst of requests the moment the last pass is a second old
+    /// starts one, not one each.
+    @Test func concurrentFirstHostChecksShareOneScan() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        guard store.location.replicated, store.location.cluster != nil || store.shards.count > 1 else { return }
+        _ = try await Self.retryingUnavailable { try await store.ingest([F.event("e1", quantity: 1)]) }
+        await store.writer.forgetFirstHostCheck()
+        let before = await store.writer.firstHostScans
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 { group.addTask { try await store.checkFirstHostWhole() } }
+            try await group.waitForAll()
+        }
+        #expect(await store.writer.firstHostScans - before == 1)
+        // A check that starts after a failed write (a new generation) does not take the answer of
+        // a scan begun before it, even while that scan runs.
+        await store.writer.forgetFirstHostCheck()
+        let earlier = Task { try await store.checkFirstHostWhole() }
+        try await Self.poll(2_000, every: .milliseconds(1)) { await store.writer.firstHostScans - before == 2 }
+        await store.writer.forgetFirstHostCheck()
+        try await store.checkFirstHostWhole()
+        try await earlier.value
+        #expect(await store.writer.firstHostScans - before == 3)
     }
 
     /// A cluster of replicated shards: each shard's reads go to the first replica in the cluster's
