@@ -265,11 +265,11 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
                     + (only.map { " AND table IN (\(ClickHouseClient.list($0)))" } ?? "")
             ).rows
             guard !tables.isEmpty else { return "holds no replica of \(names.db)" }
-            var local: [String: [PartBlocks]] = [:]
-            for r in try await host.rows("SELECT table, name FROM system.parts WHERE database = \(db) AND active").rows {
-                if let table = r[0].chString, let part = r[1].chString.flatMap(PartBlocks.init) { local[table, default: []].append(part) }
-            }
-            var missing = 0
+            // What the other replicas recorded, read before what this one holds: a part this host
+            // stores meanwhile (another serve process writing) and a replica fetches and records
+            // would otherwise look lacking. Its parts only grow or merge, so what it held when it
+            // was read covers all that was recorded before.
+            var recorded: [(table: String, part: String)] = []
             for t in tables {
                 guard let table = t[0].chString, let path = t[1].chString, let me = t[2].chString else { continue }
                 if t[3].chInt != 0 { return "has lost ZooKeeper (read-only)" }
@@ -278,13 +278,18 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
                     let parts = try await host.rows(
                         "SELECT name FROM system.zookeeper WHERE path = \(ClickHouseClient.quote(path + "/replicas/" + other + "/parts"))"
                     ).rows
-                    for name in parts.compactMap({ $0[0].chString }) {
-                        // A name that does not parse counts as lacking: it errs towards refusing.
-                        if !(PartBlocks(name)?.covered(by: local[table] ?? []) ?? false) { missing += 1 }
-                    }
+                    recorded += parts.compactMap { $0[0].chString }.map { (table, $0) }
                 }
             }
-            return missing > 0 ? "lacks \(missing) part(s) another replica stored" : nil
+            var local: [String: [PartBlocks]] = [:]
+            for r in try await host.rows("SELECT table, name FROM system.parts WHERE database = \(db) AND active").rows {
+                if let table = r[0].chString, let part = r[1].chString.flatMap(PartBlocks.init) { local[table, default: []].append(part) }
+            }
+            // A name that does not parse counts as lacking: it errs towards refusing.
+            let missing = recorded.filter { !(PartBlocks($0.part)?.covered(by: local[$0.table] ?? []) ?? false) }
+            guard let first = missing.first else { return nil }
+            let lacking = Set(missing.map(\.table)).sorted().joined(separator: ", ")
+            return "lacks \(missing.count) part(s) another replica stored (of \(lacking); \(first.part) of \(first.table) among them)"
         } catch let e as ClickHouseError {
             return "cannot tell what it lacks (\(e.message.prefix(200)))"
         }
