@@ -60,7 +60,8 @@ extension UsageBoxCommand.Reconcile {
         @Flag(name: .customLong("confirm-large"), help: "With --apply, also post the corrections held for review.") var confirmLarge = false
         @Flag(name: .customLong("allow-drift"), help: "Go on when verify finds drift.") var allowDrift = false
         @Flag(name: .customLong("deep-verify"), help: "Verify deep instead of incremental.") var deepVerify = false
-        @Flag(name: .customLong("allow-overlap"), help: "Accept invoice files that bill the same bucket twice.") var allowOverlap = false
+        @Flag(name: .customLong("allow-overlap"), help: "Accept invoice files that bill the same bucket twice, or a file listing a line twice.")
+        var allowOverlap = false
         @OptionGroup var store: StoreOptions
 
         func validate() throws {

@@ -174,6 +174,25 @@ import VendorAnthropic
         #expect(allowed.models.first?.vendor == 2_000_000)
     }
 
+    @Test func aLineListedTwiceInOneFileIsRefused() async throws {
+        let store = try S.store()
+        let line = S.Row(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")
+        let twice = S.costReport([line, line], name: "twice.json")
+        do {
+            _ = try await run(store, [twice])
+            Issue.record("a repeated line was added to the bill")
+        } catch let e as UsageBoxError {
+            #expect(e.message.contains("twice.json") && e.message.contains("same line twice") && e.message.contains("--allow-overlap"), "\(e.message)")
+        }
+        // Lines the export tells apart are two charges.
+        var other = line
+        other.workspace = "wrkspc_2"
+        let two = try await run(store, [S.costReport([line, other])]) { $0.invoiceScope = .account }
+        #expect(two.models.first?.vendor == 2_000_000)
+        let allowed = try await run(store, [twice]) { $0.allowOverlap = true }
+        #expect(allowed.models.first?.vendor == 2_000_000)
+    }
+
     @Test func anAccountMapAttributesGapsPerAccount() async throws {
         let store = try S.store()
         _ = try await store.ingest([

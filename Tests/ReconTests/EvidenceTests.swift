@@ -177,6 +177,27 @@ import VendorAnthropic
         #expect(asserted.verdict == .conclusive && asserted.corrections.map(\.quantity) == [3_000_000])
     }
 
+    /// An organisation's invoice naming two workspaces, run for one account while the other
+    /// workspace's customer is not metered here: nothing in the meter says the bill is shared,
+    /// the invoice does.
+    @Test func anInvoiceNamingSeveralWorkspacesHoldsASingleAccountRun() async throws {
+        let store = try await sonnet()
+        let invoice = S.costReport([
+            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300", workspace: "wrkspc_42"),
+            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "900", workspace: "wrkspc_TeamB"),
+        ])
+        let r = try await run(store, [invoice])
+        let several = try #require(r.reasons.first { $0.code == "several_attributions_in_invoice" })
+        #expect(several.detail.contains("wrkspc_42, wrkspc_TeamB") && several.remedy?.contains("--invoice-scope account") == true)
+        #expect(r.verdict == .inconclusive && r.corrections.isEmpty, "without the rule acct_42 would get +3,000,000 of wrkspc_TeamB's usage")
+        let asserted = try await run(store, [invoice]) { $0.invoiceScope = .account }
+        #expect(asserted.verdict == .conclusive && asserted.corrections.map(\.quantity) == [3_000_000])
+        // One workspace throughout: nothing to hold.
+        let one = try await run(
+            store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300", workspace: "wrkspc_42")])])
+        #expect(!one.reasons.contains { $0.code == "several_attributions_in_invoice" })
+    }
+
     @Test func otherAccountsAKeyMayNotSeeAreCountedButNotNamed() async throws {
         let store = try await sonnet()
         _ = try await store.ingest([Self.event("b", account: "acct_7", model: "claude-sonnet-4-5", type: "input", quantity: 3_000_000)])

@@ -107,7 +107,7 @@ import UsageBoxApp
         let export = file("claude_api_cost_2026_05.csv", csv)
         let one = try await run("anthropic", [export], store, account: "acct_42")
         #expect(
-            one.reasons.map(\.code) == ["other_accounts_in_scope"] && one.corrections.isEmpty,
+            one.reasons.map(\.code) == ["other_accounts_in_scope", "several_attributions_in_invoice"] && one.corrections.isEmpty,
             "acct_9's usage would otherwise become +2,500,000 on acct_42")
         let mapped = try await run("anthropic", [export], store) { $0.accountMap = ["Default": "acct_42", "Research": "acct_9"] }
         #expect(mapped.verdict == .conclusive && mapped.corrections.map { "\($0.accountID) \($0.quantity)" } == ["acct_9 500000"])

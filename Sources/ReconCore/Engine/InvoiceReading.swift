@@ -28,7 +28,10 @@ struct InvoiceBatch: Sendable {
             }
             let parsed: ParsedInvoice
             do { parsed = try parser.parse(file) } catch let e as InvoiceError { throw e.usageBoxError }
-            if !allowOverlap { try checkRepeatedBuckets(parsed.coverage, name: file.name) }
+            if !allowOverlap {
+                try checkRepeatedBuckets(parsed.coverage, name: file.name)
+                try checkRepeatedLines(parsed.lines, name: file.name)
+            }
             batch.lines += parsed.lines.map { Line(line: $0, file: index) }
             batch.coverage.append(parsed.coverage)
             batch.files.append(.init(name: file.name, sha256: sha256Hex(file.bytes), parser: parser.id))
@@ -47,6 +50,23 @@ struct InvoiceBatch: Sendable {
             throw UsageBoxError.invalidArgument(
                 "\(name) declares the bucket \(b.from.rfc3339) – \(b.to.rfc3339) more than once (a page saved twice?); "
                     + "pass each page once, or --allow-overlap if that is intended", field: "invoice")
+        }
+    }
+
+    /// No file lists the same usage line twice — every field equal but its place in the file (a row
+    /// pasted twice, a page's results repeated): adding both would bill that usage twice. Lines an
+    /// export tells apart (a workspace, a tier, another amount) are not the same line.
+    static func checkRepeatedLines(_ lines: [InvoiceLine], name: String) throws {
+        var seen: [InvoiceLine: String] = [:]
+        for line in lines where line.nonUsageReason == nil {
+            var key = line
+            key.location = ""
+            if let first = seen.updateValue(line.location, forKey: key) {
+                throw UsageBoxError.invalidArgument(
+                    "\(name) lists the same line twice (\(first) and \(line.location): \(line.vendorModel ?? "no model") "
+                        + "\(line.vendorTokenType ?? line.tokenType?.rawValue ?? "") on \(line.date.dayString)); "
+                        + "pass each line once, or --allow-overlap if the export really bills it twice", field: "invoice")
+            }
         }
     }
 

@@ -50,6 +50,21 @@ enum ScopeCheck {
             }
         }
 
+        // The invoice itself names several workspaces, projects or keys: an organisation's bill
+        // may hold other customers' usage even when no other account is metered here (their
+        // traffic may go unmetered, or through another meter).
+        if case let .single(account) = o.attribution, o.invoiceScope == .asGiven,
+            let (key, values) = vendor.attributionValues.filter({ $0.value.count > 1 }).min(by: { $0.key < $1.key })
+        {
+            let named = values.sorted()
+            reasons.append(
+                .init(
+                    code: "several_attributions_in_invoice", effect: .inconclusive, accountID: account,
+                    detail: "the invoice's usage lines name \(named.count) \(key) values (\(named.prefix(5).joined(separator: ", "))"
+                        + "\(named.count > 5 ? ", …" : "")), so it may bill other accounts' usage besides \(account)'s",
+                    remedy: "pass --account-map to attribute the invoice's lines, or --invoice-scope account if every line is \(account)'s"))
+        }
+
         if !meter.otherMeters.isEmpty {
             // The other meters may be another vendor's traffic (then reading one is right) or this
             // invoice's too (then the vendor billing more than this meter is no under-metering).

@@ -191,6 +191,9 @@ struct VendorLedger: Sendable {
     var straddling: [TimeRange] = []
     /// First and last usage line dates, for messages.
     var lineDates: (first: Timestamp, last: Timestamp)?
+    /// The values each attribution key (`workspace_id`, `project_id`, …) takes on the usage lines
+    /// placed: more than one on a run for one account may be several accounts' bill (`ScopeCheck`).
+    var attributionValues: [String: Set<String>] = [:]
     /// Limits on the evidence found while converting.
     var reasons: [EvidenceReason] = []
 
@@ -315,6 +318,7 @@ struct VendorLedger: Sendable {
             case .none: account = nil
             }
             ledger.placedLines += 1
+            for (k, v) in line.attribution { ledger.attributionValues[k, default: []].insert(v) }
             let key = CellKey(model: model, tokenType: tokenType, account: account)
             var bucketPart = VendorBucket()
             if let q = line.quantity {
