@@ -52,7 +52,10 @@ struct AnthropicConsoleCostParser: InvoiceParser {
                     amountScale: ExactDecimal.scale(of: costText), currency: "USD", listAmount: listAmount, date: date, labels: labels,
                     attribution: attribution, nonUsageReason: nonUsage, description: costType))
         }
-        // The export states no period: its days are what it covers.
-        return ParsedInvoice(lines: lines)
+        // The export states no period: its days are what it covers. Its cost_usd is after any
+        // discount; list_price_usd is what turns into tokens, and without it the volume may be short.
+        return ParsedInvoice(
+            lines: lines,
+            amountsMayBeNet: table.has("list_price_usd") ? nil : "no list_price_usd column: cost_usd is after any discount")
     }
 }

@@ -113,6 +113,24 @@ import UsageBoxApp
         #expect(mapped.verdict == .conclusive && mapped.corrections.map { "\($0.accountID) \($0.quantity)" } == ["acct_9 500000"])
     }
 
+    /// A Console export without its list_price_usd column: cost_usd is after the discount, so the
+    /// vendor's volume comes out short, and that must not become a credit to the customer.
+    @Test func anthropicConsoleExportWithoutListPricesHoldsCredits() async throws {
+        let store = try await store([("acct_42", "claude-haiku-4-5", "input", 1_000_000, 3)], vendor: "anthropic")
+        let header = "usage_date_utc,model,workspace,usage_type,context_window,token_type,cost_usd,cost_type\n"
+        let net = file("claude_api_cost_2026_05.csv", header + "2026-05-03,Claude Haiku 4.5,Default,message,≤ 200k,input_no_cache,0.90,token\n")
+        let r = try await run("anthropic", [net], store, account: "acct_42") { $0.invoiceScope = .account }
+        let reason = try #require(r.reasons.first { $0.code == "amounts_may_be_net" })
+        #expect(reason.effect == .blocksNegative && reason.detail.contains("list_price_usd"))
+        #expect(r.models.first?.gap == -100_000 && r.corrections.isEmpty, "a 10 % discount would have credited 100,000 tokens")
+        // With list prices the volume is whole: no gap, nothing held for it.
+        let listed = file(
+            "claude_api_cost_2026_05.csv",
+            Self.consoleHeader + "2026-05-03,Claude Haiku 4.5,Default,k1,message,≤ 200k,input_no_cache,0.90,1.00,token,not_available,,apikey_1,active\n")
+        let whole = try await run("anthropic", [listed], store, account: "acct_42") { $0.invoiceScope = .account }
+        #expect(!whole.reasons.contains { $0.code == "amounts_may_be_net" } && whole.models.first?.gap == 0)
+    }
+
     static let focusHeader = "BilledCost,BillingCurrency,ChargeCategory,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,SkuPriceDetails\n"
     static func focusRow(_ start: String, _ end: String, _ cost: String, _ tokens: Int) -> String {
         "\(cost),EUR,Usage,\(start),\(end),\(tokens),Tokens,\"{\"\"ModelId\"\": \"\"solora-atlas-5.5\"\", \"\"TokenDirection\"\": \"\"Input\"\"}\"\n"

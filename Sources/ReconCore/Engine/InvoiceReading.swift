@@ -11,6 +11,8 @@ struct InvoiceBatch: Sendable {
     var files: [ReconciliationReport.InvoiceSummary.File]
     /// What each file declares about its extent, by file index.
     var coverage: [InvoiceCoverage]
+    /// Files whose amounts may be after discounts (`ParsedInvoice.amountsMayBeNet`): name and why.
+    var netAmounts: [(file: String, why: String)] = []
     var formats: Set<String>
 
     /// One hash for the whole input: the file's own, or a hash over the files' hashes.
@@ -34,6 +36,7 @@ struct InvoiceBatch: Sendable {
             }
             batch.lines += parsed.lines.map { Line(line: $0, file: index) }
             batch.coverage.append(parsed.coverage)
+            if let why = parsed.amountsMayBeNet { batch.netAmounts.append((file.name, why)) }
             batch.files.append(.init(name: file.name, sha256: sha256Hex(file.bytes), parser: parser.id))
             batch.formats.insert(parser.format.rawValue)
         }

@@ -57,6 +57,12 @@ public struct ReconciliationEngine: Sendable {
         let reasons =
             coverageReasons + vendor.reasons + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
+            + batch.netAmounts.map {
+                EvidenceReason(
+                    code: "amounts_may_be_net", effect: .blocksNegative,
+                    detail: "\($0.file): \($0.why), so a vendor total below the meter may be a discount, not over-metering",
+                    remedy: "an export that states list prices, or the vendor's usage report (token counts)")
+            }
             + (o.range.to > now()
                 ? [
                     EvidenceReason(

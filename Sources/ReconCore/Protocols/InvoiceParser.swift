@@ -35,10 +35,15 @@ public protocol InvoiceParser: Sendable {
 public struct ParsedInvoice: Sendable {
     public var lines: [InvoiceLine]
     public var coverage: InvoiceCoverage
+    /// Set when the export's amounts may be after discounts and it states no list price (a format
+    /// whose list-price column is missing): why. A vendor total below the meter may then be the
+    /// discount, not over-metering, so the engine holds corrections that lower the meter.
+    public var amountsMayBeNet: String?
 
-    public init(lines: [InvoiceLine], coverage: InvoiceCoverage = InvoiceCoverage()) {
+    public init(lines: [InvoiceLine], coverage: InvoiceCoverage = InvoiceCoverage(), amountsMayBeNet: String? = nil) {
         self.lines = lines
         self.coverage = coverage
+        self.amountsMayBeNet = amountsMayBeNet
     }
 }
 
