@@ -36,7 +36,7 @@ public struct HTTPAPI: Sendable {
         self.decoder = decoder
         self.limits = limits
         work = WorkLimiter(perKey: limits.expensivePerKey, overall: limits.expensiveOverall)
-        authFailures = AuthFailureLimiter(perMinute: limits.failedAuthPerMinute)
+        authFailures = AuthFailureLimiter(perMinute: limits.failedAuthPerMinute, window: limits.failedAuthWindow)
     }
 
     /// Runs an expensive request (SQL, JSON query, verify, explain, reconciliation) within the

@@ -8,6 +8,9 @@ public struct RequestLimits: Sendable {
     public var expensiveOverall = 4
     /// Failed authentications per client address per minute before 429.
     public var failedAuthPerMinute = 100
+    /// The sliding window those failures are counted over (a minute; a test lengthens it so that a
+    /// loaded machine's slow calls do not slide out of it).
+    public var failedAuthWindow: Duration = .seconds(60)
     /// The largest invoice a reconciliation request may carry.
     public var maxInvoiceBytes = 32 << 20
     /// Time buckets (hours, days, months) one usage or verify answer may hold.
@@ -49,17 +52,21 @@ actor WorkLimiter {
 /// Failed authentications per client address in a sliding minute.
 actor AuthFailureLimiter {
     let perMinute: Int
+    let window: Duration
     private var failures: [String: [ContinuousClock.Instant]] = [:]
 
-    init(perMinute: Int) { self.perMinute = perMinute }
+    init(perMinute: Int, window: Duration = .seconds(60)) {
+        self.perMinute = perMinute
+        self.window = window
+    }
 
-    /// Refuses a client that failed too often in the last minute, saying when it may try again.
+    /// Refuses a client that failed too often in the last window, saying when it may try again.
     func check(_ client: String) throws {
         let now = ContinuousClock.now
-        var recent = (failures[client] ?? []).filter { now - $0 < .seconds(60) }
+        var recent = (failures[client] ?? []).filter { now - $0 < window }
         failures[client] = recent.isEmpty ? nil : recent
         guard recent.count >= perMinute, let oldest = recent.first else { return }
-        let wait = Int((Duration.seconds(60) - (now - oldest)).components.seconds) + 1
+        let wait = Int((window - (now - oldest)).components.seconds) + 1
         recent.removeAll()
         throw UsageBoxError.rateLimited("too many failed authentications from this address; try again in \(wait) s", retryAfter: wait)
     }

@@ -77,6 +77,29 @@ import UsageBoxApp
             "\(again.findings.map { "\($0.modelID) \($0.quantity) \($0.gapClass)" })")
     }
 
+    /// Every model 10 % dearer from May 20, and Sonnet output's collector also missing 100,000 a
+    /// day from May 25: that cell's implied price moves twice, so it is not a clean step, and
+    /// its gap is partly the price change: held, not corrected as a metering gap.
+    @Test func aGapMixedWithAPriceStepIsHeld() async throws {
+        let store = try S.store()
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { _ in 1_000_000 })
+        _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { _ in 1_000_000 })
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "output") { _ in 1_000_000 })
+        var rows: [TestSupport.Row] = []
+        for d in 1...31 {
+            let up: Decimal = d >= 20 ? Decimal(string: "1.1")! : 1
+            let outputVolume: Decimal = d >= 25 ? Decimal(string: "1.1")! : 1
+            rows.append(.init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(3 * up)))
+            rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(up)))
+            rows.append(.init(day: d, model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: Self.cents(15 * up * outputVolume)))
+        }
+        let r = try await run(store, S.costReport(rows))
+        #expect(r.priceSteps.map(\.date) == ["2026-05-20"] && r.priceSteps.first?.rates.count == 2)
+        let mixed = try #require(r.findings.first { $0.tokenType == .output })
+        #expect(mixed.gapClass == .unexplained && mixed.reason == "vendor_price_changed_on_2026-05-20_among_other_changes", "\(mixed)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "the price change's share would have been booked as usage")
+    }
+
     @Test func aGapThatIsTheLastHourOfThePeriodIsABoundary() async throws {
         let store = try S.store()
         func at(_ id: String, _ time: String, _ q: Int64) -> IngestItem {

@@ -79,7 +79,14 @@ enum DailyEvidence {
     /// Per model × token type, the day its implied price (vendor money ÷ metered tokens) changed
     /// from one steady value to another, with both values.
     static func priceStep(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> (day: Int64, before: Decimal, after: Decimal)? {
-        guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return nil }
+        let runs = priceRuns(diff, key, range: range)
+        guard runs.count == 2 else { return nil }
+        return (runs[1].start, runs[0].price, runs[1].price)
+    }
+
+    /// Per model × token type, each steady run of its implied price: the day it began, the price.
+    static func priceRuns(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> [(start: Int64, price: Decimal)] {
+        guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return [] }
         let metered = meteredDaily(diff, key, accountwise: false)
         var runs: [(start: Int64, price: Decimal)] = []
         for d in periodDays(range) {
@@ -91,8 +98,7 @@ enum DailyEvidence {
             }
             runs.append((d, v.amount / tokens))
         }
-        guard runs.count == 2 else { return nil }
-        return (runs[1].start, runs[0].price, runs[1].price)
+        return runs
     }
 
     /// A gap equal to the usage of the first or last one to three hours at a bound: the meter and
@@ -154,6 +160,17 @@ enum DailyEvidence {
                 findings[i].rule = "price-step"
                 findings[i].classifier = "engine"
                 findings[i].reason = "vendor_price_changed_on_\(date)"
+            }
+            // A model × token type whose implied price moved that day too and moved again (a
+            // metering gap on top of the price change, or a second change): its gap mixes the two,
+            // and what part is metering cannot be told, so it is held rather than corrected.
+            for i in findings.indices where findings[i].gapClass == .meteringGap {
+                let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType)
+                guard !stepped.contains(key), priceRuns(diff, key, range: range).dropFirst().contains(where: { $0.start == day }) else { continue }
+                findings[i].gapClass = .unexplained
+                findings[i].rule = "price-step"
+                findings[i].classifier = "engine"
+                findings[i].reason = "vendor_price_changed_on_\(date)_among_other_changes"
             }
         }
 
