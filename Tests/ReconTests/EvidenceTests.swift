@@ -145,6 +145,36 @@ import VendorAnthropic
         #expect(converted.verdict == .conclusive && converted.models.first?.vendor == 1_000_000)
     }
 
+    /// A rate the export states divides the amount (units of its currency per dollar): 2.30 EUR
+    /// at 0.92 is 2.50 USD exactly, not 2.30 × the reciprocal rounded (2.4999…).
+    @Test func aStatedExchangeRateConvertsExactly() async throws {
+        let csv = """
+            Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,PricingCurrency,ExchangeRatePricingToBilling,ChargeType
+            05/04/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,1000,1K,2.3,EUR,USD,0.92,Usage
+            05/04/2026,Foundry Models,Azure OpenAI,gpt 4o Outp glbl Tokens,100,1K,0.92,EUR,USD,0.92,Usage
+            """
+        let store = try S.store()
+        _ = try await store.ingest([
+            Self.event("a", model: "gpt-4o", type: "input", quantity: 1_000_000, day: 4, vendor: "azure-openai"),
+            Self.event("b", model: "gpt-4o", type: "output", quantity: 100_000, day: 4, vendor: "azure-openai"),
+        ])
+        let r = try await run(store, [InvoiceFile(name: "azure.csv", bytes: Array(csv.utf8))], vendor: "azure-openai")
+        #expect(r.invoice.amount.value == Decimal(string: "3.5"), "\(r.invoice.amount.value)")
+        #expect(r.days.compactMap(\.vendorAmount).map { ExactDecimal.text($0.value) }.sorted() == ["1", "2.5"])
+        // A rate for the card's own currency is a mistake, not a no-op to pass over.
+        do {
+            _ = try await run(store, [InvoiceFile(name: "azure.csv", bytes: Array(csv.utf8))], vendor: "azure-openai") {
+                $0.fx = ["USD": 2]
+            }
+            Issue.record("--fx USD=2 was ignored")
+        } catch let e as UsageBoxError {
+            #expect(e.field == "fx" && e.message.contains("own currency"), "\(e.message)")
+        }
+        // "usd" written in lower case is the dollar.
+        let lower = try await run(store, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100", currency: "usd")])])
+        #expect(lower.invoice.unconvertedCurrencies.isEmpty && !lower.reasons.contains { $0.code == "missing_fx" })
+    }
+
     @Test func statedQuantitiesSurviveAMissingExchangeRate() async throws {
         let csv = """
             Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType

@@ -34,7 +34,12 @@ struct InvoiceBatch: Sendable {
                 try checkRepeatedBuckets(parsed.coverage, name: file.name)
                 try checkRepeatedLines(parsed.lines, name: file.name)
             }
-            batch.lines += parsed.lines.map { Line(line: $0, file: index) }
+            // Currency codes compare as ISO 4217 writes them: "usd" is the dollar, not a foreign currency.
+            batch.lines += parsed.lines.map { line in
+                var line = line
+                line.currency = line.currency.uppercased()
+                return Line(line: line, file: index)
+            }
             batch.coverage.append(parsed.coverage)
             if let why = parsed.amountsMayBeNet { batch.netAmounts.append((file.name, why)) }
             batch.files.append(.init(name: file.name, sha256: sha256Hex(file.bytes), parser: parser.id))

@@ -44,6 +44,11 @@ public struct ReconciliationEngine: Sendable {
         let chosen = try CardChoice.choose(override: o.rateCard, cards: cards, plugin: plugin, lines: batch.lines.map(\.line))
         let card: any RateCardConverter = o.modelMap.isEmpty ? chosen : ModelMappedCard(card: chosen, map: o.modelMap)
         if !o.allowOverlap { try batch.checkOverlap(card: card, names: o.invoices.map(\.name)) }
+        if let own = o.fx[card.currency], own != 1 {
+            throw UsageBoxError.invalidArgument(
+                "--fx \(card.currency)=\(ExactDecimal.text(own)): \(card.currency) is the rate card's own currency, which converts at 1; "
+                    + "name the invoice's other currency", field: "fx")
+        }
         let vendor = try VendorLedger.build(batch, card: card, options: o)
         // Metered events whose vendor dimension names the plugin, the card's vendor, or the
         // provider a multi-provider export (FOCUS) states on its lines.

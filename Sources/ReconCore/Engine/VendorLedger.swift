@@ -169,6 +169,15 @@ enum Overflow {
 
 /// Stage 3: the invoice's lines turned into tokens per cell with the card, and everything that
 /// did not become tokens kept with its amount and reason.
+/// An amount into the card's currency: × `times` ÷ `over`. A rate an export states (units of its
+/// currency per card unit) divides, so what divides exactly stays exact: 2.30 EUR at 0.92 is
+/// 2.50 USD, where multiplying by the rounded reciprocal gives 2.4999…
+struct FXConversion: Sendable {
+    var times: Decimal = 1
+    var over: Decimal = 1
+    func callAsFunction(_ amount: Decimal) -> Decimal { over == 1 ? amount * times : amount * times / over }
+}
+
 struct VendorLedger: Sendable {
     var cells: [CellKey: VendorCell] = [:]
     var unmapped: [ReconciliationReport.Unmapped] = []
@@ -211,13 +220,15 @@ struct VendorLedger: Sendable {
             let line = entry.line
             // Totals are in the card's currency; a line in another currency counts where a rate converts
             // it: the rate the export states, else --fx.
-            let rate: Decimal? = line.currency == card.currency ? 1 : (line.exchangeRate.flatMap { $0 > 0 ? 1 / $0 : nil } ?? o.fx[line.currency])
+            let rate: FXConversion? =
+                line.currency == card.currency
+                ? FXConversion() : (line.exchangeRate.flatMap { $0 > 0 ? FXConversion(over: $0) : nil } ?? o.fx[line.currency].map { FXConversion(times: $0) })
             if let a = line.amount {
                 ledger.byCurrency[line.currency, default: 0] += a
-                if let rate { ledger.invoiceAmount += a * rate } else { ledger.unconvertedCurrencies.insert(line.currency) }
+                if let rate { ledger.invoiceAmount += rate(a) } else { ledger.unconvertedCurrencies.insert(line.currency) }
             }
             func skip(_ reason: String, money: Decimal? = line.amount) {
-                if let a = money, let rate { ledger.unmappedAmount += a * rate }
+                if let a = money, let rate { ledger.unmappedAmount += rate(a) }
                 ledger.unmapped.append(
                     .init(
                         location: line.location, description: line.description, vendorModel: line.vendorModel,
@@ -271,7 +282,7 @@ struct VendorLedger: Sendable {
                 blockedNegative[CellKey(model: model), default: ("unknown_token_type", 0)].amount += line.amount ?? 0
                 continue
             }
-            var fxRate: Decimal? = 1
+            var fxRate: FXConversion? = FXConversion()
             if let a = line.amount, line.currency != card.currency {
                 fxRate = rate
                 if fxRate == nil {
@@ -325,21 +336,21 @@ struct VendorLedger: Sendable {
                 bucketPart.stated = q
                 bucketPart.hasStated = true
                 // Without a card price the vendor's own amount stands (no pricing check possible).
-                bucketPart.statedImpliedAmount = price.map { card.amount(for: q, at: $0) } ?? (line.amount.map { $0 * (fxRate ?? 0) } ?? 0)
+                bucketPart.statedImpliedAmount = price.map { card.amount(for: q, at: $0) } ?? (line.amount.flatMap { a in fxRate.map { $0(a) } } ?? 0)
             }
             var moneyMissing = false
             if let a = line.amount {
                 if let fxRate {
-                    let converted = a * fxRate
+                    let converted = fxRate(a)
                     bucketPart.hasAmount = true
                     bucketPart.amount = converted
-                    bucketPart.amountHalfUnits = ExactDecimal.halfUnit(ofScale: line.amountScale) * fxRate
-                    bucketPart.listAmount = line.listAmount.map { $0 * fxRate }
+                    bucketPart.amountHalfUnits = fxRate(ExactDecimal.halfUnit(ofScale: line.amountScale))
+                    bucketPart.listAmount = line.listAmount.map(fxRate.callAsFunction)
                     if line.quantity == nil, let price {
                         // Volume from the list price where the export gives it (a discount is not less usage).
-                        let volumeMoney = line.listAmount.map { $0 * fxRate } ?? converted
+                        let volumeMoney = line.listAmount.map(fxRate.callAsFunction) ?? converted
                         bucketPart.exactTokens = card.tokens(for: volumeMoney, at: price)
-                        bucketPart.tolerance = card.tolerance(scale: line.amountScale, at: price) * fxRate
+                        bucketPart.tolerance = fxRate(card.tolerance(scale: line.amountScale, at: price))
                         guard ExactDecimal.roundedInt64(bucketPart.exactTokens) != nil else {
                             throw UsageBoxError.invalidArgument(
                                 "\(line.location): \(ExactDecimal.text(a)) \(line.currency) is more tokens than 64 bits hold",
