@@ -127,13 +127,12 @@ for t in ts:
 # A send answered 503 (a forwarded half refused while a first host catches up) is sent again, and
 # the ids its first try stored are then its duplicates: each id is accepted or a duplicate in one
 # send's last answer and a conflict in the other's, and what is stored is the content that won.
-a, b = answers[11], answers[22]
 won = {q: ans["accepted"] + ans["duplicates"] for q, ans in answers.items()}
 lost = {q: {e["event_id"] for e in ans["errors"] if e["status"] == "conflict"} for q, ans in answers.items()}
 status, kept = call(0, "/v1/query/sql", "POST", {"sql": "SELECT event_id, quantity FROM usage_events WHERE event_id LIKE 'contested%'"})
 kept = {r[0]: int(r[1]) for r in kept["rows"]} if status == 200 else {}
 check(len(kept) == 50 and won[11] + won[22] == 50 and len(lost[11]) + len(lost[22]) == 50 and not (lost[11] & lost[22])
-      and all(eid in lost[22 if q == 11 else 11] and eid not in lost[q] for eid, q in kept.items()),
+      and all(q in lost and eid in lost[22 if q == 11 else 11] and eid not in lost[q] for eid, q in kept.items()),
       f"50 ids sent with two contents to both servers at once: {won[11] + won[22]} accepted or duplicates of a retried send, "
       f"{len(lost[11]) + len(lost[22])} conflicts, each answered conflict to the content not stored ({len(kept)} stored)")
 

@@ -326,20 +326,9 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
             return nil
         }
         if let behind = await writer.firstHostLackedRecently() { return behind }
-        let behind: String?, keep: Bool
-        do {
-            // One scan at a time: the checks that start while one runs under the same generation
-            // take its answer (each scan reads every part name each replica recorded in ZooKeeper).
-            (behind, keep) = try await writer.sharedFirstHostScan(generation) { try await self.firstHostLag() }.value
-        } catch let e as UsageBoxError where e.code == .unavailable {
-            (behind, keep) = (e.message, false)  // cannot tell: remembered for a second like a gap
-        }
-        if let behind {
-            await writer.firstHostLacked(behind)
-            return behind
-        }
-        if keep { await writer.firstHostChecked(generation) }
-        return nil
+        // One scan at a time: the checks that start while one runs under the same generation or an
+        // earlier one take its answer (each scan reads every part name each replica recorded).
+        return try await writer.sharedFirstHostScan(generation) { try await self.firstHostLag() }.value
     }
 
     /// The tables the writer decides from: ids, segments, closed periods, meters' units, and the
@@ -586,20 +575,33 @@ actor ClickHouseWriter {
         checkGeneration += 1
     }
     /// The first-host scan running now, and the generation it began under (`sharedFirstHostScan`).
-    private var firstHostScan: (serial: Int, generation: Int, task: Task<(behind: String?, keep: Bool), any Error>)?
+    private var firstHostScan: (serial: Int, generation: Int, task: Task<String?, any Error>)?
     /// How many first-host scans this process has started.
     private(set) var firstHostScans = 0
-    /// The scan running under `generation`, or `scan` started now. A check that starts after a
-    /// failed write or a gap (a new generation) never takes the answer of a scan begun before it.
+    /// The scan running under `generation` or a later one, or `scan` started now: what the host
+    /// lacks, nil for nothing. A check that starts after a failed write or a gap (a new
+    /// generation) never takes the answer of a scan begun before it. The answer is recorded
+    /// before the scan stops being shared, so a check arriving in between reads the record.
     func sharedFirstHostScan(
         _ generation: Int, _ scan: @escaping @Sendable () async throws -> (behind: String?, keep: Bool)
-    ) -> Task<(behind: String?, keep: Bool), any Error> {
-        if let running = firstHostScan, running.generation == generation { return running.task }
+    ) -> Task<String?, any Error> {
+        if let running = firstHostScan, running.generation >= generation { return running.task }
         firstHostScans += 1
         let serial = firstHostScans
-        let task = Task {
+        let task = Task { () async throws -> String? in
             defer { self.firstHostScanEnded(serial) }
-            return try await scan()
+            let behind: String?, keep: Bool
+            do {
+                (behind, keep) = try await scan()
+            } catch let e as UsageBoxError where e.code == .unavailable {
+                (behind, keep) = (e.message, false)  // cannot tell: remembered for a second like a gap
+            }
+            if let behind {
+                self.firstHostLacked(behind)
+                return behind
+            }
+            if keep { self.firstHostChecked(generation) }
+            return nil
         }
         firstHostScan = (serial, generation, task)
         return task
