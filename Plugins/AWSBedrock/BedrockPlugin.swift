@@ -11,6 +11,7 @@ public enum BedrockPlugin: VendorPlugin {
     public static let id = "aws-bedrock"
     public static let name = "AWS Bedrock (CUR)"
     public static let rateCardName = "aws-bedrock"
+    public static let tenantKeys: Set<String> = ["usage_account_id"]
     public static let parsers: [any InvoiceParser] = [BedrockCURParser()]
     public static let tokenTypeMap: [String: TokenType] = [
         "input-tokens": .input, "output-tokens": .output, "cache-read-input-token-count": .cacheRead,

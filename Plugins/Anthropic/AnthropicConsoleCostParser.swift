@@ -45,17 +45,21 @@ struct AnthropicConsoleCostParser: InvoiceParser {
             if let w = cell("workspace") { attribution["workspace"] = w }
             if let k = cell("api_key_id") { attribution["api_key_id"] = k }
             if let k = cell("api_key") { attribution["api_key"] = k }
-            lines.append(
-                InvoiceLine(
-                    location: "\(file.name):\(row.line)", vendorModel: model, vendorTokenType: vendorTokenType,
-                    tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] }, amount: cost,
-                    amountScale: ExactDecimal.scale(of: costText), currency: "USD", listAmount: listAmount, date: date, labels: labels,
-                    attribution: attribution, nonUsageReason: nonUsage, description: costType))
+            var line = InvoiceLine(
+                location: "\(file.name):\(row.line)", vendorModel: model, vendorTokenType: vendorTokenType,
+                tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] }, amount: cost,
+                amountScale: ExactDecimal.scale(of: costText), currency: "USD", listAmount: listAmount, date: date, labels: labels,
+                attribution: attribution, nonUsageReason: nonUsage, description: costType)
+            line.sourceRow = row.fingerprint
+            lines.append(line)
         }
         // The export states no period: its days are what it covers. Its cost_usd is after any
         // discount; list_price_usd is what turns into tokens, and without it the volume may be short.
         return ParsedInvoice(
             lines: lines,
-            amountsMayBeNet: table.has("list_price_usd") ? nil : "no list_price_usd column: cost_usd is after any discount")
+            amountsMayBeNet: !table.has("list_price_usd")
+                ? "no list_price_usd column: cost_usd is after any discount"
+                : lines.contains { $0.nonUsageReason == nil && $0.listAmount == nil }
+                    ? "usage rows with an empty list_price_usd: their cost_usd is after any discount" : nil)
     }
 }

@@ -68,13 +68,14 @@ struct AnthropicCostReportParser: InvoiceParser {
                 if let g = row["inference_geo"]?.stringValue { labels["inference_geo"] = g }
                 var attribution: [String: String] = [:]
                 if let w = row["workspace_id"]?.stringValue { attribution["workspace_id"] = w }
-                lines.append(
-                    InvoiceLine(
-                        location: "\(file.name)#\(field)", vendorModel: model, vendorTokenType: vendorTokenType,
-                        tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] },
-                        amount: cents / 100, amountScale: ExactDecimal.scale(of: amountText) + 2,
-                        currency: row["currency"]?.stringValue ?? "USD", date: date, end: end, labels: labels, attribution: attribution,
-                        nonUsageReason: nonUsage, description: row["description"]?.stringValue))
+                var line = InvoiceLine(
+                    location: "\(file.name)#\(field)", vendorModel: model, vendorTokenType: vendorTokenType,
+                    tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] },
+                    amount: cents / 100, amountScale: ExactDecimal.scale(of: amountText) + 2,
+                    currency: row["currency"]?.stringValue ?? "USD", date: date, end: end, labels: labels, attribution: attribution,
+                    nonUsageReason: nonUsage, description: row["description"]?.stringValue)
+                line.sourceRow = row.hashValue
+                lines.append(line)
             }
         }
         coverage.addPages(pages)

@@ -8,6 +8,8 @@ public enum AnthropicPlugin: VendorPlugin {
     public static let id = "anthropic"
     public static let name = "Anthropic"
     public static let rateCardName = "anthropic"
+    /// The default workspace has no id: lines without one are its own.
+    public static let tenantKeys: Set<String> = ["workspace_id", "workspace"]
     public static let parsers: [any InvoiceParser] = [
         AnthropicCostReportParser(), AnthropicUsageReportParser(), AnthropicConsoleCostParser(),
     ]

@@ -10,6 +10,7 @@ public enum AzureOpenAIPlugin: VendorPlugin {
     public static let id = "azure-openai"
     public static let name = "Azure OpenAI (Cost Management)"
     public static let rateCardName = "azure-openai"
+    public static let tenantKeys: Set<String> = ["SubscriptionId"]
     public static let parsers: [any InvoiceParser] = [AzureCostDetailsParser()]
     public static let tokenTypeMap: [String: TokenType] = ["input": .input, "output": .output, "cached": .cacheRead]
 

@@ -12,6 +12,7 @@ public enum FOCUSPlugin: VendorPlugin {
     public static let id = "focus"
     public static let name = "FinOps FOCUS"
     public static let rateCardName = "focus"
+    public static let tenantKeys: Set<String> = ["SubAccountId"]
     public static let parsers: [any InvoiceParser] = [FOCUSParser()]
     public static let tokenTypeMap: [String: TokenType] = [
         "input/uncached": .input, "input/": .input, "input/read": .cacheRead, "input/write": .cacheWrite, "output/": .output,
@@ -127,6 +128,7 @@ struct FOCUSParser: InvoiceParser {
                 nonUsageReason: category != "Usage" ? "not_usage:\(category.lowercased())" : (model == nil ? "not_usage" : nil),
                 description: cell("ChargeDescription"))
             line.modelIsCanonical = true
+            line.sourceRow = r.fingerprint
             // Corrections are posted later but keep the ChargePeriod they correct (FOCUS 1.1+ ChargeClass).
             line.isCorrection = cell("ChargeClass")?.lowercased() == "correction"
             lines.append(line)

@@ -110,3 +110,32 @@ extension Int64 {
         self = -value
     }
 }
+
+/// Hashing agrees with `==`: numbers by their written digits, object members in order.
+extension JSONValue: Hashable {
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null: hasher.combine(0)
+        case let .bool(b):
+            hasher.combine(1)
+            hasher.combine(b)
+        case let .number(n):
+            hasher.combine(2)
+            hasher.combine(n)
+        case let .string(s):
+            hasher.combine(3)
+            hasher.combine(s)
+        case let .array(items):
+            hasher.combine(4)
+            hasher.combine(items.count)
+            for v in items { v.hash(into: &hasher) }
+        case let .object(members):
+            hasher.combine(5)
+            hasher.combine(members.count)
+            for (k, v) in members {
+                hasher.combine(k)
+                v.hash(into: &hasher)
+            }
+        }
+    }
+}

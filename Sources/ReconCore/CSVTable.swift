@@ -18,6 +18,13 @@ public struct CSVTable: Sendable {
             return v.isEmpty ? nil : v
         }
 
+        /// A hash of every cell of the row as written (`InvoiceLine.sourceRow`).
+        public var fingerprint: Int {
+            var hasher = Hasher()
+            for i in 0..<record.count { hasher.combine(record[i]) }
+            return hasher.finalize()
+        }
+
         /// The first present cell among several spellings of a column.
         public func cell(_ names: [String]) -> String? {
             for n in names { if let v = cell(n) { return v } }

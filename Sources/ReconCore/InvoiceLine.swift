@@ -63,6 +63,11 @@ public struct InvoiceLine: Sendable, Hashable {
     /// Units of `currency` per unit of the card's currency, when the export states the rate it used
     /// (Vertex `currency_conversion_rate`, Azure `ExchangeRatePricingToBilling`).
     public var exchangeRate: Decimal?
+    /// A hash of the whole export row (every cell, or the JSON element) the line came from, when
+    /// the parser keeps one (`CSVTable.Row.fingerprint`): two lines of identical rows are one charge
+    /// listed twice. Nil where the parser does not say: a parser that drops a column telling rows
+    /// apart (a user, a region) would make two charges look alike, so those are not judged.
+    public var sourceRow: Int?
 
     public init(
         location: String, vendorModel: String?, vendorTokenType: String?, tokenType: TokenType?, amount: Decimal?,

@@ -197,7 +197,7 @@ public struct RateCard: RateCardConverter, Sendable {
             throw root.error("an alias points to \(a.model), which the card does not price")
         }
         var card = RateCard(
-            vendor: vendor, version: version, currency: currency, tokenTypes: tokenTypes, file: file, prices: prices,
+            vendor: vendor, version: version, currency: currency.uppercased(), tokenTypes: tokenTypes, file: file, prices: prices,
             aliases: aliases, modifiers: modifiers, source: text)
         card.baseLabels = baseLabels
         card.modelBaseLabels = modelBaseLabels

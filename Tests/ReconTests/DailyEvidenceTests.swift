@@ -100,6 +100,29 @@ import UsageBoxApp
         #expect(r.corrections.isEmpty && r.held.isEmpty, "the price change's share would have been booked as usage")
     }
 
+    /// The same step on other models does not hold a real metering gap whose daily share varies
+    /// (its implied price moves every day, the step's day among them).
+    @Test func aVaryingMeteringGapBesideAPriceStepIsStillCorrected() async throws {
+        let store = try S.store()
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { _ in 1_000_000 })
+        _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { _ in 1_000_000 })
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "output") { _ in 1_000_000 })
+        func missed(_ d: Int) -> Int64 { d >= 17 ? 50_000 + Int64(d) * 10_000 : 0 }
+        var rows: [TestSupport.Row] = []
+        for d in 1...31 {
+            let up: Decimal = d >= 20 ? Decimal(string: "1.1")! : 1
+            let input = Decimal(exactly: 1_000_000 + missed(d))! * 3 / 1_000_000
+            rows.append(.init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(input)))
+            rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(up)))
+            rows.append(.init(day: d, model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: Self.cents(15 * up)))
+        }
+        let r = try await run(store, S.costReport(rows))
+        #expect(r.priceSteps.map(\.date) == ["2026-05-20"])
+        let gap = try #require(r.findings.first { $0.tokenType == .input && $0.modelID == "claude-sonnet-4-5" })
+        #expect(gap.gapClass == .meteringGap && gap.gapSince == "2026-05-17", "\(gap)")
+        #expect(r.corrections.map(\.quantity) == [(17...31).map(missed).reduce(0, +)])
+    }
+
     @Test func aGapThatIsTheLastHourOfThePeriodIsABoundary() async throws {
         let store = try S.store()
         func at(_ id: String, _ time: String, _ q: Int64) -> IngestItem {

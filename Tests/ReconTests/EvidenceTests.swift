@@ -226,6 +226,17 @@ import VendorAnthropic
         let one = try await run(
             store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300", workspace: "wrkspc_42")])])
         #expect(!one.reasons.contains { $0.code == "several_attributions_in_invoice" })
+        // Lines with no workspace are the default workspace's: a second tenant.
+        let withDefault = try await run(
+            store,
+            [
+                S.costReport([
+                    .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300", workspace: "wrkspc_42"),
+                    .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "900"),
+                ])
+            ])
+        let both = try #require(withDefault.reasons.first { $0.code == "several_attributions_in_invoice" })
+        #expect(both.detail.contains("none (the default)") && withDefault.corrections.isEmpty)
     }
 
     @Test func otherAccountsAKeyMayNotSeeAreCountedButNotNamed() async throws {

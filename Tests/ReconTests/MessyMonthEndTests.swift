@@ -146,6 +146,28 @@ import UsageBoxApp
         #expect(r.verdict == .conclusive && r.corrections.map(\.quantity) == [1_000_000], "the tokens were stated; only the money lacks a rate")
     }
 
+    /// A FOCUS row pasted twice is one charge listed twice (refused); two rows a column the parser
+    /// does not read tells apart (RegionId) are two charges.
+    @Test func focusRowsRepeatedOrToldApartByAColumnNotRead() async throws {
+        let store = try await store([("acct_f", "solora-atlas-5.5", "input", 2_000_000, 12)])
+        func row(_ region: String) -> String {
+            "4.50,USD,Usage,2026-05-12,2026-05-13,1000000,Tokens,\"{\"\"ModelId\"\": \"\"solora-atlas-5.5\"\", \"\"TokenDirection\"\": \"\"Input\"\"}\",\(region)\n"
+        }
+        let header = Self.focusHeader.dropLast() + ",RegionId\n"
+        do {
+            _ = try await run("focus", [file("focus.csv", header + row("eu-west-1") + row("eu-west-1"))], store, account: "acct_f") {
+                $0.invoiceScope = .account
+            }
+            Issue.record("a row pasted twice was billed twice")
+        } catch let e as UsageBoxError {
+            #expect(e.message.contains("focus.csv:2 and focus.csv:3"), "\(e.message)")
+        }
+        let two = try await run("focus", [file("focus.csv", header + row("eu-west-1") + row("us-east-1"))], store, account: "acct_f") {
+            $0.invoiceScope = .account
+        }
+        #expect(two.models.first?.vendor == 2_000_000 && two.total.gap == 0)
+    }
+
     @Test func focusMonthToDateWithAMonthLongChargePeriod() async throws {
         let store = try await store([("acct_f", "solora-atlas-5.5", "input", 9_000_000, 12), ("acct_f", "solora-atlas-5.5", "input", 2_000_000, 25)])
         // Exported on the 20th with ChargePeriod = the month: the row cannot say the month was complete.

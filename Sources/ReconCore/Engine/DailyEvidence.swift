@@ -161,12 +161,25 @@ enum DailyEvidence {
                 findings[i].classifier = "engine"
                 findings[i].reason = "vendor_price_changed_on_\(date)"
             }
-            // A model × token type whose implied price moved that day too and moved again (a
-            // metering gap on top of the price change, or a second change): its gap mixes the two,
-            // and what part is metering cannot be told, so it is held rather than corrected.
+            // A model × token type whose implied price moved that day too, by the step's ratio, and
+            // moved again (a metering gap on top of the price change, or a second change): its gap
+            // mixes the two, and what part is metering cannot be told, so it is held rather than
+            // corrected. A price that moves every day (a gap whose share of the traffic varies) is
+            // not taken for the step: the runs around the day must each last two days or more.
+            let ratios = cells.map { $0.2 / $0.1 }
+            let lastDay = periodDays(range).last ?? day
+            func movedWithTheStep(_ key: CellKey) -> Bool {
+                let runs = priceRuns(diff, key, range: range)
+                guard let k = runs.indices.first(where: { $0 > 0 && runs[$0].start == day }) else { return false }
+                let before = runs[k - 1], after = runs[k]
+                let afterEnds = k + 1 < runs.count ? runs[k + 1].start : lastDay + 1
+                guard after.start - before.start >= 2, afterEnds - after.start >= 2, before.price > 0 else { return false }
+                let ratio = after.price / before.price
+                return ratios.contains { abs(ratio - $0) <= $0 / 100 }
+            }
             for i in findings.indices where findings[i].gapClass == .meteringGap {
                 let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType)
-                guard !stepped.contains(key), priceRuns(diff, key, range: range).dropFirst().contains(where: { $0.start == day }) else { continue }
+                guard !stepped.contains(key), movedWithTheStep(key) else { continue }
                 findings[i].gapClass = .unexplained
                 findings[i].rule = "price-step"
                 findings[i].classifier = "engine"

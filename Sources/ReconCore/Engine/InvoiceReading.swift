@@ -61,12 +61,13 @@ struct InvoiceBatch: Sendable {
         }
     }
 
-    /// No file lists the same usage line twice — every field equal but its place in the file (a row
-    /// pasted twice, a page's results repeated): adding both would bill that usage twice. Lines an
-    /// export tells apart (a workspace, a tier, another amount) are not the same line.
+    /// No file lists the same usage row twice — every cell of the export row equal (a row pasted
+    /// twice, a page's results repeated): adding both would bill that usage twice. Judged only
+    /// where the parser keeps the whole row (`InvoiceLine.sourceRow`): lines alike in what a
+    /// parser keeps may come from rows a dropped column tells apart. Correction rows are not judged.
     static func checkRepeatedLines(_ lines: [InvoiceLine], name: String) throws {
         var seen: [InvoiceLine: String] = [:]
-        for line in lines where line.nonUsageReason == nil {
+        for line in lines where line.nonUsageReason == nil && !line.isCorrection && line.sourceRow != nil {
             var key = line
             key.location = ""
             if let first = seen.updateValue(line.location, forKey: key) {

@@ -49,7 +49,7 @@ public struct ReconciliationEngine: Sendable {
                 "--fx \(card.currency)=\(ExactDecimal.text(own)): \(card.currency) is the rate card's own currency, which converts at 1; "
                     + "name the invoice's other currency", field: "fx")
         }
-        let vendor = try VendorLedger.build(batch, card: card, options: o)
+        let vendor = try VendorLedger.build(batch, card: card, options: o, tenantKeys: plugin.tenantKeys)
         // Metered events whose vendor dimension names the plugin, the card's vendor, or the
         // provider a multi-provider export (FOCUS) states on its lines.
         let vendorNames = Set([plugin.id, card.vendor] + batch.lines.compactMap { $0.line.labels["provider"] })

@@ -50,13 +50,13 @@ enum ScopeCheck {
             }
         }
 
-        // The invoice itself names several workspaces, projects or keys: an organisation's bill
-        // may hold other customers' usage even when no other account is metered here (their
-        // traffic may go unmetered, or through another meter).
+        // The invoice itself names several tenants (workspaces, projects; lines without one are the
+        // default's): an organisation's bill may hold other customers' usage even when no other
+        // account is metered here (their traffic may go unmetered, or through another meter).
         if case let .single(account) = o.attribution, o.invoiceScope == .asGiven,
-            let (key, values) = vendor.attributionValues.filter({ $0.value.count > 1 }).min(by: { $0.key < $1.key })
+            let (key, values) = vendor.tenantValues.filter({ $0.value.count > 1 }).min(by: { $0.key < $1.key })
         {
-            let named = values.sorted()
+            let named = values.sorted().map { $0.isEmpty ? "none (the default)" : $0 }
             reasons.append(
                 .init(
                     code: "several_attributions_in_invoice", effect: .inconclusive, accountID: account,

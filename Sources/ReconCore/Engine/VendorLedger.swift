@@ -200,13 +200,16 @@ struct VendorLedger: Sendable {
     var straddling: [TimeRange] = []
     /// First and last usage line dates, for messages.
     var lineDates: (first: Timestamp, last: Timestamp)?
-    /// The values each attribution key (`workspace_id`, `project_id`, …) takes on the usage lines
-    /// placed: more than one on a run for one account may be several accounts' bill (`ScopeCheck`).
-    var attributionValues: [String: Set<String>] = [:]
+    /// The values each of the plugin's tenant keys (`workspace_id`, `project_id`, …) takes on the
+    /// usage lines placed, "" for a line without it: more than one on a run for one account may be
+    /// several accounts' bill (`ScopeCheck`).
+    var tenantValues: [String: Set<String>] = [:]
     /// Limits on the evidence found while converting.
     var reasons: [EvidenceReason] = []
 
-    static func build(_ batch: InvoiceBatch, card: any RateCardConverter, options o: ReconciliationOptions) throws -> VendorLedger {
+    static func build(
+        _ batch: InvoiceBatch, card: any RateCardConverter, options o: ReconciliationOptions, tenantKeys: Set<String> = []
+    ) throws -> VendorLedger {
         var ledger = VendorLedger(currency: batch.lines.first?.line.currency ?? card.currency)
         var blockedNegative: [CellKey: (code: String, amount: Decimal)] = [:]
         var unknownModels: (count: Int, amount: Decimal) = (0, 0)
@@ -329,7 +332,7 @@ struct VendorLedger: Sendable {
             case .none: account = nil
             }
             ledger.placedLines += 1
-            for (k, v) in line.attribution { ledger.attributionValues[k, default: []].insert(v) }
+            for k in tenantKeys { ledger.tenantValues[k, default: []].insert(line.attribution[k] ?? "") }
             let key = CellKey(model: model, tokenType: tokenType, account: account)
             var bucketPart = VendorBucket()
             if let q = line.quantity {

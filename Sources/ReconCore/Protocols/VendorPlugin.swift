@@ -34,11 +34,16 @@ public protocol VendorPlugin: Sendable {
     static func cardHints(for lines: [InvoiceLine]) -> [String]
     /// Classifiers that know this vendor's gaps, asked before a team's rules and the defaults.
     static var classifiers: [any GapClassifier] { get }
+    /// Attribution keys that name a separate tenant of the vendor account (a workspace, a project,
+    /// a linked account), unlike keys one customer holds many of (API keys, IAM users, resources):
+    /// an invoice naming several, or some lines without one, is an organisation's bill.
+    static var tenantKeys: Set<String> { get }
 }
 
 extension VendorPlugin {
     public static func cardHints(for lines: [InvoiceLine]) -> [String] { [] }
     public static var classifiers: [any GapClassifier] { [] }
+    public static var tenantKeys: Set<String> { [] }
 }
 
 /// A sample export and what parsing it must give: documentation and test data at once.
