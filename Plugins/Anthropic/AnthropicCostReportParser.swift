@@ -38,7 +38,7 @@ struct AnthropicCostReportParser: InvoiceParser {
         let pages = try file.forEachPagedElement(dataRequired: "a cost report has a \"data\" array of daily buckets") { at, bucket in
             let date = try AnthropicJSON.timestamp(bucket["starting_at"], file: file.name, field: "\(at).starting_at")
             let end = try AnthropicJSON.optionalTimestamp(bucket["ending_at"], file: file.name, field: "\(at).ending_at")
-            coverage.declare(from: date, to: end)
+            try coverage.declare(from: date, to: end, file: file.name, field: "\(at).ending_at")
             guard case let .array(results)? = bucket["results"] else {
                 throw InvoiceError(file: file.name, field: "\(at).results", "each bucket has a \"results\" array")
             }
@@ -108,7 +108,7 @@ struct AnthropicUsageReportParser: InvoiceParser {
         let pages = try file.forEachPagedElement(dataRequired: "a usage report has a \"data\" array of buckets") { at, bucket in
             let date = try AnthropicJSON.timestamp(bucket["starting_at"], file: file.name, field: "\(at).starting_at")
             let end = try AnthropicJSON.optionalTimestamp(bucket["ending_at"], file: file.name, field: "\(at).ending_at")
-            coverage.declare(from: date, to: end)
+            try coverage.declare(from: date, to: end, file: file.name, field: "\(at).ending_at")
             for (r, row) in (bucket["results"]?.arrayValue ?? []).enumerated() {
                 let field = "\(at).results[\(r)]"
                 var labels: [String: String] = [:]

@@ -232,7 +232,7 @@ enum OpenAIJSON {
                 }
                 end = t
             }
-            coverage.declare(from: start, to: end)
+            try coverage.declare(from: start, to: end, file: file.name, field: "\(at).end_time")
             try body(at, bucket, start, end)
         }
         coverage.addPages(pages)

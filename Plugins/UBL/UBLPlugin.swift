@@ -172,7 +172,8 @@ struct UBLParser: InvoiceParser {
         var lines: [InvoiceLine] = []
         var coverage = InvoiceCoverage()
         func inclusiveEnd(_ text: String?) -> Timestamp? { text.flatMap { Timestamp(date: $0) }.map { Timestamp.startOfDay(after: $0) } }
-        coverage.declare(from: periodStart.flatMap { Timestamp(date: $0) }, to: inclusiveEnd(periodEnd))
+        try coverage.declare(
+            from: periodStart.flatMap { Timestamp(date: $0) }, to: inclusiveEnd(periodEnd), file: file.name, field: "InvoicePeriod.EndDate")
         var lineSum = Decimal(0)
         var taxSeen = false
         for p in raw {
@@ -196,7 +197,9 @@ struct UBLParser: InvoiceParser {
                 let vendorModel = p.itemName ?? p.sellersID
                 lineSum += amount
                 let lineEnd = p.start != nil ? inclusiveEnd(p.end) : (periodStart != nil ? inclusiveEnd(periodEnd) : nil)
-                if p.start != nil { coverage.declare(from: Timestamp(date: p.start!), to: lineEnd) }
+                if let start = p.start {
+                    try coverage.declare(from: Timestamp(date: start), to: lineEnd, file: file.name, line: p.line, field: "InvoiceLine.InvoicePeriod.EndDate")
+                }
                 lines.append(
                     InvoiceLine(
                         location: "\(file.name):\(p.line)", vendorModel: vendorModel, vendorTokenType: p.tokenTypeProperty,

@@ -33,18 +33,36 @@ public struct ReconciliationRunner: Sendable {
     }
 
     /// Posts a stored report's corrections (and, with `confirmLarge`, its held ones); applying
-    /// twice answers duplicates. An inconclusive report is refused.
+    /// twice answers duplicates. An inconclusive or reverted report is refused.
     public func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
-        let archive = ReconciliationArchive(log)
-        guard var report = try await archive.report(id: id) else { throw UsageBoxError(.notFound, "no reconciliation \(id)", field: "id") }
-        let (response, _) = try await post(&report, confirmLarge: confirmLarge, store: store)
-        try await archive.update(report)
-        return response
+        try await Self.oneAtATime.run(id) {
+            let archive = ReconciliationArchive(log)
+            guard var report = try await archive.report(id: id) else { throw UsageBoxError(.notFound, "no reconciliation \(id)", field: "id") }
+            if let reverted = report.revertedAt {
+                throw UsageBoxError(
+                    .conflict,
+                    "reconciliation \(id) was reverted at \(reverted.rfc3339): its corrections and their reverts are both on the meter; "
+                        + "run the reconciliation again to propose corrections against the meter as it is now", field: "id")
+            }
+            let (response, _) = try await post(&report, confirmLarge: confirmLarge, store: store)
+            try await archive.update(report)
+            return response
+        }
     }
+
+    /// Applies and reverts of one report in this process run one after another: each reads the
+    /// record the one before it wrote, so a second concurrent apply answers duplicates instead of
+    /// "the meter changed" (its stale record would not count the first one's corrections). Two
+    /// processes can still race; the meter check then refuses one of them, and nothing is posted twice.
+    static let oneAtATime = KeyedSerialQueue()
 
     /// Posts the compensating corrections of everything a run applied; reverting twice posts
     /// nothing new (the same ids answer duplicates).
     public func revert(id: String, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
+        try await Self.oneAtATime.run(id) { try await revertNow(id: id, store: store, log: log) }
+    }
+
+    private func revertNow(id: String, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
         let archive = ReconciliationArchive(log)
         guard var report = try await archive.report(id: id) else { throw UsageBoxError(.notFound, "no reconciliation \(id)", field: "id") }
         let posted = Set(report.appliedEventIDs)

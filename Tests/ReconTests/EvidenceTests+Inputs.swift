@@ -3,6 +3,7 @@ import Foundation
 import MeterStoreSQLite
 import Metering
 import ReconCore
+import ReconPlugins
 import Testing
 import UsageBoxApp
 import VendorAnthropic
@@ -31,6 +32,33 @@ import VendorAnthropic
 
     static let consoleHeader =
         "usage_date_utc,model,workspace,api_key,usage_type,context_window,token_type,cost_usd,list_price_usd,cost_type,inference_geo,speed,api_key_id,api_key_status\n"
+
+    /// A period that ends before it starts is a broken file: an error naming the field, not a
+    /// bucket that covers nothing (which surfaced as a coverage gap, far from its cause).
+    @Test func aPeriodEndingBeforeItStartsIsAnErrorNamingTheField() throws {
+        let anthropic =
+            #"{"data": [{"starting_at": "2026-05-02T00:00:00Z", "ending_at": "2026-05-01T00:00:00Z", "results": []}], "has_more": false, "next_page": null}"#
+        let openAI =
+            #"{"object": "page", "data": [{"object": "bucket", "start_time": 1777680000, "end_time": 1777593600, "results": [{"object": "organization.costs.result", "amount": {"value": 1, "currency": "usd"}, "line_item": "gpt-4o, input"}]}], "has_more": false}"#
+        let example = try #require(builtInPlugins.first { $0.id == "ubl" }?.examples.first { $0.file.name.hasSuffix("ubl_ai_invoice.xml") })
+        var ubl = String(decoding: example.file.bytes, as: UTF8.self)
+        let may = try #require(ubl.range(of: "<b:EndDate>2026-05-31</b:EndDate>"), "the example still has a May invoice period")
+        ubl.replaceSubrange(may, with: "<b:EndDate>2026-04-30</b:EndDate>")
+        for (vendor, name, text, field) in [
+            ("anthropic", "cost.json", anthropic, "data[0].ending_at"), ("openai", "costs.json", openAI, "data[0].end_time"),
+            ("ubl", "invoice.xml", ubl, "InvoicePeriod.EndDate"),
+        ] {
+            let file = InvoiceFile(name: name, bytes: Array(text.utf8))
+            let parsers = try #require(builtInPlugins.first { $0.id == vendor }?.parsers.filter { $0.sniff(file) })
+            #expect(!parsers.isEmpty, "\(vendor)")
+            for parser in parsers {
+                #expect { try parser.parse(file) } throws: { error in
+                    let e = try #require(error as? InvoiceError)
+                    return e.file == name && e.field == field && e.description.contains("before its start")
+                }
+            }
+        }
+    }
 
     @Test func aDiscountIsNotLessUsage() async throws {
         let store = try S.store()

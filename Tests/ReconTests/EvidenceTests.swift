@@ -488,6 +488,43 @@ import VendorAnthropic
             explain.corrections.compactMap(\.event.correctionRef).sorted() == ["recon_may_2026_vendor_anthropic", "recon_may_2026_vendor_anthropic_revert"])
     }
 
+    @Test func applyingAfterARevertIsRefusedByName() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let (r, _) = try await service.run(
+            ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42"),
+            store: store, log: store)
+        _ = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
+        _ = try await service.revert(id: r.id, store: store, log: store)
+        do {
+            _ = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
+            Issue.record("a reverted run was applied again")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && e.message.contains("was reverted at") && !e.message.contains("changed"), "\(e.message)")
+        }
+        let explain = try await store.explain(account: "acct_42", range: S.may)
+        #expect(explain.corrections.count == 2, "the correction and its revert, nothing posted again")
+    }
+
+    @Test func concurrentAppliesOfOneRunAnswerDuplicatesNotMeterChanged() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let (r, _) = try await service.run(
+            ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42"),
+            store: store, log: store)
+        let service = self.service
+        let answers = try await withThrowingTaskGroup(of: IngestResponse.self) { group in
+            for _ in 0..<6 {
+                group.addTask { try await service.apply(id: r.id, confirmLarge: false, store: SlowToAnswerIngestStore(inner: store), log: store) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(answers.map(\.accepted).reduce(0, +) == r.corrections.count)
+        #expect(answers.map(\.duplicates).reduce(0, +) == 5 * r.corrections.count)
+        let record = try #require(try await ReconciliationArchive(store).report(id: r.id))
+        #expect(record.appliedEventIDs == r.corrections.map(\.eventID).sorted())
+    }
+
     @Test func applyingAnInconclusiveRunIsRefused() async throws {
         let store = try await sonnet()
         let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "600")], hasMore: true)

@@ -106,17 +106,15 @@ enum TestSupport {
     static func store() throws -> SQLiteMeterStore { try SQLiteMeterStore(location: .newMemory()) }
 }
 
-/// A store that forwards everything but answers verify with drift.
-struct DriftingStore: MeterStore {
-    let inner: any MeterStore
+/// A store that forwards everything to `inner`; the fakes below replace one method each.
+protocol ForwardingStore: MeterStore {
+    var inner: any MeterStore { get }
+}
+
+extension ForwardingStore {
     func ingest(_ batch: IngestBatch) async throws -> IngestResponse { try await inner.ingest(batch) }
     func usage(_ query: UsageQuery) async throws -> UsageResult { try await inner.usage(query) }
-    func verify(_ request: VerifyRequest) async throws -> VerifyReport {
-        var r = try await inner.verify(request)
-        r.ok = false
-        r.drift = 7
-        return r
-    }
+    func verify(_ request: VerifyRequest) async throws -> VerifyReport { try await inner.verify(request) }
     func explain(account: String, range: TimeRange) async throws -> ExplainReport { try await inner.explain(account: account, range: range) }
     func closePeriod(account: String, period: String) async throws -> PeriodRecord { try await inner.closePeriod(account: account, period: period) }
     func periods(account: String) async throws -> [PeriodRecord] { try await inner.periods(account: account) }
@@ -129,4 +127,26 @@ struct DriftingStore: MeterStore {
     }
     func sealOpenSegments() async throws {}
     func sealExpiredSegments() async throws {}
+}
+
+/// Answers verify with drift.
+struct DriftingStore: ForwardingStore {
+    let inner: any MeterStore
+    func verify(_ request: VerifyRequest) async throws -> VerifyReport {
+        var r = try await inner.verify(request)
+        r.ok = false
+        r.drift = 7
+        return r
+    }
+}
+
+/// Answers each ingest only after a pause, as a loaded server would: a concurrent caller reads
+/// in between the write and whatever the writer records after it.
+struct SlowToAnswerIngestStore: ForwardingStore {
+    let inner: any MeterStore
+    func ingest(_ batch: IngestBatch) async throws -> IngestResponse {
+        let answer = try await inner.ingest(batch)
+        try await Task.sleep(for: .milliseconds(100))
+        return answer
+    }
 }

@@ -196,9 +196,15 @@ extension InvoiceCoverage {
         (end.microseconds + 1_000_000) % Timestamp.microsPerHour == 0 ? Timestamp(microseconds: end.microseconds + 1_000_000) : end
     }
 
-    /// A declared range from two bounds, when both are there and in order.
-    public mutating func declare(from: Timestamp?, to: Timestamp?) {
-        guard let from, let to, let range = try? TimeRange(from: from, to: Self.exclusiveEnd(to)) else { return }
+    /// A declared range from two bounds, when both are there. An end at or before its start is an
+    /// error in the file (`field` names the end): read as no coverage it would only show up as a
+    /// gap far from its cause. Inclusive end dates are passed as the start of the day after.
+    public mutating func declare(from: Timestamp?, to: Timestamp?, file: String, line: Int? = nil, field: String) throws {
+        guard let from, let to else { return }
+        guard to > from else {
+            throw InvoiceError(file: file, line: line, field: field, "the period ends (\(to.rfc3339)) at or before its start (\(from.rfc3339))")
+        }
+        guard let range = try? TimeRange(from: from, to: Self.exclusiveEnd(to)) else { return }
         declared.append(range)
     }
 }
