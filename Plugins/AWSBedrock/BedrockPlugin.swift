@@ -150,6 +150,7 @@ struct BedrockCURParser: InvoiceParser {
                     date: try row.timestamp(Self.start, file: file.name), end: try row.optionalTimestamp(Self.end, file: file.name),
                     labels: labels, attribution: attribution, nonUsageReason: nonUsage, description: usageType)
                 line.isCorrection = isRefund
+                line.sourceRow = row.fingerprint
                 return line
             })
     }

@@ -132,7 +132,8 @@ struct AnthropicUsageReportParser: InvoiceParser {
                             location: "\(file.name)#\(field).\(name)", vendorModel: row["model"]?.stringValue, vendorTokenType: name,
                             tokenType: AnthropicPlugin.tokenTypeMap[name], amount: nil, amountScale: 0, currency: "USD", quantity: q,
                             date: date, end: end, labels: labels, attribution: attribution,
-                            nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil))
+                            nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil
+                        ).withSourceRow(row.hashValue))
                 }
             }
         }

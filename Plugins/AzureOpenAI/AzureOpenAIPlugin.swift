@@ -124,6 +124,7 @@ struct AzureCostDetailsParser: InvoiceParser {
                     currency: currency, quantity: nonUsage == nil ? quantity : nil, date: try row.timestamp(["Date", "UsageDate"], file: file.name),
                     labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: nonUsage, description: meterName)
                 line.exchangeRate = rate
+                line.sourceRow = row.fingerprint
                 return line
             })
     }

@@ -144,6 +144,7 @@ struct VertexNDJSONParser: InvoiceParser {
                 project: row["project"]?["id"]?.stringValue,
                 conversionRate: row["currency_conversion_rate"]?.decimalText)
             if line.amount == nil { line.amount = 0 }
+            line.sourceRow = row.hashValue
             lines.append(line)
             for (c, credit) in (row["credits"]?.arrayValue ?? []).enumerated() {
                 guard case let .number(n)? = credit["amount"], let amount = ExactDecimal.parseNumber(n) else {
@@ -181,7 +182,8 @@ struct VertexCSVParser: InvoiceParser {
                     amount: try row.decimal(["usage_amount", "usage.amount"], file: file.name), unit: row.cell(["usage_unit", "usage.unit"]),
                     start: try row.timestamp(["usage_start_time"], file: file.name),
                     end: try row.optionalTimestamp(["usage_end_time"], file: file.name), costType: row.cell("cost_type"),
-                    project: row.cell(["project_id", "project.id"]), conversionRate: row.cell("currency_conversion_rate")))
+                    project: row.cell(["project_id", "project.id"]), conversionRate: row.cell("currency_conversion_rate")
+                ).withSourceRow(row.fingerprint))
             if let credits = try row.decimal(["credits"], file: file.name), credits != 0 {
                 lines.append(
                     InvoiceLine(

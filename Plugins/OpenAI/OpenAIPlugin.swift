@@ -130,7 +130,8 @@ struct OpenAICostsParser: InvoiceParser {
                         tokenType: parsed.flatMap { OpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: amount,
                         amountScale: ExactDecimal.scale(of: text), currency: (row["amount"]?["currency"]?.stringValue ?? "usd").uppercased(),
                         quantity: quantity, date: start, end: end, labels: parsed?.labels ?? [:], attribution: attribution,
-                        nonUsageReason: parsed == nil ? "not_usage" : nil, description: item))
+                        nonUsageReason: parsed == nil ? "not_usage" : nil, description: item
+                    ).withSourceRow(row.hashValue))
             }
         }
         return ParsedInvoice(lines: lines, coverage: coverage)
@@ -178,7 +179,8 @@ struct OpenAIUsageParser: InvoiceParser {
                         InvoiceLine(
                             location: "\(file.name)#\(field).\(name)", vendorModel: row["model"]?.stringValue, vendorTokenType: name, tokenType: type,
                             amount: nil, amountScale: 0, currency: "USD", quantity: q, date: start, end: end, labels: labels,
-                            attribution: attribution, nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil))
+                            attribution: attribution, nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil
+                        ).withSourceRow(row.hashValue))
                 }
             }
         }
@@ -211,7 +213,8 @@ struct OpenAICostCSVParser: InvoiceParser {
                     tokenType: parsed.flatMap { OpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: amount, amountScale: ExactDecimal.scale(of: text),
                     currency: (row.cell("amount_currency") ?? "usd").uppercased(), date: try row.timestamp(["start_time_iso", "start_time"], file: file.name),
                     end: try row.optionalTimestamp(["end_time_iso", "end_time"], file: file.name),
-                    labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: parsed == nil ? "not_usage" : nil, description: item)
+                    labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: parsed == nil ? "not_usage" : nil, description: item
+                ).withSourceRow(row.fingerprint)
             })
     }
 }

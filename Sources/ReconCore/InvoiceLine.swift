@@ -69,6 +69,13 @@ public struct InvoiceLine: Sendable, Hashable {
     /// apart (a user, a region) would make two charges look alike, so those are not judged.
     public var sourceRow: Int?
 
+    /// This line, marked as coming from the export row `fingerprint` names (`sourceRow`).
+    public func withSourceRow(_ fingerprint: Int) -> InvoiceLine {
+        var line = self
+        line.sourceRow = fingerprint
+        return line
+    }
+
     public init(
         location: String, vendorModel: String?, vendorTokenType: String?, tokenType: TokenType?, amount: Decimal?,
         amountScale: Int, currency: String, listAmount: Decimal? = nil, quantity: Int64? = nil, date: Timestamp,

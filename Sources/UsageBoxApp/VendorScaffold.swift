@@ -112,7 +112,8 @@ public enum VendorScaffold {
                         location: "\\(file.name):\\(row.line)", vendorModel: row.cell("model"), vendorTokenType: tokenType,
                         tokenType: tokenType.flatMap { \(n.typeName)Plugin.tokenTypeMap[$0] }, amount: amount,
                         amountScale: ExactDecimal.scale(of: text), currency: "USD", date: try row.timestamp(["date"], file: file.name),
-                        nonUsageReason: row.cell("model") == nil ? "not_usage" : nil)
+                        nonUsageReason: row.cell("model") == nil ? "not_usage" : nil
+                    ).withSourceRow(row.fingerprint)  // the whole row: a row listed twice is refused, not billed twice
                 })
             }
         }

@@ -1,3 +1,4 @@
+import ExactJSON
 import Foundation
 import Metering
 import RateCardData
@@ -140,6 +141,52 @@ import UsageBoxApp
             var unmapped: [String: Decimal] = [:]
             for u in r.unmapped where !u.reason.hasPrefix("not_usage") { unmapped[u.reason, default: 0] += u.amount?.value ?? 0 }
             #expect(unmapped == example.expectedUnmapped.mapValues { ExactDecimal.parse($0)! }, "\(name): unmapped \(unmapped)")
+        }
+    }
+
+    /// The example with every row written twice: a CSV's body or NDJSON's lines twice, each API
+    /// page's `results` twice. Nil for formats whose lines carry their own ids (UBL).
+    static func everyRowTwice(_ file: InvoiceFile, format: InvoiceFormat) -> InvoiceFile? {
+        var text = String(decoding: file.bytes, as: UTF8.self)
+        if !text.hasSuffix("\n") { text += "\n" }
+        func twice(_ v: JSONValue) -> JSONValue {
+            switch v {
+            case let .array(a): return .array(a.map(twice))
+            case let .object(members):
+                return .object(members.map { k, v in (k, k == "results" ? .array((v.arrayValue ?? []) + (v.arrayValue ?? [])) : twice(v)) })
+            default: return v
+            }
+        }
+        switch format {
+        case .csv:
+            guard let header = text.firstIndex(of: "\n") else { return nil }
+            let body = text[text.index(after: header)...]
+            return InvoiceFile(name: file.name, bytes: Array((text + body).utf8))
+        case .json:
+            if let root = try? JSONParser.parse(text), root["data"] != nil || root.arrayValue != nil {
+                return InvoiceFile(name: file.name, bytes: Array(JSONWriter.write(twice(root)).utf8))
+            }
+            return InvoiceFile(name: file.name, bytes: Array((text + text).utf8))
+        case .xml: return nil
+        }
+    }
+
+    /// A usage row listed twice in one file is one charge written twice, in every plugin's format
+    /// (the plugin marks its lines with `InvoiceLine.sourceRow`); the example as written is not.
+    @Test(arguments: examples.filter { $0.example.expectedError == nil }.map(\.example.name))
+    func everyExampleWithItsRowsTwiceIsRefused(_ name: String) async throws {
+        let (pluginID, example) = Self.examples.first { $0.example.name == name }!
+        let parser = try #require(Self.registry.plugin(pluginID)?.parsers.first { $0.id == example.parserID })
+        guard let doubled = Self.everyRowTwice(example.file, format: parser.format) else { return }
+        let usage = try parser.parse(example.file).lines.filter { $0.nonUsageReason == nil && !$0.isCorrection }
+        guard !usage.isEmpty else { return }
+        let range = try TimeRange(from: "2020-01-01T00:00:00Z", to: "2026-11-01T00:00:00Z")
+        let engine = try ReconciliationService().engine
+        _ = try await engine.run(ReconciliationOptions(vendor: pluginID, invoices: [example.file], range: range), store: try TestSupport.store())
+        await #expect {
+            _ = try await engine.run(ReconciliationOptions(vendor: pluginID, invoices: [doubled], range: range), store: try TestSupport.store())
+        } throws: { error in
+            (error as? UsageBoxError)?.message.contains("lists the same line twice") == true
         }
     }
 
