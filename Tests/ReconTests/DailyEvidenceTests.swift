@@ -139,6 +139,28 @@ import UsageBoxApp
         #expect(r.corrections.isEmpty && r.held.isEmpty)
     }
 
+    /// A gap smaller (or larger) than the usage at a bound is no boundary: comparing the two must
+    /// not trap (it did, and took the server down, for any small gap near a bound).
+    @Test func aGapSmallerThanTheUsageAtABoundIsNoBoundaryAndNoCrash() async throws {
+        let store = try S.store()
+        func at(_ id: String, _ time: String, _ q: Int64) -> IngestItem {
+            .event(
+                UsageEvent(
+                    eventID: id, accountID: "acct_42", meterID: "m", modelID: "claude-haiku-4-5", quantity: q, unit: "tokens",
+                    timestamp: Timestamp(rfc3339: time)!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
+        }
+        _ = try await store.ingest([
+            at("a", "2026-05-01T00:30:00Z", 5_000_000), at("b", "2026-05-10T12:00:00Z", 1_000_000), at("c", "2026-05-31T23:30:00Z", 5_000_000),
+            at("d", "2026-04-30T23:30:00Z", 5_000_000), at("e", "2026-06-01T00:30:00Z", 5_000_000),
+        ])
+        // 11M metered in May; the vendor billed 50,000 fewer, then 50,000 more.
+        for (cents, gap) in [("1095", Int64(-50_000)), ("1105", 50_000)] {
+            let r = try await run(store, S.costReport([.init(day: 10, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: cents)]))
+            let f = try #require(r.findings.first)
+            #expect(f.quantity == gap && f.gapClass != .boundary, "\(f)")
+        }
+    }
+
     @Test func mislabelledCacheLifetimesAreOneRelabelNettingToZero() async throws {
         let store = try S.store()
         // The collector wrote every cache write as 1-hour; the vendor billed 600k of them at the 5-minute rate.

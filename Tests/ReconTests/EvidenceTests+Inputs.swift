@@ -60,6 +60,23 @@ import VendorAnthropic
         }
     }
 
+    /// A run walks the period day by day: a period of decades held a request (and an expensive-
+    /// work slot) for minutes, centuries for hours. One billing period, at most a year.
+    @Test func aPeriodLongerThanAYearIsRefusedNamingTo() async throws {
+        let store = try await kata()
+        let year = try TimeRange(from: "2025-06-01T00:00:00Z", to: "2026-06-01T00:00:00Z")
+        _ = try await run(store, [AnthropicPlugin.demoCostReport], range: year)
+        for to in ["2026-06-03T00:00:00Z", "9999-12-31T00:00:00Z"] {
+            let long = try TimeRange(from: "2025-06-01T00:00:00Z", to: to)
+            await #expect {
+                _ = try await run(store, [AnthropicPlugin.demoCostReport], range: long)
+            } throws: { error in
+                let e = try #require(error as? UsageBoxError)
+                return e.code == .invalidArgument && e.field == "to" && e.message.contains("at most 366 days")
+            }
+        }
+    }
+
     @Test func aDiscountIsNotLessUsage() async throws {
         let store = try S.store()
         _ = try await store.ingest([

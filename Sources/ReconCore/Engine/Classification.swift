@@ -131,7 +131,7 @@ struct CorrectionProposal: Sendable {
             // mistake than a collector that invented the traffic; billing a model the account never
             // metered at all is likelier a mapping mistake than a collector that lost all of it.
             // A person decides.
-            let large = proposed.first { c, f in c.quantity < 0 && c.quantity.magnitude * 2 > UInt64(max(f.metered, 0)) }
+            let large = proposed.first { c, f in c.quantity < 0 && c.quantity.magnitude > UInt64(max(f.metered, 0)) / 2 }
             let unseen = proposed.first { c, f in
                 c.quantity > 0 && diff.metered.filter { $0.key.model == f.modelID && $0.key.account == f.accountID }.values.reduce(0, +) == 0
             }

@@ -71,7 +71,7 @@ enum DailyEvidence {
         let metered = meteredDaily(diff, key, accountwise: true)
         let off = periodDays(range).filter { d in
             let v = vendorDays[d]
-            return ((v?.tokens ?? 0) - (metered[d] ?? 0)).magnitude > UInt64(v?.toleranceTokens ?? 0)
+            return Self.distance(v?.tokens ?? 0, metered[d] ?? 0) > UInt64(max(v?.toleranceTokens ?? 0, 0))
         }
         return off.first.map { (dayString($0), off.count) }
     }
@@ -106,19 +106,35 @@ enum DailyEvidence {
     static func boundary(_ f: Finding, _ diff: GapDiff, tolerance: Int64) -> String? {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
         guard let e = diff.edges[key], f.quantity != 0 else { return nil }
-        func matches(_ tokens: Int64) -> Bool { tokens != 0 && (f.quantity.magnitude - tokens.magnitude).magnitude <= UInt64(tolerance) }
+        // A window's usage may be larger or smaller than the gap, and windows of huge cells may not
+        // fit 64 bits: neither is a match, and neither may trap.
+        func matches(_ hours: Range<Int>, _ window: [Int: Int64]) -> Bool {
+            var tokens: Int64 = 0
+            for h in hours {
+                let (sum, overflow) = tokens.addingReportingOverflow(window[h] ?? 0)
+                if overflow { return false }
+                tokens = sum
+            }
+            return tokens != 0 && Self.distance(f.quantity.magnitude, tokens.magnitude) <= UInt64(max(tolerance, 0))
+        }
         for hours in 1...MeterLedger.edgeHours {
             if f.quantity < 0 {
                 // Metered inside the period, billed by the vendor outside it.
-                if matches((-hours..<0).reduce(0) { $0 + (e.end[$1] ?? 0) }) { return "usage_in_last_\(hours)h_of_period" }
-                if matches((0..<hours).reduce(0) { $0 + (e.start[$1] ?? 0) }) { return "usage_in_first_\(hours)h_of_period" }
+                if matches(-hours..<0, e.end) { return "usage_in_last_\(hours)h_of_period" }
+                if matches(0..<hours, e.start) { return "usage_in_first_\(hours)h_of_period" }
             } else {
                 // Metered just outside the period, billed by the vendor inside it.
-                if matches((-hours..<0).reduce(0) { $0 + (e.start[$1] ?? 0) }) { return "usage_in_\(hours)h_before_period" }
-                if matches((0..<hours).reduce(0) { $0 + (e.end[$1] ?? 0) }) { return "usage_in_\(hours)h_after_period" }
+                if matches(-hours..<0, e.start) { return "usage_in_\(hours)h_before_period" }
+                if matches(0..<hours, e.end) { return "usage_in_\(hours)h_after_period" }
             }
         }
         return nil
+    }
+
+    /// |a − b| without trapping, whatever the two are.
+    static func distance(_ a: UInt64, _ b: UInt64) -> UInt64 { a > b ? a - b : b - a }
+    static func distance(_ a: Int64, _ b: Int64) -> UInt64 {
+        a >= b ? UInt64(bitPattern: a) &- UInt64(bitPattern: b) : UInt64(bitPattern: b) &- UInt64(bitPattern: a)
     }
 
     /// Token types a collector commonly confuses: a 5-minute and a 1-hour cache write.
@@ -208,8 +224,8 @@ enum DailyEvidence {
                 let (x, y) = (findings[i].quantity, findings[j].quantity)
                 let tolerance =
                     (diff.vendor[CellKey(model: findings[i].modelID, tokenType: a, account: findings[i].accountID)]?.toleranceTokens ?? 0)
-                    + (diff.vendor[CellKey(model: findings[j].modelID, tokenType: b, account: findings[j].accountID)]?.toleranceTokens ?? 0)
-                guard (x > 0) != (y > 0), (x + y).magnitude <= UInt64(tolerance) else { continue }
+                    &+ (diff.vendor[CellKey(model: findings[j].modelID, tokenType: b, account: findings[j].accountID)]?.toleranceTokens ?? 0)
+                guard (x > 0) != (y > 0), (x + y).magnitude <= UInt64(max(tolerance, 0)) else { continue }
                 let net = ExactAmount(findings[i].amount.value + findings[j].amount.value)
                 for (k, other) in [(i, b), (j, a)] {
                     findings[k].gapClass = .meteringGap

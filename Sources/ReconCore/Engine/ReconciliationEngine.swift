@@ -25,12 +25,23 @@ public struct ReconciliationEngine: Sendable {
         self.now = now
     }
 
+    /// The longest period one run reconciles (a leap year).
+    public static let longestPeriodDays: Int64 = 366
+
     public func run(_ o: ReconciliationOptions, store: any MeterStore) async throws -> ReconciliationReport {
         guard let plugin = registry.plugin(o.vendor) else {
             throw UsageBoxError.invalidArgument(
                 "unknown vendor '\(o.vendor)'; known: \(registry.plugins.map { $0.id }.joined(separator: ", "))", field: "vendor")
         }
         guard !o.invoices.isEmpty else { throw UsageBoxError.invalidArgument("no invoice file given", field: "invoice") }
+        // The day-by-day evidence walks every day of the period: a period of centuries would hold
+        // a request for hours. A billing period is a month, a quarter, at most a year.
+        let days = (o.range.to.microseconds - o.range.from.microseconds) / (Timestamp.microsPerHour * 24)
+        guard days <= Self.longestPeriodDays else {
+            throw UsageBoxError.invalidArgument(
+                "the period is \(days) days long; a reconciliation covers one billing period of at most \(Self.longestPeriodDays) days: "
+                    + "reconcile each period on its own", field: "to")
+        }
         if let account = o.account, !o.scope.allows(account) {
             throw UsageBoxError(.permissionDenied, "this key may not see account \(account)", field: "account_id")
         }
