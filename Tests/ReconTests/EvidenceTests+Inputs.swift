@@ -170,6 +170,31 @@ import VendorAnthropic
         #expect(r.corrections.isEmpty, "the 520,000 are metered, under a snapshot id the card lacks")
     }
 
+    /// The kata's missing 520,000 Sonnet input are metered, under a vendor label nobody is called
+    /// by ("Anthropic", " anthropic", "anthropic-console"): set aside as another vendor's, they
+    /// must not be billed again. Under a vendor UsageBox knows (aws-bedrock) they are that vendor's.
+    @Test func usageUnderAnUnknownVendorLabelBlocksUnderMeteringCorrections() async throws {
+        for label in ["Anthropic", " anthropic", "anthropic-console", "aws-bedrock"] {
+            let store = try await kata()
+            _ = try await store.ingest([
+                .event(
+                    UsageEvent(
+                        eventID: "late", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-sonnet-4-5",
+                        quantity: 520_000, unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-20T00:00:00Z")!,
+                        dimensions: ["token_type": "input", "vendor": label]))
+            ])
+            let r = try await run(store, [AnthropicPlugin.demoCostReport])
+            let sonnet = r.findings.first { $0.tokenType == .input && $0.modelID == "claude-sonnet-4-5" }
+            if label == "aws-bedrock" {
+                #expect(r.corrections.map(\.quantity) == [520_000], "Bedrock's usage is billed by AWS: the Anthropic invoice's gap stands")
+            } else {
+                #expect(sonnet?.blockedBy == ["metered_under_unknown_vendor"], "'\(label)'")
+                #expect(r.corrections.isEmpty, "'\(label)': the 520,000 are metered, under a mistyped vendor")
+                #expect(r.reasons.first { $0.code == "metered_under_unknown_vendor" }?.detail.contains("vendor='\(label)'") == true)
+            }
+        }
+    }
+
     @Test func aPeriodNotOverIsInconclusive() async throws {
         let store = try S.store()
         let today = Timestamp.now()

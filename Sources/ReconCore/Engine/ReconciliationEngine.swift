@@ -73,6 +73,7 @@ public struct ReconciliationEngine: Sendable {
         let reasons =
             coverageReasons + vendor.reasons + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
+            + unknownVendorLabels(meter, card: card, plugin: plugin)
             + batch.netAmounts.map {
                 EvidenceReason(
                     code: "amounts_may_be_net", effect: .blocksNegative,
@@ -175,6 +176,29 @@ public struct ReconciliationEngine: Sendable {
                 remedy: "add the model id to the card's aliases (or fix the collector's model id)",
                 accounts: nil)
         ]
+    }
+
+    /// Metered usage of the invoice's models under a vendor label no plugin or card is called by
+    /// ("Anthropic", " anthropic", "anthropic-console"): set aside as another vendor's, it may be
+    /// this vendor's usage under a mistyped label, so the vendor billing more than the meter shows
+    /// is no evidence of under-metering for that model. A label naming a vendor UsageBox knows
+    /// (Claude served by aws-bedrock) is that vendor's, and billed by it.
+    func unknownVendorLabels(_ meter: MeterLedger, card: any RateCardConverter, plugin: any VendorPlugin.Type) -> [EvidenceReason] {
+        let known = Set(registry.plugins.map { $0.id } + cards.values.map(\.vendor) + cards.keys)
+        var byModel: [String: [String: Int64]] = [:]
+        for row in meter.outOfScope where row.reason.hasPrefix("served_by:") {
+            let label = String(row.reason.dropFirst("served_by:".count))
+            guard !known.contains(label), let model = row.modelID.flatMap(card.canonicalModel) else { continue }
+            byModel[model, default: [:]][label, default: 0] &+= row.tokens
+        }
+        return byModel.sorted { $0.key < $1.key }.map { model, labels in
+            EvidenceReason(
+                code: "metered_under_unknown_vendor", effect: .blocksPositive, modelID: model,
+                detail: "the meter holds "
+                    + labels.sorted { $0.key < $1.key }.map { "\($0.value) tokens of \(model) under vendor='\($0.key)'" }.joined(separator: ", ")
+                    + ", a vendor no plugin or card is called by: it may be \(plugin.id)'s usage under a mistyped label",
+                remedy: "send vendor=\(plugin.id) on those events (or the id of the vendor that served them)")
+        }
     }
 
     /// `recon_may_2026_vendor_anthropic` for a calendar month, else `recon_<from>_<to>_vendor_<vendor>`.
