@@ -161,6 +161,41 @@ import UsageBoxApp
         }
     }
 
+    /// An export pulled before the vendor's last day landed (its May 31 bucket empty, or 40 % full)
+    /// looks like over-metering on that day only: held for review, not proposed. The same gap
+    /// spread over the month, or starting earlier, is proposed as before.
+    @Test func aGapOnlyOnThePeriodsLastDayIsHeld() async throws {
+        let store = try S.store()
+        _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { _ in 1_000_000 })
+        _ = try await store.ingest(try await daily("claude-haiku-4-5", "output") { _ in 100_000 })
+        for lastDay in ["0", "40"] {
+            let r = try await run(
+                store,
+                S.costReport(
+                    (1...31).flatMap { d -> [TestSupport.Row] in
+                        [
+                            .init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: d == 31 ? lastDay : "100"),
+                            .init(day: d, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: d == 31 ? (lastDay == "0" ? "0" : "20") : "50"),
+                        ]
+                    }))
+            #expect(r.corrections.isEmpty, "last day \(lastDay)%: \(r.corrections.map(\.quantity))")
+            #expect(r.held.count == 2 && r.held.allSatisfy { $0.reason == "last_days_only" && $0.detail.contains("2026-05-31") }, "\(r.held)")
+        }
+        // Over-metering from May 30 on is held too; from May 29 on it is proposed.
+        for (from, held) in [(30, true), (29, false)] {
+            let r = try await run(
+                store,
+                S.costReport(
+                    (1...31).flatMap { d -> [TestSupport.Row] in
+                        [
+                            .init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: d >= from ? "90" : "100"),
+                            .init(day: d, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "50"),
+                        ]
+                    }))
+            #expect(r.held.isEmpty != held && r.corrections.isEmpty == held, "from May \(from)")
+        }
+    }
+
     @Test func mislabelledCacheLifetimesAreOneRelabelNettingToZero() async throws {
         let store = try S.store()
         // The collector wrote every cache write as 1-hour; the vendor billed 600k of them at the 5-minute rate.

@@ -180,7 +180,8 @@ import UsageBoxApp
         guard let doubled = Self.everyRowTwice(example.file, format: parser.format) else { return }
         let usage = try parser.parse(example.file).lines.filter { $0.nonUsageReason == nil && !$0.isCorrection }
         guard !usage.isEmpty else { return }
-        let range = try TimeRange(from: "2020-01-01T00:00:00Z", to: "2026-11-01T00:00:00Z")
+        let first = try #require(usage.map(\.date).min()).startOfMonth
+        let range = try TimeRange(from: first, to: Timestamp(microseconds: first.microseconds + 366 * 24 * Timestamp.microsPerHour))
         let engine = try ReconciliationService().engine
         _ = try await engine.run(ReconciliationOptions(vendor: pluginID, invoices: [example.file], range: range), store: try TestSupport.store())
         await #expect {
