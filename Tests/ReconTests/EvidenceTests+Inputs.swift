@@ -243,6 +243,27 @@ import VendorAnthropic
         #expect(response.accepted == 1, "the correction is posted again, not swallowed as a duplicate of the reverted one")
     }
 
+    /// Paging markers of the wrong type or at odds with each other are refused naming the field:
+    /// read loosely, `"has_more": "true"` was a last page, so one page passed for the whole export.
+    @Test func pagingMarkersThatCannotBeTrustedAreErrors() async throws {
+        let store = try await kata()
+        let page = String(decoding: S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")]).bytes, as: UTF8.self)
+        #expect(page.contains(#""has_more":false"#) && page.contains(#""next_page":null"#), "the fixture's own spelling")
+        for (markers, field) in [
+            (#""has_more":"true","next_page":"page_2""#, "has_more"), (#""has_more":false,"next_page":"page_2""#, "next_page"),
+            (#""has_more":1,"next_page":null"#, "has_more"), (#""has_more":true,"next_page":2"#, "next_page"),
+        ] {
+            let text = page.replacingOccurrences(of: #""has_more":false,"next_page":null"#, with: markers)
+            #expect(text != page)
+            await #expect {
+                _ = try await run(store, [InvoiceFile(name: "cost.json", bytes: Array(text.utf8))])
+            } throws: { error in
+                let e = try #require(error as? UsageBoxError)
+                return e.message.contains("cost.json") && e.message.contains(field)
+            }
+        }
+    }
+
     @Test func aTokenCountPast64BitsIsAnErrorNotAZero() async throws {
         let store = try await kata()
         let huge = S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "9999999999999999999999")])
