@@ -19,7 +19,7 @@ public struct ReconciliationRunner: Sendable {
         _ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool = false,
         confirmLarge: Bool = false
     ) async throws -> (report: ReconciliationReport, outcome: ApplyOutcome) {
-        var report = try await engine.run(options, store: store)
+        var report = try await engine.run(options, store: store, log: log)
         let archive = log.map(ReconciliationArchive.init)
         try await archive?.save(report)
         guard apply else { return (report, .notRequested) }

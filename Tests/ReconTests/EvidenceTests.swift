@@ -488,6 +488,36 @@ import VendorAnthropic
             explain.corrections.compactMap(\.event.correctionRef).sorted() == ["recon_may_2026_vendor_anthropic", "recon_may_2026_vendor_anthropic_revert"])
     }
 
+    /// May's gap corrected, then a period cutting across May reconciled: its corrections are dated
+    /// May 31 23:59:59, so May 1 to May 31 00:00 saw the gap again and proposed it twice (+2.1M on
+    /// top of +2.2M in an outside review's run). Such a run is inconclusive until the earlier one
+    /// is reverted; a period containing May, or May itself again, is not held for it.
+    @Test func aPeriodCuttingAcrossAnAppliedRunIsInconclusive() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        func run(_ from: String, _ to: String) async throws -> ReconciliationReport {
+            try await service.run(
+                ReconciliationOptions(
+                    vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: try TimeRange(from: from, to: to), account: "acct_42"),
+                store: store, log: store
+            ).report
+        }
+        let may = try await run("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z")
+        _ = try await service.apply(id: may.id, confirmLarge: false, store: store, log: store)
+        for (from, to, held) in [
+            ("2026-05-01T00:00:00Z", "2026-05-31T00:00:00Z", true), ("2026-05-15T00:00:00Z", "2026-06-15T00:00:00Z", true),
+            ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z", false), ("2026-04-01T00:00:00Z", "2026-07-01T00:00:00Z", false),
+        ] {
+            let r = try await run(from, to)
+            let reason = r.reasons.first { $0.code == "overlaps_reconciled_period" }
+            #expect((reason != nil) == held, "\(from) to \(to): \(r.reasons.map(\.code))")
+            if held { #expect(r.verdict == .inconclusive && r.corrections.isEmpty && reason?.detail.contains(may.id) == true) }
+        }
+        _ = try await service.revert(id: may.id, store: store, log: store)
+        let after = try await run("2026-05-01T00:00:00Z", "2026-05-31T00:00:00Z")
+        #expect(!after.reasons.contains { $0.code == "overlaps_reconciled_period" }, "a reverted run's corrections net to nothing")
+    }
+
     @Test func applyingAfterARevertIsRefusedByName() async throws {
         let store = try S.store()
         _ = try await KataDemo(store: store, write: { _ in }).load()

@@ -28,7 +28,9 @@ public struct ReconciliationEngine: Sendable {
     /// The longest period one run reconciles (a leap year).
     public static let longestPeriodDays: Int64 = 366
 
-    public func run(_ o: ReconciliationOptions, store: any MeterStore) async throws -> ReconciliationReport {
+    /// Runs the pipeline. With the reconciliation `log`, earlier runs whose applied corrections
+    /// cover part of this period are found (`overlaps_reconciled_period`).
+    public func run(_ o: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)? = nil) async throws -> ReconciliationReport {
         guard let plugin = registry.plugin(o.vendor) else {
             throw UsageBoxError.invalidArgument(
                 "unknown vendor '\(o.vendor)'; known: \(registry.plugins.map { $0.id }.joined(separator: ", "))", field: "vendor")
@@ -74,6 +76,7 @@ public struct ReconciliationEngine: Sendable {
             coverageReasons + vendor.reasons + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
             + unknownVendorLabels(meter, card: card, plugin: plugin)
+            + (try await overlappingRuns(o, plugin: plugin, store: store, log: log))
             + batch.netAmounts.map {
                 EvidenceReason(
                     code: "amounts_may_be_net", effect: .blocksNegative,
@@ -199,6 +202,53 @@ public struct ReconciliationEngine: Sendable {
                     + ", a vendor no plugin or card is called by: it may be \(plugin.id)'s usage under a mistyped label",
                 remedy: "send vendor=\(plugin.id) on those events (or the id of the vendor that served them)")
         }
+    }
+
+    /// Earlier runs of this vendor whose corrections are still on the meter (applied, not
+    /// reverted) and whose period overlaps this one without being it or lying inside it. Their
+    /// corrections sit at their period's last second: outside this period they leave its share of
+    /// the gap to be corrected again (May corrected, then May 1–31 00:00 proposed it twice); inside
+    /// it they count a whole period's gap against part of it.
+    func overlappingRuns(
+        _ o: ReconciliationOptions, plugin: any VendorPlugin.Type, store: any MeterStore, log: (any ReconciliationLog)?
+    ) async throws -> [EvidenceReason] {
+        guard let log else { return [] }
+        let year = Self.longestPeriodDays * 24 * Timestamp.microsPerHour
+        guard
+            let window = try? TimeRange(
+                from: Timestamp(microseconds: o.range.from.microseconds - year), to: Timestamp(microseconds: o.range.to.microseconds + year))
+        else { return [] }
+        let byRun: UsageResult
+        do {
+            byRun = try await store.usage(
+                UsageQuery(
+                    scope: o.account.map { .accounts([$0]) } ?? o.scope, range: window, groupBy: [.dimension("reconciliation_id")],
+                    filters: [
+                        UsageFilter(field: .kind, op: .eq, values: [EventKind.correction.rawValue]),
+                        UsageFilter(field: .dimension("source"), op: .eq, values: ["vendor_reconciliation"]),
+                        UsageFilter(field: .dimension("vendor"), op: .eq, values: [plugin.id]),
+                    ]))
+        } catch let e as UsageBoxError where e.code == .invalidArgument {
+            return []  // a meter whose rollups drop these dimensions: nothing to compare
+        }
+        let archive = ReconciliationArchive(log)
+        var reasons: [EvidenceReason] = []
+        for g in byRun.groups where g.aggregate.sum != 0 {
+            guard let id = g.keys[0], let earlier = try await archive.report(id: id) else { continue }
+            let p = (from: earlier.from, to: earlier.to)
+            let overlaps = p.from < o.range.to && o.range.from < p.to
+            let inside = o.range.from <= p.from && p.to <= o.range.to
+            guard overlaps, !inside else { continue }
+            reasons.append(
+                EvidenceReason(
+                    code: "overlaps_reconciled_period", effect: .inconclusive,
+                    detail: "reconciliation \(id) (\(p.from.rfc3339) to \(p.to.rfc3339)) posted corrections of \(g.aggregate.sum) tokens "
+                        + "for a period this one cuts across; they are dated \(Timestamp(microseconds: p.to.microseconds - 1_000_000).rfc3339), "
+                        + (p.to > o.range.to
+                            ? "after this period, so its share of the gap would be corrected again" : "inside this period, for days outside it too"),
+                    remedy: "reconcile the period \(id) reconciled (or one containing it), or revert \(id) first"))
+        }
+        return reasons
     }
 
     /// `recon_may_2026_vendor_anthropic` for a calendar month, else `recon_<from>_<to>_vendor_<vendor>`.
