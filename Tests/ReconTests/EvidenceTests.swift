@@ -246,7 +246,19 @@ import VendorAnthropic
             $0.scope = .accounts(["acct_42"])
         }
         let other = try #require(r.reasons.first { $0.code == "other_accounts_in_scope" })
-        #expect(other.accounts == [] && other.detail.contains("1 account(s) this key may not see") && !other.detail.contains("acct_7"))
+        #expect(other.accounts == [] && other.detail.contains("(1 account(s) this key may not see)") && !other.detail.contains("acct_7"))
+    }
+
+    @Test func anUnknownMeterIsNamedNotReadAsNoUsage() async throws {
+        let store = try await sonnet()
+        await #expect {
+            _ = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300")])]) {
+                $0.meterID = "claude_tokenz"
+            }
+        } throws: { error in
+            let e = try #require(error as? UsageBoxError)
+            return e.field == "meter_id" && e.message.contains("no meter 'claude_tokenz'")
+        }
     }
 
     @Test func anAccountWithNoEventsIsInconclusiveNamingThoseWithUsage() async throws {

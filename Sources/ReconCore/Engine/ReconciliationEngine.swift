@@ -48,6 +48,9 @@ public struct ReconciliationEngine: Sendable {
             throw UsageBoxError(.permissionDenied, "this key may not see account \(account)", field: "account_id")
         }
 
+        if let meterID = o.meterID, try await !store.meters(scope: o.scope).contains(where: { $0.meterID == meterID }) {
+            throw UsageBoxError.invalidArgument("no meter '\(meterID)' in this store (usagebox meters lists them)", field: "meter_id")
+        }
         let verify = try await VerifyGate.check(
             store, accounts: try await accountsToVerify(o, store: store), range: o.range,
             deep: o.deepVerify, allowDrift: o.allowDrift)

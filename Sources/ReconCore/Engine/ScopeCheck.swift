@@ -15,6 +15,9 @@ enum ScopeCheck {
             return (shown, accounts.count - shown.count)
         }
         func hiddenText(_ n: Int) -> String { n == 0 ? "" : " and \(n) account(s) this key may not see" }
+        func listed(_ shown: [EvidenceReason.AccountTotal], hidden: Int) -> String {
+            (shown.map { "\($0.accountID): \($0.metered)" } + (hidden == 0 ? [] : ["\(hidden) account(s) this key may not see"])).joined(separator: ", ")
+        }
 
         if let account = o.attribution.account, !meter.accountsWithUsage.contains(account) {
             let others = meter.accountsWithUsage.reduce(into: [String: Int64]()) { out, a in
@@ -43,8 +46,7 @@ enum ScopeCheck {
                     .init(
                         code: "other_accounts_in_scope", effect: .inconclusive, accountID: account,
                         detail:
-                            "other accounts metered the invoice's models in the period (\(shown.map { "\($0.accountID): \($0.metered)" }.joined(separator: ", "))"
-                            + "\(hiddenText(hidden))), so the invoice may bill their usage too",
+                            "other accounts metered the invoice's models in the period (\(listed(shown, hidden: hidden))), so the invoice may bill their usage too",
                         remedy: "pass --account-map to attribute the invoice's lines, or --invoice-scope account if the invoice is \(account)'s alone",
                         accounts: shown))
             }
