@@ -179,7 +179,7 @@ import UsageBoxApp
                         ]
                     }))
             #expect(r.corrections.isEmpty, "last day \(lastDay)%: \(r.corrections.map(\.quantity))")
-            #expect(r.held.count == 2 && r.held.allSatisfy { $0.reason == "last_days_only" && $0.detail.contains("2026-05-31") }, "\(r.held)")
+            #expect(r.held.count == 2 && r.held.allSatisfy { $0.reason == "last_day_unlike_the_rest" && $0.detail.contains("last day") }, "\(r.held)")
         }
         // Over-metering from May 30 on is held too; from May 29 on it is proposed.
         for (from, held) in [(30, true), (29, false)] {
@@ -193,6 +193,22 @@ import UsageBoxApp
                         ]
                     }))
             #expect(r.held.isEmpty != held && r.corrections.isEmpty == held, "from May \(from)")
+        }
+        // A real gap from May 17 (100,000 a day the collector missed) with the last day not landed:
+        // the net (+1.4M − 600,000) is no correction to post. The real gap alone is proposed.
+        for lastDay in ["40", "110"] {
+            let r = try await run(
+                store,
+                S.costReport(
+                    (1...31).flatMap { d -> [TestSupport.Row] in
+                        [
+                            .init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: d == 31 ? lastDay : d >= 17 ? "110" : "100"),
+                            .init(day: d, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "50"),
+                        ]
+                    }))
+            let landed = lastDay == "110"
+            #expect(r.corrections.map(\.quantity) == (landed ? [1_500_000] : []), "last day \(lastDay)")
+            #expect(r.held.map(\.correction.quantity) == (landed ? [] : [800_000]) && r.held.allSatisfy { $0.reason == "last_day_unlike_the_rest" })
         }
     }
 

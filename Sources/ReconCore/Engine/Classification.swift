@@ -138,15 +138,15 @@ struct CorrectionProposal: Sendable {
             // A gap found only on the period's last day or two is the signature of an export pulled
             // before the vendor's last day landed (or of events still on their way to the meter):
             // the same file a day later may not show it.
-            let lastDays = Self.lastDaysOnly(proposed.map(\.1), range: o.range)
+            let lastDays = proposed.map(\.1).first { DailyEvidence.endsUnlikeItRan($0, diff, range: o.range) }
             for (c, f) in proposed {
                 if large != nil || unseen != nil || lastDays != nil {
                     let detail: String
                     if let lastDays {
                         detail =
-                            "the gap of \(lastDays.modelID) \(lastDays.tokenType?.rawValue ?? "") is only on \(lastDays.gapSince ?? "")"
-                            + "\(lastDays.gapDays == 2 ? " and the day after" : "") at the period's end, where an export pulled early lacks the "
-                            + "vendor's last hours (or the meter still awaits late events); reconcile again on an export pulled after the period settled"
+                            "the daily gap of \(lastDays.modelID) \(lastDays.tokenType?.rawValue ?? "") on the period's last day is unlike the days "
+                            + "before it, as when an export pulled early lacks the vendor's last hours (or the meter still awaits late events); "
+                            + "reconcile again on an export pulled after the period settled"
                     } else if let (lc, lf) = large {
                         detail =
                             "backs out \(lc.quantity.magnitude) of \(lf.metered) metered \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) "
@@ -157,7 +157,7 @@ struct CorrectionProposal: Sendable {
                     }
                     out.held.append(
                         .init(
-                            reason: lastDays != nil && large == nil && unseen == nil ? "last_days_only" : "needs_review",
+                            reason: lastDays != nil && large == nil && unseen == nil ? "last_day_unlike_the_rest" : "needs_review",
                             detail: detail + "\(f.pairedWith != nil ? ", as part of a relabel" : ""); --apply posts it only with --confirm-large",
                             correction: c))
                 } else {
@@ -166,17 +166,6 @@ struct CorrectionProposal: Sendable {
             }
         }
         return out
-    }
-
-    /// The first finding whose gap is only on the last one or two days of a period of a week or more.
-    static func lastDaysOnly(_ findings: [ReconciliationReport.Finding], range: TimeRange) -> ReconciliationReport.Finding? {
-        let day = Timestamp.microsPerHour * 24
-        guard range.to.microseconds - range.from.microseconds >= 7 * day else { return nil }
-        let lastTwo = Timestamp(microseconds: range.to.microseconds - 2 * day).dayString
-        return findings.first { f in
-            guard let since = f.gapSince, let days = f.gapDays else { return false }
-            return since >= lastTwo && days <= 2
-        }
     }
 
     /// The meter a correction goes to: the one the account's events for that model use.

@@ -76,6 +76,41 @@ enum DailyEvidence {
         return off.first.map { (dayString($0), off.count) }
     }
 
+    /// Whether a finding's daily gap at the period's end is unlike the rest of it: off only on the
+    /// last day or two (after a week with traffic, in tolerance or off the other way), or off on the last day by
+    /// more than twice the typical day of the run it ends. An export pulled before the vendor's
+    /// last hours landed (or a meter still awaiting late events) looks like that, mixed into a
+    /// real gap or alone. Periods of a week or more, day-by-day exports only.
+    static func endsUnlikeItRan(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> Bool {
+        let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
+        let days = periodDays(range)
+        guard days.count >= 7, let vendorDays = vendorDaily(diff, key, accountwise: true), let last = days.last else { return false }
+        let metered = meteredDaily(diff, key, accountwise: true)
+        func gap(_ d: Int64) -> (value: Int64, off: Bool) {
+            let v = vendorDays[d], m = metered[d] ?? 0
+            let (g, overflow) = (v?.tokens ?? 0).subtractingReportingOverflow(m)
+            return (overflow ? 0 : g, Self.distance(v?.tokens ?? 0, m) > UInt64(max(v?.toleranceTokens ?? 0, 0)))
+        }
+        let end = gap(last)
+        guard end.off else { return false }
+        var run: [Int64] = []
+        for d in days.reversed() {
+            let g = gap(d)
+            guard g.off, (g.value > 0) == (end.value > 0) else { break }
+            run.append(g.value.magnitude > UInt64(Int64.max) ? Int64.max : Int64(g.value.magnitude))
+        }
+        if run.count <= 2 {
+            // "Unlike the rest" needs a rest: traffic on some of the week before (sparse exports
+            // whose days never line up with the meter's say nothing about the last one).
+            let before = days.dropLast(run.count).suffix(7)
+            return before.contains { (metered[$0] ?? 0) != 0 || (vendorDays[$0]?.tokens ?? 0) != 0 }
+        }
+        let earlier = run.dropFirst(2).sorted()
+        let typical = earlier[earlier.count / 2]
+        let tolerance = vendorDays[last]?.toleranceTokens ?? 0
+        return end.value.magnitude > UInt64(typical) * 2 + UInt64(max(tolerance, 0))
+    }
+
     /// Per model × token type, the day its implied price (vendor money ÷ metered tokens) changed
     /// from one steady value to another, with both values.
     static func priceStep(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> (day: Int64, before: Decimal, after: Decimal)? {
