@@ -85,6 +85,7 @@ struct AzureCostDetailsParser: InvoiceParser {
         let table = try CSVTable.read(
             file,
             required: [["MeterName"], ["Quantity"], ["UnitOfMeasure"], ["CostInBillingCurrency", "Cost", "CostInPricingCurrency"], ["Date", "UsageDate"]])
+        let judgesRepeats = table.has("ResourceId") || table.has("InstanceName")
         return ParsedInvoice(
             lines: try table.rows.map { row in
                 // The pricing currency (USD for Azure OpenAI) matches the card; the billing currency may not.
@@ -124,7 +125,8 @@ struct AzureCostDetailsParser: InvoiceParser {
                     currency: currency, quantity: nonUsage == nil ? quantity : nil, date: try row.timestamp(["Date", "UsageDate"], file: file.name),
                     labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: nonUsage, description: meterName)
                 line.exchangeRate = rate
-                line.sourceRow = row.fingerprint
+                // Identical rows are one charge listed twice only when the rows name their resource.
+                if judgesRepeats { line.sourceRow = row.fingerprint }
                 return line
             })
     }

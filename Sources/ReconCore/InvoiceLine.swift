@@ -70,7 +70,7 @@ public struct InvoiceLine: Sendable, Hashable {
     public var sourceRow: Int?
 
     /// This line, marked as coming from the export row `fingerprint` names (`sourceRow`).
-    public func withSourceRow(_ fingerprint: Int) -> InvoiceLine {
+    public func withSourceRow(_ fingerprint: Int?) -> InvoiceLine {
         var line = self
         line.sourceRow = fingerprint
         return line

@@ -1,3 +1,4 @@
+import ExactJSON
 import Foundation
 import MeterStoreSQLite
 import Metering
@@ -210,6 +211,45 @@ import UsageBoxApp
             #expect(r.corrections.map(\.quantity) == (landed ? [1_500_000] : []), "last day \(lastDay)")
             #expect(r.held.map(\.correction.quantity) == (landed ? [] : [800_000]) && r.held.allSatisfy { $0.reason == "last_day_unlike_the_rest" })
         }
+    }
+
+    /// What the period-end hold must leave alone (found by an outside second read): a token of
+    /// midnight jitter on the last day of an exact-token export beside a real outage, and a steady
+    /// loss over a month whose last day carries a month-end batch nine times the usual traffic.
+    @Test func jitterAndAMonthEndBatchAreNotUnlikeTheRest() async throws {
+        let store = try S.store()
+        _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { $0 == 31 ? 9_000_000 : 1_000_000 })
+        let usage = InvoiceFile(
+            name: "usage.json",
+            bytes: Array(
+                JSONWriter.write(
+                    .object([
+                        (
+                            "data",
+                            .array(
+                                (1...31).map { d in
+                                    let day = "2026-05-\(String(format: "%02d", d))"
+                                    let tokens = d == 12 ? 3_000_000 : d == 31 ? 9_000_001 : 1_000_000
+                                    return .object([
+                                        ("starting_at", .string(day + "T00:00:00Z")), ("ending_at", .string(day + "T23:59:59Z")),
+                                        (
+                                            "results",
+                                            .array([.object([("model", .string("claude-haiku-4-5")), ("uncached_input_tokens", .number("\(tokens)"))])])
+                                        ),
+                                    ])
+                                })
+                        ),
+                        ("has_more", .bool(false)), ("next_page", .null),
+                    ])
+                ).utf8))
+        let outage = try await run(store, usage)
+        #expect(outage.corrections.map(\.quantity) == [2_000_001] && outage.held.isEmpty, "\(outage.held.map(\.detail))")
+        // 5 % more every day, the batch day included.
+        let steady = try await run(
+            store,
+            S.costReport(
+                (1...31).map { d in .init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: d == 31 ? "945" : "105") }))
+        #expect(steady.corrections.map(\.quantity) == [1_950_000] && steady.held.isEmpty, "\(steady.held.map(\.detail))")
     }
 
     @Test func mislabelledCacheLifetimesAreOneRelabelNettingToZero() async throws {

@@ -170,11 +170,12 @@ import VendorAnthropic
         #expect(r.corrections.isEmpty, "the 520,000 are metered, under a snapshot id the card lacks")
     }
 
-    /// The kata's missing 520,000 Sonnet input are metered, under a vendor label nobody is called
-    /// by ("Anthropic", " anthropic", "anthropic-console"): set aside as another vendor's, they
-    /// must not be billed again. Under a vendor UsageBox knows (aws-bedrock) they are that vendor's.
+    /// The kata's missing 520,000 Sonnet input are metered, under another spelling of the vendor
+    /// ("Anthropic", " anthropic", "anthropic-console"): set aside as another vendor's, they must
+    /// not be billed again. Under a vendor UsageBox knows (aws-bedrock) or a reseller (openrouter)
+    /// they are that seller's.
     @Test func usageUnderAnUnknownVendorLabelBlocksUnderMeteringCorrections() async throws {
-        for label in ["Anthropic", " anthropic", "anthropic-console", "aws-bedrock"] {
+        for label in ["Anthropic", " anthropic", "anthropic-console", "aws-bedrock", "openrouter"] {
             let store = try await kata()
             _ = try await store.ingest([
                 .event(
@@ -185,8 +186,8 @@ import VendorAnthropic
             ])
             let r = try await run(store, [AnthropicPlugin.demoCostReport])
             let sonnet = r.findings.first { $0.tokenType == .input && $0.modelID == "claude-sonnet-4-5" }
-            if label == "aws-bedrock" {
-                #expect(r.corrections.map(\.quantity) == [520_000], "Bedrock's usage is billed by AWS: the Anthropic invoice's gap stands")
+            if ["aws-bedrock", "openrouter"].contains(label) {
+                #expect(r.corrections.map(\.quantity) == [520_000], "\(label)'s usage is billed by \(label): the Anthropic invoice's gap stands")
             } else {
                 #expect(sonnet?.blockedBy == ["metered_under_unknown_vendor"], "'\(label)'")
                 #expect(r.corrections.isEmpty, "'\(label)': the 520,000 are metered, under a mistyped vendor")
@@ -243,15 +244,16 @@ import VendorAnthropic
         #expect(response.accepted == 1, "the correction is posted again, not swallowed as a duplicate of the reverted one")
     }
 
-    /// Paging markers of the wrong type or at odds with each other are refused naming the field:
-    /// read loosely, `"has_more": "true"` was a last page, so one page passed for the whole export.
+    /// Paging markers of the wrong type are refused naming the field: read loosely,
+    /// `"has_more": "true"` was a last page, so one page passed for the whole export. A last page
+    /// that still carries a cursor is a last page (has_more decides; the vendors write that).
     @Test func pagingMarkersThatCannotBeTrustedAreErrors() async throws {
         let store = try await kata()
         let page = String(decoding: S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")]).bytes, as: UTF8.self)
         #expect(page.contains(#""has_more":false"#) && page.contains(#""next_page":null"#), "the fixture's own spelling")
         for (markers, field) in [
-            (#""has_more":"true","next_page":"page_2""#, "has_more"), (#""has_more":false,"next_page":"page_2""#, "next_page"),
-            (#""has_more":1,"next_page":null"#, "has_more"), (#""has_more":true,"next_page":2"#, "next_page"),
+            (#""has_more":"true","next_page":"page_2""#, "has_more"), (#""has_more":1,"next_page":null"#, "has_more"),
+            (#""has_more":true,"next_page":2"#, "next_page"),
         ] {
             let text = page.replacingOccurrences(of: #""has_more":false,"next_page":null"#, with: markers)
             #expect(text != page)
@@ -262,6 +264,9 @@ import VendorAnthropic
                 return e.message.contains("cost.json") && e.message.contains(field)
             }
         }
+        let cursor = page.replacingOccurrences(of: #""has_more":false,"next_page":null"#, with: #""has_more":false,"next_page":"page_2""#)
+        let r = try await run(store, [InvoiceFile(name: "cost.json", bytes: Array(cursor.utf8))])
+        #expect(!r.reasons.contains { $0.code == "partial_export" })
     }
 
     @Test func aTokenCountPast64BitsIsAnErrorNotAZero() async throws {

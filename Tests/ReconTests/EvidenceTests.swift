@@ -530,6 +530,27 @@ import VendorAnthropic
         #expect(!after.reasons.contains { $0.code == "overlaps_reconciled_period" }, "a reverted run's corrections net to nothing")
     }
 
+    /// A relabel posts +X and −X under one run: its net is zero and it is still applied.
+    @Test func anAppliedRelabelStillCountsAsAReconciledPeriod() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([Self.event("w", model: "claude-sonnet-4-5", type: "cache_write_1h", quantity: 2_000_000, vendor: "anthropic")])
+        let invoice = S.costReport([
+            .init(model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_5m_input_tokens", cents: "225"),
+            .init(model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_1h_input_tokens", cents: "840"),
+        ])
+        func run(_ to: String) async throws -> ReconciliationReport {
+            try await service.run(
+                ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: try TimeRange(from: "2026-05-01T00:00:00Z", to: to), account: "acct_42"),
+                store: store, log: store
+            ).report
+        }
+        let may = try await run("2026-06-01T00:00:00Z")
+        #expect(may.corrections.map(\.quantity).sorted() == [-600_000, 600_000])
+        _ = try await service.apply(id: may.id, confirmLarge: false, store: store, log: store)
+        let cut = try await run("2026-05-31T00:00:00Z")
+        #expect(cut.reasons.contains { $0.code == "overlaps_reconciled_period" } && cut.corrections.isEmpty, "\(cut.corrections.map(\.quantity))")
+    }
+
     @Test func applyingAfterARevertIsRefusedByName() async throws {
         let store = try S.store()
         _ = try await KataDemo(store: store, write: { _ in }).load()

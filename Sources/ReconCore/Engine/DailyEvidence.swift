@@ -76,28 +76,34 @@ enum DailyEvidence {
         return off.first.map { (dayString($0), off.count) }
     }
 
-    /// Whether a finding's daily gap at the period's end is unlike the rest of it: off only on the
-    /// last day or two (after a week with traffic, in tolerance or off the other way), or off on the last day by
-    /// more than twice the typical day of the run it ends. An export pulled before the vendor's
-    /// last hours landed (or a meter still awaiting late events) looks like that, mixed into a
-    /// real gap or alone. Periods of a week or more, day-by-day exports only.
+    /// Whether a finding's daily gap at the period's end is unlike the rest of it: a material gap
+    /// (beyond the day's tolerance and at least 2 % of its traffic) only on the last day or two,
+    /// after a week with traffic; or on the last day a share of its traffic more than twice the
+    /// typical share of the run of days it ends (plus 2 points). An export pulled before the
+    /// vendor's last hours landed (or a meter still awaiting late events) looks like that, mixed
+    /// into a real gap or alone; a steady loss, a month-end batch or midnight jitter do not.
+    /// Periods of a week or more, day-by-day exports only.
     static func endsUnlikeItRan(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> Bool {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
         let days = periodDays(range)
         guard days.count >= 7, let vendorDays = vendorDaily(diff, key, accountwise: true), let last = days.last else { return false }
         let metered = meteredDaily(diff, key, accountwise: true)
-        func gap(_ d: Int64) -> (value: Int64, off: Bool) {
-            let v = vendorDays[d], m = metered[d] ?? 0
-            let (g, overflow) = (v?.tokens ?? 0).subtractingReportingOverflow(m)
-            return (overflow ? 0 : g, Self.distance(v?.tokens ?? 0, m) > UInt64(max(v?.toleranceTokens ?? 0, 0)))
+        let material = Decimal(string: "0.02")!
+        /// The day's gap: its sign, its share of the day's traffic, and whether it is material.
+        func gap(_ d: Int64) -> (positive: Bool, share: Decimal, material: Bool) {
+            let v = vendorDays[d]?.tokens ?? 0, m = metered[d] ?? 0
+            let distance = Self.distance(v, m)
+            let traffic = max(v.magnitude, m.magnitude)
+            let share = traffic == 0 ? 0 : Decimal(distance) / Decimal(traffic)
+            return (v > m, share, distance > UInt64(max(vendorDays[d]?.toleranceTokens ?? 0, 0)) && share >= material)
         }
         let end = gap(last)
-        guard end.off else { return false }
-        var run: [Int64] = []
+        guard end.material else { return false }
+        var run: [Decimal] = []
         for d in days.reversed() {
             let g = gap(d)
-            guard g.off, (g.value > 0) == (end.value > 0) else { break }
-            run.append(g.value.magnitude > UInt64(Int64.max) ? Int64.max : Int64(g.value.magnitude))
+            guard g.material, g.positive == end.positive else { break }
+            run.append(g.share)
         }
         if run.count <= 2 {
             // "Unlike the rest" needs a rest: traffic on some of the week before (sparse exports
@@ -106,9 +112,7 @@ enum DailyEvidence {
             return before.contains { (metered[$0] ?? 0) != 0 || (vendorDays[$0]?.tokens ?? 0) != 0 }
         }
         let earlier = run.dropFirst(2).sorted()
-        let typical = earlier[earlier.count / 2]
-        let tolerance = vendorDays[last]?.toleranceTokens ?? 0
-        return end.value.magnitude > UInt64(typical) * 2 + UInt64(max(tolerance, 0))
+        return end.share > earlier[earlier.count / 2] * 2 + material
     }
 
     /// Per model × token type, the day its implied price (vendor money ÷ metered tokens) changed

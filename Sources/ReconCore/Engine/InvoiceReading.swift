@@ -67,7 +67,8 @@ struct InvoiceBatch: Sendable {
     /// parser keeps may come from rows a dropped column tells apart. Correction rows are not judged.
     static func checkRepeatedLines(_ lines: [InvoiceLine], name: String) throws {
         var seen: [InvoiceLine: String] = [:]
-        for line in lines where line.nonUsageReason == nil && !line.isCorrection && line.sourceRow != nil {
+        // A zero row listed twice bills nothing twice.
+        for line in lines where line.nonUsageReason == nil && !line.isCorrection && line.sourceRow != nil && (line.amount != 0 || (line.quantity ?? 0) != 0) {
             var key = line
             key.location = ""
             if let first = seen.updateValue(line.location, forKey: key) {

@@ -38,8 +38,9 @@ public struct ReconciliationEngine: Sendable {
         guard !o.invoices.isEmpty else { throw UsageBoxError.invalidArgument("no invoice file given", field: "invoice") }
         // The day-by-day evidence walks every day of the period: a period of centuries would hold
         // a request for hours. A billing period is a month, a quarter, at most a year.
-        let days = (o.range.to.microseconds - o.range.from.microseconds) / (Timestamp.microsPerHour * 24)
-        guard days <= Self.longestPeriodDays else {
+        let span = o.range.to.microseconds - o.range.from.microseconds, day = Timestamp.microsPerHour * 24
+        guard span <= Self.longestPeriodDays * day else {
+            let days = (span + day - 1) / day
             throw UsageBoxError.invalidArgument(
                 "the period is \(days) days long; a reconciliation covers one billing period of at most \(Self.longestPeriodDays) days: "
                     + "reconcile each period on its own", field: "to")
@@ -184,17 +185,22 @@ public struct ReconciliationEngine: Sendable {
         ]
     }
 
-    /// Metered usage of the invoice's models under a vendor label no plugin or card is called by
+    /// Metered usage of the invoice's models under another spelling of this vendor's name
     /// ("Anthropic", " anthropic", "anthropic-console"): set aside as another vendor's, it may be
     /// this vendor's usage under a mistyped label, so the vendor billing more than the meter shows
     /// is no evidence of under-metering for that model. A label naming a vendor UsageBox knows
-    /// (Claude served by aws-bedrock) is that vendor's, and billed by it.
+    /// (Claude served by aws-bedrock) or another seller (openrouter) is that seller's, and billed by it.
     func unknownVendorLabels(_ meter: MeterLedger, card: any RateCardConverter, plugin: any VendorPlugin.Type) -> [EvidenceReason] {
         let known = Set(registry.plugins.map { $0.id } + cards.values.map(\.vendor) + cards.keys)
+        func letters(_ s: String) -> String { String(s.lowercased().unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }) }
+        let names = Set([plugin.id, card.vendor].map(letters)).filter { !$0.isEmpty }
         var byModel: [String: [String: Int64]] = [:]
         for row in meter.outOfScope where row.reason.hasPrefix("served_by:") {
             let label = String(row.reason.dropFirst("served_by:".count))
-            guard !known.contains(label), let model = row.modelID.flatMap(card.canonicalModel) else { continue }
+            // Another spelling of this vendor's name; a reseller (openrouter, litellm) is its own vendor.
+            guard !known.contains(label), names.contains(where: letters(label).contains),
+                let model = row.modelID.flatMap(card.canonicalModel)
+            else { continue }
             byModel[model, default: [:]][label, default: 0] &+= row.tokens
         }
         return byModel.sorted { $0.key < $1.key }.map { model, labels in
@@ -216,10 +222,13 @@ public struct ReconciliationEngine: Sendable {
         _ o: ReconciliationOptions, plugin: any VendorPlugin.Type, store: any MeterStore, log: (any ReconciliationLog)?
     ) async throws -> [EvidenceReason] {
         guard let log else { return [] }
+        // An overlapping period ends after this one starts and starts before it ends, so its
+        // corrections (at its end, less a second) fall in this window; periods are at most a year.
         let year = Self.longestPeriodDays * 24 * Timestamp.microsPerHour
         guard
             let window = try? TimeRange(
-                from: Timestamp(microseconds: o.range.from.microseconds - year), to: Timestamp(microseconds: o.range.to.microseconds + year))
+                from: Timestamp(microseconds: o.range.from.microseconds - 1_000_000),
+                to: Timestamp(microseconds: o.range.to.microseconds + year))
         else { return [] }
         let byRun: UsageResult
         do {
@@ -236,8 +245,9 @@ public struct ReconciliationEngine: Sendable {
         }
         let archive = ReconciliationArchive(log)
         var reasons: [EvidenceReason] = []
-        for g in byRun.groups where g.aggregate.sum != 0 {
-            guard let id = g.keys[0], let earlier = try await archive.report(id: id) else { continue }
+        // By the log, not the meter's net: a relabel's pair nets to zero and is still applied.
+        for g in byRun.groups where g.aggregate.count > 0 {
+            guard let id = g.keys[0], let earlier = try await archive.report(id: id), earlier.applied, earlier.revertedAt == nil else { continue }
             let p = (from: earlier.from, to: earlier.to)
             let overlaps = p.from < o.range.to && o.range.from < p.to
             let inside = o.range.from <= p.from && p.to <= o.range.to
@@ -245,7 +255,7 @@ public struct ReconciliationEngine: Sendable {
             reasons.append(
                 EvidenceReason(
                     code: "overlaps_reconciled_period", effect: .inconclusive,
-                    detail: "reconciliation \(id) (\(p.from.rfc3339) to \(p.to.rfc3339)) posted corrections of \(g.aggregate.sum) tokens "
+                    detail: "reconciliation \(id) (\(p.from.rfc3339) to \(p.to.rfc3339)) posted \(g.aggregate.count) correction(s) "
                         + "for a period this one cuts across; they are dated \(Timestamp(microseconds: p.to.microseconds - 1_000_000).rfc3339), "
                         + (p.to > o.range.to
                             ? "after this period, so its share of the gap would be corrected again" : "inside this period, for days outside it too"),

@@ -118,22 +118,18 @@ extension InvoiceFile {
     /// file first (a truncated download says so, even when an element before the cut is also
     /// wrong), then, page by page, a page without a `data` array (`dataRequired` is the message;
     /// nil lets such a page through), then what `body` throws.
-    /// Paging markers the engine can trust: `has_more` a boolean, `next_page` a string or null, and
-    /// no next page named when `has_more` is false (or absent). Read loosely, `"has_more": "true"`
-    /// was taken for a last page and one page of an export for all of it.
+    /// Paging markers the engine can trust: `has_more` a boolean, `next_page` a string or null.
+    /// Read loosely, `"has_more": "true"` was taken for a last page and one page of an export for
+    /// all of it.
     func checkPaging(_ page: JSONValue, prefix: String) throws {
         let hasMore = page["has_more"], next = page["next_page"]
         switch hasMore {
         case nil, .null?, .bool?: break
         case let value?: throw InvoiceError(file: name, field: "\(prefix)has_more", "must be true or false, got \(JSONWriter.write(value))")
         }
+        // has_more decides: the vendors' last pages may still carry a next_page cursor.
         switch next {
-        case nil, .null?: break
-        case let .string(s)? where hasMore != .bool(true) && !s.isEmpty:
-            throw InvoiceError(
-                file: name, field: "\(prefix)next_page",
-                "names a next page ('\(s)') although has_more is \(hasMore.map { JSONWriter.write($0) } ?? "absent"): is this one page of several?")
-        case .string?: break
+        case nil, .null?, .string?: break
         case let value?: throw InvoiceError(file: name, field: "\(prefix)next_page", "must be a string or null, got \(JSONWriter.write(value))")
         }
     }
