@@ -66,11 +66,22 @@ struct InvoiceBatch: Sendable {
     /// where the parser keeps the whole row (`InvoiceLine.sourceRow`): lines alike in what a
     /// parser keeps may come from rows a dropped column tells apart. Correction rows are not judged.
     static func checkRepeatedLines(_ lines: [InvoiceLine], name: String) throws {
-        var seen: [InvoiceLine: String] = [:]
+        // The row's hash covers every cell (a CSV row) or the element (a JSON result, whose
+        // bucket dates and the token type a usage row is split into complete it).
+        struct Key: Hashable {
+            var row: Int
+            var date: Timestamp
+            var end: Timestamp?
+            var vendorModel: String?
+            var vendorTokenType: String?
+            var tokenType: TokenType?
+        }
+        var seen: [Key: String] = [:]
         // A zero row listed twice bills nothing twice.
-        for line in lines where line.nonUsageReason == nil && !line.isCorrection && line.sourceRow != nil && (line.amount != 0 || (line.quantity ?? 0) != 0) {
-            var key = line
-            key.location = ""
+        for line in lines where line.nonUsageReason == nil && !line.isCorrection && (line.amount != 0 || (line.quantity ?? 0) != 0) {
+            guard let row = line.sourceRow else { continue }
+            let key = Key(
+                row: row, date: line.date, end: line.end, vendorModel: line.vendorModel, vendorTokenType: line.vendorTokenType, tokenType: line.tokenType)
             if let first = seen.updateValue(line.location, forKey: key) {
                 throw UsageBoxError.invalidArgument(
                     "\(name) lists the same line twice (\(first) and \(line.location): \(line.vendorModel ?? "no model") "

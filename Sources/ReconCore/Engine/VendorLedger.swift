@@ -207,6 +207,18 @@ struct VendorLedger: Sendable {
     /// Limits on the evidence found while converting.
     var reasons: [EvidenceReason] = []
 
+    struct ToleranceKey: Hashable {
+        var scale: Int
+        var perToken: Decimal
+    }
+
+    struct PriceKey: Hashable {
+        var model: String
+        var tokenType: TokenType
+        var date: Timestamp
+        var labels: [String: String]
+    }
+
     static func build(
         _ batch: InvoiceBatch, card: any RateCardConverter, options o: ReconciliationOptions, tenantKeys: Set<String> = []
     ) throws -> VendorLedger {
@@ -218,6 +230,36 @@ struct VendorLedger: Sendable {
         var otherAccounts: [String: Decimal] = [:]
         var tierNotes = Set<String>()
         let attribution = o.attribution
+        // A big export repeats a few models, days and tiers over and over: each is looked up once
+        // (an alias regex and a price per line were most of reconciling a 100 MB invoice).
+        var canonicalMemo: [String: String?] = [:], tokenTypeMemo: [String: TokenType?] = [:]
+        var priceMemo: [PriceKey: Result<ResolvedPrice, any Error>] = [:]
+        func canonical(_ vendorModel: String) -> String? {
+            if let known = canonicalMemo[vendorModel] { return known }
+            let model = card.canonicalModel(vendorModel)
+            canonicalMemo[vendorModel] = model
+            return model
+        }
+        func aliasTokenType(_ vendorModel: String) -> TokenType? {
+            if let known = tokenTypeMemo[vendorModel] { return known }
+            let type = card.aliasTokenType(vendorModel)
+            tokenTypeMemo[vendorModel] = type
+            return type
+        }
+        var toleranceMemo: [ToleranceKey: Decimal] = [:]
+        func tolerance(_ scale: Int, _ price: ResolvedPrice) -> Decimal {
+            let key = ToleranceKey(scale: scale, perToken: price.perToken)
+            if let known = toleranceMemo[key] { return known }
+            let t = card.tolerance(scale: scale, at: price)
+            toleranceMemo[key] = t
+            return t
+        }
+        func priced(_ key: PriceKey) -> Result<ResolvedPrice, any Error> {
+            if let known = priceMemo[key] { return known }
+            let answer = Result { try card.price(model: key.model, tokenType: key.tokenType, date: key.date, labels: key.labels) }
+            priceMemo[key] = answer
+            return answer
+        }
 
         for entry in batch.lines {
             let line = entry.line
@@ -249,7 +291,7 @@ struct VendorLedger: Sendable {
                 ledger.multiDayLines += 1
             }
             ledger.lineDates = (min(ledger.lineDates?.first ?? line.date, line.date), max(ledger.lineDates?.last ?? line.date, line.date))
-            let model = line.vendorModel.flatMap { vm in card.canonicalModel(vm) ?? (line.modelIsCanonical && line.quantity != nil ? vm : nil) }
+            let model = line.vendorModel.flatMap { vm in canonical(vm) ?? (line.modelIsCanonical && line.quantity != nil ? vm : nil) }
             // Money going back without a quantity (a refund of usage) is not netted here: it would
             // lower the vendor's volume by an amount nobody priced. It blocks corrections on its model.
             if line.isCorrection, line.quantity == nil {
@@ -279,7 +321,7 @@ struct VendorLedger: Sendable {
                 unknownModels.amount += line.amount ?? 0
                 continue
             }
-            guard let tokenType = line.tokenType ?? line.vendorModel.flatMap(card.aliasTokenType) else {
+            guard let tokenType = line.tokenType ?? line.vendorModel.flatMap(aliasTokenType) else {
                 skip("unknown_token_type")
                 ledger.unplacedLines += 1
                 blockedNegative[CellKey(model: model), default: ("unknown_token_type", 0)].amount += line.amount ?? 0
@@ -305,7 +347,7 @@ struct VendorLedger: Sendable {
             var price: ResolvedPrice?
             var unpriced: String?
             do {
-                price = try card.price(model: model, tokenType: tokenType, date: line.date, labels: line.labels)
+                price = try priced(PriceKey(model: model, tokenType: tokenType, date: line.date, labels: line.labels)).get()
             } catch let PriceFailure.noRateForTier(_, _, label) {
                 unpriced = "no_rate_for_tier"
                 tierNotes.insert("\(model) \(label)")
@@ -353,7 +395,7 @@ struct VendorLedger: Sendable {
                         // Volume from the list price where the export gives it (a discount is not less usage).
                         let volumeMoney = line.listAmount.map(fxRate.callAsFunction) ?? converted
                         bucketPart.exactTokens = card.tokens(for: volumeMoney, at: price)
-                        bucketPart.tolerance = fxRate(card.tolerance(scale: line.amountScale, at: price))
+                        bucketPart.tolerance = fxRate(tolerance(line.amountScale, price))
                         guard ExactDecimal.roundedInt64(bucketPart.exactTokens) != nil else {
                             throw UsageBoxError.invalidArgument(
                                 "\(line.location): \(ExactDecimal.text(a)) \(line.currency) is more tokens than 64 bits hold",
