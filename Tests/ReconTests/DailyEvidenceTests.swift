@@ -25,6 +25,14 @@ import UsageBoxApp
 
     static func cents(_ dollars: Decimal) -> String { ExactDecimal.text(dollars * 100) }
 
+    /// Haiku input metered at an exact time.
+    static func haikuInput(_ id: String, _ time: String, _ q: Int64) -> IngestItem {
+        .event(
+            UsageEvent(
+                eventID: id, accountID: "acct_42", meterID: "m", modelID: "claude-haiku-4-5", quantity: q, unit: "tokens",
+                timestamp: Timestamp(rfc3339: time)!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
+    }
+
     @Test func aCollectorThatBrokeOnADayIsReportedWithThatDay() async throws {
         let store = try S.store()
         _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { _ in 1_000_000 })
@@ -126,13 +134,7 @@ import UsageBoxApp
 
     @Test func aGapThatIsTheLastHourOfThePeriodIsABoundary() async throws {
         let store = try S.store()
-        func at(_ id: String, _ time: String, _ q: Int64) -> IngestItem {
-            .event(
-                UsageEvent(
-                    eventID: id, accountID: "acct_42", meterID: "m", modelID: "claude-haiku-4-5", quantity: q, unit: "tokens",
-                    timestamp: Timestamp(rfc3339: time)!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
-        }
-        _ = try await store.ingest([at("a", "2026-05-10T12:00:00Z", 1_000_000), at("b", "2026-05-31T23:30:00Z", 200_000)])
+        _ = try await store.ingest([Self.haikuInput("a", "2026-05-10T12:00:00Z", 1_000_000), Self.haikuInput("b", "2026-05-31T23:30:00Z", 200_000)])
         // The vendor's clock put the 23:30 request on June 1.
         let r = try await run(store, S.costReport([.init(day: 10, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")]))
         let f = try #require(r.findings.first)
@@ -144,15 +146,10 @@ import UsageBoxApp
     /// not trap (it did, and took the server down, for any small gap near a bound).
     @Test func aGapSmallerThanTheUsageAtABoundIsNoBoundaryAndNoCrash() async throws {
         let store = try S.store()
-        func at(_ id: String, _ time: String, _ q: Int64) -> IngestItem {
-            .event(
-                UsageEvent(
-                    eventID: id, accountID: "acct_42", meterID: "m", modelID: "claude-haiku-4-5", quantity: q, unit: "tokens",
-                    timestamp: Timestamp(rfc3339: time)!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
-        }
         _ = try await store.ingest([
-            at("a", "2026-05-01T00:30:00Z", 5_000_000), at("b", "2026-05-10T12:00:00Z", 1_000_000), at("c", "2026-05-31T23:30:00Z", 5_000_000),
-            at("d", "2026-04-30T23:30:00Z", 5_000_000), at("e", "2026-06-01T00:30:00Z", 5_000_000),
+            Self.haikuInput("a", "2026-05-01T00:30:00Z", 5_000_000), Self.haikuInput("b", "2026-05-10T12:00:00Z", 1_000_000),
+            Self.haikuInput("c", "2026-05-31T23:30:00Z", 5_000_000),
+            Self.haikuInput("d", "2026-04-30T23:30:00Z", 5_000_000), Self.haikuInput("e", "2026-06-01T00:30:00Z", 5_000_000),
         ])
         // 11M metered in May; the vendor billed 50,000 fewer, then 50,000 more.
         for (cents, gap) in [("1095", Int64(-50_000)), ("1105", 50_000)] {
