@@ -155,6 +155,19 @@ import VendorAnthropic
         #expect(r.corrections.isEmpty && r.held.isEmpty, "a typo in the map must not book 328,160,000 tokens to acct_042")
     }
 
+    /// A map that sends every line to an account the key may not see says so, not "the invoice
+    /// has no usage line in the period" beside its own May dates.
+    @Test func aMapSendingEveryLineElsewhereSaysSo() async throws {
+        let store = try await kata()
+        let r = try await run(store, [AnthropicPlugin.demoCostReport], account: nil) {
+            $0.accountMap = ["wrkspc_01KataDemo42": "acct_7"]
+            $0.scope = .accounts(["acct_42"])
+        }
+        let none = try #require(r.reasons.first { $0.code == "no_lines_in_period" })
+        #expect(none.detail.contains("account map gives all") && !none.detail.contains("has no usage line"), "\(none.detail)")
+        #expect(r.verdict == .inconclusive && r.corrections.isEmpty)
+    }
+
     @Test func meteredUsageUnderAModelIdNoCardKnowsBlocksUnderMeteringCorrections() async throws {
         let store = try await kata()
         _ = try await store.ingest([

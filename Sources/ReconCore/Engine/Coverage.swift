@@ -104,8 +104,13 @@ enum CoverageCheck {
                     code: "no_lines_in_period", effect: .inconclusive,
                     detail: ledger.unplacedLines > 0
                         ? "none of the invoice's \(ledger.unplacedLines) usage line(s) in the period could be converted to tokens"
-                        : "the invoice has no usage line in \(range.from.rfc3339) – \(range.to.rfc3339)\(dates)",
-                    remedy: "check --from/--to against the invoice's dates, and the unmapped lines' reasons"))
+                        : ledger.linesForOtherAccounts > 0
+                            ? "the account map gives all \(ledger.linesForOtherAccounts) usage line(s) in the period to other accounts, "
+                                + "or to accounts this key may not see (their reasons: other_account, account_not_visible)"
+                            : "the invoice has no usage line in \(range.from.rfc3339) – \(range.to.rfc3339)\(dates)",
+                    remedy: ledger.linesForOtherAccounts > 0 && ledger.unplacedLines == 0
+                        ? "check --account-map and --account against the invoice's workspaces or projects"
+                        : "check --from/--to against the invoice's dates, and the unmapped lines' reasons"))
         } else if !uncovered.isEmpty {
             let list = uncoveredDays.sorted()
             let monthly =

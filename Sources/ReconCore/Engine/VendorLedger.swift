@@ -188,6 +188,9 @@ struct VendorLedger: Sendable {
     var placedLines = 0
     /// Usage lines dated in the period that did not (unknown model, token type, rate, currency).
     var unplacedLines = 0
+    /// Usage lines in the period the account map gives to accounts other than the run's, or
+    /// that the caller may not see.
+    var linesForOtherAccounts = 0
     /// Bucket bounds of every usage line (in period or not), per file: the span an export covers
     /// when it declares nothing.
     var usageSpans: [Int: (from: Timestamp, to: Timestamp)] = [:]
@@ -368,9 +371,14 @@ struct VendorLedger: Sendable {
                 if let a = account, let only, a != only {
                     otherAccounts[a, default: 0] += line.amount ?? 0
                     skip("other_account:\(a)")
+                    ledger.linesForOtherAccounts += 1
                     continue
                 }
-                if let a = account, !o.scope.allows(a) { skip("account_not_visible"); continue }
+                if let a = account, !o.scope.allows(a) {
+                    skip("account_not_visible")
+                    ledger.linesForOtherAccounts += 1
+                    continue
+                }
             case .none: account = nil
             }
             ledger.placedLines += 1
