@@ -30,6 +30,14 @@ import VendorAnthropic
         return store
     }
 
+    /// The kata's missing 520,000 Sonnet input tokens, metered on May 20 under `model` and `vendor`.
+    static func kataLateInput(_ id: String, model: String, vendor: String) -> IngestItem {
+        .event(
+            UsageEvent(
+                eventID: id, accountID: "acct_42", meterID: "claude_tokens", modelID: model, quantity: 520_000, unit: "tokens",
+                timestamp: Timestamp(rfc3339: "2026-05-20T00:00:00Z")!, dimensions: ["token_type": "input", "vendor": vendor]))
+    }
+
     static let consoleHeader =
         "usage_date_utc,model,workspace,api_key,usage_type,context_window,token_type,cost_usd,list_price_usd,cost_type,inference_geo,speed,api_key_id,api_key_status\n"
 
@@ -170,13 +178,7 @@ import VendorAnthropic
 
     @Test func meteredUsageUnderAModelIdNoCardKnowsBlocksUnderMeteringCorrections() async throws {
         let store = try await kata()
-        _ = try await store.ingest([
-            .event(
-                UsageEvent(
-                    eventID: "snap", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-sonnet-4-5-20270301",
-                    quantity: 520_000, unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-20T00:00:00Z")!,
-                    dimensions: ["token_type": "input", "vendor": "anthropic"]))
-        ])
+        _ = try await store.ingest([Self.kataLateInput("snap", model: "claude-sonnet-4-5-20270301", vendor: "anthropic")])
         let r = try await run(store, [AnthropicPlugin.demoCostReport])
         #expect(r.meteredOutOfScope.map(\.modelID) == ["claude-sonnet-4-5-20270301"])
         #expect(r.findings.first { $0.tokenType == .input && $0.modelID == "claude-sonnet-4-5" }?.blockedBy == ["unplaced_metered_usage"])
@@ -190,13 +192,7 @@ import VendorAnthropic
     @Test func usageUnderAnUnknownVendorLabelBlocksUnderMeteringCorrections() async throws {
         for label in ["Anthropic", " anthropic", "anthropic-console", "aws-bedrock", "openrouter"] {
             let store = try await kata()
-            _ = try await store.ingest([
-                .event(
-                    UsageEvent(
-                        eventID: "late", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-sonnet-4-5",
-                        quantity: 520_000, unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-20T00:00:00Z")!,
-                        dimensions: ["token_type": "input", "vendor": label]))
-            ])
+            _ = try await store.ingest([Self.kataLateInput("late", model: "claude-sonnet-4-5", vendor: label)])
             let r = try await run(store, [AnthropicPlugin.demoCostReport])
             let sonnet = r.findings.first { $0.tokenType == .input && $0.modelID == "claude-sonnet-4-5" }
             if ["aws-bedrock", "openrouter"].contains(label) {
