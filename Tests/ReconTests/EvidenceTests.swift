@@ -83,6 +83,45 @@ import VendorAnthropic
         #expect(r.corrections.isEmpty && r.held.isEmpty, "the vendor billing nothing here is not the meter being wrong")
     }
 
+    /// Two models metered in May, the invoice for June: every model is "−100 %", which is not a
+    /// price factor; and no finding may read as a pricing gap while the evidence is partial.
+    @Test func anotherMonthsInvoiceIsNotAUniformPricingGap() async throws {
+        let store = try await sonnet()
+        _ = try await store.ingest([Self.event("h", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000)])
+        let june = S.costReport(
+            [
+                .init(day: 3, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300", month: "2026-06"),
+                .init(day: 3, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100", month: "2026-06"),
+            ],
+            days: [])
+        let r = try await run(store, [june])
+        #expect(r.verdict == .inconclusive && codes(r).contains("no_lines_in_period"))
+        #expect(r.shape != .uniform, "a vendor that billed nothing here is not a rate card off by a factor")
+        #expect(r.findings.count == 2)
+        #expect(
+            r.findings.allSatisfy { $0.gapClass == .unexplained && $0.blockedBy.contains("no_lines_in_period") },
+            "\(r.findings.map { "\($0.modelID) \($0.gapClass) \($0.reason)" })")
+    }
+
+    /// One page of an export that happens to carry the same share of every model: the uniform
+    /// shape is the missing pages', so it is held, not called a rate-card mismatch.
+    @Test func aUniformShapeOnOnePageIsNotAPricingGap() async throws {
+        let store = try await sonnet()
+        _ = try await store.ingest([Self.event("h", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000)])
+        let page1 = S.costReport(
+            [
+                .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "150"),
+                .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "50"),
+            ], hasMore: true)
+        let r = try await run(store, [page1])
+        #expect(r.verdict == .inconclusive && codes(r) == ["partial_export"])
+        #expect(r.shape == .uniform, "half of each model: the shape alone reads as a factor")
+        #expect(
+            r.findings.count == 2 && r.findings.allSatisfy { $0.gapClass == .unexplained && $0.blockedBy == ["partial_export"] },
+            "\(r.findings.map { "\($0.modelID) \($0.gapClass) \($0.reason)" })")
+        #expect(r.corrections.isEmpty && r.held.isEmpty)
+    }
+
     @Test func halfAMonthIsACoverageGapNamingTheDays() async throws {
         let store = try await sonnet(day: 20)
         _ = try await store.ingest([Self.event("b", model: "claude-sonnet-4-5", type: "input", quantity: 1_000_000, day: 2)])

@@ -62,6 +62,16 @@ struct CorrectionProposal: Sendable {
         var out = CorrectionProposal(findings: findings)
         let inconclusive = reasons.filter { $0.effect == .inconclusive }.map(\.code)
         let ref = ReconciliationEngine.correctionRef(range: o.range, vendor: vendor)
+        // A pricing gap read off partial evidence (a page of an export, an invoice for other days)
+        // is the missing part's shape as likely as a rate card's: held like a metering gap, so
+        // nobody edits a card on it. A line's money against its own stated quantity stands alone.
+        if !inconclusive.isEmpty {
+            for i in out.findings.indices where out.findings[i].gapClass == .pricingGap && out.findings[i].rule != "stated-quantity" {
+                out.findings[i].gapClass = .unexplained
+                out.findings[i].reason = inconclusive[0]
+                out.findings[i].blockedBy = inconclusive
+            }
+        }
         // A relabel pair is decided together: blocked, held or proposed as one.
         var groups: [[Int]] = []
         var grouped = Set<Int>()

@@ -116,7 +116,8 @@ struct GapDiff: Sendable {
         let rowsBeyond = models.flatMap(\.tokenTypes).filter(\.beyondTolerance)
         guard !rowsBeyond.isEmpty else { return (.none, nil) }
         let gapped = models.filter(\.beyondTolerance)
-        guard gapped.count >= 2, totalMetered != 0 else { return (.localized, nil) }
+        // A vendor that billed nothing (or only credits) is no factor of the meter.
+        guard gapped.count >= 2, totalMetered != 0, totalVendor > 0 else { return (.localized, nil) }
         let totalPct = Decimal(exactly: totalVendor - totalMetered) * 100 / Decimal(exactly: totalMetered)
         let signs = Set(gapped.map { $0.gap > 0 } + rowsBeyond.map { $0.gap > 0 })
         let everyMetered = models.filter { $0.metered != 0 }.allSatisfy(\.beyondTolerance)
