@@ -104,7 +104,8 @@ struct BedrockCURParser: InvoiceParser {
         return ParsedInvoice(
             lines: try table.rows.map { row in
                 guard let costText = row.cell(Self.cost), let cost = ExactDecimal.parse(costText) else {
-                    throw InvoiceError(file: file.name, line: row.line, field: Self.cost[0], "'\(row.cell(Self.cost) ?? "")' is not a decimal amount")
+                    throw InvoiceError(
+                        file: file.name, line: row.line, field: Self.cost[0], ExactDecimal.refusal(row.cell(Self.cost) ?? "", what: "a decimal amount"))
                 }
                 let lineType = row.cell(Self.type) ?? "Usage"
                 let usageType = row.cell(Self.usageType) ?? ""

@@ -22,12 +22,12 @@ struct AnthropicConsoleCostParser: InvoiceParser {
                 throw InvoiceError(file: file.name, line: row.line, field: "usage_date_utc", "must be a date written YYYY-MM-DD")
             }
             guard let costText = cell("cost_usd"), let cost = ExactDecimal.parse(costText) else {
-                throw InvoiceError(file: file.name, line: row.line, field: "cost_usd", "'\(cell("cost_usd") ?? "")' is not a decimal amount")
+                throw InvoiceError(file: file.name, line: row.line, field: "cost_usd", ExactDecimal.refusal(cell("cost_usd") ?? "", what: "a decimal amount"))
             }
             var listAmount: Decimal?
             if let l = cell("list_price_usd") {
                 guard let d = ExactDecimal.parse(l) else {
-                    throw InvoiceError(file: file.name, line: row.line, field: "list_price_usd", "'\(l)' is not a decimal amount")
+                    throw InvoiceError(file: file.name, line: row.line, field: "list_price_usd", ExactDecimal.refusal(l, what: "a decimal amount"))
                 }
                 listAmount = d
             }

@@ -51,7 +51,7 @@ struct AnthropicCostReportParser: InvoiceParser {
                         "the amount must be a decimal string in cents, got \(row["amount"].map { JSONWriter.write($0) } ?? "nothing")")
                 }
                 guard let cents = ExactDecimal.parse(amountText) else {
-                    throw InvoiceError(file: file.name, field: "\(field).amount", "'\(amountText)' is not a decimal")
+                    throw InvoiceError(file: file.name, field: "\(field).amount", ExactDecimal.refusal(amountText))
                 }
                 let costType = row["cost_type"]?.stringValue
                 let model = row["model"]?.stringValue

@@ -92,7 +92,8 @@ struct AzureCostDetailsParser: InvoiceParser {
                 let usePricing = row.cell("CostInPricingCurrency") != nil && row.cell("PricingCurrency") != nil
                 let costColumns = usePricing ? ["CostInPricingCurrency"] : ["CostInBillingCurrency", "Cost"]
                 guard let costText = row.cell(costColumns), let cost = ExactDecimal.parse(costText) else {
-                    throw InvoiceError(file: file.name, line: row.line, field: costColumns[0], "'\(row.cell(costColumns) ?? "")' is not a decimal amount")
+                    throw InvoiceError(
+                        file: file.name, line: row.line, field: costColumns[0], ExactDecimal.refusal(row.cell(costColumns) ?? "", what: "a decimal amount"))
                 }
                 let currency = usePricing ? row.cell("PricingCurrency")! : (row.cell(["BillingCurrencyCode", "BillingCurrency"]) ?? "USD")
                 let meterName = row.cell("MeterName") ?? ""

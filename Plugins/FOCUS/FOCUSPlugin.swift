@@ -66,11 +66,11 @@ struct FOCUSParser: InvoiceParser {
             func cell(_ name: String) -> String? { r.cell(name) }
             func decimal(_ name: String) throws -> Decimal? {
                 guard let t = cell(name) else { return nil }
-                guard let d = ExactDecimal.parse(t) else { throw InvoiceError(file: file.name, line: r.line, field: name, "'\(t)' is not a decimal") }
+                guard let d = ExactDecimal.parse(t) else { throw InvoiceError(file: file.name, line: r.line, field: name, ExactDecimal.refusal(t)) }
                 return d
             }
             guard let costText = cell("BilledCost"), let cost = ExactDecimal.parse(costText) else {
-                throw InvoiceError(file: file.name, line: r.line, field: "BilledCost", "'\(cell("BilledCost") ?? "")' is not a decimal amount")
+                throw InvoiceError(file: file.name, line: r.line, field: "BilledCost", ExactDecimal.refusal(cell("BilledCost") ?? "", what: "a decimal amount"))
             }
             guard let startText = cell("ChargePeriodStart"), let start = Timestamp(rfc3339: startText) ?? Timestamp(rfc3339: startText + "T00:00:00Z") else {
                 throw InvoiceError(file: file.name, line: r.line, field: "ChargePeriodStart", "must be an RFC 3339 timestamp")

@@ -202,7 +202,7 @@ struct OpenAICostCSVParser: InvoiceParser {
         return ParsedInvoice(
             lines: try table.rows.map { row in
                 guard let text = row.cell("amount_value"), let amount = ExactDecimal.parse(text) else {
-                    throw InvoiceError(file: file.name, line: row.line, field: "amount_value", "'\(row.cell("amount_value") ?? "")' is not a decimal")
+                    throw InvoiceError(file: file.name, line: row.line, field: "amount_value", ExactDecimal.refusal(row.cell("amount_value") ?? ""))
                 }
                 let item = row.cell("line_item")
                 let parsed = item.flatMap(OpenAIPlugin.lineItem)

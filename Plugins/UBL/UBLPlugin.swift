@@ -180,7 +180,7 @@ struct UBLParser: InvoiceParser {
             guard let amountText = p.amountText, let amount = ExactDecimal.parse(amountText) else {
                 throw InvoiceError(
                     file: file.name, line: p.line, field: p.kind == "line" ? "LineExtensionAmount" : "Amount",
-                    "'\(p.amountText ?? "")' is not a decimal amount")
+                    ExactDecimal.refusal(p.amountText ?? "", what: "a decimal amount"))
             }
             let dateText = p.start ?? periodStart ?? issueDate ?? ""
             guard let date = Timestamp(rfc3339: dateText + "T00:00:00Z") else {

@@ -71,7 +71,7 @@ extension CSVTable.Row {
     public func decimal(_ names: [String], file: String) throws -> Decimal? {
         guard let t = cell(names) else { return nil }
         guard let d = ExactDecimal.parse(t) else {
-            throw InvoiceError(file: file, line: line, field: names[0], "'\(t)' is not a decimal")
+            throw InvoiceError(file: file, line: line, field: names[0], ExactDecimal.refusal(t))
         }
         return d
     }

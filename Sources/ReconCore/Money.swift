@@ -5,6 +5,12 @@ public enum ExactDecimal {
     /// Parses a plain decimal string (`-12.3400`, `5`, `.5` is refused). Exponents and floats
     /// written with `e` are refused so nothing is silently reinterpreted.
     public static func parse(_ text: String) -> Decimal? {
+        guard let digits = digitsIfDecimal(text), digits <= 38 else { return nil }
+        return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+    }
+
+    /// The digits of a plain decimal (`-12.50`), of any length; nil when the text is not one.
+    static func digitsIfDecimal(_ text: String) -> Int? {
         var digits = 0
         var dots = 0
         for (i, ch) in text.unicodeScalars.enumerated() {
@@ -15,8 +21,18 @@ public enum ExactDecimal {
             default: return nil
             }
         }
-        guard digits > 0, dots <= 1, digits <= 38, !text.hasSuffix(".") else { return nil }
-        return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+        guard digits > 0, dots <= 1, !text.hasSuffix(".") else { return nil }
+        return digits
+    }
+
+    /// Why `text` is refused, for an error that names its field: a number with more digits than
+    /// are kept exactly, or not a decimal at all. Long text is cut (a hostile cell is not echoed).
+    public static func refusal(_ text: String, what: String = "a decimal") -> String {
+        let shown = text.count > 48 ? "\(text.prefix(48))… (\(text.utf8.count) bytes)" : text
+        if let digits = digitsIfDecimal(text), digits > 38 {
+            return "'\(shown)' has \(digits) digits; amounts are read exactly, to at most 38 digits"
+        }
+        return "'\(shown)' is not \(what)"
     }
 
     /// Parses a JSON number's text exactly, exponents included (`7.5e-2` → 0.075), never via `Double`.

@@ -105,7 +105,7 @@ public enum VendorScaffold {
                 let table = try CSVTable.read(file, required: [["date"], ["model"], ["amount_usd"]])
                 return ParsedInvoice(lines: try table.rows.map { row in
                     guard let text = row.cell("amount_usd"), let amount = ExactDecimal.parse(text) else {
-                        throw InvoiceError(file: file.name, line: row.line, field: "amount_usd", "'\\(row.cell("amount_usd") ?? "")' is not a decimal")
+                        throw InvoiceError(file: file.name, line: row.line, field: "amount_usd", ExactDecimal.refusal(row.cell("amount_usd") ?? ""))
                     }
                     let tokenType = row.cell("token_type")
                     return InvoiceLine(

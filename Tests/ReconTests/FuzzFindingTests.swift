@@ -44,4 +44,23 @@ import Testing
             (error as? InvoiceError)?.field == "data[0].start_time"
         }
     }
+
+    /// A 60-digit amount is a decimal too long to keep exactly, and says so; a huge cell is not
+    /// echoed whole into the error.
+    @Test func anAmountTooLongToKeepExactlySaysSo() throws {
+        let parser = try #require(builtInPlugins.first { $0.id == "openai" }?.parsers.first { $0.format == .csv })
+        func error(_ amount: String) throws -> InvoiceError {
+            let csv =
+                "start_time,end_time,amount_value,amount_currency,line_item,project_id\n"
+                + "1777593600,1777680000,\(amount),usd,\"gpt-4.1-2025-04-14, input\",proj_abc\n"
+            do {
+                _ = try parser.parse(InvoiceFile(name: "costs.csv", bytes: Array(csv.utf8)))
+            } catch let e as InvoiceError { return e }
+            throw CancellationError()
+        }
+        let long = try error("1." + String(repeating: "5", count: 59))
+        #expect(long.line == 2 && long.field == "amount_value" && long.description.contains("has 60 digits"), "\(long)")
+        let huge = try error(String(repeating: "x", count: 100_000))
+        #expect(huge.description.contains("is not a decimal") && huge.description.utf8.count < 400, "\(huge.description.prefix(500))")
+    }
 }
