@@ -91,7 +91,8 @@ struct BedrockCURParser: InvoiceParser {
         switch unit?.lowercased() {
         case "1k tokens"?: return 1000
         case "1m tokens"?: return 1_000_000
-        case "tokens"?, "token"?: return 1
+        // Marketplace token meters count single tokens (`…_InputTokenCount-Units`).
+        case "tokens"?, "token"?, "units"?: return 1
         default: return nil
         }
     }
@@ -152,10 +153,10 @@ struct BedrockCURParser: InvoiceParser {
                     date: try row.timestamp(Self.start, file: file.name), end: try row.optionalTimestamp(Self.end, file: file.name),
                     labels: labels, attribution: attribution, nonUsageReason: nonUsage, description: usageType)
                 line.isCorrection = isRefund
+                line.isRefund = isRefund
                 // Identical rows are one charge listed twice only when the export keeps line-item ids
-                // (a CUR with columns picked away can hold two accounts' identical rows).
-                if judgesRepeats { line.sourceRow = row.fingerprint }
-                return line
+                // (a CUR with columns picked away can hold two accounts' identical rows): held then.
+                return line.withSourceRow(row.fingerprint, mayRepeat: !judgesRepeats)
             })
     }
 }

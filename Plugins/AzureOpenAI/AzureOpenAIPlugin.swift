@@ -70,6 +70,24 @@ public enum AzureOpenAIPlugin: VendorPlugin {
     ]
 }
 
+extension AzureOpenAIPlugin {
+    /// Tokens per unit of a token meter's `UnitOfMeasure`: `1K`, `1M`, `1000 Tokens`, `10K`,
+    /// `1 Tokens`; nil for anything else (an unknown unit read as single tokens was off by 1,000).
+    static func tokensPerUnit(_ unit: String) -> Decimal? {
+        var t = unit.trimmingCharacters(in: .whitespaces).lowercased().replacingOccurrences(of: ",", with: "")
+        for word in ["tokens", "token"] where t.hasSuffix(word) {
+            t = String(t.dropLast(word.count)).trimmingCharacters(in: .whitespaces)
+            break
+        }
+        var multiplier: Decimal = 1
+        if t.hasSuffix("k") { multiplier = 1000 } else if t.hasSuffix("m") { multiplier = 1_000_000 }
+        if multiplier != 1 { t.removeLast() }
+        if t.isEmpty { t = "1" }
+        guard let n = ExactDecimal.parse(t), n > 0, let whole = ExactDecimal.roundedInt64(n), Decimal(whole) == n else { return nil }
+        return n * multiplier
+    }
+}
+
 struct AzureCostDetailsParser: InvoiceParser {
     let id = "cost-details-csv"
     let format = InvoiceFormat.csv
@@ -101,12 +119,14 @@ struct AzureCostDetailsParser: InvoiceParser {
                 let isOpenAI = service.contains("OpenAI") || service.contains("Foundry")
                 let parsed = isOpenAI ? AzureOpenAIPlugin.meter(meterName) : nil
                 let chargeType = row.cell("ChargeType") ?? "Usage"
-                let block: Decimal =
-                    (row.cell("UnitOfMeasure") ?? "").uppercased().hasPrefix("1M")
-                    ? 1_000_000
-                    : (row.cell("UnitOfMeasure") ?? "").uppercased().hasPrefix("1K") ? 1000 : 1
                 var quantity: Int64?
                 if parsed != nil {
+                    let unit = row.cell("UnitOfMeasure") ?? ""
+                    guard let block = AzureOpenAIPlugin.tokensPerUnit(unit) else {
+                        throw InvoiceError(
+                            file: file.name, line: row.line, field: "UnitOfMeasure",
+                            "'\(unit.prefix(48))' is not a unit of tokens (1K, 1M, 1000 Tokens, …)")
+                    }
                     quantity = try row.tokens(["Quantity"], times: block, file: file.name)
                 } else {
                     _ = try row.decimal(["Quantity"], file: file.name)
@@ -127,7 +147,7 @@ struct AzureCostDetailsParser: InvoiceParser {
                     labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: nonUsage, description: meterName)
                 line.exchangeRate = rate
                 // Identical rows are one charge listed twice only when the rows name their resource.
-                if judgesRepeats { line.sourceRow = row.fingerprint }
+                line = line.withSourceRow(row.fingerprint, mayRepeat: !judgesRepeats)
                 return line
             })
     }

@@ -146,7 +146,7 @@ struct VertexNDJSONParser: InvoiceParser {
             if line.amount == nil { line.amount = 0 }
             // Identical rows are one charge listed twice only in the export as written (its
             // export_time); a query's reduced columns can make two charges alike.
-            if row["export_time"] != nil { line.sourceRow = row.hashValue }
+            line = line.withSourceRow(row.hashValue, mayRepeat: row["export_time"] == nil)
             lines.append(line)
             for (c, credit) in (row["credits"]?.arrayValue ?? []).enumerated() {
                 guard case let .number(n)? = credit["amount"], let amount = ExactDecimal.parseNumber(n) else {
@@ -186,7 +186,7 @@ struct VertexCSVParser: InvoiceParser {
                     start: try row.timestamp(["usage_start_time"], file: file.name),
                     end: try row.optionalTimestamp(["usage_end_time"], file: file.name), costType: row.cell("cost_type"),
                     project: row.cell(["project_id", "project.id"]), conversionRate: row.cell("currency_conversion_rate")
-                ).withSourceRow(judgesRepeats ? row.fingerprint : nil))
+                ).withSourceRow(row.fingerprint, mayRepeat: !judgesRepeats))
             if let credits = try row.decimal(["credits"], file: file.name), credits != 0 {
                 lines.append(
                     InvoiceLine(

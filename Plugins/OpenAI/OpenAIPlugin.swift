@@ -89,6 +89,15 @@ public enum OpenAIPlugin: VendorPlugin {
     ]
 }
 
+extension OpenAIPlugin {
+    /// Cost results without a quantity are what was billed: after a negotiated discount, or at a
+    /// price the card does not have, a total below the meter is not over-metering.
+    static func moneyOnly(_ lines: [InvoiceLine]) -> String? {
+        lines.contains { $0.nonUsageReason == nil && $0.quantity == nil && ($0.amount ?? 0) != 0 }
+            ? "its usage lines state money and no quantity (what was billed, after any negotiated discount)" : nil
+    }
+}
+
 struct OpenAICostsParser: InvoiceParser {
     let id = "costs-api"
     let format = InvoiceFormat.json
@@ -134,7 +143,7 @@ struct OpenAICostsParser: InvoiceParser {
                     ).withSourceRow(row.hashValue))
             }
         }
-        return ParsedInvoice(lines: lines, coverage: coverage)
+        return ParsedInvoice(lines: lines, coverage: coverage, amountsMayBeNet: OpenAIPlugin.moneyOnly(lines))
     }
 }
 
@@ -199,23 +208,23 @@ struct OpenAICostCSVParser: InvoiceParser {
 
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [["start_time"], ["amount_value"]])
-        return ParsedInvoice(
-            lines: try table.rows.map { row in
-                guard let text = row.cell("amount_value"), let amount = ExactDecimal.parse(text) else {
-                    throw InvoiceError(file: file.name, line: row.line, field: "amount_value", ExactDecimal.refusal(row.cell("amount_value") ?? ""))
-                }
-                let item = row.cell("line_item")
-                let parsed = item.flatMap(OpenAIPlugin.lineItem)
-                var attribution: [String: String] = [:]
-                if let p = row.cell("project_id") { attribution["project_id"] = p }
-                return InvoiceLine(
-                    location: "\(file.name):\(row.line)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
-                    tokenType: parsed.flatMap { OpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: amount, amountScale: ExactDecimal.scale(of: text),
-                    currency: (row.cell("amount_currency") ?? "usd").uppercased(), date: try row.timestamp(["start_time_iso", "start_time"], file: file.name),
-                    end: try row.optionalTimestamp(["end_time_iso", "end_time"], file: file.name),
-                    labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: parsed == nil ? "not_usage" : nil, description: item
-                ).withSourceRow(row.fingerprint)
-            })
+        let lines = try table.rows.map { row in
+            guard let text = row.cell("amount_value"), let amount = ExactDecimal.parse(text) else {
+                throw InvoiceError(file: file.name, line: row.line, field: "amount_value", ExactDecimal.refusal(row.cell("amount_value") ?? ""))
+            }
+            let item = row.cell("line_item")
+            let parsed = item.flatMap(OpenAIPlugin.lineItem)
+            var attribution: [String: String] = [:]
+            if let p = row.cell("project_id") { attribution["project_id"] = p }
+            return InvoiceLine(
+                location: "\(file.name):\(row.line)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
+                tokenType: parsed.flatMap { OpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: amount, amountScale: ExactDecimal.scale(of: text),
+                currency: (row.cell("amount_currency") ?? "usd").uppercased(), date: try row.timestamp(["start_time_iso", "start_time"], file: file.name),
+                end: try row.optionalTimestamp(["end_time_iso", "end_time"], file: file.name),
+                labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: parsed == nil ? "not_usage" : nil, description: item
+            ).withSourceRow(row.fingerprint)
+        }
+        return ParsedInvoice(lines: lines, amountsMayBeNet: OpenAIPlugin.moneyOnly(lines))
     }
 }
 

@@ -60,6 +60,10 @@ public struct InvoiceLine: Sendable, Hashable {
     /// The row corrects earlier billing (FOCUS `ChargeClass = Correction`, a CUR refund); `date`
     /// is the charge period it corrects. A quantity it carries nets into that period's usage.
     public var isCorrection = false
+    /// The row gives usage back (a CUR `Refund` with tokens). It nets, but a refund's dates are its
+    /// billing period's: it says neither which usage it returns (this period's or an earlier one's)
+    /// nor whether those tokens were served, so corrections of its model are held.
+    public var isRefund = false
     /// Units of `currency` per unit of the card's currency, when the export states the rate it used
     /// (Vertex `currency_conversion_rate`, Azure `ExchangeRatePricingToBilling`).
     public var exchangeRate: Decimal?
@@ -68,11 +72,16 @@ public struct InvoiceLine: Sendable, Hashable {
     /// listed twice. Nil where the parser does not say: a parser that drops a column telling rows
     /// apart (a user, a region) would make two charges look alike, so those are not judged.
     public var sourceRow: Int?
+    /// Set with `sourceRow` where the export may list two charges in identical rows (a CUR without
+    /// line-item ids, a Vertex export without `export_time`, an Azure export without its resource):
+    /// identical rows then hold the run (`identical_rows`) instead of refusing the file.
+    public var sourceRowMayRepeat = false
 
     /// This line, marked as coming from the export row `fingerprint` names (`sourceRow`).
-    public func withSourceRow(_ fingerprint: Int?) -> InvoiceLine {
+    public func withSourceRow(_ fingerprint: Int?, mayRepeat: Bool = false) -> InvoiceLine {
         var line = self
         line.sourceRow = fingerprint
+        line.sourceRowMayRepeat = mayRepeat
         return line
     }
 

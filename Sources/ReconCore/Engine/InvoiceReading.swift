@@ -13,6 +13,9 @@ struct InvoiceBatch: Sendable {
     var coverage: [InvoiceCoverage]
     /// Files whose amounts may be after discounts (`ParsedInvoice.amountsMayBeNet`): name and why.
     var netAmounts: [(file: String, why: String)] = []
+    /// Identical rows in exports that may list two charges alike (`InvoiceLine.sourceRowMayRepeat`):
+    /// the file, how many, and the first pair.
+    var identicalRows: [(file: String, count: Int, first: String)] = []
     var formats: Set<String>
 
     /// One hash for the whole input: the file's own, or a hash over the files' hashes.
@@ -32,7 +35,9 @@ struct InvoiceBatch: Sendable {
             do { parsed = try parser.parse(file) } catch let e as InvoiceError { throw e.usageBoxError }
             if !allowOverlap {
                 try checkRepeatedBuckets(parsed.coverage, name: file.name)
-                try checkRepeatedLines(parsed.lines, name: file.name)
+                if let held = try checkRepeatedLines(parsed.lines, name: file.name) {
+                    batch.identicalRows.append((file.name, held.count, held.first))
+                }
             }
             // Currency codes compare as ISO 4217 writes them: "usd" is the dollar, not a foreign currency.
             batch.lines += parsed.lines.map { line in
@@ -65,7 +70,9 @@ struct InvoiceBatch: Sendable {
     /// twice, a page's results repeated): adding both would bill that usage twice. Judged only
     /// where the parser keeps the whole row (`InvoiceLine.sourceRow`): lines alike in what a
     /// parser keeps may come from rows a dropped column tells apart. Correction rows are not judged.
-    static func checkRepeatedLines(_ lines: [InvoiceLine], name: String) throws {
+    /// Rows of an export that may list two charges alike (`sourceRowMayRepeat`) are not refused:
+    /// how many repeat, and the first pair, come back to hold the run.
+    static func checkRepeatedLines(_ lines: [InvoiceLine], name: String) throws -> (count: Int, first: String)? {
         // The row's hash covers every cell (a CSV row) or the element (a JSON result, whose
         // bucket dates and the token type a usage row is split into complete it).
         struct Key: Hashable {
@@ -77,18 +84,24 @@ struct InvoiceBatch: Sendable {
             var tokenType: TokenType?
         }
         var seen: [Key: String] = [:]
+        var held: (count: Int, first: String)?
         // A zero row listed twice bills nothing twice.
         for line in lines where line.nonUsageReason == nil && !line.isCorrection && (line.amount != 0 || (line.quantity ?? 0) != 0) {
             guard let row = line.sourceRow else { continue }
             let key = Key(
                 row: row, date: line.date, end: line.end, vendorModel: line.vendorModel, vendorTokenType: line.vendorTokenType, tokenType: line.tokenType)
-            if let first = seen.updateValue(line.location, forKey: key) {
+            guard let first = seen.updateValue(line.location, forKey: key) else { continue }
+            let pair =
+                "\(first) and \(line.location): \(line.vendorModel ?? "no model") "
+                + "\(line.vendorTokenType ?? line.tokenType?.rawValue ?? "") on \(line.date.dayString)"
+            guard line.sourceRowMayRepeat else {
                 throw UsageBoxError.invalidArgument(
-                    "\(name) lists the same line twice (\(first) and \(line.location): \(line.vendorModel ?? "no model") "
-                        + "\(line.vendorTokenType ?? line.tokenType?.rawValue ?? "") on \(line.date.dayString)); "
-                        + "pass each line once, or --allow-overlap if the export really bills it twice", field: "invoice")
+                    "\(name) lists the same line twice (\(pair)); pass each line once, or --allow-overlap if the export really bills it twice",
+                    field: "invoice")
             }
+            held = ((held?.count ?? 0) + 1, held?.first ?? pair)
         }
+        return held
     }
 
     /// Two files billing the same usage twice: the same model and token type (as the card names

@@ -81,10 +81,18 @@ public struct ReconciliationEngine: Sendable {
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
             + unknownVendorLabels(meter, card: card, plugin: plugin)
             + (try await overlappingRuns(o, plugin: plugin, store: store, log: log))
-            + batch.netAmounts.map {
+            + batch.identicalRows.map {
+                EvidenceReason(
+                    code: "identical_rows", effect: .inconclusive,
+                    detail: "\($0.file) lists \($0.count) row(s) identical to an earlier one (first \($0.first)); the export keeps no "
+                        + "line-item id, so each may be one row pasted twice or two charges whose telling columns were left out",
+                    remedy: "export with line-item ids (CUR identity_line_item_id, Vertex export_time, Azure ResourceId), or drop the "
+                        + "repeated rows; pass --allow-overlap when they are distinct charges")
+            }
+            + Dictionary(grouping: batch.netAmounts, by: \.why).sorted { $0.key < $1.key }.map { why, files in
                 EvidenceReason(
                     code: "amounts_may_be_net", effect: .blocksNegative,
-                    detail: "\($0.file): \($0.why), so a vendor total below the meter may be a discount, not over-metering",
+                    detail: "\(files.map(\.file).joined(separator: ", ")): \(why), so a vendor total below the meter may be a discount, not over-metering",
                     remedy: "an export that states list prices, or the vendor's usage report (token counts)")
             }
             + (o.range.to > now()

@@ -230,6 +230,7 @@ struct VendorLedger: Sendable {
         var unknownModels: (count: Int, amount: Decimal) = (0, 0)
         var missingFX: [String: (count: Int, amount: Decimal, stated: Bool)] = [:]
         var refunds: [String: Decimal] = [:]
+        var tokenRefunds: [String: (tokens: Int64, amount: Decimal)] = [:]
         var otherAccounts: [String: Decimal] = [:]
         var tierNotes = Set<String>()
         let attribution = o.attribution
@@ -382,6 +383,10 @@ struct VendorLedger: Sendable {
             case .none: account = nil
             }
             ledger.placedLines += 1
+            if line.isRefund {
+                tokenRefunds[model, default: (0, 0)].tokens &+= line.quantity ?? 0
+                tokenRefunds[model, default: (0, 0)].amount += line.amount ?? 0
+            }
             for k in tenantKeys { ledger.tenantValues[k, default: []].insert(line.attribution[k] ?? "") }
             let key = CellKey(model: model, tokenType: tokenType, account: account)
             var bucketPart = VendorBucket()
@@ -470,6 +475,15 @@ struct VendorLedger: Sendable {
                     code: "usage_refund", effect: .blocksModel, modelID: model,
                     detail: "\(model): usage refunded as money with no quantity; the volume it takes back is unknown",
                     remedy: "an export that states the refunded quantity", amount: amount))
+        }
+        for (model, r) in tokenRefunds.sorted(by: { $0.key < $1.key }) {
+            ledger.reasons.append(
+                .init(
+                    code: "usage_refund", effect: .blocksModel, modelID: model,
+                    detail: "\(model): a refund gives back \(r.tokens.magnitude) tokens (netted in the vendor's figures); a refund is dated "
+                        + "over its billing period, so which usage it returns (this period's or an earlier one's), and whether those "
+                        + "tokens were served, is not stated",
+                    remedy: "ask the vendor which usage the refund returns; the other models' corrections stand", amount: r.amount))
         }
         if !otherAccounts.isEmpty {
             ledger.reasons.append(

@@ -1,0 +1,87 @@
+import Foundation
+import Metering
+import ReconCore
+import ReconPlugins
+import Testing
+
+/// Billing traps an outside tester built against the non-Anthropic plugins: each proposed a wrong
+/// correction before its fix. Expected answers decided before the run.
+extension MessyMonthEndTests {
+    /// A CUR day row for acct_b (Bedrock, `1K tokens`).
+    static func curRow(_ type: String, _ day: Int, _ usageType: String, _ kTokens: Int, _ cost: String, through: String? = nil) -> String {
+        let from = "2026-05-\(String(format: "%02d", day))T00:00:00Z"
+        let to = through ?? Timestamp(microseconds: Timestamp(rfc3339: from)!.microseconds + 86_400_000_000).rfc3339
+        return "\(type),\(from),\(to),AmazonBedrock,\(usageType),\(kTokens),1K tokens,\(cost),USD\n"
+    }
+    static let curHeader =
+        "line_item_line_item_type,line_item_usage_start_date,line_item_usage_end_date,line_item_product_code,line_item_usage_type,line_item_usage_amount,pricing_unit,line_item_unblended_cost,line_item_currency_code\n"
+
+    /// A CUR refund with tokens is dated over its billing period: it may return April's usage, or
+    /// money for tokens that were served. It nets in the figures but holds its model's corrections;
+    /// the other models' corrections stand.
+    @Test func aCURRefundOfTokensHoldsItsModel() async throws {
+        let store = try await store(
+            (1...31).map { ("acct_b", "claude-sonnet-4-6", "input", 100_000, $0) } + [("acct_b", "claude-haiku-4-5", "input", 10_000_000, 10)],
+            vendor: "aws-bedrock")
+        var csv = Self.curHeader
+        for d in 1...31 {
+            // Sonnet: 100,000 a day metered, billed 200,000 on May 20 (a real metering gap).
+            csv += Self.curRow("Usage", d, "USE1-Claude4.6Sonnet-input-tokens", d == 20 ? 200 : 100, d == 20 ? "0.6" : "0.3")
+        }
+        csv += Self.curRow("Usage", 10, "USE1-Claude4.5Haiku-input-tokens", 10_000, "10.0")
+        csv += Self.curRow("Refund", 1, "USE1-Claude4.5Haiku-input-tokens", -2000, "-2.0", through: "2026-06-01T00:00:00Z")
+        let r = try await run("aws-bedrock", [file("cur.csv", csv)], store, account: "acct_b")
+        let refund = try #require(r.reasons.first { $0.code == "usage_refund" })
+        #expect(refund.modelID == "claude-haiku-4-5" && refund.effect == .blocksModel && refund.detail.contains("2000000 tokens"), "\(refund)")
+        #expect(r.models.first { $0.modelID == "claude-haiku-4-5" }?.gap == -2_000_000, "the refund still nets in the figures")
+        #expect(
+            r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-sonnet-4-6 100000"],
+            "\(r.corrections.map { "\($0.modelID) \($0.quantity)" }) \(r.held.map(\.reason))")
+        #expect(r.held.isEmpty)
+    }
+    /// OpenAI cost results with money and no quantity are what was billed: a negotiated 10 %
+    /// discount on one model is not 10 % over-metering.
+    @Test func openAIMoneyWithoutQuantityHoldsNegativeCorrections() async throws {
+        let store = try await store([("acct_oa", "gpt-4o-2024-08-06", "input", 10_000_000, 5)], vendor: "openai")
+        let page = file("costs.json", Self.openAIPage(days: 1...31, rows: [5: "22.50"], hasMore: false))
+        let r = try await run("openai", [page], store, account: "acct_oa")
+        #expect(r.models.first?.gap == -1_000_000)
+        #expect(r.reasons.map(\.code) == ["amounts_may_be_net"] && r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections)")
+        #expect(r.findings.first?.blockedBy == ["amounts_may_be_net"])
+    }
+
+    func parser(_ plugin: String, _ id: String) throws -> any InvoiceParser {
+        try #require(builtInPlugins.first { $0.id == plugin }?.parsers.first { $0.id == id })
+    }
+
+    /// Azure's UnitOfMeasure in its other spellings; a unit that is not tokens on a token meter is
+    /// refused naming the field (it was read as single tokens: a thousandth of the usage).
+    @Test func azureUnitsOfMeasure() throws {
+        let p = try parser("azure-openai", "cost-details-csv")
+        func parse(_ unit: String) throws -> ParsedInvoice {
+            let csv =
+                "Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType\n"
+                + "05/25/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,1000,\(unit),2.50,USD,Usage\n"
+            return try p.parse(file("azure.csv", csv))
+        }
+        for (unit, tokens) in [("1K", 1_000_000), ("1000 Tokens", 1_000_000), ("10K", 10_000_000), ("1M", 1_000_000_000), ("1 Tokens", 1000)]
+            as [(String, Int64)]
+        {
+            #expect(try parse(unit).lines.first?.quantity == tokens, "\(unit)")
+        }
+        #expect { try parse("1 Hour") } throws: { e in
+            let e = try #require(e as? InvoiceError)
+            return e.line == 2 && e.field == "UnitOfMeasure" && e.description.contains("1 Hour")
+        }
+    }
+
+    /// Marketplace token meters state single tokens in `Units`: the quantity is the usage, not the
+    /// money ÷ the card's price (a private offer's discount read as 20 % less usage).
+    @Test func bedrockMarketplaceUnitsAreTokens() throws {
+        let csv =
+            "bill_billing_entity,line_item_line_item_type,line_item_usage_start_date,line_item_usage_end_date,line_item_product_code,line_item_usage_type,line_item_usage_amount,pricing_unit,line_item_unblended_cost,line_item_currency_code,product_product_name\n"
+            + "AWS Marketplace,Usage,2026-05-01T00:00:00Z,2026-05-02T00:00:00Z,prod-abc,USE1-MP:USE1_InputTokenCount-Units,1105000,Units,0.8840000,USD,Claude Haiku 4.5 (Amazon Bedrock Edition)\n"
+        let line = try #require(try parser("aws-bedrock", "cur-csv").parse(file("cur.csv", csv)).lines.first)
+        #expect(line.quantity == 1_105_000 && line.vendorModel == "Claude Haiku 4.5 (Amazon Bedrock Edition)")
+    }
+}
