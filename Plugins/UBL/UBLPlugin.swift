@@ -200,13 +200,17 @@ struct UBLParser: InvoiceParser {
                 if let start = p.start {
                     try coverage.declare(from: Timestamp(date: start), to: lineEnd, file: file.name, line: p.line, field: "InvoiceLine.InvoicePeriod.EndDate")
                 }
-                lines.append(
-                    InvoiceLine(
-                        location: "\(file.name):\(p.line)", vendorModel: vendorModel, vendorTokenType: p.tokenTypeProperty,
-                        tokenType: p.tokenTypeProperty.flatMap { UBLPlugin.tokenTypeMap[$0] }, amount: amount * sign,
-                        amountScale: ExactDecimal.scale(of: amountText), currency: currency, quantity: quantity, date: date, end: lineEnd,
-                        labels: ["unit_code": p.unitCode, "supplier": supplier].compactMapValues { $0 },
-                        description: "line \(p.id ?? "?"): \(vendorModel ?? "")"))
+                var line = InvoiceLine(
+                    location: "\(file.name):\(p.line)", vendorModel: vendorModel, vendorTokenType: p.tokenTypeProperty,
+                    tokenType: p.tokenTypeProperty.flatMap { UBLPlugin.tokenTypeMap[$0] }, amount: amount * sign,
+                    amountScale: ExactDecimal.scale(of: amountText), currency: currency, quantity: quantity, date: date, end: lineEnd,
+                    labels: ["unit_code": p.unitCode, "supplier": supplier].compactMapValues { $0 },
+                    description: "line \(p.id ?? "?"): \(vendorModel ?? "")")
+                // A credit note corrects an invoice: money alone changes no usage, and a credited
+                // quantity may be a price fix restated over the whole quantity, so it holds its model.
+                line.isCorrection = sign < 0
+                line.isRefund = sign < 0 && quantity != nil
+                lines.append(line)
             case "allowance_charge":
                 let isCharge = p.chargeIndicator == "true"
                 lines.append(

@@ -60,9 +60,10 @@ public struct InvoiceLine: Sendable, Hashable {
     /// The row corrects earlier billing (FOCUS `ChargeClass = Correction`, a CUR refund); `date`
     /// is the charge period it corrects. A quantity it carries nets into that period's usage.
     public var isCorrection = false
-    /// The row gives usage back (a CUR `Refund` with tokens). It nets, but a refund's dates are its
-    /// billing period's: it says neither which usage it returns (this period's or an earlier one's)
-    /// nor whether those tokens were served, so corrections of its model are held.
+    /// The row gives usage back (a CUR `Refund` with tokens, a UBL credit note's credited quantity).
+    /// It nets, but it says neither which usage it returns (a CUR refund is dated over its billing
+    /// period) nor whether those tokens were served (a price fix may restate the whole quantity),
+    /// so corrections of its model are held.
     public var isRefund = false
     /// Units of `currency` per unit of the card's currency, when the export states the rate it used
     /// (Vertex `currency_conversion_rate`, Azure `ExchangeRatePricingToBilling`).

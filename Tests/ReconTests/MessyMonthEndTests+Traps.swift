@@ -32,7 +32,7 @@ extension MessyMonthEndTests {
         csv += Self.curRow("Refund", 1, "USE1-Claude4.5Haiku-input-tokens", -2000, "-2.0", through: "2026-06-01T00:00:00Z")
         let r = try await run("aws-bedrock", [file("cur.csv", csv)], store, account: "acct_b")
         let refund = try #require(r.reasons.first { $0.code == "usage_refund" })
-        #expect(refund.modelID == "claude-haiku-4-5" && refund.effect == .blocksModel && refund.detail.contains("2000000 tokens"), "\(refund)")
+        #expect(refund.modelID == "claude-haiku-4-5" && refund.effect == .blocksModel && refund.detail.contains("gives back 2000000 tokens"), "\(refund)")
         #expect(r.models.first { $0.modelID == "claude-haiku-4-5" }?.gap == -2_000_000, "the refund still nets in the figures")
         #expect(
             r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-sonnet-4-6 100000"],

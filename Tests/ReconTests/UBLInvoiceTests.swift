@@ -34,12 +34,11 @@ import UsageBoxApp
         let r = try await service.engine.run(ReconciliationOptions(vendor: "ubl", invoices: [file], range: S.may), store: try S.store())
         #expect(r.rateCard.vendor == "anthropic", "the supplier's name picked the anthropic card")
         #expect(r.unmapped.isEmpty && r.models.first?.vendor == -1, "a credited quantity takes tokens back")
-        #expect(r.verdict == .inconclusive && r.reasons.map(\.code) == ["coverage_gap"], "one day's credit note is no evidence for May")
+        #expect(r.verdict == .inconclusive && r.reasons.map(\.code) == ["coverage_gap", "usage_refund"], "one day's credit note is no evidence for May")
     }
 
-    @Test func aUBLInvoiceWithTheSuppliersCardReconciles() async throws {
-        let example = try #require(builtInPlugins.first { $0.id == "ubl" }?.examples.first { $0.expectedError == nil })
-        let card = try RateCard.load(
+    static func acmeCard() throws -> RateCard {
+        try RateCard.load(
             text: """
                 schema: ratecard/v1
                 vendor: acme-ai
@@ -56,6 +55,11 @@ import UsageBoxApp
                   - {match: "Claude Sonnet 4\\\\.6 - Input Tokens", model: claude-sonnet-4-6, token_type: input}
                   - {match: "Claude Sonnet 4\\\\.6 - Output Tokens", model: claude-sonnet-4-6, token_type: output}
                 """, file: "acme.yaml")
+    }
+
+    @Test func aUBLInvoiceWithTheSuppliersCardReconciles() async throws {
+        let example = try #require(builtInPlugins.first { $0.id == "ubl" }?.examples.first { $0.expectedError == nil })
+        let card = try Self.acmeCard()
         let store = try S.store()
         _ = try await store.ingest([
             TestSupport.event("i", model: "claude-sonnet-4-6", type: "input", quantity: 12_345_670),
@@ -67,5 +71,39 @@ import UsageBoxApp
         #expect(model.tokenTypes.map(\.vendor) == [12_345_670, 1_000_000], "stated MIO quantities")
         #expect(r.corrections.map(\.quantity) == [100_000], "the output gap is corrected")
         #expect(r.unmapped.map(\.reason).sorted() == ["allowance", "tax"])
+    }
+
+    /// A credit note that fixes a price restates the whole quantity at the price difference
+    /// ($0.30 a million on 3M tokens): it is read with its invoice (a correction bills nothing
+    /// twice), and its credited quantity holds the model's corrections rather than backing 3M
+    /// tokens out of the meter.
+    @Test func aPriceFixCreditNoteDoesNotTakeItsQuantityBack() async throws {
+        let example = try #require(builtInPlugins.first { $0.id == "ubl" }?.examples.first { $0.expectedError == nil })
+        let credit = """
+            <?xml version="1.0"?>
+            <CreditNote xmlns="urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
+              xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+              xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+              <cbc:ID>CN-1</cbc:ID><cbc:IssueDate>2026-06-02</cbc:IssueDate><cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
+              <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">0.90</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
+              <cac:CreditNoteLine><cbc:ID>1</cbc:ID><cbc:CreditedQuantity unitCode="MIO">3.000000</cbc:CreditedQuantity>
+                <cbc:LineExtensionAmount currencyID="USD">0.90</cbc:LineExtensionAmount>
+                <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-10</cbc:EndDate></cac:InvoicePeriod>
+                <cac:Item><cbc:Name>Claude Sonnet 4.6 - Input Tokens</cbc:Name></cac:Item>
+              </cac:CreditNoteLine>
+            </CreditNote>
+            """
+        let store = try S.store()
+        _ = try await store.ingest([
+            TestSupport.event("i", model: "claude-sonnet-4-6", type: "input", quantity: 12_345_670),
+            TestSupport.event("o", model: "claude-sonnet-4-6", type: "output", quantity: 1_000_000),
+        ])
+        let r = try await service.engine.run(
+            ReconciliationOptions(
+                vendor: "ubl", invoices: [example.file, InvoiceFile(name: "credit.xml", bytes: Array(credit.utf8))], range: S.may,
+                account: "acct_42", rateCard: try Self.acmeCard()), store: store)
+        #expect(r.reasons.contains { $0.code == "usage_refund" && $0.modelID == "claude-sonnet-4-6" }, "\(r.reasons.map(\.code))")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
+        #expect(r.findings.first { $0.tokenType == .input }?.blockedBy.contains("usage_refund") == true)
     }
 }

@@ -480,10 +480,10 @@ struct VendorLedger: Sendable {
             ledger.reasons.append(
                 .init(
                     code: "usage_refund", effect: .blocksModel, modelID: model,
-                    detail: "\(model): a refund gives back \(r.tokens.magnitude) tokens (netted in the vendor's figures); a refund is dated "
-                        + "over its billing period, so which usage it returns (this period's or an earlier one's), and whether those "
-                        + "tokens were served, is not stated",
-                    remedy: "ask the vendor which usage the refund returns; the other models' corrections stand", amount: r.amount))
+                    detail: "\(model): a refund or credit note gives back \(r.tokens.magnitude) tokens (netted in the vendor's figures); "
+                        + "it may return an earlier period's usage (a CUR refund is dated over its billing period) or fix a price restated "
+                        + "over the whole quantity, and it does not say whether those tokens were served",
+                    remedy: "ask the vendor what the refund or credit returns; the other models' corrections stand", amount: r.amount))
         }
         if !otherAccounts.isEmpty {
             ledger.reasons.append(
