@@ -84,4 +84,21 @@ extension MessyMonthEndTests {
         let line = try #require(try parser("aws-bedrock", "cur-csv").parse(file("cur.csv", csv)).lines.first)
         #expect(line.quantity == 1_105_000 && line.vendorModel == "Claude Haiku 4.5 (Amazon Bedrock Edition)")
     }
+
+    /// A CUR states token counts: the meter 3 % low on every model is the meter's loss, not a
+    /// rate card or currency off by a factor (it was called pricing_gap and never corrected).
+    @Test func theSameShareOfStatedTokensOnEveryModelIsNoPriceFactor() async throws {
+        let store = try await store(
+            (1...31).flatMap { [("acct_b", "claude-sonnet-4-6", "input", 100_000, $0), ("acct_b", "claude-haiku-4-5", "input", 100_000, $0)] },
+            vendor: "aws-bedrock")
+        var csv = Self.curHeader
+        for d in 1...31 {
+            csv += Self.curRow("Usage", d, "USE1-Claude4.6Sonnet-input-tokens", 103, "0.309")
+            csv += Self.curRow("Usage", d, "USE1-Claude4.5Haiku-input-tokens", 103, "0.103")
+        }
+        let r = try await run("aws-bedrock", [file("cur.csv", csv)], store, account: "acct_b")
+        #expect(r.shape == .localized && r.impliedFactor == nil)
+        #expect(r.findings.allSatisfy { $0.gapClass == .meteringGap }, "\(r.findings.map { "\($0.modelID) \($0.gapClass) \($0.reason)" })")
+        #expect(r.corrections.map(\.quantity) == [93_000, 93_000])
+    }
 }

@@ -49,6 +49,11 @@ import VendorAnthropic
             modelID: "b", tokenTypes: [Row(tokenType: .input, metered: 2000, vendor: 2100, tolerance: 0, vendorAmount: 0, gapAmount: 0)])
         let (shape, factor) = GapDiff.shape([a, b], totalMetered: 3000, totalVendor: 3150)
         #expect(shape == .uniform && factor == Decimal(string: "1.05"))
+        // The same 5 % in token counts the vendor states: a meter's loss, not a price factor.
+        #expect(GapDiff.shape([a, b], totalMetered: 3000, totalVendor: 3150, pricedFromMoney: []).0 == .localized)
+        #expect(GapDiff.shape([a, b], totalMetered: 3000, totalVendor: 3150, pricedFromMoney: ["b"]).0 == .uniform)
+        // A vendor that billed nothing in the period is no factor either.
+        #expect(GapDiff.shape([a, b], totalMetered: 3000, totalVendor: 0).0 == .localized)
         let inside = ReconciliationReport.ModelRow(
             modelID: "m", tokenTypes: [Row(tokenType: .input, metered: 100, vendor: 101, tolerance: 1, vendorAmount: 0, gapAmount: 0)])
         #expect(GapDiff.shape([inside], totalMetered: 100, totalVendor: 101).0 == .none)

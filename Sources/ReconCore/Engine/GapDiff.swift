@@ -96,7 +96,10 @@ struct GapDiff: Sendable {
         diff.total = .init(
             metered: totalMetered, vendor: totalVendor, gap: totalVendor - totalMetered,
             gapAmount: ExactAmount(diff.models.reduce(Decimal(0)) { $0 + $1.gapAmount.value }))
-        (diff.shape, diff.impliedFactor) = shape(diff.models, totalMetered: totalMetered, totalVendor: totalVendor)
+        // A factor comes out of converting money; a token count the vendor states has none.
+        let pricedFromMoney = Set(sums.filter { !$0.value.allStated }.map(\.key.model))
+        (diff.shape, diff.impliedFactor) = shape(
+            diff.models, totalMetered: totalMetered, totalVendor: totalVendor, pricedFromMoney: pricedFromMoney)
 
         var vendorByType: [TokenType: Int64] = [:], meteredByType: [TokenType: Int64] = [:]
         for row in diff.models.flatMap(\.tokenTypes) {
@@ -111,13 +114,18 @@ struct GapDiff: Sendable {
     /// `none` when no model × token type is beyond tolerance (equal and opposite token-type gaps
     /// are not `none`); `uniform` when at least two models are off, all of one sign, every metered
     /// model is off, each within 0.5 points of the total's percentage, and no token type is off the
-    /// other way; else `localized`.
-    static func shape(_ models: [ReconciliationReport.ModelRow], totalMetered: Int64, totalVendor: Int64) -> (GapShape, Decimal?) {
+    /// other way, and the vendor billed something, some of it in money (`pricedFromMoney`: a
+    /// stated token count off by the same share everywhere is a meter's loss, not a price); else
+    /// `localized`.
+    static func shape(
+        _ models: [ReconciliationReport.ModelRow], totalMetered: Int64, totalVendor: Int64, pricedFromMoney: Set<String>? = nil
+    ) -> (GapShape, Decimal?) {
         let rowsBeyond = models.flatMap(\.tokenTypes).filter(\.beyondTolerance)
         guard !rowsBeyond.isEmpty else { return (.none, nil) }
         let gapped = models.filter(\.beyondTolerance)
         // A vendor that billed nothing (or only credits) is no factor of the meter.
-        guard gapped.count >= 2, totalMetered != 0, totalVendor > 0 else { return (.localized, nil) }
+        guard gapped.count >= 2, totalMetered != 0, totalVendor > 0, gapped.contains(where: { pricedFromMoney?.contains($0.modelID) ?? true })
+        else { return (.localized, nil) }
         let totalPct = Decimal(exactly: totalVendor - totalMetered) * 100 / Decimal(exactly: totalMetered)
         let signs = Set(gapped.map { $0.gap > 0 } + rowsBeyond.map { $0.gap > 0 })
         let everyMetered = models.filter { $0.metered != 0 }.allSatisfy(\.beyondTolerance)
