@@ -12,6 +12,7 @@ public enum BedrockPlugin: VendorPlugin {
     public static let name = "AWS Bedrock (CUR)"
     public static let rateCardName = "aws-bedrock"
     public static let tenantKeys: Set<String> = ["usage_account_id"]
+    public static let providerNames: Set<String> = ["amazon web services", "aws", "amazon"]
     public static let parsers: [any InvoiceParser] = [BedrockCURParser()]
     public static let tokenTypeMap: [String: TokenType] = [
         "input-tokens": .input, "output-tokens": .output, "cache-read-input-token-count": .cacheRead,

@@ -10,6 +10,7 @@ public enum AnthropicPlugin: VendorPlugin {
     public static let rateCardName = "anthropic"
     /// The default workspace has no id: lines without one are its own.
     public static let tenantKeys: Set<String> = ["workspace_id", "workspace"]
+    public static let providerNames: Set<String> = ["anthropic"]
     public static let parsers: [any InvoiceParser] = [
         AnthropicCostReportParser(), AnthropicUsageReportParser(), AnthropicConsoleCostParser(),
     ]

@@ -11,6 +11,7 @@ public enum AzureOpenAIPlugin: VendorPlugin {
     public static let name = "Azure OpenAI (Cost Management)"
     public static let rateCardName = "azure-openai"
     public static let tenantKeys: Set<String> = ["SubscriptionId"]
+    public static let providerNames: Set<String> = ["microsoft", "microsoft azure", "azure"]
     public static let parsers: [any InvoiceParser] = [AzureCostDetailsParser()]
     public static let tokenTypeMap: [String: TokenType] = ["input": .input, "output": .output, "cached": .cacheRead]
 

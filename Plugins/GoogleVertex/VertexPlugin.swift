@@ -12,6 +12,7 @@ public enum VertexPlugin: VendorPlugin {
     public static let name = "Google Vertex AI (Cloud Billing export)"
     public static let rateCardName = "google-vertex"
     public static let tenantKeys: Set<String> = ["project_id"]
+    public static let providerNames: Set<String> = ["google cloud", "google", "google cloud platform"]
     public static let parsers: [any InvoiceParser] = [VertexNDJSONParser(), VertexCSVParser()]
     public static let tokenTypeMap: [String: TokenType] = ["input": .input, "output": .output, "cache_read": .cacheRead]
 

@@ -11,6 +11,7 @@ public enum OpenAIPlugin: VendorPlugin {
     public static let name = "OpenAI"
     public static let rateCardName = "openai"
     public static let tenantKeys: Set<String> = ["project_id"]
+    public static let providerNames: Set<String> = ["openai"]
     public static let parsers: [any InvoiceParser] = [OpenAICostsParser(), OpenAIUsageParser(), OpenAICostCSVParser()]
     public static let tokenTypeMap: [String: TokenType] = [
         "input": .input, "input_tokens": .input, "uncached input": .input, "cached input": .cacheRead, "cached_input": .cacheRead,

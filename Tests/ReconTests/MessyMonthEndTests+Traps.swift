@@ -101,4 +101,26 @@ extension MessyMonthEndTests {
         #expect(r.findings.allSatisfy { $0.gapClass == .meteringGap }, "\(r.findings.map { "\($0.modelID) \($0.gapClass) \($0.reason)" })")
         #expect(r.corrections.map(\.quantity) == [93_000, 93_000])
     }
+
+    /// Azure's FOCUS export names its provider Microsoft; the meter labels the same usage with the
+    /// plugin's id. It is this invoice's usage, not another vendor's (it was set aside, and the
+    /// held corrections said the account "metered none of that model", ready to bill it twice).
+    @Test func aFOCUSProviderIsTheVendorItsPluginIsRegisteredAs() async throws {
+        let store = try await store(
+            [("acct_42", "gpt-4.1-2025-04-14", "input", 4_469_000, 1), ("acct_42", "gpt-4.1-2025-04-14", "output", 677_000, 1)], vendor: "azure-openai")
+        let header =
+            "BilledCost,BillingCurrency,ChargeCategory,ChargeClass,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,ListCost,ProviderName,SkuPriceDetails,SubAccountId\n"
+        func row(_ cost: String, _ tokens: Int, _ direction: String) -> String {
+            #"\#(cost),USD,Usage,,2026-05-01T00:00:00Z,2026-05-02T00:00:00Z,\#(tokens),Tokens,\#(cost),Microsoft,"{""ModelId"": ""gpt-4.1-2025-04-14"", ""TokenDirection"": ""\#(direction)""}",proj-1"#
+                + "\n"
+        }
+        let csv = header + row("8.938000", 4_469_000, "Input") + row("5.416000", 677_000, "Output")
+        let day = try TimeRange(from: Timestamp(rfc3339: "2026-05-01T00:00:00Z")!, to: Timestamp(rfc3339: "2026-05-02T00:00:00Z")!)
+        var o = ReconciliationOptions(vendor: "focus", invoices: [file("focus.csv", csv)], range: day, account: "acct_42")
+        o.invoiceScope = .account
+        let r = try await service.engine.run(o, store: store)
+        #expect(r.meteredOutOfScope.isEmpty, "\(r.meteredOutOfScope)")
+        #expect(r.models.map { "\($0.modelID) \($0.metered) \($0.vendor)" } == ["gpt-4.1-2025-04-14 5146000 5146000"])
+        #expect(r.held.isEmpty && r.corrections.isEmpty)
+    }
 }

@@ -68,8 +68,11 @@ public struct ReconciliationEngine: Sendable {
         }
         let vendor = try VendorLedger.build(batch, card: card, options: o, tenantKeys: plugin.tenantKeys)
         // Metered events whose vendor dimension names the plugin, the card's vendor, or the
-        // provider a multi-provider export (FOCUS) states on its lines.
-        let vendorNames = Set([plugin.id, card.vendor] + batch.lines.compactMap { $0.line.labels["provider"] })
+        // provider a multi-provider export (FOCUS) states on its lines, as written or as the
+        // plugin that sells it is registered (Microsoft's lines are usage metered as azure-openai).
+        let providers = Set(batch.lines.compactMap { $0.line.labels["provider"] })
+        let vendorNames = Set(
+            [plugin.id, card.vendor] + providers + registry.plugins.filter { !$0.providerNames.isDisjoint(with: providers) }.map { $0.id })
         let meter = try await MeterLedger.read(
             store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models),
             vendorNames: vendorNames, options: o)

@@ -38,12 +38,16 @@ public protocol VendorPlugin: Sendable {
     /// a linked account), unlike keys one customer holds many of (API keys, IAM users, resources):
     /// an invoice naming several, or some lines without one, is an organisation's bill.
     static var tenantKeys: Set<String> { get }
+    /// How a multi-provider export (FOCUS `ProviderName`, lowercased) names this vendor
+    /// (`microsoft` for Azure OpenAI): usage metered under this plugin's id is then that line's.
+    static var providerNames: Set<String> { get }
 }
 
 extension VendorPlugin {
     public static func cardHints(for lines: [InvoiceLine]) -> [String] { [] }
     public static var classifiers: [any GapClassifier] { [] }
     public static var tenantKeys: Set<String> { [] }
+    public static var providerNames: Set<String> { [] }
 }
 
 /// A sample export and what parsing it must give: documentation and test data at once.
