@@ -50,6 +50,31 @@ import UsageBoxApp
         #expect(r.days.first { $0.day == "2026-05-16" }?.gap == 0)
     }
 
+    /// Sonnet's input and output both 10 % dearer from May 20, Haiku steady: a price change of
+    /// one model the card lacks, or the meter losing a tenth of Sonnet's requests from that day.
+    /// Held either way (it was corrected as 1.2M tokens of usage); one token type stepping alone
+    /// stays a metering gap (above).
+    @Test func oneModelsTokenTypesSteppingTogetherAreHeld() async throws {
+        let store = try S.store()
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { _ in 1_000_000 })
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "output") { _ in 100_000 })
+        _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { _ in 1_000_000 })
+        var rows: [TestSupport.Row] = []
+        for d in 1...31 {
+            let up: Decimal = d >= 20 ? Decimal(string: "1.1")! : 1
+            rows.append(.init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(3 * up)))
+            rows.append(.init(day: d, model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: Self.cents(Decimal(string: "1.5")! * up)))
+            rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100"))
+        }
+        let r = try await run(store, S.costReport(rows))
+        #expect(r.priceSteps.isEmpty, "one model: not a vendor-wide price step")
+        let sonnet = r.findings.filter { $0.modelID == "claude-sonnet-4-5" }
+        #expect(
+            sonnet.count == 2 && sonnet.allSatisfy { $0.gapClass == .unexplained && $0.reason == "implied_price_of_claude-sonnet-4-5_changed_on_2026-05-20" },
+            "\(sonnet.map { "\($0.tokenType?.rawValue ?? "") \($0.gapClass) \($0.reason)" })")
+        #expect(r.corrections.isEmpty && r.held.isEmpty)
+    }
+
     @Test func aPriceStepAcrossModelsIsAPricingGapHoweverTheTrafficIsSpread() async throws {
         let store = try S.store()
         // Uneven traffic: Sonnet heavy early, Haiku only on even days.

@@ -242,6 +242,36 @@ enum DailyEvidence {
             }
         }
 
+        // One model whose token types' implied prices all stepped on one day by one ratio (within
+        // 1 %), the other models steady: a price change of that model the card lacks, or the meter
+        // losing a steady share of that model's requests from that day. The gap cannot say which,
+        // so it is held rather than corrected. One token type stepping alone is a metering gap.
+        let multiModel = Set(priceSteps.flatMap { step in step.rates.map { CellKey(model: $0.modelID, tokenType: $0.tokenType) } })
+        var oneModel: [String: [(key: CellKey, day: Int64, ratio: Decimal)]] = [:]
+        // Each price must hold two days or more (a last day unlike the rest is a late export's).
+        let days = periodDays(range)
+        for (day, cells) in steps where day >= (days.first ?? day) + 2 && day <= (days.last ?? day) - 1 {
+            for (cell, before, after) in cells where !multiModel.contains(cell) && before > 0 {
+                oneModel[cell.model, default: []].append((cell, day, after / before))
+            }
+        }
+        for (model, cells) in oneModel.sorted(by: { $0.key < $1.key }) {
+            for (day, same) in Dictionary(grouping: cells, by: \.day) where same.count >= 2 {
+                let ratio = same[0].ratio
+                guard same.allSatisfy({ abs($0.ratio - ratio) <= ratio / 100 }) else { continue }
+                let held = Set(same.map(\.key))
+                for i in findings.indices
+                where findings[i].modelID == model && findings[i].gapClass == .meteringGap
+                    && held.contains(CellKey(model: model, tokenType: findings[i].tokenType))
+                {
+                    findings[i].gapClass = .unexplained
+                    findings[i].rule = "price-step"
+                    findings[i].classifier = "engine"
+                    findings[i].reason = "implied_price_of_\(model)_changed_on_\(dayString(day))"
+                }
+            }
+        }
+
         for i in findings.indices where ![.withinTolerance, .pricingGap].contains(findings[i].gapClass) {
             let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType, account: findings[i].accountID)
             if let where_ = boundary(findings[i], diff, tolerance: diff.vendor[key]?.toleranceTokens ?? 0) {
