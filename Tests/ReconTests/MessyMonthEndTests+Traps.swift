@@ -102,19 +102,24 @@ extension MessyMonthEndTests {
         #expect(r.corrections.map(\.quantity) == [93_000, 93_000])
     }
 
+    static let providerFOCUSHeader =
+        "BilledCost,BillingCurrency,ChargeCategory,ChargeClass,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,ListCost,ProviderName,SkuPriceDetails,SubAccountId\n"
+
+    /// A FOCUS row of May 1 with its tokens stated.
+    static func providerFOCUSRow(_ cost: String, _ tokens: Int, _ direction: String, _ provider: String, model: String = "gpt-4.1-2025-04-14") -> String {
+        #"\#(cost),USD,Usage,,2026-05-01T00:00:00Z,2026-05-02T00:00:00Z,\#(tokens),Tokens,\#(cost),\#(provider),"{""ModelId"": ""\#(model)"", ""TokenDirection"": ""\#(direction)""}",proj-1"#
+            + "\n"
+    }
+
     /// Azure's FOCUS export names its provider Microsoft; the meter labels the same usage with the
     /// plugin's id. It is this invoice's usage, not another vendor's (it was set aside, and the
     /// held corrections said the account "metered none of that model", ready to bill it twice).
     @Test func aFOCUSProviderIsTheVendorItsPluginIsRegisteredAs() async throws {
         let store = try await store(
             [("acct_42", "gpt-4.1-2025-04-14", "input", 4_469_000, 1), ("acct_42", "gpt-4.1-2025-04-14", "output", 677_000, 1)], vendor: "azure-openai")
-        let header =
-            "BilledCost,BillingCurrency,ChargeCategory,ChargeClass,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,ListCost,ProviderName,SkuPriceDetails,SubAccountId\n"
-        func row(_ cost: String, _ tokens: Int, _ direction: String) -> String {
-            #"\#(cost),USD,Usage,,2026-05-01T00:00:00Z,2026-05-02T00:00:00Z,\#(tokens),Tokens,\#(cost),Microsoft,"{""ModelId"": ""gpt-4.1-2025-04-14"", ""TokenDirection"": ""\#(direction)""}",proj-1"#
-                + "\n"
-        }
-        let csv = header + row("8.938000", 4_469_000, "Input") + row("5.416000", 677_000, "Output")
+        let header = Self.providerFOCUSHeader
+        let csv =
+            header + Self.providerFOCUSRow("8.938000", 4_469_000, "Input", "Microsoft") + Self.providerFOCUSRow("5.416000", 677_000, "Output", "Microsoft")
         let day = try TimeRange(from: Timestamp(rfc3339: "2026-05-01T00:00:00Z")!, to: Timestamp(rfc3339: "2026-05-02T00:00:00Z")!)
         var o = ReconciliationOptions(vendor: "focus", invoices: [file("focus.csv", csv)], range: day, account: "acct_42")
         o.invoiceScope = .account
@@ -122,5 +127,23 @@ extension MessyMonthEndTests {
         #expect(r.meteredOutOfScope.isEmpty, "\(r.meteredOutOfScope)")
         #expect(r.models.map { "\($0.modelID) \($0.metered) \($0.vendor)" } == ["gpt-4.1-2025-04-14 5146000 5146000"])
         #expect(r.held.isEmpty && r.corrections.isEmpty)
+    }
+
+    /// A FOCUS export names the model without its date (gpt-4.1); the meter, labelled as this
+    /// vendor's, holds it dated. The card cannot place the meter's id, so the invoice's tokens
+    /// must not read as usage the meter never saw (held as "metered none of that model", one
+    /// --confirm-large from billing it twice): positive corrections are blocked.
+    @Test func thisVendorsUsageUnderAnIdTheCardLacksBlocksBillingItAgain() async throws {
+        let store = try await store(
+            [("acct_7", "gpt-4.1-2025-04-14", "input", 4_469_000, 1), ("acct_7", "gpt-4.1-2025-04-14", "output", 677_000, 1)], vendor: "openai")
+        let csv =
+            Self.providerFOCUSHeader + Self.providerFOCUSRow("8.938000", 4_469_000, "Input", "OpenAI", model: "gpt-4.1")
+            + Self.providerFOCUSRow("5.416000", 677_000, "Output", "OpenAI", model: "gpt-4.1")
+        let day = try TimeRange(from: Timestamp(rfc3339: "2026-05-01T00:00:00Z")!, to: Timestamp(rfc3339: "2026-05-02T00:00:00Z")!)
+        var o = ReconciliationOptions(vendor: "focus", invoices: [file("focus.csv", csv)], range: day, account: "acct_7")
+        o.invoiceScope = .account
+        let r = try await service.engine.run(o, store: store)
+        #expect(r.reasons.contains { $0.code == "unplaced_metered_usage" }, "\(r.reasons.map(\.code)) \(r.meteredOutOfScope)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.held.map(\.detail))")
     }
 }

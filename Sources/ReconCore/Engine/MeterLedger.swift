@@ -25,6 +25,9 @@ struct MeterLedger: Sendable {
     /// Models with usage that has no `token_type` (compared per model).
     var untypedModels = Set<String>()
     var outOfScope: [ReconciliationReport.MeteredOutOfScope] = []
+    /// Raw model ids the card cannot place on events whose `vendor` names this invoice's vendor:
+    /// this vendor's usage under a name the card lacks, whatever another card calls it.
+    var unplacedOwnModels = Set<String>()
     /// Tokens per account and canonical model over every account (not only the caller's), for the
     /// scope checks; and the accounts with any usage at all.
     var everyAccount: [String: [String: Int64]] = [:]
@@ -109,6 +112,7 @@ struct MeterLedger: Sendable {
             }
             guard let model = canonical(raw), scopeModels.contains(model) else {
                 outside["\(raw ?? "")|\(meter ?? "")|\(raw == nil ? "no_model" : "model_unknown_to_card")", default: 0] += g.aggregate.sum
+                if let raw, servedBy != nil { ledger.unplacedOwnModels.insert(raw) }
                 continue
             }
             if ledger.hasTokenType, tokenType == nil { ledger.untypedModels.insert(model) }

@@ -181,8 +181,13 @@ public struct ReconciliationEngine: Sendable {
     /// may be the invoice's models under another name, so the vendor billing more than the meter
     /// shows is no evidence of under-metering.
     func unplacedMetered(_ meter: MeterLedger, card: any RateCardConverter) -> [EvidenceReason] {
+        // An unlabelled event of a model another card knows is that vendor's; one labelled as this
+        // vendor's is this invoice's usage under a name its card lacks (a FOCUS export's undated
+        // ModelId beside the meter's dated one).
         let unknown = meter.outOfScope.filter { row in
-            row.reason == "model_unknown_to_card" && !cards.values.contains { c in row.modelID.map { c.canonicalModel($0) != nil } ?? false }
+            row.reason == "model_unknown_to_card"
+                && (row.modelID.map(meter.unplacedOwnModels.contains) == true
+                    || !cards.values.contains { c in row.modelID.map { c.canonicalModel($0) != nil } ?? false })
         }
         guard !unknown.isEmpty else { return [] }
         return [
