@@ -41,13 +41,14 @@ public enum BedrockPlugin: VendorPlugin {
             expectedQuantities: ["claude-haiku-4-5/input": 500_000, "claude-haiku-4-5/output": 500_000]),
         PluginExample(
             name:
-                "aws-bedrock: geographic profile (+10%), global profile, a flex line with its stated tokens, a usage refund netted; the meter writes profile ids",
+                "aws-bedrock: geographic profile (+10%), global profile, a flex line with its stated tokens, a usage refund set aside; the meter writes profile ids",
             file: InvoiceFile(name: "cur2_profiles_2026_05.csv", bytes: PackageResources.cur2_profiles_2026_05_csv), parserID: "cur-csv",
             expectedLineCount: 4,
             expectedAmounts: ["claude-sonnet-4-6/input": "6", "claude-sonnet-4-6/output": "0.75"],
             expectedQuantities: ["claude-sonnet-4-6/input": 1_900_000, "claude-sonnet-4-6/output": 100_000],
             reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
-            expectedVendorTokens: ["claude-sonnet-4-6/input": 1_900_000, "claude-sonnet-4-6/output": 100_000],
+            expectedVendorTokens: ["claude-sonnet-4-6/input": 2_000_000, "claude-sonnet-4-6/output": 100_000],
+            expectedUnmapped: ["refund": "-0.3"],
             meterModelIDs: ["claude-sonnet-4-6": "us.anthropic.claude-sonnet-4-6-v1:0"]),
         PluginExample(
             name: "aws-bedrock: a missing cost column is refused naming it",

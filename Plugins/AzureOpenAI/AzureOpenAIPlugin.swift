@@ -76,6 +76,7 @@ extension AzureOpenAIPlugin {
     /// `1 Tokens`; nil for anything else (an unknown unit read as single tokens was off by 1,000).
     static func tokensPerUnit(_ unit: String) -> Decimal? {
         var t = unit.trimmingCharacters(in: .whitespaces).lowercased().replacingOccurrences(of: ",", with: "")
+        guard !t.isEmpty else { return nil }
         for word in ["tokens", "token"] where t.hasSuffix(word) {
             t = String(t.dropLast(word.count)).trimmingCharacters(in: .whitespaces)
             break

@@ -349,6 +349,8 @@ public struct EvidenceReason: Codable, Equatable, Sendable {
         case blocksNegative = "blocks_negative"
         /// Every correction on its model is blocked.
         case blocksModel = "blocks_model"
+        /// Every correction of its model × token type (on its account, when it names one) is blocked.
+        case blocksCell = "blocks_cell"
         /// Positive (under-metering) corrections in its scope are blocked.
         case blocksPositive = "blocks_positive"
         /// Every correction on its account is blocked.

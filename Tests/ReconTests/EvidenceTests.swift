@@ -242,8 +242,10 @@ import VendorAnthropic
         #expect(r.verdict == .inconclusive && r.corrections.isEmpty, "without the rule acct_42 would get +3,000,000 of acct_7's usage")
         #expect(r.models.first?.gap == 3_000_000, "its gaps are still the invoice against acct_42's meter")
         // Asserting the invoice is acct_42's alone makes the comparison the caller's claim.
+        // Four times what acct_42 metered: proposed, but held for a person (--confirm-large).
         let asserted = try await run(store, [invoice]) { $0.invoiceScope = .account }
-        #expect(asserted.verdict == .conclusive && asserted.corrections.map(\.quantity) == [3_000_000])
+        #expect(asserted.verdict == .conclusive && asserted.corrections.isEmpty && asserted.held.map(\.correction.quantity) == [3_000_000])
+        #expect(asserted.held.first?.detail.contains("more than doubling") == true)
     }
 
     /// An organisation's invoice naming two workspaces, run for one account while the other
@@ -259,8 +261,10 @@ import VendorAnthropic
         let several = try #require(r.reasons.first { $0.code == "several_attributions_in_invoice" })
         #expect(several.detail.contains("wrkspc_42, wrkspc_TeamB") && several.remedy?.contains("--invoice-scope account") == true)
         #expect(r.verdict == .inconclusive && r.corrections.isEmpty, "without the rule acct_42 would get +3,000,000 of wrkspc_TeamB's usage")
+        // Four times what acct_42 metered: proposed, but held for a person (--confirm-large).
         let asserted = try await run(store, [invoice]) { $0.invoiceScope = .account }
-        #expect(asserted.verdict == .conclusive && asserted.corrections.map(\.quantity) == [3_000_000])
+        #expect(asserted.verdict == .conclusive && asserted.corrections.isEmpty && asserted.held.map(\.correction.quantity) == [3_000_000])
+        #expect(asserted.held.first?.detail.contains("more than doubling") == true)
         // One workspace throughout: nothing to hold.
         let one = try await run(
             store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300", workspace: "wrkspc_42")])])

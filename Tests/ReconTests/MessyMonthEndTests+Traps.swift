@@ -17,8 +17,9 @@ extension MessyMonthEndTests {
         "line_item_line_item_type,line_item_usage_start_date,line_item_usage_end_date,line_item_product_code,line_item_usage_type,line_item_usage_amount,pricing_unit,line_item_unblended_cost,line_item_currency_code\n"
 
     /// A CUR refund with tokens is dated over its billing period: it may return April's usage, or
-    /// money for tokens that were served. It nets in the figures but holds its model's corrections;
-    /// the other models' corrections stand.
+    /// money for tokens that were served. Its tokens are set aside, not netted, and the corrections
+    /// of that model × token type are held: the vendor billed 12M Haiku input on 10M metered and
+    /// refunded 2M, which may be those very tokens. Sonnet's real gap is still corrected.
     @Test func aCURRefundOfTokensHoldsItsModel() async throws {
         let store = try await store(
             (1...31).map { ("acct_b", "claude-sonnet-4-6", "input", 100_000, $0) } + [("acct_b", "claude-haiku-4-5", "input", 10_000_000, 10)],
@@ -28,17 +29,21 @@ extension MessyMonthEndTests {
             // Sonnet: 100,000 a day metered, billed 200,000 on May 20 (a real metering gap).
             csv += Self.curRow("Usage", d, "USE1-Claude4.6Sonnet-input-tokens", d == 20 ? 200 : 100, d == 20 ? "0.6" : "0.3")
         }
-        csv += Self.curRow("Usage", 10, "USE1-Claude4.5Haiku-input-tokens", 10_000, "10.0")
+        csv += Self.curRow("Usage", 10, "USE1-Claude4.5Haiku-input-tokens", 12_000, "12.0")
         csv += Self.curRow("Refund", 1, "USE1-Claude4.5Haiku-input-tokens", -2000, "-2.0", through: "2026-06-01T00:00:00Z")
         let r = try await run("aws-bedrock", [file("cur.csv", csv)], store, account: "acct_b")
         let refund = try #require(r.reasons.first { $0.code == "usage_refund" })
-        #expect(refund.modelID == "claude-haiku-4-5" && refund.effect == .blocksModel && refund.detail.contains("gives back 2000000 tokens"), "\(refund)")
-        #expect(r.models.first { $0.modelID == "claude-haiku-4-5" }?.gap == -2_000_000, "the refund still nets in the figures")
+        #expect(
+            refund.modelID == "claude-haiku-4-5" && refund.tokenType == .input && refund.effect == .blocksCell
+                && refund.detail.contains("gives back 2000000 tokens"), "\(refund)")
+        #expect(r.models.first { $0.modelID == "claude-haiku-4-5" }?.gap == 2_000_000, "the refund is set aside, not netted")
+        #expect(r.unmapped.map(\.reason) == ["refund"])
         #expect(
             r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-sonnet-4-6 100000"],
-            "\(r.corrections.map { "\($0.modelID) \($0.quantity)" }) \(r.held.map(\.reason))")
+            "\(r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" }) \(r.held.map(\.reason))")
         #expect(r.held.isEmpty)
     }
+
     /// OpenAI cost results with money and no quantity are what was billed: a negotiated 10 %
     /// discount on one model is not 10 % over-metering.
     @Test func openAIMoneyWithoutQuantityHoldsNegativeCorrections() async throws {
@@ -69,6 +74,7 @@ extension MessyMonthEndTests {
         {
             #expect(try parse(unit).lines.first?.quantity == tokens, "\(unit)")
         }
+        #expect(throws: InvoiceError.self, "an empty unit is no unit") { try parse("") }
         #expect { try parse("1 Hour") } throws: { e in
             let e = try #require(e as? InvoiceError)
             return e.line == 2 && e.field == "UnitOfMeasure" && e.description.contains("1 Hour")
@@ -145,5 +151,62 @@ extension MessyMonthEndTests {
         let r = try await service.engine.run(o, store: store)
         #expect(r.reasons.contains { $0.code == "unplaced_metered_usage" }, "\(r.reasons.map(\.code)) \(r.meteredOutOfScope)")
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.held.map(\.detail))")
+    }
+
+    /// An Azure export whose unit says 1M on quantities in thousands: the money at the card's
+    /// price matches the meter, the stated quantity is 1,000 times it. The quantity is as likely
+    /// misread as the meter short: neither is corrected (it proposed +1,998,000,000 tokens).
+    @Test func moneyThatMatchesTheMeterOutweighsAQuantityThatDoesNot() async throws {
+        let store = try await store([("acct_z", "gpt-4o", "input", 2_000_000, 25)], vendor: "azure-openai")
+        let csv =
+            "Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType\n"
+            + "05/25/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,2000,1M,5.00,USD,Usage\n"
+        let day = try TimeRange(from: Timestamp(rfc3339: "2026-05-25T00:00:00Z")!, to: Timestamp(rfc3339: "2026-05-26T00:00:00Z")!)
+        var o = ReconciliationOptions(vendor: "azure-openai", invoices: [file("azure.csv", csv)], range: day, account: "acct_z")
+        o.invoiceScope = .account
+        let r = try await service.engine.run(o, store: store)
+        let gap = try #require(r.findings.first { $0.rule != "stated-quantity" }, "\(r.findings)")
+        #expect(gap.quantity == 1_998_000_000 && gap.gapClass == .unexplained && gap.reason == "amount_matches_meter_not_stated_quantity", "\(r.findings)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty)
+    }
+
+    /// Two roles sending the same prompt every day give identical rows in a CUR without line-item
+    /// ids: Haiku's corrections are held, Sonnet's real gap in the same file is still corrected
+    /// (the whole month was inconclusive).
+    @Test func identicalRowsHoldTheirModelNotTheMonth() async throws {
+        let store = try await store(
+            (1...31).flatMap { [("acct_b", "claude-sonnet-4-6", "input", 100_000, $0), ("acct_b", "claude-haiku-4-5", "input", 200_000, $0)] },
+            vendor: "aws-bedrock")
+        var csv = Self.curHeader
+        for d in 1...31 {
+            csv += Self.curRow("Usage", d, "USE1-Claude4.6Sonnet-input-tokens", d == 20 ? 200 : 100, d == 20 ? "0.6" : "0.3")
+            csv += Self.curRow("Usage", d, "USE1-Claude4.5Haiku-input-tokens", 100, "0.1")
+            csv += Self.curRow("Usage", d, "USE1-Claude4.5Haiku-input-tokens", 100, "0.1")
+        }
+        let r = try await run("aws-bedrock", [file("cur.csv", csv)], store, account: "acct_b")
+        #expect(r.verdict == .conclusive)
+        let held = try #require(r.reasons.first { $0.code == "identical_rows" })
+        #expect(held.modelID == "claude-haiku-4-5" && held.effect == .blocksCell && held.detail.contains("31 row(s)"), "\(held)")
+        #expect(r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-sonnet-4-6 100000"])
+    }
+
+    /// A price fix written as a negative line inside an invoice is the same kind of credit as a
+    /// credit note's: its tokens are set aside and hold that cell (it backed 3M tokens out).
+    @Test func aNegativeInvoiceLineIsACredit() throws {
+        let xml = """
+            <?xml version="1.0"?>
+            <Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+              xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+              xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+              <cbc:ID>INV-2</cbc:ID><cbc:IssueDate>2026-06-01</cbc:IssueDate><cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
+              <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">-0.90</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
+              <cac:InvoiceLine><cbc:ID>1</cbc:ID><cbc:InvoicedQuantity unitCode="MIO">-3</cbc:InvoicedQuantity>
+                <cbc:LineExtensionAmount currencyID="USD">-0.90</cbc:LineExtensionAmount>
+                <cac:Item><cbc:Name>Claude Sonnet 4.6 - Input Tokens</cbc:Name></cac:Item>
+              </cac:InvoiceLine>
+            </Invoice>
+            """
+        let line = try #require(try parser("ubl", "ubl-xml").parse(file("inv.xml", xml)).lines.first)
+        #expect(line.quantity == -3_000_000 && line.isCorrection && line.isRefund)
     }
 }

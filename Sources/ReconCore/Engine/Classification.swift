@@ -41,6 +41,28 @@ enum Classification {
                     rule: "stated-quantity", classifier: "engine", reason: "amount_differs_from_quantity_at_card_price",
                     blockedBy: []))
         }
+        // The vendor's money at the card's price matches the meter, its stated quantity does not:
+        // the quantity is as likely misread (a unit off by 1,000) as the meter short. The two
+        // findings are equal and opposite; neither is corrected.
+        for p in findings.indices where findings[p].rule == "stated-quantity" {
+            let q = findings[p].quantity
+            for m in findings.indices
+            where findings[m].rule != "stated-quantity" && findings[m].gapClass != .withinTolerance
+                && findings[m].modelID == findings[p].modelID && findings[m].tokenType == findings[p].tokenType
+                && findings[m].accountID == findings[p].accountID
+            {
+                let key = CellKey(model: findings[m].modelID, tokenType: findings[m].tokenType, account: findings[m].accountID)
+                // money ÷ price − metered = (stated + q) − metered: the metering gap plus q.
+                let slack = max(UInt64(max(diff.vendor[key]?.toleranceTokens ?? 0, 0)), UInt64(max(findings[m].metered, 0)) / 1000)
+                guard q != 0, findings[m].metered > 0, (q > 0) != (findings[m].quantity > 0),
+                    DailyEvidence.distance(q, 0 &- findings[m].quantity) <= slack
+                else { continue }
+                findings[m].gapClass = .unexplained
+                findings[m].rule = "stated-quantity-conflict"
+                findings[m].classifier = "engine"
+                findings[m].reason = "amount_matches_meter_not_stated_quantity"
+            }
+        }
         return findings
     }
 }
@@ -141,7 +163,11 @@ struct CorrectionProposal: Sendable {
             // mistake than a collector that invented the traffic; billing a model the account never
             // metered at all is likelier a mapping mistake than a collector that lost all of it.
             // A person decides.
-            let large = proposed.first { c, f in c.quantity < 0 && c.quantity.magnitude > UInt64(max(f.metered, 0)) / 2 }
+            // Billing more again than was metered (more than doubling it) is likelier a unit or
+            // mapping mistake too.
+            let large = proposed.first { c, f in
+                c.quantity < 0 ? c.quantity.magnitude > UInt64(max(f.metered, 0)) / 2 : f.metered > 0 && c.quantity > f.metered
+            }
             let unseen = proposed.first { c, f in
                 c.quantity > 0 && diff.metered.filter { $0.key.model == f.modelID && $0.key.account == f.accountID }.values.reduce(0, +) == 0
             }
@@ -159,8 +185,11 @@ struct CorrectionProposal: Sendable {
                             + "reconcile again on an export pulled after the period settled"
                     } else if let (lc, lf) = large {
                         detail =
-                            "backs out \(lc.quantity.magnitude) of \(lf.metered) metered \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) "
-                            + "on \(lc.accountID) (more than half)"
+                            lc.quantity < 0
+                            ? "backs out \(lc.quantity.magnitude) of \(lf.metered) metered \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) "
+                                + "on \(lc.accountID) (more than half)"
+                            : "bills \(lc.quantity) more \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) on \(lc.accountID) than the "
+                                + "\(lf.metered) metered (more than doubling it: a unit or mapping mistake looks like this)"
                     } else {
                         detail =
                             "bills \(unseen!.0.quantity) tokens of \(unseen!.1.modelID) to \(unseen!.0.accountID), which metered none of that model in the period"
@@ -213,6 +242,7 @@ extension EvidenceReason {
         case .blocksNegative: return inScope && f.quantity < 0
         case .blocksPositive: return inScope && f.quantity > 0
         case .blocksModel: return modelID == f.modelID
+        case .blocksCell: return inScope
         case .blocksAccount: return accountID == f.accountID
         case .inconclusive, .note: return false
         }

@@ -272,6 +272,33 @@ enum DailyEvidence {
             }
         }
 
+        // The same over a whole period: every gapped token type of one model off by one share of
+        // its metered tokens (within 5 % of each other), the vendor's volume read from money — a
+        // card stale for that model all month, or requests of that model lost at one rate.
+        // Day-by-day noise hides a step; month totals do not.
+        var byModel: [String: [Int]] = [:]
+        for i in findings.indices where findings[i].gapClass == .meteringGap && findings[i].tokenType != nil && findings[i].metered > 0 {
+            byModel["\(findings[i].modelID)|\(findings[i].accountID ?? "")", default: []].append(i)
+        }
+        for (_, group) in byModel.sorted(by: { $0.key < $1.key }) where group.count >= 2 {
+            let fromMoney = group.allSatisfy { i in
+                let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType, account: findings[i].accountID)
+                return diff.vendor[key].map { !$0.sum.allStated } ?? false
+            }
+            let shares = group.map { Decimal(exactly: findings[$0].quantity) / Decimal(exactly: findings[$0].metered) }
+            // A gap only at the period's end is a late export's (held as such when proposed).
+            guard fromMoney, !group.contains(where: { endsUnlikeItRan(findings[$0], diff, range: range) }),
+                Set(shares.map { $0 > 0 }).count == 1, let first = shares.first,
+                shares.allSatisfy({ abs($0 - first) <= abs(first) / 20 })
+            else { continue }
+            for i in group {
+                findings[i].gapClass = .unexplained
+                findings[i].rule = "one-model-factor"
+                findings[i].classifier = "engine"
+                findings[i].reason = "same_share_on_every_token_type_of_\(findings[i].modelID)"
+            }
+        }
+
         for i in findings.indices where ![.withinTolerance, .pricingGap].contains(findings[i].gapClass) {
             let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType, account: findings[i].accountID)
             if let where_ = boundary(findings[i], diff, tolerance: diff.vendor[key]?.toleranceTokens ?? 0) {

@@ -14,8 +14,8 @@ struct InvoiceBatch: Sendable {
     /// Files whose amounts may be after discounts (`ParsedInvoice.amountsMayBeNet`): name and why.
     var netAmounts: [(file: String, why: String)] = []
     /// Identical rows in exports that may list two charges alike (`InvoiceLine.sourceRowMayRepeat`):
-    /// the file, how many, and the first pair.
-    var identicalRows: [(file: String, count: Int, first: String)] = []
+    /// the file, the pair's places, and the repeated line.
+    var identicalRows: [(file: String, pair: String, line: InvoiceLine)] = []
     var formats: Set<String>
 
     /// One hash for the whole input: the file's own, or a hash over the files' hashes.
@@ -35,9 +35,7 @@ struct InvoiceBatch: Sendable {
             do { parsed = try parser.parse(file) } catch let e as InvoiceError { throw e.usageBoxError }
             if !allowOverlap {
                 try checkRepeatedBuckets(parsed.coverage, name: file.name)
-                if let held = try checkRepeatedLines(parsed.lines, name: file.name) {
-                    batch.identicalRows.append((file.name, held.count, held.first))
-                }
+                batch.identicalRows += try checkRepeatedLines(parsed.lines, name: file.name).map { (file.name, $0.pair, $0.line) }
             }
             // Currency codes compare as ISO 4217 writes them: "usd" is the dollar, not a foreign currency.
             batch.lines += parsed.lines.map { line in
@@ -71,8 +69,8 @@ struct InvoiceBatch: Sendable {
     /// where the parser keeps the whole row (`InvoiceLine.sourceRow`): lines alike in what a
     /// parser keeps may come from rows a dropped column tells apart. Correction rows are not judged.
     /// Rows of an export that may list two charges alike (`sourceRowMayRepeat`) are not refused:
-    /// how many repeat, and the first pair, come back to hold the run.
-    static func checkRepeatedLines(_ lines: [InvoiceLine], name: String) throws -> (count: Int, first: String)? {
+    /// each repeat comes back, with the places of its pair, to hold its model's corrections.
+    static func checkRepeatedLines(_ lines: [InvoiceLine], name: String) throws -> [(pair: String, line: InvoiceLine)] {
         // The row's hash covers every cell (a CSV row) or the element (a JSON result, whose
         // bucket dates and the token type a usage row is split into complete it).
         struct Key: Hashable {
@@ -84,7 +82,7 @@ struct InvoiceBatch: Sendable {
             var tokenType: TokenType?
         }
         var seen: [Key: String] = [:]
-        var held: (count: Int, first: String)?
+        var held: [(pair: String, line: InvoiceLine)] = []
         // A zero row listed twice bills nothing twice.
         for line in lines where line.nonUsageReason == nil && !line.isCorrection && (line.amount != 0 || (line.quantity ?? 0) != 0) {
             guard let row = line.sourceRow else { continue }
@@ -99,7 +97,7 @@ struct InvoiceBatch: Sendable {
                     "\(name) lists the same line twice (\(pair)); pass each line once, or --allow-overlap if the export really bills it twice",
                     field: "invoice")
             }
-            held = ((held?.count ?? 0) + 1, held?.first ?? pair)
+            held.append((pair, line))
         }
         return held
     }

@@ -84,14 +84,7 @@ public struct ReconciliationEngine: Sendable {
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
             + unknownVendorLabels(meter, card: card, plugin: plugin)
             + (try await overlappingRuns(o, plugin: plugin, store: store, log: log))
-            + batch.identicalRows.map {
-                EvidenceReason(
-                    code: "identical_rows", effect: .inconclusive,
-                    detail: "\($0.file) lists \($0.count) row(s) identical to an earlier one (first \($0.first)); the export keeps no "
-                        + "line-item id, so each may be one row pasted twice or two charges whose telling columns were left out",
-                    remedy: "export with line-item ids (CUR identity_line_item_id, Vertex export_time, Azure ResourceId), or drop the "
-                        + "repeated rows; pass --allow-overlap when they are distinct charges")
-            }
+            + Self.identicalRows(batch, card: card)
             + Dictionary(grouping: batch.netAmounts, by: \.why).sorted { $0.key < $1.key }.map { why, files in
                 EvidenceReason(
                     code: "amounts_may_be_net", effect: .blocksNegative,
@@ -180,6 +173,28 @@ public struct ReconciliationEngine: Sendable {
     /// Metered usage under a model id no registered card knows (a new snapshot the cards lack): it
     /// may be the invoice's models under another name, so the vendor billing more than the meter
     /// shows is no evidence of under-metering.
+    /// Identical rows of an export that keeps no line-item ids: one row pasted twice, or two
+    /// charges whose telling columns were left out. Each model × token type they bill is held
+    /// (a model the card cannot place holds the run); the rest of the invoice stands.
+    static func identicalRows(_ batch: InvoiceBatch, card: any RateCardConverter) -> [EvidenceReason] {
+        var groups: [CellKey: [(file: String, pair: String)]] = [:]
+        for r in batch.identicalRows {
+            let model = r.line.vendorModel.flatMap(card.canonicalModel) ?? ""
+            let tokenType = r.line.tokenType ?? r.line.vendorModel.flatMap(card.aliasTokenType)
+            groups[CellKey(model: model, tokenType: model.isEmpty ? nil : tokenType), default: []].append((r.file, r.pair))
+        }
+        return groups.sorted { $0.key < $1.key }.map { key, repeats in
+            let what = key.model.isEmpty ? "lines of a model the card does not know" : "\(key.model) \(key.tokenType?.rawValue ?? "")"
+            return EvidenceReason(
+                code: "identical_rows", effect: key.model.isEmpty ? .inconclusive : key.tokenType == nil ? .blocksModel : .blocksCell,
+                modelID: key.model.isEmpty ? nil : key.model, tokenType: key.tokenType,
+                detail: "\(what): \(repeats.count) row(s) identical to an earlier one (first \(repeats[0].pair)); the "
+                    + "export keeps no line-item id, so each may be one row pasted twice or two charges whose telling columns were left out",
+                remedy: "export with line-item ids (CUR identity_line_item_id, Vertex export_time, Azure ResourceId), or drop the "
+                    + "repeated rows; pass --allow-overlap when they are distinct charges")
+        }
+    }
+
     func unplacedMetered(_ meter: MeterLedger, card: any RateCardConverter) -> [EvidenceReason] {
         // An unlabelled event of a model another card knows is that vendor's; one labelled as this
         // vendor's is this invoice's usage under a name its card lacks (a FOCUS export's undated

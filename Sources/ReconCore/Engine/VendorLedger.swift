@@ -230,7 +230,7 @@ struct VendorLedger: Sendable {
         var unknownModels: (count: Int, amount: Decimal) = (0, 0)
         var missingFX: [String: (count: Int, amount: Decimal, stated: Bool)] = [:]
         var refunds: [String: Decimal] = [:]
-        var tokenRefunds: [String: (tokens: Int64, amount: Decimal)] = [:]
+        var tokenRefunds: [CellKey: (tokens: Int64, amount: Decimal)] = [:]
         var otherAccounts: [String: Decimal] = [:]
         var tierNotes = Set<String>()
         let attribution = o.attribution
@@ -331,6 +331,15 @@ struct VendorLedger: Sendable {
                 blockedNegative[CellKey(model: model), default: ("unknown_token_type", 0)].amount += line.amount ?? 0
                 continue
             }
+            // Tokens given back by a refund or credit note are set aside, not netted: it says
+            // neither which usage it returns nor whether those tokens were served (a price fix
+            // restates the whole quantity). Corrections of that model × token type are held.
+            if line.isRefund {
+                skip("refund")
+                tokenRefunds[CellKey(model: model, tokenType: tokenType), default: (0, 0)].tokens &+= line.quantity ?? 0
+                tokenRefunds[CellKey(model: model, tokenType: tokenType), default: (0, 0)].amount += line.amount ?? 0
+                continue
+            }
             var fxRate: FXConversion? = FXConversion()
             if let a = line.amount, line.currency != card.currency {
                 fxRate = rate
@@ -383,10 +392,6 @@ struct VendorLedger: Sendable {
             case .none: account = nil
             }
             ledger.placedLines += 1
-            if line.isRefund {
-                tokenRefunds[model, default: (0, 0)].tokens &+= line.quantity ?? 0
-                tokenRefunds[model, default: (0, 0)].amount += line.amount ?? 0
-            }
             for k in tenantKeys { ledger.tenantValues[k, default: []].insert(line.attribution[k] ?? "") }
             let key = CellKey(model: model, tokenType: tokenType, account: account)
             var bucketPart = VendorBucket()
@@ -476,14 +481,15 @@ struct VendorLedger: Sendable {
                     detail: "\(model): usage refunded as money with no quantity; the volume it takes back is unknown",
                     remedy: "an export that states the refunded quantity", amount: amount))
         }
-        for (model, r) in tokenRefunds.sorted(by: { $0.key < $1.key }) {
+        for (key, r) in tokenRefunds.sorted(by: { $0.key < $1.key }) {
+            let what = "\(key.model) \(key.tokenType?.rawValue ?? "")"
             ledger.reasons.append(
                 .init(
-                    code: "usage_refund", effect: .blocksModel, modelID: model,
-                    detail: "\(model): a refund or credit note gives back \(r.tokens.magnitude) tokens (netted in the vendor's figures); "
+                    code: "usage_refund", effect: .blocksCell, modelID: key.model, tokenType: key.tokenType,
+                    detail: "\(what): a refund or credit note gives back \(r.tokens.magnitude) tokens, set aside (listed in unmapped): "
                         + "it may return an earlier period's usage (a CUR refund is dated over its billing period) or fix a price restated "
                         + "over the whole quantity, and it does not say whether those tokens were served",
-                    remedy: "ask the vendor what the refund or credit returns; the other models' corrections stand", amount: r.amount))
+                    remedy: "ask the vendor what the refund or credit returns; other models' and token types' corrections stand", amount: r.amount))
         }
         if !otherAccounts.isEmpty {
             ledger.reasons.append(
