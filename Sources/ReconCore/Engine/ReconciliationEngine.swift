@@ -209,8 +209,8 @@ public struct ReconciliationEngine: Sendable {
             EvidenceReason(
                 code: "unplaced_metered_usage", effect: .blocksPositive,
                 detail:
-                    "the meter holds \(unknown.map { "\($0.tokens) tokens of \($0.modelID ?? "(no model)")" }.joined(separator: ", ")) under model ids no card knows: "
-                    + "they may be the invoice's models under another name",
+                    "the meter holds \(unknown.map { "\($0.tokens) tokens of \($0.modelID ?? "(no model)")" }.joined(separator: ", ")) under model ids "
+                    + "this invoice's card cannot place (unknown to every card, or labelled as this vendor's): they may be the invoice's models under another name",
                 remedy: "add the model id to the card's aliases (or fix the collector's model id)",
                 accounts: nil)
         ]
