@@ -56,14 +56,7 @@ enum CoverageCheck {
                 declaredAny = true
                 intervals += c.declared.map { ($0.from, $0.to) }
             } else if let span = ledger.usageSpans[i] {
-                // Whole UTC days: an hourly export whose first or last hours had no traffic still
-                // covers those days (a last day cut short shows as that day's gap, and the
-                // late-export hold judges it).
-                let day: Int64 = 86_400_000_000
-                let from = span.0.microseconds - ((span.0.microseconds % day) + day) % day
-                let rest = ((span.1.microseconds % day) + day) % day
-                let (to, overflow) = span.1.microseconds.addingReportingOverflow(rest == 0 ? 0 : day - rest)
-                intervals.append((Timestamp(microseconds: from), overflow ? span.1 : Timestamp(microseconds: to)))
+                intervals.append(span)
             }
         }
         let covers = merge(intervals)
