@@ -208,8 +208,8 @@ struct UBLParser: InvoiceParser {
                     description: "line \(p.id ?? "?"): \(vendorModel ?? "")")
                 // A credit note corrects an invoice: money alone changes no usage, and a credited
                 // quantity may be a price fix restated over the whole quantity, so it holds its model.
-                // A negative line inside an invoice is the same kind of credit.
-                line.isCorrection = sign < 0 || (quantity ?? 0) < 0
+                // A negative line inside an invoice (its quantity or its money) is the same kind of credit.
+                line.isCorrection = sign < 0 || (quantity ?? 0) < 0 || amount < 0
                 line.isRefund = line.isCorrection && quantity != nil
                 lines.append(line)
             case "allowance_charge":

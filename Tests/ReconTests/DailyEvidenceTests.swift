@@ -107,6 +107,30 @@ import UsageBoxApp
         #expect(loop.corrections.count == 2, "\(loop.findings.map { "\($0.tokenType?.rawValue ?? "") \($0.gapClass) \($0.reason)" })")
     }
 
+    /// The same share of input and output lost, but only on some days — Sonnet's collector down
+    /// May 10–12, or a fifth of its requests lost May 5–25 — is the meter's: corrected (a month-
+    /// level share alone held both as a possible price change).
+    @Test(arguments: [(10...12, Decimal(0)), (5...25, Decimal(string: "0.8")!)])
+    func aLossConfinedToSomeDaysIsCorrectedThoughEveryTokenTypeSharesIt(days: ClosedRange<Int>, kept: Decimal) async throws {
+        let store = try S.store()
+        func metered(_ base: Int64) -> (Int) -> Int64 {
+            { d in days.contains(d) ? ExactDecimal.roundedInt64(Decimal(exactly: base) * kept)! : base }
+        }
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input", metered(1_000_000)))
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "output", metered(100_000)))
+        let rows = (1...31).flatMap { d -> [TestSupport.Row] in
+            [
+                .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
+                .init(day: d, model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "150"),
+            ]
+        }
+        let r = try await run(store, S.costReport(rows))
+        let lost = Int64(days.count) * ExactDecimal.roundedInt64((1 - kept) * 1_000_000)!
+        #expect(
+            r.corrections.map(\.quantity).sorted() == [lost / 10, lost],
+            "\(r.findings.map { "\($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.gapClass) \($0.reason)" })")
+    }
+
     @Test func aPriceStepAcrossModelsIsAPricingGapHoweverTheTrafficIsSpread() async throws {
         let store = try S.store()
         // Uneven traffic: Sonnet heavy early, Haiku only on even days.

@@ -240,4 +240,39 @@ extension MessyMonthEndTests {
         #expect(r.reasons.first { $0.code == "coverage_gap" }?.days?.first == "2026-05-01", "\(r.reasons.map(\.detail))")
         #expect(r.verdict == .inconclusive && r.corrections.isEmpty && r.held.isEmpty)
     }
+
+    /// Stated 3M tokens, money for 1M, meter 2M: the quantity says the meter is short, the money
+    /// says it is over. Neither is corrected (it proposed +1M).
+    @Test func moneyAndQuantityOnEitherSideOfTheMeterAreNotCorrected() async throws {
+        let store = try await store([("acct_z", "gpt-4o", "input", 2_000_000, 25)], vendor: "azure-openai")
+        let csv =
+            "Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType\n"
+            + "05/25/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,3000,1K,2.50,USD,Usage\n"
+        let day = try TimeRange(from: Timestamp(rfc3339: "2026-05-25T00:00:00Z")!, to: Timestamp(rfc3339: "2026-05-26T00:00:00Z")!)
+        var o = ReconciliationOptions(vendor: "azure-openai", invoices: [file("azure.csv", csv)], range: day, account: "acct_z")
+        o.invoiceScope = .account
+        let r = try await service.engine.run(o, store: store)
+        let gap = try #require(r.findings.first { $0.rule != "stated-quantity" })
+        #expect(gap.quantity == 1_000_000 && gap.gapClass == .unexplained && gap.reason.hasPrefix("amount_and_stated_quantity_disagree"))
+        #expect(r.corrections.isEmpty && r.held.isEmpty)
+    }
+
+    /// A price fix written as a positive quantity at a negative amount is a credit too.
+    @Test func aNegativeAmountLineIsACredit() throws {
+        let xml = """
+            <?xml version="1.0"?>
+            <Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+              xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+              xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+              <cbc:ID>INV-3</cbc:ID><cbc:IssueDate>2026-06-01</cbc:IssueDate><cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
+              <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">-11.24</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
+              <cac:InvoiceLine><cbc:ID>1</cbc:ID><cbc:InvoicedQuantity unitCode="MIO">37.481</cbc:InvoicedQuantity>
+                <cbc:LineExtensionAmount currencyID="USD">-11.24</cbc:LineExtensionAmount>
+                <cac:Item><cbc:Name>Claude Sonnet 4.6 - Input Tokens</cbc:Name></cac:Item>
+              </cac:InvoiceLine>
+            </Invoice>
+            """
+        let line = try #require(try parser("ubl", "ubl-xml").parse(file("inv.xml", xml)).lines.first)
+        #expect(line.quantity == 37_481_000 && line.isCorrection && line.isRefund)
+    }
 }

@@ -41,9 +41,9 @@ enum Classification {
                     rule: "stated-quantity", classifier: "engine", reason: "amount_differs_from_quantity_at_card_price",
                     blockedBy: []))
         }
-        // The vendor's money at the card's price matches the meter, its stated quantity does not:
-        // the quantity is as likely misread (a unit off by 1,000) as the meter short. The two
-        // findings are equal and opposite; neither is corrected.
+        // The vendor's money at the card's price matches the meter, or lies on the other side of it,
+        // while its stated quantity does not: the quantity is as likely misread (a unit off by
+        // 1,000) as the meter wrong. Neither is corrected.
         for p in findings.indices where findings[p].rule == "stated-quantity" {
             let q = findings[p].quantity
             for m in findings.indices
@@ -54,13 +54,14 @@ enum Classification {
                 let key = CellKey(model: findings[m].modelID, tokenType: findings[m].tokenType, account: findings[m].accountID)
                 // money ÷ price − metered = (stated + q) − metered: the metering gap plus q.
                 let slack = max(UInt64(max(diff.vendor[key]?.toleranceTokens ?? 0, 0)), UInt64(max(findings[m].metered, 0)) / 1000)
-                guard q != 0, findings[m].metered > 0, (q > 0) != (findings[m].quantity > 0),
-                    DailyEvidence.distance(q, 0 &- findings[m].quantity) <= slack
-                else { continue }
+                let (moneyGap, overflow) = findings[m].quantity.addingReportingOverflow(q)
+                guard q != 0, findings[m].metered > 0, (q > 0) != (findings[m].quantity > 0), !overflow else { continue }
+                let matches = moneyGap.magnitude <= slack
+                guard matches || (moneyGap > 0) != (findings[m].quantity > 0) else { continue }
                 findings[m].gapClass = .unexplained
                 findings[m].rule = "stated-quantity-conflict"
                 findings[m].classifier = "engine"
-                findings[m].reason = "amount_matches_meter_not_stated_quantity"
+                findings[m].reason = matches ? "amount_matches_meter_not_stated_quantity" : "amount_and_stated_quantity_disagree_with_the_meter_both_ways"
             }
         }
         return findings
@@ -166,7 +167,7 @@ struct CorrectionProposal: Sendable {
             // Billing more again than was metered (more than doubling it) is likelier a unit or
             // mapping mistake too.
             let large = proposed.first { c, f in
-                c.quantity < 0 ? c.quantity.magnitude > UInt64(max(f.metered, 0)) / 2 : f.metered > 0 && c.quantity > f.metered
+                c.quantity < 0 ? c.quantity.magnitude > UInt64(max(f.metered, 0)) / 2 : f.pairedWith == nil && c.quantity >= f.metered
             }
             let unseen = proposed.first { c, f in
                 c.quantity > 0 && diff.metered.filter { $0.key.model == f.modelID && $0.key.account == f.accountID }.values.reduce(0, +) == 0
@@ -188,8 +189,11 @@ struct CorrectionProposal: Sendable {
                             lc.quantity < 0
                             ? "backs out \(lc.quantity.magnitude) of \(lf.metered) metered \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) "
                                 + "on \(lc.accountID) (more than half)"
-                            : "bills \(lc.quantity) more \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) on \(lc.accountID) than the "
-                                + "\(lf.metered) metered (more than doubling it: a unit or mapping mistake looks like this)"
+                            : lf.metered <= 0
+                                ? "bills \(lc.quantity) \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) to \(lc.accountID), which metered none of "
+                                    + "that token type (a relabelled token type or a mapping mistake looks like this)"
+                                : "bills \(lc.quantity) more \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) on \(lc.accountID) than the "
+                                    + "\(lf.metered) metered (doubling it or more: a line listed twice, a unit or a mapping mistake looks like this)"
                     } else {
                         detail =
                             "bills \(unseen!.0.quantity) tokens of \(unseen!.1.modelID) to \(unseen!.0.accountID), which metered none of that model in the period"

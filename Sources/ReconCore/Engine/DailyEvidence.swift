@@ -115,6 +115,33 @@ enum DailyEvidence {
         return end.share > earlier[earlier.count / 2] * 2 + material
     }
 
+    /// Whether a finding's daily gap is a step that lasts to the end: days before it within half
+    /// of the step's share of zero, days from it on within half of that share, two days or more.
+    /// `.some(day)` it is, from that day; `.some(nil)` it is not (an outage, a loss that stopped);
+    /// nil when the bill has no days to tell.
+    static func stepToTheEnd(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> Int64?? {
+        let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
+        guard let vendorDays = vendorDaily(diff, key, accountwise: true) else { return nil }
+        let metered = meteredDaily(diff, key, accountwise: true)
+        var shares: [(day: Int64, share: Decimal?)] = []
+        for d in periodDays(range) {
+            let v = vendorDays[d]?.tokens ?? 0, m = metered[d] ?? 0
+            guard v != 0 || m != 0 else { continue }
+            shares.append((d, m > 0 ? Decimal(exactly: v - m) / Decimal(exactly: m) : nil))
+        }
+        // The step's share: the median of the last days' (the end is where it must hold).
+        let tail = shares.suffix(max(2, shares.count / 4)).compactMap(\.share).sorted()
+        guard tail.count >= 2 else { return .some(nil) }
+        let k = tail[tail.count / 2]
+        let tol = abs(k) / 2
+        guard k != 0, let start = shares.firstIndex(where: { $0.share.map { abs($0) > tol } ?? true }) else { return .some(nil) }
+        let before = shares[..<start], after = shares[start...]
+        guard after.count >= 2, before.allSatisfy({ $0.share.map { abs($0) <= tol } ?? false }),
+            after.allSatisfy({ $0.share.map { abs($0 - k) <= tol } ?? false })
+        else { return .some(nil) }
+        return .some(after.first!.day)
+    }
+
     /// Per model × token type, the day its implied price (vendor money ÷ metered tokens) changed
     /// from one steady value to another, with both values.
     static func priceStep(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> (day: Int64, before: Decimal, after: Decimal)? {
@@ -273,9 +300,11 @@ enum DailyEvidence {
         }
 
         // The same over a whole period: every gapped token type of one model off by one share of
-        // its metered tokens (within 5 % of each other), the vendor's volume read from money — a
-        // card stale for that model all month, or requests of that model lost at one rate.
-        // Day-by-day noise hides a step; month totals do not.
+        // its metered tokens (within 5 % of each other), the vendor's volume read from money, and
+        // day by day a step that lasts to the period's end (clean before, that share after; or a
+        // bill with no days to say otherwise) — a card stale for that model from that day, or its
+        // requests lost at one rate from then on. A gap confined to some days (an outage, a loss
+        // that stopped) is the meter's. Day-by-day noise hides an exact step; shares do not.
         var byModel: [String: [Int]] = [:]
         for i in findings.indices where findings[i].gapClass == .meteringGap && findings[i].tokenType != nil && findings[i].metered > 0 {
             byModel["\(findings[i].modelID)|\(findings[i].accountID ?? "")", default: []].append(i)
@@ -291,6 +320,10 @@ enum DailyEvidence {
                 Set(shares.map { $0 > 0 }).count == 1, let first = shares.first,
                 shares.allSatisfy({ abs($0 - first) <= abs(first) / 20 })
             else { continue }
+            let starts = group.map { stepToTheEnd(findings[$0], diff, range: range) }
+            guard !starts.contains(where: { $0 == .some(nil) }) else { continue }
+            let days = starts.compactMap { $0 ?? nil }
+            guard (days.max() ?? 0) - (days.min() ?? 0) <= 1 else { continue }
             for i in group {
                 findings[i].gapClass = .unexplained
                 findings[i].rule = "one-model-factor"
