@@ -206,11 +206,12 @@ struct UBLParser: InvoiceParser {
                     amountScale: ExactDecimal.scale(of: amountText), currency: currency, quantity: quantity, date: date, end: lineEnd,
                     labels: ["unit_code": p.unitCode, "supplier": supplier].compactMapValues { $0 },
                     description: "line \(p.id ?? "?"): \(vendorModel ?? "")")
-                // A credit note corrects an invoice: money alone changes no usage, and a credited
-                // quantity may be a price fix restated over the whole quantity, so it holds its model.
-                // A negative line inside an invoice (its quantity or its money) is the same kind of credit.
-                line.isCorrection = sign < 0 || (quantity ?? 0) < 0 || amount < 0
-                line.isRefund = line.isCorrection && quantity != nil
+                // A credited quantity (a credit note's, or a negative line inside an invoice: its
+                // quantity or its money) may be a price fix restated over the whole quantity: its
+                // tokens are set aside and hold their cell. Money credited alone is a credit, which
+                // holds its model (the volume it takes back is unknown).
+                line.isCorrection = quantity != nil && (sign < 0 || quantity! < 0 || amount < 0)
+                line.isRefund = line.isCorrection
                 lines.append(line)
             case "allowance_charge":
                 let isCharge = p.chargeIndicator == "true"
