@@ -153,18 +153,23 @@ extension MessyMonthEndTests {
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.held.map(\.detail))")
     }
 
+    /// One Azure row of gpt-4o input on May 25 against 2,000,000 metered, the invoice acct_z's.
+    func azureDayAgainst2MMetered(quantity: String, unit: String, cost: String) async throws -> ReconciliationReport {
+        let store = try await store([("acct_z", "gpt-4o", "input", 2_000_000, 25)], vendor: "azure-openai")
+        let csv =
+            "Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType\n"
+            + "05/25/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,\(quantity),\(unit),\(cost),USD,Usage\n"
+        let day = try TimeRange(from: Timestamp(rfc3339: "2026-05-25T00:00:00Z")!, to: Timestamp(rfc3339: "2026-05-26T00:00:00Z")!)
+        var o = ReconciliationOptions(vendor: "azure-openai", invoices: [file("azure.csv", csv)], range: day, account: "acct_z")
+        o.invoiceScope = .account
+        return try await service.engine.run(o, store: store)
+    }
+
     /// An Azure export whose unit says 1M on quantities in thousands: the money at the card's
     /// price matches the meter, the stated quantity is 1,000 times it. The quantity is as likely
     /// misread as the meter short: neither is corrected (it proposed +1,998,000,000 tokens).
     @Test func moneyThatMatchesTheMeterOutweighsAQuantityThatDoesNot() async throws {
-        let store = try await store([("acct_z", "gpt-4o", "input", 2_000_000, 25)], vendor: "azure-openai")
-        let csv =
-            "Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType\n"
-            + "05/25/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,2000,1M,5.00,USD,Usage\n"
-        let day = try TimeRange(from: Timestamp(rfc3339: "2026-05-25T00:00:00Z")!, to: Timestamp(rfc3339: "2026-05-26T00:00:00Z")!)
-        var o = ReconciliationOptions(vendor: "azure-openai", invoices: [file("azure.csv", csv)], range: day, account: "acct_z")
-        o.invoiceScope = .account
-        let r = try await service.engine.run(o, store: store)
+        let r = try await azureDayAgainst2MMetered(quantity: "2000", unit: "1M", cost: "5.00")
         let gap = try #require(r.findings.first { $0.rule != "stated-quantity" }, "\(r.findings)")
         #expect(gap.quantity == 1_998_000_000 && gap.gapClass == .unexplained && gap.reason == "amount_matches_meter_not_stated_quantity", "\(r.findings)")
         #expect(r.corrections.isEmpty && r.held.isEmpty)
@@ -244,14 +249,7 @@ extension MessyMonthEndTests {
     /// Stated 3M tokens, money for 1M, meter 2M: the quantity says the meter is short, the money
     /// says it is over. Neither is corrected (it proposed +1M).
     @Test func moneyAndQuantityOnEitherSideOfTheMeterAreNotCorrected() async throws {
-        let store = try await store([("acct_z", "gpt-4o", "input", 2_000_000, 25)], vendor: "azure-openai")
-        let csv =
-            "Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType\n"
-            + "05/25/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,3000,1K,2.50,USD,Usage\n"
-        let day = try TimeRange(from: Timestamp(rfc3339: "2026-05-25T00:00:00Z")!, to: Timestamp(rfc3339: "2026-05-26T00:00:00Z")!)
-        var o = ReconciliationOptions(vendor: "azure-openai", invoices: [file("azure.csv", csv)], range: day, account: "acct_z")
-        o.invoiceScope = .account
-        let r = try await service.engine.run(o, store: store)
+        let r = try await azureDayAgainst2MMetered(quantity: "3000", unit: "1K", cost: "2.50")
         let gap = try #require(r.findings.first { $0.rule != "stated-quantity" })
         #expect(gap.quantity == 1_000_000 && gap.gapClass == .unexplained && gap.reason.hasPrefix("amount_and_stated_quantity_disagree"))
         #expect(r.corrections.isEmpty && r.held.isEmpty)
