@@ -30,7 +30,7 @@ public enum ExactDecimal {
     public static func refusal(_ text: String, what: String = "a decimal") -> String {
         let shown = text.count > 48 ? "\(text.prefix(48))… (\(text.utf8.count) bytes)" : text
         if let digits = digitsIfDecimal(text), digits > 38 {
-            return "'\(shown)' has \(digits) digits; amounts are read exactly, to at most 38 digits"
+            return "'\(shown)' has \(digits) digits; numbers are read exactly, to at most 38 digits"
         }
         return "'\(shown)' is not \(what)"
     }

@@ -195,26 +195,6 @@ extension MessyMonthEndTests {
         #expect(r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-sonnet-4-6 100000"])
     }
 
-    /// A price fix written as a negative line inside an invoice is the same kind of credit as a
-    /// credit note's: its tokens are set aside and hold that cell (it backed 3M tokens out).
-    @Test func aNegativeInvoiceLineIsACredit() throws {
-        let xml = """
-            <?xml version="1.0"?>
-            <Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
-              xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
-              xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
-              <cbc:ID>INV-2</cbc:ID><cbc:IssueDate>2026-06-01</cbc:IssueDate><cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
-              <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">-0.90</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
-              <cac:InvoiceLine><cbc:ID>1</cbc:ID><cbc:InvoicedQuantity unitCode="MIO">-3</cbc:InvoicedQuantity>
-                <cbc:LineExtensionAmount currencyID="USD">-0.90</cbc:LineExtensionAmount>
-                <cac:Item><cbc:Name>Claude Sonnet 4.6 - Input Tokens</cbc:Name></cac:Item>
-              </cac:InvoiceLine>
-            </Invoice>
-            """
-        let line = try #require(try parser("ubl", "ubl-xml").parse(file("inv.xml", xml)).lines.first)
-        #expect(line.quantity == -3_000_000 && line.isCorrection && line.isRefund)
-    }
-
     /// A Vertex hourly export queried with local-time bounds starts at 07:00 UTC on May 1: the
     /// meter's traffic before it is not the meter's excess. Coverage from rows' dates stays exact
     /// to the hour, so the first day is a coverage gap and nothing is corrected (rounding the span
@@ -255,22 +235,19 @@ extension MessyMonthEndTests {
         #expect(r.corrections.isEmpty && r.held.isEmpty)
     }
 
-    /// A price fix written as a positive quantity at a negative amount is a credit too.
-    @Test func aNegativeAmountLineIsACredit() throws {
-        let xml = """
-            <?xml version="1.0"?>
-            <Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
-              xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
-              xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
-              <cbc:ID>INV-3</cbc:ID><cbc:IssueDate>2026-06-01</cbc:IssueDate><cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
-              <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">-11.24</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
-              <cac:InvoiceLine><cbc:ID>1</cbc:ID><cbc:InvoicedQuantity unitCode="MIO">37.481</cbc:InvoicedQuantity>
-                <cbc:LineExtensionAmount currencyID="USD">-11.24</cbc:LineExtensionAmount>
-                <cac:Item><cbc:Name>Claude Sonnet 4.6 - Input Tokens</cbc:Name></cac:Item>
-              </cac:InvoiceLine>
-            </Invoice>
-            """
-        let line = try #require(try parser("ubl", "ubl-xml").parse(file("inv.xml", xml)).lines.first)
-        #expect(line.quantity == 37_481_000 && line.isCorrection && line.isRefund)
+    /// A price fix written inside an invoice as a negative quantity (−3M at −$0.90) or as a
+    /// positive quantity at a negative amount (37.481M at −$11.24) is a credit like a credit
+    /// note's: its tokens are set aside and hold their cell (they were backed out, or billed again).
+    @Test(arguments: [("-3", "-0.90", Int64(-3_000_000)), ("37.481", "-11.24", 37_481_000)])
+    func aNegativeLineInsideAnInvoiceIsACredit(quantity: String, amount: String, tokens: Int64) throws {
+        let xml = TestSupport.ubl(
+            body: """
+                <cac:InvoiceLine><cbc:ID>1</cbc:ID><cbc:InvoicedQuantity unitCode="MIO">\(quantity)</cbc:InvoicedQuantity>
+                  <cbc:LineExtensionAmount currencyID="USD">\(amount)</cbc:LineExtensionAmount>
+                  <cac:Item><cbc:Name>Claude Sonnet 4.6 - Input Tokens</cbc:Name></cac:Item>
+                </cac:InvoiceLine>
+                """)
+        let line = try #require(try parser("ubl", "ubl-xml").parse(xml).lines.first)
+        #expect(line.quantity == tokens && line.isCorrection && line.isRefund)
     }
 }

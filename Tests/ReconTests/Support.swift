@@ -70,18 +70,28 @@ enum TestSupport {
             </cac:InvoiceLine>
             """
         }.joined(separator: "\n")
+        return ubl(
+            header: """
+                <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-31</cbc:EndDate></cac:InvoicePeriod>
+                <cac:AccountingSupplierParty><cac:Party><cac:PartyLegalEntity><cbc:RegistrationName>Anthropic, PBC</cbc:RegistrationName></cac:PartyLegalEntity></cac:Party></cac:AccountingSupplierParty>
+                <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">\(documentTotal)</cbc:LineExtensionAmount>
+                  <cbc:PayableAmount currencyID="USD">\(documentTotal)</cbc:PayableAmount></cac:LegalMonetaryTotal>
+                """, body: body, name: name)
+    }
+
+    /// A UBL `Invoice` or `CreditNote` (USD, its ID and issue date) around a header and lines a test writes.
+    static func ubl(
+        _ root: String = "Invoice", id: String = "INV-1", issued: String = "2026-06-02", header: String = "", body: String, name: String = "invoice.xml"
+    ) -> InvoiceFile {
         let xml = """
             <?xml version="1.0" encoding="UTF-8"?>
-            <Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+            <\(root) xmlns="urn:oasis:names:specification:ubl:schema:xsd:\(root)-2"
               xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
               xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
-              <cbc:ID>INV-1</cbc:ID><cbc:IssueDate>2026-06-02</cbc:IssueDate><cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
-              <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-31</cbc:EndDate></cac:InvoicePeriod>
-              <cac:AccountingSupplierParty><cac:Party><cac:PartyLegalEntity><cbc:RegistrationName>Anthropic, PBC</cbc:RegistrationName></cac:PartyLegalEntity></cac:Party></cac:AccountingSupplierParty>
-              <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">\(documentTotal)</cbc:LineExtensionAmount>
-                <cbc:PayableAmount currencyID="USD">\(documentTotal)</cbc:PayableAmount></cac:LegalMonetaryTotal>
+              <cbc:ID>\(id)</cbc:ID><cbc:IssueDate>\(issued)</cbc:IssueDate><cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
+            \(header)
             \(body)
-            </Invoice>
+            </\(root)>
             """
         return InvoiceFile(name: name, bytes: Array(xml.utf8))
     }

@@ -12,22 +12,19 @@ import UsageBoxApp
     let service = try! ReconciliationService()
 
     @Test func aCreditNoteNegatesAndTheSuppliersCardIsFoundByName() async throws {
-        let xml = """
-            <?xml version="1.0"?>
-            <CreditNote xmlns="urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
-              xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
-              xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
-              <cbc:ID>CN-1</cbc:ID><cbc:IssueDate>2026-05-31</cbc:IssueDate><cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
-              <cac:AccountingSupplierParty><cac:Party><cac:PartyLegalEntity><cbc:RegistrationName>Anthropic, PBC</cbc:RegistrationName></cac:PartyLegalEntity></cac:Party></cac:AccountingSupplierParty>
-              <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">1.50</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
-              <cac:CreditNoteLine><cbc:ID>1</cbc:ID><cbc:CreditedQuantity unitCode="C62">1</cbc:CreditedQuantity>
-                <cbc:LineExtensionAmount currencyID="USD">1.50</cbc:LineExtensionAmount>
-                <cac:Item><cbc:Name>claude-haiku-4-5</cbc:Name>
-                  <cac:AdditionalItemProperty><cbc:Name>token_type</cbc:Name><cbc:Value>output</cbc:Value></cac:AdditionalItemProperty></cac:Item>
-              </cac:CreditNoteLine>
-            </CreditNote>
-            """
-        let file = InvoiceFile(name: "credit.xml", bytes: Array(xml.utf8))
+        let file = S.ubl(
+            "CreditNote", id: "CN-1", issued: "2026-05-31",
+            header: """
+                <cac:AccountingSupplierParty><cac:Party><cac:PartyLegalEntity><cbc:RegistrationName>Anthropic, PBC</cbc:RegistrationName></cac:PartyLegalEntity></cac:Party></cac:AccountingSupplierParty>
+                <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">1.50</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
+                """,
+            body: """
+                <cac:CreditNoteLine><cbc:ID>1</cbc:ID><cbc:CreditedQuantity unitCode="C62">1</cbc:CreditedQuantity>
+                  <cbc:LineExtensionAmount currencyID="USD">1.50</cbc:LineExtensionAmount>
+                  <cac:Item><cbc:Name>claude-haiku-4-5</cbc:Name>
+                    <cac:AdditionalItemProperty><cbc:Name>token_type</cbc:Name><cbc:Value>output</cbc:Value></cac:AdditionalItemProperty></cac:Item>
+                </cac:CreditNoteLine>
+                """, name: "credit.xml")
         let (_, parser) = try #require(try service.registry.sniff(file))
         let lines = try parser.parse(file).lines
         #expect(lines.map(\.amount) == [Decimal(string: "-1.5")], "a credit note negates")
@@ -79,20 +76,16 @@ import UsageBoxApp
     /// tokens out of the meter.
     @Test func aPriceFixCreditNoteDoesNotTakeItsQuantityBack() async throws {
         let example = try #require(builtInPlugins.first { $0.id == "ubl" }?.examples.first { $0.expectedError == nil })
-        let credit = """
-            <?xml version="1.0"?>
-            <CreditNote xmlns="urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
-              xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
-              xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
-              <cbc:ID>CN-1</cbc:ID><cbc:IssueDate>2026-06-02</cbc:IssueDate><cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
-              <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">0.90</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
-              <cac:CreditNoteLine><cbc:ID>1</cbc:ID><cbc:CreditedQuantity unitCode="MIO">3.000000</cbc:CreditedQuantity>
-                <cbc:LineExtensionAmount currencyID="USD">0.90</cbc:LineExtensionAmount>
-                <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-10</cbc:EndDate></cac:InvoicePeriod>
-                <cac:Item><cbc:Name>Claude Sonnet 4.6 - Input Tokens</cbc:Name></cac:Item>
-              </cac:CreditNoteLine>
-            </CreditNote>
-            """
+        let credit = S.ubl(
+            "CreditNote", id: "CN-1",
+            header: #"<cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">0.90</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>"#,
+            body: """
+                <cac:CreditNoteLine><cbc:ID>1</cbc:ID><cbc:CreditedQuantity unitCode="MIO">3.000000</cbc:CreditedQuantity>
+                  <cbc:LineExtensionAmount currencyID="USD">0.90</cbc:LineExtensionAmount>
+                  <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-10</cbc:EndDate></cac:InvoicePeriod>
+                  <cac:Item><cbc:Name>Claude Sonnet 4.6 - Input Tokens</cbc:Name></cac:Item>
+                </cac:CreditNoteLine>
+                """, name: "credit.xml")
         let store = try S.store()
         _ = try await store.ingest([
             TestSupport.event("i", model: "claude-sonnet-4-6", type: "input", quantity: 12_345_670),
@@ -100,7 +93,7 @@ import UsageBoxApp
         ])
         let r = try await service.engine.run(
             ReconciliationOptions(
-                vendor: "ubl", invoices: [example.file, InvoiceFile(name: "credit.xml", bytes: Array(credit.utf8))], range: S.may,
+                vendor: "ubl", invoices: [example.file, credit], range: S.may,
                 account: "acct_42", rateCard: try Self.acmeCard()), store: store)
         #expect(r.reasons.contains { $0.code == "usage_refund" && $0.modelID == "claude-sonnet-4-6" }, "\(r.reasons.map(\.code))")
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")

@@ -7,6 +7,7 @@ import Metering
 enum Classification {
     static func classify(_ diff: GapDiff, chain: ClassifierChain) -> [ReconciliationReport.Finding] {
         var findings: [ReconciliationReport.Finding] = []
+        var gapAt: [CellKey: Int] = [:]
         for key in diff.keys {
             let v = diff.vendor[key]
             let vendorTokens = v?.tokens ?? 0
@@ -27,44 +28,40 @@ enum Classification {
                     modelID: key.model, tokenType: key.tokenType, accountID: key.account, quantity: gap,
                     amount: ExactAmount(amount), metered: metered, vendor: vendorTokens, gapClass: verdict.gapClass,
                     rule: verdict.rule, classifier: verdict.classifier, reason: verdict.reason, blockedBy: []))
+            if verdict.gapClass != .withinTolerance { gapAt[key] = findings.count - 1 }
         }
         for key in diff.vendor.keys.sorted() {
             guard let p = diff.vendor[key]!.pricing else { continue }
             let money = p.money - p.implied
             guard abs(money) > p.halfUnits else { continue }
             let perToken = p.stated > 0 && p.implied != 0 ? p.implied / Decimal(exactly: p.stated) : 0
+            let q = perToken == 0 ? 0 : (ExactDecimal.roundedInt64(money / perToken) ?? 0)
+            if let m = gapAt[key] { holdIfMoneyDisagrees(&findings[m], pricingTokens: q, tolerance: diff.vendor[key]!.toleranceTokens) }
             findings.append(
                 .init(
                     modelID: key.model, tokenType: key.tokenType, accountID: key.account,
-                    quantity: perToken == 0 ? 0 : (ExactDecimal.roundedInt64(money / perToken) ?? 0),
+                    quantity: q,
                     amount: ExactAmount(money), metered: diff.metered[key] ?? 0, vendor: p.stated, gapClass: .pricingGap,
                     rule: "stated-quantity", classifier: "engine", reason: "amount_differs_from_quantity_at_card_price",
                     blockedBy: []))
         }
-        // The vendor's money at the card's price matches the meter, or lies on the other side of it,
-        // while its stated quantity does not: the quantity is as likely misread (a unit off by
-        // 1,000) as the meter wrong. Neither is corrected.
-        for p in findings.indices where findings[p].rule == "stated-quantity" {
-            let q = findings[p].quantity
-            for m in findings.indices
-            where findings[m].rule != "stated-quantity" && findings[m].gapClass != .withinTolerance
-                && findings[m].modelID == findings[p].modelID && findings[m].tokenType == findings[p].tokenType
-                && findings[m].accountID == findings[p].accountID
-            {
-                let key = CellKey(model: findings[m].modelID, tokenType: findings[m].tokenType, account: findings[m].accountID)
-                // money ÷ price − metered = (stated + q) − metered: the metering gap plus q.
-                let slack = max(UInt64(max(diff.vendor[key]?.toleranceTokens ?? 0, 0)), UInt64(max(findings[m].metered, 0)) / 1000)
-                let (moneyGap, overflow) = findings[m].quantity.addingReportingOverflow(q)
-                guard q != 0, findings[m].metered > 0, (q > 0) != (findings[m].quantity > 0), !overflow else { continue }
-                let matches = moneyGap.magnitude <= slack
-                guard matches || (moneyGap > 0) != (findings[m].quantity > 0) else { continue }
-                findings[m].gapClass = .unexplained
-                findings[m].rule = "stated-quantity-conflict"
-                findings[m].classifier = "engine"
-                findings[m].reason = matches ? "amount_matches_meter_not_stated_quantity" : "amount_and_stated_quantity_disagree_with_the_meter_both_ways"
-            }
-        }
         return findings
+    }
+
+    /// The vendor's money at the card's price matches the meter, or lies on the other side of it,
+    /// while its stated quantity does not: the quantity is as likely misread (a unit off by 1,000)
+    /// as the meter wrong, so the gap is not corrected. `pricingTokens` is the money's difference
+    /// from stated × card price, in tokens: money ÷ price − metered = the gap + `pricingTokens`.
+    static func holdIfMoneyDisagrees(_ f: inout ReconciliationReport.Finding, pricingTokens q: Int64, tolerance: Int64) {
+        let slack = max(UInt64(max(tolerance, 0)), UInt64(max(f.metered, 0)) / 1000)
+        let (moneyGap, overflow) = f.quantity.addingReportingOverflow(q)
+        guard q != 0, f.metered > 0, (q > 0) != (f.quantity > 0), !overflow else { return }
+        let matches = moneyGap.magnitude <= slack
+        guard matches || (moneyGap > 0) != (f.quantity > 0) else { return }
+        f.gapClass = .unexplained
+        f.rule = "stated-quantity-conflict"
+        f.classifier = "engine"
+        f.reason = matches ? "amount_matches_meter_not_stated_quantity" : "amount_and_stated_quantity_disagree_with_the_meter_both_ways"
     }
 }
 
