@@ -46,8 +46,10 @@ extension ClickHouseMeterStore: KeyStore {
     }
 
     /// Read on the host the revocation is written to (a replica answers reads only), as the
-    /// writer's reads are, so it builds on the newest row.
+    /// writer's reads are, so it builds on the newest row — once that host holds every part its
+    /// replicas recorded (a revocation's part it set aside would be written over).
     public func revokeKey(_ keyID: String) async throws -> APIKey {
+        try await checkFirstHostWhole()
         let found = try await ClickHouseWriter.$writing.withValue(true) {
             try await rows(
                 "SELECT \(Self.keyColumns), argMax(secret_sha256, version) FROM \(t("api_keys")) WHERE key_id = \(ClickHouseClient.quote(keyID)) GROUP BY key_id",
@@ -72,9 +74,10 @@ extension ClickHouseMeterStore: KeyStore {
     }
 
     public func authenticate(secret: String) async throws -> APIKey? {
+        // Not from a first host lacking a part its replica recorded: the revocation may be in it.
         let found = try await rows(
             "SELECT \(Self.keyColumns) FROM \(t("api_keys")) WHERE secret_sha256 = \(ClickHouseClient.quote(SecretHash.of(secret))) GROUP BY key_id",
-            shardsRead: false)
+            shardsRead: false, wholeFirstHost: true)
         return found.map(Self.key).first { $0.revokedAt == nil }
     }
 
@@ -102,6 +105,7 @@ extension ClickHouseMeterStore: KeyStore {
     }
 
     public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {
+        try await checkFirstHostWhole()
         let found = try await ClickHouseWriter.$writing.withValue(true) {  // where it is written, as revokeKey
             try await rows(
                 "SELECT argMax(vendor, version), argMax(created_at, version), argMax(run_by, version), argMax(applied_at, version) FROM \(t("reconciliations")) WHERE id = \(ClickHouseClient.quote(id)) GROUP BY id"

@@ -187,9 +187,11 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     }
 
     /// Runs a query, turning ClickHouse's own errors into the store's.
-    func rows(_ sql: String, settings: [String: String] = [:], shardsRead: Bool = true) async throws -> [[JSONValue]] {
+    func rows(_ sql: String, settings: [String: String] = [:], shardsRead: Bool = true, wholeFirstHost: Bool = false) async throws -> [[JSONValue]] {
         do {
-            return try await read(sql, settings: ["max_query_size": "67108864"].merging(settings) { $1 }, shardsRead: shardsRead).rows
+            return try await read(
+                sql, settings: ["max_query_size": "67108864"].merging(settings) { $1 }, shardsRead: shardsRead, wholeFirstHost: wholeFirstHost
+            ).rows
         } catch let e as ClickHouseError {
             throw Self.storeError(e) ?? UsageBoxError(.internal, "ClickHouse: \(e.message)")
         }
@@ -210,11 +212,13 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// of the store's small tables (keys, meters, periods, reports), none sharded, so no shard's
     /// replicas need checking for it (`checkReadHosts`).
     func read(
-        _ sql: String, settings: [String: String] = [:], limit: Int = 256 << 20, shardsRead: Bool = true
+        _ sql: String, settings: [String: String] = [:], limit: Int = 256 << 20, shardsRead: Bool = true, wholeFirstHost: Bool = false
     ) async throws -> (
         names: [String], types: [String], rows: [[JSONValue]]
     ) {
-        try await onAnyReplica(!ClickHouseWriter.writing, checkingShards: shardsRead) { try await $0.rows(sql, settings: settings, limit: limit) }
+        try await onAnyReplica(!ClickHouseWriter.writing, checkingShards: shardsRead, wholeFirstHost: wholeFirstHost) {
+            try await $0.rows(sql, settings: settings, limit: limit)
+        }
     }
 
     /// `body` on the first host; with `allowed`, on a replicated store, on the next host when one
@@ -222,12 +226,17 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// A host other than the first answers only when it is known to hold everything stored:
     /// replication is asynchronous, and a replica still fetching parts would give a partial
     /// answer (rollups ahead of raw events, a segment ahead of its events) as if it were whole.
-    func onAnyReplica<T>(_ allowed: Bool, checkingShards: Bool = true, _ body: (ClickHouseClient) async throws -> T) async throws -> T {
+    /// `wholeFirstHost`: the first host answers only while it holds every part its replicas
+    /// recorded (the writer's check), as for a key check, where a revocation's part the first host
+    /// set aside after a crash would let a revoked key back in.
+    func onAnyReplica<T>(
+        _ allowed: Bool, checkingShards: Bool = true, wholeFirstHost: Bool = false, _ body: (ClickHouseClient) async throws -> T
+    ) async throws -> T {
         // In a cluster the hosts are shards as well as replicas: a host of another shard would
         // answer through Distributed tables whose replicas nobody checked. No failover there, but
         // the replicas the first host's Distributed reads go to must hold everything.
         if allowed, names.replicated, names.cluster != nil {
-            if checkingShards { try await checkReadHosts() }
+            if checkingShards || wholeFirstHost { try await checkReadHosts() }
             return try await body(client)
         }
         guard allowed, names.replicated, names.cluster == nil, shards.count > 1 else { return try await body(client) }
@@ -236,6 +245,10 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
             do {
                 if index != 0, let behind = try await replicaLag(shards[index]) {
                     reasons.append("\(shards[index].host) \(behind)")
+                    continue
+                }
+                if index == 0, wholeFirstHost, let behind = try await hostsLacking() {
+                    reasons.append(behind)
                     continue
                 }
                 let answer = try await body(shards[index])
@@ -321,7 +334,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// What a host the store reads from lacks, remembered as `ClickHouseWriter` says. A pass is
     /// kept only if nothing made the writer forget the check while it ran, and only while every
     /// shard reads from its first replica (one that returns would be read from at once).
-    private func hostsLacking() async throws -> String? {
+    func hostsLacking() async throws -> String? {
         guard names.replicated, names.cluster != nil || shards.count > 1, let generation = await writer.firstHostCheckStarts() else {
             return nil
         }
@@ -331,10 +344,14 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         return try await writer.sharedFirstHostScan(generation) { try await self.firstHostLag() }.value
     }
 
-    /// The tables the writer decides from: ids, segments, closed periods, meters' units, and the
+    /// The tables the writer decides from: ids, segments, closed periods, meters' units, the
     /// rollups that settling compares with raw events (a rollup part set aside would be added a
-    /// second time). Verify's `segment_checks`, written on any replica, is not one of them.
-    static let decidingTables = (sharded: ["events"] + ClickHouseSchema.rollups.map(\.table), small: ["segments", "periods", "meters"])
+    /// second time), and keys and the reconciliation log, whose revocations and applications are
+    /// written over the newest row read (and a revocation's part set aside would let a key back
+    /// in). Verify's `segment_checks`, written on any replica, is not one of them.
+    static let decidingTables = (
+        sharded: ["events"] + ClickHouseSchema.rollups.map(\.table), small: ["segments", "periods", "meters", "api_keys", "reconciliations"]
+    )
 
     /// What a host the store reads from lacks (nil: nothing), and whether a pass may be kept.
     /// One server's replicas: the first host. A cluster of replicated shards: the first host for

@@ -373,6 +373,49 @@ struct ClickHouseIngestTests {
         #expect(kept.unit == "requests" && kept.rollupDimensions == ["region"], "\(kept)")
     }
 
+    /// Keys and the reconciliation log on a first host lacking a part its replica recorded (a
+    /// server restarted after a crash, fetching a part of its own back): a revocation in that part
+    /// does not let the key back in, and neither a revocation nor an application is written over
+    /// an older row read from that host.
+    @Test func aFirstHostLackingAKeysPartLetsNoRevokedKeyBackIn() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        guard store.location.replicated, store.location.cluster == nil, store.shards.count > 1 else { return }
+        var reversed = store.location
+        reversed.hosts.reverse()
+        let throughReplica = try ClickHouseMeterStore(location: reversed)
+        func bothWhole() async throws {
+            for shard in store.shards { try await Self.poll(300) { try await store.replicaLag(shard) == nil } }
+        }
+        let (key, secret) = try await Self.retryingUnavailable { try await store.createKey(account: "acct_1", role: .writer) }
+        try await Self.retryingUnavailable {
+            try await store.saveReconciliation(id: "rec_1", vendor: "anthropic", createdAt: F.ts("2026-06-01T10:00:00Z"), runBy: "t", reportJSON: "{}")
+        }
+        try await bothWhole()
+        let db = store.location.database
+        try await store.shards[0].command("SYSTEM STOP REPLICATION QUEUES \(db).api_keys")
+        try await store.shards[0].command("SYSTEM STOP REPLICATION QUEUES \(db).reconciliations")
+        let revoked = try await Self.retryingUnavailable { try await throughReplica.revokeKey(key.keyID) }
+        try await Self.retryingUnavailable {
+            try await throughReplica.markReconciliationApplied(id: "rec_1", reportJSON: #"{"applied":true}"#, appliedAt: F.ts("2026-06-02T10:00:00Z"))
+        }
+        try await Task.sleep(for: .milliseconds(1_100))  // the last passing check is a second old, as after any restart
+        #expect(try await store.authenticate(secret: secret) == nil, "a key revoked in a part the first host lacks was let in")
+        try await Self.expectUnavailable("revoked a key again over a row read from a first host lacking its revocation", saying: "lacks") {
+            _ = try await store.revokeKey(key.keyID)
+        }
+        try await Self.expectUnavailable("marked a reconciliation applied over a row read from a first host lacking it", saying: "lacks") {
+            try await store.markReconciliationApplied(id: "rec_1", reportJSON: #"{"applied":"again"}"#, appliedAt: F.ts("2026-06-03T10:00:00Z"))
+        }
+        try await store.shards[0].command("SYSTEM START REPLICATION QUEUES \(db).api_keys")
+        try await store.shards[0].command("SYSTEM START REPLICATION QUEUES \(db).reconciliations")
+        try await bothWhole()
+        #expect(try await store.authenticate(secret: secret) == nil)
+        let again = try await Self.retryingUnavailable { try await store.revokeKey(key.keyID) }
+        #expect(again.revokedAt == revoked.revokedAt, "the revocation kept its time")
+        #expect(try await store.reconciliation(id: "rec_1") == #"{"applied":true}"#)
+    }
+
     /// A part the first host stores while the check runs, fetched and recorded by the other replica
     /// before the check reads that replica's list, is not one the host lacks (two serve processes
     /// write segments through the first host at once: their writes were 503 now and then).
