@@ -86,13 +86,20 @@ public struct ClassificationRules: GapClassifier, Sendable {
               - {model: gpt-4o, token_type: cache_write, quantity: -1000, metered: 5000, expect: pass_through}
           # Token types we meter, on one account: served but not recorded. Correct it.
           - id: metered-residual
-            when: {token_type: [input, output, reasoning], attributed: true}
+            when: {token_type: [input, output, reasoning], attributed: true, sign: positive}
             class: metering_gap
             reason: untracked_usage
             examples:
               - {model: claude-sonnet-4-5, token_type: input, account: acct_42, quantity: 520000, metered: 122900000, expect: metering_gap}
-              - {model: claude-sonnet-4-5, token_type: output, account: acct_42, quantity: -200000, metered: 1000000, expect: metering_gap}
               - {model: claude-sonnet-4-5, token_type: input, quantity: 520000, metered: 122900000, expect: unexplained}
+          # The same token types metered beyond what the vendor billed (a retried event counted
+          # twice, a test key's traffic): recorded but not served. Correct it down.
+          - id: metered-excess
+            when: {token_type: [input, output, reasoning], attributed: true, sign: negative}
+            class: metering_gap
+            reason: metered_beyond_billed
+            examples:
+              - {model: claude-sonnet-4-5, token_type: output, account: acct_42, quantity: -200000, metered: 1000000, expect: metering_gap}
           # Anything else stays unexplained until a person (or a rule) says otherwise.
           - id: unexplained
             when: {}

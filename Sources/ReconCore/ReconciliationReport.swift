@@ -316,9 +316,24 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         /// Values of the `vendor` dimension that count as this vendor (events without it count too).
         public var vendors: [String]
         public var metered: Int64
+        /// Every token the account metered in the period, over all models, token types, vendors
+        /// and token meters, when the run read it (nil in reports written before it was kept).
+        public var accountTokens: Int64? = nil
         enum CodingKeys: String, CodingKey {
             case accountID = "account_id", modelID = "model_id", tokenType = "token_type", rawModelIDs = "raw_model_ids", meterID = "meter_id"
-            case vendors, metered
+            case vendors, metered, accountTokens = "account_tokens"
+        }
+
+        /// Every token an account metered in a range, over all models, token types, vendors and
+        /// meters in tokens (or with no unit): what `accountTokens` holds.
+        static func accountTokens(_ account: String, range: TimeRange, store: any MeterStore) async throws -> Int64 {
+            var units: [String: String] = [:]
+            for m in try await store.meters(scope: .all) { if let u = m.unit { units[m.meterID] = u } }
+            let r = try await store.usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.meterID]))
+            return r.groups.reduce(Int64(0)) { total, g in
+                if let m = g.keys[0], let unit = units[m], !MeterLedger.tokenUnits.contains(unit.lowercased()) { return total }
+                return total &+ g.aggregate.sum
+            }
         }
     }
 

@@ -80,6 +80,9 @@ public struct ReconciliationRunner: Sendable {
 
     /// Refuses to post corrections computed against a meter that has moved since the run (a late
     /// event would otherwise be billed twice): each corrected cell must hold what it held then,
+    /// and each corrected account's whole metered tokens in the period too (late events under a
+    /// dated or differently written model id, or without a token type, land outside the cell's
+    /// raw ids yet are the same usage; another run's corrections may have corrected it already),
     /// plus whatever this run already posted.
     func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
         var units: [String: String] = [:]
@@ -123,6 +126,20 @@ public struct ReconciliationRunner: Sendable {
                     "the meter changed since reconciliation \(report.id) ran: \(b.accountID) \(b.modelID) "
                         + "\(b.tokenType?.rawValue ?? "") held \(b.metered) tokens then and \(now - alreadyPosted) now; "
                         + "run the reconciliation again rather than apply its corrections", field: "id")
+            }
+        }
+
+        // The cells held what they held: the account as a whole must too.
+        for account in Set(posting.map(\.accountID)).sorted() {
+            guard let then = report.meterBasis.first(where: { $0.accountID == account && $0.accountTokens != nil })?.accountTokens else { continue }
+            let posted = all.filter { $0.accountID == account && report.appliedEventIDs.contains($0.eventID) }.reduce(Int64(0)) { $0 &+ $1.quantity }
+            let now = try await ReconciliationReport.MeterBasis.accountTokens(account, range: report.range, store: store)
+            guard now == then &+ posted else {
+                throw UsageBoxError(
+                    .conflict,
+                    "the meter changed since reconciliation \(report.id) ran: \(account) metered \(then) tokens in the period then and "
+                        + "\(now &- posted) now (late events, perhaps under another model id or without a token type, or another run's "
+                        + "corrections); run the reconciliation again rather than apply its corrections", field: "id")
             }
         }
     }

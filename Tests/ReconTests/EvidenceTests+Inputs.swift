@@ -242,6 +242,48 @@ import VendorAnthropic
         #expect(sonnet.groups.first?.aggregate.sum == 191_920_000, "billed once, not twice")
     }
 
+    /// The late events arrive under an id the run never read for that cell — the dated model id,
+    /// another spelling, no token type — yet a fresh run counts them as the same usage: apply is
+    /// refused as when they arrive under the plain id, not posted to bill them twice.
+    @Test(arguments: [("claude-sonnet-4-5-20250929", "input"), ("Claude-Sonnet-4-5", "input"), ("claude-sonnet-4-5", nil)] as [(String, String?)])
+    func applyingAfterLateEventsUnderAnotherIdIsRefused(model: String, tokenType: String?) async throws {
+        let store = try await kata()
+        let (r, _) = try await service.run(
+            ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42"),
+            store: store, log: store)
+        #expect(r.corrections.map(\.quantity) == [520_000])
+        var dims = ["vendor": "anthropic"]
+        dims["token_type"] = tokenType
+        _ = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: "late", accountID: "acct_42", meterID: "claude_tokens", modelID: model, quantity: 520_000, unit: "tokens",
+                    timestamp: Timestamp(rfc3339: "2026-05-30T12:00:00Z")!, dimensions: dims))
+        ])
+        do {
+            _ = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
+            Issue.record("a stale correction was posted")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && e.message.contains("the meter changed") && e.message.contains("acct_42 metered"), "\(e.message)")
+        }
+    }
+
+    /// The kata's correction is applied, then the 520,000 it stood for arrive after all: both
+    /// count. The next run's −520,000 is that earlier correction, to be reverted — not usage of the
+    /// period's last hour (where corrections are dated), and not a second correction.
+    @Test func aGapThatTakesBackAnEarlierCorrectionSaysSo() async throws {
+        let store = try await kata()
+        let options = ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42")
+        let (first, outcome) = try await service.run(options, store: store, log: store, apply: true)
+        guard case .posted = outcome else { Issue.record("\(outcome)"); return }
+        #expect(first.corrections.map(\.quantity) == [520_000])
+        _ = try await store.ingest([S.event("late", model: "claude-sonnet-4-5", type: "input", quantity: 520_000, day: 20, vendor: "anthropic")])
+        let again = try await service.engine.run(options, store: store)
+        let f = try #require(again.findings.first { $0.modelID == "claude-sonnet-4-5" && $0.tokenType == .input })
+        #expect(f.quantity == -520_000 && f.gapClass == .unexplained && f.reason == "earlier_corrections_now_metered", "\(f.reason)")
+        #expect(again.corrections.isEmpty && again.held.isEmpty)
+    }
+
     @Test func aFreshRunAfterARevertProposesANewCorrection() async throws {
         let store = try await kata()
         let options = ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42")

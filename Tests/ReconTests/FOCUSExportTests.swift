@@ -51,6 +51,26 @@ import VendorAnthropic
         #expect(r.invoice.amount.value == summary.billed["USD"])
     }
 
+    /// A loss corrected through a FOCUS export is Anthropic's usage: the correction is posted
+    /// under vendor `anthropic`, so the Anthropic run after it counts it instead of setting it
+    /// aside as another vendor's and correcting the same loss again (+520,000 twice).
+    @Test func aLossCorrectedThroughFOCUSIsNotCorrectedAgainByTheVendorsOwnRun() async throws {
+        let vendorView = try S.store()
+        _ = try await KataDemo(store: vendorView, write: { _ in }).load()
+        _ = try await vendorView.ingest([S.event("lost", model: "claude-sonnet-4-5", type: "input", quantity: 520_000, day: 20, vendor: "anthropic")])
+        let (focus, _) = try await export(vendorView)
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let (first, outcome) = try await service.run(
+            ReconciliationOptions(vendor: "focus", invoices: [focus], range: S.may, account: "acct_42"), store: store, log: store, apply: true)
+        #expect(first.corrections.map { "\($0.quantity) \($0.dimensions["vendor"] ?? "")" } == ["520000 anthropic"], "\(first.held.map(\.detail))")
+        guard case .posted = outcome else { Issue.record("\(outcome)"); return }
+        let second = try await service.engine.run(
+            ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42"), store: store)
+        #expect(second.corrections.isEmpty && second.held.isEmpty, "\(second.corrections.map(\.quantity))")
+        #expect(second.meteredOutOfScope.isEmpty, "\(second.meteredOutOfScope)")
+    }
+
     @Test func anExportWithABadTokenTypeNamesTheLine() async throws {
         let store = try S.store()
         _ = try await store.ingest([S.event("a", model: "claude-opus-4-8", type: "input", quantity: 1_000, vendor: "anthropic")])

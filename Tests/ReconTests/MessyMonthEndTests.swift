@@ -93,6 +93,18 @@ import UsageBoxApp
         #expect(r.unattributed.map(\.vendor) == [500_000])
     }
 
+    /// Euros divided by the export's own conversion rate: the dollars a report prints are kept to
+    /// 12 decimals, not the 33 a division that never ends gave.
+    @Test func vertexInEurosDividedByItsRatePrintsTwelveDecimalsAtMost() async throws {
+        let store = try await store([("acct_a", "gemini-2.5-flash", "input", 1_000_000, 10)])
+        let export =
+            #"{"service":{"description":"Vertex AI"},"sku":{"description":"Gemini 2.5 Flash GA Text Input - Predictions"},"usage_start_time":"2026-05-10T10:00:00Z","usage_end_time":"2026-05-10T11:00:00Z","project":{"id":"proj-a"},"cost":0.28,"currency":"EUR","currency_conversion_rate":0.93,"usage":{"amount":1000000,"unit":"count"},"credits":[],"cost_type":"regular"}"#
+        let r = try await run("google-vertex", [file("billing.json", export)], store, account: "acct_a")
+        let printed = String(decoding: try JSONEncoder().encode(r.invoice.amount), as: UTF8.self).trimmingCharacters(in: ["\""])
+        #expect(printed.split(separator: ".").last.map(\.count).map { $0 <= 12 } == true, "\(printed)")
+        #expect(printed == "0.301075268817", "\(printed)")
+    }
+
     static let consoleHeader =
         "usage_date_utc,model,workspace,api_key,usage_type,context_window,token_type,cost_usd,list_price_usd,cost_type,inference_geo,speed,api_key_id,api_key_status\n"
 

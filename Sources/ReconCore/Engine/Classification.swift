@@ -76,10 +76,11 @@ struct CorrectionProposal: Sendable {
 
     static func propose(
         _ findings: [ReconciliationReport.Finding], reasons: [EvidenceReason], diff: GapDiff, meter: MeterLedger,
-        options o: ReconciliationOptions, vendor: String, vendorNames: Set<String>, reportID: String, invoiceSHA: String,
-        store: any MeterStore
+        options o: ReconciliationOptions, vendor: String, vendorOfModel: [String: String] = [:], vendorNames: Set<String>, reportID: String,
+        invoiceSHA: String, store: any MeterStore
     ) async throws -> CorrectionProposal {
         var out = CorrectionProposal(findings: findings)
+        var accountTokens: [String: Int64] = [:]
         let inconclusive = reasons.filter { $0.effect == .inconclusive }.map(\.code)
         let ref = ReconciliationEngine.correctionRef(range: o.range, vendor: vendor)
         // A pricing gap read off partial evidence (a page of an export, an invoice for other days)
@@ -142,12 +143,15 @@ struct CorrectionProposal: Sendable {
                     "recon_"
                     + String(
                         sha256Hex(Array("\(ref)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(invoiceSHA)|\(quantity)|\(prior)".utf8)).prefix(40))
-                var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID, "vendor": vendor]
+                var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID, "vendor": vendorOfModel[f.modelID] ?? vendor]
                 if let tt = f.tokenType { dims["token_type"] = tt.rawValue }
+                if accountTokens[account] == nil {
+                    accountTokens[account] = try await ReconciliationReport.MeterBasis.accountTokens(account, range: o.range, store: store)
+                }
                 out.basis.append(
                     .init(
                         accountID: account, modelID: f.modelID, tokenType: f.tokenType, rawModelIDs: rawModels.sorted(),
-                        meterID: o.meterID, vendors: vendorNames.sorted(), metered: diff.metered[cell] ?? 0))
+                        meterID: o.meterID, vendors: vendorNames.sorted(), metered: diff.metered[cell] ?? 0, accountTokens: accountTokens[account]))
                 if let other = f.pairedWith { dims["relabel_of"] = other.rawValue }
                 proposed.append(
                     (
@@ -190,7 +194,7 @@ struct CorrectionProposal: Sendable {
                                 ? "bills \(lc.quantity) \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) to \(lc.accountID), which metered none of "
                                     + "that token type (a relabelled token type or a mapping mistake looks like this)"
                                 : "bills \(lc.quantity) more \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) on \(lc.accountID) than the "
-                                    + "\(lf.metered) metered (doubling it or more: a line listed twice, a unit or a mapping mistake looks like this)"
+                                    + "\(lf.metered) metered (doubling it or more: a line listed twice, a unit or mapping mistake, or a meter that lost most of that usage looks like this)"
                     } else {
                         detail =
                             "bills \(unseen!.0.quantity) tokens of \(unseen!.1.modelID) to \(unseen!.0.accountID), which metered none of that model in the period"

@@ -167,11 +167,44 @@ enum DailyEvidence {
         return runs
     }
 
+    /// The first day inside the period on which the card's price of a finding's model × token
+    /// type differs from the day before's while its vendor money (read from money, not stated
+    /// quantities) per metered token stays in one steady run across that day; nil otherwise.
+    static func cardChangeTheMoneyDoesNotShow(
+        _ f: Finding, _ diff: GapDiff, range: TimeRange, cardPrice: (CellKey, Timestamp) -> Decimal?
+    ) -> Int64? {
+        guard let tokenType = f.tokenType else { return nil }
+        let key = CellKey(model: f.modelID, tokenType: tokenType)
+        guard diff.vendor[CellKey(model: f.modelID, tokenType: tokenType, account: f.accountID)].map({ !$0.sum.allStated }) ?? false else { return nil }
+        let days = periodDays(range)
+        let prices = days.map { cardPrice(key, Timestamp(seconds: $0 * daySeconds)) }
+        guard let change = days.indices.dropFirst().first(where: { prices[$0] != prices[$0 - 1] }) else { return nil }
+        let day = days[change]
+        // Days with money and metered tokens, as the runs count them.
+        guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return nil }
+        let metered = meteredDaily(diff, key, accountwise: false)
+        let priced = days.filter { d in vendorDays[d].map { !$0.anyStated && $0.amount > 0 } ?? false && (metered[d] ?? 0) > 0 }
+        guard priced.contains(where: { $0 < day }), let firstAfter = priced.first(where: { $0 >= day }) else { return nil }
+        let starts = Set(priceRuns(diff, key, range: range).map(\.start))
+        return starts.contains(firstAfter) ? nil : day
+    }
+
     /// A gap equal to the usage of the first or last one to three hours at a bound: the meter and
     /// the vendor put those hours on different sides of it.
-    static func boundary(_ f: Finding, _ diff: GapDiff, tolerance: Int64) -> String? {
+    /// Where the bill has days, the gap must lie on that bound's day too: an hour's usage the
+    /// same size as a gap found on May 10 says nothing about the period's edges.
+    static func boundary(_ f: Finding, _ diff: GapDiff, tolerance: Int64, range: TimeRange) -> String? {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
         guard let e = diff.edges[key], f.quantity != 0 else { return nil }
+        let days = periodDays(range)
+        let vendorDays = vendorDaily(diff, key, accountwise: true)
+        let metered = meteredDaily(diff, key, accountwise: true)
+        /// Whether the bill's day-by-day gap on the first (or last) day is the finding's.
+        func onDay(last: Bool) -> Bool {
+            guard let vendorDays, let d = last ? days.last : days.first else { return true }
+            let (gap, overflow) = (vendorDays[d]?.tokens ?? 0).subtractingReportingOverflow(metered[d] ?? 0)
+            return !overflow && Self.distance(gap, f.quantity) <= UInt64(max(tolerance, 0))
+        }
         // A window's usage may be larger or smaller than the gap, and windows of huge cells may not
         // fit 64 bits: neither is a match, and neither may trap.
         func matches(_ hours: Range<Int>, _ window: [Int: Int64]) -> Bool {
@@ -186,12 +219,12 @@ enum DailyEvidence {
         for hours in 1...MeterLedger.edgeHours {
             if f.quantity < 0 {
                 // Metered inside the period, billed by the vendor outside it.
-                if matches(-hours..<0, e.end) { return "usage_in_last_\(hours)h_of_period" }
-                if matches(0..<hours, e.start) { return "usage_in_first_\(hours)h_of_period" }
+                if matches(-hours..<0, e.end), onDay(last: true) { return "usage_in_last_\(hours)h_of_period" }
+                if matches(0..<hours, e.start), onDay(last: false) { return "usage_in_first_\(hours)h_of_period" }
             } else {
                 // Metered just outside the period, billed by the vendor inside it.
-                if matches(-hours..<0, e.start) { return "usage_in_\(hours)h_before_period" }
-                if matches(0..<hours, e.end) { return "usage_in_\(hours)h_after_period" }
+                if matches(-hours..<0, e.start), onDay(last: false) { return "usage_in_\(hours)h_before_period" }
+                if matches(0..<hours, e.end), onDay(last: true) { return "usage_in_\(hours)h_after_period" }
             }
         }
         return nil
@@ -207,7 +240,10 @@ enum DailyEvidence {
     static let mislabelPairs: [(TokenType, TokenType)] = [(.cacheWrite5m, .cacheWrite1h)]
 
     /// Applies the day-by-day evidence to the findings and returns the price steps.
-    static func apply(to findings: inout [Finding], _ diff: GapDiff, range: TimeRange) -> [ReconciliationReport.PriceStep] {
+    /// `cardPrice`: the card's base price per million of a model × token type at an instant (nil: none).
+    static func apply(
+        to findings: inout [Finding], _ diff: GapDiff, range: TimeRange, cardPrice: (CellKey, Timestamp) -> Decimal? = { _, _ in nil }
+    ) -> [ReconciliationReport.PriceStep] {
         for i in findings.indices where findings[i].gapClass != .withinTolerance && findings[i].rule != "stated-quantity" {
             if let (since, days) = gapSince(findings[i], diff, range: range) {
                 findings[i].gapSince = since
@@ -332,14 +368,41 @@ enum DailyEvidence {
             }
         }
 
+        // The card's price changes on a day inside the period and the vendor's money per metered
+        // token does not move that day: had the vendor changed its price as the card says, the
+        // money would have stepped with it. The card (or its date) is wrong for this bill, and the
+        // gap it makes from that day is no lost usage, so it is held rather than corrected.
+        for i in findings.indices where findings[i].gapClass == .meteringGap {
+            guard let card = cardChangeTheMoneyDoesNotShow(findings[i], diff, range: range, cardPrice: cardPrice) else { continue }
+            findings[i].gapClass = .unexplained
+            findings[i].rule = "card-step"
+            findings[i].classifier = "engine"
+            findings[i].reason = "card_price_changed_on_\(dayString(card))_the_bill_did_not"
+        }
+
         for i in findings.indices where ![.withinTolerance, .pricingGap].contains(findings[i].gapClass) {
             let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType, account: findings[i].accountID)
-            if let where_ = boundary(findings[i], diff, tolerance: diff.vendor[key]?.toleranceTokens ?? 0) {
+            if let where_ = boundary(findings[i], diff, tolerance: diff.vendor[key]?.toleranceTokens ?? 0, range: range) {
                 findings[i].gapClass = .boundary
                 findings[i].rule = "period-boundary"
                 findings[i].classifier = "engine"
                 findings[i].reason = where_
             }
+        }
+
+        // A gap that takes back what earlier corrections put in the cell (within 1 %): the usage
+        // they stood for has since reached the meter (late events), and both count. Reverting that
+        // run is the remedy, not a second correction; nor is it a boundary (corrections are dated
+        // in the period's last second).
+        for i in findings.indices where findings[i].gapClass != .withinTolerance {
+            let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType, account: findings[i].accountID)
+            guard let c = diff.corrected[key], c != 0, (c > 0) != (findings[i].quantity > 0),
+                Self.distance(findings[i].quantity.magnitude, c.magnitude) <= UInt64(max(diff.vendor[key]?.toleranceTokens ?? 0, 0)) + c.magnitude / 100
+            else { continue }
+            findings[i].gapClass = .unexplained
+            findings[i].rule = "earlier-correction"
+            findings[i].classifier = "engine"
+            findings[i].reason = "earlier_corrections_now_metered"
         }
 
         for (a, b) in mislabelPairs {

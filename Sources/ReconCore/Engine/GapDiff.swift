@@ -8,6 +8,8 @@ struct GapDiff: Sendable {
     var metered: [CellKey: Int64]
     var meteredDaily: [CellKey: [Int64: Int64]]
     var edges: [CellKey: (start: [Int: Int64], end: [Int: Int64])]
+    /// Net tokens of the corrections already recorded per cell (inside `metered`).
+    var corrected: [CellKey: Int64] = [:]
     var models: [ReconciliationReport.ModelRow]
     var total: ReconciliationReport.Total
     var shape: GapShape
@@ -37,6 +39,7 @@ struct GapDiff: Sendable {
         var metered = m.cells
         var meteredDaily = m.daily
         var edges = m.edges
+        var corrected = m.corrected
         // Models compared per model: every model when the meter has no token types, else those with
         // untyped usage (an untyped row beside typed ones would read as its own over-metering).
         let perModel: (String) -> Bool = { model in !m.hasTokenType || m.untypedModels.contains(model) }
@@ -49,6 +52,7 @@ struct GapDiff: Sendable {
             }
             vendor = merged
             metered = metered.reduce(into: [:]) { $0[collapse($1.key), default: 0] += $1.value }
+            corrected = corrected.reduce(into: [:]) { $0[collapse($1.key), default: 0] &+= $1.value }
             meteredDaily = meteredDaily.reduce(into: [:]) { out, kv in
                 for (d, q) in kv.value { out[collapse(kv.key), default: [:]][d, default: 0] += q }
             }
@@ -75,7 +79,7 @@ struct GapDiff: Sendable {
         }
 
         var diff = GapDiff(
-            vendor: vendor, metered: metered, meteredDaily: meteredDaily, edges: edges, models: [],
+            vendor: vendor, metered: metered, meteredDaily: meteredDaily, edges: edges, corrected: corrected, models: [],
             total: .init(metered: 0, vendor: 0, gap: 0, gapAmount: .zero),
             shape: .none, impliedFactor: nil, unmeteredTokenTypes: [], unitPrices: unitPrices)
         var rows: [String: [ReconciliationReport.TokenTypeRow]] = [:]

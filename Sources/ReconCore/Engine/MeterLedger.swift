@@ -16,6 +16,8 @@ struct MeterLedger: Sendable {
     var vendorUnknownModels = Set<String>()
     /// Correction events already recorded per cell (a correction's id includes it).
     var correctionCounts: [CellKey: Int64] = [:]
+    /// Their net tokens per cell.
+    var corrected: [CellKey: Int64] = [:]
     /// With `--meter-id`: other token meters holding the invoice's models, and their tokens.
     var otherMeters: [String: Int64] = [:]
     /// Canonical model → the model ids the meter wrote for it.
@@ -123,7 +125,10 @@ struct MeterLedger: Sendable {
                 throw UsageBoxError.invalidArgument("the metered total of \(model) overflows 64 bits; reconcile a shorter period", field: "from")
             }
             ledger.cells[key] = sum
-            if isCorrection { ledger.correctionCounts[key, default: 0] += g.aggregate.count }
+            if isCorrection {
+                ledger.correctionCounts[key, default: 0] += g.aggregate.count
+                ledger.corrected[key, default: 0] &+= g.aggregate.sum
+            }
             if let day { ledger.daily[key, default: [:]][day, default: 0] &+= g.aggregate.sum }
             if let raw { ledger.rawModels[model, default: []].insert(raw) }
         }

@@ -100,11 +100,27 @@ public struct ReconciliationEngine: Sendable {
                 ] : [])
         let chain = ClassifierChain(plugin: plugin.classifiers + o.classifiers, team: o.teamRules)
         var findings = Classification.classify(diff, chain: chain)
-        let priceSteps = DailyEvidence.apply(to: &findings, diff, range: o.range)
+        let priceSteps = DailyEvidence.apply(to: &findings, diff, range: o.range) { key, at in
+            key.tokenType.flatMap { try? card.price(model: key.model, tokenType: $0, date: at, labels: [:]).perMillion }
+        }
         let reportID = Self.reportID(now())
+        // A multi-provider export's corrections are its provider's usage: posted under the plugin
+        // that sells it (FOCUS's Anthropic lines: vendor anthropic), so that plugin's own runs
+        // count them as metered instead of as another vendor's and correcting the loss again.
+        var providersOfModel: [String: Set<String>] = [:]
+        for entry in batch.lines {
+            guard let provider = entry.line.labels["provider"], let raw = entry.line.vendorModel,
+                let model = card.canonicalModel(raw) ?? (entry.line.modelIsCanonical ? raw : nil)
+            else { continue }
+            providersOfModel[model, default: []].insert(provider.lowercased())
+        }
+        let vendorOfModel = providersOfModel.compactMapValues { providers -> String? in
+            let sellers = registry.plugins.filter { !$0.providerNames.isDisjoint(with: providers) }.map { $0.id }
+            return providers.count == 1 && sellers.count == 1 ? sellers[0] : nil
+        }
         let proposal = try await CorrectionProposal.propose(
             findings, reasons: reasons, diff: diff, meter: meter, options: o,
-            vendor: plugin.id, vendorNames: vendorNames, reportID: reportID,
+            vendor: plugin.id, vendorOfModel: vendorOfModel, vendorNames: vendorNames, reportID: reportID,
             invoiceSHA: batch.sha256, store: store)
 
         return ReconciliationReport(

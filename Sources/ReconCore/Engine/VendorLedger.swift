@@ -175,7 +175,15 @@ enum Overflow {
 struct FXConversion: Sendable {
     var times: Decimal = 1
     var over: Decimal = 1
-    func callAsFunction(_ amount: Decimal) -> Decimal { over == 1 ? amount * times : amount * times / over }
+    /// Dividing by an export's stated rate rarely ends: kept to 12 decimals (a millionth of a
+    /// millionth of a dollar a line, far below any token's price), not the 38 digits `Decimal`
+    /// carries, which a report would print.
+    func callAsFunction(_ amount: Decimal) -> Decimal {
+        guard over != 1 else { return amount * times }
+        var exact = amount * times / over, rounded = Decimal()
+        NSDecimalRound(&rounded, &exact, 12, .plain)
+        return rounded
+    }
 }
 
 struct VendorLedger: Sendable {
@@ -231,6 +239,7 @@ struct VendorLedger: Sendable {
         var missingFX: [String: (count: Int, amount: Decimal, stated: Bool)] = [:]
         var refunds: [String: Decimal] = [:]
         var tokenRefunds: [CellKey: (tokens: Int64, amount: Decimal)] = [:]
+        var spansPriceChange: [CellKey: (count: Int, amount: Decimal, from: Timestamp, to: Timestamp)] = [:]
         var otherAccounts: [String: Decimal] = [:]
         var tierNotes = Set<String>()
         let attribution = o.attribution
@@ -373,6 +382,20 @@ struct VendorLedger: Sendable {
                 blockedNegative[CellKey(model: model, tokenType: tokenType), default: ("unpriced_vendor_usage", 0)].amount += line.amount ?? 0
                 continue
             }
+            // Money for a span over which the card's price changes (a monthly line, a day whose
+            // price changed at 17:00) holds an unknown mix of both prices: its volume lies anywhere
+            // between the two quotients, so neither is taken.
+            if let price, line.quantity == nil, line.amount != nil,
+                let last = Optional(Timestamp(microseconds: bucket.to.microseconds - 1)), last > line.date,
+                (try? priced(PriceKey(model: model, tokenType: tokenType, date: last, labels: line.labels)).get().perMillion) != price.perMillion
+            {
+                skip("spans_price_change")
+                ledger.unplacedLines += 1
+                let key = CellKey(model: model, tokenType: tokenType)
+                spansPriceChange[key, default: (0, 0, line.date, last)].count += 1
+                spansPriceChange[key]!.amount += line.amount ?? 0
+                continue
+            }
             var account: String?
             switch attribution {
             case let .single(a): account = a
@@ -490,6 +513,16 @@ struct VendorLedger: Sendable {
                         + "it may return an earlier period's usage (a CUR refund is dated over its billing period) or fix a price restated "
                         + "over the whole quantity, and it does not say whether those tokens were served",
                     remedy: "ask the vendor what the refund or credit returns; other models' and token types' corrections stand", amount: r.amount))
+        }
+        for (key, spans) in spansPriceChange.sorted(by: { $0.key < $1.key }) {
+            let what = "\(key.model) \(key.tokenType?.rawValue ?? "")"
+            ledger.reasons.append(
+                .init(
+                    code: "line_spans_price_change", effect: .blocksCell, modelID: key.model, tokenType: key.tokenType,
+                    detail: "\(what): \(spans.count) line(s) bill money alone for a span over which the card's price changes "
+                        + "(\(spans.from.rfc3339) – \(spans.to.rfc3339) among them): the volume lies between what each price gives, set aside",
+                    remedy: "an export by day (or by hour, where the price changed within a day), or one that states quantities",
+                    amount: spans.amount))
         }
         if !otherAccounts.isEmpty {
             ledger.reasons.append(
