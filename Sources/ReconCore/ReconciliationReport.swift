@@ -317,7 +317,8 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         public var vendors: [String]
         public var metered: Int64
         /// Every token the account metered in the period, over all models, token types, vendors
-        /// and token meters, when the run read it (nil in reports written before it was kept).
+        /// and token meters, when the run read it — less corrections of models this run corrects
+        /// none of (another vendor's run) — nil in reports written before it was kept.
         public var accountTokens: Int64? = nil
         enum CodingKeys: String, CodingKey {
             case accountID = "account_id", modelID = "model_id", tokenType = "token_type", rawModelIDs = "raw_model_ids", meterID = "meter_id"
@@ -325,15 +326,23 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         }
 
         /// Every token an account metered in a range, over all models, token types, vendors and
-        /// meters in tokens (or with no unit): what `accountTokens` holds.
-        static func accountTokens(_ account: String, range: TimeRange, store: any MeterStore) async throws -> Int64 {
+        /// meters in tokens (or with no unit), less corrections of models other than `corrected`
+        /// (written as corrections are: canonical ids): what `accountTokens` holds. Usage under any
+        /// id counts — a late event's id may be one the run never read.
+        static func accountTokens(_ account: String, corrected: Set<String>, range: TimeRange, store: any MeterStore) async throws -> Int64 {
             var units: [String: String] = [:]
             for m in try await store.meters(scope: .all) { if let u = m.unit { units[m.meterID] = u } }
-            let r = try await store.usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.meterID]))
+            let r = try await store.usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.meterID, .kind, .modelID]))
             return r.groups.reduce(Int64(0)) { total, g in
                 if let m = g.keys[0], let unit = units[m], !MeterLedger.tokenUnits.contains(unit.lowercased()) { return total }
+                if g.keys[1] == EventKind.correction.rawValue, !corrected.contains(g.keys[2] ?? "") { return total }
                 return total &+ g.aggregate.sum
             }
+        }
+
+        /// The models a report's basis corrects on an account.
+        static func corrected(_ basis: [MeterBasis], account: String) -> Set<String> {
+            Set(basis.filter { $0.accountID == account }.map(\.modelID))
         }
     }
 

@@ -82,8 +82,9 @@ public struct ReconciliationRunner: Sendable {
     /// event would otherwise be billed twice): each corrected cell must hold what it held then,
     /// and each corrected account's whole metered tokens in the period too (late events under a
     /// dated or differently written model id, or without a token type, land outside the cell's
-    /// raw ids yet are the same usage; another run's corrections may have corrected it already),
-    /// plus whatever this run already posted.
+    /// raw ids yet are the same usage; another run may have corrected the same model already),
+    /// plus whatever this run already posted. Other runs' corrections of models this one does not
+    /// correct do not count: reconciling two vendors, then applying both, is the usual month-end.
     func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
         var units: [String: String] = [:]
         for m in try await store.meters(scope: .all) { if let u = m.unit { units[m.meterID] = u } }
@@ -133,7 +134,8 @@ public struct ReconciliationRunner: Sendable {
         for account in Set(posting.map(\.accountID)).sorted() {
             guard let then = report.meterBasis.first(where: { $0.accountID == account && $0.accountTokens != nil })?.accountTokens else { continue }
             let posted = all.filter { $0.accountID == account && report.appliedEventIDs.contains($0.eventID) }.reduce(Int64(0)) { $0 &+ $1.quantity }
-            let now = try await ReconciliationReport.MeterBasis.accountTokens(account, range: report.range, store: store)
+            let now = try await ReconciliationReport.MeterBasis.accountTokens(
+                account, corrected: ReconciliationReport.MeterBasis.corrected(report.meterBasis, account: account), range: report.range, store: store)
             guard now == then &+ posted else {
                 throw UsageBoxError(
                     .conflict,

@@ -268,6 +268,25 @@ import VendorAnthropic
         }
     }
 
+    /// Month-end as usual: Anthropic and OpenAI reconciled for one account, the OpenAI run applied
+    /// first. Its correction of gpt-4o is no change to what the Anthropic run read (Claude
+    /// models), so the Anthropic run still applies; a late Claude event would not.
+    @Test func applyingAfterAnotherVendorsRunCorrectedOtherModelsGoesAhead() async throws {
+        let store = try await kata()
+        _ = try await store.ingest([S.event("oa", model: "gpt-4o-2024-08-06", type: "input", quantity: 10_000_000, day: 5, vendor: "openai")])
+        let (anthropic, _) = try await service.run(
+            ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42"),
+            store: store, log: store)
+        #expect(anthropic.corrections.map(\.quantity) == [520_000])
+        let page = InvoiceFile(name: "costs.json", bytes: Array(MessyMonthEndTests.openAIPage(days: 1...31, rows: [5: "27.50"], hasMore: false).utf8))
+        let (openai, outcome) = try await service.run(
+            ReconciliationOptions(vendor: "openai", invoices: [page], range: S.may, account: "acct_42"), store: store, log: store, apply: true)
+        #expect(openai.corrections.map(\.quantity) == [1_000_000], "\(openai.reasons.map(\.code)) \(openai.held.map(\.detail))")
+        guard case .posted = outcome else { Issue.record("\(outcome)"); return }
+        let applied = try await service.apply(id: anthropic.id, confirmLarge: false, store: store, log: store)
+        #expect(applied.accepted == 1)
+    }
+
     /// The kata's correction is applied, then the 520,000 it stood for arrive after all: both
     /// count. The next run's −520,000 is that earlier correction, to be reverted — not usage of the
     /// period's last hour (where corrections are dated), and not a second correction.

@@ -80,7 +80,6 @@ struct CorrectionProposal: Sendable {
         invoiceSHA: String, store: any MeterStore
     ) async throws -> CorrectionProposal {
         var out = CorrectionProposal(findings: findings)
-        var accountTokens: [String: Int64] = [:]
         let inconclusive = reasons.filter { $0.effect == .inconclusive }.map(\.code)
         let ref = ReconciliationEngine.correctionRef(range: o.range, vendor: vendor)
         // A pricing gap read off partial evidence (a page of an export, an invoice for other days)
@@ -145,13 +144,10 @@ struct CorrectionProposal: Sendable {
                         sha256Hex(Array("\(ref)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(invoiceSHA)|\(quantity)|\(prior)".utf8)).prefix(40))
                 var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID, "vendor": vendorOfModel[f.modelID] ?? vendor]
                 if let tt = f.tokenType { dims["token_type"] = tt.rawValue }
-                if accountTokens[account] == nil {
-                    accountTokens[account] = try await ReconciliationReport.MeterBasis.accountTokens(account, range: o.range, store: store)
-                }
                 out.basis.append(
                     .init(
                         accountID: account, modelID: f.modelID, tokenType: f.tokenType, rawModelIDs: rawModels.sorted(),
-                        meterID: o.meterID, vendors: vendorNames.sorted(), metered: diff.metered[cell] ?? 0, accountTokens: accountTokens[account]))
+                        meterID: o.meterID, vendors: vendorNames.sorted(), metered: diff.metered[cell] ?? 0))
                 if let other = f.pairedWith { dims["relabel_of"] = other.rawValue }
                 proposed.append(
                     (
@@ -208,6 +204,12 @@ struct CorrectionProposal: Sendable {
                     out.corrections.append(c)
                 }
             }
+        }
+        // What each corrected account metered in all, for apply to see anything that moved since.
+        for account in Set(out.basis.map(\.accountID)).sorted() {
+            let total = try await ReconciliationReport.MeterBasis.accountTokens(
+                account, corrected: ReconciliationReport.MeterBasis.corrected(out.basis, account: account), range: o.range, store: store)
+            for i in out.basis.indices where out.basis[i].accountID == account { out.basis[i].accountTokens = total }
         }
         return out
     }
