@@ -350,4 +350,5 @@ struct ModelMappedCard: RateCardConverter {
         try card.price(model: model, tokenType: tokenType, date: date, labels: labels)
     }
     func isBaseLabel(_ key: String, _ value: String, model: String) -> Bool { card.isBaseLabel(key, value, model: model) }
+    func priceChanges(model: String) -> [Timestamp] { card.priceChanges(model: model) }
 }

@@ -81,6 +81,10 @@ public struct RateCard: RateCardConverter, Sendable {
         return baseLabels[key]?.contains(value) == true || modelBaseLabels[model]?[key]?.contains(value) == true
     }
 
+    public func priceChanges(model: String) -> [Timestamp] {
+        Set((prices[model] ?? []).flatMap { [$0.from] + ($0.to.map { [$0] } ?? []) }).sorted { $0.microseconds < $1.microseconds }
+    }
+
     public func price(model: String, tokenType: TokenType, date: Timestamp, labels: [String: String]) throws -> ResolvedPrice {
         guard let rows = prices[model] else { throw PriceFailure.unknownModel(model) }
         guard let row = rows.first(where: { $0.from <= date && ($0.to.map { date < $0 } ?? true) }) else {

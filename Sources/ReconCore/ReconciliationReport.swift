@@ -316,33 +316,49 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         /// Values of the `vendor` dimension that count as this vendor (events without it count too).
         public var vendors: [String]
         public var metered: Int64
-        /// Every token the account metered in the period, over all models, token types, vendors
-        /// and token meters, when the run read it — less corrections of models this run corrects
-        /// none of (another vendor's run) — nil in reports written before it was kept.
+        /// What the account metered in the period that could be this run's vendors' usage, when
+        /// the run read it (`accountTokens(_:basis:…)`); nil in reports written before it was kept.
         public var accountTokens: Int64? = nil
         enum CodingKeys: String, CodingKey {
             case accountID = "account_id", modelID = "model_id", tokenType = "token_type", rawModelIDs = "raw_model_ids", meterID = "meter_id"
             case vendors, metered, accountTokens = "account_tokens"
         }
 
-        /// Every token an account metered in a range, over all models, token types, vendors and
-        /// meters in tokens (or with no unit), less corrections of models other than `corrected`
-        /// (written as corrections are: canonical ids): what `accountTokens` holds. Usage under any
-        /// id counts — a late event's id may be one the run never read.
-        static func accountTokens(_ account: String, corrected: Set<String>, range: TimeRange, store: any MeterStore) async throws -> Int64 {
-            var units: [String: String] = [:]
-            for m in try await store.meters(scope: .all) { if let u = m.unit { units[m.meterID] = u } }
-            let r = try await store.usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.meterID, .kind, .modelID]))
-            return r.groups.reduce(Int64(0)) { total, g in
-                if let m = g.keys[0], let unit = units[m], !MeterLedger.tokenUnits.contains(unit.lowercased()) { return total }
-                if g.keys[1] == EventKind.correction.rawValue, !corrected.contains(g.keys[2] ?? "") { return total }
-                return total &+ g.aggregate.sum
+        /// Every token an account metered in a range that could be this run's vendors' usage: on
+        /// meters in tokens (or with no unit), under any model id or token type (a late event's id
+        /// may be one the run never read), leaving out what another vendor's `vendor` dimension
+        /// claims and corrections of models other than `corrected` (written as corrections are:
+        /// canonical ids) — what `accountTokens` holds.
+        static func accountTokens(
+            _ account: String, corrected: Set<String>, vendors: Set<String>, range: TimeRange, store: any MeterStore, units: [String: String]
+        ) async throws -> Int64 {
+            var byVendor = true
+            while true {
+                do {
+                    let r = try await store.usage(
+                        UsageQuery(
+                            scope: .accounts([account]), range: range,
+                            groupBy: [.meterID, .kind, .modelID] + (byVendor ? [UsageField.dimension("vendor")] : [])))
+                    return r.groups.reduce(Int64(0)) { total, g in
+                        guard MeterLedger.inTokens(g.keys[0], units) else { return total }
+                        if byVendor, let v = g.keys[3], !vendors.contains(v) { return total }
+                        if g.keys[1] == EventKind.correction.rawValue, !corrected.contains(g.keys[2] ?? "") { return total }
+                        return total &+ g.aggregate.sum
+                    }
+                } catch let e as UsageBoxError where byVendor && e.field == "vendor" {
+                    byVendor = false  // a store that never saw the dimension refuses to group by it
+                }
             }
         }
 
-        /// The models a report's basis corrects on an account.
-        static func corrected(_ basis: [MeterBasis], account: String) -> Set<String> {
-            Set(basis.filter { $0.accountID == account }.map(\.modelID))
+        /// `accountTokens` as a report's basis reads it for an account: the models it corrects
+        /// there, the vendors it counts.
+        static func accountTokens(
+            _ account: String, basis: [MeterBasis], range: TimeRange, store: any MeterStore, units: [String: String]
+        ) async throws -> Int64 {
+            let mine = basis.filter { $0.accountID == account }
+            return try await accountTokens(
+                account, corrected: Set(mine.map(\.modelID)), vendors: Set(mine.flatMap(\.vendors)), range: range, store: store, units: units)
         }
     }
 

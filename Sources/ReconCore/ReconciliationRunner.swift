@@ -83,11 +83,11 @@ public struct ReconciliationRunner: Sendable {
     /// and each corrected account's whole metered tokens in the period too (late events under a
     /// dated or differently written model id, or without a token type, land outside the cell's
     /// raw ids yet are the same usage; another run may have corrected the same model already),
-    /// plus whatever this run already posted. Other runs' corrections of models this one does not
-    /// correct do not count: reconciling two vendors, then applying both, is the usual month-end.
+    /// plus whatever this run already posted. Usage another vendor's `vendor` dimension claims,
+    /// and other runs' corrections of models this one does not correct (or posted under another
+    /// vendor), do not count: reconciling two vendors, then applying both, is the usual month-end.
     func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
-        var units: [String: String] = [:]
-        for m in try await store.meters(scope: .all) { if let u = m.unit { units[m.meterID] = u } }
+        let units = try await MeterLedger.units(store)
         let all = report.corrections + report.held.map(\.correction)
         for b in report.meterBasis {
             func inCell(_ c: ProposedCorrection) -> Bool {
@@ -107,7 +107,7 @@ public struct ReconciliationRunner: Sendable {
                             groupBy: [.meterID] + optional.map(UsageField.dimension), filters: filters))
                     now = 0
                     for g in r.groups {
-                        if let m = g.keys[0], let unit = units[m], !MeterLedger.tokenUnits.contains(unit.lowercased()) { continue }
+                        guard MeterLedger.inTokens(g.keys[0], units) else { continue }
                         var i = 1
                         if optional.contains("token_type") {
                             if let tt = b.tokenType, g.keys[i] != tt.rawValue { continue }
@@ -135,13 +135,13 @@ public struct ReconciliationRunner: Sendable {
             guard let then = report.meterBasis.first(where: { $0.accountID == account && $0.accountTokens != nil })?.accountTokens else { continue }
             let posted = all.filter { $0.accountID == account && report.appliedEventIDs.contains($0.eventID) }.reduce(Int64(0)) { $0 &+ $1.quantity }
             let now = try await ReconciliationReport.MeterBasis.accountTokens(
-                account, corrected: ReconciliationReport.MeterBasis.corrected(report.meterBasis, account: account), range: report.range, store: store)
+                account, basis: report.meterBasis, range: report.range, store: store, units: units)
             guard now == then &+ posted else {
                 throw UsageBoxError(
                     .conflict,
                     "the meter changed since reconciliation \(report.id) ran: \(account) metered \(then) tokens in the period then and "
                         + "\(now &- posted) now (late events, perhaps under another model id or without a token type, or another run's "
-                        + "corrections); run the reconciliation again rather than apply its corrections", field: "id")
+                        + "corrections of the same models); run the reconciliation again rather than apply its corrections", field: "id")
             }
         }
     }

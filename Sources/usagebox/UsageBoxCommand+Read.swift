@@ -6,10 +6,15 @@ import UsageBoxApp
 
 /// The period options of reads.
 struct PeriodOptions: ParsableArguments {
-    @Option(help: "Start, RFC 3339 (inclusive), e.g. 2026-05-01T00:00:00Z.") var from: String
-    @Option(help: "End, RFC 3339 (exclusive).") var to: String
+    @Option(help: "Start (inclusive): a date (2026-05-01, 00:00 UTC) or RFC 3339, e.g. 2026-05-01T00:00:00Z.") var from: String
+    @Option(help: "End (exclusive), written like --from.") var to: String
 
-    func range() throws -> TimeRange { try TimeRange(from: from, to: to) }
+    /// A date is that day at 00:00 UTC, as `reconcile` reads it; the API takes RFC 3339.
+    static func instant(_ text: String) -> String { Timestamp(date: text) != nil ? text + "T00:00:00Z" : text }
+    var fromInstant: String { Self.instant(from) }
+    var toInstant: String { Self.instant(to) }
+
+    func range() throws -> TimeRange { try TimeRange(from: fromInstant, to: toInstant) }
 }
 
 extension UsageBoxCommand {
@@ -28,7 +33,7 @@ extension UsageBoxCommand {
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
-            var params: [(String, String)] = [("from", period.from), ("to", period.to)]
+            var params: [(String, String)] = [("from", period.fromInstant), ("to", period.toInstant)]
             if !groupBy.isEmpty { params.append(("group_by", groupBy.joined(separator: ","))) }
             if let source { params.append(("source", source.rawValue)) }
             for f in filters {

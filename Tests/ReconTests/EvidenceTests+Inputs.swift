@@ -287,19 +287,63 @@ import VendorAnthropic
         #expect(applied.accepted == 1)
     }
 
+    /// A late event of another vendor's (gpt-4o, tagged openai) is no change to the Anthropic
+    /// usage the run read: its apply goes ahead.
+    @Test func aLateEventOfAnotherVendorDoesNotRefuseApply() async throws {
+        let store = try await kata()
+        let (r, _) = try await service.run(
+            ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42"),
+            store: store, log: store)
+        _ = try await store.ingest([S.event("oa_late", model: "gpt-4o-2024-08-06", type: "input", quantity: 1_200, day: 30, vendor: "openai")])
+        #expect(try await service.apply(id: r.id, confirmLarge: false, store: store, log: store).accepted == 1)
+    }
+
+    /// The same model bought from Anthropic and through Bedrock, both collectors losing half of
+    /// May 10: two runs, two corrections. Applying Anthropic's first leaves Bedrock's run valid
+    /// (its correction is Anthropic's usage, posted under vendor anthropic).
+    @Test func oneModelThroughTwoVendorsAppliesBoth() async throws {
+        let store = try S.store()
+        var events: [IngestItem] = []
+        for d in 1...31 {
+            for vendor in ["anthropic", "aws-bedrock"] {
+                events.append(
+                    S.event(
+                        "\(vendor)\(d)", account: "acct_b", model: "claude-sonnet-4-6", type: "input", quantity: d == 10 ? 500_000 : 1_000_000, day: d,
+                        vendor: vendor))
+            }
+        }
+        _ = try await store.ingest(events)
+        let anthropicBill = S.costReport((1...31).map { .init(day: $0, model: "claude-sonnet-4-6", tokenType: "uncached_input_tokens", cents: "300") })
+        var cur = MessyMonthEndTests.curHeader
+        for d in 1...31 { cur += MessyMonthEndTests.curRow("Usage", d, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.0") }
+        let (a, _) = try await service.run(
+            ReconciliationOptions(vendor: "anthropic", invoices: [anthropicBill], range: S.may, account: "acct_b"), store: store, log: store)
+        let (b, _) = try await service.run(
+            ReconciliationOptions(vendor: "aws-bedrock", invoices: [InvoiceFile(name: "cur.csv", bytes: Array(cur.utf8))], range: S.may, account: "acct_b"),
+            store: store, log: store)
+        #expect(
+            a.corrections.map(\.quantity) == [500_000] && b.corrections.map(\.quantity) == [500_000],
+            "\(a.reasons.map(\.code)) \(a.findings.map { "\($0.quantity) \($0.reason)" }) \(a.held.map(\.detail)) | \(b.reasons.map(\.code)) \(b.findings.map { "\($0.quantity) \($0.reason)" })"
+        )
+        #expect(try await service.apply(id: a.id, confirmLarge: false, store: store, log: store).accepted == 1)
+        #expect(try await service.apply(id: b.id, confirmLarge: false, store: store, log: store).accepted == 1)
+    }
+
     /// The kata's correction is applied, then the 520,000 it stood for arrive after all: both
     /// count. The next run's −520,000 is that earlier correction, to be reverted — not usage of the
     /// period's last hour (where corrections are dated), and not a second correction.
-    @Test func aGapThatTakesBackAnEarlierCorrectionSaysSo() async throws {
+    /// Half of them arriving is the same story, not "metered beyond billed".
+    @Test(arguments: [520_000, 260_000] as [Int64])
+    func aGapThatTakesBackAnEarlierCorrectionSaysSo(late: Int64) async throws {
         let store = try await kata()
         let options = ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42")
         let (first, outcome) = try await service.run(options, store: store, log: store, apply: true)
         guard case .posted = outcome else { Issue.record("\(outcome)"); return }
         #expect(first.corrections.map(\.quantity) == [520_000])
-        _ = try await store.ingest([S.event("late", model: "claude-sonnet-4-5", type: "input", quantity: 520_000, day: 20, vendor: "anthropic")])
+        _ = try await store.ingest([S.event("late", model: "claude-sonnet-4-5", type: "input", quantity: late, day: 20, vendor: "anthropic")])
         let again = try await service.engine.run(options, store: store)
         let f = try #require(again.findings.first { $0.modelID == "claude-sonnet-4-5" && $0.tokenType == .input })
-        #expect(f.quantity == -520_000 && f.gapClass == .unexplained && f.reason == "earlier_corrections_now_metered", "\(f.reason)")
+        #expect(f.quantity == -late && f.gapClass == .unexplained && f.reason == "earlier_corrections_now_metered", "\(f.reason)")
         #expect(again.corrections.isEmpty && again.held.isEmpty)
     }
 

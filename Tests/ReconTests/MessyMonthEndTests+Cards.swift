@@ -10,16 +10,30 @@ import Testing
 /// correction on a conclusive run before its fix (an outside tester's repros, rebuilt here).
 extension MessyMonthEndTests {
     /// The Anthropic card with Haiku input cut from $1 to $0.50 at `at` (a date or an instant).
-    static func cardCuttingHaikuInput(at: String) throws -> RateCard {
+    static func cardCuttingHaikuInput(at: String) throws -> RateCard { try cardPricingHaikuInput(["1", at, "0.50"]) }
+
+    /// The Anthropic card with Haiku input priced in turn: a price, the instant it ends, the next
+    /// price, … (`["1", "2026-05-10", "0.50"]`).
+    static func cardPricingHaikuInput(_ steps: [String]) throws -> RateCard {
         let original =
             #"      - {from: "2025-10-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing, litellm]}"#
-        let stepped = """
-                  - {from: "2025-10-15", to: "\(at)", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}
-                  - {from: "\(at)", rates: {input: "0.50", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}
-            """
+        var rows: [String] = []
+        var from = "2025-10-15"
+        for i in stride(from: 0, to: steps.count, by: 2) {
+            let to = i + 1 < steps.count ? ", to: \"\(steps[i + 1])\"" : ""
+            rows.append(
+                #"      - {from: "\#(from)"\#(to), rates: {input: "\#(steps[i])", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}"#
+            )
+            if i + 1 < steps.count { from = steps[i + 1] }
+        }
         let text = RateCardData.cards["anthropic"]!
         #expect(text.contains(original), "the card's Haiku row moved: update this test")
-        return try RateCard.load(text: text.replacingOccurrences(of: original, with: stepped), file: "stepped.yaml")
+        return try RateCard.load(text: text.replacingOccurrences(of: original, with: rows.joined(separator: "\n")), file: "stepped.yaml")
+    }
+
+    /// A cost report of Haiku input, the day's cents given per day.
+    static func haikuBill(_ cents: (Int) -> String) -> InvoiceFile {
+        TestSupport.costReport((1...31).map { .init(day: $0, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: cents($0)) })
     }
 
     /// A meter of 1,000,000 Haiku input tokens a day, May 1–31.
@@ -105,5 +119,132 @@ extension MessyMonthEndTests {
         let f = try #require(r.findings.first)
         #expect(f.quantity == -250_000 && f.gapClass == .meteringGap && f.reason == "metered_beyond_billed", "\(f.gapClass) \(f.reason)")
         #expect(r.corrections.map { "\($0.quantity) \($0.dimensions["reason"] ?? "")" } == ["-250000 metered_beyond_billed"])
+    }
+
+    /// A currency written "usd " is the dollar; a blank one is named as blank (it read "in  have
+    /// no exchange rate") and its remedy is the column, not an --fx no code can be given.
+    @Test func currencyCodesAreTrimmedAndABlankOneIsNamed() async throws {
+        let store = try await haikuEveryDay()
+        func bill(_ currency: String) -> InvoiceFile {
+            S.costReport((1...31).map { .init(day: $0, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100", currency: currency) })
+        }
+        let padded = try await run("anthropic", [bill("usd ")], store, account: "acct_42")
+        #expect(!padded.reasons.contains { $0.code == "missing_fx" } && padded.verdict == .conclusive, "\(padded.reasons.map(\.code))")
+        let blank = try await run("anthropic", [bill("")], store, account: "acct_42")
+        let fx = try #require(blank.reasons.first { $0.code == "missing_fx" })
+        #expect(fx.detail.contains("31 line(s) in a blank currency") && fx.remedy?.contains("currency column") == true, "\(fx.detail) \(fx.remedy ?? "")")
+    }
+
+    /// The collector down May 10–12 for every model, on a money-only cost report: every model is
+    /// off by the same share over the month, which read as a uniform price factor ("rate card or
+    /// currency mismatch", nothing corrected). The days show an outage: both losses are corrected.
+    @Test func anOutageOfEveryModelOnSomeDaysIsNoPriceFactor() async throws {
+        let up = (1...31).filter { !(10...12).contains($0) }
+        let down = try await self.store(
+            up.flatMap { [("acct_42", "claude-haiku-4-5", "input", 1_000_000, $0), ("acct_42", "claude-sonnet-4-5", "input", 1_000_000, $0)] },
+            vendor: "anthropic")
+        let invoice = S.costReport(
+            (1...31).flatMap {
+                [
+                    .init(day: $0, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100"),
+                    .init(day: $0, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
+                ]
+            })
+        let r = try await run("anthropic", [invoice], down, account: "acct_42")
+        #expect(r.shape == .localized && r.impliedFactor == nil, "\(r.shape)")
+        #expect(r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" }.sorted() == ["claude-haiku-4-5 3000000", "claude-sonnet-4-5 3000000"])
+
+        // A price factor shows on every day: the same meter billed 10 % over every day stays uniform.
+        let full = try await self.store(
+            (1...31).flatMap { [("acct_42", "claude-haiku-4-5", "input", 1_000_000, $0), ("acct_42", "claude-sonnet-4-5", "input", 1_000_000, $0)] },
+            vendor: "anthropic")
+        let factor = S.costReport(
+            (1...31).flatMap {
+                [
+                    .init(day: $0, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "110"),
+                    .init(day: $0, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330"),
+                ]
+            })
+        let uniform = try await run("anthropic", [factor], full, account: "acct_42")
+        #expect(uniform.shape == .uniform && uniform.corrections.isEmpty)
+    }
+
+    /// The same wrong card with the meter's days jittered (300 tokens of a request near midnight
+    /// landing on the next day, every other day): each day's money per metered token differs a
+    /// little, which no steady run survives; medians do. Held, not +17M posted.
+    @Test func aCardChangeTheBillDoesNotShowIsHeldThroughMidnightJitter() async throws {
+        // Traffic that varies by day, billed to the ten-thousandth of a cent ("100.1237").
+        func served(_ d: Int) -> Int64 { 1_000_000 + 1_237 * Int64(d) }
+        let store = try await self.store(
+            (1...31).map { ("acct_42", "claude-haiku-4-5", "input", served($0) + ($0 % 2 == 1 ? 300 : -300), $0) }, vendor: "anthropic")
+        let bill = Self.haikuBill { ExactDecimal.text(Decimal(served($0)) / 10_000) }
+        let r = try await run("anthropic", [bill], store, account: "acct_42") {
+            $0.rateCard = try! Self.cardCuttingHaikuInput(at: "2026-05-15")
+        }
+        #expect(r.findings.first?.reason == "card_price_changed_on_2026-05-15_the_bill_did_not", "\(r.findings.map(\.reason))")
+        #expect(r.corrections.isEmpty)
+    }
+
+    /// Two changes in one month: the cut on May 10 is billed, the rise on May 20 is not (the
+    /// vendor stayed at $0.50). The second is checked too: held, not −4M.
+    @Test func everyCardChangeInThePeriodIsChecked() async throws {
+        let store = try await haikuEveryDay()
+        let card = try Self.cardPricingHaikuInput(["1", "2026-05-10", "0.50", "2026-05-20", "0.75"])
+        let r = try await run("anthropic", [Self.haikuBill { $0 < 10 ? "100" : "50" }], store, account: "acct_42") { $0.rateCard = card }
+        #expect(r.findings.first?.reason == "card_price_changed_on_2026-05-20_the_bill_did_not", "\(r.findings.map(\.reason))")
+        #expect(r.corrections.isEmpty)
+    }
+
+    /// The card cuts Haiku input to $0.80 from May 1, the first day of the period, and the vendor
+    /// still bills $1: with no days before it, the money is compared with the card's two prices
+    /// (nearer the old one). Held, not +7.75M; a real cut billed at $0.80 leaves no gap.
+    @Test func aCardChangeOnThePeriodsFirstDayIsChecked() async throws {
+        let store = try await haikuEveryDay()
+        let card = try Self.cardPricingHaikuInput(["1", "2026-05-01", "0.80"])
+        let r = try await run("anthropic", [Self.haikuBill { _ in "100" }], store, account: "acct_42") { $0.rateCard = card }
+        #expect(r.findings.first?.reason == "card_price_changed_on_2026-05-01_the_bill_did_not", "\(r.findings.map(\.reason))")
+        #expect(r.corrections.isEmpty)
+        let billed = try await run("anthropic", [Self.haikuBill { _ in "80" }], store, account: "acct_42") { $0.rateCard = card }
+        #expect(billed.findings.allSatisfy { $0.gapClass == .withinTolerance })
+        // A real loss of a tenth after a real cut: the money is nearer the new price, corrected.
+        let lossy = try await self.store((1...31).map { ("acct_42", "claude-haiku-4-5", "input", 900_000, $0) }, vendor: "anthropic")
+        let lost = try await run("anthropic", [Self.haikuBill { _ in "80" }], lossy, account: "acct_42") { $0.rateCard = card }
+        #expect(lost.corrections.map(\.quantity) == [3_100_000], "\(lost.findings.map(\.reason))")
+    }
+
+    /// A promotion inside the month ($0.50 from May 10 to May 20, $1 either side) under one
+    /// monthly line of $26: the line's first and last instants price alike, the days between do
+    /// not. Set aside, not read at $1 as −5M.
+    @Test func aMonthlyLineOverAPromotionIsSetAside() async throws {
+        let store = try await haikuEveryDay()
+        let card = try Self.cardPricingHaikuInput(["1", "2026-05-10", "0.50", "2026-05-20", "1"])
+        let invoice = S.ublInvoice(lines: [("Claude Haiku 4.5", "input", "26")], documentTotal: "26")
+        let r = try await run("ubl", [invoice], store, account: "acct_42") { $0.rateCard = card }
+        #expect(r.reasons.contains { $0.code == "line_spans_price_change" } && r.corrections.isEmpty, "\(r.corrections.map(\.quantity))")
+    }
+
+    /// The meter stamps every event an hour late, and a nightly 23:00 batch grows by 1,000 tokens a
+    /// day: each night's batch lands on the next day, May 31's in June. The gap (+51,000) is that
+    /// last batch, spread over the bill's days as +1,000 a day: a boundary, not a correction.
+    @Test func aClockSkewAcrossEveryMidnightIsStillABoundary() async throws {
+        let store = try S.store()
+        var events: [IngestItem] = []
+        for d in 1...31 {
+            let day = "2026-05-\(String(format: "%02d", d))"
+            let next = d == 31 ? "2026-06-01" : "2026-05-\(String(format: "%02d", d + 1))"
+            for (id, at, q) in [("b\(d)", "\(day)T13:00:00Z", Int64(1_000_000)), ("n\(d)", "\(next)T00:00:00Z", Int64(20_000 + 1_000 * d))] {
+                events.append(
+                    .event(
+                        UsageEvent(
+                            eventID: id, accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-haiku-4-5", quantity: q, unit: "tokens",
+                            timestamp: Timestamp(rfc3339: at)!, dimensions: ["token_type": "input", "vendor": "anthropic"])))
+            }
+        }
+        _ = try await store.ingest(events)
+        let invoice = Self.haikuBill { d in ExactDecimal.text(Decimal(1_000_000 + 20_000 + 1_000 * d) / 10_000) }
+        let r = try await run("anthropic", [invoice], store, account: "acct_42")
+        let f = try #require(r.findings.first)
+        #expect(f.quantity == 51_000 && f.gapClass == .boundary && f.reason == "usage_in_1h_after_period", "\(f.gapClass) \(f.reason)")
+        #expect(r.corrections.isEmpty)
     }
 }

@@ -185,7 +185,7 @@ import UsageBoxApp
         // Exported on the 20th with ChargePeriod = the month: the row cannot say the month was complete.
         let csv = Self.focusHeader + Self.focusRow("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z", "40.50", 9_000_000)
         let r = try await run("focus", [file("focus_mtd.csv", csv)], store, account: "acct_f")
-        #expect(r.reasons.first { $0.code == "coverage_gap" }?.detail.contains("bill more than a day") == true)
+        #expect(r.reasons.first { $0.code == "coverage_gap" }?.detail.contains("span more than one UTC day") == true)
         #expect(r.verdict == .inconclusive && r.corrections.isEmpty && r.held.isEmpty, "without the rule this backs out 2,000,000 metered tokens")
     }
 

@@ -122,6 +122,9 @@ import Testing
         let explain = try json(try CLI.run(["explain", "--db", db, "--account", "acct_42", "--json"] + may))
         #expect(explain["totals"] == .object([("usage", .int(150)), ("corrections", .int(-20)), ("net", .int(130)), ("count", .int(3))]))
         #expect(explain["corrections"]?.arrayValue?.first?["post_close"] == .bool(true))
+        // Dates read as reconcile reads them: that day at 00:00 UTC.
+        let byDates = try json(try CLI.run(["explain", "--db", db, "--account", "acct_42", "--json", "--from", "2026-05-01", "--to", "2026-06-01"]))
+        #expect(byDates["totals"] == explain["totals"])
         let verify = try json(try CLI.run(["verify", "--db", db, "--account", "acct_42", "--group-by", "day", "--json"] + may))
         #expect(verify["ok"] == .bool(true) && verify["drift"] == .int(0))
         #expect(verify["days"]?.arrayValue?.count == 31)

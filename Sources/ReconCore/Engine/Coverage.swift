@@ -116,15 +116,15 @@ enum CoverageCheck {
             let monthly =
                 ledger.multiDayLines == 0
                 ? ""
-                : "; \(ledger.multiDayLines) usage line(s) bill more than a day, and a line that long "
-                    + "cannot show whether its span was complete when the file was exported"
+                : "; \(ledger.multiDayLines) usage line(s) span more than one UTC day (lines longer than a day, or days "
+                    + "bucketed at another UTC offset), and such a line cannot show whether its span was complete when the file was exported"
             reasons.append(
                 .init(
                     code: "coverage_gap", effect: .inconclusive,
                     detail: "the invoice does not cover \(list.count) of the period's \(periodDays.count) day(s): \(compact(list))\(monthly)",
                     remedy: ledger.multiDayLines == 0
                         ? "add the export for the missing days, or reconcile only the covered days with --from/--to"
-                        : "an export with daily (or hourly) rows, or a final invoice that declares its period",
+                        : "an export with daily (or hourly) rows in UTC, or a final invoice that declares its period",
                     days: list))
         }
         return (summary, reasons)

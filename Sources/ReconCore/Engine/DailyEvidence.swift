@@ -167,43 +167,87 @@ enum DailyEvidence {
         return runs
     }
 
-    /// The first day inside the period on which the card's price of a finding's model × token
-    /// type differs from the day before's while its vendor money (read from money, not stated
-    /// quantities) per metered token stays in one steady run across that day; nil otherwise.
+    /// Whether every gapped model × token type's gap lies on some days only: at least two days
+    /// with traffic match within their tolerance, the last of them among those. A factor (a card,
+    /// a currency) shows on every day and a price change from its day to the end; a collector down
+    /// May 10–12 for every model looks `uniform` over the month, and its days say otherwise.
+    static func gapsConfinedToSomeDays(_ diff: GapDiff, range: TimeRange) -> Bool {
+        let gapped = diff.models.flatMap { m in m.tokenTypes.filter(\.beyondTolerance).map { CellKey(model: m.modelID, tokenType: $0.tokenType) } }
+        return !gapped.isEmpty
+            && gapped.allSatisfy { key in
+                guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return false }
+                let metered = meteredDaily(diff, key, accountwise: false)
+                let traffic = periodDays(range).filter { (metered[$0] ?? 0) != 0 || (vendorDays[$0]?.tokens ?? 0) != 0 }
+                func matches(_ d: Int64) -> Bool {
+                    Self.distance(vendorDays[d]?.tokens ?? 0, metered[d] ?? 0) <= UInt64(max(vendorDays[d]?.toleranceTokens ?? 0, 0))
+                }
+                let matching = traffic.filter(matches).count
+                return matching >= 2 && matching < traffic.count && traffic.last.map(matches) == true
+            }
+    }
+
+    /// The day of a change of the card's price of a finding's model × token type (inside the
+    /// period, or at its start) that the vendor's money does not show, or nil. Money per metered
+    /// token (volume read from money), the median of the days after the change up to the next: had
+    /// the vendor changed its price as the card says, it would have moved from the days before by
+    /// the card's ratio; it is taken to have stayed when it is nearer no move than that ratio. A
+    /// change at the period's start, with no days before, compares with the card's two prices: the
+    /// money nearer the old one. Medians, so midnight jitter and odd days do not decide it.
     static func cardChangeTheMoneyDoesNotShow(
-        _ f: Finding, _ diff: GapDiff, range: TimeRange, cardPrice: (CellKey, Timestamp) -> Decimal?
+        _ f: Finding, _ diff: GapDiff, range: TimeRange, cardPrice: (CellKey, Timestamp) -> Decimal?, cardChanges: (String) -> [Timestamp]
     ) -> Int64? {
         guard let tokenType = f.tokenType else { return nil }
         let key = CellKey(model: f.modelID, tokenType: tokenType)
-        guard diff.vendor[CellKey(model: f.modelID, tokenType: tokenType, account: f.accountID)].map({ !$0.sum.allStated }) ?? false else { return nil }
-        let days = periodDays(range)
-        let prices = days.map { cardPrice(key, Timestamp(seconds: $0 * daySeconds)) }
-        guard let change = days.indices.dropFirst().first(where: { prices[$0] != prices[$0 - 1] }) else { return nil }
-        let day = days[change]
-        // Days with money and metered tokens, as the runs count them.
-        guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return nil }
+        guard diff.vendor[CellKey(model: f.modelID, tokenType: tokenType, account: f.accountID)].map({ !$0.sum.allStated }) ?? false,
+            let vendorDays = vendorDaily(diff, key, accountwise: false)
+        else { return nil }
         let metered = meteredDaily(diff, key, accountwise: false)
-        let priced = days.filter { d in vendorDays[d].map { !$0.anyStated && $0.amount > 0 } ?? false && (metered[d] ?? 0) > 0 }
-        guard priced.contains(where: { $0 < day }), let firstAfter = priced.first(where: { $0 >= day }) else { return nil }
-        let starts = Set(priceRuns(diff, key, range: range).map(\.start))
-        return starts.contains(firstAfter) ? nil : day
+        var implied: [Int64: Decimal] = [:]
+        for d in periodDays(range) {
+            guard let v = vendorDays[d], !v.anyStated, v.amount > 0, let m = metered[d], m > 0 else { continue }
+            implied[d] = v.amount * 1_000_000 / Decimal(exactly: m)
+        }
+        func median(_ days: ClosedRange<Int64>) -> Decimal? {
+            let values = implied.filter { days.contains($0.key) }.values.sorted()
+            return values.isEmpty ? nil : values[values.count / 2]
+        }
+        let first = range.from.day, last = Timestamp(microseconds: range.to.microseconds - 1).day
+        let changes = cardChanges(f.modelID).filter { $0.microseconds >= range.from.microseconds && $0.microseconds < range.to.microseconds }
+        for (i, t) in changes.enumerated() {
+            guard let before = cardPrice(key, Timestamp(microseconds: t.microseconds - 1)), let after = cardPrice(key, t), before != after, before > 0
+            else { continue }
+            // The change's own day mixes both prices unless it changed at midnight.
+            let day = t.day, from = t.microseconds % (daySeconds * 1_000_000) == 0 ? day : day + 1
+            let until = i + 1 < changes.count ? changes[i + 1].day - 1 : last
+            let previous = i > 0 ? max(changes[i - 1].day, first) : first
+            guard from <= until, let moneyAfter = median(from...until) else { continue }
+            if day > previous, let moneyBefore = median(previous...(day - 1)), moneyBefore > 0 {
+                let moved = moneyAfter / moneyBefore, card = after / before
+                if abs(moved - 1) < abs(moved - card) { return day }
+            } else if day == first, abs(moneyAfter - before) < abs(moneyAfter - after) {
+                return day
+            }
+        }
+        return nil
     }
 
     /// A gap equal to the usage of the first or last one to three hours at a bound: the meter and
     /// the vendor put those hours on different sides of it.
-    /// Where the bill has days, the gap must lie on that bound's day too: an hour's usage the
-    /// same size as a gap found on May 10 says nothing about the period's edges.
+    /// Where the bill has days and the whole gap lies on one day away from both edges (a batch
+    /// sent twice on May 10), an edge hour of the same size explains nothing: no boundary. A gap
+    /// spread over the days (a clock skew moving each night's batch across midnight) or on an
+    /// edge day still may be one.
     static func boundary(_ f: Finding, _ diff: GapDiff, tolerance: Int64, range: TimeRange) -> String? {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
         guard let e = diff.edges[key], f.quantity != 0 else { return nil }
-        let days = periodDays(range)
-        let vendorDays = vendorDaily(diff, key, accountwise: true)
-        let metered = meteredDaily(diff, key, accountwise: true)
-        /// Whether the bill's day-by-day gap on the first (or last) day is the finding's.
-        func onDay(last: Bool) -> Bool {
-            guard let vendorDays, let d = last ? days.last : days.first else { return true }
-            let (gap, overflow) = (vendorDays[d]?.tokens ?? 0).subtractingReportingOverflow(metered[d] ?? 0)
-            return !overflow && Self.distance(gap, f.quantity) <= UInt64(max(tolerance, 0))
+        if let vendorDays = vendorDaily(diff, key, accountwise: true) {
+            let metered = meteredDaily(diff, key, accountwise: true)
+            let inner = periodDays(range).dropFirst().dropLast()
+            let onOneInnerDay = inner.contains { d in
+                let (gap, overflow) = (vendorDays[d]?.tokens ?? 0).subtractingReportingOverflow(metered[d] ?? 0)
+                return !overflow && gap != 0 && Self.distance(gap, f.quantity) <= UInt64(max(tolerance, 0))
+            }
+            if onOneInnerDay { return nil }
         }
         // A window's usage may be larger or smaller than the gap, and windows of huge cells may not
         // fit 64 bits: neither is a match, and neither may trap.
@@ -219,12 +263,12 @@ enum DailyEvidence {
         for hours in 1...MeterLedger.edgeHours {
             if f.quantity < 0 {
                 // Metered inside the period, billed by the vendor outside it.
-                if matches(-hours..<0, e.end), onDay(last: true) { return "usage_in_last_\(hours)h_of_period" }
-                if matches(0..<hours, e.start), onDay(last: false) { return "usage_in_first_\(hours)h_of_period" }
+                if matches(-hours..<0, e.end) { return "usage_in_last_\(hours)h_of_period" }
+                if matches(0..<hours, e.start) { return "usage_in_first_\(hours)h_of_period" }
             } else {
                 // Metered just outside the period, billed by the vendor inside it.
-                if matches(-hours..<0, e.start), onDay(last: false) { return "usage_in_\(hours)h_before_period" }
-                if matches(0..<hours, e.end), onDay(last: true) { return "usage_in_\(hours)h_after_period" }
+                if matches(-hours..<0, e.start) { return "usage_in_\(hours)h_before_period" }
+                if matches(0..<hours, e.end) { return "usage_in_\(hours)h_after_period" }
             }
         }
         return nil
@@ -240,9 +284,11 @@ enum DailyEvidence {
     static let mislabelPairs: [(TokenType, TokenType)] = [(.cacheWrite5m, .cacheWrite1h)]
 
     /// Applies the day-by-day evidence to the findings and returns the price steps.
-    /// `cardPrice`: the card's base price per million of a model × token type at an instant (nil: none).
+    /// `cardPrice`: the card's base price per million of a model × token type at an instant (nil:
+    /// none); `cardChanges`: the instants a model's card prices may change.
     static func apply(
-        to findings: inout [Finding], _ diff: GapDiff, range: TimeRange, cardPrice: (CellKey, Timestamp) -> Decimal? = { _, _ in nil }
+        to findings: inout [Finding], _ diff: GapDiff, range: TimeRange, cardPrice: (CellKey, Timestamp) -> Decimal? = { _, _ in nil },
+        cardChanges: (String) -> [Timestamp] = { _ in [] }
     ) -> [ReconciliationReport.PriceStep] {
         for i in findings.indices where findings[i].gapClass != .withinTolerance && findings[i].rule != "stated-quantity" {
             if let (since, days) = gapSince(findings[i], diff, range: range) {
@@ -373,7 +419,8 @@ enum DailyEvidence {
         // money would have stepped with it. The card (or its date) is wrong for this bill, and the
         // gap it makes from that day is no lost usage, so it is held rather than corrected.
         for i in findings.indices where findings[i].gapClass == .meteringGap {
-            guard let card = cardChangeTheMoneyDoesNotShow(findings[i], diff, range: range, cardPrice: cardPrice) else { continue }
+            guard let card = cardChangeTheMoneyDoesNotShow(findings[i], diff, range: range, cardPrice: cardPrice, cardChanges: cardChanges)
+            else { continue }
             findings[i].gapClass = .unexplained
             findings[i].rule = "card-step"
             findings[i].classifier = "engine"
@@ -390,14 +437,15 @@ enum DailyEvidence {
             }
         }
 
-        // A gap that takes back what earlier corrections put in the cell (within 1 %): the usage
-        // they stood for has since reached the meter (late events), and both count. Reverting that
-        // run is the remedy, not a second correction; nor is it a boundary (corrections are dated
-        // in the period's last second).
-        for i in findings.indices where findings[i].gapClass != .withinTolerance {
+        // A gap that takes back all or part of what earlier corrections put in the cell: the
+        // usage they stood for has since reached the meter (late events, some or all), and both
+        // count. Reverting that run and reconciling again is the remedy, not a second correction
+        // the other way (which would call served tokens unserved); nor is it a boundary
+        // (corrections are dated in the period's last second).
+        for i in findings.indices where [.meteringGap, .boundary].contains(findings[i].gapClass) {
             let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType, account: findings[i].accountID)
             guard let c = diff.corrected[key], c != 0, (c > 0) != (findings[i].quantity > 0),
-                Self.distance(findings[i].quantity.magnitude, c.magnitude) <= UInt64(max(diff.vendor[key]?.toleranceTokens ?? 0, 0)) + c.magnitude / 100
+                findings[i].quantity.magnitude <= c.magnitude + UInt64(max(diff.vendor[key]?.toleranceTokens ?? 0, 0))
             else { continue }
             findings[i].gapClass = .unexplained
             findings[i].rule = "earlier-correction"

@@ -37,10 +37,11 @@ struct InvoiceBatch: Sendable {
                 try checkRepeatedBuckets(parsed.coverage, name: file.name)
                 batch.identicalRows += try checkRepeatedLines(parsed.lines, name: file.name).map { (file.name, $0.pair, $0.line) }
             }
-            // Currency codes compare as ISO 4217 writes them: "usd" is the dollar, not a foreign currency.
+            // Currency codes compare as ISO 4217 writes them: "usd" (or "usd ") is the dollar, not a
+            // foreign currency; a blank one stays blank, to be named as such.
             batch.lines += parsed.lines.map { line in
                 var line = line
-                line.currency = line.currency.uppercased()
+                line.currency = line.currency.trimmingCharacters(in: .whitespaces).uppercased()
                 return Line(line: line, file: index)
             }
             batch.coverage.append(parsed.coverage)

@@ -36,6 +36,18 @@ struct MeterLedger: Sendable {
     var accountsWithUsage = Set<String>()
 
     static let tokenUnits: Set<String> = ["tokens", "token"]
+
+    /// Each meter's unit, where one is set.
+    static func units(_ store: any MeterStore) async throws -> [String: String] {
+        var units: [String: String] = [:]
+        for m in try await store.meters(scope: .all) { if let u = m.unit { units[m.meterID] = u } }
+        return units
+    }
+
+    /// Whether a meter's events count as tokens: its unit says tokens, or it has none.
+    static func inTokens(_ meter: String?, _ units: [String: String]) -> Bool {
+        meter.flatMap { units[$0] }.map { tokenUnits.contains($0.lowercased()) } ?? true
+    }
     static let edgeHours = 3
 
     /// Hourly usage in the three hours each side of both bounds, for boundary findings.
@@ -72,8 +84,7 @@ struct MeterLedger: Sendable {
         let scope: AccountScope = attribution.account.map { .accounts([$0]) } ?? o.scope
         var filters: [UsageFilter] = []
         if let m = o.meterID { filters.append(UsageFilter(field: .meterID, op: .eq, values: [m])) }
-        var units: [String: String] = [:]
-        for m in try await store.meters(scope: .all) { if let u = m.unit { units[m.meterID] = u } }
+        let units = try await Self.units(store)
 
         // token_type and vendor are optional dimensions: a store that never saw one refuses to group by it.
         var optional = ["token_type", "vendor"]

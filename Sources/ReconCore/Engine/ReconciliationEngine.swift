@@ -77,7 +77,12 @@ public struct ReconciliationEngine: Sendable {
             store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models),
             vendorNames: vendorNames, options: o)
         let (coverage, coverageReasons) = CoverageCheck.assess(batch, ledger: vendor, range: o.range)
-        let diff = try GapDiff.compute(vendor: vendor, meter: meter, card: card, range: o.range)
+        var diff = try GapDiff.compute(vendor: vendor, meter: meter, card: card, range: o.range)
+        if diff.shape == .uniform, DailyEvidence.gapsConfinedToSomeDays(diff, range: o.range) {
+            // The same share on every model, but only on some days: an outage of the whole
+            // collector, not a price factor (which would show on every day).
+            (diff.shape, diff.impliedFactor) = (.localized, nil)
+        }
         let unattributed = Self.unattributed(diff, attribution: o.attribution)
         let reasons =
             coverageReasons + vendor.reasons + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
@@ -100,9 +105,10 @@ public struct ReconciliationEngine: Sendable {
                 ] : [])
         let chain = ClassifierChain(plugin: plugin.classifiers + o.classifiers, team: o.teamRules)
         var findings = Classification.classify(diff, chain: chain)
-        let priceSteps = DailyEvidence.apply(to: &findings, diff, range: o.range) { key, at in
-            key.tokenType.flatMap { try? card.price(model: key.model, tokenType: $0, date: at, labels: [:]).perMillion }
-        }
+        let priceSteps = DailyEvidence.apply(
+            to: &findings, diff, range: o.range,
+            cardPrice: { key, at in key.tokenType.flatMap { try? card.price(model: key.model, tokenType: $0, date: at, labels: [:]).perMillion } },
+            cardChanges: { card.priceChanges(model: $0) })
         let reportID = Self.reportID(now())
         // A multi-provider export's corrections are its provider's usage: posted under the plugin
         // that sells it (FOCUS's Anthropic lines: vendor anthropic), so that plugin's own runs

@@ -239,7 +239,8 @@ struct VendorLedger: Sendable {
         var missingFX: [String: (count: Int, amount: Decimal, stated: Bool)] = [:]
         var refunds: [String: Decimal] = [:]
         var tokenRefunds: [CellKey: (tokens: Int64, amount: Decimal)] = [:]
-        var spansPriceChange: [CellKey: (count: Int, amount: Decimal, from: Timestamp, to: Timestamp)] = [:]
+        /// Per cell: how many lines, their money, and the first one's span and change.
+        var spansPriceChange: [CellKey: (count: Int, amount: Decimal, from: Timestamp, to: Timestamp, change: Timestamp)] = [:]
         var otherAccounts: [String: Decimal] = [:]
         var tierNotes = Set<String>()
         let attribution = o.attribution
@@ -383,18 +384,26 @@ struct VendorLedger: Sendable {
                 continue
             }
             // Money for a span over which the card's price changes (a monthly line, a day whose
-            // price changed at 17:00) holds an unknown mix of both prices: its volume lies anywhere
-            // between the two quotients, so neither is taken.
-            if let price, line.quantity == nil, line.amount != nil,
-                let last = Optional(Timestamp(microseconds: bucket.to.microseconds - 1)), last > line.date,
-                (try? priced(PriceKey(model: model, tokenType: tokenType, date: last, labels: line.labels)).get().perMillion) != price.perMillion
-            {
-                skip("spans_price_change")
-                ledger.unplacedLines += 1
-                let key = CellKey(model: model, tokenType: tokenType)
-                spansPriceChange[key, default: (0, 0, line.date, last)].count += 1
-                spansPriceChange[key]!.amount += line.amount ?? 0
-                continue
+            // price changed at 17:00, a promotion inside the month) holds an unknown mix of the
+            // prices: its volume lies anywhere between the quotients, so none is taken. A span the
+            // card prices only in part is unpriced.
+            if let price, line.quantity == nil, line.amount != nil {
+                let inside = card.priceChanges(model: model).filter { $0 > line.date && $0 < bucket.to }
+                let later = inside.map { try? priced(PriceKey(model: model, tokenType: tokenType, date: $0, labels: line.labels)).get() }
+                if later.contains(where: { $0 == nil }) {
+                    skip("no_rate")
+                    ledger.unplacedLines += 1
+                    blockedNegative[CellKey(model: model, tokenType: tokenType), default: ("unpriced_vendor_usage", 0)].amount += line.amount ?? 0
+                    continue
+                }
+                if let change = zip(inside, later).first(where: { $0.1?.perMillion != price.perMillion })?.0 {
+                    skip("spans_price_change")
+                    ledger.unplacedLines += 1
+                    let key = CellKey(model: model, tokenType: tokenType)
+                    spansPriceChange[key, default: (0, 0, line.date, bucket.to, change)].count += 1
+                    spansPriceChange[key]!.amount += line.amount ?? 0
+                    continue
+                }
             }
             var account: String?
             switch attribution {
@@ -488,14 +497,17 @@ struct VendorLedger: Sendable {
                     code: block.code, effect: .blocksNegative, modelID: key.model, tokenType: key.tokenType,
                     detail: detail, remedy: remedy, amount: block.amount))
         }
-        for (currency, m) in missingFX.sorted(by: { $0.key < $1.key }) {
+        for (code, m) in missingFX.sorted(by: { $0.key < $1.key }) {
+            let currency = code.isEmpty ? "a blank currency" : code
             ledger.reasons.append(
                 .init(
                     code: "missing_fx", effect: m.stated ? .note : .inconclusive,
                     detail: m.stated
                         ? "\(m.count) line(s) in \(currency) have no exchange rate to \(card.currency); their stated quantities are compared, their money is not"
                         : "\(m.count) line(s) in \(currency) have no exchange rate to \(card.currency) and state no quantity: their volume is unknown",
-                    remedy: "pass --fx \(currency)=RATE (units of \(card.currency) per \(currency))", amount: m.amount))
+                    remedy: code.isEmpty
+                        ? "fill in the export's currency column (a blank currency cannot be given a rate)"
+                        : "pass --fx \(currency)=RATE (units of \(card.currency) per \(currency))", amount: m.amount))
         }
         for (model, amount) in refunds.sorted(by: { $0.key < $1.key }) {
             ledger.reasons.append(
@@ -520,7 +532,8 @@ struct VendorLedger: Sendable {
                 .init(
                     code: "line_spans_price_change", effect: .blocksCell, modelID: key.model, tokenType: key.tokenType,
                     detail: "\(what): \(spans.count) line(s) bill money alone for a span over which the card's price changes "
-                        + "(\(spans.from.rfc3339) – \(spans.to.rfc3339) among them): the volume lies between what each price gives, set aside",
+                        + "(\(spans.from.rfc3339) – \(spans.to.rfc3339), changing at \(spans.change.rfc3339), among them): "
+                        + "the volume lies between what each price gives, set aside",
                     remedy: "an export by day (or by hour, where the price changed within a day), or one that states quantities",
                     amount: spans.amount))
         }

@@ -52,12 +52,16 @@ public protocol RateCardConverter: Sendable {
     var fingerprint: String { get }
     /// Whether a label value means the base price on a model (or the card does not price by it).
     func isBaseLabel(_ key: String, _ value: String, model: String) -> Bool
+    /// The instants at which a model's prices may change (its dated rows' bounds), in order; a
+    /// converter without dated prices has none.
+    func priceChanges(model: String) -> [Timestamp]
 }
 
 extension RateCardConverter {
     public func aliasTokenType(_ vendorString: String) -> TokenType? { nil }
     public var fingerprint: String { "" }
     public func isBaseLabel(_ key: String, _ value: String, model: String) -> Bool { true }
+    public func priceChanges(model: String) -> [Timestamp] { [] }
 
     /// Whether the card prices `tokenType` on `model` at `date` at its base rate.
     public func prices(model: String, tokenType: TokenType, date: Timestamp) -> Bool {
