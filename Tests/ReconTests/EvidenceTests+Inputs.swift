@@ -287,6 +287,25 @@ import VendorAnthropic
         #expect(applied.accepted == 1)
     }
 
+    /// After the kata's correction is applied, 300,000 more are metered on May 20: the lost
+    /// events dated when they came, or a batch replayed? The days cannot tell; held, named for
+    /// what is seen. More than the earlier correction is a new gap, corrected down.
+    @Test func usageOverTheBillOnADayAfterAnAppliedCorrectionIsHeld() async throws {
+        let store = try await kata()
+        let options = ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42")
+        let (_, outcome) = try await service.run(options, store: store, log: store, apply: true)
+        guard case .posted = outcome else { Issue.record("\(outcome)"); return }
+        _ = try await store.ingest([S.event("replay", model: "claude-sonnet-4-5", type: "input", quantity: 300_000, day: 20, vendor: "anthropic")])
+        let again = try await service.engine.run(options, store: store)
+        let f = try #require(again.findings.first { $0.modelID == "claude-sonnet-4-5" && $0.tokenType == .input })
+        #expect(f.reason == "usage_off_the_bill_on_a_day_after_earlier_corrections" && again.corrections.isEmpty, "\(f.reason)")
+        _ = try await store.ingest([S.event("replay2", model: "claude-sonnet-4-5", type: "input", quantity: 600_000, day: 21, vendor: "anthropic")])
+        let more = try await service.engine.run(options, store: store)
+        #expect(
+            more.corrections.map { "\($0.quantity) \($0.dimensions["reason"] ?? "")" } == ["-900000 metered_beyond_billed"],
+            "\(more.findings.map { "\($0.quantity) \($0.reason)" }) \(more.held.map(\.detail))")
+    }
+
     /// A late event of another vendor's (gpt-4o, tagged openai) is no change to the Anthropic
     /// usage the run read: its apply goes ahead.
     @Test func aLateEventOfAnotherVendorDoesNotRefuseApply() async throws {
@@ -332,18 +351,23 @@ import VendorAnthropic
     /// The kata's correction is applied, then the 520,000 it stood for arrive after all: both
     /// count. The next run's −520,000 is that earlier correction, to be reverted — not usage of the
     /// period's last hour (where corrections are dated), and not a second correction.
-    /// Half of them arriving is the same story, not "metered beyond billed".
-    @Test(arguments: [520_000, 260_000] as [Int64])
-    func aGapThatTakesBackAnEarlierCorrectionSaysSo(late: Int64) async throws {
+    /// The kata lost 34,667 (or 34,666) Sonnet input tokens a day, May 17–31. Some of those days
+    /// arriving late, on their own days, is the same story, not "metered beyond billed".
+    @Test(arguments: [31, 24] as [Int])
+    func aGapThatTakesBackAnEarlierCorrectionSaysSo(through lastLateDay: Int) async throws {
         let store = try await kata()
         let options = ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42")
         let (first, outcome) = try await service.run(options, store: store, log: store, apply: true)
         guard case .posted = outcome else { Issue.record("\(outcome)"); return }
         #expect(first.corrections.map(\.quantity) == [520_000])
-        _ = try await store.ingest([S.event("late", model: "claude-sonnet-4-5", type: "input", quantity: late, day: 20, vendor: "anthropic")])
+        let late = (17...lastLateDay).map { d in
+            S.event("late\(d)", model: "claude-sonnet-4-5", type: "input", quantity: d <= 26 ? 34_667 : 34_666, day: d, vendor: "anthropic")
+        }
+        _ = try await store.ingest(late)
         let again = try await service.engine.run(options, store: store)
         let f = try #require(again.findings.first { $0.modelID == "claude-sonnet-4-5" && $0.tokenType == .input })
-        #expect(f.quantity == -late && f.gapClass == .unexplained && f.reason == "earlier_corrections_now_metered", "\(f.reason)")
+        let arrived = (17...lastLateDay).reduce(Int64(0)) { $0 + ($1 <= 26 ? 34_667 : 34_666) }
+        #expect(f.quantity == -arrived && f.gapClass == .unexplained && f.reason == "earlier_corrections_now_metered", "\(f.quantity) \(f.reason)")
         #expect(again.corrections.isEmpty && again.held.isEmpty)
     }
 

@@ -167,6 +167,35 @@ extension MessyMonthEndTests {
             })
         let uniform = try await run("anthropic", [factor], full, account: "acct_42")
         #expect(uniform.shape == .uniform && uniform.corrections.isEmpty)
+
+        // A factor on quiet weekends hides in whole cents (10,000 tokens billed 1 and 3 cents,
+        // matching), May 31 among them: those days tell nothing, and it stays uniform.
+        func weekend(_ d: Int) -> Bool { [3, 4].contains(d % 7) }
+        let quiet = try await self.store(
+            (1...31).flatMap { d in
+                ["claude-haiku-4-5", "claude-sonnet-4-5"].map { ("acct_42", $0, "input", weekend(d) ? 10_000 : 1_000_000, d) }
+            }, vendor: "anthropic")
+        let quietFactor = S.costReport(
+            (1...31).flatMap {
+                [
+                    .init(day: $0, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: weekend($0) ? "1" : "110"),
+                    .init(day: $0, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: weekend($0) ? "3" : "330"),
+                ]
+            })
+        let still = try await run("anthropic", [quietFactor], quiet, account: "acct_42")
+        #expect(still.shape == .uniform && still.corrections.isEmpty, "\(still.corrections.map(\.quantity))")
+
+        // A legacy price (list × 1.25) billed until a renewal on May 20, list after, the card at
+        // list all month: off before, matching after — a price that ended, not an outage.
+        let legacy = S.costReport(
+            (1...31).flatMap {
+                [
+                    .init(day: $0, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: $0 < 20 ? "125" : "100"),
+                    .init(day: $0, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: $0 < 20 ? "375" : "300"),
+                ]
+            })
+        let ended = try await run("anthropic", [legacy], full, account: "acct_42")
+        #expect(ended.corrections.isEmpty, "\(ended.shape) \(ended.corrections.map(\.quantity))")
     }
 
     /// The same wrong card with the meter's days jittered (300 tokens of a request near midnight

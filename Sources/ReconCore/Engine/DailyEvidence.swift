@@ -167,22 +167,32 @@ enum DailyEvidence {
         return runs
     }
 
-    /// Whether every gapped model × token type's gap lies on some days only: at least two days
-    /// with traffic match within their tolerance, the last of them among those. A factor (a card,
-    /// a currency) shows on every day and a price change from its day to the end; a collector down
-    /// May 10–12 for every model looks `uniform` over the month, and its days say otherwise.
+    /// Whether every gapped model × token type's gap is the vendor billing more on a run of days
+    /// inside the period only: days where the month's share would have shown beyond the day's
+    /// tolerance match instead, both before the first day off and after the last. A factor (a
+    /// card, a currency) shows on every day, and a price that ends or starts mid-month on one side
+    /// only; a collector down May 10–12 for every model looks `uniform` over the month, and its
+    /// days say otherwise. Quiet days, where the factor would hide in the rounding, say nothing
+    /// either way. A meter above the bill on some days (a promotion? a replayed batch?) stays as
+    /// it reads, and so does an outage at the period's very start or end.
     static func gapsConfinedToSomeDays(_ diff: GapDiff, range: TimeRange) -> Bool {
-        let gapped = diff.models.flatMap { m in m.tokenTypes.filter(\.beyondTolerance).map { CellKey(model: m.modelID, tokenType: $0.tokenType) } }
-        return !gapped.isEmpty
-            && gapped.allSatisfy { key in
-                guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return false }
+        let rows = diff.models.flatMap { m in m.tokenTypes.filter(\.beyondTolerance).map { (CellKey(model: m.modelID, tokenType: $0.tokenType), $0) } }
+        return !rows.isEmpty
+            && rows.allSatisfy { key, row in
+                guard row.gap > 0, row.metered > 0, let vendorDays = vendorDaily(diff, key, accountwise: false) else { return false }
                 let metered = meteredDaily(diff, key, accountwise: false)
-                let traffic = periodDays(range).filter { (metered[$0] ?? 0) != 0 || (vendorDays[$0]?.tokens ?? 0) != 0 }
-                func matches(_ d: Int64) -> Bool {
-                    Self.distance(vendorDays[d]?.tokens ?? 0, metered[d] ?? 0) <= UInt64(max(vendorDays[d]?.toleranceTokens ?? 0, 0))
+                let share = Decimal(exactly: row.gap) / Decimal(exactly: row.metered)
+                // Per day: whether it matched, and whether the month's share would show there.
+                var days: [(matches: Bool, telling: Bool)] = []
+                for d in periodDays(range) {
+                    let m = metered[d] ?? 0, v = vendorDays[d]?.tokens ?? 0
+                    let tolerance = Decimal(max(vendorDays[d]?.toleranceTokens ?? 0, 0))
+                    days.append((Decimal(Self.distance(v, m)) <= tolerance, Decimal(exactly: m) * share > tolerance * 2))
                 }
-                let matching = traffic.filter(matches).count
-                return matching >= 2 && matching < traffic.count && traffic.last.map(matches) == true
+                // Matching days that would have shown the share, before the first day off and after
+                // the last: a price that ends (or starts) mid-month is off on one side only.
+                guard let firstOff = days.firstIndex(where: { !$0.matches }), let lastOff = days.lastIndex(where: { !$0.matches }) else { return false }
+                return days[..<firstOff].contains { $0.matches && $0.telling } && days[(lastOff + 1)...].contains { $0.matches && $0.telling }
             }
     }
 
@@ -442,11 +452,28 @@ enum DailyEvidence {
         // count. Reverting that run and reconciling again is the remedy, not a second correction
         // the other way (which would call served tokens unserved); nor is it a boundary
         // (corrections are dated in the period's last second).
+        // When a day's usage is off the other way instead (over the bill on May 20 after a loss was
+        // corrected), the late events were dated when they came — or a batch was replayed: the
+        // days cannot tell which, so it is held under a name that says what is seen.
         for i in findings.indices where [.meteringGap, .boundary].contains(findings[i].gapClass) {
             let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType, account: findings[i].accountID)
             guard let c = diff.corrected[key], c != 0, (c > 0) != (findings[i].quantity > 0),
                 findings[i].quantity.magnitude <= c.magnitude + UInt64(max(diff.vendor[key]?.toleranceTokens ?? 0, 0))
             else { continue }
+            if let vendorDays = vendorDaily(diff, key, accountwise: true) {
+                let metered = meteredDaily(diff, key, accountwise: true)
+                let newGapOnADay = periodDays(range).contains { d in
+                    let v = vendorDays[d]?.tokens ?? 0, m = metered[d] ?? 0
+                    return (c > 0 ? m > v : v > m) && Self.distance(v, m) > UInt64(max(vendorDays[d]?.toleranceTokens ?? 0, 0))
+                }
+                if newGapOnADay {
+                    findings[i].gapClass = .unexplained
+                    findings[i].rule = "earlier-correction"
+                    findings[i].classifier = "engine"
+                    findings[i].reason = "usage_off_the_bill_on_a_day_after_earlier_corrections"
+                    continue
+                }
+            }
             findings[i].gapClass = .unexplained
             findings[i].rule = "earlier-correction"
             findings[i].classifier = "engine"

@@ -60,13 +60,14 @@ struct MeterLedger: Sendable {
             let window = try TimeRange(from: Timestamp(microseconds: bound.microseconds - h), to: Timestamp(microseconds: bound.microseconds + h))
             let r = try await store.usage(
                 UsageQuery(
-                    scope: scope, range: window, groupBy: [.modelID, .accountID, .hour] + optional.map(UsageField.dimension),
+                    scope: scope, range: window, groupBy: [.modelID, .accountID, .hour, .kind] + optional.map(UsageField.dimension),
                     filters: filters))
             for g in r.groups {
-                guard let model = canonical(g.keys[0]), scopeModels.contains(model),
+                // Corrections sit in the period's last second by convention: no edge hour's usage.
+                guard let model = canonical(g.keys[0]), scopeModels.contains(model), g.keys[3] != EventKind.correction.rawValue,
                     let hour = g.keys[2].flatMap({ Timestamp(rfc3339: $0) })
                 else { continue }
-                let key = CellKey(model: model, tokenType: optional.isEmpty ? nil : g.keys[3].map { TokenType($0) }, account: perAccount ? g.keys[1] : nil)
+                let key = CellKey(model: model, tokenType: optional.isEmpty ? nil : g.keys[4].map { TokenType($0) }, account: perAccount ? g.keys[1] : nil)
                 let offset = Int((hour.microseconds - bound.microseconds) / Timestamp.microsPerHour)
                 var e = edges[key] ?? ([:], [:])
                 if isStart { e.start[offset, default: 0] &+= g.aggregate.sum } else { e.end[offset, default: 0] &+= g.aggregate.sum }
@@ -140,7 +141,9 @@ struct MeterLedger: Sendable {
                 ledger.correctionCounts[key, default: 0] += g.aggregate.count
                 ledger.corrected[key, default: 0] &+= g.aggregate.sum
             }
-            if let day { ledger.daily[key, default: [:]][day, default: 0] &+= g.aggregate.sum }
+            // Day by day is usage: a correction is dated at its period's last second by
+            // convention, not used on that day (it would read as that day's traffic).
+            if let day, !isCorrection { ledger.daily[key, default: [:]][day, default: 0] &+= g.aggregate.sum }
             if let raw { ledger.rawModels[model, default: []].insert(raw) }
         }
         if let only = o.meterID {
