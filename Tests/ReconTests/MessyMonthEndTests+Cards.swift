@@ -96,6 +96,37 @@ extension MessyMonthEndTests {
         #expect(r.corrections.isEmpty && r.held.isEmpty)
     }
 
+    /// A collector down from 23:30 on May 10 to 00:30 on May 11, traffic at every hour: the
+    /// 1,000,000 it lost equal the period's first hour, but the bill's days put them on May 10–11.
+    /// Corrected, not called a boundary.
+    @Test func aLossAcrossAnInnerMidnightIsNoBoundary() async throws {
+        let store = try S.store()
+        var events: [IngestItem] = []
+        for d in 1...31 {
+            for h in 0..<24 where !((d == 10 && h == 23) || (d == 11 && h == 0)) {
+                let at = "2026-05-\(String(format: "%02d", d))T\(String(format: "%02d", h)):00:00Z"
+                events.append(
+                    .event(
+                        UsageEvent(
+                            eventID: "e\(d)_\(h)", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-haiku-4-5", quantity: 1_000_000,
+                            unit: "tokens", timestamp: Timestamp(rfc3339: at)!, dimensions: ["token_type": "input", "vendor": "anthropic"])))
+            }
+        }
+        // The half hours either side of midnight: 500,000 lost on each day.
+        for (id, at) in [("half10", "2026-05-10T23:00:00Z"), ("half11", "2026-05-11T00:30:00Z")] {
+            events.append(
+                .event(
+                    UsageEvent(
+                        eventID: id, accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-haiku-4-5", quantity: 500_000, unit: "tokens",
+                        timestamp: Timestamp(rfc3339: at)!, dimensions: ["token_type": "input", "vendor": "anthropic"])))
+        }
+        _ = try await store.ingest(events)
+        let r = try await run("anthropic", [Self.haikuBill { _ in "2400" }], store, account: "acct_42")
+        let f = try #require(r.findings.first)
+        #expect(f.quantity == 1_000_000 && f.gapClass == .meteringGap, "\(f.gapClass) \(f.reason)")
+        #expect(r.corrections.map(\.quantity) == [1_000_000])
+    }
+
     /// A batch sent twice on May 10 (250,000 Haiku input metered once more than served), with
     /// traffic at 01:00, 07:00, 13:00 and 19:00 every day: the gap is the size of the period's
     /// second hour, but the bill's days put it on May 10, not May 1. A metering gap, corrected

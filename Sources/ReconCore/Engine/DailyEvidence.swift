@@ -244,20 +244,27 @@ enum DailyEvidence {
     /// A gap equal to the usage of the first or last one to three hours at a bound: the meter and
     /// the vendor put those hours on different sides of it.
     /// Where the bill has days and the whole gap lies on one day away from both edges (a batch
-    /// sent twice on May 10), an edge hour of the same size explains nothing: no boundary. A gap
-    /// spread over the days (a clock skew moving each night's batch across midnight) or on an
-    /// edge day still may be one.
+    /// sent twice on May 10), or on two running into each other (a collector down across an inner
+    /// midnight), an edge hour of the same size explains nothing: no boundary. A gap spread over
+    /// the days (a clock skew moving each night's batch across midnight) or on an edge day still
+    /// may be one.
     static func boundary(_ f: Finding, _ diff: GapDiff, tolerance: Int64, range: TimeRange) -> String? {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
         guard let e = diff.edges[key], f.quantity != 0 else { return nil }
         if let vendorDays = vendorDaily(diff, key, accountwise: true) {
             let metered = meteredDaily(diff, key, accountwise: true)
-            let inner = periodDays(range).dropFirst().dropLast()
-            let onOneInnerDay = inner.contains { d in
-                let (gap, overflow) = (vendorDays[d]?.tokens ?? 0).subtractingReportingOverflow(metered[d] ?? 0)
-                return !overflow && gap != 0 && Self.distance(gap, f.quantity) <= UInt64(max(tolerance, 0))
+            let inner = Array(periodDays(range).dropFirst().dropLast())
+            func gap(_ d: Int64) -> Int64? {
+                let (g, overflow) = (vendorDays[d]?.tokens ?? 0).subtractingReportingOverflow(metered[d] ?? 0)
+                return overflow ? nil : g
             }
-            if onOneInnerDay { return nil }
+            func isTheFinding(_ g: Int64?) -> Bool { g.map { $0 != 0 && Self.distance($0, f.quantity) <= UInt64(max(tolerance, 0)) } ?? false }
+            // One inner day, or two running into each other (a collector down across an inner midnight).
+            let onInnerDays = inner.indices.contains { i in
+                isTheFinding(gap(inner[i]))
+                    || (i + 1 < inner.count && isTheFinding(gap(inner[i]).flatMap { a in gap(inner[i + 1]).map { a &+ $0 } }))
+            }
+            if onInnerDays { return nil }
         }
         // A window's usage may be larger or smaller than the gap, and windows of huge cells may not
         // fit 64 bits: neither is a match, and neither may trap.
