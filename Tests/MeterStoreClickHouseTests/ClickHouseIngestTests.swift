@@ -254,17 +254,26 @@ struct ClickHouseIngestTests {
         #expect(try await !store.insertStillRunning())
     }
 
+    /// On one server's replicas (not a cluster): a fresh store, the same store opened with its
+    /// hosts reversed (writing through the replica), and the drop; nil on any other layout.
+    static func oneServersReplicas() async throws -> (ClickHouseMeterStore, ClickHouseMeterStore, @Sendable () async -> Void)? {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        guard store.location.replicated, store.location.cluster == nil, store.shards.count > 1 else {
+            await drop()
+            return nil
+        }
+        var reversed = store.location
+        reversed.hosts.reverse()
+        return (store, try ClickHouseMeterStore(location: reversed), drop)
+    }
+
     /// A first host lacking a part its replica recorded (a server restarted after a crash,
     /// fetching a broken part of its own back; here its replication queue is stopped while another writer
     /// wrote through the replica) does not give the writer ids to decide from: the write is 503
     /// until the part is back, then the retried event is a duplicate, not stored twice.
     @Test func aFirstHostLackingPartsDecidesNothing() async throws {
-        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        guard let (store, throughReplica, drop) = try await Self.oneServersReplicas() else { return }
         defer { Task { await drop() } }
-        guard store.location.replicated, store.location.cluster == nil, store.shards.count > 1 else { return }
-        var reversed = store.location
-        reversed.hosts.reverse()
-        let throughReplica = try ClickHouseMeterStore(location: reversed)
         let events = "\(store.location.database).events"
         try await store.shards[0].command("SYSTEM STOP REPLICATION QUEUES \(events)")
         _ = try await Self.retryingUnavailable { try await throughReplica.ingest([F.event("e1", quantity: 3)]) }
@@ -378,12 +387,8 @@ struct ClickHouseIngestTests {
     /// does not let the key back in, and neither a revocation nor an application is written over
     /// an older row read from that host.
     @Test func aFirstHostLackingAKeysPartLetsNoRevokedKeyBackIn() async throws {
-        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        guard let (store, throughReplica, drop) = try await Self.oneServersReplicas() else { return }
         defer { Task { await drop() } }
-        guard store.location.replicated, store.location.cluster == nil, store.shards.count > 1 else { return }
-        var reversed = store.location
-        reversed.hosts.reverse()
-        let throughReplica = try ClickHouseMeterStore(location: reversed)
         func bothWhole() async throws {
             for shard in store.shards { try await Self.poll(300) { try await store.replicaLag(shard) == nil } }
         }

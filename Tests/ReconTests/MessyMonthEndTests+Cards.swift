@@ -170,63 +170,45 @@ extension MessyMonthEndTests {
     /// off by the same share over the month, which read as a uniform price factor ("rate card or
     /// currency mismatch", nothing corrected). The days show an outage: both losses are corrected.
     @Test func anOutageOfEveryModelOnSomeDaysIsNoPriceFactor() async throws {
-        let up = (1...31).filter { !(10...12).contains($0) }
-        let down = try await self.store(
-            up.flatMap { [("acct_42", "claude-haiku-4-5", "input", 1_000_000, $0), ("acct_42", "claude-sonnet-4-5", "input", 1_000_000, $0)] },
-            vendor: "anthropic")
-        let invoice = S.costReport(
-            (1...31).flatMap {
-                [
-                    .init(day: $0, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100"),
-                    .init(day: $0, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
-                ]
-            })
-        let r = try await run("anthropic", [invoice], down, account: "acct_42")
+        let down = try await haikuAndSonnet { (10...12).contains($0) ? 0 : 1_000_000 }
+        let r = try await run("anthropic", [Self.haikuAndSonnetBill { _ in ("100", "300") }], down, account: "acct_42")
         #expect(r.shape == .localized && r.impliedFactor == nil, "\(r.shape)")
         #expect(r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" }.sorted() == ["claude-haiku-4-5 3000000", "claude-sonnet-4-5 3000000"])
 
         // A price factor shows on every day: the same meter billed 10 % over every day stays uniform.
-        let full = try await self.store(
-            (1...31).flatMap { [("acct_42", "claude-haiku-4-5", "input", 1_000_000, $0), ("acct_42", "claude-sonnet-4-5", "input", 1_000_000, $0)] },
-            vendor: "anthropic")
-        let factor = S.costReport(
-            (1...31).flatMap {
-                [
-                    .init(day: $0, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "110"),
-                    .init(day: $0, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330"),
-                ]
-            })
-        let uniform = try await run("anthropic", [factor], full, account: "acct_42")
+        let full = try await haikuAndSonnet { _ in 1_000_000 }
+        let uniform = try await run("anthropic", [Self.haikuAndSonnetBill { _ in ("110", "330") }], full, account: "acct_42")
         #expect(uniform.shape == .uniform && uniform.corrections.isEmpty)
 
         // A factor on quiet weekends hides in whole cents (10,000 tokens billed 1 and 3 cents,
         // matching), May 31 among them: those days tell nothing, and it stays uniform.
         func weekend(_ d: Int) -> Bool { [3, 4].contains(d % 7) }
-        let quiet = try await self.store(
-            (1...31).flatMap { d in
-                ["claude-haiku-4-5", "claude-sonnet-4-5"].map { ("acct_42", $0, "input", weekend(d) ? 10_000 : 1_000_000, d) }
-            }, vendor: "anthropic")
-        let quietFactor = S.costReport(
-            (1...31).flatMap {
-                [
-                    .init(day: $0, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: weekend($0) ? "1" : "110"),
-                    .init(day: $0, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: weekend($0) ? "3" : "330"),
-                ]
-            })
-        let still = try await run("anthropic", [quietFactor], quiet, account: "acct_42")
+        let quiet = try await haikuAndSonnet { weekend($0) ? 10_000 : 1_000_000 }
+        let still = try await run("anthropic", [Self.haikuAndSonnetBill { weekend($0) ? ("1", "3") : ("110", "330") }], quiet, account: "acct_42")
         #expect(still.shape == .uniform && still.corrections.isEmpty, "\(still.corrections.map(\.quantity))")
 
         // A legacy price (list × 1.25) billed until a renewal on May 20, list after, the card at
         // list all month: off before, matching after — a price that ended, not an outage.
-        let legacy = S.costReport(
-            (1...31).flatMap {
-                [
-                    .init(day: $0, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: $0 < 20 ? "125" : "100"),
-                    .init(day: $0, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: $0 < 20 ? "375" : "300"),
-                ]
-            })
-        let ended = try await run("anthropic", [legacy], full, account: "acct_42")
+        let ended = try await run("anthropic", [Self.haikuAndSonnetBill { $0 < 20 ? ("125", "375") : ("100", "300") }], full, account: "acct_42")
         #expect(ended.corrections.isEmpty, "\(ended.shape) \(ended.corrections.map(\.quantity))")
+    }
+
+    /// Haiku and Sonnet input metered on acct_42, the same tokens a day for both.
+    func haikuAndSonnet(_ tokens: (Int) -> Int64) async throws -> SQLiteMeterStore {
+        try await store(
+            (1...31).flatMap { d in ["claude-haiku-4-5", "claude-sonnet-4-5"].map { ("acct_42", $0, "input", tokens(d), d) } }.filter { $0.3 != 0 },
+            vendor: "anthropic")
+    }
+
+    /// A cost report of Haiku and Sonnet input, each day's cents given (Haiku, Sonnet).
+    static func haikuAndSonnetBill(_ cents: (Int) -> (String, String)) -> InvoiceFile {
+        var rows: [TestSupport.Row] = []
+        for d in 1...31 {
+            let (haiku, sonnet) = cents(d)
+            rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: haiku))
+            rows.append(.init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: sonnet))
+        }
+        return TestSupport.costReport(rows)
     }
 
     /// The same wrong card with the meter's days jittered (300 tokens of a request near midnight
