@@ -36,6 +36,14 @@ extension MessyMonthEndTests {
         TestSupport.costReport((1...31).map { .init(day: $0, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: cents($0)) })
     }
 
+    /// One Haiku input event on acct_42 at an instant (RFC 3339).
+    static func haikuInput(_ id: String, _ tokens: Int64, at: String) -> IngestItem {
+        .event(
+            UsageEvent(
+                eventID: id, accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-haiku-4-5", quantity: tokens, unit: "tokens",
+                timestamp: Timestamp(rfc3339: at)!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
+    }
+
     /// A meter of 1,000,000 Haiku input tokens a day, May 1–31.
     func haikuEveryDay() async throws -> SQLiteMeterStore {
         try await store((1...31).map { ("acct_42", "claude-haiku-4-5", "input", 1_000_000, $0) }, vendor: "anthropic")
@@ -106,19 +114,12 @@ extension MessyMonthEndTests {
             for h in 0..<24 where !((d == 10 && h == 23) || (d == 11 && h == 0)) {
                 let at = "2026-05-\(String(format: "%02d", d))T\(String(format: "%02d", h)):00:00Z"
                 events.append(
-                    .event(
-                        UsageEvent(
-                            eventID: "e\(d)_\(h)", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-haiku-4-5", quantity: 1_000_000,
-                            unit: "tokens", timestamp: Timestamp(rfc3339: at)!, dimensions: ["token_type": "input", "vendor": "anthropic"])))
+                    Self.haikuInput("e\(d)_\(h)", 1_000_000, at: at))
             }
         }
         // The half hours either side of midnight: 500,000 lost on each day.
         for (id, at) in [("half10", "2026-05-10T23:00:00Z"), ("half11", "2026-05-11T00:30:00Z")] {
-            events.append(
-                .event(
-                    UsageEvent(
-                        eventID: id, accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-haiku-4-5", quantity: 500_000, unit: "tokens",
-                        timestamp: Timestamp(rfc3339: at)!, dimensions: ["token_type": "input", "vendor": "anthropic"])))
+            events.append(Self.haikuInput(id, 500_000, at: at))
         }
         _ = try await store.ingest(events)
         let r = try await run("anthropic", [Self.haikuBill { _ in "2400" }], store, account: "acct_42")
@@ -138,10 +139,7 @@ extension MessyMonthEndTests {
             for h in [1, 7, 13, 19] + (d == 10 ? [10] : []) {
                 let at = "2026-05-\(String(format: "%02d", d))T\(String(format: "%02d", h)):00:00Z"
                 events.append(
-                    .event(
-                        UsageEvent(
-                            eventID: "e\(d)_\(h)", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-haiku-4-5", quantity: 250_000,
-                            unit: "tokens", timestamp: Timestamp(rfc3339: at)!, dimensions: ["token_type": "input", "vendor": "anthropic"])))
+                    Self.haikuInput("e\(d)_\(h)", 250_000, at: at))
             }
         }
         _ = try await store.ingest(events)
@@ -275,11 +273,7 @@ extension MessyMonthEndTests {
             let day = "2026-05-\(String(format: "%02d", d))"
             let next = d == 31 ? "2026-06-01" : "2026-05-\(String(format: "%02d", d + 1))"
             for (id, at, q) in [("b\(d)", "\(day)T13:00:00Z", Int64(1_000_000)), ("n\(d)", "\(next)T00:00:00Z", Int64(20_000 + 1_000 * d))] {
-                events.append(
-                    .event(
-                        UsageEvent(
-                            eventID: id, accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-haiku-4-5", quantity: q, unit: "tokens",
-                            timestamp: Timestamp(rfc3339: at)!, dimensions: ["token_type": "input", "vendor": "anthropic"])))
+                events.append(Self.haikuInput(id, q, at: at))
             }
         }
         _ = try await store.ingest(events)
