@@ -248,6 +248,7 @@ struct VendorLedger: Sendable {
         // (an alias regex and a price per line were most of reconciling a 100 MB invoice).
         var canonicalMemo: [String: String?] = [:], tokenTypeMemo: [String: TokenType?] = [:]
         var priceMemo: [PriceKey: Result<ResolvedPrice, any Error>] = [:]
+        var changesMemo: [String: [Timestamp]] = [:]  // once per model, not per line
         func canonical(_ vendorModel: String) -> String? {
             if let known = canonicalMemo[vendorModel] { return known }
             let model = card.canonicalModel(vendorModel)
@@ -388,7 +389,9 @@ struct VendorLedger: Sendable {
             // prices: its volume lies anywhere between the quotients, so none is taken. A span the
             // card prices only in part is unpriced.
             if let price, line.quantity == nil, line.amount != nil {
-                let inside = card.priceChanges(model: model).filter { $0 > line.date && $0 < bucket.to }
+                let changes = changesMemo[model] ?? card.priceChanges(model: model)
+                changesMemo[model] = changes
+                let inside = changes.filter { $0 > line.date && $0 < bucket.to }
                 let later = inside.map { try? priced(PriceKey(model: model, tokenType: tokenType, date: $0, labels: line.labels)).get() }
                 if later.contains(where: { $0 == nil }) {
                     skip("no_rate")
