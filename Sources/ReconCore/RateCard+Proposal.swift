@@ -28,7 +28,9 @@ extension RateCard {
                 for r in rates {
                     guard let tt = r.tokenType, let price = ExactDecimal.parse(r.afterPerMillion) else { continue }
                     newRates[tt] = price
-                    notes.append("\(model) \(tt.rawValue) \(ExactDecimal.text(row.rates[tt] ?? 0)) → \(ExactDecimal.text(price))")
+                    notes.append(
+                        "\(model) \(tt.rawValue) \(ExactDecimal.text(row.rates[tt] ?? 0)) → \(ExactDecimal.text(price))"
+                            + (step.kind == .oneModel ? " (one model only: confirm with the vendor's price list)" : ""))
                 }
                 // The earlier row now ends on the step's day.
                 let rowIndex = row.line - 1

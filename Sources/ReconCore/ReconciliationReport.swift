@@ -238,7 +238,27 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
     /// A day on which the vendor's implied price moved for several models while the meter did not.
     public struct PriceStep: Codable, Equatable, Sendable {
         public var date: String
+        /// `several_models`: the vendor's price moved for two models or more that day (a pricing
+        /// gap); `one_model`: one model's token types all moved by one ratio, which a steady loss
+        /// of that model's requests from that day also shows (its gaps are held, not priced).
+        public var kind: Kind
         public var rates: [Rate]
+
+        public enum Kind: String, Codable, Sendable { case severalModels = "several_models", oneModel = "one_model" }
+
+        public init(date: String, kind: Kind = .severalModels, rates: [Rate]) {
+            self.date = date
+            self.kind = kind
+            self.rates = rates
+        }
+
+        // Reports recorded before `kind` existed listed only steps of several models.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            date = try c.decode(String.self, forKey: .date)
+            kind = try c.decodeIfPresent(Kind.self, forKey: .kind) ?? .severalModels
+            rates = try c.decode([Rate].self, forKey: .rates)
+        }
 
         public struct Rate: Codable, Equatable, Sendable {
             public var modelID: String

@@ -301,7 +301,9 @@ extension UsageBoxCommand {
                 discussion: """
                     For each model whose implied price changed on a day (the report's price_steps), the card gets a new dated price
                     row from that day, the earlier row ends there, the reconciliation is named as the source, and the version and
-                    changelog move on. Re-run the reconciliation with --rate-card FILE to see the gap close.
+                    changelog move on. A one-model step (kind one_model) is written too, but a steady loss of that model's requests
+                    from that day looks the same: use it only once the vendor's price list confirms the change. Re-run the
+                    reconciliation with --rate-card FILE to see the gap close.
                     """)
             @Option(name: .customLong("from-report"), help: "The reconciliation id (rec_…).") var fromReport: String
             @Option(help: "Write the card here instead of standard output.") var output: String?
@@ -326,6 +328,11 @@ extension UsageBoxCommand {
                 }
                 let text = try card.proposing(report)
                 _ = try RateCard.load(text: text, file: "proposed")
+                for step in report.priceSteps where step.kind == .oneModel {
+                    printErr(
+                        "\(step.date): only \(step.rates[0].modelID)'s price moved (a steady loss of its requests from that day looks the same); "
+                            + "keep this row only if the vendor's price list confirms it")
+                }
                 if let output {
                     try text.write(toFile: output, atomically: true, encoding: .utf8)
                     printErr(

@@ -53,7 +53,8 @@ import UsageBoxApp
     /// Sonnet's input and output both 10 % dearer from May 20, Haiku steady: a price change of
     /// one model the card lacks, or the meter losing a tenth of Sonnet's requests from that day.
     /// Held either way (it was corrected as 1.2M tokens of usage); one token type stepping alone
-    /// stays a metering gap (above).
+    /// stays a metering gap (above). The step is listed as one model's, so once the vendor's price
+    /// list confirms it `ratecards propose` writes the card that closes the gap (it could not).
     @Test func oneModelsTokenTypesSteppingTogetherAreHeld() async throws {
         let store = try S.store()
         _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { _ in 1_000_000 })
@@ -67,12 +68,30 @@ import UsageBoxApp
             rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100"))
         }
         let r = try await run(store, S.costReport(rows))
-        #expect(r.priceSteps.isEmpty, "one model: not a vendor-wide price step")
+        let step = try #require(r.priceSteps.first, "one model's step is listed")
+        #expect(r.priceSteps.count == 1 && step.date == "2026-05-20" && step.kind == .oneModel)
+        #expect(
+            step.rates.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "") \($0.beforePerMillion)→\($0.afterPerMillion)" }
+                == ["claude-sonnet-4-5 input 3.000000→3.300000", "claude-sonnet-4-5 output 15.000000→16.500000"])
         let sonnet = r.findings.filter { $0.modelID == "claude-sonnet-4-5" }
         #expect(
             sonnet.count == 2 && sonnet.allSatisfy { $0.gapClass == .unexplained && $0.reason == "implied_price_of_claude-sonnet-4-5_changed_on_2026-05-20" },
             "\(sonnet.map { "\($0.tokenType?.rawValue ?? "") \($0.gapClass) \($0.reason)" })")
         #expect(r.corrections.isEmpty && r.held.isEmpty)
+
+        // The proposed card names the doubt, loads, and closes the gap when used.
+        let proposed = try service.cards["anthropic"]!.proposing(r)
+        #expect(proposed.contains("one model only: confirm with the vendor's price list"))
+        var o = ReconciliationOptions(vendor: "anthropic", invoices: [S.costReport(rows)], range: S.may, account: "acct_42")
+        o.rateCard = try RateCard.load(text: proposed, file: "proposed.yaml")
+        let again = try await service.engine.run(o, store: store)
+        #expect(
+            again.priceSteps.isEmpty && again.findings.allSatisfy { $0.gapClass == .withinTolerance },
+            "\(again.findings.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.gapClass)" })")
+
+        // A report recorded before steps had a kind reads as several models' step.
+        let old = try ReconciliationJSON.decode(ReconciliationReport.PriceStep.self, from: #"{"date":"2026-05-20","rates":[]}"#)
+        #expect(old.kind == .severalModels)
     }
 
     /// Sonnet 10 % dearer on input and output from `from` (May 1: a card stale all month), the

@@ -322,16 +322,18 @@ enum DailyEvidence {
             if let s = priceStep(diff, key, range: range) { steps[s.day, default: []].append((key, s.before, s.after)) }
         }
         var priceSteps: [ReconciliationReport.PriceStep] = []
+        func step(_ day: Int64, kind: ReconciliationReport.PriceStep.Kind, _ cells: [(CellKey, Decimal, Decimal)]) -> ReconciliationReport.PriceStep {
+            .init(
+                date: dayString(day), kind: kind,
+                rates: cells.map { key, before, after in
+                    .init(
+                        modelID: key.model, tokenType: key.tokenType, beforePerMillion: ExactDecimal.format(before * 1_000_000, scale: 6),
+                        afterPerMillion: ExactDecimal.format(after * 1_000_000, scale: 6))
+                })
+        }
         for (day, cells) in steps.sorted(by: { $0.key < $1.key }) where Set(cells.map(\.0.model)).count >= 2 {
             let date = dayString(day)
-            priceSteps.append(
-                .init(
-                    date: date,
-                    rates: cells.map { key, before, after in
-                        .init(
-                            modelID: key.model, tokenType: key.tokenType, beforePerMillion: ExactDecimal.format(before * 1_000_000, scale: 6),
-                            afterPerMillion: ExactDecimal.format(after * 1_000_000, scale: 6))
-                    }))
+            priceSteps.append(step(day, kind: .severalModels, cells))
             let stepped = Set(cells.map(\.0))
             for i in findings.indices
             where stepped.contains(CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType))
@@ -373,19 +375,22 @@ enum DailyEvidence {
         // losing a steady share of that model's requests from that day. The gap cannot say which,
         // so it is held rather than corrected. One token type stepping alone is a metering gap.
         let multiModel = Set(priceSteps.flatMap { step in step.rates.map { CellKey(model: $0.modelID, tokenType: $0.tokenType) } })
-        var oneModel: [String: [(key: CellKey, day: Int64, ratio: Decimal)]] = [:]
+        var oneModel: [String: [(key: CellKey, day: Int64, before: Decimal, after: Decimal)]] = [:]
         // Each price must hold two days or more (a last day unlike the rest is a late export's).
         let days = periodDays(range)
         for (day, cells) in steps where day >= (days.first ?? day) + 2 && day <= (days.last ?? day) - 1 {
             for (cell, before, after) in cells where !multiModel.contains(cell) && before > 0 {
-                oneModel[cell.model, default: []].append((cell, day, after / before))
+                oneModel[cell.model, default: []].append((cell, day, before, after))
             }
         }
         for (model, cells) in oneModel.sorted(by: { $0.key < $1.key }) {
-            for (day, same) in Dictionary(grouping: cells, by: \.day) where same.count >= 2 {
-                let ratio = same[0].ratio
-                guard same.allSatisfy({ abs($0.ratio - ratio) <= ratio / 100 }) else { continue }
+            for (day, same) in Dictionary(grouping: cells, by: \.day).sorted(by: { $0.key < $1.key }) where same.count >= 2 {
+                let ratio = same[0].after / same[0].before
+                guard same.allSatisfy({ abs($0.after / $0.before - ratio) <= ratio / 100 }) else { continue }
                 let held = Set(same.map(\.key))
+                // Listed, so `ratecards propose` can write the card once a person has confirmed the
+                // vendor's price list moved (the gaps stay held: a steady loss looks the same).
+                priceSteps.append(step(day, kind: .oneModel, same.sorted { $0.key < $1.key }.map { ($0.key, $0.before, $0.after) }))
                 for i in findings.indices
                 where findings[i].modelID == model && findings[i].gapClass == .meteringGap
                     && held.contains(CellKey(model: model, tokenType: findings[i].tokenType))
@@ -511,6 +516,6 @@ enum DailyEvidence {
                 }
             }
         }
-        return priceSteps
+        return priceSteps.sorted { ($0.date, $0.kind.rawValue) < ($1.date, $1.kind.rawValue) }
     }
 }
