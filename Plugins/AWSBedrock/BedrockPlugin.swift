@@ -79,6 +79,16 @@ struct BedrockCURParser: InvoiceParser {
 
     static let pattern = try! NSRegularExpression(
         pattern: "^([A-Z]{2,4}[0-9])-(.+?)-(input-tokens|output-tokens|cache-read-input-token-count|cache-write-input-token-count)(-.*)?$")
+    /// The model of a Provisioned Throughput usage type (`USE1-Claude4.6Sonnet-ProvisionedThroughput-ModelUnits`,
+    /// `USE1-ProvisionedThroughput-Claude4.6Sonnet-NoCommit`): "" when it names none; nil when it is no such charge.
+    static func provisionedThroughput(_ usageType: String) -> String? {
+        let parts = usageType.split(separator: "-").map(String.init)
+        guard parts.contains(where: { $0.lowercased().contains("provisionedthroughput") || $0.lowercased() == "modelunits" }) else { return nil }
+        let markers = ["provisionedthroughput", "modelunits", "nocommit", "commit", "hours", "units"]
+        return parts.dropFirst().filter { p in !markers.contains { p.lowercased().hasPrefix($0) } && !p.lowercased().hasSuffix("month") }
+            .joined(separator: "-")
+    }
+
     static let marketplace = try! NSRegularExpression(
         pattern:
             "^([A-Z]{2,4}[0-9])-MP:[A-Z0-9]+_(InputTokenCount|OutputTokenCount|CacheReadInputTokenCount|CacheWriteInputTokenCount|input_tokens|output_tokens)(_[A-Za-z_]+)?-Units$"
@@ -143,7 +153,11 @@ struct BedrockCURParser: InvoiceParser {
                     if let v = row.cell(names) { attribution[k] = v }
                 }
                 var nonUsage: String?
-                if !["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"].contains(lineType) && !isRefund {
+                if let capacityModel = Self.provisionedThroughput(usageType) {
+                    // Model units by the hour: tokens served on them are on no token line.
+                    nonUsage = "capacity:provisioned_throughput"
+                    model = capacityModel.isEmpty ? nil : capacityModel
+                } else if !["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"].contains(lineType) && !isRefund {
                     nonUsage = "not_usage:\(lineType.lowercased())"
                 } else if tokenClass == nil {
                     nonUsage = "not_usage:\(row.cell(Self.product) ?? "other")"

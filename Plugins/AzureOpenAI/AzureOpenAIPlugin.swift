@@ -135,8 +135,19 @@ struct AzureCostDetailsParser: InvoiceParser {
                 }
                 var attribution: [String: String] = [:]
                 for k in ["SubscriptionId", "ResourceGroup", "ResourceId"] { if let v = row.cell(k) { attribution[k] = v } }
+                // A refund or adjustment of a token meter gives tokens back (or bills more): it nets,
+                // and says neither which usage it returns nor whether it was served, so it is held.
+                let restates = ["Refund", "Adjustment"].contains(chargeType) && parsed != nil && (quantity ?? 0) != 0
+                if restates, let q = quantity, chargeType == "Refund" || cost < 0 { quantity = q > 0 ? -q : q }
                 var nonUsage: String?
-                if chargeType != "Usage" { nonUsage = "not_usage:\(chargeType.lowercased())" } else if parsed == nil { nonUsage = "not_usage:\(meterName)" }
+                if meterName.localizedCaseInsensitiveContains("provisioned") || meterName.localizedCaseInsensitiveContains("throughput unit") {
+                    // PTU: a deployment's capacity by the hour; tokens served on it are on no token meter.
+                    nonUsage = "capacity:provisioned_throughput_units"
+                } else if chargeType != "Usage" && !restates {
+                    nonUsage = "not_usage:\(chargeType.lowercased())"
+                } else if parsed == nil {
+                    nonUsage = "not_usage:\(meterName)"
+                }
                 // Billed in another currency than the USD pricing: the export states the rate it used.
                 var rate: Decimal?
                 if !usePricing, row.cell("PricingCurrency") == "USD", let r = try row.decimal(["ExchangeRatePricingToBilling"], file: file.name), r > 0 {
@@ -148,6 +159,8 @@ struct AzureCostDetailsParser: InvoiceParser {
                     currency: currency, quantity: nonUsage == nil ? quantity : nil, date: try row.timestamp(["Date", "UsageDate"], file: file.name),
                     labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: nonUsage, description: meterName)
                 line.exchangeRate = rate
+                line.isCorrection = restates
+                line.isRefund = restates
                 // Identical rows are one charge listed twice only when the rows name their resource.
                 line = line.withSourceRow(row.fingerprint, mayRepeat: !judgesRepeats)
                 return line

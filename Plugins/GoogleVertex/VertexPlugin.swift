@@ -60,8 +60,18 @@ public enum VertexPlugin: VendorPlugin {
             }
             quantity = whole
         }
+        // An adjustment of a token SKU (`USAGE_CORRECTION`) restates usage: it nets, and says neither
+        // which usage it returns nor whether it was served, so it is held.
+        let restates = costType == "adjustment" && parsed != nil && (quantity ?? 0) != 0
+        if restates, let q = quantity, value < 0 { quantity = q > 0 ? -q : q }
         var nonUsage: String?
-        if let costType, costType != "regular" {
+        var capacityModel: String?
+        if let sku, let r = sku.range(of: "Provisioned Throughput", options: .caseInsensitive) {
+            // GSUs by the hour: tokens served on them are on no token SKU.
+            nonUsage = "capacity:provisioned_throughput"
+            let named = String(sku[..<r.lowerBound]).trimmingCharacters(in: .whitespaces)
+            capacityModel = named.isEmpty ? nil : named
+        } else if let costType, costType != "regular", !restates {
             nonUsage = "not_usage:\(costType)"
         } else if parsed == nil {
             nonUsage = "not_usage:\(sku ?? service ?? "other")"
@@ -75,11 +85,13 @@ public enum VertexPlugin: VendorPlugin {
             rate = r
         }
         var line = InvoiceLine(
-            location: location, vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
+            location: location, vendorModel: parsed?.model ?? capacityModel, vendorTokenType: parsed?.tokenClass,
             tokenType: parsed.flatMap { tokenTypeMap[$0.tokenClass] }, amount: value, amountScale: ExactDecimal.scale(of: cost),
             currency: currency ?? "USD", quantity: nonUsage == nil ? quantity : nil, date: start, end: end, labels: parsed?.labels ?? [:],
             attribution: project.map { ["project_id": $0] } ?? [:], nonUsageReason: nonUsage, description: sku)
         line.exchangeRate = rate
+        line.isCorrection = restates
+        line.isRefund = restates
         return line
     }
 

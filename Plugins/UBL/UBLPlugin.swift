@@ -74,6 +74,8 @@ struct UBLParser: InvoiceParser {
         var end: String?
         var chargeIndicator: String?
         var reason: String?
+        /// A line's own allowance (on the line or its price): its LineExtensionAmount is net of it.
+        var lineAllowance: String?
     }
 
     /// The invoice period (document or line) is what the invoice declares it bills; the document's
@@ -144,6 +146,10 @@ struct UBLParser: InvoiceParser {
                                 if p.propertyName == "token_type" { p.tokenTypeProperty = value }
                             case ("line", "StartDate", 4) where parent == "InvoicePeriod": p.start = value
                             case ("line", "EndDate", 4) where parent == "InvoicePeriod": p.end = value
+                            case ("line", "ChargeIndicator", 4), ("line", "ChargeIndicator", 5):
+                                if parent == "AllowanceCharge", value == "false" { p.lineAllowance = p.lineAllowance ?? "an allowance" }
+                            case ("line", "AllowanceChargeReason", 4), ("line", "AllowanceChargeReason", 5):
+                                if parent == "AllowanceCharge", p.lineAllowance != nil { p.lineAllowance = "'\(value)'" }
                             case ("allowance_charge", "ChargeIndicator", 3): p.chargeIndicator = value
                             case ("allowance_charge", "Amount", 3): p.amountText = value
                             case ("allowance_charge", "AllowanceChargeReason", 3): p.reason = value
@@ -235,6 +241,16 @@ struct UBLParser: InvoiceParser {
                 "\(file.name): the document's line total (LegalMonetaryTotal/LineExtensionAmount) is \(documentLineTotal) "
                     + "but its lines sum to \(ExactDecimal.text(lineSum))")
         }
-        return ParsedInvoice(lines: lines, coverage: coverage)
+        // A line's money is what the supplier charged after its own price and discounts: with no
+        // token quantity beside it, a total below the meter is no evidence of over-metering.
+        let discounted = raw.first { $0.kind == "line" && $0.lineAllowance != nil }
+        let moneyOnly = lines.first { $0.nonUsageReason == nil && $0.quantity == nil && ($0.amount ?? 0) != 0 }
+        let net =
+            discounted.map { "line \($0.id ?? "\($0.line)") carries \($0.lineAllowance!) inside its LineExtensionAmount" }
+            ?? moneyOnly.map { l in
+                "its usage lines state money and no token quantity (the first on line \(l.location.split(separator: ":").last ?? "?")): "
+                    + "what was charged, after any negotiated price"
+            }
+        return ParsedInvoice(lines: lines, coverage: coverage, amountsMayBeNet: net)
     }
 }

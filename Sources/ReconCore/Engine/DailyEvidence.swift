@@ -516,6 +516,35 @@ enum DailyEvidence {
                 }
             }
         }
+        // Any other two token types of one model and account off by equal and opposite amounts
+        // (cache reads folded into input by the collector, or a usage report that does not split
+        // them out): the same tokens under two labels, not a loss on one side and pass-through on
+        // the other. Correcting one side alone would drop them from the bill or count them twice,
+        // so both are held.
+        for i in findings.indices where findings[i].pairedWith == nil && [.meteringGap, .passThrough].contains(findings[i].gapClass) {
+            guard let a = findings[i].tokenType else { continue }
+            let key = CellKey(model: findings[i].modelID, tokenType: a, account: findings[i].accountID)
+            for j in findings.indices where j != i && findings[j].pairedWith == nil && findings[j].gapClass != .withinTolerance {
+                guard let b = findings[j].tokenType, b != a, findings[j].modelID == findings[i].modelID, findings[j].accountID == findings[i].accountID,
+                    [.meteringGap, .passThrough].contains(findings[j].gapClass)
+                else { continue }
+                let (x, y) = (findings[i].quantity, findings[j].quantity)
+                let other = CellKey(model: findings[j].modelID, tokenType: b, account: findings[j].accountID)
+                let slack =
+                    UInt64(max(diff.vendor[key]?.toleranceTokens ?? 0, 0)) &+ UInt64(max(diff.vendor[other]?.toleranceTokens ?? 0, 0))
+                    &+ max(x.magnitude, y.magnitude) / 1000
+                let (sum, overflow) = x.addingReportingOverflow(y)
+                guard (x > 0) != (y > 0), !overflow, sum.magnitude <= slack else { continue }
+                let (first, second) = a < b ? (a, b) : (b, a)
+                for k in [i, j] {
+                    findings[k].gapClass = .unexplained
+                    findings[k].rule = "token-type-swap"
+                    findings[k].classifier = "engine"
+                    findings[k].reason = "equal_and_opposite_gaps_of_\(first.rawValue)_and_\(second.rawValue)"
+                }
+                break
+            }
+        }
         return priceSteps.sorted { ($0.date, $0.kind.rawValue) < ($1.date, $1.kind.rawValue) }
     }
 }

@@ -89,7 +89,7 @@ public struct ReconciliationEngine: Sendable {
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
             + unknownVendorLabels(meter, card: card, plugin: plugin)
             + (try await overlappingRuns(o, plugin: plugin, store: store, log: log))
-            + Self.identicalRows(batch, card: card)
+            + Self.identicalRows(batch, card: card) + Self.capacityCharges(batch, card: card)
             + Dictionary(grouping: batch.netAmounts, by: \.why).sorted { $0.key < $1.key }.map { why, files in
                 EvidenceReason(
                     code: "amounts_may_be_net", effect: .blocksNegative,
@@ -198,6 +198,30 @@ public struct ReconciliationEngine: Sendable {
     /// Identical rows of an export that keeps no line-item ids: one row pasted twice, or two
     /// charges whose telling columns were left out. Each model × token type they bill is held
     /// (a model the card cannot place holds the run); the rest of the invoice stands.
+    /// Reserved capacity billed by the hour (Bedrock Provisioned Throughput, Azure PTU, Vertex
+    /// GSUs; lines marked `capacity:` by their plugin): the tokens served on it are on no token
+    /// line, so the meter above the per-token bill may be that capacity's traffic, not over-
+    /// metering. Its model's negative gaps are held (every model's when the charge names none).
+    static func capacityCharges(_ batch: InvoiceBatch, card: any RateCardConverter) -> [EvidenceReason] {
+        var byModel: [String: (amount: Decimal, lines: Int, first: String, currency: String)] = [:]
+        for l in batch.lines where l.line.nonUsageReason?.hasPrefix("capacity:") == true {
+            let model = l.line.vendorModel.flatMap(card.canonicalModel) ?? ""
+            let prior = byModel[model]
+            byModel[model] = (
+                (prior?.amount ?? 0) + (l.line.amount ?? 0), (prior?.lines ?? 0) + 1, prior?.first ?? l.line.location, prior?.currency ?? l.line.currency
+            )
+        }
+        return byModel.sorted { $0.key < $1.key }.map { model, c in
+            EvidenceReason(
+                code: "capacity_charges", effect: .blocksNegative, modelID: model.isEmpty ? nil : model,
+                detail: "\(c.lines) line(s) from \(c.first) bill \(ExactDecimal.text(c.amount)) \(c.currency) of reserved capacity (provisioned throughput) "
+                    + "\(model.isEmpty ? "naming no model" : "for \(model)"): tokens served on it are billed by the hour on no token line, "
+                    + "so usage metered beyond the per-token bill may be that capacity's traffic",
+                remedy: "meter capacity-served requests apart (their own meter, then --meter-id) and reconcile the per-token traffic alone",
+                amount: c.amount)
+        }
+    }
+
     static func identicalRows(_ batch: InvoiceBatch, card: any RateCardConverter) -> [EvidenceReason] {
         var groups: [CellKey: [(file: String, pair: String)]] = [:]
         for r in batch.identicalRows {

@@ -1,0 +1,151 @@
+import Foundation
+import Metering
+import ReconCore
+import ReconPlugins
+import Testing
+
+/// Billing semantics of the other vendors an outside tester found turned into wrong corrections on
+/// conclusive runs: reserved capacity, refunds and adjustments of token meters, the same tokens
+/// under two token types, and money after a supplier's discount. Expected answers decided before
+/// the run; each proposed a correction before its fix.
+extension MessyMonthEndTests {
+    /// One May day, for exports that bill only it.
+    static func mayDay(_ d: Int) -> TimeRange {
+        let from = Timestamp(rfc3339: "2026-05-\(String(format: "%02d", d))T00:00:00Z")!
+        return try! TimeRange(from: from, to: Timestamp(microseconds: from.microseconds + 86_400_000_000))
+    }
+
+    /// Bedrock Provisioned Throughput: 30 % of Sonnet's traffic ran on model units billed by the
+    /// hour; the per-token lines bill the other 70 % exactly. The meter above the per-token bill is
+    /// that capacity's traffic: held (−300,000 input was proposed, and --apply posted it).
+    @Test(arguments: ["USE1-Claude4.6Sonnet-ProvisionedThroughput-ModelUnits", "USE1-ProvisionedThroughput-Claude4.6Sonnet-NoCommit"])
+    func bedrockProvisionedThroughputHoldsItsModelsNegativeGaps(usageType: String) async throws {
+        let store = try await store([("acct_b", "claude-sonnet-4-6", "input", 1_000_000, 10)], vendor: "aws-bedrock")
+        var csv = Self.curHeader + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 700, "2.1")
+        csv += "Usage,2026-05-10T00:00:00Z,2026-05-11T00:00:00Z,AmazonBedrock,\(usageType),24,Hours,950.40,USD\n"
+        let r = try await run("aws-bedrock", [file("cur.csv", csv)], store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        let capacity = try #require(r.reasons.first { $0.code == "capacity_charges" }, "\(r.reasons.map(\.code))")
+        #expect(capacity.modelID == "claude-sonnet-4-6" && capacity.effect == .blocksNegative && capacity.detail.contains("950.4"), "\(capacity)")
+        #expect(r.findings.first.map { "\($0.quantity) \($0.blockedBy)" } == "-300000 [\"capacity_charges\"]", "\(r.findings)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty)
+        #expect(r.unmapped.map(\.reason) == ["capacity:provisioned_throughput"])
+    }
+
+    /// Azure PTU names no model (a deployment's capacity): every model's negative gaps are held.
+    /// Vertex Provisioned Throughput holds its model when the SKU names one, every model when not.
+    @Test func azurePTUAndVertexProvisionedThroughputHoldNegativeGaps() async throws {
+        let azureStore = try await store([("acct_z", "gpt-4o", "input", 2_000_000, 25)], vendor: "azure-openai")
+        let azure =
+            "Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType\n"
+            + "05/25/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,1400,1K,3.50,USD,Usage\n"
+            + "05/25/2026,Foundry Models,Azure OpenAI,Provisioned Managed Global Throughput Unit,24,1 Hour,48.00,USD,Usage\n"
+        let ptu = try await run("azure-openai", [file("azure.csv", azure)], azureStore, account: "acct_z") {
+            $0.invoiceScope = .account
+            $0.range = Self.mayDay(25)
+        }
+        #expect(ptu.reasons.map { "\($0.code) \($0.modelID ?? "every model")" } == ["capacity_charges every model"], "\(ptu.reasons)")
+        #expect(ptu.findings.first?.quantity == -600_000 && ptu.corrections.isEmpty && ptu.held.isEmpty, "\(ptu.findings)")
+
+        let vertexStore = try await store([("acct_a", "gemini-2.5-flash", "input", 2_000_000, 10)], vendor: "google-vertex")
+        func row(_ sku: String, _ cost: String, _ amount: Int, _ unit: String) -> String {
+            #"{"service":{"description":"Vertex AI"},"sku":{"description":"\#(sku)"},"usage_start_time":"2026-05-10T00:00:00Z","usage_end_time":"2026-05-11T00:00:00Z","cost":\#(cost),"currency":"USD","usage":{"amount":\#(amount),"unit":"\#(unit)"},"credits":[],"cost_type":"regular"}"#
+        }
+        for (sku, model) in [("Gemini 2.5 Flash Provisioned Throughput", "gemini-2.5-flash"), ("Provisioned Throughput GSU", "every model")] {
+            let export = [row("Gemini 2.5 Flash GA Text Input - Predictions", "0.42", 1_400_000, "count"), row(sku, "100", 24, "hour")]
+            let r = try await run("google-vertex", [file("billing.json", export.joined(separator: "\n"))], vertexStore, account: "acct_a") {
+                $0.invoiceScope = .account
+                $0.range = Self.mayDay(10)
+            }
+            #expect(r.reasons.map { "\($0.code) \($0.modelID ?? "every model")" } == ["capacity_charges \(model)"], "\(sku): \(r.reasons)")
+            #expect(r.findings.first?.quantity == -600_000 && r.corrections.isEmpty && r.held.isEmpty, "\(sku): \(r.findings)")
+        }
+    }
+
+    /// An Azure refund or adjustment of a token meter, and a Vertex usage correction, take tokens
+    /// back: they were money set aside as not usage, and the tokens they returned were proposed
+    /// as usage the meter missed (+400,000). They hold their cell as a CUR refund does.
+    @Test func azureAndVertexRestatementsOfTokensHoldTheirCell() async throws {
+        let azureStore = try await store([("acct_z", "gpt-4o", "input", 2_000_000, 25)], vendor: "azure-openai")
+        for chargeType in ["Refund", "Adjustment"] {
+            let azure =
+                "Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType\n"
+                + "05/25/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,2400,1K,6.00,USD,Usage\n"
+                + "05/25/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,-400,1K,-1.00,USD,\(chargeType)\n"
+            let r = try await run("azure-openai", [file("azure.csv", azure)], azureStore, account: "acct_z") {
+                $0.invoiceScope = .account
+                $0.range = Self.mayDay(25)
+            }
+            #expect(r.reasons.contains { $0.code == "usage_refund" && $0.modelID == "gpt-4o" }, "\(chargeType): \(r.reasons.map(\.code))")
+            #expect(r.corrections.isEmpty && r.held.isEmpty, "\(chargeType): \(r.corrections.map(\.quantity))")
+        }
+
+        let vertexStore = try await store([("acct_a", "gemini-2.5-flash", "input", 2_000_000, 10)], vendor: "google-vertex")
+        func row(_ cost: String, _ amount: Int, _ costType: String) -> String {
+            #"{"service":{"description":"Vertex AI"},"sku":{"description":"Gemini 2.5 Flash GA Text Input - Predictions"},"usage_start_time":"2026-05-10T00:00:00Z","usage_end_time":"2026-05-11T00:00:00Z","cost":\#(cost),"currency":"USD","usage":{"amount":\#(amount),"unit":"count"},"credits":[],"cost_type":"\#(costType)","adjustment_info":{"type":"USAGE_CORRECTION"}}"#
+        }
+        let export = [row("0.72", 2_400_000, "regular"), row("-0.12", -400_000, "adjustment")].joined(separator: "\n")
+        let r = try await run("google-vertex", [file("billing.json", export)], vertexStore, account: "acct_a") {
+            $0.invoiceScope = .account
+            $0.range = Self.mayDay(10)
+        }
+        #expect(r.reasons.contains { $0.code == "usage_refund" && $0.modelID == "gemini-2.5-flash" }, "\(r.reasons.map(\.code))")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
+    }
+
+    /// A collector folding cache reads into input: input 300,000 over the bill, cache reads
+    /// 300,000 under it. The same tokens under two labels: both held (input was backed out and
+    /// the cache side called pass-through, so the tokens left the customer's bill). A loss on one
+    /// side beside an unrelated gap on the other is still corrected.
+    @Test func equalAndOppositeGapsOfTwoTokenTypesAreHeld() async throws {
+        let store = try await store(
+            [("acct_b", "claude-sonnet-4-6", "input", 1_300_000, 10), ("acct_b", "claude-sonnet-4-6", "cache_read", 1_000_000, 10)],
+            vendor: "aws-bedrock")
+        func bill(input: Int, cacheRead: Int) -> InvoiceFile {
+            let csv =
+                Self.curHeader + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", input, ExactDecimal.text(Decimal(input) * 3 / 1000))
+                + Self.curRow(
+                    "Usage", 10, "USE1-Claude4.6Sonnet-cache-read-input-token-count", cacheRead, ExactDecimal.text(Decimal(cacheRead) * 3 / 10000))
+            return file("cur.csv", csv)
+        }
+        let swapped = try await run("aws-bedrock", [bill(input: 1000, cacheRead: 1300)], store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        #expect(
+            swapped.findings.map { "\($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.gapClass) \($0.reason)" }.sorted()
+                == [
+                    "cache_read 300000 unexplained equal_and_opposite_gaps_of_cache_read_and_input",
+                    "input -300000 unexplained equal_and_opposite_gaps_of_cache_read_and_input",
+                ], "\(swapped.findings)")
+        #expect(swapped.corrections.isEmpty && swapped.held.isEmpty)
+
+        let unrelated = try await run("aws-bedrock", [bill(input: 1400, cacheRead: 800)], store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        #expect(unrelated.corrections.map { "\($0.dimensions["token_type"] ?? "") \($0.quantity)" } == ["input 100000"], "\(unrelated.findings)")
+    }
+
+    /// A UBL line whose money is net of its own allowance, or money with no token quantity at all
+    /// (an invoice's negotiated price): a total below the meter is no over-metering (−1M input
+    /// was proposed on a 10 % line discount).
+    @Test(arguments: [true, false])
+    func aUBLLinesMoneyAfterADiscountHoldsNegativeCorrections(allowance: Bool) async throws {
+        let store = try await store([("acct_42", "claude-sonnet-4-6", "input", 10_000_000, 10)], vendor: "acme-ai")
+        let discount =
+            allowance
+            ? #"<cac:AllowanceCharge><cbc:ChargeIndicator>false</cbc:ChargeIndicator><cbc:AllowanceChargeReason>Committed-use discount</cbc:AllowanceChargeReason><cbc:Amount currencyID="USD">3.00</cbc:Amount></cac:AllowanceCharge>"#
+            : ""
+        let invoice = TestSupport.ubl(
+            header: """
+                <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-31</cbc:EndDate></cac:InvoicePeriod>
+                <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">27.00</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
+                """,
+            body: """
+                <cac:InvoiceLine><cbc:ID>1</cbc:ID><cbc:InvoicedQuantity unitCode="E48">1</cbc:InvoicedQuantity>
+                  <cbc:LineExtensionAmount currencyID="USD">27.00</cbc:LineExtensionAmount>\(discount)
+                  <cac:Item><cbc:Name>Claude Sonnet 4.6 - Input Tokens</cbc:Name></cac:Item>
+                  <cac:Price><cbc:PriceAmount currencyID="USD">\(allowance ? "30.00" : "27.00")</cbc:PriceAmount></cac:Price>
+                </cac:InvoiceLine>
+                """)
+        let r = try await run("ubl", [invoice], store, account: "acct_42") { $0.rateCard = try! UBLInvoiceTests.acmeCard() }
+        let net = try #require(r.reasons.first { $0.code == "amounts_may_be_net" }, "\(r.reasons.map(\.code)) \(r.corrections.map(\.quantity))")
+        #expect(net.detail.contains(allowance ? "Committed-use discount" : "no token quantity (the first on line"), "\(net.detail)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
+        #expect(r.findings.first.map { "\($0.quantity) \($0.blockedBy)" } == "-1000000 [\"amounts_may_be_net\"]", "\(r.findings)")
+    }
+}
