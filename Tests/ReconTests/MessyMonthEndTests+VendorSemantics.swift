@@ -149,3 +149,40 @@ extension MessyMonthEndTests {
         #expect(r.findings.first.map { "\($0.quantity) \($0.blockedBy)" } == "-1000000 [\"amounts_may_be_net\"]", "\(r.findings)")
     }
 }
+
+extension MessyMonthEndTests {
+    /// A FOCUS export bills gpt-4o through OpenAI and through Azure: its correction (+1M) cannot
+    /// name one provider and is posted under vendor `focus`. OpenAI's own run then set it aside
+    /// as another vendor's and proposed the same +1M again; it is held now, until that run is
+    /// reverted (after which OpenAI's run corrects it once).
+    @Test func aCorrectionPostedUnderAMultiProviderFormatHoldsThatModelsOtherRuns() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("oa", account: "acct_42", model: "gpt-4o-2024-08-06", type: "input", quantity: 9_000_000, day: 1, vendor: "openai"),
+            S.event("az", account: "acct_42", model: "gpt-4o-2024-08-06", type: "input", quantity: 1_000_000, day: 1, vendor: "azure-openai"),
+        ])
+        let focus =
+            Self.providerFOCUSHeader + Self.providerFOCUSRow("25.00", 10_000_000, "Input", "OpenAI", model: "gpt-4o-2024-08-06")
+            + Self.providerFOCUSRow("2.50", 1_000_000, "Input", "Microsoft", model: "gpt-4o-2024-08-06")
+        var o = ReconciliationOptions(vendor: "focus", invoices: [file("focus.csv", focus)], range: Self.mayDay(1), account: "acct_42")
+        o.invoiceScope = .account
+        let (first, outcome) = try await service.run(o, store: store, log: store, apply: true)
+        #expect(first.corrections.map { "\($0.quantity) \($0.dimensions["vendor"] ?? "")" } == ["1000000 focus"], "\(first.findings)")
+        guard case .posted = outcome else { Issue.record("\(outcome)"); return }
+
+        let costs = file("costs.json", Self.openAIPage(days: 1...1, rows: [1: "25.00"], hasMore: false))
+        func openAIRun() async throws -> ReconciliationReport {
+            try await run("openai", [costs], store, account: "acct_42") {
+                $0.range = Self.mayDay(1)
+                $0.invoiceScope = .account
+            }
+        }
+        let second = try await openAIRun()
+        #expect(second.reasons.contains { $0.code == "corrections_under_a_multi_provider_format" && $0.modelID == "gpt-4o-2024-08-06" }, "\(second.reasons)")
+        #expect(second.corrections.isEmpty && second.held.isEmpty, "\(second.corrections.map(\.quantity))")
+
+        _ = try await service.revert(id: first.id, store: store, log: store)
+        let afterRevert = try await openAIRun()
+        #expect(afterRevert.corrections.map(\.quantity) == [1_000_000], "\(afterRevert.reasons.map(\.code))")
+    }
+}

@@ -34,6 +34,9 @@ struct MeterLedger: Sendable {
     /// scope checks; and the accounts with any usage at all.
     var everyAccount: [String: [String: Int64]] = [:]
     var accountsWithUsage = Set<String>()
+    /// Corrections set aside as another vendor's, per canonical model and the vendor they name:
+    /// one named after a format that bills several providers (FOCUS, UBL) may be this vendor's.
+    var correctionsUnderOtherVendors: [String: [String: Int64]] = [:]
 
     static let tokenUnits: Set<String> = ["tokens", "token"]
 
@@ -122,6 +125,9 @@ struct MeterLedger: Sendable {
             }
             if let servedBy, !vendorNames.contains(servedBy) {
                 outside["\(raw ?? "")|\(meter ?? "")|served_by:\(servedBy)", default: 0] += g.aggregate.sum
+                if isCorrection, let model = canonical(raw), scopeModels.contains(model) {
+                    ledger.correctionsUnderOtherVendors[model, default: [:]][servedBy, default: 0] &+= g.aggregate.sum
+                }
                 continue
             }
             guard let model = canonical(raw), scopeModels.contains(model) else {
