@@ -82,11 +82,13 @@ struct BedrockCURParser: InvoiceParser {
     /// The model of a Provisioned Throughput usage type (`USE1-Claude4.6Sonnet-ProvisionedThroughput-ModelUnits`,
     /// `USE1-ProvisionedThroughput-Claude4.6Sonnet-NoCommit`): "" when it names none; nil when it is no such charge.
     static func provisionedThroughput(_ usageType: String) -> String? {
-        let parts = usageType.split(separator: "-").map(String.init)
-        guard parts.contains(where: { $0.lowercased().contains("provisionedthroughput") || $0.lowercased() == "modelunits" }) else { return nil }
-        let markers = ["provisionedthroughput", "modelunits", "nocommit", "commit", "hours", "units"]
-        return parts.dropFirst().filter { p in !markers.contains { p.lowercased().hasPrefix($0) } && !p.lowercased().hasSuffix("month") }
-            .joined(separator: "-")
+        let joined = usageType.lowercased().replacingOccurrences(of: "-", with: "").replacingOccurrences(of: "_", with: "")
+        guard joined.contains("provisionedthroughput") || joined.contains("modelunit") else { return nil }
+        let markers = ["provisioned", "throughput", "modelunit", "nocommit", "commit", "hour", "unit"]
+        return usageType.split(separator: "-").dropFirst().map(String.init).filter { p in
+            let l = p.lowercased()
+            return !markers.contains { l.hasPrefix($0) } && !l.contains("month") && !l.contains("commit")
+        }.joined(separator: "-")
     }
 
     static let marketplace = try! NSRegularExpression(

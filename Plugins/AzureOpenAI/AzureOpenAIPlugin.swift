@@ -140,7 +140,9 @@ struct AzureCostDetailsParser: InvoiceParser {
                 let restates = ["Refund", "Adjustment"].contains(chargeType) && parsed != nil && (quantity ?? 0) != 0
                 if restates, let q = quantity, chargeType == "Refund" || cost < 0 { quantity = q > 0 ? -q : q }
                 var nonUsage: String?
-                if meterName.localizedCaseInsensitiveContains("provisioned") || meterName.localizedCaseInsensitiveContains("throughput unit") {
+                if isOpenAI,
+                    meterName.localizedCaseInsensitiveContains("provisioned") || meterName.localizedCaseInsensitiveContains("throughput unit")
+                {
                     // PTU: a deployment's capacity by the hour; tokens served on it are on no token meter.
                     nonUsage = "capacity:provisioned_throughput_units"
                 } else if chargeType != "Usage" && !restates {

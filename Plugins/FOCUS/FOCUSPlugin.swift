@@ -109,6 +109,11 @@ struct FOCUSParser: InvoiceParser {
                     return TokenType(t)
                 }
             }
+            // Reserved capacity by the hour (Bedrock Provisioned Throughput, Azure PTU, Vertex GSUs):
+            // tokens served on it are on no token row.
+            let capacity = [cell("SkuId"), cell("SkuMeter"), cell("ChargeDescription"), cell("x_UsageType"), cell("ConsumedUnit")]
+                .compactMap { $0?.lowercased().replacingOccurrences(of: "-", with: "").replacingOccurrences(of: " ", with: "") }
+                .contains { $0.contains("provisionedthroughput") || $0.contains("modelunit") || $0.contains("throughputunit") }
             var labels: [String: String] = [:]
             // Who served the usage: the engine matches metered events whose vendor dimension names it
             // (UsageBox's export states that name in x_Vendor).
@@ -122,10 +127,12 @@ struct FOCUSParser: InvoiceParser {
                 // UsageBox's own export names the canonical token type in x_TokenType (FOCUS has no cache lifetime).
                 tokenType: try exportedTokenType ?? vendorTokenType.flatMap { FOCUSPlugin.tokenTypeMap[$0] }, amount: cost,
                 amountScale: ExactDecimal.scale(of: costText),
-                currency: cell("BillingCurrency") ?? "USD", listAmount: try decimal("ListCost"), quantity: quantity, date: start,
+                currency: cell("BillingCurrency") ?? "USD", listAmount: try decimal("ListCost"), quantity: capacity ? nil : quantity, date: start,
                 end: try r.optionalTimestamp(["ChargePeriodEnd"], file: file.name),
                 labels: labels, attribution: attribution,
-                nonUsageReason: category != "Usage" ? "not_usage:\(category.lowercased())" : (model == nil ? "not_usage" : nil),
+                nonUsageReason: capacity
+                    ? "capacity:provisioned_throughput"
+                    : category != "Usage" ? "not_usage:\(category.lowercased())" : (model == nil ? "not_usage" : nil),
                 description: cell("ChargeDescription"))
             line.modelIsCanonical = true
             line.sourceRow = r.fingerprint

@@ -66,7 +66,7 @@ public enum VertexPlugin: VendorPlugin {
         if restates, let q = quantity, value < 0 { quantity = q > 0 ? -q : q }
         var nonUsage: String?
         var capacityModel: String?
-        if let sku, let r = sku.range(of: "Provisioned Throughput", options: .caseInsensitive) {
+        if isVertex, let sku, let r = sku.range(of: "Provisioned Throughput", options: .caseInsensitive) {
             // GSUs by the hour: tokens served on them are on no token SKU.
             nonUsage = "capacity:provisioned_throughput"
             let named = String(sku[..<r.lowerBound]).trimmingCharacters(in: .whitespaces)

@@ -57,6 +57,9 @@ struct UBLParser: InvoiceParser {
         return head.contains(Self.invoiceNS) || head.contains(Self.creditNS)
     }
 
+    /// UN/ECE Rec 20 units of time: a line counted in them is a fee by the period, not tokens.
+    static let periodUnits: Set<String> = ["MON", "ANN", "DAY", "WEE", "HUR", "MIN", "QAN", "SAN"]
+
     /// What is being collected while the stream walks one line or allowance.
     struct Pending {
         var kind: String
@@ -243,14 +246,19 @@ struct UBLParser: InvoiceParser {
         }
         // A line's money is what the supplier charged after its own price and discounts: with no
         // token quantity beside it, a total below the meter is no evidence of over-metering.
-        let discounted = raw.first { $0.kind == "line" && $0.lineAllowance != nil }
-        let moneyOnly = lines.first { $0.nonUsageReason == nil && $0.quantity == nil && ($0.amount ?? 0) != 0 }
-        let net =
-            discounted.map { "line \($0.id ?? "\($0.line)") carries \($0.lineAllowance!) inside its LineExtensionAmount" }
-            ?? moneyOnly.map { l in
-                "its usage lines state money and no token quantity (the first on line \(l.location.split(separator: ":").last ?? "?")): "
-                    + "what was charged, after any negotiated price"
-            }
+        // A stated token count is what the card prices, whatever the discount. Fees (a platform fee by
+        // the month, support, seats) are not token usage; any other line may be.
+        let allowances = Dictionary(raw.filter { $0.kind == "line" }.map { ("\(file.name):\($0.line)", $0.lineAllowance) }, uniquingKeysWith: { a, _ in a })
+        let moneyOnly = lines.filter { l in
+            l.nonUsageReason == nil && !l.isCorrection && l.quantity == nil && (l.amount ?? 0) != 0
+                && !Self.periodUnits.contains(l.labels["unit_code"] ?? "")
+                && !["fee", "support", "subscription", "seat", "licen"].contains { (l.vendorModel ?? "").localizedCaseInsensitiveContains($0) }
+        }
+        let net = (moneyOnly.first { allowances[$0.location] ?? nil != nil } ?? moneyOnly.first).map { l in
+            let place = l.location.split(separator: ":").last ?? "?"
+            if let allowance = allowances[l.location] ?? nil { return "line at \(place) carries \(allowance) inside its LineExtensionAmount" }
+            return "its token lines state money and no token quantity (the first at line \(place)): what was charged, after any negotiated price"
+        }
         return ParsedInvoice(lines: lines, coverage: coverage, amountsMayBeNet: net)
     }
 }

@@ -46,7 +46,8 @@ extension RateCard {
                 let rateText = newRates.sorted { $0.key < $1.key }.map { "\($0.key.rawValue): \"\(ExactDecimal.text($0.value))\"" }.joined(separator: ", ")
                 let newRow =
                     "      - {from: \"\(step.date)\", rates: {\(rateText)}, src: [\(sourceKey)], "
-                    + "note: \"proposed from reconciliation \(report.id); tiers of the earlier row are not carried over: review\"}"
+                    + "note: \"proposed from reconciliation \(report.id); token types the step does not list keep the earlier row's prices, "
+                    + "and its tiers are not carried over: review\"}"
                 guard let modelLine = lines.firstIndex(of: "  \(model):") else {
                     throw UsageBoxError(.internal, "model \(model) is not written as '  \(model):' in the card")
                 }

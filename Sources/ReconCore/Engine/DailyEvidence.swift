@@ -516,33 +516,47 @@ enum DailyEvidence {
                 }
             }
         }
-        // Any other two token types of one model and account off by equal and opposite amounts
-        // (cache reads folded into input by the collector, or a usage report that does not split
-        // them out): the same tokens under two labels, not a loss on one side and pass-through on
-        // the other. Correcting one side alone would drop them from the bill or count them twice,
-        // so both are held.
-        for i in findings.indices where findings[i].pairedWith == nil && [.meteringGap, .passThrough].contains(findings[i].gapClass) {
-            guard let a = findings[i].tokenType else { continue }
-            let key = CellKey(model: findings[i].modelID, tokenType: a, account: findings[i].accountID)
-            for j in findings.indices where j != i && findings[j].pairedWith == nil && findings[j].gapClass != .withinTolerance {
-                guard let b = findings[j].tokenType, b != a, findings[j].modelID == findings[i].modelID, findings[j].accountID == findings[i].accountID,
-                    [.meteringGap, .passThrough].contains(findings[j].gapClass)
-                else { continue }
-                let (x, y) = (findings[i].quantity, findings[j].quantity)
-                let other = CellKey(model: findings[j].modelID, tokenType: b, account: findings[j].accountID)
-                let slack =
-                    UInt64(max(diff.vendor[key]?.toleranceTokens ?? 0, 0)) &+ UInt64(max(diff.vendor[other]?.toleranceTokens ?? 0, 0))
-                    &+ max(x.magnitude, y.magnitude) / 1000
-                let (sum, overflow) = x.addingReportingOverflow(y)
-                guard (x > 0) != (y > 0), !overflow, sum.magnitude <= slack else { continue }
-                let (first, second) = a < b ? (a, b) : (b, a)
-                for k in [i, j] {
-                    findings[k].gapClass = .unexplained
-                    findings[k].rule = "token-type-swap"
-                    findings[k].classifier = "engine"
-                    findings[k].reason = "equal_and_opposite_gaps_of_\(first.rawValue)_and_\(second.rawValue)"
+        // The same tokens under two labels: input off one way and the cache token types off the
+        // other by about as much (a collector folding cache reads, or reads and writes, into input;
+        // a usage report that does not split cached input out) — within a tenth, since a collector
+        // also loses a little —, or any two other token types off by equal and opposite amounts.
+        // Correcting one side while the other reads as pass-through drops those tokens from the
+        // bill (or counts them twice), so every side is held.
+        func tolerance(_ f: Finding) -> UInt64 {
+            UInt64(max(diff.vendor[CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)]?.toleranceTokens ?? 0, 0))
+        }
+        func offsets(_ sides: [Int], within share: UInt64) -> Bool {
+            let negative = sides.filter { findings[$0].quantity < 0 }, positive = sides.filter { findings[$0].quantity > 0 }
+            guard !negative.isEmpty, !positive.isEmpty else { return false }
+            let down = negative.reduce(UInt64(0)) { $0 &+ findings[$1].quantity.magnitude }
+            let up = positive.reduce(UInt64(0)) { $0 &+ findings[$1].quantity.magnitude }
+            let slack = sides.reduce(UInt64(0)) { $0 &+ tolerance(findings[$1]) } &+ max(down, up) / share
+            return Self.distance(down, up) <= slack
+        }
+        func holdAsSwap(_ sides: [Int]) {
+            let types = Set(sides.compactMap { findings[$0].tokenType?.rawValue }).sorted()
+            for k in sides {
+                findings[k].gapClass = .unexplained
+                findings[k].rule = "token-type-swap"
+                findings[k].classifier = "engine"
+                findings[k].reason = "equal_and_opposite_gaps_of_" + types.joined(separator: "_and_")
+            }
+        }
+        let open = findings.indices.filter { findings[$0].pairedWith == nil && [.meteringGap, .passThrough].contains(findings[$0].gapClass) }
+        for (_, group) in Dictionary(grouping: open, by: { "\(findings[$0].modelID)|\(findings[$0].accountID ?? "")" }).sorted(by: { $0.key < $1.key }) {
+            if let input = group.first(where: { findings[$0].tokenType == .input }) {
+                let cache = group.filter {
+                    findings[$0].tokenType?.rawValue.hasPrefix("cache") == true && (findings[$0].quantity > 0) != (findings[input].quantity > 0)
                 }
-                break
+                if !cache.isEmpty, offsets([input] + cache, within: 10) {
+                    holdAsSwap([input] + cache)
+                    continue
+                }
+            }
+            for (n, i) in group.enumerated() where findings[i].rule != "token-type-swap" {
+                if let j = group[(n + 1)...].first(where: { findings[$0].rule != "token-type-swap" && offsets([i, $0], within: 1000) }) {
+                    holdAsSwap([i, j])
+                }
             }
         }
         return priceSteps.sorted { ($0.date, $0.kind.rawValue) < ($1.date, $1.kind.rawValue) }

@@ -264,15 +264,15 @@ public struct ReconciliationEngine: Sendable {
 
     /// Corrections an earlier run posted under a format that bills several providers (a FOCUS
     /// export's model sold by two of them, a UBL invoice): they may be this vendor's usage, which
-    /// this run would otherwise set aside as another vendor's and correct again. The model's
-    /// positive gaps are held.
+    /// this run would otherwise set aside as another vendor's and correct again (a loss, or an
+    /// over-metering). The model's corrections are held.
     func correctionsOfSeveralProviders(_ meter: MeterLedger) -> [EvidenceReason] {
         let formats = Set(registry.plugins.filter { $0.providerNames.isEmpty }.map { $0.id })
         return meter.correctionsUnderOtherVendors.sorted { $0.key < $1.key }.compactMap { model, byVendor in
             let named = byVendor.filter { formats.contains($0.key) && $0.value != 0 }.sorted { $0.key < $1.key }
             guard !named.isEmpty else { return nil }
             return EvidenceReason(
-                code: "corrections_under_a_multi_provider_format", effect: .blocksPositive, modelID: model,
+                code: "corrections_under_a_multi_provider_format", effect: .blocksModel, modelID: model,
                 detail: "corrections of \(model) were posted under \(named.map { "vendor=\($0.key) (\($0.value) tokens)" }.joined(separator: ", ")) "
                     + "by a run over an export that bills several providers: they may be this vendor's usage already corrected",
                 remedy: "revert that run (usagebox reconcile revert ID) and reconcile each provider with its own export, or keep to that export's runs")
