@@ -22,10 +22,7 @@ extension ClickHouseMeterStore: KeyStore {
     }
 
     public func createKey(account: String?, role: KeyRole) async throws -> (APIKey, secret: String) {
-        if let account, !EventDecoder.isValidIdentifier(account) {
-            throw UsageBoxError.invalidArgument("account must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
-        }
-        if role != .admin, account == nil { throw UsageBoxError.invalidArgument("a \(role.rawValue) key needs an account", field: "account_id") }
+        try role.checkAccount(account)
         let secret = Self.randomToken(bytes: 32)
         let key = APIKey(keyID: "key_" + Self.randomToken(bytes: 9), accountID: account, role: role, createdAt: clock(), revokedAt: nil)
         try await insert(

@@ -169,11 +169,11 @@ extension ClickHouseMeterStore {
             chainHead: head.first?[0].chString.flatMap { $0.isEmpty ? nil : $0 },
             corrections: corrections.compactMap { r in Self.event(r, account: account).map { .init(event: $0, postClose: r[9].chInt == 1) } })
         report.integrity = try await integrity(account: account)
-        return report
+        return report.capped()
     }
 
     public func closePeriod(account: String, period: String) async throws -> PeriodRecord {
-        _ = try PeriodRecord.validate(period)
+        try PeriodRecord.validateClosable(period, now: clock())
         guard EventDecoder.isValidIdentifier(account) else {
             throw UsageBoxError.invalidArgument("account must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
         }
@@ -227,7 +227,8 @@ extension ClickHouseMeterStore {
         guard EventDecoder.isValidIdentifier(meterID) else {
             throw UsageBoxError.invalidArgument("meter_id must be 1–200 characters of [A-Za-z0-9_.:-]", field: "meter_id")
         }
-        if let unit, unit.isEmpty || unit.count > 64 { throw UsageBoxError.invalidArgument("unit must be 1–64 characters", field: "unit") }
+        let unit = unit.map(EventDecoder.nfc)
+        if let problem = unit.flatMap(EventDecoder.unitProblem) { throw UsageBoxError.invalidArgument(problem, field: "unit") }
         if let dims = rollupDimensions, dims.contains(where: { $0.isEmpty || $0.count > EventDecoder.maxDimensionKeyLength }) {
             throw UsageBoxError.invalidArgument("rollup_dimensions holds dimension names of 1–64 characters", field: "rollup_dimensions")
         }

@@ -15,12 +15,7 @@ extension SQLiteMeterStore: KeyStore {
     }
 
     public func createKey(account: String?, role: KeyRole) async throws -> (APIKey, secret: String) {
-        if let account, !EventDecoder.isValidIdentifier(account) {
-            throw UsageBoxError.invalidArgument("account must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account")
-        }
-        guard account != nil || role == .admin else {
-            throw UsageBoxError.invalidArgument("a \(role.rawValue) key needs an account", field: "account")
-        }
+        try role.checkAccount(account)
         let secret = "ubk_" + Self.randomToken(bytes: 32)
         let key = APIKey(
             keyID: "key_" + Self.randomToken(bytes: 9).replacingOccurrences(of: "-", with: "x").replacingOccurrences(of: "_", with: "y"),

@@ -178,7 +178,7 @@ extension SQLiteMeterStore {
                     accountID: account, range: range, totals: totals, breakdown: breakdown, segments: segments,
                     chainHead: head, corrections: corrections)
                 report.integrity = try Self.scrubProgress(db, account: account)
-                return report
+                return report.capped()
             }
         }
     }
@@ -189,7 +189,7 @@ extension SQLiteMeterStore {
     }
 
     public func closePeriod(account: String, period: String) async throws -> PeriodRecord {
-        _ = try PeriodRecord.validate(period)
+        try PeriodRecord.validateClosable(period, now: clock())
         guard EventDecoder.isValidIdentifier(account) else {
             throw UsageBoxError.invalidArgument("account must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
         }

@@ -1,4 +1,5 @@
 public import ExactJSON
+import Foundation
 
 /// Why one event of a batch was not stored.
 public struct EventRejection: Sendable, Hashable, Error {
@@ -111,6 +112,16 @@ public struct EventDecoder: Sendable {
                 f.dimensions.append(UsageEvent.Dimension(key, cell))
             }
         }
+        // A column and the dimensions column naming one key twice: which was meant is not known.
+        var seen: [String: String] = [:]
+        for d in f.dimensions {
+            if let other = seen.updateValue(d.value, forKey: d.key), other != d.value {
+                return .invalid(
+                    reject(
+                        "invalid_dimensions", "dimension '\(d.key)' is given twice with different values ('\(other)', '\(d.value)')", "dimensions.\(d.key)", nil
+                    ))
+            }
+        }
         return build(f)
     }
 
@@ -205,10 +216,8 @@ public struct EventDecoder: Sendable {
         if kind == .correction, quantity == 0 {
             return fail("invalid_quantity", "a Correction quantity must not be 0", "quantity")
         }
-        let unit = raw[.unit]
-        if let unit, unit.isEmpty || unit.utf8.count > 64 {
-            return fail("invalid_unit", "unit must be 1–64 characters", "unit")
-        }
+        let unit = raw[.unit].map(Self.nfc)
+        if let unit, let problem = Self.unitProblem(unit) { return fail("invalid_unit", problem, "unit") }
         guard let tsText = raw[.timestamp] else {
             return fail("missing_timestamp", "timestamp is required", "timestamp")
         }
@@ -222,7 +231,13 @@ public struct EventDecoder: Sendable {
             return fail("timestamp_in_future", "timestamp \(tsText) is more than 5 minutes in the future", "timestamp")
         }
         // A later value of the same key wins, as in a JSON object read into a map; sorted by key bytes.
+        // Text is kept in Unicode NFC: Swift compares strings by canonical equivalence and SQL by
+        // bytes, so `café` sent precomposed and decomposed must be one spelling, or one batch
+        // stored both under the first one's bytes (its hashes then failed verify).
         var dims = raw.dimensions
+        if dims.contains(where: { !Self.isASCII($0.key) || !Self.isASCII($0.value) }) {
+            dims = dims.map { UsageEvent.Dimension(Self.nfc($0.key), Self.nfc($0.value)) }
+        }
         if dims.count > 1 {
             dims.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
             var unique: [UsageEvent.Dimension] = []
@@ -235,7 +250,7 @@ public struct EventDecoder: Sendable {
         }
         for d in dims {
             let (k, v) = (d.key, d.value)
-            guard !k.isEmpty, k.utf8.count <= Self.maxDimensionKeyLength else {
+            guard !k.isEmpty, k.unicodeScalars.count <= Self.maxDimensionKeyLength else {
                 return fail("invalid_dimensions", "dimension keys must be 1–\(Self.maxDimensionKeyLength) characters", "dimensions")
             }
             // A key is named in group_by and filters: control characters (NUL among them) could never be.
@@ -248,7 +263,7 @@ public struct EventDecoder: Sendable {
                     "invalid_dimensions", "dimension '\(k.filter { !$0.isASCII || $0.asciiValue! >= 0x20 })' has a NUL character in its value",
                     "dimensions.\(k)")
             }
-            guard v.utf8.count <= Self.maxDimensionValueLength else {
+            guard v.unicodeScalars.count <= Self.maxDimensionValueLength else {
                 return fail("invalid_dimensions", "dimension '\(k)' is longer than \(Self.maxDimensionValueLength) characters", "dimensions.\(k)")
             }
         }
@@ -258,6 +273,19 @@ public struct EventDecoder: Sendable {
                 correctionRef: correctionRef, quantity: quantity, unit: unit, timestamp: timestamp, sortedDimensions: dims
             ))
     }
+
+    static func isASCII(_ s: String) -> Bool { s.utf8.allSatisfy { $0 < 0x80 } }
+
+    /// What is wrong with a unit (NFC), or nil. A unit is compared with its meter's: a control
+    /// character (NUL ends it in SQL) would make one unit read as another.
+    public static func unitProblem(_ unit: String) -> String? {
+        if unit.isEmpty || unit.unicodeScalars.count > 64 { return "unit must be 1–64 characters" }
+        if unit.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { return "unit must not contain control characters" }
+        return nil
+    }
+
+    /// The string in Unicode NFC (canonical composition); ASCII as it is.
+    public static func nfc(_ s: String) -> String { isASCII(s) ? s : s.precomposedStringWithCanonicalMapping }
 
     /// 1–200 characters of `[A-Za-z0-9_.:-]`.
     public static func isValidIdentifier(_ s: String) -> Bool {

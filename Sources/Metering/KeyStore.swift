@@ -7,6 +7,24 @@ public enum KeyRole: String, Sendable, CaseIterable {
     case writer
     /// Sees every account; manages keys and meters.
     case admin
+
+    /// Refuses a key that could not be what it says: a reader or writer names its one account; an
+    /// admin sees every account, so one named with an account would be listed as that account's
+    /// while reading and changing all of them.
+    public func checkAccount(_ account: String?) throws {
+        if let account, !EventDecoder.isValidIdentifier(account) {
+            throw UsageBoxError.invalidArgument("account must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
+        }
+        switch (self, account) {
+        case (.admin, let account?):
+            throw UsageBoxError.invalidArgument(
+                "an admin key sees every account and cannot be limited to \(account): create it without an account, or a reader or writer key for \(account)",
+                field: "account_id")
+        case (.reader, nil), (.writer, nil):
+            throw UsageBoxError.invalidArgument("a \(rawValue) key needs an account", field: "account_id")
+        default: return
+        }
+    }
 }
 
 /// An API key as the server sees it (never the secret).

@@ -105,6 +105,23 @@ public struct ExplainReport: Sendable, Hashable {
     public var corrections: [CorrectionInfo]
     /// How much of the account's sealed history was re-hashed clean, by verify or the scrub.
     public var integrity: ScrubProgress?
+    /// Segments and corrections left out of the lists (the earliest), past `listLimit` each.
+    public var segmentsOmitted: Int = 0
+    public var correctionsOmitted: Int = 0
+
+    /// Every answer is bounded: an account with 40,000 corrections made a 57 MB explain.
+    public static let listLimit = 1000
+
+    /// The report with at most `listLimit` segments and corrections, the latest ones; the totals
+    /// and breakdown still count everything.
+    public func capped(_ limit: Int = listLimit) -> ExplainReport {
+        var r = self
+        r.segmentsOmitted += max(0, segments.count - limit)
+        r.correctionsOmitted += max(0, corrections.count - limit)
+        r.segments = Array(segments.suffix(limit))
+        r.corrections = Array(corrections.suffix(limit))
+        return r
+    }
 
     public struct Breakdown: Sendable, Hashable {
         public var modelID: String?
@@ -194,6 +211,18 @@ public struct PeriodRecord: Sendable, Hashable {
             throw UsageBoxError.invalidArgument("period must be a calendar month written YYYY-MM, got '\(period)'", field: "period")
         }
         return start
+    }
+
+    /// A month that can be closed at `now`: one that has ended. There is no reopen, so closing the
+    /// current month (or a mistyped year ahead) would refuse that month's usage for good.
+    public static func validateClosable(_ period: String, now: Timestamp) throws {
+        let start = try validate(period)
+        let end = start.startOfNextMonth
+        guard end <= now else {
+            throw UsageBoxError.invalidArgument(
+                "period \(period) has not ended (it ends \(end.rfc3339)); a closed month cannot be reopened, so close it once it is over",
+                field: "period")
+        }
     }
 }
 

@@ -41,15 +41,24 @@ extension UsageQuery {
             }
         }
         let filters = filterValues.map { UsageFilter(field: $0.0, op: $0.1.count == 1 ? .eq : .in, values: $0.1) }
-        try checkKinds(filters)
+        try checkFilters(filters, scope: scope)
         return UsageQuery(scope: scope, range: range, groupBy: groupBy, filters: filters, source: source)
     }
 
-    /// `kind` takes only Usage or Correction: a typo must never read as zero.
-    static func checkKinds(_ filters: [UsageFilter]) throws {
+    /// `kind` takes only Usage or Correction: a typo must never read as zero. An account a filter
+    /// asks for must be one the key may see: a 403, as naming it in the path is, not a quiet zero.
+    static func checkFilters(_ filters: [UsageFilter], scope: AccountScope) throws {
         for f in filters where f.field == .kind {
             for v in f.values where EventKind(rawValue: v) == nil {
                 throw UsageBoxError.invalidArgument("kind is Usage or Correction, got '\(v)'", field: "kind")
+            }
+        }
+        for f in filters where f.field == .accountID && (f.op == .eq || f.op == .in) {
+            for v in f.values {
+                guard EventDecoder.isValidIdentifier(v) else {
+                    throw UsageBoxError.invalidArgument("account_id must be 1–200 characters of [A-Za-z0-9_.:-], got '\(v.prefix(80))'", field: "account_id")
+                }
+                guard scope.allows(v) else { throw UsageBoxError(.permissionDenied, "this key may not see account \(v)", field: "account_id") }
             }
         }
     }
@@ -105,7 +114,7 @@ extension UsageQuery {
             guard let p = SourcePreference(rawValue: s) else { throw UsageBoxError.invalidArgument("source must be auto, rollup or raw", field: "source") }
             source = p
         }
-        try checkKinds(filters)
+        try checkFilters(filters, scope: scope)
         return UsageQuery(scope: scope, range: range, groupBy: groupBy, filters: filters, metrics: metrics, source: source)
     }
 

@@ -195,23 +195,23 @@ public struct UsageResult: Sendable, Hashable {
         }
     }
 
-    /// sum / count with six decimals, computed exactly in integers (half away from zero).
+    /// sum / count with six decimals, computed exactly in integers (half away from zero), for any
+    /// sum and count (a 10^13 average overflowed sum × 10^6 and took the server down).
     public static func average(_ a: UsageAggregate) -> String {
-        let scaled = a.sum.multipliedReportingOverflow(by: 1_000_000)
-        var q: Int64
-        if scaled.overflow {
-            q = a.sum / a.count * 1_000_000
-        } else {
-            q = scaled.partialValue / a.count
-            let r = scaled.partialValue % a.count
-            if abs(r) * 2 >= a.count { q += scaled.partialValue < 0 ? -1 : 1 }
-        }
-        let neg = q < 0
-        let mag = q.magnitude
-        var frac = String(mag % 1_000_000)
+        guard a.count > 0 else { return "0" }
+        let count = a.count.magnitude
+        var whole = a.sum.magnitude / count
+        let rest = a.sum.magnitude % count
+        // rest < count, so rest × 10^6 fits unless count is past 1.8 × 10^13 events: then halve both.
+        var (num, den) = (rest, count)
+        while num.multipliedReportingOverflow(by: 1_000_000).overflow { (num, den) = (num / 2, den / 2) }
+        var micro = num * 1_000_000 / den
+        if (num * 1_000_000 % den) * 2 >= den { micro += 1 }
+        if micro == 1_000_000 { (whole, micro) = (whole + 1, 0) }
+        var frac = String(micro)
         frac = String(repeating: "0", count: 6 - frac.count) + frac
         while frac.hasSuffix("0") { frac.removeLast() }
-        let whole = (neg ? "-" : "") + String(mag / 1_000_000)
-        return frac.isEmpty ? whole : whole + "." + frac
+        let sign = a.sum < 0 && (whole > 0 || micro > 0) ? "-" : ""
+        return sign + String(whole) + (frac.isEmpty ? "" : "." + frac)
     }
 }

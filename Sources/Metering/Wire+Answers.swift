@@ -125,6 +125,7 @@ extension VerifyReport.Mismatch: Codable {
 extension ExplainReport: WireShape {
     enum CodingKeys: String, CodingKey {
         case accountID = "account_id", from, to, totals, breakdown, segments, chainHead = "chain_head", integrity, corrections
+        case segmentsOmitted = "segments_omitted", correctionsOmitted = "corrections_omitted"
     }
 
     /// The totals row: a breakdown without its model.
@@ -146,6 +147,8 @@ extension ExplainReport: WireShape {
             segments: try c.decode([SegmentInfo].self, forKey: .segments), chainHead: try c.decodeIfPresent(String.self, forKey: .chainHead),
             corrections: try c.decode([CorrectionInfo].self, forKey: .corrections))
         integrity = try c.decodeIfPresent(ScrubProgress.self, forKey: .integrity)
+        segmentsOmitted = try c.decodeIfPresent(Int.self, forKey: .segmentsOmitted) ?? 0
+        correctionsOmitted = try c.decodeIfPresent(Int.self, forKey: .correctionsOmitted) ?? 0
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -156,9 +159,11 @@ extension ExplainReport: WireShape {
         try c.encode(Totals(usage: totals.usage, corrections: totals.corrections, net: totals.net, count: totals.count), forKey: .totals)
         try c.encode(breakdown, forKey: .breakdown)
         try c.encode(segments, forKey: .segments)
+        try c.encode(segmentsOmitted, forKey: .segmentsOmitted)
         try c.encodeIfPresent(chainHead, forKey: .chainHead)
         try c.encodeIfPresent(integrity, forKey: .integrity)
         try c.encode(corrections, forKey: .corrections)
+        try c.encode(correctionsOmitted, forKey: .correctionsOmitted)
     }
 }
 

@@ -131,7 +131,7 @@ public struct EventFileReader: Sendable {
                 } catch let e as CSVError {
                     throw UsageBoxError.invalidArgument("\(path):\(e.line): \(e.message)", field: "file")
                 }
-                for r in records { if let item = csvItem(r, header: &header, path: path) { try await emit(item) } }
+                for r in records { if let item = try csvItem(r, header: &header, path: path) { try await emit(item) } }
                 records.removeAll(keepingCapacity: true)
                 chunk = try handle.read(upToCount: chunkSize)
             }
@@ -140,7 +140,7 @@ public struct EventFileReader: Sendable {
             } catch let e as CSVError {
                 throw UsageBoxError.invalidArgument("\(path):\(e.line): \(e.message)", field: "file")
             }
-            for r in records { if let item = csvItem(r, header: &header, path: path) { try await emit(item) } }
+            for r in records { if let item = try csvItem(r, header: &header, path: path) { try await emit(item) } }
         }
         if !batch.isEmpty { try await onBatch(batch) }
     }
@@ -161,9 +161,15 @@ public struct EventFileReader: Sendable {
         }
     }
 
-    private func csvItem(_ r: CSVRecord, header: inout [String]?, path: String) -> SourcedItem? {
+    private func csvItem(_ r: CSVRecord, header: inout [String]?, path: String) throws -> SourcedItem? {
         guard let names = header else {
-            header = r.fields.map { $0.trimmingCharacters(in: .whitespaces) }
+            let names = r.fields.map { $0.trimmingCharacters(in: .whitespaces) }
+            // Two columns of one name: which value each row means is not known (the last one won).
+            var seen = Set<String>()
+            if let twice = names.first(where: { !seen.insert($0).inserted }) {
+                throw UsageBoxError.invalidArgument("\(path):\(r.line): the header names the column '\(twice)' twice", field: "file")
+            }
+            header = names
             return nil
         }
         if r.fields.count == 1, r.fields[0].isEmpty { return nil }

@@ -68,7 +68,7 @@ public enum Rendering {
             ]
         lines.append(TextTable(headers: ["model", "usage", "corrections", "net", "count"], rows: rows, rightAligned: [1, 2, 3, 4]).render())
         lines.append("")
-        lines.append("segments (provenance):")
+        lines.append("segments (provenance)\(e.segmentsOmitted > 0 ? ", the latest \(e.segments.count); \(e.segmentsOmitted) earlier not listed" : ""):")
         lines.append(
             TextTable(
                 headers: ["segment", "first", "last", "events", "sum", "sha256", "sealed"],
@@ -84,7 +84,9 @@ public enum Rendering {
         if e.corrections.isEmpty {
             lines.append("corrections: none")
         } else {
-            lines.append("corrections:")
+            lines.append(
+                "corrections\(e.correctionsOmitted > 0 ? ", the latest \(e.corrections.count); \(e.correctionsOmitted) earlier not listed (the totals count them)" : ""):"
+            )
             lines.append(
                 TextTable(
                     headers: ["event_id", "correction_ref", "model", "quantity", "timestamp", "post_close"],

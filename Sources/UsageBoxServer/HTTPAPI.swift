@@ -1,4 +1,5 @@
 import ExactJSON
+import Foundation
 public import Hummingbird
 public import Logging
 public import Metering
@@ -155,6 +156,23 @@ public struct HTTPAPI: Sendable {
 
     func forbidden(_ account: String) -> UsageBoxError {
         UsageBoxError(.permissionDenied, "this key may not see account \(account)", field: "account_id")
+    }
+
+    /// An id named in the path, percent-decoded and checked like the same id in a body.
+    static func pathIdentifier(_ raw: String, field: String) throws -> String {
+        guard let id = raw.removingPercentEncoding, EventDecoder.isValidIdentifier(id) else {
+            throw UsageBoxError.invalidArgument("\(field) in the path must be 1–200 characters of [A-Za-z0-9_.:-], got '\(raw.prefix(80))'", field: field)
+        }
+        return id
+    }
+
+    /// The query's parameters, refusing any not in `allowed` (a misspelt one must not be ignored).
+    func parameters(_ request: Request, allowed: Set<String>) throws -> [(String, String)] {
+        let params = try parameters(request)
+        if let (name, _) = params.first(where: { !allowed.contains($0.0) }) {
+            throw UsageBoxError.invalidArgument("unknown parameter '\(name.prefix(80))'", field: name)
+        }
+        return params
     }
 
     func parameters(_ request: Request) throws -> [(String, String)] {

@@ -21,11 +21,7 @@ struct MeteringController {
             return JSONResponse.make(try await store.usage(q))
         }
         routes.on("verify") { request, _, caller in
-            let params = try api.parameters(request)
-            let allowed: Set<String> = ["from", "to", "group_by", "mode"]
-            for (name, _) in params where !allowed.contains(name) {
-                throw UsageBoxError.invalidArgument("unknown parameter '\(name)'", field: name)
-            }
+            let params = try api.parameters(request, allowed: ["from", "to", "group_by", "mode"])
             let value = { (name: String) in params.last { $0.0 == name }?.1 }
             let range = try TimeRange(from: value("from"), to: value("to"))
             var mode = VerifyMode.deep
@@ -41,7 +37,7 @@ struct MeteringController {
             return JSONResponse.make(report)
         }
         routes.on("explain") { request, _, caller in
-            let params = try api.parameters(request)
+            let params = try api.parameters(request, allowed: ["from", "to"])
             let value = { (name: String) in params.last { $0.0 == name }?.1 }
             let range = try TimeRange(from: value("from"), to: value("to"))
             return JSONResponse.make(try await store.explain(account: caller.pathAccount, range: range))
@@ -88,7 +84,7 @@ struct AdminController {
             JSONResponse.make(MeterList(meters: try await api.store.meters(scope: caller.key.scope)))
         }
         routes.on("setMeter") { request, context, _ in
-            let meterID = try context.parameters.require("meter_id")
+            let meterID = try HTTPAPI.pathIdentifier(context.parameters.require("meter_id"), field: "meter_id")
             let body = try await api.body(MeterSettingsBody.self, request)
             return JSONResponse.make(try await api.store.setMeter(meterID, unit: body.unit, rollupDimensions: body.rollupDimensions))
         }

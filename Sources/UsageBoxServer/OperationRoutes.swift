@@ -75,7 +75,9 @@ final class OperationRoutes: @unchecked Sendable {
             guard let key = context.key else { throw UsageBoxError(.unauthenticated, "missing Authorization: Bearer <key>") }
             var account: String?
             if op.namesAccount {
-                let named = try context.parameters.require("account")
+                // The path keeps its percent-encoding (`org%3Aacme` is `org:acme`, as a client's
+                // quoting writes it); an id that is not one is refused, not read as an empty account.
+                let named = try HTTPAPI.pathIdentifier(context.parameters.require("account"), field: "account_id")
                 guard key.scope.allows(named) else { throw api.forbidden(named) }
                 account = named
             }

@@ -56,10 +56,16 @@ struct ReconciliationController {
         routes.on("applyReconciliation") { request, context, caller in
             let id = try context.parameters.require("id")
             _ = try await api.storedReport(id, key: caller.key)
-            let confirmLarge = try api.parameters(request).last { $0.0 == "confirm_large" }?.1 == "true"
+            let confirmLarge: Bool
+            switch try api.parameters(request, allowed: ["confirm_large"]).last?.1 {
+            case nil, "false"?: confirmLarge = false
+            case "true"?: confirmLarge = true
+            case let v?: throw UsageBoxError.invalidArgument("confirm_large is true or false, got '\(v.prefix(40))'", field: "confirm_large")
+            }
             return JSONResponse.make(try await backend().apply(id: id, confirmLarge: confirmLarge, store: api.store, log: try log(id)))
         }
-        routes.on("revertReconciliation") { _, context, caller in
+        routes.on("revertReconciliation") { request, context, caller in
+            _ = try api.parameters(request, allowed: [])
             let id = try context.parameters.require("id")
             _ = try await api.storedReport(id, key: caller.key)
             return JSONResponse.make(try await backend().revert(id: id, store: api.store, log: try log(id)))
@@ -82,7 +88,7 @@ extension HTTPAPI {
     /// The options from the query string and raw invoice body, or from a JSON body with `invoices`:
     /// one `ReconciliationRequest` either way, resolved as the CLI resolves it.
     func reconciliationOptions(_ request: Request, key: APIKey) async throws -> (ReconciliationOptions, dryRun: Bool) {
-        let params = try parameters(request)
+        let params = try parameters(request, allowed: ReconciliationRequest.parameterNames)
         var request = request
         let bytes = Array(try await collect(&request, for: APIOperation.named("reconcile")!).readableBytesView)
         // The query string names the vendor in the simple form; otherwise the body is the JSON request.

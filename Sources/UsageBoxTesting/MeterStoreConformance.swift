@@ -201,6 +201,8 @@ public enum MeterStoreConformance {
             let periods = try await store.periods(account: "acct_1")
             try expectEqual(periods.map(\.period), ["2026-05"], "periods")
             try await expectThrows(.invalidArgument, field: "period") { _ = try await store.closePeriod(account: "acct_1", period: "2026-13") }
+            // A month that has not ended cannot be closed (there is no reopen).
+            try await expectThrows(.invalidArgument, field: "period") { _ = try await store.closePeriod(account: "acct_1", period: "2999-01") }
         },
         ConformanceCheck("negative and positive corrections net into sums; kind=Usage excludes them") { store in
             _ = try await store.ingest([

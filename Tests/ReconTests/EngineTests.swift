@@ -117,6 +117,22 @@ import VendorAnthropic
         #expect(ReconciliationReport.gapPercent(gap: -200_000, metered: 1_000_000) == "-20.00")
     }
 
+    /// One tenant's legal 2^63 − 1 event without a token type took the server down in the sums of
+    /// an org-wide run (with a token type it was already a 400): now a 400 naming the period.
+    @Test func totalsPastSixtyFourBitsAreRefusedNotATrap() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: "huge", accountID: "acct_evil", meterID: "m", modelID: "claude-sonnet-4-5", quantity: Int64.max,
+                    timestamp: Timestamp(rfc3339: "2026-05-10T00:00:00Z")!, dimensions: ["vendor": "anthropic"])),
+            S.event("a", model: "claude-sonnet-4-5", type: "output", quantity: 1_000_000, vendor: "anthropic"),
+        ])
+        await #expect(throws: UsageBoxError.self) {
+            _ = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "1200")])], account: nil)
+        }
+    }
+
     @Test func linesThatAreNotUsageAreReportedWithAmountsNeverDropped() async throws {
         let store = try S.store()
         _ = try await store.ingest([S.event("a", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000)])

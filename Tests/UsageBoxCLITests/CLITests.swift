@@ -88,6 +88,25 @@ import Testing
         #expect(try json(sum)["rows"] == .array([.array([.int(1)])]), "what was stored before stays")
     }
 
+    /// A CSV naming a column twice kept the last value silently (5 sent, 6 stored); a column and
+    /// the dimensions column disagreeing likewise. Refused naming the file and line, nothing stored.
+    /// An admin key cannot be limited to one account (it was listed as acct_1 and saw everything).
+    @Test func ambiguousCSVColumnsAndAnAdminKeyForOneAccountAreRefused() throws {
+        let twice = try dir.write("twice.csv", "event_id,account_id,meter_id,quantity,timestamp,quantity\ne1,a,m,5,2026-05-01T00:00:00Z,6\n")
+        let r = try CLI.run(["ingest", "--db", db, twice])
+        #expect(r.status == 1 && r.stderr.contains("twice.csv:1") && r.stderr.contains("'quantity' twice"), "\(r.stderr)")
+        let clash = try dir.write(
+            "clash.csv",
+            "event_id,account_id,meter_id,quantity,timestamp,token_type,dimensions\ne2,a,m,5,2026-05-01T00:00:00Z,input,\"{\"\"token_type\"\": \"\"output\"\"}\"\n"
+        )
+        let c = try json(try CLI.run(["ingest", "--db", db, "--json", clash]))
+        #expect(c["errors"]?.arrayValue?.first?["field"] == .string("dimensions.token_type"), "\(c)")
+        let count = try CLI.run(["query", "sql", "--db", db, "--json", "SELECT COUNT(*) FROM usage_events"])
+        #expect(try json(count)["rows"] == .array([.array([.int(0)])]))
+        let admin = try CLI.run(["keys", "create", "--db", db, "--account", "acct_1", "--role", "admin"])
+        #expect(admin.status == 1 && admin.stderr.contains("admin key sees every account"), "\(admin.stderr)")
+    }
+
     @Test func exitCodes() throws {
         #expect(try CLI.run(["usage", "--db", db, "--account", "a"]).status == 2, "a missing option is bad usage")
         #expect(try CLI.run(["frobnicate"]).status == 2)

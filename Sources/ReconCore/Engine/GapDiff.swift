@@ -35,6 +35,21 @@ struct GapDiff: Sendable {
     }
 
     static func compute(vendor v: VendorLedger, meter m: MeterLedger, card: any RateCardConverter, range: TimeRange) throws -> GapDiff {
+        // Every figure below is a sum or difference of parts of these: bounded here once, none of
+        // them can overflow (one tenant's 2^63 − 1 event took the server down in the sums).
+        var magnitude: UInt64 = 0
+        let parts =
+            m.cells.values.map(\.magnitude) + m.corrected.values.map(\.magnitude)
+            + m.daily.values.flatMap { $0.values.map(\.magnitude) } + v.cells.values.map { $0.tokens.magnitude }
+        for part in parts {
+            let (sum, overflow) = magnitude.addingReportingOverflow(part)
+            guard !overflow, sum <= UInt64(Int64.max / 4) else {
+                throw UsageBoxError.invalidArgument(
+                    "the tokens compared (metered and billed) add up past what 64 bits hold; reconcile one account, or a shorter period",
+                    field: "from")
+            }
+            magnitude = sum
+        }
         var vendor = v.cells
         var metered = m.cells
         var meteredDaily = m.daily
@@ -58,8 +73,9 @@ struct GapDiff: Sendable {
             }
             edges = edges.reduce(into: [:]) { out, kv in
                 var e = out[collapse(kv.key)] ?? ([:], [:])
-                for (h, q) in kv.value.start { e.start[h, default: 0] += q }
-                for (h, q) in kv.value.end { e.end[h, default: 0] += q }
+                // Hours outside the period are not bounded above: wrapping only spoils a boundary match.
+                for (h, q) in kv.value.start { e.start[h, default: 0] &+= q }
+                for (h, q) in kv.value.end { e.end[h, default: 0] &+= q }
                 out[collapse(kv.key)] = e
             }
         }

@@ -1,0 +1,123 @@
+import ExactJSON
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Metering
+import Testing
+
+@testable import UsageBoxServer
+
+/// What an outside tester of the metering API found (each answered wrongly before its fix):
+/// requests that took the server down, changed stored data, leaked or ignored scope, or were
+/// quietly misread. Expected answers decided before the run.
+extension RouterTests {
+    /// An average of 10^13 (one legal event) overflowed sum × 10^6 and killed the process.
+    @Test func averagesOfHugeQuantitiesAnswerInsteadOfCrashing() async throws {
+        try await app.test(.router) { client in
+            let writer = try await key("acct_big", .writer)
+            let big = Self.event("big", account: "acct_big", quantity: 0).replacingOccurrences(of: #""quantity":0"#, with: #""quantity":10000000000000"#)
+            let stored = try await call(client, .post, "/v1/usage/batch", key: writer, body: Self.batch([big]))
+            #expect(stored.json["accepted"] == .number("1"), "\(stored.text)")
+            let body = #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","account_id":"acct_big","metrics":["avg","sum"]}"#
+            let avg = try await call(client, .post, "/v1/query/json", key: writer, body: body)
+            #expect(avg.status == 200 && avg.text.contains("10000000000000"), "\(avg.text)")
+        }
+        let a = { (sum: Int64, count: Int64) in UsageResult.average(UsageAggregate(sum: sum, count: count, min: 0, max: 0)) }
+        #expect(a(Int64.max, 1) == "9223372036854775807" && a(Int64.min, 1) == "-9223372036854775808")
+        #expect(a(1, 3) == "0.333333" && a(2, 3) == "0.666667" && a(-7, 2) == "-3.5" && a(10, 4) == "2.5" && a(0, 5) == "0")
+        #expect(a(Int64.max, 3) == "3074457345618258602.333333" && a(-1, 3_000_000) == "0")
+    }
+
+    /// `org:acme` quoted as a client quotes it (`org%3Aacme`) read as an empty account (usage 0,
+    /// verify ok); a malformed id in the path is a 400, not zeros.
+    @Test func aPercentEncodedAccountInThePathIsThatAccount() async throws {
+        try await app.test(.router) { client in
+            _ = try await call(client, .post, "/v1/usage/batch", key: admin, body: Self.batch([Self.event("e", account: "org:acme", quantity: 77)]))
+            let usage = try await call(client, .get, "/v1/accounts/org%3Aacme/usage?\(Self.may)", key: admin)
+            #expect(usage.json["groups"]?.arrayValue?.first?["sum"] == .number("77"), "\(usage.text)")
+            let reader = try await key("org:acme", .reader)
+            let own = try await call(client, .get, "/v1/accounts/org%3Aacme/usage?\(Self.may)", key: reader)
+            #expect(own.status == 200 && own.json["groups"]?.arrayValue?.first?["sum"] == .number("77"), "\(own.text)")
+            let bad = try await call(client, .get, "/v1/accounts/bad%20acct/usage?\(Self.may)", key: admin)
+            #expect(bad.status == 400 && bad.json["error"]?["field"] == .string("account_id"), "\(bad.text)")
+        }
+    }
+
+    /// A filter naming an account the key may not see is a 403, as naming it in the path is; it
+    /// answered zero.
+    @Test func aFilterOnAnotherAccountIsForbidden() async throws {
+        try await app.test(.router) { client in
+            let reader = try await key("acct_7", .reader)
+            let query = try await call(client, .get, "/v1/usage?\(Self.may)&account_id=acct_42", key: reader)
+            #expect(query.status == 403 && query.json["error"]?["field"] == .string("account_id"), "\(query.text)")
+            let body = #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","filters":[{"field":"account_id","value":"acct_42"}]}"#
+            let json = try await call(client, .post, "/v1/query/json", key: reader, body: body)
+            #expect(json.status == 403, "\(json.text)")
+            let own = try await call(client, .get, "/v1/usage?\(Self.may)&account_id=acct_7", key: reader)
+            #expect(own.status == 200, "\(own.text)")
+        }
+    }
+
+    /// A misspelt reconciliation parameter (`acount`) ran over every account; `confirm_large=maybe`
+    /// was read as false.
+    @Test func reconciliationRoutesRefuseUnknownParameters() async throws {
+        try await app.test(.router) { client in
+            let run = try await call(
+                client, .post, "/v1/reconciliations?vendor=anthropic&from=2026-05-01&to=2026-06-01&acount=acct_42&dry_run=true", key: admin,
+                body: "{}")
+            #expect(run.status == 400 && run.json["error"]?["field"] == .string("acount"), "\(run.text)")
+            let apply = try await call(client, .post, "/v1/reconciliations/rec_x/apply?confirm_large=maybe", key: admin)
+            #expect([400, 404].contains(apply.status), "\(apply.text)")
+            let explain = try await call(client, .get, "/v1/accounts/acct_42/explain?\(Self.may)&frm=x", key: admin)
+            #expect(explain.status == 400 && explain.json["error"]?["field"] == .string("frm"), "\(explain.text)")
+        }
+    }
+
+    /// `café` sent precomposed and decomposed in one batch was stored under the first one's bytes:
+    /// the retry answered a conflict and verify called the segment corrupt. Text is kept in NFC.
+    /// A unit with a NUL read as another unit; limits count characters, not bytes.
+    @Test func equivalentUnicodeSpellingsAreOneAndControlCharactersAreRefused() async throws {
+        try await app.test(.router) { client in
+            func event(_ id: String, _ value: String) -> String {
+                #"{"event_id":"\#(id)","account_id":"acct_u","meter_id":"m","quantity":1,"timestamp":"2026-05-03T00:00:00Z","dimensions":{"u":"\#(value)"}}"#
+            }
+            let batch = Self.batch([event("a", "caf\\u00e9"), event("b", "cafe\\u0301")])
+            let first = try await call(client, .post, "/v1/usage/batch", key: admin, body: batch)
+            #expect(first.json["accepted"] == .number("2"), "\(first.text)")
+            let again = try await call(client, .post, "/v1/usage/batch", key: admin, body: batch)
+            #expect(again.json["duplicates"] == .number("2"), "\(again.text)")
+            let verify = try await call(client, .get, "/v1/accounts/acct_u/verify?\(Self.may)", key: admin)
+            #expect(verify.json["ok"] == .bool(true), "\(verify.text)")
+            let grouped = try await call(client, .get, "/v1/accounts/acct_u/usage?\(Self.may)&group_by=u", key: admin)
+            #expect(grouped.json["groups"]?.arrayValue?.count == 1, "\(grouped.text)")
+
+            let nul = #"{"event_id":"n","account_id":"acct_u","meter_id":"m2","quantity":1,"unit":"tok\u0000ens","timestamp":"2026-05-03T00:00:00Z"}"#
+            let refused = try await call(client, .post, "/v1/usage/batch", key: admin, body: Self.batch([nul]))
+            #expect(refused.json["errors"]?.arrayValue?.first?["field"] == .string("unit"), "\(refused.text)")
+            let meter = try await call(client, .put, "/v1/meters/m3", key: admin, body: #"{"unit":"a\u0000b"}"#)
+            #expect(meter.status == 400 && meter.json["error"]?["field"] == .string("unit"), "\(meter.text)")
+
+            let long = String(repeating: "\\u00e9", count: 256)
+            let accepted = try await call(client, .post, "/v1/usage/batch", key: admin, body: Self.batch([event("l", long)]))
+            #expect(accepted.json["accepted"] == .number("1"), "256 characters, 512 bytes: \(accepted.text)")
+        }
+    }
+
+    /// An account with more corrections than an answer should carry: the latest 1,000 are listed,
+    /// the rest counted (40,000 made a 57 MB answer).
+    @Test func explainListsAtMostAThousandCorrections() async throws {
+        let corrections = (0..<1_050).map { i in
+            IngestItem.event(
+                UsageEvent(
+                    eventID: "c\(i)", accountID: "acct_c", meterID: "m", kind: .correction, correctionRef: "ref", quantity: 1,
+                    timestamp: Timestamp(microseconds: Timestamp(rfc3339: "2026-05-10T00:00:00Z")!.microseconds + Int64(i) * 1_000_000)))
+        }
+        _ = try await store.ingest(corrections)
+        try await app.test(.router) { client in
+            let explain = try await call(client, .get, "/v1/accounts/acct_c/explain?\(Self.may)", key: admin)
+            #expect(explain.json["corrections"]?.arrayValue?.count == 1_000, "\(explain.text.prefix(300))")
+            #expect(explain.json["corrections_omitted"] == .number("50") && explain.json["totals"]?["corrections"] == .number("1050"))
+            #expect(explain.json["corrections"]?.arrayValue?.last?["event_id"] == .string("c1049"), "the latest are listed")
+        }
+    }
+}
