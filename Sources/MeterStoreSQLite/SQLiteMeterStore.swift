@@ -103,7 +103,7 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
     static func translate(_ error: DatabaseError) -> UsageBoxError {
         let message = error.message ?? "\(error)"
         if message.contains("integer overflow") || message.contains("CHECK constraint failed: rollup") {
-            return .invalidArgument("a sum overflows a 64-bit integer")
+            return .sumOverflow
         }
         if error.resultCode == .SQLITE_INTERRUPT {
             return UsageBoxError(.timeout, "the query was stopped by the time limit")

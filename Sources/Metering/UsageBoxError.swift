@@ -62,3 +62,11 @@ extension Int64 {
         return r
     }
 }
+
+extension UsageBoxError {
+    /// A read whose sum passes 64 bits (one tenant's huge event poisons every org-wide total): the
+    /// answer says how to find it.
+    public static let sumOverflow = UsageBoxError.invalidArgument(
+        "a sum overflows a 64-bit integer: group by account_id (or model_id) over a shorter range to find the events that carry it",
+        field: "group_by")
+}

@@ -40,7 +40,8 @@ extension UsageQuery {
                 filterValues.append((field, [value]))
             }
         }
-        let filters = filterValues.map { UsageFilter(field: $0.0, op: $0.1.count == 1 ? .eq : .in, values: $0.1) }
+        // Values compare with stored text, which is NFC (docs/events.md).
+        let filters = filterValues.map { UsageFilter(field: $0.0, op: $0.1.count == 1 ? .eq : .in, values: $0.1.map(EventDecoder.nfc)) }
         try checkFilters(filters, scope: scope)
         return UsageQuery(scope: scope, range: range, groupBy: groupBy, filters: filters, source: source)
     }
@@ -107,7 +108,7 @@ extension UsageQuery {
             if op == .eq || op == .neq, values.count != 1 {
                 throw UsageBoxError.invalidArgument("\(at): '\(opName)' takes one value", field: "\(at).value")
             }
-            filters.append(UsageFilter(field: try UsageField(parsing: f.field), op: op, values: values))
+            filters.append(UsageFilter(field: try UsageField(parsing: f.field), op: op, values: values.map(EventDecoder.nfc)))
         }
         var source = SourcePreference.auto
         if let s = body.source {

@@ -151,7 +151,7 @@ public struct UsageAggregate: Sendable, Hashable {
     /// Adds another aggregate; sums that overflow 64 bits are an error, never a wrap.
     public mutating func add(_ o: UsageAggregate) throws {
         let (s, overflow) = sum.addingReportingOverflow(o.sum)
-        guard !overflow else { throw UsageBoxError.invalidArgument("the sum overflows a 64-bit integer") }
+        guard !overflow else { throw UsageBoxError.sumOverflow }
         sum = s
         count += o.count
         min = Swift.min(min, o.min)

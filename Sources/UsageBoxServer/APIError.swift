@@ -88,6 +88,8 @@ enum JSONResponse {
     static func error(_ e: UsageBoxError) -> Response {
         var response = make(e.body, status: e.httpStatus)
         if let wait = e.retryAfter { response.headers[.retryAfter] = String(max(1, wait)) }
+        // RFC 9110: a 401 names the scheme it wants.
+        if e.code == .unauthenticated { response.headers[.wwwAuthenticate] = #"Bearer realm="usagebox""# }
         return response
     }
 }

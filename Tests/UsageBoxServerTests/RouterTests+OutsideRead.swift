@@ -21,6 +21,12 @@ extension RouterTests {
             let body = #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","account_id":"acct_big","metrics":["avg","sum"]}"#
             let avg = try await call(client, .post, "/v1/query/json", key: writer, body: body)
             #expect(avg.status == 200 && avg.text.contains("10000000000000"), "\(avg.text)")
+            // One tenant's 2^63 − 1 beside another's usage: the org-wide sum says how to find it.
+            let huge = Self.event("max", account: "acct_evil", quantity: 0).replacingOccurrences(
+                of: #""quantity":0"#, with: #""quantity":9223372036854775807"#)
+            _ = try await call(client, .post, "/v1/usage/batch", key: admin, body: Self.batch([huge]))
+            let total = try await call(client, .get, "/v1/usage?\(Self.may)", key: admin)
+            #expect(total.status == 400 && total.json["error"]?["field"] == .string("group_by") && total.text.contains("account_id"), "\(total.text)")
         }
         let a = { (sum: Int64, count: Int64) in UsageResult.average(UsageAggregate(sum: sum, count: count, min: 0, max: 0)) }
         #expect(a(Int64.max, 1) == "9223372036854775807" && a(Int64.min, 1) == "-9223372036854775808")
@@ -55,6 +61,8 @@ extension RouterTests {
             #expect(json.status == 403, "\(json.text)")
             let own = try await call(client, .get, "/v1/usage?\(Self.may)&account_id=acct_7", key: reader)
             #expect(own.status == 200, "\(own.text)")
+            let challenge = try await client.execute(uri: "/v1/usage?\(Self.may)", method: .get) { $0.headers[.wwwAuthenticate] }
+            #expect(challenge == #"Bearer realm="usagebox""#, "a 401 names its scheme")
         }
     }
 
@@ -90,6 +98,8 @@ extension RouterTests {
             #expect(verify.json["ok"] == .bool(true), "\(verify.text)")
             let grouped = try await call(client, .get, "/v1/accounts/acct_u/usage?\(Self.may)&group_by=u", key: admin)
             #expect(grouped.json["groups"]?.arrayValue?.count == 1, "\(grouped.text)")
+            let filtered = try await call(client, .get, "/v1/accounts/acct_u/usage?\(Self.may)&u=cafe%CC%81", key: admin)
+            #expect(filtered.json["groups"]?.arrayValue?.first?["sum"] == .number("2"), "a decomposed filter finds the value: \(filtered.text)")
 
             let nul = #"{"event_id":"n","account_id":"acct_u","meter_id":"m2","quantity":1,"unit":"tok\u0000ens","timestamp":"2026-05-03T00:00:00Z"}"#
             let refused = try await call(client, .post, "/v1/usage/batch", key: admin, body: Self.batch([nul]))
