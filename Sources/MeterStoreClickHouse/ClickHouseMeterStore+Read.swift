@@ -227,7 +227,7 @@ extension ClickHouseMeterStore {
         guard EventDecoder.isValidIdentifier(meterID) else {
             throw UsageBoxError.invalidArgument("meter_id must be 1–200 characters of [A-Za-z0-9_.:-]", field: "meter_id")
         }
-        let unit = unit.map(EventDecoder.nfc)
+        let unit = unit.map(EventDecoder.nfc), rollupDimensions = rollupDimensions?.map(EventDecoder.nfc)
         if let problem = unit.flatMap(EventDecoder.unitProblem) { throw UsageBoxError.invalidArgument(problem, field: "unit") }
         if let dims = rollupDimensions, dims.contains(where: { $0.isEmpty || $0.count > EventDecoder.maxDimensionKeyLength }) {
             throw UsageBoxError.invalidArgument("rollup_dimensions holds dimension names of 1–64 characters", field: "rollup_dimensions")

@@ -11,7 +11,7 @@ extension SQLiteMeterStore {
         guard EventDecoder.isValidIdentifier(meterID) else {
             throw UsageBoxError.invalidArgument("meter_id must be 1–200 characters of [A-Za-z0-9_.:-]", field: "meter_id")
         }
-        let unit = unit.map(EventDecoder.nfc)
+        let unit = unit.map(EventDecoder.nfc), rollupDimensions = rollupDimensions?.map(EventDecoder.nfc)
         if let problem = unit.flatMap(EventDecoder.unitProblem) { throw UsageBoxError.invalidArgument(problem, field: "unit") }
         if let dims = rollupDimensions, dims.contains(where: { $0.isEmpty || $0.utf8.count > EventDecoder.maxDimensionKeyLength }) {
             throw UsageBoxError.invalidArgument("rollup dimension names must be 1–64 characters", field: "rollup_dimensions")

@@ -125,6 +125,22 @@ struct RollupKey: Hashable, Sendable {
 
     var modelID: String? { model.isEmpty ? nil : model }
     var unitValue: String? { unit.isEmpty ? nil : unit }
+
+    // By bytes, as the rollup_key table's unique index compares (String+Bytes.swift): a store
+    // holding `café` in two spellings has two rows, and must not count one's events in the other.
+    static func == (a: RollupKey, b: RollupKey) -> Bool {
+        a.account == b.account && a.meter == b.meter && a.model == b.model && a.kind == b.kind && a.unit.bytesEqual(b.unit)
+            && a.dimensions.bytesEqual(b.dimensions)
+    }
+
+    func hash(into h: inout Hasher) {
+        h.combine(account)
+        h.combine(meter)
+        h.combine(model)
+        h.combine(kind)
+        unit.hashBytes(into: &h)
+        dimensions.hashBytes(into: &h)
+    }
 }
 
 /// Running digests of open segments, so sealing need not re-read what this process wrote.

@@ -254,7 +254,7 @@ public struct EventDecoder: Sendable {
                 return fail("invalid_dimensions", "dimension keys must be 1–\(Self.maxDimensionKeyLength) characters", "dimensions")
             }
             // A key is named in group_by and filters: control characters (NUL among them) could never be.
-            guard !k.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+            guard !k.unicodeScalars.contains(where: Self.isControl) else {
                 return fail("invalid_dimensions", "dimension keys must not contain control characters", "dimensions")
             }
             // NUL ends strings in SQL and C APIs: a value holding one could be stored but never matched.
@@ -276,11 +276,14 @@ public struct EventDecoder: Sendable {
 
     static func isASCII(_ s: String) -> Bool { s.utf8.allSatisfy { $0 < 0x80 } }
 
+    /// C0 and C1 control characters and DEL.
+    static func isControl(_ u: Unicode.Scalar) -> Bool { u.value < 0x20 || (0x7F...0x9F).contains(u.value) }
+
     /// What is wrong with a unit (NFC), or nil. A unit is compared with its meter's: a control
     /// character (NUL ends it in SQL) would make one unit read as another.
     public static func unitProblem(_ unit: String) -> String? {
         if unit.isEmpty || unit.unicodeScalars.count > 64 { return "unit must be 1–64 characters" }
-        if unit.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) { return "unit must not contain control characters" }
+        if unit.unicodeScalars.contains(where: isControl) { return "unit must not contain control characters" }
         return nil
     }
 

@@ -39,16 +39,17 @@ public struct IngestBatch: Sendable {
         /// The dimensions themselves (sorted by key), for meters that keep only some.
         public var dimensions: [UsageEvent.Dimension]
 
+        // By bytes (String+Bytes.swift): two spellings of one text are two groups, as they are two rows.
         public static func == (a: Group, b: Group) -> Bool {
-            a.account == b.account && a.meter == b.meter && a.model == b.model && a.kind == b.kind && a.unit == b.unit
-                && a.dimensionsText == b.dimensionsText
+            a.account == b.account && a.meter == b.meter && a.model == b.model && a.kind == b.kind && bytesEqual(a.unit, b.unit)
+                && a.dimensionsText.bytesEqual(b.dimensionsText)
         }
 
         public func hash(into h: inout Hasher) {
             h.combine(account)
             h.combine(meter)
             h.combine(model)
-            h.combine(dimensionsText)
+            dimensionsText.hashBytes(into: &h)
         }
     }
 
@@ -110,6 +111,7 @@ public struct IngestBatch: Sendable {
 
 extension IngestBatch.Group {
     func matches(_ e: UsageEvent, dimensionsText text: String) -> Bool {
-        account == e.accountID && meter == e.meterID && model == e.modelID && kind == e.kind && unit == e.unit && dimensionsText == text
+        account == e.accountID && meter == e.meterID && model == e.modelID && kind == e.kind && bytesEqual(unit, e.unit)
+            && dimensionsText.bytesEqual(text)
     }
 }

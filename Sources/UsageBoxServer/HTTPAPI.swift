@@ -124,6 +124,13 @@ public struct HTTPAPI: Sendable {
         guard let key = try await keys.authenticate(secret: secret) else {
             throw UsageBoxError(.unauthenticated, "unknown or revoked key")
         }
+        // Made before admin keys for one account were refused: listed as that account's, it saw all.
+        if key.role == .admin, let account = key.accountID {
+            throw UsageBoxError(
+                .permissionDenied,
+                "key \(key.keyID) is an admin key listed under \(account), which no longer works: an admin key sees every account. "
+                    + "Revoke it (usagebox keys revoke \(key.keyID)) and create a writer key for \(account), or an admin key without an account")
+        }
         return key
     }
 

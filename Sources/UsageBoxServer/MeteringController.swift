@@ -58,6 +58,9 @@ struct MeteringController {
             let body = try UsageQuery.jsonBody(try await api.jsonBody(request))
             var scope = caller.key.scope
             if let account = body.accountID {
+                guard EventDecoder.isValidIdentifier(account) else {
+                    throw UsageBoxError.invalidArgument("account_id must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
+                }
                 guard caller.key.scope.allows(account) else { throw api.forbidden(account) }
                 scope = .accounts([account])
             }

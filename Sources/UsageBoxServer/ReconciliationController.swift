@@ -50,18 +50,18 @@ struct ReconciliationController {
                 throw UsageBoxError(.verifyDrift, drift.description)
             }
         }
-        routes.on("getReconciliation") { _, context, caller in
-            JSONResponse.make(text: try await api.storedReport(try context.parameters.require("id"), key: caller.key).jsonText)
+        routes.on("getReconciliation") { request, context, caller in
+            _ = try api.parameters(request, allowed: [])
+            return JSONResponse.make(text: try await api.storedReport(try context.parameters.require("id"), key: caller.key).jsonText)
         }
         routes.on("applyReconciliation") { request, context, caller in
+            let values = try api.parameters(request, allowed: ["confirm_large"]).map(\.1)
+            guard values.count <= 1, values.allSatisfy({ $0 == "true" || $0 == "false" }) else {
+                throw UsageBoxError.invalidArgument("confirm_large is true or false, once", field: "confirm_large")
+            }
+            let confirmLarge = values.first == "true"
             let id = try context.parameters.require("id")
             _ = try await api.storedReport(id, key: caller.key)
-            let confirmLarge: Bool
-            switch try api.parameters(request, allowed: ["confirm_large"]).last?.1 {
-            case nil, "false"?: confirmLarge = false
-            case "true"?: confirmLarge = true
-            case let v?: throw UsageBoxError.invalidArgument("confirm_large is true or false, got '\(v.prefix(40))'", field: "confirm_large")
-            }
             return JSONResponse.make(try await backend().apply(id: id, confirmLarge: confirmLarge, store: api.store, log: try log(id)))
         }
         routes.on("revertReconciliation") { request, context, caller in
@@ -89,6 +89,12 @@ extension HTTPAPI {
     /// one `ReconciliationRequest` either way, resolved as the CLI resolves it.
     func reconciliationOptions(_ request: Request, key: APIKey) async throws -> (ReconciliationOptions, dryRun: Bool) {
         let params = try parameters(request, allowed: ReconciliationRequest.parameterNames)
+        // Without `vendor` the body is the JSON request and carries every option: a query parameter
+        // beside it (account, dry_run) would be ignored, and the run would be org-wide and recorded.
+        if !params.contains(where: { $0.0 == "vendor" }), let (name, _) = params.first {
+            throw UsageBoxError.invalidArgument(
+                "'\(name)' in the query is not read with a JSON body: put it in the body (or name vendor, from and to in the query)", field: name)
+        }
         var request = request
         let bytes = Array(try await collect(&request, for: APIOperation.named("reconcile")!).readableBytesView)
         // The query string names the vendor in the simple form; otherwise the body is the JSON request.

@@ -101,6 +101,22 @@ extension RouterTests {
             let filtered = try await call(client, .get, "/v1/accounts/acct_u/usage?\(Self.may)&u=cafe%CC%81", key: admin)
             #expect(filtered.json["groups"]?.arrayValue?.first?["sum"] == .number("2"), "a decomposed filter finds the value: \(filtered.text)")
 
+            // A store written before text was NFC may hold the decomposed spelling; a new event of
+            // the precomposed one beside it: two rollup rows, verify clean (it found drift 2 and a
+            // corrupt segment: the writer's keys compared strings canonically, the table bytes).
+            _ = try await store.ingest([
+                .event(
+                    UsageEvent(
+                        eventID: "legacy", accountID: "acct_l", meterID: "m", quantity: 1, timestamp: Timestamp(rfc3339: "2026-05-03T00:00:00Z")!,
+                        dimensions: ["u": "cafe\u{301}"]))
+            ])
+            let next =
+                #"{"event_id":"new","account_id":"acct_l","meter_id":"m","quantity":2,"timestamp":"2026-05-03T00:10:00Z","dimensions":{"u":"caf\u00e9"}}"#
+            _ = try await call(client, .post, "/v1/usage/batch", key: admin, body: Self.batch([next]))
+            try await store.sealOpenSegments()
+            let legacy = try await call(client, .get, "/v1/accounts/acct_l/verify?\(Self.may)", key: admin)
+            #expect(legacy.json["ok"] == .bool(true), "\(legacy.text)")
+
             let nul = #"{"event_id":"n","account_id":"acct_u","meter_id":"m2","quantity":1,"unit":"tok\u0000ens","timestamp":"2026-05-03T00:00:00Z"}"#
             let refused = try await call(client, .post, "/v1/usage/batch", key: admin, body: Self.batch([nul]))
             #expect(refused.json["errors"]?.arrayValue?.first?["field"] == .string("unit"), "\(refused.text)")
@@ -128,6 +144,45 @@ extension RouterTests {
             #expect(explain.json["corrections"]?.arrayValue?.count == 1_000, "\(explain.text.prefix(300))")
             #expect(explain.json["corrections_omitted"] == .number("50") && explain.json["totals"]?["corrections"] == .number("1050"))
             #expect(explain.json["corrections"]?.arrayValue?.last?["event_id"] == .string("c1049"), "the latest are listed")
+        }
+    }
+}
+
+extension RouterTests {
+    /// Second read of those fixes: a JSON-body reconciliation ignored `account` and `dry_run` in
+    /// the query (an org-wide run was recorded); an admin key made for one account before such keys
+    /// were refused still saw everything; a top-level account_id in a JSON query was not checked;
+    /// a C1 control character passed as a unit; two confirm_large values passed on the last.
+    @Test func secondReadOfTheParameterAndKeyFixes() async throws {
+        let legacy = try await store.createKey(account: nil, role: .admin)
+        try await app.test(.router) { client in
+            let run = try await call(client, .post, "/v1/reconciliations?account=acct_42&dry_run=true", key: admin, body: #"{"vendor":"anthropic"}"#)
+            #expect(run.status == 400 && run.json["error"]?["field"] == .string("account"), "\(run.text)")
+            let query = try await call(
+                client, .post, "/v1/query/json", key: admin, body: #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","account_id":""}"#)
+            #expect(query.status == 400 && query.json["error"]?["field"] == .string("account_id"), "\(query.text)")
+            let c1 = #"{"event_id":"c1","account_id":"acct_42","meter_id":"m9","quantity":1,"unit":"tok\u0085ens","timestamp":"2026-05-03T00:00:00Z"}"#
+            let refused = try await call(client, .post, "/v1/usage/batch", key: admin, body: Self.batch([c1]))
+            #expect(refused.json["errors"]?.arrayValue?.first?["field"] == .string("unit"), "\(refused.text)")
+            let twice = try await call(client, .post, "/v1/reconciliations/rec_x/apply?confirm_large=maybe&confirm_large=false", key: admin)
+            #expect(twice.status == 400, "\(twice.text)")
+            let get = try await call(client, .get, "/v1/reconciliations/rec_x?junk=1", key: admin)
+            #expect(get.status == 400, "\(get.text)")
+            #expect(try await call(client, .get, "/v1/usage?\(Self.may)", key: legacy.secret).status == 200)
+        }
+        // A key stored as admin for one account (as older versions allowed) is refused, not all-seeing.
+        struct OldKeys: KeyStore {
+            func createKey(account: String?, role: KeyRole) async throws -> (APIKey, secret: String) { throw UsageBoxError(.internal, "unused") }
+            func listKeys() async throws -> [APIKey] { [] }
+            func revokeKey(_ keyID: String) async throws -> APIKey { throw UsageBoxError(.internal, "unused") }
+            func authenticate(secret: String) async throws -> APIKey? {
+                APIKey(keyID: "key_old", accountID: "acct_1", role: .admin, createdAt: Timestamp(microseconds: 0), revokedAt: nil)
+            }
+        }
+        let oldApp = Application(router: HTTPAPI(store: store, keys: OldKeys(), environmentAdminSecret: nil).buildRouter())
+        try await oldApp.test(.router) { client in
+            let answer = try await call(client, .get, "/v1/usage?\(Self.may)", key: "anything")
+            #expect(answer.status == 403 && answer.text.contains("keys revoke"), "\(answer.text)")
         }
     }
 }
