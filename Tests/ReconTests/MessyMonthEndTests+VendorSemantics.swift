@@ -173,28 +173,33 @@ extension MessyMonthEndTests {
         #expect(folded.corrections.isEmpty && folded.held.isEmpty)
     }
 
+    /// A UBL invoice for May of one Sonnet input line of $27.00 (after its allowance, if any).
+    static func acmeSonnetInput(quantity: String, unit: String, allowance: (reason: String, amount: String)?, price: String) -> InvoiceFile {
+        let discount = allowance.map {
+            #"<cac:AllowanceCharge><cbc:ChargeIndicator>false</cbc:ChargeIndicator><cbc:AllowanceChargeReason>\#($0.reason)</cbc:AllowanceChargeReason><cbc:Amount currencyID="USD">\#($0.amount)</cbc:Amount></cac:AllowanceCharge>"#
+        }
+        return TestSupport.ubl(
+            header: """
+                <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-31</cbc:EndDate></cac:InvoicePeriod>
+                <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">27.00</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
+                """,
+            body: """
+                <cac:InvoiceLine><cbc:ID>1</cbc:ID><cbc:InvoicedQuantity unitCode="\(unit)">\(quantity)</cbc:InvoicedQuantity>
+                  <cbc:LineExtensionAmount currencyID="USD">27.00</cbc:LineExtensionAmount>\(discount ?? "")
+                  <cac:Item><cbc:Name>Claude Sonnet 4.6 - Input Tokens</cbc:Name></cac:Item>
+                  <cac:Price><cbc:PriceAmount currencyID="USD">\(price)</cbc:PriceAmount></cac:Price>
+                </cac:InvoiceLine>
+                """)
+    }
+
     /// A UBL line whose money is net of its own allowance, or money with no token quantity at all
     /// (an invoice's negotiated price): a total below the meter is no over-metering (−1M input
     /// was proposed on a 10 % line discount).
     @Test(arguments: [true, false])
     func aUBLLinesMoneyAfterADiscountHoldsNegativeCorrections(allowance: Bool) async throws {
         let store = try await store([("acct_42", "claude-sonnet-4-6", "input", 10_000_000, 10)], vendor: "acme-ai")
-        let discount =
-            allowance
-            ? #"<cac:AllowanceCharge><cbc:ChargeIndicator>false</cbc:ChargeIndicator><cbc:AllowanceChargeReason>Committed-use discount</cbc:AllowanceChargeReason><cbc:Amount currencyID="USD">3.00</cbc:Amount></cac:AllowanceCharge>"#
-            : ""
-        let invoice = TestSupport.ubl(
-            header: """
-                <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-31</cbc:EndDate></cac:InvoicePeriod>
-                <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">27.00</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
-                """,
-            body: """
-                <cac:InvoiceLine><cbc:ID>1</cbc:ID><cbc:InvoicedQuantity unitCode="E48">1</cbc:InvoicedQuantity>
-                  <cbc:LineExtensionAmount currencyID="USD">27.00</cbc:LineExtensionAmount>\(discount)
-                  <cac:Item><cbc:Name>Claude Sonnet 4.6 - Input Tokens</cbc:Name></cac:Item>
-                  <cac:Price><cbc:PriceAmount currencyID="USD">\(allowance ? "30.00" : "27.00")</cbc:PriceAmount></cac:Price>
-                </cac:InvoiceLine>
-                """)
+        let invoice = Self.acmeSonnetInput(
+            quantity: "1", unit: "E48", allowance: allowance ? ("Committed-use discount", "3.00") : nil, price: allowance ? "30.00" : "27.00")
         let r = try await run("ubl", [invoice], store, account: "acct_42") { $0.rateCard = try! UBLInvoiceTests.acmeCard() }
         let net = try #require(r.reasons.first { $0.code == "amounts_may_be_net" }, "\(r.reasons.map(\.code)) \(r.corrections.map(\.quantity))")
         #expect(net.detail.contains(allowance ? "Committed-use discount" : "no token quantity (the first at line"), "\(net.detail)")
@@ -249,19 +254,7 @@ extension MessyMonthEndTests {
     /// billed) is corrected (second read: it was held as money that may be net).
     @Test func aUBLLineWithStatedTokensAndAnAllowanceIsNotHeldAsNet() async throws {
         let store = try await store([("acct_42", "claude-sonnet-4-6", "input", 12_000_000, 10)], vendor: "acme-ai")
-        let invoice = TestSupport.ubl(
-            header: """
-                <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-31</cbc:EndDate></cac:InvoicePeriod>
-                <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">27.00</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
-                """,
-            body: """
-                <cac:InvoiceLine><cbc:ID>1</cbc:ID><cbc:InvoicedQuantity unitCode="MIO">10</cbc:InvoicedQuantity>
-                  <cbc:LineExtensionAmount currencyID="USD">27.00</cbc:LineExtensionAmount>
-                  <cac:AllowanceCharge><cbc:ChargeIndicator>false</cbc:ChargeIndicator><cbc:AllowanceChargeReason>Volume discount</cbc:AllowanceChargeReason><cbc:Amount currencyID="USD">3.00</cbc:Amount></cac:AllowanceCharge>
-                  <cac:Item><cbc:Name>Claude Sonnet 4.6 - Input Tokens</cbc:Name></cac:Item>
-                  <cac:Price><cbc:PriceAmount currencyID="USD">3.00</cbc:PriceAmount></cac:Price>
-                </cac:InvoiceLine>
-                """)
+        let invoice = Self.acmeSonnetInput(quantity: "10", unit: "MIO", allowance: ("Volume discount", "3.00"), price: "3.00")
         let r = try await run("ubl", [invoice], store, account: "acct_42") { $0.rateCard = try! UBLInvoiceTests.acmeCard() }
         #expect(!r.reasons.contains { $0.code == "amounts_may_be_net" }, "\(r.reasons.map(\.detail))")
         #expect(r.corrections.map(\.quantity) == [-2_000_000], "\(r.findings.map { "\($0.quantity) \($0.gapClass) \($0.reason)" })")
