@@ -7,7 +7,7 @@ extension String {
     /// The same UTF-8 bytes.
     @inlinable public func bytesEqual(_ other: String) -> Bool {
         var a = self, b = other
-        return a.withUTF8 { x in b.withUTF8 { y in x.count == y.count && (x.count == 0 || memcmpBytes(x, y)) } }
+        return a.withUTF8 { x in b.withUTF8 { y in x.elementsEqual(y) } }
     }
 
     /// Feeds the UTF-8 bytes (and their count) to a hasher.
@@ -18,11 +18,6 @@ extension String {
             h.combine(bytes: UnsafeRawBufferPointer(u))
         }
     }
-}
-
-@usableFromInline func memcmpBytes(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
-    for i in 0..<x.count where x[i] != y[i] { return false }
-    return true
 }
 
 /// An optional string compared by bytes (nil equals nil only).

@@ -17,6 +17,9 @@ public struct APIOperation: Sendable, Hashable {
     public let expensive: Bool
     /// How the key is presented: a bearer header (the API), a browser session (the pages), or not at all.
     public let auth: Auth
+    /// The query parameters the document names for it: any other is refused (a misspelt one must
+    /// not be ignored).
+    public var queryParameters: Set<String> = []
 
     public enum Auth: String, Sendable, Hashable { case none, bearer, session }
 
@@ -55,6 +58,13 @@ extension APIOperation {
         guard let root = try Yams.load(yaml: yaml) as? [String: Any], let paths = root["paths"] as? [String: Any] else {
             throw Malformed(description: "no paths")
         }
+        let shared = ((root["components"] as? [String: Any])?["parameters"] as? [String: Any]) ?? [:]
+        // A parameter written out, or a `$ref` to one under components/parameters.
+        func queryName(_ p: Any) -> String? {
+            guard var p = p as? [String: Any] else { return nil }
+            if let ref = p["$ref"] as? String, let named = shared[String(ref.split(separator: "/").last ?? "")] as? [String: Any] { p = named }
+            return p["in"] as? String == "query" ? p["name"] as? String : nil
+        }
         var out: [APIOperation] = []
         for (path, item) in paths {
             guard let methods = item as? [String: Any] else { throw Malformed(description: "\(path) is not a path item") }
@@ -65,11 +75,13 @@ extension APIOperation {
                 let open = (op["security"] as? [Any])?.isEmpty == true
                 let role = (op["x-usagebox-role"] as? String).flatMap(KeyRole.init(rawValue:))
                 guard open || role != nil else { throw Malformed(description: "\(id) names no x-usagebox-role (reader, writer or admin)") }
-                out.append(
-                    APIOperation(
-                        id: id, method: method.uppercased(), path: path, role: open ? nil : role,
-                        expensive: op["x-usagebox-expensive"] as? Bool ?? false,
-                        auth: open ? .none : (op["x-usagebox-auth"] as? String).flatMap(Auth.init(rawValue:)) ?? .bearer))
+                var operation = APIOperation(
+                    id: id, method: method.uppercased(), path: path, role: open ? nil : role,
+                    expensive: op["x-usagebox-expensive"] as? Bool ?? false,
+                    auth: open ? .none : (op["x-usagebox-auth"] as? String).flatMap(Auth.init(rawValue:)) ?? .bearer)
+                let listed = ((item as? [String: Any])?["parameters"] as? [Any] ?? []) + (op["parameters"] as? [Any] ?? [])
+                operation.queryParameters = Set(listed.compactMap(queryName))
+                out.append(operation)
             }
         }
         guard Set(out.map(\.id)).count == out.count else { throw Malformed(description: "an operationId is used twice") }

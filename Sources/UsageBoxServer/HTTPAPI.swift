@@ -173,8 +173,10 @@ public struct HTTPAPI: Sendable {
         return id
     }
 
-    /// The query's parameters, refusing any not in `allowed` (a misspelt one must not be ignored).
-    func parameters(_ request: Request, allowed: Set<String>) throws -> [(String, String)] {
+    /// The query's parameters, refusing any the document does not name for the operation (a
+    /// misspelt one must not be ignored).
+    func parameters(_ request: Request, of operation: String) throws -> [(String, String)] {
+        let allowed = APIOperation.named(operation)?.queryParameters ?? []
         let params = try parameters(request)
         if let (name, _) = params.first(where: { !allowed.contains($0.0) }) {
             throw UsageBoxError.invalidArgument("unknown parameter '\(name.prefix(80))'", field: name)

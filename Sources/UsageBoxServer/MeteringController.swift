@@ -21,7 +21,7 @@ struct MeteringController {
             return JSONResponse.make(try await store.usage(q))
         }
         routes.on("verify") { request, _, caller in
-            let params = try api.parameters(request, allowed: ["from", "to", "group_by", "mode"])
+            let params = try api.parameters(request, of: "verify")
             let value = { (name: String) in params.last { $0.0 == name }?.1 }
             let range = try TimeRange(from: value("from"), to: value("to"))
             var mode = VerifyMode.deep
@@ -37,7 +37,7 @@ struct MeteringController {
             return JSONResponse.make(report)
         }
         routes.on("explain") { request, _, caller in
-            let params = try api.parameters(request, allowed: ["from", "to"])
+            let params = try api.parameters(request, of: "explain")
             let value = { (name: String) in params.last { $0.0 == name }?.1 }
             let range = try TimeRange(from: value("from"), to: value("to"))
             return JSONResponse.make(try await store.explain(account: caller.pathAccount, range: range))

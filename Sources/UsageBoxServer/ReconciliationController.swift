@@ -51,11 +51,11 @@ struct ReconciliationController {
             }
         }
         routes.on("getReconciliation") { request, context, caller in
-            _ = try api.parameters(request, allowed: [])
+            _ = try api.parameters(request, of: "getReconciliation")
             return JSONResponse.make(text: try await api.storedReport(try context.parameters.require("id"), key: caller.key).jsonText)
         }
         routes.on("applyReconciliation") { request, context, caller in
-            let values = try api.parameters(request, allowed: ["confirm_large"]).map(\.1)
+            let values = try api.parameters(request, of: "applyReconciliation").map(\.1)
             guard values.count <= 1, values.allSatisfy({ $0 == "true" || $0 == "false" }) else {
                 throw UsageBoxError.invalidArgument("confirm_large is true or false, once", field: "confirm_large")
             }
@@ -65,7 +65,7 @@ struct ReconciliationController {
             return JSONResponse.make(try await backend().apply(id: id, confirmLarge: confirmLarge, store: api.store, log: try log(id)))
         }
         routes.on("revertReconciliation") { request, context, caller in
-            _ = try api.parameters(request, allowed: [])
+            _ = try api.parameters(request, of: "revertReconciliation")
             let id = try context.parameters.require("id")
             _ = try await api.storedReport(id, key: caller.key)
             return JSONResponse.make(try await backend().revert(id: id, store: api.store, log: try log(id)))
@@ -88,7 +88,7 @@ extension HTTPAPI {
     /// The options from the query string and raw invoice body, or from a JSON body with `invoices`:
     /// one `ReconciliationRequest` either way, resolved as the CLI resolves it.
     func reconciliationOptions(_ request: Request, key: APIKey) async throws -> (ReconciliationOptions, dryRun: Bool) {
-        let params = try parameters(request, allowed: ReconciliationRequest.parameterNames)
+        let params = try parameters(request, of: "reconcile")
         // Without `vendor` the body is the JSON request and carries every option: a query parameter
         // beside it (account, dry_run) would be ignored, and the run would be org-wide and recorded.
         if !params.contains(where: { $0.0 == "vendor" }), let (name, _) = params.first {

@@ -154,6 +154,12 @@ extension RouterTests {
     /// were refused still saw everything; a top-level account_id in a JSON query was not checked;
     /// a C1 control character passed as a unit; two confirm_large values passed on the last.
     @Test func secondReadOfTheParameterAndKeyFixes() async throws {
+        // The parameters a route accepts are the ones the OpenAPI document names for it.
+        #expect(
+            APIOperation.named("reconcile")?.queryParameters
+                == ["vendor", "from", "to", "account", "name", "invoice_scope", "meter_id", "deep_verify", "allow_drift", "allow_overlap", "dry_run"])
+        #expect(APIOperation.named("verify")?.queryParameters == ["from", "to", "group_by", "mode"])
+        #expect(APIOperation.named("explain")?.queryParameters == ["from", "to"] && APIOperation.named("revertReconciliation")?.queryParameters == [])
         let legacy = try await store.createKey(account: nil, role: .admin)
         try await app.test(.router) { client in
             let run = try await call(client, .post, "/v1/reconciliations?account=acct_42&dry_run=true", key: admin, body: #"{"vendor":"anthropic"}"#)

@@ -94,12 +94,6 @@ public struct ReconciliationRequest: Codable, Sendable {
     }
 
     /// The simple form: options in the query string, the invoice file as the body.
-    /// The query parameters `fromParameters` reads; any other is refused (a misspelt `acount`
-    /// would otherwise run over every account).
-    public static let parameterNames: Set<String> = [
-        "vendor", "from", "to", "account", "name", "invoice_scope", "meter_id", "deep_verify", "allow_drift", "allow_overlap", "dry_run",
-    ]
-
     public static func fromParameters(_ value: (String) -> String?, invoice bytes: [UInt8]) throws -> ReconciliationRequest {
         guard let vendor = value("vendor") else { throw UsageBoxError.invalidArgument("vendor is required", field: "vendor") }
         guard let from = value("from") else { throw UsageBoxError.invalidArgument("'from' is required", field: "from") }
