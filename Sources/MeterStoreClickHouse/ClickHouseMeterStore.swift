@@ -357,7 +357,9 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// One server's replicas: the first host. A cluster of replicated shards: the first host for
     /// the small tables, and for each shard the replica its Distributed reads and writes go to
     /// (`load_balancing = in_order`, no preference for the local replica: the first in the
-    /// cluster's order that the first host reaches).
+    /// cluster's order that the first host reaches; ClickHouse moves on from it when its queue has
+    /// held an unfetched part for over a second, `max_replica_delay_for_distributed_queries`, and
+    /// such a replica lacks a part, so it is refused here first).
     func firstHostLag() async throws -> (behind: String?, keep: Bool) {
         guard names.cluster != nil else {
             let tables = Self.decidingTables.sharded + Self.decidingTables.small
