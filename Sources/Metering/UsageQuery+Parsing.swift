@@ -14,16 +14,9 @@ extension UsageQuery {
             return values.first
         }
         let range = try TimeRange(from: try single("from"), to: try single("to"))
-        var groupBy: [UsageField] = []
-        for (name, value) in params where name == "group_by" {
-            for part in value.split(separator: ",", omittingEmptySubsequences: false) {
-                let p = String(part.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
-                guard !p.isEmpty else { throw UsageBoxError.invalidArgument("empty name in group_by", field: "group_by") }
-                let field = try UsageField(parsing: p)
-                guard !groupBy.contains(field) else { throw UsageBoxError.invalidArgument("'\(p)' appears twice in group_by", field: "group_by") }
-                groupBy.append(field)
-            }
-        }
+        let groupBy = try groupByFields(
+            params.filter { $0.0 == "group_by" }.flatMap { $0.1.split(separator: ",", omittingEmptySubsequences: false).map(String.init) },
+            member: "group_by")
         var source = SourcePreference.auto
         if let s = try single("source") {
             guard let parsed = SourcePreference(rawValue: s) else {
@@ -44,6 +37,20 @@ extension UsageQuery {
         let filters = filterValues.map { UsageFilter(field: $0.0, op: $0.1.count == 1 ? .eq : .in, values: $0.1.map(EventDecoder.nfc)) }
         try checkFilters(filters, scope: scope)
         return UsageQuery(scope: scope, range: range, groupBy: groupBy, filters: filters, source: source)
+    }
+
+    /// The fields a `group_by` names, in order, each once, spaces around a name ignored, in the
+    /// URL's comma-separated form and the JSON query's string or list alike; an error names `member`.
+    static func groupByFields(_ names: [String], member: String) throws -> [UsageField] {
+        var groupBy: [UsageField] = []
+        for name in names {
+            let p = String(name.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+            guard !p.isEmpty else { throw UsageBoxError.invalidArgument("empty name in \(member)", field: member) }
+            let field = try UsageField(parsing: p, member: member)
+            guard !groupBy.contains(field) else { throw UsageBoxError.invalidArgument("'\(p)' appears twice in \(member)", field: member) }
+            groupBy.append(field)
+        }
+        return groupBy
     }
 
     /// `kind` takes only Usage or Correction: a typo must never read as zero. An account a filter
@@ -84,8 +91,8 @@ extension UsageQuery {
         let groupBy: [UsageField]
         switch body.groupBy {
         case nil: groupBy = []
-        case let .one(s)?: groupBy = try s.split(separator: ",").map { try UsageField(parsing: String($0)) }
-        case let .many(names)?: groupBy = try names.map { try UsageField(parsing: $0) }
+        case let .one(s)?: groupBy = try groupByFields(s.split(separator: ",", omittingEmptySubsequences: false).map(String.init), member: "group_by")
+        case let .many(names)?: groupBy = try groupByFields(names, member: "group_by")
         }
         var metrics: [UsageMetric] = [.sum, .count]
         if let names = body.metrics {
@@ -108,7 +115,7 @@ extension UsageQuery {
             if op == .eq || op == .neq, values.count != 1 {
                 throw UsageBoxError.invalidArgument("\(at): '\(opName)' takes one value", field: "\(at).value")
             }
-            filters.append(UsageFilter(field: try UsageField(parsing: f.field), op: op, values: values.map(EventDecoder.nfc)))
+            filters.append(UsageFilter(field: try UsageField(parsing: f.field, member: "\(at).field"), op: op, values: values.map(EventDecoder.nfc)))
         }
         var source = SourcePreference.auto
         if let s = body.source {

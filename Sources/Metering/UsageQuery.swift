@@ -50,7 +50,9 @@ public enum UsageField: Sendable, Hashable {
     ]
 
     /// Parses a `group_by` or filter name.
-    public init(parsing name: String) throws {
+    /// `member`: where the name was given (`group_by`, `filters[0].field`), which an error names;
+    /// by default the name is itself the parameter (a filter such as `model_id=…`).
+    public init(parsing name: String, member: String? = nil) throws {
         switch name {
         case "account_id": self = .accountID
         case "meter_id": self = .meterID
@@ -63,10 +65,10 @@ public enum UsageField: Sendable, Hashable {
         default:
             if name.hasPrefix("dim.") {
                 let d = String(name.dropFirst(4))
-                guard !d.isEmpty else { throw UsageBoxError.invalidArgument("empty dimension name in '\(name)'", field: name) }
+                guard !d.isEmpty else { throw UsageBoxError.invalidArgument("empty dimension name in '\(name)'", field: member ?? name) }
                 self = .dimension(d)
             } else if UsageField.reservedNames.contains(name) || name.isEmpty {
-                throw UsageBoxError.invalidArgument("'\(name)' cannot be grouped or filtered on", field: name)
+                throw UsageBoxError.invalidArgument("'\(name)' cannot be grouped or filtered on", field: member ?? name)
             } else {
                 self = .dimension(name)
             }

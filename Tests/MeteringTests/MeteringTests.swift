@@ -187,7 +187,9 @@ import Testing
         ([("from", "2026-05-01T00:00:00Z"), ("to", "June")], "to"),
         ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("source", "cache")], "source"),
         ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("group_by", "model_id,,day")], "group_by"),
-        ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("group_by", "event_id")], "event_id"),
+        ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("group_by", "event_id")], "group_by"),
+        ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("group_by", "dim.")], "group_by"),
+        ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("event_id", "e1")], "event_id"),
     ])
     func badParametersNameTheField(_ params: [(String, String)], _ field: String) {
         do {
@@ -289,6 +291,28 @@ import Testing
             Issue.record("a filter value of 1 was accepted")
         } catch let e as UsageBoxError {
             #expect(e.field == "filters[0].value", "\(e)")
+        }
+    }
+
+    /// A JSON query's `group_by` is read as the URL's is: spaces around a name ignored (" day"
+    /// grouped by a dimension named " day", all in one empty group), each name once, and an error
+    /// names the member it was given in, not the value.
+    @Test func aJSONGroupByReadsAsTheURLsAndErrorsNameTheMember() throws {
+        func query(_ member: String) throws -> UsageQuery {
+            try UsageQuery.fromJSON(try JSONParser.parse(#"{"from": "2026-05-01T00:00:00Z", "to": "2026-06-01T00:00:00Z", \#(member)}"#), scope: .all)
+        }
+        #expect(try query(#""group_by": "model_id, day""#).groupBy == [.modelID, .day])
+        #expect(try query(#""group_by": [" model_id", "dim.region "]"#).groupBy == [.modelID, .dimension("region")])
+        for (member, field) in [
+            (#""group_by": "day,day""#, "group_by"), (#""group_by": ["event_id"]"#, "group_by"), (#""group_by": "model_id,""#, "group_by"),
+            (#""filters": [{"field": "event_id", "value": "e1"}]"#, "filters[0].field"),
+        ] {
+            do {
+                _ = try query(member)
+                Issue.record("accepted \(member)")
+            } catch let e as UsageBoxError {
+                #expect(e.field == field && e.code == .invalidArgument, "\(member): \(e)")
+            }
         }
     }
 
