@@ -158,16 +158,21 @@ extension ClickHouseMeterStore {
             SELECT argMax(sha, segment_id) FROM (SELECT segment_id, argMax(sha256, version) AS sha, argMax(sealed_at, version) AS sealed
                 FROM \(t("segments")) WHERE account_id = \(a) GROUP BY segment_id) WHERE isNotNull(sealed)
             """)
+        // The latest `listLimit` only, counted apart: the list is bounded in the read, not after it.
+        let correctionsWhere =
+            "account_id = \(a) AND kind = 'Correction' AND ts >= \(range.from.microseconds) AND ts < \(range.to.microseconds)"
         let corrections = try await rows(
             """
             SELECT \(Self.eventColumns), post_close FROM \(t("events"))
-            WHERE account_id = \(a) AND kind = 'Correction' AND ts >= \(range.from.microseconds) AND ts < \(range.to.microseconds)
-            ORDER BY ts, event_id
-            """)
+            WHERE \(correctionsWhere) ORDER BY ts DESC, event_id DESC LIMIT \(ExplainReport.listLimit)
+            """
+        ).reversed()
+        let correctionCount = try await rows("SELECT count() FROM \(t("events")) WHERE \(correctionsWhere)").first?[0].chInt ?? 0
         var report = ExplainReport(
             accountID: account, range: range, totals: totals, breakdown: breakdown, segments: segments,
             chainHead: head.first?[0].chString.flatMap { $0.isEmpty ? nil : $0 },
             corrections: corrections.compactMap { r in Self.event(r, account: account).map { .init(event: $0, postClose: r[9].chInt == 1) } })
+        report.correctionsOmitted = max(0, Int(correctionCount) - report.corrections.count)
         report.integrity = try await integrity(account: account)
         return report.capped()
     }

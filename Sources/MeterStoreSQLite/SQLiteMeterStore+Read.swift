@@ -165,18 +165,24 @@ extension SQLiteMeterStore {
                 let (events, segmentArgs) = Self.eventsBySegment(
                     Self.segmentEventColumns + ", e.post_close, e.seq",
                     scope: .accounts([account]), from: from, to: to)
+                // The latest `listLimit` only, counted apart: the list is bounded in the read, not after it.
                 let corrections = try Row.fetchAll(
                     db,
                     sql: """
                         SELECT \(Self.eventColumns), post_close FROM (\(events))
-                        WHERE ts >= ? AND ts < ? AND kind = 'Correction' ORDER BY ts, seq
-                        """, arguments: segmentArgs + [from, to]
-                ).map { r in
+                        WHERE ts >= ? AND ts < ? AND kind = 'Correction' ORDER BY ts DESC, seq DESC LIMIT ?
+                        """, arguments: segmentArgs + [from, to, ExplainReport.listLimit]
+                ).reversed().map { r in
                     ExplainReport.CorrectionInfo(event: Self.event(from: r), postClose: r[10])
                 }
+                let correctionCount =
+                    try Int.fetchOne(
+                        db, sql: "SELECT count(*) FROM (\(events)) WHERE ts >= ? AND ts < ? AND kind = 'Correction'",
+                        arguments: segmentArgs + [from, to]) ?? 0
                 var report = ExplainReport(
                     accountID: account, range: range, totals: totals, breakdown: breakdown, segments: segments,
                     chainHead: head, corrections: corrections)
+                report.correctionsOmitted = max(0, correctionCount - corrections.count)
                 report.integrity = try Self.scrubProgress(db, account: account)
                 return report.capped()
             }

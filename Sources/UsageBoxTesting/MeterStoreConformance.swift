@@ -375,6 +375,21 @@ public enum MeterStoreConformance {
             try expect(explain.segments[0].sealedAt != nil && explain.segments[1].sealedAt == nil, "first sealed, second open")
             try expectEqual(explain.chainHead, explain.segments[0].sha256, "chain head")
         },
+        ConformanceCheck("explain lists the latest corrections, at most listLimit, and counts the earlier ones") { store in
+            let limit = ExplainReport.listLimit
+            let corrections = (0..<(limit + 5)).map { i in
+                F.event(
+                    "c\(i)", kind: .correction, ref: "r", quantity: 1,
+                    at: Timestamp(microseconds: F.ts("2026-05-10T00:00:00Z").microseconds + Int64(i) * 1_000_000).rfc3339)
+            }
+            _ = try await store.ingest(corrections + [F.event("u", quantity: 7)])
+            let explain = try await store.explain(account: "acct_1", range: F.may)
+            try expectEqual(explain.corrections.count, limit, "listed")
+            try expectEqual(explain.correctionsOmitted, 5, "omitted")
+            try expectEqual(
+                [explain.corrections.first?.event.eventID, explain.corrections.last?.event.eventID], ["c5", "c\(limit + 4)"], "the latest, oldest first")
+            try expectEqual(explain.totals.corrections, Int64(limit + 5), "the totals count every one")
+        },
         ConformanceCheck("the JSON query: filters with every op, every metric") { store in
             _ = try await store.ingest([
                 F.event("1", model: "a", quantity: 10, dims: ["token_type": "input"]),
