@@ -47,6 +47,16 @@ final class OperationRoutes: @unchecked Sendable {
         let op = operation(id)
         precondition(op.role == nil, "\(id) needs a key: mount it with on(_:)")
         open.on(RouterPath(op.routerPath(dropping: "")), method: HTTPRequest.Method(op.method)!, use: handler)
+        // HEAD as well, which uptime checks and load balancers probe with: the GET's status and
+        // headers, no body.
+        guard op.method == "GET" else { return }
+        open.on(RouterPath(op.routerPath(dropping: "")), method: .head) { request, context in
+            var response = try await handler(request, context)
+            let length = response.body.contentLength
+            response.body = ResponseBody()
+            if let length { response.headers[.contentLength] = String(length) }
+            return response
+        }
     }
 
     /// Mounts the handler of an operation that needs a key.

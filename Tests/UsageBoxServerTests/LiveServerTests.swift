@@ -87,6 +87,9 @@ import UsageBoxTesting
         let r = try Self.run("/bin/bash", [script, server.url], env: ["USAGEBOX_KEY": Server.key])
         #expect(r.status == 0, "\(r.stderr)")
         let s = try Self.sections(r.stdout)
+        // An uptime check's HEAD over a real socket: 200, no body, and the connection not left waiting.
+        let head = try Self.run("/usr/bin/curl", ["-s", "-I", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", server.url + "/healthz"])
+        #expect(head.stdout == "200", "\(head.stdout) \(head.stderr)")
 
         let step1 = s["step1-usage-by-model"]
         #expect(step1?["source"] == .string("rollup"))
@@ -133,8 +136,9 @@ import UsageBoxTesting
         // The running server counted that workload, and logged it as JSON lines.
         let scrape = try Self.run("/usr/bin/curl", ["-s", "-H", "Authorization: Bearer \(Server.key)", server.url + "/metrics"])
         #expect(scrape.stdout.contains(#"usagebox_events_total{outcome="accepted",code=""} 1"#), "\(scrape.stdout.prefix(2000))")
-        #expect(scrape.stdout.contains(#"usagebox_http_requests_total{route="/v1/accounts/{account}/verify",method="GET",status="200"}"#)
-                    || scrape.stdout.contains(#"route="/v1/accounts/:account/verify""#))
+        #expect(
+            scrape.stdout.contains(#"usagebox_http_requests_total{route="/v1/accounts/{account}/verify",method="GET",status="200"}"#)
+                || scrape.stdout.contains(#"route="/v1/accounts/:account/verify""#))
         #expect(scrape.stdout.contains(#"usagebox_verify_drift{account="acct_42"} 0"#))
         let log = (try? String(contentsOf: server.dir.appendingPathComponent("stderr.log"), encoding: .utf8)) ?? ""
         let lines = log.split(separator: "\n")

@@ -71,6 +71,12 @@ import VendorAnthropic
             #expect(health.status == 200 && health.json["status"] == .string("ok"))
             let spec = try await call(client, .get, "/openapi.yaml", key: nil)
             #expect(spec.status == 200 && spec.text.hasPrefix("openapi: 3"))
+            // HEAD, as uptime checks probe: the GET's status and length, no body (was a 405).
+            for (path, get) in [("/healthz", health), ("/openapi.yaml", spec)] {
+                let head = try await client.execute(uri: path, method: .head)
+                #expect(head.status == .ok && head.body.readableBytes == 0, "HEAD \(path)")
+                #expect(head.headers[.contentLength] == String(get.text.utf8.count), "HEAD \(path) says the GET's length")
+            }
             for path in [
                 "/v1/usage/batch", "/v1/accounts/{account}/usage", "/v1/usage", "/v1/accounts/{account}/verify",
                 "/v1/accounts/{account}/explain", "/v1/accounts/{account}/periods/close", "/v1/accounts/{account}/periods",
