@@ -24,18 +24,45 @@ public struct ReconciliationRunner: Sendable {
         try await archive?.save(report)
         guard apply else { return (report, .notRequested) }
         do {
-            let (response, heldBack) = try await post(&report, confirmLarge: confirmLarge, store: store)
-            try await archive?.update(report)
+            let (answer, posted) = try await Self.oneAtATime.run(Self.applying) { [report] in
+                var posting = report
+                let answer = try await self.post(&posting, confirmLarge: confirmLarge, store: store, log: log)
+                if posting.applied { try await archive?.update(posting) }
+                return (answer, posting)
+            }
+            report = posted
+            let (response, heldBack) = answer
+            try Self.requireEveryCorrectionPosted(response, report: report)
             return (report, .posted(response, heldBack: heldBack))
         } catch let e as UsageBoxError where e.code == .inconclusive {
             return (report, .refused(e))
         }
     }
 
+    /// Applies and reverts in this process, of any run, take turns: each checks the meter and
+    /// then posts, and two runs of one month applied at once both passed the check before either
+    /// posted (the gap corrected twice). Two processes can still race (a 409 from the store's
+    /// checks is not promised there); docs/reconciliation.md says to apply from one place.
+    static let oneAtATime = KeyedSerialQueue()
+    static let applying = "apply"
+
+    /// A correction the meter refused (a conflict with an event of the same id, a unit the meter
+    /// does not take) was not posted: the run is not applied as it says, and the answer must not
+    /// read as success. Those that were posted stay recorded, so revert takes them back.
+    static func requireEveryCorrectionPosted(_ response: IngestResponse, report: ReconciliationReport) throws {
+        guard response.rejected > 0 || response.conflicts > 0 else { return }
+        let why = response.errors.prefix(3).map { "\($0.code): \($0.message)" }.joined(separator: "; ")
+        throw UsageBoxError(
+            .conflict,
+            "reconciliation \(report.id): \(response.rejected + response.conflicts) correction(s) were not posted (\(why)); "
+                + "\(response.accepted) posted\(response.accepted > 0 ? " and recorded (revert takes them back)" : ""). "
+                + "Run the reconciliation again against the meter as it is now", field: "id")
+    }
+
     /// Posts a stored report's corrections (and, with `confirmLarge`, its held ones); applying
     /// twice answers duplicates. An inconclusive or reverted report is refused.
     public func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
-        try await Self.oneAtATime.run(id) {
+        try await Self.oneAtATime.run(Self.applying) {
             let archive = ReconciliationArchive(log)
             guard var report = try await archive.report(id: id) else { throw UsageBoxError(.notFound, "no reconciliation \(id)", field: "id") }
             if let reverted = report.revertedAt {
@@ -44,22 +71,17 @@ public struct ReconciliationRunner: Sendable {
                     "reconciliation \(id) was reverted at \(reverted.rfc3339): its corrections and their reverts are both on the meter; "
                         + "run the reconciliation again to propose corrections against the meter as it is now", field: "id")
             }
-            let (response, _) = try await post(&report, confirmLarge: confirmLarge, store: store)
-            try await archive.update(report)
+            let (response, _) = try await post(&report, confirmLarge: confirmLarge, store: store, log: log)
+            if report.applied { try await archive.update(report) }
+            try Self.requireEveryCorrectionPosted(response, report: report)
             return response
         }
     }
 
-    /// Applies and reverts of one report in this process run one after another: each reads the
-    /// record the one before it wrote, so a second concurrent apply answers duplicates instead of
-    /// "the meter changed" (its stale record would not count the first one's corrections). Two
-    /// processes can still race; the meter check then refuses one of them, and nothing is posted twice.
-    static let oneAtATime = KeyedSerialQueue()
-
     /// Posts the compensating corrections of everything a run applied; reverting twice posts
     /// nothing new (the same ids answer duplicates).
     public func revert(id: String, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
-        try await Self.oneAtATime.run(id) { try await revertNow(id: id, store: store, log: log) }
+        try await Self.oneAtATime.run(Self.applying) { try await revertNow(id: id, store: store, log: log) }
     }
 
     private func revertNow(id: String, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
@@ -70,7 +92,7 @@ public struct ReconciliationRunner: Sendable {
             throw UsageBoxError(.conflict, "reconciliation \(id) posted no corrections: there is nothing to revert", field: "id")
         }
         let compensating = (report.corrections + report.held.map(\.correction)).filter { posted.contains($0.eventID) }.map(Self.compensation)
-        let response = try await store.ingest(compensating.map { IngestItem.event($0.event) })
+        let response = try await store.ingest(try await Self.events(compensating, store: store))
         if response.rejected == 0, response.conflicts == 0, report.revertedAt == nil {
             report.revertedAt = Timestamp.now()
             try await archive.update(report)
@@ -157,8 +179,23 @@ public struct ReconciliationRunner: Sendable {
             timestamp: c.timestamp, dimensions: dims)
     }
 
-    /// Ingests a report's corrections and records which were posted.
-    public func post(_ report: inout ReconciliationReport, confirmLarge: Bool, store: any MeterStore) async throws -> (IngestResponse, heldBack: Int) {
+    /// The events corrections post as: in their meter's own unit ("Tokens", "token": the engine
+    /// counts any spelling of tokens, and a meter refuses a unit not its own), none on a meter
+    /// that has none (a correction's "tokens" would claim that meter's unit for it).
+    static func events(_ corrections: [ProposedCorrection], store: any MeterStore) async throws -> [IngestItem] {
+        let units = try await MeterLedger.units(store)
+        return corrections.map { c in
+            var e = c.event
+            e.unit = units[c.meterID]
+            return .event(e)
+        }
+    }
+
+    /// Ingests a report's corrections and records which were posted. `log`: the runs recorded,
+    /// whose applied periods this run's must not cut across (one applied since this one ran).
+    public func post(
+        _ report: inout ReconciliationReport, confirmLarge: Bool, store: any MeterStore, log: (any ReconciliationLog)?
+    ) async throws -> (IngestResponse, heldBack: Int) {
         guard report.isConclusive else {
             let why = report.reasons.filter { $0.effect == .inconclusive }.map { "\($0.code): \($0.detail)" }.joined(separator: "; ")
             throw UsageBoxError(.inconclusive, "reconciliation \(report.id) is inconclusive, so it proposes no corrections to apply (\(why))")
@@ -166,8 +203,16 @@ public struct ReconciliationRunner: Sendable {
         let events = report.corrections + (confirmLarge ? report.held.map(\.correction) : [])
         let heldBack = confirmLarge ? 0 : report.held.count
         guard !events.isEmpty else { return (IngestResponse(), heldBack) }
+        let accounts = Set(events.map(\.accountID))
+        let overlapping = try await ReconciliationEngine.overlappingRuns(
+            range: report.range, scope: .accounts(accounts.sorted()), vendor: report.vendor, store: store, log: log)
+        if let first = overlapping.first {
+            throw UsageBoxError(
+                .conflict,
+                "reconciliation \(report.id) cannot be applied: \(first.detail); \(first.remedy ?? "")", field: "id")
+        }
         try await checkMeterUnchanged(report, posting: events, store: store)
-        let response = try await store.ingest(events.map { IngestItem.event($0.event) })
+        let response = try await store.ingest(try await Self.events(events, store: store))
         let failed = Set(response.errors.map(\.index))
         let posted = events.indices.filter { !failed.contains($0) }.map { events[$0].eventID }
         report.appliedEventIDs = Array(Set(report.appliedEventIDs).union(posted)).sorted()

@@ -315,6 +315,14 @@ public struct ReconciliationEngine: Sendable {
     func overlappingRuns(
         _ o: ReconciliationOptions, plugin: any VendorPlugin.Type, store: any MeterStore, log: (any ReconciliationLog)?
     ) async throws -> [EvidenceReason] {
+        try await Self.overlappingRuns(range: o.range, scope: o.account.map { .accounts([$0]) } ?? o.scope, vendor: plugin.id, store: store, log: log)
+    }
+
+    /// The same, for a recorded run about to post (another run applied since it ran).
+    static func overlappingRuns(
+        range: TimeRange, scope: AccountScope, vendor: String, store: any MeterStore, log: (any ReconciliationLog)?
+    ) async throws -> [EvidenceReason] {
+        let o = (range: range, scope: scope)
         guard let log else { return [] }
         // An overlapping period ends after this one starts and starts before it ends, so its
         // corrections (at its end, less a second) fall in this window; periods are at most a year.
@@ -328,11 +336,11 @@ public struct ReconciliationEngine: Sendable {
         do {
             byRun = try await store.usage(
                 UsageQuery(
-                    scope: o.account.map { .accounts([$0]) } ?? o.scope, range: window, groupBy: [.dimension("reconciliation_id")],
+                    scope: o.scope, range: window, groupBy: [.dimension("reconciliation_id")],
                     filters: [
                         UsageFilter(field: .kind, op: .eq, values: [EventKind.correction.rawValue]),
                         UsageFilter(field: .dimension("source"), op: .eq, values: ["vendor_reconciliation"]),
-                        UsageFilter(field: .dimension("vendor"), op: .eq, values: [plugin.id]),
+                        UsageFilter(field: .dimension("vendor"), op: .eq, values: [vendor]),
                     ]))
         } catch let e as UsageBoxError where e.code == .invalidArgument {
             return []  // a meter whose rollups drop these dimensions: nothing to compare

@@ -1,0 +1,114 @@
+import Foundation
+import MeterStoreSQLite
+import Metering
+import ReconCore
+import Testing
+import UsageBoxApp
+import VendorAnthropic
+
+/// Applying recorded runs, as an outside tester of month-end found it could post a gap twice or
+/// report success for nothing posted: each case decided before the run.
+extension EvidenceTests {
+    func recordKata(
+        _ invoice: InvoiceFile = AnthropicPlugin.demoCostReport, range: TimeRange = S.may, on store: SQLiteMeterStore
+    ) async throws
+        -> ReconciliationReport
+    {
+        try await service.run(
+            ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: range, account: "acct_42"), store: store, log: store
+        ).report
+    }
+
+    /// The same export pulled twice (a trailing newline apart: another invoice hash, so another
+    /// correction id), both runs recorded, then applied at the same moment: both passed the meter
+    /// check before either posted, and the 520,000 were corrected twice. One posts; the other is
+    /// refused because the meter moved.
+    @Test func twoRunsOfOneMonthAppliedAtOnceCorrectTheGapOnce() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        var again = AnthropicPlugin.demoCostReport
+        again.bytes.append(0x0A)
+        let (a, b) = (try await recordKata(on: store), try await recordKata(again, on: store))
+        #expect(a.corrections.map(\.eventID) != b.corrections.map(\.eventID))
+        let service = self.service
+        let answers = await withTaskGroup(of: Result<IngestResponse, UsageBoxError>.self) { group in
+            for id in [a.id, b.id] {
+                group.addTask {
+                    do {
+                        return .success(try await service.apply(id: id, confirmLarge: false, store: SlowToAnswerIngestStore(inner: store), log: store))
+                    } catch let e as UsageBoxError { return .failure(e) } catch { return .failure(UsageBoxError(.internal, "\(error)")) }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        let posted = answers.compactMap { try? $0.get() }
+        let refused = answers.compactMap { if case let .failure(e) = $0 { e } else { nil } }
+        #expect(posted.map(\.accepted) == [1] && refused.map(\.code) == [.conflict], "\(answers)")
+        #expect(refused.first?.message.contains("the meter changed") == true, "\(refused)")
+        let explain = try await store.explain(account: "acct_42", range: S.may)
+        #expect(explain.totals.corrections == 520_000, "corrected once")
+    }
+
+    /// Two runs recorded before either was applied: May, and May 1 to May 31 00:00. May applied
+    /// first; its correction is dated May 31 23:59:59, outside the second's period, so the second's
+    /// meter check did not see it and posted its share of the same gap again. A run cutting across
+    /// one applied since it ran is refused at apply, as a fresh run of its period is held.
+    @Test func anOlderRunCuttingAcrossOneAppliedSinceIsNotApplied() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let may = try await recordKata(on: store)
+        let cut = try await recordKata(range: try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-05-31T00:00:00Z"), on: store)
+        #expect(!cut.corrections.isEmpty)
+        _ = try await service.apply(id: may.id, confirmLarge: false, store: store, log: store)
+        do {
+            _ = try await service.apply(id: cut.id, confirmLarge: false, store: store, log: store)
+            Issue.record("a run cutting across an applied one was applied")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && e.message.contains(may.id) && e.message.contains("cuts across"), "\(e.message)")
+        }
+        #expect(try await store.explain(account: "acct_42", range: S.may).totals.corrections == 520_000)
+    }
+
+    /// Two runs recorded from one meter propose one correction id. The first applied and reverted,
+    /// the second's correction meets the first's stored event (its content names the other run):
+    /// nothing was posted, and the answer said success. Now it is a conflict saying so, and the
+    /// run is not recorded as applied.
+    @Test func correctionsTheMeterRefusesAreNotReportedAsPosted() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let (a, b) = (try await recordKata(on: store), try await recordKata(on: store))
+        #expect(a.corrections.map(\.eventID) == b.corrections.map(\.eventID))
+        _ = try await service.apply(id: a.id, confirmLarge: false, store: store, log: store)
+        _ = try await service.revert(id: a.id, store: store, log: store)
+        do {
+            _ = try await service.apply(id: b.id, confirmLarge: false, store: store, log: store)
+            Issue.record("an apply that posted nothing answered success")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && e.message.contains("1 correction(s) were not posted") && e.message.contains("0 posted"), "\(e.message)")
+        }
+        let record = try #require(try await ReconciliationArchive(store).report(id: b.id))
+        #expect(!record.applied && record.appliedAt == nil && record.appliedEventIDs.isEmpty)
+    }
+
+    /// A meter whose unit is another spelling of tokens is read as tokens by the engine; its
+    /// corrections said "tokens", which that meter refuses (unit_mismatch), so the run could never
+    /// be applied — while the answer said success. They post in the meter's own unit.
+    @Test(arguments: ["Tokens", "token"])
+    func correctionsPostInTheirMetersSpellingOfTokens(unit: String) async throws {
+        let store = try S.store()
+        let events = DemoData.events().map { e -> IngestItem in
+            var e = e
+            e.unit = unit
+            return .event(e)
+        }
+        for start in stride(from: 0, to: events.count, by: 10_000) {
+            _ = try await store.ingest(Array(events[start..<min(start + 10_000, events.count)]))
+        }
+        let r = try await recordKata(on: store)
+        #expect(r.corrections.map(\.quantity) == [520_000])
+        let posted = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
+        #expect(posted.accepted == 1 && posted.rejected == 0, "\(posted)")
+        let stored = try await store.explain(account: "acct_42", range: S.may).corrections.first?.event
+        #expect(stored?.unit == unit && stored?.quantity == 520_000)
+    }
+}
