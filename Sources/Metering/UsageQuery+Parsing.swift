@@ -1,6 +1,9 @@
 public import ExactJSON
 
 extension UsageQuery {
+    /// The most values all of a query's filters may list together.
+    public static let maxFilterValues = 10_000
+
     /// Parameters of `GET …/usage` that are not filters.
     public static let controlParameters: Set<String> = ["from", "to", "group_by", "source"]
 
@@ -55,7 +58,14 @@ extension UsageQuery {
 
     /// `kind` takes only Usage or Correction: a typo must never read as zero. An account a filter
     /// asks for must be one the key may see: a 403, as naming it in the path is, not a quiet zero.
-    static func checkFilters(_ filters: [UsageFilter], scope: AccountScope) throws {
+    static func checkFilters(_ filters: [UsageFilter], scope: AccountScope, member: String? = nil) throws {
+        // Each value is a bound SQL variable: past SQLite's limit a long list was a 500.
+        let values = filters.reduce(0) { $0 + $1.values.count }
+        guard values <= maxFilterValues else {
+            throw UsageBoxError.invalidArgument(
+                "the filters hold \(values) values; at most \(maxFilterValues) (filter by a dimension the events share instead)",
+                field: member ?? filters.first?.field.name ?? "filters")
+        }
         for f in filters where f.field == .kind {
             for v in f.values where EventKind(rawValue: v) == nil {
                 throw UsageBoxError.invalidArgument("kind is Usage or Correction, got '\(v)'", field: "kind")
@@ -122,7 +132,7 @@ extension UsageQuery {
             guard let p = SourcePreference(rawValue: s) else { throw UsageBoxError.invalidArgument("source must be auto, rollup or raw", field: "source") }
             source = p
         }
-        try checkFilters(filters, scope: scope)
+        try checkFilters(filters, scope: scope, member: "filters")
         return UsageQuery(scope: scope, range: range, groupBy: groupBy, filters: filters, metrics: metrics, source: source)
     }
 

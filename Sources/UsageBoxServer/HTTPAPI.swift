@@ -181,6 +181,11 @@ public struct HTTPAPI: Sendable {
         if let (name, _) = params.first(where: { !allowed.contains($0.0) }) {
             throw UsageBoxError.invalidArgument("unknown parameter '\(name.prefix(80))'", field: name)
         }
+        // Each is one value: `from=…&from=…` read as the last one verified another range than asked.
+        var seen: Set<String> = []
+        for (name, _) in params where !seen.insert(name).inserted {
+            throw UsageBoxError.invalidArgument("'\(name)' is given more than once", field: name)
+        }
         return params
     }
 
@@ -188,7 +193,7 @@ public struct HTTPAPI: Sendable {
         do {
             return try QueryString.parse(request.uri.query ?? "")
         } catch let e as QueryString.BadQuery {
-            throw UsageBoxError.invalidArgument("bad percent-encoding in the query: \(e.text)")
+            throw UsageBoxError.invalidArgument("bad percent-encoding in the query: \(e.text)", field: "query")
         }
     }
 

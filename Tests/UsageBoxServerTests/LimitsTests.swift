@@ -49,6 +49,19 @@ import VendorAnthropic
             // printf and format loop over their width inside one call: refused, like any function that reaches outside.
             let printf = try await call(client, .post, "/v1/query/sql", key: admin, body: sql("SELECT printf('%.*c', 2000000000, 'x')"))
             #expect(printf.status == 400 && printf.json["error"]?["message"]?.stringValue?.contains("not allowed") == true)
+            // trim with a character list: its two arguments' lengths multiplied, in one call (18 s
+            // at 60,000 characters each, hours at 1 MiB); json_group_array grew to 1 GB before its
+            // value was checked. trim(X) stays.
+            let long = "hex(zeroblob(30000))"
+            for (quadratic, words) in [
+                ("SELECT length(trim(\(long), \(long) || 'x'))", "one argument"), ("SELECT rtrim('ab', 'b')", "one argument"),
+                ("SELECT json_group_array(event_id) FROM usage_events", "not allowed"),
+            ] {
+                let r = try await call(client, .post, "/v1/query/sql", key: admin, body: sql(quadratic))
+                #expect(r.status == 400 && r.json["error"]?["message"]?.stringValue?.contains(words) == true, "\(quadratic): \(r.json)")
+            }
+            let trimmed = try await call(client, .post, "/v1/query/sql", key: admin, body: sql("SELECT trim('  a  ') AS t"))
+            #expect(trimmed.status == 200 && trimmed.json["rows"] == .array([.array([.string("a")])]), "\(trimmed.json)")
             for bomb in [
                 "SELECT zeroblob(2000000000)", "SELECT length(randomblob(1500000000))",
                 "SELECT replace(hex(zeroblob(400000)), '0', 'yy')", "SELECT substr(hex(zeroblob(600000)), 1, 10)",

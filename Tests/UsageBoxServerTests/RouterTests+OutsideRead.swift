@@ -81,6 +81,33 @@ extension RouterTests {
         }
     }
 
+    /// Verify and explain read a repeated parameter as its last value (a second `from` verified
+    /// another range than the first asked, `mode=bogus&mode=deep` passed), where usage refused it;
+    /// more filter values than SQLite binds were a 500; a malformed escape named no field.
+    @Test func repeatedParametersAndLongFilterListsAreRefusedByName() async throws {
+        try await app.test(.router) { client in
+            for uri in [
+                "/v1/accounts/acct_42/verify?\(Self.may)&from=2026-05-20T00:00:00Z", "/v1/accounts/acct_42/verify?\(Self.may)&mode=bogus&mode=deep",
+                "/v1/accounts/acct_42/explain?\(Self.may)&to=2026-05-02T00:00:00Z",
+            ] {
+                let r = try await call(client, .get, uri, key: admin)
+                let name = uri.contains("mode=") ? "mode" : uri.hasSuffix("from=2026-05-20T00:00:00Z") ? "from" : "to"
+                #expect(r.status == 400 && r.json["error"]?["field"] == .string(name) && r.text.contains("more than once"), "\(uri): \(r.text)")
+            }
+            let values = (0...UsageQuery.maxFilterValues).map { JSONValue.string("m\($0)") }
+            let body = JSONWriter.write(
+                .object([
+                    ("from", .string("2026-05-01T00:00:00Z")), ("to", .string("2026-06-01T00:00:00Z")),
+                    ("filters", .array([.object([("field", .string("model_id")), ("op", .string("in")), ("value", .array(values))])])),
+                    ("source", .string("raw")),
+                ]))
+            let long = try await call(client, .post, "/v1/query/json", key: admin, body: body)
+            #expect(long.status == 400 && long.json["error"]?["field"] == .string("filters"), "\(long.text.prefix(300))")
+            let bad = try await call(client, .get, "/v1/accounts/acct_42/usage?\(Self.may)&model_id=%ZZ", key: admin)
+            #expect(bad.status == 400 && bad.json["error"]?["field"] == .string("query"), "\(bad.text)")
+        }
+    }
+
     /// `café` sent precomposed and decomposed in one batch was stored under the first one's bytes:
     /// the retry answered a conflict and verify called the segment corrupt. Text is kept in NFC.
     /// A unit with a NUL read as another unit; limits count characters, not bytes.
