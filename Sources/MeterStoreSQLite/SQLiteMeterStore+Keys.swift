@@ -56,7 +56,7 @@ extension SQLiteMeterStore: KeyStore {
     public func authenticate(secret: String) async throws -> APIKey? {
         let hash = Self.hash(secret: secret)
         return try await wrap {
-            try await writer.read { db in
+            try await keyReader.read { db in
                 try Row.fetchOne(
                     db.cachedStatement(
                         sql: """

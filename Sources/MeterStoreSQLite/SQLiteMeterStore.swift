@@ -18,6 +18,10 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
 
     public let location: Location
     let writer: any DatabaseWriter
+    /// Authentication's own read-only connection to a file store: every request checks its key,
+    /// and five slow reads holding the pool's five readers made another account's ingest wait
+    /// 12 s for its key check. Key lookups are one index probe, so one connection serves them all.
+    let keyReader: any DatabaseReader
     let clock: @Sendable () -> Timestamp
     let keyCache = KeyCache()
     let digestCache = DigestCache()
@@ -61,8 +65,14 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
             // (a commit then survives the process, not the machine): the writer is set back to FULL.
             try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
             writer = pool
+            var keys = Configuration()
+            keys.readonly = true
+            keys.busyMode = .timeout(30)
+            keyReader = try DatabaseQueue(path: path, configuration: keys)
         case let .memory(name):
-            writer = try DatabaseQueue(named: name, configuration: config)
+            let queue = try DatabaseQueue(named: name, configuration: config)
+            writer = queue
+            keyReader = queue
         }
         try Self.migrator.migrate(writer)
     }

@@ -75,3 +75,25 @@ import UsageBoxTesting
         #expect(total.groups.first?.aggregate.sum == 80)
     }
 }
+
+/// Every request checks its key: slow reads holding every reader of the pool made another
+/// account's ingest wait 12 s for that check (an outside read). Keys are read on their own
+/// connection.
+@Suite struct KeyCheckTests {
+    @Test func aKeyIsCheckedWhileSlowReadsHoldEveryReader() async throws {
+        let dir = try TemporaryDirectory()
+        let store = try SQLiteMeterStore(location: .file(dir.path("keys.db")))
+        let (_, secret) = try await store.createKey(account: "acct_2", role: .writer)
+        let held = ContinuousClock.now
+        let readers = (0..<8).map { _ in Task { try await store.writer.read { _ in Thread.sleep(forTimeInterval: 3) } } }
+        try await Task.sleep(for: .milliseconds(300))  // the pool's readers are all taken
+        let started = ContinuousClock.now
+        let key = try await store.authenticate(secret: secret)
+        let waited = ContinuousClock.now - started
+        #expect(key?.accountID == "acct_2")
+        // Not a timing assertion on speed: whether the check waited behind the 3-second reads.
+        #expect(waited < .seconds(2), "the key check waited \(waited) behind the pool's readers")
+        for r in readers { try await r.value }
+        #expect(ContinuousClock.now - held >= .seconds(3))
+    }
+}
