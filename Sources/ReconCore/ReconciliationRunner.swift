@@ -152,6 +152,35 @@ public struct ReconciliationRunner: Sendable {
             }
         }
 
+        // Usage under another spelling of this vendor's name holds a model's positive gaps in a
+        // run (`metered_under_unknown_vendor`), so a conclusive run positively correcting a model
+        // had none then: any now arrived since, and may be the very tokens the run calls missing.
+        for account in Set(posting.filter { $0.quantity > 0 }.map(\.accountID)).sorted() {
+            let cells = report.meterBasis.filter { b in
+                b.accountID == account && posting.contains { $0.quantity > 0 && $0.accountID == account && $0.modelID == b.modelID }
+            }
+            let names = Set(cells.flatMap(\.vendors) + [report.vendor])
+            let rawModels = Set(cells.flatMap(\.rawModelIDs))
+            let byLabel: UsageResult
+            do {
+                byLabel = try await store.usage(
+                    UsageQuery(
+                        scope: .accounts([account]), range: report.range, groupBy: [.modelID, .dimension("vendor")],
+                        filters: [UsageFilter(field: .modelID, op: .in, values: rawModels.sorted())]))
+            } catch let e as UsageBoxError where e.code == .invalidArgument && e.field == "vendor" {
+                continue  // no event of the account names a vendor
+            }
+            for g in byLabel.groups where g.aggregate.sum != 0 {
+                guard let label = g.keys[1], engine.mayBeMisspelt(label, of: names) else { continue }
+                throw UsageBoxError(
+                    .conflict,
+                    "the meter changed since reconciliation \(report.id) ran: \(account) now holds \(g.aggregate.sum) tokens of "
+                        + "\(g.keys[0] ?? "") under vendor='\(label)', which may be \(report.vendor)'s usage under a mistyped label "
+                        + "(a fresh run holds the correction); send vendor=\(report.vendor) on those events, then run the reconciliation again",
+                    field: "id")
+            }
+        }
+
         // The cells held what they held: the account as a whole must too.
         for account in Set(posting.map(\.accountID)).sorted() {
             guard let then = report.meterBasis.first(where: { $0.accountID == account && $0.accountTokens != nil })?.accountTokens else { continue }

@@ -111,4 +111,22 @@ extension EvidenceTests {
         let stored = try await store.explain(account: "acct_42", range: S.may).corrections.first?.event
         #expect(stored?.unit == unit && stored?.quantity == 520_000)
     }
+
+    /// A late event under a mistyped vendor label ("Anthropic") makes a fresh run hold the
+    /// correction (`metered_under_unknown_vendor`), but the recorded run's meter check left it out
+    /// as another vendor's usage and posted +520,000. Now refused; usage another known vendor
+    /// claims (Bedrock) still does not stop the apply.
+    @Test(arguments: [("Anthropic", true), ("anthropic-console", true), ("aws-bedrock", false)])
+    func aLateEventUnderAMistypedVendorStopsTheApply(label: String, refused: Bool) async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let r = try await recordKata(on: store)
+        _ = try await store.ingest([EvidenceInputTests.kataLateInput("late", model: "claude-sonnet-4-5", vendor: label)])
+        do {
+            let posted = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
+            #expect(!refused && posted.accepted == 1, "\(label): posted \(posted)")
+        } catch let e as UsageBoxError {
+            #expect(refused && e.code == .conflict && e.message.contains("vendor='\(label)'"), "\(label): \(e.message)")
+        }
+    }
 }

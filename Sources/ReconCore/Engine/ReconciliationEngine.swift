@@ -285,16 +285,10 @@ public struct ReconciliationEngine: Sendable {
     /// is no evidence of under-metering for that model. A label naming a vendor UsageBox knows
     /// (Claude served by aws-bedrock) or another seller (openrouter) is that seller's, and billed by it.
     func unknownVendorLabels(_ meter: MeterLedger, card: any RateCardConverter, plugin: any VendorPlugin.Type) -> [EvidenceReason] {
-        let known = Set(registry.plugins.map { $0.id } + cards.values.map(\.vendor) + cards.keys)
-        func letters(_ s: String) -> String { String(s.lowercased().unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }) }
-        let names = Set([plugin.id, card.vendor].map(letters)).filter { !$0.isEmpty }
         var byModel: [String: [String: Int64]] = [:]
         for row in meter.outOfScope where row.reason.hasPrefix("served_by:") {
             let label = String(row.reason.dropFirst("served_by:".count))
-            // Another spelling of this vendor's name; a reseller (openrouter, litellm) is its own vendor.
-            guard !known.contains(label), names.contains(where: letters(label).contains),
-                let model = row.modelID.flatMap(card.canonicalModel)
-            else { continue }
+            guard mayBeMisspelt(label, of: [plugin.id, card.vendor]), let model = row.modelID.flatMap(card.canonicalModel) else { continue }
             byModel[model, default: [:]][label, default: 0] &+= row.tokens
         }
         return byModel.sorted { $0.key < $1.key }.map { model, labels in
@@ -305,6 +299,16 @@ public struct ReconciliationEngine: Sendable {
                     + ", a vendor no plugin or card is called by: it may be \(plugin.id)'s usage under a mistyped label",
                 remedy: "send vendor=\(plugin.id) on those events (or the id of the vendor that served them)")
         }
+    }
+
+    /// A `vendor` label that may be another spelling of one of `names` ("Anthropic",
+    /// "anthropic-console"): a vendor no plugin or card is called by whose letters contain one of
+    /// theirs. A reseller (openrouter, litellm) is its own vendor.
+    public func mayBeMisspelt(_ label: String, of names: Set<String>) -> Bool {
+        func letters(_ s: String) -> String { String(s.lowercased().unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }) }
+        let known = Set(registry.plugins.map { $0.id } + cards.values.map(\.vendor) + cards.keys)
+        let own = Set(names.map(letters)).filter { !$0.isEmpty }
+        return !known.contains(label) && !names.contains(label) && own.contains(where: letters(label).contains)
     }
 
     /// Earlier runs of this vendor whose corrections are still on the meter (applied, not
