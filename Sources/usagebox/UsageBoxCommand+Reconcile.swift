@@ -161,7 +161,29 @@ extension UsageBoxCommand.Reconcile {
 
         func run() async throws {
             let response = try await Revert.act("apply", id: id, confirmLarge: confirmLarge, store: store)
-            printOut(json ? JSONWriter.write(response.jsonValue) : "applied \(id): " + Rendering.ingest(response))
+            guard !json else { return printOut(JSONWriter.write(response.jsonValue)) }
+            // Corrections held for review are not posted without --confirm-large: say so, as
+            // `reconcile --apply` does (the answer alone read as if the run were applied whole).
+            let held = confirmLarge ? 0 : try await Self.heldNotPosted(id, store: store)
+            printOut(
+                "applied \(id): " + Rendering.ingest(response)
+                    + (held > 0 ? "\n\(held) held correction(s) not posted: review them, then `usagebox reconcile apply \(id) --confirm-large`" : ""))
+        }
+
+        /// The run's held corrections that are not posted, read from its record where it is kept.
+        static func heldNotPosted(_ id: String, store: StoreOptions) async throws -> Int {
+            let db = try await store.open()
+            let report: ReconciliationReport?
+            if let remote = db as? HTTPMeterStore {
+                report = try ReconciliationJSON.decode(ReconciliationReport.self, from: try await remote.reconciliationReportText(id: id))
+            } else if let log = db as? any ReconciliationLog {
+                report = try await ReconciliationArchive(log).report(id: id)
+            } else {
+                report = nil
+            }
+            guard let report else { return 0 }
+            let posted = Set(report.appliedEventIDs)
+            return report.held.filter { !posted.contains($0.correction.eventID) }.count
         }
     }
 
