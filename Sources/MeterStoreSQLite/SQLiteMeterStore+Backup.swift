@@ -51,6 +51,16 @@ extension SQLiteMeterStore {
             for f in [staging, staging + "-wal", staging + "-shm"] { try? fm.removeItem(atPath: f) }
             throw error
         }
+        // Nobody may have the store open while it is replaced (a running server would go on
+        // acknowledging events into the old file, then lose them).
+        let lock: OpenStoreLock
+        do {
+            lock = try OpenStoreLock(store: target, exclusive: true)
+        } catch {
+            for f in [staging, staging + "-wal", staging + "-shm"] { try? fm.removeItem(atPath: f) }
+            throw error
+        }
+        defer { withExtendedLifetime(lock) {} }
         // The checked copy becomes the store in one rename; a leftover WAL of the old file must not replay onto it.
         let staged = try DatabaseQueue(path: staging)
         try await staged.writeWithoutTransaction { try $0.checkpoint(.truncate) }

@@ -22,6 +22,10 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
     /// and five slow reads holding the pool's five readers made another account's ingest wait
     /// 12 s for its key check. Key lookups are one index probe, so one connection serves them all.
     let keyReader: any DatabaseReader
+    /// A shared lock on `<file>.lock` while the store is open: `restore` takes it exclusively
+    /// before replacing the file, so it refuses while a server (or any process) has the store open
+    /// — the server would otherwise acknowledge events into a file no longer there.
+    let openLock: OpenStoreLock?
     let clock: @Sendable () -> Timestamp
     let keyCache = KeyCache()
     let digestCache = DigestCache()
@@ -60,6 +64,7 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
         }
         switch location {
         case let .file(path):
+            openLock = try OpenStoreLock(store: path, exclusive: false)
             let pool = try DatabasePool(path: path, configuration: config)
             // GRDB puts a WAL pool's connections in synchronous = NORMAL after `prepareDatabase` ran
             // (a commit then survives the process, not the machine): the writer is set back to FULL.
@@ -73,6 +78,7 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
             let queue = try DatabaseQueue(named: name, configuration: config)
             writer = queue
             keyReader = queue
+            openLock = nil
         }
         try Self.migrator.migrate(writer)
     }

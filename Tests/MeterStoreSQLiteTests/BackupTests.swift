@@ -65,4 +65,26 @@ import UsageBoxTesting
         #expect(kept.groups.first?.aggregate.sum == 42, "the store is as it was")
         #expect(!FileManager.default.fileExists(atPath: dir.path("target.db.restoring")))
     }
+
+    /// A restore while a server had the store open succeeded: the server went on acknowledging
+    /// events into the replaced file, lost when it stopped. It is refused while any process has
+    /// the store open, and goes ahead once it is closed.
+    @Test func aStoreOpenElsewhereIsNotReplaced() async throws {
+        let source = try SQLiteMeterStore(location: .file(dir.path("source.db")))
+        _ = try await source.ingest(Self.batch(0))
+        try await source.backup(to: dir.path("backup.db"))
+        var serving: SQLiteMeterStore? = try SQLiteMeterStore(location: .file(dir.path("serving.db")))
+        _ = try await serving?.ingest([Fixture.event("keep", quantity: 42)])
+        do {
+            _ = try await SQLiteMeterStore.restore(from: dir.path("backup.db"), to: dir.path("serving.db"))
+            Issue.record("a store open elsewhere was replaced")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && e.message.contains("open in another process") && e.message.contains("nothing was restored"), "\(e.message)")
+        }
+        #expect(try await serving?.usage(UsageQuery(scope: .all, range: Fixture.may)).groups.first?.aggregate.sum == 42, "untouched")
+        #expect(!FileManager.default.fileExists(atPath: dir.path("serving.db.restoring")))
+        serving = nil
+        let (accounts, _) = try await SQLiteMeterStore.restore(from: dir.path("backup.db"), to: dir.path("serving.db"))
+        #expect(accounts == 3)
+    }
 }
