@@ -218,6 +218,11 @@ public struct PeriodRecord: Sendable, Hashable {
     public static func validateClosable(_ period: String, now: Timestamp) throws {
         let start = try validate(period)
         let end = start.startOfNextMonth
+        // Nothing can be dated before 1970 (events are refused there): such a close only locks a
+        // month forever for nothing, and cannot be undone.
+        guard start.microseconds >= 0 else {
+            throw UsageBoxError.invalidArgument("period \(period) is before 1970, where no event can be dated", field: "period")
+        }
         guard end <= now else {
             throw UsageBoxError.invalidArgument(
                 "period \(period) has not ended (it ends \(end.rfc3339)); a closed month cannot be reopened, so close it once it is over",

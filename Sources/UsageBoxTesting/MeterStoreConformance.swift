@@ -203,6 +203,11 @@ public enum MeterStoreConformance {
             try await expectThrows(.invalidArgument, field: "period") { _ = try await store.closePeriod(account: "acct_1", period: "2026-13") }
             // A month that has not ended cannot be closed (there is no reopen).
             try await expectThrows(.invalidArgument, field: "period") { _ = try await store.closePeriod(account: "acct_1", period: "2999-01") }
+            // Nor one before 1970, where no event can be dated (it locked a month forever for nothing).
+            for period in ["1969-12", "0000-01"] {
+                try await expectThrows(.invalidArgument, field: "period") { _ = try await store.closePeriod(account: "acct_1", period: period) }
+            }
+            try expectEqual(try await store.periods(account: "acct_1").map(\.period), ["2026-05"], "nothing else closed")
         },
         ConformanceCheck("negative and positive corrections net into sums; kind=Usage excludes them") { store in
             _ = try await store.ingest([
