@@ -21,6 +21,7 @@ public struct HTTPAPI: Sendable {
     public var reconciliationLog: (any ReconciliationLog)?
     public let limits: RequestLimits
     let work: WorkLimiter
+    let largeBodies: WorkLimiter
     let authFailures: AuthFailureLimiter
     /// Browser sessions of the pages under /ui/.
     let sessions = UISessions()
@@ -37,19 +38,25 @@ public struct HTTPAPI: Sendable {
         self.decoder = decoder
         self.limits = limits
         work = WorkLimiter(perKey: limits.expensivePerKey, overall: limits.expensiveOverall)
+        largeBodies = WorkLimiter(perKey: limits.largeBodiesPerKey, overall: limits.largeBodiesOverall, what: "requests with bodies over 1 MiB")
         authFailures = AuthFailureLimiter(perMinute: limits.failedAuthPerMinute, window: limits.failedAuthWindow)
     }
 
     /// Runs an expensive request (SQL, JSON query, verify, explain, reconciliation) within the
     /// per-key and overall limits; beyond them the answer is 429 with Retry-After.
     func expensive<T>(_ key: APIKey, _ body: () async throws -> T) async throws -> T {
-        try await work.acquire(key.keyID)
+        try await within(work, key, body)
+    }
+
+    /// `body` holding one of `limiter`'s places for the key (429 when there is none).
+    func within<T>(_ limiter: WorkLimiter, _ key: APIKey, _ body: () async throws -> T) async throws -> T {
+        try await limiter.acquire(key.keyID)
         do {
             let value = try await body()
-            await work.release(key.keyID)
+            await limiter.release(key.keyID)
             return value
         } catch {
-            await work.release(key.keyID)
+            await limiter.release(key.keyID)
             throw error
         }
     }

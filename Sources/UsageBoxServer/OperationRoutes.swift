@@ -81,6 +81,14 @@ final class OperationRoutes: @unchecked Sendable {
         guard let role = op.role else { preconditionFailure("\(op.id) needs no key: mount it with open(_:)") }
         precondition(op.path.hasPrefix(prefix + "/"), "\(op.id): lives under \(prefix)")
         let api = self.api
+        @Sendable func handle(_ request: Request, _ context: UsageBoxRequestContext, _ caller: Caller) async throws -> Response {
+            let key = caller.key
+            guard op.expensive else { return try await handler(request, context, caller) }
+            // Read the body before taking a slot, so a slow upload holds no share of the limit.
+            var request = request
+            if op.method == "POST" || op.method == "PUT" { _ = try await api.collect(&request, for: op) }
+            return try await api.expensive(key) { try await handler(request, context, caller) }
+        }
         collection.on(RouterPath(op.routerPath(dropping: prefix)), method: HTTPRequest.Method(op.method)!) { request, context in
             guard let key = context.key else { throw UsageBoxError(.unauthenticated, "missing Authorization: Bearer <key>") }
             var account: String?
@@ -93,11 +101,14 @@ final class OperationRoutes: @unchecked Sendable {
             }
             try api.require(key, role)
             let caller = Caller(key: key, account: account)
-            guard op.expensive else { return try await handler(request, context, caller) }
-            // Read the body before taking a slot, so a slow upload holds no share of the limit.
-            var request = request
-            if op.method == "POST" || op.method == "PUT" { _ = try await api.collect(&request, for: op) }
-            return try await api.expensive(key) { try await handler(request, context, caller) }
+            // Bodies over 1 MiB (or of unknown length) take one of the key's few places while read
+            // and handled: each may buffer 16 MiB, and unfinished uploads would otherwise pile up.
+            // No Content-Length and no Transfer-Encoding: no body (HTTP/1.1).
+            let declared = request.headers[.contentLength].flatMap { Int($0) } ?? (request.headers[.transferEncoding] == nil ? 0 : Int.max)
+            if op.method == "POST" || op.method == "PUT", declared > RequestLimits.largeBodyBytes {
+                return try await api.within(api.largeBodies, key) { try await handle(request, context, caller) }
+            }
+            return try await handle(request, context, caller)
         }
     }
 

@@ -11,6 +11,12 @@ public struct RequestLimits: Sendable {
     /// The sliding window those failures are counted over (a minute; a test lengthens it so that a
     /// loaded machine's slow calls do not slide out of it).
     public var failedAuthWindow: Duration = .seconds(60)
+    /// Requests with a body over `largeBodyBytes` (or of unknown length) read and handled at
+    /// once, per key and overall: each may buffer up to 16 MiB, and 40 unfinished uploads from
+    /// one reader key held 690 MB.
+    public var largeBodiesPerKey = 4
+    public var largeBodiesOverall = 16
+    public static let largeBodyBytes = 1 << 20
     /// The largest invoice a reconciliation request may carry.
     public var maxInvoiceBytes = 32 << 20
     /// Time buckets (hours, days, months) one usage or verify answer may hold.
@@ -23,20 +29,23 @@ public struct RequestLimits: Sendable {
 actor WorkLimiter {
     let perKey: Int
     let overall: Int
+    /// What is counted, as the 429 names it ("expensive requests").
+    let what: String
     private var running: [String: Int] = [:]
     private var total = 0
 
-    init(perKey: Int, overall: Int) {
+    init(perKey: Int, overall: Int, what: String = "expensive requests") {
         self.perKey = perKey
         self.overall = overall
+        self.what = what
     }
 
     func acquire(_ key: String) throws {
         guard total < overall else {
-            throw UsageBoxError.rateLimited("\(overall) expensive requests are already running on this server; try again shortly", retryAfter: 1)
+            throw UsageBoxError.rateLimited("\(overall) \(what) are already running on this server; try again shortly", retryAfter: 1)
         }
         guard running[key, default: 0] < perKey else {
-            throw UsageBoxError.rateLimited("this key already runs \(perKey) expensive requests; wait for one to finish", retryAfter: 1)
+            throw UsageBoxError.rateLimited("this key already runs \(perKey) \(what); wait for one to finish", retryAfter: 1)
         }
         running[key, default: 0] += 1
         total += 1
