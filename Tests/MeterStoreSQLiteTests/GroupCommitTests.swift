@@ -84,16 +84,25 @@ import UsageBoxTesting
         let dir = try TemporaryDirectory()
         let store = try SQLiteMeterStore(location: .file(dir.path("keys.db")))
         let (_, secret) = try await store.createKey(account: "acct_2", role: .writer)
-        let held = ContinuousClock.now
-        let readers = (0..<8).map { _ in Task { try await store.writer.read { _ in Thread.sleep(forTimeInterval: 3) } } }
+        // Eight reads hold the pool's readers until the key check has answered (or 30 s pass, as
+        // they would if the check waited behind them): no timing, only the order of events.
+        let gate = DispatchSemaphore(value: 0)
+        let released = NSLock()
+        nonisolated(unsafe) var readerLetGo = false
+        let readers = (0..<8).map { _ in
+            Task {
+                try await store.writer.read { _ in
+                    _ = gate.wait(timeout: .now() + 30)
+                    released.withLock { readerLetGo = true }
+                }
+            }
+        }
         try await Task.sleep(for: .milliseconds(300))  // the pool's readers are all taken
-        let started = ContinuousClock.now
         let key = try await store.authenticate(secret: secret)
-        let waited = ContinuousClock.now - started
-        #expect(key?.accountID == "acct_2")
-        // Not a timing assertion on speed: whether the check waited behind the 3-second reads.
-        #expect(waited < .seconds(2), "the key check waited \(waited) behind the pool's readers")
+        let answeredWhileHeld = released.withLock { !readerLetGo }
+        for _ in 0..<8 { gate.signal() }
         for r in readers { try await r.value }
-        #expect(ContinuousClock.now - held >= .seconds(3))
+        #expect(key?.accountID == "acct_2")
+        #expect(answeredWhileHeld, "the key check waited for the pool's readers")
     }
 }
