@@ -170,8 +170,9 @@ public struct ReconciliationRunner: Sendable {
             } catch let e as UsageBoxError where e.code == .invalidArgument && e.field == "vendor" {
                 continue  // no event of the account names a vendor
             }
+            let mayBeMisspelt = engine.misspellings(of: names)
             for g in byLabel.groups where g.aggregate.sum != 0 {
-                guard let label = g.keys[1], engine.mayBeMisspelt(label, of: names) else { continue }
+                guard let label = g.keys[1], mayBeMisspelt(label) else { continue }
                 throw UsageBoxError(
                     .conflict,
                     "the meter changed since reconciliation \(report.id) ran: \(account) now holds \(g.aggregate.sum) tokens of "

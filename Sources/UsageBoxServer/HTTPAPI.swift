@@ -182,18 +182,17 @@ public struct HTTPAPI: Sendable {
 
     /// The query's parameters, refusing any the document does not name for the operation (a
     /// misspelt one must not be ignored).
-    func parameters(_ request: Request, of operation: String) throws -> [(String, String)] {
+    /// Each is given once (`from=…&from=…` read as the last one verified another range than asked).
+    func parameters(_ request: Request, of operation: String) throws -> [String: String] {
         let allowed = APIOperation.named(operation)?.queryParameters ?? []
-        let params = try parameters(request)
-        if let (name, _) = params.first(where: { !allowed.contains($0.0) }) {
-            throw UsageBoxError.invalidArgument("unknown parameter '\(name.prefix(80))'", field: name)
+        var values: [String: String] = [:]
+        for (name, value) in try parameters(request) {
+            guard allowed.contains(name) else { throw UsageBoxError.invalidArgument("unknown parameter '\(name.prefix(80))'", field: name) }
+            guard values.updateValue(value, forKey: name) == nil else {
+                throw UsageBoxError.invalidArgument("'\(name)' is given more than once", field: name)
+            }
         }
-        // Each is one value: `from=…&from=…` read as the last one verified another range than asked.
-        var seen: Set<String> = []
-        for (name, _) in params where !seen.insert(name).inserted {
-            throw UsageBoxError.invalidArgument("'\(name)' is given more than once", field: name)
-        }
-        return params
+        return values
     }
 
     func parameters(_ request: Request) throws -> [(String, String)] {

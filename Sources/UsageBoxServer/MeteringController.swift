@@ -22,7 +22,7 @@ struct MeteringController {
         }
         routes.on("verify") { request, _, caller in
             let params = try api.parameters(request, of: "verify")
-            let value = { (name: String) in params.last { $0.0 == name }?.1 }
+            let value = { (name: String) in params[name] }
             let range = try TimeRange(from: value("from"), to: value("to"))
             var mode = VerifyMode.deep
             if let m = value("mode") {
@@ -38,8 +38,7 @@ struct MeteringController {
         }
         routes.on("explain") { request, _, caller in
             let params = try api.parameters(request, of: "explain")
-            let value = { (name: String) in params.last { $0.0 == name }?.1 }
-            let range = try TimeRange(from: value("from"), to: value("to"))
+            let range = try TimeRange(from: params["from"], to: params["to"])
             return JSONResponse.make(try await store.explain(account: caller.pathAccount, range: range))
         }
         routes.on("closePeriod") { request, _, caller in

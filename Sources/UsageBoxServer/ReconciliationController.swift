@@ -55,11 +55,11 @@ struct ReconciliationController {
             return JSONResponse.make(text: try await api.storedReport(try context.parameters.require("id"), key: caller.key).jsonText)
         }
         routes.on("applyReconciliation") { request, context, caller in
-            let values = try api.parameters(request, of: "applyReconciliation").map(\.1)
-            guard values.count <= 1, values.allSatisfy({ $0 == "true" || $0 == "false" }) else {
-                throw UsageBoxError.invalidArgument("confirm_large is true or false, once", field: "confirm_large")
+            let confirm = try api.parameters(request, of: "applyReconciliation")["confirm_large"]
+            guard confirm == nil || confirm == "true" || confirm == "false" else {
+                throw UsageBoxError.invalidArgument("confirm_large is true or false", field: "confirm_large")
             }
-            let confirmLarge = values.first == "true"
+            let confirmLarge = confirm == "true"
             let id = try context.parameters.require("id")
             _ = try await api.storedReport(id, key: caller.key)
             return JSONResponse.make(try await backend().apply(id: id, confirmLarge: confirmLarge, store: api.store, log: try log(id)))
@@ -91,7 +91,7 @@ extension HTTPAPI {
         let params = try parameters(request, of: "reconcile")
         // Without `vendor` the body is the JSON request and carries every option: a query parameter
         // beside it (account, dry_run) would be ignored, and the run would be org-wide and recorded.
-        if !params.contains(where: { $0.0 == "vendor" }), let (name, _) = params.first {
+        if params["vendor"] == nil, let name = params.keys.sorted().first {
             throw UsageBoxError.invalidArgument(
                 "'\(name)' in the query is not read with a JSON body: put it in the body (or name vendor, from and to in the query)", field: name)
         }
@@ -99,9 +99,9 @@ extension HTTPAPI {
         let bytes = Array(try await collect(&request, for: APIOperation.named("reconcile")!).readableBytesView)
         // The query string names the vendor in the simple form; otherwise the body is the JSON request.
         let asked =
-            params.contains(where: { $0.0 == "vendor" }) == false
+            params["vendor"] == nil
             ? try ReconciliationRequest.decode(json: bytes)
-            : try ReconciliationRequest.fromParameters({ name in params.last { $0.0 == name }?.1 }, invoice: bytes)
+            : try ReconciliationRequest.fromParameters({ params[$0] }, invoice: bytes)
         var options = try asked.resolve(scope: key.scope, runBy: key.keyID)
         if options.account == nil, options.accountMap.isEmpty, key.role != .admin, let only = key.accountID {
             options.account = only

@@ -138,9 +138,7 @@ extension UsageBoxCommand.Reconcile {
                 if by == .day { printOut("\n" + Rendering.reconciliationDays(report)) }
                 if case let .posted(applied, heldBack) = outcome {
                     printOut(
-                        "\napplied: " + Rendering.ingest(applied)
-                            + (heldBack > 0
-                                ? "\n\(heldBack) held correction(s) not posted: review them, then `usagebox reconcile apply \(report.id) --confirm-large`" : "")
+                        "\napplied: " + Rendering.ingest(applied) + Apply.heldBack(heldBack, id: report.id)
                     )
                 }
             }
@@ -160,19 +158,22 @@ extension UsageBoxCommand.Reconcile {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let response = try await Revert.act("apply", id: id, confirmLarge: confirmLarge, store: store)
+            let db = try await store.open()
+            let response = try await Revert.act("apply", id: id, confirmLarge: confirmLarge, db: db)
             guard !json else { return printOut(JSONWriter.write(response.jsonValue)) }
             // Corrections held for review are not posted without --confirm-large: say so, as
             // `reconcile --apply` does (the answer alone read as if the run were applied whole).
-            let held = confirmLarge ? 0 : try await Self.heldNotPosted(id, store: store)
-            printOut(
-                "applied \(id): " + Rendering.ingest(response)
-                    + (held > 0 ? "\n\(held) held correction(s) not posted: review them, then `usagebox reconcile apply \(id) --confirm-large`" : ""))
+            let held = confirmLarge ? 0 : try await Self.heldNotPosted(id, db: db)
+            printOut("applied \(id): " + Rendering.ingest(response) + Self.heldBack(held, id: id))
+        }
+
+        /// What the run left for review, and how to post it (nothing when nothing was held back).
+        static func heldBack(_ count: Int, id: String) -> String {
+            count > 0 ? "\n\(count) held correction(s) not posted: review them, then `usagebox reconcile apply \(id) --confirm-large`" : ""
         }
 
         /// The run's held corrections that are not posted, read from its record where it is kept.
-        static func heldNotPosted(_ id: String, store: StoreOptions) async throws -> Int {
-            let db = try await store.open()
+        static func heldNotPosted(_ id: String, db: any MeterStore) async throws -> Int {
             let report: ReconciliationReport?
             if let remote = db as? HTTPMeterStore {
                 report = try ReconciliationJSON.decode(ReconciliationReport.self, from: try await remote.reconciliationReportText(id: id))
@@ -196,13 +197,12 @@ extension UsageBoxCommand.Reconcile {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let response = try await Self.act("revert", id: id, confirmLarge: false, store: store)
+            let response = try await Self.act("revert", id: id, confirmLarge: false, db: try await store.open())
             printOut(json ? JSONWriter.write(response.jsonValue) : "reverted \(id): " + Rendering.ingest(response))
         }
 
         /// Applies or reverts on the server (its record changes) or on the embedded store.
-        static func act(_ action: String, id: String, confirmLarge: Bool, store: StoreOptions) async throws -> IngestResponse {
-            let db = try await store.open()
+        static func act(_ action: String, id: String, confirmLarge: Bool, db: any MeterStore) async throws -> IngestResponse {
             do {
                 if let remote = db as? HTTPMeterStore {
                     return try await remote.reconciliationAction(action, id: id, confirmLarge: confirmLarge)

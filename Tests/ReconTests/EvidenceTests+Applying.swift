@@ -19,6 +19,19 @@ extension EvidenceTests {
         ).report
     }
 
+    /// Applies `id` expecting a 409 whose message `holds` (nothing posted).
+    func expectApplyRefused(
+        _ id: String, on store: SQLiteMeterStore, _ otherwise: Comment, sourceLocation: SourceLocation = #_sourceLocation,
+        where holds: (String) -> Bool
+    ) async throws {
+        do {
+            _ = try await service.apply(id: id, confirmLarge: false, store: store, log: store)
+            Issue.record(otherwise, sourceLocation: sourceLocation)
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && holds(e.message), "\(e.message)", sourceLocation: sourceLocation)
+        }
+    }
+
     /// The same export pulled twice (a trailing newline apart: another invoice hash, so another
     /// correction id), both runs recorded, then applied at the same moment: both passed the meter
     /// check before either posted, and the 520,000 were corrected twice. One posts; the other is
@@ -60,11 +73,8 @@ extension EvidenceTests {
         let cut = try await recordKata(range: try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-05-31T00:00:00Z"), on: store)
         #expect(!cut.corrections.isEmpty)
         _ = try await service.apply(id: may.id, confirmLarge: false, store: store, log: store)
-        do {
-            _ = try await service.apply(id: cut.id, confirmLarge: false, store: store, log: store)
-            Issue.record("a run cutting across an applied one was applied")
-        } catch let e as UsageBoxError {
-            #expect(e.code == .conflict && e.message.contains(may.id) && e.message.contains("cuts across"), "\(e.message)")
+        try await expectApplyRefused(cut.id, on: store, "a run cutting across an applied one was applied") {
+            $0.contains(may.id) && $0.contains("cuts across")
         }
         #expect(try await store.explain(account: "acct_42", range: S.may).totals.corrections == 520_000)
     }
@@ -80,11 +90,8 @@ extension EvidenceTests {
         #expect(a.corrections.map(\.eventID) == b.corrections.map(\.eventID))
         _ = try await service.apply(id: a.id, confirmLarge: false, store: store, log: store)
         _ = try await service.revert(id: a.id, store: store, log: store)
-        do {
-            _ = try await service.apply(id: b.id, confirmLarge: false, store: store, log: store)
-            Issue.record("an apply that posted nothing answered success")
-        } catch let e as UsageBoxError {
-            #expect(e.code == .conflict && e.message.contains("1 correction(s) were not posted") && e.message.contains("0 posted"), "\(e.message)")
+        try await expectApplyRefused(b.id, on: store, "an apply that posted nothing answered success") {
+            $0.contains("1 correction(s) were not posted") && $0.contains("0 posted")
         }
         let record = try #require(try await ReconciliationArchive(store).report(id: b.id))
         #expect(!record.applied && record.appliedAt == nil && record.appliedEventIDs.isEmpty)

@@ -602,11 +602,8 @@ import VendorAnthropic
             store: store, log: store)
         _ = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
         _ = try await service.revert(id: r.id, store: store, log: store)
-        do {
-            _ = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
-            Issue.record("a reverted run was applied again")
-        } catch let e as UsageBoxError {
-            #expect(e.code == .conflict && e.message.contains("was reverted at") && !e.message.contains("changed"), "\(e.message)")
+        try await expectApplyRefused(r.id, on: store, "a reverted run was applied again") {
+            $0.contains("was reverted at") && !$0.contains("changed")
         }
         let explain = try await store.explain(account: "acct_42", range: S.may)
         #expect(explain.corrections.count == 2, "the correction and its revert, nothing posted again")

@@ -286,9 +286,10 @@ public struct ReconciliationEngine: Sendable {
     /// (Claude served by aws-bedrock) or another seller (openrouter) is that seller's, and billed by it.
     func unknownVendorLabels(_ meter: MeterLedger, card: any RateCardConverter, plugin: any VendorPlugin.Type) -> [EvidenceReason] {
         var byModel: [String: [String: Int64]] = [:]
+        let mayBeMisspelt = misspellings(of: [plugin.id, card.vendor])
         for row in meter.outOfScope where row.reason.hasPrefix("served_by:") {
             let label = String(row.reason.dropFirst("served_by:".count))
-            guard mayBeMisspelt(label, of: [plugin.id, card.vendor]), let model = row.modelID.flatMap(card.canonicalModel) else { continue }
+            guard mayBeMisspelt(label), let model = row.modelID.flatMap(card.canonicalModel) else { continue }
             byModel[model, default: [:]][label, default: 0] &+= row.tokens
         }
         return byModel.sorted { $0.key < $1.key }.map { model, labels in
@@ -301,14 +302,15 @@ public struct ReconciliationEngine: Sendable {
         }
     }
 
-    /// A `vendor` label that may be another spelling of one of `names` ("Anthropic",
+    /// Whether a `vendor` label may be another spelling of one of `names` ("Anthropic",
     /// "anthropic-console"): a vendor no plugin or card is called by whose letters contain one of
-    /// theirs. A reseller (openrouter, litellm) is its own vendor.
-    public func mayBeMisspelt(_ label: String, of names: Set<String>) -> Bool {
-        func letters(_ s: String) -> String { String(s.lowercased().unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }) }
+    /// theirs. A reseller (openrouter, litellm) is its own vendor. The sets are built once, for
+    /// every label a loop asks about.
+    public func misspellings(of names: Set<String>) -> @Sendable (String) -> Bool {
+        @Sendable func letters(_ s: String) -> String { String(s.lowercased().unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }) }
         let known = Set(registry.plugins.map { $0.id } + cards.values.map(\.vendor) + cards.keys)
         let own = Set(names.map(letters)).filter { !$0.isEmpty }
-        return !known.contains(label) && !names.contains(label) && own.contains(where: letters(label).contains)
+        return { label in !known.contains(label) && !names.contains(label) && own.contains(where: letters(label).contains) }
     }
 
     /// Earlier runs of this vendor whose corrections are still on the meter (applied, not
