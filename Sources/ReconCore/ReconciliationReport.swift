@@ -339,9 +339,13 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         /// What the account metered in the period that could be this run's vendors' usage, when
         /// the run read it (`accountTokens(_:basis:…)`); nil in reports written before it was kept.
         public var accountTokens: Int64? = nil
+        /// The same, of usage (not corrections) in the hours just outside the period that a gap
+        /// can be matched against (`edgeWindows`): a late event there turns a gap into a boundary
+        /// finding, so apply must see it. Nil in reports written before it was kept.
+        public var edgeTokens: Int64? = nil
         enum CodingKeys: String, CodingKey {
             case accountID = "account_id", modelID = "model_id", tokenType = "token_type", rawModelIDs = "raw_model_ids", meterID = "meter_id"
-            case vendors, metered, accountTokens = "account_tokens"
+            case vendors, metered, accountTokens = "account_tokens", edgeTokens = "edge_tokens"
         }
 
         /// Every token an account metered in a range that could be this run's vendors' usage: on
@@ -351,6 +355,14 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         /// canonical ids) — what `accountTokens` holds.
         static func accountTokens(
             _ account: String, corrected: Set<String>, vendors: Set<String>, range: TimeRange, store: any MeterStore, units: [String: String]
+        ) async throws -> Int64 {
+            try await tokens(account, corrected: corrected, vendors: vendors, range: range, store: store, units: units)
+        }
+
+        /// `accountTokens`' reading; `corrections: false` counts usage alone.
+        private static func tokens(
+            _ account: String, corrected: Set<String>, vendors: Set<String>, range: TimeRange, store: any MeterStore,
+            units: [String: String], corrections: Bool = true
         ) async throws -> Int64 {
             var byVendor = true
             while true {
@@ -362,7 +374,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
                     return r.groups.reduce(Int64(0)) { total, g in
                         guard MeterLedger.inTokens(g.keys[0], units) else { return total }
                         if byVendor, let v = g.keys[3], !vendors.contains(v) { return total }
-                        if g.keys[1] == EventKind.correction.rawValue, !corrected.contains(g.keys[2] ?? "") { return total }
+                        if g.keys[1] == EventKind.correction.rawValue, !corrections || !corrected.contains(g.keys[2] ?? "") { return total }
                         return total &+ g.aggregate.sum
                     }
                 } catch let e as UsageBoxError where byVendor && e.field == "vendor" {
@@ -379,6 +391,29 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
             let mine = basis.filter { $0.accountID == account }
             return try await accountTokens(
                 account, corrected: Set(mine.map(\.modelID)), vendors: Set(mine.flatMap(\.vendors)), range: range, store: store, units: units)
+        }
+
+        /// The hours just outside `range` whose usage a boundary finding matches a gap against:
+        /// `MeterLedger.edgeHours` before its start and after its end.
+        static func edgeWindows(_ range: TimeRange) throws -> [TimeRange] {
+            let h = Timestamp.microsPerHour * Int64(MeterLedger.edgeHours)
+            return [
+                try TimeRange(from: Timestamp(microseconds: range.from.microseconds - h), to: range.from),
+                try TimeRange(from: range.to, to: Timestamp(microseconds: range.to.microseconds + h)),
+            ]
+        }
+
+        /// `edgeTokens` as a report's basis reads it for an account.
+        static func edgeTokens(
+            _ account: String, basis: [MeterBasis], range: TimeRange, store: any MeterStore, units: [String: String]
+        ) async throws -> Int64 {
+            let mine = basis.filter { $0.accountID == account }
+            var total: Int64 = 0
+            for window in try edgeWindows(range) {
+                total &+= try await tokens(
+                    account, corrected: [], vendors: Set(mine.flatMap(\.vendors)), range: window, store: store, units: units, corrections: false)
+            }
+            return total
         }
     }
 

@@ -105,7 +105,8 @@ public struct ReconciliationRunner: Sendable {
     /// and each corrected account's whole metered tokens in the period too (late events under a
     /// dated or differently written model id, or without a token type, land outside the cell's
     /// raw ids yet are the same usage; another run may have corrected the same model already),
-    /// plus whatever this run already posted. Usage another vendor's `vendor` dimension claims,
+    /// plus whatever this run already posted; and the account's usage in the hours just outside
+    /// the period, which a fresh run would match a gap against as a boundary. Usage another vendor's `vendor` dimension claims,
     /// and other runs' corrections of models this one does not correct (or posted under another
     /// vendor), do not count: reconciling two vendors, then applying both, is the usual month-end.
     func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
@@ -194,6 +195,18 @@ public struct ReconciliationRunner: Sendable {
                     "the meter changed since reconciliation \(report.id) ran: \(account) metered \(then) tokens in the period then and "
                         + "\(now &- posted) now (late events, perhaps under another model id or without a token type, or another run's "
                         + "corrections of the same models); run the reconciliation again rather than apply its corrections", field: "id")
+            }
+            // Just outside the period: a late event there may be the gap's usage on the other
+            // side of a bound (a fresh run calls it `boundary` and corrects nothing).
+            guard let edgesThen = report.meterBasis.first(where: { $0.accountID == account && $0.edgeTokens != nil })?.edgeTokens else { continue }
+            let edgesNow = try await ReconciliationReport.MeterBasis.edgeTokens(
+                account, basis: report.meterBasis, range: report.range, store: store, units: units)
+            guard edgesNow == edgesThen else {
+                throw UsageBoxError(
+                    .conflict,
+                    "the meter changed since reconciliation \(report.id) ran: \(account) metered \(edgesThen) tokens in the "
+                        + "\(MeterLedger.edgeHours) hours either side of the period then and \(edgesNow) now (late events that may be "
+                        + "the gap's usage dated across a bound); run the reconciliation again rather than apply its corrections", field: "id")
             }
         }
     }

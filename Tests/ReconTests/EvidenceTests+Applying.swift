@@ -137,3 +137,28 @@ extension EvidenceTests {
         }
     }
 }
+
+extension EvidenceTests {
+    /// The kata's 520,000 arriving late, dated just after the period (a clock on the other side
+    /// of midnight): a fresh run calls the gap a boundary and corrects nothing, but the recorded
+    /// run's meter check covered the period only and posted +520,000 — billed again in June. The
+    /// hours a boundary is matched in are part of the check; usage later in June is not.
+    @Test(arguments: [("2026-06-01T00:30:00Z", true), ("2026-05-31T21:10:00Z", true), ("2026-06-01T05:00:00Z", false)])
+    func aLateEventJustAfterThePeriodStopsTheApply(at time: String, refused: Bool) async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let r = try await recordKata(on: store)
+        #expect(r.corrections.map(\.quantity) == [520_000])
+        _ = try await store.ingest([EvidenceInputTests.kataLateInput("late", model: "claude-sonnet-4-5", vendor: "anthropic", at: time)])
+        if time.hasPrefix("2026-06-01T00") {
+            let fresh = try await recordKata(on: store)
+            #expect(fresh.corrections.isEmpty && fresh.findings.contains { $0.gapClass == .boundary }, "\(fresh.findings)")
+        }
+        do {
+            let posted = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
+            #expect(!refused && posted.accepted == 1, "\(time): posted \(posted)")
+        } catch let e as UsageBoxError {
+            #expect(refused && e.code == .conflict && e.message.contains("the meter changed"), "\(time): \(e.message)")
+        }
+    }
+}

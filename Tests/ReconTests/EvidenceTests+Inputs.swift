@@ -31,11 +31,11 @@ import VendorAnthropic
     }
 
     /// The kata's missing 520,000 Sonnet input tokens, metered on May 20 under `model` and `vendor`.
-    static func kataLateInput(_ id: String, model: String, vendor: String) -> IngestItem {
+    static func kataLateInput(_ id: String, model: String, vendor: String, at time: String = "2026-05-20T00:00:00Z") -> IngestItem {
         .event(
             UsageEvent(
                 eventID: id, accountID: "acct_42", meterID: "claude_tokens", modelID: model, quantity: 520_000, unit: "tokens",
-                timestamp: Timestamp(rfc3339: "2026-05-20T00:00:00Z")!, dimensions: ["token_type": "input", "vendor": vendor]))
+                timestamp: Timestamp(rfc3339: time)!, dimensions: ["token_type": "input", "vendor": vendor]))
     }
 
     static let consoleHeader =

@@ -205,11 +205,16 @@ struct CorrectionProposal: Sendable {
                 }
             }
         }
-        // What each corrected account metered in all, for apply to see anything that moved since.
+        // What each corrected account metered in all, and just outside the period, for apply to see
+        // anything that moved since.
         let units = out.basis.isEmpty ? [:] : try await MeterLedger.units(store)
         for account in Set(out.basis.map(\.accountID)).sorted() {
             let total = try await ReconciliationReport.MeterBasis.accountTokens(account, basis: out.basis, range: o.range, store: store, units: units)
-            for i in out.basis.indices where out.basis[i].accountID == account { out.basis[i].accountTokens = total }
+            let edges = try await ReconciliationReport.MeterBasis.edgeTokens(account, basis: out.basis, range: o.range, store: store, units: units)
+            for i in out.basis.indices where out.basis[i].accountID == account {
+                out.basis[i].accountTokens = total
+                out.basis[i].edgeTokens = edges
+            }
         }
         return out
     }
