@@ -32,17 +32,17 @@ extension EvidenceTests {
         }
     }
 
-    /// The same export pulled twice (a trailing newline apart: another invoice hash, so another
-    /// correction id), both runs recorded, then applied at the same moment: both passed the meter
-    /// check before either posted, and the 520,000 were corrected twice. One posts; the other is
-    /// refused because the meter moved.
+    /// The same export pulled twice (a trailing newline apart: another invoice hash, which made
+    /// another correction id), both runs recorded, then applied at the same moment: both passed
+    /// the meter check before either posted, and the 520,000 were corrected twice. One posts; the
+    /// other is refused because the meter moved.
     @Test func twoRunsOfOneMonthAppliedAtOnceCorrectTheGapOnce() async throws {
         let store = try S.store()
         _ = try await KataDemo(store: store, write: { _ in }).load()
         var again = AnthropicPlugin.demoCostReport
         again.bytes.append(0x0A)
         let (a, b) = (try await recordKata(on: store), try await recordKata(again, on: store))
-        #expect(a.corrections.map(\.eventID) != b.corrections.map(\.eventID))
+        #expect(a.id != b.id)
         let service = self.service
         let answers = await withTaskGroup(of: Result<IngestResponse, UsageBoxError>.self) { group in
             for id in [a.id, b.id] {
@@ -160,5 +160,35 @@ extension EvidenceTests {
         } catch let e as UsageBoxError {
             #expect(refused && e.code == .conflict && e.message.contains("the meter changed"), "\(time): \(e.message)")
         }
+    }
+}
+
+extension EvidenceTests {
+    /// Two processes (two `serve`s on one ClickHouse, the CLI beside a server) do not share the
+    /// in-process turn-taking: two runs of May from one meter state (the export pulled twice)
+    /// applied from both at the same moment passed the meter check before either posted, and
+    /// their corrections, under ids that named the invoice, were both accepted (+1,040,000 for a
+    /// 520,000 gap). Their corrections now claim the cell's same slot: the account's one writer
+    /// posts one and answers the other `conflict`.
+    @Test func twoProcessesApplyingTwoRunsOfOneMonthCorrectTheGapOnce() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        var again = AnthropicPlugin.demoCostReport
+        again.bytes.append(0x0A)
+        let (a, b) = (try await recordKata(on: store), try await recordKata(again, on: store))
+        #expect(a.corrections.map(\.quantity) == [520_000] && b.corrections.map(\.quantity) == [520_000])
+        // Each "process" checks the meter, then waits, then posts: both check before either posts.
+        let runner = service.runner
+        let responses = try await withThrowingTaskGroup(of: IngestResponse.self) { group in
+            for report in [a, b] {
+                group.addTask {
+                    var report = report
+                    return try await runner.post(&report, confirmLarge: false, store: SlowToPostStore(inner: store), log: store).0
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(responses.map(\.accepted).sorted() == [0, 1] && responses.map(\.conflicts).sorted() == [0, 1], "\(responses)")
+        #expect(try await store.explain(account: "acct_42", range: S.may).totals.corrections == 520_000, "corrected once")
     }
 }

@@ -160,3 +160,13 @@ struct SlowToAnswerIngestStore: ForwardingStore {
         return answer
     }
 }
+
+/// A store that waits before it ingests: two applies made at once both check the meter before
+/// either posts, as two processes can.
+struct SlowToPostStore: ForwardingStore {
+    let inner: any MeterStore
+    func ingest(_ batch: IngestBatch) async throws -> IngestResponse {
+        try await Task.sleep(for: .milliseconds(300))
+        return try await inner.ingest(batch)
+    }
+}

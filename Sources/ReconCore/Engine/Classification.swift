@@ -77,7 +77,7 @@ struct CorrectionProposal: Sendable {
     static func propose(
         _ findings: [ReconciliationReport.Finding], reasons: [EvidenceReason], diff: GapDiff, meter: MeterLedger,
         options o: ReconciliationOptions, vendor: String, vendorOfModel: [String: String] = [:], vendorNames: Set<String>, reportID: String,
-        invoiceSHA: String, store: any MeterStore
+        store: any MeterStore
     ) async throws -> CorrectionProposal {
         var out = CorrectionProposal(findings: findings)
         let inconclusive = reasons.filter { $0.effect == .inconclusive }.map(\.code)
@@ -135,13 +135,16 @@ struct CorrectionProposal: Sendable {
                 let rawModels = meter.rawModels[f.modelID] ?? [f.modelID]
                 let meterID = try await meterFor(account: account, rawModels: rawModels, options: o, store: store)
                 let cell = CellKey(model: f.modelID, tokenType: f.tokenType, account: account)
-                // The same inputs and the same meter propose the same id (applying twice is a duplicate);
-                // a different quantity, or a cell corrected (or reverted) since, proposes a new one.
+                // The id names the cell's next correction slot: the period, the cell and how many
+                // corrections it already holds. Applying twice is a duplicate; two runs made from one
+                // meter state (another pull of the export, another export of the month) claim the same
+                // slot, so the store's one writer of the account posts one and answers the other
+                // `conflict` — the only guard two processes applying at once share. A cell corrected
+                // (or reverted) since has its next slot: a new id.
                 let prior = meter.correctionCounts[cell] ?? 0
                 let id =
                     "recon_"
-                    + String(
-                        sha256Hex(Array("\(ref)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(invoiceSHA)|\(quantity)|\(prior)".utf8)).prefix(40))
+                    + String(sha256Hex(Array("\(ref)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(prior)".utf8)).prefix(40))
                 var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID, "vendor": vendorOfModel[f.modelID] ?? vendor]
                 if let tt = f.tokenType { dims["token_type"] = tt.rawValue }
                 out.basis.append(
