@@ -508,13 +508,15 @@ public struct ProposedCorrection: Codable, Equatable, Sendable {
     public var kind: String
     public var correctionRef: String
     public var quantity: Int64
+    /// The meter's own spelling of tokens ("Tokens", "token"), which the correction posts in;
+    /// "tokens" where the meter has no unit (then it posts with none, claiming no unit for it).
     public var unit: String
     public var timestamp: Timestamp
     public var dimensions: [String: String]
 
     public init(
         eventID: String, accountID: String, meterID: String, modelID: String?, correctionRef: String, quantity: Int64,
-        timestamp: Timestamp, dimensions: [String: String]
+        unit: String? = nil, timestamp: Timestamp, dimensions: [String: String]
     ) {
         self.eventID = eventID
         self.accountID = accountID
@@ -523,7 +525,7 @@ public struct ProposedCorrection: Codable, Equatable, Sendable {
         self.kind = EventKind.correction.rawValue
         self.correctionRef = correctionRef
         self.quantity = quantity
-        self.unit = "tokens"
+        self.unit = unit ?? "tokens"
         self.timestamp = timestamp
         self.dimensions = dimensions
     }

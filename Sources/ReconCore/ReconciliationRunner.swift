@@ -219,7 +219,7 @@ public struct ReconciliationRunner: Sendable {
         return ProposedCorrection(
             eventID: "revert_" + String(sha256Hex(Array(c.eventID.utf8)).prefix(40)), accountID: c.accountID,
             meterID: c.meterID, modelID: c.modelID, correctionRef: c.correctionRef + "_revert", quantity: -c.quantity,
-            timestamp: c.timestamp, dimensions: dims)
+            unit: c.unit, timestamp: c.timestamp, dimensions: dims)
     }
 
     /// The events corrections post as: in their meter's own unit ("Tokens", "token": the engine

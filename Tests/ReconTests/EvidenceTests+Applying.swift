@@ -99,7 +99,8 @@ extension EvidenceTests {
 
     /// A meter whose unit is another spelling of tokens is read as tokens by the engine; its
     /// corrections said "tokens", which that meter refuses (unit_mismatch), so the run could never
-    /// be applied — while the answer said success. They post in the meter's own unit.
+    /// be applied — while the answer said success. They post in the meter's own unit, and the
+    /// report says so (it said "tokens").
     @Test(arguments: ["Tokens", "token"])
     func correctionsPostInTheirMetersSpellingOfTokens(unit: String) async throws {
         let store = try S.store()
@@ -113,6 +114,7 @@ extension EvidenceTests {
         }
         let r = try await recordKata(on: store)
         #expect(r.corrections.map(\.quantity) == [520_000])
+        #expect(r.corrections.map(\.unit) == [unit], "the report names the unit the correction posts in")
         let posted = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
         #expect(posted.accepted == 1 && posted.rejected == 0, "\(posted)")
         let stored = try await store.explain(account: "acct_42", range: S.may).corrections.first?.event

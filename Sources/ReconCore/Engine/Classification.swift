@@ -80,6 +80,7 @@ struct CorrectionProposal: Sendable {
         store: any MeterStore
     ) async throws -> CorrectionProposal {
         var out = CorrectionProposal(findings: findings)
+        let units = findings.contains { $0.gapClass == .meteringGap } ? try await MeterLedger.units(store) : [:]
         let inconclusive = reasons.filter { $0.effect == .inconclusive }.map(\.code)
         let ref = ReconciliationEngine.correctionRef(range: o.range, vendor: vendor)
         // A pricing gap read off partial evidence (a page of an export, an invoice for other days)
@@ -156,7 +157,7 @@ struct CorrectionProposal: Sendable {
                     (
                         ProposedCorrection(
                             eventID: id, accountID: account, meterID: meterID, modelID: f.modelID, correctionRef: ref,
-                            quantity: quantity, timestamp: Timestamp(microseconds: o.range.to.microseconds - 1_000_000),
+                            quantity: quantity, unit: units[meterID], timestamp: Timestamp(microseconds: o.range.to.microseconds - 1_000_000),
                             dimensions: dims), f
                     ))
             }
@@ -210,7 +211,6 @@ struct CorrectionProposal: Sendable {
         }
         // What each corrected account metered in all, and just outside the period, for apply to see
         // anything that moved since.
-        let units = out.basis.isEmpty ? [:] : try await MeterLedger.units(store)
         for account in Set(out.basis.map(\.accountID)).sorted() {
             let total = try await ReconciliationReport.MeterBasis.accountTokens(account, basis: out.basis, range: o.range, store: store, units: units)
             let edges = try await ReconciliationReport.MeterBasis.edgeTokens(account, basis: out.basis, range: o.range, store: store, units: units)
