@@ -53,6 +53,25 @@ public enum JSONWriter {
     /// Whether a byte of a string's UTF-8 must be escaped in JSON (control characters, `"`, `\`).
     @inline(__always) static func needsEscape(_ b: UInt8) -> Bool { b < 0x20 || b == 0x22 || b == 0x5C }
 
+    /// The bytes `appendString(utf8:to:)` writes for these, quotes included: what an answer's size
+    /// bound must count (a value of quotes or control characters doubles or sextuples).
+    public static func encodedLength(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var n = bytes.count + 2
+        for b in bytes where needsEscape(b) {
+            switch b {
+            case 0x22, 0x5C, 0x0A, 0x0D, 0x09: n += 1
+            default: n += 5
+            }
+        }
+        return n
+    }
+
+    /// The same for a `String`.
+    public static func encodedLength(_ s: String) -> Int {
+        var s = s
+        return s.withUTF8 { encodedLength(utf8: $0) }
+    }
+
     /// Appends UTF-8 bytes as a JSON string (quotes included); one pass when nothing needs escaping.
     public static func appendString(utf8 bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
         out.append(0x22)

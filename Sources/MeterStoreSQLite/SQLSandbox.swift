@@ -139,15 +139,30 @@ enum SQLSandbox {
             if rc == SQLITE_DONE { break }
             guard rc == SQLITE_ROW else { throw error(db, code: rc, deadline: deadline) }
             if rows.count == rowLimit { truncated = true; break }
-            for i in 0..<columnCount { bytes += Int(sqlite3_column_bytes(stmt, i)) + 8 }
-            guard bytes <= maxResultBytes else {
-                throw UsageBoxError.invalidArgument(
-                    "the answer would be larger than \(maxResultBytes >> 20) MiB; select fewer rows or columns",
-                    field: "sql")
+            for i in 0..<columnCount {
+                bytes += answerBytes(stmt, i)
+                guard bytes <= maxResultBytes else {
+                    throw UsageBoxError.invalidArgument(
+                        "the answer would be larger than \(maxResultBytes >> 20) MiB; select fewer rows or columns",
+                        field: "sql")
+                }
             }
             rows.append((0..<columnCount).map { value(stmt, $0) })
         }
         return SQLResult(columns: columns, rows: rows, truncated: truncated)
+    }
+
+    /// The bytes a column's value takes in the JSON answer, with its separator: text as escaped
+    /// (a megabyte of quotes is two, of control characters six), a blob as base64.
+    private static func answerBytes(_ stmt: OpaquePointer, _ i: Int32) -> Int {
+        switch sqlite3_column_type(stmt, i) {
+        case SQLITE_INTEGER, SQLITE_FLOAT: return 26
+        case SQLITE_TEXT:
+            guard let p = sqlite3_column_text(stmt, i) else { return 3 }
+            return JSONWriter.encodedLength(utf8: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(stmt, i)))) + 1
+        case SQLITE_BLOB: return (Int(sqlite3_column_bytes(stmt, i)) + 2) / 3 * 4 + 3
+        default: return 5
+        }
     }
 
     private static func value(_ stmt: OpaquePointer, _ i: Int32) -> JSONValue {

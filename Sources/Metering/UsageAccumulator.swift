@@ -1,3 +1,5 @@
+import ExactJSON
+
 /// One row a backend reads for a grouped usage query: an aggregate of the events of one rollup
 /// key (account, meter, model, kind, unit, dimensions), in one hour when the query groups by time.
 public struct UsageRow: Sendable {
@@ -35,6 +37,10 @@ public struct UsageAccumulator: Sendable {
     /// The most groups one answer may hold: a group_by on a dimension with a value per event would
     /// otherwise build an answer as large as the store.
     public static let maxGroups = 100_000
+    /// The most bytes the groups' JSON may take (estimated as they are added): 100,000 groups of
+    /// long dimension values built a 96 MB answer.
+    public static let maxAnswerBytes = 32 << 20
+    private var answerBytes = 0
 
     public init(_ query: UsageQuery) { self.query = query }
 
@@ -69,7 +75,19 @@ public struct UsageAccumulator: Sendable {
             case let .dimension(d): return row.dimensions[d]
             }
         }
-        var aggregate = groups[key] ?? UsageAggregate()
+        var aggregate: UsageAggregate
+        if let known = groups[key] {
+            aggregate = known
+        } else {
+            aggregate = UsageAggregate()
+            // A group's keys as the answer writes them (name, escaped value), and its figures.
+            answerBytes += zip(query.groupBy, key).reduce(120) { $0 + $1.0.name.utf8.count + ($1.1.map(JSONWriter.encodedLength) ?? 4) + 4 }
+            guard answerBytes <= Self.maxAnswerBytes else {
+                throw UsageBoxError.invalidArgument(
+                    "the answer would be larger than \(Self.maxAnswerBytes >> 20) MiB; group by fewer fields or narrow from/to",
+                    field: "group_by")
+            }
+        }
         try aggregate.add(row.aggregate)
         groups[key] = aggregate
         guard groups.count <= Self.maxGroups else {

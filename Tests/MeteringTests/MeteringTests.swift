@@ -110,6 +110,37 @@ import Testing
     /// The canonical bytes are hashed into segment chains: the fast writer must produce exactly what
     /// writing each field through `JSONWriter` would, for strings that need escaping, long and
     /// non-ASCII ones, and timestamps with and without microseconds.
+    /// The size an answer bound counts is what the writer writes, escapes and quotes included.
+    @Test func encodedLengthIsWhatTheWriterWrites() {
+        for text in ["", "plain", "quote\"inside\\", "tab\tnew\nline\rcr", "\u{1}\u{1f}\u{0}", "é composé — ünïcode", String(repeating: "\"", count: 1000)] {
+            var out = ""
+            JSONWriter.appendString(text, to: &out)
+            #expect(JSONWriter.encodedLength(text) == out.utf8.count, "\(text.debugDescription)")
+        }
+    }
+
+    /// A grouped answer was bounded by its groups (100,000) alone: groups of long dimension
+    /// values built a 96 MB answer. Its bytes are bounded too, as the groups are added.
+    @Test func aGroupedAnswerIsBoundedByItsBytes() throws {
+        let query = UsageQuery(
+            scope: .all, range: try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-06-01T00:00:00Z"),
+            groupBy: [.dimension("a"), .dimension("b"), .dimension("c"), .dimension("d")])
+        var accumulator = UsageAccumulator(query)
+        let long = String(repeating: "x", count: 250)
+        do {
+            for i in 0..<UsageAccumulator.maxGroups {
+                let dims = ["a": "\(i)" + long, "b": long, "c": long, "d": long]
+                try accumulator.add(
+                    UsageRow(
+                        account: "a", meter: "m", model: nil, kind: "Usage", unit: nil, dimensions: dims, hour: nil,
+                        aggregate: UsageAggregate(sum: 1, count: 1, min: 1, max: 1)))
+            }
+            Issue.record("100,000 groups of 1 KB keys were accepted")
+        } catch let e as UsageBoxError {
+            #expect(e.field == "group_by" && e.message.contains("32 MiB"), "\(e.message)")
+        }
+    }
+
     @Test func canonicalEncodingEscapesLikeJSONWriter() throws {
         func json(_ s: String) -> String {
             var out = ""

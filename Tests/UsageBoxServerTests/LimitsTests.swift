@@ -76,6 +76,16 @@ import VendorAnthropic
                 client, .post, "/v1/query/sql", key: admin,
                 body: sql("SELECT hex(zeroblob(2500)) FROM usage_events LIMIT 5000"))
             #expect(wide.status == 400 && wide.json["error"]?["message"]?.stringValue?.contains("8 MiB") == true, "\(wide.json)")
+            // The 8 MiB counted values, not their JSON: 2 MB of control characters answered 12 MB
+            // (44 MB seen with more columns), a megabyte of blob its base64.
+            for escaped in [
+                "SELECT replace(hex(zeroblob(500000)), '0', char(1)) AS a, replace(hex(zeroblob(500000)), '0', char(2)) AS b",
+                "SELECT " + (0..<5).map { "replace(hex(zeroblob(500000)), '0', '\"') AS q\($0)" }.joined(separator: ", "),
+                "SELECT " + (0..<7).map { "zeroblob(1000000) AS b\($0)" }.joined(separator: ", "),
+            ] {
+                let r = try await call(client, .post, "/v1/query/sql", key: admin, body: sql(escaped))
+                #expect(r.status == 400 && r.json["error"]?["message"]?.stringValue?.contains("8 MiB") == true, "\(escaped.prefix(60)): \(r.status)")
+            }
         }
     }
 
