@@ -4,7 +4,7 @@ import Yams
 
 /// One operation of the HTTP API, as `openapi.yaml` declares it. The document is the one source of
 /// the routes: the router mounts a handler at each operation's method and path, behind the role in
-/// `x-usagebox-role` and the work limits when `x-usagebox-expensive` is set; the 405 answers and
+/// `x-usagebox-role` and the work limits when `x-usagebox-expensive` (or `x-usagebox-read`) is set; the 405 answers and
 /// the attack suite's authorization matrix come from the same list.
 public struct APIOperation: Sendable, Hashable {
     public let id: String
@@ -15,6 +15,9 @@ public struct APIOperation: Sendable, Hashable {
     public let role: KeyRole?
     /// Counts against the per-key and overall limits on expensive work (429 beyond them).
     public let expensive: Bool
+    /// Counts against the per-key and overall limits on grouped reads (429 beyond them): a read of
+    /// a high-cardinality dimension takes seconds, and one key's many would queue everyone's.
+    public let read: Bool
     /// How the key is presented: a bearer header (the API), a browser session (the pages), or not at all.
     public let auth: Auth
     /// The query parameters the document names for it: any other is refused (a misspelt one must
@@ -77,7 +80,7 @@ extension APIOperation {
                 guard open || role != nil else { throw Malformed(description: "\(id) names no x-usagebox-role (reader, writer or admin)") }
                 var operation = APIOperation(
                     id: id, method: method.uppercased(), path: path, role: open ? nil : role,
-                    expensive: op["x-usagebox-expensive"] as? Bool ?? false,
+                    expensive: op["x-usagebox-expensive"] as? Bool ?? false, read: op["x-usagebox-read"] as? Bool ?? false,
                     auth: open ? .none : (op["x-usagebox-auth"] as? String).flatMap(Auth.init(rawValue:)) ?? .bearer)
                 let listed = ((item as? [String: Any])?["parameters"] as? [Any] ?? []) + (op["parameters"] as? [Any] ?? [])
                 operation.queryParameters = Set(listed.compactMap(queryName))

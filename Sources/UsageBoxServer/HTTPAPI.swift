@@ -22,6 +22,7 @@ public struct HTTPAPI: Sendable {
     public let limits: RequestLimits
     let work: WorkLimiter
     let largeBodies: WorkLimiter
+    let reads: WorkLimiter
     let authFailures: AuthFailureLimiter
     /// Browser sessions of the pages under /ui/.
     let sessions = UISessions()
@@ -39,6 +40,7 @@ public struct HTTPAPI: Sendable {
         self.limits = limits
         work = WorkLimiter(perKey: limits.expensivePerKey, overall: limits.expensiveOverall)
         largeBodies = WorkLimiter(perKey: limits.largeBodiesPerKey, overall: limits.largeBodiesOverall, what: "requests with bodies over 1 MiB")
+        reads = WorkLimiter(perKey: limits.readsPerKey, overall: limits.readsOverall, what: "usage reads")
         authFailures = AuthFailureLimiter(perMinute: limits.failedAuthPerMinute, window: limits.failedAuthWindow)
     }
 

@@ -83,6 +83,7 @@ final class OperationRoutes: @unchecked Sendable {
         let api = self.api
         @Sendable func handle(_ request: Request, _ context: UsageBoxRequestContext, _ caller: Caller) async throws -> Response {
             let key = caller.key
+            if op.read { return try await api.within(api.reads, key) { try await handler(request, context, caller) } }
             guard op.expensive else { return try await handler(request, context, caller) }
             // Read the body before taking a slot, so a slow upload holds no share of the limit.
             var request = request

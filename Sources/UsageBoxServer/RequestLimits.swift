@@ -6,6 +6,10 @@ public struct RequestLimits: Sendable {
     /// Expensive requests (SQL, JSON query, verify, explain, reconciliation) running at once, per key and overall.
     public var expensivePerKey = 2
     public var expensiveOverall = 4
+    /// Usage reads running at once, per key and overall: one key's slow reads (a dimension with a
+    /// value per event) held every reader while the others' waited behind them.
+    public var readsPerKey = 4
+    public var readsOverall = 16
     /// Failed authentications per client address per minute before 429.
     public var failedAuthPerMinute = 100
     /// The sliding window those failures are counted over (a minute; a test lengthens it so that a

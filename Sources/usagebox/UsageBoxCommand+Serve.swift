@@ -28,6 +28,8 @@ extension UsageBoxCommand {
         @Option(name: .customLong("expensive-per-key"), help: "Expensive requests (SQL, JSON query, verify, explain, reconcile) at once per key.")
         var expensivePerKey = 2
         @Option(name: .customLong("expensive-overall"), help: "Expensive requests at once on the whole server.") var expensiveOverall = 4
+        @Option(name: .customLong("reads-per-key"), help: "Usage reads at once per key.") var readsPerKey = RequestLimits().readsPerKey
+        @Option(name: .customLong("reads-overall"), help: "Usage reads at once on the whole server.") var readsOverall = RequestLimits().readsOverall
         @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed.") var idleTimeout = 30
         @Option(name: .customLong("request-timeout"), help: "Seconds a request (head and body) may take to arrive whole; then its connection is closed.")
         var requestTimeout = 120
@@ -64,15 +66,20 @@ extension UsageBoxCommand {
             logger.logLevel = level
             logger.info("UsageBox serving", metadata: ["store": "\(location.description)", "address": "\(host):\(port)"])
             let host = self.host
-            guard maxInvoiceMB > 0, maxInvoiceMB <= 1024, expensivePerKey > 0, expensiveOverall >= expensivePerKey, idleTimeout > 0, requestTimeout > 0,
+            guard maxInvoiceMB > 0, maxInvoiceMB <= 1024, expensivePerKey > 0, expensiveOverall >= expensivePerKey, readsPerKey > 0,
+                readsOverall >= readsPerKey, idleTimeout > 0, requestTimeout > 0,
                 failedAuthPerMinute > 0
             else {
-                throw ValidationError("limits must be positive, --max-invoice-mb at most 1024, --expensive-overall at least --expensive-per-key")
+                throw ValidationError(
+                    "limits must be positive, --max-invoice-mb at most 1024, --expensive-overall at least --expensive-per-key, --reads-overall at least --reads-per-key"
+                )
             }
             var limits = RequestLimits()
             limits.maxInvoiceBytes = maxInvoiceMB << 20
             limits.expensivePerKey = expensivePerKey
             limits.expensiveOverall = expensiveOverall
+            limits.readsPerKey = readsPerKey
+            limits.readsOverall = readsOverall
             limits.failedAuthPerMinute = failedAuthPerMinute
             // Prometheus metrics at /metrics; the store's size is the SQLite file's (with its WAL).
             let sizePath: String? =

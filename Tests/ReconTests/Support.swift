@@ -5,6 +5,7 @@ import Metering
 import RateCardData
 import ReconCore
 import UsageBoxApp
+import UsageBoxTesting
 
 enum TestSupport {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -114,29 +115,6 @@ enum TestSupport {
     }
 
     static func store() throws -> SQLiteMeterStore { try SQLiteMeterStore(location: .newMemory()) }
-}
-
-/// A store that forwards everything to `inner`; the fakes below replace one method each.
-protocol ForwardingStore: MeterStore {
-    var inner: any MeterStore { get }
-}
-
-extension ForwardingStore {
-    func ingest(_ batch: IngestBatch) async throws -> IngestResponse { try await inner.ingest(batch) }
-    func usage(_ query: UsageQuery) async throws -> UsageResult { try await inner.usage(query) }
-    func verify(_ request: VerifyRequest) async throws -> VerifyReport { try await inner.verify(request) }
-    func explain(account: String, range: TimeRange) async throws -> ExplainReport { try await inner.explain(account: account, range: range) }
-    func closePeriod(account: String, period: String) async throws -> PeriodRecord { try await inner.closePeriod(account: account, period: period) }
-    func periods(account: String) async throws -> [PeriodRecord] { try await inner.periods(account: account) }
-    func meters(scope: AccountScope) async throws -> [MeterInfo] { try await inner.meters(scope: scope) }
-    func setMeter(_ meterID: String, unit: String?, rollupDimensions: [String]?) async throws -> MeterInfo {
-        try await inner.setMeter(meterID, unit: unit, rollupDimensions: rollupDimensions)
-    }
-    func sql(_ query: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) async throws -> SQLResult {
-        try await inner.sql(query, scope: scope, timeLimitSeconds: timeLimitSeconds, rowLimit: rowLimit)
-    }
-    func sealOpenSegments() async throws {}
-    func sealExpiredSegments() async throws {}
 }
 
 /// Answers verify with drift.

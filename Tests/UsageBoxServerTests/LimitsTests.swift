@@ -7,6 +7,7 @@ import Metering
 import Testing
 import UsageBoxApp
 import UsageBoxServer
+import UsageBoxTesting
 import VendorAnthropic
 
 /// No key can make one request cost the server without bound: values, answers, buckets, groups,
@@ -120,6 +121,32 @@ import VendorAnthropic
         }
     }
 
+    /// Usage reads had no limit: one key's slow reads (a dimension with a value per event takes
+    /// 15–20 s) queued every other key's behind them. A key has 4 at once, the server 16; beyond,
+    /// 429 at once, while another key's read goes on.
+    @Test func usageReadsBeyondTheirLimitAre429() async throws {
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let (reader, other) = (
+            try await store.createKey(account: "acct_42", role: .reader).secret, try await store.createKey(account: "acct_42", role: .reader).secret
+        )
+        let app = try app { $0.store = SlowUsageStore(inner: store) }
+        try await app.test(.router) { client in
+            let path = "/v1/accounts/acct_42/usage?from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z&group_by=model_id"
+            let answers = try await withThrowingTaskGroup(of: (String, Answer).self) { group in
+                for _ in 0..<7 { group.addTask { ("one", try await call(client, .get, path, key: reader)) } }
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(100))
+                    return ("other", try await call(client, .get, path, key: other))
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            let one = answers.filter { $0.0 == "one" }.map(\.1)
+            #expect(one.filter { $0.status == 200 }.count == 4 && one.filter { $0.status == 429 }.count == 3, "\(one.map(\.status))")
+            #expect(one.filter { $0.status == 429 }.allSatisfy { $0.json["error"]?["message"]?.stringValue?.contains("usage reads") == true })
+            #expect(answers.filter { $0.0 == "other" }.map(\.1.status) == [200], "another key's read goes on")
+        }
+    }
+
     @Test func failedAuthenticationsFromOneAddressAreLimited() async throws {
         let writer = try await store.createKey(account: "acct_42", role: .writer).secret
         // Over an hour here, not the default minute: the whole test suite running at once on a
@@ -155,5 +182,14 @@ import VendorAnthropic
 
     @Test func secretsCompareWholly() {
         #expect(constantTimeEquals("abc", "abc") && !constantTimeEquals("abc", "abd") && !constantTimeEquals("abc", "abcd") && !constantTimeEquals("", "a"))
+    }
+}
+
+/// Answers usage reads after a second, as a read of a high-cardinality dimension does.
+struct SlowUsageStore: ForwardingStore {
+    let inner: any MeterStore
+    func usage(_ query: UsageQuery) async throws -> UsageResult {
+        try await Task.sleep(for: .seconds(1))
+        return try await inner.usage(query)
     }
 }

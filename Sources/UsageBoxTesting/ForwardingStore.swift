@@ -1,0 +1,29 @@
+public import Metering
+
+/// A store that forwards everything to `inner`: a test's fake replaces one method (a slow read, a
+/// drifting verify) and keeps the real store's answers for the rest.
+public protocol ForwardingStore: MeterStore {
+    var inner: any MeterStore { get }
+}
+
+extension ForwardingStore {
+    public func ingest(_ batch: IngestBatch) async throws -> IngestResponse { try await inner.ingest(batch) }
+    public func usage(_ query: UsageQuery) async throws -> UsageResult { try await inner.usage(query) }
+    public func verify(_ request: VerifyRequest) async throws -> VerifyReport { try await inner.verify(request) }
+    public func explain(account: String, range: TimeRange) async throws -> ExplainReport {
+        try await inner.explain(account: account, range: range)
+    }
+    public func closePeriod(account: String, period: String) async throws -> PeriodRecord {
+        try await inner.closePeriod(account: account, period: period)
+    }
+    public func periods(account: String) async throws -> [PeriodRecord] { try await inner.periods(account: account) }
+    public func meters(scope: AccountScope) async throws -> [MeterInfo] { try await inner.meters(scope: scope) }
+    public func setMeter(_ meterID: String, unit: String?, rollupDimensions: [String]?) async throws -> MeterInfo {
+        try await inner.setMeter(meterID, unit: unit, rollupDimensions: rollupDimensions)
+    }
+    public func sql(_ query: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) async throws -> SQLResult {
+        try await inner.sql(query, scope: scope, timeLimitSeconds: timeLimitSeconds, rowLimit: rowLimit)
+    }
+    public func sealOpenSegments() async throws {}
+    public func sealExpiredSegments() async throws {}
+}
