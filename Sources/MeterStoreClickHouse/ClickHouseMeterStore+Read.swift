@@ -108,7 +108,7 @@ extension ClickHouseMeterStore {
                         aggregate: UsageAggregate(sum: sum, count: r[10].chInt ?? 0, min: r[11].chInt ?? 0, max: r[12].chInt ?? 0)))
             }
         }
-        return acc.result(source: useRaw ? "raw" : "rollup")
+        return try acc.result(source: useRaw ? "raw" : "rollup")
     }
 
     /// Simple field filters pushed into the query (the accumulator checks every filter anyway).

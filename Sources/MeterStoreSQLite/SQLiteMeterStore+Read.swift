@@ -38,7 +38,7 @@ extension SQLiteMeterStore {
             case .dayRollup: try readRollups(db, q, from: span.from, to: span.to, into: &acc, dir: &dir, table: "rollup_day")
             }
         }
-        return acc.result(source: useRaw ? "raw" : "rollup")
+        return try acc.result(source: useRaw ? "raw" : "rollup")
     }
 
     /// A group_by or filter naming a dimension never seen on the scope's events is an error, not a zero.

@@ -33,6 +33,9 @@ public struct UsageRow: Sendable {
 public struct UsageAccumulator: Sendable {
     public let query: UsageQuery
     private var groups: [[String?]: UsageAggregate] = [:]
+    /// Each group's sum so far, wide: rows come per kind (a Usage row, then its Corrections), so
+    /// a sum that nets to 64 bits may pass beyond them on the way. Checked when the answer is made.
+    private var sums: [[String?]: Int128] = [:]
 
     /// The most groups one answer may hold: a group_by on a dimension with a value per event would
     /// otherwise build an answer as large as the store.
@@ -88,7 +91,10 @@ public struct UsageAccumulator: Sendable {
                     field: "group_by")
             }
         }
-        try aggregate.add(row.aggregate)
+        var partial = row.aggregate
+        partial.sum = 0
+        try aggregate.add(partial)
+        sums[key, default: 0] += Int128(row.aggregate.sum)
         groups[key] = aggregate
         guard groups.count <= Self.maxGroups else {
             throw UsageBoxError.invalidArgument(
@@ -97,9 +103,14 @@ public struct UsageAccumulator: Sendable {
     }
 
     /// The answer, groups sorted by their keys (byte order, null first); one empty group when the
-    /// query groups by nothing and nothing matched.
-    public func result(source: String) -> UsageResult {
-        var list = groups.map { UsageGroup(keys: $0.key, aggregate: $0.value) }
+    /// query groups by nothing and nothing matched. A group's net sum beyond 64 bits is an error.
+    public func result(source: String) throws -> UsageResult {
+        var list = try groups.map { key, aggregate in
+            var aggregate = aggregate
+            guard let sum = Int64(exactly: sums[key] ?? 0) else { throw UsageBoxError.sumOverflow }
+            aggregate.sum = sum
+            return UsageGroup(keys: key, aggregate: aggregate)
+        }
         if query.groupBy.isEmpty && list.isEmpty { list = [UsageGroup(keys: [], aggregate: UsageAggregate())] }
         UsageResult.sortGroups(&list)
         return UsageResult(source: source, groupBy: query.groupBy, metrics: query.metrics, groups: list)

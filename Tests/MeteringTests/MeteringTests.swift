@@ -141,6 +141,25 @@ import Testing
         }
     }
 
+    /// Rows come per kind: a group's Usage rows were summed before its Corrections, so a net that
+    /// fits 64 bits was refused as an overflow on the way. Only the net is checked; a net beyond
+    /// 64 bits is still an error.
+    @Test func aGroupsSumIsCheckedWhenNettedNotOnTheWay() throws {
+        let query = UsageQuery(scope: .all, range: try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-06-01T00:00:00Z"), groupBy: [.modelID])
+        func row(_ kind: String, _ q: Int64, _ dim: String) -> UsageRow {
+            UsageRow(
+                account: "a", meter: "m", model: "x", kind: kind, unit: nil, dimensions: ["d": dim], hour: nil,
+                aggregate: UsageAggregate(sum: q, count: 1, min: q, max: q))
+        }
+        var nets = UsageAccumulator(query)
+        for r in [row("Usage", .max - 10, "1"), row("Usage", 20, "2"), row("Correction", -30, "1")] { try nets.add(r) }
+        let groups = try nets.result(source: "raw").groups
+        #expect(groups.map(\.aggregate.sum) == [.max - 20] && groups.map(\.aggregate.count) == [3])
+        var beyond = UsageAccumulator(query)
+        for r in [row("Usage", .max - 10, "1"), row("Usage", 20, "2")] { try beyond.add(r) }
+        #expect(throws: UsageBoxError.self) { try beyond.result(source: "raw") }
+    }
+
     @Test func canonicalEncodingEscapesLikeJSONWriter() throws {
         func json(_ s: String) -> String {
             var out = ""
