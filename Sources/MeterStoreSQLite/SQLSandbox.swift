@@ -111,21 +111,38 @@ enum SQLSandbox {
                 return Unmanaged<Deadline>.fromOpaque(context).takeUnretainedValue().expired ? 1 : 0
             }, deadlinePointer.toOpaque())
 
+        // SQLite decides what is a statement: empty ones (`;`, comments) before and after the one
+        // statement are skipped, anything else after it is a second statement.
         var statement: OpaquePointer?
-        var rest = ""
-        let prepared = sql.withCString { text in
-            var tail: UnsafePointer<CChar>?
-            let rc = sqlite3_prepare_v2(db, text, -1, &statement, &tail)
-            if let tail { rest = String(cString: tail) }
-            return rc
+        var second = false
+        let prepared = sql.withCString { text -> Int32 in
+            var cursor = text
+            while statement == nil, cursor.pointee != 0 {
+                var tail: UnsafePointer<CChar>?
+                let rc = sqlite3_prepare_v2(db, cursor, -1, &statement, &tail)
+                guard rc == SQLITE_OK else { return rc }
+                guard let tail, tail != cursor else { break }
+                cursor = tail
+            }
+            while statement != nil, cursor.pointee != 0 {
+                var extra: OpaquePointer?
+                var tail: UnsafePointer<CChar>?
+                let rc = sqlite3_prepare_v2(db, cursor, -1, &extra, &tail)
+                sqlite3_finalize(extra)
+                guard rc == SQLITE_OK, extra == nil, let tail, tail != cursor else {
+                    second = true
+                    break
+                }
+                cursor = tail
+            }
+            return SQLITE_OK
         }
         defer { sqlite3_finalize(statement) }
-        guard prepared == SQLITE_OK, let stmt = statement else {
-            throw error(db, code: prepared, deadline: deadline)
+        guard prepared == SQLITE_OK else { throw error(db, code: prepared, deadline: deadline) }
+        guard let stmt = statement else {
+            throw UsageBoxError.invalidArgument("the SQL holds no statement: send one SELECT", field: "sql")
         }
-        if !rest.trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: ";"))).isEmpty {
-            throw UsageBoxError.invalidArgument("only one SQL statement is allowed per request", field: "sql")
-        }
+        if second { throw UsageBoxError.invalidArgument("only one SQL statement is allowed per request", field: "sql") }
         guard sqlite3_stmt_readonly(stmt) != 0 else {
             throw UsageBoxError.invalidArgument("only read-only SELECT statements are allowed", field: "sql")
         }

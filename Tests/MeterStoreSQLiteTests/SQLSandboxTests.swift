@@ -32,6 +32,23 @@ import UsageBoxTesting
                 _ = try await store.sql(attack, scope: .accounts(["mine"]), timeLimitSeconds: 10, rowLimit: 10)
             }
         }
+        // Whitespace alone answered "not an error"; a comment after the statement's `;` was
+        // refused as a second statement. Empty statements around the one are skipped.
+        for (sql, holds) in [
+            ("   \n ", "no statement"), ("-- nothing", "no statement"), (";;", "no statement"),
+            ("SELECT 1; DELETE FROM usage_events", "only one"), ("SELECT 1; garbage", "only one"),
+        ] {
+            do {
+                _ = try await store.sql(sql, scope: .accounts(["mine"]), timeLimitSeconds: 10, rowLimit: 10)
+                Issue.record("\(sql) answered")
+            } catch let e as UsageBoxError {
+                #expect(e.field == "sql" && e.message.contains(holds), "\(sql.debugDescription): \(e.message)")
+            }
+        }
+        for sql in ["SELECT 1; -- done", "-- first\nSELECT 1;\n/* after */ ;", "; SELECT 1"] {
+            let r = try await store.sql(sql, scope: .accounts(["mine"]), timeLimitSeconds: 10, rowLimit: 10)
+            #expect(r.rows == [[.int(1)]], "\(sql.debugDescription)")
+        }
         do {
             _ = try await store.sql(
                 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c", scope: .accounts(["mine"]),
