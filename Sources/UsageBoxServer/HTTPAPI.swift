@@ -221,6 +221,22 @@ public struct HTTPAPI: Sendable {
         }
     }
 
+    /// Refuses a body on a route that takes none (apply, revert), rather than ignore it:
+    /// `{"confirm_large": true}` sent as a body read as a confirmation and was not one. Nothing,
+    /// whitespace or `{}` passes.
+    func requireNoBody(_ request: Request, _ remedy: String) async throws {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: 64 << 10)
+        } catch {
+            throw UsageBoxError.invalidArgument("this route takes no body; \(remedy)", field: "body")
+        }
+        let text = String(buffer: buffer).filter { !$0.isWhitespace }
+        guard text.isEmpty || text == "{}" else {
+            throw UsageBoxError.invalidArgument("this route takes no body (it was not read); \(remedy)", field: "body")
+        }
+    }
+
     /// An `application/x-www-form-urlencoded` body (the sign-in form), at most 64 KiB.
     func form(_ request: Request) async throws -> [String: String] {
         let buffer: ByteBuffer

@@ -60,12 +60,14 @@ struct ReconciliationController {
                 throw UsageBoxError.invalidArgument("confirm_large is true or false", field: "confirm_large")
             }
             let confirmLarge = confirm == "true"
+            try await api.requireNoBody(request, "post held corrections too with ?confirm_large=true")
             let id = try context.parameters.require("id")
             _ = try await api.storedReport(id, key: caller.key)
             return JSONResponse.make(try await backend().apply(id: id, confirmLarge: confirmLarge, store: api.store, log: try log(id)))
         }
         routes.on("revertReconciliation") { request, context, caller in
             _ = try api.parameters(request, of: "revertReconciliation")
+            try await api.requireNoBody(request, "the reconciliation's id in the path says what to revert")
             let id = try context.parameters.require("id")
             _ = try await api.storedReport(id, key: caller.key)
             return JSONResponse.make(try await backend().revert(id: id, store: api.store, log: try log(id)))

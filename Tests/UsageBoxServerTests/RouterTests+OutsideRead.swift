@@ -67,7 +67,7 @@ extension RouterTests {
     }
 
     /// A misspelt reconciliation parameter (`acount`) ran over every account; `confirm_large=maybe`
-    /// was read as false.
+    /// was read as false; a body on apply was ignored.
     @Test func reconciliationRoutesRefuseUnknownParameters() async throws {
         try await app.test(.router) { client in
             let run = try await call(
@@ -76,6 +76,15 @@ extension RouterTests {
             #expect(run.status == 400 && run.json["error"]?["field"] == .string("acount"), "\(run.text)")
             let apply = try await call(client, .post, "/v1/reconciliations/rec_x/apply?confirm_large=maybe", key: admin)
             #expect([400, 404].contains(apply.status), "\(apply.text)")
+            // A body on apply or revert was ignored: `{"confirm_large": true}` read as a confirmation
+            // and was not one. Refused, naming the parameter; nothing, or `{}`, goes on.
+            for (path, body, status) in [
+                ("apply", #"{"confirm_large": true}"#, 400), ("revert", "x", 400), ("apply", " {} ", 404), ("revert", "", 404),
+            ] {
+                let r = try await call(client, .post, "/v1/reconciliations/rec_x/\(path)", key: admin, body: body)
+                #expect(r.status == status && (status == 404 || r.json["error"]?["field"] == .string("body")), "\(path) \(body): \(r.text)")
+                if path == "apply", status == 400 { #expect(r.text.contains("confirm_large=true"), "\(r.text)") }
+            }
             let explain = try await call(client, .get, "/v1/accounts/acct_42/explain?\(Self.may)&frm=x", key: admin)
             #expect(explain.status == 400 && explain.json["error"]?["field"] == .string("frm"), "\(explain.text)")
         }
