@@ -173,7 +173,7 @@ struct CorrectionProposal: Sendable {
             let unseen = proposed.first { c, f in
                 c.quantity > 0 && diff.metered.filter { $0.key.model == f.modelID && $0.key.account == f.accountID }.values.reduce(0, +) == 0
             }
-            // A gap found only on the period's last day or two is the signature of an export pulled
+            // A gap found only on the period's last few days is the signature of an export pulled
             // before the vendor's last day landed (or of events still on their way to the meter):
             // the same file a day later may not show it.
             let lastDays = proposed.map(\.1).first { DailyEvidence.endsUnlikeItRan($0, diff, range: o.range) }
