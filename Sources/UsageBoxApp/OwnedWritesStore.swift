@@ -6,9 +6,10 @@ public import ReconCore
 /// A store behind several `usagebox serve` processes: each account's writes (events and period
 /// closes) go to the process that owns it (`PeerRing`) — here, or forwarded to that peer over its
 /// API with the cluster's admin key — and every read goes to the shared store directly.
-public final class OwnedWritesStore: MeterStore, KeyStore, ReconciliationLog, @unchecked Sendable {
+public final class OwnedWritesStore: ForwardingStore, KeyStore, ReconciliationLog, @unchecked Sendable {
     // Immutable after init.
     let base: ServerStore
+    public var inner: any MeterStore { base }
     let ring: PeerRing
     let peers: [HTTPMeterStore?]
 
@@ -58,21 +59,6 @@ public final class OwnedWritesStore: MeterStore, KeyStore, ReconciliationLog, @u
         guard let peer = peers[ring.owner(of: account)] else { return try await base.closePeriod(account: account, period: period) }
         return try await peer.closePeriod(account: account, period: period)
     }
-
-    public func usage(_ query: UsageQuery) async throws -> UsageResult { try await base.usage(query) }
-    public func verify(_ request: VerifyRequest) async throws -> VerifyReport { try await base.verify(request) }
-    public func explain(account: String, range: TimeRange) async throws -> ExplainReport { try await base.explain(account: account, range: range) }
-    public func periods(account: String) async throws -> [PeriodRecord] { try await base.periods(account: account) }
-    public func meters(scope: AccountScope) async throws -> [MeterInfo] { try await base.meters(scope: scope) }
-    public func setMeter(_ meterID: String, unit: String?, rollupDimensions: [String]?) async throws -> MeterInfo {
-        try await base.setMeter(meterID, unit: unit, rollupDimensions: rollupDimensions)
-    }
-    public func sql(_ query: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) async throws -> SQLResult {
-        try await base.sql(query, scope: scope, timeLimitSeconds: timeLimitSeconds, rowLimit: rowLimit)
-    }
-    public func sealOpenSegments() async throws { try await base.sealOpenSegments() }
-    public func sealExpiredSegments() async throws { try await base.sealExpiredSegments() }
-    public func scrub(maxSegments: Int) async throws -> ScrubProgress { try await base.scrub(maxSegments: maxSegments) }
 
     public func createKey(account: String?, role: KeyRole) async throws -> (APIKey, secret: String) {
         try await base.createKey(account: account, role: role)

@@ -32,6 +32,20 @@ extension EvidenceTests {
         }
     }
 
+    /// Applies `id` after the meter moved: posted (one correction) unless `refused`, then a 409
+    /// whose message holds `because`.
+    func expectApply(
+        _ id: String, on store: SQLiteMeterStore, refused: Bool, because: String, _ label: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        do {
+            let posted = try await service.apply(id: id, confirmLarge: false, store: store, log: store)
+            #expect(!refused && posted.accepted == 1, "\(label): posted \(posted)", sourceLocation: sourceLocation)
+        } catch let e as UsageBoxError {
+            #expect(refused && e.code == .conflict && e.message.contains(because), "\(label): \(e.message)", sourceLocation: sourceLocation)
+        }
+    }
+
     /// The same export pulled twice (a trailing newline apart: another invoice hash, which made
     /// another correction id), both runs recorded, then applied at the same moment: both passed
     /// the meter check before either posted, and the 520,000 were corrected twice. One posts; the
@@ -131,12 +145,7 @@ extension EvidenceTests {
         _ = try await KataDemo(store: store, write: { _ in }).load()
         let r = try await recordKata(on: store)
         _ = try await store.ingest([EvidenceInputTests.kataLateInput("late", model: "claude-sonnet-4-5", vendor: label)])
-        do {
-            let posted = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
-            #expect(!refused && posted.accepted == 1, "\(label): posted \(posted)")
-        } catch let e as UsageBoxError {
-            #expect(refused && e.code == .conflict && e.message.contains("vendor='\(label)'"), "\(label): \(e.message)")
-        }
+        try await expectApply(r.id, on: store, refused: refused, because: "vendor='\(label)'", label)
     }
 }
 
@@ -156,12 +165,7 @@ extension EvidenceTests {
             let fresh = try await recordKata(on: store)
             #expect(fresh.corrections.isEmpty && fresh.findings.contains { $0.gapClass == .boundary }, "\(fresh.findings)")
         }
-        do {
-            let posted = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
-            #expect(!refused && posted.accepted == 1, "\(time): posted \(posted)")
-        } catch let e as UsageBoxError {
-            #expect(refused && e.code == .conflict && e.message.contains("the meter changed"), "\(time): \(e.message)")
-        }
+        try await expectApply(r.id, on: store, refused: refused, because: "the meter changed", time)
     }
 }
 

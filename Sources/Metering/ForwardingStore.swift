@@ -1,7 +1,5 @@
-public import Metering
-
-/// A store that forwards everything to `inner`: a test's fake replaces one method (a slow read, a
-/// drifting verify) and keeps the real store's answers for the rest.
+/// A store that forwards everything to `inner` and replaces what it must: the cluster's store
+/// routing writes to their owner, a test's fake (a slow read, a drifting verify).
 public protocol ForwardingStore: MeterStore {
     var inner: any MeterStore { get }
 }
@@ -24,6 +22,7 @@ extension ForwardingStore {
     public func sql(_ query: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) async throws -> SQLResult {
         try await inner.sql(query, scope: scope, timeLimitSeconds: timeLimitSeconds, rowLimit: rowLimit)
     }
-    public func sealOpenSegments() async throws {}
-    public func sealExpiredSegments() async throws {}
+    public func sealOpenSegments() async throws { try await inner.sealOpenSegments() }
+    public func sealExpiredSegments() async throws { try await inner.sealExpiredSegments() }
+    public func scrub(maxSegments: Int) async throws -> ScrubProgress { try await inner.scrub(maxSegments: maxSegments) }
 }
