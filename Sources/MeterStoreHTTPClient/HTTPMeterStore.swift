@@ -180,6 +180,13 @@ extension HTTPMeterStore {
 }
 
 extension HTTPMeterStore {
+    /// `POST /v1/reconciliations` with the JSON request: the server runs and records it, so its
+    /// apply and revert, its turn-taking and its checks of other runs are the ones used (the
+    /// CLI's `reconcile run --server`). The report's JSON text.
+    public func reconcile(request: JSONValue) async throws -> String {
+        JSONWriter.write(try await call(.POST, "/v1/reconciliations", body: request))
+    }
+
     /// `GET /v1/reconciliations/{id}`: the stored report's JSON text.
     public func reconciliationReportText(id: String) async throws -> String {
         JSONWriter.write(try await call(.GET, "/v1/reconciliations/\(Self.escape(id))"))

@@ -115,18 +115,43 @@ extension UsageBoxCommand.Reconcile {
             return r
         }
 
+        /// With `--server` the server runs and records the reconciliation (the same request its
+        /// API decodes), and applies it: a run made here would be recorded nowhere, and its
+        /// corrections posted past the server's checks of other runs, with no revert.
+        static func runOnServer(
+            _ server: HTTPMeterStore, _ asked: ReconciliationRequest, apply: Bool, confirmLarge: Bool
+        ) async throws -> (ReconciliationReport, ReconciliationRunner.ApplyOutcome) {
+            let text = try await server.reconcile(request: try JSONParser.parse(try ReconciliationJSON.encode(asked)))
+            let report = try ReconciliationJSON.decode(ReconciliationReport.self, from: text)
+            guard apply else { return (report, .notRequested) }
+            do {
+                let response = try await server.reconciliationAction("apply", id: report.id, confirmLarge: confirmLarge)
+                return (report, .posted(response, heldBack: confirmLarge ? 0 : report.held.count))
+            } catch let e as UsageBoxError where e.code == .inconclusive {
+                return (report, .refused(e))
+            }
+        }
+
         func run() async throws {
             let service = try ReconciliationService()
-            let options = try request(service: service).resolve(scope: .all, runBy: "cli")
+            let asked = try request(service: service)
+            let options = try asked.resolve(scope: .all, runBy: "cli")
             let db = try await store.open()
             let report: ReconciliationReport
             let outcome: ReconciliationRunner.ApplyOutcome
             do {
-                (report, outcome) = try await service.run(
-                    options, store: db, log: db as? any ReconciliationLog, apply: apply,
-                    confirmLarge: confirmLarge)
+                if let server = db as? HTTPMeterStore {
+                    (report, outcome) = try await Self.runOnServer(server, asked, apply: apply, confirmLarge: confirmLarge)
+                } else {
+                    (report, outcome) = try await service.run(
+                        options, store: db, log: db as? any ReconciliationLog, apply: apply,
+                        confirmLarge: confirmLarge)
+                }
             } catch let drift as VerifyDrift {
                 printErr("usagebox: reconcile stopped: \(drift)")
+                throw ExitCode.verifyDrift
+            } catch let e as UsageBoxError where e.code == .verifyDrift {
+                printErr("usagebox: reconcile stopped: \(e.message)")
                 throw ExitCode.verifyDrift
             }
             switch json ? .json : format {

@@ -195,6 +195,32 @@ import UsageBoxTesting
             "a key created by the CLI works at once and sees only its account")
     }
 
+    /// `reconcile --server` ran the engine in the CLI over the API: its run was recorded nowhere
+    /// (`reconcile apply ID --server` answered 404), and `--apply` posted its corrections past the
+    /// server's checks, with nothing to revert them by. The server runs and records it now.
+    @Test func reconcileWithServerIsRecordedAndAppliedByTheServer() throws {
+        let server = try Server(withDemoData: true)
+        let invoice = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Plugins/Anthropic/Examples/cost_report_2026_05.json").path
+        let remote = ["--server", server.url, "--key", Server.key]
+        let run = try Self.run(
+            Self.binary,
+            ["reconcile", "--vendor", "anthropic", "--invoice", invoice, "--from", "2026-05-01", "--to", "2026-06-01", "--account", "acct_42", "--json"]
+                + remote)
+        let id = try #require(try JSONParser.parse(run.stdout)["id"]?.stringValue, "\(run.stderr)")
+        let applied = try Self.run(Self.binary, ["reconcile", "apply", id] + remote)
+        #expect(applied.status == 0 && applied.stdout.contains("accepted 1"), "\(applied.stdout) \(applied.stderr)")
+        let again = try Self.run(
+            Self.binary,
+            ["reconcile", "--vendor", "anthropic", "--invoice", invoice, "--from", "2026-05-01", "--to", "2026-06-01", "--account", "acct_42", "--apply"]
+                + remote)
+        #expect(
+            again.status == 0 && !again.stdout.contains("accepted 1"),
+            "the server's meter holds the correction: a second run finds the gap closed: \(again.stdout) \(again.stderr)")
+        let reverted = try Self.run(Self.binary, ["reconcile", "revert", id] + remote)
+        #expect(reverted.status == 0 && reverted.stdout.contains("accepted 1"), "\(reverted.stdout) \(reverted.stderr)")
+    }
+
     @Test func concurrentClientsIngestAndReadWithoutLosingAnswers() async throws {
         let server = try Server(withDemoData: false)
         let store = try HTTPMeterStore(baseURL: server.url, key: Server.key)
