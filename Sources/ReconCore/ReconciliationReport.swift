@@ -336,6 +336,10 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         /// Values of the `vendor` dimension that count as this vendor (events without it count too).
         public var vendors: [String]
         public var metered: Int64
+        /// How many correction events the cell held (the slot its correction's id names); nil in
+        /// reports written before it was kept. A correction posted and reverted since leaves the
+        /// tokens as they were and moves the slot on: apply compares it too.
+        public var corrections: Int64? = nil
         /// What the account metered in the period that could be this run's vendors' usage, when
         /// the run read it (`accountTokens(_:basis:…)`); nil in reports written before it was kept.
         public var accountTokens: Int64? = nil
@@ -345,7 +349,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         public var edgeTokens: Int64? = nil
         enum CodingKeys: String, CodingKey {
             case accountID = "account_id", modelID = "model_id", tokenType = "token_type", rawModelIDs = "raw_model_ids", meterID = "meter_id"
-            case vendors, metered, accountTokens = "account_tokens", edgeTokens = "edge_tokens"
+            case vendors, metered, corrections, accountTokens = "account_tokens", edgeTokens = "edge_tokens"
         }
 
         /// Every token an account metered in a range that could be this run's vendors' usage: on
@@ -356,12 +360,12 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         static func accountTokens(
             _ account: String, corrected: Set<String>, vendors: Set<String>, range: TimeRange, store: any MeterStore, units: [String: String]
         ) async throws -> Int64 {
-            try await tokens(account, corrected: corrected, vendors: vendors, range: range, store: store, units: units)
+            try await tokens(account, corrected: corrected, counts: vendors.contains, range: range, store: store, units: units)
         }
 
         /// `accountTokens`' reading; `corrections: false` counts usage alone.
         private static func tokens(
-            _ account: String, corrected: Set<String>, vendors: Set<String>, range: TimeRange, store: any MeterStore,
+            _ account: String, corrected: Set<String>, counts: (String) -> Bool, range: TimeRange, store: any MeterStore,
             units: [String: String], corrections: Bool = true
         ) async throws -> Int64 {
             var byVendor = true
@@ -373,7 +377,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
                             groupBy: [.meterID, .kind, .modelID] + (byVendor ? [UsageField.dimension("vendor")] : [])))
                     return r.groups.reduce(Int64(0)) { total, g in
                         guard MeterLedger.inTokens(g.keys[0], units) else { return total }
-                        if byVendor, let v = g.keys[3], !vendors.contains(v) { return total }
+                        if byVendor, let v = g.keys[3], !counts(v) { return total }
                         if g.keys[1] == EventKind.correction.rawValue, !corrections || !corrected.contains(g.keys[2] ?? "") { return total }
                         return total &+ g.aggregate.sum
                     }
@@ -403,15 +407,19 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
             ]
         }
 
-        /// `edgeTokens` as a report's basis reads it for an account.
+        /// `edgeTokens` as a report's basis reads it for an account: usage under this run's vendor
+        /// names, and under labels that may be one of them mistyped (`vendor=Anthropic`), which a
+        /// fresh run's boundary check counts as well.
         static func edgeTokens(
-            _ account: String, basis: [MeterBasis], range: TimeRange, store: any MeterStore, units: [String: String]
+            _ account: String, basis: [MeterBasis], range: TimeRange, store: any MeterStore, units: [String: String],
+            mayBeMisspelt: (String) -> Bool
         ) async throws -> Int64 {
-            let mine = basis.filter { $0.accountID == account }
+            let vendors = Set(basis.filter { $0.accountID == account }.flatMap(\.vendors))
             var total: Int64 = 0
             for window in try edgeWindows(range) {
                 total &+= try await tokens(
-                    account, corrected: [], vendors: Set(mine.flatMap(\.vendors)), range: window, store: store, units: units, corrections: false)
+                    account, corrected: [], counts: { vendors.contains($0) || mayBeMisspelt($0) }, range: window, store: store, units: units,
+                    corrections: false)
             }
             return total
         }

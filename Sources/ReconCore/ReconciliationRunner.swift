@@ -117,27 +117,32 @@ public struct ReconciliationRunner: Sendable {
                 c.accountID == b.accountID && c.modelID == b.modelID && c.tokenType == b.tokenType?.rawValue
             }
             guard posting.contains(where: inCell) else { continue }
-            let alreadyPosted = all.filter { inCell($0) && report.appliedEventIDs.contains($0.eventID) }.reduce(Int64(0)) { $0 + $1.quantity }
+            let postedHere = all.filter { inCell($0) && report.appliedEventIDs.contains($0.eventID) }
+            let alreadyPosted = postedHere.reduce(Int64(0)) { $0 + $1.quantity }
             var optional = ["token_type", "vendor"]
-            var filters = [UsageFilter(field: .modelID, op: .in, values: b.rawModelIDs)]
+            // Corrections are written under the canonical model id, which the meter's own ids may not be.
+            var filters = [UsageFilter(field: .modelID, op: .in, values: Set(b.rawModelIDs + [b.modelID]).sorted())]
             if let m = b.meterID { filters.append(UsageFilter(field: .meterID, op: .eq, values: [m])) }
             var now: Int64 = 0
+            var corrections: Int64 = 0
             while true {
                 do {
                     let r = try await store.usage(
                         UsageQuery(
                             scope: .accounts([b.accountID]), range: report.range,
-                            groupBy: [.meterID] + optional.map(UsageField.dimension), filters: filters))
+                            groupBy: [.meterID, .kind] + optional.map(UsageField.dimension), filters: filters))
                     now = 0
+                    corrections = 0
                     for g in r.groups {
                         guard MeterLedger.inTokens(g.keys[0], units) else { continue }
-                        var i = 1
+                        var i = 2
                         if optional.contains("token_type") {
                             if let tt = b.tokenType, g.keys[i] != tt.rawValue { continue }
                             i += 1
                         }
                         if optional.contains("vendor"), let v = g.keys[i], !b.vendors.contains(v) { continue }
                         now += g.aggregate.sum
+                        if g.keys[1] == EventKind.correction.rawValue { corrections += g.aggregate.count }
                     }
                     break
                 } catch let e as UsageBoxError where e.field.map(optional.contains) == true {
@@ -150,6 +155,17 @@ public struct ReconciliationRunner: Sendable {
                     "the meter changed since reconciliation \(report.id) ran: \(b.accountID) \(b.modelID) "
                         + "\(b.tokenType?.rawValue ?? "") held \(b.metered) tokens then and \(now - alreadyPosted) now; "
                         + "run the reconciliation again rather than apply its corrections", field: "id")
+            }
+            // A correction posted and reverted since (another run's, by hand) nets to nothing, but
+            // moves the cell's slot on: a run made after it claims another id, and two applies at
+            // once would both post. The count must be what this run read, plus what it posted.
+            if let then = b.corrections, corrections != then + Int64(postedHere.count) {
+                throw UsageBoxError(
+                    .conflict,
+                    "the meter changed since reconciliation \(report.id) ran: \(b.accountID) \(b.modelID) "
+                        + "\(b.tokenType?.rawValue ?? "") held \(then) correction(s) then and \(corrections - Int64(postedHere.count)) now "
+                        + "(another run's corrections, posted or reverted since); run the reconciliation again rather than apply its corrections",
+                    field: "id")
             }
         }
 
@@ -200,13 +216,16 @@ public struct ReconciliationRunner: Sendable {
             // side of a bound (a fresh run calls it `boundary` and corrects nothing).
             guard let edgesThen = report.meterBasis.first(where: { $0.accountID == account && $0.edgeTokens != nil })?.edgeTokens else { continue }
             let edgesNow = try await ReconciliationReport.MeterBasis.edgeTokens(
-                account, basis: report.meterBasis, range: report.range, store: store, units: units)
+                account, basis: report.meterBasis, range: report.range, store: store, units: units,
+                mayBeMisspelt: engine.misspellings(of: Set(report.meterBasis.flatMap(\.vendors) + [report.vendor])))
             guard edgesNow == edgesThen else {
                 throw UsageBoxError(
                     .conflict,
                     "the meter changed since reconciliation \(report.id) ran: \(account) metered \(edgesThen) tokens in the "
                         + "\(MeterLedger.edgeHours) hours either side of the period then and \(edgesNow) now (late events that may be "
-                        + "the gap's usage dated across a bound); run the reconciliation again rather than apply its corrections", field: "id")
+                        + "the gap's usage dated across a bound); run the reconciliation again rather than apply its corrections "
+                        + "(from \(Timestamp(microseconds: report.range.to.microseconds + Timestamp.microsPerHour * Int64(MeterLedger.edgeHours)).rfc3339) "
+                        + "the hours after the period no longer move)", field: "id")
             }
         }
     }

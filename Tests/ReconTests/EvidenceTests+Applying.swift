@@ -93,19 +93,22 @@ extension EvidenceTests {
         #expect(try await store.explain(account: "acct_42", range: S.may).totals.corrections == 520_000)
     }
 
-    /// Two runs recorded from one meter propose one correction id. The first applied and reverted,
-    /// the second's correction meets the first's stored event (its content names the other run):
-    /// nothing was posted, and the answer said success. Now it is a conflict saying so, and the
-    /// run is not recorded as applied.
+    /// Two runs recorded from one meter propose one correction id. The first's correction posted
+    /// by another process between the second's meter check and its post (first applied and
+    /// reverted, in the tester's case): the second's correction met the first's stored event (its
+    /// content names the other run), nothing was posted, and the answer said success. Now it is a
+    /// conflict saying so, and the run is not recorded as applied.
     @Test func correctionsTheMeterRefusesAreNotReportedAsPosted() async throws {
         let store = try S.store()
         _ = try await KataDemo(store: store, write: { _ in }).load()
         let (a, b) = (try await recordKata(on: store), try await recordKata(on: store))
         #expect(a.corrections.map(\.eventID) == b.corrections.map(\.eventID))
-        _ = try await service.apply(id: a.id, confirmLarge: false, store: store, log: store)
-        _ = try await service.revert(id: a.id, store: store, log: store)
-        try await expectApplyRefused(b.id, on: store, "an apply that posted nothing answered success") {
-            $0.contains("1 correction(s) were not posted") && $0.contains("0 posted")
+        do {
+            _ = try await service.apply(
+                id: b.id, confirmLarge: false, store: OtherProcessPostsFirst(inner: store, first: a.corrections.map { .event($0.event) }), log: store)
+            Issue.record("an apply that posted nothing answered success")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && e.message.contains("1 correction(s) were not posted") && e.message.contains("0 posted"), "\(e.message)")
         }
         let record = try #require(try await ReconciliationArchive(store).report(id: b.id))
         #expect(!record.applied && record.appliedAt == nil && record.appliedEventIDs.isEmpty)
@@ -153,19 +156,23 @@ extension EvidenceTests {
     /// The kata's 520,000 arriving late, dated just after the period (a clock on the other side
     /// of midnight): a fresh run calls the gap a boundary and corrects nothing, but the recorded
     /// run's meter check covered the period only and posted +520,000 — billed again in June. The
-    /// hours a boundary is matched in are part of the check; usage later in June is not.
-    @Test(arguments: [("2026-06-01T00:30:00Z", true), ("2026-05-31T21:10:00Z", true), ("2026-06-01T05:00:00Z", false)])
-    func aLateEventJustAfterThePeriodStopsTheApply(at time: String, refused: Bool) async throws {
+    /// hours a boundary is matched in are part of the check, under a mistyped vendor label too (a
+    /// fresh run's boundary counts it); usage later in June is not.
+    @Test(arguments: [
+        ("2026-06-01T00:30:00Z", "anthropic", true), ("2026-06-01T00:30:00Z", "Anthropic", true), ("2026-05-31T21:10:00Z", "anthropic", true),
+        ("2026-06-01T05:00:00Z", "anthropic", false),
+    ])
+    func aLateEventJustAfterThePeriodStopsTheApply(at time: String, vendor: String, refused: Bool) async throws {
         let store = try S.store()
         _ = try await KataDemo(store: store, write: { _ in }).load()
         let r = try await recordKata(on: store)
         #expect(r.corrections.map(\.quantity) == [520_000])
-        _ = try await store.ingest([EvidenceInputTests.kataLateInput("late", model: "claude-sonnet-4-5", vendor: "anthropic", at: time)])
+        _ = try await store.ingest([EvidenceInputTests.kataLateInput("late", model: "claude-sonnet-4-5", vendor: vendor, at: time)])
         if time.hasPrefix("2026-06-01T00") {
             let fresh = try await recordKata(on: store)
             #expect(fresh.corrections.isEmpty && fresh.findings.contains { $0.gapClass == .boundary }, "\(fresh.findings)")
         }
-        try await expectApply(r.id, on: store, refused: refused, because: "the meter changed", time)
+        try await expectApply(r.id, on: store, refused: refused, because: "the meter changed", "\(time) \(vendor)")
     }
 }
 
@@ -196,5 +203,43 @@ extension EvidenceTests {
         }
         #expect(responses.map(\.accepted).sorted() == [0, 1] && responses.map(\.conflicts).sorted() == [0, 1], "\(responses)")
         #expect(try await store.explain(account: "acct_42", range: S.may).totals.corrections == 520_000, "corrected once")
+    }
+}
+
+extension EvidenceTests {
+    /// A correction posted and reverted in the cell between two runs (another run's, or a pair
+    /// by hand) nets to nothing, so the first run's meter check passed, yet the two runs named
+    /// different slots, and applied from two processes at once both posted (+1,040,000). The
+    /// cell's count of corrections is part of the check: the older run is refused.
+    @Test func aCorrectionPostedAndRevertedSinceTheRunStopsItsApply() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let older = try await recordKata(on: store)
+        func correction(_ id: String, _ q: Int64) -> IngestItem {
+            .event(
+                UsageEvent(
+                    eventID: id, accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-sonnet-4-5", kind: .correction, correctionRef: "by_hand",
+                    quantity: q, unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-15T00:00:00Z")!,
+                    dimensions: ["token_type": "input", "vendor": "anthropic"]))
+        }
+        _ = try await store.ingest([correction("plus", 1_000), correction("minus", -1_000)])
+        let newer = try await recordKata(on: store)
+        #expect(older.corrections.map(\.quantity) == [520_000] && newer.corrections.map(\.quantity) == [520_000])
+        #expect(older.corrections.map(\.eventID) != newer.corrections.map(\.eventID))
+        try await expectApplyRefused(older.id, on: store, "a run made before a net-zero correction pair was applied") {
+            $0.contains("the meter changed") && $0.contains("0 correction(s) then and 2 now")
+        }
+        _ = try await service.apply(id: newer.id, confirmLarge: false, store: store, log: store)
+        #expect(try await store.explain(account: "acct_42", range: S.may).totals.corrections == 520_000)
+    }
+}
+
+/// Another process's post lands between this one's meter check and its own post.
+struct OtherProcessPostsFirst: ForwardingStore {
+    let inner: any MeterStore
+    let first: [IngestItem]
+    func ingest(_ batch: IngestBatch) async throws -> IngestResponse {
+        _ = try await inner.ingest(first)
+        return try await inner.ingest(batch)
     }
 }

@@ -71,6 +71,39 @@ import VendorAnthropic
         #expect(second.meteredOutOfScope.isEmpty, "\(second.meteredOutOfScope)")
     }
 
+    /// A FOCUS run and the Anthropic run of one month from one meter state: their corrections
+    /// (both posted under vendor anthropic) named slots after the plugin that proposed them, so
+    /// applied from two processes at once both were accepted (+1,040,000). They claim one slot:
+    /// one is posted, the other answered `conflict`.
+    @Test func aFOCUSRunAndTheVendorsOwnRunClaimOneSlot() async throws {
+        let vendorView = try S.store()
+        _ = try await KataDemo(store: vendorView, write: { _ in }).load()
+        _ = try await vendorView.ingest([S.event("lost", model: "claude-sonnet-4-5", type: "input", quantity: 520_000, day: 20, vendor: "anthropic")])
+        let (focus, _) = try await export(vendorView)
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        var runs: [ReconciliationReport] = []
+        for (vendor, invoice) in [("focus", focus), ("anthropic", AnthropicPlugin.demoCostReport)] {
+            runs.append(
+                try await service.run(ReconciliationOptions(vendor: vendor, invoices: [invoice], range: S.may, account: "acct_42"), store: store, log: store)
+                    .report)
+        }
+        #expect(runs.map { $0.corrections.map(\.quantity) } == [[520_000], [520_000]])
+        #expect(runs[0].corrections.map(\.eventID) == runs[1].corrections.map(\.eventID), "one slot")
+        let runner = service.runner
+        let responses = try await withThrowingTaskGroup(of: IngestResponse.self) { group in
+            for report in runs {
+                group.addTask {
+                    var report = report
+                    return try await runner.post(&report, confirmLarge: false, store: SlowToPostStore(inner: store), log: store).0
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(responses.map(\.accepted).sorted() == [0, 1] && responses.map(\.conflicts).sorted() == [0, 1], "\(responses)")
+        #expect(try await store.explain(account: "acct_42", range: S.may).totals.corrections == 520_000)
+    }
+
     @Test func anExportWithABadTokenTypeNamesTheLine() async throws {
         let store = try S.store()
         _ = try await store.ingest([S.event("a", model: "claude-opus-4-8", type: "input", quantity: 1_000, vendor: "anthropic")])

@@ -77,7 +77,7 @@ struct CorrectionProposal: Sendable {
     static func propose(
         _ findings: [ReconciliationReport.Finding], reasons: [EvidenceReason], diff: GapDiff, meter: MeterLedger,
         options o: ReconciliationOptions, vendor: String, vendorOfModel: [String: String] = [:], vendorNames: Set<String>, reportID: String,
-        store: any MeterStore
+        mayBeMisspelt: @escaping @Sendable (String) -> Bool, store: any MeterStore
     ) async throws -> CorrectionProposal {
         var out = CorrectionProposal(findings: findings)
         let units = findings.contains { $0.gapClass == .meteringGap } ? try await MeterLedger.units(store) : [:]
@@ -136,22 +136,25 @@ struct CorrectionProposal: Sendable {
                 let rawModels = meter.rawModels[f.modelID] ?? [f.modelID]
                 let meterID = try await meterFor(account: account, rawModels: rawModels, options: o, store: store)
                 let cell = CellKey(model: f.modelID, tokenType: f.tokenType, account: account)
-                // The id names the cell's next correction slot: the period, the cell and how many
-                // corrections it already holds. Applying twice is a duplicate; two runs made from one
-                // meter state (another pull of the export, another export of the month) claim the same
-                // slot, so the store's one writer of the account posts one and answers the other
-                // `conflict` — the only guard two processes applying at once share. A cell corrected
-                // (or reverted) since has its next slot: a new id.
+                var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID, "vendor": vendorOfModel[f.modelID] ?? vendor]
+                // The id names the cell's next correction slot: the period, the vendor the
+                // correction is posted under (a FOCUS run's Anthropic lines: anthropic), the cell
+                // and how many corrections it already holds. Applying twice is a duplicate; two runs
+                // made from one meter state (another pull of the export, another export of the month)
+                // claim the same slot, so the store's one writer of the account posts one and answers
+                // the other `conflict` — the only guard two processes applying at once share. A cell
+                // corrected (or reverted) since has its next slot: a new id, and apply refuses a run
+                // whose cell holds another count of corrections than it read (`MeterBasis.corrections`).
                 let prior = meter.correctionCounts[cell] ?? 0
+                let slot = ReconciliationEngine.correctionRef(range: o.range, vendor: dims["vendor"] ?? vendor)
                 let id =
                     "recon_"
-                    + String(sha256Hex(Array("\(ref)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(prior)".utf8)).prefix(40))
-                var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID, "vendor": vendorOfModel[f.modelID] ?? vendor]
+                    + String(sha256Hex(Array("\(slot)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(prior)".utf8)).prefix(40))
                 if let tt = f.tokenType { dims["token_type"] = tt.rawValue }
                 out.basis.append(
                     .init(
                         accountID: account, modelID: f.modelID, tokenType: f.tokenType, rawModelIDs: rawModels.sorted(),
-                        meterID: o.meterID, vendors: vendorNames.sorted(), metered: diff.metered[cell] ?? 0))
+                        meterID: o.meterID, vendors: vendorNames.sorted(), metered: diff.metered[cell] ?? 0, corrections: prior))
                 if let other = f.pairedWith { dims["relabel_of"] = other.rawValue }
                 proposed.append(
                     (
@@ -213,7 +216,8 @@ struct CorrectionProposal: Sendable {
         // anything that moved since.
         for account in Set(out.basis.map(\.accountID)).sorted() {
             let total = try await ReconciliationReport.MeterBasis.accountTokens(account, basis: out.basis, range: o.range, store: store, units: units)
-            let edges = try await ReconciliationReport.MeterBasis.edgeTokens(account, basis: out.basis, range: o.range, store: store, units: units)
+            let edges = try await ReconciliationReport.MeterBasis.edgeTokens(
+                account, basis: out.basis, range: o.range, store: store, units: units, mayBeMisspelt: mayBeMisspelt)
             for i in out.basis.indices where out.basis[i].accountID == account {
                 out.basis[i].accountTokens = total
                 out.basis[i].edgeTokens = edges

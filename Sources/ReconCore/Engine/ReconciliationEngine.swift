@@ -127,7 +127,7 @@ public struct ReconciliationEngine: Sendable {
         let proposal = try await CorrectionProposal.propose(
             findings, reasons: reasons, diff: diff, meter: meter, options: o,
             vendor: plugin.id, vendorOfModel: vendorOfModel, vendorNames: vendorNames, reportID: reportID,
-            store: store)
+            mayBeMisspelt: misspellings(of: vendorNames.union([plugin.id, card.vendor])), store: store)
 
         return ReconciliationReport(
             id: reportID, vendor: plugin.id, accountID: o.account, invoiceScope: o.invoiceScope, from: o.range.from, to: o.range.to,
