@@ -35,7 +35,9 @@ enum SQLSandbox {
         // temporary tables spill to disk past a small cache.
         sqlite3_limit(db, SQLITE_LIMIT_LENGTH, Int32(maxValueBytes))
         sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, 100_000)
-        sqlite3_limit(db, SQLITE_LIMIT_COLUMN, 200)
+        // A row's values are all built before the answer's size is checked: 64 columns of at most
+        // a value's limit each (200 held 200 MB in one row).
+        sqlite3_limit(db, SQLITE_LIMIT_COLUMN, 64)
         sqlite3_limit(db, SQLITE_LIMIT_EXPR_DEPTH, 200)
         sqlite3_limit(db, SQLITE_LIMIT_COMPOUND_SELECT, 50)
         sqlite3_limit(db, SQLITE_LIMIT_FUNCTION_ARG, 32)

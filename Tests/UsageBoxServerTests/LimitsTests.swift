@@ -87,6 +87,13 @@ import VendorAnthropic
                 let r = try await call(client, .post, "/v1/query/sql", key: admin, body: sql(escaped))
                 #expect(r.status == 400 && r.json["error"]?["message"]?.stringValue?.contains("8 MiB") == true, "\(escaped.prefix(60)): \(r.status)")
             }
+            // One row's values are built before the answer is checked: 200 columns of a megabyte
+            // held 200 MB; 64 columns are the most a query may have.
+            let columns = { (n: Int) in "SELECT " + (0..<n).map { "hex(zeroblob(500000)) AS c\($0)" }.joined(separator: ", ") }
+            let many = try await call(client, .post, "/v1/query/sql", key: admin, body: sql(columns(65)))
+            #expect(many.status == 400 && many.json["error"]?["message"]?.stringValue?.contains("too many columns") == true, "\(many.json)")
+            let star = try await call(client, .post, "/v1/query/sql", key: admin, body: sql("SELECT * FROM usage_events LIMIT 1"))
+            #expect(star.status == 200, "\(star.json)")
         }
     }
 
