@@ -41,8 +41,9 @@ public struct UsageAccumulator: Sendable {
     /// otherwise build an answer as large as the store.
     public static let maxGroups = 100_000
     /// The most bytes the groups' JSON may take (estimated as they are added): 100,000 groups of
-    /// long dimension values built a 96 MB answer.
-    public static let maxAnswerBytes = 32 << 20
+    /// long dimension values built a 96 MB answer, and a server holds a few times an answer's size
+    /// while it writes it, for each read it runs at once.
+    public static let maxAnswerBytes = 16 << 20
     private var answerBytes = 0
 
     public init(_ query: UsageQuery) { self.query = query }

@@ -82,7 +82,9 @@ enum JSONResponse {
     }
 
     static func make(_ shape: some WireShape, status: HTTPResponse.Status = .ok) -> Response {
-        make(text: JSONWriter.write(shape.jsonValue), status: status)
+        // Written once at its size, then copied once into the response's buffer.
+        let bytes = JSONWriter.bytes(shape.jsonValue, suffix: [0x0A])
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     static func error(_ e: UsageBoxError) -> Response {

@@ -7,9 +7,10 @@ public struct RequestLimits: Sendable {
     public var expensivePerKey = 2
     public var expensiveOverall = 4
     /// Usage reads running at once, per key and overall: one key's slow reads (a dimension with a
-    /// value per event) held every reader while the others' waited behind them.
+    /// value per event) held every reader while the others' waited behind them, and each may hold
+    /// a few times its answer's 16 MiB while it is written.
     public var readsPerKey = 4
-    public var readsOverall = 16
+    public var readsOverall = 8
     /// Failed authentications per client address per minute before 429.
     public var failedAuthPerMinute = 100
     /// The sliding window those failures are counted over (a minute; a test lengthens it so that a
