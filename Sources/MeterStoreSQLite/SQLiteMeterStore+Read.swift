@@ -12,12 +12,18 @@ extension SQLiteMeterStore {
         for f in q.filters where f.field.isTimeBucket {
             throw UsageBoxError.invalidArgument("'\(f.field.name)' cannot be a filter; narrow 'from' and 'to' instead", field: f.field.name)
         }
-        var dir = try KeyDirectory(db, scope: q.scope)
         let named = q.dimensionsNamed
-        let blocking = dir.byID.values.compactMap { key -> (String, String)? in
-            guard let m = dir.meters[key.meter], let d = named.first(where: { !m.keeps($0) }) else { return nil }
-            return (key.meter, d)
-        }.first
+        var blocking: (String, String)?
+        if !named.isEmpty {
+            let meters = try KeyDirectory.meters(db)
+            let (clause, args) = Self.accountClause(q.scope, column: "account_id")
+            for meter in try String.fetchAll(db, sql: "SELECT DISTINCT meter_id FROM rollup_key WHERE \(clause) ORDER BY meter_id", arguments: args) {
+                guard let m = meters[meter], let d = named.first(where: { !m.keeps($0) }) else { continue }
+                blocking = (meter, d)
+                break
+            }
+        }
+        var keys = RollupKeyReader()
         let useRaw: Bool
         switch q.source {
         case .raw: useRaw = true
@@ -34,8 +40,8 @@ extension SQLiteMeterStore {
         for span in UsagePlan.spans(q.range, raw: useRaw, needsHourly: q.groupBy.contains(.hour)) {
             switch span.level {
             case .raw: try readRaw(db, q, from: span.from, to: span.to, hour: byHour, into: &acc)
-            case .hourRollup: try readRollups(db, q, from: span.from, to: span.to, into: &acc, dir: &dir, table: "rollup_hour")
-            case .dayRollup: try readRollups(db, q, from: span.from, to: span.to, into: &acc, dir: &dir, table: "rollup_day")
+            case .hourRollup: try readRollups(db, q, from: span.from, to: span.to, into: &acc, keys: &keys, table: "rollup_hour")
+            case .dayRollup: try readRollups(db, q, from: span.from, to: span.to, into: &acc, keys: &keys, table: "rollup_day")
             }
         }
         return try acc.result(source: useRaw ? "raw" : "rollup")
@@ -57,49 +63,38 @@ extension SQLiteMeterStore {
         }
     }
 
-    /// Reads one rollup level; with `rollup_day`, `from`/`to` are days.
+    /// Reads one rollup level; with `rollup_day`, `from`/`to` are days. Only the keys with rows
+    /// in the range are fetched, as the rows name them.
     private func readRollups(
-        _ db: Database, _ q: UsageQuery, from: Int64, to: Int64, into acc: inout UsageAccumulator, dir: inout KeyDirectory, table: String
+        _ db: Database, _ q: UsageQuery, from: Int64, to: Int64, into acc: inout UsageAccumulator, keys: inout RollupKeyReader, table: String
     ) throws {
         guard from < to else { return }
         let column = table == "rollup_day" ? "day" : "hour"
-        var ids: [Int64] = []
-        for (id, key) in dir.byID where id > 0 {
-            if acc.passes(
-                account: key.account, meter: key.meter, model: key.modelID, kind: key.kind, unit: key.unitValue,
-                dimensions: dir.dimensions(of: id))
-            {
-                ids.append(id)
-            }
-        }
-        guard !ids.isEmpty else { return }
+        let (clause, scopeArgs) = Self.accountClause(q.scope, column: "account_id")
+        let (pushed, pushedArgs) = Self.pushedFilters(q)
         let byHour = q.groupBy.contains(where: \.isTimeBucket)
-        // Ids are integers we own, so inlining them is safe and lets SQLite walk the primary key.
         let sql = """
             SELECT key_id, \(byHour ? column : "NULL"), SUM(sum), SUM(count), MIN(min), MAX(max) FROM \(table)
-            WHERE key_id IN (\(ids.sorted().map(String.init).joined(separator: ","))) AND \(column) >= ? AND \(column) < ?
+            WHERE key_id IN (SELECT id FROM rollup_key WHERE \(clause)\(pushed)) AND \(column) >= ? AND \(column) < ?
             GROUP BY key_id\(byHour ? ", \(column)" : "")
             """
-        let rows = try Row.fetchCursor(db, sql: sql, arguments: [from, to])
+        let rows = try Row.fetchCursor(db, sql: sql, arguments: scopeArgs + pushedArgs + [from, to])
         while let r = try rows.next() {
-            let id: Int64 = r[0]
-            guard let key = dir.byID[id] else { throw UsageBoxError(.internal, "rollup key \(id) is not in the key directory") }
+            let key = try keys.key(r[0], db)
             let bucket: Int64? = r[1]
             try acc.add(
                 UsageRow(
-                    account: key.account, meter: key.meter, model: key.modelID, kind: key.kind, unit: key.unitValue,
-                    dimensions: dir.dimensions(of: id), hour: table == "rollup_day" ? bucket.map { $0 * 24 } : bucket,
+                    account: key.account, meter: key.meter, model: key.model, kind: key.kind, unit: key.unit,
+                    dimensions: key.dimensions, hour: table == "rollup_day" ? bucket.map { $0 * 24 } : bucket,
                     aggregate: UsageAggregate(sum: r[2], count: r[3], min: r[4], max: r[5])))
         }
     }
 
-    private func readRaw(_ db: Database, _ q: UsageQuery, from: Int64, to: Int64, hour: Bool, into acc: inout UsageAccumulator) throws {
-        let (events, segmentArgs) = Self.eventsBySegment(
-            "e.account_id, e.meter_id, e.model_id, e.kind, e.unit, e.dimensions, e.quantity, e.ts", scope: q.scope, from: from, to: to)
-        var args = segmentArgs
-        args += [from, to]
-        var extra = ""
-        // Push simple field filters down to SQLite; the accumulator checks every filter anyway.
+    /// Simple field filters as SQL conditions on columns events and rollup keys share, with their
+    /// arguments; the accumulator checks every filter anyway.
+    static func pushedFilters(_ q: UsageQuery) -> (String, StatementArguments) {
+        var sql = ""
+        var args = StatementArguments()
         for f in q.filters where f.op == .eq || f.op == .in {
             let column: String?
             switch f.field {
@@ -110,9 +105,19 @@ extension SQLiteMeterStore {
             default: column = nil
             }
             guard let column, !f.values.isEmpty else { continue }
-            extra += " AND \(column) IN (\(Array(repeating: "?", count: f.values.count).joined(separator: ",")))"
+            sql += " AND \(column) IN (\(Array(repeating: "?", count: f.values.count).joined(separator: ",")))"
             args += StatementArguments(f.values)
         }
+        return (sql, args)
+    }
+
+    private func readRaw(_ db: Database, _ q: UsageQuery, from: Int64, to: Int64, hour: Bool, into acc: inout UsageAccumulator) throws {
+        let (events, segmentArgs) = Self.eventsBySegment(
+            "e.account_id, e.meter_id, e.model_id, e.kind, e.unit, e.dimensions, e.quantity, e.ts", scope: q.scope, from: from, to: to)
+        var args = segmentArgs
+        args += [from, to]
+        let (extra, pushedArgs) = Self.pushedFilters(q)
+        args += pushedArgs
         let sql = """
             SELECT account_id, meter_id, model_id, kind, unit, dimensions, \(hour ? "ts / 3600000000" : "NULL"),
                    SUM(quantity), COUNT(*), MIN(quantity), MAX(quantity)
