@@ -16,8 +16,17 @@ enum SQLSandbox {
     /// The largest single value a query may build, and the most bytes of values an answer may hold.
     static let maxValueBytes = 1 << 20
     static let maxResultBytes = 8 << 20
+    static let maxSQLBytes = 100_000
 
     static func run(uri: String, sql: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) throws -> SQLResult {
+        // SQLite reads text up to its first NUL: what follows one would be dropped unseen (a
+        // WHERE clause, a second statement), and the answer given as if it were the query.
+        guard !sql.utf8.contains(0) else {
+            throw UsageBoxError.invalidArgument("the SQL holds a NUL character (U+0000); remove it", field: "sql")
+        }
+        guard sql.utf8.count <= maxSQLBytes else {
+            throw UsageBoxError.invalidArgument("the SQL is longer than \(maxSQLBytes) bytes", field: "sql")
+        }
         // The store is attached read-only under a random schema name that user SQL cannot know, and
         // the connection's own `main` is an empty in-memory database: naming `event` (or `main.event`)
         // finds nothing, and only the view's reads through the secret schema are authorized.
@@ -34,7 +43,7 @@ enum SQLSandbox {
         // one huge allocation. Query text, columns and nesting are bounded too; sorts and
         // temporary tables spill to disk past a small cache.
         sqlite3_limit(db, SQLITE_LIMIT_LENGTH, Int32(maxValueBytes))
-        sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, 100_000)
+        sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, Int32(maxSQLBytes))
         // A row's values are all built before the answer's size is checked: 64 columns of at most
         // a value's limit each (200 held 200 MB in one row).
         sqlite3_limit(db, SQLITE_LIMIT_COLUMN, 64)

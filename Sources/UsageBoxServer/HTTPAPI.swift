@@ -209,15 +209,31 @@ public struct HTTPAPI: Sendable {
     /// `--max-invoice-mb`, anything else within 16 MiB. The request keeps the bytes for its handler.
     func collect(_ request: inout Request, for op: APIOperation) async throws -> ByteBuffer {
         let invoice = op.id == "reconcile"
-        let limit = invoice ? limits.maxInvoiceBytes : Self.maxBodyBytes
+        // A JSON request (no `vendor` in the query) carries its invoices in base64, a third
+        // larger than the files: its body may be that much larger, and the files are checked
+        // against the limit once decoded (`requireInvoicesWithinLimit`).
+        let json = invoice && request.uri.queryParameters["vendor"] == nil
+        let limit = invoice ? (json ? limits.maxInvoiceBytes / 3 * 4 + (1 << 20) : limits.maxInvoiceBytes) : Self.maxBodyBytes
         do {
             return try await request.collectBody(upTo: limit)
         } catch {
             throw UsageBoxError(
                 .payloadTooLarge,
-                invoice
-                    ? "the invoice body is larger than the server's limit of \(limit >> 20) MiB (usagebox serve --max-invoice-mb)"
-                    : "the body is larger than 16 MiB")
+                !invoice
+                    ? "the body is larger than 16 MiB"
+                    : json
+                        ? "the JSON body is larger than the server's limit for \(limits.maxInvoiceBytes >> 20) MiB of invoices in base64 (usagebox serve --max-invoice-mb)"
+                        : "the invoice body is larger than the server's limit of \(limit >> 20) MiB (usagebox serve --max-invoice-mb)")
+        }
+    }
+
+    /// The invoices of a JSON request, decoded, within the server's invoice limit.
+    func requireInvoicesWithinLimit(_ asked: ReconciliationRequest) throws {
+        let total = asked.invoices.reduce(0) { $0 + $1.bytes.count }
+        guard total <= limits.maxInvoiceBytes else {
+            throw UsageBoxError(
+                .payloadTooLarge,
+                "the invoices come to \(total) bytes, larger than the server's limit of \(limits.maxInvoiceBytes >> 20) MiB (usagebox serve --max-invoice-mb)")
         }
     }
 

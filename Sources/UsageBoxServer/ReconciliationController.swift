@@ -104,6 +104,7 @@ extension HTTPAPI {
             params["vendor"] == nil
             ? try ReconciliationRequest.decode(json: bytes)
             : try ReconciliationRequest.fromParameters({ params[$0] }, invoice: bytes)
+        try requireInvoicesWithinLimit(asked)
         var options = try asked.resolve(scope: key.scope, runBy: key.keyID)
         if options.account == nil, options.accountMap.isEmpty, key.role != .admin, let only = key.accountID {
             options.account = only

@@ -37,6 +37,9 @@ import UsageBoxTesting
         for (sql, holds) in [
             ("   \n ", "no statement"), ("-- nothing", "no statement"), (";;", "no statement"),
             ("SELECT 1; DELETE FROM usage_events", "only one"), ("SELECT 1; garbage", "only one"),
+            // SQLite stops at a NUL: the filter or statement after it was dropped unseen (a 200).
+            ("SELECT SUM(quantity) FROM usage_events\u{0} WHERE account_id = 'x'", "NUL"), ("SELECT 1;\u{0} SELECT 2", "NUL"),
+            ("SELECT 1;" + String(repeating: " ", count: 200_000), "longer than 100000 bytes"),
         ] {
             do {
                 _ = try await store.sql(sql, scope: .accounts(["mine"]), timeLimitSeconds: 10, rowLimit: 10)
