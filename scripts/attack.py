@@ -270,6 +270,27 @@ def part_bombs(work):
     check(status == 413, f"a 9 MiB invoice over the 8 MiB limit: {status}")
     status, _, _ = call(server.url + "/v1/reconciliations?vendor=anthropic&from=2026-05-01&to=2026-06-01", "POST", key=reader, body=b"{}")
     check(status == 403, f"a reader cannot record a reconciliation: {status}")
+    # An account whose events carry the most dimensions of the longest values, of control
+    # characters (six bytes each in JSON): every read of it, an empty hour included, once loaded
+    # all its keys first (9.5 s and ~200 MB a read). Eight reads at once, two keys.
+    hostile = [{"event_id": f"dims{i}", "account_id": "acct_b", "meter_id": "m", "quantity": 1,
+                "timestamp": f"2026-05-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
+                "dimensions": {f"d{d:02d}": "\x01" * 240 + f"{d:06d}_{i:08d}" for d in range(32)}} for i in range(800)]
+    for start in range(0, len(hostile), 100):
+        status, _, _ = call(server.url + "/v1/usage/batch", "POST", key=writer, body={"events": hostile[start:start + 100]}, timeout=60)
+        check(status == 200, f"hostile-dimension events ingested: {status}")
+    reads = []
+
+    def read(key, path):
+        reads.append(call(server.url + path, key=key, timeout=60)[0])
+    paths = ["/v1/accounts/acct_b/usage?from=2026-04-01T00:00:00Z&to=2026-04-01T01:00:00Z",
+             "/v1/accounts/acct_b/usage?from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z&group_by=d00"]
+    readers = [threading.Thread(target=read, args=(key, paths[n % 2])) for n, key in enumerate([writer, ADMIN] * 4)]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    check(all(st in (200, 429) for st in reads) and reads.count(200) >= 4, f"reads of a hostile-dimension account answered: {sorted(reads)}")
     stop.set()
     sampler.join()
     check(peak[0] < MEMORY_BOUND_MB, f"peak resident memory {peak[0]:.0f} MB under {MEMORY_BOUND_MB} MB")
