@@ -32,6 +32,16 @@ extension EvidenceTests {
         }
     }
 
+    /// The kata's store and two runs of it from one meter state: the export pulled twice (a
+    /// trailing newline apart, so another invoice hash).
+    func twoPullsOfTheKataRecorded() async throws -> (SQLiteMeterStore, ReconciliationReport, ReconciliationReport) {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        var again = AnthropicPlugin.demoCostReport
+        again.bytes.append(0x0A)
+        return (store, try await recordKata(on: store), try await recordKata(again, on: store))
+    }
+
     /// Applies `id` after the meter moved: posted (one correction) unless `refused`, then a 409
     /// whose message holds `because`.
     func expectApply(
@@ -51,11 +61,7 @@ extension EvidenceTests {
     /// the meter check before either posted, and the 520,000 were corrected twice. One posts; the
     /// other is refused because the meter moved.
     @Test func twoRunsOfOneMonthAppliedAtOnceCorrectTheGapOnce() async throws {
-        let store = try S.store()
-        _ = try await KataDemo(store: store, write: { _ in }).load()
-        var again = AnthropicPlugin.demoCostReport
-        again.bytes.append(0x0A)
-        let (a, b) = (try await recordKata(on: store), try await recordKata(again, on: store))
+        let (store, a, b) = try await twoPullsOfTheKataRecorded()
         #expect(a.id != b.id)
         let service = self.service
         let answers = await withTaskGroup(of: Result<IngestResponse, UsageBoxError>.self) { group in
@@ -184,23 +190,9 @@ extension EvidenceTests {
     /// 520,000 gap). Their corrections now claim the cell's same slot: the account's one writer
     /// posts one and answers the other `conflict`.
     @Test func twoProcessesApplyingTwoRunsOfOneMonthCorrectTheGapOnce() async throws {
-        let store = try S.store()
-        _ = try await KataDemo(store: store, write: { _ in }).load()
-        var again = AnthropicPlugin.demoCostReport
-        again.bytes.append(0x0A)
-        let (a, b) = (try await recordKata(on: store), try await recordKata(again, on: store))
+        let (store, a, b) = try await twoPullsOfTheKataRecorded()
         #expect(a.corrections.map(\.quantity) == [520_000] && b.corrections.map(\.quantity) == [520_000])
-        // Each "process" checks the meter, then waits, then posts: both check before either posts.
-        let runner = service.runner
-        let responses = try await withThrowingTaskGroup(of: IngestResponse.self) { group in
-            for report in [a, b] {
-                group.addTask {
-                    var report = report
-                    return try await runner.post(&report, confirmLarge: false, store: SlowToPostStore(inner: store), log: store).0
-                }
-            }
-            return try await group.reduce(into: []) { $0.append($1) }
-        }
+        let responses = try await postAsSeparateProcesses([a, b], runner: service.runner, store: store)
         #expect(responses.map(\.accepted).sorted() == [0, 1] && responses.map(\.conflicts).sorted() == [0, 1], "\(responses)")
         #expect(try await store.explain(account: "acct_42", range: S.may).totals.corrections == 520_000, "corrected once")
     }

@@ -51,16 +51,23 @@ import VendorAnthropic
         #expect(r.invoice.amount.value == summary.billed["USD"])
     }
 
-    /// A loss corrected through a FOCUS export is Anthropic's usage: the correction is posted
-    /// under vendor `anthropic`, so the Anthropic run after it counts it instead of setting it
-    /// aside as another vendor's and correcting the same loss again (+520,000 twice).
-    @Test func aLossCorrectedThroughFOCUSIsNotCorrectedAgainByTheVendorsOwnRun() async throws {
+    /// A FOCUS export of the kata's month as the vendor saw it (the 520,000 the meter lost
+    /// included), and the kata's meter without them.
+    func kataLossSeenThroughFOCUS() async throws -> (InvoiceFile, SQLiteMeterStore) {
         let vendorView = try S.store()
         _ = try await KataDemo(store: vendorView, write: { _ in }).load()
         _ = try await vendorView.ingest([S.event("lost", model: "claude-sonnet-4-5", type: "input", quantity: 520_000, day: 20, vendor: "anthropic")])
         let (focus, _) = try await export(vendorView)
         let store = try S.store()
         _ = try await KataDemo(store: store, write: { _ in }).load()
+        return (focus, store)
+    }
+
+    /// A loss corrected through a FOCUS export is Anthropic's usage: the correction is posted
+    /// under vendor `anthropic`, so the Anthropic run after it counts it instead of setting it
+    /// aside as another vendor's and correcting the same loss again (+520,000 twice).
+    @Test func aLossCorrectedThroughFOCUSIsNotCorrectedAgainByTheVendorsOwnRun() async throws {
+        let (focus, store) = try await kataLossSeenThroughFOCUS()
         let (first, outcome) = try await service.run(
             ReconciliationOptions(vendor: "focus", invoices: [focus], range: S.may, account: "acct_42"), store: store, log: store, apply: true)
         #expect(first.corrections.map { "\($0.quantity) \($0.dimensions["vendor"] ?? "")" } == ["520000 anthropic"], "\(first.held.map(\.detail))")
@@ -76,12 +83,7 @@ import VendorAnthropic
     /// applied from two processes at once both were accepted (+1,040,000). They claim one slot:
     /// one is posted, the other answered `conflict`.
     @Test func aFOCUSRunAndTheVendorsOwnRunClaimOneSlot() async throws {
-        let vendorView = try S.store()
-        _ = try await KataDemo(store: vendorView, write: { _ in }).load()
-        _ = try await vendorView.ingest([S.event("lost", model: "claude-sonnet-4-5", type: "input", quantity: 520_000, day: 20, vendor: "anthropic")])
-        let (focus, _) = try await export(vendorView)
-        let store = try S.store()
-        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let (focus, store) = try await kataLossSeenThroughFOCUS()
         var runs: [ReconciliationReport] = []
         for (vendor, invoice) in [("focus", focus), ("anthropic", AnthropicPlugin.demoCostReport)] {
             runs.append(
@@ -90,16 +92,7 @@ import VendorAnthropic
         }
         #expect(runs.map { $0.corrections.map(\.quantity) } == [[520_000], [520_000]])
         #expect(runs[0].corrections.map(\.eventID) == runs[1].corrections.map(\.eventID), "one slot")
-        let runner = service.runner
-        let responses = try await withThrowingTaskGroup(of: IngestResponse.self) { group in
-            for report in runs {
-                group.addTask {
-                    var report = report
-                    return try await runner.post(&report, confirmLarge: false, store: SlowToPostStore(inner: store), log: store).0
-                }
-            }
-            return try await group.reduce(into: []) { $0.append($1) }
-        }
+        let responses = try await postAsSeparateProcesses(runs, runner: service.runner, store: store)
         #expect(responses.map(\.accepted).sorted() == [0, 1] && responses.map(\.conflicts).sorted() == [0, 1], "\(responses)")
         #expect(try await store.explain(account: "acct_42", range: S.may).totals.corrections == 520_000)
     }

@@ -148,3 +148,22 @@ struct SlowToPostStore: ForwardingStore {
         return try await inner.ingest(batch)
     }
 }
+
+/// Posts each report's corrections at once, as two processes do: each checks the meter, waits,
+/// then posts (`SlowToPostStore`), so both check before either posts; the in-process turn-taking
+/// of `apply` is not used.
+func postAsSeparateProcesses(
+    _ reports: [ReconciliationReport], runner: ReconciliationRunner, store: any MeterStore & ReconciliationLog
+) async throws
+    -> [IngestResponse]
+{
+    try await withThrowingTaskGroup(of: IngestResponse.self) { group in
+        for report in reports {
+            group.addTask {
+                var report = report
+                return try await runner.post(&report, confirmLarge: false, store: SlowToPostStore(inner: store), log: store).0
+            }
+        }
+        return try await group.reduce(into: []) { $0.append($1) }
+    }
+}
