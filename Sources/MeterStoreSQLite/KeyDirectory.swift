@@ -89,8 +89,8 @@ struct RollupKeyReader {
 
     mutating func key(_ id: Int64, _ db: Database) throws -> Key {
         if let k = cache[id] { return k }
-        guard let r = try Row.fetchOne(db, sql: "SELECT account_id, meter_id, model_id, kind, unit, dimensions FROM rollup_key WHERE id = ?", arguments: [id])
-        else { throw UsageBoxError(.internal, "rollup key \(id) is not in rollup_key") }
+        let statement = try db.cachedStatement(sql: "SELECT account_id, meter_id, model_id, kind, unit, dimensions FROM rollup_key WHERE id = ?")
+        guard let r = try Row.fetchOne(statement, arguments: [id]) else { throw UsageBoxError(.internal, "rollup key \(id) is not in rollup_key") }
         let stored = RollupKey(account: r[0], meter: r[1], model: r[2], kind: r[3], unit: r[4], dimensions: r[5])
         var dims: [String: String] = [:]
         for d in UsageEvent.decodeDimensions(stored.dimensions) { dims[d.key] = d.value }
