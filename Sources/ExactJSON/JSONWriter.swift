@@ -120,9 +120,9 @@ public enum JSONWriter {
     /// Appends the compact form of `value` to UTF-8 bytes.
     public static func appendBytes(_ value: JSONValue, to out: inout [UInt8]) {
         switch value {
-        case .null: out += Array("null".utf8)
-        case let .bool(b): out += Array((b ? "true" : "false").utf8)
-        case let .number(n): out += Array(n.utf8)
+        case .null: out.append(contentsOf: "null".utf8)
+        case let .bool(b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case let .number(n): out.append(contentsOf: n.utf8)
         case let .string(s): appendString(s, to: &out)
         case let .array(items):
             out.append(0x5B)

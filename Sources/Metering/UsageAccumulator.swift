@@ -45,8 +45,13 @@ public struct UsageAccumulator: Sendable {
     /// while it writes it, for each read it runs at once.
     public static let maxAnswerBytes = 16 << 20
     private var answerBytes = 0
+    /// What every group writes besides its values: the field names, quotes and figures.
+    private let groupOverhead: Int
 
-    public init(_ query: UsageQuery) { self.query = query }
+    public init(_ query: UsageQuery) {
+        self.query = query
+        groupOverhead = query.groupBy.reduce(120) { $0 + $1.name.utf8.count + 4 }
+    }
 
     /// Whether a row with these fields passes the query's filters (time buckets are not filters).
     public func passes(account: String, meter: String, model: String?, kind: String, unit: String?, dimensions: [String: String]) -> Bool {
@@ -85,7 +90,7 @@ public struct UsageAccumulator: Sendable {
         } else {
             aggregate = UsageAggregate()
             // A group's keys as the answer writes them (name, escaped value), and its figures.
-            answerBytes += zip(query.groupBy, key).reduce(120) { $0 + $1.0.name.utf8.count + ($1.1.map(JSONWriter.encodedLength) ?? 4) + 4 }
+            answerBytes += key.reduce(groupOverhead) { $0 + ($1.map(JSONWriter.encodedLength) ?? 4) }
             guard answerBytes <= Self.maxAnswerBytes else {
                 throw UsageBoxError.invalidArgument(
                     "the answer would be larger than \(Self.maxAnswerBytes >> 20) MiB; group by fewer fields or narrow from/to",

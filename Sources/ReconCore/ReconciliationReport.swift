@@ -354,19 +354,12 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
 
         /// Every token an account metered in a range that could be this run's vendors' usage: on
         /// meters in tokens (or with no unit), under any model id or token type (a late event's id
-        /// may be one the run never read), leaving out what another vendor's `vendor` dimension
+        /// may be one the run never read), leaving out what a `vendor` dimension `counts` refuses
         /// claims and corrections of models other than `corrected` (written as corrections are:
-        /// canonical ids) — what `accountTokens` holds.
-        static func accountTokens(
-            _ account: String, corrected: Set<String>, vendors: Set<String>, range: TimeRange, store: any MeterStore, units: [String: String]
-        ) async throws -> Int64 {
-            try await tokens(account, corrected: corrected, counts: vendors.contains, range: range, store: store, units: units)
-        }
-
-        /// `accountTokens`' reading; `corrections: false` counts usage alone.
-        private static func tokens(
+        /// canonical ids; none corrected: usage alone) — what `accountTokens` and `edgeTokens` hold.
+        static func tokens(
             _ account: String, corrected: Set<String>, counts: (String) -> Bool, range: TimeRange, store: any MeterStore,
-            units: [String: String], corrections: Bool = true
+            units: [String: String]
         ) async throws -> Int64 {
             var byVendor = true
             while true {
@@ -378,7 +371,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
                     return r.groups.reduce(Int64(0)) { total, g in
                         guard MeterLedger.inTokens(g.keys[0], units) else { return total }
                         if byVendor, let v = g.keys[3], !counts(v) { return total }
-                        if g.keys[1] == EventKind.correction.rawValue, !corrections || !corrected.contains(g.keys[2] ?? "") { return total }
+                        if g.keys[1] == EventKind.correction.rawValue, !corrected.contains(g.keys[2] ?? "") { return total }
                         return total &+ g.aggregate.sum
                     }
                 } catch let e as UsageBoxError where byVendor && e.field == "vendor" {
@@ -393,8 +386,8 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
             _ account: String, basis: [MeterBasis], range: TimeRange, store: any MeterStore, units: [String: String]
         ) async throws -> Int64 {
             let mine = basis.filter { $0.accountID == account }
-            return try await accountTokens(
-                account, corrected: Set(mine.map(\.modelID)), vendors: Set(mine.flatMap(\.vendors)), range: range, store: store, units: units)
+            let vendors = Set(mine.flatMap(\.vendors))
+            return try await tokens(account, corrected: Set(mine.map(\.modelID)), counts: vendors.contains, range: range, store: store, units: units)
         }
 
         /// The hours just outside `range` whose usage a boundary finding matches a gap against:
@@ -418,8 +411,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
             var total: Int64 = 0
             for window in try edgeWindows(range) {
                 total &+= try await tokens(
-                    account, corrected: [], counts: { vendors.contains($0) || mayBeMisspelt($0) }, range: window, store: store, units: units,
-                    corrections: false)
+                    account, corrected: [], counts: { vendors.contains($0) || mayBeMisspelt($0) }, range: window, store: store, units: units)
             }
             return total
         }

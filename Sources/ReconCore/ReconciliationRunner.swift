@@ -106,7 +106,8 @@ public struct ReconciliationRunner: Sendable {
     /// dated or differently written model id, or without a token type, land outside the cell's
     /// raw ids yet are the same usage; another run may have corrected the same model already),
     /// plus whatever this run already posted; and the account's usage in the hours just outside
-    /// the period, which a fresh run would match a gap against as a boundary. Usage another vendor's `vendor` dimension claims,
+    /// the period, which a fresh run would match a gap against as a boundary. Usage another
+    /// vendor's `vendor` dimension claims,
     /// and other runs' corrections of models this one does not correct (or posted under another
     /// vendor), do not count: reconciling two vendors, then applying both, is the usual month-end.
     func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
@@ -224,7 +225,7 @@ public struct ReconciliationRunner: Sendable {
                     "the meter changed since reconciliation \(report.id) ran: \(account) metered \(edgesThen) tokens in the "
                         + "\(MeterLedger.edgeHours) hours either side of the period then and \(edgesNow) now (late events that may be "
                         + "the gap's usage dated across a bound); run the reconciliation again rather than apply its corrections "
-                        + "(from \(Timestamp(microseconds: report.range.to.microseconds + Timestamp.microsPerHour * Int64(MeterLedger.edgeHours)).rfc3339) "
+                        + "(from \(try ReconciliationReport.MeterBasis.edgeWindows(report.range)[1].to.rfc3339) "
                         + "the hours after the period no longer move)", field: "id")
             }
         }

@@ -78,7 +78,10 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 enum JSONResponse {
     /// A body that is already JSON text (a report's own encoding).
     static func make(text: String, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text + "\n")))
+        // Into the response's buffer once, the newline after it (a report can be megabytes).
+        var buffer = ByteBuffer(string: text)
+        buffer.writeInteger(UInt8(0x0A))
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
     }
 
     static func make(_ shape: some WireShape, status: HTTPResponse.Status = .ok) -> Response {

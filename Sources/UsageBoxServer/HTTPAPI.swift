@@ -212,7 +212,7 @@ public struct HTTPAPI: Sendable {
         // A JSON request (no `vendor` in the query) carries its invoices in base64, a third
         // larger than the files: its body may be that much larger, and the files are checked
         // against the limit once decoded (`requireInvoicesWithinLimit`).
-        let json = invoice && request.uri.queryParameters["vendor"] == nil
+        let json = invoice && Self.isJSONReconciliation(vendorInQuery: request.uri.queryParameters["vendor"].map(String.init))
         let limit = invoice ? (json ? limits.maxInvoiceBytes / 3 * 4 + (1 << 20) : limits.maxInvoiceBytes) : Self.maxBodyBytes
         do {
             return try await request.collectBody(upTo: limit)

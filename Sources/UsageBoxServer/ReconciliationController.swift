@@ -87,24 +87,28 @@ extension HTTPAPI {
         return report
     }
 
+    /// Which form a reconciliation request takes: the query string names the vendor in the simple
+    /// form (the body is the invoice file); otherwise the body is the JSON request, invoices in base64.
+    static func isJSONReconciliation(vendorInQuery: String?) -> Bool { vendorInQuery == nil }
+
     /// The options from the query string and raw invoice body, or from a JSON body with `invoices`:
     /// one `ReconciliationRequest` either way, resolved as the CLI resolves it.
     func reconciliationOptions(_ request: Request, key: APIKey) async throws -> (ReconciliationOptions, dryRun: Bool) {
         let params = try parameters(request, of: "reconcile")
-        // Without `vendor` the body is the JSON request and carries every option: a query parameter
-        // beside it (account, dry_run) would be ignored, and the run would be org-wide and recorded.
-        if params["vendor"] == nil, let name = params.keys.sorted().first {
+        let json = Self.isJSONReconciliation(vendorInQuery: params["vendor"])
+        // The JSON request carries every option: a query parameter beside it (account, dry_run)
+        // would be ignored, and the run would be org-wide and recorded.
+        if json, let name = params.keys.sorted().first {
             throw UsageBoxError.invalidArgument(
                 "'\(name)' in the query is not read with a JSON body: put it in the body (or name vendor, from and to in the query)", field: name)
         }
         var request = request
         let bytes = Array(try await collect(&request, for: APIOperation.named("reconcile")!).readableBytesView)
-        // The query string names the vendor in the simple form; otherwise the body is the JSON request.
         let asked =
-            params["vendor"] == nil
+            json
             ? try ReconciliationRequest.decode(json: bytes)
             : try ReconciliationRequest.fromParameters({ params[$0] }, invoice: bytes)
-        try requireInvoicesWithinLimit(asked)
+        if json { try requireInvoicesWithinLimit(asked) }
         var options = try asked.resolve(scope: key.scope, runBy: key.keyID)
         if options.account == nil, options.accountMap.isEmpty, key.role != .admin, let only = key.accountID {
             options.account = only
