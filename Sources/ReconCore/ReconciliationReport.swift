@@ -336,10 +336,14 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         /// Values of the `vendor` dimension that count as this vendor (events without it count too).
         public var vendors: [String]
         public var metered: Int64
-        /// How many correction events the cell held (the slot its correction's id names); nil in
-        /// reports written before it was kept. A correction posted and reverted since leaves the
-        /// tokens as they were and moves the slot on: apply compares it too.
+        /// How many correction events the cell held in the period; nil in reports written before
+        /// it was kept. A correction posted and reverted since leaves the tokens as they were but
+        /// is another run's (or a person's) decision on the cell: apply compares it too.
         public var corrections: Int64? = nil
+        /// How many correction events the cell has ever held, for any period, under its vendors'
+        /// names or none (`CorrectionSlots`): the slot its correction's id names. Nil in reports
+        /// written before it was kept.
+        public var slot: Int64? = nil
         /// What the account metered in the period that could be this run's vendors' usage, when
         /// the run read it (`accountTokens(_:basis:…)`); nil in reports written before it was kept.
         public var accountTokens: Int64? = nil
@@ -349,7 +353,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         public var edgeTokens: Int64? = nil
         enum CodingKeys: String, CodingKey {
             case accountID = "account_id", modelID = "model_id", tokenType = "token_type", rawModelIDs = "raw_model_ids", meterID = "meter_id"
-            case vendors, metered, corrections, accountTokens = "account_tokens", edgeTokens = "edge_tokens"
+            case vendors, metered, corrections, slot, accountTokens = "account_tokens", edgeTokens = "edge_tokens"
         }
 
         /// Every token an account metered in a range that could be this run's vendors' usage: on

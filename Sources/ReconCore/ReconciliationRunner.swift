@@ -113,10 +113,13 @@ public struct ReconciliationRunner: Sendable {
     func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
         let units = try await MeterLedger.units(store)
         let all = report.corrections + report.held.map(\.correction)
+        func postsIn(_ b: ReconciliationReport.MeterBasis) -> (ProposedCorrection) -> Bool {
+            { c in c.accountID == b.accountID && c.modelID == b.modelID && c.tokenType == b.tokenType?.rawValue }
+        }
+        let slotted = report.meterBasis.filter { $0.slot != nil && posting.contains(where: postsIn($0)) }
+        let slots = try await CorrectionSlots.read(accounts: Set(slotted.map(\.accountID)), models: Set(slotted.map(\.modelID)), store: store)
         for b in report.meterBasis {
-            func inCell(_ c: ProposedCorrection) -> Bool {
-                c.accountID == b.accountID && c.modelID == b.modelID && c.tokenType == b.tokenType?.rawValue
-            }
+            let inCell = postsIn(b)
             guard posting.contains(where: inCell) else { continue }
             let postedHere = all.filter { inCell($0) && report.appliedEventIDs.contains($0.eventID) }
             let alreadyPosted = postedHere.reduce(Int64(0)) { $0 + $1.quantity }
@@ -167,6 +170,20 @@ public struct ReconciliationRunner: Sendable {
                         + "\(b.tokenType?.rawValue ?? "") held \(then) correction(s) then and \(corrections - Int64(postedHere.count)) now "
                         + "(another run's corrections, posted or reverted since); run the reconciliation again rather than apply its corrections",
                     field: "id")
+            }
+            // The same over every period: a correction posted to the cell for another period
+            // since (an overlapping one, applied from another process) took this run's slot.
+            if let then = b.slot {
+                let vendors = Set(b.vendors).union(all.filter(inCell).compactMap { $0.dimensions["vendor"] })
+                let now = slots.count(account: b.accountID, model: b.modelID, tokenType: b.tokenType?.rawValue, vendors: vendors)
+                guard now == then + Int64(postedHere.count) else {
+                    throw UsageBoxError(
+                        .conflict,
+                        "the meter changed since reconciliation \(report.id) ran: \(b.accountID) \(b.modelID) "
+                            + "\(b.tokenType?.rawValue ?? "") held \(then) correction(s) over every period then and "
+                            + "\(now - Int64(postedHere.count)) now (another run's corrections, perhaps for another period, posted or "
+                            + "reverted since); run the reconciliation again rather than apply its corrections", field: "id")
+                }
             }
         }
 

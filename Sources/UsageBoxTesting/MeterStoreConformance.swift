@@ -223,6 +223,14 @@ public enum MeterStoreConformance {
                     scope: .accounts(["acct_1"]), range: F.may,
                     filters: [UsageFilter(field: .kind, op: .eq, values: ["Usage"])]))
             try expectEqual(usageOnly.groups.map(\.aggregate.sum), [1000], "usage only")
+            // Over every instant a store holds, 1970 to 2100 (how a cell's correction slot is counted).
+            let ever = try await store.usage(
+                UsageQuery(
+                    scope: .accounts(["acct_1"]), range: try TimeRange(from: Timestamp(microseconds: 0), to: F.ts("2100-01-01T00:00:00Z")),
+                    groupBy: [.accountID, .modelID], filters: [UsageFilter(field: .kind, op: .eq, values: ["Correction"])]))
+            try expectEqual(
+                ever.groups.map { "\($0.keys) \($0.aggregate.count) \($0.aggregate.sum)" }, [#"[Optional("acct_1"), Optional("big")] 2 -210"#],
+                "corrections over every period")
             let explain = try await store.explain(account: "acct_1", range: F.may)
             try expectEqual([explain.totals.usage, explain.totals.corrections, explain.totals.net, explain.totals.count], [1000, -210, 790, 3], "explain")
             try expectEqual(explain.corrections.map(\.event.eventID), ["c1", "c2"], "corrections listed")

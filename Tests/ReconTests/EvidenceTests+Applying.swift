@@ -196,6 +196,44 @@ extension EvidenceTests {
         #expect(responses.map(\.accepted).sorted() == [0, 1] && responses.map(\.conflicts).sorted() == [0, 1], "\(responses)")
         #expect(try await store.explain(account: "acct_42", range: S.may).totals.corrections == 520_000, "corrected once")
     }
+
+    /// Two runs of overlapping periods (May, and May 1 to May 31 00:00) recorded from one meter
+    /// state and applied from two processes at once: each passed every check before either
+    /// posted (the overlap guard reads runs already applied: neither was yet), and their ids
+    /// named their periods, so both were accepted and the gap was corrected twice. The slot now
+    /// counts the cell's corrections over every period: both claim one id, the account's one
+    /// writer posts one and answers the other `conflict`.
+    @Test func twoProcessesApplyingOverlappingPeriodsCorrectTheGapOnce() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let may = try await recordKata(on: store)
+        let cut = try await recordKata(range: try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-05-31T00:00:00Z"), on: store)
+        #expect(!may.corrections.isEmpty && !cut.corrections.isEmpty, "\(cut.held.map(\.detail)) \(cut.reasons.map(\.code))")
+        #expect(may.corrections.map(\.eventID) == cut.corrections.map(\.eventID), "one slot")
+        let responses = try await postAsSeparateProcesses([may, cut], runner: service.runner, store: store)
+        #expect(responses.map(\.accepted).sorted() == [0, 1] && responses.map(\.conflicts).sorted() == [0, 1], "\(responses)")
+        let corrected = try await store.explain(account: "acct_42", range: S.may).totals.corrections
+        #expect(corrected == may.corrections[0].quantity || corrected == cut.corrections[0].quantity, "corrected once: \(corrected)")
+    }
+
+    /// A correction of the cell posted for another period since a run (dated May 31 23:59:59,
+    /// outside May 1 to May 31 00:00, by a run the log does not show applied: from another
+    /// process) leaves the run's period as it was, but took its slot: apply is refused, saying
+    /// to run again, rather than posting or answering a bare conflict.
+    @Test func aCorrectionPostedForAnotherPeriodSinceTheRunStopsItsApply() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let may = try await recordKata(on: store)
+        let cut = try await recordKata(range: try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-05-31T00:00:00Z"), on: store)
+        var other = may
+        other.corrections = other.corrections.map {
+            var c = $0; c.eventID = "recon_by_another_run"; c.quantity = 1; return c
+        }
+        _ = try await service.runner.post(&other, confirmLarge: false, store: store, log: nil)
+        try await expectApplyRefused(cut.id, on: store, "a run whose cell took a correction for another period since was applied") {
+            $0.contains("over every period then and 1 now")
+        }
+    }
 }
 
 extension EvidenceTests {

@@ -93,6 +93,9 @@ struct CorrectionProposal: Sendable {
                 out.findings[i].blockedBy = inconclusive
             }
         }
+        let gaps = out.findings.filter { $0.gapClass == .meteringGap }
+        let slots = try await CorrectionSlots.read(
+            accounts: Set(gaps.compactMap(\.accountID)), models: Set(gaps.map(\.modelID)), store: store)
         // A relabel pair is decided together: blocked, held or proposed as one.
         var groups: [[Int]] = []
         var grouped = Set<Int>()
@@ -137,24 +140,27 @@ struct CorrectionProposal: Sendable {
                 let meterID = try await meterFor(account: account, rawModels: rawModels, options: o, store: store)
                 let cell = CellKey(model: f.modelID, tokenType: f.tokenType, account: account)
                 var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID, "vendor": vendorOfModel[f.modelID] ?? vendor]
-                // The id names the cell's next correction slot: the period, the vendor the
-                // correction is posted under (a FOCUS run's Anthropic lines: anthropic), the cell
-                // and how many corrections it already holds. Applying twice is a duplicate; two runs
-                // made from one meter state (another pull of the export, another export of the month)
-                // claim the same slot, so the store's one writer of the account posts one and answers
-                // the other `conflict` — the only guard two processes applying at once share. A cell
-                // corrected (or reverted) since has its next slot: a new id, and apply refuses a run
-                // whose cell holds another count of corrections than it read (`MeterBasis.corrections`).
+                // The id names the cell's next correction slot: the vendor the correction is
+                // posted under (a FOCUS run's Anthropic lines: anthropic), the cell and how many
+                // corrections it has ever held, for any period (`CorrectionSlots`). Applying twice
+                // is a duplicate; two runs made from one meter state (another pull of the export,
+                // another export of the month, an overlapping period) claim the same slot, so the
+                // store's one writer of the account posts one and answers the other `conflict` —
+                // the only guard two processes applying at once share. A cell corrected (or
+                // reverted) since has its next slot: a new id, and apply refuses a run whose cell
+                // holds another count than it read (`MeterBasis.slot`, `MeterBasis.corrections`).
                 let prior = meter.correctionCounts[cell] ?? 0
-                let slot = ReconciliationEngine.correctionRef(range: o.range, vendor: dims["vendor"] ?? vendor)
+                let postedUnder = dims["vendor"] ?? vendor
+                let slot = slots.count(
+                    account: account, model: f.modelID, tokenType: f.tokenType?.rawValue, vendors: vendorNames.union([postedUnder]))
                 let id =
                     "recon_"
-                    + String(sha256Hex(Array("\(slot)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(prior)".utf8)).prefix(40))
+                    + String(sha256Hex(Array("cell|\(postedUnder)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(slot)".utf8)).prefix(40))
                 if let tt = f.tokenType { dims["token_type"] = tt.rawValue }
                 out.basis.append(
                     .init(
                         accountID: account, modelID: f.modelID, tokenType: f.tokenType, rawModelIDs: rawModels.sorted(),
-                        meterID: o.meterID, vendors: vendorNames.sorted(), metered: diff.metered[cell] ?? 0, corrections: prior))
+                        meterID: o.meterID, vendors: vendorNames.sorted(), metered: diff.metered[cell] ?? 0, corrections: prior, slot: slot))
                 if let other = f.pairedWith { dims["relabel_of"] = other.rawValue }
                 proposed.append(
                     (
