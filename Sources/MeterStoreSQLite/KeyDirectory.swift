@@ -1,27 +1,22 @@
 import GRDB
 import Metering
 
-/// A read-only view of the rollup keys and meter settings of some accounts, for reads and verify.
+/// The rollup keys of one account as verify and the scrub meet them: an event's key id looked up
+/// by its content through the unique index, a key's content by id, each kept in a bounded cache.
+/// Loading every key of the account first cost memory in its keys' size (an account of tens of
+/// thousands of keys of 32 long dimensions: gigabytes) for each verify.
 struct KeyDirectory {
-    var byID: [Int64: RollupKey] = [:]
-    var ids: [RollupKey: Int64] = [:]
     var meters: [String: MeterConfig] = [:]
-    private var decodedDims: [Int64: [String: String]] = [:]
-    /// Ids handed to keys that raw events have but the rollups lack (verify reports them).
+    private var ids: [RollupKey: Int64] = [:]
+    /// Keys that raw events have but the rollups lack (verify reports them), under ids below zero.
+    private var synthetic: [Int64: RollupKey] = [:]
     private var nextSynthetic: Int64 = -1
+    private var cachedBytes = 0
+    /// Past this many bytes of cached keys the cache starts again (a key of 32 dimensions of
+    /// control characters is ~46 KB): a key's lookup is one indexed read.
+    static let cacheLimit = 4 << 20
 
-    init(_ db: Database, scope: AccountScope) throws {
-        let (clause, args) = SQLiteMeterStore.accountClause(scope, column: "account_id")
-        let rows = try Row.fetchCursor(
-            db,
-            sql: """
-                SELECT id, account_id, meter_id, model_id, kind, unit, dimensions FROM rollup_key WHERE \(clause)
-                """, arguments: args)
-        while let r = try rows.next() {
-            let key = RollupKey(account: r[1], meter: r[2], model: r[3], kind: r[4], unit: r[5], dimensions: r[6])
-            byID[r[0]] = key
-            ids[key] = r[0]
-        }
+    init(_ db: Database) throws {
         meters = try Self.meters(db)
     }
 
@@ -41,23 +36,40 @@ struct KeyDirectory {
             dimensions: UsageEvent.canonicalDimensions(config.projected(e.dimensions)))
     }
 
-    mutating func id(for e: UsageEvent) -> Int64 { id(for: key(for: e)) }
+    mutating func id(for e: UsageEvent, _ db: Database) throws -> Int64 { try id(for: key(for: e), db) }
 
-    mutating func id(for key: RollupKey) -> Int64 {
+    mutating func id(for key: RollupKey, _ db: Database) throws -> Int64 {
         if let id = ids[key] { return id }
-        let id = nextSynthetic
-        nextSynthetic -= 1
+        let statement = try db.cachedStatement(
+            sql: """
+                SELECT id FROM rollup_key
+                WHERE account_id = ? AND meter_id = ? AND model_id = ? AND kind = ? AND unit = ? AND dimensions = ?
+                """)
+        let id: Int64
+        if let stored = try Int64.fetchOne(statement, arguments: [key.account, key.meter, key.model, key.kind, key.unit, key.dimensions]) {
+            id = stored
+            let size = key.account.utf8.count + key.meter.utf8.count + key.model.utf8.count + key.unit.utf8.count + key.dimensions.utf8.count
+            if cachedBytes + size > Self.cacheLimit {
+                ids.removeAll(keepingCapacity: true)
+                cachedBytes = 0
+            }
+            cachedBytes += size
+        } else {
+            id = nextSynthetic
+            nextSynthetic -= 1
+            synthetic[id] = key
+        }
         ids[key] = id
-        byID[id] = key
         return id
     }
 
-    mutating func dimensions(of id: Int64) -> [String: String] {
-        if let d = decodedDims[id] { return d }
-        var out: [String: String] = [:]
-        for d in UsageEvent.decodeDimensions(byID[id]?.dimensions ?? "{}") { out[d.key] = d.value }
-        decodedDims[id] = out
-        return out
+    /// A key's content, for the few a report names.
+    func key(_ id: Int64, _ db: Database) throws -> RollupKey? {
+        if let k = synthetic[id] { return k }
+        let statement = try db.cachedStatement(sql: "SELECT account_id, meter_id, model_id, kind, unit, dimensions FROM rollup_key WHERE id = ?")
+        return try Row.fetchOne(statement, arguments: [id]).map {
+            RollupKey(account: $0[0], meter: $0[1], model: $0[2], kind: $0[3], unit: $0[4], dimensions: $0[5])
+        }
     }
 }
 

@@ -72,11 +72,9 @@ extension SQLiteMeterStore {
                         SELECT \(SegmentRow.columns) FROM segment WHERE sealed_at IS NOT NULL
                         ORDER BY verified_at IS NOT NULL, verified_at, id LIMIT ?
                         """, arguments: [maxSegments])
-                var directories: [String: KeyDirectory] = [:]
+                var dir = try KeyDirectory(db)
                 for seg in rows {
-                    var dir = try directories[seg.account] ?? KeyDirectory(db, scope: .accounts([seg.account]))
-                    let (_, reasons) = try self.rehash(db, seg) { dir.id(for: $0) }
-                    directories[seg.account] = dir
+                    let (_, reasons) = try self.rehash(db, seg) { try dir.id(for: $0, db) }
                     if reasons.isEmpty { outcome.clean.append(seg.id) } else { outcome.corrupt.append((seg.id, reasons.joined(separator: "; "))) }
                 }
                 return outcome
@@ -135,7 +133,7 @@ extension SQLiteMeterStore {
         // Rollups are hourly, so the check covers the whole hours that the period touches.
         let fromHour = req.range.from.hour
         let toHour = (req.range.to.microseconds + h - 1) / h
-        var dir = try KeyDirectory(db, scope: .accounts([req.account]))
+        var dir = try KeyDirectory(db)
 
         let segments = try SegmentRow.fetchAll(
             db,
@@ -167,7 +165,7 @@ extension SQLiteMeterStore {
                 while let r = try rows.next() { try addRaw(Cell(key: r[0], hour: r[1]), r[2], r[3]) }
                 continue
             }
-            let (d, reasons) = try rehash(db, seg) { dir.id(for: $0) }
+            let (d, reasons) = try rehash(db, seg) { try dir.id(for: $0, db) }
             for (cell, agg) in d.stats { try addRaw(cell, agg.sum, agg.count) }
             if reasons.isEmpty {
                 if seg.sealed, !seg.verified || seg.corrupt != nil { outcome.clean.append(seg.id) }
@@ -178,24 +176,22 @@ extension SQLiteMeterStore {
         }
 
         var rollup: [Cell: UsageAggregate] = [:]
-        let accountKeys = dir.byID.keys.filter { $0 > 0 }
-        if !accountKeys.isEmpty {
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT key_id, hour, sum, count FROM rollup_hour
-                    WHERE key_id IN (\(accountKeys.sorted().map(String.init).joined(separator: ","))) AND hour >= ? AND hour < ?
-                    """, arguments: [fromHour, toHour])
-            while let r = try rows.next() {
-                rollup[Cell(key: r[0], hour: r[1])] = UsageAggregate(sum: r[2], count: r[3], min: 0, max: 0)
-            }
+        let accountKeys = "SELECT id FROM rollup_key WHERE account_id = ?"
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT key_id, hour, sum, count FROM rollup_hour
+                WHERE key_id IN (\(accountKeys)) AND hour >= ? AND hour < ?
+                """, arguments: [req.account, fromHour, toHour])
+        while let r = try rows.next() {
+            rollup[Cell(key: r[0], hour: r[1])] = UsageAggregate(sum: r[2], count: r[3], min: 0, max: 0)
         }
 
         // The daily rollups must equal their hours, for every day wholly inside the checked hours.
         var dayDrift: Int64 = 0
         var dayMismatches: [VerifyReport.Mismatch] = []
         let firstDay = (fromHour + 23) / 24, lastDay = toHour / 24
-        if firstDay < lastDay, !accountKeys.isEmpty {
+        if firstDay < lastDay {
             var fromHours: [Cell: UsageAggregate] = [:]
             for (cell, agg) in rollup where cell.hour >= firstDay * 24 && cell.hour < lastDay * 24 {
                 var d = fromHours[Cell(key: cell.key, hour: cell.hour / 24)] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
@@ -208,15 +204,15 @@ extension SQLiteMeterStore {
                 db,
                 sql: """
                     SELECT key_id, day, sum, count FROM rollup_day
-                    WHERE key_id IN (\(accountKeys.sorted().map(String.init).joined(separator: ","))) AND day >= ? AND day < ?
-                    """, arguments: [firstDay, lastDay])
+                    WHERE key_id IN (\(accountKeys)) AND day >= ? AND day < ?
+                    """, arguments: [req.account, firstDay, lastDay])
             while let r = try rows.next() { stored[Cell(key: r[0], hour: r[1])] = UsageAggregate(sum: r[2], count: r[3], min: 0, max: 0) }
             for cell in Set(stored.keys).union(fromHours.keys) {
                 let a = fromHours[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
                 let b = stored[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
                 guard a.sum != b.sum || a.count != b.count else { continue }
                 dayDrift = try dayDrift.checkedAdding(try Self.distance(a.sum, b.sum), "the drift")
-                if let key = dir.byID[cell.key], dayMismatches.count < 100 {
+                if dayMismatches.count < 100, let key = try dir.key(cell.key, db) {
                     dayMismatches.append(
                         .init(
                             meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
@@ -243,7 +239,7 @@ extension SQLiteMeterStore {
             dd.raw = try dd.raw.checkedAdding(r.sum, "a day's raw sum")
             dd.drift = try dd.drift.checkedAdding(diff, "a day's drift")
             days[day] = dd
-            if (r.sum != u.sum || r.count != u.count), mismatches.count < 100, let key = dir.byID[cell.key] {
+            if r.sum != u.sum || r.count != u.count, mismatches.count < 100, let key = try dir.key(cell.key, db) {
                 mismatches.append(
                     .init(
                         meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
