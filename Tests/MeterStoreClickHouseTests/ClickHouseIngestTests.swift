@@ -116,6 +116,55 @@ struct ClickHouseIngestTests {
         }
     }
 
+    /// A segment's events are read back a page at a time (in one answer, 5,000 events of long
+    /// dimensions passed the answer bound: the segment could never seal nor verify). Pages of
+    /// one row hash as one answer does, a row stored twice included (counted twice, as verify
+    /// must), and pages sized by bytes seal and verify an account of long dimensions.
+    @Test func aSegmentIsHashedAPageAtATimeAsInOneAnswer() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.ingest((0..<12).map { F.event("p\($0)", quantity: Int64($0 + 1), dims: ["token_type": $0 % 2 == 0 ? "input" : "output"]) })
+        func same(_ label: String) async throws -> UInt64 {
+            let whole = try await store.digest("acct_1", segment: 1, previous: nil)
+            let paged = try await store.digest("acct_1", segment: 1, previous: nil, pageBytes: 1)
+            var a = whole.hash, b = paged.hash
+            #expect(a.finalize() == b.finalize() && whole.multiset == paged.multiset && whole.count == paged.count, "\(label)")
+            return paged.count
+        }
+        #expect(try await same("as stored") == 12)
+        try await store.shards[0].command(
+            "INSERT INTO \(store.location.database).events SELECT * FROM \(store.location.database).events WHERE event_id = 'p5'")
+        #expect(try await same("a row stored twice") == 13)
+
+        let long = String(repeating: "\u{01}", count: 240)
+        _ = try await store.ingest(
+            (0..<40).map { i in
+                F.event(
+                    "long\(i)", account: "acct_long", quantity: 1,
+                    dims: Dictionary(uniqueKeysWithValues: (0..<32).map { (String(format: "d%02d", $0), long + "\($0)_\(i)") }))
+            })
+        let pages = try await store.digest("acct_long", segment: 1, previous: nil, pageBytes: 600_000)
+        #expect(pages.count == 40 && pages.unreadable == 0)
+        try await store.sealOpenSegments()
+        let report = try await store.verify(VerifyRequest(account: "acct_long", range: F.may, mode: .deep))
+        #expect(report.ok && report.rawSum == 40 && report.segmentsChecked == 1, "\(report.corruptSegments)")
+    }
+
+    /// Verify's comparison returns a cell's dimensions only where its sides differ (every cell's
+    /// was read into the process): a mismatch still names its own; clean cells beside it are
+    /// not listed.
+    @Test func verifyNamesAMismatchedCellByItsDimensions() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.ingest([F.event("kept", quantity: 5, dims: ["token_type": "output", "feature": "chat"])])
+        try await Self.rollupViews("DETACH", store)
+        _ = try await store.ingest([F.event("lost", quantity: 7, dims: ["token_type": "input", "feature": "search"])])
+        try await Self.rollupViews("ATTACH", store)
+        let report = try await store.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep))
+        #expect(!report.ok && report.rawSum == 12 && report.rollupSum == 5)
+        #expect(!report.mismatches.isEmpty && report.mismatches.allSatisfy { $0.dimensions.contains("search") && $0.rawSum == 7 }, "\(report.mismatches)")
+    }
+
     /// A ClickHouse server killed inside an INSERT can keep the events' part and lose the rollups'
     /// parts (the views write theirs after the table's), and the client's retry is then answered
     /// duplicate. The writer keeps the ids of a write that failed and settles them: it adds to each
