@@ -542,8 +542,21 @@ extension ClickHouseMeterStore {
             """)
         var state = ClickHouseAccountState(
             chainHead: nil, lastSegmentID: 0, open: nil, magnitude: 0, ids: EventIDSet(), closed: [], closedReadAt: .now - Self.catalogMaxAge)
-        for r in try await rows("SELECT event_id FROM \(t("events")) WHERE account_id = \(ClickHouseClient.quote(account))") {
-            if let id = r[0].chString { state.ids.insert(EventIDSet.hash(id)) }
+        // Every id the account holds, a page at a time in the table's own order: in one answer, an
+        // account of ten million events (ids of ~25 characters) passed the answer bound, and the
+        // account could not be written again once its owner restarted.
+        let scope = "account_id = \(ClickHouseClient.quote(account))"
+        let longestID = try await rows("SELECT max(length(event_id)) FROM \(t("events")) WHERE \(scope)").first?[0].chInt ?? 0
+        let perPage = max(1, readPageBytes / (Int(clamping: longestID) * 6 + 16))
+        var lastID: String?
+        while true {
+            let after = lastID.map { " AND event_id > \(ClickHouseClient.quote($0))" } ?? ""
+            let page = try await rows("SELECT event_id FROM \(t("events")) WHERE \(scope)\(after) ORDER BY event_id LIMIT \(perPage)")
+            for r in page {
+                if let id = r[0].chString { state.ids.insert(EventIDSet.hash(id)) }
+            }
+            guard page.count == perPage, let last = page.last?[0].chString else { break }
+            lastID = last
         }
         for r in segs {
             let id = UInt64(r[0].chInt ?? 0)
@@ -692,16 +705,13 @@ extension ClickHouseMeterStore {
         var unreadable = 0
     }
 
-    /// At most this much JSON in one page of a segment's events read back.
-    static let digestPageBytes = 32 << 20
-
     /// A segment's stored events, re-read in ingest order and hashed, a page at a time: read in
     /// one answer, 5,000 events of 32 dimensions of control characters passed the 256 MiB answer
     /// bound, so that account's segment could never seal nor verify. A page holds as many rows
-    /// as fit `digestPageBytes` at the segment's longest row, JSON-escaped at worst (six bytes a
+    /// as fit `readPageBytes` at the segment's longest row, JSON-escaped at worst (six bytes a
     /// character); pages follow (ordinal, event_id), and rows equal to the last one read (a row
     /// stored twice, which verify must count twice) are skipped only as often as already read.
-    func digest(_ account: String, segment: UInt64, previous: String?, pageBytes: Int = digestPageBytes) async throws -> Digest {
+    func digest(_ account: String, segment: UInt64, previous: String?, pageBytes: Int? = nil) async throws -> Digest {
         var d = Digest(hash: SegmentHash(previous: previous))
         let scope = "account_id = \(ClickHouseClient.quote(account)) AND segment_id = \(segment)"
         let longest =
@@ -711,7 +721,7 @@ extension ClickHouseMeterStore {
                            + length(ifNull(unit, '')) + length(dimensions)) FROM \(t("events")) WHERE \(scope)
                 """
             ).first?[0].chInt ?? 0
-        let perPage = max(1, pageBytes / (Int(clamping: longest) * 6 + 512))
+        let perPage = max(1, (pageBytes ?? readPageBytes) / (Int(clamping: longest) * 6 + 512))
         var after: (ordinal: Int64, id: String, seen: Int)?
         var buffer: [UInt8] = []
         while true {

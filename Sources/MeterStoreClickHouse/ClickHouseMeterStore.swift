@@ -28,6 +28,9 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     let clock: @Sendable () -> Timestamp
     let segmentMaxEvents: Int64
     let segmentMaxAge: Int64
+    /// At most this much JSON in one page of rows read back whole (a segment's events, an
+    /// account's ids), so no answer nears the client's answer bound, whatever the rows hold.
+    let readPageBytes: Int
     /// Whether this process writes an account (the serve process that owns it); every account when alone.
     let owns: @Sendable (String) -> Bool
     let writer = ClickHouseWriter()
@@ -41,7 +44,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
 
     public init(
         location: ClickHouseLocation, clock: @escaping @Sendable () -> Timestamp = Timestamp.now,
-        segmentMaxEvents: Int64 = 100_000, segmentMaxAgeSeconds: Int64 = 3600,
+        segmentMaxEvents: Int64 = 100_000, segmentMaxAgeSeconds: Int64 = 3600, readPageBytes: Int = 32 << 20,
         owns: @escaping @Sendable (String) -> Bool = { _ in true }
     ) throws {
         self.location = location
@@ -66,6 +69,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         self.clock = clock
         self.segmentMaxEvents = max(segmentMaxEvents, 1)
         self.segmentMaxAge = segmentMaxAgeSeconds * 1_000_000
+        self.readPageBytes = max(readPageBytes, 1)
         self.owns = owns
     }
 

@@ -150,6 +150,22 @@ struct ClickHouseIngestTests {
         #expect(report.ok && report.rawSum == 40 && report.segmentsChecked == 1, "\(report.corruptSegments)")
     }
 
+    /// An account's ids are read a page at a time when its owner first writes it (in one
+    /// answer, ten million ids passed the answer bound and the account could not be written once
+    /// its owner restarted): with pages of one id, a restarted owner still knows every id.
+    @Test func aRestartedOwnerReadsEveryIdAPageAtATime() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        let events = (0..<7).map { F.event("id\($0)", quantity: Int64($0 + 1)) }
+        _ = try await store.ingest(events)
+        try await store.sealOpenSegments()
+        let restarted = try ClickHouseMeterStore(location: store.location, readPageBytes: 1)
+        let again = try await restarted.ingest(events + [F.event("id7", quantity: 8)])
+        #expect(again.accepted == 1 && again.duplicates == 7, "\(again)")
+        let report = try await restarted.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep))
+        #expect(report.ok && report.rawSum == 36, "\(report.corruptSegments) \(report.mismatches)")
+    }
+
     /// Verify's comparison returns a cell's dimensions only where its sides differ (every cell's
     /// was read into the process): a mismatch still names its own; clean cells beside it are
     /// not listed.
