@@ -171,18 +171,19 @@ public struct ReconciliationRunner: Sendable {
                         + "(another run's corrections, posted or reverted since); run the reconciliation again rather than apply its corrections",
                     field: "id")
             }
-            // The same over every period: a correction posted to the cell for another period
-            // since (an overlapping one, applied from another process) took this run's slot.
+            // The same for the model over every period, token type and vendor: a correction of it
+            // posted since (another period's run, applied from another process; a multi-provider
+            // FOCUS run's, posted under `focus`) took this run's slot.
             if let then = b.slot {
-                let vendors = Set(b.vendors).union(all.filter(inCell).compactMap { $0.dimensions["vendor"] })
-                let now = slots.count(account: b.accountID, model: b.modelID, tokenType: b.tokenType?.rawValue, vendors: vendors)
-                guard now == then + Int64(postedHere.count) else {
+                let mine = all.filter { $0.accountID == b.accountID && $0.modelID == b.modelID && report.appliedEventIDs.contains($0.eventID) }
+                let now = slots.count(account: b.accountID, model: b.modelID)
+                guard now == then + Int64(mine.count) else {
                     throw UsageBoxError(
                         .conflict,
-                        "the meter changed since reconciliation \(report.id) ran: \(b.accountID) \(b.modelID) "
-                            + "\(b.tokenType?.rawValue ?? "") held \(then) correction(s) over every period then and "
-                            + "\(now - Int64(postedHere.count)) now (another run's corrections, perhaps for another period, posted or "
-                            + "reverted since); run the reconciliation again rather than apply its corrections", field: "id")
+                        "the meter changed since reconciliation \(report.id) ran: \(b.accountID) \(b.modelID) held \(then) correction(s) "
+                            + "over every period, token type and vendor then and \(now - Int64(mine.count)) now (another run's corrections, "
+                            + "perhaps for another period or under another vendor, posted or reverted since); run the reconciliation again "
+                            + "rather than apply its corrections", field: "id")
                 }
             }
         }
@@ -248,6 +249,40 @@ public struct ReconciliationRunner: Sendable {
         }
     }
 
+    /// Posts each account's model's first correction (the slot two runs from one meter state
+    /// both claim) before the rest, and the rest only when every claim was posted (or was
+    /// already, applying again): a run that lost a claim to another process's apply posts
+    /// nothing more — its corrections of other token types or models would otherwise land
+    /// beside the winner's, a state neither order of applying makes. Error indexes are `events`'.
+    static func claimThenPost(_ events: [ProposedCorrection], store: any MeterStore) async throws -> IngestResponse {
+        var seen = Set<String>()
+        let claims = events.indices.filter { seen.insert("\(events[$0].accountID)|\(events[$0].modelID ?? "")").inserted }
+        let rest = events.indices.filter { !claims.contains($0) }
+        var response = IngestResponse()
+        func add(_ part: IngestResponse, _ indexes: [Int]) {
+            var part = part
+            part.errors = part.errors.map {
+                var e = $0; e.index = indexes[e.index]; return e
+            }
+            response.add(part)
+        }
+        add(try await store.ingest(try await Self.events(claims.map { events[$0] }, store: store)), claims)
+        guard response.conflicts == 0, response.rejected == 0 else {
+            let lost = response.errors.first.map { events[$0.index] }
+            for i in rest {
+                response.conflicts += 1
+                response.errors.append(
+                    .init(
+                        index: i, eventID: events[i].eventID, status: .conflict, code: "conflict",
+                        message: "not posted: \(lost.map { "the correction of \($0.modelID ?? "") on \($0.accountID)" } ?? "a correction") "
+                            + "of the same run was not, so nothing more of it is posted"))
+            }
+            return response
+        }
+        if !rest.isEmpty { add(try await store.ingest(try await Self.events(rest.map { events[$0] }, store: store)), rest) }
+        return response
+    }
+
     /// The correction that takes `c` back: its own id and correction_ref, the opposite quantity.
     public static func compensation(_ c: ProposedCorrection) -> ProposedCorrection {
         var dims = c.dimensions
@@ -292,7 +327,7 @@ public struct ReconciliationRunner: Sendable {
                 "reconciliation \(report.id) cannot be applied: \(first.detail); \(first.remedy ?? "")", field: "id")
         }
         try await checkMeterUnchanged(report, posting: events, store: store)
-        let response = try await store.ingest(try await Self.events(events, store: store))
+        let response = try await Self.claimThenPost(events, store: store)
         let failed = Set(response.errors.map(\.index))
         let posted = events.indices.filter { !failed.contains($0) }.map { events[$0].eventID }
         report.appliedEventIDs = Array(Set(report.appliedEventIDs).union(posted)).sorted()

@@ -120,6 +120,30 @@ extension EvidenceTests {
         #expect(!record.applied && record.appliedAt == nil && record.appliedEventIDs.isEmpty)
     }
 
+    /// A run correcting two cells of one model (input and output) lost the model's first slot to
+    /// another process's run between its checks and its post: its output correction, in a slot
+    /// the other run did not claim, was still accepted beside the winner's — a state neither
+    /// order of applying makes. The claim goes first and alone; lost, nothing more is posted.
+    @Test func aRunThatLosesItsClaimPostsNothingMore() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let (a, b) = (try await recordKata(on: store), try await recordKata(on: store))
+        var two = b
+        var output = two.corrections[0]
+        output.eventID = "recon_output_in_the_next_slot"
+        output.quantity = 200_000
+        output.dimensions["token_type"] = "output"
+        two.corrections.append(output)
+        var winner = a.corrections[0]
+        winner.dimensions["reconciliation_id"] = "rec_the_other_process"
+        let response = try await service.runner.post(
+            &two, confirmLarge: false, store: OtherProcessPostsFirst(inner: store, first: [.event(winner.event)]), log: store
+        ).0
+        #expect(response.accepted == 0 && response.conflicts == 2, "\(response)")
+        #expect(response.errors.map(\.index) == [0, 1] && response.errors.last?.message.contains("nothing more of it is posted") == true)
+        #expect(try await store.explain(account: "acct_42", range: S.may).totals.corrections == 520_000, "the winner's alone")
+    }
+
     /// A meter whose unit is another spelling of tokens is read as tokens by the engine; its
     /// corrections said "tokens", which that meter refuses (unit_mismatch), so the run could never
     /// be applied — while the answer said success. They post in the meter's own unit, and the
@@ -216,22 +240,29 @@ extension EvidenceTests {
         #expect(corrected == may.corrections[0].quantity || corrected == cut.corrections[0].quantity, "corrected once: \(corrected)")
     }
 
-    /// A correction of the cell posted for another period since a run (dated May 31 23:59:59,
-    /// outside May 1 to May 31 00:00, by a run the log does not show applied: from another
-    /// process) leaves the run's period as it was, but took its slot: apply is refused, saying
-    /// to run again, rather than posting or answering a bare conflict.
-    @Test func aCorrectionPostedForAnotherPeriodSinceTheRunStopsItsApply() async throws {
+    /// A correction of the model posted since a run, for another period (dated May 31 23:59:59,
+    /// outside May 1 to May 31 00:00), by a run the log does not show applied (another
+    /// process), or under another vendor (a multi-provider FOCUS run posts under `focus`, which
+    /// the run's cell sums leave out, as a fresh run does not) or another token type (a run that
+    /// compared the model whole): each leaves the run's period and cells as they were, but took
+    /// its slot. Apply is refused, saying to run again (the tester's FOCUS case posted the loss
+    /// twice, one apply after the other).
+    @Test(arguments: [("anthropic", "input"), ("focus", "input"), ("anthropic", nil)] as [(String, String?)])
+    func aCorrectionOfTheModelPostedSinceTheRunStopsItsApply(vendor: String, tokenType: String?) async throws {
         let store = try S.store()
         _ = try await KataDemo(store: store, write: { _ in }).load()
-        let may = try await recordKata(on: store)
         let cut = try await recordKata(range: try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-05-31T00:00:00Z"), on: store)
-        var other = may
-        other.corrections = other.corrections.map {
-            var c = $0; c.eventID = "recon_by_another_run"; c.quantity = 1; return c
-        }
-        _ = try await service.runner.post(&other, confirmLarge: false, store: store, log: nil)
-        try await expectApplyRefused(cut.id, on: store, "a run whose cell took a correction for another period since was applied") {
-            $0.contains("over every period then and 1 now")
+        var dims = ["vendor": vendor, "source": "vendor_reconciliation", "reconciliation_id": "rec_elsewhere"]
+        dims["token_type"] = tokenType
+        _ = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: "recon_by_another_run", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-sonnet-4-5",
+                    kind: .correction, correctionRef: "recon_may_2026_vendor_\(vendor)", quantity: 520_000, unit: "tokens",
+                    timestamp: Timestamp(rfc3339: "2026-05-31T23:59:59Z")!, dimensions: dims))
+        ])
+        try await expectApplyRefused(cut.id, on: store, "a run whose model took a correction since was applied (\(vendor), \(tokenType ?? "no token type"))") {
+            $0.contains("over every period, token type and vendor then and 1 now")
         }
     }
 }

@@ -318,8 +318,10 @@ import VendorAnthropic
     }
 
     /// The same model bought from Anthropic and through Bedrock, both collectors losing half of
-    /// May 10: two runs, two corrections. Applying Anthropic's first leaves Bedrock's run valid
-    /// (its correction is Anthropic's usage, posted under vendor anthropic).
+    /// May 10: two runs, two corrections. Both were recorded before either was applied, so both
+    /// claim the model's first slot: once Anthropic's is applied, Bedrock's is refused (a
+    /// correction of the model was posted since; from another process it would answer
+    /// `conflict`) and run again, which proposes the same 500,000 in the next slot.
     @Test func oneModelThroughTwoVendorsAppliesBoth() async throws {
         let store = try S.store()
         var events: [IngestItem] = []
@@ -345,7 +347,20 @@ import VendorAnthropic
             "\(a.reasons.map(\.code)) \(a.findings.map { "\($0.quantity) \($0.reason)" }) \(a.held.map(\.detail)) | \(b.reasons.map(\.code)) \(b.findings.map { "\($0.quantity) \($0.reason)" })"
         )
         #expect(try await service.apply(id: a.id, confirmLarge: false, store: store, log: store).accepted == 1)
-        #expect(try await service.apply(id: b.id, confirmLarge: false, store: store, log: store).accepted == 1)
+        do {
+            _ = try await service.apply(id: b.id, confirmLarge: false, store: store, log: store)
+            Issue.record("a run recorded before another run's correction of its model was applied")
+        } catch let e as UsageBoxError {
+            #expect(
+                e.code == .conflict && e.message.contains("claude-sonnet-4-6 held 0 correction(s) over every period, token type and vendor then and 1 now"),
+                "\(e.message)")
+        }
+        let (again, _) = try await service.run(
+            ReconciliationOptions(vendor: "aws-bedrock", invoices: [InvoiceFile(name: "cur.csv", bytes: Array(cur.utf8))], range: S.may, account: "acct_b"),
+            store: store, log: store)
+        #expect(again.corrections.map(\.quantity) == [500_000] && again.corrections.map(\.eventID) != b.corrections.map(\.eventID))
+        #expect(try await service.apply(id: again.id, confirmLarge: false, store: store, log: store).accepted == 1)
+        #expect(try await store.explain(account: "acct_b", range: S.may).totals.corrections == 1_000_000)
     }
 
     /// The kata's correction is applied, then the 520,000 it stood for arrive after all: both

@@ -96,6 +96,8 @@ struct CorrectionProposal: Sendable {
         let gaps = out.findings.filter { $0.gapClass == .meteringGap }
         let slots = try await CorrectionSlots.read(
             accounts: Set(gaps.compactMap(\.accountID)), models: Set(gaps.map(\.modelID)), store: store)
+        // Slots this run has claimed per account and model (its corrections of a model, in order).
+        var claimed: [String: [String: Int64]] = [:]
         // A relabel pair is decided together: blocked, held or proposed as one.
         var groups: [[Int]] = []
         var grouped = Set<Int>()
@@ -140,27 +142,22 @@ struct CorrectionProposal: Sendable {
                 let meterID = try await meterFor(account: account, rawModels: rawModels, options: o, store: store)
                 let cell = CellKey(model: f.modelID, tokenType: f.tokenType, account: account)
                 var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID, "vendor": vendorOfModel[f.modelID] ?? vendor]
-                // The id names the cell's next correction slot: the vendor the correction is
-                // posted under (a FOCUS run's Anthropic lines: anthropic), the cell and how many
-                // corrections it has ever held, for any period (`CorrectionSlots`). Applying twice
-                // is a duplicate; two runs made from one meter state (another pull of the export,
-                // another export of the month, an overlapping period) claim the same slot, so the
+                // The id names the model's next correction slot (`CorrectionSlots`): two runs made
+                // from one meter state that correct this model claim the same first id, so the
                 // store's one writer of the account posts one and answers the other `conflict` —
-                // the only guard two processes applying at once share. A cell corrected (or
-                // reverted) since has its next slot: a new id, and apply refuses a run whose cell
-                // holds another count than it read (`MeterBasis.slot`, `MeterBasis.corrections`).
+                // the only guard two processes applying at once share — and apply refuses a run
+                // whose model took a correction since (`MeterBasis.slot`, and per cell in the
+                // period `MeterBasis.corrections`).
                 let prior = meter.correctionCounts[cell] ?? 0
-                let postedUnder = dims["vendor"] ?? vendor
-                let slot = slots.count(
-                    account: account, model: f.modelID, tokenType: f.tokenType?.rawValue, vendors: vendorNames.union([postedUnder]))
-                let id =
-                    "recon_"
-                    + String(sha256Hex(Array("cell|\(postedUnder)|\(account)|\(f.modelID)|\(f.tokenType?.rawValue ?? "")|\(slot)".utf8)).prefix(40))
+                let first = slots.count(account: account, model: f.modelID)
+                let taken = claimed[account]?[f.modelID] ?? 0
+                claimed[account, default: [:]][f.modelID] = taken + 1
+                let id = CorrectionSlots.eventID(account: account, model: f.modelID, slot: first + taken)
                 if let tt = f.tokenType { dims["token_type"] = tt.rawValue }
                 out.basis.append(
                     .init(
                         accountID: account, modelID: f.modelID, tokenType: f.tokenType, rawModelIDs: rawModels.sorted(),
-                        meterID: o.meterID, vendors: vendorNames.sorted(), metered: diff.metered[cell] ?? 0, corrections: prior, slot: slot))
+                        meterID: o.meterID, vendors: vendorNames.sorted(), metered: diff.metered[cell] ?? 0, corrections: prior, slot: first))
                 if let other = f.pairedWith { dims["relabel_of"] = other.rawValue }
                 proposed.append(
                     (
