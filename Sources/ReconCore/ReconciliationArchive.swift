@@ -23,8 +23,21 @@ public struct ReconciliationArchive: Sendable {
         }
     }
 
-    /// Replaces a stored report after it was applied or reverted.
-    public func update(_ report: ReconciliationReport) async throws {
-        try await log.markReconciliationApplied(id: report.id, reportJSON: report.jsonText, appliedAt: report.appliedAt ?? Timestamp.now())
+    /// Replaces a stored report after it was applied or reverted, merged with the stored one: a
+    /// revert and an apply of one run from two processes each wrote the record it had read, the
+    /// last one winning — "reverted", with a correction the other posted missing from
+    /// `applied_event_ids`, so no revert could take it back. What was posted, and a revert, are
+    /// never dropped. Returns the record as written.
+    @discardableResult
+    public func update(_ report: ReconciliationReport) async throws -> ReconciliationReport {
+        var merged = report
+        if let stored = try await self.report(id: report.id) {
+            merged.appliedEventIDs = Array(Set(stored.appliedEventIDs).union(report.appliedEventIDs)).sorted()
+            merged.applied = stored.applied || report.applied
+            merged.appliedAt = [stored.appliedAt, report.appliedAt].compactMap { $0 }.min()
+            merged.revertedAt = [stored.revertedAt, report.revertedAt].compactMap { $0 }.min()
+        }
+        try await log.markReconciliationApplied(id: merged.id, reportJSON: merged.jsonText, appliedAt: merged.appliedAt ?? Timestamp.now())
+        return merged
     }
 }

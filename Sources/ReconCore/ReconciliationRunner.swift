@@ -72,7 +72,14 @@ public struct ReconciliationRunner: Sendable {
                         + "run the reconciliation again to propose corrections against the meter as it is now", field: "id")
             }
             let (response, _) = try await post(&report, confirmLarge: confirmLarge, store: store, log: log)
-            if report.applied { try await archive.update(report) }
+            if report.applied, let reverted = try await archive.update(report).revertedAt {
+                // Reverted by another process while this one posted: take back what it posted too.
+                _ = try await revertNow(id: id, store: store, log: log)
+                throw UsageBoxError(
+                    .conflict,
+                    "reconciliation \(id) was reverted at \(reverted.rfc3339) while this apply posted; what it posted was taken back too. "
+                        + "Run the reconciliation again to propose corrections against the meter as it is now", field: "id")
+            }
             try Self.requireEveryCorrectionPosted(response, report: report)
             return response
         }
@@ -91,11 +98,20 @@ public struct ReconciliationRunner: Sendable {
         guard !posted.isEmpty else {
             throw UsageBoxError(.conflict, "reconciliation \(id) posted no corrections: there is nothing to revert", field: "id")
         }
-        let compensating = (report.corrections + report.held.map(\.correction)).filter { posted.contains($0.eventID) }.map(Self.compensation)
-        let response = try await store.ingest(try await Self.events(compensating, store: store))
-        if response.rejected == 0, response.conflicts == 0, report.revertedAt == nil {
-            report.revertedAt = Timestamp.now()
-            try await archive.update(report)
+        let all = report.corrections + report.held.map(\.correction)
+        var response = try await store.ingest(try await Self.events(all.filter { posted.contains($0.eventID) }.map(Self.compensation), store: store))
+        guard response.rejected == 0, response.conflicts == 0 else { return response }
+        if report.revertedAt == nil { report.revertedAt = Timestamp.now() }
+        // An apply of the same run from another process may have posted more meanwhile (the
+        // merged record lists it): take that back too.
+        var compensated = posted
+        for _ in 0..<3 {
+            let merged = try await archive.update(report)
+            let more = Set(merged.appliedEventIDs).subtracting(compensated)
+            guard !more.isEmpty else { break }
+            response.add(try await store.ingest(try await Self.events(all.filter { more.contains($0.eventID) }.map(Self.compensation), store: store)))
+            compensated.formUnion(more)
+            report = merged
         }
         return response
     }
@@ -117,7 +133,7 @@ public struct ReconciliationRunner: Sendable {
             { c in c.accountID == b.accountID && c.modelID == b.modelID && c.tokenType == b.tokenType?.rawValue }
         }
         let slotted = report.meterBasis.filter { $0.slot != nil && posting.contains(where: postsIn($0)) }
-        let slots = try await CorrectionSlots.read(accounts: Set(slotted.map(\.accountID)), models: Set(slotted.map(\.modelID)), store: store)
+        let slots = try await CorrectionSlots.read(accounts: Set(slotted.map(\.accountID)), store: store)
         for b in report.meterBasis {
             let inCell = postsIn(b)
             guard posting.contains(where: inCell) else { continue }
@@ -175,7 +191,11 @@ public struct ReconciliationRunner: Sendable {
             // posted since (another period's run, applied from another process; a multi-provider
             // FOCUS run's, posted under `focus`) took this run's slot.
             if let then = b.slot {
-                let mine = all.filter { $0.accountID == b.accountID && $0.modelID == b.modelID && report.appliedEventIDs.contains($0.eventID) }
+                // Counted as `CorrectionSlots` counts: this run's corrections of any model id holding this one.
+                let mine = all.filter {
+                    $0.accountID == b.accountID && ($0.modelID ?? "").lowercased().contains(b.modelID.lowercased())
+                        && report.appliedEventIDs.contains($0.eventID)
+                }
                 let now = slots.count(account: b.accountID, model: b.modelID)
                 guard now == then + Int64(mine.count) else {
                     throw UsageBoxError(
@@ -249,37 +269,41 @@ public struct ReconciliationRunner: Sendable {
         }
     }
 
-    /// Posts each account's model's first correction (the slot two runs from one meter state
-    /// both claim) before the rest, and the rest only when every claim was posted (or was
-    /// already, applying again): a run that lost a claim to another process's apply posts
-    /// nothing more — its corrections of other token types or models would otherwise land
-    /// beside the winner's, a state neither order of applying makes. Error indexes are `events`'.
-    static func claimThenPost(_ events: [ProposedCorrection], store: any MeterStore) async throws -> IngestResponse {
-        var seen = Set<String>()
-        let claims = events.indices.filter { seen.insert("\(events[$0].accountID)|\(events[$0].modelID ?? "")").inserted }
-        let rest = events.indices.filter { !claims.contains($0) }
+    /// Posts a run's corrections in slot order, a round at a time: each account's model's first
+    /// correction (the slot two runs from one meter state both claim), then each one's second,
+    /// and so on, stopping after a round with anything not posted. A run that lost a claim to
+    /// another process's apply posts nothing more — its corrections of other token types would
+    /// otherwise land beside the winner's, a state neither order of applying makes — and the
+    /// slots posted are always a model's first ones: a slot left empty before a posted one
+    /// would make every later run of the model claim a taken id. Error indexes are `events'`.
+    static func postInSlotOrder(_ events: [ProposedCorrection], store: any MeterStore) async throws -> IngestResponse {
+        var round: [String: Int] = [:]
+        let rounds = events.map { c -> Int in
+            let key = "\(c.accountID)|\(c.modelID ?? "")"
+            defer { round[key, default: 0] += 1 }
+            return round[key] ?? 0
+        }
         var response = IngestResponse()
-        func add(_ part: IngestResponse, _ indexes: [Int]) {
-            var part = part
+        for r in 0..<(rounds.max().map { $0 + 1 } ?? 0) {
+            let indexes = events.indices.filter { rounds[$0] == r }
+            var part = try await store.ingest(try await Self.events(indexes.map { events[$0] }, store: store))
             part.errors = part.errors.map {
                 var e = $0; e.index = indexes[e.index]; return e
             }
             response.add(part)
-        }
-        add(try await store.ingest(try await Self.events(claims.map { events[$0] }, store: store)), claims)
-        guard response.conflicts == 0, response.rejected == 0 else {
-            let lost = response.errors.first.map { events[$0.index] }
-            for i in rest {
-                response.conflicts += 1
-                response.errors.append(
-                    .init(
-                        index: i, eventID: events[i].eventID, status: .conflict, code: "conflict",
-                        message: "not posted: \(lost.map { "the correction of \($0.modelID ?? "") on \($0.accountID)" } ?? "a correction") "
-                            + "of the same run was not, so nothing more of it is posted"))
+            guard response.conflicts == 0, response.rejected == 0 else {
+                let lost = response.errors.first.map { events[$0.index] }
+                for i in events.indices where rounds[i] > r {
+                    response.conflicts += 1
+                    response.errors.append(
+                        .init(
+                            index: i, eventID: events[i].eventID, status: .conflict, code: "conflict",
+                            message: "not posted: \(lost.map { "the correction of \($0.modelID ?? "") on \($0.accountID)" } ?? "a correction") "
+                                + "of the same run was not, so nothing more of it is posted"))
+                }
+                return response
             }
-            return response
         }
-        if !rest.isEmpty { add(try await store.ingest(try await Self.events(rest.map { events[$0] }, store: store)), rest) }
         return response
     }
 
@@ -297,7 +321,7 @@ public struct ReconciliationRunner: Sendable {
     /// The events corrections post as: in their meter's own unit ("Tokens", "token": the engine
     /// counts any spelling of tokens, and a meter refuses a unit not its own), none on a meter
     /// that has none (a correction's "tokens" would claim that meter's unit for it).
-    static func events(_ corrections: [ProposedCorrection], store: any MeterStore) async throws -> [IngestItem] {
+    public static func events(_ corrections: [ProposedCorrection], store: any MeterStore) async throws -> [IngestItem] {
         let units = try await MeterLedger.units(store)
         return corrections.map { c in
             var e = c.event
@@ -327,7 +351,7 @@ public struct ReconciliationRunner: Sendable {
                 "reconciliation \(report.id) cannot be applied: \(first.detail); \(first.remedy ?? "")", field: "id")
         }
         try await checkMeterUnchanged(report, posting: events, store: store)
-        let response = try await Self.claimThenPost(events, store: store)
+        let response = try await Self.postInSlotOrder(events, store: store)
         let failed = Set(response.errors.map(\.index))
         let posted = events.indices.filter { !failed.contains($0) }.map { events[$0].eventID }
         report.appliedEventIDs = Array(Set(report.appliedEventIDs).union(posted)).sorted()

@@ -247,8 +247,14 @@ extension EvidenceTests {
     /// compared the model whole): each leaves the run's period and cells as they were, but took
     /// its slot. Apply is refused, saying to run again (the tester's FOCUS case posted the loss
     /// twice, one apply after the other).
-    @Test(arguments: [("anthropic", "input"), ("focus", "input"), ("anthropic", nil)] as [(String, String?)])
-    func aCorrectionOfTheModelPostedSinceTheRunStopsItsApply(vendor: String, tokenType: String?) async throws {
+    /// Or by hand under the model's dated id, which a fresh run reads as the model (the tester's
+    /// find3: no apply check saw it, and the loss was corrected twice).
+    @Test(
+        arguments: [
+            ("anthropic", "input", "claude-sonnet-4-5"), ("focus", "input", "claude-sonnet-4-5"), ("anthropic", nil, "claude-sonnet-4-5"),
+            ("anthropic", "input", "claude-sonnet-4-5-20250929"),
+        ] as [(String, String?, String)])
+    func aCorrectionOfTheModelPostedSinceTheRunStopsItsApply(vendor: String, tokenType: String?, model: String) async throws {
         let store = try S.store()
         _ = try await KataDemo(store: store, write: { _ in }).load()
         let cut = try await recordKata(range: try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-05-31T00:00:00Z"), on: store)
@@ -257,7 +263,7 @@ extension EvidenceTests {
         _ = try await store.ingest([
             .event(
                 UsageEvent(
-                    eventID: "recon_by_another_run", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-sonnet-4-5",
+                    eventID: "recon_by_another_run", accountID: "acct_42", meterID: "claude_tokens", modelID: model,
                     kind: .correction, correctionRef: "recon_may_2026_vendor_\(vendor)", quantity: 520_000, unit: "tokens",
                     timestamp: Timestamp(rfc3339: "2026-05-31T23:59:59Z")!, dimensions: dims))
         ])
@@ -301,6 +307,90 @@ struct OtherProcessPostsFirst: ForwardingStore {
     let first: [IngestItem]
     func ingest(_ batch: IngestBatch) async throws -> IngestResponse {
         _ = try await inner.ingest(first)
+        return try await inner.ingest(batch)
+    }
+}
+
+extension EvidenceTests {
+    /// acct_7's May of Sonnet 4.6 and a bill of it whose input gap lies on the last three days
+    /// alone (held) and whose output gap is a steady 20,000 a day (proposed).
+    func heldInputAndSteadyOutput() async throws -> (SQLiteMeterStore, InvoiceFile) {
+        let store = try S.store()
+        var events: [IngestItem] = []
+        for d in 1...31 {
+            events.append(S.event("in\(d)", account: "acct_7", model: "claude-sonnet-4-6", type: "input", quantity: 1_000_000, day: d, vendor: "anthropic"))
+            events.append(S.event("out\(d)", account: "acct_7", model: "claude-sonnet-4-6", type: "output", quantity: 200_000, day: d, vendor: "anthropic"))
+        }
+        _ = try await store.ingest(events)
+        let bill = S.costReport(
+            (1...31).flatMap { d -> [S.Row] in
+                [
+                    .init(day: d, model: "claude-sonnet-4-6", tokenType: "uncached_input_tokens", cents: d >= 29 ? "390" : "300"),
+                    .init(day: d, model: "claude-sonnet-4-6", tokenType: "output_tokens", cents: "330"),
+                ]
+            })
+        return (store, bill)
+    }
+
+    /// A run whose input gap is held (the last three days alone) and whose output gap is a steady
+    /// loss: the held input took the model's first slot and the output the second, so apply
+    /// without --confirm-large left the first empty, and every later run of the model claimed
+    /// the taken second id — "run again" never worked (the tester's find1). Proposed corrections
+    /// now take a model's first slots, held ones the next: a re-run posts the held input after.
+    @Test func aHeldCorrectionLeavesNoEmptySlot() async throws {
+        let (store, bill) = try await heldInputAndSteadyOutput()
+        let options = ReconciliationOptions(vendor: "anthropic", invoices: [bill], range: S.may, account: "acct_7")
+        let (first, _) = try await service.run(options, store: store, log: store)
+        #expect(
+            first.corrections.map { "\($0.dimensions["token_type"] ?? "") \($0.quantity)" } == ["output 620000"]
+                && first.held.map { "\($0.reason) \($0.correction.quantity)" } == ["last_day_unlike_the_rest 900000"],
+            "\(first.corrections.map(\.quantity)) \(first.held.map(\.detail)) \(first.reasons.map(\.code))")
+        #expect(try await service.apply(id: first.id, confirmLarge: false, store: store, log: store).accepted == 1)
+        let (again, _) = try await service.run(options, store: store, log: store)
+        #expect(again.corrections.isEmpty && again.held.map(\.correction.quantity) == [900_000], "\(again.held.map(\.detail))")
+        #expect(try await service.apply(id: again.id, confirmLarge: true, store: store, log: store).accepted == 1, "the next slot is free")
+        #expect(try await store.explain(account: "acct_7", range: S.may).totals.corrections == 1_520_000)
+    }
+
+    /// A revert from another process lands while `apply --confirm-large` posts the run's held
+    /// correction: each wrote the record it had read, the last one winning — "reverted", the held
+    /// correction on the meter and missing from `applied_event_ids`, so no revert took it back
+    /// (the tester's find4). Records now merge, and the apply that finds its run reverted takes
+    /// back what it posted: the meter nets to zero and the answer says so.
+    @Test func aRevertLandingWhileApplyPostsLeavesNothingOnTheMeter() async throws {
+        let (store, bill) = try await heldInputAndSteadyOutput()
+        let (run, _) = try await service.run(
+            ReconciliationOptions(vendor: "anthropic", invoices: [bill], range: S.may, account: "acct_7"), store: store, log: store)
+        #expect(try await service.apply(id: run.id, confirmLarge: false, store: store, log: store).accepted == 1)
+        let applied = try #require(try await ReconciliationArchive(store).report(id: run.id))
+        let otherProcess = RevertsFirst(inner: store, archive: ReconciliationArchive(store), report: applied)
+        do {
+            _ = try await service.apply(id: run.id, confirmLarge: true, store: otherProcess, log: store)
+            Issue.record("an apply into a run reverted meanwhile answered success")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && e.message.contains("while this apply posted"), "\(e.message)")
+        }
+        #expect(try await store.explain(account: "acct_7", range: S.may).totals.corrections == 0, "everything taken back")
+        let record = try #require(try await ReconciliationArchive(store).report(id: run.id))
+        #expect(record.revertedAt != nil && record.appliedEventIDs.count == 2)
+    }
+}
+
+/// Another process reverts the run (its compensations, then its record) just before this one's post.
+struct RevertsFirst: ForwardingStore {
+    let inner: any MeterStore
+    let archive: ReconciliationArchive
+    let report: ReconciliationReport
+    func ingest(_ batch: IngestBatch) async throws -> IngestResponse {
+        var reverted = report
+        if reverted.revertedAt == nil {
+            let posted = Set(report.appliedEventIDs)
+            let compensations = (report.corrections + report.held.map(\.correction)).filter { posted.contains($0.eventID) }
+                .map(ReconciliationRunner.compensation)
+            _ = try await inner.ingest(try await ReconciliationRunner.events(compensations, store: inner))
+            reverted.revertedAt = Timestamp.now()
+            try await archive.update(reverted)
+        }
         return try await inner.ingest(batch)
     }
 }

@@ -94,10 +94,7 @@ struct CorrectionProposal: Sendable {
             }
         }
         let gaps = out.findings.filter { $0.gapClass == .meteringGap }
-        let slots = try await CorrectionSlots.read(
-            accounts: Set(gaps.compactMap(\.accountID)), models: Set(gaps.map(\.modelID)), store: store)
-        // Slots this run has claimed per account and model (its corrections of a model, in order).
-        var claimed: [String: [String: Int64]] = [:]
+        let slots = try await CorrectionSlots.read(accounts: Set(gaps.compactMap(\.accountID)), store: store)
         // A relabel pair is decided together: blocked, held or proposed as one.
         var groups: [[Int]] = []
         var grouped = Set<Int>()
@@ -148,11 +145,12 @@ struct CorrectionProposal: Sendable {
                 // the only guard two processes applying at once share — and apply refuses a run
                 // whose model took a correction since (`MeterBasis.slot`, and per cell in the
                 // period `MeterBasis.corrections`).
+                // The id is given once every group is decided (below): the run's proposed
+                // corrections of a model take its first slots, the held ones the next, so applying
+                // without --confirm-large leaves no slot empty before a posted one.
                 let prior = meter.correctionCounts[cell] ?? 0
                 let first = slots.count(account: account, model: f.modelID)
-                let taken = claimed[account]?[f.modelID] ?? 0
-                claimed[account, default: [:]][f.modelID] = taken + 1
-                let id = CorrectionSlots.eventID(account: account, model: f.modelID, slot: first + taken)
+                let id = ""
                 if let tt = f.tokenType { dims["token_type"] = tt.rawValue }
                 out.basis.append(
                     .init(
@@ -215,6 +213,15 @@ struct CorrectionProposal: Sendable {
                 }
             }
         }
+        var claimed: [String: [String: Int64]] = [:]
+        func nextID(_ c: ProposedCorrection) -> String {
+            let model = c.modelID ?? ""
+            let taken = claimed[c.accountID]?[model] ?? 0
+            claimed[c.accountID, default: [:]][model] = taken + 1
+            return CorrectionSlots.eventID(account: c.accountID, model: model, slot: slots.count(account: c.accountID, model: model) + taken)
+        }
+        for i in out.corrections.indices { out.corrections[i].eventID = nextID(out.corrections[i]) }
+        for i in out.held.indices { out.held[i].correction.eventID = nextID(out.held[i].correction) }
         // What each corrected account metered in all, and just outside the period, for apply to see
         // anything that moved since.
         for account in Set(out.basis.map(\.accountID)).sorted() {
