@@ -340,8 +340,8 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         /// it was kept. A correction posted and reverted since leaves the tokens as they were but
         /// is another run's (or a person's) decision on the cell: apply compares it too.
         public var corrections: Int64? = nil
-        /// How many correction events the account's model had ever held — any period, token type
-        /// or vendor (`CorrectionSlots`): the first slot this run's corrections of it claim. Nil
+        /// How many correction events the account had ever held — any model, period, token type
+        /// or vendor (`CorrectionSlots`): the first slot this run's corrections on it claim. Nil
         /// in reports written before it was kept.
         public var slot: Int64? = nil
         /// What the account metered in the period that could be this run's vendors' usage, when

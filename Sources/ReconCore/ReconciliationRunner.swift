@@ -71,13 +71,28 @@ public struct ReconciliationRunner: Sendable {
                     "reconciliation \(id) was reverted at \(reverted.rfc3339): its corrections and their reverts are both on the meter; "
                         + "run the reconciliation again to propose corrections against the meter as it is now", field: "id")
             }
+            // Reverted from another process, whose record this one may not have read yet: the
+            // meter holds reverts of its corrections.
+            let recorded = report
+            func revertedOnTheMeter() async throws -> Bool {
+                let present = try await Self.onTheMeter(recorded, store: store)
+                return (recorded.corrections + recorded.held.map(\.correction)).contains { present.contains(Self.compensation($0).eventID) }
+            }
+            guard try await !revertedOnTheMeter() else {
+                throw UsageBoxError(
+                    .conflict,
+                    "reconciliation \(id) was reverted: its corrections and their reverts are both on the meter; "
+                        + "run the reconciliation again to propose corrections against the meter as it is now", field: "id")
+            }
             let (response, _) = try await post(&report, confirmLarge: confirmLarge, store: store, log: log)
-            if report.applied, let reverted = try await archive.update(report).revertedAt {
-                // Reverted by another process while this one posted: take back what it posted too.
+            if report.applied { try await archive.update(report) }
+            // Reverted while this one posted: take back what it posted too (the revert reads the
+            // meter again after its own post, so one of the two always sees the other).
+            if response.accepted > 0, try await revertedOnTheMeter() {
                 _ = try await revertNow(id: id, store: store, log: log)
                 throw UsageBoxError(
                     .conflict,
-                    "reconciliation \(id) was reverted at \(reverted.rfc3339) while this apply posted; what it posted was taken back too. "
+                    "reconciliation \(id) was reverted while this apply posted; what it posted was taken back too. "
                         + "Run the reconciliation again to propose corrections against the meter as it is now", field: "id")
             }
             try Self.requireEveryCorrectionPosted(response, report: report)
@@ -94,26 +109,46 @@ public struct ReconciliationRunner: Sendable {
     private func revertNow(id: String, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
         let archive = ReconciliationArchive(log)
         guard var report = try await archive.report(id: id) else { throw UsageBoxError(.notFound, "no reconciliation \(id)", field: "id") }
-        let posted = Set(report.appliedEventIDs)
-        guard !posted.isEmpty else {
-            throw UsageBoxError(.conflict, "reconciliation \(id) posted no corrections: there is nothing to revert", field: "id")
-        }
         let all = report.corrections + report.held.map(\.correction)
-        var response = try await store.ingest(try await Self.events(all.filter { posted.contains($0.eventID) }.map(Self.compensation), store: store))
-        guard response.rejected == 0, response.conflicts == 0 else { return response }
-        if report.revertedAt == nil { report.revertedAt = Timestamp.now() }
-        // An apply of the same run from another process may have posted more meanwhile (the
-        // merged record lists it): take that back too.
-        var compensated = posted
-        for _ in 0..<3 {
-            let merged = try await archive.update(report)
-            let more = Set(merged.appliedEventIDs).subtracting(compensated)
-            guard !more.isEmpty else { break }
-            response.add(try await store.ingest(try await Self.events(all.filter { more.contains($0.eventID) }.map(Self.compensation), store: store)))
-            compensated.formUnion(more)
-            report = merged
+        // What the meter holds of this run, not what its record says: an apply from another
+        // process may have posted more than the record this one read (its record written after).
+        // Read again after each post, so a correction posted before this revert's post is seen.
+        var sent = Set<String>()
+        var response = IngestResponse()
+        for _ in 0..<4 {
+            let present = try await Self.onTheMeter(report, store: store)
+            let now = all.filter { present.contains($0.eventID) && !sent.contains($0.eventID) }
+            guard !now.isEmpty else { break }
+            response.add(try await store.ingest(try await Self.events(now.map(Self.compensation), store: store)))
+            sent.formUnion(now.map(\.eventID))
+            guard response.rejected == 0, response.conflicts == 0 else { return response }
         }
+        guard !sent.isEmpty else {
+            throw UsageBoxError(.conflict, "reconciliation \(id) has no corrections on the meter: there is nothing to revert", field: "id")
+        }
+        if report.revertedAt == nil { report.revertedAt = Timestamp.now() }
+        report.appliedEventIDs = Array(Set(report.appliedEventIDs).union(sent)).sorted()
+        try await archive.update(report)
         return response
+    }
+
+    /// The ids of a run's corrections, and of their reverts, that the meter holds: corrections
+    /// are dated at the period's last second, so that second's corrections of each account.
+    static func onTheMeter(_ report: ReconciliationReport, store: any MeterStore) async throws -> Set<String> {
+        let all = report.corrections + report.held.map(\.correction)
+        let second = try TimeRange(from: Timestamp(microseconds: report.to.microseconds - 1_000_000), to: report.to)
+        var ids = Set<String>()
+        for account in Set(all.map(\.accountID)).sorted() {
+            let e = try await store.explain(account: account, range: second)
+            guard e.correctionsOmitted == 0 else {
+                throw UsageBoxError(
+                    .conflict,
+                    "\(account) holds more than \(ExplainReport.listLimit) corrections at \(second.from.rfc3339): which are reconciliation "
+                        + "\(report.id)'s cannot be read back; revert its corrections by hand", field: "id")
+            }
+            ids.formUnion(e.corrections.map(\.event.eventID))
+        }
+        return ids
     }
 
     /// Refuses to post corrections computed against a meter that has moved since the run (a late
@@ -187,23 +222,18 @@ public struct ReconciliationRunner: Sendable {
                         + "(another run's corrections, posted or reverted since); run the reconciliation again rather than apply its corrections",
                     field: "id")
             }
-            // The same for the model over every period, token type and vendor: a correction of it
-            // posted since (another period's run, applied from another process; a multi-provider
-            // FOCUS run's, posted under `focus`) took this run's slot.
+            // The same for the account over everything: any correction posted on it since
+            // (another period's run, applied from another process; a multi-provider FOCUS run's,
+            // posted under `focus`; one by hand under an alias of the model) took this run's slot.
             if let then = b.slot {
-                // Counted as `CorrectionSlots` counts: this run's corrections of any model id holding this one.
-                let mine = all.filter {
-                    $0.accountID == b.accountID && ($0.modelID ?? "").lowercased().contains(b.modelID.lowercased())
-                        && report.appliedEventIDs.contains($0.eventID)
-                }
-                let now = slots.count(account: b.accountID, model: b.modelID)
+                let mine = all.filter { $0.accountID == b.accountID && report.appliedEventIDs.contains($0.eventID) }
+                let now = slots.count(account: b.accountID)
                 guard now == then + Int64(mine.count) else {
                     throw UsageBoxError(
                         .conflict,
-                        "the meter changed since reconciliation \(report.id) ran: \(b.accountID) \(b.modelID) held \(then) correction(s) "
-                            + "over every period, token type and vendor then and \(now - Int64(mine.count)) now (another run's corrections, "
-                            + "perhaps for another period or under another vendor, posted or reverted since); run the reconciliation again "
-                            + "rather than apply its corrections", field: "id")
+                        "the meter changed since reconciliation \(report.id) ran: \(b.accountID) held \(then) correction(s) of any model, "
+                            + "period, token type or vendor then and \(now - Int64(mine.count)) now (another run's or a person's corrections, "
+                            + "posted or reverted since); run the reconciliation again rather than apply its corrections", field: "id")
                 }
             }
         }
@@ -269,19 +299,18 @@ public struct ReconciliationRunner: Sendable {
         }
     }
 
-    /// Posts a run's corrections in slot order, a round at a time: each account's model's first
+    /// Posts a run's corrections in slot order, a round at a time: each account's first
     /// correction (the slot two runs from one meter state both claim), then each one's second,
     /// and so on, stopping after a round with anything not posted. A run that lost a claim to
     /// another process's apply posts nothing more — its corrections of other token types would
     /// otherwise land beside the winner's, a state neither order of applying makes — and the
-    /// slots posted are always a model's first ones: a slot left empty before a posted one
-    /// would make every later run of the model claim a taken id. Error indexes are `events'`.
+    /// slots posted are always an account's first ones: a slot left empty before a posted one
+    /// would make every later run of the account claim a taken id. Error indexes are `events'`.
     static func postInSlotOrder(_ events: [ProposedCorrection], store: any MeterStore) async throws -> IngestResponse {
         var round: [String: Int] = [:]
         let rounds = events.map { c -> Int in
-            let key = "\(c.accountID)|\(c.modelID ?? "")"
-            defer { round[key, default: 0] += 1 }
-            return round[key] ?? 0
+            defer { round[c.accountID, default: 0] += 1 }
+            return round[c.accountID] ?? 0
         }
         var response = IngestResponse()
         for r in 0..<(rounds.max().map { $0 + 1 } ?? 0) {

@@ -247,12 +247,13 @@ extension EvidenceTests {
     /// compared the model whole): each leaves the run's period and cells as they were, but took
     /// its slot. Apply is refused, saying to run again (the tester's FOCUS case posted the loss
     /// twice, one apply after the other).
-    /// Or by hand under the model's dated id, which a fresh run reads as the model (the tester's
-    /// find3: no apply check saw it, and the loss was corrected twice).
+    /// Or by hand under the model's dated id, or another case of it with no token type, which a
+    /// fresh run reads as the model (testers' finds: no apply check saw them, and the loss was
+    /// corrected twice). The slot counts every correction of the account.
     @Test(
         arguments: [
             ("anthropic", "input", "claude-sonnet-4-5"), ("focus", "input", "claude-sonnet-4-5"), ("anthropic", nil, "claude-sonnet-4-5"),
-            ("anthropic", "input", "claude-sonnet-4-5-20250929"),
+            ("anthropic", "input", "claude-sonnet-4-5-20250929"), ("anthropic", nil, "Claude-Sonnet-4-5"),
         ] as [(String, String?, String)])
     func aCorrectionOfTheModelPostedSinceTheRunStopsItsApply(vendor: String, tokenType: String?, model: String) async throws {
         let store = try S.store()
@@ -268,7 +269,7 @@ extension EvidenceTests {
                     timestamp: Timestamp(rfc3339: "2026-05-31T23:59:59Z")!, dimensions: dims))
         ])
         try await expectApplyRefused(cut.id, on: store, "a run whose model took a correction since was applied (\(vendor), \(tokenType ?? "no token type"))") {
-            $0.contains("over every period, token type and vendor then and 1 now")
+            $0.contains("of any model, period, token type or vendor then and 1 now")
         }
     }
 }

@@ -268,10 +268,12 @@ import VendorAnthropic
         }
     }
 
-    /// Month-end as usual: Anthropic and OpenAI reconciled for one account, the OpenAI run applied
-    /// first. Its correction of gpt-4o is no change to what the Anthropic run read (Claude
-    /// models), so the Anthropic run still applies; a late Claude event would not.
-    @Test func applyingAfterAnotherVendorsRunCorrectedOtherModelsGoesAhead() async throws {
+    /// Month-end: Anthropic and OpenAI reconciled for one account, the OpenAI run applied first.
+    /// Its correction of gpt-4o is no change to the Claude usage the Anthropic run read, but the
+    /// account's slot moved (counted per account: a correction under an alias of a model — gpt-4o
+    /// for gpt-4o-2024-08-06 — escaped every per-model count), so the older Anthropic run is
+    /// refused, and run again it posts its 520,000. Reconcile and apply one vendor, then the next.
+    @Test func applyingAfterAnotherVendorsRunNeedsTheRunAgain() async throws {
         let store = try await kata()
         _ = try await store.ingest([S.event("oa", model: "gpt-4o-2024-08-06", type: "input", quantity: 10_000_000, day: 5, vendor: "openai")])
         let (anthropic, _) = try await service.run(
@@ -283,8 +285,17 @@ import VendorAnthropic
             ReconciliationOptions(vendor: "openai", invoices: [page], range: S.may, account: "acct_42"), store: store, log: store, apply: true)
         #expect(openai.corrections.map(\.quantity) == [1_000_000], "\(openai.reasons.map(\.code)) \(openai.held.map(\.detail))")
         guard case .posted = outcome else { Issue.record("\(outcome)"); return }
-        let applied = try await service.apply(id: anthropic.id, confirmLarge: false, store: store, log: store)
-        #expect(applied.accepted == 1)
+        do {
+            _ = try await service.apply(id: anthropic.id, confirmLarge: false, store: store, log: store)
+            Issue.record("a run recorded before another run's correction on its account was applied")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && e.message.contains("acct_42 held 0 correction(s) of any model"), "\(e.message)")
+        }
+        let (again, _) = try await service.run(
+            ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42"),
+            store: store, log: store)
+        #expect(try await service.apply(id: again.id, confirmLarge: false, store: store, log: store).accepted == 1)
+        #expect(try await store.explain(account: "acct_42", range: S.may).totals.corrections == 1_520_000)
     }
 
     /// After the kata's correction is applied, 300,000 more are metered on May 20: the lost
@@ -352,7 +363,7 @@ import VendorAnthropic
             Issue.record("a run recorded before another run's correction of its model was applied")
         } catch let e as UsageBoxError {
             #expect(
-                e.code == .conflict && e.message.contains("claude-sonnet-4-6 held 0 correction(s) over every period, token type and vendor then and 1 now"),
+                e.code == .conflict && e.message.contains("acct_b held 0 correction(s) of any model, period, token type or vendor then and 1 now"),
                 "\(e.message)")
         }
         let (again, _) = try await service.run(

@@ -139,17 +139,16 @@ struct CorrectionProposal: Sendable {
                 let meterID = try await meterFor(account: account, rawModels: rawModels, options: o, store: store)
                 let cell = CellKey(model: f.modelID, tokenType: f.tokenType, account: account)
                 var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID, "vendor": vendorOfModel[f.modelID] ?? vendor]
-                // The id names the model's next correction slot (`CorrectionSlots`): two runs made
-                // from one meter state that correct this model claim the same first id, so the
-                // store's one writer of the account posts one and answers the other `conflict` —
-                // the only guard two processes applying at once share — and apply refuses a run
-                // whose model took a correction since (`MeterBasis.slot`, and per cell in the
-                // period `MeterBasis.corrections`).
-                // The id is given once every group is decided (below): the run's proposed
-                // corrections of a model take its first slots, the held ones the next, so applying
-                // without --confirm-large leaves no slot empty before a posted one.
+                // The id names the account's next correction slot (`CorrectionSlots`): two runs
+                // made from one meter state that correct this account claim the same first id, so
+                // the store's one writer of the account posts one and answers the other `conflict`
+                // — the only guard two processes applying at once share — and apply refuses a run
+                // whose account took a correction since (`MeterBasis.slot`, and per cell in the
+                // period `MeterBasis.corrections`). The id is given once every group is decided
+                // (below): the run's proposed corrections take the first slots, the held ones the
+                // next, so applying without --confirm-large leaves no slot empty before a posted one.
                 let prior = meter.correctionCounts[cell] ?? 0
-                let first = slots.count(account: account, model: f.modelID)
+                let first = slots.count(account: account)
                 let id = ""
                 if let tt = f.tokenType { dims["token_type"] = tt.rawValue }
                 out.basis.append(
@@ -213,12 +212,11 @@ struct CorrectionProposal: Sendable {
                 }
             }
         }
-        var claimed: [String: [String: Int64]] = [:]
+        var claimed: [String: Int64] = [:]
         func nextID(_ c: ProposedCorrection) -> String {
-            let model = c.modelID ?? ""
-            let taken = claimed[c.accountID]?[model] ?? 0
-            claimed[c.accountID, default: [:]][model] = taken + 1
-            return CorrectionSlots.eventID(account: c.accountID, model: model, slot: slots.count(account: c.accountID, model: model) + taken)
+            let taken = claimed[c.accountID] ?? 0
+            claimed[c.accountID] = taken + 1
+            return CorrectionSlots.eventID(account: c.accountID, slot: slots.count(account: c.accountID) + taken)
         }
         for i in out.corrections.indices { out.corrections[i].eventID = nextID(out.corrections[i]) }
         for i in out.held.indices { out.held[i].correction.eventID = nextID(out.held[i].correction) }
