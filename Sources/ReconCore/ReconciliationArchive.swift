@@ -27,9 +27,8 @@ public struct ReconciliationArchive: Sendable {
     /// revert and an apply of one run from two processes each wrote the record it had read, the
     /// last one winning — "reverted", with a correction the other posted missing from
     /// `applied_event_ids`, so no revert could take it back. What was posted, and a revert, are
-    /// never dropped. Returns the record as written.
-    @discardableResult
-    public func update(_ report: ReconciliationReport) async throws -> ReconciliationReport {
+    /// never dropped. (Revert and apply read the meter, not this record, for what is posted.)
+    public func update(_ report: ReconciliationReport) async throws {
         var merged = report
         if let stored = try await self.report(id: report.id) {
             merged.appliedEventIDs = Array(Set(stored.appliedEventIDs).union(report.appliedEventIDs)).sorted()
@@ -38,6 +37,5 @@ public struct ReconciliationArchive: Sendable {
             merged.revertedAt = [stored.revertedAt, report.revertedAt].compactMap { $0 }.min()
         }
         try await log.markReconciliationApplied(id: merged.id, reportJSON: merged.jsonText, appliedAt: merged.appliedAt ?? Timestamp.now())
-        return merged
     }
 }

@@ -41,6 +41,8 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
     public var corrections: [ProposedCorrection]
     /// Corrections that need a person's review before `--apply --confirm-large` posts them.
     public var held: [HeldCorrection]
+    /// Every correction the run may post: proposed, then held (the order their slots follow).
+    public var everyCorrection: [ProposedCorrection] { corrections + held.map(\.correction) }
     /// What the meter held in each corrected cell when the run was made: applying checks it has
     /// not moved since (a late event would otherwise be billed twice).
     public var meterBasis: [MeterBasis]

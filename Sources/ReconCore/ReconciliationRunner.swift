@@ -76,7 +76,7 @@ public struct ReconciliationRunner: Sendable {
             let recorded = report
             func revertedOnTheMeter() async throws -> Bool {
                 let present = try await Self.onTheMeter(recorded, store: store)
-                return (recorded.corrections + recorded.held.map(\.correction)).contains { present.contains(Self.compensation($0).eventID) }
+                return recorded.everyCorrection.contains { present.contains(Self.compensation($0).eventID) }
             }
             guard try await !revertedOnTheMeter() else {
                 throw UsageBoxError(
@@ -109,7 +109,7 @@ public struct ReconciliationRunner: Sendable {
     private func revertNow(id: String, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
         let archive = ReconciliationArchive(log)
         guard var report = try await archive.report(id: id) else { throw UsageBoxError(.notFound, "no reconciliation \(id)", field: "id") }
-        let all = report.corrections + report.held.map(\.correction)
+        let all = report.everyCorrection
         // What the meter holds of this run, not what its record says: an apply from another
         // process may have posted more than the record this one read (its record written after).
         // Read again after each post, so a correction posted before this revert's post is seen.
@@ -135,7 +135,7 @@ public struct ReconciliationRunner: Sendable {
     /// The ids of a run's corrections, and of their reverts, that the meter holds: corrections
     /// are dated at the period's last second, so that second's corrections of each account.
     static func onTheMeter(_ report: ReconciliationReport, store: any MeterStore) async throws -> Set<String> {
-        let all = report.corrections + report.held.map(\.correction)
+        let all = report.everyCorrection
         let second = try TimeRange(from: Timestamp(microseconds: report.to.microseconds - 1_000_000), to: report.to)
         var ids = Set<String>()
         for account in Set(all.map(\.accountID)).sorted() {
@@ -163,7 +163,7 @@ public struct ReconciliationRunner: Sendable {
     /// vendor), do not count: reconciling two vendors, then applying both, is the usual month-end.
     func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
         let units = try await MeterLedger.units(store)
-        let all = report.corrections + report.held.map(\.correction)
+        let all = report.everyCorrection
         func postsIn(_ b: ReconciliationReport.MeterBasis) -> (ProposedCorrection) -> Bool {
             { c in c.accountID == b.accountID && c.modelID == b.modelID && c.tokenType == b.tokenType?.rawValue }
         }

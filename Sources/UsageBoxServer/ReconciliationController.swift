@@ -81,7 +81,7 @@ extension HTTPAPI {
         guard let log = reconciliationLog, let report = try await ReconciliationArchive(log).report(id: id) else {
             throw UsageBoxError(.notFound, "no reconciliation \(id)", field: "id")
         }
-        let corrected = (report.corrections + report.held.map(\.correction)).map(\.accountID)
+        let corrected = report.everyCorrection.map(\.accountID)
         let visible = key.role == .admin || (report.accountID.map(key.scope.allows) ?? false) && corrected.allSatisfy(key.scope.allows)
         guard visible else { throw UsageBoxError(.permissionDenied, "this key may not see reconciliation \(id)") }
         return report

@@ -386,7 +386,7 @@ struct RevertsFirst: ForwardingStore {
         var reverted = report
         if reverted.revertedAt == nil {
             let posted = Set(report.appliedEventIDs)
-            let compensations = (report.corrections + report.held.map(\.correction)).filter { posted.contains($0.eventID) }
+            let compensations = report.everyCorrection.filter { posted.contains($0.eventID) }
                 .map(ReconciliationRunner.compensation)
             _ = try await inner.ingest(try await ReconciliationRunner.events(compensations, store: inner))
             reverted.revertedAt = Timestamp.now()

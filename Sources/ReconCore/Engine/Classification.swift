@@ -149,7 +149,6 @@ struct CorrectionProposal: Sendable {
                 // next, so applying without --confirm-large leaves no slot empty before a posted one.
                 let prior = meter.correctionCounts[cell] ?? 0
                 let first = slots.count(account: account)
-                let id = ""
                 if let tt = f.tokenType { dims["token_type"] = tt.rawValue }
                 out.basis.append(
                     .init(
@@ -159,7 +158,8 @@ struct CorrectionProposal: Sendable {
                 proposed.append(
                     (
                         ProposedCorrection(
-                            eventID: id, accountID: account, meterID: meterID, modelID: f.modelID, correctionRef: ref,
+                            eventID: "",  // given once every group is decided, below
+                            accountID: account, meterID: meterID, modelID: f.modelID, correctionRef: ref,
                             quantity: quantity, unit: units[meterID], timestamp: Timestamp(microseconds: o.range.to.microseconds - 1_000_000),
                             dimensions: dims), f
                     ))
