@@ -40,6 +40,9 @@ public struct CSVRecord: Sendable {
         return try withExtendedLifetime(storage) { try body(UnsafeBufferPointer(start: storage.bytes + start, count: storage.ends[first + i] - start)) }
     }
 
+    /// The bytes of the record's fields together (no separators or quotes), without decoding any.
+    public var byteCount: Int { count == 0 ? 0 : storage.ends[first + count - 1] - base }
+
     /// Field `i` as text (invalid UTF-8 repaired with U+FFFD).
     public subscript(_ i: Int) -> String { withFieldBytes(i) { String(decoding: $0, as: UTF8.self) } }
 

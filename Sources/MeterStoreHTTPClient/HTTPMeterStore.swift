@@ -34,6 +34,10 @@ public final class HTTPMeterStore: MeterStore {
     }
 
     func call(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSONValue? = nil) async throws -> JSONValue {
+        try await call(method, path, query: query, body: body.map { Array(JSONWriter.write($0).utf8) })
+    }
+
+    func call(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: [UInt8]?) async throws -> JSONValue {
         var url = baseURL + path
         if !query.isEmpty { url += "?" + query.map { Self.escape($0.0) + "=" + Self.escape($0.1) }.joined(separator: "&") }
         var request = HTTPClientRequest(url: url)
@@ -42,7 +46,7 @@ public final class HTTPMeterStore: MeterStore {
         for (name, value) in extraHeaders { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: JSONWriter.write(body)))
+            request.body = .bytes(ByteBuffer(bytes: body))
         }
         var response: HTTPClientResponse
         var attempt = 0
@@ -77,36 +81,45 @@ public final class HTTPMeterStore: MeterStore {
     }
 
     public func ingest(_ prepared: IngestBatch) async throws -> IngestResponse {
-        // The server prepares its own batches; only the items travel.
+        // The server prepares its own batches; only the items travel, in requests of at most
+        // `UsageBatchBody.maxEvents` events and half the body limit (each event written once).
         let batch = prepared.items
         var total = IngestResponse()
-        var start = 0
-        while start < batch.count {
-            let slice = batch[start..<min(start + 10_000, batch.count)]
-            // Events that failed to decode locally never travel; their rejections keep their index.
-            var wire: [JSONValue] = []
-            var wireIndex: [Int] = []
-            var local = IngestResponse()
-            for (i, item) in slice.enumerated() {
-                switch item {
-                case let .event(e):
-                    wire.append(e.jsonValue)
-                    wireIndex.append(start + i)
-                case let .invalid(r):
-                    local.rejected += 1
-                    local.errors.append(.init(index: start + i, eventID: r.eventID, status: .rejected, code: r.code, message: r.message, field: r.field))
-                }
-            }
-            if !wire.isEmpty {
-                let answer = try await call(.POST, "/v1/usage/batch", body: UsageBatchBody(events: wire).jsonValue)
+        var local = IngestResponse()
+        var body: [UInt8] = []
+        var wireIndex: [Int] = []
+        func send() async throws {
+            if !wireIndex.isEmpty {
+                body.append(contentsOf: "]}".utf8)
+                let answer = try await call(.POST, "/v1/usage/batch", body: body)
                 var remote = try Self.read(IngestResponse.self, answer)
                 for i in remote.errors.indices { remote.errors[i].index = wireIndex[remote.errors[i].index] }
                 local.add(remote)
             }
             local.errors.sort { $0.index < $1.index }
             total.add(local)
-            start += 10_000
+            local = IngestResponse()
+            body = Array(#"{"events":["#.utf8)
+            wireIndex = []
         }
+        body = Array(#"{"events":["#.utf8)
+        for (i, item) in batch.enumerated() {
+            switch item {
+            case let .event(e):
+                let text = JSONWriter.write(e.jsonValue).utf8
+                if !wireIndex.isEmpty, wireIndex.count == UsageBatchBody.maxEvents || body.count + text.count + 3 > UsageBatchBody.maxBodyBytes / 2 {
+                    try await send()
+                }
+                if !wireIndex.isEmpty { body.append(UInt8(ascii: ",")) }
+                body.append(contentsOf: text)
+                wireIndex.append(i)
+            case let .invalid(r):
+                // Events that failed to decode locally never travel; their rejections keep their index.
+                local.rejected += 1
+                local.errors.append(.init(index: i, eventID: r.eventID, status: .rejected, code: r.code, message: r.message, field: r.field))
+            }
+        }
+        try await send()
         return total
     }
 

@@ -35,6 +35,10 @@ extension UsageMetric: Codable {}
 /// `POST /v1/usage/batch`: the events travel as JSON, each decoded and validated on its own.
 public struct UsageBatchBody: WireShape, StrictWireDecodable {
     public var events: [JSONValue]
+    /// The most events one batch may hold (the server refuses more; the HTTP client splits).
+    public static let maxEvents = 10_000
+    /// The most bytes a request body may hold (any request; the HTTP client splits batches under it).
+    public static let maxBodyBytes = 16 << 20
     public static let wireFields: Set<String> = ["events"]
     public init(events: [JSONValue]) { self.events = events }
 }

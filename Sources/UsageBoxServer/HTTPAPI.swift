@@ -7,8 +7,8 @@ public import ReconCore
 
 /// The composition of the HTTP API: one router over a meter store and a key store.
 public struct HTTPAPI: Sendable {
-    public static let maxBodyBytes = 16 << 20
-    public static let maxBatchEvents = 10_000
+    public static let maxBodyBytes = UsageBatchBody.maxBodyBytes
+    public static let maxBatchEvents = UsageBatchBody.maxEvents
 
     public var store: any MeterStore
     public var keys: any KeyStore

@@ -17,7 +17,8 @@ extension UsageBoxCommand {
         @OptionGroup var store: StoreOptions
         @Flag(help: "Print one JSON object totalled over all files (the API's batch answer).") var json = false
         @Flag(help: "Exit 4 when any event was rejected or conflicted.") var strict = false
-        @Option(help: "Events per transaction.") var batchSize = 20_000
+        @Option(help: "Events per transaction (a batch also ends once its events pass \(EventFileReader.defaultBatchBytes >> 20) MiB of the file).")
+        var batchSize = 20_000
         @Option(help: "auto (a bar on a terminal), bar, lines ('committed N events' on stderr after every batch), or none.")
         var progress: ProgressMode = .auto
         @Argument(help: "Files to ingest.") var files: [String]

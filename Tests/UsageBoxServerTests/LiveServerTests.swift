@@ -195,6 +195,33 @@ import UsageBoxTesting
             "a key created by the CLI works at once and sees only its account")
     }
 
+    /// Events of 32 long dimensions (≈ 49 KB each as JSON): the CLI sent 10,000 at a time, a
+    /// body past the server's 16 MiB, and `ingest --server` stopped at "413". Requests are split
+    /// under the body limit; a malformed line between them keeps its line number.
+    @Test func largeEventsTravelInRequestsUnderTheBodyLimit() throws {
+        let server = try Server(withDemoData: false)
+        let value = String(repeating: "\\u0001", count: 256)
+        let dimensions = (0..<32).map { #""d\#($0)":"\#(value)""# }.joined(separator: ",")
+        var lines = (0..<700).map {
+            #"{"event_id":"big\#($0)","account_id":"acct_big","meter_id":"tokens","quantity":1,"timestamp":"2026-05-05T00:00:00Z","dimensions":{\#(dimensions)}}"#
+        }
+        lines[400] = "{not json"
+        let events = server.dir.appendingPathComponent("big.ndjson").path
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: events))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: events)).count > 2 * UsageBatchBody.maxBodyBytes)
+        let ingest = try Self.run(Self.binary, ["ingest", "--server", server.url, "--key", Server.key, "--json", events])
+        let answer = try JSONParser.parse(ingest.stdout)
+        #expect(answer["accepted"] == .int(699) && answer["rejected"] == .int(1), "\(ingest.stdout) \(ingest.stderr)")
+        #expect(answer["errors"]?.arrayValue?.first?["line"] == .int(401))
+        let sql = try Self.run(
+            Self.binary,
+            [
+                "query", "sql", "--server", server.url, "--key", Server.key, "--json",
+                "SELECT COUNT(*) FROM usage_events WHERE account_id = 'acct_big'",
+            ])
+        #expect(try JSONParser.parse(sql.stdout)["rows"] == .array([.array([.int(699)])]))
+    }
+
     /// `reconcile --server` ran the engine in the CLI over the API: its run was recorded nowhere
     /// (`reconcile apply ID --server` answered 404), and `--apply` posted its corrections past the
     /// server's checks, with nothing to revert them by. The server runs and records it now.

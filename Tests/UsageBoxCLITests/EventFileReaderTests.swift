@@ -1,0 +1,56 @@
+import Foundation
+import Metering
+import Testing
+import UsageBoxApp
+
+/// A batch read from a file is bounded by its events' bytes as well as their count, so a file of
+/// large events (32 long dimensions each) is never held and written thousands at a time.
+struct EventFileReaderTests {
+    let dir: TemporaryDirectory
+    init() throws { dir = try TemporaryDirectory() }
+
+    /// Ten events of about 1 KB each (four dimensions of 250 characters).
+    func largeEvents() -> [String] {
+        (0..<10).map { i in
+            let long = String(repeating: "x", count: 250)
+            return
+                #"{"event_id":"e\#(i)","account_id":"acct_1","meter_id":"tokens","quantity":1,"timestamp":"2026-05-01T00:00:00Z","dimensions":{"a":"\#(long)","b":"\#(long)","c":"\#(long)","d":"\#(long)"}}"#
+        }
+    }
+
+    func batchSizes(_ path: String, batchSize: Int = 20_000, batchBytes: Int) async throws -> [Int] {
+        var reader = EventFileReader(decoder: EventDecoder())
+        reader.batchBytes = batchBytes
+        var sizes: [Int] = []
+        try await reader.read(path: path, batchSize: batchSize) { sizes.append($0.count) }
+        return sizes
+    }
+
+    @Test(arguments: ["ndjson", "json", "csv"])
+    func largeEventsMakeSmallerBatches(format: String) async throws {
+        let events = largeEvents()
+        let text: String
+        switch format {
+        case "ndjson": text = events.joined(separator: "\n") + "\n"
+        case "json": text = #"{"events":["# + events.joined(separator: ",") + "]}"
+        default:
+            let long = String(repeating: "x", count: 250)
+            text =
+                "event_id,account_id,meter_id,quantity,timestamp,a,b,c,d\n"
+                + (0..<10).map { "e\($0),acct_1,tokens,1,2026-05-01T00:00:00Z,\(long),\(long),\(long),\(long)\n" }.joined()
+        }
+        let path = try dir.write("large.\(format)", text)
+        // About three events' worth of bytes: batches of three, then the last one.
+        #expect(try await batchSizes(path, batchBytes: 3_000) == [3, 3, 3, 1])
+        // The count still ends a batch first when the events are small for the bound.
+        #expect(try await batchSizes(path, batchSize: 4, batchBytes: 1 << 20) == [4, 4, 2])
+        // Every event is read once either way, in order.
+        var reader = EventFileReader(decoder: EventDecoder())
+        reader.batchBytes = 3_000
+        var ids: [String] = []
+        try await reader.read(path: path, batchSize: 20_000) { batch in
+            for case let .event(e) in batch.map(\.item) { ids.append(e.eventID) }
+        }
+        #expect(ids == (0..<10).map { "e\($0)" })
+    }
+}
