@@ -62,10 +62,8 @@ struct AnthropicCostReportParser: InvoiceParser {
                 } else if model == nil && vendorTokenType == nil {
                     nonUsage = "not_usage"
                 }
-                var labels: [String: String] = [:]
-                if let c = AnthropicPlugin.contextWindow(row["context_window"]?.stringValue) { labels["context_window"] = c }
-                if let s = row["service_tier"]?.stringValue { labels["service_tier"] = s }
-                if let g = row["inference_geo"]?.stringValue { labels["inference_geo"] = g }
+                // Every label the card prices by, speed among them (fast mode at its own price).
+                let labels = AnthropicPlugin.labels(of: row)
                 var attribution: [String: String] = [:]
                 if let w = row["workspace_id"]?.stringValue { attribution["workspace_id"] = w }
                 var line = InvoiceLine(
@@ -111,11 +109,7 @@ struct AnthropicUsageReportParser: InvoiceParser {
             try coverage.declare(from: date, to: end, file: file.name, field: "\(at).ending_at")
             for (r, row) in (bucket["results"]?.arrayValue ?? []).enumerated() {
                 let field = "\(at).results[\(r)]"
-                var labels: [String: String] = [:]
-                if let c = AnthropicPlugin.contextWindow(row["context_window"]?.stringValue) { labels["context_window"] = c }
-                if let s = row["service_tier"]?.stringValue { labels["service_tier"] = s }
-                if let g = row["inference_geo"]?.stringValue { labels["inference_geo"] = g }
-                if let speed = row["speed"]?.stringValue { labels["speed"] = speed }
+                let labels = AnthropicPlugin.labels(of: row)
                 var attribution: [String: String] = [:]
                 if let w = row["workspace_id"]?.stringValue { attribution["workspace_id"] = w }
                 if let k = row["api_key_id"]?.stringValue { attribution["api_key_id"] = k }
@@ -155,5 +149,18 @@ enum AnthropicJSON {
             throw InvoiceError(file: file, field: field, "must be an RFC 3339 timestamp")
         }
         return t
+    }
+}
+
+extension AnthropicPlugin {
+    /// The tier and modifier labels of a cost or usage report row: the cost report read none of
+    /// `speed`, so fast mode's money was turned into tokens at the base price.
+    static func labels(of row: JSONValue) -> [String: String] {
+        var labels: [String: String] = [:]
+        if let c = contextWindow(row["context_window"]?.stringValue) { labels["context_window"] = c }
+        if let s = row["service_tier"]?.stringValue { labels["service_tier"] = s }
+        if let g = row["inference_geo"]?.stringValue { labels["inference_geo"] = g }
+        if let speed = row["speed"]?.stringValue { labels["speed"] = speed }
+        return labels
     }
 }

@@ -141,6 +141,7 @@ struct VertexNDJSONParser: InvoiceParser {
     /// what has arrived), so coverage is the span of the rows' usage windows.
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         var lines: [InvoiceLine] = []
+        var restatements = VertexPlugin.Restatements()
         try file.jsonLines { lineNo, row in
             guard let startText = row["usage_start_time"]?.stringValue, let start = Timestamp(rfc3339: startText) else {
                 throw InvoiceError(file: file.name, line: lineNo, field: "usage_start_time", "must be an RFC 3339 timestamp")
@@ -160,6 +161,10 @@ struct VertexNDJSONParser: InvoiceParser {
             // Identical rows are one charge listed twice only in the export as written (its
             // export_time); a query's reduced columns can make two charges alike.
             line = line.withSourceRow(row.hashValue, mayRepeat: row["export_time"] == nil)
+            if case let .object(cells) = row {
+                restatements.add(
+                    line: lines.count, row: JSONValue.object(cells.filter { $0.0 != "export_time" }).hashValue, exportTime: row["export_time"]?.stringValue)
+            }
             lines.append(line)
             for (c, credit) in (row["credits"]?.arrayValue ?? []).enumerated() {
                 guard case let .number(n)? = credit["amount"], let amount = ExactDecimal.parseNumber(n) else {
@@ -172,6 +177,7 @@ struct VertexNDJSONParser: InvoiceParser {
                         nonUsageReason: "credit:\(credit["type"]?.stringValue ?? "credit")", description: credit["name"]?.stringValue))
             }
         }
+        restatements.hold(&lines)
         return ParsedInvoice(lines: lines)
     }
 }
@@ -189,8 +195,10 @@ struct VertexCSVParser: InvoiceParser {
         let table = try CSVTable.read(file, required: [["sku_description", "sku.description"], ["cost"], ["usage_start_time"]])
         let judgesRepeats = table.has("export_time")
         var lines: [InvoiceLine] = []
+        var restatements = VertexPlugin.Restatements()
         for row in table.rows {
             let location = "\(file.name):\(row.line)"
+            if judgesRepeats { restatements.add(line: lines.count, row: row.fingerprint(excluding: "export_time"), exportTime: row.cell("export_time")) }
             lines.append(
                 try VertexPlugin.line(
                     file: file.name, location: location, service: row.cell(["service_description", "service.description"]),
@@ -208,6 +216,29 @@ struct VertexCSVParser: InvoiceParser {
                         date: try row.timestamp(["usage_start_time"], file: file.name), nonUsageReason: "credit"))
             }
         }
+        restatements.hold(&lines)
         return ParsedInvoice(lines: lines)
+    }
+}
+
+extension VertexPlugin {
+    /// Rows alike in everything but `export_time`: the same usage exported again (a snapshot of the
+    /// table appended to another, or restated) — not a second charge one can be sure of, nor one
+    /// to drop. Both are kept and marked as rows that may repeat, so the run holds their model
+    /// (`identical_rows`, with the places of the pair) instead of adding or refusing them.
+    struct Restatements {
+        private var exportTimes: [Int: Set<String>] = [:]
+        private var linesOfRow: [Int: [Int]] = [:]
+
+        mutating func add(line: Int, row: Int, exportTime: String?) {
+            exportTimes[row, default: []].insert(exportTime ?? "")
+            linesOfRow[row, default: []].append(line)
+        }
+
+        func hold(_ lines: inout [InvoiceLine]) {
+            for (row, times) in exportTimes where times.count > 1 {
+                for i in linesOfRow[row] ?? [] { lines[i] = lines[i].withSourceRow(row, mayRepeat: true) }
+            }
+        }
     }
 }

@@ -30,7 +30,12 @@ public enum OpenAIPlugin: VendorPlugin {
         let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard parts.count >= 2 else { return nil }
         var model = parts[0]
-        for modality in [" audio", " image", " text"] where model.hasSuffix(modality) { model = String(model.dropLast(modality.count)) }
+        // "gpt-4o-2024-08-06 audio, input": a modality's tokens have their own prices; the label
+        // makes a card without them leave the line unpriced (its cell held), never at the text rate.
+        for modality in ["audio", "image", "text"] where model.hasSuffix(" " + modality) {
+            model = String(model.dropLast(modality.count + 1))
+            labels["modality"] = modality
+        }
         var tokenClass = parts[1].lowercased()
         if tokenClass.hasPrefix("batch ") { labels["service_tier"] = "batch"; tokenClass = String(tokenClass.dropFirst(6)) }
         if parts.dropFirst(2).contains("long context") { labels["context"] = "long" }
@@ -119,17 +124,21 @@ struct OpenAICostsParser: InvoiceParser {
                 let item = row["line_item"]?.stringValue
                 let parsed = item.flatMap(OpenAIPlugin.lineItem)
                 var quantity: Int64?
-                if let q = row["quantity"]?.exactInt64 ?? (row["quantity"]?.numberText.flatMap(ExactDecimal.parse).flatMap(ExactDecimal.roundedInt64)),
-                    parsed != nil
-                {
+                // Scaled before it is made whole: 1234.678 thousand tokens are 1,234,678 tokens
+                // (rounding first stated 1,235,000, a gap of its own); a count still not whole is refused.
+                let scale: Decimal? =
                     switch row["quantity_unit"]?.stringValue {
-                    case "tokens"?: quantity = q
-                    case "1000_tokens"?:
-                        let (tokens, overflow) = q.multipliedReportingOverflow(by: 1000)
-                        guard !overflow else { throw InvoiceError(file: file.name, field: "\(field).quantity", "\(q) thousand tokens overflow 64 bits") }
-                        quantity = tokens
-                    default: break
+                    case "tokens"?: 1
+                    case "1000_tokens"?: 1000
+                    default: nil
                     }
+                if parsed != nil, let scale, let text = row["quantity"]?.numberText {
+                    guard let q = ExactDecimal.parseNumber(text), let tokens = ExactDecimal.wholeInt64(q * scale) else {
+                        throw InvoiceError(
+                            file: file.name, field: "\(field).quantity",
+                            "\(text) \(row["quantity_unit"]?.stringValue ?? "") is not a whole number of tokens that fits 64 bits")
+                    }
+                    quantity = tokens
                 }
                 var attribution: [String: String] = [:]
                 if let p = row["project_id"]?.stringValue { attribution["project_id"] = p }

@@ -79,6 +79,10 @@ struct UBLParser: InvoiceParser {
         var reason: String?
         /// A line's own allowance (on the line or its price): its LineExtensionAmount is net of it.
         var lineAllowance: String?
+        /// A line's own charge (a surcharge): its LineExtensionAmount includes money that is no token's.
+        var lineCharge: String?
+        /// The last line-level ChargeIndicator read, so a reason after it names the right one.
+        var lineIndicator: String?
     }
 
     /// The invoice period (document or line) is what the invoice declares it bills; the document's
@@ -150,9 +154,14 @@ struct UBLParser: InvoiceParser {
                             case ("line", "StartDate", 4) where parent == "InvoicePeriod": p.start = value
                             case ("line", "EndDate", 4) where parent == "InvoicePeriod": p.end = value
                             case ("line", "ChargeIndicator", 4), ("line", "ChargeIndicator", 5):
-                                if parent == "AllowanceCharge", value == "false" { p.lineAllowance = p.lineAllowance ?? "an allowance" }
+                                guard parent == "AllowanceCharge" else { break }
+                                p.lineIndicator = value
+                                if value == "false" { p.lineAllowance = p.lineAllowance ?? "an allowance" }
+                                if value == "true" { p.lineCharge = p.lineCharge ?? "a charge" }
                             case ("line", "AllowanceChargeReason", 4), ("line", "AllowanceChargeReason", 5):
-                                if parent == "AllowanceCharge", p.lineAllowance != nil { p.lineAllowance = "'\(value)'" }
+                                guard parent == "AllowanceCharge" else { break }
+                                if p.lineIndicator == "false" { p.lineAllowance = "'\(value)'" }
+                                if p.lineIndicator == "true" { p.lineCharge = "'\(value)'" }
                             case ("allowance_charge", "ChargeIndicator", 3): p.chargeIndicator = value
                             case ("allowance_charge", "Amount", 3): p.amountText = value
                             case ("allowance_charge", "AllowanceChargeReason", 3): p.reason = value
@@ -259,6 +268,12 @@ struct UBLParser: InvoiceParser {
             if let allowance = allowances[l.location] ?? nil { return "line at \(place) carries \(allowance) inside its LineExtensionAmount" }
             return "its token lines state money and no token quantity (the first at line \(place)): what was charged, after any negotiated price"
         }
-        return ParsedInvoice(lines: lines, coverage: coverage, amountsMayBeNet: net)
+        // A surcharge inside a money-only line (priority processing, a fee) is money no token
+        // stands for: the line's tokens at list price would be more than were served.
+        let charges = Dictionary(raw.filter { $0.kind == "line" }.map { ("\(file.name):\($0.line)", $0.lineCharge) }, uniquingKeysWith: { a, _ in a })
+        let gross = moneyOnly.first { charges[$0.location] ?? nil != nil }.map { l in
+            "line at \(l.location.split(separator: ":").last ?? "?") carries \((charges[l.location] ?? nil) ?? "a charge") inside its LineExtensionAmount"
+        }
+        return ParsedInvoice(lines: lines, coverage: coverage, amountsMayBeNet: net, amountsMayIncludeCharges: gross)
     }
 }

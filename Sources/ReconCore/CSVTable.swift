@@ -19,9 +19,13 @@ public struct CSVTable: Sendable {
         }
 
         /// A hash of every cell of the row as written (`InvoiceLine.sourceRow`).
-        public var fingerprint: Int {
+        public var fingerprint: Int { fingerprint(excluding: nil) }
+
+        /// A hash of every cell but one column's (a re-export's `export_time`).
+        public func fingerprint(excluding column: String?) -> Int {
+            let skip = column.flatMap { columns[$0.lowercased()] }
             var hasher = Hasher()
-            for i in 0..<record.count { hasher.combine(record[i]) }
+            for i in 0..<record.count where i != skip { hasher.combine(record[i]) }
             return hasher.finalize()
         }
 

@@ -64,6 +64,12 @@ public enum ExactDecimal {
         return Int64(exactly: out.description)
     }
 
+    /// The value when it is a whole number that fits 64 bits; nil when it has a fraction or does not fit.
+    public static func wholeInt64(_ value: Decimal) -> Int64? {
+        guard let whole = roundedInt64(value), Decimal(exactly: whole) == value else { return nil }
+        return whole
+    }
+
     /// Rounds up (toward +∞) to a whole number.
     public static func ceilInt64(_ value: Decimal) -> Int64? {
         var v = value

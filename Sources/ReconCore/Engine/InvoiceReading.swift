@@ -13,6 +13,8 @@ struct InvoiceBatch: Sendable {
     var coverage: [InvoiceCoverage]
     /// Files whose amounts may be after discounts (`ParsedInvoice.amountsMayBeNet`): name and why.
     var netAmounts: [(file: String, why: String)] = []
+    /// Files whose money-only lines may include charges (`ParsedInvoice.amountsMayIncludeCharges`): name and why.
+    var grossAmounts: [(file: String, why: String)] = []
     /// Identical rows in exports that may list two charges alike (`InvoiceLine.sourceRowMayRepeat`):
     /// the file, the pair's places, and the repeated line.
     var identicalRows: [(file: String, pair: String, line: InvoiceLine)] = []
@@ -46,6 +48,7 @@ struct InvoiceBatch: Sendable {
             }
             batch.coverage.append(parsed.coverage)
             if let why = parsed.amountsMayBeNet { batch.netAmounts.append((file.name, why)) }
+            if let why = parsed.amountsMayIncludeCharges { batch.grossAmounts.append((file.name, why)) }
             batch.files.append(.init(name: file.name, sha256: sha256Hex(file.bytes), parser: parser.id))
             batch.formats.insert(parser.format.rawValue)
         }

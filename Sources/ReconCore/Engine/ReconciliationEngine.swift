@@ -96,6 +96,12 @@ public struct ReconciliationEngine: Sendable {
                     detail: "\(files.map(\.file).joined(separator: ", ")): \(why), so a vendor total below the meter may be a discount, not over-metering",
                     remedy: "an export that states list prices, or the vendor's usage report (token counts)")
             }
+            + batch.grossAmounts.map { file, why in
+                EvidenceReason(
+                    code: "amounts_may_include_charges", effect: .blocksPositive,
+                    detail: "\(file): \(why), so a vendor total above the meter may be that charge, not under-metering",
+                    remedy: "an invoice that states the token quantity of each line, or the vendor's usage report (token counts)")
+            }
             + (o.range.to > now()
                 ? [
                     EvidenceReason(
@@ -303,15 +309,29 @@ public struct ReconciliationEngine: Sendable {
     }
 
     /// Whether a `vendor` label may be another spelling of one of `names` ("Anthropic",
-    /// "anthropic-console"): a vendor no plugin or card is called by whose letters contain one of
-    /// theirs. A reseller (openrouter, litellm) is its own vendor. The sets are built once, for
-    /// every label a loop asks about.
+    /// "anthropic-console", "bedrock" for aws-bedrock, "azure" for azure-openai): a vendor no plugin
+    /// or card is called by whose letters contain one of theirs, a word of theirs of four letters
+    /// or more ("vertex-ai"), or one of their plugins' provider names ("google" for google-vertex),
+    /// or make up four or more letters of one of theirs. A
+    /// reseller (openrouter, litellm) is its own vendor. The sets are built once, for every label
+    /// a loop asks about.
     public func misspellings(of names: Set<String>) -> @Sendable (String) -> Bool {
-        @Sendable func letters(_ s: String) -> String { String(s.lowercased().unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }) }
         let known = Set(registry.plugins.map { $0.id } + cards.values.map(\.vendor) + cards.keys)
-        let own = Set(names.map(letters)).filter { !$0.isEmpty }
-        return { label in !known.contains(label) && !names.contains(label) && own.contains(where: letters(label).contains) }
+        let own = Set(names.map(Self.letters)).filter { !$0.isEmpty }
+        let providers = Set(registry.plugins.filter { names.contains($0.id) }.flatMap { $0.providerNames }.map(Self.letters)).filter { !$0.isEmpty }
+        // The words of a vendor's id ("vertex" of google-vertex), four letters or more.
+        let words = names.flatMap { $0.lowercased().split { !$0.isLetter && !$0.isNumber }.map(String.init) }.filter { $0.count >= 4 }
+        let contained = own.union(providers).union(words)
+        return { (label: String) -> Bool in
+            if known.contains(label) || names.contains(label) { return false }
+            let spelt: String = Self.letters(label)
+            if contained.contains(where: { (name: String) in spelt.contains(name) }) { return true }
+            return spelt.count >= 4 && own.contains(where: { (name: String) in name.contains(spelt) })
+        }
     }
+
+    /// A name's letters and digits, lowercased ("AWS Bedrock" → "awsbedrock").
+    static func letters(_ s: String) -> String { String(s.lowercased().unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }) }
 
     /// Earlier runs of this vendor whose corrections are still on the meter (applied, not
     /// reverted) and whose period overlaps this one without being it or lying inside it. Their

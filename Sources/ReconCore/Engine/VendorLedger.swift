@@ -412,7 +412,16 @@ struct VendorLedger: Sendable {
             switch attribution {
             case let .single(a): account = a
             case let .mapped(map, only):
-                account = line.attribution.values.sorted().compactMap { map[$0] }.first
+                // Two of the line's ids mapped to two accounts (a workspace to one, its API key to
+                // another): which account the usage is is not said; the first name in sort order won.
+                let mapped = line.attribution.sorted { $0.key < $1.key }.compactMap { k, v in map[v].map { (k, v, $0) } }
+                if Set(mapped.map(\.2)).count > 1 {
+                    throw UsageBoxError.invalidArgument(
+                        "\(line.location): the account map sends this line to "
+                            + mapped.map { "\($0.2) (\($0.0) \($0.1))" }.joined(separator: " and ")
+                            + "; map one of its ids only, or both to the same account", field: "account_map")
+                }
+                account = mapped.first?.2
                 if let a = account, let only, a != only {
                     otherAccounts[a, default: 0] += line.amount ?? 0
                     skip("other_account:\(a)")

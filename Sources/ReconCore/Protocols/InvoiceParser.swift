@@ -39,11 +39,18 @@ public struct ParsedInvoice: Sendable {
     /// whose list-price column is missing): why. A vendor total below the meter may then be the
     /// discount, not over-metering, so the engine holds corrections that lower the meter.
     public var amountsMayBeNet: String?
+    /// Set when money-only lines may include charges that are no usage (a surcharge inside a
+    /// line's amount): why. A vendor total above the meter may then be the charge, not
+    /// under-metering, so the engine holds corrections that raise the meter.
+    public var amountsMayIncludeCharges: String?
 
-    public init(lines: [InvoiceLine], coverage: InvoiceCoverage = InvoiceCoverage(), amountsMayBeNet: String? = nil) {
+    public init(
+        lines: [InvoiceLine], coverage: InvoiceCoverage = InvoiceCoverage(), amountsMayBeNet: String? = nil, amountsMayIncludeCharges: String? = nil
+    ) {
         self.lines = lines
         self.coverage = coverage
         self.amountsMayBeNet = amountsMayBeNet
+        self.amountsMayIncludeCharges = amountsMayIncludeCharges
     }
 }
 

@@ -1,0 +1,213 @@
+import Foundation
+import Metering
+import ReconCore
+import ReconPlugins
+import Testing
+
+/// What a parser or the engine dropped from a line, found by an outside tester as wrong corrections
+/// on conclusive runs: a speed or modality the card prices apart, a vendor label spelt another
+/// way, an account map that names two accounts for one line, a surcharge inside a line's money, a
+/// quantity rounded before it was scaled, and rows exported twice. Expected answers decided before
+/// the run; each proposed a correction (or a spurious gap) before its fix.
+extension MessyMonthEndTests {
+    /// An Anthropic cost report bucket of May 10 with these results (`amount` in cents).
+    func anthropicCostReport(_ results: [String]) -> InvoiceFile {
+        file(
+            "cost_report.json",
+            #"{"data":[{"starting_at":"2026-05-10T00:00:00Z","ending_at":"2026-05-11T00:00:00Z","results":[\#(results.joined(separator: ","))]}],"has_more":false,"next_page":null}"#
+        )
+    }
+
+    func anthropicCost(_ model: String, _ tokenType: String, cents: String, speed: String? = nil) -> String {
+        #"{"amount":"\#(cents)","currency":"USD","cost_type":"tokens","model":"\#(model)","token_type":"\#(tokenType)","service_tier":"standard","context_window":"0-200k","workspace_id":"wrkspc_01A""#
+            + (speed.map { #","speed":"\#($0)""# } ?? "") + "}"
+    }
+
+    /// Fast mode is priced at 2× on Opus 4.8: 700,000 tokens at $5 and 300,000 at $10 a million
+    /// are the meter's 1,000,000. The cost report's `speed` was not read: +300,000 was proposed.
+    @Test func anthropicCostReportPricesFastModeAtItsOwnRate() async throws {
+        let opus = try await store([("acct_42", "claude-opus-4-8", "input", 1_000_000, 10)], vendor: "anthropic")
+        let report = anthropicCostReport([
+            anthropicCost("claude-opus-4-8", "uncached_input_tokens", cents: "350"),
+            anthropicCost("claude-opus-4-8", "uncached_input_tokens", cents: "300", speed: "fast"),
+        ])
+        let r = try await run("anthropic", [report], opus, account: "acct_42") {
+            $0.range = Self.mayDay(10)
+            $0.invoiceScope = .account
+        }
+        #expect(r.models.first?.tokenTypes.map(\.vendor) == [1_000_000], "\(r.models)")
+        #expect(r.findings.isEmpty && r.corrections.isEmpty, "\(r.findings)")
+        // A model the card has no fast price for is never priced at its base rate.
+        let haiku = try await store([("acct_42", "claude-haiku-4-5", "input", 1_000_000, 10)], vendor: "anthropic")
+        let unpriced = try await run(
+            "anthropic", [anthropicCostReport([anthropicCost("claude-haiku-4-5", "uncached_input_tokens", cents: "200", speed: "fast")])], haiku,
+            account: "acct_42"
+        ) {
+            $0.range = Self.mayDay(10)
+            $0.invoiceScope = .account
+        }
+        #expect(unpriced.unmapped.map(\.reason) == ["no_rate_for_tier"] && unpriced.corrections.isEmpty, "\(unpriced.unmapped)")
+    }
+
+    /// An OpenAI Costs API page of May 10.
+    func openAICosts(_ results: [String]) -> InvoiceFile {
+        file(
+            "costs.json",
+            #"{"object":"page","has_more":false,"next_page":null,"data":[{"object":"bucket","start_time":1778371200,"end_time":1778457600,"results":[\#(results.joined(separator: ","))]}]}"#
+        )
+    }
+
+    func openAICost(_ item: String, _ dollars: String, extra: String = "") -> String {
+        #"{"object":"organization.costs.result","amount":{"value":\#(dollars),"currency":"usd"},"line_item":"\#(item)","project_id":"proj_abc"\#(extra)}"#
+    }
+
+    /// Audio input tokens at $40 a million were priced at gpt-4o's $2.50 text rate: $0.40 became
+    /// 160,000 text tokens and +150,000 was proposed. Audio has no price on the card: unpriced,
+    /// and the model's input waits (the meter counted the audio tokens as input).
+    @Test func openAIAudioTokensAreNeverPricedAsText() async throws {
+        let store = try await store([("acct_42", "gpt-4o-2024-08-06", "input", 1_010_000, 10)], vendor: "openai")
+        let r = try await run(
+            "openai", [openAICosts([openAICost("gpt-4o-2024-08-06, input", "2.5"), openAICost("gpt-4o-2024-08-06 audio, input", "0.4")])],
+            store, account: "acct_42"
+        ) {
+            $0.range = Self.mayDay(10)
+            $0.invoiceScope = .account
+        }
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections)")
+        #expect(r.unmapped.map(\.reason) == ["no_rate_for_tier"], "\(r.unmapped)")
+        #expect(r.models.first?.tokenTypes.map(\.vendor) == [1_000_000], "the text input alone: \(r.models)")
+        // "text" is the base price.
+        let text = try await run("openai", [openAICosts([openAICost("gpt-4o-2024-08-06 text, input", "2.525")])], store, account: "acct_42") {
+            $0.range = Self.mayDay(10)
+            $0.invoiceScope = .account
+        }
+        #expect(text.unmapped.isEmpty && text.findings.isEmpty, "\(text.unmapped) \(text.findings)")
+    }
+
+    /// `quantity_unit: 1000_tokens` with a fraction: 1234.678 thousand tokens are 1,234,678
+    /// (rounded first it read 1,235,000). A count still not whole once scaled is refused by field.
+    @Test func openAIThousandTokenQuantitiesAreScaledBeforeTheyMustBeWhole() throws {
+        let parser = try #require(PluginExampleTests.registry.plugin("openai")?.parsers.first { $0.id == "costs-api" })
+        let stated = try parser.parse(
+            openAICosts([openAICost("gpt-4o-2024-08-06, input", "3.086695", extra: #","quantity":1234.678,"quantity_unit":"1000_tokens""#)]))
+        #expect(stated.lines.map(\.quantity) == [1_234_678])
+        #expect {
+            try parser.parse(
+                self.openAICosts([self.openAICost("gpt-4o-2024-08-06, input", "3", extra: #","quantity":1234.6785,"quantity_unit":"1000_tokens""#)]))
+        } throws: { ($0 as? InvoiceError)?.description.contains("data[0].results[0].quantity") == true }
+        #expect {
+            try parser.parse(self.openAICosts([self.openAICost("gpt-4o-2024-08-06, input", "3", extra: #","quantity":12.5,"quantity_unit":"tokens""#)]))
+        } throws: { ($0 as? InvoiceError)?.description.contains("is not a whole number of tokens") == true }
+    }
+
+    /// Usage a second gateway labels `vendor=bedrock` is aws-bedrock's under another spelling:
+    /// set aside as another vendor's, the bill's 300,000 more than the meter was proposed.
+    @Test func aVendorLabelSpeltAnotherWayHoldsPositiveCorrections() async throws {
+        let store = try await store([("acct_b", "claude-sonnet-4-6", "input", 700_000, 10)], vendor: "aws-bedrock")
+        _ = try await store.ingest([S.event("other", account: "acct_b", model: "claude-sonnet-4-6", type: "input", quantity: 300_000, vendor: "bedrock")])
+        let cur = Self.curHeader + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.0")
+        let r = try await run("aws-bedrock", [file("cur.csv", cur)], store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        #expect(r.reasons.map(\.code).contains("metered_under_unknown_vendor"), "\(r.reasons.map(\.code))")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections)")
+
+        let spelt = { (vendor: String) in service.engine.misspellings(of: [vendor]) }
+        #expect(["bedrock", "AWS Bedrock", "amazon-bedrock", "aws"].allSatisfy(spelt("aws-bedrock")))
+        #expect(["azure", "Azure OpenAI", "microsoft"].allSatisfy(spelt("azure-openai")))
+        #expect(["vertex", "google", "Google Cloud", "vertex-ai"].allSatisfy(spelt("google-vertex")))
+        // Known vendors and other sellers are their own; short fragments are no spelling.
+        #expect(!["openai", "anthropic", "openrouter", "litellm", "ai", "gcp"].contains(where: spelt("azure-openai")))
+        #expect(!["anthropic", "openrouter", "ai"].contains(where: spelt("aws-bedrock")))
+    }
+
+    /// One line, two accounts: its project mapped to one and its API key to another. The first
+    /// id in sort order won (the usage moved between accounts, corrected on both). Refused.
+    @Test func anAccountMapNamingTwoAccountsForOneLineIsRefused() async throws {
+        let store = try await store([("acct_a", "gpt-4o-2024-08-06", "input", 1_000_000, 10)], vendor: "openai")
+        let costs = openAICosts([openAICost("gpt-4o-2024-08-06, input", "2.5", extra: #","api_key_id":"key_b""#)])
+        await #expect {
+            _ = try await self.run("openai", [costs], store) {
+                $0.range = Self.mayDay(10)
+                $0.accountMap = ["proj_abc": "acct_a", "key_b": "acct_b"]
+            }
+        } throws: { e in
+            let message = (e as? UsageBoxError)?.message ?? ""
+            return message.contains("sends this line to acct_b (api_key_id key_b) and acct_a (project_id proj_abc)") && message.contains("costs.json")
+        }
+        // Both ids to the same account: no question.
+        let r = try await run("openai", [costs], store) {
+            $0.range = Self.mayDay(10)
+            $0.accountMap = ["proj_abc": "acct_a", "key_b": "acct_a"]
+        }
+        #expect(r.findings.isEmpty, "\(r.findings)")
+    }
+
+    /// A UBL line of money alone (1 × E48) with its own surcharge of 27.90 inside its
+    /// LineExtensionAmount: converted at list price the surcharge became +9,300,000 tokens.
+    @Test func aUBLLineWithItsOwnSurchargeHoldsPositiveCorrections() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([S.event("i", model: "claude-sonnet-4-6", type: "input", quantity: 93_000_000)])
+        let xml = """
+            <?xml version="1.0" encoding="UTF-8"?>
+            <Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+                xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+                xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+              <cbc:ID>ACME-2026-05</cbc:ID>
+              <cbc:IssueDate>2026-06-01</cbc:IssueDate>
+              <cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
+              <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-31</cbc:EndDate></cac:InvoicePeriod>
+              <cac:AccountingSupplierParty><cac:Party><cac:PartyName><cbc:Name>Acme AI</cbc:Name></cac:PartyName></cac:Party></cac:AccountingSupplierParty>
+              <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">306.90</cbc:LineExtensionAmount><cbc:PayableAmount currencyID="USD">306.90</cbc:PayableAmount></cac:LegalMonetaryTotal>
+              <cac:InvoiceLine>
+                <cbc:ID>1</cbc:ID>
+                <cbc:InvoicedQuantity unitCode="E48">1</cbc:InvoicedQuantity>
+                <cbc:LineExtensionAmount currencyID="USD">306.90</cbc:LineExtensionAmount>
+                <cac:AllowanceCharge><cbc:ChargeIndicator>true</cbc:ChargeIndicator><cbc:AllowanceChargeReason>Priority processing 10%</cbc:AllowanceChargeReason><cbc:Amount currencyID="USD">27.90</cbc:Amount></cac:AllowanceCharge>
+                <cac:Item><cbc:Name>Claude Sonnet 4.6 - Input Tokens</cbc:Name></cac:Item>
+                <cac:Price><cbc:PriceAmount currencyID="USD">306.90</cbc:PriceAmount></cac:Price>
+              </cac:InvoiceLine>
+            </Invoice>
+            """
+        let r = try await run("ubl", [file("acme.xml", xml)], store, account: "acct_42") {
+            $0.rateCard = try! UBLInvoiceTests.acmeCard()
+            $0.invoiceScope = .account
+        }
+        let held = try #require(r.reasons.first { $0.code == "amounts_may_include_charges" }, "\(r.reasons.map(\.code))")
+        #expect(held.effect == .blocksPositive && held.detail.contains("'Priority processing 10%'"), "\(held.detail)")
+        #expect(r.findings.map(\.quantity) == [9_300_000] && r.corrections.isEmpty && r.held.isEmpty, "\(r.findings)")
+    }
+
+    /// A Vertex billing export with May 10's rows exported again a day later (`export_time`
+    /// differs, nothing else): added together, +1,000,000 was proposed. Held, in JSON and CSV.
+    @Test func vertexRowsExportedAgainHoldTheirModel() async throws {
+        let store = try await store([("acct_a", "gemini-2.5-flash", "input", 1_000_000, 10)], vendor: "google-vertex")
+        func row(_ exported: String) -> String {
+            #"{"service":{"description":"Vertex AI"},"sku":{"description":"Gemini 2.5 Flash GA Text Input - Predictions"},"usage_start_time":"2026-05-10T00:00:00Z","usage_end_time":"2026-05-11T00:00:00Z","project":{"id":"proj-a"},"cost":0.3,"currency":"USD","usage":{"amount":1000000,"unit":"count"},"credits":[],"cost_type":"regular","export_time":"\#(exported)"}"#
+        }
+        let header =
+            "service_description,sku_description,usage_start_time,usage_end_time,project_id,cost,currency,usage_amount,usage_unit,cost_type,export_time\n"
+        func csvRow(_ exported: String) -> String {
+            "Vertex AI,Gemini 2.5 Flash GA Text Input - Predictions,2026-05-10T00:00:00Z,2026-05-11T00:00:00Z,proj-a,0.3,USD,1000000,count,regular,\(exported)\n"
+        }
+        for export in [
+            file("billing.json", [row("2026-05-11T06:00:00Z"), row("2026-05-12T06:00:00Z")].joined(separator: "\n")),
+            file("billing.csv", header + csvRow("2026-05-11T06:00:00Z") + csvRow("2026-05-12T06:00:00Z")),
+        ] {
+            let r = try await run("google-vertex", [export], store, account: "acct_a") { $0.range = Self.mayDay(10) }
+            #expect(r.reasons.map(\.code) == ["identical_rows"], "\(export.name): \(r.reasons.map(\.code))")
+            #expect(r.corrections.isEmpty && r.held.isEmpty, "\(export.name): \(r.corrections)")
+        }
+        // One snapshot reads as the meter; a row pasted twice, export_time and all, is still refused.
+        let once = try await run("google-vertex", [file("billing.json", row("2026-05-11T06:00:00Z"))], store, account: "acct_a") {
+            $0.range = Self.mayDay(10)
+        }
+        #expect(once.findings.isEmpty && once.reasons.isEmpty, "\(once.reasons.map(\.code))")
+        await #expect {
+            _ = try await self.run(
+                "google-vertex", [self.file("billing.json", [row("2026-05-11T06:00:00Z"), row("2026-05-11T06:00:00Z")].joined(separator: "\n"))], store,
+                account: "acct_a"
+            ) {
+                $0.range = Self.mayDay(10)
+            }
+        } throws: { ($0 as? UsageBoxError)?.message.contains("lists the same line twice") == true }
+    }
+}
