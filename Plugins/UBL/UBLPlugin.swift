@@ -85,6 +85,32 @@ struct UBLParser: InvoiceParser {
         var lineIndicator: String?
     }
 
+    /// Items whose every line declares a period of its own that leaves part of the document's
+    /// period out (acme-large's lines May 1–20 in a May invoice): the document's period says the
+    /// invoice covers May, not that the item is billed for all of it. Compared whole, the meter's
+    /// May 21–31 read as over-metering; the file is named as not the whole bill instead.
+    static func itemsBilledForLess(_ raw: [Pending], from: Timestamp?, to: Timestamp?, file: String) -> [String] {
+        guard let from, let to else { return [] }
+        var spans: [String: [(from: Timestamp, to: Timestamp)]] = [:]
+        var whole = Set<String>()
+        for p in raw where p.kind == "line" {
+            let item = p.itemName ?? p.sellersID ?? ""
+            if let start = p.start.flatMap({ Timestamp(date: $0) }), let end = p.end.flatMap({ Timestamp(date: $0) }) {
+                spans[item, default: []].append((start, Timestamp.startOfDay(after: end)))
+            } else {
+                whole.insert(item)
+            }
+        }
+        return spans.sorted { $0.key < $1.key }.compactMap { item, list in
+            guard !whole.contains(item) else { return nil }
+            var reached = from
+            for span in list.sorted(by: { $0.from < $1.from }) where span.from <= reached { reached = max(reached, span.to) }
+            guard reached < to else { return nil }
+            return "\(file): the lines of '\(item)' bill the invoice period (\(from.dayString) to \(Timestamp(microseconds: to.microseconds - 1).dayString)) "
+                + "only up to \(Timestamp(microseconds: reached.microseconds - 1).dayString): the rest of it is not billed in this file"
+        }
+    }
+
     /// The invoice period (document or line) is what the invoice declares it bills; the document's
     /// `LegalMonetaryTotal/LineExtensionAmount` must equal the sum of its lines, else the file is
     /// not the whole invoice.
@@ -248,6 +274,7 @@ struct UBLParser: InvoiceParser {
                         amountScale: ExactDecimal.scale(of: amountText), currency: currency, date: date, nonUsageReason: "tax", description: "tax"))
             }
         }
+        coverage.incomplete += Self.itemsBilledForLess(raw, from: periodStart.flatMap { Timestamp(date: $0) }, to: inclusiveEnd(periodEnd), file: file.name)
         if let documentLineTotal, let total = ExactDecimal.parse(documentLineTotal), total != lineSum {
             coverage.incomplete.append(
                 "\(file.name): the document's line total (LegalMonetaryTotal/LineExtensionAmount) is \(documentLineTotal) "

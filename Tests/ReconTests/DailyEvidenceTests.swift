@@ -311,6 +311,38 @@ import UsageBoxApp
         }
     }
 
+    /// An export sorted by model and token type whose download stopped after May 24's output row:
+    /// output billed up to May 24 and none after, input to the end, the meter metering both every
+    /// day. A week of zeros at the end was proposed as −350,000 of over-metering (the period-end
+    /// hold looked at three days at most). Held, saying where the invoice stops.
+    @Test func aSeriesTheInvoiceStopsBillingBeforeTheEndIsHeld() async throws {
+        let store = try S.store()
+        _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { _ in 1_000_000 })
+        _ = try await store.ingest(try await daily("claude-haiku-4-5", "output") { _ in 50_000 })
+        let r = try await run(
+            store,
+            S.costReport(
+                (1...31).flatMap { d -> [TestSupport.Row] in
+                    [.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")]
+                        + (d <= 24 ? [.init(day: d, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "25")] : [])
+                }))
+        #expect(r.corrections.isEmpty, "\(r.corrections.map(\.quantity))")
+        #expect(
+            r.held.map { "\($0.reason) \($0.correction.quantity)" } == ["last_day_unlike_the_rest -350000"]
+                && r.held.allSatisfy { $0.detail.contains("bills none of it after 2026-05-24") }, "\(r.held)")
+        // Billed to the end, a steady shortfall from May 25 is still proposed.
+        let steady = try await run(
+            store,
+            S.costReport(
+                (1...31).flatMap { d -> [TestSupport.Row] in
+                    [
+                        .init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100"),
+                        .init(day: d, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: d <= 24 ? "25" : "20"),
+                    ]
+                }))
+        #expect(steady.corrections.map(\.quantity) == [-70_000] && steady.held.isEmpty, "\(steady.corrections.map(\.quantity)) \(steady.held)")
+    }
+
     /// What the period-end hold must leave alone (found by an outside second read): a token of
     /// midnight jitter on the last day of an exact-token export beside a real outage, and a steady
     /// loss over a month whose last day carries a month-end batch nine times the usual traffic.

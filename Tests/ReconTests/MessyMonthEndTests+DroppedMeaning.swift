@@ -176,6 +176,48 @@ extension MessyMonthEndTests {
         #expect(r.findings.map(\.quantity) == [9_300_000] && r.corrections.isEmpty && r.held.isEmpty, "\(r.findings)")
     }
 
+    /// A May invoice whose lines of one item say May 1–20 (`InvoiceLine/InvoicePeriod`): the
+    /// document's period covered the whole month and the meter's May 21–31 were proposed as
+    /// over-metering. The file is named as not the whole bill; an item billed on lines covering
+    /// the month between them is whole.
+    @Test func aUBLItemWhoseLinesBillPartOfTheInvoicePeriodIsNotTheWholeBill() throws {
+        let parser = try #require(PluginExampleTests.registry.plugin("ubl")?.parsers.first)
+        func invoice(_ lines: [(item: String, from: String, to: String)]) -> InvoiceFile {
+            let body = lines.enumerated().map { i, l in
+                """
+                <cac:InvoiceLine><cbc:ID>\(i + 1)</cbc:ID><cbc:InvoicedQuantity unitCode="MIO">1</cbc:InvoicedQuantity>
+                <cbc:LineExtensionAmount currencyID="USD">3.00</cbc:LineExtensionAmount>
+                <cac:InvoicePeriod><cbc:StartDate>\(l.from)</cbc:StartDate><cbc:EndDate>\(l.to)</cbc:EndDate></cac:InvoicePeriod>
+                <cac:Item><cbc:Name>\(l.item)</cbc:Name></cac:Item><cac:Price><cbc:PriceAmount currencyID="USD">3.00</cbc:PriceAmount></cac:Price></cac:InvoiceLine>
+                """
+            }.joined(separator: "\n")
+            return file(
+                "acme.xml",
+                """
+                <?xml version="1.0" encoding="UTF-8"?>
+                <Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+                    xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+                    xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+                  <cbc:ID>ACME-2026-05</cbc:ID><cbc:IssueDate>2026-06-01</cbc:IssueDate><cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
+                  <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-31</cbc:EndDate></cac:InvoicePeriod>
+                \(body)
+                </Invoice>
+                """)
+        }
+        let cut = try parser.parse(
+            invoice([("Claude Sonnet 4.6 - Input Tokens", "2026-05-01", "2026-05-20"), ("Claude Sonnet 4.6 - Output Tokens", "2026-05-01", "2026-05-31")]))
+        #expect(
+            cut.coverage.incomplete == [
+                "acme.xml: the lines of 'Claude Sonnet 4.6 - Input Tokens' bill the invoice period (2026-05-01 to 2026-05-31) only up to 2026-05-20: "
+                    + "the rest of it is not billed in this file"
+            ], "\(cut.coverage.incomplete)")
+        let whole = try parser.parse(
+            invoice([
+                ("Claude Sonnet 4.6 - Input Tokens", "2026-05-01", "2026-05-20"), ("Claude Sonnet 4.6 - Input Tokens", "2026-05-21", "2026-05-31"),
+            ]))
+        #expect(whole.coverage.incomplete.isEmpty, "\(whole.coverage.incomplete)")
+    }
+
     /// A Vertex billing export with May 10's rows exported again a day later (`export_time`
     /// differs, nothing else): added together, +1,000,000 was proposed. Held, in JSON and CSV.
     @Test func vertexRowsExportedAgainHoldTheirModel() async throws {

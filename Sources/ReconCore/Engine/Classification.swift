@@ -184,10 +184,16 @@ struct CorrectionProposal: Sendable {
                 if large != nil || unseen != nil || lastDays != nil {
                     let detail: String
                     if let lastDays {
+                        let key = CellKey(model: lastDays.modelID, tokenType: lastDays.tokenType, account: lastDays.accountID)
+                        let stopped = DailyEvidence.billedUntil(key, diff, range: o.range).flatMap { day in
+                            day < (DailyEvidence.periodDays(o.range).last ?? day)
+                                ? " (the invoice bills none of it after \(DailyEvidence.dayString(day)) while the meter does every day: a file cut short looks like that)"
+                                : nil
+                        }
                         detail =
                             "the daily gap of \(lastDays.modelID) \(lastDays.tokenType?.rawValue ?? "") on the period's last day is unlike the days "
-                            + "before it, as when an export pulled early lacks the vendor's last hours (or the meter still awaits late events); "
-                            + "reconcile again on an export pulled after the period settled"
+                            + "before it\(lastDays.quantity < 0 ? stopped ?? "" : ""), as when an export pulled early lacks the vendor's last hours "
+                            + "(or the meter still awaits late events); reconcile again on an export pulled after the period settled"
                     } else if let (lc, lf) = large {
                         detail =
                             lc.quantity < 0

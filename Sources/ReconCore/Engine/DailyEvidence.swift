@@ -104,6 +104,15 @@ enum DailyEvidence {
         }
         let end = gap(last)
         guard end.material else { return false }
+        // The vendor bills none of it from some day to the end while the meter meters it every
+        // one of those days, after billing it before: an export cut short (a download that
+        // stopped, sorted by model and token type) looks like that at any length; a week of it
+        // was corrected as over-metering.
+        if !end.positive, let stop = billedUntil(key, diff, range: range), stop < last,
+            days.filter({ $0 > stop }).allSatisfy({ (vendorDays[$0]?.tokens ?? 0) == 0 && (metered[$0] ?? 0) > 0 })
+        {
+            return true
+        }
         var run: [Decimal] = []
         for d in days.reversed() {
             let g = gap(d)
@@ -118,6 +127,12 @@ enum DailyEvidence {
         }
         let earlier = run.dropFirst(2).sorted()
         return end.share > earlier[earlier.count / 2] * 2 + material
+    }
+
+    /// The last day of the period the vendor bills any of a cell on (nil when it bills none).
+    static func billedUntil(_ key: CellKey, _ diff: GapDiff, range: TimeRange) -> Int64? {
+        guard let vendorDays = vendorDaily(diff, key, accountwise: true) else { return nil }
+        return periodDays(range).last { (vendorDays[$0]?.tokens ?? 0) != 0 }
     }
 
     /// Whether a finding's daily gap is a step that lasts to the end: days before it within half
