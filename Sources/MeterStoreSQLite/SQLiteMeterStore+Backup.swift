@@ -38,17 +38,39 @@ extension SQLiteMeterStore {
 
     /// Replaces the store at `target` with a checked copy of `backup`. Stop the server first: the
     /// file is swapped underneath any process that has it open.
+    ///
+    /// The copy is SQLite's online backup of `backup` as SQLite reads it (its `-wal` included: a
+    /// copy of the main file alone left out every commit not yet checkpointed, and an empty copy
+    /// verified and replaced a good store), through any symbolic link (copied as a link, it
+    /// pointed beside the target at nothing). A store is never restored onto itself.
     public static func restore(from backup: String, to target: String) async throws -> (accounts: Int, events: Int64) {
         let fm = FileManager.default
-        guard fm.fileExists(atPath: backup) else { throw UsageBoxError.invalidArgument("\(backup): no such file", field: "from") }
+        var isFolder: ObjCBool = false
+        guard fm.fileExists(atPath: backup, isDirectory: &isFolder), !isFolder.boolValue else {
+            throw UsageBoxError.invalidArgument("\(backup): no such file", field: "from")
+        }
+        let source = URL(fileURLWithPath: backup).resolvingSymlinksInPath().path
+        if source == URL(fileURLWithPath: target).resolvingSymlinksInPath().path {
+            throw UsageBoxError.invalidArgument("\(backup) is the store \(target) itself: name a backup file to restore from", field: "from")
+        }
         let staging = target + ".restoring"
-        for f in [staging, staging + "-wal", staging + "-shm"] { try? fm.removeItem(atPath: f) }
-        try fm.copyItem(atPath: backup, toPath: staging)
+        let stagingFiles = [staging, staging + "-wal", staging + "-shm", staging + ".lock"]
+        for f in stagingFiles { try? fm.removeItem(atPath: f) }
         let checked: (accounts: Int, events: Int64)
         do {
+            var readOnly = Configuration()
+            readOnly.readonly = true
+            let from = try DatabaseQueue(path: source, configuration: readOnly)
+            let copy = try DatabaseQueue(path: staging)
+            try from.backup(to: copy)
+            try from.close()
+            try copy.close()
             checked = try await checkBackup(at: staging)
         } catch {
-            for f in [staging, staging + "-wal", staging + "-shm"] { try? fm.removeItem(atPath: f) }
+            for f in stagingFiles { try? fm.removeItem(atPath: f) }
+            if let e = error as? DatabaseError {
+                throw UsageBoxError.invalidArgument("\(backup) cannot be read as a store: \(e.message ?? "\(e)"); nothing was restored", field: "from")
+            }
             throw error
         }
         // Nobody may have the store open while it is replaced (a running server would go on
@@ -57,7 +79,7 @@ extension SQLiteMeterStore {
         do {
             lock = try OpenStoreLock(store: target, exclusive: true)
         } catch {
-            for f in [staging, staging + "-wal", staging + "-shm"] { try? fm.removeItem(atPath: f) }
+            for f in stagingFiles { try? fm.removeItem(atPath: f) }
             throw error
         }
         defer { withExtendedLifetime(lock) {} }
@@ -65,7 +87,7 @@ extension SQLiteMeterStore {
         let staged = try DatabaseQueue(path: staging)
         try await staged.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         try staged.close()
-        for f in [target + "-wal", target + "-shm", staging + "-wal", staging + "-shm"] { try? fm.removeItem(atPath: f) }
+        for f in [target + "-wal", target + "-shm"] + stagingFiles.dropFirst() { try? fm.removeItem(atPath: f) }
         if fm.fileExists(atPath: target) { try fm.removeItem(atPath: target) }
         try fm.moveItem(atPath: staging, toPath: target)
         return checked

@@ -43,6 +43,37 @@ import UsageBoxTesting
         await #expect(throws: UsageBoxError.self, "a backup never overwrites a file") { try await live.backup(to: dir.path("backup.db")) }
     }
 
+    /// A copy of a store taken as files (`cp s.db s.db-wal snap/`) holds its last commits in the
+    /// `-wal`: restore copied the main file alone, and an empty store verified and replaced a good
+    /// one. A backup named through a relative symbolic link was copied as the link (pointing at
+    /// nothing beside the target: an empty store again), and a store restored onto itself lost
+    /// its own WAL. All three restore every event now, or refuse.
+    @Test func aBackupIsReadAsSQLiteReadsItWALAndLinksIncluded() async throws {
+        let fm = FileManager.default
+        let live = try SQLiteMeterStore(location: .file(dir.path("live.db")))
+        _ = try await live.ingest(Self.batch(0, size: 50))
+        try fm.createDirectory(atPath: dir.path("snap"), withIntermediateDirectories: true)
+        for suffix in ["", "-wal"] { try fm.copyItem(atPath: dir.path("live.db") + suffix, toPath: dir.path("snap/live.db") + suffix) }
+        #expect(fm.fileExists(atPath: dir.path("snap/live.db-wal")), "the commits are in the WAL, as after an ingest")
+        let target = try SQLiteMeterStore(location: .file(dir.path("target.db")))
+        _ = try await target.ingest([Fixture.event("keep", quantity: 42)])
+        _ = consume target
+        let restored = try await SQLiteMeterStore.restore(from: dir.path("snap/live.db"), to: dir.path("target.db"))
+        #expect(restored.events == 50, "\(restored)")
+
+        try fm.createSymbolicLink(atPath: dir.path("snap/latest.db"), withDestinationPath: "live.db")
+        let linked = try await SQLiteMeterStore.restore(from: dir.path("snap/latest.db"), to: dir.path("linked.db"))
+        #expect(linked.events == 50, "\(linked)")
+        let attributes = try fm.attributesOfItem(atPath: dir.path("linked.db"))
+        #expect(attributes[.type] as? FileAttributeType == .typeRegular, "the store is a file, not a link")
+
+        await #expect {
+            _ = try await SQLiteMeterStore.restore(from: dir.path("live.db"), to: dir.path("live.db"))
+        } throws: { ($0 as? UsageBoxError)?.message.contains("is the store") == true }
+        let all = try TimeRange(from: Timestamp(microseconds: 0), to: Fixture.ts("2027-01-01T00:00:00Z"))
+        #expect(try await live.usage(UsageQuery(scope: .all, range: all)).groups.first?.aggregate.count == 50)
+    }
+
     @Test func aBackupThatDoesNotVerifyReplacesNothing() async throws {
         let live = try SQLiteMeterStore(location: .file(dir.path("live.db")))
         _ = try await live.ingest(Self.batch(0))
