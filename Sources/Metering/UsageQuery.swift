@@ -43,11 +43,14 @@ public enum UsageField: Sendable, Hashable {
         }
     }
 
-    /// Field and parameter names a dimension can only be reached through as `dim.NAME`.
-    public static let reservedNames: Set<String> = [
-        "event_id", "account_id", "meter_id", "model_id", "kind", "unit", "source", "from", "to", "group_by",
-        "hour", "day", "month",
-    ]
+    /// Field, parameter and metric names a dimension can only be reached through as `dim.NAME`
+    /// (a dimension `sum` grouped as `sum` was written under the metric's name in each group, and
+    /// the metric overwrote it: the groups came back alike).
+    public static let reservedNames: Set<String> = Set(
+        [
+            "event_id", "account_id", "meter_id", "model_id", "kind", "unit", "source", "from", "to", "group_by",
+            "hour", "day", "month",
+        ] + UsageMetric.allCases.map(\.rawValue))
 
     /// Parses a `group_by` or filter name.
     /// `member`: where the name was given (`group_by`, `filters[0].field`), which an error names;

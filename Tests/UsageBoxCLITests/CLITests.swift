@@ -15,6 +15,27 @@ import Testing
 
     func json(_ r: CLI.Result) throws -> JSONValue { try JSONParser.parse(r.stdout) }
 
+    /// A dimension named like a metric (`sum`, `count`, …): grouped as `sum`, each group's key was
+    /// written under the metric's name and overwritten by it, so two teams came back as two
+    /// nameless groups. It is reached as `dim.sum`, under that name; `sum` alone names the field.
+    @Test func aDimensionNamedLikeAMetricKeepsItsGroups() throws {
+        let events = try dir.write(
+            "teams.ndjson",
+            #"""
+            {"event_id":"a","account_id":"acct","meter_id":"m","quantity":10,"timestamp":"2026-05-03T10:00:00Z","dimensions":{"sum":"team_red","count":"x"}}
+            {"event_id":"b","account_id":"acct","meter_id":"m","quantity":20,"timestamp":"2026-05-03T11:00:00Z","dimensions":{"sum":"team_blue","count":"x"}}
+            """#)
+        #expect(try CLI.run(["ingest", "--db", db, events]).status == 0)
+        let grouped = try CLI.run(["usage", "--db", db, "--account", "acct", "--group-by", "dim.sum,dim.count", "--json"] + may)
+        #expect(
+            grouped.stdout.contains(#"{"dim.sum":"team_blue","dim.count":"x","sum":20,"count":1}"#)
+                && grouped.stdout.contains(#"{"dim.sum":"team_red","dim.count":"x","sum":10,"count":1}"#), "\(grouped.stdout)\(grouped.stderr)")
+        for name in ["sum", "count", "min", "max", "avg"] {
+            let refused = try CLI.run(["usage", "--db", db, "--account", "acct", "--group-by", name, "--json"] + may)
+            #expect(refused.status != 0 && refused.stderr.contains("'\(name)' cannot be grouped or filtered on"), "\(name): \(refused.stderr)")
+        }
+    }
+
     @Test func ingestsNDJSONJSONAndCSVAndTotalsWithJSON() async throws {
         let nd = try dir.write(
             "a.ndjson",
