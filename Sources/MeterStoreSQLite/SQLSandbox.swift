@@ -18,6 +18,104 @@ enum SQLSandbox {
     static let maxResultBytes = 8 << 20
     static let maxSQLBytes = 100_000
 
+    /// `instr(X, Y)` as SQLite defines it: NULL if either is NULL; the 1-based place of Y's first
+    /// occurrence in X, in bytes when both are blobs, else in characters of their text (where it
+    /// starts a character); 1 for an empty Y; 0 when Y does not occur.
+    static func instr(_ context: OpaquePointer?, _ argv: UnsafeMutablePointer<OpaquePointer?>?) {
+        guard let argv, let x = argv[0], let y = argv[1] else { return }
+        guard sqlite3_value_type(x) != SQLITE_NULL, sqlite3_value_type(y) != SQLITE_NULL else { return sqlite3_result_null(context) }
+        let blobs = sqlite3_value_type(x) == SQLITE_BLOB && sqlite3_value_type(y) == SQLITE_BLOB
+        let haystack = blobs ? sqlite3_value_blob(x) : UnsafeRawPointer(sqlite3_value_text(x))
+        let haystackBytes = Int(sqlite3_value_bytes(x))
+        let needle = blobs ? sqlite3_value_blob(y) : UnsafeRawPointer(sqlite3_value_text(y))
+        let needleBytes = Int(sqlite3_value_bytes(y))
+        guard needleBytes > 0 else { return sqlite3_result_int64(context, 1) }
+        guard let haystack, let needle,
+            let offset = ByteSearch(UnsafeRawBufferPointer(start: needle, count: needleBytes))
+                .first(
+                    in: UnsafeRawBufferPointer(start: haystack, count: haystackBytes),
+                    where: { blobs || haystack.load(fromByteOffset: $0, as: UInt8.self) & 0xC0 != 0x80 })
+        else {
+            return sqlite3_result_int64(context, 0)
+        }
+        // Characters before it: every byte that does not continue a UTF-8 sequence starts one.
+        let before = blobs ? offset : UnsafeRawBufferPointer(start: haystack, count: offset).reduce(0) { $0 + ($1 & 0xC0 == 0x80 ? 0 : 1) }
+        sqlite3_result_int64(context, Int64(before + 1))
+    }
+
+    /// `replace(X, Y, Z)` as SQLite defines it: NULL if any is NULL; X itself for an empty Y; else
+    /// the text of X with every non-overlapping Y, left to right, replaced by Z.
+    static func replace(_ context: OpaquePointer?, _ argv: UnsafeMutablePointer<OpaquePointer?>?) {
+        guard let argv, let x = argv[0], let y = argv[1], let z = argv[2] else { return }
+        guard let text = sqlite3_value_text(x) else { return sqlite3_result_null(context) }
+        let textBytes = Int(sqlite3_value_bytes(x))
+        guard let pattern = sqlite3_value_text(y) else { return sqlite3_result_null(context) }
+        let patternBytes = Int(sqlite3_value_bytes(y))
+        // A pattern whose first byte is NUL is empty to SQLite too.
+        guard patternBytes > 0, pattern[0] != 0 else { return sqlite3_result_value(context, x) }
+        guard let replacement = sqlite3_value_text(z) else { return sqlite3_result_null(context) }
+        let replacementBytes = Int(sqlite3_value_bytes(z))
+        let limit = Int(sqlite3_limit(sqlite3_context_db_handle(context), SQLITE_LIMIT_LENGTH, -1))
+        var out: [UInt8] = []
+        out.reserveCapacity(textBytes)
+        let search = ByteSearch(UnsafeRawBufferPointer(start: pattern, count: patternBytes))
+        let haystack = UnsafeRawBufferPointer(start: text, count: textBytes)
+        var start = 0
+        while start < textBytes, let at = search.first(in: haystack, from: start) {
+            out.append(contentsOf: UnsafeBufferPointer(start: text + start, count: at - start))
+            out.append(contentsOf: UnsafeBufferPointer(start: replacement, count: replacementBytes))
+            start = at + patternBytes
+            guard out.count <= limit else { return sqlite3_result_error_toobig(context) }
+        }
+        out.append(contentsOf: UnsafeBufferPointer(start: text + start, count: textBytes - start))
+        guard out.count <= limit else { return sqlite3_result_error_toobig(context) }
+        out.withUnsafeBufferPointer { b in
+            b.withMemoryRebound(to: CChar.self) { sqlite3_result_text(context, $0.baseAddress, Int32(b.count), Self.transient) }
+        }
+    }
+
+    /// Finds a byte string in others in time linear in both (Knuth–Morris–Pratt): SQLite's own
+    /// search compares the needle at every place of the haystack.
+    struct ByteSearch {
+        let needle: UnsafeRawBufferPointer
+        /// For each prefix of the needle, the length of its longest proper prefix that is also its suffix.
+        private let fallback: [Int]
+
+        init(_ needle: UnsafeRawBufferPointer) {
+            self.needle = needle
+            var fallback = [Int](repeating: 0, count: needle.count)
+            var k = 0
+            for i in needle.indices.dropFirst() {
+                while k > 0, needle[i] != needle[k] { k = fallback[k - 1] }
+                if needle[i] == needle[k] { k += 1 }
+                fallback[i] = k
+            }
+            self.fallback = fallback
+        }
+
+        /// The offset of the needle's first occurrence in `haystack` at or after `start` that
+        /// `accept` takes (SQLite's instr matches text at character starts only); the search goes
+        /// on past one it does not take without starting over.
+        func first(in haystack: UnsafeRawBufferPointer, from start: Int = 0, where accept: (Int) -> Bool = { _ in true }) -> Int? {
+            guard !needle.isEmpty else { return start }
+            var k = 0
+            var i = start
+            while i < haystack.count {
+                while k > 0, haystack[i] != needle[k] { k = fallback[k - 1] }
+                if haystack[i] == needle[k] { k += 1 }
+                if k == needle.count {
+                    if accept(i - k + 1) { return i - k + 1 }
+                    k = fallback[k - 1]
+                }
+                i += 1
+            }
+            return nil
+        }
+    }
+
+    /// SQLite copies a result given with this destructor.
+    static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
     static func run(uri: String, sql: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) throws -> SQLResult {
         // SQLite reads text up to its first NUL: what follows one would be dropped unseen (a
         // WHERE clause, a second statement), and the answer given as if it were the query.
@@ -107,6 +205,13 @@ enum SQLSandbox {
                     sqlite3_result_error(context, "trim, ltrim and rtrim take one argument here (with a character list one call can outrun the time limit)", -1)
                 }, nil, nil, nil)
         }
+        // instr and replace search in linear time (`ByteSearch`): SQLite's own compare the needle at every
+        // place of the haystack inside one call, which the progress handler cannot interrupt (a
+        // 1 MB haystack and a 500 KB needle: 3.3 s a call; eight calls answered 28 s past a 10 s limit).
+        sqlite3_create_function_v2(
+            db, "instr", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nil, { context, _, argv in SQLSandbox.instr(context, argv) }, nil, nil, nil)
+        sqlite3_create_function_v2(
+            db, "replace", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nil, { context, _, argv in SQLSandbox.replace(context, argv) }, nil, nil, nil)
         let secret = Secret(alias: alias)
         let secretPointer = Unmanaged.passRetained(secret)
         defer { secretPointer.release() }

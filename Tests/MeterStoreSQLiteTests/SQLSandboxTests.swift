@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import MeterStoreSQLite
 import Metering
 import Testing
@@ -60,5 +61,35 @@ import UsageBoxTesting
         } catch let e as UsageBoxError {
             #expect(e.code == .timeout && e.field == "sql")
         }
+    }
+
+    /// instr and replace are the sandbox's own (linear searches): they answer as SQLite's do, and
+    /// a needle of half a megabyte in a megabyte no longer holds one call for seconds where the
+    /// time limit cannot interrupt it (SQLite's own: 3.3 s a call, eight answered 28 s past a 10 s limit).
+    @Test func instrAndReplaceAnswerAsSQLitesOwnInLinearTime() async throws {
+        let store = try SQLiteMeterStore(location: .newMemory())
+        let builtIn = try DatabaseQueue()
+        for expression in [
+            "instr('héllo wörld', 'wö')", "instr('abc', '')", "instr('', 'a')", "instr(NULL, 'a')", "instr('a', NULL)", "instr(x'616263', x'63')",
+            "instr(x'c3a9c3a9', x'a9')", "instr('éé', x'a9')", "instr(12345, 34)", "instr('aaab', 'aab')", "instr('abcabd', 'abd')",
+            "replace('aaaa', 'aa', 'b')", "replace('abc', '', 'x')", "replace(x'616263', '', 'x')", "replace('abc', NULL, 'x')",
+            "replace(NULL, 'a', 'x')", "replace('abc', 'b', NULL)", "replace(123, 2, 'x')", "replace('héllo', 'l', 'L')", "replace('abc', 'b', 5)",
+            "replace('aaa', 'a', '')", "replace('abab', 'aba', 'X')", "replace(x'610062', x'00', 'z')",
+        ] {
+            let sql = "SELECT quote(\(expression)), typeof(\(expression))"
+            let ours = try await store.sql(sql, scope: .all, timeLimitSeconds: 10, rowLimit: 10).rows.first ?? []
+            let theirs = try await builtIn.read { db in try Row.fetchOne(db, sql: sql).map { [$0[0] as String?, $0[1] as String?] } } ?? []
+            #expect(ours.map(\.stringValue) == theirs, "\(expression)")
+        }
+        let hostile = """
+            WITH h(x) AS (SELECT replace(hex(zeroblob(500000)), '0', 'a')), n(y) AS (SELECT replace(hex(zeroblob(250000)), '0', 'a') || 'b')
+            SELECT instr(x, y) + instr(x, y) + instr(x, y) + instr(x, y), length(replace(x, y, '')) FROM h, n
+            """
+        // The promise checked is the query's own limit, not a speed: SQLite's search answered this
+        // after 17 s with a 5 s limit (the progress handler runs between steps, never inside a call).
+        let started = ContinuousClock.now
+        let r = try await store.sql(hostile, scope: .all, timeLimitSeconds: 5, rowLimit: 10)
+        #expect(r.rows == [[.int(0), .int(1_000_000)]])
+        #expect(ContinuousClock.now - started < .seconds(5), "answered past its own time limit")
     }
 }
