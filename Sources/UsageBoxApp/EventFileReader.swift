@@ -25,6 +25,8 @@ public struct EventFileReader: Sendable {
     /// while the store built its write of it and the next batch was read.
     public var batchBytes = Self.defaultBatchBytes
     public static let defaultBatchBytes = 16 << 20
+    /// The longest NDJSON line read: a server takes no request body longer.
+    public static let maxLineBytes = UsageBatchBody.maxBodyBytes
 
     public init(decoder: EventDecoder) { self.decoder = decoder }
 
@@ -79,7 +81,19 @@ public struct EventFileReader: Sendable {
             var pending = first
             var line = 1
             var atStart = true
+            // Past a line longer than any event may be (rejected), until the newline that ends it.
+            var skipping = false
             while true {
+                if skipping {
+                    guard let newline = pending.firstIndex(of: 0x0A) else {
+                        guard let next = try handle.read(upToCount: chunkSize), !next.isEmpty else { break }
+                        pending = next
+                        continue
+                    }
+                    pending = Data(pending[(newline + 1)...])
+                    line += 1
+                    skipping = false
+                }
                 var start = pending.startIndex
                 if atStart { start += ByteOrderMark.length(at: pending) }
                 atStart = false
@@ -102,6 +116,16 @@ public struct EventFileReader: Sendable {
                 }
                 for (item, bytes) in items { try await emit(item, bytes: bytes) }
                 let rest = pending[start...]
+                // A line is kept whole until its newline: one longer than a request body may be is
+                // rejected without reading the rest of it in (a 300 MiB line held 963 MB).
+                if rest.count > Self.maxLineBytes {
+                    let rejection = EventRejection(
+                        code: "line_too_long", message: "the line is longer than \(Self.maxLineBytes >> 20) MiB, more than any event can be")
+                    try await emit(SourcedItem(item: .invalid(rejection), line: line), bytes: Self.maxLineBytes)
+                    skipping = true
+                    pending = Data()
+                    continue
+                }
                 guard let next = try handle.read(upToCount: chunkSize), !next.isEmpty else {
                     if !rest.isEmpty {
                         let tail = Data(rest)

@@ -53,4 +53,27 @@ struct EventFileReaderTests {
         }
         #expect(ids == (0..<10).map { "e\($0)" })
     }
+
+    /// A line longer than any event may be is rejected naming its line, without being read into
+    /// memory whole (a 300 MiB line held 963 MB); the lines after it are read as usual.
+    @Test func aLineLongerThanAnyEventIsRejectedAndSkipped() async throws {
+        let event = { (id: String) in #"{"event_id":"\#(id)","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z"}"# }
+        var bytes = Data((event("first") + "\n").utf8)
+        bytes.append(Data(repeating: UInt8(ascii: "x"), count: EventFileReader.maxLineBytes + 5_000_000))
+        bytes.append(Data(("\n" + event("after") + "\n").utf8))
+        let path = dir.path("long.ndjson")
+        try bytes.write(to: URL(fileURLWithPath: path))
+        var reader = EventFileReader(decoder: EventDecoder())
+        reader.chunkSize = 1 << 20
+        var seen: [String] = []
+        try await reader.read(path: path, batchSize: 20_000) { batch in
+            for item in batch {
+                switch item.item {
+                case let .event(e): seen.append("\(item.line ?? 0) \(e.eventID)")
+                case let .invalid(r): seen.append("\(item.line ?? 0) \(r.code)")
+                }
+            }
+        }
+        #expect(seen == ["1 first", "2 line_too_long", "3 after"])
+    }
 }
