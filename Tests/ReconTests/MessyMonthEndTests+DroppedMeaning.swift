@@ -49,6 +49,39 @@ extension MessyMonthEndTests {
         #expect(unpriced.unmapped.map(\.reason) == ["no_rate_for_tier"] && unpriced.corrections.isEmpty, "\(unpriced.unmapped)")
     }
 
+    /// A cost report billing two workspaces beside a usage report of one: the usage report's
+    /// count stood for the day's money of both, and the other workspace's 1,000,000 tokens were
+    /// proposed as over-metering. Held; a usage report of both workspaces is read as before.
+    @Test func aUsageReportOfFewerWorkspacesThanTheMoneyHoldsNegativeCorrections() async throws {
+        let store = try await store([("acct_42", "claude-sonnet-4-6", "input", 3_000_000, 10)], vendor: "anthropic")
+        let costA = anthropicCost("claude-sonnet-4-6", "uncached_input_tokens", cents: "600")
+        var costB = anthropicCost("claude-sonnet-4-6", "uncached_input_tokens", cents: "300")
+        costB = costB.replacingOccurrences(of: "wrkspc_01A", with: "wrkspc_01B")
+        func usage(_ rows: [(workspace: String, tokens: Int)]) -> InvoiceFile {
+            let results = rows.map {
+                #"{"model":"claude-sonnet-4-6","workspace_id":"\#($0.workspace)","service_tier":"standard","context_window":"0-200k","uncached_input_tokens":\#($0.tokens)}"#
+            }
+            return file(
+                "usage_report.json",
+                #"{"data":[{"starting_at":"2026-05-10T00:00:00Z","ending_at":"2026-05-11T00:00:00Z","results":[\#(results.joined(separator: ","))]}],"has_more":false,"next_page":null}"#
+            )
+        }
+        let r = try await run("anthropic", [anthropicCostReport([costA, costB]), usage([("wrkspc_01A", 2_000_000)])], store, account: "acct_42") {
+            $0.range = Self.mayDay(10)
+            $0.invoiceScope = .account
+        }
+        let held = try #require(r.reasons.first { $0.code == "stated_quantities_cover_part" }, "\(r.reasons.map(\.code))")
+        #expect(held.effect == .blocksNegative && held.detail.contains("workspace_id=wrkspc_01B"), "\(held.detail)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
+        let both = try await run(
+            "anthropic", [anthropicCostReport([costA, costB]), usage([("wrkspc_01A", 2_000_000), ("wrkspc_01B", 1_000_000)])], store, account: "acct_42"
+        ) {
+            $0.range = Self.mayDay(10)
+            $0.invoiceScope = .account
+        }
+        #expect(both.reasons.isEmpty && both.findings.isEmpty, "\(both.reasons.map(\.code)) \(both.findings)")
+    }
+
     /// An OpenAI Costs API page of May 10.
     func openAICosts(_ results: [String]) -> InvoiceFile {
         file(

@@ -31,8 +31,25 @@ struct VendorBucket: Sendable {
     var amountHalfUnits = Decimal(0)
     /// The list (pre-discount) money where the export gives it.
     var listAmount: Decimal?
+    /// The tenants (`key=value` of `VendorPlugin.tenantKeys`: workspaces, projects) of the lines
+    /// stating a quantity, and of those stating money alone ("" where a line names none).
+    var statedTenants: Set<String> = []
+    var moneyTenants: Set<String> = []
 
     var vendorAmount: Decimal { hasAmount ? amount : statedImpliedAmount }
+
+    /// A bucket whose stated quantities name tenants and whose money-only lines bill another:
+    /// the stated count (a usage report of one workspace) stands for the bucket's money of every
+    /// workspace, which it may cover only part of.
+    /// Tenants are compared where both name them the same way (a Console CSV's workspace names
+    /// are not a usage report's workspace ids); stated lines naming none may cover any.
+    var statedCoversPart: Bool { hasStated && !uncoveredTenants.isEmpty }
+
+    var uncoveredTenants: Set<String> {
+        guard !statedTenants.contains("") else { return [] }
+        let keys = Set(statedTenants.map { $0.prefix { $0 != "=" } })
+        return moneyTenants.filter { $0.isEmpty || (keys.contains($0.prefix { $0 != "=" }) && !statedTenants.contains($0)) }
+    }
 
     mutating func add(_ o: VendorBucket) throws {
         exactTokens += o.exactTokens
@@ -44,6 +61,8 @@ struct VendorBucket: Sendable {
         tolerance += o.tolerance
         amountHalfUnits += o.amountHalfUnits
         if let l = o.listAmount { listAmount = (listAmount ?? 0) + l }
+        statedTenants.formUnion(o.statedTenants)
+        moneyTenants.formUnion(o.moneyTenants)
     }
 }
 
@@ -235,6 +254,8 @@ struct VendorLedger: Sendable {
     ) throws -> VendorLedger {
         var ledger = VendorLedger(currency: batch.lines.first?.line.currency ?? card.currency)
         var blockedNegative: [CellKey: (code: String, amount: Decimal)] = [:]
+        /// Per cell, the money's tenants its stated quantities do not name (`stated_quantities_cover_part`).
+        var statedTenantNotes: [CellKey: Set<String>] = [:]
         var unknownModels: (count: Int, amount: Decimal) = (0, 0)
         var missingFX: [String: (count: Int, amount: Decimal, stated: Bool)] = [:]
         var refunds: [String: Decimal] = [:]
@@ -439,6 +460,8 @@ struct VendorLedger: Sendable {
             for k in tenantKeys { ledger.tenantValues[k, default: []].insert(line.attribution[k] ?? "") }
             let key = CellKey(model: model, tokenType: tokenType, account: account)
             var bucketPart = VendorBucket()
+            let tenant = tenantKeys.sorted().first { line.attribution[$0] != nil }.map { "\($0)=\(line.attribution[$0]!)" } ?? ""
+            if line.quantity != nil { bucketPart.statedTenants = [tenant] } else if line.amount != nil { bucketPart.moneyTenants = [tenant] }
             if let q = line.quantity {
                 bucketPart.stated = q
                 bucketPart.hasStated = true
@@ -477,6 +500,14 @@ struct VendorLedger: Sendable {
             ledger.cells[key] = cell
         }
 
+        for (key, cell) in ledger.cells.sorted(by: { $0.key < $1.key }) {
+            let partial = cell.clustered.map(\.bucket).filter(\.statedCoversPart)
+            guard !partial.isEmpty else { continue }
+            blockedNegative[CellKey(model: key.model, tokenType: key.tokenType), default: ("stated_quantities_cover_part", 0)].amount +=
+                partial.reduce(0) { $0 + $1.amount }
+            statedTenantNotes[CellKey(model: key.model, tokenType: key.tokenType), default: []].formUnion(
+                partial.flatMap(\.uncoveredTenants))
+        }
         for (key, cell) in ledger.cells where cell.sum.checkedTokens == nil {
             throw UsageBoxError.invalidArgument(
                 "the vendor's \(key.tokenType?.rawValue ?? "") tokens of \(key.model) overflow 64 bits; check the invoice's quantities", field: "invoice")
@@ -494,6 +525,13 @@ struct VendorLedger: Sendable {
             switch block.code {
             case "unknown_token_type":
                 (detail, remedy) = ("\(what): usage lines whose token type the plugin does not know", "map the vendor's token type in the plugin")
+            case "stated_quantities_cover_part":
+                let others = (statedTenantNotes[key] ?? []).map { $0.isEmpty ? "lines naming none" : $0 }.sorted().joined(separator: ", ")
+                (detail, remedy) = (
+                    "\(what): the token counts stated for these days (a usage report) name fewer tenants than the money billed on them "
+                        + "(also \(others)): they may count part of that usage only",
+                    "a usage report of every workspace or project the cost report bills, or the cost report alone"
+                )
             default:
                 let tiers = tierNotes.filter { $0.hasPrefix(key.model + " ") }.map { String($0.dropFirst(key.model.count + 1)) }.sorted()
                 (detail, remedy) = (
