@@ -90,14 +90,22 @@ struct FOCUSParser: InvoiceParser {
             // Token counts: ConsumedQuantity in tokens, else PricingQuantity × its block ("1000000 Tokens").
             var quantity: Int64?
             if category == "Usage", model != nil {
-                if let q = try decimal("ConsumedQuantity"), cell("ConsumedUnit")?.lowercased().hasSuffix("tokens") ?? true {
-                    let block = Self.blockSize(cell("ConsumedUnit"))
-                    guard let whole = ExactDecimal.roundedInt64(q * block), Decimal(exactly: whole) == q * block else {
-                        throw InvoiceError(file: file.name, line: r.line, field: "ConsumedQuantity", "a token count must be whole, got \(q)")
+                // A block the unit names ("1K Tokens", "Million Tokens") that is not read would
+                // count each block as one token: an unknown one is refused naming the column.
+                func tokens(_ q: Decimal, unitColumn: String, quantityColumn: String) throws -> Int64 {
+                    guard let block = Self.blockSize(cell(unitColumn)) else {
+                        throw InvoiceError(
+                            file: file.name, line: r.line, field: unitColumn, "'\(cell(unitColumn) ?? "")' is not a block of tokens UsageBox reads")
                     }
-                    quantity = whole
+                    guard let whole = ExactDecimal.wholeInt64(q * block) else {
+                        throw InvoiceError(file: file.name, line: r.line, field: quantityColumn, "a token count must be whole, got \(q) × \(block)")
+                    }
+                    return whole
+                }
+                if let q = try decimal("ConsumedQuantity"), cell("ConsumedUnit")?.lowercased().hasSuffix("tokens") ?? true {
+                    quantity = try tokens(q, unitColumn: "ConsumedUnit", quantityColumn: "ConsumedQuantity")
                 } else if let q = try decimal("PricingQuantity"), cell("PricingUnit")?.lowercased().hasSuffix("tokens") == true {
-                    quantity = ExactDecimal.roundedInt64(q * Self.blockSize(cell("PricingUnit")))
+                    quantity = try tokens(q, unitColumn: "PricingUnit", quantityColumn: "PricingQuantity")
                 }
             }
             var exportedTokenType: TokenType? {
@@ -143,9 +151,28 @@ struct FOCUSParser: InvoiceParser {
         return ParsedInvoice(lines: lines)
     }
 
-    /// "1000000 Tokens" → 1,000,000; "Tokens" → 1.
-    static func blockSize(_ unit: String?) -> Decimal {
-        guard let unit, let first = unit.split(separator: " ").first, let n = ExactDecimal.parse(String(first)) else { return 1 }
-        return n
+    /// How many tokens one unit is: "Tokens" 1, "1000000 Tokens", "1K Tokens", "1M Tokens",
+    /// "1 Million Tokens", "Thousand Tokens", "1,000 Tokens" (words without digits, "Input
+    /// Tokens", describe); nil for a number it cannot read ("1.5x Tokens").
+    static func blockSize(_ unit: String?) -> Decimal? {
+        guard let unit else { return 1 }
+        let named: [String: Decimal] = ["thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000]
+        let suffixes: [Character: Decimal] = ["k": 1_000, "m": 1_000_000, "b": 1_000_000_000]
+        var block: Decimal = 1
+        for word in unit.lowercased().split(separator: " ").map(String.init) where word != "tokens" {
+            if let n = named[word] {
+                block *= n
+            } else if word.contains(where: \.isNumber) {
+                var number = word.replacingOccurrences(of: ",", with: "")
+                var scale: Decimal = 1
+                if let last = number.last, let s = suffixes[last] {
+                    scale = s
+                    number.removeLast()
+                }
+                guard let n = ExactDecimal.parse(number), n > 0 else { return nil }
+                block *= n * scale
+            }
+        }
+        return block
     }
 }

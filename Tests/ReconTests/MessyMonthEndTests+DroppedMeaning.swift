@@ -133,6 +133,30 @@ extension MessyMonthEndTests {
         } throws: { ($0 as? InvoiceError)?.description.contains("is not a whole number of tokens") == true }
     }
 
+    /// FOCUS quantities in blocks the unit names another way ("1K Tokens"): the block was read
+    /// as 1, so 1,400 thousand tokens counted as 1,400. Every spelling is read; one it cannot read
+    /// is refused naming the column, and a fraction of a token is refused, not rounded.
+    @Test func focusBlocksOfTokensAreReadInEverySpellingOrRefused() throws {
+        let parser = try #require(PluginExampleTests.registry.plugin("focus")?.parsers.first)
+        func parse(_ quantity: String, _ unit: String, column: String = "PricingQuantity") throws -> Int64? {
+            let unitColumn = column == "PricingQuantity" ? "PricingUnit" : "ConsumedUnit"
+            let csv =
+                "BilledCost,BillingCurrency,ChargeCategory,ChargePeriodStart,\(column),\(unitColumn),SkuPriceDetails\n"
+                + #"1.50,USD,Usage,2026-05-01T00:00:00Z,\#(quantity),\#(unit),"{""ModelId"": ""m"", ""TokenDirection"": ""Input""}""#
+            return try parser.parse(file("focus.csv", csv)).lines.first?.quantity
+        }
+        for (quantity, unit, tokens) in [
+            ("1400", "1K Tokens", Int64(1_400_000)), ("1.4", "1M Tokens", 1_400_000), ("1.4", "1 Million Tokens", 1_400_000),
+            ("1400", "Thousand Tokens", 1_400_000), ("1400", "\"1,000 Tokens\"", 1_400_000), ("1.4", "1000000 Tokens", 1_400_000),
+            ("1400000", "Tokens", 1_400_000), ("1400000", "Input Tokens", 1_400_000),
+        ] {
+            #expect(try parse(quantity, unit) == tokens, "\(quantity) \(unit)")
+        }
+        #expect(try parse("1400", "1K Tokens", column: "ConsumedQuantity") == 1_400_000)
+        #expect { try parse("1400", "1.5x Tokens") } throws: { ($0 as? InvoiceError)?.description.contains("PricingUnit") == true }
+        #expect { try parse("1.0000005", "1M Tokens") } throws: { ($0 as? InvoiceError)?.description.contains("PricingQuantity") == true }
+    }
+
     /// Usage a second gateway labels `vendor=bedrock` is aws-bedrock's under another spelling:
     /// set aside as another vendor's, the bill's 300,000 more than the meter was proposed.
     @Test func aVendorLabelSpeltAnotherWayHoldsPositiveCorrections() async throws {
