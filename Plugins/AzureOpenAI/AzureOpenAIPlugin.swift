@@ -85,7 +85,7 @@ extension AzureOpenAIPlugin {
         if t.hasSuffix("k") { multiplier = 1000 } else if t.hasSuffix("m") { multiplier = 1_000_000 }
         if multiplier != 1 { t.removeLast() }
         if t.isEmpty { t = "1" }
-        guard let n = ExactDecimal.parse(t), n > 0, let whole = ExactDecimal.roundedInt64(n), Decimal(whole) == n else { return nil }
+        guard let n = ExactDecimal.parse(t), n > 0, let whole = ExactDecimal.wholeInt64(n) else { return nil }
         return n * multiplier
     }
 }

@@ -55,7 +55,7 @@ public enum VertexPlugin: VendorPlugin {
         let parsed = isVertex ? sku.flatMap(VertexPlugin.sku) : nil
         var quantity: Int64?
         if parsed != nil, let amount, ["count", "tokens"].contains(unit ?? "count") {
-            guard let whole = ExactDecimal.roundedInt64(amount), Decimal(exactly: whole) == amount else {
+            guard let whole = ExactDecimal.wholeInt64(amount) else {
                 throw InvoiceError(file: file, field: "usage.amount", "\(location): a token count must be whole, got \(amount)")
             }
             quantity = whole

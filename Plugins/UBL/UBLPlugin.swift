@@ -236,7 +236,7 @@ struct UBLParser: InvoiceParser {
                 var quantity: Int64?
                 if let q = p.quantityText.flatMap(ExactDecimal.parse), let block = p.unitCode.flatMap({ Self.tokenUnits[$0] }) {
                     let tokens = q * block * sign
-                    if let whole = ExactDecimal.roundedInt64(tokens), Decimal(exactly: whole) == tokens { quantity = whole }
+                    quantity = ExactDecimal.wholeInt64(tokens)
                 }
                 let vendorModel = p.itemName ?? p.sellersID
                 lineSum += amount
