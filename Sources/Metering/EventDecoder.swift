@@ -93,16 +93,18 @@ public struct EventDecoder: Sendable {
     /// is not an event field is a dimension.
     public func decode(row: [(String, String)]) -> IngestItem {
         var f = RawFields()
+        // A rejection names the row's event id where it has one (it read null for a row with one).
+        let eventIDHint = row.first { $0.0 == "event_id" && !$0.1.isEmpty }?.1
         for (key, cell) in row where !cell.isEmpty {
             if key == "quantity" {
                 f.quantity = cell
             } else if key == "dimensions" {
                 guard case let .object(dm)? = try? JSONParser.parse(cell) else {
-                    return .invalid(reject("invalid_dimensions", "the dimensions column must hold a JSON object of strings", "dimensions", nil))
+                    return .invalid(reject("invalid_dimensions", "the dimensions column must hold a JSON object of strings", "dimensions", eventIDHint))
                 }
                 for (dk, dv) in dm {
                     guard let s = dv.stringValue else {
-                        return .invalid(reject("invalid_dimensions", "dimension '\(dk)' must be a string", "dimensions.\(dk)", nil))
+                        return .invalid(reject("invalid_dimensions", "dimension '\(dk)' must be a string", "dimensions.\(dk)", eventIDHint))
                     }
                     f.dimensions.append(UsageEvent.Dimension(dk, s))
                 }
@@ -118,7 +120,8 @@ public struct EventDecoder: Sendable {
             if let other = seen.updateValue(d.value, forKey: d.key), other != d.value {
                 return .invalid(
                     reject(
-                        "invalid_dimensions", "dimension '\(d.key)' is given twice with different values ('\(other)', '\(d.value)')", "dimensions.\(d.key)", nil
+                        "invalid_dimensions", "dimension '\(d.key)' is given twice with different values ('\(other)', '\(d.value)')", "dimensions.\(d.key)",
+                        eventIDHint
                     ))
             }
         }

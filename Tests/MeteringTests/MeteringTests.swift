@@ -222,6 +222,13 @@ import Testing
         guard case let .event(e) = item else { Issue.record("not decoded"); return }
         #expect(e.dimensions == [.init("token_type", "input")], "an empty cell is absent")
         #expect(e.modelID == nil)
+        // A row rejected for its dimensions still names its event id (it read null).
+        let twice = decoder.decode(row: [
+            ("event_id", "c3"), ("account_id", "a"), ("meter_id", "m"), ("quantity", "3"), ("timestamp", "2026-05-01T00:00:00Z"),
+            ("team", "red"), ("dimensions", #"{"team":"blue"}"#),
+        ])
+        guard case let .invalid(r) = twice else { Issue.record("a dimension given twice was accepted"); return }
+        #expect(r.eventID == "c3" && r.field == "dimensions.team", "\(r)")
     }
 }
 
