@@ -314,13 +314,18 @@ extension ClickHouseMeterStore {
         var newMeters: [String: String?] = [:]
         var existing: [String: [String: String]] = [:]
         var states: [String: ClickHouseAccountState] = [:]
-        for account in accounts { states[account] = try await accountState(account) }
+        for account in accounts {
+            var state = try await accountState(account)
+            if state.ids == nil { state.ids = try await storedEventIDs(account) }
+            states[account] = state
+        }
         try await refreshClosedPeriods(&states)
         // Only ids this writer has seen (their hash is in the account's set) are looked up in the store:
         // new ids, nearly all of them, cost no query at all.
         var candidates: [String: [String]] = [:]
         for batch in batches {
-            for case let .event(e) in batch.items where states[e.accountID]?.ids.contains(EventIDSet.hash(e.eventID)) == true {
+            // An account whose ids are not held (none is, here) is looked up whole: never taken as new.
+            for case let .event(e) in batch.items where states[e.accountID]?.ids.map({ $0.contains(EventIDSet.hash(e.eventID)) }) ?? true {
                 candidates[e.accountID, default: []].append(e.eventID)
             }
         }
@@ -417,7 +422,7 @@ extension ClickHouseMeterStore {
                 open.running.add(p.contentHash)
                 state.open = open
                 state.magnitude += Double(e.quantity.magnitude)
-                state.ids.insert(EventIDSet.hash(e.eventID))
+                state.ids?.insert(EventIDSet.hash(e.eventID))
                 states[e.accountID] = state
                 pending[key] = p.contentHash
                 // A meter first seen now is recorded; one without a unit takes the event's.
@@ -444,6 +449,7 @@ extension ClickHouseMeterStore {
             await writer.addMeterUnits(newMeters)
         }
         try await persist(states)
+        await writer.dropEventIDs(over: heldEventIDs, keeping: Set(accounts))
         return responses
     }
 
@@ -541,23 +547,7 @@ extension ClickHouseMeterStore {
             FROM \(t("segments")) WHERE account_id = \(ClickHouseClient.quote(account)) GROUP BY segment_id ORDER BY segment_id
             """)
         var state = ClickHouseAccountState(
-            chainHead: nil, lastSegmentID: 0, open: nil, magnitude: 0, ids: EventIDSet(), closed: [], closedReadAt: .now - Self.catalogMaxAge)
-        // Every id the account holds, a page at a time in the table's own order: in one answer, an
-        // account of ten million events (ids of ~25 characters) passed the answer bound, and the
-        // account could not be written again once its owner restarted.
-        let scope = "account_id = \(ClickHouseClient.quote(account))"
-        let longestID = try await rows("SELECT max(length(event_id)) FROM \(t("events")) WHERE \(scope)").first?[0].chInt ?? 0
-        let perPage = max(1, readPageBytes / (Int(clamping: longestID) * 6 + 16))
-        var lastID: String?
-        while true {
-            let after = lastID.map { " AND event_id > \(ClickHouseClient.quote($0))" } ?? ""
-            let page = try await rows("SELECT event_id FROM \(t("events")) WHERE \(scope)\(after) ORDER BY event_id LIMIT \(perPage)")
-            for r in page {
-                if let id = r[0].chString { state.ids.insert(EventIDSet.hash(id)) }
-            }
-            guard page.count == perPage, let last = page.last?[0].chString else { break }
-            lastID = last
-        }
+            chainHead: nil, lastSegmentID: 0, open: nil, magnitude: 0, ids: nil, closed: [], closedReadAt: .now - Self.catalogMaxAge)
         for r in segs {
             let id = UInt64(r[0].chInt ?? 0)
             state.lastSegmentID = max(state.lastSegmentID, id)
@@ -587,6 +577,28 @@ extension ClickHouseMeterStore {
             state.open = open
         }
         return state
+    }
+
+    /// Every id the account holds, as hashes, a page at a time in the table's own order: in one
+    /// answer, an account of ten million events (ids of ~25 characters) passed the answer bound,
+    /// and the account could not be written again once its owner restarted. Read at an account's
+    /// first write, not when it is only sealed.
+    func storedEventIDs(_ account: String) async throws -> EventIDSet {
+        let ids = EventIDSet()
+        let scope = "account_id = \(ClickHouseClient.quote(account))"
+        let longestID = try await rows("SELECT max(length(event_id)) FROM \(t("events")) WHERE \(scope)").first?[0].chInt ?? 0
+        let perPage = max(1, readPageBytes / (Int(clamping: longestID) * 6 + 16))
+        var lastID: String?
+        while true {
+            let after = lastID.map { " AND event_id > \(ClickHouseClient.quote($0))" } ?? ""
+            let page = try await rows("SELECT event_id FROM \(t("events")) WHERE \(scope)\(after) ORDER BY event_id LIMIT \(perPage)")
+            for r in page {
+                if let id = r[0].chString { ids.insert(EventIDSet.hash(id)) }
+            }
+            guard page.count == perPage, let last = page.last?[0].chString else { break }
+            lastID = last
+        }
+        return ids
     }
 
     /// Seals an account's open segment: its events re-read in ingest order, hashed and chained.

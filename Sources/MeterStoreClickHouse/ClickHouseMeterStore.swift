@@ -31,6 +31,9 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// At most this much JSON in one page of rows read back whole (a segment's events, an
     /// account's ids), so no answer nears the client's answer bound, whatever the rows hold.
     let readPageBytes: Int
+    /// At most this many event ids (their 64-bit hashes, ≈ 16 bytes each in a set) are kept for
+    /// the accounts not being written; past it they are read again at an account's next write.
+    let heldEventIDs: Int
     /// Whether this process writes an account (the serve process that owns it); every account when alone.
     let owns: @Sendable (String) -> Bool
     let writer = ClickHouseWriter()
@@ -45,7 +48,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     public init(
         location: ClickHouseLocation, clock: @escaping @Sendable () -> Timestamp = Timestamp.now,
         segmentMaxEvents: Int64 = 100_000, segmentMaxAgeSeconds: Int64 = 3600, readPageBytes: Int = 32 << 20,
-        owns: @escaping @Sendable (String) -> Bool = { _ in true }
+        heldEventIDs: Int = 16_000_000, owns: @escaping @Sendable (String) -> Bool = { _ in true }
     ) throws {
         self.location = location
         // A cluster of replicated shards: a Distributed table writes to one replica of a shard and
@@ -70,6 +73,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         self.segmentMaxEvents = max(segmentMaxEvents, 1)
         self.segmentMaxAge = segmentMaxAgeSeconds * 1_000_000
         self.readPageBytes = max(readPageBytes, 1)
+        self.heldEventIDs = max(heldEventIDs, 0)
         self.owns = owns
     }
 
@@ -671,6 +675,17 @@ actor ClickHouseWriter {
 
     func state(_ account: String) -> ClickHouseAccountState? { accounts[account] }
     func set(_ account: String, _ state: ClickHouseAccountState?) { accounts[account] = state }
+
+    /// When the ids held pass `limit`, the accounts outside `keeping` (the write just done) drop
+    /// theirs, read again at their next write: memory stays bounded however many accounts and
+    /// events one writer has written since it started.
+    func dropEventIDs(over limit: Int, keeping: Set<String>) {
+        guard accounts.values.reduce(0, { $0 + ($1.ids?.count ?? 0) }) > limit else { return }
+        for (account, state) in accounts where state.ids != nil && !keeping.contains(account) { accounts[account]?.ids = nil }
+    }
+
+    /// How many event ids the writer holds (tests).
+    func heldEventIDs() -> Int { accounts.values.reduce(0) { $0 + ($1.ids?.count ?? 0) } }
     func knownAccounts() -> [String: ClickHouseAccountState] { accounts }
 }
 
@@ -681,8 +696,9 @@ struct ClickHouseAccountState: Sendable {
     var open: OpenSegmentState?
     /// Σ|quantity| of the account so far (as a Double: only to know when no sum can come near 2^63).
     var magnitude: Double
-    /// The hashes of every event id stored for the account (8 bytes each), so that a new id needs no lookup.
-    var ids: EventIDSet
+    /// The hashes of every event id stored for the account, so that a new id needs no lookup; nil
+    /// until the account's next write reads them (`heldEventIDs` bounds how many the writer keeps).
+    var ids: EventIDSet?
     /// The account's closed periods (`YYYY-MM`), and when they were read (`catalogMaxAge`).
     var closed: Set<String>
     var closedReadAt: ContinuousClock.Instant
@@ -704,6 +720,7 @@ final class EventIDSet: @unchecked Sendable {
 
     func contains(_ h: UInt64) -> Bool { hashes.contains(h) }
     func insert(_ h: UInt64) { hashes.insert(h) }
+    var count: Int { hashes.count }
 }
 
 struct OpenSegmentState: Sendable {
