@@ -12,7 +12,8 @@ public enum FOCUSPlugin: VendorPlugin {
     public static let id = "focus"
     public static let name = "FinOps FOCUS"
     public static let rateCardName = "focus"
-    public static let tenantKeys: Set<String> = ["SubAccountId"]
+    /// Billing accounts too: an export of two with no sub-accounts was taken as one account's.
+    public static let tenantKeys: Set<String> = ["SubAccountId", "BillingAccountId"]
     public static let parsers: [any InvoiceParser] = [FOCUSParser()]
     public static let tokenTypeMap: [String: TokenType] = [
         "input/uncached": .input, "input/": .input, "input/read": .cacheRead, "input/write": .cacheWrite, "output/": .output,
@@ -87,7 +88,13 @@ struct FOCUSParser: InvoiceParser {
             let direction = details["TokenDirection"]?.stringValue?.lowercased()
             let cache = details["TokenCacheAction"]?.stringValue?.lowercased() ?? ""
             let vendorTokenType = direction.map { "\($0)/\(cache)" }
-            // Token counts: ConsumedQuantity in tokens, else PricingQuantity × its block ("1000000 Tokens").
+            // Corrections are posted later but keep the ChargePeriod they correct (FOCUS 1.1+ ChargeClass).
+            let isCorrection = cell("ChargeClass")?.lowercased() == "correction"
+            // A commitment's unused part is billed as a Usage row with no ConsumedQuantity: no token was served.
+            let unusedCommitment = cell("CommitmentDiscountStatus")?.lowercased() == "unused"
+            // Token counts: ConsumedQuantity in tokens, else PricingQuantity × its block ("1000000
+            // Tokens") — never for a correction (one with no consumed quantity is money only) nor
+            // for a commitment's unused part (its pricing quantity was bought, not used).
             var quantity: Int64?
             if category == "Usage", model != nil {
                 // A block the unit names ("1K Tokens", "Million Tokens") that is not read would
@@ -104,7 +111,9 @@ struct FOCUSParser: InvoiceParser {
                 }
                 if let q = try decimal("ConsumedQuantity"), cell("ConsumedUnit")?.lowercased().hasSuffix("tokens") ?? true {
                     quantity = try tokens(q, unitColumn: "ConsumedUnit", quantityColumn: "ConsumedQuantity")
-                } else if let q = try decimal("PricingQuantity"), cell("PricingUnit")?.lowercased().hasSuffix("tokens") == true {
+                } else if !isCorrection, !unusedCommitment, let q = try decimal("PricingQuantity"),
+                    cell("PricingUnit")?.lowercased().hasSuffix("tokens") == true
+                {
                     quantity = try tokens(q, unitColumn: "PricingUnit", quantityColumn: "PricingQuantity")
                 }
             }
@@ -140,12 +149,13 @@ struct FOCUSParser: InvoiceParser {
                 labels: labels, attribution: attribution,
                 nonUsageReason: capacity
                     ? "capacity:provisioned_throughput"
-                    : category != "Usage" ? "not_usage:\(category.lowercased())" : (model == nil ? "not_usage" : nil),
+                    : unusedCommitment
+                        ? "commitment_unused"
+                        : category != "Usage" ? "not_usage:\(category.lowercased())" : (model == nil ? "not_usage" : nil),
                 description: cell("ChargeDescription"))
             line.modelIsCanonical = true
             line.sourceRow = r.fingerprint
-            // Corrections are posted later but keep the ChargePeriod they correct (FOCUS 1.1+ ChargeClass).
-            line.isCorrection = cell("ChargeClass")?.lowercased() == "correction"
+            line.isCorrection = isCorrection
             lines.append(line)
         }
         return ParsedInvoice(lines: lines)

@@ -252,6 +252,20 @@ extension MessyMonthEndTests {
         #expect(lost.corrections.map(\.quantity) == [3_100_000], "\(lost.findings.map(\.reason))")
     }
 
+    /// The card cuts Haiku input to $0.50 from May 16 and the model is first used on May 18; the
+    /// vendor bills $1 a million throughout. With no day of traffic before the change, only a
+    /// change on the period's first day was compared with the card's two prices: +14M was proposed.
+    /// Held; billed at $0.50 there is no gap.
+    @Test func aCardChangeBeforeTheModelsFirstUseIsChecked() async throws {
+        let store = try await store((18...31).map { ("acct_42", "claude-haiku-4-5", "input", 1_000_000, $0) }, vendor: "anthropic")
+        let card = try Self.cardCuttingHaikuInput(at: "2026-05-16")
+        let r = try await run("anthropic", [Self.haikuBill { $0 >= 18 ? "100" : "0" }], store, account: "acct_42") { $0.rateCard = card }
+        #expect(r.findings.first?.reason == "card_price_changed_on_2026-05-16_the_bill_did_not", "\(r.findings.map(\.reason))")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
+        let billed = try await run("anthropic", [Self.haikuBill { $0 >= 18 ? "50" : "0" }], store, account: "acct_42") { $0.rateCard = card }
+        #expect(billed.findings.allSatisfy { $0.gapClass == .withinTolerance } && billed.corrections.isEmpty)
+    }
+
     /// A promotion inside the month ($0.50 from May 10 to May 20, $1 either side) under one
     /// monthly line of $26: the line's first and last instants price alike, the days between do
     /// not. Set aside, not read at $1 as −5M.

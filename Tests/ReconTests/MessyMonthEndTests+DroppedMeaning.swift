@@ -157,6 +157,38 @@ extension MessyMonthEndTests {
         #expect { try parse("1.0000005", "1M Tokens") } throws: { ($0 as? InvoiceError)?.description.contains("PricingQuantity") == true }
     }
 
+    /// FOCUS rows that are no tokens served, found by a second outside round: a commitment's
+    /// unused part (a Usage row with no ConsumedQuantity, its PricingQuantity bought) became
+    /// +31M of untracked usage; a money-only price correction became +3M through its
+    /// PricingQuantity; a correction row listed twice was netted twice (−500,000); and an export of
+    /// two billing accounts without sub-accounts was taken as one account's (+31M).
+    @Test func focusRowsThatServedNoTokensAreNotCountedAsTokens() async throws {
+        let store = try await store([("acct_42", "solora-atlas-5.5", "input", 1_000_000, 3)], vendor: "focus")
+        let header =
+            "BilledCost,BillingAccountId,BillingCurrency,ChargeCategory,ChargeClass,CommitmentDiscountStatus,ChargePeriodStart,ChargePeriodEnd,"
+            + "ConsumedQuantity,ConsumedUnit,PricingQuantity,PricingUnit,SkuPriceDetails\n"
+        let details = #""{""ModelId"": ""solora-atlas-5.5"", ""TokenDirection"": ""Input""}""#
+        func row(_ cost: String, account: String = "ba-1", class charge: String = "", status: String = "", consumed: String, priced: String) -> String {
+            "\(cost),\(account),USD,Usage,\(charge),\(status),2026-05-03T00:00:00Z,2026-05-04T00:00:00Z,\(consumed),Tokens,\(priced),1000000 Tokens,\(details)\n"
+        }
+        let usage = row("5.00", consumed: "1000000", priced: "1")
+        func reconcile(_ rows: [String]) async throws -> ReconciliationReport {
+            try await run("focus", [file("focus.csv", header + rows.joined())], store, account: "acct_42") { $0.range = Self.mayDay(3) }
+        }
+        let unused = try await reconcile([usage, row("5.00", status: "Unused", consumed: "", priced: "1")])
+        #expect(unused.corrections.isEmpty && unused.findings.isEmpty, "\(unused.corrections.map(\.quantity))")
+        #expect(unused.unmapped.map(\.reason) == ["commitment_unused"], "\(unused.unmapped)")
+        let priceFix = try await reconcile([usage, row("-1.50", class: "Correction", consumed: "", priced: "3")])
+        #expect(priceFix.corrections.isEmpty && priceFix.models.first?.tokenTypes.map(\.vendor) == [1_000_000], "\(priceFix.models)")
+        let restated = row("-2.50", class: "Correction", consumed: "-500000", priced: "")
+        await #expect {
+            _ = try await reconcile([row("7.50", consumed: "1500000", priced: "1.5"), restated, restated])
+        } throws: { ($0 as? UsageBoxError)?.message.contains("lists the same line twice") == true }
+        let twoAccounts = try await reconcile([usage, row("5.00", account: "ba-2", consumed: "1000000", priced: "1")])
+        #expect(twoAccounts.verdict == .inconclusive && twoAccounts.reasons.map(\.code).contains("several_attributions_in_invoice"))
+        #expect(twoAccounts.corrections.isEmpty)
+    }
+
     /// Usage a second gateway labels `vendor=bedrock` is aws-bedrock's under another spelling:
     /// set aside as another vendor's, the bill's 300,000 more than the meter was proposed.
     @Test func aVendorLabelSpeltAnotherWayHoldsPositiveCorrections() async throws {

@@ -221,8 +221,9 @@ enum DailyEvidence {
     /// token (volume read from money), the median of the days after the change up to the next: had
     /// the vendor changed its price as the card says, it would have moved from the days before by
     /// the card's ratio; it is taken to have stayed when it is nearer no move than that ratio. A
-    /// change at the period's start, with no days before, compares with the card's two prices: the
-    /// money nearer the old one. Medians, so midnight jitter and odd days do not decide it.
+    /// change with no day of traffic before it (at the period's start, or before the model's first
+    /// use) compares with the card's two prices: the money nearer the old one. Medians, so midnight
+    /// jitter and odd days do not decide it.
     static func cardChangeTheMoneyDoesNotShow(
         _ f: Finding, _ diff: GapDiff, range: TimeRange, cardPrice: (CellKey, Timestamp) -> Decimal?, cardChanges: (String) -> [Timestamp]
     ) -> Int64? {
@@ -254,7 +255,9 @@ enum DailyEvidence {
             if day > previous, let moneyBefore = median(previous...(day - 1)), moneyBefore > 0 {
                 let moved = moneyAfter / moneyBefore, card = after / before
                 if abs(moved - 1) < abs(moved - card) { return day }
-            } else if day == first, abs(moneyAfter - before) < abs(moneyAfter - after) {
+            } else if abs(moneyAfter - before) < abs(moneyAfter - after) {
+                // No day of traffic before it (the period's start, or a model first used after
+                // the change: only the period's start was compared, and the old price proposed).
                 return day
             }
         }

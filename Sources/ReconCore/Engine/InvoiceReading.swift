@@ -71,7 +71,7 @@ struct InvoiceBatch: Sendable {
     /// No file lists the same usage row twice — every cell of the export row equal (a row pasted
     /// twice, a page's results repeated): adding both would bill that usage twice. Judged only
     /// where the parser keeps the whole row (`InvoiceLine.sourceRow`): lines alike in what a
-    /// parser keeps may come from rows a dropped column tells apart. Correction rows are not judged.
+    /// parser keeps may come from rows a dropped column tells apart. Correction rows are judged too.
     /// Rows of an export that may list two charges alike (`sourceRowMayRepeat`) are not refused:
     /// each repeat comes back, with the places of its pair, to hold its model's corrections.
     static func checkRepeatedLines(_ lines: [InvoiceLine], name: String) throws -> [(pair: String, line: InvoiceLine)] {
@@ -88,7 +88,8 @@ struct InvoiceBatch: Sendable {
         var seen: [Key: String] = [:]
         var held: [(pair: String, line: InvoiceLine)] = []
         // A zero row listed twice bills nothing twice.
-        for line in lines where line.nonUsageReason == nil && !line.isCorrection && (line.amount != 0 || (line.quantity ?? 0) != 0) {
+        // Correction rows too: one listed twice was netted twice (−500,000 proposed on an exact meter).
+        for line in lines where line.nonUsageReason == nil && (line.amount != 0 || (line.quantity ?? 0) != 0) {
             guard let row = line.sourceRow else { continue }
             let key = Key(
                 row: row, date: line.date, end: line.end, vendorModel: line.vendorModel, vendorTokenType: line.vendorTokenType, tokenType: line.tokenType)
