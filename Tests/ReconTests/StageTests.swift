@@ -86,6 +86,8 @@ import VendorAnthropic
             Issue.record("a local offset was accepted")
         } catch let e as UsageBoxError {
             #expect(e.field == "from" && e.message.contains("UTC") && e.message.contains("2026-05-31T22:00:00Z"))
+            // The date offered is the day written, not the previous UTC day (2026-05-31 was offered).
+            #expect(e.message.contains("as a date (2026-06-01)"), "\(e.message)")
         }
         #expect(throws: UsageBoxError.self) { _ = try ReconciliationRequest.period(from: "June", to: "2026-07-01") }
     }

@@ -203,7 +203,7 @@ public struct ReconciliationRequest: Codable, Sendable {
         guard utc else {
             throw UsageBoxError.invalidArgument(
                 "'\(field)' has the offset \(offset): vendors bucket usage by UTC day, so a local offset would split every bucket; "
-                    + "write it in UTC (\(t.rfc3339)) or as a date (\(t.dayString))", field: field)
+                    + "write the same instant in UTC (\(t.rfc3339)), or the UTC day meant as a date (\(text.prefix(10)))", field: field)
         }
         return t
     }
