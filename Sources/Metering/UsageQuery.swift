@@ -39,7 +39,10 @@ public enum UsageField: Sendable, Hashable {
         case .hour: return "hour"
         case .day: return "day"
         case .month: return "month"
-        case let .dimension(d): return UsageField.reservedNames.contains(d) ? "dim." + d : d
+        // A dimension named like a field, a parameter or a metric, or itself starting `dim.`, goes
+        // by `dim.NAME`: the dimensions `hour` and `dim.hour` are `dim.hour` and `dim.dim.hour`
+        // (both came back as `dim.hour`, one group key lost).
+        case let .dimension(d): return UsageField.reservedNames.contains(d) || d.hasPrefix("dim.") ? "dim." + d : d
         }
     }
 

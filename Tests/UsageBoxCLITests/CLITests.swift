@@ -30,6 +30,18 @@ import Testing
         #expect(
             grouped.stdout.contains(#"{"dim.sum":"team_blue","dim.count":"x","sum":20,"count":1}"#)
                 && grouped.stdout.contains(#"{"dim.sum":"team_red","dim.count":"x","sum":10,"count":1}"#), "\(grouped.stdout)\(grouped.stderr)")
+        // A dimension `hour` and one named `dim.hour`: each group key under its own name.
+        let hours = try dir.write(
+            "hours.ndjson",
+            #"""
+            {"event_id":"h1","account_id":"acct","meter_id":"m","quantity":1,"timestamp":"2026-05-03T10:00:00Z","dimensions":{"hour":"A","dim.hour":"X"}}
+            {"event_id":"h2","account_id":"acct","meter_id":"m","quantity":2,"timestamp":"2026-05-03T11:00:00Z","dimensions":{"hour":"B","dim.hour":"X"}}
+            """#)
+        #expect(try CLI.run(["ingest", "--db", db, hours]).status == 0)
+        let both = try CLI.run(["usage", "--db", db, "--account", "acct", "--group-by", "dim.hour,dim.dim.hour", "--filter", "dim.dim.hour=X", "--json"] + may)
+        #expect(
+            both.stdout.contains(#"{"dim.hour":"A","dim.dim.hour":"X","sum":1,"count":1}"#)
+                && both.stdout.contains(#"{"dim.hour":"B","dim.dim.hour":"X","sum":2,"count":1}"#), "\(both.stdout)\(both.stderr)")
         for name in ["sum", "count", "min", "max", "avg"] {
             let refused = try CLI.run(["usage", "--db", db, "--account", "acct", "--group-by", name, "--json"] + may)
             #expect(refused.status != 0 && refused.stderr.contains("'\(name)' cannot be grouped or filtered on"), "\(name): \(refused.stderr)")
