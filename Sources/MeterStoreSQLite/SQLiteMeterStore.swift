@@ -106,6 +106,11 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
     func write<T: Sendable>(_ body: @escaping @Sendable (Database, inout WriteContext) throws -> T) async throws -> T {
         try await wrap {
             let (value, newKeys, digests) = try await writer.write { db in
+                // Another process committed since this writer's last write (the CLI beside a
+                // server): its running digests may be stale — a rollup change files statistics
+                // under new keys, and a segment sealed with the old ones read as corrupt for good.
+                // Sealing re-reads those segments instead.
+                self.digestCache.observe(dataVersion: try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0)
                 var ctx = WriteContext(store: self)
                 let value = try body(db, &ctx)
                 return (value, ctx.newKeys, ctx.digests)
@@ -169,6 +174,17 @@ final class DigestCache: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return digests.removeValue(forKey: segment)
+    }
+
+    /// The writer connection's `PRAGMA data_version` at its last write; a change means another
+    /// connection committed, and every digest is forgotten.
+    private var dataVersion: Int?
+
+    func observe(dataVersion version: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        if let seen = dataVersion, seen != version { digests.removeAll() }
+        dataVersion = version
     }
 
     func put(_ new: [Int64: SegmentDigest]) {

@@ -40,6 +40,23 @@ import UsageBoxTesting
         }
     }
 
+    /// The CLI beside a server: a rollup change made through another connection filed the open
+    /// segment's statistics under new keys while the server kept its running digest under the old
+    /// ones, and the server's seal recorded the old — a healthy segment read as corrupt for good.
+    @Test func aRollupChangeFromAnotherConnectionIsSealedFromTheStoredEvents() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("usagebox-seg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("s.db").path
+        let server = try SQLiteMeterStore(location: .file(path))
+        _ = try await server.ingest((0..<10).map { Fixture.event("e\($0)", quantity: Int64($0 + 1), dims: ["token_type": "input", "team": "t\($0 % 2)"]) })
+        let cli = try SQLiteMeterStore(location: .file(path))
+        _ = try await cli.setMeter("tokens", unit: nil, rollupDimensions: ["token_type"])
+        try await server.sealOpenSegments()
+        let report = try await server.verify(VerifyRequest(account: "acct_1", range: Fixture.may, mode: .deep))
+        #expect(report.ok && report.segmentsCorrupt == 0 && report.rawSum == 55, "\(report)")
+    }
+
     @Test func segmentsSealAnHourAfterOpening() async throws {
         let now = Mutex(Fixture.ts("2026-05-10T00:00:00Z").microseconds)
         let store = try SQLiteMeterStore(location: .newMemory(), clock: { Timestamp(microseconds: now.withLock { $0 }) })
