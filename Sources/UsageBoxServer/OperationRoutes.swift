@@ -84,10 +84,17 @@ final class OperationRoutes: @unchecked Sendable {
         @Sendable func handle(_ request: Request, _ context: UsageBoxRequestContext, _ caller: Caller) async throws -> Response {
             let key = caller.key
             if op.read { return try await api.within(api.reads, key) { try await handler(request, context, caller) } }
-            guard op.expensive else { return try await handler(request, context, caller) }
-            // Read the body before taking a slot, so a slow upload holds no share of the limit.
+            // Read a write's body first: before taking a slot, so a slow upload holds no share of
+            // the limit; and before the key is checked again, so a key revoked while its body
+            // arrived (checked once, when the headers came) writes nothing.
             var request = request
-            if op.method == "POST" || op.method == "PUT" { _ = try await api.collect(&request, for: op) }
+            if op.method == "POST" || op.method == "PUT" {
+                _ = try await api.collect(&request, for: op)
+                if request.headers[.authorization] != nil, try await api.presentedKey(request).keyID != key.keyID {
+                    throw UsageBoxError(.unauthenticated, "unknown or revoked key")
+                }
+            }
+            guard op.expensive else { return try await handler(request, context, caller) }
             return try await api.expensive(key) { try await handler(request, context, caller) }
         }
         collection.on(RouterPath(op.routerPath(dropping: prefix)), method: HTTPRequest.Method(op.method)!) { request, context in

@@ -195,6 +195,41 @@ import UsageBoxTesting
             "a key created by the CLI works at once and sees only its account")
     }
 
+    /// A key is checked when a request's headers arrive; a batch whose body was still arriving
+    /// when the key was revoked was stored (an outside tester: slow uploads kept a leaked key
+    /// writing after its revocation). The key is checked again once the body is in.
+    @Test func aKeyRevokedWhileItsBodyArrivesWritesNothing() throws {
+        let server = try Server(withDemoData: false)
+        let created = try Self.run(Self.binary, ["keys", "create", "--db", server.db, "--account", "acct_slow", "--role", "writer", "--json"])
+        let key = try JSONParser.parse(created.stdout)
+        let secret = try #require(key["secret"]?.stringValue), keyID = try #require(key["key_id"]?.stringValue)
+        let upload = Process()
+        upload.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        upload.arguments = [
+            "-s", "-m", "30", "-X", "POST", "-T", "-", "-H", "Content-Type: application/json", "-H", "Authorization: Bearer \(secret)",
+            server.url + "/v1/usage/batch",
+        ]
+        let body = Pipe(), answer = Pipe()
+        upload.standardInput = body
+        upload.standardOutput = answer
+        try upload.run()
+        body.fileHandleForWriting.write(Data(#"{"events":["#.utf8))
+        Thread.sleep(forTimeInterval: 1)  // the headers are in and the key accepted; the body is not
+        #expect(try Self.run(Self.binary, ["keys", "revoke", "--db", server.db, keyID]).status == 0)
+        body.fileHandleForWriting.write(
+            Data(#"{"event_id":"late","account_id":"acct_slow","meter_id":"m","quantity":5,"timestamp":"2026-05-05T00:00:00Z"}]}"#.utf8))
+        try body.fileHandleForWriting.close()
+        upload.waitUntilExit()
+        let text = String(decoding: answer.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.contains("unauthenticated"), "\(text)")
+        let stored = try Self.run(
+            Self.binary,
+            [
+                "query", "sql", "--db", server.db, "--json", "SELECT COUNT(*) FROM usage_events WHERE account_id = 'acct_slow'",
+            ])
+        #expect(try JSONParser.parse(stored.stdout)["rows"] == .array([.array([.int(0)])]), "\(stored.stdout)")
+    }
+
     /// Events of 32 long dimensions (≈ 49 KB each as JSON): the CLI sent 10,000 at a time, a
     /// body past the server's 16 MiB, and `ingest --server` stopped at "413". Requests are split
     /// under the body limit; a malformed line between them keeps its line number.
