@@ -42,3 +42,47 @@ final class RequestArrivalDeadline: ChannelInboundHandler, RemovableChannelHandl
         context.fireChannelInactive()
     }
 }
+
+/// Closes a connection whose client stops reading its answer.
+///
+/// An answer waits in the connection's outbound buffer until the client reads it, and the idle
+/// timeout counts requests, not reading: a client that sends a small request every few seconds
+/// and never reads held every answer it was sent (50 connections held 8 MB each, 444 MB, for as
+/// long as they pinged). When the connection cannot take more bytes for `limit` — the client read
+/// none of them meanwhile — it is closed and its buffered answers freed. A slow reader that reads
+/// makes the connection writable again and the clock starts over.
+final class AnswerReadDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+
+    let limit: TimeAmount
+    private var deadline: Scheduled<Void>?
+
+    init(limit: TimeAmount) {
+        self.limit = limit
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            deadline?.cancel()
+            deadline = nil
+        } else if deadline == nil {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            deadline = context.eventLoop.scheduleTask(in: limit) { bound.value.close(promise: nil) }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        context.fireChannelInactive()
+    }
+}

@@ -18,9 +18,13 @@ public enum ServerApplication {
         api.reconciliationLog = store
         return Application(
             router: api.buildRouter(),
-            // Idle connections are closed, and so is one whose request does not arrive whole in time,
-            // so slow or abandoned clients cannot hold sockets for ever.
-            server: .http1(configuration: .init(additionalChannelHandlers: [RequestArrivalDeadline(limit: requestTimeout)], idleTimeout: idleTimeout)),
+            // Idle connections are closed, and so is one whose request does not arrive whole in time
+            // or whose client reads nothing of its answers for the idle timeout, so slow or
+            // abandoned clients cannot hold sockets, or answers in memory, for ever.
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [RequestArrivalDeadline(limit: requestTimeout), AnswerReadDeadline(limit: idleTimeout)],
+                    idleTimeout: idleTimeout)),
             configuration: .init(address: .hostname(host, port: port), serverName: "UsageBox"),
             services: [SegmentSealer(store: store, interval: sealInterval, logger: logger), SegmentScrubber(store: store, logger: logger, metrics: metrics)],
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },

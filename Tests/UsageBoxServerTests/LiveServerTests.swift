@@ -19,7 +19,7 @@ import UsageBoxTesting
         let db: String
         static let key = "kata-admin-key"
 
-        init(withDemoData: Bool) throws {
+        init(withDemoData: Bool, serveArguments: [String] = []) throws {
             dir = FileManager.default.temporaryDirectory.appendingPathComponent("usagebox-live-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             db = dir.appendingPathComponent("live.db").path
@@ -28,7 +28,7 @@ import UsageBoxTesting
                 guard demo.status == 0 else { throw CocoaError(.fileWriteUnknown) }
             }
             process.executableURL = URL(fileURLWithPath: LiveServerTests.binary)
-            process.arguments = ["serve", "--db", db, "--port", "0", "--log-level", "info", "--log-format", "json"]
+            process.arguments = ["serve", "--db", db, "--port", "0", "--log-level", "info", "--log-format", "json"] + serveArguments
             var env = ProcessInfo.processInfo.environment
             env["USAGEBOX_KEY"] = Self.key
             process.environment = env
@@ -193,6 +193,51 @@ import UsageBoxTesting
         #expect(
             try JSONParser.parse(scoped.stdout)["groups"]?.arrayValue?.map { $0["account_id"] } == [.string("acct_9")],
             "a key created by the CLI works at once and sees only its account")
+    }
+
+    /// A client that stops reading its answer: every answer waited in the server's memory for as
+    /// long as the client kept the connection (pinging under the idle timeout: 50 such clients held
+    /// 444 MB). A connection whose client reads nothing of its answer for the idle timeout is
+    /// closed: read after that, the 8 MB answer ends early, where it used to arrive whole.
+    @Test func aClientThatStopsReadingItsAnswerIsCutOff() throws {
+        let server = try Server(withDemoData: false, serveArguments: ["--idle-timeout", "2"])
+        let port = try #require(URL(string: server.url)?.port)
+        let body = #"{"sql":"WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<100) SELECT hex(randomblob(40000)) FROM c"}"#
+        let request =
+            "POST /v1/query/sql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Server.key)\r\nContent-Type: application/json\r\n"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var small: Int32 = 4096  // a reader that takes almost nothing, so the answer waits in the server
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(connected == 0)
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        // Six seconds, three idle timeouts, with a request every second as the tester's client
+        // did: the connection is never idle, and its answer is never read.
+        for _ in 0..<6 {
+            Thread.sleep(forTimeInterval: 1)
+            _ = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+        }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var received = 0
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            guard n > 0 else { break }
+            received += n
+        }
+        #expect(received < 8_000_000, "the whole answer waited for a reader that read nothing: \(received) bytes")
+        let health = try Self.run("/usr/bin/curl", ["-s", "-m", "5", server.url + "/healthz"])
+        #expect(health.status == 0)
     }
 
     /// A key is checked when a request's headers arrive; a batch whose body was still arriving
