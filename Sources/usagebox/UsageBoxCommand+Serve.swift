@@ -31,6 +31,10 @@ extension UsageBoxCommand {
         @Option(name: .customLong("reads-per-key"), help: "Usage reads at once per key.") var readsPerKey = RequestLimits().readsPerKey
         @Option(name: .customLong("reads-overall"), help: "Usage reads at once on the whole server.") var readsOverall = RequestLimits().readsOverall
         @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed.") var idleTimeout = 30
+        @Option(
+            name: .customLong("max-connections"),
+            help: "Open connections at most; past it the quietest gives way to each new one (default: the process's file limit less 128).")
+        var maxConnections: Int?
         @Option(name: .customLong("request-timeout"), help: "Seconds a request (head and body) may take to arrive whole; then its connection is closed.")
         var requestTimeout = 120
         @Option(name: .customLong("failed-auth-per-minute"), help: "Failed authentications per client address per minute before it is answered 429.")
@@ -94,7 +98,8 @@ extension UsageBoxCommand {
             let app = try ServerApplication.build(
                 store: store, host: host, port: port, environmentAdminSecret: env, logger: logger,
                 limits: limits, idleTimeout: .seconds(Int64(idleTimeout)),
-                requestTimeout: .seconds(Int64(requestTimeout)), metrics: metrics
+                requestTimeout: .seconds(Int64(requestTimeout)), metrics: metrics,
+                connections: ConnectionRegistry(limit: maxConnections ?? ConnectionRegistry.fittingDescriptorLimit())
             ) { bound in
                 printOut("UsageBox listening on http://\(host):\(bound)")
             }

@@ -206,19 +206,8 @@ import UsageBoxTesting
         let request =
             "POST /v1/query/sql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Server.key)\r\nContent-Type: application/json\r\n"
             + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #expect(fd >= 0)
+        let fd = try Self.connect(port: port, receiveBuffer: 4096)  // a reader that takes almost nothing: the answer waits in the server
         defer { close(fd) }
-        var small: Int32 = 4096  // a reader that takes almost nothing, so the answer waits in the server
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        #expect(connected == 0)
         _ = request.withCString { send(fd, $0, strlen($0), 0) }
         // Six seconds, three idle timeouts, with a request every second as the tester's client
         // did: the connection is never idle, and its answer is never read.
@@ -238,6 +227,59 @@ import UsageBoxTesting
         #expect(received < 8_000_000, "the whole answer waited for a reader that read nothing: \(received) bytes")
         let health = try Self.run("/usr/bin/curl", ["-s", "-m", "5", server.url + "/healthz"])
         #expect(health.status == 0)
+    }
+
+    /// A TCP connection to the server on loopback, as a raw socket.
+    static func connect(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
+        return fd
+    }
+
+    /// Connections held open by a client with no key, each pinging under the idle timeout: past
+    /// the process's descriptors nobody else was answered. Past the server's connection limit the
+    /// quietest connection gives way to each new one: `/healthz` is answered, and the holder keeps
+    /// at most the limit.
+    @Test func connectionsPastTheLimitGiveWayToNewOnes() throws {
+        let server = try Server(withDemoData: false, serveArguments: ["--max-connections", "20"])
+        let port = try #require(URL(string: server.url)?.port)
+        var held: [Int32] = []
+        defer { for fd in held { close(fd) } }
+        for _ in 0..<40 {
+            let fd = try Self.connect(port: port)
+            _ = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            held.append(fd)
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let health = try Self.run("/usr/bin/curl", ["-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", server.url + "/healthz"])
+        #expect(health.stdout == "200", "\(health.stdout) \(health.stderr)")
+        // Read each held connection's answer, then see whether the server closed it.
+        var open = 0
+        for fd in held {
+            var timeout = timeval(tv_sec: 0, tv_usec: 300_000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var closedByServer = false
+            while true {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n == 0 { closedByServer = true }
+                if n <= 0 { break }
+            }
+            if !closedByServer { open += 1 }
+        }
+        #expect(open <= 20, "\(open) of 40 connections still open past a limit of 20")
     }
 
     /// A key is checked when a request's headers arrive; a batch whose body was still arriving

@@ -1,0 +1,77 @@
+import Foundation
+import NIOCore
+import NIOHTTPTypes
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The server's open connections, so that they stay below what the process may open.
+///
+/// Connections cost a file descriptor each and nothing else until they send: a client with no key
+/// opened connections until the process ran out of descriptors, pinging each under the idle
+/// timeout, and `/healthz` and every other client went unanswered for as long as it held them.
+/// Past `limit`, each new connection closes the one that has been quiet longest (its last request
+/// began longest ago): the newcomer is always served, and a holder of many connections loses its
+/// own first.
+public final class ConnectionRegistry: @unchecked Sendable {
+    // Guarded by `lock`; touched from every event loop.
+    private let lock = NSLock()
+    private var open: [ObjectIdentifier: (channel: any Channel, lastActive: NIODeadline)] = [:]
+    public let limit: Int
+
+    public init(limit: Int) { self.limit = max(limit, 1) }
+
+    /// Below the process's descriptor limit, with room for the store's files and the listener.
+    public static func fittingDescriptorLimit(reserve: Int = 128) -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < rlim_t(Int32.max) else { return 16_384 }
+        return max(Int(limit.rlim_cur) - reserve, 16)
+    }
+
+    /// Registers a connection; returns the connection to close to stay within the limit, if any.
+    func opened(_ channel: any Channel) -> (any Channel)? {
+        lock.withLock {
+            open[ObjectIdentifier(channel)] = (channel, .now())
+            guard open.count > limit else { return nil }
+            let quietest = open.filter { $0.key != ObjectIdentifier(channel) }.min { $0.value.lastActive < $1.value.lastActive }
+            guard let quietest else { return nil }
+            open.removeValue(forKey: quietest.key)
+            return quietest.value.channel
+        }
+    }
+
+    func active(_ channel: any Channel) { lock.withLock { open[ObjectIdentifier(channel)]?.lastActive = .now() } }
+    func closed(_ channel: any Channel) { lock.withLock { _ = open.removeValue(forKey: ObjectIdentifier(channel)) } }
+
+    /// How many connections are open (tests, metrics).
+    public var count: Int { lock.withLock { open.count } }
+}
+
+/// Registers its connection with the registry for as long as it is open.
+final class ConnectionCap: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+
+    let registry: ConnectionRegistry
+
+    init(registry: ConnectionRegistry) { self.registry = registry }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        registry.opened(context.channel)?.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) { registry.active(context.channel) }
+        context.fireChannelRead(data)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        registry.closed(context.channel)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        registry.closed(context.channel)
+        context.fireChannelInactive()
+    }
+}
