@@ -284,23 +284,22 @@ struct UBLParser: InvoiceParser {
         // token quantity beside it, a total below the meter is no evidence of over-metering.
         // A stated token count is what the card prices, whatever the discount. Fees (a platform fee by
         // the month, support, seats) are not token usage; any other line may be.
-        let allowances = Dictionary(raw.filter { $0.kind == "line" }.map { ("\(file.name):\($0.line)", $0.lineAllowance) }, uniquingKeysWith: { a, _ in a })
+        // Each line as read, by the location its invoice line carries.
+        let read = Dictionary(raw.filter { $0.kind == "line" }.map { ("\(file.name):\($0.line)", $0) }, uniquingKeysWith: { a, _ in a })
+        func place(_ l: InvoiceLine) -> Substring { l.location.split(separator: ":").last ?? "?" }
         let moneyOnly = lines.filter { l in
             l.nonUsageReason == nil && !l.isCorrection && l.quantity == nil && (l.amount ?? 0) != 0
                 && !Self.periodUnits.contains(l.labels["unit_code"] ?? "")
                 && !["fee", "support", "subscription", "seat", "licen"].contains { (l.vendorModel ?? "").localizedCaseInsensitiveContains($0) }
         }
-        let net = (moneyOnly.first { allowances[$0.location] ?? nil != nil } ?? moneyOnly.first).map { l in
-            let place = l.location.split(separator: ":").last ?? "?"
-            if let allowance = allowances[l.location] ?? nil { return "line at \(place) carries \(allowance) inside its LineExtensionAmount" }
-            return "its token lines state money and no token quantity (the first at line \(place)): what was charged, after any negotiated price"
+        let net = (moneyOnly.first { read[$0.location]?.lineAllowance != nil } ?? moneyOnly.first).map { l in
+            if let allowance = read[l.location]?.lineAllowance { return "line at \(place(l)) carries \(allowance) inside its LineExtensionAmount" }
+            return "its token lines state money and no token quantity (the first at line \(place(l))): what was charged, after any negotiated price"
         }
         // A surcharge inside a money-only line (priority processing, a fee) is money no token
         // stands for: the line's tokens at list price would be more than were served.
-        let charges = Dictionary(raw.filter { $0.kind == "line" }.map { ("\(file.name):\($0.line)", $0.lineCharge) }, uniquingKeysWith: { a, _ in a })
-        let gross = moneyOnly.first { charges[$0.location] ?? nil != nil }.map { l in
-            "line at \(l.location.split(separator: ":").last ?? "?") carries \((charges[l.location] ?? nil) ?? "a charge") inside its LineExtensionAmount"
-        }
+        let gross = moneyOnly.lazy.compactMap { l in read[l.location]?.lineCharge.map { "line at \(place(l)) carries \($0) inside its LineExtensionAmount" } }
+            .first
         return ParsedInvoice(lines: lines, coverage: coverage, amountsMayBeNet: net, amountsMayIncludeCharges: gross)
     }
 }

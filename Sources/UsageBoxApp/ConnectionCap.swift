@@ -20,10 +20,11 @@ public final class ConnectionRegistry: @unchecked Sendable {
     private var open: [ObjectIdentifier: (channel: any Channel, lastActive: NIODeadline)] = [:]
     public let limit: Int
 
-    public init(limit: Int) { self.limit = max(limit, 1) }
+    /// At most `limit` connections; by default below the process's descriptor limit.
+    public init(limit: Int? = nil) { self.limit = max(limit ?? Self.fittingDescriptorLimit(), 1) }
 
     /// Below the process's descriptor limit, with room for the store's files and the listener.
-    public static func fittingDescriptorLimit(reserve: Int = 128) -> Int {
+    static func fittingDescriptorLimit(reserve: Int = 128) -> Int {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < rlim_t(Int32.max) else { return 16_384 }
         return max(Int(limit.rlim_cur) - reserve, 16)
@@ -34,7 +35,7 @@ public final class ConnectionRegistry: @unchecked Sendable {
         lock.withLock {
             open[ObjectIdentifier(channel)] = (channel, .now())
             guard open.count > limit else { return nil }
-            let quietest = open.filter { $0.key != ObjectIdentifier(channel) }.min { $0.value.lastActive < $1.value.lastActive }
+            let quietest = open.lazy.filter { $0.key != ObjectIdentifier(channel) }.min { $0.value.lastActive < $1.value.lastActive }
             guard let quietest else { return nil }
             open.removeValue(forKey: quietest.key)
             return quietest.value.channel
@@ -43,9 +44,6 @@ public final class ConnectionRegistry: @unchecked Sendable {
 
     func active(_ channel: any Channel) { lock.withLock { open[ObjectIdentifier(channel)]?.lastActive = .now() } }
     func closed(_ channel: any Channel) { lock.withLock { _ = open.removeValue(forKey: ObjectIdentifier(channel)) } }
-
-    /// How many connections are open (tests, metrics).
-    public var count: Int { lock.withLock { open.count } }
 }
 
 /// Registers its connection with the registry for as long as it is open.

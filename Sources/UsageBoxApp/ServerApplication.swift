@@ -11,7 +11,7 @@ public enum ServerApplication {
         store: any MeterStore & KeyStore & ReconciliationLog, host: String, port: Int, environmentAdminSecret: String?, logger: Logger,
         limits: RequestLimits = RequestLimits(), idleTimeout: TimeAmount = .seconds(30), requestTimeout: TimeAmount = .seconds(120),
         sealInterval: Duration = .seconds(60), metrics: ServerMetrics? = nil,
-        connections: ConnectionRegistry = ConnectionRegistry(limit: ConnectionRegistry.fittingDescriptorLimit()),
+        connections: ConnectionRegistry = ConnectionRegistry(),
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: environmentAdminSecret, limits: limits)

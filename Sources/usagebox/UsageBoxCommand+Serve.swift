@@ -99,7 +99,7 @@ extension UsageBoxCommand {
                 store: store, host: host, port: port, environmentAdminSecret: env, logger: logger,
                 limits: limits, idleTimeout: .seconds(Int64(idleTimeout)),
                 requestTimeout: .seconds(Int64(requestTimeout)), metrics: metrics,
-                connections: ConnectionRegistry(limit: maxConnections ?? ConnectionRegistry.fittingDescriptorLimit())
+                connections: ConnectionRegistry(limit: maxConnections)
             ) { bound in
                 printOut("UsageBox listening on http://\(host):\(bound)")
             }

@@ -19,31 +19,29 @@ import Testing
     /// written under the metric's name and overwritten by it, so two teams came back as two
     /// nameless groups. It is reached as `dim.sum`, under that name; `sum` alone names the field.
     @Test func aDimensionNamedLikeAMetricKeepsItsGroups() throws {
-        let events = try dir.write(
-            "teams.ndjson",
-            #"""
-            {"event_id":"a","account_id":"acct","meter_id":"m","quantity":10,"timestamp":"2026-05-03T10:00:00Z","dimensions":{"sum":"team_red","count":"x"}}
-            {"event_id":"b","account_id":"acct","meter_id":"m","quantity":20,"timestamp":"2026-05-03T11:00:00Z","dimensions":{"sum":"team_blue","count":"x"}}
-            """#)
-        #expect(try CLI.run(["ingest", "--db", db, events]).status == 0)
-        let grouped = try CLI.run(["usage", "--db", db, "--account", "acct", "--group-by", "dim.sum,dim.count", "--json"] + may)
-        #expect(
-            grouped.stdout.contains(#"{"dim.sum":"team_blue","dim.count":"x","sum":20,"count":1}"#)
-                && grouped.stdout.contains(#"{"dim.sum":"team_red","dim.count":"x","sum":10,"count":1}"#), "\(grouped.stdout)\(grouped.stderr)")
-        // A dimension `hour` and one named `dim.hour`: each group key under its own name.
-        let hours = try dir.write(
-            "hours.ndjson",
-            #"""
-            {"event_id":"h1","account_id":"acct","meter_id":"m","quantity":1,"timestamp":"2026-05-03T10:00:00Z","dimensions":{"hour":"A","dim.hour":"X"}}
-            {"event_id":"h2","account_id":"acct","meter_id":"m","quantity":2,"timestamp":"2026-05-03T11:00:00Z","dimensions":{"hour":"B","dim.hour":"X"}}
-            """#)
-        #expect(try CLI.run(["ingest", "--db", db, hours]).status == 0)
-        let both = try CLI.run(["usage", "--db", db, "--account", "acct", "--group-by", "dim.hour,dim.dim.hour", "--filter", "dim.dim.hour=X", "--json"] + may)
-        #expect(
-            both.stdout.contains(#"{"dim.hour":"A","dim.dim.hour":"X","sum":1,"count":1}"#)
-                && both.stdout.contains(#"{"dim.hour":"B","dim.dim.hour":"X","sum":2,"count":1}"#), "\(both.stdout)\(both.stderr)")
+        // Two events per case, quantities 10 and 20; the groups each must come back as. The second
+        // case: a dimension `hour` and one named `dim.hour`, each group key under its own name.
+        let cases: [(dimensions: [String], groupBy: [String], groups: [String])] = [
+            (
+                [#""sum":"team_red","count":"x""#, #""sum":"team_blue","count":"x""#], ["--group-by", "dim.sum,dim.count"],
+                [#"{"dim.sum":"team_blue","dim.count":"x","sum":20,"count":1}"#, #"{"dim.sum":"team_red","dim.count":"x","sum":10,"count":1}"#]
+            ),
+            (
+                [#""hour":"A","dim.hour":"X""#, #""hour":"B","dim.hour":"X""#], ["--group-by", "dim.hour,dim.dim.hour", "--filter", "dim.dim.hour=X"],
+                [#"{"dim.hour":"A","dim.dim.hour":"X","sum":10,"count":1}"#, #"{"dim.hour":"B","dim.dim.hour":"X","sum":20,"count":1}"#]
+            ),
+        ]
+        for (n, c) in cases.enumerated() {
+            let lines = c.dimensions.enumerated().map { i, dims in
+                #"{"event_id":"c\#(n)-\#(i)","account_id":"acct\#(n)","meter_id":"m","quantity":\#((i + 1) * 10),"timestamp":"2026-05-03T1\#(i):00:00Z","dimensions":{\#(dims)}}"#
+            }
+            let events = try dir.write("case\(n).ndjson", lines.joined(separator: "\n") + "\n")
+            #expect(try CLI.run(["ingest", "--db", db, events]).status == 0)
+            let grouped = try CLI.run(["usage", "--db", db, "--account", "acct\(n)", "--json"] + c.groupBy + may)
+            #expect(c.groups.allSatisfy(grouped.stdout.contains), "\(grouped.stdout)\(grouped.stderr)")
+        }
         for name in ["sum", "count", "min", "max", "avg"] {
-            let refused = try CLI.run(["usage", "--db", db, "--account", "acct", "--group-by", name, "--json"] + may)
+            let refused = try CLI.run(["usage", "--db", db, "--account", "acct0", "--group-by", name, "--json"] + may)
             #expect(refused.status != 0 && refused.stderr.contains("'\(name)' cannot be grouped or filtered on"), "\(name): \(refused.stderr)")
         }
     }

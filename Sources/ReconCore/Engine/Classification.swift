@@ -185,10 +185,8 @@ struct CorrectionProposal: Sendable {
                     let detail: String
                     if let lastDays {
                         let key = CellKey(model: lastDays.modelID, tokenType: lastDays.tokenType, account: lastDays.accountID)
-                        let stopped = DailyEvidence.billedUntil(key, diff, range: o.range).flatMap { day in
-                            day < (DailyEvidence.periodDays(o.range).last ?? day)
-                                ? " (the invoice bills none of it after \(DailyEvidence.dayString(day)) while the meter does every day: a file cut short looks like that)"
-                                : nil
+                        let stopped = DailyEvidence.billingStopped(key, diff, range: o.range).map {
+                            " (the invoice bills none of it after \(DailyEvidence.dayString($0)) while the meter does every day: a file cut short looks like that)"
                         }
                         detail =
                             "the daily gap of \(lastDays.modelID) \(lastDays.tokenType?.rawValue ?? "") on the period's last day is unlike the days "

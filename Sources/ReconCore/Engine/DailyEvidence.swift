@@ -108,11 +108,7 @@ enum DailyEvidence {
         // one of those days, after billing it before: an export cut short (a download that
         // stopped, sorted by model and token type) looks like that at any length; a week of it
         // was corrected as over-metering.
-        if !end.positive, let stop = billedUntil(key, diff, range: range), stop < last,
-            days.filter({ $0 > stop }).allSatisfy({ (vendorDays[$0]?.tokens ?? 0) == 0 && (metered[$0] ?? 0) > 0 })
-        {
-            return true
-        }
+        if !end.positive, billingStopped(key, diff, range: range) != nil { return true }
         var run: [Decimal] = []
         for d in days.reversed() {
             let g = gap(d)
@@ -129,10 +125,16 @@ enum DailyEvidence {
         return end.share > earlier[earlier.count / 2] * 2 + material
     }
 
-    /// The last day of the period the vendor bills any of a cell on (nil when it bills none).
-    static func billedUntil(_ key: CellKey, _ diff: GapDiff, range: TimeRange) -> Int64? {
+    /// The last day the vendor bills any of a cell on, when that is before the period's last day
+    /// and the meter meters the cell on every day after it (the invoice stopped billing it); nil
+    /// otherwise, or when it bills none of it.
+    static func billingStopped(_ key: CellKey, _ diff: GapDiff, range: TimeRange) -> Int64? {
         guard let vendorDays = vendorDaily(diff, key, accountwise: true) else { return nil }
-        return periodDays(range).last { (vendorDays[$0]?.tokens ?? 0) != 0 }
+        let days = periodDays(range), metered = meteredDaily(diff, key, accountwise: true)
+        guard let stop = days.last(where: { (vendorDays[$0]?.tokens ?? 0) != 0 }), stop < days.last ?? stop,
+            days.filter({ $0 > stop }).allSatisfy({ (metered[$0] ?? 0) > 0 })
+        else { return nil }
+        return stop
     }
 
     /// Whether a finding's daily gap is a step that lasts to the end: days before it within half

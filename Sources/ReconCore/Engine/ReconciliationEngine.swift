@@ -312,9 +312,8 @@ public struct ReconciliationEngine: Sendable {
     /// "anthropic-console", "bedrock" for aws-bedrock, "azure" for azure-openai): a vendor no plugin
     /// or card is called by whose letters contain one of theirs, a word of theirs of four letters
     /// or more ("vertex-ai"), or one of their plugins' provider names ("google" for google-vertex),
-    /// or make up four or more letters of one of theirs. A
-    /// reseller (openrouter, litellm) is its own vendor. The sets are built once, for every label
-    /// a loop asks about.
+    /// or make up four or more letters of one of theirs. A reseller (openrouter, litellm) is its
+    /// own vendor. The sets are built once, for every label a loop asks about.
     public func misspellings(of names: Set<String>) -> @Sendable (String) -> Bool {
         let known = Set(registry.plugins.map { $0.id } + cards.values.map(\.vendor) + cards.keys)
         let own = Set(names.map(Self.letters)).filter { !$0.isEmpty }
