@@ -71,6 +71,15 @@ extension UsageQuery {
                 throw UsageBoxError.invalidArgument("kind is Usage or Correction, got '\(v)'", field: "kind")
             }
         }
+        // An id no event can carry (empty, or past the id alphabet) can only be a typo or an
+        // unset variable (`model_id=$MODEL`): refused, as an unknown name is, not read as zero.
+        for f in filters where (f.field == .modelID || f.field == .meterID) && (f.op == .eq || f.op == .in) {
+            for v in f.values where !EventDecoder.isValidIdentifier(v) {
+                throw UsageBoxError.invalidArgument(
+                    "\(f.field.name) must be 1–200 characters of [A-Za-z0-9_.:-], got '\(v.prefix(80))': no event could match it",
+                    field: member ?? f.field.name)
+            }
+        }
         for f in filters where f.field == .accountID && (f.op == .eq || f.op == .in) {
             for v in f.values {
                 guard EventDecoder.isValidIdentifier(v) else {

@@ -244,7 +244,7 @@ import Testing
         #expect(q.source == .raw)
     }
 
-    @Test(arguments: [
+    static let badParameters: [([(String, String)], String)] = [
         ([("to", "2026-06-01T00:00:00Z")], "from"),
         ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-05-01T00:00:00Z")], "from"),
         ([("from", "2026-05-01T00:00:00Z"), ("to", "June")], "to"),
@@ -253,7 +253,13 @@ import Testing
         ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("group_by", "event_id")], "group_by"),
         ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("group_by", "dim.")], "group_by"),
         ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("event_id", "e1")], "event_id"),
-    ])
+        // An empty id (an unset shell variable) or one no event can carry matched nothing, silently.
+        ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("model_id", "")], "model_id"),
+        ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("model_id", "a"), ("model_id", "claude sonnet")], "model_id"),
+        ([("from", "2026-05-01T00:00:00Z"), ("to", "2026-06-01T00:00:00Z"), ("meter_id", "")], "meter_id"),
+    ]
+
+    @Test(arguments: badParameters)
     func badParametersNameTheField(_ params: [(String, String)], _ field: String) {
         do {
             _ = try UsageQuery.fromParameters(params, scope: .all)
