@@ -680,11 +680,11 @@ actor ClickHouseWriter {
     /// theirs, read again at their next write: memory stays bounded however many accounts and
     /// events one writer has written since it started.
     func dropEventIDs(over limit: Int, keeping: Set<String>) {
-        guard accounts.values.reduce(0, { $0 + ($1.ids?.count ?? 0) }) > limit else { return }
+        guard heldEventIDs() > limit else { return }
         for (account, state) in accounts where state.ids != nil && !keeping.contains(account) { accounts[account]?.ids = nil }
     }
 
-    /// How many event ids the writer holds (tests).
+    /// How many event ids the writer holds (a sum over the accounts it knows: one pass per write).
     func heldEventIDs() -> Int { accounts.values.reduce(0) { $0 + ($1.ids?.count ?? 0) } }
     func knownAccounts() -> [String: ClickHouseAccountState] { accounts }
 }
