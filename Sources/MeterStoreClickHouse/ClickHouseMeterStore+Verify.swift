@@ -131,17 +131,21 @@ extension ClickHouseMeterStore {
                 let (diff, o) = raw.subtractingReportingOverflow(rollup)
                 let cellDrift = o ? Int64.max : diff.magnitude > UInt64(Int64.max) ? Int64.max : Int64(diff.magnitude)
                 drift = drift.addingReportingOverflow(cellDrift).overflow ? .max : drift + cellDrift
+                // A day's sums are its hours'; its drift is its hourly and its daily cells', so
+                // the days add up to `drift`.
+                if req.byDay {
+                    let day = level.hours == 1 ? floorDiv(bucket, 24) : bucket
+                    var d = days[day] ?? (0, 0, 0)
+                    if level.hours == 1 {
+                        d.rollup = try d.rollup.checkedAdding(rollup, "a day's rollup total")
+                        d.raw = try d.raw.checkedAdding(raw, "a day's raw total")
+                    }
+                    d.drift = d.drift.addingReportingOverflow(cellDrift).overflow ? .max : d.drift + cellDrift
+                    days[day] = d
+                }
                 if level.hours == 1 {
                     rollupSum = try rollupSum.checkedAdding(rollup, "the rollup total")
                     rawSum = try rawSum.checkedAdding(raw, "the raw total")
-                    if req.byDay {
-                        let day = floorDiv(bucket, 24)
-                        var d = days[day] ?? (0, 0, 0)
-                        d.rollup = try d.rollup.checkedAdding(rollup, "a day's rollup total")
-                        d.raw = try d.raw.checkedAdding(raw, "a day's raw total")
-                        d.drift = d.drift.addingReportingOverflow(cellDrift).overflow ? .max : d.drift + cellDrift
-                        days[day] = d
-                    }
                 }
                 if (rollup != raw || rc != ec), mismatches.count < 100 {
                     let model = c[1].chString ?? ""
@@ -149,7 +153,7 @@ extension ClickHouseMeterStore {
                         .init(
                             meterID: c[0].chString ?? "", modelID: model.isEmpty ? nil : model, kind: EventKind(rawValue: c[2].chString ?? "") ?? .usage,
                             dimensions: c[4].chString ?? "{}", hour: Timestamp(microseconds: bucket * level.micros), rollupSum: rollup, rawSum: raw,
-                            rollupCount: rc, rawCount: ec))
+                            rollupCount: rc, rawCount: ec, rollup: level.hours == 1 ? .hour : .day))
                 }
             }
         }

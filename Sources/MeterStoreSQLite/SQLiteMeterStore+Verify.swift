@@ -187,17 +187,20 @@ extension SQLiteMeterStore {
             rollup[Cell(key: r[0], hour: r[1])] = UsageAggregate(sum: r[2], count: r[3], min: 0, max: 0)
         }
 
-        // The daily rollups must equal their hours, for every day wholly inside the checked hours.
+        // The daily rollups must equal the raw events of their day, for every day wholly inside the
+        // checked hours (against the raw events, not the hourly rollups: an hourly error was then
+        // reported twice, and the day's line showed the hours' sum as its raw sum).
         var dayDrift: Int64 = 0
         var dayMismatches: [VerifyReport.Mismatch] = []
+        var dayCellDrift: [Int64: Int64] = [:]  // day → its daily rollup cells' drift
         let firstDay = (fromHour + 23) / 24, lastDay = toHour / 24
         if firstDay < lastDay {
-            var fromHours: [Cell: UsageAggregate] = [:]
-            for (cell, agg) in rollup where cell.hour >= firstDay * 24 && cell.hour < lastDay * 24 {
-                var d = fromHours[Cell(key: cell.key, hour: cell.hour / 24)] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
-                d.sum = try d.sum.checkedAdding(agg.sum, "a day's sum of hourly rollups")
+            var rawDays: [Cell: UsageAggregate] = [:]
+            for (cell, agg) in raw where cell.hour >= firstDay * 24 && cell.hour < lastDay * 24 {
+                var d = rawDays[Cell(key: cell.key, hour: cell.hour / 24)] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
+                d.sum = try d.sum.checkedAdding(agg.sum, "a day's raw sum")
                 d.count += agg.count
-                fromHours[Cell(key: cell.key, hour: cell.hour / 24)] = d
+                rawDays[Cell(key: cell.key, hour: cell.hour / 24)] = d
             }
             var stored: [Cell: UsageAggregate] = [:]
             let rows = try Row.fetchCursor(
@@ -207,23 +210,25 @@ extension SQLiteMeterStore {
                     WHERE key_id IN (\(accountKeys)) AND day >= ? AND day < ?
                     """, arguments: [req.account, firstDay, lastDay])
             while let r = try rows.next() { stored[Cell(key: r[0], hour: r[1])] = UsageAggregate(sum: r[2], count: r[3], min: 0, max: 0) }
-            for cell in Set(stored.keys).union(fromHours.keys) {
-                let a = fromHours[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
+            for cell in Set(stored.keys).union(rawDays.keys) {
+                let a = rawDays[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
                 let b = stored[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
                 guard a.sum != b.sum || a.count != b.count else { continue }
-                dayDrift = try dayDrift.checkedAdding(try Self.distance(a.sum, b.sum), "the drift")
+                let cellDrift = try Self.distance(a.sum, b.sum)
+                dayDrift = try dayDrift.checkedAdding(cellDrift, "the drift")
+                dayCellDrift[cell.hour, default: 0] = try dayCellDrift[cell.hour, default: 0].checkedAdding(cellDrift, "a day's drift")
                 if dayMismatches.count < 100, let key = try dir.key(cell.key, db) {
                     dayMismatches.append(
                         .init(
                             meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
                             dimensions: key.dimensions, hour: .ofHour(cell.hour * 24), rollupSum: b.sum, rawSum: a.sum,
-                            rollupCount: b.count, rawCount: a.count))
+                            rollupCount: b.count, rawCount: a.count, rollup: .day))
                 }
             }
         }
 
         var rawSum: Int64 = 0, rollupSum: Int64 = 0, drift: Int64 = dayDrift
-        var mismatches: [VerifyReport.Mismatch] = dayMismatches
+        var mismatches: [VerifyReport.Mismatch] = []
         var days: [Int64: (rollup: Int64, raw: Int64, drift: Int64)] = [:]
         let cells = Set(raw.keys).union(rollup.keys).sorted { ($0.hour, $0.key) < ($1.hour, $1.key) }
         for cell in cells {
@@ -246,6 +251,14 @@ extension SQLiteMeterStore {
                         dimensions: key.dimensions, hour: .ofHour(cell.hour), rollupSum: u.sum, rawSum: r.sum,
                         rollupCount: u.count, rawCount: r.count))
             }
+        }
+        // Hourly cells first, then daily ones, as the ClickHouse store lists them.
+        mismatches += dayMismatches.prefix(max(0, 100 - mismatches.count))
+        // A day's drift is its hourly and its daily cells', so the days add up to `drift`.
+        for (day, d) in dayCellDrift {
+            var dd = days[day] ?? (0, 0, 0)
+            dd.drift = try dd.drift.checkedAdding(d, "a day's drift")
+            days[day] = dd
         }
         let countMismatch = cells.contains { (raw[$0]?.count ?? 0) != (rollup[$0]?.count ?? 0) }
         var dayList: [VerifyReport.Day]?

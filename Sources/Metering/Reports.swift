@@ -39,10 +39,17 @@ public struct VerifyReport: Sendable, Hashable {
         public var rawSum: Int64
         public var rollupCount: Int64
         public var rawCount: Int64
+        /// Which rollup differs from the raw events: an hourly cell (`hour` is its hour) or a
+        /// daily one (`hour` is the day's first). Both are compared with the raw events, never
+        /// with each other: a day checked against its hourly rollups reported an hour's error
+        /// twice, once under a raw sum no hour held.
+        public var rollup: Rollup
+        public enum Rollup: String, Sendable, Hashable, Codable { case hour, day }
         public init(
             meterID: String, modelID: String?, kind: EventKind, dimensions: String, hour: Timestamp,
-            rollupSum: Int64, rawSum: Int64, rollupCount: Int64, rawCount: Int64
+            rollupSum: Int64, rawSum: Int64, rollupCount: Int64, rawCount: Int64, rollup: Rollup = .hour
         ) {
+            self.rollup = rollup
             self.meterID = meterID
             self.modelID = modelID
             self.kind = kind

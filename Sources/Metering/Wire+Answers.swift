@@ -91,7 +91,7 @@ extension VerifyReport: WireShape {
 extension VerifyReport.Mismatch: Codable {
     enum CodingKeys: String, CodingKey {
         case meterID = "meter_id", modelID = "model_id", kind, dimensions, hour, rollupSum = "rollup_sum", rawSum = "raw_sum"
-        case rollupCount = "rollup_count", rawCount = "raw_count"
+        case rollupCount = "rollup_count", rawCount = "raw_count", rollup
     }
 
     public init(from decoder: any Decoder) throws {
@@ -105,7 +105,7 @@ extension VerifyReport.Mismatch: Codable {
                     .sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }),
             hour: try c.decode(Timestamp.self, forKey: .hour), rollupSum: try c.decode(Int64.self, forKey: .rollupSum),
             rawSum: try c.decode(Int64.self, forKey: .rawSum), rollupCount: try c.decode(Int64.self, forKey: .rollupCount),
-            rawCount: try c.decode(Int64.self, forKey: .rawCount))
+            rawCount: try c.decode(Int64.self, forKey: .rawCount), rollup: try c.decodeIfPresent(Rollup.self, forKey: .rollup) ?? .hour)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -119,6 +119,7 @@ extension VerifyReport.Mismatch: Codable {
         try c.encode(rawSum, forKey: .rawSum)
         try c.encode(rollupCount, forKey: .rollupCount)
         try c.encode(rawCount, forKey: .rawCount)
+        try c.encode(rollup, forKey: .rollup)
     }
 }
 

@@ -212,6 +212,7 @@ struct ClickHouseIngestTests {
         let report = try await store.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep))
         #expect(!report.ok && report.rawSum == 12 && report.rollupSum == 5)
         #expect(!report.mismatches.isEmpty && report.mismatches.allSatisfy { $0.dimensions.contains("search") && $0.rawSum == 7 }, "\(report.mismatches)")
+        #expect(report.mismatches.map(\.rollup) == [.hour, .day], "each rollup's cell, labelled")
     }
 
     /// A ClickHouse server killed inside an INSERT can keep the events' part and lose the rollups'

@@ -309,7 +309,7 @@ import Testing
             mismatches: [
                 .init(
                     meterID: "m", modelID: nil, kind: .correction, dimensions: #"{"a":"1","b":"2"}"#, hour: Self.t,
-                    rollupSum: 1, rawSum: 2, rollupCount: 3, rawCount: 4)
+                    rollupSum: 1, rawSum: 2, rollupCount: 3, rawCount: 4, rollup: .day)
             ],
             days: [.init(day: "2026-05-01", rollupSum: 1, rawSum: 1, drift: 0)])
         verify.corruptSegments = [.init(segmentID: "s1", reason: "SHA-256")]
