@@ -36,7 +36,8 @@ public enum Rendering {
                     headers: ["rollup", "hour or day", "meter", "model", "kind", "dimensions", "rollup sum", "raw sum", "rollup count", "raw count"],
                     rows: v.mismatches.map {
                         [
-                            $0.rollup.rawValue, $0.rollup == .day ? $0.hour.dayString : $0.hour.rfc3339, $0.meterID, $0.modelID ?? "(none)", $0.kind.rawValue, $0.dimensions, TextTable.grouped($0.rollupSum),
+                            $0.rollup.rawValue, $0.rollup == .day ? $0.hour.dayString : $0.hour.rfc3339, $0.meterID, $0.modelID ?? "(none)", $0.kind.rawValue,
+                            $0.dimensions, TextTable.grouped($0.rollupSum),
                             TextTable.grouped($0.rawSum), TextTable.grouped($0.rollupCount), TextTable.grouped($0.rawCount),
                         ]
                     }, rightAligned: [6, 7, 8, 9]
