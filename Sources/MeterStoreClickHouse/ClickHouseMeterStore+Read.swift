@@ -5,8 +5,14 @@ extension ClickHouseMeterStore {
     /// The kept dimensions of each meter that has a setting (nil: every dimension).
     func meterConfigs() async throws -> [String: (unit: String?, keeps: Set<String>?)] {
         var out: [String: (unit: String?, keeps: Set<String>?)] = [:]
+        // ClickHouse's aggregates skip NULL: `argMax(rollup_dimensions, version)` read past the
+        // newest row's NULL (every dimension) to an older list. A tuple is never NULL.
         for r in try await rows(
-            "SELECT meter_id, argMax(unit, version), argMax(rollup_dimensions, version) FROM \(t("meters")) GROUP BY meter_id", shardsRead: false)
+            """
+            SELECT meter_id, tupleElement(argMax(tuple(unit, rollup_dimensions), version), 1),
+                   tupleElement(argMax(tuple(unit, rollup_dimensions), version), 2)
+            FROM \(t("meters")) GROUP BY meter_id
+            """, shardsRead: false)
         {
             guard let id = r[0].chString else { continue }
             out[id] = (r[1].chString, r[2].chString.map { Set(Self.decodeNameList($0)) })
@@ -232,18 +238,15 @@ extension ClickHouseMeterStore {
         guard EventDecoder.isValidIdentifier(meterID) else {
             throw UsageBoxError.invalidArgument("meter_id must be 1–200 characters of [A-Za-z0-9_.:-]", field: "meter_id")
         }
-        let unit = unit.map(EventDecoder.nfc), rollupDimensions = rollupDimensions?.map(EventDecoder.nfc)
+        let unit = unit.map(EventDecoder.nfc), change = try KeptDimensionsChange(rollupDimensions)
         if let problem = unit.flatMap(EventDecoder.unitProblem) { throw UsageBoxError.invalidArgument(problem, field: "unit") }
-        if let dims = rollupDimensions, dims.contains(where: { $0.isEmpty || $0.count > EventDecoder.maxDimensionKeyLength }) {
-            throw UsageBoxError.invalidArgument("rollup_dimensions holds dimension names of 1–64 characters", field: "rollup_dimensions")
-        }
         return try await writer.exclusive {
             // What the change leaves out is kept from the stored meter: not read from a first host
             // lacking a part of `meters` (a unit set elsewhere would be written back as none).
             try await self.checkFirstHostWhole()
             let current = try await self.meterConfigs()[meterID]
             let newUnit = unit ?? current?.unit
-            let keeps = rollupDimensions.map { Array(Set($0)).sorted() } ?? current?.keeps.map { $0.sorted() }
+            let keeps = change.applied(to: current?.keeps).map { $0.sorted() }
             try await self.insert(
                 "meters",
                 [

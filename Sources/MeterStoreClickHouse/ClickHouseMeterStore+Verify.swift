@@ -26,9 +26,13 @@ extension ClickHouseMeterStore {
                    argMax(event_count, version), argMax(sum, version), argMax(first_ts, version), argMax(last_ts, version), argMax(running_hash, version)
             FROM \(t("segments")) \(filter) GROUP BY account_id, segment_id ORDER BY account_id, segment_id
             """)
+        // The newest check's reason, NULL (clean) included: `argMax(corrupt_reason, …)` skips
+        // NULLs, so a segment once found corrupt stayed corrupt after re-hashing clean.
         let checks = try await rows(
-            "SELECT account_id, segment_id, max(checked_at), argMax(corrupt_reason, checked_at) FROM \(t("segment_checks")) \(filter) GROUP BY account_id, segment_id"
-        )
+            """
+            SELECT account_id, segment_id, max(checked_at), tupleElement(argMax(tuple(corrupt_reason), checked_at), 1)
+            FROM \(t("segment_checks")) \(filter) GROUP BY account_id, segment_id
+            """)
         var latest: [String: (Int64, String?)] = [:]
         for c in checks {
             latest["\(c[0].chString ?? "")\u{0}\(c[1].chInt ?? 0)"] = (c[2].chInt ?? 0, c[3].chString)

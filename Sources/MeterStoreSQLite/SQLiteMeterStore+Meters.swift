@@ -11,11 +11,8 @@ extension SQLiteMeterStore {
         guard EventDecoder.isValidIdentifier(meterID) else {
             throw UsageBoxError.invalidArgument("meter_id must be 1–200 characters of [A-Za-z0-9_.:-]", field: "meter_id")
         }
-        let unit = unit.map(EventDecoder.nfc), rollupDimensions = rollupDimensions?.map(EventDecoder.nfc)
+        let unit = unit.map(EventDecoder.nfc), change = try KeptDimensionsChange(rollupDimensions)
         if let problem = unit.flatMap(EventDecoder.unitProblem) { throw UsageBoxError.invalidArgument(problem, field: "unit") }
-        if let dims = rollupDimensions, dims.contains(where: { $0.isEmpty || $0.utf8.count > EventDecoder.maxDimensionKeyLength }) {
-            throw UsageBoxError.invalidArgument("rollup dimension names must be 1–64 characters", field: "rollup_dimensions")
-        }
         return try await write { db, ctx in
             let now = self.clock().microseconds
             let existing = try ctx.meter(db, meterID)
@@ -24,19 +21,19 @@ extension SQLiteMeterStore {
             {
                 throw UsageBoxError(.conflict, "meter \(meterID) already counts '\(old)' in stored events; its unit cannot change", field: "unit")
             }
-            let dimsText = rollupDimensions.map { JSONWriter.write(.array(Array(Set($0)).sorted().map(JSONValue.string))) }
+            let newKeep = change.applied(to: existing?.rollupDimensions)
+            let dimsText = newKeep.map { JSONWriter.write(.array($0.sorted().map(JSONValue.string))) }
             if existing == nil {
                 try db.execute(
                     sql: "INSERT INTO meter (meter_id, unit, rollup_dimensions, created_at) VALUES (?, ?, ?, ?)",
                     arguments: [meterID, unit, dimsText, now])
             } else {
                 if let unit { try db.execute(sql: "UPDATE meter SET unit = ? WHERE meter_id = ?", arguments: [unit, meterID]) }
-                if rollupDimensions != nil {
+                if change != .unchanged {
                     try db.execute(sql: "UPDATE meter SET rollup_dimensions = ? WHERE meter_id = ?", arguments: [dimsText, meterID])
                 }
             }
-            let newKeep = rollupDimensions.map(Set.init)
-            if rollupDimensions != nil, existing?.rollupDimensions != newKeep {
+            if change != .unchanged, existing?.rollupDimensions != newKeep {
                 ctx.meters[meterID] = MeterConfig(unit: unit ?? existing?.unit, rollupDimensions: newKeep)
                 try self.rebuildRollups(db, meterID: meterID, ctx: &ctx)
             }

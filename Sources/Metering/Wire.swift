@@ -68,6 +68,19 @@ public struct MeterSettingsBody: WireShape, StrictWireDecodable {
         self.rollupDimensions = rollupDimensions
     }
 
+    /// `"rollup_dimensions": null` read as "leave it" and changed nothing, silently: refused,
+    /// naming the two spellings that do something.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        unit = try c.decodeIfPresent(String.self, forKey: .unit)
+        if c.contains(.rollupDimensions), try c.decodeNil(forKey: .rollupDimensions) {
+            throw UsageBoxError.invalidArgument(
+                "rollup_dimensions is null: send [\"*\"] to keep every dimension, or leave the member out to leave it as it is",
+                field: "rollup_dimensions")
+        }
+        rollupDimensions = try c.decodeIfPresent([String].self, forKey: .rollupDimensions)
+    }
+
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         if let unit { try c.encode(unit, forKey: .unit) }

@@ -349,6 +349,18 @@ public enum MeterStoreConformance {
             try await store.sealOpenSegments()
             let sealed = try await store.verify(VerifyRequest(account: "acct_1", range: F.may))
             try expect(sealed.ok && sealed.segmentsCorrupt == 0, "verify after sealing across a rollup rebuild: \(sealed)")
+            // `["*"]` keeps every dimension again (it was stored as a dimension named `*`); beside
+            // names it is refused, and nothing changes.
+            try await expectThrows(.invalidArgument, field: "rollup_dimensions") {
+                _ = try await store.setMeter("calls", unit: nil, rollupDimensions: ["*", "request_id"])
+            }
+            try expectEqual(try await store.meters(scope: .all).first { $0.meterID == "calls" }?.rollupDimensions, ["token_type"], "unchanged")
+            let every = try await store.setMeter("calls", unit: nil, rollupDimensions: ["*"])
+            try expectEqual(every.rollupDimensions, nil, "every dimension kept")
+            let again = try await store.usage(
+                UsageQuery(scope: .accounts(["acct_1"]), range: F.may, groupBy: [.dimension("request_id")], source: .rollup))
+            try expectEqual(again.groups.map(\.aggregate.sum), [1, 2, 4], "read from rollups again")
+            try expect(try await store.verify(VerifyRequest(account: "acct_1", range: F.may)).ok, "verify after keeping every dimension again")
             let meters = try await store.meters(scope: .accounts(["acct_1"]))
             try expectEqual(meters.map(\.meterID), ["calls"], "meters of the account")
             let none = try await store.meters(scope: .accounts(["nobody"]))

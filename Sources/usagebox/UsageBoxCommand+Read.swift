@@ -160,19 +160,14 @@ extension UsageBoxCommand {
             @OptionGroup var store: StoreOptions
             @Argument(help: "The meter id.") var meter: String
             @Option(help: "The unit.") var unit: String?
-            @Option(name: .customLong("rollup-dimensions"), help: "Comma-separated dimension names rollups keep ('*' keeps all).")
+            @Option(name: .customLong("rollup-dimensions"), help: "Comma-separated dimension names rollups keep ('*' keeps every dimension again).")
             var rollupDimensions: String?
             @Flag(help: "Print the API's JSON.") var json = false
 
             func run() async throws {
                 let db = try await store.open()
-                var dims: [String]?
-                if let rollupDimensions, rollupDimensions != "*" {
-                    dims = rollupDimensions.split(separator: ",").map { String($0) }
-                }
-                if rollupDimensions == "*" {
-                    throw ValidationError("keeping all dimensions again is not supported yet; name them")
-                }
+                // `*` travels as `["*"]`, the API's spelling of every dimension.
+                let dims = rollupDimensions.map { $0.isEmpty ? [] : $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
                 let info = try await db.setMeter(meter, unit: unit, rollupDimensions: dims)
                 printOut(
                     json

@@ -215,6 +215,33 @@ struct ClickHouseIngestTests {
         #expect(report.mismatches.map(\.rollup) == [.hour, .day], "each rollup's cell, labelled")
     }
 
+    /// A segment found corrupt once and re-hashed clean since is clean: the newest check's NULL
+    /// reason was skipped by `argMax`, so incremental verify reported the old finding for good.
+    @Test func aSegmentRehashedCleanIsCleanAgain() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.ingest([F.event("c1", quantity: 5), F.event("c2", quantity: 6)])
+        try await store.sealOpenSegments()
+        let segment = try #require(try await store.segmentRecords("acct_1")["acct_1"]?.first { $0.sealedAt != nil })
+        try await store.recordCheck("acct_1", segment.id, "found corrupt by an earlier check")
+        let request = VerifyRequest(account: "acct_1", range: F.may, mode: .incremental)
+        #expect(try await store.verify(request).segmentsCorrupt == 1, "the earlier finding is reported")
+        try await Task.sleep(for: .milliseconds(5))
+        #expect(try await store.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep)).ok, "re-hashed clean")
+        let after = try await store.verify(request)
+        #expect(after.ok && after.segmentsCorrupt == 0, "\(after.corruptSegments)")
+    }
+
+    /// `["*"]` after a narrowed list keeps every dimension again on ClickHouse too: the meter's
+    /// newest row holds NULL, which `argMax` skipped, reading the older list.
+    @Test func everyDimensionKeptAgainIsRead() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.setMeter("tokens", unit: nil, rollupDimensions: ["token_type"])
+        _ = try await store.setMeter("tokens", unit: nil, rollupDimensions: ["*"])
+        #expect(try await store.meters(scope: .all).first { $0.meterID == "tokens" }?.rollupDimensions == nil)
+    }
+
     /// A ClickHouse server killed inside an INSERT can keep the events' part and lose the rollups'
     /// parts (the views write theirs after the table's), and the client's retry is then answered
     /// duplicate. The writer keeps the ids of a write that failed and settles them: it adds to each

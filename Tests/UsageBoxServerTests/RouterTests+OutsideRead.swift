@@ -158,6 +158,14 @@ extension RouterTests {
             #expect(refused.json["errors"]?.arrayValue?.first?["field"] == .string("unit"), "\(refused.text)")
             let meter = try await call(client, .put, "/v1/meters/m3", key: admin, body: #"{"unit":"a\u0000b"}"#)
             #expect(meter.status == 400 && meter.json["error"]?["field"] == .string("unit"), "\(meter.text)")
+            // `null` read as "leave it" and changed nothing; `["*"]` keeps every dimension again.
+            _ = try await call(client, .put, "/v1/meters/m4", key: admin, body: #"{"rollup_dimensions":["a"]}"#)
+            let null = try await call(client, .put, "/v1/meters/m4", key: admin, body: #"{"rollup_dimensions":null}"#)
+            #expect(null.status == 400 && null.json["error"]?["field"] == .string("rollup_dimensions"), "\(null.text)")
+            let mixed = try await call(client, .put, "/v1/meters/m4", key: admin, body: #"{"rollup_dimensions":["*","a"]}"#)
+            #expect(mixed.status == 400 && mixed.json["error"]?["field"] == .string("rollup_dimensions"), "\(mixed.text)")
+            let every = try await call(client, .put, "/v1/meters/m4", key: admin, body: #"{"rollup_dimensions":["*"]}"#)
+            #expect(every.status == 200 && every.json["rollup_dimensions"] == .null, "\(every.text)")
 
             let long = String(repeating: "\\u00e9", count: 256)
             let accepted = try await call(client, .post, "/v1/usage/batch", key: admin, body: Self.batch([event("l", long)]))
