@@ -65,6 +65,7 @@ extension ClickHouseMeterStore {
     /// what earlier batches of the group accepted (this process is the only writer of these
     /// accounts), then inserts the accepted ones in one statement. One answer per batch.
     func write(_ batches: [IngestBatch]) async throws -> [IngestResponse] {
+        try await holdWriterLease()
         try await settleRollupsBeforeWriting()
         // Every read of the write decides (units, closed months, ids, segments): none from a first
         // host that set a part aside after a crash and is fetching it back — a close's part missing
@@ -276,16 +277,20 @@ extension ClickHouseMeterStore {
     static let longLists = ["max_ast_elements": "10000000", "max_expanded_ast_elements": "10000000"]
 
     /// The query id of an insert of events, or of a writer's settling insert, that began before
-    /// this store was opened and still runs (on any shard), or nil: a writer that stopped may
-    /// have left it, with its parts or its views' parts to come. Inserts of other live servers
-    /// begin after this one opened and do not count — but for a second's margin, which errs
-    /// towards waiting, those of its first second do.
+    /// this process took the writer lease and still runs (on any shard), or nil: the writer that
+    /// held it before may have left it, with its parts or its views' parts to come. Inserts of a
+    /// writer of other accounts (another place of the same `--peers` split) never count, nor do
+    /// another store's; those begun after the lease was taken cannot be a writer of these
+    /// accounts' — but for a second's margin, which errs towards waiting.
     func insertFromBeforeRunning() async throws -> String? {
-        let open = ContinuousClock.now - openedAt
+        let open = ContinuousClock.now - (await writer.leaseTakenAt ?? openedAt)
         let seconds = Double(open.components.seconds) + Double(open.components.attoseconds) / 1e18
+        let p = insertQueryIDPatterns
+        let (store, split, slot) = (ClickHouseClient.quote(p.store), ClickHouseClient.quote(p.split), ClickHouseClient.quote(p.slot))
+        let stranger = "query LIKE \(ClickHouseClient.quote("INSERT INTO \(t("events"))%")) AND initial_query_id NOT LIKE \(store)"
+        let overlapping = "initial_query_id LIKE \(slot) OR (initial_query_id LIKE \(store) AND initial_query_id NOT LIKE \(split))"
         return try await runningQuery(
-            where: "(query LIKE \(ClickHouseClient.quote("INSERT INTO \(t("events"))%")) OR initial_query_id LIKE 'usagebox-writer-%') "
-                + "AND initial_query_id != \(ClickHouseClient.quote(insertQueryID)) AND elapsed > \(max(seconds - 1, 0))")
+            where: "(\(stranger) OR \(overlapping)) AND initial_query_id != \(ClickHouseClient.quote(insertQueryID)) AND elapsed > \(max(seconds - 1, 0))")
     }
 
     /// Settles each account's last write (the events of its latest `ingested_at`): a writer that
@@ -635,13 +640,16 @@ extension ClickHouseMeterStore {
     public func sealOpenSegments() async throws {
         try await writer.exclusive {
             // An insert whose answer was lost may still land: a seal now would leave its events
-            // out of the hash. The segments stay open for the next server to seal.
-            guard await !self.writer.anythingToSettle else { return }
+            // out of the hash. The segments stay open for the next server to seal. So do they
+            // when this process does not hold the writer lease (it wrote nothing, or another
+            // process writes these accounts now); it gives the lease up once sealed.
+            guard await !self.writer.anythingToSettle, try await self.holdWriterLease(acquire: false) else { return }
             let now = self.clock().microseconds
             for account in try await self.openSegmentAccounts() where self.owns(account) {
                 let state = try await self.accountState(account)
                 await self.writer.set(account, try await self.seal(account, state, now: now))
             }
+            await self.giveUpWriterLease()
         }
     }
 
@@ -649,8 +657,12 @@ extension ClickHouseMeterStore {
     /// (the server's timer).
     public func sealExpiredSegments() async throws {
         try await writer.exclusive {
-            try await self.settleRollupsBeforeWriting()
+            // Only with the writer lease, taken if something is due and no other process holds it.
             let now = self.clock().microseconds
+            let due = try await self.openSegmentAccounts(openedBefore: now - self.segmentMaxAge).filter(self.owns)
+            let unsettled = await self.writer.anythingToSettle
+            guard !due.isEmpty || unsettled, (try? await self.holdWriterLease()) == true else { return }
+            try await self.settleRollupsBeforeWriting()
             for account in try await self.openSegmentAccounts(openedBefore: now - self.segmentMaxAge) where self.owns(account) {
                 let state = try await self.accountState(account)
                 await self.writer.set(account, try await self.seal(account, state, now: now))
@@ -662,24 +674,30 @@ extension ClickHouseMeterStore {
     /// (a writer stopped between the two writes), and the rollups up to each account's last write
     /// (a writer stopped after a failed insert); a server runs it when it starts.
     public func recoverOpenSegments() async throws {
-        try await writer.exclusive {
-            // Never in the way of starting: what cannot be settled now is retried (`settleSoon`),
-            // and the accounts are then read at their first write, once it is done.
-            await self.writer.setLastWritesPending(true)
-            try? await self.settleRollupsBeforeWriting()
-            guard await !self.writer.lastWritesPending else { return }
-            var states: [String: ClickHouseAccountState] = [:]
-            for account in try await self.openSegmentAccounts() where self.owns(account) {
-                await self.writer.set(account, nil)
-                do {
-                    states[account] = try await self.accountState(account)
-                } catch let e as UsageBoxError where e.code == .unavailable {
-                    continue  // a first host still fetching parts back: loaded, checked, at the account's first write
-                }
-            }
-            try await self.persist(states)
-        }
+        // Taking the writer lease recovers (`recoverOwnedAccounts`); never in the way of starting:
+        // while another process holds it (one killed, for its last seconds), the lease is taken
+        // and the accounts recovered at the first write.
+        _ = try? await writer.exclusive { try await self.holdWriterLease() }
         if await writer.anythingToSettle { settleSoon() }
+    }
+
+    /// What `recoverOpenSegments` does, under the writer, as the lease is taken.
+    func recoverOwnedAccounts() async throws {
+        // What cannot be settled now is retried (`settleSoon`), and the accounts are then read at
+        // their first write, once it is done.
+        await writer.setLastWritesPending(true)
+        try? await settleRollupsBeforeWriting()
+        guard await !writer.lastWritesPending else { return }
+        var states: [String: ClickHouseAccountState] = [:]
+        for account in try await openSegmentAccounts() where owns(account) {
+            await writer.set(account, nil)
+            do {
+                states[account] = try await accountState(account)
+            } catch let e as UsageBoxError where e.code == .unavailable {
+                continue  // a first host still fetching parts back: loaded, checked, at the account's first write
+            }
+        }
+        try await persist(states)
     }
 
     func openSegmentAccounts(openedBefore: Int64 = .max) async throws -> [String] {

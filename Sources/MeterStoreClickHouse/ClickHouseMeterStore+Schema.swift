@@ -119,7 +119,20 @@ enum ClickHouseSchema {
                 """,
             ]
             return step
-        }
+        },
+        // The writer lease (ClickHouseMeterStore+WriterLease.swift): two processes writing one
+        // account stored ids twice, each deciding from what it had read.
+        Migration(version: 2, name: "writers: the lease of each account's one writer") { n in
+            var step = Step()
+            step.firstHost = [
+                """
+                CREATE TABLE IF NOT EXISTS \(n.table("writers")) (
+                    instance String, of UInt32, node UInt32, host String, pid UInt32, heartbeat_at DateTime, released UInt8, version UInt64
+                ) ENGINE = \(n.engine("ReplacingMergeTree(version)", "writers")) ORDER BY instance
+                """
+            ]
+            return step
+        },
     ]
 
     static var latest: Int { migrations.map(\.version).max() ?? 0 }

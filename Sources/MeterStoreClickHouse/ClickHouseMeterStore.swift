@@ -36,19 +36,32 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     let heldEventIDs: Int
     /// Whether this process writes an account (the serve process that owns it); every account when alone.
     let owns: @Sendable (String) -> Bool
+    /// The accounts `owns` covers, as the writer lease compares them with other processes'.
+    let slot: WriterSlot
+    /// This process's row in the `writers` table.
+    let writerInstance = "usagebox-" + UUID().uuidString.lowercased()
     let writer = ClickHouseWriter()
     let ingestQueue = IngestQueue()
     let replicas: ReplicaChoice
     /// The query id of this writer's inserts of events: ClickHouse refuses a second query with the
     /// id of one still running, so an insert whose answer was lost can never run beside the next.
-    let insertQueryID = "usagebox-writer-" + UUID().uuidString.lowercased()
+    /// It names the database, so a writer starting waits only on inserts into its own store (a
+    /// server's other stores' inserts held every first write of a store up).
+    let insertQueryID: String
+    /// `LIKE` patterns of writers' query ids of this store: every writer's, those of this
+    /// process's split (`--peers` of the same size), and those of its place in it.
+    var insertQueryIDPatterns: (store: String, split: String, slot: String) {
+        let db = names.db.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_")
+        return ("usagebox-writer-\(db)-%", "usagebox-writer-\(db)-\(slot.of).%", "usagebox-writer-\(db)-\(slot.of).\(slot.node)-%")
+    }
     /// When this store was opened: an insert running since before then is not this process's.
     let openedAt = ContinuousClock.now
 
     public init(
         location: ClickHouseLocation, clock: @escaping @Sendable () -> Timestamp = Timestamp.now,
         segmentMaxEvents: Int64 = 100_000, segmentMaxAgeSeconds: Int64 = 3600, readPageBytes: Int = 32 << 20,
-        heldEventIDs: Int = 16_000_000, owns: @escaping @Sendable (String) -> Bool = { _ in true }
+        heldEventIDs: Int = 16_000_000, owns: @escaping @Sendable (String) -> Bool = { _ in true }, slot: WriterSlot = .alone
     ) throws {
         self.location = location
         // A cluster of replicated shards: a Distributed table writes to one replica of a shard and
@@ -69,12 +82,14 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         client = shards[0]
         replicas = ReplicaChoice(count: shards.count)
         names = ClickHouseSchema.Names(db: location.database, cluster: location.cluster, replicated: location.replicated)
+        insertQueryID = "usagebox-writer-\(location.database)-\(max(slot.of, 1)).\(slot.node)-" + UUID().uuidString.lowercased()
         self.clock = clock
         self.segmentMaxEvents = max(segmentMaxEvents, 1)
         self.segmentMaxAge = segmentMaxAgeSeconds * 1_000_000
         self.readPageBytes = max(readPageBytes, 1)
         self.heldEventIDs = max(heldEventIDs, 0)
         self.owns = owns
+        self.slot = slot
     }
 
     func t(_ name: String) -> String { names.table(name) }
@@ -675,6 +690,19 @@ actor ClickHouseWriter {
 
     func state(_ account: String) -> ClickHouseAccountState? { accounts[account] }
     func set(_ account: String, _ state: ClickHouseAccountState?) { accounts[account] = state }
+
+    /// When the writer lease was last renewed (from before the renewal was sent); nil: not held.
+    private(set) var leaseRenewedAt: ContinuousClock.Instant?
+    func setLeaseRenewed(_ at: ContinuousClock.Instant?) { leaseRenewedAt = at }
+    /// When the writer last took the lease: an insert running since before then is not its own.
+    private(set) var leaseTakenAt: ContinuousClock.Instant?
+    func setLeaseTaken(_ at: ContinuousClock.Instant) { leaseTakenAt = at }
+    /// Forgets what the writer knew of every account and the meters' units (the lease was taken:
+    /// another process may have written meanwhile).
+    func forgetAccounts() {
+        accounts = [:]
+        setMeterUnits(nil)
+    }
 
     /// When the ids held pass `limit`, the accounts outside `keeping` (the write just done) drop
     /// theirs, read again at their next write: memory stays bounded however many accounts and

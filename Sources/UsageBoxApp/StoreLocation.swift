@@ -46,9 +46,10 @@ public enum StoreFactory {
     }
 
     /// The store `serve`, `keys` and the reconciliation commands work on. A ClickHouse store must be
-    /// at this binary's schema (`usagebox migrate`); `owns` says which accounts this process writes.
+    /// at this binary's schema (`usagebox migrate`); `ring` (`serve --peers`) says which accounts
+    /// this process writes, every one without it.
     public static func openServerStore(
-        db: String?, store: String?, owns: @escaping @Sendable (String) -> Bool = { _ in true },
+        db: String?, store: String?, ring: PeerRing? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) async throws -> ServerStore {
         guard let url = try storeURL(db: db, store: store, environment: environment) else {
@@ -58,7 +59,9 @@ public enum StoreFactory {
         guard url.hasPrefix("clickhouse://") else {
             throw UsageBoxError.invalidArgument("--store is clickhouse://host:port/database or sqlite:PATH, got '\(url)'", field: "store")
         }
-        let clickhouse = try ClickHouseMeterStore(location: try ClickHouseLocation(url: url), owns: owns)
+        let clickhouse = try ClickHouseMeterStore(
+            location: try ClickHouseLocation(url: url), owns: { ring?.owns($0) ?? true },
+            slot: ring.map { WriterSlot(of: $0.peers.count, node: $0.node) } ?? .alone)
         try await clickhouse.checkSchema()
         return clickhouse
     }

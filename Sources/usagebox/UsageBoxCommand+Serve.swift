@@ -62,8 +62,7 @@ extension UsageBoxCommand {
                 guard let env, !env.isEmpty else { throw ValidationError("--peers needs $USAGEBOX_KEY, the admin key the peers share to forward writes") }
                 ring = try PeerRing(peers: peers.split(separator: ",").map(String.init), node: node)
             }
-            let owner = ring
-            var store = try await location.open(owns: { owner?.owns($0) ?? true })
+            var store = try await location.open(ring: ring)
             if let ring, let env { store = try OwnedWritesStore(base: store, ring: ring, key: env) }
             try await StoreFactory.recover(store)
             var logger = Logger(label: "usagebox")

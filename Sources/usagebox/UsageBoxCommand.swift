@@ -46,8 +46,8 @@ struct LocalStoreOptions: ParsableArguments, CustomStringConvertible {
     @Option(name: .long, help: "A store by URL: clickhouse://host:port/database (or sqlite:PATH); default $USAGEBOX_STORE.")
     var store: String?
 
-    func open(owns: @escaping @Sendable (String) -> Bool = { _ in true }) async throws -> ServerStore {
-        try await StoreFactory.openServerStore(db: db, store: store, owns: owns)
+    func open(ring: PeerRing? = nil) async throws -> ServerStore {
+        try await StoreFactory.openServerStore(db: db, store: store, ring: ring)
     }
 
     var description: String { store ?? ProcessInfo.processInfo.environment["USAGEBOX_STORE"] ?? StoreFactory.resolvePath(db) }

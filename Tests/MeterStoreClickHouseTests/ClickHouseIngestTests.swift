@@ -215,6 +215,39 @@ struct ClickHouseIngestTests {
         #expect(report.mismatches.map(\.rollup) == [.hour, .day], "each rollup's cell, labelled")
     }
 
+    /// One writer per account, leased: a second process writing the same accounts (two `serve`
+    /// without `--peers`, a CLI `ingest --store` beside a server) is answered 503 naming the
+    /// first, and stored nothing (two such writers stored an id twice, each deciding from what it
+    /// had read). Once the first stops, the second takes the lease, reads what was stored, and
+    /// answers a resent id `duplicate`. Processes with their own places (`--peers`) write at once.
+    @Test func aSecondWriterOfTheSameAccountsWaitsForTheLease() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.ingest([F.event("x1", quantity: 5)])
+        let second = try ClickHouseMeterStore(location: store.location)
+        try await Self.expectUnavailable("a second writer of the same accounts wrote", saying: "another process writes accounts") {
+            _ = try await second.ingest([F.event("x2", quantity: 6)])
+        }
+        // It seals nothing either (its shutdown): the first writer's open segment stays the first's.
+        try await second.sealOpenSegments()
+        _ = try await store.ingest([F.event("x2", quantity: 6)])
+        try await store.sealOpenSegments()  // the first stops: sealed, and the lease released
+        let retried = try await second.ingest([F.event("x2", quantity: 6), F.event("x3", quantity: 7)])
+        #expect(retried.accepted == 1 && retried.duplicates == 1, "\(retried)")
+        let report = try await second.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep))
+        #expect(report.ok && report.rawSum == 18, "\(report.mismatches) \(report.corruptSegments)")
+
+        // Two places of one split write at once; a process alone beside them does not.
+        try await second.releaseWriterLease()
+        let a = try ClickHouseMeterStore(location: store.location, owns: { _ in true }, slot: WriterSlot(of: 2, node: 0))
+        let b = try ClickHouseMeterStore(location: store.location, owns: { _ in true }, slot: WriterSlot(of: 2, node: 1))
+        _ = try await a.ingest([F.event("p1", account: "acct_2", quantity: 1)])
+        _ = try await b.ingest([F.event("p2", account: "acct_3", quantity: 1)])
+        try await Self.expectUnavailable("a process alone wrote beside a split", saying: " of 2") {
+            _ = try await ClickHouseMeterStore(location: store.location).ingest([F.event("p3", account: "acct_4", quantity: 1)])
+        }
+    }
+
     /// A segment found corrupt once and re-hashed clean since is clean: the newest check's NULL
     /// reason was skipped by `argMax`, so incremental verify reported the old finding for good.
     @Test func aSegmentRehashedCleanIsCleanAgain() async throws {
@@ -700,6 +733,7 @@ struct ClickHouseIngestTests {
                 """, settings: ["insert_distributed_sync": "1"])
         }
         try await Task.sleep(for: .milliseconds(400))
+        try await store.releaseWriterLease()  // the stopped writer's lease has lapsed
         let restarted = try ClickHouseMeterStore(location: store.location)
         try await restarted.recoverOpenSegments()
         #expect(await restarted.writer.lastWritesPending)
@@ -720,15 +754,19 @@ struct ClickHouseIngestTests {
         let report = try await restarted.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep))
         #expect(report.ok && report.rawSum == 16 && report.rollupSum == 16, "\(report.mismatches)")
 
-        // Begun after the next server opened (another live server's): it does not hold it up.
-        let later = try ClickHouseMeterStore(location: store.location)
-        try await Task.sleep(for: .milliseconds(2_500))
+        // Begun by a live writer of other accounts (another place of the same --peers split): it
+        // does not hold up a server taking the lease of its own.
+        try await restarted.releaseWriterLease()
+        let later = try ClickHouseMeterStore(location: store.location, slot: WriterSlot(of: 2, node: 0))
+        let peer = try ClickHouseMeterStore(location: store.location, slot: WriterSlot(of: 2, node: 1))
         let during = Task {
             try await store.shards[0].command(
-                "INSERT INTO \(events) (account_id, event_id) SELECT 'acct_9', 'none' FROM system.one WHERE sleep(2) = 1")
+                "INSERT INTO \(events) (account_id, event_id) SELECT 'acct_9', 'none' FROM system.one WHERE sleep(2) = 1",
+                settings: ["query_id": peer.insertQueryID])
         }
         try await Task.sleep(for: .milliseconds(300))
         try await later.recoverOpenSegments()
+        #expect(await later.writer.leaseRenewedAt != nil)
         #expect(await !later.writer.lastWritesPending)
         try await during.value
     }
@@ -743,6 +781,7 @@ struct ClickHouseIngestTests {
         try await Self.rollupViews("DETACH", store)
         _ = try await store.ingest([F.event("a-2", quantity: 7), F.event("a-3", quantity: 9, at: "2026-05-12T01:00:00Z")])
         try await Self.rollupViews("ATTACH", store)
+        try await store.releaseWriterLease()  // the stopped writer's lease has lapsed
         let restarted = try ClickHouseMeterStore(location: store.location)
         try await restarted.recoverOpenSegments()
         for (account, sum) in [("acct_1", 21), ("acct_2", 6)] as [(String, Int64)] {
@@ -750,6 +789,7 @@ struct ClickHouseIngestTests {
             #expect(report.ok && report.rawSum == sum && report.rollupSum == sum, "\(account): \(report.mismatches)")
         }
         // Starting again adds nothing: the last write's cells are whole.
+        try await restarted.releaseWriterLease()
         try await ClickHouseMeterStore(location: store.location).recoverOpenSegments()
         let again = try await restarted.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep))
         #expect(again.ok && again.rollupSum == 21)
