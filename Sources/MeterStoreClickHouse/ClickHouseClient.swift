@@ -24,7 +24,7 @@ public struct ClickHouseLocation: Sendable, Equatable {
 
     public init(url: String) throws {
         guard url.hasPrefix("clickhouse://") else {
-            throw UsageBoxError.invalidArgument("a ClickHouse store is clickhouse://host:port/database, got '\(url)'", field: "store")
+            throw UsageBoxError.invalidArgument("a ClickHouse store is clickhouse://host:port/database, got '\(Self.redacted(url))'", field: "store")
         }
         var rest = Substring(url.dropFirst("clickhouse://".count))
         var query = ""
@@ -37,11 +37,17 @@ public struct ClickHouseLocation: Sendable, Equatable {
         }
         hosts = rest[..<slash].split(separator: ",").map(String.init)
         database = String(rest[rest.index(after: slash)...])
-        guard !hosts.isEmpty, hosts.allSatisfy({ !$0.isEmpty && !$0.contains("@") }) else {
-            throw UsageBoxError.invalidArgument("name at least one host:port (credentials go in ?user=&password=)", field: "store")
+        // host:port (a name, an IPv4 or a [bracketed] IPv6 address): a `#` in a host made every
+        // setting of each statement — readonly, limits, the user and password — a URL fragment,
+        // never sent.
+        guard !hosts.isEmpty, hosts.allSatisfy(Self.isHostPort) else {
+            throw UsageBoxError.invalidArgument(
+                "name at least one host:port, each a name or address and a port (credentials go in ?user=&password=)", field: "store")
         }
-        guard !database.isEmpty, database.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
-            throw UsageBoxError.invalidArgument("the database name is letters, digits and _, got '\(database)'", field: "store")
+        // ASCII, as ClickHouse's unquoted names are (`t2_é` passed and failed in ClickHouse's
+        // parser); at most 64, so no path on the server outgrows its limits.
+        guard !database.isEmpty, database.utf8.count <= 64, database.utf8.allSatisfy(Self.isNameByte) else {
+            throw UsageBoxError.invalidArgument("the database name is 1–64 of A–Z, a–z, 0–9 and _, got '\(database.prefix(80))'", field: "store")
         }
         for pair in query.split(separator: "&") {
             let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
@@ -59,9 +65,35 @@ public struct ClickHouseLocation: Sendable, Equatable {
             default: throw UsageBoxError.invalidArgument("unknown store option '\(kv[0])' (user, password, cluster, replicated)", field: "store")
             }
         }
-        if let cluster, !cluster.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
-            throw UsageBoxError.invalidArgument("the cluster name is letters, digits and _, got '\(cluster)'", field: "store")
+        if let cluster, cluster.isEmpty || cluster.utf8.count > 64 || !cluster.utf8.allSatisfy(Self.isNameByte) {
+            throw UsageBoxError.invalidArgument("the cluster name is 1–64 of A–Z, a–z, 0–9 and _, got '\(cluster.prefix(80))'", field: "store")
         }
+    }
+
+    static func isNameByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"): true
+        default: false
+        }
+    }
+
+    static func isHostPort(_ s: String) -> Bool {
+        guard let colon = s.lastIndex(of: ":") else { return false }
+        let host = s[..<colon], port = s[s.index(after: colon)...]
+        guard !port.isEmpty, port.count <= 5, port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber), Int(port).map({ $0 > 0 && $0 < 65536 }) == true
+        else { return false }
+        if host.hasPrefix("["), host.hasSuffix("]") {
+            return host.count > 2 && host.dropFirst().dropLast().utf8.allSatisfy { b in isNameByte(b) || b == UInt8(ascii: ":") || b == UInt8(ascii: ".") }
+        }
+        return !host.isEmpty && host.utf8.count <= 253
+            && host.utf8.allSatisfy { b in isNameByte(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: ".") }
+    }
+
+    /// The URL with its password replaced, for logs and messages.
+    public static func redacted(_ url: String) -> String {
+        guard let range = url.range(of: "password=") else { return url }
+        let end = url[range.upperBound...].firstIndex(of: "&") ?? url.endIndex
+        return url.replacingCharacters(in: range.upperBound..<end, with: "***")
     }
 }
 

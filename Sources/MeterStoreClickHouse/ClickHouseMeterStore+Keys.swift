@@ -121,6 +121,14 @@ extension ClickHouseMeterStore: KeyStore {
 
     // MARK: read-only SQL
 
+    /// Whether a ClickHouse column type holds numbers: `Int…`, `UInt…`, `Float…`, `Decimal…`, as
+    /// they are or `Nullable(…)`.
+    static func isNumberType(_ type: String) -> Bool {
+        var t = Substring(type)
+        if t.hasPrefix("Nullable("), t.hasSuffix(")") { t = t.dropFirst("Nullable(".count).dropLast() }
+        return ["Int", "UInt", "Float", "Decimal"].contains { t.hasPrefix($0) } && !t.contains("(") || t.hasPrefix("Decimal(")
+    }
+
     /// Read-only SQL over `usage_events`, with ClickHouse's own limits (readonly, time, memory,
     /// result size). ClickHouse 18.16 has no row policies, so it cannot restrict a query to some
     /// accounts: a key bound to accounts is refused here, never answered unscoped.
@@ -135,28 +143,51 @@ extension ClickHouseMeterStore: KeyStore {
         guard !trimmed.isEmpty, !trimmed.contains(";") else {
             throw UsageBoxError.invalidArgument("one SELECT statement, without ';'", field: "sql")
         }
+        try ClickHouseSQLGuard.check(trimmed)
+        // ClickHouse checks its time limit between blocks (eight sleep(3) calls in one answered
+        // after 24 s): past the limit and a grace second the query is killed by its id, here.
+        let queryID = "usagebox-sql-" + UUID().uuidString.lowercased()
+        let limit = max(timeLimitSeconds, 1)
         let answer: (names: [String], types: [String], rows: [[JSONValue]])
         do {
-            answer = try await read(
-                trimmed,
-                settings: [
-                    "database": names.db, "readonly": "1", "max_execution_time": String(Int(max(timeLimitSeconds, 1))),
-                    "max_result_rows": String(rowLimit + 1), "result_overflow_mode": "break", "max_memory_usage": String(512 << 20),
-                ], limit: 8 << 20)
+            answer = try await withThrowingTaskGroup(of: (names: [String], types: [String], rows: [[JSONValue]])?.self) { group in
+                group.addTask {
+                    try await self.read(
+                        trimmed,
+                        settings: [
+                            "database": self.names.db, "readonly": "1", "max_execution_time": String(Int(limit.rounded(.up))),
+                            "max_result_rows": String(rowLimit + 1), "result_overflow_mode": "break", "max_memory_usage": String(512 << 20),
+                            "query_id": queryID,
+                        ], limit: 8 << 20)
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(limit + 1))
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let answer = first else {
+                    try? await self.client.command("KILL QUERY WHERE query_id = \(ClickHouseClient.quote(queryID)) ASYNC")
+                    throw UsageBoxError(.timeout, "the query was stopped after its time limit (\(limit) s)", field: "sql")
+                }
+                return answer
+            }
         } catch let e as ClickHouseError {
             if let notNow = Self.storeError(e) { throw notNow }
+            if e.code == 159 { throw UsageBoxError(.timeout, "the query was stopped after its time limit (\(limit) s)", field: "sql") }
             throw UsageBoxError.invalidArgument("ClickHouse refused the query: \(e.message.prefix(500))", field: "sql")
         }
         var rows = answer.rows
         let truncated = rows.count > rowLimit
         if truncated { rows.removeLast(rows.count - rowLimit) }
-        // 64-bit integers arrive as strings: give them back as the numbers they are.
-        let numeric = answer.types.map { $0.contains("Int") || $0.contains("Float") || $0.contains("Decimal") }
+        // 64-bit integers arrive as strings: give them back as the numbers they are — only for a
+        // column of a number type, and only text that is a JSON number (an Enum named 'Int', an
+        // aggregate state, was written out raw: invalid or forged JSON).
+        let numeric = answer.types.map(Self.isNumberType)
         return SQLResult(
             columns: answer.names,
             rows: rows.map { row in
                 row.enumerated().map { i, v in
-                    if i < numeric.count, numeric[i], case let .string(s) = v { return .number(s) }
+                    if i < numeric.count, numeric[i], case let .string(s) = v, case .number? = try? JSONParser.parse(s) { return .number(s) }
                     return v
                 }
             }, truncated: truncated)

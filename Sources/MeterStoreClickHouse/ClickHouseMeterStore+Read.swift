@@ -245,6 +245,13 @@ extension ClickHouseMeterStore {
             // lacking a part of `meters` (a unit set elsewhere would be written back as none).
             try await self.checkFirstHostWhole()
             let current = try await self.meterConfigs()[meterID]
+            if let old = current?.unit, let unit, old != unit,
+                try await !self.rows(
+                    "SELECT 1 FROM \(self.t("events")) WHERE meter_id = \(ClickHouseClient.quote(meterID)) AND isNotNull(unit) LIMIT 1"
+                ).isEmpty
+            {
+                throw UsageBoxError(.conflict, "meter \(meterID) already counts '\(old)' in stored events; its unit cannot change", field: "unit")
+            }
             let newUnit = unit ?? current?.unit
             let keeps = change.applied(to: current?.keeps).map { $0.sorted() }
             try await self.insert(

@@ -57,7 +57,7 @@ public enum StoreFactory {
         }
         if url.hasPrefix("sqlite:") { return try openSQLite(path: String(url.dropFirst("sqlite:".count))) }
         guard url.hasPrefix("clickhouse://") else {
-            throw UsageBoxError.invalidArgument("--store is clickhouse://host:port/database or sqlite:PATH, got '\(url)'", field: "store")
+            throw UsageBoxError.invalidArgument("--store is clickhouse://host:port/database or sqlite:PATH, got '\(redacted(url))'", field: "store")
         }
         let clickhouse = try ClickHouseMeterStore(
             location: try ClickHouseLocation(url: url), owns: { ring?.owns($0) ?? true },
@@ -65,6 +65,9 @@ public enum StoreFactory {
         try await clickhouse.checkSchema()
         return clickhouse
     }
+
+    /// A store URL as logs and messages show it: its password replaced.
+    public static func redacted(_ url: String) -> String { ClickHouseLocation.redacted(url) }
 
     /// The store a command works on: the server when `server` is given, else the store of `--store` or `--db`.
     public static func open(

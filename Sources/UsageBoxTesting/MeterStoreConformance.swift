@@ -377,6 +377,10 @@ public enum MeterStoreConformance {
             try expectEqual(r.errors.first?.code, "unit_mismatch", "code")
             let meters = try await store.meters(scope: .all)
             try expectEqual(meters.first?.unit, "tokens", "unit learned")
+            // Nor can the meter be told another unit once events carry this one (on ClickHouse it
+            // could: tokens and usd were then summed together).
+            try await expectThrows(.conflict, field: "unit") { _ = try await store.setMeter("m", unit: "usd", rollupDimensions: nil) }
+            try expectEqual(try await store.meters(scope: .all).first?.unit, "tokens", "unit kept")
         },
         ConformanceCheck("verify is ok on a consistent store, per day too") { store in
             _ = try await store.ingest([
@@ -460,7 +464,13 @@ public enum MeterStoreConformance {
             let limited = try await store.sql("SELECT event_id, timestamp FROM usage_events ORDER BY event_id", scope: .all, timeLimitSeconds: 10, rowLimit: 1)
             try expect(limited.truncated && limited.rows.count == 1, "row limit truncates")
             try expectEqual(limited.rows.first?.last, .string("2026-05-10T12:00:00Z"), "timestamps are RFC 3339")
-            for attack in ["DELETE FROM usage_events", "SELECT 1; SELECT 2", "DROP TABLE usage_events"] {
+            // Only usage_events, and only a SELECT: on ClickHouse an admin key read other
+            // databases, the key table and system tables, and ran KILL QUERY.
+            for attack in [
+                "DELETE FROM usage_events", "SELECT 1; SELECT 2", "DROP TABLE usage_events", "SELECT * FROM system.one", "SHOW TABLES",
+                "KILL QUERY WHERE query_id = 'x'", "SELECT key_id FROM api_keys", "SELECT 1 FROM usage_events, api_keys",
+                "SELECT 1 FROM usage_events WHERE 1 IN (SELECT 1 FROM system.one)",
+            ] {
                 try await expectThrows(.invalidArgument, field: "sql") {
                     _ = try await store.sql(attack, scope: .all, timeLimitSeconds: 10, rowLimit: 10)
                 }

@@ -50,7 +50,8 @@ struct LocalStoreOptions: ParsableArguments, CustomStringConvertible {
         try await StoreFactory.openServerStore(db: db, store: store, ring: ring)
     }
 
-    var description: String { store ?? ProcessInfo.processInfo.environment["USAGEBOX_STORE"] ?? StoreFactory.resolvePath(db) }
+    /// The store as logs show it (a URL's password replaced).
+    var description: String { StoreFactory.redacted(store ?? ProcessInfo.processInfo.environment["USAGEBOX_STORE"] ?? StoreFactory.resolvePath(db)) }
 }
 
 /// The exit codes scripts rely on, beyond 0 (success), 1 (error) and 2 (bad usage).

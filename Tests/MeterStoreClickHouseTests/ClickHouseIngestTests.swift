@@ -248,6 +248,22 @@ struct ClickHouseIngestTests {
         }
     }
 
+    /// SQL's time limit holds even where ClickHouse checks it only between blocks (eight sleep(3)
+    /// in one row answered after 24 s): the query is killed past the limit and a second, and the
+    /// answer is `timeout`, not `invalid_argument`.
+    @Test func aSlowSQLQueryStopsAtItsTimeLimit() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        let start = ContinuousClock.now
+        do {
+            _ = try await store.sql("SELECT sleep(3), sleep(3), sleep(3), sleep(3)", scope: .all, timeLimitSeconds: 1, rowLimit: 10)
+            Issue.record("answered")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .timeout && e.field == "sql", "\(e)")
+        }
+        #expect(ContinuousClock.now - start < .seconds(8), "stopped near its limit")
+    }
+
     /// A segment found corrupt once and re-hashed clean since is clean: the newest check's NULL
     /// reason was skipped by `argMax`, so incremental verify reported the old finding for good.
     @Test func aSegmentRehashedCleanIsCleanAgain() async throws {
@@ -802,7 +818,8 @@ struct ClickHouseIngestTests {
         let (store, drop) = try await ClickHouseUnderTest.fresh()
         defer { Task { await drop() } }
         let other = try ClickHouseMeterStore(location: store.location)
-        _ = try await store.ingest([F.event("a1", quantity: 1), F.event("j1", quantity: 1, at: "2026-06-02T00:00:00Z")])
+        // Without a unit, so the meter's unit may still change (once events carry one, it may not).
+        _ = try await store.ingest([F.event("a1", quantity: 1, unit: nil), F.event("j1", quantity: 1, unit: nil, at: "2026-06-02T00:00:00Z")])
         // The same store: at once.
         _ = try await store.closePeriod(account: "acct_1", period: "2026-05")
         var r = try await store.ingest([F.event("a2", quantity: 1)])

@@ -1,3 +1,4 @@
+import Metering
 import Testing
 
 @testable import MeterStoreClickHouse
@@ -49,6 +50,27 @@ import Testing
         #expect(throws: (any Error).self) { try ClickHouseLocation(url: "clickhouse://a:1/ub?replicated=maybe") }
     }
 
+    /// A host is host:port: `127.0.0.1:18123#` sent every statement's settings (readonly, limits,
+    /// user, password) as a URL fragment. A database name is ASCII, as ClickHouse's unquoted names
+    /// are, and short; the password never shows in messages or logs.
+    @Test func aStoreURLNamesHostsAndADatabaseClickHouseCanUse() throws {
+        for good in ["clickhouse://127.0.0.1:18123/ub", "clickhouse://ch-1.example.com:8123,[::1]:8123/ub_2"] {
+            #expect(throws: Never.self) { try ClickHouseLocation(url: good) }
+        }
+        for bad in [
+            "clickhouse://127.0.0.1:18123#/ub", "clickhouse://127.0.0.1/ub", "clickhouse://h:99999/ub", "clickhouse://h:1 /ub", "clickhouse://u@h:1/ub",
+            "clickhouse://h:1/t2_é", "clickhouse://h:1/\(String(repeating: "a", count: 65))", "clickhouse://h:1/ub?cluster=c%23",
+        ] {
+            #expect(throws: UsageBoxError.self, "\(bad)") { try ClickHouseLocation(url: bad) }
+        }
+        #expect(ClickHouseLocation.redacted("clickhouse://h:1/ub?user=u&password=pw_SECRET&cluster=c") == "clickhouse://h:1/ub?user=u&password=***&cluster=c")
+        do {
+            _ = try ClickHouseLocation(url: "Clickhouse://h:1/ub?password=pw_SECRET")
+        } catch let e as UsageBoxError {
+            #expect(!e.message.contains("pw_SECRET"))
+        }
+    }
+
     /// A replica is complete when its parts hold every block another replica recorded, merged or not.
     @Test func aPartIsCoveredByTheBlocksOfMergedOrUnmergedParts() {
         let local = ["202605_0_25_5", "202605_26_26_0", "202605_27_30_1", "202606_0_3_1"].compactMap(PartBlocks.init)
@@ -81,5 +103,43 @@ import Testing
         #expect(!ClickHouseWriter.writing)
         let inside = try await writer.exclusive { ClickHouseWriter.writing }
         #expect(inside && !ClickHouseWriter.writing)
+    }
+}
+
+/// The SQL endpoint's guard on ClickHouse (no server needed): one SELECT of usage_events.
+@Suite struct ClickHouseSQLGuardTests {
+    @Test(arguments: [
+        "SELECT model_id, SUM(quantity) FROM usage_events GROUP BY model_id",
+        "select count() AS events from USAGE_EVENTS where model_id IN ('a', 'b')",
+        "WITH 1 AS x SELECT x FROM usage_events",
+        "SELECT * FROM (SELECT account_id FROM usage_events) AS t WHERE account_id != 'x'",
+        "SELECT a.event_id FROM usage_events AS a ANY LEFT JOIN usage_events AS b USING event_id",
+        "SELECT v FROM usage_events ARRAY JOIN [1, 2] AS v",
+        "SELECT 'FROM api_keys', \"quantity\" FROM `usage_events`",
+        "SELECT 1 -- FROM api_keys\nFROM usage_events /* JOIN system.one */",
+        "SELECT toHour(now()), tuple(1, 2).1",
+    ])
+    func aSelectOfUsageEventsPasses(_ sql: String) throws {
+        try ClickHouseSQLGuard.check(sql)
+    }
+
+    @Test(arguments: [
+        "SHOW DATABASES", "DESCRIBE usage_events", "EXISTS usage_events", "KILL QUERY WHERE 1 SYNC", "SET readonly = 0",
+        "SELECT * FROM numbers(10)", "SELECT v FROM t2_secret.s", "SELECT * FROM usage_events.x", "SELECT 1 FROM \"system\".\"one\"",
+        "SELECT * FROM `api_keys`", "SELECT * FROM usage_events AS u, api_keys", "SELECT * FROM (SELECT 1) AS a, api_keys",
+        "SELECT 1 FROM usage_events WHERE 1 IN system.one", "SELECT 1 FROM usage_events WHERE 1 GLOBAL NOT IN api_keys",
+        "SELECT joinGet('j', 'v', 1)", "SELECT dictGetString('d', 'a', toUInt64(1))", "SELECT * FROM usage_events JOIN url('http://x', CSV, 'a String')",
+        "SELECT * FROM usage_events AS a JOIN api_keys AS b USING key_id", "SELECT 1 FROM usage_events WHERE x = 'open",
+        "SELECT (SELECT max(secret_sha256) FROM api_keys)",
+    ])
+    func anythingElseIsRefused(_ sql: String) {
+        #expect(throws: UsageBoxError.self, "\(sql)") { try ClickHouseSQLGuard.check(sql) }
+    }
+
+    @Test func numberTypesAreNumbersOnly() {
+        #expect(["Int64", "UInt8", "Float64", "Nullable(Int64)", "Decimal(10, 2)"].allSatisfy(ClickHouseMeterStore.isNumberType))
+        #expect(
+            !["Enum8('Int' = 1)", "String", "AggregateFunction(sum, Int64)", "Array(Int64)", "Nullable(String)"].contains(
+                where: ClickHouseMeterStore.isNumberType))
     }
 }
