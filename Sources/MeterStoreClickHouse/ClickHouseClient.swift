@@ -208,8 +208,12 @@ struct ClickHouseClient: Sendable {
         let answer: ByteBuffer
         do {
             answer = try await response.body.collect(upTo: limit)
-        } catch {
+        } catch is NIOTooManyBytesError {
             throw UsageBoxError.invalidArgument("the answer is larger than \(limit >> 20) MiB; narrow the query", field: "sql")
+        } catch {
+            // An answer cut off on the way (ClickHouse or the network closed the connection) is
+            // "not now", to retry: as a 400 it told a client to drop its batch.
+            throw UsageBoxError.unavailable("the answer of ClickHouse at \(host) was cut off: \(error)")
         }
         guard response.status == .ok else {
             let text = String(buffer: answer).trimmingCharacters(in: .whitespacesAndNewlines)

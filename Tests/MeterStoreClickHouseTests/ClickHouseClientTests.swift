@@ -1,4 +1,5 @@
 import Foundation
+import Metering
 import Testing
 
 @testable import MeterStoreClickHouse
@@ -16,8 +17,11 @@ final class ClosingOnceServer: @unchecked Sendable {
     private let lock = NSLock()
     private var connections = 0
     var connectionCount: Int { lock.withLock { connections } }
+    /// Answers every request with a body cut off after a few of its declared bytes.
+    let cutsAnswers: Bool
 
-    init() throws {
+    init(cutsAnswers: Bool = false) throws {
+        self.cutsAnswers = cutsAnswers
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -42,7 +46,10 @@ final class ClosingOnceServer: @unchecked Sendable {
                 return connections
             }
             Self.readRequest(client)
-            if n > 1 {
+            if cutsAnswers {
+                let answer = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"meta\":["
+                _ = answer.withCString { send(client, $0, strlen($0), 0) }
+            } else if n > 1 {
                 let body = #"{"meta":[{"name":"x","type":"UInt8"}],"data":[[1]],"rows":1}"#
                 let answer = "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
                 _ = answer.withCString { send(client, $0, strlen($0), 0) }
@@ -90,5 +97,19 @@ final class ClosingOnceServer: @unchecked Sendable {
         let writer = ClickHouseClient(host: "127.0.0.1:\(other.port)", user: nil, password: nil, timeoutSeconds: 10)
         await #expect(throws: (any Error).self) { try await writer.command("INSERT INTO t VALUES (1)") }
         #expect(other.connectionCount == 1, "a write is never sent twice by the client")
+    }
+
+    /// An answer cut off on the way is "not now" (503, retry), not a 400 saying it was too large:
+    /// a client told 400 drops its batch.
+    @Test func anAnswerCutOffIsUnavailable() async throws {
+        let server = try ClosingOnceServer(cutsAnswers: true)
+        defer { server.stop() }
+        let client = ClickHouseClient(host: "127.0.0.1:\(server.port)", user: nil, password: nil, timeoutSeconds: 10)
+        do {
+            _ = try await client.rows("SELECT 1")
+            Issue.record("answered")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .unavailable, "\(e)")
+        }
     }
 }
