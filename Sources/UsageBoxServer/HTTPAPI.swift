@@ -3,6 +3,7 @@ import Foundation
 public import Hummingbird
 public import Logging
 public import Metering
+import NIOCore
 public import ReconCore
 
 /// The composition of the HTTP API: one router over a meter store and a key store.
@@ -216,6 +217,8 @@ public struct HTTPAPI: Sendable {
         let limit = invoice ? (json ? limits.maxInvoiceBytes / 3 * 4 + (1 << 20) : limits.maxInvoiceBytes) : Self.maxBodyBytes
         do {
             return try await request.collectBody(upTo: limit)
+        } catch let error where !(error is NIOTooManyBytesError) {
+            throw Self.bodyCutOff(error)
         } catch {
             throw UsageBoxError(
                 .payloadTooLarge,
@@ -271,12 +274,20 @@ public struct HTTPAPI: Sendable {
         return out
     }
 
+    /// A body that ended before its declared length (the client closed mid-body) was answered
+    /// "larger than 16 MiB"; nothing of it is read.
+    static func bodyCutOff(_ error: any Error) -> UsageBoxError {
+        UsageBoxError.invalidArgument("the body ended before its declared length (the connection closed mid-body); nothing was read", field: "body")
+    }
+
     func jsonBody(_ request: Request) async throws -> JSONValue {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: Self.maxBodyBytes)
-        } catch {
+        } catch is NIOTooManyBytesError {
             throw UsageBoxError(.payloadTooLarge, "the body is larger than 16 MiB")
+        } catch {
+            throw Self.bodyCutOff(error)
         }
         do {
             return try buffer.withUnsafeReadableBytes { try JSONParser.parse(bytes: $0.bindMemory(to: UInt8.self)) }

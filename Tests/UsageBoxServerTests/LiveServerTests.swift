@@ -317,6 +317,30 @@ import UsageBoxTesting
         #expect(try JSONParser.parse(stored.stdout)["rows"] == .array([.array([.int(0)])]), "\(stored.stdout)")
     }
 
+    /// A body that ends before its declared length (the client half-closes mid-body) is a 400
+    /// saying so, not a 413 "larger than 16 MiB" (an outside tester's 3 KB of a declared 6.5 KB).
+    @Test func aBodyCutOffMidWayIsNamedSo() throws {
+        let server = try Server(withDemoData: false)
+        let port = try #require(URL(string: server.url)?.port)
+        let fd = try Self.connect(port: port)
+        defer { close(fd) }
+        let part = #"{"events":[{"event_id":"cut","account_id":"a","meter_id":"m","quantity":1,"#
+        let request =
+            "POST /v1/usage/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Server.key)\r\nContent-Type: application/json\r\n"
+            + "Content-Length: 6500\r\n\r\n" + part
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        shutdown(fd, Int32(SHUT_WR))
+        var answer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n <= 0 { break }
+            answer += chunk[0..<n]
+        }
+        let text = String(decoding: answer, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 400") && text.contains("ended before its declared length"), "\(text)")
+    }
+
     /// Events of 32 long dimensions (≈ 49 KB each as JSON): the CLI sent 10,000 at a time, a
     /// body past the server's 16 MiB, and `ingest --server` stopped at "413". Requests are split
     /// under the body limit; a malformed line between them keeps its line number.
