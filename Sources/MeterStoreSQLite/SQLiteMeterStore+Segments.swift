@@ -136,8 +136,13 @@ extension SQLiteMeterStore {
                 db, sql: "SELECT account_id FROM segment WHERE id = ? AND sealed_at IS NULL",
                 arguments: [segmentID])
         else { return }
-        let previous = try previousSealedHash(db, account: account, before: segmentID)
         let stored = try Int64.fetchOne(db, sql: "SELECT event_count FROM segment WHERE id = ?", arguments: [segmentID]) ?? -1
+        // A segment that took no events (a batch of duplicates only) stays open for the next: sealed,
+        // it was a link of the chain that no verify reads (it spans no time) and stayed pending.
+        if stored == 0, try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM event WHERE segment_id = ?)", arguments: [segmentID])! {
+            return
+        }
+        let previous = try previousSealedHash(db, account: account, before: segmentID)
         var running = ctx.digests[segmentID]
         if running == nil, !ctx.unknownDigests.contains(segmentID) { running = digestCache.take(segmentID) }
         let d: SegmentDigest

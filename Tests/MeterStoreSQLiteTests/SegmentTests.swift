@@ -16,6 +16,23 @@ import UsageBoxTesting
         #expect(try await store.verify(VerifyRequest(account: "acct_1", range: Fixture.may)).ok)
     }
 
+    /// The same file ingested twice (every event a duplicate the second time) seals no empty
+    /// segment: one was sealed, spanning no time, so no verify read it, it stayed pending, and the
+    /// chain head named a segment explain did not list.
+    @Test func aBatchOfDuplicatesSealsNoEmptySegment() async throws {
+        let store = try SQLiteMeterStore(location: .newMemory())
+        let events = (0..<3).map { Fixture.event("e\($0)", quantity: 1) }
+        _ = try await store.ingest(events)
+        try await store.sealOpenSegments()
+        _ = try await store.ingest(events)
+        try await store.sealOpenSegments()
+        #expect(try await store.verify(VerifyRequest(account: "acct_1", range: Fixture.may, mode: .deep)).ok)
+        let explain = try await store.explain(account: "acct_1", range: Fixture.may)
+        #expect(explain.segments.filter { $0.sealedAt != nil }.map(\.events) == [3])
+        #expect(explain.chainHead == explain.segments.first?.sha256)
+        #expect(explain.integrity?.sealed == 1 && explain.integrity?.pending == 0, "\(String(describing: explain.integrity))")
+    }
+
     /// A segment's per-key statistics are gathered a run of same-hour events at a time; a batch that
     /// seals segments part-way, with accounts, models and hours interleaved, must still record each
     /// sealed segment's statistics exactly (deep verify re-derives them from the stored events).
