@@ -265,7 +265,7 @@ extension UsageBoxCommand {
 
         struct Scaffold: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Write a new vendor plugin into a UsageBox checkout: folder, rate card, Package.swift target, registry line.")
+                abstract: "Write a new vendor plugin into a UsageBox checkout: folder (Package.swift makes it a target), rate card, registry line.")
             @Argument(help: "The vendor's name, e.g. Acme.") var name: String
             @Option(name: .customLong("package-root"), help: "The UsageBox checkout (default: the working directory).") var packageRoot = "."
 

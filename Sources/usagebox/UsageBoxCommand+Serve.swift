@@ -114,7 +114,7 @@ extension UsageBoxCommand {
         struct Create: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Create a key and print its secret once.")
             @OptionGroup var location: LocalStoreOptions
-            @Option(help: "The account the key is for (optional for admin keys).") var account: String?
+            @Option(help: "The account the key is for (reader and writer keys; an admin key has none: it sees every account).") var account: String?
             @Option(help: "What the key may do.") var role: KeyRole = .reader
             @Flag(help: "Print {key_id, secret, account_id, role}.") var json = false
 
