@@ -155,7 +155,7 @@ extension ClickHouseMeterStore {
             """)
         let segments = segs.map { r in
             ExplainReport.SegmentInfo(
-                segmentID: String(r[0].chInt ?? 0), firstTimestamp: r[1].chInt.map(Timestamp.init(microseconds:)),
+                segmentID: ExplainReport.SegmentInfo.name(r[0].chInt ?? 0), firstTimestamp: r[1].chInt.map(Timestamp.init(microseconds:)),
                 lastTimestamp: r[2].chInt.map(Timestamp.init(microseconds:)), events: r[3].chInt ?? 0, sum: r[4].chInt ?? 0,
                 sha256: r[5].chString, sealedAt: r[6].chInt.map(Timestamp.init(microseconds:)))
         }

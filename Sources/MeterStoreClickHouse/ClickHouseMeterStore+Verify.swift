@@ -98,7 +98,7 @@ extension ClickHouseMeterStore {
                 reason = try await rehash(req.account, seg, previous: previous)
                 if seg.sealedAt != nil { try await recordCheck(req.account, seg.id, reason) }
             }
-            if let reason { corrupt.append(.init(segmentID: String(seg.id), reason: reason)) }
+            if let reason { corrupt.append(.init(segmentID: ExplainReport.SegmentInfo.name(seg.id), reason: reason)) }
         }
         // Rollups against raw events, per rollup key and hour, and per key and day. A cell's
         // dimensions come back only where its two sides differ (a mismatch names them): every

@@ -194,10 +194,7 @@ extension SQLiteMeterStore {
         }
     }
 
-    static func segmentName(_ id: Int64) -> String {
-        let s = String(id)
-        return "seg_" + String(repeating: "0", count: max(0, 8 - s.count)) + s
-    }
+    static func segmentName(_ id: Int64) -> String { ExplainReport.SegmentInfo.name(id) }
 
     public func closePeriod(account: String, period: String) async throws -> PeriodRecord {
         try PeriodRecord.validateClosable(period, now: clock())

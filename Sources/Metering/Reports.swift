@@ -140,6 +140,11 @@ public struct ExplainReport: Sendable, Hashable {
     }
 
     public struct SegmentInfo: Sendable, Hashable {
+        /// How every store names a segment in answers: `seg_` and its number, eight digits at least.
+        public static func name(_ id: some BinaryInteger) -> String {
+            let s = String(id)
+            return "seg_" + String(repeating: "0", count: max(0, 8 - s.count)) + s
+        }
         public var segmentID: String
         public var firstTimestamp: Timestamp?
         public var lastTimestamp: Timestamp?

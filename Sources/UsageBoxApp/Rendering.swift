@@ -1,3 +1,4 @@
+import ExactJSON
 public import Metering
 
 /// Human-readable forms of the store's answers; `--json` prints `jsonValue` instead.
@@ -124,7 +125,7 @@ public enum Rendering {
                 case .null: return "NULL"
                 case let .string(s): return s
                 case let .number(n): return n
-                default: return "\(v)"
+                default: return JSONWriter.write(v)  // arrays and objects (ClickHouse's Array, Tuple) as JSON
                 }
             }
         }

@@ -198,6 +198,10 @@ public enum MeterStoreConformance {
             let explain = try await store.explain(account: "acct_1", range: F.may)
             try expectEqual(explain.corrections.map(\.postClose), [true], "post_close")
             try expectEqual(explain.totals.net, 70, "net")
+            // Segments are named alike on every store (ClickHouse said "1" where SQLite said "seg_00000001").
+            try expect(
+                !explain.segments.isEmpty && explain.segments.allSatisfy { $0.segmentID.hasPrefix("seg_") && $0.segmentID.count >= 12 },
+                "segment names: \(explain.segments.map(\.segmentID))")
             let periods = try await store.periods(account: "acct_1")
             try expectEqual(periods.map(\.period), ["2026-05"], "periods")
             try await expectThrows(.invalidArgument, field: "period") { _ = try await store.closePeriod(account: "acct_1", period: "2026-13") }
