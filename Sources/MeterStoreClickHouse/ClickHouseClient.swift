@@ -209,7 +209,8 @@ struct ClickHouseClient: Sendable {
         do {
             answer = try await response.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
-            throw UsageBoxError.invalidArgument("the answer is larger than \(limit >> 20) MiB; narrow the query", field: "sql")
+            throw UsageBoxError.invalidArgument(
+                "the answer is larger than \(limit >> 20) MiB; narrow the query (a shorter range, fewer dimensions in group_by or the filters)")
         } catch {
             // An answer cut off on the way (ClickHouse or the network closed the connection) is
             // "not now", to retry: as a 400 it told a client to drop its batch.

@@ -171,6 +171,8 @@ extension ClickHouseMeterStore: KeyStore {
                 }
                 return answer
             }
+        } catch let e as UsageBoxError where e.code == .invalidArgument && e.field == nil {
+            throw UsageBoxError.invalidArgument(e.message, field: "sql")  // an answer past its bound
         } catch let e as ClickHouseError {
             if let notNow = Self.storeError(e) { throw notNow }
             if e.code == 159 { throw UsageBoxError(.timeout, "the query was stopped after its time limit (\(limit) s)", field: "sql") }

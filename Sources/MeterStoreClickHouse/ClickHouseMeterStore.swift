@@ -210,10 +210,13 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     }
 
     /// Runs a query, turning ClickHouse's own errors into the store's.
-    func rows(_ sql: String, settings: [String: String] = [:], shardsRead: Bool = true, wholeFirstHost: Bool = false) async throws -> [[JSONValue]] {
+    func rows(
+        _ sql: String, settings: [String: String] = [:], limit: Int = 256 << 20, shardsRead: Bool = true, wholeFirstHost: Bool = false
+    ) async throws -> [[JSONValue]] {
         do {
             return try await read(
-                sql, settings: ["max_query_size": "67108864"].merging(settings) { $1 }, shardsRead: shardsRead, wholeFirstHost: wholeFirstHost
+                sql, settings: ["max_query_size": "67108864"].merging(settings) { $1 }, limit: limit, shardsRead: shardsRead,
+                wholeFirstHost: wholeFirstHost
             ).rows
         } catch let e as ClickHouseError {
             throw Self.storeError(e) ?? UsageBoxError(.internal, "ClickHouse: \(e.message)")
