@@ -114,7 +114,14 @@ struct ClickHouseClient: Sendable {
     /// Settings every statement sends (a statement's own win).
     let defaults: [String: String]
 
-    init(host: String, user: String?, password: String?, timeoutSeconds: Int64 = 300, defaults: [String: String] = [:]) {
+    /// The longest a read (`idempotent`) waits for ClickHouse's answer; writes wait `timeout`.
+    let readTimeout: TimeAmount
+
+    init(
+        host: String, user: String?, password: String?, timeoutSeconds: Int64 = 300, readTimeoutSeconds: Int64 = 30,
+        defaults: [String: String] = [:]
+    ) {
+        self.readTimeout = .seconds(readTimeoutSeconds)
         self.host = host
         self.user = user
         self.password = password
@@ -167,6 +174,7 @@ struct ClickHouseClient: Sendable {
         return false
     }
 
+
     /// Runs a statement; the answer's body, at most `limit` bytes. A statement that is safe to
     /// repeat (`idempotent`: reads) is sent once more when its connection was closed under it.
     func execute(
@@ -197,7 +205,9 @@ struct ClickHouseClient: Sendable {
         var response: HTTPClientResponse?
         for attempt in 0..<2 where response == nil {
             do {
-                response = try await Self.http.execute(request, timeout: timeout)
+                // A read is given at most `readTimeout`: a ClickHouse that takes connections and
+                // never answers held each request for the whole 300 s.
+                response = try await Self.http.execute(request, timeout: idempotent ? min(timeout, readTimeout) : timeout)
             } catch {
                 guard idempotent, attempt == 0, Self.isClosedConnection(error) else {
                     throw UsageBoxError.unavailable(Self.unreachable + "\(host): \(error)")

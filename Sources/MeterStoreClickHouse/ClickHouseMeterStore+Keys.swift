@@ -166,7 +166,8 @@ extension ClickHouseMeterStore: KeyStore {
                 }
                 defer { group.cancelAll() }
                 guard let first = try await group.next(), let answer = first else {
-                    try? await self.client.command("KILL QUERY WHERE query_id = \(ClickHouseClient.quote(queryID)) ASYNC")
+                    // Not awaited: a ClickHouse that answers nothing would hold this answer too.
+                    Task { [client = self.client] in try? await client.command("KILL QUERY WHERE query_id = \(ClickHouseClient.quote(queryID)) ASYNC") }
                     throw UsageBoxError(.timeout, "the query was stopped after its time limit (\(limit) s)", field: "sql")
                 }
                 return answer

@@ -19,9 +19,12 @@ final class ClosingOnceServer: @unchecked Sendable {
     var connectionCount: Int { lock.withLock { connections } }
     /// Answers every request with a body cut off after a few of its declared bytes.
     let cutsAnswers: Bool
+    /// Answers nothing, holding every connection open.
+    let silent: Bool
 
-    init(cutsAnswers: Bool = false) throws {
+    init(cutsAnswers: Bool = false, silent: Bool = false) throws {
         self.cutsAnswers = cutsAnswers
+        self.silent = silent
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -46,6 +49,7 @@ final class ClosingOnceServer: @unchecked Sendable {
                 return connections
             }
             Self.readRequest(client)
+            if silent { continue }  // the connection stays open, unanswered
             if cutsAnswers {
                 let answer = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"meta\":["
                 _ = answer.withCString { send(client, $0, strlen($0), 0) }
@@ -101,6 +105,22 @@ final class ClosingOnceServer: @unchecked Sendable {
 
     /// An answer cut off on the way is "not now" (503, retry), not a 400 saying it was too large:
     /// a client told 400 drops its batch.
+    /// A ClickHouse that takes connections and never answers: a read is given up after the read
+    /// timeout (30 s by default; it held every request for 300 s), as unavailable.
+    @Test func aReadUnansweredIsGivenUp() async throws {
+        let server = try ClosingOnceServer(silent: true)
+        defer { server.stop() }
+        let client = ClickHouseClient(host: "127.0.0.1:\(server.port)", user: nil, password: nil, timeoutSeconds: 60, readTimeoutSeconds: 1)
+        let start = ContinuousClock.now
+        do {
+            _ = try await client.rows("SELECT 1")
+            Issue.record("answered")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .unavailable, "\(e)")
+        }
+        #expect(ContinuousClock.now - start < .seconds(20))
+    }
+
     @Test func anAnswerCutOffIsUnavailable() async throws {
         let server = try ClosingOnceServer(cutsAnswers: true)
         defer { server.stop() }
