@@ -174,7 +174,6 @@ struct ClickHouseClient: Sendable {
         return false
     }
 
-
     /// Runs a statement; the answer's body, at most `limit` bytes. A statement that is safe to
     /// repeat (`idempotent`: reads) is sent once more when its connection was closed under it.
     func execute(

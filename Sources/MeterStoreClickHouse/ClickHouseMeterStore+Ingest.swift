@@ -438,9 +438,12 @@ extension ClickHouseMeterStore {
             }
             responses.append(response)
         }
-        sent = accepted
-        try await insertEvents(body, count: accepted.count)
         if !newMeters.isEmpty {
+            // A new meter's unit is recorded before its events, then read back: two owners of
+            // other accounts that both saw the meter new (two `--peers` places at once) each
+            // accepted their own unit, and the meter summed both. Of two that both recorded
+            // one, at least one sees the other's and neither writes: the batch is 503, and on the
+            // retry the meter has one unit (the newest row's) that every owner checks against.
             var meterRows: [JSONValue] = []
             for (id, unit) in newMeters.sorted(by: { $0.key < $1.key }) {
                 meterRows.append(
@@ -448,11 +451,28 @@ extension ClickHouseMeterStore {
                         ("meter_id", .string(id)), ("unit", unit.map(JSONValue.string) ?? .null),
                         ("rollup_dimensions", .null), ("version", .int(Int64(await nextVersion()))),
                     ]))
-                meters[id] = unit
             }
             try await insert("meters", meterRows)
+            let withUnits = newMeters.compactMap { id, unit in unit.map { (id, $0) } }.sorted { $0.0 < $1.0 }
+            if !withUnits.isEmpty {
+                try await insert(
+                    "meter_unit_claims",
+                    withUnits.map { .object([("meter_id", .string($0.0)), ("unit", .string($0.1)), ("claimed_at", .int(now))]) })
+                let clashes = try await rows(
+                    """
+                    SELECT meter_id FROM \(t("meter_unit_claims")) WHERE meter_id IN (\(ClickHouseClient.list(withUnits.map(\.0))))
+                    GROUP BY meter_id HAVING uniqExact(unit) > 1
+                    """)
+                if let clash = clashes.first?.first?.chString {
+                    await writer.setMeterUnits(nil)
+                    throw UsageBoxError.unavailable("meter \(clash) was given two units at once by two writers; retry: it now counts one of them")
+                }
+            }
+            for (id, unit) in newMeters { meters[id] = unit }
             await writer.addMeterUnits(newMeters)
         }
+        sent = accepted
+        try await insertEvents(body, count: accepted.count)
         try await persist(states)
         await writer.dropEventIDs(over: heldEventIDs, keeping: Set(accounts))
         return responses

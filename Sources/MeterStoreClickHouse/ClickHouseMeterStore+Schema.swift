@@ -133,6 +133,19 @@ enum ClickHouseSchema {
             ]
             return step
         },
+        // A new meter's unit, claimed by every writer that records one: a plain MergeTree, so no
+        // merge drops a claim (the meters table's ReplacingMergeTree may merge two owners' rows
+        // into the newest before either has read them back).
+        Migration(version: 3, name: "meter unit claims") { n in
+            var step = Step()
+            step.firstHost = [
+                """
+                CREATE TABLE IF NOT EXISTS \(n.table("meter_unit_claims")) (meter_id String, unit String, claimed_at Int64)
+                ENGINE = \(n.engine("MergeTree", "meter_unit_claims")) ORDER BY meter_id
+                """
+            ]
+            return step
+        },
     ]
 
     static var latest: Int { migrations.map(\.version).max() ?? 0 }

@@ -248,6 +248,27 @@ struct ClickHouseIngestTests {
         }
     }
 
+    /// A new meter's first events, in two units, sent at once to the owners of two accounts (two
+    /// places of one `--peers` split): never both accepted (10 of 10 tries were, and the meter
+    /// summed tokens and requests). One is, or neither (503, retry); then one unit holds.
+    @Test func aNewMeterTakesOneUnitWhenTwoOwnersSeeItAtOnce() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        let a = try ClickHouseMeterStore(location: store.location, owns: { _ in true }, slot: WriterSlot(of: 2, node: 0))
+        let b = try ClickHouseMeterStore(location: store.location, owns: { _ in true }, slot: WriterSlot(of: 2, node: 1))
+        for round in 0..<6 {
+            let meter = "new\(round)"
+            async let first = try? a.ingest([F.event("x\(round)", account: "acct_a", meter: meter, quantity: 1, unit: "tokens")])
+            async let second = try? b.ingest([F.event("y\(round)", account: "acct_b", meter: meter, quantity: 1, unit: "requests")])
+            let (ra, rb) = await (first, second)
+            #expect((ra?.accepted ?? 0) + (rb?.accepted ?? 0) <= 1, "round \(round): \(String(describing: ra)) \(String(describing: rb))")
+            let units = try await store.shards[0].rows(
+                "SELECT count(DISTINCT unit) FROM \(store.location.database).events WHERE meter_id = '\(meter)'"
+            ).rows.first?.first?.chInt
+            #expect((units ?? 0) <= 1, "round \(round)")
+        }
+    }
+
     /// SQL's time limit holds even where ClickHouse checks it only between blocks (eight sleep(3)
     /// in one row answered after 24 s): the query is killed past the limit and a second, and the
     /// answer is `timeout`, not `invalid_argument`.
