@@ -12,7 +12,13 @@ enum ClickHouseUnderTest {
     /// `clickhouse://host:port[,host:port]/?cluster=NAME`: the database part is chosen per check.
     static let url = ProcessInfo.processInfo.environment["USAGEBOX_CLICKHOUSE_URL"]
 
-    static func fresh(segmentMaxEvents: Int64 = 100_000) async throws -> (ClickHouseMeterStore, drop: @Sendable () async -> Void) {
+    /// A store on a new database. `slot`: its place, as the writer lease compares it (a test that
+    /// plays two writers of one account gives them two places of one split).
+    static func fresh(
+        segmentMaxEvents: Int64 = 100_000, slot: WriterSlot = .alone
+    ) async throws -> (
+        ClickHouseMeterStore, drop: @Sendable () async -> Void
+    ) {
         guard let url else { throw CocoaError(.featureUnsupported) }
         let name = "ubtest_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
         var base = url
@@ -23,7 +29,7 @@ enum ClickHouseUnderTest {
         }
         while base.hasSuffix("/") { base.removeLast() }
         let location = try ClickHouseLocation(url: "\(base)/\(name)\(query)")
-        let store = try ClickHouseMeterStore(location: location, segmentMaxEvents: segmentMaxEvents)
+        let store = try ClickHouseMeterStore(location: location, segmentMaxEvents: segmentMaxEvents, slot: slot)
         try await store.migrate()
         return (store, { try? await store.dropDatabase() })
     }

@@ -451,16 +451,17 @@ struct ClickHouseIngestTests {
     }
 
     /// On one server's replicas (not a cluster): a fresh store, the same store opened with its
-    /// hosts reversed (writing through the replica), and the drop; nil on any other layout.
+    /// hosts reversed (writing through the replica), and the drop; nil on any other layout. The
+    /// two write the same account, so they hold two places of one split (the writer lease).
     static func oneServersReplicas() async throws -> (ClickHouseMeterStore, ClickHouseMeterStore, @Sendable () async -> Void)? {
-        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        let (store, drop) = try await ClickHouseUnderTest.fresh(slot: WriterSlot(of: 2, node: 0))
         guard store.location.replicated, store.location.cluster == nil, store.shards.count > 1 else {
             await drop()
             return nil
         }
         var reversed = store.location
         reversed.hosts.reverse()
-        return (store, try ClickHouseMeterStore(location: reversed), drop)
+        return (store, try ClickHouseMeterStore(location: reversed, slot: WriterSlot(of: 2, node: 1)), drop)
     }
 
     /// A first host lacking a part its replica recorded (a server restarted after a crash,
@@ -556,25 +557,26 @@ struct ClickHouseIngestTests {
         // Meters' units likewise: a unit set in a part the first host lacks would let another
         // unit into the meter (tokens and requests summed as one).
         try await bothWhole()
+        // (A meter whose events carry no unit, so its unit may still be set.)
         let june = "2026-06-02T00:00:00Z"
-        _ = try await ingestRetrying([F.event("j1", quantity: 1, at: june)])
+        _ = try await ingestRetrying([F.event("j1", meter: "calls", quantity: 1, unit: nil, at: june)])
         try await bothWhole()
         let meters = "\(store.location.database).meters"
         try await store.shards[0].command("SYSTEM STOP REPLICATION QUEUES \(meters)")
-        _ = try await Self.retryingUnavailable { try await throughReplica.setMeter("tokens", unit: "requests", rollupDimensions: nil) }
+        _ = try await Self.retryingUnavailable { try await throughReplica.setMeter("calls", unit: "requests", rollupDimensions: nil) }
         try await Task.sleep(for: ClickHouseMeterStore.catalogMaxAge + .milliseconds(100))
         try await Self.expectUnavailable("took tokens into a meter whose unit, in a part the first host lacks, is requests", saying: "lacks") {
-            _ = try await store.ingest([F.event("j2", quantity: 1, at: june)])
+            _ = try await store.ingest([F.event("j2", meter: "calls", quantity: 1, at: june)])
         }
         // A change that leaves the unit out keeps the stored one: not read from that first host,
         // which would write the meter back with no unit.
         try await Self.expectUnavailable("kept a meter's unit read from a first host lacking it", saying: "lacks") {
-            _ = try await store.setMeter("tokens", unit: nil, rollupDimensions: ["region"])
+            _ = try await store.setMeter("calls", unit: nil, rollupDimensions: ["region"])
         }
         try await store.shards[0].command("SYSTEM START REPLICATION QUEUES \(meters)")
-        let mismatched = try await ingestRetrying([F.event("j2", quantity: 1, at: june)])
+        let mismatched = try await ingestRetrying([F.event("j2", meter: "calls", quantity: 1, at: june)])
         #expect(mismatched.errors.map(\.code) == ["unit_mismatch"] && mismatched.accepted == 0, "\(mismatched)")
-        let kept = try await Self.retryingUnavailable { try await store.setMeter("tokens", unit: nil, rollupDimensions: ["region"]) }
+        let kept = try await Self.retryingUnavailable { try await store.setMeter("calls", unit: nil, rollupDimensions: ["region"]) }
         #expect(kept.unit == "requests" && kept.rollupDimensions == ["region"], "\(kept)")
     }
 
@@ -674,7 +676,7 @@ struct ClickHouseIngestTests {
     /// down) and the first does not fetch it: the writer reloading the account is 503, then, once
     /// the part is fetched, the id is not stored a second time.
     @Test func aShardReplicaLackingPartsDecidesNothing() async throws {
-        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        let (store, drop) = try await ClickHouseUnderTest.fresh(slot: WriterSlot(of: 2, node: 0))
         defer { Task { await drop() } }
         guard store.location.replicated, store.location.cluster != nil else { return }
         _ = try await store.ingest([F.event("e0", quantity: 3)])
@@ -730,7 +732,7 @@ struct ClickHouseIngestTests {
         // second lacks and the first holds is found, and the id is not stored twice.
         var reordered = store.location
         reordered.hosts = [reordered.hosts[second]] + reordered.hosts.enumerated().filter { $0.offset != second }.map(\.element)
-        let throughSecond = try ClickHouseMeterStore(location: reordered)
+        let throughSecond = try ClickHouseMeterStore(location: reordered, slot: WriterSlot(of: 2, node: 1))
         try await store.shards[second].command("SYSTEM STOP REPLICATION QUEUES \(local)")
         try await store.shards[first].command(
             """
