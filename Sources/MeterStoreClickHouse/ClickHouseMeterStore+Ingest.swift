@@ -34,7 +34,23 @@ extension ClickHouseMeterStore {
         for r in try await rows("SELECT meter_id, argMax(unit, version) FROM \(t("meters")) GROUP BY meter_id") {
             if let id = r[0].chString { out[id] = r[1].chString }
         }
+        for (id, unit) in try await unitsOfClashedMeters() { out[id] = unit }
         await writer.setMeterUnits(out)
+        return out
+    }
+
+    /// Meters two writers gave two units at once: the unit their stored events carry. The writer
+    /// that read its claim back alone went on and stored its events; the other answered 503, and
+    /// its retry must not take the newest `meters` row's unit (its own, perhaps) for the meter's.
+    func unitsOfClashedMeters() async throws -> [String: String] {
+        var out: [String: String] = [:]
+        let clashed = try await rows("SELECT meter_id FROM \(t("meter_unit_claims")) GROUP BY meter_id HAVING uniqExact(unit) > 1")
+        for r in clashed {
+            guard let id = r[0].chString else { continue }
+            let stored = try await rows(
+                "SELECT unit FROM \(t("events")) WHERE meter_id = \(ClickHouseClient.quote(id)) AND isNotNull(unit) LIMIT 1")
+            if let unit = stored.first?.first?.chString { out[id] = unit }
+        }
         return out
     }
 
@@ -127,7 +143,12 @@ extension ClickHouseMeterStore {
                 try? await Task.sleep(for: wait)
                 wait = min(wait * 2, .seconds(60))
                 guard let store = self else { return }
-                _ = try? await store.writer.exclusive { try await store.settleRollupsBeforeWriting(counted: false) }
+                // Only while this process holds the writer lease: another holder settles the
+                // same last writes when it takes it, and both adding a shortfall counts it twice.
+                _ = try? await store.writer.exclusive {
+                    guard (try? await store.holdWriterLease()) == true else { return }
+                    try await store.settleRollupsBeforeWriting(counted: false)
+                }
                 if await store.writer.endRetryIfSettled() { return }
             }
         }
@@ -442,8 +463,9 @@ extension ClickHouseMeterStore {
             // A new meter's unit is recorded before its events, then read back: two owners of
             // other accounts that both saw the meter new (two `--peers` places at once) each
             // accepted their own unit, and the meter summed both. Of two that both recorded
-            // one, at least one sees the other's and neither writes: the batch is 503, and on the
-            // retry the meter has one unit (the newest row's) that every owner checks against.
+            // one, at least one sees the other's and writes nothing: its batch is 503, and on the
+            // retry the meter's unit is the one its stored events carry (`unitsOfClashedMeters`).
+            try await confirmWriterLease()
             var meterRows: [JSONValue] = []
             for (id, unit) in newMeters.sorted(by: { $0.key < $1.key }) {
                 meterRows.append(
@@ -529,6 +551,7 @@ extension ClickHouseMeterStore {
     /// Inserts the accepted events of a batch in one statement (one part: all or nothing).
     func insertEvents(_ body: [UInt8], count: Int) async throws {
         guard count > 0 else { return }
+        try await confirmWriterLease()
         do {
             _ = try await client.execute(
                 "INSERT INTO \(t("events")) FORMAT JSONEachRow", settings: insertSettings.merging(["query_id": insertQueryID]) { $1 },
@@ -540,6 +563,7 @@ extension ClickHouseMeterStore {
 
     /// Writes the accounts' open segments (count, sum, time range, running hash) and remembers them.
     func persist(_ states: [String: ClickHouseAccountState]) async throws {
+        try await confirmWriterLease()
         var segmentRows: [JSONValue] = []
         for (account, state) in states.sorted(by: { $0.key < $1.key }) {
             if let open = state.open {
@@ -629,6 +653,7 @@ extension ClickHouseMeterStore {
     /// Seals an account's open segment: its events re-read in ingest order, hashed and chained.
     func seal(_ account: String, _ state: ClickHouseAccountState, now: Int64) async throws -> ClickHouseAccountState {
         guard let open = state.open else { return state }
+        try await confirmWriterLease()
         var next = state
         try await checkFirstHostWhole()  // the seal hashes the stored events: all of them
         let d = try await digest(account, segment: open.id, previous: state.chainHead)
@@ -663,7 +688,10 @@ extension ClickHouseMeterStore {
             // out of the hash. The segments stay open for the next server to seal. So do they
             // when this process does not hold the writer lease (it wrote nothing, or another
             // process writes these accounts now); it gives the lease up once sealed.
-            guard await !self.writer.anythingToSettle, try await self.holdWriterLease(acquire: false) else { return }
+            // A process that wrote and let its lease lapse (a last batch that took long) takes it
+            // again to seal, if no other holds it: `ingest` always leaves its segments sealed.
+            let wrote = await self.writer.leaseTakenAt != nil
+            guard await !self.writer.anythingToSettle, (try? await self.holdWriterLease(acquire: wrote)) == true else { return }
             let now = self.clock().microseconds
             for account in try await self.openSegmentAccounts() where self.owns(account) {
                 let state = try await self.accountState(account)

@@ -5,18 +5,17 @@ extension ClickHouseMeterStore {
     /// The kept dimensions of each meter that has a setting (nil: every dimension).
     func meterConfigs() async throws -> [String: (unit: String?, keeps: Set<String>?)] {
         var out: [String: (unit: String?, keeps: Set<String>?)] = [:]
-        // ClickHouse's aggregates skip NULL: `argMax(rollup_dimensions, version)` read past the
-        // newest row's NULL (every dimension) to an older list. A tuple is never NULL.
+        // ClickHouse's aggregates skip NULL, which is what is wanted here: ingest records a new
+        // meter's unit in a row whose rollup_dimensions is NULL, and that must not undo a setting.
+        // "Every dimension", once set, is stored as `*` (a NULL was read past, to the older list).
         for r in try await rows(
-            """
-            SELECT meter_id, tupleElement(argMax(tuple(unit, rollup_dimensions), version), 1),
-                   tupleElement(argMax(tuple(unit, rollup_dimensions), version), 2)
-            FROM \(t("meters")) GROUP BY meter_id
-            """, shardsRead: false)
+            "SELECT meter_id, argMax(unit, version), argMax(rollup_dimensions, version) FROM \(t("meters")) GROUP BY meter_id",
+            shardsRead: false)
         {
             guard let id = r[0].chString else { continue }
-            out[id] = (r[1].chString, r[2].chString.map { Set(Self.decodeNameList($0)) })
+            out[id] = (r[1].chString, r[2].chString.flatMap { $0 == KeptDimensionsChange.every ? nil : Set(Self.decodeNameList($0)) })
         }
+        for (id, unit) in try await unitsOfClashedMeters() { out[id]?.unit = unit }
         return out
     }
 
@@ -268,7 +267,10 @@ extension ClickHouseMeterStore {
                 [
                     .object([
                         ("meter_id", .string(meterID)), ("unit", newUnit.map(JSONValue.string) ?? .null),
-                        ("rollup_dimensions", keeps.map { .string(JSONWriter.write(.array($0.map(JSONValue.string)))) } ?? .null),
+                        (
+                            "rollup_dimensions",
+                            .string(keeps.map { JSONWriter.write(.array($0.map(JSONValue.string))) } ?? KeptDimensionsChange.every)
+                        ),
                         ("version", .number(String(await self.nextVersion()))),
                     ])
                 ])

@@ -70,6 +70,21 @@ extension ClickHouseMeterStore {
         return true
     }
 
+    /// Just before a statement that stores: the lease is still held (renewed if due), or the write
+    /// stops with a 503. Checked only at a write's start, a write that took long (reading ids,
+    /// settling) went on after another process had taken the lease.
+    func confirmWriterLease() async throws {
+        let now = ContinuousClock.now
+        guard let renewed = await writer.leaseRenewedAt, now - renewed < Self.writeWithin else {
+            await writer.setLeaseRenewed(nil)
+            throw UsageBoxError.unavailable("this process's writer lease lapsed during the write (ClickHouse answered slowly); retry")
+        }
+        if now - renewed >= Self.renewEvery {
+            try await registerWriter(released: false)
+            await writer.setLeaseRenewed(now)
+        }
+    }
+
     /// Gives the lease up (a process that stops): another may write at once.
     public func releaseWriterLease() async throws {
         try await writer.exclusive { await self.giveUpWriterLease() }

@@ -39,6 +39,17 @@ enum ClickHouseSQLGuard {
             default: return nil
             }
         }
+        /// Whether the token at `i` can end an expression (so an IN after it is the operator).
+        func endsExpression(_ i: Int) -> Bool {
+            guard i >= 0, i < tokens.count else { return false }
+            if let u = upper(i), u == "NOT" || u == "GLOBAL" { return endsExpression(i - 1) }  // x NOT IN, x GLOBAL IN
+            switch tokens[i] {
+            case .quoted, .string, .number, .symbol(")"), .symbol("]"): return true
+            case let .word(w):
+                return !["SELECT", "WHERE", "AND", "OR", "NOT", "ON", "HAVING", "PREWHERE", "WHEN", "THEN", "ELSE", "BY"].contains(w.uppercased())
+            default: return false
+            }
+        }
         guard let first = upper(0), first == "SELECT" || first == "WITH" else {
             throw refuse("only a SELECT is answered")
         }
@@ -58,7 +69,8 @@ enum ClickHouseSQLGuard {
                 if inFrom.contains(depth) { throw refuse("a FROM lists one table") }
             case let .word(w):
                 let u = w.uppercased()
-                if clauseEnd.contains(u) { inFrom.remove(depth) }
+                // A keyword after AS is an alias (`FROM usage_events AS ALL, api_keys`), not a clause.
+                if clauseEnd.contains(u), i == 0 || upper(i - 1) != "AS" { inFrom.remove(depth) }
                 if u == "FROM" || (u == "JOIN" && (i == 0 || upper(i - 1) != "ARRAY")) {
                     inFrom.insert(depth)
                     if i + 1 < tokens.count, tokens[i + 1] == .symbol("(") { continue }  // a subquery
@@ -68,10 +80,14 @@ enum ClickHouseSQLGuard {
                         throw refuse(
                             "\(u) names '\(name(i + 1).map { String($0.prefix(80)) } ?? "?")' (for a date part, use toDayOfMonth(…), toHour(…) and the like)")
                     }
-                } else if u == "IN", i + 1 < tokens.count, tokens[i + 1] != .symbol("(") {
+                } else if u == "IN", i + 1 < tokens.count,
+                    tokens[i + 1] != .symbol("(") || (name(i + 2) != nil && i + 3 < tokens.count && tokens[i + 3] == .symbol(")"))
+                {
+                    // `x IN t` and `x IN (t)` read table t.
                     throw refuse("IN reads a table; list the values or use a subquery of usage_events")
                 } else if i + 1 < tokens.count, tokens[i + 1] == .symbol("("),
-                    ["JOINGET", "HASCOLUMNINTABLE"].contains(u) || u.hasPrefix("DICT")
+                    ["JOINGET", "HASCOLUMNINTABLE", "NOTIN", "GLOBALIN", "GLOBALNOTIN"].contains(u) || u.hasPrefix("DICT")
+                        || (u == "IN" && !endsExpression(i - 1))  // in(x, t), the function, not `x IN (…)`
                 {
                     throw refuse("\(w) reads another table")
                 }

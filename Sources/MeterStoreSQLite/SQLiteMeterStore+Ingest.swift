@@ -184,6 +184,14 @@ extension SQLiteMeterStore {
         guard var current = account.segment,
             current.count >= segmentMaxEvents || now - current.openedAt >= segmentMaxAge || current.seqBase == nil
         else { return }
+        if current.count == 0, current.seqBase != nil {
+            // Empty (a batch of duplicates opened it): not sealed, so it takes these events,
+            // reopened now. Sealing skipped it and a second open segment broke the one-open index.
+            try db.execute(sql: "UPDATE segment SET opened_at = ? WHERE id = ?", arguments: [now, current.id])
+            current.openedAt = now
+            account.segment = current
+            return
+        }
         try beforeSealing()
         try flush(db, &current)
         ctx.putDigest(account.digest)

@@ -66,6 +66,13 @@ public enum ServerStoreConformance {
             let changed = try await store.setMeter("gpu_seconds", unit: nil, rollupDimensions: ["region", "host"])
             try expectEqual(changed.unit, "seconds", "nil leaves the unit")
             try expectEqual(changed.rollupDimensions, ["host", "region"], "dimensions replaced")
+            // A meter's first event that carries a unit records the unit; the kept dimensions set
+            // before it stay (on ClickHouse, ingest's row read as "every dimension").
+            _ = try await store.setMeter("calls", unit: nil, rollupDimensions: ["region"])
+            _ = try await store.ingest([F.event("c1", meter: "calls", quantity: 1, unit: "requests")])
+            let calls = try await store.meters(scope: .all).first { $0.meterID == "calls" }
+            try expectEqual(calls?.unit, "requests", "unit recorded")
+            try expectEqual(calls?.rollupDimensions, ["region"], "kept dimensions kept")
         },
         ConformanceCheck("the reconciliation log keeps each report, replaces it when applied, and knows no other id") { store in
             let log = try log(store)

@@ -248,6 +248,21 @@ struct ClickHouseIngestTests {
         }
     }
 
+    /// A write that took longer than its lease allows stops before it stores anything (the lease
+    /// was checked only at the write's start, and another process could take it meanwhile).
+    @Test func aWriteStopsWhenItsLeaseLapsedMidway() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.ingest([F.event("l1", quantity: 1)])
+        await store.writer.setLeaseRenewed(.now - .seconds(7))  // as if the write had read for 7 s
+        try await Self.expectUnavailable("stored after its lease lapsed", saying: "lease lapsed") {
+            try await store.writer.exclusive { try await store.insertEvents(Array("{}".utf8), count: 1) }
+        }
+        let stored = try await store.shards[0].rows("SELECT count() FROM \(store.location.database).events").rows.first?.first?.chInt
+        #expect(stored == 1)
+        #expect(try await store.ingest([F.event("l2", quantity: 1)]).accepted == 1, "taken again at the next write")
+    }
+
     /// A new meter's first events, in two units, sent at once to the owners of two accounts (two
     /// places of one `--peers` split): never both accepted (10 of 10 tries were, and the meter
     /// summed tokens and requests). One is, or neither (503, retry); then one unit holds.

@@ -111,6 +111,8 @@ import Testing
     @Test(arguments: [
         "SELECT model_id, SUM(quantity) FROM usage_events GROUP BY model_id",
         "select count() AS events from USAGE_EVENTS where model_id IN ('a', 'b')",
+        "SELECT count() FROM usage_events WHERE (account_id, model_id) IN (('a', 'b')) AND quantity NOT IN (1, 2)",
+        "SELECT * FROM usage_events AS u WHERE u.model_id IN (SELECT model_id FROM usage_events)",
         "WITH 1 AS x SELECT x FROM usage_events",
         "SELECT * FROM (SELECT account_id FROM usage_events) AS t WHERE account_id != 'x'",
         "SELECT a.event_id FROM usage_events AS a ANY LEFT JOIN usage_events AS b USING event_id",
@@ -130,7 +132,9 @@ import Testing
         "SELECT 1 FROM usage_events WHERE 1 IN system.one", "SELECT 1 FROM usage_events WHERE 1 GLOBAL NOT IN api_keys",
         "SELECT joinGet('j', 'v', 1)", "SELECT dictGetString('d', 'a', toUInt64(1))", "SELECT * FROM usage_events JOIN url('http://x', CSV, 'a String')",
         "SELECT * FROM usage_events AS a JOIN api_keys AS b USING key_id", "SELECT 1 FROM usage_events WHERE x = 'open",
-        "SELECT (SELECT max(secret_sha256) FROM api_keys)",
+        "SELECT (SELECT max(secret_sha256) FROM api_keys)", "SELECT * FROM usage_events AS ALL, api_keys",
+        "SELECT * FROM (SELECT 1) AS ON, system.processes", "SELECT 1 FROM usage_events WHERE 1 IN (api_keys)",
+        "SELECT notIn(1, api_keys)", "SELECT globalIn(1, api_keys)",
     ])
     func anythingElseIsRefused(_ sql: String) {
         #expect(throws: UsageBoxError.self, "\(sql)") { try ClickHouseSQLGuard.check(sql) }

@@ -33,6 +33,23 @@ import UsageBoxTesting
         #expect(explain.integrity?.sealed == 1 && explain.integrity?.pending == 0, "\(String(describing: explain.integrity))")
     }
 
+    /// That empty open segment, an hour old when the account's next new event arrives, takes the
+    /// event (reopened) instead of being sealed and replaced: a second open segment broke the
+    /// one-open-segment index and every later batch of the account failed (a reviewer's find).
+    @Test func anEmptySegmentPastItsAgeTakesTheNextEvents() async throws {
+        let clock = Mutex(Timestamp(rfc3339: "2026-05-10T12:00:00Z")!)
+        let store = try SQLiteMeterStore(location: .newMemory(), clock: { clock.withLock { $0 } })
+        _ = try await store.ingest([Fixture.event("e0", quantity: 1)])
+        try await store.sealOpenSegments()
+        _ = try await store.ingest([Fixture.event("e0", quantity: 1)])  // a duplicate: an empty open segment
+        clock.withLock { $0 = Timestamp(microseconds: $0.microseconds + 2 * Timestamp.microsPerHour) }
+        let next = try await store.ingest([Fixture.event("e1", quantity: 2)])
+        #expect(next.accepted == 1)
+        #expect(try await store.ingest([Fixture.event("e2", quantity: 3)]).accepted == 1)
+        try await store.sealOpenSegments()
+        #expect(try await store.verify(VerifyRequest(account: "acct_1", range: Fixture.may, mode: .deep)).ok)
+    }
+
     /// A segment's per-key statistics are gathered a run of same-hour events at a time; a batch that
     /// seals segments part-way, with accounts, models and hours interleaved, must still record each
     /// sealed segment's statistics exactly (deep verify re-derives them from the stored events).
