@@ -90,10 +90,16 @@ public struct ClickHouseLocation: Sendable, Equatable {
     }
 
     /// The URL with its password replaced, for logs and messages.
+    /// Every `password=` value is replaced (a URL may repeat the option; the last one counts).
     public static func redacted(_ url: String) -> String {
-        guard let range = url.range(of: "password=") else { return url }
-        let end = url[range.upperBound...].firstIndex(of: "&") ?? url.endIndex
-        return url.replacingCharacters(in: range.upperBound..<end, with: "***")
+        var out = url
+        var from = out.startIndex
+        while let range = out.range(of: "password=", range: from..<out.endIndex) {
+            let end = out[range.upperBound...].firstIndex(of: "&") ?? out.endIndex
+            out.replaceSubrange(range.upperBound..<end, with: "***")
+            from = out.index(range.upperBound, offsetBy: 3)
+        }
+        return out
     }
 }
 

@@ -82,7 +82,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         client = shards[0]
         replicas = ReplicaChoice(count: shards.count)
         names = ClickHouseSchema.Names(db: location.database, cluster: location.cluster, replicated: location.replicated)
-        insertQueryID = "usagebox-writer-\(location.database)-\(max(slot.of, 1)).\(slot.node)-" + UUID().uuidString.lowercased()
+        insertQueryID = "usagebox-writer-\(location.database)-\(slot.of).\(slot.node)-" + UUID().uuidString.lowercased()
         self.clock = clock
         self.segmentMaxEvents = max(segmentMaxEvents, 1)
         self.segmentMaxAge = segmentMaxAgeSeconds * 1_000_000

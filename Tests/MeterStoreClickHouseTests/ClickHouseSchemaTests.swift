@@ -64,6 +64,7 @@ import Testing
             #expect(throws: UsageBoxError.self, "\(bad)") { try ClickHouseLocation(url: bad) }
         }
         #expect(ClickHouseLocation.redacted("clickhouse://h:1/ub?user=u&password=pw_SECRET&cluster=c") == "clickhouse://h:1/ub?user=u&password=***&cluster=c")
+        #expect(ClickHouseLocation.redacted("clickhouse://h:1/ub?password=a1&password=pw_SECRET") == "clickhouse://h:1/ub?password=***&password=***")
         do {
             _ = try ClickHouseLocation(url: "Clickhouse://h:1/ub?password=pw_SECRET")
         } catch let e as UsageBoxError {
