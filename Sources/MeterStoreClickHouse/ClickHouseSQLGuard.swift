@@ -12,8 +12,9 @@ import Metering
 /// - no IN reads a table (`x IN other`), and no function reads one (`joinGet`, `dictGet…`,
 ///   `hasColumnInTable`); table functions (`url`, `file`, `remote`, `numbers`…) can only follow
 ///   FROM or JOIN, so they are refused there.
-/// A FROM inside an expression (`extract(DAY FROM t)`) is refused too: the message names the
-/// spelling to use instead.
+/// A FROM directly inside `extract(…)` or `substring(…)` (`extract(DAY FROM t)`) reads no table
+/// and passes; any other FROM inside an expression is refused. `;` is refused outside strings
+/// (one statement); inside a string literal it is text.
 enum ClickHouseSQLGuard {
     enum Token: Equatable {
         case word(String)  // an identifier or keyword, as written
@@ -29,7 +30,7 @@ enum ClickHouseSQLGuard {
             UsageBoxError.invalidArgument("\(why); the SQL endpoint answers one SELECT of usage_events", field: "sql")
         }
         func upper(_ i: Int) -> String? {
-            guard i < tokens.count, case let .word(w) = tokens[i] else { return nil }
+            guard i >= 0, i < tokens.count, case let .word(w) = tokens[i] else { return nil }
             return w.uppercased()
         }
         func name(_ i: Int) -> String? {
@@ -59,18 +60,27 @@ enum ClickHouseSQLGuard {
         ]
         var depth = 0
         var inFrom: Set<Int> = []  // depths inside a FROM clause: a comma there lists a second table
+        // For each open parenthesis, whether it opened `extract(` or `substring(`, whose FROM is
+        // SQL's spelling of an argument (`extract(DAY FROM t)`), not a table.
+        var opensPartCall: [Bool] = []
         for (i, token) in tokens.enumerated() {
             switch token {
-            case .symbol("("): depth += 1
+            case .symbol("("):
+                depth += 1
+                opensPartCall.append(upper(i - 1).map { $0 == "EXTRACT" || $0 == "SUBSTRING" } ?? false)
             case .symbol(")"):
                 depth -= 1
+                _ = opensPartCall.popLast()
                 inFrom = inFrom.filter { $0 <= depth }
+            case .symbol(";"):
+                throw refuse("one statement, without ';'")
             case .symbol(","):
                 if inFrom.contains(depth) { throw refuse("a FROM lists one table") }
             case let .word(w):
                 let u = w.uppercased()
                 // A keyword after AS is an alias (`FROM usage_events AS ALL, api_keys`), not a clause.
                 if clauseEnd.contains(u), i == 0 || upper(i - 1) != "AS" { inFrom.remove(depth) }
+                if u == "FROM", opensPartCall.last == true { continue }
                 if u == "FROM" || (u == "JOIN" && (i == 0 || upper(i - 1) != "ARRAY")) {
                     inFrom.insert(depth)
                     if i + 1 < tokens.count, tokens[i + 1] == .symbol("(") { continue }  // a subquery

@@ -121,6 +121,8 @@ import Testing
         "SELECT 'FROM api_keys', \"quantity\" FROM `usage_events`",
         "SELECT 1 -- FROM api_keys\nFROM usage_events /* JOIN system.one */",
         "SELECT toHour(now()), tuple(1, 2).1",
+        "SELECT extract(DAY FROM ts), EXTRACT(HOUR FROM ts), substring(model_id FROM 2) FROM usage_events",
+        "SELECT count() FROM usage_events WHERE event_id LIKE '%;%'",
     ])
     func aSelectOfUsageEventsPasses(_ sql: String) throws {
         try ClickHouseSQLGuard.check(sql)
@@ -136,6 +138,9 @@ import Testing
         "SELECT (SELECT max(secret_sha256) FROM api_keys)", "SELECT * FROM usage_events AS ALL, api_keys",
         "SELECT * FROM (SELECT 1) AS ON, system.processes", "SELECT 1 FROM usage_events WHERE 1 IN (api_keys)",
         "SELECT notIn(1, api_keys)", "SELECT globalIn(1, api_keys)",
+        "SELECT 1 FROM usage_events; SELECT 2", "SELECT extract(DAY FROM (SELECT max(ts) FROM api_keys))",
+        "SELECT substring((SELECT secret_sha256 FROM api_keys) FROM 1)", "SELECT * FROM extract(DAY FROM now())",
+        "SELECT extract(DAY FROM now()) FROM api_keys",
     ])
     func anythingElseIsRefused(_ sql: String) {
         #expect(throws: UsageBoxError.self, "\(sql)") { try ClickHouseSQLGuard.check(sql) }
