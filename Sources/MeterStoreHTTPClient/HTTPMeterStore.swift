@@ -184,11 +184,12 @@ public final class HTTPMeterStore: MeterStore {
 extension HTTPMeterStore {
     /// `POST /v1/reconciliations/{id}/apply|revert` on the server: the CLI's `reconcile apply` and
     /// `reconcile revert` with `--server`, so the server's record of the run is the one changed.
-    public func reconciliationAction(_ action: String, id: String, confirmLarge: Bool = false) async throws -> IngestResponse {
+    /// The answer is the batch answer (revert) or `ApplyAnswer` (apply).
+    public func reconciliationAction<Answer: WireShape>(_ action: String, id: String, confirmLarge: Bool = false) async throws -> Answer {
         let answer = try await call(
             .POST, "/v1/reconciliations/\(Self.escape(id))/\(action)",
             query: confirmLarge ? [("confirm_large", "true")] : [])
-        return try Self.read(IngestResponse.self, answer)
+        return try Self.read(Answer.self, answer)
     }
 }
 

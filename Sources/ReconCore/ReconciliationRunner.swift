@@ -61,7 +61,7 @@ public struct ReconciliationRunner: Sendable {
 
     /// Posts a stored report's corrections (and, with `confirmLarge`, its held ones); applying
     /// twice answers duplicates. An inconclusive or reverted report is refused.
-    public func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
+    public func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> ApplyAnswer {
         try await Self.oneAtATime.run(Self.applying) {
             let archive = ReconciliationArchive(log)
             guard var report = try await archive.report(id: id) else { throw UsageBoxError(.notFound, "no reconciliation \(id)", field: "id") }
@@ -96,7 +96,7 @@ public struct ReconciliationRunner: Sendable {
                         + "Run the reconciliation again to propose corrections against the meter as it is now", field: "id")
             }
             try Self.requireEveryCorrectionPosted(response, report: report)
-            return response
+            return ApplyAnswer(batch: response, heldNotPosted: report.heldNotPosted)
         }
     }
 
@@ -369,8 +369,7 @@ public struct ReconciliationRunner: Sendable {
             throw UsageBoxError(.inconclusive, "reconciliation \(report.id) is inconclusive, so it proposes no corrections to apply (\(why))")
         }
         let events = report.corrections + (confirmLarge ? report.held.map(\.correction) : [])
-        let heldBack = confirmLarge ? 0 : report.held.count
-        guard !events.isEmpty else { return (IngestResponse(), heldBack) }
+        guard !events.isEmpty else { return (IngestResponse(), report.heldNotPosted) }
         let accounts = Set(events.map(\.accountID))
         let overlapping = try await ReconciliationEngine.overlappingRuns(
             range: report.range, scope: .accounts(accounts.sorted()), vendor: report.vendor, store: store, log: log)
@@ -388,7 +387,7 @@ public struct ReconciliationRunner: Sendable {
             report.applied = true
             if report.appliedAt == nil { report.appliedAt = Timestamp.now() }
         }
-        return (response, heldBack)
+        return (response, report.heldNotPosted)
     }
 
 }

@@ -126,7 +126,8 @@ public struct KataDemo: Sendable {
         let applied =
             log != nil
             ? try await service.apply(id: report.id, confirmLarge: false, store: store, log: log!)
-            : try await store.ingest(report.corrections.map { IngestItem.event($0.event) })
+            : ApplyAnswer(
+                batch: try await store.ingest(report.corrections.map { IngestItem.event($0.event) }), heldNotPosted: report.held.count)
         write(JSONWriter.write(applied.jsonValue))
         if let log {
             let again = try await service.apply(id: report.id, confirmLarge: false, store: store, log: log)

@@ -30,7 +30,7 @@ public struct ReconciliationService: Sendable {
         try await runner.run(options, store: store, log: log, apply: apply, confirmLarge: confirmLarge)
     }
 
-    public func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
+    public func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> ApplyAnswer {
         try await runner.apply(id: id, confirmLarge: confirmLarge, store: store, log: log)
     }
 

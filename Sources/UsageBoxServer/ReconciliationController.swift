@@ -17,7 +17,7 @@ public protocol ReconciliationBackend: Sendable {
         _ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool, confirmLarge: Bool
     )
         async throws -> (report: ReconciliationReport, outcome: ReconciliationRunner.ApplyOutcome)
-    func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse
+    func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> ApplyAnswer
     func revert(id: String, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse
 }
 

@@ -125,8 +125,8 @@ extension UsageBoxCommand.Reconcile {
             let report = try ReconciliationJSON.decode(ReconciliationReport.self, from: text)
             guard apply else { return (report, .notRequested) }
             do {
-                let response = try await server.reconciliationAction("apply", id: report.id, confirmLarge: confirmLarge)
-                return (report, .posted(response, heldBack: confirmLarge ? 0 : report.held.count))
+                let answer: ApplyAnswer = try await server.reconciliationAction("apply", id: report.id, confirmLarge: confirmLarge)
+                return (report, .posted(answer.batch, heldBack: answer.heldNotPosted))
             } catch let e as UsageBoxError where e.code == .inconclusive {
                 return (report, .refused(e))
             }
@@ -183,33 +183,18 @@ extension UsageBoxCommand.Reconcile {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let db = try await store.open()
-            let response = try await Revert.act("apply", id: id, confirmLarge: confirmLarge, db: db)
-            guard !json else { return printOut(JSONWriter.write(response.jsonValue)) }
+            let answer = try await Revert.act(
+                "apply", id: id, confirmLarge: confirmLarge, db: try await store.open(),
+                local: { service, db, log in try await service.apply(id: id, confirmLarge: confirmLarge, store: db, log: log) })
+            guard !json else { return printOut(JSONWriter.write(answer.jsonValue)) }
             // Corrections held for review are not posted without --confirm-large: say so, as
             // `reconcile --apply` does (the answer alone read as if the run were applied whole).
-            let held = confirmLarge ? 0 : try await Self.heldNotPosted(id, db: db)
-            printOut("applied \(id): " + Rendering.ingest(response) + Self.heldBack(held, id: id))
+            printOut("applied \(id): " + Rendering.ingest(answer.batch) + Self.heldBack(answer.heldNotPosted, id: id))
         }
 
         /// What the run left for review, and how to post it (nothing when nothing was held back).
         static func heldBack(_ count: Int, id: String) -> String {
             count > 0 ? "\n\(count) held correction(s) not posted: review them, then `usagebox reconcile apply \(id) --confirm-large`" : ""
-        }
-
-        /// The run's held corrections that are not posted, read from its record where it is kept.
-        static func heldNotPosted(_ id: String, db: any MeterStore) async throws -> Int {
-            let report: ReconciliationReport?
-            if let remote = db as? HTTPMeterStore {
-                report = try ReconciliationJSON.decode(ReconciliationReport.self, from: try await remote.reconciliationReportText(id: id))
-            } else if let log = db as? any ReconciliationLog {
-                report = try await ReconciliationArchive(log).report(id: id)
-            } else {
-                report = nil
-            }
-            guard let report else { return 0 }
-            let posted = Set(report.appliedEventIDs)
-            return report.held.filter { !posted.contains($0.correction.eventID) }.count
         }
     }
 
@@ -222,21 +207,23 @@ extension UsageBoxCommand.Reconcile {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let response = try await Self.act("revert", id: id, confirmLarge: false, db: try await store.open())
+            let response = try await Self.act(
+                "revert", id: id, confirmLarge: false, db: try await store.open(),
+                local: { service, db, log in try await service.revert(id: id, store: db, log: log) })
             printOut(json ? JSONWriter.write(response.jsonValue) : "reverted \(id): " + Rendering.ingest(response))
         }
 
         /// Applies or reverts on the server (its record changes) or on the embedded store.
-        static func act(_ action: String, id: String, confirmLarge: Bool, db: any MeterStore) async throws -> IngestResponse {
+        static func act<Answer: WireShape>(
+            _ action: String, id: String, confirmLarge: Bool, db: any MeterStore,
+            local: (ReconciliationService, any MeterStore, any ReconciliationLog) async throws -> Answer
+        ) async throws -> Answer {
             do {
                 if let remote = db as? HTTPMeterStore {
                     return try await remote.reconciliationAction(action, id: id, confirmLarge: confirmLarge)
                 }
                 guard let log = db as? any ReconciliationLog else { throw UsageBoxError(.notFound, "this store keeps no reconciliations") }
-                let service = try ReconciliationService()
-                return action == "apply"
-                    ? try await service.apply(id: id, confirmLarge: confirmLarge, store: db, log: log)
-                    : try await service.revert(id: id, store: db, log: log)
+                return try await local(try ReconciliationService(), db, log)
             } catch let e as UsageBoxError where e.code == .inconclusive {
                 printErr("usagebox: \(e.message)")
                 throw ExitCode.inconclusive

@@ -64,7 +64,7 @@ extension EvidenceTests {
         let (store, a, b) = try await twoPullsOfTheKataRecorded()
         #expect(a.id != b.id)
         let service = self.service
-        let answers = await withTaskGroup(of: Result<IngestResponse, UsageBoxError>.self) { group in
+        let answers = await withTaskGroup(of: Result<ApplyAnswer, UsageBoxError>.self) { group in
             for id in [a.id, b.id] {
                 group.addTask {
                     do {

@@ -491,8 +491,15 @@ import VendorAnthropic
         #expect(r.corrections.isEmpty && r.held.map(\.correction.quantity) == [-600_000] && r.held.first?.reason == "needs_review")
         guard case let .posted(response, heldBack) = outcome else { Issue.record("\(outcome)"); return }
         #expect(response.accepted == 0 && heldBack == 1 && !r.applied, "nothing posted, so not applied")
+        // Applying it by id says what stays held (a bare accepted: 0 read as nothing to correct).
+        let held = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
+        #expect(held.accepted == 0 && held.heldNotPosted == 1)
+        #expect(JSONWriter.write(held.jsonValue).hasSuffix(#","held_not_posted":1}"#), "\(JSONWriter.write(held.jsonValue))")
+        #expect(try ApplyAnswer.decode(held.jsonValue) == held)
         let confirmed = try await service.apply(id: r.id, confirmLarge: true, store: store, log: store)
-        #expect(confirmed.accepted == 1)
+        #expect(confirmed.accepted == 1 && confirmed.heldNotPosted == 0)
+        let again = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
+        #expect(again.accepted == 0 && again.heldNotPosted == 0, "posted with confirm_large: nothing is held back any more")
         let net = try await store.usage(UsageQuery(scope: .accounts(["acct_42"]), range: S.may, groupBy: []))
         #expect(net.groups.first?.aggregate.sum == 400_000)
     }
@@ -616,7 +623,7 @@ import VendorAnthropic
             ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42"),
             store: store, log: store)
         let service = self.service
-        let answers = try await withThrowingTaskGroup(of: IngestResponse.self) { group in
+        let answers = try await withThrowingTaskGroup(of: ApplyAnswer.self) { group in
             for _ in 0..<6 {
                 group.addTask { try await service.apply(id: r.id, confirmLarge: false, store: SlowToAnswerIngestStore(inner: store), log: store) }
             }
