@@ -263,6 +263,53 @@ struct ClickHouseIngestTests {
         #expect(try await store.ingest([F.event("l2", quantity: 1)]).accepted == 1, "taken again at the next write")
     }
 
+    /// A process that wrote and let its lease lapse (a last batch that took long) takes it again
+    /// to seal at its end, so `ingest` leaves its segments sealed; while another process holds the
+    /// lease, it seals nothing and leaves them to that one.
+    @Test func aWriterWhoseLeaseLapsedTakesItAgainToSeal() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.ingest([F.event("s1", quantity: 1)])
+        await store.writer.setLeaseRenewed(.now - .seconds(7))
+        try await store.sealOpenSegments()
+        #expect(try await store.openSegmentAccounts().isEmpty, "sealed after taking the lapsed lease again")
+        #expect(await store.writer.leaseRenewedAt == nil, "and given up once sealed")
+
+        _ = try await store.ingest([F.event("s2", quantity: 1)])
+        await store.writer.setLeaseRenewed(.now - .seconds(7))
+        try await store.releaseWriterLease()
+        let other = try ClickHouseMeterStore(location: store.location)
+        _ = try await other.ingest([F.event("s3", account: "acct_2", quantity: 1)])  // the other holds the lease now
+        try await store.sealOpenSegments()
+        #expect(try await store.openSegmentAccounts() == ["acct_1", "acct_2"], "left open for the holder")
+        try await other.sealOpenSegments()
+        #expect(try await store.openSegmentAccounts().isEmpty)
+    }
+
+    /// Settling a failed write's rollups in the background (`settleSoon`) needs the writer lease:
+    /// another holder settles the same last writes when it takes the lease, and both adding a
+    /// shortfall would count it twice. It waits while another holds the lease, then settles.
+    @Test func settlingInTheBackgroundWaitsForTheWriterLease() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.ingest([F.event("w-1", quantity: 5)])
+        try await store.releaseWriterLease()
+        let holder = try ClickHouseMeterStore(location: store.location)
+        _ = try await holder.ingest([F.event("w-2", account: "acct_2", quantity: 6)])
+        await store.writer.setLastWritesPending(true)  // as after an insert whose answer was lost
+        store.settleSoon(every: .milliseconds(50))
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(await store.writer.anythingToSettle, "settled while another process held the lease")
+        try await holder.releaseWriterLease()
+        var settled = false
+        for _ in 0..<50 where !settled {
+            try await Task.sleep(for: .milliseconds(100))
+            settled = await !store.writer.anythingToSettle
+        }
+        let holding = await store.writer.leaseRenewedAt != nil
+        #expect(settled && holding, "settled once the lease was free, holding it")
+    }
+
     /// A new meter's first events, in two units, sent at once to the owners of two accounts (two
     /// places of one `--peers` split): never both accepted (10 of 10 tries were, and the meter
     /// summed tokens and requests). One is, or neither (503, retry); then one unit holds.
