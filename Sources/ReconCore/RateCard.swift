@@ -136,7 +136,7 @@ public struct RateCard: RateCardConverter, Sendable {
                     var factor: Decimal?, when: [String: [String]] = [:], models: Set<String>?
                     for (k, v) in try m.mapping("modifier \(id)") {
                         switch k {
-                        case "factor": factor = ExactDecimal.parse(try v.decimalString("modifier \(id) factor"))
+                        case "factor": factor = try v.positiveDecimal("modifier \(id) factor")
                         case "when": when = try conditions(v, "modifier \(id)")
                         case "models": models = Set(try v.strings("modifier \(id) models"))
                         case "src", "note", "applies_to": continue
@@ -221,7 +221,7 @@ public struct RateCard: RateCardConverter, Sendable {
     private static func rates(_ node: YAMLNode, _ what: String, tokenTypes: [TokenType]) throws -> [TokenType: Decimal] {
         var out: [TokenType: Decimal] = [:]
         for (k, v) in try node.mapping(what) {
-            out[TokenType(k)] = ExactDecimal.parse(try v.decimalString("\(what) \(k)"))
+            out[TokenType(k)] = try v.positiveDecimal("\(what) \(k)")
         }
         for t in tokenTypes where out[t] == nil {
             throw node.error("\(what) has no price for \(t.rawValue)")

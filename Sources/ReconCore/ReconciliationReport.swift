@@ -136,7 +136,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
             self.gapAmount = ExactAmount(gapAmount)
         }
 
-        public var beyondTolerance: Bool { gap.magnitude > UInt64(tolerance) }
+        public var beyondTolerance: Bool { gap.magnitude > UInt64(clamping: tolerance) }
 
         enum CodingKeys: String, CodingKey {
             case tokenType = "token_type", metered, vendor, gap, gapPct = "gap_pct", tolerance, vendorAmount = "vendor_amount"
@@ -167,7 +167,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
             gapAmount = ExactAmount(tokenTypes.reduce(Decimal(0)) { $0 + $1.gapAmount.value })
         }
 
-        public var beyondTolerance: Bool { gap.magnitude > UInt64(tolerance) }
+        public var beyondTolerance: Bool { gap.magnitude > UInt64(clamping: tolerance) }
 
         enum CodingKeys: String, CodingKey {
             case modelID = "model_id", metered, vendor, gap, gapPct = "gap_pct", tolerance, vendorAmount = "vendor_amount"

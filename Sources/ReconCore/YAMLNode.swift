@@ -1,3 +1,4 @@
+import Foundation
 import Yams
 
 /// A thin, line-aware reader over Yams nodes, so every config error names its file and line.
@@ -65,6 +66,14 @@ struct YAMLNode {
         }
         guard ExactDecimal.parse(s.string) != nil else { throw error("\(what) is not a decimal: '\(s.string)'") }
         return s.string
+    }
+
+    /// A price or a factor: a quoted decimal more than zero. A zero rate turned an invoice's
+    /// dollars into unbounded tokens and a negative one crashed the run (and the server with it).
+    func positiveDecimal(_ what: String) throws -> Decimal {
+        let text = try decimalString(what)
+        guard let value = ExactDecimal.parse(text), value > 0 else { throw error("\(what) must be more than 0, got \"\(text)\"") }
+        return value
     }
 
     func bool(_ what: String) throws -> Bool {

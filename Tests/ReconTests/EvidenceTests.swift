@@ -221,7 +221,7 @@ import VendorAnthropic
             05/31/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,600,1K,1.38,EUR,Usage
             """
         let store2 = try S.store()
-        _ = try await store2.ingest([Self.event("a", model: "gpt-4o", type: "input", quantity: 900_000, day: 5, vendor: "azure-openai")])
+        _ = try await store2.ingest([Self.event("a", model: "gpt-4o", type: "input", quantity: 900_000, day: 31, vendor: "azure-openai")])
         let r = try await run(store2, [InvoiceFile(name: "azure.csv", bytes: Array(csv.utf8))], vendor: "azure-openai")
         #expect(r.models.first?.vendor == 1_000_000 && r.models.first?.gap == 100_000, "the volume comes from the stated quantities")
         #expect(r.reasons.map { "\($0.code) \($0.effect.rawValue)" } == ["missing_fx note"], "the money side says missing_fx and holds nothing")

@@ -74,8 +74,41 @@ import UsageBoxApp
         #expect(r.coverage.basis == "line_span")
     }
 
+    /// One CUR file joined from two pulls (May 1–10 and May 20–31) under steady traffic: the span
+    /// of its rows is the month, but nine days in the middle have no line of any model. They were
+    /// proposed as −9,000,000 of over-metering (the same rows in two files were a coverage gap);
+    /// now they block negative corrections. A day with lines of another model only does not.
+    @Test func aJoinedExportMissingDaysInTheMiddleCannotShowOverMetering() async throws {
+        let store = try await store(
+            (1...31).flatMap { [("acct_b", "claude-sonnet-4-6", "input", 100_000, $0), ("acct_b", "claude-haiku-4-5", "input", 100_000, $0)] })
+        func row(_ d: Int, _ usageType: String, _ cost: String) -> String {
+            let day = String(format: "%02d", d), next = d == 31 ? "2026-06-01" : "2026-05-" + String(format: "%02d", d + 1)
+            return
+                "Usage,2026-05-\(day)T00:00:00Z,\(next)T00:00:00Z,AmazonBedrock,\(usageType),100,1K tokens,\(cost),USD,2026-05-01T00:00:00Z,2026-06-01T00:00:00Z\n"
+        }
+        let header =
+            "line_item_line_item_type,line_item_usage_start_date,line_item_usage_end_date,line_item_product_code,line_item_usage_type,line_item_usage_amount,pricing_unit,line_item_unblended_cost,line_item_currency_code,bill_billing_period_start_date,bill_billing_period_end_date\n"
+        let days = Array(1...10) + Array(20...31)
+        let joined = header + days.map { row($0, "USE1-Claude4.6Sonnet-input-tokens", "0.3") + row($0, "USE1-Claude4.5Haiku-input-tokens", "0.1") }.joined()
+        let r = try await run("aws-bedrock", [file("cur.csv", joined)], store, account: "acct_b")
+        let silent = try #require(r.reasons.first { $0.code == "export_silent_days" })
+        #expect(silent.effect == .blocksNegative && silent.days == (11...19).map { "2026-05-\($0)" })
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map { "\($0.modelID) \($0.quantity)" })")
+        #expect(r.findings.allSatisfy { $0.blockedBy.contains("export_silent_days") })
+
+        // The haiku lines present on those days: the export covers them, and sonnet's missing days are a finding.
+        let haikuEveryDay =
+            header
+            + (1...31).map { d in
+                (days.contains(d) ? row(d, "USE1-Claude4.6Sonnet-input-tokens", "0.3") : "") + row(d, "USE1-Claude4.5Haiku-input-tokens", "0.1")
+            }.joined()
+        let covered = try await run("aws-bedrock", [file("cur.csv", haikuEveryDay)], store, account: "acct_b")
+        #expect(!covered.reasons.contains { $0.code == "export_silent_days" })
+        #expect(covered.findings.contains { $0.modelID == "claude-sonnet-4-6" && $0.quantity == -900_000 })
+    }
+
     @Test func vertexWithAnUnmappedProject() async throws {
-        let store = try await store([("acct_a", "gemini-2.5-flash", "input", 2_000_000, 10), ("acct_b", "gemini-2.5-flash", "input", 500_000, 10)])
+        let store = try await store([("acct_a", "gemini-2.5-flash", "input", 2_000_000, 15), ("acct_b", "gemini-2.5-flash", "input", 500_000, 15)])
         func row(_ start: String, _ end: String, _ project: String, _ tokens: Int, _ cost: String) -> String {
             #"{"service":{"description":"Vertex AI"},"sku":{"description":"Gemini 2.5 Flash GA Text Input - Predictions"},"usage_start_time":"\#(start)","usage_end_time":"\#(end)","project":{"id":"\#(project)"},"cost":\#(cost),"currency":"USD","usage":{"amount":\#(tokens),"unit":"count"},"credits":[],"cost_type":"regular"}"#
         }
@@ -110,7 +143,7 @@ import UsageBoxApp
 
     @Test func anthropicConsoleExportForTheWholeOrganization() async throws {
         let store = try await store(
-            [("acct_42", "claude-haiku-4-5", "input", 1_000_000, 3), ("acct_9", "claude-haiku-4-5", "input", 2_000_000, 3)],
+            [("acct_42", "claude-haiku-4-5", "input", 1_000_000, 31), ("acct_9", "claude-haiku-4-5", "input", 2_000_000, 31)],
             vendor: "anthropic")
         let csv =
             Self.consoleHeader

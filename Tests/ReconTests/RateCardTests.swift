@@ -95,6 +95,13 @@ import Testing
         ("currency: USD", "currency: USD\ncolour: blue", 4, "unknown rate card field"),
         (", src: docs}\n      - {from", "}\n      - {from", 11, "needs 'src'"),
         ("card_version: \"1\"", "card_version: \"1\"\n  bad: [", 7, "YAML syntax"),
+        // A negative rate crashed the run (and a server with it); a zero one made dollars unbounded tokens.
+        ("rates: {input: \"1\", output: \"2\"}", "rates: {input: \"-3\", output: \"2\"}", 11, "input must be more than 0, got \"-3\""),
+        ("rates: {input: \"0.5\", output: \"1\"}", "rates: {input: \"0.5\", output: \"0.00\"}", 12, "output must be more than 0"),
+        (
+            "token_types: [input, output]", "token_types: [input, output]\nmodifiers:\n  m: {factor: \"-1\", when: {tier: [batch]}}", 9,
+            "factor must be more than 0"
+        ),
     ])
     func theLoaderRefusesBadCardsNamingTheLine(_ find: String, _ replace: String, _ line: Int, _ message: String) {
         let text = Self.minimal.replacingOccurrences(of: find, with: replace)

@@ -20,7 +20,7 @@ enum Classification {
                 metered: metered, vendor: vendorTokens, shape: diff.shape,
                 unmetered: diff.meteredModelType(key) == 0 && vendorTokens > 0)
             let verdict =
-                gap.magnitude <= UInt64(v?.toleranceTokens ?? 0)
+                gap.magnitude <= UInt64(clamping: v?.toleranceTokens ?? 0)
                 ? GapClassification(gapClass: .withinTolerance, rule: "tolerance", reason: "within_invoice_rounding", classifier: "engine")
                 : chain.classify(finding)
             findings.append(

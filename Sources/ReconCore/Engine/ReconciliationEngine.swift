@@ -76,7 +76,8 @@ public struct ReconciliationEngine: Sendable {
         let meter = try await MeterLedger.read(
             store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models),
             vendorNames: vendorNames, options: o)
-        let (coverage, coverageReasons) = CoverageCheck.assess(batch, ledger: vendor, range: o.range)
+        let meteredDays = meter.daily.values.reduce(into: Set<Int64>()) { days, cell in days.formUnion(cell.filter { $0.value != 0 }.keys) }
+        let (coverage, coverageReasons) = CoverageCheck.assess(batch, ledger: vendor, range: o.range, meteredDays: meteredDays)
         var diff = try GapDiff.compute(vendor: vendor, meter: meter, card: card, range: o.range)
         if diff.shape == .uniform, DailyEvidence.gapsConfinedToSomeDays(diff, range: o.range) {
             // The same share on every model, but only on some days: an outage of the whole
