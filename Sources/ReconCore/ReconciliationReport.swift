@@ -55,6 +55,40 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
     public var revertedAt: Timestamp?
     public var runBy: String
     public var createdAt: Timestamp
+    /// For a run of one account with no account map (the invoice as given): what apply checks of
+    /// the other accounts. Nil otherwise, and in reports written before it was kept.
+    public var scopeBasis: ScopeBasis? = nil
+
+    /// A conclusive run of one account saw no other account meter the invoice's models; another
+    /// account's late events of them make a fresh run inconclusive (`other_accounts_in_scope`),
+    /// so apply refuses once any appears. An old run applied after them posted the other
+    /// account's usage to this one.
+    public struct ScopeBasis: Codable, Equatable, Sendable {
+        public var accountID: String
+        public var meterID: String?
+        /// Model ids, as metered, of the invoice's models.
+        public var modelIDs: [String]
+        /// Every model id metered in the period when the run was made: an id not among them may
+        /// be one of the invoice's models under a new name, and counts.
+        public var seenModelIDs: [String]
+        enum CodingKeys: String, CodingKey {
+            case accountID = "account_id", meterID = "meter_id", modelIDs = "model_ids", seenModelIDs = "seen_model_ids"
+        }
+
+        /// Tokens per other account, of the invoice's models (or model ids new since the run), in `range`.
+        func otherAccounts(range: TimeRange, store: any MeterStore) async throws -> [String: Int64] {
+            let filters = meterID.map { [UsageFilter(field: .meterID, op: .eq, values: [$0])] } ?? []
+            let r = try await store.usage(UsageQuery(scope: .all, range: range, groupBy: [.accountID, .modelID], filters: filters))
+            let counted = Set(modelIDs), seen = Set(seenModelIDs)
+            var out: [String: Int64] = [:]
+            for g in r.groups {
+                guard let account = g.keys[0], account != accountID, let model = g.keys[1], counted.contains(model) || !seen.contains(model)
+                else { continue }
+                out[account, default: 0] &+= g.aggregate.sum
+            }
+            return out.filter { $0.value > 0 }
+        }
+    }
 
     public var range: TimeRange { (try? TimeRange(from: from, to: to)) ?? { fatalError("a report's range is validated when it is made") }() }
 
@@ -64,7 +98,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         case unmeteredTokenTypes = "unmetered_token_types", findings, priceSteps = "price_steps", days, unattributed, unmapped
         case meteredOutOfScope = "metered_out_of_scope", corrections, held, meterBasis = "meter_basis", rounding, applied
         case appliedEventIDs = "applied_event_ids", appliedAt = "applied_at", revertedAt = "reverted_at", runBy = "run_by"
-        case createdAt = "created_at"
+        case createdAt = "created_at", scopeBasis = "scope_basis"
     }
 
     public enum Verdict: String, Codable, Sendable { case conclusive, inconclusive }

@@ -162,6 +162,18 @@ public struct ReconciliationRunner: Sendable {
     /// and other runs' corrections of models this one does not correct (or posted under another
     /// vendor), do not count: reconciling two vendors, then applying both, is the usual month-end.
     func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
+        if let scope = report.scopeBasis {
+            let others = try await scope.otherAccounts(range: report.range, store: store)
+            if !others.isEmpty {
+                // Not named: the caller may not see them (a fresh run names the ones it may).
+                throw UsageBoxError(
+                    .conflict,
+                    "the meter changed since reconciliation \(report.id) ran: \(others.count) other account(s) now meter the invoice's "
+                        + "models in the period (\(others.values.reduce(0, &+)) tokens), so the invoice may bill their usage too and a fresh "
+                        + "run is inconclusive (other_accounts_in_scope); run the reconciliation again, with --account-map, or "
+                        + "--invoice-scope account if the invoice is \(scope.accountID)'s alone", field: "id")
+            }
+        }
         let units = try await MeterLedger.units(store)
         let all = report.everyCorrection
         func postsIn(_ b: ReconciliationReport.MeterBasis) -> (ProposedCorrection) -> Bool {

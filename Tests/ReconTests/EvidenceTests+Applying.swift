@@ -32,6 +32,23 @@ extension EvidenceTests {
         }
     }
 
+    /// A run of one account with no account map, applied after another account's late events of
+    /// the invoice's models: a fresh run is inconclusive (`other_accounts_in_scope`: the invoice
+    /// may bill their usage), and the old one posted that usage to its account (+520,000). Apply
+    /// now refuses. Another account's events of a model the run saw and the invoice does not
+    /// bill stand in no one's way.
+    @Test func applyingAfterAnotherAccountMetersTheInvoicesModelsIsRefused() async throws {
+        for (late, refused) in [("claude-sonnet-4-5", true), ("gpt-4o", false), ("claude-sonnet-4-5-20250929", true)] {
+            let store = try S.store()
+            _ = try await KataDemo(store: store, write: { _ in }).load()
+            _ = try await store.ingest([Self.event("elsewhere-1", account: "acct_7", model: "gpt-4o", type: "input", quantity: 1_000, vendor: "openai")])
+            let run = try await recordKata(on: store)
+            #expect(run.isConclusive && run.scopeBasis?.modelIDs.contains("claude-sonnet-4-5") == true, "\(run.reasons.map(\.code))")
+            _ = try await store.ingest([Self.event("late-1", account: "acct_9", model: late, type: "input", quantity: 520_000, day: 20)])
+            try await expectApply(run.id, on: store, refused: refused, because: "1 other account(s) now meter the invoice's models", late)
+        }
+    }
+
     /// The kata's store and two runs of it from one meter state: the export pulled twice (a
     /// trailing newline apart, so another invoice hash).
     func twoPullsOfTheKataRecorded() async throws -> (SQLiteMeterStore, ReconciliationReport, ReconciliationReport) {

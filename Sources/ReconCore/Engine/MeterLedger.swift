@@ -34,6 +34,9 @@ struct MeterLedger: Sendable {
     /// scope checks; and the accounts with any usage at all.
     var everyAccount: [String: [String: Int64]] = [:]
     var accountsWithUsage = Set<String>()
+    /// Every model id metered in the period over every account → its canonical model in scope
+    /// (nil when none): what apply's check of the other accounts compares with.
+    var everyModelID: [String: String?] = [:]
     /// Corrections set aside as another vendor's, per canonical model and the vendor they name:
     /// one named after a format that bills several providers (FOCUS, UBL) may be this vendor's.
     var correctionsUnderOtherVendors: [String: [String: Int64]] = [:]
@@ -176,6 +179,10 @@ struct MeterLedger: Sendable {
         for g in all.groups {
             guard let account = g.keys[0] else { continue }
             ledger.accountsWithUsage.insert(account)
+            if let raw = g.keys[1] {
+                let model: String? = canonical(raw).flatMap { scopeModels.contains($0) ? $0 : nil }
+                ledger.everyModelID.updateValue(model, forKey: raw)  // kept when nil: `[raw] = nil` would remove it
+            }
             if let model = canonical(g.keys[1]), scopeModels.contains(model) {
                 ledger.everyAccount[account, default: [:]][model, default: 0] &+= g.aggregate.sum
             }

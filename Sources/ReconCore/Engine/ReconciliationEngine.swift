@@ -136,7 +136,7 @@ public struct ReconciliationEngine: Sendable {
             vendor: plugin.id, vendorOfModel: vendorOfModel, vendorNames: vendorNames, reportID: reportID,
             mayBeMisspelt: misspellings(of: vendorNames.union([plugin.id, card.vendor])), store: store)
 
-        return ReconciliationReport(
+        var report = ReconciliationReport(
             id: reportID, vendor: plugin.id, accountID: o.account, invoiceScope: o.invoiceScope, from: o.range.from, to: o.range.to,
             verdict: reasons.contains { $0.effect == .inconclusive } ? .inconclusive : .conclusive, reasons: reasons,
             invoice: .init(
@@ -154,6 +154,14 @@ public struct ReconciliationEngine: Sendable {
             corrections: proposal.corrections, held: proposal.held, meterBasis: proposal.basis,
             rounding: ["vendor_amount": "exact", "gap_amount": "half_even_\(GapDiff.moneyScale)dp"],
             applied: false, appliedEventIDs: [], appliedAt: nil, revertedAt: nil, runBy: o.runBy, createdAt: now())
+        if case let .single(account) = o.attribution, o.invoiceScope == .asGiven {
+            let invoiceModels = Set(vendor.cells.keys.map(\.model))
+            report.scopeBasis = .init(
+                accountID: account, meterID: o.meterID,
+                modelIDs: meter.everyModelID.filter { $0.value.map(invoiceModels.contains) == true }.keys.sorted(),
+                seenModelIDs: meter.everyModelID.keys.sorted())
+        }
+        return report
     }
 
     /// The accounts whose meter is read: the run's own, else every visible account with usage.
