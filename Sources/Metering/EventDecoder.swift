@@ -260,14 +260,8 @@ public struct EventDecoder: Sendable {
             guard !k.unicodeScalars.contains(where: Self.isControl) else {
                 return fail("invalid_dimensions", "dimension keys must not contain control characters", "dimensions")
             }
-            // NUL ends strings in SQL and C APIs: a value holding one could be stored but never matched.
-            guard !v.utf8.contains(0) else {
-                return fail(
-                    "invalid_dimensions", "dimension '\(k.filter { !$0.isASCII || $0.asciiValue! >= 0x20 })' has a NUL character in its value",
-                    "dimensions.\(k)")
-            }
-            guard v.unicodeScalars.count <= Self.maxDimensionValueLength else {
-                return fail("invalid_dimensions", "dimension '\(k)' is longer than \(Self.maxDimensionValueLength) characters", "dimensions.\(k)")
+            if let problem = Self.dimensionValueProblem(v) {
+                return fail("invalid_dimensions", "dimension '\(k.filter { !$0.isASCII || $0.asciiValue! >= 0x20 })' \(problem)", "dimensions.\(k)")
             }
         }
         return .event(
@@ -278,6 +272,14 @@ public struct EventDecoder: Sendable {
     }
 
     static func isASCII(_ s: String) -> Bool { s.utf8.allSatisfy { $0 < 0x80 } }
+
+    /// Why `value` cannot be a dimension's value, or nil. NUL ends strings in SQL and C APIs: a
+    /// value holding one could be stored but never matched.
+    public static func dimensionValueProblem(_ value: String) -> String? {
+        if value.utf8.contains(0) { return "has a NUL character in its value" }
+        if value.unicodeScalars.count > maxDimensionValueLength { return "is longer than \(maxDimensionValueLength) characters" }
+        return nil
+    }
 
     /// C0 and C1 control characters and DEL.
     static func isControl(_ u: Unicode.Scalar) -> Bool { u.value < 0x20 || (0x7F...0x9F).contains(u.value) }

@@ -121,6 +121,7 @@ public struct ClassificationRules: GapClassifier, Sendable {
     public static func load(text: String, file: String) throws -> ClassificationRules {
         let root = try YAMLNode.parse(text, file: file)
         var rules: [Rule] = []
+        var ids = Set<String>()
         var sawRules = false
         for (key, value) in try root.mapping("the rules file") {
             switch key {
@@ -128,14 +129,16 @@ public struct ClassificationRules: GapClassifier, Sendable {
                 guard try value.string("version") == "1" else { throw value.error("version must be 1") }
             case "rules":
                 sawRules = true
-                for node in try value.sequence("rules") { rules.append(try rule(node, index: rules.count)) }
+                for node in try value.sequence("rules") {
+                    let r = try rule(node, index: rules.count)
+                    guard ids.insert(r.id).inserted else { throw node.error("two rules share the id '\(r.id)'") }
+                    rules.append(r)
+                }
             default:
                 throw value.error("unknown field '\(key)' (expected version, rules)")
             }
         }
         guard sawRules else { throw root.error("the rules file needs a 'rules' list") }
-        var ids = Set<String>()
-        for r in rules where !ids.insert(r.id).inserted { throw root.error("two rules share the id '\(r.id)'") }
         return ClassificationRules(rules: rules, source: text, file: file)
     }
 
@@ -147,7 +150,11 @@ public struct ClassificationRules: GapClassifier, Sendable {
             switch key {
             case "id": id = try value.string("id")
             case "class": gapClass = try Self.gapClass(value, "class")
-            case "reason": reason = try value.string("reason")
+            case "reason":
+                // It becomes the `reason` dimension of the corrections the rule makes: an event the
+                // ingest would refuse (300 characters, a NUL) was stored by apply.
+                reason = try value.string("reason")
+                if let problem = EventDecoder.dimensionValueProblem(reason!) { throw value.error("reason \(problem) (it is a dimension of the corrections)") }
             case "examples": exampleNodes = try value.sequence("examples")
             case "when":
                 for (k, v) in try value.mapping("when") {
@@ -237,7 +244,13 @@ public struct ClassificationRules: GapClassifier, Sendable {
         guard let expect else { throw node.error("an example of rule \(rule) needs expect: the class it must get") }
         e.finding.modelID = model
         e.finding.quantity = quantity
-        e.finding.vendor = vendor ?? (e.finding.metered + quantity)
+        if let vendor {
+            e.finding.vendor = vendor
+        } else {
+            let (sum, overflow) = e.finding.metered.addingReportingOverflow(quantity)
+            guard !overflow else { throw node.error("an example's metered plus quantity is beyond 64 bits; give vendor") }
+            e.finding.vendor = sum
+        }
         e.expect = expect
         return e
     }

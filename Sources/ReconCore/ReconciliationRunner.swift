@@ -146,7 +146,10 @@ public struct ReconciliationRunner: Sendable {
                     "\(account) holds more than \(ExplainReport.listLimit) corrections at \(second.from.rfc3339): which are reconciliation "
                         + "\(report.id)'s cannot be read back; revert its corrections by hand", field: "id")
             }
-            ids.formUnion(e.corrections.map(\.event.eventID))
+            // Two runs from one meter state propose the same slot ids: only this run's (its
+            // `reconciliation_id`, carried by its reverts too) are its own. Reverting a run never
+            // applied took back another run's corrections under the shared ids.
+            ids.formUnion(e.corrections.map(\.event).filter { ($0.dimension("reconciliation_id") ?? report.id) == report.id }.map(\.eventID))
         }
         return ids
     }

@@ -49,6 +49,24 @@ extension EvidenceTests {
         }
     }
 
+    /// Two runs from one meter state propose the same correction ids. Reverting the one never
+    /// applied took back the other's corrections (the meter moved by 440,000, the applied run's
+    /// record still said applied); it is refused now, and the applied run reverts as it should.
+    @Test func revertingARunNeverAppliedLeavesAnotherRunsCorrections() async throws {
+        let (store, a, b) = try await twoPullsOfTheKataRecorded()
+        #expect(try await service.apply(id: a.id, confirmLarge: false, store: store, log: store).accepted == 1)
+        let before = try await store.usage(UsageQuery(scope: .accounts(["acct_42"]), range: S.may, groupBy: [])).groups.first?.aggregate.sum
+        do {
+            _ = try await service.revert(id: b.id, store: store, log: store)
+            Issue.record("reverted a run that was never applied")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && e.message.contains("nothing to revert"), "\(e.message)")
+        }
+        let after = try await store.usage(UsageQuery(scope: .accounts(["acct_42"]), range: S.may, groupBy: [])).groups.first?.aggregate.sum
+        #expect(before == after)
+        #expect(try await service.revert(id: a.id, store: store, log: store).accepted == 1)
+    }
+
     /// The kata's store and two runs of it from one meter state: the export pulled twice (a
     /// trailing newline apart, so another invoice hash).
     func twoPullsOfTheKataRecorded() async throws -> (SQLiteMeterStore, ReconciliationReport, ReconciliationReport) {

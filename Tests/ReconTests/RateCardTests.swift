@@ -163,6 +163,19 @@ import Testing
         ("version: 1\nrules:\n  - id: x\n    when: {token_type: [input\n    class: pass_through\n", 5, "YAML syntax"),
         ("version: 1\nrules:\n  - id: x\n    when: {min_amount: 5}\n    class: unexplained\n", 4, "quoted decimal"),
         ("version: 2\nrules: []\n", 1, "version must be 1"),
+        // Named at the second rule's line, not the file's first.
+        (
+            "version: 1\nrules:\n  - id: x\n    class: pass_through\n  - id: y\n    class: pass_through\n  - id: x\n    class: unexplained\n", 7,
+            "two rules share the id 'x'"
+        ),
+        // A reason becomes a dimension of the corrections: an event ingest refuses was stored by apply.
+        ("version: 1\nrules:\n  - id: x\n    class: metering_gap\n    reason: \(String(repeating: "r", count: 300))\n", 5, "reason is longer than 256"),
+        ("version: 1\nrules:\n  - id: x\n    class: metering_gap\n    reason: \"a\\0b\"\n", 5, "reason has a NUL"),
+        // metered + quantity overflowed: `rules test` trapped, and a server reading rules_yaml died.
+        (
+            "version: 1\nrules:\n  - id: x\n    class: pass_through\n    examples:\n      - {model: m, quantity: 1, metered: 9223372036854775807, expect: pass_through}\n",
+            6, "beyond 64 bits"
+        ),
     ])
     func badRulesAreRefusedWithTheirLine(_ text: String, _ line: Int, _ message: String) {
         do {
