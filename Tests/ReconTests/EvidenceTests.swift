@@ -214,6 +214,40 @@ import VendorAnthropic
         #expect(lower.invoice.unconvertedCurrencies.isEmpty && !lower.reasons.contains { $0.code == "missing_fx" })
     }
 
+    /// `EUR` and `eur` (HTTP), or `--fx EUR=1 --fx EUR=0.9`: two rates for one currency were
+    /// taken in dictionary order, so one request corrected −620,000 on some runs and nothing on others.
+    @Test func oneCurrencyGivenTwoRatesIsRefused() throws {
+        for refused in [
+            { try ReconciliationRequest.fxRates(flags: ["EUR=1", "EUR=0.9"]) }, { try ReconciliationRequest.fxRates(["EUR": "1", "eur": "0.9"]) },
+        ] {
+            #expect(throws: UsageBoxError.self) { _ = try refused() }
+        }
+        #expect(try ReconciliationRequest.fxRates(flags: ["EUR=1", "gbp=1.2"]) == ["EUR": 1, "GBP": Decimal(string: "1.2")!])
+    }
+
+    /// A request's file names are repeated in the report (every unmapped line): a 2 MiB name took
+    /// a server past a gigabyte, and 400,001 empty files 900 MB. Both are refused, naming the field.
+    @Test func aRequestsFilesAreBoundedInNumberAndNameLength() throws {
+        let file = InvoiceFile(name: "cost.json", bytes: Array("{}".utf8))
+        func refused(_ r: ReconciliationRequest) -> String? {
+            do {
+                _ = try r.resolve(scope: .all, runBy: "t")
+                return nil
+            } catch let e as UsageBoxError { return e.field } catch { return "\(error)" }
+        }
+        let base = ReconciliationRequest(vendor: "anthropic", from: "2026-05-01", to: "2026-06-01", invoices: [file])
+        #expect(refused(base) == nil)
+        var long = base
+        long.invoices = [file, InvoiceFile(name: String(repeating: "n", count: 2_000), bytes: file.bytes)]
+        #expect(refused(long) == "invoices[1].name")
+        var many = base
+        many.invoices = Array(repeating: file, count: ReconciliationRequest.maxInvoices + 1)
+        #expect(refused(many) == "invoices")
+        var rules = base
+        rules.rulesName = "a\u{0}b"
+        #expect(refused(rules) == "rules_name")
+    }
+
     @Test func statedQuantitiesSurviveAMissingExchangeRate() async throws {
         let csv = """
             Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType

@@ -157,6 +157,24 @@ import Testing
         #expect(rules.classify(miss)?.rule == "rest")
     }
 
+    /// 48 KB of YAML aliases of aliases made millions of rule examples (a server past a gigabyte):
+    /// a config that expands past `YAMLNode.maxNodes` is refused before it is read.
+    @Test func aliasesThatExpandPastTheBoundAreRefused() {
+        let bomb =
+            "a: &a [" + Array(repeating: "x", count: 1_000).joined(separator: ", ") + "]\nb: [" + Array(repeating: "*a", count: 200).joined(separator: ", ")
+            + "]\n"
+        for load in [{ _ = try ClassificationRules.load(text: "version: 1\n" + bomb, file: "r.yaml") }, { _ = try RateCard.load(text: bomb, file: "c.yaml") }] {
+            do {
+                try load()
+                Issue.record("an alias bomb was read")
+            } catch let e as ConfigError {
+                #expect(e.description.contains("expands to more than 100000 YAML nodes"), "\(e.description)")
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
+    }
+
     @Test(arguments: [
         ("version: 1\nrules:\n  - id: x\n    when: {tokn_type: input}\n    class: pass_through\n", 4, "unknown condition"),
         ("version: 1\nrules:\n  - id: x\n    class: cheap\n", 4, "class must be"),
