@@ -187,6 +187,9 @@ public struct RateCard: RateCardConverter, Sendable {
                         }
                     }
                     guard let match, let model else { throw a.error("an alias needs 'match' and 'model'") }
+                    if let why = Self.backtrackingRisk(match) {
+                        throw a.error("alias pattern '\(match.prefix(80))' \(why): matching could take minutes; write it without")
+                    }
                     guard let re = try? NSRegularExpression(pattern: match, options: [.caseInsensitive]) else {
                         throw a.error("alias pattern '\(match)' is not a valid regular expression")
                     }
@@ -210,6 +213,82 @@ public struct RateCard: RateCardConverter, Sendable {
         card.modelBaseLabels = modelBaseLabels
         card.pricedLabelKeys = Self.pricedLabelKeys(of: card)
         return card
+    }
+
+    /// Why an alias pattern could backtrack for minutes on one model string, or nil. Matching
+    /// has no time limit: `(a+)+b` took 23 s of CPU per 60-character name from a per-request card,
+    /// and two such requests stopped `/healthz`. Refused: a group repeated without bound (`*`,
+    /// `+`, `{n,}`) that holds a repetition without bound or an alternation, and more than four
+    /// repetitions without bound in all (`.*.*.*.*.*x`). The shipped cards' patterns repeat
+    /// groups with `?` only.
+    public static func backtrackingRisk(_ pattern: String) -> String? {
+        let p = Array(pattern.unicodeScalars)
+        struct Group { var unbounded = false, alternation = false }
+        var stack = [Group()]
+        var unboundedCount = 0
+        var i = 0
+        /// Whether a quantifier starts at `j` and is unbounded; its length.
+        func quantifier(at j: Int) -> (unbounded: Bool, length: Int)? {
+            guard j < p.count else { return nil }
+            switch p[j] {
+            case "*", "+": return (true, 1)
+            case "?": return (false, 1)
+            case "{":
+                var k = j + 1
+                var text = ""
+                while k < p.count, p[k] != "}" {
+                    text.unicodeScalars.append(p[k])
+                    k += 1
+                }
+                guard k < p.count, text.first?.isNumber == true else { return nil }
+                return (text.hasSuffix(","), k - j + 1)
+            default: return nil
+            }
+        }
+        func afterAtom(_ j: Int) -> Int {
+            guard let q = quantifier(at: j) else { return j }
+            if q.unbounded {
+                unboundedCount += 1
+                stack[stack.count - 1].unbounded = true
+            }
+            var next = j + q.length
+            if next < p.count, p[next] == "?" || p[next] == "+" { next += 1 }  // lazy or possessive
+            return next
+        }
+        while i < p.count {
+            switch p[i] {
+            case "\\":
+                i = afterAtom(i + 2)
+            case "[":
+                var k = i + 1
+                if k < p.count, p[k] == "^" { k += 1 }
+                if k < p.count, p[k] == "]" { k += 1 }
+                while k < p.count, p[k] != "]" { k += p[k] == "\\" ? 2 : 1 }
+                i = afterAtom(k + 1)
+            case "(":
+                stack.append(Group())
+                i += 1
+                if i < p.count, p[i] == "?" {  // (?: (?i) (?= …: the group's kind, not a quantifier
+                    i += 1
+                    while i < p.count, p[i] != ":" && p[i] != ")" && p[i] != "=" && p[i] != "!" { i += 1 }
+                    if i < p.count, p[i] != ")" { i += 1 }
+                }
+            case ")":
+                guard stack.count > 1 else { return nil }  // unbalanced: the regex compiler says so
+                let inner = stack.removeLast()
+                if let q = quantifier(at: i + 1), q.unbounded, inner.unbounded || inner.alternation {
+                    return "repeats a group that itself repeats or alternates without bound"
+                }
+                stack[stack.count - 1].unbounded = stack[stack.count - 1].unbounded || inner.unbounded
+                i = afterAtom(i + 1)
+            case "|":
+                stack[stack.count - 1].alternation = true
+                i += 1
+            default:
+                i = afterAtom(i + 1)
+            }
+        }
+        return unboundedCount > 4 ? "repeats without bound \(unboundedCount) times (at most 4)" : nil
     }
 
     static func conditions(_ node: YAMLNode, _ what: String) throws -> [String: [String]] {

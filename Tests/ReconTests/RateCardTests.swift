@@ -80,6 +80,21 @@ import Testing
               - {from: "2026-06-01", rates: {input: "0.5", output: "1"}, src: docs}
         """
 
+    /// Alias patterns match with no time limit: `(a+)+b` from a per-request card took 23 s per
+    /// model name and two requests stopped `/healthz`. Patterns that can backtrack like that are
+    /// refused; the shipped cards' patterns (which every plugin example loads) pass.
+    @Test func aliasPatternsThatCanBacktrackForMinutesAreRefused() {
+        for risky in ["(a+)+b", "(a*)*", "(a|aa)+c", "(?:x+y?)*z", "(a{1,})+", "([a-z]+)*$", ".*.*.*.*.*x", "(\\d+)+"] {
+            #expect(RateCard.backtrackingRisk(risky) != nil, "\(risky)")
+        }
+        for safe in [
+            "claude-opus-4-8(-[0-9]{8})?", "gpt-4o(-2024-(08-06|11-20))?", "Claude4\\.5Haiku|Claude Haiku 4\\.5.*", "Gemini 2\\.5 Flash[- ]Lite",
+            "(gpt-)?4o(-[0-9]{4})?", "[(+*]+x", "a\\(+b", "(ab){2,5}", "(?i)claude.*",
+        ] {
+            #expect(RateCard.backtrackingRisk(safe) == nil, "\(safe)")
+        }
+    }
+
     @Test func aMinimalCardLoadsAndSwitchesPricesOnTheirDates() throws {
         let c = try RateCard.load(text: Self.minimal, file: "acme.yaml")
         #expect(try c.price(model: "acme-1", tokenType: .input, date: Timestamp(rfc3339: "2026-05-31T23:59:59Z")!, labels: [:]).perMillion == 1)
