@@ -114,12 +114,31 @@ import VendorAnthropic
                 .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "50"),
             ], hasMore: true)
         let r = try await run(store, [page1])
-        #expect(r.verdict == .inconclusive && codes(r) == ["partial_export"])
+        #expect(r.verdict == .inconclusive && codes(r) == ["partial_export", "uniform_gap"])
         #expect(r.shape == .uniform, "half of each model: the shape alone reads as a factor")
         #expect(
             r.findings.count == 2 && r.findings.allSatisfy { $0.gapClass == .unexplained && $0.blockedBy == ["partial_export"] },
             "\(r.findings.map { "\($0.modelID) \($0.gapClass) \($0.reason)" })")
         #expect(r.corrections.isEmpty && r.held.isEmpty)
+    }
+
+    /// Every model billed 10 % above the meter (a price rise the card lacks): the defaults class it
+    /// a pricing gap, but a team rule tried before them (`input` and positive is a metering gap)
+    /// turned it into corrections. A uniform gap now blocks corrections whatever the rules say.
+    @Test func aTeamRuleCannotTurnAUniformGapIntoCorrections() async throws {
+        let store = try await sonnet()
+        _ = try await store.ingest([Self.event("h", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000)])
+        let invoice = S.costReport([
+            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330"),
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "110"),
+        ])
+        let rules = try ClassificationRules.load(
+            text: "version: 1\nrules:\n  - id: input-is-ours\n    when: {token_type: input, sign: positive, attributed: true}\n    class: metering_gap\n",
+            file: "team.yaml")
+        let r = try await run(store, [invoice]) { $0.teamRules = rules }
+        #expect(r.verdict == .conclusive && r.shape == .uniform && codes(r) == ["uniform_gap"])
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map { "\($0.modelID) \($0.quantity)" })")
+        #expect(r.findings.count == 2 && r.findings.allSatisfy { $0.gapClass == .unexplained && $0.blockedBy == ["uniform_gap"] })
     }
 
     @Test func halfAMonthIsACoverageGapNamingTheDays() async throws {

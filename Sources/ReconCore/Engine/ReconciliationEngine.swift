@@ -103,6 +103,18 @@ public struct ReconciliationEngine: Sendable {
                     detail: "\(file): \(why), so a vendor total above the meter may be that charge, not under-metering",
                     remedy: "an invoice that states the token quantity of each line, or the vendor's usage report (token counts)")
             }
+            + (diff.shape == .uniform
+                ? [
+                    // The defaults class it a pricing gap; a team rule tried before them (`input`
+                    // and positive is a metering gap) billed a vendor's 10 % price rise to the customer.
+                    EvidenceReason(
+                        code: "uniform_gap", effect: .blocksCell,
+                        detail:
+                            "every model is off by the same factor (vendor ÷ meter \(diff.impliedFactor.map { ExactDecimal.format($0, scale: 4) } ?? "?")): "
+                            + "a price change the card lacks, a discount or a markup looks like that; a meter losing the same share of every model's "
+                            + "traffic on every day does too, and it cannot be told apart here, so no rule's class makes it a correction",
+                        remedy: "check the card's prices for the period (usagebox ratecards propose); correct a meter that really lost a share by hand")
+                ] : [])
             + (o.range.to > now()
                 ? [
                     EvidenceReason(
