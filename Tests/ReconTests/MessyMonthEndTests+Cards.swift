@@ -225,6 +225,28 @@ extension MessyMonthEndTests {
         #expect(r.corrections.isEmpty)
     }
 
+    /// The bill's price fell on May 18 and the card dates the cut May 16 (or May 20): the meter
+    /// is exact, and the days between the two dates came out as metering (+50,000,000 in an
+    /// outside tester's run, conclusive). The bill did step by the card's ratio, so the medians
+    /// passed; the gap lies only between the two dates, so it is the card's date: held. A loss on
+    /// another day, with the card dated right, is still corrected.
+    @Test func aCardDatedDaysOffTheBillsChangeIsHeld() async throws {
+        let store = try await haikuEveryDay()
+        for cardDay in ["2026-05-16", "2026-05-20"] {
+            let card = try Self.cardPricingHaikuInput(["1", cardDay, "0.80"])
+            let r = try await run("anthropic", [Self.haikuBill { $0 < 18 ? "100" : "80" }], store, account: "acct_42") { $0.rateCard = card }
+            #expect(r.findings.first?.reason == "card_price_changed_on_\(cardDay)_the_bill_did_not", "\(cardDay): \(r.findings.map(\.reason))")
+            #expect(r.corrections.isEmpty && r.held.isEmpty, "\(cardDay): \(r.corrections.map(\.quantity))")
+        }
+        let lossy = try await self.store(
+            (1...31).map { ("acct_42", "claude-haiku-4-5", "input", $0 == 25 ? 500_000 : 1_000_000, $0) }, vendor: "anthropic")
+        let card = try Self.cardPricingHaikuInput(["1", "2026-05-18", "0.80"])
+        let lost = try await run("anthropic", [Self.haikuBill { $0 < 18 ? "100" : "80" }], lossy, account: "acct_42") { $0.rateCard = card }
+        #expect(
+            lost.corrections.map(\.quantity) == [500_000],
+            "\(lost.findings.map { "\($0.quantity) \($0.gapClass) \($0.reason) \($0.blockedBy)" }) \(lost.reasons.map(\.code)) \(lost.held.map(\.reason))")
+    }
+
     /// Two changes in one month: the cut on May 10 is billed, the rise on May 20 is not (the
     /// vendor stayed at $0.50). The second is checked too: held, not −4M.
     @Test func everyCardChangeInThePeriodIsChecked() async throws {

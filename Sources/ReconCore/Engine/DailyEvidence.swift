@@ -66,14 +66,19 @@ enum DailyEvidence {
 
     /// The first day a finding's daily gap went beyond that day's tolerance, and on how many days.
     static func gapSince(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> (String, Int)? {
+        guard let off = offDays(f, diff, range: range) else { return nil }
+        return off.first.map { (dayString($0), off.count) }
+    }
+
+    /// The days a finding's daily gap goes beyond that day's tolerance; nil without daily lines.
+    static func offDays(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> [Int64]? {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
         guard let vendorDays = vendorDaily(diff, key, accountwise: true) else { return nil }
         let metered = meteredDaily(diff, key, accountwise: true)
-        let off = periodDays(range).filter { d in
+        return periodDays(range).filter { d in
             let v = vendorDays[d]
             return Self.distance(v?.tokens ?? 0, metered[d] ?? 0) > UInt64(max(v?.toleranceTokens ?? 0, 0))
         }
-        return off.first.map { (dayString($0), off.count) }
     }
 
     /// Whether a finding's daily gap at the period's end is unlike the rest of it: a material gap
@@ -257,6 +262,14 @@ enum DailyEvidence {
             if day > previous, let moneyBefore = median(previous...(day - 1)), moneyBefore > 0 {
                 let moved = moneyAfter / moneyBefore, card = after / before
                 if abs(moved - 1) < abs(moved - card) { return day }
+                // The bill stepped by the card's ratio, on another day: the gap that lies only
+                // between the two dates is the card's date, not the meter (a card dated two days
+                // early proposed +50,000,000 for them).
+                if let billDay = Self.stepDay(implied, near: day, within: max(previous, first)...until, old: moneyBefore, new: moneyBefore * card),
+                    billDay != from, Self.gapLiesWithin(f, diff, range: range, days: min(billDay, from)...(max(billDay, from) - 1))
+                {
+                    return day
+                }
             } else if abs(moneyAfter - before) < abs(moneyAfter - after) {
                 // No day of traffic before it (the period's start, or a model first used after
                 // the change: only the period's start was compared, and the old price proposed).
@@ -264,6 +277,25 @@ enum DailyEvidence {
             }
         }
         return nil
+    }
+
+    /// The first day within a week of `day` from which the money per metered token is nearer `new`
+    /// than `old` for the next three days with traffic (or to the end), or nil.
+    static func stepDay(_ implied: [Int64: Decimal], near day: Int64, within bounds: ClosedRange<Int64>, old: Decimal, new: Decimal) -> Int64? {
+        let lo = max(bounds.lowerBound, day - 7), hi = min(bounds.upperBound, day + 7)
+        guard lo <= hi else { return nil }
+        func isNew(_ d: Int64) -> Bool? { implied[d].map { abs($0 - new) < abs($0 - old) } }
+        for d in lo...hi where isNew(d) == true {
+            let next = implied.keys.filter { $0 > d && $0 <= bounds.upperBound }.sorted().prefix(3)
+            if next.allSatisfy({ isNew($0) == true }) { return d }
+        }
+        return nil
+    }
+
+    /// Whether a finding's daily gap (beyond each day's tolerance) lies on `days` only, and on at least one.
+    static func gapLiesWithin(_ f: Finding, _ diff: GapDiff, range: TimeRange, days: ClosedRange<Int64>) -> Bool {
+        guard let off = offDays(f, diff, range: range) else { return false }
+        return !off.isEmpty && off.allSatisfy(days.contains)
     }
 
     /// A gap equal to the usage of the first or last one to three hours at a bound: the meter and
