@@ -225,6 +225,20 @@ extension MessyMonthEndTests {
         #expect(r.corrections.isEmpty)
     }
 
+    /// Another registered vendor's card given for a run (`--rate-card` of OpenAI's for an Anthropic
+    /// invoice) was taken. It is refused, naming `rate_card`; a card no plugin ships (a UBL
+    /// supplier's own) is still the user's to give.
+    @Test func anotherVendorsCardIsRefused() async throws {
+        let store = try await haikuEveryDay()
+        let openai = try RateCard.load(text: RateCardData.cards["openai"]!, file: "openai.yaml")
+        do {
+            _ = try await run("anthropic", [Self.haikuBill { _ in "100" }], store, account: "acct_42") { $0.rateCard = openai }
+            Issue.record("an openai card priced an anthropic invoice")
+        } catch let e as UsageBoxError {
+            #expect(e.field == "rate_card" && e.message.contains("openai's"), "\(e.message)")
+        }
+    }
+
     /// The bill's price fell on May 18 and the card dates the cut May 16 (or May 20): the meter
     /// is exact, and the days between the two dates came out as metering (+50,000,000 in an
     /// outside tester's run, conclusive). The bill did step by the card's ratio, so the medians

@@ -152,8 +152,21 @@ enum CardChoice {
         override: (any RateCardConverter)?, cards: [String: RateCard], plugin: any VendorPlugin.Type,
         lines: [InvoiceLine]
     ) throws -> any RateCardConverter {
-        if let override { return override }
         let hints = plugin.cardHints(for: lines).map { $0.lowercased() }
+        if let override {
+            // Another registered vendor's card (an openai card for an anthropic run was taken)
+            // prices this invoice by the wrong vendor's names and prices. A card of a vendor no
+            // plugin is (a UBL supplier's own card) is the user's to give.
+            guard
+                cards[override.vendor] == nil || override.vendor == plugin.rateCardName
+                    || hints.contains(where: { $0.contains(override.vendor.lowercased()) })
+            else {
+                throw UsageBoxError.invalidArgument(
+                    "the rate card is \(override.vendor)'s; \(plugin.id) invoices are priced by a card with vendor: \(plugin.rateCardName)"
+                        + " (or one their lines name)", field: "rate_card")
+            }
+            return override
+        }
         if let hinted = cards.values.sorted(by: { $0.vendor < $1.vendor }).first(where: { c in
             c.vendor != plugin.rateCardName && !c.models.isEmpty && hints.contains { $0.contains(c.vendor) }
         }) {
