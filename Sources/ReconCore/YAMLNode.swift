@@ -47,6 +47,7 @@ struct YAMLNode {
     static func line(of e: YamlError) -> Int {
         switch e {
         case let .scanner(_, _, mark, _), let .parser(_, _, mark, _), let .composer(_, _, mark, _): return mark.line
+        case let .duplicatedKeysInMapping(_, context): return context.mark.line  // was line 1, the text naming the line
         default: return 1
         }
     }
@@ -54,6 +55,7 @@ struct YAMLNode {
     static func problem(of e: YamlError) -> String {
         switch e {
         case let .scanner(_, problem, _, _), let .parser(_, problem, _, _), let .composer(_, problem, _, _): return problem
+        case let .duplicatedKeysInMapping(duplicates, _): return "a key given twice in one mapping (\(duplicates.joined(separator: ", ")))"
         default: return "\(e)"
         }
     }

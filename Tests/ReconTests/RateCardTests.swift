@@ -196,6 +196,7 @@ import Testing
         ("version: 1\nrules:\n  - id: x\n    when: {token_type: [input\n    class: pass_through\n", 5, "YAML syntax"),
         ("version: 1\nrules:\n  - id: x\n    when: {min_amount: 5}\n    class: unexplained\n", 4, "quoted decimal"),
         ("version: 2\nrules: []\n", 1, "version must be 1"),
+        ("version: 1\nrules:\n  - id: a\n    class: pass_through\n    class: unexplained\n", 4, "a key given twice in one mapping (class)"),
         // Named at the second rule's line, not the file's first.
         (
             "version: 1\nrules:\n  - id: x\n    class: pass_through\n  - id: y\n    class: pass_through\n  - id: x\n    class: unexplained\n", 7,
