@@ -282,7 +282,7 @@ public struct EventDecoder: Sendable {
     }
 
     /// C0 and C1 control characters and DEL.
-    static func isControl(_ u: Unicode.Scalar) -> Bool { u.value < 0x20 || (0x7F...0x9F).contains(u.value) }
+    public static func isControl(_ u: Unicode.Scalar) -> Bool { u.value < 0x20 || (0x7F...0x9F).contains(u.value) }
 
     /// What is wrong with a unit (NFC), or nil. A unit is compared with its meter's: a control
     /// character (NUL ends it in SQL) would make one unit read as another.

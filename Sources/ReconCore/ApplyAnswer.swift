@@ -20,7 +20,8 @@ public struct ApplyAnswer: WireShape, Equatable {
 
     public init(from decoder: any Decoder) throws {
         batch = try IngestResponse(from: decoder)
-        heldNotPosted = try decoder.container(keyedBy: CodingKeys.self).decode(Int.self, forKey: .heldNotPosted)
+        // A server from before the count answers without it.
+        heldNotPosted = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(Int.self, forKey: .heldNotPosted) ?? 0
     }
 
     /// The batch answer's members, then `held_not_posted`.

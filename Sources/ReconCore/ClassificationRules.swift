@@ -153,8 +153,12 @@ public struct ClassificationRules: GapClassifier, Sendable {
             case "reason":
                 // It becomes the `reason` dimension of the corrections the rule makes: an event the
                 // ingest would refuse (300 characters, a NUL) was stored by apply.
+                // A reason is a code, like the defaults' (`untracked_usage`): blank or invisible
+                // ones passed too.
                 reason = try value.string("reason")
-                if let problem = EventDecoder.dimensionValueProblem(reason!) { throw value.error("reason \(problem) (it is a dimension of the corrections)") }
+                guard EventDecoder.isValidIdentifier(reason!) else {
+                    throw value.error("reason must be 1–200 characters of [A-Za-z0-9_.:-], like untracked_usage (it is a dimension of the corrections)")
+                }
             case "examples": exampleNodes = try value.sequence("examples")
             case "when":
                 for (k, v) in try value.mapping("when") {

@@ -203,8 +203,8 @@ import Testing
             "two rules share the id 'x'"
         ),
         // A reason becomes a dimension of the corrections: an event ingest refuses was stored by apply.
-        ("version: 1\nrules:\n  - id: x\n    class: metering_gap\n    reason: \(String(repeating: "r", count: 300))\n", 5, "reason is longer than 256"),
-        ("version: 1\nrules:\n  - id: x\n    class: metering_gap\n    reason: \"a\\0b\"\n", 5, "reason has a NUL"),
+        ("version: 1\nrules:\n  - id: x\n    class: metering_gap\n    reason: \(String(repeating: "r", count: 300))\n", 5, "reason must be 1–200 characters"),
+        ("version: 1\nrules:\n  - id: x\n    class: metering_gap\n    reason: \"a\\0b\"\n", 5, "reason must be 1–200 characters"),
         // metered + quantity overflowed: `rules test` trapped, and a server reading rules_yaml died.
         (
             "version: 1\nrules:\n  - id: x\n    class: pass_through\n    examples:\n      - {model: m, quantity: 1, metered: 9223372036854775807, expect: pass_through}\n",

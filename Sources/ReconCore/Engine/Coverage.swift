@@ -45,10 +45,7 @@ public struct CoverageSummary: Codable, Equatable, Sendable {
 
 /// Stage 5: how much of the period the invoice covers, and whether the export is whole.
 enum CoverageCheck {
-    /// `meteredDays`: the UTC days on which the meter has usage in the run's scope.
-    static func assess(
-        _ batch: InvoiceBatch, ledger: VendorLedger, range: TimeRange, meteredDays: Set<Int64> = []
-    ) -> (CoverageSummary, [EvidenceReason]) {
+    static func assess(_ batch: InvoiceBatch, ledger: VendorLedger, range: TimeRange) -> (CoverageSummary, [EvidenceReason]) {
         var reasons: [EvidenceReason] = []
 
         // What each file covers: what it declares, else the span of its usage lines.
@@ -130,42 +127,62 @@ enum CoverageCheck {
                         : "an export with daily (or hourly) rows in UTC, or a final invoice that declares its period",
                     days: list))
         }
-        let silent = silentDays(batch, ledger: ledger, range: range, meteredDays: meteredDays).map { start(of: $0).dayString }
-        if !silent.isEmpty, ledger.placedLines > 0 {
-            reasons.append(
-                .init(
-                    code: "export_silent_days", effect: .blocksNegative,
-                    detail: "the export states no period, and on \(silent.count) day(s) inside the days its lines span it has no usage line "
-                        + "of any model while the meter has usage: \(compact(silent)). Its volume may be short by those days "
-                        + "(a file joined from partial pulls can miss days in the middle), so it cannot show over-metering",
-                    remedy: "export those days again (or the whole month in one pull) and pass every file, or reconcile around them with --from/--to",
-                    days: silent))
-        }
         return (summary, reasons)
     }
 
-    /// Days inside the line span of an export that declares nothing, on which no file has a usage
-    /// line of any model while the meter has usage. Nine empty days in the middle of a cost export
+    /// Per model: days inside the line span of an export that declares nothing, on which it has
+    /// no line billing that model while the meter has a material share of the model's usage (a
+    /// tenth of its median metered day or more). Nine empty days in the middle of a cost export
     /// (two pulls joined into one file) under steady traffic were read as covered and proposed as
-    /// over-metering (the same rows in two files were a coverage gap). Such days block negative
-    /// corrections (`export_silent_days`); a day with lines of other models only is a finding, as
-    /// is any day of an export that declares its period. Not judged when a line bills more than a
-    /// day (it may cover the empty days).
-    static func silentDays(_ batch: InvoiceBatch, ledger: VendorLedger, range: TimeRange, meteredDays: Set<Int64>) -> [Int64] {
-        guard ledger.multiDayLines == 0, !meteredDays.isEmpty else { return [] }
+    /// over-metering (the same rows in two files were a coverage gap); a filler line of another
+    /// model, or a zero row, on those days hid them. Such days block the model's negative
+    /// corrections (`export_silent_days`). A weekend's stray tokens are not material, and a day
+    /// an export that declares its period covers is evidence. Not judged when a line bills more
+    /// than a day (it may cover the empty days).
+    static func silentDayReasons(_ batch: InvoiceBatch, ledger: VendorLedger, diff: GapDiff, range: TimeRange) -> [EvidenceReason] {
+        guard ledger.multiDayLines == 0 else { return [] }
         let declared = batch.coverage.flatMap { $0.declared.map { ($0.from, $0.to) } }
-        let lineDays = ledger.usageDays.values.reduce(into: Set<Int64>()) { $0.formUnion($1) }
-        var out = Set<Int64>()
+        var spanDays = Set<Int64>()
         for (i, c) in batch.coverage.enumerated() where c.declared.isEmpty {
             guard let span = ledger.usageSpans[i], span.from < span.to else { continue }
             for day in span.from.day...Timestamp(microseconds: span.to.microseconds - 1).day
-            where meteredDays.contains(day) && !lineDays.contains(day) && range.from <= start(of: day) && start(of: day + 1) <= range.to
+            where range.from <= start(of: day) && start(of: day + 1) <= range.to
                 && !declared.contains(where: { $0.0 < start(of: day + 1) && start(of: day) < $0.1 })
             {
-                out.insert(day)
+                spanDays.insert(day)
             }
         }
-        return out.sorted()
+        guard !spanDays.isEmpty else { return [] }
+        var billed: [String: Set<Int64>] = [:]
+        for (key, cell) in diff.vendor {
+            for (k, b) in cell.clustered where b.stated != 0 || b.exactTokens != 0 || b.amount != 0 {
+                billed[key.model, default: []].insert(Timestamp(microseconds: k.from).day)
+            }
+        }
+        var metered: [String: [Int64: Int64]] = [:]
+        for (key, days) in diff.meteredDaily {
+            for (d, q) in days { metered[key.model, default: [:]][d, default: 0] &+= q }
+        }
+        var reasons: [EvidenceReason] = []
+        for (model, daily) in metered.sorted(by: { $0.key < $1.key }) {
+            let positive = daily.values.filter { $0 > 0 }.sorted()
+            guard !positive.isEmpty else { continue }
+            let median = positive[positive.count / 2]
+            let silent = spanDays.filter { d in
+                let q = daily[d] ?? 0
+                return q > 0 && q >= median / 10 && !(billed[model]?.contains(d) ?? false)
+            }.sorted().map { start(of: $0).dayString }
+            guard !silent.isEmpty else { continue }
+            reasons.append(
+                .init(
+                    code: "export_silent_days", effect: .blocksNegative, modelID: model,
+                    detail: "the export states no period, and on \(silent.count) day(s) inside the days its lines span it bills no \(model) "
+                        + "while the meter has a material share of its usage: \(compact(silent)). Its volume may be short by those days "
+                        + "(a file joined from partial pulls can miss days in the middle), so it cannot show \(model)'s over-metering",
+                    remedy: "export those days again (or the whole month in one pull) and pass every file, or reconcile around them with --from/--to",
+                    days: silent))
+        }
+        return reasons
     }
 
     static func start(of day: Int64) -> Timestamp { Timestamp(microseconds: day * 86_400_000_000) }

@@ -155,11 +155,14 @@ enum CardChoice {
         let hints = plugin.cardHints(for: lines).map { $0.lowercased() }
         if let override {
             // Another registered vendor's card (an openai card for an anthropic run was taken)
-            // prices this invoice by the wrong vendor's names and prices. A card of a vendor no
-            // plugin is (a UBL supplier's own card) is the user's to give.
+            // prices a one-vendor plugin's invoice by the wrong vendor's names and prices. A
+            // plugin whose own card prices no model (FOCUS, UBL: any provider's bill) takes any
+            // card, and so does every plugin for a card of a vendor no plugin ships.
+            let named = override.vendor.lowercased()
+            let ownCardPricesModels = !(cards[plugin.rateCardName]?.models.isEmpty ?? true)
             guard
-                cards[override.vendor] == nil || override.vendor == plugin.rateCardName
-                    || hints.contains(where: { $0.contains(override.vendor.lowercased()) })
+                !ownCardPricesModels || named == plugin.rateCardName.lowercased() || !cards.keys.contains(where: { $0.lowercased() == named })
+                    || hints.contains(where: { $0.contains(named) })
             else {
                 throw UsageBoxError.invalidArgument(
                     "the rate card is \(override.vendor)'s; \(plugin.id) invoices are priced by a card with vendor: \(plugin.rateCardName)"

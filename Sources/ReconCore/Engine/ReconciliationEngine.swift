@@ -76,8 +76,7 @@ public struct ReconciliationEngine: Sendable {
         let meter = try await MeterLedger.read(
             store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models),
             vendorNames: vendorNames, options: o)
-        let meteredDays = meter.daily.values.reduce(into: Set<Int64>()) { days, cell in days.formUnion(cell.filter { $0.value != 0 }.keys) }
-        let (coverage, coverageReasons) = CoverageCheck.assess(batch, ledger: vendor, range: o.range, meteredDays: meteredDays)
+        let (coverage, coverageReasons) = CoverageCheck.assess(batch, ledger: vendor, range: o.range)
         var diff = try GapDiff.compute(vendor: vendor, meter: meter, card: card, range: o.range)
         if diff.shape == .uniform, DailyEvidence.gapsConfinedToSomeDays(diff, range: o.range) {
             // The same share on every model, but only on some days: an outage of the whole
@@ -86,7 +85,8 @@ public struct ReconciliationEngine: Sendable {
         }
         let unattributed = Self.unattributed(diff, attribution: o.attribution)
         let reasons =
-            coverageReasons + vendor.reasons + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
+            coverageReasons + CoverageCheck.silentDayReasons(batch, ledger: vendor, diff: diff, range: o.range) + vendor.reasons
+            + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
             + unknownVendorLabels(meter, card: card, plugin: plugin) + correctionsOfSeveralProviders(meter)
             + (try await overlappingRuns(o, plugin: plugin, store: store, log: log))

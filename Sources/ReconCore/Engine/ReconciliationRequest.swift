@@ -170,7 +170,7 @@ public struct ReconciliationRequest: Codable, Sendable {
 
     /// A file's name as the report shows it: a path's length at most, no control characters.
     static func checkName(_ name: String, field: String) throws {
-        guard name.unicodeScalars.count <= maxNameLength, !name.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) })
+        guard name.unicodeScalars.count <= maxNameLength, !name.unicodeScalars.contains(where: EventDecoder.isControl)
         else {
             throw UsageBoxError.invalidArgument(
                 "a file name is at most \(maxNameLength) characters, without control characters (got \(name.unicodeScalars.count))", field: field)

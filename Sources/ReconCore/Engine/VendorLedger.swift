@@ -221,8 +221,6 @@ struct VendorLedger: Sendable {
     /// Bucket bounds of every usage line (in period or not), per file: the span an export covers
     /// when it declares nothing.
     var usageSpans: [Int: (from: Timestamp, to: Timestamp)] = [:]
-    /// The UTC days of each file's one-day usage lines (any model, in period or not).
-    var usageDays: [Int: Set<Int64>] = [:]
     /// Usage lines billing more than one day.
     var multiDayLines = 0
     /// What the invoice bills per currency, as written, and what was left out of the card-currency totals.
@@ -325,7 +323,6 @@ struct VendorLedger: Sendable {
             if VendorCell.isOneDay(.init(from: bucket.from.microseconds, to: bucket.to.microseconds, tag: "")) {
                 let span = ledger.usageSpans[entry.file]
                 ledger.usageSpans[entry.file] = (min(span?.from ?? bucket.from, bucket.from), max(span?.to ?? bucket.to, bucket.to))
-                ledger.usageDays[entry.file, default: []].insert(bucket.from.day)
             } else {
                 ledger.multiDayLines += 1
             }
