@@ -24,4 +24,27 @@ public enum ModelID {
         if let r = id.range(of: #"-v[0-9]+(:[0-9]+)?$"#, options: .regularExpression) { id.removeSubrange(r) }
         return id
     }
+
+    /// The one of `models` a raw id may well be, loosely: case, `.`, `_` and spaces as `-`, a
+    /// dated or `-latest` suffix, a missing vendor prefix (`sonnet-4-5`). Only for checks that hold
+    /// when unsure (who else meters an invoice's models), never to place usage: another account's
+    /// `claude-sonnet-4.5` billed on the invoice passed the scope check as an unknown model.
+    public static func mayBe(_ raw: String, oneOf models: [String]) -> String? {
+        func loose(_ s: String) -> String {
+            String(normalize(s).lowercased().map { ".,_ /:".contains($0) ? "-" : $0 })
+        }
+        let id = loose(raw)
+        guard id.split(separator: "-").count >= 2, id.contains(where: \.isLetter) else { return nil }
+        let loosened = models.map { ($0, loose($0)) }
+        if let exact = loosened.first(where: { $0.1 == id }) { return exact.0 }
+        // A dated or `-latest` suffix (`claude-sonnet-4-5-20250929`), not a longer version
+        // (`claude-sonnet-4-5` is no `claude-sonnet-4` snapshot); else a missing prefix.
+        func isSuffix(_ rest: Substring) -> Bool {
+            rest == "latest" || (rest.count >= 4 && rest.first!.isNumber && rest.allSatisfy { $0.isNumber || $0 == "-" })
+        }
+        let candidates = loosened.filter { _, m in
+            (id.hasPrefix(m + "-") && isSuffix(id.dropFirst(m.count + 1))) || m.hasSuffix("-" + id)
+        }
+        return candidates.max { $0.1.count < $1.1.count }?.0
+    }
 }

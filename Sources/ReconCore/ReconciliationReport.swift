@@ -66,24 +66,18 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
     public struct ScopeBasis: Codable, Equatable, Sendable {
         public var accountID: String
         public var meterID: String?
-        /// Model ids, as metered, of the invoice's models.
-        public var modelIDs: [String]
-        /// Every model id metered in the period when the run was made: an id not among them may
-        /// be one of the invoice's models under a new name, and counts.
-        public var seenModelIDs: [String]
-        enum CodingKeys: String, CodingKey {
-            case accountID = "account_id", meterID = "meter_id", modelIDs = "model_ids", seenModelIDs = "seen_model_ids"
-        }
+        /// The invoice's models (canonical ids): another account's usage under any id that may be
+        /// one of them (`ModelID.mayBe`, as the run's own check reads the other accounts) counts.
+        public var models: [String]
+        enum CodingKeys: String, CodingKey { case accountID = "account_id", meterID = "meter_id", models }
 
-        /// Tokens per other account, of the invoice's models (or model ids new since the run), in `range`.
+        /// Tokens per other account, of the invoice's models, in `range`.
         func otherAccounts(range: TimeRange, store: any MeterStore) async throws -> [String: Int64] {
             let filters = meterID.map { [UsageFilter(field: .meterID, op: .eq, values: [$0])] } ?? []
             let r = try await store.usage(UsageQuery(scope: .all, range: range, groupBy: [.accountID, .modelID], filters: filters))
-            let counted = Set(modelIDs), seen = Set(seenModelIDs)
             var out: [String: Int64] = [:]
             for g in r.groups {
-                guard let account = g.keys[0], account != accountID, let model = g.keys[1], counted.contains(model) || !seen.contains(model)
-                else { continue }
+                guard let account = g.keys[0], account != accountID, let model = g.keys[1], ModelID.mayBe(model, oneOf: models) != nil else { continue }
                 out[account, default: 0] &+= g.aggregate.sum
             }
             return out.filter { $0.value > 0 }

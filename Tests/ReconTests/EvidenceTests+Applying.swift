@@ -38,14 +38,36 @@ extension EvidenceTests {
     /// now refuses. Another account's events of a model the run saw and the invoice does not
     /// bill stand in no one's way.
     @Test func applyingAfterAnotherAccountMetersTheInvoicesModelsIsRefused() async throws {
-        for (late, refused) in [("claude-sonnet-4-5", true), ("gpt-4o", false), ("claude-sonnet-4-5-20250929", true)] {
+        for (late, refused) in [
+            ("claude-sonnet-4-5", true), ("gpt-4o", false), ("text-embedding-3-small", false), ("claude-sonnet-4-5-20250929", true),
+            ("claude-sonnet-4.5", true), ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", true),
+        ] {
             let store = try S.store()
             _ = try await KataDemo(store: store, write: { _ in }).load()
             _ = try await store.ingest([Self.event("elsewhere-1", account: "acct_7", model: "gpt-4o", type: "input", quantity: 1_000, vendor: "openai")])
             let run = try await recordKata(on: store)
-            #expect(run.isConclusive && run.scopeBasis?.modelIDs.contains("claude-sonnet-4-5") == true, "\(run.reasons.map(\.code))")
+            #expect(run.isConclusive && run.scopeBasis?.models.contains("claude-sonnet-4-5") == true, "\(run.reasons.map(\.code))")
             _ = try await store.ingest([Self.event("late-1", account: "acct_9", model: late, type: "input", quantity: 520_000, day: 20)])
             try await expectApply(run.id, on: store, refused: refused, because: "1 other account(s) now meter the invoice's models", late)
+        }
+    }
+
+    /// Another account's usage of the invoice's model under a spelling the card does not know
+    /// (`claude-sonnet-4.5`) passed the scope check as an unknown model, and the run posted it to
+    /// its own account. Read loosely for that check, it is the invoice's model.
+    @Test func anotherAccountsSpellingOfTheModelIsInScope() async throws {
+        let store = try await sonnet()
+        _ = try await store.ingest([Self.event("b", account: "acct_7", model: "claude-sonnet-4.5", type: "input", quantity: 200_000)])
+        let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "360")])
+        let r = try await run(store, [invoice])
+        #expect(r.verdict == .inconclusive && codes(r).contains("other_accounts_in_scope"), "\(codes(r))")
+        let models = ["claude-sonnet-4", "claude-sonnet-4-5", "claude-haiku-4-5"]
+        for (raw, expected) in [
+            ("claude-sonnet-4.5", "claude-sonnet-4-5"), ("Claude Sonnet 4.5", "claude-sonnet-4-5"), ("sonnet-4-5", "claude-sonnet-4-5"),
+            ("claude_sonnet_4_5-latest", "claude-sonnet-4-5"), ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+            ("claude-sonnet-4-20250514", "claude-sonnet-4"), ("gpt-4o", nil), ("4-5", nil), ("claude", nil),
+        ] as [(String, String?)] {
+            #expect(ModelID.mayBe(raw, oneOf: models) == expected, "\(raw)")
         }
     }
 

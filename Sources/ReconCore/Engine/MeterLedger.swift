@@ -34,9 +34,7 @@ struct MeterLedger: Sendable {
     /// scope checks; and the accounts with any usage at all.
     var everyAccount: [String: [String: Int64]] = [:]
     var accountsWithUsage = Set<String>()
-    /// Every model id metered in the period over every account → its canonical model in scope
-    /// (nil when none): what apply's check of the other accounts compares with.
-    var everyModelID: [String: String?] = [:]
+
     /// Corrections set aside as another vendor's, per canonical model and the vendor they name:
     /// one named after a format that bills several providers (FOCUS, UBL) may be this vendor's.
     var correctionsUnderOtherVendors: [String: [String: Int64]] = [:]
@@ -176,14 +174,13 @@ struct MeterLedger: Sendable {
         // Every account, whatever the caller may see: an invoice shared with accounts the caller
         // cannot see is still shared. Only visible accounts are named.
         let all = try await store.usage(UsageQuery(scope: .all, range: o.range, groupBy: [.accountID, .modelID], filters: filters))
+        let scopeList = scopeModels.sorted()
         for g in all.groups {
             guard let account = g.keys[0] else { continue }
             ledger.accountsWithUsage.insert(account)
-            if let raw = g.keys[1] {
-                let model: String? = canonical(raw).flatMap { scopeModels.contains($0) ? $0 : nil }
-                ledger.everyModelID.updateValue(model, forKey: raw)  // kept when nil: `[raw] = nil` would remove it
-            }
-            if let model = canonical(g.keys[1]), scopeModels.contains(model) {
+            // Loosely too (`claude-sonnet-4.5`): another account's usage of the invoice's models
+            // under a spelling the card does not know passed the scope check.
+            if let model = canonical(g.keys[1]) ?? g.keys[1].flatMap({ ModelID.mayBe($0, oneOf: scopeList) }), scopeModels.contains(model) {
                 ledger.everyAccount[account, default: [:]][model, default: 0] &+= g.aggregate.sum
             }
         }

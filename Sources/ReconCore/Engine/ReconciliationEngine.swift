@@ -167,11 +167,7 @@ public struct ReconciliationEngine: Sendable {
             rounding: ["vendor_amount": "exact", "gap_amount": "half_even_\(GapDiff.moneyScale)dp"],
             applied: false, appliedEventIDs: [], appliedAt: nil, revertedAt: nil, runBy: o.runBy, createdAt: now())
         if case let .single(account) = o.attribution, o.invoiceScope == .asGiven {
-            let invoiceModels = Set(vendor.cells.keys.map(\.model))
-            report.scopeBasis = .init(
-                accountID: account, meterID: o.meterID,
-                modelIDs: meter.everyModelID.filter { $0.value.map(invoiceModels.contains) == true }.keys.sorted(),
-                seenModelIDs: meter.everyModelID.keys.sorted())
+            report.scopeBasis = .init(accountID: account, meterID: o.meterID, models: Set(vendor.cells.keys.map(\.model)).sorted())
         }
         return report
     }
