@@ -217,22 +217,23 @@ public struct RateCard: RateCardConverter, Sendable {
 
     /// Why an alias pattern could backtrack for minutes on one model string, or nil. Matching
     /// has no time limit: `(a+)+b` took 23 s of CPU per 60-character name from a per-request card,
-    /// and two such requests stopped `/healthz`. Refused: a group repeated without bound (`*`,
-    /// `+`, `{n,}`) that holds a repetition without bound or an alternation, and more than four
-    /// repetitions without bound in all (`.*.*.*.*.*x`). The shipped cards' patterns repeat
-    /// groups with `?` only.
+    /// and two such requests stopped `/healthz`; `(a?){28}a{28}` took 8–14 s with bounds alone.
+    /// Refused: a group repeated by anything but `?` (`*`, `+`, `{n}`, `{n,m}`) that holds a
+    /// repetition or an alternation, more than four repetitions without bound in all
+    /// (`.*.*.*.*.*x`), and parentheses that do not pair. The shipped cards' patterns repeat
+    /// groups with `?` only. Named, atomic and look-around groups are groups like any other.
     public static func backtrackingRisk(_ pattern: String) -> String? {
         let p = Array(pattern.unicodeScalars)
-        struct Group { var unbounded = false, alternation = false }
+        struct Group { var repeats = false, alternation = false }
         var stack = [Group()]
         var unboundedCount = 0
         var i = 0
-        /// Whether a quantifier starts at `j` and is unbounded; its length.
-        func quantifier(at j: Int) -> (unbounded: Bool, length: Int)? {
+        /// The quantifier at `j`: whether it is `?` alone, unbounded, and its length; nil for none.
+        func quantifier(at j: Int) -> (optional: Bool, unbounded: Bool, length: Int)? {
             guard j < p.count else { return nil }
             switch p[j] {
-            case "*", "+": return (true, 1)
-            case "?": return (false, 1)
+            case "*", "+": return (false, true, 1)
+            case "?": return (true, false, 1)
             case "{":
                 var k = j + 1
                 var text = ""
@@ -241,19 +242,23 @@ public struct RateCard: RateCardConverter, Sendable {
                     k += 1
                 }
                 guard k < p.count, text.first?.isNumber == true else { return nil }
-                return (text.hasSuffix(","), k - j + 1)
+                return (false, text.hasSuffix(","), k - j + 1)
             default: return nil
             }
         }
+        /// Past the quantifier of the atom ending before `j`, if any; noted in the open group.
         func afterAtom(_ j: Int) -> Int {
             guard let q = quantifier(at: j) else { return j }
-            if q.unbounded {
-                unboundedCount += 1
-                stack[stack.count - 1].unbounded = true
-            }
+            stack[stack.count - 1].repeats = true
+            if q.unbounded { unboundedCount += 1 }
             var next = j + q.length
             if next < p.count, p[next] == "?" || p[next] == "+" { next += 1 }  // lazy or possessive
             return next
+        }
+        func skip(to end: Unicode.Scalar, from j: Int) -> Int {
+            var k = j
+            while k < p.count, p[k] != end { k += 1 }
+            return k + 1
         }
         while i < p.count {
             switch p[i] {
@@ -266,20 +271,34 @@ public struct RateCard: RateCardConverter, Sendable {
                 while k < p.count, p[k] != "]" { k += p[k] == "\\" ? 2 : 1 }
                 i = afterAtom(k + 1)
             case "(":
-                stack.append(Group())
                 i += 1
-                if i < p.count, p[i] == "?" {  // (?: (?i) (?= …: the group's kind, not a quantifier
-                    i += 1
-                    while i < p.count, p[i] != ":" && p[i] != ")" && p[i] != "=" && p[i] != "!" { i += 1 }
-                    if i < p.count, p[i] != ")" { i += 1 }
+                guard i < p.count, p[i] == "?" else {
+                    stack.append(Group())
+                    continue
                 }
+                i += 1  // the group's kind, not a quantifier: (?: (?= (?! (?> (?<= (?<! (?<name> (?P<name> (?'name' (?i) (?i:
+                guard i < p.count else { return "ends inside a group" }
+                switch p[i] {
+                case ":", "=", "!", ">": i += 1
+                case "<": i = i + 1 < p.count && (p[i + 1] == "=" || p[i + 1] == "!") ? i + 2 : skip(to: ">", from: i + 1)
+                case "P": i = skip(to: ">", from: i + 1)
+                case "'": i = skip(to: "'", from: i + 1)
+                default:
+                    while i < p.count, p[i].properties.isAlphabetic || p[i] == "-" { i += 1 }
+                    if i < p.count, p[i] == ")" {  // flags for what follows: no group
+                        i += 1
+                        continue
+                    }
+                    i += 1  // the ':' of (?i:…)
+                }
+                stack.append(Group())
             case ")":
-                guard stack.count > 1 else { return nil }  // unbalanced: the regex compiler says so
+                guard stack.count > 1 else { return "has a ')' that closes no group" }
                 let inner = stack.removeLast()
-                if let q = quantifier(at: i + 1), q.unbounded, inner.unbounded || inner.alternation {
-                    return "repeats a group that itself repeats or alternates without bound"
+                if let q = quantifier(at: i + 1), !q.optional, inner.repeats || inner.alternation {
+                    return "repeats a group that itself repeats or alternates"
                 }
-                stack[stack.count - 1].unbounded = stack[stack.count - 1].unbounded || inner.unbounded
+                stack[stack.count - 1].repeats = stack[stack.count - 1].repeats || inner.repeats
                 i = afterAtom(i + 1)
             case "|":
                 stack[stack.count - 1].alternation = true
@@ -288,6 +307,7 @@ public struct RateCard: RateCardConverter, Sendable {
                 i = afterAtom(i + 1)
             }
         }
+        guard stack.count == 1 else { return "has a '(' that is never closed" }
         return unboundedCount > 4 ? "repeats without bound \(unboundedCount) times (at most 4)" : nil
     }
 

@@ -84,12 +84,15 @@ import Testing
     /// model name and two requests stopped `/healthz`. Patterns that can backtrack like that are
     /// refused; the shipped cards' patterns (which every plugin example loads) pass.
     @Test func aliasPatternsThatCanBacktrackForMinutesAreRefused() {
-        for risky in ["(a+)+b", "(a*)*", "(a|aa)+c", "(?:x+y?)*z", "(a{1,})+", "([a-z]+)*$", ".*.*.*.*.*x", "(\\d+)+"] {
+        for risky in [
+            "(a+)+b", "(a*)*", "(a|aa)+c", "(?:x+y?)*z", "(a{1,})+", "([a-z]+)*$", ".*.*.*.*.*x", "(\\d+)+", "(?<x>a+)+b", "(?<n>(a+)+)b",
+            "(?>(a+)+b)", "(.*a){11}x", "(a?){28}a{28}", "(a{1,30}){1,30}b", "(?P<n>a*)*", "(a+", "a+)",
+        ] {
             #expect(RateCard.backtrackingRisk(risky) != nil, "\(risky)")
         }
         for safe in [
             "claude-opus-4-8(-[0-9]{8})?", "gpt-4o(-2024-(08-06|11-20))?", "Claude4\\.5Haiku|Claude Haiku 4\\.5.*", "Gemini 2\\.5 Flash[- ]Lite",
-            "(gpt-)?4o(-[0-9]{4})?", "[(+*]+x", "a\\(+b", "(ab){2,5}", "(?i)claude.*",
+            "(gpt-)?4o(-[0-9]{4})?", "[(+*]+x", "a\\(+b", "(ab){2,5}", "(?i)claude.*", "(?<date>-[0-9]{8})?", "(?i:claude)-(?:sonnet|opus)",
         ] {
             #expect(RateCard.backtrackingRisk(safe) == nil, "\(safe)")
         }
