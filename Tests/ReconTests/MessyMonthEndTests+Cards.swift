@@ -246,7 +246,7 @@ extension MessyMonthEndTests {
     /// another day, with the card dated right, is still corrected.
     @Test func aCardDatedDaysOffTheBillsChangeIsHeld() async throws {
         let store = try await haikuEveryDay()
-        for cardDay in ["2026-05-16", "2026-05-20"] {
+        for cardDay in ["2026-05-16", "2026-05-20", "2026-05-06", "2026-05-28"] {
             let card = try Self.cardPricingHaikuInput(["1", cardDay, "0.80"])
             let r = try await run("anthropic", [Self.haikuBill { $0 < 18 ? "100" : "80" }], store, account: "acct_42") { $0.rateCard = card }
             #expect(r.findings.first?.reason == "card_price_changed_on_\(cardDay)_the_bill_did_not", "\(cardDay): \(r.findings.map(\.reason))")
@@ -256,6 +256,12 @@ extension MessyMonthEndTests {
             (1...31).map { ("acct_42", "claude-haiku-4-5", "input", $0 == 25 ? 500_000 : 1_000_000, $0) }, vendor: "anthropic")
         let card = try Self.cardPricingHaikuInput(["1", "2026-05-18", "0.80"])
         let lost = try await run("anthropic", [Self.haikuBill { $0 < 18 ? "100" : "80" }], lossy, account: "acct_42") { $0.rateCard = card }
+        // A meter over-counting a fifth on the three days before a real cut moves the money per
+        // metered token toward the new price too, but by its own share: corrected, not the card's date.
+        let overCounted = try await self.store(
+            (1...31).map { ("acct_42", "claude-haiku-4-5", "input", (15...17).contains($0) ? 1_200_000 : 1_000_000, $0) }, vendor: "anthropic")
+        let over = try await run("anthropic", [Self.haikuBill { $0 < 18 ? "100" : "80" }], overCounted, account: "acct_42") { $0.rateCard = card }
+        #expect(over.corrections.map(\.quantity) == [-600_000], "\(over.findings.map { "\($0.quantity) \($0.reason)" })")
         #expect(
             lost.corrections.map(\.quantity) == [500_000],
             "\(lost.findings.map { "\($0.quantity) \($0.gapClass) \($0.reason) \($0.blockedBy)" }) \(lost.reasons.map(\.code)) \(lost.held.map(\.reason))")

@@ -265,8 +265,10 @@ enum DailyEvidence {
                 // The bill stepped by the card's ratio, on another day: the gap that lies only
                 // between the two dates is the card's date, not the meter (a card dated two days
                 // early proposed +50,000,000 for them).
-                if let billDay = Self.stepDay(implied, near: day, within: max(previous, first)...until, old: moneyBefore, new: moneyBefore * card),
-                    billDay != from, Self.gapLiesWithin(f, diff, range: range, days: min(billDay, from)...(max(billDay, from) - 1))
+                if let billDay = Self.stepDay(implied, within: max(previous, first)...until, old: moneyBefore, new: moneyBefore * card), billDay != from,
+                    Self.gapIsTheCardsDate(
+                        f, diff, range: range, days: min(billDay, from)...(max(billDay, from) - 1),
+                        share: billDay > from ? before / after - 1 : after / before - 1)
                 {
                     return day
                 }
@@ -279,23 +281,34 @@ enum DailyEvidence {
         return nil
     }
 
-    /// The first day within a week of `day` from which the money per metered token is nearer `new`
-    /// than `old` for the next three days with traffic (or to the end), or nil.
-    static func stepDay(_ implied: [Int64: Decimal], near day: Int64, within bounds: ClosedRange<Int64>, old: Decimal, new: Decimal) -> Int64? {
-        let lo = max(bounds.lowerBound, day - 7), hi = min(bounds.upperBound, day + 7)
-        guard lo <= hi else { return nil }
+    /// The first day in `bounds` from which the money per metered token is nearer `new` than
+    /// `old` for the next three days with traffic (or to the end), or nil.
+    static func stepDay(_ implied: [Int64: Decimal], within bounds: ClosedRange<Int64>, old: Decimal, new: Decimal) -> Int64? {
         func isNew(_ d: Int64) -> Bool? { implied[d].map { abs($0 - new) < abs($0 - old) } }
-        for d in lo...hi where isNew(d) == true {
+        for d in bounds where isNew(d) == true {
             let next = implied.keys.filter { $0 > d && $0 <= bounds.upperBound }.sorted().prefix(3)
             if next.allSatisfy({ isNew($0) == true }) { return d }
         }
         return nil
     }
 
-    /// Whether a finding's daily gap (beyond each day's tolerance) lies on `days` only, and on at least one.
-    static func gapLiesWithin(_ f: Finding, _ diff: GapDiff, range: TimeRange, days: ClosedRange<Int64>) -> Bool {
-        guard let off = offDays(f, diff, range: range) else { return false }
-        return !off.isEmpty && off.allSatisfy(days.contains)
+    /// Whether a finding's daily gap (beyond each day's tolerance) lies on `days` only, on at
+    /// least one, and is there the share of the meter a card price on the wrong side of its date
+    /// makes (vendor ÷ meter − 1 = `share`, within a tenth of it or one point): a meter that
+    /// over-counted the days before a real cut also moves the money per metered token, but by
+    /// its own share, and stays a metering gap.
+    static func gapIsTheCardsDate(_ f: Finding, _ diff: GapDiff, range: TimeRange, days: ClosedRange<Int64>, share: Decimal) -> Bool {
+        let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
+        guard let off = offDays(f, diff, range: range), !off.isEmpty, off.allSatisfy(days.contains),
+            let vendorDays = vendorDaily(diff, key, accountwise: true)
+        else { return false }
+        let metered = meteredDaily(diff, key, accountwise: true)
+        let slack = max(Decimal(string: "0.01")!, abs(share) / 10)
+        return off.allSatisfy { d in
+            guard let m = metered[d], m > 0 else { return false }
+            let v = vendorDays[d]?.tokens ?? 0
+            return abs(Decimal(exactly: v - m) / Decimal(exactly: m) - share) <= slack
+        }
     }
 
     /// A gap equal to the usage of the first or last one to three hours at a bound: the meter and
