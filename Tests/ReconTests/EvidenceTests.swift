@@ -141,6 +141,31 @@ import VendorAnthropic
         #expect(r.findings.count == 2 && r.findings.allSatisfy { $0.gapClass == .unexplained && $0.blockedBy == ["uniform_gap"] })
     }
 
+    /// Input billed 10 % above the meter on Sonnet and 11.5 % on Haiku, output exact: `localized`
+    /// overall, and the input gaps were corrected (a vendor's input price rise billed to the
+    /// customer). One token type off by one share on every model blocks it; one model's loss does not.
+    @Test func oneTokenTypeOffByOneShareOnEveryModelIsNotCorrected() async throws {
+        let store = try await sonnet()
+        _ = try await store.ingest([
+            Self.event("h", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
+            Self.event("so", model: "claude-sonnet-4-5", type: "output", quantity: 100_000),
+            Self.event("ho", model: "claude-haiku-4-5", type: "output", quantity: 100_000),
+        ])
+        func bill(haikuInputCents: String) -> InvoiceFile {
+            S.costReport([
+                .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330"),
+                .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: haikuInputCents),
+                .init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "150"),
+                .init(model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "50"),
+            ])
+        }
+        let r = try await run(store, [bill(haikuInputCents: "111.5")])
+        #expect(r.shape != .uniform && r.reasons.map { "\($0.code) \($0.tokenType?.rawValue ?? "")" } == ["uniform_gap input"])
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map { "\($0.modelID) \($0.quantity)" })")
+        let one = try await run(store, [bill(haikuInputCents: "100")])
+        #expect(one.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-sonnet-4-5 100000"], "\(one.reasons.map(\.code))")
+    }
+
     @Test func halfAMonthIsACoverageGapNamingTheDays() async throws {
         let store = try await sonnet(day: 20)
         _ = try await store.ingest([Self.event("b", model: "claude-sonnet-4-5", type: "input", quantity: 1_000_000, day: 2)])

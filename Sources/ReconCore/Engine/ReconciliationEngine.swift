@@ -115,6 +115,7 @@ public struct ReconciliationEngine: Sendable {
                             + "traffic on every day does too, and it cannot be told apart here, so no rule's class makes it a correction",
                         remedy: "check the card's prices for the period (usagebox ratecards propose); correct a meter that really lost a share by hand")
                 ] : [])
+            + (diff.shape == .uniform ? [] : Self.uniformTokenTypes(diff, range: o.range))
             + (o.range.to > now()
                 ? [
                     EvidenceReason(
@@ -170,6 +171,42 @@ public struct ReconciliationEngine: Sendable {
             report.scopeBasis = .init(accountID: account, meterID: o.meterID, models: Set(vendor.cells.keys.map(\.model)).sorted())
         }
         return report
+    }
+
+    /// One token type off the meter by one share on every model that has it (within two points),
+    /// the models' other token types aside: `uniform_gap` for that token type. Input billed 10 %
+    /// above the meter on Sonnet and Haiku and 11.5 % on Opus, output exact, read as `localized`
+    /// and turned a vendor's input price rise into +41,335,903 of corrections. Only where the
+    /// volume is read from money (stated quantities off by a share are the meter's), on two models
+    /// or more, and not when the gaps lie on some days only (an outage).
+    static func uniformTokenTypes(_ diff: GapDiff, range: TimeRange) -> [EvidenceReason] {
+        guard !DailyEvidence.gapsConfinedToSomeDays(diff, range: range) else { return [] }
+        func fromMoney(_ model: String, _ type: TokenType?) -> Bool {
+            diff.vendor.contains { $0.key.model == model && $0.key.tokenType == type && !$0.value.sum.allStated }
+        }
+        var byType: [TokenType: [(model: String, row: ReconciliationReport.TokenTypeRow)]] = [:]
+        for m in diff.models {
+            for row in m.tokenTypes where row.metered > 0 {
+                guard let type = row.tokenType, fromMoney(m.modelID, type) else { continue }
+                byType[type, default: []].append((m.modelID, row))
+            }
+        }
+        var reasons: [EvidenceReason] = []
+        for (type, rows) in byType.sorted(by: { $0.key.rawValue < $1.key.rawValue }) where rows.count >= 2 && rows.allSatisfy(\.row.beyondTolerance) {
+            let shares = rows.map { Decimal(exactly: $0.row.gap) / Decimal(exactly: $0.row.metered) }
+            guard Set(rows.map { $0.row.gap > 0 }).count == 1, let low = shares.min(), let high = shares.max(), high - low <= Decimal(string: "0.02")!
+            else { continue }
+            reasons.append(
+                EvidenceReason(
+                    code: "uniform_gap", effect: .blocksCell, tokenType: type,
+                    detail: "\(type.rawValue) is off the meter by about the same share on every model that has it "
+                        + "(\(rows.map { "\($0.model) \(ReconciliationReport.gapPercent(gap: $0.row.gap, metered: $0.row.metered) ?? "?") %" }.joined(separator: ", "))): "
+                        + "a price change of that token type the card lacks looks like that, and so does a meter losing the same share of it",
+                    remedy:
+                        "check the card's \(type.rawValue) prices for the period (usagebox ratecards propose); correct a meter that really lost a share by hand"
+                ))
+        }
+        return reasons
     }
 
     /// The accounts whose meter is read: the run's own, else every visible account with usage.
