@@ -7,6 +7,13 @@ struct YAMLNode {
     let file: String
 
     static func parse(_ text: String, file: String) throws -> YAMLNode {
+        // Yams hashes every mapping key while composing (its duplicate check), an alias's whole
+        // tree included: one alias of nested aliases used as a key spun a CPU for minutes before
+        // the count below could run. Config keys are plain names; with anchors in the file, a key
+        // that is an alias or a collection is refused unread.
+        if let line = Self.complexKeyWithAnchors(text) {
+            throw ConfigError(file: file, line: line, "a key here is an alias or a collection; keys are plain names")
+        }
         do {
             guard let node = try Yams.compose(yaml: text) else { throw ConfigError(file: file, line: 1, "the file is empty") }
             guard Self.expandedSize(node, upTo: maxNodes) <= maxNodes else {
@@ -42,6 +49,19 @@ struct YAMLNode {
             }
         }
         return count
+    }
+
+    /// The line of a mapping key that is an alias, an explicit `?` key or a flow collection, when
+    /// the text defines anchors; nil otherwise.
+    static func complexKeyWithAnchors(_ text: String) -> Int? {
+        let anchors = try! NSRegularExpression(pattern: #"(^|[\s\[{,])&[^\s,\[\]{}]+"#, options: [.anchorsMatchLines])
+        let whole = NSRange(text.startIndex..., in: text)
+        guard anchors.firstMatch(in: text, range: whole) != nil else { return nil }
+        let keys = try! NSRegularExpression(
+            pattern: #"(^[ \t]*(-[ \t]+)*|[{,][ \t]*)(\?([ \t]|$)|\*[^\s,\[\]{}]+[ \t]*:([ \t]|$)|[\[{][^\n]*[\]}][ \t]*:([ \t]|$))"#,
+            options: [.anchorsMatchLines])
+        guard let m = keys.firstMatch(in: text, range: whole), let r = Range(m.range, in: text) else { return nil }
+        return text[..<r.lowerBound].reduce(1) { $1 == "\n" ? $0 + 1 : $0 }
     }
 
     static func line(of e: YamlError) -> Int {

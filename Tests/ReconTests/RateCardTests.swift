@@ -191,6 +191,18 @@ import Testing
                 Issue.record("\(error)")
             }
         }
+        // An alias of nested aliases as a key: Yams hashed its whole tree while reading (minutes).
+        var keyBomb = "version: 1\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for i in 1...8 { keyBomb += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        keyBomb += "k:\n  ? *a8\n  : 1\n"
+        do {
+            _ = try ClassificationRules.load(text: keyBomb, file: "r.yaml")
+            Issue.record("an alias key was read")
+        } catch let e as ConfigError {
+            #expect(e.line == 12 && e.description.contains("keys are plain names"), "\(e.description)")
+        } catch {
+            Issue.record("\(error)")
+        }
     }
 
     @Test(arguments: [
