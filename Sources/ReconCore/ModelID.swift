@@ -25,26 +25,38 @@ public enum ModelID {
         return id
     }
 
-    /// The one of `models` a raw id may well be, loosely: case, `.`, `_` and spaces as `-`, a
-    /// dated or `-latest` suffix, a missing vendor prefix (`sonnet-4-5`). Only for checks that hold
+    /// The one of `models` a raw id may well be, loosely: case, `.`, `_`, `/` and spaces as `-`, a
+    /// provider prefix (`openai/`), a `-latest` or dated suffix on either side (`gpt_4o_mini` is
+    /// `gpt-4o-mini-2024-07-18`), a missing prefix (`sonnet-4-5`). Only for checks that hold
     /// when unsure (who else meters an invoice's models), never to place usage: another account's
-    /// `claude-sonnet-4.5` billed on the invoice passed the scope check as an unknown model.
+    /// `claude-sonnet-4.5` or `gpt_4o_mini` billed on the invoice passed the scope check as an
+    /// unknown model.
     public static func mayBe(_ raw: String, oneOf models: [String]) -> String? {
-        func loose(_ s: String) -> String {
-            String(normalize(s).lowercased().map { ".,_ /:".contains($0) ? "-" : $0 })
-        }
         let id = loose(raw)
         guard id.split(separator: "-").count >= 2, id.contains(where: \.isLetter) else { return nil }
         let loosened = models.map { ($0, loose($0)) }
         if let exact = loosened.first(where: { $0.1 == id }) { return exact.0 }
-        // A dated or `-latest` suffix (`claude-sonnet-4-5-20250929`), not a longer version
-        // (`claude-sonnet-4-5` is no `claude-sonnet-4` snapshot); else a missing prefix.
-        func isSuffix(_ rest: Substring) -> Bool {
-            rest == "latest" || (rest.count >= 4 && rest.first!.isNumber && rest.allSatisfy { $0.isNumber || $0 == "-" })
-        }
-        let candidates = loosened.filter { _, m in
-            (id.hasPrefix(m + "-") && isSuffix(id.dropFirst(m.count + 1))) || m.hasSuffix("-" + id)
-        }
+        let base = undated(id)
+        // The same model but for a date (`claude-sonnet-4-5` is no `claude-sonnet-4` snapshot:
+        // a date is digits only), else a missing prefix; the longest name wins.
+        let candidates = loosened.filter { _, m in undated(m) == base || undated(m).hasSuffix("-" + base) }
         return candidates.max { $0.1.count < $1.1.count }?.0
+    }
+
+    /// Lower case, separators as `-`, without a provider prefix or a `-latest` suffix.
+    static func loose(_ s: String) -> String {
+        var id = String(normalize(s).lowercased().map { ".,_ /:".contains($0) ? "-" : $0 })
+        for p in providers.map({ $0.dropLast() + "-" }) where id.hasPrefix(p) {
+            id = String(id.dropFirst(p.count))
+            break
+        }
+        if id.hasSuffix("-latest") { id = String(id.dropLast(7)) }
+        return id
+    }
+
+    /// Without a trailing date: `-2024-07-18`, `-20240718`, `-0806`.
+    static func undated(_ id: String) -> String {
+        guard let r = id.range(of: #"-([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8}|[0-9]{4})$"#, options: .regularExpression) else { return id }
+        return String(id[..<r.lowerBound])
     }
 }

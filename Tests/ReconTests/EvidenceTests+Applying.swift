@@ -69,6 +69,15 @@ extension EvidenceTests {
         ] as [(String, String?)] {
             #expect(ModelID.mayBe(raw, oneOf: models) == expected, "\(raw)")
         }
+        // OpenAI's cards price dated ids: an undated spelling on another account is one of them.
+        let openai = ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "gpt-4.1-2025-04-14"]
+        for (raw, expected) in [
+            ("gpt_4o_mini", "gpt-4o-mini-2024-07-18"), ("GPT 4o mini", "gpt-4o-mini-2024-07-18"), ("openai/gpt-4o-mini", "gpt-4o-mini-2024-07-18"),
+            ("gpt-4o-mini-latest", "gpt-4o-mini-2024-07-18"), ("gpt-4o-mini-20240718", "gpt-4o-mini-2024-07-18"), ("gpt_4_1", "gpt-4.1-2025-04-14"),
+            ("gpt-4o", "gpt-4o-2024-08-06"), ("gpt-4o-mini-tts", nil), ("gpt-4.1-mini", nil),
+        ] as [(String, String?)] {
+            #expect(ModelID.mayBe(raw, oneOf: openai) == expected, "\(raw)")
+        }
     }
 
     /// Two runs from one meter state propose the same correction ids. Reverting the one never

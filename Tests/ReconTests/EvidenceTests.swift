@@ -162,6 +162,18 @@ import VendorAnthropic
         let r = try await run(store, [bill(haikuInputCents: "111.5")])
         #expect(r.shape != .uniform && r.reasons.map { "\($0.code) \($0.tokenType?.rawValue ?? "")" } == ["uniform_gap input"])
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map { "\($0.modelID) \($0.quantity)" })")
+        // Opus too small for the share to show past its cent (2,000 tokens, a cent billed): it
+        // says nothing against the share; it let the two large models' rise through.
+        _ = try await store.ingest([Self.event("o", model: "claude-opus-4-8", type: "input", quantity: 2_000)])
+        let withOpus = S.costReport([
+            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330"),
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "111.5"),
+            .init(model: "claude-opus-4-8", tokenType: "uncached_input_tokens", cents: "1"),
+            .init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "150"),
+            .init(model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "50"),
+        ])
+        let small = try await run(store, [withOpus])
+        #expect(small.reasons.map(\.code) == ["uniform_gap"] && small.corrections.isEmpty, "\(small.corrections.map(\.quantity))")
         let one = try await run(store, [bill(haikuInputCents: "100")])
         #expect(one.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-sonnet-4-5 100000"], "\(one.reasons.map(\.code))")
     }

@@ -262,6 +262,14 @@ extension MessyMonthEndTests {
             (1...31).map { ("acct_42", "claude-haiku-4-5", "input", (15...17).contains($0) ? 1_200_000 : 1_000_000, $0) }, vendor: "anthropic")
         let over = try await run("anthropic", [Self.haikuBill { $0 < 18 ? "100" : "80" }], overCounted, account: "acct_42") { $0.rateCard = card }
         #expect(over.corrections.map(\.quantity) == [-600_000], "\(over.findings.map { "\($0.quantity) \($0.reason)" })")
+        // An outage that loses a sixth on May 5–8, a clean week at the old price, then a real rise
+        // of a fifth on May 16, billed that day: the outage mimicked the new price for four days
+        // and was held as the card's date. The bill's step is where it stays: corrected.
+        let outage = try await self.store(
+            (1...31).map { ("acct_42", "claude-haiku-4-5", "input", (5...8).contains($0) ? 833_334 : 1_000_000, $0) }, vendor: "anthropic")
+        let rise = try Self.cardPricingHaikuInput(["1", "2026-05-16", "1.2"])
+        let early = try await run("anthropic", [Self.haikuBill { $0 < 16 ? "100" : "120" }], outage, account: "acct_42") { $0.rateCard = rise }
+        #expect(early.corrections.map(\.quantity) == [666_664], "\(early.findings.map { "\($0.quantity) \($0.reason)" })")
         #expect(
             lost.corrections.map(\.quantity) == [500_000],
             "\(lost.findings.map { "\($0.quantity) \($0.gapClass) \($0.reason) \($0.blockedBy)" }) \(lost.reasons.map(\.code)) \(lost.held.map(\.reason))")

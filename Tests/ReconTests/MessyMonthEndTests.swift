@@ -83,10 +83,10 @@ import UsageBoxApp
     @Test func aJoinedExportMissingDaysInTheMiddleCannotShowOverMetering() async throws {
         let store = try await store(
             (1...31).flatMap { [("acct_b", "claude-sonnet-4-6", "input", 100_000, $0), ("acct_b", "claude-haiku-4-5", "input", 100_000, $0)] })
-        func row(_ d: Int, _ usageType: String, _ cost: String) -> String {
+        func row(_ d: Int, _ usageType: String, _ cost: String, thousands: String = "100") -> String {
             let day = String(format: "%02d", d), next = d == 31 ? "2026-06-01" : "2026-05-" + String(format: "%02d", d + 1)
             return
-                "Usage,2026-05-\(day)T00:00:00Z,\(next)T00:00:00Z,AmazonBedrock,\(usageType),100,1K tokens,\(cost),USD,2026-05-01T00:00:00Z,2026-06-01T00:00:00Z\n"
+                "Usage,2026-05-\(day)T00:00:00Z,\(next)T00:00:00Z,AmazonBedrock,\(usageType),\(thousands),1K tokens,\(cost),USD,2026-05-01T00:00:00Z,2026-06-01T00:00:00Z\n"
         }
         let header =
             "line_item_line_item_type,line_item_usage_start_date,line_item_usage_end_date,line_item_product_code,line_item_usage_type,line_item_usage_amount,pricing_unit,line_item_unblended_cost,line_item_currency_code,bill_billing_period_start_date,bill_billing_period_end_date\n"
@@ -126,6 +126,19 @@ import UsageBoxApp
             .joined()
         let q = try await run("aws-bedrock", [file("cur.csv", weekdays)], quiet, account: "acct_q")
         #expect(!q.reasons.contains { $0.code == "export_silent_days" }, "\(q.reasons.map(\.detail))")
+
+        // A request metered at 23:59:58 on Saturday May 2 (20,000 tokens, a fifth of a weekday)
+        // and billed in Sunday's first hour: the neighbouring day's excess covers it, no missing day.
+        let jittered = try await self.store(
+            (1...31).filter { $0 != 3 }.map { d in ("acct_j", "claude-sonnet-4-6", "input", d == 2 ? 20_000 : 100_000, d) })
+        let billedNextDay =
+            header
+            + (1...31).filter { $0 != 2 }.map { d in
+                d == 3 ? row(3, "USE1-Claude4.6Sonnet-input-tokens", "0.06", thousands: "20") : row(d, "USE1-Claude4.6Sonnet-input-tokens", "0.3")
+            }
+            .joined()
+        let j = try await run("aws-bedrock", [file("cur.csv", billedNextDay)], jittered, account: "acct_j")
+        #expect(!j.reasons.contains { $0.code == "export_silent_days" }, "\(j.reasons.map(\.detail))")
     }
 
     @Test func vertexWithAnUnmappedProject() async throws {

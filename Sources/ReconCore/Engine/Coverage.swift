@@ -154,9 +154,12 @@ enum CoverageCheck {
         }
         guard !spanDays.isEmpty else { return [] }
         var billed: [String: Set<Int64>] = [:]
+        var billedTokens: [String: [Int64: Int64]] = [:]
         for (key, cell) in diff.vendor {
             for (k, b) in cell.clustered where b.stated != 0 || b.exactTokens != 0 || b.amount != 0 {
-                billed[key.model, default: []].insert(Timestamp(microseconds: k.from).day)
+                let day = Timestamp(microseconds: k.from).day
+                billed[key.model, default: []].insert(day)
+                billedTokens[key.model, default: [:]][day, default: 0] &+= BucketSum([b]).tokens
             }
         }
         var metered: [String: [Int64: Int64]] = [:]
@@ -168,9 +171,12 @@ enum CoverageCheck {
             let positive = daily.values.filter { $0 > 0 }.sorted()
             guard !positive.isEmpty else { continue }
             let median = positive[positive.count / 2]
+            // What the vendor billed a neighbouring day beyond the meter: a request metered at
+            // 23:59:58 and billed in the next day's first hour is no missing day.
+            func excess(_ d: Int64) -> Int64 { max((billedTokens[model]?[d] ?? 0) &- (daily[d] ?? 0), 0) }
             let silent = spanDays.filter { d in
                 let q = daily[d] ?? 0
-                return q > 0 && q >= median / 10 && !(billed[model]?.contains(d) ?? false)
+                return q > 0 && q >= median / 10 && !(billed[model]?.contains(d) ?? false) && excess(d - 1) &+ excess(d + 1) < q - q / 10
             }.sorted().map { start(of: $0).dayString }
             guard !silent.isEmpty else { continue }
             reasons.append(

@@ -282,12 +282,13 @@ enum DailyEvidence {
     }
 
     /// The first day in `bounds` from which the money per metered token is nearer `new` than
-    /// `old` for the next three days with traffic (or to the end), or nil.
+    /// `old` on every day with traffic to the end of `bounds`, or nil.
     static func stepDay(_ implied: [Int64: Decimal], within bounds: ClosedRange<Int64>, old: Decimal, new: Decimal) -> Int64? {
         func isNew(_ d: Int64) -> Bool? { implied[d].map { abs($0 - new) < abs($0 - old) } }
+        // From the step on, every day with traffic: an outage a week before a real change that
+        // mimicked the new price for four days, then read the old price again, was taken for it.
         for d in bounds where isNew(d) == true {
-            let next = implied.keys.filter { $0 > d && $0 <= bounds.upperBound }.sorted().prefix(3)
-            if next.allSatisfy({ isNew($0) == true }) { return d }
+            if implied.keys.filter({ $0 > d && $0 <= bounds.upperBound }).allSatisfy({ isNew($0) == true }) { return d }
         }
         return nil
     }

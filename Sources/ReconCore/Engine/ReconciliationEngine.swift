@@ -192,9 +192,20 @@ public struct ReconciliationEngine: Sendable {
             }
         }
         var reasons: [EvidenceReason] = []
-        for (type, rows) in byType.sorted(by: { $0.key.rawValue < $1.key.rawValue }) where rows.count >= 2 && rows.allSatisfy(\.row.beyondTolerance) {
-            let shares = rows.map { Decimal(exactly: $0.row.gap) / Decimal(exactly: $0.row.metered) }
-            guard Set(rows.map { $0.row.gap > 0 }).count == 1, let low = shares.min(), let high = shares.max(), high - low <= Decimal(string: "0.02")!
+        for (type, rows) in byType.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            // A model too small for the share to show past its rounding says nothing against it
+            // (Opus at 195,000 tokens, +25,512 inside tolerance, let +26,115,005 through).
+            let beyond = rows.filter(\.row.beyondTolerance)
+            let shares = beyond.map { Decimal(exactly: $0.row.gap) / Decimal(exactly: $0.row.metered) }
+            guard beyond.count >= 2, Set(beyond.map { $0.row.gap > 0 }).count == 1, let low = shares.min(), let high = shares.max(),
+                high - low <= Decimal(string: "0.02")!
+            else { continue }
+            let share = shares.reduce(0, +) / Decimal(shares.count)
+            guard
+                rows.allSatisfy({
+                    $0.row.beyondTolerance
+                        || abs(Decimal(exactly: $0.row.gap) - share * Decimal(exactly: $0.row.metered)) <= Decimal(max($0.row.tolerance, 0))
+                })
             else { continue }
             reasons.append(
                 EvidenceReason(
