@@ -33,10 +33,10 @@ public enum ModelID {
     /// unknown model.
     public static func mayBe(_ raw: String, oneOf models: [String]) -> String? {
         let id = loose(raw)
-        guard id.split(separator: "-").count >= 2, id.contains(where: \.isLetter) else { return nil }
         let loosened = models.map { ($0, loose($0)) }
-        if let exact = loosened.first(where: { $0.1 == id }) { return exact.0 }
+        if let exact = loosened.first(where: { $0.1 == id || $0.0.lowercased() == raw.lowercased() }) { return exact.0 }
         let base = undated(id)
+        guard base.split(separator: "-").count >= 2, base.contains(where: \.isLetter) else { return nil }
         // The same model but for a date (`claude-sonnet-4-5` is no `claude-sonnet-4` snapshot:
         // a date is digits only), else a missing prefix; the longest name wins.
         let candidates = loosened.filter { _, m in undated(m) == base || undated(m).hasSuffix("-" + base) }

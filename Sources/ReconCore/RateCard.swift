@@ -284,7 +284,13 @@ public struct RateCard: RateCardConverter, Sendable {
                 case "P": i = skip(to: ">", from: i + 1)
                 case "'": i = skip(to: "'", from: i + 1)
                 default:
-                    while i < p.count, p[i].properties.isAlphabetic || p[i] == "-" { i += 1 }
+                    var flags = ""
+                    while i < p.count, p[i].properties.isAlphabetic || p[i] == "-" {
+                        flags.unicodeScalars.append(p[i])
+                        i += 1
+                    }
+                    // Free spacing hides a quantifier behind a blank from this reading.
+                    if flags.split(separator: "-").first?.contains("x") == true { return "uses free-spacing mode (?x)" }
                     if i < p.count, p[i] == ")" {  // flags for what follows: no group
                         i += 1
                         continue
@@ -299,6 +305,7 @@ public struct RateCard: RateCardConverter, Sendable {
                     return "repeats a group that itself repeats or alternates"
                 }
                 stack[stack.count - 1].repeats = stack[stack.count - 1].repeats || inner.repeats
+                stack[stack.count - 1].alternation = stack[stack.count - 1].alternation || inner.alternation  // ((a|aa))+
                 i = afterAtom(i + 1)
             case "|":
                 stack[stack.count - 1].alternation = true

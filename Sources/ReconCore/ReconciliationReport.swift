@@ -71,13 +71,31 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         public var models: [String]
         enum CodingKeys: String, CodingKey { case accountID = "account_id", meterID = "meter_id", models }
 
-        /// Tokens per other account, of the invoice's models, in `range`.
-        func otherAccounts(range: TimeRange, store: any MeterStore) async throws -> [String: Int64] {
+        public init(accountID: String, meterID: String?, models: [String]) {
+            self.accountID = accountID
+            self.meterID = meterID
+            self.models = models
+        }
+
+        // Reports recorded for a few minutes on the day it landed kept raw ids instead.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            accountID = try c.decode(String.self, forKey: .accountID)
+            meterID = try c.decodeIfPresent(String.self, forKey: .meterID)
+            models = try c.decodeIfPresent([String].self, forKey: .models) ?? []
+        }
+
+        /// Tokens per other account, of the invoice's models, in `range`. `canonical`: the run's
+        /// card's reading of a model id where the card is one shipped (its aliases: Azure's `4o`),
+        /// beside the loose reading.
+        func otherAccounts(range: TimeRange, store: any MeterStore, canonical: (String) -> String? = { _ in nil }) async throws -> [String: Int64] {
             let filters = meterID.map { [UsageFilter(field: .meterID, op: .eq, values: [$0])] } ?? []
             let r = try await store.usage(UsageQuery(scope: .all, range: range, groupBy: [.accountID, .modelID], filters: filters))
             var out: [String: Int64] = [:]
             for g in r.groups {
-                guard let account = g.keys[0], account != accountID, let model = g.keys[1], ModelID.mayBe(model, oneOf: models) != nil else { continue }
+                guard let account = g.keys[0], account != accountID, let model = g.keys[1],
+                    canonical(model).map(models.contains) == true || ModelID.mayBe(model, oneOf: models) != nil
+                else { continue }
                 out[account, default: 0] &+= g.aggregate.sum
             }
             return out.filter { $0.value > 0 }

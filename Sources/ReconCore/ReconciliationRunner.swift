@@ -166,7 +166,8 @@ public struct ReconciliationRunner: Sendable {
     /// vendor), do not count: reconciling two vendors, then applying both, is the usual month-end.
     func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
         if let scope = report.scopeBasis {
-            let others = try await scope.otherAccounts(range: report.range, store: store)
+            let card = engine.cards.values.first { $0.fingerprint == report.rateCard.sha256 }
+            let others = try await scope.otherAccounts(range: report.range, store: store, canonical: { card?.canonicalModel($0) })
             if !others.isEmpty {
                 // Not named: the caller may not see them (a fresh run names the ones it may).
                 throw UsageBoxError(

@@ -51,17 +51,54 @@ struct YAMLNode {
         return count
     }
 
-    /// The line of a mapping key that is an alias, an explicit `?` key or a flow collection, when
-    /// the text defines anchors; nil otherwise.
+    /// The line of a mapping key that may be an alias or a collection, when the text defines
+    /// anchors; nil otherwise. One pass, quoted text and comments aside: an alias followed by
+    /// `:`, a `?` indicator, or a `]`/`}` followed by `:` (a flow collection as a key), wherever
+    /// they stand (in flow collections `:` needs no blank after it).
     static func complexKeyWithAnchors(_ text: String) -> Int? {
-        let anchors = try! NSRegularExpression(pattern: #"(^|[\s\[{,])&[^\s,\[\]{}]+"#, options: [.anchorsMatchLines])
-        let whole = NSRange(text.startIndex..., in: text)
-        guard anchors.firstMatch(in: text, range: whole) != nil else { return nil }
-        let keys = try! NSRegularExpression(
-            pattern: #"(^[ \t]*(-[ \t]+)*|[{,][ \t]*)(\?([ \t]|$)|\*[^\s,\[\]{}]+[ \t]*:([ \t]|$)|[\[{][^\n]*[\]}][ \t]*:([ \t]|$))"#,
-            options: [.anchorsMatchLines])
-        guard let m = keys.firstMatch(in: text, range: whole), let r = Range(m.range, in: text) else { return nil }
-        return text[..<r.lowerBound].reduce(1) { $1 == "\n" ? $0 + 1 : $0 }
+        let s = Array(text.unicodeScalars)
+        func isBreak(_ c: Unicode.Scalar) -> Bool { c == " " || c == "\t" || c == "\n" || c == "\r" }
+        func isFlow(_ c: Unicode.Scalar) -> Bool { c == "[" || c == "]" || c == "{" || c == "}" || c == "," }
+        func startsNode(_ i: Int) -> Bool { i == 0 || isBreak(s[i - 1]) || isFlow(s[i - 1]) || s[i - 1] == ":" || s[i - 1] == "?" }
+        func colonAfterBlanks(_ j: Int) -> Bool {
+            var k = j
+            while k < s.count, s[k] == " " || s[k] == "\t" { k += 1 }
+            return k < s.count && s[k] == ":"
+        }
+        var anchors = false
+        var suspect: Int?
+        var line = 1
+        var i = 0
+        while i < s.count {
+            let c = s[i]
+            switch c {
+            case "\n": line += 1
+            case "#" where i == 0 || isBreak(s[i - 1]):
+                while i + 1 < s.count, s[i + 1] != "\n" { i += 1 }
+            case "'", "\"":
+                i += 1
+                while i < s.count, s[i] != c {
+                    if s[i] == "\n" { line += 1 }
+                    if c == "\"", s[i] == "\\" { i += 1 }
+                    i += 1
+                }
+            case "&" where startsNode(i):
+                anchors = true
+            case "*" where startsNode(i):
+                var j = i + 1
+                // libyaml's anchor names: letters, digits, '-' and '_'.
+                while j < s.count, s[j].properties.isAlphabetic || ("0"..."9").contains(s[j]) || s[j] == "-" || s[j] == "_" { j += 1 }
+                if colonAfterBlanks(j), suspect == nil { suspect = line }
+                i = j - 1
+            case "?" where startsNode(i) && (i + 1 == s.count || isBreak(s[i + 1])):
+                if suspect == nil { suspect = line }
+            case "]", "}":
+                if colonAfterBlanks(i + 1), suspect == nil { suspect = line }
+            default: break
+            }
+            i += 1
+        }
+        return anchors ? suspect : nil
     }
 
     static func line(of e: YamlError) -> Int {

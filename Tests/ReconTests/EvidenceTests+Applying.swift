@@ -75,9 +75,12 @@ extension EvidenceTests {
             ("gpt_4o_mini", "gpt-4o-mini-2024-07-18"), ("GPT 4o mini", "gpt-4o-mini-2024-07-18"), ("openai/gpt-4o-mini", "gpt-4o-mini-2024-07-18"),
             ("gpt-4o-mini-latest", "gpt-4o-mini-2024-07-18"), ("gpt-4o-mini-20240718", "gpt-4o-mini-2024-07-18"), ("gpt_4_1", "gpt-4.1-2025-04-14"),
             ("gpt-4o", "gpt-4o-2024-08-06"), ("gpt-4o-mini-tts", nil), ("gpt-4.1-mini", nil),
+            ("GPT-4O-2024-08-06", "gpt-4o-2024-08-06"),
         ] as [(String, String?)] {
             #expect(ModelID.mayBe(raw, oneOf: openai) == expected, "\(raw)")
         }
+        // One-part and provider-prefixed ids match themselves.
+        #expect(ModelID.mayBe("o3", oneOf: ["o3"]) == "o3" && ModelID.mayBe("mistral-large-latest", oneOf: ["mistral-large-latest"]) == "mistral-large-latest")
     }
 
     /// Two runs from one meter state propose the same correction ids. Reverting the one never

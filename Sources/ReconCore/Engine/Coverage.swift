@@ -153,12 +153,10 @@ enum CoverageCheck {
             }
         }
         guard !spanDays.isEmpty else { return [] }
-        var billed: [String: Set<Int64>] = [:]
         var billedTokens: [String: [Int64: Int64]] = [:]
         for (key, cell) in diff.vendor {
             for (k, b) in cell.clustered where b.stated != 0 || b.exactTokens != 0 || b.amount != 0 {
                 let day = Timestamp(microseconds: k.from).day
-                billed[key.model, default: []].insert(day)
                 billedTokens[key.model, default: [:]][day, default: 0] &+= BucketSum([b]).tokens
             }
         }
@@ -176,7 +174,10 @@ enum CoverageCheck {
             func excess(_ d: Int64) -> Int64 { max((billedTokens[model]?[d] ?? 0) &- (daily[d] ?? 0), 0) }
             let silent = spanDays.filter { d in
                 let q = daily[d] ?? 0
-                return q > 0 && q >= median / 10 && !(billed[model]?.contains(d) ?? false) && excess(d - 1) &+ excess(d + 1) < q - q / 10
+                // Billed on the day, or beyond the meter the day before or after, a tenth of it at
+                // least: a line of a millionth of a dollar on each missing day hid them.
+                let covered = max(billedTokens[model]?[d] ?? 0, 0) &+ excess(d - 1) &+ excess(d + 1)
+                return q > 0 && q >= median / 10 && covered < q / 10
             }.sorted().map { start(of: $0).dayString }
             guard !silent.isEmpty else { continue }
             reasons.append(
