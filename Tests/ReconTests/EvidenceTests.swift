@@ -174,6 +174,21 @@ import VendorAnthropic
         ])
         let small = try await run(store, [withOpus])
         #expect(small.reasons.map(\.code) == ["uniform_gap"] && small.corrections.isEmpty, "\(small.corrections.map(\.quantity))")
+        // Two real losses, 1 % and 2.5 % of input: shares a fifth apart or more are no one factor.
+        let twoLosses = try await run(
+            store,
+            [
+                S.costReport([
+                    .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "303"),
+                    .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "102.5"),
+                    .init(model: "claude-opus-4-8", tokenType: "uncached_input_tokens", cents: "1"),
+                    .init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "150"),
+                    .init(model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "50"),
+                ])
+            ])
+        #expect(!twoLosses.reasons.contains { $0.code == "uniform_gap" }, "\(twoLosses.reasons.map(\.detail))")
+        #expect(
+            twoLosses.corrections.map(\.quantity).sorted() == [10_000, 25_000], "\(twoLosses.findings.map { "\($0.modelID) \($0.quantity) \($0.reason)" })")
         let one = try await run(store, [bill(haikuInputCents: "100")])
         #expect(one.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-sonnet-4-5 100000"], "\(one.reasons.map(\.code))")
     }

@@ -252,6 +252,16 @@ extension MessyMonthEndTests {
             #expect(r.findings.first?.reason == "card_price_changed_on_\(cardDay)_the_bill_did_not", "\(cardDay): \(r.findings.map(\.reason))")
             #expect(r.corrections.isEmpty && r.held.isEmpty, "\(cardDay): \(r.corrections.map(\.quantity))")
         }
+        // A quiet last day after the bill's step whose rounding reads nearer the old price (1,000 tokens
+        // billed a tenth of a cent) does not undo the step: still the card's date.
+        let quietDay = try await self.store(
+            (1...31).map { ("acct_42", "claude-haiku-4-5", "input", $0 == 31 ? 1_000 : 1_000_000, $0) }, vendor: "anthropic")
+        let misdated = try Self.cardPricingHaikuInput(["1", "2026-05-16", "0.80"])
+        let quiet = try await run("anthropic", [Self.haikuBill { $0 == 31 ? "0.1" : $0 < 18 ? "100" : "80" }], quietDay, account: "acct_42") {
+            $0.rateCard = misdated
+        }
+        #expect(
+            quiet.corrections.isEmpty && quiet.findings.first?.reason == "card_price_changed_on_2026-05-16_the_bill_did_not", "\(quiet.findings.map(\.reason))")
         let lossy = try await self.store(
             (1...31).map { ("acct_42", "claude-haiku-4-5", "input", $0 == 25 ? 500_000 : 1_000_000, $0) }, vendor: "anthropic")
         let card = try Self.cardPricingHaikuInput(["1", "2026-05-18", "0.80"])
