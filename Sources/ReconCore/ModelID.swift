@@ -31,16 +31,30 @@ public enum ModelID {
     /// when unsure (who else meters an invoice's models), never to place usage: another account's
     /// `claude-sonnet-4.5` or `gpt_4o_mini` billed on the invoice passed the scope check as an
     /// unknown model.
-    public static func mayBe(_ raw: String, oneOf models: [String]) -> String? {
-        let id = loose(raw)
-        let loosened = models.map { ($0, loose($0)) }
-        if let exact = loosened.first(where: { $0.1 == id || $0.0.lowercased() == raw.lowercased() }) { return exact.0 }
-        let base = undated(id)
-        guard base.split(separator: "-").count >= 2, base.contains(where: \.isLetter) else { return nil }
-        // The same model but for a date (`claude-sonnet-4-5` is no `claude-sonnet-4` snapshot:
-        // a date is digits only), else a missing prefix; the longest name wins.
-        let candidates = loosened.filter { _, m in undated(m) == base || undated(m).hasSuffix("-" + base) }
-        return candidates.max { $0.1.count < $1.1.count }?.0
+    public static func mayBe(_ raw: String, oneOf models: [String]) -> String? { LooseModels(models).match(raw) }
+
+    /// `mayBe` against one list many times: each model's loose form (a regex per model) is
+    /// worked out once, not once per metered id.
+    public struct LooseModels: Sendable {
+        /// Each model, its loose form, and that without a date.
+        let forms: [(model: String, loose: String, undated: String)]
+        public init(_ models: [String]) {
+            forms = models.map { m in
+                let l = ModelID.loose(m)
+                return (m, l, ModelID.undated(l))
+            }
+        }
+
+        public func match(_ raw: String) -> String? {
+            let id = ModelID.loose(raw)
+            if let exact = forms.first(where: { $0.loose == id || $0.model.lowercased() == raw.lowercased() }) { return exact.model }
+            let base = ModelID.undated(id)
+            guard base.split(separator: "-").count >= 2, base.contains(where: \.isLetter) else { return nil }
+            // The same model but for a date (`claude-sonnet-4-5` is no `claude-sonnet-4` snapshot:
+            // a date is digits only), else a missing prefix; the longest name wins.
+            let candidates = forms.filter { $0.undated == base || $0.undated.hasSuffix("-" + base) }
+            return candidates.max { $0.loose.count < $1.loose.count }?.model
+        }
     }
 
     /// Lower case, separators as `-`, without a provider prefix or a `-latest` suffix.

@@ -92,9 +92,10 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
             let filters = meterID.map { [UsageFilter(field: .meterID, op: .eq, values: [$0])] } ?? []
             let r = try await store.usage(UsageQuery(scope: .all, range: range, groupBy: [.accountID, .modelID], filters: filters))
             var out: [String: Int64] = [:]
+            let loose = ModelID.LooseModels(models)
             for g in r.groups {
                 guard let account = g.keys[0], account != accountID, let model = g.keys[1],
-                    canonical(model).map(models.contains) == true || ModelID.mayBe(model, oneOf: models) != nil
+                    canonical(model).map(models.contains) == true || loose.match(model) != nil
                 else { continue }
                 out[account, default: 0] &+= g.aggregate.sum
             }

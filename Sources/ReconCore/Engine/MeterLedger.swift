@@ -174,13 +174,13 @@ struct MeterLedger: Sendable {
         // Every account, whatever the caller may see: an invoice shared with accounts the caller
         // cannot see is still shared. Only visible accounts are named.
         let all = try await store.usage(UsageQuery(scope: .all, range: o.range, groupBy: [.accountID, .modelID], filters: filters))
-        let scopeList = scopeModels.sorted()
+        let scopeList = ModelID.LooseModels(scopeModels.sorted())
         for g in all.groups {
             guard let account = g.keys[0] else { continue }
             ledger.accountsWithUsage.insert(account)
             // Loosely too (`claude-sonnet-4.5`): another account's usage of the invoice's models
             // under a spelling the card does not know passed the scope check.
-            if let model = canonical(g.keys[1]) ?? g.keys[1].flatMap({ ModelID.mayBe($0, oneOf: scopeList) }), scopeModels.contains(model) {
+            if let model = canonical(g.keys[1]) ?? g.keys[1].flatMap(scopeList.match), scopeModels.contains(model) {
                 ledger.everyAccount[account, default: [:]][model, default: 0] &+= g.aggregate.sum
             }
         }
