@@ -266,6 +266,15 @@ extension MessyMonthEndTests {
             (1...31).map { ("acct_42", "claude-haiku-4-5", "input", $0 == 25 ? 500_000 : 1_000_000, $0) }, vendor: "anthropic")
         let card = try Self.cardPricingHaikuInput(["1", "2026-05-18", "0.80"])
         let lost = try await run("anthropic", [Self.haikuBill { $0 < 18 ? "100" : "80" }], lossy, account: "acct_42") { $0.rateCard = card }
+        // The same real loss on May 25 under the card dated May 16: the whole gap (the loss and
+        // the two days the card's date makes: +1,000,000 proposed before, for a
+        // 500,000 loss) is held, not posted.
+        let both = try await run("anthropic", [Self.haikuBill { $0 < 18 ? "100" : "80" }], lossy, account: "acct_42") {
+            $0.rateCard = misdated
+        }
+        #expect(
+            both.corrections.isEmpty && both.findings.first?.reason == "card_price_changed_on_2026-05-16_the_bill_did_not",
+            "\(both.findings.map { "\($0.quantity) \($0.reason)" })")
         // A meter over-counting a fifth on the three days before a real cut moves the money per
         // metered token toward the new price too, but by its own share: corrected, not the card's date.
         let overCounted = try await self.store(

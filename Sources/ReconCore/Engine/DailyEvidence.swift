@@ -295,19 +295,21 @@ enum DailyEvidence {
         return nil
     }
 
-    /// Whether a finding's daily gap (beyond each day's tolerance) lies on `days` only, on at
-    /// least one, and is there the share of the meter a card price on the wrong side of its date
-    /// makes (vendor ÷ meter − 1 = `share`, within a tenth of it or one point): a meter that
+    /// Whether a finding's daily gap (beyond each day's tolerance) lies on at least one of `days`
+    /// and is there, on each of them, the share of the meter a card price on the wrong side of its
+    /// date makes (vendor ÷ meter − 1 = `share`, within a tenth of it or one point): a meter that
     /// over-counted the days before a real cut also moves the money per metered token, but by
-    /// its own share, and stays a metering gap.
+    /// its own share, and stays a metering gap. Days off outside `days` (a real loss later in the
+    /// month) do not undo it: the whole gap was proposed, the card's days with it, so the finding
+    /// is held until the card's date is fixed and the run repeated.
     static func gapIsTheCardsDate(_ f: Finding, _ diff: GapDiff, range: TimeRange, days: ClosedRange<Int64>, share: Decimal) -> Bool {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
-        guard let off = offDays(f, diff, range: range), !off.isEmpty, off.allSatisfy(days.contains),
+        guard let inside = offDays(f, diff, range: range)?.filter(days.contains), !inside.isEmpty,
             let vendorDays = vendorDaily(diff, key, accountwise: true)
         else { return false }
         let metered = meteredDaily(diff, key, accountwise: true)
         let slack = max(Decimal(string: "0.01")!, abs(share) / 10)
-        return off.allSatisfy { d in
+        return inside.allSatisfy { d in
             guard let m = metered[d], m > 0 else { return false }
             let v = vendorDays[d]?.tokens ?? 0
             return abs(Decimal(exactly: v - m) / Decimal(exactly: m) - share) <= slack
