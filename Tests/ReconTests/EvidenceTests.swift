@@ -454,6 +454,33 @@ import VendorAnthropic
         #expect(r.corrections.isEmpty && r.held.isEmpty, "acct_3's 5,000,000 tokens are not erased because the map forgot it")
     }
 
+    /// acct_3 meters Haiku and the map names only acct_1's workspace, under which the vendor
+    /// bills acct_3's traffic too: acct_1's excess was proposed whole (+3,050,000 for a real loss
+    /// of 1,500,000 in an outside tester's run), with or without `--account acct_1`. Blocked.
+    @Test func anAccountTheMapDoesNotNameBlocksTheMappedAccountsExcess() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            Self.event("a", account: "acct_1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
+            Self.event("b", account: "acct_3", model: "claude-haiku-4-5", type: "input", quantity: 500_000),
+        ])
+        // acct_1's 1,000,000 plus a lost 500,000, plus acct_3's 500,000: $2.00.
+        let invoice = S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "200", workspace: "wrkspc_1")])
+        for account in [nil, "acct_1"] {
+            let r = try await run(store, [invoice], account: account) { $0.accountMap = ["wrkspc_1": "acct_1"] }
+            let acct1 = try #require(r.findings.first { $0.accountID == "acct_1" })
+            #expect(acct1.quantity == 1_000_000 && acct1.blockedBy == ["unmapped_account_meters_model"], "\(acct1.blockedBy)")
+            #expect(r.corrections.isEmpty && r.held.isEmpty, "\(account ?? "every account"): \(r.corrections.map(\.quantity))")
+            #expect(r.reasons.first { $0.code == "unmapped_account_meters_model" }?.accounts?.map(\.accountID) == ["acct_3"])
+        }
+        // Mapped, acct_3's own lines are its own: acct_1's real loss is corrected.
+        let both = S.costReport([
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "150", workspace: "wrkspc_1"),
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "50", workspace: "wrkspc_3"),
+        ])
+        let r = try await run(store, [both], account: nil) { $0.accountMap = ["wrkspc_1": "acct_1", "wrkspc_3": "acct_3"] }
+        #expect(r.corrections.map { "\($0.accountID) \($0.quantity)" } == ["acct_1 500000"])
+    }
+
     @Test func aMapWithOneAccountLeavesOtherAccountsLinesOut() async throws {
         let store = try await sonnet()
         let invoice = S.costReport([
@@ -530,6 +557,25 @@ import VendorAnthropic
             r.meteredOutOfScope.map { "\($0.modelID ?? "") \($0.tokens) \($0.reason)" }
                 == ["claude-sonnet-4-5 5 meter_unit:requests", "gpt-4o 777 model_unknown_to_card"])
         #expect(r.models.first?.metered == 1_000_000, "requests are not tokens")
+    }
+
+    /// Haiku metered in thousands of tokens (`tokens_k`), billed exactly: the meter's token
+    /// reading holds none of it, so 62,000,000 tokens were held as "metered none" on that very
+    /// meter, and `--confirm-large` posted them (1,000 times the usage). The model is blocked, and
+    /// no correction in tokens goes to a meter in another unit.
+    @Test func aModelMeteredInAnotherUnitIsNeitherComparedNorCorrected() async throws {
+        let store = try S.store()
+        _ = try await store.setMeter("haiku_k", unit: "tokens_k", rollupDimensions: nil)
+        _ = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: "k", accountID: "acct_42", meterID: "haiku_k", modelID: "claude-haiku-4-5", quantity: 2_000, unit: "tokens_k",
+                    timestamp: Timestamp(rfc3339: "2026-05-10T12:00:00Z")!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
+        ])
+        let r = try await run(store, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "200")])])
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.held.map { "\($0.correction.quantity) on \($0.correction.meterID)" })")
+        #expect(r.findings.first?.blockedBy.contains("metered_in_other_units") == true, "\(r.findings.map(\.blockedBy))")
+        #expect(r.reasons.first { $0.code == "metered_in_other_units" }?.detail.contains("haiku_k (unit tokens_k)") == true)
     }
 
     @Test func untypedMeterUsageIsComparedPerModel() async throws {

@@ -136,7 +136,7 @@ struct CorrectionProposal: Sendable {
                 let account = f.accountID!
                 let quantity = relabel.map { f.quantity < 0 ? -Int64($0) : Int64($0) } ?? f.quantity
                 let rawModels = meter.rawModels[f.modelID] ?? [f.modelID]
-                let meterID = try await meterFor(account: account, rawModels: rawModels, options: o, store: store)
+                let meterID = try await meterFor(account: account, rawModels: rawModels, options: o, store: store, units: units)
                 let cell = CellKey(model: f.modelID, tokenType: f.tokenType, account: account)
                 var dims = ["reason": f.reason, "source": "vendor_reconciliation", "reconciliation_id": reportID, "vendor": vendorOfModel[f.modelID] ?? vendor]
                 // The id names the account's next correction slot (`CorrectionSlots`): two runs
@@ -238,17 +238,21 @@ struct CorrectionProposal: Sendable {
         return out
     }
 
-    /// The meter a correction goes to: the one the account's events for that model use.
-    static func meterFor(account: String, rawModels: Set<String>, options o: ReconciliationOptions, store: any MeterStore) async throws -> String {
+    /// The meter a correction goes to: the token meter the account's events for that model use.
+    /// Never one in another unit (a correction in tokens on a `tokens_k` meter billed 1,000 times
+    /// the usage once confirmed).
+    static func meterFor(
+        account: String, rawModels: Set<String>, options o: ReconciliationOptions, store: any MeterStore, units: [String: String]
+    ) async throws -> String {
         if let m = o.meterID { return m }
         let r = try await store.usage(
             UsageQuery(
                 scope: .accounts([account]), range: o.range, groupBy: [.meterID],
                 filters: [UsageFilter(field: .modelID, op: .in, values: rawModels.sorted())]))
-        var meters = r.groups.compactMap { $0.keys[0] }
+        var meters = r.groups.compactMap { $0.keys[0] }.filter { MeterLedger.inTokens($0, units) }
         if meters.isEmpty {
             let any = try await store.usage(UsageQuery(scope: .accounts([account]), range: o.range, groupBy: [.meterID]))
-            meters = any.groups.compactMap { $0.keys[0] }
+            meters = any.groups.compactMap { $0.keys[0] }.filter { MeterLedger.inTokens($0, units) }
         }
         guard meters.count == 1 else {
             throw UsageBoxError.invalidArgument(

@@ -27,6 +27,8 @@ struct MeterLedger: Sendable {
     /// Models with usage that has no `token_type` (compared per model).
     var untypedModels = Set<String>()
     var outOfScope: [ReconciliationReport.MeteredOutOfScope] = []
+    /// The invoice's models metered on a meter whose unit is not tokens: canonical model → meter → unit.
+    var otherUnits: [String: [String: String]] = [:]
     /// Raw model ids the card cannot place on events whose `vendor` names this invoice's vendor:
     /// this vendor's usage under a name the card lacks, whatever another card calls it.
     var unplacedOwnModels = Set<String>()
@@ -122,6 +124,7 @@ struct MeterLedger: Sendable {
             let unit = meter.flatMap { units[$0] }
             if let unit, !Self.tokenUnits.contains(unit.lowercased()) {
                 outside["\(raw ?? "")|\(meter ?? "")|meter_unit:\(unit)", default: 0] += g.aggregate.sum
+                if let model = canonical(raw), scopeModels.contains(model), let meter { ledger.otherUnits[model, default: [:]][meter] = unit }
                 continue
             }
             if let servedBy, !vendorNames.contains(servedBy) {

@@ -79,11 +79,11 @@ enum ScopeCheck {
                     remedy: "send the dimension vendor on every event so each meter's traffic says who served it"))
         }
 
-        if case let .mapped(map, nil) = o.attribution {
+        if case let .mapped(map, only) = o.attribution {
             // An account the map sends lines to that has no events at all: a typo in the map and a
             // dead collector look alike.
             let attributed = Set(vendor.cells.keys.compactMap(\.account))
-            for a in attributed.sorted() where !meter.accountsWithUsage.contains(a) {
+            for a in attributed.sorted() where only == nil && !meter.accountsWithUsage.contains(a) {
                 reasons.append(
                     .init(
                         code: "no_metered_usage", effect: .blocksAccount, accountID: a,
@@ -91,14 +91,40 @@ enum ScopeCheck {
                         remedy: "check the account map's entry for \(a)"))
             }
             let mapped = Set(map.values)
-            for (a, models) in meter.everyAccount.sorted(by: { $0.key < $1.key })
-            where !mapped.contains(a) && o.scope.allows(a) && models.contains(where: { invoiceModels.contains($0.key) && $0.value > 0 }) {
+            var unmapped: [String: [String: Int64]] = [:]
+            for (a, models) in meter.everyAccount.sorted(by: { $0.key < $1.key }) where !mapped.contains(a) {
+                for (model, tokens) in models where invoiceModels.contains(model) && tokens > 0 { unmapped[model, default: [:]][a] = tokens }
+                guard only == nil, o.scope.allows(a), models.contains(where: { invoiceModels.contains($0.key) && $0.value > 0 }) else { continue }
                 reasons.append(
                     .init(
                         code: "account_not_in_map", effect: .blocksNegative, accountID: a,
                         detail: "\(a) meters the invoice's models but no account map entry names it: the vendor may bill its usage under an unmapped key",
                         remedy: "add \(a)'s workspace, project or key to the account map"))
             }
+            // Its usage, billed under a mapped workspace, reads as that account's under-metering
+            // (+3,050,000 proposed for a 1,500,000 loss): no mapped account's excess of that model
+            // is a correction while an account the map does not name meters it.
+            for (model, accounts) in unmapped.sorted(by: { $0.key < $1.key }) {
+                let (shown, hidden) = visible(accounts)
+                reasons.append(
+                    .init(
+                        code: "unmapped_account_meters_model", effect: .blocksPositive, modelID: model,
+                        detail: "\(model) is metered by accounts no account map entry names (\(listed(shown, hidden: hidden))): the vendor may bill "
+                            + "their usage under a mapped workspace, project or key, so a mapped account's excess may be theirs",
+                        remedy: "add those accounts' workspaces, projects or keys to the account map", accounts: shown))
+            }
+        }
+
+        // A model metered in another unit (`tokens_k`, requests): that usage is in the bill and not
+        // in the tokens read, so neither side of the model can be trusted to a correction.
+        for (model, meters) in meter.otherUnits.sorted(by: { $0.key < $1.key }) {
+            reasons.append(
+                .init(
+                    code: "metered_in_other_units", effect: .blocksModel, modelID: model,
+                    detail: "\(model) is metered on "
+                        + meters.sorted { $0.key < $1.key }.map { "\($0.key) (unit \($0.value))" }.joined(separator: ", ")
+                        + ", not in tokens: the invoice bills that usage and the tokens compared do not hold it",
+                    remedy: "meter \(model) in tokens, or reconcile that meter's usage by hand"))
         }
 
         for model in meter.untypedModels.sorted() {
