@@ -294,6 +294,50 @@ extension MessyMonthEndTests {
             "\(lost.findings.map { "\($0.quantity) \($0.gapClass) \($0.reason) \($0.blockedBy)" }) \(lost.reasons.map(\.code)) \(lost.held.map(\.reason))")
     }
 
+    /// Sonnet, Haiku and Opus, input and output every day; Sonnet input short 100,000 a day on
+    /// May 10–20 (1,100,000 lost); `factor(model, type)` multiplies the list price billed.
+    func threeModelsWithALoss(_ factor: (String, String) -> Decimal) async throws -> (SQLiteMeterStore, InvoiceFile) {
+        let list: [(String, String, String, Decimal)] = [
+            ("claude-sonnet-4-5", "input", "uncached_input_tokens", 300), ("claude-sonnet-4-5", "output", "output_tokens", 150),
+            ("claude-haiku-4-5", "input", "uncached_input_tokens", 100), ("claude-haiku-4-5", "output", "output_tokens", 50),
+            ("claude-opus-4-8", "input", "uncached_input_tokens", 500), ("claude-opus-4-8", "output", "output_tokens", 250),
+        ]
+        var events: [(account: String, model: String, type: String, quantity: Int64, day: Int)] = []
+        var rows: [TestSupport.Row] = []
+        for d in 1...31 {
+            for (model, type, billed, cents) in list {
+                let served: Int64 = type == "input" ? 1_000_000 : 100_000
+                let lost: Int64 = model == "claude-sonnet-4-5" && type == "input" && (10...20).contains(d) ? 100_000 : 0
+                events.append(("acct_42", model, type, served - lost, d))
+                rows.append(.init(day: d, model: model, tokenType: billed, cents: ExactDecimal.text(cents * factor(model, type))))
+            }
+        }
+        return (try await store(events, vendor: "anthropic"), TestSupport.costReport(rows))
+    }
+
+    /// Every price 5 % above the card and Sonnet input really short 1,100,000: the factor shows on
+    /// every other cell (`uniform_gap` of output, `one-model-factor` of Haiku and Opus), and Sonnet
+    /// input's gap holds it too: +2,650,000 was proposed here (the old code), +7,520,000 for a
+    /// 1,320,000 loss in an outside tester's run. Held. A factor on output alone, or on Opus alone, leaves Sonnet input's own
+    /// loss to be corrected.
+    @Test func aPriceFactorAroundACellHoldsItsGap() async throws {
+        let (store, bill) = try await threeModelsWithALoss { _, _ in Decimal(string: "1.05")! }
+        let r = try await run("anthropic", [bill], store, account: "acct_42")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" })")
+        let sonnetInput = try #require(r.findings.first { $0.modelID == "claude-sonnet-4-5" && $0.tokenType?.rawValue == "input" })
+        #expect(sonnetInput.blockedBy.contains("price_factor_around_cell"), "\(sonnetInput.reason) \(sonnetInput.blockedBy)")
+        for (what, factor) in [
+            ("output", { (_: String, t: String) in t == "output" ? Decimal(string: "1.05")! : 1 }),
+            ("opus", { (m: String, _: String) in m == "claude-opus-4-8" ? Decimal(string: "1.05")! : 1 }),
+        ] {
+            let (store, bill) = try await threeModelsWithALoss(factor)
+            let r = try await run("anthropic", [bill], store, account: "acct_42")
+            #expect(
+                r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-sonnet-4-5 1100000"],
+                "\(what): \(r.findings.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.reason) \($0.blockedBy)" })")
+        }
+    }
+
     /// Two changes in one month: the cut on May 10 is billed, the rise on May 20 is not (the
     /// vendor stayed at $0.50). The second is checked too: held, not −4M.
     @Test func everyCardChangeInThePeriodIsChecked() async throws {

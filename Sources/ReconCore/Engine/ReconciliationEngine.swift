@@ -84,7 +84,7 @@ public struct ReconciliationEngine: Sendable {
             (diff.shape, diff.impliedFactor) = (.localized, nil)
         }
         let unattributed = Self.unattributed(diff, attribution: o.attribution)
-        let reasons =
+        var reasons =
             coverageReasons + CoverageCheck.silentDayReasons(batch, ledger: vendor, diff: diff, range: o.range) + vendor.reasons
             + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
@@ -129,6 +129,7 @@ public struct ReconciliationEngine: Sendable {
             to: &findings, diff, range: o.range,
             cardPrice: { key, at in key.tokenType.flatMap { try? card.price(model: key.model, tokenType: $0, date: at, labels: [:]).perMillion } },
             cardChanges: { card.priceChanges(model: $0) })
+        reasons += Self.factorAroundCells(findings, reasons: reasons, diff)
         let reportID = Self.reportID(now())
         // A multi-provider export's corrections are its provider's usage: posted under the plugin
         // that sells it (FOCUS's Anthropic lines: vendor anthropic), so that plugin's own runs
@@ -219,6 +220,39 @@ public struct ReconciliationEngine: Sendable {
                 ))
         }
         return reasons
+    }
+
+    /// A cell whose model's other token types and whose token type's other models are off by a
+    /// price factor (`uniform_gap` of a token type, `one-model-factor`) holds that factor too,
+    /// beside whatever else: every price 5 % above the card and Sonnet input really short
+    /// 1,320,000 tokens proposed +7,520,000 for it (the loss and 5 % of 124M tokens), and an
+    /// `--fx` rate 1.1 % off did the same. Held, money-priced cells only.
+    static func factorAroundCells(_ findings: [ReconciliationReport.Finding], reasons: [EvidenceReason], _ diff: GapDiff) -> [EvidenceReason] {
+        var factor: [(model: String, type: TokenType)] = []
+        for f in findings where f.gapClass != .withinTolerance {
+            guard let t = f.tokenType else { continue }
+            if f.rule == "one-model-factor" || reasons.contains(where: { $0.code == "uniform_gap" && $0.tokenType == t && $0.applies(to: f) }) {
+                factor.append((f.modelID, t))
+            }
+        }
+        guard !factor.isEmpty else { return [] }
+        var out: [EvidenceReason] = []
+        var seen = Set<String>()
+        for f in findings where f.gapClass == .meteringGap {
+            guard let t = f.tokenType, seen.insert("\(f.modelID)|\(t.rawValue)").inserted,
+                diff.vendor[CellKey(model: f.modelID, tokenType: t, account: f.accountID)].map({ !$0.sum.allStated }) ?? false
+            else { continue }
+            let row = factor.filter { $0.model == f.modelID && $0.type != t }.map(\.type.rawValue)
+            let column = factor.filter { $0.model != f.modelID && $0.type == t }.map(\.model)
+            guard !row.isEmpty, !column.isEmpty else { continue }
+            out.append(
+                EvidenceReason(
+                    code: "price_factor_around_cell", effect: .blocksCell, modelID: f.modelID, tokenType: t,
+                    detail: "\(f.modelID)'s \(Set(row).sorted().joined(separator: ", ")) and \(t.rawValue) of \(Set(column).sorted().joined(separator: ", ")) "
+                        + "are off the meter by a price factor, so \(f.modelID) \(t.rawValue)'s gap holds that factor too: how much of it is lost usage cannot be told",
+                    remedy: "fix the card's prices for the period (usagebox ratecards propose) or the fx rate, and reconcile again"))
+        }
+        return out
     }
 
     /// The accounts whose meter is read: the run's own, else every visible account with usage.
