@@ -34,14 +34,15 @@ public enum FOCUSPlugin: VendorPlugin {
                 "solora-atlas-5.5/cache_read": 2_000_000, "solora-atlas-5.5/cache_write": 1_000_000,
             ]),
         PluginExample(
-            name: "focus: correction rows net into the charge period they correct; one for another period stays unmapped with that period",
+            name:
+                "focus: a correction row giving tokens back is set aside as a refund (its cell held), not netted; one for another period stays unmapped with that period",
             file: InvoiceFile(name: "focus_corrections.csv", bytes: PackageResources.focus_corrections_csv), parserID: "focus-csv",
             expectedLineCount: 4,
             expectedAmounts: ["solora-atlas-5.5/input": "6.5", "(not usage)": "-0.5"],
             expectedQuantities: ["solora-atlas-5.5/input": 1_300_000],
             reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
-            expectedVendorTokens: ["solora-atlas-5.5/input": 1_500_000],
-            expectedUnmapped: ["correction_for_other_period:2026-04": "-1"]),
+            expectedVendorTokens: ["solora-atlas-5.5/input": 2_000_000],
+            expectedUnmapped: ["correction_for_other_period:2026-04": "-1", "refund": "-2.5"]),
         PluginExample(
             name: "focus: a fractional token count is refused naming line and field",
             file: InvoiceFile(name: "focus_bad_quantity.csv", bytes: PackageResources.focus_bad_quantity_csv), parserID: "focus-csv",

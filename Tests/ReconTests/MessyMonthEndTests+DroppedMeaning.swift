@@ -117,6 +117,24 @@ extension MessyMonthEndTests {
         #expect(text.unmapped.isEmpty && text.findings.isEmpty, "\(text.unmapped) \(text.findings)")
     }
 
+    /// A cost result giving 500,000 tokens back beside usage that matches the meter was netted,
+    /// and −500,000 was proposed (the customer's bill lowered on the vendor's word). Tokens given
+    /// back by any format are set aside as a refund and hold the cell, as CUR and UBL refunds do.
+    @Test func negativeTokensInAnyFormatAreARefundNotNetted() async throws {
+        let store = try await store([("acct_42", "gpt-4o-2024-08-06", "input", 1_000_000, 10)], vendor: "openai")
+        let stated = #","quantity":1000000,"quantity_unit":"tokens""#, back = #","quantity":-500000,"quantity_unit":"tokens""#
+        let r = try await run(
+            "openai",
+            [openAICosts([openAICost("gpt-4o-2024-08-06, input", "2.5", extra: stated), openAICost("gpt-4o-2024-08-06, input", "-1.25", extra: back)])],
+            store, account: "acct_42"
+        ) {
+            $0.range = Self.mayDay(10)
+            $0.invoiceScope = .account
+        }
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
+        #expect(r.unmapped.map(\.reason) == ["refund"] && r.models.first?.tokenTypes.map(\.vendor) == [1_000_000], "\(r.unmapped) \(r.models)")
+    }
+
     /// `quantity_unit: 1000_tokens` with a fraction: 1234.678 thousand tokens are 1,234,678
     /// (rounded first it read 1,235,000). A count still not whole once scaled is refused by field.
     @Test func openAIThousandTokenQuantitiesAreScaledBeforeTheyMustBeWhole() throws {

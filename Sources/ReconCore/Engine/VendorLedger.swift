@@ -365,8 +365,10 @@ struct VendorLedger: Sendable {
             }
             // Tokens given back by a refund or credit note are set aside, not netted: it says
             // neither which usage it returns nor whether those tokens were served (a price fix
-            // restates the whole quantity). Corrections of that model × token type are held.
-            if line.isRefund {
+            // restates the whole quantity). Corrections of that model × token type are held. So
+            // is any line of negative tokens, whatever the format calls it (a FOCUS correction or
+            // usage row, an OpenAI cost result): netted, it proposed taking them off the meter.
+            if line.isRefund || (line.quantity ?? 0) < 0 {
                 skip("refund")
                 tokenRefunds[CellKey(model: model, tokenType: tokenType), default: (0, 0)].tokens &+= line.quantity ?? 0
                 tokenRefunds[CellKey(model: model, tokenType: tokenType), default: (0, 0)].amount += line.amount ?? 0
