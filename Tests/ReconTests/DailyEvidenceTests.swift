@@ -279,6 +279,25 @@ import UsageBoxApp
             #expect(r.corrections.isEmpty, "last day \(lastDay)%: \(r.corrections.map(\.quantity))")
             #expect(r.held.count == 2 && r.held.allSatisfy { $0.reason == "last_day_unlike_the_rest" && $0.detail.contains("last day") }, "\(r.held)")
         }
+        // A six-day period (May 26–31) with the same half-landed last day: the hold needed a week
+        // and −500,000 was proposed. Held.
+        let short = try await service.engine.run(
+            ReconciliationOptions(
+                vendor: "anthropic",
+                invoices: [
+                    S.costReport(
+                        (26...31).flatMap { d -> [TestSupport.Row] in
+                            [
+                                .init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: d == 31 ? "50" : "100"),
+                                .init(day: d, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "50"),
+                            ]
+                        })
+                ],
+                range: try TimeRange(from: Timestamp(rfc3339: "2026-05-26T00:00:00Z")!, to: Timestamp(rfc3339: "2026-06-01T00:00:00Z")!),
+                account: "acct_42"), store: store)
+        #expect(
+            short.corrections.isEmpty && short.held.map { "\($0.reason) \($0.correction.quantity)" } == ["last_day_unlike_the_rest -500000"],
+            "\(short.corrections.map(\.quantity)) \(short.held.map(\.reason))")
         // Over-metering from May 30 or 29 on is held too (a lag over a weekend: three days were
         // corrected); from May 28 on it is proposed.
         for (from, held) in [(30, true), (29, true), (28, false)] {

@@ -87,7 +87,8 @@ enum DailyEvidence {
     /// typical share of the run of days it ends (plus 2 points). An export pulled before the
     /// vendor's last hours landed (or a meter still awaiting late events) looks like that, mixed
     /// into a real gap or alone; a steady loss, a month-end batch or midnight jitter do not.
-    /// Periods of a week or more, day-by-day exports only.
+    /// Periods of two days or more (a period of six once proposed what a week held), day-by-day
+    /// exports only.
     /// How many days at a period's end may still be settling: late events and vendor exports can
     /// lag a weekend (billing systems hold an invoice open up to 72 hours for them), and a gap on
     /// the last three days alone was corrected as metering.
@@ -96,7 +97,7 @@ enum DailyEvidence {
     static func endsUnlikeItRan(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> Bool {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
         let days = periodDays(range)
-        guard days.count >= 7, let vendorDays = vendorDaily(diff, key, accountwise: true), let last = days.last else { return false }
+        guard days.count >= 2, let vendorDays = vendorDaily(diff, key, accountwise: true), let last = days.last else { return false }
         let metered = meteredDaily(diff, key, accountwise: true)
         let material = Decimal(string: "0.02")!
         /// The day's gap: its sign, its share of the day's traffic, and whether it is material.
