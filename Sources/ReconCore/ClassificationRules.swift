@@ -328,6 +328,8 @@ public enum AccountMap {
         let root = try YAMLNode.parse(text, file: file)
         var out: [String: String] = [:]
         for (k, v) in try root.mapping("the account map") {
+            // JSON's null read as the text "null" made an account of that name.
+            guard !v.isNull else { throw v.error("the account of '\(k)' is empty (null); name an account or leave the entry out") }
             let account = try v.string("account of \(k)")
             guard EventDecoder.isValidIdentifier(account) else { throw v.error("'\(account)' is not a valid account id") }
             out[k] = account
@@ -343,7 +345,10 @@ public enum ModelMap {
     public static func load(text: String, file: String) throws -> [String: String] {
         let root = try YAMLNode.parse(text, file: file)
         var out: [String: String] = [:]
-        for (k, v) in try root.mapping("the model map") { out[k] = try v.string("model of \(k)") }
+        for (k, v) in try root.mapping("the model map") {
+            guard !v.isNull else { throw v.error("the model of '\(k)' is empty (null); name a model or leave the entry out") }
+            out[k] = try v.string("model of \(k)")
+        }
         return out
     }
 }

@@ -23,8 +23,31 @@ struct YAMLNode {
             }
             return YAMLNode(node: node, file: file)
         } catch let e as YamlError {
-            throw ConfigError(file: file, line: Self.line(of: e), "YAML syntax: \(Self.problem(of: e))")
+            var line = Self.line(of: e)
+            if case let .duplicatedKeysInMapping(duplicates, _) = e, let key = duplicates.first {
+                line = Self.secondBlockKey(key, in: text, from: line) ?? line
+            }
+            throw ConfigError(file: file, line: line, "YAML syntax: \(Self.problem(of: e))")
         }
+    }
+
+    /// The line of a block mapping's key given a second time, at the column the first stands at,
+    /// from `line` (the mapping's own, which Yams names) on; nil when it cannot be told (flow style).
+    static func secondBlockKey(_ key: String, in text: String, from line: Int) -> Int? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        var column: Int?
+        for n in max(line - 1, 0)..<lines.count {
+            let l = lines[n]
+            let body = l.drop { $0 == " " || $0 == "-" }
+            let col = l.count - body.count
+            guard ["\(key):", "\"\(key)\":", "'\(key)':"].contains(where: { body.hasPrefix($0) }) else { continue }
+            if let column {
+                if col == column { return n + 1 }
+            } else {
+                column = col
+            }
+        }
+        return nil
     }
 
     /// Every config is read node by node, an alias as often as it is used: 48 KB of aliases of

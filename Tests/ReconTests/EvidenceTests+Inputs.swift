@@ -15,6 +15,24 @@ import VendorAnthropic
     typealias S = TestSupport
     let service = try! ReconciliationService()
 
+    /// JSON's `null` as an account read as the text "null" and made an account of that name; it
+    /// is refused like YAML's `~`, an array or a key given twice, each at its own line.
+    @Test func anAccountMapEntryThatNamesNoAccountIsRefusedAtItsLine() throws {
+        #expect(try AccountMap.load(text: #"{"ws_A": "acct_1"}"#, file: "map.json") == ["ws_A": "acct_1"])
+        for (text, line, says) in [
+            ("{\"ws_A\": \"acct_1\",\n \"ws_B\": null}", 2, "empty (null)"), ("ws_A: acct_1\nws_B: ~\n", 2, "empty (null)"),
+            ("ws_A: acct_1\nws_B: [a, b]\n", 2, "must be a string"), ("ws_A: acct_1\nws_A: acct_2\n", 2, "ws_A"),
+        ] {
+            #expect {
+                try AccountMap.load(text: text, file: "map.yaml")
+            } throws: { e in
+                guard let e = e as? ConfigError else { return false }
+                return e.file == "map.yaml" && e.line == line && e.message.contains(says)
+            }
+        }
+        #expect(throws: ConfigError.self) { try ModelMap.load(text: #"{"prod-4o": null}"#, file: "models.json") }
+    }
+
     func run(
         _ store: any MeterStore, _ invoices: [InvoiceFile], account: String? = "acct_42", vendor: String = "anthropic",
         range: TimeRange = S.may, configure: (inout ReconciliationOptions) -> Void = { _ in }
