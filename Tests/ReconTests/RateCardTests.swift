@@ -40,6 +40,15 @@ import Testing
         #expect(card.canonicalModel("claude-haiku-4-5-20251001") == "claude-haiku-4-5")
         #expect(card.canonicalModel("claude-sonnet-4-5-extra") == nil, "aliases match the whole string")
         #expect(card.canonicalModel("gpt-4o") == nil)
+        // Bedrock's dated SDK ids were never placed: the meter read 0 and a real loss was blocked.
+        let bedrock = try RateCard.load(text: RateCardData.cards["aws-bedrock"]!, file: "aws-bedrock.yaml")
+        for (id, model) in [
+            ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"), ("anthropic.claude-haiku-4-5-20251001-v1:0", "claude-haiku-4-5"),
+            ("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+            ("global.anthropic.claude-sonnet-4-6", "claude-sonnet-4-6"),
+        ] {
+            #expect(bedrock.canonicalModel(id) == model, "\(id)")
+        }
         let date = Timestamp(rfc3339: "2026-05-01T00:00:00Z")!
         #expect(try card.price(model: "claude-sonnet-4-5", tokenType: .input, date: date, labels: ["context_window": "200k-1M"]).perMillion == 6)
         #expect(
