@@ -206,6 +206,13 @@ import VendorAnthropic
         let covered = try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-05-16T00:00:00Z")
         let firstHalfOnly = try await run(store, [firstHalf], range: covered)
         #expect(firstHalfOnly.verdict == .conclusive && firstHalfOnly.models.first?.gap == 0)
+        // The meter silent on the uncovered days too (an account idle at the month's end): still a
+        // coverage gap, and the remedy names the --to that reconciles the rest.
+        let idle = try await sonnet(day: 2)
+        let quiet = try await run(idle, [firstHalf])
+        let named = try #require(quiet.reasons.first { $0.code == "coverage_gap" })
+        #expect(quiet.verdict == .inconclusive && named.remedy?.contains("(--to 2026-05-16)") == true, "\(named.remedy ?? "")")
+        #expect(gap.remedy?.contains("--to 2026-05-16") != true, "the meter has usage on May 20: no such hint")
     }
 
     @Test func daysWithoutTrafficInsideADeclaredRangeAreNotACoverageGap() async throws {

@@ -130,6 +130,33 @@ enum CoverageCheck {
         return (summary, reasons)
     }
 
+    /// A coverage gap at the period's start or end whose every day the meter is silent on too (no
+    /// usage of the invoice's models in the scope read): an account idle over the month's last
+    /// weekend, with an export that states no period. The contract ties a conclusive run to an
+    /// invoice covering the whole period, so it stays `coverage_gap`; the remedy names the
+    /// `--from`/`--to` that reconciles the rest, which the generic one left to the reader.
+    static func quietUncoveredDays(_ reasons: [EvidenceReason], diff: GapDiff, range: TimeRange) -> [EvidenceReason] {
+        var metered = Set<String>()
+        for days in diff.meteredDaily.values {
+            for (d, q) in days where q != 0 { metered.insert(Timestamp(microseconds: d * 86_400_000_000).dayString) }
+        }
+        let period = days(range.from, range.to)
+        return reasons.map { reason in
+            guard reason.code == "coverage_gap", let gap = reason.days, !gap.isEmpty, !metered.isEmpty, metered.isDisjoint(with: gap) else { return reason }
+            // Only a run at the start and one at the end: the covered days between are one range.
+            let head = period.prefix { gap.contains($0) }, tail = period.reversed().prefix { gap.contains($0) }
+            guard head.count + tail.count == gap.count, head.count < period.count else { return reason }
+            // --to is exclusive: the first uncovered day of the tail.
+            let bounds = [head.isEmpty ? nil : "--from \(period[head.count])", tail.last.map { "--to \($0)" }].compactMap { $0 }
+            var r = reason
+            r.detail += "; the meter has no usage of the invoice's models on those days either"
+            r.remedy =
+                "if nothing was used on them, reconcile the covered days alone (\(bounds.joined(separator: " "))); "
+                + "an export pulled before the vendor billed them looks the same: add the later export if so"
+            return r
+        }
+    }
+
     /// Per model: days inside the line span of an export that declares nothing, on which it has
     /// no line billing that model while the meter has a material share of the model's usage (a
     /// tenth of its median metered day or more). Nine empty days in the middle of a cost export

@@ -85,7 +85,8 @@ public struct ReconciliationEngine: Sendable {
         }
         let unattributed = Self.unattributed(diff, attribution: o.attribution)
         var reasons =
-            coverageReasons + CoverageCheck.silentDayReasons(batch, ledger: vendor, diff: diff, range: o.range) + vendor.reasons
+            CoverageCheck.quietUncoveredDays(coverageReasons, diff: diff, range: o.range)
+            + CoverageCheck.silentDayReasons(batch, ledger: vendor, diff: diff, range: o.range) + vendor.reasons
             + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
             + unknownVendorLabels(meter, card: card, plugin: plugin) + correctionsOfSeveralProviders(meter)
