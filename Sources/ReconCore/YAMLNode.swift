@@ -34,7 +34,11 @@ struct YAMLNode {
     /// The line of a block mapping's key given a second time, at the column the first stands at,
     /// from `line` (the mapping's own, which Yams names) on; nil when it cannot be told (flow style).
     static func secondBlockKey(_ key: String, in text: String, from line: Int) -> Int? {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // libyaml's line breaks: a CRLF (one Character in Swift), CR, LF, NEL, LS, PS. Split on
+        // "\n" alone, a CRLF file was one line and the range below trapped.
+        let breaks: Set<Character> = ["\n", "\r\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"]
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: breaks.contains)
+        guard line - 1 < lines.count else { return nil }
         var column: Int?
         for n in max(line - 1, 0)..<lines.count {
             let l = lines[n]
@@ -164,7 +168,7 @@ struct YAMLNode {
     }
 
     var isNull: Bool {
-        if case let .scalar(s) = node { return s.style == .plain && (s.string == "null" || s.string == "~" || s.string.isEmpty) }
+        if case let .scalar(s) = node { return s.style == .plain && (["null", "Null", "NULL", "~"].contains(s.string) || s.string.isEmpty) }
         return false
     }
 

@@ -22,6 +22,8 @@ import VendorAnthropic
         for (text, line, says) in [
             ("{\"ws_A\": \"acct_1\",\n \"ws_B\": null}", 2, "empty (null)"), ("ws_A: acct_1\nws_B: ~\n", 2, "empty (null)"),
             ("ws_A: acct_1\nws_B: [a, b]\n", 2, "must be a string"), ("ws_A: acct_1\nws_A: acct_2\n", 2, "ws_A"),
+            // CRLF line ends: the duplicate's line was looked for past the one line "\n" split it into, and trapped.
+            ("ws_a: a\r\nws_b: b\r\nws_c: c\r\nws_c: d\r\n", 4, "ws_c"), ("ws_a: a\rws_b: NULL\r", 2, "empty (null)"),
         ] {
             #expect {
                 try AccountMap.load(text: text, file: "map.yaml")

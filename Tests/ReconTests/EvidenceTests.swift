@@ -211,7 +211,7 @@ import VendorAnthropic
         let idle = try await sonnet(day: 2)
         let quiet = try await run(idle, [firstHalf])
         let named = try #require(quiet.reasons.first { $0.code == "coverage_gap" })
-        #expect(quiet.verdict == .inconclusive && named.remedy?.contains("(--to 2026-05-16)") == true, "\(named.remedy ?? "")")
+        #expect(quiet.verdict == .inconclusive && named.remedy?.contains("(--from 2026-05-01 --to 2026-05-16)") == true, "\(named.remedy ?? "")")
         #expect(gap.remedy?.contains("--to 2026-05-16") != true, "the meter has usage on May 20: no such hint")
     }
 
@@ -479,6 +479,15 @@ import VendorAnthropic
             #expect(r.corrections.isEmpty && r.held.isEmpty, "\(account ?? "every account"): \(r.corrections.map(\.quantity))")
             #expect(r.reasons.first { $0.code == "unmapped_account_meters_model" }?.accounts?.map(\.accountID) == ["acct_3"])
         }
+        // acct_3's Haiku served by Bedrock is on no Anthropic bill: no block.
+        let bedrock = try S.store()
+        _ = try await bedrock.ingest([
+            Self.event("a", account: "acct_1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
+            Self.event("b", account: "acct_3", model: "claude-haiku-4-5", type: "input", quantity: 500_000, vendor: "aws-bedrock"),
+        ])
+        let served = S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "150", workspace: "wrkspc_1")])
+        let elsewhere = try await run(bedrock, [served], account: nil) { $0.accountMap = ["wrkspc_1": "acct_1"] }
+        #expect(elsewhere.corrections.map { "\($0.accountID) \($0.quantity)" } == ["acct_1 500000"], "\(elsewhere.reasons.map(\.code))")
         // Mapped, acct_3's own lines are its own: acct_1's real loss is corrected.
         let both = S.costReport([
             .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "150", workspace: "wrkspc_1"),
@@ -564,6 +573,7 @@ import VendorAnthropic
             r.meteredOutOfScope.map { "\($0.modelID ?? "") \($0.tokens) \($0.reason)" }
                 == ["claude-sonnet-4-5 5 meter_unit:requests", "gpt-4o 777 model_unknown_to_card"])
         #expect(r.models.first?.metered == 1_000_000, "requests are not tokens")
+        #expect(!r.reasons.contains { $0.code == "metered_in_other_units" }, "a request count beside the token meter counts the same traffic")
     }
 
     /// Haiku metered in thousands of tokens (`tokens_k`), billed exactly: the meter's token
@@ -583,6 +593,18 @@ import VendorAnthropic
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.held.map { "\($0.correction.quantity) on \($0.correction.meterID)" })")
         #expect(r.findings.first?.blockedBy.contains("metered_in_other_units") == true, "\(r.findings.map(\.blockedBy))")
         #expect(r.reasons.first { $0.code == "metered_in_other_units" }?.detail.contains("haiku_k (unit tokens_k)") == true)
+        // With --meter-id of the token meter, the tokens_k meter was skipped and its 2,000,000
+        // tokens proposed again on the token meter; --meter-id of the tokens_k meter is refused.
+        _ = try await store.ingest([Self.event("t", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000)])
+        let one = try await run(store, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "300")])]) {
+            $0.meterID = "claude_tokens"
+        }
+        #expect(one.corrections.isEmpty && one.findings.first?.blockedBy.contains("metered_in_other_units") == true, "\(one.findings.map(\.blockedBy))")
+        await #expect {
+            _ = try await run(store, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "300")])]) {
+                $0.meterID = "haiku_k"
+            }
+        } throws: { ($0 as? UsageBoxError)?.field == "meter_id" }
     }
 
     @Test func untypedMeterUsageIsComparedPerModel() async throws {

@@ -110,4 +110,33 @@ import VendorAnthropic
             "\(error)".contains("bad.csv:2") && "\(error)".contains("x_TokenType")
         }
     }
+
+    /// A price fix in corrections: the day's 2,000,000 reversed and billed again. Setting every
+    /// negative row aside (tokens given back are a refund) held the cell and read 4,000,000; a
+    /// reversal billed again in full nets. Billed again short (1,500,000), what is given back
+    /// past it is not stated as served or not: held.
+    @Test func aReversalBilledAgainNetsAndOneBilledShortIsHeld() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([S.event("a", model: "solora-atlas-5.5", type: "input", quantity: 2_000_000, day: 3)])
+        func focus(rebilled: String) -> InvoiceFile {
+            let sku = #""{""ModelId"": ""solora-atlas-5.5"", ""TokenDirection"": ""Input""}""#
+            let day = "2026-05-03T00:00:00Z,2026-05-04T00:00:00Z"
+            let csv = """
+                BilledCost,BillingCurrency,ChargeCategory,ChargeClass,ChargeDescription,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,SkuPriceDetails
+                10.00,USD,Usage,,Input tokens,\(day),2000000,Tokens,\(sku)
+                -10.00,USD,Usage,Correction,Input reversed,\(day),-2000000,Tokens,\(sku)
+                9.00,USD,Usage,Correction,Input billed again,\(day),\(rebilled),Tokens,\(sku)
+
+                """
+            return InvoiceFile(name: "focus.csv", bytes: Array(csv.utf8))
+        }
+        let range = try TimeRange(from: "2026-05-03T00:00:00Z", to: "2026-05-04T00:00:00Z")
+        let netted = try await service.engine.run(
+            ReconciliationOptions(vendor: "focus", invoices: [focus(rebilled: "2000000")], range: range, account: "acct_42"), store: store)
+        #expect(netted.models.first?.tokenTypes.first?.vendor == 2_000_000 && netted.findings.isEmpty, "\(netted.models) \(netted.unmapped.map(\.reason))")
+        #expect(!netted.reasons.contains { $0.code == "usage_refund" })
+        let short = try await service.engine.run(
+            ReconciliationOptions(vendor: "focus", invoices: [focus(rebilled: "1500000")], range: range, account: "acct_42"), store: store)
+        #expect(short.corrections.isEmpty && short.reasons.contains { $0.code == "usage_refund" }, "\(short.corrections.map(\.quantity))")
+    }
 }

@@ -275,6 +275,14 @@ extension MessyMonthEndTests {
         #expect(
             both.corrections.isEmpty && both.findings.first?.reason == "card_price_changed_on_2026-05-16_the_bill_did_not",
             "\(both.findings.map { "\($0.quantity) \($0.reason)" })")
+        // An outage inside the card's days (May 17 lost 40 %): that day carries the card's share
+        // and more, and the proposal carried the card's share with it. Held.
+        let outageInside = try await self.store(
+            (1...31).map { ("acct_42", "claude-haiku-4-5", "input", $0 == 17 ? 600_000 : 1_000_000, $0) }, vendor: "anthropic")
+        let inside = try await run("anthropic", [Self.haikuBill { $0 < 18 ? "100" : "80" }], outageInside, account: "acct_42") {
+            $0.rateCard = misdated
+        }
+        #expect(inside.corrections.isEmpty, "\(inside.findings.map { "\($0.quantity) \($0.reason)" })")
         // A meter over-counting a fifth on the three days before a real cut moves the money per
         // metered token toward the new price too, but by its own share: corrected, not the card's date.
         let overCounted = try await self.store(

@@ -147,7 +147,9 @@ enum CoverageCheck {
             let head = period.prefix { gap.contains($0) }, tail = period.reversed().prefix { gap.contains($0) }
             guard head.count + tail.count == gap.count, head.count < period.count else { return reason }
             // --to is exclusive: the first uncovered day of the tail.
-            let bounds = [head.isEmpty ? nil : "--from \(period[head.count])", tail.last.map { "--to \($0)" }].compactMap { $0 }
+            // Both bounds (the CLI needs both), the unchanged one as the run gave it.
+            func text(_ t: Timestamp) -> String { t.microseconds % 86_400_000_000 == 0 ? t.dayString : t.rfc3339 }
+            let bounds = ["--from \(head.isEmpty ? text(range.from) : period[head.count])", "--to \(tail.last ?? text(range.to))"]
             var r = reason
             r.detail += "; the meter has no usage of the invoice's models on those days either"
             r.remedy =

@@ -298,7 +298,8 @@ enum DailyEvidence {
 
     /// Whether a finding's daily gap (beyond each day's tolerance) lies on at least one of `days`
     /// and is there, on each of them, the share of the meter a card price on the wrong side of its
-    /// date makes (vendor ÷ meter − 1 = `share`, within a tenth of it or one point): a meter that
+    /// date makes (vendor ÷ meter − 1 = `share`, within a tenth of it or one point, or past it the
+    /// same way): a meter that
     /// over-counted the days before a real cut also moves the money per metered token, but by
     /// its own share, and stays a metering gap. Days off outside `days` (a real loss later in the
     /// month) do not undo it: the whole gap was proposed, the card's days with it, so the finding
@@ -313,7 +314,11 @@ enum DailyEvidence {
         return inside.allSatisfy { d in
             guard let m = metered[d], m > 0 else { return false }
             let v = vendorDays[d]?.tokens ?? 0
-            return abs(Decimal(exactly: v - m) / Decimal(exactly: m) - share) <= slack
+            // At the share, or past it the same way: a day that also lost usage (an outage on
+            // May 17, inside the card's days) carries the card's share and more, and proposing it
+            // carries the card's share with it.
+            let day = Decimal(exactly: v - m) / Decimal(exactly: m)
+            return share > 0 ? day >= share - slack : day <= share + slack
         }
     }
 

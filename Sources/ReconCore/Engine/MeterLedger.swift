@@ -92,6 +92,11 @@ struct MeterLedger: Sendable {
         var filters: [UsageFilter] = []
         if let m = o.meterID { filters.append(UsageFilter(field: .meterID, op: .eq, values: [m])) }
         let units = try await Self.units(store)
+        if let m = o.meterID, !Self.inTokens(m, units) {
+            // A correction in tokens on it would be off by its unit's scale.
+            throw UsageBoxError.invalidArgument(
+                "meter \(m) counts \(units[m] ?? "?"), not tokens: an invoice's tokens cannot be compared with it", field: "meter_id")
+        }
 
         // token_type and vendor are optional dimensions: a store that never saw one refuses to group by it.
         var optional = ["token_type", "vendor"]
@@ -124,7 +129,9 @@ struct MeterLedger: Sendable {
             let unit = meter.flatMap { units[$0] }
             if let unit, !Self.tokenUnits.contains(unit.lowercased()) {
                 outside["\(raw ?? "")|\(meter ?? "")|meter_unit:\(unit)", default: 0] += g.aggregate.sum
-                if let model = canonical(raw), scopeModels.contains(model), let meter { ledger.otherUnits[model, default: [:]][meter] = unit }
+                if let model = canonical(raw), scopeModels.contains(model), let meter, servedBy.map(vendorNames.contains) ?? true {
+                    ledger.otherUnits[model, default: [:]][meter] = unit
+                }
                 continue
             }
             if let servedBy, !vendorNames.contains(servedBy) {
@@ -160,10 +167,12 @@ struct MeterLedger: Sendable {
             // The invoice bills every meter the account counts its models on, not only the one named.
             let meters = try await store.usage(UsageQuery(scope: scope, range: o.range, groupBy: [.meterID, .modelID]))
             for g in meters.groups {
-                guard let m = g.keys[0], m != only, Self.tokenUnits.contains((units[m] ?? "tokens").lowercased()),
-                    let model = canonical(g.keys[1]), scopeModels.contains(model), g.aggregate.sum != 0
-                else { continue }
-                ledger.otherMeters[m, default: 0] &+= g.aggregate.sum
+                guard let m = g.keys[0], m != only, let model = canonical(g.keys[1]), scopeModels.contains(model), g.aggregate.sum != 0 else { continue }
+                if Self.inTokens(m, units) {
+                    ledger.otherMeters[m, default: 0] &+= g.aggregate.sum
+                } else {
+                    ledger.otherUnits[model, default: [:]][m] = units[m]
+                }
             }
         }
         try await ledger.readEdges(
@@ -175,12 +184,16 @@ struct MeterLedger: Sendable {
         }
 
         // Every account, whatever the caller may see: an invoice shared with accounts the caller
-        // cannot see is still shared. Only visible accounts are named.
-        let all = try await store.usage(UsageQuery(scope: .all, range: o.range, groupBy: [.accountID, .modelID], filters: filters))
+        // cannot see is still shared. Only visible accounts are named. Every token meter, not only
+        // `--meter-id`'s (another account's usage on its own meter is billed all the same), and
+        // not usage another vendor served (a team's Claude through Bedrock is on no Anthropic bill).
+        let all = try await store.usage(
+            UsageQuery(scope: .all, range: o.range, groupBy: [.accountID, .modelID, .meterID] + (ledger.hasVendor ? [.dimension("vendor")] : [])))
         let scopeList = ModelID.LooseModels(scopeModels.sorted())
         for g in all.groups {
             guard let account = g.keys[0] else { continue }
-            ledger.accountsWithUsage.insert(account)
+            if o.meterID.map({ $0 == g.keys[2] }) ?? true { ledger.accountsWithUsage.insert(account) }
+            guard Self.inTokens(g.keys[2], units), !ledger.hasVendor || (g.keys[3].map(vendorNames.contains) ?? true) else { continue }
             // Loosely too (`claude-sonnet-4.5`): another account's usage of the invoice's models
             // under a spelling the card does not know passed the scope check.
             if let model = canonical(g.keys[1]) ?? g.keys[1].flatMap(scopeList.match), scopeModels.contains(model) {

@@ -229,20 +229,21 @@ public struct ReconciliationEngine: Sendable {
     /// 1,320,000 tokens proposed +7,520,000 for it (the loss and 5 % of 124M tokens), and an
     /// `--fx` rate 1.1 % off did the same. Held, money-priced cells only.
     static func factorAroundCells(_ findings: [ReconciliationReport.Finding], reasons: [EvidenceReason], _ diff: GapDiff) -> [EvidenceReason] {
+        let uniform = reasons.filter { $0.code == "uniform_gap" && $0.tokenType != nil }
         var factor: [(model: String, type: TokenType)] = []
         for f in findings where f.gapClass != .withinTolerance {
             guard let t = f.tokenType else { continue }
-            if f.rule == "one-model-factor" || reasons.contains(where: { $0.code == "uniform_gap" && $0.tokenType == t && $0.applies(to: f) }) {
-                factor.append((f.modelID, t))
-            }
+            if f.rule == "one-model-factor" || uniform.contains(where: { $0.tokenType == t && $0.applies(to: f) }) { factor.append((f.modelID, t)) }
         }
         guard !factor.isEmpty else { return [] }
         var out: [EvidenceReason] = []
         var seen = Set<String>()
         for f in findings where f.gapClass == .meteringGap {
-            guard let t = f.tokenType, seen.insert("\(f.modelID)|\(t.rawValue)").inserted,
+            // Every account's cell is looked at: the first may be one the vendor states or does not bill.
+            guard let t = f.tokenType, !seen.contains("\(f.modelID)|\(t.rawValue)"),
                 diff.vendor[CellKey(model: f.modelID, tokenType: t, account: f.accountID)].map({ !$0.sum.allStated }) ?? false
             else { continue }
+            seen.insert("\(f.modelID)|\(t.rawValue)")
             let row = factor.filter { $0.model == f.modelID && $0.type != t }.map(\.type.rawValue)
             let column = factor.filter { $0.model != f.modelID && $0.type == t }.map(\.model)
             guard !row.isEmpty, !column.isEmpty else { continue }

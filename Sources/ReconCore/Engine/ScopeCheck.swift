@@ -115,9 +115,13 @@ enum ScopeCheck {
             }
         }
 
-        // A model metered in another unit (`tokens_k`, requests): that usage is in the bill and not
-        // in the tokens read, so neither side of the model can be trusted to a correction.
-        for (model, meters) in meter.otherUnits.sorted(by: { $0.key < $1.key }) {
+        // A model metered in tokens at another scale (`tokens_k`), or only in another unit: that
+        // usage is in the bill and not in the tokens read, so neither side of the model can be
+        // trusted to a correction. A request counter beside the model's token meter counts the
+        // same traffic again, and stays out of scope only.
+        let metered = Set(meter.cells.filter { $0.value != 0 }.map(\.key.model))
+        for (model, meters) in meter.otherUnits.sorted(by: { $0.key < $1.key })
+        where !metered.contains(model) || meters.values.contains(where: { $0.lowercased().contains("token") }) {
             reasons.append(
                 .init(
                     code: "metered_in_other_units", effect: .blocksModel, modelID: model,

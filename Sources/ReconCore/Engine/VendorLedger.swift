@@ -297,6 +297,26 @@ struct VendorLedger: Sendable {
             return answer
         }
 
+        // A restatement in corrections (a FOCUS price fix: the usage reversed, then billed again
+        // for the same charge period) nets to what was billed; only tokens given back past what is
+        // billed again are a refund.
+        func restatement(_ line: InvoiceLine) -> String {
+            "\(line.vendorModel ?? "")|\(line.vendorTokenType ?? line.tokenType?.rawValue ?? "")|\(line.bucket.from.microseconds)|\(line.bucket.to.microseconds)"
+        }
+        var rebilled: [String: (given: Int64, back: Int64)] = [:]
+        for entry in batch.lines where entry.line.isCorrection && entry.line.nonUsageReason == nil {
+            guard let q = entry.line.quantity, q != 0 else { continue }
+            let key = restatement(entry.line)
+            if q > 0 {
+                rebilled[key, default: (0, 0)].given &+= q
+            } else {
+                rebilled[key, default: (0, 0)].back &+= q.magnitude > UInt64(Int64.max) ? Int64.max : -q
+            }
+        }
+        func billedAgain(_ line: InvoiceLine) -> Bool {
+            line.isCorrection && !line.isRefund && rebilled[restatement(line)].map { $0.back <= $0.given } ?? false
+        }
+
         for entry in batch.lines {
             let line = entry.line
             // Totals are in the card's currency; a line in another currency counts where a rate converts
@@ -367,8 +387,9 @@ struct VendorLedger: Sendable {
             // neither which usage it returns nor whether those tokens were served (a price fix
             // restates the whole quantity). Corrections of that model × token type are held. So
             // is any line of negative tokens, whatever the format calls it (a FOCUS correction or
-            // usage row, an OpenAI cost result): netted, it proposed taking them off the meter.
-            if line.isRefund || (line.quantity ?? 0) < 0 {
+            // usage row, an OpenAI cost result): netted, it proposed taking them off the meter. A
+            // correction billed again in full for its charge period nets (above).
+            if line.isRefund || ((line.quantity ?? 0) < 0 && !billedAgain(line)) {
                 skip("refund")
                 tokenRefunds[CellKey(model: model, tokenType: tokenType), default: (0, 0)].tokens &+= line.quantity ?? 0
                 tokenRefunds[CellKey(model: model, tokenType: tokenType), default: (0, 0)].amount += line.amount ?? 0
