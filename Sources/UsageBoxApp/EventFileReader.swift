@@ -27,6 +27,8 @@ public struct EventFileReader: Sendable {
     public static let defaultBatchBytes = 16 << 20
     /// The longest NDJSON line read: a server takes no request body longer.
     public static let maxLineBytes = UsageBatchBody.maxBodyBytes
+    static let lineTooLong = EventRejection(
+        code: "line_too_long", message: "the line is longer than \(maxLineBytes >> 20) MiB, more than any event can be")
 
     public init(decoder: EventDecoder) { self.decoder = decoder }
 
@@ -104,7 +106,10 @@ public struct EventFileReader: Sendable {
                     var lineStart = i
                     while i < bytes.count {
                         if bytes[i] == 0x0A {
-                            if let item = decodeLine(UnsafeBufferPointer(rebasing: bytes[lineStart..<i]), line: line) {
+                            if i - lineStart > Self.maxLineBytes {
+                                // Its newline came in the same read that took it past the limit: still too long.
+                                items.append((SourcedItem(item: .invalid(Self.lineTooLong), line: line), Self.maxLineBytes))
+                            } else if let item = decodeLine(UnsafeBufferPointer(rebasing: bytes[lineStart..<i]), line: line) {
                                 items.append((item, i - lineStart))
                             }
                             line += 1
@@ -119,9 +124,7 @@ public struct EventFileReader: Sendable {
                 // A line is kept whole until its newline: one longer than a request body may be is
                 // rejected without reading the rest of it in (a 300 MiB line held 963 MB).
                 if rest.count > Self.maxLineBytes {
-                    let rejection = EventRejection(
-                        code: "line_too_long", message: "the line is longer than \(Self.maxLineBytes >> 20) MiB, more than any event can be")
-                    try await emit(SourcedItem(item: .invalid(rejection), line: line), bytes: Self.maxLineBytes)
+                    try await emit(SourcedItem(item: .invalid(Self.lineTooLong), line: line), bytes: Self.maxLineBytes)
                     skipping = true
                     pending = Data()
                     continue
@@ -149,7 +152,12 @@ public struct EventFileReader: Sendable {
             let events: [JSONValue]
             if case let .array(a) = value {
                 events = a
-            } else if case let .array(a)? = value["events"] {
+            } else if case let .object(members) = value, case let .array(a)? = value["events"] {
+                // As `POST /v1/usage/batch` does: a misspelt second list ("evnets") was dropped unread.
+                if let unknown = members.first(where: { !UsageBatchBody.wireFields.contains($0.0) }) {
+                    throw UsageBoxError.invalidArgument(
+                        "\(path): unknown member '\(unknown.0)' beside \"events\" (a document holds {\"events\": [...]} alone)", field: "file")
+                }
                 events = a
             } else {
                 throw UsageBoxError.invalidArgument("\(path): expected {\"events\": [...]} or an array of events", field: "file")

@@ -108,6 +108,12 @@ import Testing
         let r = try CLI.run(["ingest", "--db", db, badJSON])
         #expect(r.status == 1)
         #expect(r.stderr.contains("bad.json:3:"), "\(r.stderr)")
+        // A misspelt second list beside "events" was dropped unread, exit 0: refused, nothing stored.
+        let typo = try dir.write(
+            "typo.json",
+            #"{"events": [{"event_id":"t1","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z"}], "evnets": []}"#)
+        let t = try CLI.run(["ingest", "--db", db, typo])
+        #expect(t.status == 1 && t.stderr.contains("typo.json") && t.stderr.contains("'evnets'"), "\(t.stderr)")
         let badCSV = try dir.write(
             "bad.csv", "event_id,account_id,meter_id,quantity,timestamp\ne1,a,m,1,2026-05-01T00:00:00Z\ne2,a,m,\"1,2026-05-01T00:00:00Z\n")
         let c = try CLI.run(["ingest", "--db", db, badCSV])
@@ -115,8 +121,8 @@ import Testing
         #expect(c.stderr.contains("bad.csv:3"), "\(c.stderr)")
         let missing = try CLI.run(["ingest", "--db", db, dir.path("nope.ndjson")])
         #expect(missing.status == 1 && missing.stderr.contains("nope.ndjson"))
-        let sum = try CLI.run(["query", "sql", "--db", db, "--json", "SELECT COUNT(*) FROM usage_events WHERE event_id = 'g1'"])
-        #expect(try json(sum)["rows"] == .array([.array([.int(1)])]), "what was stored before stays")
+        let sum = try CLI.run(["query", "sql", "--db", db, "--json", "SELECT COUNT(*) FROM usage_events WHERE event_id IN ('g1', 't1')"])
+        #expect(try json(sum)["rows"] == .array([.array([.int(1)])]), "what was stored before stays, and t1 was not stored")
     }
 
     /// A CSV naming a column twice kept the last value silently (5 sent, 6 stored); a column and

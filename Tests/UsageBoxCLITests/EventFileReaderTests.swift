@@ -75,5 +75,19 @@ struct EventFileReaderTests {
             }
         }
         #expect(seen == ["1 first", "2 line_too_long", "3 after"])
+        // A line past the limit whose newline comes in the read that takes it past (17 MiB read in
+        // 4 MiB chunks: 16 MiB held, then the rest with its newline) was decoded as an event.
+        var near = Data((event("first") + "\n").utf8)
+        near.append(Data(repeating: UInt8(ascii: "x"), count: EventFileReader.maxLineBytes + (1 << 20)))
+        near.append(Data(("\n" + event("after") + "\n").utf8))
+        try near.write(to: URL(fileURLWithPath: path))
+        reader.chunkSize = 4 << 20
+        seen = []
+        try await reader.read(path: path, batchSize: 20_000) { batch in
+            for item in batch {
+                if case let .invalid(r) = item.item { seen.append("\(item.line ?? 0) \(r.code)") }
+            }
+        }
+        #expect(seen == ["2 line_too_long"], "\(seen)")
     }
 }
