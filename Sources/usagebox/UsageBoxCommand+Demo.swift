@@ -26,6 +26,8 @@ extension UsageBoxCommand {
                     printOut("Loaded the kata's May 2026 for acct_42: \(loaded.accepted) events. Serve it with: usagebox serve --store \(store)")
                 } else {
                     try await demo.run()
+                    // The applied correction's segment seals as the run ends, as `ingest`'s do.
+                    try await target.sealOpenSegments()
                 }
                 return
             }
@@ -49,6 +51,7 @@ extension UsageBoxCommand {
                 return
             }
             try await demo.run()
+            try await store.sealOpenSegments()
             printOut(
                 "\nThe store is kept at \(path); explore it with e.g. usagebox usage --db \(path) --account acct_42 "
                     + "--from 2026-05-01T00:00:00Z --to 2026-06-01T00:00:00Z --group-by day")

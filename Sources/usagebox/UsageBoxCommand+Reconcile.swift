@@ -146,6 +146,8 @@ extension UsageBoxCommand.Reconcile {
                     (report, outcome) = try await service.run(
                         options, store: db, log: db as? any ReconciliationLog, apply: apply,
                         confirmLarge: confirmLarge)
+                    // Segments seal when the process that wrote them finishes, as `ingest`'s do.
+                    if apply { try await db.sealOpenSegments() }
                 }
             } catch let drift as VerifyDrift {
                 printErr("usagebox: reconcile stopped: \(drift)")
@@ -223,7 +225,9 @@ extension UsageBoxCommand.Reconcile {
                     return try await remote.reconciliationAction(action, id: id, confirmLarge: confirmLarge)
                 }
                 guard let log = db as? any ReconciliationLog else { throw UsageBoxError(.notFound, "this store keeps no reconciliations") }
-                return try await local(try ReconciliationService(), db, log)
+                let answer = try await local(try ReconciliationService(), db, log)
+                try await db.sealOpenSegments()
+                return answer
             } catch let e as UsageBoxError where e.code == .inconclusive {
                 printErr("usagebox: \(e.message)")
                 throw ExitCode.inconclusive

@@ -281,6 +281,12 @@ import Testing
         let usage = try json(
             try CLI.run(["usage", "--db", db, "--account", "acct_42", "--from", "2026-05-01T00:00:00Z", "--to", "2026-06-01T00:00:00Z", "--json"]))
         #expect(usage["groups"]?.arrayValue?.first?["sum"] == .int(321_640_000), "the revert took the correction back")
+        // Each writing command seals what it wrote as it ends, as ingest does (apply's and revert's
+        // corrections were left in an open segment).
+        let explained = try json(
+            try CLI.run(["explain", "--db", db, "--account", "acct_42", "--from", "2026-05-01T00:00:00Z", "--to", "2026-06-01T00:00:00Z", "--json"]))
+        let segments = explained["segments"]?.arrayValue ?? []
+        #expect(segments.count >= 3 && segments.allSatisfy { $0["sealed_at"] != nil && $0["sealed_at"] != .null }, "\(segments)")
         let offset = try CLI.run([
             "reconcile", "--invoice", full, "--db", db, "--vendor", "anthropic", "--from", "2026-05-01T00:00:00+02:00", "--to", "2026-06-01",
         ])
