@@ -86,6 +86,12 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         self = t
     }
 
+    /// Months since January of year 0 (the UTC month's ordinal): consecutive months differ by one.
+    public var monthIndex: Int64 {
+        let (y, m, _) = civil(fromDays: day)
+        return Int64(y) * 12 + Int64(m) - 1
+    }
+
     /// `YYYY-MM` of the UTC month.
     public var monthString: String {
         let (y, m, _) = civil(fromDays: day)

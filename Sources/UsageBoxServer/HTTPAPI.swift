@@ -146,16 +146,17 @@ public struct HTTPAPI: Sendable {
 
     /// Answers that group by hour, day or month hold at most `limits.maxTimeBuckets` buckets.
     func checkBuckets(_ range: TimeRange, _ groupBy: [UsageField]) throws {
-        let span = range.to.microseconds - range.from.microseconds
+        // The buckets the range touches: its first instant's through its last's (calendar months,
+        // not 28 days each: 9,600 months were counted as 10,436 and refused).
+        let first = range.from, last = Timestamp(microseconds: range.to.microseconds - 1)
         for field in groupBy {
-            let size: Int64
+            let buckets: Int64
             switch field {
-            case .hour: size = Timestamp.microsPerHour
-            case .day: size = Timestamp.microsPerHour * 24
-            case .month: size = Timestamp.microsPerHour * 24 * 28
+            case .hour: buckets = last.hour - first.hour + 1
+            case .day: buckets = last.day - first.day + 1
+            case .month: buckets = last.monthIndex - first.monthIndex + 1
             default: continue
             }
-            let buckets = span / size + 1
             guard buckets <= Int64(limits.maxTimeBuckets) else {
                 throw UsageBoxError.invalidArgument(
                     "grouping by \(field.name) over this range gives \(buckets) buckets; an answer holds at most \(limits.maxTimeBuckets): narrow from/to",
@@ -167,7 +168,7 @@ public struct HTTPAPI: Sendable {
     func require(_ key: APIKey, _ role: KeyRole) throws {
         let rank: [KeyRole: Int] = [.reader: 0, .writer: 1, .admin: 2]
         guard rank[key.role]! >= rank[role]! else {
-            throw UsageBoxError(.permissionDenied, "a \(key.role.rawValue) key cannot do this; it needs a \(role.rawValue) key")
+            throw UsageBoxError(.permissionDenied, "a \(key.role.rawValue) key cannot do this; it needs \(role == .admin ? "an" : "a") \(role.rawValue) key")
         }
     }
 

@@ -108,6 +108,12 @@ import VendorAnthropic
             #expect(hours.status == 400 && hours.json["error"]?["field"] == .string("group_by"))
             let fine = try await call(client, .get, "/v1/accounts/acct_42/verify?from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z&group_by=day", key: admin)
             #expect(fine.status == 200)
+            // Calendar months: 9,600 (1200-01 to 2000-01) were counted as 28-day months (10,436) and refused.
+            let months = try await call(client, .get, "/v1/accounts/acct_42/usage?from=1200-01-01T00:00:00Z&to=2000-01-01T00:00:00Z&group_by=month", key: admin)
+            #expect(months.status == 200, "\(months.json)")
+            // Exactly 10,000 days, aligned, is within the limit (it counted 10,001).
+            let days = try await call(client, .get, "/v1/accounts/acct_42/usage?from=2000-01-01T00:00:00Z&to=2027-05-19T00:00:00Z&group_by=day", key: admin)
+            #expect(days.status == 200, "\(days.json)")
         }
     }
 
