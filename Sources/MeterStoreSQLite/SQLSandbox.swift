@@ -262,6 +262,11 @@ enum SQLSandbox {
         guard sqlite3_stmt_readonly(stmt) != 0 else {
             throw UsageBoxError.invalidArgument("only read-only SELECT statements are allowed", field: "sql")
         }
+        // EXPLAIN (QUERY PLAN) is read-only too, and answered the view's program: index names,
+        // root pages, the key's account literal. Only a SELECT is documented.
+        guard sqlite3_stmt_isexplain(stmt) == 0 else {
+            throw UsageBoxError.invalidArgument("EXPLAIN is not allowed: send one SELECT", field: "sql")
+        }
         let columnCount = sqlite3_column_count(stmt)
         let columns = (0..<columnCount).map { String(cString: sqlite3_column_name(stmt, $0)) }
         var rows: [[JSONValue]] = []

@@ -28,6 +28,8 @@ import UsageBoxTesting
             "DELETE FROM usage_events", "SELECT * FROM event", "PRAGMA table_info(event)", "ATTACH 'x.db' AS x",
             "SELECT load_extension('x')", "SELECT * FROM sqlite_temp_master", "SELECT 1; SELECT 2",
             "SELECT SUM(q) FROM (SELECT 9223372036854775807 AS q UNION ALL SELECT quantity FROM usage_events)",
+            // Read-only, and answered the view's program with the key's account in it.
+            "EXPLAIN SELECT * FROM usage_events", "EXPLAIN QUERY PLAN SELECT * FROM usage_events",
         ] {
             await #expect(throws: UsageBoxError.self, "\(attack)") {
                 _ = try await store.sql(attack, scope: .accounts(["mine"]), timeLimitSeconds: 10, rowLimit: 10)
