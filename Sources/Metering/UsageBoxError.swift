@@ -58,7 +58,7 @@ extension Int64 {
     /// `self + other`, or an error naming what would pass 64 bits: sums are checked, never wrapped.
     public func checkedAdding(_ other: Int64, _ what: @autoclosure () -> String) throws -> Int64 {
         let (r, overflow) = addingReportingOverflow(other)
-        guard !overflow else { throw UsageBoxError.invalidArgument("\(what()) overflows a 64-bit integer; read a shorter range") }
+        guard !overflow else { throw UsageBoxError.invalidArgument("\(what()) overflows a 64-bit integer; read a shorter range", field: "from") }
         return r
     }
 }
@@ -66,7 +66,10 @@ extension Int64 {
 extension UsageBoxError {
     /// A read whose sum passes 64 bits (one tenant's huge event poisons every org-wide total): the
     /// answer says how to find it.
+    /// `from`: every route that sums (usage, explain, verify, reconcile) has a range to narrow;
+    /// it named `group_by`, which explain and verify do not take.
     public static let sumOverflow = UsageBoxError.invalidArgument(
-        "a sum overflows a 64-bit integer: group by account_id (or model_id) over a shorter range to find the events that carry it",
-        field: "group_by")
+        "a sum over this range overflows a 64-bit integer: narrow from/to (a usage read may also group by account_id or model_id) "
+            + "to find the events that carry it",
+        field: "from")
 }

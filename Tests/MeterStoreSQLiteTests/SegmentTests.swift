@@ -161,3 +161,24 @@ import UsageBoxTesting
         #expect(sql.rows == [[.int(Int64(b.count)), .int(b.reduce(0) { $0 + $1.quantity })]])
     }
 }
+
+/// Two legal events of the 64-bit maximum make a month no sum can hold: explain answered
+/// `field: group_by` (which it does not take) and verify no field at all. Both name `from`.
+@Suite struct OverflowingMonthTests {
+    @Test func explainAndVerifyOfAnOverflowingMonthNameTheRange() async throws {
+        let store = try SQLiteMeterStore(location: .newMemory())
+        _ = try await store.ingest([Fixture.event("a", quantity: .max, at: "2026-05-01T00:00:00Z")])
+        try await store.sealOpenSegments()
+        _ = try await store.ingest([Fixture.event("b", quantity: .max, at: "2026-05-02T00:00:00Z")])
+        try await store.sealOpenSegments()
+        for (what, read) in [
+            ("explain", { _ = try await store.explain(account: "acct_1", range: Fixture.may) }),
+            ("verify", { _ = try await store.verify(VerifyRequest(account: "acct_1", range: Fixture.may)) }),
+            ("verify by day", { _ = try await store.verify(VerifyRequest(account: "acct_1", range: Fixture.may, byDay: true)) }),
+        ] as [(String, () async throws -> Void)] {
+            await #expect("\(what)") {
+                try await read()
+            } throws: { ($0 as? UsageBoxError)?.field == "from" }
+        }
+    }
+}
