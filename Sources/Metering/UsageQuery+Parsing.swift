@@ -66,26 +66,30 @@ extension UsageQuery {
                 "the filters hold \(values) values; at most \(maxFilterValues) (filter by a dimension the events share instead)",
                 field: member ?? filters.first?.field.name ?? "filters")
         }
-        for f in filters where f.field == .kind {
+        // The URL's parameter, or the JSON body's member (`filters[1].value`): with several
+        // filters, `filters` alone did not say which was wrong.
+        func field(_ i: Int, _ f: UsageFilter) -> String { member.map { "\($0)[\(i)].value" } ?? f.field.name }
+        for (i, f) in filters.enumerated() where f.field == .kind {
             for v in f.values where EventKind(rawValue: v) == nil {
-                throw UsageBoxError.invalidArgument("kind is Usage or Correction, got '\(v)'", field: "kind")
+                throw UsageBoxError.invalidArgument("kind is Usage or Correction, got '\(v)'", field: field(i, f))
             }
         }
         // An id no event can carry (empty, or past the id alphabet) can only be a typo or an
         // unset variable (`model_id=$MODEL`): refused, as an unknown name is, not read as zero.
-        for f in filters where (f.field == .modelID || f.field == .meterID) && (f.op == .eq || f.op == .in) {
+        for (i, f) in filters.enumerated() where (f.field == .modelID || f.field == .meterID) && (f.op == .eq || f.op == .in) {
             for v in f.values where !EventDecoder.isValidIdentifier(v) {
                 throw UsageBoxError.invalidArgument(
                     "\(f.field.name) must be 1–200 characters of [A-Za-z0-9_.:-], got '\(v.prefix(80))': no event could match it",
-                    field: member ?? f.field.name)
+                    field: field(i, f))
             }
         }
-        for f in filters where f.field == .accountID && (f.op == .eq || f.op == .in) {
+        for (i, f) in filters.enumerated() where f.field == .accountID && (f.op == .eq || f.op == .in) {
             for v in f.values {
                 guard EventDecoder.isValidIdentifier(v) else {
-                    throw UsageBoxError.invalidArgument("account_id must be 1–200 characters of [A-Za-z0-9_.:-], got '\(v.prefix(80))'", field: "account_id")
+                    throw UsageBoxError.invalidArgument(
+                        "account_id must be 1–200 characters of [A-Za-z0-9_.:-], got '\(v.prefix(80))'", field: field(i, f))
                 }
-                guard scope.allows(v) else { throw UsageBoxError(.permissionDenied, "this key may not see account \(v)", field: "account_id") }
+                guard scope.allows(v) else { throw UsageBoxError(.permissionDenied, "this key may not see account \(v)", field: field(i, f)) }
             }
         }
     }

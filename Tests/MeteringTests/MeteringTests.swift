@@ -375,6 +375,9 @@ import Testing
         for (member, field) in [
             (#""group_by": "day,day""#, "group_by"), (#""group_by": ["event_id"]"#, "group_by"), (#""group_by": "model_id,""#, "group_by"),
             (#""filters": [{"field": "event_id", "value": "e1"}]"#, "filters[0].field"),
+            // A bad value names its filter (it said `filters`, or `kind`, whichever of several it was).
+            (#""filters": [{"field": "token_type", "value": "input"}, {"field": "model_id", "op": "in", "value": ["ok", "bad id"]}]"#, "filters[1].value"),
+            (#""filters": [{"field": "kind", "value": "usage"}]"#, "filters[0].value"),
         ] {
             do {
                 _ = try query(member)
