@@ -91,7 +91,14 @@ public final class HTTPMeterStore: MeterStore {
         func send() async throws {
             if !wireIndex.isEmpty {
                 body.append(contentsOf: "]}".utf8)
-                let answer = try await call(.POST, "/v1/usage/batch", body: body)
+                let answer: JSONValue
+                do {
+                    answer = try await call(.POST, "/v1/usage/batch", body: body)
+                } catch let e as UsageBoxError where e.eventIndex != nil {
+                    // The request's place of the event → its place in the batch that was split.
+                    let places = wireIndex
+                    throw e.renumbered { places.indices.contains($0) ? places[$0] : $0 }
+                }
                 var remote = try Self.read(IngestResponse.self, answer)
                 for i in remote.errors.indices { remote.errors[i].index = wireIndex[remote.errors[i].index] }
                 local.add(remote)

@@ -73,3 +73,22 @@ extension UsageBoxError {
             + "to find the events that carry it",
         field: "from")
 }
+
+extension UsageBoxError {
+    /// An error about one event of a batch names it as `events[N].field`; N is the event's place
+    /// in the request. A client that split a batch, or read it from a file, renumbers it.
+    public var eventIndex: Int? {
+        guard let f = field, f.hasPrefix("events["), let close = f.firstIndex(of: "]") else { return nil }
+        return Int(f[f.index(f.startIndex, offsetBy: 7)..<close])
+    }
+
+    /// The same error with its event index mapped (a sub-batch's place → the whole batch's), and
+    /// `prefix` before its message (the file and line the event came from).
+    public func renumbered(_ map: (Int) -> Int, prefix: String = "") -> UsageBoxError {
+        guard let i = eventIndex, let f = field, let close = f.firstIndex(of: "]") else { return self }
+        var e = self
+        e.field = "events[\(map(i))" + f[close...]
+        e.message = prefix + message
+        return e
+    }
+}

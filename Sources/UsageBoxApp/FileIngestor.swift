@@ -32,7 +32,16 @@ public struct FileIngestor: Sendable {
         func settle() async throws {
             guard let current = inflight else { return }
             inflight = nil
-            var response = try await current.task.value
+            var response: IngestResponse
+            do {
+                response = try await current.task.value
+            } catch let e as UsageBoxError where e.eventIndex.map(current.batch.indices.contains) == true {
+                // A refusal of the whole batch for one event (a server's 403 for another account's):
+                // the file and line it came from.
+                let local = e.eventIndex!
+                let place = current.batch[local].line.map { "\(current.file):\($0): " } ?? "\(current.file), event \(current.index + local): "
+                throw e.renumbered({ current.index + $0 }, prefix: place)
+            }
             for i in response.errors.indices {
                 let local = response.errors[i].index
                 response.errors[i].index = current.index + local

@@ -321,7 +321,12 @@ public struct HTTPAPI: Sendable {
         let items = batch.events.map(decoder.decode)
         // A key bound to an account writes only that account: one foreign event refuses the whole batch.
         if case .accounts = key.scope {
-            for case let .event(e) in items where !key.scope.allows(e.accountID) { throw forbidden(e.accountID) }
+            for (i, item) in items.enumerated() {
+                // Named by its place, so a client can say which line of its file it was.
+                if case let .event(e) = item, !key.scope.allows(e.accountID) {
+                    throw UsageBoxError(.permissionDenied, "event \(i): this key may not see account \(e.accountID)", field: "events[\(i)].account_id")
+                }
+            }
         }
         metrics?.writesInFlight(1)
         defer { metrics?.writesInFlight(-1) }

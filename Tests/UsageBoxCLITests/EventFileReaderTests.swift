@@ -1,4 +1,5 @@
 import Foundation
+import MeterStoreSQLite
 import Metering
 import Testing
 import UsageBoxApp
@@ -89,5 +90,33 @@ struct EventFileReaderTests {
             }
         }
         #expect(seen == ["2 line_too_long"], "\(seen)")
+    }
+
+    /// A store that refuses a whole batch for one event, as a server does a writer key's batch
+    /// holding another account's event (403, `events[N].account_id`).
+    struct RefusingStore: ForwardingStore {
+        let inner: any MeterStore
+        func ingest(_ batch: IngestBatch) async throws -> IngestResponse {
+            guard let i = batch.items.firstIndex(where: { if case let .event(e) = $0 { e.accountID == "acct_42" } else { false } }) else {
+                return try await inner.ingest(batch)
+            }
+            throw UsageBoxError(.permissionDenied, "event \(i): this key may not see account acct_42", field: "events[\(i)].account_id")
+        }
+    }
+
+    /// `ingest --server` said only "this key may not see account acct_42": now the file and line.
+    @Test func aBatchRefusedForOneEventNamesItsFileAndLine() async throws {
+        let line = { (id: String, account: String) in
+            #"{"event_id":"\#(id)","account_id":"\#(account)","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z"}"#
+        }
+        let path = dir.path("foreign.ndjson")
+        try Data([line("a", "acct_7"), line("b", "acct_7"), line("c", "acct_42")].joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: path))
+        let ingestor = FileIngestor(store: RefusingStore(inner: try SQLiteMeterStore(location: .newMemory())))
+        await #expect {
+            _ = try await ingestor.ingest(files: [path])
+        } throws: { e in
+            guard let e = e as? UsageBoxError else { return false }
+            return e.message.hasPrefix("\(path):3: ") && e.field == "events[2].account_id"
+        }
     }
 }

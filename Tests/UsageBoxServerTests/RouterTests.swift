@@ -151,6 +151,7 @@ import VendorAnthropic
             let foreign = try await call(
                 client, .post, "/v1/usage/batch", key: otherWriter, body: Self.batch([Self.event("x1", account: "acct_7"), Self.event("x2")]))
             #expect(foreign.status == 403, "a writer cannot ingest another account")
+            #expect(foreign.json["error"]?["field"] == .string("events[1].account_id"), "which event, so a client can name its line: \(foreign.text)")
             _ = try await call(client, .post, "/v1/usage/batch", key: otherWriter, body: Self.batch([Self.event("o1", account: "acct_7", quantity: 1000)]))
             let leaked = try await store.usage(UsageQuery(scope: .accounts(["acct_7"]), range: Fixture.may))
             #expect(leaked.groups.first?.aggregate.sum == 1000, "nothing of the refused batch was stored")
