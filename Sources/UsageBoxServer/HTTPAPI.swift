@@ -307,9 +307,9 @@ public struct HTTPAPI: Sendable {
     }
 
     func ingest(_ request: Request, _ key: APIKey) async throws -> Response {
-        let value = try await jsonBody(request)
+        var value = try await jsonBody(request)
         guard case .object = value else { throw UsageBoxError.invalidArgument("the body must be {\"events\": [...]}", field: "events") }
-        let batch: UsageBatchBody
+        var batch: UsageBatchBody
         do {
             batch = try UsageBatchBody.decode(value)
         } catch let f as JSONValueDecoder.Failure {
@@ -318,7 +318,15 @@ public struct HTTPAPI: Sendable {
         guard batch.events.count <= Self.maxBatchEvents else {
             throw UsageBoxError(.payloadTooLarge, "a batch holds at most \(Self.maxBatchEvents) events, got \(batch.events.count)", field: "events")
         }
-        let items = batch.events.map(decoder.decode)
+        // Each event's JSON tree is let go as it is decoded, so the tree and the events are not
+        // held whole side by side (4 batches of 16 MiB with 32 dimensions per event held 460 MB).
+        value = .null
+        var items: [IngestItem] = []
+        items.reserveCapacity(batch.events.count)
+        for i in batch.events.indices {
+            items.append(decoder.decode(batch.events[i]))
+            batch.events[i] = .null
+        }
         // A key bound to an account writes only that account: one foreign event refuses the whole batch.
         if case .accounts = key.scope {
             for (i, item) in items.enumerated() {
@@ -332,6 +340,10 @@ public struct HTTPAPI: Sendable {
         defer { metrics?.writesInFlight(-1) }
         let answer = try await store.ingest(items)
         metrics?.ingested(answer, batch: items.count)
+        if items.count >= FreedMemory.largeBatch {
+            (items, batch.events) = ([], [])
+            FreedMemory.giveBack()
+        }
         return JSONResponse.make(answer)
     }
 }

@@ -20,7 +20,7 @@ public struct RequestLimits: Sendable {
     /// once, per key and overall: each may buffer up to 16 MiB, and 40 unfinished uploads from
     /// one reader key held 690 MB.
     public var largeBodiesPerKey = 4
-    public var largeBodiesOverall = 16
+    public var largeBodiesOverall = 8
     public static let largeBodyBytes = 1 << 20
     /// The largest invoice a reconciliation request may carry.
     public var maxInvoiceBytes = 32 << 20
