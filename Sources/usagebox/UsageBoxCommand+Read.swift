@@ -186,9 +186,14 @@ extension UsageBoxCommand {
                 commandName: "sql", abstract: "Read-only SQL over the usage_events view (POST /v1/query/sql).")
             @OptionGroup var store: StoreOptions
             @Option(help: "Limit the view to one account.") var account: String?
-            @Option(help: "Time limit in seconds.") var timeout: Double = 10
+            @Option(help: "Time limit in seconds (more than 0, at most 3600).") var timeout: Double = 10
             @Flag(help: "Print the API's JSON.") var json = false
             @Argument(help: "One SELECT statement.") var sql: String
+
+            func validate() throws {
+                // nan and inf meant no limit at all.
+                guard timeout.isFinite, timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout is seconds, more than 0 and at most 3600") }
+            }
 
             func run() async throws {
                 let db = try await store.open()

@@ -123,6 +123,9 @@ import Testing
         #expect(missing.status == 1 && missing.stderr.contains("nope.ndjson"))
         let sum = try CLI.run(["query", "sql", "--db", db, "--json", "SELECT COUNT(*) FROM usage_events WHERE event_id IN ('g1', 't1')"])
         #expect(try json(sum)["rows"] == .array([.array([.int(1)])]), "what was stored before stays, and t1 was not stored")
+        for timeout in ["nan", "inf", "0", "-1"] {
+            #expect(try CLI.run(["query", "sql", "--db", db, "--timeout", timeout, "SELECT 1"]).status == 2, "--timeout \(timeout) meant no limit")
+        }
     }
 
     /// A CSV naming a column twice kept the last value silently (5 sent, 6 stored); a column and
