@@ -346,6 +346,36 @@ extension MessyMonthEndTests {
         }
     }
 
+    /// One model on the bill, every price 5 % above the card, input short 1,100,000 besides:
+    /// output and cache reads at +5 %, input at +5 % and more — no other model to show the
+    /// factor, so all three were proposed (5 % of the month with the loss). Two or more token
+    /// types at one share and the rest past it the same way: held. Billed at list, the loss alone
+    /// is corrected.
+    @Test func oneModelsFactorPlusALossOnOneTokenTypeIsHeld() async throws {
+        func bill(_ factor: Decimal) async throws -> ReconciliationReport {
+            var events: [(account: String, model: String, type: String, quantity: Int64, day: Int)] = []
+            var rows: [TestSupport.Row] = []
+            for d in 1...31 {
+                for (type, billed, served, cents) in [
+                    ("input", "uncached_input_tokens", Int64(1_000_000), Decimal(300)), ("output", "output_tokens", 100_000, 150),
+                    ("cache_read", "cache_read_input_tokens", 500_000, 15),
+                ] {
+                    let lost: Int64 = type == "input" && (10...20).contains(d) ? 100_000 : 0
+                    events.append(("acct_42", "claude-sonnet-4-5", type, served - lost, d))
+                    rows.append(.init(day: d, model: "claude-sonnet-4-5", tokenType: billed, cents: ExactDecimal.text(cents * factor)))
+                }
+            }
+            return try await run("anthropic", [TestSupport.costReport(rows)], try await store(events, vendor: "anthropic"), account: "acct_42")
+        }
+        let r = try await bill(Decimal(string: "1.05")!)
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.findings.map { "\($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.reason)" })")
+        #expect(
+            r.findings.filter { ["input", "output"].contains($0.tokenType?.rawValue) }.map(\.reason)
+                == Array(repeating: "same_share_on_most_token_types_of_claude-sonnet-4-5", count: 2), "\(r.findings.map(\.reason))")
+        let list = try await bill(1)
+        #expect(list.corrections.map(\.quantity) == [1_100_000], "\(list.findings.map { "\($0.quantity) \($0.reason)" })")
+    }
+
     /// Two changes in one month: the cut on May 10 is billed, the rise on May 20 is not (the
     /// vendor stayed at $0.50). The second is checked too: held, not −4M.
     @Test func everyCardChangeInThePeriodIsChecked() async throws {

@@ -490,11 +490,12 @@ enum DailyEvidence {
         // bill with no days to say otherwise) — a card stale for that model from that day, or its
         // requests lost at one rate from then on. A gap confined to some days (an outage, a loss
         // that stopped) is the meter's. Day-by-day noise hides an exact step; shares do not.
-        var byModel: [String: [Int]] = [:]
-        for i in findings.indices where findings[i].gapClass == .meteringGap && findings[i].tokenType != nil && findings[i].metered > 0 {
-            byModel["\(findings[i].modelID)|\(findings[i].accountID ?? "")", default: []].append(i)
-        }
-        for (_, group) in byModel.sorted(by: { $0.key < $1.key }) where group.count >= 2 {
+        // Which of `group` share one factor (every one, or two or more with the rest past it the
+        // same way: the factor plus a loss of their own — every price 5 % above the card on a
+        // one-model bill, input short besides, proposed 5 % of the month with the loss); nil if
+        // none do.
+        func oneFactor(_ group: [Int]) -> [Int]? {
+            guard group.count >= 2 else { return nil }
             let fromMoney = group.allSatisfy { i in
                 let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType, account: findings[i].accountID)
                 return diff.vendor[key].map { !$0.sum.allStated } ?? false
@@ -502,18 +503,36 @@ enum DailyEvidence {
             let shares = group.map { Decimal(exactly: findings[$0].quantity) / Decimal(exactly: findings[$0].metered) }
             // A gap only at the period's end is a late export's (held as such when proposed).
             guard fromMoney, !group.contains(where: { endsUnlikeItRan(findings[$0], diff, range: range) }),
-                Set(shares.map { $0 > 0 }).count == 1, let first = shares.first,
-                shares.allSatisfy({ abs($0 - first) <= abs(first) / 20 })
-            else { continue }
-            let starts = group.map { stepToTheEnd(findings[$0], diff, range: range) }
-            guard !starts.contains(where: { $0 == .some(nil) }) else { continue }
+                Set(shares.map { $0 > 0 }).count == 1, let first = shares.first
+            else { return nil }
+            var agreeing = Array(group.indices)
+            if !shares.allSatisfy({ abs($0 - first) <= abs(first) / 20 }) {
+                let median = shares.sorted()[shares.count / 2]
+                agreeing = group.indices.filter { abs(shares[$0] - median) <= abs(median) / 20 }
+                guard agreeing.count >= 2, group.indices.allSatisfy({ agreeing.contains($0) || abs(shares[$0]) > abs(median) }) else { return nil }
+            }
+            let starts = agreeing.map { stepToTheEnd(findings[group[$0]], diff, range: range) }
+            guard !starts.contains(where: { $0 == .some(nil) }) else { return nil }
             let days = starts.compactMap { $0 ?? nil }
-            guard (days.max() ?? 0) - (days.min() ?? 0) <= 1 else { continue }
-            for i in group {
+            guard (days.max() ?? 0) - (days.min() ?? 0) <= 1 else { return nil }
+            return agreeing.map { group[$0] }
+        }
+        var byModel: [String: (gaps: [Int], gapped: [Int])] = [:]
+        for i in findings.indices where findings[i].gapClass != .withinTolerance && findings[i].tokenType != nil && findings[i].metered > 0 {
+            let key = "\(findings[i].modelID)|\(findings[i].accountID ?? "")"
+            if findings[i].gapClass == .meteringGap { byModel[key, default: ([], [])].gaps.append(i) }
+            byModel[key, default: ([], [])].gapped.append(i)
+        }
+        for (_, cells) in byModel.sorted(by: { $0.key < $1.key }) where !cells.gaps.isEmpty {
+            // The metering gaps alone; else every gapped token type (a rule's class of one of them,
+            // cache reads as pass-through, does not make its share less of a witness to the factor).
+            guard let agreeing = oneFactor(cells.gaps) ?? oneFactor(cells.gapped) else { continue }
+            let every = Set(agreeing) == Set(cells.gaps) || Set(agreeing) == Set(cells.gapped)
+            for i in cells.gaps {
                 findings[i].gapClass = .unexplained
                 findings[i].rule = "one-model-factor"
                 findings[i].classifier = "engine"
-                findings[i].reason = "same_share_on_every_token_type_of_\(findings[i].modelID)"
+                findings[i].reason = "same_share_on_\(every ? "every_token_type" : "most_token_types")_of_\(findings[i].modelID)"
             }
         }
 
