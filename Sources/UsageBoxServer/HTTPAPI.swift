@@ -307,6 +307,16 @@ public struct HTTPAPI: Sendable {
     }
 
     func ingest(_ request: Request, _ key: APIKey) async throws -> Response {
+        FreedMemory.enter()
+        var large = true  // a batch that failed part-way may have held many events
+        defer { FreedMemory.leave(large: large) }
+        let (response, events) = try await ingestBatch(request, key)
+        large = events >= FreedMemory.largeBatch
+        return response
+    }
+
+    /// The batch's answer and how many events it held; its memory is released when it returns.
+    private func ingestBatch(_ request: Request, _ key: APIKey) async throws -> (Response, Int) {
         var value = try await jsonBody(request)
         guard case .object = value else { throw UsageBoxError.invalidArgument("the body must be {\"events\": [...]}", field: "events") }
         var batch: UsageBatchBody
@@ -340,10 +350,6 @@ public struct HTTPAPI: Sendable {
         defer { metrics?.writesInFlight(-1) }
         let answer = try await store.ingest(items)
         metrics?.ingested(answer, batch: items.count)
-        if items.count >= FreedMemory.largeBatch {
-            (items, batch.events) = ([], [])
-            FreedMemory.giveBack()
-        }
-        return JSONResponse.make(answer)
+        return (JSONResponse.make(answer), items.count)
     }
 }
