@@ -6,26 +6,37 @@ import Glibc
 
 /// Gives memory freed by large batches back to the system. glibc keeps what a thread's arena
 /// freed for its next use: after four 16 MiB batches of 32-dimension events, `serve` stayed at
-/// 313 MB with nothing in flight, and after fifteen at about 1 GB. The trim runs when the last
-/// batch in flight ends after a large one, so sustained ingest (batches overlapping) does not pay
-/// it per batch. `malloc_trim` is in glibc's `malloc.h`, which Swift's Glibc module does not
-/// import: looked up once by name.
+/// 313 MB with nothing in flight, and after fifteen at about 1 GB. The trim runs once no batch
+/// has been in flight for a second after a large one: sustained ingest does not pay it (nor the
+/// page faults of taking the memory back) per batch. `malloc_trim` is in glibc's `malloc.h`,
+/// which Swift's Glibc module does not import: looked up once by name.
 enum FreedMemory {
     /// Batches this large leave memory to give back.
     static let largeBatch = 1_000
+    static let quietBeforeTrim = Duration.seconds(1)
 
     private static let inFlight = Atomic<Int>(0)
+    /// Counts batches begun, so a trim waiting for quiet sees whether one came meanwhile.
+    private static let begun = Atomic<Int>(0)
     private static let largeSinceTrim = Atomic<Bool>(false)
 
-    static func enter() { inFlight.add(1, ordering: .relaxed) }
+    static func enter() {
+        inFlight.add(1, ordering: .relaxed)
+        begun.add(1, ordering: .relaxed)
+    }
 
     /// A batch ended (`large`: it held many events, or it failed part-way).
     static func leave(large: Bool) {
         if large { largeSinceTrim.store(true, ordering: .releasing) }
-        guard inFlight.subtract(1, ordering: .acquiringAndReleasing).newValue == 0,
-            largeSinceTrim.exchange(false, ordering: .acquiringAndReleasing)
-        else { return }
-        giveBack()
+        guard inFlight.subtract(1, ordering: .acquiringAndReleasing).newValue == 0, largeSinceTrim.load(ordering: .acquiring) else { return }
+        let seen = begun.load(ordering: .acquiring)
+        Task.detached(priority: .background) {
+            try? await Task.sleep(for: quietBeforeTrim)
+            guard begun.load(ordering: .acquiring) == seen, inFlight.load(ordering: .acquiring) == 0,
+                largeSinceTrim.exchange(false, ordering: .acquiringAndReleasing)
+            else { return }
+            giveBack()
+        }
     }
 
     #if canImport(Glibc)
