@@ -301,6 +301,9 @@ import VendorAnthropic
             #expect(throws: UsageBoxError.self) { _ = try refused() }
         }
         #expect(try ReconciliationRequest.fxRates(flags: ["EUR=1", "gbp=1.2"]) == ["EUR": 1, "GBP": Decimal(string: "1.2")!])
+        // The same rate given twice (a script's flag and a user's) says one thing.
+        #expect(try ReconciliationRequest.fxRates(flags: ["EUR=1.08", "EUR=1.080"]) == ["EUR": Decimal(string: "1.08")!])
+        #expect(try ReconciliationRequest.fxRates(["EUR": "1.08", "eur": "1.08"]) == ["EUR": Decimal(string: "1.08")!])
     }
 
     /// A request's file names are repeated in the report (every unmapped line): a 2 MiB name took

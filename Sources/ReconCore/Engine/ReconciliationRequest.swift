@@ -191,7 +191,8 @@ public struct ReconciliationRequest: Codable, Sendable {
             }
             // `EUR` and `eur` are one currency: two rates for it were taken in dictionary order,
             // so the same request corrected on some runs and not on others.
-            guard out.updateValue(rate, forKey: currency.uppercased()) == nil else {
+            // The same rate twice says one thing: taken.
+            guard out.updateValue(rate, forKey: currency.uppercased()).map({ $0 == rate }) ?? true else {
                 throw UsageBoxError.invalidArgument("fx gives \(currency.uppercased()) twice (in two spellings): give each currency one rate", field: "fx")
             }
         }
@@ -206,7 +207,7 @@ public struct ReconciliationRequest: Codable, Sendable {
             guard parts.count == 2 else {
                 throw UsageBoxError.invalidArgument("--fx takes CUR=RATE with an exact decimal rate, e.g. EUR=1.0842; got '\(v)'", field: "fx")
             }
-            guard pairs.updateValue(parts[1], forKey: parts[0]) == nil else {
+            guard pairs.updateValue(parts[1], forKey: parts[0]).map({ ExactDecimal.parse($0) == ExactDecimal.parse(parts[1]) }) ?? true else {
                 throw UsageBoxError.invalidArgument("--fx gives \(parts[0]) twice: give each currency one rate", field: "fx")
             }
         }
