@@ -871,7 +871,7 @@ extension ClickHouseMeterStore {
     static func combine(hi: Int64, lo: Int64, _ what: String) throws -> Int64 {
         let (shifted, o1) = hi.multipliedReportingOverflow(by: 4_294_967_296)
         let (total, o2) = shifted.addingReportingOverflow(lo)
-        guard !o1, !o2 else { throw UsageBoxError.invalidArgument("\(what) overflows a 64-bit integer; read a shorter range") }
+        guard !o1, !o2 else { throw UsageBoxError.invalidArgument("\(what) overflows a 64-bit integer; read a shorter range", field: "from") }
         return total
     }
 }

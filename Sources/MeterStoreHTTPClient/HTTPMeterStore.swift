@@ -94,10 +94,11 @@ public final class HTTPMeterStore: MeterStore {
                 let answer: JSONValue
                 do {
                     answer = try await call(.POST, "/v1/usage/batch", body: body)
-                } catch let e as UsageBoxError where e.eventIndex != nil {
-                    // The request's place of the event → its place in the batch that was split.
+                } catch let e as UsageBoxError where e.eventIndex.map(wireIndex.indices.contains) == true {
+                    // The request's place of the event → its place in the batch that was split (a
+                    // place the request did not have is passed on as the server said it).
                     let places = wireIndex
-                    throw e.renumbered { places.indices.contains($0) ? places[$0] : $0 }
+                    throw e.renumbered { places[$0] }
                 }
                 var remote = try Self.read(IngestResponse.self, answer)
                 for i in remote.errors.indices { remote.errors[i].index = wireIndex[remote.errors[i].index] }

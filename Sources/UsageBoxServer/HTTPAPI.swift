@@ -342,7 +342,7 @@ public struct HTTPAPI: Sendable {
             for (i, item) in items.enumerated() {
                 // Named by its place, so a client can say which line of its file it was.
                 if case let .event(e) = item, !key.scope.allows(e.accountID) {
-                    throw UsageBoxError(.permissionDenied, "event \(i): this key may not see account \(e.accountID)", field: "events[\(i)].account_id")
+                    throw UsageBoxError(.permissionDenied, "this key may not see account \(e.accountID)", field: "events[\(i)].account_id")
                 }
             }
         }

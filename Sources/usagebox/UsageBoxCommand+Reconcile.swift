@@ -146,8 +146,7 @@ extension UsageBoxCommand.Reconcile {
                     (report, outcome) = try await service.run(
                         options, store: db, log: db as? any ReconciliationLog, apply: apply,
                         confirmLarge: confirmLarge)
-                    // Segments seal when the process that wrote them finishes, as `ingest`'s do.
-                    if apply { try await db.sealOpenSegments() }
+                    if case let .posted(applied, _) = outcome { await Revert.seal(db, after: applied.accepted) }
                 }
             } catch let drift as VerifyDrift {
                 printErr("usagebox: reconcile stopped: \(drift)")
@@ -185,9 +184,11 @@ extension UsageBoxCommand.Reconcile {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
+            let db = try await store.open()
             let answer = try await Revert.act(
-                "apply", id: id, confirmLarge: confirmLarge, db: try await store.open(),
+                "apply", id: id, confirmLarge: confirmLarge, db: db,
                 local: { service, db, log in try await service.apply(id: id, confirmLarge: confirmLarge, store: db, log: log) })
+            await Revert.seal(db, after: answer.batch.accepted)
             guard !json else { return printOut(JSONWriter.write(answer.jsonValue)) }
             // Corrections held for review are not posted without --confirm-large: say so, as
             // `reconcile --apply` does (the answer alone read as if the run were applied whole).
@@ -209,10 +210,24 @@ extension UsageBoxCommand.Reconcile {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
+            let db = try await store.open()
             let response = try await Self.act(
-                "revert", id: id, confirmLarge: false, db: try await store.open(),
+                "revert", id: id, confirmLarge: false, db: db,
                 local: { service, db, log in try await service.revert(id: id, store: db, log: log) })
+            await Self.seal(db, after: response.accepted)
             printOut(json ? JSONWriter.write(response.jsonValue) : "reverted \(id): " + Rendering.ingest(response))
+        }
+
+        /// Segments seal when the process that wrote them finishes, as `ingest`'s do — when this
+        /// one posted something to an embedded store (a server seals its own). The corrections are
+        /// posted whatever the seal says: a failure is a warning, not the command's error.
+        static func seal(_ db: any MeterStore, after accepted: Int) async {
+            guard accepted > 0, !(db is HTTPMeterStore) else { return }
+            do {
+                try await db.sealOpenSegments()
+            } catch {
+                printErr("usagebox: warning: the corrections are posted; sealing their segment failed (\(error)): the next ingest or shutdown seals it")
+            }
         }
 
         /// Applies or reverts on the server (its record changes) or on the embedded store.
@@ -225,9 +240,7 @@ extension UsageBoxCommand.Reconcile {
                     return try await remote.reconciliationAction(action, id: id, confirmLarge: confirmLarge)
                 }
                 guard let log = db as? any ReconciliationLog else { throw UsageBoxError(.notFound, "this store keeps no reconciliations") }
-                let answer = try await local(try ReconciliationService(), db, log)
-                try await db.sealOpenSegments()
-                return answer
+                return try await local(try ReconciliationService(), db, log)
             } catch let e as UsageBoxError where e.code == .inconclusive {
                 printErr("usagebox: \(e.message)")
                 throw ExitCode.inconclusive

@@ -189,6 +189,21 @@ import VendorAnthropic
         #expect(!twoLosses.reasons.contains { $0.code == "uniform_gap" }, "\(twoLosses.reasons.map(\.detail))")
         #expect(
             twoLosses.corrections.map(\.quantity).sorted() == [10_000, 25_000], "\(twoLosses.findings.map { "\($0.modelID) \($0.quantity) \($0.reason)" })")
+        // Input 10 % above the card on Sonnet and Haiku, and Opus input 30 % above (10 % and a loss
+        // of its own): the two at one share are the factor; it was proposed on them.
+        _ = try await store.ingest([Self.event("o2", model: "claude-opus-4-8", type: "input", quantity: 998_000)])
+        let withALoss = try await run(
+            store,
+            [
+                S.costReport([
+                    .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330"),
+                    .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "110"),
+                    .init(model: "claude-opus-4-8", tokenType: "uncached_input_tokens", cents: "650"),
+                    .init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "150"),
+                    .init(model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "50"),
+                ])
+            ])
+        #expect(withALoss.corrections.isEmpty && withALoss.reasons.contains { $0.code == "uniform_gap" }, "\(withALoss.corrections.map(\.quantity))")
         let one = try await run(store, [bill(haikuInputCents: "100")])
         #expect(one.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-sonnet-4-5 100000"], "\(one.reasons.map(\.code))")
     }
@@ -585,17 +600,19 @@ import VendorAnthropic
     /// no correction in tokens goes to a meter in another unit.
     @Test func aModelMeteredInAnotherUnitIsNeitherComparedNorCorrected() async throws {
         let store = try S.store()
-        _ = try await store.setMeter("haiku_k", unit: "tokens_k", rollupDimensions: nil)
+        _ = try await store.setMeter("haiku_k", unit: "kTok", rollupDimensions: nil)
         _ = try await store.ingest([
             .event(
                 UsageEvent(
-                    eventID: "k", accountID: "acct_42", meterID: "haiku_k", modelID: "claude-haiku-4-5", quantity: 2_000, unit: "tokens_k",
+                    eventID: "k", accountID: "acct_42", meterID: "haiku_k", modelID: "claude-haiku-4-5", quantity: 2_000, unit: "kTok",
                     timestamp: Timestamp(rfc3339: "2026-05-10T12:00:00Z")!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
         ])
         let r = try await run(store, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "200")])])
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.held.map { "\($0.correction.quantity) on \($0.correction.meterID)" })")
         #expect(r.findings.first?.blockedBy.contains("metered_in_other_units") == true, "\(r.findings.map(\.blockedBy))")
-        #expect(r.reasons.first { $0.code == "metered_in_other_units" }?.detail.contains("haiku_k (unit tokens_k)") == true)
+        #expect(
+            r.reasons.first { $0.code == "metered_in_other_units" }?.detail.contains("haiku_k (unit kTok)") == true,
+            "kTok, as tokens_k or MTok: tokens at another scale")
         // With --meter-id of the token meter, the tokens_k meter was skipped and its 2,000,000
         // tokens proposed again on the token meter; --meter-id of the tokens_k meter is refused.
         _ = try await store.ingest([Self.event("t", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000)])

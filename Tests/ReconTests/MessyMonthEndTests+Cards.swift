@@ -283,6 +283,22 @@ extension MessyMonthEndTests {
             $0.rateCard = misdated
         }
         #expect(inside.corrections.isEmpty, "\(inside.findings.map { "\($0.quantity) \($0.reason)" })")
+        // The same with a rise dated May 16 billed from May 18: the card's days read the meter
+        // short (−1/6) and the outage the other way; the reading was proposed.
+        let lateRise = try Self.cardPricingHaikuInput(["1", "2026-05-16", "1.2"])
+        let twoThirds = try await self.store(
+            (1...31).map { ("acct_42", "claude-haiku-4-5", "input", $0 == 17 ? 333_334 : 1_000_000, $0) }, vendor: "anthropic")
+        let opposite = try await run("anthropic", [Self.haikuBill { $0 < 18 ? "100" : "120" }], twoThirds, account: "acct_42") {
+            $0.rateCard = lateRise
+        }
+        #expect(opposite.corrections.isEmpty, "\(opposite.findings.map { "\($0.quantity) \($0.reason)" })")
+        // A card dated right (May 18) and the outage the day before: three times the old price
+        // that day is neither price, no step; it read as the bill stepping on May 17 and was held.
+        let right = try Self.cardPricingHaikuInput(["1", "2026-05-18", "1.2"])
+        let before = try await run("anthropic", [Self.haikuBill { $0 < 18 ? "100" : "120" }], twoThirds, account: "acct_42") {
+            $0.rateCard = right
+        }
+        #expect(before.corrections.map(\.quantity) == [666_666], "\(before.findings.map { "\($0.quantity) \($0.reason)" })")
         // A meter over-counting a fifth on the three days before a real cut moves the money per
         // metered token toward the new price too, but by its own share: corrected, not the card's date.
         let overCounted = try await self.store(

@@ -100,7 +100,7 @@ struct EventFileReaderTests {
             guard let i = batch.items.firstIndex(where: { if case let .event(e) = $0 { e.accountID == "acct_42" } else { false } }) else {
                 return try await inner.ingest(batch)
             }
-            throw UsageBoxError(.permissionDenied, "event \(i): this key may not see account acct_42", field: "events[\(i)].account_id")
+            throw UsageBoxError(.permissionDenied, "this key may not see account acct_42", field: "events[\(i)].account_id")
         }
     }
 

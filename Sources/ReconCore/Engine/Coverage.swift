@@ -135,7 +135,10 @@ enum CoverageCheck {
     /// weekend, with an export that states no period. The contract ties a conclusive run to an
     /// invoice covering the whole period, so it stays `coverage_gap`; the remedy names the
     /// `--from`/`--to` that reconciles the rest, which the generic one left to the reader.
-    static func quietUncoveredDays(_ reasons: [EvidenceReason], diff: GapDiff, range: TimeRange) -> [EvidenceReason] {
+    static func quietUncoveredDays(_ reasons: [EvidenceReason], diff: GapDiff, meter: MeterLedger, range: TimeRange) -> [EvidenceReason] {
+        // Usage the run could not place (another spelling, a vendor label it does not know) may be
+        // on those days: no "nothing was used" hint then.
+        guard meter.outOfScope.isEmpty else { return reasons }
         var metered = Set<String>()
         for days in diff.meteredDaily.values {
             for (d, q) in days where q != 0 { metered.insert(Timestamp(microseconds: d * 86_400_000_000).dayString) }

@@ -285,7 +285,16 @@ enum DailyEvidence {
     /// The first day in `bounds` from which the money per metered token is nearer `new` than
     /// `old` on every day with traffic to the end of `bounds` but a tenth of them, or nil.
     static func stepDay(_ implied: [Int64: Decimal], within bounds: ClosedRange<Int64>, old: Decimal, new: Decimal) -> Int64? {
-        func isNew(_ d: Int64) -> Bool? { implied[d].map { abs($0 - new) < abs($0 - old) } }
+        // At one of the two prices, within their distance of it; a day far from both (an outage
+        // on May 15 read three times the old price, "nearer" the new one, and made a correctly
+        // dated card look two days off) says nothing.
+        let band = abs(new - old)
+        func isNew(_ d: Int64) -> Bool? {
+            guard let v = implied[d] else { return nil }
+            let toNew = abs(v - new), toOld = abs(v - old)
+            if toNew < toOld { return toNew <= band ? true : nil }
+            return toOld <= band ? false : nil
+        }
         // From the step on, every day with traffic: an outage a week before a real change that
         // mimicked the new price for four days, then read the old price again, was taken for it.
         // A stray day (a quiet day's rounding, midnight jitter) may read otherwise: a tenth.
@@ -298,8 +307,8 @@ enum DailyEvidence {
 
     /// Whether a finding's daily gap (beyond each day's tolerance) lies on at least one of `days`
     /// and is there, on each of them, the share of the meter a card price on the wrong side of its
-    /// date makes (vendor ÷ meter − 1 = `share`, within a tenth of it or one point, or past it the
-    /// same way): a meter that
+    /// date makes (vendor ÷ meter − 1 = `share`, within a tenth of it or one point), or past it, or
+    /// off the other way (a loss inside the card's days): a meter that
     /// over-counted the days before a real cut also moves the money per metered token, but by
     /// its own share, and stays a metering gap. Days off outside `days` (a real loss later in the
     /// month) do not undo it: the whole gap was proposed, the card's days with it, so the finding
@@ -314,11 +323,12 @@ enum DailyEvidence {
         return inside.allSatisfy { d in
             guard let m = metered[d], m > 0 else { return false }
             let v = vendorDays[d]?.tokens ?? 0
-            // At the share, or past it the same way: a day that also lost usage (an outage on
-            // May 17, inside the card's days) carries the card's share and more, and proposing it
-            // carries the card's share with it.
+            // At the share, past it, or the other way: a day that also lost usage (an outage on
+            // May 17, inside the card's days) carries the card's share and its own, and proposing
+            // it carries the card's share with it. Short of the share the same way (between no
+            // gap and it) is the meter's own story: an over-count before a real cut.
             let day = Decimal(exactly: v - m) / Decimal(exactly: m)
-            return share > 0 ? day >= share - slack : day <= share + slack
+            return share > 0 ? !(day > 0 && day < share - slack) : !(day < 0 && day > share + slack)
         }
     }
 
@@ -507,9 +517,11 @@ enum DailyEvidence {
             else { return nil }
             var agreeing = Array(group.indices)
             if !shares.allSatisfy({ abs($0 - first) <= abs(first) / 20 }) {
-                let median = shares.sorted()[shares.count / 2]
-                agreeing = group.indices.filter { abs(shares[$0] - median) <= abs(median) / 20 }
-                guard agreeing.count >= 2, group.indices.allSatisfy({ agreeing.contains($0) || abs(shares[$0]) > abs(median) }) else { return nil }
+                // The factor is the share nearest zero (a loss only adds to it): the median missed
+                // it when half the token types had losses of their own.
+                let factor = shares.min { abs($0) < abs($1) }!
+                agreeing = group.indices.filter { abs(shares[$0] - factor) <= abs(factor) / 20 }
+                guard agreeing.count >= 2, group.indices.allSatisfy({ agreeing.contains($0) || abs(shares[$0]) > abs(factor) }) else { return nil }
             }
             let starts = agreeing.map { stepToTheEnd(findings[group[$0]], diff, range: range) }
             guard !starts.contains(where: { $0 == .some(nil) }) else { return nil }

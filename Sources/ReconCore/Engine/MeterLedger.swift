@@ -50,6 +50,13 @@ struct MeterLedger: Sendable {
         return units
     }
 
+    /// Whether a unit counts tokens at another scale (`tokens_k`, `kTok`, `MTok`, `tok`): its
+    /// usage is the invoice's too, in a unit the comparison cannot read.
+    static func isScaledTokens(_ unit: String) -> Bool {
+        let u = unit.lowercased()
+        return u.contains("tok") && !tokenUnits.contains(u)
+    }
+
     /// Whether a meter's events count as tokens: its unit says tokens, or it has none.
     static func inTokens(_ meter: String?, _ units: [String: String]) -> Bool {
         meter.flatMap { units[$0] }.map { tokenUnits.contains($0.lowercased()) } ?? true
@@ -193,7 +200,10 @@ struct MeterLedger: Sendable {
         for g in all.groups {
             guard let account = g.keys[0] else { continue }
             if o.meterID.map({ $0 == g.keys[2] }) ?? true { ledger.accountsWithUsage.insert(account) }
-            guard Self.inTokens(g.keys[2], units), !ledger.hasVendor || (g.keys[3].map(vendorNames.contains) ?? true) else { continue }
+            // Scaled-token meters count too (an unmapped account's `kTok` usage is billed all the same).
+            guard Self.inTokens(g.keys[2], units) || g.keys[2].flatMap({ units[$0] }).map(Self.isScaledTokens) == true,
+                !ledger.hasVendor || (g.keys[3].map(vendorNames.contains) ?? true)
+            else { continue }
             // Loosely too (`claude-sonnet-4.5`): another account's usage of the invoice's models
             // under a spelling the card does not know passed the scope check.
             if let model = canonical(g.keys[1]) ?? g.keys[1].flatMap(scopeList.match), scopeModels.contains(model) {

@@ -85,7 +85,7 @@ public struct ReconciliationEngine: Sendable {
         }
         let unattributed = Self.unattributed(diff, attribution: o.attribution)
         var reasons =
-            CoverageCheck.quietUncoveredDays(coverageReasons, diff: diff, range: o.range)
+            CoverageCheck.quietUncoveredDays(coverageReasons, diff: diff, meter: meter, range: o.range)
             + CoverageCheck.silentDayReasons(batch, ledger: vendor, diff: diff, range: o.range) + vendor.reasons
             + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
@@ -198,12 +198,21 @@ public struct ReconciliationEngine: Sendable {
             // A model too small for the share to show past its rounding says nothing against it
             // (Opus at 195,000 tokens, +25,512 inside tolerance, let +26,115,005 through).
             let beyond = rows.filter(\.row.beyondTolerance)
-            let shares = beyond.map { Decimal(exactly: $0.row.gap) / Decimal(exactly: $0.row.metered) }
+            var shares = beyond.map { Decimal(exactly: $0.row.gap) / Decimal(exactly: $0.row.metered) }
             guard beyond.count >= 2, Set(beyond.map { $0.row.gap > 0 }).count == 1, let low = shares.min(), let high = shares.max() else { continue }
-            let share = shares.reduce(0, +) / Decimal(shares.count)
+            var share = shares.reduce(0, +) / Decimal(shares.count)
             // Within a fifth of the share (half a point at least): 10/10/11.5 % is one factor;
-            // a meter losing 1 % of one model and 2.5 % of another is two losses.
-            guard high - low <= max(Decimal(string: "0.005")!, abs(share) / 5) else { continue }
+            // a meter losing 1 % of one model and 2.5 % of another is two losses. Else two
+            // models or more at the share nearest zero, the rest past it the same way: the factor,
+            // and a loss of their own on top (input 5 % above the card on every model and a
+            // Sonnet outage besides proposed the factor on the others).
+            if high - low > max(Decimal(string: "0.005")!, abs(share) / 5) {
+                let factor = shares.min { abs($0) < abs($1) }!
+                let agreeing = shares.filter { abs($0 - factor) <= max(Decimal(string: "0.005")!, abs(factor) / 5) }
+                guard agreeing.count >= 2, shares.allSatisfy({ agreeing.contains($0) || abs($0) > abs(factor) }) else { continue }
+                shares = agreeing
+                share = agreeing.reduce(0, +) / Decimal(agreeing.count)
+            }
             guard
                 rows.allSatisfy({
                     $0.row.beyondTolerance

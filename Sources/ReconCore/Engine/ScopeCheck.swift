@@ -121,7 +121,7 @@ enum ScopeCheck {
         // same traffic again, and stays out of scope only.
         let metered = Set(meter.cells.filter { $0.value != 0 }.map(\.key.model))
         for (model, meters) in meter.otherUnits.sorted(by: { $0.key < $1.key })
-        where !metered.contains(model) || meters.values.contains(where: { $0.lowercased().contains("token") }) {
+        where !metered.contains(model) || meters.values.contains(where: MeterLedger.isScaledTokens) {
             reasons.append(
                 .init(
                     code: "metered_in_other_units", effect: .blocksModel, modelID: model,

@@ -300,18 +300,22 @@ struct VendorLedger: Sendable {
         // A restatement in corrections (a FOCUS price fix: the usage reversed, then billed again
         // for the same charge period) nets to what was billed; only tokens given back past what is
         // billed again are a refund.
+        // Per tenant too: one workspace's reversal is not billed again by another's re-bill.
         func restatement(_ line: InvoiceLine) -> String {
-            "\(line.vendorModel ?? "")|\(line.vendorTokenType ?? line.tokenType?.rawValue ?? "")|\(line.bucket.from.microseconds)|\(line.bucket.to.microseconds)"
+            "\(line.vendorModel ?? "")|\(line.vendorTokenType ?? line.tokenType?.rawValue ?? "")|\(line.bucket.from.microseconds)|\(line.bucket.to.microseconds)|"
+                + line.attribution.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        }
+        // Saturating: two reversals of 2^63 − 1 wrapped to −2 and passed as billed again.
+        func plus(_ a: Int64, _ b: UInt64) -> Int64 {
+            let (sum, overflow) = a.addingReportingOverflow(Int64(clamping: b))
+            return overflow ? .max : sum
         }
         var rebilled: [String: (given: Int64, back: Int64)] = [:]
         for entry in batch.lines where entry.line.isCorrection && entry.line.nonUsageReason == nil {
             guard let q = entry.line.quantity, q != 0 else { continue }
             let key = restatement(entry.line)
-            if q > 0 {
-                rebilled[key, default: (0, 0)].given &+= q
-            } else {
-                rebilled[key, default: (0, 0)].back &+= q.magnitude > UInt64(Int64.max) ? Int64.max : -q
-            }
+            let now = rebilled[key] ?? (0, 0)
+            rebilled[key] = q > 0 ? (plus(now.given, q.magnitude), now.back) : (now.given, plus(now.back, q.magnitude))
         }
         func billedAgain(_ line: InvoiceLine) -> Bool {
             line.isCorrection && !line.isRefund && rebilled[restatement(line)].map { $0.back <= $0.given } ?? false
