@@ -204,6 +204,26 @@ import VendorAnthropic
                 ])
             ])
         #expect(withALoss.corrections.isEmpty && withALoss.reasons.contains { $0.code == "uniform_gap" }, "\(withALoss.corrections.map(\.quantity))")
+        // Drift of 0.05 % on two models is no factor beneath a third's loss (half a point at
+        // least): a Sonnet loss was held behind it.
+        let drift = try await sonnet()
+        _ = try await drift.ingest([
+            Self.event("hd", model: "claude-haiku-4-5", type: "input", quantity: 100_000_000),
+            Self.event("od", model: "claude-opus-4-8", type: "input", quantity: 100_000_000),
+        ])
+        let drifted = try await run(
+            drift,
+            [
+                S.costReport([
+                    .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "375"),
+                    .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "10005"),
+                    .init(model: "claude-opus-4-8", tokenType: "uncached_input_tokens", cents: "50025"),
+                ])
+            ])
+        #expect(
+            !drifted.reasons.contains { $0.code == "uniform_gap" }
+                && drifted.corrections.contains { $0.modelID == "claude-sonnet-4-5" && $0.quantity == 250_000 },
+            "\(drifted.reasons.map(\.code)) \(drifted.corrections.map { "\($0.modelID ?? "") \($0.quantity)" })")
         let one = try await run(store, [bill(haikuInputCents: "100")])
         #expect(one.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-sonnet-4-5 100000"], "\(one.reasons.map(\.code))")
     }

@@ -520,6 +520,9 @@ enum DailyEvidence {
                 // The factor is the share nearest zero (a loss only adds to it): the median missed
                 // it when half the token types had losses of their own.
                 let factor = shares.min { abs($0) < abs($1) }!
+                // Half a point at least: 0.05 % of steady drift on output and cache reads is no
+                // price factor beneath a Sonnet input outage.
+                guard abs(factor) >= ReconciliationEngine.leastFactor else { return nil }
                 agreeing = group.indices.filter { abs(shares[$0] - factor) <= abs(factor) / 20 }
                 guard agreeing.count >= 2, group.indices.allSatisfy({ agreeing.contains($0) || abs(shares[$0]) > abs(factor) }) else { return nil }
             }

@@ -201,13 +201,18 @@ public struct ReconciliationEngine: Sendable {
             var shares = beyond.map { Decimal(exactly: $0.row.gap) / Decimal(exactly: $0.row.metered) }
             guard beyond.count >= 2, Set(beyond.map { $0.row.gap > 0 }).count == 1, let low = shares.min(), let high = shares.max() else { continue }
             var share = shares.reduce(0, +) / Decimal(shares.count)
+            // No price moves by less than half a point: shares of 0.03–0.09 % are meter noise.
+            guard abs(share) >= Self.leastFactor else { continue }
             // Within a fifth of the share (half a point at least): 10/10/11.5 % is one factor;
             // a meter losing 1 % of one model and 2.5 % of another is two losses. Else two
             // models or more at the share nearest zero, the rest past it the same way: the factor,
             // and a loss of their own on top (input 5 % above the card on every model and a
             // Sonnet outage besides proposed the factor on the others).
             if high - low > max(Decimal(string: "0.005")!, abs(share) / 5) {
+                // Half a point at least: steady drift of 0.05 % on two models made a Sonnet outage
+                // "past the factor" and held it.
                 let factor = shares.min { abs($0) < abs($1) }!
+                guard abs(factor) >= Self.leastFactor else { continue }
                 let agreeing = shares.filter { abs($0 - factor) <= max(Decimal(string: "0.005")!, abs(factor) / 5) }
                 guard agreeing.count >= 2, shares.allSatisfy({ agreeing.contains($0) || abs($0) > abs(factor) }) else { continue }
                 shares = agreeing
@@ -231,6 +236,10 @@ public struct ReconciliationEngine: Sendable {
         }
         return reasons
     }
+
+    /// The least share taken for a price factor beneath a loss (factor plus a loss of its own):
+    /// below it, drift and rounding.
+    static let leastFactor = Decimal(string: "0.005")!
 
     /// A cell whose model's other token types and whose token type's other models are off by a
     /// price factor (`uniform_gap` of a token type, `one-model-factor`) holds that factor too,
