@@ -392,6 +392,37 @@ extension MessyMonthEndTests {
         #expect(list.corrections.map(\.quantity) == [1_100_000], "\(list.findings.map { "\($0.quantity) \($0.reason)" })")
     }
 
+    /// The card raises Haiku input and output 20 % from May 16 and the bill follows it; the
+    /// collector is down on May 13. The outage gapped Haiku, and the card's own rise was then read
+    /// as a one-model price step the card lacks: the outage was held. Corrected.
+    @Test func aStepTheCardMakesIsNoStepItLacks() async throws {
+        let original =
+            #"      - {from: "2025-10-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing, litellm]}"#
+        let rise = [
+            #"      - {from: "2025-10-15", to: "2026-05-16", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}"#,
+            #"      - {from: "2026-05-16", rates: {input: "1.2", output: "6", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}"#,
+        ].joined(separator: "\n")
+        let card = try RateCard.load(text: RateCardData.cards["anthropic"]!.replacingOccurrences(of: original, with: rise), file: "rise.yaml")
+        var events: [(account: String, model: String, type: String, quantity: Int64, day: Int)] = []
+        var rows: [TestSupport.Row] = []
+        for d in 1...31 {
+            let served: Int64 = 1_000_000 + 10_000 * Int64(d % 7)
+            events.append(("acct_42", "claude-haiku-4-5", "input", d == 13 ? 0 : served, d))
+            events.append(("acct_42", "claude-haiku-4-5", "output", d == 13 ? 0 : served / 10, d))
+            let up: Decimal = d >= 16 ? Decimal(string: "1.2")! : 1
+            rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: ExactDecimal.text(Decimal(served) / 10_000 * up)))
+            rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: ExactDecimal.text(Decimal(served / 10) / 2_000 * up)))
+        }
+        let r = try await run(
+            "anthropic", [TestSupport.costReport(rows)], try await store(events.filter { $0.quantity > 0 }, vendor: "anthropic"), account: "acct_42"
+        ) {
+            $0.rateCard = card
+        }
+        // May 13: 1,060,000 input and 106,000 output served, none metered.
+        #expect(r.corrections.map(\.quantity).sorted() == [106_000, 1_060_000], "\(r.findings.map { "\($0.quantity) \($0.reason)" })")
+        #expect(!r.findings.contains { $0.rule == "price-step" }, "\(r.findings.map(\.reason))")
+    }
+
     /// Two changes in one month: the cut on May 10 is billed, the rise on May 20 is not (the
     /// vendor stayed at $0.50). The second is checked too: held, not −4M.
     @Test func everyCardChangeInThePeriodIsChecked() async throws {

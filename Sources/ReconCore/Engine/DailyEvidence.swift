@@ -409,8 +409,19 @@ enum DailyEvidence {
         // the vendor (a step the card prices leaves no gap).
         var steps: [Int64: [(CellKey, Decimal, Decimal)]] = [:]
         let gapped = Set(findings.filter { $0.gapClass != .withinTolerance }.map { CellKey(model: $0.modelID, tokenType: $0.tokenType) })
+        // A step the card itself makes that day, by the same ratio, is no change the card lacks:
+        // an outage elsewhere in the month (a day with nothing metered) gapped the model, and the
+        // card's own May 16 rise was then taken for a step and held the outage.
+        func cardMakes(_ key: CellKey, _ day: Int64, ratio: Decimal) -> Bool {
+            guard let before = cardPrice(key, CoverageCheck.start(of: day - 1)), before > 0,
+                let after = cardPrice(key, Timestamp(microseconds: CoverageCheck.start(of: day + 1).microseconds - 1)), after != before
+            else { return false }
+            return abs(after / before - ratio) <= ratio / 100
+        }
         for key in Set(diff.vendor.keys.map(\.modelType)).intersection(gapped).sorted() {
-            if let s = priceStep(diff, key, range: range) { steps[s.day, default: []].append((key, s.before, s.after)) }
+            if let s = priceStep(diff, key, range: range), !(s.before > 0 && cardMakes(key, s.day, ratio: s.after / s.before)) {
+                steps[s.day, default: []].append((key, s.before, s.after))
+            }
         }
         var priceSteps: [ReconciliationReport.PriceStep] = []
         func step(_ day: Int64, kind: ReconciliationReport.PriceStep.Kind, _ cells: [(CellKey, Decimal, Decimal)]) -> ReconciliationReport.PriceStep {
