@@ -151,58 +151,34 @@ import VendorAnthropic
             Self.event("so", model: "claude-sonnet-4-5", type: "output", quantity: 100_000),
             Self.event("ho", model: "claude-haiku-4-5", type: "output", quantity: 100_000),
         ])
-        func bill(haikuInputCents: String) -> InvoiceFile {
-            S.costReport([
-                .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330"),
-                .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: haikuInputCents),
-                .init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "150"),
-                .init(model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "50"),
-            ])
+        /// Input of the three models at these cents (Opus's left out when nil), output exact.
+        func inputs(sonnet: String, haiku: String, opus: String?) -> InvoiceFile {
+            S.costReport(
+                [
+                    .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: sonnet),
+                    .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: haiku),
+                ] + (opus.map { [.init(model: "claude-opus-4-8", tokenType: "uncached_input_tokens", cents: $0)] } ?? []) + [
+                    .init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "150"),
+                    .init(model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "50"),
+                ])
         }
-        let r = try await run(store, [bill(haikuInputCents: "111.5")])
+        let r = try await run(store, [inputs(sonnet: "330", haiku: "111.5", opus: nil)])
         #expect(r.shape != .uniform && r.reasons.map { "\($0.code) \($0.tokenType?.rawValue ?? "")" } == ["uniform_gap input"])
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map { "\($0.modelID) \($0.quantity)" })")
         // Opus too small for the share to show past its cent (2,000 tokens, a cent billed): it
         // says nothing against the share; it let the two large models' rise through.
         _ = try await store.ingest([Self.event("o", model: "claude-opus-4-8", type: "input", quantity: 2_000)])
-        let withOpus = S.costReport([
-            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330"),
-            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "111.5"),
-            .init(model: "claude-opus-4-8", tokenType: "uncached_input_tokens", cents: "1"),
-            .init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "150"),
-            .init(model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "50"),
-        ])
-        let small = try await run(store, [withOpus])
+        let small = try await run(store, [inputs(sonnet: "330", haiku: "111.5", opus: "1")])
         #expect(small.reasons.map(\.code) == ["uniform_gap"] && small.corrections.isEmpty, "\(small.corrections.map(\.quantity))")
         // Two real losses, 1 % and 2.5 % of input: shares a fifth apart or more are no one factor.
-        let twoLosses = try await run(
-            store,
-            [
-                S.costReport([
-                    .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "303"),
-                    .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "102.5"),
-                    .init(model: "claude-opus-4-8", tokenType: "uncached_input_tokens", cents: "1"),
-                    .init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "150"),
-                    .init(model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "50"),
-                ])
-            ])
+        let twoLosses = try await run(store, [inputs(sonnet: "303", haiku: "102.5", opus: "1")])
         #expect(!twoLosses.reasons.contains { $0.code == "uniform_gap" }, "\(twoLosses.reasons.map(\.detail))")
         #expect(
             twoLosses.corrections.map(\.quantity).sorted() == [10_000, 25_000], "\(twoLosses.findings.map { "\($0.modelID) \($0.quantity) \($0.reason)" })")
         // Input 10 % above the card on Sonnet and Haiku, and Opus input 30 % above (10 % and a loss
         // of its own): the two at one share are the factor; it was proposed on them.
         _ = try await store.ingest([Self.event("o2", model: "claude-opus-4-8", type: "input", quantity: 998_000)])
-        let withALoss = try await run(
-            store,
-            [
-                S.costReport([
-                    .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330"),
-                    .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "110"),
-                    .init(model: "claude-opus-4-8", tokenType: "uncached_input_tokens", cents: "650"),
-                    .init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "150"),
-                    .init(model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "50"),
-                ])
-            ])
+        let withALoss = try await run(store, [inputs(sonnet: "330", haiku: "110", opus: "650")])
         #expect(withALoss.corrections.isEmpty && withALoss.reasons.contains { $0.code == "uniform_gap" }, "\(withALoss.corrections.map(\.quantity))")
         // Drift of 0.05 % on two models is no factor beneath a third's loss (half a point at
         // least): a Sonnet loss was held behind it.
@@ -224,7 +200,7 @@ import VendorAnthropic
             !drifted.reasons.contains { $0.code == "uniform_gap" }
                 && drifted.corrections.contains { $0.modelID == "claude-sonnet-4-5" && $0.quantity == 250_000 },
             "\(drifted.reasons.map(\.code)) \(drifted.corrections.map { "\($0.modelID ?? "") \($0.quantity)" })")
-        let one = try await run(store, [bill(haikuInputCents: "100")])
+        let one = try await run(store, [inputs(sonnet: "330", haiku: "100", opus: nil)])
         #expect(one.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-sonnet-4-5 100000"], "\(one.reasons.map(\.code))")
     }
 
