@@ -216,7 +216,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UsageBoxCLITests",
-            dependencies: ["UsageBoxApp", "Metering", "UsageBoxTesting", "usagebox"],
+            dependencies: ["UsageBoxApp", "Metering", "MeterStoreSQLite", "UsageBoxTesting", "usagebox"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -19,6 +19,8 @@ enum FreedMemory {
     /// Counts batches begun, so a trim waiting for quiet sees whether one came meanwhile.
     private static let begun = Atomic<Int>(0)
     private static let largeSinceTrim = Atomic<Bool>(false)
+    /// One wait for quiet at a time: not a task per batch that ends with none in flight.
+    private static let waiting = Atomic<Bool>(false)
 
     static func enter() {
         inFlight.add(1, ordering: .relaxed)
@@ -28,14 +30,20 @@ enum FreedMemory {
     /// A batch ended (`large`: it held many events, or it failed part-way).
     static func leave(large: Bool) {
         if large { largeSinceTrim.store(true, ordering: .releasing) }
-        guard inFlight.subtract(1, ordering: .acquiringAndReleasing).newValue == 0, largeSinceTrim.load(ordering: .acquiring) else { return }
-        let seen = begun.load(ordering: .acquiring)
+        guard inFlight.subtract(1, ordering: .acquiringAndReleasing).newValue == 0, largeSinceTrim.load(ordering: .acquiring),
+            !waiting.exchange(true, ordering: .acquiringAndReleasing)
+        else { return }
         Task.detached(priority: .background) {
-            try? await Task.sleep(for: quietBeforeTrim)
-            guard begun.load(ordering: .acquiring) == seen, inFlight.load(ordering: .acquiring) == 0,
-                largeSinceTrim.exchange(false, ordering: .acquiringAndReleasing)
-            else { return }
-            giveBack()
+            // Quiet means no batch began during a whole wait; a busy server waits again.
+            var seen = begun.load(ordering: .acquiring)
+            while true {
+                try? await Task.sleep(for: quietBeforeTrim)
+                let now = begun.load(ordering: .acquiring)
+                if now == seen, inFlight.load(ordering: .acquiring) == 0 { break }
+                seen = now
+            }
+            waiting.store(false, ordering: .releasing)
+            if largeSinceTrim.exchange(false, ordering: .acquiringAndReleasing) { giveBack() }
         }
     }
 
