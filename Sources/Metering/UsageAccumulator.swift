@@ -40,6 +40,16 @@ public struct UsageAccumulator: Sendable {
     /// The most groups one answer may hold: a group_by on a dimension with a value per event would
     /// otherwise build an answer as large as the store.
     public static let maxGroups = 100_000
+
+    /// The refusal of an answer past the bounds above; `isAnswerLimit` knows it again, also
+    /// when it came back over HTTP (field and message are on the wire).
+    static func answerLimit(_ what: String) -> UsageBoxError {
+        .invalidArgument("the answer would \(what); group by fewer fields or narrow from/to", field: "group_by")
+    }
+    public static func isAnswerLimit(_ error: any Error) -> Bool {
+        guard let e = error as? UsageBoxError else { return false }
+        return e.code == .invalidArgument && e.field == "group_by" && e.message.hasPrefix("the answer would ")
+    }
     /// The most bytes the groups' JSON may take (estimated as they are added): 100,000 groups of
     /// long dimension values built a 96 MB answer, and a server holds a few times an answer's size
     /// while it writes it, for each read it runs at once.
@@ -92,9 +102,7 @@ public struct UsageAccumulator: Sendable {
             // A group's keys as the answer writes them (name, escaped value), and its figures.
             answerBytes += key.reduce(groupOverhead) { $0 + ($1.map(JSONWriter.encodedLength) ?? 4) }
             guard answerBytes <= Self.maxAnswerBytes else {
-                throw UsageBoxError.invalidArgument(
-                    "the answer would be larger than \(Self.maxAnswerBytes >> 20) MiB; group by fewer fields or narrow from/to",
-                    field: "group_by")
+                throw Self.answerLimit("be larger than \(Self.maxAnswerBytes >> 20) MiB")
             }
         }
         var partial = row.aggregate
@@ -103,8 +111,7 @@ public struct UsageAccumulator: Sendable {
         sums[key, default: 0] += Int128(row.aggregate.sum)
         groups[key] = aggregate
         guard groups.count <= Self.maxGroups else {
-            throw UsageBoxError.invalidArgument(
-                "the answer would hold more than \(Self.maxGroups) groups; group by fewer fields or narrow from/to", field: "group_by")
+            throw Self.answerLimit("hold more than \(Self.maxGroups) groups")
         }
     }
 

@@ -81,6 +81,10 @@ public enum UsageField: Sendable, Hashable {
         }
     }
 
+    public var isDimension: Bool {
+        if case .dimension = self { return true } else { return false }
+    }
+
     public var isTimeBucket: Bool {
         switch self {
         case .hour, .day, .month: return true

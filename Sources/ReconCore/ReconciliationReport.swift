@@ -90,13 +90,12 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         /// beside the loose reading.
         func otherAccounts(range: TimeRange, store: any MeterStore, canonical: (String) -> String? = { _ in nil }) async throws -> [String: Int64] {
             let filters = meterID.map { [UsageFilter(field: .meterID, op: .eq, values: [$0])] } ?? []
-            let r = try await store.usage(UsageQuery(scope: .all, range: range, groupBy: [.accountID, .modelID], filters: filters))
             var out: [String: Int64] = [:]
             let loose = ModelID.LooseModels(models)
-            for g in r.groups {
+            try await store.forEachGroup(UsageQuery(scope: .all, range: range, groupBy: [.accountID, .modelID], filters: filters)) { g in
                 guard let account = g.keys[0], account != accountID, let model = g.keys[1],
                     canonical(model).map(models.contains) == true || loose.match(model) != nil
-                else { continue }
+                else { return }
                 out[account, default: 0] &+= g.aggregate.sum
             }
             return out.filter { $0.value > 0 }

@@ -623,6 +623,68 @@ import VendorAnthropic
         } throws: { ($0 as? UsageBoxError)?.field == "meter_id" }
     }
 
+    /// The every-account read grouped by account × model × meter to skip meters in other units,
+    /// so an org with a few request and image meters reached the read's group limit (100,000)
+    /// where accounts × models alone would not: 3 accounts × 2 models × 4 meters here, capped at 12.
+    @Test func theEveryAccountReadDoesNotMultiplyByMeters() async throws {
+        let store = try S.store()
+        var items: [IngestItem] = []
+        for meter in ["requests", "images", "seconds"] {
+            _ = try await store.setMeter(meter, unit: meter, rollupDimensions: nil)
+        }
+        for account in ["acct_42", "acct_7", "acct_9"] {
+            for model in ["claude-sonnet-4-5", "claude-haiku-4-5"] {
+                items.append(Self.event("\(account)-\(model)", account: account, model: model, type: "input", quantity: 1_000_000))
+                for meter in ["requests", "images", "seconds"] {
+                    items.append(
+                        .event(
+                            UsageEvent(
+                                eventID: "\(account)-\(model)-\(meter)", accountID: account, meterID: meter, modelID: model, quantity: 5,
+                                unit: meter, timestamp: Timestamp(rfc3339: "2026-05-10T12:00:00Z")!)))
+                }
+            }
+        }
+        _ = try await store.ingest(items)
+        let r = try await run(
+            GroupCappedStore(inner: store, maxGroups: 12),
+            [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "900")])], account: nil)
+        #expect(r.models.first(where: { $0.modelID == "claude-sonnet-4-5" })?.metered == 3_000_000)
+        // An account whose only usage is on a request meter still has usage.
+        _ = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: "only-requests", accountID: "acct_1", meterID: "requests", modelID: "claude-sonnet-4-5", quantity: 5,
+                    unit: "requests", timestamp: Timestamp(rfc3339: "2026-05-10T12:00:00Z")!))
+        ])
+        let one = try await run(
+            GroupCappedStore(inner: store, maxGroups: 12),
+            [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "900")])], account: "acct_1")
+        #expect(!one.reasons.contains { $0.code == "no_metered_usage" }, "\(one.reasons.map(\.code))")
+    }
+
+    /// An org-wide reconcile of 2,000 accounts grouped by account × model × token type × day
+    /// past the read's 100,000 groups and was refused. Past the bound, the reads come in sets of
+    /// accounts, and a set whose events lack a dimension the whole has (vendor) reads it as none.
+    @Test func anOrgTooLargeForOneReadIsReadInSetsOfAccounts() async throws {
+        let store = try S.store()
+        var items: [IngestItem] = []
+        for (i, account) in ["acct_a", "acct_b", "acct_c", "acct_d", "acct_e", "acct_v", "acct_w", "acct_x", "acct_y", "acct_z"].enumerated() {
+            for day in [10, 11] {
+                items.append(
+                    S.event(
+                        "\(account)-\(day)", account: account, model: "claude-sonnet-4-5", type: "input", quantity: 100_000 + Int64(i), day: day,
+                        vendor: i < 5 ? "anthropic" : nil))
+            }
+        }
+        _ = try await store.ingest(items)
+        let invoice = [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "660")])]
+        let whole = try await run(store, invoice, account: nil)
+        let capped = try await run(GroupCappedStore(inner: store, maxGroups: 12), invoice, account: nil)
+        #expect(whole.models.first?.metered == 2_000_090)
+        #expect(capped.models == whole.models && capped.reasons.map(\.code) == whole.reasons.map(\.code))
+        #expect(capped.corrections.map(\.quantity) == whole.corrections.map(\.quantity))
+    }
+
     @Test func untypedMeterUsageIsComparedPerModel() async throws {
         let store = try S.store()
         _ = try await store.ingest([

@@ -128,6 +128,20 @@ struct DriftingStore: ForwardingStore {
     }
 }
 
+/// A store whose grouped reads hold at most `maxGroups` groups, as a big org's store at the
+/// read's real limit (100,000) would: a run must not group by more than it needs.
+struct GroupCappedStore: ForwardingStore {
+    let inner: any MeterStore
+    let maxGroups: Int
+    func usage(_ query: UsageQuery) async throws -> UsageResult {
+        let r = try await inner.usage(query)
+        guard r.groups.count <= maxGroups else {
+            throw UsageBoxError.invalidArgument("the answer would hold more than \(maxGroups) groups", field: "group_by")
+        }
+        return r
+    }
+}
+
 /// Answers each ingest only after a pause, as a loaded server would: a concurrent caller reads
 /// in between the write and whatever the writer records after it.
 struct SlowToAnswerIngestStore: ForwardingStore {

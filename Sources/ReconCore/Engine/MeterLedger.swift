@@ -71,15 +71,13 @@ struct MeterLedger: Sendable {
         let h = Timestamp.microsPerHour * Int64(Self.edgeHours)
         for (isStart, bound) in [(true, range.from), (false, range.to)] {
             let window = try TimeRange(from: Timestamp(microseconds: bound.microseconds - h), to: Timestamp(microseconds: bound.microseconds + h))
-            let r = try await store.usage(
-                UsageQuery(
-                    scope: scope, range: window, groupBy: [.modelID, .accountID, .hour, .kind] + optional.map(UsageField.dimension),
-                    filters: filters))
-            for g in r.groups {
+            let q = UsageQuery(
+                scope: scope, range: window, groupBy: [.modelID, .accountID, .hour, .kind] + optional.map(UsageField.dimension), filters: filters)
+            try await store.forEachGroup(q) { g in
                 // Corrections sit in the period's last second by convention: no edge hour's usage.
                 guard let model = canonical(g.keys[0]), scopeModels.contains(model), g.keys[3] != EventKind.correction.rawValue,
                     let hour = g.keys[2].flatMap({ Timestamp(rfc3339: $0) })
-                else { continue }
+                else { return }
                 let key = CellKey(model: model, tokenType: optional.isEmpty ? nil : g.keys[4].map { TokenType($0) }, account: perAccount ? g.keys[1] : nil)
                 let offset = Int((hour.microseconds - bound.microseconds) / Timestamp.microsPerHour)
                 var e = edges[key] ?? ([:], [:])
@@ -107,14 +105,11 @@ struct MeterLedger: Sendable {
 
         // token_type and vendor are optional dimensions: a store that never saw one refuses to group by it.
         var optional = ["token_type", "vendor"]
-        let reading: UsageResult
+        // Asked alone first: the month's read may come in sets of accounts, and a set may lack one
+        // the whole has.
         while true {
             do {
-                reading = try await store.usage(
-                    UsageQuery(
-                        scope: scope, range: o.range,
-                        groupBy: [.modelID, .accountID, .meterID, .day, .kind] + optional.map(UsageField.dimension),
-                        filters: filters))
+                _ = try await store.usage(UsageQuery(scope: scope, range: o.range, groupBy: optional.map(UsageField.dimension), filters: filters))
                 break
             } catch let e as UsageBoxError where e.field.map(optional.contains) == true {
                 optional.removeAll { $0 == e.field }
@@ -127,7 +122,10 @@ struct MeterLedger: Sendable {
             return card.canonicalModel(raw) ?? (scopeModels.contains(raw) ? raw : nil)
         }
         var outside: [String: Int64] = [:]
-        for g in reading.groups {
+        let reading = UsageQuery(
+            scope: scope, range: o.range, groupBy: [.modelID, .accountID, .meterID, .day, .kind] + optional.map(UsageField.dimension),
+            filters: filters)
+        try await store.forEachGroup(reading) { g in
             let raw = g.keys[0], account = g.keys[1], meter = g.keys[2]
             let day = g.keys[3].flatMap { Timestamp(date: $0) }?.day
             let isCorrection = g.keys[4] == EventKind.correction.rawValue
@@ -139,19 +137,19 @@ struct MeterLedger: Sendable {
                 if let model = canonical(raw), scopeModels.contains(model), let meter, servedBy.map(vendorNames.contains) ?? true {
                     ledger.otherUnits[model, default: [:]][meter] = unit
                 }
-                continue
+                return
             }
             if let servedBy, !vendorNames.contains(servedBy) {
                 outside["\(raw ?? "")|\(meter ?? "")|served_by:\(servedBy)", default: 0] += g.aggregate.sum
                 if isCorrection, let model = canonical(raw), scopeModels.contains(model) {
                     ledger.correctionsUnderOtherVendors[model, default: [:]][servedBy, default: 0] &+= g.aggregate.sum
                 }
-                continue
+                return
             }
             guard let model = canonical(raw), scopeModels.contains(model) else {
                 outside["\(raw ?? "")|\(meter ?? "")|\(raw == nil ? "no_model" : "model_unknown_to_card")", default: 0] += g.aggregate.sum
                 if let raw, servedBy != nil { ledger.unplacedOwnModels.insert(raw) }
-                continue
+                return
             }
             if ledger.hasTokenType, tokenType == nil { ledger.untypedModels.insert(model) }
             if servedBy == nil { ledger.vendorUnknownModels.insert(model) }
@@ -194,22 +192,27 @@ struct MeterLedger: Sendable {
         // cannot see is still shared. Only visible accounts are named. Every token meter, not only
         // `--meter-id`'s (another account's usage on its own meter is billed all the same), and
         // not usage another vendor served (a team's Claude through Bedrock is on no Anthropic bill).
-        let all = try await store.usage(
-            UsageQuery(scope: .all, range: o.range, groupBy: [.accountID, .modelID, .meterID] + (ledger.hasVendor ? [.dimension("vendor")] : [])))
+        // Meters in no token unit are filtered out rather than grouped by: an org's accounts ×
+        // models × meters would reach the read's group limit long before its accounts × models.
+        let notTokens = units.filter { !tokenUnits.contains($0.value.lowercased()) && !Self.isScaledTokens($0.value) }.keys.sorted()
+        let all = UsageQuery(
+            scope: .all, range: o.range, groupBy: [.accountID, .modelID] + (ledger.hasVendor ? [.dimension("vendor")] : []),
+            filters: notTokens.isEmpty ? [] : [UsageFilter(field: .meterID, op: .notIn, values: notTokens)])
         let scopeList = ModelID.LooseModels(scopeModels.sorted())
-        for g in all.groups {
-            guard let account = g.keys[0] else { continue }
-            if o.meterID.map({ $0 == g.keys[2] }) ?? true { ledger.accountsWithUsage.insert(account) }
-            // Scaled-token meters count too (an unmapped account's `kTok` usage is billed all the same).
-            guard Self.inTokens(g.keys[2], units) || g.keys[2].flatMap({ units[$0] }).map(Self.isScaledTokens) == true,
-                !ledger.hasVendor || (g.keys[3].map(vendorNames.contains) ?? true)
-            else { continue }
+        try await store.forEachGroup(all) { g in
+            guard let account = g.keys[0], !ledger.hasVendor || (g.keys[2].map(vendorNames.contains) ?? true) else { return }
             // Loosely too (`claude-sonnet-4.5`): another account's usage of the invoice's models
             // under a spelling the card does not know passed the scope check.
             if let model = canonical(g.keys[1]) ?? g.keys[1].flatMap(scopeList.match), scopeModels.contains(model) {
                 ledger.everyAccount[account, default: [:]][model, default: 0] &+= g.aggregate.sum
             }
         }
+        // Accounts with any usage (on `--meter-id` when given), whatever its unit.
+        let accounts = try await store.usage(
+            UsageQuery(
+                scope: .all, range: o.range, groupBy: [.accountID],
+                filters: o.meterID.map { [UsageFilter(field: .meterID, op: .eq, values: [$0])] } ?? []))
+        for g in accounts.groups { if let account = g.keys[0] { ledger.accountsWithUsage.insert(account) } }
         return ledger
     }
 }
