@@ -150,6 +150,17 @@ extension MessyMonthEndTests {
                 "input -300000 unexplained equal_and_opposite_gaps_of_cache_read_and_input",
             ], "\(swapped.findings)")
         #expect(swapped.corrections.isEmpty && swapped.held.isEmpty)
+        // A team's more cautious rule on one side (cache reads, or every negative gap, to review)
+        // took that side out of the check, and the other side's +300,000 was proposed and posted.
+        for when in ["{token_type: cache_read}", "{sign: negative}", "{sign: positive}"] {
+            let rules = try ClassificationRules.load(
+                text: "version: 1\nrules:\n  - id: review\n    when: \(when)\n    class: unexplained\n", file: "team.yaml")
+            let cautious = try await run("aws-bedrock", [bill(input: 1000, cacheRead: 1300)], store, account: "acct_b") {
+                $0.range = Self.mayDay(10)
+                $0.teamRules = rules
+            }
+            #expect(cautious.corrections.isEmpty && cautious.held.isEmpty, "\(when): \(gaps(cautious))")
+        }
         // Input lost 5,000 of its own beside the fold: −295,000 against +300,000.
         let lossy = try await run("aws-bedrock", [bill(input: 1005, cacheRead: 1300)], store, account: "acct_b") { $0.range = Self.mayDay(10) }
         #expect(lossy.corrections.isEmpty && lossy.held.isEmpty && lossy.findings.allSatisfy { $0.rule == "token-type-swap" }, "\(gaps(lossy))")

@@ -668,7 +668,9 @@ enum DailyEvidence {
                 findings[k].reason = "equal_and_opposite_gaps_of_" + types.joined(separator: "_and_")
             }
         }
-        let open = findings.indices.filter { findings[$0].pairedWith == nil && [.meteringGap, .passThrough].contains(findings[$0].gapClass) }
+        // Whatever a side's class: a team's rule classing the cache side `unexplained` (a more
+        // cautious rule) left the input side alone, and its correction was proposed and posted.
+        let open = findings.indices.filter { findings[$0].pairedWith == nil && findings[$0].gapClass != .withinTolerance }
         for (_, group) in Dictionary(grouping: open, by: { "\(findings[$0].modelID)|\(findings[$0].accountID ?? "")" }).sorted(by: { $0.key < $1.key }) {
             if let input = group.first(where: { findings[$0].tokenType == .input }) {
                 let cache = group.filter {
