@@ -44,6 +44,18 @@ public enum FOCUSPlugin: VendorPlugin {
             expectedVendorTokens: ["solora-atlas-5.5/input": 2_000_000],
             expectedUnmapped: ["correction_for_other_period:2026-04": "-1", "refund": "-2.5"]),
         PluginExample(
+            name: "focus: token blocks written \"K Tokens\", \"Thousands of Tokens\", \"KTokens\", \"M-Tokens\" (FOCUS 1.2 columns) are read at their scale",
+            file: InvoiceFile(name: "focus_scaled_units.csv", bytes: PackageResources.focus_scaled_units_csv), parserID: "focus-csv",
+            expectedLineCount: 4,
+            expectedAmounts: [
+                "solora-atlas-5.5/input": "50.00", "solora-atlas-5.5/output": "50.00", "solora-atlas-5.5/cache_read": "1.00",
+                "solora-atlas-5.5/cache_write": "6.25",
+            ],
+            expectedQuantities: [
+                "solora-atlas-5.5/input": 10_000_000, "solora-atlas-5.5/output": 2_000_000,
+                "solora-atlas-5.5/cache_read": 2_000_000, "solora-atlas-5.5/cache_write": 1_000_000,
+            ]),
+        PluginExample(
             name: "focus: a fractional token count is refused naming line and field",
             file: InvoiceFile(name: "focus_bad_quantity.csv", bytes: PackageResources.focus_bad_quantity_csv), parserID: "focus-csv",
             expectedError: "focus_bad_quantity.csv:2: field 'ConsumedQuantity'"),
@@ -135,7 +147,13 @@ struct FOCUSParser: InvoiceParser {
             var labels: [String: String] = [:]
             // Who served the usage: the engine matches metered events whose vendor dimension names it
             // (UsageBox's export states that name in x_Vendor).
-            if let p = cell("x_Vendor") ?? cell("ProviderName") ?? cell("Provider") { labels["provider"] = p.lowercased() }
+            // FOCUS 1.2 names it ServiceProviderName (ProviderName deprecated), and the invoice's
+            // issuer and host beside it.
+            if let p = cell("x_Vendor") ?? cell("ProviderName") ?? cell("Provider") ?? cell("ServiceProviderName") ?? cell("InvoiceIssuerName")
+                ?? cell("HostProviderName")
+            {
+                labels["provider"] = ProviderName.normalized(p)
+            }
             if let e = cell("EffectiveCost") { labels["effective_cost"] = e }
             if let p = cell("PricingCategory") { labels["pricing_category"] = p }
             var attribution: [String: String] = [:]
@@ -162,17 +180,28 @@ struct FOCUSParser: InvoiceParser {
         return ParsedInvoice(lines: lines)
     }
 
-    /// How many tokens one unit is: "Tokens" 1, "1000000 Tokens", "1K Tokens", "1M Tokens",
-    /// "1 Million Tokens", "Thousand Tokens", "1,000 Tokens" (words without digits, "Input
-    /// Tokens", describe); nil for a number it cannot read ("1.5x Tokens").
+    /// How many tokens one unit is: "Tokens" 1, "1000000 Tokens", "1K Tokens", "K Tokens",
+    /// "KTokens", "1 Million Tokens", "Thousands of Tokens", "1,000 Tokens" ("Input Tokens":
+    /// words that name no scale describe); nil for a number it cannot read ("1.5x Tokens").
+    /// "K Tokens" and "Thousands of Tokens" were read as single tokens, 1,000 times too few.
     static func blockSize(_ unit: String?) -> Decimal? {
         guard let unit else { return 1 }
         let named: [String: Decimal] = ["thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000]
         let suffixes: [Character: Decimal] = ["k": 1_000, "m": 1_000_000, "b": 1_000_000_000]
         var block: Decimal = 1
-        for word in unit.lowercased().split(separator: " ").map(String.init) where word != "tokens" {
+        for whole in unit.lowercased().split(whereSeparator: { " -_()".contains($0) }).map(String.init) {
+            // "ktokens", "1ktokens": the scale written onto the word.
+            var word = whole
+            for tail in ["tokens", "token"] where word.hasSuffix(tail) {
+                word.removeLast(tail.count)
+                break
+            }
+            if word.hasSuffix("s"), named[String(word.dropLast())] != nil { word.removeLast() }
+            if word.isEmpty { continue }
             if let n = named[word] {
                 block *= n
+            } else if word.count == 1, let s = suffixes[word.first!] {
+                block *= s
             } else if word.contains(where: \.isNumber) {
                 var number = word.replacingOccurrences(of: ",", with: "")
                 var scale: Decimal = 1

@@ -139,4 +139,36 @@ import VendorAnthropic
             ReconciliationOptions(vendor: "focus", invoices: [focus(rebilled: "1500000")], range: range, account: "acct_42"), store: store)
         #expect(short.corrections.isEmpty && short.reasons.contains { $0.code == "usage_refund" }, "\(short.corrections.map(\.quantity))")
     }
+
+    /// A FOCUS 1.2 export names its provider in ServiceProviderName (ProviderName is deprecated),
+    /// or writes it "Anthropic, PBC": the meter's Anthropic-labelled usage was set aside as another
+    /// vendor's and +300,000 proposed here (+9,300,000 in the tester's month), billing it twice.
+    /// With no provider named at all, the model's positive gap is held.
+    @Test func theProviderIsReadAsFOCUS12WritesItAndHeldWhenUnstated() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("a", model: "solora-atlas-5.5", type: "input", quantity: 300_000, day: 3, vendor: "anthropic"),
+            S.event("b", model: "solora-atlas-5.5", type: "input", quantity: 700_000, day: 3),
+        ])
+        func focus(_ column: String?, _ value: String) -> InvoiceFile {
+            let sku = #""{""ModelId"": ""solora-atlas-5.5"", ""TokenDirection"": ""Input""}""#
+            let csv = """
+                BilledCost,BillingCurrency,ChargeCategory,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,SkuPriceDetails\(column.map { ",\($0)" } ?? "")
+                5.00,USD,Usage,2026-05-03T00:00:00Z,2026-05-04T00:00:00Z,1000000,Tokens,\(sku)\(column == nil ? "" : ",\(value)")
+
+                """
+            return InvoiceFile(name: "focus.csv", bytes: Array(csv.utf8))
+        }
+        let range = try TimeRange(from: "2026-05-03T00:00:00Z", to: "2026-05-04T00:00:00Z")
+        func run(_ file: InvoiceFile) async throws -> ReconciliationReport {
+            try await service.engine.run(ReconciliationOptions(vendor: "focus", invoices: [file], range: range, account: "acct_42"), store: store)
+        }
+        for (column, value) in [("ServiceProviderName", "Anthropic"), ("ProviderName", #""Anthropic, PBC""#), ("InvoiceIssuerName", "Anthropic PBC")] {
+            let r = try await run(focus(column, value))
+            #expect(r.models.first?.metered == 1_000_000 && r.corrections.isEmpty, "\(column): \(r.corrections.map(\.quantity))")
+        }
+        let unstated = try await run(focus(nil, ""))
+        #expect(unstated.corrections.isEmpty && unstated.held.isEmpty, "\(unstated.corrections.map(\.quantity))")
+        #expect(unstated.findings.first?.blockedBy.contains("provider_not_stated") == true, "\(unstated.findings.map(\.blockedBy))")
+    }
 }

@@ -90,6 +90,7 @@ public struct ReconciliationEngine: Sendable {
             + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
             + unknownVendorLabels(meter, card: card, plugin: plugin) + correctionsOfSeveralProviders(meter)
+            + Self.providerNotStated(batch, meter: meter, card: card, plugin: plugin)
             + (try await overlappingRuns(o, plugin: plugin, store: store, log: log))
             + Self.identicalRows(batch, card: card) + Self.capacityCharges(batch, card: card)
             + Dictionary(grouping: batch.netAmounts, by: \.why).sorted { $0.key < $1.key }.map { why, files in
@@ -386,6 +387,35 @@ public struct ReconciliationEngine: Sendable {
                 remedy: "add the model id to the card's aliases (or fix the collector's model id)",
                 accounts: nil)
         ]
+    }
+
+    /// A format that bills several providers (FOCUS, UBL with its empty card) whose lines of a
+    /// model name none: the meter's usage of that model that names who served it is set aside as
+    /// another vendor's, yet the invoice may be that vendor's. A FOCUS 1.2 export naming Anthropic
+    /// only in ServiceProviderName proposed +9,300,000 input, billing the Anthropic-labelled
+    /// usage twice. The model's positive gaps are held.
+    static func providerNotStated(
+        _ batch: InvoiceBatch, meter: MeterLedger, card: any RateCardConverter, plugin: any VendorPlugin.Type
+    ) -> [EvidenceReason] {
+        guard plugin.providerNames.isEmpty, card.vendor == plugin.rateCardName else { return [] }
+        func model(_ raw: String, canonical: Bool) -> String? { card.canonicalModel(raw) ?? (canonical ? raw : nil) }
+        var unstated = Set<String>()
+        for l in batch.lines where l.line.labels["provider"] == nil {
+            if let raw = l.line.vendorModel, let m = model(raw, canonical: l.line.modelIsCanonical) { unstated.insert(m) }
+        }
+        var byModel: [String: [String: Int64]] = [:]
+        for row in meter.outOfScope where row.reason.hasPrefix("served_by:") {
+            guard let raw = row.modelID, let m = model(raw, canonical: true), unstated.contains(m) else { continue }
+            byModel[m, default: [:]][String(row.reason.dropFirst("served_by:".count)), default: 0] &+= row.tokens
+        }
+        return byModel.sorted { $0.key < $1.key }.map { model, byVendor in
+            EvidenceReason(
+                code: "provider_not_stated", effect: .blocksPositive, modelID: model,
+                detail: "the \(plugin.id) lines of \(model) name no provider, and the meter sets aside "
+                    + byVendor.sorted { $0.key < $1.key }.map { "\($0.value) tokens served by \($0.key)" }.joined(separator: ", ")
+                    + ": if that is who billed, a correction would bill those tokens twice",
+                remedy: "an export that names each line's provider (ProviderName, ServiceProviderName or x_Vendor), or the supplier's own card")
+        }
     }
 
     /// Corrections an earlier run posted under a format that bills several providers (a FOCUS
