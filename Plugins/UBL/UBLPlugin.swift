@@ -111,6 +111,22 @@ struct UBLParser: InvoiceParser {
         }
     }
 
+    /// An `xsd:date` as UBL writes it: `2026-05-10`, or with a zone (`2026-05-10Z`,
+    /// `2026-05-10+02:00`), the day as written. A line's `EndDate` with a zone was dropped
+    /// unread, its missing days went unnoticed, and they read as over-metering.
+    static func day(_ value: String, field: String, file: String, line: Int) throws -> String {
+        let day = String(value.prefix(10))
+        let zone = value.dropFirst(10)
+        let zoneOK =
+            zone.isEmpty || zone == "Z"
+            || (zone.count == 6 && "+-".contains(zone.first!)
+                && zone.dropFirst().enumerated().allSatisfy { $0.offset == 2 ? $0.element == ":" : $0.element.isASCII && $0.element.isNumber })
+        guard zoneOK, Timestamp(date: day) != nil else {
+            throw InvoiceError(file: file, line: line, field: field, "'\(value)' is not a date (YYYY-MM-DD, optionally with a zone)")
+        }
+        return day
+    }
+
     /// The invoice period (document or line) is what the invoice declares it bills; the document's
     /// `LegalMonetaryTotal/LineExtensionAmount` must equal the sum of its lines, else the file is
     /// not the whole invoice.
@@ -126,10 +142,12 @@ struct UBLParser: InvoiceParser {
         var supplier: String?
         var pending: Pending?
         var raw: [Pending] = []
+        var elementLine = 1
         do {
             try XMLStreamReader.read(bytes: file.bytes) { event in
                 switch event {
                 case let .start(ns, name, attributes, line):
+                    elementLine = line
                     if path.isEmpty, ns == Self.creditNS { sign = -1 }
                     path.append((ns, name))
                     text = ""
@@ -158,9 +176,11 @@ struct UBLParser: InvoiceParser {
                     if ns == Self.cbc {
                         switch (name, depth) {
                         case ("DocumentCurrencyCode", 2): documentCurrency = value
-                        case ("IssueDate", 2): issueDate = value
-                        case ("StartDate", 3) where parent == "InvoicePeriod": periodStart = value
-                        case ("EndDate", 3) where parent == "InvoicePeriod": periodEnd = value
+                        case ("IssueDate", 2): issueDate = try Self.day(value, field: "IssueDate", file: file.name, line: elementLine)
+                        case ("StartDate", 3) where parent == "InvoicePeriod":
+                            periodStart = try Self.day(value, field: "InvoicePeriod.StartDate", file: file.name, line: elementLine)
+                        case ("EndDate", 3) where parent == "InvoicePeriod":
+                            periodEnd = try Self.day(value, field: "InvoicePeriod.EndDate", file: file.name, line: elementLine)
                         case ("LineExtensionAmount", 3) where parent == "LegalMonetaryTotal": documentLineTotal = value
                         case ("RegistrationName", _) where path.count >= 3 && path[1].name == "AccountingSupplierParty": supplier = supplier ?? value
                         case ("Name", _) where path.count >= 3 && path[1].name == "AccountingSupplierParty" && parent == "PartyName":
@@ -177,8 +197,10 @@ struct UBLParser: InvoiceParser {
                             case ("line", "Name", 5) where parent == "AdditionalItemProperty": p.propertyName = value
                             case ("line", "Value", 5) where parent == "AdditionalItemProperty":
                                 if p.propertyName == "token_type" { p.tokenTypeProperty = value }
-                            case ("line", "StartDate", 4) where parent == "InvoicePeriod": p.start = value
-                            case ("line", "EndDate", 4) where parent == "InvoicePeriod": p.end = value
+                            case ("line", "StartDate", 4) where parent == "InvoicePeriod":
+                                p.start = try Self.day(value, field: "InvoiceLine.InvoicePeriod.StartDate", file: file.name, line: elementLine)
+                            case ("line", "EndDate", 4) where parent == "InvoicePeriod":
+                                p.end = try Self.day(value, field: "InvoiceLine.InvoicePeriod.EndDate", file: file.name, line: elementLine)
                             case ("line", "ChargeIndicator", 4), ("line", "ChargeIndicator", 5):
                                 guard parent == "AllowanceCharge" else { break }
                                 p.lineIndicator = value

@@ -100,4 +100,47 @@ import UsageBoxApp
         #expect(r.models.first?.gap == 0 && r.unmapped.map(\.reason).sorted() == ["allowance", "refund", "tax"], "the invoice alone matches the meter")
         #expect(r.reasons.first { $0.code == "usage_refund" }?.tokenType == .input)
     }
+
+    /// `xsd:date` may carry a zone (`2026-05-10Z`, `+02:00`): a line's EndDate so written was
+    /// dropped unread, May 11–20 missing from the file went unnoticed, and −10,000,000 was
+    /// proposed. Read now (the file is named as not the whole bill); a date that is no date is
+    /// refused naming its own field and line, not IssueDate.
+    @Test func datesWithAZoneAreReadAndBadDatesNamed() async throws {
+        func invoice(_ start1: String, _ end1: String, _ start2: String, _ end2: String) -> InvoiceFile {
+            let line = { (id: Int, start: String, end: String) in
+                """
+                <cac:InvoiceLine><cbc:ID>\(id)</cbc:ID><cbc:InvoicedQuantity unitCode="EA">1</cbc:InvoicedQuantity>
+                  <cbc:LineExtensionAmount currencyID="USD">1.00</cbc:LineExtensionAmount>
+                  <cac:InvoicePeriod><cbc:StartDate>\(start)</cbc:StartDate><cbc:EndDate>\(end)</cbc:EndDate></cac:InvoicePeriod>
+                  <cac:Item><cbc:Name>claude-haiku-4-5</cbc:Name>
+                    <cac:AdditionalItemProperty><cbc:Name>token_type</cbc:Name><cbc:Value>input</cbc:Value></cac:AdditionalItemProperty></cac:Item>
+                </cac:InvoiceLine>
+                """
+            }
+            return S.ubl(
+                header: """
+                    <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-31Z</cbc:EndDate></cac:InvoicePeriod>
+                    <cac:AccountingSupplierParty><cac:Party><cac:PartyLegalEntity><cbc:RegistrationName>Anthropic, PBC</cbc:RegistrationName></cac:PartyLegalEntity></cac:Party></cac:AccountingSupplierParty>
+                    <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">2.00</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
+                    """, body: line(1, start1, end1) + "\n" + line(2, start2, end2))
+        }
+        let store = try S.store()
+        _ = try await store.ingest([S.event("i", model: "claude-haiku-4-5", type: "input", quantity: 3_000_000)])
+        let file = invoice("2026-05-01", "2026-05-10Z", "2026-05-21+02:00", "2026-05-31-05:00")
+        let r = try await service.engine.run(ReconciliationOptions(vendor: "ubl", invoices: [file], range: S.may, account: "acct_42"), store: store)
+        #expect(r.verdict == .inconclusive && r.corrections.isEmpty, "\(r.reasons.map(\.code)) \(r.corrections.map(\.quantity))")
+        #expect(r.reasons.contains { $0.detail.contains("only up to 2026-05-10") }, "\(r.reasons.map(\.detail))")
+        let (_, parser) = try #require(try service.registry.sniff(file))
+        for (bad, field, line) in [
+            (invoice("01.05.2026", "2026-05-10", "2026-05-21", "2026-05-31"), "InvoiceLine.InvoicePeriod.StartDate", 11),
+            (invoice("2026-05-01", "2026-05-10", "2026-05-21", "2026-05-31+2"), "InvoiceLine.InvoicePeriod.EndDate", 17),
+        ] {
+            #expect {
+                _ = try parser.parse(bad)
+            } throws: { e in
+                let e = e as? InvoiceError
+                return e?.field == field && e?.line == line
+            }
+        }
+    }
 }
