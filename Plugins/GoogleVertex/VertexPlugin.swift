@@ -24,6 +24,10 @@ public enum VertexPlugin: VendorPlugin {
         if d.contains("Batch") { labels["service_tier"] = "batch" }
         if d.contains("Priority") { labels["service_tier"] = "priority" }
         if d.contains("(Long)") { labels["context"] = "long" }
+        // "Gemini 2.5 Flash Image Output": a modality's tokens have their own prices; the label
+        // makes a card without them leave the line unpriced (its cell held), never at the text
+        // rate (image output was read as text output, and +310,000 proposed).
+        for modality in ["Image", "Audio", "Video"] where d.contains(" \(modality) ") { labels["modality"] = modality.lowercased() }
         let tokenClass: String
         if d.contains("Caching") && d.contains("Input") {
             tokenClass = "cache_read"
@@ -46,7 +50,7 @@ public enum VertexPlugin: VendorPlugin {
     static func line(
         file: String, location: String, service: String?, sku: String?, cost: String?, currency: String?, amount: Decimal?,
         unit: String?, start: Timestamp, end: Timestamp?, costType: String?, project: String?,
-        conversionRate: String? = nil
+        conversionRate: String? = nil, listCost: String? = nil
     ) throws -> InvoiceLine {
         guard let cost, let value = ExactDecimal.parseNumber(cost) else {
             throw InvoiceError(file: file, field: "cost", "\(location): '\(cost ?? "")' is not a number")
@@ -54,7 +58,7 @@ public enum VertexPlugin: VendorPlugin {
         let isVertex = service == "Vertex AI" || service == "Gemini API"
         let parsed = isVertex ? sku.flatMap(VertexPlugin.sku) : nil
         var quantity: Int64?
-        if parsed != nil, let amount, ["count", "tokens"].contains(unit ?? "count") {
+        if parsed != nil, let amount, Self.tokenUnits.contains((unit ?? "count").lowercased()) {
             guard let whole = ExactDecimal.wholeInt64(amount) else {
                 throw InvoiceError(file: file, field: "usage.amount", "\(location): a token count must be whole, got \(amount)")
             }
@@ -84,15 +88,35 @@ public enum VertexPlugin: VendorPlugin {
             }
             rate = r
         }
+        // cost_at_list: the list price, beside `cost` at the account's (negotiated) price.
+        var list: Decimal?
+        if let listCost {
+            guard let l = ExactDecimal.parseNumber(listCost) else {
+                throw InvoiceError(file: file, field: "cost_at_list", "\(location): '\(listCost)' is not a number")
+            }
+            list = l
+        }
         var line = InvoiceLine(
             location: location, vendorModel: parsed?.model ?? capacityModel, vendorTokenType: parsed?.tokenClass,
             tokenType: parsed.flatMap { tokenTypeMap[$0.tokenClass] }, amount: value, amountScale: ExactDecimal.scale(of: cost),
-            currency: currency ?? "USD", quantity: nonUsage == nil ? quantity : nil, date: start, end: end, labels: parsed?.labels ?? [:],
+            currency: currency ?? "USD", listAmount: list, quantity: nonUsage == nil ? quantity : nil, date: start, end: end, labels: parsed?.labels ?? [:],
             attribution: project.map { ["project_id": $0] } ?? [:], nonUsageReason: nonUsage, description: sku)
         line.exchangeRate = rate
         line.isCorrection = restates
         line.isRefund = restates
         return line
+    }
+
+    /// `usage.unit` of a token count ("count" in the export, "token(s)" in some).
+    static let tokenUnits: Set<String> = ["count", "tokens", "token"]
+
+    /// `cost` is at the account's price (after a negotiated discount): token lines with neither a
+    /// count nor `cost_at_list` may bill less than the card says without less usage. A row of
+    /// `unit: "token"` read as money at a contract price 20 % below list proposed −6,200,000.
+    static func moneyOnly(_ lines: [InvoiceLine]) -> String? {
+        lines.contains { $0.nonUsageReason == nil && $0.vendorModel != nil && $0.quantity == nil && $0.listAmount == nil && ($0.amount ?? 0) != 0 }
+            ? "token lines state money and no token count nor cost_at_list (cost is at the account's price, after any negotiated discount)"
+            : nil
     }
 
     public static let examples: [PluginExample] = [
@@ -121,6 +145,17 @@ public enum VertexPlugin: VendorPlugin {
             reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
             expectedVendorTokens: ["gemini-2.5-flash/input": 1_000_000, "gemini-2.5-flash/output": 2_000_000],
             meterModelIDs: ["gemini-2.5-flash": "publishers/google/models/gemini-2.5-flash@001"]),
+        PluginExample(
+            name:
+                "google-vertex: a contract price below list: stated counts (unit token) and cost_at_list give the volume, not cost; image output is no text output",
+            file: InvoiceFile(name: "vertex_list_and_modality.json", bytes: PackageResources.vertex_list_and_modality_json),
+            parserID: "billing-export-ndjson",
+            expectedLineCount: 3,
+            expectedAmounts: ["gemini-2.5-flash/input": "0.24", "gemini-2.5-flash/output": "2.30"],
+            expectedQuantities: ["gemini-2.5-flash/input": 1_000_000, "gemini-2.5-flash/output": 10_000],
+            reconcilePeriod: ("2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+            expectedVendorTokens: ["gemini-2.5-flash/input": 1_000_000, "gemini-2.5-flash/output": 1_000_000],
+            expectedUnmapped: ["no_rate_for_tier": "0.3"]),
         PluginExample(
             name: "google-vertex: a truncated NDJSON line is refused naming its line",
             file: InvoiceFile(name: "vertex_truncated.json", bytes: PackageResources.vertex_truncated_json), parserID: "billing-export-ndjson",
@@ -156,7 +191,7 @@ struct VertexNDJSONParser: InvoiceParser {
                 unit: row["usage"]?["unit"]?.stringValue, start: start,
                 end: row["usage_end_time"]?.stringValue.flatMap { Timestamp(rfc3339: $0) }, costType: row["cost_type"]?.stringValue,
                 project: row["project"]?["id"]?.stringValue,
-                conversionRate: row["currency_conversion_rate"]?.decimalText)
+                conversionRate: row["currency_conversion_rate"]?.decimalText, listCost: row["cost_at_list"]?.decimalText)
             if line.amount == nil { line.amount = 0 }
             // Identical rows are one charge listed twice only in the export as written (its
             // export_time); a query's reduced columns can make two charges alike.
@@ -178,7 +213,7 @@ struct VertexNDJSONParser: InvoiceParser {
             }
         }
         restatements.hold(&lines)
-        return ParsedInvoice(lines: lines)
+        return ParsedInvoice(lines: lines, amountsMayBeNet: VertexPlugin.moneyOnly(lines))
     }
 }
 
@@ -206,7 +241,8 @@ struct VertexCSVParser: InvoiceParser {
                     amount: try row.decimal(["usage_amount", "usage.amount"], file: file.name), unit: row.cell(["usage_unit", "usage.unit"]),
                     start: try row.timestamp(["usage_start_time"], file: file.name),
                     end: try row.optionalTimestamp(["usage_end_time"], file: file.name), costType: row.cell("cost_type"),
-                    project: row.cell(["project_id", "project.id"]), conversionRate: row.cell("currency_conversion_rate")
+                    project: row.cell(["project_id", "project.id"]), conversionRate: row.cell("currency_conversion_rate"),
+                    listCost: row.cell("cost_at_list")
                 ).withSourceRow(row.fingerprint, mayRepeat: !judgesRepeats))
             if let credits = try row.decimal(["credits"], file: file.name), credits != 0 {
                 lines.append(
@@ -217,7 +253,7 @@ struct VertexCSVParser: InvoiceParser {
             }
         }
         restatements.hold(&lines)
-        return ParsedInvoice(lines: lines)
+        return ParsedInvoice(lines: lines, amountsMayBeNet: VertexPlugin.moneyOnly(lines))
     }
 }
 

@@ -670,7 +670,10 @@ enum DailyEvidence {
         }
         // Whatever a side's class: a team's rule classing the cache side `unexplained` (a more
         // cautious rule) left the input side alone, and its correction was proposed and posted.
-        let open = findings.indices.filter { findings[$0].pairedWith == nil && findings[$0].gapClass != .withinTolerance }
+        // A line's money against its own stated quantity (`stated-quantity`) is no token type's side.
+        let open = findings.indices.filter {
+            findings[$0].pairedWith == nil && findings[$0].gapClass != .withinTolerance && findings[$0].rule != "stated-quantity"
+        }
         for (_, group) in Dictionary(grouping: open, by: { "\(findings[$0].modelID)|\(findings[$0].accountID ?? "")" }).sorted(by: { $0.key < $1.key }) {
             if let input = group.first(where: { findings[$0].tokenType == .input }) {
                 let cache = group.filter {
@@ -682,7 +685,9 @@ enum DailyEvidence {
                 }
             }
             for (n, i) in group.enumerated() where findings[i].rule != "token-type-swap" {
-                if let j = group[(n + 1)...].first(where: { findings[$0].rule != "token-type-swap" && offsets([i, $0], within: 1000) }) {
+                if let j = group[(n + 1)...].first(where: {
+                    findings[$0].rule != "token-type-swap" && findings[$0].tokenType != findings[i].tokenType && offsets([i, $0], within: 1000)
+                }) {
                     holdAsSwap([i, j])
                 }
             }

@@ -418,15 +418,19 @@ struct VendorLedger: Sendable {
             }
             var price: ResolvedPrice?
             var unpriced: String?
+            // Tokens of a modality the card does not price (image output beside text output) are
+            // other tokens, not the cell's at another price: stated or not, they are set aside.
+            var otherTokens = false
             do {
                 price = try priced(PriceKey(model: model, tokenType: tokenType, date: line.date, labels: line.labels)).get()
             } catch let PriceFailure.noRateForTier(_, _, label) {
                 unpriced = "no_rate_for_tier"
                 tierNotes.insert("\(model) \(label)")
+                otherTokens = label.hasPrefix("modality=")
             } catch {
                 unpriced = "no_rate"
             }
-            if let unpriced, line.quantity == nil {
+            if let unpriced, line.quantity == nil || otherTokens {
                 skip(unpriced)
                 ledger.unplacedLines += 1
                 blockedNegative[CellKey(model: model, tokenType: tokenType), default: ("unpriced_vendor_usage", 0)].amount += line.amount ?? 0
