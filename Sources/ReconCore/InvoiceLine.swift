@@ -77,6 +77,10 @@ public struct InvoiceLine: Sendable, Hashable {
     /// line-item ids, a Vertex export without `export_time`, an Azure export without its resource):
     /// identical rows then hold the run (`identical_rows`) instead of refusing the file.
     public var sourceRowMayRepeat = false
+    /// The export's own id of the charge, where it keeps one (a CUR's `identity_line_item_id`):
+    /// two files' lines with different ids are two charges, not one billed twice (a CUR delivered
+    /// as part files was refused as overlapping); the same id in two files is one charge twice.
+    public var lineItemID: String?
 
     /// This line, marked as coming from the export row `fingerprint` names (`sourceRow`).
     public func withSourceRow(_ fingerprint: Int?, mayRepeat: Bool = false) -> InvoiceLine {

@@ -16,6 +16,22 @@ extension MessyMonthEndTests {
     static let curHeader =
         "line_item_line_item_type,line_item_usage_start_date,line_item_usage_end_date,line_item_product_code,line_item_usage_type,line_item_usage_amount,pricing_unit,line_item_unblended_cost,line_item_currency_code\n"
 
+    /// A CUR 2.0 delivered as part files: each row has its own `identity_line_item_id` (two
+    /// operations of one usage type), and the parts were refused as billing the same day twice.
+    /// The same id in two files is one charge twice, and still refused.
+    @Test func aCURInPartFilesIsOneBillAndARepeatedLineItemIsNot() async throws {
+        let store = try await store([("acct_b", "claude-sonnet-4-6", "input", 2_000_000, 10)], vendor: "aws-bedrock")
+        let header = "identity_line_item_id,line_item_operation," + Self.curHeader
+        func part(_ name: String, id: String, operation: String) -> InvoiceFile {
+            file(name, header + "\(id),\(operation)," + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.00"))
+        }
+        let parts = [part("part-00001.csv", id: "li-1", operation: "InvokeModel"), part("part-00002.csv", id: "li-2", operation: "Converse")]
+        let r = try await run("aws-bedrock", parts, store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        #expect(r.models.first?.vendor == 2_000_000 && r.total.gap == 0, "\(r.models)")
+        let twice = [part("part-00001.csv", id: "li-1", operation: "InvokeModel"), part("again.csv", id: "li-1", operation: "InvokeModel")]
+        await #expect(throws: UsageBoxError.self) { _ = try await run("aws-bedrock", twice, store, account: "acct_b") { $0.range = Self.mayDay(10) } }
+    }
+
     /// A CUR refund with tokens is dated over its billing period: it may return April's usage, or
     /// money for tokens that were served. Its tokens are set aside, not netted, and the corrections
     /// of that model × token type are held: the vendor billed 12M Haiku input on 10M metered and

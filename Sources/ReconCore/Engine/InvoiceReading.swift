@@ -135,7 +135,9 @@ struct InvoiceBatch: Sendable {
             for (i, a) in sorted.enumerated() {
                 for b in sorted[(i + 1)...] {
                     guard b.line.bucket.from < a.line.bucket.to else { break }
-                    guard a.file != b.file, !different(tiers(a), tiers(b)), !differentAttribution(a.line.attribution, b.line.attribution) else { continue }
+                    guard a.file != b.file, !different(tiers(a), tiers(b)), !differentAttribution(a.line.attribution, b.line.attribution),
+                        a.line.lineItemID == nil || b.line.lineItemID == nil || a.line.lineItemID == b.line.lineItemID
+                    else { continue }
                     throw UsageBoxError.invalidArgument(
                         "\(names[a.file]) and \(names[b.file]) both bill \(key.model) \(key.tokenType) on \(b.line.date.dayString) "
                             + "(\(a.line.location) and \(b.line.location)); pass --allow-overlap if that is intended", field: "invoice")
