@@ -164,7 +164,7 @@ public struct ClassificationRules: GapClassifier, Sendable {
                 for (k, v) in try value.mapping("when") {
                     switch k {
                     case "model": r.models = try v.strings("model")
-                    case "token_type": r.tokenTypes = try v.strings("token_type")
+                    case "token_type": r.tokenTypes = try v.strings("token_type").map { try Self.tokenType($0, v) }
                     case "account": r.accounts = try v.strings("account")
                     case "attributed": r.attributed = try v.bool("attributed")
                     case "unmetered": r.unmetered = try v.bool("unmetered")
@@ -192,11 +192,35 @@ public struct ClassificationRules: GapClassifier, Sendable {
             }
         }
         guard let gapClass else { throw node.error("rule \(id ?? "#\(index + 1)") needs a class") }
+        // A rule that can match nothing was accepted, and its examples passed.
+        if let lo = r.minTokens, let hi = r.maxTokens, lo > hi { throw node.error("min_tokens \(lo) is above max_tokens \(hi): the rule matches nothing") }
+        if let lo = r.minAmount, let hi = r.maxAmount, lo > hi {
+            throw node.error("min_amount \(ExactDecimal.text(lo)) is above max_amount \(ExactDecimal.text(hi)): the rule matches nothing")
+        }
         r.id = id ?? "rule-\(index + 1)"
         r.gapClass = gapClass
         r.reason = reason ?? gapClass.rawValue
         r.examples = try exampleNodes.map { try example($0, rule: r.id) }
         return r
+    }
+
+    /// Token types as findings carry them (`cache_read`): `Output` matched nothing, silently.
+    private static func tokenType(_ t: String, _ v: YAMLNode) throws -> String {
+        guard !t.isEmpty, t.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }) else {
+            throw v.error("token_type '\(t)' is not a token type as findings name it: lowercase, like input, output, cache_read")
+        }
+        return t
+    }
+
+    /// The rules with each plain model name (no `*`, `?` or `[`) read through a card, as
+    /// findings name models: `claude-sonnet-4-5-20250929` in a rule matched no finding of
+    /// `claude-sonnet-4-5`, while its example (written the same way) passed.
+    public func resolvingModels(_ canonical: (String) -> String?) -> ClassificationRules {
+        var out = self
+        for i in out.rules.indices {
+            out.rules[i].models = out.rules[i].models?.map { m in m.contains(where: { "*?[".contains($0) }) ? m : canonical(m) ?? m }
+        }
+        return out
     }
 
     private static func gapClass(_ v: YAMLNode, _ what: String) throws -> GapClass {
@@ -228,7 +252,7 @@ public struct ClassificationRules: GapClassifier, Sendable {
         for (k, v) in try node.mapping("an example") {
             switch k {
             case "model": model = try v.string(k)
-            case "token_type": e.finding.tokenType = TokenType(try v.string(k))
+            case "token_type": e.finding.tokenType = TokenType(try Self.tokenType(try v.string(k), v))
             case "account": e.finding.accountID = try v.string(k)
             case "quantity": quantity = try int(v, k)
             case "metered": e.finding.metered = try int(v, k)

@@ -125,6 +125,19 @@ import VendorAnthropic
     /// Every model billed 10 % above the meter (a price rise the card lacks): the defaults class it
     /// a pricing gap, but a team rule tried before them (`input` and positive is a metering gap)
     /// turned it into corrections. A uniform gap now blocks corrections whatever the rules say.
+    /// A rule naming the model as the invoice spells it (`claude-sonnet-4-5-20250929`) matched
+    /// no finding (findings name the card's model) while its example passed: the gap the team
+    /// meant to absorb was proposed. Plain names are read through the run's card.
+    @Test func aRuleNamingTheModelAsTheInvoiceSpellsItApplies() async throws {
+        let store = try await sonnet()
+        let rules = try ClassificationRules.load(
+            text: "version: 1\nrules:\n  - id: ours\n    when: {model: claude-sonnet-4-5-20250929}\n    class: pass_through\n", file: "team.yaml")
+        let r = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330")])]) {
+            $0.teamRules = rules
+        }
+        #expect(r.findings.first?.rule == "ours" && r.corrections.isEmpty, "\(r.findings.map(\.rule)) \(r.corrections.map(\.quantity))")
+    }
+
     @Test func aTeamRuleCannotTurnAUniformGapIntoCorrections() async throws {
         let store = try await sonnet()
         _ = try await store.ingest([Self.event("h", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000)])

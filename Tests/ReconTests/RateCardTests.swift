@@ -231,6 +231,15 @@ import Testing
         // A reason becomes a dimension of the corrections: an event ingest refuses was stored by apply.
         ("version: 1\nrules:\n  - id: x\n    class: metering_gap\n    reason: \(String(repeating: "r", count: 300))\n", 5, "reason must be 1–200 characters"),
         ("version: 1\nrules:\n  - id: x\n    class: metering_gap\n    reason: \"a\\0b\"\n", 5, "reason must be 1–200 characters"),
+        // Accepted, and matched nothing: findings name token types in lowercase, and no gap is
+        // both at least 1,000 and at most 10 tokens.
+        ("version: 1\nrules:\n  - id: x\n    when: {token_type: Output}\n    class: pass_through\n", 4, "token_type 'Output' is not a token type"),
+        (
+            "version: 1\nrules:\n  - id: x\n    class: pass_through\n    examples:\n      - {model: m, token_type: Cache_Read, quantity: 1, expect: pass_through}\n",
+            6, "token_type 'Cache_Read'"
+        ),
+        ("version: 1\nrules:\n  - id: x\n    when: {min_tokens: 1000, max_tokens: 10}\n    class: pass_through\n", 3, "matches nothing"),
+        ("version: 1\nrules:\n  - id: x\n    when: {min_amount: \"5\", max_amount: \"1.5\"}\n    class: pass_through\n", 3, "matches nothing"),
         // metered + quantity overflowed: `rules test` trapped, and a server reading rules_yaml died.
         (
             "version: 1\nrules:\n  - id: x\n    class: pass_through\n    examples:\n      - {model: m, quantity: 1, metered: 9223372036854775807, expect: pass_through}\n",

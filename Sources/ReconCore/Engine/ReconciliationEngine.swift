@@ -125,7 +125,7 @@ public struct ReconciliationEngine: Sendable {
                         detail: "the period ends \(o.range.to.rfc3339), after now: the vendor may still bill usage in it",
                         remedy: "reconcile once the period is over (and the vendor's export has caught up)")
                 ] : [])
-        let chain = ClassifierChain(plugin: plugin.classifiers + o.classifiers, team: o.teamRules)
+        let chain = ClassifierChain(plugin: plugin.classifiers + o.classifiers, team: o.teamRules?.resolvingModels(card.canonicalModel))
         var findings = Classification.classify(diff, chain: chain)
         let priceSteps = DailyEvidence.apply(
             to: &findings, diff, range: o.range,
