@@ -1,5 +1,7 @@
 import Foundation
 public import Metering
+import ReconCore
+import ReconPlugins
 
 /// Writes a new vendor plugin into a UsageBox checkout: the folder (plugin, example export,
 /// README), its rate card and its registry line — Package.swift and the card embedding derive the rest.
@@ -10,12 +12,15 @@ public enum VendorScaffold {
         public var typeName: String
         public var id: String
         public init(_ raw: String) throws {
-            let cleaned = raw.filter { $0.isLetter || $0.isNumber }
-            guard let first = cleaned.first, first.isLetter, cleaned.count <= 40 else {
-                throw UsageBoxError.invalidArgument("a vendor name is 1–40 letters and digits starting with a letter, got '\(raw)'", field: "name")
+            // As said, not cleaned: `../evil` became `Evil`, `ßeta` a type `SSeta` with id `ßeta`.
+            guard let first = raw.first, first.isASCII, first.isLetter, raw.count <= 40,
+                raw.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) })
+            else {
+                throw UsageBoxError.invalidArgument(
+                    "a vendor name is 1–40 ASCII letters and digits starting with a letter, got '\(raw)'", field: "name")
             }
-            typeName = first.uppercased() + cleaned.dropFirst()
-            id = cleaned.lowercased()
+            typeName = first.uppercased() + raw.dropFirst()
+            id = raw.lowercased()
         }
     }
 
@@ -29,14 +34,27 @@ public enum VendorScaffold {
             throw UsageBoxError.invalidArgument("\(packageRoot) is not a UsageBox checkout (no \(f.lastPathComponent))", field: "package_root")
         }
         let folder = root.appendingPathComponent("Plugins/\(n.typeName)")
-        guard !fm.fileExists(atPath: folder.path) else {
-            throw UsageBoxError(.conflict, "Plugins/\(n.typeName) already exists", field: "name")
+        // Any case: `Openai` beside `OpenAI` registered a second id `openai` (the binary would not
+        // start) and wrote over the shipped card.
+        let folders = (try? fm.contentsOfDirectory(atPath: root.appendingPathComponent("Plugins").path)) ?? []
+        if let taken = folders.first(where: { $0.lowercased() == n.typeName.lowercased() }) {
+            throw UsageBoxError(.conflict, "Plugins/\(taken) already exists", field: "name")
+        }
+        if let known = builtInPlugins.first(where: { $0.id == n.id || $0.rateCardName == n.id }) {
+            throw UsageBoxError(.conflict, "'\(n.id)' is the id or card of the registered plugin \(known.id); choose another name", field: "name")
+        }
+        let cardFile = root.appendingPathComponent("RateCards/\(n.id).yaml")
+        guard !fm.fileExists(atPath: cardFile.path) else {
+            throw UsageBoxError(.conflict, "RateCards/\(n.id).yaml already exists; choose another name or move the card", field: "name")
         }
         var registryText = try String(contentsOf: registry, encoding: .utf8)
-        guard registryText.contains("public let builtInPlugins: [any VendorPlugin.Type] = [") else {
+        guard let list = registryText.range(of: "public let builtInPlugins: [any VendorPlugin.Type] = [\n"),
+            let close = registryText.range(of: "\n]", range: list.upperBound..<registryText.endIndex)
+        else {
             throw UsageBoxError(.conflict, "the registration points moved; add the plugin by hand (docs/adding-a-vendor.md)")
         }
-        guard !registryText.contains("\(n.typeName)Plugin.self") else {
+        let entries = registryText[list.upperBound..<close.lowerBound].split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !entries.contains("\(n.typeName)Plugin.self,") else {
             throw UsageBoxError(.conflict, "\(n.typeName)Plugin is already registered", field: "name")
         }
         try fm.createDirectory(at: folder.appendingPathComponent("Examples"), withIntermediateDirectories: true)
@@ -45,14 +63,12 @@ public enum VendorScaffold {
         try
             "# \(n.typeName) plugin\n\nReads \(n.typeName)'s cost CSV (`date,model,token_type,amount_usd`). Written by `usagebox vendors scaffold`; edit the parser, the example and `RateCards/\(n.id).yaml` to match the real export.\n"
             .write(to: folder.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
-        try card(n).write(to: root.appendingPathComponent("RateCards/\(n.id).yaml"), atomically: true, encoding: .utf8)
+        try card(n).write(to: cardFile, atomically: true, encoding: .utf8)
 
         // Package.swift makes every folder under Plugins/ a target, and the build embeds every card
-        // in RateCards/: the registry line is the only edit.
-        registryText = registryText.replacingOccurrences(
-            of: "public let builtInPlugins: [any VendorPlugin.Type] = [",
-            with: "public let builtInPlugins: [any VendorPlugin.Type] = [\n    \(n.typeName)Plugin.self,")
-        registryText = registryText.replacingOccurrences(of: "public import ReconCore\n", with: "public import ReconCore\nimport Vendor\(n.typeName)\n")
+        // in RateCards/: the registry line is the only edit, in order (the list sorted by id, the
+        // imports as swift-format's OrderedImports sorts them, byte order).
+        registryText = Self.registering(n, in: registryText, entries: entries, listStart: list.upperBound, listEnd: close.lowerBound)
         try registryText.write(to: registry, atomically: true, encoding: .utf8)
 
         return [
@@ -60,6 +76,25 @@ public enum VendorScaffold {
             "Plugins/\(n.typeName)/README.md", "RateCards/\(n.id).yaml",
             "Sources/ReconPlugins/BuiltInPlugins.swift (registry line)",
         ]
+    }
+
+    static func registering(_ n: Names, in text: String, entries: [String], listStart: String.Index, listEnd: String.Index) -> String {
+        let idOf = Dictionary(builtInPlugins.map { ("\(String(describing: $0)).self,", $0.id) }, uniquingKeysWith: { a, _ in a })
+        var list = entries
+        let at = list.firstIndex { idOf[$0].map { $0 > n.id } ?? false } ?? list.count
+        list.insert("\(n.typeName)Plugin.self,", at: at)
+        var out = String(text[..<listStart]) + list.map { "    " + $0 }.joined(separator: "\n") + String(text[listEnd...])
+        var lines = out.components(separatedBy: "\n")
+        let imports = lines.indices.filter { lines[$0].hasPrefix("import Vendor") }
+        if let first = imports.first, let last = imports.last {
+            var sorted = imports.map { lines[$0] } + ["import Vendor\(n.typeName)"]
+            sorted.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            lines.replaceSubrange(first...last, with: sorted)
+        } else if let core = lines.firstIndex(of: "public import ReconCore") {
+            lines.insert("import Vendor\(n.typeName)", at: core + 1)
+        }
+        out = lines.joined(separator: "\n")
+        return out
     }
 
     static func plugin(_ n: Names) -> String {
@@ -103,18 +138,19 @@ public enum VendorScaffold {
             /// The file states no period: the engine measures coverage by the span of its rows' days.
             func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
                 let table = try CSVTable.read(file, required: [["date"], ["model"], ["amount_usd"]])
-                return ParsedInvoice(lines: try table.rows.map { row in
-                    guard let text = row.cell("amount_usd"), let amount = ExactDecimal.parse(text) else {
-                        throw InvoiceError(file: file.name, line: row.line, field: "amount_usd", ExactDecimal.refusal(row.cell("amount_usd") ?? ""))
-                    }
-                    let tokenType = row.cell("token_type")
-                    return InvoiceLine(
-                        location: "\\(file.name):\\(row.line)", vendorModel: row.cell("model"), vendorTokenType: tokenType,
-                        tokenType: tokenType.flatMap { \(n.typeName)Plugin.tokenTypeMap[$0] }, amount: amount,
-                        amountScale: ExactDecimal.scale(of: text), currency: "USD", date: try row.timestamp(["date"], file: file.name),
-                        nonUsageReason: row.cell("model") == nil ? "not_usage" : nil
-                    ).withSourceRow(row.fingerprint)  // the whole row: a row listed twice is refused, not billed twice
-                })
+                return ParsedInvoice(
+                    lines: try table.rows.map { row in
+                        guard let text = row.cell("amount_usd"), let amount = ExactDecimal.parse(text) else {
+                            throw InvoiceError(file: file.name, line: row.line, field: "amount_usd", ExactDecimal.refusal(row.cell("amount_usd") ?? ""))
+                        }
+                        let tokenType = row.cell("token_type")
+                        return InvoiceLine(
+                            location: "\\(file.name):\\(row.line)", vendorModel: row.cell("model"), vendorTokenType: tokenType,
+                            tokenType: tokenType.flatMap { \(n.typeName)Plugin.tokenTypeMap[$0] }, amount: amount,
+                            amountScale: ExactDecimal.scale(of: text), currency: "USD", date: try row.timestamp(["date"], file: file.name),
+                            nonUsageReason: row.cell("model") == nil ? "not_usage" : nil
+                        ).withSourceRow(row.fingerprint)  // the whole row: a row listed twice is refused, not billed twice
+                    })
             }
         }
 

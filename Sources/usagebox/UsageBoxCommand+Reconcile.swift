@@ -95,8 +95,16 @@ extension UsageBoxCommand.Reconcile {
             }
             var r = ReconciliationRequest(vendor: vendorID, from: from, to: to, accountID: account, invoices: files)
             r.invoiceScope = invoiceScope
-            if let rules { (r.rulesYAML, r.rulesName) = (try Self.read(rules, what: "rules"), rules) }
-            if let rateCard { (r.rateCardYAML, r.rateCardName) = (try Self.read(rateCard, what: "rate_card"), rateCard) }
+            // Read here first so an error names the option given (`rules`), not the API's body
+            // field (`rules_yaml`) the request carries it in.
+            if let rules {
+                (r.rulesYAML, r.rulesName) = (try Self.read(rules, what: "rules"), rules)
+                _ = try ReconciliationRequest.config("rules") { try ClassificationRules.load(text: r.rulesYAML!, file: rules) }
+            }
+            if let rateCard {
+                (r.rateCardYAML, r.rateCardName) = (try Self.read(rateCard, what: "rate_card"), rateCard)
+                _ = try ReconciliationRequest.config("rate_card") { try RateCard.load(text: r.rateCardYAML!, file: rateCard) }
+            }
             if let accountMap {
                 r.accountMap = try ReconciliationRequest.config("account_map") {
                     try AccountMap.load(text: try Self.read(accountMap, what: "account_map"), file: accountMap)
@@ -277,7 +285,8 @@ extension UsageBoxCommand {
                 let written = try VendorScaffold.run(name: name, packageRoot: packageRoot)
                 printOut(
                     "Scaffolded \(name):\n" + written.map { "  " + $0 }.joined(separator: "\n")
-                        + "\nNext: swift build && swift test --filter PluginExampleTests (its examples run by themselves).")
+                        + "\nNext: swift build --manifest-cache none && swift test --filter PluginExampleTests (its examples run by themselves; the flag makes SwiftPM see the new folder)."
+                )
             }
         }
     }

@@ -233,12 +233,14 @@ import Testing
         let badRules = try dir.write("rules.yaml", "version: 1\nrules:\n  - id: x\n    when: {tokn_type: input}\n    class: pass_through\n")
         let r = try CLI.run(args + ["--vendor", "anthropic", "--rules", badRules])
         #expect(r.status == 1 && r.stderr.contains("rules.yaml:4:") && r.stderr.contains("unknown condition"), "\(r.stderr)")
+        #expect(r.stderr.contains("(field: rules)"), "the option given, not the API's rules_yaml: \(r.stderr)")
         let badCard = try dir.write(
             "card.yaml",
             "schema: ratecard/v1\nvendor: x\ncurrency: USD\ncard_version: \"1\"\nmodels:\n  m:\n    prices:\n      - {from: \"2026-01-01\", rates: {input: 3}, src: a}\n"
         )
         let c = try CLI.run(args + ["--vendor", "anthropic", "--rate-card", badCard])
         #expect(c.status == 1 && c.stderr.contains("card.yaml:8:") && c.stderr.contains("written as a number"), "\(c.stderr)")
+        #expect(c.stderr.contains("(field: rate_card)"), "\(c.stderr)")
         let byDay = try CLI.run(args + ["--vendor", "anthropic", "--account", "acct_42", "--by", "day"])
         #expect(byDay.status == 0 && byDay.stdout.contains("by day (UTC):") && byDay.stdout.contains("2026-05-17  claude-sonnet-4-5  input"), "\(byDay.stderr)")
         let recorded = try json(try CLI.run(args + ["--vendor", "anthropic", "--account", "acct_42", "--json"]))
