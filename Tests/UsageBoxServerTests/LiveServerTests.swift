@@ -394,6 +394,27 @@ import UsageBoxTesting
         #expect(reverted.status == 0 && reverted.stdout.contains("accepted 1"), "\(reverted.stdout) \(reverted.stderr)")
     }
 
+    /// A batch past one request's 10,000 events goes as several; the 403 for another account's
+    /// event names its place in the batch the caller gave, not in the request that carried it.
+    @Test func aRefusedEventIsNamedAtItsPlaceInTheWholeBatch() async throws {
+        let server = try Server(withDemoData: false)
+        let keyJSON = try Self.run(Self.binary, ["keys", "create", "--db", server.db, "--account", "acct_9", "--role", "writer", "--json"])
+        let secret = try #require(try JSONParser.parse(keyJSON.stdout)["secret"]?.stringValue)
+        let store = try HTTPMeterStore(baseURL: server.url, key: secret)
+        let items: [IngestItem] = (0..<10_010).map { i in
+            if i == 5 { return .invalid(EventRejection(code: "invalid_argument", message: "local", field: "quantity", eventID: "bad")) }
+            return .event(
+                UsageEvent(
+                    eventID: "e\(i)", accountID: i == 10_007 ? "acct_1" : "acct_9", meterID: "m", modelID: "x", quantity: 1,
+                    timestamp: Timestamp(rfc3339: "2026-05-01T10:00:00Z")!))
+        }
+        await #expect {
+            _ = try await store.ingest(items)
+        } throws: { e in
+            (e as? UsageBoxError)?.field == "events[10007].account_id"
+        }
+    }
+
     @Test func concurrentClientsIngestAndReadWithoutLosingAnswers() async throws {
         let server = try Server(withDemoData: false)
         let store = try HTTPMeterStore(baseURL: server.url, key: Server.key)
