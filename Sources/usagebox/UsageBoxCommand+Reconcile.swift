@@ -285,7 +285,7 @@ extension UsageBoxCommand {
                 let written = try VendorScaffold.run(name: name, packageRoot: packageRoot)
                 printOut(
                     "Scaffolded \(name):\n" + written.map { "  " + $0 }.joined(separator: "\n")
-                        + "\nNext: swift build --manifest-cache none && swift test --filter PluginExampleTests (its examples run by themselves; the flag makes SwiftPM see the new folder)."
+                        + "\nNext: scripts/refresh-package && swift test --skip-build --filter PluginExampleTests (its examples run by themselves; the script makes SwiftPM see the new folder)."
                 )
             }
         }
