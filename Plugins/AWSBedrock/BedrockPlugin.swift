@@ -172,7 +172,9 @@ struct BedrockCURParser: InvoiceParser {
                     labels: labels, attribution: attribution, nonUsageReason: nonUsage, description: usageType)
                 line.isCorrection = isRefund
                 line.isRefund = isRefund
-                line.lineItemID = row.cell(["identity_line_item_id", "identity/LineItemId"])
+                let idColumn = ["identity_line_item_id", "identity/LineItemId"].first(where: table.has)
+                line.lineItemID = idColumn.flatMap { row.cell($0) }
+                line.chargeRow = idColumn.map { row.fingerprint(excluding: $0) }
                 // Identical rows are one charge listed twice only when the export keeps line-item ids
                 // (a CUR with columns picked away can hold two accounts' identical rows): held then.
                 return line.withSourceRow(row.fingerprint, mayRepeat: !judgesRepeats)

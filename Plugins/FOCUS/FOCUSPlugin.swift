@@ -56,6 +56,10 @@ public enum FOCUSPlugin: VendorPlugin {
                 "solora-atlas-5.5/cache_read": 2_000_000, "solora-atlas-5.5/cache_write": 1_000_000,
             ]),
         PluginExample(
+            name: "focus: a block of tokens whose scale is not read (\"MM Tokens\") is refused naming the column, not read as single tokens",
+            file: InvoiceFile(name: "focus_unknown_block.csv", bytes: PackageResources.focus_unknown_block_csv), parserID: "focus-csv",
+            expectedError: "focus_unknown_block.csv:2: field 'ConsumedUnit'"),
+        PluginExample(
             name: "focus: a fractional token count is refused naming line and field",
             file: InvoiceFile(name: "focus_bad_quantity.csv", bytes: PackageResources.focus_bad_quantity_csv), parserID: "focus-csv",
             expectedError: "focus_bad_quantity.csv:2: field 'ConsumedQuantity'"),
@@ -145,13 +149,14 @@ struct FOCUSParser: InvoiceParser {
                 .compactMap { $0?.lowercased().replacingOccurrences(of: "-", with: "").replacingOccurrences(of: " ", with: "") }
                 .contains { $0.contains("provisionedthroughput") || $0.contains("modelunit") || $0.contains("throughputunit") }
             var labels: [String: String] = [:]
-            // Who served the usage: the engine matches metered events whose vendor dimension names it
-            // (UsageBox's export states that name in x_Vendor).
-            // FOCUS 1.2 names it ServiceProviderName (ProviderName deprecated), and the invoice's
-            // issuer and host beside it.
-            if let p = cell("x_Vendor") ?? cell("ProviderName") ?? cell("Provider") ?? cell("ServiceProviderName") ?? cell("InvoiceIssuerName")
-                ?? cell("HostProviderName")
-            {
+            // Who served the usage: the engine matches metered events whose vendor dimension names
+            // it. UsageBox's own export states the meter's vendor value in x_Vendor, as written
+            // (`aws-bedrock`); FOCUS names the provider in ProviderName, from 1.2 in
+            // ServiceProviderName, which are names with a legal form ("Anthropic, PBC"). The
+            // invoice's issuer or host is not who served the usage (a reseller, Marketplace).
+            if let v = cell("x_Vendor") {
+                labels["provider"] = v.lowercased()
+            } else if let p = cell("ProviderName") ?? cell("Provider") ?? cell("ServiceProviderName") {
                 labels["provider"] = ProviderName.normalized(p)
             }
             if let e = cell("EffectiveCost") { labels["effective_cost"] = e }
@@ -181,13 +186,17 @@ struct FOCUSParser: InvoiceParser {
     }
 
     /// How many tokens one unit is: "Tokens" 1, "1000000 Tokens", "1K Tokens", "K Tokens",
-    /// "KTokens", "1 Million Tokens", "Thousands of Tokens", "1,000 Tokens" ("Input Tokens":
-    /// words that name no scale describe); nil for a number it cannot read ("1.5x Tokens").
+    /// "KTokens", "1 Million Tokens", "Thousands of Tokens", "1,000 Tokens" ("Input Tokens": a few
+    /// words describe); nil for a number or word it cannot read ("1.5x Tokens", "MM Tokens").
     /// "K Tokens" and "Thousands of Tokens" were read as single tokens, 1,000 times too few.
     static func blockSize(_ unit: String?) -> Decimal? {
         guard let unit else { return 1 }
         let named: [String: Decimal] = ["thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000]
         let suffixes: [Character: Decimal] = ["k": 1_000, "m": 1_000_000, "b": 1_000_000_000]
+        let describing: Set<String> = [
+            "input", "output", "cached", "cache", "read", "write", "text", "audio", "image", "video", "of", "per", "prompt", "completion",
+            "reasoning", "thinking", "count", "units", "unit",
+        ]
         var block: Decimal = 1
         for whole in unit.lowercased().split(whereSeparator: { " -_()".contains($0) }).map(String.init) {
             // "ktokens", "1ktokens": the scale written onto the word.
@@ -211,6 +220,9 @@ struct FOCUSParser: InvoiceParser {
                 }
                 guard let n = ExactDecimal.parse(number), n > 0 else { return nil }
                 block *= n * scale
+            } else if !describing.contains(word) {
+                // "MM Tokens", "Kilo Tokens", "Hundred Tokens": a scale not read is no 1.
+                return nil
             }
         }
         return block

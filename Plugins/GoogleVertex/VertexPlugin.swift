@@ -27,7 +27,8 @@ public enum VertexPlugin: VendorPlugin {
         // "Gemini 2.5 Flash Image Output": a modality's tokens have their own prices; the label
         // makes a card without them leave the line unpriced (its cell held), never at the text
         // rate (image output was read as text output, and +310,000 proposed).
-        for modality in ["Image", "Audio", "Video"] where d.contains(" \(modality) ") { labels["modality"] = modality.lowercased() }
+        let words = Set(d.split { !$0.isLetter && !$0.isNumber }.map(String.init))
+        for modality in ["Image", "Audio", "Video"] where words.contains(modality) { labels["modality"] = modality.lowercased() }
         let tokenClass: String
         if d.contains("Caching") && d.contains("Input") {
             tokenClass = "cache_read"

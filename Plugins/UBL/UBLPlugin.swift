@@ -95,8 +95,12 @@ struct UBLParser: InvoiceParser {
         var whole = Set<String>()
         for p in raw where p.kind == "line" {
             let item = p.itemName ?? p.sellersID ?? ""
-            if let start = p.start.flatMap({ Timestamp(date: $0) }), let end = p.end.flatMap({ Timestamp(date: $0) }) {
-                spans[item, default: []].append((start, Timestamp.startOfDay(after: end)))
+            // Either bound alone is the line's too (Peppol BR-CO-20): an EndDate of May 20 bills
+            // up to May 20, and was read as the whole month.
+            if p.start != nil || p.end != nil {
+                let start = p.start.flatMap { Timestamp(date: $0) } ?? from
+                let end = p.end.flatMap { Timestamp(date: $0) }.map { Timestamp.startOfDay(after: $0) } ?? to
+                spans[item, default: []].append((start, end))
             } else {
                 whole.insert(item)
             }

@@ -212,13 +212,18 @@ public struct ClassificationRules: GapClassifier, Sendable {
         return t
     }
 
-    /// The rules with each plain model name (no `*`, `?` or `[`) read through a card, as
-    /// findings name models: `claude-sonnet-4-5-20250929` in a rule matched no finding of
+    /// The rules with each plain model name (no `*`, `?` or `[`), and each example's model, read
+    /// through a card, as findings name models: `claude-sonnet-4-5-20250929` in a rule matched no finding of
     /// `claude-sonnet-4-5`, while its example (written the same way) passed.
     public func resolvingModels(_ canonical: (String) -> String?) -> ClassificationRules {
         var out = self
         for i in out.rules.indices {
             out.rules[i].models = out.rules[i].models?.map { m in m.contains(where: { "*?[".contains($0) }) ? m : canonical(m) ?? m }
+            // An example is a finding, named as findings are: `rules test` agrees with `reconcile`.
+            for j in out.rules[i].examples.indices {
+                let m = out.rules[i].examples[j].finding.modelID
+                out.rules[i].examples[j].finding.modelID = canonical(m) ?? m
+            }
         }
         return out
     }

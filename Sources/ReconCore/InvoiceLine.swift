@@ -77,10 +77,13 @@ public struct InvoiceLine: Sendable, Hashable {
     /// line-item ids, a Vertex export without `export_time`, an Azure export without its resource):
     /// identical rows then hold the run (`identical_rows`) instead of refusing the file.
     public var sourceRowMayRepeat = false
-    /// The export's own id of the charge, where it keeps one (a CUR's `identity_line_item_id`):
-    /// two files' lines with different ids are two charges, not one billed twice (a CUR delivered
-    /// as part files was refused as overlapping); the same id in two files is one charge twice.
+    /// The export's own id of the charge, where it keeps one (a CUR's `identity_line_item_id`),
+    /// and a hash of the row without it (`chargeRow`). An id is unique within one delivery only
+    /// (AWS: not consistent between reports): two files' rows with different ids are two charges
+    /// (part files of one delivery were refused as overlapping) unless they are alike in every
+    /// other column (an early and a final delivery of one month, which billed May 1–15 twice).
     public var lineItemID: String?
+    public var chargeRow: Int?
 
     /// This line, marked as coming from the export row `fingerprint` names (`sourceRow`).
     public func withSourceRow(_ fingerprint: Int?, mayRepeat: Bool = false) -> InvoiceLine {

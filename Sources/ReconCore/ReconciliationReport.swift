@@ -231,6 +231,10 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
     }
 
     public struct Finding: Codable, Equatable, Sendable {
+        /// Whether the engine itself decided this finding by `rule`: a team rule may carry any id,
+        /// `token-type-swap` or `stated-quantity` too (such an id lifted the swap hold).
+        func isEngine(_ rule: String) -> Bool { classifier == "engine" && self.rule == rule }
+
         public var modelID: String
         public var tokenType: TokenType?
         public var accountID: String?

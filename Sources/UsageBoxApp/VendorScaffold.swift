@@ -68,7 +68,8 @@ public enum VendorScaffold {
         // Package.swift makes every folder under Plugins/ a target, and the build embeds every card
         // in RateCards/: the registry line is the only edit, in order (the list sorted by id, the
         // imports as swift-format's OrderedImports sorts them, byte order).
-        registryText = Self.registering(n, in: registryText, entries: entries, listStart: list.upperBound, listEnd: close.lowerBound)
+        registryText = Self.registering(
+            n, in: registryText, entries: entries, listStart: list.upperBound, listEnd: close.lowerBound, ids: Self.pluginIDs(root))
         try registryText.write(to: registry, atomically: true, encoding: .utf8)
 
         return [
@@ -78,8 +79,28 @@ public enum VendorScaffold {
         ]
     }
 
-    static func registering(_ n: Names, in text: String, entries: [String], listStart: String.Index, listEnd: String.Index) -> String {
-        let idOf = Dictionary(builtInPlugins.map { ("\(String(describing: $0)).self,", $0.id) }, uniquingKeysWith: { a, _ in a })
+    /// Each plugin type's id as the checkout's own files say (`HbPlugin` scaffolded a moment ago
+    /// and not built yet is in no binary), else as this binary has it.
+    static func pluginIDs(_ root: URL) -> [String: String] {
+        var ids = Dictionary(builtInPlugins.map { (String(describing: $0), $0.id) }, uniquingKeysWith: { a, _ in a })
+        let fm = FileManager.default
+        let plugins = root.appendingPathComponent("Plugins")
+        for folder in (try? fm.contentsOfDirectory(atPath: plugins.path)) ?? [] {
+            for file in (try? fm.contentsOfDirectory(atPath: plugins.appendingPathComponent(folder).path)) ?? [] where file.hasSuffix(".swift") {
+                guard let text = try? String(contentsOf: plugins.appendingPathComponent("\(folder)/\(file)"), encoding: .utf8),
+                    let type = text.firstMatch(of: /(?:enum|struct|class)\s+(\w+)\s*:\s*VendorPlugin\b/)?.1,
+                    let id = text.firstMatch(of: /static let id = "([^"]+)"/)?.1
+                else { continue }
+                ids[String(type)] = String(id)
+            }
+        }
+        return ids
+    }
+
+    static func registering(
+        _ n: Names, in text: String, entries: [String], listStart: String.Index, listEnd: String.Index, ids: [String: String]
+    ) -> String {
+        let idOf = Dictionary(ids.map { ("\($0.key).self,", $0.value) }, uniquingKeysWith: { a, _ in a })
         var list = entries
         let at = list.firstIndex { idOf[$0].map { $0 > n.id } ?? false } ?? list.count
         list.insert("\(n.typeName)Plugin.self,", at: at)

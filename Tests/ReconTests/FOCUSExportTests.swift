@@ -163,12 +163,43 @@ import VendorAnthropic
         func run(_ file: InvoiceFile) async throws -> ReconciliationReport {
             try await service.engine.run(ReconciliationOptions(vendor: "focus", invoices: [file], range: range, account: "acct_42"), store: store)
         }
-        for (column, value) in [("ServiceProviderName", "Anthropic"), ("ProviderName", #""Anthropic, PBC""#), ("InvoiceIssuerName", "Anthropic PBC")] {
+        for (column, value) in [("ServiceProviderName", "Anthropic"), ("ProviderName", #""Anthropic, PBC""#), ("x_Vendor", "anthropic")] {
             let r = try await run(focus(column, value))
             #expect(r.models.first?.metered == 1_000_000 && r.corrections.isEmpty, "\(column): \(r.corrections.map(\.quantity))")
         }
-        let unstated = try await run(focus(nil, ""))
-        #expect(unstated.corrections.isEmpty && unstated.held.isEmpty, "\(unstated.corrections.map(\.quantity))")
-        #expect(unstated.findings.first?.blockedBy.contains("provider_not_stated") == true, "\(unstated.findings.map(\.blockedBy))")
+        // The issuer or the host is not who served it (a reseller, Marketplace): unstated.
+        for (column, value) in [(nil, ""), ("InvoiceIssuerName", "Anthropic PBC"), ("HostProviderName", "Amazon Web Services")] {
+            let unstated = try await run(focus(column, value))
+            #expect(unstated.corrections.isEmpty && unstated.held.isEmpty, "\(column ?? "none"): \(unstated.corrections.map(\.quantity))")
+            #expect(
+                unstated.findings.first?.blockedBy.contains("provider_not_stated") == true, "\(column ?? "none"): \(unstated.findings.map(\.blockedBy))")
+        }
+        // A reseller's own card says nothing of who served it: still held.
+        let card = try RateCard.load(
+            text: """
+                schema: ratecard/v1
+                vendor: reseller
+                currency: USD
+                unit: per_million_tokens
+                card_version: "1"
+                sources: {contract: {url: "https://example.com/contract"}}
+                token_types: [input]
+                models:
+                  solora-atlas-5.5:
+                    prices:
+                      - {from: "2026-01-01", rates: {input: "5"}, src: contract}
+                """, file: "reseller.yaml")
+        let carded = try await service.engine.run(
+            ReconciliationOptions(vendor: "focus", invoices: [focus(nil, "")], range: range, account: "acct_42", rateCard: card), store: store)
+        #expect(carded.corrections.isEmpty && carded.findings.first?.blockedBy.contains("provider_not_stated") == true, "\(carded.findings)")
+        // x_Vendor is the meter's own value, as written: `aws-bedrock` read as "aws bedrock" set
+        // the meter's aws-bedrock usage aside and proposed all of it.
+        let bedrock = try S.store()
+        _ = try await bedrock.ingest([
+            S.event("a", model: "solora-atlas-5.5", type: "input", quantity: 1_000_000, day: 3, vendor: "aws-bedrock")
+        ])
+        let own = try await service.engine.run(
+            ReconciliationOptions(vendor: "focus", invoices: [focus("x_Vendor", "aws-bedrock")], range: range, account: "acct_42"), store: bedrock)
+        #expect(own.models.first?.metered == 1_000_000 && own.corrections.isEmpty, "\(own.corrections.map(\.quantity))")
     }
 }

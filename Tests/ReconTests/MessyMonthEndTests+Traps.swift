@@ -18,7 +18,8 @@ extension MessyMonthEndTests {
 
     /// A CUR 2.0 delivered as part files: each row has its own `identity_line_item_id` (two
     /// operations of one usage type), and the parts were refused as billing the same day twice.
-    /// The same id in two files is one charge twice, and still refused.
+    /// The same id in two files is one charge twice, and still refused; so is a row alike but for
+    /// its id (two deliveries of the month).
     @Test func aCURInPartFilesIsOneBillAndARepeatedLineItemIsNot() async throws {
         let store = try await store([("acct_b", "claude-sonnet-4-6", "input", 2_000_000, 10)], vendor: "aws-bedrock")
         let header = "identity_line_item_id,line_item_operation," + Self.curHeader
@@ -30,6 +31,12 @@ extension MessyMonthEndTests {
         #expect(r.models.first?.vendor == 2_000_000 && r.total.gap == 0, "\(r.models)")
         let twice = [part("part-00001.csv", id: "li-1", operation: "InvokeModel"), part("again.csv", id: "li-1", operation: "InvokeModel")]
         await #expect(throws: UsageBoxError.self) { _ = try await run("aws-bedrock", twice, store, account: "acct_b") { $0.range = Self.mayDay(10) } }
+        // Another delivery of the month: ids are not kept between reports, so the same charge
+        // under a new id, alike in every other column, is billed twice (it proposed +15,000,000).
+        let redelivered = [part("early.csv", id: "li-1", operation: "InvokeModel"), part("final.csv", id: "li-9", operation: "InvokeModel")]
+        await #expect(throws: UsageBoxError.self) {
+            _ = try await run("aws-bedrock", redelivered, store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        }
     }
 
     /// A CUR refund with tokens is dated over its billing period: it may return April's usage, or

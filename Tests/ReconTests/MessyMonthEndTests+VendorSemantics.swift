@@ -152,9 +152,13 @@ extension MessyMonthEndTests {
         #expect(swapped.corrections.isEmpty && swapped.held.isEmpty)
         // A team's more cautious rule on one side (cache reads, or every negative gap, to review)
         // took that side out of the check, and the other side's +300,000 was proposed and posted.
-        for when in ["{token_type: cache_read}", "{sign: negative}", "{sign: positive}"] {
+        // Nor does a rule whose id is the engine's own (`token-type-swap`, `stated-quantity`).
+        for (id, when) in [
+            ("review", "{token_type: cache_read}"), ("review", "{sign: negative}"), ("review", "{sign: positive}"),
+            ("token-type-swap", "{sign: positive}"), ("stated-quantity", "{sign: negative}"),
+        ] {
             let rules = try ClassificationRules.load(
-                text: "version: 1\nrules:\n  - id: review\n    when: \(when)\n    class: unexplained\n", file: "team.yaml")
+                text: "version: 1\nrules:\n  - id: \(id)\n    when: \(when)\n    class: unexplained\n", file: "team.yaml")
             let cautious = try await run("aws-bedrock", [bill(input: 1000, cacheRead: 1300)], store, account: "acct_b") {
                 $0.range = Self.mayDay(10)
                 $0.teamRules = rules

@@ -130,6 +130,17 @@ import UsageBoxApp
         let r = try await service.engine.run(ReconciliationOptions(vendor: "ubl", invoices: [file], range: S.may, account: "acct_42"), store: store)
         #expect(r.verdict == .inconclusive && r.corrections.isEmpty, "\(r.reasons.map(\.code)) \(r.corrections.map(\.quantity))")
         #expect(r.reasons.contains { $0.detail.contains("only up to 2026-05-10") }, "\(r.reasons.map(\.detail))")
+        // An EndDate alone bills up to it (Peppol BR-CO-20): read as the whole month, −11,000,000 was proposed.
+        let endOnly = String(decoding: invoice("2026-05-01", "2026-05-10", "2026-05-11", "2026-05-20").bytes, as: UTF8.self)
+            .replacingOccurrences(
+                of: "<cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-10</cbc:EndDate>", with: "<cbc:EndDate>2026-05-10</cbc:EndDate>"
+            )
+            .replacingOccurrences(of: "<cbc:StartDate>2026-05-11</cbc:StartDate>", with: "")
+        let e = try await service.engine.run(
+            ReconciliationOptions(vendor: "ubl", invoices: [InvoiceFile(name: "end.xml", bytes: Array(endOnly.utf8))], range: S.may, account: "acct_42"),
+            store: store)
+        #expect(e.verdict == .inconclusive && e.corrections.isEmpty, "\(e.reasons.map(\.code)) \(e.corrections.map(\.quantity))")
+        #expect(e.reasons.contains { $0.detail.contains("only up to 2026-05-20") }, "\(e.reasons.map(\.detail))")
         let (_, parser) = try #require(try service.registry.sniff(file))
         for (bad, field, line) in [
             (invoice("01.05.2026", "2026-05-10", "2026-05-21", "2026-05-31"), "InvoiceLine.InvoicePeriod.StartDate", 11),

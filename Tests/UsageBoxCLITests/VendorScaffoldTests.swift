@@ -36,6 +36,12 @@ import UsageBoxApp
         #expect(imports.contains("import VendorAcme") && imports.contains("import VendorZeta") && imports.contains("import VendorAI"))
         let list = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0.hasSuffix("Plugin.self,") }
         #expect(list.first == "AcmePlugin.self," && list.dropFirst().first == "AIPlugin.self," && list.last == "ZetaPlugin.self,", "\(list)")
+        // One scaffolded a moment ago is in no binary yet: its id is read from its file.
+        _ = try VendorScaffold.run(name: "Hb", packageRoot: root.path)
+        _ = try VendorScaffold.run(name: "Ha", packageRoot: root.path)
+        let after = try String(contentsOf: root.appendingPathComponent("Sources/ReconPlugins/BuiltInPlugins.swift"), encoding: .utf8)
+        let order = after.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0.hasSuffix("Plugin.self,") }
+        #expect((order.firstIndex(of: "HaPlugin.self,") ?? 99) < (order.firstIndex(of: "HbPlugin.self,") ?? 0), "\(order)")
     }
 
     @Test(arguments: ["Openai", "focus", "Ubl", "Foo", "../evil", "my-vendor", "ßeta", "Acme½", "9lives"])

@@ -87,7 +87,7 @@ struct CorrectionProposal: Sendable {
         // is the missing part's shape as likely as a rate card's: held like a metering gap, so
         // nobody edits a card on it. A line's money against its own stated quantity stands alone.
         if !inconclusive.isEmpty {
-            for i in out.findings.indices where out.findings[i].gapClass == .pricingGap && out.findings[i].rule != "stated-quantity" {
+            for i in out.findings.indices where out.findings[i].gapClass == .pricingGap && !out.findings[i].isEngine("stated-quantity") {
                 out.findings[i].gapClass = .unexplained
                 out.findings[i].reason = inconclusive[0]
                 out.findings[i].blockedBy = inconclusive

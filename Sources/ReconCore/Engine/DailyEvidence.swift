@@ -398,7 +398,7 @@ enum DailyEvidence {
         to findings: inout [Finding], _ diff: GapDiff, range: TimeRange, cardPrice: (CellKey, Timestamp) -> Decimal? = { _, _ in nil },
         cardChanges: (String) -> [Timestamp] = { _ in [] }
     ) -> [ReconciliationReport.PriceStep] {
-        for i in findings.indices where findings[i].gapClass != .withinTolerance && findings[i].rule != "stated-quantity" {
+        for i in findings.indices where findings[i].gapClass != .withinTolerance && !findings[i].isEngine("stated-quantity") {
             if let (since, days) = gapSince(findings[i], diff, range: range) {
                 findings[i].gapSince = since
                 findings[i].gapDays = days
@@ -659,35 +659,33 @@ enum DailyEvidence {
             let slack = sides.reduce(UInt64(0)) { $0 &+ tolerance(findings[$1]) } &+ max(down, up) / share
             return Self.distance(down, up) <= slack
         }
+        // Every side is a partner, whatever its class: a team's rule classing the cache side
+        // `unexplained` (a more cautious rule) left the input side alone, and its correction was
+        // proposed and posted. Only sides that would be corrected or absorbed are marked (a held
+        // side keeps its own reason), and no partner is used up: a cache write held for earlier
+        // corrections took input's offset, and output's equal and opposite gap was proposed.
         func holdAsSwap(_ sides: [Int]) {
             let types = Set(sides.compactMap { findings[$0].tokenType?.rawValue }).sorted()
-            for k in sides {
+            for k in sides where [.meteringGap, .passThrough].contains(findings[k].gapClass) || findings[k].isEngine("token-type-swap") {
                 findings[k].gapClass = .unexplained
                 findings[k].rule = "token-type-swap"
                 findings[k].classifier = "engine"
                 findings[k].reason = "equal_and_opposite_gaps_of_" + types.joined(separator: "_and_")
             }
         }
-        // Whatever a side's class: a team's rule classing the cache side `unexplained` (a more
-        // cautious rule) left the input side alone, and its correction was proposed and posted.
         // A line's money against its own stated quantity (`stated-quantity`) is no token type's side.
         let open = findings.indices.filter {
-            findings[$0].pairedWith == nil && findings[$0].gapClass != .withinTolerance && findings[$0].rule != "stated-quantity"
+            findings[$0].pairedWith == nil && findings[$0].gapClass != .withinTolerance && !findings[$0].isEngine("stated-quantity")
         }
         for (_, group) in Dictionary(grouping: open, by: { "\(findings[$0].modelID)|\(findings[$0].accountID ?? "")" }).sorted(by: { $0.key < $1.key }) {
             if let input = group.first(where: { findings[$0].tokenType == .input }) {
                 let cache = group.filter {
                     findings[$0].tokenType?.rawValue.hasPrefix("cache") == true && (findings[$0].quantity > 0) != (findings[input].quantity > 0)
                 }
-                if !cache.isEmpty, offsets([input] + cache, within: 10) {
-                    holdAsSwap([input] + cache)
-                    continue
-                }
+                if !cache.isEmpty, offsets([input] + cache, within: 10) { holdAsSwap([input] + cache) }
             }
-            for (n, i) in group.enumerated() where findings[i].rule != "token-type-swap" {
-                if let j = group[(n + 1)...].first(where: {
-                    findings[$0].rule != "token-type-swap" && findings[$0].tokenType != findings[i].tokenType && offsets([i, $0], within: 1000)
-                }) {
+            for (n, i) in group.enumerated() {
+                for j in group[(n + 1)...] where findings[j].tokenType != findings[i].tokenType && offsets([i, j], within: 1000) {
                     holdAsSwap([i, j])
                 }
             }

@@ -137,6 +137,7 @@ struct InvoiceBatch: Sendable {
                     guard b.line.bucket.from < a.line.bucket.to else { break }
                     guard a.file != b.file, !different(tiers(a), tiers(b)), !differentAttribution(a.line.attribution, b.line.attribution),
                         a.line.lineItemID == nil || b.line.lineItemID == nil || a.line.lineItemID == b.line.lineItemID
+                            || a.line.chargeRow == nil || a.line.chargeRow == b.line.chargeRow
                     else { continue }
                     throw UsageBoxError.invalidArgument(
                         "\(names[a.file]) and \(names[b.file]) both bill \(key.model) \(key.tokenType) on \(b.line.date.dayString) "

@@ -252,7 +252,7 @@ public struct ReconciliationEngine: Sendable {
         var factor: [(model: String, type: TokenType)] = []
         for f in findings where f.gapClass != .withinTolerance {
             guard let t = f.tokenType else { continue }
-            if f.rule == "one-model-factor" || uniform.contains(where: { $0.tokenType == t && $0.applies(to: f) }) { factor.append((f.modelID, t)) }
+            if f.isEngine("one-model-factor") || uniform.contains(where: { $0.tokenType == t && $0.applies(to: f) }) { factor.append((f.modelID, t)) }
         }
         guard !factor.isEmpty else { return [] }
         var out: [EvidenceReason] = []
@@ -389,7 +389,7 @@ public struct ReconciliationEngine: Sendable {
         ]
     }
 
-    /// A format that bills several providers (FOCUS, UBL with its empty card) whose lines of a
+    /// A format that bills several providers (FOCUS, UBL) whose lines of a
     /// model name none: the meter's usage of that model that names who served it is set aside as
     /// another vendor's, yet the invoice may be that vendor's. A FOCUS 1.2 export naming Anthropic
     /// only in ServiceProviderName proposed +9,300,000 input, billing the Anthropic-labelled
@@ -397,15 +397,20 @@ public struct ReconciliationEngine: Sendable {
     static func providerNotStated(
         _ batch: InvoiceBatch, meter: MeterLedger, card: any RateCardConverter, plugin: any VendorPlugin.Type
     ) -> [EvidenceReason] {
-        guard plugin.providerNames.isEmpty, card.vendor == plugin.rateCardName else { return [] }
+        // Whatever the card: a reseller's own card (`--rate-card`) says nothing of who served it.
+        guard plugin.providerNames.isEmpty else { return [] }
         func model(_ raw: String, canonical: Bool) -> String? { card.canonicalModel(raw) ?? (canonical ? raw : nil) }
         var unstated = Set<String>()
         for l in batch.lines where l.line.labels["provider"] == nil {
             if let raw = l.line.vendorModel, let m = model(raw, canonical: l.line.modelIsCanonical) { unstated.insert(m) }
         }
         var byModel: [String: [String: Int64]] = [:]
+        // Loosely too: the meter's `claude-sonnet-4-5-20250929` is the export's `claude-sonnet-4-5`.
+        let loose = ModelID.LooseModels(unstated.sorted())
         for row in meter.outOfScope where row.reason.hasPrefix("served_by:") {
-            guard let raw = row.modelID, let m = model(raw, canonical: true), unstated.contains(m) else { continue }
+            guard let raw = row.modelID, let m = card.canonicalModel(raw).flatMap({ unstated.contains($0) ? $0 : nil }) ?? loose.match(raw) else {
+                continue
+            }
             byModel[m, default: [:]][String(row.reason.dropFirst("served_by:".count)), default: 0] &+= row.tokens
         }
         return byModel.sorted { $0.key < $1.key }.map { model, byVendor in
@@ -414,7 +419,8 @@ public struct ReconciliationEngine: Sendable {
                 detail: "the \(plugin.id) lines of \(model) name no provider, and the meter sets aside "
                     + byVendor.sorted { $0.key < $1.key }.map { "\($0.value) tokens served by \($0.key)" }.joined(separator: ", ")
                     + ": if that is who billed, a correction would bill those tokens twice",
-                remedy: "an export that names each line's provider (ProviderName, ServiceProviderName or x_Vendor), or the supplier's own card")
+                remedy: "an export that names each line's provider (ProviderName, ServiceProviderName or x_Vendor), or events that name the vendor billing them"
+            )
         }
     }
 

@@ -426,7 +426,8 @@ struct VendorLedger: Sendable {
             } catch let PriceFailure.noRateForTier(_, _, label) {
                 unpriced = "no_rate_for_tier"
                 tierNotes.insert("\(model) \(label)")
-                otherTokens = label.hasPrefix("modality=")
+                // Whichever label failed first (`context=long` sorts before `modality`).
+                otherTokens = line.labels["modality"].map { !card.isBaseLabel("modality", $0, model: model) } ?? false
             } catch {
                 unpriced = "no_rate"
             }
