@@ -105,7 +105,14 @@ extension ClickHouseMeterStore {
                     GROUP BY account_id, meter_id, model_id, kind, unit\(byKey)\(byHour ? ", \(hour)" : "")
                     """
             }
-            for r in try await rows(sql, limit: Self.usageAnswerBytes) {
+            let answer: [[JSONValue]]
+            do {
+                answer = try await rows(sql, limit: Self.usageAnswerBytes)
+            } catch let e as UsageBoxError where e.code == .invalidArgument && e.field == nil && e.message.hasPrefix("the answer is larger than") {
+                // The read's own bound, as the accumulator says it: a reconcile then reads in sets of accounts.
+                throw UsageAccumulator.answerLimit("be larger than \(Self.usageAnswerBytes >> 20) MiB of ClickHouse rows")
+            }
+            for r in answer {
                 let model = r[2].chString ?? "", unit = r[4].chString ?? ""
                 var dims: [String: String] = [:]
                 for (k, v) in zip(r[5].arrayValue ?? [], r[6].arrayValue ?? []) { if let k = k.chString, let v = v.chString { dims[k] = v } }

@@ -41,9 +41,10 @@ public struct UsageAccumulator: Sendable {
     /// otherwise build an answer as large as the store.
     public static let maxGroups = 100_000
 
-    /// The refusal of an answer past the bounds above; `isAnswerLimit` knows it again, also
-    /// when it came back over HTTP (field and message are on the wire).
-    static func answerLimit(_ what: String) -> UsageBoxError {
+    /// The refusal of an answer past the bounds above (or a store's own, ClickHouse's rows);
+    /// `isAnswerLimit` knows it again. Not over HTTP: the client prefixes the server's message,
+    /// and a remote read names one account or all, so sets of accounts are the store's to read.
+    public static func answerLimit(_ what: String) -> UsageBoxError {
         .invalidArgument("the answer would \(what); group by fewer fields or narrow from/to", field: "group_by")
     }
     public static func isAnswerLimit(_ error: any Error) -> Bool {
