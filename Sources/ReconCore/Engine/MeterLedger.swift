@@ -43,6 +43,18 @@ struct MeterLedger: Sendable {
 
     static let tokenUnits: Set<String> = ["tokens", "token"]
 
+    /// Usage set aside as another vendor's (`served_by:`), per model as `place` reads the meter's
+    /// id with the vendor label (nil: not counted) and per label.
+    func servedElsewhere(_ place: (_ raw: String, _ label: String) -> String?) -> [String: [String: Int64]] {
+        var byModel: [String: [String: Int64]] = [:]
+        for row in outOfScope where row.reason.hasPrefix("served_by:") {
+            let label = String(row.reason.dropFirst("served_by:".count))
+            guard let raw = row.modelID, let model = place(raw, label) else { continue }
+            byModel[model, default: [:]][label, default: 0] &+= row.tokens
+        }
+        return byModel
+    }
+
     /// Each meter's unit, where one is set.
     static func units(_ store: any MeterStore) async throws -> [String: String] {
         var units: [String: String] = [:]

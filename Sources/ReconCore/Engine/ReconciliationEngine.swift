@@ -404,14 +404,11 @@ public struct ReconciliationEngine: Sendable {
         for l in batch.lines where l.line.labels["provider"] == nil {
             if let raw = l.line.vendorModel, let m = model(raw, canonical: l.line.modelIsCanonical) { unstated.insert(m) }
         }
-        var byModel: [String: [String: Int64]] = [:]
         // Loosely too: the meter's `claude-sonnet-4-5-20250929` is the export's `claude-sonnet-4-5`.
         let loose = ModelID.LooseModels(unstated.sorted())
-        for row in meter.outOfScope where row.reason.hasPrefix("served_by:") {
-            guard let raw = row.modelID, let m = card.canonicalModel(raw).flatMap({ unstated.contains($0) ? $0 : nil }) ?? loose.match(raw) else {
-                continue
-            }
-            byModel[m, default: [:]][String(row.reason.dropFirst("served_by:".count)), default: 0] &+= row.tokens
+        let byModel = meter.servedElsewhere { raw, _ -> String? in
+            if let m = card.canonicalModel(raw), unstated.contains(m) { return m }
+            return loose.match(raw)
         }
         return byModel.sorted { $0.key < $1.key }.map { model, byVendor in
             EvidenceReason(
@@ -447,13 +444,8 @@ public struct ReconciliationEngine: Sendable {
     /// is no evidence of under-metering for that model. A label naming a vendor UsageBox knows
     /// (Claude served by aws-bedrock) or another seller (openrouter) is that seller's, and billed by it.
     func unknownVendorLabels(_ meter: MeterLedger, card: any RateCardConverter, plugin: any VendorPlugin.Type) -> [EvidenceReason] {
-        var byModel: [String: [String: Int64]] = [:]
         let mayBeMisspelt = misspellings(of: [plugin.id, card.vendor])
-        for row in meter.outOfScope where row.reason.hasPrefix("served_by:") {
-            let label = String(row.reason.dropFirst("served_by:".count))
-            guard mayBeMisspelt(label), let model = row.modelID.flatMap(card.canonicalModel) else { continue }
-            byModel[model, default: [:]][label, default: 0] &+= row.tokens
-        }
+        let byModel = meter.servedElsewhere { raw, label in mayBeMisspelt(label) ? card.canonicalModel(raw) : nil }
         return byModel.sorted { $0.key < $1.key }.map { model, labels in
             EvidenceReason(
                 code: "metered_under_unknown_vendor", effect: .blocksPositive, modelID: model,
