@@ -71,6 +71,11 @@ struct BedrockCURParser: InvoiceParser {
     static let currency = ["line_item_currency_code", "lineItem/CurrencyCode"]
     static let product = ["line_item_product_code", "lineItem/ProductCode"]
     static let productName = ["product_product_name", "product/ProductName", "product_name"]
+    /// The columns that say which charge a row is, whatever delivery it came in.
+    static let chargeColumns = [
+        usageType, type, product, ["line_item_usage_account_id", "lineItem/UsageAccountId"], ["line_item_operation", "lineItem/Operation"],
+        ["line_item_resource_id", "lineItem/ResourceId"], ["line_item_iam_principal"],
+    ]
 
     func sniff(_ file: InvoiceFile) -> Bool {
         guard let h = file.headerLine else { return false }
@@ -116,68 +121,84 @@ struct BedrockCURParser: InvoiceParser {
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [Self.usageType, Self.cost, Self.start])
         let judgesRepeats = table.has("identity_line_item_id") || table.has("identity/LineItemId")
-        return ParsedInvoice(
-            lines: try table.rows.map { row in
-                guard let costText = row.cell(Self.cost), let cost = ExactDecimal.parse(costText) else {
-                    throw InvoiceError(
-                        file: file.name, line: row.line, field: Self.cost[0], ExactDecimal.refusal(row.cell(Self.cost) ?? "", what: "a decimal amount"))
+        var lines = try table.rows.map { row in
+            guard let costText = row.cell(Self.cost), let cost = ExactDecimal.parse(costText) else {
+                throw InvoiceError(
+                    file: file.name, line: row.line, field: Self.cost[0], ExactDecimal.refusal(row.cell(Self.cost) ?? "", what: "a decimal amount"))
+            }
+            let lineType = row.cell(Self.type) ?? "Usage"
+            let usageType = row.cell(Self.usageType) ?? ""
+            var model: String?, tokenClass: String?, labels: [String: String] = [:]
+            if let g = Self.groups(Self.pattern, usageType) {
+                model = g[1]
+                tokenClass = g[2]
+                labels["region_code"] = g[0]
+                if let suffix = g[3] {
+                    // …-cross-region-global is a global inference profile; …-cross-region alone a geographic one (us., eu.).
+                    if suffix.contains("cross-region") { labels["routing"] = suffix.contains("global") ? "global" : "geo" }
+                    for tier in ["flex", "priority", "batch"] where suffix.hasSuffix(tier) { labels["service_tier"] = tier }
                 }
-                let lineType = row.cell(Self.type) ?? "Usage"
-                let usageType = row.cell(Self.usageType) ?? ""
-                var model: String?, tokenClass: String?, labels: [String: String] = [:]
-                if let g = Self.groups(Self.pattern, usageType) {
-                    model = g[1]
-                    tokenClass = g[2]
-                    labels["region_code"] = g[0]
-                    if let suffix = g[3] {
-                        // …-cross-region-global is a global inference profile; …-cross-region alone a geographic one (us., eu.).
-                        if suffix.contains("cross-region") { labels["routing"] = suffix.contains("global") ? "global" : "geo" }
-                        for tier in ["flex", "priority", "batch"] where suffix.hasSuffix(tier) { labels["service_tier"] = tier }
-                    }
-                } else if let g = Self.groups(Self.marketplace, usageType) {
-                    model = row.cell(Self.productName)
-                    tokenClass = g[1]
-                    labels["region_code"] = g[0]
-                    if g[2]?.lowercased().contains("global") == true { labels["routing"] = "global" }
-                }
-                var quantity: Int64?
-                if tokenClass != nil, let block = Self.scale(row.cell(Self.unit)) {
-                    quantity = try row.tokens(Self.amount, times: block, file: file.name)
-                }
-                // A refund of token usage takes its tokens back; a refund with no usage amount is money only.
-                let isRefund = lineType == "Refund" && tokenClass != nil && (quantity ?? 0) != 0
-                if isRefund, let q = quantity { quantity = q > 0 ? -q : q }
-                var attribution: [String: String] = [:]
-                for (k, names) in [
-                    ("usage_account_id", ["line_item_usage_account_id", "lineItem/UsageAccountId"]),
-                    ("iam_principal", ["line_item_iam_principal"]), ("resource_id", ["line_item_resource_id", "lineItem/ResourceId"]),
-                ] {
-                    if let v = row.cell(names) { attribution[k] = v }
-                }
-                var nonUsage: String?
-                if let capacityModel = Self.provisionedThroughput(usageType) {
-                    // Model units by the hour: tokens served on them are on no token line.
-                    nonUsage = "capacity:provisioned_throughput"
-                    model = capacityModel.isEmpty ? nil : capacityModel
-                } else if !["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"].contains(lineType) && !isRefund {
-                    nonUsage = "not_usage:\(lineType.lowercased())"
-                } else if tokenClass == nil {
-                    nonUsage = "not_usage:\(row.cell(Self.product) ?? "other")"
-                }
-                var line = InvoiceLine(
-                    location: "\(file.name):\(row.line)", vendorModel: model, vendorTokenType: tokenClass,
-                    tokenType: tokenClass.flatMap { BedrockPlugin.tokenTypeMap[$0] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
-                    currency: row.cell(Self.currency) ?? "USD", quantity: nonUsage == nil ? quantity : nil,
-                    date: try row.timestamp(Self.start, file: file.name), end: try row.optionalTimestamp(Self.end, file: file.name),
-                    labels: labels, attribution: attribution, nonUsageReason: nonUsage, description: usageType)
-                line.isCorrection = isRefund
-                line.isRefund = isRefund
-                let idColumn = ["identity_line_item_id", "identity/LineItemId"].first(where: table.has)
-                line.lineItemID = idColumn.flatMap { row.cell($0) }
-                line.chargeRow = idColumn.map { row.fingerprint(excluding: $0) }
-                // Identical rows are one charge listed twice only when the export keeps line-item ids
-                // (a CUR with columns picked away can hold two accounts' identical rows): held then.
-                return line.withSourceRow(row.fingerprint, mayRepeat: !judgesRepeats)
-            })
+            } else if let g = Self.groups(Self.marketplace, usageType) {
+                model = row.cell(Self.productName)
+                tokenClass = g[1]
+                labels["region_code"] = g[0]
+                if g[2]?.lowercased().contains("global") == true { labels["routing"] = "global" }
+            }
+            var quantity: Int64?
+            if tokenClass != nil, let block = Self.scale(row.cell(Self.unit)) {
+                quantity = try row.tokens(Self.amount, times: block, file: file.name)
+            }
+            // A refund of token usage takes its tokens back; a refund with no usage amount is money only.
+            let isRefund = lineType == "Refund" && tokenClass != nil && (quantity ?? 0) != 0
+            if isRefund, let q = quantity { quantity = q > 0 ? -q : q }
+            var attribution: [String: String] = [:]
+            for (k, names) in [
+                ("usage_account_id", ["line_item_usage_account_id", "lineItem/UsageAccountId"]),
+                ("iam_principal", ["line_item_iam_principal"]), ("resource_id", ["line_item_resource_id", "lineItem/ResourceId"]),
+            ] {
+                if let v = row.cell(names) { attribution[k] = v }
+            }
+            var nonUsage: String?
+            if let capacityModel = Self.provisionedThroughput(usageType) {
+                // Model units by the hour: tokens served on them are on no token line.
+                nonUsage = "capacity:provisioned_throughput"
+                model = capacityModel.isEmpty ? nil : capacityModel
+            } else if !["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"].contains(lineType) && !isRefund {
+                nonUsage = "not_usage:\(lineType.lowercased())"
+            } else if tokenClass == nil {
+                nonUsage = "not_usage:\(row.cell(Self.product) ?? "other")"
+            }
+            var line = InvoiceLine(
+                location: "\(file.name):\(row.line)", vendorModel: model, vendorTokenType: tokenClass,
+                tokenType: tokenClass.flatMap { BedrockPlugin.tokenTypeMap[$0] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
+                currency: row.cell(Self.currency) ?? "USD", quantity: nonUsage == nil ? quantity : nil,
+                date: try row.timestamp(Self.start, file: file.name), end: try row.optionalTimestamp(Self.end, file: file.name),
+                labels: labels, attribution: attribution, nonUsageReason: nonUsage, description: usageType)
+            line.isCorrection = isRefund
+            line.isRefund = isRefund
+            if let idColumn = ["identity_line_item_id", "identity/LineItemId"].first(where: table.has) {
+                line.lineItemID = row.cell(idColumn)
+                // What the charge is, by name (not the row: `bill_invoice_id` is empty until the
+                // bill is final, columns move between deliveries, amounts are restated).
+                // Dates as read, so a legacy CUR and a CUR 2.0 of the same charge agree.
+                var hasher = Hasher()
+                hasher.combine(line.date)
+                hasher.combine(line.end)
+                for names in Self.chargeColumns { hasher.combine(row.cell(names)) }
+                line.chargeRow = hasher.finalize()
+            }
+            // Identical rows are one charge listed twice only when the export keeps line-item ids
+            // (a CUR with columns picked away can hold two accounts' identical rows): held then.
+            return line.withSourceRow(row.fingerprint, mayRepeat: !judgesRepeats)
+        }
+        // One charge under two ids in one file (two deliveries pasted together: +16,500,000 was
+        // proposed) is no charge one can be sure of: its rows hold their model (`identical_rows`).
+        // (The same id twice is one row listed twice, refused as such.)
+        var ids: [Int: Set<String>] = [:]
+        for line in lines { if let c = line.chargeRow { ids[c, default: []].insert(line.lineItemID ?? "") } }
+        for i in lines.indices {
+            if let c = lines[i].chargeRow, ids[c, default: []].count > 1 { lines[i] = lines[i].withSourceRow(c, mayRepeat: true) }
+        }
+        return ParsedInvoice(lines: lines)
     }
 }

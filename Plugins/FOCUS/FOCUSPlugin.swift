@@ -195,10 +195,10 @@ struct FOCUSParser: InvoiceParser {
         let suffixes: [Character: Decimal] = ["k": 1_000, "m": 1_000_000, "b": 1_000_000_000]
         let describing: Set<String> = [
             "input", "output", "cached", "cache", "read", "write", "text", "audio", "image", "video", "of", "per", "prompt", "completion",
-            "reasoning", "thinking", "count", "units", "unit",
+            "reasoning", "thinking", "count", "units", "unit", "batch", "creation", "in", "embedding", "standard",
         ]
         var block: Decimal = 1
-        for whole in unit.lowercased().split(whereSeparator: { " -_()".contains($0) }).map(String.init) {
+        for (n, whole) in unit.lowercased().split(whereSeparator: { " -_()".contains($0) }).map(String.init).enumerated() {
             // "ktokens", "1ktokens": the scale written onto the word.
             var word = whole
             for tail in ["tokens", "token"] where word.hasSuffix(tail) {
@@ -211,7 +211,8 @@ struct FOCUSParser: InvoiceParser {
                 block *= n
             } else if word.count == 1, let s = suffixes[word.first!] {
                 block *= s
-            } else if word.contains(where: \.isNumber) {
+            } else if n == 0, word.contains(where: \.isNumber) {
+                // A count leads ("1000 Tokens"): "Cache Write 5m Tokens" names a lifetime, no block.
                 var number = word.replacingOccurrences(of: ",", with: "")
                 var scale: Decimal = 1
                 if let last = number.last, let s = suffixes[last] {

@@ -12,7 +12,7 @@ public enum VertexPlugin: VendorPlugin {
     public static let name = "Google Vertex AI (Cloud Billing export)"
     public static let rateCardName = "google-vertex"
     public static let tenantKeys: Set<String> = ["project_id"]
-    public static let providerNames: Set<String> = ["google cloud", "google", "google cloud platform"]
+    public static let providerNames: Set<String> = ["google cloud", "google", "google cloud platform", "gcp"]
     public static let parsers: [any InvoiceParser] = [VertexNDJSONParser(), VertexCSVParser()]
     public static let tokenTypeMap: [String: TokenType] = ["input": .input, "output": .output, "cache_read": .cacheRead]
 
@@ -27,8 +27,8 @@ public enum VertexPlugin: VendorPlugin {
         // "Gemini 2.5 Flash Image Output": a modality's tokens have their own prices; the label
         // makes a card without them leave the line unpriced (its cell held), never at the text
         // rate (image output was read as text output, and +310,000 proposed).
-        let words = Set(d.split { !$0.isLetter && !$0.isNumber }.map(String.init))
-        for modality in ["Image", "Audio", "Video"] where words.contains(modality) { labels["modality"] = modality.lowercased() }
+        let words = Set(d.lowercased().split { !$0.isLetter && !$0.isNumber }.map(String.init))
+        for modality in ["image", "audio", "video"] where words.contains(modality) { labels["modality"] = modality }
         let tokenClass: String
         if d.contains("Caching") && d.contains("Input") {
             tokenClass = "cache_read"

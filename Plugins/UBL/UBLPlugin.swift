@@ -266,7 +266,9 @@ struct UBLParser: InvoiceParser {
                 }
                 let vendorModel = p.itemName ?? p.sellersID
                 lineSum += amount
-                let lineEnd = p.start != nil ? inclusiveEnd(p.end) : (periodStart != nil ? inclusiveEnd(periodEnd) : nil)
+                // A bound the line leaves out is the document's (an EndDate alone spread the line
+                // over the month; a StartDate alone made it one day).
+                let lineEnd = (p.start ?? periodStart) != nil ? inclusiveEnd(p.end ?? periodEnd) : nil
                 if let start = p.start {
                     try coverage.declare(from: Timestamp(date: start), to: lineEnd, file: file.name, line: p.line, field: "InvoiceLine.InvoicePeriod.EndDate")
                 }

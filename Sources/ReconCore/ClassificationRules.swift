@@ -228,6 +228,18 @@ public struct ClassificationRules: GapClassifier, Sendable {
         return out
     }
 
+    /// How a run reads a rule's plain model names, and `rules test` too (`card` nil): through the
+    /// run's card, else through every shipped card that knows the name when they agree. A FOCUS
+    /// card knows no aliases, so `claude-sonnet-4-5-20250929` matched nothing there; `4o` is
+    /// gpt-4o to Azure's card and no name to OpenAI's, so it is left as written.
+    public static func modelReader(card: (any RateCardConverter)?, cards: [RateCard]) -> (String) -> String? {
+        { raw in
+            if let m = card?.canonicalModel(raw) { return m }
+            let named = Set(cards.compactMap { $0.canonicalModel(raw) })
+            return named.count == 1 ? named.first : nil
+        }
+    }
+
     private static func gapClass(_ v: YAMLNode, _ what: String) throws -> GapClass {
         let c = GapClass(rawValue: try v.string(what))
         guard GapClass.known.contains(c), c != .withinTolerance else {

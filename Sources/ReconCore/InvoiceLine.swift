@@ -78,10 +78,11 @@ public struct InvoiceLine: Sendable, Hashable {
     /// identical rows then hold the run (`identical_rows`) instead of refusing the file.
     public var sourceRowMayRepeat = false
     /// The export's own id of the charge, where it keeps one (a CUR's `identity_line_item_id`),
-    /// and a hash of the row without it (`chargeRow`). An id is unique within one delivery only
-    /// (AWS: not consistent between reports): two files' rows with different ids are two charges
-    /// (part files of one delivery were refused as overlapping) unless they are alike in every
-    /// other column (an early and a final delivery of one month, which billed May 1–15 twice).
+    /// and a hash of what the charge is (`chargeRow`: its span, usage type, account, operation,
+    /// resource). An id is unique within one delivery only (AWS: not consistent between reports):
+    /// two files' rows with different ids are two charges (part files of one delivery were refused
+    /// as overlapping) unless they are the same charge (an early and a final delivery of one
+    /// month, which billed May 1–15 twice).
     public var lineItemID: String?
     public var chargeRow: Int?
 

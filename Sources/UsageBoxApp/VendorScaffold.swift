@@ -88,8 +88,8 @@ public enum VendorScaffold {
         for folder in (try? fm.contentsOfDirectory(atPath: plugins.path)) ?? [] {
             for file in (try? fm.contentsOfDirectory(atPath: plugins.appendingPathComponent(folder).path)) ?? [] where file.hasSuffix(".swift") {
                 guard let text = try? String(contentsOf: plugins.appendingPathComponent("\(folder)/\(file)"), encoding: .utf8),
-                    let type = text.firstMatch(of: /(?:enum|struct|class)\s+(\w+)\s*:\s*VendorPlugin\b/)?.1,
-                    let id = text.firstMatch(of: /static let id = "([^"]+)"/)?.1
+                    let type = text.firstMatch(of: /(?:enum|struct|class)\s+(\w+)\s*:[^{]*\bVendorPlugin\b/)?.1,
+                    let id = text.firstMatch(of: /static let id(?:\s*:\s*String)?\s*=\s*"([^"]+)"/)?.1
                 else { continue }
                 ids[String(type)] = String(id)
             }

@@ -433,11 +433,10 @@ extension UsageBoxCommand {
 
             func run() async throws {
                 let text = try UsageBoxCommand.Reconcile.Run.read(file, what: "rules")
-                // Plain model names read as a run reads them, through the shipped cards (the first
-                // that knows the name, by vendor).
-                let cards = try ReconciliationService().cards.values.sorted { $0.vendor < $1.vendor }
+                // Plain model names read as a run reads them when its card does not know them.
+                let cards = Array(try ReconciliationService().cards.values)
                 let rules = try ReconciliationRequest.config("rules") { try ClassificationRules.load(text: text, file: file) }
-                    .resolvingModels { raw in cards.lazy.compactMap { $0.canonicalModel(raw) }.first }
+                    .resolvingModels(ClassificationRules.modelReader(card: nil, cards: cards))
                 let chain = ClassifierChain(team: rules)
                 let results = rules.examples.map { ($0, $0.check(chain)) }
                 let failed = results.filter { !$0.1.passed }.count

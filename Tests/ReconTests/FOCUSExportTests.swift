@@ -167,8 +167,11 @@ import VendorAnthropic
             let r = try await run(focus(column, value))
             #expect(r.models.first?.metered == 1_000_000 && r.corrections.isEmpty, "\(column): \(r.corrections.map(\.quantity))")
         }
-        // The issuer or the host is not who served it (a reseller, Marketplace): unstated.
-        for (column, value) in [(nil, ""), ("InvoiceIssuerName", "Anthropic PBC"), ("HostProviderName", "Amazon Web Services")] {
+        // The issuer or the host is not who served it (a reseller, Marketplace): unstated; so is a
+        // provider no plugin sells.
+        for (column, value) in [
+            (nil, ""), ("InvoiceIssuerName", "Anthropic PBC"), ("HostProviderName", "Amazon Web Services"), ("ProviderName", "OpenRouter"),
+        ] {
             let unstated = try await run(focus(column, value))
             #expect(unstated.corrections.isEmpty && unstated.held.isEmpty, "\(column ?? "none"): \(unstated.corrections.map(\.quantity))")
             #expect(
@@ -198,8 +201,33 @@ import VendorAnthropic
         _ = try await bedrock.ingest([
             S.event("a", model: "solora-atlas-5.5", type: "input", quantity: 1_000_000, day: 3, vendor: "aws-bedrock")
         ])
-        let own = try await service.engine.run(
-            ReconciliationOptions(vendor: "focus", invoices: [focus("x_Vendor", "aws-bedrock")], range: range, account: "acct_42"), store: bedrock)
-        #expect(own.models.first?.metered == 1_000_000 && own.corrections.isEmpty, "\(own.corrections.map(\.quantity))")
+        // A provider name a plugin registers leads a longer one ("… EMEA SARL", "AWS Marketplace").
+        for (column, value) in [("x_Vendor", "aws-bedrock"), ("ProviderName", "Amazon Web Services EMEA SARL"), ("ProviderName", "AWS Marketplace")] {
+            let own = try await service.engine.run(
+                ReconciliationOptions(vendor: "focus", invoices: [focus(column, value)], range: range, account: "acct_42"), store: bedrock)
+            #expect(own.models.first?.metered == 1_000_000 && own.corrections.isEmpty, "\(value): \(own.corrections.map(\.quantity))")
+        }
+    }
+
+    /// The FOCUS card knows no aliases: a rule naming `claude-sonnet-4-5-20250929` matched nothing
+    /// there while `rules test` passed it. Names the run's card does not know are read through
+    /// every shipped card that agrees on them.
+    @Test func aRuleNamingADatedModelAppliesToAFOCUSRun() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([S.event("a", model: "claude-sonnet-4-5", type: "input", quantity: 700_000, day: 3, vendor: "anthropic")])
+        let sku = #""{""ModelId"": ""claude-sonnet-4-5"", ""TokenDirection"": ""Input""}""#
+        let csv = """
+            BilledCost,BillingCurrency,ChargeCategory,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,SkuPriceDetails,ProviderName
+            3.00,USD,Usage,2026-05-03T00:00:00Z,2026-05-04T00:00:00Z,1000000,Tokens,\(sku),Anthropic
+
+            """
+        let rules = try ClassificationRules.load(
+            text: "version: 1\nrules:\n  - id: ours\n    when: {model: claude-sonnet-4-5-20250929}\n    class: pass_through\n", file: "team.yaml")
+        var o = ReconciliationOptions(
+            vendor: "focus", invoices: [InvoiceFile(name: "f.csv", bytes: Array(csv.utf8))],
+            range: try TimeRange(from: "2026-05-03T00:00:00Z", to: "2026-05-04T00:00:00Z"), account: "acct_42")
+        o.teamRules = rules
+        let r = try await service.engine.run(o, store: store)
+        #expect(r.findings.first?.rule == "ours" && r.corrections.isEmpty, "\(r.findings.map(\.rule)) \(r.corrections.map(\.quantity))")
     }
 }

@@ -23,8 +23,8 @@ extension MessyMonthEndTests {
     @Test func aCURInPartFilesIsOneBillAndARepeatedLineItemIsNot() async throws {
         let store = try await store([("acct_b", "claude-sonnet-4-6", "input", 2_000_000, 10)], vendor: "aws-bedrock")
         let header = "identity_line_item_id,line_item_operation," + Self.curHeader
-        func part(_ name: String, id: String, operation: String) -> InvoiceFile {
-            file(name, header + "\(id),\(operation)," + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.00"))
+        func part(_ name: String, id: String, operation: String, cost: String = "3.00") -> InvoiceFile {
+            file(name, header + "\(id),\(operation)," + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, cost))
         }
         let parts = [part("part-00001.csv", id: "li-1", operation: "InvokeModel"), part("part-00002.csv", id: "li-2", operation: "Converse")]
         let r = try await run("aws-bedrock", parts, store, account: "acct_b") { $0.range = Self.mayDay(10) }
@@ -33,9 +33,29 @@ extension MessyMonthEndTests {
         await #expect(throws: UsageBoxError.self) { _ = try await run("aws-bedrock", twice, store, account: "acct_b") { $0.range = Self.mayDay(10) } }
         // Another delivery of the month: ids are not kept between reports, so the same charge
         // under a new id, alike in every other column, is billed twice (it proposed +15,000,000).
-        let redelivered = [part("early.csv", id: "li-1", operation: "InvokeModel"), part("final.csv", id: "li-9", operation: "InvokeModel")]
+        // Its amounts restated, too: the same charge is the same span, usage type and operation.
+        let redelivered = [
+            part("early.csv", id: "li-1", operation: "InvokeModel"), part("final.csv", id: "li-9", operation: "InvokeModel", cost: "3.01"),
+        ]
         await #expect(throws: UsageBoxError.self) {
             _ = try await run("aws-bedrock", redelivered, store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        }
+        // The two deliveries pasted into one file: the charge under two ids holds its model.
+        let pasted = file(
+            "pasted.csv",
+            header + "li-1,InvokeModel," + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.00") + "li-9,InvokeModel,"
+                + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.00"))
+        let held = try await run("aws-bedrock", [pasted], store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        #expect(held.corrections.isEmpty && held.reasons.contains { $0.code == "identical_rows" }, "\(held.reasons.map(\.code))")
+        // An hourly export of a day another file bills daily, under other ids: a second export of it.
+        let hourly = file(
+            "hourly.csv",
+            header + "li-7,InvokeModel,"
+                + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.00", through: "2026-05-10T01:00:00Z"))
+        await #expect(throws: UsageBoxError.self) {
+            _ = try await run("aws-bedrock", [part("daily.csv", id: "li-1", operation: "InvokeModel"), hourly], store, account: "acct_b") {
+                $0.range = Self.mayDay(10)
+            }
         }
     }
 

@@ -661,12 +661,13 @@ enum DailyEvidence {
         }
         // Every side is a partner, whatever its class: a team's rule classing the cache side
         // `unexplained` (a more cautious rule) left the input side alone, and its correction was
-        // proposed and posted. Only sides that would be corrected or absorbed are marked (a held
-        // side keeps its own reason), and no partner is used up: a cache write held for earlier
+        // proposed and posted. Only sides that would be corrected, absorbed or priced are marked (a
+        // held side keeps its own reason), and no partner is used up: a cache write held for earlier
         // corrections took input's offset, and output's equal and opposite gap was proposed.
         func holdAsSwap(_ sides: [Int]) {
             let types = Set(sides.compactMap { findings[$0].tokenType?.rawValue }).sorted()
-            for k in sides where [.meteringGap, .passThrough].contains(findings[k].gapClass) || findings[k].isEngine("token-type-swap") {
+            // A pricing side too: "fix the card" on half of a swap invites a card edit on it.
+            for k in sides where [.meteringGap, .passThrough, .pricingGap].contains(findings[k].gapClass) || findings[k].isEngine("token-type-swap") {
                 findings[k].gapClass = .unexplained
                 findings[k].rule = "token-type-swap"
                 findings[k].classifier = "engine"

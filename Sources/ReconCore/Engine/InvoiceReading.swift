@@ -138,6 +138,9 @@ struct InvoiceBatch: Sendable {
                     guard a.file != b.file, !different(tiers(a), tiers(b)), !differentAttribution(a.line.attribution, b.line.attribution),
                         a.line.lineItemID == nil || b.line.lineItemID == nil || a.line.lineItemID == b.line.lineItemID
                             || a.line.chargeRow == nil || a.line.chargeRow == b.line.chargeRow
+                            // One delivery has one granularity: an hourly row inside another file's
+                            // daily row of the same usage is a second export of it.
+                            || a.line.bucket.from != b.line.bucket.from || a.line.bucket.to != b.line.bucket.to
                     else { continue }
                     throw UsageBoxError.invalidArgument(
                         "\(names[a.file]) and \(names[b.file]) both bill \(key.model) \(key.tokenType) on \(b.line.date.dayString) "

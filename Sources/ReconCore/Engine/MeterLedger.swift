@@ -121,7 +121,11 @@ struct MeterLedger: Sendable {
         // the whole has.
         while true {
             do {
-                _ = try await store.usage(UsageQuery(scope: scope, range: o.range, groupBy: optional.map(UsageField.dimension), filters: filters))
+                // By account too, so a store whose rows pass its bound (ClickHouse's, per rollup key)
+                // reads it in sets of accounts like the month.
+                try await store.forEachGroup(
+                    UsageQuery(scope: scope, range: o.range, groupBy: [.accountID] + optional.map(UsageField.dimension), filters: filters)
+                ) { _ in }
                 break
             } catch let e as UsageBoxError where e.field.map(optional.contains) == true {
                 optional.removeAll { $0 == e.field }

@@ -71,8 +71,7 @@ public struct ReconciliationEngine: Sendable {
         // provider a multi-provider export (FOCUS) states on its lines, as written or as the
         // plugin that sells it is registered (Microsoft's lines are usage metered as azure-openai).
         let providers = Set(batch.lines.compactMap { $0.line.labels["provider"] })
-        let vendorNames = Set(
-            [plugin.id, card.vendor] + providers + registry.plugins.filter { !$0.providerNames.isDisjoint(with: providers) }.map { $0.id })
+        let vendorNames = Set([plugin.id, card.vendor] + providers + providers.flatMap(sellers(of:)))
         let meter = try await MeterLedger.read(
             store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models),
             vendorNames: vendorNames, options: o)
@@ -90,7 +89,7 @@ public struct ReconciliationEngine: Sendable {
             + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
             + unknownVendorLabels(meter, card: card, plugin: plugin) + correctionsOfSeveralProviders(meter)
-            + Self.providerNotStated(batch, meter: meter, card: card, plugin: plugin)
+            + Self.providerNotStated(batch, meter: meter, card: card, plugin: plugin, known: { !sellers(of: $0).isEmpty })
             + (try await overlappingRuns(o, plugin: plugin, store: store, log: log))
             + Self.identicalRows(batch, card: card) + Self.capacityCharges(batch, card: card)
             + Dictionary(grouping: batch.netAmounts, by: \.why).sorted { $0.key < $1.key }.map { why, files in
@@ -125,7 +124,9 @@ public struct ReconciliationEngine: Sendable {
                         detail: "the period ends \(o.range.to.rfc3339), after now: the vendor may still bill usage in it",
                         remedy: "reconcile once the period is over (and the vendor's export has caught up)")
                 ] : [])
-        let chain = ClassifierChain(plugin: plugin.classifiers + o.classifiers, team: o.teamRules?.resolvingModels(card.canonicalModel))
+        let chain = ClassifierChain(
+            plugin: plugin.classifiers + o.classifiers,
+            team: o.teamRules?.resolvingModels(ClassificationRules.modelReader(card: card, cards: Array(cards.values))))
         var findings = Classification.classify(diff, chain: chain)
         let priceSteps = DailyEvidence.apply(
             to: &findings, diff, range: o.range,
@@ -144,8 +145,8 @@ public struct ReconciliationEngine: Sendable {
             providersOfModel[model, default: []].insert(provider.lowercased())
         }
         let vendorOfModel = providersOfModel.compactMapValues { providers -> String? in
-            let sellers = registry.plugins.filter { !$0.providerNames.isDisjoint(with: providers) }.map { $0.id }
-            return providers.count == 1 && sellers.count == 1 ? sellers[0] : nil
+            let sellers = Set(providers.flatMap(sellers(of:)))
+            return providers.count == 1 && sellers.count == 1 ? sellers.first : nil
         }
         let proposal = try await CorrectionProposal.propose(
             findings, reasons: reasons, diff: diff, meter: meter, options: o,
@@ -395,13 +396,23 @@ public struct ReconciliationEngine: Sendable {
     /// only in ServiceProviderName proposed +9,300,000 input, billing the Anthropic-labelled
     /// usage twice. The model's positive gaps are held.
     static func providerNotStated(
-        _ batch: InvoiceBatch, meter: MeterLedger, card: any RateCardConverter, plugin: any VendorPlugin.Type
+        _ batch: InvoiceBatch, meter: MeterLedger, card: any RateCardConverter, plugin: any VendorPlugin.Type, known: (String) -> Bool
     ) -> [EvidenceReason] {
         // Whatever the card: a reseller's own card (`--rate-card`) says nothing of who served it.
         guard plugin.providerNames.isEmpty else { return [] }
         func model(_ raw: String, canonical: Bool) -> String? { card.canonicalModel(raw) ?? (canonical ? raw : nil) }
         var unstated = Set<String>()
-        for l in batch.lines where l.line.labels["provider"] == nil {
+        // A UBL supplier the card is named after ("Anthropic, PBC" priced by the anthropic card)
+        // states who served it: a team's Bedrock usage of the same model held Anthropic's
+        // corrections every month.
+        func letters(_ s: String) -> String { String(s.lowercased().filter { $0.isLetter || $0.isNumber }) }
+        let cardName = card.vendor == plugin.rateCardName ? nil : letters(card.vendor)
+        // A provider no plugin sells ("OpenRouter", "Amazon Bedrock" before it was known) says no
+        // more than none: the meter's aws-bedrock usage was set aside under it and proposed again.
+        for l in batch.lines
+        where !(l.line.labels["provider"].map(known) ?? false)
+            && !(cardName.flatMap { c in l.line.labels["supplier"].map { letters($0).contains(c) } } ?? false)
+        {
             if let raw = l.line.vendorModel, let m = model(raw, canonical: l.line.modelIsCanonical) { unstated.insert(m) }
         }
         // Loosely too: the meter's `claude-sonnet-4-5-20250929` is the export's `claude-sonnet-4-5`.
@@ -419,6 +430,17 @@ public struct ReconciliationEngine: Sendable {
                 remedy: "an export that names each line's provider (ProviderName, ServiceProviderName or x_Vendor), or events that name the vendor billing them"
             )
         }
+    }
+
+    /// The plugins that sell what a provider label names: its id (`aws-bedrock`, any spelling),
+    /// or a provider name it registers, alone or leading the label ("amazon web services emea
+    /// sarl", "aws marketplace", "microsoft azure").
+    func sellers(of provider: String) -> [String] {
+        func letters(_ s: String) -> String { String(s.lowercased().filter { $0.isLetter || $0.isNumber }) }
+        let label = ProviderName.normalized(provider)
+        return registry.plugins.filter { p in
+            letters(p.id) == letters(provider) || p.providerNames.contains { label == $0 || label.hasPrefix($0 + " ") }
+        }.map { $0.id }
     }
 
     /// Corrections an earlier run posted under a format that bills several providers (a FOCUS
