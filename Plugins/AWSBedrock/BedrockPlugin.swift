@@ -121,6 +121,10 @@ struct BedrockCURParser: InvoiceParser {
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [Self.usageType, Self.cost, Self.start])
         let judgesRepeats = table.has("identity_line_item_id") || table.has("identity/LineItemId")
+        let tagColumns = table.header.filter { h in
+            let c = h.lowercased()
+            return ["resource_tags", "resourcetags/", "cost_category", "costcategory/"].contains { c.hasPrefix($0) }
+        }.sorted()
         var lines = try table.rows.map { row in
             guard let costText = row.cell(Self.cost), let cost = ExactDecimal.parse(costText) else {
                 throw InvoiceError(
@@ -178,6 +182,8 @@ struct BedrockCURParser: InvoiceParser {
             line.isRefund = isRefund
             if let idColumn = ["identity_line_item_id", "identity/LineItemId"].first(where: table.has) {
                 line.lineItemID = row.cell(idColumn)
+                // Ids of a legacy CUR and a CUR 2.0 are never one delivery's.
+                line.lineItemScheme = idColumn
                 // What the charge is, by name (not the row: `bill_invoice_id` is empty until the
                 // bill is final, columns move between deliveries, amounts are restated).
                 // Dates as read, so a legacy CUR and a CUR 2.0 of the same charge agree.
@@ -185,6 +191,12 @@ struct BedrockCURParser: InvoiceParser {
                 hasher.combine(line.date)
                 hasher.combine(line.end)
                 for names in Self.chargeColumns { hasher.combine(row.cell(names)) }
+                // Tags and cost categories tell charges apart too (session tags split one
+                // principal's usage into rows of one usage type and hour).
+                for column in tagColumns {
+                    hasher.combine(column)
+                    hasher.combine(row.cell(column))
+                }
                 line.chargeRow = hasher.finalize()
             }
             // Identical rows are one charge listed twice only when the export keeps line-item ids

@@ -85,6 +85,8 @@ public struct InvoiceLine: Sendable, Hashable {
     /// month, which billed May 1–15 twice).
     public var lineItemID: String?
     public var chargeRow: Int?
+    /// Which kind of id `lineItemID` is (its column): two files of two kinds are two deliveries.
+    public var lineItemScheme: String?
 
     /// This line, marked as coming from the export row `fingerprint` names (`sourceRow`).
     public func withSourceRow(_ fingerprint: Int?, mayRepeat: Bool = false) -> InvoiceLine {

@@ -173,6 +173,17 @@ extension MessyMonthEndTests {
         #expect(r.shape == .localized && r.impliedFactor == nil, "\(r.shape)")
         #expect(r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" }.sorted() == ["claude-haiku-4-5 3000000", "claude-sonnet-4-5 3000000"])
 
+        // The same outage with the meter's midnight jitter (0.2 % a day either way): money read
+        // exactly has no rounding to absorb it, and the outage was held as a price factor.
+        let jitter = try await haikuAndSonnet { d in (10...12).contains(d) ? 0 : (d % 2 == 0 ? 1_002_000 : 998_000) }
+        let jittered = try await run("anthropic", [Self.haikuAndSonnetBill { _ in ("100", "300") }], jitter, account: "acct_42")
+        #expect(jittered.shape == .localized, "\(jittered.shape) \(jittered.reasons.map(\.code))")
+        #expect(jittered.corrections.map { "\($0.modelID ?? "") \($0.quantity)" }.sorted() == ["claude-haiku-4-5 3004000", "claude-sonnet-4-5 3004000"])
+        // A factor with the same jitter still shows on every day.
+        let jitterAll = try await haikuAndSonnet { d in d % 2 == 0 ? 1_002_000 : 998_000 }
+        let factored = try await run("anthropic", [Self.haikuAndSonnetBill { _ in ("110", "330") }], jitterAll, account: "acct_42")
+        #expect(factored.shape == .uniform && factored.corrections.isEmpty, "\(factored.corrections.map(\.quantity))")
+
         // A price factor shows on every day: the same meter billed 10 % over every day stays uniform.
         let full = try await haikuAndSonnet { _ in 1_000_000 }
         let uniform = try await run("anthropic", [Self.haikuAndSonnetBill { _ in ("110", "330") }], full, account: "acct_42")

@@ -47,6 +47,18 @@ extension MessyMonthEndTests {
                 + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.00"))
         let held = try await run("aws-bedrock", [pasted], store, account: "acct_b") { $0.range = Self.mayDay(10) }
         #expect(held.corrections.isEmpty && held.reasons.contains { $0.code == "identical_rows" }, "\(held.reasons.map(\.code))")
+        // Session tags split one principal's usage of a usage type and day into rows: two charges.
+        let tagged = "identity_line_item_id,line_item_operation,resource_tags," + Self.curHeader
+        func tag(_ name: String, _ id: String, _ tenant: String, _ kTokens: Int) -> String {
+            "\(id),InvokeModel,\"{\"\"user_tenant\"\": \"\"\(tenant)\"\"}\","
+                + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", kTokens, ExactDecimal.text(Decimal(kTokens) * 3 / 1000))
+        }
+        let oneFile = file("tags.csv", tagged + tag("t", "li-1", "search", 1200) + tag("t", "li-2", "support", 800))
+        let split = try await run("aws-bedrock", [oneFile], store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        #expect(split.models.first?.vendor == 2_000_000 && split.total.gap == 0 && split.reasons.isEmpty, "\(split.reasons.map(\.code))")
+        let parts2 = [file("t1.csv", tagged + tag("t", "li-1", "search", 1200)), file("t2.csv", tagged + tag("t", "li-2", "support", 800))]
+        let splitParts = try await run("aws-bedrock", parts2, store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        #expect(splitParts.models.first?.vendor == 2_000_000 && splitParts.total.gap == 0, "\(splitParts.reasons.map(\.code))")
         // An hourly export of a day another file bills daily, under other ids: a second export of it.
         let hourly = file(
             "hourly.csv",

@@ -210,11 +210,16 @@ enum DailyEvidence {
                 guard row.gap > 0, row.metered > 0, let vendorDays = vendorDaily(diff, key, accountwise: false) else { return false }
                 let metered = meteredDaily(diff, key, accountwise: false)
                 let share = Decimal(exactly: row.gap) / Decimal(exactly: row.metered)
+                // A day off by less than half a point (and well under the month's share) matched:
+                // money read exactly has no rounding to absorb a meter's 0.2 % of midnight jitter,
+                // and a collector's outage on every model was held as a price factor for it. No
+                // factor below half a point is taken anywhere (`leastFactor`).
+                let noise = min(ReconciliationEngine.leastFactor, abs(share) / 4)
                 // Per day: whether it matched, and whether the month's share would show there.
                 var days: [(matches: Bool, telling: Bool)] = []
                 for d in periodDays(range) {
                     let m = metered[d] ?? 0, v = vendorDays[d]?.tokens ?? 0
-                    let tolerance = Decimal(max(vendorDays[d]?.toleranceTokens ?? 0, 0))
+                    let tolerance = max(Decimal(max(vendorDays[d]?.toleranceTokens ?? 0, 0)), Decimal(exactly: m) * noise)
                     days.append((Decimal(Self.distance(v, m)) <= tolerance, Decimal(exactly: m) * share > tolerance * 2))
                 }
                 // Matching days that would have shown the share, before the first day off and after

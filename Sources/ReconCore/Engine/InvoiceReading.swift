@@ -137,6 +137,7 @@ struct InvoiceBatch: Sendable {
                     guard b.line.bucket.from < a.line.bucket.to else { break }
                     guard a.file != b.file, !different(tiers(a), tiers(b)), !differentAttribution(a.line.attribution, b.line.attribution),
                         a.line.lineItemID == nil || b.line.lineItemID == nil || a.line.lineItemID == b.line.lineItemID
+                            || a.line.lineItemScheme != b.line.lineItemScheme
                             || a.line.chargeRow == nil || a.line.chargeRow == b.line.chargeRow
                             // One delivery has one granularity: an hourly row inside another file's
                             // daily row of the same usage is a second export of it.

@@ -362,9 +362,9 @@ public struct ReconciliationEngine: Sendable {
             return EvidenceReason(
                 code: "identical_rows", effect: key.model.isEmpty ? .inconclusive : key.tokenType == nil ? .blocksModel : .blocksCell,
                 modelID: key.model.isEmpty ? nil : key.model, tokenType: key.tokenType,
-                detail: "\(what): \(repeats.count) row(s) identical to an earlier one (first \(repeats[0].pair)); the "
-                    + "export keeps no line-item id, so each may be one row pasted twice or two charges whose telling columns were left out",
-                remedy: "export with line-item ids (CUR identity_line_item_id, Vertex export_time, Azure ResourceId), or drop the "
+                detail: "\(what): \(repeats.count) row(s) billing what an earlier one bills (first \(repeats[0].pair)): "
+                    + "one row pasted twice, one charge of two deliveries under two line-item ids, or two charges whose telling columns were left out",
+                remedy: "export one delivery with line-item ids (CUR identity_line_item_id, Vertex export_time, Azure ResourceId), or drop the "
                     + "repeated rows; pass --allow-overlap when they are distinct charges")
         }
     }
