@@ -1,3 +1,4 @@
+import ExactJSON
 import Foundation
 import Metering
 import ReconCore
@@ -71,6 +72,13 @@ struct BedrockCURParser: InvoiceParser {
     static let currency = ["line_item_currency_code", "lineItem/CurrencyCode"]
     static let product = ["line_item_product_code", "lineItem/ProductCode"]
     static let productName = ["product_product_name", "product/ProductName", "product_name"]
+    /// A tag cell as its pairs, in order: CUR 2.0's `resource_tags` is a JSON map whose keys may
+    /// come in any order.
+    static func tags(_ cell: String) -> String {
+        guard cell.hasPrefix("{"), case let .object(members)? = try? JSONParser.parse(cell) else { return cell }
+        return members.map { "\($0.0)=\($0.1.stringValue ?? "")" }.sorted().joined(separator: "\u{1}")
+    }
+
     /// The columns that say which charge a row is, whatever delivery it came in.
     static let chargeColumns = [
         usageType, type, product, ["line_item_usage_account_id", "lineItem/UsageAccountId"], ["line_item_operation", "lineItem/Operation"],
@@ -121,9 +129,12 @@ struct BedrockCURParser: InvoiceParser {
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [Self.usageType, Self.cost, Self.start])
         let judgesRepeats = table.has("identity_line_item_id") || table.has("identity/LineItemId")
+        // Tags split one principal's usage of a usage type and hour into rows (session tags). Cost
+        // categories are worked out from the other columns (and restated when their rules are
+        // edited), so they tell nothing apart.
         let tagColumns = table.header.filter { h in
             let c = h.lowercased()
-            return ["resource_tags", "resourcetags/", "cost_category", "costcategory/"].contains { c.hasPrefix($0) }
+            return c.hasPrefix("resource_tags") || c.hasPrefix("resourcetags/")
         }.sorted()
         var lines = try table.rows.map { row in
             guard let costText = row.cell(Self.cost), let cost = ExactDecimal.parse(costText) else {
@@ -182,8 +193,9 @@ struct BedrockCURParser: InvoiceParser {
             line.isRefund = isRefund
             if let idColumn = ["identity_line_item_id", "identity/LineItemId"].first(where: table.has) {
                 line.lineItemID = row.cell(idColumn)
-                // Ids of a legacy CUR and a CUR 2.0 are never one delivery's.
-                line.lineItemScheme = idColumn
+                // Ids of a legacy CUR and a CUR 2.0, or of files with other tag columns (a tag
+                // activated mid-month adds one), are never one delivery's: part files share them.
+                line.lineItemScheme = ([idColumn] + tagColumns.map { $0.lowercased() }).joined(separator: "|")
                 // What the charge is, by name (not the row: `bill_invoice_id` is empty until the
                 // bill is final, columns move between deliveries, amounts are restated).
                 // Dates as read, so a legacy CUR and a CUR 2.0 of the same charge agree.
@@ -191,11 +203,9 @@ struct BedrockCURParser: InvoiceParser {
                 hasher.combine(line.date)
                 hasher.combine(line.end)
                 for names in Self.chargeColumns { hasher.combine(row.cell(names)) }
-                // Tags and cost categories tell charges apart too (session tags split one
-                // principal's usage into rows of one usage type and hour).
                 for column in tagColumns {
-                    hasher.combine(column)
-                    hasher.combine(row.cell(column))
+                    hasher.combine(column.lowercased())
+                    hasher.combine(row.cell(column).map(Self.tags))
                 }
                 line.chargeRow = hasher.finalize()
             }

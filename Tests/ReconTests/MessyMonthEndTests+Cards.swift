@@ -179,6 +179,18 @@ extension MessyMonthEndTests {
         let jittered = try await run("anthropic", [Self.haikuAndSonnetBill { _ in ("100", "300") }], jitter, account: "acct_42")
         #expect(jittered.shape == .localized, "\(jittered.shape) \(jittered.reasons.map(\.code))")
         #expect(jittered.corrections.map { "\($0.modelID ?? "") \($0.quantity)" }.sorted() == ["claude-haiku-4-5 3004000", "claude-sonnet-4-5 3004000"])
+        // A 1 % markup under ±0.8 % jitter: every other day is off by under the noise, all of
+        // them the same way; the markup was corrected as an outage. Held.
+        let wide = try await haikuAndSonnet { d in d % 2 == 1 ? 1_008_000 : 992_000 }
+        let markup = try await run("anthropic", [Self.haikuAndSonnetBill { _ in ("101", "303") }], wide, account: "acct_42")
+        #expect(markup.corrections.isEmpty, "\(markup.shape) \(markup.corrections.map(\.quantity))")
+        // A price rise from May 16 the card lacks, and a last day exported 9.5 % short: that day
+        // alone matched within the noise after the rise. Held.
+        let flat = try await haikuAndSonnet { _ in 1_000_000 }
+        let rose = try await run(
+            "anthropic", [Self.haikuAndSonnetBill { $0 < 16 ? ("100", "300") : $0 < 31 ? ("110", "330") : ("99.55", "298.65") }], flat,
+            account: "acct_42")
+        #expect(rose.corrections.isEmpty, "\(rose.shape) \(rose.corrections.map(\.quantity))")
         // A factor with the same jitter still shows on every day.
         let jitterAll = try await haikuAndSonnet { d in d % 2 == 0 ? 1_002_000 : 998_000 }
         let factored = try await run("anthropic", [Self.haikuAndSonnetBill { _ in ("110", "330") }], jitterAll, account: "acct_42")

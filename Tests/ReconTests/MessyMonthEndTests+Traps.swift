@@ -59,6 +59,13 @@ extension MessyMonthEndTests {
         let parts2 = [file("t1.csv", tagged + tag("t", "li-1", "search", 1200)), file("t2.csv", tagged + tag("t", "li-2", "support", 800))]
         let splitParts = try await run("aws-bedrock", parts2, store, account: "acct_b") { $0.range = Self.mayDay(10) }
         #expect(splitParts.models.first?.vendor == 2_000_000 && splitParts.total.gap == 0, "\(splitParts.reasons.map(\.code))")
+        // A tag activated mid-month: the final delivery has a tag column the early one lacks, so
+        // every charge's key differs; two deliveries all the same, refused.
+        let early = file("early-untagged.csv", header + "li-1,InvokeModel," + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.00"))
+        let final = file("final-tagged.csv", tagged + tag("t", "li-9", "search", 1000))
+        await #expect(throws: UsageBoxError.self) {
+            _ = try await run("aws-bedrock", [early, final], store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        }
         // An hourly export of a day another file bills daily, under other ids: a second export of it.
         let hourly = file(
             "hourly.csv",

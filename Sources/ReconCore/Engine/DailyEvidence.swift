@@ -215,17 +215,29 @@ enum DailyEvidence {
                 // and a collector's outage on every model was held as a price factor for it. No
                 // factor below half a point is taken anywhere (`leastFactor`).
                 let noise = min(ReconciliationEngine.leastFactor, abs(share) / 4)
-                // Per day: whether it matched, and whether the month's share would show there.
-                var days: [(matches: Bool, telling: Bool)] = []
+                // Per day: whether it matched (within its rounding, or only within the noise),
+                // whether the month's share would show there, and how far off it was.
+                var days: [(matches: Bool, exact: Bool, telling: Bool, off: Decimal)] = []
                 for d in periodDays(range) {
                     let m = metered[d] ?? 0, v = vendorDays[d]?.tokens ?? 0
-                    let tolerance = max(Decimal(max(vendorDays[d]?.toleranceTokens ?? 0, 0)), Decimal(exactly: m) * noise)
-                    days.append((Decimal(Self.distance(v, m)) <= tolerance, Decimal(exactly: m) * share > tolerance * 2))
+                    let rounding = Decimal(max(vendorDays[d]?.toleranceTokens ?? 0, 0))
+                    let tolerance = max(rounding, Decimal(exactly: m) * noise)
+                    let distance = Decimal(Self.distance(v, m))
+                    days.append(
+                        (distance <= tolerance, distance <= rounding, Decimal(exactly: m) * share > tolerance * 2, Decimal(exactly: v) - Decimal(exactly: m)))
                 }
                 // Matching days that would have shown the share, before the first day off and after
-                // the last: a price that ends (or starts) mid-month is off on one side only.
+                // the last: a price that ends (or starts) mid-month is off on one side only. A side
+                // that matched only within the noise needs two such days (a short last day of a
+                // month whose price rose on the 16th matched alone), and what the matching days are
+                // off by must net out (jitter does; a 1 % markup under 0.8 % jitter matched every
+                // other day, all of them the same way).
                 guard let firstOff = days.firstIndex(where: { !$0.matches }), let lastOff = days.lastIndex(where: { !$0.matches }) else { return false }
-                return days[..<firstOff].contains { $0.matches && $0.telling } && days[(lastOff + 1)...].contains { $0.matches && $0.telling }
+                func shows(_ side: ArraySlice<(matches: Bool, exact: Bool, telling: Bool, off: Decimal)>) -> Bool {
+                    side.contains { $0.exact && $0.telling } || side.filter { $0.matches && $0.telling }.count >= 2
+                }
+                let drift = days.filter(\.matches).reduce(Decimal(0)) { $0 + $1.off }
+                return shows(days[..<firstOff]) && shows(days[(lastOff + 1)...]) && abs(drift) * 20 <= Decimal(exactly: row.gap)
             }
     }
 
