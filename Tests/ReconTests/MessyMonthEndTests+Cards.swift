@@ -191,6 +191,24 @@ extension MessyMonthEndTests {
             "anthropic", [Self.haikuAndSonnetBill { $0 < 16 ? ("100", "300") : $0 < 31 ? ("110", "330") : ("99.55", "298.65") }], flat,
             account: "acct_42")
         #expect(rose.corrections.isEmpty, "\(rose.shape) \(rose.corrections.map(\.quantity))")
+        // A 2 % surcharge on weekdays from Monday May 4, weekends at the card: off in runs with
+        // matching weekends between them, no outage (it was corrected, before this stop too).
+        let flat2 = try await haikuAndSonnet { _ in 1_000_000 }
+        func weekday(_ d: Int) -> Bool { ![2, 3].contains(d % 7) }
+        let surcharge = try await run(
+            "anthropic", [Self.haikuAndSonnetBill { weekday($0) && $0 >= 4 ? ("102", "306") : ("100", "300") }], flat2, account: "acct_42")
+        #expect(surcharge.corrections.isEmpty, "\(surcharge.shape) \(surcharge.corrections.map(\.quantity))")
+        // The outage beside a day billed 10 % below the meter (a promotion): netted, it took the
+        // promotion off the customer's loss. Held.
+        let promoted = try await run(
+            "anthropic", [Self.haikuAndSonnetBill { $0 == 20 ? ("90", "270") : ("100", "300") }], down, account: "acct_42")
+        #expect(promoted.corrections.isEmpty, "\(promoted.shape) \(promoted.corrections.map(\.quantity))")
+        // A holiday on May 1 at 1 % of the traffic, 20 % off for April 30's late requests under
+        // jitter: noise is a share of a typical day, and the outage is corrected.
+        let holiday = try await haikuAndSonnet { d in d == 1 ? 10_000 : (10...12).contains(d) ? 0 : (d % 2 == 0 ? 1_002_000 : 998_000) }
+        let quietFirst = try await run(
+            "anthropic", [Self.haikuAndSonnetBill { $0 == 1 ? ("1.2", "3.6") : ("100", "300") }], holiday, account: "acct_42")
+        #expect(quietFirst.shape == .localized && quietFirst.corrections.count == 2, "\(quietFirst.shape) \(quietFirst.reasons.map(\.code))")
         // A factor with the same jitter still shows on every day.
         let jitterAll = try await haikuAndSonnet { d in d % 2 == 0 ? 1_002_000 : 998_000 }
         let factored = try await run("anthropic", [Self.haikuAndSonnetBill { _ in ("110", "330") }], jitterAll, account: "acct_42")
