@@ -80,6 +80,8 @@ struct FOCUSParser: InvoiceParser {
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [["BilledCost"], ["BillingCurrency"], ["ChargeCategory"], ["ChargePeriodStart"]])
         var lines: [InvoiceLine] = []
+        // Each provider name once: the column repeats on every row.
+        var providers: [String: String] = [:]
         for r in table.rows {
             func cell(_ name: String) -> String? { r.cell(name) }
             func decimal(_ name: String) throws -> Decimal? {
@@ -157,7 +159,8 @@ struct FOCUSParser: InvoiceParser {
             if let v = cell("x_Vendor") {
                 labels["provider"] = v.lowercased()
             } else if let p = cell("ProviderName") ?? cell("Provider") ?? cell("ServiceProviderName") {
-                labels["provider"] = ProviderName.normalized(p)
+                if providers[p] == nil { providers[p] = ProviderName.normalized(p) }
+                labels["provider"] = providers[p]
             }
             if let e = cell("EffectiveCost") { labels["effective_cost"] = e }
             if let p = cell("PricingCategory") { labels["pricing_category"] = p }

@@ -155,6 +155,10 @@ struct InvoiceBatch: Sendable {
 /// The card a run prices with: the one named, else one the invoice itself points to (a UBL
 /// supplier), else the vendor's.
 enum CardChoice {
+    /// Whether a supplier the invoice names ("Anthropic, PBC") is a card's vendor (`anthropic`):
+    /// the card a run picks by it, and the supplier a run takes as stating who served the usage.
+    static func names(_ supplier: String, _ vendor: String) -> Bool { supplier.lowercased().contains(vendor.lowercased()) }
+
     static func choose(
         override: (any RateCardConverter)?, cards: [String: RateCard], plugin: any VendorPlugin.Type,
         lines: [InvoiceLine]
@@ -169,7 +173,7 @@ enum CardChoice {
             let ownCardPricesModels = !(cards[plugin.rateCardName]?.models.isEmpty ?? true)
             guard
                 !ownCardPricesModels || named == plugin.rateCardName.lowercased() || !cards.keys.contains(where: { $0.lowercased() == named })
-                    || hints.contains(where: { $0.contains(named) })
+                    || hints.contains(where: { names($0, named) })
             else {
                 throw UsageBoxError.invalidArgument(
                     "the rate card is \(override.vendor)'s; \(plugin.id) invoices are priced by a card with vendor: \(plugin.rateCardName)"
@@ -178,7 +182,7 @@ enum CardChoice {
             return override
         }
         if let hinted = cards.values.sorted(by: { $0.vendor < $1.vendor }).first(where: { c in
-            c.vendor != plugin.rateCardName && !c.models.isEmpty && hints.contains { $0.contains(c.vendor) }
+            c.vendor != plugin.rateCardName && !c.models.isEmpty && hints.contains { names($0, c.vendor) }
         }) {
             return hinted
         }

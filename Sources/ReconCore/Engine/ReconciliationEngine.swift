@@ -402,17 +402,24 @@ public struct ReconciliationEngine: Sendable {
         guard plugin.providerNames.isEmpty else { return [] }
         func model(_ raw: String, canonical: Bool) -> String? { card.canonicalModel(raw) ?? (canonical ? raw : nil) }
         var unstated = Set<String>()
-        // A UBL supplier the card is named after ("Anthropic, PBC" priced by the anthropic card)
-        // states who served it: a team's Bedrock usage of the same model held Anthropic's
-        // corrections every month.
-        func letters(_ s: String) -> String { String(s.lowercased().filter { $0.isLetter || $0.isNumber }) }
-        let cardName = card.vendor == plugin.rateCardName ? nil : letters(card.vendor)
-        // A provider no plugin sells ("OpenRouter", "Amazon Bedrock" before it was known) says no
-        // more than none: the meter's aws-bedrock usage was set aside under it and proposed again.
-        for l in batch.lines
-        where !(l.line.labels["provider"].map(known) ?? false)
-            && !(cardName.flatMap { c in l.line.labels["supplier"].map { letters($0).contains(c) } } ?? false)
-        {
+        // A UBL supplier the card is named after ("Anthropic, PBC" priced by the anthropic card,
+        // as `CardChoice` reads it) states who served it: a team's Bedrock usage of the same model
+        // held Anthropic's corrections every month. A provider no plugin sells ("OpenRouter")
+        // says no more than none: the meter's aws-bedrock usage was set aside under it and
+        // proposed again. Each name is judged once, not once a line.
+        var stated: [String: Bool] = [:]
+        func isStated(_ line: InvoiceLine) -> Bool {
+            if let p = line.labels["provider"] {
+                if let known = stated["p:" + p] { return known }
+                stated["p:" + p] = known(p)
+                return stated["p:" + p]!
+            }
+            guard card.vendor != plugin.rateCardName, let supplier = line.labels["supplier"] else { return false }
+            if let named = stated["s:" + supplier] { return named }
+            stated["s:" + supplier] = CardChoice.names(supplier, card.vendor)
+            return stated["s:" + supplier]!
+        }
+        for l in batch.lines where !isStated(l.line) {
             if let raw = l.line.vendorModel, let m = model(raw, canonical: l.line.modelIsCanonical) { unstated.insert(m) }
         }
         // Loosely too: the meter's `claude-sonnet-4-5-20250929` is the export's `claude-sonnet-4-5`.
@@ -436,10 +443,9 @@ public struct ReconciliationEngine: Sendable {
     /// or a provider name it registers, alone or leading the label ("amazon web services emea
     /// sarl", "aws marketplace", "microsoft azure").
     func sellers(of provider: String) -> [String] {
-        func letters(_ s: String) -> String { String(s.lowercased().filter { $0.isLetter || $0.isNumber }) }
-        let label = ProviderName.normalized(provider)
+        let label = ProviderName.normalized(provider), spelt = Self.letters(provider)
         return registry.plugins.filter { p in
-            letters(p.id) == letters(provider) || p.providerNames.contains { label == $0 || label.hasPrefix($0 + " ") }
+            Self.letters(p.id) == spelt || p.providerNames.contains { label == $0 || label.hasPrefix($0 + " ") }
         }.map { $0.id }
     }
 
