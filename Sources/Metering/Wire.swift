@@ -69,9 +69,12 @@ public struct MeterSettingsBody: WireShape, StrictWireDecodable {
     }
 
     /// `"rollup_dimensions": null` read as "leave it" and changed nothing, silently: refused,
-    /// naming the two spellings that do something.
+    /// naming the two spellings that do something. So is `"unit": null` (a unit is never unset).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        if c.contains(.unit), try c.decodeNil(forKey: .unit) {
+            throw UsageBoxError.invalidArgument("unit is null: name the unit, or leave the member out to leave it as it is", field: "unit")
+        }
         unit = try c.decodeIfPresent(String.self, forKey: .unit)
         if c.contains(.rollupDimensions), try c.decodeNil(forKey: .rollupDimensions) {
             throw UsageBoxError.invalidArgument(

@@ -23,6 +23,11 @@ public struct APIOperation: Sendable, Hashable {
     /// The query parameters the document names for it: any other is refused (a misspelt one must
     /// not be ignored).
     public var queryParameters: Set<String> = []
+    /// Any other parameter filters by a dimension of that name (`x-usagebox-dimension-filters`):
+    /// the operation's own reader checks those names against the account's dimensions.
+    public var dimensionFilters = false
+    /// The statuses the document lists for it: an answer outside them is a bug in one or the other.
+    public var statuses: Set<Int> = []
 
     public enum Auth: String, Sendable, Hashable { case none, bearer, session }
 
@@ -84,6 +89,8 @@ extension APIOperation {
                     auth: open ? .none : (op["x-usagebox-auth"] as? String).flatMap(Auth.init(rawValue:)) ?? .bearer)
                 let listed = ((item as? [String: Any])?["parameters"] as? [Any] ?? []) + (op["parameters"] as? [Any] ?? [])
                 operation.queryParameters = Set(listed.compactMap(queryName))
+                operation.dimensionFilters = op["x-usagebox-dimension-filters"] as? Bool ?? false
+                operation.statuses = Set(((op["responses"] as? [String: Any]) ?? [:]).keys.compactMap { Int($0) })
                 out.append(operation)
             }
         }
@@ -94,11 +101,20 @@ extension APIOperation {
     /// The methods a concrete path allows (`GET, POST`), or nil when no operation has that path:
     /// tells "no such route" (404) from "not with this method" (405).
     static func allowedMethods(_ path: String) -> String? {
+        let methods = matching(path).map(\.method)
+        return methods.isEmpty ? nil : methods.joined(separator: ", ")
+    }
+
+    /// The operation a concrete method and path (no query) reach, if any.
+    public static func answering(_ method: String, _ path: String) -> APIOperation? {
+        matching(path).first { $0.method == method }
+    }
+
+    private static func matching(_ path: String) -> [APIOperation] {
         let parts = path.split(separator: "/")
-        let methods = all.filter { op in
+        return all.filter { op in
             let template = op.path.split(separator: "/")
             return template.count == parts.count && zip(template, parts).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
-        }.map(\.method)
-        return methods.isEmpty ? nil : methods.joined(separator: ", ")
+        }
     }
 }

@@ -184,19 +184,26 @@ public struct HTTPAPI: Sendable {
         return id
     }
 
-    /// The query's parameters, refusing any the document does not name for the operation (a
-    /// misspelt one must not be ignored).
-    /// Each is given once (`from=…&from=…` read as the last one verified another range than asked).
-    func parameters(_ request: Request, of operation: String) throws -> [String: String] {
-        let allowed = APIOperation.named(operation)?.queryParameters ?? []
+    /// The query's parameters by name (those the document does not name were refused before the
+    /// handler ran), each given once (`from=…&from=…` read as the last one verified another
+    /// range than asked).
+    func uniqueParameters(_ request: Request) throws -> [String: String] {
         var values: [String: String] = [:]
         for (name, value) in try parameters(request) {
-            guard allowed.contains(name) else { throw UsageBoxError.invalidArgument("unknown parameter '\(name.prefix(80))'", field: name) }
             guard values.updateValue(value, forKey: name) == nil else {
                 throw UsageBoxError.invalidArgument("'\(name)' is given more than once", field: name)
             }
         }
         return values
+    }
+
+    /// Every API operation refuses a parameter its document does not name, before its handler
+    /// runs: one that reads none (`GET /v1/meters?acount=x`) must not answer as if it were obeyed.
+    func refuseUnknownParameters(_ request: Request, of op: APIOperation) throws {
+        guard !op.dimensionFilters else { return }
+        for (name, _) in try parameters(request) where !op.queryParameters.contains(name) {
+            throw UsageBoxError.invalidArgument("unknown parameter '\(name.prefix(80))'", field: name)
+        }
     }
 
     func parameters(_ request: Request) throws -> [(String, String)] {

@@ -21,7 +21,7 @@ struct MeteringController {
             return JSONResponse.make(try await store.usage(q))
         }
         routes.on("verify") { request, _, caller in
-            let params = try api.parameters(request, of: "verify")
+            let params = try api.uniqueParameters(request)
             let value = { (name: String) in params[name] }
             let range = try TimeRange(from: value("from"), to: value("to"))
             var mode = VerifyMode.deep
@@ -37,7 +37,7 @@ struct MeteringController {
             return JSONResponse.make(report)
         }
         routes.on("explain") { request, _, caller in
-            let params = try api.parameters(request, of: "explain")
+            let params = try api.uniqueParameters(request)
             let range = try TimeRange(from: params["from"], to: params["to"])
             return JSONResponse.make(try await store.explain(account: caller.pathAccount, range: range))
         }

@@ -108,6 +108,7 @@ final class OperationRoutes: @unchecked Sendable {
                 account = named
             }
             try api.require(key, role)
+            if op.auth == .bearer { try api.refuseUnknownParameters(request, of: op) }
             let caller = Caller(key: key, account: account)
             // Bodies over 1 MiB (or of unknown length) take one of the key's few places while read
             // and handled: each may buffer 16 MiB, and unfinished uploads would otherwise pile up.

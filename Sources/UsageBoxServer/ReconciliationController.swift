@@ -51,11 +51,10 @@ struct ReconciliationController {
             }
         }
         routes.on("getReconciliation") { request, context, caller in
-            _ = try api.parameters(request, of: "getReconciliation")
             return JSONResponse.make(text: try await api.storedReport(try context.parameters.require("id"), key: caller.key).jsonText)
         }
         routes.on("applyReconciliation") { request, context, caller in
-            let confirm = try api.parameters(request, of: "applyReconciliation")["confirm_large"]
+            let confirm = try api.uniqueParameters(request)["confirm_large"]
             guard confirm == nil || confirm == "true" || confirm == "false" else {
                 throw UsageBoxError.invalidArgument("confirm_large is true or false", field: "confirm_large")
             }
@@ -66,7 +65,6 @@ struct ReconciliationController {
             return JSONResponse.make(try await backend().apply(id: id, confirmLarge: confirmLarge, store: api.store, log: try log(id)))
         }
         routes.on("revertReconciliation") { request, context, caller in
-            _ = try api.parameters(request, of: "revertReconciliation")
             try await api.requireNoBody(request, "the reconciliation's id in the path says what to revert")
             let id = try context.parameters.require("id")
             _ = try await api.storedReport(id, key: caller.key)
@@ -91,10 +89,19 @@ extension HTTPAPI {
     /// form (the body is the invoice file); otherwise the body is the JSON request, invoices in base64.
     static func isJSONReconciliation(vendorInQuery: String?) -> Bool { vendorInQuery == nil }
 
+    /// Whether a body could be a JSON request (an object naming `invoices` near its start): only
+    /// then is it decoded as one, so a vendor's large JSON export is not parsed twice.
+    static func mayBeJSONRequest(_ bytes: [UInt8]) -> Bool {
+        guard bytes.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) == UInt8(ascii: "{") else { return false }
+        let head = bytes.prefix(64 << 10)
+        let needle = Array(#""invoices""#.utf8)
+        return head.count >= needle.count && (0...(head.count - needle.count)).contains { head[$0..<$0 + needle.count].elementsEqual(needle) }
+    }
+
     /// The options from the query string and raw invoice body, or from a JSON body with `invoices`:
     /// one `ReconciliationRequest` either way, resolved as the CLI resolves it.
     func reconciliationOptions(_ request: Request, key: APIKey) async throws -> (ReconciliationOptions, dryRun: Bool) {
-        let params = try parameters(request, of: "reconcile")
+        let params = try uniqueParameters(request)
         let json = Self.isJSONReconciliation(vendorInQuery: params["vendor"])
         // The JSON request carries every option: a query parameter beside it (account, dry_run)
         // would be ignored, and the run would be org-wide and recorded.
@@ -104,6 +111,13 @@ extension HTTPAPI {
         }
         var request = request
         let bytes = Array(try await collect(&request, for: APIOperation.named("reconcile")!).readableBytesView)
+        // A JSON request sent with vendor, from and to also in the query would be read as the
+        // invoice file, and refused as a file no parser knows: say which form was meant.
+        if !json, Self.mayBeJSONRequest(bytes), (try? ReconciliationRequest.decode(json: bytes)) != nil {
+            throw UsageBoxError.invalidArgument(
+                "the body is a JSON reconciliation request, but 'vendor' in the query asks for the invoice file as the body: with a JSON body, name vendor, from and to in the body only",
+                field: "vendor")
+        }
         let asked =
             json
             ? try ReconciliationRequest.decode(json: bytes)

@@ -38,7 +38,8 @@ import VendorAnthropic
         var headers: HTTPFields = [:]
         if let key { headers[.authorization] = "Bearer \(key)" }
         return try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) { r in
-            Answer(status: Int(r.status.code), json: (try? JSONParser.parse(String(buffer: r.body))) ?? .null, retryAfter: r.headers[.retryAfter])
+            expectDocumented(method.rawValue, uri, Int(r.status.code))
+            return Answer(status: Int(r.status.code), json: (try? JSONParser.parse(String(buffer: r.body))) ?? .null, retryAfter: r.headers[.retryAfter])
         }
     }
 

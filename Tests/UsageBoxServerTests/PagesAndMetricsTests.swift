@@ -51,7 +51,8 @@ import VendorAnthropic
         if let cookie { headers[.cookie] = cookie }
         if form != nil { headers[.contentType] = "application/x-www-form-urlencoded" }
         return try await client.execute(uri: uri, method: method, headers: headers, body: (form ?? body).map { ByteBuffer(string: $0) }) { r in
-            Answer(status: Int(r.status.code), text: String(buffer: r.body), headers: r.headers)
+            expectDocumented(method.rawValue, uri, Int(r.status.code))
+            return Answer(status: Int(r.status.code), text: String(buffer: r.body), headers: r.headers)
         }
     }
 

@@ -162,6 +162,9 @@ extension RouterTests {
             _ = try await call(client, .put, "/v1/meters/m4", key: admin, body: #"{"rollup_dimensions":["a"]}"#)
             let null = try await call(client, .put, "/v1/meters/m4", key: admin, body: #"{"rollup_dimensions":null}"#)
             #expect(null.status == 400 && null.json["error"]?["field"] == .string("rollup_dimensions"), "\(null.text)")
+            // A null unit read as "leave it" answered 200 and changed nothing.
+            let nullUnit = try await call(client, .put, "/v1/meters/m4", key: admin, body: #"{"unit":null}"#)
+            #expect(nullUnit.status == 400 && nullUnit.json["error"]?["field"] == .string("unit"), "\(nullUnit.text)")
             let mixed = try await call(client, .put, "/v1/meters/m4", key: admin, body: #"{"rollup_dimensions":["*","a"]}"#)
             #expect(mixed.status == 400 && mixed.json["error"]?["field"] == .string("rollup_dimensions"), "\(mixed.text)")
             let every = try await call(client, .put, "/v1/meters/m4", key: admin, body: #"{"rollup_dimensions":["*"]}"#)

@@ -50,6 +50,7 @@ import VendorAnthropic
         if let key { headers[.authorization] = "Bearer \(key)" }
         return try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) }) { r in
             let text = String(buffer: r.body)
+            expectDocumented(method.rawValue, uri, Int(r.status.code))
             return Answer(status: Int(r.status.code), json: (try? JSONParser.parse(text)) ?? .null, text: text)
         }
     }
@@ -112,6 +113,32 @@ import VendorAnthropic
                     #expect(wrong.status == 405, "\(other) \(uri): \(wrong.status)")
                 }
             }
+        }
+    }
+
+    /// A parameter the document does not name is refused by every API operation before it runs:
+    /// `GET /v1/meters?acount=x` answered every meter as if the misspelt filter were obeyed.
+    @Test func everyOperationRefusesAParameterItDoesNotName() async throws {
+        try await app.test(.router) { client in
+            for op in APIOperation.all where op.auth == .bearer {
+                let uri =
+                    op.path.replacingOccurrences(of: "{account}", with: "acct_42").replacingOccurrences(of: "{meter_id}", with: "m")
+                    .replacingOccurrences(of: "{id}", with: "rec_x") + "?acount=acct_7" + (op.dimensionFilters ? "&\(Self.may)" : "")
+                let answer = try await call(client, HTTPRequest.Method(op.method)!, uri, key: admin)
+                #expect(answer.status == 400 && answer.json["error"]?["field"] == .string("acount"), "\(op.id): \(answer.status) \(answer.text)")
+            }
+        }
+    }
+
+    /// A JSON request sent with the simple form's vendor, from and to in the query was read as the
+    /// invoice file and refused as one no parser knows, naming nothing the caller did.
+    @Test func aJSONRequestWithTheVendorInTheQueryIsNamedAsSuch() async throws {
+        try await app.test(.router) { client in
+            let body =
+                #"{"vendor":"anthropic","from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","invoices":[{"name":"a.csv","content_base64":"eA=="}]}"#
+            let r = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)", key: admin, body: body)
+            #expect(r.status == 400 && r.json["error"]?["field"] == .string("vendor"), "\(r.text)")
+            #expect(r.json["error"]?["message"]?.stringValue?.contains("JSON reconciliation request") == true, "\(r.text)")
         }
     }
 
