@@ -17,8 +17,9 @@ extension SQLiteMeterStore {
     }
 
     /// Checks a backup before anything is replaced: it opens as a store (migrated when older), and
-    /// a deep verify of every account over all time finds no drift and no corrupt segment.
-    public static func checkBackup(at path: String) async throws -> (accounts: Int, events: Int64) {
+    /// a deep verify of every account over all time finds no drift and no corrupt segment. A refusal
+    /// names `name` (the file the user gave, not the staging copy checked in its place).
+    public static func checkBackup(at path: String, name: String? = nil) async throws -> (accounts: Int, events: Int64) {
         let store = try SQLiteMeterStore(location: .file(path))
         let all = try TimeRange(from: Timestamp(microseconds: 0), to: Timestamp(rfc3339: "9999-01-01T00:00:00Z")!)
         let accounts = try await store.usage(UsageQuery(scope: .all, range: all, groupBy: [.accountID]))
@@ -30,7 +31,8 @@ extension SQLiteMeterStore {
             guard v.ok else {
                 throw UsageBoxError(
                     .conflict,
-                    "\(path) does not verify: account \(account) has drift \(v.drift) and \(v.segmentsCorrupt) corrupt segment(s); nothing was restored")
+                    "\(name ?? path) does not verify: account \(account) has drift \(v.drift) and \(v.segmentsCorrupt) corrupt segment(s); nothing was restored"
+                )
             }
         }
         return (accounts.groups.count, events)
@@ -65,7 +67,7 @@ extension SQLiteMeterStore {
             try from.backup(to: copy)
             try from.close()
             try copy.close()
-            checked = try await checkBackup(at: staging)
+            checked = try await checkBackup(at: staging, name: backup)
         } catch {
             for f in stagingFiles { try? fm.removeItem(atPath: f) }
             if let e = error as? DatabaseError {

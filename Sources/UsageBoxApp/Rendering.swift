@@ -114,7 +114,11 @@ public enum Rendering {
             if let l = e.line { place += "\(l): " } else { place += "#\(e.index): " }
             lines.append("  \(place)\(e.status.rawValue) \(e.code)\(e.eventID.map { " (\($0))" } ?? ""): \(e.message)")
         }
-        if r.errors.count > 50 { lines.append("  … \(r.errors.count - 50) more (use --json for all)") }
+        // --json lists the ingest's first errors only (FileIngestor.errorLimit): say so when more were seen.
+        let problems = max(r.rejected + r.conflicts, r.errors.count)
+        if problems > 50 {
+            lines.append("  … \(problems - 50) more (" + (problems > r.errors.count ? "--json lists the first \(r.errors.count))" : "use --json for all)"))
+        }
         return lines.joined(separator: "\n")
     }
 

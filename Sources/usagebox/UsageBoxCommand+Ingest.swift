@@ -72,8 +72,9 @@ final class ProgressLine: @unchecked Sendable {
 
     func update(_ p: FileIngestor.Progress) {
         if mode == .lines {
-            // Written after the batch committed: every event counted here is durable.
-            FileHandle.standardError.write(Data("committed \(p.events) events\n".utf8))
+            // Written after the batch committed: every event read so far is answered durably (stored,
+            // or found a duplicate, a conflict or a rejection), not necessarily stored.
+            FileHandle.standardError.write(Data("committed \(p.events) events read\n".utf8))
             return
         }
         guard mode == .bar, Date().timeIntervalSince(last) > 0.2 else { return }

@@ -13,7 +13,7 @@ struct UsageBoxCommand: AsyncParsableCommand {
             Every command works on the embedded store named by --db (default ./usagebox.db, or $USAGEBOX_DB).
             Commands that answer with data take --json and then print exactly the HTTP API's JSON.
             Exit codes: 0 success, 1 error, 2 bad usage, 3 verify drift (verify --fail-on-drift, reconcile), 4 ingest --strict saw
-            rejections, 5 reconcile --apply on an inconclusive run.
+            rejections or conflicts, 5 reconcile --apply on an inconclusive run.
             Shell completions: usagebox --generate-completion-script bash|zsh|fish.
             """,
         subcommands: [
@@ -95,8 +95,10 @@ enum Main {
         #endif
         // Before any database opens: SQLite in multi-thread mode, no memory statistics.
         SQLiteMeterStore.configureLibrary()
+        var parsed: (any ParsableCommand.Type)?
         do {
             var command = try UsageBoxCommand.parseAsRoot()
+            parsed = type(of: command)
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -110,7 +112,14 @@ enum Main {
             if code == .success {
                 UsageBoxCommand.exit(withError: error)
             }
-            let message = UsageBoxCommand.fullMessage(for: error)
+            var message = UsageBoxCommand.fullMessage(for: error)
+            // A usage error found while running a subcommand (`--filter token_type`) shows that
+            // subcommand's usage, as one found while parsing does, not the root's.
+            if let error = error as? ValidationError, let parsed, parsed != UsageBoxCommand.self {
+                let usage = UsageBoxCommand.usageString(for: parsed)
+                let path = usage.split(separator: " ").prefix { !$0.hasPrefix("-") && !$0.hasPrefix("<") && !$0.hasPrefix("[") }.joined(separator: " ")
+                message = "Error: \(error.message)\nUsage: \(usage)\n  See '\(path) --help' for more information."
+            }
             if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
             // swift-argument-parser's usage errors (EX_USAGE, 64) are exit 2 here; our own codes pass through.
             exit(code == .validationFailure || code.rawValue == 64 ? 2 : code.rawValue)

@@ -91,6 +91,7 @@ import UsageBoxTesting
             Issue.record("a drifting backup was restored")
         } catch let e as UsageBoxError {
             #expect(e.message.contains("does not verify") && e.message.contains("nothing was restored"))
+            #expect(e.message.hasPrefix(dir.path("backup.db") + " "), "names the file given, not the staging copy: \(e.message)")
         }
         let kept = try await target.usage(UsageQuery(scope: .all, range: Fixture.may))
         #expect(kept.groups.first?.aggregate.sum == 42, "the store is as it was")

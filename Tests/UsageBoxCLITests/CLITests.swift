@@ -151,6 +151,11 @@ import Testing
         #expect(try CLI.run(["usage", "--db", db, "--account", "a"]).status == 2, "a missing option is bad usage")
         #expect(try CLI.run(["frobnicate"]).status == 2)
         #expect(try CLI.run(["ingest", "--db", db, "--batch-size", "0", "x"]).status == 2)
+        // A usage error found while the subcommand runs shows that subcommand's usage, not the root's.
+        let filter = try CLI.run([
+            "usage", "--db", db, "--account", "a", "--from", "2026-05-01T00:00:00Z", "--to", "2026-06-01T00:00:00Z", "--filter", "token_type",
+        ])
+        #expect(filter.status == 2 && filter.stderr.contains("Usage: usagebox usage ") && filter.stderr.contains("'usagebox usage --help'"), "\(filter.stderr)")
         let badTime = try CLI.run(["usage", "--db", db, "--account", "a", "--from", "yesterday", "--to", "2026-06-01T00:00:00Z"])
         #expect(badTime.status == 1 && badTime.stderr.contains("from"))
         let reversed = try CLI.run(["usage", "--db", db, "--account", "a", "--from", "2026-06-01T00:00:00Z", "--to", "2026-05-01T00:00:00Z"])
