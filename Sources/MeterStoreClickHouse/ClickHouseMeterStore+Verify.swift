@@ -106,6 +106,7 @@ extension ClickHouseMeterStore {
         // hundreds of megabytes held in this process.
         var drift: Int64 = 0, rollupSum: Int64 = 0, rawSum: Int64 = 0
         var mismatches: [VerifyReport.Mismatch] = []
+        var extremaMismatch = false
         var days: [Int64: (rollup: Int64, raw: Int64, drift: Int64)] = [:]
         for level in ClickHouseSchema.rollups {
             let from = floorDiv(fromHour, level.hours)
@@ -113,15 +114,18 @@ extension ClickHouseMeterStore {
             let a = ClickHouseClient.quote(req.account)
             let cells = try await rows(
                 """
-                SELECT meter_id, model_id, kind, unit, if(r_hi = e_hi AND r_lo = e_lo AND r_count = e_count, '', dimensions) AS shown,
-                       bucket, r_hi, r_lo, r_count, e_hi, e_lo, e_count FROM
+                SELECT meter_id, model_id, kind, unit,
+                       if(r_hi = e_hi AND r_lo = e_lo AND r_count = e_count AND r_min = e_min AND r_max = e_max, '', dimensions) AS shown,
+                       bucket, r_hi, r_lo, r_count, e_hi, e_lo, e_count, r_min, e_min, r_max, e_max FROM
                 (SELECT meter_id, model_id, kind, unit, dimensions, \(level.bucket) AS bucket,
-                        sumMerge(sum_hi) AS r_hi, sumMerge(sum_lo) AS r_lo, countMerge(count) AS r_count
+                        sumMerge(sum_hi) AS r_hi, sumMerge(sum_lo) AS r_lo, countMerge(count) AS r_count,
+                        minMerge(min) AS r_min, maxMerge(max) AS r_max
                  FROM \(t(level.table)) WHERE account_id = \(a) AND \(level.bucket) >= \(from) AND \(level.bucket) < \(to)
                  GROUP BY meter_id, model_id, kind, unit, dimensions, bucket)
                 ALL FULL OUTER JOIN
                 (SELECT meter_id, ifNull(model_id, '') AS model_id, kind, ifNull(unit, '') AS unit, dimensions, intDiv(ts, \(level.micros)) AS bucket,
-                        sum(intDiv(quantity, \(ClickHouseSchema.half))) AS e_hi, sum(quantity % \(ClickHouseSchema.half)) AS e_lo, count() AS e_count
+                        sum(intDiv(quantity, \(ClickHouseSchema.half))) AS e_hi, sum(quantity % \(ClickHouseSchema.half)) AS e_lo, count() AS e_count,
+                        min(quantity) AS e_min, max(quantity) AS e_max
                  FROM \(t("events")) WHERE account_id = \(a) AND ts >= \(from * level.micros) AND ts < \(to * level.micros)
                  GROUP BY meter_id, model_id, kind, unit, dimensions, bucket)
                 USING (meter_id, model_id, kind, unit, dimensions, bucket)
@@ -151,13 +155,20 @@ extension ClickHouseMeterStore {
                     rollupSum = try rollupSum.checkedAdding(rollup, "the rollup total")
                     rawSum = try rawSum.checkedAdding(raw, "the raw total")
                 }
-                if (rollup != raw || rc != ec), mismatches.count < 100 {
+                // Reads of min and max are answered from the rollups too: their extrema must be the events'.
+                let differing =
+                    rc > 0 && ec > 0
+                    ? VerifyReport.Mismatch.Extrema.differing(
+                        rollup: (c[12].chInt ?? 0, c[14].chInt ?? 0), raw: (c[13].chInt ?? 0, c[15].chInt ?? 0)) : nil
+                if differing != nil { extremaMismatch = true }
+                if rollup != raw || rc != ec || differing != nil, mismatches.count < 100 {
                     let model = c[1].chString ?? ""
-                    mismatches.append(
-                        .init(
-                            meterID: c[0].chString ?? "", modelID: model.isEmpty ? nil : model, kind: EventKind(rawValue: c[2].chString ?? "") ?? .usage,
-                            dimensions: c[4].chString ?? "{}", hour: Timestamp(microseconds: bucket * level.micros), rollupSum: rollup, rawSum: raw,
-                            rollupCount: rc, rawCount: ec, rollup: level.hours == 1 ? .hour : .day))
+                    var m = VerifyReport.Mismatch(
+                        meterID: c[0].chString ?? "", modelID: model.isEmpty ? nil : model, kind: EventKind(rawValue: c[2].chString ?? "") ?? .usage,
+                        dimensions: c[4].chString ?? "{}", hour: Timestamp(microseconds: bucket * level.micros), rollupSum: rollup, rawSum: raw,
+                        rollupCount: rc, rawCount: ec, rollup: level.hours == 1 ? .hour : .day)
+                    m.extrema = differing
+                    mismatches.append(m)
                 }
             }
         }
@@ -170,7 +181,7 @@ extension ClickHouseMeterStore {
             }
         }
         var report = VerifyReport(
-            ok: drift == 0 && corrupt.isEmpty && mismatches.isEmpty, mode: req.mode, rollupSum: rollupSum, rawSum: rawSum, drift: drift,
+            ok: drift == 0 && corrupt.isEmpty && mismatches.isEmpty && !extremaMismatch, mode: req.mode, rollupSum: rollupSum, rawSum: rawSum, drift: drift,
             segmentsChecked: checked, segmentsCorrupt: corrupt.count, mismatches: mismatches,
             days: req.byDay
                 ? days.sorted { $0.key < $1.key }.map {

@@ -38,7 +38,8 @@ struct SegmentDigest: @unchecked Sendable {
         buffer.withUnsafeBytes {
             add(canonical: $0, hash: ContentHash(canonical: $0), quantity: e.quantity, microseconds: e.timestamp.microseconds)
         }
-        stats[Cell(key: key, hour: e.timestamp.hour), default: UsageAggregate()].addCount(e.quantity)
+        // Re-hashing reads events one by one: their extrema too, which deep verify compares with the rollups'.
+        stats[Cell(key: key, hour: e.timestamp.hour), default: UsageAggregate()].addEvent(e.quantity)
     }
 
     /// Adds an event given its canonical encoding and that encoding's hash (both worked out off the
@@ -63,7 +64,10 @@ struct SegmentDigest: @unchecked Sendable {
 extension UsageAggregate {
     /// One event's quantity into a segment's per-cell sum and count (wrapping: the sealed totals are
     /// checked against the stored events, never trusted).
-    fileprivate mutating func addCount(_ quantity: Int64) { addCount(sum: quantity, count: 1) }
+    fileprivate mutating func addEvent(_ quantity: Int64) {
+        addCount(sum: quantity, count: 1)
+        (min, max) = (Swift.min(min, quantity), Swift.max(max, quantity))
+    }
 
     fileprivate mutating func addCount(sum more: Int64, count n: Int64) {
         sum &+= more

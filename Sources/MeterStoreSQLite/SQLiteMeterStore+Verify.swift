@@ -143,6 +143,9 @@ extension SQLiteMeterStore {
                 """, arguments: [req.account, toHour * h, fromHour * h])
 
         var raw: [Cell: UsageAggregate] = [:]
+        // Deep mode re-hashes every segment, so it knows each cell's smallest and largest quantity
+        // (incremental trusts sealed segments' recorded sums and counts, which keep no extrema).
+        var rawExtrema: [Cell: (min: Int64, max: Int64)] = [:]
         var corrupt: [VerifyReport.CorruptSegment] = []
         var outcome = RehashOutcome()
         func addRaw(_ cell: Cell, _ sum: Int64, _ count: Int64) throws {
@@ -166,7 +169,12 @@ extension SQLiteMeterStore {
                 continue
             }
             let (d, reasons) = try rehash(db, seg) { try dir.id(for: $0, db) }
-            for (cell, agg) in d.stats { try addRaw(cell, agg.sum, agg.count) }
+            for (cell, agg) in d.stats {
+                try addRaw(cell, agg.sum, agg.count)
+                guard req.mode == .deep, cell.hour >= fromHour, cell.hour < toHour else { continue }
+                let e = rawExtrema[cell] ?? (.max, .min)
+                rawExtrema[cell] = (Swift.min(e.min, agg.min), Swift.max(e.max, agg.max))
+            }
             if reasons.isEmpty {
                 if seg.sealed, !seg.verified || seg.corrupt != nil { outcome.clean.append(seg.id) }
             } else {
@@ -180,12 +188,18 @@ extension SQLiteMeterStore {
         let rows = try Row.fetchCursor(
             db,
             sql: """
-                SELECT key_id, hour, sum, count FROM rollup_hour
+                SELECT key_id, hour, sum, count, min, max FROM rollup_hour
                 WHERE key_id IN (\(accountKeys)) AND hour >= ? AND hour < ?
                 """, arguments: [req.account, fromHour, toHour])
         while let r = try rows.next() {
-            rollup[Cell(key: r[0], hour: r[1])] = UsageAggregate(sum: r[2], count: r[3], min: 0, max: 0)
+            rollup[Cell(key: r[0], hour: r[1])] = UsageAggregate(sum: r[2], count: r[3], min: r[4], max: r[5])
         }
+        /// Where both sides hold events of a cell, their extrema when they differ (deep mode only).
+        func extrema(_ cell: Cell, raw: (min: Int64, max: Int64)?, _ u: UsageAggregate) -> VerifyReport.Mismatch.Extrema? {
+            guard let raw, u.count > 0 else { return nil }
+            return .differing(rollup: (u.min, u.max), raw: raw)
+        }
+        var extremaMismatch = false
 
         // The daily rollups must equal the raw events of their day, for every day wholly inside the
         // checked hours (against the raw events, not the hourly rollups: an hourly error was then
@@ -206,23 +220,32 @@ extension SQLiteMeterStore {
             let rows = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT key_id, day, sum, count FROM rollup_day
+                    SELECT key_id, day, sum, count, min, max FROM rollup_day
                     WHERE key_id IN (\(accountKeys)) AND day >= ? AND day < ?
                     """, arguments: [req.account, firstDay, lastDay])
-            while let r = try rows.next() { stored[Cell(key: r[0], hour: r[1])] = UsageAggregate(sum: r[2], count: r[3], min: 0, max: 0) }
+            while let r = try rows.next() { stored[Cell(key: r[0], hour: r[1])] = UsageAggregate(sum: r[2], count: r[3], min: r[4], max: r[5]) }
+            var rawDayExtrema: [Cell: (min: Int64, max: Int64)] = [:]
+            for (cell, e) in rawExtrema where cell.hour >= firstDay * 24 && cell.hour < lastDay * 24 {
+                let day = Cell(key: cell.key, hour: cell.hour / 24)
+                let d = rawDayExtrema[day] ?? (.max, .min)
+                rawDayExtrema[day] = (Swift.min(d.min, e.min), Swift.max(d.max, e.max))
+            }
             for cell in Set(stored.keys).union(rawDays.keys) {
                 let a = rawDays[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
                 let b = stored[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
-                guard a.sum != b.sum || a.count != b.count else { continue }
-                let cellDrift = try Self.distance(a.sum, b.sum)
-                dayDrift = try dayDrift.checkedAdding(cellDrift, "the drift")
-                dayCellDrift[cell.hour, default: 0] = try dayCellDrift[cell.hour, default: 0].checkedAdding(cellDrift, "a day's drift")
+                let differing = extrema(cell, raw: rawDayExtrema[cell], b)
+                guard a.sum != b.sum || a.count != b.count || differing != nil else { continue }
+                if differing != nil { extremaMismatch = true }
+                let cellDrift = Self.distance(a.sum, b.sum)
+                dayDrift = Self.saturating(dayDrift, cellDrift)
+                dayCellDrift[cell.hour] = Self.saturating(dayCellDrift[cell.hour, default: 0], cellDrift)
                 if dayMismatches.count < 100, let key = try dir.key(cell.key, db) {
-                    dayMismatches.append(
-                        .init(
-                            meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
-                            dimensions: key.dimensions, hour: .ofHour(cell.hour * 24), rollupSum: b.sum, rawSum: a.sum,
-                            rollupCount: b.count, rawCount: a.count, rollup: .day))
+                    var m = VerifyReport.Mismatch(
+                        meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
+                        dimensions: key.dimensions, hour: .ofHour(cell.hour * 24), rollupSum: b.sum, rawSum: a.sum,
+                        rollupCount: b.count, rawCount: a.count, rollup: .day)
+                    m.extrema = differing
+                    dayMismatches.append(m)
                 }
             }
         }
@@ -236,20 +259,23 @@ extension SQLiteMeterStore {
             let u = rollup[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
             rawSum = try rawSum.checkedAdding(r.sum, "the raw sum")
             rollupSum = try rollupSum.checkedAdding(u.sum, "the rollup sum")
-            let diff = try Self.distance(r.sum, u.sum)
-            drift = try drift.checkedAdding(diff, "the drift")
+            let diff = Self.distance(r.sum, u.sum)
+            drift = Self.saturating(drift, diff)
             let day = Timestamp.ofHour(cell.hour).day
             var dd = days[day] ?? (0, 0, 0)
             dd.rollup = try dd.rollup.checkedAdding(u.sum, "a day's rollup sum")
             dd.raw = try dd.raw.checkedAdding(r.sum, "a day's raw sum")
-            dd.drift = try dd.drift.checkedAdding(diff, "a day's drift")
+            dd.drift = Self.saturating(dd.drift, diff)
             days[day] = dd
-            if r.sum != u.sum || r.count != u.count, mismatches.count < 100, let key = try dir.key(cell.key, db) {
-                mismatches.append(
-                    .init(
-                        meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
-                        dimensions: key.dimensions, hour: .ofHour(cell.hour), rollupSum: u.sum, rawSum: r.sum,
-                        rollupCount: u.count, rawCount: r.count))
+            let differing = extrema(cell, raw: rawExtrema[cell], u)
+            if differing != nil { extremaMismatch = true }
+            if r.sum != u.sum || r.count != u.count || differing != nil, mismatches.count < 100, let key = try dir.key(cell.key, db) {
+                var m = VerifyReport.Mismatch(
+                    meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
+                    dimensions: key.dimensions, hour: .ofHour(cell.hour), rollupSum: u.sum, rawSum: r.sum,
+                    rollupCount: u.count, rawCount: r.count)
+                m.extrema = differing
+                mismatches.append(m)
             }
         }
         // Hourly cells first, then daily ones, as the ClickHouse store lists them.
@@ -257,7 +283,7 @@ extension SQLiteMeterStore {
         // A day's drift is its hourly and its daily cells', so the days add up to `drift`.
         for (day, d) in dayCellDrift {
             var dd = days[day] ?? (0, 0, 0)
-            dd.drift = try dd.drift.checkedAdding(d, "a day's drift")
+            dd.drift = Self.saturating(dd.drift, d)
             days[day] = dd
         }
         let countMismatch = cells.contains { (raw[$0]?.count ?? 0) != (rollup[$0]?.count ?? 0) }
@@ -275,16 +301,25 @@ extension SQLiteMeterStore {
             dayList = list
         }
         var report = VerifyReport(
-            ok: drift == 0 && corrupt.isEmpty && !countMismatch && dayMismatches.isEmpty, mode: req.mode, rollupSum: rollupSum, rawSum: rawSum, drift: drift,
+            ok: drift == 0 && corrupt.isEmpty && !countMismatch && !extremaMismatch && dayMismatches.isEmpty, mode: req.mode, rollupSum: rollupSum,
+            rawSum: rawSum, drift: drift,
             segmentsChecked: segments.count, segmentsCorrupt: corrupt.count, mismatches: mismatches, days: dayList)
         report.corruptSegments = corrupt
         return (report, outcome)
     }
 
-    /// |a − b|, checked: a difference past 64 bits is reported, never wrapped into a small drift.
-    static func distance(_ a: Int64, _ b: Int64) throws -> Int64 {
+    /// |a − b|, saturating: a difference past 64 bits is reported as the largest drift (as the
+    /// ClickHouse store reports it), never wrapped into a small one nor refused — one hour's
+    /// rollup cannot be read in a shorter range.
+    static func distance(_ a: Int64, _ b: Int64) -> Int64 {
         let (d, overflow) = a.subtractingReportingOverflow(b)
-        guard !overflow, d != .min else { throw UsageBoxError.invalidArgument("a drift overflows a 64-bit integer; read a shorter range") }
-        return Swift.abs(d)
+        return overflow || d == .min ? .max : Swift.abs(d)
+    }
+
+    /// Drifts added, saturating at the largest: any drift fails the check, so its exact size past
+    /// 64 bits does not matter, but a wrap or a refusal would.
+    static func saturating(_ a: Int64, _ b: Int64) -> Int64 {
+        let (s, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : s
     }
 }

@@ -45,6 +45,19 @@ public struct VerifyReport: Sendable, Hashable {
         /// twice, once under a raw sum no hour held.
         public var rollup: Rollup
         public enum Rollup: String, Sendable, Hashable, Codable { case hour, day }
+        /// The cell's smallest and largest quantities, rollup and raw, when they differ (reads of
+        /// `min` and `max` are answered from rollups too): nil when they agree or were not compared.
+        public var extrema: Extrema?
+        public struct Extrema: Sendable, Hashable {
+            public var rollupMin: Int64, rawMin: Int64, rollupMax: Int64, rawMax: Int64
+            public init(rollupMin: Int64, rawMin: Int64, rollupMax: Int64, rawMax: Int64) {
+                (self.rollupMin, self.rawMin, self.rollupMax, self.rawMax) = (rollupMin, rawMin, rollupMax, rawMax)
+            }
+            /// The extrema of a cell both sides hold events of, when they differ.
+            public static func differing(rollup: (min: Int64, max: Int64), raw: (min: Int64, max: Int64)) -> Extrema? {
+                rollup == raw ? nil : Extrema(rollupMin: rollup.min, rawMin: raw.min, rollupMax: rollup.max, rawMax: raw.max)
+            }
+        }
         public init(
             meterID: String, modelID: String?, kind: EventKind, dimensions: String, hour: Timestamp,
             rollupSum: Int64, rawSum: Int64, rollupCount: Int64, rawCount: Int64, rollup: Rollup = .hour

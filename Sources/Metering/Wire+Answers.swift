@@ -92,6 +92,7 @@ extension VerifyReport.Mismatch: Codable {
     enum CodingKeys: String, CodingKey {
         case meterID = "meter_id", modelID = "model_id", kind, dimensions, hour, rollupSum = "rollup_sum", rawSum = "raw_sum"
         case rollupCount = "rollup_count", rawCount = "raw_count", rollup
+        case rollupMin = "rollup_min", rawMin = "raw_min", rollupMax = "rollup_max", rawMax = "raw_max"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -106,6 +107,11 @@ extension VerifyReport.Mismatch: Codable {
             hour: try c.decode(Timestamp.self, forKey: .hour), rollupSum: try c.decode(Int64.self, forKey: .rollupSum),
             rawSum: try c.decode(Int64.self, forKey: .rawSum), rollupCount: try c.decode(Int64.self, forKey: .rollupCount),
             rawCount: try c.decode(Int64.self, forKey: .rawCount), rollup: try c.decodeIfPresent(Rollup.self, forKey: .rollup) ?? .hour)
+        if let rollupMin = try c.decodeIfPresent(Int64.self, forKey: .rollupMin) {
+            extrema = Extrema(
+                rollupMin: rollupMin, rawMin: try c.decode(Int64.self, forKey: .rawMin), rollupMax: try c.decode(Int64.self, forKey: .rollupMax),
+                rawMax: try c.decode(Int64.self, forKey: .rawMax))
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -120,6 +126,12 @@ extension VerifyReport.Mismatch: Codable {
         try c.encode(rollupCount, forKey: .rollupCount)
         try c.encode(rawCount, forKey: .rawCount)
         try c.encode(rollup, forKey: .rollup)
+        if let extrema {
+            try c.encode(extrema.rollupMin, forKey: .rollupMin)
+            try c.encode(extrema.rawMin, forKey: .rawMin)
+            try c.encode(extrema.rollupMax, forKey: .rollupMax)
+            try c.encode(extrema.rawMax, forKey: .rawMax)
+        }
     }
 }
 

@@ -44,6 +44,12 @@ public enum Rendering {
                     }, rightAligned: [6, 7, 8, 9]
                 ).render())
         }
+        for m in v.mismatches {
+            guard let x = m.extrema else { continue }
+            lines.append(
+                "  \(m.rollup.rawValue) \(m.rollup == .day ? m.hour.dayString : m.hour.rfc3339) \(m.meterID) \(m.modelID ?? "(none)") \(m.dimensions): "
+                    + "rollup min \(x.rollupMin) max \(x.rollupMax), raw min \(x.rawMin) max \(x.rawMax)")
+        }
         if let days = v.days {
             lines.append("")
             lines.append(

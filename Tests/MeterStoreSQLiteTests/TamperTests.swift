@@ -92,6 +92,30 @@ import UsageBoxTesting
         #expect(!v.ok && v.drift == 0 && v.mismatches.count == 1, "the hour disagrees in count; its day still equals its events")
     }
 
+    /// Reads of min and max are answered from rollups: a changed extreme was served as fact while
+    /// both modes of verify, comparing sums and counts only, said ok.
+    @Test func changedExtremaAreCaughtByDeepVerify() async throws {
+        try edit("UPDATE rollup_hour SET min = -5 WHERE (key_id, hour) = (SELECT key_id, hour FROM rollup_hour ORDER BY key_id, hour LIMIT 1)")
+        try edit("UPDATE rollup_day SET max = 999999 WHERE (key_id, day) = (SELECT key_id, day FROM rollup_day ORDER BY key_id, day LIMIT 1)")
+        let v = try await verify()
+        #expect(!v.ok && v.drift == 0, "\(v)")
+        #expect(v.mismatches.count == 2, "\(v.mismatches)")
+        #expect(v.mismatches.contains { $0.rollup == .hour && $0.extrema?.rollupMin == -5 && $0.extrema.map { $0.rawMin > 0 } == true })
+        #expect(v.mismatches.contains { $0.rollup == .day && $0.extrema?.rollupMax == 999999 && $0.extrema.map { $0.rawMax < 999999 } == true })
+        #expect(try await verify(byDay: true).ok == false)
+    }
+
+    /// A drift past 64 bits (an hour whose events net to Int64.min, its rollup edited to
+    /// Int64.max) was refused with "read a shorter range", which no range could do.
+    @Test func aDriftPastSixtyFourBitsIsReportedAsTheLargest() async throws {
+        let at = "2026-05-20T05:00:00Z"
+        _ = try await store.ingest([Fixture.event("low", account: "acct_2", kind: .correction, ref: "x", quantity: .min, at: at)])
+        try edit("UPDATE rollup_hour SET sum = 9223372036854775807 WHERE key_id IN (SELECT id FROM rollup_key WHERE account_id = 'acct_2')")
+        let hour = try TimeRange(from: Fixture.ts(at), to: Fixture.ts("2026-05-20T06:00:00Z"))
+        let v = try await store.verify(VerifyRequest(account: "acct_2", range: hour, mode: .deep))
+        #expect(!v.ok && v.drift == .max, "\(v.drift)")
+    }
+
     @Test func alteredSegmentEventsAreCaught() async throws {
         // Only someone with the file and the will to drop the immutability trigger can do this.
         try edit(

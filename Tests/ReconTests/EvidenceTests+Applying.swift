@@ -464,3 +464,51 @@ struct RevertsFirst: ForwardingStore {
         return try await inner.ingest(batch)
     }
 }
+
+extension EvidenceTests {
+    /// A late event that landed while the run read the meter: the gaps were read before it and the
+    /// run's record of the meter after, so apply saw nothing move and posted the gap the event had
+    /// partly filled (an outside tester's run: +19,000,000 posted, −500,000 found by a fresh run).
+    /// The run is held, and apply refuses it.
+    @Test func aLateEventArrivingDuringTheRunHoldsIt() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let late = LateEventDuringRun(
+            inner: store, event: S.event("late", model: "cLaUde-SONNET-4-5", type: "input", quantity: 500_000, day: 15, vendor: "anthropic"))
+        let options = ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42")
+        let report = try await service.run(options, store: late, log: store).report
+        #expect(late.arrived, "the late event landed during the run")
+        #expect(report.verdict == .inconclusive && report.reasons.contains { $0.code == "meter_moved_during_run" }, "\(report.reasons.map(\.code))")
+        await #expect(throws: UsageBoxError.self) { _ = try await service.apply(id: report.id, confirmLarge: false, store: store, log: store) }
+        // Run again, nothing arriving: conclusive, its correction net of the late event.
+        let again = try await service.engine.run(options, store: store)
+        #expect(again.verdict == .conclusive && !again.reasons.contains { $0.code == "meter_moved_during_run" })
+        #expect(again.corrections.map(\.quantity) == [20_000], "\(again.corrections.map(\.quantity))")
+    }
+}
+
+/// Ingests one event right after the run's main read of the meter (grouped by day), as a client
+/// sending late usage at month-end does while a reconciliation runs.
+final class LateEventDuringRun: ForwardingStore, @unchecked Sendable {
+    let inner: any MeterStore
+    let event: IngestItem
+    private let lock = NSLock()
+    private var sent = false
+    var arrived: Bool { lock.withLock { sent } }
+
+    init(inner: any MeterStore, event: IngestItem) {
+        self.inner = inner
+        self.event = event
+    }
+
+    func usage(_ query: UsageQuery) async throws -> UsageResult {
+        let answer = try await inner.usage(query)
+        let first = lock.withLock {
+            guard query.groupBy.contains(.day), !sent else { return false }
+            sent = true
+            return true
+        }
+        if first { _ = try await inner.ingest([event]) }
+        return answer
+    }
+}

@@ -72,6 +72,9 @@ public struct ReconciliationEngine: Sendable {
         // plugin that sells it is registered (Microsoft's lines are usage metered as azure-openai).
         let providers = Set(batch.lines.compactMap { $0.line.labels["provider"] })
         let vendorNames = Set([plugin.id, card.vendor] + providers + providers.flatMap(sellers(of:)))
+        // What each account held just before the meter is read: the run's record of the meter
+        // (`meterBasis`, which apply compares) is read at its end, and must be of the same moment.
+        let eventsBefore = try await Self.eventsAround(o.range, scope: o.attribution.account.map { .accounts([$0]) } ?? o.scope, store: store)
         let meter = try await MeterLedger.read(
             store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models),
             vendorNames: vendorNames, options: o)
@@ -152,6 +155,7 @@ public struct ReconciliationEngine: Sendable {
             findings, reasons: reasons, diff: diff, meter: meter, options: o,
             vendor: plugin.id, vendorOfModel: vendorOfModel, vendorNames: vendorNames, reportID: reportID,
             mayBeMisspelt: misspellings(of: vendorNames.union([plugin.id, card.vendor])), store: store)
+        reasons += try await Self.meterMovedDuringRun(o, basis: proposal.basis, before: eventsBefore, store: store)
 
         var report = ReconciliationReport(
             id: reportID, vendor: plugin.id, accountID: o.account, invoiceScope: o.invoiceScope, from: o.range.from, to: o.range.to,
@@ -175,6 +179,40 @@ public struct ReconciliationEngine: Sendable {
             report.scopeBasis = .init(accountID: account, meterID: o.meterID, models: Set(vendor.cells.keys.map(\.model)).sorted())
         }
         return report
+    }
+
+    /// How many events each account in `scope` holds in the period and the hours either side of
+    /// it (where a boundary finding looks), any meter, model or kind: a late event, or another
+    /// run's correction, adds one.
+    static func eventsAround(_ range: TimeRange, scope: AccountScope, store: any MeterStore) async throws -> [String: Int64] {
+        let edges = try ReconciliationReport.MeterBasis.edgeWindows(range)
+        let around = try TimeRange(from: edges[0].from, to: edges[1].to)
+        var counts: [String: Int64] = [:]
+        try await store.forEachGroup(UsageQuery(scope: scope, range: around, groupBy: [.accountID], metrics: [.count])) { g in
+            if let account = g.keys[0] { counts[account] = g.aggregate.count }
+        }
+        return counts
+    }
+
+    /// Events that arrived while the run read the meter: its gaps were read before them and its
+    /// record of the meter after, so apply would see nothing move and bill a late event twice
+    /// (a request's late event, under a model id spelt anew, was: +19,000,000 posted where a fresh
+    /// run then found −500,000). The run is held; run again.
+    static func meterMovedDuringRun(
+        _ o: ReconciliationOptions, basis: [ReconciliationReport.MeterBasis], before: [String: Int64], store: any MeterStore
+    ) async throws -> [EvidenceReason] {
+        let accounts = Set(basis.map(\.accountID)).sorted()
+        guard !accounts.isEmpty else { return [] }
+        let after = try await eventsAround(o.range, scope: o.scope.intersect(.accounts(accounts)), store: store)
+        let moved = accounts.filter { after[$0, default: 0] != before[$0, default: 0] }
+        guard !moved.isEmpty else { return [] }
+        return [
+            EvidenceReason(
+                code: "meter_moved_during_run", effect: .inconclusive,
+                detail: "events arrived for \(moved.joined(separator: ", ")) in the period (or \(MeterLedger.edgeHours) hours either side) while this run "
+                    + "read the meter, so its gaps and its record of the meter are of different moments",
+                remedy: "run the reconciliation again once late events have stopped arriving")
+        ]
     }
 
     /// One token type off the meter by one share on every model that has it (within two points),
