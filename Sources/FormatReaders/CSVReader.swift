@@ -183,10 +183,14 @@ public final class CSVReader {
     private var atStart = true
     private var finished = false
 
-    public init() throws {
+    /// `keepSpaces`: spaces and tabs around an unquoted field are part of it, as RFC 4180 has
+    /// it (libcsv trims them by default). Events keep them: ` x ` stored as `x` answered the same
+    /// event sent as JSON a conflict. Invoices are read trimmed (a hand-edited ` 12.50`).
+    public init(keepSpaces: Bool = false) throws {
         guard csv_init(&parser, UInt8(CSV_STRICT_FINI | CSV_REPALL_NL)) == 0 else {
             throw CSVError(message: "cannot initialise the CSV parser", line: 0)
         }
+        if keepSpaces { csv_set_space_func(&parser) { _ in 0 } }
         // Large blocks: fewer reallocations on long fields.
         csv_set_blk_size(&parser, 64 * 1024)
     }

@@ -168,7 +168,8 @@ public struct EventFileReader: Sendable {
         case .csv:
             var header: [String]?
             var records: [CSVRecord] = []
-            let reader = try CSVReader()
+            // A cell's spaces are its value's, as in the same event sent as JSON.
+            let reader = try CSVReader(keepSpaces: true)
             var chunk: Data? = first
             while let current = chunk, !current.isEmpty {
                 do {
@@ -217,7 +218,7 @@ public struct EventFileReader: Sendable {
             header = names
             return nil
         }
-        if r.fields.count == 1, r.fields[0].isEmpty { return nil }
+        if r.fields.count == 1, r.fields[0].allSatisfy({ $0 == " " || $0 == "\t" }) { return nil }
         guard r.fields.count == names.count else {
             return SourcedItem(
                 item: .invalid(

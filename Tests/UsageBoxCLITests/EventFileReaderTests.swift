@@ -55,6 +55,23 @@ struct EventFileReaderTests {
         #expect(ids == (0..<10).map { "e\($0)" })
     }
 
+    /// Spaces around an unquoted CSV cell are the value's, as RFC 4180 and the same event sent as
+    /// JSON have it: ` x ` was stored as `x`, and the JSON event answered a conflict; a padded
+    /// quantity passed in CSV and was refused in JSON. A padded header name is still the name,
+    /// and a line of spaces still no row.
+    @Test func csvCellsKeepTheirSpaces() async throws {
+        let path = try dir.write(
+            "spaces.csv",
+            "event_id, account_id ,meter_id,quantity,timestamp,feature\ne1,acct_1,tokens,7,2026-05-01T00:00:00Z, x \n   \ne2,acct_1,tokens, 7 ,2026-05-01T00:00:00Z,y\n")
+        var items: [SourcedItem] = []
+        try await EventFileReader(decoder: EventDecoder()).read(path: path, batchSize: 100) { items += $0 }
+        #expect(items.count == 2)
+        guard case let .event(e)? = items.first?.item else { Issue.record("\(String(describing: items.first))"); return }
+        #expect(e.accountID == "acct_1" && e.dimensions == [UsageEvent.Dimension("feature", " x ")], "\(e.dimensions)")
+        guard case let .invalid(r)? = items.last?.item else { Issue.record("a padded quantity was read: \(String(describing: items.last))"); return }
+        #expect(r.code == "invalid_quantity" && items.last?.line == 4, "\(r)")
+    }
+
     /// A line longer than any event may be is rejected naming its line, without being read into
     /// memory whole (a 300 MiB line held 963 MB); the lines after it are read as usual.
     @Test func aLineLongerThanAnyEventIsRejectedAndSkipped() async throws {
