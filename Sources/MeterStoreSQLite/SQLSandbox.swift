@@ -13,6 +13,21 @@ import Metering
 /// the SQLite C API directly (the other, `StatementBinder`, binds the ingest hot path).
 enum SQLSandbox {
     static let viewName = "usage_events"
+
+    /// The collation of the view's `timestamp`: its text is as wide as its fraction (`…:00Z`,
+    /// `…:00.500000Z`), and `.` sorts before `Z`, so by bytes an event half a second into June
+    /// was before `2026-06-01T00:00:00Z` and counted in May. Two RFC 3339 instants (any offset,
+    /// any fraction) compare by time; anything else (`'2026-05'`, a date alone) by bytes, as before.
+    static let instantCollation = "RFC3339_INSTANT"
+    static let compareInstants: @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafeRawPointer?, Int32, UnsafeRawPointer?) -> Int32 = {
+        _, n1, p1, n2, p2 in
+        let a = UnsafeRawBufferPointer(start: p1, count: Int(n1)), b = UnsafeRawBufferPointer(start: p2, count: Int(n2))
+        if let x = Timestamp(rfc3339Bytes: a), let y = Timestamp(rfc3339Bytes: b) {
+            return x.microseconds < y.microseconds ? -1 : x.microseconds > y.microseconds ? 1 : 0
+        }
+        for (l, r) in zip(a, b) where l != r { return l < r ? -1 : 1 }
+        return n1 < n2 ? -1 : n1 > n2 ? 1 : 0
+    }
     /// The largest single value a query may build, and the most bytes of values an answer may hold.
     static let maxValueBytes = 1 << 20
     static let maxResultBytes = 8 << 20
@@ -184,10 +199,12 @@ enum SQLSandbox {
                     .joined(separator: ", ") + ")"
             source = "(" + SQLiteMeterStore.eventsBySegment(SQLiteMeterStore.segmentEventColumns, schema: alias, where: filter) + ")"
         }
+        // Timestamps compare as instants (`…:00.5Z` is after `…:00Z`, which bytes put it before).
+        sqlite3_create_collation_v2(db, Self.instantCollation, SQLITE_UTF8, nil, Self.compareInstants, nil)
         let view = """
             CREATE TEMP VIEW \(viewName) AS SELECT event_id, account_id, meter_id, model_id, kind, correction_ref, quantity, unit,
-              strftime('%Y-%m-%dT%H:%M:%S', ts / 1000000, 'unixepoch')
-                || CASE WHEN ts % 1000000 = 0 THEN 'Z' ELSE '.' || substr('00000' || (ts % 1000000), -6) || 'Z' END AS timestamp,
+              (strftime('%Y-%m-%dT%H:%M:%S', ts / 1000000, 'unixepoch')
+                || CASE WHEN ts % 1000000 = 0 THEN 'Z' ELSE '.' || substr('00000' || (ts % 1000000), -6) || 'Z' END) COLLATE \(Self.instantCollation) AS timestamp,
               dimensions
             FROM \(source)
             """

@@ -103,8 +103,14 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
 
     /// Parses RFC 3339 with a mandatory offset (`Z` or `±HH:MM`), at most microsecond precision.
     public init?(rfc3339 text: String) {
-        let b = Array(text.utf8)
-        guard b.count >= 20 else { return nil }
+        guard let t = Timestamp(rfc3339Bytes: Array(text.utf8)) else { return nil }
+        self = t
+    }
+
+    /// The same, of UTF-8 bytes indexed from 0: the SQL view's collation compares stored
+    /// timestamps without building a string for each.
+    public init?<Bytes: RandomAccessCollection>(rfc3339Bytes b: Bytes) where Bytes.Element == UInt8, Bytes.Index == Int {
+        guard b.startIndex == 0, b.count >= 20 else { return nil }
         func num(_ from: Int, _ len: Int) -> Int64? {
             guard from + len <= b.count else { return nil }
             var v: Int64 = 0

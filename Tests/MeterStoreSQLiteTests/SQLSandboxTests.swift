@@ -1,3 +1,4 @@
+import ExactJSON
 import Foundation
 import GRDB
 import MeterStoreSQLite
@@ -9,6 +10,29 @@ import UsageBoxTesting
 /// subqueries and unions, every escape route refused, the time limit.
 @Suite struct SQLSandboxTests {
     typealias F = Fixture
+
+    /// The view's timestamp is as wide as its fraction, and `.` sorts before `Z`: by bytes, an
+    /// event half a second into June was before `2026-06-01T00:00:00Z` and counted in May (101
+    /// where `usage` said 11). It compares as an instant now, against literals in any offset;
+    /// a literal that is not one (a date alone) compares by bytes, as it did.
+    @Test func timestampsCompareAndSortAsInstants() async throws {
+        let store = try SQLiteMeterStore(location: .newMemory())
+        _ = try await store.ingest([
+            F.event("a", quantity: 1, at: "2026-05-01T00:00:00Z"), F.event("b", quantity: 10, at: "2026-05-01T00:00:00.5Z"),
+            F.event("c", quantity: 100, at: "2026-06-01T00:00:00.5Z"), F.event("d", quantity: 1000, at: "2026-05-31T23:59:59.999999Z"),
+        ])
+        func sum(_ where: String) async throws -> [[JSONValue]] {
+            try await store.sql("SELECT SUM(quantity) FROM usage_events WHERE \(`where`)", scope: .all, timeLimitSeconds: 10, rowLimit: 10).rows
+        }
+        #expect(try await sum("timestamp >= '2026-05-01T00:00:00Z' AND timestamp < '2026-06-01T00:00:00Z'") == [[.int(1011)]])
+        #expect(try await sum("timestamp >= '2026-05-01T02:00:00+02:00' AND timestamp < '2026-05-31T20:00:00-04:00'") == [[.int(1011)]])
+        #expect(try await sum("timestamp = '2026-05-01T00:00:00.500Z'") == [[.int(10)]])
+        #expect(try await sum("timestamp >= '2026-05-01' AND timestamp < '2026-06-02'") == [[.int(1111)]], "a date alone compares by bytes")
+        let ordered = try await store.sql("SELECT event_id FROM usage_events ORDER BY timestamp", scope: .all, timeLimitSeconds: 10, rowLimit: 10)
+        #expect(ordered.rows == [[.string("a")], [.string("b")], [.string("d")], [.string("c")]])
+        let text = try await store.sql("SELECT timestamp FROM usage_events WHERE event_id = 'b'", scope: .all, timeLimitSeconds: 10, rowLimit: 10)
+        #expect(text.rows == [[.string("2026-05-01T00:00:00.500000Z")]], "the text is unchanged")
+    }
 
     @Test func scopedQueriesSeeOnlyTheirAccountsAndEveryEscapeIsRefused() async throws {
         let store = try SQLiteMeterStore(location: .newMemory())

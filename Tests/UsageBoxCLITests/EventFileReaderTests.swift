@@ -62,7 +62,8 @@ struct EventFileReaderTests {
     @Test func csvCellsKeepTheirSpaces() async throws {
         let path = try dir.write(
             "spaces.csv",
-            "event_id, account_id ,meter_id,quantity,timestamp,feature\ne1,acct_1,tokens,7,2026-05-01T00:00:00Z, x \n   \ne2,acct_1,tokens, 7 ,2026-05-01T00:00:00Z,y\n")
+            "event_id, account_id ,meter_id,quantity,timestamp,feature\ne1,acct_1,tokens,7,2026-05-01T00:00:00Z, x \n   \ne2,acct_1,tokens, 7 ,2026-05-01T00:00:00Z,y\n"
+        )
         var items: [SourcedItem] = []
         try await EventFileReader(decoder: EventDecoder()).read(path: path, batchSize: 100) { items += $0 }
         #expect(items.count == 2)
