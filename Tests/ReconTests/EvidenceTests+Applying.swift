@@ -512,3 +512,30 @@ final class LateEventDuringRun: ForwardingStore, @unchecked Sendable {
         return answer
     }
 }
+
+extension EvidenceTests {
+    /// The vendor re-issued May billing +1,000,000 after +2,200,000 was applied from its first
+    /// invoice, and no usage arrived since: held, as it should be, but explained as late usage now
+    /// metered (`earlier_corrections_now_metered`), dated by days the vendor billed more. It is
+    /// named for what changed, the bill; late events after the same invoice keep the old name.
+    @Test func aReissuedInvoiceIsNotCalledLateUsage() async throws {
+        let store = try S.store()
+        _ = try await store.ingest(
+            (1...31).map { d in Self.event("e\(d)", model: "claude-sonnet-4-5", type: "input", quantity: 4_000_000, day: d) })
+        func bill(_ loss: ClosedRange<Int>) -> InvoiceFile {
+            S.costReport(
+                (1...31).map { d in .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: loss.contains(d) ? "1260" : "1200") })
+        }
+        let options = { (b: InvoiceFile) in ReconciliationOptions(vendor: "anthropic", invoices: [b], range: S.may, account: "acct_42") }
+        let first = try await service.run(options(bill(10...20)), store: store, log: store, apply: true).report
+        #expect(first.applied && first.corrections.map(\.quantity) == [2_200_000], "\(first.corrections.map(\.quantity))")
+        let amended = try await service.engine.run(options(bill(10...14)), store: store, log: store)
+        let input = try #require(amended.findings.first { $0.tokenType == .input })
+        #expect(amended.corrections.isEmpty && input.quantity == -1_200_000)
+        #expect(input.reason == "invoice_changed_since_earlier_corrections" && input.gapSince == nil, "\(input.reason) \(input.gapSince ?? "")")
+        // Late events under the same first invoice: that is usage now metered.
+        _ = try await store.ingest([Self.event("late", model: "claude-sonnet-4-5", type: "input", quantity: 200_000, day: 12)])
+        let again = try await service.engine.run(options(bill(10...20)), store: store, log: store)
+        #expect(again.findings.first { $0.tokenType == .input }?.reason == "earlier_corrections_now_metered", "\(again.findings.map(\.reason))")
+    }
+}

@@ -156,6 +156,8 @@ public struct ReconciliationEngine: Sendable {
             vendor: plugin.id, vendorOfModel: vendorOfModel, vendorNames: vendorNames, reportID: reportID,
             mayBeMisspelt: misspellings(of: vendorNames.union([plugin.id, card.vendor])), store: store)
         reasons += try await Self.meterMovedDuringRun(o, basis: proposal.basis, before: eventsBefore, store: store)
+        var reported = proposal.findings
+        try await Self.nameReissuedBills(&reported, vendor: plugin.id, range: o.range, scope: o.scope, store: store, log: log)
 
         var report = ReconciliationReport(
             id: reportID, vendor: plugin.id, accountID: o.account, invoiceScope: o.invoiceScope, from: o.range.from, to: o.range.to,
@@ -170,7 +172,7 @@ public struct ReconciliationEngine: Sendable {
             rules: .init(chain: chain.names, sha256: sha256Hex(Array(((o.teamRules?.source ?? "") + ClassificationRules.defaultYAML).utf8))),
             verify: verify, models: diff.models, total: diff.total, shape: diff.shape,
             impliedFactor: diff.impliedFactor.map { ExactDecimal.format($0, scale: 4) }, unmeteredTokenTypes: diff.unmeteredTokenTypes,
-            findings: proposal.findings, priceSteps: priceSteps, days: DailyEvidence.rows(diff, range: o.range), unattributed: unattributed.volume,
+            findings: reported, priceSteps: priceSteps, days: DailyEvidence.rows(diff, range: o.range), unattributed: unattributed.volume,
             unmapped: vendor.unmapped, meteredOutOfScope: meter.outOfScope,
             corrections: proposal.corrections, held: proposal.held, meterBasis: proposal.basis,
             rounding: ["vendor_amount": "exact", "gap_amount": "half_even_\(GapDiff.moneyScale)dp"],
@@ -213,6 +215,54 @@ public struct ReconciliationEngine: Sendable {
                     + "read the meter, so its gaps and its record of the meter are of different moments",
                 remedy: "run the reconciliation again once late events have stopped arriving")
         ]
+    }
+
+    /// A gap that takes back an applied run's correction (`earlier_corrections_now_metered`), where
+    /// the meter has not moved since that run and the bill has: the vendor re-issued its invoice
+    /// (billing less, or more), no late usage arrived. A re-issued May invoice billing +1,000,000
+    /// where the first billed +2,200,000 was explained as late events now metered, dated by days
+    /// the vendor billed more. Still held (revert that run and reconcile again), under its name.
+    static func nameReissuedBills(
+        _ findings: inout [ReconciliationReport.Finding], vendor: String, range: TimeRange, scope: AccountScope, store: any MeterStore,
+        log: (any ReconciliationLog)?
+    ) async throws {
+        let held = findings.indices.filter { findings[$0].reason == "earlier_corrections_now_metered" && findings[$0].accountID != nil }
+        guard let log, !held.isEmpty else { return }
+        // The runs whose corrections are in the period: dated at its last second.
+        let byRun: UsageResult
+        do {
+            byRun = try await store.usage(
+                UsageQuery(
+                    scope: scope.intersect(.accounts(Set(held.compactMap { findings[$0].accountID }).sorted())), range: range,
+                    groupBy: [.dimension("reconciliation_id")],
+                    filters: [
+                        UsageFilter(field: .kind, op: .eq, values: [EventKind.correction.rawValue]),
+                        UsageFilter(field: .dimension("source"), op: .eq, values: ["vendor_reconciliation"]),
+                        UsageFilter(field: .dimension("vendor"), op: .eq, values: [vendor]),
+                    ]))
+        } catch let e as UsageBoxError where e.code == .invalidArgument {
+            return  // rollups that drop these dimensions: the reason stays as it is
+        }
+        var earlier: [ReconciliationReport] = []
+        for g in byRun.groups where g.aggregate.count > 0 {
+            guard let id = g.keys[0], let r = try await ReconciliationArchive(log).report(id: id), r.applied, r.revertedAt == nil else { continue }
+            earlier.append(r)
+        }
+        for i in held {
+            let f = findings[i]
+            func sameCell(_ model: String?, _ type: String?, _ account: String?) -> Bool {
+                model == f.modelID && type == f.tokenType?.rawValue && account == f.accountID
+            }
+            let touching = earlier.compactMap { r -> (ReconciliationReport.Finding, Int64)? in
+                let posted = r.corrections.filter { r.appliedEventIDs.contains($0.eventID) && sameCell($0.modelID, $0.dimensions["token_type"], $0.accountID) }
+                guard !posted.isEmpty, let then = r.findings.first(where: { sameCell($0.modelID, $0.tokenType?.rawValue, $0.accountID) }) else { return nil }
+                return (then, posted.reduce(0) { $0 &+ $1.quantity })
+            }
+            // One run's correction in the cell, the meter as that run left it, another bill.
+            guard touching.count == 1, let (then, posted) = touching.first, f.metered == then.metered &+ posted, f.vendor != then.vendor else { continue }
+            findings[i].reason = "invoice_changed_since_earlier_corrections"
+            (findings[i].gapSince, findings[i].gapDays) = (nil, nil)
+        }
     }
 
     /// One token type off the meter by one share on every model that has it (within two points),
