@@ -185,9 +185,11 @@ public final class CSVReader {
 
     /// `keepSpaces`: spaces and tabs around an unquoted field are part of it, as RFC 4180 has
     /// it (libcsv trims them by default). Events keep them: ` x ` stored as `x` answered the same
-    /// event sent as JSON a conflict. Invoices are read trimmed (a hand-edited ` 12.50`).
+    /// event sent as JSON a conflict. Invoices are read trimmed (a hand-edited ` 12.50`). A quote
+    /// beside such a space (` "input"`, `"e1" ,`) is then malformed, and refused naming its line
+    /// (strict mode): read on, it was stored with its quotes, or ran rows together.
     public init(keepSpaces: Bool = false) throws {
-        guard csv_init(&parser, UInt8(CSV_STRICT_FINI | CSV_REPALL_NL)) == 0 else {
+        guard csv_init(&parser, UInt8(CSV_STRICT_FINI | CSV_REPALL_NL | (keepSpaces ? CSV_STRICT : 0))) == 0 else {
             throw CSVError(message: "cannot initialise the CSV parser", line: 0)
         }
         if keepSpaces { csv_set_space_func(&parser) { _ in 0 } }

@@ -104,7 +104,8 @@ extension ClickHouseMeterStore {
         // dimensions come back only where its two sides differ (a mismatch names them): every
         // cell's, of an account with thousands of keys of long dimensions, was a response of
         // hundreds of megabytes held in this process.
-        var drift: Int64 = 0, rollupSum: Int64 = 0, rawSum: Int64 = 0
+        var drift: Int64 = 0
+        var totals = VerifyTotals()
         var mismatches: [VerifyReport.Mismatch] = []
         var extremaMismatch = false
         var days: [Int64: (rollup: Int64, raw: Int64, drift: Int64)] = [:]
@@ -138,22 +139,21 @@ extension ClickHouseMeterStore {
                 let bucket = c[5].chInt ?? 0
                 let (diff, o) = raw.subtractingReportingOverflow(rollup)
                 let cellDrift = o ? Int64.max : diff.magnitude > UInt64(Int64.max) ? Int64.max : Int64(diff.magnitude)
-                drift = drift.addingReportingOverflow(cellDrift).overflow ? .max : drift + cellDrift
+                drift = VerifyTotals.saturating(drift, cellDrift)
                 // A day's sums are its hours'; its drift is its hourly and its daily cells', so
                 // the days add up to `drift`.
                 if req.byDay {
                     let day = level.hours == 1 ? floorDiv(bucket, 24) : bucket
                     var d = days[day] ?? (0, 0, 0)
                     if level.hours == 1 {
-                        d.rollup = try d.rollup.checkedAdding(rollup, "a day's rollup total")
-                        d.raw = try d.raw.checkedAdding(raw, "a day's raw total")
+                        d.rollup = VerifyTotals.saturating(d.rollup, rollup)
+                        d.raw = VerifyTotals.saturating(d.raw, raw)
                     }
-                    d.drift = d.drift.addingReportingOverflow(cellDrift).overflow ? .max : d.drift + cellDrift
+                    d.drift = VerifyTotals.saturating(d.drift, cellDrift)
                     days[day] = d
                 }
                 if level.hours == 1 {
-                    rollupSum = try rollupSum.checkedAdding(rollup, "the rollup total")
-                    rawSum = try rawSum.checkedAdding(raw, "the raw total")
+                    totals.add(rollup: rollup, raw: raw)
                 }
                 // Reads of min and max are answered from the rollups too: their extrema must be the events'.
                 let differing =
@@ -180,6 +180,7 @@ extension ClickHouseMeterStore {
                 day += 1
             }
         }
+        let (rollupSum, rawSum) = try totals.reported()
         var report = VerifyReport(
             ok: drift == 0 && corrupt.isEmpty && mismatches.isEmpty && !extremaMismatch, mode: req.mode, rollupSum: rollupSum, rawSum: rawSum, drift: drift,
             segmentsChecked: checked, segmentsCorrupt: corrupt.count, mismatches: mismatches,

@@ -16,17 +16,23 @@ enum SQLSandbox {
 
     /// The collation of the view's `timestamp`: its text is as wide as its fraction (`…:00Z`,
     /// `…:00.500000Z`), and `.` sorts before `Z`, so by bytes an event half a second into June
-    /// was before `2026-06-01T00:00:00Z` and counted in May. Two RFC 3339 instants (any offset,
-    /// any fraction) compare by time; anything else (`'2026-05'`, a date alone) by bytes, as before.
+    /// was before `2026-06-01T00:00:00Z` and counted in May. Each side compares by a key: an RFC
+    /// 3339 instant (any offset, any fraction) by its fixed-width UTC text, whose bytes sort as
+    /// time; anything else (`'2026-05'`, a date alone) by its own bytes, as before. Keys compared
+    /// by bytes are a total order, so sorts, groups and unions over mixed values stay consistent.
     static let instantCollation = "RFC3339_INSTANT"
     static let compareInstants: @convention(c) (UnsafeMutableRawPointer?, Int32, UnsafeRawPointer?, Int32, UnsafeRawPointer?) -> Int32 = {
         _, n1, p1, n2, p2 in
-        let a = UnsafeRawBufferPointer(start: p1, count: Int(n1)), b = UnsafeRawBufferPointer(start: p2, count: Int(n2))
-        if let x = Timestamp(rfc3339Bytes: a), let y = Timestamp(rfc3339Bytes: b) {
-            return x.microseconds < y.microseconds ? -1 : x.microseconds > y.microseconds ? 1 : 0
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 54) { keys in
+            func key(_ p: UnsafeRawPointer?, _ n: Int32, at offset: Int) -> UnsafeRawBufferPointer {
+                let text = UnsafeRawBufferPointer(start: p, count: Int(n))
+                guard let t = Timestamp(rfc3339Bytes: text), t.writeFixedWidth(to: keys.baseAddress! + offset) else { return text }
+                return UnsafeRawBufferPointer(start: keys.baseAddress! + offset, count: 27)
+            }
+            let a = key(p1, n1, at: 0), b = key(p2, n2, at: 27)
+            for (l, r) in zip(a, b) where l != r { return l < r ? -1 : 1 }
+            return a.count < b.count ? -1 : a.count > b.count ? 1 : 0
         }
-        for (l, r) in zip(a, b) where l != r { return l < r ? -1 : 1 }
-        return n1 < n2 ? -1 : n1 > n2 ? 1 : 0
     }
     /// The largest single value a query may build, and the most bytes of values an answer may hold.
     static let maxValueBytes = 1 << 20

@@ -237,8 +237,8 @@ extension SQLiteMeterStore {
                 guard a.sum != b.sum || a.count != b.count || differing != nil else { continue }
                 if differing != nil { extremaMismatch = true }
                 let cellDrift = Self.distance(a.sum, b.sum)
-                dayDrift = Self.saturating(dayDrift, cellDrift)
-                dayCellDrift[cell.hour] = Self.saturating(dayCellDrift[cell.hour, default: 0], cellDrift)
+                dayDrift = VerifyTotals.saturating(dayDrift, cellDrift)
+                dayCellDrift[cell.hour] = VerifyTotals.saturating(dayCellDrift[cell.hour, default: 0], cellDrift)
                 if dayMismatches.count < 100, let key = try dir.key(cell.key, db) {
                     var m = VerifyReport.Mismatch(
                         meterID: key.meter, modelID: key.modelID, kind: EventKind(rawValue: key.kind) ?? .usage,
@@ -250,22 +250,23 @@ extension SQLiteMeterStore {
             }
         }
 
-        var rawSum: Int64 = 0, rollupSum: Int64 = 0, drift: Int64 = dayDrift
+        var totals = VerifyTotals()
+        var drift: Int64 = dayDrift
         var mismatches: [VerifyReport.Mismatch] = []
         var days: [Int64: (rollup: Int64, raw: Int64, drift: Int64)] = [:]
         let cells = Set(raw.keys).union(rollup.keys).sorted { ($0.hour, $0.key) < ($1.hour, $1.key) }
         for cell in cells {
             let r = raw[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
             let u = rollup[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
-            rawSum = try rawSum.checkedAdding(r.sum, "the raw sum")
-            rollupSum = try rollupSum.checkedAdding(u.sum, "the rollup sum")
+            totals.add(rollup: u.sum, raw: r.sum)
             let diff = Self.distance(r.sum, u.sum)
-            drift = Self.saturating(drift, diff)
+            drift = VerifyTotals.saturating(drift, diff)
             let day = Timestamp.ofHour(cell.hour).day
             var dd = days[day] ?? (0, 0, 0)
-            dd.rollup = try dd.rollup.checkedAdding(u.sum, "a day's rollup sum")
-            dd.raw = try dd.raw.checkedAdding(r.sum, "a day's raw sum")
-            dd.drift = Self.saturating(dd.drift, diff)
+            // A day's sums as the report shows them: saturated, as its drift is (`VerifyTotals`).
+            dd.rollup = VerifyTotals.saturating(dd.rollup, u.sum)
+            dd.raw = VerifyTotals.saturating(dd.raw, r.sum)
+            dd.drift = VerifyTotals.saturating(dd.drift, diff)
             days[day] = dd
             let differing = extrema(cell, raw: rawExtrema[cell], u)
             if differing != nil { extremaMismatch = true }
@@ -283,7 +284,7 @@ extension SQLiteMeterStore {
         // A day's drift is its hourly and its daily cells', so the days add up to `drift`.
         for (day, d) in dayCellDrift {
             var dd = days[day] ?? (0, 0, 0)
-            dd.drift = Self.saturating(dd.drift, d)
+            dd.drift = VerifyTotals.saturating(dd.drift, d)
             days[day] = dd
         }
         let countMismatch = cells.contains { (raw[$0]?.count ?? 0) != (rollup[$0]?.count ?? 0) }
@@ -300,6 +301,7 @@ extension SQLiteMeterStore {
             }
             dayList = list
         }
+        let (rollupSum, rawSum) = try totals.reported()
         var report = VerifyReport(
             ok: drift == 0 && corrupt.isEmpty && !countMismatch && !extremaMismatch && dayMismatches.isEmpty, mode: req.mode, rollupSum: rollupSum,
             rawSum: rawSum, drift: drift,
@@ -314,12 +316,5 @@ extension SQLiteMeterStore {
     static func distance(_ a: Int64, _ b: Int64) -> Int64 {
         let (d, overflow) = a.subtractingReportingOverflow(b)
         return overflow || d == .min ? .max : Swift.abs(d)
-    }
-
-    /// Drifts added, saturating at the largest: any drift fails the check, so its exact size past
-    /// 64 bits does not matter, but a wrap or a refusal would.
-    static func saturating(_ a: Int64, _ b: Int64) -> Int64 {
-        let (s, overflow) = a.addingReportingOverflow(b)
-        return overflow ? .max : s
     }
 }

@@ -16,6 +16,38 @@ public struct VerifyRequest: Sendable, Hashable {
 }
 
 /// The raw-vs-rollup self-check (docs/api.md).
+/// The rollup and raw totals a verify reports, added wide. A tampered rollup of Int64.max beside
+/// other hours passed 64 bits, and verify refused with "read a shorter range", which no range
+/// could follow; the sides differing is drift, reported with the totals saturated. Only sides
+/// that agree past 64 bits (an account's true total too large for one answer) are refused.
+public struct VerifyTotals: Sendable {
+    /// Sums and drifts a verify reports per day and in all, saturating: any drift fails the
+    /// check, so its size past 64 bits does not matter, but a wrap or a refusal would.
+    public static func saturating(_ a: Int64, _ b: Int64) -> Int64 {
+        let (s, overflow) = a.addingReportingOverflow(b)
+        return overflow ? (b > 0 ? .max : .min) : s
+    }
+
+    public private(set) var rollup: Int128 = 0
+    public private(set) var raw: Int128 = 0
+    public init() {}
+
+    public mutating func add(rollup r: Int64, raw w: Int64) {
+        rollup += Int128(r)
+        raw += Int128(w)
+    }
+
+    /// The totals as a report states them.
+    public func reported() throws -> (rollup: Int64, raw: Int64) {
+        func clamp(_ v: Int128) -> Int64 { v > Int128(Int64.max) ? .max : v < Int128(Int64.min) ? .min : Int64(v) }
+        let (r, w) = (clamp(rollup), clamp(raw))
+        if rollup == raw, Int128(r) != rollup {
+            throw UsageBoxError.invalidArgument("the sum overflows a 64-bit integer; read a shorter range", field: "from")
+        }
+        return (r, w)
+    }
+}
+
 public struct VerifyReport: Sendable, Hashable {
     public var ok: Bool
     public var mode: VerifyMode

@@ -160,6 +160,32 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         self.microseconds = secs * 1_000_000 + micros
     }
 
+    /// Writes `YYYY-MM-DDTHH:MM:SS.ffffffZ`, always 27 bytes, whose byte order is time order; false
+    /// (nothing meaningful written) outside years 0–9999. The SQL view's collation compares by it.
+    public func writeFixedWidth(to p: UnsafeMutablePointer<UInt8>) -> Bool {
+        let d = day
+        let (y, mo, dd) = civil(fromDays: d)
+        guard (0...9999).contains(y) else { return false }
+        let inDay = microseconds - d * Self.microsPerHour * 24
+        let secs = inDay / 1_000_000, micros = inDay % 1_000_000
+        var i = 0
+        func put(_ v: Int64, _ width: Int) {
+            var v = v
+            for k in stride(from: width - 1, through: 0, by: -1) {
+                p[i + k] = UInt8(48 + v % 10)
+                v /= 10
+            }
+            i += width
+        }
+        func mark(_ c: Character) {
+            p[i] = c.asciiValue!
+            i += 1
+        }
+        put(y, 4); mark("-"); put(mo, 2); mark("-"); put(dd, 2); mark("T")
+        put(secs / 3600, 2); mark(":"); put(secs / 60 % 60, 2); mark(":"); put(secs % 60, 2); mark("."); put(micros, 6); mark("Z")
+        return true
+    }
+
     /// First instant of the UTC month `YYYY-MM`.
     public init?(month text: String) {
         guard text.utf8.count == 7, let ts = Timestamp(rfc3339: text + "-01T00:00:00Z") else { return nil }

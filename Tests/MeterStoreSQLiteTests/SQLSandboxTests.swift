@@ -32,6 +32,13 @@ import UsageBoxTesting
         #expect(ordered.rows == [[.string("a")], [.string("b")], [.string("d")], [.string("c")]])
         let text = try await store.sql("SELECT timestamp FROM usage_events WHERE event_id = 'b'", scope: .all, timeLimitSeconds: 10, rowLimit: 10)
         #expect(text.rows == [[.string("2026-05-01T00:00:00.500000Z")]], "the text is unchanged")
+        // Instants and other text in one sort: by keys, a total order (by time between instants
+        // and by bytes otherwise, …:00.5Z < …:00Z < …:00X < …:00.5Z went round in a circle).
+        let mixed = try await store.sql(
+            "SELECT timestamp FROM usage_events WHERE event_id IN ('a', 'b') UNION ALL SELECT '2026-05-01T00:00:00X' ORDER BY 1",
+            scope: .all, timeLimitSeconds: 10, rowLimit: 10)
+        #expect(
+            mixed.rows == [[.string("2026-05-01T00:00:00Z")], [.string("2026-05-01T00:00:00.500000Z")], [.string("2026-05-01T00:00:00X")]], "\(mixed.rows)")
     }
 
     @Test func scopedQueriesSeeOnlyTheirAccountsAndEveryEscapeIsRefused() async throws {

@@ -116,6 +116,14 @@ import UsageBoxTesting
         #expect(!v.ok && v.drift == .max, "\(v.drift)")
     }
 
+    /// The rollup total past 64 bits (an hour edited to Int64.max beside other hours) was refused
+    /// with "read a shorter range"; the sides differ, so it is drift, reported.
+    @Test func aRollupTotalPastSixtyFourBitsIsDrift() async throws {
+        try edit("UPDATE rollup_hour SET sum = 9223372036854775807 WHERE (key_id, hour) = (SELECT key_id, hour FROM rollup_hour ORDER BY key_id, hour LIMIT 1)")
+        let v = try await verify(byDay: true)
+        #expect(!v.ok && v.drift > Int64.max / 2 && v.rollupSum == .max && v.rawSum > 0, "\(v.rollupSum) \(v.rawSum) \(v.drift)")
+    }
+
     @Test func alteredSegmentEventsAreCaught() async throws {
         // Only someone with the file and the will to drop the immutability trigger can do this.
         try edit(

@@ -71,6 +71,20 @@ struct EventFileReaderTests {
         #expect(e.accountID == "acct_1" && e.dimensions == [UsageEvent.Dimension("feature", " x ")], "\(e.dimensions)")
         guard case let .invalid(r)? = items.last?.item else { Issue.record("a padded quantity was read: \(String(describing: items.last))"); return }
         #expect(r.code == "invalid_quantity" && items.last?.line == 4, "\(r)")
+        // A quote beside a kept space is malformed: refused naming the line, not stored with its
+        // quotes (` "input"`) nor read on past its row (`"e1" ,`).
+        for (name, row) in [("before", #"e3,acct_1,tokens,7,2026-05-01T00:00:00Z, "input""#), ("after", #""e3" ,acct_1,tokens,7,2026-05-01T00:00:00Z,input"#)] {
+            let bad = try dir.write(
+                "quote-\(name).csv",
+                "event_id,account_id,meter_id,quantity,timestamp,token_type\ne2,acct_1,tokens,7,2026-05-01T00:00:00Z,x\n\(row)\ne4,acct_1,tokens,7,2026-05-01T00:00:00Z,y\n"
+            )
+            do {
+                try await EventFileReader(decoder: EventDecoder()).read(path: bad, batchSize: 100) { _ in }
+                Issue.record("a quote beside a space was read (\(name))")
+            } catch let e as UsageBoxError {
+                #expect(e.message.hasPrefix("\(bad):3:"), "\(name): \(e.message)")
+            }
+        }
     }
 
     /// A line longer than any event may be is rejected naming its line, without being read into

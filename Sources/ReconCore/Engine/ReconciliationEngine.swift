@@ -184,14 +184,18 @@ public struct ReconciliationEngine: Sendable {
     }
 
     /// How many events each account in `scope` holds in the period and the hours either side of
-    /// it (where a boundary finding looks), any meter, model or kind: a late event, or another
-    /// run's correction, adds one.
+    /// it (where a boundary finding looks), on meters in tokens (as `accountTokens` counts), any
+    /// model, vendor or kind: a late event, or another run's correction, adds one; a request or
+    /// storage meter's backfill does not.
     static func eventsAround(_ range: TimeRange, scope: AccountScope, store: any MeterStore) async throws -> [String: Int64] {
         let edges = try ReconciliationReport.MeterBasis.edgeWindows(range)
         let around = try TimeRange(from: edges[0].from, to: edges[1].to)
+        var units: [String: String] = [:]
+        for m in try await store.meters(scope: .all) { if let u = m.unit { units[m.meterID] = u } }
         var counts: [String: Int64] = [:]
-        try await store.forEachGroup(UsageQuery(scope: scope, range: around, groupBy: [.accountID], metrics: [.count])) { g in
-            if let account = g.keys[0] { counts[account] = g.aggregate.count }
+        try await store.forEachGroup(UsageQuery(scope: scope, range: around, groupBy: [.accountID, .meterID], metrics: [.count])) { g in
+            guard let account = g.keys[0], MeterLedger.inTokens(g.keys[1], units) else { return }
+            counts[account, default: 0] += g.aggregate.count
         }
         return counts
     }
