@@ -44,8 +44,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     static let maxRFC3339Length = 27
 
     /// Writes `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` digit by digit (this runs for every event hashed);
-    /// returns the length.
-    private func writeRFC3339(into buf: UnsafeMutableBufferPointer<UInt8>) -> Int {
+    /// returns the length. `fixedWidth` writes the fraction always (27 bytes).
+    private func writeRFC3339(into buf: UnsafeMutableBufferPointer<UInt8>, fixedWidth: Bool = false) -> Int {
         let secs = floorDiv(microseconds, 1_000_000)
         let micros = microseconds - secs * 1_000_000
         let days = floorDiv(secs, 86_400)
@@ -63,7 +63,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         func char(_ c: UInt8) { buf[i] = c; i += 1 }
         digits(y, 4); char(45); digits(m, 2); char(45); digits(d, 2); char(84)
         digits(rem / 3600, 2); char(58); digits(rem % 3600 / 60, 2); char(58); digits(rem % 60, 2)
-        if micros != 0 { char(46); digits(micros, 6) }
+        if micros != 0 || fixedWidth { char(46); digits(micros, 6) }
         char(90)
         return i
     }
@@ -163,27 +163,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     /// Writes `YYYY-MM-DDTHH:MM:SS.ffffffZ`, always 27 bytes, whose byte order is time order; false
     /// (nothing meaningful written) outside years 0–9999. The SQL view's collation compares by it.
     public func writeFixedWidth(to p: UnsafeMutablePointer<UInt8>) -> Bool {
-        let d = day
-        let (y, mo, dd) = civil(fromDays: d)
-        guard (0...9999).contains(y) else { return false }
-        let inDay = microseconds - d * Self.microsPerHour * 24
-        let secs = inDay / 1_000_000, micros = inDay % 1_000_000
-        var i = 0
-        func put(_ v: Int64, _ width: Int) {
-            var v = v
-            for k in stride(from: width - 1, through: 0, by: -1) {
-                p[i + k] = UInt8(48 + v % 10)
-                v /= 10
-            }
-            i += width
-        }
-        func mark(_ c: Character) {
-            p[i] = c.asciiValue!
-            i += 1
-        }
-        put(y, 4); mark("-"); put(mo, 2); mark("-"); put(dd, 2); mark("T")
-        put(secs / 3600, 2); mark(":"); put(secs / 60 % 60, 2); mark(":"); put(secs % 60, 2); mark("."); put(micros, 6); mark("Z")
-        return true
+        guard (0...9999).contains(civil(fromDays: day).0) else { return false }
+        return writeRFC3339(into: UnsafeMutableBufferPointer(start: p, count: 27), fixedWidth: true) == 27
     }
 
     /// First instant of the UTC month `YYYY-MM`.
