@@ -479,6 +479,8 @@ extension EvidenceTests {
         let report = try await service.run(options, store: late, log: store).report
         #expect(late.arrived, "the late event landed during the run")
         #expect(report.verdict == .inconclusive && report.reasons.contains { $0.code == "meter_moved_during_run" }, "\(report.reasons.map(\.code))")
+        // Held like any inconclusive run: no corrections listed, the gap not called a metering gap.
+        #expect(report.corrections.isEmpty && report.held.isEmpty && !report.findings.contains { $0.gapClass == .meteringGap }, "\(report.findings)")
         await #expect(throws: UsageBoxError.self) { _ = try await service.apply(id: report.id, confirmLarge: false, store: store, log: store) }
         // Run again, nothing arriving: conclusive, its correction net of the late event.
         let again = try await service.engine.run(options, store: store)

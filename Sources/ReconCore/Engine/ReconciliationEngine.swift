@@ -74,7 +74,8 @@ public struct ReconciliationEngine: Sendable {
         let vendorNames = Set([plugin.id, card.vendor] + providers + providers.flatMap(sellers(of:)))
         // What each account held just before the meter is read: the run's record of the meter
         // (`meterBasis`, which apply compares) is read at its end, and must be of the same moment.
-        let eventsBefore = try await Self.eventsAround(o.range, scope: o.attribution.account.map { .accounts([$0]) } ?? o.scope, store: store)
+        let readScope: AccountScope = o.attribution.account.map { .accounts([$0]) } ?? o.scope
+        let eventsBefore = try await Self.eventsAround(o.range, scope: readScope, store: store)
         let meter = try await MeterLedger.read(
             store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models),
             vendorNames: vendorNames, options: o)
@@ -151,11 +152,18 @@ public struct ReconciliationEngine: Sendable {
             let sellers = Set(providers.flatMap(sellers(of:)))
             return providers.count == 1 && sellers.count == 1 ? sellers.first : nil
         }
-        let proposal = try await CorrectionProposal.propose(
-            findings, reasons: reasons, diff: diff, meter: meter, options: o,
-            vendor: plugin.id, vendorOfModel: vendorOfModel, vendorNames: vendorNames, reportID: reportID,
-            mayBeMisspelt: misspellings(of: vendorNames.union([plugin.id, card.vendor])), store: store)
-        reasons += try await Self.meterMovedDuringRun(o, basis: proposal.basis, before: eventsBefore, store: store)
+        func propose() async throws -> CorrectionProposal {
+            try await CorrectionProposal.propose(
+                findings, reasons: reasons, diff: diff, meter: meter, options: o,
+                vendor: plugin.id, vendorOfModel: vendorOfModel, vendorNames: vendorNames, reportID: reportID,
+                mayBeMisspelt: misspellings(of: vendorNames.union([plugin.id, card.vendor])), store: store)
+        }
+        var proposal = try await propose()
+        // Proposed again under the hold, so a held run lists no corrections and its findings say why.
+        if !proposal.basis.isEmpty, let moved = try await Self.meterMovedDuringRun(o.range, scope: readScope, before: eventsBefore, store: store) {
+            reasons.append(moved)
+            proposal = try await propose()
+        }
         var reported = proposal.findings
         try await Self.nameReissuedBills(&reported, vendor: plugin.id, range: o.range, scope: o.scope, store: store, log: log)
 
@@ -183,42 +191,29 @@ public struct ReconciliationEngine: Sendable {
         return report
     }
 
-    /// How many events each account in `scope` holds in the period and the hours either side of
-    /// it (where a boundary finding looks), on meters in tokens (as `accountTokens` counts), any
-    /// model, vendor or kind: a late event, or another run's correction, adds one; a request or
-    /// storage meter's backfill does not.
-    static func eventsAround(_ range: TimeRange, scope: AccountScope, store: any MeterStore) async throws -> [String: Int64] {
+    /// How many events the accounts in `scope` hold in the period and the hours either side of
+    /// it (where a boundary finding looks), on any meter, model, vendor or kind: everything the
+    /// run's reads could see there (another unit's meter, a mistyped vendor label, an account an
+    /// account map leaves out). A late event, or another run's correction, adds one. Counted
+    /// before the run reads the meter and after it proposes: the run must be of one moment.
+    static func eventsAround(_ range: TimeRange, scope: AccountScope, store: any MeterStore) async throws -> Int64 {
         let edges = try ReconciliationReport.MeterBasis.edgeWindows(range)
         let around = try TimeRange(from: edges[0].from, to: edges[1].to)
-        var units: [String: String] = [:]
-        for m in try await store.meters(scope: .all) { if let u = m.unit { units[m.meterID] = u } }
-        var counts: [String: Int64] = [:]
-        try await store.forEachGroup(UsageQuery(scope: scope, range: around, groupBy: [.accountID, .meterID], metrics: [.count])) { g in
-            guard let account = g.keys[0], MeterLedger.inTokens(g.keys[1], units) else { return }
-            counts[account, default: 0] += g.aggregate.count
-        }
-        return counts
+        return try await store.usage(UsageQuery(scope: scope, range: around, metrics: [.count])).groups.reduce(0) { $0 + $1.aggregate.count }
     }
 
     /// Events that arrived while the run read the meter: its gaps were read before them and its
     /// record of the meter after, so apply would see nothing move and bill a late event twice
     /// (a request's late event, under a model id spelt anew, was: +19,000,000 posted where a fresh
     /// run then found −500,000). The run is held; run again.
-    static func meterMovedDuringRun(
-        _ o: ReconciliationOptions, basis: [ReconciliationReport.MeterBasis], before: [String: Int64], store: any MeterStore
-    ) async throws -> [EvidenceReason] {
-        let accounts = Set(basis.map(\.accountID)).sorted()
-        guard !accounts.isEmpty else { return [] }
-        let after = try await eventsAround(o.range, scope: o.scope.intersect(.accounts(accounts)), store: store)
-        let moved = accounts.filter { after[$0, default: 0] != before[$0, default: 0] }
-        guard !moved.isEmpty else { return [] }
-        return [
-            EvidenceReason(
-                code: "meter_moved_during_run", effect: .inconclusive,
-                detail: "events arrived for \(moved.joined(separator: ", ")) in the period (or \(MeterLedger.edgeHours) hours either side) while this run "
-                    + "read the meter, so its gaps and its record of the meter are of different moments",
-                remedy: "run the reconciliation again once late events have stopped arriving")
-        ]
+    static func meterMovedDuringRun(_ range: TimeRange, scope: AccountScope, before: Int64, store: any MeterStore) async throws -> EvidenceReason? {
+        let after = try await eventsAround(range, scope: scope, store: store)
+        guard after != before else { return nil }
+        return EvidenceReason(
+            code: "meter_moved_during_run", effect: .inconclusive,
+            detail: "\(after - before) event(s) arrived in the period (or \(MeterLedger.edgeHours) hours either side) for the accounts this run read "
+                + "while it read the meter, so its gaps and its record of the meter are of different moments",
+            remedy: "run the reconciliation again once late events have stopped arriving")
     }
 
     /// A gap that takes back an applied run's correction (`earlier_corrections_now_metered`), where
