@@ -241,12 +241,17 @@ extension EvidenceTests {
     /// correction (`metered_under_unknown_vendor`), but the recorded run's meter check left it out
     /// as another vendor's usage and posted +520,000. Now refused; usage another known vendor
     /// claims (Bedrock) still does not stop the apply.
-    @Test(arguments: [("Anthropic", true), ("anthropic-console", true), ("aws-bedrock", false)])
-    func aLateEventUnderAMistypedVendorStopsTheApply(label: String, refused: Bool) async throws {
+    /// The dated id (`claude-sonnet-4-5-20250929`), which the run never read, passed under a
+    /// mistyped label: the check read only the run's own ids.
+    @Test(arguments: [
+        ("Anthropic", "claude-sonnet-4-5", true), ("anthropic-console", "claude-sonnet-4-5", true), ("aws-bedrock", "claude-sonnet-4-5", false),
+        ("Anthropic", "claude-sonnet-4-5-20250929", true),
+    ])
+    func aLateEventUnderAMistypedVendorStopsTheApply(label: String, model: String, refused: Bool) async throws {
         let store = try S.store()
         _ = try await KataDemo(store: store, write: { _ in }).load()
         let r = try await recordKata(on: store)
-        _ = try await store.ingest([EvidenceInputTests.kataLateInput("late", model: "claude-sonnet-4-5", vendor: label)])
+        _ = try await store.ingest([EvidenceInputTests.kataLateInput("late", model: model, vendor: label)])
         try await expectApply(r.id, on: store, refused: refused, because: "vendor='\(label)'", label)
     }
 }
@@ -539,5 +544,43 @@ extension EvidenceTests {
         _ = try await store.ingest([Self.event("late", model: "claude-sonnet-4-5", type: "input", quantity: 200_000, day: 12)])
         let again = try await service.engine.run(options(bill(10...20)), store: store, log: store)
         #expect(again.findings.first { $0.tokenType == .input }?.reason == "earlier_corrections_now_metered", "\(again.findings.map(\.reason))")
+    }
+}
+
+extension EvidenceTests {
+    /// A late event on a meter in thousands of tokens, between the run and its apply: apply's
+    /// checks read meters in tokens only and posted +520,000, which a fresh run holds
+    /// (`metered_in_other_units`). Refused.
+    @Test func aLateEventInScaledTokensStopsTheApply() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let report = try await recordKata(on: store)
+        #expect(report.corrections.map(\.quantity) == [520_000])
+        _ = try await store.setMeter("claude_ktokens", unit: "tokens_k", rollupDimensions: nil)
+        _ = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: "late_k", accountID: "acct_42", meterID: "claude_ktokens", modelID: "claude-sonnet-4-5", quantity: 520, unit: "tokens_k",
+                    timestamp: Timestamp(rfc3339: "2026-05-12T12:00:00Z")!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
+        ])
+        try await expectApplyRefused(report.id, on: store, "a late event in tokens_k was billed again") { $0.contains("the meter changed") }
+    }
+}
+
+extension EvidenceTests {
+    /// A run with an account map, then an account the map does not name metering the invoice's
+    /// model: a fresh run holds the mapped account's gap (`unmapped_account_meters_model`), but
+    /// apply never looked at accounts outside the map and posted +520,000. Refused; the same
+    /// account metering another model does not stop it.
+    @Test(arguments: [("claude-sonnet-4-5", true), ("gpt-4o", false)])
+    func anAccountOutsideTheMapMeteringTheModelStopsTheApply(model: String, refused: Bool) async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        var options = ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: nil)
+        options.accountMap = ["wrkspc_01KataDemo42": "acct_42"]
+        let r = try await service.run(options, store: store, log: store).report
+        #expect(r.corrections.map(\.quantity) == [520_000] && r.mapBasis?.unmappedTokens == 0, "\(r.reasons.map(\.code))")
+        _ = try await store.ingest([S.event("other", account: "acct_other", model: model, type: "input", quantity: 520_000, day: 20, vendor: "anthropic")])
+        try await expectApply(r.id, on: store, refused: refused, because: "the account map does not name", model)
     }
 }

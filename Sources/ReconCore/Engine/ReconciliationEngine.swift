@@ -185,6 +185,14 @@ public struct ReconciliationEngine: Sendable {
             corrections: proposal.corrections, held: proposal.held, meterBasis: proposal.basis,
             rounding: ["vendor_amount": "exact", "gap_amount": "half_even_\(GapDiff.moneyScale)dp"],
             applied: false, appliedEventIDs: [], appliedAt: nil, revertedAt: nil, runBy: o.runBy, createdAt: now())
+        if case let .mapped(map, _) = o.attribution, !proposal.basis.isEmpty {
+            let models = Set(vendor.cells.keys.map(\.model)).sorted()
+            let mapped = Set(map.values).sorted()
+            let unmapped = try await ReconciliationReport.ScopeBasis.accounts(
+                outside: Set(mapped), of: models, meterID: o.meterID, range: o.range, store: store, canonical: { card.canonicalModel($0) }
+            ).values.reduce(0, &+)
+            report.mapBasis = .init(mapped: mapped, meterID: o.meterID, models: models, unmappedTokens: unmapped)
+        }
         if case let .single(account) = o.attribution, o.invoiceScope == .asGiven {
             report.scopeBasis = .init(accountID: account, meterID: o.meterID, models: Set(vendor.cells.keys.map(\.model)).sorted())
         }
