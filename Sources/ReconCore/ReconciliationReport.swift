@@ -89,50 +89,16 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         /// card's reading of a model id where the card is one shipped (its aliases: Azure's `4o`),
         /// beside the loose reading.
         func otherAccounts(range: TimeRange, store: any MeterStore, canonical: (String) -> String? = { _ in nil }) async throws -> [String: Int64] {
-            try await Self.accounts(outside: [accountID], of: models, meterID: meterID, range: range, store: store, canonical: canonical)
-        }
-
-        /// Tokens per account not in `named`, of `models` (as `otherAccounts` reads them).
-        static func accounts(
-            outside named: Set<String>, of models: [String], meterID: String?, range: TimeRange, store: any MeterStore,
-            canonical: (String) -> String?
-        ) async throws -> [String: Int64] {
             let filters = meterID.map { [UsageFilter(field: .meterID, op: .eq, values: [$0])] } ?? []
             var out: [String: Int64] = [:]
             let loose = ModelID.LooseModels(models)
             try await store.forEachGroup(UsageQuery(scope: .all, range: range, groupBy: [.accountID, .modelID], filters: filters)) { g in
-                guard let account = g.keys[0], !named.contains(account), let model = g.keys[1],
+                guard let account = g.keys[0], account != accountID, let model = g.keys[1],
                     canonical(model).map(models.contains) == true || loose.match(model) != nil
                 else { return }
                 out[account, default: 0] &+= g.aggregate.sum
             }
             return out.filter { $0.value > 0 }
-        }
-    }
-
-    /// For a run with an account map: the accounts it names, the invoice's models, and the tokens
-    /// of them that accounts the map does not name metered when it ran. A fresh run holds a
-    /// mapped account's positive gap while any such account meters the model
-    /// (`unmapped_account_meters_model`); one metering it only after the run was posted to the
-    /// mapped account (+520,000). Apply refuses once their tokens differ. Nil otherwise, and in
-    /// reports written before it was kept.
-    public var mapBasis: MapBasis? = nil
-
-    public struct MapBasis: Codable, Equatable, Sendable {
-        public var mapped: [String]
-        public var meterID: String?
-        public var models: [String]
-        public var unmappedTokens: Int64
-        enum CodingKeys: String, CodingKey { case mapped, meterID = "meter_id", models, unmappedTokens = "unmapped_tokens" }
-
-        public init(mapped: [String], meterID: String?, models: [String], unmappedTokens: Int64) {
-            (self.mapped, self.meterID, self.models, self.unmappedTokens) = (mapped, meterID, models, unmappedTokens)
-        }
-
-        /// The tokens accounts the map does not name meter of the invoice's models in `range`.
-        func unmapped(range: TimeRange, store: any MeterStore, canonical: (String) -> String?) async throws -> Int64 {
-            try await ScopeBasis.accounts(outside: Set(mapped), of: models, meterID: meterID, range: range, store: store, canonical: canonical)
-                .values.reduce(0, &+)
         }
     }
 
@@ -144,7 +110,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         case unmeteredTokenTypes = "unmetered_token_types", findings, priceSteps = "price_steps", days, unattributed, unmapped
         case meteredOutOfScope = "metered_out_of_scope", corrections, held, meterBasis = "meter_basis", rounding, applied
         case appliedEventIDs = "applied_event_ids", appliedAt = "applied_at", revertedAt = "reverted_at", runBy = "run_by"
-        case createdAt = "created_at", scopeBasis = "scope_basis", mapBasis = "map_basis"
+        case createdAt = "created_at", scopeBasis = "scope_basis"
     }
 
     public enum Verdict: String, Codable, Sendable { case conclusive, inconclusive }
@@ -461,7 +427,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
                     return r.groups.reduce(Int64(0)) { total, g in
                         // Tokens at another scale (`tokens_k`) count too, in their own unit: a late
                         // event there makes a fresh run hold the model (`metered_in_other_units`).
-                        guard MeterLedger.inTokens(g.keys[0], units) || g.keys[0].flatMap({ units[$0] }).map(MeterLedger.isScaledTokens) == true
+                        guard MeterLedger.holdsTokens(g.keys[0], units)
                         else { return total }
                         if byVendor, let v = g.keys[3], !counts(v) { return total }
                         if g.keys[1] == EventKind.correction.rawValue, !corrected.contains(g.keys[2] ?? "") { return total }

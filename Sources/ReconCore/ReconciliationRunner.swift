@@ -178,18 +178,6 @@ public struct ReconciliationRunner: Sendable {
                         + "--invoice-scope account if the invoice is \(scope.accountID)'s alone", field: "id")
             }
         }
-        if let map = report.mapBasis {
-            let card = engine.cards.values.first { $0.fingerprint == report.rateCard.sha256 }
-            let now = try await map.unmapped(range: report.range, store: store, canonical: { card?.canonicalModel($0) })
-            guard now == map.unmappedTokens else {
-                throw UsageBoxError(
-                    .conflict,
-                    "the meter changed since reconciliation \(report.id) ran: accounts the account map does not name metered "
-                        + "\(map.unmappedTokens) tokens of the invoice's models then and \(now) now, which the invoice may bill under a mapped "
-                        + "workspace, project or key (a fresh run holds: unmapped_account_meters_model); run the reconciliation again, "
-                        + "with those accounts in the map", field: "id")
-            }
-        }
         let units = try await MeterLedger.units(store)
         let all = report.everyCorrection
         func postsIn(_ b: ReconciliationReport.MeterBasis) -> (ProposedCorrection) -> Bool {
@@ -280,16 +268,21 @@ public struct ReconciliationRunner: Sendable {
             // passed, and a fresh run held what apply posted.
             let models = Set(cells.map(\.modelID))
             let card = engine.cards.values.first { $0.fingerprint == report.rateCard.sha256 }
+            // On the meters a fresh run reads (in tokens at any scale; the run's own, when it named one).
+            let meterFilter = cells.compactMap(\.meterID).first.map { [UsageFilter(field: .meterID, op: .eq, values: [$0])] } ?? []
             let byLabel: UsageResult
             do {
                 byLabel = try await store.usage(
-                    UsageQuery(scope: .accounts([account]), range: report.range, groupBy: [.modelID, .dimension("vendor")]))
+                    UsageQuery(
+                        scope: .accounts([account]), range: report.range, groupBy: [.modelID, .dimension("vendor"), .meterID], filters: meterFilter))
             } catch let e as UsageBoxError where e.code == .invalidArgument && e.field == "vendor" {
                 continue  // no event of the account names a vendor
             }
             let mayBeMisspelt = engine.misspellings(of: names)
             for g in byLabel.groups where g.aggregate.sum != 0 {
-                guard let raw = g.keys[0], rawModels.contains(raw) || card?.canonicalModel(raw).map(models.contains) == true else { continue }
+                guard let raw = g.keys[0], rawModels.contains(raw) || card?.canonicalModel(raw).map(models.contains) == true,
+                    MeterLedger.holdsTokens(g.keys[2], units)
+                else { continue }
                 guard let label = g.keys[1], mayBeMisspelt(label) else { continue }
                 throw UsageBoxError(
                     .conflict,

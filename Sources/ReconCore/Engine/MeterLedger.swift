@@ -69,6 +69,12 @@ struct MeterLedger: Sendable {
         return u.contains("tok") && !tokenUnits.contains(u)
     }
 
+    /// Whether a meter's events are tokens at any scale (`tokens`, none, or `tokens_k`): what the
+    /// checks of a run's moment and of its apply count, as a fresh run would read them.
+    static func holdsTokens(_ meter: String?, _ units: [String: String]) -> Bool {
+        inTokens(meter, units) || meter.flatMap { units[$0] }.map(isScaledTokens) == true
+    }
+
     /// Whether a meter's events count as tokens: its unit says tokens, or it has none.
     static func inTokens(_ meter: String?, _ units: [String: String]) -> Bool {
         meter.flatMap { units[$0] }.map { tokenUnits.contains($0.lowercased()) } ?? true

@@ -165,7 +165,8 @@ public struct ReconciliationEngine: Sendable {
             proposal = try await propose()
         }
         var reported = proposal.findings
-        try await Self.nameReissuedBills(&reported, vendor: plugin.id, range: o.range, scope: o.scope, store: store, log: log)
+        try await Self.nameReissuedBills(
+            &reported, vendor: plugin.id, card: card.fingerprint, range: o.range, scope: o.scope, store: store, log: log)
 
         var report = ReconciliationReport(
             id: reportID, vendor: plugin.id, accountID: o.account, invoiceScope: o.invoiceScope, from: o.range.from, to: o.range.to,
@@ -185,14 +186,6 @@ public struct ReconciliationEngine: Sendable {
             corrections: proposal.corrections, held: proposal.held, meterBasis: proposal.basis,
             rounding: ["vendor_amount": "exact", "gap_amount": "half_even_\(GapDiff.moneyScale)dp"],
             applied: false, appliedEventIDs: [], appliedAt: nil, revertedAt: nil, runBy: o.runBy, createdAt: now())
-        if case let .mapped(map, _) = o.attribution, !proposal.basis.isEmpty {
-            let models = Set(vendor.cells.keys.map(\.model)).sorted()
-            let mapped = Set(map.values).sorted()
-            let unmapped = try await ReconciliationReport.ScopeBasis.accounts(
-                outside: Set(mapped), of: models, meterID: o.meterID, range: o.range, store: store, canonical: { card.canonicalModel($0) }
-            ).values.reduce(0, &+)
-            report.mapBasis = .init(mapped: mapped, meterID: o.meterID, models: models, unmappedTokens: unmapped)
-        }
         if case let .single(account) = o.attribution, o.invoiceScope == .asGiven {
             report.scopeBasis = .init(accountID: account, meterID: o.meterID, models: Set(vendor.cells.keys.map(\.model)).sorted())
         }
@@ -200,14 +193,19 @@ public struct ReconciliationEngine: Sendable {
     }
 
     /// How many events the accounts in `scope` hold in the period and the hours either side of
-    /// it (where a boundary finding looks), on any meter, model, vendor or kind: everything the
-    /// run's reads could see there (another unit's meter, a mistyped vendor label, an account an
-    /// account map leaves out). A late event, or another run's correction, adds one. Counted
-    /// before the run reads the meter and after it proposes: the run must be of one moment.
+    /// it (where a boundary finding looks), on meters in tokens at any scale, any model, vendor or
+    /// kind: what the run's reads could see there (a `tokens_k` meter, a mistyped vendor label, an
+    /// account an account map leaves out); a request meter's backfill is not. A late event, or
+    /// another run's correction, adds one. Counted before the run reads the meter and after it
+    /// proposes: the run must be of one moment.
     static func eventsAround(_ range: TimeRange, scope: AccountScope, store: any MeterStore) async throws -> Int64 {
         let edges = try ReconciliationReport.MeterBasis.edgeWindows(range)
         let around = try TimeRange(from: edges[0].from, to: edges[1].to)
-        return try await store.usage(UsageQuery(scope: scope, range: around, metrics: [.count])).groups.reduce(0) { $0 + $1.aggregate.count }
+        let units = try await MeterLedger.units(store)
+        return try await store.usage(UsageQuery(scope: scope, range: around, groupBy: [.meterID], metrics: [.count])).groups.reduce(0) { total, g in
+            MeterLedger.holdsTokens(g.keys[0], units)
+                ? total + g.aggregate.count : total
+        }
     }
 
     /// Events that arrived while the run read the meter: its gaps were read before them and its
@@ -230,8 +228,8 @@ public struct ReconciliationEngine: Sendable {
     /// where the first billed +2,200,000 was explained as late events now metered, dated by days
     /// the vendor billed more. Still held (revert that run and reconcile again), under its name.
     static func nameReissuedBills(
-        _ findings: inout [ReconciliationReport.Finding], vendor: String, range: TimeRange, scope: AccountScope, store: any MeterStore,
-        log: (any ReconciliationLog)?
+        _ findings: inout [ReconciliationReport.Finding], vendor: String, card: String, range: TimeRange, scope: AccountScope,
+        store: any MeterStore, log: (any ReconciliationLog)?
     ) async throws {
         let held = findings.indices.filter { findings[$0].reason == "earlier_corrections_now_metered" && findings[$0].accountID != nil }
         guard let log, !held.isEmpty else { return }
@@ -260,13 +258,19 @@ public struct ReconciliationEngine: Sendable {
             func sameCell(_ model: String?, _ type: String?, _ account: String?) -> Bool {
                 model == f.modelID && type == f.tokenType?.rawValue && account == f.accountID
             }
-            let touching = earlier.compactMap { r -> (ReconciliationReport.Finding, Int64)? in
-                let posted = r.corrections.filter { r.appliedEventIDs.contains($0.eventID) && sameCell($0.modelID, $0.dimensions["token_type"], $0.accountID) }
+            let touching = earlier.compactMap { r -> (ReconciliationReport.Finding, Int64, String)? in
+                let posted = r.everyCorrection.filter {
+                    r.appliedEventIDs.contains($0.eventID) && sameCell($0.modelID, $0.dimensions["token_type"], $0.accountID)
+                }
                 guard !posted.isEmpty, let then = r.findings.first(where: { sameCell($0.modelID, $0.tokenType?.rawValue, $0.accountID) }) else { return nil }
-                return (then, posted.reduce(0) { $0 &+ $1.quantity })
+                return (then, posted.reduce(0) { $0 &+ $1.quantity }, r.rateCard.sha256)
             }
-            // One run's correction in the cell, the meter as that run left it, another bill.
-            guard touching.count == 1, let (then, posted) = touching.first, f.metered == then.metered &+ posted, f.vendor != then.vendor else { continue }
+            // One run's correction in the cell, the meter as that run left it, another bill read
+            // through the same card (money-only lines read through another card's prices change
+            // their tokens with the bill unchanged).
+            guard touching.count == 1, let (then, posted, earlierCard) = touching.first, earlierCard == card,
+                f.metered == then.metered &+ posted, f.vendor != then.vendor
+            else { continue }
             findings[i].reason = "invoice_changed_since_earlier_corrections"
             (findings[i].gapSince, findings[i].gapDays) = (nil, nil)
         }
