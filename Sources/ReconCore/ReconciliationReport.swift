@@ -88,17 +88,33 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         /// Tokens per other account, of the invoice's models, in `range`. `canonical`: the run's
         /// card's reading of a model id where the card is one shipped (its aliases: Azure's `4o`),
         /// beside the loose reading.
-        func otherAccounts(range: TimeRange, store: any MeterStore, canonical: (String) -> String? = { _ in nil }) async throws -> [String: Int64] {
-            let filters = meterID.map { [UsageFilter(field: .meterID, op: .eq, values: [$0])] } ?? []
+        /// Read as a fresh run's scope check reads them (`MeterLedger.everyAccount`): every meter in
+        /// tokens at any scale, not only the run's `--meter-id`; usage labelled as served by
+        /// another vendor (`vendors` holds this run's names) left out — another account's Claude
+        /// through Bedrock refused every apply of a conclusive run, for good.
+        func otherAccounts(
+            range: TimeRange, store: any MeterStore, vendors: Set<String>, units: [String: String], canonical: (String) -> String? = { _ in nil }
+        ) async throws -> [String: Int64] {
             var out: [String: Int64] = [:]
             let loose = ModelID.LooseModels(models)
-            try await store.forEachGroup(UsageQuery(scope: .all, range: range, groupBy: [.accountID, .modelID], filters: filters)) { g in
-                guard let account = g.keys[0], account != accountID, let model = g.keys[1],
-                    canonical(model).map(models.contains) == true || loose.match(model) != nil
-                else { return }
-                out[account, default: 0] &+= g.aggregate.sum
+            var byVendor = true
+            while true {
+                do {
+                    out = [:]
+                    let query = UsageQuery(
+                        scope: .all, range: range, groupBy: [.accountID, .modelID, .meterID] + (byVendor ? [.dimension("vendor")] : []))
+                    try await store.forEachGroup(query) { g in
+                        guard let account = g.keys[0], account != accountID, let model = g.keys[1], MeterLedger.holdsTokens(g.keys[2], units),
+                            !byVendor || (g.keys[3].map(vendors.contains) ?? true),
+                            canonical(model).map(models.contains) == true || loose.match(model) != nil
+                        else { return }
+                        out[account, default: 0] &+= g.aggregate.sum
+                    }
+                    return out.filter { $0.value > 0 }
+                } catch let e as UsageBoxError where byVendor && e.field == "vendor" {
+                    byVendor = false  // no event names a vendor
+                }
             }
-            return out.filter { $0.value > 0 }
         }
     }
 

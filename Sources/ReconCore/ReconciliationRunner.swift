@@ -167,7 +167,9 @@ public struct ReconciliationRunner: Sendable {
     func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
         if let scope = report.scopeBasis {
             let card = engine.cards.values.first { $0.fingerprint == report.rateCard.sha256 }
-            let others = try await scope.otherAccounts(range: report.range, store: store, canonical: { card?.canonicalModel($0) })
+            let others = try await scope.otherAccounts(
+                range: report.range, store: store, vendors: Set(report.meterBasis.flatMap(\.vendors) + [report.vendor]),
+                units: try await MeterLedger.units(store), canonical: { card?.canonicalModel($0) })
             if !others.isEmpty {
                 // Not named: the caller may not see them (a fresh run names the ones it may).
                 throw UsageBoxError(

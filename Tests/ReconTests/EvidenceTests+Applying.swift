@@ -37,18 +37,26 @@ extension EvidenceTests {
     /// may bill their usage), and the old one posted that usage to its account (+520,000). Apply
     /// now refuses. Another account's events of a model the run saw and the invoice does not
     /// bill stand in no one's way.
+    /// Usage another vendor's label claims (acct_9's Claude through Bedrock) is on no Anthropic
+    /// bill and a fresh run does not count it: it refused every apply of the conclusive run.
     @Test func applyingAfterAnotherAccountMetersTheInvoicesModelsIsRefused() async throws {
-        for (late, refused) in [
-            ("claude-sonnet-4-5", true), ("gpt-4o", false), ("text-embedding-3-small", false), ("claude-sonnet-4-5-20250929", true),
-            ("claude-sonnet-4.5", true), ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", true),
+        for (late, vendor, refused) in [
+            ("claude-sonnet-4-5", "anthropic", true), ("gpt-4o", "anthropic", false), ("text-embedding-3-small", "anthropic", false),
+            ("claude-sonnet-4-5-20250929", "anthropic", true), ("claude-sonnet-4.5", "anthropic", true),
+            ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic", true), ("claude-sonnet-4-5", "aws-bedrock", false),
         ] {
             let store = try S.store()
             _ = try await KataDemo(store: store, write: { _ in }).load()
             _ = try await store.ingest([Self.event("elsewhere-1", account: "acct_7", model: "gpt-4o", type: "input", quantity: 1_000, vendor: "openai")])
             let run = try await recordKata(on: store)
             #expect(run.isConclusive && run.scopeBasis?.models.contains("claude-sonnet-4-5") == true, "\(run.reasons.map(\.code))")
-            _ = try await store.ingest([Self.event("late-1", account: "acct_9", model: late, type: "input", quantity: 520_000, day: 20)])
-            try await expectApply(run.id, on: store, refused: refused, because: "1 other account(s) now meter the invoice's models", late)
+            _ = try await store.ingest([Self.event("late-1", account: "acct_9", model: late, type: "input", quantity: 520_000, day: 20, vendor: vendor)])
+            try await expectApply(run.id, on: store, refused: refused, because: "1 other account(s) now meter the invoice's models", "\(late) \(vendor)")
+            if !refused, vendor != "anthropic" {
+                let fresh = try await service.engine.run(
+                    ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42"), store: store)
+                #expect(!fresh.reasons.contains { $0.code == "other_accounts_in_scope" }, "a fresh run does not count it either")
+            }
         }
     }
 
