@@ -85,36 +85,66 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
             models = try c.decodeIfPresent([String].self, forKey: .models) ?? []
         }
 
-        /// Tokens per other account, of the invoice's models, in `range`. `canonical`: the run's
-        /// card's reading of a model id where the card is one shipped (its aliases: Azure's `4o`),
-        /// beside the loose reading.
-        /// Read as a fresh run's scope check reads them (`MeterLedger.everyAccount`): every meter in
-        /// tokens at any scale, not only the run's `--meter-id`; usage labelled as served by
-        /// another vendor (`vendors` holds this run's names) left out — another account's Claude
-        /// through Bedrock refused every apply of a conclusive run, for good.
+        /// Tokens per other account, of the invoice's models, in `range` (`MeterBasis.accounts`).
         func otherAccounts(
             range: TimeRange, store: any MeterStore, vendors: Set<String>, units: [String: String], canonical: (String) -> String? = { _ in nil }
         ) async throws -> [String: Int64] {
-            var out: [String: Int64] = [:]
-            let loose = ModelID.LooseModels(models)
-            var byVendor = true
-            while true {
-                do {
-                    out = [:]
-                    let query = UsageQuery(
-                        scope: .all, range: range, groupBy: [.accountID, .modelID, .meterID] + (byVendor ? [.dimension("vendor")] : []))
-                    try await store.forEachGroup(query) { g in
-                        guard let account = g.keys[0], account != accountID, let model = g.keys[1], MeterLedger.holdsTokens(g.keys[2], units),
-                            !byVendor || (g.keys[3].map(vendors.contains) ?? true),
-                            canonical(model).map(models.contains) == true || loose.match(model) != nil
-                        else { return }
-                        out[account, default: 0] &+= g.aggregate.sum
-                    }
-                    return out.filter { $0.value > 0 }
-                } catch let e as UsageBoxError where byVendor && e.field == "vendor" {
-                    byVendor = false  // no event names a vendor
+            try await ReconciliationReport.accounts(
+                outside: [accountID], metering: models, range: range, store: store, vendors: vendors, units: units, canonical: canonical
+            ).mapValues { $0.values.reduce(0, &+) }
+        }
+    }
+
+    /// Per account not in `named`, the tokens of each of `models` it metered in `range`, where
+    /// above zero. `canonical`: the run's card's reading of a model id where the card is one
+    /// shipped (its aliases: Azure's `4o`), beside the loose reading. Read as a fresh run's scope
+    /// check reads them (`MeterLedger.everyAccount`): every meter in tokens at any scale, not only
+    /// the run's `--meter-id`; usage labelled as served by another vendor (`vendors` holds this
+    /// run's names) left out — another account's Claude through Bedrock refused every apply of a
+    /// conclusive run, for good. Per model: a hand correction taking one model's tokens off an
+    /// account hid another model's late usage in the account's sum.
+    static func accounts(
+        outside named: Set<String>, metering models: [String], range: TimeRange, store: any MeterStore, vendors: Set<String>,
+        units: [String: String], canonical: (String) -> String?
+    ) async throws -> [String: [String: Int64]] {
+        let loose = ModelID.LooseModels(models)
+        var byVendor = true
+        while true {
+            do {
+                var out: [String: [String: Int64]] = [:]
+                let query = UsageQuery(
+                    scope: .all, range: range, groupBy: [.accountID, .modelID, .meterID] + (byVendor ? [.dimension("vendor")] : []))
+                try await store.forEachGroup(query) { g in
+                    guard let account = g.keys[0], !named.contains(account), let raw = g.keys[1], MeterLedger.holdsTokens(g.keys[2], units),
+                        !byVendor || (g.keys[3].map(vendors.contains) ?? true),
+                        let model = canonical(raw).flatMap({ models.contains($0) ? $0 : nil }) ?? loose.match(raw)
+                    else { return }
+                    out[account, default: [:]][model, default: 0] &+= g.aggregate.sum
                 }
+                return out.compactMapValues { byModel in
+                    let above = byModel.filter { $0.value > 0 }
+                    return above.isEmpty ? nil : above
+                }
+            } catch let e as UsageBoxError where byVendor && e.field == "vendor" {
+                byVendor = false  // no event names a vendor
             }
+        }
+    }
+
+    /// For a run with an account map that corrects a model upward: the accounts the map names and
+    /// the invoice's models. A fresh run holds a mapped account's positive gap of a model while an
+    /// account the map does not name meters it (`unmapped_account_meters_model`), so a run that
+    /// corrects one upward saw none; apply refuses once one does (an unmapped account's late
+    /// events were posted to the mapped account: +520,000). Nil otherwise, and in reports
+    /// written before it was kept.
+    public var mapBasis: MapBasis? = nil
+
+    public struct MapBasis: Codable, Equatable, Sendable {
+        public var mapped: [String]
+        public var models: [String]
+        public init(mapped: [String], models: [String]) {
+            self.mapped = mapped
+            self.models = models
         }
     }
 
@@ -126,7 +156,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         case unmeteredTokenTypes = "unmetered_token_types", findings, priceSteps = "price_steps", days, unattributed, unmapped
         case meteredOutOfScope = "metered_out_of_scope", corrections, held, meterBasis = "meter_basis", rounding, applied
         case appliedEventIDs = "applied_event_ids", appliedAt = "applied_at", revertedAt = "reverted_at", runBy = "run_by"
-        case createdAt = "created_at", scopeBasis = "scope_basis"
+        case createdAt = "created_at", scopeBasis = "scope_basis", mapBasis = "map_basis"
     }
 
     public enum Verdict: String, Codable, Sendable { case conclusive, inconclusive }

@@ -180,6 +180,24 @@ public struct ReconciliationRunner: Sendable {
                         + "--invoice-scope account if the invoice is \(scope.accountID)'s alone", field: "id")
             }
         }
+        if let map = report.mapBasis {
+            let upward = Set(posting.filter { $0.quantity > 0 }.compactMap(\.modelID))
+            let card = engine.cards.values.first { $0.fingerprint == report.rateCard.sha256 }
+            let unmapped = try await ReconciliationReport.accounts(
+                outside: Set(map.mapped), metering: map.models, range: report.range, store: store,
+                vendors: Set(report.meterBasis.flatMap(\.vendors) + [report.vendor]), units: try await MeterLedger.units(store),
+                canonical: { card?.canonicalModel($0) })
+            let now = unmapped.values.flatMap { $0.filter { upward.contains($0.key) } }
+            if !now.isEmpty {
+                throw UsageBoxError(
+                    .conflict,
+                    "the meter changed since reconciliation \(report.id) ran: \(unmapped.filter { $0.value.keys.contains(where: upward.contains) }.count) "
+                        + "account(s) the account map does not name now meter \(Set(now.map(\.key)).sorted().joined(separator: ", ")) "
+                        + "(\(now.map(\.value).reduce(0, &+)) tokens), which the invoice may bill under a mapped workspace, project or key, so a "
+                        + "fresh run holds the correction (unmapped_account_meters_model); add them to the map and run the reconciliation again",
+                    field: "id")
+            }
+        }
         let units = try await MeterLedger.units(store)
         let all = report.everyCorrection
         func postsIn(_ b: ReconciliationReport.MeterBasis) -> (ProposedCorrection) -> Bool {

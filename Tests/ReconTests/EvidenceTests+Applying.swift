@@ -576,3 +576,47 @@ extension EvidenceTests {
         try await expectApplyRefused(report.id, on: store, "a late event in tokens_k was billed again") { $0.contains("the meter changed") }
     }
 }
+
+extension EvidenceTests {
+    /// A run with an account map, then an account the map does not name metering the model it
+    /// corrects upward: a fresh run holds (`unmapped_account_meters_model`), and apply, which never
+    /// looked outside the map, posted +520,000. Refused; per model, so a hand correction taking
+    /// as much off another model of that account does not hide it. Another vendor's label, or a
+    /// model the run does not correct, does not refuse, as a fresh run does not hold.
+    @Test(arguments: [
+        ("claude-sonnet-4-5", "anthropic", false, true), ("claude-sonnet-4-5", "aws-bedrock", false, false), ("gpt-4o", "anthropic", false, false),
+        ("claude-sonnet-4-5", "anthropic", true, true),
+    ])
+    func anAccountOutsideTheMapMeteringTheModelStopsTheApply(model: String, vendor: String, offset: Bool, refused: Bool) async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        if offset {
+            _ = try await store.ingest([
+                S.event("haiku", account: "acct_other", model: "claude-haiku-4-5", type: "input", quantity: 520_000, day: 3, vendor: "anthropic")
+            ])
+        }
+        var options = ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: nil)
+        options.accountMap = ["wrkspc_01KataDemo42": "acct_42"]
+        let r = try await service.run(options, store: store, log: store).report
+        // An unmapped account metering another of the invoice's models holds nothing of Sonnet.
+        #expect(r.corrections.map(\.quantity) == [520_000] && r.mapBasis?.mapped == ["acct_42"], "\(r.reasons.map(\.code))")
+        guard !offset else {
+            _ = try await store.ingest([
+                S.event("late", account: "acct_other", model: model, type: "input", quantity: 520_000, day: 20, vendor: vendor),
+                .event(
+                    UsageEvent(
+                        eventID: "takeback", accountID: "acct_other", meterID: "claude_tokens", modelID: "claude-haiku-4-5", kind: .correction,
+                        correctionRef: "haiku", quantity: -520_000, unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-21T00:00:00Z")!,
+                        dimensions: ["token_type": "input", "vendor": "anthropic"])),
+            ])
+            try await expectApply(r.id, on: store, refused: true, because: "the account map does not name", "offset")
+            return
+        }
+        _ = try await store.ingest([S.event("late", account: "acct_other", model: model, type: "input", quantity: 520_000, day: 20, vendor: vendor)])
+        try await expectApply(r.id, on: store, refused: refused, because: "the account map does not name", "\(model) \(vendor)")
+        let fresh = try await service.engine.run(options, store: store)
+        #expect(
+            fresh.reasons.contains { $0.code == "unmapped_account_meters_model" && $0.modelID == "claude-sonnet-4-5" } == refused,
+            "\(fresh.reasons.map(\.code))")
+    }
+}

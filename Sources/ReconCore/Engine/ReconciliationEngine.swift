@@ -186,6 +186,11 @@ public struct ReconciliationEngine: Sendable {
             corrections: proposal.corrections, held: proposal.held, meterBasis: proposal.basis,
             rounding: ["vendor_amount": "exact", "gap_amount": "half_even_\(GapDiff.moneyScale)dp"],
             applied: false, appliedEventIDs: [], appliedAt: nil, revertedAt: nil, runBy: o.runBy, createdAt: now())
+        if case let .mapped(map, _) = o.attribution,
+            proposal.corrections.contains(where: { $0.quantity > 0 }) || proposal.held.contains(where: { $0.correction.quantity > 0 })
+        {
+            report.mapBasis = .init(mapped: Set(map.values).sorted(), models: Set(vendor.cells.keys.map(\.model)).sorted())
+        }
         if case let .single(account) = o.attribution, o.invoiceScope == .asGiven {
             report.scopeBasis = .init(accountID: account, meterID: o.meterID, models: Set(vendor.cells.keys.map(\.model)).sorted())
         }
