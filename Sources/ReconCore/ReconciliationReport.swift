@@ -89,20 +89,20 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         func otherAccounts(
             range: TimeRange, store: any MeterStore, vendors: Set<String>, units: [String: String], canonical: (String) -> String? = { _ in nil }
         ) async throws -> [String: Int64] {
+            // Each account's models added up, as the fresh run's `other_accounts_in_scope` adds them.
             try await ReconciliationReport.accounts(
                 outside: [accountID], metering: models, range: range, store: store, vendors: vendors, units: units, canonical: canonical
-            ).mapValues { $0.values.reduce(0, &+) }
+            ).mapValues { $0.values.reduce(0, &+) }.filter { $0.value > 0 }
         }
     }
 
-    /// Per account not in `named`, the tokens of each of `models` it metered in `range`, where
-    /// above zero. `canonical`: the run's card's reading of a model id where the card is one
+    /// Per account not in `named`, the tokens of each of `models` it metered in `range`. `canonical`: the run's card's reading of a model id where the card is one
     /// shipped (its aliases: Azure's `4o`), beside the loose reading. Read as a fresh run's scope
     /// check reads them (`MeterLedger.everyAccount`): every meter in tokens at any scale, not only
     /// the run's `--meter-id`; usage labelled as served by another vendor (`vendors` holds this
     /// run's names) left out — another account's Claude through Bedrock refused every apply of a
-    /// conclusive run, for good. Per model: a hand correction taking one model's tokens off an
-    /// account hid another model's late usage in the account's sum.
+    /// conclusive run, for good. Per model, for the map's check (`unmapped_account_meters_model`
+    /// is per model: a hand correction taking one model's tokens off an account hid another's).
     static func accounts(
         outside named: Set<String>, metering models: [String], range: TimeRange, store: any MeterStore, vendors: Set<String>,
         units: [String: String], canonical: (String) -> String?
@@ -121,10 +121,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
                     else { return }
                     out[account, default: [:]][model, default: 0] &+= g.aggregate.sum
                 }
-                return out.compactMapValues { byModel in
-                    let above = byModel.filter { $0.value > 0 }
-                    return above.isEmpty ? nil : above
-                }
+                return out
             } catch let e as UsageBoxError where byVendor && e.field == "vendor" {
                 byVendor = false  // no event names a vendor
             }

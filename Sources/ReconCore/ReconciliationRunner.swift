@@ -187,11 +187,11 @@ public struct ReconciliationRunner: Sendable {
                 outside: Set(map.mapped), metering: map.models, range: report.range, store: store,
                 vendors: Set(report.meterBasis.flatMap(\.vendors) + [report.vendor]), units: try await MeterLedger.units(store),
                 canonical: { card?.canonicalModel($0) })
-            let now = unmapped.values.flatMap { $0.filter { upward.contains($0.key) } }
+            let now = unmapped.values.flatMap { $0.filter { upward.contains($0.key) && $0.value > 0 } }
             if !now.isEmpty {
                 throw UsageBoxError(
                     .conflict,
-                    "the meter changed since reconciliation \(report.id) ran: \(unmapped.filter { $0.value.keys.contains(where: upward.contains) }.count) "
+                    "the meter changed since reconciliation \(report.id) ran: \(unmapped.filter { $0.value.contains { upward.contains($0.key) && $0.value > 0 } }.count) "
                         + "account(s) the account map does not name now meter \(Set(now.map(\.key)).sorted().joined(separator: ", ")) "
                         + "(\(now.map(\.value).reduce(0, &+)) tokens), which the invoice may bill under a mapped workspace, project or key, so a "
                         + "fresh run holds the correction (unmapped_account_meters_model); add them to the map and run the reconciliation again",

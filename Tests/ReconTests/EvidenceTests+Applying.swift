@@ -585,7 +585,7 @@ extension EvidenceTests {
     /// model the run does not correct, does not refuse, as a fresh run does not hold.
     @Test(arguments: [
         ("claude-sonnet-4-5", "anthropic", false, true), ("claude-sonnet-4-5", "aws-bedrock", false, false), ("gpt-4o", "anthropic", false, false),
-        ("claude-sonnet-4-5", "anthropic", true, true),
+        ("claude-haiku-4-5", "anthropic", false, false), ("claude-sonnet-4-5", "anthropic", true, true),
     ])
     func anAccountOutsideTheMapMeteringTheModelStopsTheApply(model: String, vendor: String, offset: Bool, refused: Bool) async throws {
         let store = try S.store()
@@ -618,5 +618,41 @@ extension EvidenceTests {
         #expect(
             fresh.reasons.contains { $0.code == "unmapped_account_meters_model" && $0.modelID == "claude-sonnet-4-5" } == refused,
             "\(fresh.reasons.map(\.code))")
+    }
+}
+
+extension EvidenceTests {
+    /// An account whose own events carry no `vendor` label: the run read every other account's
+    /// usage under any label (another's Claude through Bedrock held it, `other_accounts_in_scope`)
+    /// while apply left other vendors' labels out. Both read labels across every account now.
+    @Test func anotherVendorsUsageElsewhereDoesNotHoldAnUnlabelledAccount() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("own", model: "claude-sonnet-4-5", type: "input", quantity: 1_000_000),
+            S.event("bedrock", account: "acct_9", model: "claude-sonnet-4-5", type: "input", quantity: 520_000, vendor: "aws-bedrock"),
+        ])
+        let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "360")])
+        let r = try await run(store, [invoice])
+        #expect(!codes(r).contains("other_accounts_in_scope") && r.corrections.map(\.quantity) == [200_000], "\(codes(r))")
+    }
+
+    /// Another account's models netting to zero (Sonnet metered, as much Haiku taken back by a
+    /// hand correction): a fresh run adds them up and is conclusive, and apply, reading them per
+    /// model, refused for good. It adds them up as the run does.
+    @Test func anotherAccountsModelsAreAddedUpAtApplyAsInTheRun() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        _ = try await store.ingest([
+            Self.event("sonnet", account: "acct_9", model: "claude-sonnet-4-5", type: "input", quantity: 520_000, day: 3),
+            .event(
+                UsageEvent(
+                    eventID: "takeback", accountID: "acct_9", meterID: "claude_tokens", modelID: "claude-haiku-4-5", kind: .correction,
+                    correctionRef: "x", quantity: -520_000, unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-04T00:00:00Z")!,
+                    dimensions: ["token_type": "input", "vendor": "anthropic"])),
+        ])
+        let report = try await recordKata(on: store)
+        #expect(report.isConclusive && report.corrections.map(\.quantity) == [520_000], "\(report.reasons.map(\.code))")
+        let posted = try await service.apply(id: report.id, confirmLarge: false, store: store, log: store)
+        #expect(posted.accepted == 1, "\(posted)")
     }
 }

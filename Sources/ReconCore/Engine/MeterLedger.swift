@@ -217,16 +217,29 @@ struct MeterLedger: Sendable {
         // Meters in no token unit are filtered out rather than grouped by: an org's accounts ×
         // models × meters would reach the read's group limit long before its accounts × models.
         let notTokens = units.filter { !tokenUnits.contains($0.value.lowercased()) && !Self.isScaledTokens($0.value) }.keys.sorted()
-        let all = UsageQuery(
-            scope: .all, range: o.range, groupBy: [.accountID, .modelID] + (ledger.hasVendor ? [.dimension("vendor")] : []),
-            filters: notTokens.isEmpty ? [] : [UsageFilter(field: .meterID, op: .notIn, values: notTokens)])
         let scopeList = ModelID.LooseModels(scopeModels.sorted())
-        try await store.forEachGroup(all) { g in
-            guard let account = g.keys[0], !ledger.hasVendor || (g.keys[2].map(vendorNames.contains) ?? true) else { return }
-            // Loosely too (`claude-sonnet-4.5`): another account's usage of the invoice's models
-            // under a spelling the card does not know passed the scope check.
-            if let model = canonical(g.keys[1]) ?? g.keys[1].flatMap(scopeList.match), scopeModels.contains(model) {
-                ledger.everyAccount[account, default: [:]][model, default: 0] &+= g.aggregate.sum
+        // Labels are read across every account, whether or not the run's own carry them (apply
+        // reads them so: an account sending no `vendor` made another's Bedrock-labelled Claude
+        // count here and not at apply).
+        var byVendor = true
+        while true {
+            let all = UsageQuery(
+                scope: .all, range: o.range, groupBy: [.accountID, .modelID] + (byVendor ? [.dimension("vendor")] : []),
+                filters: notTokens.isEmpty ? [] : [UsageFilter(field: .meterID, op: .notIn, values: notTokens)])
+            do {
+                var every: [String: [String: Int64]] = [:]
+                try await store.forEachGroup(all) { g in
+                    guard let account = g.keys[0], !byVendor || (g.keys[2].map(vendorNames.contains) ?? true) else { return }
+                    // Loosely too (`claude-sonnet-4.5`): another account's usage of the invoice's models
+                    // under a spelling the card does not know passed the scope check.
+                    if let model = canonical(g.keys[1]) ?? g.keys[1].flatMap(scopeList.match), scopeModels.contains(model) {
+                        every[account, default: [:]][model, default: 0] &+= g.aggregate.sum
+                    }
+                }
+                ledger.everyAccount = every
+                break
+            } catch let e as UsageBoxError where byVendor && e.field == "vendor" {
+                byVendor = false  // no event of any account names a vendor
             }
         }
         // Accounts with any usage (on `--meter-id` when given), whatever its unit.
