@@ -165,11 +165,12 @@ public struct ReconciliationRunner: Sendable {
     /// and other runs' corrections of models this one does not correct (or posted under another
     /// vendor), do not count: reconciling two vendors, then applying both, is the usual month-end.
     func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
+        let units = try await MeterLedger.units(store)
         if let scope = report.scopeBasis {
             let card = engine.cards.values.first { $0.fingerprint == report.rateCard.sha256 }
             let others = try await scope.otherAccounts(
                 range: report.range, store: store, vendors: Set(report.meterBasis.flatMap(\.vendors) + [report.vendor]),
-                units: try await MeterLedger.units(store), canonical: { card?.canonicalModel($0) })
+                units: units, canonical: { card?.canonicalModel($0) })
             if !others.isEmpty {
                 // Not named: the caller may not see them (a fresh run names the ones it may).
                 throw UsageBoxError(
@@ -185,7 +186,7 @@ public struct ReconciliationRunner: Sendable {
             let card = engine.cards.values.first { $0.fingerprint == report.rateCard.sha256 }
             let unmapped = try await ReconciliationReport.accounts(
                 outside: Set(map.mapped), metering: map.models, range: report.range, store: store,
-                vendors: Set(report.meterBasis.flatMap(\.vendors) + [report.vendor]), units: try await MeterLedger.units(store),
+                vendors: Set(report.meterBasis.flatMap(\.vendors) + [report.vendor]), units: units,
                 canonical: { card?.canonicalModel($0) })
             let now = unmapped.values.flatMap { $0.filter { upward.contains($0.key) && $0.value > 0 } }
             if !now.isEmpty {
@@ -198,7 +199,6 @@ public struct ReconciliationRunner: Sendable {
                     field: "id")
             }
         }
-        let units = try await MeterLedger.units(store)
         let all = report.everyCorrection
         func postsIn(_ b: ReconciliationReport.MeterBasis) -> (ProposedCorrection) -> Bool {
             { c in c.accountID == b.accountID && c.modelID == b.modelID && c.tokenType == b.tokenType?.rawValue }

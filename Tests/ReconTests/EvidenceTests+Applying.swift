@@ -566,13 +566,8 @@ extension EvidenceTests {
         _ = try await KataDemo(store: store, write: { _ in }).load()
         let report = try await recordKata(on: store)
         #expect(report.corrections.map(\.quantity) == [520_000])
-        _ = try await store.setMeter("claude_ktokens", unit: "tokens_k", rollupDimensions: nil)
-        _ = try await store.ingest([
-            .event(
-                UsageEvent(
-                    eventID: "late_k", accountID: "acct_42", meterID: "claude_ktokens", modelID: "claude-sonnet-4-5", quantity: 520, unit: "tokens_k",
-                    timestamp: Timestamp(rfc3339: "2026-05-12T12:00:00Z")!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
-        ])
+        try await S.ingestScaled(
+            store, id: "late_k", meter: "claude_ktokens", unit: "tokens_k", model: "claude-sonnet-4-5", quantity: 520, at: "2026-05-12T12:00:00Z")
         try await expectApplyRefused(report.id, on: store, "a late event in tokens_k was billed again") { $0.contains("the meter changed") }
     }
 }

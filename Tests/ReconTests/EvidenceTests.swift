@@ -609,13 +609,7 @@ import VendorAnthropic
     /// no correction in tokens goes to a meter in another unit.
     @Test func aModelMeteredInAnotherUnitIsNeitherComparedNorCorrected() async throws {
         let store = try S.store()
-        _ = try await store.setMeter("haiku_k", unit: "kTok", rollupDimensions: nil)
-        _ = try await store.ingest([
-            .event(
-                UsageEvent(
-                    eventID: "k", accountID: "acct_42", meterID: "haiku_k", modelID: "claude-haiku-4-5", quantity: 2_000, unit: "kTok",
-                    timestamp: Timestamp(rfc3339: "2026-05-10T12:00:00Z")!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
-        ])
+        try await S.ingestScaled(store, id: "k", meter: "haiku_k", unit: "kTok", model: "claude-haiku-4-5", quantity: 2_000, at: "2026-05-10T12:00:00Z")
         let r = try await run(store, [S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "200")])])
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.held.map { "\($0.correction.quantity) on \($0.correction.meterID)" })")
         #expect(r.findings.first?.blockedBy.contains("metered_in_other_units") == true, "\(r.findings.map(\.blockedBy))")

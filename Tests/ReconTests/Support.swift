@@ -115,6 +115,19 @@ enum TestSupport {
     }
 
     static func store() throws -> SQLiteMeterStore { try SQLiteMeterStore(location: .newMemory()) }
+
+    /// acct_42's input of `model` on a meter whose unit counts tokens at another scale (`tokens_k`).
+    static func ingestScaled(
+        _ store: SQLiteMeterStore, id: String, meter: String, unit: String, model: String, quantity: Int64, at: String
+    ) async throws {
+        _ = try await store.setMeter(meter, unit: unit, rollupDimensions: nil)
+        _ = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: id, accountID: "acct_42", meterID: meter, modelID: model, quantity: quantity, unit: unit,
+                    timestamp: Timestamp(rfc3339: at)!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
+        ])
+    }
 }
 
 /// Answers verify with drift.

@@ -239,20 +239,9 @@ public struct ReconciliationEngine: Sendable {
         let held = findings.indices.filter { findings[$0].reason == "earlier_corrections_now_metered" && findings[$0].accountID != nil }
         guard let log, !held.isEmpty else { return }
         // The runs whose corrections are in the period: dated at its last second.
-        let byRun: UsageResult
-        do {
-            byRun = try await store.usage(
-                UsageQuery(
-                    scope: scope.intersect(.accounts(Set(held.compactMap { findings[$0].accountID }).sorted())), range: range,
-                    groupBy: [.dimension("reconciliation_id")],
-                    filters: [
-                        UsageFilter(field: .kind, op: .eq, values: [EventKind.correction.rawValue]),
-                        UsageFilter(field: .dimension("source"), op: .eq, values: ["vendor_reconciliation"]),
-                        UsageFilter(field: .dimension("vendor"), op: .eq, values: [vendor]),
-                    ]))
-        } catch let e as UsageBoxError where e.code == .invalidArgument {
-            return  // rollups that drop these dimensions: the reason stays as it is
-        }
+        let accounts = scope.intersect(.accounts(Set(held.compactMap { findings[$0].accountID }).sorted()))
+        // Rollups that drop these dimensions: the reason stays as it is.
+        guard let byRun = try await Self.correctionsByRun(vendor: vendor, scope: accounts, range: range, store: store) else { return }
         var earlier: [ReconciliationReport] = []
         for g in byRun.groups where g.aggregate.count > 0 {
             guard let id = g.keys[0], let r = try await ReconciliationArchive(log).report(id: id), r.applied, r.revertedAt == nil else { continue }
@@ -623,6 +612,23 @@ public struct ReconciliationEngine: Sendable {
         try await Self.overlappingRuns(range: o.range, scope: o.account.map { .accounts([$0]) } ?? o.scope, vendor: plugin.id, store: store, log: log)
     }
 
+    /// The corrections runs of `vendor` posted in `range`, grouped by run (`reconciliation_id`);
+    /// nil when the rollups drop the dimensions that say so.
+    static func correctionsByRun(vendor: String, scope: AccountScope, range: TimeRange, store: any MeterStore) async throws -> UsageResult? {
+        do {
+            return try await store.usage(
+                UsageQuery(
+                    scope: scope, range: range, groupBy: [.dimension("reconciliation_id")],
+                    filters: [
+                        UsageFilter(field: .kind, op: .eq, values: [EventKind.correction.rawValue]),
+                        UsageFilter(field: .dimension("source"), op: .eq, values: ["vendor_reconciliation"]),
+                        UsageFilter(field: .dimension("vendor"), op: .eq, values: [vendor]),
+                    ]))
+        } catch let e as UsageBoxError where e.code == .invalidArgument {
+            return nil
+        }
+    }
+
     /// The same, for a recorded run about to post (another run applied since it ran).
     static func overlappingRuns(
         range: TimeRange, scope: AccountScope, vendor: String, store: any MeterStore, log: (any ReconciliationLog)?
@@ -637,19 +643,8 @@ public struct ReconciliationEngine: Sendable {
                 from: Timestamp(microseconds: o.range.from.microseconds - 1_000_000),
                 to: Timestamp(microseconds: o.range.to.microseconds + year))
         else { return [] }
-        let byRun: UsageResult
-        do {
-            byRun = try await store.usage(
-                UsageQuery(
-                    scope: o.scope, range: window, groupBy: [.dimension("reconciliation_id")],
-                    filters: [
-                        UsageFilter(field: .kind, op: .eq, values: [EventKind.correction.rawValue]),
-                        UsageFilter(field: .dimension("source"), op: .eq, values: ["vendor_reconciliation"]),
-                        UsageFilter(field: .dimension("vendor"), op: .eq, values: [vendor]),
-                    ]))
-        } catch let e as UsageBoxError where e.code == .invalidArgument {
-            return []  // a meter whose rollups drop these dimensions: nothing to compare
-        }
+        // A meter whose rollups drop these dimensions: nothing to compare.
+        guard let byRun = try await correctionsByRun(vendor: vendor, scope: o.scope, range: window, store: store) else { return [] }
         let archive = ReconciliationArchive(log)
         var reasons: [EvidenceReason] = []
         // By the log, not the meter's net: a relabel's pair nets to zero and is still applied.
