@@ -156,6 +156,20 @@ extension ClickHouseMeterStore {
         return (rollup, raw)
     }
 
+    public func storedEvents(account: String, ids: [String]) async throws -> [UsageEvent] {
+        try StoredEventLookup.check(account: account, ids: ids)
+        guard !ids.isEmpty else { return [] }
+        let found = try await rows(
+            """
+            SELECT \(Self.eventColumns) FROM \(t("events"))
+            WHERE account_id = \(ClickHouseClient.quote(account)) AND event_id IN (\(ClickHouseClient.list(Array(Set(ids)))))
+            """
+        ).compactMap { Self.event($0, account: account) }
+        // A part not merged yet may hold an id twice: one content each, the first kept.
+        var seen = Set<String>()
+        return found.filter { seen.insert($0.eventID).inserted }
+    }
+
     public func explain(account: String, range: TimeRange) async throws -> ExplainReport {
         let byModel = try await usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.modelID, .kind]))
         let (totals, breakdown) = try ExplainReport.breakdown(byModel)

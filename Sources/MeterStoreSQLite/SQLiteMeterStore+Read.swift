@@ -194,6 +194,24 @@ extension SQLiteMeterStore {
         }
     }
 
+    public func storedEvents(account: String, ids: [String]) async throws -> [UsageEvent] {
+        try StoredEventLookup.check(account: account, ids: ids)
+        let unique = Array(Set(ids))
+        guard !unique.isEmpty else { return [] }
+        return try await wrap {
+            try await writer.read { db in
+                // The unique key (account_id, event_id) answers each id.
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT \(Self.eventColumns) FROM event
+                        WHERE account_id = ? AND event_id IN (\(databaseQuestionMarks(count: unique.count)))
+                        """, arguments: StatementArguments([account] + unique)
+                ).map(Self.event(from:))
+            }
+        }
+    }
+
     static func segmentName(_ id: Int64) -> String { ExplainReport.SegmentInfo.name(id) }
 
     public func closePeriod(account: String, period: String) async throws -> PeriodRecord {

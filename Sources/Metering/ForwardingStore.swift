@@ -11,6 +11,9 @@ extension ForwardingStore {
     public func explain(account: String, range: TimeRange) async throws -> ExplainReport {
         try await inner.explain(account: account, range: range)
     }
+    public func storedEvents(account: String, ids: [String]) async throws -> [UsageEvent] {
+        try await inner.storedEvents(account: account, ids: ids)
+    }
     public func closePeriod(account: String, period: String) async throws -> PeriodRecord {
         try await inner.closePeriod(account: account, period: period)
     }

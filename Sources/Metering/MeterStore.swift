@@ -24,6 +24,12 @@ public protocol MeterStore: Sendable {
 
     func explain(account: String, range: TimeRange) async throws -> ExplainReport
 
+    /// The stored events of `account` among `ids` (at most `StoredEventLookup.maxIDs`, each a
+    /// valid event id), in no set order; an id not stored is left out. What a write left, read by
+    /// id whatever else shares its second: reconciliation's apply and revert read their own
+    /// corrections back this way (explain lists only a second's latest `listLimit`).
+    func storedEvents(account: String, ids: [String]) async throws -> [UsageEvent]
+
     /// Closes a calendar month; closing twice returns the first record.
     func closePeriod(account: String, period: String) async throws -> PeriodRecord
 
@@ -48,6 +54,24 @@ public protocol MeterStore: Sendable {
     /// verified first, remembering which are clean and which corrupt (a server calls this on a
     /// timer); answers where the re-hashing of the whole store stands.
     func scrub(maxSegments: Int) async throws -> ScrubProgress
+}
+
+/// The bounds of `MeterStore.storedEvents(account:ids:)`, checked alike by every backend.
+public enum StoredEventLookup {
+    public static let maxIDs = 1000
+
+    /// Refuses a lookup no store should run: an invalid account or id, or too many ids.
+    public static func check(account: String, ids: [String]) throws {
+        guard EventDecoder.isValidIdentifier(account) else {
+            throw UsageBoxError.invalidArgument("account must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
+        }
+        guard ids.count <= maxIDs else {
+            throw UsageBoxError.invalidArgument("at most \(maxIDs) event ids per lookup, got \(ids.count)", field: "event_id")
+        }
+        if let bad = ids.first(where: { !EventDecoder.isValidIdentifier($0) }) {
+            throw UsageBoxError.invalidArgument("event id '\(bad.prefix(80))' is not 1–200 characters of [A-Za-z0-9_.:-]", field: "event_id")
+        }
+    }
 }
 
 extension MeterStore {

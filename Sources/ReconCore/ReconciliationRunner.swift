@@ -132,24 +132,21 @@ public struct ReconciliationRunner: Sendable {
         return response
     }
 
-    /// The ids of a run's corrections, and of their reverts, that the meter holds: corrections
-    /// are dated at the period's last second, so that second's corrections of each account.
+    /// The ids of a run's corrections, and of their reverts, that the meter holds, read by id
+    /// (however many corrections share the period's last second).
     static func onTheMeter(_ report: ReconciliationReport, store: any MeterStore) async throws -> Set<String> {
         let all = report.everyCorrection
-        let second = try TimeRange(from: Timestamp(microseconds: report.to.microseconds - 1_000_000), to: report.to)
         var ids = Set<String>()
-        for account in Set(all.map(\.accountID)).sorted() {
-            let e = try await store.explain(account: account, range: second)
-            guard e.correctionsOmitted == 0 else {
-                throw UsageBoxError(
-                    .conflict,
-                    "\(account) holds more than \(ExplainReport.listLimit) corrections at \(second.from.rfc3339): which are reconciliation "
-                        + "\(report.id)'s cannot be read back; revert its corrections by hand", field: "id")
+        for (account, corrections) in Dictionary(grouping: all, by: \.accountID).sorted(by: { $0.key < $1.key }) {
+            let wanted = Array(Set(corrections.flatMap { [$0.eventID, compensation($0).eventID] })).sorted()
+            for start in stride(from: 0, to: wanted.count, by: StoredEventLookup.maxIDs) {
+                let stored = try await store.storedEvents(
+                    account: account, ids: Array(wanted[start..<min(start + StoredEventLookup.maxIDs, wanted.count)]))
+                // Two runs from one meter state propose the same slot ids: only this run's (its
+                // `reconciliation_id`, carried by its reverts too) are its own. Reverting a run never
+                // applied took back another run's corrections under the shared ids.
+                ids.formUnion(stored.filter { ($0.dimension("reconciliation_id") ?? report.id) == report.id }.map(\.eventID))
             }
-            // Two runs from one meter state propose the same slot ids: only this run's (its
-            // `reconciliation_id`, carried by its reverts too) are its own. Reverting a run never
-            // applied took back another run's corrections under the shared ids.
-            ids.formUnion(e.corrections.map(\.event).filter { ($0.dimension("reconciliation_id") ?? report.id) == report.id }.map(\.eventID))
         }
         return ids
     }

@@ -423,6 +423,25 @@ public enum MeterStoreConformance {
                 [explain.corrections.first?.event.eventID, explain.corrections.last?.event.eventID], ["c5", "c\(limit + 4)"], "the latest, oldest first")
             try expectEqual(explain.totals.corrections, Int64(limit + 5), "the totals count every one")
         },
+        ConformanceCheck("stored events are read back by id, however many share a second, and only the account's") { store in
+            let second = "2026-05-31T23:59:59Z"
+            let many = (0..<(ExplainReport.listLimit + 5)).map { i in
+                F.event("c\(i)", kind: .correction, ref: "r", quantity: i % 2 == 0 ? 1 : -1, at: second, dims: ["reason": "manual"])
+            }
+            _ = try await store.ingest(many + [F.event("c0", account: "acct_2", quantity: 9, at: second)])
+            let found = try await store.storedEvents(account: "acct_1", ids: ["c0", "c1004", "missing", "c1004"])
+            try expectEqual(found.map(\.eventID).sorted(), ["c0", "c1004"], "the stored ones, once each")
+            guard let c0 = found.first(where: { $0.eventID == "c0" }) else { throw ConformanceFailure(message: "c0", file: #fileID, line: #line) }
+            try expectEqual(c0.accountID, "acct_1", "the account's own event, not acct_2's of the same id")
+            try expectEqual([c0.quantity, c0.timestamp.microseconds], [1, F.ts(second).microseconds], "as stored")
+            try expectEqual(c0.kind, .correction, "kind")
+            try expectEqual(c0.dimension("reason"), "manual", "dimensions")
+            try expectEqual(try await store.storedEvents(account: "acct_3", ids: ["c0"]).count, 0, "another account holds none")
+            try await expectThrows(.invalidArgument, field: "event_id") { _ = try await store.storedEvents(account: "acct_1", ids: ["bad id"]) }
+            try await expectThrows(.invalidArgument, field: "event_id") {
+                _ = try await store.storedEvents(account: "acct_1", ids: (0...StoredEventLookup.maxIDs).map { "c\($0)" })
+            }
+        },
         ConformanceCheck("the JSON query: filters with every op, every metric") { store in
             _ = try await store.ingest([
                 F.event("1", model: "a", quantity: 10, dims: ["token_type": "input"]),

@@ -650,4 +650,28 @@ extension EvidenceTests {
         let posted = try await service.apply(id: report.id, confirmLarge: false, store: store, log: store)
         #expect(posted.accepted == 1, "\(posted)")
     }
+
+    /// An account already holding 1,000 hand corrections (netting to zero) at the period's last
+    /// second, where a run's corrections are dated: apply posted, then could not read its own
+    /// corrections back (explain lists a second's latest 1,000) and failed, and revert was refused
+    /// too, leaving +520,000 on the meter with no way back. Corrections are read back by id.
+    @Test func aRunsCorrectionsAreReadBackAmongAThousandOthersInTheirSecond() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        _ = try await store.ingest(
+            (0..<1_000).map { i in
+                .event(
+                    UsageEvent(
+                        eventID: "hand_\(i)", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-haiku-4-5", kind: .correction,
+                        correctionRef: "hand_fix", quantity: i % 2 == 0 ? 1_000 : -1_000, unit: "tokens",
+                        timestamp: Timestamp(rfc3339: "2026-05-31T23:59:59Z")!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
+            })
+        let report = try await recordKata(on: store)
+        #expect(report.corrections.map(\.quantity) == [520_000], "\(report.reasons.map(\.code))")
+        #expect(try await service.apply(id: report.id, confirmLarge: false, store: store, log: store).accepted == 1)
+        #expect(try await service.revert(id: report.id, store: store, log: store).accepted == 1)
+        let sum = try await store.usage(UsageQuery(scope: .accounts(["acct_42"]), range: S.may, groupBy: [])).groups.first?.aggregate.sum
+        let fresh = try await recordKata(on: store)
+        #expect(fresh.corrections.map(\.quantity) == [520_000], "reverted: the gap is back (\(String(describing: sum)))")
+    }
 }

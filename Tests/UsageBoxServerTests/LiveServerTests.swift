@@ -417,6 +417,21 @@ import UsageBoxTesting
         }
     }
 
+    /// `--server`'s store reads events back by id through the SQL view, as stored, and only the
+    /// key's accounts'.
+    @Test func storedEventsAreReadBackByIdOverTheAPI() async throws {
+        let server = try Server(withDemoData: false)
+        let store = try HTTPMeterStore(baseURL: server.url, key: Server.key)
+        let event = UsageEvent(
+            eventID: "c1", accountID: "acct_9", meterID: "m", modelID: "x", kind: .correction, correctionRef: "r", quantity: -7,
+            unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-31T23:59:59.5Z")!, dimensions: ["reason": "manual"])
+        _ = try await store.ingest([
+            .event(event), .event(UsageEvent(eventID: "c1", accountID: "acct_8", meterID: "m", modelID: "x", quantity: 1, timestamp: event.timestamp)),
+        ])
+        #expect(try await store.storedEvents(account: "acct_9", ids: ["c1", "c2"]) == [event])
+        #expect(try await store.storedEvents(account: "acct_7", ids: ["c1"]).isEmpty)
+    }
+
     @Test func concurrentClientsIngestAndReadWithoutLosingAnswers() async throws {
         let server = try Server(withDemoData: false)
         let store = try HTTPMeterStore(baseURL: server.url, key: Server.key)
