@@ -128,12 +128,13 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         }
     }
 
-    /// For a run with an account map that corrects a model upward: the accounts the map names and
+    /// For a run with an account map that proposes corrections: the accounts the map names and
     /// the invoice's models. A fresh run holds a mapped account's positive gap of a model while an
-    /// account the map does not name meters it (`unmapped_account_meters_model`), so a run that
-    /// corrects one upward saw none; apply refuses once one does (an unmapped account's late
-    /// events were posted to the mapped account: +520,000). Nil otherwise, and in reports
-    /// written before it was kept.
+    /// account the map does not name meters it (`unmapped_account_meters_model`), and the backing
+    /// out of an unmapped account's usage while it meters any of them (`account_not_in_map`); the
+    /// run saw neither, so apply refuses once either appears (an unmapped account's late events
+    /// were posted to the mapped account: +520,000). Nil otherwise, and in reports written
+    /// before it was kept (before 2026-12-03, only for runs correcting upward).
     public var mapBasis: MapBasis? = nil
 
     public struct MapBasis: Codable, Equatable, Sendable {
@@ -188,6 +189,13 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         public var vendor: String
         public var version: String
         public var sha256: String
+        /// The card's text when it is not one this binary ships (`--rate-card FILE`): apply reads
+        /// late events' model ids through the card the run read them with.
+        public var yaml: String? = nil
+        /// The run's `--model-map`, when it had one: an input of the run, and how apply reads ids.
+        public var modelMap: [String: String]? = nil
+
+        enum CodingKeys: String, CodingKey { case vendor, version, sha256, yaml, modelMap = "model_map" }
     }
 
     public struct RulesSummary: Codable, Equatable, Sendable {

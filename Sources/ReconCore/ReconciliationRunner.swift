@@ -151,6 +151,15 @@ public struct ReconciliationRunner: Sendable {
         return ids
     }
 
+    /// The card the run read model ids through: the shipped card of its fingerprint, else the
+    /// text it recorded, seen through its model map. Nil for a card neither ships nor recorded
+    /// (a run recorded before cards were kept): apply then reads ids loosely only.
+    func readingCard(_ report: ReconciliationReport) -> (any RateCardConverter)? {
+        let recorded = report.rateCard.yaml.flatMap { try? RateCard.load(text: $0, file: "the run's rate card") }
+        guard let card = engine.cards.values.first(where: { $0.fingerprint == report.rateCard.sha256 }) ?? recorded else { return nil }
+        return report.rateCard.modelMap.map { ModelMappedCard(card: card, map: $0) } ?? card
+    }
+
     /// Refuses to post corrections computed against a meter that has moved since the run (a late
     /// event would otherwise be billed twice): each corrected cell must hold what it held then,
     /// and each corrected account's whole metered tokens in the period too (late events under a
@@ -164,7 +173,7 @@ public struct ReconciliationRunner: Sendable {
     func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
         let units = try await MeterLedger.units(store)
         if let scope = report.scopeBasis {
-            let card = engine.cards.values.first { $0.fingerprint == report.rateCard.sha256 }
+            let card = readingCard(report)
             let others = try await scope.otherAccounts(
                 range: report.range, store: store, vendors: Set(report.meterBasis.flatMap(\.vendors) + [report.vendor]),
                 units: units, canonical: { card?.canonicalModel($0) })
@@ -180,7 +189,7 @@ public struct ReconciliationRunner: Sendable {
         }
         if let map = report.mapBasis {
             let upward = Set(posting.filter { $0.quantity > 0 }.compactMap(\.modelID))
-            let card = engine.cards.values.first { $0.fingerprint == report.rateCard.sha256 }
+            let card = readingCard(report)
             let unmapped = try await ReconciliationReport.accounts(
                 outside: Set(map.mapped), metering: map.models, range: report.range, store: store,
                 vendors: Set(report.meterBasis.flatMap(\.vendors) + [report.vendor]), units: units,
@@ -194,6 +203,20 @@ public struct ReconciliationRunner: Sendable {
                         + "(\(now.map(\.value).reduce(0, &+)) tokens), which the invoice may bill under a mapped workspace, project or key, so a "
                         + "fresh run holds the correction (unmapped_account_meters_model); add them to the map and run the reconciliation again",
                     field: "id")
+            }
+            // An account the map does not name, whose usage the run backs out, metering one of
+            // the invoice's models since: the invoice may bill it under a mapped key, and a fresh
+            // run holds its backing out (account_not_in_map).
+            let mapped = Set(map.mapped)
+            let billedSince = Set(posting.filter { $0.quantity < 0 && !mapped.contains($0.accountID) }.map(\.accountID))
+                .filter { unmapped[$0]?.values.contains { $0 > 0 } == true }.sorted()
+            if !billedSince.isEmpty {
+                throw UsageBoxError(
+                    .conflict,
+                    "the meter changed since reconciliation \(report.id) ran: \(billedSince.joined(separator: ", ")), which the account map "
+                        + "does not name and whose usage the run backs out, now meter(s) the invoice's models, so the invoice may bill that "
+                        + "usage under a mapped workspace, project or key and a fresh run holds the correction (account_not_in_map); add them "
+                        + "to the map and run the reconciliation again", field: "id")
             }
         }
         let all = report.everyCorrection
@@ -284,7 +307,7 @@ public struct ReconciliationRunner: Sendable {
             // saw: a late event's dated id (`claude-sonnet-4-5-20250929`) under `vendor=Anthropic`
             // passed, and a fresh run held what apply posted.
             let models = Set(cells.map(\.modelID))
-            let card = engine.cards.values.first { $0.fingerprint == report.rateCard.sha256 }
+            let card = readingCard(report)
             // On the meters a fresh run reads (in tokens at any scale; the run's own, when it named one).
             let meterFilter = cells.compactMap(\.meterID).first.map { [UsageFilter(field: .meterID, op: .eq, values: [$0])] } ?? []
             let byLabel: UsageResult

@@ -617,6 +617,34 @@ extension EvidenceTests {
 }
 
 extension EvidenceTests {
+    /// An account the map does not name, metering a model the invoice does not bill: the run
+    /// backs its usage out, held for review. It then meters one of the invoice's models, so a
+    /// fresh run holds the backing out (`account_not_in_map`: the invoice may bill it under a
+    /// mapped key), and `--confirm-large` posted −5,000,000 all the same. Refused now.
+    @Test func aHeldBackingOutOfAnUnmappedAccountIsRecheckedAtApply() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            Self.event("a", account: "acct_1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
+            Self.event("b", account: "acct_3", model: "claude-sonnet-4-5", type: "input", quantity: 5_000_000),
+        ])
+        let invoice = S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100", workspace: "wrkspc_1")])
+        var options = ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: S.may, account: nil)
+        options.accountMap = ["wrkspc_1": "acct_1"]
+        let r = try await service.run(options, store: store, log: store).report
+        #expect(r.held.map { "\($0.correction.accountID) \($0.correction.quantity)" } == ["acct_3 -5000000"] && r.mapBasis != nil)
+        _ = try await store.ingest([Self.event("late", account: "acct_3", model: "claude-haiku-4-5", type: "input", quantity: 1_000, day: 20)])
+        let fresh = try await service.engine.run(options, store: store)
+        #expect(fresh.findings.first { $0.accountID == "acct_3" && $0.modelID == "claude-sonnet-4-5" }?.blockedBy == ["account_not_in_map"])
+        do {
+            _ = try await service.apply(id: r.id, confirmLarge: true, store: store, log: store)
+            Issue.record("backed out acct_3's usage, which the invoice may now bill under wrkspc_1")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && e.message.contains("account_not_in_map"), "\(e.message)")
+        }
+    }
+}
+
+extension EvidenceTests {
     /// An account whose own events carry no `vendor` label: the run read every other account's
     /// usage under any label (another's Claude through Bedrock held it, `other_accounts_in_scope`)
     /// while apply left other vendors' labels out. Both read labels across every account now.
@@ -673,5 +701,31 @@ extension EvidenceTests {
         let sum = try await store.usage(UsageQuery(scope: .accounts(["acct_42"]), range: S.may, groupBy: [])).groups.first?.aggregate.sum
         let fresh = try await recordKata(on: store)
         #expect(fresh.corrections.map(\.quantity) == [520_000], "reverted: the gap is back (\(String(describing: sum)))")
+    }
+
+    /// A run under `--model-map`, or with a card given as a file, read other accounts' model ids
+    /// through them; apply read them through the shipped card alone, so another account's late
+    /// usage under a name only the map knows was posted to this one where a fresh run holds
+    /// (`other_accounts_in_scope`). The report keeps the map (and a file card's text); apply
+    /// reads through them.
+    @Test(arguments: [false, true])
+    func anotherAccountsUsageUnderAModelMapsNameStopsTheApply(cardFromFile: Bool) async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        var o = ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42")
+        o.modelMap = ["house-sonnet": "claude-sonnet-4-5"]
+        if cardFromFile {
+            let shipped = try #require(service.engine.cards["anthropic"])
+            o.rateCard = try RateCard.load(text: shipped.source + "\n# a copy kept by the team\n", file: "team-card.yaml")
+        }
+        let report = try await service.run(o, store: store, log: store).report
+        #expect(report.corrections.map(\.quantity) == [520_000], "\(codes(report))")
+        #expect(report.rateCard.modelMap == o.modelMap && (report.rateCard.yaml != nil) == cardFromFile)
+        _ = try await store.ingest([Self.event("late", account: "acct_9", model: "house-sonnet", type: "input", quantity: 1_000, day: 3)])
+        let fresh = try await service.run(o, store: store, log: store).report
+        #expect(codes(fresh).contains("other_accounts_in_scope"), "\(codes(fresh))")
+        try await expectApplyRefused(report.id, on: store, "another account's usage under the map's name was posted to acct_42") {
+            $0.contains("other account(s) now meter the invoice's models")
+        }
     }
 }

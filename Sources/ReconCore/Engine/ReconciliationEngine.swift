@@ -177,7 +177,10 @@ public struct ReconciliationEngine: Sendable {
                 unmappedAmount: ExactAmount(vendor.unmappedAmount),
                 amountsByCurrency: vendor.byCurrency.mapValues(ExactDecimal.text), unconvertedCurrencies: vendor.unconvertedCurrencies.sorted()),
             coverage: coverage,
-            rateCard: .init(vendor: card.vendor, version: card.version, sha256: card.fingerprint),
+            rateCard: .init(
+                vendor: card.vendor, version: card.version, sha256: card.fingerprint,
+                yaml: cards.values.contains { $0.fingerprint == chosen.fingerprint } ? nil : (chosen as? RateCard)?.source,
+                modelMap: o.modelMap.isEmpty ? nil : o.modelMap),
             rules: .init(chain: chain.names, sha256: sha256Hex(Array(((o.teamRules?.source ?? "") + ClassificationRules.defaultYAML).utf8))),
             verify: verify, models: diff.models, total: diff.total, shape: diff.shape,
             impliedFactor: diff.impliedFactor.map { ExactDecimal.format($0, scale: 4) }, unmeteredTokenTypes: diff.unmeteredTokenTypes,
@@ -186,9 +189,7 @@ public struct ReconciliationEngine: Sendable {
             corrections: proposal.corrections, held: proposal.held, meterBasis: proposal.basis,
             rounding: ["vendor_amount": "exact", "gap_amount": "half_even_\(GapDiff.moneyScale)dp"],
             applied: false, appliedEventIDs: [], appliedAt: nil, revertedAt: nil, runBy: o.runBy, createdAt: now())
-        if case let .mapped(map, _) = o.attribution,
-            proposal.corrections.contains(where: { $0.quantity > 0 }) || proposal.held.contains(where: { $0.correction.quantity > 0 })
-        {
+        if case let .mapped(map, _) = o.attribution, !proposal.corrections.isEmpty || !proposal.held.isEmpty {
             report.mapBasis = .init(mapped: Set(map.values).sorted(), models: Set(vendor.cells.keys.map(\.model)).sorted())
         }
         if case let .single(account) = o.attribution, o.invoiceScope == .asGiven {
