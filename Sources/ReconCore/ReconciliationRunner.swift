@@ -319,8 +319,9 @@ public struct ReconciliationRunner: Sendable {
                 continue  // no event of the account names a vendor
             }
             let mayBeMisspelt = engine.misspellings(of: names)
+            let loose = ModelID.LooseModels(models.sorted())
             for g in byLabel.groups where g.aggregate.sum != 0 {
-                guard let raw = g.keys[0], rawModels.contains(raw) || card?.canonicalModel(raw).map(models.contains) == true,
+                guard let raw = g.keys[0], rawModels.contains(raw) || card?.canonicalModel(raw).map(models.contains) == true || loose.match(raw) != nil,
                     MeterLedger.holdsTokens(g.keys[2], units)
                 else { continue }
                 guard let label = g.keys[1], mayBeMisspelt(label) else { continue }

@@ -253,13 +253,16 @@ extension EvidenceTests {
     /// mistyped label: the check read only the run's own ids.
     @Test(arguments: [
         ("Anthropic", "claude-sonnet-4-5", true), ("anthropic-console", "claude-sonnet-4-5", true), ("aws-bedrock", "claude-sonnet-4-5", false),
-        ("Anthropic", "claude-sonnet-4-5-20250929", true),
+        ("Anthropic", "claude-sonnet-4-5-20250929", true), ("Anthropic", "claude-sonnet-4.5", true),
     ])
     func aLateEventUnderAMistypedVendorStopsTheApply(label: String, model: String, refused: Bool) async throws {
         let store = try S.store()
         _ = try await KataDemo(store: store, write: { _ in }).load()
         let r = try await recordKata(on: store)
         _ = try await store.ingest([EvidenceInputTests.kataLateInput("late", model: model, vendor: label)])
+        // A fresh run holds it too, under an id read only loosely (`claude-sonnet-4.5`) as well.
+        let fresh = try await recordKata(on: store)
+        #expect(fresh.reasons.contains { $0.code == "metered_under_unknown_vendor" } == refused, "\(codes(fresh))")
         try await expectApply(r.id, on: store, refused: refused, because: "vendor='\(label)'", label)
     }
 }

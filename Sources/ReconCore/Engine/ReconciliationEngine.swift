@@ -567,7 +567,9 @@ public struct ReconciliationEngine: Sendable {
     /// (Claude served by aws-bedrock) or another seller (openrouter) is that seller's, and billed by it.
     func unknownVendorLabels(_ meter: MeterLedger, card: any RateCardConverter, plugin: any VendorPlugin.Type) -> [EvidenceReason] {
         let mayBeMisspelt = misspellings(of: [plugin.id, card.vendor])
-        let byModel = meter.servedElsewhere { raw, label in mayBeMisspelt(label) ? card.canonicalModel(raw) : nil }
+        // Read loosely too (`claude-sonnet-4.5`): a check that holds when unsure, as apply's is.
+        let loose = ModelID.LooseModels(card.models)
+        let byModel = meter.servedElsewhere { raw, label in mayBeMisspelt(label) ? card.canonicalModel(raw) ?? loose.match(raw) : nil }
         return byModel.sorted { $0.key < $1.key }.map { model, labels in
             EvidenceReason(
                 code: "metered_under_unknown_vendor", effect: .blocksPositive, modelID: model,
