@@ -81,11 +81,16 @@ struct MeterLedger: Sendable {
     }
     static let edgeHours = 3
 
-    /// Hourly usage in the three hours each side of both bounds, for boundary findings.
+    /// Hourly usage in the three hours each side of both bounds, for boundary findings: under
+    /// this vendor's names, a label that may be one of them mistyped (`counts`) or none. Another
+    /// vendor's usage there (Claude through Bedrock at 00:30) is on another bill: it made a gap of
+    /// the same size read as a boundary, where apply's record of the edges leaves it out.
     mutating func readEdges(
-        _ store: any MeterStore, scope: AccountScope, filters: [UsageFilter], optional: [String],
+        _ store: any MeterStore, scope: AccountScope, filters: [UsageFilter], optional: [String], counts: (String) -> Bool,
         canonical: (String?) -> String?, scopeModels: Set<String>, perAccount: Bool, range: TimeRange
     ) async throws {
+        let typed = optional.contains("token_type")
+        let vendorAt = optional.firstIndex(of: "vendor").map { 4 + $0 }
         let h = Timestamp.microsPerHour * Int64(Self.edgeHours)
         for (isStart, bound) in [(true, range.from), (false, range.to)] {
             let window = try TimeRange(from: Timestamp(microseconds: bound.microseconds - h), to: Timestamp(microseconds: bound.microseconds + h))
@@ -94,9 +99,9 @@ struct MeterLedger: Sendable {
             try await store.forEachGroup(q) { g in
                 // Corrections sit in the period's last second by convention: no edge hour's usage.
                 guard let model = canonical(g.keys[0]), scopeModels.contains(model), g.keys[3] != EventKind.correction.rawValue,
-                    let hour = g.keys[2].flatMap({ Timestamp(rfc3339: $0) })
+                    let hour = g.keys[2].flatMap({ Timestamp(rfc3339: $0) }), vendorAt.flatMap({ g.keys[$0] }).map(counts) ?? true
                 else { return }
-                let key = CellKey(model: model, tokenType: optional.isEmpty ? nil : g.keys[4].map { TokenType($0) }, account: perAccount ? g.keys[1] : nil)
+                let key = CellKey(model: model, tokenType: typed ? g.keys[4].map { TokenType($0) } : nil, account: perAccount ? g.keys[1] : nil)
                 let offset = Int((hour.microseconds - bound.microseconds) / Timestamp.microsPerHour)
                 var e = edges[key] ?? ([:], [:])
                 if isStart { e.start[offset, default: 0] &+= g.aggregate.sum } else { e.end[offset, default: 0] &+= g.aggregate.sum }
@@ -107,7 +112,7 @@ struct MeterLedger: Sendable {
 
     static func read(
         _ store: any MeterStore, card: any RateCardConverter, scopeModels: Set<String>, vendorNames: Set<String>,
-        options o: ReconciliationOptions
+        mayBeMisspelt: (String) -> Bool, options o: ReconciliationOptions
     ) async throws -> MeterLedger {
         var ledger = MeterLedger()
         let attribution = o.attribution
@@ -203,7 +208,7 @@ struct MeterLedger: Sendable {
             }
         }
         try await ledger.readEdges(
-            store, scope: scope, filters: filters, optional: optional.filter { $0 == "token_type" },
+            store, scope: scope, filters: filters, optional: optional, counts: { vendorNames.contains($0) || mayBeMisspelt($0) },
             canonical: canonical, scopeModels: scopeModels, perAccount: attribution.isPerAccount, range: o.range)
         ledger.outOfScope = outside.sorted { $0.key < $1.key }.map { key, tokens in
             let parts = key.split(separator: "|", omittingEmptySubsequences: false).map(String.init)

@@ -78,7 +78,7 @@ public struct ReconciliationEngine: Sendable {
         let eventsBefore = try await Self.eventsAround(o.range, scope: readScope, store: store)
         let meter = try await MeterLedger.read(
             store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models),
-            vendorNames: vendorNames, options: o)
+            vendorNames: vendorNames, mayBeMisspelt: misspellings(of: vendorNames.union([plugin.id, card.vendor])), options: o)
         let (coverage, coverageReasons) = CoverageCheck.assess(batch, ledger: vendor, range: o.range)
         var diff = try GapDiff.compute(vendor: vendor, meter: meter, card: card, range: o.range)
         if diff.shape == .uniform, DailyEvidence.gapsConfinedToSomeDays(diff, range: o.range) {
