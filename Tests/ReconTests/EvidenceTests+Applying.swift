@@ -543,9 +543,13 @@ extension EvidenceTests {
         let store = try S.store()
         _ = try await store.ingest(
             (1...31).map { d in Self.event("e\(d)", model: "claude-sonnet-4-5", type: "input", quantity: 4_000_000, day: d) })
-        func bill(_ loss: ClosedRange<Int>) -> InvoiceFile {
+        func bill(_ loss: ClosedRange<Int>, lessOn: Int? = nil) -> InvoiceFile {
             S.costReport(
-                (1...31).map { d in .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: loss.contains(d) ? "1260" : "1200") })
+                (1...31).map { d in
+                    .init(
+                        day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens",
+                        cents: d == lessOn ? "1176" : loss.contains(d) ? "1260" : "1200")
+                })
         }
         let options = { (b: InvoiceFile) in ReconciliationOptions(vendor: "anthropic", invoices: [b], range: S.may, account: "acct_42") }
         let first = try await service.run(options(bill(10...20)), store: store, log: store, apply: true).report
@@ -556,6 +560,11 @@ extension EvidenceTests {
         #expect(
             input.reason == "invoice_changed_since_earlier_corrections" && input.gapSince == nil && input.gapDays == nil,
             "\(input.reason) \(input.gapSince ?? "")")
+        // Re-issued billing 80,000 fewer on May 25 alone: the meter is as the run left it, so no
+        // batch was replayed there (it was named usage_off_the_bill_on_a_day_after_earlier_corrections).
+        let oneDay = try await service.engine.run(options(bill(10...20, lessOn: 25)), store: store, log: store)
+        let onDay = try #require(oneDay.findings.first { $0.tokenType == .input })
+        #expect(oneDay.corrections.isEmpty && onDay.quantity == -80_000 && onDay.reason == "invoice_changed_since_earlier_corrections", "\(onDay.reason)")
         // Late events under the same first invoice: that is usage now metered.
         _ = try await store.ingest([Self.event("late", model: "claude-sonnet-4-5", type: "input", quantity: 200_000, day: 12)])
         let again = try await service.engine.run(options(bill(10...20)), store: store, log: store)

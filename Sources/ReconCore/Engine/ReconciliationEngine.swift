@@ -237,7 +237,9 @@ public struct ReconciliationEngine: Sendable {
         _ findings: inout [ReconciliationReport.Finding], vendor: String, card: String, range: TimeRange, scope: AccountScope,
         store: any MeterStore, log: (any ReconciliationLog)?
     ) async throws {
-        let held = findings.indices.filter { findings[$0].reason == "earlier_corrections_now_metered" && findings[$0].accountID != nil }
+        // Off the bill on one day only too: with the meter as the run left it, no batch was replayed.
+        let named: Set<String> = ["earlier_corrections_now_metered", "usage_off_the_bill_on_a_day_after_earlier_corrections"]
+        let held = findings.indices.filter { named.contains(findings[$0].reason) && findings[$0].accountID != nil }
         guard let log, !held.isEmpty else { return }
         // The runs whose corrections are in the period: dated at its last second.
         let accounts = scope.intersect(.accounts(Set(held.compactMap { findings[$0].accountID }).sorted()))
