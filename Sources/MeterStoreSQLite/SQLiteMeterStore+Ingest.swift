@@ -367,7 +367,7 @@ extension SQLiteMeterStore {
 
                 if groupKeys[p.group] == 0 { groupKeys[p.group] = try ctx.keyID(db, ctx.rollupKey(db, batch.groups[p.group])) }
                 let encoded = UnsafeRawBufferPointer(rebasing: canonical[p.canonical])
-                account.digest?.add(canonical: encoded, hash: p.contentHash, quantity: e.quantity, microseconds: ts)
+                account.digest?.add(canonical: encoded, hash: p.contentHash, quantity: e.quantity, microseconds: ts, postClose: inClosedPeriod)
                 groupAccount[p.group] = p.account
                 account.segment?.running.add(p.contentHash)
                 let hour = e.timestamp.hour

@@ -23,6 +23,9 @@ struct SegmentDigest: @unchecked Sendable {
 
     /// The chain link this digest started from.
     var previous: String?
+    /// The segment's hash rule (`SegmentHash.currentRule` for new segments; 1 for those sealed
+    /// before post-close events were marked, re-hashed as they were sealed).
+    var rule = SegmentHash.currentRule
 
     init(previous: String?) {
         self.previous = previous
@@ -32,11 +35,11 @@ struct SegmentDigest: @unchecked Sendable {
     /// Reused between events, so hashing allocates nothing per event.
     private var buffer: [UInt8] = []
 
-    mutating func add(_ e: UsageEvent, key: Int64) {
+    mutating func add(_ e: UsageEvent, key: Int64, postClose: Bool) {
         buffer.removeAll(keepingCapacity: true)
         e.appendCanonical(to: &buffer)
         buffer.withUnsafeBytes {
-            add(canonical: $0, hash: ContentHash(canonical: $0), quantity: e.quantity, microseconds: e.timestamp.microseconds)
+            add(canonical: $0, hash: ContentHash(canonical: $0), quantity: e.quantity, microseconds: e.timestamp.microseconds, postClose: postClose)
         }
         // Re-hashing reads events one by one: their extrema too, which deep verify compares with the rollups'.
         stats[Cell(key: key, hour: e.timestamp.hour), default: UsageAggregate()].addEvent(e.quantity)
@@ -44,8 +47,9 @@ struct SegmentDigest: @unchecked Sendable {
 
     /// Adds an event given its canonical encoding and that encoding's hash (both worked out off the
     /// writer by `IngestBatch`). Its statistics come separately, a run of events at a time (`addStats`).
-    mutating func add(canonical bytes: UnsafeRawBufferPointer, hash: ContentHash, quantity: Int64, microseconds ts: Int64) {
+    mutating func add(canonical bytes: UnsafeRawBufferPointer, hash: ContentHash, quantity: Int64, microseconds ts: Int64, postClose: Bool) {
         hasher.add(canonical: bytes)
+        if postClose, rule >= 2 { hasher.markPostClose() }
         multiset.add(hash)
         count += 1
         sum &+= quantity
@@ -102,7 +106,9 @@ extension SQLiteMeterStore {
     /// Reads a segment's events in ingest order into a digest.
     func digest(_ db: Database, segmentID: Int64, previous: String?, key: (UsageEvent) throws -> Int64) throws -> SegmentDigest {
         var d = SegmentDigest(previous: previous)
-        let base = try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq_base FROM segment WHERE id = ?"), arguments: [segmentID])
+        let segment = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq_base, hash_rule FROM segment WHERE id = ?"), arguments: [segmentID])
+        let base: Int64? = segment?[0]
+        d.rule = segment?[1] ?? SegmentHash.currentRule
         // A segment's events are its seq range (segment_id is checked too, so an event moved to
         // another segment breaks the hash); older segments use the partial legacy index.
         let rows =
@@ -110,17 +116,17 @@ extension SQLiteMeterStore {
                 try Row.fetchCursor(
                     db.cachedStatement(
                         sql: """
-                            SELECT \(Self.eventColumns) FROM event WHERE seq >= ? AND seq < ? AND segment_id = ? ORDER BY seq
+                            SELECT \(Self.eventColumns), post_close FROM event WHERE seq >= ? AND seq < ? AND segment_id = ? ORDER BY seq
                             """), arguments: [$0, $0 + Self.legacySeqLimit, segmentID])
             }
             ?? Row.fetchCursor(
                 db.cachedStatement(
                     sql: """
-                        SELECT \(Self.eventColumns) FROM event WHERE segment_id = ? AND seq < \(Self.legacySeqLimit) ORDER BY seq
+                        SELECT \(Self.eventColumns), post_close FROM event WHERE segment_id = ? AND seq < \(Self.legacySeqLimit) ORDER BY seq
                         """), arguments: [segmentID])
         while let row = try rows.next() {
             let e = Self.event(from: row)
-            d.add(e, key: try key(e))
+            d.add(e, key: try key(e), postClose: row[10])
         }
         return d
     }

@@ -19,6 +19,16 @@ public struct SegmentHash: @unchecked Sendable {
         hasher.update(bufferPointer: bytes)
     }
 
+    /// Marks the event just added as stored after its period closed (hash rule 2): the flag that
+    /// tells a closed month was changed is then covered by the chain like the event itself.
+    public mutating func markPostClose() {
+        Self.postCloseMark.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+    }
+    static let postCloseMark = Array("post_close\n".utf8)
+
+    /// The hash rule of segments sealed from now on: 1 hashed events only, 2 marks post-close ones.
+    public static let currentRule = 2
+
     /// The lowercase hex hash.
     public func finalize() -> String { LowercaseHex.of(hasher.finalize()) }
 

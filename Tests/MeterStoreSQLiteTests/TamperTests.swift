@@ -165,6 +165,22 @@ import UsageBoxTesting
         #expect(v.corruptSegments.contains { $0.reason.contains("SHA-256") })
     }
 
+    /// A correction stored after its month closed says so (`post_close`, shown by explain): a
+    /// file edit clearing the flag hid that a closed month was changed, and verify said ok. The
+    /// flag is in the segment's hash.
+    @Test func aClearedPostCloseFlagIsCaught() async throws {
+        _ = try await store.closePeriod(account: "acct_1", period: "2026-05")
+        let late = Fixture.event("late_fix", kind: .correction, ref: "r", quantity: -5, at: "2026-05-20T00:00:00Z")
+        #expect(try await store.ingest([late]).postClose == 1)
+        try await store.sealOpenSegments()
+        #expect(try await verify().ok)
+        try edit("DROP TRIGGER event_no_update; UPDATE event SET post_close = 0 WHERE event_id = 'late_fix';")
+        let v = try await verify()
+        #expect(!v.ok && v.corruptSegments.contains { $0.reason.contains("SHA-256") }, "\(v.corruptSegments)")
+        // Nor can the segment be told it was sealed under the rule that did not mark the flag.
+        #expect(throws: (any Error).self) { try edit("UPDATE segment SET hash_rule = 1") }
+    }
+
     @Test func brokenChainIsCaught() async throws {
         _ = try await store.ingest([Fixture.event("later", quantity: 1, at: "2026-05-20T00:00:00Z")])
         try await store.sealOpenSegments()
