@@ -165,7 +165,7 @@ extension ClickHouseMeterStore {
             WHERE account_id = \(ClickHouseClient.quote(account)) AND event_id IN (\(ClickHouseClient.list(Array(Set(ids)))))
             """
         ).compactMap { Self.event($0, account: account) }
-        // A part not merged yet may hold an id twice: one content each, the first kept.
+        // A row stored twice (the events table is a plain MergeTree; verify counts such rows) is one event here.
         var seen = Set<String>()
         return found.filter { seen.insert($0.eventID).inserted }
     }

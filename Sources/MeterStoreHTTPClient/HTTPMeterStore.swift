@@ -149,25 +149,39 @@ public final class HTTPMeterStore: MeterStore {
         return try Self.read(ExplainReport.self, v)
     }
 
-    /// Through the server's SQL view (ids are checked identifiers, so quoting them is safe). A
-    /// ClickHouse-backed server answers this to admin keys only, as it does all SQL.
+    /// Through the server's SQL view (ids are checked identifiers, so quoting them is safe), in
+    /// statements under the server's SQL size bound. A ClickHouse-backed server answers this to
+    /// admin keys only, as it does all SQL.
     public func storedEvents(account: String, ids: [String]) async throws -> [UsageEvent] {
         try StoredEventLookup.check(account: account, ids: ids)
-        guard !ids.isEmpty else { return [] }
-        let list = Set(ids).map { "'\($0)'" }.joined(separator: ", ")
-        let answer = try await sql(
-            "SELECT event_id, meter_id, model_id, kind, correction_ref, quantity, unit, timestamp, dimensions FROM usage_events "
-                + "WHERE account_id = '\(account)' AND event_id IN (\(list))", scope: .accounts([account]), timeLimitSeconds: 30,
-            rowLimit: StoredEventLookup.maxIDs)
-        return try answer.rows.map { r in
-            guard r.count == 9, let id = r[0].stringValue, let meter = r[1].stringValue,
-                let kind = r[3].stringValue.flatMap(EventKind.init(rawValue:)), let quantity = r[5].exactInt64 ?? r[5].stringValue.flatMap({ Int64($0) }),
-                let ts = r[7].stringValue.flatMap(Timestamp.init(rfc3339:)), let dims = r[8].stringValue
-            else { throw UsageBoxError(.internal, "the server's event rows do not fit the usage_events view") }
-            return UsageEvent(
-                eventID: id, accountID: account, meterID: meter, modelID: r[2].stringValue, kind: kind, correctionRef: r[4].stringValue,
-                quantity: quantity, unit: r[6].stringValue, timestamp: ts, sortedDimensions: UsageEvent.decodeDimensions(dims))
+        var found: [String: UsageEvent] = [:]
+        var pending = Array(Set(ids)).sorted()
+        while !pending.isEmpty {
+            var chunk: [String] = []
+            var bytes = 0
+            while let id = pending.last, chunk.isEmpty || bytes + id.utf8.count + 4 < 60_000 {
+                chunk.append(pending.removeLast())
+                bytes += id.utf8.count + 4
+            }
+            let answer = try await sql(
+                "SELECT event_id, meter_id, model_id, kind, correction_ref, quantity, unit, timestamp, dimensions FROM usage_events "
+                    + "WHERE account_id = '\(account)' AND event_id IN (\(chunk.map { "'\($0)'" }.joined(separator: ", ")))",
+                scope: .accounts([account]), timeLimitSeconds: 30, rowLimit: StoredEventLookup.maxIDs)
+            guard !answer.truncated else { throw UsageBoxError(.internal, "the server cut short its answer of \(chunk.count) event ids") }
+            for r in answer.rows {
+                guard r.count == 9, let id = r[0].stringValue, let meter = r[1].stringValue,
+                    let kind = r[3].stringValue.flatMap(EventKind.init(rawValue:)),
+                    let quantity = r[5].exactInt64 ?? r[5].stringValue.flatMap({ Int64($0) }),
+                    let ts = r[7].stringValue.flatMap(Timestamp.init(rfc3339:)), let dims = r[8].stringValue
+                else { throw UsageBoxError(.internal, "the server's event rows do not fit the usage_events view") }
+                found[id] =
+                    found[id]
+                    ?? UsageEvent(
+                        eventID: id, accountID: account, meterID: meter, modelID: r[2].stringValue, kind: kind, correctionRef: r[4].stringValue,
+                        quantity: quantity, unit: r[6].stringValue, timestamp: ts, sortedDimensions: UsageEvent.decodeDimensions(dims))
+            }
         }
+        return Array(found.values)
     }
 
     public func closePeriod(account: String, period: String) async throws -> PeriodRecord {

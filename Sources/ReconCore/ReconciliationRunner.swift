@@ -152,11 +152,24 @@ public struct ReconciliationRunner: Sendable {
     }
 
     /// The card the run read model ids through: the shipped card of its fingerprint, else the
-    /// text it recorded, seen through its model map. Nil for a card neither ships nor recorded
-    /// (a run recorded before cards were kept): apply then reads ids loosely only.
-    func readingCard(_ report: ReconciliationReport) -> (any RateCardConverter)? {
-        let recorded = report.rateCard.yaml.flatMap { try? RateCard.load(text: $0, file: "the run's rate card") }
-        guard let card = engine.cards.values.first(where: { $0.fingerprint == report.rateCard.sha256 }) ?? recorded else { return nil }
+    /// text it recorded, seen through its model map. A card this binary neither ships nor can
+    /// read back (a shipped card since replaced by an upgrade, a run recorded before file cards
+    /// were kept) refuses: apply's checks would read late events' ids otherwise than the run did,
+    /// and the new card may price the invoice otherwise too.
+    func readingCard(_ report: ReconciliationReport) throws -> any RateCardConverter {
+        var card: (any RateCardConverter)? = engine.cards.values.first { $0.fingerprint == report.rateCard.sha256 }
+        if card == nil, let text = report.rateCard.yaml, let loaded = try? RateCard.load(text: text, file: "the run's rate card"),
+            loaded.fingerprint == report.rateCard.sha256
+        {
+            card = loaded
+        }
+        guard let card else {
+            throw UsageBoxError(
+                .conflict,
+                "reconciliation \(report.id) read the invoice through \(report.rateCard.vendor) rate card \(report.rateCard.version) "
+                    + "(sha256 \(report.rateCard.sha256.prefix(12))…), which this binary no longer ships or cannot read back; run the "
+                    + "reconciliation again to read it through the card in use now", field: "id")
+        }
         return report.rateCard.modelMap.map { ModelMappedCard(card: card, map: $0) } ?? card
     }
 
@@ -171,12 +184,12 @@ public struct ReconciliationRunner: Sendable {
     /// and other runs' corrections of models this one does not correct (or posted under another
     /// vendor), do not count: reconciling two vendors, then applying both, is the usual month-end.
     func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
+        let card = try readingCard(report)
         let units = try await MeterLedger.units(store)
         if let scope = report.scopeBasis {
-            let card = readingCard(report)
             let others = try await scope.otherAccounts(
                 range: report.range, store: store, vendors: Set(report.meterBasis.flatMap(\.vendors) + [report.vendor]),
-                units: units, canonical: { card?.canonicalModel($0) })
+                units: units, canonical: { card.canonicalModel($0) })
             if !others.isEmpty {
                 // Not named: the caller may not see them (a fresh run names the ones it may).
                 throw UsageBoxError(
@@ -189,11 +202,10 @@ public struct ReconciliationRunner: Sendable {
         }
         if let map = report.mapBasis {
             let upward = Set(posting.filter { $0.quantity > 0 }.compactMap(\.modelID))
-            let card = readingCard(report)
             let unmapped = try await ReconciliationReport.accounts(
                 outside: Set(map.mapped), metering: map.models, range: report.range, store: store,
                 vendors: Set(report.meterBasis.flatMap(\.vendors) + [report.vendor]), units: units,
-                canonical: { card?.canonicalModel($0) })
+                canonical: { card.canonicalModel($0) })
             let now = unmapped.values.flatMap { $0.filter { upward.contains($0.key) && $0.value > 0 } }
             if !now.isEmpty {
                 throw UsageBoxError(
@@ -208,7 +220,8 @@ public struct ReconciliationRunner: Sendable {
             // the invoice's models since: the invoice may bill it under a mapped key, and a fresh
             // run holds its backing out (account_not_in_map).
             let mapped = Set(map.mapped)
-            let billedSince = Set(posting.filter { $0.quantity < 0 && !mapped.contains($0.accountID) }.map(\.accountID))
+            // (A run of one account, `--account` with a map, checks no account outside it.)
+            let billedSince = Set(posting.filter { $0.quantity < 0 && !mapped.contains($0.accountID) && report.accountID == nil }.map(\.accountID))
                 .filter { unmapped[$0]?.values.contains { $0 > 0 } == true }.sorted()
             if !billedSince.isEmpty {
                 throw UsageBoxError(
@@ -297,9 +310,15 @@ public struct ReconciliationRunner: Sendable {
         // Usage under another spelling of this vendor's name holds a model's positive gaps in a
         // run (`metered_under_unknown_vendor`), so a conclusive run positively correcting a model
         // had none then: any now arrived since, and may be the very tokens the run calls missing.
-        for account in Set(posting.filter { $0.quantity > 0 }.map(\.accountID)).sorted() {
+        // A run of several accounts (an account map) read every account's labels, and the hold
+        // names a model, not an account: another account's mislabelled usage holds it too.
+        let upwardAccounts = Set(posting.filter { $0.quantity > 0 }.map(\.accountID)).sorted()
+        let labelReadings: [(scope: AccountScope, name: String, accounts: Set<String>)] =
+            report.accountID == nil && !upwardAccounts.isEmpty
+            ? [(.all, "the meter", Set(upwardAccounts))] : upwardAccounts.map { (.accounts([$0]), $0, [$0]) }
+        for (readScope, holder, accounts) in labelReadings {
             let cells = report.meterBasis.filter { b in
-                b.accountID == account && posting.contains { $0.quantity > 0 && $0.accountID == account && $0.modelID == b.modelID }
+                accounts.contains(b.accountID) && posting.contains { $0.quantity > 0 && $0.accountID == b.accountID && $0.modelID == b.modelID }
             }
             let names = Set(cells.flatMap(\.vendors) + [report.vendor])
             let rawModels = Set(cells.flatMap(\.rawModelIDs))
@@ -307,27 +326,26 @@ public struct ReconciliationRunner: Sendable {
             // saw: a late event's dated id (`claude-sonnet-4-5-20250929`) under `vendor=Anthropic`
             // passed, and a fresh run held what apply posted.
             let models = Set(cells.map(\.modelID))
-            let card = readingCard(report)
             // On the meters a fresh run reads (in tokens at any scale; the run's own, when it named one).
             let meterFilter = cells.compactMap(\.meterID).first.map { [UsageFilter(field: .meterID, op: .eq, values: [$0])] } ?? []
             let byLabel: UsageResult
             do {
                 byLabel = try await store.usage(
                     UsageQuery(
-                        scope: .accounts([account]), range: report.range, groupBy: [.modelID, .dimension("vendor"), .meterID], filters: meterFilter))
+                        scope: readScope, range: report.range, groupBy: [.modelID, .dimension("vendor"), .meterID], filters: meterFilter))
             } catch let e as UsageBoxError where e.code == .invalidArgument && e.field == "vendor" {
-                continue  // no event of the account names a vendor
+                continue  // no event read names a vendor
             }
             let mayBeMisspelt = engine.misspellings(of: names)
             let loose = ModelID.LooseModels(models.sorted())
             for g in byLabel.groups where g.aggregate.sum != 0 {
-                guard let raw = g.keys[0], rawModels.contains(raw) || card?.canonicalModel(raw).map(models.contains) == true || loose.match(raw) != nil,
+                guard let raw = g.keys[0], rawModels.contains(raw) || card.canonicalModel(raw).map(models.contains) == true || loose.match(raw) != nil,
                     MeterLedger.holdsTokens(g.keys[2], units)
                 else { continue }
                 guard let label = g.keys[1], mayBeMisspelt(label) else { continue }
                 throw UsageBoxError(
                     .conflict,
-                    "the meter changed since reconciliation \(report.id) ran: \(account) now holds \(g.aggregate.sum) tokens of "
+                    "the meter changed since reconciliation \(report.id) ran: \(holder) now holds \(g.aggregate.sum) tokens of "
                         + "\(g.keys[0] ?? "") under vendor='\(label)', which may be \(report.vendor)'s usage under a mistyped label "
                         + "(a fresh run holds the correction); send vendor=\(report.vendor) on those events, then run the reconciliation again",
                     field: "id")

@@ -636,6 +636,29 @@ extension EvidenceTests {
     /// backs its usage out, held for review. It then meters one of the invoice's models, so a
     /// fresh run holds the backing out (`account_not_in_map`: the invoice may bill it under a
     /// mapped key), and `--confirm-large` posted −5,000,000 all the same. Refused now.
+    /// `--account` with a map: a fresh run checks no account outside the map then (the one
+    /// account is the run's), and apply refused for good the held backing out of that account's
+    /// Sonnet because it meters Haiku, one of the invoice's models.
+    @Test func aRunOfOneAccountWithAMapIsNotRefusedForMeteringTheInvoicesModels() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            Self.event("a", account: "acct_3", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
+            Self.event("b", account: "acct_3", model: "claude-sonnet-4-5", type: "input", quantity: 5_000_000),
+            Self.event("c", account: "acct_1", model: "claude-sonnet-4-5", type: "input", quantity: 1_000_000),
+        ])
+        let invoice = S.costReport([
+            .init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100", workspace: "wrkspc_9"),
+            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300", workspace: "wrkspc_1"),
+        ])
+        var options = ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: S.may, account: "acct_3")
+        options.accountMap = ["wrkspc_1": "acct_1"]
+        let r = try await service.run(options, store: store, log: store).report
+        #expect(r.held.map { "\($0.correction.accountID) \($0.correction.quantity)" } == ["acct_3 -5000000"], "\(codes(r))")
+        let fresh = try await service.engine.run(options, store: store)
+        #expect(fresh.held.map(\.correction.quantity) == [-5_000_000] && !codes(fresh).contains("account_not_in_map"))
+        #expect(try await service.apply(id: r.id, confirmLarge: true, store: store, log: store).accepted == 1)
+    }
+
     @Test func aHeldBackingOutOfAnUnmappedAccountIsRecheckedAtApply() async throws {
         let store = try S.store()
         _ = try await store.ingest([
@@ -660,6 +683,36 @@ extension EvidenceTests {
 }
 
 extension EvidenceTests {
+    /// A run of several accounts (an account map) is held by another account's usage under a
+    /// mistyped label (`metered_under_unknown_vendor` names the model, not an account); apply
+    /// read only the corrected account's labels and posted +520,000.
+    @Test func anotherAccountsMislabelledUsageStopsAnAccountMapRunsApply() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        var options = ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: nil)
+        options.accountMap = ["wrkspc_01KataDemo42": "acct_42"]
+        let r = try await service.run(options, store: store, log: store).report
+        #expect(r.corrections.map(\.quantity) == [520_000], "\(codes(r))")
+        _ = try await store.ingest([
+            S.event("late", account: "acct_other", model: "claude-sonnet-4-5", type: "input", quantity: 520_000, day: 20, vendor: "Anthropic")
+        ])
+        let fresh = try await service.engine.run(options, store: store)
+        #expect(codes(fresh).contains("metered_under_unknown_vendor") && fresh.corrections.isEmpty, "\(codes(fresh))")
+        try await expectApplyRefused(r.id, on: store, "another account's Sonnet under vendor=Anthropic") { $0.contains("vendor='Anthropic'") }
+    }
+
+    /// A run read through a card this binary no longer ships (replaced by an upgrade between run
+    /// and apply): apply's checks cannot read ids as the run did, and the new card may price the
+    /// invoice otherwise. Refused, naming the card; it read ids loosely only before.
+    @Test func aRunThroughACardNoLongerShippedIsNotApplied() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        var r = try await recordKata(on: store)
+        r.rateCard.sha256 = String(repeating: "0", count: 64)
+        try await ReconciliationArchive(store).update(r)
+        try await expectApplyRefused(r.id, on: store, "applied through a card it cannot read") { $0.contains("no longer ships") }
+    }
+
     /// An account whose own events carry no `vendor` label: the run read every other account's
     /// usage under any label (another's Claude through Bedrock held it, `other_accounts_in_scope`)
     /// while apply left other vendors' labels out. Both read labels across every account now.
