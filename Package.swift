@@ -194,7 +194,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MeterStoreClickHouseTests",
-            dependencies: ["MeterStoreClickHouse", "Metering", "UsageBoxTesting", "UsageBoxApp"],
+            dependencies: ["MeterStoreClickHouse", "Metering", "SegmentChain", "UsageBoxTesting", "UsageBoxApp"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -580,7 +580,8 @@ extension ClickHouseMeterStore {
             ("sealed_at", sealedAt.map { .int($0) } ?? .null), ("event_count", .number(String(s.count))), ("sum", .int(s.sum)),
             ("first_ts", s.firstTs.map { .int($0) } ?? .null), ("last_ts", s.lastTs.map { .int($0) } ?? .null),
             ("sha256", sha.map(JSONValue.string) ?? .null), ("prev_sha256", prev.map(JSONValue.string) ?? .null),
-            ("running_hash", .string(s.running.hex)), ("version", .number(String(await nextVersion()))),
+            ("running_hash", .string(s.running.hex)), ("hash_rule", .number(String(SegmentHash.currentRule))),
+            ("version", .number(String(await nextVersion()))),
         ])
     }
 
@@ -789,7 +790,9 @@ extension ClickHouseMeterStore {
     /// as fit `readPageBytes` at the segment's longest row, JSON-escaped at worst (six bytes a
     /// character); pages follow (ordinal, event_id), and rows equal to the last one read (a row
     /// stored twice, which verify must count twice) are skipped only as often as already read.
-    func digest(_ account: String, segment: UInt64, previous: String?, pageBytes: Int? = nil) async throws -> Digest {
+    func digest(
+        _ account: String, segment: UInt64, previous: String?, rule: Int = SegmentHash.currentRule, pageBytes: Int? = nil
+    ) async throws -> Digest {
         var d = Digest(hash: SegmentHash(previous: previous))
         let scope = "account_id = \(ClickHouseClient.quote(account)) AND segment_id = \(segment)"
         let longest =
@@ -806,7 +809,7 @@ extension ClickHouseMeterStore {
             let limit = perPage + (after?.seen ?? 0)
             let next = after.map { " AND (ordinal > \($0.ordinal) OR (ordinal = \($0.ordinal) AND event_id >= \(ClickHouseClient.quote($0.id))))" }
             let page = try await rows(
-                "SELECT \(Self.eventColumns), ordinal FROM \(t("events")) WHERE \(scope)\(next ?? "") ORDER BY ordinal, event_id LIMIT \(limit)")
+                "SELECT \(Self.eventColumns), ordinal, post_close FROM \(t("events")) WHERE \(scope)\(next ?? "") ORDER BY ordinal, event_id LIMIT \(limit)")
             for r in page.dropFirst(after?.seen ?? 0) {
                 guard let e = Self.event(r, account: account) else {
                     d.unreadable += 1
@@ -818,6 +821,7 @@ extension ClickHouseMeterStore {
                     d.hash.add(canonical: $0)
                     d.multiset.add(canonical: $0)
                 }
+                if rule >= 2, r[10].chInt == 1 { d.hash.markPostClose() }
                 d.count += 1
                 d.sum = d.sum &+ e.quantity
                 d.firstTs = min(d.firstTs ?? .max, e.timestamp.microseconds)

@@ -146,6 +146,14 @@ enum ClickHouseSchema {
             ]
             return step
         },
+        // Segments sealed from now on mark post-close events in their hash (rule 2): clearing an
+        // event's post_close no longer passes verify. Rows written before, or by an older writer
+        // still running, read as rule 1 and are re-hashed as they were sealed.
+        Migration(version: 4, name: "segments' hash rule") { n in
+            var step = Step()
+            step.firstHost = ["ALTER TABLE \(n.table("segments")) ADD COLUMN hash_rule UInt8 DEFAULT 1"]
+            return step
+        },
     ]
 
     static var latest: Int { migrations.map(\.version).max() ?? 0 }

@@ -14,6 +14,10 @@ extension ClickHouseMeterStore {
         var firstTs: Int64?
         var lastTs: Int64?
         var running: String
+        /// The rule it was sealed under (`SegmentHash.currentRule`, or 1 before post-close marks: a
+        /// row from before migration 4 reads the column's default, one an older writer still
+        /// running inserts reads 0 on 18.16, which fills omitted JSONEachRow fields with zeros).
+        var rule: Int
         var checkedAt: Int64?
         var corruptReason: String?
     }
@@ -23,7 +27,8 @@ extension ClickHouseMeterStore {
         let segs = try await rows(
             """
             SELECT account_id, segment_id, argMax(sealed_at, version), argMax(sha256, version), argMax(prev_sha256, version),
-                   argMax(event_count, version), argMax(sum, version), argMax(first_ts, version), argMax(last_ts, version), argMax(running_hash, version)
+                   argMax(event_count, version), argMax(sum, version), argMax(first_ts, version), argMax(last_ts, version), argMax(running_hash, version),
+                   argMax(hash_rule, version)
             FROM \(t("segments")) \(filter) GROUP BY account_id, segment_id ORDER BY account_id, segment_id
             """)
         // The newest check's reason, NULL (clean) included: `argMax(corrupt_reason, …)` skips
@@ -45,14 +50,15 @@ extension ClickHouseMeterStore {
             out[account, default: []].append(
                 SegmentRecord(
                     id: id, sealedAt: r[2].chInt, sha: r[3].chString, prev: r[4].chString, count: r[5].chInt ?? 0, sum: r[6].chInt ?? 0,
-                    firstTs: r[7].chInt, lastTs: r[8].chInt, running: r[9].chString ?? "", checkedAt: check?.0, corruptReason: check?.1))
+                    firstTs: r[7].chInt, lastTs: r[8].chInt, running: r[9].chString ?? "", rule: max(1, Int(r[10].chInt ?? 1)), checkedAt: check?.0,
+                    corruptReason: check?.1))
         }
         return out
     }
 
     /// What an independent re-hash of a segment finds wrong with it, if anything.
     func rehash(_ account: String, _ seg: SegmentRecord, previous: String?) async throws -> String? {
-        let d = try await digest(account, segment: seg.id, previous: previous)
+        let d = try await digest(account, segment: seg.id, previous: previous, rule: seg.rule)
         if d.unreadable > 0 { return "\(d.unreadable) stored event(s) cannot be read back as events" }
         if seg.sealedAt != nil {
             if seg.prev != previous { return "its chain link does not name the previous sealed segment" }

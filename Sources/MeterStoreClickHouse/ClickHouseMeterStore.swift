@@ -144,6 +144,8 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     private func run(_ shard: ClickHouseClient, _ sql: String, _ m: ClickHouseSchema.Migration) async throws {
         do {
             try await shard.command(sql)
+        } catch let e as ClickHouseError where e.code == 44 && sql.hasPrefix("ALTER TABLE") && sql.contains(" ADD COLUMN ") {
+            return  // added by a migrate that stopped before recording its version (18.16 has no ADD COLUMN IF NOT EXISTS)
         } catch let e as ClickHouseError {
             throw UsageBoxError(.internal, "migration \(m.version) (\(m.name)) failed on \(shard.host): \(e.message)")
         }

@@ -1,6 +1,7 @@
 import ExactJSON
 import Foundation
 import Metering
+import SegmentChain
 import Testing
 import UsageBoxTesting
 
@@ -362,6 +363,62 @@ struct ClickHouseIngestTests {
         #expect(try await store.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep)).ok, "re-hashed clean")
         let after = try await store.verify(request)
         #expect(after.ok && after.segmentsCorrupt == 0, "\(after.corruptSegments)")
+    }
+
+    /// A correction stored after its month closed is marked in its segment's hash (rule 2):
+    /// clearing its `post_close` in the table breaks the SHA-256. A segment sealed by a writer of
+    /// schema 3 (its row has no rule: read as 1) is re-hashed without the mark and stays clean.
+    @Test func aClearedPostCloseFlagIsCaughtAndOlderSegmentsKeepTheirRule() async throws {
+        guard !(ClickHouseUnderTest.url ?? "").contains("cluster=") else { return }  // the mutation below is one table's
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.ingest([F.event("u", quantity: 5)])
+        _ = try await store.closePeriod(account: "acct_1", period: "2026-05")
+        #expect(try await store.ingest([F.event("fix", kind: .correction, ref: "r", quantity: -1)]).postClose == 1)
+        try await store.sealOpenSegments()
+        let deep = VerifyRequest(account: "acct_1", range: F.may, mode: .deep)
+        #expect(try await store.verify(deep).ok)
+        // Each ingest leaves its segment sealed: the correction's is the last.
+        let sealed = try #require(try await store.segmentRecords("acct_1")["acct_1"]?.last { $0.sealedAt != nil })
+        #expect(sealed.rule == 2)
+        let previous = try await store.segmentRecords("acct_1")["acct_1"]?.last { $0.id < sealed.id }?.sha
+
+        // As a schema-3 writer sealed it: the events alone hashed, no rule in its row.
+        let old = try await store.digest("acct_1", segment: sealed.id, previous: previous, rule: 1).hash.finalize()
+        #expect(old != sealed.sha, "the mark is in the rule-2 hash")
+        try await store.insert(
+            "segments",
+            [
+                .object([
+                    ("account_id", .string("acct_1")), ("segment_id", .number(String(sealed.id))), ("opened_at", .int(0)),
+                    ("sealed_at", .int(sealed.sealedAt ?? 1)), ("event_count", .number(String(sealed.count))), ("sum", .int(sealed.sum)),
+                    ("first_ts", sealed.firstTs.map { .int($0) } ?? .null), ("last_ts", sealed.lastTs.map { .int($0) } ?? .null),
+                    ("sha256", .string(old)), ("prev_sha256", previous.map(JSONValue.string) ?? .null), ("running_hash", .string(sealed.running)),
+                    ("version", .number(String(await store.nextVersion()))),
+                ])
+            ])
+        let asOld = try await store.verify(deep)
+        let oldRule = try await store.segmentRecords("acct_1")["acct_1"]?.first { $0.id == sealed.id }?.rule
+        #expect(asOld.ok && oldRule == 1, "\(asOld.corruptSegments)")
+
+        // Rule 2 again, then the flag cleared: caught.
+        try await store.insert(
+            "segments",
+            [
+                await store.segmentRow(
+                    "acct_1",
+                    .init(
+                        id: sealed.id, openedAt: 0, count: UInt64(sealed.count), sum: sealed.sum, firstTs: sealed.firstTs, lastTs: sealed.lastTs,
+                        running: MultisetHash()), sealedAt: sealed.sealedAt, sha: sealed.sha, prev: previous)
+            ])
+        try await store.command("ALTER TABLE \(store.location.database).events UPDATE post_close = 0 WHERE event_id = 'fix'")
+        for _ in 0..<100 {
+            let flag = try await store.rows("SELECT post_close FROM \(store.location.database).events WHERE event_id = 'fix'")
+            if flag.first?[0].chInt == 0 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let v = try await store.verify(deep)
+        #expect(!v.ok && v.corruptSegments.contains { $0.reason.contains("SHA-256") }, "\(v.corruptSegments)")
     }
 
     /// `["*"]` after a narrowed list keeps every dimension again on ClickHouse too: the meter's

@@ -67,6 +67,66 @@ import UsageBoxTesting
         #expect(try await store.verify(request).ok == false)
     }
 
+    /// A segment sealed before post-close events were marked in its hash (v7) keeps verifying
+    /// under the rule it was sealed with; one sealed after marks them, so clearing the flag of a
+    /// post-close correction in the file is caught there.
+    @Test func segmentsSealedBeforePostCloseMarksStillVerify() async throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path("v7.db")
+        let queue = try DatabaseQueue(path: path)
+        try SQLiteMeterStore.migrator.migrate(queue, upTo: "v7.time-by-segment")
+        let t1 = Fixture.ts("2026-05-01T10:00:00Z").microseconds, t2 = Fixture.ts("2026-05-20T10:00:00Z").microseconds
+        let usage = UsageEvent(
+            eventID: "u1", accountID: "acct_1", meterID: "tokens", modelID: "m1", quantity: 10, unit: "tokens", timestamp: Timestamp(microseconds: t1))
+        let fix = UsageEvent(
+            eventID: "c1", accountID: "acct_1", meterID: "tokens", modelID: "m1", kind: .correction, correctionRef: "r", quantity: -3,
+            unit: "tokens", timestamp: Timestamp(microseconds: t2))
+        // Hashed as v7 sealed it: the events alone.
+        var v7 = SegmentDigest(previous: nil)
+        v7.rule = 1
+        v7.add(usage, key: 1, postClose: false)
+        v7.add(fix, key: 2, postClose: true)
+        let sealedHash = v7.finalize()
+        let base = SQLiteMeterStore.seqBase(segment: 1)
+        let (h1, h2) = (t1 / 3_600_000_000, t2 / 3_600_000_000)
+        try await queue.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO meter (meter_id, unit, created_at) VALUES ('tokens', 'tokens', 0);
+                    INSERT INTO period (account_id, period, closed_at) VALUES ('acct_1', '2026-05', 1);
+                    INSERT INTO segment (id, account_id, opened_at, sealed_at, event_count, sum, first_ts, last_ts, sha256, seq_base)
+                        VALUES (1, 'acct_1', 0, 2, 2, 7, \(t1), \(t2), '\(sealedHash)', \(base));
+                    INSERT INTO event (seq, account_id, event_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts, dimensions,
+                                       segment_id, post_close, ingested_at)
+                        VALUES (\(base), 'acct_1', 'u1', 'tokens', 'm1', 'Usage', NULL, 10, 'tokens', \(t1), '{}', 1, 0, 0),
+                               (\(base + 1), 'acct_1', 'c1', 'tokens', 'm1', 'Correction', 'r', -3, 'tokens', \(t2), '{}', 1, 1, 2);
+                    INSERT INTO rollup_key (id, account_id, meter_id, model_id, kind, unit, dimensions)
+                        VALUES (1, 'acct_1', 'tokens', 'm1', 'Usage', 'tokens', '{}'), (2, 'acct_1', 'tokens', 'm1', 'Correction', 'tokens', '{}');
+                    INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (1, \(h1), 10, 1, 10, 10), (2, \(h2), -3, 1, -3, -3);
+                    INSERT INTO rollup_day (key_id, day, sum, count, min, max) VALUES (1, \(h1 / 24), 10, 1, 10, 10), (2, \(h2 / 24), -3, 1, -3, -3);
+                    INSERT INTO segment_stat (segment_id, key_id, hour, sum, count) VALUES (1, 1, \(h1), 10, 1), (1, 2, \(h2), -3, 1);
+                    """)
+        }
+        try queue.close()
+
+        let store = try SQLiteMeterStore(location: .file(path))
+        let request = VerifyRequest(account: "acct_1", range: Fixture.may, mode: .deep)
+        let before = try await store.verify(request)
+        #expect(before.ok && before.segmentsChecked == 1, "\(before)")
+        // A post-close correction after the upgrade goes to a new segment, sealed under rule 2.
+        #expect(try await store.ingest([Fixture.event("c2", kind: .correction, ref: "r", quantity: -1, at: "2026-05-21T00:00:00Z")]).postClose == 1)
+        try await store.sealOpenSegments()
+        #expect(try await store.verify(request).ok)
+        let rules = try await readDirectly(path) { db in try Int.fetchAll(db, sql: "SELECT hash_rule FROM segment ORDER BY id") }
+        #expect(rules == [1, 2])
+        let edit = try DatabaseQueue(path: path)
+        try await edit.write { db in
+            try db.execute(sql: "DROP TRIGGER event_no_update; UPDATE event SET post_close = 0 WHERE event_id = 'c2'")
+        }
+        let after = try await store.verify(request)
+        #expect(!after.ok && after.corruptSegments.map(\.segmentID) == [ExplainReport.SegmentInfo.name(2)], "\(after.corruptSegments)")
+    }
+
     /// What an acknowledged event's durability rests on: WAL, a synced commit, bounded checkpoints.
     @Test func theWriterConnectionIsDurable() async throws {
         let dir = try TemporaryDirectory()
