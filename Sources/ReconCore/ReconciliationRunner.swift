@@ -133,19 +133,28 @@ public struct ReconciliationRunner: Sendable {
     }
 
     /// The ids of a run's corrections, and of their reverts, that the meter holds, read by id
-    /// (however many corrections share the period's last second).
+    /// (however many corrections share the period's last second). Only an event with the very
+    /// content the run posts under that id is its own: two runs from one meter state propose the
+    /// same slot ids, told apart by their `reconciliation_id` (reverting a run never applied took
+    /// back another run's corrections), and an unrelated event sent under the id (a Usage event in
+    /// August) made revert post −520,000 for a correction never posted.
     static func onTheMeter(_ report: ReconciliationReport, store: any MeterStore) async throws -> Set<String> {
-        let all = report.everyCorrection
         var ids = Set<String>()
-        for (account, corrections) in Dictionary(grouping: all, by: \.accountID).sorted(by: { $0.key < $1.key }) {
-            let wanted = Array(Set(corrections.flatMap { [$0.eventID, compensation($0).eventID] })).sorted()
+        for (account, corrections) in Dictionary(grouping: report.everyCorrection, by: \.accountID).sorted(by: { $0.key < $1.key }) {
+            var expected: [String: UsageEvent] = [:]
+            for c in corrections {
+                for e in [c, compensation(c)] { expected[e.eventID] = e.event }
+            }
+            let wanted = expected.keys.sorted()
             for start in stride(from: 0, to: wanted.count, by: StoredEventLookup.maxIDs) {
                 let stored = try await store.storedEvents(
                     account: account, ids: Array(wanted[start..<min(start + StoredEventLookup.maxIDs, wanted.count)]))
-                // Two runs from one meter state propose the same slot ids: only this run's (its
-                // `reconciliation_id`, carried by its reverts too) are its own. Reverting a run never
-                // applied took back another run's corrections under the shared ids.
-                ids.formUnion(stored.filter { ($0.dimension("reconciliation_id") ?? report.id) == report.id }.map(\.eventID))
+                for e in stored {
+                    // Posted in the meter's unit, which the record does not hold.
+                    guard var own = expected[e.eventID] else { continue }
+                    own.unit = e.unit
+                    if e == own { ids.insert(e.eventID) }
+                }
             }
         }
         return ids

@@ -701,6 +701,31 @@ extension EvidenceTests {
         try await expectApplyRefused(r.id, on: store, "another account's Sonnet under vendor=Anthropic") { $0.contains("vendor='Anthropic'") }
     }
 
+    /// An unrelated event sent under a run's correction id (a request count in August): read
+    /// back by id, it passed for the run's correction, and revert of a run never applied posted
+    /// −520,000. Only the very content the run posts counts as its own.
+    @Test func anUnrelatedEventUnderACorrectionsIdIsNotTheRunsOwn() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let r = try await recordKata(on: store)
+        let id = try #require(r.corrections.first?.eventID)
+        let sent = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: id, accountID: "acct_42", meterID: "api_requests", modelID: nil, quantity: 3, unit: "requests",
+                    timestamp: Timestamp(rfc3339: "2026-08-02T00:00:00Z")!))
+        ])
+        #expect(sent.accepted == 1, "\(sent.errors)")
+        do {
+            let posted = try await service.revert(id: r.id, store: store, log: store)
+            Issue.record("reverted a correction never posted: \(posted)")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && e.message.contains("nothing to revert"), "\(e.message)")
+        }
+        let may = try await store.usage(UsageQuery(scope: .accounts(["acct_42"]), range: S.may, groupBy: [.kind]))
+        #expect(!may.groups.contains { $0.keys[0] == "Correction" }, "no correction in May")
+    }
+
     /// A run read through a card this binary no longer ships (replaced by an upgrade between run
     /// and apply): apply's checks cannot read ids as the run did, and the new card may price the
     /// invoice otherwise. Refused, naming the card; it read ids loosely only before.
