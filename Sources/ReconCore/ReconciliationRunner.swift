@@ -463,6 +463,15 @@ public struct ReconciliationRunner: Sendable {
         }
         let events = report.corrections + (confirmLarge ? report.held.map(\.correction) : [])
         guard !events.isEmpty else { return (IngestResponse(), report.heldNotPosted) }
+        // A retried apply of a run whose every correction is on the meter already answers
+        // duplicates, as posting them again would: the checks below are of what is to be posted,
+        // and a correction posted since by hand answered "the meter changed" to a retry.
+        let present = try await Self.onTheMeter(report, store: store)
+        if events.allSatisfy({ present.contains($0.eventID) }) {
+            var again = IngestResponse()
+            again.duplicates = events.count
+            return (again, report.heldNotPosted)
+        }
         let accounts = Set(events.map(\.accountID))
         let overlapping = try await ReconciliationEngine.overlappingRuns(
             range: report.range, scope: .accounts(accounts.sorted()), vendor: report.vendor, store: store, log: log)

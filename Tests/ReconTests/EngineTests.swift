@@ -75,6 +75,17 @@ import VendorAnthropic
         #expect(rerun.findings.map(\.gapClass) == [.passThrough])
         let explain = try await store.explain(account: "acct_42", range: S.may)
         #expect(explain.corrections.count == 1 && explain.totals.corrections == 520_000)
+        // A correction of another model posted by hand since: a retry still answers duplicate
+        // (it answered "the meter changed", as if the run were not applied).
+        _ = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: "by_hand", accountID: "acct_42", meterID: "claude_tokens", modelID: "claude-haiku-4-5", kind: .correction,
+                    correctionRef: "hand", quantity: 10, unit: "tokens", timestamp: Timestamp(rfc3339: "2026-05-20T00:00:00Z")!,
+                    dimensions: ["token_type": "input", "vendor": "anthropic"]))
+        ])
+        let retried = try await service.apply(id: report.id, confirmLarge: false, store: store, log: store)
+        #expect(retried.duplicates == 1 && retried.accepted == 0)
     }
 
     @Test func correctionsApplyAfterThePeriodIsClosed() async throws {
