@@ -137,6 +137,27 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
     /// before it was kept (before 2026-12-03, only for runs correcting upward).
     public var mapBasis: MapBasis? = nil
 
+    /// For a run of every account in its scope (no `--account`) that proposes corrections: how
+    /// many events those accounts held, in the period and three hours either side, on meters in
+    /// tokens at any scale, under this vendor's names, a label that may be one mistyped, or none.
+    /// A fresh run holds corrections for what any account in scope meters (a loosely written id,
+    /// a `tokens_k` meter, an untyped or unbilled token type, Claude others sell too), and apply
+    /// checked only the corrected accounts: it refuses once this count moved beyond the run's
+    /// own corrections. Nil otherwise, and in reports written before it was kept.
+    public var scopeEvents: ScopeEvents? = nil
+
+    public struct ScopeEvents: Codable, Equatable, Sendable {
+        /// The accounts read; nil for every account.
+        public var accounts: [String]?
+        public var vendors: [String]
+        public var events: Int64
+        public init(accounts: [String]?, vendors: [String], events: Int64) {
+            self.accounts = accounts
+            self.vendors = vendors
+            self.events = events
+        }
+    }
+
     public struct MapBasis: Codable, Equatable, Sendable {
         public var mapped: [String]
         public var models: [String]
@@ -154,7 +175,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         case unmeteredTokenTypes = "unmetered_token_types", findings, priceSteps = "price_steps", days, unattributed, unmapped
         case meteredOutOfScope = "metered_out_of_scope", corrections, held, meterBasis = "meter_basis", rounding, applied
         case appliedEventIDs = "applied_event_ids", appliedAt = "applied_at", revertedAt = "reverted_at", runBy = "run_by"
-        case createdAt = "created_at", scopeBasis = "scope_basis", mapBasis = "map_basis"
+        case createdAt = "created_at", scopeBasis = "scope_basis", mapBasis = "map_basis", scopeEvents = "scope_events"
     }
 
     public enum Verdict: String, Codable, Sendable { case conclusive, inconclusive }

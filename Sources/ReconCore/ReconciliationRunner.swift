@@ -390,6 +390,25 @@ public struct ReconciliationRunner: Sendable {
                         + "the hours after the period no longer move)", field: "id")
             }
         }
+        if let scope = report.scopeEvents {
+            // Last, as the widest: a run of every account in its scope, which a fresh run holds for
+            // what any of them meters since (a loosely written id, tokens_k, an untyped token, Claude
+            // others sell), where the checks above read the corrected accounts.
+            let counts = engine.countsAsVendor(Set(scope.vendors))
+            let now = try await ReconciliationEngine.eventsAround(
+                report.range, scope: scope.accounts.map { .accounts($0) } ?? .all, counts: counts, store: store
+            ).counted
+            let present = try await Self.onTheMeter(report, store: store)
+            let own = Int64(report.everyCorrection.filter { present.contains($0.eventID) && counts($0.dimensions["vendor"]) }.count)
+            guard now == scope.events + own else {
+                throw UsageBoxError(
+                    .conflict,
+                    "the meter changed since reconciliation \(report.id) ran: the accounts it read hold \(now - scope.events - own) event(s) "
+                        + "more (or fewer) in the period or \(MeterLedger.edgeHours) hours either side, under \(report.vendor)'s names, a label "
+                        + "that may be one mistyped, or none: late usage, or another run's corrections; a fresh run reads them all. Run the "
+                        + "reconciliation again rather than apply its corrections", field: "id")
+            }
+        }
     }
 
     /// Posts a run's corrections in slot order, a round at a time: each account's first

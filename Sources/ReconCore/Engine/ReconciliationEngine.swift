@@ -75,7 +75,8 @@ public struct ReconciliationEngine: Sendable {
         // What each account held just before the meter is read: the run's record of the meter
         // (`meterBasis`, which apply compares) is read at its end, and must be of the same moment.
         let readScope: AccountScope = o.attribution.account.map { .accounts([$0]) } ?? o.scope
-        let eventsBefore = try await Self.eventsAround(o.range, scope: readScope, store: store)
+        let countsAsVendor = countsAsVendor(vendorNames.union([plugin.id, card.vendor]))
+        let eventsBefore = try await Self.eventsAround(o.range, scope: readScope, counts: countsAsVendor, store: store)
         let meter = try await MeterLedger.read(
             store, card: card, scopeModels: Set(vendor.cells.keys.map(\.model)).union(card.models),
             vendorNames: vendorNames, mayBeMisspelt: misspellings(of: vendorNames.union([plugin.id, card.vendor])), options: o)
@@ -160,9 +161,15 @@ public struct ReconciliationEngine: Sendable {
         }
         var proposal = try await propose()
         // Proposed again under the hold, so a held run lists no corrections and its findings say why.
-        if !proposal.basis.isEmpty, let moved = try await Self.meterMovedDuringRun(o.range, scope: readScope, before: eventsBefore, store: store) {
-            reasons.append(moved)
-            proposal = try await propose()
+        var eventsAfter: EventsAround?
+        if !proposal.basis.isEmpty {
+            let (moved, after) = try await Self.meterMovedDuringRun(
+                o.range, scope: readScope, before: eventsBefore, counts: countsAsVendor, store: store)
+            eventsAfter = after
+            if let moved {
+                reasons.append(moved)
+                proposal = try await propose()
+            }
         }
         var reported = proposal.findings
         try await Self.nameReissuedBills(
@@ -192,40 +199,86 @@ public struct ReconciliationEngine: Sendable {
         if case let .mapped(map, _) = o.attribution, !proposal.corrections.isEmpty || !proposal.held.isEmpty {
             report.mapBasis = .init(mapped: Set(map.values).sorted(), models: Set(vendor.cells.keys.map(\.model)).sorted())
         }
+        if o.attribution.account == nil, let after = eventsAfter, !proposal.corrections.isEmpty || !proposal.held.isEmpty {
+            let accounts: [String]? = if case let .accounts(list) = readScope { list.sorted() } else { nil }
+            report.scopeEvents = .init(accounts: accounts, vendors: vendorNames.union([plugin.id, card.vendor]).sorted(), events: after.counted)
+        }
         if case let .single(account) = o.attribution, o.invoiceScope == .asGiven {
             report.scopeBasis = .init(accountID: account, meterID: o.meterID, models: Set(vendor.cells.keys.map(\.model)).sorted())
         }
         return report
     }
 
-    /// How many events the accounts in `scope` hold in the period and the hours either side of
-    /// it (where a boundary finding looks), on meters in tokens at any scale, any model, vendor or
-    /// kind: what the run's reads could see there (a `tokens_k` meter, a mistyped vendor label, an
-    /// account an account map leaves out); a request meter's backfill is not. A late event, or
-    /// another run's correction, adds one. Counted before the run reads the meter and after it
-    /// proposes: the run must be of one moment.
-    static func eventsAround(_ range: TimeRange, scope: AccountScope, store: any MeterStore) async throws -> Int64 {
+    /// Events the accounts in `scope` hold in the period and the hours either side of it (where
+    /// a boundary finding looks), on meters in tokens at any scale: `all` of them (any model,
+    /// vendor or kind: what the run's reads could see there — a `tokens_k` meter, a mistyped
+    /// vendor label, an account an account map leaves out; a request meter's backfill is not),
+    /// and those `counts` takes for this vendor's (its names, a label that may be one mistyped,
+    /// none). A late event, or another run's correction, adds one.
+    struct EventsAround: Sendable, Equatable {
+        var all: Int64 = 0
+        var counted: Int64 = 0
+    }
+
+    static func eventsAround(
+        _ range: TimeRange, scope: AccountScope, counts: (String?) -> Bool, store: any MeterStore
+    ) async throws -> EventsAround {
         let edges = try ReconciliationReport.MeterBasis.edgeWindows(range)
         let around = try TimeRange(from: edges[0].from, to: edges[1].to)
         let units = try await MeterLedger.units(store)
-        return try await store.usage(UsageQuery(scope: scope, range: around, groupBy: [.meterID], metrics: [.count])).groups.reduce(0) { total, g in
-            MeterLedger.holdsTokens(g.keys[0], units)
-                ? total + g.aggregate.count : total
+        // By kind too: corrections count in the period only (the period before keeps its own at its
+        // last second, inside the hours before this one: applying April's run moved May's count).
+        func read(_ range: TimeRange, labelled: Bool) async throws -> [UsageGroup] {
+            try await store.usage(
+                UsageQuery(
+                    scope: scope, range: range, groupBy: [.meterID, .kind] + (labelled ? [.dimension("vendor")] : []), metrics: [.count])
+            ).groups
         }
+        var labelled = true
+        var aroundGroups: [UsageGroup]
+        do {
+            aroundGroups = try await read(around, labelled: true)
+        } catch let e as UsageBoxError where e.code == .invalidArgument && e.field == "vendor" {
+            // No event read names a vendor.
+            labelled = false
+            aroundGroups = try await read(around, labelled: false)
+        }
+        var total = EventsAround()
+        for g in aroundGroups where MeterLedger.holdsTokens(g.keys[0], units) {
+            total.all += g.aggregate.count
+            if g.keys[1] != EventKind.correction.rawValue, counts(labelled ? g.keys[2] : nil) { total.counted += g.aggregate.count }
+        }
+        for g in try await read(range, labelled: labelled)
+        where g.keys[1] == EventKind.correction.rawValue && MeterLedger.holdsTokens(g.keys[0], units) && counts(labelled ? g.keys[2] : nil) {
+            total.counted += g.aggregate.count
+        }
+        return total
+    }
+
+    /// Whether a `vendor` label counts as one of `names`' usage: one of them, a label that may be
+    /// one mistyped, or none.
+    public func countsAsVendor(_ names: Set<String>) -> @Sendable (String?) -> Bool {
+        let mayBeMisspelt = misspellings(of: names)
+        return { label in label.map { names.contains($0) || mayBeMisspelt($0) } ?? true }
     }
 
     /// Events that arrived while the run read the meter: its gaps were read before them and its
     /// record of the meter after, so apply would see nothing move and bill a late event twice
     /// (a request's late event, under a model id spelt anew, was: +19,000,000 posted where a fresh
-    /// run then found −500,000). The run is held; run again.
-    static func meterMovedDuringRun(_ range: TimeRange, scope: AccountScope, before: Int64, store: any MeterStore) async throws -> EvidenceReason? {
-        let after = try await eventsAround(range, scope: scope, store: store)
-        guard after != before else { return nil }
-        return EvidenceReason(
-            code: "meter_moved_during_run", effect: .inconclusive,
-            detail: "\(after - before) event(s) arrived in the period (or \(MeterLedger.edgeHours) hours either side) for the accounts this run read "
-                + "while it read the meter, so its gaps and its record of the meter are of different moments",
-            remedy: "run the reconciliation again once late events have stopped arriving")
+    /// run then found −500,000). The run is held; run again. Answers the count after, too.
+    static func meterMovedDuringRun(
+        _ range: TimeRange, scope: AccountScope, before: EventsAround, counts: (String?) -> Bool, store: any MeterStore
+    ) async throws -> (EvidenceReason?, EventsAround) {
+        let after = try await eventsAround(range, scope: scope, counts: counts, store: store)
+        guard after.all != before.all else { return (nil, after) }
+        return (
+            EvidenceReason(
+                code: "meter_moved_during_run", effect: .inconclusive,
+                detail:
+                    "\(after.all - before.all) event(s) arrived in the period (or \(MeterLedger.edgeHours) hours either side) for the accounts this run read "
+                    + "while it read the meter, so its gaps and its record of the meter are of different moments",
+                remedy: "run the reconciliation again once late events have stopped arriving"), after
+        )
     }
 
     /// A gap that takes back an applied run's correction (`earlier_corrections_now_metered`), where
