@@ -21,21 +21,15 @@ enum DailyEvidence {
 
     /// Vendor figures per model × token type (over accounts) per day; nil when a line bills more than a day.
     static func vendorDaily(_ diff: GapDiff, _ key: CellKey, accountwise: Bool) -> [Int64: BucketSum]? {
-        let cells = diff.vendor.filter { accountwise ? $0.key == key : $0.key.modelType == key.modelType }.map(\.value)
-        guard !cells.contains(where: \.hasUndated) else { return nil }
-        var out: [Int64: BucketSum] = [:]
-        for c in cells {
-            for (k, b) in c.clustered { out[Timestamp(microseconds: k.from).day, default: BucketSum()].add(b) }
+        guard accountwise else {
+            return diff.undatedModelTypes.contains(key.modelType) ? nil : diff.vendorDailyByModelType[key.modelType] ?? [:]
         }
-        return out
+        guard let cell = diff.vendor[key] else { return [:] }
+        return cell.hasUndated ? nil : cell.daily
     }
 
     static func meteredDaily(_ diff: GapDiff, _ key: CellKey, accountwise: Bool) -> [Int64: Int64] {
-        var out: [Int64: Int64] = [:]
-        for (k, days) in diff.meteredDaily where accountwise ? k == key : k.modelType == key.modelType {
-            for (d, q) in days { out[d, default: 0] += q }
-        }
-        return out
+        accountwise ? diff.meteredDaily[key] ?? [:] : diff.meteredDailyByModelType[key.modelType] ?? [:]
     }
 
     static func perMillion(_ amount: Decimal, _ tokens: Int64) -> String? {
