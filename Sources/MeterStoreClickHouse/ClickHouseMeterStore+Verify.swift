@@ -61,6 +61,7 @@ extension ClickHouseMeterStore {
         let d = try await digest(account, segment: seg.id, previous: previous, rule: seg.rule)
         if d.unreadable > 0 { return "\(d.unreadable) stored event(s) cannot be read back as events" }
         if seg.sealedAt != nil {
+            if seg.rule > SegmentHash.currentRule { return "it names hash rule \(seg.rule), which no usagebox seals under" }
             if seg.prev != previous { return "its chain link does not name the previous sealed segment" }
             if d.hash.finalize() != seg.sha { return "its events no longer hash to the SHA-256 recorded when it sealed" }
             if Int64(d.count) != seg.count || d.sum != seg.sum { return "its count or sum differs from the ones recorded when it sealed" }

@@ -370,6 +370,7 @@ extension SQLiteMeterStore {
                 account.digest?.add(canonical: encoded, hash: p.contentHash, quantity: e.quantity, microseconds: ts, postClose: inClosedPeriod)
                 groupAccount[p.group] = p.account
                 account.segment?.running.add(p.contentHash)
+                if inClosedPeriod { account.segment?.running.addPostCloseMark(canonical: encoded) }
                 let hour = e.timestamp.hour
                 if runs[p.group].hour != hour { try close(p.group); runs[p.group].hour = hour }
                 try overflowing { try runs[p.group].aggregate.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity)) }

@@ -183,13 +183,15 @@ extension SQLiteMeterStore {
             try db.execute(sql: "DROP INDEX event_account_ts")
         }
         m.registerMigration("v8.post-close-hashed") { db in
-            // Segments sealed from now on mark post-close events in their hash (rule 2), so a file
-            // edit of `post_close` breaks the chain; those sealed before keep the rule they were
-            // sealed under. Open segments are re-read when they seal, under rule 2.
+            // Segments sealed from now on mark post-close events in their hash (rule 2, set by the
+            // seal that hashes them), so a file edit of `post_close` breaks the chain; those sealed
+            // before keep rule 1, and so does a segment an older binary still writing seals.
             try db.execute(
                 sql: """
-                    ALTER TABLE segment ADD COLUMN hash_rule INTEGER NOT NULL DEFAULT 2;
-                    UPDATE segment SET hash_rule = 1 WHERE sealed_at IS NOT NULL;
+                    ALTER TABLE segment ADD COLUMN hash_rule INTEGER NOT NULL DEFAULT 1;
+                    -- Open segments' running hashes now mark post-close events too: worked out again
+                    -- from their stored events when next opened.
+                    UPDATE segment SET running_hash = NULL WHERE sealed_at IS NULL;
                     CREATE TRIGGER segment_sealed_rule_is_final BEFORE UPDATE OF hash_rule ON segment
                     WHEN OLD.sealed_at IS NOT NULL AND NEW.hash_rule IS NOT OLD.hash_rule
                     BEGIN SELECT RAISE(ABORT, 'a sealed segment never changes'); END;

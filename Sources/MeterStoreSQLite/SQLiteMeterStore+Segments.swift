@@ -6,7 +6,8 @@ import SegmentChain
 ///
 /// The segment hash is `SHA-256( prev + "\n" + e₁ + e₂ + … )` where `prev` is the lowercase hex
 /// hash of the account's previous sealed segment (empty for the first) and `eᵢ` is each event's
-/// `UsageEvent.canonicalEncoding` (one JSON line each), in ingest order.
+/// `UsageEvent.canonicalEncoding` (one JSON line each), in ingest order, a post-close event's
+/// followed by `post_close\n` under hash rule 2.
 struct SegmentDigest: @unchecked Sendable {
     // SHA256 from swift-crypto is a value type without a Sendable annotation; it is only ever copied.
     var segmentID: Int64 = 0
@@ -49,7 +50,10 @@ struct SegmentDigest: @unchecked Sendable {
     /// writer by `IngestBatch`). Its statistics come separately, a run of events at a time (`addStats`).
     mutating func add(canonical bytes: UnsafeRawBufferPointer, hash: ContentHash, quantity: Int64, microseconds ts: Int64, postClose: Bool) {
         hasher.add(canonical: bytes)
-        if postClose, rule >= 2 { hasher.markPostClose() }
+        if postClose, rule >= 2 {
+            hasher.markPostClose()
+            multiset.addPostCloseMark(canonical: bytes)
+        }
         multiset.add(hash)
         count += 1
         sum &+= quantity
@@ -104,11 +108,15 @@ extension SQLiteMeterStore {
     }
 
     /// Reads a segment's events in ingest order into a digest.
+    /// Under the hash rule the segment was sealed with; an open one under the current rule, which
+    /// its seal records.
     func digest(_ db: Database, segmentID: Int64, previous: String?, key: (UsageEvent) throws -> Int64) throws -> SegmentDigest {
         var d = SegmentDigest(previous: previous)
-        let segment = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq_base, hash_rule FROM segment WHERE id = ?"), arguments: [segmentID])
+        let segment = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT seq_base, hash_rule, sealed_at FROM segment WHERE id = ?"), arguments: [segmentID])
         let base: Int64? = segment?[0]
-        d.rule = segment?[1] ?? SegmentHash.currentRule
+        let sealed = (segment?[2] as Int64?) != nil
+        d.rule = sealed ? segment?[1] ?? SegmentHash.currentRule : SegmentHash.currentRule
         // A segment's events are its seq range (segment_id is checked too, so an event moved to
         // another segment breaks the hash); older segments use the partial legacy index.
         let rows =
@@ -177,9 +185,9 @@ extension SQLiteMeterStore {
         try db.execute(
             sql: """
                 UPDATE segment SET sealed_at = ?, sha256 = ?, prev_sha256 = ?, event_count = ?, sum = ?, first_ts = ?, last_ts = ?,
-                    verified_at = NULL, corrupt_reason = COALESCE(corrupt_reason, ?)
+                    verified_at = NULL, corrupt_reason = COALESCE(corrupt_reason, ?), hash_rule = ?
                 WHERE id = ?
-                """, arguments: [now, d.finalize(), previous, d.count, d.sum, d.firstTs, d.lastTs, corrupt, segmentID])
+                """, arguments: [now, d.finalize(), previous, d.count, d.sum, d.firstTs, d.lastTs, corrupt, d.rule, segmentID])
     }
 
     /// Records a sealed segment's per-key statistics (its sum and count per rollup key and hour).

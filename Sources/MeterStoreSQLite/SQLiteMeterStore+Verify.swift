@@ -1,5 +1,6 @@
 import GRDB
 import Metering
+import SegmentChain
 
 extension SQLiteMeterStore {
     public func verify(_ request: VerifyRequest) async throws -> VerifyReport {
@@ -115,6 +116,7 @@ extension SQLiteMeterStore {
             reasons.append("it holds \(d.count) events summing \(d.sum), recorded as \(seg.count) summing \(seg.sum)")
         }
         guard seg.sealed else { return (d, reasons) }
+        if !(1...SegmentHash.currentRule).contains(d.rule) { reasons.append("it names hash rule \(d.rule), which no usagebox seals under") }
         if d.finalize() != seg.sha256 { reasons.append("its events no longer hash to the sealed SHA-256") }
         if try previousSealedHash(db, account: seg.account, before: seg.id) != seg.prev {
             reasons.append("the chain is broken: its previous hash differs from the previous sealed segment's")

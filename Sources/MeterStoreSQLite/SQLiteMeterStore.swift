@@ -80,6 +80,12 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
             keyReader = queue
             openLock = nil
         }
+        // A store a newer usagebox has migrated is refused: this binary would write it under
+        // rules it does not know (a segment's hash rule, say) and verify it as corrupt.
+        if try writer.read({ try Self.migrator.hasBeenSuperseded($0) }) {
+            throw UsageBoxError(
+                .conflict, "the store \(path ?? "in memory") was upgraded by a newer usagebox (it has migrations this one does not know); use a newer usagebox")
+        }
         try Self.migrator.migrate(writer)
     }
 

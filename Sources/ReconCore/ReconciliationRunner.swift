@@ -121,7 +121,16 @@ public struct ReconciliationRunner: Sendable {
             guard !now.isEmpty else { break }
             response.add(try await store.ingest(try await Self.events(now.map(Self.compensation), store: store)))
             sent.formUnion(now.map(\.eventID))
-            guard response.rejected == 0, response.conflicts == 0 else { return response }
+            guard response.rejected == 0, response.conflicts == 0 else {
+                // Never a success: the corrections whose reverts were refused stay on the meter.
+                let refused = response.errors.compactMap(\.eventID).sorted()
+                throw UsageBoxError(
+                    .conflict,
+                    "reconciliation \(id) was not reverted: \(refused.count) of its reverts were refused (\(refused.prefix(5).joined(separator: ", "))"
+                        + "\(refused.count > 5 ? ", …" : "")): another event holds that id with other content, or the meter refused it "
+                        + "(\(response.errors.first?.message ?? "")); its corrections stay on the meter: take them back with a Correction of your own",
+                    field: "id")
+            }
         }
         guard !sent.isEmpty else {
             throw UsageBoxError(.conflict, "reconciliation \(id) has no corrections on the meter: there is nothing to revert", field: "id")
@@ -406,7 +415,9 @@ public struct ReconciliationRunner: Sendable {
                     "the meter changed since reconciliation \(report.id) ran: the accounts it read hold \(now - scope.events - own) event(s) "
                         + "more (or fewer) in the period or \(MeterLedger.edgeHours) hours either side, under \(report.vendor)'s names, a label "
                         + "that may be one mistyped, or none: late usage, or another run's corrections; a fresh run reads them all. Run the "
-                        + "reconciliation again rather than apply its corrections", field: "id")
+                        + "reconciliation again rather than apply its corrections (from "
+                        + "\(try ReconciliationReport.MeterBasis.edgeWindows(report.range)[1].to.rfc3339) the hours after the period no longer move)",
+                    field: "id")
             }
         }
     }
@@ -489,6 +500,11 @@ public struct ReconciliationRunner: Sendable {
         if events.allSatisfy({ present.contains($0.eventID) }) {
             var again = IngestResponse()
             again.duplicates = events.count
+            // Recorded as applied, as a post would have (one that died before its record was
+            // written left the run unapplied, and runs cutting across its period unheld).
+            report.appliedEventIDs = Array(Set(report.appliedEventIDs).union(events.map(\.eventID))).sorted()
+            report.applied = true
+            if report.appliedAt == nil { report.appliedAt = Timestamp.now() }
             return (again, report.heldNotPosted)
         }
         let accounts = Set(events.map(\.accountID))

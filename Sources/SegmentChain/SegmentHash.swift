@@ -3,7 +3,8 @@ import Metering
 
 /// The hash that chains an account's segments (docs/events.md):
 /// `SHA-256( prev_hex + "\n" + e₁ + e₂ + … )`, each `eᵢ` an event's canonical encoding followed by
-/// `\n`, in ingest order. Every store backend seals and verifies with this one implementation.
+/// `\n`, in ingest order, a post-close event's followed by `post_close\n` (rule 2). Every store
+/// backend seals and verifies with this one implementation.
 public struct SegmentHash: @unchecked Sendable {
     // SHA256 from swift-crypto is a value type without a Sendable annotation; it is only ever copied.
     private var hasher = SHA256()
@@ -24,7 +25,7 @@ public struct SegmentHash: @unchecked Sendable {
     public mutating func markPostClose() {
         Self.postCloseMark.withUnsafeBytes { hasher.update(bufferPointer: $0) }
     }
-    static let postCloseMark = Array("post_close\n".utf8)
+    public static let postCloseMark = Array("post_close\n".utf8)
 
     /// The hash rule of segments sealed from now on: 1 hashed events only, 2 marks post-close ones.
     public static let currentRule = 2

@@ -127,6 +127,22 @@ import UsageBoxTesting
         #expect(!after.ok && after.corruptSegments.map(\.segmentID) == [ExplainReport.SegmentInfo.name(2)], "\(after.corruptSegments)")
     }
 
+    /// A store a newer usagebox migrated is refused, named, rather than written under rules this
+    /// binary does not know.
+    @Test func aStoreANewerUsageboxMigratedIsRefused() async throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path("newer.db")
+        _ = try SQLiteMeterStore(location: .file(path))
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99.from-the-future')") }
+        try queue.close()
+        #expect {
+            _ = try SQLiteMeterStore(location: .file(path))
+        } throws: { e in
+            (e as? UsageBoxError)?.message.contains("upgraded by a newer usagebox") == true
+        }
+    }
+
     /// What an acknowledged event's durability rests on: WAL, a synced commit, bounded checkpoints.
     @Test func theWriterConnectionIsDurable() async throws {
         let dir = try TemporaryDirectory()

@@ -809,6 +809,49 @@ extension EvidenceTests {
         try await expectApplyRefused(r.id, on: store, "acct_b's late usage, which a fresh run holds for") { $0.contains("the accounts it read hold") }
     }
 
+    /// An event holding a run's revert id with other content: the revert was refused, and
+    /// revert answered success (exit 0, "conflicts 1") with +520,000 still on the meter. It is
+    /// a 409 saying the corrections stay.
+    @Test func aRevertTheMeterRefusesIsNoSuccess() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let r = try await recordKata(on: store)
+        #expect(try await service.apply(id: r.id, confirmLarge: false, store: store, log: store).accepted == 1)
+        let revertID = ReconciliationRunner.compensation(try #require(r.corrections.first)).eventID
+        _ = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: revertID, accountID: "acct_42", meterID: "api_requests", modelID: nil, quantity: 1, unit: "requests",
+                    timestamp: Timestamp(rfc3339: "2026-07-01T00:00:00Z")!))
+        ])
+        do {
+            _ = try await service.revert(id: r.id, store: store, log: store)
+            Issue.record("a refused revert answered success")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && e.message.contains("was not reverted") && e.message.contains(revertID), "\(e.message)")
+        }
+        #expect(try await ReconciliationArchive(store).report(id: r.id)?.revertedAt == nil)
+    }
+
+    /// A run whose corrections are all on the meter while its record says unapplied (an apply
+    /// that died between posting and recording): a retry answers duplicates and records the run
+    /// applied, so a run cutting across its period is held (`overlaps_reconciled_period`).
+    @Test func aRetryOfAnApplyThatDiedBeforeItsRecordRecordsIt() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let r = try await recordKata(on: store)
+        #expect(try await store.ingest(try await ReconciliationRunner.events(r.corrections, store: store)).accepted == 1)
+        let retried = try await service.apply(id: r.id, confirmLarge: false, store: store, log: store)
+        #expect(retried.duplicates == 1 && retried.accepted == 0)
+        let stored = try #require(try await ReconciliationArchive(store).report(id: r.id))
+        #expect(stored.applied && stored.appliedEventIDs == r.corrections.map(\.eventID))
+        let across = try TimeRange(from: "2026-05-15T00:00:00Z", to: "2026-06-15T00:00:00Z")
+        let later = try await service.engine.run(
+            ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: across, account: "acct_42"), store: store,
+            log: store)
+        #expect(codes(later).contains("overlaps_reconciled_period"), "\(codes(later))")
+    }
+
     /// A run read through a card this binary no longer ships (replaced by an upgrade between run
     /// and apply): apply's checks cannot read ids as the run did, and the new card may price the
     /// invoice otherwise. Refused, naming the card; it read ids loosely only before.

@@ -270,7 +270,9 @@ public struct ReconciliationEngine: Sendable {
         _ range: TimeRange, scope: AccountScope, before: EventsAround, counts: (String?) -> Bool, store: any MeterStore
     ) async throws -> (EvidenceReason?, EventsAround) {
         let after = try await eventsAround(range, scope: scope, counts: counts, store: store)
-        guard after.all != before.all else { return (nil, after) }
+        // Both counts: `counted` reads the period's corrections a moment after `all` (a correction
+        // landing in between is in the record of the meter the run did not read).
+        guard after != before else { return (nil, after) }
         return (
             EvidenceReason(
                 code: "meter_moved_during_run", effect: .inconclusive,
