@@ -852,6 +852,24 @@ extension EvidenceTests {
         #expect(codes(later).contains("overlaps_reconciled_period"), "\(codes(later))")
     }
 
+    /// A Usage event sent under the id of an account's next correction slot: every fresh run
+    /// proposed that id again and every apply of it conflicted, for good. The slot is skipped.
+    @Test func aSlotIdHeldByAnotherKindOfEventIsSkipped() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let r = try await recordKata(on: store)
+        let id = try #require(r.corrections.first?.eventID)
+        _ = try await store.ingest([
+            .event(
+                UsageEvent(
+                    eventID: id, accountID: "acct_42", meterID: "api_requests", modelID: nil, quantity: 2, unit: "requests",
+                    timestamp: Timestamp(rfc3339: "2026-07-03T00:00:00Z")!))
+        ])
+        let fresh = try await recordKata(on: store)
+        #expect(fresh.corrections.map(\.quantity) == [520_000] && fresh.corrections.first?.eventID != id)
+        #expect(try await service.apply(id: fresh.id, confirmLarge: false, store: store, log: store).accepted == 1)
+    }
+
     /// A run read through a card this binary no longer ships (replaced by an upgrade between run
     /// and apply): apply's checks cannot read ids as the run did, and the new card may price the
     /// invoice otherwise. Refused, naming the card; it read ids loosely only before.

@@ -37,6 +37,17 @@ struct CorrectionSlots: Sendable {
             guard let account = g.keys[0] else { continue }
             out.counts[account, default: 0] += g.aggregate.count
         }
+        // A slot whose id another kind of event holds (a Usage event sent under `recon_…`) is
+        // skipped: every fresh run proposed that id again and every apply of it conflicted.
+        for account in accounts.sorted() {
+            var slot = out.count(account: account)
+            for _ in 0..<16 {
+                let held = try await store.storedEvents(account: account, ids: [eventID(account: account, slot: slot)])
+                guard let other = held.first, other.kind != .correction else { break }
+                slot += 1
+            }
+            if slot != out.count(account: account) { out.counts[account] = slot }
+        }
         return out
     }
 }
