@@ -671,11 +671,7 @@ extension EvidenceTests {
 
     @Test func aHeldBackingOutOfAnUnmappedAccountIsRecheckedAtApply() async throws {
         let store = try S.store()
-        _ = try await store.ingest([
-            Self.event("a", account: "acct_1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
-            Self.event("b", account: "acct_3", model: "claude-sonnet-4-5", type: "input", quantity: 5_000_000),
-        ])
-        let invoice = S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100", workspace: "wrkspc_1")])
+        let invoice = try await meterAnAccountOutsideTheMap(store, model: "claude-sonnet-4-5")
         var options = ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: S.may, account: nil)
         options.accountMap = ["wrkspc_1": "acct_1"]
         let r = try await service.run(options, store: store, log: store).report

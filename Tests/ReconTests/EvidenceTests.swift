@@ -475,13 +475,20 @@ import VendorAnthropic
         #expect(r.verdict == .conclusive)
     }
 
-    @Test func anAccountTheMapDoesNotNameIsNotOverMetered() async throws {
-        let store = try S.store()
+    /// acct_1, mapped from wrkspc_1, metering 1,000,000 Haiku input and billed it; acct_3, which
+    /// no map entry names, metering 5,000,000 input of `model`. The invoice, to be mapped
+    /// `["wrkspc_1": "acct_1"]`.
+    func meterAnAccountOutsideTheMap(_ store: SQLiteMeterStore, model: String) async throws -> InvoiceFile {
         _ = try await store.ingest([
             Self.event("a", account: "acct_1", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000),
-            Self.event("b", account: "acct_3", model: "claude-haiku-4-5", type: "input", quantity: 5_000_000),
+            Self.event("b", account: "acct_3", model: model, type: "input", quantity: 5_000_000),
         ])
-        let invoice = S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100", workspace: "wrkspc_1")])
+        return S.costReport([.init(model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100", workspace: "wrkspc_1")])
+    }
+
+    @Test func anAccountTheMapDoesNotNameIsNotOverMetered() async throws {
+        let store = try S.store()
+        let invoice = try await meterAnAccountOutsideTheMap(store, model: "claude-haiku-4-5")
         let r = try await run(store, [invoice], account: nil) { $0.accountMap = ["wrkspc_1": "acct_1"] }
         let acct3 = try #require(r.findings.first { $0.accountID == "acct_3" })
         #expect(acct3.gapClass == .unexplained && acct3.blockedBy == ["account_not_in_map"])
