@@ -77,6 +77,28 @@ import VendorAnthropic
 
     // MARK: the request
 
+    /// A run's ids skip every slot whose id an event holds, of any kind: a slot skipped once left
+    /// the count behind the slots used, and the next run proposed its predecessor's id again
+    /// (stopping at a correction), so every apply conflicted. The count apply compares stays the
+    /// corrections' own.
+    @Test func correctionSlotsSkipEveryHeldId() async throws {
+        let store = try S.store()
+        func event(_ slot: Int64, kind: EventKind) -> IngestItem {
+            .event(
+                UsageEvent(
+                    eventID: CorrectionSlots.eventID(account: "acct_1", slot: slot), accountID: "acct_1", meterID: "m", modelID: "x", kind: kind,
+                    correctionRef: kind == .correction ? "r" : nil, quantity: 1, unit: "tokens", timestamp: Self.t("2026-05-31T23:59:59Z")))
+        }
+        // Slot 0 taken by a Usage event, slot 1 by the correction a run posted after skipping it.
+        _ = try await store.ingest([event(0, kind: .usage), event(1, kind: .correction)])
+        let slots = try await CorrectionSlots.read(accounts: ["acct_1"], store: store, holding: true)
+        #expect(slots.count(account: "acct_1") == 1)
+        #expect([0, 1, 2].map { slots.slot(account: "acct_1", index: $0) } == [2, 3, 4])
+        _ = try await store.ingest([event(3, kind: .usage)])
+        let again = try await CorrectionSlots.read(accounts: ["acct_1"], store: store, holding: true)
+        #expect([0, 1, 2].map { again.slot(account: "acct_1", index: $0) } == [2, 4, 5], "a held id later in the run's slots too")
+    }
+
     @Test func periodBoundsAreDatesOrUTC() throws {
         let range = try ReconciliationRequest.period(from: "2026-06-01", to: "2026-07-01T00:00:00Z")
         #expect(range.from == Self.t("2026-06-01T00:00:00Z") && range.to == Self.t("2026-07-01T00:00:00Z"))

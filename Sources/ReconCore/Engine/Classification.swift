@@ -94,7 +94,11 @@ struct CorrectionProposal: Sendable {
             }
         }
         let gaps = out.findings.filter { $0.gapClass == .meteringGap }
-        let slots = try await CorrectionSlots.read(accounts: Set(gaps.compactMap(\.accountID)), store: store)
+        let slots = try await CorrectionSlots.read(accounts: Set(gaps.compactMap(\.accountID)), store: store, holding: true)
+        // What each account metered of each model, summed once (filtered per correction, it was
+        // quadratic in the accounts of a run).
+        var meteredOfModel: [CellKey: Int64] = [:]
+        for (k, q) in diff.metered { meteredOfModel[CellKey(model: k.model, tokenType: nil, account: k.account), default: 0] += q }
         // A relabel pair is decided together: blocked, held or proposed as one.
         var groups: [[Int]] = []
         var grouped = Set<Int>()
@@ -174,7 +178,7 @@ struct CorrectionProposal: Sendable {
                 c.quantity < 0 ? c.quantity.magnitude > UInt64(max(f.metered, 0)) / 2 : f.pairedWith == nil && c.quantity >= f.metered
             }
             let unseen = proposed.first { c, f in
-                c.quantity > 0 && diff.metered.filter { $0.key.model == f.modelID && $0.key.account == f.accountID }.values.reduce(0, +) == 0
+                c.quantity > 0 && (meteredOfModel[CellKey(model: f.modelID, tokenType: nil, account: f.accountID)] ?? 0) == 0
             }
             // A gap found only on the period's last few days is the signature of an export pulled
             // before the vendor's last day landed (or of events still on their way to the meter):
@@ -220,7 +224,7 @@ struct CorrectionProposal: Sendable {
         func nextID(_ c: ProposedCorrection) -> String {
             let taken = claimed[c.accountID] ?? 0
             claimed[c.accountID] = taken + 1
-            return CorrectionSlots.eventID(account: c.accountID, slot: slots.count(account: c.accountID) + taken)
+            return CorrectionSlots.eventID(account: c.accountID, slot: slots.slot(account: c.accountID, index: taken))
         }
         for i in out.corrections.indices { out.corrections[i].eventID = nextID(out.corrections[i]) }
         for i in out.held.indices { out.held[i].correction.eventID = nextID(out.held[i].correction) }

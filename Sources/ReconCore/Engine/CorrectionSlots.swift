@@ -14,18 +14,41 @@ import Metering
 /// run reads as the model, passed every per-model check.
 struct CorrectionSlots: Sendable {
     var counts: [String: Int64] = [:]
+    /// Slots from an account's count on whose id some stored event sits already (a Usage event
+    /// sent under `recon_…`, or a correction of a run that skipped such a slot): a run's ids skip
+    /// them. Every fresh run proposed such an id again and every apply of it conflicted, for good.
+    var held: [String: Set<Int64>] = [:]
 
+    /// The correction count, which apply compares (`MeterBasis.slot`).
     func count(account: String) -> Int64 { counts[account] ?? 0 }
+
+    /// The slot of an account's `index`th correction of a run: the slots from its count on, held
+    /// ones skipped.
+    func slot(account: String, index: Int64) -> Int64 {
+        var slot = count(account: account), free: Int64 = 0
+        let taken = held[account] ?? []
+        while true {
+            if !taken.contains(slot) {
+                if free == index { return slot }
+                free += 1
+            }
+            slot += 1
+        }
+    }
 
     /// The id of the correction in an account's `slot`.
     static func eventID(account: String, slot: Int64) -> String {
         "recon_" + String(sha256Hex(Array("slot|\(account)|\(slot)".utf8)).prefix(40))
     }
 
+    /// How many slots past the count are looked up for held ids (a run's corrections on one
+    /// account, with room to skip).
+    static let lookahead: Int64 = 64
+
     /// Every correction on `accounts` from 1970 (events cannot be older) to 2100 (corrections
     /// are dated at their period's end, never past a few minutes from now; every backend's time
-    /// types reach it).
-    static func read(accounts: Set<String>, store: any MeterStore) async throws -> CorrectionSlots {
+    /// types reach it). `holding`: also look up which slots' ids are held (a run assigning ids).
+    static func read(accounts: Set<String>, store: any MeterStore, holding: Bool = false) async throws -> CorrectionSlots {
         var out = CorrectionSlots()
         guard !accounts.isEmpty else { return out }
         let allTime = try TimeRange(from: Timestamp(microseconds: 0), to: Timestamp(rfc3339: "2100-01-01T00:00:00Z")!)
@@ -37,16 +60,13 @@ struct CorrectionSlots: Sendable {
             guard let account = g.keys[0] else { continue }
             out.counts[account, default: 0] += g.aggregate.count
         }
-        // A slot whose id another kind of event holds (a Usage event sent under `recon_…`) is
-        // skipped: every fresh run proposed that id again and every apply of it conflicted.
+        guard holding else { return out }
         for account in accounts.sorted() {
-            var slot = out.count(account: account)
-            for _ in 0..<16 {
-                let held = try await store.storedEvents(account: account, ids: [eventID(account: account, slot: slot)])
-                guard let other = held.first, other.kind != .correction else { break }
-                slot += 1
-            }
-            if slot != out.count(account: account) { out.counts[account] = slot }
+            let first = out.count(account: account)
+            let slots = Dictionary(uniqueKeysWithValues: (first..<first + lookahead).map { (eventID(account: account, slot: $0), $0) })
+            let stored = try await store.storedEvents(account: account, ids: Array(slots.keys))
+            let taken = Set(stored.compactMap { slots[$0.eventID] })
+            if !taken.isEmpty { out.held[account] = taken }
         }
         return out
     }
