@@ -200,7 +200,9 @@ let package = Package(
         .testTarget(
             name: "MeterStoreSQLiteTests",
             // UsageBoxApp: where the SQLite store is declared a ReconciliationLog (the composition root).
-            dependencies: ["MeterStoreSQLite", "Metering", "UsageBoxTesting", "UsageBoxApp", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "MeterStoreSQLite", "Metering", "SegmentChain", "UsageBoxTesting", "UsageBoxApp", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

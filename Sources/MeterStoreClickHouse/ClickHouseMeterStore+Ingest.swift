@@ -446,7 +446,6 @@ extension ClickHouseMeterStore {
                 open.firstTs = min(open.firstTs ?? .max, e.timestamp.microseconds)
                 open.lastTs = max(open.lastTs ?? .min, e.timestamp.microseconds)
                 open.running.add(p.contentHash)
-                if inClosed { batch.canonical.withUnsafeBytes { open.running.addPostCloseMark(canonical: UnsafeRawBufferPointer(rebasing: $0[p.canonical])) } }
                 state.open = open
                 state.magnitude += Double(e.quantity.magnitude)
                 state.ids?.insert(EventIDSet.hash(e.eventID))
@@ -822,10 +821,7 @@ extension ClickHouseMeterStore {
                     d.hash.add(canonical: $0)
                     d.multiset.add(canonical: $0)
                 }
-                if rule >= 2, r[10].chInt == 1 {
-                    d.hash.markPostClose()
-                    buffer.withUnsafeBytes { d.multiset.addPostCloseMark(canonical: $0) }
-                }
+                if rule >= 2, r[10].chInt == 1 { d.hash.markPostClose() }
                 d.count += 1
                 d.sum = d.sum &+ e.quantity
                 d.firstTs = min(d.firstTs ?? .max, e.timestamp.microseconds)

@@ -73,6 +73,11 @@ extension SQLiteMeterStore {
             if let e = error as? DatabaseError {
                 throw UsageBoxError.invalidArgument("\(backup) cannot be read as a store: \(e.message ?? "\(e)"); nothing was restored", field: "from")
             }
+            if var e = error as? UsageBoxError, e.message.contains(staging) {
+                // Opened as the staging copy: the user named the backup.
+                e.message = e.message.replacingOccurrences(of: "the store \(staging)", with: "the backup \(backup)") + "; nothing was restored"
+                throw e
+            }
             throw error
         }
         // Nobody may have the store open while it is replaced (a running server would go on

@@ -128,6 +128,8 @@ struct OpenSegment {
     var dirty = false
     /// The multiset hash of its events, kept with each committed batch.
     var running = MultisetHash()
+    /// How many of them are post-close, kept likewise; nil where not known.
+    var postClose: Int64? = 0
 
     mutating func add(quantity: Int64, microseconds ts: Int64) throws {
         count += 1
@@ -370,7 +372,7 @@ extension SQLiteMeterStore {
                 account.digest?.add(canonical: encoded, hash: p.contentHash, quantity: e.quantity, microseconds: ts, postClose: inClosedPeriod)
                 groupAccount[p.group] = p.account
                 account.segment?.running.add(p.contentHash)
-                if inClosedPeriod { account.segment?.running.addPostCloseMark(canonical: encoded) }
+                if inClosedPeriod { account.segment?.postClose? += 1 }
                 let hour = e.timestamp.hour
                 if runs[p.group].hour != hour { try close(p.group); runs[p.group].hour = hour }
                 try overflowing { try runs[p.group].aggregate.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity)) }
@@ -440,10 +442,14 @@ extension SQLiteMeterStore {
         if let row = try Row.fetchOne(
             db.cachedStatement(
                 sql: """
-                    SELECT id, opened_at, event_count, sum, first_ts, last_ts, seq_base, running_hash FROM segment WHERE account_id = ? AND sealed_at IS NULL
+                    SELECT id, opened_at, event_count, sum, first_ts, last_ts, seq_base, running_hash, post_close_count FROM segment
+                    WHERE account_id = ? AND sealed_at IS NULL
                     """), arguments: [account])
         {
             var seg = OpenSegment(id: row[0], seqBase: row[6], openedAt: row[1], count: row[2], sum: row[3], firstTs: row[4], lastTs: row[5])
+            // Not known (opened before it was kept): counted from what is stored now.
+            seg.postClose = try row[8] ?? Int64.fetchOne(db, sql: "SELECT count(*) FROM event WHERE segment_id = ? AND post_close = 1", arguments: [seg.id])
+            if row[8] == nil { seg.dirty = true }
             if let kept: String = row[7], let hash = MultisetHash(hex: kept) {
                 seg.running = hash
             } else if seg.count > 0 {
@@ -468,8 +474,10 @@ extension SQLiteMeterStore {
 
     func flush(_ db: Database, _ seg: inout OpenSegment) throws {
         guard seg.dirty else { return }
-        try db.cachedStatement(sql: "UPDATE segment SET event_count = ?, sum = ?, first_ts = ?, last_ts = ?, running_hash = ? WHERE id = ?")
-            .execute(arguments: [seg.count, seg.sum, seg.firstTs, seg.lastTs, seg.running.hex, seg.id])
+        try db.cachedStatement(
+            sql: "UPDATE segment SET event_count = ?, sum = ?, first_ts = ?, last_ts = ?, running_hash = ?, post_close_count = ? WHERE id = ?"
+        )
+        .execute(arguments: [seg.count, seg.sum, seg.firstTs, seg.lastTs, seg.running.hex, seg.postClose, seg.id])
         seg.dirty = false
     }
 

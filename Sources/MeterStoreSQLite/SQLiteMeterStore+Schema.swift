@@ -189,9 +189,10 @@ extension SQLiteMeterStore {
             try db.execute(
                 sql: """
                     ALTER TABLE segment ADD COLUMN hash_rule INTEGER NOT NULL DEFAULT 1;
-                    -- Open segments' running hashes now mark post-close events too: worked out again
-                    -- from their stored events when next opened.
-                    UPDATE segment SET running_hash = NULL WHERE sealed_at IS NULL;
+                    -- How many post-close events an open segment holds, kept with each batch beside
+                    -- its running hash (which covers the events alone, as every version keeps it):
+                    -- fewer on a re-read means a flag was cleared. NULL where not known.
+                    ALTER TABLE segment ADD COLUMN post_close_count INTEGER;
                     CREATE TRIGGER segment_sealed_rule_is_final BEFORE UPDATE OF hash_rule ON segment
                     WHEN OLD.sealed_at IS NOT NULL AND NEW.hash_rule IS NOT OLD.hash_rule
                     BEGIN SELECT RAISE(ABORT, 'a sealed segment never changes'); END;

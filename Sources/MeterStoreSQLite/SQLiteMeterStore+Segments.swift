@@ -27,6 +27,8 @@ struct SegmentDigest: @unchecked Sendable {
     /// The segment's hash rule (`SegmentHash.currentRule` for new segments; 1 for those sealed
     /// before post-close events were marked, re-hashed as they were sealed).
     var rule = SegmentHash.currentRule
+    /// Its post-close events.
+    var postClose: Int64 = 0
 
     init(previous: String?) {
         self.previous = previous
@@ -50,10 +52,10 @@ struct SegmentDigest: @unchecked Sendable {
     /// writer by `IngestBatch`). Its statistics come separately, a run of events at a time (`addStats`).
     mutating func add(canonical bytes: UnsafeRawBufferPointer, hash: ContentHash, quantity: Int64, microseconds ts: Int64, postClose: Bool) {
         hasher.add(canonical: bytes)
-        if postClose, rule >= 2 {
-            hasher.markPostClose()
-            multiset.addPostCloseMark(canonical: bytes)
-        }
+        if postClose { self.postClose += 1 }
+        // The running multiset stays the events' alone, as every version keeps it (an older
+        // usagebox writing the same segment must agree with it).
+        if postClose, rule >= 2 { hasher.markPostClose() }
         multiset.add(hash)
         count += 1
         sum &+= quantity
@@ -173,9 +175,11 @@ extension SQLiteMeterStore {
             d = running
         } else {
             d = try digest(db, segmentID: segmentID, previous: previous) { try ctx.keyID(db, ctx.rollupKey(db, $0)) }
-            let kept = try String.fetchOne(db, sql: "SELECT running_hash FROM segment WHERE id = ?", arguments: [segmentID])
-            if let kept, kept != d.multiset.hex {
+            let kept = try Row.fetchOne(db, sql: "SELECT running_hash, post_close_count FROM segment WHERE id = ?", arguments: [segmentID])
+            if let hash: String = kept?[0], hash != d.multiset.hex {
                 corrupt = "its events changed while it was open: they no longer match the running hash kept with each batch"
+            } else if let flagged: Int64 = kept?[1], d.postClose < flagged {
+                corrupt = Self.clearedFlags(flagged, now: d.postClose)
             }
         }
         var done = d
@@ -188,6 +192,10 @@ extension SQLiteMeterStore {
                     verified_at = NULL, corrupt_reason = COALESCE(corrupt_reason, ?), hash_rule = ?
                 WHERE id = ?
                 """, arguments: [now, d.finalize(), previous, d.count, d.sum, d.firstTs, d.lastTs, corrupt, d.rule, segmentID])
+    }
+
+    static func clearedFlags(_ then: Int64, now: Int64) -> String {
+        "a post-close flag was cleared while it was open: it held \(then) post-close event(s) and holds \(now)"
     }
 
     /// Records a sealed segment's per-key statistics (its sum and count per rollup key and hour).

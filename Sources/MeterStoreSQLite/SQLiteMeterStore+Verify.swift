@@ -21,12 +21,13 @@ extension SQLiteMeterStore {
         var sum: Int64
         var verified: Bool
         var running: String?
+        var postClose: Int64?
         var corrupt: String?
         var account: String
 
         static let columns = """
             id, sealed_at IS NOT NULL AS sealed, sha256, prev_sha256, event_count, sum, verified_at IS NOT NULL AS verified, \
-            running_hash, corrupt_reason, account_id
+            running_hash, post_close_count, corrupt_reason, account_id
             """
         init(row r: Row) {
             id = r["id"]
@@ -37,6 +38,7 @@ extension SQLiteMeterStore {
             sum = r["sum"]
             verified = r["verified"]
             running = r["running_hash"]
+            postClose = r["post_close_count"]
             corrupt = r["corrupt_reason"]
             account = r["account_id"]
         }
@@ -112,6 +114,7 @@ extension SQLiteMeterStore {
         if let running = seg.running, running != d.multiset.hex {
             reasons.append("its events no longer match the running hash kept with each batch")
         }
+        if let flagged = seg.postClose, d.postClose < flagged { reasons.append(Self.clearedFlags(flagged, now: d.postClose)) }
         if d.count != seg.count || d.sum != seg.sum {
             reasons.append("it holds \(d.count) events summing \(d.sum), recorded as \(seg.count) summing \(seg.sum)")
         }

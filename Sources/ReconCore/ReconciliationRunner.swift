@@ -185,8 +185,8 @@ public struct ReconciliationRunner: Sendable {
             throw UsageBoxError(
                 .conflict,
                 "reconciliation \(report.id) read the invoice through \(report.rateCard.vendor) rate card \(report.rateCard.version) "
-                    + "(sha256 \(report.rateCard.sha256.prefix(12))…), which this binary no longer ships or cannot read back; run the "
-                    + "reconciliation again to read it through the card in use now", field: "id")
+                    + "(sha256 \(report.rateCard.sha256.prefix(12))…), which is not a card this usagebox ships\(report.rateCard.yaml == nil ? " (a card given as a file was not kept by runs recorded before this version)" : ", and the card the run kept cannot be read back")"
+                    + ": apply's checks cannot read model ids as the run did; run the reconciliation again", field: "id")
         }
         return report.rateCard.modelMap.map { ModelMappedCard(card: card, map: $0) } ?? card
     }

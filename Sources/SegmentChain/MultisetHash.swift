@@ -27,14 +27,6 @@ public struct MultisetHash: Sendable, Equatable {
         limbs = (r0, r1, r2, r3)
     }
 
-    /// Adds the mark of a post-close event (hash rule 2): the hash of its canonical encoding
-    /// followed by `post_close\n`, so clearing the flag in an open segment no longer matches.
-    public mutating func addPostCloseMark(canonical bytes: UnsafeRawBufferPointer) {
-        var marked = Array(bytes)
-        marked.append(contentsOf: SegmentHash.postCloseMark)
-        marked.withUnsafeBytes { add(canonical: $0) }
-    }
-
     public mutating func add(_ e: UsageEvent) {
         var buffer: [UInt8] = []
         e.appendCanonical(to: &buffer)

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Metering
+import SegmentChain
 import Testing
 import UsageBoxTesting
 
@@ -125,6 +126,45 @@ import UsageBoxTesting
         }
         let after = try await store.verify(request)
         #expect(!after.ok && after.corruptSegments.map(\.segmentID) == [ExplainReport.SegmentInfo.name(2)], "\(after.corruptSegments)")
+    }
+
+    /// An open segment edited before the upgrade (its running hash, kept by v7, no longer
+    /// matches): still reported after it, and its seal keeps the finding. The upgrade once set
+    /// open segments' running hashes aside and the edit passed for good.
+    @Test func anOpenSegmentEditedBeforeTheUpgradeIsStillCaught() async throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path("v7-open.db")
+        let queue = try DatabaseQueue(path: path)
+        try SQLiteMeterStore.migrator.migrate(queue, upTo: "v7.time-by-segment")
+        let t1 = Fixture.ts("2026-05-01T10:00:00Z").microseconds
+        let sent = UsageEvent(
+            eventID: "u1", accountID: "acct_1", meterID: "tokens", modelID: "m1", quantity: 10, unit: "tokens", timestamp: Timestamp(microseconds: t1))
+        var hashing = MultisetHash()
+        hashing.add(sent)
+        let running = hashing.hex
+        let base = SQLiteMeterStore.seqBase(segment: 1)
+        let h = t1 / 3_600_000_000
+        try await queue.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO meter (meter_id, unit, created_at) VALUES ('tokens', 'tokens', 0);
+                    INSERT INTO segment (id, account_id, opened_at, event_count, sum, first_ts, last_ts, seq_base, running_hash)
+                        VALUES (1, 'acct_1', 0, 1, 10, \(t1), \(t1), \(base), '\(running)');
+                    INSERT INTO event (seq, account_id, event_id, meter_id, model_id, kind, quantity, unit, ts, dimensions, segment_id, ingested_at)
+                        VALUES (\(base), 'acct_1', 'u1', 'tokens', 'm2', 'Usage', 10, 'tokens', \(t1), '{}', 1, 0);
+                    INSERT INTO rollup_key (id, account_id, meter_id, model_id, kind, unit, dimensions)
+                        VALUES (1, 'acct_1', 'tokens', 'm2', 'Usage', 'tokens', '{}');
+                    INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (1, \(h), 10, 1, 10, 10);
+                    INSERT INTO rollup_day (key_id, day, sum, count, min, max) VALUES (1, \(h / 24), 10, 1, 10, 10);
+                    """)
+        }
+        try queue.close()
+        let store = try SQLiteMeterStore(location: .file(path))
+        let request = VerifyRequest(account: "acct_1", range: Fixture.may, mode: .deep)
+        let open = try await store.verify(request)
+        #expect(!open.ok && open.corruptSegments.contains { $0.reason.contains("running hash") }, "\(open.corruptSegments)")
+        try await store.sealOpenSegments()
+        #expect(try await store.verify(request).ok == false)
     }
 
     /// A store a newer usagebox migrated is refused, named, rather than written under rules this

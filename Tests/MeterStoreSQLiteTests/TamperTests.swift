@@ -181,20 +181,22 @@ import UsageBoxTesting
         #expect(throws: (any Error).self) { try edit("UPDATE segment SET hash_rule = 1") }
     }
 
-    /// The flag cleared while its segment is still open: the running hash kept with each batch
-    /// marks it too, so verify says so before the seal (which re-reads the events) could hash the
-    /// edit in. A sealed segment naming a hash rule no usagebox seals under is corrupt as well.
+    /// The flag cleared while its segment is still open: the count of post-close events kept
+    /// with each batch says so, before the seal and after it (the seal re-reads the events, as
+    /// any edit by another process drops the writer's own digest, and would hash the edit in).
+    /// A sealed segment naming a hash rule no usagebox seals under is corrupt as well.
     @Test func aClearedPostCloseFlagInAnOpenSegmentOrAnUnknownRuleIsCaught() async throws {
         _ = try await store.closePeriod(account: "acct_1", period: "2026-05")
         #expect(try await store.ingest([Fixture.event("late_fix", kind: .correction, ref: "r", quantity: -5, at: "2026-05-20T00:00:00Z")]).postClose == 1)
         #expect(try await verify().ok)
         try edit("DROP TRIGGER event_no_update; UPDATE event SET post_close = 0 WHERE event_id = 'late_fix';")
         let open = try await verify()
-        #expect(!open.ok && open.corruptSegments.contains { $0.reason.contains("running hash") }, "\(open.corruptSegments)")
-
-        try edit("UPDATE event SET post_close = 1 WHERE event_id = 'late_fix';")
+        #expect(!open.ok && open.corruptSegments.contains { $0.reason.contains("post-close flag was cleared") }, "\(open.corruptSegments)")
         try await store.sealOpenSegments()
-        #expect(try await verify().ok)
+        let sealed = try await verify()
+        #expect(!sealed.ok && sealed.corruptSegments.contains { $0.reason.contains("post-close flag was cleared") }, "\(sealed.corruptSegments)")
+        try edit("UPDATE event SET post_close = 1 WHERE event_id = 'late_fix';")
+
         try edit("DROP TRIGGER segment_sealed_rule_is_final; UPDATE segment SET hash_rule = 99 WHERE id = 1;")
         let unknown = try await verify()
         #expect(!unknown.ok && unknown.corruptSegments.contains { $0.reason.contains("hash rule 99") }, "\(unknown.corruptSegments)")

@@ -875,7 +875,7 @@ extension EvidenceTests {
         var r = try await recordKata(on: store)
         r.rateCard.sha256 = String(repeating: "0", count: 64)
         try await ReconciliationArchive(store).update(r)
-        try await expectApplyRefused(r.id, on: store, "applied through a card it cannot read") { $0.contains("no longer ships") }
+        try await expectApplyRefused(r.id, on: store, "applied through a card it cannot read") { $0.contains("not a card this usagebox ships") }
     }
 
     /// An account whose own events carry no `vendor` label: the run read every other account's

@@ -91,11 +91,11 @@ import VendorAnthropic
         }
         // Slot 0 taken by a Usage event, slot 1 by the correction a run posted after skipping it.
         _ = try await store.ingest([event(0, kind: .usage), event(1, kind: .correction)])
-        let slots = try await CorrectionSlots.read(accounts: ["acct_1"], store: store, holding: true)
+        let slots = try await CorrectionSlots.read(accounts: ["acct_1"], store: store, holding: ["acct_1": 3])
         #expect(slots.count(account: "acct_1") == 1)
         #expect([0, 1, 2].map { slots.slot(account: "acct_1", index: $0) } == [2, 3, 4])
         _ = try await store.ingest([event(3, kind: .usage)])
-        let again = try await CorrectionSlots.read(accounts: ["acct_1"], store: store, holding: true)
+        let again = try await CorrectionSlots.read(accounts: ["acct_1"], store: store, holding: ["acct_1": 3])
         #expect([0, 1, 2].map { again.slot(account: "acct_1", index: $0) } == [2, 4, 5], "a held id later in the run's slots too")
     }
 

@@ -94,7 +94,9 @@ struct CorrectionProposal: Sendable {
             }
         }
         let gaps = out.findings.filter { $0.gapClass == .meteringGap }
-        let slots = try await CorrectionSlots.read(accounts: Set(gaps.compactMap(\.accountID)), store: store, holding: true)
+        let slots = try await CorrectionSlots.read(
+            accounts: Set(gaps.compactMap(\.accountID)), store: store,
+            holding: gaps.reduce(into: [:]) { out, f in f.accountID.map { out[$0, default: 0] += 1 } })
         // What each account metered of each model, summed once (filtered per correction, it was
         // quadratic in the accounts of a run).
         var meteredOfModel: [CellKey: Int64] = [:]

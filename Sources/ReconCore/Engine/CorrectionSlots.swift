@@ -41,14 +41,14 @@ struct CorrectionSlots: Sendable {
         "recon_" + String(sha256Hex(Array("slot|\(account)|\(slot)".utf8)).prefix(40))
     }
 
-    /// How many slots past the count are looked up for held ids (a run's corrections on one
-    /// account, with room to skip).
-    static let lookahead: Int64 = 64
+    /// Slots looked up past the count beyond the run's corrections on the account: room to skip.
+    static let slack = 8
 
     /// Every correction on `accounts` from 1970 (events cannot be older) to 2100 (corrections
     /// are dated at their period's end, never past a few minutes from now; every backend's time
-    /// types reach it). `holding`: also look up which slots' ids are held (a run assigning ids).
-    static func read(accounts: Set<String>, store: any MeterStore, holding: Bool = false) async throws -> CorrectionSlots {
+    /// types reach it). `holding`: for a run assigning ids, how many corrections it may make on
+    /// each account; the slots they may take are looked up for held ids.
+    static func read(accounts: Set<String>, store: any MeterStore, holding: [String: Int]? = nil) async throws -> CorrectionSlots {
         var out = CorrectionSlots()
         guard !accounts.isEmpty else { return out }
         let allTime = try TimeRange(from: Timestamp(microseconds: 0), to: Timestamp(rfc3339: "2100-01-01T00:00:00Z")!)
@@ -60,10 +60,11 @@ struct CorrectionSlots: Sendable {
             guard let account = g.keys[0] else { continue }
             out.counts[account, default: 0] += g.aggregate.count
         }
-        guard holding else { return out }
+        guard let holding else { return out }
         for account in accounts.sorted() {
             let first = out.count(account: account)
-            let slots = Dictionary(uniqueKeysWithValues: (first..<first + lookahead).map { (eventID(account: account, slot: $0), $0) })
+            let window = Int64(min((holding[account] ?? 0) + slack, StoredEventLookup.maxIDs))
+            let slots = Dictionary(uniqueKeysWithValues: (first..<first + window).map { (eventID(account: account, slot: $0), $0) })
             let stored = try await store.storedEvents(account: account, ids: Array(slots.keys))
             let taken = Set(stored.compactMap { slots[$0.eventID] })
             if !taken.isEmpty { out.held[account] = taken }
