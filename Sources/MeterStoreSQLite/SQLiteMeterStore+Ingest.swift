@@ -448,7 +448,7 @@ extension SQLiteMeterStore {
         {
             var seg = OpenSegment(id: row[0], seqBase: row[6], openedAt: row[1], count: row[2], sum: row[3], firstTs: row[4], lastTs: row[5])
             // Not known (opened before it was kept): counted from what is stored now.
-            seg.postClose = try row[8] ?? Int64.fetchOne(db, sql: "SELECT count(*) FROM event WHERE segment_id = ? AND post_close = 1", arguments: [seg.id])
+            seg.postClose = try row[8] ?? Self.postCloseCount(db, segment: seg.id, seqBase: seg.seqBase)
             if row[8] == nil { seg.dirty = true }
             if let kept: String = row[7], let hash = MultisetHash(hex: kept) {
                 seg.running = hash

@@ -193,6 +193,10 @@ extension SQLiteMeterStore {
                     -- its running hash (which covers the events alone, as every version keeps it):
                     -- fewer on a re-read means a flag was cleared. NULL where not known.
                     ALTER TABLE segment ADD COLUMN post_close_count INTEGER;
+                    UPDATE segment SET post_close_count = (
+                        SELECT count(*) FROM event e
+                        WHERE e.seq >= segment.seq_base AND e.seq < segment.seq_base + 4294967296 AND e.segment_id = segment.id AND e.post_close = 1
+                    ) WHERE sealed_at IS NULL AND seq_base IS NOT NULL;
                     CREATE TRIGGER segment_sealed_rule_is_final BEFORE UPDATE OF hash_rule ON segment
                     WHEN OLD.sealed_at IS NOT NULL AND NEW.hash_rule IS NOT OLD.hash_rule
                     BEGIN SELECT RAISE(ABORT, 'a sealed segment never changes'); END;

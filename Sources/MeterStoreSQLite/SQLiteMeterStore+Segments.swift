@@ -194,6 +194,18 @@ extension SQLiteMeterStore {
                 """, arguments: [now, d.finalize(), previous, d.count, d.sum, d.firstTs, d.lastTs, corrupt, d.rule, segmentID])
     }
 
+    /// How many post-close events a segment holds, read through its seq range (older segments
+    /// through the partial legacy index), never a scan of every event.
+    static func postCloseCount(_ db: Database, segment: Int64, seqBase: Int64?) throws -> Int64 {
+        if let seqBase {
+            return try Int64.fetchOne(
+                db, sql: "SELECT count(*) FROM event WHERE seq >= ? AND seq < ? AND segment_id = ? AND post_close = 1",
+                arguments: [seqBase, seqBase + legacySeqLimit, segment]) ?? 0
+        }
+        return try Int64.fetchOne(
+            db, sql: "SELECT count(*) FROM event WHERE segment_id = ? AND seq < \(legacySeqLimit) AND post_close = 1", arguments: [segment]) ?? 0
+    }
+
     static func clearedFlags(_ then: Int64, now: Int64) -> String {
         "a post-close flag was cleared while it was open: it held \(then) post-close event(s) and holds \(now)"
     }

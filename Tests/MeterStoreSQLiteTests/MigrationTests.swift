@@ -167,6 +167,49 @@ import UsageBoxTesting
         #expect(try await store.verify(request).ok == false)
     }
 
+    /// A segment open at the upgrade holding a post-close correction: the migration counts its
+    /// post-close events, so clearing the flag after the upgrade is reported (counted at the
+    /// first write instead, the edit passed for good).
+    @Test func aFlagClearedAfterTheUpgradeInASegmentOpenAtItIsCaught() async throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path("v7-postclose.db")
+        let queue = try DatabaseQueue(path: path)
+        try SQLiteMeterStore.migrator.migrate(queue, upTo: "v7.time-by-segment")
+        let t1 = Fixture.ts("2026-05-20T10:00:00Z").microseconds
+        let fix = UsageEvent(
+            eventID: "c1", accountID: "acct_1", meterID: "tokens", modelID: "m1", kind: .correction, correctionRef: "r", quantity: -3,
+            unit: "tokens", timestamp: Timestamp(microseconds: t1))
+        var hashing = MultisetHash()
+        hashing.add(fix)
+        let running = hashing.hex
+        let base = SQLiteMeterStore.seqBase(segment: 1)
+        let h = t1 / 3_600_000_000
+        try await queue.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO meter (meter_id, unit, created_at) VALUES ('tokens', 'tokens', 0);
+                    INSERT INTO period (account_id, period, closed_at) VALUES ('acct_1', '2026-05', 1);
+                    INSERT INTO segment (id, account_id, opened_at, event_count, sum, first_ts, last_ts, seq_base, running_hash)
+                        VALUES (1, 'acct_1', 0, 1, -3, \(t1), \(t1), \(base), '\(running)');
+                    INSERT INTO event (seq, account_id, event_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts, dimensions,
+                                       segment_id, post_close, ingested_at)
+                        VALUES (\(base), 'acct_1', 'c1', 'tokens', 'm1', 'Correction', 'r', -3, 'tokens', \(t1), '{}', 1, 1, 2);
+                    INSERT INTO rollup_key (id, account_id, meter_id, model_id, kind, unit, dimensions)
+                        VALUES (1, 'acct_1', 'tokens', 'm1', 'Correction', 'tokens', '{}');
+                    INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (1, \(h), -3, 1, -3, -3);
+                    INSERT INTO rollup_day (key_id, day, sum, count, min, max) VALUES (1, \(h / 24), -3, 1, -3, -3);
+                    """)
+        }
+        try queue.close()
+        let store = try SQLiteMeterStore(location: .file(path))
+        let request = VerifyRequest(account: "acct_1", range: Fixture.may, mode: .deep)
+        #expect(try await store.verify(request).ok)
+        let edit = try DatabaseQueue(path: path)
+        try await edit.write { try $0.execute(sql: "DROP TRIGGER event_no_update; UPDATE event SET post_close = 0 WHERE event_id = 'c1'") }
+        let after = try await store.verify(request)
+        #expect(!after.ok && after.corruptSegments.contains { $0.reason.contains("post-close flag was cleared") }, "\(after.corruptSegments)")
+    }
+
     /// A store a newer usagebox migrated is refused, named, rather than written under rules this
     /// binary does not know.
     @Test func aStoreANewerUsageboxMigratedIsRefused() async throws {
