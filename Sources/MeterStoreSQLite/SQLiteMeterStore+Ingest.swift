@@ -128,8 +128,8 @@ struct OpenSegment {
     var dirty = false
     /// The multiset hash of its events, kept with each committed batch.
     var running = MultisetHash()
-    /// How many of them are post-close, kept likewise; nil where not known.
-    var postClose: Int64? = 0
+    /// How many of them are post-close, kept likewise.
+    var postClose: Int64 = 0
 
     mutating func add(quantity: Int64, microseconds ts: Int64) throws {
         count += 1
@@ -372,7 +372,7 @@ extension SQLiteMeterStore {
                 account.digest?.add(canonical: encoded, hash: p.contentHash, quantity: e.quantity, microseconds: ts, postClose: inClosedPeriod)
                 groupAccount[p.group] = p.account
                 account.segment?.running.add(p.contentHash)
-                if inClosedPeriod { account.segment?.postClose? += 1 }
+                if inClosedPeriod { account.segment?.postClose += 1 }
                 let hour = e.timestamp.hour
                 if runs[p.group].hour != hour { try close(p.group); runs[p.group].hour = hour }
                 try overflowing { try runs[p.group].aggregate.add(UsageAggregate(sum: e.quantity, count: 1, min: e.quantity, max: e.quantity)) }
@@ -463,7 +463,7 @@ extension SQLiteMeterStore {
     }
 
     func createSegment(_ db: Database, account: String, now: Int64, ctx: inout WriteContext) throws -> OpenSegment {
-        try db.execute(sql: "INSERT INTO segment (account_id, opened_at) VALUES (?, ?)", arguments: [account, now])
+        try db.execute(sql: "INSERT INTO segment (account_id, opened_at, post_close_count) VALUES (?, ?, 0)", arguments: [account, now])
         let id = db.lastInsertedRowID
         let base = Self.seqBase(segment: id)
         try db.execute(sql: "UPDATE segment SET seq_base = ? WHERE id = ?", arguments: [base, id])

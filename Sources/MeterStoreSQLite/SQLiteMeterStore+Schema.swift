@@ -197,6 +197,9 @@ extension SQLiteMeterStore {
                         SELECT count(*) FROM event e
                         WHERE e.seq >= segment.seq_base AND e.seq < segment.seq_base + 4294967296 AND e.segment_id = segment.id AND e.post_close = 1
                     ) WHERE sealed_at IS NULL AND seq_base IS NOT NULL;
+                    UPDATE segment SET post_close_count = (
+                        SELECT count(*) FROM event e WHERE e.segment_id = segment.id AND e.seq < 4294967296 AND e.post_close = 1
+                    ) WHERE sealed_at IS NULL AND seq_base IS NULL;
                     CREATE TRIGGER segment_sealed_rule_is_final BEFORE UPDATE OF hash_rule ON segment
                     WHEN OLD.sealed_at IS NOT NULL AND NEW.hash_rule IS NOT OLD.hash_rule
                     BEGIN SELECT RAISE(ABORT, 'a sealed segment never changes'); END;

@@ -25,7 +25,7 @@ public struct SegmentHash: @unchecked Sendable {
     public mutating func markPostClose() {
         Self.postCloseMark.withUnsafeBytes { hasher.update(bufferPointer: $0) }
     }
-    public static let postCloseMark = Array("post_close\n".utf8)
+    static let postCloseMark = Array("post_close\n".utf8)
 
     /// The hash rule of segments sealed from now on: 1 hashed events only, 2 marks post-close ones.
     public static let currentRule = 2
