@@ -134,31 +134,12 @@ import UsageBoxTesting
     @Test func anOpenSegmentEditedBeforeTheUpgradeIsStillCaught() async throws {
         let dir = try TemporaryDirectory()
         let path = dir.path("v7-open.db")
-        let queue = try DatabaseQueue(path: path)
-        try SQLiteMeterStore.migrator.migrate(queue, upTo: "v7.time-by-segment")
-        let t1 = Fixture.ts("2026-05-01T10:00:00Z").microseconds
         let sent = UsageEvent(
-            eventID: "u1", accountID: "acct_1", meterID: "tokens", modelID: "m1", quantity: 10, unit: "tokens", timestamp: Timestamp(microseconds: t1))
-        var hashing = MultisetHash()
-        hashing.add(sent)
-        let running = hashing.hex
-        let base = SQLiteMeterStore.seqBase(segment: 1)
-        let h = t1 / 3_600_000_000
-        try await queue.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO meter (meter_id, unit, created_at) VALUES ('tokens', 'tokens', 0);
-                    INSERT INTO segment (id, account_id, opened_at, event_count, sum, first_ts, last_ts, seq_base, running_hash)
-                        VALUES (1, 'acct_1', 0, 1, 10, \(t1), \(t1), \(base), '\(running)');
-                    INSERT INTO event (seq, account_id, event_id, meter_id, model_id, kind, quantity, unit, ts, dimensions, segment_id, ingested_at)
-                        VALUES (\(base), 'acct_1', 'u1', 'tokens', 'm2', 'Usage', 10, 'tokens', \(t1), '{}', 1, 0);
-                    INSERT INTO rollup_key (id, account_id, meter_id, model_id, kind, unit, dimensions)
-                        VALUES (1, 'acct_1', 'tokens', 'm2', 'Usage', 'tokens', '{}');
-                    INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (1, \(h), 10, 1, 10, 10);
-                    INSERT INTO rollup_day (key_id, day, sum, count, min, max) VALUES (1, \(h / 24), 10, 1, 10, 10);
-                    """)
-        }
-        try queue.close()
+            eventID: "u1", accountID: "acct_1", meterID: "tokens", modelID: "m1", quantity: 10, unit: "tokens",
+            timestamp: Fixture.ts("2026-05-01T10:00:00Z"))
+        var edited = sent
+        edited.modelID = "m2"
+        try await Self.v7StoreWithAnOpenSegment(path, holding: edited, runningHashOf: sent)
         let store = try SQLiteMeterStore(location: .file(path))
         let request = VerifyRequest(account: "acct_1", range: Fixture.may, mode: .deep)
         let open = try await store.verify(request)
@@ -173,34 +154,10 @@ import UsageBoxTesting
     @Test func aFlagClearedAfterTheUpgradeInASegmentOpenAtItIsCaught() async throws {
         let dir = try TemporaryDirectory()
         let path = dir.path("v7-postclose.db")
-        let queue = try DatabaseQueue(path: path)
-        try SQLiteMeterStore.migrator.migrate(queue, upTo: "v7.time-by-segment")
-        let t1 = Fixture.ts("2026-05-20T10:00:00Z").microseconds
         let fix = UsageEvent(
             eventID: "c1", accountID: "acct_1", meterID: "tokens", modelID: "m1", kind: .correction, correctionRef: "r", quantity: -3,
-            unit: "tokens", timestamp: Timestamp(microseconds: t1))
-        var hashing = MultisetHash()
-        hashing.add(fix)
-        let running = hashing.hex
-        let base = SQLiteMeterStore.seqBase(segment: 1)
-        let h = t1 / 3_600_000_000
-        try await queue.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO meter (meter_id, unit, created_at) VALUES ('tokens', 'tokens', 0);
-                    INSERT INTO period (account_id, period, closed_at) VALUES ('acct_1', '2026-05', 1);
-                    INSERT INTO segment (id, account_id, opened_at, event_count, sum, first_ts, last_ts, seq_base, running_hash)
-                        VALUES (1, 'acct_1', 0, 1, -3, \(t1), \(t1), \(base), '\(running)');
-                    INSERT INTO event (seq, account_id, event_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts, dimensions,
-                                       segment_id, post_close, ingested_at)
-                        VALUES (\(base), 'acct_1', 'c1', 'tokens', 'm1', 'Correction', 'r', -3, 'tokens', \(t1), '{}', 1, 1, 2);
-                    INSERT INTO rollup_key (id, account_id, meter_id, model_id, kind, unit, dimensions)
-                        VALUES (1, 'acct_1', 'tokens', 'm1', 'Correction', 'tokens', '{}');
-                    INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (1, \(h), -3, 1, -3, -3);
-                    INSERT INTO rollup_day (key_id, day, sum, count, min, max) VALUES (1, \(h / 24), -3, 1, -3, -3);
-                    """)
-        }
-        try queue.close()
+            unit: "tokens", timestamp: Fixture.ts("2026-05-20T10:00:00Z"))
+        try await Self.v7StoreWithAnOpenSegment(path, holding: fix, runningHashOf: fix, postClose: true)
         let store = try SQLiteMeterStore(location: .file(path))
         let request = VerifyRequest(account: "acct_1", range: Fixture.may, mode: .deep)
         #expect(try await store.verify(request).ok)
@@ -208,6 +165,35 @@ import UsageBoxTesting
         try await edit.write { try $0.execute(sql: "DROP TRIGGER event_no_update; UPDATE event SET post_close = 0 WHERE event_id = 'c1'") }
         let after = try await store.verify(request)
         #expect(!after.ok && after.corruptSegments.contains { $0.reason.contains("post-close flag was cleared") }, "\(after.corruptSegments)")
+    }
+
+    /// A v7 store as v7 left it: acct_1's one open segment holding `event` (post-close, its May
+    /// closed, when said), its rollups, and the running hash kept of `runningHashOf`.
+    static func v7StoreWithAnOpenSegment(_ path: String, holding e: UsageEvent, runningHashOf sent: UsageEvent, postClose: Bool = false) async throws {
+        let queue = try DatabaseQueue(path: path)
+        try SQLiteMeterStore.migrator.migrate(queue, upTo: "v7.time-by-segment")
+        var hashing = MultisetHash()
+        hashing.add(sent)
+        let running = hashing.hex
+        let (t, q, base) = (e.timestamp.microseconds, e.quantity, SQLiteMeterStore.seqBase(segment: 1))
+        let h = t / 3_600_000_000
+        try await queue.write { db in
+            if postClose { try db.execute(sql: "INSERT INTO period (account_id, period, closed_at) VALUES ('acct_1', '2026-05', 1)") }
+            try db.execute(
+                sql: """
+                    INSERT INTO meter (meter_id, unit, created_at) VALUES ('tokens', 'tokens', 0);
+                    INSERT INTO segment (id, account_id, opened_at, event_count, sum, first_ts, last_ts, seq_base, running_hash)
+                        VALUES (1, 'acct_1', 0, 1, \(q), \(t), \(t), \(base), '\(running)');
+                    INSERT INTO event (seq, account_id, event_id, meter_id, model_id, kind, correction_ref, quantity, unit, ts, dimensions,
+                                       segment_id, post_close, ingested_at)
+                        VALUES (\(base), 'acct_1', ?, 'tokens', ?, ?, ?, \(q), 'tokens', \(t), '{}', 1, \(postClose ? 1 : 0), 2);
+                    INSERT INTO rollup_key (id, account_id, meter_id, model_id, kind, unit, dimensions)
+                        VALUES (1, 'acct_1', 'tokens', ?, ?, 'tokens', '{}');
+                    INSERT INTO rollup_hour (key_id, hour, sum, count, min, max) VALUES (1, \(h), \(q), 1, \(q), \(q));
+                    INSERT INTO rollup_day (key_id, day, sum, count, min, max) VALUES (1, \(h / 24), \(q), 1, \(q), \(q));
+                    """, arguments: [e.eventID, e.modelID, e.kind.rawValue, e.correctionRef, e.modelID, e.kind.rawValue])
+        }
+        try queue.close()
     }
 
     /// A store a newer usagebox migrated is refused, named, rather than written under rules this
