@@ -201,7 +201,10 @@ public struct ReconciliationRunner: Sendable {
     /// vendor's `vendor` dimension claims,
     /// and other runs' corrections of models this one does not correct (or posted under another
     /// vendor), do not count: reconciling two vendors, then applying both, is the usual month-end.
-    func checkMeterUnchanged(_ report: ReconciliationReport, posting: [ProposedCorrection], store: any MeterStore) async throws {
+    /// `present`: the run's corrections and reverts on the meter, as `onTheMeter` read them just before.
+    func checkMeterUnchanged(
+        _ report: ReconciliationReport, posting: [ProposedCorrection], present: Set<String>, store: any MeterStore
+    ) async throws {
         let card = try readingCard(report)
         let units = try await MeterLedger.units(store)
         if let scope = report.scopeBasis {
@@ -407,7 +410,7 @@ public struct ReconciliationRunner: Sendable {
             let now = try await ReconciliationEngine.eventsAround(
                 report.range, scope: scope.accounts.map { .accounts($0) } ?? .all, counts: counts, store: store
             ).counted
-            let present = try await Self.onTheMeter(report, store: store)
+            // (Read before `now`: one of this run's corrections posted in between counts as another's: refused, never missed.)
             let own = Int64(report.everyCorrection.filter { present.contains($0.eventID) && counts($0.dimensions["vendor"]) }.count)
             guard now == scope.events + own else {
                 throw UsageBoxError(
@@ -515,7 +518,7 @@ public struct ReconciliationRunner: Sendable {
                 .conflict,
                 "reconciliation \(report.id) cannot be applied: \(first.detail); \(first.remedy ?? "")", field: "id")
         }
-        try await checkMeterUnchanged(report, posting: events, store: store)
+        try await checkMeterUnchanged(report, posting: events, present: present, store: store)
         let response = try await Self.postInSlotOrder(events, store: store)
         let failed = Set(response.errors.map(\.index))
         let posted = events.indices.filter { !failed.contains($0) }.map { events[$0].eventID }
