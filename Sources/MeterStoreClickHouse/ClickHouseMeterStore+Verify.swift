@@ -22,8 +22,9 @@ extension ClickHouseMeterStore {
         var corruptReason: String?
     }
 
-    func segmentRecords(_ account: String? = nil) async throws -> [String: [SegmentRecord]] {
-        let filter = account.map { "WHERE account_id = \(ClickHouseClient.quote($0))" } ?? ""
+    /// Every account's segments, or those of `accounts`.
+    func segmentRecords(_ accounts: [String]? = nil) async throws -> [String: [SegmentRecord]] {
+        let filter = accounts.map { "WHERE account_id IN (\($0.map(ClickHouseClient.quote).joined(separator: ", ")))" } ?? ""
         let segs = try await rows(
             """
             SELECT account_id, segment_id, argMax(sealed_at, version), argMax(sha256, version), argMax(prev_sha256, version),
@@ -84,10 +85,83 @@ extension ClickHouseMeterStore {
     }
 
     public func verify(_ req: VerifyRequest) async throws -> VerifyReport {
+        try await verify(accounts: [req.account], range: req.range, mode: req.mode, byDay: req.byDay)[0]
+    }
+
+    public func verify(accounts: [String], range: TimeRange, mode: VerifyMode) async throws -> [VerifyReport] {
+        try await verify(accounts: accounts, range: range, mode: mode, byDay: false)
+    }
+
+    /// Accounts checked in one pair of statements (one per rollup): reconciliation's gate sent
+    /// two per account, each reading a granule of every part for its account, and an org of 100
+    /// accounts spent seconds there (docs/clickhouse.md).
+    static let verifyChunk = 25
+
+    func verify(accounts: [String], range: TimeRange, mode: VerifyMode, byDay: Bool) async throws -> [VerifyReport] {
         let h = Timestamp.microsPerHour
-        let fromHour = floorDiv(req.range.from.microseconds, h)
-        let toHour = floorDiv(req.range.to.microseconds + h - 1, h)
-        let all = try await segmentRecords(req.account)[req.account] ?? []
+        let fromHour = floorDiv(range.from.microseconds, h)
+        let toHour = floorDiv(range.to.microseconds + h - 1, h)
+        var reports: [String: VerifyReport] = [:]
+        let distinct = Array(Set(accounts)).sorted()
+        for start in stride(from: 0, to: distinct.count, by: Self.verifyChunk) {
+            let chunk = Array(distinct[start..<min(start + Self.verifyChunk, distinct.count)])
+            let records = try await segmentRecords(chunk)
+            let cells = try await rollupCheck(chunk, fromHour: fromHour, toHour: toHour, byDay: byDay)
+            // Segments a few accounts at a time: re-hashing one is a read of its events.
+            let segments = try await withThrowingTaskGroup(of: (String, Int, [VerifyReport.CorruptSegment]).self) { group in
+                var next = 0
+                func launch() {
+                    guard next < chunk.count else { return }
+                    let account = chunk[next]
+                    next += 1
+                    group.addTask {
+                        let (checked, corrupt) = try await self.checkSegments(
+                            account, records[account] ?? [], fromHour: fromHour, toHour: toHour, mode: mode)
+                        return (account, checked, corrupt)
+                    }
+                }
+                for _ in 0..<4 { launch() }
+                var done: [String: (Int, [VerifyReport.CorruptSegment])] = [:]
+                while let (account, checked, corrupt) = try await group.next() {
+                    done[account] = (checked, corrupt)
+                    launch()
+                }
+                return done
+            }
+            for account in chunk {
+                let (checked, corrupt) = segments[account] ?? (0, [])
+                var c = cells[account] ?? RollupCheck()
+                if byDay {
+                    // Every day of the period is listed, days without events too.
+                    var day = floorDiv(fromHour, 24)
+                    while day * 24 < toHour {
+                        if c.days[day] == nil { c.days[day] = (0, 0, 0) }
+                        day += 1
+                    }
+                }
+                let (rollupSum, rawSum) = try c.totals.reported()
+                var report = VerifyReport(
+                    ok: c.drift == 0 && corrupt.isEmpty && c.mismatches.isEmpty && !c.extremaMismatch, mode: mode, rollupSum: rollupSum,
+                    rawSum: rawSum, drift: c.drift, segmentsChecked: checked, segmentsCorrupt: corrupt.count, mismatches: c.mismatches,
+                    days: byDay
+                        ? c.days.sorted { $0.key < $1.key }.map {
+                            .init(
+                                day: Timestamp(microseconds: $0.key * h * 24).dayString, rollupSum: $0.value.rollup, rawSum: $0.value.raw, drift: $0.value.drift
+                            )
+                        } : nil)
+                report.corruptSegments = corrupt
+                reports[account] = report
+            }
+        }
+        return accounts.map { reports[$0]! }
+    }
+
+    /// Re-hashes the segments of `account` overlapping the hours (incremental: only those not
+    /// re-hashed clean since they sealed), recording what sealed ones were found.
+    func checkSegments(
+        _ account: String, _ all: [SegmentRecord], fromHour: Int64, toHour: Int64, mode: VerifyMode
+    ) async throws -> (checked: Int, corrupt: [VerifyReport.CorruptSegment]) {
+        let h = Timestamp.microsPerHour
         var checked = 0
         var corrupt: [VerifyReport.CorruptSegment] = []
         var previous: String?
@@ -95,108 +169,90 @@ extension ClickHouseMeterStore {
             defer { if seg.sealedAt != nil { previous = seg.sha } }
             guard let first = seg.firstTs, let last = seg.lastTs, first < toHour * h, last >= fromHour * h else { continue }
             checked += 1
-            let trusted = req.mode == .incremental && seg.sealedAt != nil && seg.checkedAt != nil && seg.corruptReason == nil
+            let trusted = mode == .incremental && seg.sealedAt != nil && seg.checkedAt != nil && seg.corruptReason == nil
             var reason: String?
             if trusted {
                 reason = nil
-            } else if req.mode == .incremental, seg.sealedAt != nil, let known = seg.corruptReason {
+            } else if mode == .incremental, seg.sealedAt != nil, let known = seg.corruptReason {
                 reason = known
             } else {
-                reason = try await rehash(req.account, seg, previous: previous)
-                if seg.sealedAt != nil { try await recordCheck(req.account, seg.id, reason) }
+                reason = try await rehash(account, seg, previous: previous)
+                if seg.sealedAt != nil { try await recordCheck(account, seg.id, reason) }
             }
             if let reason { corrupt.append(.init(segmentID: ExplainReport.SegmentInfo.name(seg.id), reason: reason)) }
         }
-        // Rollups against raw events, per rollup key and hour, and per key and day. A cell's
-        // dimensions come back only where its two sides differ (a mismatch names them): every
-        // cell's, of an account with thousands of keys of long dimensions, was a response of
-        // hundreds of megabytes held in this process.
+        return (checked, corrupt)
+    }
+
+    /// What comparing one account's rollups with its raw events found.
+    struct RollupCheck {
         var drift: Int64 = 0
         var totals = VerifyTotals()
         var mismatches: [VerifyReport.Mismatch] = []
         var extremaMismatch = false
         var days: [Int64: (rollup: Int64, raw: Int64, drift: Int64)] = [:]
+    }
+
+    /// Rollups against raw events, per rollup key and hour and per key and day, for each of
+    /// `accounts`. ClickHouse adds up each account's sides and returns only the cells that differ
+    /// (all of them for `byDay`, whose days add up every cell), and those whose high half is so
+    /// large that joining the halves may pass 64 bits, so that the check refuses as it does cell
+    /// by cell. Clean cells add nothing to drift, mismatches or extrema. A cell's dimensions come
+    /// back only where its two sides differ (a mismatch names them): every cell's, of an account
+    /// with thousands of keys of long dimensions, was a response of hundreds of megabytes.
+    func rollupCheck(_ accounts: [String], fromHour: Int64, toHour: Int64, byDay: Bool) async throws -> [String: RollupCheck] {
+        var out: [String: RollupCheck] = [:]
+        let list = accounts.map(ClickHouseClient.quote).joined(separator: ", ")
+        let wide = "2147483647"  // |high half| past which high × 2^32 + low may not fit 64 bits
         for level in ClickHouseSchema.rollups {
             let from = floorDiv(fromHour, level.hours)
             let to = floorDiv(toHour + level.hours - 1, level.hours)
-            let a = ClickHouseClient.quote(req.account)
-            let cells = try await rows(
+            let keep = byDay ? "1" : "NOT same OR abs(r_hi) >= \(wide) OR abs(e_hi) >= \(wide)"
+            let answer = try await rows(
                 """
-                SELECT meter_id, model_id, kind, unit,
-                       if(r_hi = e_hi AND r_lo = e_lo AND r_count = e_count AND r_min = e_min AND r_max = e_max, '', dimensions) AS shown,
-                       bucket, r_hi, r_lo, r_count, e_hi, e_lo, e_count, r_min, e_min, r_max, e_max FROM
-                (SELECT meter_id, model_id, kind, unit, dimensions, \(level.bucket) AS bucket,
+                SELECT account_id, sum(r_hi), sum(r_lo), sum(e_hi), sum(e_lo),
+                       groupArrayIf((meter_id, model_id, kind, unit, if(same, '', dimensions), bucket,
+                                     r_hi, r_lo, r_count, e_hi, e_lo, e_count, r_min, e_min, r_max, e_max), \(keep))
+                FROM (
+                SELECT account_id, meter_id, model_id, kind, unit, dimensions, bucket, r_hi, r_lo, r_count, e_hi, e_lo, e_count, r_min, e_min, r_max, e_max,
+                       r_hi = e_hi AND r_lo = e_lo AND r_count = e_count AND r_min = e_min AND r_max = e_max AS same FROM
+                (SELECT account_id, meter_id, model_id, kind, unit, dimensions, \(level.bucket) AS bucket,
                         sumMerge(sum_hi) AS r_hi, sumMerge(sum_lo) AS r_lo, countMerge(count) AS r_count,
                         minMerge(min) AS r_min, maxMerge(max) AS r_max
-                 FROM \(t(level.table)) WHERE account_id = \(a) AND \(level.bucket) >= \(from) AND \(level.bucket) < \(to)
-                 GROUP BY meter_id, model_id, kind, unit, dimensions, bucket)
+                 FROM \(t(level.table)) WHERE account_id IN (\(list)) AND \(level.bucket) >= \(from) AND \(level.bucket) < \(to)
+                 GROUP BY account_id, meter_id, model_id, kind, unit, dimensions, bucket)
                 ALL FULL OUTER JOIN
-                (SELECT meter_id, ifNull(model_id, '') AS model_id, kind, ifNull(unit, '') AS unit, dimensions, intDiv(ts, \(level.micros)) AS bucket,
+                (SELECT account_id, meter_id, ifNull(model_id, '') AS model_id, kind, ifNull(unit, '') AS unit, dimensions,
+                        intDiv(ts, \(level.micros)) AS bucket,
                         sum(intDiv(quantity, \(ClickHouseSchema.half))) AS e_hi, sum(quantity % \(ClickHouseSchema.half)) AS e_lo, count() AS e_count,
                         min(quantity) AS e_min, max(quantity) AS e_max
-                 FROM \(t("events")) WHERE account_id = \(a) AND ts >= \(from * level.micros) AND ts < \(to * level.micros)
-                 GROUP BY meter_id, model_id, kind, unit, dimensions, bucket)
-                USING (meter_id, model_id, kind, unit, dimensions, bucket)
-                ORDER BY meter_id, model_id, kind, unit, dimensions, bucket
+                 FROM \(t("events")) WHERE account_id IN (\(list)) AND ts >= \(from * level.micros) AND ts < \(to * level.micros)
+                 GROUP BY account_id, meter_id, model_id, kind, unit, dimensions, bucket)
+                USING (account_id, meter_id, model_id, kind, unit, dimensions, bucket))
+                GROUP BY account_id
                 """)
-            for c in cells {
-                let rollup = try Self.combine(hi: c[6].chInt ?? 0, lo: c[7].chInt ?? 0, "a rollup cell")
-                let raw = try Self.combine(hi: c[9].chInt ?? 0, lo: c[10].chInt ?? 0, "a raw cell")
-                let (rc, ec) = (c[8].chInt ?? 0, c[11].chInt ?? 0)
-                let bucket = c[5].chInt ?? 0
-                let (diff, o) = raw.subtractingReportingOverflow(rollup)
-                let cellDrift = o ? Int64.max : diff.magnitude > UInt64(Int64.max) ? Int64.max : Int64(diff.magnitude)
-                drift = VerifyTotals.saturating(drift, cellDrift)
-                // A day's sums are its hours'; its drift is its hourly and its daily cells', so
-                // the days add up to `drift`.
-                if req.byDay {
-                    let day = level.hours == 1 ? floorDiv(bucket, 24) : bucket
-                    var d = days[day] ?? (0, 0, 0)
-                    if level.hours == 1 {
-                        d.rollup = VerifyTotals.saturating(d.rollup, rollup)
-                        d.raw = VerifyTotals.saturating(d.raw, raw)
-                    }
-                    d.drift = VerifyTotals.saturating(d.drift, cellDrift)
-                    days[day] = d
-                }
+            for r in answer {
+                let account = r[0].chString ?? ""
+                var c = out[account] ?? RollupCheck()
                 if level.hours == 1 {
-                    totals.add(rollup: rollup, raw: raw)
+                    // Each side's halves summed over every cell (at most 2^31 events an account
+                    // per check before a sum of low halves could wrap).
+                    c.totals.add(rollupHigh: r[1].chInt ?? 0, rollupLow: r[2].chInt ?? 0, rawHigh: r[3].chInt ?? 0, rawLow: r[4].chInt ?? 0)
                 }
-                // Reads of min and max are answered from the rollups too: their extrema must be the events'.
-                let differing =
-                    rc > 0 && ec > 0
-                    ? VerifyReport.Mismatch.Extrema.differing(
-                        rollup: (c[12].chInt ?? 0, c[14].chInt ?? 0), raw: (c[13].chInt ?? 0, c[15].chInt ?? 0)) : nil
-                if differing != nil { extremaMismatch = true }
-                if rollup != raw || rc != ec || differing != nil, mismatches.count < 100 {
-                    let model = c[1].chString ?? ""
-                    var m = VerifyReport.Mismatch(
-                        meterID: c[0].chString ?? "", modelID: model.isEmpty ? nil : model, kind: EventKind(rawValue: c[2].chString ?? "") ?? .usage,
-                        dimensions: c[4].chString ?? "{}", hour: Timestamp(microseconds: bucket * level.micros), rollupSum: rollup, rawSum: raw,
-                        rollupCount: rc, rawCount: ec, rollup: level.hours == 1 ? .hour : .day)
-                    m.extrema = differing
-                    mismatches.append(m)
+                guard case let .array(kept) = r[5] else { throw UsageBoxError(.internal, "ClickHouse: verify's cells are not an array") }
+                // In the order the cells were listed in when each was read alone, so the first
+                // 100 mismatches are the same ones.
+                let cells = kept.compactMap { v -> [JSONValue]? in if case let .array(a) = v { a } else { nil } }.sorted { a, b in
+                    for i in 0..<5 where (a[i].chString ?? "") != (b[i].chString ?? "") {
+                        return (a[i].chString ?? "").utf8.lexicographicallyPrecedes((b[i].chString ?? "").utf8)
+                    }
+                    return (a[5].chInt ?? 0) < (b[5].chInt ?? 0)
                 }
+                for cell in cells { try c.add(cell, level: level, byDay: byDay) }
+                out[account] = c
             }
         }
-        if req.byDay {
-            // Every day of the period is listed, days without events too.
-            var day = floorDiv(fromHour, 24)
-            while day * 24 < toHour {
-                if days[day] == nil { days[day] = (0, 0, 0) }
-                day += 1
-            }
-        }
-        let (rollupSum, rawSum) = try totals.reported()
-        var report = VerifyReport(
-            ok: drift == 0 && corrupt.isEmpty && mismatches.isEmpty && !extremaMismatch, mode: req.mode, rollupSum: rollupSum, rawSum: rawSum, drift: drift,
-            segmentsChecked: checked, segmentsCorrupt: corrupt.count, mismatches: mismatches,
-            days: req.byDay
-                ? days.sorted { $0.key < $1.key }.map {
-                    .init(day: Timestamp(microseconds: $0.key * h * 24).dayString, rollupSum: $0.value.rollup, rawSum: $0.value.raw, drift: $0.value.drift)
-                } : nil)
-        report.corruptSegments = corrupt
-        return report
+        return out
     }
 
     /// Re-hashes up to `maxSegments` sealed segments, least recently checked first.
@@ -222,7 +278,7 @@ extension ClickHouseMeterStore {
     /// Where the re-hashing of sealed segments stands, for one account or the whole store.
     func integrity(account: String?) async throws -> ScrubProgress {
         var p = ScrubProgress()
-        let records = try await segmentRecords(account)
+        let records = try await segmentRecords(account.map { [$0] })
         for seg in records.values.joined() where seg.sealedAt != nil {
             p.sealed += 1
             if seg.corruptReason != nil {
@@ -241,4 +297,44 @@ extension ClickHouseMeterStore {
 func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
     let q = a / b
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+}
+
+extension ClickHouseMeterStore.RollupCheck {
+    /// Adds one cell as `rollupCheck` returns it: meter, model, kind, unit, dimensions (empty
+    /// where the sides agree), bucket, then each side's high and low halves, count, min and max.
+    mutating func add(_ c: [JSONValue], level: ClickHouseSchema.Rollup, byDay: Bool) throws {
+        let rollup = try ClickHouseMeterStore.combine(hi: c[6].chInt ?? 0, lo: c[7].chInt ?? 0, "a rollup cell")
+        let raw = try ClickHouseMeterStore.combine(hi: c[9].chInt ?? 0, lo: c[10].chInt ?? 0, "a raw cell")
+        let (rc, ec) = (c[8].chInt ?? 0, c[11].chInt ?? 0)
+        let bucket = c[5].chInt ?? 0
+        let (diff, o) = raw.subtractingReportingOverflow(rollup)
+        let cellDrift = o ? Int64.max : diff.magnitude > UInt64(Int64.max) ? Int64.max : Int64(diff.magnitude)
+        drift = VerifyTotals.saturating(drift, cellDrift)
+        // A day's sums are its hours'; its drift is its hourly and its daily cells', so the days
+        // add up to `drift`.
+        if byDay {
+            let day = level.hours == 1 ? floorDiv(bucket, 24) : bucket
+            var d = days[day] ?? (0, 0, 0)
+            if level.hours == 1 {
+                d.rollup = VerifyTotals.saturating(d.rollup, rollup)
+                d.raw = VerifyTotals.saturating(d.raw, raw)
+            }
+            d.drift = VerifyTotals.saturating(d.drift, cellDrift)
+            days[day] = d
+        }
+        // Reads of min and max are answered from the rollups too: their extrema must be the events'.
+        let differing =
+            rc > 0 && ec > 0
+            ? VerifyReport.Mismatch.Extrema.differing(rollup: (c[12].chInt ?? 0, c[14].chInt ?? 0), raw: (c[13].chInt ?? 0, c[15].chInt ?? 0)) : nil
+        if differing != nil { extremaMismatch = true }
+        if rollup != raw || rc != ec || differing != nil, mismatches.count < 100 {
+            let model = c[1].chString ?? ""
+            var m = VerifyReport.Mismatch(
+                meterID: c[0].chString ?? "", modelID: model.isEmpty ? nil : model, kind: EventKind(rawValue: c[2].chString ?? "") ?? .usage,
+                dimensions: c[4].chString ?? "{}", hour: Timestamp(microseconds: bucket * level.micros), rollupSum: rollup, rawSum: raw,
+                rollupCount: rc, rawCount: ec, rollup: level.hours == 1 ? .hour : .day)
+            m.extrema = differing
+            mismatches.append(m)
+        }
+    }
 }

@@ -1,5 +1,9 @@
 /// A store that forwards everything to `inner` and replaces what it must: the cluster's store
 /// routing writes to their owner, a test's fake (a slow read, a drifting verify).
+///
+/// `verify(accounts:range:mode:)` is not forwarded: it runs `verify(_:)` per account, so a store
+/// that replaces `verify(_:)` is checked through its replacement; one that leaves verify alone
+/// forwards the batch to `inner` itself (`OwnedWritesStore`).
 public protocol ForwardingStore: MeterStore {
     var inner: any MeterStore { get }
 }

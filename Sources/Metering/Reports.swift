@@ -37,6 +37,12 @@ public struct VerifyTotals: Sendable {
         raw += Int128(w)
     }
 
+    /// Adds sums kept as high and low halves (high × 2^32 + low), as the ClickHouse store keeps them.
+    public mutating func add(rollupHigh: Int64, rollupLow: Int64, rawHigh: Int64, rawLow: Int64) {
+        rollup += Int128(rollupHigh) * 4_294_967_296 + Int128(rollupLow)
+        raw += Int128(rawHigh) * 4_294_967_296 + Int128(rawLow)
+    }
+
     /// The totals as a report states them.
     public func reported() throws -> (rollup: Int64, raw: Int64) {
         func clamp(_ v: Int128) -> Int64 { v > Int128(Int64.max) ? .max : v < Int128(Int64.min) ? .min : Int64(v) }

@@ -54,6 +54,12 @@ public final class OwnedWritesStore: ForwardingStore, KeyStore, ReconciliationLo
         return answer
     }
 
+    /// Checks read the shared store whoever owns the account (`ForwardingStore` does not forward
+    /// the batch, for stores that replace `verify(_:)`; this one does not).
+    public func verify(accounts: [String], range: TimeRange, mode: VerifyMode) async throws -> [VerifyReport] {
+        try await inner.verify(accounts: accounts, range: range, mode: mode)
+    }
+
     public func closePeriod(account: String, period: String) async throws -> PeriodRecord {
         if WriteRouting.forwarded || ring.owns(account) { return try await base.closePeriod(account: account, period: period) }
         guard let peer = peers[ring.owner(of: account)] else { return try await base.closePeriod(account: account, period: period) }

@@ -408,6 +408,23 @@ public enum MeterStoreConformance {
             try expect(explain.segments[0].sealedAt != nil && explain.segments[1].sealedAt == nil, "first sealed, second open")
             try expectEqual(explain.chainHead, explain.segments[0].sha256, "chain head")
         },
+        ConformanceCheck("verify of many accounts answers each as verify of one, in the order asked") { store in
+            _ = try await store.ingest([
+                F.event("1", quantity: 10, at: "2026-05-01T05:00:00Z"), F.event("2", account: "acct_2", quantity: 20, at: "2026-05-03T05:00:00Z"),
+                F.event("c", account: "acct_2", kind: .correction, ref: "r", quantity: -5, at: "2026-05-03T06:00:00Z"),
+            ])
+            try await store.sealOpenSegments()
+            _ = try await store.ingest([F.event("3", account: "acct_2", quantity: 1, at: "2026-05-31T23:59:59Z")])
+            let accounts = ["acct_2", "acct_1", "acct_none", "acct_1"]
+            for mode in [VerifyMode.deep, .incremental] {
+                let many = try await store.verify(accounts: accounts, range: F.may, mode: mode)
+                var one: [VerifyReport] = []
+                for a in accounts { one.append(try await store.verify(VerifyRequest(account: a, range: F.may, mode: mode))) }
+                try expectEqual(many, one, "\(mode)")
+                try expectEqual(many.map(\.rawSum), [16, 10, 0, 10], "sums in the order asked (\(mode))")
+            }
+            try expectEqual(try await store.verify(accounts: [], range: F.may, mode: .deep), [], "no accounts")
+        },
         ConformanceCheck("explain lists the latest corrections, at most listLimit, and counts the earlier ones") { store in
             let limit = ExplainReport.listLimit
             let corrections = (0..<(limit + 5)).map { i in

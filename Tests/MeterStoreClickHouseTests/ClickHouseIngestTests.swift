@@ -216,6 +216,32 @@ struct ClickHouseIngestTests {
         #expect(report.mismatches.map(\.rollup) == [.hour, .day], "each rollup's cell, labelled")
     }
 
+    /// Reconciliation's gate verifies every account of an org in a few statements (two per
+    /// verify of one account took seconds for 100 accounts): accounts in different chunks, one
+    /// of them drifted, each answered as its own verify answers it, mismatches in the same order.
+    @Test func verifyOfManyAccountsFindsTheOneThatDrifted() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        let accounts = (0..<(ClickHouseMeterStore.verifyChunk + 5)).map { "acct_\($0)" }
+        _ = try await store.ingest(accounts.enumerated().map { i, a in F.event("e", account: a, quantity: Int64(i + 1)) })
+        let drifted = accounts[ClickHouseMeterStore.verifyChunk + 2]
+        try await Self.rollupViews("DETACH", store)
+        _ = try await store.ingest(
+            (0..<3).map { F.event("lost\($0)", account: drifted, quantity: 7, at: "2026-05-0\($0 + 2)T10:00:00Z", dims: ["token_type": "in\($0)"]) })
+        try await Self.rollupViews("ATTACH", store)
+        for mode in [VerifyMode.incremental, .deep] {
+            let many = try await store.verify(accounts: accounts.reversed(), range: F.may, mode: mode)
+            var one: [VerifyReport] = []
+            for a in accounts.reversed() { one.append(try await store.verify(VerifyRequest(account: a, range: F.may, mode: mode))) }
+            #expect(many == one)
+            #expect(many.filter { !$0.ok }.count == 1)
+            let bad = many[accounts.count - 1 - (ClickHouseMeterStore.verifyChunk + 2)]
+            #expect(!bad.ok && bad.drift == 42 && bad.rawSum == Int64(ClickHouseMeterStore.verifyChunk + 3) + 21)
+            #expect(bad.mismatches.map(\.rollup) == [.hour, .hour, .hour, .day, .day, .day], "\(bad.mismatches)")
+            #expect(bad.mismatches.map(\.dimensions) == ["in0", "in1", "in2", "in0", "in1", "in2"].map { "{\"token_type\":\"\($0)\"}" })
+        }
+    }
+
     /// One writer per account, leased: a second process writing the same accounts (two `serve`
     /// without `--peers`, a CLI `ingest --store` beside a server) is answered 503 naming the
     /// first, and stored nothing (two such writers stored an id twice, each deciding from what it
@@ -355,7 +381,7 @@ struct ClickHouseIngestTests {
         defer { Task { await drop() } }
         _ = try await store.ingest([F.event("c1", quantity: 5), F.event("c2", quantity: 6)])
         try await store.sealOpenSegments()
-        let segment = try #require(try await store.segmentRecords("acct_1")["acct_1"]?.first { $0.sealedAt != nil })
+        let segment = try #require(try await store.segmentRecords(["acct_1"])["acct_1"]?.first { $0.sealedAt != nil })
         try await store.recordCheck("acct_1", segment.id, "found corrupt by an earlier check")
         let request = VerifyRequest(account: "acct_1", range: F.may, mode: .incremental)
         #expect(try await store.verify(request).segmentsCorrupt == 1, "the earlier finding is reported")
@@ -379,9 +405,9 @@ struct ClickHouseIngestTests {
         let deep = VerifyRequest(account: "acct_1", range: F.may, mode: .deep)
         #expect(try await store.verify(deep).ok)
         // Each ingest leaves its segment sealed: the correction's is the last.
-        let sealed = try #require(try await store.segmentRecords("acct_1")["acct_1"]?.last { $0.sealedAt != nil })
+        let sealed = try #require(try await store.segmentRecords(["acct_1"])["acct_1"]?.last { $0.sealedAt != nil })
         #expect(sealed.rule == 2)
-        let previous = try await store.segmentRecords("acct_1")["acct_1"]?.last { $0.id < sealed.id }?.sha
+        let previous = try await store.segmentRecords(["acct_1"])["acct_1"]?.last { $0.id < sealed.id }?.sha
 
         // As a schema-3 writer sealed it: the events alone hashed, no rule in its row.
         let old = try await store.digest("acct_1", segment: sealed.id, previous: previous, rule: 1).hash.finalize()
@@ -398,7 +424,7 @@ struct ClickHouseIngestTests {
                 ])
             ])
         let asOld = try await store.verify(deep)
-        let oldRule = try await store.segmentRecords("acct_1")["acct_1"]?.first { $0.id == sealed.id }?.rule
+        let oldRule = try await store.segmentRecords(["acct_1"])["acct_1"]?.first { $0.id == sealed.id }?.rule
         #expect(asOld.ok && oldRule == 1, "\(asOld.corruptSegments)")
 
         // Rule 2 again, then the flag cleared: caught.
