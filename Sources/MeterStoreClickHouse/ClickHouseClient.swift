@@ -120,6 +120,9 @@ struct ClickHouseClient: Sendable {
     /// Settings every statement sends (a statement's own win).
     let defaults: [String: String]
 
+    /// How the refusal of an answer past its limit begins.
+    static let answerLimitPrefix = "the answer is larger than "
+
     /// The longest a read (`idempotent`) waits for ClickHouse's answer; writes wait `timeout`.
     let readTimeout: TimeAmount
 
@@ -225,7 +228,7 @@ struct ClickHouseClient: Sendable {
             answer = try await response.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
             throw UsageBoxError.invalidArgument(
-                "the answer is larger than \(limit >> 20) MiB; narrow the query (a shorter range, fewer dimensions in group_by or the filters)")
+                Self.answerLimitPrefix + "\(limit >> 20) MiB; narrow the query (a shorter range, fewer dimensions in group_by or the filters)")
         } catch {
             // An answer cut off on the way (ClickHouse or the network closed the connection) is
             // "not now", to retry: as a 400 it told a client to drop its batch.

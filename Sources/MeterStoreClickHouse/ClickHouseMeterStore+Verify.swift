@@ -92,10 +92,11 @@ extension ClickHouseMeterStore {
         try await verify(accounts: accounts, range: range, mode: mode, byDay: false)
     }
 
-    /// Accounts checked in one pair of statements (one per rollup): reconciliation's gate sent
-    /// two per account, each reading a granule of every part for its account, and an org of 100
-    /// accounts spent seconds there (docs/clickhouse.md).
+    /// Accounts checked in one statement: reconciliation's gate sent two per account, each reading
+    /// a granule of every part for its account, and an org of 100 accounts spent seconds there
+    /// (docs/clickhouse.md).
     static let verifyChunk = 25
+    static let verifyChunkEvents: Int64 = 2_000_000
 
     func verify(accounts: [String], range: TimeRange, mode: VerifyMode, byDay: Bool) async throws -> [VerifyReport] {
         let h = Timestamp.microsPerHour
@@ -103,10 +104,40 @@ extension ClickHouseMeterStore {
         let toHour = floorDiv(range.to.microseconds + h - 1, h)
         var reports: [String: VerifyReport] = [:]
         let distinct = Array(Set(accounts)).sorted()
-        for start in stride(from: 0, to: distinct.count, by: Self.verifyChunk) {
-            let chunk = Array(distinct[start..<min(start + Self.verifyChunk, distinct.count)])
-            let records = try await segmentRecords(chunk)
-            let cells = try await rollupCheck(chunk, fromHour: fromHour, toHour: toHour, byDay: byDay)
+        var records: [String: [SegmentRecord]] = [:]
+        for start in stride(from: 0, to: distinct.count, by: 1000) {  // an IN list well inside ClickHouse's syntax limits
+            records.merge(try await segmentRecords(Array(distinct[start..<min(start + 1000, distinct.count)]))) { $1 }
+        }
+        // Chunks of accounts by the events their segments hold in the period (an account past
+        // the bound is a chunk of its own, as every account was), so that a statement's work and
+        // time stay near one account's of before.
+        var pending: [[String]] = []
+        var events: Int64 = 0
+        for account in distinct {
+            let n = (records[account] ?? []).reduce(Int64(0)) { sum, seg in
+                guard let first = seg.firstTs, let last = seg.lastTs, first < toHour * h, last >= fromHour * h else { return sum }
+                return sum + seg.count
+            }
+            if let last = pending.last, !last.isEmpty, last.count < Self.verifyChunk, events + n <= Self.verifyChunkEvents {
+                pending[pending.count - 1].append(account)
+                events += n
+            } else {
+                pending.append([account])
+                events = n
+            }
+        }
+        pending.reverse()
+        let segmentsOf = records
+        while let chunk = pending.popLast() {
+            let cells: [String: RollupCheck]
+            do {
+                cells = try await rollupCheck(chunk, fromHour: fromHour, toHour: toHour, byDay: byDay)
+            } catch let e as UsageBoxError where chunk.count > 1 && e.code == .invalidArgument && e.message.hasPrefix(ClickHouseClient.answerLimitPrefix) {
+                // Cells that differ come back with their dimensions: a store whose rollups lost
+                // much answers more than the limit for several accounts, not for one.
+                pending += [Array(chunk[(chunk.count / 2)...]), Array(chunk[..<(chunk.count / 2)])]
+                continue
+            }
             // Segments a few accounts at a time: re-hashing one is a read of its events.
             let segments = try await withThrowingTaskGroup(of: (String, Int, [VerifyReport.CorruptSegment]).self) { group in
                 var next = 0
@@ -116,7 +147,7 @@ extension ClickHouseMeterStore {
                     next += 1
                     group.addTask {
                         let (checked, corrupt) = try await self.checkSegments(
-                            account, records[account] ?? [], fromHour: fromHour, toHour: toHour, mode: mode)
+                            account, segmentsOf[account] ?? [], fromHour: fromHour, toHour: toHour, mode: mode)
                         return (account, checked, corrupt)
                     }
                 }
@@ -194,63 +225,98 @@ extension ClickHouseMeterStore {
     }
 
     /// Rollups against raw events, per rollup key and hour and per key and day, for each of
-    /// `accounts`. ClickHouse adds up each account's sides and returns only the cells that differ
-    /// (all of them for `byDay`, whose days add up every cell), and those whose high half is so
-    /// large that joining the halves may pass 64 bits, so that the check refuses as it does cell
-    /// by cell. Clean cells add nothing to drift, mismatches or extrema. A cell's dimensions come
-    /// back only where its two sides differ (a mismatch names them): every cell's, of an account
-    /// with thousands of keys of long dimensions, was a response of hundreds of megabytes.
+    /// `accounts`, in one statement: the events are read once, into hourly cells that are compared
+    /// with the hourly rollups and then added up by day and compared with the daily ones (each
+    /// level read the events again; at 10M events the reads were most of a reconcile). The raw
+    /// cells cover the period's whole days, as the daily check always did; hourly cells outside
+    /// the period's hours only feed their day.
+    ///
+    /// ClickHouse adds up each account's sides and returns only the cells that differ (all of
+    /// them for `byDay`, whose days add up every cell), and those whose high half is so large that
+    /// joining the halves may pass 64 bits, so that the check refuses as it does cell by cell.
+    /// Clean cells add nothing to drift, mismatches or extrema. A cell's dimensions come back only
+    /// where its two sides differ (a mismatch names them): every cell's, of an account with
+    /// thousands of keys of long dimensions, was a response of hundreds of megabytes.
     func rollupCheck(_ accounts: [String], fromHour: Int64, toHour: Int64, byDay: Bool) async throws -> [String: RollupCheck] {
-        var out: [String: RollupCheck] = [:]
+        let hourly = ClickHouseSchema.rollups.first { $0.hours == 1 }!
+        let daily = ClickHouseSchema.rollups.first { $0.hours == 24 }!
         let list = accounts.map(ClickHouseClient.quote).joined(separator: ", ")
-        let wide = "2147483647"  // |high half| past which high × 2^32 + low may not fit 64 bits
-        for level in ClickHouseSchema.rollups {
-            let from = floorDiv(fromHour, level.hours)
-            let to = floorDiv(toHour + level.hours - 1, level.hours)
-            let keep = byDay ? "1" : "NOT same OR abs(r_hi) >= \(wide) OR abs(e_hi) >= \(wide)"
-            let answer = try await rows(
-                """
-                SELECT account_id, sum(r_hi), sum(r_lo), sum(e_hi), sum(e_lo),
-                       groupArrayIf((meter_id, model_id, kind, unit, if(same, '', dimensions), bucket,
-                                     r_hi, r_lo, r_count, e_hi, e_lo, e_count, r_min, e_min, r_max, e_max), \(keep))
+        let (fromDay, toDay) = (floorDiv(fromHour, 24), floorDiv(toHour + 23, 24))
+        let key = "account_id, meter_id, model_id, kind, unit, dimensions"
+        // A cell whose halves may not join in 64 bits (high × 2^32 + low, the low half's carry
+        // included) is kept, so that joining them refuses as it does for a cell read alone.
+        func wide(_ p: String) -> String { "abs(\(p)_hi) + intDiv(abs(\(p)_lo), 4294967296) >= 2147483646" }
+        func keep(_ r: String, _ e: String, same: String) -> String {
+            byDay ? "1" : "NOT \(same) OR \(wide(r)) OR \(wide(e))"
+        }
+        func same(_ r: String, _ e: String) -> String {
+            "\(r)_hi = \(e)_hi AND \(r)_lo = \(e)_lo AND \(r)_count = \(e)_count AND \(r)_min = \(e)_min AND \(r)_max = \(e)_max"
+        }
+        func cell(_ bucket: String, _ r: String, _ e: String, same: String) -> String {
+            "(meter_id, model_id, kind, unit, if(\(same), '', dimensions), \(bucket), \(r)_hi, \(r)_lo, \(r)_count, \(e)_hi, \(e)_lo, \(e)_count, "
+                + "\(r)_min, \(e)_min, \(r)_max, \(e)_max)"
+        }
+        func rollup(_ level: ClickHouseSchema.Rollup, _ p: String, from: Int64, to: Int64) -> String {
+            """
+            SELECT \(key), \(level.bucket), sumMerge(sum_hi) AS \(p)_hi, sumMerge(sum_lo) AS \(p)_lo, countMerge(count) AS \(p)_count,
+                   minMerge(min) AS \(p)_min, maxMerge(max) AS \(p)_max
+            FROM \(t(level.table)) WHERE account_id IN (\(list)) AND \(level.bucket) >= \(from) AND \(level.bucket) < \(to)
+            GROUP BY \(key), \(level.bucket)
+            """
+        }
+        let inHours = "hour >= \(fromHour) AND hour < \(toHour)"
+        let answer = try await rows(
+            """
+            SELECT account_id, sum(hr_hi), sum(hr_lo), sum(he_hi), sum(he_lo), groupArrayArray(hours),
+                   groupArrayIf(\(cell("day", "dr", "de", same: "day_same")), \(keep("dr", "de", same: "day_same")))
+            FROM (
+              SELECT \(key), day, hr_hi, hr_lo, he_hi, he_lo, hours, dr_hi, dr_lo, dr_count, dr_min, dr_max, de_hi, de_lo, de_count, de_min, de_max,
+                     \(same("dr", "de")) AS day_same
+              FROM (
+                SELECT \(key), intDiv(hour, 24) AS day,
+                       sumIf(r_hi + intDiv(r_lo, \(ClickHouseSchema.half)), \(inHours)) AS hr_hi, sumIf(r_lo % \(ClickHouseSchema.half), \(inHours)) AS hr_lo,
+                       sumIf(e_hi + intDiv(e_lo, \(ClickHouseSchema.half)), \(inHours)) AS he_hi, sumIf(e_lo % \(ClickHouseSchema.half), \(inHours)) AS he_lo,
+                       groupArrayIf(\(cell("hour", "r", "e", same: "hour_same")), \(inHours) AND (\(keep("r", "e", same: "hour_same")))) AS hours,
+                       sum(e_hi) AS de_hi, sum(e_lo) AS de_lo, sum(e_count) AS de_count,
+                       minIf(e_min, e_count > 0) AS de_min, maxIf(e_max, e_count > 0) AS de_max
                 FROM (
-                SELECT account_id, meter_id, model_id, kind, unit, dimensions, bucket, r_hi, r_lo, r_count, e_hi, e_lo, e_count, r_min, e_min, r_max, e_max,
-                       r_hi = e_hi AND r_lo = e_lo AND r_count = e_count AND r_min = e_min AND r_max = e_max AS same FROM
-                (SELECT account_id, meter_id, model_id, kind, unit, dimensions, \(level.bucket) AS bucket,
-                        sumMerge(sum_hi) AS r_hi, sumMerge(sum_lo) AS r_lo, countMerge(count) AS r_count,
-                        minMerge(min) AS r_min, maxMerge(max) AS r_max
-                 FROM \(t(level.table)) WHERE account_id IN (\(list)) AND \(level.bucket) >= \(from) AND \(level.bucket) < \(to)
-                 GROUP BY account_id, meter_id, model_id, kind, unit, dimensions, bucket)
-                ALL FULL OUTER JOIN
-                (SELECT account_id, meter_id, ifNull(model_id, '') AS model_id, kind, ifNull(unit, '') AS unit, dimensions,
-                        intDiv(ts, \(level.micros)) AS bucket,
-                        sum(intDiv(quantity, \(ClickHouseSchema.half))) AS e_hi, sum(quantity % \(ClickHouseSchema.half)) AS e_lo, count() AS e_count,
-                        min(quantity) AS e_min, max(quantity) AS e_max
-                 FROM \(t("events")) WHERE account_id IN (\(list)) AND ts >= \(from * level.micros) AND ts < \(to * level.micros)
-                 GROUP BY account_id, meter_id, model_id, kind, unit, dimensions, bucket)
-                USING (account_id, meter_id, model_id, kind, unit, dimensions, bucket))
-                GROUP BY account_id
-                """)
-            for r in answer {
-                let account = r[0].chString ?? ""
-                var c = out[account] ?? RollupCheck()
-                if level.hours == 1 {
-                    // Each side's halves summed over every cell (at most 2^31 events an account
-                    // per check before a sum of low halves could wrap).
-                    c.totals.add(rollupHigh: r[1].chInt ?? 0, rollupLow: r[2].chInt ?? 0, rawHigh: r[3].chInt ?? 0, rawLow: r[4].chInt ?? 0)
-                }
-                guard case let .array(kept) = r[5] else { throw UsageBoxError(.internal, "ClickHouse: verify's cells are not an array") }
-                // In the order the cells were listed in when each was read alone, so the first
-                // 100 mismatches are the same ones.
+                  SELECT \(key), hour, r_hi, r_lo, r_count, r_min, r_max, e_hi, e_lo, e_count, e_min, e_max, \(same("r", "e")) AS hour_same
+                  FROM (\(rollup(hourly, "r", from: fromDay * 24, to: toDay * 24)))
+                  ALL FULL OUTER JOIN
+                  (SELECT account_id, meter_id, ifNull(model_id, '') AS model_id, kind, ifNull(unit, '') AS unit, dimensions,
+                          intDiv(ts, \(hourly.micros)) AS hour,
+                          sum(intDiv(quantity, \(ClickHouseSchema.half))) AS e_hi, sum(quantity % \(ClickHouseSchema.half)) AS e_lo, count() AS e_count,
+                          min(quantity) AS e_min, max(quantity) AS e_max
+                   FROM \(t("events")) WHERE account_id IN (\(list)) AND ts >= \(fromDay * daily.micros) AND ts < \(toDay * daily.micros)
+                   GROUP BY \(key), hour)
+                  USING (\(key), hour))
+                GROUP BY \(key), day)
+              ALL FULL OUTER JOIN
+              (\(rollup(daily, "dr", from: fromDay, to: toDay)))
+              USING (\(key), day))
+            GROUP BY account_id
+            """)
+        var out: [String: RollupCheck] = [:]
+        for r in answer {
+            let account = r[0].chString ?? ""
+            var c = RollupCheck()
+            // Each side's halves summed over every hourly cell, a cell's low half's carry moved to
+            // its high half first, so neither sum wraps (a tampered low half near 2^63 did).
+            c.totals.add(rollupHigh: r[1].chInt ?? 0, rollupLow: r[2].chInt ?? 0, rawHigh: r[3].chInt ?? 0, rawLow: r[4].chInt ?? 0)
+            for (level, column) in [(hourly, r[5]), (daily, r[6])] {
+                guard case let .array(kept) = column else { throw UsageBoxError(.internal, "ClickHouse: verify's cells are not an array") }
+                // In the order the cells were listed in when each level was read alone, so the
+                // first 100 mismatches are the same ones.
                 let cells = kept.compactMap { v -> [JSONValue]? in if case let .array(a) = v { a } else { nil } }.sorted { a, b in
-                    for i in 0..<5 where (a[i].chString ?? "") != (b[i].chString ?? "") {
-                        return (a[i].chString ?? "").utf8.lexicographicallyPrecedes((b[i].chString ?? "").utf8)
+                    for i in 0..<5 {
+                        let (x, y) = ((a[i].chString ?? "").utf8, (b[i].chString ?? "").utf8)
+                        if !x.elementsEqual(y) { return x.lexicographicallyPrecedes(y) }  // bytes, as ClickHouse orders
                     }
                     return (a[5].chInt ?? 0) < (b[5].chInt ?? 0)
                 }
                 for cell in cells { try c.add(cell, level: level, byDay: byDay) }
-                out[account] = c
             }
+            out[account] = c
         }
         return out
     }

@@ -242,6 +242,24 @@ struct ClickHouseIngestTests {
         }
     }
 
+    /// Verify adds each account's cells up inside ClickHouse: tampered rollup cells whose low
+    /// halves hold nearly 2^63 each add up past 64 bits, which a plain sum wrapped to −2. The
+    /// total saturates, as the cells added one by one did.
+    @Test func verifyTotalsOfHugeLowHalvesDoNotWrap() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.ingest([F.event("a", quantity: 1, at: "2026-05-02T10:00:00Z"), F.event("b", quantity: 1, at: "2026-05-03T10:00:00Z")])
+        try await store.shards[0].command(
+            """
+            INSERT INTO \(store.t("rollup_hour")) SELECT account_id, meter_id, ifNull(model_id, ''), kind, ifNull(unit, ''), dimensions,
+                any(dim_keys), any(dim_values), intDiv(ts, 3600000000), sumState(toInt64(0)), sumState(toInt64(9223372036854775806)),
+                countState(), minState(toInt64(1)), maxState(toInt64(1))
+            FROM \(store.t("events")) GROUP BY account_id, meter_id, model_id, kind, unit, dimensions, ts
+            """)
+        let report = try await store.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep))
+        #expect(!report.ok && report.rawSum == 2 && report.rollupSum == Int64.max && report.drift == Int64.max, "\(report)")
+    }
+
     /// One writer per account, leased: a second process writing the same accounts (two `serve`
     /// without `--peers`, a CLI `ingest --store` beside a server) is answered 503 naming the
     /// first, and stored nothing (two such writers stored an id twice, each deciding from what it
