@@ -116,9 +116,9 @@ extension ClickHouseMeterStore {
         for account in distinct {
             let n = (records[account] ?? []).reduce(Int64(0)) { sum, seg in
                 guard let first = seg.firstTs, let last = seg.lastTs, first < toHour * h, last >= fromHour * h else { return sum }
-                return sum + seg.count
+                return VerifyTotals.saturating(sum, max(0, seg.count))  // a tampered count sizes a chunk, never traps
             }
-            if let last = pending.last, !last.isEmpty, last.count < Self.verifyChunk, events + n <= Self.verifyChunkEvents {
+            if let last = pending.last, !last.isEmpty, last.count < Self.verifyChunk, VerifyTotals.saturating(events, n) <= Self.verifyChunkEvents {
                 pending[pending.count - 1].append(account)
                 events += n
             } else {
@@ -127,7 +127,6 @@ extension ClickHouseMeterStore {
             }
         }
         pending.reverse()
-        let segmentsOf = records
         while let chunk = pending.popLast() {
             let cells: [String: RollupCheck]
             do {
@@ -138,7 +137,10 @@ extension ClickHouseMeterStore {
                 pending += [Array(chunk[(chunk.count / 2)...]), Array(chunk[..<(chunk.count / 2)])]
                 continue
             }
-            // Segments a few accounts at a time: re-hashing one is a read of its events.
+            // Segments as they are now (read once for every chunk, an open segment that took
+            // events while earlier chunks ran read as corrupt), a few accounts at a time:
+            // re-hashing one is a read of its events.
+            let segmentsOf = try await segmentRecords(chunk)
             let segments = try await withThrowingTaskGroup(of: (String, Int, [VerifyReport.CorruptSegment]).self) { group in
                 var next = 0
                 func launch() {
@@ -253,8 +255,15 @@ extension ClickHouseMeterStore {
             "\(r)_hi = \(e)_hi AND \(r)_lo = \(e)_lo AND \(r)_count = \(e)_count AND \(r)_min = \(e)_min AND \(r)_max = \(e)_max"
         }
         func cell(_ bucket: String, _ r: String, _ e: String, same: String) -> String {
-            "(meter_id, model_id, kind, unit, if(\(same), '', dimensions), \(bucket), \(r)_hi, \(r)_lo, \(r)_count, \(e)_hi, \(e)_lo, \(e)_count, "
-                + "\(r)_min, \(e)_min, \(r)_max, \(e)_max)"
+            "(meter_id, model_id, kind, unit, dimensions, \(bucket), \(r)_hi, \(r)_lo, \(r)_count, \(e)_hi, \(e)_lo, \(e)_count, "
+                + "\(r)_min, \(e)_min, \(r)_max, \(e)_max, \(same))"
+        }
+        // Cells in the order each level's were read in alone (by key, then bucket; the first 100
+        // mismatches are the same ones, and a day's saturating sums add up in the same order),
+        // sorted before their dimensions are left out where the two sides agree.
+        func listed(_ cells: String) -> String {
+            "arrayMap(t -> (t.1, t.2, t.3, t.4, if(t.17, '', t.5), t.6, t.7, t.8, t.9, t.10, t.11, t.12, t.13, t.14, t.15, t.16), "
+                + "arraySort(t -> (t.1, t.2, t.3, t.4, t.5, t.6), \(cells)))"
         }
         func rollup(_ level: ClickHouseSchema.Rollup, _ p: String, from: Int64, to: Int64) -> String {
             """
@@ -267,8 +276,8 @@ extension ClickHouseMeterStore {
         let inHours = "hour >= \(fromHour) AND hour < \(toHour)"
         let answer = try await rows(
             """
-            SELECT account_id, sum(hr_hi), sum(hr_lo), sum(he_hi), sum(he_lo), groupArrayArray(hours),
-                   groupArrayIf(\(cell("day", "dr", "de", same: "day_same")), \(keep("dr", "de", same: "day_same")))
+            SELECT account_id, sum(hr_hi), sum(hr_lo), sum(he_hi), sum(he_lo), \(listed("groupArrayArray(hours)")),
+                   \(listed("groupArrayIf(\(cell("day", "dr", "de", same: "day_same")), \(keep("dr", "de", same: "day_same")))"))
             FROM (
               SELECT \(key), day, hr_hi, hr_lo, he_hi, he_lo, hours, dr_hi, dr_lo, dr_count, dr_min, dr_max, de_hi, de_lo, de_count, de_min, de_max,
                      \(same("dr", "de")) AS day_same
@@ -305,16 +314,7 @@ extension ClickHouseMeterStore {
             c.totals.add(rollupHigh: r[1].chInt ?? 0, rollupLow: r[2].chInt ?? 0, rawHigh: r[3].chInt ?? 0, rawLow: r[4].chInt ?? 0)
             for (level, column) in [(hourly, r[5]), (daily, r[6])] {
                 guard case let .array(kept) = column else { throw UsageBoxError(.internal, "ClickHouse: verify's cells are not an array") }
-                // In the order the cells were listed in when each level was read alone, so the
-                // first 100 mismatches are the same ones.
-                let cells = kept.compactMap { v -> [JSONValue]? in if case let .array(a) = v { a } else { nil } }.sorted { a, b in
-                    for i in 0..<5 {
-                        let (x, y) = ((a[i].chString ?? "").utf8, (b[i].chString ?? "").utf8)
-                        if !x.elementsEqual(y) { return x.lexicographicallyPrecedes(y) }  // bytes, as ClickHouse orders
-                    }
-                    return (a[5].chInt ?? 0) < (b[5].chInt ?? 0)
-                }
-                for cell in cells { try c.add(cell, level: level, byDay: byDay) }
+                for case let .array(cell) in kept { try c.add(cell, level: level, byDay: byDay) }
             }
             out[account] = c
         }
