@@ -156,7 +156,7 @@ struct ClickHouseIngestTests {
         let pages = try await store.digest("acct_long", segment: 1, previous: nil, pageBytes: 600_000)
         #expect(pages.count == 40 && pages.unreadable == 0)
         try await store.sealOpenSegments()
-        let report = try await store.verify(VerifyRequest(account: "acct_long", range: F.may, mode: .deep))
+        let report = try await Self.retryingUnavailable { try await store.verify(VerifyRequest(account: "acct_long", range: F.may, mode: .deep)) }
         #expect(report.ok && report.rawSum == 40 && report.segmentsChecked == 1, "\(report.corruptSegments)")
     }
 
