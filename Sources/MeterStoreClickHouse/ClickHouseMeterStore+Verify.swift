@@ -369,6 +369,8 @@ extension ClickHouseMeterStore.RollupCheck {
     /// Adds one cell as `rollupCheck` returns it: meter, model, kind, unit, dimensions (empty
     /// where the sides agree), bucket, then each side's high and low halves, count, min and max.
     mutating func add(_ c: [JSONValue], level: ClickHouseSchema.Rollup, byDay: Bool) throws {
+        // An answer of another shape (a server that reads the statement otherwise) is an error, not a trap.
+        guard c.count >= 16 else { throw UsageBoxError(.internal, "ClickHouse: a verify cell has \(c.count) fields, not 16") }
         let rollup = try ClickHouseMeterStore.combine(hi: c[6].chInt ?? 0, lo: c[7].chInt ?? 0, "a rollup cell")
         let raw = try ClickHouseMeterStore.combine(hi: c[9].chInt ?? 0, lo: c[10].chInt ?? 0, "a raw cell")
         let (rc, ec) = (c[8].chInt ?? 0, c[11].chInt ?? 0)
