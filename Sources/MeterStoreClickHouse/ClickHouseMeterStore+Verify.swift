@@ -104,9 +104,9 @@ extension ClickHouseMeterStore {
         let toHour = floorDiv(range.to.microseconds + h - 1, h)
         var reports: [String: VerifyReport] = [:]
         let distinct = Array(Set(accounts)).sorted()
-        var records: [String: [SegmentRecord]] = [:]
+        var held: [String: Int64] = [:]
         for start in stride(from: 0, to: distinct.count, by: 1000) {  // an IN list well inside ClickHouse's syntax limits
-            records.merge(try await segmentRecords(Array(distinct[start..<min(start + 1000, distinct.count)]))) { $1 }
+            held.merge(try await eventsHeld(Array(distinct[start..<min(start + 1000, distinct.count)]), fromHour: fromHour, toHour: toHour)) { $1 }
         }
         // Chunks of accounts by the events their segments hold in the period (an account past
         // the bound is a chunk of its own, as every account was), so that a statement's work and
@@ -114,10 +114,7 @@ extension ClickHouseMeterStore {
         var pending: [[String]] = []
         var events: Int64 = 0
         for account in distinct {
-            let n = (records[account] ?? []).reduce(Int64(0)) { sum, seg in
-                guard let first = seg.firstTs, let last = seg.lastTs, first < toHour * h, last >= fromHour * h else { return sum }
-                return VerifyTotals.saturating(sum, max(0, seg.count))  // a tampered count sizes a chunk, never traps
-            }
+            let n = held[account] ?? 0
             if let last = pending.last, !last.isEmpty, last.count < Self.verifyChunk, VerifyTotals.saturating(events, n) <= Self.verifyChunkEvents {
                 pending[pending.count - 1].append(account)
                 events += n
@@ -128,41 +125,31 @@ extension ClickHouseMeterStore {
         }
         pending.reverse()
         while let chunk = pending.popLast() {
-            let cells: [String: RollupCheck]
+            var cells: [String: RollupCheck] = [:]
             do {
-                cells = try await rollupCheck(chunk, fromHour: fromHour, toHour: toHour, byDay: byDay)
-            } catch let e as UsageBoxError where chunk.count > 1 && e.code == .invalidArgument && e.message.hasPrefix(ClickHouseClient.answerLimitPrefix) {
-                // Cells that differ come back with their dimensions: a store whose rollups lost
-                // much answers more than the limit for several accounts, not for one.
-                pending += [Array(chunk[(chunk.count / 2)...]), Array(chunk[..<(chunk.count / 2)])]
-                continue
+                try await rollupCheck(chunk, fromHour: fromHour, toHour: toHour, byDay: byDay, into: &cells)
+            } catch let e as UsageBoxError where e.code == .invalidArgument && e.message.hasPrefix(ClickHouseClient.answerLimitPrefix) {
+                if chunk.count > 1 {
+                    // Cells that differ come back with their dimensions: a store whose rollups lost
+                    // much answers more than the limit for several accounts, not for one.
+                    pending += [Array(chunk[(chunk.count / 2)...]), Array(chunk[..<(chunk.count / 2)])]
+                    continue
+                }
+                // One account: each level's cells in an answer of their own, as each level was read
+                // before both came in one (a per-day report keeps every cell of both); only a level
+                // past the limit alone is refused. The events are read twice, in this case only.
+                cells = [:]
+                try await rollupCheck(chunk, fromHour: fromHour, toHour: toHour, byDay: byDay, levels: .hourly, into: &cells)
+                try await rollupCheck(chunk, fromHour: fromHour, toHour: toHour, byDay: byDay, levels: .daily, into: &cells)
             }
             // Segments as they are now (read once for every chunk, an open segment that took
             // events while earlier chunks ran read as corrupt), a few accounts at a time:
             // re-hashing one is a read of its events.
             let segmentsOf = try await segmentRecords(chunk)
-            let segments = try await withThrowingTaskGroup(of: (String, Int, [VerifyReport.CorruptSegment]).self) { group in
-                var next = 0
-                func launch() {
-                    guard next < chunk.count else { return }
-                    let account = chunk[next]
-                    next += 1
-                    group.addTask {
-                        let (checked, corrupt) = try await self.checkSegments(
-                            account, segmentsOf[account] ?? [], fromHour: fromHour, toHour: toHour, mode: mode)
-                        return (account, checked, corrupt)
-                    }
-                }
-                for _ in 0..<4 { launch() }
-                var done: [String: (Int, [VerifyReport.CorruptSegment])] = [:]
-                while let (account, checked, corrupt) = try await group.next() {
-                    done[account] = (checked, corrupt)
-                    launch()
-                }
-                return done
+            let segments = try await chunk.concurrentMap(atMost: 4) { account in
+                try await self.checkSegments(account, segmentsOf[account] ?? [], fromHour: fromHour, toHour: toHour, mode: mode)
             }
-            for account in chunk {
-                let (checked, corrupt) = segments[account] ?? (0, [])
+            for (account, (checked, corrupt)) in zip(chunk, segments) {
                 var c = cells[account] ?? RollupCheck()
                 if byDay {
                     // Every day of the period is listed, days without events too.
@@ -187,6 +174,24 @@ extension ClickHouseMeterStore {
             }
         }
         return accounts.map { reports[$0]! }
+    }
+
+    /// The events each account's segments overlapping the hours hold, to size verify's chunks:
+    /// each segment's count is taken as at most 2^31 and never below 0, so a tampered count
+    /// neither wraps the sum nor traps.
+    func eventsHeld(_ accounts: [String], fromHour: Int64, toHour: Int64) async throws -> [String: Int64] {
+        let h = Timestamp.microsPerHour
+        let answer = try await rows(
+            """
+            SELECT account_id, sum(least(greatest(n, 0), 2147483647)) FROM (
+              SELECT account_id, segment_id, argMax(event_count, version) AS n, argMax(first_ts, version) AS f, argMax(last_ts, version) AS l
+              FROM \(t("segments")) WHERE account_id IN (\(accounts.map(ClickHouseClient.quote).joined(separator: ", ")))
+              GROUP BY account_id, segment_id)
+            WHERE f < \(toHour * h) AND l >= \(fromHour * h) GROUP BY account_id
+            """)
+        var out: [String: Int64] = [:]
+        for r in answer { out[r[0].chString ?? ""] = r[1].chInt ?? 0 }
+        return out
     }
 
     /// Re-hashes the segments of `account` overlapping the hours (incremental: only those not
@@ -239,7 +244,13 @@ extension ClickHouseMeterStore {
     /// Clean cells add nothing to drift, mismatches or extrema. A cell's dimensions come back only
     /// where its two sides differ (a mismatch names them): every cell's, of an account with
     /// thousands of keys of long dimensions, was a response of hundreds of megabytes.
-    func rollupCheck(_ accounts: [String], fromHour: Int64, toHour: Int64, byDay: Bool) async throws -> [String: RollupCheck] {
+    ///
+    /// `levels` keeps the cells of one level only (the other's come back empty); the totals are
+    /// added with the hourly cells. Cells are added to `out`'s checks, hourly before daily as in
+    /// one answer.
+    func rollupCheck(
+        _ accounts: [String], fromHour: Int64, toHour: Int64, byDay: Bool, levels: CheckedLevels = .both, into out: inout [String: RollupCheck]
+    ) async throws {
         let hourly = ClickHouseSchema.rollups.first { $0.hours == 1 }!
         let daily = ClickHouseSchema.rollups.first { $0.hours == 24 }!
         let list = accounts.map(ClickHouseClient.quote).joined(separator: ", ")
@@ -248,8 +259,8 @@ extension ClickHouseMeterStore {
         // A cell whose halves may not join in 64 bits (high × 2^32 + low, the low half's carry
         // included) is kept, so that joining them refuses as it does for a cell read alone.
         func wide(_ p: String) -> String { "abs(\(p)_hi) + intDiv(abs(\(p)_lo), 4294967296) >= 2147483646" }
-        func keep(_ r: String, _ e: String, same: String) -> String {
-            byDay ? "1" : "NOT \(same) OR \(wide(r)) OR \(wide(e))"
+        func keep(_ r: String, _ e: String, same: String, level kept: Bool) -> String {
+            !kept ? "0" : byDay ? "1" : "NOT \(same) OR \(wide(r)) OR \(wide(e))"
         }
         func same(_ r: String, _ e: String) -> String {
             "\(r)_hi = \(e)_hi AND \(r)_lo = \(e)_lo AND \(r)_count = \(e)_count AND \(r)_min = \(e)_min AND \(r)_max = \(e)_max"
@@ -277,7 +288,7 @@ extension ClickHouseMeterStore {
         let answer = try await rows(
             """
             SELECT account_id, sum(hr_hi), sum(hr_lo), sum(he_hi), sum(he_lo), \(listed("groupArrayArray(hours)")),
-                   \(listed("groupArrayIf(\(cell("day", "dr", "de", same: "day_same")), \(keep("dr", "de", same: "day_same")))"))
+                   \(listed("groupArrayIf(\(cell("day", "dr", "de", same: "day_same")), \(keep("dr", "de", same: "day_same", level: levels != .hourly)))"))
             FROM (
               SELECT \(key), day, hr_hi, hr_lo, he_hi, he_lo, hours, dr_hi, dr_lo, dr_count, dr_min, dr_max, de_hi, de_lo, de_count, de_min, de_max,
                      \(same("dr", "de")) AS day_same
@@ -285,7 +296,7 @@ extension ClickHouseMeterStore {
                 SELECT \(key), intDiv(hour, 24) AS day,
                        sumIf(r_hi + intDiv(r_lo, \(ClickHouseSchema.half)), \(inHours)) AS hr_hi, sumIf(r_lo % \(ClickHouseSchema.half), \(inHours)) AS hr_lo,
                        sumIf(e_hi + intDiv(e_lo, \(ClickHouseSchema.half)), \(inHours)) AS he_hi, sumIf(e_lo % \(ClickHouseSchema.half), \(inHours)) AS he_lo,
-                       groupArrayIf(\(cell("hour", "r", "e", same: "hour_same")), \(inHours) AND (\(keep("r", "e", same: "hour_same")))) AS hours,
+                       groupArrayIf(\(cell("hour", "r", "e", same: "hour_same")), \(inHours) AND (\(keep("r", "e", same: "hour_same", level: levels != .daily)))) AS hours,
                        sum(e_hi) AS de_hi, sum(e_lo) AS de_lo, sum(e_count) AS de_count,
                        minIf(e_min, e_count > 0) AS de_min, maxIf(e_max, e_count > 0) AS de_max
                 FROM (
@@ -304,22 +315,25 @@ extension ClickHouseMeterStore {
               (\(rollup(daily, "dr", from: fromDay, to: toDay)))
               USING (\(key), day))
             GROUP BY account_id
-            """)
-        var out: [String: RollupCheck] = [:]
+            """, limit: verifyAnswerBytes)
         for r in answer {
             let account = r[0].chString ?? ""
-            var c = RollupCheck()
+            var c = out[account] ?? RollupCheck()
             // Each side's halves summed over every hourly cell, a cell's low half's carry moved to
             // its high half first, so neither sum wraps (a tampered low half near 2^63 did).
-            c.totals.add(rollupHigh: r[1].chInt ?? 0, rollupLow: r[2].chInt ?? 0, rawHigh: r[3].chInt ?? 0, rawLow: r[4].chInt ?? 0)
+            if levels != .daily {
+                c.totals.add(rollupHigh: r[1].chInt ?? 0, rollupLow: r[2].chInt ?? 0, rawHigh: r[3].chInt ?? 0, rawLow: r[4].chInt ?? 0)
+            }
             for (level, column) in [(hourly, r[5]), (daily, r[6])] {
                 guard case let .array(kept) = column else { throw UsageBoxError(.internal, "ClickHouse: verify's cells are not an array") }
                 for case let .array(cell) in kept { try c.add(cell, level: level, byDay: byDay) }
             }
             out[account] = c
         }
-        return out
     }
+
+    /// Which rollup levels' cells one `rollupCheck` answer carries.
+    enum CheckedLevels { case both, hourly, daily }
 
     /// Re-hashes up to `maxSegments` sealed segments, least recently checked first.
     public func scrub(maxSegments: Int) async throws -> ScrubProgress {

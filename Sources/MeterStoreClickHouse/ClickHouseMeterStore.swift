@@ -31,6 +31,9 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// At most this much JSON in one page of rows read back whole (a segment's events, an
     /// account's ids), so no answer nears the client's answer bound, whatever the rows hold.
     let readPageBytes: Int
+    /// At most this much in one answer of verify's rollup check (256 MiB, the reads' bound;
+    /// smaller in tests).
+    let verifyAnswerBytes: Int
     /// At most this many event ids (their 64-bit hashes, ≈ 16 bytes each in a set) are kept for
     /// the accounts not being written; past it they are read again at an account's next write.
     let heldEventIDs: Int
@@ -61,7 +64,8 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     public init(
         location: ClickHouseLocation, clock: @escaping @Sendable () -> Timestamp = Timestamp.now,
         segmentMaxEvents: Int64 = 100_000, segmentMaxAgeSeconds: Int64 = 3600, readPageBytes: Int = 32 << 20,
-        heldEventIDs: Int = 16_000_000, owns: @escaping @Sendable (String) -> Bool = { _ in true }, slot: WriterSlot = .alone
+        verifyAnswerBytes: Int = 256 << 20, heldEventIDs: Int = 16_000_000, owns: @escaping @Sendable (String) -> Bool = { _ in true },
+        slot: WriterSlot = .alone
     ) throws {
         self.location = location
         // A cluster of replicated shards: a Distributed table writes to one replica of a shard and
@@ -87,6 +91,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         self.segmentMaxEvents = max(segmentMaxEvents, 1)
         self.segmentMaxAge = segmentMaxAgeSeconds * 1_000_000
         self.readPageBytes = max(readPageBytes, 1)
+        self.verifyAnswerBytes = max(verifyAnswerBytes, 1)
         self.heldEventIDs = max(heldEventIDs, 0)
         self.owns = owns
         self.slot = slot

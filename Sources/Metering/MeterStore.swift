@@ -85,22 +85,7 @@ extension MeterStore {
     /// Each account on its own, a few at a time: SQLite's readers do not wait for each other, and
     /// a store over HTTP answers each in one round trip.
     public func verify(accounts: [String], range: TimeRange, mode: VerifyMode) async throws -> [VerifyReport] {
-        try await withThrowingTaskGroup(of: (Int, VerifyReport).self) { group in
-            var next = 0
-            func launch() {
-                guard next < accounts.count else { return }
-                let (i, account) = (next, accounts[next])
-                next += 1
-                group.addTask { (i, try await verify(VerifyRequest(account: account, range: range, mode: mode))) }
-            }
-            for _ in 0..<min(8, accounts.count) { launch() }
-            var done: [(Int, VerifyReport)] = []
-            while let finished = try await group.next() {
-                done.append(finished)
-                launch()
-            }
-            return done.sorted { $0.0 < $1.0 }.map(\.1)
-        }
+        try await accounts.concurrentMap(atMost: 8) { try await verify(VerifyRequest(account: $0, range: range, mode: mode)) }
     }
 
     /// Stores items; builds the `IngestBatch` on the caller's task.

@@ -265,6 +265,53 @@ struct ClickHouseIngestTests {
         #expect(!report.ok && report.rawSum == 2 && report.rollupSum == Int64.max && report.drift == Int64.max, "\(report)")
     }
 
+    /// A per-day verify of one account returns every hourly and daily cell; both levels in one
+    /// answer can pass the answer bound where each alone fits (each level was read alone before
+    /// they were joined). Past the bound, one account's levels are read in two answers, and the
+    /// report is the one a single answer gives.
+    @Test func aPerDayVerifyPastTheAnswerBoundReadsEachLevelAlone() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.ingest((1...30).map { F.event("d\($0)", quantity: Int64($0), at: String(format: "2026-05-%02dT10:00:00Z", $0)) })
+        try await Self.rollupViews("DETACH", store)
+        _ = try await store.ingest(
+            (0..<3).map { F.event("lost\($0)", quantity: 7, at: "2026-05-0\($0 + 2)T11:00:00Z", dims: ["token_type": "in\($0)"]) })
+        try await Self.rollupViews("ATTACH", store)
+        let h = Timestamp.microsPerHour
+        let (fromHour, toHour) = (F.may.from.microseconds / h, F.may.to.microseconds / h)
+        // The smallest bound the joined answer fits in (its statistics' digits vary a little).
+        func fits(_ bytes: Int) async throws -> Bool {
+            let bounded = try ClickHouseMeterStore(location: store.location, verifyAnswerBytes: bytes)
+            var cells: [String: ClickHouseMeterStore.RollupCheck] = [:]
+            do {
+                try await bounded.rollupCheck(["acct_1"], fromHour: fromHour, toHour: toHour, byDay: true, into: &cells)
+                return true
+            } catch let e as UsageBoxError where e.message.hasPrefix(ClickHouseClient.answerLimitPrefix) {
+                return false
+            }
+        }
+        var (low, high) = (1, 1 << 20)
+        #expect(try await fits(high))
+        while high - low > 1 {
+            let mid = (low + high) / 2
+            if try await fits(mid) { high = mid } else { low = mid }
+        }
+        let bound = high - 256
+        #expect(try await !fits(bound))
+        let bounded = try ClickHouseMeterStore(location: store.location, verifyAnswerBytes: bound)
+        for mode in [VerifyMode.deep, .incremental] {
+            let req = VerifyRequest(account: "acct_1", range: F.may, mode: mode, byDay: true)
+            let whole = try await store.verify(req)
+            let split = try await bounded.verify(req)
+            #expect(split == whole)
+            #expect(!split.ok && split.drift == 42 && split.rawSum == 465 + 21 && split.rollupSum == 465, "\(split)")
+            #expect(split.mismatches.map(\.rollup) == [.hour, .hour, .hour, .day, .day, .day], "\(split.mismatches)")
+            #expect(split.days?.count == 31 && split.days?[2].drift == 14 && split.days?[2].rawSum == 3 + 7, "\(split.days ?? [])")
+        }
+        // Without the per-day report only the differing cells come back: well inside the bound.
+        #expect(try await bounded.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep)).drift == 42)
+    }
+
     /// One writer per account, leased: a second process writing the same accounts (two `serve`
     /// without `--peers`, a CLI `ingest --store` beside a server) is answered 503 naming the
     /// first, and stored nothing (two such writers stored an id twice, each deciding from what it
