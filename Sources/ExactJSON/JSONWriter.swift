@@ -50,6 +50,28 @@ public enum JSONWriter {
         s.withUTF8 { appendString(utf8: $0, to: &out) }
     }
 
+    /// Appends an integer's decimal digits (a `-` first when negative), as `String(n)` spells
+    /// it, without building the `String`: ingest writes a few per event.
+    public static func appendInteger(_ n: Int64, to out: inout [UInt8]) {
+        if n < 0 { out.append(0x2D) }
+        appendInteger(unsigned: n.magnitude, to: &out)
+    }
+
+    /// The same for an unsigned integer.
+    public static func appendInteger(unsigned n: UInt64, to out: inout [UInt8]) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 20 digits at most, on the stack
+        withUnsafeMutableBytes(of: &digits) { buf in
+            var v = n
+            var i = 20
+            repeat {
+                i -= 1
+                buf[i] = UInt8(truncatingIfNeeded: 48 + v % 10)
+                v /= 10
+            } while v != 0
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[i..<20]))
+        }
+    }
+
     /// Whether a byte of a string's UTF-8 must be escaped in JSON (control characters, `"`, `\`).
     @inline(__always) static func needsEscape(_ b: UInt8) -> Bool { b < 0x20 || b == 0x22 || b == 0x5C }
 

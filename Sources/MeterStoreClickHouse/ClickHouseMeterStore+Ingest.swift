@@ -409,7 +409,7 @@ extension ClickHouseMeterStore {
                     continue
                 }
                 guard var state = states[e.accountID] else { continue }
-                let inClosed = state.closed.contains(e.timestamp.monthString)
+                let inClosed = !state.closed.isEmpty && state.closed.contains(e.timestamp.monthString)  // most accounts close none
                 if inClosed, e.kind == .usage {
                     problem(
                         i, e.eventID, .rejected, "period_closed",
@@ -505,7 +505,8 @@ extension ClickHouseMeterStore {
         _ e: UsageEvent, content: ContentHash, segment: UInt64, ordinal: UInt64, postClose: Bool, now: Int64, to out: inout [UInt8]
     ) {
         @inline(__always) func raw(_ s: StaticString) { s.withUTF8Buffer { out.append(contentsOf: $0) } }
-        @inline(__always) func number(_ n: some BinaryInteger) { out.append(contentsOf: String(n).utf8) }
+        @inline(__always) func number(_ n: Int64) { JSONWriter.appendInteger(n, to: &out) }
+        @inline(__always) func number(_ n: UInt64) { JSONWriter.appendInteger(unsigned: n, to: &out) }
         func field(_ name: StaticString, _ value: String?) {
             raw(name)
             if let value { JSONWriter.appendString(value, to: &out) } else { raw("null") }

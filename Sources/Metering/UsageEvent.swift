@@ -103,7 +103,7 @@ extension UsageEvent {
             str(modelID)
         }
         raw(",\"quantity\":")
-        out.append(contentsOf: String(quantity).utf8)
+        JSONWriter.appendInteger(quantity, to: &out)
         raw(",\"timestamp\":\"")
         timestamp.appendRFC3339(to: &out)
         out.append(0x22)

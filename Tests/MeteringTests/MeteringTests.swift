@@ -125,6 +125,28 @@ import Testing
         #expect(bytes == Array((JSONWriter.write(value) + "\n").utf8) && JSONWriter.encodedLength(value) + 1 == bytes.count)
     }
 
+    /// Integers are written digit by digit into the canonical bytes and ClickHouse's rows: they
+    /// must read as `String(n)` does, at both ends of 64 bits and between.
+    @Test func integersAreWrittenAsStringSpellsThem() {
+        var values: [Int64] = [0, 1, -1, 9, 10, -10, 99, 100, Int64.max, Int64.min, Int64.max - 1, Int64.min + 1]
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for _ in 0..<1000 {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            values.append(Int64(bitPattern: seed) >> (seed % 64))
+        }
+        for n in values {
+            var out: [UInt8] = [0x41]
+            JSONWriter.appendInteger(n, to: &out)
+            #expect(out == [0x41] + Array(String(n).utf8), "\(n)")
+            var unsigned: [UInt8] = []
+            JSONWriter.appendInteger(unsigned: n.magnitude, to: &unsigned)
+            #expect(unsigned == Array(String(n.magnitude).utf8), "\(n)")
+        }
+        var top: [UInt8] = []
+        JSONWriter.appendInteger(unsigned: UInt64.max, to: &top)
+        #expect(top == Array(String(UInt64.max).utf8))
+    }
+
     /// A grouped answer was bounded by its groups (100,000) alone: groups of long dimension
     /// values built a 96 MB answer. Its bytes are bounded too, as the groups are added.
     @Test func aGroupedAnswerIsBoundedByItsBytes() throws {
