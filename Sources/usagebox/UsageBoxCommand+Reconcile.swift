@@ -154,7 +154,7 @@ extension UsageBoxCommand.Reconcile {
                     (report, outcome) = try await service.run(
                         options, store: db, log: db as? any ReconciliationLog, apply: apply,
                         confirmLarge: confirmLarge)
-                    if case let .posted(applied, _) = outcome { await Revert.seal(db, after: applied.accepted) }
+                    if case let .posted(applied, _) = outcome { await Revert.seal(db, after: applied) }
                 }
             } catch let drift as VerifyDrift {
                 printErr("usagebox: reconcile stopped: \(drift)")
@@ -196,7 +196,7 @@ extension UsageBoxCommand.Reconcile {
             let answer = try await Revert.act(
                 "apply", id: id, confirmLarge: confirmLarge, db: db,
                 local: { service, db, log in try await service.apply(id: id, confirmLarge: confirmLarge, store: db, log: log) })
-            await Revert.seal(db, after: answer.batch.accepted)
+            await Revert.seal(db, after: answer.batch)
             guard !json else { return printOut(JSONWriter.write(answer.jsonValue)) }
             // Corrections held for review are not posted without --confirm-large: say so, as
             // `reconcile --apply` does (the answer alone read as if the run were applied whole).
@@ -222,15 +222,17 @@ extension UsageBoxCommand.Reconcile {
             let response = try await Self.act(
                 "revert", id: id, confirmLarge: false, db: db,
                 local: { service, db, log in try await service.revert(id: id, store: db, log: log) })
-            await Self.seal(db, after: response.accepted)
+            await Self.seal(db, after: response)
             printOut(json ? JSONWriter.write(response.jsonValue) : "reverted \(id): " + Rendering.ingest(response))
         }
 
         /// Segments seal when the process that wrote them finishes, as `ingest`'s do — when this
         /// one posted something to an embedded store (a server seals its own). The corrections are
         /// posted whatever the seal says: a failure is a warning, not the command's error.
-        static func seal(_ db: any MeterStore, after accepted: Int) async {
-            guard accepted > 0, !(db is HTTPMeterStore) else { return }
+        /// Duplicates only count too: posting them took ClickHouse's writer lease, which the seal
+        /// gives up (a second revert kept it, and the next write waited for it to lapse).
+        static func seal(_ db: any MeterStore, after posted: IngestResponse) async {
+            guard posted.accepted + posted.duplicates + posted.conflicts + posted.rejected > 0, !(db is HTTPMeterStore) else { return }
             do {
                 try await db.sealOpenSegments()
             } catch {

@@ -12,13 +12,8 @@ enum ClickHouseUnderTest {
     /// `clickhouse://host:port[,host:port]/?cluster=NAME`: the database part is chosen per check.
     static let url = ProcessInfo.processInfo.environment["USAGEBOX_CLICKHOUSE_URL"]
 
-    /// A store on a new database. `slot`: its place, as the writer lease compares it (a test that
-    /// plays two writers of one account gives them two places of one split).
-    static func fresh(
-        segmentMaxEvents: Int64 = 100_000, slot: WriterSlot = .alone
-    ) async throws -> (
-        ClickHouseMeterStore, drop: @Sendable () async -> Void
-    ) {
+    /// `url` naming a new database (`ubtest_…`), its settings kept.
+    static func newDatabaseURL() throws -> String {
         guard let url else { throw CocoaError(.featureUnsupported) }
         let name = "ubtest_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
         var base = url
@@ -28,7 +23,17 @@ enum ClickHouseUnderTest {
             base = String(base[..<q])
         }
         while base.hasSuffix("/") { base.removeLast() }
-        let location = try ClickHouseLocation(url: "\(base)/\(name)\(query)")
+        return "\(base)/\(name)\(query)"
+    }
+
+    /// A store on a new database. `slot`: its place, as the writer lease compares it (a test that
+    /// plays two writers of one account gives them two places of one split).
+    static func fresh(
+        segmentMaxEvents: Int64 = 100_000, slot: WriterSlot = .alone
+    ) async throws -> (
+        ClickHouseMeterStore, drop: @Sendable () async -> Void
+    ) {
+        let location = try ClickHouseLocation(url: try newDatabaseURL())
         let store = try ClickHouseMeterStore(location: location, segmentMaxEvents: segmentMaxEvents, slot: slot)
         try await store.migrate()
         return (store, { try? await store.dropDatabase() })

@@ -312,6 +312,43 @@ struct ClickHouseIngestTests {
         #expect(try await bounded.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep)).drift == 42)
     }
 
+    /// Every CLI command that posts gives ClickHouse's writer lease up when it ends: a second
+    /// `reconcile revert` posts duplicates only, and it kept the lease, so an `ingest` right
+    /// after it was answered that another process writes the accounts.
+    @Test func aCommandThatPostedOnlyDuplicatesGivesTheLeaseUp() async throws {
+        let url = try ClickHouseUnderTest.newDatabaseURL()
+        let store = try ClickHouseMeterStore(location: try ClickHouseLocation(url: url))
+        try await store.migrate()
+        defer { Task { try? await store.dropDatabase() } }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let invoice = root.appendingPathComponent("Plugins/Anthropic/Examples/cost_report_2026_05.json").path
+        func cli(_ args: [String]) throws -> ProcessOutput {
+            try ProcessRunner.run(ProcessRunner.product("usagebox"), args + ["--store", url], unset: ["USAGEBOX_DB", "USAGEBOX_STORE"])
+        }
+        #expect(try cli(["demo", "--data-only"]).status == 0)
+        let run = try cli([
+            "reconcile", "--vendor", "anthropic", "--invoice", invoice, "--from", "2026-05-01", "--to", "2026-06-01", "--account", "acct_42", "--json",
+            "--apply",
+        ])
+        #expect(run.status == 0, "\(run.stderr)")
+        guard case let .object(members) = try JSONParser.parse(run.stdout), case let .string(id)? = members.first(where: { $0.0 == "id" })?.1 else {
+            Issue.record("no run id in \(run.stdout.prefix(300))")
+            return
+        }
+        for _ in 0..<2 {
+            let reverted = try cli(["reconcile", "revert", id, "--json"])
+            #expect(reverted.status == 0, "\(reverted.stderr)")
+        }
+        let events = FileManager.default.temporaryDirectory.appendingPathComponent("lease-\(UUID().uuidString).ndjson")
+        try Data(
+            #"{"event_id":"after_revert","account_id":"acct_42","meter_id":"claude_tokens","quantity":1,"unit":"tokens","timestamp":"2026-06-01T00:00:00Z"}"#
+                .utf8
+        ).write(to: events)
+        defer { try? FileManager.default.removeItem(at: events) }
+        let ingest = try cli(["ingest", events.path, "--json", "--progress", "none"])
+        #expect(ingest.status == 0 && !ingest.stderr.contains("another process"), "\(ingest.stderr)")
+    }
+
     /// One writer per account, leased: a second process writing the same accounts (two `serve`
     /// without `--peers`, a CLI `ingest --store` beside a server) is answered 503 naming the
     /// first, and stored nothing (two such writers stored an id twice, each deciding from what it
