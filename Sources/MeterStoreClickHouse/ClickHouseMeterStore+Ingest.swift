@@ -284,6 +284,9 @@ extension ClickHouseMeterStore {
             }.keys.map(\.tuple)
             guard !missing.isEmpty else { continue }
             let filter = "(\(condition)) AND (account_id, \(cell)) IN (\(missing.sorted().joined(separator: ", ")))"
+            // Still this process's to settle: reading took long, and a writer that took the lease
+            // meanwhile settles the same shortfall (added twice, it counts twice).
+            try await confirmWriterLease()
             try await command(
                 "INSERT INTO \(t(rollup.table)) "
                     + ClickHouseSchema.rollupSelect(bucket: rollup.bucket, micros: String(rollup.micros), from: t("events"), filter: filter),
@@ -341,6 +344,9 @@ extension ClickHouseMeterStore {
         var existing: [String: [String: String]] = [:]
         var states: [String: ClickHouseAccountState] = [:]
         for account in accounts {
+            // Held, renewed as reading goes on: reading many accounts' ids (after a restart) took
+            // past the lease's margin, and every retry of the write was refused.
+            try await confirmWriterLease()
             var state = try await accountState(account)
             if state.ids == nil { state.ids = try await storedEventIDs(account) }
             states[account] = state
@@ -356,6 +362,7 @@ extension ClickHouseMeterStore {
             }
         }
         for (account, ids) in candidates.sorted(by: { $0.key < $1.key }) {
+            try await confirmWriterLease()
             for r in try await rows(
                 "SELECT event_id, any(content) FROM \(t("events")) WHERE account_id = \(ClickHouseClient.quote(account)) AND event_id IN (\(ClickHouseClient.list(ids))) GROUP BY event_id"
             ) {
@@ -642,6 +649,7 @@ extension ClickHouseMeterStore {
         var lastID: String?
         while true {
             let after = lastID.map { " AND event_id > \(ClickHouseClient.quote($0))" } ?? ""
+            try await confirmWriterLease()  // renewed between pages: an account's ids may take seconds
             let page = try await rows("SELECT event_id FROM \(t("events")) WHERE \(scope)\(after) ORDER BY event_id LIMIT \(perPage)")
             for r in page {
                 if let id = r[0].chString { ids.insert(EventIDSet.hash(id)) }
@@ -666,6 +674,7 @@ extension ClickHouseMeterStore {
         sealed.sum = d.sum
         sealed.firstTs = d.firstTs
         sealed.lastTs = d.lastTs
+        try await confirmWriterLease()  // again: the digest read the segment's events, perhaps for long
         try await insert("segments", [await segmentRow(account, sealed, sealedAt: now, sha: sha, prev: state.chainHead)])
         if d.multiset != open.running {
             // Sealing does not launder an edit made to the open segment: the re-hash says so.
@@ -740,6 +749,7 @@ extension ClickHouseMeterStore {
         guard await !writer.lastWritesPending else { return }
         var states: [String: ClickHouseAccountState] = [:]
         for account in try await openSegmentAccounts() where owns(account) {
+            try await confirmWriterLease()  // renewed as accounts are read: recovering many took past its margin
             await writer.set(account, nil)
             do {
                 states[account] = try await accountState(account)

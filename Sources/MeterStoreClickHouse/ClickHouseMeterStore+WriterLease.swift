@@ -38,16 +38,16 @@ public struct WriterSlot: Sendable, Hashable {
 ///   writes elsewhere are answered 503 (retry).
 extension ClickHouseMeterStore {
     static let leaseSeconds = 10
-    static let renewEvery: Duration = .seconds(2)
-    static let writeWithin: Duration = .seconds(6)
+    public static let renewEvery: Duration = .seconds(2)
+    public static let writeWithin: Duration = .seconds(6)
 
     /// Holds the lease before a write: renews it when due, or takes it (`acquire`), reading the
     /// accounts again. False when not held and not to be taken. Runs under `writer.exclusive`.
     @discardableResult
     func holdWriterLease(acquire: Bool = true) async throws -> Bool {
         let start = ContinuousClock.now
-        if let renewed = await writer.leaseRenewedAt, start - renewed < Self.writeWithin {
-            if start - renewed >= Self.renewEvery {
+        if let renewed = await writer.leaseRenewedAt, start - renewed < leaseRenewal.within {
+            if start - renewed >= leaseRenewal.every {
                 try await registerWriter(released: false)
                 await writer.setLeaseRenewed(start)
             }
@@ -75,11 +75,11 @@ extension ClickHouseMeterStore {
     /// settling) went on after another process had taken the lease.
     func confirmWriterLease() async throws {
         let now = ContinuousClock.now
-        guard let renewed = await writer.leaseRenewedAt, now - renewed < Self.writeWithin else {
+        guard let renewed = await writer.leaseRenewedAt, now - renewed < leaseRenewal.within else {
             await writer.setLeaseRenewed(nil)
             throw UsageBoxError.unavailable("this process's writer lease lapsed during the write (ClickHouse answered slowly); retry")
         }
-        if now - renewed >= Self.renewEvery {
+        if now - renewed >= leaseRenewal.every {
             try await registerWriter(released: false)
             await writer.setLeaseRenewed(now)
         }

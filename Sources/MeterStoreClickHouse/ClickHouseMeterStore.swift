@@ -37,6 +37,9 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// At most this many event ids (their 64-bit hashes, ≈ 16 bytes each in a set) are kept for
     /// the accounts not being written; past it they are read again at an account's next write.
     let heldEventIDs: Int
+    /// How often the writer lease is renewed while writing, and how long after a renewal a
+    /// statement may still store (`renewEvery`, `writeWithin`; shorter in tests).
+    let leaseRenewal: (every: Duration, within: Duration)
     /// Whether this process writes an account (the serve process that owns it); every account when alone.
     let owns: @Sendable (String) -> Bool
     /// The accounts `owns` covers, as the writer lease compares them with other processes'.
@@ -64,7 +67,9 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     public init(
         location: ClickHouseLocation, clock: @escaping @Sendable () -> Timestamp = Timestamp.now,
         segmentMaxEvents: Int64 = 100_000, segmentMaxAgeSeconds: Int64 = 3600, readPageBytes: Int = 32 << 20,
-        verifyAnswerBytes: Int = 256 << 20, heldEventIDs: Int = 16_000_000, owns: @escaping @Sendable (String) -> Bool = { _ in true },
+        verifyAnswerBytes: Int = 256 << 20, heldEventIDs: Int = 16_000_000,
+        leaseRenewal: (every: Duration, within: Duration) = (ClickHouseMeterStore.renewEvery, ClickHouseMeterStore.writeWithin),
+        owns: @escaping @Sendable (String) -> Bool = { _ in true },
         slot: WriterSlot = .alone
     ) throws {
         self.location = location
@@ -93,6 +98,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         self.readPageBytes = max(readPageBytes, 1)
         self.verifyAnswerBytes = max(verifyAnswerBytes, 1)
         self.heldEventIDs = max(heldEventIDs, 0)
+        self.leaseRenewal = leaseRenewal
         self.owns = owns
         self.slot = slot
     }

@@ -349,6 +349,20 @@ struct ClickHouseIngestTests {
         #expect(ingest.status == 0 && !ingest.stderr.contains("another process"), "\(ingest.stderr)")
     }
 
+    /// A write renews the writer lease as it reads: after a restart, reading an account's ids a
+    /// page at a time could take past the lease's margin (6 s), and every retry was then refused.
+    /// Here the margin is a quarter second and the ids come one per page.
+    @Test func aWriteThatReadsForLongKeepsItsLease() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        _ = try await store.ingest((0..<600).map { F.event("id\($0)", quantity: 1) })
+        try await store.sealOpenSegments()  // and gives the lease up, as a stopping server does
+        let restarted = try ClickHouseMeterStore(
+            location: store.location, readPageBytes: 1, leaseRenewal: (every: .milliseconds(50), within: .milliseconds(250)))
+        let answer = try await Self.retryingUnavailable { try await restarted.ingest([F.event("new", quantity: 1), F.event("id7", quantity: 1)]) }
+        #expect(answer.accepted == 1 && answer.duplicates == 1, "\(answer)")
+    }
+
     /// One writer per account, leased: a second process writing the same accounts (two `serve`
     /// without `--peers`, a CLI `ingest --store` beside a server) is answered 503 naming the
     /// first, and stored nothing (two such writers stored an id twice, each deciding from what it
