@@ -108,7 +108,7 @@ extension ClickHouseMeterStore {
             let answer: [[JSONValue]]
             do {
                 answer = try await rows(sql, limit: Self.usageAnswerBytes)
-            } catch let e as UsageBoxError where e.code == .invalidArgument && e.field == nil && e.message.hasPrefix("the answer is larger than") {
+            } catch let e as UsageBoxError where e.code == .invalidArgument && e.field == nil && e.message.hasPrefix(ClickHouseClient.answerLimitPrefix) {
                 // The read's own bound, as the accumulator says it: a reconcile then reads in sets of accounts.
                 throw UsageAccumulator.answerLimit("be larger than \(Self.usageAnswerBytes >> 20) MiB of ClickHouse rows")
             }
@@ -118,7 +118,8 @@ extension ClickHouseMeterStore {
                 for (k, v) in zip(r[5].arrayValue ?? [], r[6].arrayValue ?? []) { if let k = k.chString, let v = v.chString { dims[k] = v } }
                 var bucket: Int64? = byHour ? r[7].chInt : nil
                 if let rollup { bucket = bucket.map { $0 * rollup.hours } }
-                let sum = try Self.combine(hi: r[8].chInt ?? 0, lo: r[9].chInt ?? 0, "the sum")
+                // As the SQLite store says it, with how to find the events that carry it.
+                guard let sum = try? Self.combine(hi: r[8].chInt ?? 0, lo: r[9].chInt ?? 0, "the sum") else { throw UsageBoxError.sumOverflow }
                 try acc.add(
                     UsageRow(
                         account: r[0].chString ?? "", meter: r[1].chString ?? "", model: model.isEmpty ? nil : model,

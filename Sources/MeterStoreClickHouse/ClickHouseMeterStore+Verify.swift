@@ -159,7 +159,7 @@ extension ClickHouseMeterStore {
                         day += 1
                     }
                 }
-                let (rollupSum, rawSum) = try c.totals.reported()
+                let (rollupSum, rawSum) = c.totals.reported()
                 var report = VerifyReport(
                     ok: c.drift == 0 && corrupt.isEmpty && c.mismatches.isEmpty && !c.extremaMismatch, mode: mode, rollupSum: rollupSum,
                     rawSum: rawSum, drift: c.drift, segmentsChecked: checked, segmentsCorrupt: corrupt.count, mismatches: c.mismatches,

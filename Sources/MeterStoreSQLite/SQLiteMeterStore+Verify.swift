@@ -181,7 +181,9 @@ extension SQLiteMeterStore {
                 rawExtrema[cell] = (Swift.min(e.min, agg.min), Swift.max(e.max, agg.max))
             }
             if reasons.isEmpty {
-                if seg.sealed, !seg.verified || seg.corrupt != nil { outcome.clean.append(seg.id) }
+                // Every clean re-hash is recorded, as the scrub's are: `oldest_verification` says
+                // when segments were last looked at, not when they were first.
+                if seg.sealed { outcome.clean.append(seg.id) }
             } else {
                 corrupt.append(.init(segmentID: Self.segmentName(seg.id), reason: reasons.joined(separator: "; ")))
                 outcome.corrupt.append((seg.id, reasons.joined(separator: "; ")))
@@ -306,7 +308,7 @@ extension SQLiteMeterStore {
             }
             dayList = list
         }
-        let (rollupSum, rawSum) = try totals.reported()
+        let (rollupSum, rawSum) = totals.reported()
         var report = VerifyReport(
             ok: drift == 0 && corrupt.isEmpty && !countMismatch && !extremaMismatch && dayMismatches.isEmpty, mode: req.mode, rollupSum: rollupSum,
             rawSum: rawSum, drift: drift,

@@ -18,8 +18,8 @@ public struct VerifyRequest: Sendable, Hashable {
 /// The raw-vs-rollup self-check (docs/api.md).
 /// The rollup and raw totals a verify reports, added wide. A tampered rollup of Int64.max beside
 /// other hours passed 64 bits, and verify refused with "read a shorter range", which no range
-/// could follow; the sides differing is drift, reported with the totals saturated. Only sides
-/// that agree past 64 bits (an account's true total too large for one answer) are refused.
+/// could follow; the sides differing is drift, reported with the totals saturated. Sides that
+/// agree past 64 bits (an account's true total too large for one answer) are saturated too.
 public struct VerifyTotals: Sendable {
     /// Sums and drifts a verify reports per day and in all, saturating: any drift fails the
     /// check, so its size past 64 bits does not matter, but a wrap or a refusal would.
@@ -43,14 +43,12 @@ public struct VerifyTotals: Sendable {
         raw += Int128(rawHigh) * 4_294_967_296 + Int128(rawLow)
     }
 
-    /// The totals as a report states them.
-    public func reported() throws -> (rollup: Int64, raw: Int64) {
+    /// The totals as a report states them: past 64 bits, at the largest (or smallest). Sides that
+    /// agree past 64 bits were refused with "read a shorter range", which no range could follow
+    /// when one hour holds them (verify compares whole hours): they are reported, clean.
+    public func reported() -> (rollup: Int64, raw: Int64) {
         func clamp(_ v: Int128) -> Int64 { v > Int128(Int64.max) ? .max : v < Int128(Int64.min) ? .min : Int64(v) }
-        let (r, w) = (clamp(rollup), clamp(raw))
-        if rollup == raw, Int128(r) != rollup {
-            throw UsageBoxError.invalidArgument("the sum overflows a 64-bit integer; read a shorter range", field: "from")
-        }
-        return (r, w)
+        return (clamp(rollup), clamp(raw))
     }
 }
 

@@ -58,7 +58,7 @@ extension Int64 {
     /// `self + other`, or an error naming what would pass 64 bits: sums are checked, never wrapped.
     public func checkedAdding(_ other: Int64, _ what: @autoclosure () -> String) throws -> Int64 {
         let (r, overflow) = addingReportingOverflow(other)
-        guard !overflow else { throw UsageBoxError.invalidArgument("\(what()) overflows a 64-bit integer; read a shorter range", field: "from") }
+        guard !overflow else { throw UsageBoxError.invalidArgument("adding up \(what()) overflows a 64-bit integer; read a shorter range", field: "from") }
         return r
     }
 }

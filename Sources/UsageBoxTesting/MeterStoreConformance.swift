@@ -425,6 +425,35 @@ public enum MeterStoreConformance {
             }
             try expectEqual(try await store.verify(accounts: [], range: F.may, mode: .deep), [], "no accounts")
         },
+        ConformanceCheck("verify of an hour whose true total passes 64 bits reports its sums at the largest, clean") { store in
+            // Two cells of one hour (other dimensions), each at the largest quantity, in two
+            // segments (one would pass 64 bits): no range narrower than the hour exists, so a
+            // refusal ("read a shorter range") could never be followed.
+            _ = try await store.ingest([F.event("a", quantity: .max, at: "2026-05-10T10:00:00Z", dims: ["f": "a"])])
+            try await store.sealOpenSegments()
+            let second = try await store.ingest([F.event("b", quantity: .max, at: "2026-05-10T10:30:00Z", dims: ["f": "b"])])
+            try expectEqual(second.accepted, 1, "stored in a segment of its own")
+            let hour = try TimeRange(from: "2026-05-10T10:00:00Z", to: "2026-05-10T11:00:00Z")
+            for mode in [VerifyMode.deep, .incremental] {
+                for byDay in [false, true] {
+                    let r = try await store.verify(VerifyRequest(account: "acct_1", range: hour, mode: mode, byDay: byDay))
+                    try expectEqual([r.rollupSum, r.rawSum, r.drift], [.max, .max, 0], "\(mode) by day \(byDay)")
+                    try expectEqual(r.ok, true, "clean (\(mode), by day \(byDay))")
+                }
+            }
+        },
+        ConformanceCheck("a deep verify records when it re-hashed each segment: the oldest verification moves on") { store in
+            _ = try await store.ingest([F.event("a", quantity: 1)])
+            try await store.sealOpenSegments()
+            let req = VerifyRequest(account: "acct_1", range: F.may, mode: .deep)
+            _ = try await store.verify(req)
+            let first = try await store.explain(account: "acct_1", range: F.may).integrity?.oldestVerification
+            try await Task.sleep(for: .milliseconds(20))
+            _ = try await store.verify(req)
+            let second = try await store.explain(account: "acct_1", range: F.may).integrity?.oldestVerification
+            guard let first, let second else { return try expect(false, "no oldest verification: \(String(describing: first)), \(String(describing: second))") }
+            try expect(second > first, "\(first.rfc3339) then \(second.rfc3339)")
+        },
         ConformanceCheck("explain lists the latest corrections, at most listLimit, and counts the earlier ones") { store in
             let limit = ExplainReport.listLimit
             let corrections = (0..<(limit + 5)).map { i in
