@@ -337,39 +337,64 @@ extension ClickHouseMeterStore {
 
     /// Re-hashes up to `maxSegments` sealed segments, least recently checked first.
     public func scrub(maxSegments: Int) async throws -> ScrubProgress {
-        let records = try await segmentRecords()
-        var candidates: [(String, SegmentRecord, String?)] = []
-        for (account, segs) in records {
+        // The least recently checked sealed segments, chosen in ClickHouse: every segment's
+        // record was read for two, every few seconds, and a store of a year of hourly seals
+        // passed the answer bound.
+        let chosen = try await rows(
+            """
+            SELECT account_id, segment_id FROM (\(sealedSegments(nil)))
+            ALL LEFT JOIN (\(latestChecks(nil))) USING (account_id, segment_id)
+            ORDER BY checked, account_id, segment_id LIMIT \(max(maxSegments, 0))
+            """)
+        let accounts = Array(Set(chosen.compactMap { $0[0].chString })).sorted()
+        let records = accounts.isEmpty ? [:] : try await segmentRecords(accounts)
+        for r in chosen {
+            guard let account = r[0].chString, let id = r[1].chInt.map(UInt64.init) else { continue }
             var previous: String?
-            for seg in segs {
-                if seg.sealedAt != nil {
-                    candidates.append((account, seg, previous))
-                    previous = seg.sha
+            for seg in records[account] ?? [] where seg.sealedAt != nil {
+                if seg.id == id {
+                    try await recordCheck(account, seg.id, try await rehash(account, seg, previous: previous))
+                    break
                 }
+                previous = seg.sha
             }
-        }
-        candidates.sort { ($0.1.checkedAt ?? .min, $0.0, $0.1.id) < ($1.1.checkedAt ?? .min, $1.0, $1.1.id) }
-        for (account, seg, previous) in candidates.prefix(maxSegments) {
-            try await recordCheck(account, seg.id, try await rehash(account, seg, previous: previous))
         }
         return try await integrity(account: nil)
     }
 
-    /// Where the re-hashing of sealed segments stands, for one account or the whole store.
+    /// Sealed segments' keys, of one account or all.
+    func sealedSegments(_ account: String?) -> String {
+        """
+        SELECT account_id, segment_id FROM \(t("segments"))\(account.map { " WHERE account_id = \(ClickHouseClient.quote($0))" } ?? "")
+        GROUP BY account_id, segment_id HAVING isNotNull(argMax(sealed_at, version))
+        """
+    }
+
+    /// Each checked segment's latest check: when (`checked`), and the reason it found, NULL when
+    /// clean (`argMax(corrupt_reason, …)` would skip NULLs, as `segmentRecords` says).
+    func latestChecks(_ account: String?) -> String {
+        """
+        SELECT account_id, segment_id, max(checked_at) AS checked, tupleElement(argMax(tuple(corrupt_reason), checked_at), 1) AS reason
+        FROM \(t("segment_checks"))\(account.map { " WHERE account_id = \(ClickHouseClient.quote($0))" } ?? "") GROUP BY account_id, segment_id
+        """
+    }
+
+    /// Where the re-hashing of sealed segments stands, for one account or the whole store, counted
+    /// in ClickHouse (an unchecked segment joins as `checked` 0 and a NULL reason).
     func integrity(account: String?) async throws -> ScrubProgress {
+        let answer = try await rows(
+            """
+            SELECT count(), countIf(isNull(reason) AND checked > 0), countIf(isNotNull(reason)), countIf(isNull(reason) AND checked = 0),
+                   minIf(checked, isNull(reason) AND checked > 0)
+            FROM (\(sealedSegments(account))) ALL LEFT JOIN (\(latestChecks(account))) USING (account_id, segment_id)
+            """)
         var p = ScrubProgress()
-        let records = try await segmentRecords(account.map { [$0] })
-        for seg in records.values.joined() where seg.sealedAt != nil {
-            p.sealed += 1
-            if seg.corruptReason != nil {
-                p.corrupt += 1
-            } else if let at = seg.checkedAt {
-                p.verified += 1
-                p.oldestVerification = min(p.oldestVerification ?? Timestamp(microseconds: at), Timestamp(microseconds: at))
-            } else {
-                p.pending += 1
-            }
-        }
+        guard let r = answer.first, r.count == 5 else { return p }
+        p.sealed = r[0].chInt ?? 0
+        p.verified = r[1].chInt ?? 0
+        p.corrupt = r[2].chInt ?? 0
+        p.pending = r[3].chInt ?? 0
+        if p.verified > 0, let oldest = r[4].chInt { p.oldestVerification = Timestamp(microseconds: oldest) }
         return p
     }
 }

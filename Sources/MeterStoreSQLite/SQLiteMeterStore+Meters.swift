@@ -35,7 +35,17 @@ extension SQLiteMeterStore {
             }
             if change != .unchanged, existing?.rollupDimensions != newKeep {
                 ctx.meters[meterID] = MeterConfig(unit: unit ?? existing?.unit, rollupDimensions: newKeep)
-                try self.rebuildRollups(db, meterID: meterID, ctx: &ctx)
+                do {
+                    try self.rebuildRollups(db, meterID: meterID, ctx: &ctx)
+                } catch {
+                    // Cells merged by the dimensions dropped can add up past 64 bits: the range
+                    // the read's error names is not this command's to narrow.
+                    let said = (error as? DatabaseError).map(Self.translate) ?? (error as? UsageBoxError)
+                    guard said?.message == UsageBoxError.sumOverflow.message else { throw error }
+                    throw UsageBoxError.invalidArgument(
+                        "keeping only these dimensions merges rollup cells of meter \(meterID) whose sum passes a 64-bit integer; "
+                            + "keep more of them (nothing was changed)", field: "rollup_dimensions")
+                }
             }
             guard let row = try Row.fetchOne(db, sql: "SELECT unit, rollup_dimensions FROM meter WHERE meter_id = ?", arguments: [meterID]) else {
                 throw UsageBoxError(.internal, "meter \(meterID) was neither stored nor found")

@@ -454,6 +454,22 @@ public enum MeterStoreConformance {
             guard let first, let second else { return try expect(false, "no oldest verification: \(String(describing: first)), \(String(describing: second))") }
             try expect(second > first, "\(first.rfc3339) then \(second.rfc3339)")
         },
+        ConformanceCheck("the scrub re-hashes the sealed segments never checked first, a few at a time, and counts where it stands") { store in
+            for (i, account) in ["acct_1", "acct_2", "acct_1"].enumerated() {
+                _ = try await store.ingest([F.event("e\(i)", account: account, quantity: Int64(i + 1))])
+                try await store.sealOpenSegments()
+            }
+            let before = try await store.scrub(maxSegments: 0)
+            try expectEqual([before.sealed, before.verified, before.pending, before.corrupt], [3, 0, 3, 0], "nothing checked yet")
+            try expect(before.oldestVerification == nil, "no verification yet")
+            let two = try await store.scrub(maxSegments: 2)
+            try expectEqual([two.sealed, two.verified, two.pending], [3, 2, 1], "two checked")
+            let all = try await store.scrub(maxSegments: 2)
+            try expectEqual([all.sealed, all.verified, all.pending], [3, 3, 0], "the one left first, then the oldest check")
+            try expect(all.oldestVerification != nil, "an oldest verification")
+            let one = try await store.explain(account: "acct_2", range: F.may).integrity
+            try expectEqual([one?.sealed, one?.verified], [1, 1], "one account's")
+        },
         ConformanceCheck("explain lists the latest corrections, at most listLimit, and counts the earlier ones") { store in
             let limit = ExplainReport.listLimit
             let corrections = (0..<(limit + 5)).map { i in

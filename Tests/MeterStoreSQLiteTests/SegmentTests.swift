@@ -167,6 +167,22 @@ import UsageBoxTesting
 /// (a shorter range holds one of them); verify reports the sums at the largest, clean, as
 /// docs/api.md says (one hour can hold both, and verify compares whole hours: no range helps).
 @Suite struct OverflowingMonthTests {
+    /// Dropping a dimension from a meter's rollups merges cells: two of the largest quantity in
+    /// one hour pass 64 bits. Refused naming `rollup_dimensions` (it said "narrow from/to", which
+    /// `meters set` does not take), and nothing changes.
+    @Test func keepingFewerDimensionsThatMergePast64BitsIsRefusedAndChangesNothing() async throws {
+        let store = try SQLiteMeterStore(location: .newMemory())
+        _ = try await store.ingest([Fixture.event("a", quantity: .max, at: "2026-05-10T10:00:00Z", dims: ["f": "a"])])
+        try await store.sealOpenSegments()
+        _ = try await store.ingest([Fixture.event("b", quantity: .max, at: "2026-05-10T10:30:00Z", dims: ["f": "b"])])
+        await #expect {
+            _ = try await store.setMeter("tokens", unit: nil, rollupDimensions: ["other"])
+        } throws: { ($0 as? UsageBoxError).map { $0.field == "rollup_dimensions" && $0.message.contains("keep more") } ?? false }
+        #expect(try await store.meters(scope: .all).first { $0.meterID == "tokens" }?.rollupDimensions == nil)
+        let byF = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: Fixture.may, groupBy: [.dimension("f")]))
+        #expect(byF.source == "rollup" && byF.groups.map(\.aggregate.sum) == [.max, .max])
+    }
+
     @Test func explainOfAnOverflowingMonthNamesTheRangeAndVerifyReportsIt() async throws {
         let store = try SQLiteMeterStore(location: .newMemory())
         _ = try await store.ingest([Fixture.event("a", quantity: .max, at: "2026-05-01T00:00:00Z")])
