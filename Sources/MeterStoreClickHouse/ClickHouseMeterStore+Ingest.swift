@@ -601,9 +601,13 @@ extension ClickHouseMeterStore {
         try await checkFirstHostWhole()
         let segs = try await rows(
             """
-            SELECT segment_id, argMax(opened_at, version), argMax(sealed_at, version), argMax(sha256, version)
+            SELECT segment_id, argMax(opened_at, version), argMax(sealed_at, version), argMax(sha256, version), max(version)
             FROM \(t("segments")) WHERE account_id = \(ClickHouseClient.quote(account)) GROUP BY segment_id ORDER BY segment_id
             """)
+        // Rows are versioned by the writer's clock: one a killed writer wrote on a clock ahead of
+        // this one's would outrank this writer's rows of the same segment (its stale count beside
+        // this writer's hash, a seal read as corrupt for good). This writer's go above them.
+        await writer.versions(above: segs.compactMap { $0.count > 4 ? $0[4].chInt.map { UInt64(max($0, 0)) } : nil }.max() ?? 0)
         var state = ClickHouseAccountState(
             chainHead: nil, lastSegmentID: 0, open: nil, magnitude: 0, ids: nil, closed: [], closedReadAt: .now - Self.catalogMaxAge)
         for r in segs {

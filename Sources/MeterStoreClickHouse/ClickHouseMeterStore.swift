@@ -557,6 +557,9 @@ actor ClickHouseWriter {
         return lastVersion
     }
 
+    /// Versions from now on pass `stored` (a row another process wrote, on a clock ahead of ours).
+    func versions(above stored: UInt64) { lastVersion = max(lastVersion, stored) }
+
     /// Whether the running task is the writer's (its reads stay on the host it writes to).
     @TaskLocal static var writing = false
 

@@ -363,6 +363,25 @@ struct ClickHouseIngestTests {
         #expect(answer.accepted == 1 && answer.duplicates == 1, "\(answer)")
     }
 
+    /// Segment rows are versioned by their writer's clock. A writer that stopped with its clock
+    /// ten minutes ahead left an open segment's row that outranked every row of the writer after
+    /// it: verify read the stale count beside the new events, and the seal stayed corrupt for
+    /// good. The next writer's versions go above the rows it finds.
+    @Test func aWriterAfterOneWhoseClockRanAheadOutranksItsRows() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        let ahead = try ClickHouseMeterStore(location: store.location, clock: { Timestamp(microseconds: Timestamp.now().microseconds + 600_000_000) })
+        _ = try await ahead.ingest((0..<3).map { F.event("a\($0)", quantity: 1) })
+        try await ahead.releaseWriterLease()  // stops without sealing: its segment stays open
+        let next = try ClickHouseMeterStore(location: store.location)
+        _ = try await Self.retryingUnavailable { try await next.ingest((0..<2).map { F.event("b\($0)", quantity: 2) }) }
+        var report = try await next.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep))
+        #expect(report.ok && report.rawSum == 7, "\(report)")
+        try await next.sealOpenSegments()
+        report = try await next.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep))
+        #expect(report.ok && report.rawSum == 7 && report.segmentsCorrupt == 0, "\(report)")
+    }
+
     /// One writer per account, leased: a second process writing the same accounts (two `serve`
     /// without `--peers`, a CLI `ingest --store` beside a server) is answered 503 naming the
     /// first, and stored nothing (two such writers stored an id twice, each deciding from what it
