@@ -49,7 +49,7 @@ extension ClickHouseMeterStore: KeyStore {
         try await checkFirstHostWhole()
         let found = try await ClickHouseWriter.$writing.withValue(true) {
             try await rows(
-                "SELECT \(Self.keyColumns), argMax(secret_sha256, version) FROM \(t("api_keys")) WHERE key_id = \(ClickHouseClient.quote(keyID)) GROUP BY key_id",
+                "SELECT \(Self.keyColumns), argMax(secret_sha256, version), max(version) FROM \(t("api_keys")) WHERE key_id = \(ClickHouseClient.quote(keyID)) GROUP BY key_id",
                 shardsRead: false
             )
         }
@@ -64,7 +64,7 @@ extension ClickHouseMeterStore: KeyStore {
                     ("key_id", .string(key.keyID)), ("secret_sha256", .string(r[5].chString ?? "")),
                     ("account_id", key.accountID.map(JSONValue.string) ?? .null),
                     ("role", .string(key.role.rawValue)), ("created_at", .int(key.createdAt.microseconds)),
-                    ("revoked_at", .int(key.revokedAt?.microseconds ?? 0)), ("version", .number(String(await nextVersion()))),
+                    ("revoked_at", .int(key.revokedAt?.microseconds ?? 0)), ("version", .number(String(await nextVersion(above: r[6])))),
                 ])
             ])
         return key
@@ -105,7 +105,7 @@ extension ClickHouseMeterStore: KeyStore {
         try await checkFirstHostWhole()
         let found = try await ClickHouseWriter.$writing.withValue(true) {  // where it is written, as revokeKey
             try await rows(
-                "SELECT argMax(vendor, version), argMax(created_at, version), argMax(run_by, version), argMax(applied_at, version) FROM \(t("reconciliations")) WHERE id = \(ClickHouseClient.quote(id)) GROUP BY id"
+                "SELECT argMax(vendor, version), argMax(created_at, version), argMax(run_by, version), argMax(applied_at, version), max(version) FROM \(t("reconciliations")) WHERE id = \(ClickHouseClient.quote(id)) GROUP BY id"
             )
         }
         guard let r = found.first else { return }
@@ -114,7 +114,7 @@ extension ClickHouseMeterStore: KeyStore {
             [
                 .object([
                     ("id", .string(id)), ("vendor", r[0]), ("created_at", .int(r[1].chInt ?? 0)), ("run_by", r[2]), ("report", .string(reportJSON)),
-                    ("applied_at", .int(r[3].chInt ?? appliedAt.microseconds)), ("version", .number(String(await nextVersion()))),
+                    ("applied_at", .int(r[3].chInt ?? appliedAt.microseconds)), ("version", .number(String(await nextVersion(above: r[4])))),
                 ])
             ])
     }

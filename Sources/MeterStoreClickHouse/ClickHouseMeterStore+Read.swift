@@ -283,6 +283,8 @@ extension ClickHouseMeterStore {
                 throw UsageBoxError(.conflict, "meter \(meterID) already counts '\(old)' in stored events; its unit cannot change", field: "unit")
             }
             let newUnit = unit ?? current?.unit
+            let stored = try await self.rows(
+                "SELECT max(version) FROM \(self.t("meters")) WHERE meter_id = \(ClickHouseClient.quote(meterID))", shardsRead: false)
             let keeps = change.applied(to: current?.keeps).map { $0.sorted() }
             try await self.insert(
                 "meters",
@@ -293,7 +295,7 @@ extension ClickHouseMeterStore {
                             "rollup_dimensions",
                             .string(keeps.map { JSONWriter.write(.array($0.map(JSONValue.string))) } ?? KeptDimensionsChange.every)
                         ),
-                        ("version", .number(String(await self.nextVersion()))),
+                        ("version", .number(String(await self.nextVersion(above: stored.first?.first)))),
                     ])
                 ])
             await self.writer.setMeterUnits(nil)  // ingest rereads units from its next batch on

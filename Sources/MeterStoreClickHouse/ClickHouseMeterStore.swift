@@ -108,6 +108,14 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     /// A new monotone version for a ReplacingMergeTree row written by this process.
     func nextVersion() async -> UInt64 { await writer.version(after: UInt64(max(clock().microseconds, 0))) }
 
+    /// A version for a row that replaces one read with `max(version)` = `stored`: versions come
+    /// from each writer's clock, and a row written on a clock ahead would otherwise outrank its
+    /// replacement (a revoked key kept working, a meter's change was read as never made).
+    func nextVersion(above stored: JSONValue?) async -> UInt64 {
+        if let stored = stored?.chInt { await writer.versions(above: UInt64(max(stored, 0))) }
+        return await nextVersion()
+    }
+
     // MARK: schema
 
     /// The schema version the store is at (0 for an empty server).
@@ -222,13 +230,18 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
         }
     }
 
+    /// What the store's own reads assume whatever the user's profile says: verify and the scrub
+    /// read a LEFT JOIN's missing side as 0 and '' (with `join_use_nulls=1` as NULL, a segment
+    /// never checked would be read as corrupt). The SQL endpoint sends none of these.
+    static let readSettings = ["max_query_size": "67108864", "join_use_nulls": "0"]
+
     /// Runs a query, turning ClickHouse's own errors into the store's.
     func rows(
         _ sql: String, settings: [String: String] = [:], limit: Int = 256 << 20, shardsRead: Bool = true, wholeFirstHost: Bool = false
     ) async throws -> [[JSONValue]] {
         do {
             return try await read(
-                sql, settings: ["max_query_size": "67108864"].merging(settings) { $1 }, limit: limit, shardsRead: shardsRead,
+                sql, settings: Self.readSettings.merging(settings) { $1 }, limit: limit, shardsRead: shardsRead,
                 wholeFirstHost: wholeFirstHost
             ).rows
         } catch let e as ClickHouseError {

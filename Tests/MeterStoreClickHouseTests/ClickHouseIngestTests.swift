@@ -359,8 +359,17 @@ struct ClickHouseIngestTests {
         try await store.sealOpenSegments()  // and gives the lease up, as a stopping server does
         let restarted = try ClickHouseMeterStore(
             location: store.location, readPageBytes: 1, leaseRenewal: (every: .milliseconds(50), within: .milliseconds(250)))
-        let answer = try await Self.retryingUnavailable { try await restarted.ingest([F.event("new", quantity: 1), F.event("id7", quantity: 1)]) }
-        #expect(answer.accepted == 1 && answer.duplicates == 1, "\(answer)")
+        var attempts = 0
+        let answer = try await Self.retryingUnavailable {
+            attempts += 1
+            return try await restarted.ingest([F.event("new", quantity: 1), F.event("id7", quantity: 1)])
+        }
+        // On a slow replicated cluster one attempt can still outlast the quarter second after
+        // storing "new"; its retry then answers it duplicate, counted once all the same.
+        #expect(answer.conflicts == 0 && answer.rejected == 0 && answer.accepted + answer.duplicates == 2, "\(answer)")
+        #expect(answer.accepted == 1 || attempts > 1, "\(answer) in \(attempts) attempts")
+        let report = try await restarted.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep))
+        #expect(report.ok && report.rawSum == 601, "\(report)")
     }
 
     /// Segment rows are versioned by their writer's clock. A writer that stopped with its clock
@@ -380,6 +389,48 @@ struct ClickHouseIngestTests {
         try await next.sealOpenSegments()
         report = try await next.verify(VerifyRequest(account: "acct_1", range: F.may, mode: .deep))
         #expect(report.ok && report.rawSum == 7 && report.segmentsCorrupt == 0, "\(report)")
+    }
+
+    /// The store's reads send `join_use_nulls=0` whatever the user's profile sets: as the
+    /// `join_nulls` user of scripts/clickhouse (whose profile sets 1), a segment never checked
+    /// was counted neither clean, corrupt nor pending, and the scrub never picked it first.
+    @Test func aProfileThatFillsJoinsWithNullChangesNoCount() async throws {
+        let url = try ClickHouseUnderTest.newDatabaseURL()
+        let store = try ClickHouseMeterStore(location: try ClickHouseLocation(url: url + (url.contains("?") ? "&" : "?") + "user=join_nulls"))
+        try await store.migrate()
+        defer { Task { try? await store.dropDatabase() } }
+        _ = try await store.ingest([F.event("a", quantity: 1)])
+        try await store.sealOpenSegments()
+        _ = try await store.ingest([F.event("b", quantity: 2)])
+        try await store.sealOpenSegments()
+        var progress = try await store.scrub(maxSegments: 0)
+        #expect(progress.sealed == 2 && progress.pending == 2 && progress.verified == 0 && progress.corrupt == 0, "\(progress)")
+        progress = try await store.scrub(maxSegments: 1)
+        #expect(progress.sealed == 2 && progress.pending == 1 && progress.verified == 1, "\(progress)")
+        progress = try await store.scrub(maxSegments: 1)
+        #expect(progress.pending == 0 && progress.verified == 2 && progress.corrupt == 0, "\(progress)")
+    }
+
+    /// Keys, meters and the reconciliation log are versioned by their writer's clock too: beside
+    /// rows of a process whose clock ran ten minutes ahead, a meter's change and a run's
+    /// application were read as never made (a revocation held: `argMax` skips the first row's
+    /// NULL `revoked_at`; checked all the same). Each replacement goes above the row it replaces.
+    @Test func rowsWrittenOnAClockAheadAreReplacedAllTheSame() async throws {
+        let (store, drop) = try await ClickHouseUnderTest.fresh()
+        defer { Task { await drop() } }
+        let ahead = try ClickHouseMeterStore(location: store.location, clock: { Timestamp(microseconds: Timestamp.now().microseconds + 600_000_000) })
+        let (key, secret) = try await ahead.createKey(account: "acct_1", role: .reader)
+        _ = try await ahead.setMeter("tokens", unit: "tokens", rollupDimensions: ["model"])
+        try await ahead.saveReconciliation(id: "rec_1", vendor: "anthropic", createdAt: Timestamp.now(), runBy: "test", reportJSON: #"{"applied":false}"#)
+        let behind = try ClickHouseMeterStore(location: store.location)
+        #expect(try await behind.revokeKey(key.keyID).revokedAt != nil)
+        #expect(try await behind.authenticate(secret: secret) == nil, "a revoked key still authenticates")
+        #expect(try await behind.listKeys().first { $0.keyID == key.keyID }?.revokedAt != nil)
+        _ = try await behind.setMeter("tokens", unit: nil, rollupDimensions: ["model", "region"])
+        let meter = try await behind.meters(scope: .all).first { $0.meterID == "tokens" }
+        #expect(meter?.rollupDimensions == ["model", "region"] && meter?.unit == "tokens", "\(String(describing: meter))")
+        try await behind.markReconciliationApplied(id: "rec_1", reportJSON: #"{"applied":true}"#, appliedAt: Timestamp.now())
+        #expect(try await behind.reconciliation(id: "rec_1") == #"{"applied":true}"#)
     }
 
     /// One writer per account, leased: a second process writing the same accounts (two `serve`
