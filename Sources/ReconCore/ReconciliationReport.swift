@@ -87,11 +87,12 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
 
         /// Tokens per other account, of the invoice's models, in `range` (`MeterBasis.accounts`).
         func otherAccounts(
-            range: TimeRange, store: any MeterStore, vendors: Set<String>, units: [String: String], canonical: (String) -> String? = { _ in nil }
+            range: TimeRange, store: any MeterStore, counts: (String?) -> Bool, units: [String: String],
+            canonical: (String) -> String? = { _ in nil }
         ) async throws -> [String: Int64] {
             // Each account's models added up, as the fresh run's `other_accounts_in_scope` adds them.
             try await ReconciliationReport.accounts(
-                outside: [accountID], metering: models, range: range, store: store, vendors: vendors, units: units, canonical: canonical
+                outside: [accountID], metering: models, range: range, store: store, counts: counts, units: units, canonical: canonical
             ).mapValues { $0.values.reduce(0, &+) }.filter { $0.value > 0 }
         }
     }
@@ -99,12 +100,14 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
     /// Per account not in `named`, the tokens of each of `models` it metered in `range`. `canonical`: the run's card's reading of a model id where the card is one
     /// shipped (its aliases: Azure's `4o`), beside the loose reading. Read as a fresh run's scope
     /// check reads them (`MeterLedger.everyAccount`): every meter in tokens at any scale, not only
-    /// the run's `--meter-id`; usage labelled as served by another vendor (`vendors` holds this
-    /// run's names) left out — another account's Claude through Bedrock refused every apply of a
-    /// conclusive run, for good. Per model, for the map's check (`unmapped_account_meters_model`
+    /// the run's `--meter-id`; usage labelled as served by another vendor left out (`counts`: this
+    /// run's names, a label that may be one mistyped, or none) — another account's Claude through
+    /// Bedrock refused every apply of a conclusive run, for good; another account's `Anthropic`
+    /// counts (it was left out, and an org-wide bill's share of it was proposed on the run's
+    /// account). Per model, for the map's check (`unmapped_account_meters_model`
     /// is per model: a hand correction taking one model's tokens off an account hid another's).
     static func accounts(
-        outside named: Set<String>, metering models: [String], range: TimeRange, store: any MeterStore, vendors: Set<String>,
+        outside named: Set<String>, metering models: [String], range: TimeRange, store: any MeterStore, counts: (String?) -> Bool,
         units: [String: String], canonical: (String) -> String?
     ) async throws -> [String: [String: Int64]] {
         let loose = ModelID.LooseModels(models)
@@ -116,7 +119,7 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
                     scope: .all, range: range, groupBy: [.accountID, .modelID, .meterID] + (byVendor ? [.dimension("vendor")] : []))
                 try await store.forEachGroup(query) { g in
                     guard let account = g.keys[0], !named.contains(account), let raw = g.keys[1], MeterLedger.holdsTokens(g.keys[2], units),
-                        !byVendor || (g.keys[3].map(vendors.contains) ?? true),
+                        !byVendor || counts(g.keys[3]),
                         let model = canonical(raw).flatMap({ models.contains($0) ? $0 : nil }) ?? loose.match(raw)
                     else { return }
                     out[account, default: [:]][model, default: 0] &+= g.aggregate.sum

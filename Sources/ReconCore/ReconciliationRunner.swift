@@ -14,13 +14,16 @@ public struct ReconciliationRunner: Sendable {
         case posted(IngestResponse, heldBack: Int)
     }
 
-    /// Runs, records and optionally applies a reconciliation.
+    /// Runs, records and optionally applies a reconciliation. `record: false` (a dry run) still
+    /// reads `log`: without earlier runs, a dry run of a period overlapping an applied one read
+    /// as conclusive, where the same run recorded holds.
     public func run(
-        _ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool = false,
+        _ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, record: Bool = true, apply: Bool = false,
         confirmLarge: Bool = false
     ) async throws -> (report: ReconciliationReport, outcome: ApplyOutcome) {
+        precondition(record || !apply, "a run that is not recorded cannot be applied")
         var report = try await engine.run(options, store: store, log: log)
-        let archive = log.map(ReconciliationArchive.init)
+        let archive = record ? log.map(ReconciliationArchive.init) : nil
         try await archive?.save(report)
         guard apply else { return (report, .notRequested) }
         do {
@@ -209,7 +212,7 @@ public struct ReconciliationRunner: Sendable {
         let units = try await MeterLedger.units(store)
         if let scope = report.scopeBasis {
             let others = try await scope.otherAccounts(
-                range: report.range, store: store, vendors: Set(report.meterBasis.flatMap(\.vendors) + [report.vendor]),
+                range: report.range, store: store, counts: engine.countsAsVendor(Set(report.meterBasis.flatMap(\.vendors) + [report.vendor])),
                 units: units, canonical: { card.canonicalModel($0) })
             if !others.isEmpty {
                 // Not named: the caller may not see them (a fresh run names the ones it may).
@@ -225,7 +228,7 @@ public struct ReconciliationRunner: Sendable {
             let upward = Set(posting.filter { $0.quantity > 0 }.compactMap(\.modelID))
             let unmapped = try await ReconciliationReport.accounts(
                 outside: Set(map.mapped), metering: map.models, range: report.range, store: store,
-                vendors: Set(report.meterBasis.flatMap(\.vendors) + [report.vendor]), units: units,
+                counts: engine.countsAsVendor(Set(report.meterBasis.flatMap(\.vendors) + [report.vendor])), units: units,
                 canonical: { card.canonicalModel($0) })
             let now = unmapped.values.flatMap { $0.filter { upward.contains($0.key) && $0.value > 0 } }
             if !now.isEmpty {

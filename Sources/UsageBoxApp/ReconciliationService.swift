@@ -24,10 +24,10 @@ public struct ReconciliationService: Sendable {
     public var runner: ReconciliationRunner { ReconciliationRunner(engine: engine) }
 
     public func run(
-        _ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool = false,
+        _ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, record: Bool = true, apply: Bool = false,
         confirmLarge: Bool = false
     ) async throws -> (report: ReconciliationReport, outcome: ReconciliationRunner.ApplyOutcome) {
-        try await runner.run(options, store: store, log: log, apply: apply, confirmLarge: confirmLarge)
+        try await runner.run(options, store: store, log: log, record: record, apply: apply, confirmLarge: confirmLarge)
     }
 
     public func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> ApplyAnswer {

@@ -14,7 +14,7 @@ public import ReconCore
 public protocol ReconciliationBackend: Sendable {
     var vendors: VendorList { get }
     func run(
-        _ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, apply: Bool, confirmLarge: Bool
+        _ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, record: Bool, apply: Bool, confirmLarge: Bool
     )
         async throws -> (report: ReconciliationReport, outcome: ReconciliationRunner.ApplyOutcome)
     func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> ApplyAnswer
@@ -38,12 +38,12 @@ struct ReconciliationController {
         routes.on("listVendors") { _, _, _ in JSONResponse.make(try backend().vendors) }
         routes.on("reconcile") { request, _, caller in
             let (options, dryRun) = try await api.reconciliationOptions(request, key: caller.key)
-            // Recording a run is a write: a reader may only look (dry_run), and nothing is stored.
+            // Recording a run is a write: a reader may only look (dry_run), and nothing is stored;
+            // earlier runs are read all the same (one overlapping the period holds this one).
             if !dryRun { try api.require(caller.key, .writer) }
             do {
                 let (report, _) = try await backend().run(
-                    options, store: api.store, log: dryRun ? nil : api.reconciliationLog, apply: false,
-                    confirmLarge: false)
+                    options, store: api.store, log: api.reconciliationLog, record: !dryRun, apply: false, confirmLarge: false)
                 api.metrics?.reconciled(vendor: report.vendor, verdict: report.verdict.rawValue)
                 return JSONResponse.make(text: report.jsonText, status: dryRun ? .ok : .created)
             } catch let drift as VerifyDrift {

@@ -41,6 +41,40 @@ import VendorAnthropic
 
     // MARK: completeness
 
+    /// Totals past 64 bits are refused or reported, never trapped on: two rows another vendor
+    /// served of 5e18 tokens each (two token types, two segments) stopped the process at any
+    /// reconcile of the account, a reader's dry run included. The invoice's own models adding up
+    /// past 64 bits across token types are refused naming the period.
+    @Test func meteredTotalsPast64BitsAreReportedOrRefusedNotTrappedOn() async throws {
+        let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300")])
+        let store = try await sonnet()
+        _ = try await store.ingest([Self.event("big-1", model: "claude-sonnet-4-5", type: "input", quantity: 5_000_000_000_000_000_000, vendor: "openrouter")])
+        try await store.sealOpenSegments()
+        _ = try await store.ingest([Self.event("big-2", model: "claude-sonnet-4-5", type: "output", quantity: 5_000_000_000_000_000_000, vendor: "openrouter")])
+        try await store.sealOpenSegments()
+        do {
+            let r = try await run(store, [invoice])
+            let elsewhere = r.meteredOutOfScope.first { $0.reason == "served_by:openrouter" }
+            #expect(elsewhere?.tokens == .max, "\(r.meteredOutOfScope)")
+        } catch let e as UsageBoxError {
+            // The read of every account's models (by label, not token type) is the store's to refuse.
+            #expect(e.code == .invalidArgument && e.message.contains("overflows") && e.field == "from", "\(e.message)")
+        }
+
+        let own = try await sonnet()
+        _ = try await own.ingest([Self.event("big-1", model: "claude-sonnet-4-5", type: "output", quantity: 5_000_000_000_000_000_000)])
+        try await own.sealOpenSegments()
+        _ = try await own.ingest([Self.event("big-2", model: "claude-sonnet-4-5", type: "cache_read", quantity: 5_000_000_000_000_000_000)])
+        try await own.sealOpenSegments()
+        do {
+            let report = try await run(own, [invoice])
+            Issue.record("a run over 1e19 tokens answered \(report.verdict)")
+        } catch let e as UsageBoxError {
+            // Refused by the store's read or the run's own count, naming the period either way.
+            #expect(e.code == .invalidArgument && (e.message.contains("past 64 bits") || e.message.contains("overflows")) && e.field == "from", "\(e.message)")
+        }
+    }
+
     @Test func onePageOfAPaginatedExportProposesNothing() async throws {
         let store = try await sonnet()
         // $2.40 is 800,000 tokens: without the evidence rule this backs out 200,000 metered tokens.

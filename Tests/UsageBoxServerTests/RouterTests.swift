@@ -367,6 +367,13 @@ import VendorAnthropic
             let twice = try await call(client, .post, "/v1/reconciliations/\(id)/apply", key: writer)
             #expect(twice.json["duplicates"] == .int(1) && twice.json["accepted"] == .int(0))
             #expect(try await call(client, .get, "/v1/reconciliations/\(id)", key: reader).json["applied"] == .bool(true))
+            // A dry run reads earlier runs as a recorded one does: one cutting across the applied
+            // May is held, not told it is conclusive.
+            let across = try await call(
+                client, .post, "/v1/reconciliations?vendor=anthropic&from=2026-05-01&to=2026-05-31&account=acct_42&dry_run=true", key: reader,
+                body: invoice)
+            #expect(across.status == 200 && across.json["verdict"] == .string("inconclusive"), "\(across.text.prefix(300))")
+            #expect(across.json["reasons"]?.arrayValue?.contains { $0["code"] == .string("overlaps_reconciled_period") } == true)
             #expect(try await call(client, .post, "/v1/reconciliations/\(id)/revert", key: reader).status == 403, "a reader cannot revert")
             let reverted = try await call(client, .post, "/v1/reconciliations/\(id)/revert", key: writer)
             #expect(reverted.status == 200 && reverted.json["accepted"] == .int(1))

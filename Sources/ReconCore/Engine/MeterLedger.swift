@@ -149,6 +149,9 @@ struct MeterLedger: Sendable {
             return card.canonicalModel(raw) ?? (scopeModels.contains(raw) ? raw : nil)
         }
         var outside: [String: Int64] = [:]
+        // Every in-scope group's size added up: within 64 bits, no sum the run makes of them (per
+        // model, per token type, per day, across accounts) can pass it.
+        var magnitude: Int128 = 0
         let reading = UsageQuery(
             scope: scope, range: o.range, groupBy: [.modelID, .accountID, .meterID, .day, .kind] + optional.map(UsageField.dimension),
             filters: filters)
@@ -160,30 +163,33 @@ struct MeterLedger: Sendable {
             let servedBy: String? = ledger.hasVendor ? g.keys[ledger.hasTokenType ? 6 : 5] : nil
             let unit = meter.flatMap { units[$0] }
             if let unit, !Self.tokenUnits.contains(unit.lowercased()) {
-                outside["\(raw ?? "")|\(meter ?? "")|meter_unit:\(unit)", default: 0] += g.aggregate.sum
+                outside["\(raw ?? "")|\(meter ?? "")|meter_unit:\(unit)", default: 0].addSaturating(g.aggregate.sum)
                 if let model = canonical(raw), scopeModels.contains(model), let meter, servedBy.map(vendorNames.contains) ?? true {
                     ledger.otherUnits[model, default: [:]][meter] = unit
                 }
                 return
             }
             if let servedBy, !vendorNames.contains(servedBy) {
-                outside["\(raw ?? "")|\(meter ?? "")|served_by:\(servedBy)", default: 0] += g.aggregate.sum
+                outside["\(raw ?? "")|\(meter ?? "")|served_by:\(servedBy)", default: 0].addSaturating(g.aggregate.sum)
                 if isCorrection, let model = canonical(raw), scopeModels.contains(model) {
                     ledger.correctionsUnderOtherVendors[model, default: [:]][servedBy, default: 0] &+= g.aggregate.sum
                 }
                 return
             }
             guard let model = canonical(raw), scopeModels.contains(model) else {
-                outside["\(raw ?? "")|\(meter ?? "")|\(raw == nil ? "no_model" : "model_unknown_to_card")", default: 0] += g.aggregate.sum
+                outside["\(raw ?? "")|\(meter ?? "")|\(raw == nil ? "no_model" : "model_unknown_to_card")", default: 0].addSaturating(g.aggregate.sum)
                 if let raw, servedBy != nil { ledger.unplacedOwnModels.insert(raw) }
                 return
             }
             if ledger.hasTokenType, tokenType == nil { ledger.untypedModels.insert(model) }
             if servedBy == nil { ledger.vendorUnknownModels.insert(model) }
             let key = CellKey(model: model, tokenType: tokenType, account: attribution.isPerAccount ? account : nil)
+            magnitude += Int128(g.aggregate.sum.magnitude)
             let (sum, overflow) = ledger.cells[key, default: 0].addingReportingOverflow(g.aggregate.sum)
-            guard !overflow else {
-                throw UsageBoxError.invalidArgument("the metered total of \(model) overflows 64 bits; reconcile a shorter period", field: "from")
+            guard !overflow, magnitude <= Int128(Int64.max) else {
+                throw UsageBoxError.invalidArgument(
+                    "the metered usage of \(model)\(overflow ? "" : " and the invoice's other models") adds up past 64 bits; reconcile a shorter period",
+                    field: "from")
             }
             ledger.cells[key] = sum
             if isCorrection {
@@ -234,7 +240,9 @@ struct MeterLedger: Sendable {
             do {
                 var every: [String: [String: Int64]] = [:]
                 try await store.forEachGroup(all) { g in
-                    guard let account = g.keys[0], !byVendor || (g.keys[2].map(vendorNames.contains) ?? true) else { return }
+                    // A label that may be this vendor's mistyped counts: another account's `Anthropic`
+                    // left out, an org-wide bill's share of it was proposed on the run's account.
+                    guard let account = g.keys[0], !byVendor || (g.keys[2].map { vendorNames.contains($0) || mayBeMisspelt($0) } ?? true) else { return }
                     // Loosely too (`claude-sonnet-4.5`): another account's usage of the invoice's models
                     // under a spelling the card does not know passed the scope check.
                     if let model = canonical(g.keys[1]) ?? g.keys[1].flatMap(scopeList.match), scopeModels.contains(model) {
@@ -254,5 +262,14 @@ struct MeterLedger: Sendable {
                 filters: o.meterID.map { [UsageFilter(field: .meterID, op: .eq, values: [$0])] } ?? []))
         for g in accounts.groups { if let account = g.keys[0] { ledger.accountsWithUsage.insert(account) } }
         return ledger
+    }
+}
+
+extension Int64 {
+    /// Adds, stopping at the largest or smallest value: a total reported, never one a run
+    /// decides from (an out-of-scope row of 5e18 tokens twice trapped, and stopped the server).
+    fileprivate mutating func addSaturating(_ other: Int64) {
+        let (sum, overflow) = addingReportingOverflow(other)
+        self = overflow ? (other > 0 ? .max : .min) : sum
     }
 }
