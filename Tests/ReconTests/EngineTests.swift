@@ -280,6 +280,36 @@ import VendorAnthropic
         #expect(r.corrections.isEmpty)
     }
 
+    /// Stated counts a third below the meter on every model and day (two of three part files of
+    /// an export): −33 % was proposed on every cell. That shape holds the downward corrections;
+    /// stated counts a share above the meter everywhere are still the meter's loss.
+    @Test func statedCountsShortByOneShareEverywhereHoldTheDownwardCorrections() async throws {
+        for (stated, held) in [(Int64(20_000), true), (Int64(40_000), false)] {
+            let store = try S.store()
+            var days: [String] = []
+            for day in 1...31 {
+                _ = try await store.ingest([
+                    S.event("h\(day)", model: "claude-haiku-4-5", type: "input", quantity: 30_000, day: day),
+                    S.event("s\(day)", model: "claude-sonnet-4-5", type: "input", quantity: 30_000, day: day),
+                ])
+                let date = String(format: "2026-05-%02dT00:00:00Z", day)
+                days.append(
+                    #"{"starting_at": "\#(date)", "results": [{"model": "claude-haiku-4-5", "uncached_input_tokens": \#(stated)}, "#
+                        + #"{"model": "claude-sonnet-4-5", "uncached_input_tokens": \#(stated)}]}"#)
+            }
+            let usage = InvoiceFile(name: "usage.json", bytes: Array(#"{"data": [\#(days.joined(separator: ", "))]}"#.utf8))
+            let r = try await run(store, [usage])
+            let reason = r.reasons.first { $0.code == "stated_counts_short_by_one_share" }
+            #expect((reason != nil) == held, "\(stated): \(r.reasons.map(\.code))")
+            if held {
+                #expect(reason?.detail.contains("33.3 %") == true, "\(reason?.detail ?? "")")
+                #expect(!r.corrections.contains { $0.quantity < 0 }, "\(r.corrections.map(\.quantity))")
+            } else {
+                #expect(r.corrections.contains { $0.quantity > 0 }, "\(r.reasons.map(\.code)) \(r.corrections.map(\.quantity))")
+            }
+        }
+    }
+
     @Test func correctionRefsFollowTheContract() throws {
         #expect(ReconciliationEngine.correctionRef(range: S.may, vendor: "anthropic") == "recon_may_2026_vendor_anthropic")
         let june = try TimeRange(from: "2026-06-01T00:00:00Z", to: "2026-07-01T00:00:00Z")

@@ -122,6 +122,7 @@ public struct ReconciliationEngine: Sendable {
                         remedy: "check the card's prices for the period (usagebox ratecards propose); correct a meter that really lost a share by hand")
                 ] : [])
             + (diff.shape == .uniform ? [] : Self.uniformTokenTypes(diff, range: o.range))
+            + Self.statedCountsShortByOneShare(diff, range: o.range)
             + (o.range.to > now()
                 ? [
                     EvidenceReason(
@@ -326,6 +327,27 @@ public struct ReconciliationEngine: Sendable {
             findings[i].reason = "invoice_changed_since_earlier_corrections"
             (findings[i].gapSince, findings[i].gapDays) = (nil, nil)
         }
+    }
+
+    /// Token counts the vendor states, below the meter by one share on every model and every day:
+    /// stated counts short are read as the meter's over-count, but short by the same share
+    /// everywhere, an export missing part of its rows (two of three part files, a partitioned or
+    /// sharded export) is the likelier cause, and −33 % was proposed on every cell. Above the
+    /// meter by one share stays the meter's loss.
+    static func statedCountsShortByOneShare(_ diff: GapDiff, range: TimeRange) -> [EvidenceReason] {
+        guard diff.shape != .uniform, diff.total.vendor < diff.total.metered,
+            GapDiff.shape(diff.models, totalMetered: diff.total.metered, totalVendor: diff.total.vendor).0 == .uniform,
+            !DailyEvidence.gapsConfinedToSomeDays(diff, range: range)
+        else { return [] }
+        let share = Decimal(exactly: diff.total.metered - diff.total.vendor) * 100 / Decimal(exactly: diff.total.metered)
+        return [
+            EvidenceReason(
+                code: "stated_counts_short_by_one_share", effect: .blocksNegative,
+                detail: "the vendor states \(ExactDecimal.format(share, scale: 1)) % fewer tokens than the meter on every model, on every day: "
+                    + "an export missing a share of its rows (one part file of several, a partitioned export) looks like that, "
+                    + "so it is no evidence the meter over-counted",
+                remedy: "reconcile against every part of the export; if it is whole, correct the meter by hand")
+        ]
     }
 
     /// One token type off the meter by one share on every model that has it (within two points),
