@@ -209,6 +209,39 @@ import VendorAnthropic
         }
     }
 
+    /// A model billed only in a month row, from a file that declares no period, beside another
+    /// file's daily rows of another model covering May: the month row may be unfinished (pulled
+    /// before the month's last days landed), and its shortfall was proposed as
+    /// `metered_beyond_billed` on the strength of the other model's days.
+    @Test func aModelBilledOnlyInAMonthRowIsNotTakenAsCompleteFromOtherModelsDays() async throws {
+        let store = try S.store()
+        var daily = "BilledCost,BillingCurrency,ChargeCategory,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,SkuPriceDetails,ProviderName\n"
+        let haiku = #""{""ModelId"": ""claude-haiku-4-5"", ""TokenDirection"": ""Input""}""#
+        for day in 1...31 {
+            _ = try await store.ingest([
+                S.event("h\(day)", model: "claude-haiku-4-5", type: "input", quantity: 100_000, day: day, vendor: "anthropic"),
+                S.event("s\(day)", model: "claude-sonnet-4-5", type: "input", quantity: 100_000, day: day, vendor: "anthropic"),
+            ])
+            let from = String(format: "2026-05-%02dT00:00:00Z", day)
+            let to = day == 31 ? "2026-06-01T00:00:00Z" : String(format: "2026-05-%02dT00:00:00Z", day + 1)
+            daily += "0.10,USD,Usage,\(from),\(to),100000,Tokens,\(haiku),Anthropic\n"
+        }
+        let sonnet = #""{""ModelId"": ""claude-sonnet-4-5"", ""TokenDirection"": ""Input""}""#
+        let month = """
+            BilledCost,BillingCurrency,ChargeCategory,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,SkuPriceDetails,ProviderName
+            6.00,USD,Usage,2026-05-01T00:00:00Z,2026-06-01T00:00:00Z,2000000,Tokens,\(sonnet),Anthropic
+
+            """
+        let o = ReconciliationOptions(
+            vendor: "focus", invoices: [InvoiceFile(name: "a.csv", bytes: Array(month.utf8)), InvoiceFile(name: "b.csv", bytes: Array(daily.utf8))],
+            range: S.may, account: "acct_42")
+        let r = try await service.engine.run(o, store: store)
+        let reason = r.reasons.first { $0.code == "long_lines_may_be_unfinished" }
+        #expect(reason?.modelID == "claude-sonnet-4-5", "\(r.reasons.map(\.code))")
+        #expect(!r.corrections.contains { $0.quantity < 0 }, "\(r.corrections.map(\.quantity))")
+        #expect(!r.reasons.contains { $0.code == "long_lines_may_be_unfinished" && $0.modelID == "claude-haiku-4-5" })
+    }
+
     /// The FOCUS card knows no aliases: a rule naming `claude-sonnet-4-5-20250929` matched nothing
     /// there while `rules test` passed it. Names the run's card does not know are read through
     /// every shipped card that agrees on them.

@@ -122,7 +122,7 @@ public struct ReconciliationEngine: Sendable {
                         remedy: "check the card's prices for the period (usagebox ratecards propose); correct a meter that really lost a share by hand")
                 ] : [])
             + (diff.shape == .uniform ? [] : Self.uniformTokenTypes(diff, range: o.range))
-            + Self.statedCountsShortByOneShare(diff, range: o.range)
+            + Self.statedCountsShortByOneShare(diff, range: o.range) + Self.unfinishedLongLines(vendor, diff: diff)
             + (o.range.to > now()
                 ? [
                     EvidenceReason(
@@ -348,6 +348,22 @@ public struct ReconciliationEngine: Sendable {
                     + "so it is no evidence the meter over-counted",
                 remedy: "reconcile against every part of the export; if it is whole, correct the meter by hand")
         ]
+    }
+
+    /// A model the vendor bills below the meter in lines longer than a day, from a file that
+    /// declares no period: such a line (a FOCUS month row restated as the month fills) cannot
+    /// show it was complete when exported, and other models' daily lines covering the period
+    /// took the hold of an uncovered period away from it (its shortfall was proposed as
+    /// `metered_beyond_billed`).
+    static func unfinishedLongLines(_ vendor: VendorLedger, diff: GapDiff) -> [EvidenceReason] {
+        diff.models.filter { vendor.undeclaredMultiDayModels.contains($0.modelID) && ($0.gap < 0 || $0.tokenTypes.contains { $0.gap < 0 }) }.map { m in
+            EvidenceReason(
+                code: "long_lines_may_be_unfinished", effect: .blocksNegative, modelID: m.modelID,
+                detail: "\(m.modelID) is billed in lines longer than a day by a file that declares no billing period: "
+                    + "such a line cannot show whether its span was complete when the file was exported, "
+                    + "so the vendor billing less than the meter is no evidence the meter over-counted",
+                remedy: "an export with daily lines for \(m.modelID), or one that declares its billing period once the period is closed")
+        }
     }
 
     /// One token type off the meter by one share on every model that has it (within two points),

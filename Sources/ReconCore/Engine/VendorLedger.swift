@@ -223,6 +223,9 @@ struct VendorLedger: Sendable {
     var usageSpans: [Int: (from: Timestamp, to: Timestamp)] = [:]
     /// Usage lines billing more than one day.
     var multiDayLines = 0
+    /// Models billed in lines longer than a day by a file that declares no period: nothing shows
+    /// whether such a line was complete when exported, whatever other lines cover.
+    var undeclaredMultiDayModels = Set<String>()
     /// What the invoice bills per currency, as written, and what was left out of the card-currency totals.
     var byCurrency: [String: Decimal] = [:]
     var unconvertedCurrencies = Set<String>()
@@ -522,6 +525,11 @@ struct VendorLedger: Sendable {
                 } else {
                     moneyMissing = true
                 }
+            }
+            if batch.coverage[entry.file].declared.isEmpty,
+                !VendorCell.isOneDay(.init(from: bucket.from.microseconds, to: bucket.to.microseconds, tag: ""))
+            {
+                ledger.undeclaredMultiDayModels.insert(key.model)
             }
             var cell = ledger.cells[key] ?? VendorCell()
             cell.moneyMissing = cell.moneyMissing || moneyMissing
