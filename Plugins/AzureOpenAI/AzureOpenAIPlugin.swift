@@ -23,7 +23,10 @@ public enum AzureOpenAIPlugin: VendorPlugin {
 
     /// `gpt 4o 1120 cached Inp glbl Tokens` → ("gpt-4o-1120", "cached", labels).
     static func meter(_ name: String) -> (model: String, tokenClass: String, labels: [String: String])? {
-        var words = name.lowercased().replacingOccurrences(of: "data zone", with: "dzone").split(separator: " ").map(String.init)
+        // Hyphens part words as spaces do ("gpt-4o-mini-0718-Inp-regnl"): the model's words are
+        // joined by hyphens again, and as one word the meter named no token class and its money
+        // was read as not usage.
+        var words = name.lowercased().replacingOccurrences(of: "data zone", with: "dzone").split { $0 == " " || $0 == "-" }.map(String.init)
         var labels: [String: String] = [:]
         var tokenClass: String?
         var cached = false

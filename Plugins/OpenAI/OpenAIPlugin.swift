@@ -19,7 +19,8 @@ public enum OpenAIPlugin: VendorPlugin {
     ]
 
     /// Splits a `line_item` ("gpt-4o-2024-08-06, cached input", "priority | gpt-5.6, output, long context", "batch | …")
-    /// into model, token class and labels; nil for non-token items ("web search tool calls").
+    /// into model, token class and labels; nil for non-token items ("web search tool calls"), a
+    /// token class `tokenTypeMap` does not know kept as written.
     static func lineItem(_ item: String) -> (model: String, tokenClass: String, labels: [String: String])? {
         var text = item
         var labels: [String: String] = [:]
@@ -39,7 +40,12 @@ public enum OpenAIPlugin: VendorPlugin {
         var tokenClass = parts[1].lowercased()
         if tokenClass.hasPrefix("batch ") { labels["service_tier"] = "batch"; tokenClass = String(tokenClass.dropFirst(6)) }
         if parts.dropFirst(2).contains("long context") { labels["context"] = "long" }
-        guard tokenTypeMap[tokenClass] != nil else { return nil }
+        // A model's line whose token class is not known ("audio input"), or that says more than
+        // is read ("input, <modifier>"), stays usage with that class as written: its token type
+        // unknown holds the model's downward corrections. As not usage its money left the
+        // vendor's side short, and the meter's tokens read as over-metering.
+        let unread = parts.dropFirst(2).filter { $0.lowercased() != "long context" }
+        if !unread.isEmpty { tokenClass = ([tokenClass] + unread.map { $0.lowercased() }).joined(separator: ", ") }
         return (model, tokenClass, labels)
     }
 

@@ -117,6 +117,34 @@ extension MessyMonthEndTests {
         #expect(text.unmapped.isEmpty && text.findings.isEmpty, "\(text.unmapped) \(text.findings)")
     }
 
+    /// A model's line whose token class is not read ("audio input"), or that says more than is
+    /// read ("input, realtime"), was "not usage": its money left the vendor's side short, and the
+    /// meter's audio counted as input read as over-metering (−160,000 proposed). It stays the
+    /// model's usage of an unknown token type, which holds the model's downward corrections.
+    @Test func anOpenAILineOfAnUnreadTokenClassHoldsItsModel() async throws {
+        for item in ["gpt-4o-2024-08-06, audio input", "gpt-4o-2024-08-06, input, realtime"] {
+            let store = try await store([("acct_42", "gpt-4o-2024-08-06", "input", 1_160_000, 10)], vendor: "openai")
+            let r = try await run(
+                "openai", [openAICosts([openAICost("gpt-4o-2024-08-06, input", "2.5"), openAICost(item, "0.4")])], store, account: "acct_42"
+            ) {
+                $0.range = Self.mayDay(10)
+                $0.invoiceScope = .account
+            }
+            #expect(!r.corrections.contains { $0.quantity < 0 }, "\(item): \(r.corrections.map(\.quantity))")
+            #expect(r.unmapped.map(\.reason) == ["unknown_token_type"] && r.unmapped.first?.vendorModel == "gpt-4o-2024-08-06", "\(item): \(r.unmapped)")
+        }
+        // Not a model's tokens at all: still not usage.
+        let store = try await store([("acct_42", "gpt-4o-2024-08-06", "input", 1_000_000, 10)], vendor: "openai")
+        let tools = try await run(
+            "openai", [openAICosts([openAICost("gpt-4o-2024-08-06, input", "2.5"), openAICost("web search tool calls", "0.4")])], store,
+            account: "acct_42"
+        ) {
+            $0.range = Self.mayDay(10)
+            $0.invoiceScope = .account
+        }
+        #expect(tools.unmapped.map(\.reason) == ["not_usage"] && tools.findings.isEmpty, "\(tools.unmapped) \(tools.findings)")
+    }
+
     /// A cost result giving 500,000 tokens back beside usage that matches the meter was netted,
     /// and −500,000 was proposed (the customer's bill lowered on the vendor's word). Tokens given
     /// back by any format are set aside as a refund and hold the cell, as CUR and UBL refunds do.

@@ -46,6 +46,19 @@ extension MessyMonthEndTests {
         }
     }
 
+    /// A meter name written with hyphens (`gpt-4o-Inp-glbl`) was one word naming no token class:
+    /// its money was "not usage", and −600,000 was proposed. Hyphens part words as spaces do.
+    @Test func anAzureMeterNameWithHyphensIsReadAsWithSpaces() async throws {
+        let azureStore = try await store([("acct_z", "gpt-4o", "input", 2_000_000, 25)], vendor: "azure-openai")
+        let r = try await azureMay25(
+            [
+                "Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,1400,1K,3.50,USD,Usage",
+                "Foundry Models,Azure OpenAI,gpt-4o-Inp-glbl,600,1K,1.50,USD,Usage",
+            ], azureStore)
+        #expect(r.unmapped.isEmpty && r.findings.isEmpty && r.corrections.isEmpty, "\(r.unmapped) \(r.findings)")
+        #expect(r.models.first?.vendor == 2_000_000, "\(r.models)")
+    }
+
     /// Azure PTU names no model (a deployment's capacity): every model's negative gaps are held.
     /// Vertex Provisioned Throughput holds its model when the SKU names one, every model when not.
     @Test func azurePTUAndVertexProvisionedThroughputHoldNegativeGaps() async throws {
