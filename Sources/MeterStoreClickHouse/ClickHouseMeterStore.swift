@@ -110,7 +110,7 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
 
     /// A version for a row that replaces one read with `max(version)` = `stored`: versions come
     /// from each writer's clock, and a row written on a clock ahead would otherwise outrank its
-    /// replacement (a revoked key kept working, a meter's change was read as never made).
+    /// replacement (a meter's change, a report applied were read as never made).
     func nextVersion(above stored: JSONValue?) async -> UInt64 {
         if let stored = stored?.chInt { await writer.versions(above: UInt64(max(stored, 0))) }
         return await nextVersion()
@@ -231,8 +231,8 @@ public final class ClickHouseMeterStore: MeterStore, @unchecked Sendable {
     }
 
     /// What the store's own reads assume whatever the user's profile says: verify and the scrub
-    /// read a LEFT JOIN's missing side as 0 and '' (with `join_use_nulls=1` as NULL, a segment
-    /// never checked would be read as corrupt). The SQL endpoint sends none of these.
+    /// read a LEFT JOIN's missing side as 0 (with `join_use_nulls=1` as NULL, a segment never
+    /// checked counted as neither clean, corrupt nor pending). The SQL endpoint sends none of these.
     static let readSettings = ["max_query_size": "67108864", "join_use_nulls": "0"]
 
     /// Runs a query, turning ClickHouse's own errors into the store's.

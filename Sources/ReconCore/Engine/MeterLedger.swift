@@ -112,7 +112,7 @@ struct MeterLedger: Sendable {
 
     static func read(
         _ store: any MeterStore, card: any RateCardConverter, scopeModels: Set<String>, vendorNames: Set<String>,
-        mayBeMisspelt: (String) -> Bool, options o: ReconciliationOptions
+        mayBeMisspelt: @escaping (String) -> Bool, options o: ReconciliationOptions
     ) async throws -> MeterLedger {
         var ledger = MeterLedger()
         let attribution = o.attribution
@@ -149,6 +149,8 @@ struct MeterLedger: Sendable {
             return card.canonicalModel(raw) ?? (scopeModels.contains(raw) ? raw : nil)
         }
         var outside: [String: Int64] = [:]
+        // Whether a `vendor` label counts as this vendor's: one of its names or one it may be mistyped as.
+        let countsAsOwn: (String) -> Bool = { vendorNames.contains($0) || mayBeMisspelt($0) }
         // Every in-scope group's size added up: within 64 bits, no sum the run makes of them (per
         // model, per token type, per day, across accounts) can pass it.
         var magnitude: Int128 = 0
@@ -214,7 +216,7 @@ struct MeterLedger: Sendable {
             }
         }
         try await ledger.readEdges(
-            store, scope: scope, filters: filters, optional: optional, counts: { vendorNames.contains($0) || mayBeMisspelt($0) },
+            store, scope: scope, filters: filters, optional: optional, counts: countsAsOwn,
             canonical: canonical, scopeModels: scopeModels, perAccount: attribution.isPerAccount, range: o.range)
         ledger.outOfScope = outside.sorted { $0.key < $1.key }.map { key, tokens in
             let parts = key.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
@@ -242,7 +244,7 @@ struct MeterLedger: Sendable {
                 try await store.forEachGroup(all) { g in
                     // A label that may be this vendor's mistyped counts: another account's `Anthropic`
                     // left out, an org-wide bill's share of it was proposed on the run's account.
-                    guard let account = g.keys[0], !byVendor || (g.keys[2].map { vendorNames.contains($0) || mayBeMisspelt($0) } ?? true) else { return }
+                    guard let account = g.keys[0], !byVendor || (g.keys[2].map(countsAsOwn) ?? true) else { return }
                     // Loosely too (`claude-sonnet-4.5`): another account's usage of the invoice's models
                     // under a spelling the card does not know passed the scope check.
                     if let model = canonical(g.keys[1]) ?? g.keys[1].flatMap(scopeList.match), scopeModels.contains(model) {

@@ -332,8 +332,9 @@ public struct ReconciliationEngine: Sendable {
     /// Token counts the vendor states, below the meter by one share on every model and every day:
     /// stated counts short are read as the meter's over-count, but short by the same share
     /// everywhere, an export missing part of its rows (two of three part files, a partitioned or
-    /// sharded export) is the likelier cause, and −33 % was proposed on every cell. Above the
-    /// meter by one share stays the meter's loss.
+    /// sharded export) is the likelier cause: the defaults leave it unexplained, but a run called
+    /// conclusive and a team rule could make it −33 % on every cell. Above the meter by one share
+    /// stays the meter's loss.
     static func statedCountsShortByOneShare(_ diff: GapDiff, range: TimeRange) -> [EvidenceReason] {
         guard diff.shape != .uniform, diff.total.vendor < diff.total.metered,
             GapDiff.shape(diff.models, totalMetered: diff.total.metered, totalVendor: diff.total.vendor).0 == .uniform,

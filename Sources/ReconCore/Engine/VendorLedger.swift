@@ -347,7 +347,8 @@ struct VendorLedger: Sendable {
             let bucket = line.bucket
             // A line billing more than a day (a monthly row) cannot show whether its month was
             // complete: only shorter buckets say what an export covers.
-            if VendorCell.isOneDay(.init(from: bucket.from.microseconds, to: bucket.to.microseconds, tag: "")) {
+            let oneDay = VendorCell.isOneDay(.init(from: bucket.from.microseconds, to: bucket.to.microseconds, tag: ""))
+            if oneDay {
                 let span = ledger.usageSpans[entry.file]
                 ledger.usageSpans[entry.file] = (min(span?.from ?? bucket.from, bucket.from), max(span?.to ?? bucket.to, bucket.to))
             } else {
@@ -526,11 +527,7 @@ struct VendorLedger: Sendable {
                     moneyMissing = true
                 }
             }
-            if batch.coverage[entry.file].declared.isEmpty,
-                !VendorCell.isOneDay(.init(from: bucket.from.microseconds, to: bucket.to.microseconds, tag: ""))
-            {
-                ledger.undeclaredMultiDayModels.insert(key.model)
-            }
+            if !oneDay, batch.coverage[entry.file].declared.isEmpty { ledger.undeclaredMultiDayModels.insert(key.model) }
             var cell = ledger.cells[key] ?? VendorCell()
             cell.moneyMissing = cell.moneyMissing || moneyMissing
             try cell.buckets[
