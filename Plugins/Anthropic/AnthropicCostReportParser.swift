@@ -66,18 +66,34 @@ struct AnthropicCostReportParser: InvoiceParser {
                 let labels = AnthropicPlugin.labels(of: row)
                 var attribution: [String: String] = [:]
                 if let w = row["workspace_id"]?.stringValue { attribution["workspace_id"] = w }
+                // The analytics cost report's list_amount: the same usage at list price (cents).
+                var listAmount: Decimal?
+                if let listText = row["list_amount"]?.decimalText {
+                    guard let list = ExactDecimal.parse(listText) else {
+                        throw InvoiceError(file: file.name, field: "\(field).list_amount", ExactDecimal.refusal(listText))
+                    }
+                    listAmount = list / 100
+                }
                 var line = InvoiceLine(
                     location: "\(file.name)#\(field)", vendorModel: model, vendorTokenType: vendorTokenType,
                     tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] },
                     amount: cents / 100, amountScale: ExactDecimal.scale(of: amountText) + 2,
-                    currency: row["currency"]?.stringValue ?? "USD", date: date, end: end, labels: labels, attribution: attribution,
+                    currency: row["currency"]?.stringValue ?? "USD", listAmount: listAmount, date: date, end: end, labels: labels,
+                    attribution: attribution,
                     nonUsageReason: nonUsage, description: row["description"]?.stringValue)
                 line.sourceRow = row.hashValue
                 lines.append(line)
             }
         }
         coverage.addPages(pages)
-        return ParsedInvoice(lines: lines, coverage: coverage)
+        // What the organization is charged: after a negotiated discount where it has one (the
+        // analytics report says so of its `amount`, and gives `list_amount` beside it). A short
+        // total read from it alone may be the discount.
+        let net = lines.contains { $0.nonUsageReason == nil && $0.listAmount == nil && ($0.amount ?? 0) != 0 }
+        return ParsedInvoice(
+            lines: lines, coverage: coverage,
+            amountsMayBeNet: net
+                ? "a cost report's amounts are what the organization is charged, after any negotiated discount, and it states no list_amount" : nil)
     }
 }
 

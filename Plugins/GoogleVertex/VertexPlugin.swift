@@ -20,7 +20,7 @@ public enum VertexPlugin: VendorPlugin {
     static func sku(_ description: String) -> (model: String, tokenClass: String, labels: [String: String])? {
         var labels: [String: String] = [:]
         let d = description
-        if d.contains("Caching Storage") || d.contains("Grounding") { return nil }
+        if d.contains("Caching Storage") || d.contains("Grounding") || d.contains("Provisioned Throughput") { return nil }
         if d.contains("Batch") { labels["service_tier"] = "batch" }
         if d.contains("Priority") { labels["service_tier"] = "priority" }
         if d.contains("(Long)") { labels["context"] = "long" }
@@ -36,6 +36,11 @@ public enum VertexPlugin: VendorPlugin {
             tokenClass = "output"
         } else if d.contains("Input") {
             tokenClass = "input"
+        } else if d.hasPrefix("Gemini ") || d.hasPrefix("Claude ") {
+            // A model's SKU naming no token class (`Gemini 2.5 Flash Live Tokens`): its usage of an
+            // unread class, which holds the model's over-metering corrections; "not usage", its
+            // money left the vendor's side short beside a meter counting those tokens.
+            tokenClass = ""
         } else {
             return nil
         }
@@ -69,6 +74,11 @@ public enum VertexPlugin: VendorPlugin {
         // which usage it returns nor whether it was served, so it is held.
         let restates = costType == "adjustment" && parsed != nil && (quantity ?? 0) != 0
         if restates, let q = quantity, value < 0 { quantity = q > 0 ? -q : q }
+        // A cost type the export does not document (a row cut to `regu`, a kind added later) on a
+        // token SKU may be usage or give some back: a charge stays the model's usage of an unread
+        // token class (its over-metering corrections held), money back is set aside like a refund
+        // (the cell held). "Not usage", a cut `regular` row left the vendor's side short.
+        let unreadKind = parsed != nil && value != 0 && costType.map { !Self.costTypes.contains($0) } ?? false
         var nonUsage: String?
         var capacityModel: String?
         if isVertex, let sku, let r = sku.range(of: "Provisioned Throughput", options: .caseInsensitive) {
@@ -76,7 +86,7 @@ public enum VertexPlugin: VendorPlugin {
             nonUsage = "capacity:provisioned_throughput"
             let named = String(sku[..<r.lowerBound]).trimmingCharacters(in: .whitespaces)
             capacityModel = named.isEmpty ? nil : named
-        } else if let costType, costType != "regular", !restates {
+        } else if let costType, costType != "regular", !restates, !unreadKind {
             nonUsage = "not_usage:\(costType)"
         } else if parsed == nil {
             nonUsage = "not_usage:\(sku ?? service ?? "other")"
@@ -97,16 +107,24 @@ public enum VertexPlugin: VendorPlugin {
             }
             list = l
         }
+        let givesBack = unreadKind && value < 0
+        if givesBack, let q = quantity, q > 0 { quantity = -q }
         var line = InvoiceLine(
-            location: location, vendorModel: parsed?.model ?? capacityModel, vendorTokenType: parsed?.tokenClass,
-            tokenType: parsed.flatMap { tokenTypeMap[$0.tokenClass] }, amount: value, amountScale: ExactDecimal.scale(of: cost),
-            currency: currency ?? "USD", listAmount: list, quantity: nonUsage == nil ? quantity : nil, date: start, end: end, labels: parsed?.labels ?? [:],
+            location: location, vendorModel: parsed?.model ?? capacityModel,
+            vendorTokenType: unreadKind && !givesBack ? "\(parsed?.tokenClass ?? "") (cost_type \(costType ?? ""))" : parsed?.tokenClass,
+            tokenType: unreadKind && !givesBack ? nil : parsed.flatMap { tokenTypeMap[$0.tokenClass] }, amount: value,
+            amountScale: ExactDecimal.scale(of: cost),
+            currency: currency ?? "USD", listAmount: list, quantity: nonUsage == nil && !(unreadKind && !givesBack) ? quantity : nil,
+            date: start, end: end, labels: parsed?.labels ?? [:],
             attribution: project.map { ["project_id": $0] } ?? [:], nonUsageReason: nonUsage, description: sku)
         line.exchangeRate = rate
         line.isCorrection = restates
-        line.isRefund = restates
+        line.isRefund = restates || givesBack
         return line
     }
+
+    /// The export's documented `cost_type`s.
+    static let costTypes: Set<String> = ["regular", "tax", "adjustment", "rounding error"]
 
     /// `usage.unit` of a token count ("count" in the export, "token(s)" in some).
     static let tokenUnits: Set<String> = ["count", "tokens", "token"]

@@ -96,6 +96,14 @@ import VendorAnthropic
         let (report, outcome) = try await service.run(options, store: store, log: store, apply: true)
         guard case let .posted(applied, _) = outcome else { Issue.record("\(outcome)"); return }
         #expect(report.verdict == .conclusive && applied.accepted == 1 && applied.postClose == 1, "a correction lands as a visible post-close adjustment")
+        // The report says so before anything is applied (it said nothing of the closed month).
+        let note = try #require(report.reasons.first { $0.code == "corrections_into_closed_month" }, "\(report.reasons.map(\.code))")
+        #expect(note.effect == .note && note.detail.contains("acct_42 2026-05") && note.accounts?.map(\.accountID) == ["acct_42"], "\(note.detail)")
+        // An open month says nothing.
+        let open = try S.store()
+        _ = try await KataDemo(store: open, write: { _ in }).load()
+        let r = try await service.engine.run(options, store: open)
+        #expect(!r.corrections.isEmpty && !r.reasons.contains { $0.code == "corrections_into_closed_month" }, "\(r.reasons.map(\.code))")
     }
 
     @Test func aUniformGapIsAPricingGapWithNoCorrection() async throws {
@@ -126,6 +134,28 @@ import VendorAnthropic
         #expect(r.models.first?.vendor == 800_000 && r.models.first?.gap == -200_000)
         #expect(r.corrections.map(\.quantity) == [-200_000])
         #expect(ReconciliationReport.gapPercent(gap: -200_000, metered: 1_000_000) == "-20.00")
+    }
+
+    /// The Admin API's cost report states what the organization is charged (after any negotiated
+    /// discount) and no list amount: a total below the meter may be the discount, and −200,000
+    /// was proposed on it. Held; the usage report's token counts for the same days lift the hold.
+    @Test func anAdminCostReportBelowTheMeterWaitsForListPricesOrCounts() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([S.event("a", model: "claude-sonnet-4-5", type: "output", quantity: 1_000_000, vendor: "anthropic")])
+        let cost = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "1200", atList: false)])
+        let r = try await run(store, [cost])
+        #expect(r.models.first?.gap == -200_000 && r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
+        let net = try #require(r.reasons.first, "\(r.reasons)")
+        #expect(net.code == "amounts_may_be_net" && net.effect == .blocksNegative && net.detail.contains("no list_amount"), "\(net.detail)")
+        #expect(r.findings.first?.blockedBy == ["amounts_may_be_net"], "\(r.findings)")
+        let usage = InvoiceFile(
+            name: "usage.json",
+            bytes: Array(
+                """
+                {"data": [{"starting_at": "2026-05-10T00:00:00Z", "ending_at": "2026-05-11T00:00:00Z", "results": [{"model": "claude-sonnet-4-5", "uncached_input_tokens": 0, "output_tokens": 800000}]}], "has_more": false}
+                """.utf8))
+        let counted = try await run(store, [cost, usage])
+        #expect(counted.reasons.isEmpty && counted.corrections.map(\.quantity) == [-200_000], "\(counted.reasons.map(\.detail))")
     }
 
     /// One tenant's legal 2^63 − 1 event without a token type took the server down in the sums of

@@ -22,6 +22,10 @@ enum TestSupport {
         var costType = "tokens"
         var currency = "USD"
         var month = "2026-05"
+        /// Whether the row states its `list_amount` (equal to `amount`: no discount). Without it, a
+        /// cost report's money may be net and its over-metering corrections wait
+        /// (`amounts_may_be_net`); the tests of other evidence state it.
+        var atList = true
     }
 
     /// A cost report as the Admin API answers for May (a bucket for every day, rows where given);
@@ -39,12 +43,13 @@ enum TestSupport {
                     "results",
                     .array(
                         byDay[day]!.map { r in
-                            .object([
-                                ("amount", .string(r.cents)), ("currency", .string(r.currency)), ("cost_type", .string(r.costType)),
-                                ("model", .optionalString(r.model)), ("token_type", .optionalString(r.tokenType)),
-                                ("service_tier", .string("standard")), ("context_window", .string("0-200k")),
-                                ("workspace_id", .optionalString(r.workspace)), ("description", .string("test row")),
-                            ])
+                            .object(
+                                [
+                                    ("amount", .string(r.cents)), ("currency", .string(r.currency)), ("cost_type", .string(r.costType)),
+                                    ("model", .optionalString(r.model)), ("token_type", .optionalString(r.tokenType)),
+                                    ("service_tier", .string("standard")), ("context_window", .string("0-200k")),
+                                    ("workspace_id", .optionalString(r.workspace)), ("description", .string("test row")),
+                                ] + (r.atList ? [("list_amount", .string(r.cents))] : []))
                         })
                 ),
             ])
@@ -57,6 +62,15 @@ enum TestSupport {
                         ("data", .array(data)), ("has_more", .bool(hasMore)), ("next_page", hasMore ? .string("page_2") : .null),
                     ])
                 ).utf8))
+    }
+
+    /// `file` (an Anthropic cost report) with every row's `list_amount` beside its `amount`, equal
+    /// to it: amounts at list price, so a short total is read as such (not held as maybe net).
+    static func atList(_ file: InvoiceFile) -> InvoiceFile {
+        let text = file.text.replacingOccurrences(
+            of: #""amount": ("[^"]*")"#, with: #""amount": $1, "list_amount": $1"#, options: .regularExpression)
+        precondition(text != file.text, "\(file.name) has no \"amount\": \"…\" to state at list")
+        return InvoiceFile(name: file.name, bytes: Array(text.utf8))
     }
 
     /// A UBL invoice for May 2026 from Anthropic with `(item, token_type, amount)` lines.
