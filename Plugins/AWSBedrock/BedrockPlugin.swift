@@ -166,6 +166,11 @@ struct BedrockCURParser: InvoiceParser {
             // A refund of token usage takes its tokens back; a refund with no usage amount is money only.
             let isRefund = lineType == "Refund" && tokenClass != nil && (quantity ?? 0) != 0
             if isRefund, let q = quantity { quantity = q > 0 ? -q : q }
+            // Money given back on a token usage type with no tokens stated: usage was billed wrong by
+            // an amount nobody priced. Kept as usage (money only), which holds its model
+            // (`usage_refund`); "not usage", the doubled usage it corrects stood and was proposed.
+            let moneyBack = lineType == "Refund" && tokenClass != nil && !isRefund && cost < 0
+            if moneyBack { quantity = nil }
             var attribution: [String: String] = [:]
             for (k, names) in [
                 ("usage_account_id", ["line_item_usage_account_id", "lineItem/UsageAccountId"]),
@@ -178,7 +183,7 @@ struct BedrockCURParser: InvoiceParser {
                 // Model units by the hour: tokens served on them are on no token line.
                 nonUsage = "capacity:provisioned_throughput"
                 model = capacityModel.isEmpty ? nil : capacityModel
-            } else if !["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"].contains(lineType) && !isRefund {
+            } else if !["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"].contains(lineType) && !isRefund && !moneyBack {
                 nonUsage = "not_usage:\(lineType.lowercased())"
             } else if tokenClass == nil {
                 nonUsage = "not_usage:\(row.cell(Self.product) ?? "other")"

@@ -35,10 +35,20 @@ struct AnthropicConsoleCostParser: InvoiceParser {
             let model = cell("model")
             let vendorTokenType = cell("token_type")
             var nonUsage: String?
-            if let costType, costType != "token" { nonUsage = "not_usage:\(costType)" } else if model == nil { nonUsage = "not_usage" }
+            // A row naming a token type is tokens whatever its cost_type (as in the cost report).
+            let unreadKind = costType.map { $0 != "token" } ?? false && vendorTokenType != nil
+            if let costType, costType != "token", !unreadKind {
+                nonUsage = "not_usage:\(costType)"
+            } else if model == nil {
+                nonUsage = "not_usage"
+            }
             var labels: [String: String] = [:]
             if let c = AnthropicPlugin.contextWindow(cell("context_window")) { labels["context_window"] = c }
-            if cell("usage_type") == "batch" { labels["service_tier"] = "batch" }
+            // `message` (and `standard`) is the base price, `batch` half; any other usage type is
+            // a tier the card must price itself (never at the base rate: `no_rate_for_tier`).
+            if let usageType = cell("usage_type")?.lowercased(), !["message", "standard"].contains(usageType) {
+                labels["service_tier"] = usageType
+            }
             if let g = cell("inference_geo") { labels["inference_geo"] = g }
             if let speed = cell("speed") { labels["speed"] = speed }
             var attribution: [String: String] = [:]
@@ -46,8 +56,9 @@ struct AnthropicConsoleCostParser: InvoiceParser {
             if let k = cell("api_key_id") { attribution["api_key_id"] = k }
             if let k = cell("api_key") { attribution["api_key"] = k }
             var line = InvoiceLine(
-                location: "\(file.name):\(row.line)", vendorModel: model, vendorTokenType: vendorTokenType,
-                tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] }, amount: cost,
+                location: "\(file.name):\(row.line)", vendorModel: model,
+                vendorTokenType: unreadKind ? "\(vendorTokenType ?? "") (cost_type \(costType ?? ""))" : vendorTokenType,
+                tokenType: unreadKind ? nil : vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] }, amount: cost,
                 amountScale: ExactDecimal.scale(of: costText), currency: "USD", listAmount: listAmount, date: date, labels: labels,
                 attribution: attribution, nonUsageReason: nonUsage, description: costType)
             line.sourceRow = row.fingerprint

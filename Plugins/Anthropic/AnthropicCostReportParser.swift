@@ -57,7 +57,11 @@ struct AnthropicCostReportParser: InvoiceParser {
                 let model = row["model"]?.stringValue
                 let vendorTokenType = row["token_type"]?.stringValue
                 var nonUsage: String?
-                if let costType, costType != "tokens" {
+                // A row naming a token type is tokens whatever its cost_type: one not read (a kind
+                // added later, a cut cell) stays the model's usage of an unread token type, which
+                // holds its downward corrections; as not usage its money left the cell short.
+                let unreadKind = costType.map { $0 != "tokens" } ?? false && vendorTokenType != nil
+                if let costType, costType != "tokens", !unreadKind {
                     nonUsage = "not_usage:\(costType)"
                 } else if model == nil && vendorTokenType == nil {
                     nonUsage = "not_usage"
@@ -75,8 +79,9 @@ struct AnthropicCostReportParser: InvoiceParser {
                     listAmount = list / 100
                 }
                 var line = InvoiceLine(
-                    location: "\(file.name)#\(field)", vendorModel: model, vendorTokenType: vendorTokenType,
-                    tokenType: vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] },
+                    location: "\(file.name)#\(field)", vendorModel: model,
+                    vendorTokenType: unreadKind ? "\(vendorTokenType ?? "") (cost_type \(costType ?? ""))" : vendorTokenType,
+                    tokenType: unreadKind ? nil : vendorTokenType.flatMap { AnthropicPlugin.tokenTypeMap[$0] },
                     amount: cents / 100, amountScale: ExactDecimal.scale(of: amountText) + 2,
                     currency: row["currency"]?.stringValue ?? "USD", listAmount: listAmount, date: date, end: end, labels: labels,
                     attribution: attribution,

@@ -40,7 +40,10 @@ public enum AzureOpenAIPlugin: VendorPlugin {
             if w == "batch" { labels["service_tier"] = "batch"; return false }
             return !dropWords.contains(w)
         }
-        guard var tc = tokenClass, !words.isEmpty else { return nil }
+        // A meter of tokens whose class is not read ("gpt 4o Prompt regnl Tokens") is usage, held
+        // (the unread word stays in the model's name: unplaced), not "not usage" (its money left
+        // the model's cell short and the meter's tokens read as over-metering).
+        guard !words.isEmpty, var tc = tokenClass ?? (name.lowercased().contains("token") ? "" : nil) else { return nil }
         if cached, tc == "input" { tc = "cached" }
         // "gpt 4o" and "gpt-4o" are one model word; numbers after it are dated snapshots.
         var model = words.joined(separator: "-").replacingOccurrences(of: "gpt--", with: "gpt-")
@@ -142,13 +145,17 @@ struct AzureCostDetailsParser: InvoiceParser {
                 // and says neither which usage it returns nor whether it was served, so it is held.
                 let restates = ["Refund", "Adjustment"].contains(chargeType) && parsed != nil && (quantity ?? 0) != 0
                 if restates, let q = quantity, chargeType == "Refund" || cost < 0 { quantity = q > 0 ? -q : q }
+                // Money given back on a token meter with no tokens: kept as usage (money only), which
+                // holds the model (`usage_refund`) instead of leaving the usage it corrects standing.
+                let moneyBack = ["Refund", "Adjustment"].contains(chargeType) && parsed != nil && !restates && cost < 0
+                if moneyBack { quantity = nil }
                 var nonUsage: String?
                 if isOpenAI,
                     meterName.localizedCaseInsensitiveContains("provisioned") || meterName.localizedCaseInsensitiveContains("throughput unit")
                 {
                     // PTU: a deployment's capacity by the hour; tokens served on it are on no token meter.
                     nonUsage = "capacity:provisioned_throughput_units"
-                } else if chargeType != "Usage" && !restates {
+                } else if chargeType != "Usage" && !restates && !moneyBack {
                     nonUsage = "not_usage:\(chargeType.lowercased())"
                 } else if parsed == nil {
                     nonUsage = "not_usage:\(meterName)"

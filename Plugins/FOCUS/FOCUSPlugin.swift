@@ -178,7 +178,12 @@ struct FOCUSParser: InvoiceParser {
                     ? "capacity:provisioned_throughput"
                     : unusedCommitment
                         ? "commitment_unused"
-                        : category != "Usage" ? "not_usage:\(category.lowercased())" : (model == nil ? "not_usage" : nil),
+                        : category != "Usage"
+                            ? "not_usage:\(category.lowercased())"
+                            // A Usage row of tokens naming no model (a provider that fills no
+                            // ModelId) is some model's usage: unplaced, it holds downward
+                            // corrections; as not usage it left a model's cell short.
+                            : (model == nil && !Self.namesTokens(cell("ConsumedUnit"), cell("PricingUnit"), direction) ? "not_usage" : nil),
                 description: cell("ChargeDescription"))
             line.modelIsCanonical = true
             line.sourceRow = r.fingerprint
@@ -192,6 +197,11 @@ struct FOCUSParser: InvoiceParser {
     /// "KTokens", "1 Million Tokens", "Thousands of Tokens", "1,000 Tokens" ("Input Tokens": a few
     /// words describe); nil for a number or word it cannot read ("1.5x Tokens", "MM Tokens").
     /// "K Tokens" and "Thousands of Tokens" were read as single tokens, 1,000 times too few.
+    /// Whether a row's units (or its token direction) say it bills tokens.
+    static func namesTokens(_ consumedUnit: String?, _ pricingUnit: String?, _ direction: String?) -> Bool {
+        direction != nil || [consumedUnit, pricingUnit].contains { $0?.lowercased().contains("token") ?? false }
+    }
+
     static func blockSize(_ unit: String?) -> Decimal? {
         guard let unit else { return 1 }
         let named: [String: Decimal] = ["thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000]

@@ -79,6 +79,10 @@ public enum VertexPlugin: VendorPlugin {
         // token class (its over-metering corrections held), money back is set aside like a refund
         // (the cell held). "Not usage", a cut `regular` row left the vendor's side short.
         let unreadKind = parsed != nil && value != 0 && costType.map { !Self.costTypes.contains($0) } ?? false
+        // An adjustment of a token SKU giving money back with no tokens: money only, which holds the
+        // model (`usage_refund`); "not usage", the usage it corrects stood.
+        let moneyBack = costType == "adjustment" && parsed != nil && !restates && value < 0
+        if moneyBack { quantity = nil }
         var nonUsage: String?
         var capacityModel: String?
         if isVertex, let sku, let r = sku.range(of: "Provisioned Throughput", options: .caseInsensitive) {
@@ -86,7 +90,7 @@ public enum VertexPlugin: VendorPlugin {
             nonUsage = "capacity:provisioned_throughput"
             let named = String(sku[..<r.lowerBound]).trimmingCharacters(in: .whitespaces)
             capacityModel = named.isEmpty ? nil : named
-        } else if let costType, costType != "regular", !restates, !unreadKind {
+        } else if let costType, costType != "regular", !restates, !unreadKind, !moneyBack {
             nonUsage = "not_usage:\(costType)"
         } else if parsed == nil {
             nonUsage = "not_usage:\(sku ?? service ?? "other")"

@@ -138,7 +138,7 @@ struct OpenAICostsParser: InvoiceParser {
                     case "1000_tokens"?: 1000
                     default: nil
                     }
-                if parsed != nil, let scale, let text = row["quantity"]?.numberText {
+                if let scale, let text = row["quantity"]?.numberText {
                     guard let q = ExactDecimal.parseNumber(text), let tokens = ExactDecimal.wholeInt64(q * scale) else {
                         throw InvoiceError(
                             file: file.name, field: "\(field).quantity",
@@ -155,7 +155,9 @@ struct OpenAICostsParser: InvoiceParser {
                         tokenType: parsed.flatMap { OpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: amount,
                         amountScale: ExactDecimal.scale(of: text), currency: (row["amount"]?["currency"]?.stringValue ?? "usd").uppercased(),
                         quantity: quantity, date: start, end: end, labels: parsed?.labels ?? [:], attribution: attribution,
-                        nonUsageReason: parsed == nil ? "not_usage" : nil, description: item
+                        // A result in tokens whose line item names no model (`input_tokens`) is
+                        // some model's usage: unplaced, it holds downward corrections.
+                        nonUsageReason: parsed == nil && scale == nil ? "not_usage" : nil, description: item
                     ).withSourceRow(row.hashValue))
             }
         }
@@ -204,6 +206,19 @@ struct OpenAIUsageParser: InvoiceParser {
                         InvoiceLine(
                             location: "\(file.name)#\(field).\(name)", vendorModel: row["model"]?.stringValue, vendorTokenType: name, tokenType: type,
                             amount: nil, amountScale: 0, currency: "USD", quantity: q, date: start, end: end, labels: labels,
+                            attribution: attribution, nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil
+                        ).withSourceRow(row.hashValue))
+                }
+                // Audio and image tokens are priced apart from text, and whether input_tokens and
+                // output_tokens include them changed between layouts (2025: text only). A model
+                // with any is held for downward corrections (its usage of a token type not read):
+                // a meter counting audio as input read as over-metering (−400,000 proposed).
+                for name in ["input_audio_tokens", "output_audio_tokens", "input_image_tokens", "output_image_tokens"] {
+                    guard let q = try count(name), q > 0 else { continue }
+                    lines.append(
+                        InvoiceLine(
+                            location: "\(file.name)#\(field).\(name)", vendorModel: row["model"]?.stringValue, vendorTokenType: name, tokenType: nil,
+                            amount: nil, amountScale: 0, currency: "USD", date: start, end: end, labels: labels,
                             attribution: attribution, nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil
                         ).withSourceRow(row.hashValue))
                 }
