@@ -91,7 +91,7 @@ struct BedrockCURParser: InvoiceParser {
     }
 
     static let pattern = try! NSRegularExpression(
-        pattern: "^([A-Z]{2,4}[0-9])-(.+?)-(input-tokens|output-tokens|cache-read-input-token-count|cache-write-input-token-count)(-.*)?$")
+        pattern: "^([A-Z]{2,4}[0-9]?)-(.+?)-(input-tokens|output-tokens|cache-read-input-token-count|cache-write-input-token-count)(-.*)?$")
     /// The model of a Provisioned Throughput usage type (`USE1-Claude4.6Sonnet-ProvisionedThroughput-ModelUnits`,
     /// `USE1-ProvisionedThroughput-Claude4.6Sonnet-NoCommit`): "" when it names none; nil when it is no such charge.
     static func provisionedThroughput(_ usageType: String) -> String? {
@@ -106,7 +106,7 @@ struct BedrockCURParser: InvoiceParser {
 
     static let marketplace = try! NSRegularExpression(
         pattern:
-            "^([A-Z]{2,4}[0-9])-MP:[A-Z0-9]+_(InputTokenCount|OutputTokenCount|CacheReadInputTokenCount|CacheWriteInputTokenCount|input_tokens|output_tokens)(_[A-Za-z_]+)?-Units$"
+            "^([A-Z]{2,4}[0-9]?)-MP:[A-Z0-9]+_(InputTokenCount|OutputTokenCount|CacheReadInputTokenCount|CacheWriteInputTokenCount|input_tokens|output_tokens)(_[A-Za-z_]+)?-Units$"
     )
 
     static func groups(_ re: NSRegularExpression, _ s: String) -> [String?]? {
@@ -185,7 +185,13 @@ struct BedrockCURParser: InvoiceParser {
                 model = capacityModel.isEmpty ? nil : capacityModel
             } else if !["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"].contains(lineType) && !isRefund && !moneyBack {
                 nonUsage = "not_usage:\(lineType.lowercased())"
-            } else if tokenClass == nil {
+            } else if tokenClass == nil,
+                !usageType.lowercased().contains("token")
+                    || !(usageType.contains("-MP:") || (row.cell(Self.product) ?? "").lowercased().contains("bedrock"))
+            {
+                // A usage type of tokens neither form reads (a region or class spelt another
+                // way) stays usage with no model: unplaced, it holds downward corrections, where
+                // as not usage its money left a model's cell short.
                 nonUsage = "not_usage:\(row.cell(Self.product) ?? "other")"
             }
             var line = InvoiceLine(

@@ -86,13 +86,17 @@ extension MessyMonthEndTests {
     /// and −500,000 was proposed; it is some model's usage now (`unplaced_vendor_usage`).
     @Test func tokenUsageNamingNoModelIsUnplacedNotDropped() async throws {
         let focusStore = try await store([("acct_42", "gpt-4.1-2025-04-14", "input", 1_500_000, 1)], vendor: "openai")
-        let focus =
-            Self.providerFOCUSHeader + Self.providerFOCUSRow("2.00", 1_000_000, "Input", "OpenAI")
-            + "1.00,USD,Usage,,2026-05-01T00:00:00Z,2026-05-02T00:00:00Z,500000,Tokens,1.00,OpenAI,,proj-1\n"
-        let f = try await run("focus", [file("focus.csv", focus)], focusStore, account: "acct_42") {
-            $0.range = Self.mayDay(1)
-            $0.invoiceScope = .account
+        /// A row of the model's input, and one naming no model: `quantity unit`.
+        func focus(_ named: (cost: String, tokens: Int), _ unnamed: String) async throws -> ReconciliationReport {
+            let csv =
+                Self.providerFOCUSHeader + Self.providerFOCUSRow(named.cost, named.tokens, "Input", "OpenAI")
+                + "1.00,USD,Usage,,2026-05-01T00:00:00Z,2026-05-02T00:00:00Z,\(unnamed),1.00,OpenAI,,proj-1\n"
+            return try await run("focus", [file("focus.csv", csv)], focusStore, account: "acct_42") {
+                $0.range = Self.mayDay(1)
+                $0.invoiceScope = .account
+            }
         }
+        let f = try await focus(("2.00", 1_000_000), "500000,Tokens")
         let openAIStore = try await store([("acct_42", "gpt-4o-2024-08-06", "input", 1_500_000, 10)], vendor: "openai")
         let stated = #","quantity":1000000,"quantity_unit":"tokens""#, bare = #","quantity":500000,"quantity_unit":"tokens""#
         let o = try await run(
@@ -107,13 +111,7 @@ extension MessyMonthEndTests {
             #expect(r.findings.first?.blockedBy == ["unplaced_vendor_usage"], "\(name): \(r.findings.map(\.blockedBy)) \(r.reasons.map(\.code))")
         }
         // A Usage row of another unit naming no model (a VM's hours) is still not usage.
-        let hours =
-            Self.providerFOCUSHeader + Self.providerFOCUSRow("3.00", 1_500_000, "Input", "OpenAI")
-            + "1.00,USD,Usage,,2026-05-01T00:00:00Z,2026-05-02T00:00:00Z,24,Hours,1.00,OpenAI,,proj-1\n"
-        let h = try await run("focus", [file("focus.csv", hours)], focusStore, account: "acct_42") {
-            $0.range = Self.mayDay(1)
-            $0.invoiceScope = .account
-        }
+        let h = try await focus(("3.00", 1_500_000), "24,Hours")
         #expect(h.reasons.isEmpty && h.findings.isEmpty && h.unmapped.map(\.reason) == ["not_usage"], "\(h.reasons.map(\.code)) \(h.unmapped)")
     }
 }
@@ -158,5 +156,31 @@ extension MessyMonthEndTests {
             ], store)
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
         #expect(r.findings.first?.blockedBy == ["unplaced_vendor_usage"], "\(r.findings.map(\.blockedBy)) \(r.unmapped.map(\.reason))")
+    }
+}
+
+extension MessyMonthEndTests {
+    /// A Bedrock usage type of tokens that neither form reads (a class spelt
+    /// `cache-write-1h-input-token-count`) was not usage beside the model's read rows; one with a
+    /// digit-less region (`EU-`) is read now. Another service's usage type naming tokens is not
+    /// Bedrock usage.
+    @Test func aBedrockTokenUsageTypeNotReadIsUnplacedNotDropped() async throws {
+        let store = try await store([("acct_b", "claude-sonnet-4-6", "input", 1_400_000, 10)], vendor: "aws-bedrock")
+        func reconcile(_ rows: String) async throws -> ReconciliationReport {
+            try await run("aws-bedrock", [file("cur.csv", Self.curHeader + rows)], store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        }
+        let unread = try await reconcile(
+            Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.0")
+                + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-token-count-v2", 400, "1.2"))
+        #expect(unread.corrections.isEmpty && unread.held.isEmpty, "\(unread.corrections.map(\.quantity))")
+        #expect(unread.findings.first?.blockedBy == ["unplaced_vendor_usage"], "\(unread.findings.map(\.blockedBy)) \(unread.unmapped)")
+        let eu = try await reconcile(
+            Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.0") + Self.curRow("Usage", 10, "EU-Claude4.6Sonnet-input-tokens", 400, "1.2")
+        )
+        #expect(eu.findings.isEmpty && eu.reasons.isEmpty, "\(eu.findings.map(\.quantity)) \(eu.reasons.map(\.code))")
+        let other = try await reconcile(
+            Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1400, "4.2")
+                + "Usage,2026-05-10T00:00:00Z,2026-05-11T00:00:00Z,AmazonCognito,USE1-TokenRefreshes,100,Requests,0.5,USD\n")
+        #expect(other.findings.isEmpty && other.reasons.isEmpty && other.unmapped.count == 1, "\(other.reasons.map(\.code)) \(other.unmapped)")
     }
 }
