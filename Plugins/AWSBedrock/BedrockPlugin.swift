@@ -109,6 +109,14 @@ struct BedrockCURParser: InvoiceParser {
             "^([A-Z]{2,4}[0-9]?)-MP:[A-Z0-9]+_(InputTokenCount|OutputTokenCount|CacheReadInputTokenCount|CacheWriteInputTokenCount|input_tokens|output_tokens)(_[A-Za-z_]+)?-Units$"
     )
 
+    /// Whether a usage type no pattern reads still bills a model's inference tokens: it names
+    /// tokens, on Bedrock or a Marketplace model, and is no model customization (training tokens).
+    static func inferenceTokens(_ usageType: String, product: String?) -> Bool {
+        let lower = usageType.lowercased()
+        return lower.contains("token") && !lower.contains("custom") && !lower.contains("train")
+            && (usageType.contains("-MP:") || product == "AmazonBedrock")
+    }
+
     static func groups(_ re: NSRegularExpression, _ s: String) -> [String?]? {
         guard let m = re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) else { return nil }
         return (1..<m.numberOfRanges).map { i in Range(m.range(at: i), in: s).map { String(s[$0]) } }
@@ -185,14 +193,14 @@ struct BedrockCURParser: InvoiceParser {
                 model = capacityModel.isEmpty ? nil : capacityModel
             } else if !["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"].contains(lineType) && !isRefund && !moneyBack {
                 nonUsage = "not_usage:\(lineType.lowercased())"
-            } else if tokenClass == nil,
-                !usageType.lowercased().contains("token")
-                    || !(usageType.contains("-MP:") || (row.cell(Self.product) ?? "").lowercased().contains("bedrock"))
-            {
-                // A usage type of tokens neither form reads (a region or class spelt another
-                // way) stays usage with no model: unplaced, it holds downward corrections, where
-                // as not usage its money left a model's cell short.
+            } else if tokenClass == nil, !Self.inferenceTokens(usageType, product: row.cell(Self.product)) {
                 nonUsage = "not_usage:\(row.cell(Self.product) ?? "other")"
+            } else if tokenClass == nil {
+                // A Bedrock usage type of inference tokens neither form reads (a region or class
+                // spelt another way) stays usage: of the Marketplace product's model (its token
+                // type unread), else of no model (unplaced); either holds downward corrections,
+                // where as not usage its money left a model's cell short.
+                if usageType.contains("-MP:") { model = row.cell(Self.productName) }
             }
             var line = InvoiceLine(
                 location: "\(file.name):\(row.line)", vendorModel: model, vendorTokenType: tokenClass,

@@ -43,7 +43,9 @@ public enum AzureOpenAIPlugin: VendorPlugin {
         // A meter of tokens whose class is not read ("gpt 4o Prompt regnl Tokens") is usage, held
         // (the unread word stays in the model's name: unplaced), not "not usage" (its money left
         // the model's cell short and the meter's tokens read as over-metering).
-        guard !words.isEmpty, var tc = tokenClass ?? (name.lowercased().contains("token") ? "" : nil) else { return nil }
+        let lower = name.lowercased()
+        let inference = lower.contains("token") && !["train", "hosting", "embedding", "fine"].contains { lower.contains($0) }
+        guard !words.isEmpty, var tc = tokenClass ?? (inference ? "" : nil) else { return nil }
         if cached, tc == "input" { tc = "cached" }
         // "gpt 4o" and "gpt-4o" are one model word; numbers after it are dated snapshots.
         var model = words.joined(separator: "-").replacingOccurrences(of: "gpt--", with: "gpt-")
@@ -149,13 +151,17 @@ struct AzureCostDetailsParser: InvoiceParser {
                 // holds the model (`usage_refund`) instead of leaving the usage it corrects standing.
                 let moneyBack = ["Refund", "Adjustment"].contains(chargeType) && parsed != nil && !restates && cost < 0
                 if moneyBack { quantity = nil }
+                // An adjustment billing more with no tokens: the model's usage of an unread kind,
+                // which holds its downward corrections (as not usage, −400,000 was proposed).
+                let moneyMore = chargeType == "Adjustment" && parsed != nil && !restates && cost > 0
+                if moneyMore { quantity = nil }
                 var nonUsage: String?
                 if isOpenAI,
                     meterName.localizedCaseInsensitiveContains("provisioned") || meterName.localizedCaseInsensitiveContains("throughput unit")
                 {
                     // PTU: a deployment's capacity by the hour; tokens served on it are on no token meter.
                     nonUsage = "capacity:provisioned_throughput_units"
-                } else if chargeType != "Usage" && !restates && !moneyBack {
+                } else if chargeType != "Usage" && !restates && !moneyBack && !moneyMore {
                     nonUsage = "not_usage:\(chargeType.lowercased())"
                 } else if parsed == nil {
                     nonUsage = "not_usage:\(meterName)"
@@ -167,7 +173,8 @@ struct AzureCostDetailsParser: InvoiceParser {
                 }
                 var line = InvoiceLine(
                     location: "\(file.name):\(row.line)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
-                    tokenType: parsed.flatMap { AzureOpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: cost, amountScale: ExactDecimal.scale(of: costText),
+                    tokenType: moneyMore ? nil : parsed.flatMap { AzureOpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: cost,
+                    amountScale: ExactDecimal.scale(of: costText),
                     currency: currency, quantity: nonUsage == nil ? quantity : nil, date: try row.timestamp(["Date", "UsageDate"], file: file.name),
                     labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: nonUsage, description: meterName)
                 line.exchangeRate = rate

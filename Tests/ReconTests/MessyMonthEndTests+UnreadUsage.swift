@@ -184,3 +184,76 @@ extension MessyMonthEndTests {
         #expect(other.findings.isEmpty && other.reasons.isEmpty && other.unmapped.count == 1, "\(other.reasons.map(\.code)) \(other.unmapped)")
     }
 }
+
+extension MessyMonthEndTests {
+    /// The mirror: an adjustment billing more money on a token SKU or meter with no tokens was
+    /// not usage, the usage it adds to left out: −400,000 was proposed. It holds the model's
+    /// downward corrections now (its usage of an unread kind).
+    @Test func moneyAddedOnTokenUsageWithNoTokensHoldsDownwardCorrections() async throws {
+        let azure = try await store([("acct_z", "gpt-4o", "input", 2_000_000, 25)], vendor: "azure-openai")
+        let a = try await azureMay25(
+            [
+                "Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,1600,1K,4.00,USD,Usage",
+                "Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,0,1K,1.00,USD,Adjustment",
+            ], azure)
+        let vertex = try await store([("acct_a", "gemini-2.5-flash", "input", 2_000_000, 10)], vendor: "google-vertex")
+        func row(_ cost: String, _ amount: Int, _ costType: String) -> String {
+            #"{"service":{"description":"Vertex AI"},"sku":{"description":"Gemini 2.5 Flash GA Text Input - Predictions"},"usage_start_time":"2026-05-10T00:00:00Z","usage_end_time":"2026-05-11T00:00:00Z","cost":\#(cost),"currency":"USD","usage":{"amount":\#(amount),"unit":"count"},"credits":[],"cost_type":"\#(costType)"}"#
+        }
+        let v = try await run(
+            "google-vertex", [file("billing.json", [row("0.48", 1_600_000, "regular"), row("0.12", 0, "adjustment")].joined(separator: "\n"))],
+            vertex, account: "acct_a"
+        ) {
+            $0.invoiceScope = .account
+            $0.range = Self.mayDay(10)
+        }
+        for (name, r) in [("azure", a), ("vertex", v)] {
+            #expect(r.models.first?.gap == -400_000 && r.corrections.isEmpty && r.held.isEmpty, "\(name): \(r.corrections.map(\.quantity))")
+            #expect(r.findings.first?.blockedBy == ["unknown_token_type"], "\(name): \(r.findings.map(\.blockedBy)) \(r.unmapped)")
+        }
+    }
+
+    /// Not inference: a Bedrock model customization's training tokens, a Vertex tuning SKU and an
+    /// Azure fine-tuning or embedding meter stay not usage (they held every model's downward
+    /// corrections); a Marketplace usage type of tokens not read holds its product's model only.
+    @Test func tokensThatAreNotInferenceStayNotUsage() async throws {
+        let bedrock = try await store([("acct_b", "claude-sonnet-4-6", "input", 1_400_000, 10)], vendor: "aws-bedrock")
+        let b = try await run(
+            "aws-bedrock",
+            [
+                file(
+                    "cur.csv",
+                    Self.curHeader + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.0")
+                        + Self.curRow("Usage", 10, "USE1-Llama3-Customization-Training-Tokens", 400, "1.2"))
+            ], bedrock, account: "acct_b"
+        ) { $0.range = Self.mayDay(10) }
+        #expect(b.reasons.isEmpty && b.corrections.map(\.quantity) == [-400_000], "\(b.reasons.map(\.code)) \(b.unmapped)")
+        let azure = try await store([("acct_z", "gpt-4o", "input", 1_400_000, 25)], vendor: "azure-openai")
+        for meter in ["gpt 4o Training Tokens", "text embedding 3 small Tokens"] {
+            let a = try await azureMay25(
+                [
+                    "Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,1000,1K,2.50,USD,Usage",
+                    "Foundry Models,Azure OpenAI,\(meter),400,1K,1.00,USD,Usage",
+                ], azure)
+            #expect(a.reasons.isEmpty && a.corrections.map(\.quantity) == [-400_000], "\(meter): \(a.reasons.map(\.code)) \(a.unmapped)")
+        }
+        let vertex = try await store([("acct_a", "gemini-2.5-flash", "input", 1_400_000, 10)], vendor: "google-vertex")
+        func row(_ sku: String, _ cost: String, _ amount: Int) -> String {
+            #"{"service":{"description":"Vertex AI"},"sku":{"description":"\#(sku)"},"usage_start_time":"2026-05-10T00:00:00Z","usage_end_time":"2026-05-11T00:00:00Z","cost":\#(cost),"currency":"USD","usage":{"amount":\#(amount),"unit":"count"},"credits":[],"cost_type":"regular"}"#
+        }
+        let v = try await run(
+            "google-vertex",
+            [
+                file(
+                    "billing.json",
+                    [row("Gemini 2.5 Flash GA Text Input - Predictions", "0.30", 1_000_000), row("Gemini 2.0 Flash Tuning", "5", 400_000)].joined(
+                        separator: "\n"))
+            ],
+            vertex, account: "acct_a"
+        ) {
+            $0.invoiceScope = .account
+            $0.range = Self.mayDay(10)
+        }
+        #expect(v.reasons.isEmpty && v.corrections.map(\.quantity) == [-400_000], "\(v.reasons.map(\.code)) \(v.unmapped)")
+    }
+}

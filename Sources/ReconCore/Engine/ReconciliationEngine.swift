@@ -337,18 +337,6 @@ public struct ReconciliationEngine: Sendable {
     /// sharded export) is the likelier cause: the defaults leave it unexplained, but a run called
     /// conclusive and a team rule could make it −33 % on every cell. Above the meter by one share
     /// stays the meter's loss.
-    /// Whether money that may be net matters: some cell whose volume money gives (not every
-    /// bucket's tokens stated, as a usage report beside the cost report states them) is below the
-    /// meter. A discount only makes the vendor's side read short; above the meter, or counted, it
-    /// changes nothing the run proposes.
-    static func shortOnMoney(_ diff: GapDiff) -> Bool {
-        diff.models.contains { m in
-            m.tokenTypes.contains { t in
-                t.gap < 0 && diff.vendor.contains { $0.key.model == m.modelID && $0.key.tokenType == t.tokenType && !$0.value.sum.allStated }
-            }
-        }
-    }
-
     static func statedCountsShortByOneShare(_ diff: GapDiff, range: TimeRange) -> [EvidenceReason] {
         guard diff.shape != .uniform, diff.total.vendor < diff.total.metered,
             GapDiff.shape(diff.models, totalMetered: diff.total.metered, totalVendor: diff.total.vendor).0 == .uniform,
@@ -713,6 +701,18 @@ public struct ReconciliationEngine: Sendable {
 
     /// A name's letters and digits, lowercased ("AWS Bedrock" → "awsbedrock").
     static func letters(_ s: String) -> String { String(s.lowercased().unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }) }
+
+    /// Whether money that may be net matters: some cell (per account, as corrections are made)
+    /// whose volume money gives (not every bucket's tokens stated, as a usage report beside the
+    /// cost report states them) is below the meter beyond its rounding tolerance. A discount only
+    /// makes the vendor's side read short; above the meter, within rounding, or counted, it changes
+    /// nothing the run proposes. (Summed per model, one account's discount hid behind another's
+    /// under-metering, and its −200,000 was proposed.)
+    static func shortOnMoney(_ diff: GapDiff) -> Bool {
+        diff.vendor.contains { key, cell in
+            !cell.sum.allStated && (diff.metered[key] ?? 0) &- cell.tokens > max(cell.toleranceTokens, 0)
+        }
+    }
 
     /// Earlier runs of this vendor whose corrections are still on the meter (applied, not
     /// reverted) and whose period overlaps this one without being it or lying inside it. Their

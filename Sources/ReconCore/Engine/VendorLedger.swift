@@ -365,7 +365,15 @@ struct VendorLedger: Sendable {
             }
             if let a = line.amount, a < 0, line.quantity == nil {
                 skip("credit")
-                if let model, o.range.contains(line.date) { refunds[model, default: 0] += a }
+                if o.range.contains(line.date) {
+                    if let model {
+                        refunds[model, default: 0] += a
+                    } else {
+                        // Money back on usage of a model the card does not place: any model's.
+                        unknownModels.count += 1
+                        unknownModels.amount += a
+                    }
+                }
                 continue
             }
             if bucket.to <= o.range.from || bucket.from >= o.range.to {
