@@ -152,28 +152,19 @@ extension MessyMonthEndTests {
     /// set aside as a refund (the cell held: +500,000 was proposed). A documented `tax` row stays
     /// not usage.
     @Test func aVertexRowOfAnUnknownCostTypeOrTokenClassHoldsItsModel() async throws {
-        func row(_ sku: String, _ cost: String, _ amount: Int, _ costType: String) -> String {
-            #"{"service":{"description":"Vertex AI"},"sku":{"description":"\#(sku)"},"usage_start_time":"2026-05-10T00:00:00Z","usage_end_time":"2026-05-11T00:00:00Z","cost":\#(cost),"currency":"USD","usage":{"amount":\#(amount),"unit":"count"},"credits":[],"cost_type":"\#(costType)"}"#
-        }
-        let input = "Gemini 2.5 Flash GA Text Input - Predictions"
-        func reconcile(metered: Int64, _ rows: [String]) async throws -> ReconciliationReport {
-            let store = try await store([("acct_a", "gemini-2.5-flash", "input", metered, 10)], vendor: "google-vertex")
-            return try await run("google-vertex", [file("billing.json", rows.joined(separator: "\n"))], store, account: "acct_a") {
-                $0.invoiceScope = .account
-                $0.range = Self.mayDay(10)
-            }
-        }
-        for second in [row(input, "0.15", 500_000, "regu"), row("Gemini 2.5 Flash GA Live API Tokens - Predictions", "0.15", 500_000, "regular")] {
-            let r = try await reconcile(metered: 1_500_000, [row(input, "0.30", 1_000_000, "regular"), second])
+        for second in [
+            Self.vertexRow(cost: "0.15", 500_000, "regu"), Self.vertexRow("Gemini 2.5 Flash GA Live API Tokens - Predictions", cost: "0.15", 500_000),
+        ] {
+            let r = try await vertexMay10(metered: 1_500_000, [Self.vertexRow(cost: "0.30", 1_000_000), second])
             #expect(r.corrections.isEmpty && r.held.isEmpty, "\(second): \(r.corrections.map(\.quantity))")
             #expect(
                 r.reasons.contains { $0.code == "unknown_token_type" && $0.modelID == "gemini-2.5-flash" } && r.findings.first?.quantity == -500_000,
                 "\(second): \(r.reasons.map(\.code)) \(r.findings.map(\.quantity))")
         }
-        let back = try await reconcile(metered: 1_000_000, [row(input, "0.45", 1_500_000, "regular"), row(input, "-0.15", -500_000, "promotion")])
+        let back = try await vertexMay10(metered: 1_000_000, [Self.vertexRow(cost: "0.45", 1_500_000), Self.vertexRow(cost: "-0.15", -500_000, "promotion")])
         #expect(back.corrections.isEmpty && back.held.isEmpty, "\(back.corrections.map(\.quantity))")
         #expect(back.reasons.contains { $0.code == "usage_refund" && $0.modelID == "gemini-2.5-flash" }, "\(back.reasons.map(\.code))")
-        let tax = try await reconcile(metered: 1_000_000, [row(input, "0.30", 1_000_000, "regular"), row(input, "0.02", 0, "tax")])
+        let tax = try await vertexMay10(metered: 1_000_000, [Self.vertexRow(cost: "0.30", 1_000_000), Self.vertexRow(cost: "0.02", 0, "tax")])
         #expect(tax.reasons.isEmpty && tax.findings.isEmpty && tax.unmapped.map(\.reason) == ["not_usage:tax"], "\(tax.reasons) \(tax.unmapped)")
     }
 

@@ -25,17 +25,7 @@ extension MessyMonthEndTests {
                 "Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,0,1K,-1.00,USD,Refund",
             ], azure)
 
-        let vertex = try await store([("acct_a", "gemini-2.5-flash", "input", 1_600_000, 10)], vendor: "google-vertex")
-        func row(_ cost: String, _ amount: Int, _ costType: String) -> String {
-            #"{"service":{"description":"Vertex AI"},"sku":{"description":"Gemini 2.5 Flash GA Text Input - Predictions"},"usage_start_time":"2026-05-10T00:00:00Z","usage_end_time":"2026-05-11T00:00:00Z","cost":\#(cost),"currency":"USD","usage":{"amount":\#(amount),"unit":"count"},"credits":[],"cost_type":"\#(costType)"}"#
-        }
-        let v = try await run(
-            "google-vertex", [file("billing.json", [row("0.60", 2_000_000, "regular"), row("-0.12", 0, "adjustment")].joined(separator: "\n"))],
-            vertex, account: "acct_a"
-        ) {
-            $0.invoiceScope = .account
-            $0.range = Self.mayDay(10)
-        }
+        let v = try await vertexMay10(metered: 1_600_000, [Self.vertexRow(cost: "0.60", 2_000_000), Self.vertexRow(cost: "-0.12", 0, "adjustment")])
         for (name, r, model) in [("bedrock", b, "claude-sonnet-4-6"), ("azure", a, "gpt-4o"), ("vertex", v, "gemini-2.5-flash")] {
             #expect(r.models.first?.gap == 400_000 && r.corrections.isEmpty && r.held.isEmpty, "\(name): \(r.corrections.map(\.quantity))")
             #expect(
@@ -196,17 +186,7 @@ extension MessyMonthEndTests {
                 "Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,1600,1K,4.00,USD,Usage",
                 "Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,0,1K,1.00,USD,Adjustment",
             ], azure)
-        let vertex = try await store([("acct_a", "gemini-2.5-flash", "input", 2_000_000, 10)], vendor: "google-vertex")
-        func row(_ cost: String, _ amount: Int, _ costType: String) -> String {
-            #"{"service":{"description":"Vertex AI"},"sku":{"description":"Gemini 2.5 Flash GA Text Input - Predictions"},"usage_start_time":"2026-05-10T00:00:00Z","usage_end_time":"2026-05-11T00:00:00Z","cost":\#(cost),"currency":"USD","usage":{"amount":\#(amount),"unit":"count"},"credits":[],"cost_type":"\#(costType)"}"#
-        }
-        let v = try await run(
-            "google-vertex", [file("billing.json", [row("0.48", 1_600_000, "regular"), row("0.12", 0, "adjustment")].joined(separator: "\n"))],
-            vertex, account: "acct_a"
-        ) {
-            $0.invoiceScope = .account
-            $0.range = Self.mayDay(10)
-        }
+        let v = try await vertexMay10(metered: 2_000_000, [Self.vertexRow(cost: "0.48", 1_600_000), Self.vertexRow(cost: "0.12", 0, "adjustment")])
         for (name, r) in [("azure", a), ("vertex", v)] {
             #expect(r.models.first?.gap == -400_000 && r.corrections.isEmpty && r.held.isEmpty, "\(name): \(r.corrections.map(\.quantity))")
             #expect(r.findings.first?.blockedBy == ["unknown_token_type"], "\(name): \(r.findings.map(\.blockedBy)) \(r.unmapped)")
@@ -237,23 +217,26 @@ extension MessyMonthEndTests {
                 ], azure)
             #expect(a.reasons.isEmpty && a.corrections.map(\.quantity) == [-400_000], "\(meter): \(a.reasons.map(\.code)) \(a.unmapped)")
         }
-        let vertex = try await store([("acct_a", "gemini-2.5-flash", "input", 1_400_000, 10)], vendor: "google-vertex")
-        func row(_ sku: String, _ cost: String, _ amount: Int) -> String {
-            #"{"service":{"description":"Vertex AI"},"sku":{"description":"\#(sku)"},"usage_start_time":"2026-05-10T00:00:00Z","usage_end_time":"2026-05-11T00:00:00Z","cost":\#(cost),"currency":"USD","usage":{"amount":\#(amount),"unit":"count"},"credits":[],"cost_type":"regular"}"#
-        }
-        let v = try await run(
-            "google-vertex",
-            [
-                file(
-                    "billing.json",
-                    [row("Gemini 2.5 Flash GA Text Input - Predictions", "0.30", 1_000_000), row("Gemini 2.0 Flash Tuning", "5", 400_000)].joined(
-                        separator: "\n"))
-            ],
-            vertex, account: "acct_a"
-        ) {
+        let v = try await vertexMay10(
+            metered: 1_400_000, [Self.vertexRow(cost: "0.30", 1_000_000), Self.vertexRow("Gemini 2.0 Flash Tuning", cost: "5", 400_000)])
+        #expect(v.reasons.isEmpty && v.corrections.map(\.quantity) == [-400_000], "\(v.reasons.map(\.code)) \(v.unmapped)")
+    }
+}
+
+extension MessyMonthEndTests {
+    static let flashInput = "Gemini 2.5 Flash GA Text Input - Predictions"
+
+    /// A Vertex billing-export row (NDJSON) of May 10.
+    static func vertexRow(_ sku: String = flashInput, cost: String, _ amount: Int, _ costType: String = "regular") -> String {
+        #"{"service":{"description":"Vertex AI"},"sku":{"description":"\#(sku)"},"usage_start_time":"2026-05-10T00:00:00Z","usage_end_time":"2026-05-11T00:00:00Z","cost":\#(cost),"currency":"USD","usage":{"amount":\#(amount),"unit":"count"},"credits":[],"cost_type":"\#(costType)"}"#
+    }
+
+    /// `rows` reconciled for acct_a on May 10 against `metered` tokens of gemini-2.5-flash input.
+    func vertexMay10(metered: Int64, _ rows: [String]) async throws -> ReconciliationReport {
+        let store = try await store([("acct_a", "gemini-2.5-flash", "input", metered, 10)], vendor: "google-vertex")
+        return try await run("google-vertex", [file("billing.json", rows.joined(separator: "\n"))], store, account: "acct_a") {
             $0.invoiceScope = .account
             $0.range = Self.mayDay(10)
         }
-        #expect(v.reasons.isEmpty && v.corrections.map(\.quantity) == [-400_000], "\(v.reasons.map(\.code)) \(v.unmapped)")
     }
 }
