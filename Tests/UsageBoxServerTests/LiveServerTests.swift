@@ -268,21 +268,27 @@ import UsageBoxTesting
         }
         let health = try Self.run("/usr/bin/curl", ["-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", server.url + "/healthz"])
         #expect(health.stdout == "200", "\(health.stdout) \(health.stderr)")
-        // Read each held connection's answer, then see whether the server closed it.
-        var open = 0
-        for fd in held {
-            var timeout = timeval(tv_sec: 0, tv_usec: 300_000)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            var closedByServer = false
-            while true {
-                let n = recv(fd, &buffer, buffer.count, 0)
-                if n == 0 { closedByServer = true }
-                if n <= 0 { break }
+        // Read each held connection's answer, then see whether the server closed it. A close the
+        // server has decided may reach the socket late on a loaded machine (21 read open once,
+        // in a full CI run): those still open are read again after a pause.
+        func stillOpen(_ fds: [Int32]) -> [Int32] {
+            fds.filter { fd in
+                var timeout = timeval(tv_sec: 0, tv_usec: 300_000)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let n = recv(fd, &buffer, buffer.count, 0)
+                    if n == 0 { return false }
+                    if n < 0 { return true }
+                }
             }
-            if !closedByServer { open += 1 }
         }
-        #expect(open <= 20, "\(open) of 40 connections still open past a limit of 20")
+        var open = stillOpen(held)
+        if open.count > 20 {
+            Thread.sleep(forTimeInterval: 3)
+            open = stillOpen(open)
+        }
+        #expect(open.count <= 20, "\(open.count) of 40 connections still open past a limit of 20")
     }
 
     /// A key is checked when a request's headers arrive; a batch whose body was still arriving
