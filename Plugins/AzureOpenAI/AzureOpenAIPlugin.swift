@@ -126,9 +126,10 @@ struct AzureCostDetailsParser: InvoiceParser {
                 let currency = usePricing ? row.cell("PricingCurrency")! : (row.cell(["BillingCurrencyCode", "BillingCurrency"]) ?? "USD")
                 let meterName = row.cell("MeterName") ?? ""
                 let service = (row.cell(["MeterCategory", "ServiceName"]) ?? "") + " " + (row.cell(["MeterSubCategory", "ProductName"]) ?? "")
-                let isOpenAI = service.contains("OpenAI") || service.contains("Foundry")
+                // Exports differ in case ("Azure OpenAI", "azure openai"): a mis-cased one is still read.
+                let isOpenAI = service.localizedCaseInsensitiveContains("OpenAI") || service.localizedCaseInsensitiveContains("Foundry")
                 let parsed = isOpenAI ? AzureOpenAIPlugin.meter(meterName) : nil
-                let chargeType = row.cell("ChargeType") ?? "Usage"
+                let chargeType = (row.cell("ChargeType") ?? "Usage").lowercased()
                 var quantity: Int64?
                 if parsed != nil {
                     let unit = row.cell("UnitOfMeasure") ?? ""
@@ -145,15 +146,15 @@ struct AzureCostDetailsParser: InvoiceParser {
                 for k in ["SubscriptionId", "ResourceGroup", "ResourceId"] { if let v = row.cell(k) { attribution[k] = v } }
                 // A refund or adjustment of a token meter gives tokens back (or bills more): it nets,
                 // and says neither which usage it returns nor whether it was served, so it is held.
-                let restates = ["Refund", "Adjustment"].contains(chargeType) && parsed != nil && (quantity ?? 0) != 0
-                if restates, let q = quantity, chargeType == "Refund" || cost < 0 { quantity = q > 0 ? -q : q }
+                let restates = ["refund", "adjustment"].contains(chargeType) && parsed != nil && (quantity ?? 0) != 0
+                if restates, let q = quantity, chargeType == "refund" || cost < 0 { quantity = q > 0 ? -q : q }
                 // Money given back on a token meter with no tokens: kept as usage (money only), which
                 // holds the model (`usage_refund`) instead of leaving the usage it corrects standing.
-                let moneyBack = ["Refund", "Adjustment"].contains(chargeType) && parsed != nil && !restates && cost < 0
+                let moneyBack = ["refund", "adjustment"].contains(chargeType) && parsed != nil && !restates && cost < 0
                 if moneyBack { quantity = nil }
                 // An adjustment billing more with no tokens: the model's usage of an unread kind,
                 // which holds its downward corrections (as not usage, −400,000 was proposed).
-                let moneyMore = chargeType == "Adjustment" && parsed != nil && !restates && cost > 0
+                let moneyMore = chargeType == "adjustment" && parsed != nil && !restates && cost > 0
                 if moneyMore { quantity = nil }
                 var nonUsage: String?
                 if isOpenAI,
@@ -161,8 +162,8 @@ struct AzureCostDetailsParser: InvoiceParser {
                 {
                     // PTU: a deployment's capacity by the hour; tokens served on it are on no token meter.
                     nonUsage = "capacity:provisioned_throughput_units"
-                } else if chargeType != "Usage" && !restates && !moneyBack && !moneyMore {
-                    nonUsage = "not_usage:\(chargeType.lowercased())"
+                } else if chargeType != "usage" && !restates && !moneyBack && !moneyMore {
+                    nonUsage = "not_usage:\(chargeType)"
                 } else if parsed == nil {
                     nonUsage = "not_usage:\(meterName)"
                 }

@@ -95,7 +95,8 @@ struct FOCUSParser: InvoiceParser {
             guard let startText = cell("ChargePeriodStart"), let start = Timestamp(rfc3339: startText) ?? Timestamp(rfc3339: startText + "T00:00:00Z") else {
                 throw InvoiceError(file: file.name, line: r.line, field: "ChargePeriodStart", "must be an RFC 3339 timestamp")
             }
-            let category = cell("ChargeCategory") ?? ""
+            // FOCUS spells the values "Usage", "Credit", …; a producer that lower-cases them is still read.
+            let category = (cell("ChargeCategory") ?? "").lowercased()
             var details: JSONValue = .null
             if let text = cell("SkuPriceDetails") {
                 guard let parsed = try? JSONParser.parse(text), case .object = parsed else {
@@ -115,7 +116,7 @@ struct FOCUSParser: InvoiceParser {
             // Tokens") — never for a correction (one with no consumed quantity is money only) nor
             // for a commitment's unused part (its pricing quantity was bought, not used).
             var quantity: Int64?
-            if category == "Usage", model != nil {
+            if category == "usage", model != nil {
                 // A block the unit names ("1K Tokens", "Million Tokens") that is not read would
                 // count each block as one token: an unknown one is refused naming the column.
                 func tokens(_ q: Decimal, unitColumn: String, quantityColumn: String) throws -> Int64 {
@@ -178,8 +179,8 @@ struct FOCUSParser: InvoiceParser {
                     ? "capacity:provisioned_throughput"
                     : unusedCommitment
                         ? "commitment_unused"
-                        : category != "Usage"
-                            ? "not_usage:\(category.lowercased())"
+                        : category != "usage"
+                            ? "not_usage:\(category)"
                             // A Usage row of tokens naming no model (a provider that fills no
                             // ModelId) is some model's usage: unplaced, it holds downward
                             // corrections; as not usage it left a model's cell short.

@@ -240,3 +240,30 @@ extension MessyMonthEndTests {
         }
     }
 }
+
+extension MessyMonthEndTests {
+    /// FOCUS spells `ChargeCategory` "Usage" and Azure spells `ChargeType` "Usage" and its service
+    /// "Azure OpenAI"; an export that lower-cases them (a tool's re-export, a hand edit) made those
+    /// rows "not usage", the model's cell came out short and −500,000 / −400,000 was proposed.
+    @Test func chargeCategoriesAndServicesAreReadWhateverTheirCase() async throws {
+        let focusStore = try await store([("acct_42", "gpt-4.1-2025-04-14", "input", 1_500_000, 1)], vendor: "openai")
+        let csv =
+            Self.providerFOCUSHeader + Self.providerFOCUSRow("2.00", 1_000_000, "Input", "OpenAI")
+            + Self.providerFOCUSRow("1.00", 500_000, "Input", "OpenAI").replacingOccurrences(of: ",USD,Usage,", with: ",USD,usage,")
+        let f = try await run("focus", [file("focus.csv", csv)], focusStore, account: "acct_42") {
+            $0.range = Self.mayDay(1)
+            $0.invoiceScope = .account
+        }
+        let azureStore = try await store([("acct_z", "gpt-4o", "input", 1_400_000, 25)], vendor: "azure-openai")
+        let a = try await azureMay25(
+            [
+                "Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,1000,1K,2.50,USD,Usage",
+                "cognitive services,azure openai,gpt 4o Inp glbl Tokens,400,1K,1.00,USD,usage",
+            ], azureStore)
+        for (name, r) in [("focus", f), ("azure", a)] {
+            #expect(
+                r.models.first?.gap == 0 && r.corrections.isEmpty && r.unmapped.isEmpty, "\(name): \(r.corrections.map(\.quantity)) \(r.unmapped.map(\.reason))"
+            )
+        }
+    }
+}
