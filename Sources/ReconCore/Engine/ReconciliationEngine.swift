@@ -124,6 +124,7 @@ public struct ReconciliationEngine: Sendable {
                 ] : [])
             + (diff.shape == .uniform ? [] : Self.uniformTokenTypes(diff, range: o.range))
             + Self.statedCountsShortByOneShare(diff, range: o.range) + Self.unfinishedLongLines(vendor, diff: diff)
+            + Self.roundingMayBeOneWay(diff, range: o.range)
             + (o.range.to > now()
                 ? [
                     EvidenceReason(
@@ -351,6 +352,37 @@ public struct ReconciliationEngine: Sendable {
                     + "so it is no evidence the meter over-counted",
                 remedy: "reconcile against every part of the export; if it is whole, correct the meter by hand")
         ]
+    }
+
+    /// A cell whose volume is read from money and whose gap, though beyond the contract's
+    /// tolerance (half a unit of each line's last written decimal), is within a whole unit of
+    /// each: a vendor that rounds every line up (or down) to the cent makes that much gap on an
+    /// exact meter, and an export does not say how it rounds. +235,000 tokens of Haiku input were
+    /// proposed (and applied) on a meter equal to the vendor's usage, every day within a cent.
+    /// Where the bill is by the day, every day must be within a whole unit of its lines too: a
+    /// batch counted twice on one day is no rounding, however small beside the month's lines.
+    static func roundingMayBeOneWay(_ diff: GapDiff, range: TimeRange) -> [EvidenceReason] {
+        diff.vendor.compactMap { key, cell -> EvidenceReason? in
+            let tolerance = max(cell.toleranceTokens, 0)
+            let gap = cell.tokens &- (diff.metered[key] ?? 0)
+            guard !cell.sum.allStated, tolerance > 0, gap.magnitude > UInt64(tolerance), gap.magnitude <= 2 * UInt64(tolerance) else { return nil }
+            if let vendorDays = DailyEvidence.vendorDaily(diff, key, accountwise: true) {
+                let metered = DailyEvidence.meteredDaily(diff, key, accountwise: true)
+                let days = DailyEvidence.periodDays(range)
+                guard
+                    days.allSatisfy({ d in
+                        DailyEvidence.distance(vendorDays[d]?.tokens ?? 0, metered[d] ?? 0) <= 2 * UInt64(max(vendorDays[d]?.toleranceTokens ?? 0, 0))
+                    })
+                else { return nil }
+            }
+            return EvidenceReason(
+                code: "rounding_may_be_one_way", effect: .blocksCell, modelID: key.model, tokenType: key.tokenType, accountID: key.account,
+                detail: "\(key.model) \(key.tokenType?.rawValue ?? "?")\(key.account.map { " on \($0)" } ?? ""): the vendor bills \(gap) tokens "
+                    + "\(gap > 0 ? "above" : "below") the meter, beyond rounding to the nearest unit of each line's amount (±\(tolerance)) "
+                    + "but within a whole unit of each (±\(2 * tolerance)): a vendor rounding every line up or down makes that much on an exact meter, "
+                    + "and the export does not say how it rounds",
+                remedy: "the vendor's token counts (a usage report) for the period; correct by hand if the vendor is known to round to the nearest unit")
+        }.sorted { ($0.modelID ?? "", $0.tokenType?.rawValue ?? "", $0.accountID ?? "") < ($1.modelID ?? "", $1.tokenType?.rawValue ?? "", $1.accountID ?? "") }
     }
 
     /// A model the vendor bills below the meter in lines longer than a day, from a file that
