@@ -112,13 +112,27 @@ public struct ClassificationRules: GapClassifier, Sendable {
 
     public static func defaults() -> ClassificationRules {
         // The shipped YAML is tested; failing here would be a build defect.
-        var rules = try! load(text: defaultYAML, file: "default-rules.yaml")
+        var rules = try! load(text: defaultYAML, file: "default-rules.yaml", isDefault: true)
         rules.isDefault = true
         return rules
     }
 
+    /// The defaults' rule ids: a team rule of the same id made an example's `expect_rule` pass
+    /// when the default decided.
+    static let defaultIDs: Set<String> = ["uniform-shape", "cached-system-prompt", "metered-residual", "metered-excess", "unexplained"]
+
+    /// The largest rules file read: tens of rules are usual; 17 MB took 25 s and 380 MB to refuse.
+    public static let maxBytes = 1 << 20
+
     /// Loads rules, refusing bad syntax, unknown fields and unknown classes with the file and line.
     public static func load(text: String, file: String) throws -> ClassificationRules {
+        try load(text: text, file: file, isDefault: false)
+    }
+
+    static func load(text: String, file: String, isDefault: Bool) throws -> ClassificationRules {
+        guard text.utf8.count <= maxBytes else {
+            throw ConfigError(file: file, line: 1, "a rules file is at most \(maxBytes >> 20) MiB, this one is \(text.utf8.count) bytes")
+        }
         let root = try YAMLNode.parse(text, file: file)
         var rules: [Rule] = []
         var ids = Set<String>()
@@ -132,6 +146,9 @@ public struct ClassificationRules: GapClassifier, Sendable {
                 for node in try value.sequence("rules") {
                     let r = try rule(node, index: rules.count)
                     guard ids.insert(r.id).inserted else { throw node.error("two rules share the id '\(r.id)'") }
+                    if !isDefault, Self.defaultIDs.contains(r.id) {
+                        throw node.error("'\(r.id)' is the id of a default rule: name yours differently (an example's expect_rule could not tell them apart)")
+                    }
                     rules.append(r)
                 }
             default:
@@ -148,7 +165,13 @@ public struct ClassificationRules: GapClassifier, Sendable {
         var exampleNodes: [YAMLNode] = []
         for (key, value) in try node.mapping("a rule") {
             switch key {
-            case "id": id = try value.string("id")
+            case "id":
+                // It is printed in reports and matched by expect_rule: a newline in it wrote a
+                // line of its own into the text report.
+                id = try Self.nonNull(value, "id").string("id")
+                guard EventDecoder.isValidIdentifier(id!) else {
+                    throw value.error("id must be 1–200 characters of [A-Za-z0-9_.:-], like cached-system-prompt")
+                }
             case "class": gapClass = try Self.gapClass(value, "class")
             case "reason":
                 // It becomes the `reason` dimension of the corrections the rule makes: an event the
@@ -163,9 +186,9 @@ public struct ClassificationRules: GapClassifier, Sendable {
             case "when":
                 for (k, v) in try value.mapping("when") {
                     switch k {
-                    case "model": r.models = try v.strings("model")
-                    case "token_type": r.tokenTypes = try v.strings("token_type").map { try Self.tokenType($0, v) }
-                    case "account": r.accounts = try v.strings("account")
+                    case "model": r.models = try Self.patterns(v, "model")
+                    case "token_type": r.tokenTypes = try Self.patterns(v, "token_type").map { try Self.tokenType($0, v) }
+                    case "account": r.accounts = try Self.patterns(v, "account")
                     case "attributed": r.attributed = try v.bool("attributed")
                     case "unmetered": r.unmetered = try v.bool("unmetered")
                     case "sign":
@@ -175,10 +198,15 @@ public struct ClassificationRules: GapClassifier, Sendable {
                         default: throw v.error("sign must be positive or negative")
                         }
                     case "min_tokens", "max_tokens":
-                        guard let n = Int64(try v.string(k)), n >= 0 else { throw v.error("\(k) must be a whole number of tokens") }
+                        guard case .scalar = v.node, let n = Int64(try v.string(k)), n >= 0 else {
+                            throw v.error("\(k) must be a whole number of tokens, 0 or more")
+                        }
                         if k == "min_tokens" { r.minTokens = n } else { r.maxTokens = n }
                     case "min_amount", "max_amount":
-                        let d = ExactDecimal.parse(try v.decimalString(k))
+                        // The gap's money is compared by its size: a negative bound matched nothing.
+                        guard let d = ExactDecimal.parse(try v.decimalString(k)), d >= 0 else {
+                            throw v.error("\(k) must be 0 or more (the gap's money is compared by its size)")
+                        }
                         if k == "min_amount" { r.minAmount = d } else { r.maxAmount = d }
                     case "shape": r.shape = try Self.shape(v)
                     default:
@@ -204,6 +232,29 @@ public struct ClassificationRules: GapClassifier, Sendable {
         return r
     }
 
+    /// A condition's name or names (globs of `*` and `?`), each a name as events carry them:
+    /// YAML's null read as the text "null" matched a model so named; a 10 MB name took a second
+    /// per alias of every card to read (and held the server); `[` was taken for a glob it is not.
+    private static func patterns(_ v: YAMLNode, _ what: String) throws -> [String] {
+        var list = [v]
+        if case .sequence = v.node { list = try v.sequence(what) }
+        let items = try list.map { try nonNull($0, what).string(what) }
+        guard !items.isEmpty else { throw v.error("\(what) is an empty list: the rule would match nothing") }
+        for p in items {
+            guard !p.isEmpty, p.utf8.count <= EventDecoder.maxIDLength, !p.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw v.error(
+                    "\(what) '\(p.prefix(40))\(p.count > 40 ? "…" : "")' must be 1–\(EventDecoder.maxIDLength) characters, none of them control characters")
+            }
+            guard !p.contains("[") else { throw v.error("\(what) '\(p)': '[' is not read in a pattern (only * and ? are)") }
+        }
+        return items
+    }
+
+    private static func nonNull(_ v: YAMLNode, _ what: String) throws -> YAMLNode {
+        guard !v.isNull else { throw v.error("\(what) is empty (null): name it, or leave the condition out") }
+        return v
+    }
+
     /// Token types as findings carry them (`cache_read`): `Output` matched nothing, silently.
     private static func tokenType(_ t: String, _ v: YAMLNode) throws -> String {
         guard !t.isEmpty, t.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }) else {
@@ -212,13 +263,13 @@ public struct ClassificationRules: GapClassifier, Sendable {
         return t
     }
 
-    /// The rules with each plain model name (no `*`, `?` or `[`), and each example's model, read
+    /// The rules with each plain model name (no `*` or `?`), and each example's model, read
     /// through a card, as findings name models: `claude-sonnet-4-5-20250929` in a rule matched no finding of
     /// `claude-sonnet-4-5`, while its example (written the same way) passed.
     public func resolvingModels(_ canonical: (String) -> String?) -> ClassificationRules {
         var out = self
         for i in out.rules.indices {
-            out.rules[i].models = out.rules[i].models?.map { m in m.contains(where: { "*?[".contains($0) }) ? m : canonical(m) ?? m }
+            out.rules[i].models = out.rules[i].models?.map { m in m.contains(where: { "*?".contains($0) }) ? m : canonical(m) ?? m }
             // An example is a finding, named as findings are: `rules test` agrees with `reconcile`.
             for j in out.rules[i].examples.indices {
                 let m = out.rules[i].examples[j].finding.modelID

@@ -7,6 +7,9 @@ struct YAMLNode {
     let file: String
 
     static func parse(_ text: String, file: String) throws -> YAMLNode {
+        // A byte-order mark, as Windows editors write one, is no YAML: it failed as "did not find
+        // expected <document start>".
+        let text = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
         // Yams hashes every mapping key while composing (its duplicate check), an alias's whole
         // tree included: one alias of nested aliases used as a key spun a CPU for minutes before
         // the count below could run. Config keys are plain names; with anchors in the file, a key
@@ -19,7 +22,7 @@ struct YAMLNode {
             guard Self.expandedSize(node, upTo: maxNodes) <= maxNodes else {
                 throw ConfigError(
                     file: file, line: 1,
-                    "the file expands to more than \(maxNodes) YAML nodes (an alias repeats all it points to): write it out, or shorten it")
+                    "the file has more than \(maxNodes) YAML nodes, aliases expanded (an alias repeats all it points to): shorten it")
             }
             return YAMLNode(node: node, file: file)
         } catch let e as YamlError {

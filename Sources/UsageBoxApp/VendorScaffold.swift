@@ -21,6 +21,12 @@ public enum VendorScaffold {
             }
             typeName = first.uppercased() + raw.dropFirst()
             id = raw.lowercased()
+            // `Plugin` makes the module `VendorPlugin` and `Vendor` the type `VendorPlugin`: either
+            // shadows the protocol every plugin conforms to, and the package would not build.
+            guard !["plugin", "vendor"].contains(id) else {
+                throw UsageBoxError.invalidArgument(
+                    "'\(raw)' would name the module or type VendorPlugin, the plugin protocol's name; choose another", field: "name")
+            }
         }
     }
 

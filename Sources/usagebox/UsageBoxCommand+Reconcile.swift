@@ -70,8 +70,13 @@ extension UsageBoxCommand.Reconcile {
         }
 
         static func read(_ path: String, what: String) throws -> String {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                throw UsageBoxError.invalidArgument("\(path): no such file (the \(what))", field: what)
+            }
+            guard !isDirectory.boolValue else { throw UsageBoxError.invalidArgument("\(path) is a folder, not the \(what) file", field: what) }
             guard let data = FileManager.default.contents(atPath: path) else {
-                throw UsageBoxError.invalidArgument("\(path): cannot read the \(what)", field: what)
+                throw UsageBoxError.invalidArgument("\(path): cannot read the \(what) (no permission, or not a regular file)", field: what)
             }
             return String(decoding: data, as: UTF8.self)
         }

@@ -172,6 +172,25 @@ import VendorAnthropic
         #expect(r.findings.first?.rule == "ours" && r.corrections.isEmpty, "\(r.findings.map(\.rule)) \(r.corrections.map(\.quantity))")
     }
 
+    /// A rules file whose own examples fail (`usagebox rules test` exits 1) was used by reconcile
+    /// saying nothing, its corrections proposed through rules that do not do what they say. The
+    /// run is inconclusive now, naming the examples; the same file with passing examples is not.
+    @Test func rulesWhoseExamplesFailMakeTheRunInconclusive() async throws {
+        let store = try await sonnet()
+        let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330")])
+        func rules(expect: String) throws -> ClassificationRules {
+            try ClassificationRules.load(
+                text: "version: 1\nrules:\n  - id: big-only\n    when: {min_tokens: 1000000000}\n    class: pass_through\n    examples:\n"
+                    + "      - {model: claude-sonnet-4-5, token_type: input, account: acct_42, quantity: 5000, expect: \(expect)}\n", file: "team.yaml")
+        }
+        let failing = try await run(store, [invoice]) { $0.teamRules = try! rules(expect: "pass_through") }
+        #expect(failing.verdict == .inconclusive && failing.corrections.isEmpty, "\(failing.corrections.map(\.quantity))")
+        let reason = failing.reasons.first { $0.code == "rules_examples_fail" }
+        #expect(reason?.detail.contains("team.yaml:7") == true && reason?.effect == .inconclusive, "\(failing.reasons.map(\.code))")
+        let passing = try await run(store, [invoice]) { $0.teamRules = try! rules(expect: "metering_gap") }
+        #expect(passing.verdict == .conclusive && !passing.reasons.contains { $0.code == "rules_examples_fail" } && !passing.corrections.isEmpty)
+    }
+
     @Test func aTeamRuleCannotTurnAUniformGapIntoCorrections() async throws {
         let store = try await sonnet()
         _ = try await store.ingest([Self.event("h", model: "claude-haiku-4-5", type: "input", quantity: 1_000_000)])

@@ -44,7 +44,7 @@ import UsageBoxApp
         #expect((order.firstIndex(of: "HaPlugin.self,") ?? 99) < (order.firstIndex(of: "HbPlugin.self,") ?? 0), "\(order)")
     }
 
-    @Test(arguments: ["Openai", "focus", "Ubl", "Foo", "../evil", "my-vendor", "ßeta", "Acme½", "9lives"])
+    @Test(arguments: ["Openai", "focus", "Ubl", "Foo", "../evil", "my-vendor", "ßeta", "Acme½", "9lives", "Plugin", "vendor"])
     func aNameThatWouldReplaceOrMangleIsRefused(_ name: String) throws {
         let root = try checkout()
         defer { try? FileManager.default.removeItem(at: root) }

@@ -419,6 +419,11 @@ import VendorAnthropic
                 client, .post, "/v1/reconciliations", key: admin,
                 body: body.replacingOccurrences(of: "\"deep_verify\"", with: "\"deep_verfy\""))
             #expect(misspelt.status == 400 && misspelt.json["error"]?["field"] == .string("deep_verfy"))
+            // A member given twice: Foundation's decoder kept one silently (the first rules ran).
+            let twiceBody = #"{"rules_yaml":"version: 1\nrules: []\n","# + String(body.dropFirst())
+            let repeated = try await call(client, .post, "/v1/reconciliations", key: admin, body: twiceBody)
+            #expect(repeated.status == 400 && repeated.json["error"]?["field"] == .string("body"), "\(repeated.text.prefix(300))")
+            #expect(repeated.text.contains(#"duplicate key \"rules_yaml\""#), "\(repeated.text.prefix(300))")
             let badRules = try await call(
                 client, .post, "/v1/reconciliations", key: admin,
                 body: body.replacingOccurrences(of: "class: unexplained", with: "class: cheap"))

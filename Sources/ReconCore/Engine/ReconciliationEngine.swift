@@ -135,6 +135,7 @@ public struct ReconciliationEngine: Sendable {
         let chain = ClassifierChain(
             plugin: plugin.classifiers + o.classifiers,
             team: o.teamRules?.resolvingModels(ClassificationRules.modelReader(card: card, cards: Array(cards.values))))
+        reasons += Self.failingRuleExamples(o.teamRules, card: card, cards: Array(cards.values))
         var findings = Classification.classify(diff, chain: chain)
         let priceSteps = DailyEvidence.apply(
             to: &findings, diff, range: o.range,
@@ -351,6 +352,25 @@ public struct ReconciliationEngine: Sendable {
                     + "an export missing a share of its rows (one part file of several, a partitioned export) looks like that, "
                     + "so it is no evidence the meter over-counted",
                 remedy: "reconcile against every part of the export; if it is whole, correct the meter by hand")
+        ]
+    }
+
+    /// A team's rules whose own examples fail (as `usagebox rules test` runs them: the file, then
+    /// the defaults) do not classify as the team wrote they do: the run was conclusive and its
+    /// corrections proposed through them, saying nothing.
+    static func failingRuleExamples(_ rules: ClassificationRules?, card: any RateCardConverter, cards: [RateCard]) -> [EvidenceReason] {
+        guard let rules else { return [] }
+        let resolved = rules.resolvingModels(ClassificationRules.modelReader(card: card, cards: cards))
+        let chain = ClassifierChain(team: resolved)
+        let failing = resolved.examples.filter { !$0.check(chain).passed }
+        guard !failing.isEmpty else { return [] }
+        let named = failing.prefix(5).map { "\(rules.file):\($0.line) (rule \($0.rule): \($0.summary), expected \($0.expect.rawValue))" }
+        return [
+            EvidenceReason(
+                code: "rules_examples_fail", effect: .inconclusive,
+                detail: "\(failing.count) example(s) of the rules fail: \(named.joined(separator: "; "))\(failing.count > 5 ? "; …" : ""): "
+                    + "the rules do not classify gaps as they say they do",
+                remedy: "usagebox rules test \(rules.file), and fix the rules or their examples")
         ]
     }
 

@@ -1,3 +1,4 @@
+import ExactJSON
 public import Foundation
 public import Metering
 
@@ -84,6 +85,13 @@ public struct ReconciliationRequest: Codable, Sendable {
 
     /// The JSON body form; errors name the field.
     public static func decode(json bytes: [UInt8]) throws -> ReconciliationRequest {
+        // Read once through the exact parser first: Foundation's keeps one of two members of the
+        // same name silently (`rules_yaml` twice ran the first), and names no place in the text.
+        do {
+            _ = try JSONParser.parse(bytes: bytes)
+        } catch let e as JSONParseError {
+            throw UsageBoxError.invalidArgument("malformed JSON body at line \(e.line), column \(e.column): \(e.message)", field: "body")
+        }
         do {
             return try JSONDecoder().decode(ReconciliationRequest.self, from: Data(bytes))
         } catch let e as UsageBoxError {
