@@ -145,7 +145,7 @@ struct BedrockCURParser: InvoiceParser {
             return c.hasPrefix("resource_tags") || c.hasPrefix("resourcetags/")
         }.sorted()
         var lines = try table.rows.map { row in
-            guard let costText = row.cell(Self.cost), let cost = ExactDecimal.parse(costText) else {
+            guard let costText = row.cell(Self.cost), let cost = ExactDecimal.parseNumber(costText) else {
                 throw InvoiceError(
                     file: file.name, line: row.line, field: Self.cost[0], ExactDecimal.refusal(row.cell(Self.cost) ?? "", what: "a decimal amount"))
             }

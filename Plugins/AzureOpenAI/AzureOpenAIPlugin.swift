@@ -119,7 +119,7 @@ struct AzureCostDetailsParser: InvoiceParser {
                 // The pricing currency (USD for Azure OpenAI) matches the card; the billing currency may not.
                 let usePricing = row.cell("CostInPricingCurrency") != nil && row.cell("PricingCurrency") != nil
                 let costColumns = usePricing ? ["CostInPricingCurrency"] : ["CostInBillingCurrency", "Cost"]
-                guard let costText = row.cell(costColumns), let cost = ExactDecimal.parse(costText) else {
+                guard let costText = row.cell(costColumns), let cost = ExactDecimal.parseNumber(costText) else {
                     throw InvoiceError(
                         file: file.name, line: row.line, field: costColumns[0], ExactDecimal.refusal(row.cell(costColumns) ?? "", what: "a decimal amount"))
                 }

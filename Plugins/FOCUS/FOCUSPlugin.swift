@@ -86,10 +86,10 @@ struct FOCUSParser: InvoiceParser {
             func cell(_ name: String) -> String? { r.cell(name) }
             func decimal(_ name: String) throws -> Decimal? {
                 guard let t = cell(name) else { return nil }
-                guard let d = ExactDecimal.parse(t) else { throw InvoiceError(file: file.name, line: r.line, field: name, ExactDecimal.refusal(t)) }
+                guard let d = ExactDecimal.parseNumber(t) else { throw InvoiceError(file: file.name, line: r.line, field: name, ExactDecimal.refusal(t)) }
                 return d
             }
-            guard let costText = cell("BilledCost"), let cost = ExactDecimal.parse(costText) else {
+            guard let costText = cell("BilledCost"), let cost = ExactDecimal.parseNumber(costText) else {
                 throw InvoiceError(file: file.name, line: r.line, field: "BilledCost", ExactDecimal.refusal(cell("BilledCost") ?? "", what: "a decimal amount"))
             }
             guard let startText = cell("ChargePeriodStart"), let start = Timestamp(rfc3339: startText) ?? Timestamp(rfc3339: startText + "T00:00:00Z") else {

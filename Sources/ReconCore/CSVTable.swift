@@ -74,7 +74,9 @@ extension CSVTable.Row {
     /// An exact decimal cell; a non-number is an error naming the line and column.
     public func decimal(_ names: [String], file: String) throws -> Decimal? {
         guard let t = cell(names) else { return nil }
-        guard let d = ExactDecimal.parse(t) else {
+        // Exports written through a spreadsheet or a float printer state small amounts with an
+        // exponent (CUR's `3.6E-7`): still an exact decimal, read as one.
+        guard let d = ExactDecimal.parseNumber(t) else {
             throw InvoiceError(file: file, line: line, field: names[0], ExactDecimal.refusal(t))
         }
         return d

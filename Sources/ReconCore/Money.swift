@@ -45,8 +45,12 @@ public enum ExactDecimal {
         return v
     }
 
-    /// The number of digits after the decimal point as written ("1.50" → 2).
+    /// The number of digits after the decimal point as written ("1.50" → 2; "3.0E-7" → 8, the
+    /// place its last digit stands at).
     public static func scale(of text: String) -> Int {
+        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }), let exp = Int(text[text.index(after: e)...]) {
+            return max(0, scale(of: String(text[..<e])) - exp)
+        }
         guard let dot = text.firstIndex(of: ".") else { return 0 }
         return text.distance(from: text.index(after: dot), to: text.endIndex)
     }

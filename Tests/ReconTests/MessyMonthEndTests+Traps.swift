@@ -313,3 +313,22 @@ extension MessyMonthEndTests {
         #expect(line.quantity == tokens && line.isCorrection && line.isRefund)
     }
 }
+
+extension MessyMonthEndTests {
+    /// CUR files state small amounts with an exponent (`3.6E-7`, `6.000000E+00`): every such row
+    /// refused the file (an outside tester). Read exactly now, in decimal, with the scale its last
+    /// digit stands at; a cell that is no number is still refused naming its field.
+    @Test func csvAmountsWrittenWithAnExponentAreReadExactly() async throws {
+        #expect(ExactDecimal.parseNumber("3.6E-7") == Decimal(string: "0.00000036"))
+        #expect(ExactDecimal.scale(of: "3.6E-7") == 8 && ExactDecimal.scale(of: "3.000000E+01") == 5 && ExactDecimal.scale(of: "1.50") == 2)
+        let store = try await store([("acct_b", "claude-sonnet-4-6", "input", 2_000_000, 10)], vendor: "aws-bedrock")
+        let row = Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 2000, "6.000000E+00")
+        let cur = Self.curHeader + row.replacingOccurrences(of: ",2000,", with: ",2.0E+3,")
+        let r = try await run("aws-bedrock", [file("cur.csv", cur)], store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        #expect(r.models.first?.vendor == 2_000_000 && r.models.first?.gap == 0 && r.corrections.isEmpty, "\(r.models.map(\.vendor))")
+        let bad = Self.curHeader + row.replacingOccurrences(of: "6.000000E+00", with: "6.0E")
+        await #expect(throws: (any Error).self) {
+            _ = try await self.run("aws-bedrock", [self.file("cur.csv", bad)], store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        }
+    }
+}
