@@ -332,3 +332,25 @@ extension MessyMonthEndTests {
         }
     }
 }
+
+extension MessyMonthEndTests {
+    /// A Bedrock bill 400,000 input tokens above the Bedrock-labelled meter, which holds exactly
+    /// 400,000 of the same model labelled `anthropic` (a collector's failover mislabel): +400,000
+    /// was proposed, billing them twice (an outside tester's +3,300,000). Held now; usage under
+    /// another label that is not the gap's size leaves the gap a metering gap.
+    @Test func aGapTheSizeOfUsageUnderAnotherVendorIsHeld() async throws {
+        func reconcile(elsewhere: Int64) async throws -> ReconciliationReport {
+            let store = try await store([("acct_b", "claude-sonnet-4-6", "input", 1_600_000, 10)], vendor: "aws-bedrock")
+            _ = try await store.ingest([S.event("x", account: "acct_b", model: "claude-sonnet-4-6", type: "input", quantity: elsewhere, vendor: "anthropic")])
+            let cur = Self.curHeader + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 2000, "6.0")
+            return try await run("aws-bedrock", [file("cur.csv", cur)], store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        }
+        let same = try await reconcile(elsewhere: 400_000)
+        #expect(same.corrections.isEmpty && same.held.isEmpty, "\(same.corrections.map(\.quantity))")
+        #expect(
+            same.reasons.contains { $0.code == "gap_matches_usage_under_another_vendor" && $0.effect == .blocksPositive && $0.modelID == "claude-sonnet-4-6" },
+            "\(same.reasons.map(\.code))")
+        let other = try await reconcile(elsewhere: 700_000)
+        #expect(other.corrections.map(\.quantity) == [400_000], "\(other.reasons.map(\.code))")
+    }
+}

@@ -94,6 +94,8 @@ public struct ReconciliationEngine: Sendable {
             + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
             + unknownVendorLabels(meter, card: card, plugin: plugin) + correctionsOfSeveralProviders(meter)
+            + Self.gapMatchesUsageElsewhere(
+                diff, meter: meter, card: card, scope: readScope, mistyped: misspellings(of: [plugin.id, card.vendor]))
             + Self.providerNotStated(batch, meter: meter, card: card, plugin: plugin, known: { !sellers(of: $0).isEmpty })
             + (try await overlappingRuns(o, plugin: plugin, store: store, log: log))
             + Self.identicalRows(batch, card: card) + Self.capacityCharges(batch, card: card)
@@ -727,6 +729,40 @@ public struct ReconciliationEngine: Sendable {
                     + labels.sorted { $0.key < $1.key }.map { "\($0.value) tokens of \(model) under vendor='\($0.key)'" }.joined(separator: ", ")
                     + ", a vendor no plugin or card is called by: it may be \(plugin.id)'s usage under a mistyped label",
                 remedy: "send vendor=\(plugin.id) on those events (or the id of the vendor that served them)")
+        }
+    }
+
+    /// A model billed above the meter by what the meter holds of it under another vendor's label
+    /// (one token type's gap, or the model's gaps together, within their tolerance or a
+    /// thousandth): a collector that labelled this vendor's traffic as another's (a failover)
+    /// looks exactly like that, and the correction would bill those tokens twice. +3,300,000 was
+    /// proposed on a Bedrock bill whose gap was, token for token, Claude labelled `anthropic`.
+    /// Only where the meter was read for one account: usage set aside is not counted by account,
+    /// and another account's Bedrock traffic is no mislabel of this one's.
+    /// Labels that may be this vendor's mistyped are `metered_under_unknown_vendor`'s.
+    static func gapMatchesUsageElsewhere(
+        _ diff: GapDiff, meter: MeterLedger, card: any RateCardConverter, scope: AccountScope, mistyped: (String) -> Bool
+    ) -> [EvidenceReason] {
+        guard case let .accounts(read) = scope, read.count == 1 else { return [] }
+        let loose = ModelID.LooseModels(card.models)
+        let elsewhere = meter.servedElsewhere { raw, label in mistyped(label) ? nil : card.canonicalModel(raw) ?? loose.match(raw) }
+        return diff.models.compactMap { m -> EvidenceReason? in
+            guard let labels = elsewhere[m.modelID] else { return nil }
+            let rows = m.tokenTypes.filter { $0.gap > 0 && $0.beyondTolerance }
+            guard !rows.isEmpty else { return nil }
+            let together = (gap: rows.reduce(Int64(0)) { $0 &+ $1.gap }, tolerance: rows.reduce(Int64(0)) { $0 &+ max($1.tolerance, 0) })
+            let candidates = rows.map { ($0.gap, max($0.tolerance, 0)) } + [together]
+            guard
+                let (label, tokens) = labels.sorted(by: { $0.key < $1.key }).first(where: { _, tokens in
+                    candidates.contains { gap, tolerance in DailyEvidence.distance(gap, tokens) <= UInt64(max(tolerance, tokens / 1000)) }
+                })
+            else { return nil }
+            return EvidenceReason(
+                code: "gap_matches_usage_under_another_vendor", effect: .blocksPositive, modelID: m.modelID,
+                detail: "the vendor bills \(m.modelID) above the meter by what the meter holds of it under vendor='\(label)' "
+                    + "(\(tokens) tokens): a collector that labelled this vendor's traffic as \(label)'s looks like that, "
+                    + "and a correction would bill those tokens twice",
+                remedy: "check which vendor served those events; if \(label) did, correct by hand")
         }
     }
 
