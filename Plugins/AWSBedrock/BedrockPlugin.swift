@@ -86,8 +86,9 @@ struct BedrockCURParser: InvoiceParser {
     ]
 
     func sniff(_ file: InvoiceFile) -> Bool {
-        guard let h = file.headerLine else { return false }
-        return h.contains("line_item_usage_type") || h.contains("lineItem/UsageType")
+        // Columns are read whatever their case; so is the file recognized (an upper-cased header was refused).
+        guard let h = file.headerLine?.lowercased() else { return false }
+        return h.contains("line_item_usage_type") || h.contains("lineitem/usagetype")
     }
 
     static let pattern = try! NSRegularExpression(

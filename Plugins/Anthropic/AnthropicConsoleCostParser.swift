@@ -9,7 +9,7 @@ struct AnthropicConsoleCostParser: InvoiceParser {
     let format = InvoiceFormat.csv
 
     func sniff(_ file: InvoiceFile) -> Bool {
-        guard let header = file.headerLine else { return false }
+        guard let header = file.headerLine?.lowercased() else { return false }
         return header.contains("cost_usd") && header.contains("token_type") && header.contains("usage_date_utc")
     }
 

@@ -71,8 +71,8 @@ struct FOCUSParser: InvoiceParser {
     let format = InvoiceFormat.csv
 
     func sniff(_ file: InvoiceFile) -> Bool {
-        guard let header = file.headerLine else { return false }
-        return header.contains("BilledCost") && header.contains("ChargeCategory")
+        guard let header = file.headerLine?.lowercased() else { return false }
+        return header.contains("billedcost") && header.contains("chargecategory")
     }
 
     /// `BillingPeriod*` names the month being billed, not how much of it the file holds (FOCUS data

@@ -250,7 +250,7 @@ struct VertexCSVParser: InvoiceParser {
     let format = InvoiceFormat.csv
 
     func sniff(_ file: InvoiceFile) -> Bool {
-        guard let h = file.headerLine else { return false }
+        guard let h = file.headerLine?.lowercased() else { return false }
         return (h.contains("sku_description") || h.contains("sku.description")) && h.contains("usage_start_time")
     }
 

@@ -354,3 +354,21 @@ extension MessyMonthEndTests {
         #expect(other.corrections.map(\.quantity) == [400_000], "\(other.reasons.map(\.code))")
     }
 }
+
+extension MessyMonthEndTests {
+    /// A CUR whose header is upper-cased was refused as no CUR, naming no column, though its
+    /// columns are read whatever their case: it is read now. A file the plugin's one parser cannot
+    /// read is refused naming what that parser finds missing.
+    @Test func aFileNoParserRecognizesIsRefusedNamingWhatIsMissing() async throws {
+        let store = try await store([("acct_b", "claude-sonnet-4-6", "input", 2_000_000, 10)], vendor: "aws-bedrock")
+        let cur = (Self.curHeader.uppercased()) + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 2000, "6.0")
+        let r = try await run("aws-bedrock", [file("upper.csv", cur)], store, account: "acct_b") { $0.range = Self.mayDay(10) }
+        #expect(r.models.first?.vendor == 2_000_000 && r.models.first?.gap == 0)
+        do {
+            _ = try await run("aws-bedrock", [file("other.csv", "usage_type,cost\nx,1\n")], store, account: "acct_b") { $0.range = Self.mayDay(10) }
+            Issue.record("accepted")
+        } catch {
+            #expect("\(error)".contains("recognizes this file; read as cur-csv") && "\(error)".contains("line_item_usage_type"), "\(error)")
+        }
+    }
+}

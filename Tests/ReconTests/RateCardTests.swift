@@ -278,4 +278,11 @@ import Testing
         let rules = try ClassificationRules.load(text: "\u{FEFF}version: 1\nrules:\n  - id: x\n    class: pass_through\n", file: "bom.yaml")
         #expect(rules.rules.map(\.id) == ["x"])
     }
+
+    /// A configuration over 4 MiB is refused before it is parsed (a 17 MB one took 25 s and 380 MB).
+    @Test func aConfigurationPastFourMebibytesIsRefusedUnread() {
+        let text = "schema: ratecard/v1\n#" + String(repeating: "x", count: 4 << 20) + "\n"
+        #expect(throws: ConfigError.self) { _ = try RateCard.load(text: text, file: "big.yaml") }
+        do { _ = try RateCard.load(text: text, file: "big.yaml") } catch { #expect("\(error)".contains("at most 4 MiB"), "\(error)") }
+    }
 }

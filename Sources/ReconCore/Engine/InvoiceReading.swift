@@ -29,8 +29,16 @@ struct InvoiceBatch: Sendable {
         var batch = InvoiceBatch(lines: [], files: [], coverage: [], formats: [])
         for (index, file) in files.enumerated() {
             guard let parser = plugin.parsers.first(where: { $0.sniff(file) }) else {
+                // One parser: what it finds missing names the column (an upper-cased CUR header
+                // was refused naming none).
+                var why = ""
+                if plugin.parsers.count == 1 {
+                    do { _ = try plugin.parsers[0].parse(file) } catch let e as InvoiceError {
+                        why = "; read as \(plugin.parsers[0].id): \(e.description)"
+                    } catch {}
+                }
                 throw UsageBoxError.invalidArgument(
-                    "\(file.name): none of the \(plugin.id) parsers (\(plugin.parsers.map(\.id).joined(separator: ", "))) recognizes this file",
+                    "\(file.name): none of the \(plugin.id) parsers (\(plugin.parsers.map(\.id).joined(separator: ", "))) recognizes this file\(why)",
                     field: "invoice")
             }
             let parsed: ParsedInvoice
