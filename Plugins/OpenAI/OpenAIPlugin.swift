@@ -234,7 +234,7 @@ struct OpenAICostCSVParser: InvoiceParser {
     let format = InvoiceFormat.csv
 
     func sniff(_ file: InvoiceFile) -> Bool {
-        guard let h = file.headerLine else { return false }
+        guard let h = file.headerLine?.lowercased() else { return false }
         return h.contains("amount_value") && h.contains("start_time")
     }
 

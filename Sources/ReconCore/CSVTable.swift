@@ -85,6 +85,10 @@ extension CSVTable.Row {
     /// A whole token count from a decimal cell times a block size ("59200.0" × 1 is fine; 1.5 is not).
     public func tokens(_ names: [String], times block: Decimal = 1, file: String) throws -> Int64? {
         guard let d = try decimal(names, file: file) else { return nil }
+        // A spreadsheet shortens long counts (`1.23457E+11`): digits it left unwritten are no count.
+        if let t = cell(names), let place = ExactDecimal.placeOfLastDigit(t), place < 0 {
+            throw InvoiceError(file: file, line: line, field: names[0], "'\(t)' leaves digits of the token count unwritten (an exponent past its last digit)")
+        }
         let v = d * block
         guard let whole = ExactDecimal.roundedInt64(v), Decimal(exactly: whole) == v else {
             throw InvoiceError(file: file, line: line, field: names[0], "a token count must be whole, got \(d) × \(block)")

@@ -117,12 +117,10 @@ public struct ClassificationRules: GapClassifier, Sendable {
         return rules
     }
 
-    /// The defaults' rule ids: a team rule of the same id made an example's `expect_rule` pass
-    /// when the default decided.
-    static let defaultIDs: Set<String> = ["uniform-shape", "cached-system-prompt", "metered-residual", "metered-excess", "unexplained"]
-
     /// The largest rules file read: tens of rules are usual; 17 MB took 25 s and 380 MB to refuse.
     public static let maxBytes = 1 << 20
+    /// The most pattern × example checks a file may ask of each run.
+    static let maxChecks = 100_000
 
     /// Loads rules, refusing bad syntax, unknown fields and unknown classes with the file and line.
     public static func load(text: String, file: String) throws -> ClassificationRules {
@@ -146,9 +144,6 @@ public struct ClassificationRules: GapClassifier, Sendable {
                 for node in try value.sequence("rules") {
                     let r = try rule(node, index: rules.count)
                     guard ids.insert(r.id).inserted else { throw node.error("two rules share the id '\(r.id)'") }
-                    if !isDefault, Self.defaultIDs.contains(r.id) {
-                        throw node.error("'\(r.id)' is the id of a default rule: name yours differently (an example's expect_rule could not tell them apart)")
-                    }
                     rules.append(r)
                 }
             default:
@@ -156,6 +151,21 @@ public struct ClassificationRules: GapClassifier, Sendable {
             }
         }
         guard sawRules else { throw root.error("the rules file needs a 'rules' list") }
+        // Every run checks every example against the rules before it: bounded, so a file cannot
+        // make each reconcile spend minutes in globs.
+        let patterns = rules.reduce(0) { $0 + ($1.models?.count ?? 0) + ($1.accounts?.count ?? 0) }, examples = rules.reduce(0) { $0 + $1.examples.count }
+        guard patterns * max(examples, 1) <= maxChecks else {
+            throw root.error(
+                "\(examples) examples against \(patterns) model and account patterns is more than \(maxChecks) checks per run: split the file or trim it")
+        }
+        // `expect_rule` naming a rule of this file means this file's: a team's copy of a default
+        // (`usagebox rules show` is a starting point) passed when the default of that id decided.
+        let name = isDefault ? "defaults" : "rules:\(file)"
+        for i in rules.indices {
+            for j in rules[i].examples.indices where rules[i].examples[j].expectRule.map(ids.contains) == true {
+                rules[i].examples[j].expectClassifier = name
+            }
+        }
         return ClassificationRules(rules: rules, source: text, file: file)
     }
 
@@ -238,16 +248,22 @@ public struct ClassificationRules: GapClassifier, Sendable {
     private static func patterns(_ v: YAMLNode, _ what: String) throws -> [String] {
         var list = [v]
         if case .sequence = v.node { list = try v.sequence(what) }
-        let items = try list.map { try nonNull($0, what).string(what) }
-        guard !items.isEmpty else { throw v.error("\(what) is an empty list: the rule would match nothing") }
-        for p in items {
-            guard !p.isEmpty, p.utf8.count <= EventDecoder.maxIDLength, !p.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-                throw v.error(
-                    "\(what) '\(p.prefix(40))\(p.count > 40 ? "…" : "")' must be 1–\(EventDecoder.maxIDLength) characters, none of them control characters")
-            }
-            guard !p.contains("[") else { throw v.error("\(what) '\(p)': '[' is not read in a pattern (only * and ? are)") }
+        guard !list.isEmpty else { throw v.error("\(what) is an empty list: the rule would match nothing") }
+        return try list.map { node in
+            let p = try name(node, what)
+            guard !p.contains("[") else { throw node.error("\(what) '\(p)': '[' is not read in a pattern (only * and ? are)") }
+            return p
         }
-        return items
+    }
+
+    /// One name (a model, an account): not null, 1–200 characters, no control characters.
+    private static func name(_ v: YAMLNode, _ what: String) throws -> String {
+        let p = try nonNull(v, what).string(what)
+        guard !p.isEmpty, p.utf8.count <= EventDecoder.maxIDLength, !p.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw v.error(
+                "\(what) '\(p.prefix(40))\(p.count > 40 ? "…" : "")' must be 1–\(EventDecoder.maxIDLength) characters, none of them control characters")
+        }
+        return p
     }
 
     private static func nonNull(_ v: YAMLNode, _ what: String) throws -> YAMLNode {
@@ -319,9 +335,9 @@ public struct ClassificationRules: GapClassifier, Sendable {
         }
         for (k, v) in try node.mapping("an example") {
             switch k {
-            case "model": model = try v.string(k)
+            case "model": model = try Self.name(v, k)
             case "token_type": e.finding.tokenType = TokenType(try Self.tokenType(try v.string(k), v))
-            case "account": e.finding.accountID = try v.string(k)
+            case "account": e.finding.accountID = try Self.name(v, k)
             case "quantity": quantity = try int(v, k)
             case "metered": e.finding.metered = try int(v, k)
             case "vendor": vendor = try int(v, k)
@@ -329,7 +345,7 @@ public struct ClassificationRules: GapClassifier, Sendable {
             case "shape": e.finding.shape = try Self.shape(v)
             case "unmetered": e.finding.unmetered = try v.bool(k)
             case "expect": expect = try Self.gapClass(v, "expect")
-            case "expect_rule": e.expectRule = try v.string(k)
+            case "expect_rule": e.expectRule = try Self.nonNull(v, k).string(k)
             default:
                 throw v.error(
                     "unknown example field '\(k)' (model, token_type, account, quantity, metered, vendor, amount, shape, unmetered, expect, expect_rule)")
@@ -361,11 +377,15 @@ public struct RuleExample: Sendable {
     public var expect: GapClass
     /// The rule that must decide, when the example says.
     public var expectRule: String?
+    /// The classifier that rule must be of, when its file defines a rule of that id.
+    public var expectClassifier: String?
 
     /// What the chain gives, and whether that is what the example expects.
     public func check(_ chain: ClassifierChain) -> (passed: Bool, got: GapClassification) {
         let got = chain.classify(finding)
-        return (got.gapClass == expect && (expectRule.map { $0 == got.rule } ?? true), got)
+        return (
+            got.gapClass == expect && (expectRule.map { $0 == got.rule } ?? true) && (expectClassifier.map { $0 == got.classifier } ?? true), got
+        )
     }
 
     public var summary: String {

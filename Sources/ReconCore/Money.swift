@@ -39,16 +39,32 @@ public enum ExactDecimal {
     public static func parseNumber(_ text: String) -> Decimal? {
         if let d = parse(text) { return d }
         let parts = text.lowercased().split(separator: "e")
-        guard parts.count == 2, let mantissa = parse(String(parts[0])), let exp = Int(parts[1]), abs(exp) <= 40 else { return nil }
+        // At most three exponent digits: `Int` reads `-9223372036854775808`, whose `abs` traps
+        // (a CSV cost cell so written crashed the server).
+        guard parts.count == 2, parts[1].count <= 4, let mantissa = parse(String(parts[0])), let exp = Int(parts[1]), exp.magnitude <= 40 else {
+            return nil
+        }
         var v = mantissa
-        for _ in 0..<abs(exp) { v = exp < 0 ? v / 10 : v * 10 }
+        for _ in 0..<exp.magnitude { v = exp < 0 ? v / 10 : v * 10 }
         return v
+    }
+
+    /// The power of ten the last written digit stands at, negated ("1.50" → 2, "3.0E-7" → 8,
+    /// "1.23E+06" → −4); nil for text `parseNumber` refuses.
+    public static func placeOfLastDigit(_ text: String) -> Int? {
+        guard parseNumber(text) != nil else { return nil }
+        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }), let exp = Int(text[text.index(after: e)...]) {
+            return scale(of: String(text[..<e])) - exp
+        }
+        return scale(of: text)
     }
 
     /// The number of digits after the decimal point as written ("1.50" → 2; "3.0E-7" → 8, the
     /// place its last digit stands at).
     public static func scale(of text: String) -> Int {
-        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }), let exp = Int(text[text.index(after: e)...]) {
+        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }), text.distance(from: e, to: text.endIndex) <= 5,
+            let exp = Int(text[text.index(after: e)...])
+        {
             return max(0, scale(of: String(text[..<e])) - exp)
         }
         guard let dot = text.firstIndex(of: ".") else { return 0 }

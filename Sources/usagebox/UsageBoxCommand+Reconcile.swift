@@ -70,6 +70,11 @@ extension UsageBoxCommand.Reconcile {
         }
 
         static func read(_ path: String, what: String) throws -> String {
+            String(decoding: try readBytes(path, what: what), as: UTF8.self)
+        }
+
+        /// A file's bytes, or an error saying why not (missing, a folder, unreadable).
+        static func readBytes(_ path: String, what: String) throws -> Data {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
                 throw UsageBoxError.invalidArgument("\(path): no such file (the \(what))", field: what)
@@ -78,16 +83,15 @@ extension UsageBoxCommand.Reconcile {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw UsageBoxError.invalidArgument("\(path): cannot read the \(what) (no permission, or not a regular file)", field: what)
             }
-            return String(decoding: data, as: UTF8.self)
+            return data
         }
 
         /// The flags as the one request type the HTTP API decodes too.
         func request(service: ReconciliationService) throws -> ReconciliationRequest {
             var files: [InvoiceFile] = []
             for path in invoices {
-                guard let data = FileManager.default.contents(atPath: path) else {
-                    throw UsageBoxError.invalidArgument("\(path): cannot read the invoice file", field: "invoice")
-                }
+                // The bytes as they are (its SHA-256 is recorded; text decoding would change them).
+                let data = try Self.readBytes(path, what: "invoice")
                 files.append(InvoiceFile(name: (path as NSString).lastPathComponent, bytes: Array(data)))
             }
             var vendorID = vendor

@@ -323,7 +323,7 @@ extension MessyMonthEndTests {
         #expect(ExactDecimal.scale(of: "3.6E-7") == 8 && ExactDecimal.scale(of: "3.000000E+01") == 5 && ExactDecimal.scale(of: "1.50") == 2)
         let store = try await store([("acct_b", "claude-sonnet-4-6", "input", 2_000_000, 10)], vendor: "aws-bedrock")
         let row = Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 2000, "6.000000E+00")
-        let cur = Self.curHeader + row.replacingOccurrences(of: ",2000,", with: ",2.0E+3,")
+        let cur = Self.curHeader + row.replacingOccurrences(of: ",2000,", with: ",2.000E+3,")
         let r = try await run("aws-bedrock", [file("cur.csv", cur)], store, account: "acct_b") { $0.range = Self.mayDay(10) }
         #expect(r.models.first?.vendor == 2_000_000 && r.models.first?.gap == 0 && r.corrections.isEmpty, "\(r.models.map(\.vendor))")
         let bad = Self.curHeader + row.replacingOccurrences(of: "6.000000E+00", with: "6.0E")
@@ -369,6 +369,29 @@ extension MessyMonthEndTests {
             Issue.record("accepted")
         } catch {
             #expect("\(error)".contains("recognizes this file; read as cur-csv") && "\(error)".contains("line_item_usage_type"), "\(error)")
+        }
+    }
+}
+
+extension MessyMonthEndTests {
+    /// An exponent of 19 digits (`1e-9223372036854775808`) trapped in `abs` and took the server
+    /// down from any CSV cost cell; refused now, naming the field. A token count an exponent
+    /// leaves digits of unwritten (a spreadsheet's `1.23457E+11`) is no count.
+    @Test func numbersWithHostileOrShortenedExponentsAreRefused() async throws {
+        #expect(ExactDecimal.parseNumber("1e-9223372036854775808") == nil && ExactDecimal.scale(of: "1e-9223372036854775808") >= 0)
+        #expect(ExactDecimal.placeOfLastDigit("1.23E+06") == -4 && ExactDecimal.placeOfLastDigit("2.000E+3") == 0)
+        let store = try S.store()
+        let row = Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 2000, "6.0")
+        for (bad, field) in [
+            (row.replacingOccurrences(of: ",6.0,", with: ",1e-9223372036854775808,"), "line_item_unblended_cost"),
+            (row.replacingOccurrences(of: ",2000,", with: ",1.23E+06,"), "line_item_usage_amount"),
+        ] {
+            do {
+                _ = try await run("aws-bedrock", [file("cur.csv", Self.curHeader + bad)], store, account: "acct_b") { $0.range = Self.mayDay(10) }
+                Issue.record("accepted \(field)")
+            } catch {
+                #expect("\(error)".contains("cur.csv:2") && "\(error)".contains(field), "\(error)")
+            }
         }
     }
 }

@@ -252,8 +252,17 @@ import Testing
         ("version: 1\nrules:\n  - id: x\n    when: {min_tokens: -5}\n    class: pass_through\n", 4, "whole number of tokens, 0 or more"),
         ("version: 1\nrules:\n  - id: x\n    when: {min_tokens: [1, 2]}\n    class: pass_through\n", 4, "whole number of tokens"),
         ("version: 1\nrules:\n  - id: \"a\\nVERDICT: conclusive\"\n    class: pass_through\n", 3, "id must be 1–200 characters"),
-        ("version: 1\nrules:\n  - id: metered-residual\n    class: pass_through\n", 3, "the id of a default rule"),
         ("version: 1\nrules:\n  - id: x\n    class: pass_through\n#\(String(repeating: "x", count: 1 << 20))\n", 1, "at most 1 MiB"),
+        // Every run checks the examples: an example's names are bounded as the rules' are, and
+        // so is the number of pattern × example checks a file asks of each run.
+        (
+            "version: 1\nrules:\n  - id: x\n    class: pass_through\n    examples:\n      - {model: \(String(repeating: "a", count: 201)), quantity: 1, expect: pass_through}\n",
+            6, "must be 1–200 characters"
+        ),
+        (
+            "version: 1\nrules:\n  - id: x\n    when: {model: [\((0..<400).map { "m\($0)*" }.joined(separator: ", "))]}\n    class: pass_through\n    examples:\n"
+                + String(repeating: "      - {model: m, quantity: 1, expect: pass_through}\n", count: 300), 1, "checks per run"
+        ),
         // metered + quantity overflowed: `rules test` trapped, and a server reading rules_yaml died.
         (
             "version: 1\nrules:\n  - id: x\n    class: pass_through\n    examples:\n      - {model: m, quantity: 1, metered: 9223372036854775807, expect: pass_through}\n",
@@ -284,5 +293,18 @@ import Testing
         let text = "schema: ratecard/v1\n#" + String(repeating: "x", count: 4 << 20) + "\n"
         #expect(throws: ConfigError.self) { _ = try RateCard.load(text: text, file: "big.yaml") }
         do { _ = try RateCard.load(text: text, file: "big.yaml") } catch { #expect("\(error)".contains("at most 4 MiB"), "\(error)") }
+    }
+
+    /// A team's copy of a default rule (the defaults are the documented starting point) keeps its
+    /// id; an example's `expect_rule` naming it means the team's, not the default's of that id.
+    @Test func expectRuleNamingARuleOfItsOwnFileMeansThatFilesRule() throws {
+        let rules = try ClassificationRules.load(
+            text:
+                "version: 1\nrules:\n  - id: metered-residual\n    when: {model: gpt-*}\n    class: metering_gap\n    reason: untracked_usage\n    examples:\n"
+                + "      - {model: claude-sonnet-4-5, token_type: input, account: acct_42, quantity: 5000, expect: metering_gap, expect_rule: metered-residual}\n",
+            file: "team.yaml")
+        let example = try #require(rules.examples.first)
+        let (passed, got) = example.check(ClassifierChain(team: rules))
+        #expect(!passed && got.classifier == "defaults" && got.rule == "metered-residual", "the default of that id decided: \(got)")
     }
 }
