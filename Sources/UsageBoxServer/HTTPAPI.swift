@@ -230,7 +230,6 @@ public struct HTTPAPI: Sendable {
                 : json
                     ? "the JSON body is larger than the server's limit for \(limits.maxInvoiceBytes >> 20) MiB of invoices in base64 (usagebox serve --max-invoice-mb)"
                     : "the invoice body is larger than the server's limit of \(limit >> 20) MiB (usagebox serve --max-invoice-mb)")
-        try Self.refuseDeclaredBeyond(limit, request, tooLarge)
         do {
             return try await request.collectBody(upTo: limit)
         } catch let error where !(error is NIOTooManyBytesError) {
@@ -238,12 +237,6 @@ public struct HTTPAPI: Sendable {
         } catch {
             throw tooLarge
         }
-    }
-
-    /// A body whose declared length is past the limit is refused before any of it is read: a
-    /// 200 MB upload was read for 44 MiB before its 413.
-    static func refuseDeclaredBeyond(_ limit: Int, _ request: Request, _ error: UsageBoxError) throws {
-        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit { throw error }
     }
 
     /// The invoices of a JSON request, decoded, within the server's invoice limit.
@@ -298,7 +291,6 @@ public struct HTTPAPI: Sendable {
 
     func jsonBody(_ request: Request) async throws -> JSONValue {
         let buffer: ByteBuffer
-        try Self.refuseDeclaredBeyond(Self.maxBodyBytes, request, UsageBoxError(.payloadTooLarge, "the body is larger than 16 MiB"))
         do {
             buffer = try await request.body.collect(upTo: Self.maxBodyBytes)
         } catch is NIOTooManyBytesError {
