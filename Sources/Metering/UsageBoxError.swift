@@ -1,3 +1,5 @@
+public import ExactJSON
+
 /// The one error type every layer answers with; the HTTP server maps `code` to a status.
 public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable {
     public enum Code: String, Sendable {
@@ -90,5 +92,12 @@ extension UsageBoxError {
         e.field = "events[\(map(i))" + f[close...]
         e.message = prefix + message
         return e
+    }
+}
+
+extension UsageBoxError {
+    /// A request body that is no JSON, naming where (one wording for every route that reads one).
+    public static func malformedBody(_ e: JSONParseError) -> UsageBoxError {
+        .invalidArgument("malformed JSON body at line \(e.line), column \(e.column): \(e.message)", field: "body")
     }
 }

@@ -223,19 +223,18 @@ public struct HTTPAPI: Sendable {
         // against the limit once decoded (`requireInvoicesWithinLimit`).
         let json = invoice && Self.isJSONReconciliation(vendorInQuery: request.uri.queryParameters["vendor"].map(String.init))
         let limit = invoice ? (json ? limits.maxInvoiceBytes / 3 * 4 + (1 << 20) : limits.maxInvoiceBytes) : Self.maxBodyBytes
-        let tooLarge = UsageBoxError(
-            .payloadTooLarge,
-            !invoice
-                ? "the body is larger than 16 MiB"
-                : json
-                    ? "the JSON body is larger than the server's limit for \(limits.maxInvoiceBytes >> 20) MiB of invoices in base64 (usagebox serve --max-invoice-mb)"
-                    : "the invoice body is larger than the server's limit of \(limit >> 20) MiB (usagebox serve --max-invoice-mb)")
         do {
             return try await request.collectBody(upTo: limit)
         } catch let error where !(error is NIOTooManyBytesError) {
             throw Self.bodyCutOff(error)
         } catch {
-            throw tooLarge
+            throw UsageBoxError(
+                .payloadTooLarge,
+                !invoice
+                    ? "the body is larger than 16 MiB"
+                    : json
+                        ? "the JSON body is larger than the server's limit for \(limits.maxInvoiceBytes >> 20) MiB of invoices in base64 (usagebox serve --max-invoice-mb)"
+                        : "the invoice body is larger than the server's limit of \(limit >> 20) MiB (usagebox serve --max-invoice-mb)")
         }
     }
 
@@ -301,7 +300,7 @@ public struct HTTPAPI: Sendable {
         do {
             return try buffer.withUnsafeReadableBytes { try JSONParser.parse(bytes: $0.bindMemory(to: UInt8.self)) }
         } catch let e as JSONParseError {
-            throw UsageBoxError.invalidArgument("malformed JSON body at line \(e.line), column \(e.column): \(e.message)", field: "body")
+            throw UsageBoxError.malformedBody(e)
         }
     }
 

@@ -90,7 +90,7 @@ public struct ReconciliationRequest: Codable, Sendable {
         do {
             _ = try JSONParser.parse(bytes: bytes)
         } catch let e as JSONParseError {
-            throw UsageBoxError.invalidArgument("malformed JSON body at line \(e.line), column \(e.column): \(e.message)", field: "body")
+            throw UsageBoxError.malformedBody(e)
         }
         do {
             return try JSONDecoder().decode(ReconciliationRequest.self, from: Data(bytes))
