@@ -21,12 +21,12 @@ struct AnthropicConsoleCostParser: InvoiceParser {
             guard let dateText = cell("usage_date_utc"), let date = Timestamp(rfc3339: dateText + "T00:00:00Z") else {
                 throw InvoiceError(file: file.name, line: row.line, field: "usage_date_utc", "must be a date written YYYY-MM-DD")
             }
-            guard let costText = cell("cost_usd"), let cost = ExactDecimal.parse(costText) else {
+            guard let costText = cell("cost_usd"), let cost = ExactDecimal.parseNumber(costText) else {
                 throw InvoiceError(file: file.name, line: row.line, field: "cost_usd", ExactDecimal.refusal(cell("cost_usd") ?? "", what: "a decimal amount"))
             }
             var listAmount: Decimal?
             if let l = cell("list_price_usd") {
-                guard let d = ExactDecimal.parse(l) else {
+                guard let d = ExactDecimal.parseNumber(l) else {
                     throw InvoiceError(file: file.name, line: row.line, field: "list_price_usd", ExactDecimal.refusal(l, what: "a decimal amount"))
                 }
                 listAmount = d

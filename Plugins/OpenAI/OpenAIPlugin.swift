@@ -241,7 +241,7 @@ struct OpenAICostCSVParser: InvoiceParser {
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [["start_time"], ["amount_value"]])
         let lines = try table.rows.map { row in
-            guard let text = row.cell("amount_value"), let amount = ExactDecimal.parse(text) else {
+            guard let text = row.cell("amount_value"), let amount = ExactDecimal.parseNumber(text) else {
                 throw InvoiceError(file: file.name, line: row.line, field: "amount_value", ExactDecimal.refusal(row.cell("amount_value") ?? ""))
             }
             let item = row.cell("line_item")

@@ -200,11 +200,11 @@ public enum VendorScaffold {
           placeholder: {url: "https://example.com/\(n.id)/pricing", retrieved: "replace me"}
         changelog:
           - {version: "0.1", note: "scaffolded"}
-        token_types: [input, output]
+        token_types: [input, output, cache_read]
         models:
           \(n.id)-large:
             prices:
-              - {from: "2026-01-01", rates: {input: "2", output: "8"}, src: [placeholder]}
+              - {from: "2026-01-01", rates: {input: "2", output: "8", cache_read: "0.2"}, src: [placeholder]}
 
         """
     }

@@ -158,6 +158,25 @@ import VendorAnthropic
         #expect(counted.reasons.isEmpty && counted.corrections.map(\.quantity) == [-200_000], "\(counted.reasons.map(\.detail))")
     }
 
+    /// One cost report, Sonnet's rows without `list_amount` (20 % short: maybe a discount) and
+    /// Haiku's with it (30 % short at list price: over-metering). Haiku's −300,000 was held with
+    /// Sonnet's, since the hold was every model's; now it is the models whose volume may be net.
+    @Test func theNetAmountsHoldIsTheModelsWhoseVolumeMayBeNet() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("s", model: "claude-sonnet-4-5", type: "output", quantity: 1_000_000, vendor: "anthropic"),
+            S.event("h", model: "claude-haiku-4-5", type: "output", quantity: 1_000_000, vendor: "anthropic"),
+        ])
+        let cost = S.costReport([
+            .init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "1200", atList: false),
+            .init(model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "350"),
+        ])
+        let r = try await run(store, [cost])
+        #expect(r.reasons.map { "\($0.code) \($0.modelID ?? "-")" } == ["amounts_may_be_net claude-sonnet-4-5"], "\(r.reasons.map(\.detail))")
+        #expect(r.corrections.map { "\($0.modelID ?? "-") \($0.quantity)" } == ["claude-haiku-4-5 -300000"], "\(r.findings)")
+        #expect(r.findings.first { $0.modelID == "claude-sonnet-4-5" }?.blockedBy == ["amounts_may_be_net"], "\(r.findings)")
+    }
+
     /// One tenant's legal 2^63 − 1 event without a token type took the server down in the sums of
     /// an org-wide run (with a token type it was already a 400): now a 400 naming the period.
     @Test func totalsPastSixtyFourBitsAreRefusedNotATrap() async throws {

@@ -62,5 +62,13 @@ import Testing
         #expect(long.line == 2 && long.field == "amount_value" && long.description.contains("has 60 digits"), "\(long)")
         let huge = try error(String(repeating: "x", count: 100_000))
         #expect(huge.description.contains("is not a decimal") && huge.description.utf8.count < 400, "\(huge.description.prefix(500))")
+        // An exponent is read exactly (as in CUR and FOCUS files); one of many digits is refused,
+        // never trapped on.
+        let csv =
+            "start_time,end_time,amount_value,amount_currency,line_item,project_id\n"
+            + "1777593600,1777680000,2.5E+00,usd,\"gpt-4.1-2025-04-14, input\",proj_abc\n"
+        let line = try #require(try parser.parse(InvoiceFile(name: "costs.csv", bytes: Array(csv.utf8))).lines.first)
+        #expect(line.amount == Decimal(string: "2.5") && line.amountScale == 1, "\(line)")
+        #expect(try error("1e-9223372036854775808").field == "amount_value")
     }
 }

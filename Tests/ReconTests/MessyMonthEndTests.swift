@@ -209,6 +209,12 @@ import UsageBoxApp
             Self.consoleHeader + "2026-05-03,Claude Haiku 4.5,Default,k1,message,≤ 200k,input_no_cache,0.90,1.00,token,not_available,,apikey_1,active\n")
         let whole = try await run("anthropic", [listed], store, account: "acct_42") { $0.invoiceScope = .account }
         #expect(!whole.reasons.contains { $0.code == "amounts_may_be_net" } && whole.models.first?.gap == 0)
+        // Money written with an exponent (a spreadsheet's save) is read exactly, as in a CUR; it was refused.
+        let exponent = file(
+            "claude_api_cost_2026_05.csv",
+            Self.consoleHeader + "2026-05-03,Claude Haiku 4.5,Default,k1,message,≤ 200k,input_no_cache,9.0E-1,1.000E+00,token,not_available,,apikey_1,active\n")
+        let read = try await run("anthropic", [exponent], store, account: "acct_42") { $0.invoiceScope = .account }
+        #expect(read.models.first?.vendor == 1_000_000 && read.models.first?.gap == 0, "\(read.models)")
     }
 
     static let focusHeader = "BilledCost,BillingCurrency,ChargeCategory,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,SkuPriceDetails\n"

@@ -99,13 +99,7 @@ public struct ReconciliationEngine: Sendable {
             + Self.providerNotStated(batch, meter: meter, card: card, plugin: plugin, known: { !sellers(of: $0).isEmpty })
             + (try await overlappingRuns(o, plugin: plugin, store: store, log: log))
             + Self.identicalRows(batch, card: card) + Self.capacityCharges(batch, card: card)
-            + Dictionary(grouping: Self.shortOnMoney(diff) ? batch.netAmounts : [], by: \.why)
-            .sorted { $0.key < $1.key }.map { why, files in
-                EvidenceReason(
-                    code: "amounts_may_be_net", effect: .blocksNegative,
-                    detail: "\(files.map(\.file).joined(separator: ", ")): \(why), so a vendor total below the meter may be a discount, not over-metering",
-                    remedy: "an export that states list prices, or the vendor's usage report (token counts)")
-            }
+            + Self.amountsMayBeNet(diff, batch: batch)
             + batch.grossAmounts.map { file, why in
                 EvidenceReason(
                     code: "amounts_may_include_charges", effect: .blocksPositive,
@@ -800,15 +794,29 @@ public struct ReconciliationEngine: Sendable {
     /// A name's letters and digits, lowercased ("AWS Bedrock" → "awsbedrock").
     static func letters(_ s: String) -> String { String(s.lowercased().unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }) }
 
-    /// Whether money that may be net matters: some cell (per account, as corrections are made)
-    /// whose volume money gives (not every bucket's tokens stated, as a usage report beside the
-    /// cost report states them) is below the meter beyond its rounding tolerance. A discount only
-    /// makes the vendor's side read short; above the meter, within rounding, or counted, it changes
-    /// nothing the run proposes. (Summed per model, one account's discount hid behind another's
-    /// under-metering, and its −200,000 was proposed.)
-    static func shortOnMoney(_ diff: GapDiff) -> Bool {
-        diff.vendor.contains { key, cell in
-            !cell.sum.allStated && (diff.metered[key] ?? 0) &- cell.tokens > max(cell.toleranceTokens, 0)
+    /// Where money that may be net matters: a cell (per account, as corrections are made) whose
+    /// volume that money gives (not a stated count, as a usage report beside the cost report
+    /// states them, nor a list price) is below the meter beyond its rounding tolerance. A discount
+    /// only makes the vendor's side read short; above the meter, within rounding, counted, or
+    /// priced at list, it changes nothing the run proposes. (Summed per model, one account's
+    /// discount hid behind another's under-metering, and its −200,000 was proposed.) The hold is
+    /// the model's, every account's: a discount is on a model's price, not on one cell. Models
+    /// whose volume came from list prices or counts are not held (Haiku rows with `list_amount`
+    /// were, because Sonnet's rows had none).
+    static func amountsMayBeNet(_ diff: GapDiff, batch: InvoiceBatch) -> [EvidenceReason] {
+        var filesByModel: [String: Set<String>] = [:]
+        for (key, cell) in diff.vendor where !cell.sum.netFiles.isEmpty && !cell.sum.allStated {
+            guard (diff.metered[key] ?? 0) &- cell.tokens > max(cell.toleranceTokens, 0) else { continue }
+            filesByModel[key.model, default: []].formUnion(cell.sum.netFiles)
+        }
+        let whyOf = Dictionary(batch.netAmounts.map { ($0.file, $0.why) }, uniquingKeysWith: { first, _ in first })
+        return filesByModel.sorted { $0.key < $1.key }.flatMap { model, files in
+            Dictionary(grouping: files.sorted()) { whyOf[$0] ?? "" }.sorted { $0.key < $1.key }.map { why, files in
+                EvidenceReason(
+                    code: "amounts_may_be_net", effect: .blocksNegative, modelID: model,
+                    detail: "\(model): \(files.joined(separator: ", ")): \(why), so a vendor total below the meter may be a discount, not over-metering",
+                    remedy: "an export that states list prices, or the vendor's usage report (token counts)")
+            }
         }
     }
 

@@ -35,6 +35,9 @@ struct VendorBucket: Sendable {
     /// stating a quantity, and of those stating money alone ("" where a line names none).
     var statedTenants: Set<String> = []
     var moneyTenants: Set<String> = []
+    /// The files whose billed money (neither a stated quantity nor a list price) gave volume here
+    /// and may be after a discount (`ParsedInvoice.amountsMayBeNet`).
+    var netFiles: Set<String> = []
 
     var vendorAmount: Decimal { hasAmount ? amount : statedImpliedAmount }
 
@@ -63,6 +66,7 @@ struct VendorBucket: Sendable {
         if let l = o.listAmount { listAmount = (listAmount ?? 0) + l }
         statedTenants.formUnion(o.statedTenants)
         moneyTenants.formUnion(o.moneyTenants)
+        netFiles.formUnion(o.netFiles)
     }
 }
 
@@ -77,6 +81,8 @@ struct BucketSum: Sendable {
     var listAmount: Decimal?
     var anyStated = false
     var anyConverted = false
+    /// Files whose possibly discounted money gave converted volume (`VendorBucket.netFiles`).
+    var netFiles: Set<String> = []
     /// A stated sum went past 64 bits.
     var overflow = false
 
@@ -93,6 +99,7 @@ struct BucketSum: Sendable {
             exactTokens += b.exactTokens
             tolerance += b.tolerance
             anyConverted = true
+            netFiles.formUnion(b.netFiles)
         }
         amount += b.vendorAmount
         amountHalfUnits += b.amountHalfUnits
@@ -256,6 +263,7 @@ struct VendorLedger: Sendable {
         _ batch: InvoiceBatch, card: any RateCardConverter, options o: ReconciliationOptions, tenantKeys: Set<String> = []
     ) throws -> VendorLedger {
         var ledger = VendorLedger(currency: batch.lines.first?.line.currency ?? card.currency)
+        let netFiles = Set(batch.netAmounts.map(\.file))
         var blockedNegative: [CellKey: (code: String, amount: Decimal)] = [:]
         /// Per cell, the money's tenants its stated quantities do not name (`stated_quantities_cover_part`).
         var statedTenantNotes: [CellKey: Set<String>] = [:]
@@ -523,6 +531,7 @@ struct VendorLedger: Sendable {
                     if line.quantity == nil, let price {
                         // Volume from the list price where the export gives it (a discount is not less usage).
                         let volumeMoney = line.listAmount.map(fxRate.callAsFunction) ?? converted
+                        if line.listAmount == nil, netFiles.contains(batch.files[entry.file].name) { bucketPart.netFiles = [batch.files[entry.file].name] }
                         bucketPart.exactTokens = card.tokens(for: volumeMoney, at: price)
                         bucketPart.tolerance = fxRate(tolerance(line.amountScale, price))
                         guard ExactDecimal.roundedInt64(bucketPart.exactTokens) != nil else {
