@@ -19,7 +19,7 @@ public enum AzureOpenAIPlugin: VendorPlugin {
     static let inputWords: Set<String> = ["inp", "inpt", "input"]
     static let outputWords: Set<String> = ["outp", "opt", "output", "out"]
     static let cachedWords: Set<String> = ["cached", "cchd", "cd", "cache"]
-    static let dropWords: Set<String> = ["tokens", "token", "1m", "1k", "pp", "shortco", "longco"]
+    static let dropWords: Set<String> = ["tokens", "token", "1m", "1k"]
 
     /// `gpt 4o 1120 cached Inp glbl Tokens` → ("gpt-4o-1120", "cached", labels).
     static func meter(_ name: String) -> (model: String, tokenClass: String, labels: [String: String])? {
@@ -38,6 +38,12 @@ public enum AzureOpenAIPlugin: VendorPlugin {
             if ["dzone", "dz"].contains(w) { labels["deployment"] = "data_zone"; return false }
             if ["regnl", "regional"].contains(w) { labels["deployment"] = "regional"; return false }
             if w == "batch" { labels["service_tier"] = "batch"; return false }
+            // Priority processing and the context band change the price: labelled, so a card
+            // that does not price them holds the line (`no_rate_for_tier`) instead of pricing it
+            // at the base rate, as dropping the words did.
+            if w == "pp" { labels["service_tier"] = "priority"; return false }
+            if w == "shortco" { labels["context"] = "short"; return false }
+            if w == "longco" { labels["context"] = "long"; return false }
             return !dropWords.contains(w)
         }
         // A meter of tokens whose class is not read ("gpt 4o Prompt regnl Tokens") is usage, held

@@ -59,6 +59,24 @@ extension MessyMonthEndTests {
         #expect(r.models.first?.vendor == 2_000_000, "\(r.models)")
     }
 
+    /// `pp` (priority processing) and `LongCo` (the long context band) were dropped from meter
+    /// names, so such tokens were priced at the base rate: a long-context meter billed at twice
+    /// the base read as a +1,000,000 pricing gap. They are labels now, which the card does not
+    /// price: the counts are compared and a note says their cost is not checked. `ShortCo` is the base.
+    @Test func azurePriorityAndContextBandMetersAreNotPricedAtTheBaseRate() async throws {
+        let azureStore = try await store([("acct_z", "gpt-4o", "input", 3_000_000, 25)], vendor: "azure-openai")
+        let r = try await azureMay25(
+            [
+                "Foundry Models,Azure OpenAI,gpt 4o LongCo Inp glbl Tokens,1000,1K,5.00,USD,Usage",
+                "Foundry Models,Azure OpenAI,gpt 4o pp Inp Gl 1M Tokens,1,1M,5.00,USD,Usage",
+                "Foundry Models,Azure OpenAI,gpt 4o ShortCo Inp glbl Tokens,1000,1K,2.50,USD,Usage",
+            ], azureStore)
+        #expect(r.models.first?.vendor == 3_000_000 && r.findings.isEmpty && r.corrections.isEmpty, "\(r.findings)")
+        let note = try #require(r.reasons.first { $0.code == "stated_usage_unpriced" }, "\(r.reasons.map(\.code))")
+        #expect(note.effect == .note && note.detail.contains("context=long") && note.detail.contains("service_tier=priority"), "\(note.detail)")
+        #expect(note.detail.contains("2 line(s)"), "\(note.detail)")
+    }
+
     /// Azure PTU names no model (a deployment's capacity): every model's negative gaps are held.
     /// Vertex Provisioned Throughput holds its model when the SKU names one, every model when not.
     @Test func azurePTUAndVertexProvisionedThroughputHoldNegativeGaps() async throws {

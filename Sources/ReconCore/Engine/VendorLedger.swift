@@ -275,6 +275,8 @@ struct VendorLedger: Sendable {
         var spansPriceChange: [CellKey: (count: Int, amount: Decimal, from: Timestamp, to: Timestamp, change: Timestamp)] = [:]
         var otherAccounts: [String: Decimal] = [:]
         var tierNotes = Set<String>()
+        // Lines stating their counts in a tier the card does not price: counted, their money unchecked.
+        var unpricedStated: [CellKey: Int] = [:]
         let attribution = o.attribution
         // A big export repeats a few models, days and tiers over and over: each is looked up once
         // (an alias regex and a price per line were most of reconciling a 100 MB invoice).
@@ -451,6 +453,9 @@ struct VendorLedger: Sendable {
             } catch {
                 unpriced = "no_rate"
             }
+            if unpriced == "no_rate_for_tier", line.quantity != nil, !otherTokens {
+                unpricedStated[CellKey(model: model, tokenType: tokenType), default: 0] += 1
+            }
             if let unpriced, line.quantity == nil || otherTokens {
                 skip(unpriced)
                 ledger.unplacedLines += 1
@@ -600,6 +605,17 @@ struct VendorLedger: Sendable {
                 .init(
                     code: block.code, effect: .blocksNegative, modelID: key.model, tokenType: key.tokenType,
                     detail: detail, remedy: remedy, amount: block.amount))
+        }
+        for (key, count) in unpricedStated.sorted(by: { $0.key < $1.key }) {
+            let what = key.tokenType.map { "\(key.model) \($0.rawValue)" } ?? key.model
+            let tiers = tierNotes.filter { $0.hasPrefix(key.model + " ") }.map { String($0.dropFirst(key.model.count + 1)) }.sorted()
+            ledger.reasons.append(
+                .init(
+                    code: "stated_usage_unpriced", effect: .note, modelID: key.model, tokenType: key.tokenType,
+                    detail: "\(what): \(count) line(s) state their token counts in a tier the card does not price"
+                        + (tiers.isEmpty ? "" : " (\(tiers.joined(separator: ", ")))")
+                        + ": the counts are compared with the meter; what they cost is not checked against the card",
+                    remedy: "add the price to the rate card (see usagebox ratecards show)"))
         }
         for (code, m) in missingFX.sorted(by: { $0.key < $1.key }) {
             let currency = code.isEmpty ? "a blank currency" : code
