@@ -21,6 +21,13 @@ public enum AzureOpenAIPlugin: VendorPlugin {
     static let cachedWords: Set<String> = ["cached", "cchd", "cd", "cache"]
     static let dropWords: Set<String> = ["tokens", "token", "1m", "1k"]
 
+    /// `/subscriptions/<id>/resourceGroups/…` → `<id>` (lowercased, as Azure compares them).
+    static func subscription(inResourceID path: String) -> String? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard let i = parts.firstIndex(where: { $0.lowercased() == "subscriptions" }), i + 1 < parts.count else { return nil }
+        return parts[i + 1].lowercased()
+    }
+
     /// `gpt 4o 1120 cached Inp glbl Tokens` → ("gpt-4o-1120", "cached", labels).
     static func meter(_ name: String) -> (model: String, tokenClass: String, labels: [String: String])? {
         // Hyphens part words as spaces do ("gpt-4o-mini-0718-Inp-regnl"): the model's words are
@@ -129,7 +136,9 @@ struct AzureCostDetailsParser: InvoiceParser {
                     throw InvoiceError(
                         file: file.name, line: row.line, field: costColumns[0], ExactDecimal.refusal(row.cell(costColumns) ?? "", what: "a decimal amount"))
                 }
-                let currency = usePricing ? row.cell("PricingCurrency")! : (row.cell(["BillingCurrencyCode", "BillingCurrency"]) ?? "USD")
+                // No currency column: blank, not dollars (a euro export so cut read as USD); the
+                // engine compares the stated counts and says the money has no rate.
+                let currency = usePricing ? row.cell("PricingCurrency")! : (row.cell(["BillingCurrencyCode", "BillingCurrency"]) ?? "")
                 let meterName = row.cell("MeterName") ?? ""
                 let service = (row.cell(["MeterCategory", "ServiceName"]) ?? "") + " " + (row.cell(["MeterSubCategory", "ProductName"]) ?? "")
                 // Exports differ in case ("Azure OpenAI", "azure openai"): a mis-cased one is still read.
@@ -149,7 +158,15 @@ struct AzureCostDetailsParser: InvoiceParser {
                     _ = try row.decimal(["Quantity"], file: file.name)
                 }
                 var attribution: [String: String] = [:]
-                for k in ["SubscriptionId", "ResourceGroup", "ResourceId"] { if let v = row.cell(k) { attribution[k] = v } }
+                for k in ["ResourceGroup", "ResourceId", "SubscriptionName"] { if let v = row.cell(k) { attribution[k] = v } }
+                // The tenant: a legacy EA export names it SubscriptionGuid, and an export without the
+                // column still names it in every ResourceId; read as given, another subscription's
+                // usage was billed to the account reconciled.
+                if let id = row.cell(["SubscriptionId", "SubscriptionGuid"]) ?? row.cell("ResourceId").flatMap(AzureOpenAIPlugin.subscription(inResourceID:))
+                    ?? row.cell("SubscriptionName")
+                {
+                    attribution["SubscriptionId"] = id
+                }
                 // A refund or adjustment of a token meter gives tokens back (or bills more): it nets,
                 // and says neither which usage it returns nor whether it was served, so it is held.
                 let restates = ["refund", "adjustment"].contains(chargeType) && parsed != nil && (quantity ?? 0) != 0

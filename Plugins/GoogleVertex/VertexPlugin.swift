@@ -17,30 +17,36 @@ public enum VertexPlugin: VendorPlugin {
     public static let tokenTypeMap: [String: TokenType] = ["input": .input, "output": .output, "cache_read": .cacheRead]
 
     /// `Gemini 2.5 Flash GA Thinking Text Output - Predictions` → ("Gemini 2.5 Flash", "output", labels).
+    /// Read whatever its case: a lower-cased export's token SKUs were "not usage".
     static func sku(_ description: String) -> (model: String, tokenClass: String, labels: [String: String])? {
         var labels: [String: String] = [:]
         let d = description
-        if d.contains("Caching Storage") || d.contains("Grounding") || d.contains("Provisioned Throughput") || d.contains("Tuning")
-            || d.contains("Training")
-        {
+        let lower = d.lowercased()
+        if ["caching storage", "grounding", "provisioned throughput", "tuning", "training"].contains(where: lower.contains) {
             return nil
         }
-        if d.contains("Batch") { labels["service_tier"] = "batch" }
-        if d.contains("Priority") { labels["service_tier"] = "priority" }
-        if d.contains("(Long)") { labels["context"] = "long" }
+        let words = Set(lower.split { !$0.isLetter && !$0.isNumber }.map(String.init))
+        if words.contains("batch") { labels["service_tier"] = "batch" }
+        if words.contains("priority") { labels["service_tier"] = "priority" }
+        if words.contains("flex") { labels["service_tier"] = "flex" }
+        // Long context however it is written (`(Long)`, `Long Context`, `- Long`, `>200K`): other
+        // spellings were priced at the ≤200k rate, and money-only lines read twice their tokens.
+        if words.contains("long") || lower.contains(">200k") || lower.contains("> 200k") { labels["context"] = "long" }
         // "Gemini 2.5 Flash Image Output": a modality's tokens have their own prices; the label
         // makes a card without them leave the line unpriced (its cell held), never at the text
         // rate (image output was read as text output, and +310,000 proposed).
-        let words = Set(d.lowercased().split { !$0.isLetter && !$0.isNumber }.map(String.init))
         for modality in ["image", "audio", "video"] where words.contains(modality) { labels["modality"] = modality }
         let tokenClass: String
-        if d.contains("Caching") && d.contains("Input") {
+        if words.contains("character") || words.contains("characters") {
+            // Billed by the character, not the token: the model's usage of an unread class.
+            tokenClass = ""
+        } else if words.contains("caching") && words.contains("input") {
             tokenClass = "cache_read"
-        } else if d.contains("Output") {
+        } else if words.contains("output") {
             tokenClass = "output"
-        } else if d.contains("Input") {
+        } else if words.contains("input") {
             tokenClass = "input"
-        } else if d.hasPrefix("Gemini ") || d.hasPrefix("Claude ") {
+        } else if lower.hasPrefix("gemini ") || lower.hasPrefix("claude ") {
             // A model's SKU naming no token class (`Gemini 2.5 Flash Live Tokens`): its usage of an
             // unread class, which holds the model's over-metering corrections; "not usage", its
             // money left the vendor's side short beside a meter counting those tokens.
@@ -49,11 +55,14 @@ public enum VertexPlugin: VendorPlugin {
             return nil
         }
         var cut = d.endIndex
-        for marker in [" GA ", " Global ", " Text ", " Thinking ", " Input", " Output", " Image", " Audio", " Video", " Batch", " Priority"] {
-            if let r = d.range(of: marker), r.lowerBound < cut { cut = r.lowerBound }
+        for marker in [
+            " GA ", " Global ", " Text ", " Thinking ", " Input", " Output", " Image", " Audio", " Video", " Batch", " Priority", " Flex", " Long",
+            " (Long", " >", " Character",
+        ] {
+            if let r = d.range(of: marker, options: .caseInsensitive), r.lowerBound < cut { cut = r.lowerBound }
         }
         let model = String(d[..<cut]).trimmingCharacters(in: .whitespaces)
-        guard model.hasPrefix("Gemini") || model.hasPrefix("Claude") || !model.isEmpty else { return nil }
+        guard !model.isEmpty else { return nil }
         return (model, tokenClass, labels)
     }
 
@@ -65,7 +74,7 @@ public enum VertexPlugin: VendorPlugin {
         guard let cost, let value = ExactDecimal.parseNumber(cost) else {
             throw InvoiceError(file: file, field: "cost", "\(location): '\(cost ?? "")' is not a number")
         }
-        let isVertex = service == "Vertex AI" || service == "Gemini API"
+        let isVertex = ["vertex ai", "gemini api"].contains(service?.lowercased() ?? "")
         let parsed = isVertex ? sku.flatMap(VertexPlugin.sku) : nil
         var quantity: Int64?
         if parsed != nil, let amount, Self.tokenUnits.contains((unit ?? "count").lowercased()) {
@@ -218,7 +227,9 @@ struct VertexNDJSONParser: InvoiceParser {
                 currency: row["currency"]?.stringValue, amount: amountText.flatMap { ExactDecimal.parseNumber($0) },
                 unit: row["usage"]?["unit"]?.stringValue, start: start,
                 end: row["usage_end_time"]?.stringValue.flatMap { Timestamp(rfc3339: $0) }, costType: row["cost_type"]?.stringValue,
-                project: row["project"]?["id"]?.stringValue,
+                // The tenant by whichever of its names the export keeps (a query may drop the id):
+                // read as given, another project's usage was billed to the account reconciled.
+                project: ["id", "number", "name"].lazy.compactMap { row["project"]?[$0].flatMap { $0.stringValue ?? $0.decimalText } }.first,
                 conversionRate: row["currency_conversion_rate"]?.decimalText, listCost: row["cost_at_list"]?.decimalText)
             if line.amount == nil { line.amount = 0 }
             // Identical rows are one charge listed twice only in the export as written (its
@@ -269,7 +280,8 @@ struct VertexCSVParser: InvoiceParser {
                     amount: try row.decimal(["usage_amount", "usage.amount"], file: file.name), unit: row.cell(["usage_unit", "usage.unit"]),
                     start: try row.timestamp(["usage_start_time"], file: file.name),
                     end: try row.optionalTimestamp(["usage_end_time"], file: file.name), costType: row.cell("cost_type"),
-                    project: row.cell(["project_id", "project.id"]), conversionRate: row.cell("currency_conversion_rate"),
+                    project: row.cell(["project_id", "project.id", "project_number", "project.number", "project_name", "project.name"]),
+                    conversionRate: row.cell("currency_conversion_rate"),
                     listCost: row.cell("cost_at_list")
                 ).withSourceRow(row.fingerprint, mayRepeat: !judgesRepeats))
             if let credits = try row.decimal(["credits"], file: file.name), credits != 0 {

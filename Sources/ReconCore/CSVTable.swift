@@ -107,7 +107,11 @@ extension CSVTable.Row {
         {
             return ts
         }
-        throw InvoiceError(file: file, line: line, field: names[0], "'\(t)' is not a date")
+        let dayFirst = parts.count == 3 && (Int(parts[0]).map { $0 > 12 && $0 <= 31 } ?? false) && (Int(parts[1]).map { $0 <= 12 } ?? false)
+        throw InvoiceError(
+            file: file, line: line, field: names[0],
+            "'\(t.prefix(48))' is not a date (YYYY-MM-DD, RFC 3339, Unix seconds or MM/DD/YYYY)"
+                + (dayFirst ? "; it reads as day-first, which is not read: export month-first or ISO dates" : ""))
     }
 }
 

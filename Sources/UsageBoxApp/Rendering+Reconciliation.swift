@@ -80,7 +80,8 @@ extension Rendering {
             ).render())
         out.append("")
         if r.findings.isEmpty {
-            out.append("findings: none: the invoice matches the meter")
+            // An inconclusive run may have read nothing to compare: "matches" would be a verdict.
+            out.append(r.verdict == .conclusive ? "findings: none: the invoice matches the meter" : "findings: none (see the verdict's reasons above)")
         } else {
             out.append("findings:")
             out.append(

@@ -28,6 +28,10 @@ struct InvoiceBatch: Sendable {
     static func read(_ files: [InvoiceFile], plugin: any VendorPlugin.Type, allowOverlap: Bool) throws -> InvoiceBatch {
         var batch = InvoiceBatch(lines: [], files: [], coverage: [], formats: [])
         for (index, file) in files.enumerated() {
+            // Said as such: "none of the parsers recognizes this file" sent people to the format.
+            if file.bytes.allSatisfy({ [0x20, 0x09, 0x0A, 0x0D].contains($0) }) {
+                throw UsageBoxError.invalidArgument("\(file.name): the file is empty", field: "invoice")
+            }
             guard let parser = plugin.parsers.first(where: { $0.sniff(file) }) else {
                 // One parser: what it finds missing names the column (an upper-cased CUR header
                 // was refused naming none).
