@@ -20,6 +20,19 @@ import VendorAnthropic
         return try await service.engine.run(o, store: store)
     }
 
+    /// The kata's report as one page of several: its cache reads' gap was still "explained" as
+    /// shared prompt caching, when it may be the missing pages' shape. Held like every other gap.
+    @Test func aPageOfTheKataExplainsNoGap() async throws {
+        let store = try S.store()
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let text = AnthropicPlugin.demoCostReport.text.replacingOccurrences(of: "\"has_more\": false", with: "\"has_more\": true")
+            .replacingOccurrences(of: "\"next_page\": null", with: "\"next_page\": \"page_2\"")
+        let r = try await run(store, [InvoiceFile(name: "cost_page_1.json", bytes: Array(text.utf8))])
+        #expect(r.verdict == .inconclusive && r.corrections.isEmpty)
+        let cache = try #require(r.findings.first { $0.tokenType == .cacheRead })
+        #expect(cache.gapClass == .unexplained && cache.blockedBy.contains("partial_export"), "\(cache.gapClass) \(cache.blockedBy)")
+    }
+
     @Test func theKataReconcilesExactly() async throws {
         let store = try S.store()
         _ = try await KataDemo(store: store, write: { _ in }).load()

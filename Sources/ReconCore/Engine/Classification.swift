@@ -86,8 +86,11 @@ struct CorrectionProposal: Sendable {
         // A pricing gap read off partial evidence (a page of an export, an invoice for other days)
         // is the missing part's shape as likely as a rate card's: held like a metering gap, so
         // nobody edits a card on it. A line's money against its own stated quantity stands alone.
+        // So is a pass-through read off it (a missing page's cache reads were "explained" as
+        // shared prompt caching).
         if !inconclusive.isEmpty {
-            for i in out.findings.indices where out.findings[i].gapClass == .pricingGap && !out.findings[i].isEngine("stated-quantity") {
+            for i in out.findings.indices
+            where [.pricingGap, .passThrough].contains(out.findings[i].gapClass) && !out.findings[i].isEngine("stated-quantity") {
                 out.findings[i].gapClass = .unexplained
                 out.findings[i].reason = inconclusive[0]
                 out.findings[i].blockedBy = inconclusive
