@@ -10,7 +10,7 @@ public enum AzureOpenAIPlugin: VendorPlugin {
     public static let id = "azure-openai"
     public static let name = "Azure OpenAI (Cost Management)"
     public static let rateCardName = "azure-openai"
-    public static let tenantKeys: Set<String> = ["SubscriptionId"]
+    public static let tenantKeys: Set<String> = ["SubscriptionId", "SubscriptionName"]
     public static let providerNames: Set<String> = ["microsoft", "microsoft azure", "azure"]
     public static let parsers: [any InvoiceParser] = [AzureCostDetailsParser()]
     public static let tokenTypeMap: [String: TokenType] = ["input": .input, "output": .output, "cached": .cacheRead]
@@ -21,11 +21,11 @@ public enum AzureOpenAIPlugin: VendorPlugin {
     static let cachedWords: Set<String> = ["cached", "cchd", "cd", "cache"]
     static let dropWords: Set<String> = ["tokens", "token", "1m", "1k"]
 
-    /// `/subscriptions/<id>/resourceGroups/…` → `<id>` (lowercased, as Azure compares them).
+    /// `/subscriptions/<id>/resourceGroups/…` → `<id>`.
     static func subscription(inResourceID path: String) -> String? {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
         guard let i = parts.firstIndex(where: { $0.lowercased() == "subscriptions" }), i + 1 < parts.count else { return nil }
-        return parts[i + 1].lowercased()
+        return String(parts[i + 1])
     }
 
     /// `gpt 4o 1120 cached Inp glbl Tokens` → ("gpt-4o-1120", "cached", labels).
@@ -46,8 +46,8 @@ public enum AzureOpenAIPlugin: VendorPlugin {
             if ["regnl", "regional"].contains(w) { labels["deployment"] = "regional"; return false }
             if w == "batch" { labels["service_tier"] = "batch"; return false }
             // Priority processing and the context band change the price: labelled, so a card
-            // that does not price them holds the line (`no_rate_for_tier`) instead of pricing it
-            // at the base rate, as dropping the words did.
+            // that does not price them leaves the line unpriced (its count compared, its cost
+            // not checked) instead of pricing it at the base rate, as dropping the words did.
             if w == "pp" { labels["service_tier"] = "priority"; return false }
             if w == "shortco" { labels["context"] = "short"; return false }
             if w == "longco" { labels["context"] = "long"; return false }
@@ -136,9 +136,10 @@ struct AzureCostDetailsParser: InvoiceParser {
                     throw InvoiceError(
                         file: file.name, line: row.line, field: costColumns[0], ExactDecimal.refusal(row.cell(costColumns) ?? "", what: "a decimal amount"))
                 }
-                // No currency column: blank, not dollars (a euro export so cut read as USD); the
-                // engine compares the stated counts and says the money has no rate.
-                let currency = usePricing ? row.cell("PricingCurrency")! : (row.cell(["BillingCurrencyCode", "BillingCurrency"]) ?? "")
+                // No currency column: the pricing currency of Azure OpenAI, USD. Taken as blank it
+                // left the money unchecked against the stated counts, the check a misread unit
+                // (1K for 1M) is caught by.
+                let currency = usePricing ? row.cell("PricingCurrency")! : (row.cell(["BillingCurrencyCode", "BillingCurrency"]) ?? "USD")
                 let meterName = row.cell("MeterName") ?? ""
                 let service = (row.cell(["MeterCategory", "ServiceName"]) ?? "") + " " + (row.cell(["MeterSubCategory", "ProductName"]) ?? "")
                 // Exports differ in case ("Azure OpenAI", "azure openai"): a mis-cased one is still read.
@@ -160,12 +161,12 @@ struct AzureCostDetailsParser: InvoiceParser {
                 var attribution: [String: String] = [:]
                 for k in ["ResourceGroup", "ResourceId", "SubscriptionName"] { if let v = row.cell(k) { attribution[k] = v } }
                 // The tenant: a legacy EA export names it SubscriptionGuid, and an export without the
-                // column still names it in every ResourceId; read as given, another subscription's
-                // usage was billed to the account reconciled.
-                if let id = row.cell(["SubscriptionId", "SubscriptionGuid"]) ?? row.cell("ResourceId").flatMap(AzureOpenAIPlugin.subscription(inResourceID:))
-                    ?? row.cell("SubscriptionName")
-                {
-                    attribution["SubscriptionId"] = id
+                // column still names it in every ResourceId (read as given, another subscription's
+                // usage was billed to the account reconciled). One namespace, lowercased as Azure
+                // compares ids; the display name is a tenant key of its own, so two files naming
+                // one subscription two ways are not taken for two tenants' usage.
+                if let id = row.cell(["SubscriptionId", "SubscriptionGuid"]) ?? row.cell("ResourceId").flatMap(AzureOpenAIPlugin.subscription(inResourceID:)) {
+                    attribution["SubscriptionId"] = id.lowercased()
                 }
                 // A refund or adjustment of a token meter gives tokens back (or bills more): it nets,
                 // and says neither which usage it returns nor whether it was served, so it is held.

@@ -11,7 +11,11 @@ public enum VertexPlugin: VendorPlugin {
     public static let id = "google-vertex"
     public static let name = "Google Vertex AI (Cloud Billing export)"
     public static let rateCardName = "google-vertex"
-    public static let tenantKeys: Set<String> = ["project_id"]
+    /// The project by each of its names, each a tenant key of its own: an export's query may keep
+    /// the number or the name and drop the id (read as given, another project's usage was billed
+    /// to the account reconciled), and two files naming one project two ways are not two tenants.
+    public static let tenantKeys: Set<String> = Set(projectFields.map { "project_\($0)" })
+    static let projectFields = ["id", "number", "name"]
     public static let providerNames: Set<String> = ["google cloud", "google", "google cloud platform", "gcp"]
     public static let parsers: [any InvoiceParser] = [VertexNDJSONParser(), VertexCSVParser()]
     public static let tokenTypeMap: [String: TokenType] = ["input": .input, "output": .output, "cache_read": .cacheRead]
@@ -26,12 +30,13 @@ public enum VertexPlugin: VendorPlugin {
             return nil
         }
         let words = Set(lower.split { !$0.isLetter && !$0.isNumber }.map(String.init))
-        if words.contains("batch") { labels["service_tier"] = "batch" }
-        if words.contains("priority") { labels["service_tier"] = "priority" }
-        if words.contains("flex") { labels["service_tier"] = "flex" }
+        // Tiers as parts of words too (`BatchPredictions`): a tier missed is priced at the base rate.
+        if lower.contains("batch") { labels["service_tier"] = "batch" }
+        if lower.contains("priority") { labels["service_tier"] = "priority" }
+        if lower.contains("flex") { labels["service_tier"] = "flex" }
         // Long context however it is written (`(Long)`, `Long Context`, `- Long`, `>200K`): other
         // spellings were priced at the ≤200k rate, and money-only lines read twice their tokens.
-        if words.contains("long") || lower.contains(">200k") || lower.contains("> 200k") { labels["context"] = "long" }
+        if words.contains("long") || ["longcontext", ">200k", "> 200k"].contains(where: lower.contains) { labels["context"] = "long" }
         // "Gemini 2.5 Flash Image Output": a modality's tokens have their own prices; the label
         // makes a card without them leave the line unpriced (its cell held), never at the text
         // rate (image output was read as text output, and +310,000 proposed).
@@ -68,7 +73,7 @@ public enum VertexPlugin: VendorPlugin {
 
     static func line(
         file: String, location: String, service: String?, sku: String?, cost: String?, currency: String?, amount: Decimal?,
-        unit: String?, start: Timestamp, end: Timestamp?, costType: String?, project: String?,
+        unit: String?, start: Timestamp, end: Timestamp?, costType: String?, project: [String: String],
         conversionRate: String? = nil, listCost: String? = nil
     ) throws -> InvoiceLine {
         guard let cost, let value = ExactDecimal.parseNumber(cost) else {
@@ -134,7 +139,7 @@ public enum VertexPlugin: VendorPlugin {
             amountScale: ExactDecimal.scale(of: cost),
             currency: currency ?? "USD", listAmount: list, quantity: nonUsage == nil && !(unreadKind && !givesBack) ? quantity : nil,
             date: start, end: end, labels: parsed?.labels ?? [:],
-            attribution: project.map { ["project_id": $0] } ?? [:], nonUsageReason: nonUsage, description: sku)
+            attribution: project, nonUsageReason: nonUsage, description: sku)
         line.exchangeRate = rate
         line.isCorrection = restates
         line.isRefund = restates || givesBack
@@ -227,9 +232,9 @@ struct VertexNDJSONParser: InvoiceParser {
                 currency: row["currency"]?.stringValue, amount: amountText.flatMap { ExactDecimal.parseNumber($0) },
                 unit: row["usage"]?["unit"]?.stringValue, start: start,
                 end: row["usage_end_time"]?.stringValue.flatMap { Timestamp(rfc3339: $0) }, costType: row["cost_type"]?.stringValue,
-                // The tenant by whichever of its names the export keeps (a query may drop the id):
-                // read as given, another project's usage was billed to the account reconciled.
-                project: ["id", "number", "name"].lazy.compactMap { row["project"]?[$0].flatMap { $0.stringValue ?? $0.decimalText } }.first,
+                project: VertexPlugin.projectFields.reduce(into: [:]) { out, field in
+                    out["project_\(field)"] = row["project"]?[field].flatMap { $0.stringValue ?? $0.decimalText }
+                },
                 conversionRate: row["currency_conversion_rate"]?.decimalText, listCost: row["cost_at_list"]?.decimalText)
             if line.amount == nil { line.amount = 0 }
             // Identical rows are one charge listed twice only in the export as written (its
@@ -280,7 +285,9 @@ struct VertexCSVParser: InvoiceParser {
                     amount: try row.decimal(["usage_amount", "usage.amount"], file: file.name), unit: row.cell(["usage_unit", "usage.unit"]),
                     start: try row.timestamp(["usage_start_time"], file: file.name),
                     end: try row.optionalTimestamp(["usage_end_time"], file: file.name), costType: row.cell("cost_type"),
-                    project: row.cell(["project_id", "project.id", "project_number", "project.number", "project_name", "project.name"]),
+                    project: VertexPlugin.projectFields.reduce(into: [:]) { out, field in
+                        out["project_\(field)"] = row.cell(["project_\(field)", "project.\(field)"])
+                    },
                     conversionRate: row.cell("currency_conversion_rate"),
                     listCost: row.cell("cost_at_list")
                 ).withSourceRow(row.fingerprint, mayRepeat: !judgesRepeats))

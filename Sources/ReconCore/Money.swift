@@ -52,20 +52,18 @@ public enum ExactDecimal {
     /// The power of ten the last written digit stands at, negated ("1.50" → 2, "3.0E-7" → 8,
     /// "1.23E+06" → −4); nil for text `parseNumber` refuses.
     public static func placeOfLastDigit(_ text: String) -> Int? {
-        guard parseNumber(text) != nil else { return nil }
-        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }), let exp = Int(text[text.index(after: e)...]) {
-            return scale(of: String(text[..<e])) - exp
-        }
-        return scale(of: text)
+        parseNumber(text) != nil ? scale(of: text) : nil
     }
 
     /// The number of digits after the decimal point as written ("1.50" → 2; "3.0E-7" → 8, the
-    /// place its last digit stands at).
+    /// place its last digit stands at; "1.23E+03" → −1).
     public static func scale(of text: String) -> Int {
         if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }), text.distance(from: e, to: text.endIndex) <= 5,
             let exp = Int(text[text.index(after: e)...])
         {
-            return max(0, scale(of: String(text[..<e])) - exp)
+            // Negative past the units ("1.23E+03" → −1): its half unit is 5, not 0.5, or the
+            // rounding of a shortened amount was proposed as a correction.
+            return max(-40, scale(of: String(text[..<e])) - exp)
         }
         guard let dot = text.firstIndex(of: ".") else { return 0 }
         return text.distance(from: text.index(after: dot), to: text.endIndex)

@@ -81,7 +81,8 @@ extension Rendering {
         out.append("")
         if r.findings.isEmpty {
             // An inconclusive run may have read nothing to compare: "matches" would be a verdict.
-            out.append(r.verdict == .conclusive ? "findings: none: the invoice matches the meter" : "findings: none (see the verdict's reasons above)")
+            let unlimited = r.verdict == .conclusive && r.reasons.allSatisfy { $0.effect == .note }
+            out.append(unlimited ? "findings: none: the invoice matches the meter" : "findings: none (see the limits on the evidence above)")
         } else {
             out.append("findings:")
             out.append(

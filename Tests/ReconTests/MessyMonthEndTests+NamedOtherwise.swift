@@ -83,20 +83,55 @@ extension MessyMonthEndTests {
         }
     }
 
-    /// An Azure export with no currency column was read as dollars (a euro export so cut): the
-    /// counts are compared and the money has no rate (a note); an empty file says so.
-    @Test func anAzureExportWithNoCurrencyIsNotDollarsAndAnEmptyFileSaysSo() async throws {
+    /// An empty invoice file says so ("none of the parsers recognizes this file" sent people to
+    /// the format).
+    @Test func anEmptyInvoiceSaysSo() async throws {
         let azure = try await store([("acct_z", "gpt-4o", "input", 1_000_000, 25)], vendor: "azure-openai")
-        let csv =
-            "Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,ChargeType\n"
-            + "05/25/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,1000,1K,2.30,Usage\n"
-        let r = try await run("azure-openai", [file("azure.csv", csv)], azure, account: "acct_z") {
-            $0.invoiceScope = .account
-            $0.range = Self.mayDay(25)
-        }
-        #expect(r.reasons.map { "\($0.code) \($0.effect.rawValue)" } == ["missing_fx note"] && r.findings.isEmpty, "\(r.reasons) \(r.findings)")
         await #expect { try await run("azure-openai", [file("azure.csv", " \r\n")], azure, account: "acct_z") } throws: { error in
             "\(error)".contains("azure.csv: the file is empty")
         }
+    }
+}
+
+extension MessyMonthEndTests {
+    /// The same usage exported twice, one file naming the project by id, the other by number:
+    /// read as one tenant key, they looked like two projects and the overlap check let both count
+    /// (+1,000,000 under `--invoice-scope account`). Each name is a key of its own now.
+    @Test func oneProjectNamedTwoWaysInTwoFilesIsStillAnOverlap() async throws {
+        let vertex = try await store([("acct_a", "gemini-2.5-flash", "input", 1_000_000, 10)], vendor: "google-vertex")
+        let byID = Self.vertexRow(cost: "0.30", 1_000_000).replacingOccurrences(of: #""credits":[]"#, with: #""credits":[],"project":{"id":"p1"}"#)
+        let byNumber = Self.vertexRow(cost: "0.30", 1_000_000).replacingOccurrences(of: #""credits":[]"#, with: #""credits":[],"project":{"number":"123"}"#)
+        await #expect {
+            try await run("google-vertex", [file("a.json", byID), file("b.json", byNumber)], vertex, account: "acct_a") {
+                $0.invoiceScope = .account
+                $0.range = Self.mayDay(10)
+            }
+        } throws: { "\($0)".contains("pass --allow-overlap") }
+    }
+
+    /// An amount a spreadsheet shortened (`1.23E+03`, its units digit unwritten) is rounded to the
+    /// ten: its tolerance is half of that, or the rounding was proposed (−299,333 on a Sonnet line
+    /// that matches the meter).
+    @Test func anAmountShortenedByAnExponentIsToleratedToItsLastDigit() async throws {
+        #expect(ExactDecimal.scale(of: "1.23E+03") == -1 && ExactDecimal.halfUnit(ofScale: -1) == 5)
+        let store = try await store([("acct_42", "claude-sonnet-4-5", "output", 82_299_333, 3)], vendor: "anthropic")
+        let csv =
+            Self.consoleHeader + "2026-05-03,Claude Sonnet 4.5,Default,k1,message,≤ 200k,output,1.23E+03,1.23E+03,token,not_available,,apikey_1,active\n"
+        let r = try await run("anthropic", [file("claude_api_cost_2026_05.csv", csv)], store, account: "acct_42") { $0.invoiceScope = .account }
+        #expect(r.models.first?.gap == -299_333 && r.corrections.isEmpty && r.held.isEmpty, "\(r.findings)")
+    }
+
+    /// A cost report that may be net and bills nothing of a metered model (credited in full, or
+    /// its rows left out): its whole meter read as over-metering; held like a short one.
+    @Test func aModelAbsentFromACostReportThatMayBeNetIsHeld() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("s", model: "claude-sonnet-4-5", type: "output", quantity: 1_000_000, vendor: "anthropic"),
+            S.event("h", model: "claude-haiku-4-5", type: "output", quantity: 1_000_000, vendor: "anthropic"),
+        ])
+        let cost = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "1500", atList: false)])
+        let r = try await run("anthropic", [cost], store, account: "acct_42")
+        #expect(r.reasons.map { "\($0.code) \($0.modelID ?? "-")" } == ["amounts_may_be_net claude-haiku-4-5"], "\(r.reasons.map(\.detail))")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
     }
 }

@@ -809,6 +809,14 @@ public struct ReconciliationEngine: Sendable {
             guard (diff.metered[key] ?? 0) &- cell.tokens > max(cell.toleranceTokens, 0) else { continue }
             filesByModel[key.model, default: []].formUnion(cell.sum.netFiles)
         }
+        // Metered and not billed at all beside such a file: a model credited in full (or its
+        // zero-cost rows left out) bills nothing, and the whole meter read as over-metering.
+        let allNet = Set(batch.netAmounts.map(\.file))
+        if !allNet.isEmpty {
+            for (key, metered) in diff.metered where metered > 0 && diff.vendor[key] == nil {
+                filesByModel[key.model, default: []].formUnion(allNet)
+            }
+        }
         let whyOf = Dictionary(batch.netAmounts.map { ($0.file, $0.why) }, uniquingKeysWith: { first, _ in first })
         return filesByModel.sorted { $0.key < $1.key }.flatMap { model, files in
             Dictionary(grouping: files.sorted()) { whyOf[$0] ?? "" }.sorted { $0.key < $1.key }.map { why, files in

@@ -578,6 +578,10 @@ struct VendorLedger: Sendable {
                     detail: "\(unknownModels.count) usage line(s) in the period name a model the card does not know; their volume could belong to any model",
                     remedy: "add the model to the rate card (or pass --rate-card with its aliases)", amount: unknownModels.amount))
         }
+        // The unpriced tiers seen on a model (`context=long`), for the reasons' details.
+        func tiersOf(_ model: String) -> [String] {
+            tierNotes.filter { $0.hasPrefix(model + " ") }.map { String($0.dropFirst(model.count + 1)) }.sorted()
+        }
         for (key, block) in blockedNegative.sorted(by: { $0.key < $1.key }) {
             let what = key.tokenType.map { "\(key.model) \($0.rawValue)" } ?? key.model
             let (detail, remedy): (String, String)
@@ -592,7 +596,7 @@ struct VendorLedger: Sendable {
                     "a usage report of every workspace or project the cost report bills, or the cost report alone"
                 )
             default:
-                let tiers = tierNotes.filter { $0.hasPrefix(key.model + " ") }.map { String($0.dropFirst(key.model.count + 1)) }.sorted()
+                let tiers = tiersOf(key.model)
                 (detail, remedy) = (
                     "\(what): usage lines the card has no price for"
                         + (tiers.isEmpty
@@ -608,7 +612,7 @@ struct VendorLedger: Sendable {
         }
         for (key, count) in unpricedStated.sorted(by: { $0.key < $1.key }) {
             let what = key.tokenType.map { "\(key.model) \($0.rawValue)" } ?? key.model
-            let tiers = tierNotes.filter { $0.hasPrefix(key.model + " ") }.map { String($0.dropFirst(key.model.count + 1)) }.sorted()
+            let tiers = tiersOf(key.model)
             ledger.reasons.append(
                 .init(
                     code: "stated_usage_unpriced", effect: .note, modelID: key.model, tokenType: key.tokenType,
