@@ -208,7 +208,16 @@ public final class HTTPMeterStore: MeterStore {
     }
 
     public func sql(_ query: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) async throws -> SQLResult {
-        try Self.read(SQLResult.self, try await call(.POST, "/v1/query/sql", body: SQLQueryBody(sql: query).jsonValue))
+        // The scope and the limit go with the query: dropped, `--account` answered for every account.
+        let account: String?
+        switch scope {
+        case .all: account = nil
+        case let .accounts(list):
+            guard list.count == 1 else { throw UsageBoxError.invalidArgument("a remote query names one account or all", field: "account_id") }
+            account = list[0]
+        }
+        let body = SQLQueryBody(sql: query, accountID: account, timeoutSeconds: timeLimitSeconds)
+        return try Self.read(SQLResult.self, try await call(.POST, "/v1/query/sql", body: body.jsonValue))
     }
 
     /// An answer read back into its shape; an answer that does not fit is the server's fault.

@@ -299,6 +299,9 @@ public struct EventDecoder: Sendable {
     public static func isValidIdentifier(_ s: String) -> Bool {
         let u = s.utf8
         guard !u.isEmpty, u.count <= maxIDLength else { return false }
+        // `.` and `..` are path segments to every HTTP client: `/v1/accounts/../usage` reached
+        // `/v1/usage`, every account's total.
+        guard u.contains(where: { $0 != UInt8(ascii: ".") }) else { return false }
         for b in u {
             switch b {
             case 48...57, 65...90, 97...122, UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "-"): continue

@@ -46,8 +46,18 @@ public struct UsageBatchBody: WireShape, StrictWireDecodable {
 /// `POST /v1/query/sql`.
 public struct SQLQueryBody: WireShape, StrictWireDecodable {
     public var sql: String
-    public static let wireFields: Set<String> = ["sql"]
-    public init(sql: String) { self.sql = sql }
+    /// Narrows the view to one account the key may see (the CLI's `--account` over `--server`,
+    /// which was dropped and answered for every account).
+    public var accountID: String?
+    /// Lowers the server's time limit for this query (seconds); never raises it.
+    public var timeoutSeconds: Double?
+    enum CodingKeys: String, CodingKey, CaseIterable { case sql, accountID = "account_id", timeoutSeconds = "timeout_seconds" }
+    public static let wireFields = fields(CodingKeys.self)
+    public init(sql: String, accountID: String? = nil, timeoutSeconds: Double? = nil) {
+        self.sql = sql
+        self.accountID = accountID
+        self.timeoutSeconds = timeoutSeconds
+    }
 }
 
 /// `POST /v1/accounts/{account}/periods/close`.

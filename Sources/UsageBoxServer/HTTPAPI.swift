@@ -176,6 +176,17 @@ public struct HTTPAPI: Sendable {
         UsageBoxError(.permissionDenied, "this key may not see account \(account)", field: "account_id")
     }
 
+    /// A body's `account_id`, checked like a path's and against the key: the key's scope
+    /// narrowed to it, or the key's scope when it names none.
+    func narrowed(_ scope: AccountScope, to account: String?) throws -> AccountScope {
+        guard let account else { return scope }
+        guard EventDecoder.isValidIdentifier(account) else {
+            throw UsageBoxError.invalidArgument("account_id must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
+        }
+        guard scope.allows(account) else { throw forbidden(account) }
+        return .accounts([account])
+    }
+
     /// An id named in the path, percent-decoded and checked like the same id in a body.
     static func pathIdentifier(_ raw: String, field: String) throws -> String {
         guard let id = raw.removingPercentEncoding, EventDecoder.isValidIdentifier(id) else {

@@ -51,19 +51,17 @@ struct MeteringController {
         routes.on("querySQL") { request, _, caller in
             let body = try await api.body(SQLQueryBody.self, request)
             guard !body.sql.isEmpty else { throw UsageBoxError.invalidArgument("the body needs {\"sql\": \"SELECT …\"}", field: "sql") }
-            return JSONResponse.make(try await store.sql(body.sql, scope: caller.key.scope, timeLimitSeconds: api.sqlTimeLimitSeconds, rowLimit: 10_000))
+            let scope = try api.narrowed(caller.key.scope, to: body.accountID)
+            var limit = api.sqlTimeLimitSeconds
+            if let t = body.timeoutSeconds {
+                guard t.isFinite, t > 0 else { throw UsageBoxError.invalidArgument("timeout_seconds is more than 0", field: "timeout_seconds") }
+                limit = min(limit, t)
+            }
+            return JSONResponse.make(try await store.sql(body.sql, scope: scope, timeLimitSeconds: limit, rowLimit: 10_000))
         }
         routes.on("queryJSON") { request, _, caller in
             let body = try UsageQuery.jsonBody(try await api.jsonBody(request))
-            var scope = caller.key.scope
-            if let account = body.accountID {
-                guard EventDecoder.isValidIdentifier(account) else {
-                    throw UsageBoxError.invalidArgument("account_id must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
-                }
-                guard caller.key.scope.allows(account) else { throw api.forbidden(account) }
-                scope = .accounts([account])
-            }
-            let q = try UsageQuery.from(body, scope: scope)
+            let q = try UsageQuery.from(body, scope: try api.narrowed(caller.key.scope, to: body.accountID))
             try api.checkBuckets(q.range, q.groupBy)
             return JSONResponse.make(try await store.usage(q))
         }

@@ -437,6 +437,10 @@ import UsageBoxTesting
         ])
         #expect(try await store.storedEvents(account: "acct_9", ids: ["c1", "c2"]) == [event])
         #expect(try await store.storedEvents(account: "acct_7", ids: ["c1"]).isEmpty)
+        // The CLI's `query sql --server --account`: the scope goes with the query (it was dropped,
+        // and an admin key answered for every account).
+        let one = try await store.sql("SELECT DISTINCT account_id FROM usage_events", scope: .accounts(["acct_8"]), timeLimitSeconds: 5, rowLimit: 10)
+        #expect(one.rows == [[.string("acct_8")]], "\(one.rows)")
     }
 
     @Test func concurrentClientsIngestAndReadWithoutLosingAnswers() async throws {

@@ -202,6 +202,14 @@ import VendorAnthropic
             let sql = try await call(
                 client, .post, "/v1/query/sql", key: reader, body: #"{"sql":"SELECT account_id, SUM(quantity) FROM usage_events GROUP BY account_id"}"#)
             #expect(sql.json["rows"] == .array([.array([.string("acct_42"), .int(15)])]))
+            // `account_id` narrows the view (the CLI's --account over --server was dropped, and an
+            // admin key answered for every account); an account the key may not see is a 403.
+            let narrowed = try await call(
+                client, .post, "/v1/query/sql", key: admin,
+                body: #"{"sql":"SELECT account_id, SUM(quantity) FROM usage_events GROUP BY account_id","account_id":"acct_7","timeout_seconds":2}"#)
+            #expect(narrowed.json["rows"] == .array([.array([.string("acct_7"), .int(1000)])]), "\(narrowed.text)")
+            let other = try await call(client, .post, "/v1/query/sql", key: reader, body: #"{"sql":"SELECT 1 FROM usage_events","account_id":"acct_7"}"#)
+            #expect(other.status == 403 && other.json["error"]?["field"] == .string("account_id"), "\(other.text)")
             let json = try await call(
                 client, .post, "/v1/query/json", key: reader, body: #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","group_by":["account_id"]}"#)
             #expect(json.json["groups"]?.arrayValue?.count == 1)
@@ -270,6 +278,17 @@ import VendorAnthropic
                 (.post, "/v1/usage/batch", #"{"events": [], "dry_run": true}"#, 400, "dry_run"),
                 (.post, "/v1/query/sql", #"{"sql": 5}"#, 400, "sql"),
                 (.post, "/v1/query/sql", #"{"sql": "DELETE FROM usage_events"}"#, 400, "sql"),
+                (.post, "/v1/query/sql", #"{"sql": "SELECT 1", "timeout_seconds": 0}"#, 400, "timeout_seconds"),
+                // Bounded before any work: 20,000 unknown names took 22 s, four at once the server.
+                (
+                    .post, "/v1/query/json",
+                    #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","group_by":[\#((0..<20_000).map { "\"z\($0)\"" }.joined(separator: ","))]}"#,
+                    400, "group_by"
+                ),
+                (.get, "/v1/accounts/acct_42/usage?\(Self.may)&\((0..<100).map { "z\($0)=a" }.joined(separator: "&"))", nil, 400, "z64"),
+                (.post, "/v1/query/json", #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","metrics":["sum","sum"]}"#, 400, "metrics"),
+                // Dots alone are path segments: `/v1/accounts/../usage` is `/v1/usage` to a client.
+                (.get, "/v1/accounts/../usage?\(Self.may)", nil, 400, nil),
                 (.post, "/v1/query/json", #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","metrics":["median"]}"#, 400, "metrics"),
                 (
                     .post, "/v1/query/json",
