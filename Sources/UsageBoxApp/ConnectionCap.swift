@@ -12,12 +12,14 @@ import Glibc
 /// opened connections until the process ran out of descriptors, pinging each under the idle
 /// timeout, and `/healthz` and every other client went unanswered for as long as it held them.
 /// Past `limit`, each new connection closes the one that has been quiet longest (its last request
-/// began longest ago): the newcomer is always served, and a holder of many connections loses its
-/// own first.
+/// began longest ago) among those with no request in flight — only when every one has one, the
+/// quietest of those: the newcomer is always served, a holder of many connections loses its own
+/// first, and sockets that never sent a byte go before a running query or upload (60 of them cut
+/// a 10-second SQL query and a slow upload off after a second).
 public final class ConnectionRegistry: @unchecked Sendable {
     // Guarded by `lock`; touched from every event loop.
     private let lock = NSLock()
-    private var open: [ObjectIdentifier: (channel: any Channel, lastActive: NIODeadline)] = [:]
+    private var open: [ObjectIdentifier: (channel: any Channel, lastActive: NIODeadline, busy: Bool)] = [:]
     public let limit: Int
 
     /// At most `limit` connections; by default below the process's descriptor limit.
@@ -33,23 +35,35 @@ public final class ConnectionRegistry: @unchecked Sendable {
     /// Registers a connection; returns the connection to close to stay within the limit, if any.
     func opened(_ channel: any Channel) -> (any Channel)? {
         lock.withLock {
-            open[ObjectIdentifier(channel)] = (channel, .now())
+            open[ObjectIdentifier(channel)] = (channel, .now(), false)
             guard open.count > limit else { return nil }
-            let quietest = open.lazy.filter { $0.key != ObjectIdentifier(channel) }.min { $0.value.lastActive < $1.value.lastActive }
+            let quietest = open.lazy.filter { $0.key != ObjectIdentifier(channel) }.min {
+                $0.value.busy != $1.value.busy ? !$0.value.busy : $0.value.lastActive < $1.value.lastActive
+            }
             guard let quietest else { return nil }
             open.removeValue(forKey: quietest.key)
             return quietest.value.channel
         }
     }
 
-    func active(_ channel: any Channel) { lock.withLock { open[ObjectIdentifier(channel)]?.lastActive = .now() } }
+    /// A request began on `channel`.
+    func active(_ channel: any Channel) {
+        lock.withLock {
+            open[ObjectIdentifier(channel)]?.lastActive = .now()
+            open[ObjectIdentifier(channel)]?.busy = true
+        }
+    }
+    /// `channel`'s answer was written to its end.
+    func answered(_ channel: any Channel) { lock.withLock { open[ObjectIdentifier(channel)]?.busy = false } }
     func closed(_ channel: any Channel) { lock.withLock { _ = open.removeValue(forKey: ObjectIdentifier(channel)) } }
 }
 
 /// Registers its connection with the registry for as long as it is open.
-final class ConnectionCap: ChannelInboundHandler, RemovableChannelHandler {
+final class ConnectionCap: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
 
     let registry: ConnectionRegistry
 
@@ -62,6 +76,11 @@ final class ConnectionCap: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head = unwrapInboundIn(data) { registry.active(context.channel) }
         context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { registry.answered(context.channel) }
+        context.write(data, promise: promise)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

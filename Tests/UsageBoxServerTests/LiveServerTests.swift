@@ -291,6 +291,33 @@ import UsageBoxTesting
         #expect(open.count <= 20, "\(open.count) of 40 connections still open past a limit of 20")
     }
 
+    /// Past the limit, sockets that never sent a byte give way before a request in flight: 60 of
+    /// them cut a running SQL query off after a second (an outside tester), its answer never sent.
+    @Test func aRequestInFlightOutlastsNewSilentConnections() throws {
+        let server = try Server(withDemoData: false, serveArguments: ["--max-connections", "20"])
+        let port = try #require(URL(string: server.url)?.port)
+        let query = Process()
+        query.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        query.arguments = [
+            "-s", "-m", "30", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Authorization: Bearer \(Server.key)",
+            "--data-binary", #"{"sql":"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT COUNT(*) FROM c","timeout_seconds":3}"#,
+            server.url + "/v1/query/sql",
+        ]
+        let out = Pipe()
+        query.standardOutput = out
+        try query.run()
+        Thread.sleep(forTimeInterval: 0.7)
+        var silent: [Int32] = []
+        defer { for fd in silent { close(fd) } }
+        for _ in 0..<60 {
+            silent.append(try Self.connect(port: port))
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        query.waitUntilExit()
+        let status = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(status == "400", "the query's own time-limit answer, not a cut connection (000): \(status)")
+    }
+
     /// A key is checked when a request's headers arrive; a batch whose body was still arriving
     /// when the key was revoked was stored (an outside tester: slow uploads kept a leaked key
     /// writing after its revocation). The key is checked again once the body is in.
