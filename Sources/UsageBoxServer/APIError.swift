@@ -75,6 +75,19 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
+extension HTTPAPI {
+    /// A usage read's answer. One refused for its size had built most of it: that memory is
+    /// given back too (eight refused reads left `serve` at 359 MB with nothing in flight).
+    func usageAnswer(_ q: UsageQuery) async throws -> Response {
+        do {
+            return JSONResponse.make(try await store.usage(q))
+        } catch  where UsageAccumulator.isAnswerLimit(error) {
+            FreedMemory.freedLargeAnswer()
+            throw error
+        }
+    }
+}
+
 enum JSONResponse {
     /// A body that is already JSON text (a report's own encoding).
     static func make(text: String, status: HTTPResponse.Status = .ok) -> Response {
@@ -87,6 +100,9 @@ enum JSONResponse {
     static func make(_ shape: some WireShape, status: HTTPResponse.Status = .ok) -> Response {
         // Written once at its size, then copied once into the response's buffer.
         let bytes = JSONWriter.bytes(shape.jsonValue, suffix: [0x0A])
+        // A large answer's tree and text are freed memory once written (eight 10 MB usage
+        // answers left `serve` at 696 MB with nothing in flight).
+        if bytes.count >= FreedMemory.largeAnswerBytes { FreedMemory.freedLargeAnswer() }
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 

@@ -13,6 +13,8 @@ import Glibc
 enum FreedMemory {
     /// Batches this large leave memory to give back.
     static let largeBatch = 1_000
+    /// Answers this large leave memory to give back too.
+    static let largeAnswerBytes = 1 << 20
     static let quietBeforeTrim = Duration.seconds(1)
 
     private static let inFlight = Atomic<Int>(0)
@@ -25,6 +27,12 @@ enum FreedMemory {
     static func enter() {
         inFlight.add(1, ordering: .relaxed)
         begun.add(1, ordering: .relaxed)
+    }
+
+    /// A large answer was built: a trim once the server is quiet, as after a large batch.
+    static func freedLargeAnswer() {
+        enter()
+        leave(large: true)
     }
 
     /// A batch ended (`large`: it held many events, or it failed part-way).

@@ -13,12 +13,12 @@ struct MeteringController {
         routes.on("accountUsage") { request, _, caller in
             let q = try UsageQuery.fromParameters(try api.parameters(request), scope: caller.key.scope.intersect(.accounts([caller.pathAccount])))
             try api.checkBuckets(q.range, q.groupBy)
-            return JSONResponse.make(try await store.usage(q))
+            return try await api.usageAnswer(q)
         }
         routes.on("usage") { request, _, caller in
             let q = try UsageQuery.fromParameters(try api.parameters(request), scope: caller.key.scope)
             try api.checkBuckets(q.range, q.groupBy)
-            return JSONResponse.make(try await store.usage(q))
+            return try await api.usageAnswer(q)
         }
         routes.on("verify") { request, _, caller in
             let params = try api.uniqueParameters(request)
@@ -63,7 +63,7 @@ struct MeteringController {
             let body = try UsageQuery.jsonBody(try await api.jsonBody(request))
             let q = try UsageQuery.from(body, scope: try api.narrowed(caller.key.scope, to: body.accountID))
             try api.checkBuckets(q.range, q.groupBy)
-            return JSONResponse.make(try await store.usage(q))
+            return try await api.usageAnswer(q)
         }
     }
 }
