@@ -167,6 +167,20 @@ import Testing
         } catch let e as UsageBoxError {
             #expect(e.field == "group_by" && e.message.contains("16 MiB"), "\(e.message)")
         }
+        // The estimate is near the answer's size: 55,000 groups of a 208-character value write
+        // about 13 MB, and were refused as larger than 16 MiB (an outside tester's 12 MB read).
+        let one = UsageQuery(
+            scope: .all, range: try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-06-01T00:00:00Z"), groupBy: [.dimension("req")])
+        var fits = UsageAccumulator(one)
+        for i in 0..<55_000 {
+            let value = "r\(100_000 + i)-" + String(repeating: "x", count: 200)
+            try fits.add(
+                UsageRow(
+                    account: "a", meter: "m", model: nil, kind: "Usage", unit: nil, dimensions: ["req": value], hour: nil,
+                    aggregate: UsageAggregate(sum: 1, count: 1, min: 1, max: 1)))
+        }
+        let written = JSONWriter.bytes(try fits.result(source: "raw").jsonValue).count
+        #expect(written < UsageAccumulator.maxAnswerBytes, "\(written)")
     }
 
     /// Rows come per kind: a group's Usage rows were summed before its Corrections, so a net that
