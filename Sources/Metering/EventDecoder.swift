@@ -188,7 +188,7 @@ public struct EventDecoder: Sendable {
         var kind = EventKind.usage
         if let k = raw[.kind] {
             guard let parsed = EventKind(rawValue: k) else {
-                return fail("invalid_kind", "kind must be 'Usage' or 'Correction', got '\(k)'", "kind")
+                return fail("invalid_kind", "kind must be 'Usage' or 'Correction', got '\(Self.shown(k))'", "kind")
             }
             kind = parsed
         }
@@ -209,9 +209,10 @@ public struct EventDecoder: Sendable {
         guard let qText = quantityText else { return fail("missing_quantity", "quantity is required", "quantity") }
         guard let quantity = Int64(exactly: qText) else {
             if qText.contains(".") || qText.contains("e") || qText.contains("E") {
-                return fail("invalid_quantity", "quantity must be a whole number; '\(qText)' is a fraction or exponent and is never rounded", "quantity")
+                return fail(
+                    "invalid_quantity", "quantity must be a whole number; '\(Self.shown(qText))' is a fraction or exponent and is never rounded", "quantity")
             }
-            return fail("invalid_quantity", "quantity must be a 64-bit integer, got '\(qText)'", "quantity")
+            return fail("invalid_quantity", "quantity must be a 64-bit integer, got '\(Self.shown(qText))'", "quantity")
         }
         if kind == .usage, quantity < 0 {
             return fail("invalid_quantity", "a Usage quantity must be ≥ 0", "quantity")
@@ -225,7 +226,7 @@ public struct EventDecoder: Sendable {
             return fail("missing_timestamp", "timestamp is required", "timestamp")
         }
         guard let timestamp = Timestamp(rfc3339: tsText) else {
-            return fail("invalid_timestamp", "timestamp must be RFC 3339 with an offset (e.g. 2026-05-01T12:00:00Z), got '\(tsText)'", "timestamp")
+            return fail("invalid_timestamp", "timestamp must be RFC 3339 with an offset (e.g. 2026-05-01T12:00:00Z), got '\(Self.shown(tsText))'", "timestamp")
         }
         guard timestamp.microseconds >= 0 else {
             return fail("invalid_timestamp", "timestamp must not be before 1970-01-01", "timestamp")
@@ -296,6 +297,10 @@ public struct EventDecoder: Sendable {
     public static func nfc(_ s: String) -> String { isASCII(s) ? s : s.precomposedStringWithCanonicalMapping }
 
     /// 1–200 characters of `[A-Za-z0-9_.:-]`.
+    /// A refused value as a rejection quotes it: at most 80 characters (a 5 MB quantity was
+    /// echoed whole into its answer).
+    static func shown(_ s: String) -> String { s.utf8.count <= 80 ? s : "\(s.prefix(80))… (\(s.utf8.count) bytes)" }
+
     public static func isValidIdentifier(_ s: String) -> Bool {
         let u = s.utf8
         guard !u.isEmpty, u.count <= maxIDLength else { return false }

@@ -92,6 +92,20 @@ import Testing
 @Suite struct EventDecoderTests {
     let decoder = EventDecoder(now: { Timestamp(rfc3339: "2026-06-01T00:00:00Z")! })
 
+    /// A refused value is quoted in part: a 5 MB quantity was echoed whole into its answer. Ids
+    /// made of dots alone are refused (`/v1/accounts/../usage` is `/v1/usage` to a client).
+    @Test func rejectionsQuoteALongValueInPartAndDotsAloneAreNoId() throws {
+        let huge = String(repeating: "9", count: 5_000_000)
+        let item = decoder.decode(
+            try JSONParser.parse(#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":"x\#(huge)","timestamp":"2026-05-01T00:00:00Z"}"#))
+        guard case let .invalid(r) = item else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(r.code == "invalid_quantity" && r.message.utf8.count < 300 && r.message.contains("5000001 bytes"), "\(r.message.prefix(300))")
+        #expect(!EventDecoder.isValidIdentifier("..") && !EventDecoder.isValidIdentifier(".") && EventDecoder.isValidIdentifier("a..b"))
+    }
+
     @Test func canonicalEncodingIsStable() throws {
         guard
             case let .event(e) = decoder.decode(
