@@ -136,8 +136,8 @@ extension ClickHouseMeterStore: KeyStore {
         guard case .all = scope else {
             throw UsageBoxError(
                 .permissionDenied,
-                "SQL on the ClickHouse store is for admin keys: this ClickHouse cannot limit a query to your accounts (no row policies); "
-                    + "use GET /v1/accounts/{account}/usage or POST /v1/query/json")
+                "SQL on the ClickHouse store runs over every account only (an admin key, no account_id): this ClickHouse cannot "
+                    + "limit a query to some accounts (no row policies); use GET /v1/accounts/{account}/usage or POST /v1/query/json")
         }
         let trimmed = query.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else {

@@ -216,8 +216,12 @@ public final class HTTPMeterStore: MeterStore {
             guard list.count == 1 else { throw UsageBoxError.invalidArgument("a remote query names one account or all", field: "account_id") }
             account = list[0]
         }
-        let body = SQLQueryBody(sql: query, accountID: account, timeoutSeconds: timeLimitSeconds)
-        return try Self.read(SQLResult.self, try await call(.POST, "/v1/query/sql", body: body.jsonValue))
+        // Members only when they say something (a server before them refuses a body naming them):
+        // no account, and no limit at or past the server's default of 10 s.
+        let body = SQLQueryBody(sql: query, accountID: account, timeoutSeconds: timeLimitSeconds < 10 ? timeLimitSeconds : nil)
+        var value = body.jsonValue
+        if case let .object(members) = value { value = .object(members.filter { $0.1 != .null }) }
+        return try Self.read(SQLResult.self, try await call(.POST, "/v1/query/sql", body: value))
     }
 
     /// An answer read back into its shape; an answer that does not fit is the server's fault.

@@ -65,7 +65,7 @@ public struct UsageAccumulator: Sendable {
         // has 20 characters; an average is given 40), each name's quotes, colon and comma. A flat
         // 120 overcounted a sum-and-count answer by 40 % and refused 12 MB as "larger than 16 MiB".
         let figures = query.metrics.reduce(3) { $0 + $1.rawValue.utf8.count + 4 + ($1 == .avg ? 40 : 20) }
-        groupOverhead = query.groupBy.reduce(figures) { $0 + $1.name.utf8.count + 4 }
+        groupOverhead = query.groupBy.reduce(figures) { $0 + JSONWriter.encodedLength($1.name) + 2 }
     }
 
     /// Whether a row with these fields passes the query's filters (time buckets are not filters).

@@ -21,6 +21,9 @@ public final class ConnectionRegistry: @unchecked Sendable {
     private let lock = NSLock()
     private var open: [ObjectIdentifier: (channel: any Channel, lastActive: NIODeadline, busy: Bool)] = [:]
     public let limit: Int
+    /// How long a request in flight keeps its connection from being closed first: past the SQL
+    /// time limit, as long as a request may take to arrive.
+    static let busyProtection = TimeAmount.seconds(30)
 
     /// At most `limit` connections; by default below the process's descriptor limit.
     public init(limit: Int? = nil) { self.limit = max(limit ?? Self.fittingDescriptorLimit(), 1) }
@@ -37,8 +40,12 @@ public final class ConnectionRegistry: @unchecked Sendable {
         lock.withLock {
             open[ObjectIdentifier(channel)] = (channel, .now(), false)
             guard open.count > limit else { return nil }
+            // A request protects its connection for a while only: any client can begin one (a login
+            // form trickled, a request after `Connection: close` that is never answered).
+            let cutoff = NIODeadline.now() - Self.busyProtection
+            func protected(_ c: (channel: any Channel, lastActive: NIODeadline, busy: Bool)) -> Bool { c.busy && c.lastActive > cutoff }
             let quietest = open.lazy.filter { $0.key != ObjectIdentifier(channel) }.min {
-                $0.value.busy != $1.value.busy ? !$0.value.busy : $0.value.lastActive < $1.value.lastActive
+                protected($0.value) != protected($1.value) ? !protected($0.value) : $0.value.lastActive < $1.value.lastActive
             }
             guard let quietest else { return nil }
             open.removeValue(forKey: quietest.key)
@@ -79,8 +86,13 @@ final class ConnectionCap: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { registry.answered(context.channel) }
-        context.write(data, promise: promise)
+        guard case .end = unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
+        // Idle once the answer has left, not when it is queued: a large answer still downloading
+        // over a slow link is a request in flight.
+        let written = promise ?? context.eventLoop.makePromise()
+        let registry = self.registry, channel = context.channel
+        written.futureResult.whenComplete { _ in registry.answered(channel) }
+        context.write(data, promise: written)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
