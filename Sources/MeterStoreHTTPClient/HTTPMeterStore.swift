@@ -217,8 +217,9 @@ public final class HTTPMeterStore: MeterStore {
             account = list[0]
         }
         // Members only when they say something (a server before them refuses a body naming them):
-        // no account, and no limit at or past the server's default of 10 s.
-        let body = SQLQueryBody(sql: query, accountID: account, timeoutSeconds: timeLimitSeconds < 10 ? timeLimitSeconds : nil)
+        // no account, and no limit at or past the server's default.
+        let body = SQLQueryBody(
+            sql: query, accountID: account, timeoutSeconds: timeLimitSeconds < SQLQueryBody.defaultTimeoutSeconds ? timeLimitSeconds : nil)
         var value = body.jsonValue
         if case let .object(members) = value { value = .object(members.filter { $0.1 != .null }) }
         return try Self.read(SQLResult.self, try await call(.POST, "/v1/query/sql", body: value))

@@ -51,6 +51,8 @@ public struct SQLQueryBody: WireShape, StrictWireDecodable {
     public var accountID: String?
     /// Lowers the server's time limit for this query (seconds); never raises it.
     public var timeoutSeconds: Double?
+    /// The server's time limit when nobody sets one (`serve`'s, the CLI's `--timeout`).
+    public static let defaultTimeoutSeconds: Double = 10
     enum CodingKeys: String, CodingKey, CaseIterable { case sql, accountID = "account_id", timeoutSeconds = "timeout_seconds" }
     public static let wireFields = fields(CodingKeys.self)
     public init(sql: String, accountID: String? = nil, timeoutSeconds: Double? = nil) {

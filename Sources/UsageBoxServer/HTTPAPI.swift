@@ -16,7 +16,7 @@ public struct HTTPAPI: Sendable {
     /// The secret of `USAGEBOX_KEY` at start: an admin key that lives only in this process.
     public var environmentAdminSecret: String?
     public var decoder: EventDecoder
-    public var sqlTimeLimitSeconds: Double = 10
+    public var sqlTimeLimitSeconds: Double = SQLQueryBody.defaultTimeoutSeconds
     /// Reconciliation (docs/api.md), when the composition root provides it.
     public var reconciliation: (any ReconciliationBackend)?
     public var reconciliationLog: (any ReconciliationLog)?

@@ -187,7 +187,7 @@ extension UsageBoxCommand {
             @OptionGroup var store: StoreOptions
             @Option(help: "Limit the view to one account.") var account: String?
             @Option(help: "Time limit in seconds (more than 0, at most 3600; with --server it can only lower the server's, 10 s by default).") var timeout:
-                Double = 10
+                Double = SQLQueryBody.defaultTimeoutSeconds
             @Flag(help: "Print the API's JSON.") var json = false
             @Argument(help: "One SELECT statement.") var sql: String
 

@@ -468,6 +468,11 @@ import UsageBoxTesting
         // and an admin key answered for every account).
         let one = try await store.sql("SELECT DISTINCT account_id FROM usage_events", scope: .accounts(["acct_8"]), timeLimitSeconds: 5, rowLimit: 10)
         #expect(one.rows == [[.string("acct_8")]], "\(one.rows)")
+        // As a user runs it: the CLI with --server and --account.
+        let cli = try Self.run(
+            Self.binary,
+            ["query", "sql", "--server", server.url, "--key", Server.key, "--account", "acct_8", "--json", "SELECT DISTINCT account_id FROM usage_events"])
+        #expect(try JSONParser.parse(cli.stdout)["rows"] == .array([.array([.string("acct_8")])]), "\(cli.stdout) \(cli.stderr)")
     }
 
     @Test func concurrentClientsIngestAndReadWithoutLosingAnswers() async throws {

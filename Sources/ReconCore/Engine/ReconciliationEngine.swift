@@ -807,7 +807,7 @@ public struct ReconciliationEngine: Sendable {
         var filesByModel: [String: Set<String>] = [:]
         for (key, cell) in diff.vendor where !cell.sum.netFiles.isEmpty && !cell.sum.allStated {
             guard (diff.metered[key] ?? 0) &- cell.tokens > max(cell.toleranceTokens, 0) else { continue }
-            filesByModel[key.model, default: []].formUnion(cell.sum.netFiles)
+            filesByModel[key.model, default: []].formUnion(cell.sum.netFiles.map { batch.files[$0].name })
         }
         // Metered and not billed at all beside such a file: a model credited in full (or its
         // zero-cost rows left out) bills nothing, and the whole meter read as over-metering.

@@ -35,9 +35,9 @@ struct VendorBucket: Sendable {
     /// stating a quantity, and of those stating money alone ("" where a line names none).
     var statedTenants: Set<String> = []
     var moneyTenants: Set<String> = []
-    /// The files whose billed money (neither a stated quantity nor a list price) gave volume here
-    /// and may be after a discount (`ParsedInvoice.amountsMayBeNet`).
-    var netFiles: Set<String> = []
+    /// The files (indexes in the batch) whose billed money (neither a stated quantity nor a list
+    /// price) gave volume here and may be after a discount (`ParsedInvoice.amountsMayBeNet`).
+    var netFiles: Set<Int> = []
 
     var vendorAmount: Decimal { hasAmount ? amount : statedImpliedAmount }
 
@@ -82,7 +82,7 @@ struct BucketSum: Sendable {
     var anyStated = false
     var anyConverted = false
     /// Files whose possibly discounted money gave converted volume (`VendorBucket.netFiles`).
-    var netFiles: Set<String> = []
+    var netFiles: Set<Int> = []
     /// A stated sum went past 64 bits.
     var overflow = false
 
@@ -264,6 +264,8 @@ struct VendorLedger: Sendable {
     ) throws -> VendorLedger {
         var ledger = VendorLedger(currency: batch.lines.first?.line.currency ?? card.currency)
         let netFiles = Set(batch.netAmounts.map(\.file))
+        // By index, once: the loop below asks for every line.
+        let netFileIndexes = Set(batch.files.indices.filter { netFiles.contains(batch.files[$0].name) })
         var blockedNegative: [CellKey: (code: String, amount: Decimal)] = [:]
         /// Per cell, the money's tenants its stated quantities do not name (`stated_quantities_cover_part`).
         var statedTenantNotes: [CellKey: Set<String>] = [:]
@@ -536,7 +538,7 @@ struct VendorLedger: Sendable {
                     if line.quantity == nil, let price {
                         // Volume from the list price where the export gives it (a discount is not less usage).
                         let volumeMoney = line.listAmount.map(fxRate.callAsFunction) ?? converted
-                        if line.listAmount == nil, netFiles.contains(batch.files[entry.file].name) { bucketPart.netFiles = [batch.files[entry.file].name] }
+                        if line.listAmount == nil, netFileIndexes.contains(entry.file) { bucketPart.netFiles = [entry.file] }
                         bucketPart.exactTokens = card.tokens(for: volumeMoney, at: price)
                         bucketPart.tolerance = fxRate(tolerance(line.amountScale, price))
                         guard ExactDecimal.roundedInt64(bucketPart.exactTokens) != nil else {
