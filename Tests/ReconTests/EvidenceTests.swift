@@ -117,6 +117,16 @@ import VendorAnthropic
         #expect(r.corrections.isEmpty && r.held.isEmpty, "the vendor billing nothing here is not the meter being wrong")
     }
 
+    /// A UBL invoice billing June and July: its lines run to July 31, not to the day they begin.
+    @Test func anInvoiceSpanningTwoLaterMonthsNamesItsWholeSpan() async throws {
+        let store = try await sonnet()
+        let text = S.ublInvoice(lines: [("claude-sonnet-4-5", "input", "3.00")], documentTotal: "3.00").text
+            .replacingOccurrences(of: "2026-05-01", with: "2026-06-01").replacingOccurrences(of: "2026-05-31", with: "2026-07-31")
+        let r = try await run(store, [InvoiceFile(name: "invoice.xml", bytes: Array(text.utf8))], vendor: "ubl") { $0.rateCard = try? S.anthropicCard() }
+        let none = try #require(r.reasons.first { $0.code == "no_lines_in_period" })
+        #expect(none.detail.contains("run 2026-06-01 to 2026-07-31"), "\(none.detail)")
+    }
+
     /// Two models metered in May, the invoice for June: every model is "−100 %", which is not a
     /// price factor; and no finding may read as a pricing gap while the evidence is partial.
     @Test func anotherMonthsInvoiceIsNotAUniformPricingGap() async throws {

@@ -366,7 +366,9 @@ struct VendorLedger: Sendable {
             } else {
                 ledger.multiDayLines += 1
             }
-            ledger.lineDates = (min(ledger.lineDates?.first ?? line.date, line.date), max(ledger.lineDates?.last ?? line.date, line.date))
+            // The last instant a line bills, not its start: a UBL line of two months was said to end where it began.
+            let lastInstant = Timestamp(microseconds: bucket.to.microseconds - 1)
+            ledger.lineDates = (min(ledger.lineDates?.first ?? bucket.from, bucket.from), max(ledger.lineDates?.last ?? lastInstant, lastInstant))
             let model = line.vendorModel.flatMap { vm in canonical(vm) ?? (line.modelIsCanonical && line.quantity != nil ? vm : nil) }
             // Money going back without a quantity (a refund of usage) is not netted here: it would
             // lower the vendor's volume by an amount nobody priced. It blocks corrections on its model.
