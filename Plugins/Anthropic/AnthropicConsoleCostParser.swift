@@ -8,6 +8,9 @@ struct AnthropicConsoleCostParser: InvoiceParser {
     let id = "console-cost-csv"
     let format = InvoiceFormat.csv
 
+    /// Columns that say what a charge cost or the state of its key now, not which charge it is.
+    static let notTheCharge = ["cost_usd", "list_price_usd", "api_key_status"]
+
     func sniff(_ file: InvoiceFile) -> Bool {
         guard let header = file.headerLine?.lowercased() else { return false }
         return header.contains("cost_usd") && header.contains("token_type") && header.contains("usage_date_utc")
@@ -16,6 +19,7 @@ struct AnthropicConsoleCostParser: InvoiceParser {
     func parse(_ file: InvoiceFile) throws -> ParsedInvoice {
         let table = try CSVTable.read(file, required: [["usage_date_utc"], ["model"], ["token_type"], ["cost_usd"]])
         var lines: [InvoiceLine] = []
+        var charges: [Int] = []
         for row in table.rows {
             func cell(_ name: String) -> String? { row.cell(name) }
             guard let dateText = cell("usage_date_utc"), let date = Timestamp(rfc3339: dateText + "T00:00:00Z") else {
@@ -62,7 +66,17 @@ struct AnthropicConsoleCostParser: InvoiceParser {
                 amountScale: ExactDecimal.scale(of: costText), currency: "USD", listAmount: listAmount, date: date, labels: labels,
                 attribution: attribution, nonUsageReason: nonUsage, description: costType)
             line.sourceRow = row.fingerprint
+            charges.append(row.fingerprint(excluding: Self.notTheCharge))
             lines.append(line)
+        }
+        // Two pulls of the export pasted into one file repeat the overlapping days' rows with an
+        // amount revised or a key archived since: one charge under two rows, no row the same
+        // (+42,600,000 was proposed on an exact meter). Such rows hold their cell (`identical_rows`);
+        // rows the same in every cell stay refused as a line listed twice.
+        var rowsOfCharge: [Int: Set<Int>] = [:]
+        for (line, charge) in zip(lines, charges) { rowsOfCharge[charge, default: []].insert(line.sourceRow ?? 0) }
+        for i in lines.indices where rowsOfCharge[charges[i], default: []].count > 1 {
+            lines[i] = lines[i].withSourceRow(charges[i], mayRepeat: true)
         }
         // The export states no period: its days are what it covers. Its cost_usd is after any
         // discount; list_price_usd is what turns into tokens, and without it the volume may be short.

@@ -277,7 +277,7 @@ struct VertexCSVParser: InvoiceParser {
         var restatements = VertexPlugin.Restatements()
         for row in table.rows {
             let location = "\(file.name):\(row.line)"
-            if judgesRepeats { restatements.add(line: lines.count, row: row.fingerprint(excluding: "export_time"), exportTime: row.cell("export_time")) }
+            if judgesRepeats { restatements.add(line: lines.count, row: row.fingerprint(excluding: ["export_time"]), exportTime: row.cell("export_time")) }
             lines.append(
                 try VertexPlugin.line(
                     file: file.name, location: location, service: row.cell(["service_description", "service.description"]),

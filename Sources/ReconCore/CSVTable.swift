@@ -19,13 +19,13 @@ public struct CSVTable: Sendable {
         }
 
         /// A hash of every cell of the row as written (`InvoiceLine.sourceRow`).
-        public var fingerprint: Int { fingerprint(excluding: nil) }
+        public var fingerprint: Int { fingerprint(excluding: []) }
 
-        /// A hash of every cell but one column's (a re-export's `export_time`).
-        public func fingerprint(excluding column: String?) -> Int {
-            let skip = column.flatMap { columns[$0.lowercased()] }
+        /// A hash of every cell but some columns' (a re-export's `export_time`, a re-pull's amounts).
+        public func fingerprint(excluding names: [String]) -> Int {
+            let skip = Set(names.compactMap { columns[$0.lowercased()] })
             var hasher = Hasher()
-            for i in 0..<record.count where i != skip { hasher.combine(record[i]) }
+            for i in 0..<record.count where !skip.contains(i) { hasher.combine(record[i]) }
             return hasher.finalize()
         }
 

@@ -193,6 +193,27 @@ import UsageBoxApp
         #expect(mapped.verdict == .conclusive && mapped.corrections.map { "\($0.accountID) \($0.quantity)" } == ["acct_9 500000"])
     }
 
+    /// Two pulls of the Console export pasted into one file: the re-pull's overlapping days differ
+    /// only in the key's status (archived since) or an amount the vendor revised. One charge each,
+    /// not two: held (`identical_rows`), where +12,060,000 was proposed on an exact meter.
+    @Test func anthropicConsolePullsPastedTogetherAreHeld() async throws {
+        let store = try await store((1...31).map { ("acct_42", "claude-haiku-4-5", "input", 1_000_000, $0) }, vendor: "anthropic")
+        func row(_ day: Int, _ cost: String, _ status: String) -> String {
+            "2026-05-\(String(format: "%02d", day)),Claude Haiku 4.5,Default,k1,message,≤ 200k,input_no_cache,\(cost),\(cost),token,not_available,,apikey_1,\(status)\n"
+        }
+        let first = (1...31).map { row($0, "1.00", "active") }.joined()
+        let exact = try await run("anthropic", [file("claude_api_cost_2026_05.csv", Self.consoleHeader + first)], store, account: "acct_42")
+        #expect(exact.verdict == .conclusive && exact.models.first?.gap == 0, "\(exact.reasons.map(\.code))")
+        let repull = (20...31).map { row($0, $0.isMultiple(of: 2) ? "1.01" : "1.00", "archived") }.joined()
+        let pasted = try await run("anthropic", [file("claude_api_cost_2026_05.csv", Self.consoleHeader + first + repull)], store, account: "acct_42")
+        #expect(pasted.corrections.isEmpty && pasted.reasons.contains { $0.code == "identical_rows" }, "\(pasted.reasons.map(\.code)) \(pasted.corrections)")
+        // The same row twice, every cell alike, is still refused as a line listed twice.
+        await #expect(throws: UsageBoxError.self) {
+            _ = try await self.run(
+                "anthropic", [self.file("claude_api_cost_2026_05.csv", Self.consoleHeader + first + row(5, "1.00", "active"))], store, account: "acct_42")
+        }
+    }
+
     /// A Console export without its list_price_usd column: cost_usd is after the discount, so the
     /// vendor's volume comes out short, and that must not become a credit to the customer.
     @Test func anthropicConsoleExportWithoutListPricesHoldsCredits() async throws {
