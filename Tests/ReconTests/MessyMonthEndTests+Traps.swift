@@ -215,6 +215,31 @@ extension MessyMonthEndTests {
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.held.map(\.detail))")
     }
 
+    /// A CUR whose May 20 row states 1,000,000 more tokens than its money pays for, beside a real
+    /// three-day outage: the correction was the outage plus that million (+4,000,000 for 3,000,000
+    /// lost). The money confirms only part of the gap, so the cell is held; without the disputed
+    /// day, and with a 2 % discount on every day (the money still above the meter), the outage is
+    /// corrected as before.
+    @Test func aDayStatingMoreThanItsMoneyHoldsTheCellBesideARealLoss() async throws {
+        let store = try await store(
+            (1...31).filter { !(10...12).contains($0) }.map { ("acct_b", "claude-sonnet-4-6", "input", 1_000_000, $0) }, vendor: "aws-bedrock")
+        func cur(cost: String, day20: Int) -> InvoiceFile {
+            file(
+                "cur.csv",
+                Self.curHeader + (1...31).map { Self.curRow("Usage", $0, "USE1-Claude4.6Sonnet-input-tokens", $0 == 20 ? day20 : 1000, cost) }.joined())
+        }
+        let disputed = try await run("aws-bedrock", [cur(cost: "3.00", day20: 2000)], store, account: "acct_b")
+        let gap = try #require(disputed.findings.first { $0.rule != "stated-quantity" }, "\(disputed.findings)")
+        #expect(gap.quantity == 4_000_000 && gap.gapClass == .unexplained && gap.reason == "stated_quantity_beyond_its_money_on_some_days", "\(gap)")
+        #expect(disputed.corrections.isEmpty && disputed.held.isEmpty, "\(disputed.corrections)")
+        let plain = try await run("aws-bedrock", [cur(cost: "3.00", day20: 1000)], store, account: "acct_b")
+        #expect(plain.corrections.map(\.quantity) == [3_000_000], "\(plain.findings)")
+        let discounted = try await run("aws-bedrock", [cur(cost: "2.94", day20: 1000)], store, account: "acct_b")
+        #expect(
+            discounted.corrections.map(\.quantity) == [3_000_000],
+            "a discount on every day disputes no day: \(discounted.findings) \(discounted.reasons.map(\.code))")
+    }
+
     /// One Azure row of gpt-4o input on May 25 against 2,000,000 metered, the invoice acct_z's.
     func azureDayAgainst2MMetered(quantity: String, unit: String, cost: String) async throws -> ReconciliationReport {
         let store = try await store([("acct_z", "gpt-4o", "input", 2_000_000, 25)], vendor: "azure-openai")

@@ -30,6 +30,7 @@ enum Classification {
                     rule: verdict.rule, classifier: verdict.classifier, reason: verdict.reason, blockedBy: []))
             if verdict.gapClass != .withinTolerance { gapAt[key] = findings.count - 1 }
         }
+        for (key, i) in gapAt { if let cell = diff.vendor[key] { holdIfADayStatesWhatItsMoneyDoesNot(&findings[i], cell) } }
         for key in diff.vendor.keys.sorted() {
             guard let p = diff.vendor[key]!.pricing else { continue }
             let money = p.money - p.implied
@@ -46,6 +47,37 @@ enum Classification {
                     blockedBy: []))
         }
         return findings
+    }
+
+    /// Days whose money pays for fewer (or more) of their stated tokens than the cell's other days
+    /// do, in the gap's direction: those tokens are the vendor's count alone, and a gap holding
+    /// them is no gap its money confirms. A day's usage report 1,000,000 above its cost report,
+    /// beside a real outage, was corrected as the outage plus that million (+7,390,000 proposed for
+    /// 6,390,000 lost); on its own, the month-level check below holds it. The cell's usual ratio of
+    /// money to stated tokens at the card's price (its median day) stands for a discount, so a
+    /// discount on every day disputes nothing.
+    static func holdIfADayStatesWhatItsMoneyDoesNot(_ f: inout ReconciliationReport.Finding, _ cell: VendorCell) {
+        guard f.gapClass == .meteringGap else { return }
+        let days = cell.clustered.map(\.bucket).filter { $0.hasStated && $0.hasAmount && $0.stated > 0 && $0.statedImpliedAmount > 0 }
+        guard days.count >= 2 else { return }
+        let ratios = days.map { $0.amount / $0.statedImpliedAmount }.sorted()
+        let usual = ratios[ratios.count / 2]
+        guard usual > 0 else { return }
+        var disputed: Int64 = 0
+        for d in days {
+            let expected = usual * d.statedImpliedAmount
+            let off = d.amount - expected
+            // Beyond the day's rounding (twice its last digit's half) and a tenth of a percent.
+            guard abs(off) > 2 * d.amountHalfUnits + expected / 1000 else { continue }
+            // Stated tokens the money does not pay for (negative: money for tokens not stated).
+            let tokens = ExactDecimal.roundedInt64(-off / expected * Decimal(exactly: d.stated)) ?? 0
+            if tokens != 0, (tokens > 0) == (f.quantity > 0) { disputed = disputed.addingReportingOverflow(tokens).partialValue }
+        }
+        guard disputed.magnitude > max(UInt64(max(f.metered, 0)) / 1000, 1) else { return }
+        f.gapClass = .unexplained
+        f.rule = "stated-quantity-conflict"
+        f.classifier = "engine"
+        f.reason = "stated_quantity_beyond_its_money_on_some_days"
     }
 
     /// The vendor's money at the card's price matches the meter, or lies on the other side of it,
