@@ -94,11 +94,14 @@ struct AnthropicCostReportParser: InvoiceParser {
         // What the organization is charged: after a negotiated discount where it has one (the
         // analytics report says so of its `amount`, and gives `list_amount` beside it). A short
         // total read from it alone may be the discount.
-        let net = lines.contains { $0.nonUsageReason == nil && $0.listAmount == nil && ($0.amount ?? 0) != 0 }
+        let usage = lines.filter { $0.nonUsageReason == nil && ($0.amount ?? 0) != 0 }
+        let withoutList = usage.filter { $0.listAmount == nil }.count
         return ParsedInvoice(
             lines: lines, coverage: coverage,
-            amountsMayBeNet: net
-                ? "a cost report's amounts are what the organization is charged, after any negotiated discount, and it states no list_amount" : nil)
+            amountsMayBeNet: withoutList == 0
+                ? nil
+                : "a cost report's amounts are what the organization is charged, after any negotiated discount, and "
+                    + (withoutList == usage.count ? "it states no list_amount" : "\(withoutList) of its \(usage.count) usage rows state no list_amount"))
     }
 }
 

@@ -50,6 +50,34 @@ import UsageBoxApp
         #expect(r.days.first { $0.day == "2026-05-16" }?.gap == 0)
     }
 
+    /// A cost report whose rows carry no list price on May 1–9 only, 20 % off: every model's input
+    /// reads 5.8 % short, and Sonnet's, whose collector also lost May 10–12, reads +1,200,000 of
+    /// its 3,000,000 lost. The factor on the other models is in Sonnet's gap too, so it is held
+    /// (`uniform_gap` of input), not corrected at a figure the discount shrank.
+    @Test func aFactorOnTheOtherModelsHoldsAModelWhoseLossOutweighsIt() async throws {
+        let store = try S.store()
+        for model in ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-8"] {
+            _ = try await store.ingest(try await daily(model, "input") { d in model == "claude-sonnet-4-5" && (10...12).contains(d) ? 0 : 1_000_000 })
+        }
+        var rows: [TestSupport.Row] = []
+        for d in 1...31 {
+            for (model, dollars) in [("claude-sonnet-4-5", Decimal(3)), ("claude-haiku-4-5", 1), ("claude-opus-4-8", 5)] {
+                rows.append(
+                    .init(
+                        day: d, model: model, tokenType: "uncached_input_tokens", cents: Self.cents(d < 10 ? dollars * Decimal(string: "0.8")! : dollars),
+                        atList: d >= 10))
+            }
+        }
+        let r = try await run(store, S.costReport(rows))
+        let sonnet = try #require(r.findings.first { $0.modelID == "claude-sonnet-4-5" })
+        #expect(sonnet.quantity == 1_200_000, "\(r.findings)")
+        let uniform = try #require(r.reasons.first { $0.code == "uniform_gap" }, "\(r.reasons.map(\.code))")
+        #expect(uniform.detail.contains("2 of the 3 models"), "\(uniform.detail)")
+        let net = try #require(r.reasons.first { $0.code == "amounts_may_be_net" }, "\(r.reasons.map(\.code))")
+        #expect(net.detail.contains("27 of its 93 usage rows state no list_amount"), "it said the report states none: \(net.detail)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections)")
+    }
+
     /// Sonnet's input and output both 10 % dearer from May 20, Haiku steady: a price change of
     /// one model the card lacks, or the meter losing a tenth of Sonnet's requests from that day.
     /// Held either way (it was corrected as 1.2M tokens of usage); one token type stepping alone

@@ -450,26 +450,25 @@ public struct ReconciliationEngine: Sendable {
             // A model too small for the share to show past its rounding says nothing against it
             // (Opus at 195,000 tokens, +25,512 inside tolerance, let +26,115,005 through).
             let beyond = rows.filter(\.row.beyondTolerance)
-            var shares = beyond.map { Decimal(exactly: $0.row.gap) / Decimal(exactly: $0.row.metered) }
-            guard beyond.count >= 2, Set(beyond.map { $0.row.gap > 0 }).count == 1, let low = shares.min(), let high = shares.max() else { continue }
-            var share = shares.reduce(0, +) / Decimal(shares.count)
-            // No price moves by less than half a point: shares of 0.03–0.09 % are meter noise.
+            let shares = beyond.map { Decimal(exactly: $0.row.gap) / Decimal(exactly: $0.row.metered) }
+            guard beyond.count >= 2 else { continue }
+            // Within a fifth of a share (half a point at least) is one factor: 10/10/11.5 % is one;
+            // a meter losing 1 % of one model and 2.5 % of another is two losses. The factor is
+            // the share most models agree on (two at least; the nearest zero among as many), and
+            // a model apart from it holds it too, beside a loss of its own either way: input 5 %
+            // above the card on every model and a Sonnet outage besides proposed the factor on the
+            // others, and a 5.8 % shortfall of net money on every model but Sonnet, whose outage
+            // outweighed it, shrank Sonnet's correction by the shortfall (+2,676,000 of 6,390,000).
+            func near(_ a: Decimal, _ b: Decimal) -> Bool { abs(a - b) <= max(Decimal(string: "0.005")!, abs(b) / 5) }
+            let candidates = shares.map { s in (s, shares.filter { near($0, s) }) }
+            guard let best = candidates.max(by: { ($0.1.count, -abs($0.0)) < ($1.1.count, -abs($1.0)) }), best.1.count >= 2,
+                Set(best.1.map { $0 > 0 }).count == 1
+            else { continue }
+            let share = best.1.reduce(0, +) / Decimal(best.1.count)
+            // No price moves by less than half a point: shares of 0.03–0.09 % are meter noise, and
+            // steady drift of 0.05 % on two models made a Sonnet outage "past the factor".
             guard abs(share) >= Self.leastFactor else { continue }
-            // Within a fifth of the share (half a point at least): 10/10/11.5 % is one factor;
-            // a meter losing 1 % of one model and 2.5 % of another is two losses. Else two
-            // models or more at the share nearest zero, the rest past it the same way: the factor,
-            // and a loss of their own on top (input 5 % above the card on every model and a
-            // Sonnet outage besides proposed the factor on the others).
-            if high - low > max(Decimal(string: "0.005")!, abs(share) / 5) {
-                // Half a point at least: steady drift of 0.05 % on two models made a Sonnet outage
-                // "past the factor" and held it.
-                let factor = shares.min { abs($0) < abs($1) }!
-                guard abs(factor) >= Self.leastFactor else { continue }
-                let agreeing = shares.filter { abs($0 - factor) <= max(Decimal(string: "0.005")!, abs(factor) / 5) }
-                guard agreeing.count >= 2, shares.allSatisfy({ agreeing.contains($0) || abs($0) > abs(factor) }) else { continue }
-                shares = agreeing
-                share = agreeing.reduce(0, +) / Decimal(agreeing.count)
-            }
+            let apart = shares.filter { !near($0, best.0) }.count
             guard
                 rows.allSatisfy({
                     $0.row.beyondTolerance
@@ -479,7 +478,10 @@ public struct ReconciliationEngine: Sendable {
             reasons.append(
                 EvidenceReason(
                     code: "uniform_gap", effect: .blocksCell, tokenType: type,
-                    detail: "\(type.rawValue) is off the meter by about the same share on every model that has it "
+                    detail: "\(type.rawValue) is off the meter by about the same share on "
+                        + (apart == 0
+                            ? "every model that has it "
+                            : "\(rows.count - apart) of the \(rows.count) models that have it, the others holding it beside a gap of their own ")
                         + "(\(rows.map { "\($0.model) \(ReconciliationReport.gapPercent(gap: $0.row.gap, metered: $0.row.metered) ?? "?") %" }.joined(separator: ", "))): "
                         + "a price change of that token type the card lacks looks like that, and so does a meter losing the same share of it",
                     remedy:
