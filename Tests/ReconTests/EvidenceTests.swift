@@ -484,14 +484,30 @@ import VendorAnthropic
         #expect(both.detail.contains("none (the default)") && withDefault.corrections.isEmpty)
     }
 
-    @Test func otherAccountsAKeyMayNotSeeAreCountedButNotNamed() async throws {
-        let store = try await sonnet()
-        _ = try await store.ingest([Self.event("b", account: "acct_7", model: "claude-sonnet-4-5", type: "input", quantity: 3_000_000)])
-        let r = try await run(store, [S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "1200")])]) {
-            $0.scope = .accounts(["acct_42"])
+    /// A key of one account learns nothing of the others: a reader probing one-line invoices day
+    /// by day read "(1 account(s) this key may not see)" on the days another account used the
+    /// model. Whether or not one did, the run holds alike (`invoice_scope_unchecked`), and so does
+    /// a mapped run's upward correction; an admin key's runs still tell the two apart.
+    @Test func accountsAKeyMayNotSeeChangeNothingItIsTold() async throws {
+        let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "1200", workspace: "wrkspc_42")])
+        func report(otherAccountMeters: Bool, mapped: Bool, scoped: Bool = true) async throws -> ReconciliationReport {
+            let store = try await sonnet()
+            if otherAccountMeters {
+                _ = try await store.ingest([Self.event("b", account: "acct_7", model: "claude-sonnet-4-5", type: "input", quantity: 3_000_000)])
+            }
+            return try await run(store, [invoice], account: mapped ? nil : "acct_42") {
+                if scoped { $0.scope = .accounts(["acct_42"]) }
+                if mapped { $0.accountMap = ["wrkspc_42": "acct_42"] }
+            }
         }
-        let other = try #require(r.reasons.first { $0.code == "other_accounts_in_scope" })
-        #expect(other.accounts == [] && other.detail.contains("(1 account(s) this key may not see)") && !other.detail.contains("acct_7"))
+        for mapped in [false, true] {
+            let seen = try await report(otherAccountMeters: true, mapped: mapped), unseen = try await report(otherAccountMeters: false, mapped: mapped)
+            #expect(seen.verdict == unseen.verdict && codes(seen) == codes(unseen), "mapped \(mapped): \(codes(seen)) against \(codes(unseen))")
+            #expect(codes(seen).contains("invoice_scope_unchecked") && seen.corrections.isEmpty, "mapped \(mapped): \(codes(seen)) \(seen.corrections)")
+            #expect(!seen.reasons.contains { $0.detail.contains("acct_7") || $0.detail.contains("may not see)") })
+        }
+        let admin = try await report(otherAccountMeters: true, mapped: false, scoped: false)
+        #expect(codes(admin).contains("other_accounts_in_scope") && !codes(admin).contains("invoice_scope_unchecked"))
     }
 
     @Test func anUnknownMeterIsNamedNotReadAsNoUsage() async throws {

@@ -370,7 +370,13 @@ import VendorAnthropic
             let dry = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)&account=acct_42&dry_run=true", key: reader, body: invoice)
             #expect(dry.status == 200 && dry.json["total"]?["gap"] == .int(6_520_000))
             #expect(try await call(client, .get, "/v1/reconciliations/\(dry.json["id"]!.stringValue!)", key: reader).status == 404, "a dry run is not recorded")
-            let created = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)&account=acct_42", key: writer, body: invoice)
+            // A key of one account cannot see whether others metered the invoice's models: its run
+            // holds until the invoice is asserted to be that account's alone.
+            let unchecked = try await call(
+                client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)&account=acct_42&dry_run=true", key: writer, body: invoice)
+            #expect(unchecked.json["reasons"]?.arrayValue?.map { $0["code"] } == [.string("invoice_scope_unchecked")], "\(unchecked.text.prefix(300))")
+            let created = try await call(
+                client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)&account=acct_42&invoice_scope=account", key: writer, body: invoice)
             #expect(created.status == 201, "\(created.text.prefix(300))")
             #expect(created.json["total"]?["gap"] == .int(6_520_000))
             #expect(created.json["corrections"]?.arrayValue?.first?["quantity"] == .int(520_000))
@@ -389,7 +395,8 @@ import VendorAnthropic
             // A dry run reads earlier runs as a recorded one does: one cutting across the applied
             // May is held, not told it is conclusive.
             let across = try await call(
-                client, .post, "/v1/reconciliations?vendor=anthropic&from=2026-05-01&to=2026-05-31&account=acct_42&dry_run=true", key: reader,
+                client, .post, "/v1/reconciliations?vendor=anthropic&from=2026-05-01&to=2026-05-31&account=acct_42&invoice_scope=account&dry_run=true",
+                key: reader,
                 body: invoice)
             #expect(across.status == 200 && across.json["verdict"] == .string("inconclusive"), "\(across.text.prefix(300))")
             #expect(across.json["reasons"]?.arrayValue?.contains { $0["code"] == .string("overlaps_reconciled_period") } == true)

@@ -14,23 +14,25 @@ enum ScopeCheck {
             }
             return (shown, accounts.count - shown.count)
         }
-        func hiddenText(_ n: Int) -> String { n == 0 ? "" : " and \(n) account(s) this key may not see" }
-        func listed(_ shown: [EvidenceReason.AccountTotal], hidden: Int) -> String {
-            (shown.map { "\($0.accountID): \($0.metered)" } + (hidden == 0 ? [] : ["\(hidden) account(s) this key may not see"])).joined(separator: ", ")
-        }
+        // A key that may not see every account learns nothing of the others: not their totals,
+        // not how many there are, not whether any metered a model (a reader probing one-line
+        // invoices day by day learnt which days another account used a model). What it cannot
+        // check is held whatever the others metered (`invoice_scope_unchecked`).
+        let seesEveryAccount = o.scope == .all
+        func listed(_ shown: [EvidenceReason.AccountTotal]) -> String { shown.map { "\($0.accountID): \($0.metered)" }.joined(separator: ", ") }
 
         if let account = o.attribution.account, !meter.accountsWithUsage.contains(account) {
             let others = meter.accountsWithUsage.reduce(into: [String: Int64]()) { out, a in
                 out[a] = meter.everyAccount[a]?.values.reduce(0, &+) ?? 0
             }
-            let (shown, hidden) = visible(others)
+            let (shown, _) = visible(others)
             reasons.append(
                 .init(
                     code: "no_metered_usage", effect: .inconclusive, accountID: account,
                     detail: "\(account) has no events in the period: a mistyped account and a collector that stopped look alike. "
                         + (shown.isEmpty
-                            ? "No account this key may see has usage\(hiddenText(hidden))."
-                            : "Accounts with usage: \(shown.map(\.accountID).joined(separator: ", "))\(hiddenText(hidden))."),
+                            ? "No account this key may see has usage."
+                            : "Accounts with usage: \(shown.map(\.accountID).joined(separator: ", "))."),
                     remedy: "check --account; if the account really sent nothing, find out why before correcting", accounts: shown))
         }
 
@@ -40,15 +42,21 @@ enum ScopeCheck {
                 let tokens = models.filter { invoiceModels.contains($0.key) }.values.reduce(0, &+)
                 if tokens > 0 { others[a] = tokens }
             }
-            if !others.isEmpty {
-                let (shown, hidden) = visible(others)
+            let (shown, _) = visible(others)
+            if !shown.isEmpty {
                 reasons.append(
                     .init(
                         code: "other_accounts_in_scope", effect: .inconclusive, accountID: account,
-                        detail:
-                            "other accounts metered the invoice's models in the period (\(listed(shown, hidden: hidden))), so the invoice may bill their usage too",
+                        detail: "other accounts metered the invoice's models in the period (\(listed(shown))), so the invoice may bill their usage too",
                         remedy: "pass --account-map to attribute the invoice's lines, or --invoice-scope account if the invoice is \(account)'s alone",
                         accounts: shown))
+            } else if !seesEveryAccount {
+                reasons.append(
+                    .init(
+                        code: "invoice_scope_unchecked", effect: .inconclusive, accountID: account,
+                        detail: "this key may not see every account, so whether others metered the invoice's models in the period "
+                            + "(and the invoice bills their usage too) cannot be checked with it",
+                        remedy: "pass --invoice-scope account if the invoice is \(account)'s alone, or run the reconciliation with an admin key"))
             }
         }
 
@@ -105,13 +113,23 @@ enum ScopeCheck {
             // (+3,050,000 proposed for a 1,500,000 loss): no mapped account's excess of that model
             // is a correction while an account the map does not name meters it.
             for (model, accounts) in unmapped.sorted(by: { $0.key < $1.key }) {
-                let (shown, hidden) = visible(accounts)
+                let (shown, _) = visible(accounts)
+                guard !shown.isEmpty else { continue }
                 reasons.append(
                     .init(
                         code: "unmapped_account_meters_model", effect: .blocksPositive, modelID: model,
-                        detail: "\(model) is metered by accounts no account map entry names (\(listed(shown, hidden: hidden))): the vendor may bill "
+                        detail: "\(model) is metered by accounts no account map entry names (\(listed(shown))): the vendor may bill "
                             + "their usage under a mapped workspace, project or key, so a mapped account's excess may be theirs",
                         remedy: "add those accounts' workspaces, projects or keys to the account map", accounts: shown))
+            }
+            // Accounts this key may not see are not checked, and a mapped account's excess may be theirs.
+            if !seesEveryAccount {
+                reasons.append(
+                    .init(
+                        code: "invoice_scope_unchecked", effect: .blocksPositive,
+                        detail: "this key may not see every account, so whether accounts no account map entry names meter the invoice's "
+                            + "models (and the vendor bills their usage under a mapped workspace, project or key) cannot be checked with it",
+                        remedy: "run the reconciliation with an admin key"))
             }
         }
 
