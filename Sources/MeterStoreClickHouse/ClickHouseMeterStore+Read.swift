@@ -39,11 +39,7 @@ extension ClickHouseMeterStore {
                         $0[0].chString
                     })
             for field in q.groupBy + q.filters.map(\.field) {
-                if case let .dimension(d) = field, !seen.contains(d) {
-                    throw UsageBoxError.invalidArgument(
-                        "unknown \(q.groupBy.contains(field) ? "group_by" : "filter") '\(field.name)': it is neither an event field nor a dimension seen on these events",
-                        field: field.name)
-                }
+                if case let .dimension(d) = field, !seen.contains(d) { throw UsageField.unknownDimension(field, in: q) }
             }
         }
         // Rollups keep every dimension here; a meter told to keep fewer is still read from raw
@@ -216,7 +212,7 @@ extension ClickHouseMeterStore {
     public func closePeriod(account: String, period: String) async throws -> PeriodRecord {
         try PeriodRecord.validateClosable(period, now: clock())
         guard EventDecoder.isValidIdentifier(account) else {
-            throw UsageBoxError.invalidArgument("account must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
+            throw UsageBoxError.invalidArgument("account must be \(EventDecoder.identifierRule)", field: "account_id")
         }
         // Through the account's writer, so no batch of it is half-decided when the month closes.
         return try await writer.exclusive {
@@ -266,7 +262,7 @@ extension ClickHouseMeterStore {
 
     public func setMeter(_ meterID: String, unit: String?, rollupDimensions: [String]?) async throws -> MeterInfo {
         guard EventDecoder.isValidIdentifier(meterID) else {
-            throw UsageBoxError.invalidArgument("meter_id must be 1–200 characters of [A-Za-z0-9_.:-]", field: "meter_id")
+            throw UsageBoxError.invalidArgument("meter_id must be \(EventDecoder.identifierRule)", field: "meter_id")
         }
         let unit = unit.map(EventDecoder.nfc), change = try KeptDimensionsChange(rollupDimensions)
         if let problem = unit.flatMap(EventDecoder.unitProblem) { throw UsageBoxError.invalidArgument(problem, field: "unit") }

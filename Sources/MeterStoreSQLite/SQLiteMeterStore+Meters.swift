@@ -9,7 +9,7 @@ extension SQLiteMeterStore {
     /// segment's hash, so a tampered segment is never laundered into fresh statistics).
     public func setMeter(_ meterID: String, unit: String?, rollupDimensions: [String]?) async throws -> MeterInfo {
         guard EventDecoder.isValidIdentifier(meterID) else {
-            throw UsageBoxError.invalidArgument("meter_id must be 1–200 characters of [A-Za-z0-9_.:-]", field: "meter_id")
+            throw UsageBoxError.invalidArgument("meter_id must be \(EventDecoder.identifierRule)", field: "meter_id")
         }
         let unit = unit.map(EventDecoder.nfc), change = try KeptDimensionsChange(rollupDimensions)
         if let problem = unit.flatMap(EventDecoder.unitProblem) { throw UsageBoxError.invalidArgument(problem, field: "unit") }

@@ -54,12 +54,7 @@ extension SQLiteMeterStore {
         let (clause, args) = Self.accountClause(q.scope, column: "account_id")
         let seen = Set(try String.fetchAll(db, sql: "SELECT DISTINCT name FROM account_dimension WHERE \(clause)", arguments: args))
         for field in q.groupBy + q.filters.map(\.field) {
-            if case let .dimension(d) = field, !seen.contains(d) {
-                let isGroup = q.groupBy.contains(field)
-                throw UsageBoxError.invalidArgument(
-                    "unknown \(isGroup ? "group_by" : "filter") '\(field.name)': it is neither an event field nor a dimension seen on these events",
-                    field: field.name)
-            }
+            if case let .dimension(d) = field, !seen.contains(d) { throw UsageField.unknownDimension(field, in: q) }
         }
     }
 
@@ -217,7 +212,7 @@ extension SQLiteMeterStore {
     public func closePeriod(account: String, period: String) async throws -> PeriodRecord {
         try PeriodRecord.validateClosable(period, now: clock())
         guard EventDecoder.isValidIdentifier(account) else {
-            throw UsageBoxError.invalidArgument("account must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
+            throw UsageBoxError.invalidArgument("account must be \(EventDecoder.identifierRule)", field: "account_id")
         }
         return try await wrap {
             try await writer.write { db in

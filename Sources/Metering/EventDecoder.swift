@@ -172,7 +172,7 @@ public struct EventDecoder: Sendable {
                 return (nil, required ? fail("missing_\(name)", "\(name) is required", name) : nil)
             }
             guard Self.isValidIdentifier(value) else {
-                return (nil, fail("invalid_\(name)", "\(name) must be 1–200 characters of [A-Za-z0-9_.:-]", name))
+                return (nil, fail("invalid_\(name)", "\(name) must be \(EventDecoder.identifierRule)", name))
             }
             return (value, nil)
         }
@@ -203,7 +203,7 @@ public struct EventDecoder: Sendable {
                 return fail("missing_correction_ref", "a Correction needs a correction_ref", "correction_ref")
             }
             guard Self.isValidIdentifier(ref) else {
-                return fail("invalid_correction_ref", "correction_ref must be 1–200 characters of [A-Za-z0-9_.:-]", "correction_ref")
+                return fail("invalid_correction_ref", "correction_ref must be \(EventDecoder.identifierRule)", "correction_ref")
             }
         }
         guard let qText = quantityText else { return fail("missing_quantity", "quantity is required", "quantity") }
@@ -296,11 +296,15 @@ public struct EventDecoder: Sendable {
     /// The string in Unicode NFC (canonical composition); ASCII as it is.
     public static func nfc(_ s: String) -> String { isASCII(s) ? s : s.precomposedStringWithCanonicalMapping }
 
-    /// 1–200 characters of `[A-Za-z0-9_.:-]`.
+    /// What `isValidIdentifier` accepts, as every refusal of an id says it: "of [A-Za-z0-9_.:-]"
+    /// alone left `.` and `..` refused for no reason the message gave.
+    public static let identifierRule = "1–\(maxIDLength) characters of [A-Za-z0-9_.:-], not dots alone"
+
     /// A refused value as a rejection quotes it: at most 80 characters (a 5 MB quantity was
     /// echoed whole into its answer).
-    static func shown(_ s: String) -> String { s.utf8.count <= 80 ? s : "\(s.prefix(80))… (\(s.utf8.count) bytes)" }
+    public static func shown(_ s: String) -> String { s.utf8.count <= 80 ? s : "\(s.prefix(80))… (\(s.utf8.count) bytes)" }
 
+    /// `identifierRule`.
     public static func isValidIdentifier(_ s: String) -> Bool {
         let u = s.utf8
         guard !u.isEmpty, u.count <= maxIDLength else { return false }

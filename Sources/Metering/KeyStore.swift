@@ -13,7 +13,7 @@ public enum KeyRole: String, Sendable, CaseIterable {
     /// while reading and changing all of them.
     public func checkAccount(_ account: String?) throws {
         if let account, !EventDecoder.isValidIdentifier(account) {
-            throw UsageBoxError.invalidArgument("account must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
+            throw UsageBoxError.invalidArgument("account must be \(EventDecoder.identifierRule)", field: "account_id")
         }
         switch (self, account) {
         case (.admin, let account?):

@@ -68,13 +68,13 @@ public enum StoredEventLookup {
     /// Refuses a lookup no store should run: an invalid account or id, or too many ids.
     public static func check(account: String, ids: [String]) throws {
         guard EventDecoder.isValidIdentifier(account) else {
-            throw UsageBoxError.invalidArgument("account must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
+            throw UsageBoxError.invalidArgument("account must be \(EventDecoder.identifierRule)", field: "account_id")
         }
         guard ids.count <= maxIDs else {
             throw UsageBoxError.invalidArgument("at most \(maxIDs) event ids per lookup, got \(ids.count)", field: "event_id")
         }
         if let bad = ids.first(where: { !EventDecoder.isValidIdentifier($0) }) {
-            throw UsageBoxError.invalidArgument("event id '\(bad.prefix(80))' is not 1–200 characters of [A-Za-z0-9_.:-]", field: "event_id")
+            throw UsageBoxError.invalidArgument("event id '\(bad.prefix(80))' is not \(EventDecoder.identifierRule)", field: "event_id")
         }
     }
 }

@@ -98,7 +98,7 @@ extension UsageQuery {
         for (i, f) in filters.enumerated() where (f.field == .modelID || f.field == .meterID) && (f.op == .eq || f.op == .in) {
             for v in f.values where !EventDecoder.isValidIdentifier(v) {
                 throw UsageBoxError.invalidArgument(
-                    "\(f.field.name) must be 1–200 characters of [A-Za-z0-9_.:-], got '\(v.prefix(80))': no event could match it",
+                    "\(f.field.name) must be \(EventDecoder.identifierRule), got '\(v.prefix(80))': no event could match it",
                     field: field(i, f))
             }
         }
@@ -106,7 +106,7 @@ extension UsageQuery {
             for v in f.values {
                 guard EventDecoder.isValidIdentifier(v) else {
                     throw UsageBoxError.invalidArgument(
-                        "account_id must be 1–200 characters of [A-Za-z0-9_.:-], got '\(v.prefix(80))'", field: field(i, f))
+                        "account_id must be \(EventDecoder.identifierRule), got '\(v.prefix(80))'", field: field(i, f))
                 }
                 guard scope.allows(v) else { throw UsageBoxError(.permissionDenied, "this key may not see account \(v)", field: field(i, f)) }
             }

@@ -55,6 +55,15 @@ public enum UsageField: Sendable, Hashable {
             "hour", "day", "month",
         ] + UsageMetric.allCases.map(\.rawValue))
 
+    /// The refusal of a dimension no event in scope carries, as every backend words it: in
+    /// `group_by` the member is `group_by` (the name may have been sent as `dim.nope`).
+    public static func unknownDimension(_ field: UsageField, in q: UsageQuery) -> UsageBoxError {
+        let isGroup = q.groupBy.contains(field)
+        return UsageBoxError.invalidArgument(
+            "unknown \(isGroup ? "group_by" : "filter") '\(field.name)': it is neither an event field nor a dimension seen on these events",
+            field: isGroup ? "group_by" : field.name)
+    }
+
     /// Parses a `group_by` or filter name.
     /// `member`: where the name was given (`group_by`, `filters[0].field`), which an error names;
     /// by default the name is itself the parameter (a filter such as `model_id=…`).
@@ -74,7 +83,9 @@ public enum UsageField: Sendable, Hashable {
                 guard !d.isEmpty else { throw UsageBoxError.invalidArgument("empty dimension name in '\(name)'", field: member ?? name) }
                 self = .dimension(d)
             } else if UsageField.reservedNames.contains(name) || name.isEmpty {
-                throw UsageBoxError.invalidArgument("'\(name)' cannot be grouped or filtered on", field: member ?? name)
+                // `source` is a query parameter too: a dimension of that name is `dim.source`.
+                throw UsageBoxError.invalidArgument(
+                    "'\(name)' cannot be grouped or filtered on\(name.isEmpty ? "" : " (a dimension of that name is dim.\(name))")", field: member ?? name)
             } else {
                 self = .dimension(name)
             }

@@ -180,7 +180,7 @@ public struct ClassificationRules: GapClassifier, Sendable {
                 // line of its own into the text report.
                 id = try Self.nonNull(value, "id").string("id")
                 guard EventDecoder.isValidIdentifier(id!) else {
-                    throw value.error("id must be 1–200 characters of [A-Za-z0-9_.:-], like cached-system-prompt")
+                    throw value.error("id must be \(EventDecoder.identifierRule), like cached-system-prompt")
                 }
             case "class": gapClass = try Self.gapClass(value, "class")
             case "reason":
@@ -190,7 +190,7 @@ public struct ClassificationRules: GapClassifier, Sendable {
                 // ones passed too.
                 reason = try value.string("reason")
                 guard EventDecoder.isValidIdentifier(reason!) else {
-                    throw value.error("reason must be 1–200 characters of [A-Za-z0-9_.:-], like untracked_usage (it is a dimension of the corrections)")
+                    throw value.error("reason must be \(EventDecoder.identifierRule), like untracked_usage (it is a dimension of the corrections)")
                 }
             case "examples": exampleNodes = try value.sequence("examples")
             case "when":

@@ -108,6 +108,10 @@ public struct HTTPAPI: Sendable {
         guard let header = request.headers[.authorization] else {
             throw UsageBoxError(.unauthenticated, "missing Authorization: Bearer <key>")
         }
+        // Two headers read as one ("Bearer a, Bearer b"), a key no store holds.
+        guard request.headers[values: .authorization].count == 1 else {
+            throw UsageBoxError(.unauthenticated, "send one Authorization header, not \(request.headers[values: .authorization].count)")
+        }
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw UsageBoxError(.unauthenticated, "the Authorization header must be 'Bearer <key>'")
@@ -181,7 +185,7 @@ public struct HTTPAPI: Sendable {
     func narrowed(_ scope: AccountScope, to account: String?) throws -> AccountScope {
         guard let account else { return scope }
         guard EventDecoder.isValidIdentifier(account) else {
-            throw UsageBoxError.invalidArgument("account_id must be 1–200 characters of [A-Za-z0-9_.:-]", field: "account_id")
+            throw UsageBoxError.invalidArgument("account_id must be \(EventDecoder.identifierRule)", field: "account_id")
         }
         guard scope.allows(account) else { throw forbidden(account) }
         return .accounts([account])
@@ -190,7 +194,9 @@ public struct HTTPAPI: Sendable {
     /// An id named in the path, percent-decoded and checked like the same id in a body.
     static func pathIdentifier(_ raw: String, field: String) throws -> String {
         guard let id = raw.removingPercentEncoding, EventDecoder.isValidIdentifier(id) else {
-            throw UsageBoxError.invalidArgument("\(field) in the path must be 1–200 characters of [A-Za-z0-9_.:-], got '\(raw.prefix(80))'", field: field)
+            // Quoted decoded, as the id it would be (`acct_42%2F..` said nothing of its slash).
+            throw UsageBoxError.invalidArgument(
+                "\(field) in the path must be \(EventDecoder.identifierRule), got '\(EventDecoder.shown(raw.removingPercentEncoding ?? raw))'", field: field)
         }
         return id
     }

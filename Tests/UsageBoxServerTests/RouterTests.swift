@@ -260,13 +260,36 @@ import VendorAnthropic
         }
     }
 
+    /// Refusals say what was sent and what would do: an outside tester found each of these unclear.
+    @Test func refusalsSayWhatWasSentAndWhatWouldDo() async throws {
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let admin = try await key(nil, .admin)
+        try await app.test(.router) { client in
+            let dim = try await call(client, .get, "/v1/accounts/acct_42/usage?\(Self.may)&group_by=dim.nope", key: admin)
+            #expect(dim.status == 400 && dim.json["error"]?["field"] == .string("group_by") && dim.text.contains("'nope'"), "\(dim.text)")
+            let source = try await call(client, .get, "/v1/accounts/acct_42/usage?\(Self.may)&group_by=source", key: admin)
+            #expect(source.status == 400 && source.text.contains("dim.source"), "\(source.text)")
+            let slash = try await call(client, .get, "/v1/accounts/acct_42%2F..%2Facct_B/usage?\(Self.may)", key: admin)
+            #expect(slash.status == 400 && slash.text.contains("'acct_42/../acct_B'") && slash.text.contains("not dots alone"), "\(slash.text)")
+            let dots = try await call(
+                client, .post, "/v1/usage/batch", key: admin,
+                body: #"{"events":[{"event_id":"..","account_id":"acct_42","meter_id":"m","quantity":1,"timestamp":"2026-05-03T01:00:00Z"}]}"#)
+            #expect(dots.text.contains("not dots alone"), "\(dots.text)")
+            var two: HTTPFields = [:]
+            two[values: .authorization] = ["Bearer \(admin)", "Bearer \(admin)"]
+            let twice = try await client.execute(uri: "/v1/accounts/acct_42/usage?\(Self.may)", method: .get, headers: two) { String(buffer: $0.body) }
+            #expect(twice.contains("send one Authorization header"), "\(twice)")
+        }
+    }
+
     @Test func badInputIsA4xxNamingTheFieldAndStoresNothing() async throws {
         try await app.test(.router) { client in
             let cases: [(HTTPRequest.Method, String, String?, Int, String?)] = [
                 (.get, "/v1/accounts/acct_42/usage?to=2026-06-01T00:00:00Z", nil, 400, "from"),
                 (.get, "/v1/accounts/acct_42/usage?from=2026-05-01&to=2026-06-01T00:00:00Z", nil, 400, "from"),
                 (.get, "/v1/accounts/acct_42/usage?from=2026-06-01T00:00:00Z&to=2026-05-01T00:00:00Z", nil, 400, "from"),
-                (.get, "/v1/accounts/acct_42/usage?\(Self.may)&group_by=tokn_type", nil, 400, "tokn_type"),
+                (.get, "/v1/accounts/acct_42/usage?\(Self.may)&group_by=tokn_type", nil, 400, "group_by"),
+                (.get, "/v1/accounts/acct_42/usage?\(Self.may)&tokn_type=input", nil, 400, "tokn_type"),
                 (.get, "/v1/accounts/acct_42/usage?\(Self.may)&source=fast", nil, 400, "source"),
                 (.get, "/v1/accounts/acct_42/usage?\(Self.may)&group_by=%ZZ", nil, 400, nil),
                 (.get, "/v1/accounts/acct_42/verify?\(Self.may)&group_by=hour", nil, 400, "group_by"),
