@@ -50,6 +50,30 @@ import UsageBoxApp
         #expect(r.days.first { $0.day == "2026-05-16" }?.gap == 0)
     }
 
+    /// Every price 10 % up from May 16, and Sonnet's collector down May 10–12: days billed with
+    /// nothing metered were skipped, so Sonnet read as the step alone and its 3,000,000 lost
+    /// tokens were "the price change". Its gap mixes the two: held, as among other changes.
+    @Test func anOutageInsideAPriceStepIsNotThePriceStep() async throws {
+        let store = try S.store()
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { (10...12).contains($0) ? 0 : 1_000_000 })
+        _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { _ in 1_000_000 })
+        _ = try await store.ingest(try await daily("claude-opus-4-8", "input") { _ in 1_000_000 })
+        let rows: [TestSupport.Row] = (1...31).flatMap { d in
+            [
+                .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: d < 16 ? "300" : "330"),
+                .init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: d < 16 ? "100" : "110"),
+                .init(day: d, model: "claude-opus-4-8", tokenType: "uncached_input_tokens", cents: d < 16 ? "500" : "550"),
+            ]
+        }
+        let r = try await run(store, S.costReport(rows))
+        #expect(r.priceSteps.map(\.date) == ["2026-05-16"], "\(r.priceSteps)")
+        let sonnet = try #require(r.findings.first { $0.modelID == "claude-sonnet-4-5" })
+        #expect(sonnet.gapClass == .unexplained && sonnet.reason == "vendor_price_changed_on_2026-05-16_among_other_changes", "\(sonnet)")
+        let haiku = try #require(r.findings.first { $0.modelID == "claude-haiku-4-5" })
+        #expect(haiku.gapClass == .pricingGap && haiku.reason == "vendor_price_changed_on_2026-05-16", "\(haiku)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty)
+    }
+
     /// A cost report whose rows carry no list price on May 1–9 only, 20 % off: every model's input
     /// reads 5.8 % short, and Sonnet's, whose collector also lost May 10–12, reads +1,200,000 of
     /// its 3,000,000 lost. The factor on the other models is in Sonnet's gap too, so it is held

@@ -168,17 +168,28 @@ enum DailyEvidence {
     /// from one steady value to another, with both values.
     static func priceStep(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> (day: Int64, before: Decimal, after: Decimal)? {
         let runs = priceRuns(diff, key, range: range)
-        guard runs.count == 2 else { return nil }
+        guard runs.count == 2, runs.allSatisfy({ $0.price > 0 }) else { return nil }
         return (runs[1].start, runs[0].price, runs[1].price)
     }
 
-    /// Per model × token type, each steady run of its implied price: the day it began, the price.
+    /// The price of a run of days billed with nothing metered: none (below every price).
+    static let unmeteredDay = Decimal(-1)
+
+    /// Per model × token type, each steady run of its implied price: the day it began, the price
+    /// (`unmeteredDay` for days billed with nothing metered).
     static func priceRuns(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> [(start: Int64, price: Decimal)] {
         guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return [] }
         let metered = meteredDaily(diff, key, accountwise: false)
         var runs: [(start: Int64, price: Decimal)] = []
         for d in periodDays(range) {
-            guard let v = vendorDays[d], !v.anyStated, v.amount > 0, let m = metered[d], m > 0 else { continue }
+            guard let v = vendorDays[d], !v.anyStated, v.amount > 0 else { continue }
+            // Billed and not metered at all (a collector down that day): no price, and none steady
+            // across it. Skipped, a Sonnet outage of May 10–12 inside a month whose prices all rose
+            // on the 16th read as that step alone, its 6,390,000 lost tokens "the price change".
+            guard let m = metered[d], m > 0 else {
+                if runs.last.map({ $0.price > 0 }) ?? true { runs.append((d, Self.unmeteredDay)) }
+                continue
+            }
             let tokens = Decimal(exactly: m)
             if let last = runs.last {
                 // The same price when the day's money is last-price × tokens within its rounding (and a token's worth).
