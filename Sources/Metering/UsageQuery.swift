@@ -55,13 +55,13 @@ public enum UsageField: Sendable, Hashable {
             "hour", "day", "month",
         ] + UsageMetric.allCases.map(\.rawValue))
 
-    /// The refusal of a dimension no event in scope carries, as every backend words it: in
-    /// `group_by` the member is `group_by` (the name may have been sent as `dim.nope`).
+    /// The refusal of a dimension no event in scope carries, as every backend words it. The field
+    /// is the dimension's name (callers retry without a dimension they name so), which a
+    /// `dim.` prefix sent with it does not change.
     public static func unknownDimension(_ field: UsageField, in q: UsageQuery) -> UsageBoxError {
-        let isGroup = q.groupBy.contains(field)
-        return UsageBoxError.invalidArgument(
-            "unknown \(isGroup ? "group_by" : "filter") '\(field.name)': it is neither an event field nor a dimension seen on these events",
-            field: isGroup ? "group_by" : field.name)
+        UsageBoxError.invalidArgument(
+            "unknown \(q.groupBy.contains(field) ? "group_by" : "filter") '\(field.name)': it is neither an event field nor a dimension seen on these events",
+            field: field.name)
     }
 
     /// Parses a `group_by` or filter name.
