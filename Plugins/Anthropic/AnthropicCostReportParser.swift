@@ -182,9 +182,10 @@ extension AnthropicPlugin {
     static func labels(of row: JSONValue) -> [String: String] {
         var labels: [String: String] = [:]
         if let c = contextWindow(row["context_window"]?.stringValue) { labels["context_window"] = c }
-        if let s = row["service_tier"]?.stringValue { labels["service_tier"] = s }
-        if let g = row["inference_geo"]?.stringValue { labels["inference_geo"] = g }
-        if let speed = row["speed"]?.stringValue { labels["speed"] = speed }
+        // Values as the card writes them, in any letter case: `Batch` was a tier no card prices.
+        if let s = row["service_tier"]?.stringValue { labels["service_tier"] = s.lowercased() }
+        if let g = row["inference_geo"]?.stringValue { labels["inference_geo"] = g.lowercased() }
+        if let speed = row["speed"]?.stringValue { labels["speed"] = speed.lowercased() }
         return labels
     }
 }

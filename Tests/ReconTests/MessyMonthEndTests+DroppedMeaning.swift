@@ -47,6 +47,16 @@ extension MessyMonthEndTests {
             $0.invoiceScope = .account
         }
         #expect(unpriced.unmapped.map(\.reason) == ["no_rate_for_tier"] && unpriced.corrections.isEmpty, "\(unpriced.unmapped)")
+        // Labels in another letter case are the same labels: `Batch` and `FAST` were tiers no card prices.
+        let shouted = anthropicCostReport([
+            anthropicCost("claude-opus-4-8", "uncached_input_tokens", cents: "350").replacingOccurrences(of: #""standard""#, with: #""Standard""#),
+            anthropicCost("claude-opus-4-8", "uncached_input_tokens", cents: "300", speed: "FAST"),
+        ])
+        let read = try await run("anthropic", [shouted], opus, account: "acct_42") {
+            $0.range = Self.mayDay(10)
+            $0.invoiceScope = .account
+        }
+        #expect(read.models.first?.tokenTypes.map(\.vendor) == [1_000_000] && read.unmapped.isEmpty, "\(read.unmapped)")
     }
 
     /// A cost report billing two workspaces beside a usage report of one: the usage report's
