@@ -71,7 +71,7 @@ extension UsageBoxError {
     /// `from`: every route that sums (usage, explain, verify, reconcile) has a range to narrow;
     /// it named `group_by`, which explain and verify do not take.
     public static let sumOverflow = UsageBoxError.invalidArgument(
-        "a sum over this range overflows a 64-bit integer: narrow from/to (a usage read may also group by account_id or model_id) "
+        "a sum over this range overflows a 64-bit integer: narrow from/to (a usage read may also group by day or hour) "
             + "to find the events that carry it",
         field: "from")
 }
