@@ -50,6 +50,29 @@ import UsageBoxApp
         #expect(r.days.first { $0.day == "2026-05-16" }?.gap == 0)
     }
 
+    /// One model, no list price on May 1–9 and 20 % off there, its collector down May 10–12: the
+    /// net days read 1,800,000 short and the correction was the loss less that (+1,200,000 of
+    /// 3,000,000). Held (`amounts_may_be_net` on the cell); the same days at full price, no list
+    /// price stated, correct the whole loss.
+    @Test func netDaysBelowTheMeterHoldALossAboveIt() async throws {
+        let store = try S.store()
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { (10...12).contains($0) ? 0 : 1_000_000 })
+        func report(netFactor: String) -> InvoiceFile {
+            S.costReport(
+                (1...31).map { d in
+                    .init(
+                        day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(d < 10 ? 3 * Decimal(string: netFactor)! : 3),
+                        atList: d >= 10)
+                })
+        }
+        let held = try await run(store, report(netFactor: "0.8"))
+        let reason = try #require(held.reasons.first { $0.code == "amounts_may_be_net" && $0.effect == .blocksCell }, "\(held.reasons.map(\.code))")
+        #expect(reason.detail.contains("on 9 day(s)") && reason.detail.contains("1800000 tokens below"), "\(reason.detail)")
+        #expect(held.findings.first?.quantity == 1_200_000 && held.corrections.isEmpty && held.held.isEmpty, "\(held.corrections)")
+        let whole = try await run(store, report(netFactor: "1"))
+        #expect(whole.corrections.map(\.quantity) == [3_000_000], "\(whole.reasons.map(\.code)) \(whole.findings)")
+    }
+
     /// Every price 10 % up from May 16, and Sonnet's collector down May 10–12: days billed with
     /// nothing metered were skipped, so Sonnet read as the step alone and its 3,000,000 lost
     /// tokens were "the price change". Its gap mixes the two: held, as among other changes.
