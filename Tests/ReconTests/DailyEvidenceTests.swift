@@ -50,6 +50,32 @@ import UsageBoxApp
         #expect(r.days.first { $0.day == "2026-05-16" }?.gap == 0)
     }
 
+    /// One model billed 10 % above its card (all month, or from May 15), its collector also down
+    /// some days: the lost days broke the step, and the whole factor was corrected as usage
+    /// (an outside tester: +16,603,051 for 8,372,392 lost). Held as the factor it carries.
+    @Test func aLossOnAModelBilledAboveItsCardIsNotTheFactor() async throws {
+        for (stepDay, lost) in [(1, 10...12), (15, 20...20), (15, 5...5)] {
+            let store = try S.store()
+            _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { lost.contains($0) ? 0 : 1_000_000 })
+            _ = try await store.ingest(try await daily("claude-haiku-4-5", "output") { lost.contains($0) ? 0 : 200_000 })
+            _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { _ in 1_000_000 })
+            let rows: [TestSupport.Row] = (1...31).flatMap { d -> [TestSupport.Row] in
+                let up: Decimal = d >= stepDay ? Decimal(string: "1.1")! : 1
+                return [
+                    .init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(up)),
+                    .init(day: d, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: Self.cents(up)),
+                    .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
+                ]
+            }
+            let r = try await run(store, S.costReport(rows))
+            let haiku = r.findings.filter { $0.modelID == "claude-haiku-4-5" }
+            #expect(
+                haiku.count == 2 && haiku.allSatisfy { $0.gapClass == .unexplained && $0.reason.hasPrefix("same_share_on_") },
+                "step \(stepDay), lost \(lost): \(haiku.map { "\($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.gapClass) \($0.reason)" })")
+            #expect(r.corrections.isEmpty && r.held.isEmpty, "step \(stepDay), lost \(lost): \(r.corrections.map(\.quantity))")
+        }
+    }
+
     /// One model, no list price on May 1–9 and 20 % off there, its collector down May 10–12: the
     /// net days read 1,800,000 short and the correction was the loss less that (+1,200,000 of
     /// 3,000,000). Held (`amounts_may_be_net` on the cell); the same days at full price, no list

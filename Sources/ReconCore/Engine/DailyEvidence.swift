@@ -156,10 +156,18 @@ enum DailyEvidence {
         guard tail.count >= 2 else { return .some(nil) }
         let k = tail[tail.count / 2]
         let tol = abs(k) / 2
-        guard k != 0, let start = shares.firstIndex(where: { $0.share.map { abs($0) > tol } ?? true }) else { return .some(nil) }
-        let before = shares[..<start], after = shares[start...]
-        guard after.count >= 2, before.allSatisfy({ $0.share.map { abs($0) <= tol } ?? false }),
-            after.allSatisfy({ $0.share.map { abs($0 - k) <= tol } ?? false })
+        // Half a point at least: below it, rounding, and "the meter lost more" means nothing.
+        guard abs(k) >= ReconciliationEngine.leastFactor else { return .some(nil) }
+        // Days the meter lost more than the step (billed with nothing metered, or the vendor
+        // above both levels: an outage) witness neither side. Taken as breaking the step, one lost
+        // day on a model billed 10 % above its card made the whole factor a correction (+16,603,051
+        // for 8,372,392 lost); the step must still show on most days from its start.
+        func lost(_ share: Decimal?) -> Bool { share.map { $0 > max(k, 0) + tol } ?? true }
+        let telling = shares.filter { !lost($0.share) }
+        guard let start = telling.firstIndex(where: { abs($0.share!) > tol }) else { return .some(nil) }
+        let before = telling[..<start], after = telling[start...]
+        guard after.count >= 2, before.allSatisfy({ abs($0.share!) <= tol }), after.allSatisfy({ abs($0.share! - k) <= tol }),
+            after.count * 2 >= shares.filter({ $0.day >= after.first!.day }).count
         else { return .some(nil) }
         return .some(after.first!.day)
     }
