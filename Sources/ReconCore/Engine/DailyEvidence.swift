@@ -176,36 +176,54 @@ enum DailyEvidence {
     /// from one steady value to another, with both values.
     static func priceStep(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> (day: Int64, before: Decimal, after: Decimal)? {
         let runs = priceRuns(diff, key, range: range)
-        guard runs.count == 2, runs.allSatisfy({ $0.price > 0 }) else { return nil }
+        guard runs.count == 2 else { return nil }
         return (runs[1].start, runs[0].price, runs[1].price)
     }
 
-    /// The price of a run of days billed with nothing metered: none (below every price).
-    static let unmeteredDay = Decimal(-1)
-
-    /// Per model × token type, each steady run of its implied price: the day it began, the price
-    /// (`unmeteredDay` for days billed with nothing metered).
+    /// Per model × token type, each steady run of its implied price: the day it began, the price.
     static func priceRuns(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> [(start: Int64, price: Decimal)] {
-        guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return [] }
+        readPrices(diff, key, range: range).runs
+    }
+
+    /// The steady runs of a cell's implied price, and whether a loss interrupted them: days billed
+    /// with nothing metered (skipped: they have no price), or a run of three days or fewer between
+    /// two of one price (a collector down that kept a residue). Neither breaks a run, so a step
+    /// stays found across an outage (a sentinel run there hid price rises the card lacked, and
+    /// they were corrected as usage); a stepped cell so interrupted holds a loss beside the step.
+    /// A run begins on the first of the unmetered days before it: an outage on the step's day does
+    /// not move the step.
+    static func readPrices(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> (runs: [(start: Int64, price: Decimal)], interrupted: Bool) {
+        guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return ([], false) }
         let metered = meteredDaily(diff, key, accountwise: false)
         var runs: [(start: Int64, price: Decimal)] = []
+        var interrupted = false
+        var unmeteredSince: Int64?
         for d in periodDays(range) {
             guard let v = vendorDays[d], !v.anyStated, v.amount > 0 else { continue }
-            // Billed and not metered at all (a collector down that day): no price, and none steady
-            // across it. Skipped, a Sonnet outage of May 10–12 inside a month whose prices all rose
-            // on the 16th read as that step alone, its 6,390,000 lost tokens "the price change".
             guard let m = metered[d], m > 0 else {
-                if runs.last.map({ $0.price > 0 }) ?? true { runs.append((d, Self.unmeteredDay)) }
+                interrupted = true
+                unmeteredSince = unmeteredSince ?? d
                 continue
             }
             let tokens = Decimal(exactly: m)
+            defer { unmeteredSince = nil }
             if let last = runs.last {
                 // The same price when the day's money is last-price × tokens within its rounding (and a token's worth).
                 if abs(v.amount - last.price * tokens) <= v.amountHalfUnits + last.price { continue }
             }
-            runs.append((d, v.amount / tokens))
+            runs.append((unmeteredSince ?? d, v.amount / tokens))
         }
-        return runs
+        var i = 1
+        while i + 1 < runs.count {
+            let (a, b) = (runs[i - 1].price, runs[i + 1].price)
+            if runs[i + 1].start - runs[i].start <= 3, abs(a - b) <= max(abs(a), abs(b)) / 100 {
+                runs.removeSubrange(i...(i + 1))
+                interrupted = true
+            } else {
+                i += 1
+            }
+        }
+        return (runs, interrupted)
     }
 
     /// Whether every gapped model × token type's gap is the vendor billing more on a run of days
@@ -480,10 +498,14 @@ enum DailyEvidence {
             where stepped.contains(CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType))
                 && findings[i].gapClass != .withinTolerance
             {
-                findings[i].gapClass = .pricingGap
+                // Days the collector lost (or kept a residue of) inside the step's runs: its gap is
+                // the step and a loss, and which part is which cannot be told (a Sonnet outage of
+                // May 10–12 was read as the price change of the 16th).
+                let lost = readPrices(diff, CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType), range: range).interrupted
+                findings[i].gapClass = lost ? .unexplained : .pricingGap
                 findings[i].rule = "price-step"
                 findings[i].classifier = "engine"
-                findings[i].reason = "vendor_price_changed_on_\(date)"
+                findings[i].reason = "vendor_price_changed_on_\(date)\(lost ? "_among_other_changes" : "")"
             }
             // A model × token type whose implied price moved that day too, by the step's ratio, and
             // moved again (a metering gap on top of the price change, or a second change): its gap
