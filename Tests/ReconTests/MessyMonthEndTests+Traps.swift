@@ -238,6 +238,19 @@ extension MessyMonthEndTests {
         #expect(
             discounted.corrections.map(\.quantity) == [3_000_000],
             "a discount on every day disputes no day: \(discounted.findings) \(discounted.reasons.map(\.code))")
+        // Nor does a clean month around the outage that a code review and a tester found held: a
+        // 20 % discount (money below the meter, the count above it), a price rise the card lacks
+        // from May 12 (a second steady ratio), a usage count and its money 0.13 % apart by turns.
+        func cur(_ cost: (Int) -> String) -> InvoiceFile {
+            file("cur.csv", Self.curHeader + (1...31).map { Self.curRow("Usage", $0, "USE1-Claude4.6Sonnet-input-tokens", 1000, cost($0)) }.joined())
+        }
+        for (name, cost) in [
+            ("20 % off", { (_: Int) in "2.40" }), ("10 % up from May 12", { (d: Int) in d >= 12 ? "3.30" : "3.00" }),
+            ("jitter", { (d: Int) in d.isMultiple(of: 2) ? "3.004" : "2.996" }),
+        ] {
+            let r = try await run("aws-bedrock", [cur(cost)], store, account: "acct_b")
+            #expect(r.corrections.map(\.quantity) == [3_000_000], "\(name): \(r.findings.map { "\($0.quantity) \($0.gapClass) \($0.reason)" })")
+        }
     }
 
     /// One Azure row of gpt-4o input on May 25 against 2,000,000 metered, the invoice acct_z's.

@@ -207,6 +207,11 @@ import UsageBoxApp
         let repull = (20...31).map { row($0, $0.isMultiple(of: 2) ? "1.01" : "1.00", "archived") }.joined()
         let pasted = try await run("anthropic", [file("claude_api_cost_2026_05.csv", Self.consoleHeader + first + repull)], store, account: "acct_42")
         #expect(pasted.corrections.isEmpty && pasted.reasons.contains { $0.code == "identical_rows" }, "\(pasted.reasons.map(\.code)) \(pasted.corrections)")
+        // So is a free row at its list price (tokens, no cost) listed twice; it was read twice.
+        let free = "2026-05-05,Claude Haiku 4.5,Default,k2,message,≤ 200k,input_no_cache,0.00,1.00,token,not_available,,apikey_2,active\n"
+        await #expect(throws: UsageBoxError.self) {
+            _ = try await self.run("anthropic", [self.file("claude_api_cost_2026_05.csv", Self.consoleHeader + first + free + free)], store, account: "acct_42")
+        }
         // The same row twice, every cell alike, is still refused as a line listed twice.
         await #expect(throws: UsageBoxError.self) {
             _ = try await self.run(

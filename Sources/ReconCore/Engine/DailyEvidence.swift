@@ -679,12 +679,15 @@ enum DailyEvidence {
             findings[i].reason = "earlier_corrections_now_metered"
         }
 
+        // A side the engine held (a price step among other changes, a count its money does not
+        // pay for) stays held: paired, it came back as a relabel correction.
+        func pairable(_ f: Finding) -> Bool { f.gapClass != .withinTolerance && !(f.gapClass == .unexplained && f.classifier == "engine") }
         for (a, b) in mislabelPairs {
-            for i in findings.indices where findings[i].tokenType == a && findings[i].gapClass != .withinTolerance {
+            for i in findings.indices where findings[i].tokenType == a && pairable(findings[i]) {
                 guard
                     let j = findings.indices.first(where: {
                         findings[$0].tokenType == b && findings[$0].modelID == findings[i].modelID && findings[$0].accountID == findings[i].accountID
-                            && findings[$0].gapClass != .withinTolerance
+                            && pairable(findings[$0])
                     })
                 else { continue }
                 let (x, y) = (findings[i].quantity, findings[j].quantity)

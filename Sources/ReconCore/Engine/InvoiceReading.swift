@@ -99,9 +99,10 @@ struct InvoiceBatch: Sendable {
         }
         var seen: [Key: String] = [:]
         var held: [(pair: String, line: InvoiceLine)] = []
-        // A zero row listed twice bills nothing twice.
+        // A zero row listed twice bills nothing twice; a row of no cost at a list price (a free
+        // allowance) turns into tokens, and twice into twice as many.
         // Correction rows too: one listed twice was netted twice (−500,000 proposed on an exact meter).
-        for line in lines where line.nonUsageReason == nil && (line.amount != 0 || (line.quantity ?? 0) != 0) {
+        for line in lines where line.nonUsageReason == nil && (line.amount != 0 || (line.listAmount ?? 0) != 0 || (line.quantity ?? 0) != 0) {
             guard let row = line.sourceRow else { continue }
             let key = Key(
                 row: row, date: line.date, end: line.end, vendorModel: line.vendorModel, vendorTokenType: line.vendorTokenType, tokenType: line.tokenType)

@@ -834,7 +834,10 @@ public struct ReconciliationEngine: Sendable {
             var under: [(tokens: Int64, share: Decimal)] = []
             for (day, sum) in cell.daily where !sum.netFiles.isEmpty && !sum.allStated {
                 let m = metered[day] ?? 0, u = m &- sum.tokens
-                if u > max(sum.toleranceTokens, 0), m > 0 { under.append((u, Decimal(exactly: u) / Decimal(exactly: m))) }
+                // Half a point at least: midnight jitter of 0.1 % on busy days is no discount.
+                if u > max(sum.toleranceTokens, 0), m > 0, Decimal(exactly: u) / Decimal(exactly: m) >= Self.leastFactor {
+                    under.append((u, Decimal(exactly: u) / Decimal(exactly: m)))
+                }
             }
             func near(_ a: Decimal, _ b: Decimal) -> Bool { abs(a - b) <= max(Self.leastFactor, b / 5) }
             guard let share = under.map(\.share).max(by: { a, b in under.filter { near($0.share, a) }.count < under.filter { near($0.share, b) }.count })
