@@ -50,6 +50,23 @@ import UsageBoxApp
         #expect(r.days.first { $0.day == "2026-05-16" }?.gap == 0)
     }
 
+    /// A collector down May 10–12 for every model, and one more day for Opus: two runs of lost
+    /// days read as not confined to some days, and every model was held as a price factor
+    /// (`uniform_gap`). Each loss is corrected.
+    @Test func anOutageOnEveryModelAndADayMoreOnOneIsCorrected() async throws {
+        let store = try S.store()
+        var rows: [TestSupport.Row] = []
+        for (model, dollars) in [("claude-sonnet-4-5", Decimal(3)), ("claude-haiku-4-5", 1), ("claude-opus-4-8", 5)] {
+            _ = try await store.ingest(
+                try await daily(model, "input") { d in (10...12).contains(d) || (model == "claude-opus-4-8" && d == 20) ? 0 : 1_000_000 })
+            rows += (1...31).map { .init(day: $0, model: model, tokenType: "uncached_input_tokens", cents: Self.cents(dollars)) }
+        }
+        let r = try await run(store, S.costReport(rows))
+        #expect(
+            r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" }.sorted()
+                == ["claude-haiku-4-5 3000000", "claude-opus-4-8 4000000", "claude-sonnet-4-5 3000000"], "\(r.reasons.map(\.code))")
+    }
+
     /// Price rises the card lacks, and a collector down some days of a stepping model (a code
     /// review's cases): the outage day broke the stepping model's runs, and its rise was
     /// corrected as usage. Nothing here is a correction; the step is still found.

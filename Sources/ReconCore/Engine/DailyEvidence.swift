@@ -273,9 +273,20 @@ enum DailyEvidence {
                     side.contains { $0.exact && $0.telling } || side.filter { $0.matches && $0.telling }.count >= 2
                 }
                 let drift = days.filter(\.matches).reduce(Decimal(0)) { $0 + $1.off }
-                // One run, and the way of the gap: a surcharge on weekdays matched on every weekend
-                // inside it, and a day billed below the meter (a promotion) netted against a loss.
-                let oneRun = !days[firstOff...lastOff].contains { $0.matches && $0.telling }
+                // One run, or two (an outage on every model and a day more on one was held as a
+                // price factor), off on a third of the days at most, and the way of the gap: a
+                // surcharge on weekdays matched on every weekend inside it, and a day billed below
+                // the meter (a promotion) netted against a loss.
+                var runs = 1, between = false
+                for day in days[firstOff...lastOff] {
+                    if day.matches {
+                        between = between || day.telling
+                    } else if between {
+                        runs += 1
+                        between = false
+                    }
+                }
+                let oneRun = runs <= 2 && days.filter({ !$0.matches }).count * 3 <= days.count
                 let oneWay = days.allSatisfy { $0.matches || ($0.off > 0) == (row.gap > 0) }
                 return shows(days[..<firstOff]) && shows(days[(lastOff + 1)...]) && abs(drift) * 20 <= Decimal(exactly: row.gap) && oneRun && oneWay
             }
