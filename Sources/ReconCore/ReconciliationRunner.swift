@@ -215,11 +215,13 @@ public struct ReconciliationRunner: Sendable {
                 range: report.range, store: store, counts: engine.countsAsVendor(Set(report.meterBasis.flatMap(\.vendors) + [report.vendor])),
                 units: units, canonical: { card.canonicalModel($0) })
             if !others.isEmpty {
-                // Not named: the caller may not see them (a fresh run names the ones it may).
+                // Neither named nor counted: the caller may be a key of this account alone (a
+                // fresh run names the ones it may see), and how many others metered, and how
+                // much, is not its to learn.
                 throw UsageBoxError(
                     .conflict,
-                    "the meter changed since reconciliation \(report.id) ran: \(others.count) other account(s) now meter the invoice's "
-                        + "models in the period (\(others.values.reduce(0, &+)) tokens), so the invoice may bill their usage too and a fresh "
+                    "the meter changed since reconciliation \(report.id) ran: other accounts now meter the invoice's "
+                        + "models in the period, so the invoice may bill their usage too and a fresh "
                         + "run is inconclusive (other_accounts_in_scope); run the reconciliation again, with --account-map, or "
                         + "--invoice-scope account if the invoice is \(scope.accountID)'s alone", field: "id")
             }
@@ -234,9 +236,9 @@ public struct ReconciliationRunner: Sendable {
             if !now.isEmpty {
                 throw UsageBoxError(
                     .conflict,
-                    "the meter changed since reconciliation \(report.id) ran: \(unmapped.filter { $0.value.contains { upward.contains($0.key) && $0.value > 0 } }.count) "
-                        + "account(s) the account map does not name now meter \(Set(now.map(\.key)).sorted().joined(separator: ", ")) "
-                        + "(\(now.map(\.value).reduce(0, &+)) tokens), which the invoice may bill under a mapped workspace, project or key, so a "
+                    "the meter changed since reconciliation \(report.id) ran: "
+                        + "accounts the account map does not name now meter \(Set(now.map(\.key)).sorted().joined(separator: ", ")), "
+                        + "which the invoice may bill under a mapped workspace, project or key, so a "
                         + "fresh run holds the correction (unmapped_account_meters_model); add them to the map and run the reconciliation again",
                     field: "id")
             }

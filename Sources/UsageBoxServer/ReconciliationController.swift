@@ -82,7 +82,25 @@ extension HTTPAPI {
         let corrected = report.everyCorrection.map(\.accountID)
         let visible = key.role == .admin || (report.accountID.map(key.scope.allows) ?? false) && corrected.allSatisfy(key.scope.allows)
         guard visible else { throw UsageBoxError(.permissionDenied, "this key may not see reconciliation \(id)") }
-        return report
+        return Self.redacted(report, for: key.scope)
+    }
+
+    /// An admin's run of one account, read by that account's key: reasons about accounts the key
+    /// may not see keep their code and effect, not the names and totals (a stored run told a
+    /// scoped reader which other accounts metered its models, and how much).
+    static func redacted(_ report: ReconciliationReport, for scope: AccountScope) -> ReconciliationReport {
+        guard scope != .all else { return report }
+        var out = report
+        out.reasons = report.reasons.map { r in
+            let hidden = (r.accountID.map { !scope.allows($0) } ?? false) || (r.accounts ?? []).contains { !scope.allows($0.accountID) }
+            guard hidden else { return r }
+            var r = r
+            r.accountID = r.accountID.flatMap { scope.allows($0) ? $0 : nil }
+            r.accounts = r.accounts?.filter { scope.allows($0.accountID) }
+            r.detail = "\(r.code): its detail names accounts this key may not see (an admin key reads it)"
+            return r
+        }
+        return out
     }
 
     /// Which form a reconciliation request takes: the query string names the vendor in the simple

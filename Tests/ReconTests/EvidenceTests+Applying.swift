@@ -52,7 +52,7 @@ extension EvidenceTests {
             let run = try await recordKata(on: store)
             #expect(run.isConclusive && run.scopeBasis?.models.contains("claude-sonnet-4-5") == true, "\(run.reasons.map(\.code))")
             _ = try await store.ingest([Self.event("late-1", account: "acct_9", model: late, type: "input", quantity: 520_000, day: 20, vendor: vendor)])
-            try await expectApply(run.id, on: store, refused: refused, because: "1 other account(s) now meter the invoice's models", "\(late) \(vendor)")
+            try await expectApply(run.id, on: store, refused: refused, because: "other accounts now meter the invoice's models", "\(late) \(vendor)")
             if !refused, vendor != "anthropic" {
                 let fresh = try await service.engine.run(
                     ReconciliationOptions(vendor: "anthropic", invoices: [AnthropicPlugin.demoCostReport], range: S.may, account: "acct_42"), store: store)
@@ -970,7 +970,7 @@ extension EvidenceTests {
         let fresh = try await service.run(o, store: store, log: store).report
         #expect(codes(fresh).contains("other_accounts_in_scope"), "\(codes(fresh))")
         try await expectApplyRefused(report.id, on: store, "another account's usage under the map's name was posted to acct_42") {
-            $0.contains("other account(s) now meter the invoice's models")
+            $0.contains("other accounts now meter the invoice's models")
         }
     }
 }

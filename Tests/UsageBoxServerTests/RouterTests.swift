@@ -260,6 +260,25 @@ import VendorAnthropic
         }
     }
 
+    /// An admin's run of acct_42 that names another account metering its models, read by
+    /// acct_42's reader: the hold is there, the other account's name and total are not.
+    @Test func aStoredRunTellsAScopedKeyNothingOfOtherAccounts() async throws {
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let admin = try await key(nil, .admin), reader = try await key("acct_42", .reader)
+        try await app.test(.router) { client in
+            _ = try await call(
+                client, .post, "/v1/usage/batch", key: admin,
+                body: Self.batch([Self.event("other", account: "acct_secret", quantity: 777_777, model: "claude-sonnet-4-5")]))
+            let invoice = String(decoding: AnthropicPlugin.demoCostReport.bytes, as: UTF8.self)
+            let run = try await call(client, .post, "/v1/reconciliations?vendor=anthropic&\(Self.may)&account=acct_42", key: admin, body: invoice)
+            #expect(run.text.contains("acct_secret"), "the admin's report names it: \(run.text.prefix(300))")
+            let id = try #require(run.json["id"]?.stringValue)
+            let read = try await call(client, .get, "/v1/reconciliations/\(id)", key: reader)
+            #expect(read.status == 200 && read.text.contains("other_accounts_in_scope"))
+            #expect(!read.text.contains("acct_secret") && !read.text.contains("777777"), "\(read.text.prefix(600))")
+        }
+    }
+
     /// Refusals say what was sent and what would do: an outside tester found each of these unclear.
     @Test func refusalsSayWhatWasSentAndWhatWouldDo() async throws {
         _ = try await KataDemo(store: store, write: { _ in }).load()
