@@ -241,6 +241,24 @@ struct BedrockCURParser: InvoiceParser {
         for i in lines.indices {
             if let c = lines[i].chargeRow, ids[c, default: []].count > 1 { lines[i] = lines[i].withSourceRow(c, mayRepeat: true) }
         }
+        if !judgesRepeats {
+            // Without ids, a second pull pasted in repeats a charge with its cost restated or its
+            // dates written another way: not the same row, so it was read as a second charge
+            // (+3,342,230 on an exact meter). Rows of one span, usage type, account, operation,
+            // resource, principal, tags and token count hold their cell as one charge twice.
+            let charges = zip(table.rows, lines).map { row, line in
+                var hasher = Hasher()
+                hasher.combine(line.date)
+                hasher.combine(line.end)
+                hasher.combine(line.quantity)
+                for names in Self.chargeColumns { hasher.combine(row.cell(names)) }
+                for column in tagColumns { hasher.combine(row.cell(column).map(Self.tags)) }
+                return hasher.finalize()
+            }
+            var rowsOf: [Int: Set<Int>] = [:]
+            for (line, charge) in zip(lines, charges) { rowsOf[charge, default: []].insert(line.sourceRow ?? 0) }
+            for i in lines.indices where (rowsOf[charges[i]]?.count ?? 0) > 1 { lines[i] = lines[i].withSourceRow(charges[i], mayRepeat: true) }
+        }
         return ParsedInvoice(lines: lines)
     }
 }

@@ -127,87 +127,109 @@ struct AzureCostDetailsParser: InvoiceParser {
             file,
             required: [["MeterName"], ["Quantity"], ["UnitOfMeasure"], ["CostInBillingCurrency", "Cost", "CostInPricingCurrency"], ["Date", "UsageDate"]])
         let judgesRepeats = table.has("ResourceId") || table.has("InstanceName")
-        return ParsedInvoice(
-            lines: try table.rows.map { row in
-                // The pricing currency (USD for Azure OpenAI) matches the card; the billing currency may not.
-                let usePricing = row.cell("CostInPricingCurrency") != nil && row.cell("PricingCurrency") != nil
-                let costColumns = usePricing ? ["CostInPricingCurrency"] : ["CostInBillingCurrency", "Cost"]
-                guard let costText = row.cell(costColumns), let cost = ExactDecimal.parseNumber(costText) else {
+        var lines = try table.rows.map { row in
+            // The pricing currency (USD for Azure OpenAI) matches the card; the billing currency may not.
+            let usePricing = row.cell("CostInPricingCurrency") != nil && row.cell("PricingCurrency") != nil
+            let costColumns = usePricing ? ["CostInPricingCurrency"] : ["CostInBillingCurrency", "Cost"]
+            guard let costText = row.cell(costColumns), let cost = ExactDecimal.parseNumber(costText) else {
+                throw InvoiceError(
+                    file: file.name, line: row.line, field: costColumns[0], ExactDecimal.refusal(row.cell(costColumns) ?? "", what: "a decimal amount"))
+            }
+            // No currency column: the pricing currency of Azure OpenAI, USD. Taken as blank it
+            // left the money unchecked against the stated counts, the check a misread unit
+            // (1K for 1M) is caught by.
+            let currency = usePricing ? row.cell("PricingCurrency")! : (row.cell(["BillingCurrencyCode", "BillingCurrency"]) ?? "USD")
+            let meterName = row.cell("MeterName") ?? ""
+            let service = (row.cell(["MeterCategory", "ServiceName"]) ?? "") + " " + (row.cell(["MeterSubCategory", "ProductName"]) ?? "")
+            // Exports differ in case ("Azure OpenAI", "azure openai"): a mis-cased one is still read.
+            let isOpenAI = service.localizedCaseInsensitiveContains("OpenAI") || service.localizedCaseInsensitiveContains("Foundry")
+            let parsed = isOpenAI ? AzureOpenAIPlugin.meter(meterName) : nil
+            let chargeType = (row.cell("ChargeType") ?? "Usage").lowercased()
+            var quantity: Int64?
+            if parsed != nil {
+                let unit = row.cell("UnitOfMeasure") ?? ""
+                guard let block = AzureOpenAIPlugin.tokensPerUnit(unit) else {
                     throw InvoiceError(
-                        file: file.name, line: row.line, field: costColumns[0], ExactDecimal.refusal(row.cell(costColumns) ?? "", what: "a decimal amount"))
+                        file: file.name, line: row.line, field: "UnitOfMeasure",
+                        "'\(unit.prefix(48))' is not a unit of tokens (1K, 1M, 1000 Tokens, …)")
                 }
-                // No currency column: the pricing currency of Azure OpenAI, USD. Taken as blank it
-                // left the money unchecked against the stated counts, the check a misread unit
-                // (1K for 1M) is caught by.
-                let currency = usePricing ? row.cell("PricingCurrency")! : (row.cell(["BillingCurrencyCode", "BillingCurrency"]) ?? "USD")
-                let meterName = row.cell("MeterName") ?? ""
-                let service = (row.cell(["MeterCategory", "ServiceName"]) ?? "") + " " + (row.cell(["MeterSubCategory", "ProductName"]) ?? "")
-                // Exports differ in case ("Azure OpenAI", "azure openai"): a mis-cased one is still read.
-                let isOpenAI = service.localizedCaseInsensitiveContains("OpenAI") || service.localizedCaseInsensitiveContains("Foundry")
-                let parsed = isOpenAI ? AzureOpenAIPlugin.meter(meterName) : nil
-                let chargeType = (row.cell("ChargeType") ?? "Usage").lowercased()
-                var quantity: Int64?
-                if parsed != nil {
-                    let unit = row.cell("UnitOfMeasure") ?? ""
-                    guard let block = AzureOpenAIPlugin.tokensPerUnit(unit) else {
-                        throw InvoiceError(
-                            file: file.name, line: row.line, field: "UnitOfMeasure",
-                            "'\(unit.prefix(48))' is not a unit of tokens (1K, 1M, 1000 Tokens, …)")
-                    }
-                    quantity = try row.tokens(["Quantity"], times: block, file: file.name)
-                } else {
-                    _ = try row.decimal(["Quantity"], file: file.name)
-                }
-                var attribution: [String: String] = [:]
-                for k in ["ResourceGroup", "ResourceId", "SubscriptionName"] { if let v = row.cell(k) { attribution[k] = v } }
-                // The tenant: a legacy EA export names it SubscriptionGuid, and an export without the
-                // column still names it in every ResourceId (read as given, another subscription's
-                // usage was billed to the account reconciled). One namespace, lowercased as Azure
-                // compares ids; the display name is a tenant key of its own, so two files naming
-                // one subscription two ways are not taken for two tenants' usage.
-                if let id = row.cell(["SubscriptionId", "SubscriptionGuid"]) ?? row.cell("ResourceId").flatMap(AzureOpenAIPlugin.subscription(inResourceID:)) {
-                    attribution["SubscriptionId"] = id.lowercased()
-                }
-                // A refund or adjustment of a token meter gives tokens back (or bills more): it nets,
-                // and says neither which usage it returns nor whether it was served, so it is held.
-                let restates = ["refund", "adjustment"].contains(chargeType) && parsed != nil && (quantity ?? 0) != 0
-                if restates, let q = quantity, chargeType == "refund" || cost < 0 { quantity = q > 0 ? -q : q }
-                // Money given back on a token meter with no tokens: kept as usage (money only), which
-                // holds the model (`usage_refund`) instead of leaving the usage it corrects standing.
-                let moneyBack = ["refund", "adjustment"].contains(chargeType) && parsed != nil && !restates && cost < 0
-                if moneyBack { quantity = nil }
-                // An adjustment billing more with no tokens: the model's usage of an unread kind,
-                // which holds its downward corrections (as not usage, −400,000 was proposed).
-                let moneyMore = chargeType == "adjustment" && parsed != nil && !restates && cost > 0
-                if moneyMore { quantity = nil }
-                var nonUsage: String?
-                if isOpenAI,
-                    meterName.localizedCaseInsensitiveContains("provisioned") || meterName.localizedCaseInsensitiveContains("throughput unit")
-                {
-                    // PTU: a deployment's capacity by the hour; tokens served on it are on no token meter.
-                    nonUsage = "capacity:provisioned_throughput_units"
-                } else if chargeType != "usage" && !restates && !moneyBack && !moneyMore {
-                    nonUsage = "not_usage:\(chargeType)"
-                } else if parsed == nil {
-                    nonUsage = "not_usage:\(meterName)"
-                }
-                // Billed in another currency than the USD pricing: the export states the rate it used.
-                var rate: Decimal?
-                if !usePricing, row.cell("PricingCurrency") == "USD", let r = try row.decimal(["ExchangeRatePricingToBilling"], file: file.name), r > 0 {
-                    rate = r
-                }
-                var line = InvoiceLine(
-                    location: "\(file.name):\(row.line)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
-                    tokenType: moneyMore ? nil : parsed.flatMap { AzureOpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: cost,
-                    amountScale: ExactDecimal.scale(of: costText),
-                    currency: currency, quantity: nonUsage == nil ? quantity : nil, date: try row.timestamp(["Date", "UsageDate"], file: file.name),
-                    labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: nonUsage, description: meterName)
-                line.exchangeRate = rate
-                line.isCorrection = restates
-                line.isRefund = restates
-                // Identical rows are one charge listed twice only when the rows name their resource.
-                line = line.withSourceRow(row.fingerprint, mayRepeat: !judgesRepeats)
-                return line
-            })
+                quantity = try row.tokens(["Quantity"], times: block, file: file.name)
+            } else {
+                _ = try row.decimal(["Quantity"], file: file.name)
+            }
+            var attribution: [String: String] = [:]
+            for k in ["ResourceGroup", "ResourceId", "SubscriptionName"] { if let v = row.cell(k) { attribution[k] = v } }
+            // The tenant: a legacy EA export names it SubscriptionGuid, and an export without the
+            // column still names it in every ResourceId (read as given, another subscription's
+            // usage was billed to the account reconciled). One namespace, lowercased as Azure
+            // compares ids; the display name is a tenant key of its own, so two files naming
+            // one subscription two ways are not taken for two tenants' usage.
+            if let id = row.cell(["SubscriptionId", "SubscriptionGuid"]) ?? row.cell("ResourceId").flatMap(AzureOpenAIPlugin.subscription(inResourceID:)) {
+                attribution["SubscriptionId"] = id.lowercased()
+            }
+            // A refund or adjustment of a token meter gives tokens back (or bills more): it nets,
+            // and says neither which usage it returns nor whether it was served, so it is held.
+            let restates = ["refund", "adjustment"].contains(chargeType) && parsed != nil && (quantity ?? 0) != 0
+            if restates, let q = quantity, chargeType == "refund" || cost < 0 { quantity = q > 0 ? -q : q }
+            // Money given back on a token meter with no tokens: kept as usage (money only), which
+            // holds the model (`usage_refund`) instead of leaving the usage it corrects standing.
+            let moneyBack = ["refund", "adjustment"].contains(chargeType) && parsed != nil && !restates && cost < 0
+            if moneyBack { quantity = nil }
+            // An adjustment billing more with no tokens: the model's usage of an unread kind,
+            // which holds its downward corrections (as not usage, −400,000 was proposed).
+            let moneyMore = chargeType == "adjustment" && parsed != nil && !restates && cost > 0
+            if moneyMore { quantity = nil }
+            var nonUsage: String?
+            if isOpenAI,
+                meterName.localizedCaseInsensitiveContains("provisioned") || meterName.localizedCaseInsensitiveContains("throughput unit")
+            {
+                // PTU: a deployment's capacity by the hour; tokens served on it are on no token meter.
+                nonUsage = "capacity:provisioned_throughput_units"
+            } else if chargeType != "usage" && !restates && !moneyBack && !moneyMore {
+                nonUsage = "not_usage:\(chargeType)"
+            } else if parsed == nil {
+                nonUsage = "not_usage:\(meterName)"
+            }
+            // Billed in another currency than the USD pricing: the export states the rate it used.
+            var rate: Decimal?
+            if !usePricing, row.cell("PricingCurrency") == "USD", let r = try row.decimal(["ExchangeRatePricingToBilling"], file: file.name), r > 0 {
+                rate = r
+            }
+            var line = InvoiceLine(
+                location: "\(file.name):\(row.line)", vendorModel: parsed?.model, vendorTokenType: parsed?.tokenClass,
+                tokenType: moneyMore ? nil : parsed.flatMap { AzureOpenAIPlugin.tokenTypeMap[$0.tokenClass] }, amount: cost,
+                amountScale: ExactDecimal.scale(of: costText),
+                currency: currency, quantity: nonUsage == nil ? quantity : nil, date: try row.timestamp(["Date", "UsageDate"], file: file.name),
+                labels: parsed?.labels ?? [:], attribution: attribution, nonUsageReason: nonUsage, description: meterName)
+            line.exchangeRate = rate
+            line.isCorrection = restates
+            line.isRefund = restates
+            // Identical rows are one charge listed twice only when the rows name their resource.
+            line = line.withSourceRow(row.fingerprint, mayRepeat: !judgesRepeats)
+            return line
+        }
+        if !judgesRepeats {
+            // Without the resource, a second pull pasted in repeats a row with its cost restated or
+            // its date written another way: not the same row, so it was read as a second charge
+            // (+3,023,377 on an exact meter). Rows alike in every other cell, of one day, hold
+            // their cell as one charge twice.
+            let charges = zip(table.rows, lines).map { row, line in
+                var hasher = Hasher()
+                hasher.combine(line.date)
+                hasher.combine(row.fingerprint(excluding: Self.restated))
+                return hasher.finalize()
+            }
+            var rowsOf: [Int: Set<Int>] = [:]
+            for (line, charge) in zip(lines, charges) { rowsOf[charge, default: []].insert(line.sourceRow ?? 0) }
+            for i in lines.indices where (rowsOf[charges[i]]?.count ?? 0) > 1 { lines[i] = lines[i].withSourceRow(charges[i], mayRepeat: true) }
+        }
+        return ParsedInvoice(lines: lines)
     }
+
+    /// Cells a re-export restates or writes another way for the same charge: its money and prices,
+    /// and its date (read as a date instead).
+    static let restated = [
+        "CostInBillingCurrency", "CostInPricingCurrency", "Cost", "CostInUsd", "PaygCostInBillingCurrency", "PaygCostInUsd", "EffectivePrice",
+        "UnitPrice", "PayGPrice", "ExchangeRatePricingToBilling", "Date", "UsageDate",
+    ]
 }

@@ -253,6 +253,38 @@ extension MessyMonthEndTests {
         }
     }
 
+    /// A second pull pasted into an export that keeps no line-item ids, its row of May 10 with the
+    /// cost restated or the date written another way: read as a second charge (+1,000,000 on an
+    /// exact meter; an outside tester's +3,342,230 and +3,023,377). Held as one charge twice.
+    @Test func aRepulledRowRestatedOrWrittenOtherwiseIsHeldNotBilledTwice() async throws {
+        let bedrock = try await store([("acct_b", "claude-sonnet-4-6", "input", 1_000_000, 10)], vendor: "aws-bedrock")
+        let row = Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.00")
+        for (name, again) in [
+            ("restated", Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, "2.85")),
+            ("dates written with milliseconds", row.replacingOccurrences(of: "T00:00:00Z", with: "T00:00:00.000Z")),
+        ] {
+            let r = try await run("aws-bedrock", [file("cur.csv", Self.curHeader + row + again)], bedrock, account: "acct_b") { $0.range = Self.mayDay(10) }
+            #expect(
+                r.corrections.isEmpty && r.held.isEmpty && r.reasons.map(\.code) == ["identical_rows"],
+                "CUR \(name): \(r.reasons.map(\.code)) \(r.corrections.map(\.quantity))")
+        }
+        let azure = try await store([("acct_z", "gpt-4o", "input", 2_000_000, 25)], vendor: "azure-openai")
+        let header = "Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType\n"
+        let first = "05/25/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,2000,1K,5.00,USD,Usage\n"
+        for (name, again) in [
+            ("restated", "05/25/2026,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,2000,1K,4.90,USD,Usage\n"),
+            ("an ISO date", "2026-05-25,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,2000,1K,5.00,USD,Usage\n"),
+        ] {
+            let r = try await run("azure-openai", [file("azure.csv", header + first + again)], azure, account: "acct_z") {
+                $0.range = Self.mayDay(25)
+                $0.invoiceScope = .account
+            }
+            #expect(
+                r.corrections.isEmpty && r.held.isEmpty && r.reasons.map(\.code).contains("identical_rows"),
+                "Azure \(name): \(r.reasons.map(\.code)) \(r.corrections.map(\.quantity))")
+        }
+    }
+
     /// One Azure row of gpt-4o input on May 25 against 2,000,000 metered, the invoice acct_z's.
     func azureDayAgainst2MMetered(quantity: String, unit: String, cost: String) async throws -> ReconciliationReport {
         let store = try await store([("acct_z", "gpt-4o", "input", 2_000_000, 25)], vendor: "azure-openai")
