@@ -53,8 +53,9 @@ struct AnthropicConsoleCostParser: InvoiceParser {
             if let usageType = cell("usage_type")?.lowercased(), !["message", "standard"].contains(usageType) {
                 labels["service_tier"] = usageType
             }
-            if let g = cell("inference_geo") { labels["inference_geo"] = g }
-            if let speed = cell("speed") { labels["speed"] = speed }
+            // In any letter case, as the cost report reads them.
+            if let g = cell("inference_geo") { labels["inference_geo"] = g.lowercased() }
+            if let speed = cell("speed") { labels["speed"] = speed.lowercased() }
             var attribution: [String: String] = [:]
             if let w = cell("workspace") { attribution["workspace"] = w }
             if let k = cell("api_key_id") { attribution["api_key_id"] = k }

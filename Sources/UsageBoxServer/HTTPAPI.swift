@@ -196,7 +196,8 @@ public struct HTTPAPI: Sendable {
         guard let id = raw.removingPercentEncoding, EventDecoder.isValidIdentifier(id) else {
             // Quoted decoded, as the id it would be (`acct_42%2F..` said nothing of its slash).
             throw UsageBoxError.invalidArgument(
-                "\(field) in the path must be \(EventDecoder.identifierRule), got '\(EventDecoder.shown(raw.removingPercentEncoding ?? raw))'", field: field)
+                "\(field) in the path must be \(EventDecoder.identifierRule), got '\(EventDecoder.shown(String((raw.removingPercentEncoding ?? raw).unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : Character($0) })))'",
+                field: field)
         }
         return id
     }

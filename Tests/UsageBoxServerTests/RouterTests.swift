@@ -290,6 +290,8 @@ import VendorAnthropic
             #expect(source.status == 400 && source.text.contains("dim.source"), "\(source.text)")
             let slash = try await call(client, .get, "/v1/accounts/acct_42%2F..%2Facct_B/usage?\(Self.may)", key: admin)
             #expect(slash.status == 400 && slash.text.contains("'acct_42/../acct_B'") && slash.text.contains("not dots alone"), "\(slash.text)")
+            let control = try await call(client, .get, "/v1/accounts/acct%0A42/usage?\(Self.may)", key: admin)
+            #expect(control.status == 400 && control.text.contains("'acct?42'"), "a control character is not echoed: \(control.text)")
             let dots = try await call(
                 client, .post, "/v1/usage/batch", key: admin,
                 body: #"{"events":[{"event_id":"..","account_id":"acct_42","meter_id":"m","quantity":1,"timestamp":"2026-05-03T01:00:00Z"}]}"#)
