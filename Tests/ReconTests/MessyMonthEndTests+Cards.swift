@@ -266,6 +266,42 @@ extension MessyMonthEndTests {
         #expect(r.corrections.isEmpty)
     }
 
+    /// The card raises Haiku 20 % on May 15 and the bill follows it; the collector was down May
+    /// 14–16, keeping nothing or a residue of 700 tokens a day. The unmetered days moved the
+    /// step to the 14th, a step the card lacked (held); the residue's days, far from both
+    /// prices, moved the bill's step to the 17th, "the card's date" (held). Each loss is corrected.
+    @Test func anOutageOverTheCardsOwnPriceChangeIsCorrected() async throws {
+        let original =
+            #"      - {from: "2025-10-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing, litellm]}"#
+        let stepped = """
+                  - {from: "2025-10-15", to: "2026-05-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}
+                  - {from: "2026-05-15", rates: {input: "1.2", output: "6", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}
+            """
+        let text = RateCardData.cards["anthropic"]!
+        #expect(text.contains(original), "the card's Haiku row moved: update this test")
+        let card = try RateCard.load(text: text.replacingOccurrences(of: original, with: stepped), file: "stepped.yaml")
+        var rows: [TestSupport.Row] = []
+        for d in 1...31 {
+            rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: d < 15 ? "100" : "120"))
+            rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: d < 15 ? "50" : "60"))
+        }
+        for kept: Int64 in [0, 700] {
+            var events: [(account: String, model: String, type: String, quantity: Int64, day: Int)] = []
+            for d in 1...31 {
+                let down = (14...16).contains(d)
+                if !down || kept > 0 {
+                    events.append(("acct_42", "claude-haiku-4-5", "input", down ? kept : 1_000_000, d))
+                    events.append(("acct_42", "claude-haiku-4-5", "output", down ? kept : 100_000, d))
+                }
+            }
+            let store = try await self.store(events, vendor: "anthropic")
+            let r = try await run("anthropic", [TestSupport.costReport(rows)], store, account: "acct_42") { $0.rateCard = card }
+            #expect(
+                r.corrections.map(\.quantity).sorted() == [300_000 - 3 * kept, 3_000_000 - 3 * kept],
+                "kept \(kept): \(r.findings.map { "\($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.reason)" })")
+        }
+    }
+
     /// Another registered vendor's card given for a run (`--rate-card` of OpenAI's for an Anthropic
     /// invoice) was taken. It is refused, naming `rate_card`; a card no plugin ships (a UBL
     /// supplier's own) is still the user's to give.

@@ -174,15 +174,17 @@ enum DailyEvidence {
 
     /// Per model × token type, the day its implied price (vendor money ÷ metered tokens) changed
     /// from one steady value to another, with both values.
-    static func priceStep(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> (day: Int64, before: Decimal, after: Decimal)? {
-        let runs = priceRuns(diff, key, range: range)
+    /// `through`: the step's first priced day (after `day` when days billed with nothing metered
+    /// came first).
+    static func priceStep(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> (day: Int64, through: Int64, before: Decimal, after: Decimal)? {
+        let runs = readPrices(diff, key, range: range).runs
         guard runs.count == 2 else { return nil }
-        return (runs[1].start, runs[0].price, runs[1].price)
+        return (runs[1].start, runs[1].priced, runs[0].price, runs[1].price)
     }
 
     /// Per model × token type, each steady run of its implied price: the day it began, the price.
     static func priceRuns(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> [(start: Int64, price: Decimal)] {
-        readPrices(diff, key, range: range).runs
+        readPrices(diff, key, range: range).runs.map { ($0.start, $0.price) }
     }
 
     /// The steady runs of a cell's implied price, and whether a loss interrupted them: days billed
@@ -192,10 +194,12 @@ enum DailyEvidence {
     /// they were corrected as usage); a stepped cell so interrupted holds a loss beside the step.
     /// A run begins on the first of the unmetered days before it: an outage on the step's day does
     /// not move the step.
-    static func readPrices(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> (runs: [(start: Int64, price: Decimal)], interrupted: Bool) {
+    static func readPrices(
+        _ diff: GapDiff, _ key: CellKey, range: TimeRange
+    ) -> (runs: [(start: Int64, price: Decimal, priced: Int64)], interrupted: Bool) {
         guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return ([], false) }
         let metered = meteredDaily(diff, key, accountwise: false)
-        var runs: [(start: Int64, price: Decimal)] = []
+        var runs: [(start: Int64, price: Decimal, priced: Int64)] = []
         var interrupted = false
         var unmeteredSince: Int64?
         for d in periodDays(range) {
@@ -211,7 +215,7 @@ enum DailyEvidence {
                 // The same price when the day's money is last-price × tokens within its rounding (and a token's worth).
                 if abs(v.amount - last.price * tokens) <= v.amountHalfUnits + last.price { continue }
             }
-            runs.append((unmeteredSince ?? d, v.amount / tokens))
+            runs.append((unmeteredSince ?? d, v.amount / tokens, d))
         }
         var i = 1
         while i + 1 < runs.count {
@@ -334,7 +338,8 @@ enum DailyEvidence {
                 // The bill stepped by the card's ratio, on another day: the gap that lies only
                 // between the two dates is the card's date, not the meter (a card dated two days
                 // early proposed +50,000,000 for them).
-                if let billDay = Self.stepDay(implied, within: max(previous, first)...until, old: moneyBefore, new: moneyBefore * card), billDay != from,
+                if let steps = Self.stepDays(implied, within: max(previous, first)...until, old: moneyBefore, new: moneyBefore * card),
+                    !steps.contains(from), case let billDay = from < steps.lowerBound ? steps.lowerBound : steps.upperBound,
                     Self.gapIsTheCardsDate(
                         f, diff, range: range, days: min(billDay, from)...(max(billDay, from) - 1),
                         share: billDay > from ? before / after - 1 : after / before - 1)
@@ -351,8 +356,9 @@ enum DailyEvidence {
     }
 
     /// The first day in `bounds` from which the money per metered token is nearer `new` than
-    /// `old` on every day with traffic to the end of `bounds` but a tenth of them, or nil.
-    static func stepDay(_ implied: [Int64: Decimal], within bounds: ClosedRange<Int64>, old: Decimal, new: Decimal) -> Int64? {
+    /// `old` on every day with traffic to the end of `bounds` but a tenth of them, or nil; with
+    /// the days right before it far from both prices, on any of which the step may lie.
+    static func stepDays(_ implied: [Int64: Decimal], within bounds: ClosedRange<Int64>, old: Decimal, new: Decimal) -> ClosedRange<Int64>? {
         // At one of the two prices, within their distance of it; a day far from both (an outage
         // on May 15 read three times the old price, "nearer" the new one, and made a correctly
         // dated card look two days off) says nothing.
@@ -368,7 +374,13 @@ enum DailyEvidence {
         // A stray day (a quiet day's rounding, midnight jitter) may read otherwise: a tenth.
         for d in bounds where isNew(d) == true {
             let after = implied.keys.filter { $0 > d && $0 <= bounds.upperBound }
-            if after.filter({ isNew($0) == false }).count * 10 <= after.count { return d }
+            guard after.filter({ isNew($0) == false }).count * 10 <= after.count else { continue }
+            // Days right before it far from both prices (a collector that kept a residue on the
+            // step's days) may be its first: the card's May 15 read as a bill stepping on the
+            // 17th, and a clean outage was held as the card's wrong date.
+            var start = d
+            while start - 1 >= bounds.lowerBound, implied[start - 1] != nil, isNew(start - 1) == nil { start -= 1 }
+            return start...d
         }
         return nil
     }
@@ -480,14 +492,17 @@ enum DailyEvidence {
         // A step the card itself makes that day, by the same ratio, is no change the card lacks:
         // an outage elsewhere in the month (a day with nothing metered) gapped the model, and the
         // card's own May 16 rise was then taken for a step and held the outage.
-        func cardMakes(_ key: CellKey, _ day: Int64, ratio: Decimal) -> Bool {
+        // A step found on unmetered days may lie on any of them, through its first priced day
+        // (`through`): the card changing on one of them makes it too (a card's May 15 rise over a
+        // collector down May 14–16 read as a step of the 14th the card lacked, and held the outage).
+        func cardMakes(_ key: CellKey, _ day: Int64, through: Int64, ratio: Decimal) -> Bool {
             guard let before = cardPrice(key, CoverageCheck.start(of: day - 1)), before > 0,
-                let after = cardPrice(key, Timestamp(microseconds: CoverageCheck.start(of: day + 1).microseconds - 1)), after != before
+                let after = cardPrice(key, Timestamp(microseconds: CoverageCheck.start(of: max(day, through) + 1).microseconds - 1)), after != before
             else { return false }
             return abs(after / before - ratio) <= ratio / 100
         }
         for key in Set(diff.vendor.keys.map(\.modelType)).intersection(gapped).sorted() {
-            if let s = priceStep(diff, key, range: range), !(s.before > 0 && cardMakes(key, s.day, ratio: s.after / s.before)) {
+            if let s = priceStep(diff, key, range: range), !(s.before > 0 && cardMakes(key, s.day, through: s.through, ratio: s.after / s.before)) {
                 steps[s.day, default: []].append((key, s.before, s.after))
             }
         }
