@@ -8,8 +8,28 @@ struct AnthropicConsoleCostParser: InvoiceParser {
     let id = "console-cost-csv"
     let format = InvoiceFormat.csv
 
-    /// Columns that say what a charge cost or the state of its key now, not which charge it is.
-    static let notTheCharge = ["cost_usd", "list_price_usd", "api_key_status"]
+    /// Which charge a row is, however a second pull writes it: its day, model (a display name
+    /// and an API id alike: `Claude Sonnet 4.5`, `claude-sonnet-4-5-20250929`), token and cost
+    /// type, labels with base values left out (`standard` speed, `not_available` or `global` geo),
+    /// workspace, and key (by id where there is one: a key renamed since keeps its id). Not its
+    /// amounts, nor its key's status.
+    static func charge(of line: InvoiceLine, model: String?, key: String?) -> Int {
+        var hasher = Hasher()
+        hasher.combine(line.date)
+        var name = (model ?? "").lowercased().filter { $0.isLetter || $0.isNumber }
+        if name.count > 8, name.suffix(8).allSatisfy(\.isNumber), name.suffix(8).hasPrefix("20") { name.removeLast(8) }
+        hasher.combine(name)
+        hasher.combine(line.vendorTokenType)
+        hasher.combine(line.description)
+        let base = ["speed": ["standard"], "inference_geo": ["not_available", "global"]]
+        for (k, v) in line.labels.sorted(by: { $0.key < $1.key }) where !(base[k]?.contains(v) ?? false) {
+            hasher.combine(k)
+            hasher.combine(v)
+        }
+        hasher.combine(line.attribution["workspace"])
+        hasher.combine(key)
+        return hasher.finalize()
+    }
 
     func sniff(_ file: InvoiceFile) -> Bool {
         guard let header = file.headerLine?.lowercased() else { return false }
@@ -67,7 +87,7 @@ struct AnthropicConsoleCostParser: InvoiceParser {
                 amountScale: ExactDecimal.scale(of: costText), currency: "USD", listAmount: listAmount, date: date, labels: labels,
                 attribution: attribution, nonUsageReason: nonUsage, description: costType)
             line.sourceRow = row.fingerprint
-            charges.append(row.fingerprint(excluding: Self.notTheCharge))
+            charges.append(Self.charge(of: line, model: model, key: cell("api_key_id") ?? cell("api_key")))
             lines.append(line)
         }
         // Two pulls of the export pasted into one file repeat the overlapping days' rows with an

@@ -207,6 +207,13 @@ import UsageBoxApp
         let repull = (20...31).map { row($0, $0.isMultiple(of: 2) ? "1.01" : "1.00", "archived") }.joined()
         let pasted = try await run("anthropic", [file("claude_api_cost_2026_05.csv", Self.consoleHeader + first + repull)], store, account: "acct_42")
         #expect(pasted.corrections.isEmpty && pasted.reasons.contains { $0.code == "identical_rows" }, "\(pasted.reasons.map(\.code)) \(pasted.corrections)")
+        // A re-pull naming the model by its API id and the key by a new name (same key id), its
+        // speed and geo written as their base values: the same charge.
+        let renamed = (20...31).map {
+            "2026-05-\($0),claude-haiku-4-5-20251001,Default,k1-renamed,standard,<= 200k,input_no_cache,1.00,1.00,token,global,standard,apikey_1,active\n"
+        }.joined()
+        let rewritten = try await run("anthropic", [file("claude_api_cost_2026_05.csv", Self.consoleHeader + first + renamed)], store, account: "acct_42")
+        #expect(rewritten.corrections.isEmpty && rewritten.reasons.contains { $0.code == "identical_rows" }, "\(rewritten.reasons.map(\.code))")
         // So is a free row at its list price (tokens, no cost) listed twice; it was read twice.
         let free = "2026-05-05,Claude Haiku 4.5,Default,k2,message,≤ 200k,input_no_cache,0.00,1.00,token,not_available,,apikey_2,active\n"
         await #expect(throws: UsageBoxError.self) {

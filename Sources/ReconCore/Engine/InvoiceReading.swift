@@ -104,8 +104,11 @@ struct InvoiceBatch: Sendable {
         // Correction rows too: one listed twice was netted twice (−500,000 proposed on an exact meter).
         for line in lines where line.nonUsageReason == nil && (line.amount != 0 || (line.listAmount ?? 0) != 0 || (line.quantity ?? 0) != 0) {
             guard let row = line.sourceRow else { continue }
+            // The row's hash says which model it bills (a plugin's charge identity reads a display
+            // name and an API id as one model): not the model as written.
             let key = Key(
-                row: row, date: line.date, end: line.end, vendorModel: line.vendorModel, vendorTokenType: line.vendorTokenType, tokenType: line.tokenType)
+                row: row, date: line.date, end: line.end, vendorModel: line.sourceRowMayRepeat ? nil : line.vendorModel,
+                vendorTokenType: line.vendorTokenType, tokenType: line.tokenType)
             guard let first = seen.updateValue(line.location, forKey: key) else { continue }
             let pair =
                 "\(first) and \(line.location): \(line.vendorModel ?? "no model") "
