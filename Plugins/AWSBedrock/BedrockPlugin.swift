@@ -255,9 +255,7 @@ struct BedrockCURParser: InvoiceParser {
                 for column in tagColumns { hasher.combine(row.cell(column).map(Self.tags)) }
                 return hasher.finalize()
             }
-            var rowsOf: [Int: Set<Int>] = [:]
-            for (line, charge) in zip(lines, charges) { rowsOf[charge, default: []].insert(line.sourceRow ?? 0) }
-            for i in lines.indices where (rowsOf[charges[i]]?.count ?? 0) > 1 { lines[i] = lines[i].withSourceRow(charges[i], mayRepeat: true) }
+            lines = InvoiceLine.markingRepeatedCharges(lines, charges: charges)
         }
         return ParsedInvoice(lines: lines)
     }

@@ -94,11 +94,7 @@ struct AnthropicConsoleCostParser: InvoiceParser {
         // amount revised or a key archived since: one charge under two rows, no row the same
         // (+42,600,000 was proposed on an exact meter). Such rows hold their cell (`identical_rows`);
         // rows the same in every cell stay refused as a line listed twice.
-        var rowsOfCharge: [Int: Set<Int>] = [:]
-        for (line, charge) in zip(lines, charges) { rowsOfCharge[charge, default: []].insert(line.sourceRow ?? 0) }
-        for i in lines.indices where rowsOfCharge[charges[i], default: []].count > 1 {
-            lines[i] = lines[i].withSourceRow(charges[i], mayRepeat: true)
-        }
+        lines = InvoiceLine.markingRepeatedCharges(lines, charges: charges)
         // The export states no period: its days are what it covers. Its cost_usd is after any
         // discount; list_price_usd is what turns into tokens, and without it the volume may be short.
         return ParsedInvoice(

@@ -219,9 +219,7 @@ struct AzureCostDetailsParser: InvoiceParser {
                 hasher.combine(row.fingerprint(excluding: Self.restated))
                 return hasher.finalize()
             }
-            var rowsOf: [Int: Set<Int>] = [:]
-            for (line, charge) in zip(lines, charges) { rowsOf[charge, default: []].insert(line.sourceRow ?? 0) }
-            for i in lines.indices where (rowsOf[charges[i]]?.count ?? 0) > 1 { lines[i] = lines[i].withSourceRow(charges[i], mayRepeat: true) }
+            lines = InvoiceLine.markingRepeatedCharges(lines, charges: charges)
         }
         return ParsedInvoice(lines: lines)
     }

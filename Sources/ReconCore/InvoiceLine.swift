@@ -88,6 +88,16 @@ public struct InvoiceLine: Sendable, Hashable {
     /// Which kind of id `lineItemID` is (its column): two files of two kinds are two deliveries.
     public var lineItemScheme: String?
 
+    /// `lines` (each from its own export row, `sourceRow` set) with those of one charge but
+    /// different rows (`charges[i]`: which charge line i bills, as its plugin reads it) marked as
+    /// that charge listed twice: a second pull pasted into the file restates an amount or writes
+    /// a cell otherwise, and is then no second charge (`identical_rows` holds its cell).
+    public static func markingRepeatedCharges(_ lines: [InvoiceLine], charges: [Int]) -> [InvoiceLine] {
+        var rows: [Int: Set<Int>] = [:]
+        for (line, charge) in zip(lines, charges) { rows[charge, default: []].insert(line.sourceRow ?? 0) }
+        return zip(lines, charges).map { line, charge in (rows[charge]?.count ?? 0) > 1 ? line.withSourceRow(charge, mayRepeat: true) : line }
+    }
+
     /// This line, marked as coming from the export row `fingerprint` names (`sourceRow`).
     public func withSourceRow(_ fingerprint: Int?, mayRepeat: Bool = false) -> InvoiceLine {
         var line = self
