@@ -84,6 +84,15 @@ import UsageBoxApp
                 name: "three models, Sonnet down on the step's days",
                 rises: ["claude-sonnet-4-5": Decimal(string: "1.1")!, "claude-haiku-4-5": Decimal(string: "1.1")!, "claude-opus-4-8": Decimal(string: "1.1")!],
                 types: ["input"], lost: ["claude-sonnet-4-5 input": 16...17]),
+            // A second review: a run read across unmetered days began on the first of them, and was
+            // filed under that day, not the step's.
+            Case(
+                name: "two ratios, Haiku down May 15–16", rises: ["claude-sonnet-4-5": Decimal(string: "1.1")!, "claude-haiku-4-5": Decimal(string: "1.2")!],
+                types: ["input"], lost: ["claude-haiku-4-5 input": 15...16]),
+            Case(
+                name: "one model's input and output, output down on the step's eve",
+                rises: ["claude-sonnet-4-5": Decimal(string: "1.1")!, "claude-haiku-4-5": 1], types: ["input", "output"],
+                lost: ["claude-sonnet-4-5 output": 19...19], step: 20),
         ]
         let dollars: [String: [String: Decimal]] = [
             "claude-sonnet-4-5": ["input": 3, "output": Decimal(string: "1.5")!], "claude-haiku-4-5": ["input": 1, "output": Decimal(string: "0.5")!],

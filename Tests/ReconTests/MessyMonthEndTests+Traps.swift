@@ -251,6 +251,20 @@ extension MessyMonthEndTests {
             let r = try await run("aws-bedrock", [cur(cost)], store, account: "acct_b")
             #expect(r.corrections.map(\.quantity) == [3_000_000], "\(name): \(r.findings.map { "\($0.quantity) \($0.gapClass) \($0.reason)" })")
         }
+        // A second review: the dispute of May 20 beside a price 10 % lower from May 12 (the month's
+        // median made May 1–11 "disputed" the other way, and netted, +4,000,000 was proposed), and
+        // a count 1.25 times the meter on every day with money matching the meter (read as a
+        // discount, +25 % was proposed): both held.
+        let cheaper = file(
+            "cur.csv",
+            Self.curHeader
+                + (1...31).map { Self.curRow("Usage", $0, "USE1-Claude4.6Sonnet-input-tokens", $0 == 20 ? 2000 : 1000, $0 >= 12 ? "2.70" : "3.00") }.joined())
+        let disputed2 = try await run("aws-bedrock", [cheaper], store, account: "acct_b")
+        #expect(disputed2.corrections.isEmpty, "\(disputed2.findings.map { "\($0.quantity) \($0.gapClass) \($0.reason)" })")
+        let exact = try await self.store((1...31).map { ("acct_b", "claude-sonnet-4-6", "input", 1_000_000, $0) }, vendor: "aws-bedrock")
+        let inflated = file("cur.csv", Self.curHeader + (1...31).map { Self.curRow("Usage", $0, "USE1-Claude4.6Sonnet-input-tokens", 1250, "3.00") }.joined())
+        let counted = try await run("aws-bedrock", [inflated], exact, account: "acct_b")
+        #expect(counted.corrections.isEmpty, "\(counted.findings.map { "\($0.quantity) \($0.gapClass) \($0.reason)" })")
     }
 
     /// A second pull pasted into an export that keeps no line-item ids, its row of May 10 with the

@@ -37,7 +37,7 @@ enum Classification {
             guard abs(money) > p.halfUnits else { continue }
             let perToken = p.stated > 0 && p.implied != 0 ? p.implied / Decimal(exactly: p.stated) : 0
             let q = perToken == 0 ? 0 : (ExactDecimal.roundedInt64(money / perToken) ?? 0)
-            if let m = gapAt[key], !uniformlyDiscounted(diff.vendor[key]!) {
+            if let m = gapAt[key], !uniformlyDiscounted(diff.vendor[key]!, metered: diff.meteredDaily[key] ?? [:]) {
                 holdIfMoneyDisagrees(&findings[m], pricingTokens: q, tolerance: diff.vendor[key]!.toleranceTokens)
             }
             findings.append(
@@ -51,61 +51,71 @@ enum Classification {
         return findings
     }
 
-    /// A cell's days (buckets) that state a count and bill money for it, in time order, with the
-    /// usual ratio of money to the count at the card's price (the median day's): a discount on
-    /// every day is that ratio. Nil with fewer than two such days.
-    static func moneyToCount(_ cell: VendorCell) -> (days: [VendorBucket], usual: Decimal)? {
-        let days = cell.clustered.sorted { $0.key.from < $1.key.from }.map(\.bucket)
-            .filter { $0.hasStated && $0.hasAmount && $0.stated > 0 && $0.statedImpliedAmount > 0 }
-        guard days.count >= 2 else { return nil }
-        let ratios = days.map { $0.amount / $0.statedImpliedAmount }.sorted()
-        let usual = ratios[ratios.count / 2]
-        return usual > 0 ? (days, usual) : nil
+    /// A cell's days (buckets) of one token type that state a count and bill money for it, in
+    /// time order, each with its UTC day.
+    static func countedDays(_ buckets: [(key: VendorCell.BucketKey, bucket: VendorBucket)]) -> [(day: Int64, bucket: VendorBucket)] {
+        buckets.sorted { $0.key.from < $1.key.from }
+            .filter { $0.bucket.hasStated && $0.bucket.hasAmount && $0.bucket.stated > 0 && $0.bucket.statedImpliedAmount > 0 }
+            .map { (Timestamp(microseconds: $0.key.from).day, $0.bucket) }
     }
 
-    /// Whether a day's money departs from its count at the usual ratio: beyond twice its last
-    /// digit's half and half a point (a usage report and a cost report cut at midnight differ by
-    /// a little every day, and nothing is disputed by that).
+    /// Whether a day's money departs from its count at a ratio: beyond twice its last digit's half
+    /// and half a point (a usage report and a cost report cut at midnight differ by a little every
+    /// day, and nothing is disputed by that).
     static func departs(_ d: VendorBucket, usual: Decimal) -> Bool {
         let expected = usual * d.statedImpliedAmount
         return abs(d.amount - expected) > max(2 * d.amountHalfUnits, expected * ReconciliationEngine.leastFactor)
     }
 
-    /// Every day's money at one ratio to its count, a discount of half or less: the money agrees
-    /// with the count (a 20 % discount beside an outage read "money below the meter, count above
-    /// it" and held a clean, counted loss). A count a thousand times the money (a unit misread)
-    /// is no discount.
-    static func uniformlyDiscounted(_ cell: VendorCell) -> Bool {
-        guard let (days, usual) = moneyToCount(cell), usual >= Decimal(string: "0.5")!, usual < 1 - ReconciliationEngine.leastFactor else { return false }
-        return !days.contains { departs($0, usual: usual) }
+    /// Every day's money at one ratio of a half or more to its count (a discount), while the
+    /// count matches the meter on most days: the money agrees with the count (a 20 % discount
+    /// beside an outage read "money below the meter, count above it" and held a clean, counted
+    /// loss). A count above the meter by a steady share on every day, its money matching the
+    /// meter, is the count's (a unit misread, a count inflated 1.25 times), not a discount; so is
+    /// a cell of several token types (compared per model).
+    static func uniformlyDiscounted(_ cell: VendorCell, metered: [Int64: Int64]) -> Bool {
+        guard Set(cell.buckets.keys.map(\.tag)).count == 1 else { return false }
+        let days = countedDays(cell.clustered)
+        guard days.count >= 2 else { return false }
+        let ratios = days.map { $0.bucket.amount / $0.bucket.statedImpliedAmount }.sorted()
+        let usual = ratios[ratios.count / 2]
+        guard usual > Decimal(string: "0.5")!, usual < 1 - ReconciliationEngine.leastFactor, !days.contains(where: { departs($0.bucket, usual: usual) })
+        else { return false }
+        let matching = days.filter { d in
+            let m = metered[d.day] ?? 0
+            return Decimal(exactly: abs(d.bucket.stated &- m)) <= max(max(d.bucket.tolerance, 0), Decimal(exactly: m) * ReconciliationEngine.leastFactor)
+        }
+        return matching.count * 2 >= days.count
     }
 
-    /// Days whose money pays for fewer (or more) of their stated tokens than the cell's usual day
-    /// does, netted, in the gap's direction: those tokens are the vendor's count alone, and a gap
-    /// holding them is no gap its money confirms. A day's usage report 1,000,000 above its cost
-    /// report, beside a real outage, was corrected as the outage plus that million (+7,390,000
-    /// proposed for 6,390,000 lost); on its own, the month-level check below holds it. A second
-    /// steady ratio from some day to the period's end (or from its start to some day) is a price
-    /// the card lacks, which the pricing finding reports: it disputes no day. Per token type only
-    /// (compared per model, one type's discount made the others' days "disputed").
+    /// Days whose money pays for fewer (or more) of their stated tokens than the days around
+    /// them do, netted, in the gap's direction: those tokens are the vendor's count alone, and a
+    /// gap holding them is no gap its money confirms. A day's usage report 1,000,000 above its
+    /// cost report, beside a real outage, was corrected as the outage plus that million
+    /// (+7,390,000 proposed for 6,390,000 lost); on its own, the month-level check below holds it.
+    /// "Around": the median ratio of money to count at the card's price over the seven days
+    /// about it (a week at the period's edges), so a discount on every day, or one that starts
+    /// mid-month, disputes nothing (taken from the month's median, a discount from May 12 made
+    /// May 1–11 "disputed", and netted against them a real dispute on May 20 was let through).
+    /// Per token type: a cell compared per model holds several, each at its own price.
     static func holdIfADayStatesWhatItsMoneyDoesNot(_ f: inout ReconciliationReport.Finding, _ cell: VendorCell) {
-        guard f.gapClass == .meteringGap, f.tokenType != nil, let (days, usual) = moneyToCount(cell) else { return }
-        var disputed: [(index: Int, tokens: Int64, ratio: Decimal)] = []
-        for (i, d) in days.enumerated() where departs(d, usual: usual) {
-            let expected = usual * d.statedImpliedAmount, off = d.amount - expected
-            // Stated tokens the money does not pay for (negative: money for tokens not stated).
-            let tokens = ExactDecimal.roundedInt64(-off / expected * Decimal(exactly: d.stated)) ?? (off < 0 ? .max : .min)
-            disputed.append((i, tokens, d.amount / d.statedImpliedAmount))
-        }
-        guard let first = disputed.first, let last = disputed.last else { return }
-        let contiguous = last.index - first.index + 1 == disputed.count
-        let atAnEnd = first.index == 0 || last.index == days.count - 1
-        let oneRatio = disputed.allSatisfy { abs($0.ratio - first.ratio) <= max(ReconciliationEngine.leastFactor, abs(first.ratio) / 100) }
-        if disputed.count >= 2, contiguous, atAnEnd, oneRatio { return }
+        guard f.gapClass == .meteringGap else { return }
         var net: Int64 = 0
-        for d in disputed {
-            let (sum, overflow) = net.addingReportingOverflow(d.tokens)
-            net = overflow ? (d.tokens > 0 ? .max : .min) : sum
+        for (_, group) in Dictionary(grouping: cell.clustered, by: \.key.tag) {
+            let days = countedDays(group).map(\.bucket)
+            guard days.count >= 2 else { continue }
+            let ratios = days.map { $0.amount / $0.statedImpliedAmount }
+            for (i, d) in days.enumerated() {
+                let lower = max(0, min(i - 3, ratios.count - 7))
+                let week = ratios[lower..<min(ratios.count, lower + 7)].sorted()
+                let usual = week[week.count / 2]
+                guard usual > 0, departs(d, usual: usual) else { continue }
+                let expected = usual * d.statedImpliedAmount, off = d.amount - expected
+                // Stated tokens the money does not pay for (negative: money for tokens not stated).
+                let tokens = ExactDecimal.roundedInt64(-off / expected * Decimal(exactly: d.stated)) ?? (off < 0 ? .max : .min)
+                let (sum, overflow) = net.addingReportingOverflow(tokens)
+                net = overflow ? (tokens > 0 ? .max : .min) : sum
+            }
         }
         guard net != 0, (net > 0) == (f.quantity > 0), net.magnitude > max(UInt64(max(f.metered, 0)) / 1000, 1) else { return }
         f.gapClass = .unexplained

@@ -217,15 +217,21 @@ enum DailyEvidence {
             }
             runs.append((unmeteredSince ?? d, v.amount / tokens, d))
         }
+        // Runs of three days or fewer in all between two of one price (a residue kept on two
+        // or three days, each billed otherwise) are one interruption.
         var i = 1
-        while i + 1 < runs.count {
-            let (a, b) = (runs[i - 1].price, runs[i + 1].price)
-            if runs[i + 1].start - runs[i].start <= 3, abs(a - b) <= max(abs(a), abs(b)) / 100 {
-                runs.removeSubrange(i...(i + 1))
-                interrupted = true
-            } else {
-                i += 1
+        scan: while i < runs.count {
+            var j = i + 1
+            while j < runs.count, runs[j].start - runs[i].start <= 3 {
+                let (a, b) = (runs[i - 1].price, runs[j].price)
+                if abs(a - b) <= max(abs(a), abs(b)) / 100 {
+                    runs.removeSubrange(i...j)
+                    interrupted = true
+                    continue scan
+                }
+                j += 1
             }
+            i += 1
         }
         return (runs, interrupted)
     }
@@ -501,10 +507,22 @@ enum DailyEvidence {
             else { return false }
             return abs(after / before - ratio) <= ratio / 100
         }
+        var found: [(key: CellKey, days: ClosedRange<Int64>, before: Decimal, after: Decimal)] = []
         for key in Set(diff.vendor.keys.map(\.modelType)).intersection(gapped).sorted() {
             if let s = priceStep(diff, key, range: range), !(s.before > 0 && cardMakes(key, s.day, through: s.through, ratio: s.after / s.before)) {
-                steps[s.day, default: []].append((key, s.before, s.after))
+                found.append((key, s.day...max(s.day, s.through), s.before, s.after))
             }
+        }
+        // A step read across unmetered days may lie on any of them: filed under the day most other
+        // steps may lie on too (the earliest among as many), so Haiku down May 15–16 steps with
+        // Sonnet on the 16th (filed under the 15th, neither stepped, and Sonnet's rise was
+        // corrected as usage).
+        for f in found {
+            let day = f.days.max { a, b in
+                let (na, nb) = (found.filter { $0.days.contains(a) }.count, found.filter { $0.days.contains(b) }.count)
+                return na != nb ? na < nb : a > b
+            }!
+            steps[day, default: []].append((f.key, f.before, f.after))
         }
         var priceSteps: [ReconciliationReport.PriceStep] = []
         func step(_ day: Int64, kind: ReconciliationReport.PriceStep.Kind, _ cells: [(CellKey, Decimal, Decimal)]) -> ReconciliationReport.PriceStep {
@@ -541,8 +559,11 @@ enum DailyEvidence {
             let ratios = cells.map { $0.2 / $0.1 }
             let lastDay = periodDays(range).last ?? day
             func movedWithTheStep(_ key: CellKey) -> Bool {
-                let runs = priceRuns(diff, key, range: range)
-                guard let k = runs.indices.first(where: { $0 > 0 && runs[$0].start == day }) else { return false }
+                let runs = readPrices(diff, key, range: range).runs
+                // On the day, or across unmetered days that hold it.
+                guard let k = runs.indices.first(where: { $0 > 0 && runs[$0].start <= day && day <= max(runs[$0].start, runs[$0].priced) }) else {
+                    return false
+                }
                 let before = runs[k - 1], after = runs[k]
                 let afterEnds = k + 1 < runs.count ? runs[k + 1].start : lastDay + 1
                 guard after.start - before.start >= 2, afterEnds - after.start >= 2, before.price > 0 else { return false }
@@ -705,9 +726,11 @@ enum DailyEvidence {
             findings[i].reason = "earlier_corrections_now_metered"
         }
 
-        // A side the engine held (a price step among other changes, a count its money does not
-        // pay for) stays held: paired, it came back as a relabel correction.
-        func pairable(_ f: Finding) -> Bool { f.gapClass != .withinTolerance && !(f.gapClass == .unexplained && f.classifier == "engine") }
+        // Only sides that would be corrected, absorbed or priced: a side held (by the engine — a
+        // price step among other changes, a count its money does not pay for —, or a team's rule
+        // classing it unexplained) or at a period boundary stays so; paired, it came back as a
+        // relabel correction.
+        func pairable(_ f: Finding) -> Bool { [.meteringGap, .passThrough, .pricingGap].contains(f.gapClass) }
         for (a, b) in mislabelPairs {
             for i in findings.indices where findings[i].tokenType == a && pairable(findings[i]) {
                 guard
