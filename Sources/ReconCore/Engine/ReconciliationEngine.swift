@@ -459,16 +459,12 @@ public struct ReconciliationEngine: Sendable {
             // above the card on every model and a Sonnet outage besides proposed the factor on the
             // others, and a 5.8 % shortfall of net money on every model but Sonnet, whose outage
             // outweighed it, shrank Sonnet's correction by the shortfall (+2,676,000 of 6,390,000).
-            func near(_ a: Decimal, _ b: Decimal) -> Bool { abs(a - b) <= max(Decimal(string: "0.005")!, abs(b) / 5) }
-            let candidates = shares.map { s in (s, shares.filter { near($0, s) }) }
-            guard let best = candidates.max(by: { ($0.1.count, -abs($0.0)) < ($1.1.count, -abs($1.0)) }), best.1.count >= 2,
-                Set(best.1.map { $0 > 0 }).count == 1
-            else { continue }
-            let share = best.1.reduce(0, +) / Decimal(best.1.count)
+            guard let best = Self.mostAgreedShare(shares), best.agreeing.count >= 2, Set(best.agreeing.map { $0 > 0 }).count == 1 else { continue }
+            let share = best.agreeing.reduce(0, +) / Decimal(best.agreeing.count)
             // No price moves by less than half a point: shares of 0.03–0.09 % are meter noise, and
             // steady drift of 0.05 % on two models made a Sonnet outage "past the factor".
             guard abs(share) >= Self.leastFactor else { continue }
-            let apart = shares.filter { !near($0, best.0) }.count
+            let apart = shares.filter { !Self.oneFactor($0, best.share) }.count
             guard
                 rows.allSatisfy({
                     $0.row.beyondTolerance
@@ -494,6 +490,17 @@ public struct ReconciliationEngine: Sendable {
     /// The least share taken for a price factor beneath a loss (factor plus a loss of its own):
     /// below it, drift and rounding.
     static let leastFactor = Decimal(string: "0.005")!
+
+    /// Two shares of the meter that are one factor: within a fifth of the second, half a point at
+    /// least (10/10/11.5 % is one; a meter losing 1 % of one model and 2.5 % of another is two).
+    static func oneFactor(_ a: Decimal, _ b: Decimal) -> Bool { abs(a - b) <= max(leastFactor, abs(b) / 5) }
+
+    /// The share most of `shares` are one factor with (the nearest zero among as many: a loss
+    /// only adds to a factor), and the shares that are.
+    static func mostAgreedShare(_ shares: [Decimal]) -> (share: Decimal, agreeing: [Decimal])? {
+        shares.map { s in (share: s, agreeing: shares.filter { oneFactor($0, s) }) }
+            .max { ($0.agreeing.count, -abs($0.share)) < ($1.agreeing.count, -abs($1.share)) }
+    }
 
     /// A cell whose model's other token types and whose token type's other models are off by a
     /// price factor (`uniform_gap` of a token type, `one-model-factor`) holds that factor too,
@@ -839,10 +846,9 @@ public struct ReconciliationEngine: Sendable {
                     under.append((u, Decimal(exactly: u) / Decimal(exactly: m)))
                 }
             }
-            func near(_ a: Decimal, _ b: Decimal) -> Bool { abs(a - b) <= max(Self.leastFactor, b / 5) }
-            guard let share = under.map(\.share).max(by: { a, b in under.filter { near($0.share, a) }.count < under.filter { near($0.share, b) }.count })
-            else { continue }
-            let discounted = under.filter { near($0.share, share) }
+            // The share most of those days agree on (a dictionary's order chose among as many).
+            guard let share = Self.mostAgreedShare(under.map(\.share))?.share else { continue }
+            let discounted = under.filter { Self.oneFactor($0.share, share) }
             let short = discounted.reduce(Int64(0)) { $0 &+ $1.tokens }, days = discounted.count
             guard days >= 2, short > max(cell.toleranceTokens, gap / 20) else { continue }
             let files = cell.sum.netFiles.sorted().map { batch.files[$0].name }

@@ -8,11 +8,8 @@ enum ScopeCheck {
     static func assess(_ o: ReconciliationOptions, vendor: VendorLedger, meter: MeterLedger, card: any RateCardConverter) -> [EvidenceReason] {
         var reasons: [EvidenceReason] = []
         let invoiceModels = Set(vendor.cells.keys.map(\.model))
-        func visible(_ accounts: [String: Int64]) -> ([EvidenceReason.AccountTotal], hidden: Int) {
-            let shown = accounts.filter { o.scope.allows($0.key) }.sorted { $0.key < $1.key }.map {
-                EvidenceReason.AccountTotal(accountID: $0.key, metered: $0.value)
-            }
-            return (shown, accounts.count - shown.count)
+        func visible(_ accounts: [String: Int64]) -> [EvidenceReason.AccountTotal] {
+            accounts.filter { o.scope.allows($0.key) }.sorted { $0.key < $1.key }.map { EvidenceReason.AccountTotal(accountID: $0.key, metered: $0.value) }
         }
         // A key that may not see every account learns nothing of the others: not their totals,
         // not how many there are, not whether any metered a model (a reader probing one-line
@@ -25,7 +22,7 @@ enum ScopeCheck {
             let others = meter.accountsWithUsage.reduce(into: [String: Int64]()) { out, a in
                 out[a] = meter.everyAccount[a]?.values.reduce(0, &+) ?? 0
             }
-            let (shown, _) = visible(others)
+            let shown = visible(others)
             reasons.append(
                 .init(
                     code: "no_metered_usage", effect: .inconclusive, accountID: account,
@@ -42,7 +39,7 @@ enum ScopeCheck {
                 let tokens = models.filter { invoiceModels.contains($0.key) }.values.reduce(0, &+)
                 if tokens > 0 { others[a] = tokens }
             }
-            let (shown, _) = visible(others)
+            let shown = visible(others)
             if !shown.isEmpty {
                 reasons.append(
                     .init(
@@ -113,7 +110,7 @@ enum ScopeCheck {
             // (+3,050,000 proposed for a 1,500,000 loss): no mapped account's excess of that model
             // is a correction while an account the map does not name meters it.
             for (model, accounts) in unmapped.sorted(by: { $0.key < $1.key }) {
-                let (shown, _) = visible(accounts)
+                let shown = visible(accounts)
                 guard !shown.isEmpty else { continue }
                 reasons.append(
                     .init(
