@@ -193,11 +193,13 @@ public struct HTTPAPI: Sendable {
 
     /// An id named in the path, percent-decoded and checked like the same id in a body.
     static func pathIdentifier(_ raw: String, field: String) throws -> String {
-        guard let id = raw.removingPercentEncoding, EventDecoder.isValidIdentifier(id) else {
-            // Quoted decoded, as the id it would be (`acct_42%2F..` said nothing of its slash).
+        let decoded = raw.removingPercentEncoding
+        guard let id = decoded, EventDecoder.isValidIdentifier(id) else {
+            // Quoted decoded, as the id it would be (`acct_42%2F..` said nothing of its slash),
+            // control characters as `?`.
+            let quoted = String((decoded ?? raw).unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : Character($0) })
             throw UsageBoxError.invalidArgument(
-                "\(field) in the path must be \(EventDecoder.identifierRule), got '\(EventDecoder.shown(String((raw.removingPercentEncoding ?? raw).unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : Character($0) })))'",
-                field: field)
+                "\(field) in the path must be \(EventDecoder.identifierRule), got '\(EventDecoder.shown(quoted))'", field: field)
         }
         return id
     }
