@@ -103,7 +103,8 @@ import VendorAnthropic
             let id = try await recordRun(client)
             #expect(try await call(client, .get, "/ui/reconciliations/\(id)", basic: mine).status == 200)
             let other = try await call(client, .get, "/ui/reconciliations/\(id)", basic: theirs)
-            #expect(other.status == 403 && !other.text.contains("520") && other.text.contains("may not see"))
+            // "520,000", not "520": the run id echoed in the refusal carries its time (rec_…035202…).
+            #expect(other.status == 403 && !other.text.contains("520,000") && other.text.contains("may not see"))
             let index = try await call(client, .get, "/ui/", basic: theirs)
             #expect(index.status == 200 && !index.text.contains(id) && !index.text.contains("acct_42"))
             let account = try await call(client, .get, "/ui/accounts?account=acct_42&month=2026-05", basic: theirs)
