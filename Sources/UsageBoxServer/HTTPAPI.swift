@@ -196,8 +196,10 @@ public struct HTTPAPI: Sendable {
         let decoded = raw.removingPercentEncoding
         guard let id = decoded, EventDecoder.isValidIdentifier(id) else {
             // Quoted decoded, as the id it would be (`acct_42%2F..` said nothing of its slash),
-            // control characters as `?`.
-            let quoted = String((decoded ?? raw).unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : Character($0) })
+            // control and format characters (a right-to-left override, a zero-width space, which
+            // reorder or hide what a terminal shows) as `?`.
+            let quoted = String(
+                (decoded ?? raw).unicodeScalars.map { [.control, .format].contains($0.properties.generalCategory) ? "?" : Character($0) })
             throw UsageBoxError.invalidArgument(
                 "\(field) in the path must be \(EventDecoder.identifierRule), got '\(EventDecoder.shown(quoted))'", field: field)
         }

@@ -186,14 +186,21 @@ extension UsageBoxCommand {
                 commandName: "sql", abstract: "Read-only SQL over the usage_events view (POST /v1/query/sql).")
             @OptionGroup var store: StoreOptions
             @Option(help: "Limit the view to one account.") var account: String?
-            @Option(help: "Time limit in seconds (more than 0, at most 3600; with --server it can only lower the server's, 10 s by default).") var timeout:
-                Double = SQLQueryBody.defaultTimeoutSeconds
+            /// The longest a local query may run (the CLI's own bound; a server keeps its own).
+            static let mostSeconds: Double = 3600
+            @Option(
+                help: """
+                    Time limit in seconds (more than 0, at most \(Int(mostSeconds)); with --server it can only lower the server's, \
+                    \(Int(SQLQueryBody.defaultTimeoutSeconds)) s by default).
+                    """) var timeout: Double = SQLQueryBody.defaultTimeoutSeconds
             @Flag(help: "Print the API's JSON.") var json = false
             @Argument(help: "One SELECT statement.") var sql: String
 
             func validate() throws {
                 // nan and inf meant no limit at all.
-                guard timeout.isFinite, timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout is seconds, more than 0 and at most 3600") }
+                guard timeout.isFinite, timeout > 0, timeout <= Self.mostSeconds else {
+                    throw ValidationError("--timeout is seconds, more than 0 and at most \(Int(Self.mostSeconds))")
+                }
             }
 
             func run() async throws {

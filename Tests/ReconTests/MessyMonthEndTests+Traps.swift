@@ -232,6 +232,14 @@ extension MessyMonthEndTests {
         let gap = try #require(disputed.findings.first { $0.rule != "stated-quantity" }, "\(disputed.findings)")
         #expect(gap.quantity == 4_000_000 && gap.gapClass == .unexplained && gap.reason == "stated_quantity_beyond_its_money_on_some_days", "\(gap)")
         #expect(disputed.corrections.isEmpty && disputed.held.isEmpty, "\(disputed.corrections)")
+        // Half the count its money pays for: the outage less that half was proposed (+2,500,000
+        // for 3,000,000), the day unmentioned.
+        let short = try await run("aws-bedrock", [cur(cost: "3.00", day20: 500)], store, account: "acct_b")
+        let shortGap = try #require(short.findings.first { $0.rule != "stated-quantity" }, "\(short.findings)")
+        #expect(
+            shortGap.quantity == 2_500_000 && shortGap.gapClass == .unexplained && shortGap.reason == "stated_quantity_short_of_its_money_on_some_days",
+            "\(shortGap)")
+        #expect(short.corrections.isEmpty && short.held.isEmpty, "\(short.corrections)")
         let plain = try await run("aws-bedrock", [cur(cost: "3.00", day20: 1000)], store, account: "acct_b")
         #expect(plain.corrections.map(\.quantity) == [3_000_000], "\(plain.findings)")
         let discounted = try await run("aws-bedrock", [cur(cost: "2.94", day20: 1000)], store, account: "acct_b")

@@ -430,6 +430,30 @@ import UsageBoxTesting
         #expect(reverted.status == 0 && reverted.stdout.contains("accepted 1"), "\(reverted.stdout) \(reverted.stderr)")
     }
 
+    /// `reconcile --server` with a key bound to one account: whether other accounts metered the
+    /// invoice's models is not its to learn, so the run is inconclusive until the invoice is said to
+    /// be the account's alone; then the kata's correction is proposed and applied. Another
+    /// account's run is refused, naming no figure of it.
+    @Test func reconcileWithServerAndAScopedKeyHoldsUntilTheInvoiceIsTheAccounts() throws {
+        let server = try Server(withDemoData: true)
+        let created = try Self.run(Self.binary, ["keys", "create", "--db", server.db, "--account", "acct_42", "--role", "writer", "--json"])
+        let secret = try #require(try JSONParser.parse(created.stdout)["secret"]?.stringValue, "\(created.stderr)")
+        let invoice = Self.packageRoot.appendingPathComponent("Plugins/Anthropic/Examples/cost_report_2026_05.json").path
+        let remote = ["--server", server.url, "--key", secret]
+        let base = ["reconcile", "--vendor", "anthropic", "--invoice", invoice, "--from", "2026-05-01", "--to", "2026-06-01", "--json"]
+        let unchecked = try Self.run(Self.binary, base + ["--account", "acct_42"] + remote)
+        let report = try JSONParser.parse(unchecked.stdout)
+        let codes = report["reasons"]?.arrayValue?.compactMap { $0["code"]?.stringValue } ?? []
+        #expect(
+            report["verdict"]?.stringValue == "inconclusive" && codes.contains("invoice_scope_unchecked")
+                && (report["corrections"]?.arrayValue ?? []).isEmpty,
+            "\(unchecked.stdout) \(unchecked.stderr)")
+        let applied = try Self.run(Self.binary, base + ["--account", "acct_42", "--invoice-scope", "account", "--apply"] + remote)
+        #expect(applied.status == 0 && applied.stdout.contains("520000"), "\(applied.stdout) \(applied.stderr)")
+        let other = try Self.run(Self.binary, base + ["--account", "acct_B"] + remote)
+        #expect(other.status != 0 && other.stderr.contains("acct_B") && !other.stderr.contains("520"), "\(other.stdout) \(other.stderr)")
+    }
+
     /// A batch past one request's 10,000 events goes as several; the 403 for another account's
     /// event names its place in the batch the caller gave, not in the request that carried it.
     @Test func aRefusedEventIsNamedAtItsPlaceInTheWholeBatch() async throws {

@@ -89,10 +89,12 @@ enum Classification {
     }
 
     /// Days whose money pays for fewer (or more) of their stated tokens than the days around
-    /// them do, netted, in the gap's direction: those tokens are the vendor's count alone, and a
-    /// gap holding them is no gap its money confirms. A day's usage report 1,000,000 above its
-    /// cost report, beside a real outage, was corrected as the outage plus that million
-    /// (+7,390,000 proposed for 6,390,000 lost); on its own, the month-level check below holds it.
+    /// them do, netted: those tokens are the vendor's count alone (or its money's alone), and a
+    /// gap that holds or leaves them out is no gap both confirm. A day's usage report 1,000,000
+    /// above its cost report, beside a real outage, was corrected as the outage plus that million
+    /// (+7,390,000 proposed for 6,390,000 lost); 1,000,000 below it, as the outage less that
+    /// million (+4,011,739 for 5,011,739, with no word of the day). On its own, the month-level
+    /// check below holds it.
     /// "Around": the median ratio of money to count at the card's price over the seven days
     /// about it (a week at the period's edges), so a discount on every day, or one that starts
     /// mid-month, disputes nothing (taken from the month's median, a discount from May 12 made
@@ -117,11 +119,11 @@ enum Classification {
                 net = overflow ? (tokens > 0 ? .max : .min) : sum
             }
         }
-        guard net != 0, (net > 0) == (f.quantity > 0), net.magnitude > max(UInt64(max(f.metered, 0)) / 1000, 1) else { return }
+        guard net != 0, net.magnitude > max(UInt64(max(f.metered, 0)) / 1000, 1) else { return }
         f.gapClass = .unexplained
         f.rule = "stated-quantity-conflict"
         f.classifier = "engine"
-        f.reason = "stated_quantity_beyond_its_money_on_some_days"
+        f.reason = (net > 0) == (f.quantity > 0) ? "stated_quantity_beyond_its_money_on_some_days" : "stated_quantity_short_of_its_money_on_some_days"
     }
 
     /// The vendor's money at the card's price matches the meter, or lies on the other side of it,

@@ -164,9 +164,14 @@ enum DailyEvidence {
         // for 8,372,392 lost); the step must still show on most days from its start.
         func lost(_ share: Decimal?) -> Bool { share.map { $0 > max(k, 0) + tol } ?? true }
         let telling = shares.filter { !lost($0.share) }
-        guard let start = telling.firstIndex(where: { abs($0.share!) > tol }) else { return .some(nil) }
+        // The step: the days at its share that last to the end. Before it, a day the meter lost
+        // part of (the vendor above it) is a loss too: a tenth lost on May 5, near a 10 % step's
+        // share, was the step's start, the clean days after it broke the step, and the month was
+        // corrected as the loss plus the factor.
+        var start = telling.endIndex
+        while start > telling.startIndex, abs(telling[start - 1].share! - k) <= tol { start -= 1 }
         let before = telling[..<start], after = telling[start...]
-        guard after.count >= 2, before.allSatisfy({ abs($0.share!) <= tol }), after.allSatisfy({ abs($0.share! - k) <= tol }),
+        guard after.count >= 2, before.allSatisfy({ abs($0.share!) <= tol || $0.share! > 0 }),
             after.count * 2 >= shares.filter({ $0.day >= after.first!.day }).count
         else { return .some(nil) }
         return .some(after.first!.day)
