@@ -194,7 +194,13 @@ struct OpenAIUsageParser: InvoiceParser {
                 }
                 let uncached = try count("input_uncached_tokens") ?? (input - cached - writes)
                 var labels: [String: String] = [:]
-                if row["batch"] == .bool(true) { labels["service_tier"] = "batch" }
+                // The tier a row counts (a report grouped by it, or pulled for one), so money of a
+                // tier no row counts is seen as such (`stated_quantities_omit_tiers`).
+                if row["batch"] == .bool(true) {
+                    labels["service_tier"] = "batch"
+                } else if let tier = row["service_tier"]?.stringValue {
+                    labels["service_tier"] = tier.lowercased()
+                }
                 var attribution: [String: String] = [:]
                 if let p = row["project_id"]?.stringValue { attribution["project_id"] = p }
                 if let k = row["api_key_id"]?.stringValue { attribution["api_key_id"] = k }

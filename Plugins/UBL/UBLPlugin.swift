@@ -118,6 +118,8 @@ struct UBLParser: InvoiceParser {
     /// An `xsd:date` as UBL writes it: `2026-05-10`, or with a zone (`2026-05-10Z`,
     /// `2026-05-10+02:00`), the day as written. A line's `EndDate` with a zone was dropped
     /// unread, its missing days went unnoticed, and they read as over-metering.
+    static func code(_ currency: String) -> String { currency.trimmingCharacters(in: .whitespaces).uppercased() }
+
     static func day(_ value: String, field: String, file: String, line: Int) throws -> String {
         let day = String(value.prefix(10))
         let zone = value.dropFirst(10)
@@ -257,6 +259,15 @@ struct UBLParser: InvoiceParser {
                 throw InvoiceError(file: file.name, line: p.line, field: "IssueDate", "no usable date (line period, invoice period or issue date)")
             }
             let currency = p.currency ?? documentCurrency ?? "USD"
+            // Every amount but the tax total in the tax currency is in the document's currency
+            // (PEPPOL-EN16931-R051): a line tagged otherwise added its number to the document's total
+            // as if it were, and passed the total check; converted with --fx, it was corrected.
+            if p.kind != "tax", let doc = documentCurrency, let own = p.currency, Self.code(own) != Self.code(doc) {
+                throw InvoiceError(
+                    file: file.name, line: p.line, field: p.kind == "line" ? "LineExtensionAmount" : "Amount",
+                    "currencyID \(own) is not the document's currency (DocumentCurrencyCode \(doc)): UBL writes every amount but the tax "
+                        + "total in the document's currency, so which the number is in cannot be told")
+            }
             switch p.kind {
             case "line":
                 var quantity: Int64?

@@ -62,7 +62,12 @@ public struct CSVTable: Sendable {
         for r in records.dropFirst() {
             if (0..<r.count).allSatisfy(r.isBlank) { continue }
             guard r.count == header.count else {
-                throw InvoiceError(file: file.name, line: r.line, "the row has \(r.count) fields; the header names \(header.count)")
+                // The last row, short, of a file with no line end after it: a download cut off.
+                let cut = r.count < header.count && r.line == records.last?.line && file.bytes.last.map { $0 != 0x0A && $0 != 0x0D } == true
+                throw InvoiceError(
+                    file: file.name, line: r.line,
+                    "the row has \(r.count) fields; the header names \(header.count)"
+                        + (cut ? " (the file's last line, with no line end after it: the file looks cut short; export it again)" : ""))
             }
             rows.append(Row(record: r, columns: columns))
         }

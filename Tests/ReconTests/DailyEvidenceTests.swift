@@ -147,6 +147,45 @@ import UsageBoxApp
         }
     }
 
+    /// A week billed in EUR (May 12–18), converted at a rate the run is given, 1.6 % off the
+    /// vendor's: every model read 1.6 % above the meter that week, which looked like a collector
+    /// down on every model (corrected). Held; at the vendor's rate the month is exact, and a day
+    /// lost inside the week (nothing metered) is corrected.
+    @Test func aGapOnDaysConvertedAtAGivenRateIsTheRatesAsLikely() async throws {
+        func report() -> InvoiceFile {
+            S.costReport(
+                (1...31).flatMap { d -> [TestSupport.Row] in
+                    let eur = (12...18).contains(d)
+                    return [
+                        .init(
+                            day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: eur ? "800" : "1000", currency: eur ? "EUR" : "USD"),
+                        .init(
+                            day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: eur ? "240" : "300", currency: eur ? "EUR" : "USD"),
+                    ]
+                })
+        }
+        func run(_ store: any MeterStore, fx: String) async throws -> ReconciliationReport {
+            var o = ReconciliationOptions(vendor: "anthropic", invoices: [report()], range: S.may, account: "acct_42")
+            o.fx = ["EUR": Decimal(string: fx)!]
+            return try await service.engine.run(o, store: store)
+        }
+        for lost in [nil, 13] as [Int?] {
+            let store = try S.store()
+            for model in ["claude-haiku-4-5", "claude-sonnet-4-5"] {
+                _ = try await store.ingest(try await daily(model, "input") { $0 == lost ? 0 : model == "claude-haiku-4-5" ? 10_000_000 : 1_000_000 })
+            }
+            let off = try await run(store, fx: "1.27")
+            #expect(
+                off.corrections.isEmpty && off.findings.filter { $0.rule == "given-exchange-rate" }.count == 2
+                    && off.reasons.contains { $0.code == "given_exchange_rate_decides" },
+                "lost \(String(describing: lost)): \(off.findings.map { "\($0.modelID) \($0.quantity) \($0.reason)" })")
+            let exact = try await run(store, fx: "1.25")
+            #expect(
+                Set(exact.corrections.map(\.quantity)) == (lost == nil ? [] : [10_000_000, 1_000_000]),
+                "lost \(String(describing: lost)): \(exact.findings.map { "\($0.modelID) \($0.quantity) \($0.reason)" })")
+        }
+    }
+
     /// One model, no list price on May 1–9 and 20 % off there, its collector down May 10–12: the
     /// net days read 1,800,000 short and the correction was the loss less that (+1,200,000 of
     /// 3,000,000). Held (`amounts_may_be_net` on the cell); the same days at full price, no list

@@ -58,6 +58,19 @@ import Testing
     /// Line feeds inside quoted fields are counted eight bytes at a time: long and short fields,
     /// several feeds in one word and across words, neighbours of 0x0A (0x0B, 0x8A, 0x09) not
     /// counted, and every record keeps the line it starts on.
+    /// A short last row with no line end after it is a download cut off, and is named so; the
+    /// same row ended by a line break is a short row like any.
+    @Test func aShortLastRowWithNoLineEndIsNamedACutFile() throws {
+        let text = "a,b,c\n1,2,3\n4,5"
+        let cut = #expect(throws: InvoiceError.self) { try CSVTable.read(InvoiceFile(name: "x.csv", bytes: Array(text.utf8))) }
+        #expect(
+            cut?.description
+                == "x.csv:3: the row has 2 fields; the header names 3 (the file's last line, with no line end after it: the file looks cut short; export it again)"
+        )
+        let short = #expect(throws: InvoiceError.self) { try CSVTable.read(InvoiceFile(name: "x.csv", bytes: Array((text + "\n").utf8))) }
+        #expect(short?.description == "x.csv:3: the row has 2 fields; the header names 3")
+    }
+
     @Test func lineFeedsInsideLongAndShortFieldsKeepRecordLines() throws {
         let long = "a\nbcdefgh\n\nijklmnopqrstuvw\nxyz"  // 4 line feeds, spread over words and the tail
         let odd = "\u{0B}\t\u{8A}é€ no feed in this field at all"

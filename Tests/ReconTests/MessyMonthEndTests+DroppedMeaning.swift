@@ -92,6 +92,43 @@ extension MessyMonthEndTests {
         #expect(both.reasons.isEmpty && both.findings.isEmpty, "\(both.reasons.map(\.code)) \(both.findings)")
     }
 
+    /// A cost report billing the standard and batch tiers beside a usage report pulled for the
+    /// standard tier: its count stood for the day's money of both, and the batch tokens were
+    /// proposed off the meter (an outside tester: −30,277,866 of a Sonnet month, exact meter).
+    /// Held; a usage report of both tiers, or of none (not grouped by tier), is read as before.
+    @Test func aUsageReportOfFewerTiersThanTheMoneyHoldsTheCell() async throws {
+        let store = try await store([("acct_42", "claude-sonnet-4-6", "input", 3_000_000, 10)], vendor: "anthropic")
+        let standard = anthropicCost("claude-sonnet-4-6", "uncached_input_tokens", cents: "600")
+        let batch = anthropicCost("claude-sonnet-4-6", "uncached_input_tokens", cents: "150").replacingOccurrences(
+            of: #""service_tier":"standard""#, with: #""service_tier":"batch""#)
+        func usage(_ rows: [(tier: String?, tokens: Int)]) -> InvoiceFile {
+            let results = rows.map {
+                #"{"model":"claude-sonnet-4-6","workspace_id":"wrkspc_01A","# + ($0.tier.map { #""service_tier":"\#($0)","# } ?? "")
+                    + #""context_window":"0-200k","uncached_input_tokens":\#($0.tokens)}"#
+            }
+            return file(
+                "usage_report.json",
+                #"{"data":[{"starting_at":"2026-05-10T00:00:00Z","ending_at":"2026-05-11T00:00:00Z","results":[\#(results.joined(separator: ","))]}],"has_more":false,"next_page":null}"#
+            )
+        }
+        func run(_ rows: [(tier: String?, tokens: Int)]) async throws -> ReconciliationReport {
+            try await self.run("anthropic", [anthropicCostReport([standard, batch]), usage(rows)], store, account: "acct_42") {
+                $0.range = Self.mayDay(10)
+                $0.invoiceScope = .account
+            }
+        }
+        let r = try await run([("standard", 2_000_000)])
+        let held = try #require(r.reasons.first { $0.code == "stated_quantities_omit_tiers" }, "\(r.reasons.map(\.code))")
+        #expect(held.effect == .blocksCell && held.detail.contains("service_tier=batch"), "\(held.detail)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
+        for rows in [[("standard", 2_000_000), ("batch", 1_000_000)], [(nil, 3_000_000)]] as [[(tier: String?, tokens: Int)]] {
+            let whole = try await run(rows)
+            #expect(
+                !whole.reasons.contains { $0.code == "stated_quantities_omit_tiers" } && whole.models.first?.tokenTypes.map(\.vendor) == [3_000_000],
+                "\(rows): \(whole.reasons.map(\.code)) \(whole.models)")
+        }
+    }
+
     /// An OpenAI Costs API page of May 10.
     func openAICosts(_ results: [String]) -> InvoiceFile {
         file(
@@ -342,6 +379,23 @@ extension MessyMonthEndTests {
         let held = try #require(r.reasons.first { $0.code == "amounts_may_include_charges" }, "\(r.reasons.map(\.code))")
         #expect(held.effect == .blocksPositive && held.detail.contains("'Priority processing 10%'"), "\(held.detail)")
         #expect(r.findings.map(\.quantity) == [9_300_000] && r.corrections.isEmpty && r.held.isEmpty, "\(r.findings)")
+    }
+
+    /// A USD invoice with one line's amount tagged EUR: its number was added to the document's
+    /// USD total as if it were USD (the total check passed), and converted with `--fx` it was
+    /// corrected (+2,302,789 on an exact meter). UBL writes every amount but the tax total in the
+    /// document's currency: refused, naming the line.
+    @Test func aUBLLineInAnotherCurrencyThanItsDocumentIsRefused() throws {
+        let parser = try #require(PluginExampleTests.registry.plugin("ubl")?.parsers.first)
+        let example = try #require(PluginExampleTests.examples.first { $0.example.file.name == "ubl_ai_invoice.xml" }).example.file.text
+        let marker = #"<b:LineExtensionAmount currencyID="USD">37.04</b:LineExtensionAmount>"#
+        #expect(example.contains(marker))
+        #expect(throws: Never.self) { try parser.parse(file("ubl_ai_invoice.xml", example)) }
+        let mixed = example.replacingOccurrences(of: marker, with: marker.replacingOccurrences(of: "USD", with: "EUR"))
+        let error = #expect(throws: InvoiceError.self) { try parser.parse(file("ubl_ai_invoice.xml", mixed)) }
+        #expect(
+            error?.description.contains("ubl_ai_invoice.xml:") == true && error?.description.contains("currencyID EUR is not the document's currency") == true,
+            "\(String(describing: error))")
     }
 
     /// A May invoice whose lines of one item say May 1–20 (`InvoiceLine/InvoicePeriod`): the

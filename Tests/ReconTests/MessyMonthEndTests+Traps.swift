@@ -215,6 +215,30 @@ extension MessyMonthEndTests {
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.held.map(\.detail))")
     }
 
+    /// A CUR that lost one row (May 14's output: a download cut at a line boundary; CUR rows come
+    /// in no order) while the model's input is billed that day: read as over-metering (−1,089,501
+    /// proposed on an exact meter). Held for that cell; the whole file is read as before.
+    @Test func aRowMissingBesideItsModelsOtherRowsOfTheDayHoldsOverMetering() async throws {
+        let store = try await store(
+            (1...31).flatMap { [("acct_b", "claude-sonnet-4-6", "input", 1_000_000, $0), ("acct_b", "claude-sonnet-4-6", "output", 100_000, $0)] },
+            vendor: "aws-bedrock")
+        func cur(losing lost: Int?) -> InvoiceFile {
+            file(
+                "cur.csv",
+                Self.curHeader
+                    + (1...31).map { d in
+                        Self.curRow("Usage", d, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.00")
+                            + (d == lost ? "" : Self.curRow("Usage", d, "USE1-Claude4.6Sonnet-output-tokens", 100, "1.50"))
+                    }.joined())
+        }
+        let cut = try await run("aws-bedrock", [cur(losing: 14)], store, account: "acct_b")
+        let missing = try #require(cut.reasons.first { $0.code == "export_rows_missing" }, "\(cut.reasons.map(\.code)) \(cut.corrections)")
+        #expect(missing.tokenType == .output && missing.days == ["2026-05-14"] && missing.effect == .blocksNegative, "\(missing)")
+        #expect(cut.corrections.isEmpty && cut.held.isEmpty, "\(cut.corrections)")
+        let whole = try await run("aws-bedrock", [cur(losing: nil)], store, account: "acct_b")
+        #expect(whole.reasons.isEmpty && whole.findings.isEmpty, "\(whole.reasons.map(\.code)) \(whole.findings)")
+    }
+
     /// A CUR whose May 20 row states 1,000,000 more tokens than its money pays for, beside a real
     /// three-day outage: the correction was the outage plus that million (+4,000,000 for 3,000,000
     /// lost). The money confirms only part of the gap, so the cell is held; without the disputed

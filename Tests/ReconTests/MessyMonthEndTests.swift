@@ -193,6 +193,20 @@ import UsageBoxApp
         #expect(mapped.verdict == .conclusive && mapped.corrections.map { "\($0.accountID) \($0.quantity)" } == ["acct_9 500000"])
     }
 
+    /// A Console CSV whose download stopped one digit into a list price (`1.00,0.1`): the volume
+    /// comes from the list, so a tenth of the day was read and 900,000 proposed off an exact meter.
+    /// No discount raises a price: the line is set aside and its cell held.
+    @Test func aListPriceBelowWhatTheLineBillsHoldsItsCell() async throws {
+        let store = try await store((1...31).map { ("acct_42", "claude-haiku-4-5", "input", 1_000_000, $0) }, vendor: "anthropic")
+        let rows = (1...31).map { d in
+            "2026-05-\(String(format: "%02d", d)),Claude Haiku 4.5,Default,k1,message,≤ 200k,input_no_cache,1.00,\(d == 1 ? "0.1" : "1.00"),token,not_available,,apikey_1,active\n"
+        }
+        let r = try await run("anthropic", [file("claude_api_cost_2026_05.csv", Self.consoleHeader + rows.joined())], store, account: "acct_42")
+        let held = try #require(r.reasons.first { $0.code == "list_price_below_billed" }, "\(r.reasons.map(\.code)) \(r.corrections)")
+        #expect(held.effect == .blocksCell && held.detail.contains("claude_api_cost_2026_05.csv:2"), "\(held.detail)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty && r.unmapped.map(\.reason) == ["list_price_below_billed"], "\(r.corrections) \(r.unmapped)")
+    }
+
     /// Two pulls of the Console export pasted into one file: the re-pull's overlapping days differ
     /// only in the key's status (archived since) or an amount the vendor revised. One charge each,
     /// not two: held (`identical_rows`), where +12,060,000 was proposed on an exact meter.

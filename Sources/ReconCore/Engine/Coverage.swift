@@ -224,6 +224,58 @@ enum CoverageCheck {
         return reasons
     }
 
+    /// Per model × token type: days the export bills the model (another of its token types) but
+    /// no line of this one, while the meter has a material share of it (a tenth of its median
+    /// metered day or more), on a cell it bills on other days. A row lost at a line boundary (a
+    /// download cut short, a query's row limit; CUR and BigQuery rows come in no order, and a
+    /// Console CSV newest first loses the month's start) read as over-metering: −1,089,501 of a
+    /// model's output on an exact meter. No request bills input without output; a day with none
+    /// is a missing row, so it cannot show that cell's over-metering. Whatever the export
+    /// declares: a declared period says what the file was for, not that every row of it arrived.
+    static func silentCellDayReasons(ledger: VendorLedger, diff: GapDiff, range: TimeRange) -> [EvidenceReason] {
+        guard ledger.multiDayLines == 0 else { return [] }
+        var billed: [CellKey: [Int64: Int64]] = [:], modelDays: [String: Set<Int64>] = [:]
+        for (key, cell) in diff.vendor where key.tokenType != nil {
+            for (k, b) in cell.clustered where b.stated != 0 || b.exactTokens != 0 || b.amount != 0 {
+                let day = Timestamp(microseconds: k.from).day
+                billed[key.modelType, default: [:]][day, default: 0] &+= BucketSum([b]).tokens
+                modelDays[key.model, default: []].insert(day)
+            }
+        }
+        var metered: [CellKey: [Int64: Int64]] = [:]
+        for (key, days) in diff.meteredDaily where key.tokenType != nil {
+            for (d, q) in days { metered[key.modelType, default: [:]][d, default: 0] &+= q }
+        }
+        var reasons: [EvidenceReason] = []
+        for (key, daily) in metered.sorted(by: { $0.key < $1.key }) {
+            guard let days = billed[key], days.values.contains(where: { $0 > 0 }), let modelBilled = modelDays[key.model] else { continue }
+            let positive = daily.values.filter { $0 > 0 }.sorted()
+            guard !positive.isEmpty else { continue }
+            let median = positive[positive.count / 2]
+            func excess(_ d: Int64) -> Int64 { max((days[d] ?? 0) &- (daily[d] ?? 0), 0) }
+            // After the cell's last billed day the export stopped billing it: held as such where a
+            // correction is proposed (`last_day_unlike_the_rest`), which says where it stops.
+            let last = days.filter { $0.value > 0 }.keys.max()!
+            let silent = daily.keys.filter { d in
+                let q = daily[d] ?? 0
+                let covered = max(days[d] ?? 0, 0) &+ excess(d - 1) &+ excess(d + 1)
+                return range.from <= start(of: d) && start(of: d + 1) <= range.to && d < last && modelBilled.contains(d) && q > 0 && q >= median / 10
+                    && covered < q / 10
+            }.sorted().map { start(of: $0).dayString }
+            guard !silent.isEmpty, let type = key.tokenType else { continue }
+            let what = "\(key.model) \(type.rawValue)"
+            reasons.append(
+                .init(
+                    code: "export_rows_missing", effect: .blocksNegative, modelID: key.model, tokenType: type,
+                    detail: "on \(silent.count) day(s) the export bills \(key.model) but no \(type.rawValue), which it bills on other days, while "
+                        + "the meter has a material share of it: \(compact(silent)). A row lost at a line boundary (a download cut short, a "
+                        + "row limit) looks so, and then \(what) reads short by those days, so it cannot show that cell's over-metering",
+                    remedy: "export those days again (or the whole month in one pull) and pass every file, or reconcile around them with --from/--to",
+                    days: silent))
+        }
+        return reasons
+    }
+
     static func start(of day: Int64) -> Timestamp { Timestamp(microseconds: day * 86_400_000_000) }
 
     /// Sorted, overlapping and touching intervals joined.

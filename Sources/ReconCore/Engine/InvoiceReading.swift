@@ -146,7 +146,8 @@ struct InvoiceBatch: Sendable {
             a.contains { k, v in b[k].map { $0 != v } ?? true } || b.contains { a[$0.key] == nil }
         }
         func differentAttribution(_ a: [String: String], _ b: [String: String]) -> Bool { a.contains { k, v in b[k].map { $0 != v } ?? false } }
-        for (key, group) in groups {
+        // In one order: the same two files were refused naming another cell on each run.
+        for (key, group) in groups.sorted(by: { ($0.key.model, $0.key.tokenType, $0.key.kind) < ($1.key.model, $1.key.tokenType, $1.key.kind) }) {
             let sorted = group.sorted { $0.line.bucket.from < $1.line.bucket.from }
             for (i, a) in sorted.enumerated() {
                 for b in sorted[(i + 1)...] {

@@ -90,7 +90,8 @@ public struct ReconciliationEngine: Sendable {
         let unattributed = Self.unattributed(diff, attribution: o.attribution)
         var reasons =
             CoverageCheck.quietUncoveredDays(coverageReasons, diff: diff, meter: meter, range: o.range)
-            + CoverageCheck.silentDayReasons(batch, ledger: vendor, diff: diff, range: o.range) + vendor.reasons
+            + CoverageCheck.silentDayReasons(batch, ledger: vendor, diff: diff, range: o.range)
+            + CoverageCheck.silentCellDayReasons(ledger: vendor, diff: diff, range: o.range) + vendor.reasons
             + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
             + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
             + unknownVendorLabels(meter, card: card, plugin: plugin) + correctionsOfSeveralProviders(meter)
@@ -138,6 +139,7 @@ public struct ReconciliationEngine: Sendable {
             to: &findings, diff, range: o.range,
             cardPrice: { key, at in key.tokenType.flatMap { try? card.price(model: key.model, tokenType: $0, date: at, labels: [:]).perMillion } },
             cardChanges: { card.priceChanges(model: $0) })
+        reasons += DailyEvidence.holdWhereAGivenRateDecides(&findings, diff, range: o.range)
         reasons += Self.factorAroundCells(findings, reasons: reasons, diff)
         let reportID = Self.reportID(now())
         // A multi-provider export's corrections are its provider's usage: posted under the plugin

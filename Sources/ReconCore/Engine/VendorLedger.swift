@@ -35,6 +35,13 @@ struct VendorBucket: Sendable {
     /// stating a quantity, and of those stating money alone ("" where a line names none).
     var statedTenants: Set<String> = []
     var moneyTenants: Set<String> = []
+    /// The labels of the lines stating a quantity, and the tiers (`key=value` of labels priced
+    /// apart from the base) of those stating money alone.
+    var statedLabels: Set<[String: String]> = []
+    var moneyTiers: Set<String> = []
+    /// Some of the volume here is money converted at a rate the run was given (`--fx`), not one
+    /// the export states: how many tokens it is rests on that rate.
+    var atGivenRate = false
     /// The files (indexes in the batch) whose billed money (neither a stated quantity nor a list
     /// price) gave volume here and may be after a discount (`ParsedInvoice.amountsMayBeNet`).
     var netFiles: Set<Int> = []
@@ -54,6 +61,18 @@ struct VendorBucket: Sendable {
         return moneyTenants.filter { $0.isEmpty || (keys.contains($0.prefix { $0 != "=" }) && !statedTenants.contains($0)) }
     }
 
+    /// The money's tiers no stated line counts: a usage report pulled for the standard tier beside
+    /// a cost report billing batch too stood for the whole cell, and a fifth of the model's usage
+    /// (its batch tokens) was proposed off the meter. A stated line without the label (a usage
+    /// report not grouped by it) may count any.
+    var uncoveredTiers: Set<String> {
+        guard hasStated else { return [] }
+        return moneyTiers.filter { pair in
+            let key = String(pair.prefix { $0 != "=" }), value = String(pair.drop { $0 != "=" }.dropFirst())
+            return !statedLabels.contains { $0[key] == nil || $0[key] == value }
+        }
+    }
+
     mutating func add(_ o: VendorBucket) throws {
         exactTokens += o.exactTokens
         stated = try Overflow.add(stated, o.stated, "the vendor's stated tokens")
@@ -66,6 +85,9 @@ struct VendorBucket: Sendable {
         if let l = o.listAmount { listAmount = (listAmount ?? 0) + l }
         statedTenants.formUnion(o.statedTenants)
         moneyTenants.formUnion(o.moneyTenants)
+        atGivenRate = atGivenRate || o.atGivenRate
+        statedLabels.formUnion(o.statedLabels)
+        moneyTiers.formUnion(o.moneyTiers)
         netFiles.formUnion(o.netFiles)
     }
 }
@@ -276,6 +298,7 @@ struct VendorLedger: Sendable {
         /// Per cell: how many lines, their money, and the first one's span and change.
         var spansPriceChange: [CellKey: (count: Int, amount: Decimal, from: Timestamp, to: Timestamp, change: Timestamp)] = [:]
         var otherAccounts: [String: Decimal] = [:]
+        var listBelowBilled: [CellKey: (count: Int, amount: Decimal, first: String)] = [:]
         var tierNotes = Set<String>()
         // Lines stating their counts in a tier the card does not price: counted, their money unchecked.
         var unpricedStated: [CellKey: Int] = [:]
@@ -425,6 +448,20 @@ struct VendorLedger: Sendable {
                 tokenRefunds[CellKey(model: model, tokenType: tokenType), default: (0, 0)].amount += line.amount ?? 0
                 continue
             }
+            // A list price below what the line bills (a discount cannot raise a price): a cell cut
+            // short in a download (`…,15.486105,1`), or a list of something else. Volume comes from
+            // the list where one is given, so such a line's is unknown (1/15 of it was read, and
+            // proposed off the meter).
+            if line.quantity == nil, let list = line.listAmount, let a = line.amount, a > 0,
+                list < a - 2 * ExactDecimal.halfUnit(ofScale: line.amountScale)
+            {
+                skip("list_price_below_billed")
+                ledger.unplacedLines += 1
+                let key = CellKey(model: model, tokenType: tokenType)
+                listBelowBilled[key, default: (0, 0, line.location)].count += 1
+                listBelowBilled[key]!.amount += a
+                continue
+            }
             var fxRate: FXConversion? = FXConversion()
             if let a = line.amount, line.currency != card.currency {
                 fxRate = rate
@@ -522,7 +559,13 @@ struct VendorLedger: Sendable {
             let key = CellKey(model: model, tokenType: tokenType, account: account)
             var bucketPart = VendorBucket()
             let tenant = tenantKeys.sorted().first { line.attribution[$0] != nil }.map { "\($0)=\(line.attribution[$0]!)" } ?? ""
-            if line.quantity != nil { bucketPart.statedTenants = [tenant] } else if line.amount != nil { bucketPart.moneyTenants = [tenant] }
+            if line.quantity != nil {
+                bucketPart.statedTenants = [tenant]
+                bucketPart.statedLabels = [line.labels]
+            } else if line.amount != nil {
+                bucketPart.moneyTenants = [tenant]
+                bucketPart.moneyTiers = Set(line.labels.filter { !card.isBaseLabel($0.key, $0.value, model: model) }.map { "\($0.key)=\($0.value)" })
+            }
             if let q = line.quantity {
                 bucketPart.stated = q
                 bucketPart.hasStated = true
@@ -541,6 +584,7 @@ struct VendorLedger: Sendable {
                         // Volume from the list price where the export gives it (a discount is not less usage).
                         let volumeMoney = line.listAmount.map(fxRate.callAsFunction) ?? converted
                         if line.listAmount == nil, netFileIndexes.contains(entry.file) { bucketPart.netFiles = [entry.file] }
+                        bucketPart.atGivenRate = line.currency != card.currency && !(line.exchangeRate.map { $0 > 0 } ?? false)
                         bucketPart.exactTokens = card.tokens(for: volumeMoney, at: price)
                         bucketPart.tolerance = fxRate(tolerance(line.amountScale, price))
                         guard ExactDecimal.roundedInt64(bucketPart.exactTokens) != nil else {
@@ -570,6 +614,26 @@ struct VendorLedger: Sendable {
                 partial.reduce(0) { $0 + $1.amount }
             statedTenantNotes[CellKey(model: key.model, tokenType: key.tokenType), default: []].formUnion(
                 partial.flatMap(\.uncoveredTenants))
+        }
+        var omittedTiers: [CellKey: (tiers: Set<String>, amount: Decimal)] = [:]
+        for (key, cell) in ledger.cells {
+            for b in cell.clustered.map(\.bucket) where !b.uncoveredTiers.isEmpty {
+                omittedTiers[CellKey(model: key.model, tokenType: key.tokenType), default: ([], 0)].tiers.formUnion(b.uncoveredTiers)
+                omittedTiers[CellKey(model: key.model, tokenType: key.tokenType), default: ([], 0)].amount += b.amount
+            }
+        }
+        // Either way: the counts stand for the cell, and the money of a tier they leave out has no
+        // count beside it (below the meter it was proposed off it; above, the loss was short by it).
+        for (key, o) in omittedTiers.sorted(by: { $0.key < $1.key }) {
+            let what = "\(key.model) \(key.tokenType?.rawValue ?? "")"
+            ledger.reasons.append(
+                .init(
+                    code: "stated_quantities_omit_tiers", effect: .blocksCell, modelID: key.model, tokenType: key.tokenType,
+                    detail: "\(what): the money billed on these days includes tiers the token counts stated beside it (a usage report) "
+                        + "do not name (\(o.tiers.sorted().joined(separator: ", "))): counts pulled for some tiers only stand for part of "
+                        + "that usage",
+                    remedy: "a usage report of every tier the cost report bills (or grouped by none), or the cost report alone",
+                    amount: o.amount))
         }
         for (key, cell) in ledger.cells where cell.sum.checkedTokens == nil {
             throw UsageBoxError.invalidArgument(
@@ -664,6 +728,15 @@ struct VendorLedger: Sendable {
                         + "the volume lies between what each price gives, set aside",
                     remedy: "an export by day (or by hour, where the price changed within a day), or one that states quantities",
                     amount: spans.amount))
+        }
+        for (key, l) in listBelowBilled.sorted(by: { $0.key < $1.key }) {
+            ledger.reasons.append(
+                .init(
+                    code: "list_price_below_billed", effect: .blocksCell, modelID: key.model, tokenType: key.tokenType,
+                    detail: "\(key.model) \(key.tokenType?.rawValue ?? ""): \(l.count) line(s) bill more than their list price (the first at "
+                        + "\(l.first)), which no discount does: a value cut short (a download stopped mid-cell) or another column's; their "
+                        + "volume is unknown, set aside",
+                    remedy: "export the file again and check its last lines", amount: l.amount))
         }
         if !otherAccounts.isEmpty {
             ledger.reasons.append(
