@@ -440,6 +440,34 @@ extension MessyMonthEndTests {
         #expect(whole.coverage.incomplete.isEmpty, "\(whole.coverage.incomplete)")
     }
 
+    /// A Vertex export in six-hour windows that lost one row (May 10's noon output: a BigQuery
+    /// pull cut at a row limit, rows in no order), its input billed in that window: read as
+    /// over-metering (−100,000 proposed on an exact meter). Held for that cell; whole, exact.
+    @Test func aVertexWindowMissingBesideItsModelsOtherRowsHoldsOverMetering() async throws {
+        let store = try await store(
+            (8...12).flatMap { [("acct_a", "gemini-2.5-flash", "input", 4_000_000, $0), ("acct_a", "gemini-2.5-flash", "output", 400_000, $0)] },
+            vendor: "google-vertex")
+        func row(_ day: Int, _ hour: Int, output: Bool) -> String {
+            let from = "2026-05-\(String(format: "%02d", day))T\(String(format: "%02d", hour)):00:00Z"
+            let to = "2026-05-\(String(format: "%02d", day))T\(String(format: "%02d", hour + 5)):59:59Z"
+            return
+                #"{"service":{"description":"Vertex AI"},"sku":{"description":"Gemini 2.5 Flash GA Text \#(output ? "Output" : "Input") - Predictions"},"usage_start_time":"\#(from)","usage_end_time":"\#(to)","project":{"id":"proj-a"},"cost":\#(output ? "0.25" : "0.3"),"currency":"USD","usage":{"amount":\#(output ? 100000 : 1000000),"unit":"count"},"credits":[],"cost_type":"regular","export_time":"2026-05-13T06:00:00Z"}"#
+        }
+        func export(losing lost: (day: Int, hour: Int)?) -> InvoiceFile {
+            let rows = (8...12).flatMap { d in
+                [0, 6, 12, 18].flatMap { h in [row(d, h, output: false)] + (lost.map { $0 == (d, h) } == true ? [] : [row(d, h, output: true)]) }
+            }
+            return file("billing.json", rows.joined(separator: "\n"))
+        }
+        let days = try TimeRange(from: Timestamp(rfc3339: "2026-05-08T00:00:00Z")!, to: Timestamp(rfc3339: "2026-05-13T00:00:00Z")!)
+        let cut = try await run("google-vertex", [export(losing: (10, 12))], store, account: "acct_a") { $0.range = days }
+        let missing = try #require(cut.reasons.first { $0.code == "export_rows_missing" }, "\(cut.reasons.map(\.code)) \(cut.corrections)")
+        #expect(missing.tokenType == .output && missing.days == ["2026-05-10"], "\(missing)")
+        #expect(cut.corrections.isEmpty && cut.held.isEmpty, "\(cut.corrections)")
+        let whole = try await run("google-vertex", [export(losing: nil)], store, account: "acct_a") { $0.range = days }
+        #expect(whole.reasons.isEmpty && whole.findings.isEmpty, "\(whole.reasons.map(\.code)) \(whole.findings)")
+    }
+
     /// A Vertex billing export with May 10's rows exported again a day later (`export_time`
     /// differs, nothing else): added together, +1,000,000 was proposed. Held, in JSON and CSV.
     @Test func vertexRowsExportedAgainHoldTheirModel() async throws {
