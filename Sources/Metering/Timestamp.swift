@@ -158,6 +158,9 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         let days = daysFromCivil(y, mo, d)
         let secs = days * 86_400 + h * 3600 + mi * 60 + s - offsetSeconds
         self.microseconds = secs * 1_000_000 + micros
+        // An offset can carry the instant out of years 0000–9999 in UTC (`9999-12-31T23:59:59-23:59`),
+        // which no answer can write back (it echoed year 0000 and a day "00-1-12-31").
+        guard (0...9999).contains(civil(fromDays: day).0) else { return nil }
     }
 
     /// Writes `YYYY-MM-DDTHH:MM:SS.ffffffZ`, always 27 bytes, whose byte order is time order; false

@@ -60,9 +60,32 @@ public struct RateCard: RateCardConverter, Sendable {
 
     public func aliasTokenType(_ vendorString: String) -> TokenType? { alias(vendorString)?.tokenType }
 
+    /// The longest vendor string matched against the aliases: a model id is tens of characters,
+    /// and a pattern's cost grows as a power of the string's length (a 200-character name under
+    /// `.*.*.*.*b` took 83 s).
+    public static let longestAliasInput = 256
+    /// How long one pattern may try one string: past it, the string is no match (an unknown
+    /// model, which holds corrections), whatever the pattern's reading let through.
+    public static let aliasMatchSeconds: TimeInterval = 0.05
+
     private func alias(_ text: String) -> Alias? {
         let range = NSRange(text.startIndex..., in: text)
-        return aliases.first { a in a.pattern.firstMatch(in: text, range: range).map { $0.range == range } ?? false }
+        guard range.length <= Self.longestAliasInput else { return nil }
+        return aliases.first { a in Self.matchesWhole(a.pattern, text, range) }
+    }
+
+    public static func matchesWhole(_ pattern: NSRegularExpression, _ text: String, _ range: NSRange) -> Bool {
+        let deadline = Date().addingTimeInterval(aliasMatchSeconds)
+        var whole = false
+        pattern.enumerateMatches(in: text, options: [.reportProgress], range: range) { match, _, stop in
+            if let match {
+                whole = match.range == range
+                stop.pointee = true
+            } else if Date() >= deadline {
+                stop.pointee = true
+            }
+        }
+        return whole
     }
 
     /// Label keys the card prices by: a line's value for one of them must be a base value or be
@@ -219,9 +242,14 @@ public struct RateCard: RateCardConverter, Sendable {
     /// has no time limit: `(a+)+b` took 23 s of CPU per 60-character name from a per-request card,
     /// and two such requests stopped `/healthz`; `(a?){28}a{28}` took 8–14 s with bounds alone.
     /// Refused: a group repeated by anything but `?` (`*`, `+`, `{n}`, `{n,m}`) that holds a
-    /// repetition or an alternation, more than four repetitions without bound in all
-    /// (`.*.*.*.*.*x`), and parentheses that do not pair. The shipped cards' patterns repeat
-    /// groups with `?` only. Named, atomic and look-around groups are groups like any other.
+    /// repetition or an alternation, more than two repetitions of varying length in all
+    /// (`.*.*.*x`; a range `{0,30}` varies like `*`: `.*.*.*.*b` and `a{0,30}` five times took
+    /// 83 s and 133 s on a 200-character name), more than eight optional atoms (`a?` eight
+    /// times doubles the tries eight times), and parentheses that do not pair. The shipped cards'
+    /// patterns repeat groups with `?` only, and hold one `.*` at most. Named, atomic and
+    /// look-around groups are groups like any other. Matching is bounded besides: strings past
+    /// `longestAliasInput` characters are matched by no alias, and one try stops after
+    /// `aliasMatchSeconds`.
     public static func backtrackingRisk(_ pattern: String) -> String? {
         let p = Array(pattern.unicodeScalars)
         struct Group { var repeats = false, alternation = false }
@@ -229,6 +257,7 @@ public struct RateCard: RateCardConverter, Sendable {
         var unboundedCount = 0
         var i = 0
         /// The quantifier at `j`: whether it is `?` alone, unbounded, and its length; nil for none.
+        var optionalCount = 0
         func quantifier(at j: Int) -> (optional: Bool, unbounded: Bool, length: Int)? {
             guard j < p.count else { return nil }
             switch p[j] {
@@ -242,7 +271,10 @@ public struct RateCard: RateCardConverter, Sendable {
                     k += 1
                 }
                 guard k < p.count, text.first?.isNumber == true else { return nil }
-                return (false, text.hasSuffix(","), k - j + 1)
+                // `{n}` is fixed; `{n,}` and `{n,m}` (m above n) vary in length like `*`.
+                let bounds = text.split(separator: ",", omittingEmptySubsequences: false)
+                let varies = bounds.count == 2 && (bounds[1].isEmpty || bounds[1] != bounds[0])
+                return (false, varies, k - j + 1)
             default: return nil
             }
         }
@@ -251,6 +283,7 @@ public struct RateCard: RateCardConverter, Sendable {
             guard let q = quantifier(at: j) else { return j }
             stack[stack.count - 1].repeats = true
             if q.unbounded { unboundedCount += 1 }
+            if q.optional { optionalCount += 1 }
             var next = j + q.length
             if next < p.count, p[next] == "?" || p[next] == "+" { next += 1 }  // lazy or possessive
             return next
@@ -315,7 +348,8 @@ public struct RateCard: RateCardConverter, Sendable {
             }
         }
         guard stack.count == 1 else { return "has a '(' that is never closed" }
-        return unboundedCount > 4 ? "repeats without bound \(unboundedCount) times (at most 4)" : nil
+        if unboundedCount > 2 { return "repeats \(unboundedCount) times with a varying length (`*`, `+`, `{n,}`, `{n,m}`; at most 2)" }
+        return optionalCount > 8 ? "makes \(optionalCount) atoms optional (at most 8)" : nil
     }
 
     static func conditions(_ node: YAMLNode, _ what: String) throws -> [String: [String]] {

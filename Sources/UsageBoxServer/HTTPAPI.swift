@@ -311,6 +311,10 @@ public struct HTTPAPI: Sendable {
     }
 
     func jsonBody(_ request: Request) async throws -> JSONValue {
+        // A gzip body was answered "unexpected character '\u{1f}'".
+        if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
+            throw UsageBoxError.invalidArgument("Content-Encoding \(encoding) is not supported: send the body uncompressed", field: "body")
+        }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: Self.maxBodyBytes)
@@ -320,7 +324,12 @@ public struct HTTPAPI: Sendable {
             throw Self.bodyCutOff(error)
         }
         do {
-            return try buffer.withUnsafeReadableBytes { try JSONParser.parse(bytes: $0.bindMemory(to: UInt8.self)) }
+            // A byte order mark first is no JSON, and is skipped as the file readers skip it
+            // (it was "unexpected character 'ï'").
+            return try buffer.withUnsafeReadableBytes { raw in
+                let bytes = raw.bindMemory(to: UInt8.self)
+                return try JSONParser.parse(bytes: bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? UnsafeBufferPointer(rebasing: bytes.dropFirst(3)) : bytes)
+            }
         } catch let e as JSONParseError {
             throw UsageBoxError.malformedBody(e)
         }

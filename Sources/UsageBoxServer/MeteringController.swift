@@ -54,7 +54,9 @@ struct MeteringController {
             let scope = try api.narrowed(caller.key.scope, to: body.accountID)
             var limit = api.sqlTimeLimitSeconds
             if let t = body.timeoutSeconds {
-                guard t.isFinite, t > 0 else { throw UsageBoxError.invalidArgument("timeout_seconds is more than 0", field: "timeout_seconds") }
+                guard t.isFinite, t > 0 else {
+                    throw UsageBoxError.invalidArgument("timeout_seconds must be a finite number of seconds above 0", field: "timeout_seconds")
+                }
                 limit = min(limit, t)
             }
             return JSONResponse.make(try await store.sql(body.sql, scope: scope, timeLimitSeconds: limit, rowLimit: 10_000))

@@ -20,6 +20,8 @@ import Testing
     @Test(arguments: [
         "2026-05-01", "2026-05-01T00:00:00", "2026-13-01T00:00:00Z", "2025-02-29T00:00:00Z", "2026-05-01T24:00:00Z",
         "2026-05-01T00:00:00.1234567Z", "2026-05-01T00:00:00+2", "x2026-05-01T00:00:00Z", "2026-05-01T00:00:00Z ",
+        // Out of years 0000–9999 in UTC through the offset: echoed back as year 0000 and "00-1-12-31".
+        "9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+00:01",
     ])
     func rejectsInvalid(_ input: String) {
         #expect(Timestamp(rfc3339: input) == nil)

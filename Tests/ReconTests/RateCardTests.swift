@@ -97,15 +97,32 @@ import Testing
             "(a+)+b", "(a*)*", "(a|aa)+c", "(?:x+y?)*z", "(a{1,})+", "([a-z]+)*$", ".*.*.*.*.*x", "(\\d+)+", "(?<x>a+)+b", "(?<n>(a+)+)b",
             "(?>(a+)+b)", "(.*a){11}x", "(a?){28}a{28}", "(a{1,30}){1,30}b", "(?P<n>a*)*", "(a+", "a+)",
             "((a|aa))+$", "(?:(a|a))*b", "(?x)(a+) +$",
+            // Four of varying length took 83 s on a 200-character name, five ranges 133 s.
+            ".*.*.*.*b", ".*.*.*b", "a{0,30}a{0,30}a{0,30}a{0,30}a{0,30}b", String(repeating: "a?", count: 9) + "b",
         ] {
             #expect(RateCard.backtrackingRisk(risky) != nil, "\(risky)")
         }
         for safe in [
             "claude-opus-4-8(-[0-9]{8})?", "gpt-4o(-2024-(08-06|11-20))?", "Claude4\\.5Haiku|Claude Haiku 4\\.5.*", "Gemini 2\\.5 Flash[- ]Lite",
             "(gpt-)?4o(-[0-9]{4})?", "[(+*]+x", "a\\(+b", "(ab){2,5}", "(?i)claude.*", "(?<date>-[0-9]{8})?", "(?i:claude)-(?:sonnet|opus)",
+            "Claude.*Sonnet.*4\\.5",
         ] {
             #expect(RateCard.backtrackingRisk(safe) == nil, "\(safe)")
         }
+    }
+
+    /// What the reading lets through is bounded when matched: a string past 256 characters is
+    /// no alias's, and one try stops after its time (a name of 5,000 characters under two `.*`).
+    @Test func aliasMatchingIsBoundedWhateverThePattern() throws {
+        let card = try RateCard.load(
+            text: Self.minimal + "\naliases:\n  - {match: \"a.*a.*b\", model: acme-1}\n", file: "acme.yaml")
+        #expect(card.canonicalModel("aab") == "acme-1")
+        #expect(card.canonicalModel(String(repeating: "a", count: 5_000) + "b") == nil, "past 256 characters")
+        #expect(card.canonicalModel(String(repeating: "a", count: 250) + "b") == "acme-1")
+        // Exponential, and let through only to show the clock stops it (it would not end).
+        let slow = try NSRegularExpression(pattern: "(a|aa)*(a|aa)*(a|aa)*c")
+        let text = String(repeating: "a", count: 200)
+        #expect(!RateCard.matchesWhole(slow, text, NSRange(text.startIndex..., in: text)))
     }
 
     @Test func aMinimalCardLoadsAndSwitchesPricesOnTheirDates() throws {

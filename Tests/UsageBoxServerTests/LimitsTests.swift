@@ -58,10 +58,18 @@ import VendorAnthropic
             for (quadratic, words) in [
                 ("SELECT length(trim(\(long), \(long) || 'x'))", "one argument"), ("SELECT rtrim('ab', 'b')", "one argument"),
                 ("SELECT json_group_array(event_id) FROM usage_events", "not allowed"),
+                // A path of 100,000 steps recursed until the stack ran out and the server died; a
+                // patch of two 80,000-key objects ran 18–29 s in one call. A long GLOB class was
+                // scanned at every place of a 1 MB value (2.5 s a call).
+                ("SELECT length(json_set('{}', '$' || replace(hex(zeroblob(100000)), '00', '.a'), 1))", "not allowed"),
+                ("SELECT json_patch('{}', '{}')", "not allowed"), ("SELECT json_insert('{}', '$.a', 1)", "not allowed"),
+                ("SELECT 'a' GLOB '*[" + String(repeating: "bc", count: 60) + "]'", "too complex"),
             ] {
                 let r = try await call(client, .post, "/v1/query/sql", key: admin, body: sql(quadratic))
                 #expect(r.status == 400 && r.json["error"]?["message"]?.stringValue?.contains(words) == true, "\(quadratic): \(r.json)")
             }
+            let read = try await call(client, .post, "/v1/query/sql", key: admin, body: sql(#"SELECT json_extract('{"a":1}', '$.a') AS a"#))
+            #expect(read.status == 200 && read.json["rows"] == .array([.array([.int(1)])]), "reading JSON stays: \(read.json)")
             let trimmed = try await call(client, .post, "/v1/query/sql", key: admin, body: sql("SELECT trim('  a  ') AS t"))
             #expect(trimmed.status == 200 && trimmed.json["rows"] == .array([.array([.string("a")])]), "\(trimmed.json)")
             for bomb in [
@@ -84,6 +92,8 @@ import VendorAnthropic
                 "SELECT replace(hex(zeroblob(500000)), '0', char(1)) AS a, replace(hex(zeroblob(500000)), '0', char(2)) AS b",
                 "SELECT " + (0..<5).map { "replace(hex(zeroblob(500000)), '0', '\"') AS q\($0)" }.joined(separator: ", "),
                 "SELECT " + (0..<7).map { "zeroblob(1000000) AS b\($0)" }.joined(separator: ", "),
+                // Invalid UTF-8 is written as U+FFFD, three bytes for each one counted: 25 MB answered.
+                "SELECT " + (0..<3).map { "replace(hex(zeroblob(520000)), '0', CAST(x'ff' AS TEXT)) AS f\($0)" }.joined(separator: ", "),
             ] {
                 let r = try await call(client, .post, "/v1/query/sql", key: admin, body: sql(escaped))
                 #expect(r.status == 400 && r.json["error"]?["message"]?.stringValue?.contains("8 MiB") == true, "\(escaped.prefix(60)): \(r.status)")

@@ -299,6 +299,18 @@ import VendorAnthropic
                 client, .post, "/v1/usage/batch", key: admin,
                 body: #"{"events":[{"event_id":"..","account_id":"acct_42","meter_id":"m","quantity":1,"timestamp":"2026-05-03T01:00:00Z"}]}"#)
             #expect(dots.text.contains("not dots alone"), "\(dots.text)")
+            // A byte order mark before the JSON is skipped; a compressed body is named as such, not
+            // as "unexpected character '\u{1f}'"; a time limit out of range says what is allowed.
+            let bom = try await call(client, .post, "/v1/query/sql", key: admin, body: "\u{FEFF}" + #"{"sql":"SELECT 1 AS one"}"#)
+            #expect(bom.status == 200, "\(bom.text)")
+            var gzip: HTTPFields = [.authorization: "Bearer \(admin)", .contentEncoding: "gzip"]
+            gzip[.contentType] = "application/json"
+            let zipped = try await client.execute(
+                uri: "/v1/query/sql", method: .post, headers: gzip, body: ByteBuffer(bytes: [0x1F, 0x8B, 0x08, 0x00])
+            ) { String(buffer: $0.body) }
+            #expect(zipped.contains("Content-Encoding gzip is not supported"), "\(zipped)")
+            let huge = try await call(client, .post, "/v1/query/sql", key: admin, body: #"{"sql":"SELECT 1","timeout_seconds":1e400}"#)
+            #expect(huge.status == 400 && huge.text.contains("finite number of seconds above 0"), "\(huge.text)")
             var two: HTTPFields = [:]
             two[values: .authorization] = ["Bearer \(admin)", "Bearer \(admin)"]
             let twice = try await client.execute(uri: "/v1/accounts/acct_42/usage?\(Self.may)", method: .get, headers: two) { String(buffer: $0.body) }
