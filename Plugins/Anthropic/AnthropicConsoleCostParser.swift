@@ -49,11 +49,13 @@ struct AnthropicConsoleCostParser: InvoiceParser {
                 throw InvoiceError(file: file.name, line: row.line, field: "cost_usd", ExactDecimal.refusal(cell("cost_usd") ?? "", what: "a decimal amount"))
             }
             var listAmount: Decimal?
+            var listScale: Int?
             if let l = cell("list_price_usd") {
                 guard let d = ExactDecimal.parseNumber(l) else {
                     throw InvoiceError(file: file.name, line: row.line, field: "list_price_usd", ExactDecimal.refusal(l, what: "a decimal amount"))
                 }
                 listAmount = d
+                listScale = ExactDecimal.scale(of: l)
             }
             let costType = cell("cost_type")
             let model = cell("model")
@@ -87,6 +89,7 @@ struct AnthropicConsoleCostParser: InvoiceParser {
                 amountScale: ExactDecimal.scale(of: costText), currency: "USD", listAmount: listAmount, date: date, labels: labels,
                 attribution: attribution, nonUsageReason: nonUsage, description: costType)
             line.sourceRow = row.fingerprint
+            line.listAmountScale = listScale
             charges.append(Self.charge(of: line, model: model, key: cell("api_key_id") ?? cell("api_key")))
             lines.append(line)
         }

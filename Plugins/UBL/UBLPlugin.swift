@@ -262,10 +262,13 @@ struct UBLParser: InvoiceParser {
             // Every amount but the tax total in the tax currency is in the document's currency
             // (PEPPOL-EN16931-R051): a line tagged otherwise added its number to the document's total
             // as if it were, and passed the total check; converted with --fx, it was corrected.
-            if p.kind != "tax", let doc = documentCurrency, let own = p.currency, Self.code(own) != Self.code(doc) {
+            // With no DocumentCurrencyCode (which Peppol requires), the first amount's currency stands for it.
+            if p.kind != "tax", let doc = documentCurrency ?? raw.lazy.filter({ $0.kind != "tax" }).compactMap(\.currency).first, let own = p.currency,
+                Self.code(own) != Self.code(doc)
+            {
                 throw InvoiceError(
                     file: file.name, line: p.line, field: p.kind == "line" ? "LineExtensionAmount" : "Amount",
-                    "currencyID \(own) is not the document's currency (DocumentCurrencyCode \(doc)): UBL writes every amount but the tax "
+                    "currencyID \(own) is not the document's currency (\(documentCurrency == nil ? "its first amount's" : "DocumentCurrencyCode") \(doc)): UBL writes every amount but the tax "
                         + "total in the document's currency, so which the number is in cannot be told")
             }
             switch p.kind {

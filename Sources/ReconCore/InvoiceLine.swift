@@ -41,6 +41,10 @@ public struct InvoiceLine: Sendable, Hashable {
     public var currency: String
     /// A pre-discount list amount, when the export has it.
     public var listAmount: Decimal?
+    /// Digits after the point of the list amount as written, where its rounding is coarser than
+    /// the amount's (a list to the cent beside money to the millionth): volume read from the list
+    /// carries the list's rounding. Nil: the amount's.
+    public var listAmountScale: Int?
     /// A token count the vendor states (usage reports, some CSVs).
     public var quantity: Int64?
     /// Start of the bucket the line bills (a day, an hour).

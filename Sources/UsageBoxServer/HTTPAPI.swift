@@ -199,7 +199,9 @@ public struct HTTPAPI: Sendable {
             // control and format characters (a right-to-left override, a zero-width space, which
             // reorder or hide what a terminal shows) as `?`.
             let quoted = String(
-                (decoded ?? raw).unicodeScalars.map { [.control, .format].contains($0.properties.generalCategory) ? "?" : Character($0) })
+                (decoded ?? raw).unicodeScalars.map {
+                    [.control, .format, .lineSeparator, .paragraphSeparator].contains($0.properties.generalCategory) ? "?" : Character($0)
+                })
             throw UsageBoxError.invalidArgument(
                 "\(field) in the path must be \(EventDecoder.identifierRule), got '\(EventDecoder.shown(quoted))'", field: field)
         }

@@ -184,6 +184,13 @@ import UsageBoxApp
                 Set(exact.corrections.map(\.quantity)) == (lost == nil ? [] : [10_000_000, 1_000_000]),
                 "lost \(String(describing: lost)): \(exact.findings.map { "\($0.modelID) \($0.quantity) \($0.reason)" })")
         }
+        // At the vendor's rate, a tenth of Sonnet lost on May 14 (inside the week): the other
+        // converted days match the meter, so the rate is right, and the loss is corrected.
+        let store = try S.store()
+        _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { _ in 10_000_000 })
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { $0 == 14 ? 900_000 : 1_000_000 })
+        let partial = try await run(store, fx: "1.25")
+        #expect(partial.corrections.map(\.quantity) == [100_000], "\(partial.findings.map { "\($0.modelID) \($0.quantity) \($0.reason)" })")
     }
 
     /// One model, no list price on May 1–9 and 20 % off there, its collector down May 10–12: the

@@ -205,6 +205,13 @@ import UsageBoxApp
         let held = try #require(r.reasons.first { $0.code == "list_price_below_billed" }, "\(r.reasons.map(\.code)) \(r.corrections)")
         #expect(held.effect == .blocksCell && held.detail.contains("claude_api_cost_2026_05.csv:2"), "\(held.detail)")
         #expect(r.corrections.isEmpty && r.held.isEmpty && r.unmapped.map(\.reason) == ["list_price_below_billed"], "\(r.corrections) \(r.unmapped)")
+        // A list written to the cent beside money to the millionth reads below it by rounding:
+        // 113 rows of a clean month were set aside. Read as usual.
+        let rounded = (1...31).map { d in
+            "2026-05-\(String(format: "%02d", d)),Claude Haiku 4.5,Default,k1,message,≤ 200k,input_no_cache,1.004999,1.00,token,not_available,,apikey_1,active\n"
+        }
+        let cents = try await run("anthropic", [file("claude_api_cost_2026_05.csv", Self.consoleHeader + rounded.joined())], store, account: "acct_42")
+        #expect(cents.unmapped.isEmpty && !cents.reasons.contains { $0.code == "list_price_below_billed" }, "\(cents.reasons.map(\.code))")
     }
 
     /// Two pulls of the Console export pasted into one file: the re-pull's overlapping days differ

@@ -55,7 +55,7 @@ enum Classification {
     /// time order, each with its UTC day.
     static func countedDays(_ buckets: [(key: VendorCell.BucketKey, bucket: VendorBucket)]) -> [(day: Int64, bucket: VendorBucket)] {
         buckets.sorted { $0.key.from < $1.key.from }
-            .filter { $0.bucket.hasStated && $0.bucket.hasAmount && $0.bucket.stated > 0 && $0.bucket.statedImpliedAmount > 0 }
+            .filter { $0.bucket.hasStated && $0.bucket.hasAmount && $0.bucket.stated > 0 && $0.bucket.comparedImplied > 0 }
             .map { (Timestamp(microseconds: $0.key.from).day, $0.bucket) }
     }
 
@@ -63,7 +63,7 @@ enum Classification {
     /// and half a point (a usage report and a cost report cut at midnight differ by a little every
     /// day, and nothing is disputed by that).
     static func departs(_ d: VendorBucket, usual: Decimal) -> Bool {
-        let expected = usual * d.statedImpliedAmount
+        let expected = usual * d.comparedImplied
         return abs(d.amount - expected) > max(2 * d.amountHalfUnits, expected * ReconciliationEngine.leastFactor)
     }
 
@@ -77,7 +77,7 @@ enum Classification {
         guard Set(cell.buckets.keys.map(\.tag)).count == 1 else { return false }
         let days = countedDays(cell.clustered)
         guard days.count >= 2 else { return false }
-        let ratios = days.map { $0.bucket.amount / $0.bucket.statedImpliedAmount }.sorted()
+        let ratios = days.map { $0.bucket.amount / $0.bucket.comparedImplied }.sorted()
         let usual = ratios[ratios.count / 2]
         guard usual > Decimal(string: "0.5")!, usual < 1 - ReconciliationEngine.leastFactor, !days.contains(where: { departs($0.bucket, usual: usual) })
         else { return false }
@@ -106,13 +106,13 @@ enum Classification {
         for (_, group) in Dictionary(grouping: cell.clustered, by: \.key.tag) {
             let days = countedDays(group).map(\.bucket)
             guard days.count >= 2 else { continue }
-            let ratios = days.map { $0.amount / $0.statedImpliedAmount }
+            let ratios = days.map { $0.amount / $0.comparedImplied }
             for (i, d) in days.enumerated() {
                 let lower = max(0, min(i - 3, ratios.count - 7))
                 let week = ratios[lower..<min(ratios.count, lower + 7)].sorted()
                 let usual = week[week.count / 2]
                 guard usual > 0, departs(d, usual: usual) else { continue }
-                let expected = usual * d.statedImpliedAmount, off = d.amount - expected
+                let expected = usual * d.comparedImplied, off = d.amount - expected
                 // Stated tokens the money does not pay for (negative: money for tokens not stated).
                 let tokens = ExactDecimal.roundedInt64(-off / expected * Decimal(exactly: d.stated)) ?? (off < 0 ? .max : .min)
                 let (sum, overflow) = net.addingReportingOverflow(tokens)
@@ -123,7 +123,8 @@ enum Classification {
         f.gapClass = .unexplained
         f.rule = "stated-quantity-conflict"
         f.classifier = "engine"
-        f.reason = (net > 0) == (f.quantity > 0) ? "stated_quantity_beyond_its_money_on_some_days" : "stated_quantity_short_of_its_money_on_some_days"
+        // Named by what the days show, whichever way the gap runs.
+        f.reason = net > 0 ? "stated_quantity_beyond_its_money_on_some_days" : "stated_quantity_short_of_its_money_on_some_days"
     }
 
     /// The vendor's money at the card's price matches the meter, or lies on the other side of it,

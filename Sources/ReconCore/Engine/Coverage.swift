@@ -248,9 +248,12 @@ enum CoverageCheck {
                 }
             }
         }
-        var metered: [CellKey: [Int64: Int64]] = [:]
-        for (key, days) in diff.meteredDaily where key.tokenType != nil {
-            for (d, q) in days { metered[key.modelType, default: [:]][d, default: 0] &+= q }
+        var metered: [CellKey: [Int64: Int64]] = [:], modelMetered: [String: [Int64: Int64]] = [:]
+        for (key, days) in diff.meteredDaily {
+            for (d, q) in days {
+                modelMetered[key.model, default: [:]][d, default: 0] &+= q
+                if key.tokenType != nil { metered[key.modelType, default: [:]][d, default: 0] &+= q }
+            }
         }
         var reasons: [EvidenceReason] = []
         for (key, daily) in metered.sorted(by: { $0.key < $1.key }) {
@@ -268,21 +271,27 @@ enum CoverageCheck {
             let own = windows[key] ?? [:], model = modelWindows[key.model] ?? [:]
             let whole = model.filter { own[$0.key] == $0.value }.count
             func windowMissing(_ d: Int64) -> Bool { !own.isEmpty && whole * 4 >= model.count * 3 && !(model[d] ?? []).isSubset(of: own[d] ?? []) }
-            let silent = daily.keys.filter { d in
+            // A day the collector lost the whole model, billed by the export for its other token
+            // types but not this one, which it bills on three days in four of the model's: the
+            // row is as likely lost as the usage absent, and the loss's correction was short by it.
+            let usual = modelBilled.filter { (days[$0] ?? 0) > 0 }.count * 4 >= modelBilled.count * 3
+            func lostBeside(_ d: Int64) -> Bool { usual && (modelMetered[key.model]?[d] ?? 0) == 0 && (days[d] ?? 0) == 0 }
+            let silent = Set(daily.keys).union(modelBilled).filter { d in
                 let q = daily[d] ?? 0
                 let covered = max(days[d] ?? 0, 0) &+ excess(d - 1) &+ excess(d + 1)
-                return range.from <= start(of: d) && start(of: d + 1) <= range.to && d < last && modelBilled.contains(d) && q > 0 && q >= median / 10
-                    && (covered < q / 10 || windowMissing(d))
+                return range.from <= start(of: d) && start(of: d + 1) <= range.to && d < last && modelBilled.contains(d)
+                    && (q > 0 && q >= median / 10 && (covered < q / 10 || windowMissing(d)) || lostBeside(d))
             }.sorted().map { start(of: $0).dayString }
             guard !silent.isEmpty, let type = key.tokenType else { continue }
             let what = "\(key.model) \(type.rawValue)"
             reasons.append(
                 .init(
-                    code: "export_rows_missing", effect: .blocksNegative, modelID: key.model, tokenType: type,
+                    code: "export_rows_missing", effect: .blocksCell, modelID: key.model, tokenType: type,
                     detail: "on \(silent.count) day(s) the export bills \(key.model) but no \(type.rawValue) (or in fewer of its time windows), "
                         + "which it bills on other days, while "
-                        + "the meter has a material share of it: \(compact(silent)). A row lost at a line boundary (a download cut short, a "
-                        + "row limit) looks so, and then \(what) reads short by those days, so it cannot show that cell's over-metering",
+                        + "the meter has a material share of it (or lost the whole model that day): \(compact(silent)). A row lost at a line boundary (a download cut short, a "
+                        + "row limit) looks so, and then \(what) reads short by those days, so neither its over-metering nor the size of a "
+                        + "loss beside it can be told",
                     remedy: "export those days again (or the whole month in one pull) and pass every file, or reconcile around them with --from/--to",
                     days: silent))
         }

@@ -30,10 +30,18 @@ extension DailyEvidence {
                 let vendor = vendorDaily(diff, key, accountwise: true) ?? [:], metered = meteredDaily(diff, key, accountwise: true)
                 let m = days.reduce(Int64(0)) { $0 &+ (metered[$1] ?? 0) }
                 let gap = days.reduce(Int64(0)) { $0 &+ ((vendor[$1]?.tokens ?? 0) &- (metered[$1] ?? 0)) }
-                doubtful = !days.isEmpty && m > 0 && abs(Decimal(exactly: gap)) <= Decimal(exactly: m) * givenRateDoubt
+                // A converted day that matches the meter, where its rounding would have hidden no
+                // more than half a point, shows the rate right: a rate off shows on every such day
+                // (at the vendor's own rate, a loss of 12 % inside an EUR week was held).
+                let matched = converted.contains { d in
+                    guard !off.contains(d), (metered[d] ?? 0) > 0, let v = vendor[d], v.tokens > 0 else { return false }
+                    return Decimal(exactly: v.toleranceTokens) <= Decimal(exactly: v.tokens) * ReconciliationEngine.leastFactor
+                }
+                doubtful = !matched && !days.isEmpty && m > 0 && abs(Decimal(exactly: gap)) <= Decimal(exactly: m) * givenRateDoubt
             } else {
-                // Lines longer than a day: where the gap lies cannot be told.
-                doubtful = true
+                // Lines longer than a day: where the gap lies cannot be told; over the period, within
+                // a fifth of what was metered.
+                doubtful = f.metered > 0 && abs(Decimal(exactly: f.quantity)) <= Decimal(exactly: f.metered) * givenRateDoubt
             }
             guard doubtful else { continue }
             findings[i].gapClass = .unexplained

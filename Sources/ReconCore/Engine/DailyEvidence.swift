@@ -137,8 +137,9 @@ enum DailyEvidence {
         return stop
     }
 
-    /// Whether a finding's daily gap is a step that lasts to the end: days before it within half
-    /// of the step's share of zero, days from it on within half of that share, two days or more.
+    /// Whether a finding's daily gap is a step that lasts to the end: the days at the step's share
+    /// (within half of it) that run to the end, two days or more; before them, days within half of
+    /// the share of zero, or losses (the vendor above the meter, by any share).
     /// `.some(day)` it is, from that day; `.some(nil)` it is not (an outage, a loss that stopped);
     /// nil when the bill has no days to tell.
     static func stepToTheEnd(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> Int64?? {

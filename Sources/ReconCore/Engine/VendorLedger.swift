@@ -38,6 +38,8 @@ struct VendorBucket: Sendable {
     /// The labels of the lines stating a quantity, and the tiers (`key=value` of labels priced
     /// apart from the base) of those stating money alone.
     var statedLabels: Set<[String: String]> = []
+    /// A stated line names no label the card prices by: it may count any tier.
+    var statedAnyTier = false
     var moneyTiers: Set<String> = []
     /// Some of the volume here is money converted at a rate the run was given (`--fx`), not one
     /// the export states: how many tokens it is rests on that rate.
@@ -46,7 +48,24 @@ struct VendorBucket: Sendable {
     /// price) gave volume here and may be after a discount (`ParsedInvoice.amountsMayBeNet`).
     var netFiles: Set<Int> = []
 
+    /// The tokens the money of lines stating money alone buys at each line's own price (its tier),
+    /// before any list price: what the money pays for, to set beside a count stated apart.
+    var billedTokens = Decimal(0)
+    /// The money of those lines (all of the bucket's, or the comparison below is the card's).
+    var moneyOnlyAmount = Decimal(0)
+
     var vendorAmount: Decimal { hasAmount ? amount : statedImpliedAmount }
+
+    /// The stated count priced as the money is: where the bucket's money all comes from lines
+    /// stating money alone (a cost report beside a usage report), at those lines' own prices, so
+    /// a count of every tier beside batch money reads as paid for (a usage report not grouped by
+    /// tier was held against batch money priced at the standard rate), and a count of one tier
+    /// beside money of two reads short of it (filtered to the standard tier, not grouped, the
+    /// batch tokens were proposed off the meter). Else at the card's price for the stated lines.
+    var comparedImplied: Decimal {
+        guard hasStated, stated > 0, billedTokens > 0, hasAmount, moneyOnlyAmount == amount else { return statedImpliedAmount }
+        return amount * Decimal(exactly: stated) / billedTokens
+    }
 
     /// A bucket whose stated quantities name tenants and whose money-only lines bill another:
     /// the stated count (a usage report of one workspace) stands for the bucket's money of every
@@ -66,7 +85,7 @@ struct VendorBucket: Sendable {
     /// (its batch tokens) was proposed off the meter. A stated line without the label (a usage
     /// report not grouped by it) may count any.
     var uncoveredTiers: Set<String> {
-        guard hasStated else { return [] }
+        guard hasStated, !statedAnyTier, !moneyTiers.isEmpty else { return [] }
         return moneyTiers.filter { pair in
             let key = String(pair.prefix { $0 != "=" }), value = String(pair.drop { $0 != "=" }.dropFirst())
             return !statedLabels.contains { $0[key] == nil || $0[key] == value }
@@ -80,12 +99,15 @@ struct VendorBucket: Sendable {
         amount += o.amount
         hasAmount = hasAmount || o.hasAmount
         statedImpliedAmount += o.statedImpliedAmount
+        billedTokens += o.billedTokens
+        moneyOnlyAmount += o.moneyOnlyAmount
         tolerance += o.tolerance
         amountHalfUnits += o.amountHalfUnits
         if let l = o.listAmount { listAmount = (listAmount ?? 0) + l }
         statedTenants.formUnion(o.statedTenants)
         moneyTenants.formUnion(o.moneyTenants)
         atGivenRate = atGivenRate || o.atGivenRate
+        statedAnyTier = statedAnyTier || o.statedAnyTier
         statedLabels.formUnion(o.statedLabels)
         moneyTiers.formUnion(o.moneyTiers)
         netFiles.formUnion(o.netFiles)
@@ -195,7 +217,7 @@ struct VendorCell: Sendable {
         let both = clustered.map(\.bucket).filter { $0.hasStated && $0.hasAmount }
         guard !both.isEmpty, !moneyMissing else { return nil }
         return (
-            both.reduce(0) { $0 + $1.amount }, both.reduce(0) { $0 + $1.statedImpliedAmount },
+            both.reduce(0) { $0 + $1.amount }, both.reduce(0) { $0 + $1.comparedImplied },
             both.reduce(0) { $0 &+ $1.stated }, both.reduce(0) { $0 + $1.amountHalfUnits }
         )
     }
@@ -452,8 +474,10 @@ struct VendorLedger: Sendable {
             // short in a download (`…,15.486105,1`), or a list of something else. Volume comes from
             // the list where one is given, so such a line's is unknown (1/15 of it was read, and
             // proposed off the meter).
+            // Beyond both values' rounding: a list written to the cent beside money to the
+            // millionth reads below it by up to half a cent (113 rows of a clean month were set aside).
             if line.quantity == nil, let list = line.listAmount, let a = line.amount, a > 0,
-                list < a - 2 * ExactDecimal.halfUnit(ofScale: line.amountScale)
+                a - list > max(2 * ExactDecimal.halfUnit(ofScale: line.amountScale) + 2 * ExactDecimal.halfUnit(ofScale: line.listAmountScale ?? 2), a / 200)
             {
                 skip("list_price_below_billed")
                 ledger.unplacedLines += 1
@@ -561,7 +585,11 @@ struct VendorLedger: Sendable {
             let tenant = tenantKeys.sorted().first { line.attribution[$0] != nil }.map { "\($0)=\(line.attribution[$0]!)" } ?? ""
             if line.quantity != nil {
                 bucketPart.statedTenants = [tenant]
-                bucketPart.statedLabels = [line.labels]
+                // The labels a price depends on (a value no key of the card's has is base only for
+                // keys it does not price); other labels (a FOCUS row's costs) tell no tier, and a
+                // set of every row's would grow a line at a time.
+                let priced = line.labels.filter { !card.isBaseLabel($0.key, "\u{0}", model: model) }
+                if priced.isEmpty { bucketPart.statedAnyTier = true } else { bucketPart.statedLabels = [priced] }
             } else if line.amount != nil {
                 bucketPart.moneyTenants = [tenant]
                 bucketPart.moneyTiers = Set(line.labels.filter { !card.isBaseLabel($0.key, $0.value, model: model) }.map { "\($0.key)=\($0.value)" })
@@ -586,7 +614,12 @@ struct VendorLedger: Sendable {
                         if line.listAmount == nil, netFileIndexes.contains(entry.file) { bucketPart.netFiles = [entry.file] }
                         bucketPart.atGivenRate = line.currency != card.currency && !(line.exchangeRate.map { $0 > 0 } ?? false)
                         bucketPart.exactTokens = card.tokens(for: volumeMoney, at: price)
-                        bucketPart.tolerance = fxRate(tolerance(line.amountScale, price))
+                        // The same division only where a list price gave the volume.
+                        bucketPart.billedTokens = line.listAmount == nil ? bucketPart.exactTokens : card.tokens(for: converted, at: price)
+                        bucketPart.moneyOnlyAmount = converted
+                        // Read from a list written coarser than the money, the volume carries the list's rounding.
+                        let scale = line.listAmount == nil ? line.amountScale : min(line.amountScale, line.listAmountScale ?? line.amountScale)
+                        bucketPart.tolerance = fxRate(tolerance(scale, price))
                         guard ExactDecimal.roundedInt64(bucketPart.exactTokens) != nil else {
                             throw UsageBoxError.invalidArgument(
                                 "\(line.location): \(ExactDecimal.text(a)) \(line.currency) is more tokens than 64 bits hold",
