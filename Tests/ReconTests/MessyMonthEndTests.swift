@@ -214,6 +214,38 @@ import UsageBoxApp
         #expect(cents.unmapped.isEmpty && !cents.reasons.contains { $0.code == "list_price_below_billed" }, "\(cents.reasons.map(\.code))")
     }
 
+    /// A Console CSV of a row per workspace that lost one workspace's output row on May 14: the
+    /// cell is still billed that day (the other workspace's row), and the lost row read as
+    /// over-metering. Held as a row missing; the whole file is exact.
+    @Test func aWorkspacesRowMissingBesideItsOtherRowsHoldsTheCell() async throws {
+        let store = try await store(
+            (1...31).flatMap { [("acct_42", "claude-haiku-4-5", "input", 2_000_000, $0), ("acct_42", "claude-haiku-4-5", "output", 200_000, $0)] },
+            vendor: "anthropic")
+        func rows(losing lost: Int?) -> String {
+            (1...31).flatMap { d in
+                [("Default", "k1", "apikey_1"), ("Research", "k2", "apikey_2")].flatMap { w, key, id in
+                    ["input_no_cache", "output"].compactMap { type -> String? in
+                        guard !(d == lost && w == "Research" && type == "output") else { return nil }
+                        let cost = type == "output" ? "0.50" : "1.00"
+                        return
+                            "2026-05-\(String(format: "%02d", d)),Claude Haiku 4.5,\(w),\(key),message,≤ 200k,\(type),\(cost),\(cost),token,not_available,,\(id),active\n"
+                    }
+                }
+            }.joined()
+        }
+        func run(losing lost: Int?) async throws -> ReconciliationReport {
+            try await self.run("anthropic", [file("claude_api_cost_2026_05.csv", Self.consoleHeader + rows(losing: lost))], store, account: "acct_42") {
+                $0.invoiceScope = .account
+            }
+        }
+        let cut = try await run(losing: 14)
+        let missing = try #require(cut.reasons.first { $0.code == "export_rows_missing" }, "\(cut.reasons.map(\.code)) \(cut.corrections)")
+        #expect(missing.tokenType == .output && missing.days == ["2026-05-14"], "\(missing)")
+        #expect(cut.corrections.isEmpty && cut.held.isEmpty, "\(cut.corrections.map(\.quantity))")
+        let whole = try await run(losing: nil)
+        #expect(whole.findings.isEmpty && !whole.reasons.contains { $0.code == "export_rows_missing" }, "\(whole.reasons.map(\.code))")
+    }
+
     /// Two pulls of the Console export pasted into one file: the re-pull's overlapping days differ
     /// only in the key's status (archived since) or an amount the vendor revised. One charge each,
     /// not two: held (`identical_rows`), where +12,060,000 was proposed on an exact meter.

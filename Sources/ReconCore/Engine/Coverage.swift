@@ -237,11 +237,17 @@ enum CoverageCheck {
         var billed: [CellKey: [Int64: Int64]] = [:], modelDays: [String: Set<Int64>] = [:]
         // Exports in windows shorter than a day (Vertex's six hours): the windows billed per day.
         var windows: [CellKey: [Int64: Set<Int64>]] = [:], modelWindows: [String: [Int64: Set<Int64>]] = [:]
+        // And the tenants (workspaces, projects) billed per day: an export of a row per workspace
+        // that lost one workspace's row still bills the cell that day.
+        var tenants: [CellKey: [Int64: Set<String>]] = [:], modelTenants: [String: [Int64: Set<String>]] = [:]
         for (key, cell) in diff.vendor where key.tokenType != nil {
             for (k, b) in cell.clustered where b.stated != 0 || b.exactTokens != 0 || b.amount != 0 {
                 let day = Timestamp(microseconds: k.from).day
                 billed[key.modelType, default: [:]][day, default: 0] &+= BucketSum([b]).tokens
                 modelDays[key.model, default: []].insert(day)
+                let named = b.moneyTenants.union(b.statedTenants)
+                tenants[key.modelType, default: [:]][day, default: []].formUnion(named)
+                modelTenants[key.model, default: [:]][day, default: []].formUnion(named)
                 if VendorCell.isOneDay(k), k.to - k.from < 86_400_000_000 {
                     windows[key.modelType, default: [:]][day, default: []].insert(k.from)
                     modelWindows[key.model, default: [:]][day, default: []].insert(k.from)
@@ -271,6 +277,16 @@ enum CoverageCheck {
             let own = windows[key] ?? [:], model = modelWindows[key.model] ?? [:]
             let whole = model.filter { own[$0.key] == $0.value }.count
             func windowMissing(_ d: Int64) -> Bool { !own.isEmpty && whole * 4 >= model.count * 3 && !(model[d] ?? []).isSubset(of: own[d] ?? []) }
+            // A tenant the model is billed for that day and this cell not, where the cell bills that
+            // tenant on three days in four (four days at least) of those the model does.
+            let ownTenants = tenants[key] ?? [:], theModels = modelTenants[key.model] ?? [:]
+            func tenantMissing(_ d: Int64) -> Bool {
+                (theModels[d] ?? []).subtracting(ownTenants[d] ?? []).contains { t in
+                    let modelDays = theModels.filter { $0.value.contains(t) }.count
+                    let cellDays = ownTenants.filter { $0.value.contains(t) }.count
+                    return modelDays >= 4 && cellDays * 4 >= modelDays * 3
+                }
+            }
             // A day the collector lost the whole model, billed by the export for its other token
             // types but not this one, which it bills on three days in four of the model's: the
             // row is as likely lost as the usage absent, and the loss's correction was short by it.
@@ -280,14 +296,15 @@ enum CoverageCheck {
                 let q = daily[d] ?? 0
                 let covered = max(days[d] ?? 0, 0) &+ excess(d - 1) &+ excess(d + 1)
                 return range.from <= start(of: d) && start(of: d + 1) <= range.to && d < last && modelBilled.contains(d)
-                    && (q > 0 && q >= median / 10 && (covered < q / 10 || windowMissing(d)) || lostBeside(d))
+                    && (q > 0 && q >= median / 10 && (covered < q / 10 || windowMissing(d) || tenantMissing(d)) || lostBeside(d))
             }.sorted().map { start(of: $0).dayString }
             guard !silent.isEmpty, let type = key.tokenType else { continue }
             let what = "\(key.model) \(type.rawValue)"
             reasons.append(
                 .init(
                     code: "export_rows_missing", effect: .blocksCell, modelID: key.model, tokenType: type,
-                    detail: "on \(silent.count) day(s) the export bills \(key.model) but no \(type.rawValue) (or in fewer of its time windows), "
+                    detail: "on \(silent.count) day(s) the export bills \(key.model) but no \(type.rawValue) (or in fewer of its time windows, or "
+                        + "for fewer of its workspaces or projects), "
                         + "which it bills on other days, while "
                         + "the meter has a material share of it (or lost the whole model that day): \(compact(silent)). A row lost at a line boundary (a download cut short, a "
                         + "row limit) looks so, and then \(what) reads short by those days, so neither its over-metering nor the size of a "
