@@ -236,10 +236,10 @@ enum CoverageCheck {
         guard ledger.multiDayLines == 0 else { return [] }
         var billed: [CellKey: [Int64: Int64]] = [:], modelDays: [String: Set<Int64>] = [:]
         // Exports in windows shorter than a day (Vertex's six hours): the windows billed per day.
-        var windows: [CellKey: [Int64: Set<Int64>]] = [:], modelWindows: [String: [Int64: Set<Int64>]] = [:]
+        var windows: [CellKey: [Int64: Set<Int64>]] = [:]
         // And the tenants (workspaces, projects) billed per day: an export of a row per workspace
         // that lost one workspace's row still bills the cell that day.
-        var tenants: [CellKey: [Int64: Set<String>]] = [:], modelTenants: [String: [Int64: Set<String>]] = [:]
+        var tenants: [CellKey: [Int64: Set<String>]] = [:]
         for (key, cell) in diff.vendor where key.tokenType != nil {
             for (k, b) in cell.clustered where b.stated != 0 || b.exactTokens != 0 || b.amount != 0 {
                 let day = Timestamp(microseconds: k.from).day
@@ -247,10 +247,9 @@ enum CoverageCheck {
                 modelDays[key.model, default: []].insert(day)
                 let named = b.moneyTenants.union(b.statedTenants)
                 tenants[key.modelType, default: [:]][day, default: []].formUnion(named)
-                modelTenants[key.model, default: [:]][day, default: []].formUnion(named)
                 if VendorCell.isOneDay(k), k.to - k.from < 86_400_000_000 {
-                    windows[key.modelType, default: [:]][day, default: []].insert(k.from)
-                    modelWindows[key.model, default: [:]][day, default: []].insert(k.from)
+                    // By its start within the day, so that windows compare across days.
+                    windows[key.modelType, default: [:]][day, default: []].insert(k.from - day * 86_400_000_000)
                 }
             }
         }
@@ -271,27 +270,39 @@ enum CoverageCheck {
             // After the cell's last billed day the export stopped billing it: held as such where a
             // correction is proposed (`last_day_unlike_the_rest`), which says where it stops.
             let last = days.filter { $0.value > 0 }.keys.max()!
-            // A window the model is billed in that day and this cell not, where the cell is billed in
-            // every window its model is on three days in four or more (a token type used now and
-            // then, cache writes, leaves windows out every day).
-            let own = windows[key] ?? [:], model = modelWindows[key.model] ?? [:]
-            let whole = model.filter { own[$0.key] == $0.value }.count
-            func windowMissing(_ d: Int64) -> Bool { !own.isEmpty && whole * 4 >= model.count * 3 && !(model[d] ?? []).isSubset(of: own[d] ?? []) }
-            // A tenant the model is billed for that day and this cell not, where the cell bills that
-            // tenant on three days in four (four days at least) of those the model does.
-            let ownTenants = tenants[key] ?? [:], theModels = modelTenants[key.model] ?? [:]
-            func tenantMissing(_ d: Int64) -> Bool {
-                (theModels[d] ?? []).subtracting(ownTenants[d] ?? []).contains { t in
-                    let modelDays = theModels.filter { $0.value.contains(t) }.count
-                    let cellDays = ownTenants.filter { $0.value.contains(t) }.count
-                    return modelDays >= 4 && cellDays * 4 >= modelDays * 3
+            // Input and output go together: every request has both. A window, a tenant or a day the
+            // other of the two is billed for and this one not, where this one is usually billed
+            // beside it (three times in four), is a row lost; cache reads and writes come and go
+            // (a workspace reading cache on 24 days of 30 held its cell), so they are not judged so.
+            let partner: TokenType? = key.tokenType == .input ? .output : key.tokenType == .output ? .input : nil
+            let pair = partner.map { CellKey(model: key.model, tokenType: $0, account: nil) }
+            func usually<T: Hashable>(_ own: [Int64: Set<T>], _ other: [Int64: Set<T>]) -> Set<T> {
+                // The values (windows, tenants) this cell is billed for on three days in four of the
+                // other's, four days at least.
+                var otherDays: [T: Int] = [:], together: [T: Int] = [:]
+                for (d, values) in other {
+                    for v in values {
+                        otherDays[v, default: 0] += 1
+                        if own[d]?.contains(v) == true { together[v, default: 0] += 1 }
+                    }
                 }
+                return Set(otherDays.filter { $0.value >= 4 && (together[$0.key] ?? 0) * 4 >= $0.value * 3 }.keys)
             }
-            // A day the collector lost the whole model, billed by the export for its other token
-            // types but not this one, which it bills on three days in four of the model's: the
+            let ownWindows = windows[key] ?? [:], pairWindows = pair.flatMap { windows[$0] } ?? [:]
+            let ownTenants = tenants[key] ?? [:], pairTenants = pair.flatMap { tenants[$0] } ?? [:]
+            let usualWindows = usually(ownWindows, pairWindows), usualTenants = usually(ownTenants, pairTenants)
+            func windowMissing(_ d: Int64) -> Bool {
+                (pairWindows[d] ?? []).subtracting(ownWindows[d] ?? []).contains(where: usualWindows.contains)
+            }
+            func tenantMissing(_ d: Int64) -> Bool { (pairTenants[d] ?? []).subtracting(ownTenants[d] ?? []).contains(where: usualTenants.contains) }
+            // A day the collector lost the whole model, billed by the export for the other of input
+            // and output but not this one, which it bills on three days in four of the other's: the
             // row is as likely lost as the usage absent, and the loss's correction was short by it.
-            let usual = modelBilled.filter { (days[$0] ?? 0) > 0 }.count * 4 >= modelBilled.count * 3
-            func lostBeside(_ d: Int64) -> Bool { usual && (modelMetered[key.model]?[d] ?? 0) == 0 && (days[d] ?? 0) == 0 }
+            let pairDays = pair.flatMap { billed[$0] }?.filter { $0.value > 0 }.keys.map { $0 } ?? []
+            let usual = pairDays.count >= 4 && pairDays.filter { (days[$0] ?? 0) > 0 }.count * 4 >= pairDays.count * 3
+            func lostBeside(_ d: Int64) -> Bool {
+                usual && pairDays.contains(d) && (modelMetered[key.model]?[d] ?? 0) == 0 && (days[d] ?? 0) == 0
+            }
             let silent = Set(daily.keys).union(modelBilled).filter { d in
                 let q = daily[d] ?? 0
                 let covered = max(days[d] ?? 0, 0) &+ excess(d - 1) &+ excess(d + 1)

@@ -48,8 +48,8 @@ struct VendorBucket: Sendable {
     /// price) gave volume here and may be after a discount (`ParsedInvoice.amountsMayBeNet`).
     var netFiles: Set<Int> = []
 
-    /// The tokens the money of lines stating money alone buys at each line's own price (its tier),
-    /// before any list price: what the money pays for, to set beside a count stated apart.
+    /// The tokens the money of lines stating money alone stands for at each line's own price (its
+    /// tier; from the list where given): what the money pays for, beside a count stated apart.
     var billedTokens = Decimal(0)
     /// The money of those lines (all of the bucket's, or the comparison below is the card's).
     var moneyOnlyAmount = Decimal(0)
@@ -62,9 +62,21 @@ struct VendorBucket: Sendable {
     /// tier was held against batch money priced at the standard rate), and a count of one tier
     /// beside money of two reads short of it (filtered to the standard tier, not grouped, the
     /// batch tokens were proposed off the meter). Else at the card's price for the stated lines.
+    /// Only where the money bills a tier the counts do not say whether they hold (no stated line
+    /// names that label): counts that name their tiers are priced at them (cost rows with no tier
+    /// beside a report grouped by tier read as a 25 % discount when priced as the money was).
     var comparedImplied: Decimal {
-        guard hasStated, stated > 0, billedTokens > 0, hasAmount, moneyOnlyAmount == amount else { return statedImpliedAmount }
+        guard hasStated, stated > 0, billedTokens > 0, hasAmount, moneyOnlyAmount == amount, countsMayHoldMoneysTiers else { return statedImpliedAmount }
         return amount * Decimal(exactly: stated) / billedTokens
+    }
+
+    var countsMayHoldMoneysTiers: Bool {
+        guard !moneyTiers.isEmpty else { return false }
+        return statedAnyTier
+            || moneyTiers.contains { pair in
+                let key = String(pair.prefix { $0 != "=" })
+                return statedLabels.contains { $0[key] == nil }
+            }
     }
 
     /// A bucket whose stated quantities name tenants and whose money-only lines bill another:
@@ -477,7 +489,10 @@ struct VendorLedger: Sendable {
             // Beyond both values' rounding: a list written to the cent beside money to the
             // millionth reads below it by up to half a cent (113 rows of a clean month were set aside).
             if line.quantity == nil, let list = line.listAmount, let a = line.amount, a > 0,
-                a - list > max(2 * ExactDecimal.halfUnit(ofScale: line.amountScale) + 2 * ExactDecimal.halfUnit(ofScale: line.listAmountScale ?? 2), a / 200)
+                a - list
+                    > max(
+                        2 * ExactDecimal.halfUnit(ofScale: line.amountScale) + 2 * ExactDecimal.halfUnit(ofScale: line.listAmountScale ?? line.amountScale),
+                        a / 200)
             {
                 skip("list_price_below_billed")
                 ledger.unplacedLines += 1
@@ -614,8 +629,9 @@ struct VendorLedger: Sendable {
                         if line.listAmount == nil, netFileIndexes.contains(entry.file) { bucketPart.netFiles = [entry.file] }
                         bucketPart.atGivenRate = line.currency != card.currency && !(line.exchangeRate.map { $0 > 0 } ?? false)
                         bucketPart.exactTokens = card.tokens(for: volumeMoney, at: price)
-                        // The same division only where a list price gave the volume.
-                        bucketPart.billedTokens = line.listAmount == nil ? bucketPart.exactTokens : card.tokens(for: converted, at: price)
+                        // The volume the money stands for (from its list where given: a discount is no
+                        // less usage, and a count set beside net money read short of it by the discount).
+                        bucketPart.billedTokens = bucketPart.exactTokens
                         bucketPart.moneyOnlyAmount = converted
                         // Read from a list written coarser than the money, the volume carries the list's rounding.
                         let scale = line.listAmount == nil ? line.amountScale : min(line.amountScale, line.listAmountScale ?? line.amountScale)
