@@ -298,28 +298,27 @@ enum CoverageCheck {
             // A day the collector lost the whole model, billed by the export for the other of input
             // and output but not this one, which it bills on three days in four of the other's: the
             // row is as likely lost as the usage absent, and the loss's correction was short by it.
-            let pairDays = pair.flatMap { billed[$0] }?.filter { $0.value > 0 }.keys.map { $0 } ?? []
+            let pairDays = Set(pair.flatMap { billed[$0] }?.filter { $0.value > 0 }.keys.map { $0 } ?? [])
             let usual = pairDays.count >= 4 && pairDays.filter { (days[$0] ?? 0) > 0 }.count * 4 >= pairDays.count * 3
             func lostBeside(_ d: Int64) -> Bool {
                 usual && pairDays.contains(d) && (modelMetered[key.model]?[d] ?? 0) == 0 && (days[d] ?? 0) == 0
             }
-            let silent = Set(daily.keys).union(modelBilled).filter { d in
+            // Only days the export bills the model (another token type) are judged.
+            let silent = modelBilled.filter { d in
                 let q = daily[d] ?? 0
                 let covered = max(days[d] ?? 0, 0) &+ excess(d - 1) &+ excess(d + 1)
-                return range.from <= start(of: d) && start(of: d + 1) <= range.to && d < last && modelBilled.contains(d)
+                return range.from <= start(of: d) && start(of: d + 1) <= range.to && d < last
                     && (q > 0 && q >= median / 10 && (covered < q / 10 || windowMissing(d) || tenantMissing(d)) || lostBeside(d))
             }.sorted().map { start(of: $0).dayString }
             guard !silent.isEmpty, let type = key.tokenType else { continue }
-            let what = "\(key.model) \(type.rawValue)"
             reasons.append(
                 .init(
                     code: "export_rows_missing", effect: .blocksCell, modelID: key.model, tokenType: type,
-                    detail: "on \(silent.count) day(s) the export bills \(key.model) but no \(type.rawValue) (or in fewer of its time windows, or "
-                        + "for fewer of its workspaces or projects), "
-                        + "which it bills on other days, while "
-                        + "the meter has a material share of it (or lost the whole model that day): \(compact(silent)). A row lost at a line boundary (a download cut short, a "
-                        + "row limit) looks so, and then \(what) reads short by those days, so neither its over-metering nor the size of a "
-                        + "loss beside it can be told",
+                    detail: "on \(silent.count) day(s) the export bills \(key.model) but no \(type.rawValue) (or in fewer of its time windows, "
+                        + "or for fewer of its workspaces or projects), which it bills on other days, while the meter has a material share "
+                        + "of it (or lost the whole model that day): \(compact(silent)). A row lost at a line boundary (a download cut short, "
+                        + "a row limit) looks so, and then \(key.named) reads short by those days, so neither its over-metering nor the size "
+                        + "of a loss beside it can be told",
                     remedy: "export those days again (or the whole month in one pull) and pass every file, or reconcile around them with --from/--to",
                     days: silent))
         }

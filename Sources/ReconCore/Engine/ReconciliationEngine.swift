@@ -619,7 +619,7 @@ public struct ReconciliationEngine: Sendable {
             groups[CellKey(model: model, tokenType: model.isEmpty ? nil : tokenType), default: []].append((r.file, r.pair))
         }
         return groups.sorted { $0.key < $1.key }.map { key, repeats in
-            let what = key.model.isEmpty ? "lines of a model the card does not know" : "\(key.model) \(key.tokenType?.rawValue ?? "")"
+            let what = key.model.isEmpty ? "lines of a model the card does not know" : key.named
             return EvidenceReason(
                 code: "identical_rows", effect: key.model.isEmpty ? .inconclusive : key.tokenType == nil ? .blocksModel : .blocksCell,
                 modelID: key.model.isEmpty ? nil : key.model, tokenType: key.tokenType,

@@ -48,28 +48,28 @@ struct VendorBucket: Sendable {
     /// price) gave volume here and may be after a discount (`ParsedInvoice.amountsMayBeNet`).
     var netFiles: Set<Int> = []
 
-    /// The tokens the money of lines stating money alone stands for at each line's own price (its
-    /// tier; from the list where given): what the money pays for, beside a count stated apart.
-    var billedTokens = Decimal(0)
-    /// The money of those lines (all of the bucket's, or the comparison below is the card's).
+    /// The money of the lines stating money alone (whose volume, at each line's own price and
+    /// from its list where given, is `exactTokens`): all of the bucket's, or the comparison below
+    /// is at the card's price.
     var moneyOnlyAmount = Decimal(0)
 
     var vendorAmount: Decimal { hasAmount ? amount : statedImpliedAmount }
 
-    /// The stated count priced as the money is: where the bucket's money all comes from lines
-    /// stating money alone (a cost report beside a usage report), at those lines' own prices, so
-    /// a count of every tier beside batch money reads as paid for (a usage report not grouped by
-    /// tier was held against batch money priced at the standard rate), and a count of one tier
-    /// beside money of two reads short of it (filtered to the standard tier, not grouped, the
-    /// batch tokens were proposed off the meter). Else at the card's price for the stated lines.
-    /// Only where the money bills a tier the counts do not say whether they hold (no stated line
-    /// names that label): counts that name their tiers are priced at them (cost rows with no tier
-    /// beside a report grouped by tier read as a 25 % discount when priced as the money was).
+    /// The stated count's money, for comparing with what was billed. Where the money (all from
+    /// lines stating money alone: a cost report beside a usage report) bills a tier the counts do
+    /// not say whether they hold, priced as the money is, each line at its own tier: a count of
+    /// every tier beside batch money reads as paid for (a usage report not grouped by tier was held
+    /// against batch money priced at the standard rate), and a count of one tier beside money of
+    /// two reads short of it (filtered to the standard tier, not grouped, the batch tokens were
+    /// proposed off the meter). Else at the card's price for the stated lines' own labels (cost
+    /// rows with no tier beside a report grouped by tier read as a 25 % discount when priced as
+    /// the money was).
     var comparedImplied: Decimal {
-        guard hasStated, stated > 0, billedTokens > 0, hasAmount, moneyOnlyAmount == amount, countsMayHoldMoneysTiers else { return statedImpliedAmount }
-        return amount * Decimal(exactly: stated) / billedTokens
+        guard hasStated, stated > 0, exactTokens > 0, hasAmount, moneyOnlyAmount == amount, countsMayHoldMoneysTiers else { return statedImpliedAmount }
+        return amount * Decimal(exactly: stated) / exactTokens
     }
 
+    /// Some tier the money bills is a label some stated line does not name.
     var countsMayHoldMoneysTiers: Bool {
         guard !moneyTiers.isEmpty else { return false }
         return statedAnyTier
@@ -111,7 +111,6 @@ struct VendorBucket: Sendable {
         amount += o.amount
         hasAmount = hasAmount || o.hasAmount
         statedImpliedAmount += o.statedImpliedAmount
-        billedTokens += o.billedTokens
         moneyOnlyAmount += o.moneyOnlyAmount
         tolerance += o.tolerance
         amountHalfUnits += o.amountHalfUnits
@@ -629,9 +628,6 @@ struct VendorLedger: Sendable {
                         if line.listAmount == nil, netFileIndexes.contains(entry.file) { bucketPart.netFiles = [entry.file] }
                         bucketPart.atGivenRate = line.currency != card.currency && !(line.exchangeRate.map { $0 > 0 } ?? false)
                         bucketPart.exactTokens = card.tokens(for: volumeMoney, at: price)
-                        // The volume the money stands for (from its list where given: a discount is no
-                        // less usage, and a count set beside net money read short of it by the discount).
-                        bucketPart.billedTokens = bucketPart.exactTokens
                         bucketPart.moneyOnlyAmount = converted
                         // Read from a list written coarser than the money, the volume carries the list's rounding.
                         let scale = line.listAmount == nil ? line.amountScale : min(line.amountScale, line.listAmountScale ?? line.amountScale)
@@ -674,7 +670,7 @@ struct VendorLedger: Sendable {
         // Either way: the counts stand for the cell, and the money of a tier they leave out has no
         // count beside it (below the meter it was proposed off it; above, the loss was short by it).
         for (key, o) in omittedTiers.sorted(by: { $0.key < $1.key }) {
-            let what = "\(key.model) \(key.tokenType?.rawValue ?? "")"
+            let what = key.named
             ledger.reasons.append(
                 .init(
                     code: "stated_quantities_omit_tiers", effect: .blocksCell, modelID: key.model, tokenType: key.tokenType,
@@ -700,7 +696,7 @@ struct VendorLedger: Sendable {
             tierNotes.filter { $0.hasPrefix(model + " ") }.map { String($0.dropFirst(model.count + 1)) }.sorted()
         }
         for (key, block) in blockedNegative.sorted(by: { $0.key < $1.key }) {
-            let what = key.tokenType.map { "\(key.model) \($0.rawValue)" } ?? key.model
+            let what = key.named
             let (detail, remedy): (String, String)
             switch block.code {
             case "unknown_token_type":
@@ -728,7 +724,7 @@ struct VendorLedger: Sendable {
                     detail: detail, remedy: remedy, amount: block.amount))
         }
         for (key, count) in unpricedStated.sorted(by: { $0.key < $1.key }) {
-            let what = key.tokenType.map { "\(key.model) \($0.rawValue)" } ?? key.model
+            let what = key.named
             let tiers = tiersOf(key.model)
             ledger.reasons.append(
                 .init(
@@ -758,7 +754,7 @@ struct VendorLedger: Sendable {
                     remedy: "an export that states the refunded quantity", amount: amount))
         }
         for (key, r) in tokenRefunds.sorted(by: { $0.key < $1.key }) {
-            let what = "\(key.model) \(key.tokenType?.rawValue ?? "")"
+            let what = key.named
             ledger.reasons.append(
                 .init(
                     code: "usage_refund", effect: .blocksCell, modelID: key.model, tokenType: key.tokenType,
@@ -768,7 +764,7 @@ struct VendorLedger: Sendable {
                     remedy: "ask the vendor what the refund or credit returns; other models' and token types' corrections stand", amount: r.amount))
         }
         for (key, spans) in spansPriceChange.sorted(by: { $0.key < $1.key }) {
-            let what = "\(key.model) \(key.tokenType?.rawValue ?? "")"
+            let what = key.named
             ledger.reasons.append(
                 .init(
                     code: "line_spans_price_change", effect: .blocksCell, modelID: key.model, tokenType: key.tokenType,
@@ -782,7 +778,7 @@ struct VendorLedger: Sendable {
             ledger.reasons.append(
                 .init(
                     code: "list_price_below_billed", effect: .blocksCell, modelID: key.model, tokenType: key.tokenType,
-                    detail: "\(key.model) \(key.tokenType?.rawValue ?? ""): \(l.count) line(s) bill more than their list price (the first at "
+                    detail: "\(key.named): \(l.count) line(s) bill more than their list price (the first at "
                         + "\(l.first)), which no discount does: a value cut short (a download stopped mid-cell) or another column's; their "
                         + "volume is unknown, set aside",
                     remedy: "export the file again and check its last lines", amount: l.amount))
@@ -801,4 +797,7 @@ struct VendorLedger: Sendable {
 
 extension CellKey {
     init(model: String) { self.init(model: model, tokenType: nil, account: nil) }
+
+    /// `model token_type` (the model alone when compared per model), as reasons name a cell.
+    var named: String { tokenType.map { "\(model) \($0.rawValue)" } ?? model }
 }
