@@ -95,8 +95,9 @@ enum Classification {
     /// (+7,390,000 proposed for 6,390,000 lost); 1,000,000 below it, as the outage less that
     /// million (+4,011,739 for 5,011,739, with no word of the day). On its own, the month-level
     /// check below holds it.
-    /// "Around": the median ratio of money to count at the card's price over the seven days
-    /// about it (a week at the period's edges), so a discount on every day, or one that starts
+    /// "Around": the median ratio of money to the count's money (`comparedImplied`: at the card's
+    /// price, or as the money is priced where it bills a tier the counts do not name) over the
+    /// seven days about it (a week at the period's edges), so a discount on every day, or one that starts
     /// mid-month, disputes nothing (taken from the month's median, a discount from May 12 made
     /// May 1–11 "disputed", and netted against them a real dispute on May 20 was let through).
     /// Per token type: a cell compared per model holds several, each at its own price.

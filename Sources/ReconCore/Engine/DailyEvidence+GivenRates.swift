@@ -30,7 +30,7 @@ extension DailyEvidence {
             findings[i].rule = "given-exchange-rate"
             findings[i].classifier = "engine"
             findings[i].reason = "gap_on_days_converted_at_the_given_exchange_rate"
-            held.append("\(f.modelID) \(f.tokenType?.rawValue ?? "")")
+            held.append(key.named)
         }
         guard !held.isEmpty else { return [] }
         return [
