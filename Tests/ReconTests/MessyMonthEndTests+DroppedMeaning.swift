@@ -437,14 +437,21 @@ extension MessyMonthEndTests {
             invoice([("Claude Sonnet 4.6 - Input Tokens", "2026-05-01", "2026-05-20"), ("Claude Sonnet 4.6 - Output Tokens", "2026-05-01", "2026-05-31")]))
         #expect(
             cut.coverage.incomplete == [
-                "acme.xml: the lines of 'Claude Sonnet 4.6 - Input Tokens' bill the invoice period (2026-05-01 to 2026-05-31) only up to 2026-05-20: "
-                    + "the rest of it is not billed in this file"
+                "acme.xml: the lines of 'Claude Sonnet 4.6 - Input Tokens' bill the invoice period (2026-05-01 to 2026-05-31) but not "
+                    + "2026-05-21 to 2026-05-31: that part of it is not billed in this file"
             ], "\(cut.coverage.incomplete)")
         let whole = try parser.parse(
             invoice([
                 ("Claude Sonnet 4.6 - Input Tokens", "2026-05-01", "2026-05-20"), ("Claude Sonnet 4.6 - Input Tokens", "2026-05-21", "2026-05-31"),
             ]))
         #expect(whole.coverage.incomplete.isEmpty, "\(whole.coverage.incomplete)")
+        // An item first billed on May 12 is named by the days it leaves out (was "only up to 2026-04-30").
+        let late = try parser.parse(invoice([("Claude Opus 4.8 - Input Tokens", "2026-05-12", "2026-05-31")]))
+        #expect(late.coverage.incomplete.map { $0.contains("but not 2026-05-01 to 2026-05-11:") } == [true], "\(late.coverage.incomplete)")
+        // Lines of a day each leave days out as daily usage does: judged day by day by the engine.
+        let daily = try parser.parse(
+            invoice([("Claude Opus 4.8 - Input Tokens", "2026-05-12", "2026-05-12"), ("Claude Opus 4.8 - Input Tokens", "2026-05-14", "2026-05-14")]))
+        #expect(daily.coverage.incomplete.isEmpty, "\(daily.coverage.incomplete)")
     }
 
     /// A Vertex export in six-hour windows that lost one row (May 10's noon output: a BigQuery

@@ -161,7 +161,8 @@ struct CorrectionProposal: Sendable {
     ) async throws -> CorrectionProposal {
         var out = CorrectionProposal(findings: findings)
         let units = findings.contains { $0.gapClass == .meteringGap } ? try await MeterLedger.units(store) : [:]
-        let inconclusive = reasons.filter { $0.effect == .inconclusive }.map(\.code)
+        // Each code once: eight items of one file billed for less are one reason to a finding.
+        let inconclusive = reasons.filter { $0.effect == .inconclusive }.map(\.code).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         let ref = ReconciliationEngine.correctionRef(range: o.range, vendor: vendor)
         // A pricing gap read off partial evidence (a page of an export, an invoice for other days)
         // is the missing part's shape as likely as a rate card's: held like a metering gap, so
