@@ -246,6 +246,57 @@ import UsageBoxApp
         #expect(whole.findings.isEmpty && !whole.reasons.contains { $0.code == "export_rows_missing" }, "\(whole.reasons.map(\.code))")
     }
 
+    /// The same export losing a row no partner shows: one workspace's cache read on May 14 (no
+    /// token type goes with it), or both its input and output rows (each still billed beside the
+    /// other). The day is still billed, by the other workspace, and the lost rows read as
+    /// −5,000,000 and −1,000,000/−100,000 of over-metering. A workspace billed for the cell on nine
+    /// of its days in ten, missing on a day billed short of the meter, holds it; the whole file
+    /// is exact, and a day the meter is over with every row there is still corrected.
+    @Test func aWorkspacesRowNoPartnerShowsHoldsTheCell() async throws {
+        func meter(extraInputOn extra: Int? = nil) async throws -> SQLiteMeterStore {
+            try await store(
+                (1...31).flatMap { d in
+                    [
+                        ("acct_42", "claude-haiku-4-5", "input", d == extra ? 3_000_000 : 2_000_000, d),
+                        ("acct_42", "claude-haiku-4-5", "output", 200_000, d), ("acct_42", "claude-haiku-4-5", "cache_read", 10_000_000, d),
+                    ]
+                }, vendor: "anthropic")
+        }
+        func rows(losing lost: Set<String>) -> String {
+            (1...31).flatMap { d in
+                [("Default", "k1", "apikey_1"), ("Research", "k2", "apikey_2")].flatMap { w, key, id in
+                    [("input_no_cache", "1.00"), ("output", "0.50"), ("input_cache_read", "0.50")].compactMap { type, cost -> String? in
+                        guard !(d == 14 && w == "Research" && lost.contains(type)) else { return nil }
+                        return
+                            "2026-05-\(String(format: "%02d", d)),Claude Haiku 4.5,\(w),\(key),message,≤ 200k,\(type),\(cost),\(cost),token,not_available,,\(id),active\n"
+                    }
+                }
+            }.joined()
+        }
+        func run(losing lost: Set<String>, on store: SQLiteMeterStore) async throws -> ReconciliationReport {
+            try await self.run("anthropic", [file("claude_api_cost_2026_05.csv", Self.consoleHeader + rows(losing: lost))], store, account: "acct_42") {
+                $0.invoiceScope = .account
+            }
+        }
+        let exact = try await meter()
+        let cache = try await run(losing: ["input_cache_read"], on: exact)
+        let missing = try #require(cache.reasons.first { $0.code == "export_rows_missing" }, "\(cache.reasons.map(\.code)) \(cache.corrections)")
+        #expect(missing.tokenType == .cacheRead && missing.days == ["2026-05-14"], "\(missing)")
+        #expect(cache.corrections.isEmpty && cache.held.isEmpty, "\(cache.corrections.map(\.quantity))")
+        let both = try await run(losing: ["input_no_cache", "output"], on: exact)
+        #expect(
+            both.reasons.filter { $0.code == "export_rows_missing" }.compactMap(\.tokenType).sorted { $0.rawValue < $1.rawValue } == [.input, .output],
+            "\(both.reasons.map(\.code)) \(both.corrections)")
+        #expect(both.corrections.isEmpty && both.held.isEmpty, "\(both.corrections.map(\.quantity))")
+        let whole = try await run(losing: [], on: exact)
+        #expect(whole.findings.isEmpty && !whole.reasons.contains { $0.code == "export_rows_missing" }, "\(whole.reasons.map(\.code))")
+        let over = try await run(losing: [], on: try await meter(extraInputOn: 14))
+        #expect(!over.reasons.contains { $0.code == "export_rows_missing" }, "\(over.reasons.map(\.code))")
+        #expect(
+            over.corrections.map { "\($0.tokenType ?? "") \($0.quantity)" } == ["input -1000000"],
+            "\(over.reasons.map(\.code)) \(over.findings.map { "\($0.quantity) \($0.blockedBy)" })")
+    }
+
     /// Two pulls of the Console export pasted into one file: the re-pull's overlapping days differ
     /// only in the key's status (archived since) or an amount the vendor revised. One charge each,
     /// not two: held (`identical_rows`), where +12,060,000 was proposed on an exact meter.

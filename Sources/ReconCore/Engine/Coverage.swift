@@ -295,6 +295,22 @@ enum CoverageCheck {
                 (pairWindows[d] ?? []).subtracting(ownWindows[d] ?? []).contains(where: usualWindows.contains)
             }
             func tenantMissing(_ d: Int64) -> Bool { (pairTenants[d] ?? []).subtracting(ownTenants[d] ?? []).contains(where: usualTenants.contains) }
+            // Whatever the token type, against the cell's own days: a window or tenant it is billed
+            // for on nine of its billed days in ten (eight at least), missing on a day it is billed
+            // short of the meter. A cache read, an embedding model (no partner) or a workspace whose
+            // input and output rows were both lost read the lost row as over-metering.
+            func habitual<T: Hashable>(_ own: [Int64: Set<T>]) -> Set<T> {
+                let billedDays = own.keys.filter { (days[$0] ?? 0) > 0 }
+                guard billedDays.count >= 8 else { return [] }
+                var seen: [T: Int] = [:]
+                for d in billedDays { for v in own[d] ?? [] { seen[v, default: 0] += 1 } }
+                return Set(seen.filter { $0.value * 10 >= billedDays.count * 9 }.keys)
+            }
+            let habitWindows = habitual(ownWindows), habitTenants = habitual(ownTenants)
+            func habitMissing(_ d: Int64) -> Bool {
+                guard (days[d] ?? 0) > 0, (days[d] ?? 0) < (daily[d] ?? 0) else { return false }
+                return !habitWindows.subtracting(ownWindows[d] ?? []).isEmpty || !habitTenants.subtracting(ownTenants[d] ?? []).isEmpty
+            }
             // A day the collector lost the whole model, billed by the export for the other of input
             // and output but not this one, which it bills on three days in four of the other's: the
             // row is as likely lost as the usage absent, and the loss's correction was short by it.
@@ -308,7 +324,7 @@ enum CoverageCheck {
                 let q = daily[d] ?? 0
                 let covered = max(days[d] ?? 0, 0) &+ excess(d - 1) &+ excess(d + 1)
                 return range.from <= start(of: d) && start(of: d + 1) <= range.to && d < last
-                    && (q > 0 && q >= median / 10 && (covered < q / 10 || windowMissing(d) || tenantMissing(d)) || lostBeside(d))
+                    && (q > 0 && q >= median / 10 && (covered < q / 10 || windowMissing(d) || tenantMissing(d) || habitMissing(d)) || lostBeside(d))
             }.sorted().map { start(of: $0).dayString }
             guard !silent.isEmpty, let type = key.tokenType else { continue }
             reasons.append(
