@@ -297,6 +297,59 @@ import UsageBoxApp
             "\(over.reasons.map(\.code)) \(over.findings.map { "\($0.quantity) \($0.blockedBy)" })")
     }
 
+    /// A CUR of a row per IAM principal (a split the export names no tenant by): one principal's
+    /// sonnet input row lost on May 10 (its output rows still there), or one of haiku's two input
+    /// rows on May 20 (a model with one token type has no partner). The days are still billed and
+    /// the lost rows read as −40,000 and −45,000 of over-metering (tester I, on Azure resource
+    /// groups and FOCUS credentials too). A day one row short of its partner's, or of the count
+    /// it has on nine billed days in ten, and short of the meter by half a row, holds the cell; a
+    /// day the meter is over with every row there is still corrected.
+    @Test func aRowLostAmongSeveralOfItsDayHoldsTheCell() async throws {
+        func meter(extraInputOn extra: Int? = nil) async throws -> SQLiteMeterStore {
+            try await store(
+                (1...31).flatMap { d in
+                    [
+                        ("acct_b", "claude-sonnet-4-6", "input", d == extra ? 130_000 : 100_000, d), ("acct_b", "claude-sonnet-4-6", "output", 20_000, d),
+                        ("acct_b", "claude-haiku-4-5", "input", 100_000, d),
+                    ]
+                }, vendor: "aws-bedrock")
+        }
+        let header =
+            "line_item_line_item_type,line_item_usage_start_date,line_item_usage_end_date,line_item_product_code,line_item_usage_type,line_item_usage_amount,pricing_unit,line_item_unblended_cost,line_item_currency_code,bill_billing_period_start_date,bill_billing_period_end_date\n"
+        func cur(losing lost: Set<String>) -> InvoiceFile {
+            var rows = header
+            for d in 1...31 {
+                let day = String(format: "%02d", d), next = d == 31 ? "2026-06-01" : "2026-05-" + String(format: "%02d", d + 1)
+                for (name, usageType, thousands, cost) in [
+                    ("si1", "USE1-Claude4.6Sonnet-input-tokens", "60", "0.18"), ("si2", "USE1-Claude4.6Sonnet-input-tokens", "40", "0.12"),
+                    ("so1", "USE1-Claude4.6Sonnet-output-tokens", "12", "0.18"), ("so2", "USE1-Claude4.6Sonnet-output-tokens", "8", "0.12"),
+                    ("hi1", "USE1-Claude4.5Haiku-input-tokens", "55", "0.055"), ("hi2", "USE1-Claude4.5Haiku-input-tokens", "45", "0.045"),
+                ] where !lost.contains("\(name)@\(d)") {
+                    rows +=
+                        "Usage,2026-05-\(day)T00:00:00Z,\(next)T00:00:00Z,AmazonBedrock,\(usageType),\(thousands),1K tokens,\(cost),USD,2026-05-01T00:00:00Z,2026-06-01T00:00:00Z\n"
+                }
+            }
+            return file("cur.csv", rows)
+        }
+        let exact = try await meter()
+        let sonnet = try await run("aws-bedrock", [cur(losing: ["si2@10"])], exact, account: "acct_b")
+        let missing = try #require(sonnet.reasons.first { $0.code == "export_rows_missing" }, "\(sonnet.reasons.map(\.code)) \(sonnet.corrections)")
+        #expect(missing.modelID == "claude-sonnet-4-6" && missing.tokenType == .input && missing.days == ["2026-05-10"], "\(missing)")
+        #expect(sonnet.corrections.isEmpty && sonnet.held.isEmpty, "\(sonnet.corrections.map(\.quantity))")
+        let haiku = try await run("aws-bedrock", [cur(losing: ["hi2@20"])], exact, account: "acct_b")
+        #expect(
+            haiku.reasons.filter { $0.code == "export_rows_missing" }.map { "\($0.modelID ?? "") \($0.days ?? [])" } == ["claude-haiku-4-5 [\"2026-05-20\"]"],
+            "\(haiku.reasons.map(\.code))")
+        #expect(haiku.corrections.isEmpty && haiku.held.isEmpty, "\(haiku.corrections.map(\.quantity))")
+        let whole = try await run("aws-bedrock", [cur(losing: [])], exact, account: "acct_b")
+        #expect(whole.findings.isEmpty && !whole.reasons.contains { $0.code == "export_rows_missing" }, "\(whole.reasons.map(\.code))")
+        let over = try await run("aws-bedrock", [cur(losing: [])], try await meter(extraInputOn: 5), account: "acct_b")
+        #expect(!over.reasons.contains { $0.code == "export_rows_missing" }, "\(over.reasons.map(\.code))")
+        #expect(
+            over.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-sonnet-4-6 -30000"],
+            "\(over.reasons.map { "\($0.code) \($0.detail)" }) \(over.findings.map { "\($0.quantity) \($0.reason) \($0.blockedBy)" })")
+    }
+
     /// Two pulls of the Console export pasted into one file: the re-pull's overlapping days differ
     /// only in the key's status (archived since) or an amount the vendor revised. One charge each,
     /// not two: held (`identical_rows`), where +12,060,000 was proposed on an exact meter.

@@ -240,9 +240,13 @@ enum CoverageCheck {
         // And the tenants (workspaces, projects) billed per day: an export of a row per workspace
         // that lost one workspace's row still bills the cell that day.
         var tenants: [CellKey: [Int64: Set<String>]] = [:]
+        // And the rows per day, for a split the export names no tenant by (resource groups,
+        // IAM principals, credentials): a day one row short of the usual is a row lost.
+        var rows: [CellKey: [Int64: Int]] = [:]
         for (key, cell) in diff.vendor where key.tokenType != nil {
             for (k, b) in cell.clustered where b.stated != 0 || b.exactTokens != 0 || b.amount != 0 {
                 let day = Timestamp(microseconds: k.from).day
+                rows[key.modelType, default: [:]][day, default: 0] += b.rows
                 billed[key.modelType, default: [:]][day, default: 0] &+= BucketSum([b]).tokens
                 modelDays[key.model, default: []].insert(day)
                 let named = b.moneyTenants.union(b.statedTenants)
@@ -307,9 +311,23 @@ enum CoverageCheck {
                 return Set(seen.filter { $0.value * 10 >= billedDays.count * 9 }.keys)
             }
             let habitWindows = habitual(ownWindows), habitTenants = habitual(ownTenants)
+            // Rows: fewer than the other of input and output has that day, where this cell has as
+            // many as it on three days in four (four at least), or fewer than the count it reaches
+            // on nine billed days in ten (eight at least).
+            let ownRows = rows[key] ?? [:], pairRows = pair.flatMap { rows[$0] } ?? [:]
+            let rowsMatchPair = pairRows.count >= 4 && pairRows.filter { (ownRows[$0.key] ?? 0) >= $0.value }.count * 4 >= pairRows.count * 3
+            let billedRows = days.filter { $0.value > 0 }.keys.map { ownRows[$0] ?? 0 }.sorted()
+            let usualRows = billedRows.count >= 8 ? billedRows[billedRows.count / 10] : 0
             func habitMissing(_ d: Int64) -> Bool {
-                guard (days[d] ?? 0) > 0, (days[d] ?? 0) < (daily[d] ?? 0) else { return false }
-                return !habitWindows.subtracting(ownWindows[d] ?? []).isEmpty || !habitTenants.subtracting(ownTenants[d] ?? []).isEmpty
+                let billed = days[d] ?? 0, q = daily[d] ?? 0
+                guard billed > 0, billed < q else { return false }
+                if !habitWindows.subtracting(ownWindows[d] ?? []).isEmpty || !habitTenants.subtracting(ownTenants[d] ?? []).isEmpty { return true }
+                // Rows count usage however the export splits it (an hour's row, a deployment's), so
+                // the day must read short by half a row at least: a request billed across midnight
+                // is no row lost.
+                let n = ownRows[d] ?? 0
+                guard n > 0, (q &- billed).multipliedReportingOverflow(by: Int64(2 * n)).partialValue >= billed else { return false }
+                return n < usualRows || (rowsMatchPair && n < (pairRows[d] ?? 0))
             }
             // A day the collector lost the whole model, billed by the export for the other of input
             // and output but not this one, which it bills on three days in four of the other's: the
@@ -330,8 +348,8 @@ enum CoverageCheck {
             reasons.append(
                 .init(
                     code: "export_rows_missing", effect: .blocksCell, modelID: key.model, tokenType: type,
-                    detail: "on \(silent.count) day(s) the export bills \(key.model) but no \(type.rawValue) (or in fewer of its time windows, "
-                        + "or for fewer of its workspaces or projects), which it bills on other days, while the meter has a material share "
+                    detail: "on \(silent.count) day(s) the export bills \(key.model) but no \(type.rawValue) (or in fewer of its rows: time windows, "
+                        + "workspaces, projects, deployments), which it bills on other days, while the meter has a material share "
                         + "of it (or lost the whole model that day): \(compact(silent)). A row lost at a line boundary (a download cut short, "
                         + "a row limit) looks so, and then \(key.named) reads short by those days, so neither its over-metering nor the size "
                         + "of a loss beside it can be told",

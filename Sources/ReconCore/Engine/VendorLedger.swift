@@ -48,6 +48,10 @@ struct VendorBucket: Sendable {
     /// price) gave volume here and may be after a discount (`ParsedInvoice.amountsMayBeNet`).
     var netFiles: Set<Int> = []
 
+    /// The lines billing something here: a row lost among several of a day (one resource group's,
+    /// one IAM principal's) leaves the day billed, one row short.
+    var rows = 0
+
     /// The money of the lines stating money alone (whose volume, at each line's own price and
     /// from its list where given, is `exactTokens`): all of the bucket's, or the comparison below
     /// is at the card's price.
@@ -115,6 +119,7 @@ struct VendorBucket: Sendable {
         tolerance += o.tolerance
         amountHalfUnits += o.amountHalfUnits
         if let l = o.listAmount { listAmount = (listAmount ?? 0) + l }
+        rows += o.rows
         statedTenants.formUnion(o.statedTenants)
         moneyTenants.formUnion(o.moneyTenants)
         atGivenRate = atGivenRate || o.atGivenRate
@@ -596,6 +601,7 @@ struct VendorLedger: Sendable {
             for k in tenantKeys { ledger.tenantValues[k, default: []].insert(line.attribution[k] ?? "") }
             let key = CellKey(model: model, tokenType: tokenType, account: account)
             var bucketPart = VendorBucket()
+            bucketPart.rows = (line.quantity ?? 0) != 0 || (line.amount ?? 0) != 0 ? 1 : 0
             let tenant = tenantKeys.sorted().first { line.attribution[$0] != nil }.map { "\($0)=\(line.attribution[$0]!)" } ?? ""
             if line.quantity != nil {
                 bucketPart.statedTenants = [tenant]
