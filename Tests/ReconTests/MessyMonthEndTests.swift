@@ -350,6 +350,49 @@ import UsageBoxApp
             "\(over.reasons.map { "\($0.code) \($0.detail)" }) \(over.findings.map { "\($0.quantity) \($0.reason) \($0.blockedBy)" })")
     }
 
+    /// A CUR scoped to two of the three IAM principals sonnet runs under: its input and output are
+    /// a third short every day, stated. −1,550,000 and −310,000 were proposed off the meter (tester
+    /// I: −72,300,826 of gpt-4o on Azure); one model short by one share on every token type, day
+    /// after day, holds its negatives, as every model so does. Haiku beside it, exact, is untouched;
+    /// a model with one token type is judged alone.
+    @Test func oneModelShortByOneShareEveryDayHoldsItsNegatives() async throws {
+        let store = try await store(
+            (1...31).flatMap { d in
+                [
+                    ("acct_b", "claude-sonnet-4-6", "input", 150_000, d), ("acct_b", "claude-sonnet-4-6", "output", 30_000, d),
+                    ("acct_b", "claude-haiku-4-5", "input", 100_000, d),
+                ]
+            }, vendor: "aws-bedrock")
+        func cur(haikuThousands: String, haikuCost: String) -> InvoiceFile {
+            var rows =
+                "line_item_line_item_type,line_item_usage_start_date,line_item_usage_end_date,line_item_product_code,line_item_usage_type,line_item_usage_amount,pricing_unit,line_item_unblended_cost,line_item_currency_code,bill_billing_period_start_date,bill_billing_period_end_date\n"
+            for d in 1...31 {
+                let day = String(format: "%02d", d), next = d == 31 ? "2026-06-01" : "2026-05-" + String(format: "%02d", d + 1)
+                for (usageType, thousands, cost) in [
+                    ("USE1-Claude4.6Sonnet-input-tokens", "60", "0.18"), ("USE1-Claude4.6Sonnet-input-tokens", "40", "0.12"),
+                    ("USE1-Claude4.6Sonnet-output-tokens", "12", "0.18"), ("USE1-Claude4.6Sonnet-output-tokens", "8", "0.12"),
+                    ("USE1-Claude4.5Haiku-input-tokens", haikuThousands, haikuCost),
+                ] {
+                    rows +=
+                        "Usage,2026-05-\(day)T00:00:00Z,\(next)T00:00:00Z,AmazonBedrock,\(usageType),\(thousands),1K tokens,\(cost),USD,2026-05-01T00:00:00Z,2026-06-01T00:00:00Z\n"
+                }
+            }
+            return file("cur.csv", rows)
+        }
+        let r = try await run("aws-bedrock", [cur(haikuThousands: "100", haikuCost: "0.10")], store, account: "acct_b")
+        let share = try #require(r.reasons.first { $0.code == "stated_counts_of_a_model_short_by_one_share" }, "\(r.reasons.map(\.code)) \(r.corrections)")
+        #expect(share.modelID == "claude-sonnet-4-6" && share.accountID == "acct_b" && share.detail.contains("33.3 %"), "\(share)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
+        #expect(r.findings.filter { $0.modelID == "claude-sonnet-4-6" }.count == 2 && !r.findings.contains { $0.modelID == "claude-haiku-4-5" })
+        let haiku = try await run("aws-bedrock", [cur(haikuThousands: "80", haikuCost: "0.08")], store, account: "acct_b")
+        #expect(
+            haiku.reasons.filter { $0.code == "stated_counts_of_a_model_short_by_one_share" }.compactMap(\.modelID) == [
+                "claude-haiku-4-5", "claude-sonnet-4-6",
+            ],
+            "\(haiku.reasons.map(\.code))")
+        #expect(haiku.corrections.isEmpty, "\(haiku.corrections.map(\.quantity))")
+    }
+
     /// Two pulls of the Console export pasted into one file: the re-pull's overlapping days differ
     /// only in the key's status (archived since) or an amount the vendor revised. One charge each,
     /// not two: held (`identical_rows`), where +12,060,000 was proposed on an exact meter.

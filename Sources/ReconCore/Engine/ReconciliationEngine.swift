@@ -120,7 +120,8 @@ public struct ReconciliationEngine: Sendable {
                         remedy: "check the card's prices for the period (usagebox ratecards propose); correct a meter that really lost a share by hand")
                 ] : [])
             + (diff.shape == .uniform ? [] : Self.uniformTokenTypes(diff, range: o.range))
-            + Self.statedCountsShortByOneShare(diff, range: o.range) + Self.unfinishedLongLines(vendor, diff: diff)
+            + Self.statedCountsShortByOneShare(diff, range: o.range) + Self.statedModelShortByOneShare(diff, range: o.range)
+            + Self.unfinishedLongLines(vendor, diff: diff)
             + Self.roundingMayBeOneWay(diff, range: o.range, perAccount: o.attribution.isPerAccount)
             + (o.range.to > now()
                 ? [
@@ -352,6 +353,45 @@ public struct ReconciliationEngine: Sendable {
                     + "so it is no evidence the meter over-counted",
                 remedy: "reconcile against every part of the export; if it is whole, correct the meter by hand")
         ]
+    }
+
+    /// The same for one model: its stated counts below the meter by one share on every token type
+    /// it is billed for, on three of its metered days in four (four at least). An export scoped to
+    /// the resource groups (projects, deployments) of the month but one where the model also runs
+    /// reads so, and a third of the model was proposed off the meter (−72,300,826 of gpt-4o's
+    /// input, tester I); with two parts, input at 49.9 % was proposed and output at 50.1 % held.
+    /// Not judged where every model is short so (the reason above says it).
+    static func statedModelShortByOneShare(_ diff: GapDiff, range: TimeRange) -> [EvidenceReason] {
+        guard statedCountsShortByOneShare(diff, range: range).isEmpty else { return [] }
+        var byModel: [CellKey: [CellKey]] = [:]
+        for key in diff.keys where key.tokenType != nil { byModel[CellKey(model: key.model, tokenType: nil, account: key.account), default: []].append(key) }
+        let days = Set(DailyEvidence.periodDays(range))
+        var reasons: [EvidenceReason] = []
+        for (model, cells) in byModel.sorted(by: { $0.key < $1.key }) {
+            let shares = cells.map { key -> Decimal? in
+                let metered = diff.metered[key] ?? 0
+                guard metered > 0, let cell = diff.vendor[key], cell.sum.allStated, !cell.hasUndated, cell.tokens < metered else { return nil }
+                let share = Decimal(exactly: metered - cell.tokens) / Decimal(exactly: metered)
+                guard share >= leastFactor else { return nil }
+                // Spread over the month, not an outage's days: the day's share within a quarter of the month's.
+                let vendorDays = cell.daily
+                let meteredDays = (diff.meteredDaily[key] ?? [:]).filter { $0.value > 0 && days.contains($0.key) }
+                let alike = meteredDays.filter { d, q in
+                    abs(Decimal(exactly: q - (vendorDays[d]?.tokens ?? 0)) / Decimal(exactly: q) - share) <= share / 4
+                }
+                return meteredDays.count >= 4 && alike.count * 4 >= meteredDays.count * 3 ? share : nil
+            }
+            guard !shares.contains(nil), let first = shares.first ?? nil, shares.allSatisfy({ abs($0! - first) <= first / 20 }) else { continue }
+            reasons.append(
+                EvidenceReason(
+                    code: "stated_counts_of_a_model_short_by_one_share", effect: .blocksNegative, modelID: model.model, accountID: model.account,
+                    detail: "the vendor states \(ExactDecimal.format(first * 100, scale: 1)) % fewer tokens of \(model.model) than the meter on "
+                        + "every token type it bills, day after day: an export scoped to fewer deployments, projects or resource groups than "
+                        + "the model runs in looks like that, so it is no evidence the meter over-counted",
+                    remedy: "export every deployment, project or resource group of the model (or the whole account); if it is whole, correct the meter by hand")
+            )
+        }
+        return reasons
     }
 
     /// A team's rules whose own examples fail (as `usagebox rules test` runs them: the file, then
