@@ -207,6 +207,29 @@ import VendorAnthropic
         #expect(r.corrections.isEmpty, "the 520,000 are metered, under a snapshot id the card lacks")
     }
 
+    /// An embedding model no card knows, metered every day of the month under this vendor's label:
+    /// it held the kata's outage (tester I: an Azure customer who also embeds could never have a
+    /// chat model's outage corrected). Usage metered on days the invoice's models match the meter
+    /// is no model's missing usage under another name: a note, and the 520,000 proposed. A snapshot
+    /// id metered on the outage's day alone still holds it.
+    @Test func unplacedUsageMeteredOnDaysWithoutAGapDoesNotHoldTheOutage() async throws {
+        let store = try await kata()
+        _ = try await store.ingest(
+            (1...31).map { d in
+                Self.kataLateInput(
+                    "emb\(d)", model: "voyage-3-embed", vendor: "anthropic", quantity: 1_000_000, at: "2026-05-\(d < 10 ? "0" : "")\(d)T12:00:00Z")
+            })
+        let r = try await run(store, [AnthropicPlugin.demoCostReport])
+        let note = try #require(r.reasons.first { $0.code == "unplaced_metered_usage" }, "\(r.reasons.map(\.code))")
+        #expect(note.effect == .note && note.detail.contains("voyage-3-embed"), "\(note)")
+        #expect(r.corrections.map(\.quantity) == [520_000], "\(r.reasons.map(\.code)) \(r.findings.map { "\($0.quantity) \($0.blockedBy)" })")
+        _ = try await store.ingest([Self.kataLateInput("snap", model: "claude-sonnet-4-5-20270301", vendor: "anthropic")])
+        let snap = try await run(store, [AnthropicPlugin.demoCostReport])
+        #expect(
+            snap.corrections.isEmpty && snap.reasons.contains { $0.code == "unplaced_metered_usage" && $0.effect == .blocksPositive },
+            "\(snap.reasons.map(\.code))")
+    }
+
     /// The kata's missing 520,000 Sonnet input are metered, under another spelling of the vendor
     /// ("Anthropic", " anthropic", "anthropic-console"): set aside as another vendor's, they must
     /// not be billed again. Under a vendor UsageBox knows (aws-bedrock) or a reseller (openrouter)

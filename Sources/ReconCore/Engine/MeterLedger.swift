@@ -32,6 +32,9 @@ struct MeterLedger: Sendable {
     /// Raw model ids the card cannot place on events whose `vendor` names this invoice's vendor:
     /// this vendor's usage under a name the card lacks, whatever another card calls it.
     var unplacedOwnModels = Set<String>()
+    /// The usage the card cannot place, per raw model id, token type and UTC day: whether it can be
+    /// an invoice model's missing usage under another name is told by the days it is metered on.
+    var unplacedDaily: [String: [TokenType?: [Int64: Int64]]] = [:]
     /// Tokens per account and canonical model over every account (not only the caller's), for the
     /// scope checks; and the accounts with any usage at all.
     var everyAccount: [String: [String: Int64]] = [:]
@@ -181,6 +184,7 @@ struct MeterLedger: Sendable {
             guard let model = canonical(raw), scopeModels.contains(model) else {
                 outside["\(raw ?? "")|\(meter ?? "")|\(raw == nil ? "no_model" : "model_unknown_to_card")", default: 0].addSaturating(g.aggregate.sum)
                 if let raw, servedBy != nil { ledger.unplacedOwnModels.insert(raw) }
+                if let raw, let day { ledger.unplacedDaily[raw, default: [:]][tokenType, default: [:]][day, default: 0] &+= g.aggregate.sum }
                 return
             }
             if ledger.hasTokenType, tokenType == nil { ledger.untypedModels.insert(model) }

@@ -93,7 +93,7 @@ public struct ReconciliationEngine: Sendable {
             + CoverageCheck.silentDayReasons(batch, ledger: vendor, diff: diff, range: o.range)
             + CoverageCheck.silentCellDayReasons(ledger: vendor, diff: diff, range: o.range) + vendor.reasons
             + ScopeCheck.assess(o, vendor: vendor, meter: meter, card: card)
-            + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card)
+            + unattributed.reasons + otherVendors(meter, card: card, plugin: plugin) + unplacedMetered(meter, card: card, diff: diff)
             + unknownVendorLabels(meter, card: card, plugin: plugin) + correctionsOfSeveralProviders(meter)
             + Self.gapMatchesUsageElsewhere(
                 diff, meter: meter, card: card, scope: readScope, mistyped: misspellings(of: [plugin.id, card.vendor]))
@@ -670,7 +670,7 @@ public struct ReconciliationEngine: Sendable {
         }
     }
 
-    func unplacedMetered(_ meter: MeterLedger, card: any RateCardConverter) -> [EvidenceReason] {
+    func unplacedMetered(_ meter: MeterLedger, card: any RateCardConverter, diff: GapDiff) -> [EvidenceReason] {
         // An unlabelled event of a model another card knows is that vendor's; one labelled as this
         // vendor's is this invoice's usage under a name its card lacks (a FOCUS export's undated
         // ModelId beside the meter's dated one).
@@ -680,15 +680,42 @@ public struct ReconciliationEngine: Sendable {
                     || !cards.values.contains { c in row.modelID.map { c.canonicalModel($0) != nil } ?? false })
         }
         guard !unknown.isEmpty else { return [] }
-        return [
+        let detail =
+            "the meter holds \(unknown.map { "\($0.tokens) tokens of \($0.modelID ?? "(no model)")" }.joined(separator: ", ")) under model ids "
+            + "this invoice's card cannot place (unknown to every card, or labelled as this vendor's)"
+        // Usage under another name stands in for the invoice model's on the days it is missing: a
+        // cell billed beyond the meter can be it only where every day the unplaced usage (of its
+        // token type, or of none) is metered is a day the cell is billed beyond the meter. An
+        // embedding model metered every day is no chat model's two lost days (tester I: every Azure
+        // outage was held beside it). Where the days are unknown (a line of the month), any can.
+        let gapCells = diff.models.flatMap { m in
+            m.tokenTypes.filter { $0.gap > 0 && $0.beyondTolerance }.map { CellKey(model: m.modelID, tokenType: $0.tokenType, account: nil) }
+        }
+        func fits(_ key: CellKey) -> Bool {
+            guard let vendorDays = DailyEvidence.vendorDaily(diff, key, accountwise: false) else { return true }
+            let metered = DailyEvidence.meteredDaily(diff, key, accountwise: false)
+            let gapDays = Set(vendorDays.filter { d, b in b.tokens &- (metered[d] ?? 0) > max(b.toleranceTokens, 0) }.keys)
+            return unknown.contains { row in
+                guard let id = row.modelID, let byType = meter.unplacedDaily[id] else { return true }
+                let days = byType.filter { $0.key == nil || $0.key == key.tokenType }.values.flatMap { $0.filter { $0.value > 0 }.keys }
+                return !days.isEmpty && days.allSatisfy(gapDays.contains)
+            }
+        }
+        let held = gapCells.filter(fits)
+        guard !held.isEmpty else {
+            return [
+                EvidenceReason(
+                    code: "unplaced_metered_usage", effect: .note,
+                    detail: detail + ", metered on days the invoice's models are not billed beyond the meter: no model's missing usage under another name",
+                    remedy: "add the model id to a card if it is one (or fix the collector's model id)")
+            ]
+        }
+        return held.map { key in
             EvidenceReason(
-                code: "unplaced_metered_usage", effect: .blocksPositive,
-                detail:
-                    "the meter holds \(unknown.map { "\($0.tokens) tokens of \($0.modelID ?? "(no model)")" }.joined(separator: ", ")) under model ids "
-                    + "this invoice's card cannot place (unknown to every card, or labelled as this vendor's): they may be the invoice's models under another name",
-                remedy: "add the model id to the card's aliases (or fix the collector's model id)",
-                accounts: nil)
-        ]
+                code: "unplaced_metered_usage", effect: .blocksPositive, modelID: key.model, tokenType: key.tokenType,
+                detail: detail + ", on days \(key.named) is billed beyond the meter: they may be its usage under another name",
+                remedy: "add the model id to the card's aliases (or fix the collector's model id)")
+        }
     }
 
     /// A format that bills several providers (FOCUS, UBL) whose lines of a
