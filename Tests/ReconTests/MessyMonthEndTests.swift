@@ -393,6 +393,36 @@ import UsageBoxApp
         #expect(haiku.corrections.isEmpty, "\(haiku.corrections.map(\.quantity))")
     }
 
+    /// The defaults absorb cache gaps as pass-through, so a Console export beside a meter that lost
+    /// May 10–11 of haiku corrects its input and output only (tester I: 30,611,312 cache tokens of
+    /// an Azure outage left unbilled). The rules file docs/reconciliation.md offers a team that
+    /// bills cache tokens makes the metered cache type's gap a metering gap: the whole outage.
+    @Test func theDocumentedCacheRulesCorrectAnOutagesCacheTokens() async throws {
+        let url = S.packageRoot.appendingPathComponent("docs/rules/bill-cache-tokens.yaml")
+        let rules = try ClassificationRules.load(text: String(contentsOf: url, encoding: .utf8), file: "bill-cache-tokens.yaml")
+        #expect(rules.examples.count == 4 && rules.examples.allSatisfy { $0.check(ClassifierChain(team: rules)).passed })
+        let store = try await store(
+            (1...31).filter { $0 != 10 && $0 != 11 }.flatMap { d in
+                [
+                    ("acct_42", "claude-haiku-4-5", "input", 1_000_000, d), ("acct_42", "claude-haiku-4-5", "output", 200_000, d),
+                    ("acct_42", "claude-haiku-4-5", "cache_read", 10_000_000, d),
+                ]
+            }, vendor: "anthropic")
+        let rows = (1...31).flatMap { d in
+            [("input_no_cache", "1.00"), ("output", "1.00"), ("input_cache_read", "1.00")].map { type, cost in
+                "2026-05-\(String(format: "%02d", d)),Claude Haiku 4.5,Default,k1,message,≤ 200k,\(type),\(cost),\(cost),token,not_available,,apikey_1,active\n"
+            }
+        }.joined()
+        let invoice = file("claude_api_cost_2026_05.csv", Self.consoleHeader + rows)
+        let plain = try await run("anthropic", [invoice], store, account: "acct_42")
+        #expect(
+            plain.corrections.map { "\($0.tokenType ?? "") \($0.quantity)" }.sorted() == ["input 2000000", "output 400000"], "\(plain.reasons.map(\.code))")
+        let billed = try await run("anthropic", [invoice], store, account: "acct_42") { $0.teamRules = rules }
+        #expect(
+            billed.corrections.map { "\($0.tokenType ?? "") \($0.quantity)" }.sorted() == ["cache_read 20000000", "input 2000000", "output 400000"],
+            "\(billed.reasons.map(\.code)) \(billed.findings.map { "\($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.gapClass) \($0.blockedBy)" })")
+    }
+
     /// Two pulls of the Console export pasted into one file: the re-pull's overlapping days differ
     /// only in the key's status (archived since) or an amount the vendor revised. One charge each,
     /// not two: held (`identical_rows`), where +12,060,000 was proposed on an exact meter.
