@@ -198,6 +198,19 @@ import VendorAnthropic
         #expect(r.verdict == .inconclusive && r.corrections.isEmpty)
     }
 
+    /// A map whose ids name no line (written in capitals, the export in lower case): every line
+    /// was left unattributed and the run was conclusive with nothing to say why (tester I). It
+    /// says so, naming the ids as the export writes them, and is inconclusive.
+    @Test func aMapMatchingNoLineSaysSo() async throws {
+        let store = try await kata()
+        let r = try await run(store, [AnthropicPlugin.demoCostReport], account: nil) { $0.accountMap = ["WRKSPC_01KATADEMO42": "acct_42"] }
+        let none = try #require(r.reasons.first { $0.code == "account_map_matches_nothing" }, "\(r.reasons.map(\.code))")
+        #expect(none.detail.contains("WRKSPC_01KATADEMO42 is written wrkspc_01KataDemo42 in the export"), "\(none.detail)")
+        #expect(r.verdict == .inconclusive && r.corrections.isEmpty)
+        let right = try await run(store, [AnthropicPlugin.demoCostReport], account: nil) { $0.accountMap = ["wrkspc_01KataDemo42": "acct_42"] }
+        #expect(!right.reasons.contains { $0.code == "account_map_matches_nothing" } && right.corrections.map(\.quantity) == [520_000])
+    }
+
     @Test func meteredUsageUnderAModelIdNoCardKnowsBlocksUnderMeteringCorrections() async throws {
         let store = try await kata()
         _ = try await store.ingest([Self.kataLateInput("snap", model: "claude-sonnet-4-5-20270301", vendor: "anthropic")])

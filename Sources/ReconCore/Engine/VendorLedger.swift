@@ -285,6 +285,9 @@ struct VendorLedger: Sendable {
     /// Usage lines in the period the account map gives to accounts other than the run's, or
     /// that the caller may not see.
     var linesForOtherAccounts = 0
+    /// Lines the account map named an account for, and (a few of) the ids of those it did not.
+    var mappedLines = 0
+    var unmappedIDs = Set<String>()
     /// Bucket bounds of every usage line (in period or not), per file: the span an export covers
     /// when it declares nothing.
     var usageSpans: [Int: (from: Timestamp, to: Timestamp)] = [:]
@@ -584,6 +587,11 @@ struct VendorLedger: Sendable {
                             + "; map one of its ids only, or both to the same account", field: "account_map")
                 }
                 account = mapped.first?.2
+                if account != nil {
+                    ledger.mappedLines += 1
+                } else if ledger.unmappedIDs.count < 1_000 {
+                    ledger.unmappedIDs.formUnion(line.attribution.values)
+                }
                 if let a = account, let only, a != only {
                     otherAccounts[a, default: 0] += line.amount ?? 0
                     skip("other_account:\(a)")
@@ -689,6 +697,21 @@ struct VendorLedger: Sendable {
         for (key, cell) in ledger.cells where cell.sum.checkedTokens == nil {
             throw UsageBoxError.invalidArgument(
                 "the vendor's \(key.tokenType?.rawValue ?? "") tokens of \(key.model) overflow 64 bits; check the invoice's quantities", field: "invoice")
+        }
+        // A map none of whose ids names a line (written in another case than the export, or for
+        // another export): every line was left unattributed and the run said only that, conclusive.
+        if case let .mapped(map, _) = attribution, ledger.mappedLines == 0, !ledger.unmappedIDs.isEmpty {
+            let folded = Dictionary(ledger.unmappedIDs.map { ($0.lowercased(), $0) }, uniquingKeysWith: { a, _ in a })
+            let caseOnly = map.keys.sorted().compactMap { k in folded[k.lowercased()].map { "\(k) is written \($0) in the export" } }
+            ledger.reasons.append(
+                .init(
+                    code: "account_map_matches_nothing", effect: .inconclusive,
+                    detail:
+                        "none of the account map's \(map.count) id(s) (\(map.keys.sorted().prefix(3).joined(separator: ", "))\(map.count > 3 ? ", …" : "")) "
+                        + "names a line of the invoice, whose lines name \(ledger.unmappedIDs.sorted().prefix(3).joined(separator: ", "))"
+                        + "\(ledger.unmappedIDs.count > 3 ? ", …" : "")"
+                        + (caseOnly.isEmpty ? "" : "; ids are compared exactly: \(caseOnly.prefix(3).joined(separator: ", "))"),
+                    remedy: "write the map's ids as the export writes them (workspace, project, subscription or account ids)"))
         }
         if unknownModels.count > 0 {
             ledger.reasons.append(
