@@ -236,7 +236,12 @@ import VendorAnthropic
         let note = try #require(r.reasons.first { $0.code == "unplaced_metered_usage" }, "\(r.reasons.map(\.code))")
         #expect(note.effect == .note && note.detail.contains("voyage-3-embed"), "\(note)")
         #expect(r.corrections.map(\.quantity) == [520_000], "\(r.reasons.map(\.code)) \(r.findings.map { "\($0.quantity) \($0.blockedBy)" })")
-        _ = try await store.ingest([Self.kataLateInput("snap", model: "claude-sonnet-4-5-20270301", vendor: "anthropic")])
+        // A rename, with a test call under the new id on May 3 before its cut-over (review 7: any
+        // usage off the gap's days let the rename go, and the 520,000 would be billed twice).
+        _ = try await store.ingest([
+            Self.kataLateInput("snap", model: "claude-sonnet-4-5-20270301", vendor: "anthropic"),
+            Self.kataLateInput("canary", model: "claude-sonnet-4-5-20270301", vendor: "anthropic", quantity: 2_000, at: "2026-05-03T09:00:00Z"),
+        ])
         let snap = try await run(store, [AnthropicPlugin.demoCostReport])
         #expect(
             snap.corrections.isEmpty && snap.reasons.contains { $0.code == "unplaced_metered_usage" && $0.effect == .blocksPositive },

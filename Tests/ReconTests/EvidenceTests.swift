@@ -508,6 +508,21 @@ import VendorAnthropic
         }
         let admin = try await report(otherAccountMeters: true, mapped: false, scoped: false)
         #expect(codes(admin).contains("other_accounts_in_scope") && !codes(admin).contains("invoice_scope_unchecked"))
+        // Nor does a hidden account whose sums pass 64 bits fail the scoped run (the every-account
+        // read refused it): the key reads its own accounts only.
+        for mapped in [false, true] {
+            let store = try await sonnet()
+            _ = try await store.ingest([
+                Self.event("h1", account: "acct_7", model: "claude-sonnet-4-5", type: "input", quantity: 5_000_000_000_000_000_000, day: 10),
+                Self.event("h2", account: "acct_7", model: "claude-sonnet-4-5", type: "input", quantity: 5_000_000_000_000_000_000, day: 11),
+            ])
+            let r = try await run(store, [invoice], account: mapped ? nil : "acct_42") {
+                $0.scope = .accounts(["acct_42"])
+                if mapped { $0.accountMap = ["wrkspc_42": "acct_42"] }
+            }
+            let unseen = try await report(otherAccountMeters: false, mapped: mapped)
+            #expect(r.verdict == unseen.verdict && codes(r) == codes(unseen), "mapped \(mapped): \(codes(r)) against \(codes(unseen))")
+        }
     }
 
     @Test func anUnknownMeterIsNamedNotReadAsNoUsage() async throws {

@@ -500,6 +500,34 @@ extension MessyMonthEndTests {
         #expect(!r.findings.contains { $0.rule == "price-step" }, "\(r.findings.map(\.reason))")
     }
 
+    /// The same card, the vendor's rise two days earlier (May 14): May 14–15 bill a fifth more
+    /// than the card prices. Read as money per vendor token, the card's own change split the month
+    /// and the days before it (the vendor's step among them) were left out of the step test as
+    /// another mix of tiers: +400,000 would have been corrected (review 7). Held as the model's step.
+    @Test func aVendorStepBeforeTheCardsOwnIsStillSeen() async throws {
+        let original =
+            #"      - {from: "2025-10-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing, litellm]}"#
+        let rise = [
+            #"      - {from: "2025-10-15", to: "2026-05-16", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}"#,
+            #"      - {from: "2026-05-16", rates: {input: "1.2", output: "6", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}"#,
+        ].joined(separator: "\n")
+        let card = try RateCard.load(text: RateCardData.cards["anthropic"]!.replacingOccurrences(of: original, with: rise), file: "rise.yaml")
+        var events: [(account: String, model: String, type: String, quantity: Int64, day: Int)] = []
+        var rows: [TestSupport.Row] = []
+        for d in 1...31 {
+            events.append(("acct_42", "claude-haiku-4-5", "input", 1_000_000, d))
+            events.append(("acct_42", "claude-haiku-4-5", "output", 100_000, d))
+            let up: Decimal = d >= 14 ? Decimal(string: "1.2")! : 1
+            rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: ExactDecimal.text(100 * up)))
+            rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: ExactDecimal.text(50 * up)))
+        }
+        let r = try await run("anthropic", [TestSupport.costReport(rows)], try await store(events, vendor: "anthropic"), account: "acct_42") {
+            $0.rateCard = card
+        }
+        #expect(r.corrections.isEmpty, "\(r.findings.map { "\($0.quantity) \($0.reason)" })")
+        #expect(r.findings.contains { $0.rule == "price-step" }, "\(r.findings.map(\.reason))")
+    }
+
     /// Two changes in one month: the cut on May 10 is billed, the rise on May 20 is not (the
     /// vendor stayed at $0.50). The second is checked too: held, not −4M.
     @Test func everyCardChangeInThePeriodIsChecked() async throws {

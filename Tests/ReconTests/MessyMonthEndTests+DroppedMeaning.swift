@@ -411,7 +411,7 @@ extension MessyMonthEndTests {
     /// the month between them is whole.
     @Test func aUBLItemWhoseLinesBillPartOfTheInvoicePeriodIsNotTheWholeBill() throws {
         let parser = try #require(PluginExampleTests.registry.plugin("ubl")?.parsers.first)
-        func invoice(_ lines: [(item: String, from: String, to: String)]) -> InvoiceFile {
+        func invoice(_ lines: [(item: String, from: String, to: String)], total: String? = nil) -> InvoiceFile {
             let body = lines.enumerated().map { i, l in
                 """
                 <cac:InvoiceLine><cbc:ID>\(i + 1)</cbc:ID><cbc:InvoicedQuantity unitCode="MIO">1</cbc:InvoicedQuantity>
@@ -429,6 +429,7 @@ extension MessyMonthEndTests {
                     xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
                   <cbc:ID>ACME-2026-05</cbc:ID><cbc:IssueDate>2026-06-01</cbc:IssueDate><cbc:DocumentCurrencyCode>USD</cbc:DocumentCurrencyCode>
                   <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-31</cbc:EndDate></cac:InvoicePeriod>
+                \(total.map { "<cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID=\"USD\">\($0)</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>" } ?? "")
                 \(body)
                 </Invoice>
                 """)
@@ -448,10 +449,17 @@ extension MessyMonthEndTests {
         // An item first billed on May 12 is named by the days it leaves out (was "only up to 2026-04-30").
         let late = try parser.parse(invoice([("Claude Opus 4.8 - Input Tokens", "2026-05-12", "2026-05-31")]))
         #expect(late.coverage.incomplete.map { $0.contains("but not 2026-05-01 to 2026-05-11:") } == [true], "\(late.coverage.incomplete)")
-        // Lines of a day each leave days out as daily usage does: judged day by day by the engine.
-        let daily = try parser.parse(
-            invoice([("Claude Opus 4.8 - Input Tokens", "2026-05-12", "2026-05-12"), ("Claude Opus 4.8 - Input Tokens", "2026-05-14", "2026-05-14")]))
+        // Lines of a day each, in a document whose line total they sum to, leave days out as daily
+        // usage does: judged day by day by the engine. Without that total, the days are named.
+        let dayLines: [(item: String, from: String, to: String)] = [
+            ("Claude Opus 4.8 - Input Tokens", "2026-05-12", "2026-05-12"), ("Claude Opus 4.8 - Input Tokens", "2026-05-14", "2026-05-14"),
+        ]
+        let daily = try parser.parse(invoice(dayLines, total: "6.00"))
         #expect(daily.coverage.incomplete.isEmpty, "\(daily.coverage.incomplete)")
+        let unvouched = try parser.parse(invoice(dayLines))
+        #expect(
+            unvouched.coverage.incomplete.map { $0.contains("but not 2026-05-01 to 2026-05-11, 2026-05-13, 2026-05-15 to 2026-05-31:") } == [true],
+            "\(unvouched.coverage.incomplete)")
     }
 
     /// A Vertex export in six-hour windows that lost one row (May 10's noon output: a BigQuery

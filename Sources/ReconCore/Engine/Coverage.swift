@@ -303,8 +303,9 @@ enum CoverageCheck {
             // for on nine of its billed days in ten (eight at least), missing on a day it is billed
             // short of the meter. A cache read, an embedding model (no partner) or a workspace whose
             // input and output rows were both lost read the lost row as over-metering.
+            func inPeriod(_ d: Int64) -> Bool { range.from <= start(of: d) && start(of: d + 1) <= range.to }
             func habitual<T: Hashable>(_ own: [Int64: Set<T>]) -> Set<T> {
-                let billedDays = own.keys.filter { (days[$0] ?? 0) > 0 }
+                let billedDays = own.keys.filter { (days[$0] ?? 0) > 0 && inPeriod($0) }
                 guard billedDays.count >= 8 else { return [] }
                 var seen: [T: Int] = [:]
                 for d in billedDays { for v in own[d] ?? [] { seen[v, default: 0] += 1 } }
@@ -312,22 +313,24 @@ enum CoverageCheck {
             }
             let habitWindows = habitual(ownWindows), habitTenants = habitual(ownTenants)
             // Rows: fewer than the other of input and output has that day, where this cell has as
-            // many as it on three days in four (four at least), or fewer than the count it reaches
-            // on nine billed days in ten (eight at least).
+            // many as it on three days in four (four at least), or fewer than the count it has on
+            // nine billed days in ten (eight at least) where that is most days' count too: an
+            // hourly export's rows vary with the traffic, and its quiet days are no rows lost.
             let ownRows = rows[key] ?? [:], pairRows = pair.flatMap { rows[$0] } ?? [:]
             let rowsMatchPair = pairRows.count >= 4 && pairRows.filter { (ownRows[$0.key] ?? 0) >= $0.value }.count * 4 >= pairRows.count * 3
-            let billedRows = days.filter { $0.value > 0 }.keys.map { ownRows[$0] ?? 0 }.sorted()
-            let usualRows = billedRows.count >= 8 ? billedRows[billedRows.count / 10] : 0
+            let billedRows = days.filter { $0.value > 0 && inPeriod($0.key) }.keys.map { ownRows[$0] ?? 0 }.sorted()
+            let usualRows =
+                billedRows.count >= 8 && billedRows[billedRows.count / 10] == billedRows[billedRows.count / 2] ? billedRows[billedRows.count / 10] : 0
             func habitMissing(_ d: Int64) -> Bool {
-                let billed = days[d] ?? 0, q = daily[d] ?? 0
-                guard billed > 0, billed < q else { return false }
-                if !habitWindows.subtracting(ownWindows[d] ?? []).isEmpty || !habitTenants.subtracting(ownTenants[d] ?? []).isEmpty { return true }
-                // Rows count usage however the export splits it (an hour's row, a deployment's), so
-                // the day must read short by half a row at least: a request billed across midnight
-                // is no row lost.
-                let n = ownRows[d] ?? 0
-                guard n > 0, (q &- billed).multipliedReportingOverflow(by: Int64(2 * n)).partialValue >= billed else { return false }
-                return n < usualRows || (rowsMatchPair && n < (pairRows[d] ?? 0))
+                let billed = days[d] ?? 0, q = daily[d] ?? 0, n = ownRows[d] ?? 0
+                // A row's worth short at least (half of one of the day's rows): money rounding and a
+                // request billed across midnight leave a day a few tokens short, and a window or an
+                // idle workspace missing then is no row lost.
+                guard billed > 0, billed < q, n > 0 else { return false }
+                let (twice, overflow) = (q &- billed).multipliedReportingOverflow(by: Int64(2 * n))
+                guard overflow || twice >= billed else { return false }
+                return !habitWindows.subtracting(ownWindows[d] ?? []).isEmpty || !habitTenants.subtracting(ownTenants[d] ?? []).isEmpty
+                    || n < usualRows || (rowsMatchPair && n < (pairRows[d] ?? 0))
             }
             // A day the collector lost the whole model, billed by the export for the other of input
             // and output but not this one, which it bills on three days in four of the other's: the

@@ -182,8 +182,10 @@ enum DailyEvidence {
     /// from one steady value to another, with both values.
     /// `through`: the step's first priced day (after `day` when days billed with nothing metered
     /// came first).
-    static func priceStep(_ diff: GapDiff, _ key: CellKey, range: TimeRange) -> (day: Int64, through: Int64, before: Decimal, after: Decimal)? {
-        let runs = readPrices(diff, key, range: range).runs
+    static func priceStep(
+        _ diff: GapDiff, _ key: CellKey, range: TimeRange, cardPrice: ((CellKey, Timestamp) -> Decimal?)? = nil
+    ) -> (day: Int64, through: Int64, before: Decimal, after: Decimal)? {
+        let runs = readPrices(diff, key, range: range, cardPrice: cardPrice).runs
         guard runs.count == 2 else { return nil }
         return (runs[1].start, runs[1].priced, runs[0].price, runs[1].price)
     }
@@ -201,15 +203,18 @@ enum DailyEvidence {
     /// A run begins on the first of the unmetered days before it: an outage on the step's day does
     /// not move the step.
     static func readPrices(
-        _ diff: GapDiff, _ key: CellKey, range: TimeRange
+        _ diff: GapDiff, _ key: CellKey, range: TimeRange, cardPrice: ((CellKey, Timestamp) -> Decimal?)? = nil
     ) -> (runs: [(start: Int64, price: Decimal, priced: Int64)], interrupted: Bool) {
         guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return ([], false) }
         let metered = meteredDaily(diff, key, accountwise: false)
         var runs: [(start: Int64, price: Decimal, priced: Int64)] = []
         var interrupted = false
         var unmeteredSince: Int64?
+        let usual = cardPrice.flatMap { usualMixDays(vendorDays, key, range: range, cardPrice: $0) }
         for d in periodDays(range) {
             guard let v = vendorDays[d], !v.anyStated, v.amount > 0 else { continue }
+            // A day billed at another mix of tiers than most days tells the mix, not the price.
+            if let usual, !usual.contains(d), (metered[d] ?? 0) > 0 { continue }
             guard let m = metered[d], m > 0 else {
                 interrupted = true
                 unmeteredSince = unmeteredSince ?? d
@@ -240,6 +245,35 @@ enum DailyEvidence {
             i += 1
         }
         return (runs, interrupted)
+    }
+
+    /// The days whose mix of tiers (money per vendor token, each line's volume read at its own
+    /// tier's price, over the card's base price that day) is the one most days have, when more
+    /// than half do: money per metered token moves with the mix a day bills (OpenAI's flex on
+    /// Tuesdays and Thursdays, priced by the card), and the three days before a model's first full
+    /// week, two of them flex, read as a price step that held an outage anywhere in the month
+    /// (tester H). A price the vendor changes and the card lacks moves no day's mix (the volume is
+    /// read at the card's price), nor does one the card changes (review 7: read as money per vendor
+    /// token alone, a card's own change split the month, and a vendor step in the smaller part
+    /// went unseen). Nil when no mix is most days', or a day has no card price.
+    static func usualMixDays(
+        _ vendorDays: [Int64: BucketSum], _ key: CellKey, range: TimeRange, cardPrice: (CellKey, Timestamp) -> Decimal?
+    ) -> Set<Int64>? {
+        var priced: [(day: Int64, price: Decimal)] = []
+        for d in periodDays(range) {
+            guard let v = vendorDays[d], !v.anyStated, v.amount > 0, v.tokens > 0 else { continue }
+            guard let base = cardPrice(key, CoverageCheck.start(of: d)), base > 0 else { return nil }
+            priced.append((d, v.amount / Decimal(exactly: v.tokens) / base))
+        }
+        priced.sort { $0.price < $1.price }
+        guard priced.count >= 4 else { return nil }
+        // Alike within a thousandth: a token's rounding is far less, a tier's price far more.
+        var best: ArraySlice<(day: Int64, price: Decimal)> = [], start = 0
+        for i in priced.indices where i == priced.count - 1 || priced[i + 1].price - priced[i].price > priced[i].price / 1000 {
+            if i + 1 - start > best.count { best = priced[start...i] }
+            start = i + 1
+        }
+        return best.count * 2 > priced.count ? Set(best.map(\.day)) : nil
     }
 
     /// Whether every gapped model × token type's gap is the vendor billing more on a run of days
@@ -487,7 +521,7 @@ enum DailyEvidence {
     /// `cardPrice`: the card's base price per million of a model × token type at an instant (nil:
     /// none); `cardChanges`: the instants a model's card prices may change.
     static func apply(
-        to findings: inout [Finding], _ diff: GapDiff, range: TimeRange, cardPrice: (CellKey, Timestamp) -> Decimal? = { _, _ in nil },
+        to findings: inout [Finding], _ diff: GapDiff, range: TimeRange, cardPrice: @escaping (CellKey, Timestamp) -> Decimal? = { _, _ in nil },
         cardChanges: (String) -> [Timestamp] = { _ in [] }
     ) -> [ReconciliationReport.PriceStep] {
         for i in findings.indices where findings[i].gapClass != .withinTolerance && !findings[i].isEngine("stated-quantity") {
@@ -515,7 +549,9 @@ enum DailyEvidence {
         }
         var found: [(key: CellKey, days: ClosedRange<Int64>, before: Decimal, after: Decimal)] = []
         for key in Set(diff.vendor.keys.map(\.modelType)).intersection(gapped).sorted() {
-            if let s = priceStep(diff, key, range: range), !(s.before > 0 && cardMakes(key, s.day, through: s.through, ratio: s.after / s.before)) {
+            if let s = priceStep(diff, key, range: range, cardPrice: cardPrice),
+                !(s.before > 0 && cardMakes(key, s.day, through: s.through, ratio: s.after / s.before))
+            {
                 found.append((key, s.day...max(s.day, s.through), s.before, s.after))
             }
         }
@@ -551,7 +587,8 @@ enum DailyEvidence {
                 // Days the collector lost (or kept a residue of) inside the step's runs: its gap is
                 // the step and a loss, and which part is which cannot be told (a Sonnet outage of
                 // May 10–12 was read as the price change of the 16th).
-                let lost = readPrices(diff, CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType), range: range).interrupted
+                let lost = readPrices(diff, CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType), range: range, cardPrice: cardPrice)
+                    .interrupted
                 findings[i].gapClass = lost ? .unexplained : .pricingGap
                 findings[i].rule = "price-step"
                 findings[i].classifier = "engine"
@@ -565,7 +602,7 @@ enum DailyEvidence {
             let ratios = cells.map { $0.2 / $0.1 }
             let lastDay = periodDays(range).last ?? day
             func movedWithTheStep(_ key: CellKey) -> Bool {
-                let runs = readPrices(diff, key, range: range).runs
+                let runs = readPrices(diff, key, range: range, cardPrice: cardPrice).runs
                 // On the day, or across unmetered days that hold it.
                 guard let k = runs.indices.first(where: { $0 > 0 && runs[$0].start <= day && day <= max(runs[$0].start, runs[$0].priced) }) else {
                     return false

@@ -35,8 +35,8 @@ struct MeterLedger: Sendable {
     /// The usage the card cannot place, per raw model id, token type and UTC day: whether it can be
     /// an invoice model's missing usage under another name is told by the days it is metered on.
     var unplacedDaily: [String: [TokenType?: [Int64: Int64]]] = [:]
-    /// Tokens per account and canonical model over every account (not only the caller's), for the
-    /// scope checks; and the accounts with any usage at all.
+    /// Tokens per account and canonical model over every account the caller may see (an admin:
+    /// all of them), for the scope checks; and those accounts with any usage at all.
     var everyAccount: [String: [String: Int64]] = [:]
     var accountsWithUsage = Set<String>()
 
@@ -227,8 +227,10 @@ struct MeterLedger: Sendable {
             return .init(modelID: parts[0].isEmpty ? nil : parts[0], meterID: parts[1].isEmpty ? nil : parts[1], tokens: tokens, reason: parts[2])
         }
 
-        // Every account, whatever the caller may see: an invoice shared with accounts the caller
-        // cannot see is still shared. Only visible accounts are named. Every token meter, not only
+        // Every account the caller may see (an admin: all). A scoped caller's run is held whatever
+        // the others metered (`invoice_scope_unchecked`) and names none of them, so reading theirs
+        // told it nothing, and their errors (a hidden account's sums past 64 bits, its groups past
+        // the read's limit) failed its run. Every token meter, not only
         // `--meter-id`'s (another account's usage on its own meter is billed all the same), and
         // not usage another vendor served (a team's Claude through Bedrock is on no Anthropic bill).
         // Meters in no token unit are filtered out rather than grouped by: an org's accounts ×
@@ -241,7 +243,7 @@ struct MeterLedger: Sendable {
         var byVendor = true
         while true {
             let all = UsageQuery(
-                scope: .all, range: o.range, groupBy: [.accountID, .modelID] + (byVendor ? [.dimension("vendor")] : []),
+                scope: o.scope, range: o.range, groupBy: [.accountID, .modelID] + (byVendor ? [.dimension("vendor")] : []),
                 filters: notTokens.isEmpty ? [] : [UsageFilter(field: .meterID, op: .notIn, values: notTokens)])
             do {
                 var every: [String: [String: Int64]] = [:]
@@ -264,7 +266,7 @@ struct MeterLedger: Sendable {
         // Accounts with any usage (on `--meter-id` when given), whatever its unit.
         let accounts = try await store.usage(
             UsageQuery(
-                scope: .all, range: o.range, groupBy: [.accountID],
+                scope: o.scope, range: o.range, groupBy: [.accountID],
                 filters: o.meterID.map { [UsageFilter(field: .meterID, op: .eq, values: [$0])] } ?? []))
         for g in accounts.groups { if let account = g.keys[0] { ledger.accountsWithUsage.insert(account) } }
         return ledger
