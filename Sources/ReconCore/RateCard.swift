@@ -10,8 +10,10 @@ public struct RateCard: RateCardConverter, Sendable {
     public var tokenTypes: [TokenType]
     public var file: String
     var prices: [String: [PriceRow]]
-    var aliases: [Alias]
+    var aliases: [Alias] { didSet { aliasMemo = AliasMemo() } }
     var modifiers: [Modifier]
+    /// Which alias (if any) each vendor string matched, kept across the card's copies.
+    private var aliasMemo = AliasMemo()
     /// Label values that mean the base price (`service_tier: [standard]`), card-wide and per model
     /// (a model whose long context is priced flat).
     var baseLabels: [String: Set<String>] = [:]
@@ -71,7 +73,24 @@ public struct RateCard: RateCardConverter, Sendable {
     private func alias(_ text: String) -> Alias? {
         let range = NSRange(text.startIndex..., in: text)
         guard range.length <= Self.longestAliasInput else { return nil }
-        return aliases.first { a in Self.matchesWhole(a.pattern, text, range) }
+        let index = aliasMemo.answer(text) { aliases.firstIndex { a in Self.matchesWhole(a.pattern, text, range) } }
+        return index.map { aliases[$0] }
+    }
+
+    /// An export names a few models on every line: each line's tries of every alias (with their
+    /// clock) were a quarter of reconciling a 100 MB Console CSV. Answers are kept per string, up
+    /// to `capacity` strings (a file of distinct names is read, not remembered).
+    final class AliasMemo: @unchecked Sendable {
+        static let capacity = 10_000
+        private let lock = NSLock()
+        private var answers: [String: Int?] = [:]
+
+        func answer(_ text: String, _ compute: () -> Int?) -> Int? {
+            if let known = lock.withLock({ answers[text] }) { return known }
+            let found = compute()
+            lock.withLock { if answers.count < Self.capacity { answers[text] = .some(found) } }
+            return found
+        }
     }
 
     public static func matchesWhole(_ pattern: NSRegularExpression, _ text: String, _ range: NSRange) -> Bool {
