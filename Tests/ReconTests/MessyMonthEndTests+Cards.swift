@@ -469,17 +469,22 @@ extension MessyMonthEndTests {
         #expect(list.corrections.map(\.quantity) == [1_100_000], "\(list.findings.map { "\($0.quantity) \($0.reason)" })")
     }
 
-    /// The card raises Haiku input and output 20 % from May 16 and the bill follows it; the
-    /// collector is down on May 13. The outage gapped Haiku, and the card's own rise was then read
-    /// as a one-model price step the card lacks: the outage was held. Corrected.
-    @Test func aStepTheCardMakesIsNoStepItLacks() async throws {
+    /// The shipped Anthropic card with Haiku input and output 20 % dearer from May 16.
+    static func haikuRisesOnMay16() throws -> RateCard {
         let original =
             #"      - {from: "2025-10-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing, litellm]}"#
         let rise = [
             #"      - {from: "2025-10-15", to: "2026-05-16", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}"#,
             #"      - {from: "2026-05-16", rates: {input: "1.2", output: "6", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}"#,
         ].joined(separator: "\n")
-        let card = try RateCard.load(text: RateCardData.cards["anthropic"]!.replacingOccurrences(of: original, with: rise), file: "rise.yaml")
+        return try RateCard.load(text: RateCardData.cards["anthropic"]!.replacingOccurrences(of: original, with: rise), file: "rise.yaml")
+    }
+
+    /// The card raises Haiku input and output 20 % from May 16 and the bill follows it; the
+    /// collector is down on May 13. The outage gapped Haiku, and the card's own rise was then read
+    /// as a one-model price step the card lacks: the outage was held. Corrected.
+    @Test func aStepTheCardMakesIsNoStepItLacks() async throws {
+        let card = try Self.haikuRisesOnMay16()
         var events: [(account: String, model: String, type: String, quantity: Int64, day: Int)] = []
         var rows: [TestSupport.Row] = []
         for d in 1...31 {
@@ -505,13 +510,7 @@ extension MessyMonthEndTests {
     /// and the days before it (the vendor's step among them) were left out of the step test as
     /// another mix of tiers: +400,000 would have been corrected (review 7). Held as the model's step.
     @Test func aVendorStepBeforeTheCardsOwnIsStillSeen() async throws {
-        let original =
-            #"      - {from: "2025-10-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing, litellm]}"#
-        let rise = [
-            #"      - {from: "2025-10-15", to: "2026-05-16", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}"#,
-            #"      - {from: "2026-05-16", rates: {input: "1.2", output: "6", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}"#,
-        ].joined(separator: "\n")
-        let card = try RateCard.load(text: RateCardData.cards["anthropic"]!.replacingOccurrences(of: original, with: rise), file: "rise.yaml")
+        let card = try Self.haikuRisesOnMay16()
         var events: [(account: String, model: String, type: String, quantity: Int64, day: Int)] = []
         var rows: [TestSupport.Row] = []
         for d in 1...31 {

@@ -74,20 +74,7 @@ import UsageBoxApp
                     <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">\(total)</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
                     """, body: body, name: "daily.xml")
         }
-        let card = try RateCard.load(
-            text: """
-                schema: ratecard/v1
-                vendor: acme-ai
-                currency: USD
-                unit: per_million_tokens
-                card_version: "1"
-                sources: {contract: {url: "https://example.com/contract"}}
-                token_types: [input, output]
-                models:
-                \(usage.map { "  \($0.model):\n    prices:\n      - {from: \"2026-01-01\", rates: {input: \"1\", output: \"2\"}, src: contract}" }.joined(separator: "\n"))
-                aliases:
-                \(usage.flatMap { u in ["Input", "Output"].map { "  - {match: \"\(u.name.replacingOccurrences(of: ".", with: "\\\\.")) - \($0) Tokens\", model: \(u.model), token_type: \($0.lowercased())}" } }.joined(separator: "\n"))
-                """, file: "daily.yaml")
+        let card = try Self.acmeCard(usage.map { ($0.model, $0.name, "1", "2") })
         func meter(losing lost: (model: String, day: Int)? = nil) async throws -> some MeterStore {
             let store = try S.store()
             var items: [IngestItem] = []
@@ -133,8 +120,22 @@ import UsageBoxApp
         #expect(!partial.findings.isEmpty && partial.findings.allSatisfy { $0.blockedBy.filter { $0 == "partial_export" }.count == 1 })
     }
 
-    static func acmeCard() throws -> RateCard {
-        try RateCard.load(
+    /// A supplier's own card: each model's input and output at its price a million, named on the
+    /// invoice "<name> - Input Tokens" and "<name> - Output Tokens".
+    static func acmeCard(
+        _ models: [(model: String, name: String, input: String, output: String)] = [("claude-sonnet-4-6", "Claude Sonnet 4.6", "3", "15")]
+    )
+        throws -> RateCard
+    {
+        let prices = models.map {
+            "  \($0.model):\n    prices:\n      - {from: \"2026-01-01\", rates: {input: \"\($0.input)\", output: \"\($0.output)\"}, src: contract}"
+        }
+        let aliases = models.flatMap { m in
+            ["Input", "Output"].map {
+                "  - {match: \"\(m.name.replacingOccurrences(of: ".", with: "\\\\.")) - \($0) Tokens\", model: \(m.model), token_type: \($0.lowercased())}"
+            }
+        }
+        return try RateCard.load(
             text: """
                 schema: ratecard/v1
                 vendor: acme-ai
@@ -144,12 +145,9 @@ import UsageBoxApp
                 sources: {contract: {url: "https://example.com/contract"}}
                 token_types: [input, output]
                 models:
-                  claude-sonnet-4-6:
-                    prices:
-                      - {from: "2026-01-01", rates: {input: "3", output: "15"}, src: contract}
+                \(prices.joined(separator: "\n"))
                 aliases:
-                  - {match: "Claude Sonnet 4\\\\.6 - Input Tokens", model: claude-sonnet-4-6, token_type: input}
-                  - {match: "Claude Sonnet 4\\\\.6 - Output Tokens", model: claude-sonnet-4-6, token_type: output}
+                \(aliases.joined(separator: "\n"))
                 """, file: "acme.yaml")
     }
 
