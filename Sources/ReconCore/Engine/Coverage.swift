@@ -301,11 +301,19 @@ enum CoverageCheck {
             func tenantMissing(_ d: Int64) -> Bool { (pairTenants[d] ?? []).subtracting(ownTenants[d] ?? []).contains(where: usualTenants.contains) }
             // Whatever the token type, against the cell's own days: a window or tenant it is billed
             // for on nine of its billed days in ten (eight at least), missing on a day it is billed
-            // short of the meter. A cache read, an embedding model (no partner) or a workspace whose
-            // input and output rows were both lost read the lost row as over-metering.
+            // short of the meter, though billed on the nearest billed days before and after (a
+            // deployment retired or added mid-month is no row lost). A cache read, an embedding
+            // model (no partner) or a workspace whose input and output rows were both lost read the
+            // lost row as over-metering.
             func inPeriod(_ d: Int64) -> Bool { range.from <= start(of: d) && start(of: d + 1) <= range.to }
+            let billedDays = days.filter { $0.value > 0 && inPeriod($0.key) }.keys.sorted()
+            func neighbours(_ d: Int64) -> [Int64] {
+                let i = billedDays.firstIndex { $0 >= d } ?? billedDays.count
+                let before = i > 0 ? billedDays[i - 1] : nil
+                let after = billedDays[(i < billedDays.count && billedDays[i] == d ? i + 1 : i)...].first
+                return [before, after].compactMap { $0 }
+            }
             func habitual<T: Hashable>(_ own: [Int64: Set<T>]) -> Set<T> {
-                let billedDays = own.keys.filter { (days[$0] ?? 0) > 0 && inPeriod($0) }
                 guard billedDays.count >= 8 else { return [] }
                 var seen: [T: Int] = [:]
                 for d in billedDays { for v in own[d] ?? [] { seen[v, default: 0] += 1 } }
@@ -314,23 +322,32 @@ enum CoverageCheck {
             let habitWindows = habitual(ownWindows), habitTenants = habitual(ownTenants)
             // Rows: fewer than the other of input and output has that day, where this cell has as
             // many as it on three days in four (four at least), or fewer than the count it has on
-            // nine billed days in ten (eight at least) where that is most days' count too: an
-            // hourly export's rows vary with the traffic, and its quiet days are no rows lost.
+            // nine billed days in ten where that is most days' count too (an hourly export's rows
+            // vary with the traffic, and its quiet days are no rows lost), its neighbours having it.
             let ownRows = rows[key] ?? [:], pairRows = pair.flatMap { rows[$0] } ?? [:]
             let rowsMatchPair = pairRows.count >= 4 && pairRows.filter { (ownRows[$0.key] ?? 0) >= $0.value }.count * 4 >= pairRows.count * 3
-            let billedRows = days.filter { $0.value > 0 && inPeriod($0.key) }.keys.map { ownRows[$0] ?? 0 }.sorted()
-            let usualRows =
-                billedRows.count >= 8 && billedRows[billedRows.count / 10] == billedRows[billedRows.count / 2] ? billedRows[billedRows.count / 10] : 0
-            func habitMissing(_ d: Int64) -> Bool {
+            let counts = billedDays.map { ownRows[$0] ?? 0 }.sorted()
+            let usualRows = counts.count >= 8 && counts[counts.count / 10] == counts[counts.count / 2] ? counts[counts.count / 10] : 0
+            // A row's worth short at least (half of one of the day's rows): money rounding and a
+            // request billed across midnight leave a day a few tokens short, and a window or an idle
+            // workspace missing then is no row lost.
+            func rowShort(_ d: Int64) -> Bool {
                 let billed = days[d] ?? 0, q = daily[d] ?? 0, n = ownRows[d] ?? 0
-                // A row's worth short at least (half of one of the day's rows): money rounding and a
-                // request billed across midnight leave a day a few tokens short, and a window or an
-                // idle workspace missing then is no row lost.
                 guard billed > 0, billed < q, n > 0 else { return false }
                 let (twice, overflow) = (q &- billed).multipliedReportingOverflow(by: Int64(2 * n))
-                guard overflow || twice >= billed else { return false }
-                return !habitWindows.subtracting(ownWindows[d] ?? []).isEmpty || !habitTenants.subtracting(ownTenants[d] ?? []).isEmpty
-                    || n < usualRows || (rowsMatchPair && n < (pairRows[d] ?? 0))
+                return overflow || twice >= billed
+            }
+            func fewerRowsThanPair(_ d: Int64) -> Bool { rowsMatchPair && rowShort(d) && (ownRows[d] ?? 0) < (pairRows[d] ?? 0) }
+            // Fewer than its own usual (the weaker sign: a workspace idle on a holiday looks so): a
+            // day reading short then holds the cell's over-metering only.
+            func fewerThanUsual(_ d: Int64) -> Bool {
+                guard rowShort(d) else { return false }
+                let near = neighbours(d)
+                func kept<T: Hashable>(_ habit: Set<T>, _ own: [Int64: Set<T>]) -> Bool {
+                    habit.subtracting(own[d] ?? []).contains { v in near.allSatisfy { own[$0]?.contains(v) == true } }
+                }
+                return kept(habitWindows, ownWindows) || kept(habitTenants, ownTenants)
+                    || ((ownRows[d] ?? 0) < usualRows && near.allSatisfy { (ownRows[$0] ?? 0) >= usualRows })
             }
             // A day the collector lost the whole model, billed by the export for the other of input
             // and output but not this one, which it bills on three days in four of the other's: the
@@ -341,13 +358,27 @@ enum CoverageCheck {
                 usual && pairDays.contains(d) && (modelMetered[key.model]?[d] ?? 0) == 0 && (days[d] ?? 0) == 0
             }
             // Only days the export bills the model (another token type) are judged.
-            let silent = modelBilled.filter { d in
-                let q = daily[d] ?? 0
+            let judged = modelBilled.filter { d in inPeriod(d) && d < last }
+            func material(_ d: Int64) -> Bool { let q = daily[d] ?? 0; return q > 0 && q >= median / 10 }
+            let silent = judged.filter { d in
                 let covered = max(days[d] ?? 0, 0) &+ excess(d - 1) &+ excess(d + 1)
-                return range.from <= start(of: d) && start(of: d + 1) <= range.to && d < last
-                    && (q > 0 && q >= median / 10 && (covered < q / 10 || windowMissing(d) || tenantMissing(d) || habitMissing(d)) || lostBeside(d))
+                return material(d) && (covered < (daily[d] ?? 0) / 10 || windowMissing(d) || tenantMissing(d) || fewerRowsThanPair(d)) || lostBeside(d)
             }.sorted().map { start(of: $0).dayString }
-            guard !silent.isEmpty, let type = key.tokenType else { continue }
+            let fewer = judged.filter { d in material(d) && fewerThanUsual(d) }.sorted().map { start(of: $0).dayString }.filter { !silent.contains($0) }
+            guard let type = key.tokenType else { continue }
+            if !fewer.isEmpty {
+                reasons.append(
+                    .init(
+                        code: "export_rows_fewer_than_usual", effect: .blocksNegative, modelID: key.model, tokenType: type,
+                        detail: "on \(fewer.count) day(s) the export bills \(key.named) in fewer rows than on nine of its days in ten (a time "
+                            + "window, workspace, project or deployment billed the days around them is missing), and the day reads short of the "
+                            + "meter by a row's worth: \(compact(fewer)). A row lost at a line boundary looks so, and so does a group idle that "
+                            + "day beside a meter that counted twice, so it is no evidence of over-metering; a loss on other days is corrected "
+                            + "(at most the loss: never more than the vendor billed)",
+                        remedy: "export those days again (or the whole month in one pull) and pass every file, or reconcile around them with --from/--to",
+                        days: fewer))
+            }
+            guard !silent.isEmpty else { continue }
             reasons.append(
                 .init(
                     code: "export_rows_missing", effect: .blocksCell, modelID: key.model, tokenType: type,
