@@ -73,38 +73,57 @@ public struct RateCard: RateCardConverter, Sendable {
     private func alias(_ text: String) -> Alias? {
         let range = NSRange(text.startIndex..., in: text)
         guard range.length <= Self.longestAliasInput else { return nil }
-        let index = aliasMemo.answer(text) { aliases.firstIndex { a in Self.matchesWhole(a.pattern, text, range) } }
+        let index = aliasMemo.answer(text) {
+            // A try the clock stopped is no match this time, and not remembered as none: the next
+            // line (or run) of the same string tries again.
+            var decided = true
+            let found = aliases.firstIndex { a in
+                guard let whole = Self.match(a.pattern, text, range) else {
+                    decided = false
+                    return false
+                }
+                return whole
+            }
+            return (found, decided)
+        }
         return index.map { aliases[$0] }
     }
 
     /// An export names a few models on every line: each line's tries of every alias (with their
     /// clock) were a quarter of reconciling a 100 MB Console CSV. Answers are kept per string, up
-    /// to `capacity` strings (a file of distinct names is read, not remembered).
+    /// to `capacity` strings (a file of distinct names is read, not remembered), and only those
+    /// every pattern decided within its time.
     final class AliasMemo: @unchecked Sendable {
         static let capacity = 10_000
         private let lock = NSLock()
         private var answers: [String: Int?] = [:]
 
-        func answer(_ text: String, _ compute: () -> Int?) -> Int? {
+        func answer(_ text: String, _ compute: () -> (found: Int?, decided: Bool)) -> Int? {
             if let known = lock.withLock({ answers[text] }) { return known }
-            let found = compute()
-            lock.withLock { if answers.count < Self.capacity { answers[text] = .some(found) } }
+            let (found, decided) = compute()
+            if decided { lock.withLock { if answers.count < Self.capacity { answers[text] = .some(found) } } }
             return found
         }
     }
 
     public static func matchesWhole(_ pattern: NSRegularExpression, _ text: String, _ range: NSRange) -> Bool {
+        match(pattern, text, range) ?? false
+    }
+
+    /// Whether `pattern` matches the whole of `text`; nil when its time ran out first.
+    static func match(_ pattern: NSRegularExpression, _ text: String, _ range: NSRange) -> Bool? {
         let deadline = Date().addingTimeInterval(aliasMatchSeconds)
-        var whole = false
+        var whole = false, stopped = false
         pattern.enumerateMatches(in: text, options: [.reportProgress], range: range) { match, _, stop in
             if let match {
                 whole = match.range == range
                 stop.pointee = true
             } else if Date() >= deadline {
+                stopped = true
                 stop.pointee = true
             }
         }
-        return whole
+        return stopped ? nil : whole
     }
 
     /// Label keys the card prices by: a line's value for one of them must be a base value or be

@@ -1,9 +1,10 @@
 import Foundation
 import Metering
 import RateCardData
-import ReconCore
 import ReconPlugins
 import Testing
+
+@testable import ReconCore
 
 @Suite struct RateCardTests {
     let card = try! RateCard.load(text: RateCardData.cards["anthropic"]!, file: "anthropic.yaml")
@@ -123,6 +124,34 @@ import Testing
         let slow = try NSRegularExpression(pattern: "(a|aa)*(a|aa)*(a|aa)*c")
         let text = String(repeating: "a", count: 200)
         #expect(!RateCard.matchesWhole(slow, text, NSRange(text.startIndex..., in: text)))
+        #expect(RateCard.match(slow, text, NSRange(text.startIndex..., in: text)) == nil, "stopped by the clock, not decided")
+    }
+
+    /// Alias answers are remembered per string, only when every pattern decided in its time (a
+    /// try the clock stopped under load must not make a model unknown for the server's lifetime),
+    /// and a card whose aliases change starts afresh.
+    @Test func aliasAnswersAreRememberedOnlyWhenDecided() throws {
+        let memo = RateCard.AliasMemo()
+        var computed = 0
+        for _ in 0..<3 {
+            #expect(
+                memo.answer("gpt-x") {
+                    computed += 1; return (2, true)
+                } == 2)
+        }
+        #expect(computed == 1, "a decided answer is computed once")
+        for _ in 0..<3 {
+            #expect(
+                memo.answer("slow") {
+                    computed += 1; return (found: nil, decided: false)
+                } == nil)
+        }
+        #expect(computed == 4, "an answer the clock stopped is tried again each time")
+        var card = try RateCard.load(text: Self.minimal + "\naliases:\n  - {match: \"acme-one\", model: acme-1}\n", file: "acme.yaml")
+        #expect(card.canonicalModel("acme-one") == "acme-1")
+        let other = try RateCard.load(text: Self.minimal + "\naliases:\n  - {match: \"acme-uno\", model: acme-1}\n", file: "acme.yaml")
+        card.aliases = other.aliases
+        #expect(card.canonicalModel("acme-one") == nil && card.canonicalModel("acme-uno") == "acme-1", "new aliases, new answers")
     }
 
     @Test func aMinimalCardLoadsAndSwitchesPricesOnTheirDates() throws {
