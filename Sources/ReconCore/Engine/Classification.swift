@@ -162,7 +162,7 @@ struct CorrectionProposal: Sendable {
         var out = CorrectionProposal(findings: findings)
         let units = findings.contains { $0.gapClass == .meteringGap } ? try await MeterLedger.units(store) : [:]
         // Each code once: eight items of one file billed for less are one reason to a finding.
-        let inconclusive = reasons.filter { $0.effect == .inconclusive }.map(\.code).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let inconclusive = reasons.filter { $0.effect == .inconclusive }.map(\.code).firstOfEach
         let ref = ReconciliationEngine.correctionRef(range: o.range, vendor: vendor)
         // A pricing gap read off partial evidence (a page of an export, an invoice for other days)
         // is the missing part's shape as likely as a rate card's: held like a metering gap, so
@@ -209,7 +209,7 @@ struct CorrectionProposal: Sendable {
                 if f.accountID == nil { blockers.append("unattributed") }
                 for r in reasons where r.applies(to: f) { blockers.append(r.code) }
             }
-            blockers = blockers.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
+            blockers = blockers.firstOfEach
             if !blockers.isEmpty {
                 for i in group {
                     out.findings[i].gapClass = .unexplained
@@ -371,5 +371,13 @@ extension EvidenceReason {
         case .blocksAccount: return accountID == f.accountID
         case .inconclusive, .note: return false
         }
+    }
+}
+
+fileprivate extension Array where Element: Hashable {
+    /// Each element once, where it first comes.
+    var firstOfEach: [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
     }
 }

@@ -120,8 +120,7 @@ public struct ReconciliationEngine: Sendable {
                         remedy: "check the card's prices for the period (usagebox ratecards propose); correct a meter that really lost a share by hand")
                 ] : [])
             + (diff.shape == .uniform ? [] : Self.uniformTokenTypes(diff, range: o.range))
-            + Self.statedCountsShortByOneShare(diff, range: o.range)
-            + Self.unfinishedLongLines(vendor, diff: diff)
+            + Self.statedCountsShort(diff, range: o.range) + Self.unfinishedLongLines(vendor, diff: diff)
             + Self.roundingMayBeOneWay(diff, range: o.range, perAccount: o.attribution.isPerAccount)
             + (o.range.to > now()
                 ? [
@@ -343,7 +342,7 @@ public struct ReconciliationEngine: Sendable {
         guard diff.shape != .uniform, diff.total.vendor < diff.total.metered,
             GapDiff.shape(diff.models, totalMetered: diff.total.metered, totalVendor: diff.total.vendor).0 == .uniform,
             !DailyEvidence.gapsConfinedToSomeDays(diff, range: range)
-        else { return statedModelShortDayAfterDay(diff, range: range) }
+        else { return [] }
         let share = Decimal(exactly: diff.total.metered - diff.total.vendor) * 100 / Decimal(exactly: diff.total.metered)
         return [
             EvidenceReason(
@@ -353,6 +352,12 @@ public struct ReconciliationEngine: Sendable {
                     + "so it is no evidence the meter over-counted",
                 remedy: "reconcile against every part of the export; if it is whole, correct the meter by hand")
         ]
+    }
+
+    /// Every model short by one share, else each model short day after day.
+    static func statedCountsShort(_ diff: GapDiff, range: TimeRange) -> [EvidenceReason] {
+        let every = statedCountsShortByOneShare(diff, range: range)
+        return every.isEmpty ? statedModelShortDayAfterDay(diff, range: range) : every
     }
 
     /// The same for one model (when not every model is short so): its stated counts below the
