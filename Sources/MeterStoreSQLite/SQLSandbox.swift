@@ -2,6 +2,7 @@ import ExactJSON
 import Foundation
 import GRDBSQLite
 import Metering
+import Synchronization
 
 /// Runs user SQL read-only over one view, `usage_events`, limited to a set of accounts.
 ///
@@ -147,7 +148,7 @@ enum SQLSandbox {
     /// SQLite copies a result given with this destructor.
     static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    static func run(uri: String, sql: String, scope: AccountScope, timeLimitSeconds: Double, rowLimit: Int) throws -> SQLResult {
+    static func run(uri: String, sql: String, scope: AccountScope, deadline: QueryDeadline, rowLimit: Int) throws -> SQLResult {
         // SQLite reads text up to its first NUL: what follows one would be dropped unseen (a
         // WHERE clause, a second statement), and the answer given as if it were the query.
         guard !sql.utf8.contains(0) else {
@@ -252,7 +253,6 @@ enum SQLSandbox {
         defer { secretPointer.release() }
         sqlite3_set_authorizer(db, authorize, secretPointer.toOpaque())
 
-        let deadline = Deadline(at: Date().addingTimeInterval(timeLimitSeconds))
         let deadlinePointer = Unmanaged.passRetained(deadline)
         defer { deadlinePointer.release() }
         // Every 100 virtual-machine steps: at 1,000 a query calling a slow built-in once a row was
@@ -261,7 +261,7 @@ enum SQLSandbox {
             db, 100,
             { context in
                 guard let context else { return 0 }
-                return Unmanaged<Deadline>.fromOpaque(context).takeUnretainedValue().expired ? 1 : 0
+                return Unmanaged<QueryDeadline>.fromOpaque(context).takeUnretainedValue().expired ? 1 : 0
             }, deadlinePointer.toOpaque())
 
         // SQLite decides what is a statement: empty ones (`;`, comments) before and after the one
@@ -358,21 +358,22 @@ enum SQLSandbox {
         }
     }
 
-    private static func error(_ db: OpaquePointer, code: Int32, deadline: Deadline) -> UsageBoxError {
+    private static func error(_ db: OpaquePointer, code: Int32, deadline: QueryDeadline) -> any Error {
         let message = String(cString: sqlite3_errmsg(db))
+        if deadline.cancelled { return CancellationError() }
         if code == SQLITE_INTERRUPT || deadline.expired {
             return UsageBoxError(.timeout, "the query was stopped after its time limit", field: "sql")
         }
         if code == SQLITE_TOOBIG || message.contains("too big") {
-            return .invalidArgument("a value would be larger than \(maxValueBytes >> 20) MiB, the most one query value may hold", field: "sql")
+            return UsageBoxError.invalidArgument("a value would be larger than \(maxValueBytes >> 20) MiB, the most one query value may hold", field: "sql")
         }
         if code == SQLITE_NOMEM {
-            return .invalidArgument("the query needs more memory than a query may use", field: "sql")
+            return UsageBoxError.invalidArgument("the query needs more memory than a query may use", field: "sql")
         }
         if code == SQLITE_AUTH || message.contains("not authorized") || message.contains("prohibited") {
-            return .invalidArgument("not allowed: only SELECT over the usage_events view is permitted (\(message))", field: "sql")
+            return UsageBoxError.invalidArgument("not allowed: only SELECT over the usage_events view is permitted (\(message))", field: "sql")
         }
-        return .invalidArgument("SQL error: \(message)", field: "sql")
+        return UsageBoxError.invalidArgument("SQL error: \(message)", field: "sql")
     }
 
     /// Functions that reach outside the database or alter the connection; `printf`/`format`,
@@ -426,11 +427,16 @@ private final class Secret: @unchecked Sendable {
     init(alias: String) { self.alias = alias }
 }
 
-/// The query's deadline, read from SQLite's progress callback on the querying thread only.
-private final class Deadline: @unchecked Sendable {
+/// The query's deadline, read from SQLite's progress callback on the querying thread; cancelled
+/// from the request's task when its client hangs up, so a query nobody will read stops at once
+/// instead of holding its work slot and a core until the time limit.
+final class QueryDeadline: Sendable {
     let at: Date
+    private let stopped = Atomic(false)
     init(at: Date) { self.at = at }
-    var expired: Bool { Date() >= at }
+    var cancelled: Bool { stopped.load(ordering: .relaxed) }
+    var expired: Bool { cancelled || Date() >= at }
+    func cancel() { stopped.store(true, ordering: .relaxed) }
 }
 
 extension SQLiteMeterStore {
@@ -446,11 +452,17 @@ extension SQLiteMeterStore {
         }
         // The limit counts from the call, waiting for a thread included: with four queries admitted
         // and two threads, the last two answered "10 s" after 20.
-        let called = Date()
-        return try await BlockingWork.run {
-            let left = timeLimitSeconds - Date().timeIntervalSince(called)
-            guard left > 0 else { throw UsageBoxError(.timeout, "the query was stopped after its time limit (it waited that long to run)", field: "sql") }
-            return try SQLSandbox.run(uri: uri, sql: query, scope: scope, timeLimitSeconds: left, rowLimit: rowLimit)
+        let deadline = QueryDeadline(at: Date().addingTimeInterval(timeLimitSeconds))
+        return try await withTaskCancellationHandler {
+            try await BlockingWork.run {
+                guard !deadline.cancelled else { throw CancellationError() }
+                guard !deadline.expired else {
+                    throw UsageBoxError(.timeout, "the query was stopped after its time limit (it waited that long to run)", field: "sql")
+                }
+                return try SQLSandbox.run(uri: uri, sql: query, scope: scope, deadline: deadline, rowLimit: rowLimit)
+            }
+        } onCancel: {
+            deadline.cancel()
         }
     }
 }

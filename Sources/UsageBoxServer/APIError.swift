@@ -1,5 +1,6 @@
 import ExactJSON
 import Hummingbird
+import Logging
 import Metering
 
 /// Every error answer: `{"error": {"code", "message", "field"}}` (docs/api.md).
@@ -46,9 +47,17 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as UsageBoxError {
+        } catch {
+            return Self.response(for: error, request, logger: context.logger)
+        }
+    }
+
+    /// The answer to an error a handler threw.
+    static func response(for error: any Error, _ request: Request, logger: Logger) -> Response {
+        switch error {
+        case let error as UsageBoxError:
             return JSONResponse.error(error)
-        } catch let error as HTTPError where error.status.code == 404 || error.status.code == 405 {
+        case let error as HTTPError where error.status.code == 404 || error.status.code == 405:
             if let allowed = APIOperation.allowedMethods(request.uri.path) {
                 let body = ErrorBody(error: .init(code: "method_not_allowed", message: "\(request.method.rawValue) is not allowed on \(request.uri.path)"))
                 var response = JSONResponse.make(body, status: .methodNotAllowed)
@@ -56,7 +65,7 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 return response
             }
             return JSONResponse.error(UsageBoxError(.notFound, "no route \(request.method.rawValue) \(request.uri.path)"))
-        } catch let error as HTTPError {
+        case let error as HTTPError:
             let code: UsageBoxError.Code
             switch error.status.code {
             case 413: code = .payloadTooLarge
@@ -66,10 +75,14 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             default: code = .internal
             }
             return JSONResponse.error(UsageBoxError(code, error.body ?? error.status.reasonPhrase))
-        } catch let error as JSONValueDecoder.Failure {
+        case let error as JSONValueDecoder.Failure:
             return JSONResponse.error(error.usageBoxError)
-        } catch {
-            context.logger.error("unhandled error", metadata: ["error": "\(error)"])
+        case is CancellationError:
+            // The client hung up and its request was stopped (`OperationRoutes`): nobody reads
+            // this answer; the log line says so (nginx's 499) rather than count a server fault.
+            return Response(status: .init(code: 499, reasonPhrase: "Client Closed Request"))
+        default:
+            logger.error("unhandled error", metadata: ["error": "\(error)"])
             return JSONResponse.error(UsageBoxError(.internal, "internal error"))
         }
     }

@@ -82,8 +82,28 @@ final class OperationRoutes: @unchecked Sendable {
         precondition(op.path.hasPrefix(prefix + "/"), "\(op.id): lives under \(prefix)")
         let api = self.api
         @Sendable func handle(_ request: Request, _ context: UsageBoxRequestContext, _ caller: Caller) async throws -> Response {
+            if op.read { return try await api.within(api.reads, caller.key) { try await handler(request, context, caller) } }
+            guard op.expensive else { return try await perform(request, context, caller) }
+            // An expensive answer nobody will read is not worked out: a client that hangs up
+            // cancels its request (a SQL query is interrupted, store reads stop) and frees its work
+            // slot at once, where it held the slot and a core until the time limit. Watching the
+            // connection for the hang-up reads past this request, so the connection closes after
+            // the answer: it says so, and clients open a new one for the next request.
+            return try await request.body.consumeWithCancellationOnInboundClose { body in
+                var request = request
+                request.body = body
+                var response: Response
+                do {
+                    response = try await perform(request, context, caller)
+                } catch let error where !(error is CancellationError) {
+                    response = APIErrorMiddleware<UsageBoxRequestContext>.response(for: error, request, logger: context.logger)
+                }
+                response.headers[.connection] = "close"
+                return response
+            }
+        }
+        @Sendable func perform(_ request: Request, _ context: UsageBoxRequestContext, _ caller: Caller) async throws -> Response {
             let key = caller.key
-            if op.read { return try await api.within(api.reads, key) { try await handler(request, context, caller) } }
             // Read a write's body first: before taking a slot, so a slow upload holds no share of
             // the limit; and before the key is checked again, so a key revoked while its body
             // arrived (checked once, when the headers came) writes nothing.

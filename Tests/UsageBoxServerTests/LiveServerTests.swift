@@ -232,6 +232,59 @@ import UsageBoxTesting
         #expect(health.status == 0)
     }
 
+    /// Clients that hang up on slow SQL queries: each query ran on to the 10 s time limit, holding
+    /// one of its key's two work slots and a core for an answer nobody would read. The hang-up
+    /// now stops it: the key's next query is answered within seconds, not refused until then.
+    @Test func aClientThatHangsUpFreesItsWorkSlot() throws {
+        let server = try Server(withDemoData: false)
+        let port = try #require(URL(string: server.url)?.port)
+        let slow = #"{"sql":"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT COUNT(*) FROM c"}"#
+        let request =
+            "POST /v1/query/sql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Server.key)\r\nContent-Type: application/json\r\n"
+            + "Content-Length: \(slow.utf8.count)\r\n\r\n\(slow)"
+        func quickQuery() throws -> String {
+            try Self.run(
+                "/usr/bin/curl",
+                [
+                    "-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Authorization: Bearer \(Server.key)",
+                    "--data-binary", #"{"sql":"SELECT 1"}"#, server.url + "/v1/query/sql",
+                ]
+            ).stdout
+        }
+        var held: [Int32] = []
+        for _ in 0..<2 {
+            let fd = try Self.connect(port: port)
+            _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            held.append(fd)
+        }
+        // Both slots taken: a third query of the key waits its turn (429).
+        var refused = ""
+        for _ in 0..<20 where refused != "429" {
+            Thread.sleep(forTimeInterval: 0.2)
+            refused = try quickQuery()
+        }
+        #expect(refused == "429", "the two slow queries never held the key's slots: \(refused)")
+        let hungUp = Date()
+        for fd in held { close(fd) }
+        var answered = ""
+        while answered != "200", Date().timeIntervalSince(hungUp) < 5 {
+            Thread.sleep(forTimeInterval: 0.2)
+            answered = try quickQuery()
+        }
+        #expect(answered == "200", "the hung-up queries still held the key's slots \(Date().timeIntervalSince(hungUp)) s later: \(answered)")
+        // The answer to an expensive request closes its connection (the server watched it for a
+        // hang-up) and says so: curl's second request on it opens a new one and is answered.
+        let twice = try Self.run(
+            "/usr/bin/curl",
+            [
+                "-s", "-D", "-", "-o", "/dev/null", "-X", "POST", "-H", "Authorization: Bearer \(Server.key)",
+                "--data-binary", #"{"sql":"SELECT 1"}"#, server.url + "/v1/query/sql",
+                "--next", "-s", "-D", "-", "-o", "/dev/null", server.url + "/healthz",
+            ])
+        #expect(twice.stdout.lowercased().contains("connection: close"), "\(twice.stdout)")
+        #expect(twice.stdout.components(separatedBy: "HTTP/1.1 200").count == 3, "\(twice.stdout)")
+    }
+
     /// A TCP connection to the server on loopback, as a raw socket.
     static func connect(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
