@@ -637,6 +637,62 @@ import UsageBoxApp
         #expect(r.corrections.allSatisfy { $0.dimensions["relabel_of"] != nil })
     }
 
+    /// A collector writing every cache write as 5-minute, and an outage of two days: the pair is
+    /// no longer equal and opposite over the month, and the 5-minute side's −6,000,000 was
+    /// proposed (the customer's billed writes backed out) beside the 1-hour side as pass-through
+    /// (an outside tester, with Anthropic's usage report). Equal and opposite on the other 29
+    /// days, the pair is held; the input the outage lost is corrected to the token.
+    @Test func aMislabelBesideAnOutageIsHeldNotBackedOut() async throws {
+        let store = try S.store()
+        let outage: Set<Int> = [12, 13]
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "cache_write_5m") { outage.contains($0) ? 500_000 : 600_000 })
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { outage.contains($0) ? 800_000 : 1_000_000 })
+        let r = try await run(
+            store,
+            S.costReport(
+                (1...31).flatMap { d -> [TestSupport.Row] in
+                    [
+                        .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
+                        .init(day: d, model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_5m_input_tokens", cents: "150"),
+                        .init(day: d, model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_1h_input_tokens", cents: "120"),
+                    ]
+                }))
+        #expect(r.corrections.map { "\($0.dimensions["token_type"] ?? "") \($0.quantity)" } == ["input 400000"], "\(r.findings)")
+        for type in [TokenType.cacheWrite5m, .cacheWrite1h] {
+            let f = try #require(r.findings.first { $0.tokenType == type })
+            #expect(f.gapClass == .unexplained && f.reason == "equal_and_opposite_gaps_of_cache_write_1h_and_cache_write_5m", "\(f)")
+        }
+        #expect(r.held.allSatisfy { $0.correction.quantity > 0 || $0.correction.dimensions["token_type"] != "cache_write_5m" })
+    }
+
+    /// OpenAI's usage report counts cache writes inside input, and a collector that records input
+    /// as it reads it folds them in: input over the bill and cache writes under it by the same
+    /// amount every day. An outage on input broke the month's totals, and input's −8,300,000 was
+    /// proposed where 1,000,000 was lost. Held, by the days; the cache reads the outage lost too
+    /// (off on its two days only) are no part of the fold and are judged on their own (the
+    /// defaults' pass-through).
+    @Test func cacheWritesFoldedIntoInputBesideAnOutageAreHeld() async throws {
+        let store = try S.store()
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { [12, 13].contains($0) ? 800_000 : 1_300_000 })
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "cache_read") { [12, 13].contains($0) ? 4_000_000 : 5_000_000 })
+        let r = try await run(
+            store,
+            S.costReport(
+                (1...31).flatMap { d -> [TestSupport.Row] in
+                    [
+                        .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
+                        .init(day: d, model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_5m_input_tokens", cents: "112.5"),
+                        .init(day: d, model: "claude-sonnet-4-5", tokenType: "cache_read_input_tokens", cents: "150"),
+                    ]
+                }))
+        #expect(r.corrections.isEmpty, "\(r.corrections.map(\.quantity))")
+        let reads = try #require(r.findings.first { $0.tokenType == .cacheRead })
+        #expect(reads.quantity == 2_000_000 && reads.gapClass == .passThrough && reads.rule != "token-type-swap", "\(reads)")
+        #expect(r.held.allSatisfy { $0.correction.quantity > 0 }, "no back-out waits for a confirmation either: \(r.held.map(\.correction.quantity))")
+        let input = try #require(r.findings.first { $0.tokenType == .input })
+        #expect(input.quantity == -8_300_000 && input.reason == "equal_and_opposite_gaps_of_cache_write_5m_and_input", "\(input)")
+    }
+
     @Test func aRelabelIsHeldTogetherWhenOneSideIsLarge() async throws {
         let store = try S.store()
         _ = try await store.ingest([S.event("w", model: "claude-sonnet-4-5", type: "cache_write_1h", quantity: 1_000_000, vendor: "anthropic")])

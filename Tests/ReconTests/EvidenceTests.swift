@@ -817,6 +817,19 @@ import VendorAnthropic
         #expect(r.reasons.contains { $0.code == "token_type_not_billed_by_vendor" && $0.tokenType == .reasoning })
         #expect(r.corrections.isEmpty && r.held.isEmpty, "a +300,000 output correction would bill the reasoning twice")
         #expect(r.shape == .localized, "equal and opposite token-type gaps are not shape none")
+        // Reasoning is billed inside output and nowhere else: the model's input, which the
+        // collector lost 200,000 of, is corrected (every correction of the model was held).
+        _ = try await store.ingest([Self.event("c", model: "claude-sonnet-4-5", type: "input", quantity: 800_000)])
+        let outage = try await run(
+            store,
+            [
+                S.costReport([
+                    .init(model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "1500"),
+                    .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
+                ])
+            ])
+        #expect(outage.corrections.map { "\($0.dimensions["token_type"] ?? "") \($0.quantity)" } == ["input 200000"], "\(outage.findings)")
+        #expect(outage.held.isEmpty)
     }
 
     // MARK: one model, two vendors

@@ -815,6 +815,43 @@ enum DailyEvidence {
             let slack = sides.reduce(UInt64(0)) { $0 &+ tolerance(findings[$1]) } &+ max(down, up) / share
             return Self.distance(down, up) <= slack
         }
+        // The same offset day by day: a relabel runs every day the collector does, so a loss on a
+        // few days (an outage) breaks the month's totals but not the other days'. Sides off by equal
+        // and opposite amounts on most days any of them is off (three at least) are the same tokens
+        // under two labels too: backing one out was a correction the other way (an outage beside
+        // OpenAI's cache writes folded into input proposed input −6,130,000 where +1,680,000 was lost).
+        // The sides held are those off on most of the offsetting days: a cache type the outage
+        // alone touched is no part of the relabel, and its loss is judged on its own.
+        func offsetDayByDay(_ sides: [Int], within share: UInt64) -> [Int]? {
+            var cells: [(vendor: [Int64: BucketSum], metered: [Int64: Int64])] = []
+            for k in sides {
+                let key = CellKey(model: findings[k].modelID, tokenType: findings[k].tokenType, account: findings[k].accountID)
+                guard let vendor = vendorDaily(diff, key, accountwise: true) else { return nil }
+                cells.append((vendor, meteredDaily(diff, key, accountwise: true)))
+            }
+            var offDays = 0, offsetting = 0
+            var taking = [Int](repeating: 0, count: sides.count)
+            for d in periodDays(range) {
+                var down = UInt64(0), up = UInt64(0), slack = UInt64(0)
+                var material = [Bool](repeating: false, count: sides.count), signs = Set<Bool>()
+                for (n, cell) in cells.enumerated() {
+                    let gap = (cell.vendor[d]?.tokens ?? 0) &- (cell.metered[d] ?? 0)
+                    let tolerance = UInt64(max(cell.vendor[d]?.toleranceTokens ?? 0, 0))
+                    slack &+= tolerance
+                    if gap < 0 { down &+= gap.magnitude } else { up &+= gap.magnitude }
+                    material[n] = gap.magnitude > tolerance
+                    if material[n] { signs.insert(gap > 0) }
+                }
+                guard material.contains(true) else { continue }
+                offDays += 1
+                guard signs.count == 2, Self.distance(down, up) <= slack &+ max(down, up) / share else { continue }
+                offsetting += 1
+                for n in sides.indices where material[n] { taking[n] += 1 }
+            }
+            guard offsetting >= 3, offsetting * 2 > offDays else { return nil }
+            let held = sides.indices.filter { taking[$0] * 2 > offsetting }.map { sides[$0] }
+            return Set(held.map { findings[$0].quantity > 0 }).count == 2 ? held : nil
+        }
         // Every side is a partner, whatever its class: a team's rule classing the cache side
         // `unexplained` (a more cautious rule) left the input side alone, and its correction was
         // proposed and posted. Only sides that would be corrected, absorbed or priced are marked (a
@@ -839,11 +876,17 @@ enum DailyEvidence {
                 let cache = group.filter {
                     findings[$0].tokenType?.rawValue.hasPrefix("cache") == true && (findings[$0].quantity > 0) != (findings[input].quantity > 0)
                 }
-                if !cache.isEmpty, offsets([input] + cache, within: 10) { holdAsSwap([input] + cache) }
+                if !cache.isEmpty {
+                    if offsets([input] + cache, within: 10) {
+                        holdAsSwap([input] + cache)
+                    } else if let sides = offsetDayByDay([input] + cache, within: 10) {
+                        holdAsSwap(sides)
+                    }
+                }
             }
             for (n, i) in group.enumerated() {
-                for j in group[(n + 1)...] where findings[j].tokenType != findings[i].tokenType && offsets([i, j], within: 1000) {
-                    holdAsSwap([i, j])
+                for j in group[(n + 1)...] where findings[j].tokenType != findings[i].tokenType {
+                    if offsets([i, j], within: 1000) || offsetDayByDay([i, j], within: 1000) != nil { holdAsSwap([i, j]) }
                 }
             }
         }

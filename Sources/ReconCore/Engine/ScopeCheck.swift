@@ -164,12 +164,21 @@ enum ScopeCheck {
                 !card.prices(model: key.model, tokenType: tt, date: o.range.from),
                 flagged.insert("\(key.model)|\(tt.rawValue)").inserted
             else { continue }
+            let detail = "the meter records \(tt.rawValue) for \(key.model), which the vendor's card does not price: it may be billed under another token type"
+            let remedy = "map the meter's token type onto the vendor's (e.g. reasoning → output) or add it to the card"
+            guard tt == .reasoning else {
+                reasons.append(
+                    .init(code: "token_type_not_billed_by_vendor", effect: .blocksModel, modelID: key.model, tokenType: tt, detail: detail, remedy: remedy))
+                continue
+            }
+            // Vendors bill reasoning inside output: it may stand in output's gap (a meter that
+            // splits it out) and nowhere else, so an outage of the model's input is still corrected.
+            reasons.append(
+                .init(code: "token_type_not_billed_by_vendor", effect: .blocksCell, modelID: key.model, tokenType: tt, detail: detail, remedy: remedy))
             reasons.append(
                 .init(
-                    code: "token_type_not_billed_by_vendor", effect: .blocksModel, modelID: key.model, tokenType: tt,
-                    detail:
-                        "the meter records \(tt.rawValue) for \(key.model), which the vendor's card does not price: it may be billed under another token type",
-                    remedy: "map the meter's token type onto the vendor's (e.g. reasoning → output) or add it to the card"))
+                    code: "token_type_not_billed_by_vendor", effect: .blocksCell, modelID: key.model, tokenType: .output,
+                    detail: detail + " (vendors bill reasoning inside output, so \(key.model)'s output is held with it)", remedy: remedy))
         }
         return reasons
     }
