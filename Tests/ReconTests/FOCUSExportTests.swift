@@ -115,16 +115,20 @@ import VendorAnthropic
     /// negative row aside (tokens given back are a refund) held the cell and read 4,000,000; a
     /// reversal billed again in full nets. Billed again short (1,500,000), what is given back
     /// past it is not stated as served or not: held.
+    /// A row reversed whole and replaced lower (FOCUS's "ledger" corrections: the vendor billed
+    /// 2,500,000 and restates 2,000,000) read the reversal as a refund set aside: a clean month
+    /// showed a +2,000,000 gap (the replacement counted on top of the row), and a real loss on the
+    /// cell was held. It nets; over-metering beside it stays held (`usage_restated_lower`).
     @Test func aReversalBilledAgainNetsAndOneBilledShortIsHeld() async throws {
         let store = try S.store()
         _ = try await store.ingest([S.event("a", model: "solora-atlas-5.5", type: "input", quantity: 2_000_000, day: 3)])
-        func focus(rebilled: String) -> InvoiceFile {
+        func focus(rebilled: String, original: String = "2000000", reversed: String? = nil) -> InvoiceFile {
             let sku = #""{""ModelId"": ""solora-atlas-5.5"", ""TokenDirection"": ""Input""}""#
             let day = "2026-05-03T00:00:00Z,2026-05-04T00:00:00Z"
             let csv = """
                 BilledCost,BillingCurrency,ChargeCategory,ChargeClass,ChargeDescription,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,SkuPriceDetails
-                10.00,USD,Usage,,Input tokens,\(day),2000000,Tokens,\(sku)
-                -10.00,USD,Usage,Correction,Input reversed,\(day),-2000000,Tokens,\(sku)
+                10.00,USD,Usage,,Input tokens,\(day),\(original),Tokens,\(sku)
+                -10.00,USD,Usage,Correction,Input reversed,\(day),-\(reversed ?? original),Tokens,\(sku)
                 9.00,USD,Usage,Correction,Input billed again,\(day),\(rebilled),Tokens,\(sku)
 
                 """
@@ -137,7 +141,25 @@ import VendorAnthropic
         #expect(!netted.reasons.contains { $0.code == "usage_refund" })
         let short = try await service.engine.run(
             ReconciliationOptions(vendor: "focus", invoices: [focus(rebilled: "1500000")], range: range, account: "acct_42"), store: store)
-        #expect(short.corrections.isEmpty && short.reasons.contains { $0.code == "usage_refund" }, "\(short.corrections.map(\.quantity))")
+        #expect(short.corrections.isEmpty && short.reasons.contains { $0.code == "usage_restated_lower" }, "\(short.corrections.map(\.quantity))")
+        let ledger = try await service.engine.run(
+            ReconciliationOptions(vendor: "focus", invoices: [focus(rebilled: "2000000", original: "2500000")], range: range, account: "acct_42"),
+            store: store)
+        #expect(ledger.models.first?.tokenTypes.first?.vendor == 2_000_000 && ledger.findings.isEmpty, "\(ledger.findings)")
+        #expect(!ledger.reasons.contains { $0.code == "usage_refund" } && ledger.unmapped.isEmpty)
+        // The collector lost 500,000 that day: corrected, where the cell was held.
+        let lossy = try S.store()
+        _ = try await lossy.ingest([S.event("a", model: "solora-atlas-5.5", type: "input", quantity: 1_500_000, day: 3)])
+        let outage = try await service.engine.run(
+            ReconciliationOptions(vendor: "focus", invoices: [focus(rebilled: "2000000", original: "2500000")], range: range, account: "acct_42"),
+            store: lossy)
+        #expect(outage.corrections.map(\.quantity) == [500_000] && outage.held.isEmpty, "\(outage.findings)")
+        // A reversal that names no row (no usage row of that quantity): still a refund set aside.
+        let unnamed = try await service.engine.run(
+            ReconciliationOptions(
+                vendor: "focus", invoices: [focus(rebilled: "2000000", original: "2500000", reversed: "2600000")], range: range, account: "acct_42"),
+            store: lossy)
+        #expect(unnamed.corrections.isEmpty && unnamed.reasons.contains { $0.code == "usage_refund" }, "\(unnamed.corrections.map(\.quantity))")
     }
 
     /// A FOCUS 1.2 export names its provider in ServiceProviderName (ProviderName is deprecated),

@@ -390,15 +390,36 @@ struct VendorLedger: Sendable {
             return overflow ? .max : sum
         }
         var rebilled: [String: (given: Int64, back: Int64)] = [:]
-        for entry in batch.lines where entry.line.isCorrection && entry.line.nonUsageReason == nil {
+        // The quantities of the usage rows (not corrections) of each restatement key: a FOCUS
+        // "ledger" correction reverses a row whole (its exact quantity, negated) and bills the
+        // replacement beside it; the reversal and the row it names net to nothing. Set aside as a
+        // refund, a clean month read as a gap the size of the replacement, and an outage there was held.
+        var originals: [String: Set<Int64>] = [:]
+        for entry in batch.lines where entry.line.nonUsageReason == nil {
             guard let q = entry.line.quantity, q != 0 else { continue }
             let key = restatement(entry.line)
+            guard entry.line.isCorrection else {
+                if q > 0, !entry.line.isRefund { originals[key, default: []].insert(q) }
+                continue
+            }
             let now = rebilled[key] ?? (0, 0)
             rebilled[key] = q > 0 ? (plus(now.given, q.magnitude), now.back) : (now.given, plus(now.back, q.magnitude))
         }
         func billedAgain(_ line: InvoiceLine) -> Bool {
-            line.isCorrection && !line.isRefund && rebilled[restatement(line)].map { $0.back <= $0.given } ?? false
+            guard line.isCorrection, !line.isRefund, let billed = rebilled[restatement(line)] else { return false }
+            return billed.back <= billed.given || reversesARow(line)
         }
+        // A reversal of one usage row's exact quantity with a replacement billed beside it, the
+        // replacement lower: it nets, and what it bills less is held as over-metering evidence
+        // (`usage_restated_lower`), since the vendor does not say whether those tokens were served.
+        func reversesARow(_ line: InvoiceLine) -> Bool {
+            guard line.isCorrection, !line.isRefund, let billed = rebilled[restatement(line)], billed.given > 0, billed.back > billed.given,
+                let q = line.quantity, q < 0, q != .min
+            else { return false }
+            return originals[restatement(line)]?.contains(-q) ?? false
+        }
+        var restatedLower: [CellKey: Int64] = [:]
+        var restatedKeys: Set<String> = []
 
         for entry in batch.lines {
             let line = entry.line
@@ -483,6 +504,9 @@ struct VendorLedger: Sendable {
             // is any line of negative tokens, whatever the format calls it (a FOCUS correction or
             // usage row, an OpenAI cost result): netted, it proposed taking them off the meter. A
             // correction billed again in full for its charge period nets (above).
+            if reversesARow(line), restatedKeys.insert(restatement(line)).inserted, let billed = rebilled[restatement(line)] {
+                restatedLower[CellKey(model: model, tokenType: tokenType), default: 0] &+= billed.back &- billed.given
+            }
             if line.isRefund || ((line.quantity ?? 0) < 0 && !billedAgain(line)) {
                 skip("refund")
                 tokenRefunds[CellKey(model: model, tokenType: tokenType), default: (0, 0)].tokens &+= line.quantity ?? 0
@@ -791,6 +815,14 @@ struct VendorLedger: Sendable {
                         + "it may return an earlier period's usage (a CUR refund is dated over its billing period) or fix a price restated "
                         + "over the whole quantity, and it does not say whether those tokens were served",
                     remedy: "ask the vendor what the refund or credit returns; other models' and token types' corrections stand", amount: r.amount))
+        }
+        for (key, tokens) in restatedLower.sorted(by: { $0.key < $1.key }) {
+            ledger.reasons.append(
+                .init(
+                    code: "usage_restated_lower", effect: .blocksNegative, modelID: key.model, tokenType: key.tokenType,
+                    detail: "\(key.named): corrections reverse usage rows whole and bill \(tokens) fewer tokens in their place; "
+                        + "the vendor does not say whether those were served, so over-metering there is held (under-metering stands)",
+                    remedy: "ask the vendor what the restatement takes back"))
         }
         for (key, spans) in spansPriceChange.sorted(by: { $0.key < $1.key }) {
             let what = key.named
