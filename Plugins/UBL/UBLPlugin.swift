@@ -115,15 +115,7 @@ struct UBLParser: InvoiceParser {
             else { return nil }
             // The days of the period no line of the item bills, named as such (the first uncovered
             // day less one read "only up to 2026-04-30" for an item billed from May 12).
-            var left: [(from: Timestamp, to: Timestamp)] = []
-            var cursor = from
-            for span in list.sorted(by: { $0.from < $1.from }) {
-                if span.from > cursor { left.append((cursor, min(span.from, to))) }
-                cursor = max(cursor, span.to)
-                if cursor >= to { break }
-            }
-            if cursor < to { left.append((cursor, to)) }
-            left = left.filter { $0.from < $0.to }
+            let left = TimeSpans.uncovered(by: list, within: (from, to))
             guard !left.isEmpty else { return nil }
             let named = left.map { l in
                 let last = Timestamp(microseconds: l.to.microseconds - 1).dayString

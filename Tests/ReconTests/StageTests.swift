@@ -13,14 +13,22 @@ import VendorAnthropic
     static func t(_ s: String) -> Timestamp { Timestamp(rfc3339: s)! }
 
     @Test func coverageIntervalsMergeAndLeaveTheUncoveredParts() {
-        let merged = CoverageCheck.merge([
+        let merged = TimeSpans.merge([
             (Self.t("2026-05-03T00:00:00Z"), Self.t("2026-05-05T00:00:00Z")),
             (Self.t("2026-05-01T00:00:00Z"), Self.t("2026-05-03T00:00:00Z")),
             (Self.t("2026-05-10T00:00:00Z"), Self.t("2026-05-11T00:00:00Z")),
         ])
         #expect(merged.map { "\($0.0.dayString)/\($0.1.dayString)" } == ["2026-05-01/2026-05-05", "2026-05-10/2026-05-11"])
-        let gaps = CoverageCheck.subtract(merged, from: (Self.t("2026-05-01T00:00:00Z"), Self.t("2026-05-12T00:00:00Z")))
+        let gaps = TimeSpans.uncovered(by: merged, within: (Self.t("2026-05-01T00:00:00Z"), Self.t("2026-05-12T00:00:00Z")))
         #expect(gaps.map { "\($0.0.dayString)/\($0.1.dayString)" } == ["2026-05-05/2026-05-10", "2026-05-11/2026-05-12"])
+        // Unsorted and overlapping, as a plugin's lines come (an item's day lines out of order).
+        let unsorted = TimeSpans.uncovered(
+            by: [
+                (Self.t("2026-05-10T00:00:00Z"), Self.t("2026-05-11T00:00:00Z")), (Self.t("2026-05-01T00:00:00Z"), Self.t("2026-05-05T00:00:00Z")),
+                (Self.t("2026-05-03T00:00:00Z"), Self.t("2026-05-04T00:00:00Z")),
+            ],
+            within: (Self.t("2026-05-01T00:00:00Z"), Self.t("2026-05-12T00:00:00Z")))
+        #expect(unsorted.map { "\($0.0.dayString)/\($0.1.dayString)" } == ["2026-05-05/2026-05-10", "2026-05-11/2026-05-12"])
         #expect(CoverageCheck.dayList(Self.t("2026-05-05T00:00:00Z"), Self.t("2026-05-10T00:00:00Z")) == (5...9).map { "2026-05-0\($0)" })
         #expect(CoverageCheck.compact(["2026-05-30", "2026-05-31", "2026-06-01", "2026-06-03"]) == "2026-05-30 … 2026-06-01 (3 days), 2026-06-03")
     }

@@ -59,9 +59,9 @@ enum CoverageCheck {
                 intervals.append(span)
             }
         }
-        let covers = merge(intervals)
-        var uncovered = subtract(covers, from: (range.from, range.to))
-        uncovered = merge(uncovered + ledger.straddling.map { ($0.from, $0.to) })
+        let covers = TimeSpans.merge(intervals)
+        var uncovered = TimeSpans.uncovered(by: covers, within: (range.from, range.to))
+        uncovered = TimeSpans.merge(uncovered + ledger.straddling.map { ($0.from, $0.to) })
         let periodDays = days(range.from, range.to)
         let uncoveredDays = Set(uncovered.flatMap { dayList($0.0, $0.1) })
         let summaryModels = ledger.cells.reduce(into: [CellKey: Set<Int64>]()) { out, kv in out[kv.key.modelType, default: []].formUnion(kv.value.days) }
@@ -394,32 +394,6 @@ enum CoverageCheck {
     }
 
     static func start(of day: Int64) -> Timestamp { Timestamp(microseconds: day * 86_400_000_000) }
-
-    /// Sorted, overlapping and touching intervals joined.
-    static func merge(_ intervals: [(Timestamp, Timestamp)]) -> [(Timestamp, Timestamp)] {
-        var out: [(Timestamp, Timestamp)] = []
-        for i in intervals.filter({ $0.0 < $0.1 }).sorted(by: { $0.0 < $1.0 }) {
-            if let last = out.last, i.0 <= last.1 {
-                out[out.count - 1].1 = max(last.1, i.1)
-            } else {
-                out.append(i)
-            }
-        }
-        return out
-    }
-
-    /// The parts of `whole` no interval covers (intervals merged).
-    static func subtract(_ covered: [(Timestamp, Timestamp)], from whole: (Timestamp, Timestamp)) -> [(Timestamp, Timestamp)] {
-        var out: [(Timestamp, Timestamp)] = []
-        var cursor = whole.0
-        for c in covered where c.1 > cursor && c.0 < whole.1 {
-            if c.0 > cursor { out.append((cursor, c.0)) }
-            cursor = max(cursor, c.1)
-            if cursor >= whole.1 { break }
-        }
-        if cursor < whole.1 { out.append((cursor, whole.1)) }
-        return out
-    }
 
     /// The UTC days (`YYYY-MM-DD`) that `[from, to)` touches.
     static func dayList(_ from: Timestamp, _ to: Timestamp) -> [String] {
