@@ -162,6 +162,35 @@ import VendorAnthropic
         #expect(unnamed.corrections.isEmpty && unnamed.reasons.contains { $0.code == "usage_refund" }, "\(unnamed.corrections.map(\.quantity))")
     }
 
+    /// Reasoning metered apart from output, which a FOCUS export bills inside output: its card
+    /// lists no models, so the check that a metered type the vendor does not bill holds output was
+    /// skipped, and with 1 % of the day lost output was corrected up by the reasoning (+1,020,000,
+    /// billing it twice). Output and reasoning are held; input's loss is corrected.
+    @Test func reasoningMeteredApartHoldsOutputWhateverTheCardLists() async throws {
+        let store = try S.store()
+        _ = try await store.ingest([
+            S.event("i", model: "solora-atlas-5.5", type: "input", quantity: 9_900_000, day: 3),
+            S.event("o", model: "solora-atlas-5.5", type: "output", quantity: 1_980_000, day: 3),
+            S.event("r", model: "solora-atlas-5.5", type: "reasoning", quantity: 990_000, day: 3),
+        ])
+        func row(_ direction: String, _ quantity: String, _ cost: String) -> String {
+            #"\#(cost),USD,Usage,2026-05-03T00:00:00Z,2026-05-04T00:00:00Z,\#(quantity),Tokens,"{""ModelId"": ""solora-atlas-5.5"", ""TokenDirection"": ""\#(direction)""}""#
+        }
+        let csv = """
+            BilledCost,BillingCurrency,ChargeCategory,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,SkuPriceDetails
+            \(row("Input", "10000000", "50.00"))
+            \(row("Output", "3000000", "75.00"))
+
+            """
+        let range = try TimeRange(from: "2026-05-03T00:00:00Z", to: "2026-05-04T00:00:00Z")
+        let r = try await service.engine.run(
+            ReconciliationOptions(vendor: "focus", invoices: [InvoiceFile(name: "focus.csv", bytes: Array(csv.utf8))], range: range, account: "acct_42"),
+            store: store)
+        #expect(r.reasons.contains { $0.code == "token_type_not_billed_by_vendor" && $0.tokenType == .output }, "\(r.reasons.map(\.code))")
+        #expect(r.corrections.map { "\($0.dimensions["token_type"] ?? "") \($0.quantity)" } == ["input 100000"], "\(r.findings)")
+        #expect(r.held.isEmpty, "\(r.held.map(\.correction.quantity))")
+    }
+
     /// A FOCUS 1.2 export names its provider in ServiceProviderName (ProviderName is deprecated),
     /// or writes it "Anthropic, PBC": the meter's Anthropic-labelled usage was set aside as another
     /// vendor's and +300,000 proposed here (+9,300,000 in the tester's month), billing it twice.

@@ -219,6 +219,36 @@ extension MessyMonthEndTests {
         #expect(folded.corrections.isEmpty && folded.held.isEmpty)
     }
 
+    /// A monthly invoice (no days) of stated quantities, the meter folding 4M cache reads a day
+    /// into input and losing 40 % on May 20–22: input −107,200,000 was proposed (an outside
+    /// tester), cache reads +124,000,000 passed through. With no days the month's figures decide:
+    /// input's excess lies within what cache is billed beyond the meter, so both are held.
+    @Test func aMonthlyInvoiceHoldsInputBeyondTheBillBesideUnmeteredCache() async throws {
+        let store = try await store(
+            (1...31).map { d in ("acct_42", "claude-sonnet-4-5", "input", (20...22).contains(d) ? 8_400_000 : 14_000_000, d) }, vendor: "anthropic")
+        func line(_ id: Int, _ type: String, _ quantity: String, _ amount: String) -> String {
+            """
+            <cac:InvoiceLine><cbc:ID>\(id)</cbc:ID><cbc:InvoicedQuantity unitCode="C62">\(quantity)</cbc:InvoicedQuantity>
+              <cbc:LineExtensionAmount currencyID="USD">\(amount)</cbc:LineExtensionAmount>
+              <cac:Item><cbc:Name>claude-sonnet-4-5</cbc:Name>
+                <cac:AdditionalItemProperty><cbc:Name>token_type</cbc:Name><cbc:Value>\(type)</cbc:Value></cac:AdditionalItemProperty></cac:Item>
+              <cac:Price><cbc:PriceAmount currencyID="USD">\(amount)</cbc:PriceAmount><cbc:BaseQuantity unitCode="C62">\(quantity)</cbc:BaseQuantity></cac:Price>
+            </cac:InvoiceLine>
+            """
+        }
+        let invoice = TestSupport.ubl(
+            header: """
+                <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-31</cbc:EndDate></cac:InvoicePeriod>
+                <cac:AccountingSupplierParty><cac:Party><cac:PartyLegalEntity><cbc:RegistrationName>Anthropic, PBC</cbc:RegistrationName></cac:PartyLegalEntity></cac:Party></cac:AccountingSupplierParty>
+                <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="USD">967.20</cbc:LineExtensionAmount></cac:LegalMonetaryTotal>
+                """,
+            body: line(1, "cache_read_input_tokens", "124000000", "37.20") + line(2, "uncached_input_tokens", "310000000", "930.00"))
+        let r = try await run("ubl", [invoice], store, account: "acct_42") { $0.rateCard = try? S.anthropicCard() }
+        let input = try #require(r.findings.first { $0.tokenType == .input }, "\(r.reasons.map(\.code))")
+        #expect(input.quantity == -107_200_000 && input.reason == "opposite_gaps_on_the_same_days_of_cache_read_and_input", "\(input)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
+    }
+
     /// A UBL invoice for May of one Sonnet input line of $27.00 (after its allowance, if any).
     static func acmeSonnetInput(quantity: String, unit: String, allowance: (reason: String, amount: String)?, price: String) -> InvoiceFile {
         let discount = allowance.map {

@@ -280,16 +280,17 @@ enum CoverageCheck {
             // (a workspace reading cache on 24 days of 30 held its cell), so they are not judged so.
             let partner: TokenType? = key.tokenType == .input ? .output : key.tokenType == .output ? .input : nil
             let pair = partner.map { CellKey(model: key.model, tokenType: $0, account: nil) }
+            // The days of `days` each value (window, tenant) is billed for, where `also` holds.
+            func daysPerValue<T: Hashable>(_ values: [Int64: Set<T>], on days: some Sequence<Int64>, also: (Int64, T) -> Bool = { _, _ in true }) -> [T: Int] {
+                var count: [T: Int] = [:]
+                for d in days { for v in values[d] ?? [] where also(d, v) { count[v, default: 0] += 1 } }
+                return count
+            }
             func usually<T: Hashable>(_ own: [Int64: Set<T>], _ other: [Int64: Set<T>]) -> Set<T> {
                 // The values (windows, tenants) this cell is billed for on three days in four of the
                 // other's, four days at least.
-                var otherDays: [T: Int] = [:], together: [T: Int] = [:]
-                for (d, values) in other {
-                    for v in values {
-                        otherDays[v, default: 0] += 1
-                        if own[d]?.contains(v) == true { together[v, default: 0] += 1 }
-                    }
-                }
+                let otherDays = daysPerValue(other, on: other.keys)
+                let together = daysPerValue(other, on: other.keys) { d, v in own[d]?.contains(v) == true }
                 return Set(otherDays.filter { $0.value >= 4 && (together[$0.key] ?? 0) * 4 >= $0.value * 3 }.keys)
             }
             let ownWindows = windows[key] ?? [:], pairWindows = pair.flatMap { windows[$0] } ?? [:]
@@ -315,9 +316,7 @@ enum CoverageCheck {
             }
             func habitual<T: Hashable>(_ own: [Int64: Set<T>]) -> Set<T> {
                 guard billedDays.count >= 8 else { return [] }
-                var seen: [T: Int] = [:]
-                for d in billedDays { for v in own[d] ?? [] { seen[v, default: 0] += 1 } }
-                return Set(seen.filter { $0.value * 10 >= billedDays.count * 9 }.keys)
+                return Set(daysPerValue(own, on: billedDays).filter { $0.value * 10 >= billedDays.count * 9 }.keys)
             }
             let habitWindows = habitual(ownWindows), habitTenants = habitual(ownTenants)
             // Rows: fewer than the other of input and output has that day, where this cell has as

@@ -815,56 +815,76 @@ enum DailyEvidence {
             let slack = sides.reduce(UInt64(0)) { $0 &+ tolerance(findings[$1]) } &+ max(down, up) / share
             return Self.distance(down, up) <= slack
         }
-        // The same offset day by day: a relabel runs every day the collector does, so a loss on a
-        // few days (an outage) breaks the month's totals but not the other days'. Sides off by equal
-        // and opposite amounts on most days any of them is off (three at least) are the same tokens
-        // under two labels too: backing one out was a correction the other way (an outage beside
-        // OpenAI's cache writes folded into input proposed input −6,130,000 where +1,680,000 was lost).
-        // The sides held are those off on most of the offsetting days: a cache type the outage
-        // alone touched is no part of the relabel, and its loss is judged on its own.
-        func offsetDayByDay(_ sides: [Int], within share: UInt64) -> [Int]? {
-            var cells: [(vendor: [Int64: BucketSum], metered: [Int64: Int64])] = []
-            for k in sides {
-                let key = CellKey(model: findings[k].modelID, tokenType: findings[k].tokenType, account: findings[k].accountID)
-                guard let vendor = vendorDaily(diff, key, accountwise: true) else { return nil }
-                cells.append((vendor, meteredDaily(diff, key, accountwise: true)))
-            }
-            var offDays = 0, offsetting = 0
-            var taking = [Int](repeating: 0, count: sides.count)
-            for d in periodDays(range) {
-                var down = UInt64(0), up = UInt64(0), slack = UInt64(0)
-                var material = [Bool](repeating: false, count: sides.count), signs = Set<Bool>()
-                for (n, cell) in cells.enumerated() {
-                    let gap = (cell.vendor[d]?.tokens ?? 0) &- (cell.metered[d] ?? 0)
-                    let tolerance = UInt64(max(cell.vendor[d]?.toleranceTokens ?? 0, 0))
-                    slack &+= tolerance
-                    if gap < 0 { down &+= gap.magnitude } else { up &+= gap.magnitude }
-                    material[n] = gap.magnitude > tolerance
-                    if material[n] { signs.insert(gap > 0) }
+        // Over-metering of one token type beside other types of the same model and account billed
+        // beyond the meter on the same days: a collector recording one type under another (cache
+        // reads or writes folded into input, every cache write as 5-minute) shows so whatever else
+        // the month holds — an outage on other days, a steady loss, the fold fixed mid-month —, and
+        // backing the first out while the others read as pass-through or are corrected drops those
+        // tokens from the bill or counts them twice (tester L: input −6,130,000 where +1,680,000
+        // was lost; tester M: −24,180,000 beside a 2 % loss, −4,000,000 beside a fold fixed on
+        // May 8, −107,200,000 on a monthly invoice). Held when the others' excess on the days the
+        // first is over covers nine tenths of its excess (half of it beside an unrelated loss is
+        // corrected); an other counts when half its own excess
+        // lies on those days and goes to cover it (cache never metered, billed every day, is no
+        // fold of input replayed on one day; an outage's loss on a relabelled pair's day is no part
+        // of the relabel). Without days, the month's figures stand in for one day.
+        func offsetOnTheSameDays(_ x: Int, _ group: [Int]) -> [Int]? {
+            let others = group.filter { $0 != x && findings[$0].quantity > 0 && findings[$0].tokenType != findings[x].tokenType }
+            guard findings[x].quantity < 0, !others.isEmpty else { return nil }
+            func key(_ k: Int) -> CellKey { CellKey(model: findings[k].modelID, tokenType: findings[k].tokenType, account: findings[k].accountID) }
+            // Each side's material excess by day (the month as one day when a side has no days).
+            func excess(_ k: Int, over: Bool) -> [Int64: UInt64]? {
+                guard let vendor = vendorDaily(diff, key(k), accountwise: true) else { return nil }
+                let metered = meteredDaily(diff, key(k), accountwise: true)
+                var out: [Int64: UInt64] = [:]
+                for d in Set(vendor.keys).union(metered.keys) {
+                    let gap = (vendor[d]?.tokens ?? 0) &- (metered[d] ?? 0)
+                    if (gap < 0) == over, gap != 0, gap.magnitude > UInt64(max(vendor[d]?.toleranceTokens ?? 0, 0)) { out[d] = gap.magnitude }
                 }
-                guard material.contains(true) else { continue }
-                offDays += 1
-                guard signs.count == 2, Self.distance(down, up) <= slack &+ max(down, up) / share else { continue }
-                offsetting += 1
-                for n in sides.indices where material[n] { taking[n] += 1 }
+                return out
             }
-            guard offsetting >= 3, offsetting * 2 > offDays else { return nil }
-            let held = sides.indices.filter { taking[$0] * 2 > offsetting }.map { sides[$0] }
-            return Set(held.map { findings[$0].quantity > 0 }).count == 2 ? held : nil
+            var sides = others.map { ($0, excess($0, over: false)) }
+            var residual = excess(x, over: true) ?? [:]
+            if residual.isEmpty || sides.contains(where: { $0.1 == nil }) {
+                guard tolerance(findings[x]) < findings[x].quantity.magnitude else { return nil }
+                residual = [0: findings[x].quantity.magnitude]
+                sides = others.map { ($0, tolerance(findings[$0]) < findings[$0].quantity.magnitude ? [0: findings[$0].quantity.magnitude] : [:]) }
+            }
+            let total = residual.values.reduce(UInt64(0), &+)
+            guard total > 0 else { return nil }
+            // The others that cover the most first: a pair relabelled every day before a type an
+            // outage touched on two of those days.
+            func onDays(_ e: [Int64: UInt64]) -> UInt64 { residual.keys.reduce(UInt64(0)) { $0 &+ min(e[$1] ?? 0, residual[$1]!) } }
+            var taken: [Int] = [], covered = UInt64(0)
+            for (y, e) in sides.map({ ($0.0, $0.1 ?? [:]) }).sorted(by: { onDays($0.1) > onDays($1.1) || (onDays($0.1) == onDays($1.1) && $0.0 < $1.0) }) {
+                let own = e.values.reduce(UInt64(0), &+)
+                let inside = residual.keys.reduce(UInt64(0)) { $0 &+ (e[$1] ?? 0) }
+                var covers = UInt64(0), after = residual
+                for (d, r) in residual {
+                    let c = min(r, e[d] ?? 0)
+                    covers &+= c
+                    after[d] = r - c
+                }
+                guard own > 0, inside &* 2 >= own, covers &* 2 >= inside else { continue }
+                taken.append(y)
+                covered &+= covers
+                residual = after
+            }
+            return !taken.isEmpty && covered &* 10 >= total &* 9 ? [x] + taken : nil
         }
         // Every side is a partner, whatever its class: a team's rule classing the cache side
         // `unexplained` (a more cautious rule) left the input side alone, and its correction was
         // proposed and posted. Only sides that would be corrected, absorbed or priced are marked (a
         // held side keeps its own reason), and no partner is used up: a cache write held for earlier
         // corrections took input's offset, and output's equal and opposite gap was proposed.
-        func holdAsSwap(_ sides: [Int]) {
+        func holdAsSwap(_ sides: [Int], as prefix: String = "equal_and_opposite_gaps_of_") {
             let types = Set(sides.compactMap { findings[$0].tokenType?.rawValue }).sorted()
             // A pricing side too: "fix the card" on half of a swap invites a card edit on it.
             for k in sides where [.meteringGap, .passThrough, .pricingGap].contains(findings[k].gapClass) || findings[k].isEngine("token-type-swap") {
                 findings[k].gapClass = .unexplained
                 findings[k].rule = "token-type-swap"
                 findings[k].classifier = "engine"
-                findings[k].reason = "equal_and_opposite_gaps_of_" + types.joined(separator: "_and_")
+                findings[k].reason = prefix + types.joined(separator: "_and_")
             }
         }
         // A line's money against its own stated quantity (`stated-quantity`) is no token type's side.
@@ -876,18 +896,15 @@ enum DailyEvidence {
                 let cache = group.filter {
                     findings[$0].tokenType?.rawValue.hasPrefix("cache") == true && (findings[$0].quantity > 0) != (findings[input].quantity > 0)
                 }
-                if !cache.isEmpty {
-                    if offsets([input] + cache, within: 10) {
-                        holdAsSwap([input] + cache)
-                    } else if let sides = offsetDayByDay([input] + cache, within: 10) {
-                        holdAsSwap(sides)
-                    }
-                }
+                if !cache.isEmpty, offsets([input] + cache, within: 10) { holdAsSwap([input] + cache) }
             }
             for (n, i) in group.enumerated() {
-                for j in group[(n + 1)...] where findings[j].tokenType != findings[i].tokenType {
-                    if offsets([i, j], within: 1000) || offsetDayByDay([i, j], within: 1000) != nil { holdAsSwap([i, j]) }
+                for j in group[(n + 1)...] where findings[j].tokenType != findings[i].tokenType && offsets([i, j], within: 1000) {
+                    holdAsSwap([i, j])
                 }
+            }
+            for x in group where findings[x].quantity < 0 && pairable(findings[x]) {
+                if let sides = offsetOnTheSameDays(x, group) { holdAsSwap(sides, as: "opposite_gaps_on_the_same_days_of_") }
             }
         }
         return priceSteps.sorted { ($0.date, $0.kind.rawValue) < ($1.date, $1.kind.rawValue) }

@@ -159,7 +159,11 @@ enum ScopeCheck {
         // the model can be trusted to a correction.
         var flagged = Set<String>()
         for key in meter.cells.keys.sorted() where meter.cells[key, default: 0] > 0 {
-            guard let tt = key.tokenType, card.models.contains(key.model),
+            // Reasoning on a model the vendor bills is judged whatever the card lists (a FOCUS
+            // export's card lists no models: its output, reasoning included, was corrected up by
+            // the reasoning the meter records apart, billing it twice).
+            guard let tt = key.tokenType,
+                card.models.contains(key.model) || (tt == .reasoning && vendor.cells.keys.contains { $0.model == key.model }),
                 !vendor.cells.keys.contains(where: { $0.model == key.model && $0.tokenType == tt }),
                 !card.prices(model: key.model, tokenType: tt, date: o.range.from),
                 flagged.insert("\(key.model)|\(tt.rawValue)").inserted
