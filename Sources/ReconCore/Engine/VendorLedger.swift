@@ -821,7 +821,8 @@ struct VendorLedger: Sendable {
                 .init(
                     code: "usage_restated_lower", effect: .blocksNegative, modelID: key.model, tokenType: key.tokenType,
                     detail: "\(key.named): corrections reverse usage rows whole and bill \(tokens) fewer tokens in their place; "
-                        + "the vendor does not say whether those were served, so over-metering there is held (under-metering stands)",
+                        + "the vendor does not say whether those were served, so over-metering there is held; under-metering is corrected "
+                        + "to what the restatement bills, short by those tokens if they were served (never more than billed)",
                     remedy: "ask the vendor what the restatement takes back"))
         }
         for (key, spans) in spansPriceChange.sorted(by: { $0.key < $1.key }) {
