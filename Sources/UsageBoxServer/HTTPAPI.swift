@@ -23,6 +23,7 @@ public struct HTTPAPI: Sendable {
     public let limits: RequestLimits
     let work: WorkLimiter
     let largeBodies: WorkLimiter
+    let smallBodies: WorkLimiter
     let reads: WorkLimiter
     let authFailures: AuthFailureLimiter
     /// Browser sessions of the pages under /ui/.
@@ -41,6 +42,9 @@ public struct HTTPAPI: Sendable {
         self.limits = limits
         work = WorkLimiter(perKey: limits.expensivePerKey, overall: limits.expensiveOverall)
         largeBodies = WorkLimiter(perKey: limits.largeBodiesPerKey, overall: limits.largeBodiesOverall, what: "requests with bodies over 1 MiB")
+        smallBodies = WorkLimiter(
+            perKey: limits.smallBodyBytesPerKey, overall: limits.smallBodyBytesOverall, what: "of request bodies up to 1 MiB",
+            amount: { "\($0 >> 20) MiB" })
         reads = WorkLimiter(perKey: limits.readsPerKey, overall: limits.readsOverall, what: "usage reads")
         authFailures = AuthFailureLimiter(perMinute: limits.failedAuthPerMinute, window: limits.failedAuthWindow)
     }
@@ -51,15 +55,15 @@ public struct HTTPAPI: Sendable {
         try await within(work, key, body)
     }
 
-    /// `body` holding one of `limiter`'s places for the key (429 when there is none).
-    func within<T>(_ limiter: WorkLimiter, _ key: APIKey, _ body: () async throws -> T) async throws -> T {
-        try await limiter.acquire(key.keyID)
+    /// `body` holding `weight` of `limiter`'s places for the key (429 when there is not that much).
+    func within<T>(_ limiter: WorkLimiter, _ key: APIKey, weight: Int = 1, _ body: () async throws -> T) async throws -> T {
+        try await limiter.acquire(key.keyID, weight: weight)
         do {
             let value = try await body()
-            await limiter.release(key.keyID)
+            await limiter.release(key.keyID, weight: weight)
             return value
         } catch {
-            await limiter.release(key.keyID)
+            await limiter.release(key.keyID, weight: weight)
             throw error
         }
     }

@@ -83,7 +83,9 @@ final class OperationRoutes: @unchecked Sendable {
         let api = self.api
         @Sendable func handle(_ request: Request, _ context: UsageBoxRequestContext, _ caller: Caller) async throws -> Response {
             if op.read { return try await api.within(api.reads, caller.key) { try await handler(request, context, caller) } }
-            guard op.expensive else { return try await perform(request, context, caller) }
+            // API operations only: a page's errors are pages (`UISessionMiddleware`), and a browser
+            // keeps its connection.
+            guard op.expensive, op.auth == .bearer else { return try await perform(request, context, caller) }
             // An expensive answer nobody will read is not worked out: a client that hangs up
             // cancels its request (a SQL query is interrupted, store reads stop) and frees its work
             // slot at once, where it held the slot and a core until the time limit. Watching the
@@ -136,6 +138,10 @@ final class OperationRoutes: @unchecked Sendable {
             let declared = request.headers[.contentLength].flatMap { Int($0) } ?? (request.headers[.transferEncoding] == nil ? 0 : Int.max)
             if op.method == "POST" || op.method == "PUT", declared > RequestLimits.largeBodyBytes {
                 return try await api.within(api.largeBodies, key) { try await handle(request, context, caller) }
+            }
+            // Smaller ones hold their declared bytes of a budget while read and handled.
+            if op.method == "POST" || op.method == "PUT", declared > 0 {
+                return try await api.within(api.smallBodies, key, weight: declared) { try await handle(request, context, caller) }
             }
             return try await handle(request, context, caller)
         }

@@ -751,6 +751,23 @@ import UsageBoxApp
         #expect(negatives(folded).isEmpty && !folded.corrections.contains { $0.dimensions["token_type"] == "cache_write_5m" }, "\(folded.findings)")
         #expect(folded.findings.first { $0.tokenType == .cacheWrite5m }?.rule == "token-type-swap", "\(folded.findings)")
 
+        // Reads four times input, 8M a day folded into input on May 1–7; an outage of every type
+        // May 20–27 (2M input, 12M reads a day): the reads' own loss outweighed the fold, and
+        // input −40,000,000 was proposed where 16,000,000 was lost (review 8).
+        let heavy = try S.store()
+        _ = try await heavy.ingest(try await daily("claude-sonnet-4-5", "input") { d in d <= 7 ? 18_000_000 : (20...27).contains(d) ? 8_000_000 : 10_000_000 })
+        _ = try await heavy.ingest(
+            try await daily("claude-sonnet-4-5", "cache_read") { d in d <= 7 ? 32_000_000 : (20...27).contains(d) ? 28_000_000 : 40_000_000 })
+        let outweighed = try await runWith(heavy, S.costReport(rows("3000", "1200", nil, { _ in nil })))
+        #expect(negatives(outweighed).isEmpty, "\(outweighed.findings)")
+
+        // 1 % of input lost and output metered 3 % over: no collector records output as input.
+        let apart = try S.store()
+        _ = try await apart.ingest(try await daily("claude-sonnet-4-5", "input") { _ in 9_900_000 })
+        _ = try await apart.ingest(try await daily("claude-sonnet-4-5", "output") { _ in 2_060_000 })
+        let unrelated = try await runWith(apart, S.costReport(rows("3000", "0", "3000", { _ in nil })))
+        #expect(!unrelated.findings.contains { $0.rule == "token-type-swap" }, "\(unrelated.findings)")
+
         // Cache never metered, billed 4M a day; input replayed 2M on May 15.
         let replayed = try S.store()
         _ = try await replayed.ingest(try await daily("claude-sonnet-4-5", "input") { d in d == 15 ? 12_000_000 : 10_000_000 })

@@ -122,13 +122,13 @@ import VendorAnthropic
     @Test func aReversalBilledAgainNetsAndOneBilledShortIsHeld() async throws {
         let store = try S.store()
         _ = try await store.ingest([S.event("a", model: "solora-atlas-5.5", type: "input", quantity: 2_000_000, day: 3)])
-        func focus(rebilled: String, original: String = "2000000", reversed: String? = nil) -> InvoiceFile {
+        func focus(rebilled: String, original: String = "2000000", reversed: String? = nil, twice: Bool = false) -> InvoiceFile {
             let sku = #""{""ModelId"": ""solora-atlas-5.5"", ""TokenDirection"": ""Input""}""#
             let day = "2026-05-03T00:00:00Z,2026-05-04T00:00:00Z"
             let csv = """
                 BilledCost,BillingCurrency,ChargeCategory,ChargeClass,ChargeDescription,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,SkuPriceDetails
                 10.00,USD,Usage,,Input tokens,\(day),\(original),Tokens,\(sku)
-                -10.00,USD,Usage,Correction,Input reversed,\(day),-\(reversed ?? original),Tokens,\(sku)
+                -10.00,USD,Usage,Correction,Input reversed,\(day),-\(reversed ?? original),Tokens,\(sku)\(twice ? "\n-10.00,USD,Usage,Correction,Input reversed again,\(day),-\(reversed ?? original),Tokens,\(sku)" : "")
                 9.00,USD,Usage,Correction,Input billed again,\(day),\(rebilled),Tokens,\(sku)
 
                 """
@@ -160,6 +160,13 @@ import VendorAnthropic
                 vendor: "focus", invoices: [focus(rebilled: "2000000", original: "2500000", reversed: "2600000")], range: range, account: "acct_42"),
             store: lossy)
         #expect(unnamed.corrections.isEmpty && unnamed.reasons.contains { $0.code == "usage_refund" }, "\(unnamed.corrections.map(\.quantity))")
+        // One row reversed twice: the second reversal names no row of its own (review 8: both
+        // netted, the day read −2,500,000 and a loss elsewhere in the cell was corrected short).
+        let twice = try await service.engine.run(
+            ReconciliationOptions(
+                vendor: "focus", invoices: [focus(rebilled: "2000000", original: "2500000", twice: true)], range: range, account: "acct_42"),
+            store: lossy)
+        #expect(twice.corrections.isEmpty && twice.reasons.contains { $0.code == "usage_refund" }, "\(twice.corrections.map(\.quantity))")
     }
 
     /// Reasoning metered apart from output, which a FOCUS export bills inside output: its card

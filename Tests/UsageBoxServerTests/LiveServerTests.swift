@@ -285,6 +285,52 @@ import UsageBoxTesting
         #expect(twice.stdout.components(separatedBy: "HTTP/1.1 200").count == 3, "\(twice.stdout)")
     }
 
+    /// Bodies just under 1 MiB, each stalled after its headers: the limit on large bodies did
+    /// not count them, and one reader key's 500 connections held 686 MB (an outside tester).
+    /// Their declared bytes come out of a budget (32 MiB a key): past it, 429 at once; freed when
+    /// the connections go.
+    @Test func stalledBodiesUnderOneMiBTakeTheirBytesFromABudget() throws {
+        let server = try Server(withDemoData: false)
+        let port = try #require(URL(string: server.url)?.port)
+        let size = 1_000_000
+        var held: [Int32] = []
+        defer { for fd in held { close(fd) } }
+        for _ in 0..<33 {
+            let fd = try Self.connect(port: port)
+            let head =
+                "POST /v1/query/sql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Server.key)\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(size)\r\n\r\n{\"sql\""
+            _ = head.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            held.append(fd)
+        }
+        let body = server.dir.appendingPathComponent("body.json")
+        let text = #"{"sql":"SELECT 1"}"#
+        try Data((text + String(repeating: " ", count: size - text.utf8.count)).utf8).write(to: body)
+        func post() throws -> String {
+            try Self.run(
+                "/usr/bin/curl",
+                [
+                    "-s", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Authorization: Bearer \(Server.key)",
+                    "-H", "Content-Type: application/json", "--data-binary", "@" + body.path, server.url + "/v1/query/sql",
+                ]
+            ).stdout
+        }
+        var refused = ""
+        for _ in 0..<20 where refused != "429" {
+            Thread.sleep(forTimeInterval: 0.2)
+            refused = try post()
+        }
+        #expect(refused == "429", "33 stalled bodies of 1,000,000 bytes and this one fit no 32 MiB budget: \(refused)")
+        for fd in held { close(fd) }
+        held = []
+        var answered = ""
+        for _ in 0..<25 where answered != "200" {
+            Thread.sleep(forTimeInterval: 0.2)
+            answered = try post()
+        }
+        #expect(answered == "200", "the closed connections' bytes came back to the budget: \(answered)")
+    }
+
     /// A TCP connection to the server on loopback, as a raw socket.
     static func connect(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

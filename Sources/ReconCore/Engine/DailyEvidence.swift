@@ -823,13 +823,25 @@ enum DailyEvidence {
         // tokens from the bill or counts them twice (tester L: input −6,130,000 where +1,680,000
         // was lost; tester M: −24,180,000 beside a 2 % loss, −4,000,000 beside a fold fixed on
         // May 8, −107,200,000 on a monthly invoice). Held when the others' excess on the days the
-        // first is over covers nine tenths of its excess (half of it beside an unrelated loss is
-        // corrected); an other counts when half its own excess
-        // lies on those days and goes to cover it (cache never metered, billed every day, is no
-        // fold of input replayed on one day; an outage's loss on a relabelled pair's day is no part
-        // of the relabel). Without days, the month's figures stand in for one day.
+        // first is over covers more than half of its excess (half exactly, beside an unrelated loss,
+        // is corrected); an other counts when half its own excess (days the first is under the
+        // bill too left out: an outage of every type) lies on those days and goes to cover it
+        // (cache never metered, billed every day, is no fold of input replayed on one day; an
+        // outage's loss on a relabelled pair's day is no part of the relabel). Without days, the
+        // month's figures stand in for one day.
+        // Types one collector may record under another: input and the cache types, output and reasoning.
+        func mayStandFor(_ a: TokenType?, _ b: TokenType?) -> Bool {
+            func family(_ t: TokenType?) -> Int? {
+                guard let t else { return nil }
+                if t == .input || t.rawValue.hasPrefix("cache") { return 0 }
+                return t == .output || t == .reasoning ? 1 : nil
+            }
+            return a != b && family(a) != nil && family(a) == family(b)
+        }
         func offsetOnTheSameDays(_ x: Int, _ group: [Int]) -> [Int]? {
-            let others = group.filter { $0 != x && findings[$0].quantity > 0 && findings[$0].tokenType != findings[x].tokenType }
+            let others = group.filter {
+                findings[$0].quantity > 0 && mayStandFor(findings[x].tokenType, findings[$0].tokenType) && !findings[$0].isEngine("token-type-swap")
+            }
             guard findings[x].quantity < 0, !others.isEmpty else { return nil }
             func key(_ k: Int) -> CellKey { CellKey(model: findings[k].modelID, tokenType: findings[k].tokenType, account: findings[k].accountID) }
             // Each side's material excess by day (the month as one day when a side has no days).
@@ -845,9 +857,12 @@ enum DailyEvidence {
             }
             var sides = others.map { ($0, excess($0, over: false)) }
             var residual = excess(x, over: true) ?? [:]
+            // Days the first is itself under the bill (an outage of every type) say nothing of a fold.
+            var lost = Set(excess(x, over: false)?.keys.map { $0 } ?? [])
             if residual.isEmpty || sides.contains(where: { $0.1 == nil }) {
                 guard tolerance(findings[x]) < findings[x].quantity.magnitude else { return nil }
                 residual = [0: findings[x].quantity.magnitude]
+                lost = []
                 sides = others.map { ($0, tolerance(findings[$0]) < findings[$0].quantity.magnitude ? [0: findings[$0].quantity.magnitude] : [:]) }
             }
             let total = residual.values.reduce(UInt64(0), &+)
@@ -857,7 +872,7 @@ enum DailyEvidence {
             func onDays(_ e: [Int64: UInt64]) -> UInt64 { residual.keys.reduce(UInt64(0)) { $0 &+ min(e[$1] ?? 0, residual[$1]!) } }
             var taken: [Int] = [], covered = UInt64(0)
             for (y, e) in sides.map({ ($0.0, $0.1 ?? [:]) }).sorted(by: { onDays($0.1) > onDays($1.1) || (onDays($0.1) == onDays($1.1) && $0.0 < $1.0) }) {
-                let own = e.values.reduce(UInt64(0), &+)
+                let own = e.filter { !lost.contains($0.key) }.values.reduce(UInt64(0), &+)
                 let inside = residual.keys.reduce(UInt64(0)) { $0 &+ (e[$1] ?? 0) }
                 var covers = UInt64(0), after = residual
                 for (d, r) in residual {
@@ -865,12 +880,14 @@ enum DailyEvidence {
                     covers &+= c
                     after[d] = r - c
                 }
-                guard own > 0, inside &* 2 >= own, covers &* 2 >= inside else { continue }
+                // Half its own excess on those days, half of that covering (no products: no wrap).
+                guard own > 0, own - min(own, inside) <= inside, inside - covers <= covers else { continue }
                 taken.append(y)
                 covered &+= covers
                 residual = after
             }
-            return !taken.isEmpty && covered &* 10 >= total &* 9 ? [x] + taken : nil
+            // More than half of the first's excess covered: the rest is as likely a fold as not.
+            return !taken.isEmpty && total - covered < covered ? [x] + taken : nil
         }
         // Every side is a partner, whatever its class: a team's rule classing the cache side
         // `unexplained` (a more cautious rule) left the input side alone, and its correction was
@@ -903,7 +920,7 @@ enum DailyEvidence {
                     holdAsSwap([i, j])
                 }
             }
-            for x in group where findings[x].quantity < 0 && pairable(findings[x]) {
+            for x in group where findings[x].quantity < 0 && pairable(findings[x]) && !findings[x].isEngine("token-type-swap") {
                 if let sides = offsetOnTheSameDays(x, group) { holdAsSwap(sides, as: "opposite_gaps_on_the_same_days_of_") }
             }
         }

@@ -394,34 +394,38 @@ struct VendorLedger: Sendable {
         // "ledger" correction reverses a row whole (its exact quantity, negated) and bills the
         // replacement beside it; the reversal and the row it names net to nothing. Set aside as a
         // refund, a clean month read as a gap the size of the replacement, and an outage there was held.
-        var originals: [String: Set<Int64>] = [:]
+        var originals: [String: [Int64: Int]] = [:]
         for entry in batch.lines where entry.line.nonUsageReason == nil {
             guard let q = entry.line.quantity, q != 0 else { continue }
             let key = restatement(entry.line)
             guard entry.line.isCorrection else {
-                if q > 0, !entry.line.isRefund { originals[key, default: []].insert(q) }
+                if q > 0, !entry.line.isRefund { originals[key, default: [:]][q, default: 0] += 1 }
                 continue
             }
             let now = rebilled[key] ?? (0, 0)
             rebilled[key] = q > 0 ? (plus(now.given, q.magnitude), now.back) : (now.given, plus(now.back, q.magnitude))
         }
-        func billedAgain(_ line: InvoiceLine) -> Bool {
-            guard line.isCorrection, !line.isRefund, let billed = rebilled[restatement(line)] else { return false }
-            return billed.back <= billed.given || reversesARow(line)
+        // Reversals of a row whole, with a replacement billed beside them, the replacement lower:
+        // each names a row of its own (two reversals of one row: the second is a refund), and what
+        // they bill less is held as over-metering evidence (`usage_restated_lower`), since the
+        // vendor does not say whether those tokens were served.
+        var reversals = Set<Int>()
+        for (i, entry) in batch.lines.enumerated() where entry.line.nonUsageReason == nil && entry.line.isCorrection && !entry.line.isRefund {
+            let key = restatement(entry.line)
+            guard let q = entry.line.quantity, q < 0, q != .min, let billed = rebilled[key], billed.given > 0, billed.back > billed.given,
+                let left = originals[key]?[-q], left > 0
+            else { continue }
+            originals[key]?[-q] = left - 1
+            reversals.insert(i)
         }
-        // A reversal of one usage row's exact quantity with a replacement billed beside it, the
-        // replacement lower: it nets, and what it bills less is held as over-metering evidence
-        // (`usage_restated_lower`), since the vendor does not say whether those tokens were served.
-        func reversesARow(_ line: InvoiceLine) -> Bool {
-            guard line.isCorrection, !line.isRefund, let billed = rebilled[restatement(line)], billed.given > 0, billed.back > billed.given,
-                let q = line.quantity, q < 0, q != .min
-            else { return false }
-            return originals[restatement(line)]?.contains(-q) ?? false
+        func billedAgain(_ index: Int, _ line: InvoiceLine) -> Bool {
+            guard line.isCorrection, !line.isRefund, let billed = rebilled[restatement(line)] else { return false }
+            return billed.back <= billed.given || reversals.contains(index)
         }
         var restatedLower: [CellKey: Int64] = [:]
         var restatedKeys: Set<String> = []
 
-        for entry in batch.lines {
+        for (index, entry) in batch.lines.enumerated() {
             let line = entry.line
             // Totals are in the card's currency; a line in another currency counts where a rate converts
             // it: the rate the export states, else --fx.
@@ -504,10 +508,10 @@ struct VendorLedger: Sendable {
             // is any line of negative tokens, whatever the format calls it (a FOCUS correction or
             // usage row, an OpenAI cost result): netted, it proposed taking them off the meter. A
             // correction billed again in full for its charge period nets (above).
-            if reversesARow(line), restatedKeys.insert(restatement(line)).inserted, let billed = rebilled[restatement(line)] {
+            if reversals.contains(index), restatedKeys.insert(restatement(line)).inserted, let billed = rebilled[restatement(line)] {
                 restatedLower[CellKey(model: model, tokenType: tokenType), default: 0] &+= billed.back &- billed.given
             }
-            if line.isRefund || ((line.quantity ?? 0) < 0 && !billedAgain(line)) {
+            if line.isRefund || ((line.quantity ?? 0) < 0 && !billedAgain(index, line)) {
                 skip("refund")
                 tokenRefunds[CellKey(model: model, tokenType: tokenType), default: (0, 0)].tokens &+= line.quantity ?? 0
                 tokenRefunds[CellKey(model: model, tokenType: tokenType), default: (0, 0)].amount += line.amount ?? 0
