@@ -33,6 +33,13 @@ public final class HTTPMeterStore: MeterStore {
         s.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:")) ?? s
     }
 
+    /// A transport failure in words: NIO's own text for a socket error ("connection reset (error
+    /// set): Connection refused) (errno: 111)") names two failures and leaves a parenthesis open.
+    static func describe(_ error: any Error) -> String {
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        return "\(error)"
+    }
+
     func call(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSONValue? = nil) async throws -> JSONValue {
         try await call(method, path, query: query, body: body.map { Array(JSONWriter.write($0).utf8) })
     }
@@ -54,7 +61,7 @@ public final class HTTPMeterStore: MeterStore {
             do {
                 response = try await HTTPClient.shared.execute(request, timeout: timeout)
             } catch {
-                throw UsageBoxError(.internal, "cannot reach \(baseURL): \(error)", field: "server")
+                throw UsageBoxError(.internal, "cannot reach \(baseURL): \(Self.describe(error))", field: "server")
             }
             // A busy server answers 429 with Retry-After: wait as told, a bounded number of times.
             guard response.status.code == 429, attempt < 30 else { break }

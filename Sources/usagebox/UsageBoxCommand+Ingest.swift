@@ -43,6 +43,16 @@ extension UsageBoxCommand {
             do {
                 result = try await ingestor.ingest(files: files) { progress.update($0) }
                 progress.finish()
+            } catch let error as UsageBoxError where progress.committed > 0 {
+                // Say what is already stored, so that a script (or a person) reruns rather than
+                // wonders: the batches before the failure were answered and are durable.
+                progress.finish()
+                try? await db.sealOpenSegments()
+                var told = error
+                told.message +=
+                    "; the first \(progress.committed) events read were answered (stored, or found duplicate, conflicting or "
+                    + "rejected) before it and are kept: run the same ingest again once it is mended, and those already stored are answered duplicate"
+                throw told
             } catch {
                 progress.finish()
                 try? await db.sealOpenSegments()
@@ -67,10 +77,13 @@ final class ProgressLine: @unchecked Sendable {
     private let mode: Mode
     private var last = Date.distantPast
     private var shown = false
+    /// Events read up to the last batch answered (each batch's answers are durable once given).
+    private(set) var committed = 0
 
     init(mode: Mode) { self.mode = mode }
 
     func update(_ p: FileIngestor.Progress) {
+        committed = p.events
         if mode == .lines {
             // Written after the batch committed: every event read so far is answered durably (stored,
             // or found a duplicate, a conflict or a rejection), not necessarily stored.

@@ -46,6 +46,18 @@ import Testing
         }
     }
 
+    /// An ingest that fails part-way (a file it cannot open, a server gone) said only the
+    /// failure: whether anything was stored, and whether to run it again, was left to guess (an
+    /// outside tester). It says how many events were answered before it, and that a rerun is safe.
+    @Test func anIngestThatFailsPartWaySaysWhatWasAnswered() throws {
+        let lines = (1...3).map { #"{"event_id":"p\#($0)","account_id":"acct_p","meter_id":"m","quantity":1,"timestamp":"2026-05-02T00:00:00Z"}"# }
+        let good = try dir.write("good.ndjson", lines.joined(separator: "\n") + "\n")
+        let r = try CLI.run(["ingest", "--db", db, "--batch-size", "2", good, dir.path("missing.ndjson")])
+        #expect(r.status != 0 && r.stderr.contains("missing.ndjson") && r.stderr.contains("the first 3 events read were answered"), "\(r.stderr)")
+        let again = try CLI.run(["ingest", "--db", db, "--json", good])
+        #expect(try json(again)["duplicates"] == .int(3), "\(again.stdout)")
+    }
+
     @Test func ingestsNDJSONJSONAndCSVAndTotalsWithJSON() async throws {
         let nd = try dir.write(
             "a.ndjson",
