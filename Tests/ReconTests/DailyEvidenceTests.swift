@@ -637,6 +637,11 @@ import UsageBoxApp
         #expect(r.corrections.allSatisfy { $0.dimensions["relabel_of"] != nil })
     }
 
+    /// A cost report billing Sonnet the same cents for each of its token types every day of May.
+    static func sonnetEveryDay(_ types: [(tokenType: String, cents: String)]) -> InvoiceFile {
+        S.costReport((1...31).flatMap { d in types.map { .init(day: d, model: "claude-sonnet-4-5", tokenType: $0.tokenType, cents: $0.cents) } })
+    }
+
     /// A collector writing every cache write as 5-minute, and an outage of two days: the pair is
     /// no longer equal and opposite over the month, and the 5-minute side's −6,000,000 was
     /// proposed (the customer's billed writes backed out) beside the 1-hour side as pass-through
@@ -649,14 +654,10 @@ import UsageBoxApp
         _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { outage.contains($0) ? 800_000 : 1_000_000 })
         let r = try await run(
             store,
-            S.costReport(
-                (1...31).flatMap { d -> [TestSupport.Row] in
-                    [
-                        .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
-                        .init(day: d, model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_5m_input_tokens", cents: "150"),
-                        .init(day: d, model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_1h_input_tokens", cents: "120"),
-                    ]
-                }))
+            Self.sonnetEveryDay([
+                ("uncached_input_tokens", "300"), ("cache_creation.ephemeral_5m_input_tokens", "150"),
+                ("cache_creation.ephemeral_1h_input_tokens", "120"),
+            ]))
         #expect(r.corrections.map { "\($0.dimensions["token_type"] ?? "") \($0.quantity)" } == ["input 400000"], "\(r.findings)")
         for type in [TokenType.cacheWrite5m, .cacheWrite1h] {
             let f = try #require(r.findings.first { $0.tokenType == type })
@@ -677,14 +678,9 @@ import UsageBoxApp
         _ = try await store.ingest(try await daily("claude-sonnet-4-5", "cache_read") { [12, 13].contains($0) ? 4_000_000 : 5_000_000 })
         let r = try await run(
             store,
-            S.costReport(
-                (1...31).flatMap { d -> [TestSupport.Row] in
-                    [
-                        .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300"),
-                        .init(day: d, model: "claude-sonnet-4-5", tokenType: "cache_creation.ephemeral_5m_input_tokens", cents: "112.5"),
-                        .init(day: d, model: "claude-sonnet-4-5", tokenType: "cache_read_input_tokens", cents: "150"),
-                    ]
-                }))
+            Self.sonnetEveryDay([
+                ("uncached_input_tokens", "300"), ("cache_creation.ephemeral_5m_input_tokens", "112.5"), ("cache_read_input_tokens", "150"),
+            ]))
         #expect(r.corrections.isEmpty, "\(r.corrections.map(\.quantity))")
         let reads = try #require(r.findings.first { $0.tokenType == .cacheRead })
         #expect(reads.quantity == 2_000_000 && reads.gapClass == .passThrough && reads.rule != "token-type-swap", "\(reads)")
