@@ -55,9 +55,17 @@ public struct HTTPAPI: Sendable {
         try await within(work, key, body)
     }
 
-    /// `body` holding `weight` of `limiter`'s places for the key (429 when there is not that much).
-    func within<T>(_ limiter: WorkLimiter, _ key: APIKey, weight: Int = 1, _ body: () async throws -> T) async throws -> T {
-        try await limiter.acquire(key.keyID, weight: weight)
+    /// `body` holding `weight` of `limiter`'s places for the key (429 when there is not that much,
+    /// `refused` called first).
+    func within<T>(
+        _ limiter: WorkLimiter, _ key: APIKey, weight: Int = 1, refused: () -> Void = {}, _ body: () async throws -> T
+    ) async throws -> T {
+        do {
+            try await limiter.acquire(key.keyID, weight: weight)
+        } catch {
+            refused()
+            throw error
+        }
         do {
             let value = try await body()
             await limiter.release(key.keyID, weight: weight)

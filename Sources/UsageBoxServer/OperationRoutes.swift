@@ -137,11 +137,14 @@ final class OperationRoutes: @unchecked Sendable {
             // No Content-Length and no Transfer-Encoding: no body (HTTP/1.1).
             let declared = request.headers[.contentLength].flatMap { Int($0) } ?? (request.headers[.transferEncoding] == nil ? 0 : Int.max)
             if op.method == "POST" || op.method == "PUT", declared > RequestLimits.largeBodyBytes {
-                return try await api.within(api.largeBodies, key) { try await handle(request, context, caller) }
+                return try await api.within(api.largeBodies, key, refused: context.stopReading) { try await handle(request, context, caller) }
             }
-            // Smaller ones hold their declared bytes of a budget while read and handled.
+            // Smaller ones hold their declared bytes of a budget while read and handled. Refused,
+            // neither body is read: the connection closes after the 429.
             if op.method == "POST" || op.method == "PUT", declared > 0 {
-                return try await api.within(api.smallBodies, key, weight: declared) { try await handle(request, context, caller) }
+                return try await api.within(api.smallBodies, key, weight: declared, refused: context.stopReading) {
+                    try await handle(request, context, caller)
+                }
             }
             return try await handle(request, context, caller)
         }
