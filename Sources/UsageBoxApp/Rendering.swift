@@ -165,7 +165,7 @@ public enum Rendering {
         }
         return "by day (UTC, \(result.source)):\n"
             + TextTable(
-                headers: ["day", "model", "token type", "metered", "events"], rows: rows,
+                headers: ["day", "model", "token type", "usage + corrections", "events"], rows: rows,
                 rightAligned: [3, 4]
             ).render()
     }

@@ -75,9 +75,18 @@ extension UsageBoxCommand {
         @OptionGroup var store: StoreOptions
         @Option(help: "The account.") var account: String
         @OptionGroup var period: PeriodOptions
-        @Option(name: .customLong("by"), help: "'day': also print metered tokens per day × model × token type (from the daily rollups).")
+        @Option(name: .customLong("by"), help: "'day': also print usage and corrections per day × model × token type (from the daily rollups; text only).")
         var by: ReportBreakdown?
         @Flag(help: "Print the API's JSON.") var json = false
+
+        func validate() throws {
+            // The table is the CLI's, not the API's: with --json it was left out without a word.
+            if by == .day, json {
+                throw ValidationError(
+                    "--by day prints a table beside the text report; for JSON read the same figures with "
+                        + "`usagebox usage --account \(account) --group-by day,model_id,token_type --json` and the period's --from/--to")
+            }
+        }
 
         func run() async throws {
             let db = try await store.open()

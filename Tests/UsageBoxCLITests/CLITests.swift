@@ -201,6 +201,12 @@ import Testing
         // Dates read as reconcile reads them: that day at 00:00 UTC.
         let byDates = try json(try CLI.run(["explain", "--db", db, "--account", "acct_42", "--json", "--from", "2026-05-01", "--to", "2026-06-01"]))
         #expect(byDates["totals"] == explain["totals"])
+        // The by-day table adds corrections in and says so (its column read "metered"); with
+        // --json it was left out without a word: refused, naming the read that gives it.
+        let table = try CLI.run(["explain", "--db", db, "--account", "acct_42", "--by", "day"] + may)
+        #expect(table.status == 0 && table.stdout.contains("usage + corrections"), "\(table.stdout)")
+        let both = try CLI.run(["explain", "--db", db, "--account", "acct_42", "--by", "day", "--json"] + may)
+        #expect(both.status != 0 && both.stderr.contains("usage --account acct_42 --group-by day,model_id,token_type --json"), "\(both.stderr)")
         let verify = try json(try CLI.run(["verify", "--db", db, "--account", "acct_42", "--group-by", "day", "--json"] + may))
         #expect(verify["ok"] == .bool(true) && verify["drift"] == .int(0))
         #expect(verify["days"]?.arrayValue?.count == 31)
