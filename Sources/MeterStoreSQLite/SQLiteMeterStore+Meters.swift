@@ -71,7 +71,7 @@ extension SQLiteMeterStore {
         for r in segments {
             let id: Int64 = r[0]
             guard r[1] as Bool else {
-                _ = digestCache.take(id)
+                digestCache.forget(id)
                 ctx.digests.removeValue(forKey: id)
                 ctx.unknownDigests.insert(id)
                 continue

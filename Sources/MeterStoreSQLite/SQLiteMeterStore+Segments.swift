@@ -174,6 +174,7 @@ extension SQLiteMeterStore {
         if let running, running.count == stored, running.previous == previous {
             d = running
         } else {
+            digestCache.countReread()
             d = try digest(db, segmentID: segmentID, previous: previous) { try ctx.keyID(db, ctx.rollupKey(db, $0)) }
             let kept = try Row.fetchOne(db, sql: "SELECT running_hash, post_close_count FROM segment WHERE id = ?", arguments: [segmentID])
             if let hash: String = kept?[0], hash != d.multiset.hex {

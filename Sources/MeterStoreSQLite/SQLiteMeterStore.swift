@@ -182,6 +182,59 @@ final class DigestCache: @unchecked Sendable {
         return digests.removeValue(forKey: segment)
     }
 
+    func has(_ segment: Int64) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return digests[segment] != nil
+    }
+
+    /// Counts every time digests are dropped as stale, so a digest worked out on a reader since
+    /// (`prepareOpenSegments`) is not installed over a change it did not see.
+    var epoch: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return staleCount
+    }
+    private var staleCount = 0
+
+    /// Forgets a segment's digest because what it was filed under changed (a rollup rebuild).
+    func forget(_ segment: Int64) {
+        lock.lock()
+        defer { lock.unlock() }
+        digests.removeValue(forKey: segment)
+        staleCount += 1
+    }
+
+    /// Segments sealed from their stored events, re-read inside the writer's transaction.
+    var sealRereads: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return rereads
+    }
+    private var rereads = 0
+
+    func countReread() {
+        lock.lock()
+        defer { lock.unlock() }
+        rereads += 1
+    }
+
+    /// Segments whose digest a reader is working out now: a full one keeps taking events rather
+    /// than being re-read inside the writer (`prepareSegment`).
+    private var preparing: Set<Int64> = []
+
+    func isPreparing(_ segment: Int64) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return preparing.contains(segment)
+    }
+
+    func setPreparing(_ segment: Int64, _ on: Bool) {
+        lock.lock()
+        defer { lock.unlock() }
+        if on { preparing.insert(segment) } else { preparing.remove(segment) }
+    }
+
     /// The writer connection's `PRAGMA data_version` at its last write; a change means another
     /// connection committed, and every digest is forgotten.
     private var dataVersion: Int?
@@ -189,7 +242,10 @@ final class DigestCache: @unchecked Sendable {
     func observe(dataVersion version: Int) {
         lock.lock()
         defer { lock.unlock() }
-        if let seen = dataVersion, seen != version { digests.removeAll() }
+        if let seen = dataVersion, seen != version {
+            digests.removeAll()
+            staleCount += 1
+        }
         dataVersion = version
     }
 

@@ -55,6 +55,11 @@ public protocol MeterStore: Sendable {
     /// Seals open segments older than the age limit (a server calls this on a timer).
     func sealExpiredSegments() async throws
 
+    /// Gets ready to seal the segments an earlier process left open (a server calls this once as
+    /// it starts): a backend that would otherwise re-read such a segment while sealing it, holding
+    /// up every write, does that reading now, off the write path. Answers how many it prepared.
+    func prepareOpenSegments() async throws -> Int
+
     /// Re-hashes up to `maxSegments` sealed segments from their stored events, least recently
     /// verified first, remembering which are clean and which corrupt (a server calls this on a
     /// timer); answers where the re-hashing of the whole store stands.
@@ -81,6 +86,8 @@ public enum StoredEventLookup {
 
 extension MeterStore {
     public func scrub(maxSegments: Int) async throws -> ScrubProgress { ScrubProgress() }
+
+    public func prepareOpenSegments() async throws -> Int { 0 }
 
     /// Each account on its own, a few at a time: SQLite's readers do not wait for each other, and
     /// a store over HTTP answers each in one round trip.

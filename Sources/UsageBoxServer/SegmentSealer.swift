@@ -3,7 +3,8 @@ import Metering
 public import ServiceLifecycle
 
 /// Seals segments an hour after they opened, and every open segment at shutdown (after the
-/// server has finished its in-flight requests: services stop in reverse order).
+/// server has finished its in-flight requests: services stop in reverse order). First it has the
+/// store prepare the segments an earlier process left open, so sealing them stalls no write.
 public struct SegmentSealer: Service {
     let store: any MeterStore
     let interval: Duration
@@ -17,6 +18,12 @@ public struct SegmentSealer: Service {
 
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
+            do {
+                let prepared = try await store.prepareOpenSegments()
+                if prepared > 0 { logger.info("prepared open segments left by an earlier process", metadata: ["segments": "\(prepared)"]) }
+            } catch {
+                logger.error("preparing open segments failed", metadata: ["error": "\(error)"])
+            }
             while !Task.isCancelled {
                 try await Task.sleep(for: interval)
                 do {

@@ -135,7 +135,7 @@ struct ClickHouseIngestTests {
                     try await Task.sleep(for: .milliseconds(100))
                     continue
                 }
-                var a = whole.hash, b = paged.hash
+                let a = whole.hash, b = paged.hash
                 #expect(a.finalize() == b.finalize() && whole.multiset == paged.multiset, "\(label)")
                 return
             }

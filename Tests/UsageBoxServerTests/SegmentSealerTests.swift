@@ -1,0 +1,40 @@
+import Foundation
+import Logging
+import MeterStoreSQLite
+import Metering
+import Synchronization
+import Testing
+import UsageBoxServer
+import UsageBoxTesting
+
+/// The server's sealer has the store prepare the segments an earlier process left open as it
+/// starts, before its first tick (an hour away here): a crashed server's successor must not seal
+/// them from a re-read inside the writer (DigestRecoveryTests has what preparing does).
+@Suite struct SegmentSealerTests {
+    final class PreparingStore: ForwardingStore, Sendable {
+        let inner: any MeterStore
+        let prepared = Atomic<Int>(-1)
+        init(inner: any MeterStore) { self.inner = inner }
+        func prepareOpenSegments() async throws -> Int {
+            let n = try await inner.prepareOpenSegments()
+            prepared.store(n, ordering: .sequentiallyConsistent)
+            return n
+        }
+    }
+
+    @Test func theSealerPreparesSegmentsLeftOpenAsItStarts() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("usagebox-sealer-\(UUID().uuidString).db").path
+        defer { for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let before = try SQLiteMeterStore(location: .file(path), segmentMaxEvents: 4)
+        #expect(try await before.ingest((0..<4).map { Fixture.event("e\($0)", quantity: 1) }).accepted == 4)
+        let store = PreparingStore(inner: try SQLiteMeterStore(location: .file(path), segmentMaxEvents: 4))
+        let sealer = SegmentSealer(store: store, interval: .seconds(3600), logger: Logger(label: "test"))
+        let running = Task { try await sealer.run() }
+        for _ in 0..<500 where store.prepared.load(ordering: .sequentiallyConsistent) < 0 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(store.prepared.load(ordering: .sequentiallyConsistent) == 1)
+        running.cancel()
+        _ = await running.result  // cancelled: its closing seal throws CancellationError, as a cancelled task should
+    }
+}
