@@ -17,6 +17,7 @@ import Metering
 ///       max_tokens: 1000000
 ///       min_amount: "0.50"                # |gap| in money, exact decimal strings
 ///       max_amount: "100"
+///       max_share: "0.005"                # |gap| ÷ metered tokens (nothing metered: above any max)
 ///       shape: uniform                    # none | uniform | localized
 ///       unmetered: true                   # the token type was never metered for the model
 ///     class: pass_through                 # metering_gap | pass_through | pricing_gap | unexplained
@@ -38,11 +39,16 @@ public struct ClassificationRules: GapClassifier, Sendable {
         public var maxTokens: Int64?
         public var minAmount: Decimal?
         public var maxAmount: Decimal?
+        /// Bounds on the gap's size as a share of what was metered (`0.005` is half a percent).
+        public var minShare: Decimal?
+        public var maxShare: Decimal?
         public var shape: GapShape?
         public var unmetered: Bool?
         public var gapClass: GapClass
         public var reason: String
         public var examples: [RuleExample] = []
+        /// Where the rule starts in its file.
+        public var line = 0
     }
 
     public var rules: [Rule]
@@ -172,6 +178,7 @@ public struct ClassificationRules: GapClassifier, Sendable {
     private static func rule(_ node: YAMLNode, index: Int) throws -> Rule {
         var id: String?, gapClass: GapClass?, reason: String?
         var r = Rule(id: "", gapClass: .unexplained, reason: "")
+        r.line = node.line
         var exampleNodes: [YAMLNode] = []
         for (key, value) in try node.mapping("a rule") {
             switch key {
@@ -198,7 +205,7 @@ public struct ClassificationRules: GapClassifier, Sendable {
                     switch k {
                     case "model": r.models = try Self.patterns(v, "model")
                     case "token_type": r.tokenTypes = try Self.patterns(v, "token_type").map { try Self.tokenType($0, v) }
-                    case "account": r.accounts = try Self.patterns(v, "account")
+                    case "account": r.accounts = try Self.patterns(v, "account").map { try Self.accountPattern($0, v) }
                     case "attributed": r.attributed = try v.bool("attributed")
                     case "unmetered": r.unmetered = try v.bool("unmetered")
                     case "sign":
@@ -218,10 +225,17 @@ public struct ClassificationRules: GapClassifier, Sendable {
                             throw v.error("\(k) must be 0 or more (the gap's money is compared by its size)")
                         }
                         if k == "min_amount" { r.minAmount = d } else { r.maxAmount = d }
+                    case "min_share", "max_share":
+                        // A tolerance sized in tokens for the largest model swallowed a smaller
+                        // model's whole outage (tester N): a share scales with each cell.
+                        guard let d = ExactDecimal.parse(try v.decimalString(k)), d >= 0 else {
+                            throw v.error("\(k) must be a share of the metered tokens, 0 or more, quoted: \"0.005\" is half a percent")
+                        }
+                        if k == "min_share" { r.minShare = d } else { r.maxShare = d }
                     case "shape": r.shape = try Self.shape(v)
                     default:
                         throw v.error(
-                            "unknown condition '\(k)' (model, token_type, account, attributed, sign, min_tokens, max_tokens, min_amount, max_amount, shape, unmetered)"
+                            "unknown condition '\(k)' (model, token_type, account, attributed, sign, min_tokens, max_tokens, min_amount, max_amount, min_share, max_share, shape, unmetered)"
                         )
                     }
                 }
@@ -232,6 +246,9 @@ public struct ClassificationRules: GapClassifier, Sendable {
         guard let gapClass else { throw node.error("rule \(id ?? "#\(index + 1)") needs a class") }
         // A rule that can match nothing was accepted, and its examples passed.
         if let lo = r.minTokens, let hi = r.maxTokens, lo > hi { throw node.error("min_tokens \(lo) is above max_tokens \(hi): the rule matches nothing") }
+        if let lo = r.minShare, let hi = r.maxShare, lo > hi {
+            throw node.error("min_share \(ExactDecimal.text(lo)) is above max_share \(ExactDecimal.text(hi)): the rule matches nothing")
+        }
         if let lo = r.minAmount, let hi = r.maxAmount, lo > hi {
             throw node.error("min_amount \(ExactDecimal.text(lo)) is above max_amount \(ExactDecimal.text(hi)): the rule matches nothing")
         }
@@ -271,6 +288,15 @@ public struct ClassificationRules: GapClassifier, Sendable {
         return v
     }
 
+    /// An account condition that an account id can match: `acct 42` matched nothing, silently.
+    private static func accountPattern(_ p: String, _ v: YAMLNode) throws -> String {
+        let fixed = p.filter { $0 != "*" && $0 != "?" }
+        guard fixed.isEmpty || EventDecoder.isValidIdentifier(fixed) else {
+            throw v.error("account '\(p)' can match no account: account ids are \(EventDecoder.identifierRule)")
+        }
+        return p
+    }
+
     /// Token types as findings carry them (`cache_read`): `Output` matched nothing, silently.
     private static func tokenType(_ t: String, _ v: YAMLNode) throws -> String {
         guard !t.isEmpty, t.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }) else {
@@ -293,6 +319,37 @@ public struct ClassificationRules: GapClassifier, Sendable {
             }
         }
         return out
+    }
+
+    /// Names in the rules' conditions that no finding can carry as written: a token type that is
+    /// neither canonical nor named by a card or the run, a model no card knows (a glob that
+    /// matches none of their models). Such a condition matches nothing: a rule billing
+    /// `cache_write_5min` left lost 5-minute cache writes passed through without a word (tester N).
+    /// Said, not refused: a team's own card or meter may name what the shipped cards do not.
+    /// Read before `resolvingModels` (a name a card knows is rewritten to its own).
+    public func unmatchableNames(card: (any RateCardConverter)?, cards: [RateCard], runTokenTypes: Set<TokenType> = []) -> [String] {
+        var known = Set((TokenType.canonical + runTokenTypes + cards.flatMap(\.tokenTypes)).map(\.rawValue))
+        if let own = card as? RateCard { known.formUnion(own.tokenTypes.map(\.rawValue)) }
+        let cardModels = Set(cards.flatMap(\.models) + (card?.models ?? []))
+        let reader = Self.modelReader(card: card, cards: cards)
+        var warnings: [String] = []
+        for r in rules {
+            let at = "\(file):\(r.line) rule \(r.id)"
+            for t in r.tokenTypes ?? [] where !known.contains(t) {
+                warnings.append(
+                    "\(at): token_type '\(t)' is no token type of any card (\(TokenType.canonical.map(\.rawValue).joined(separator: ", ")), …): it matches no finding"
+                )
+            }
+            for m in r.models ?? [] {
+                let isGlob = m.contains(where: { "*?".contains($0) })
+                if isGlob ? !cardModels.contains(where: { glob(m, $0) }) : reader(m) == nil && !cardModels.contains(m) {
+                    warnings.append(
+                        "\(at): model '\(m)' is \(isGlob ? "a pattern matching no model" : "no model or alias") of any card: it matches only findings of a model so named"
+                    )
+                }
+            }
+        }
+        return warnings
     }
 
     /// How a run reads a rule's plain model names, and `rules test` too (`card` nil): through the
@@ -408,6 +465,9 @@ extension ClassificationRules.Rule {
         let money = abs(f.amount)
         if let minAmount, money < minAmount { return false }
         if let maxAmount, money > maxAmount { return false }
+        // Exact: size ≤ share × metered. Nothing metered is no share at all: above any maximum.
+        if let maxShare, f.metered <= 0 || Decimal(size) > maxShare * Decimal(f.metered) { return false }
+        if let minShare, f.metered > 0, Decimal(size) < minShare * Decimal(f.metered) { return false }
         if let shape, shape != f.shape { return false }
         if let unmetered, unmetered != f.unmetered { return false }
         return true

@@ -16,6 +16,8 @@ public struct TokenType: RawRepresentable, Hashable, Sendable, Comparable, Custo
     public static let cacheWrite1h = TokenType("cache_write_1h")
     public static let cacheWrite = TokenType("cache_write")
     public static let reasoning = TokenType("reasoning")
+    /// The token types events and findings name for every vendor (docs/events.md).
+    public static let canonical: [TokenType] = [.input, .output, .cacheRead, .cacheWrite5m, .cacheWrite1h, .cacheWrite, .reasoning]
 }
 
 /// Invoice formats a parser can read.

@@ -564,6 +564,14 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
     }
 
     public var isConclusive: Bool { verdict == .conclusive }
+
+    /// What a conclusive run proposes, holds, and what the evidence blocked (a blocked cell is in
+    /// neither list: a verdict of "0 held" beside one read as if nothing had been kept back).
+    public var proposalSummary: String {
+        let blocked = findings.filter { !$0.blockedBy.isEmpty }.count
+        return "\(corrections.count) correction(s) proposed, \(held.count) held for review"
+            + (blocked > 0 ? ", \(blocked) finding(s) blocked by the evidence" : "")
+    }
 }
 
 /// Whether `--account` claims the whole invoice (`account`) or leaves it to be checked (`as_given`).
@@ -630,6 +638,18 @@ public struct EvidenceReason: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case code, effect, modelID = "model_id", tokenType = "token_type", accountID = "account_id", detail, remedy, days, accounts, amount
+    }
+
+    /// The effect as a reader takes it, with the scope it applies to: `blocks_cell` naming no
+    /// model or token type blocks every correction, and "[blocks cell]" read as one cell (tester N).
+    public var effectLabel: String? {
+        switch effect {
+        case .note, .inconclusive: return nil
+        case .blocksCell where modelID == nil && tokenType == nil:
+            return accountID.map { "blocks every correction of \($0)" } ?? "blocks every correction"
+        case .blocksCell where modelID == nil: return "blocks every \(tokenType!.rawValue) correction"
+        default: return effect.rawValue.replacingOccurrences(of: "_", with: " ")
+        }
     }
 }
 

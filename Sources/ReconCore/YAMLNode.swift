@@ -149,6 +149,9 @@ struct YAMLNode {
         switch e {
         case let .scanner(_, problem, _, _), let .parser(_, problem, _, _), let .composer(_, problem, _, _): return problem
         case let .duplicatedKeysInMapping(duplicates, _): return "a key given twice in one mapping (\(duplicates.joined(separator: ", ")))"
+        // Its description quotes the whole text: a binary file given as rules printed 3 KB of
+        // raw bytes to the terminal.
+        case let .reader(problem, offset, _, _): return problem + (offset.map { " (at byte \($0))" } ?? "")
         default: return "\(e)"
         }
     }

@@ -11,7 +11,7 @@ extension ReportPages {
         func reason(_ x: EvidenceReason) -> [String: Any] {
             var out: [String: Any] = ["code": x.code, "detail": x.detail]
             if let remedy = x.remedy { out["remedy"] = remedy }
-            if x.effect != .note, x.effect != .inconclusive { out["effect"] = x.effect.rawValue.replacingOccurrences(of: "_", with: " ") }
+            if let label = x.effectLabel { out["effect"] = label }
             return out
         }
         func gapClass(_ gap: Int64) -> String { gap > 0 ? "pos" : gap < 0 ? "neg" : "" }
@@ -22,7 +22,7 @@ extension ReportPages {
             "runBy": r.runBy, "createdAt": r.createdAt.rfc3339,
             "verdictClass": r.isConclusive ? "conclusive" : "inconclusive",
             "verdictHeadline": r.isConclusive
-                ? "Conclusive: \(r.corrections.count) correction(s) proposed, \(r.held.count) held for review."
+                ? "Conclusive: \(r.proposalSummary)."
                 : "INCONCLUSIVE: no corrections proposed. The evidence does not allow them:",
             "blocking": blocking.map(reason), "hasBlocking": !blocking.isEmpty,
             "limits": limits.map(reason), "hasLimits": !limits.isEmpty,

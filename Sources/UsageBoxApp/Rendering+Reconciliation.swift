@@ -9,7 +9,7 @@ extension Rendering {
     static func verdictLines(_ r: ReconciliationReport) -> [String] {
         var out: [String] = []
         if r.isConclusive {
-            out.append("VERDICT: conclusive: \(r.corrections.count) correction(s) proposed, \(r.held.count) held for review")
+            out.append("VERDICT: conclusive: \(r.proposalSummary)")
         } else {
             out.append("VERDICT: INCONCLUSIVE: no corrections proposed; the evidence does not allow them:")
         }
@@ -21,7 +21,7 @@ extension Rendering {
         if !limits.isEmpty {
             out.append("limits on the evidence:")
             for reason in limits {
-                let effect = reason.effect == .note ? "" : " [\(reason.effect.rawValue.replacingOccurrences(of: "_", with: " "))]"
+                let effect = reason.effectLabel.map { " [\($0)]" } ?? ""
                 out.append("  - \(reason.code)\(effect): \(reason.detail)" + (reason.remedy.map { " (\($0))" } ?? ""))
             }
         }
@@ -91,7 +91,7 @@ extension Rendering {
                     rows: r.findings.map { f in
                         [
                             f.modelID, f.tokenType?.rawValue ?? "(all)", f.accountID ?? "(unattributed)", signed(f.quantity), money(f.amount),
-                            f.gapSince.map { "\($0) (\(f.gapDays ?? 0)d)" } ?? "", f.gapClass.rawValue, "\(f.classifier) \(f.rule)", findingReason(f),
+                            f.gapSince.map { "\($0) (\(f.gapDays ?? 0)d)" } ?? "", f.gapClass.rawValue, decidedBy(f), findingReason(f),
                         ]
                     }, rightAligned: [3, 4]
                 ).render())
@@ -149,6 +149,12 @@ extension Rendering {
         out.append("")
         out += correctionLines(r)
         return out.joined(separator: "\n")
+    }
+
+    /// A blocked finding was decided by the evidence, whatever rule classed it first: the rule
+    /// alone read as if a team's rule had called the gap unexplained (tester N).
+    static func decidedBy(_ f: ReconciliationReport.Finding) -> String {
+        f.blockedBy.isEmpty ? "\(f.classifier) \(f.rule)" : "evidence, over \(f.classifier) \(f.rule)"
     }
 
     static func findingReason(_ f: ReconciliationReport.Finding) -> String {
@@ -251,7 +257,7 @@ extension Rendering {
                         [
                             f.modelID, f.tokenType?.rawValue ?? "", f.accountID ?? "—", signed(f.quantity), money(f.amount), f.gapSince ?? "",
                             f.gapClass.rawValue,
-                            "\(f.classifier) \(f.rule)", findingReason(f),
+                            decidedBy(f), findingReason(f),
                         ]
                     }))
         for step in r.priceSteps {

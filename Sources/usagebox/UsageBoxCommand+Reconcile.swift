@@ -446,8 +446,9 @@ extension UsageBoxCommand {
                 let text = try UsageBoxCommand.Reconcile.Run.read(file, what: "rules")
                 // Plain model names read as a run reads them when its card does not know them.
                 let cards = Array(try ReconciliationService().cards.values)
-                let rules = try ReconciliationRequest.config("rules") { try ClassificationRules.load(text: text, file: file) }
-                    .resolvingModels(ClassificationRules.modelReader(card: nil, cards: cards))
+                let written = try ReconciliationRequest.config("rules") { try ClassificationRules.load(text: text, file: file) }
+                let warnings = written.unmatchableNames(card: nil, cards: cards)
+                let rules = written.resolvingModels(ClassificationRules.modelReader(card: nil, cards: cards))
                 let chain = ClassifierChain(team: rules)
                 let results = rules.examples.map { ($0, $0.check(chain)) }
                 let failed = results.filter { !$0.1.passed }.count
@@ -458,6 +459,7 @@ extension UsageBoxCommand {
                             .object([
                                 ("file", .string(file)), ("passed", .int(Int64(results.count - failed))), ("failed", .int(Int64(failed))),
                                 ("rules_without_examples", .array(untested.map(JSONValue.string))),
+                                ("warnings", .array(warnings.map(JSONValue.string))),
                                 ("examples", .array(results.map(Self.exampleJSON))),
                             ])))
                 } else {
@@ -468,6 +470,7 @@ extension UsageBoxCommand {
                                 + (r.passed ? "" : ", expected \(e.expect.rawValue)\(e.expectRule.map { " by \($0)" } ?? "")"))
                     }
                     if !untested.isEmpty { printOut("rules without examples: \(untested.joined(separator: ", "))") }
+                    for w in warnings { printOut("warning: \(w)") }
                     printOut("\(results.count - failed) passed, \(failed) failed")
                 }
                 if failed > 0 { throw ExitCode.failure }

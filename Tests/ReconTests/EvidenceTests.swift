@@ -215,6 +215,12 @@ import VendorAnthropic
         #expect(r.verdict == .conclusive && r.shape == .uniform && codes(r) == ["uniform_gap"])
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map { "\($0.modelID) \($0.quantity)" })")
         #expect(r.findings.count == 2 && r.findings.allSatisfy { $0.gapClass == .unexplained && $0.blockedBy == ["uniform_gap"] })
+        // What a reader sees (tester N): the evidence decided, not the team's rule; the verdict
+        // counts what it blocked; a hold naming no cell blocks every correction.
+        let text = Rendering.reconciliation(r)
+        #expect(text.contains("VERDICT: conclusive: 0 correction(s) proposed, 0 held for review, 2 finding(s) blocked by the evidence"), "\(text)")
+        #expect(text.contains("evidence, over rules:team.yaml input-is-ours") && text.contains("uniform_gap [blocks every correction]"), "\(text)")
+        #expect(Rendering.reconciliationMarkdown(r).contains("evidence, over rules:team.yaml input-is-ours"))
     }
 
     /// Input billed 10 % above the meter on Sonnet and 11.5 % on Haiku, output exact: `localized`
@@ -414,6 +420,30 @@ import VendorAnthropic
         var rules = base
         rules.rulesName = "a\u{0}b"
         #expect(refused(rules) == "rules_name")
+        // Tester N: a name without its text was dropped without a word (the defaults alone ran),
+        // and an empty name made the classifier `rules:`.
+        rules.rulesName = "team.yaml"
+        #expect(refused(rules) == "rules_name")
+        rules.rulesYAML = "version: 1\nrules: []\n"
+        #expect(refused(rules) == nil)
+        rules.rulesName = ""
+        #expect(refused(rules) == "rules_name")
+        var card = base
+        card.rateCardName = "ours.yaml"
+        #expect(refused(card) == "rate_card_name")
+    }
+
+    /// A team rule naming what no finding carries is said in the report, and decides nothing.
+    @Test func aRuleNamingATokenTypeNoFindingCarriesIsNoted() async throws {
+        let store = try await sonnet()
+        let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330")])
+        let rules = try ClassificationRules.load(
+            text: "version: 1\nrules:\n  - id: bill-cache\n    when: {token_type: [cache_read, cache_write_5min]}\n    class: metering_gap\n",
+            file: "team.yaml")
+        let r = try await run(store, [invoice]) { $0.teamRules = rules }
+        let note = r.reasons.first { $0.code == "rules_name_what_no_finding_carries" }
+        #expect(note?.effect == .note && note?.detail.contains("team.yaml:3 rule bill-cache: token_type 'cache_write_5min'") == true, "\(r.reasons)")
+        #expect(r.verdict == .conclusive && !r.corrections.isEmpty, "a note blocks nothing")
     }
 
     @Test func statedQuantitiesSurviveAMissingExchangeRate() async throws {

@@ -231,6 +231,63 @@ import Testing
         #expect(rules.classify(miss)?.rule == "rest")
     }
 
+    /// A tolerance as a share of what was metered scales with each cell: a bound in tokens sized
+    /// for the largest model swallowed a smaller model's whole outage (tester N).
+    @Test func aShareOfTheMeteredTokensBoundsAGap() throws {
+        let rules = try ClassificationRules.load(
+            text: """
+                version: 1
+                rules:
+                  - id: small
+                    when: {max_share: "0.005"}
+                    class: pass_through
+                  - id: large
+                    when: {min_share: "0.3"}
+                    class: pricing_gap
+                  - id: rest
+                    when: {}
+                    class: unexplained
+                """, file: "r.yaml")
+        func f(_ q: Int64, metered: Int64) -> GapFinding {
+            GapFinding(
+                modelID: "m", tokenType: .input, accountID: "a", quantity: q, amount: 1, metered: metered, vendor: metered + q, shape: .localized,
+                unmetered: false)
+        }
+        #expect(rules.classify(f(5_000, metered: 1_000_000))?.rule == "small", "exactly half a percent is within")
+        #expect(rules.classify(f(-5_000, metered: 1_000_000))?.rule == "small", "by its size")
+        #expect(rules.classify(f(5_001, metered: 1_000_000))?.rule == "rest")
+        #expect(rules.classify(f(300_000, metered: 1_000_000))?.rule == "large")
+        #expect(rules.classify(f(299_999, metered: 1_000_000))?.rule == "rest")
+        #expect(rules.classify(f(5, metered: 0))?.rule == "large", "nothing metered: above any maximum, beyond any minimum")
+    }
+
+    /// A token type or model no finding can carry makes a condition that matches nothing: a rule
+    /// billing `cache_write_5min` left lost 5-minute cache writes passed through (tester N). Said,
+    /// with the file, line and rule; names the cards or the run know are not.
+    @Test func namesNoFindingCanCarryAreSaid() throws {
+        let rules = try ClassificationRules.load(
+            text: """
+                version: 1
+                rules:
+                  - id: bill-cache
+                    when: {token_type: [cache_read, cache_write_5min], model: [claude-sonnet-4-5-20250929, claude-sonet-4-5, "claude-*", "gpt-9*"]}
+                    class: metering_gap
+                  - id: audio
+                    when: {token_type: input_audio}
+                    class: pass_through
+                """, file: "team.yaml")
+        let cards = try RateCardData.cards.map { try RateCard.load(text: $0.value, file: $0.key + ".yaml") }
+        let said = rules.unmatchableNames(card: nil, cards: cards)
+        #expect(said.count == 4, "\(said)")
+        #expect(said.contains { $0.hasPrefix("team.yaml:3 rule bill-cache: token_type 'cache_write_5min'") })
+        #expect(said.contains { $0.contains("model 'claude-sonet-4-5' is no model or alias") })
+        #expect(said.contains { $0.contains("model 'gpt-9*' is a pattern matching no model") })
+        #expect(said.contains { $0.contains("team.yaml:6 rule audio: token_type 'input_audio'") })
+        #expect(!said.contains { $0.contains("20250929") || $0.contains("'claude-*'") || $0.contains("'cache_read'") })
+        // A token type the run meters or bills is one findings carry.
+        #expect(rules.unmatchableNames(card: nil, cards: cards, runTokenTypes: [TokenType("input_audio")]).count == 3)
+    }
+
     /// 48 KB of YAML aliases of aliases made millions of rule examples (a server past a gigabyte):
     /// a config that expands past `YAMLNode.maxNodes` is refused before it is read.
     @Test func aliasesThatExpandPastTheBoundAreRefused() {
@@ -286,6 +343,13 @@ import Testing
         ),
         ("version: 1\nrules:\n  - id: x\n    when: {min_tokens: 1000, max_tokens: 10}\n    class: pass_through\n", 3, "matches nothing"),
         ("version: 1\nrules:\n  - id: x\n    when: {min_amount: \"5\", max_amount: \"1.5\"}\n    class: pass_through\n", 3, "matches nothing"),
+        ("version: 1\nrules:\n  - id: x\n    when: {min_share: \"0.5\", max_share: \"0.01\"}\n    class: pass_through\n", 3, "matches nothing"),
+        ("version: 1\nrules:\n  - id: x\n    when: {max_share: 0.005}\n    class: pass_through\n", 4, "quoted decimal"),
+        ("version: 1\nrules:\n  - id: x\n    when: {max_share: \"-0.1\"}\n    class: pass_through\n", 4, "max_share must be a share"),
+        // Tester N: an account no id can be matched nothing, silently.
+        ("version: 1\nrules:\n  - id: x\n    when: {account: \"acct 42\"}\n    class: pass_through\n", 4, "account 'acct 42' can match no account"),
+        // Its description quoted the whole file: a binary file printed kilobytes of raw bytes.
+        ("version: 1\n\u{01}\u{02}" + String(repeating: "\u{07}x", count: 2000), 1, "control characters are not allowed"),
         // From an outside tester: null read as the text "null" (a model so named matched); a
         // 10 MB name held the server a second per card alias; `[` was no glob; conditions and
         // ids that match nothing or print lines of their own were accepted.
@@ -321,6 +385,7 @@ import Testing
             Issue.record("accepted: \(message)")
         } catch let e as ConfigError {
             #expect(e.description.contains(message), "\(e.description)")
+            #expect(e.description.utf8.count < 500, "an error names the problem, not the file's text: \(e.description.utf8.count) bytes")
             #expect(abs(e.line - line) <= 1, "line \(e.line), expected about \(line): \(e.description)")
         } catch {
             Issue.record("\(error)")

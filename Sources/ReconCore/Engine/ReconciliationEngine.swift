@@ -133,7 +133,11 @@ public struct ReconciliationEngine: Sendable {
             plugin: plugin.classifiers + o.classifiers,
             team: o.teamRules?.resolvingModels(ClassificationRules.modelReader(card: card, cards: Array(cards.values))))
         let (teamRules, allCards) = (o.teamRules, Array(cards.values))
-        reasons += try await BlockingWork.run { Self.failingRuleExamples(teamRules, card: card, cards: allCards) }
+        let runTokenTypes = Set((Array(diff.vendor.keys) + Array(diff.metered.keys)).compactMap(\.tokenType))
+        reasons += try await BlockingWork.run {
+            Self.failingRuleExamples(teamRules, card: card, cards: allCards)
+                + Self.unmatchableRuleNames(teamRules, card: card, cards: allCards, runTokenTypes: runTokenTypes)
+        }
         var findings = Classification.classify(diff, chain: chain)
         let priceSteps = DailyEvidence.apply(
             to: &findings, diff, range: o.range,
@@ -420,6 +424,21 @@ public struct ReconciliationEngine: Sendable {
                 detail: "\(failing.count) example(s) of the rules fail: \(named.joined(separator: "; "))\(failing.count > 5 ? "; …" : ""): "
                     + "the rules do not classify gaps as they say they do",
                 remedy: "usagebox rules test \(rules.file), and fix the rules or their examples")
+        ]
+    }
+
+    /// A team rule's condition naming what no finding carries (a misspelt token type or model)
+    /// matches nothing, and the gaps it meant to class go to the next rule: said, with the names.
+    static func unmatchableRuleNames(
+        _ rules: ClassificationRules?, card: any RateCardConverter, cards: [RateCard], runTokenTypes: Set<TokenType>
+    ) -> [EvidenceReason] {
+        guard let warnings = rules?.unmatchableNames(card: card, cards: cards, runTokenTypes: runTokenTypes), !warnings.isEmpty else { return [] }
+        return [
+            EvidenceReason(
+                code: "rules_name_what_no_finding_carries", effect: .note,
+                detail: warnings.prefix(5).joined(separator: "; ") + (warnings.count > 5 ? "; …" : "")
+                    + ": those conditions match nothing, so the gaps they meant to class went to the rules after them",
+                remedy: "spell the names as findings carry them (usagebox ratecards show lists a card's models and token types)")
         ]
     }
 

@@ -141,8 +141,16 @@ public struct ReconciliationRequest: Codable, Sendable {
             throw UsageBoxError.invalidArgument("at most \(Self.maxInvoices) invoice files in one run, got \(invoices.count)", field: "invoices")
         }
         for (i, f) in invoices.enumerated() { try Self.checkName(f.name, field: "invoices[\(i)].name") }
-        if let rulesName { try Self.checkName(rulesName, field: "rules_name") }
-        if let rateCardName { try Self.checkName(rateCardName, field: "rate_card_name") }
+        // A name without its text was dropped without a word: the run used the defaults alone.
+        for (name, text, field, textField) in [
+            (rulesName, rulesYAML, "rules_name", "rules_yaml"), (rateCardName, rateCardYAML, "rate_card_name", "rate_card_yaml"),
+        ] {
+            guard let name else { continue }
+            try Self.checkName(name, field: field)
+            guard text != nil else {
+                throw UsageBoxError.invalidArgument("\(field) names the \(textField) sent with it, and none was sent", field: field)
+            }
+        }
         var o = ReconciliationOptions(
             vendor: vendor, invoices: invoices, range: try Self.period(from: from, to: to), account: accountID,
             invoiceScope: invoiceScope ?? .asGiven, scope: scope, runBy: runBy)
@@ -176,12 +184,17 @@ public struct ReconciliationRequest: Codable, Sendable {
     public static let maxInvoices = 10_000
     public static let maxNameLength = 1_024
 
-    /// A file's name as the report shows it: a path's length at most, no control characters.
+    /// A file's name as the report shows it: not empty, a path's length at most, no control characters.
     static func checkName(_ name: String, field: String) throws {
-        guard name.unicodeScalars.count <= maxNameLength, !name.unicodeScalars.contains(where: EventDecoder.isControl)
-        else {
+        let problem =
+            name.isEmpty
+            ? "is empty"
+            : name.unicodeScalars.count > maxNameLength
+                ? "has \(name.unicodeScalars.count) characters"
+                : name.unicodeScalars.contains(where: EventDecoder.isControl) ? "holds a control character" : nil
+        if let problem {
             throw UsageBoxError.invalidArgument(
-                "a file name is at most \(maxNameLength) characters, without control characters (got \(name.unicodeScalars.count))", field: field)
+                "a file name is 1 to \(maxNameLength) characters without control characters; this one \(problem)", field: field)
         }
     }
 
