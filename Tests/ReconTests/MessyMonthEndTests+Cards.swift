@@ -49,6 +49,36 @@ extension MessyMonthEndTests {
         try await store((1...31).map { ("acct_42", "claude-haiku-4-5", "input", 1_000_000, $0) }, vendor: "anthropic")
     }
 
+    /// The card halves every Haiku price from May 15 and the bill never moved: every token type
+    /// reads the same share over the meter from that day, and the one-model-factor hold took it
+    /// first, naming the share — which points a reader at the meter, not at the card (tester N).
+    /// Still held; the reason names the card's day.
+    @Test func aCardStepOnEveryTokenTypeOfAModelIsNamedAsTheCards() async throws {
+        let store = try await store(
+            (1...31).flatMap { [("acct_42", "claude-haiku-4-5", "input", 1_000_000, $0), ("acct_42", "claude-haiku-4-5", "output", 100_000, $0)] },
+            vendor: "anthropic")
+        let invoice = S.costReport(
+            (1...31).flatMap {
+                [
+                    .init(day: $0, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100"),
+                    .init(day: $0, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "50"),
+                ]
+            })
+        let original =
+            #"      - {from: "2025-10-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing, litellm]}"#
+        let stepped = [
+            #"      - {from: "2025-10-15", to: "2026-05-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}"#,
+            #"      - {from: "2026-05-15", rates: {input: "0.50", output: "2.50", cache_read: "0.05", cache_write_5m: "0.625", cache_write_1h: "1"}, src: [anthropic_pricing]}"#,
+        ].joined(separator: "\n")
+        let card = try RateCard.load(text: RateCardData.cards["anthropic"]!.replacingOccurrences(of: original, with: stepped), file: "stepped.yaml")
+        let r = try await run("anthropic", [invoice], store, account: "acct_42") { $0.rateCard = card }
+        let gapped = r.findings.filter { $0.gapClass != .withinTolerance }
+        #expect(gapped.count == 2, "\(r.findings.map { "\($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.reason)" })")
+        #expect(
+            gapped.allSatisfy { $0.gapClass == .unexplained && $0.reason == "card_price_changed_on_2026-05-15_the_bill_did_not" }, "\(gapped.map(\.reason))")
+        #expect(r.corrections.isEmpty && r.held.isEmpty)
+    }
+
     /// The card cuts Haiku input to $0.50 from May 15; the vendor billed $1 a day all month (the
     /// card's date, or the cut itself, is wrong). Read at the card's price the bill is 1.5× the
     /// meter from May 15 — and the money per metered token never moved, which a real cut would

@@ -716,8 +716,10 @@ enum DailyEvidence {
         // The card's price changes on a day inside the period and the vendor's money per metered
         // token does not move that day: had the vendor changed its price as the card says, the
         // money would have stepped with it. The card (or its date) is wrong for this bill, and the
-        // gap it makes from that day is no lost usage, so it is held rather than corrected.
-        for i in findings.indices where findings[i].gapClass == .meteringGap {
+        // gap it makes from that day is no lost usage, so it is held rather than corrected. A card
+        // step on every token type of a model reads as one factor on the model too, held above:
+        // the card's day is named instead, since it says where to look (tester N).
+        for i in findings.indices where findings[i].gapClass == .meteringGap || findings[i].isEngine("one-model-factor") {
             guard let card = cardChangeTheMoneyDoesNotShow(findings[i], diff, range: range, cardPrice: cardPrice, cardChanges: cardChanges)
             else { continue }
             findings[i].gapClass = .unexplained
