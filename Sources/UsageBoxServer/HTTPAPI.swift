@@ -44,7 +44,7 @@ public struct HTTPAPI: Sendable {
         largeBodies = WorkLimiter(perKey: limits.largeBodiesPerKey, overall: limits.largeBodiesOverall, what: "requests with bodies over 1 MiB")
         smallBodies = WorkLimiter(
             perKey: limits.smallBodyBytesPerKey, overall: limits.smallBodyBytesOverall, what: "of request bodies up to 1 MiB",
-            amount: { "\($0 >> 20) MiB" })
+            amount: WorkLimiter.mebibytes)
         reads = WorkLimiter(perKey: limits.readsPerKey, overall: limits.readsOverall, what: "usage reads")
         authFailures = AuthFailureLimiter(perMinute: limits.failedAuthPerMinute, window: limits.failedAuthWindow)
     }

@@ -54,13 +54,25 @@ actor WorkLimiter {
         self.amount = amount
     }
 
+    /// Bytes as a 429 names them: whole MiB when exact, else to a tenth (`31.5 MiB`).
+    static func mebibytes(_ bytes: Int) -> String {
+        if bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }
+        let tenths = (bytes * 10 + (1 << 19)) >> 20
+        return "\(tenths / 10).\(tenths % 10) MiB"
+    }
+
     /// Takes `weight` of the limits (one place, or a body's bytes).
     func acquire(_ key: String, weight: Int = 1) throws {
+        // What is in flight against the limit, and what this request asks, when it weighs more
+        // than one place: "32 MiB" alone read as the limit, not as what was already held.
+        func held(_ now: Int, _ limit: Int) -> String {
+            "\(amount(now)) \(what) (at most \(amount(limit))\(weight > 1 ? "; this one declares \(amount(weight))" : ""))"
+        }
         guard total + weight <= overall else {
-            throw UsageBoxError.rateLimited("\(amount(overall)) \(what) are already running on this server; try again shortly", retryAfter: 1)
+            throw UsageBoxError.rateLimited("this server already runs \(held(total, overall)); try again shortly", retryAfter: 1)
         }
         guard running[key, default: 0] + weight <= perKey else {
-            throw UsageBoxError.rateLimited("this key already runs \(amount(perKey)) \(what); wait for one to finish", retryAfter: 1)
+            throw UsageBoxError.rateLimited("this key already runs \(held(running[key, default: 0], perKey)); wait for one to finish", retryAfter: 1)
         }
         running[key, default: 0] += weight
         total += weight

@@ -30,6 +30,12 @@ extension UsageBoxCommand {
         @Option(name: .customLong("expensive-overall"), help: "Expensive requests at once on the whole server.") var expensiveOverall = 4
         @Option(name: .customLong("reads-per-key"), help: "Usage reads at once per key.") var readsPerKey = RequestLimits().readsPerKey
         @Option(name: .customLong("reads-overall"), help: "Usage reads at once on the whole server.") var readsOverall = RequestLimits().readsOverall
+        @Option(
+            name: .customLong("small-bodies-mb-per-key"),
+            help: "MiB of request bodies up to 1 MiB (by their Content-Length) read at once per key; past it, 429.")
+        var smallBodiesMBPerKey = RequestLimits().smallBodyBytesPerKey >> 20
+        @Option(name: .customLong("small-bodies-mb-overall"), help: "MiB of request bodies up to 1 MiB read at once on the whole server.")
+        var smallBodiesMBOverall = RequestLimits().smallBodyBytesOverall >> 20
         @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection is closed.") var idleTimeout = 30
         @Option(
             name: .customLong("max-connections"),
@@ -71,10 +77,11 @@ extension UsageBoxCommand {
             let host = self.host
             guard maxInvoiceMB > 0, maxInvoiceMB <= 1024, expensivePerKey > 0, expensiveOverall >= expensivePerKey, readsPerKey > 0,
                 readsOverall >= readsPerKey, idleTimeout > 0, requestTimeout > 0,
-                failedAuthPerMinute > 0
+                failedAuthPerMinute > 0, smallBodiesMBPerKey > 0, smallBodiesMBOverall >= smallBodiesMBPerKey, smallBodiesMBOverall <= 1 << 20
             else {
                 throw ValidationError(
-                    "limits must be positive, --max-invoice-mb at most 1024, --expensive-overall at least --expensive-per-key, --reads-overall at least --reads-per-key"
+                    "limits must be positive, --max-invoice-mb at most 1024, --expensive-overall at least --expensive-per-key, --reads-overall at least --reads-per-key, "
+                        + "--small-bodies-mb-overall at least --small-bodies-mb-per-key"
                 )
             }
             var limits = RequestLimits()
@@ -84,6 +91,8 @@ extension UsageBoxCommand {
             limits.readsPerKey = readsPerKey
             limits.readsOverall = readsOverall
             limits.failedAuthPerMinute = failedAuthPerMinute
+            limits.smallBodyBytesPerKey = smallBodiesMBPerKey << 20
+            limits.smallBodyBytesOverall = smallBodiesMBOverall << 20
             // Prometheus metrics at /metrics; the store's size is the SQLite file's (with its WAL).
             let sizePath: String? =
                 location.store == nil && ProcessInfo.processInfo.environment["USAGEBOX_STORE"] == nil

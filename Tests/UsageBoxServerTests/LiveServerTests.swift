@@ -287,15 +287,15 @@ import UsageBoxTesting
 
     /// Bodies just under 1 MiB, each stalled after its headers: the limit on large bodies did
     /// not count them, and one reader key's 500 connections held 686 MB (an outside tester).
-    /// Their declared bytes come out of a budget (32 MiB a key): past it, 429 at once; freed when
-    /// the connections go.
+    /// Their declared bytes come out of a budget (32 MiB a key, `--small-bodies-mb-per-key`, 4
+    /// here): past it, 429 at once, saying what is in flight; freed when the connections go.
     @Test func stalledBodiesUnderOneMiBTakeTheirBytesFromABudget() throws {
-        let server = try Server(withDemoData: false)
+        let server = try Server(withDemoData: false, serveArguments: ["--small-bodies-mb-per-key", "4"])
         let port = try #require(URL(string: server.url)?.port)
         let size = 1_000_000
         var held: [Int32] = []
         defer { for fd in held { close(fd) } }
-        for _ in 0..<33 {
+        for _ in 0..<4 {
             let fd = try Self.connect(port: port)
             let head =
                 "POST /v1/query/sql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Server.key)\r\nContent-Type: application/json\r\n"
@@ -320,7 +320,7 @@ import UsageBoxTesting
             Thread.sleep(forTimeInterval: 0.2)
             refused = try post()
         }
-        #expect(refused == "429", "33 stalled bodies of 1,000,000 bytes and this one fit no 32 MiB budget: \(refused)")
+        #expect(refused == "429", "4 stalled bodies of 1,000,000 bytes and this one fit no 4 MiB budget: \(refused)")
         // A refused body is not read: the 429 comes at the headers and the connection closes after
         // it, where the server read each refused body to its end and threw it away (1,000 refused
         // uploads of 900 KB took `serve` from 89 to 410 MB).
@@ -341,6 +341,9 @@ import UsageBoxTesting
         }
         let reply = String(decoding: answer, as: UTF8.self)
         #expect(reply.hasPrefix("HTTP/1.1 429") && closed, "the refused request's connection stayed open for its body: \(reply)")
+        #expect(
+            reply.contains("this key already runs 3.8 MiB of request bodies up to 1 MiB (at most 4 MiB; this one declares 1.0 MiB)"),
+            "the 429 says what is in flight: \(reply)")
         for fd in held { close(fd) }
         held = []
         var answered = ""
