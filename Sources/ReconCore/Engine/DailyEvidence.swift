@@ -871,9 +871,12 @@ enum DailyEvidence {
             guard total > 0 else { return nil }
             // The others that cover the most first: a pair relabelled every day before a type an
             // outage touched on two of those days.
-            func onDays(_ e: [Int64: UInt64]) -> UInt64 { residual.keys.reduce(UInt64(0)) { $0 &+ min(e[$1] ?? 0, residual[$1]!) } }
+            let ordered = sides.map { y, e -> (y: Int, e: [Int64: UInt64], cover: UInt64) in
+                let e = e ?? [:]
+                return (y, e, residual.reduce(UInt64(0)) { $0 &+ min(e[$1.key] ?? 0, $1.value) })
+            }.sorted { $0.cover > $1.cover || ($0.cover == $1.cover && $0.y < $1.y) }
             var taken: [Int] = [], covered = UInt64(0)
-            for (y, e) in sides.map({ ($0.0, $0.1 ?? [:]) }).sorted(by: { onDays($0.1) > onDays($1.1) || (onDays($0.1) == onDays($1.1) && $0.0 < $1.0) }) {
+            for (y, e, _) in ordered {
                 let own = e.filter { !lost.contains($0.key) }.values.reduce(UInt64(0), &+)
                 let inside = residual.keys.reduce(UInt64(0)) { $0 &+ (e[$1] ?? 0) }
                 var covers = UInt64(0), after = residual
