@@ -187,7 +187,7 @@ let package = Package(
             name: "ReconTests",
             dependencies: [
                 "ReconCore", "ReconPlugins", "RateCardData", "FormatReaders", "ExactJSON", "Metering",
-                "MeterStoreSQLite", "UsageBoxTesting", "UsageBoxApp",
+                "MeterStoreSQLite", "UsageBoxTesting", "UsageBoxApp", "ReportPages",
             ],
             exclude: ["FuzzFindings", "Fixtures"],
             swiftSettings: swiftSettings

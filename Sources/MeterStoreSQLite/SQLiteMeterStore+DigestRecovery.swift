@@ -16,29 +16,45 @@ extension SQLiteMeterStore {
                     db,
                     sql: """
                         SELECT id, account_id FROM segment
-                        WHERE sealed_at IS NULL AND seq_base IS NOT NULL AND event_count > 0 AND running_hash IS NOT NULL ORDER BY id
+                        WHERE sealed_at IS NULL AND seq_base IS NOT NULL AND event_count > 0 AND running_hash IS NOT NULL
+                          AND post_close_count IS NOT NULL
+                        ORDER BY id
                         """
                 ).map { ($0[0] as Int64, $0[1] as String) }
-            }
+            }.filter { !digestCache.has($0.0) }
+            // Every one at once: a full segment waiting its turn keeps taking events too, rather
+            // than being re-read in the writer by its account's next batch.
+            for (id, _) in open { digestCache.setPreparing(id, true) }
+            defer { for (id, _) in open { digestCache.setPreparing(id, false) } }
             var prepared = 0
-            for (id, account) in open where !digestCache.has(id) {
-                digestCache.setPreparing(id, true)
+            for (id, account) in open {
                 defer { digestCache.setPreparing(id, false) }
-                if try await prepareDigest(segment: id, account: account) { prepared += 1 }
+                do {
+                    if let snapshot = try await snapshotDigest(segment: id, account: account), try await installDigest(snapshot) { prepared += 1 }
+                } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    // That segment is sealed from a re-read, as before; the others are still prepared.
+                    continue
+                }
             }
             return prepared
         }
     }
 
-    private func prepareDigest(segment id: Int64, account: String) async throws -> Bool {
-        guard let (d, epoch) = try await snapshotDigest(segment: id, account: account) else { return false }
-        return try await installDigest(d, account: account, epoch: epoch)
+    /// A segment's digest as a reader saw it, with what its statistics' keys were read under.
+    struct DigestSnapshot {
+        var digest: SegmentDigest
+        var account: String
+        var epoch: Int
+        /// Every meter's unit and kept dimensions, which decide the rollup key of each event.
+        var meters: [String: MeterConfig]
     }
 
     /// The segment's digest as a reader sees it now, if it matches what the writer kept.
-    func snapshotDigest(segment id: Int64, account: String) async throws -> (SegmentDigest, epoch: Int)? {
+    func snapshotDigest(segment id: Int64, account: String) async throws -> DigestSnapshot? {
         let epoch = digestCache.epoch
-        let snapshot = try await writer.read { db -> SegmentDigest? in
+        return try await writer.read { db -> DigestSnapshot? in
             let previous = try self.previousSealedHash(db, account: account, before: id)
             var keys = try KeyDirectory(db)
             var unknownKey = false
@@ -48,33 +64,41 @@ extension SQLiteMeterStore {
                 return key
             }
             d.segmentID = id
-            return try unknownKey || !Self.matchesStored(db, d) ? nil : d
+            guard !unknownKey, try Self.matchesStored(db, d) else { return nil }
+            return DigestSnapshot(digest: d, account: account, epoch: epoch, meters: keys.meters)
         }
-        return snapshot.map { ($0, epoch) }
     }
 
-    /// Hands a snapshot's digest to the writer, with the events stored since added.
-    func installDigest(_ snapshot: SegmentDigest, account: String, epoch: Int) async throws -> Bool {
-        let id = snapshot.segmentID
+    /// Hands a snapshot's digest to the writer, with the events stored since. Published from
+    /// inside the writer's transaction (it writes nothing, so nothing can roll back under it):
+    /// published after, a batch queued behind it found no digest, and the segment was sealed from
+    /// a re-read after all; a rollup change queued behind it found nothing to forget (review 9).
+    func installDigest(_ snapshot: DigestSnapshot) async throws -> Bool {
+        let id = snapshot.digest.segmentID
         return try await write { db, ctx in
-            // Anything that made digests stale since the snapshot (a rollup rebuild, another
-            // process's commit) leaves this one out too.
-            guard self.digestCache.epoch == epoch, !self.digestCache.has(id), ctx.digests[id] == nil,
-                try self.previousSealedHash(db, account: account, before: id) == snapshot.previous,
+            // Anything that made digests stale since the snapshot leaves this one out: a rollup
+            // change (in this process or another, committed or not when the snapshot was read)
+            // files statistics under other keys, so the meters must read as they did.
+            guard self.digestCache.epoch == snapshot.epoch, !self.digestCache.has(id), ctx.digests[id] == nil,
+                try KeyDirectory.meters(db) == snapshot.meters,
+                try self.previousSealedHash(db, account: snapshot.account, before: id) == snapshot.digest.previous,
                 let base = try Int64.fetchOne(db, sql: "SELECT seq_base FROM segment WHERE id = ? AND sealed_at IS NULL", arguments: [id])
             else { return false }
-            var d = snapshot
+            var d = snapshot.digest
             let since = try Row.fetchCursor(
                 db.cachedStatement(
                     sql: """
                         SELECT \(Self.eventColumns), post_close FROM event WHERE seq >= ? AND seq < ? AND segment_id = ? ORDER BY seq
                         """), arguments: [base + d.count, base + Self.legacySeqLimit, id])
+            var keys = try KeyDirectory(db)
             while let row = try since.next() {
                 let e = Self.event(from: row)
-                d.add(e, key: try ctx.keyID(db, ctx.rollupKey(db, e)), postClose: row[10])
+                let key = try keys.id(for: e, db)
+                guard key >= 0 else { return false }
+                d.add(e, key: key, postClose: row[10])
             }
             guard try Self.matchesStored(db, d) else { return false }
-            ctx.digests[id] = d
+            self.digestCache.put([id: d])
             return true
         }
     }

@@ -4,7 +4,7 @@ import Metering
 import SegmentChain
 
 /// A meter's settings as read inside one transaction.
-struct MeterConfig: Sendable {
+struct MeterConfig: Sendable, Equatable {
     var unit: String?
     /// nil keeps every dimension.
     var rollupDimensions: Set<String>?

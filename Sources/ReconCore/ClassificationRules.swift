@@ -228,8 +228,11 @@ public struct ClassificationRules: GapClassifier, Sendable {
                     case "min_share", "max_share":
                         // A tolerance sized in tokens for the largest model swallowed a smaller
                         // model's whole outage (tester N): a share scales with each cell.
-                        guard let d = ExactDecimal.parse(try v.decimalString(k)), d >= 0 else {
-                            throw v.error("\(k) must be a share of the metered tokens, 0 or more, quoted: \"0.005\" is half a percent")
+                        // At most 18 digits, so a share times a 64-bit count stays within Decimal's
+                        // 38 exact digits (review 9).
+                        let text = try v.decimalString(k)
+                        guard let d = ExactDecimal.parse(text), d >= 0, text.filter(\.isNumber).count <= 18 else {
+                            throw v.error("\(k) must be a share of the metered tokens, 0 or more, at most 18 digits, quoted: \"0.005\" is half a percent")
                         }
                         if k == "min_share" { r.minShare = d } else { r.maxShare = d }
                     case "shape": r.shape = try Self.shape(v)
@@ -246,6 +249,9 @@ public struct ClassificationRules: GapClassifier, Sendable {
         guard let gapClass else { throw node.error("rule \(id ?? "#\(index + 1)") needs a class") }
         // A rule that can match nothing was accepted, and its examples passed.
         if let lo = r.minTokens, let hi = r.maxTokens, lo > hi { throw node.error("min_tokens \(lo) is above max_tokens \(hi): the rule matches nothing") }
+        if r.maxShare != nil, r.unmetered == true {
+            throw node.error("max_share with unmetered: true matches nothing: a gap with nothing metered is above any share")
+        }
         if let lo = r.minShare, let hi = r.maxShare, lo > hi {
             throw node.error("min_share \(ExactDecimal.text(lo)) is above max_share \(ExactDecimal.text(hi)): the rule matches nothing")
         }
@@ -290,8 +296,9 @@ public struct ClassificationRules: GapClassifier, Sendable {
 
     /// An account condition that an account id can match: `acct 42` matched nothing, silently.
     private static func accountPattern(_ p: String, _ v: YAMLNode) throws -> String {
+        // The characters an id may hold (a pattern of dots and globs, `*.*`, can still match `a.b`).
         let fixed = p.filter { $0 != "*" && $0 != "?" }
-        guard fixed.isEmpty || EventDecoder.isValidIdentifier(fixed) else {
+        guard fixed.isEmpty || EventDecoder.isValidIdentifier(fixed) || fixed.allSatisfy({ $0 == "." }) else {
             throw v.error("account '\(p)' can match no account: account ids are \(EventDecoder.identifierRule)")
         }
         return p
@@ -327,10 +334,13 @@ public struct ClassificationRules: GapClassifier, Sendable {
     /// `cache_write_5min` left lost 5-minute cache writes passed through without a word (tester N).
     /// Said, not refused: a team's own card or meter may name what the shipped cards do not.
     /// Read before `resolvingModels` (a name a card knows is rewritten to its own).
-    public func unmatchableNames(card: (any RateCardConverter)?, cards: [RateCard], runTokenTypes: Set<TokenType> = []) -> [String] {
+    public func unmatchableNames(
+        card: (any RateCardConverter)?, cards: [RateCard], runTokenTypes: Set<TokenType> = [], runModels: Set<String> = []
+    ) -> [String] {
         var known = Set((TokenType.canonical + runTokenTypes + cards.flatMap(\.tokenTypes)).map(\.rawValue))
         if let own = card as? RateCard { known.formUnion(own.tokenTypes.map(\.rawValue)) }
-        let cardModels = Set(cards.flatMap(\.models) + (card?.models ?? []))
+        // A model only the run knows (a fine-tune the meter records) is one findings carry.
+        let cardModels = Set(cards.flatMap(\.models) + (card?.models ?? [])).union(runModels)
         let reader = Self.modelReader(card: card, cards: cards)
         var warnings: [String] = []
         for r in rules {
@@ -344,7 +354,7 @@ public struct ClassificationRules: GapClassifier, Sendable {
                 let isGlob = m.contains(where: { "*?".contains($0) })
                 if isGlob ? !cardModels.contains(where: { glob(m, $0) }) : reader(m) == nil && !cardModels.contains(m) {
                     warnings.append(
-                        "\(at): model '\(m)' is \(isGlob ? "a pattern matching no model" : "no model or alias") of any card: it matches only findings of a model so named"
+                        "\(at): model '\(m)' is \(isGlob ? "a pattern matching no model" : "no model or alias") of any card (findings name models as the cards do)"
                     )
                 }
             }

@@ -310,6 +310,11 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         /// `token-type-swap` or `stated-quantity` too (such an id lifted the swap hold).
         func isEngine(_ rule: String) -> Bool { classifier == "engine" && self.rule == rule }
 
+        /// Who decided, as reports print it: a blocked finding was decided by the evidence,
+        /// whatever rule classed it first (the rule alone read as if a team's rule had called the
+        /// gap unexplained: tester N).
+        public var decidedBy: String { blockedBy.isEmpty ? "\(classifier) \(rule)" : "evidence, over \(classifier) \(rule)" }
+
         public var modelID: String
         public var tokenType: TokenType?
         public var accountID: String?
@@ -565,12 +570,14 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
 
     public var isConclusive: Bool { verdict == .conclusive }
 
-    /// What a conclusive run proposes, holds, and what the evidence blocked (a blocked cell is in
-    /// neither list: a verdict of "0 held" beside one read as if nothing had been kept back).
+    /// What a run proposes, holds, and what the evidence kept back: findings a limit blocked and
+    /// those the engine's own checks made `unexplained` (a factor, a card step, a swap, a given
+    /// rate). Such a cell is in neither list: a verdict of "0 held" beside one read as if nothing
+    /// had been kept back (tester N).
     public var proposalSummary: String {
-        let blocked = findings.filter { !$0.blockedBy.isEmpty }.count
+        let kept = findings.filter { !$0.blockedBy.isEmpty || ($0.classifier == "engine" && $0.gapClass == .unexplained) }.count
         return "\(corrections.count) correction(s) proposed, \(held.count) held for review"
-            + (blocked > 0 ? ", \(blocked) finding(s) blocked by the evidence" : "")
+            + (kept > 0 ? ", \(kept) finding(s) kept back by the evidence" : "")
     }
 }
 
@@ -645,9 +652,8 @@ public struct EvidenceReason: Codable, Equatable, Sendable {
     public var effectLabel: String? {
         switch effect {
         case .note, .inconclusive: return nil
-        case .blocksCell where modelID == nil && tokenType == nil:
-            return accountID.map { "blocks every correction of \($0)" } ?? "blocks every correction"
-        case .blocksCell where modelID == nil: return "blocks every \(tokenType!.rawValue) correction"
+        case .blocksCell where modelID == nil:
+            return "blocks every \(tokenType.map { $0.rawValue + " " } ?? "")correction\(accountID.map { " of \($0)" } ?? "")"
         default: return effect.rawValue.replacingOccurrences(of: "_", with: " ")
         }
     }

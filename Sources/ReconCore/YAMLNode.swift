@@ -191,7 +191,11 @@ struct YAMLNode {
         if s.style == .plain, Double(s.string) != nil {
             throw error("\(what) is written as a number (\(s.string)); write it as a quoted decimal string, e.g. \"\(s.string)\"")
         }
-        guard ExactDecimal.parse(s.string) != nil else { throw error("\(what) is not a decimal: '\(s.string)'") }
+        guard ExactDecimal.parse(s.string) != nil else {
+            let digits = s.string.filter(\.isNumber).count
+            let shaped = digits > 0 && s.string.allSatisfy { $0.isNumber || $0 == "." || $0 == "-" }
+            throw error(shaped && digits > 38 ? "\(what) has \(digits) digits; a decimal here holds 38 at most" : "\(what) is not a decimal: '\(s.string)'")
+        }
         return s.string
     }
 

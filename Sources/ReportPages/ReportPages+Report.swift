@@ -53,7 +53,7 @@ extension ReportPages {
             "findings": r.findings.map { f -> [String: Any] in
                 var out: [String: Any] = [
                     "model": f.modelID, "tokenType": f.tokenType?.rawValue ?? "(all)", "account": f.accountID ?? "—",
-                    "quantity": Format.signed(f.quantity), "amount": Format.money(f.amount), "gapClass": f.gapClass.rawValue, "rule": f.rule,
+                    "quantity": Format.signed(f.quantity), "amount": Format.money(f.amount), "gapClass": f.gapClass.rawValue, "rule": f.decidedBy,
                     "reason": f.reason, "since": f.gapSince.map { "\($0)\(f.gapDays.map { " (\($0) days)" } ?? "")" } ?? "",
                 ]
                 if !f.blockedBy.isEmpty { out["blockedBy"] = f.blockedBy.joined(separator: ", ") }

@@ -91,7 +91,7 @@ extension Rendering {
                     rows: r.findings.map { f in
                         [
                             f.modelID, f.tokenType?.rawValue ?? "(all)", f.accountID ?? "(unattributed)", signed(f.quantity), money(f.amount),
-                            f.gapSince.map { "\($0) (\(f.gapDays ?? 0)d)" } ?? "", f.gapClass.rawValue, decidedBy(f), findingReason(f),
+                            f.gapSince.map { "\($0) (\(f.gapDays ?? 0)d)" } ?? "", f.gapClass.rawValue, f.decidedBy, findingReason(f),
                         ]
                     }, rightAligned: [3, 4]
                 ).render())
@@ -151,12 +151,6 @@ extension Rendering {
         return out.joined(separator: "\n")
     }
 
-    /// A blocked finding was decided by the evidence, whatever rule classed it first: the rule
-    /// alone read as if a team's rule had called the gap unexplained (tester N).
-    static func decidedBy(_ f: ReconciliationReport.Finding) -> String {
-        f.blockedBy.isEmpty ? "\(f.classifier) \(f.rule)" : "evidence, over \(f.classifier) \(f.rule)"
-    }
-
     static func findingReason(_ f: ReconciliationReport.Finding) -> String {
         if !f.blockedBy.isEmpty { return "blocked: \(f.blockedBy.joined(separator: ", "))" }
         if let other = f.pairedWith { return "\(f.reason) (with \(other.rawValue); the pair nets \(f.pairAmount.map(money) ?? "0"))" }
@@ -211,14 +205,14 @@ extension Rendering {
                 + rows.map { "| " + $0.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |" }).joined(separator: "\n")
         }
         var out = ["# Reconciliation \(r.id)", ""]
-        out.append("**\(r.isConclusive ? "Conclusive" : "Inconclusive")**: \(r.corrections.count) correction(s) proposed, \(r.held.count) held for review.")
+        out.append("**\(r.isConclusive ? "Conclusive" : "Inconclusive")**: \(r.proposalSummary).")
         out.append("")
         if !r.reasons.isEmpty {
             out.append(
                 table(
                     ["reason", "effect", "detail", "what would lift it"],
                     r.reasons.map {
-                        [$0.code, $0.effect.rawValue, $0.detail, $0.remedy ?? ""]
+                        [$0.code, $0.effectLabel ?? $0.effect.rawValue, $0.detail, $0.remedy ?? ""]
                     }))
             out.append("")
         }
@@ -257,7 +251,7 @@ extension Rendering {
                         [
                             f.modelID, f.tokenType?.rawValue ?? "", f.accountID ?? "—", signed(f.quantity), money(f.amount), f.gapSince ?? "",
                             f.gapClass.rawValue,
-                            decidedBy(f), findingReason(f),
+                            f.decidedBy, findingReason(f),
                         ]
                     }))
         for step in r.priceSteps {

@@ -21,6 +21,8 @@ public struct SegmentSealer: Service {
             do {
                 let prepared = try await store.prepareOpenSegments()
                 if prepared > 0 { logger.info("prepared open segments left by an earlier process", metadata: ["segments": "\(prepared)"]) }
+            } catch is CancellationError {
+                // Shut down while preparing: nothing failed.
             } catch {
                 logger.error("preparing open segments failed", metadata: ["error": "\(error)"])
             }

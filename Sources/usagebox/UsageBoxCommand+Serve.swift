@@ -81,7 +81,7 @@ extension UsageBoxCommand {
             else {
                 throw ValidationError(
                     "limits must be positive, --max-invoice-mb at most 1024, --expensive-overall at least --expensive-per-key, --reads-overall at least --reads-per-key, "
-                        + "--small-bodies-mb-overall at least --small-bodies-mb-per-key"
+                        + "--small-bodies-mb-overall at least --small-bodies-mb-per-key and at most 1048576"
                 )
             }
             var limits = RequestLimits()

@@ -3,6 +3,7 @@ import Foundation
 import MeterStoreSQLite
 import Metering
 import ReconCore
+import ReportPages
 import Testing
 import UsageBoxApp
 import VendorAnthropic
@@ -218,9 +219,14 @@ import VendorAnthropic
         // What a reader sees (tester N): the evidence decided, not the team's rule; the verdict
         // counts what it blocked; a hold naming no cell blocks every correction.
         let text = Rendering.reconciliation(r)
-        #expect(text.contains("VERDICT: conclusive: 0 correction(s) proposed, 0 held for review, 2 finding(s) blocked by the evidence"), "\(text)")
+        #expect(text.contains("VERDICT: conclusive: 0 correction(s) proposed, 0 held for review, 2 finding(s) kept back by the evidence"), "\(text)")
         #expect(text.contains("evidence, over rules:team.yaml input-is-ours") && text.contains("uniform_gap [blocks every correction]"), "\(text)")
-        #expect(Rendering.reconciliationMarkdown(r).contains("evidence, over rules:team.yaml input-is-ours"))
+        let markdown = Rendering.reconciliationMarkdown(r)
+        #expect(
+            markdown.contains("evidence, over rules:team.yaml input-is-ours") && markdown.contains("| uniform_gap | blocks every correction |"), "\(markdown)")
+        #expect(markdown.contains("0 held for review, 2 finding(s) kept back by the evidence"))
+        let page = ReportPages.report(r)
+        #expect(page.contains("evidence, over rules:team.yaml input-is-ours"))
     }
 
     /// Input billed 10 % above the meter on Sonnet and 11.5 % on Haiku, output exact: `localized`

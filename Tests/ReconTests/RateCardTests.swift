@@ -284,8 +284,13 @@ import Testing
         #expect(said.contains { $0.contains("model 'gpt-9*' is a pattern matching no model") })
         #expect(said.contains { $0.contains("team.yaml:6 rule audio: token_type 'input_audio'") })
         #expect(!said.contains { $0.contains("20250929") || $0.contains("'claude-*'") || $0.contains("'cache_read'") })
-        // A token type the run meters or bills is one findings carry.
+        // A token type or model the run meters or bills is one findings carry.
         #expect(rules.unmatchableNames(card: nil, cards: cards, runTokenTypes: [TokenType("input_audio")]).count == 3)
+        #expect(rules.unmatchableNames(card: nil, cards: cards, runModels: ["claude-sonet-4-5"]).count == 3)
+        // A pattern of dots and globs can match an id like `a.b`.
+        #expect(
+            (try? ClassificationRules.load(text: "version: 1\nrules:\n  - id: x\n    when: {account: \"*.*\"}\n    class: pass_through\n", file: "r.yaml"))
+                != nil)
     }
 
     /// 48 KB of YAML aliases of aliases made millions of rule examples (a server past a gigabyte):
@@ -348,6 +353,9 @@ import Testing
         ("version: 1\nrules:\n  - id: x\n    when: {max_share: \"-0.1\"}\n    class: pass_through\n", 4, "max_share must be a share"),
         // Tester N: an account no id can be matched nothing, silently.
         ("version: 1\nrules:\n  - id: x\n    when: {account: \"acct 42\"}\n    class: pass_through\n", 4, "account 'acct 42' can match no account"),
+        ("version: 1\nrules:\n  - id: x\n    when: {max_share: \"0.0000000000000000001\"}\n    class: pass_through\n", 4, "at most 18 digits"),
+        ("version: 1\nrules:\n  - id: x\n    when: {max_share: \"0.01\", unmetered: true}\n    class: pass_through\n", 3, "matches nothing"),
+        ("version: 1\nrules:\n  - id: x\n    when: {max_amount: \"\(String(repeating: "9", count: 40))\"}\n    class: pass_through\n", 4, "40 digits"),
         // Its description quoted the whole file: a binary file printed kilobytes of raw bytes.
         ("version: 1\n\u{01}\u{02}" + String(repeating: "\u{07}x", count: 2000), 1, "control characters are not allowed"),
         // From an outside tester: null read as the text "null" (a model so named matched); a

@@ -133,10 +133,11 @@ public struct ReconciliationEngine: Sendable {
             plugin: plugin.classifiers + o.classifiers,
             team: o.teamRules?.resolvingModels(ClassificationRules.modelReader(card: card, cards: Array(cards.values))))
         let (teamRules, allCards) = (o.teamRules, Array(cards.values))
-        let runTokenTypes = Set((Array(diff.vendor.keys) + Array(diff.metered.keys)).compactMap(\.tokenType))
+        let runCells = Array(diff.vendor.keys) + Array(diff.metered.keys)
+        let (runTokenTypes, runModels) = (Set(runCells.compactMap(\.tokenType)), Set(runCells.map(\.model)))
         reasons += try await BlockingWork.run {
             Self.failingRuleExamples(teamRules, card: card, cards: allCards)
-                + Self.unmatchableRuleNames(teamRules, card: card, cards: allCards, runTokenTypes: runTokenTypes)
+                + Self.unmatchableRuleNames(teamRules, card: card, cards: allCards, runTokenTypes: runTokenTypes, runModels: runModels)
         }
         var findings = Classification.classify(diff, chain: chain)
         let priceSteps = DailyEvidence.apply(
@@ -430,14 +431,15 @@ public struct ReconciliationEngine: Sendable {
     /// A team rule's condition naming what no finding carries (a misspelt token type or model)
     /// matches nothing, and the gaps it meant to class go to the next rule: said, with the names.
     static func unmatchableRuleNames(
-        _ rules: ClassificationRules?, card: any RateCardConverter, cards: [RateCard], runTokenTypes: Set<TokenType>
+        _ rules: ClassificationRules?, card: any RateCardConverter, cards: [RateCard], runTokenTypes: Set<TokenType>, runModels: Set<String>
     ) -> [EvidenceReason] {
-        guard let warnings = rules?.unmatchableNames(card: card, cards: cards, runTokenTypes: runTokenTypes), !warnings.isEmpty else { return [] }
+        guard let warnings = rules?.unmatchableNames(card: card, cards: cards, runTokenTypes: runTokenTypes, runModels: runModels), !warnings.isEmpty
+        else { return [] }
         return [
             EvidenceReason(
                 code: "rules_name_what_no_finding_carries", effect: .note,
                 detail: warnings.prefix(5).joined(separator: "; ") + (warnings.count > 5 ? "; …" : "")
-                    + ": those conditions match nothing, so the gaps they meant to class went to the rules after them",
+                    + ": those conditions match no finding the cards or this run name, so the gaps they meant to class went to the rules after them",
                 remedy: "spell the names as findings carry them (usagebox ratecards show lists a card's models and token types)")
         ]
     }
@@ -574,7 +576,7 @@ public struct ReconciliationEngine: Sendable {
     }
 
     /// A cell whose model's other token types and whose token type's other models are off by a
-    /// price factor (`uniform_gap` of a token type, `one-model-factor`) holds that factor too,
+    /// price factor (`uniform_gap` of a token type, `one-model-factor`, `card-step`) holds that factor too,
     /// beside whatever else: every price 5 % above the card and Sonnet input really short
     /// 1,320,000 tokens proposed +7,520,000 for it (the loss and 5 % of 124M tokens), and an
     /// `--fx` rate 1.1 % off did the same. Held, money-priced cells only.
@@ -583,7 +585,11 @@ public struct ReconciliationEngine: Sendable {
         var factor: [(model: String, type: TokenType)] = []
         for f in findings where f.gapClass != .withinTolerance {
             guard let t = f.tokenType else { continue }
-            if f.isEngine("one-model-factor") || uniform.contains(where: { $0.tokenType == t && $0.applies(to: f) }) { factor.append((f.modelID, t)) }
+            // A card step the bill does not show is a price factor on its cell too (and one on every
+            // token type of a model is named so rather than `one-model-factor`: review 9).
+            if f.isEngine("one-model-factor") || f.isEngine("card-step") || uniform.contains(where: { $0.tokenType == t && $0.applies(to: f) }) {
+                factor.append((f.modelID, t))
+            }
         }
         guard !factor.isEmpty else { return [] }
         var out: [EvidenceReason] = []
