@@ -431,6 +431,10 @@ extension UsageBoxCommand {
                 abstract: "Run every example in a rules file through that file and the defaults, as reconcile would; exit 1 when one fails.",
                 discussion: "Each example is a finding and the class it must get; the file's rules are asked first, then the defaults.")
             @Argument(help: "The rules file.") var file: String
+            @Option(
+                name: .customLong("rate-card"),
+                help: "A rate card the rules run against (as reconcile --rate-card): its models and token types are read as reconcile reads them.")
+            var rateCard: String?
             @Flag(help: "Print the results as JSON.") var json = false
 
             static func exampleJSON(_ e: RuleExample, _ r: (passed: Bool, got: GapClassification)) -> JSONValue {
@@ -446,9 +450,13 @@ extension UsageBoxCommand {
                 let text = try UsageBoxCommand.Reconcile.Run.read(file, what: "rules")
                 // Plain model names read as a run reads them when its card does not know them.
                 let cards = Array(try ReconciliationService().cards.values)
+                let card = try rateCard.map { path in
+                    let cardText = try UsageBoxCommand.Reconcile.Run.read(path, what: "rate_card")
+                    return try ReconciliationRequest.config("rate_card") { try RateCard.load(text: cardText, file: path) }
+                }
                 let written = try ReconciliationRequest.config("rules") { try ClassificationRules.load(text: text, file: file) }
-                let warnings = written.unmatchableNames(card: nil, cards: cards)
-                let rules = written.resolvingModels(ClassificationRules.modelReader(card: nil, cards: cards))
+                let warnings = written.unmatchableNames(card: card, cards: cards)
+                let rules = written.resolvingModels(ClassificationRules.modelReader(card: card, cards: cards))
                 let chain = ClassifierChain(team: rules)
                 let results = rules.examples.map { ($0, $0.check(chain)) }
                 let failed = results.filter { !$0.1.passed }.count

@@ -353,6 +353,37 @@ import Testing
             fail.status == 1 && fail.stdout.contains("FAIL") && fail.stdout.contains("bad.yaml:7") && fail.stdout.contains("expected metering_gap"),
             "\(fail.stdout)")
         #expect(try CLI.run(["rules"]).stdout.contains("id: metered-residual"), "plain `rules` prints the defaults")
+        // A name no card knows is warned (tester N), unless the card the rules run against names it.
+        let own = try dir.write(
+            "own.yaml",
+            """
+            version: 1
+            rules:
+              - id: finetune-overhead
+                when: {model: acme-ft-1, token_type: audio_input}
+                class: pass_through
+            """)
+        let warned = try CLI.run(["rules", "test", own, "--json"])
+        let warnings = try JSONParser.parse(warned.stdout)["warnings"]?.arrayValue ?? []
+        #expect(warned.status == 0 && warnings.count == 2, "\(warned.stdout)")
+        let card = try dir.write(
+            "acme.yaml",
+            """
+            schema: ratecard/v1
+            vendor: acme
+            currency: USD
+            unit: per_million_tokens
+            card_version: "1"
+            sources:
+              acme_pricing: {url: "https://acme.example/pricing", retrieved: "2026-11-01"}
+            token_types: [input, output, audio_input]
+            models:
+              acme-ft-1:
+                prices:
+                  - {from: "2026-01-01", rates: {input: "1", output: "2", audio_input: "3"}, src: [acme_pricing]}
+            """)
+        let known = try CLI.run(["rules", "test", own, "--rate-card", card])
+        #expect(known.status == 0 && !known.stdout.contains("warning:"), "\(known.stdout)\(known.stderr)")
     }
 
     @Test func demoTellsTheKataFromAnyDirectory() throws {
