@@ -446,6 +446,27 @@ extension MessyMonthEndTests {
         return (try await store(events, vendor: "anthropic"), TestSupport.costReport(rows))
     }
 
+    /// Output 5 % above the card on every model, and the card halving Haiku from May 15 where the
+    /// bill did not: Haiku's cells are a card step (named so, no longer `one-model-factor`), and
+    /// still a price factor in Sonnet input's column, so its gap, which holds output's factor's
+    /// neighbour, is held as before (review 9).
+    @Test func aCardStepCountsAsAPriceFactorAroundACell() async throws {
+        let (store, bill) = try await threeModelsWithALoss { _, t in t == "output" ? Decimal(string: "1.05")! : 1 }
+        let original =
+            #"      - {from: "2025-10-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing, litellm]}"#
+        let stepped = [
+            #"      - {from: "2025-10-15", to: "2026-05-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}"#,
+            #"      - {from: "2026-05-15", rates: {input: "0.50", output: "2.50", cache_read: "0.05", cache_write_5m: "0.625", cache_write_1h: "1"}, src: [anthropic_pricing]}"#,
+        ].joined(separator: "\n")
+        let card = try RateCard.load(text: RateCardData.cards["anthropic"]!.replacingOccurrences(of: original, with: stepped), file: "stepped.yaml")
+        let r = try await run("anthropic", [bill], store, account: "acct_42") { $0.rateCard = card }
+        let summary = r.findings.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.rule) \($0.reason) \($0.blockedBy)" }
+        #expect(r.findings.contains { $0.modelID == "claude-haiku-4-5" && $0.rule == "card-step" }, "\(summary)")
+        let sonnetInput = try #require(r.findings.first { $0.modelID == "claude-sonnet-4-5" && $0.tokenType?.rawValue == "input" })
+        #expect(sonnetInput.blockedBy.contains("price_factor_around_cell"), "\(summary)")
+        #expect(r.corrections.isEmpty, "\(r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" })")
+    }
+
     /// Every price 5 % above the card and Sonnet input really short 1,100,000: the factor shows on
     /// every other cell (`uniform_gap` of output, `one-model-factor` of Haiku and Opus), and Sonnet
     /// input's gap holds it too: +2,650,000 was proposed here (the old code), +7,520,000 for a
