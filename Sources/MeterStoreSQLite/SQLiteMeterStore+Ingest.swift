@@ -186,11 +186,12 @@ extension SQLiteMeterStore {
         guard var current = account.segment,
             current.count >= segmentMaxEvents || now - current.openedAt >= segmentMaxAge || current.seqBase == nil
         else { return }
-        // A full segment whose digest this process lost (it restarted) keeps taking events while
-        // `prepareOpenSegments` hashes it on a reader, up to twice its size or age: sealed now, it
-        // would be re-read inside this transaction, and every account's writes would wait.
+        // A full (or old) segment whose digest this process lost (it restarted) keeps taking events
+        // while `prepareOpenSegments` hashes it on a reader, up to twice its size, however old (a
+        // server down for hours finds every open segment past its age): sealed now, it would be
+        // re-read inside this transaction, and every account's writes would wait.
         if account.digest == nil, current.seqBase != nil, digestCache.isPreparing(current.id),
-            current.count < min(2 * segmentMaxEvents, Self.legacySeqLimit), now - current.openedAt < 2 * segmentMaxAge
+            current.count < min(2 * segmentMaxEvents, Self.legacySeqLimit)
         {
             return
         }

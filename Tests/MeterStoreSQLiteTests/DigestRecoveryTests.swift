@@ -71,6 +71,26 @@ import UsageBoxTesting
         #expect(report.ok && report.segmentsCorrupt == 0, "\(report)")
     }
 
+    /// A server down for hours finds its open segments past their age: one waiting to be hashed
+    /// takes the next events instead of being sealed from a re-read, then seals once hashed.
+    @Test func aSegmentPastItsAgeTakesEventsWhileItIsPrepared() async throws {
+        let later = Timestamp(microseconds: Timestamp.now().microseconds + 3 * Timestamp.microsPerHour)
+        let store = try SQLiteMeterStore(location: .file(dir.path("old.db")), clock: { later }, segmentMaxEvents: 1000)
+        let before = try SQLiteMeterStore(location: .file(dir.path("old.db")), segmentMaxEvents: 1000)
+        #expect(try await before.ingest((0..<3).map { Self.event($0) }).accepted == 3)
+        let id = try #require(try await store.writer.read { try Int64.fetchOne($0, sql: "SELECT id FROM segment WHERE sealed_at IS NULL") })
+        store.digestCache.setPreparing(id, true)
+        #expect(try await store.ingest([Self.event(3)]).accepted == 1)
+        #expect(try await store.explain(account: "acct_1", range: Fixture.may).segments.map(\.events) == [4])
+        store.digestCache.setPreparing(id, false)
+        #expect(try await store.prepareOpenSegments() == 1)
+        #expect(try await store.ingest([Self.event(4)]).accepted == 1)
+        #expect(try await store.explain(account: "acct_1", range: Fixture.may).segments.map(\.events) == [4, 1])
+        #expect(store.digestCache.sealRereads == 0)
+        try await store.sealOpenSegments()
+        #expect(try await deepVerify(store).ok)
+    }
+
     /// A change that makes digests stale between the snapshot and the hand-over (a rollup rebuild
     /// files the statistics under new keys) leaves the snapshot out: sealing re-reads.
     @Test func aSnapshotOlderThanARollupChangeIsNotInstalled() async throws {
