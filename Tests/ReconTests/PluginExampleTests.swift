@@ -12,9 +12,12 @@ import UsageBoxApp
     static let examples: [(plugin: String, example: PluginExample)] = builtInPlugins.flatMap { p in p.examples.map { (p.id, $0) } }
     static let registry = try! PluginRegistry(builtInPlugins)
 
+    /// The plugin's card; a missing one fails the example that needs it (it stopped the whole
+    /// test process, before the registry test could say which card was missing).
     static func card(for pluginID: String) throws -> RateCard {
-        let plugin = registry.plugin(pluginID)!
-        return try RateCard.load(text: RateCardData.cards[plugin.rateCardName]!, file: "\(plugin.rateCardName).yaml")
+        let plugin = try #require(registry.plugin(pluginID), "no plugin \(pluginID) in the registry")
+        let text = try #require(RateCardData.cards[plugin.rateCardName], "\(pluginID) names the card RateCards/\(plugin.rateCardName).yaml, which is missing")
+        return try RateCard.load(text: text, file: "\(plugin.rateCardName).yaml")
     }
 
     /// Parses and totals lines per canonical `model/token_type` ("(not usage)" for the rest).
