@@ -31,8 +31,26 @@ import UsageBoxTesting
 
     func restarted() throws -> SQLiteMeterStore { try SQLiteMeterStore(location: .file(path), segmentMaxEvents: 8) }
 
-    func deepVerify(_ store: SQLiteMeterStore) async throws -> VerifyReport {
+    static func deepVerify(_ store: SQLiteMeterStore) async throws -> VerifyReport {
         try await store.verify(VerifyRequest(account: "acct_1", range: Fixture.may, mode: .deep))
+    }
+
+    func deepVerify(_ store: SQLiteMeterStore) async throws -> VerifyReport { try await Self.deepVerify(store) }
+
+    /// The account's open segment and a reader's snapshot of its digest.
+    static func snapshotOfTheOpenSegment(_ store: SQLiteMeterStore) async throws -> (Int64, SQLiteMeterStore.DigestSnapshot) {
+        let id = try #require(try await store.writer.read { try Int64.fetchOne($0, sql: "SELECT id FROM segment WHERE sealed_at IS NULL") })
+        return (id, try #require(try await store.snapshotDigest(segment: id, account: "acct_1")))
+    }
+
+    /// A stale snapshot is not handed over: the next seal re-reads the segment, and it verifies.
+    static func expectLeftOutAndSealedFromAReRead(_ store: SQLiteMeterStore, _ snapshot: SQLiteMeterStore.DigestSnapshot) async throws {
+        #expect(try await store.installDigest(snapshot) == false)
+        #expect(try await store.ingest([Self.event(8)]).accepted == 1)
+        #expect(store.digestCache.sealRereads == 1)
+        try await store.sealOpenSegments()
+        let report = try await deepVerify(store)
+        #expect(report.ok && report.segmentsCorrupt == 0, "\(report)")
     }
 
     @Test(arguments: [true, false])
@@ -54,8 +72,7 @@ import UsageBoxTesting
     /// full segment being prepared takes them rather than being sealed from a re-read.
     @Test func eventsWrittenWhileItIsPreparedAreAddedAtTheHandOver() async throws {
         let store = try restarted()
-        let id = try #require(try await store.writer.read { try Int64.fetchOne($0, sql: "SELECT id FROM segment WHERE sealed_at IS NULL") })
-        let snapshot = try #require(try await store.snapshotDigest(segment: id, account: "acct_1"))
+        let (id, snapshot) = try await Self.snapshotOfTheOpenSegment(store)
         store.digestCache.setPreparing(id, true)
         #expect(try await store.ingest((8..<12).map { Self.event($0) }).accepted == 4)
         store.digestCache.setPreparing(id, false)
@@ -95,15 +112,9 @@ import UsageBoxTesting
     /// files the statistics under new keys) leaves the snapshot out: sealing re-reads.
     @Test func aSnapshotOlderThanARollupChangeIsNotInstalled() async throws {
         let store = try restarted()
-        let id = try #require(try await store.writer.read { try Int64.fetchOne($0, sql: "SELECT id FROM segment WHERE sealed_at IS NULL") })
-        let snapshot = try #require(try await store.snapshotDigest(segment: id, account: "acct_1"))
+        let (id, snapshot) = try await Self.snapshotOfTheOpenSegment(store)
         _ = try await store.setMeter("tokens", unit: nil, rollupDimensions: [])
-        #expect(try await store.installDigest(snapshot) == false)
-        #expect(try await store.ingest([Self.event(8)]).accepted == 1)
-        #expect(store.digestCache.sealRereads == 1)
-        try await store.sealOpenSegments()
-        let report = try await deepVerify(store)
-        #expect(report.ok && report.segmentsCorrupt == 0, "\(report)")
+        try await Self.expectLeftOutAndSealedFromAReRead(store, snapshot)
     }
 
     /// Another process's rollup change committed between the snapshot and the hand-over: this
@@ -111,16 +122,10 @@ import UsageBoxTesting
     /// statistics are filed under the old keys. The meters are compared instead (review 9).
     @Test func aRollupChangeByAnotherProcessBeforeTheHandOverLeavesTheSnapshotOut() async throws {
         let store = try restarted()
-        let id = try #require(try await store.writer.read { try Int64.fetchOne($0, sql: "SELECT id FROM segment WHERE sealed_at IS NULL") })
-        let snapshot = try #require(try await store.snapshotDigest(segment: id, account: "acct_1"))
+        let (id, snapshot) = try await Self.snapshotOfTheOpenSegment(store)
         let other = try restarted()
         _ = try await other.setMeter("tokens", unit: nil, rollupDimensions: [])
-        #expect(try await store.installDigest(snapshot) == false)
-        #expect(try await store.ingest([Self.event(8)]).accepted == 1)
-        #expect(store.digestCache.sealRereads == 1)
-        try await store.sealOpenSegments()
-        let report = try await deepVerify(store)
-        #expect(report.ok && report.segmentsCorrupt == 0, "\(report)")
+        try await Self.expectLeftOutAndSealedFromAReRead(store, snapshot)
     }
 
     /// Digests a transaction publishes after its commit are left out when a write that ran in

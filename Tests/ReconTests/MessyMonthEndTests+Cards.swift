@@ -31,6 +31,19 @@ extension MessyMonthEndTests {
         return try RateCard.load(text: text.replacingOccurrences(of: original, with: rows.joined(separator: "\n")), file: "stepped.yaml")
     }
 
+    /// The Anthropic card with every Haiku price halved from `from`.
+    static func cardHalvingEveryHaikuPrice(from: String) throws -> RateCard {
+        let original =
+            #"      - {from: "2025-10-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing, litellm]}"#
+        let stepped = [
+            #"      - {from: "2025-10-15", to: "\#(from)", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}"#,
+            #"      - {from: "\#(from)", rates: {input: "0.50", output: "2.50", cache_read: "0.05", cache_write_5m: "0.625", cache_write_1h: "1"}, src: [anthropic_pricing]}"#,
+        ].joined(separator: "\n")
+        let text = RateCardData.cards["anthropic"]!
+        #expect(text.contains(original), "the card's Haiku row moved: update this test")
+        return try RateCard.load(text: text.replacingOccurrences(of: original, with: stepped), file: "stepped.yaml")
+    }
+
     /// A cost report of Haiku input, the day's cents given per day.
     static func haikuBill(_ cents: (Int) -> String) -> InvoiceFile {
         TestSupport.costReport((1...31).map { .init(day: $0, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: cents($0)) })
@@ -64,13 +77,7 @@ extension MessyMonthEndTests {
                     .init(day: $0, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "50"),
                 ]
             })
-        let original =
-            #"      - {from: "2025-10-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing, litellm]}"#
-        let stepped = [
-            #"      - {from: "2025-10-15", to: "2026-05-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}"#,
-            #"      - {from: "2026-05-15", rates: {input: "0.50", output: "2.50", cache_read: "0.05", cache_write_5m: "0.625", cache_write_1h: "1"}, src: [anthropic_pricing]}"#,
-        ].joined(separator: "\n")
-        let card = try RateCard.load(text: RateCardData.cards["anthropic"]!.replacingOccurrences(of: original, with: stepped), file: "stepped.yaml")
+        let card = try Self.cardHalvingEveryHaikuPrice(from: "2026-05-15")
         let r = try await run("anthropic", [invoice], store, account: "acct_42") { $0.rateCard = card }
         let gapped = r.findings.filter { $0.gapClass != .withinTolerance }
         #expect(gapped.count == 2, "\(r.findings.map { "\($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.reason)" })")
@@ -452,13 +459,7 @@ extension MessyMonthEndTests {
     /// neighbour, is held as before (review 9).
     @Test func aCardStepCountsAsAPriceFactorAroundACell() async throws {
         let (store, bill) = try await threeModelsWithALoss { _, t in t == "output" ? Decimal(string: "1.05")! : 1 }
-        let original =
-            #"      - {from: "2025-10-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing, litellm]}"#
-        let stepped = [
-            #"      - {from: "2025-10-15", to: "2026-05-15", rates: {input: "1", output: "5", cache_read: "0.10", cache_write_5m: "1.25", cache_write_1h: "2"}, src: [anthropic_pricing]}"#,
-            #"      - {from: "2026-05-15", rates: {input: "0.50", output: "2.50", cache_read: "0.05", cache_write_5m: "0.625", cache_write_1h: "1"}, src: [anthropic_pricing]}"#,
-        ].joined(separator: "\n")
-        let card = try RateCard.load(text: RateCardData.cards["anthropic"]!.replacingOccurrences(of: original, with: stepped), file: "stepped.yaml")
+        let card = try Self.cardHalvingEveryHaikuPrice(from: "2026-05-15")
         let r = try await run("anthropic", [bill], store, account: "acct_42") { $0.rateCard = card }
         let summary = r.findings.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.rule) \($0.reason) \($0.blockedBy)" }
         #expect(r.findings.contains { $0.modelID == "claude-haiku-4-5" && $0.rule == "card-step" }, "\(summary)")
