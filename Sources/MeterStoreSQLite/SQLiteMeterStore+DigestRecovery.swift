@@ -99,6 +99,7 @@ extension SQLiteMeterStore {
             }
             guard try Self.matchesStored(db, d) else { return false }
             self.digestCache.put([id: d])
+            self.digestCache.noteWritten([id])
             return true
         }
     }

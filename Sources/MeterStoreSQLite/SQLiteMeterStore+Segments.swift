@@ -228,6 +228,18 @@ extension SQLiteMeterStore {
         }
     }
 
+    /// Seals the open segments this process wrote: a CLI command beside a running server sealed
+    /// every account's, re-reading each inside the writer while the server's writes waited (one
+    /// event's ingest: 5.66 s; tester K2).
+    public func sealSegmentsWrittenHere() async throws {
+        try await write { db, ctx in
+            let now = self.clock().microseconds
+            for id in try Int64.fetchAll(db, sql: "SELECT id FROM segment WHERE sealed_at IS NULL ORDER BY id") where self.digestCache.wasWritten(id) {
+                try self.seal(db, segmentID: id, now: now, ctx: &ctx)
+            }
+        }
+    }
+
     /// Seals open segments that are older than the age limit (the server calls this periodically).
     public func sealExpiredSegments() async throws {
         try await write { db, ctx in

@@ -111,7 +111,7 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
     /// Runs a write transaction with a fresh context; new rollup key ids are cached only after commit.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database, inout WriteContext) throws -> T) async throws -> T {
         try await wrap {
-            let (value, newKeys, digests, epoch) = try await writer.write { db in
+            let (value, newKeys, digests, epoch, unknown) = try await writer.write { db in
                 // Another process committed since this writer's last write (the CLI beside a
                 // server): its running digests may be stale — a rollup change files statistics
                 // under new keys, and a segment sealed with the old ones read as corrupt for good.
@@ -119,9 +119,10 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
                 self.digestCache.observe(dataVersion: try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0)
                 var ctx = WriteContext(store: self)
                 let value = try body(db, &ctx)
-                return (value, ctx.newKeys, ctx.digests, self.digestCache.epoch)
+                return (value, ctx.newKeys, ctx.digests, self.digestCache.epoch, ctx.unknownDigests)
             }
             keyCache.merge(newKeys)
+            digestCache.noteWritten(Array(digests.keys) + Array(unknown))
             // A write queued behind this one (a rollup change) may have run before this line and
             // found these digests not yet published to forget: then they are left out (review 9).
             digestCache.put(digests, ifEpoch: epoch)
@@ -205,6 +206,23 @@ final class DigestCache: @unchecked Sendable {
         defer { lock.unlock() }
         digests.removeValue(forKey: segment)
         staleCount += 1
+    }
+
+    /// Segments this process wrote events to (or prepared), which its CLI commands seal as they
+    /// end; others' open segments are theirs to seal.
+    private var written: Set<Int64> = []
+
+    func noteWritten(_ ids: [Int64]) {
+        guard !ids.isEmpty else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        written.formUnion(ids)
+    }
+
+    func wasWritten(_ segment: Int64) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return written.contains(segment)
     }
 
     /// Segments sealed from their stored events, re-read inside the writer's transaction.

@@ -32,5 +32,6 @@ extension ForwardingStore {
     public func sealOpenSegments() async throws { try await inner.sealOpenSegments() }
     public func sealExpiredSegments() async throws { try await inner.sealExpiredSegments() }
     public func prepareOpenSegments() async throws -> Int { try await inner.prepareOpenSegments() }
+    public func sealSegmentsWrittenHere() async throws { try await inner.sealSegmentsWrittenHere() }
     public func scrub(maxSegments: Int) async throws -> ScrubProgress { try await inner.scrub(maxSegments: maxSegments) }
 }

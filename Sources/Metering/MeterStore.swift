@@ -52,6 +52,10 @@ public protocol MeterStore: Sendable {
     /// Seals every open segment (at shutdown).
     func sealOpenSegments() async throws
 
+    /// Seals the open segments this process wrote (a CLI command as it ends), leaving those another
+    /// process is writing to it; a store that cannot tell seals every open segment.
+    func sealSegmentsWrittenHere() async throws
+
     /// Seals open segments older than the age limit (a server calls this on a timer).
     func sealExpiredSegments() async throws
 
@@ -88,6 +92,8 @@ extension MeterStore {
     public func scrub(maxSegments: Int) async throws -> ScrubProgress { ScrubProgress() }
 
     public func prepareOpenSegments() async throws -> Int { 0 }
+
+    public func sealSegmentsWrittenHere() async throws { try await sealOpenSegments() }
 
     /// Each account on its own, a few at a time: SQLite's readers do not wait for each other, and
     /// a store over HTTP answers each in one round trip.

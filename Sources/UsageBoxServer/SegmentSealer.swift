@@ -70,6 +70,8 @@ public struct SegmentScrubber: Service {
                         logger.error("scrub: corrupt segments found", metadata: ["corrupt": "\(progress.corrupt)", "verified": "\(progress.verified)"])
                         reportedCorrupt = progress.corrupt
                     }
+                } catch is CancellationError {
+                    // Shut down mid-pass: nothing failed.
                 } catch {
                     logger.error("scrubbing segments failed", metadata: ["error": "\(error)"])
                 }

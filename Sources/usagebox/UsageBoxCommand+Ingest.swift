@@ -47,7 +47,7 @@ extension UsageBoxCommand {
                 // Say what is already stored, so that a script (or a person) reruns rather than
                 // wonders: the batches before the failure were answered and are durable.
                 progress.finish()
-                try? await db.sealOpenSegments()
+                try? await db.sealSegmentsWrittenHere()
                 var told = error
                 told.message +=
                     "; the first \(progress.committed) events read were answered (stored, or found duplicate, conflicting or "
@@ -55,11 +55,11 @@ extension UsageBoxCommand {
                 throw told
             } catch {
                 progress.finish()
-                try? await db.sealOpenSegments()
+                try? await db.sealSegmentsWrittenHere()
                 throw error
             }
             // Segments seal at shutdown, so each run leaves a hashed, chained record.
-            try await db.sealOpenSegments()
+            try await db.sealSegmentsWrittenHere()
             if json {
                 printOut(JSONWriter.write(result.jsonValue))
             } else {

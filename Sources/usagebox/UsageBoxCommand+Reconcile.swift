@@ -243,7 +243,7 @@ extension UsageBoxCommand.Reconcile {
         static func seal(_ db: any MeterStore, after posted: IngestResponse) async {
             guard posted.accepted + posted.duplicates + posted.conflicts + posted.rejected > 0, !(db is HTTPMeterStore) else { return }
             do {
-                try await db.sealOpenSegments()
+                try await db.sealSegmentsWrittenHere()
             } catch {
                 printErr("usagebox: warning: the corrections are posted; sealing their segment failed (\(error)): the next ingest or shutdown seals it")
             }

@@ -108,6 +108,23 @@ import UsageBoxTesting
         #expect(try await deepVerify(store).ok)
     }
 
+    /// A CLI command beside a running server seals only the segments it wrote: it sealed every
+    /// account's, re-reading the server's inside the writer while the server waited (tester K2).
+    @Test func aCommandSealsOnlyTheSegmentsItWrote() async throws {
+        let server = try restarted()
+        #expect(try await server.ingest([Fixture.event("s1", account: "acct_2", quantity: 1)]).accepted == 1)
+        let cli = try restarted()
+        #expect(try await cli.ingest([Fixture.event("c1", account: "acct_3", quantity: 1)]).accepted == 1)
+        try await cli.sealSegmentsWrittenHere()
+        #expect(cli.digestCache.sealRereads == 0, "nothing of another process's was re-read")
+        let open = try await cli.writer.read { try String.fetchAll($0, sql: "SELECT account_id FROM segment WHERE sealed_at IS NULL ORDER BY account_id") }
+        #expect(open == ["acct_1", "acct_2"], "the crash's and the server's segments stay open for their writers")
+        try await server.sealOpenSegments()
+        for account in ["acct_1", "acct_2", "acct_3"] {
+            #expect(try await server.verify(VerifyRequest(account: account, range: Fixture.may, mode: .deep)).ok)
+        }
+    }
+
     /// A change that makes digests stale between the snapshot and the hand-over (a rollup rebuild
     /// files the statistics under new keys) leaves the snapshot out: sealing re-reads.
     @Test func aSnapshotOlderThanARollupChangeIsNotInstalled() async throws {
