@@ -3,8 +3,10 @@ import Metering
 public import ServiceLifecycle
 
 /// Seals segments an hour after they opened, and every open segment at shutdown (after the
-/// server has finished its in-flight requests: services stop in reverse order). First it has the
-/// store prepare the segments an earlier process left open, so sealing them stalls no write.
+/// server has finished its in-flight requests: services stop in reverse order). First, and on
+/// every tick, it has the store prepare the open segments whose running hash this process lacks
+/// (left by an earlier process, or forgotten when another process committed), so sealing them
+/// stalls no write.
 public struct SegmentSealer: Service {
     let store: any MeterStore
     let interval: Duration
@@ -18,16 +20,13 @@ public struct SegmentSealer: Service {
 
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
-            do {
-                let prepared = try await store.prepareOpenSegments()
-                if prepared > 0 { logger.info("prepared open segments left by an earlier process", metadata: ["segments": "\(prepared)"]) }
-            } catch is CancellationError {
-                // Shut down while preparing: nothing failed.
-            } catch {
-                logger.error("preparing open segments failed", metadata: ["error": "\(error)"])
-            }
+            await prepare()
             while !Task.isCancelled {
                 try await Task.sleep(for: interval)
+                // Again on every tick: a CLI command's commit beside the server makes it forget
+                // every running hash, and each seal re-read its segment in the writer (tester K2).
+                // Nothing to do costs one read of the open segments.
+                await prepare()
                 do {
                     try await store.sealExpiredSegments()
                 } catch {
@@ -37,6 +36,17 @@ public struct SegmentSealer: Service {
         }
         try await store.sealOpenSegments()
         logger.info("sealed open segments at shutdown")
+    }
+
+    private func prepare() async {
+        do {
+            let prepared = try await store.prepareOpenSegments()
+            if prepared > 0 { logger.info("prepared open segments whose running hash this process lacked", metadata: ["segments": "\(prepared)"]) }
+        } catch is CancellationError {
+            // Shut down while preparing: nothing failed.
+        } catch {
+            logger.error("preparing open segments failed", metadata: ["error": "\(error)"])
+        }
     }
 }
 

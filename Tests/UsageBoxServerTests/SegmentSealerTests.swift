@@ -14,10 +14,13 @@ import UsageBoxTesting
     final class PreparingStore: ForwardingStore, Sendable {
         let inner: any MeterStore
         let prepared = Atomic<Int>(-1)
+        /// Segments prepared over every call.
+        let total = Atomic<Int>(0)
         init(inner: any MeterStore) { self.inner = inner }
         func prepareOpenSegments() async throws -> Int {
             let n = try await inner.prepareOpenSegments()
             prepared.store(n, ordering: .sequentiallyConsistent)
+            total.add(n, ordering: .sequentiallyConsistent)
             return n
         }
     }
@@ -36,5 +39,27 @@ import UsageBoxTesting
         #expect(store.prepared.load(ordering: .sequentiallyConsistent) == 1)
         running.cancel()
         _ = await running.result  // cancelled: its closing seal throws CancellationError, as a cancelled task should
+    }
+
+    /// A CLI command's commit beside the server makes it forget every running hash: the next tick
+    /// prepares the open segments again, rather than each seal re-reading one in the writer.
+    @Test func theSealerPreparesAgainAfterAnotherProcessCommits() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("usagebox-sealer-\(UUID().uuidString).db").path
+        defer { for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let server = try SQLiteMeterStore(location: .file(path))
+        let store = PreparingStore(inner: server)
+        let sealer = SegmentSealer(store: store, interval: .milliseconds(50), logger: Logger(label: "test"))
+        let running = Task { try await sealer.run() }
+        #expect(try await server.ingest([Fixture.event("s1", quantity: 1)]).accepted == 1)
+        let cli = try SQLiteMeterStore(location: .file(path))
+        #expect(try await cli.ingest([Fixture.event("c1", account: "acct_2", quantity: 1)]).accepted == 1)
+        // The server's next write sees the other commit and forgets acct_1's running hash.
+        #expect(try await server.ingest([Fixture.event("s2", account: "acct_3", quantity: 1)]).accepted == 1)
+        for _ in 0..<500 where store.total.load(ordering: .sequentiallyConsistent) < 2 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(store.total.load(ordering: .sequentiallyConsistent) >= 2, "acct_1's segment, and the one the CLI left open")
+        running.cancel()
+        _ = await running.result
     }
 }
