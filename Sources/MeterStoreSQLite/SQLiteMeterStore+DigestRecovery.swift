@@ -11,6 +11,12 @@ extension SQLiteMeterStore {
     /// the segment and records what is wrong with it, as it always has.
     public func prepareOpenSegments() async throws -> Int {
         try await wrap {
+            // Another process's commit since this one's last write makes every running digest
+            // stale; the writer learnt it only at its next write, which then re-read each segment
+            // it sealed (a CLI command beside the server: tester K2). Learnt here, off any write.
+            try await writer.writeWithoutTransaction { db in
+                self.digestCache.observe(dataVersion: try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0)
+            }
             let open = try await writer.read { db in
                 try Row.fetchAll(
                     db,

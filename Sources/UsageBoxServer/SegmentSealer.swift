@@ -3,30 +3,36 @@ import Metering
 public import ServiceLifecycle
 
 /// Seals segments an hour after they opened, and every open segment at shutdown (after the
-/// server has finished its in-flight requests: services stop in reverse order). First, and on
-/// every tick, it has the store prepare the open segments whose running hash this process lacks
+/// server has finished its in-flight requests: services stop in reverse order). First, and every
+/// few seconds, it has the store prepare the open segments whose running hash this process lacks
 /// (left by an earlier process, or forgotten when another process committed), so sealing them
 /// stalls no write.
 public struct SegmentSealer: Service {
     let store: any MeterStore
     let interval: Duration
+    let prepareInterval: Duration
     let logger: Logger
 
-    public init(store: any MeterStore, interval: Duration = .seconds(60), logger: Logger) {
+    public init(store: any MeterStore, interval: Duration = .seconds(60), prepareInterval: Duration = .seconds(5), logger: Logger) {
         self.store = store
         self.interval = interval
+        self.prepareInterval = min(prepareInterval, interval)
         self.logger = logger
     }
 
     public func run() async throws {
         try? await cancelWhenGracefulShutdown {
             await prepare()
+            var sinceSealing: Duration = .zero
             while !Task.isCancelled {
-                try await Task.sleep(for: interval)
-                // Again on every tick: a CLI command's commit beside the server makes it forget
+                try await Task.sleep(for: prepareInterval)
+                // Again every few seconds: a CLI command's commit beside the server makes it forget
                 // every running hash, and each seal re-read its segment in the writer (tester K2).
                 // Nothing to do costs one read of the open segments.
                 await prepare()
+                sinceSealing += prepareInterval
+                guard sinceSealing >= interval else { continue }
+                sinceSealing = .zero
                 do {
                     try await store.sealExpiredSegments()
                 } catch {
