@@ -21,22 +21,29 @@ extension SQLiteMeterStore {
                 try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT id, account_id FROM segment
+                        SELECT id, account_id, event_count FROM segment
                         WHERE sealed_at IS NULL AND seq_base IS NOT NULL AND event_count > 0 AND running_hash IS NOT NULL
                           AND post_close_count IS NOT NULL
                         ORDER BY id
                         """
-                ).map { ($0[0] as Int64, $0[1] as String) }
-            }.filter { !digestCache.has($0.0) }
+                ).map { ($0[0] as Int64, $0[1] as String, $0[2] as Int64) }
+            }.filter { !digestCache.has($0.0) && !digestCache.wasRefused($0.0, eventCount: $0.2) }
             // Every one at once: a full segment waiting its turn keeps taking events too, rather
             // than being re-read in the writer by its account's next batch.
-            for (id, _) in open { digestCache.setPreparing(id, true) }
-            defer { for (id, _) in open { digestCache.setPreparing(id, false) } }
+            for (id, _, _) in open { digestCache.setPreparing(id, true) }
+            defer { for (id, _, _) in open { digestCache.setPreparing(id, false) } }
             var prepared = 0
-            for (id, account) in open {
+            for (id, account, count) in open {
                 defer { digestCache.setPreparing(id, false) }
                 do {
-                    if let snapshot = try await snapshotDigest(segment: id, account: account), try await installDigest(snapshot) { prepared += 1 }
+                    digestCache.countSnapshot()
+                    guard let snapshot = try await snapshotDigest(segment: id, account: account) else {
+                        digestCache.refuse(id, eventCount: count)
+                        continue
+                    }
+                    // Refused at the hand-over only when something moved since (a rollup change,
+                    // a write): tried again on the next tick.
+                    if try await installDigest(snapshot) { prepared += 1 }
                 } catch is CancellationError {
                     throw CancellationError()
                 } catch {

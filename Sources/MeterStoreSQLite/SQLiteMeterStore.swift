@@ -274,11 +274,52 @@ final class DigestCache: @unchecked Sendable {
         guard !new.isEmpty else { return }
         lock.lock()
         defer { lock.unlock() }
+        dropSealed(new)
         if let epoch, epoch != staleCount {
             for id in new.keys { digests[id] = nil }
             return
         }
         for (id, d) in new { digests[id] = d.sealed ? nil : d }
+    }
+
+    /// Drops what is kept about segments now sealed (the set of written ones grew for as long as
+    /// the server ran). Runs whatever the epoch: a sealed segment is sealed either way.
+    private func dropSealed(_ new: [Int64: SegmentDigest]) {
+        for (id, d) in new where d.sealed {
+            written.remove(id)
+            refused[id] = nil
+        }
+    }
+
+    /// Open segments whose stored events did not match what the writer kept (edited, or holding
+    /// a key no meter files), by the event count they had: preparing ran every 5 s and hashed
+    /// each again on a reader, to be refused again. A segment that takes events is tried anew.
+    private var refused: [Int64: Int64] = [:]
+
+    func refuse(_ segment: Int64, eventCount: Int64) {
+        lock.lock()
+        defer { lock.unlock() }
+        refused[segment] = eventCount
+    }
+
+    func wasRefused(_ segment: Int64, eventCount: Int64) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return refused[segment] == eventCount
+    }
+
+    /// Open segments hashed on a reader by `prepareOpenSegments`.
+    var snapshotsRead: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return snapshots
+    }
+    private var snapshots = 0
+
+    func countSnapshot() {
+        lock.lock()
+        defer { lock.unlock() }
+        snapshots += 1
     }
 }
 

@@ -362,6 +362,22 @@ public struct ClassificationRules: GapClassifier, Sendable {
         return warnings
     }
 
+    /// Rules an earlier rule in the file decides every finding of: each of the earlier rule's
+    /// conditions is absent or at least as wide, so the later one never decides anything (a
+    /// broad rule placed above a narrow exception; tester N2). Said, not refused, as a rule
+    /// with no examples gave no other sign. Read on resolved rules, so two spellings of one
+    /// model compare equal.
+    public func shadowedRules() -> [String] {
+        var warnings: [String] = []
+        for (i, later) in rules.enumerated() {
+            guard let earlier = rules[..<i].first(where: { $0.covers(later) }) else { continue }
+            warnings.append(
+                "\(file):\(later.line) rule \(later.id): every finding it matches is decided first by rule \(earlier.id)"
+                    + " (line \(earlier.line)), whose conditions are all as wide or wider: it never decides (move it above)")
+        }
+        return warnings
+    }
+
     /// How a run reads a rule's plain model names, and `rules test` too (`card` nil): through the
     /// run's card, else through every shipped card that knows the name when they agree. A FOCUS
     /// card knows no aliases, so `claude-sonnet-4-5-20250929` matched nothing there; `4o` is
@@ -481,6 +497,31 @@ extension ClassificationRules.Rule {
         if let shape, shape != f.shape { return false }
         if let unmetered, unmetered != f.unmetered { return false }
         return true
+    }
+}
+
+extension ClassificationRules.Rule {
+    /// Whether every finding `other` matches is matched by this rule too: a condition absent
+    /// here, or one at least as wide as `other`'s. Conservative: a pattern covers another only
+    /// when it is `*`, the same text, or matches it as a plain name.
+    func covers(_ other: Self) -> Bool {
+        func patterns(_ mine: [String]?, _ theirs: [String]?) -> Bool {
+            guard let mine else { return true }
+            guard let theirs else { return false }
+            return theirs.allSatisfy { p in
+                mine.contains { $0 == "*" || $0 == p || (!p.contains(where: { "*?".contains($0) }) && glob($0, p)) }
+            }
+        }
+        func equal<T: Equatable>(_ mine: T?, _ theirs: T?) -> Bool { mine == nil || mine == theirs }
+        func atLeast<T: Comparable>(_ mine: T?, _ theirs: T?) -> Bool { mine.map { m in theirs.map { $0 >= m } ?? false } ?? true }
+        func atMost<T: Comparable>(_ mine: T?, _ theirs: T?) -> Bool { mine.map { m in theirs.map { $0 <= m } ?? false } ?? true }
+        // An account condition matches attributed findings only.
+        let theirAttributed = other.attributed ?? (other.accounts != nil ? true : nil)
+        return patterns(models, other.models) && patterns(tokenTypes, other.tokenTypes) && patterns(accounts, other.accounts)
+            && equal(attributed, theirAttributed) && equal(sign, other.sign) && equal(shape, other.shape) && equal(unmetered, other.unmetered)
+            && atLeast(minTokens, other.minTokens) && atMost(maxTokens, other.maxTokens)
+            && atLeast(minAmount, other.minAmount) && atMost(maxAmount, other.maxAmount)
+            && atLeast(minShare, other.minShare) && atMost(maxShare, other.maxShare)
     }
 }
 

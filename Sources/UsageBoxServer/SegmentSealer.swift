@@ -28,7 +28,7 @@ public struct SegmentSealer: Service {
                 try await Task.sleep(for: prepareInterval)
                 // Again every few seconds: a CLI command's commit beside the server makes it forget
                 // every running hash, and each seal re-read its segment in the writer (tester K2).
-                // Nothing to do costs one read of the open segments.
+                // Nothing to do costs a turn on the writer's queue (`data_version`) and one read of the open segments.
                 await prepare()
                 sinceSealing += prepareInterval
                 guard sinceSealing >= interval else { continue }

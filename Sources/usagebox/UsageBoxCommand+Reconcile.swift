@@ -455,8 +455,8 @@ extension UsageBoxCommand {
                     return try ReconciliationRequest.config("rate_card") { try RateCard.load(text: cardText, file: path) }
                 }
                 let written = try ReconciliationRequest.config("rules") { try ClassificationRules.load(text: text, file: file) }
-                let warnings = written.unmatchableNames(card: card, cards: cards)
                 let rules = written.resolvingModels(ClassificationRules.modelReader(card: card, cards: cards))
+                let warnings = written.unmatchableNames(card: card, cards: cards) + rules.shadowedRules()
                 let chain = ClassifierChain(team: rules)
                 let results = rules.examples.map { ($0, $0.check(chain)) }
                 let failed = results.filter { !$0.1.passed }.count

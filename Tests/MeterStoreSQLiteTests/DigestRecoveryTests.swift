@@ -178,8 +178,14 @@ import UsageBoxTesting
         try queue.close()
         let store = try restarted()
         #expect(try await store.prepareOpenSegments() == 0)
+        // Refused once, it is not hashed again on every tick while it takes no events.
+        #expect(try await store.prepareOpenSegments() == 0)
+        #expect(store.digestCache.snapshotsRead == 1)
+        let id = try #require(try await store.writer.read { try Int64.fetchOne($0, sql: "SELECT id FROM segment WHERE sealed_at IS NULL") })
         #expect(try await store.ingest([Self.event(8)]).accepted == 1)
         #expect(store.digestCache.sealRereads == 1)
+        // Sealed, it is no longer kept among the segments this process wrote.
+        #expect(!store.digestCache.wasWritten(id))
         let report = try await deepVerify(store)
         #expect(report.drift == 0 && report.corruptSegments.map(\.reason).contains { $0.contains("running hash") }, "\(report)")
     }

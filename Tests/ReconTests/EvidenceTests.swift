@@ -452,6 +452,25 @@ import VendorAnthropic
         #expect(r.verdict == .conclusive && !r.corrections.isEmpty, "a note blocks nothing")
     }
 
+    /// A team rule below a broader one never decides; the report says so (tester N2).
+    @Test func aRuleThatNeverDecidesIsNoted() async throws {
+        let store = try await sonnet()
+        let invoice = S.costReport([.init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330")])
+        let rules = try ClassificationRules.load(
+            text: """
+                version: 1
+                rules:
+                  - id: everything
+                    class: metering_gap
+                  - id: sonnet-input
+                    when: {model: claude-sonnet-4-5-20250929, token_type: input}
+                    class: pass_through
+                """, file: "team.yaml")
+        let r = try await run(store, [invoice]) { $0.teamRules = rules }
+        let note = r.reasons.first { $0.code == "rules_that_never_decide" }
+        #expect(note?.effect == .note && note?.detail.contains("team.yaml:5 rule sonnet-input") == true, "\(r.reasons)")
+    }
+
     @Test func statedQuantitiesSurviveAMissingExchangeRate() async throws {
         let csv = """
             Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType

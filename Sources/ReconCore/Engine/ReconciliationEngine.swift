@@ -129,15 +129,15 @@ public struct ReconciliationEngine: Sendable {
                         detail: "the period ends \(o.range.to.rfc3339), after now: the vendor may still bill usage in it",
                         remedy: "reconcile once the period is over (and the vendor's export has caught up)")
                 ] : [])
-        let chain = ClassifierChain(
-            plugin: plugin.classifiers + o.classifiers,
-            team: o.teamRules?.resolvingModels(ClassificationRules.modelReader(card: card, cards: Array(cards.values))))
+        let resolvedRules = o.teamRules?.resolvingModels(ClassificationRules.modelReader(card: card, cards: Array(cards.values)))
+        let chain = ClassifierChain(plugin: plugin.classifiers + o.classifiers, team: resolvedRules)
         let (teamRules, allCards) = (o.teamRules, Array(cards.values))
         let runCells = Array(diff.vendor.keys) + Array(diff.metered.keys)
         let (runTokenTypes, runModels) = (Set(runCells.compactMap(\.tokenType)), Set(runCells.map(\.model)))
         reasons += try await BlockingWork.run {
             Self.failingRuleExamples(teamRules, card: card, cards: allCards)
                 + Self.unmatchableRuleNames(teamRules, card: card, cards: allCards, runTokenTypes: runTokenTypes, runModels: runModels)
+                + Self.shadowedRules(resolvedRules)
         }
         var findings = Classification.classify(diff, chain: chain)
         let priceSteps = DailyEvidence.apply(
@@ -430,6 +430,17 @@ public struct ReconciliationEngine: Sendable {
 
     /// A team rule's condition naming what no finding carries (a misspelt token type or model)
     /// matches nothing, and the gaps it meant to class go to the next rule: said, with the names.
+    /// Team rules an earlier rule decides every finding of (`ClassificationRules.shadowedRules`).
+    static func shadowedRules(_ rules: ClassificationRules?) -> [EvidenceReason] {
+        guard let warnings = rules?.shadowedRules(), !warnings.isEmpty else { return [] }
+        return [
+            EvidenceReason(
+                code: "rules_that_never_decide", effect: .note,
+                detail: warnings.prefix(5).joined(separator: "; ") + (warnings.count > 5 ? "; …" : ""),
+                remedy: "put the narrower rule first (usagebox rules test FILE lists every such rule)")
+        ]
+    }
+
     static func unmatchableRuleNames(
         _ rules: ClassificationRules?, card: any RateCardConverter, cards: [RateCard], runTokenTypes: Set<TokenType>, runModels: Set<String>
     ) -> [EvidenceReason] {
