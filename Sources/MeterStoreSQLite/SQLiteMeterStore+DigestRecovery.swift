@@ -10,7 +10,8 @@ extension SQLiteMeterStore {
     /// stored (the segment's kept multiset hash and counts) is not installed: sealing then re-reads
     /// the segment and records what is wrong with it, as it always has.
     public func prepareOpenSegments() async throws -> Int {
-        try await wrap {
+        digestCache.notePreparer()
+        return try await wrap {
             // Another process's commit since this one's last write makes every running digest
             // stale; the writer learnt it only at its next write, which then re-read each segment
             // it sealed (a CLI command beside the server: tester K2). Learnt here, off any write.

@@ -249,6 +249,22 @@ final class DigestCache: @unchecked Sendable {
         return preparing.contains(segment)
     }
 
+    /// Whether something in this process prepares open segments every few seconds (the server's
+    /// sealer): then a full segment without a digest keeps taking events until it is prepared,
+    /// however it lost its digest. A CLI command has no preparer, and seals such a segment at once.
+    var hasPreparer: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return preparer
+    }
+    private var preparer = false
+
+    func notePreparer() {
+        lock.lock()
+        defer { lock.unlock() }
+        preparer = true
+    }
+
     func setPreparing(_ segment: Int64, _ on: Bool) {
         lock.lock()
         defer { lock.unlock() }
@@ -302,10 +318,12 @@ final class DigestCache: @unchecked Sendable {
         refused[segment] = eventCount
     }
 
-    func wasRefused(_ segment: Int64, eventCount: Int64) -> Bool {
+    /// Whether the segment was refused (at `eventCount` events, when given).
+    func wasRefused(_ segment: Int64, eventCount: Int64? = nil) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        return refused[segment] == eventCount
+        guard let count = refused[segment] else { return false }
+        return eventCount.map { $0 == count } ?? true
     }
 
     /// Open segments hashed on a reader by `prepareOpenSegments`.

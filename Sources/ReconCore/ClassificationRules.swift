@@ -358,6 +358,17 @@ public struct ClassificationRules: GapClassifier, Sendable {
                     )
                 }
             }
+            // An example naming what no finding carries passes while testing a case no run has
+            // (its rule then matched nothing in any real run; tester N2).
+            for e in r.examples {
+                let m = e.finding.modelID
+                if reader(m) == nil && !cardModels.contains(m) {
+                    warnings.append("\(file):\(e.line) example of rule \(r.id): model '\(m)' is no model or alias of any card (no finding carries it)")
+                }
+                if let t = e.finding.tokenType?.rawValue, !known.contains(t) {
+                    warnings.append("\(file):\(e.line) example of rule \(r.id): token_type '\(t)' is no token type of any card (no finding carries it)")
+                }
+            }
         }
         return warnings
     }

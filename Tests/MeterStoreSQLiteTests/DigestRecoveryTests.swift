@@ -159,6 +159,29 @@ import UsageBoxTesting
         #expect(cache.has(7))
     }
 
+    /// Another process's commit makes the server forget its running digests; a write that fills
+    /// a segment before the next preparing turn sealed it from a re-read inside the writer (tester
+    /// K2: a write within ~5 s of a CLI command beside the server). With a preparer running, the
+    /// full segment keeps taking events until it is prepared, then seals from its digest.
+    @Test func aFullSegmentWaitsForThePreparerAfterAnotherProcessCommits() async throws {
+        let store = try restarted()
+        #expect(try await store.prepareOpenSegments() == 1)
+        #expect(try await store.ingest([Self.event(8)]).accepted == 1)
+        _ = try await restarted().createKey(account: "acct_1", role: .reader)
+        #expect(try await store.ingest((9..<16).map { Self.event($0) }).accepted == 7)
+        // Full, and its digest forgotten: it takes one more rather than being re-read.
+        #expect(try await store.ingest([Self.event(16)]).accepted == 1)
+        #expect(store.digestCache.sealRereads == 0)
+        let open = try await store.explain(account: "acct_1", range: Fixture.may).segments.filter { $0.sealedAt == nil }
+        #expect(open.map(\.events) == [9])
+        #expect(try await store.prepareOpenSegments() == 1)
+        #expect(try await store.ingest([Self.event(17)]).accepted == 1)
+        #expect(store.digestCache.sealRereads == 0)
+        try await store.sealOpenSegments()
+        let report = try await deepVerify(store)
+        #expect(report.ok && report.segmentsCorrupt == 0, "\(report)")
+    }
+
     /// Events changed behind the store's back while the segment was open no longer match the
     /// multiset hash kept with each batch: no digest is prepared, and sealing still records the
     /// segment as corrupt.

@@ -275,18 +275,24 @@ import Testing
                   - id: audio
                     when: {token_type: input_audio}
                     class: pass_through
+                    examples:
+                      - {model: claude-sonet-4-5, token_type: cache_write_5min, quantity: 5, expect: pass_through}
+                      - {model: claude-sonnet-4-5, token_type: input, quantity: 5, expect: metering_gap}
                 """, file: "team.yaml")
         let cards = try RateCardData.cards.map { try RateCard.load(text: $0.value, file: $0.key + ".yaml") }
         let said = rules.unmatchableNames(card: nil, cards: cards)
-        #expect(said.count == 4, "\(said)")
+        #expect(said.count == 6, "\(said)")
+        // An example naming what no finding carries tests a case no run has (tester N2).
+        #expect(said.contains { $0.hasPrefix("team.yaml:10 example of rule audio: model 'claude-sonet-4-5'") })
+        #expect(said.contains { $0.hasPrefix("team.yaml:10 example of rule audio: token_type 'cache_write_5min'") })
         #expect(said.contains { $0.hasPrefix("team.yaml:3 rule bill-cache: token_type 'cache_write_5min'") })
         #expect(said.contains { $0.contains("model 'claude-sonet-4-5' is no model or alias") })
         #expect(said.contains { $0.contains("model 'gpt-9*' is a pattern matching no model") })
         #expect(said.contains { $0.contains("team.yaml:6 rule audio: token_type 'input_audio'") })
         #expect(!said.contains { $0.contains("20250929") || $0.contains("'claude-*'") || $0.contains("'cache_read'") })
         // A token type or model the run meters or bills is one findings carry.
-        #expect(rules.unmatchableNames(card: nil, cards: cards, runTokenTypes: [TokenType("input_audio")]).count == 3)
-        #expect(rules.unmatchableNames(card: nil, cards: cards, runModels: ["claude-sonet-4-5"]).count == 3)
+        #expect(rules.unmatchableNames(card: nil, cards: cards, runTokenTypes: [TokenType("input_audio")]).count == 5)
+        #expect(rules.unmatchableNames(card: nil, cards: cards, runModels: ["claude-sonet-4-5"]).count == 4)
         // A pattern of dots and globs can match an id like `a.b`.
         #expect(
             (try? ClassificationRules.load(text: "version: 1\nrules:\n  - id: x\n    when: {account: \"*.*\"}\n    class: pass_through\n", file: "r.yaml"))

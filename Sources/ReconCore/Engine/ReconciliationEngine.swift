@@ -450,7 +450,8 @@ public struct ReconciliationEngine: Sendable {
             EvidenceReason(
                 code: "rules_name_what_no_finding_carries", effect: .note,
                 detail: warnings.prefix(5).joined(separator: "; ") + (warnings.count > 5 ? "; …" : "")
-                    + ": those conditions match no finding the cards or this run name, so the gaps they meant to class went to the rules after them",
+                    + ": no finding the cards or this run name carries them, so such a condition matches nothing (the gaps it meant to class"
+                    + " went to the rules after it) and such an example tests no case a run has",
                 remedy: "spell the names as findings carry them (usagebox ratecards show lists a card's models and token types)")
         ]
     }
