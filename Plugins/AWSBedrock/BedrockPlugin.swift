@@ -123,6 +123,28 @@ struct BedrockCURParser: InvoiceParser {
         return (1..<m.numberOfRanges).map { i in Range(m.range(at: i), in: s).map { String(s[$0]) } }
     }
 
+    /// The labels a usage type's suffix carries. `…-cross-region-global` is a global inference
+    /// profile, `…-cross-region` alone a geographic one (us., eu.); what is left is the service
+    /// tier (`flex`, `priority`, `batch`, in any case). A suffix no card prices
+    /// (`-latency-optimized`, `-reserved`) is a tier too, so its line is never priced at the base
+    /// rate (`no_rate_for_tier`): dropped, a 1.25× line read from money made a conclusive
+    /// correction of tokens never used (tester P).
+    static func suffixLabels(_ suffix: String) -> [String: String] {
+        var parts = suffix.lowercased().split(separator: "-").map(String.init)
+        var labels: [String: String] = [:]
+        if let i = parts.firstIndex(of: "cross"), i + 1 < parts.count, parts[i + 1] == "region" {
+            parts.removeSubrange(i...(i + 1))
+            if let g = parts.firstIndex(of: "global") {
+                parts.remove(at: g)
+                labels["routing"] = "global"
+            } else {
+                labels["routing"] = "geo"
+            }
+        }
+        if !parts.isEmpty { labels["service_tier"] = parts.joined(separator: "-") }
+        return labels
+    }
+
     static func scale(_ unit: String?) -> Decimal? {
         switch unit?.lowercased() {
         case "1k tokens"?: return 1000
@@ -157,11 +179,7 @@ struct BedrockCURParser: InvoiceParser {
                 model = g[1]
                 tokenClass = g[2]
                 labels["region_code"] = g[0]
-                if let suffix = g[3] {
-                    // …-cross-region-global is a global inference profile; …-cross-region alone a geographic one (us., eu.).
-                    if suffix.contains("cross-region") { labels["routing"] = suffix.contains("global") ? "global" : "geo" }
-                    for tier in ["flex", "priority", "batch"] where suffix.hasSuffix(tier) { labels["service_tier"] = tier }
-                }
+                if let suffix = g[3] { labels.merge(Self.suffixLabels(suffix)) { $1 } }
             } else if let g = Self.groups(Self.marketplace, usageType) {
                 model = row.cell(Self.productName)
                 tokenClass = g[1]

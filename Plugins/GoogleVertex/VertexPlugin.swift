@@ -45,8 +45,12 @@ public enum VertexPlugin: VendorPlugin {
         if words.contains("character") || words.contains("characters") {
             // Billed by the character, not the token: the model's usage of an unread class.
             tokenClass = ""
-        } else if words.contains("caching") && words.contains("input") {
-            tokenClass = "cache_read"
+        } else if !words.isDisjoint(with: ["caching", "cached", "cache"]) {
+            // Cached input however it is written (`Caching`, `Cached`, `Cache`): `Cached Text Input`
+            // was read as input, and 12,400,000 cache reads proposed as lost input (tester P). A
+            // cache line naming no input (a write, or a class unread) is the model's usage of an
+            // unread class: it holds the model's corrections rather than being priced as input.
+            tokenClass = words.contains("input") && words.isDisjoint(with: ["write", "writes", "creation"]) ? "cache_read" : ""
         } else if words.contains("output") {
             tokenClass = "output"
         } else if words.contains("input") {
@@ -62,7 +66,7 @@ public enum VertexPlugin: VendorPlugin {
         var cut = d.endIndex
         for marker in [
             " GA ", " Global ", " Text ", " Thinking ", " Input", " Output", " Image", " Audio", " Video", " Batch", " Priority", " Flex", " Long",
-            " (Long", " >", " Character",
+            " (Long", " >", " Character", " Cached", " Caching", " Cache ",
         ] {
             if let r = d.range(of: marker, options: .caseInsensitive), r.lowerBound < cut { cut = r.lowerBound }
         }

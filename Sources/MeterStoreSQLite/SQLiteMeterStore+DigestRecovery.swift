@@ -10,36 +10,40 @@ extension SQLiteMeterStore {
     /// stored (the segment's kept multiset hash and counts) is not installed: sealing then re-reads
     /// the segment and records what is wrong with it, as it always has.
     public func prepareOpenSegments() async throws -> Int {
-        digestCache.notePreparer()
-        return try await wrap {
+        try await wrap {
             // Another process's commit since this one's last write makes every running digest
             // stale; the writer learnt it only at its next write, which then re-read each segment
             // it sealed (a CLI command beside the server: tester K2). Learnt here, off any write.
             try await writer.writeWithoutTransaction { db in
-                self.digestCache.observe(dataVersion: try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0)
+                try self.digestCache.observe(dataVersion: try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0) { try KeyDirectory.meters(db) }
             }
-            let open = try await writer.read { db in
-                try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT id, account_id, event_count FROM segment
-                        WHERE sealed_at IS NULL AND seq_base IS NOT NULL AND event_count > 0 AND running_hash IS NOT NULL
-                          AND post_close_count IS NOT NULL
-                        ORDER BY id
-                        """
-                ).map { ($0[0] as Int64, $0[1] as String, $0[2] as Int64) }
-            }.filter { !digestCache.has($0.0) && !digestCache.wasRefused($0.0, eventCount: $0.2) }
+            let (all, candidates) = try await writer.read { db in
+                (
+                    Set(try Int64.fetchAll(db, sql: "SELECT id FROM segment WHERE sealed_at IS NULL")),
+                    try Row.fetchAll(
+                        db,
+                        sql: """
+                            SELECT id, account_id FROM segment
+                            WHERE sealed_at IS NULL AND seq_base IS NOT NULL AND event_count > 0 AND running_hash IS NOT NULL
+                              AND post_close_count IS NOT NULL
+                            ORDER BY id
+                            """
+                    ).map { ($0[0] as Int64, $0[1] as String) }
+                )
+            }
+            digestCache.retainOpen(all)
+            let open = candidates.filter { !digestCache.has($0.0) && !digestCache.wasRefused($0.0) }
             // Every one at once: a full segment waiting its turn keeps taking events too, rather
             // than being re-read in the writer by its account's next batch.
-            for (id, _, _) in open { digestCache.setPreparing(id, true) }
-            defer { for (id, _, _) in open { digestCache.setPreparing(id, false) } }
+            for (id, _) in open { digestCache.setPreparing(id, true) }
+            defer { for (id, _) in open { digestCache.setPreparing(id, false) } }
             var prepared = 0
-            for (id, account, count) in open {
+            for (id, account) in open {
                 defer { digestCache.setPreparing(id, false) }
                 do {
                     digestCache.countSnapshot()
                     guard let snapshot = try await snapshotDigest(segment: id, account: account) else {
-                        digestCache.refuse(id, eventCount: count)
+                        digestCache.refuse(id)
                         continue
                     }
                     // Refused at the hand-over only when something moved since (a rollup change,

@@ -186,14 +186,11 @@ extension SQLiteMeterStore {
         guard var current = account.segment,
             current.count >= segmentMaxEvents || now - current.openedAt >= segmentMaxAge || current.seqBase == nil
         else { return }
-        // A full (or old) segment whose digest this process lost (it restarted, or another process
-        // committed beside it) keeps taking events while `prepareOpenSegments` hashes it on a
-        // reader, or until its next turn does (every few seconds), up to twice its size, however
-        // old (a server down for hours finds every open segment past its age): sealed now, it
-        // would be re-read inside this transaction, and every account's writes would wait. One
-        // the preparer refused (its events do not match what was kept) is sealed now, as corrupt.
-        if account.digest == nil, current.seqBase != nil,
-            digestCache.isPreparing(current.id) || (digestCache.hasPreparer && !digestCache.wasRefused(current.id)),
+        // A full (or old) segment whose digest this process lost (it restarted) keeps taking events
+        // while `prepareOpenSegments` hashes it on a reader, up to twice its size, however old (a
+        // server down for hours finds every open segment past its age): sealed now, it would be
+        // re-read inside this transaction, and every account's writes would wait.
+        if account.digest == nil, current.seqBase != nil, digestCache.isPreparing(current.id),
             current.count < min(2 * segmentMaxEvents, Self.legacySeqLimit)
         {
             return

@@ -47,6 +47,8 @@ extension SQLiteMeterStore {
                             + "keep more of them (nothing was changed)", field: "rollup_dimensions")
                 }
             }
+            // What another process's commits are compared with (`DigestCache.observe`).
+            self.digestCache.noteMeters(try KeyDirectory.meters(db))
             guard let row = try Row.fetchOne(db, sql: "SELECT unit, rollup_dimensions FROM meter WHERE meter_id = ?", arguments: [meterID]) else {
                 throw UsageBoxError(.internal, "meter \(meterID) was neither stored nor found")
             }

@@ -116,7 +116,7 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
                 // server): its running digests may be stale — a rollup change files statistics
                 // under new keys, and a segment sealed with the old ones read as corrupt for good.
                 // Sealing re-reads those segments instead.
-                self.digestCache.observe(dataVersion: try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0)
+                try self.digestCache.observe(dataVersion: try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0) { try KeyDirectory.meters(db) }
                 var ctx = WriteContext(store: self)
                 let value = try body(db, &ctx)
                 return (value, ctx.newKeys, ctx.digests, self.digestCache.epoch, ctx.unknownDigests)
@@ -249,40 +249,49 @@ final class DigestCache: @unchecked Sendable {
         return preparing.contains(segment)
     }
 
-    /// Whether something in this process prepares open segments every few seconds (the server's
-    /// sealer): then a full segment without a digest keeps taking events until it is prepared,
-    /// however it lost its digest. A CLI command has no preparer, and seals such a segment at once.
-    var hasPreparer: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return preparer
-    }
-    private var preparer = false
-
-    func notePreparer() {
-        lock.lock()
-        defer { lock.unlock() }
-        preparer = true
-    }
-
     func setPreparing(_ segment: Int64, _ on: Bool) {
         lock.lock()
         defer { lock.unlock() }
         if on { preparing.insert(segment) } else { preparing.remove(segment) }
     }
 
-    /// The writer connection's `PRAGMA data_version` at its last write; a change means another
-    /// connection committed, and every digest is forgotten.
+    /// The writer connection's `PRAGMA data_version` at its last write, and the meters as they
+    /// read then. A change of version means another connection committed; its running digests
+    /// are forgotten only if that commit changed a meter's unit or kept dimensions (statistics
+    /// are filed under rollup keys those decide). Events it wrote into a segment are caught where
+    /// the digest is taken (its count no longer matches the stored one). Forgetting every digest
+    /// on any commit re-read each full segment in the writer after a CLI command beside the
+    /// server, or made it wait for the next preparing turn (tester K2, review 10).
     private var dataVersion: Int?
+    private var meters: [String: MeterConfig] = [:]
 
-    func observe(dataVersion version: Int) {
+    /// Called inside the writer with the connection's `data_version`; `readMeters` is asked only
+    /// when another connection committed since.
+    func observe(dataVersion version: Int, readMeters: () throws -> [String: MeterConfig]) rethrows {
+        lock.lock()
+        let seen = dataVersion
+        lock.unlock()
+        guard seen != version else { return }
+        let now = try readMeters()
         lock.lock()
         defer { lock.unlock() }
-        if let seen = dataVersion, seen != version {
+        // Kept dimensions alone decide a key (a meter not in the table keeps every dimension, as
+        // one whose `rollup_dimensions` is null does); a unit set on a meter changes none.
+        let changed = Set(meters.keys).union(now.keys).contains { meters[$0]?.rollupDimensions != now[$0]?.rollupDimensions }
+        if seen != nil, changed {
             digests.removeAll()
             staleCount += 1
         }
         dataVersion = version
+        meters = now
+    }
+
+    /// This process changed a meter itself (and forgot the segments it touched): the meters to
+    /// compare another process's commits with.
+    func noteMeters(_ now: [String: MeterConfig]) {
+        lock.lock()
+        defer { lock.unlock() }
+        meters = now
     }
 
     /// Publishes digests, unless digests went stale (`epoch` moved) since `epoch` was read.
@@ -303,27 +312,36 @@ final class DigestCache: @unchecked Sendable {
     private func dropSealed(_ new: [Int64: SegmentDigest]) {
         for (id, d) in new where d.sealed {
             written.remove(id)
-            refused[id] = nil
+            refused.remove(id)
         }
     }
 
     /// Open segments whose stored events did not match what the writer kept (edited, or holding
-    /// a key no meter files), by the event count they had: preparing ran every 5 s and hashed
-    /// each again on a reader, to be refused again. A segment that takes events is tried anew.
-    private var refused: [Int64: Int64] = [:]
+    /// a key no meter files): preparing ran every 5 s and hashed each again on a reader, to be
+    /// refused again. More events cannot mend either (the kept hash and the stored events grow
+    /// alike), so a refused segment is not tried again; it seals (as corrupt) when full.
+    private var refused: Set<Int64> = []
 
-    func refuse(_ segment: Int64, eventCount: Int64) {
+    func refuse(_ segment: Int64) {
         lock.lock()
         defer { lock.unlock() }
-        refused[segment] = eventCount
+        refused.insert(segment)
     }
 
-    /// Whether the segment was refused (at `eventCount` events, when given).
-    func wasRefused(_ segment: Int64, eventCount: Int64? = nil) -> Bool {
+    func wasRefused(_ segment: Int64) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        guard let count = refused[segment] else { return false }
-        return eventCount.map { $0 == count } ?? true
+        return refused.contains(segment)
+    }
+
+    /// Keeps what is kept per segment for the open ones only: a segment sealed by another
+    /// process (or in a race with this one's put) left its entries behind.
+    func retainOpen(_ open: Set<Int64>) {
+        lock.lock()
+        defer { lock.unlock() }
+        written.formIntersection(open)
+        refused.formIntersection(open)
+        digests = digests.filter { open.contains($0.key) }
     }
 
     /// Open segments hashed on a reader by `prepareOpenSegments`.

@@ -112,7 +112,7 @@ public struct ClassificationRules: GapClassifier, Sendable {
             class: unexplained
             reason: needs_review
             examples:
-              - {model: claude-haiku-4-5, token_type: input_audio, account: acct_42, quantity: 10, expect: unexplained}
+              - {model: claude-haiku-4-5, token_type: output, quantity: -10, metered: 5000, expect: unexplained}
 
         """
 
@@ -380,8 +380,12 @@ public struct ClassificationRules: GapClassifier, Sendable {
     /// model compare equal.
     public func shadowedRules() -> [String] {
         var warnings: [String] = []
+        // Bounded like the examples' checks: a file of tens of thousands of names must not make
+        // each run spend minutes here (review 10). A warning missed is only a warning.
+        var budget = Self.maxChecks * 10
         for (i, later) in rules.enumerated() {
-            guard let earlier = rules[..<i].first(where: { $0.covers(later) }) else { continue }
+            guard budget > 0 else { break }
+            guard let earlier = rules[..<i].first(where: { $0.covers(later, budget: &budget) }) else { continue }
             warnings.append(
                 "\(file):\(later.line) rule \(later.id): every finding it matches is decided first by rule \(earlier.id)"
                     + " (line \(earlier.line)), whose conditions are all as wide or wider: it never decides (move it above)")
@@ -515,24 +519,33 @@ extension ClassificationRules.Rule {
     /// Whether every finding `other` matches is matched by this rule too: a condition absent
     /// here, or one at least as wide as `other`'s. Conservative: a pattern covers another only
     /// when it is `*`, the same text, or matches it as a plain name.
-    func covers(_ other: Self) -> Bool {
-        func patterns(_ mine: [String]?, _ theirs: [String]?) -> Bool {
+    func covers(_ other: Self, budget: inout Int) -> Bool {
+        func patterns(_ mine: [String]?, _ theirs: [String]?, budget: inout Int) -> Bool {
             guard let mine else { return true }
             guard let theirs else { return false }
-            return theirs.allSatisfy { p in
-                mine.contains { $0 == "*" || $0 == p || (!p.contains(where: { "*?".contains($0) }) && glob($0, p)) }
+            if mine.contains("*") { return true }
+            budget -= mine.count
+            guard budget > 0 else { return false }
+            let plain = Set(mine), wild = mine.filter { $0.contains(where: { "*?".contains($0) }) }
+            for p in theirs where !plain.contains(p) {
+                budget -= wild.count + 1
+                guard budget > 0, !p.contains(where: { "*?".contains($0) }), wild.contains(where: { glob($0, p) }) else { return false }
             }
+            return true
         }
         func equal<T: Equatable>(_ mine: T?, _ theirs: T?) -> Bool { mine == nil || mine == theirs }
         func atLeast<T: Comparable>(_ mine: T?, _ theirs: T?) -> Bool { mine.map { m in theirs.map { $0 >= m } ?? false } ?? true }
         func atMost<T: Comparable>(_ mine: T?, _ theirs: T?) -> Bool { mine.map { m in theirs.map { $0 <= m } ?? false } ?? true }
         // An account condition matches attributed findings only.
         let theirAttributed = other.attributed ?? (other.accounts != nil ? true : nil)
-        return patterns(models, other.models) && patterns(tokenTypes, other.tokenTypes) && patterns(accounts, other.accounts)
-            && equal(attributed, theirAttributed) && equal(sign, other.sign) && equal(shape, other.shape) && equal(unmetered, other.unmetered)
-            && atLeast(minTokens, other.minTokens) && atMost(maxTokens, other.maxTokens)
-            && atLeast(minAmount, other.minAmount) && atMost(maxAmount, other.maxAmount)
-            && atLeast(minShare, other.minShare) && atMost(maxShare, other.maxShare)
+        budget -= 1
+        guard equal(attributed, theirAttributed), equal(sign, other.sign), equal(shape, other.shape), equal(unmetered, other.unmetered),
+            atLeast(minTokens, other.minTokens), atMost(maxTokens, other.maxTokens),
+            atLeast(minAmount, other.minAmount), atMost(maxAmount, other.maxAmount),
+            atLeast(minShare, other.minShare), atMost(maxShare, other.maxShare)
+        else { return false }
+        return patterns(models, other.models, budget: &budget) && patterns(tokenTypes, other.tokenTypes, budget: &budget)
+            && patterns(accounts, other.accounts, budget: &budget)
     }
 }
 

@@ -77,6 +77,69 @@ extension MessyMonthEndTests {
         #expect(note.detail.contains("2 line(s)"), "\(note.detail)")
     }
 
+    /// A Bedrock usage-type suffix the plugin did not read (`-latency-optimized`, `-reserved`) was
+    /// dropped, and `-Batch` read only in lower case: in a CUR without `pricing_unit` (volume read
+    /// from money) the line was priced at the base rate, and an exact meter got a conclusive
+    /// +407,250 / −814,500 correction (tester P). Any suffix is now a tier, in any case: one the card
+    /// does not price is `no_rate_for_tier`, never the base rate; `-Batch` is batch.
+    @Test(arguments: [
+        ("-latency-optimized", "1.25", true), ("-reserved", "1.25", true), ("-Batch", "0.5", false), ("-cross-region-global-Batch", "0.5", false),
+    ])
+    func aBedrockUsageTypeSuffixIsNeverPricedAtTheBaseRate(suffix: String, factor: String, unpriced: Bool) async throws {
+        let meter = try await store((1...31).map { ("acct_b", "claude-sonnet-4-6", "output", 100_000, $0) }, vendor: "aws-bedrock")
+        var cur =
+            "line_item_line_item_type,line_item_usage_start_date,line_item_usage_end_date,line_item_product_code,line_item_usage_type,line_item_usage_amount,line_item_unblended_cost,line_item_currency_code\n"
+        for d in 1...31 {
+            let from = "2026-05-\(String(format: "%02d", d))T00:00:00Z"
+            let to = Timestamp(microseconds: Timestamp(rfc3339: from)!.microseconds + 86_400_000_000).rfc3339
+            // $15 a million: $1.50 a day at list.
+            let tiered = [14, 15].contains(d)
+            let cost = tiered ? "\(Decimal(string: "1.5")! * Decimal(string: factor)!)" : "1.5"
+            cur += "Usage,\(from),\(to),AmazonBedrock,USE1-Claude4.6Sonnet-output-tokens\(tiered ? suffix : ""),100,\(cost),USD\n"
+        }
+        let r = try await run("aws-bedrock", [file("cur.csv", cur)], meter, account: "acct_b")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity)) \(r.findings.map { "\($0.quantity) \($0.reason)" })")
+        let said = r.unmapped.map(\.reason) + r.reasons.map(\.code)
+        #expect(said.contains { $0.contains("no_rate_for_tier") } == unpriced, "\(said)")
+    }
+
+    /// Vertex cached input written `Cached` (or `Cache`), not `Caching`, was read as input: 400,000
+    /// cache reads billed at a tenth of the input price were proposed as lost input (tester P).
+    /// With or without `GA`, they are the model's cache reads.
+    @Test(arguments: [
+        "Gemini 2.5 Flash GA Cached Text Input - Predictions", "Gemini 2.5 Flash Cached Text Input - Predictions", "Gemini 2.5 Flash Cache Input",
+    ])
+    func aVertexCachedSKUIsReadAsCacheReads(sku: String) async throws {
+        let vertexStore = try await store([("acct_a", "gemini-2.5-flash", "input", 2_000_000, 10)], vendor: "google-vertex")
+        func row(_ sku: String, _ cost: String, _ amount: Int) -> String {
+            #"{"service":{"description":"Vertex AI"},"sku":{"description":"\#(sku)"},"usage_start_time":"2026-05-10T00:00:00Z","usage_end_time":"2026-05-11T00:00:00Z","cost":\#(cost),"currency":"USD","usage":{"amount":\#(amount),"unit":"count"},"credits":[],"cost_type":"regular"}"#
+        }
+        let export = [row("Gemini 2.5 Flash GA Text Input - Predictions", "0.60", 2_000_000), row(sku, "0.012", 400_000)].joined(separator: "\n")
+        let r = try await run("google-vertex", [file("billing.json", export)], vertexStore, account: "acct_a") {
+            $0.invoiceScope = .account
+            $0.range = Self.mayDay(10)
+        }
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map { "\($0.quantity) \($0.dimensions)" })")
+        #expect(r.findings.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "-") \($0.quantity)" } == ["gemini-2.5-flash cache_read 400000"], "\(r.findings)")
+    }
+
+    /// A stated count whose money pays for less than half of the gap it makes (a line of another
+    /// class read into the cell, billed at a tenth of its price): the count's gap is not the
+    /// money's, and nothing says which is right, so the gap is held (tester P: +12,400,000).
+    @Test func aGapItsMoneyConfirmsUnderHalfOfIsHeld() async throws {
+        let meter = try await store([("acct_b", "claude-sonnet-4-6", "input", 1_000_000, 10)], vendor: "aws-bedrock")
+        let cur =
+            Self.curHeader + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 1000, "3.00")
+            + Self.curRow("Usage", 10, "USE1-Claude4.6Sonnet-input-tokens", 400, "0.12")
+        let r = try await run("aws-bedrock", [file("cur.csv", cur)], meter, account: "acct_b") {
+            $0.invoiceScope = .account
+            $0.range = Self.mayDay(10)
+        }
+        #expect(r.corrections.isEmpty, "\(r.corrections.map(\.quantity))")
+        let f = try #require(r.findings.first { $0.gapClass != .pricingGap }, "\(r.findings)")
+        #expect(f.quantity == 400_000 && f.gapClass == .unexplained && f.reason == "amount_confirms_under_half_of_the_stated_quantity_gap", "\(f)")
+    }
+
     /// Azure PTU names no model (a deployment's capacity): every model's negative gaps are held.
     /// Vertex Provisioned Throughput holds its model when the SKU names one, every model when not.
     @Test func azurePTUAndVertexProvisionedThroughputHoldNegativeGaps() async throws {

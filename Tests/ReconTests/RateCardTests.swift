@@ -331,6 +331,43 @@ import Testing
         #expect(said.contains { $0.hasPrefix("team.yaml:15 rule gpt-smaller:") && $0.contains("rule gpt-small (line 12)") })
     }
 
+    /// Each condition of an earlier rule, wider or not than the later one's: only when every one
+    /// is as wide is the later rule said never to decide (review 10).
+    @Test(arguments: [
+        ("{max_share: \"0.1\"}", "{max_share: \"0.05\"}", true), ("{max_share: \"0.1\"}", "{}", false),
+        ("{max_share: \"0.05\"}", "{max_share: \"0.1\"}", false), ("{min_amount: \"5\"}", "{min_amount: \"10\"}", true),
+        ("{max_amount: \"5\"}", "{max_amount: \"10\"}", false), ("{sign: positive}", "{sign: positive, min_tokens: 5}", true),
+        ("{sign: positive}", "{sign: negative}", false), ("{shape: uniform}", "{}", false), ("{unmetered: true}", "{unmetered: true, model: gpt-4o}", true),
+        ("{attributed: true}", "{account: \"acct_*\"}", true), ("{attributed: false}", "{account: \"acct_*\"}", false),
+        ("{account: \"acct_*\"}", "{attributed: true}", false), ("{model: \"gpt-4?\"}", "{model: [gpt-4o, gpt-5o]}", false),
+        ("{model: \"gpt-4?\"}", "{model: [gpt-4o, gpt-4x]}", true), ("{model: \"gpt-*\"}", "{model: \"gpt-4*\"}", false),
+        ("{token_type: [input, output]}", "{token_type: output}", true), ("{token_type: input}", "{token_type: [input, output]}", false),
+    ])
+    func anEarlierRuleCoversALaterOneOnlyWhenEveryConditionIsAsWide(earlier: String, later: String, covered: Bool) throws {
+        let rules = try ClassificationRules.load(
+            text: "version: 1\nrules:\n  - id: a\n    when: \(earlier)\n    class: pass_through\n  - id: b\n    when: \(later)\n    class: metering_gap\n",
+            file: "r.yaml")
+        #expect(rules.shadowedRules().isEmpty != covered, "\(earlier) above \(later): \(rules.shadowedRules())")
+    }
+
+    /// The shipped defaults, copied as a team's starting point (`usagebox rules show`), warn of
+    /// nothing: an example of `input_audio`, which no card names, made every run of a copy note it.
+    @Test func theDefaultsWarnOfNothing() throws {
+        let cards = try RateCardData.cards.map { try RateCard.load(text: $0.value, file: $0.key + ".yaml") }
+        let defaults = ClassificationRules.defaults()
+        #expect(defaults.unmatchableNames(card: nil, cards: cards).isEmpty && defaults.shadowedRules().isEmpty)
+    }
+
+    /// Tens of thousands of names in two rules are compared within a budget, not pair by pair.
+    @Test func comparingRulesOfManyNamesIsBounded() throws {
+        let names = (0..<40_000).map { "m\($0)" }
+        let text =
+            "version: 1\nrules:\n  - id: a\n    when: {model: [\(names.joined(separator: ", "))]}\n    class: pass_through\n"
+            + "  - id: b\n    when: {model: [\(names.reversed().joined(separator: ", "))]}\n    class: metering_gap\n"
+        let rules = try ClassificationRules.load(text: text, file: "r.yaml")
+        #expect(rules.shadowedRules().count == 1)
+    }
+
     /// 48 KB of YAML aliases of aliases made millions of rule examples (a server past a gigabyte):
     /// a config that expands past `YAMLNode.maxNodes` is refused before it is read.
     @Test func aliasesThatExpandPastTheBoundAreRefused() {

@@ -41,9 +41,10 @@ import UsageBoxTesting
         _ = await running.result  // cancelled: its closing seal throws CancellationError, as a cancelled task should
     }
 
-    /// A CLI command's commit beside the server makes every running hash stale: the next tick
-    /// learns it and prepares the open segments again, rather than each seal re-reading one in
-    /// the writer (tester K2: 6.6 s for three full segments; 0.23 s once prepared).
+    /// A CLI command's meter change beside the server makes every running hash stale: the next
+    /// tick learns it and prepares the open segments again, rather than each seal re-reading one
+    /// in the writer (tester K2: 6.6 s for three full segments; 0.23 s once prepared). Another
+    /// commit (an ingest of another account) leaves them in use.
     @Test func theSealerPreparesAgainAfterAnotherProcessCommits() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("usagebox-sealer-\(UUID().uuidString).db").path
         defer { for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
@@ -54,8 +55,10 @@ import UsageBoxTesting
         let cli = try SQLiteMeterStore(location: .file(path))
         #expect(try await cli.ingest([Fixture.event("c1", account: "acct_2", quantity: 1)]).accepted == 1)
         try await cli.sealSegmentsWrittenHere()
-        // No write of the server's needed: preparing sees the other commit, forgets acct_1's
-        // running hash and hashes the segment again (the server's next write learnt it, and
+        #expect(try await server.prepareOpenSegments() == 0, "another account's ingest changes nothing acct_1's digest files")
+        _ = try await cli.setMeter("tokens", unit: nil, rollupDimensions: [])
+        // No write of the server's needed: preparing sees the other commit's meter change,
+        // forgets acct_1's running hash and hashes the segment again (the server's next write learnt it, and
         // re-read the segment as it sealed it).
         let store = PreparingStore(inner: server)
         let sealer = SegmentSealer(store: store, interval: .seconds(3600), prepareInterval: .seconds(3600), logger: Logger(label: "test"))
