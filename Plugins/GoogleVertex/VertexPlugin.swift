@@ -224,8 +224,18 @@ struct VertexNDJSONParser: InvoiceParser {
         var lines: [InvoiceLine] = []
         var restatements = VertexPlugin.Restatements()
         try file.jsonLines { lineNo, row in
-            guard let startText = row["usage_start_time"]?.stringValue, let start = Timestamp(rfc3339: startText) else {
-                throw InvoiceError(file: file.name, line: lineNo, field: "usage_start_time", "must be an RFC 3339 timestamp")
+            guard let startText = row["usage_start_time"]?.stringValue, let start = Timestamp(exportText: startText) else {
+                throw InvoiceError(
+                    file: file.name, line: lineNo, field: "usage_start_time", "must be an RFC 3339 timestamp (or BigQuery's `YYYY-MM-DD hh:mm:ss UTC`)")
+            }
+            // An end that is there but unread was dropped silently; it bounds the line's window.
+            let endText = row["usage_end_time"]?.stringValue
+            let end = try endText.map { text in
+                guard let ts = Timestamp(exportText: text) else {
+                    throw InvoiceError(
+                        file: file.name, line: lineNo, field: "usage_end_time", "must be an RFC 3339 timestamp (or BigQuery's `YYYY-MM-DD hh:mm:ss UTC`)")
+                }
+                return ts
             }
             let amountText = row["usage"]?["amount"]?.decimalText
             let location = "\(file.name):\(lineNo)"
@@ -235,7 +245,7 @@ struct VertexNDJSONParser: InvoiceParser {
                 cost: row["cost"]?.decimalText,
                 currency: row["currency"]?.stringValue, amount: amountText.flatMap { ExactDecimal.parseNumber($0) },
                 unit: row["usage"]?["unit"]?.stringValue, start: start,
-                end: row["usage_end_time"]?.stringValue.flatMap { Timestamp(rfc3339: $0) }, costType: row["cost_type"]?.stringValue,
+                end: end, costType: row["cost_type"]?.stringValue,
                 project: VertexPlugin.projectFields.reduce(into: [:]) { out, field in
                     out["project_\(field)"] = row["project"]?[field].flatMap { $0.stringValue ?? $0.decimalText }
                 },

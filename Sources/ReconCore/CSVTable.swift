@@ -105,7 +105,17 @@ extension CSVTable.Row {
     public func timestamp(_ names: [String], file: String) throws -> Timestamp {
         guard let t = cell(names) else { throw InvoiceError(file: file, line: line, field: names[0], "a date is required") }
         if let ts = Timestamp(rfc3339: t) ?? Timestamp(rfc3339: t + "T00:00:00Z") ?? Timestamp(rfc3339: t.replacingSpace()) { return ts }
-        if let secs = Int64(t), let ts = Timestamp(unixSeconds: secs) { return ts }
+        if let secs = Int64(t), let ts = Timestamp(unixSeconds: secs) {
+            // No bill is of usage before 2001 (10-digit Unix seconds): `20260504` is a date
+            // written without separators, read as 1970-08-23 (tester P). Refused, naming both.
+            guard secs >= 1_000_000_000 else {
+                throw InvoiceError(
+                    file: file, line: line, field: names[0],
+                    "'\(t.prefix(48))' reads as Unix seconds \(ts.rfc3339), before any bill"
+                        + (t.count == 8 ? "; a date written YYYYMMDD is not read: export ISO (YYYY-MM-DD) or month-first dates" : ""))
+            }
+            return ts
+        }
         let parts = t.split(separator: " ")[0].split(separator: "/")
         if parts.count == 3, let m = Int(parts[0]), let d = Int(parts[1]), let y = Int(parts[2]),
             let ts = Timestamp(rfc3339: String(format: "%04d-%02d-%02dT00:00:00Z", y, m, d))
@@ -117,6 +127,15 @@ extension CSVTable.Row {
             file: file, line: line, field: names[0],
             "'\(t.prefix(48))' is not a date (YYYY-MM-DD, RFC 3339, Unix seconds or MM/DD/YYYY)"
                 + (dayFirst ? "; it reads as day-first, which is not read: export month-first or ISO dates" : ""))
+    }
+}
+
+extension Timestamp {
+    /// RFC 3339, or the text BigQuery writes (`2026-05-04 10:00:00 UTC`): a JSON export of a
+    /// BigQuery table was refused where the same rows flattened to CSV were read (tester P).
+    public init?(exportText t: String) {
+        guard let ts = Timestamp(rfc3339: t) ?? Timestamp(rfc3339: t.replacingSpace()) else { return nil }
+        self = ts
     }
 }
 

@@ -140,6 +140,30 @@ extension MessyMonthEndTests {
         #expect(f.quantity == 400_000 && f.gapClass == .unexplained && f.reason == "amount_confirms_under_half_of_the_stated_quantity_gap", "\(f)")
     }
 
+    /// Dates as exports write them that were misread or refused (tester P): Azure's `20260504` was
+    /// Unix seconds (1970-08-23, "no lines in period"), now refused naming the line and field;
+    /// BigQuery's `2026-05-10 00:00:00 UTC` in a Vertex JSON export was refused, as its CSV read it.
+    @Test func exportDatesAreReadOrRefusedByName() async throws {
+        let azureStore = try await store([("acct_z", "gpt-4o", "input", 2_000_000, 25)], vendor: "azure-openai")
+        let csv =
+            "Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType\n"
+            + "20260525,Foundry Models,Azure OpenAI,gpt 4o Inp glbl Tokens,2000,1K,5.00,USD,Usage\n"
+        do {
+            _ = try await run("azure-openai", [file("azure.csv", csv)], azureStore, account: "acct_z") { $0.range = Self.mayDay(25) }
+            Issue.record("a YYYYMMDD date was read")
+        } catch {
+            #expect("\(error)".contains("azure.csv:2: field 'Date'") && "\(error)".contains("YYYYMMDD"), "\(error)")
+        }
+        let vertexStore = try await store([("acct_a", "gemini-2.5-flash", "input", 2_000_000, 10)], vendor: "google-vertex")
+        let row =
+            #"{"service":{"description":"Vertex AI"},"sku":{"description":"Gemini 2.5 Flash GA Text Input - Predictions"},"usage_start_time":"2026-05-10 00:00:00 UTC","usage_end_time":"2026-05-11 00:00:00 UTC","cost":0.60,"currency":"USD","usage":{"amount":2000000,"unit":"count"},"credits":[],"cost_type":"regular"}"#
+        let r = try await run("google-vertex", [file("billing.json", row)], vertexStore, account: "acct_a") {
+            $0.invoiceScope = .account
+            $0.range = Self.mayDay(10)
+        }
+        #expect(r.models.first?.vendor == 2_000_000 && r.findings.isEmpty && r.corrections.isEmpty, "\(r.findings) \(r.reasons.map(\.code))")
+    }
+
     /// Azure PTU names no model (a deployment's capacity): every model's negative gaps are held.
     /// Vertex Provisioned Throughput holds its model when the SKU names one, every model when not.
     @Test func azurePTUAndVertexProvisionedThroughputHoldNegativeGaps() async throws {
