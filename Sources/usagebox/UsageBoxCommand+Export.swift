@@ -37,18 +37,26 @@ extension UsageBoxCommand {
                     handle = h
                 }
                 var buffer = ""
-                let summary = try await FOCUSExport.write(store: db, service: service, range: range, account: account, billingAccount: billingAccount) {
-                    buffer += $0
-                    if buffer.utf8.count > 1 << 20 {
-                        handle.write(Data(buffer.utf8))
-                        buffer = ""
+                let summary: FOCUSExport.Summary
+                do {
+                    summary = try await FOCUSExport.write(store: db, service: service, range: range, account: account, billingAccount: billingAccount) {
+                        buffer += $0
+                        if buffer.utf8.count > 1 << 20 {
+                            handle.write(Data(buffer.utf8))
+                            buffer = ""
+                        }
                     }
+                } catch {
+                    // A file cut short reads as a complete export to whatever imports it.
+                    if let output { try? FileManager.default.removeItem(atPath: output) }
+                    throw error
                 }
                 handle.write(Data(buffer.utf8))
                 let billed = summary.billed.sorted { $0.key < $1.key }.map { "\($0.key) \(ExactDecimal.format($0.value))" }.joined(separator: ", ")
                 printErr(
                     "exported \(summary.rows) row(s), billed \(billed.isEmpty ? "0" : billed)"
-                        + (summary.unpriced > 0 ? "; \(summary.unpriced) row(s) had no rate (BilledCost 0.0)" : ""))
+                        + (summary.unpriced > 0 ? "; \(summary.unpriced) row(s) had no rate (BilledCost 0.0)" : "")
+                        + (summary.leftOut.isEmpty ? "" : "; left out, in units other than tokens: " + summary.leftOut.joined(separator: ", ")))
             }
 
             static func time(_ text: String, _ field: String) throws -> Timestamp {

@@ -51,6 +51,43 @@ import VendorAnthropic
         #expect(r.invoice.amount.value == summary.billed["USD"])
     }
 
+    /// Meters in other units were added to tokens and priced as tokens (5 kTok and 7 images made
+    /// a row of 1,000,012 "Tokens", and the round trip a +12 gap: tester O). They are left out and
+    /// said. A day's groups that sum to 0 (a correction and its reversal) are rows, and a range that
+    /// cuts a day narrows the rows' charge period to it.
+    @Test func onlyTokenMetersAreExportedAndEveryGroupOfTheRangeIsARow() async throws {
+        let store = try S.store()
+        _ = try await store.setMeter("claude_ktokens", unit: "kTok", rollupDimensions: nil)
+        _ = try await store.setMeter("images", unit: "images", rollupDimensions: nil)
+        func other(_ id: String, _ meter: String, _ unit: String, _ q: Int64) -> IngestItem {
+            .event(
+                UsageEvent(
+                    eventID: id, accountID: "acct_42", meterID: meter, modelID: "claude-sonnet-4-5", quantity: q, unit: unit,
+                    timestamp: Timestamp(rfc3339: "2026-05-10T12:00:00Z")!, dimensions: ["token_type": "input", "vendor": "anthropic"]))
+        }
+        let answer = try await store.ingest([
+            S.event("t", model: "claude-sonnet-4-5", type: "input", quantity: 1_000_000, vendor: "anthropic"),
+            S.event("o", model: "claude-sonnet-4-5", type: "output", quantity: 0, vendor: "anthropic"),
+            other("k", "claude_ktokens", "kTok", 5), other("i", "images", "images", 7),
+        ])
+        #expect(answer.accepted == 4, "\(answer.errors)")
+        let (file, summary) = try await export(store)
+        let lines = String(decoding: file.bytes, as: UTF8.self).split(separator: "\n").dropFirst()
+        #expect(lines.count == 2 && lines.contains { $0.contains(",1000000.0,Tokens,") } && lines.contains { $0.contains(",0.0,Tokens,") }, "\(lines)")
+        #expect(summary.leftOut == ["kTok: 5 (meter claude_ktokens)", "images: 7 (meter images)"], "\(summary.leftOut)")
+        let r = try await service.engine.run(
+            ReconciliationOptions(vendor: "focus", invoices: [file], range: S.may, account: "acct_42"), store: store)
+        #expect(r.total.gap == 0 && r.corrections.isEmpty, "\(r.findings)")
+
+        var half = ""
+        _ = try await FOCUSExport.write(
+            store: store, service: service,
+            range: try TimeRange(from: Timestamp(rfc3339: "2026-05-10T06:00:00Z")!, to: Timestamp(rfc3339: "2026-05-10T18:00:00Z")!),
+            account: "acct_42", billingAccount: "reseller"
+        ) { half += $0 }
+        #expect(half.contains(",2026-05-10T18:00:00Z,2026-05-10T06:00:00Z,"), "ChargePeriodEnd, ChargePeriodStart: \(half)")
+    }
+
     /// A FOCUS export of the kata's month as the vendor saw it (the 520,000 the meter lost
     /// included), and the kata's meter without them.
     func kataLossSeenThroughFOCUS() async throws -> (InvoiceFile, SQLiteMeterStore) {

@@ -80,7 +80,7 @@ struct MeterLedger: Sendable {
 
     /// Whether a meter's events count as tokens: its unit says tokens, or it has none.
     static func inTokens(_ meter: String?, _ units: [String: String]) -> Bool {
-        meter.flatMap { units[$0] }.map { tokenUnits.contains($0.lowercased()) } ?? true
+        MeterUnit.countsTokens(meter.flatMap { units[$0] })
     }
     static let edgeHours = 3
 
@@ -279,5 +279,13 @@ extension Int64 {
     fileprivate mutating func addSaturating(_ other: Int64) {
         let (sum, overflow) = addingReportingOverflow(other)
         self = overflow ? (other > 0 ? .max : .min) : sum
+    }
+}
+
+/// What a meter's unit says its events count, as reconcile and the FOCUS export read it.
+public enum MeterUnit {
+    /// Tokens: the unit says so (`tokens`, `token`, any case), or the meter has none.
+    public static func countsTokens(_ unit: String?) -> Bool {
+        unit.map { MeterLedger.tokenUnits.contains($0.lowercased()) } ?? true
     }
 }
