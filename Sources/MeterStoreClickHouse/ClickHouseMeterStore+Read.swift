@@ -205,6 +205,13 @@ extension ClickHouseMeterStore {
             chainHead: head.first?[0].chString.flatMap { $0.isEmpty ? nil : $0 },
             corrections: corrections.compactMap { r in Self.event(r, account: account).map { .init(event: $0, postClose: r[9].chInt == 1) } })
         report.correctionsOmitted = max(0, Int(correctionCount) - report.corrections.count)
+        // A row stored twice is one event (as `storedEvents` reads them).
+        let postClose = try await rows(
+            """
+            SELECT count(), sum(q) FROM (SELECT event_id, any(quantity) AS q FROM \(t("events"))
+                WHERE account_id = \(a) AND post_close = 1 AND ts >= \(range.from.microseconds) AND ts < \(range.to.microseconds) GROUP BY event_id)
+            """)
+        report.postClose = .init(events: postClose.first?[0].chInt ?? 0, sum: postClose.first?[1].chInt ?? 0)
         report.integrity = try await integrity(account: account)
         return report.capped()
     }

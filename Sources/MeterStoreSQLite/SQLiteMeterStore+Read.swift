@@ -183,6 +183,12 @@ extension SQLiteMeterStore {
                     accountID: account, range: range, totals: totals, breakdown: breakdown, segments: segments,
                     chainHead: head, corrections: corrections)
                 report.correctionsOmitted = max(0, correctionCount - corrections.count)
+                if let row = try Row.fetchOne(
+                    db, sql: "SELECT count(*), SUM(quantity) FROM (\(events)) WHERE ts >= ? AND ts < ? AND post_close = 1",
+                    arguments: segmentArgs + [from, to])
+                {
+                    report.postClose = .init(events: row[0], sum: row[1] ?? 0)
+                }
                 report.integrity = try Self.scrubProgress(db, account: account)
                 return report.capped()
             }

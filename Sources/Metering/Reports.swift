@@ -164,6 +164,18 @@ public struct ExplainReport: Sendable, Hashable {
     /// Segments and corrections left out of the lists (the earliest), past `listLimit` each.
     public var segmentsOmitted: Int = 0
     public var correctionsOmitted: Int = 0
+    /// Events of the range stored after their month closed (Corrections only), counted apart from
+    /// the lists' cap: past 1,000 later corrections, a post-close one was in no read (tester O).
+    public var postClose = PostClose()
+
+    public struct PostClose: Sendable, Hashable {
+        public var events: Int64 = 0
+        public var sum: Int64 = 0
+        public init(events: Int64 = 0, sum: Int64 = 0) {
+            self.events = events
+            self.sum = sum
+        }
+    }
 
     /// Every answer is bounded: an account with 40,000 corrections made a 57 MB explain.
     public static let listLimit = 1000

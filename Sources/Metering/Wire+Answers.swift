@@ -138,7 +138,11 @@ extension VerifyReport.Mismatch: Codable {
 extension ExplainReport: WireShape {
     enum CodingKeys: String, CodingKey {
         case accountID = "account_id", from, to, totals, breakdown, segments, chainHead = "chain_head", integrity, corrections
-        case segmentsOmitted = "segments_omitted", correctionsOmitted = "corrections_omitted"
+        case segmentsOmitted = "segments_omitted", correctionsOmitted = "corrections_omitted", postClose = "post_close"
+    }
+
+    struct PostCloseWire: Codable {
+        var events, sum: Int64
     }
 
     /// The totals row: a breakdown without its model.
@@ -162,6 +166,7 @@ extension ExplainReport: WireShape {
         integrity = try c.decodeIfPresent(ScrubProgress.self, forKey: .integrity)
         segmentsOmitted = try c.decodeIfPresent(Int.self, forKey: .segmentsOmitted) ?? 0
         correctionsOmitted = try c.decodeIfPresent(Int.self, forKey: .correctionsOmitted) ?? 0
+        if let p = try c.decodeIfPresent(PostCloseWire.self, forKey: .postClose) { postClose = PostClose(events: p.events, sum: p.sum) }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -177,6 +182,7 @@ extension ExplainReport: WireShape {
         try c.encodeIfPresent(integrity, forKey: .integrity)
         try c.encode(corrections, forKey: .corrections)
         try c.encode(correctionsOmitted, forKey: .correctionsOmitted)
+        try c.encode(PostCloseWire(events: postClose.events, sum: postClose.sum), forKey: .postClose)
     }
 }
 

@@ -106,6 +106,11 @@ public enum Rendering {
                     }, rightAligned: [3]
                 ).render())
         }
+        if e.postClose.events > 0 {
+            lines.append(
+                "post-close: \(TextTable.grouped(e.postClose.events)) correction(s) stored after their month closed, net \(TextTable.grouped(e.postClose.sum))"
+                    + " (in the totals; listed above with post_close yes unless among the earlier ones not listed)")
+        }
         return lines.joined(separator: "\n")
     }
 

@@ -197,6 +197,7 @@ public enum MeterStoreConformance {
             try expectEqual(r.errors.first?.index, 0, "index")
             let explain = try await store.explain(account: "acct_1", range: F.may)
             try expectEqual(explain.corrections.map(\.postClose), [true], "post_close")
+            try expectEqual([explain.postClose.events, explain.postClose.sum], [1, -30], "post_close totals")
             try expectEqual(explain.totals.net, 70, "net")
             // Segments are named alike on every store (ClickHouse said "1" where SQLite said "seg_00000001").
             try expect(
