@@ -150,6 +150,31 @@ public struct UsageQuery: Sendable, Hashable {
         self.source = source
     }
 
+    /// The most hour, day or month buckets a grouped answer's range may span, on the server and
+    /// on a local file alike (the CLI answered what `--server` refused: tester O).
+    public static let maxTimeBuckets = 10_000
+
+    /// Refuses a range that spans more than `limit` buckets of a time field it groups by: the
+    /// buckets the range touches, its first instant's through its last's (calendar months, not
+    /// 28 days each: 9,600 months were counted as 10,436 and refused).
+    public func checkTimeBuckets(limit: Int = UsageQuery.maxTimeBuckets) throws {
+        let first = range.from, last = Timestamp(microseconds: range.to.microseconds - 1)
+        for field in groupBy {
+            let buckets: Int64
+            switch field {
+            case .hour: buckets = last.hour - first.hour + 1
+            case .day: buckets = last.day - first.day + 1
+            case .month: buckets = last.monthIndex - first.monthIndex + 1
+            default: continue
+            }
+            guard buckets <= Int64(limit) else {
+                throw UsageBoxError.invalidArgument(
+                    "grouping by \(field.name) over this range gives \(buckets) buckets; an answer holds at most \(limit): narrow from/to",
+                    field: "group_by")
+            }
+        }
+    }
+
     /// Every dimension the query names (grouping or filtering).
     public var dimensionsNamed: [String] {
         (groupBy + filters.map(\.field)).compactMap { if case let .dimension(d) = $0 { return d } else { return nil } }

@@ -162,23 +162,7 @@ public struct HTTPAPI: Sendable {
 
     /// Answers that group by hour, day or month hold at most `limits.maxTimeBuckets` buckets.
     func checkBuckets(_ range: TimeRange, _ groupBy: [UsageField]) throws {
-        // The buckets the range touches: its first instant's through its last's (calendar months,
-        // not 28 days each: 9,600 months were counted as 10,436 and refused).
-        let first = range.from, last = Timestamp(microseconds: range.to.microseconds - 1)
-        for field in groupBy {
-            let buckets: Int64
-            switch field {
-            case .hour: buckets = last.hour - first.hour + 1
-            case .day: buckets = last.day - first.day + 1
-            case .month: buckets = last.monthIndex - first.monthIndex + 1
-            default: continue
-            }
-            guard buckets <= Int64(limits.maxTimeBuckets) else {
-                throw UsageBoxError.invalidArgument(
-                    "grouping by \(field.name) over this range gives \(buckets) buckets; an answer holds at most \(limits.maxTimeBuckets): narrow from/to",
-                    field: "group_by")
-            }
-        }
+        try UsageQuery(scope: .all, range: range, groupBy: groupBy).checkTimeBuckets(limit: limits.maxTimeBuckets)
     }
 
     func require(_ key: APIKey, _ role: KeyRole) throws {

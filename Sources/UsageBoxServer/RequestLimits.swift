@@ -31,7 +31,7 @@ public struct RequestLimits: Sendable {
     /// The largest invoice a reconciliation request may carry.
     public var maxInvoiceBytes = 32 << 20
     /// Time buckets (hours, days, months) one usage or verify answer may hold.
-    public var maxTimeBuckets = 10_000
+    public var maxTimeBuckets = UsageQuery.maxTimeBuckets
     public init() {}
 }
 

@@ -41,6 +41,7 @@ extension UsageBoxCommand {
                 params.append((String(f[..<eq]), String(f[f.index(after: eq)...])))
             }
             let query = try UsageQuery.fromParameters(params, scope: account.map { .accounts([$0]) } ?? .all)
+            try query.checkTimeBuckets()
             let db = try await store.open()
             let result = try await db.usage(query)
             printOut(json ? JSONWriter.write(result.jsonValue) : Rendering.usage(result))
@@ -244,6 +245,7 @@ extension UsageBoxCommand {
                 }
                 let body = try UsageQuery.jsonBody(value)
                 let query = try UsageQuery.from(body, scope: body.accountID.map { AccountScope.accounts([$0]) } ?? .all)
+                try query.checkTimeBuckets()
                 let db = try await store.open()
                 let result = try await db.usage(query)
                 printOut(json ? JSONWriter.write(result.jsonValue) : Rendering.usage(result))

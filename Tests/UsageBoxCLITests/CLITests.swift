@@ -44,6 +44,11 @@ import Testing
             let refused = try CLI.run(["usage", "--db", db, "--account", "acct0", "--group-by", name, "--json"] + may)
             #expect(refused.status != 0 && refused.stderr.contains("'\(name)' cannot be grouped or filtered on"), "\(name): \(refused.stderr)")
         }
+        // As `--server` refuses it: the same command answered on a file and not through a server (tester O).
+        let hours = try CLI.run([
+            "usage", "--db", db, "--account", "acct0", "--group-by", "hour", "--from", "2025-01-01T00:00:00Z", "--to", "2026-12-01T00:00:00Z",
+        ])
+        #expect(hours.status != 0 && hours.stderr.contains("grouping by hour over this range gives 16776 buckets"), "\(hours.stderr)")
     }
 
     /// An ingest that fails part-way (a file it cannot open, a server gone) said only the
