@@ -168,7 +168,7 @@ extension ClickHouseMeterStore {
     }
 
     public func explain(account: String, range: TimeRange) async throws -> ExplainReport {
-        let byModel = try await usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.modelID, .kind]))
+        let byModel = try await usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.modelID, .kind, .unit]))
         let (totals, breakdown) = try ExplainReport.breakdown(byModel)
         let a = ClickHouseClient.quote(account)
         let segs = try await rows(

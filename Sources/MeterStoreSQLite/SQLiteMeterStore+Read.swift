@@ -142,7 +142,7 @@ extension SQLiteMeterStore {
     public func explain(account: String, range: TimeRange) async throws -> ExplainReport {
         try await wrap {
             try await writer.read { db in
-                let byModel = try self.usage(db, UsageQuery(scope: .accounts([account]), range: range, groupBy: [.modelID, .kind]))
+                let byModel = try self.usage(db, UsageQuery(scope: .accounts([account]), range: range, groupBy: [.modelID, .kind, .unit]))
                 let (totals, breakdown) = try ExplainReport.breakdown(byModel)
                 let segments = try Row.fetchAll(
                     db,

@@ -193,6 +193,10 @@ public struct ExplainReport: Sendable, Hashable {
 
     public struct Breakdown: Sendable, Hashable {
         public var modelID: String?
+        /// The events' unit: a model metered in tokens and in `kTok` or images is a row per unit
+        /// (they were added together, 1,000,000 tokens and 5 kTok read 1,000,005: tester O). The
+        /// totals still add every event whatever its unit.
+        public var unit: String?
         public var usage: Int64 = 0
         public var corrections: Int64 = 0
         public var count: Int64 = 0
@@ -367,10 +371,15 @@ extension ExplainReport {
     /// model and kind; every sum checked.
     public static func breakdown(_ byModel: UsageResult) throws -> (totals: Breakdown, models: [Breakdown]) {
         var totals = Breakdown()
-        var models: [String?: Breakdown] = [:]
+        struct Row: Hashable {
+            var model, unit: String?
+        }
+        var models: [Row: Breakdown] = [:]
         for g in byModel.groups {
             let model = g.keys[0]
-            var b = models[model] ?? Breakdown(modelID: model)
+            let row = Row(model: model, unit: g.keys.count > 2 ? g.keys[2] : nil)
+            var b = models[row] ?? Breakdown(modelID: model)
+            b.unit = row.unit
             if g.keys[1] == EventKind.correction.rawValue {
                 b.corrections = try b.corrections.checkedAdding(g.aggregate.sum, "the corrections of \(model ?? "(no model)")")
                 totals.corrections = try totals.corrections.checkedAdding(g.aggregate.sum, "the corrections")
@@ -382,13 +391,14 @@ extension ExplainReport {
             _ = try totals.usage.checkedAdding(totals.corrections, "the net total")
             b.count += g.aggregate.count
             totals.count += g.aggregate.count
-            models[model] = b
+            models[row] = b
         }
-        let breakdown = models.values.sorted { a, b in
-            guard let x = a.modelID else { return b.modelID != nil }
-            guard let y = b.modelID else { return false }
+        func precedes(_ a: String?, _ b: String?) -> Bool {
+            guard let x = a else { return b != nil }
+            guard let y = b else { return false }
             return x.utf8.lexicographicallyPrecedes(y.utf8)
         }
+        let breakdown = models.values.sorted { a, b in a.modelID == b.modelID ? precedes(a.unit, b.unit) : precedes(a.modelID, b.modelID) }
         return (totals, breakdown)
     }
 }

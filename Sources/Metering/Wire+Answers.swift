@@ -187,11 +187,12 @@ extension ExplainReport: WireShape {
 }
 
 extension ExplainReport.Breakdown: Codable {
-    enum CodingKeys: String, CodingKey { case modelID = "model_id", usage, corrections, net, count }
+    enum CodingKeys: String, CodingKey { case modelID = "model_id", unit, usage, corrections, net, count }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(modelID: try c.decodeIfPresent(String.self, forKey: .modelID))
+        unit = try c.decodeIfPresent(String.self, forKey: .unit)
         usage = try c.decode(Int64.self, forKey: .usage)
         corrections = try c.decode(Int64.self, forKey: .corrections)
         count = try c.decode(Int64.self, forKey: .count)
@@ -200,6 +201,7 @@ extension ExplainReport.Breakdown: Codable {
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encodeIfPresent(modelID, forKey: .modelID)
+        try c.encodeIfPresent(unit, forKey: .unit)
         try c.encode(usage, forKey: .usage)
         try c.encode(corrections, forKey: .corrections)
         try c.encode(net, forKey: .net)

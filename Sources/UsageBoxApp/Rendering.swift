@@ -65,16 +65,22 @@ public enum Rendering {
 
     public static func explain(_ e: ExplainReport) -> String {
         var lines = ["\(e.accountID)  \(e.range.from.rfc3339) – \(e.range.to.rfc3339)", ""]
+        // A unit column only where the rows are in more than one unit (the kata's are all tokens).
+        let units = Set(e.breakdown.map(\.unit)).count > 1
         let rows =
             e.breakdown.map { b in
-                [b.modelID ?? "(none)", TextTable.grouped(b.usage), TextTable.grouped(b.corrections), TextTable.grouped(b.net), TextTable.grouped(b.count)]
+                [b.modelID ?? "(none)"] + (units ? [b.unit ?? "(none)"] : [])
+                    + [TextTable.grouped(b.usage), TextTable.grouped(b.corrections), TextTable.grouped(b.net), TextTable.grouped(b.count)]
             } + [
-                [
-                    "TOTAL", TextTable.grouped(e.totals.usage), TextTable.grouped(e.totals.corrections), TextTable.grouped(e.totals.net),
-                    TextTable.grouped(e.totals.count),
-                ]
+                ["TOTAL"] + (units ? ["(every unit)"] : [])
+                    + [
+                        TextTable.grouped(e.totals.usage), TextTable.grouped(e.totals.corrections), TextTable.grouped(e.totals.net),
+                        TextTable.grouped(e.totals.count),
+                    ]
             ]
-        lines.append(TextTable(headers: ["model", "usage", "corrections", "net", "count"], rows: rows, rightAligned: [1, 2, 3, 4]).render())
+        let numbers: Set<Int> = units ? [2, 3, 4, 5] : [1, 2, 3, 4]
+        lines.append(
+            TextTable(headers: ["model"] + (units ? ["unit"] : []) + ["usage", "corrections", "net", "count"], rows: rows, rightAligned: numbers).render())
         lines.append("")
         lines.append("segments (provenance)\(e.segmentsOmitted > 0 ? ", the latest \(e.segments.count); \(e.segmentsOmitted) earlier not listed" : ""):")
         lines.append(

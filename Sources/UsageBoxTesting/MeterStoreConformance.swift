@@ -181,6 +181,14 @@ public enum MeterStoreConformance {
             ])
             try expectEqual(r2.errors.first?.code, "invalid_event_id", "201-char id")
         },
+        ConformanceCheck("explain breaks a model down by unit: tokens and kTok are rows apart, the totals add both") { store in
+            _ = try await store.ingest([
+                F.event("t1", quantity: 100), F.event("k1", meter: "ktok", quantity: 5, unit: "kTok"), F.event("n1", meter: "plain", quantity: 1, unit: nil),
+            ])
+            let explain = try await store.explain(account: "acct_1", range: F.may)
+            try expectEqual(explain.breakdown.map { "\($0.modelID ?? "-") \($0.unit ?? "-") \($0.usage)" }, ["m1 - 1", "m1 kTok 5", "m1 tokens 100"], "rows")
+            try expectEqual(explain.totals.usage, 106, "totals")
+        },
         ConformanceCheck("a closed period rejects Usage, accepts Corrections marked post_close, and never reopens") { store in
             _ = try await store.ingest([F.event("a1", quantity: 100)])
             let closed = try await store.closePeriod(account: "acct_1", period: "2026-05")
