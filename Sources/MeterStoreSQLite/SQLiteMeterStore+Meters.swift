@@ -13,7 +13,23 @@ extension SQLiteMeterStore {
         }
         let unit = unit.map(EventDecoder.nfc), change = try KeptDimensionsChange(rollupDimensions)
         if let problem = unit.flatMap(EventDecoder.unitProblem) { throw UsageBoxError.invalidArgument(problem, field: "unit") }
-        return try await write { db, ctx in
+        do {
+            return try await setMeter(meterID, unit: unit, change: change)
+        } catch let e as SegmentNoLongerMatches {
+            // Found, so recorded (the change itself rolled back): incremental verify trusted the
+            // segment's recorded statistics until a deep verify re-hashed it (tester O).
+            try await record(RehashOutcome(corrupt: [(e.id, "its events no longer hash to the sealed SHA-256 (found changing a meter's rollups)")]))
+            throw UsageBoxError(.conflict, "segment \(Self.segmentName(e.id)) no longer matches its hash; run verify before changing rollups")
+        }
+    }
+
+    /// A sealed segment of the meter's events re-hashed to something else while its rollups were rebuilt.
+    struct SegmentNoLongerMatches: Error {
+        var id: Int64
+    }
+
+    private func setMeter(_ meterID: String, unit: String?, change: KeptDimensionsChange) async throws -> MeterInfo {
+        try await write { db, ctx in
             let now = self.clock().microseconds
             let existing = try ctx.meter(db, meterID)
             if let existing, let old = existing.unit, let unit, old != unit,
@@ -79,9 +95,7 @@ extension SQLiteMeterStore {
                 continue
             }
             let d = try digest(db, segmentID: id, previous: r[3]) { try ctx.keyID(db, ctx.rollupKey(db, $0)) }
-            guard d.finalize() == r[2] else {
-                throw UsageBoxError(.conflict, "segment \(Self.segmentName(id)) no longer matches its hash; run verify before changing rollups")
-            }
+            guard d.finalize() == r[2] else { throw SegmentNoLongerMatches(id: id) }
             try db.execute(sql: "DELETE FROM segment_stat WHERE segment_id = ?", arguments: [id])
             try Self.insertSegmentStats(db, segmentID: id, d.stats)
         }

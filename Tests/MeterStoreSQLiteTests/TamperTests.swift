@@ -141,6 +141,23 @@ import UsageBoxTesting
         #expect(v.corruptSegments.first?.reason.contains("SHA-256") == true)
     }
 
+    /// A meter change re-hashes the sealed segments of its events and refuses when one no longer
+    /// matches; what it found is recorded too, so incremental verify (which trusts segments a
+    /// re-hash proved) reports it at once, not only after a deep verify (tester O).
+    @Test func aMismatchFoundChangingAMeterIsRecorded() async throws {
+        #expect(try await verify().ok)
+        try edit("DROP TRIGGER event_no_update; UPDATE event SET quantity = quantity + 1000000 WHERE event_id = 'e10';")
+        #expect(try await verify(.incremental).ok, "incremental trusts the proved segment's statistics")
+        do {
+            _ = try await store.setMeter("tokens", unit: nil, rollupDimensions: [])
+            Issue.record("a meter change over a segment that no longer matches its hash")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .conflict && e.message.contains("no longer matches its hash"), "\(e)")
+        }
+        let v = try await verify(.incremental)
+        #expect(!v.ok && v.segmentsCorrupt == 1, "\(v)")
+    }
+
     @Test func deletedEventIsCaught() async throws {
         try edit("DROP TRIGGER event_no_delete; DELETE FROM event WHERE event_id = 'e20';")
         let v = try await verify()
