@@ -358,6 +358,24 @@ import Testing
         #expect(defaults.unmatchableNames(card: nil, cards: cards).isEmpty && defaults.shadowedRules().isEmpty)
     }
 
+    /// Names are compared as a run reads them: a dated alias above the plain name is the same model.
+    @Test func shadowingIsReadThroughTheCardsAliases() throws {
+        let rules = try ClassificationRules.load(
+            text: """
+                version: 1
+                rules:
+                  - id: dated
+                    when: {model: claude-sonnet-4-5-20250929}
+                    class: pass_through
+                  - id: plain
+                    when: {model: claude-sonnet-4-5, token_type: input}
+                    class: metering_gap
+                """, file: "r.yaml")
+        let cards = try RateCardData.cards.map { try RateCard.load(text: $0.value, file: $0.key + ".yaml") }
+        #expect(rules.shadowedRules().isEmpty, "as written, two names")
+        #expect(rules.resolvingModels(ClassificationRules.modelReader(card: nil, cards: cards)).shadowedRules().count == 1)
+    }
+
     /// Tens of thousands of names in two rules are compared within a budget, not pair by pair.
     @Test func comparingRulesOfManyNamesIsBounded() throws {
         let names = (0..<40_000).map { "m\($0)" }
