@@ -141,7 +141,12 @@ struct BedrockCURParser: InvoiceParser {
                 labels["routing"] = "geo"
             }
         }
-        if !parts.isEmpty { labels["service_tier"] = parts.joined(separator: "-") }
+        if !parts.isEmpty {
+            labels["service_tier"] = parts.joined(separator: "-")
+        } else if labels.isEmpty, !suffix.isEmpty {
+            // A suffix of hyphens alone (`…-output-tokens-`) is no tier the plugin knows either.
+            labels["service_tier"] = suffix
+        }
         return labels
     }
 

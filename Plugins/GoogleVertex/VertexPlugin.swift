@@ -45,7 +45,11 @@ public enum VertexPlugin: VendorPlugin {
         if words.contains("character") || words.contains("characters") {
             // Billed by the character, not the token: the model's usage of an unread class.
             tokenClass = ""
-        } else if !words.isDisjoint(with: ["caching", "cached", "cache"]) {
+        } else if !words.isDisjoint(with: ["caching", "cached", "cache"]),
+            words.isDisjoint(with: ["non", "miss", "misses"]), !lower.contains("noncached"), !lower.contains("uncached")
+        {
+            // `Non-Cached Input`, `Cache Miss Input` are input: read as cache reads, money-only
+            // lines made a −12,400,000 input correction on an exact meter (tester P2).
             // Cached input however it is written (`Caching`, `Cached`, `Cache`): `Cached Text Input`
             // was read as input, and 12,400,000 cache reads proposed as lost input (tester P). A
             // cache line naming no input (a write, or a class unread) is the model's usage of an

@@ -30,11 +30,15 @@ extension UsageBoxCommand {
                 let db = try await store.open()
                 let service = try ReconciliationService()
                 var handle = FileHandle.standardOutput
+                // Opened as the shell's `>` opens it (a symlink's target written, a device or FIFO
+                // written to): `createFile` replaced whatever was at the path with a new file, and
+                // a failed export then removed it (`--output /dev/null` as root: tester O2).
                 if let output {
-                    guard FileManager.default.createFile(atPath: output, contents: nil), let h = FileHandle(forWritingAtPath: output) else {
-                        throw UsageBoxError.invalidArgument("\(output): cannot write the file", field: "output")
+                    let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+                    guard fd >= 0 else {
+                        throw UsageBoxError.invalidArgument("\(output): cannot write the file (\(String(cString: strerror(errno))))", field: "output")
                     }
-                    handle = h
+                    handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
                 }
                 var buffer = ""
                 let summary: FOCUSExport.Summary
@@ -48,7 +52,10 @@ extension UsageBoxCommand {
                     }
                 } catch {
                     // A file cut short reads as a complete export to whatever imports it.
-                    if let output { try? FileManager.default.removeItem(atPath: output) }
+                    // A regular file only (not a symlink's target, a device or a FIFO).
+                    if let output, (try? FileManager.default.attributesOfItem(atPath: output)[.type]) as? FileAttributeType == .typeRegular {
+                        try? FileManager.default.removeItem(atPath: output)
+                    }
                     throw error
                 }
                 handle.write(Data(buffer.utf8))

@@ -62,8 +62,11 @@ extension UsageBoxCommand {
         @Flag(help: "Print the API's JSON.") var json = false
 
         func run() async throws {
+            let range = try period.range()
+            // The server refuses as many days as it refuses a usage read of (tester O2).
+            if groupBy == .day { try UsageQuery(scope: .all, range: range, groupBy: [.day]).checkTimeBuckets() }
             let db = try await store.open()
-            let report = try await db.verify(VerifyRequest(account: account, range: try period.range(), mode: mode, byDay: groupBy == .day))
+            let report = try await db.verify(VerifyRequest(account: account, range: range, mode: mode, byDay: groupBy == .day))
             printOut(json ? JSONWriter.write(report.jsonValue) : Rendering.verify(report))
             if failOnDrift, !report.ok { throw ExitCode.verifyDrift }
         }
@@ -92,6 +95,8 @@ extension UsageBoxCommand {
         func run() async throws {
             let db = try await store.open()
             let range = try period.range()
+            // The server refuses as many days as it refuses a usage read of (tester O2).
+            if by == .day { try UsageQuery(scope: .all, range: range, groupBy: [.day]).checkTimeBuckets() }
             let report = try await db.explain(account: account, range: range)
             printOut(json ? JSONWriter.write(report.jsonValue) : Rendering.explain(report))
             if by == .day, !json {

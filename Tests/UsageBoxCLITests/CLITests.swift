@@ -391,6 +391,22 @@ import Testing
         #expect(known.status == 0 && !known.stdout.contains("warning:"), "\(known.stdout)\(known.stderr)")
     }
 
+    /// `export focus --output` writes where the path leads, as the shell's `>` does: it replaced a
+    /// symlink (or a device, `/dev/null` as root) with a new file (tester O2).
+    @Test func exportWritesThroughTheOutputPath() throws {
+        let events = try dir.write(
+            "e.ndjson",
+            #"{"event_id":"e1","account_id":"acct_1","meter_id":"claude_tokens","model_id":"claude-sonnet-4-5","quantity":5,"unit":"tokens","timestamp":"2026-05-02T00:00:00Z","dimensions":{"token_type":"input"}}"#
+                + "\n")
+        #expect(try CLI.run(["ingest", "--db", db, events]).status == 0)
+        let target = try dir.write("target.csv", "old\n"), link = dir.path("link.csv")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        let r = try CLI.run(["export", "focus", "--db", db, "--output", link] + may)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == target)
+        #expect(try String(contentsOfFile: target, encoding: .utf8).hasPrefix("AvailabilityZone,BilledCost,"))
+    }
+
     @Test func demoTellsTheKataFromAnyDirectory() throws {
         let r = try CLI.run(["demo"], cwd: "/")
         #expect(r.status == 0, "\(r.stderr)")

@@ -128,29 +128,24 @@ enum Classification {
         f.reason = net > 0 ? "stated_quantity_beyond_its_money_on_some_days" : "stated_quantity_short_of_its_money_on_some_days"
     }
 
-    /// The vendor's money at the card's price matches the meter, lies on the other side of it, or
-    /// pays for less than half of the gap, while its stated quantity does not: the quantity is as
-    /// likely misread (a unit off by 1,000, a class read as another) as the meter wrong, so the
-    /// gap is not corrected. `pricingTokens` is the money's difference
+    /// The vendor's money at the card's price matches the meter, or lies on the other side of it,
+    /// while its stated quantity does not: the quantity is as likely misread (a unit off by 1,000)
+    /// as the meter wrong, so the gap is not corrected. `pricingTokens` is the money's difference
     /// from stated × card price, in tokens: money ÷ price − metered = the gap + `pricingTokens`.
     static func holdIfMoneyDisagrees(_ f: inout ReconciliationReport.Finding, pricingTokens q: Int64, tolerance: Int64) {
         let slack = max(UInt64(max(tolerance, 0)), UInt64(max(f.metered, 0)) / 1000)
         let (moneyGap, overflow) = f.quantity.addingReportingOverflow(q)
         guard q != 0, f.metered > 0, (q > 0) != (f.quantity > 0), !overflow else { return }
         let matches = moneyGap.magnitude <= slack
-        // The money confirming less than half of the count's gap: a line's count read into the
-        // wrong class (cache reads as input, billed at a tenth) made a gap its money paid a tenth
-        // of, and the whole count was proposed (tester P).
-        let underHalf = moneyGap.magnitude * 2 < f.quantity.magnitude
-        guard matches || (moneyGap > 0) != (f.quantity > 0) || underHalf else { return }
+        // Money confirming only part of the gap is not held: a contract price a few points under
+        // the card, on hourly rows, made a real outage's money confirm under half of it, and
+        // holding that withheld real outages (tester P2). A class misread is caught per line,
+        // by the plugin's reading, instead.
+        guard matches || (moneyGap > 0) != (f.quantity > 0) else { return }
         f.gapClass = .unexplained
         f.rule = "stated-quantity-conflict"
         f.classifier = "engine"
-        f.reason =
-            matches
-            ? "amount_matches_meter_not_stated_quantity"
-            : (moneyGap > 0) != (f.quantity > 0)
-                ? "amount_and_stated_quantity_disagree_with_the_meter_both_ways" : "amount_confirms_under_half_of_the_stated_quantity_gap"
+        f.reason = matches ? "amount_matches_meter_not_stated_quantity" : "amount_and_stated_quantity_disagree_with_the_meter_both_ways"
     }
 }
 
