@@ -163,21 +163,24 @@ public enum Rendering {
         var result: UsageResult
         var hasType = true
         do {
-            result = try await store.usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.day, .modelID, .dimension("token_type")]))
+            result = try await store.usage(
+                UsageQuery(scope: .accounts([account]), range: range, groupBy: [.day, .modelID, .dimension("token_type"), .unit]))
         } catch let e as UsageBoxError where e.field == "token_type" {
             hasType = false
-            result = try await store.usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.day, .modelID]))
+            result = try await store.usage(UsageQuery(scope: .accounts([account]), range: range, groupBy: [.day, .modelID, .unit]))
         }
+        let unitAt = hasType ? 3 : 2
+        // A unit column only where the events are in more than one (tokens and kTok were added
+        // together in one day's line: tester O2), as explain's breakdown shows them.
+        let units = Set(result.groups.map { $0.keys[unitAt] }).count > 1
         let rows = result.groups.map { g in
-            [
-                g.keys[0] ?? "", g.keys[1] ?? "(none)", hasType ? (g.keys[2] ?? "(none)") : "(all)", TextTable.grouped(g.aggregate.sum),
-                TextTable.grouped(g.aggregate.count),
-            ]
+            [g.keys[0] ?? "", g.keys[1] ?? "(none)", hasType ? (g.keys[2] ?? "(none)") : "(all)"] + (units ? [g.keys[unitAt] ?? "(none)"] : [])
+                + [TextTable.grouped(g.aggregate.sum), TextTable.grouped(g.aggregate.count)]
         }
         return "by day (UTC, \(result.source)):\n"
             + TextTable(
-                headers: ["day", "model", "token type", "usage + corrections", "events"], rows: rows,
-                rightAligned: [3, 4]
+                headers: ["day", "model", "token type"] + (units ? ["unit"] : []) + ["usage + corrections", "events"], rows: rows,
+                rightAligned: units ? [4, 5] : [3, 4]
             ).render()
     }
 }

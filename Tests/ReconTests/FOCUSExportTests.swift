@@ -78,6 +78,9 @@ import VendorAnthropic
         let r = try await service.engine.run(
             ReconciliationOptions(vendor: "focus", invoices: [file], range: S.may, account: "acct_42"), store: store)
         #expect(r.total.gap == 0 && r.corrections.isEmpty, "\(r.findings)")
+        // `explain --by day` shows the units apart too (tester O2).
+        let daily = try await Rendering.dailyUsage(store, account: "acct_42", range: S.may)
+        #expect(daily.contains("unit") && daily.contains("kTok") && daily.contains("images"), "\(daily)")
 
         var half = ""
         _ = try await FOCUSExport.write(
