@@ -48,12 +48,12 @@ public enum VertexPlugin: VendorPlugin {
         } else if !words.isDisjoint(with: ["caching", "cached", "cache"]),
             words.isDisjoint(with: ["non", "miss", "misses"]), !lower.contains("noncached"), !lower.contains("uncached")
         {
-            // `Non-Cached Input`, `Cache Miss Input` are input: read as cache reads, money-only
-            // lines made a −12,400,000 input correction on an exact meter (tester P2).
             // Cached input however it is written (`Caching`, `Cached`, `Cache`): `Cached Text Input`
             // was read as input, and 12,400,000 cache reads proposed as lost input (tester P). A
             // cache line naming no input (a write, or a class unread) is the model's usage of an
             // unread class: it holds the model's corrections rather than being priced as input.
+            // `Non-Cached Input` and `Cache Miss Input` are input, by the branch below (read as
+            // cache reads, money-only lines made a −12,400,000 correction: tester P2).
             tokenClass = words.contains("input") && words.isDisjoint(with: ["write", "writes", "creation"]) ? "cache_read" : ""
         } else if words.contains("output") {
             tokenClass = "output"

@@ -11,12 +11,10 @@ extension SQLiteMeterStore {
     /// the segment and records what is wrong with it, as it always has.
     public func prepareOpenSegments() async throws -> Int {
         try await wrap {
-            // Another process's commit since this one's last write makes every running digest
-            // stale; the writer learnt it only at its next write, which then re-read each segment
-            // it sealed (a CLI command beside the server: tester K2). Learnt here, off any write.
-            try await writer.writeWithoutTransaction { db in
-                try self.digestCache.observe(dataVersion: try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0) { try KeyDirectory.meters(db) }
-            }
+            // Another process's meter change since this one's last write makes every running
+            // digest stale; the writer learnt it only at its next write, which then re-read each
+            // segment it sealed (tester K2). Learnt here, off any write.
+            try await writer.writeWithoutTransaction { db in try self.observeOtherCommits(db) }
             let (all, candidates) = try await writer.read { db in
                 (
                     Set(try Int64.fetchAll(db, sql: "SELECT id FROM segment WHERE sealed_at IS NULL")),

@@ -112,11 +112,7 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
     func write<T: Sendable>(_ body: @escaping @Sendable (Database, inout WriteContext) throws -> T) async throws -> T {
         try await wrap {
             let (value, newKeys, digests, epoch, unknown) = try await writer.write { db in
-                // Another process committed since this writer's last write (the CLI beside a
-                // server): its running digests may be stale — a rollup change files statistics
-                // under new keys, and a segment sealed with the old ones read as corrupt for good.
-                // Sealing re-reads those segments instead.
-                try self.digestCache.observe(dataVersion: try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0) { try KeyDirectory.meters(db) }
+                try self.observeOtherCommits(db)
                 var ctx = WriteContext(store: self)
                 let value = try body(db, &ctx)
                 return (value, ctx.newKeys, ctx.digests, self.digestCache.epoch, ctx.unknownDigests)
@@ -128,6 +124,15 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
             digestCache.put(digests, ifEpoch: epoch)
             return value
         }
+    }
+
+    /// Whether another process committed since this writer's last write (the CLI beside a
+    /// server) and changed a meter's kept dimensions: the running digests file statistics under
+    /// the rollup keys those decide, and a segment sealed with the old ones read as corrupt for
+    /// good, so they are forgotten and sealing re-reads those segments (`DigestCache.observe`).
+    /// On the writer's connection: `data_version` moves only for other connections' commits.
+    func observeOtherCommits(_ db: Database) throws {
+        try digestCache.observe(dataVersion: try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0) { try KeyDirectory.meters(db) }
     }
 
     static func translate(_ error: DatabaseError) -> UsageBoxError {
@@ -257,8 +262,8 @@ final class DigestCache: @unchecked Sendable {
 
     /// The writer connection's `PRAGMA data_version` at its last write, and the meters as they
     /// read then. A change of version means another connection committed; its running digests
-    /// are forgotten only if that commit changed a meter's unit or kept dimensions (statistics
-    /// are filed under rollup keys those decide). Events it wrote into a segment are caught where
+    /// are forgotten only if that commit changed a meter's kept dimensions (statistics are filed
+    /// under rollup keys those decide; a unit changes none). Events it wrote into a segment are caught where
     /// the digest is taken (its count no longer matches the stored one). Forgetting every digest
     /// on any commit re-read each full segment in the writer after a CLI command beside the
     /// server, or made it wait for the next preparing turn (tester K2, review 10).

@@ -168,7 +168,8 @@ public struct ExplainReport: Sendable, Hashable {
     /// the lists' cap: past 1,000 later corrections, a post-close one was in no read (tester O).
     public var postClose = PostClose()
 
-    public struct PostClose: Sendable, Hashable {
+    /// On the wire as `{"events", "sum"}`, its own names.
+    public struct PostClose: Sendable, Hashable, Codable {
         public var events: Int64 = 0
         public var sum: Int64 = 0
         public init(events: Int64 = 0, sum: Int64 = 0) {

@@ -141,10 +141,6 @@ extension ExplainReport: WireShape {
         case segmentsOmitted = "segments_omitted", correctionsOmitted = "corrections_omitted", postClose = "post_close"
     }
 
-    struct PostCloseWire: Codable {
-        var events, sum: Int64
-    }
-
     /// The totals row: a breakdown without its model.
     struct Totals: Codable {
         var usage, corrections, net, count: Int64
@@ -166,7 +162,7 @@ extension ExplainReport: WireShape {
         integrity = try c.decodeIfPresent(ScrubProgress.self, forKey: .integrity)
         segmentsOmitted = try c.decodeIfPresent(Int.self, forKey: .segmentsOmitted) ?? 0
         correctionsOmitted = try c.decodeIfPresent(Int.self, forKey: .correctionsOmitted) ?? 0
-        if let p = try c.decodeIfPresent(PostCloseWire.self, forKey: .postClose) { postClose = PostClose(events: p.events, sum: p.sum) }
+        postClose = try c.decodeIfPresent(PostClose.self, forKey: .postClose) ?? PostClose()
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -182,7 +178,7 @@ extension ExplainReport: WireShape {
         try c.encodeIfPresent(integrity, forKey: .integrity)
         try c.encode(corrections, forKey: .corrections)
         try c.encode(correctionsOmitted, forKey: .correctionsOmitted)
-        try c.encode(PostCloseWire(events: postClose.events, sum: postClose.sum), forKey: .postClose)
+        try c.encode(postClose, forKey: .postClose)
     }
 }
 

@@ -26,8 +26,8 @@ public struct SegmentSealer: Service {
             var sinceSealing: Duration = .zero
             while !Task.isCancelled {
                 try await Task.sleep(for: prepareInterval)
-                // Again every few seconds: a CLI command's commit beside the server makes it forget
-                // every running hash, and each seal re-read its segment in the writer (tester K2).
+                // Again every few seconds: a CLI command's meter change beside the server makes it
+                // forget every running hash, and each seal re-read its segment in the writer (K2).
                 // Nothing to do costs a turn on the writer's queue (`data_version`) and one read of the open segments.
                 await prepare()
                 sinceSealing += prepareInterval

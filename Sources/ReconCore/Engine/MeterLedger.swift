@@ -167,7 +167,7 @@ struct MeterLedger: Sendable {
             let tokenType: TokenType? = ledger.hasTokenType ? g.keys[5].map { TokenType($0) } : nil
             let servedBy: String? = ledger.hasVendor ? g.keys[ledger.hasTokenType ? 6 : 5] : nil
             let unit = meter.flatMap { units[$0] }
-            if let unit, !Self.tokenUnits.contains(unit.lowercased()) {
+            if let unit, !MeterUnit.countsTokens(unit) {
                 outside["\(raw ?? "")|\(meter ?? "")|meter_unit:\(unit)", default: 0].addSaturating(g.aggregate.sum)
                 if let model = canonical(raw), scopeModels.contains(model), let meter, servedBy.map(vendorNames.contains) ?? true {
                     ledger.otherUnits[model, default: [:]][meter] = unit
