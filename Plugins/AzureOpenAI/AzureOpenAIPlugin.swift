@@ -221,7 +221,17 @@ struct AzureCostDetailsParser: InvoiceParser {
             }
             lines = InvoiceLine.markingRepeatedCharges(lines, charges: charges)
         }
-        return ParsedInvoice(lines: lines)
+        // Cost is at the account's price (EffectivePrice, after a negotiated discount): a token row
+        // with a blank Quantity gives volume only through money, and a total below the meter may
+        // be the discount (0.94× list on May 1–9 beside a real outage proposed +10,359,049 of
+        // 12,601,998 lost).
+        // (Money given back or billed more without tokens holds its model on its own.)
+        let moneyOnly = lines.first { $0.tokenType != nil && !$0.isCorrection && ($0.amount ?? 0) > 0 && $0.isMoneyOnlyUsage }
+        return ParsedInvoice(
+            lines: lines,
+            amountsMayBeNet: moneyOnly.map {
+                "token rows state money and no Quantity (the first at \($0.location)): cost is at the account's price, after any negotiated discount"
+            })
     }
 
     /// Cells a re-export restates or writes another way for the same charge: its money and prices,

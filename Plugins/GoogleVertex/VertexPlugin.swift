@@ -164,7 +164,7 @@ public enum VertexPlugin: VendorPlugin {
     /// count nor `cost_at_list` may bill less than the card says without less usage. A row of
     /// `unit: "token"` read as money at a contract price 20 % below list proposed −6,200,000.
     static func moneyOnly(_ lines: [InvoiceLine]) -> String? {
-        lines.contains { $0.nonUsageReason == nil && $0.vendorModel != nil && $0.quantity == nil && $0.listAmount == nil && ($0.amount ?? 0) != 0 }
+        lines.contains { $0.vendorModel != nil && $0.isMoneyOnlyUsage }
             ? "token lines state money and no token count nor cost_at_list (cost is at the account's price, after any negotiated discount)"
             : nil
     }

@@ -105,7 +105,7 @@ extension OpenAIPlugin {
     /// Cost results without a quantity are what was billed: after a negotiated discount, or at a
     /// price the card does not have, a total below the meter is not over-metering.
     static func moneyOnly(_ lines: [InvoiceLine]) -> String? {
-        lines.contains { $0.nonUsageReason == nil && $0.quantity == nil && ($0.amount ?? 0) != 0 }
+        lines.contains(where: \.isMoneyOnlyUsage)
             ? "its usage lines state money and no quantity (what was billed, after any negotiated discount)" : nil
     }
 }

@@ -143,6 +143,12 @@ extension InvoiceLine {
         guard let end else { return (date, Timestamp.startOfDay(after: date)) }
         return (date, max(InvoiceCoverage.exclusiveEnd(end), Timestamp(microseconds: date.microseconds + 1)))
     }
+
+    /// Usage that states money and neither a token count nor a list amount: its volume can only
+    /// be read from money at the card's price, and that money may be after a negotiated discount.
+    public var isMoneyOnlyUsage: Bool {
+        nonUsageReason == nil && quantity == nil && listAmount == nil && (amount ?? 0) != 0
+    }
 }
 
 /// An invoice file handed to a parser.

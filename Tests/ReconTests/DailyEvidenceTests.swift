@@ -212,6 +212,35 @@ import UsageBoxApp
         #expect(whole.corrections.map(\.quantity) == [3_000_000], "\(whole.reasons.map(\.code)) \(whole.findings)")
     }
 
+    /// The same on Azure: gpt-4o input rows of May 1–9 with a blank Quantity, every row's cost at
+    /// 0.94× list, the collector down May 10–12. The cost-details parser never said its money may
+    /// be net, so +1,180,000 of 3,000,000 lost was a conclusive correction (tester P2 N3). Held;
+    /// the same days at list price correct the whole loss.
+    @Test func azureRowsWithoutAQuantityAreMoneyThatMayBeNet() async throws {
+        let store = try S.store()
+        _ = try await store.ingest(
+            (1...31).compactMap { d in
+                (10...12).contains(d) ? nil : S.event("az-\(d)", model: "gpt-4o", type: "input", quantity: 1_000_000, day: d, vendor: "azure-openai")
+            })
+        func run(moneyOnlyCost: String) async throws -> ReconciliationReport {
+            let csv =
+                "Date,MeterCategory,MeterSubCategory,MeterName,Quantity,UnitOfMeasure,CostInBillingCurrency,BillingCurrencyCode,ChargeType\n"
+                + (1...31).map { d in
+                    "05/\(String(format: "%02d", d))/2026,Foundry Models,Azure OpenAI,gpt 4o 0806 Inp glbl Tokens,\(d < 10 ? "" : "1000"),1K,\(d < 10 ? moneyOnlyCost : "2.35"),USD,Usage\n"
+                }.joined()
+            var o = ReconciliationOptions(
+                vendor: "azure-openai", invoices: [InvoiceFile(name: "azure.csv", bytes: Array(csv.utf8))], range: S.may, account: "acct_42")
+            o.invoiceScope = .account
+            return try await service.engine.run(o, store: store)
+        }
+        let held = try await run(moneyOnlyCost: "2.35")
+        let reason = try #require(held.reasons.first { $0.code == "amounts_may_be_net" && $0.effect == .blocksCell }, "\(held.reasons.map(\.code))")
+        #expect(reason.detail.contains("no Quantity (the first at azure.csv:2)"), "\(reason.detail)")
+        #expect(held.findings.first?.quantity == 2_460_000 && held.corrections.isEmpty && held.held.isEmpty, "\(held.findings) \(held.corrections)")
+        let whole = try await run(moneyOnlyCost: "2.50")
+        #expect(whole.corrections.map(\.quantity) == [3_000_000], "\(whole.reasons.map(\.code)) \(whole.findings)")
+    }
+
     /// Every price 10 % up from May 16, and Sonnet's collector down May 10–12: days billed with
     /// nothing metered were skipped, so Sonnet read as the step alone and its 3,000,000 lost
     /// tokens were "the price change". Its gap mixes the two: held, as among other changes.
