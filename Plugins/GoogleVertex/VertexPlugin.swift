@@ -71,6 +71,8 @@ public enum VertexPlugin: VendorPlugin {
         for marker in [
             " GA ", " Global ", " Text ", " Thinking ", " Input", " Output", " Image", " Audio", " Video", " Batch", " Priority", " Flex", " Long",
             " (Long", " >", " Character", " Cached", " Caching", " Cache ",
+            // Words qualifying the cache: without `GA` before them they stayed in the model's name.
+            " Non-", " Non ", " Uncached", " Context Cach", " Explicit Cach", " Implicit Cach",
         ] {
             if let r = d.range(of: marker, options: .caseInsensitive), r.lowerBound < cut { cut = r.lowerBound }
         }

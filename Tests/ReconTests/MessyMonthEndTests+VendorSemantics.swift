@@ -106,9 +106,12 @@ extension MessyMonthEndTests {
 
     /// Vertex cached input written `Cached` (or `Cache`), not `Caching`, was read as input: 400,000
     /// cache reads billed at a tenth of the input price were proposed as lost input (tester P).
-    /// With or without `GA`, they are the model's cache reads.
+    /// With or without `GA`, they are the model's cache reads; a word qualifying the cache
+    /// (`Context`, `Explicit`, `Implicit`) is no part of the model's name (without `GA` it was:
+    /// "Gemini 2.5 Flash Context", an unknown model, held and never matched).
     @Test(arguments: [
         "Gemini 2.5 Flash GA Cached Text Input - Predictions", "Gemini 2.5 Flash Cached Text Input - Predictions", "Gemini 2.5 Flash Cache Input",
+        "Gemini 2.5 Flash Context Cache Input", "Gemini 2.5 Flash Explicit Caching Text Input - Predictions", "Gemini 2.5 Flash Implicit Cached Input",
     ])
     func aVertexCachedSKUIsReadAsCacheReads(sku: String) async throws {
         let vertexStore = try await store([("acct_a", "gemini-2.5-flash", "input", 2_000_000, 10)], vendor: "google-vertex")
@@ -126,7 +129,10 @@ extension MessyMonthEndTests {
 
     /// Uncached input written with the cache's word (`Non-Cached`, `Cache Miss`) is input: read as
     /// cache reads, money-only lines made a −12,400,000 input correction on an exact meter (tester P2).
-    @Test(arguments: ["Gemini 2.5 Flash GA Non-Cached Text Input - Predictions", "Gemini 2.5 Flash GA Cache Miss Text Input - Predictions"])
+    @Test(arguments: [
+        "Gemini 2.5 Flash GA Non-Cached Text Input - Predictions", "Gemini 2.5 Flash GA Cache Miss Text Input - Predictions",
+        "Gemini 2.5 Flash Non-Cached Text Input - Predictions", "Gemini 2.5 Flash Uncached Input", "Gemini 2.5 Flash Non Cached Input",
+    ])
     func aVertexUncachedSKUIsReadAsInput(sku: String) async throws {
         let vertexStore = try await store([("acct_a", "gemini-2.5-flash", "input", 2_000_000, 10)], vendor: "google-vertex")
         let row =
