@@ -42,6 +42,10 @@ public enum FOCUSExport {
         store: any MeterStore, service: ReconciliationService, range: TimeRange, account: String?, billingAccount: String,
         to out: (String) -> Void
     ) async throws -> Summary {
+        // FOCUS writes its periods to the second: a bound inside one wrote microseconds (tester O2).
+        for (bound, field) in [(range.from, "from"), (range.to, "to")] where bound.microseconds % 1_000_000 != 0 {
+            throw UsageBoxError.invalidArgument("\(bound.rfc3339) is not a whole second: FOCUS charge periods are written to the second", field: field)
+        }
         let scope: AccountScope = account.map { .accounts([$0]) } ?? .all
         var summary = Summary()
         let otherUnits = try await store.meters(scope: scope).filter { !MeterUnit.countsTokens($0.unit) }

@@ -89,6 +89,17 @@ import VendorAnthropic
             account: "acct_42", billingAccount: "reseller"
         ) { half += $0 }
         #expect(half.contains(",2026-05-10T18:00:00Z,2026-05-10T06:00:00Z,"), "ChargePeriodEnd, ChargePeriodStart: \(half)")
+        // FOCUS periods are whole seconds: a bound inside one is refused, naming it (tester O2).
+        await #expect(
+            throws: UsageBoxError.invalidArgument(
+                "2026-05-10T18:00:00.500000Z is not a whole second: FOCUS charge periods are written to the second", field: "to")
+        ) {
+            _ = try await FOCUSExport.write(
+                store: store, service: service,
+                range: try TimeRange(from: Timestamp(rfc3339: "2026-05-10T06:00:00Z")!, to: Timestamp(rfc3339: "2026-05-10T18:00:00.5Z")!),
+                account: "acct_42", billingAccount: "reseller"
+            ) { _ in }
+        }
     }
 
     /// A FOCUS export of the kata's month as the vendor saw it (the 520,000 the meter lost
