@@ -498,11 +498,17 @@ import VendorAnthropic
         #expect(other.accounts == [.init(accountID: "acct_7", metered: 3_000_000)] && other.remedy?.contains("--invoice-scope account") == true)
         #expect(r.verdict == .inconclusive && r.corrections.isEmpty, "without the rule acct_42 would get +3,000,000 of acct_7's usage")
         #expect(r.models.first?.gap == 3_000_000, "its gaps are still the invoice against acct_42's meter")
-        // Asserting the invoice is acct_42's alone makes the comparison the caller's claim.
-        // Four times what acct_42 metered: proposed, but held for a person (--confirm-large).
+        // Asserting the invoice is acct_42's alone makes the comparison the caller's claim, but a
+        // gap of what acct_7 metered, token for token, says the invoice bills acct_7 too (an org
+        // invoice of two workspaces proposed acct_43's +43,352,335 on acct_42: tester Q).
         let asserted = try await run(store, [invoice]) { $0.invoiceScope = .account }
-        #expect(asserted.verdict == .conclusive && asserted.corrections.isEmpty && asserted.held.map(\.correction.quantity) == [3_000_000])
-        #expect(asserted.held.first?.detail.contains("doubling it or more") == true)
+        let matches = try #require(asserted.reasons.first { $0.code == "gap_matches_another_accounts_usage" }, "\(codes(asserted))")
+        #expect(matches.effect == .blocksPositive && matches.accounts == [.init(accountID: "acct_7", metered: 3_000_000)], "\(matches)")
+        #expect(asserted.corrections.isEmpty && asserted.held.isEmpty && asserted.findings.first?.blockedBy == ["gap_matches_another_accounts_usage"])
+        // acct_7 metering another amount is no match: the caller's claim stands.
+        _ = try await store.ingest([Self.event("c", account: "acct_7", model: "claude-sonnet-4-5", type: "input", quantity: 500_000)])
+        let claimed = try await run(store, [invoice]) { $0.invoiceScope = .account }
+        #expect(!codes(claimed).contains("gap_matches_another_accounts_usage") && claimed.held.map(\.correction.quantity) == [3_000_000])
     }
 
     /// An organisation's invoice naming two workspaces, run for one account while the other

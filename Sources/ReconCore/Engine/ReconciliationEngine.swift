@@ -97,6 +97,7 @@ public struct ReconciliationEngine: Sendable {
             + unknownVendorLabels(meter, card: card, plugin: plugin) + correctionsOfSeveralProviders(meter)
             + Self.gapMatchesUsageElsewhere(
                 diff, meter: meter, card: card, scope: readScope, mistyped: misspellings(of: [plugin.id, card.vendor]))
+            + ScopeCheck.gapMatchesAnotherAccount(o, diff: diff, meter: meter)
             + Self.providerNotStated(batch, meter: meter, card: card, plugin: plugin, known: { !sellers(of: $0).isEmpty })
             + (try await overlappingRuns(o, plugin: plugin, store: store, log: log))
             + Self.identicalRows(batch, card: card) + Self.capacityCharges(batch, card: card)

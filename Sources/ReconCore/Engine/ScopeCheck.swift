@@ -186,4 +186,35 @@ enum ScopeCheck {
         }
         return reasons
     }
+
+    /// `--invoice-scope account` says every line is the account's; a model billed above its meter
+    /// by what another account metered of it (one token type's gap, or the model's gaps together,
+    /// within their tolerance or a thousandth) says otherwise. An org-wide invoice of two
+    /// workspaces proposed +43,352,335 Haiku input on acct_42: acct_43's metered Haiku, token for
+    /// token (tester Q). Only for a key that sees every account (another's totals are not a
+    /// scoped key's to learn).
+    static func gapMatchesAnotherAccount(_ o: ReconciliationOptions, diff: GapDiff, meter: MeterLedger) -> [EvidenceReason] {
+        guard o.invoiceScope == .account, o.scope == .all, case let .single(account) = o.attribution else { return [] }
+        return diff.models.compactMap { m -> EvidenceReason? in
+            let rows = m.tokenTypes.filter { $0.gap > 0 && $0.beyondTolerance }
+            guard !rows.isEmpty else { return nil }
+            let together = (gap: rows.reduce(Int64(0)) { $0 &+ $1.gap }, tolerance: rows.reduce(Int64(0)) { $0 &+ max($1.tolerance, 0) })
+            let candidates = rows.map { ($0.gap, max($0.tolerance, 0)) } + [together]
+            let others: [(account: String, tokens: Int64)] = meter.everyAccount.compactMap { a, models in
+                guard a != account, let tokens = models[m.modelID], tokens > 0 else { return nil }
+                return (a, tokens)
+            }
+            func matches(_ tokens: Int64) -> Bool {
+                candidates.contains { gap, tolerance in DailyEvidence.distance(gap, tokens) <= UInt64(max(tolerance, tokens / 1000)) }
+            }
+            guard let (other, tokens) = others.sorted(by: { $0.account < $1.account }).first(where: { matches($0.tokens) }) else { return nil }
+            return EvidenceReason(
+                code: "gap_matches_another_accounts_usage", effect: .blocksPositive, modelID: m.modelID, accountID: account,
+                detail: "--invoice-scope account says the invoice is \(account)'s alone, and it bills \(m.modelID) above \(account)'s meter "
+                    + "by what \(other) metered of it (\(tokens) tokens): an invoice that bills \(other)'s usage too looks like that",
+                remedy: "pass --account-map to attribute the invoice's lines, or correct by hand if the usage is \(account)'s",
+                accounts: [EvidenceReason.AccountTotal(accountID: other, metered: tokens)])
+        }
+    }
+
 }
