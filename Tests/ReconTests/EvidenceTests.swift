@@ -728,6 +728,32 @@ import VendorAnthropic
         #expect(r.corrections.isEmpty && r.held.isEmpty, "an unpriced line is not a vendor that billed nothing")
     }
 
+    /// The meter counts the tokens of a line the card cannot price while the vendor's side leaves
+    /// them out: a gap above the meter is short of them. February, Sonnet 4.6 priced from the 17th:
+    /// 1,000,000 metered on the 10th (unpriced) and the 18th, 2,000,000 lost on the 19th–20th; the
+    /// gap reads +1,000,000, which was proposed (priority tokens beside a loss: tester Q). Held.
+    @Test func aLineTheCardCannotPriceHoldsUnderMeteringOfItsModelAndTypeToo() async throws {
+        let store = try S.store()
+        let feb = try TimeRange(from: "2026-02-01T00:00:00Z", to: "2026-03-01T00:00:00Z")
+        _ = try await store.ingest(
+            [10, 18].map { d in
+                .event(
+                    UsageEvent(
+                        eventID: "e\(d)", accountID: "acct_42", meterID: "m", modelID: "claude-sonnet-4-6", quantity: 1_000_000,
+                        unit: "tokens", timestamp: Timestamp(rfc3339: "2026-02-\(d)T12:00:00Z")!,
+                        dimensions: ["token_type": "input", "vendor": "anthropic"]))
+            })
+        let invoice = S.costReport(
+            [10, 18, 19, 20].map { .init(day: $0, model: "claude-sonnet-4-6", tokenType: "uncached_input_tokens", cents: "300", month: "2026-02") },
+            days: Array(1...28), bucketMonth: "2026-02")
+        let r = try await run(store, [invoice], range: feb)
+        #expect(r.unmapped.map(\.reason) == ["no_rate"])
+        let unpriced = try #require(r.reasons.first { $0.code == "unpriced_vendor_usage" }, "\(codes(r))")
+        #expect(unpriced.effect == .blocksCell && unpriced.tokenType == .input, "\(unpriced)")
+        #expect(r.findings.map { "\($0.quantity) \($0.blockedBy)" } == ["1000000 [\"unpriced_vendor_usage\"]"], "\(r.findings)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections)")
+    }
+
     @Test func moneyRefundedWithoutAQuantityBlocksItsModel() async throws {
         let store = try await sonnet()
         let r = try await run(
