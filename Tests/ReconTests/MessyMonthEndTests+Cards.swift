@@ -631,6 +631,34 @@ extension MessyMonthEndTests {
         #expect(r.reasons.contains { $0.code == "line_spans_price_change" } && r.corrections.isEmpty, "\(r.corrections.map(\.quantity))")
     }
 
+    /// One monthly line stating money alone, which may be after a negotiated price: 2,000,000
+    /// above the meter may be a larger loss less a discount no day can show (a 5 % allowance beside
+    /// a 5,878,127 loss proposed +2,830,350: tester Q). Held; a line stating its quantity is not.
+    @Test func aMonthlyLineOfMoneyThatMayBeNetHoldsAGapAboveTheMeter() async throws {
+        let store = try await haikuEveryDay()
+        let invoice = S.ublInvoice(lines: [("Claude Haiku 4.5", "input", "33")], documentTotal: "33")
+        let r = try await run("ubl", [invoice], store, account: "acct_42")
+        let net = try #require(r.reasons.first { $0.code == "amounts_may_be_net" && $0.effect == .blocksCell }, "\(r.reasons.map(\.code))")
+        #expect(net.detail.contains("over more than a day") && net.detail.contains("the 2000000 above the meter"), "\(net.detail)")
+        #expect(r.findings.first?.quantity == 2_000_000 && r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
+        let stated = S.ubl(
+            header: """
+                <cac:InvoicePeriod><cbc:StartDate>2026-05-01</cbc:StartDate><cbc:EndDate>2026-05-31</cbc:EndDate></cac:InvoicePeriod>
+                <cac:AccountingSupplierParty><cac:Party><cac:PartyLegalEntity><cbc:RegistrationName>Anthropic, PBC</cbc:RegistrationName></cac:PartyLegalEntity></cac:Party></cac:AccountingSupplierParty>
+                """,
+            body: """
+                <cac:InvoiceLine><cbc:ID>1</cbc:ID><cbc:InvoicedQuantity unitCode="MIO">33</cbc:InvoicedQuantity>
+                  <cbc:LineExtensionAmount currencyID="USD">33</cbc:LineExtensionAmount>
+                  <cac:Item><cbc:Name>Claude Haiku 4.5</cbc:Name>
+                    <cac:AdditionalItemProperty><cbc:Name>token_type</cbc:Name><cbc:Value>input</cbc:Value></cac:AdditionalItemProperty></cac:Item>
+                  <cac:Price><cbc:PriceAmount currencyID="USD">1</cbc:PriceAmount></cac:Price>
+                </cac:InvoiceLine>
+                """)
+        let counted = try await run("ubl", [stated], store, account: "acct_42")
+        #expect(!counted.reasons.contains { $0.code == "amounts_may_be_net" }, "\(counted.reasons.map(\.detail))")
+        #expect(counted.findings.first?.quantity == 2_000_000, "\(counted.findings) \(counted.unmapped) \(counted.reasons.map(\.detail))")
+    }
+
     /// The meter stamps every event an hour late, and a nightly 23:00 batch grows by 1,000 tokens a
     /// day: each night's batch lands on the next day, May 31's in June. The gap (+51,000) is that
     /// last batch, spread over the bill's days as +1,000 a day: a boundary, not a correction.

@@ -955,6 +955,23 @@ public struct ReconciliationEngine: Sendable {
         // is no discount, and nets as before. Held when what those days take off passes the
         // cell's rounding and a twentieth of its gap.
         var cells: [EvidenceReason] = []
+        // Money that may be net over more than a day (a monthly UBL or FOCUS line): no day can
+        // show the discount, so a gap above the meter is the loss less a discount of unknown size
+        // (a 5 % allowance on a monthly line beside a 5,878,127 loss proposed +2,830,350: tester Q).
+        for (key, cell) in diff.vendor.sorted(by: { $0.key < $1.key }) {
+            let spans = cell.clustered.filter { !VendorCell.isOneDay($0.key) && !$0.bucket.netFiles.isEmpty }
+            guard !spans.isEmpty else { continue }
+            let gap = cell.tokens &- (diff.metered[key] ?? 0)
+            guard gap > max(cell.toleranceTokens, 0) else { continue }
+            let files = Set(spans.flatMap(\.bucket.netFiles)).sorted().map { batch.files[$0].name }
+            cells.append(
+                EvidenceReason(
+                    code: "amounts_may_be_net", effect: .blocksCell, modelID: key.model, tokenType: key.tokenType, accountID: key.account,
+                    detail: "\(key.model) \(key.tokenType?.rawValue ?? "") on \(key.account ?? "every account"): \(files.joined(separator: ", ")): "
+                        + "\(Set(files.compactMap { whyOf[$0] }).sorted().joined(separator: "; ")), over more than a day, so no day shows a "
+                        + "discount: the \(gap) above the meter may be the loss less a discount of unknown size",
+                    remedy: "an invoice that states the token quantity of each line or its list price, or the vendor's daily usage export"))
+        }
         for (key, cell) in diff.vendor.sorted(by: { $0.key < $1.key }) where !cell.sum.netFiles.isEmpty && !cell.sum.allStated && !cell.hasUndated {
             let gap = cell.tokens &- (diff.metered[key] ?? 0)
             guard gap > max(cell.toleranceTokens, 0) else { continue }
