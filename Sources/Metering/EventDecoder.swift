@@ -8,11 +8,14 @@ public struct EventRejection: Sendable, Hashable, Error {
     public var field: String?
     public var eventID: String?
 
+    /// Each part bounded: a 1,500-character unknown field name, echoed in `message` and `field`,
+    /// made a 16 MB batch's answer 31 MB, and a 15 MB invalid event id was echoed whole (tester R).
+    /// An id no event may have is cut as `EventDecoder.shown` cuts values.
     public init(code: String, message: String, field: String? = nil, eventID: String? = nil) {
         self.code = code
-        self.message = message
-        self.field = field
-        self.eventID = eventID
+        self.message = message.utf8.count <= 1_024 ? message : "\(message.prefix(512))… (\(message.utf8.count) bytes)"
+        self.field = field.map(EventDecoder.shown)
+        self.eventID = eventID.map { $0.utf8.count <= EventDecoder.maxIDLength ? $0 : EventDecoder.shown($0) }
     }
 }
 
@@ -76,7 +79,7 @@ public struct EventDecoder: Sendable {
                 }
             default:
                 guard let slot = RawFields.Slot(rawValue: key) else {
-                    return .invalid(reject("unknown_field", "unknown event field '\(key)'", key, eventIDHint))
+                    return .invalid(reject("unknown_field", "unknown event field '\(Self.shown(key))'", key, eventIDHint))
                 }
                 switch v {
                 case .null: break
@@ -220,12 +223,22 @@ public struct EventDecoder: Sendable {
         if kind == .correction, quantity == 0 {
             return fail("invalid_quantity", "a Correction quantity must not be 0", "quantity")
         }
-        let unit = raw[.unit].map(Self.nfc)
-        if let unit, let problem = Self.unitProblem(unit) { return fail("invalid_unit", problem, "unit") }
+        var unit: String?
+        if let text = raw[.unit] {
+            guard let composed = Self.faithfulNFC(text) else {
+                return fail("invalid_unit", "unit has a run of combining marks too long to put in Unicode NFC here", "unit")
+            }
+            if let problem = Self.unitProblem(composed) { return fail("invalid_unit", problem, "unit") }
+            unit = composed
+        }
         guard let tsText = raw[.timestamp] else {
             return fail("missing_timestamp", "timestamp is required", "timestamp")
         }
         guard let timestamp = Timestamp(rfc3339: tsText) else {
+            // RFC 3339 allows a leap second; the meter's time has none (refused as not RFC 3339, it misled: tester R).
+            if tsText.utf8.count >= 19, Array(tsText.utf8)[16...18].elementsEqual(":60".utf8), Timestamp(rfc3339: Self.secondBefore(tsText)) != nil {
+                return fail("invalid_timestamp", "a leap second (:60) is not accepted: send it as :59, got '\(Self.shown(tsText))'", "timestamp")
+            }
             return fail("invalid_timestamp", "timestamp must be RFC 3339 with an offset (e.g. 2026-05-01T12:00:00Z), got '\(Self.shown(tsText))'", "timestamp")
         }
         guard timestamp.microseconds >= 0 else {
@@ -240,7 +253,17 @@ public struct EventDecoder: Sendable {
         // stored both under the first one's bytes (its hashes then failed verify).
         var dims = raw.dimensions
         if dims.contains(where: { !Self.isASCII($0.key) || !Self.isASCII($0.value) }) {
-            dims = dims.map { UsageEvent.Dimension(Self.nfc($0.key), Self.nfc($0.value)) }
+            var composed: [UsageEvent.Dimension] = []
+            composed.reserveCapacity(dims.count)
+            for d in dims {
+                guard let k = Self.faithfulNFC(d.key), let v = Self.faithfulNFC(d.value) else {
+                    return fail(
+                        "invalid_dimensions", "a dimension's key or value has a run of combining marks too long to put in Unicode NFC here",
+                        "dimensions")
+                }
+                composed.append(UsageEvent.Dimension(k, v))
+            }
+            dims = composed
         }
         if dims.count > 1 {
             dims.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
@@ -274,6 +297,14 @@ public struct EventDecoder: Sendable {
 
     static func isASCII(_ s: String) -> Bool { s.utf8.allSatisfy { $0 < 0x80 } }
 
+    /// `…T23:59:60Z` as `…T23:59:59Z`, to tell a leap second from text that is no time at all.
+    static func secondBefore(_ leap: String) -> String {
+        var bytes = Array(leap.utf8)
+        bytes[17] = UInt8(ascii: "5")
+        bytes[18] = UInt8(ascii: "9")
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Why `value` cannot be a dimension's value, or nil. NUL ends strings in SQL and C APIs: a
     /// value holding one could be stored but never matched.
     public static func dimensionValueProblem(_ value: String) -> String? {
@@ -293,8 +324,19 @@ public struct EventDecoder: Sendable {
         return nil
     }
 
-    /// The string in Unicode NFC (canonical composition); ASCII as it is.
-    public static func nfc(_ s: String) -> String { isASCII(s) ? s : s.precomposedStringWithCanonicalMapping }
+    /// The string in Unicode NFC (canonical composition); ASCII as it is. Where the platform's
+    /// composition is not faithful, the string as it is (see `faithfulNFC`).
+    public static func nfc(_ s: String) -> String { faithfulNFC(s) ?? s }
+
+    /// The string in NFC, or nil where Foundation's composition is not canonically equivalent to
+    /// it: on Linux it cuts a long run of combining marks to 64 (40 × U+0344 was stored as 64 of
+    /// its 80 marks, and an event differing past them answered `duplicate`: tester R). Swift's
+    /// `==` is canonical equivalence, by the standard library's own tables.
+    public static func faithfulNFC(_ s: String) -> String? {
+        if isASCII(s) { return s }
+        let composed = s.precomposedStringWithCanonicalMapping
+        return composed == s ? composed : nil
+    }
 
     /// What `isValidIdentifier` accepts, as every refusal of an id says it: "of [A-Za-z0-9_.:-]"
     /// alone left `.` and `..` refused for no reason the message gave.

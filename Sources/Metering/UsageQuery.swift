@@ -108,19 +108,23 @@ public struct UsageFilter: Sendable, Hashable {
     public enum Op: String, Sendable { case eq, neq, `in`, notIn = "not_in" }
     public var field: UsageField
     public var op: Op
-    public var values: [String]
+    public var values: [String] { didSet { valueSet = Set(values) } }
+    /// `values` hashed: a filter of 10,000 values scanned on every row of a read took a minute
+    /// over 20,000 distinct dimension values (tester R).
+    private var valueSet: Set<String>
 
     public init(field: UsageField, op: Op, values: [String]) {
         self.field = field
         self.op = op
         self.values = values
+        self.valueSet = Set(values)
     }
 
     /// Whether a (possibly absent) value passes the filter. An absent value matches no `eq`/`in`.
     public func matches(_ value: String?) -> Bool {
         switch op {
-        case .eq, .in: return value.map(values.contains) ?? false
-        case .neq, .notIn: return value.map { !values.contains($0) } ?? true
+        case .eq, .in: return value.map(valueSet.contains) ?? false
+        case .neq, .notIn: return value.map { !valueSet.contains($0) } ?? true
         }
     }
 }

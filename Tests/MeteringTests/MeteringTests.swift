@@ -259,6 +259,47 @@ import Testing
         #expect(Timestamp(microseconds: base + 1_000_000).rfc3339 == "2026-05-02T00:00:00Z")
     }
 
+    /// Foundation's NFC on Linux cuts a long run of combining marks to 64: 40 × U+0344 (80 marks
+    /// composed) was stored cut, and an event differing past the cut answered `duplicate` (tester R).
+    /// A value is stored whole, canonically equal to what was sent, or refused; a unit alike.
+    @Test(arguments: [40, 45, 200])
+    func aValueIsStoredWholeOrRefusedNeverCut(marks: Int) throws {
+        let value = "p" + String(repeating: "\u{344}", count: marks)
+        let json = #"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z","dimensions":{"sku":"\#(value)"}}"#
+        switch decoder.decode(try JSONParser.parse(json)) {
+        case let .event(e):
+            #expect(e.dimensions.first?.value == value && e.dimensions[0].value.unicodeScalars.count <= EventDecoder.maxDimensionValueLength)
+        case let .invalid(r):
+            #expect(r.code == "invalid_dimensions", "\(r)")
+        }
+        let unit = #"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z","unit":"\#(value)"}"#
+        switch decoder.decode(try JSONParser.parse(unit)) {
+        case let .event(e): #expect(e.unit == value)
+        case let .invalid(r): #expect(r.code == "invalid_unit", "\(r)")
+        }
+    }
+
+    /// A leap second is RFC 3339; the refusal says that is why (it said the text was not RFC 3339).
+    /// A rejection's parts are bounded: an unknown field name of 1,500 characters was echoed twice
+    /// (a 16 MB batch answered 31 MB), an invalid 1 MB id whole (tester R).
+    @Test func refusalsSayWhatAndStaySmall() throws {
+        let leap = decoder.decode(try JSONParser.parse(#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2016-12-31T23:59:60Z"}"#))
+        guard case let .invalid(r) = leap else {
+            Issue.record("a leap second was accepted")
+            return
+        }
+        #expect(r.code == "invalid_timestamp" && r.message.contains("leap second"), "\(r.message)")
+        let name = String(repeating: "f", count: 1_500), id = String(repeating: "i", count: 1_000_000)
+        let unknown = decoder.decode(try JSONParser.parse(#"{"event_id":"\#(id)","\#(name)":1}"#))
+        guard case let .invalid(u) = unknown else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(
+            u.code == "unknown_field" && u.message.utf8.count < 200 && (u.field?.utf8.count ?? 0) < 120, "\(u.message.utf8.count) \(u.field?.utf8.count ?? 0)")
+        #expect((u.eventID?.utf8.count ?? 0) < 120, "\(u.eventID?.utf8.count ?? 0)")
+    }
+
     @Test func futureIsMeasuredFromNow() throws {
         let ok = decoder.decode(try JSONParser.parse(#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-06-01T00:04:59Z"}"#))
         let late = decoder.decode(try JSONParser.parse(#"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-06-01T00:05:01Z"}"#))
