@@ -412,7 +412,7 @@ extension ClickHouseMeterStore {
                     continue
                 }
                 if let unit = e.unit, let known = (newMeters[e.meterID] ?? meters[e.meterID]) ?? nil, known != unit {
-                    problem(i, e.eventID, .rejected, "unit_mismatch", "meter \(e.meterID) counts '\(known)', not '\(unit)'", "unit")
+                    problem(i, e.eventID, .rejected, "unit_mismatch", EventRejection.unitMismatch(meterID: e.meterID, unit: unit), "unit")
                     continue
                 }
                 guard var state = states[e.accountID] else { continue }

@@ -302,7 +302,7 @@ extension SQLiteMeterStore {
                 var meter = try ctx.meter(db, e.meterID)
                 if let unit = e.unit, let known = meter?.unit, known != unit {
                     if try resolveExisting(i, e, p) { continue }
-                    problem(i, e.eventID, .rejected, "unit_mismatch", "meter \(e.meterID) counts '\(known)', not '\(unit)'", "unit")
+                    problem(i, e.eventID, .rejected, "unit_mismatch", EventRejection.unitMismatch(meterID: e.meterID, unit: unit), "unit")
                     continue
                 }
                 let account = try account(p.account, e.accountID)

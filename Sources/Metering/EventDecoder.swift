@@ -19,6 +19,15 @@ public struct EventRejection: Sendable, Hashable, Error {
     }
 }
 
+extension EventRejection {
+    /// Why an event whose unit is not its meter's is refused. Meters are shared by every account:
+    /// naming the unit the meter counts told a writer of one account what another had chosen for a
+    /// meter it may not see (tester R), so the message names only what was sent.
+    public static func unitMismatch(meterID: String, unit: String) -> String {
+        "meter \(meterID) counts another unit than '\(EventDecoder.shown(unit))' (GET /v1/meters names it to a key that may read the meter)"
+    }
+}
+
 /// One item of an ingest batch: a valid event, or the reason it could not be read.
 public enum IngestItem: Sendable {
     case event(UsageEvent)
