@@ -178,6 +178,43 @@ enum DailyEvidence {
         return .some(after.first!.day)
     }
 
+    /// The first day of a run to the period's end on which the cell's vendor volume, read from
+    /// money, is off the meter by one share on every day (to each day's rounding and a thousandth
+    /// of the share), at least five such days and half of the days from the first, the days
+    /// before it on the meter: nil if not so. Days the meter lost more than the share (an outage
+    /// on top) witness neither way. The share's sign is the gap's, half a point at least.
+    static func exactShareToTheEnd(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> Int64? {
+        let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
+        guard let cell = diff.vendor[key], !cell.sum.anyStated, let vendorDays = vendorDaily(diff, key, accountwise: true) else { return nil }
+        let metered = meteredDaily(diff, key, accountwise: true)
+        var days: [(day: Int64, share: Decimal, slack: Decimal)] = []
+        for d in periodDays(range) {
+            let v = vendorDays[d], m = metered[d] ?? 0
+            guard m > 0, let v, !v.anyStated else { continue }
+            days.append((d, Decimal(exactly: v.tokens - m) / Decimal(exactly: m), 2 * Decimal(exactly: max(v.toleranceTokens, 1)) / Decimal(exactly: m)))
+        }
+        let tail = days.suffix(max(5, days.count / 4)).map(\.share).sorted()
+        guard tail.count >= 5 else { return nil }
+        let k = tail[tail.count / 2]
+        guard abs(k) >= ReconciliationEngine.leastFactor, (k > 0) == (f.quantity > 0) else { return nil }
+        func exact(_ x: (day: Int64, share: Decimal, slack: Decimal)) -> Bool { abs(x.share - k) <= x.slack + abs(k) / 1000 }
+        // More lost than the share on top (the vendor above both): no witness either way.
+        func lostMore(_ x: (day: Int64, share: Decimal, slack: Decimal)) -> Bool { f.quantity > 0 ? x.share > k : x.share < k }
+        var start = days.endIndex
+        while start > days.startIndex, exact(days[start - 1]) || lostMore(days[start - 1]) { start -= 1 }
+        let after = days[start...], before = days[..<start]
+        let exactDays = after.filter(exact)
+        guard exactDays.count >= 5, exactDays.count * 2 >= after.count,
+            before.allSatisfy({ abs($0.share) <= $0.slack || lostMore($0) })
+        else { return nil }
+        // One share on a volume that varies is the money following the volume, as a price does;
+        // on a steady volume a steady number of tokens lost a day is one share too, and says
+        // nothing either way (the meter's, as before).
+        let volumes = exactDays.map { metered[$0.day] ?? 0 }
+        guard let low = volumes.min(), let high = volumes.max(), Decimal(exactly: high) >= Decimal(exactly: low) * Decimal(string: "1.05")! else { return nil }
+        return exactDays.first?.day
+    }
+
     /// Per model × token type, the day its implied price (vendor money ÷ metered tokens) changed
     /// from one steady value to another, with both values.
     /// `through`: the step's first priced day (after `day` when days billed with nothing metered
@@ -726,6 +763,21 @@ enum DailyEvidence {
             findings[i].rule = "card-step"
             findings[i].classifier = "engine"
             findings[i].reason = "card_price_changed_on_\(dayString(card))_the_bill_did_not"
+        }
+
+        // One token type of one model whose volume money gives, off the meter by the same share on
+        // every day it is off, to its rounding: a price the card lacks (or a discount) on that
+        // token type. A collector losing part of the traffic does not lose one share to the
+        // millionth day after day. Sonnet input billed at $3.30 against a $3 card proposed
+        // +6,095,444 for the month, and +3,126,261 from a step on May 16 (tester Q). Held, with
+        // a loss on top of it (the gap is then the loss and the factor); a factor the other way
+        // from the gap (a discount beside an outage) leaves the gap as it was.
+        for i in findings.indices where findings[i].gapClass == .meteringGap && findings[i].tokenType != nil {
+            guard let day = exactShareToTheEnd(findings[i], diff, range: range) else { continue }
+            findings[i].gapClass = .unexplained
+            findings[i].rule = "one-cell-factor"
+            findings[i].classifier = "engine"
+            findings[i].reason = "same_share_every_day_from_\(dayString(day))"
         }
 
         for i in findings.indices where ![.withinTolerance, .pricingGap].contains(findings[i].gapClass) {
