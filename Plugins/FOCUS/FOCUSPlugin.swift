@@ -129,10 +129,10 @@ struct FOCUSParser: InvoiceParser {
                     }
                     return whole
                 }
-                if let q = try decimal("ConsumedQuantity"), cell("ConsumedUnit")?.lowercased().hasSuffix("tokens") ?? true {
+                if let q = try decimal("ConsumedQuantity"), cell("ConsumedUnit").map(Self.countsTokens) ?? true {
                     quantity = try tokens(q, unitColumn: "ConsumedUnit", quantityColumn: "ConsumedQuantity")
                 } else if !isCorrection, !unusedCommitment, let q = try decimal("PricingQuantity"),
-                    cell("PricingUnit")?.lowercased().hasSuffix("tokens") == true
+                    cell("PricingUnit").map(Self.countsTokens) == true
                 {
                     quantity = try tokens(q, unitColumn: "PricingUnit", quantityColumn: "PricingQuantity")
                 }
@@ -201,6 +201,13 @@ struct FOCUSParser: InvoiceParser {
     /// Whether a row's units (or its token direction) say it bills tokens.
     static func namesTokens(_ consumedUnit: String?, _ pricingUnit: String?, _ direction: String?) -> Bool {
         direction != nil || [consumedUnit, pricingUnit].contains { $0?.lowercased().contains("token") ?? false }
+    }
+
+    /// A unit of tokens, one or a block ("Tokens", "Token", "1K Tokens"): "Token" was read as no
+    /// count, and every row as money at a model the card did not know (tester Q).
+    static func countsTokens(_ unit: String) -> Bool {
+        let u = unit.lowercased()
+        return u.hasSuffix("tokens") || u.hasSuffix("token")
     }
 
     static func blockSize(_ unit: String?) -> Decimal? {

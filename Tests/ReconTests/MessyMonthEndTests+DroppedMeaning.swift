@@ -276,6 +276,9 @@ extension MessyMonthEndTests {
             #expect(try parse(quantity, unit) == tokens, "\(quantity) \(unit)")
         }
         #expect(try parse("1400", "1K Tokens", column: "ConsumedQuantity") == 1_400_000)
+        // "Token", singular, was no count: every row was money at a model no card knew (tester Q).
+        #expect(try parse("1400000", "Token", column: "ConsumedQuantity") == 1_400_000)
+        #expect(try parse("1400", "1K Token") == 1_400_000)
         #expect { try parse("1400", "1.5x Tokens") } throws: { ($0 as? InvoiceError)?.description.contains("PricingUnit") == true }
         #expect { try parse("1.0000005", "1M Tokens") } throws: { ($0 as? InvoiceError)?.description.contains("PricingQuantity") == true }
     }
