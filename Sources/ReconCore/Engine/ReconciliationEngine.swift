@@ -955,6 +955,14 @@ public struct ReconciliationEngine: Sendable {
         // is no discount, and nets as before. Held when what those days take off passes the
         // cell's rounding and a twentieth of its gap.
         var cells: [EvidenceReason] = []
+        // One cell held: which files, why their money may be net, and what shows it here.
+        func holdCell(_ key: CellKey, files: [String], _ shows: String, remedy: String) {
+            cells.append(
+                EvidenceReason(
+                    code: "amounts_may_be_net", effect: .blocksCell, modelID: key.model, tokenType: key.tokenType, accountID: key.account,
+                    detail: "\(key.model) \(key.tokenType?.rawValue ?? "") on \(key.account ?? "every account"): \(files.joined(separator: ", ")): "
+                        + "\(Set(files.compactMap { whyOf[$0] }).sorted().joined(separator: "; ")), \(shows)", remedy: remedy))
+        }
         // Money that may be net over more than a day (a monthly UBL or FOCUS line): no day can
         // show the discount, so a gap above the meter is the loss less a discount of unknown size
         // (a 5 % allowance on a monthly line beside a 5,878,127 loss proposed +2,830,350: tester Q).
@@ -963,14 +971,10 @@ public struct ReconciliationEngine: Sendable {
             guard !spans.isEmpty else { continue }
             let gap = cell.tokens &- (diff.metered[key] ?? 0)
             guard gap > max(cell.toleranceTokens, 0) else { continue }
-            let files = Set(spans.flatMap(\.bucket.netFiles)).sorted().map { batch.files[$0].name }
-            cells.append(
-                EvidenceReason(
-                    code: "amounts_may_be_net", effect: .blocksCell, modelID: key.model, tokenType: key.tokenType, accountID: key.account,
-                    detail: "\(key.model) \(key.tokenType?.rawValue ?? "") on \(key.account ?? "every account"): \(files.joined(separator: ", ")): "
-                        + "\(Set(files.compactMap { whyOf[$0] }).sorted().joined(separator: "; ")), over more than a day, so no day shows a "
-                        + "discount: the \(gap) above the meter may be the loss less a discount of unknown size",
-                    remedy: "an invoice that states the token quantity of each line or its list price, or the vendor's daily usage export"))
+            holdCell(
+                key, files: Set(spans.flatMap(\.bucket.netFiles)).sorted().map { batch.files[$0].name },
+                "over more than a day, so no day shows a discount: the \(gap) above the meter may be the loss less a discount of unknown size",
+                remedy: "an invoice that states the token quantity of each line or its list price, or the vendor's daily usage export")
         }
         for (key, cell) in diff.vendor.sorted(by: { $0.key < $1.key }) where !cell.sum.netFiles.isEmpty && !cell.sum.allStated && !cell.hasUndated {
             let gap = cell.tokens &- (diff.metered[key] ?? 0)
@@ -989,14 +993,10 @@ public struct ReconciliationEngine: Sendable {
             let discounted = under.filter { Self.oneFactor($0.share, share) }
             let short = discounted.reduce(Int64(0)) { $0 &+ $1.tokens }, days = discounted.count
             guard days >= 2, short > max(cell.toleranceTokens, gap / 20) else { continue }
-            let files = cell.sum.netFiles.sorted().map { batch.files[$0].name }
-            cells.append(
-                EvidenceReason(
-                    code: "amounts_may_be_net", effect: .blocksCell, modelID: key.model, tokenType: key.tokenType, accountID: key.account,
-                    detail: "\(key.model) \(key.tokenType?.rawValue ?? "") on \(key.account ?? "every account"): \(files.joined(separator: ", ")): "
-                        + "\(Set(files.compactMap { whyOf[$0] }).sorted().joined(separator: "; ")), and on \(days) day(s) that money reads "
-                        + "\(short) tokens below the meter: the \(gap) above it is the loss less a discount of unknown size",
-                    remedy: "an export that states list prices, or the vendor's usage report (token counts)"))
+            holdCell(
+                key, files: cell.sum.netFiles.sorted().map { batch.files[$0].name },
+                "and on \(days) day(s) that money reads \(short) tokens below the meter: the \(gap) above it is the loss less a discount of unknown size",
+                remedy: "an export that states list prices, or the vendor's usage report (token counts)")
         }
         return cells
             + filesByModel.sorted { $0.key < $1.key }.flatMap { model, files in
