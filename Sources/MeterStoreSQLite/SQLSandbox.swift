@@ -403,8 +403,11 @@ enum SQLSandbox {
                 // Only the view's own reads of `event` and `segment` pass: user SQL naming any table directly is refused.
                 guard let arg1, let context else { return SQLITE_DENY }
                 let table = String(cString: arg1)
-                // A table used without reading any column (count(*)) reads no data; every name a user can
-                // write resolves to an empty shadow view or to usage_events, so this reveals nothing.
+                // The schema tables are real ones: counting `sqlite_temp_master` told how many tables
+                // the store has (tester R).
+                if table.hasPrefix("sqlite_") { return SQLITE_DENY }
+                // A table used without reading any column (count(*)) reads no data; every other name a
+                // user can write resolves to an empty shadow view or to usage_events, so this reveals nothing.
                 if let arg2, arg2.pointee == 0 { return SQLITE_OK }
                 guard let database else { return SQLITE_DENY }
                 let schema = String(cString: database)

@@ -58,6 +58,8 @@ import UsageBoxTesting
         for attack in [
             "DELETE FROM usage_events", "SELECT * FROM event", "PRAGMA table_info(event)", "ATTACH 'x.db' AS x",
             "SELECT load_extension('x')", "SELECT * FROM sqlite_temp_master", "SELECT 1; SELECT 2",
+            // Counting the schema tables told how many tables the store has (tester R).
+            "SELECT count(*) FROM sqlite_temp_master", "SELECT count(*) FROM sqlite_master", "SELECT count(*) FROM temp.sqlite_schema",
             "SELECT SUM(q) FROM (SELECT 9223372036854775807 AS q UNION ALL SELECT quantity FROM usage_events)",
             // Read-only, and answered the view's program with the key's account in it.
             "EXPLAIN SELECT * FROM usage_events", "EXPLAIN QUERY PLAN SELECT * FROM usage_events",
