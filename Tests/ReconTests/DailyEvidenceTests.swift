@@ -669,15 +669,14 @@ import UsageBoxApp
                 ).utf8))
         let outage = try await run(store, usage)
         #expect(outage.corrections.map(\.quantity) == [2_000_001] && outage.held.isEmpty, "\(outage.held.map(\.detail))")
-        // 5 % more every day, the batch day included: not the last day unlike the rest, and one
-        // share of a volume that varies (1M, 9M) to the token is money following the volume, as a
-        // price the card lacks does, not a collector's loss: held (it was corrected: tester Q).
+        // 5 % more every day, the batch day included: not the last day unlike the rest. (A cent
+        // of $1.05 a day is a share of 1 %: too coarse to tell one share to a fiftieth of it from
+        // a loss that wanders, so no day witnesses a price either: tester Q2.)
         let steady = try await run(
             store,
             S.costReport(
                 (1...31).map { d in .init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: d == 31 ? "945" : "105") }))
-        #expect(steady.corrections.isEmpty && steady.held.isEmpty, "\(steady.held.map(\.detail))")
-        #expect(steady.findings.first.map { "\($0.quantity) \($0.reason)" } == "1950000 same_share_every_day_from_2026-05-01", "\(steady.findings)")
+        #expect(steady.corrections.map(\.quantity) == [1_950_000] && steady.held.isEmpty, "\(steady.held.map(\.detail))")
     }
 
     @Test func mislabelledCacheLifetimesAreOneRelabelNettingToZero() async throws {

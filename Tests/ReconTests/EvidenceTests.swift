@@ -752,6 +752,15 @@ import VendorAnthropic
         #expect(unpriced.effect == .blocksCell && unpriced.tokenType == .input, "\(unpriced)")
         #expect(r.findings.map { "\($0.quantity) \($0.blockedBy)" } == ["1000000 [\"unpriced_vendor_usage\"]"], "\(r.findings)")
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections)")
+        // A hundredth of a cent beside $9 hides too few tokens to matter: the loss is corrected
+        // (100 priority tokens held a 5,878,027 loss: tester Q2).
+        let tiny = S.costReport(
+            [.init(day: 10, model: "claude-sonnet-4-6", tokenType: "uncached_input_tokens", cents: "0.01", month: "2026-02")]
+                + [18, 19, 20].map { .init(day: $0, model: "claude-sonnet-4-6", tokenType: "uncached_input_tokens", cents: "300", month: "2026-02") },
+            days: Array(1...28), bucketMonth: "2026-02")
+        let corrected = try await run(store, [tiny], range: feb)
+        #expect(corrected.reasons.first { $0.code == "unpriced_vendor_usage" }?.effect == .blocksNegative, "\(codes(corrected))")
+        #expect(corrected.corrections.map(\.quantity) == [1_000_000], "\(corrected.findings)")
     }
 
     @Test func moneyRefundedWithoutAQuantityBlocksItsModel() async throws {

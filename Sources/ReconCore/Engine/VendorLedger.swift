@@ -780,7 +780,12 @@ struct VendorLedger: Sendable {
             // meter counts them: a gap above the meter is short of them too (1,000,000 priority
             // tokens beside a 5,878,127 loss proposed +4,878,127: tester Q). Money of an unknown
             // token type could be any cell's: it holds the model's negative gaps only.
-            let wholeCell = block.code == "unpriced_vendor_usage" && key.tokenType != nil
+            // Money too small to matter beside the cell's priced money (a ten-thousandth: 100
+            // priority tokens held a 5,878,027 loss, tester Q2) holds negatives only, as before.
+            let priced = ledger.cells.filter { $0.key.model == key.model && $0.key.tokenType == key.tokenType }.values.reduce(Decimal(0)) {
+                $0 + $1.vendorAmount
+            }
+            let wholeCell = block.code == "unpriced_vendor_usage" && key.tokenType != nil && abs(block.amount) * 10_000 > abs(priced)
             ledger.reasons.append(
                 .init(
                     code: block.code, effect: wholeCell ? .blocksCell : .blocksNegative, modelID: key.model, tokenType: key.tokenType,
