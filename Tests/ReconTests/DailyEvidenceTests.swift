@@ -262,6 +262,14 @@ import UsageBoxApp
             #expect(r.findings.map(\.reason) == ["same_share_every_day_from_2026-05-\(String(format: "%02d", from))"], "\(r.findings)")
             #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
         }
+        // Every other night, the last minutes' requests dated the next day (0.4 % of a day): no
+        // day reads the share alone, each pair of days does (one such request brought the
+        // correction back: tester Q2).
+        func carry(_ d: Int) -> Int64 { d % 2 == 1 && d < 31 ? 4_000 : 0 }
+        let carried = try S.store()
+        _ = try await carried.ingest(try await daily("claude-sonnet-4-5", "input") { d in volume(d) - carry(d) + carry(d - 1) })
+        let skewed = try await run(carried, bill { _ in Decimal(string: "3.3")! })
+        #expect(skewed.findings.map(\.reason) == ["same_share_every_day_from_2026-05-01"] && skewed.corrections.isEmpty, "\(skewed.findings)")
         let lossy = try S.store()
         var lost: Int64 = 0
         _ = try await lossy.ingest(
