@@ -3,7 +3,8 @@ public import Metering
 
 /// What one request may cost the server, and how many may run at once.
 public struct RequestLimits: Sendable {
-    /// Expensive requests (SQL, JSON query, verify, explain, reconciliation) running at once, per key and overall.
+    /// Expensive requests (SQL, JSON query, verify, explain, reconciliation) running at once, per
+    /// account (its keys together; an admin key on its own) and overall.
     public var expensivePerKey = 2
     public var expensiveOverall = 4
     /// Usage reads running at once, per key and overall: one key's slow reads (a dimension with a
@@ -35,8 +36,8 @@ public struct RequestLimits: Sendable {
     public init() {}
 }
 
-/// Counts expensive requests in flight per key and overall; beyond the limits a request is answered
-/// 429 at once rather than queued behind the others.
+/// Counts expensive requests in flight per holder (an account's keys together, or an admin key)
+/// and overall; beyond the limits a request is answered 429 at once rather than queued behind the others.
 actor WorkLimiter {
     let perKey: Int
     let overall: Int
@@ -72,7 +73,8 @@ actor WorkLimiter {
             throw UsageBoxError.rateLimited("this server already runs \(held(total, overall)); try again shortly", retryAfter: 1)
         }
         guard running[key, default: 0] + weight <= perKey else {
-            throw UsageBoxError.rateLimited("this key already runs \(held(running[key, default: 0], perKey)); wait for one to finish", retryAfter: 1)
+            let who = key.hasPrefix("account ") ? "the keys of \(key.dropFirst(8)) already run" : "this key already runs"
+            throw UsageBoxError.rateLimited("\(who) \(held(running[key, default: 0], perKey)); wait for one to finish", retryAfter: 1)
         }
         running[key, default: 0] += weight
         total += weight

@@ -25,14 +25,19 @@ extension UsageBoxCommand {
         var peers: String?
         @Option(help: "This process's place in --peers, from 0.") var node: Int?
         @Option(name: .customLong("max-invoice-mb"), help: "The largest invoice a reconciliation request may carry, in MiB.") var maxInvoiceMB = 32
-        @Option(name: .customLong("expensive-per-key"), help: "Expensive requests (SQL, JSON query, verify, explain, reconcile) at once per key.")
+        @Option(
+            name: .customLong("expensive-per-key"),
+            help: "Expensive requests (SQL, JSON query, verify, explain, reconcile) at once per account (its keys together; an admin key on its own).")
         var expensivePerKey = 2
         @Option(name: .customLong("expensive-overall"), help: "Expensive requests at once on the whole server.") var expensiveOverall = 4
-        @Option(name: .customLong("reads-per-key"), help: "Usage reads at once per key.") var readsPerKey = RequestLimits().readsPerKey
+        @Option(name: .customLong("reads-per-key"), help: "Usage reads at once per account (its keys together; an admin key on its own).") var readsPerKey =
+            RequestLimits().readsPerKey
         @Option(name: .customLong("reads-overall"), help: "Usage reads at once on the whole server.") var readsOverall = RequestLimits().readsOverall
         @Option(
             name: .customLong("small-bodies-mb-per-key"),
-            help: "MiB of request bodies up to 1 MiB (by their Content-Length) read at once per key; past it, 429.")
+            help:
+                "MiB of request bodies up to 1 MiB (by their Content-Length) read at once per account (its keys together; an admin key on its own); past it, 429."
+        )
         var smallBodiesMBPerKey = RequestLimits().smallBodyBytesPerKey >> 20
         @Option(name: .customLong("small-bodies-mb-overall"), help: "MiB of request bodies up to 1 MiB read at once on the whole server.")
         var smallBodiesMBOverall = RequestLimits().smallBodyBytesOverall >> 20

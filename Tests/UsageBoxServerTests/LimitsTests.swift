@@ -146,28 +146,38 @@ import VendorAnthropic
     }
 
     /// Usage reads had no limit: one key's slow reads (a dimension with a value per event takes
-    /// 15–20 s) queued every other key's behind them. A key has 4 at once, the server 16; beyond,
-    /// 429 at once, while another key's read goes on.
+    /// 15–20 s) queued every other key's behind them. An account has 4 at once, whatever keys it
+    /// reads with (two reader keys of one account held every place: tester R2), the server 8;
+    /// beyond, 429 at once, while another account's read goes on.
     @Test func usageReadsBeyondTheirLimitAre429() async throws {
         _ = try await KataDemo(store: store, write: { _ in }).load()
-        let (reader, other) = (
-            try await store.createKey(account: "acct_42", role: .reader).secret, try await store.createKey(account: "acct_42", role: .reader).secret
+        let (reader, second, other) = (
+            try await store.createKey(account: "acct_42", role: .reader).secret, try await store.createKey(account: "acct_42", role: .reader).secret,
+            try await store.createKey(account: "acct_7", role: .reader).secret
         )
         let app = try app { $0.store = SlowUsageStore(inner: store) }
         try await app.test(.router) { client in
-            let path = "/v1/accounts/acct_42/usage?from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z&group_by=model_id"
+            func path(_ account: String) -> String { "/v1/accounts/\(account)/usage?from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z&group_by=model_id" }
             let answers = try await withThrowingTaskGroup(of: (String, Answer).self) { group in
-                for _ in 0..<7 { group.addTask { ("one", try await call(client, .get, path, key: reader)) } }
+                for _ in 0..<7 { group.addTask { ("one", try await call(client, .get, path("acct_42"), key: reader)) } }
                 group.addTask {
                     try await Task.sleep(for: .milliseconds(100))
-                    return ("other", try await call(client, .get, path, key: other))
+                    return ("second", try await call(client, .get, path("acct_42"), key: second))
+                }
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(100))
+                    return ("other", try await call(client, .get, path("acct_7"), key: other))
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             let one = answers.filter { $0.0 == "one" }.map(\.1)
             #expect(one.filter { $0.status == 200 }.count == 4 && one.filter { $0.status == 429 }.count == 3, "\(one.map(\.status))")
             #expect(one.filter { $0.status == 429 }.allSatisfy { $0.json["error"]?["message"]?.stringValue?.contains("usage reads") == true })
-            #expect(answers.filter { $0.0 == "other" }.map(\.1.status) == [200], "another key's read goes on")
+            let refused = answers.filter { $0.0 == "second" }.map(\.1)
+            #expect(
+                refused.map(\.status) == [429] && refused[0].json["error"]?["message"]?.stringValue?.contains("the keys of acct_42 already run") == true,
+                "another key of the same account shares its places: \(refused.map(\.json))")
+            #expect(answers.filter { $0.0 == "other" }.map(\.1.status) == [200], "another account's read goes on")
         }
     }
 
