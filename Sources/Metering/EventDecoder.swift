@@ -235,7 +235,9 @@ public struct EventDecoder: Sendable {
         var unit: String?
         if let text = raw[.unit] {
             guard let composed = Self.faithfulNFC(text) else {
-                return fail("invalid_unit", "unit has a run of combining marks too long to put in Unicode NFC here", "unit")
+                return fail(
+                    "invalid_unit", "unit cannot be put in Unicode NFC here (a run of combining marks too long, or a character newer than Unicode 15.1)", "unit"
+                )
             }
             if let problem = Self.unitProblem(composed) { return fail("invalid_unit", problem, "unit") }
             unit = composed
@@ -267,7 +269,8 @@ public struct EventDecoder: Sendable {
             for d in dims {
                 guard let k = Self.faithfulNFC(d.key), let v = Self.faithfulNFC(d.value) else {
                     return fail(
-                        "invalid_dimensions", "a dimension's key or value has a run of combining marks too long to put in Unicode NFC here",
+                        "invalid_dimensions",
+                        "a dimension's key or value cannot be put in Unicode NFC here (a run of combining marks too long, or a character newer than Unicode 15.1)",
                         "dimensions")
                 }
                 composed.append(UsageEvent.Dimension(k, v))
@@ -343,9 +346,16 @@ public struct EventDecoder: Sendable {
     /// `==` is canonical equivalence, by the standard library's own tables.
     public static func faithfulNFC(_ s: String) -> String? {
         if isASCII(s) { return s }
+        // Characters newer than Foundation's tables (Unicode 16: Kirat Rai, Tulu-Tigalari) are
+        // left as sent, in either spelling, while Swift compares the two equal: one value was
+        // stored twice, two groups in SQL and one in a usage read (tester R2).
+        if s.unicodeScalars.contains(where: { ($0.properties.age?.major ?? 0) >= newestUnicodeMajor }) { return nil }
         let composed = s.precomposedStringWithCanonicalMapping
         return composed == s ? composed : nil
     }
+
+    /// The first Unicode version whose characters are refused in text that is normalized.
+    static let newestUnicodeMajor = 16
 
     /// What `isValidIdentifier` accepts, as every refusal of an id says it: "of [A-Za-z0-9_.:-]"
     /// alone left `.` and `..` refused for no reason the message gave.

@@ -28,11 +28,16 @@ public struct UsageBoxError: Error, Sendable, CustomStringConvertible, Equatable
     /// For `rateLimited` and `unavailable`: seconds before trying again (the `Retry-After` header).
     public var retryAfter: Int?
 
+    /// The message and field bounded: a JSON query naming an unknown member of 16.7 MB was
+    /// answered with it three times, 50 MB past the 16 MiB answer limit (tester R2).
     public init(_ code: Code, _ message: String, field: String? = nil) {
         self.code = code
-        self.message = message
-        self.field = field
+        self.message = message.utf8.count <= Self.maxMessageBytes ? message : "\(message.prefix(Self.maxMessageBytes / 4))… (\(message.utf8.count) bytes)"
+        self.field = field.map(EventDecoder.shown)
     }
+
+    /// The longest message an error carries whole.
+    public static let maxMessageBytes = 4_096
 
     public static func invalidArgument(_ message: String, field: String? = nil) -> UsageBoxError {
         UsageBoxError(.invalidArgument, message, field: field)

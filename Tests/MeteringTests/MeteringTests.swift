@@ -279,6 +279,23 @@ import Testing
         }
     }
 
+    /// A character newer than Foundation's Unicode tables is refused: it was stored as sent, two
+    /// spellings Swift compares equal under two keys (tester R2). Errors are bounded: a 16.7 MB
+    /// unknown member was echoed three times into one answer.
+    @Test func textFoundationCannotNormalizeIsRefusedAndErrorsAreBounded() throws {
+        #expect(Unicode.Scalar(0x1CC00)!.properties.age?.major == 16)
+        let json = #"{"event_id":"e","account_id":"a","meter_id":"m","quantity":1,"timestamp":"2026-05-01T00:00:00Z","dimensions":{"sku":"x\#u{1CC00}"}}"#
+        guard case let .invalid(r) = decoder.decode(try JSONParser.parse(json)) else {
+            Issue.record("a Unicode 16 character was stored")
+            return
+        }
+        #expect(r.code == "invalid_dimensions" && r.message.contains("newer than Unicode 15.1"), "\(r)")
+        #expect(EventDecoder.faithfulNFC("caf\u{E9}") == "caf\u{E9}" && EventDecoder.faithfulNFC("cafe\u{301}") == "caf\u{E9}")
+        let huge = String(repeating: "k", count: 1_000_000)
+        let e = UsageBoxError.invalidArgument("unknown member '\(huge)' and '\(huge)'", field: huge)
+        #expect(e.message.utf8.count < 1_200 && (e.field?.utf8.count ?? 0) < 120, "\(e.message.utf8.count) \(e.field?.utf8.count ?? 0)")
+    }
+
     /// A leap second is RFC 3339; the refusal says that is why (it said the text was not RFC 3339).
     /// A rejection's parts are bounded: an unknown field name of 1,500 characters was echoed twice
     /// (a 16 MB batch answered 31 MB), an invalid 1 MB id whole (tester R).
