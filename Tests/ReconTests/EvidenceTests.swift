@@ -511,6 +511,26 @@ import VendorAnthropic
         #expect(!codes(claimed).contains("gap_matches_another_accounts_usage") && claimed.held.map(\.correction.quantity) == [3_000_000])
     }
 
+    /// `--invoice-scope account` on an invoice naming two workspaces while two other accounts
+    /// metered its model: the gap is their usage together, which no one account's total matches
+    /// (+64,569,593 was proposed so: tester Q2). Held as the invoice's tenants say.
+    @Test func anAssertedScopeIsHeldWhenTheInvoiceNamesSeveralTenantsAndOthersMeterItsModels() async throws {
+        let store = try await sonnet()
+        _ = try await store.ingest([
+            Self.event("b", account: "acct_7", model: "claude-sonnet-4-5", type: "input", quantity: 1_000_000),
+            Self.event("c", account: "acct_8", model: "claude-sonnet-4-5", type: "input", quantity: 2_000_000),
+        ])
+        let invoice = S.costReport([
+            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "300", workspace: "wrkspc_42"),
+            .init(model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "900", workspace: "wrkspc_B"),
+        ])
+        let r = try await run(store, [invoice]) { $0.invoiceScope = .account }
+        #expect(!codes(r).contains("gap_matches_another_accounts_usage"), "no one account's total is the gap")
+        let several = try #require(r.reasons.first { $0.code == "several_attributions_in_invoice" }, "\(codes(r))")
+        #expect(several.effect == .blocksPositive && several.modelID == "claude-sonnet-4-5" && several.accounts?.count == 2, "\(several)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty && r.findings.first?.blockedBy == ["several_attributions_in_invoice"], "\(r.findings)")
+    }
+
     /// An organisation's invoice naming two workspaces, run for one account while the other
     /// workspace's customer is not metered here: nothing in the meter says the bill is shared,
     /// the invoice does.

@@ -72,6 +72,28 @@ enum ScopeCheck {
                     remedy: "pass --account-map to attribute the invoice's lines, or --invoice-scope account if every line is \(account)'s"))
         }
 
+        // `--invoice-scope account` says every line is the account's; an invoice naming several
+        // tenants while other accounts metered its models says it may not be: a gap above the
+        // account's meter may be theirs. Two other accounts summing to the gap, or a real loss
+        // plus another's usage, read as the account's under-metering (+64,569,593 and +58,652,693
+        // proposed: tester Q2). Held for a key that sees every account (it may know the others).
+        if case let .single(account) = o.attribution, o.invoiceScope == .account, seesEveryAccount,
+            let (key, values) = vendor.tenantValues.filter({ $0.value.count > 1 }).min(by: { $0.key < $1.key })
+        {
+            for model in invoiceModels.sorted() {
+                let others = meter.everyAccount.filter { $0.key != account }.compactMapValues { models in models[model].flatMap { $0 > 0 ? $0 : nil } }
+                guard !others.isEmpty else { continue }
+                let shown = visible(others)
+                reasons.append(
+                    .init(
+                        code: "several_attributions_in_invoice", effect: .blocksPositive, modelID: model, accountID: account,
+                        detail: "--invoice-scope account says the invoice is \(account)'s alone, but its usage lines name \(values.count) \(key) values "
+                            + "and other accounts metered \(model) (\(listed(shown))): a gap above \(account)'s meter may be their usage",
+                        remedy: "pass --account-map to attribute the invoice's lines (several workspaces or projects may map to one account)",
+                        accounts: shown))
+            }
+        }
+
         if !meter.otherMeters.isEmpty {
             // The other meters may be another vendor's traffic (then reading one is right) or this
             // invoice's too (then the vendor billing more than this meter is no under-metering).
