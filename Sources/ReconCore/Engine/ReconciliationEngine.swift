@@ -881,15 +881,8 @@ public struct ReconciliationEngine: Sendable {
         let loose = ModelID.LooseModels(card.models)
         let elsewhere = meter.servedElsewhere { raw, label in mistyped(label) ? nil : card.canonicalModel(raw) ?? loose.match(raw) }
         return diff.models.compactMap { m -> EvidenceReason? in
-            guard let labels = elsewhere[m.modelID] else { return nil }
-            let rows = m.tokenTypes.filter { $0.gap > 0 && $0.beyondTolerance }
-            guard !rows.isEmpty else { return nil }
-            let together = (gap: rows.reduce(Int64(0)) { $0 &+ $1.gap }, tolerance: rows.reduce(Int64(0)) { $0 &+ max($1.tolerance, 0) })
-            let candidates = rows.map { ($0.gap, max($0.tolerance, 0)) } + [together]
-            guard
-                let (label, tokens) = labels.sorted(by: { $0.key < $1.key }).first(where: { _, tokens in
-                    candidates.contains { gap, tolerance in DailyEvidence.distance(gap, tokens) <= UInt64(max(tolerance, tokens / 1000)) }
-                })
+            guard let labels = elsewhere[m.modelID],
+                let (label, tokens) = labels.sorted(by: { $0.key < $1.key }).first(where: { m.isAboveTheMeter(by: $0.value) })
             else { return nil }
             return EvidenceReason(
                 code: "gap_matches_usage_under_another_vendor", effect: .blocksPositive, modelID: m.modelID,

@@ -218,18 +218,11 @@ enum ScopeCheck {
     static func gapMatchesAnotherAccount(_ o: ReconciliationOptions, diff: GapDiff, meter: MeterLedger) -> [EvidenceReason] {
         guard o.invoiceScope == .account, o.scope == .all, case let .single(account) = o.attribution else { return [] }
         return diff.models.compactMap { m -> EvidenceReason? in
-            let rows = m.tokenTypes.filter { $0.gap > 0 && $0.beyondTolerance }
-            guard !rows.isEmpty else { return nil }
-            let together = (gap: rows.reduce(Int64(0)) { $0 &+ $1.gap }, tolerance: rows.reduce(Int64(0)) { $0 &+ max($1.tolerance, 0) })
-            let candidates = rows.map { ($0.gap, max($0.tolerance, 0)) } + [together]
             let others: [(account: String, tokens: Int64)] = meter.everyAccount.compactMap { a, models in
                 guard a != account, let tokens = models[m.modelID], tokens > 0 else { return nil }
                 return (a, tokens)
             }
-            func matches(_ tokens: Int64) -> Bool {
-                candidates.contains { gap, tolerance in DailyEvidence.distance(gap, tokens) <= UInt64(max(tolerance, tokens / 1000)) }
-            }
-            guard let (other, tokens) = others.sorted(by: { $0.account < $1.account }).first(where: { matches($0.tokens) }) else { return nil }
+            guard let (other, tokens) = others.sorted(by: { $0.account < $1.account }).first(where: { m.isAboveTheMeter(by: $0.tokens) }) else { return nil }
             return EvidenceReason(
                 code: "gap_matches_another_accounts_usage", effect: .blocksPositive, modelID: m.modelID, accountID: account,
                 detail: "--invoice-scope account says the invoice is \(account)'s alone, and it bills \(m.modelID) above \(account)'s meter "
@@ -239,4 +232,18 @@ enum ScopeCheck {
         }
     }
 
+}
+
+extension ReconciliationReport.ModelRow {
+    /// Whether the vendor bills the model above the meter by `tokens` (one token type's gap, or
+    /// the model's gaps together, within their tolerance or a thousandth of `tokens`): usage the
+    /// meter holds elsewhere (under another vendor's label, on another account) looks like that.
+    func isAboveTheMeter(by tokens: Int64) -> Bool {
+        let rows = tokenTypes.filter { $0.gap > 0 && $0.beyondTolerance }
+        guard !rows.isEmpty, tokens > 0 else { return false }
+        let together = (gap: rows.reduce(Int64(0)) { $0 &+ $1.gap }, tolerance: rows.reduce(Int64(0)) { $0 &+ max($1.tolerance, 0) })
+        return (rows.map { ($0.gap, max($0.tolerance, 0)) } + [together]).contains { gap, tolerance in
+            DailyEvidence.distance(gap, tokens) <= UInt64(max(tolerance, tokens / 1000))
+        }
+    }
 }
