@@ -189,6 +189,15 @@ struct ClickHouseClient: Sendable {
         _ sql: String, settings: [String: String] = [:], body: [UInt8]? = nil, limit: Int = 256 << 20, idempotent: Bool = false
     ) async throws -> ByteBuffer {
         var params = defaults.merging(settings) { $1 }
+        // A read inside a request is bounded by its deadline (`WorkDeadline`), unless the
+        // statement brings its own limit (SQL).
+        let deadline = idempotent && settings["max_execution_time"] == nil ? WorkDeadline.current : nil
+        var readLimit = readTimeout
+        if let deadline {
+            try deadline.check()
+            params["max_execution_time"] = String(Int(deadline.remainingSeconds.rounded(.up)))
+            readLimit = min(readLimit, .milliseconds(Int64(deadline.remainingSeconds * 1000) + 1000))
+        }
         if let user { params["user"] = user }
         if let password { params["password"] = password }
         var url = "http://\(host)/"
@@ -215,8 +224,9 @@ struct ClickHouseClient: Sendable {
             do {
                 // A read is given at most `readTimeout`: a ClickHouse that takes connections and
                 // never answers held each request for the whole 300 s.
-                response = try await Self.http.execute(request, timeout: idempotent ? min(timeout, readTimeout) : timeout)
+                response = try await Self.http.execute(request, timeout: idempotent ? min(timeout, readLimit) : timeout)
             } catch {
+                try deadline?.check()
                 guard idempotent, attempt == 0, Self.isClosedConnection(error) else {
                     throw UsageBoxError.unavailable(Self.unreachable + "\(host): \(error)")
                 }
@@ -240,6 +250,7 @@ struct ClickHouseClient: Sendable {
             if text.hasPrefix("Code: "), let end = text.firstIndex(of: ",") {
                 code = Int(text[text.index(text.startIndex, offsetBy: 6)..<end])
             }
+            if let deadline, code == 159 { throw deadline.timeoutError }  // TIMEOUT_EXCEEDED
             throw ClickHouseError(code: code, message: text)
         }
         return answer

@@ -48,7 +48,7 @@ extension ClickHouseMeterStore {
         if !named.isEmpty {
             let configs = try await meterConfigs()
             let used = try await rows("SELECT DISTINCT meter_id FROM \(t(ClickHouseSchema.everyKey.table)) WHERE \(scope)").compactMap { $0[0].chString }
-            for meter in used.sorted() {
+            for meter in used.sorted() where q.admits(meterID: meter) {
                 if let keeps = configs[meter]?.keeps, let d = named.first(where: { !keeps.contains($0) }) {
                     blocking = (meter, d)
                     break

@@ -148,7 +148,7 @@ enum SQLSandbox {
     /// SQLite copies a result given with this destructor.
     static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-    static func run(uri: String, sql: String, scope: AccountScope, deadline: QueryDeadline, rowLimit: Int) throws -> SQLResult {
+    static func run(uri: String, sql: String, scope: AccountScope, deadline: WorkDeadline, rowLimit: Int) throws -> SQLResult {
         // SQLite reads text up to its first NUL: what follows one would be dropped unseen (a
         // WHERE clause, a second statement), and the answer given as if it were the query.
         guard !sql.utf8.contains(0) else {
@@ -261,7 +261,7 @@ enum SQLSandbox {
             db, 100,
             { context in
                 guard let context else { return 0 }
-                return Unmanaged<QueryDeadline>.fromOpaque(context).takeUnretainedValue().expired ? 1 : 0
+                return Unmanaged<WorkDeadline>.fromOpaque(context).takeUnretainedValue().expired ? 1 : 0
             }, deadlinePointer.toOpaque())
 
         // SQLite decides what is a statement: empty ones (`;`, comments) before and after the one
@@ -358,7 +358,7 @@ enum SQLSandbox {
         }
     }
 
-    private static func error(_ db: OpaquePointer, code: Int32, deadline: QueryDeadline) -> any Error {
+    private static func error(_ db: OpaquePointer, code: Int32, deadline: WorkDeadline) -> any Error {
         let message = String(cString: sqlite3_errmsg(db))
         if deadline.cancelled { return CancellationError() }
         if code == SQLITE_INTERRUPT || deadline.expired {
@@ -430,18 +430,6 @@ private final class Secret: @unchecked Sendable {
     init(alias: String) { self.alias = alias }
 }
 
-/// The query's deadline, read from SQLite's progress callback on the querying thread; cancelled
-/// from the request's task when its client hangs up, so a query nobody will read stops at once
-/// instead of holding its work slot and a core until the time limit.
-final class QueryDeadline: Sendable {
-    let at: Date
-    private let stopped = Atomic(false)
-    init(at: Date) { self.at = at }
-    var cancelled: Bool { stopped.load(ordering: .relaxed) }
-    var expired: Bool { cancelled || Date() >= at }
-    func cancel() { stopped.store(true, ordering: .relaxed) }
-}
-
 extension SQLiteMeterStore {
     public func sql(_ query: String, scope: AccountScope, timeLimitSeconds: Double = 10, rowLimit: Int = 10_000) async throws -> SQLResult {
         let uri: String
@@ -455,7 +443,7 @@ extension SQLiteMeterStore {
         }
         // The limit counts from the call, waiting for a thread included: with four queries admitted
         // and two threads, the last two answered "10 s" after 20.
-        let deadline = QueryDeadline(at: Date().addingTimeInterval(timeLimitSeconds))
+        let deadline = WorkDeadline(seconds: timeLimitSeconds)
         return try await withTaskCancellationHandler {
             try await BlockingWork.run {
                 guard !deadline.cancelled else { throw CancellationError() }
@@ -467,5 +455,25 @@ extension SQLiteMeterStore {
         } onCancel: {
             deadline.cancel()
         }
+    }
+}
+
+extension SQLSandbox {
+    /// `body` with SQLite's progress callback stopping the connection's statements at `deadline`
+    /// (or when its client leaves): they fail with SQLITE_INTERRUPT. The callback is removed after,
+    /// for the pool's next reader of the connection.
+    static func interrupting<T>(_ connection: OpaquePointer?, at deadline: WorkDeadline, _ body: () throws -> T) throws -> T {
+        let pointer = Unmanaged.passRetained(deadline)
+        defer {
+            sqlite3_progress_handler(connection, 0, nil, nil)
+            pointer.release()
+        }
+        sqlite3_progress_handler(
+            connection, 1000,
+            { context in
+                guard let context else { return 0 }
+                return Unmanaged<WorkDeadline>.fromOpaque(context).takeUnretainedValue().expired ? 1 : 0
+            }, pointer.toOpaque())
+        return try body()
     }
 }

@@ -4,7 +4,7 @@ import Metering
 
 extension SQLiteMeterStore {
     public func usage(_ query: UsageQuery) async throws -> UsageResult {
-        try await wrap { try await writer.read { db in try self.usage(db, query) } }
+        try await wrap { try await boundedRead { db in try self.usage(db, query) } }
     }
 
     func usage(_ db: Database, _ q: UsageQuery) throws -> UsageResult {
@@ -17,7 +17,8 @@ extension SQLiteMeterStore {
         if !named.isEmpty {
             let meters = try KeyDirectory.meters(db)
             let (clause, args) = Self.accountClause(q.scope, column: "account_id")
-            for meter in try String.fetchAll(db, sql: "SELECT DISTINCT meter_id FROM rollup_key WHERE \(clause) ORDER BY meter_id", arguments: args) {
+            for meter in try String.fetchAll(db, sql: "SELECT DISTINCT meter_id FROM rollup_key WHERE \(clause) ORDER BY meter_id", arguments: args)
+            where q.admits(meterID: meter) {
                 guard let m = meters[meter], let d = named.first(where: { !m.keeps($0) }) else { continue }
                 blocking = (meter, d)
                 break
@@ -141,7 +142,7 @@ extension SQLiteMeterStore {
 
     public func explain(account: String, range: TimeRange) async throws -> ExplainReport {
         try await wrap {
-            try await writer.read { db in
+            try await boundedRead { db in
                 let byModel = try self.usage(db, UsageQuery(scope: .accounts([account]), range: range, groupBy: [.modelID, .kind, .unit]))
                 let (totals, breakdown) = try ExplainReport.breakdown(byModel)
                 let segments = try Row.fetchAll(
@@ -200,7 +201,7 @@ extension SQLiteMeterStore {
         let unique = Array(Set(ids))
         guard !unique.isEmpty else { return [] }
         return try await wrap {
-            try await writer.read { db in
+            try await boundedRead { db in
                 // The unique key (account_id, event_id) answers each id.
                 try Row.fetchAll(
                     db,

@@ -5,7 +5,7 @@ import SegmentChain
 extension SQLiteMeterStore {
     public func verify(_ request: VerifyRequest) async throws -> VerifyReport {
         try await wrap {
-            let (report, outcome) = try await writer.read { db in try self.verify(db, request) }
+            let (report, outcome) = try await boundedRead { db in try self.verify(db, request) }
             try await record(outcome)
             return report
         }
@@ -161,7 +161,10 @@ extension SQLiteMeterStore {
             raw[cell] = a
         }
 
+        // The request's deadline, checked in the loops here (SQLite checks it between their reads).
+        var polled = 0
         for seg in segments {
+            try WorkDeadline.poll(&polled)
             // Incremental trusts a sealed segment's statistics only once its stored events were
             // re-hashed clean (verify or the scrub) and nothing since found it corrupt.
             if req.mode == .incremental, seg.sealed, seg.verified, seg.corrupt == nil {
@@ -238,6 +241,7 @@ extension SQLiteMeterStore {
                 rawDayExtrema[day] = (Swift.min(d.min, e.min), Swift.max(d.max, e.max))
             }
             for cell in Set(stored.keys).union(rawDays.keys) {
+                try WorkDeadline.poll(&polled)
                 let a = rawDays[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
                 let b = stored[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
                 let differing = extrema(cell, raw: rawDayExtrema[cell], b)
@@ -263,6 +267,7 @@ extension SQLiteMeterStore {
         var days: [Int64: (rollup: Int64, raw: Int64, drift: Int64)] = [:]
         let cells = Set(raw.keys).union(rollup.keys).sorted { ($0.hour, $0.key) < ($1.hour, $1.key) }
         for cell in cells {
+            try WorkDeadline.poll(&polled)
             let r = raw[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
             let u = rollup[cell] ?? UsageAggregate(sum: 0, count: 0, min: 0, max: 0)
             totals.add(rollup: u.sum, raw: r.sum)

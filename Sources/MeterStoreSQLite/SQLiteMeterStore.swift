@@ -108,6 +108,29 @@ public final class SQLiteMeterStore: MeterStore, Sendable {
         }
     }
 
+    /// A read bounded by the request's deadline (`WorkDeadline.current`, set by the server): its
+    /// statements stop at the limit or when its client leaves, and the loops over their rows check
+    /// it too. Without a deadline (the CLI) it is a plain read.
+    func boundedRead<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        guard let deadline = WorkDeadline.current else { return try await writer.read(body) }
+        try deadline.check()
+        do {
+            return try await withTaskCancellationHandler {
+                try await writer.read { db in
+                    try deadline.check()  // it may have waited for a connection
+                    return try SQLSandbox.interrupting(db.sqliteConnection, at: deadline) {
+                        try WorkDeadline.$current.withValue(deadline) { try body(db) }
+                    }
+                }
+            } onCancel: {
+                deadline.cancel()
+            }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_INTERRUPT {
+            try deadline.check()
+            throw deadline.timeoutError
+        }
+    }
+
     /// Runs a write transaction with a fresh context; new rollup key ids are cached only after commit.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database, inout WriteContext) throws -> T) async throws -> T {
         try await wrap {

@@ -61,6 +61,8 @@ public struct UsageAccumulator: Sendable {
     private var answerBytes = 0
     /// What every group writes besides its values: the field names, quotes and figures.
     private let groupOverhead: Int
+    /// Rows added, filtered or not: the request's deadline is checked every so many.
+    private var rowsSeen = 0
 
     public init(_ query: UsageQuery) {
         self.query = query
@@ -87,6 +89,7 @@ public struct UsageAccumulator: Sendable {
     }
 
     public mutating func add(_ row: UsageRow) throws {
+        try WorkDeadline.poll(&rowsSeen)
         guard passes(account: row.account, meter: row.meter, model: row.model, kind: row.kind, unit: row.unit, dimensions: row.dimensions)
         else { return }
         let key: [String?] = query.groupBy.map { field in
@@ -126,6 +129,7 @@ public struct UsageAccumulator: Sendable {
     /// The answer, groups sorted by their keys (byte order, null first); one empty group when the
     /// query groups by nothing and nothing matched. A group's net sum beyond 64 bits is an error.
     public func result(source: String) throws -> UsageResult {
+        try WorkDeadline.current?.check()
         var list = try groups.map { key, aggregate in
             var aggregate = aggregate
             guard let sum = Int64(exactly: sums[key] ?? 0) else { throw UsageBoxError.sumOverflow }

@@ -154,6 +154,13 @@ public struct UsageQuery: Sendable, Hashable {
         self.source = source
     }
 
+    /// Whether rows of `meterID` may be in the answer: every filter on the meter admits it. Only
+    /// those meters' kept dimensions decide whether rollups can answer (another meter's refused a
+    /// rollup read of one that keeps everything: tester R2).
+    public func admits(meterID: String) -> Bool {
+        filters.allSatisfy { $0.field != .meterID || $0.matches(meterID) }
+    }
+
     /// The most hour, day or month buckets a grouped answer's range may span, on the server and
     /// on a local file alike (the CLI answered what `--server` refused: tester O).
     public static let maxTimeBuckets = 10_000

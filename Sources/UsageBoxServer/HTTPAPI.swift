@@ -52,7 +52,13 @@ public struct HTTPAPI: Sendable {
     /// Runs an expensive request (SQL, JSON query, verify, explain, reconciliation) within the
     /// per-key and overall limits; beyond them the answer is 429 with Retry-After.
     func expensive<T>(_ key: APIKey, _ body: () async throws -> T) async throws -> T {
-        try await within(work, key, body)
+        try await within(work, key) { try await bounded(body) }
+    }
+
+    /// `body` with its store reads bounded by `limits.readSeconds` from now (`WorkDeadline`), and
+    /// stopped when its client hangs up.
+    func bounded<T>(_ body: () async throws -> T) async throws -> T {
+        try await WorkDeadline(seconds: limits.readSeconds, hint: " (this server's --read-time-limit)").run(body)
     }
 
     /// Whose places a key's requests take: an account's keys share its places (two reader keys

@@ -82,7 +82,7 @@ final class OperationRoutes: @unchecked Sendable {
         precondition(op.path.hasPrefix(prefix + "/"), "\(op.id): lives under \(prefix)")
         let api = self.api
         @Sendable func handle(_ request: Request, _ context: UsageBoxRequestContext, _ caller: Caller) async throws -> Response {
-            if op.read { return try await api.within(api.reads, caller.key) { try await handler(request, context, caller) } }
+            if op.read { return try await api.within(api.reads, caller.key) { try await api.bounded { try await handler(request, context, caller) } } }
             // API operations only: a page's errors are pages (`UISessionMiddleware`), and a browser
             // keeps its connection.
             guard op.expensive, op.auth == .bearer else { return try await perform(request, context, caller) }

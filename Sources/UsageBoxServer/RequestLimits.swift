@@ -12,6 +12,10 @@ public struct RequestLimits: Sendable {
     /// a few times its answer's 16 MiB while it is written.
     public var readsPerKey = 4
     public var readsOverall = 8
+    /// Seconds the reads of one usage read or expensive request may take (SQL keeps its own
+    /// limit): a JSON query, verify or explain of 300,000 events took 8–26 s, four of them held
+    /// every expensive place for a minute and the server's memory at 1.4 GB (tester R2).
+    public var readSeconds: Double = 30
     /// Failed authentications per client address per minute before 429.
     public var failedAuthPerMinute = 100
     /// The sliding window those failures are counted over (a minute; a test lengthens it so that a

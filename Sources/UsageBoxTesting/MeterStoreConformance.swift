@@ -1,4 +1,5 @@
 import ExactJSON
+import Foundation
 public import Metering
 
 /// The behaviours of docs/events.md and docs/api.md that every `MeterStore` backend must pass. A backend's test
@@ -356,6 +357,17 @@ public enum MeterStoreConformance {
             try await expectThrows(.invalidArgument, field: "source") {
                 _ = try await store.usage(UsageQuery(scope: .accounts(["acct_1"]), range: F.may, groupBy: [.dimension("request_id")], source: .rollup))
             }
+            // Another meter's kept dimensions do not decide a read filtered to this one (tester R2:
+            // a rollup read of a meter keeping everything was refused because of `calls`).
+            _ = try await store.ingest([F.event("4", meter: "chat", quantity: 8, dims: ["token_type": "input", "request_id": "r4"])])
+            for source in [SourcePreference.rollup, .auto] {
+                let chat = try await store.usage(
+                    UsageQuery(
+                        scope: .accounts(["acct_1"]), range: F.may, groupBy: [.dimension("request_id")],
+                        filters: [UsageFilter(field: .meterID, op: .eq, values: ["chat"])], source: source))
+                try expectEqual(chat.source, "rollup", "a meter keeping every dimension is read from its rollups (\(source))")
+                try expectEqual(chat.groups.map(\.aggregate.sum), [8], "its sums (\(source))")
+            }
             let verify = try await store.verify(VerifyRequest(account: "acct_1", range: F.may))
             try expect(verify.ok, "verify after a rollup rebuild: \(verify)")
             // The segment that was open across the rebuild seals with statistics under the new keys.
@@ -372,12 +384,23 @@ public enum MeterStoreConformance {
             try expectEqual(every.rollupDimensions, nil, "every dimension kept")
             let again = try await store.usage(
                 UsageQuery(scope: .accounts(["acct_1"]), range: F.may, groupBy: [.dimension("request_id")], source: .rollup))
-            try expectEqual(again.groups.map(\.aggregate.sum), [1, 2, 4], "read from rollups again")
+            try expectEqual(again.groups.map(\.aggregate.sum), [1, 2, 4, 8], "read from rollups again")
             try expect(try await store.verify(VerifyRequest(account: "acct_1", range: F.may)).ok, "verify after keeping every dimension again")
             let meters = try await store.meters(scope: .accounts(["acct_1"]))
-            try expectEqual(meters.map(\.meterID), ["calls"], "meters of the account")
+            try expectEqual(meters.map(\.meterID), ["calls", "chat"], "meters of the account")
             let none = try await store.meters(scope: .accounts(["nobody"]))
             try expectEqual(none.count, 0, "an account sees only its meters")
+        },
+        ConformanceCheck("reads stop at the request's deadline and answer again without one") { store in
+            _ = try await store.ingest([F.event("1", quantity: 5), F.event("2", quantity: 7)])
+            let past = WorkDeadline(seconds: 1, hint: " (deadline)", now: Date().addingTimeInterval(-5))
+            let q = UsageQuery(scope: .accounts(["acct_1"]), range: F.may, groupBy: [.modelID])
+            try await expectThrows(.timeout) { _ = try await past.run { try await store.usage(q) } }
+            try await expectThrows(.timeout) { _ = try await past.run { try await store.verify(VerifyRequest(account: "acct_1", range: F.may)) } }
+            try await expectThrows(.timeout) { _ = try await past.run { try await store.explain(account: "acct_1", range: F.may) } }
+            let within = try await WorkDeadline(seconds: 60).run { try await store.usage(q) }
+            try expectEqual(within.groups.map(\.aggregate.sum), [12], "a read within its deadline")
+            try expectEqual(try await store.usage(q).groups.map(\.aggregate.sum), [12], "a read without one")
         },
         ConformanceCheck("once a meter has a unit, another unit is rejected") { store in
             let r = try await store.ingest([

@@ -48,6 +48,12 @@ extension UsageBoxCommand {
         var maxConnections: Int?
         @Option(name: .customLong("request-timeout"), help: "Seconds a request (head and body) may take to arrive whole; then its connection is closed.")
         var requestTimeout = 120
+        @Option(
+            name: .customLong("read-time-limit"),
+            help:
+                "Seconds the store reads of one usage read, JSON query, verify, explain or reconciliation may take; past it, 400 timeout (SQL has its own limit)."
+        )
+        var readTimeLimit = RequestLimits().readSeconds
         @Option(name: .customLong("failed-auth-per-minute"), help: "Failed authentications per client address per minute before it is answered 429.")
         var failedAuthPerMinute = RequestLimits().failedAuthPerMinute
 
@@ -81,11 +87,11 @@ extension UsageBoxCommand {
             logger.info("UsageBox serving", metadata: ["store": "\(location.description)", "address": "\(host):\(port)"])
             let host = self.host
             guard maxInvoiceMB > 0, maxInvoiceMB <= 1024, expensivePerKey > 0, expensiveOverall >= expensivePerKey, readsPerKey > 0,
-                readsOverall >= readsPerKey, idleTimeout > 0, requestTimeout > 0,
+                readsOverall >= readsPerKey, idleTimeout > 0, requestTimeout > 0, readTimeLimit > 0, readTimeLimit <= 86_400,
                 failedAuthPerMinute > 0, smallBodiesMBPerKey > 0, smallBodiesMBOverall >= smallBodiesMBPerKey, smallBodiesMBOverall <= 1 << 20
             else {
                 throw ValidationError(
-                    "limits must be positive, --max-invoice-mb at most 1024, --expensive-overall at least --expensive-per-key, --reads-overall at least --reads-per-key, "
+                    "limits must be positive, --max-invoice-mb at most 1024, --read-time-limit at most 86400, --expensive-overall at least --expensive-per-key, --reads-overall at least --reads-per-key, "
                         + "--small-bodies-mb-overall at least --small-bodies-mb-per-key and at most 1048576"
                 )
             }
@@ -96,6 +102,7 @@ extension UsageBoxCommand {
             limits.readsPerKey = readsPerKey
             limits.readsOverall = readsOverall
             limits.failedAuthPerMinute = failedAuthPerMinute
+            limits.readSeconds = readTimeLimit
             limits.smallBodyBytesPerKey = smallBodiesMBPerKey << 20
             limits.smallBodyBytesOverall = smallBodiesMBOverall << 20
             // Prometheus metrics at /metrics; the store's size is the SQLite file's (with its WAL).

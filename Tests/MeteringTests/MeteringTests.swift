@@ -199,6 +199,34 @@ import Testing
         #expect(written < UsageAccumulator.maxAnswerBytes, "\(written)")
     }
 
+    /// A read's rows are added under the request's deadline: past it, the accumulator stops the
+    /// read (every 1,024th row) and gives no answer, whichever store feeds it.
+    @Test func rowsStopComingPastTheRequestsDeadline() throws {
+        let query = UsageQuery(scope: .all, range: try TimeRange(from: "2026-05-01T00:00:00Z", to: "2026-06-01T00:00:00Z"), groupBy: [.modelID])
+        let row = UsageRow(
+            account: "a", meter: "m", model: "x", kind: "Usage", unit: nil, dimensions: [:], hour: nil,
+            aggregate: UsageAggregate(sum: 1, count: 1, min: 1, max: 1))
+        let past = WorkDeadline(seconds: 1, hint: " (hint)", now: Date().addingTimeInterval(-2))
+        var accumulator = UsageAccumulator(query)
+        #expect(throws: UsageBoxError.self) {
+            try WorkDeadline.$current.withValue(past) { for _ in 0..<2048 { try accumulator.add(row) } }
+        }
+        do {
+            _ = try WorkDeadline.$current.withValue(past) { try accumulator.result(source: "raw") }
+            Issue.record("an answer past the deadline")
+        } catch let e as UsageBoxError {
+            #expect(e.code == .timeout && e.message.hasPrefix("stopped after 1 s") && e.message.hasSuffix(" (hint)"), "\(e.message)")
+        }
+        // A cancelled deadline (its client left) stops with CancellationError, not a timeout.
+        let left = WorkDeadline(seconds: 60)
+        left.cancel()
+        #expect(throws: CancellationError.self) { try WorkDeadline.$current.withValue(left) { _ = try accumulator.result(source: "raw") } }
+        // Without a deadline nothing is bounded.
+        var free = UsageAccumulator(query)
+        for _ in 0..<2048 { try free.add(row) }
+        #expect(try free.result(source: "raw").groups.map(\.aggregate.sum) == [2048])
+    }
+
     /// Rows come per kind: a group's Usage rows were summed before its Corrections, so a net that
     /// fits 64 bits was refused as an overflow on the way. Only the net is checked; a net beyond
     /// 64 bits is still an error.

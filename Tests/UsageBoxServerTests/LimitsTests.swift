@@ -20,8 +20,10 @@ import VendorAnthropic
         store = try SQLiteMeterStore(location: .newMemory())
     }
 
-    func app(_ configure: (inout HTTPAPI) -> Void = { _ in }) throws -> Application<RouterResponder<UsageBoxRequestContext>> {
-        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: admin)
+    func app(
+        limits: RequestLimits = RequestLimits(), _ configure: (inout HTTPAPI) -> Void = { _ in }
+    ) throws -> Application<RouterResponder<UsageBoxRequestContext>> {
+        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: admin, limits: limits)
         api.reconciliation = try ReconciliationService()
         api.reconciliationLog = store
         configure(&api)
@@ -178,6 +180,37 @@ import VendorAnthropic
                 refused.map(\.status) == [429] && refused[0].json["error"]?["message"]?.stringValue?.contains("the keys of acct_42 already run") == true,
                 "another key of the same account shares its places: \(refused.map(\.json))")
             #expect(answers.filter { $0.0 == "other" }.map(\.1.status) == [200], "another account's read goes on")
+        }
+    }
+
+    /// JSON reads, verify and explain had no time limit: 8–26 s each on 300,000 events, four of
+    /// them held every expensive place for a minute (tester R2). Each usage read and expensive
+    /// request's store reads now stop at `--read-time-limit` (here a microsecond); SQL keeps its
+    /// own limit and writes have none.
+    @Test func readsStopAtTheServersTimeLimit() async throws {
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        var limits = RequestLimits()
+        limits.readSeconds = 0.000_001
+        let may = "from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z"
+        try await app(limits: limits).test(.router) { client in
+            for (method, uri, body) in [
+                (HTTPRequest.Method.get, "/v1/accounts/acct_42/usage?\(may)&group_by=model_id", nil),
+                (.get, "/v1/usage?\(may)", nil),
+                (.post, "/v1/query/json", #"{"from":"2026-05-01T00:00:00Z","to":"2026-06-01T00:00:00Z","group_by":["model_id"]}"#),
+                (.get, "/v1/accounts/acct_42/verify?\(may)", nil), (.get, "/v1/accounts/acct_42/explain?\(may)", nil),
+            ] {
+                let r = try await call(client, method, uri, key: admin, body: body)
+                #expect(
+                    r.status == 400 && r.json["error"]?["code"] == .string("timeout")
+                        && r.json["error"]?["message"]?.stringValue?.contains("--read-time-limit") == true, "\(uri): \(r.json)")
+            }
+            let sql = try await call(client, .post, "/v1/query/sql", key: admin, body: sql("SELECT count(*) FROM usage_events"))
+            #expect(sql.status == 200, "SQL has its own limit: \(sql.json)")
+        }
+        // The same reads answer under the default limit.
+        try await app().test(.router) { client in
+            let verify = try await call(client, .get, "/v1/accounts/acct_42/verify?\(may)", key: admin)
+            #expect(verify.status == 200)
         }
     }
 
