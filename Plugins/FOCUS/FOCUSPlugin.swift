@@ -187,6 +187,9 @@ struct FOCUSParser: InvoiceParser {
                             : (model == nil && !Self.namesTokens(cell("ConsumedUnit"), cell("PricingUnit"), direction) ? "not_usage" : nil),
                 description: cell("ChargeDescription"))
             line.modelIsCanonical = true
+            if quantity == nil, category == "usage", model != nil, let unit = cell("ConsumedUnit"), !Self.countsTokens(unit) {
+                line.unreadUnit = unit
+            }
             line.sourceRow = r.fingerprint
             line.isCorrection = isCorrection
             lines.append(line)

@@ -59,6 +59,10 @@ public struct InvoiceLine: Sendable, Hashable {
     public var attribution: [String: String]
     /// Set when the line is not token usage (tax, credit, web search, support): the reason.
     public var nonUsageReason: String?
+    /// The unit a usage line's quantity counts when it is not tokens (a FOCUS row of tokens with
+    /// `ConsumedUnit: Requests`): the count is not read, so only its money can say its tokens.
+    /// A line the card cannot price then says this unit, not that its model is unknown (tester Q).
+    public var unreadUnit: String?
     public var description: String?
     /// The export names the model by its own id (FOCUS `ModelId`): use it as-is when the rate card
     /// does not know it. Display names and item names (UBL) must go through the card's aliases.

@@ -283,6 +283,23 @@ extension MessyMonthEndTests {
         #expect { try parse("1.0000005", "1M Tokens") } throws: { ($0 as? InvoiceError)?.description.contains("PricingQuantity") == true }
     }
 
+    /// FOCUS rows of a named model counting Requests, not tokens: held as before, but the run said
+    /// every line named "a model the card does not know" and to add it to the card (tester Q).
+    /// It names the unit now; the hold is the same.
+    @Test func focusRowsCountingAnotherUnitSayTheUnitNotAnUnknownModel() async throws {
+        let store = try await store([("acct_42", "solora-atlas-5.5", "input", 1_000_000, 3)], vendor: "focus")
+        let csv =
+            "BilledCost,BillingCurrency,ChargeCategory,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,SkuPriceDetails\n"
+            + #"5.00,USD,Usage,2026-05-03T00:00:00Z,2026-05-04T00:00:00Z,1780,Requests,"{""ModelId"": ""solora-atlas-5.5"", ""TokenDirection"": ""Input""}""#
+            + "\n"
+        let r = try await run("focus", [file("focus.csv", csv)], store, account: "acct_42") { $0.range = Self.mayDay(3) }
+        #expect(r.unmapped.map(\.reason) == ["unit_not_tokens:Requests"], "\(r.unmapped)")
+        let unplaced = try #require(r.reasons.first { $0.code == "unplaced_vendor_usage" })
+        #expect(unplaced.detail.contains("count Requests, not tokens, of solora-atlas-5.5") && unplaced.effect == .blocksNegative, "\(unplaced.detail)")
+        #expect(!r.reasons.contains { $0.detail.contains("name a model the card does not know") }, "\(r.reasons.map(\.detail))")
+        #expect(r.corrections.isEmpty && r.verdict == .inconclusive, "\(r.corrections)")
+    }
+
     /// FOCUS rows that are no tokens served, found by a second outside round: a commitment's
     /// unused part (a Usage row with no ConsumedQuantity, its PricingQuantity bought) became
     /// +31M of untracked usage; a money-only price correction became +3M through its

@@ -333,6 +333,7 @@ struct VendorLedger: Sendable {
         /// Per cell, the money's tenants its stated quantities do not name (`stated_quantities_cover_part`).
         var statedTenantNotes: [CellKey: Set<String>] = [:]
         var unknownModels: (count: Int, amount: Decimal) = (0, 0)
+        var otherUnits: (count: Int, amount: Decimal, units: Set<String>, models: Set<String>) = (0, 0, [], [])
         var missingFX: [String: (count: Int, amount: Decimal, stated: Bool)] = [:]
         var refunds: [String: Decimal] = [:]
         var tokenRefunds: [CellKey: (tokens: Int64, amount: Decimal)] = [:]
@@ -490,6 +491,17 @@ struct VendorLedger: Sendable {
                 continue
             }
             guard let model else {
+                if let unit = line.unreadUnit, line.vendorModel != nil {
+                    // Its model is named; its count is in another unit, and the card has no price
+                    // to read tokens from its money.
+                    skip("unit_not_tokens:\(unit)")
+                    ledger.unplacedLines += 1
+                    otherUnits.count += 1
+                    otherUnits.amount += line.amount ?? 0
+                    otherUnits.units.insert(unit)
+                    otherUnits.models.insert(line.vendorModel ?? "")
+                    continue
+                }
                 skip("unknown_model")
                 ledger.unplacedLines += 1
                 unknownModels.count += 1
@@ -747,6 +759,18 @@ struct VendorLedger: Sendable {
                     code: "unplaced_vendor_usage", effect: .blocksNegative,
                     detail: "\(unknownModels.count) usage line(s) in the period name a model the card does not know; their volume could belong to any model",
                     remedy: "add the model to the rate card (or pass --rate-card with its aliases)", amount: unknownModels.amount))
+        }
+        if otherUnits.count > 0 {
+            func listed(_ names: Set<String>) -> String {
+                names.sorted().prefix(3).joined(separator: ", ") + (names.count > 3 ? ", …" : "")
+            }
+            ledger.reasons.append(
+                .init(
+                    code: "unplaced_vendor_usage", effect: .blocksNegative,
+                    detail: "\(otherUnits.count) usage line(s) in the period count \(listed(otherUnits.units)), not tokens, of "
+                        + "\(listed(otherUnits.models)), which the card does not price: their tokens cannot be read from their money",
+                    remedy: "export the rows in tokens (ConsumedUnit Tokens), or pass --rate-card with prices for those models",
+                    amount: otherUnits.amount))
         }
         // The unpriced tiers seen on a model (`context=long`), for the reasons' details.
         func tiersOf(_ model: String) -> [String] {
