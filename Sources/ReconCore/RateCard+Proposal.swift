@@ -30,7 +30,8 @@ extension RateCard {
                     newRates[tt] = price
                     notes.append(
                         "\(model) \(tt.rawValue) \(ExactDecimal.text(row.rates[tt] ?? 0)) → \(ExactDecimal.text(price))"
-                            + (step.kind == .oneModel ? " (one model only: confirm with the vendor's price list)" : ""))
+                            + (step.mayBeALoss
+                                ? " (\(step.kind == .oneModel ? "one model" : "one token type") only: confirm with the vendor's price list)" : ""))
                 }
                 // The earlier row now ends on the step's day.
                 let rowIndex = row.line - 1

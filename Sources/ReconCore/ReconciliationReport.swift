@@ -372,11 +372,30 @@ public struct ReconciliationReport: Codable, Equatable, Sendable {
         public var date: String
         /// `several_models`: the vendor's price moved for two models or more that day (a pricing
         /// gap); `one_model`: one model's token types all moved by one ratio, which a steady loss
-        /// of that model's requests from that day also shows (its gaps are held, not priced).
+        /// of that model's requests from that day also shows (its gaps are held, not priced);
+        /// `one_token_type`: the same of one model × token type.
         public var kind: Kind
         public var rates: [Rate]
 
-        public enum Kind: String, Codable, Sendable { case severalModels = "several_models", oneModel = "one_model" }
+        public enum Kind: String, Codable, Sendable {
+            case severalModels = "several_models", oneModel = "one_model"
+            /// One model × token type off the meter by one share from that day to the period's end
+            /// (rule `one-cell-factor`): a price the card lacks, or a steady loss (held).
+            case oneTokenType = "one_token_type"
+        }
+
+        /// A step a steady loss from that day would look the same as: its gaps are held, and its
+        /// card is for a person who has the vendor's price list.
+        public var mayBeALoss: Bool { kind != .severalModels }
+
+        /// What moved, in words: "one model (claude-sonnet-4-5)", "one token type (claude-sonnet-4-5 input)".
+        public var movedAlone: String? {
+            switch kind {
+            case .severalModels: return nil
+            case .oneModel: return "one model (\(rates.first?.modelID ?? ""))"
+            case .oneTokenType: return "one token type (\(rates.first.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "")" } ?? ""))"
+            }
+        }
 
         public init(date: String, kind: Kind = .severalModels, rates: [Rate]) {
             self.date = date

@@ -103,8 +103,12 @@ extension Rendering {
                     ? "price step on \(step.date), one model: the implied price of every token type of \(step.rates[0].modelID) moved by one ratio "
                         + "while the meter did not; a price change the card lacks or a steady loss of its requests from that day (held): if the "
                         + "vendor's price list moved, `usagebox ratecards propose --from-report \(r.id)`:"
-                    : "price step on \(step.date): the vendor's implied price changed for \(step.rates.count) model × token type(s) while the meter did not "
-                        + "(a pricing gap: fix the card, `usagebox ratecards propose --from-report \(r.id)`):")
+                    : step.kind == .oneTokenType
+                        ? "price step on \(step.date), \(step.movedAlone ?? ""): off the meter by one share every day to the period's end; "
+                            + "a price the card lacks or a steady loss from that day (held): if the vendor's price list moved, "
+                            + "`usagebox ratecards propose --from-report \(r.id)`:"
+                        : "price step on \(step.date): the vendor's implied price changed for \(step.rates.count) model × token type(s) while the meter did not "
+                            + "(a pricing gap: fix the card, `usagebox ratecards propose --from-report \(r.id)`):")
             out.append(
                 TextTable(
                     headers: ["model", "token type", "before /1M", "from \(step.date) /1M"],
@@ -255,7 +259,7 @@ extension Rendering {
                         ]
                     }))
         for step in r.priceSteps {
-            out += ["", "## Price step on \(step.date)\(step.kind == .oneModel ? " (one model: a price change or a steady loss; held)" : "")", ""]
+            out += ["", "## Price step on \(step.date)\(step.movedAlone.map { " (\($0): a price change or a steady loss; held)" } ?? "")", ""]
             out.append(
                 table(
                     ["model", "token type", "before /1M", "after /1M"],

@@ -372,8 +372,8 @@ extension UsageBoxCommand {
                 discussion: """
                     For each model whose implied price changed on a day (the report's price_steps), the card gets a new dated price
                     row from that day, the earlier row ends there, the reconciliation is named as the source, and the version and
-                    changelog move on. A one-model step (kind one_model) is written too, but a steady loss of that model's requests
-                    from that day looks the same: use it only once the vendor's price list confirms the change. Re-run the
+                    changelog move on. A step of one model or one token type (kind one_model, one_token_type) is written too, but a
+                    steady loss of those requests from that day looks the same: use it only once the vendor's price list confirms the change. Re-run the
                     reconciliation with --rate-card FILE to see the gap close.
                     """)
             @Option(name: .customLong("from-report"), help: "The reconciliation id (rec_…).") var fromReport: String
@@ -399,9 +399,10 @@ extension UsageBoxCommand {
                 }
                 let text = try card.proposing(report)
                 _ = try RateCard.load(text: text, file: "proposed")
-                for step in report.priceSteps where step.kind == .oneModel {
+                for step in report.priceSteps {
+                    guard let alone = step.movedAlone else { continue }
                     printErr(
-                        "\(step.date): only \(step.rates[0].modelID)'s price moved (a steady loss of its requests from that day looks the same); "
+                        "\(step.date): only the price of \(alone) moved (a steady loss of its requests from that day looks the same); "
                             + "keep this row only if the vendor's price list confirms it")
                 }
                 if let output {

@@ -261,6 +261,24 @@ import UsageBoxApp
             let r = try await run(store, price)
             #expect(r.findings.map(\.reason) == ["same_share_every_day_from_2026-05-\(String(format: "%02d", from))"], "\(r.findings)")
             #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")
+            // Listed as a step of one token type, whose card `ratecards propose` writes (with the
+            // doubt named); that card closes the gap (it had no step to write: tester Q2).
+            #expect(
+                r.priceSteps.map {
+                    "\($0.kind.rawValue) \($0.date) "
+                        + $0.rates.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "") \($0.beforePerMillion)→\($0.afterPerMillion)" }.joined()
+                }
+                    == ["one_token_type 2026-05-\(String(format: "%02d", from)) claude-sonnet-4-5 input 3.000000→3.300000"], "\(r.priceSteps)")
+            if from > 1 {
+                let proposed = try service.cards["anthropic"]!.proposing(r)
+                #expect(proposed.contains("one token type only: confirm with the vendor's price list"))
+                var o = ReconciliationOptions(vendor: "anthropic", invoices: [price], range: S.may, account: "acct_42")
+                o.rateCard = try RateCard.load(text: proposed, file: "proposed.yaml")
+                let again = try await service.engine.run(o, store: store)
+                #expect(
+                    again.priceSteps.isEmpty && again.findings.allSatisfy { $0.gapClass == .withinTolerance },
+                    "\(again.findings.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.gapClass)" })")
+            }
         }
         // Every other night, the last minutes' requests dated the next day (0.4 % of a day): no
         // day reads the share alone, each pair of days does (one such request brought the

@@ -188,7 +188,7 @@ enum DailyEvidence {
     /// and volumes that differ by 5 % or more; it may hold a tenth of days off both ways (a price
     /// changed at 17:00 makes its day half of it), and days the meter lost more than the share
     /// (an outage on top) witness neither way. The days before it are on the meter.
-    static func exactShareToTheEnd(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> Int64? {
+    static func exactShareToTheEnd(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> (day: Int64, share: Decimal)? {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
         guard let cell = diff.vendor[key], !cell.sum.anyStated, let vendorDays = vendorDaily(diff, key, accountwise: true) else { return nil }
         let metered = meteredDaily(diff, key, accountwise: true)
@@ -247,7 +247,7 @@ enum DailyEvidence {
         // nothing either way (the meter's, as before).
         let volumes = witnesses.map { days[$0].m }
         guard let low = volumes.min(), let high = volumes.max(), Decimal(exactly: high) >= Decimal(exactly: low) * Decimal(string: "1.05")! else { return nil }
-        return after.first.map { days[$0].day }
+        return after.first.map { (days[$0].day, k) }
     }
 
     /// Per model × token type, the day its implied price (vendor money ÷ metered tokens) changed
@@ -807,13 +807,23 @@ enum DailyEvidence {
         // +6,095,444 for the month, and +3,126,261 from a step on May 16 (tester Q). Held, with
         // a loss on top of it (the gap is then the loss and the factor); a factor the other way
         // from the gap (a discount beside an outage) leaves the gap as it was.
+        // Listed as a step of one token type (the card's price times one plus the share), so
+        // `ratecards propose` can write it once the vendor's price list confirms it (tester Q2).
+        var oneCell: [String: ReconciliationReport.PriceStep] = [:]
         for i in findings.indices where findings[i].gapClass == .meteringGap && findings[i].tokenType != nil {
-            guard let day = exactShareToTheEnd(findings[i], diff, range: range) else { continue }
+            guard let (day, share) = exactShareToTheEnd(findings[i], diff, range: range) else { continue }
             findings[i].gapClass = .unexplained
             findings[i].rule = "one-cell-factor"
             findings[i].classifier = "engine"
             findings[i].reason = "same_share_every_day_from_\(dayString(day))"
+            let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType)
+            let id = "\(dayString(day)) \(key.model) \(key.tokenType?.rawValue ?? "")"
+            if oneCell[id] == nil, let perMillion = cardPrice(key, CoverageCheck.start(of: day)), perMillion > 0 {
+                let before = perMillion / 1_000_000  // a step's prices are per token
+                oneCell[id] = step(day, kind: .oneTokenType, [(key, before, before * (1 + share))])
+            }
         }
+        priceSteps += oneCell.sorted { $0.key < $1.key }.map(\.value)
 
         for i in findings.indices where ![.withinTolerance, .pricingGap].contains(findings[i].gapClass) {
             let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType, account: findings[i].accountID)
