@@ -257,7 +257,12 @@ import UsageBoxApp
         }
         let store = try S.store()
         _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input", volume))
-        for (from, price) in [(1, bill { _ in Decimal(string: "3.3")! }), (16, bill { $0 < 16 ? 3 : Decimal(string: "3.3")! })] {
+        // Over the last four days too: five were needed, and a rise from May 28 on an export of
+        // money alone was proposed as +6,846,100 to +13,320,800 of lost usage (tester T).
+        for (from, price) in [
+            (1, bill { _ in Decimal(string: "3.3")! }), (16, bill { $0 < 16 ? 3 : Decimal(string: "3.3")! }),
+            (28, bill { $0 < 28 ? 3 : Decimal(string: "3.3")! }),
+        ] {
             let r = try await run(store, price)
             #expect(r.findings.map(\.reason) == ["same_share_every_day_from_2026-05-\(String(format: "%02d", from))"], "\(r.findings)")
             #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity))")

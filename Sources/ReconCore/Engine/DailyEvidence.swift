@@ -239,7 +239,7 @@ enum DailyEvidence {
         }
         let after = Array(days.indices[start...])
         let witnesses = after.filter { exact($0) && informative($0) }
-        guard witnesses.count >= 5, witnesses.count * 2 >= after.count,
+        guard witnesses.count >= 4, witnesses.count * 2 >= after.count,
             days.indices[..<start].allSatisfy({ onTheMeter($0) || lostMore($0) })
         else { return nil }
         // One share on a volume that varies is the money following the volume, as a price does;
