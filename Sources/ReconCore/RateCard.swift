@@ -201,7 +201,7 @@ public struct RateCard: RateCardConverter, Sendable {
                         case "when": when = try conditions(v, "modifier \(id)")
                         case "models": models = Set(try v.strings("modifier \(id) models"))
                         case "src", "note", "applies_to": continue
-                        default: throw v.error("unknown modifier field '\(k)'")
+                        default: throw v.keyError("unknown modifier field '\(k)'")
                         }
                     }
                     guard let factor else { throw m.error("modifier \(id) needs a factor") }
@@ -218,7 +218,7 @@ public struct RateCard: RateCardConverter, Sendable {
                         }
                         guard k == "prices" else {
                             if k == "note" { continue }
-                            throw v.error("unknown field '\(k)' of model \(model)")
+                            throw v.keyError("unknown field '\(k)' of model \(model)")
                         }
                         for rowNode in try v.sequence("prices of \(model)") {
                             rows.append(try priceRow(rowNode, model: model, tokenTypes: tokenTypes, sources: sources))
@@ -244,7 +244,7 @@ public struct RateCard: RateCardConverter, Sendable {
                         case "model": model = try v.string("alias model")
                         case "token_type": tokenType = TokenType(try v.string("alias token_type"))
                         case "field", "note": continue
-                        default: throw v.error("unknown alias field '\(k)'")
+                        default: throw v.keyError("unknown alias field '\(k)'")
                         }
                     }
                     guard let match, let model else { throw a.error("an alias needs 'match' and 'model'") }
@@ -257,7 +257,7 @@ public struct RateCard: RateCardConverter, Sendable {
                     aliases.append(Alias(pattern: re, model: model, tokenType: tokenType))
                 }
             default:
-                throw value.error("unknown rate card field '\(key)'")
+                throw value.keyError("unknown rate card field '\(key)'")
             }
         }
         guard schema == "ratecard/v1" else { throw root.error("schema must be ratecard/v1") }
@@ -431,7 +431,7 @@ public struct RateCard: RateCardConverter, Sendable {
                         case "when": when = try conditions(tv, "tier")
                         case "rates": tierRates = try rates(tv, "tier rates of \(model)", tokenTypes: tokenTypes)
                         case "note", "scope", "invoice": continue
-                        default: throw tv.error("unknown tier field '\(tk)'")
+                        default: throw tv.keyError("unknown tier field '\(tk)'")
                         }
                     }
                     guard let tierRates, !when.isEmpty else { throw t.error("a tier needs 'when' and 'rates'") }
@@ -441,7 +441,7 @@ public struct RateCard: RateCardConverter, Sendable {
                 hasSource = true
                 for s in try v.strings("src") where !sources.contains(s) { throw v.error("src '\(s)' is not one of the card's sources") }
             case "note", "confidence": continue
-            default: throw v.error("unknown price field '\(k)'")
+            default: throw v.keyError("unknown price field '\(k)'")
             }
         }
         guard let from else { throw node.error("a price of \(model) needs 'from'") }

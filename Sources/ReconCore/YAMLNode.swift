@@ -5,6 +5,9 @@ import Yams
 struct YAMLNode {
     let node: Node
     let file: String
+    /// The line of the key this node is the value of, when `mapping` gave it: a misspelt key is
+    /// reported there, not on its value's first line (`rule:` on line 2 was named on line 3: tester T).
+    var keyLine: Int?
 
     static func parse(_ text: String, file: String) throws -> YAMLNode {
         // A byte-order mark, as Windows editors write one, is no YAML: it failed as "did not find
@@ -160,12 +163,15 @@ struct YAMLNode {
 
     func error(_ message: String) -> ConfigError { ConfigError(file: file, line: line, message) }
 
+    /// An error about the key of this value (an unknown field), on the key's line.
+    func keyError(_ message: String) -> ConfigError { ConfigError(file: file, line: keyLine ?? line, message) }
+
     /// Mapping members in order; an error for anything else.
     func mapping(_ what: String) throws -> [(String, YAMLNode)] {
         guard case let .mapping(m) = node else { throw error("\(what) must be a mapping") }
         return try m.map { k, v in
             guard case let .scalar(s) = k else { throw YAMLNode(node: k, file: file).error("\(what): keys must be plain names") }
-            return (s.string, YAMLNode(node: v, file: file))
+            return (s.string, YAMLNode(node: v, file: file, keyLine: k.mark?.line))
         }
     }
 

@@ -474,6 +474,10 @@ import Testing
             "version: 1\nrules:\n  - id: x\n    when: {model: [\((0..<400).map { "m\($0)*" }.joined(separator: ", "))]}\n    class: pass_through\n    examples:\n"
                 + String(repeating: "      - {model: m, quantity: 1, expect: pass_through}\n", count: 300), 1, "checks per run"
         ),
+        // An invisible character in a name: warned as matching nothing by one command, silent in
+        // another, and matched gpt-4o in a run (tester T).
+        ("version: 1\nrules:\n  - id: x\n    when: {model: \"gpt-4o\u{200B}\"}\n    class: pass_through\n", 4, "invisible character (U+200B)"),
+        ("version: 1\nrules:\n  - id: x\n    when: {account: \"acct\u{202E}_1\"}\n    class: pass_through\n", 4, "invisible character (U+202E)"),
         // metered + quantity overflowed: `rules test` trapped, and a server reading rules_yaml died.
         (
             "version: 1\nrules:\n  - id: x\n    class: pass_through\n    examples:\n      - {model: m, quantity: 1, metered: 9223372036854775807, expect: pass_through}\n",
@@ -490,6 +494,25 @@ import Testing
             #expect(abs(e.line - line) <= 1, "line \(e.line), expected about \(line): \(e.description)")
         } catch {
             Issue.record("\(error)")
+        }
+    }
+
+    /// A misspelt key is named on its own line, not its value's first (`rule:` on line 2 was
+    /// reported on line 3: tester T); in rules and rate cards alike.
+    @Test func aMisspeltKeyIsNamedOnItsOwnLine() throws {
+        for (text, line) in [
+            ("version: 1\nrule:\n  - when: {token_type: input}\n    class: pass_through\n", 2),
+            ("version: 1\nrules:\n  - id: x\n    clas:\n      pass_through\n", 4),
+        ] {
+            #expect(throws: ConfigError.self) { _ = try ClassificationRules.load(text: text, file: "r.yaml") }
+            do { _ = try ClassificationRules.load(text: text, file: "r.yaml") } catch let e as ConfigError { #expect(e.line == line, "\(e.description)") }
+        }
+        let card = "schema: ratecard/v1\nvendor: v\ncurrency: USD\nunit: per_million_tokens\ncard_version: \"1\"\nsourcez:\n  a: {url: x}\n"
+        do {
+            _ = try RateCard.load(text: card, file: "c.yaml")
+            Issue.record("a misspelt card field was accepted")
+        } catch let e as ConfigError {
+            #expect(e.line == 6 && e.description.contains("sourcez"), "\(e.description)")
         }
     }
 
