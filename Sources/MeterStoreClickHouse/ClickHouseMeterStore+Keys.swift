@@ -101,6 +101,13 @@ extension ClickHouseMeterStore: KeyStore {
             .compactMap { $0[0].chString }
     }
 
+    public func recentReconciliationHeads(limit: Int, bytes: Int) async throws -> [(id: String, head: String)] {
+        try await rows(
+            "SELECT id, substringUTF8(argMax(report, version), 1, \(max(bytes, 0))) FROM \(t("reconciliations")) GROUP BY id "
+                + "ORDER BY min(created_at) DESC, id DESC LIMIT \(max(limit, 0))", shardsRead: false
+        ).compactMap { row in row[0].chString.map { (id: $0, head: row[1].chString ?? "") } }
+    }
+
     public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {
         try await checkFirstHostWhole()
         let found = try await ClickHouseWriter.$writing.withValue(true) {  // where it is written, as revokeKey

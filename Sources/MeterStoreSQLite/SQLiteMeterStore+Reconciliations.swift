@@ -29,6 +29,17 @@ extension SQLiteMeterStore {
         }
     }
 
+    public func recentReconciliationHeads(limit: Int, bytes: Int) async throws -> [(id: String, head: String)] {
+        try await wrap {
+            try await writer.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT id, substr(report, 1, ?) FROM reconciliation ORDER BY created_at DESC, id DESC LIMIT ?",
+                    arguments: [max(bytes, 0), max(limit, 0)]
+                ).map { (id: $0[0], head: $0[1]) }
+            }
+        }
+    }
+
     public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {
         try await write { db, _ in
             try db.execute(

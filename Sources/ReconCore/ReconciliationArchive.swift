@@ -23,6 +23,37 @@ public struct ReconciliationArchive: Sendable {
         }
     }
 
+    /// Whose run a stored report is, read from the start of its text as reports are written
+    /// (`{"id":"…","vendor":"…","account_id":…`): a page listing a tenant's runs decoded every
+    /// run on the server first, another tenant's 19 MB ones included (tester S).
+    public enum HeadAccount: Equatable, Sendable {
+        case account(String)
+        /// A run of no one account (an account map's across accounts).
+        case none
+        /// The text does not start so: decode it to know.
+        case unknown
+    }
+
+    public static func account(ofHead head: String) -> HeadAccount {
+        var rest = Substring(head)
+        func take(_ prefix: String) -> Bool {
+            guard rest.hasPrefix(prefix) else { return false }
+            rest = rest.dropFirst(prefix.count)
+            return true
+        }
+        // A JSON string with no escapes (ids and vendor ids never need one), up to its quote.
+        func plainString() -> String? {
+            guard take("\""), let end = rest.firstIndex(of: "\"") else { return nil }
+            let value = rest[..<end]
+            guard !value.contains("\\") else { return nil }
+            rest = rest[rest.index(after: end)...]
+            return String(value)
+        }
+        guard take("{\"id\":"), plainString() != nil, take(",\"vendor\":"), plainString() != nil, take(",\"account_id\":") else { return .unknown }
+        if take("null") { return .none }
+        return plainString().map(HeadAccount.account) ?? .unknown
+    }
+
     /// Replaces a stored report after it was applied or reverted, merged with the stored one: a
     /// revert and an apply of one run from two processes each wrote the record it had read, the
     /// last one winning — "reverted", with a correction the other posted missing from

@@ -13,6 +13,9 @@ public protocol ReconciliationLog: Sendable {
     func reconciliation(id: String) async throws -> String?
     /// The ids of the most recent runs, newest first.
     func recentReconciliations(limit: Int) async throws -> [String]
+    /// The same with the first `bytes` characters of each report: enough to read whose run it is
+    /// (`ReconciliationArchive.accountOfHead`) without decoding another tenant's megabytes.
+    func recentReconciliationHeads(limit: Int, bytes: Int) async throws -> [(id: String, head: String)]
     /// Replaces the stored report after its corrections were applied.
     func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws
 }

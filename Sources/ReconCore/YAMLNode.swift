@@ -91,19 +91,27 @@ struct YAMLNode {
     }
 
     /// The line of a mapping key that may be an alias or a collection, when the text defines
-    /// anchors; nil otherwise. One pass, quoted text and comments aside: an alias followed by
-    /// `:`, a `?` indicator, or a `]`/`}` followed by `:` (a flow collection as a key), wherever
-    /// they stand (in flow collections `:` needs no blank after it).
+    /// anchors; nil otherwise. One pass over every character, quotes and comments included: an
+    /// alias followed by `:`, a `?` indicator, or a `]`/`}` followed by `:` (a flow collection as
+    /// a key), wherever they stand (in flow collections `:` needs no blank after it). It reads
+    /// more than libyaml would (a `*x:` inside a quoted string counts) and never less: skipping
+    /// what it took for quoted text hid the anchors and the alias key behind an apostrophe in
+    /// plain text (`it's … isn't`), and a comment ended by a bare CR hid them too (tester S: 600
+    /// bytes froze a server for 25 s).
     static func complexKeyWithAnchors(_ text: String) -> Int? {
         let s = Array(text.unicodeScalars)
-        func isBreak(_ c: Unicode.Scalar) -> Bool { c == " " || c == "\t" || c == "\n" || c == "\r" }
+        // libyaml's blanks and line breaks (CR, NEL, LS and PS end lines too), and a BOM.
+        func isBreak(_ c: Unicode.Scalar) -> Bool { ["\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"].contains(c) }
+        func isBlank(_ c: Unicode.Scalar) -> Bool { c == " " || c == "\t" || c == "\u{FEFF}" || isBreak(c) }
         func isFlow(_ c: Unicode.Scalar) -> Bool { c == "[" || c == "]" || c == "{" || c == "}" || c == "," }
-        func startsNode(_ i: Int) -> Bool { i == 0 || isBreak(s[i - 1]) || isFlow(s[i - 1]) || s[i - 1] == ":" || s[i - 1] == "?" }
+        func startsNode(_ i: Int) -> Bool { i == 0 || isBlank(s[i - 1]) || isFlow(s[i - 1]) || s[i - 1] == ":" || s[i - 1] == "?" || s[i - 1] == "-" }
+        // Across line breaks too: what libyaml would refuse as a key over two lines is refused here.
         func colonAfterBlanks(_ j: Int) -> Bool {
             var k = j
-            while k < s.count, s[k] == " " || s[k] == "\t" { k += 1 }
+            while k < s.count, isBlank(s[k]) { k += 1 }
             return k < s.count && s[k] == ":"
         }
+        func isNameCharacter(_ c: Unicode.Scalar) -> Bool { c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "-" || c == "_" }
         var anchors = false
         var suspect: Int?
         var line = 1
@@ -112,24 +120,14 @@ struct YAMLNode {
             let c = s[i]
             switch c {
             case "\n": line += 1
-            case "#" where i == 0 || isBreak(s[i - 1]):
-                while i + 1 < s.count, s[i + 1] != "\n" { i += 1 }
-            case "'", "\"":
-                i += 1
-                while i < s.count, s[i] != c {
-                    if s[i] == "\n" { line += 1 }
-                    if c == "\"", s[i] == "\\" { i += 1 }
-                    i += 1
-                }
-            case "&" where startsNode(i):
+            case "&" where i + 1 < s.count && isNameCharacter(s[i + 1]):
                 anchors = true
             case "*" where startsNode(i):
                 var j = i + 1
                 // libyaml's anchor names: letters, digits, '-' and '_'.
-                while j < s.count, s[j].properties.isAlphabetic || ("0"..."9").contains(s[j]) || s[j] == "-" || s[j] == "_" { j += 1 }
-                if colonAfterBlanks(j), suspect == nil { suspect = line }
-                i = j - 1
-            case "?" where startsNode(i) && (i + 1 == s.count || isBreak(s[i + 1])):
+                while j < s.count, isNameCharacter(s[j]) { j += 1 }
+                if j > i + 1, colonAfterBlanks(j), suspect == nil { suspect = line }
+            case "?" where startsNode(i) && (i + 1 == s.count || isBlank(s[i + 1])):
                 if suspect == nil { suspect = line }
             case "]", "}":
                 if colonAfterBlanks(i + 1), suspect == nil { suspect = line }

@@ -89,6 +89,8 @@ public enum ServerStoreConformance {
             try expectEqual(try await log.reconciliation(id: "rec_none"), nil, "unknown")
             try expectEqual(try await log.recentReconciliations(limit: 10), ["rec_2", "rec_1"], "newest first")
             try expectEqual(try await log.recentReconciliations(limit: 1), ["rec_2"], "limited")
+            let heads = try await log.recentReconciliationHeads(limit: 10, bytes: 12)
+            try expectEqual(heads.map { "\($0.id) \($0.head)" }, [#"rec_2 {"id":"rec_2"#, #"rec_1 {"id":"rec_1"#], "heads, newest first")
         },
     ]
 }

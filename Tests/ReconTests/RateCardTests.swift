@@ -415,6 +415,23 @@ import Testing
                 Issue.record("\(error)")
             }
         }
+        // What the check took for quoted text or a comment hid the anchors and the key: an
+        // apostrophe in plain text (`it's … isn't`), a comment ended by a bare CR (tester S: 600
+        // bytes froze a server for 25 s). It reads every character now.
+        for hidden in [
+            "version: 1\nnote1: it's\n" + keyBomb.dropFirst(11) + "? *a8\n: 1\nnote2: isn't\n",
+            "version: 1\n# a comment\r" + keyBomb.dropFirst(11) + "k:\n  ? *a8\n  : 1\n",
+            "version: 1\nnote1: \"it\n" + keyBomb.dropFirst(11) + "k: {*a8 : 1}\nnote2: is\"\n",
+        ] {
+            do {
+                _ = try ClassificationRules.load(text: hidden, file: "r.yaml")
+                Issue.record("an alias key was read: \(hidden.prefix(30))")
+            } catch let e as ConfigError {
+                #expect(e.description.contains("keys are plain names"), "\(e.description)")
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
     }
 
     @Test(arguments: [

@@ -121,6 +121,31 @@ import VendorAnthropic
         }
     }
 
+    /// The index read the server's 200 latest runs, decoding each before asking whose it was:
+    /// one tenant's 200 runs hid every other tenant's, and its 19 MB runs were decoded on each
+    /// other tenant's view (tester S). Whose run each is now comes from the start of its text.
+    @Test func anotherTenantsRunsNeitherHideNorSlowAnAccountsIndex() async throws {
+        let (_, mine) = try await store.createKey(account: "acct_42", role: .reader)
+        try await app.test(.router) { client in
+            let id = try await recordRun(client)
+            let text = try #require(try await store.reconciliation(id: id))
+            #expect(ReconciliationArchive.account(ofHead: String(text.prefix(512))) == .account("acct_42"))
+            #expect(ReconciliationArchive.account(ofHead: #"{"id":"rec_1","vendor":"openai","account_id":null,"x":1}"#) == .none)
+            #expect(ReconciliationArchive.account(ofHead: #"{"vendor":"openai","id":"rec_1"}"#) == .unknown)
+            // 250 later runs of acct_7 (their text past the head is not read for acct_42's key).
+            let theirs = text.replacingOccurrences(of: #""account_id":"acct_42""#, with: #""account_id":"acct_7""#)
+            for n in 0..<250 {
+                let other = "rec_29990101000000_\(String(format: "%08d", n))"
+                try await store.saveReconciliation(
+                    id: other, vendor: "anthropic", createdAt: Timestamp(microseconds: Timestamp.now().microseconds + Int64(n + 1) * 1_000_000),
+                    runBy: "cli", reportJSON: theirs.replacingOccurrences(of: id, with: other))
+            }
+            let index = try await call(client, .get, "/ui/", basic: mine)
+            #expect(index.status == 200 && index.text.contains(id), "acct_42's run is listed behind 250 of acct_7's")
+            #expect(!index.text.contains("rec_29990101000000_"))
+        }
+    }
+
     @Test func everyValueIsEscaped() throws {
         let hostile = "<script>alert('x')</script>"
         let unmapped = JSONWriter.write(
