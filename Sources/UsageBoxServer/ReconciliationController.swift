@@ -43,7 +43,15 @@ struct ReconciliationController {
             if !dryRun { try api.require(caller.key, .writer) }
             do {
                 let (report, _) = try await backend().run(
-                    options, store: api.store, log: api.reconciliationLog, record: !dryRun, apply: false, confirmLarge: false)
+                    options, store: api.store, log: api.reconciliationLog, record: false, apply: false, confirmLarge: false)
+                if !dryRun, let log = api.reconciliationLog {
+                    // The key is checked again before the run is kept: one revoked while its run
+                    // was computed still recorded it (tester S).
+                    if request.headers[.authorization] != nil, try await api.presentedKey(request).keyID != caller.key.keyID {
+                        throw UsageBoxError(.unauthenticated, "unknown or revoked key")
+                    }
+                    try await ReconciliationArchive(log).save(report)
+                }
                 api.metrics?.reconciled(vendor: report.vendor, verdict: report.verdict.rawValue)
                 return JSONResponse.make(text: report.jsonText, status: dryRun ? .ok : .created)
             } catch let drift as VerifyDrift {

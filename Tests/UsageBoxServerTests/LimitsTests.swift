@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import MeterStoreSQLite
 import Metering
+import ReconCore
 import Testing
 import UsageBoxApp
 import UsageBoxServer
@@ -211,6 +212,40 @@ import VendorAnthropic
         try await app().test(.router) { client in
             let verify = try await call(client, .get, "/v1/accounts/acct_42/verify?\(may)", key: admin)
             #expect(verify.status == 200)
+        }
+    }
+
+    /// A key revoked while its reconciliation was computed still recorded the run (tester S): the
+    /// key is checked again before the run is kept.
+    @Test func aKeyRevokedDuringItsRunRecordsNothing() async throws {
+        _ = try await KataDemo(store: store, write: { _ in }).load()
+        let (writer, secret) = try await store.createKey(account: "acct_42", role: .writer)
+        struct RevokingFirst: ReconciliationBackend {
+            let inner: ReconciliationService
+            let store: SQLiteMeterStore
+            let keyID: String
+            var vendors: VendorList { inner.vendors }
+            func run(
+                _ options: ReconciliationOptions, store: any MeterStore, log: (any ReconciliationLog)?, record: Bool, apply: Bool, confirmLarge: Bool
+            ) async throws -> (report: ReconciliationReport, outcome: ReconciliationRunner.ApplyOutcome) {
+                _ = try await self.store.revokeKey(keyID)
+                return try await inner.run(options, store: store, log: log, record: record, apply: apply, confirmLarge: confirmLarge)
+            }
+            func apply(id: String, confirmLarge: Bool, store: any MeterStore, log: any ReconciliationLog) async throws -> ApplyAnswer {
+                try await inner.apply(id: id, confirmLarge: confirmLarge, store: store, log: log)
+            }
+            func revert(id: String, store: any MeterStore, log: any ReconciliationLog) async throws -> IngestResponse {
+                try await inner.revert(id: id, store: store, log: log)
+            }
+        }
+        let service = try ReconciliationService()
+        try await app { $0.reconciliation = RevokingFirst(inner: service, store: store, keyID: writer.keyID) }.test(.router) { client in
+            let invoice = String(decoding: AnthropicPlugin.demoCostReport.bytes, as: UTF8.self)
+            let r = try await call(
+                client, .post, "/v1/reconciliations?vendor=anthropic&from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z&account=acct_42", key: secret,
+                body: invoice)
+            #expect(r.status == 401, "\(r.json)")
+            #expect(try await store.recentReconciliations(limit: 10).isEmpty, "nothing recorded")
         }
     }
 
