@@ -16,6 +16,11 @@ public struct ReconciliationArchive: Sendable {
     /// The stored report, or nil for an unknown id.
     public func report(id: String) async throws -> ReconciliationReport? {
         guard let text = try await log.reconciliation(id: id) else { return nil }
+        return try Self.report(text: text, id: id)
+    }
+
+    /// A stored report's text, read back.
+    public static func report(text: String, id: String) throws -> ReconciliationReport {
         do {
             return try ReconciliationJSON.decode(ReconciliationReport.self, from: text)
         } catch {

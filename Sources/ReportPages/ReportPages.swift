@@ -29,10 +29,23 @@ public enum ReportPages {
     }
 
     /// A whole page: the shell around a body; `who` (the signed-in key) adds the navigation.
+    /// Characters that reorder text (bidirectional overrides, isolates and marks) are shown as
+    /// U+FFFD: escaping leaves them, and `may\u{202E}gnp.json` read as `mayjson.png` (tester S).
     static func page(title: String, body: String, who: String?) -> String {
         var context: [String: Any] = ["title": title, "body": body]
         if let who { context["nav"] = ["who": who] }
-        return render("page", context)
+        let html = render("page", context)
+        guard html.unicodeScalars.contains(where: reordersText) else { return html }
+        var out = String.UnicodeScalarView()
+        for c in html.unicodeScalars { out.append(reordersText(c) ? "\u{FFFD}" : c) }
+        return String(out)
+    }
+
+    static func reordersText(_ c: Unicode.Scalar) -> Bool {
+        switch c.value {
+        case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return true
+        default: return false
+        }
     }
 
     /// The reconciliation report as one self-contained HTML page.

@@ -11,19 +11,27 @@ import ReportPages
 /// the headless browser test) may instead present the key as the password of HTTP Basic or as the
 /// API's bearer header.
 actor UISessions {
-    private var sessions: [String: (secret: String, expires: ContinuousClock.Instant)] = [:]
+    private var sessions: [String: (secret: String, holder: String, expires: ContinuousClock.Instant)] = [:]
     static let lifetime: Duration = .seconds(8 * 3600)
     static let maxSessions = 10_000
+    /// Sessions one holder (an account's keys, or an admin key) keeps at once: past it, its own
+    /// oldest gives way. One reader key signing in 10,000 times signed every other user out
+    /// (tester S).
+    static let maxPerHolder = 100
 
-    func open(secret: String) -> String {
+    func open(secret: String, holder: String) -> String {
         let now = ContinuousClock.now
+        let own = sessions.filter { $0.value.holder == holder }
+        if own.count >= Self.maxPerHolder, let oldest = own.min(by: { $0.value.expires < $1.value.expires })?.key {
+            sessions[oldest] = nil
+        }
         if sessions.count >= Self.maxSessions { sessions = sessions.filter { $0.value.expires > now } }
         if sessions.count >= Self.maxSessions, let oldest = sessions.min(by: { $0.value.expires < $1.value.expires })?.key {
             sessions[oldest] = nil
         }
         var generator = SystemRandomNumberGenerator()
         let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        sessions[token] = (secret, now + Self.lifetime)
+        sessions[token] = (secret, holder, now + Self.lifetime)
         return token
     }
 
@@ -37,6 +45,15 @@ actor UISessions {
     }
 
     func close(_ token: String) { sessions[token] = nil }
+
+    /// Closes a session whose key is unknown or revoked now.
+    func closeIfSignedOut(_ token: String, api: HTTPAPI) async {
+        guard let s = sessions[token] else { return }
+        if (try? await api.key(secret: s.secret)) == nil { sessions[token] = nil }
+    }
+
+    func count(holder: String) -> Int { sessions.values.filter { $0.holder == holder }.count }
+    var count: Int { sessions.count }
 }
 
 /// The pages: the index of runs, each run's report, an account's daily drift watch, sign-in and out.
@@ -79,12 +96,13 @@ struct UIController {
             guard let secret = form["key"], !secret.isEmpty else {
                 return Self.html(ReportPages.login(error: "Paste a key.", next: next), status: .unauthorized)
             }
+            let key: APIKey
             do {
-                _ = try await api.authenticate(secret: secret, context)
+                key = try await api.authenticate(secret: secret, context)
             } catch let e as UsageBoxError where e.code == .unauthenticated {
                 return Self.html(ReportPages.login(error: "That key is unknown or revoked.", next: next), status: .unauthorized)
             }
-            let token = await api.sessions.open(secret: secret)
+            let token = await api.sessions.open(secret: secret, holder: HTTPAPI.holder(of: key))
             return Self.redirect(next, cookie: "\(Self.cookie)=\(token); Path=/ui; HttpOnly; SameSite=Strict; Max-Age=\(8 * 3600)")
         }
         routes.page("uiLogout") { request, _, _ in
@@ -180,6 +198,9 @@ struct UISessionMiddleware: RouterMiddleware {
                 return UIController.html(ReportPages.error(e.message, who: UIController.who(key)), status: e.httpStatus)
             }
         }
+        // A session whose key no longer signs in is dropped, its secret with it (it stayed in
+        // memory until it expired: tester S).
+        if let token = UIController.sessionToken(request) { await api.sessions.closeIfSignedOut(token, api: api) }
         guard request.method == .get else { throw UsageBoxError(.unauthenticated, "sign in at /ui/login") }
         let path = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
         // A stale session cookie is cleared on the way to the form.

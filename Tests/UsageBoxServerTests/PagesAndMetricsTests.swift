@@ -7,11 +7,11 @@ import MeterStoreSQLite
 import Metering
 import Prometheus
 import ReconCore
-import ReportPages
 import Testing
 import UsageBoxApp
 import VendorAnthropic
 
+@testable import ReportPages
 @testable import UsageBoxServer
 
 /// The pages under /ui/ (sign-in, sessions, what each key may see, escaping) and /metrics.
@@ -144,6 +144,32 @@ import VendorAnthropic
             #expect(index.status == 200 && index.text.contains(id), "acct_42's run is listed behind 250 of acct_7's")
             #expect(!index.text.contains("rec_29990101000000_"))
         }
+    }
+
+    /// One reader key signing in 10,000 times signed every other user out (tester S): a holder
+    /// keeps 100 sessions, its own oldest giving way; a session whose key was revoked is dropped
+    /// with its secret when next presented.
+    @Test func oneHoldersSignInsNeitherEvictOthersNorOutliveItsKey() async throws {
+        let sessions = UISessions()
+        let (_, theirs) = try await store.createKey(account: "acct_7", role: .reader)
+        let (mineKey, mine) = try await store.createKey(account: "acct_42", role: .reader)
+        let other = await sessions.open(secret: theirs, holder: "account acct_7")
+        for _ in 0..<150 { _ = await sessions.open(secret: mine, holder: "account acct_42") }
+        #expect(await sessions.count(holder: "account acct_42") == UISessions.maxPerHolder)
+        #expect(await sessions.secret(for: other) == theirs, "another account's session stays")
+        let api = HTTPAPI(store: store, keys: store, environmentAdminSecret: nil)
+        let token = await sessions.open(secret: mine, holder: "account acct_42")
+        await sessions.closeIfSignedOut(token, api: api)
+        #expect(await sessions.secret(for: token) == mine, "a live key's session stays")
+        _ = try await store.revokeKey(mineKey.keyID)
+        await sessions.closeIfSignedOut(token, api: api)
+        #expect(await sessions.secret(for: token) == nil, "a revoked key's session is gone")
+    }
+
+    /// A right-to-left override in a file name showed `may\u{202E}gnp.json` as `mayjson.png`.
+    @Test func textReorderingCharactersAreShownAsReplacements() {
+        let page = ReportPages.error("no run may\u{202E}gnp.json \u{2067}x\u{2069}", who: "acct_42")
+        #expect(!page.unicodeScalars.contains { ReportPages.reordersText($0) } && page.contains("may\u{FFFD}gnp.json"))
     }
 
     @Test func everyValueIsEscaped() throws {
