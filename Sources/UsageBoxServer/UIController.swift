@@ -70,6 +70,15 @@ struct UIController {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
+    /// Whether an `Origin` header names the host the request was sent to (any scheme and port
+    /// as written: `http://127.0.0.1:8080` for `127.0.0.1:8080`).
+    static func sameOrigin(_ origin: String, host: String?) -> Bool {
+        guard let host, let url = URL(string: origin), let originHost = url.host else { return false }
+        let bracketed = originHost.contains(":") && !originHost.hasPrefix("[") ? "[\(originHost)]" : originHost  // IPv6
+        let originAuthority = bracketed + (url.port.map { ":\($0)" } ?? "")
+        return originAuthority.lowercased() == host.lowercased()
+    }
+
     static func redirect(_ location: String, cookie: String? = nil) -> Response {
         var headers: HTTPFields = [.location: location, .cacheControl: "no-store"]
         if let cookie { headers[.setCookie] = cookie }
@@ -91,6 +100,13 @@ struct UIController {
             return Self.html(ReportPages.login(error: nil, next: Self.safeNext(next)))
         }
         routes.open("uiLogin") { request, context in
+            // A form posted from another site would sign the browser into that site's key (login
+            // CSRF: tester S): a browser names the page that posted it.
+            if request.headers[HTTPField.Name("Sec-Fetch-Site")!].map({ $0 == "cross-site" || $0 == "same-site" }) == true
+                || request.headers[HTTPField.Name("Origin")!].map({ !Self.sameOrigin($0, host: request.head.authority) }) == true
+            {
+                return Self.html(ReportPages.login(error: "Sign in from this server's own page.", next: "/ui/"), status: .forbidden)
+            }
             let form = try await api.form(request)
             let next = Self.safeNext(form["next"])
             guard let secret = form["key"], !secret.isEmpty else {
@@ -103,7 +119,9 @@ struct UIController {
                 return Self.html(ReportPages.login(error: "That key is unknown or revoked.", next: next), status: .unauthorized)
             }
             let token = await api.sessions.open(secret: secret, holder: HTTPAPI.holder(of: key))
-            return Self.redirect(next, cookie: "\(Self.cookie)=\(token); Path=/ui; HttpOnly; SameSite=Strict; Max-Age=\(8 * 3600)")
+            // Secure when the browser reached the server over TLS (a proxy in front says so).
+            let secure = request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https" ? "; Secure" : ""
+            return Self.redirect(next, cookie: "\(Self.cookie)=\(token); Path=/ui; HttpOnly; SameSite=Strict; Max-Age=\(8 * 3600)\(secure)")
         }
         routes.page("uiLogout") { request, _, _ in
             if let token = Self.sessionToken(request) { await api.sessions.close(token) }

@@ -166,6 +166,32 @@ import VendorAnthropic
         #expect(await sessions.secret(for: token) == nil, "a revoked key's session is gone")
     }
 
+    /// A form posted from another site signed the browser into that site's key (login CSRF:
+    /// tester S); the cookie is Secure when a proxy says the browser came over TLS.
+    @Test func signInFromAnotherSiteIsRefused() async throws {
+        let (_, mine) = try await store.createKey(account: "acct_42", role: .reader)
+        try await app.test(.router) { client in
+            func login(_ headers: HTTPFields) async throws -> (Int, String?) {
+                var headers = headers
+                headers[.contentType] = "application/x-www-form-urlencoded"
+                return try await client.execute(uri: "/ui/login", method: .post, headers: headers, body: ByteBuffer(string: "key=\(mine)&next=/ui/")) { r in
+                    expectDocumented("POST", "/ui/login", Int(r.status.code))
+                    return (Int(r.status.code), r.headers[.setCookie])
+                }
+            }
+            let origin = HTTPField.Name("Origin")!, fetchSite = HTTPField.Name("Sec-Fetch-Site")!
+            #expect(try await login([origin: "https://evil.example"]).0 == 403)
+            #expect(try await login([fetchSite: "cross-site"]).0 == 403)
+            #expect(try await login([:]).0 == 303, "a client that names no origin (curl) signs in")
+            #expect(try await login([fetchSite: "same-origin"]).0 == 303)
+            let proxied = try await login([HTTPField.Name("X-Forwarded-Proto")!: "https"])
+            #expect(proxied.0 == 303 && proxied.1?.contains("; Secure") == true, "\(proxied)")
+            #expect(UIController.sameOrigin("http://127.0.0.1:8080", host: "127.0.0.1:8080"))
+            #expect(UIController.sameOrigin("http://[::1]:8080", host: "[::1]:8080"))
+            #expect(!UIController.sameOrigin("http://127.0.0.1:8081", host: "127.0.0.1:8080"))
+        }
+    }
+
     /// A right-to-left override in a file name showed `may\u{202E}gnp.json` as `mayjson.png`.
     @Test func textReorderingCharactersAreShownAsReplacements() {
         let page = ReportPages.error("no run may\u{202E}gnp.json \u{2067}x\u{2069}", who: "acct_42")
