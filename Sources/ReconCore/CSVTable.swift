@@ -59,7 +59,9 @@ public struct CSVTable: Sendable {
             throw InvoiceError(file: file.name, line: 1, field: names[0], "the header lacks the column '\(names[0])'")
         }
         var rows: [Row] = []
+        var polled = 0
         for r in records.dropFirst() {
+            try WorkDeadline.poll(&polled)  // the request's time (`WorkDeadline`), in a big export
             if (0..<r.count).allSatisfy(r.isBlank) { continue }
             guard r.count == header.count else {
                 // The last row, short, of a file with no line end after it: a download cut off.

@@ -1,6 +1,7 @@
 import ExactJSON
 import FormatReaders
 import Foundation
+import Metering
 import ReconCore
 import Testing
 
@@ -8,6 +9,16 @@ import Testing
 /// must give in `NAME.json`), XML and JSON against cases written here. Files written by others
 /// (csv-spectrum, UBL, FOCUS) run in `OutsideCorpusTests` under `scripts/conformance`.
 @Suite struct FormatReaderTests {
+    /// A big export is read within the request's time (a 25 MB invoice parsed 10 s past a 5 s
+    /// limit: tester S); without a deadline (the CLI) it reads whole.
+    @Test func aBigExportStopsAtTheRequestsDeadline() throws {
+        let text = "a,b\n" + String(repeating: "1,2\n", count: 5_000)
+        let file = InvoiceFile(name: "big.csv", bytes: Array(text.utf8))
+        let past = WorkDeadline(seconds: 1, now: Date().addingTimeInterval(-2))
+        #expect(throws: UsageBoxError.self) { try WorkDeadline.$current.withValue(past) { _ = try CSVTable.read(file) } }
+        #expect(try CSVTable.read(file).rows.count == 5_000)
+    }
+
     static let csvDir = TestSupport.fixtures.appendingPathComponent("csv")
     static let csvNames = CSVCase.names(in: csvDir)
 

@@ -426,7 +426,9 @@ struct VendorLedger: Sendable {
         var restatedLower: [CellKey: Int64] = [:]
         var restatedKeys: Set<String> = []
 
+        var polled = 0
         for (index, entry) in batch.lines.enumerated() {
+            try WorkDeadline.poll(&polled)  // the request's time, in a big invoice
             let line = entry.line
             // Totals are in the card's currency; a line in another currency counts where a rate converts
             // it: the rate the export states, else --fx.
