@@ -297,6 +297,19 @@ extension MessyMonthEndTests {
             let r = try await run("aws-bedrock", [cur(cost)], store, account: "acct_b")
             #expect(r.corrections.map(\.quantity) == [3_000_000], "\(name): \(r.findings.map { "\($0.quantity) \($0.gapClass) \($0.reason)" })")
         }
+        // The same 20 % off in 6-hour windows: each window's count was compared with the whole
+        // day's meter, none matched, and the outage was held (tester T, on a Vertex export).
+        let windows = (1...31).flatMap { d in
+            (0..<4).map { q in
+                let from = Timestamp(microseconds: Timestamp(rfc3339: "2026-05-\(String(format: "%02d", d))T00:00:00Z")!.microseconds + Int64(q) * 21_600_000_000)
+                let to = Timestamp(microseconds: from.microseconds + 21_600_000_000)
+                return "Usage,\(from.rfc3339),\(to.rfc3339),AmazonBedrock,USE1-Claude4.6Sonnet-input-tokens,250,1K tokens,0.60,USD\n"
+            }
+        }
+        let sixHourly = try await run("aws-bedrock", [file("cur.csv", Self.curHeader + windows.joined())], store, account: "acct_b")
+        #expect(
+            sixHourly.corrections.map(\.quantity) == [3_000_000],
+            "6-hour windows: \(sixHourly.findings.map { "\($0.quantity) \($0.gapClass) \($0.reason)" })")
         // A second review: the dispute of May 20 beside a price 10 % lower from May 12 (the month's
         // median made May 1–11 "disputed" the other way, and netted, +4,000,000 was proposed), and
         // a count 1.25 times the meter on every day with money matching the meter (read as a
