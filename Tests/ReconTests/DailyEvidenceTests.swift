@@ -285,6 +285,18 @@ import UsageBoxApp
                     "\(again.findings.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.gapClass)" })")
             }
         }
+        // Beside another day off the meter (the meter counting 2,000,000 twice on May 10), and a
+        // rise the vendor stopped after May 25: both were corrected as usage (+6.7M on a cell
+        // whose truth is −2M, +14.4M on an exact meter: tester T2). Held; a window that ends
+        // before the period does is no card row.
+        let doubled = try S.store()
+        _ = try await doubled.ingest(try await daily("claude-sonnet-4-5", "input") { volume($0) + ($0 == 10 ? 2_000_000 : 0) })
+        let glitch = try await run(doubled, bill { $0 < 28 ? 3 : Decimal(string: "3.3")! })
+        #expect(glitch.findings.map(\.reason) == ["same_share_every_day_from_2026-05-28"] && glitch.corrections.isEmpty, "\(glitch.findings)")
+        let window = try await run(store, bill { (20...25).contains($0) ? Decimal(string: "3.3")! : 3 })
+        #expect(
+            window.findings.map(\.reason) == ["same_share_every_day_from_2026-05-20_to_2026-05-25"] && window.corrections.isEmpty
+                && window.priceSteps.isEmpty, "\(window.findings) \(window.priceSteps)")
         // Every other night, the last minutes' requests dated the next day (0.4 % of a day): no
         // day reads the share alone, each pair of days does (one such request brought the
         // correction back: tester Q2).

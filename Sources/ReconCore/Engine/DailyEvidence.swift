@@ -178,17 +178,21 @@ enum DailyEvidence {
         return .some(after.first!.day)
     }
 
-    /// The first day of a run to the period's end on which the cell's vendor volume, read from
-    /// money, is off the meter by one share (the median of the last days', half a point at least,
-    /// the gap's sign), nil if there is none. A day is at the share to its rounding and a fiftieth
-    /// of the share, alone or with a neighbour (a request counted on the other side of midnight
-    /// nets across the pair: one such request brought the correction back, tester Q2). The run
-    /// needs five such days or more whose rounding is under a tenth of the share (cent-rounded
-    /// money on small days fits any share: a random loss was dated a week early), half its days,
-    /// and volumes that differ by 5 % or more; it may hold a tenth of days off both ways (a price
-    /// changed at 17:00 makes its day half of it), and days the meter lost more than the share
-    /// (an outage on top) witness neither way. The days before it are on the meter.
-    static func exactShareToTheEnd(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> (day: Int64, share: Decimal)? {
+    /// A run of days on which the cell's vendor volume, read from money, is off the meter by one
+    /// share (half a point at least, either way), nil if there is none: its first and last day,
+    /// whether it lasts to the period's end, and the share. A day is at the share to its rounding
+    /// and a fiftieth of the share, alone or with a neighbour (a request counted on the other side
+    /// of midnight nets across the pair: one such request brought the correction back, tester Q2).
+    /// The run needs four such days or more whose rounding is under a tenth of the share
+    /// (cent-rounded money on small days fits any share: a random loss was dated a week early),
+    /// half its days; it may hold a tenth of days off both ways (a price changed at 17:00 makes its
+    /// day half of it), and days the meter lost more than the share (an outage on top) witness
+    /// neither way. The latest such run is taken, wherever it ends: a price the vendor fixed
+    /// after some days, or charged on weekdays only, has the same signature (tester T2: +14.4M
+    /// and +35.0M proposed), and so does one beside another day off the meter (a one-day
+    /// over-count on May 10 made a month-end rise a +6.7M correction of a −2M cell). The run's
+    /// volumes differ by 5 % or more (on a steady volume a steady loss is one share too).
+    static func exactShareRun(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> (first: Int64, last: Int64, toTheEnd: Bool, share: Decimal)? {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
         guard let cell = diff.vendor[key], !cell.sum.anyStated, let vendorDays = vendorDaily(diff, key, accountwise: true) else { return nil }
         let metered = meteredDaily(diff, key, accountwise: true)
@@ -200,54 +204,62 @@ enum DailyEvidence {
         }
         func share(_ v: Int64, _ m: Int64) -> Decimal { Decimal(exactly: v - m) / Decimal(exactly: m) }
         func slack(_ tol: Int64, _ m: Int64) -> Decimal { 2 * Decimal(exactly: tol) / Decimal(exactly: m) }
-        let tail = days.suffix(max(5, days.count / 4)).map { share($0.v, $0.m) }.sorted()
-        guard tail.count >= 5 else { return nil }
-        let k = tail[tail.count / 2]
-        guard abs(k) >= ReconciliationEngine.leastFactor, (k > 0) == (f.quantity > 0) else { return nil }
-        func atShare(_ v: Int64, _ m: Int64, _ tol: Int64) -> Bool { abs(share(v, m) - k) <= slack(tol, m) + abs(k) / 50 }
-        // With a neighbour only for a carry: each day within a tenth of the share (a day at 8 %
-        // and one at 10 % around 9 % are two levels of loss, not a carry).
-        func near(_ i: Int) -> Bool { abs(share(days[i].v, days[i].m) - k) <= slack(days[i].tol, days[i].m) + abs(k) / 10 }
-        func exact(_ i: Int) -> Bool {
-            let d = days[i]
-            if atShare(d.v, d.m, d.tol) { return true }
-            return near(i)
-                && [i - 1, i + 1].contains { j in
-                    guard days.indices.contains(j), abs(days[j].day - d.day) == 1, near(j) else { return false }
-                    return atShare(d.v + days[j].v, d.m + days[j].m, d.tol + days[j].tol)
-                }
-        }
-        func informative(_ i: Int) -> Bool { slack(days[i].tol, days[i].m) <= abs(k) / 10 }
-        // More lost than the share on top (the vendor above both): no witness either way.
-        func lostMore(_ i: Int) -> Bool {
-            let x = share(days[i].v, days[i].m), margin = slack(days[i].tol, days[i].m) + abs(k) / 2
-            return f.quantity > 0 ? x > k + margin : x < k - margin
-        }
-        func onTheMeter(_ i: Int) -> Bool { abs(share(days[i].v, days[i].m)) <= slack(days[i].tol, days[i].m) + abs(k) / 10 }
-        var start = days.endIndex, stray = 0
-        let strayBudget = max(1, days.count / 10)
-        while start > days.startIndex {
-            let i = start - 1
-            if exact(i) || lostMore(i) {
-                start = i
-            } else if !onTheMeter(i), stray < strayBudget {
-                stray += 1
-                start = i
-            } else {
-                break
+        let lastDay = periodDays(range).last
+        var end = days.endIndex
+        while end >= days.startIndex + 4 {
+            defer { end -= 1 }
+            // The share of the run ending here: the median of its last five days (four, at the
+            // period's start), at least four of which are the run's.
+            let window = days[max(days.startIndex, end - 5)..<end].map { share($0.v, $0.m) }.sorted()
+            let k = window[window.count / 2]
+            guard abs(k) >= ReconciliationEngine.leastFactor else { continue }
+            func atShare(_ v: Int64, _ m: Int64, _ tol: Int64) -> Bool { abs(share(v, m) - k) <= slack(tol, m) + abs(k) / 50 }
+            // With a neighbour only for a carry: each day within a tenth of the share (a day at 8 %
+            // and one at 10 % around 9 % are two levels of loss, not a carry).
+            func near(_ i: Int) -> Bool { abs(share(days[i].v, days[i].m) - k) <= slack(days[i].tol, days[i].m) + abs(k) / 10 }
+            func exact(_ i: Int) -> Bool {
+                let d = days[i]
+                if atShare(d.v, d.m, d.tol) { return true }
+                return near(i)
+                    && [i - 1, i + 1].contains { j in
+                        guard days.indices.contains(j), abs(days[j].day - d.day) == 1, near(j) else { return false }
+                        return atShare(d.v + days[j].v, d.m + days[j].m, d.tol + days[j].tol)
+                    }
             }
+            func informative(_ i: Int) -> Bool { slack(days[i].tol, days[i].m) <= abs(k) / 10 }
+            // More lost than the share on top (the vendor beyond both): no witness either way.
+            func lostMore(_ i: Int) -> Bool {
+                let x = share(days[i].v, days[i].m), margin = slack(days[i].tol, days[i].m) + abs(k) / 2
+                return k > 0 ? x > k + margin : x < k - margin
+            }
+            func onTheMeter(_ i: Int) -> Bool { abs(share(days[i].v, days[i].m)) <= slack(days[i].tol, days[i].m) + abs(k) / 10 }
+            // The run ends on a day at the share.
+            guard exact(end - 1) else { continue }
+            var start = end, stray = 0
+            let strayBudget = max(1, days.count / 10)
+            while start > days.startIndex {
+                let i = start - 1
+                if exact(i) || lostMore(i) {
+                    start = i
+                } else if !onTheMeter(i), stray < strayBudget, i > days.startIndex, exact(i - 1) {
+                    stray += 1
+                    start = i
+                } else {
+                    break
+                }
+            }
+            let run = Array(days.indices[start..<end])
+            let witnesses = run.filter { exact($0) && informative($0) }
+            guard witnesses.count >= 4, witnesses.count * 2 >= run.count else { continue }
+            // One share on a volume that varies is the money following the volume, as a price
+            // does; on a steady volume a steady number of tokens lost a day is one share too, and
+            // says nothing either way (the meter's, as before: the kata's loss is one).
+            let volumes = witnesses.map { days[$0].m }
+            guard let low = volumes.min(), let high = volumes.max(), Decimal(exactly: high) >= Decimal(exactly: low) * Decimal(string: "1.02")!
+            else { continue }
+            return (days[start].day, days[end - 1].day, days[end - 1].day == lastDay, k)
         }
-        let after = Array(days.indices[start...])
-        let witnesses = after.filter { exact($0) && informative($0) }
-        guard witnesses.count >= 4, witnesses.count * 2 >= after.count,
-            days.indices[..<start].allSatisfy({ onTheMeter($0) || lostMore($0) })
-        else { return nil }
-        // One share on a volume that varies is the money following the volume, as a price does;
-        // on a steady volume a steady number of tokens lost a day is one share too, and says
-        // nothing either way (the meter's, as before).
-        let volumes = witnesses.map { days[$0].m }
-        guard let low = volumes.min(), let high = volumes.max(), Decimal(exactly: high) >= Decimal(exactly: low) * Decimal(string: "1.05")! else { return nil }
-        return after.first.map { (days[$0].day, k) }
+        return nil
     }
 
     /// Per model × token type, the day its implied price (vendor money ÷ metered tokens) changed
@@ -811,10 +823,16 @@ enum DailyEvidence {
         // `ratecards propose` can write it once the vendor's price list confirms it (tester Q2).
         var oneCell: [String: ReconciliationReport.PriceStep] = [:]
         for i in findings.indices where findings[i].gapClass == .meteringGap && findings[i].tokenType != nil {
-            guard let (day, share) = exactShareToTheEnd(findings[i], diff, range: range) else { continue }
+            guard let run = exactShareRun(findings[i], diff, range: range) else { continue }
+            let day = run.first, share = run.share
             findings[i].gapClass = .unexplained
             findings[i].rule = "one-cell-factor"
             findings[i].classifier = "engine"
+            // A window that ends before the period does is no card row from a day on.
+            guard run.toTheEnd else {
+                findings[i].reason = "same_share_every_day_from_\(dayString(day))_to_\(dayString(run.last))"
+                continue
+            }
             findings[i].reason = "same_share_every_day_from_\(dayString(day))"
             let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType)
             let id = "\(dayString(day)) \(key.model) \(key.tokenType?.rawValue ?? "")"
