@@ -301,7 +301,8 @@ extension MessyMonthEndTests {
         // day's meter, none matched, and the outage was held (tester T, on a Vertex export).
         let windows = (1...31).flatMap { d in
             (0..<4).map { q in
-                let from = Timestamp(microseconds: Timestamp(rfc3339: "2026-05-\(String(format: "%02d", d))T00:00:00Z")!.microseconds + Int64(q) * 21_600_000_000)
+                let from = Timestamp(
+                    microseconds: Timestamp(rfc3339: "2026-05-\(String(format: "%02d", d))T00:00:00Z")!.microseconds + Int64(q) * 21_600_000_000)
                 let to = Timestamp(microseconds: from.microseconds + 21_600_000_000)
                 return "Usage,\(from.rfc3339),\(to.rfc3339),AmazonBedrock,USE1-Claude4.6Sonnet-input-tokens,250,1K tokens,0.60,USD\n"
             }
