@@ -13,55 +13,84 @@ extension RateCard {
         var lines = source.components(separatedBy: "\n")
         let sourceKey = "reconciliation_" + report.id.replacingOccurrences(of: "-", with: "_")
         var notes: [String] = []
+        // Each model's rates of each day, merged over the steps (two token types of one model
+        // stepping on one day were two steps, and each ended the earlier row: invalid YAML).
+        var byModel: [String: (date: String, kind: ReconciliationReport.PriceStep, rates: [ReconciliationReport.PriceStep.Rate])] = [:]
         for step in report.priceSteps {
-            guard let day = Timestamp(date: step.date) else { continue }
-            for (model, rates) in Dictionary(grouping: step.rates, by: \.modelID).sorted(by: { $0.key < $1.key }) {
-                guard let rows = prices[model], let row = rows.last(where: { $0.from < day }) else {
-                    throw UsageBoxError.invalidArgument("\(model) has no price before \(step.date) in card \(vendor) \(version)", field: "from_report")
-                }
-                if let end = row.to, end > day {
-                    throw UsageBoxError.invalidArgument(
-                        "\(model)'s price row from \(row.from.dayString) runs past \(step.date) into a later row; edit the card by hand",
-                        field: "from_report")
-                }
-                var newRates = row.rates
-                for r in rates {
-                    guard let tt = r.tokenType, let price = ExactDecimal.parse(r.afterPerMillion) else { continue }
-                    newRates[tt] = price
-                    notes.append(
-                        "\(model) \(tt.rawValue) \(ExactDecimal.text(row.rates[tt] ?? 0)) → \(ExactDecimal.text(price))"
-                            + (step.mayBeALoss
-                                ? " (\(step.kind == .oneModel ? "one model" : "one token type") only: confirm with the vendor's price list)" : ""))
-                }
-                // The earlier row now ends on the step's day.
-                let rowIndex = row.line - 1
-                guard lines.indices.contains(rowIndex) else { throw UsageBoxError(.internal, "the card's line \(row.line) is out of range") }
-                if row.to == nil {
-                    if let r = lines[rowIndex].range(of: #"from: "[^"]*""#, options: .regularExpression), lines[rowIndex].contains("{") {
-                        lines[rowIndex].insert(contentsOf: ", to: \"\(step.date)\"", at: r.upperBound)
-                    } else {
-                        let indent = lines[rowIndex].prefix { $0 == " " || $0 == "-" }.count
-                        lines.insert(String(repeating: " ", count: indent) + "to: \"\(step.date)\"", at: rowIndex + 1)
+            for rate in step.rates {
+                if let known = byModel[rate.modelID] {
+                    guard known.date == step.date else {
+                        throw UsageBoxError.invalidArgument(
+                            "\(rate.modelID) steps on \(known.date) and \(step.date): edit the card by hand", field: "from_report")
                     }
+                    byModel[rate.modelID]?.rates.append(rate)
+                } else {
+                    byModel[rate.modelID] = (step.date, step, [rate])
                 }
-                let rateText = newRates.sorted { $0.key < $1.key }.map { "\($0.key.rawValue): \"\(ExactDecimal.text($0.value))\"" }.joined(separator: ", ")
-                let newRow =
-                    "      - {from: \"\(step.date)\", rates: {\(rateText)}, src: [\(sourceKey)], "
-                    + "note: \"proposed from reconciliation \(report.id); token types the step does not list keep the earlier row's prices, "
-                    + "and its tiers are not carried over: review\"}"
-                guard let modelLine = lines.firstIndex(of: "  \(model):") else {
-                    throw UsageBoxError(.internal, "model \(model) is not written as '  \(model):' in the card")
-                }
-                var end = modelLine + 1
-                while end < lines.count,
-                    lines[end].hasPrefix("   ")
-                        || lines[end].trimmingCharacters(in: .whitespaces).isEmpty && end + 1 < lines.count
-                            && lines[end + 1].hasPrefix("   ")
-                { end += 1 }
-                lines.insert(newRow, at: end)
             }
         }
-        let newVersion = "\(version)+\(report.priceSteps.map(\.date).joined(separator: "+"))"
+        // Edits of the card's own lines, applied from the bottom up so each index stays true (a
+        // second model's row was written into the first's: tester T2).
+        var edits: [(index: Int, order: Int, apply: (inout [String]) -> Void)] = []
+        for (model, entry) in byModel.sorted(by: { $0.key < $1.key }) {
+            guard let day = Timestamp(date: entry.date) else { continue }
+            guard let rows = prices[model], let row = rows.last(where: { $0.from < day }) else {
+                throw UsageBoxError.invalidArgument("\(model) has no price before \(entry.date) in card \(vendor) \(version)", field: "from_report")
+            }
+            if let end = row.to, end > day {
+                throw UsageBoxError.invalidArgument(
+                    "\(model)'s price row from \(row.from.dayString) runs past \(entry.date) into a later row; edit the card by hand",
+                    field: "from_report")
+            }
+            var newRates = row.rates
+            for r in entry.rates {
+                guard let tt = r.tokenType, let price = ExactDecimal.parse(r.afterPerMillion) else { continue }
+                newRates[tt] = price
+                let step = entry.kind
+                notes.append(
+                    "\(model) \(tt.rawValue) \(ExactDecimal.text(row.rates[tt] ?? 0)) → \(ExactDecimal.text(price))"
+                        + (step.mayBeALoss ? " (\(step.kind == .oneModel ? "one model" : "one token type") only: confirm with the vendor's price list)" : ""))
+            }
+            // The earlier row now ends on the step's day.
+            let rowIndex = row.line - 1
+            guard lines.indices.contains(rowIndex) else { throw UsageBoxError(.internal, "the card's line \(row.line) is out of range") }
+            if row.to == nil {
+                let date = entry.date
+                if let r = lines[rowIndex].range(of: #"from: "[^"]*""#, options: .regularExpression), lines[rowIndex].contains("{") {
+                    let at = r.upperBound.utf16Offset(in: lines[rowIndex])
+                    edits.append(
+                        (
+                            rowIndex, 0,
+                            { lines in
+                                let line = lines[rowIndex]
+                                lines[rowIndex].insert(contentsOf: ", to: \"\(date)\"", at: String.Index(utf16Offset: at, in: line))
+                            }
+                        ))
+                } else {
+                    let indent = lines[rowIndex].prefix { $0 == " " || $0 == "-" }.count
+                    edits.append((rowIndex + 1, 0, { $0.insert(String(repeating: " ", count: indent) + "to: \"\(date)\"", at: rowIndex + 1) }))
+                }
+            }
+            let rateText = newRates.sorted { $0.key < $1.key }.map { "\($0.key.rawValue): \"\(ExactDecimal.text($0.value))\"" }.joined(separator: ", ")
+            let newRow =
+                "      - {from: \"\(entry.date)\", rates: {\(rateText)}, src: [\(sourceKey)], "
+                + "note: \"proposed from reconciliation \(report.id); token types the step does not list keep the earlier row's prices, "
+                + "and its tiers are not carried over: review\"}"
+            guard let modelLine = lines.firstIndex(of: "  \(model):") else {
+                throw UsageBoxError(.internal, "model \(model) is not written as '  \(model):' in the card")
+            }
+            var end = modelLine + 1
+            while end < lines.count,
+                lines[end].hasPrefix("   ")
+                    || lines[end].trimmingCharacters(in: .whitespaces).isEmpty && end + 1 < lines.count
+                        && lines[end + 1].hasPrefix("   ")
+            { end += 1 }
+            edits.append((end, 1, { $0.insert(newRow, at: end) }))
+        }
+        // Bottom up; at one index the new row goes in before the `to:` line of the row above it
+        // would (they never share an index in practice: a row's end is past its own line).
+        for edit in edits.sorted(by: { ($0.index, $0.order) > ($1.index, $1.order) }) { edit.apply(&lines) }
+        let newVersion = "\(version)+\(Set(report.priceSteps.map(\.date)).sorted().joined(separator: "+"))"
         guard let versionLine = lines.firstIndex(where: { $0.hasPrefix("card_version:") }) else {
             throw UsageBoxError(.internal, "the card has no card_version line")
         }

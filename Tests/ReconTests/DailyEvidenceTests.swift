@@ -2,9 +2,10 @@ import ExactJSON
 import Foundation
 import MeterStoreSQLite
 import Metering
-import ReconCore
 import Testing
 import UsageBoxApp
+
+@testable import ReconCore
 
 /// Day-by-day evidence: the day a gap began, price steps, period boundaries and mislabelled cache
 /// lifetimes. Answers decided before each run.
@@ -315,6 +316,57 @@ import UsageBoxApp
             })
         let r = try await run(lossy, bill { _ in 3 })
         #expect(r.corrections.map(\.quantity) == [lost], "\(r.findings)")
+    }
+
+    /// A step's price is the vendor's figure where rounding in the money left it a few parts per
+    /// million off (14.250002 for 14.25: tester T2); a price that is no such figure stays exact.
+    @Test func stepPricesSnapToTheVendorsFigure() {
+        #expect(DailyEvidence.perMillion(Decimal(string: "0.000014250002")!) == "14.250000")
+        #expect(DailyEvidence.perMillion(Decimal(string: "0.000010499999")!) == "10.500000")
+        #expect(DailyEvidence.perMillion(Decimal(string: "0.000002777641")!) == "2.777641")
+        #expect(DailyEvidence.perMillion(Decimal(string: "0.0000033")!) == "3.300000")
+    }
+
+    /// Two steps in one report, `ratecards propose` wrote invalid YAML (tester T2): Sonnet input
+    /// and output stepping by different shares on one day ended its earlier row twice, and Haiku
+    /// stepping on another day had its row written into Sonnet's. Both cards load and close the gaps.
+    @Test func proposingACardForSeveralStepsWritesEachOnce() async throws {
+        func volume(_ d: Int) -> Int64 { 1_000_000 + 37_000 * Int64(d % 7) }
+        func rows(_ cells: [(String, String, (Int) -> Decimal)]) -> InvoiceFile {
+            S.costReport(
+                (1...31).flatMap { d in
+                    cells.map { model, type, price in
+                        TestSupport.Row(day: d, model: model, tokenType: type, cents: Self.cents(Decimal(volume(d)) * price(d) / 1_000_000))
+                    }
+                })
+        }
+        for invoice in [
+            rows([
+                ("claude-sonnet-4-5", "uncached_input_tokens", { $0 < 16 ? 3 : Decimal(string: "3.3")! }),
+                ("claude-sonnet-4-5", "output_tokens", { $0 < 16 ? 15 : Decimal(string: "15.75")! }),
+            ]),
+            rows([
+                ("claude-sonnet-4-5", "uncached_input_tokens", { $0 < 16 ? 3 : Decimal(string: "3.3")! }),
+                ("claude-haiku-4-5", "uncached_input_tokens", { $0 < 20 ? 1 : Decimal(string: "1.2")! }),
+            ]),
+        ] {
+            let store = try S.store()
+            for (model, type) in [("claude-sonnet-4-5", "input"), ("claude-sonnet-4-5", "output"), ("claude-haiku-4-5", "input")]
+            where invoice.bytes.count > 0 && String(decoding: invoice.bytes, as: UTF8.self).contains(model)
+                && (type == "input" || String(decoding: invoice.bytes, as: UTF8.self).contains("output_tokens"))
+            {
+                _ = try await store.ingest(try await daily(model, type, volume))
+            }
+            let r = try await run(store, invoice)
+            #expect(r.priceSteps.count == 2 && r.corrections.isEmpty, "\(r.priceSteps) \(r.findings)")
+            let proposed = try service.cards["anthropic"]!.proposing(r)
+            var o = ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: S.may, account: "acct_42")
+            o.rateCard = try RateCard.load(text: proposed, file: "proposed.yaml")
+            let again = try await service.engine.run(o, store: store)
+            #expect(
+                again.priceSteps.isEmpty && again.findings.allSatisfy { $0.gapClass == .withinTolerance },
+                "\(again.findings.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.gapClass)" })")
+        }
     }
 
     /// Every price 10 % up from May 16, and Sonnet's collector down May 10–12: days billed with

@@ -178,6 +178,19 @@ enum DailyEvidence {
         return .some(after.first!.day)
     }
 
+    /// A price per token as a step lists it, per million to 6 decimals, at the nearest price of 2
+    /// to 4 decimals within 10 parts per million (rounding in the money made Sonnet output
+    /// 14.250002 and gpt-4o output 10.499999, for a person to mend by hand: tester T2).
+    static func perMillion(_ perToken: Decimal) -> String {
+        var value = perToken * 1_000_000
+        for places in 2...4 {
+            var rounded = Decimal()
+            NSDecimalRound(&rounded, &value, places, .plain)
+            if abs(rounded - value) <= abs(value) / 100_000 { return ExactDecimal.format(rounded, scale: 6) }
+        }
+        return ExactDecimal.format(value, scale: 6)
+    }
+
     /// A run of days on which the cell's vendor volume, read from money, is off the meter by one
     /// share (half a point at least, either way), nil if there is none: its first and last day,
     /// whether it lasts to the period's end, and the share. A day is at the share to its rounding
@@ -656,8 +669,7 @@ enum DailyEvidence {
                 date: dayString(day), kind: kind,
                 rates: cells.map { key, before, after in
                     .init(
-                        modelID: key.model, tokenType: key.tokenType, beforePerMillion: ExactDecimal.format(before * 1_000_000, scale: 6),
-                        afterPerMillion: ExactDecimal.format(after * 1_000_000, scale: 6))
+                        modelID: key.model, tokenType: key.tokenType, beforePerMillion: perMillion(before), afterPerMillion: perMillion(after))
                 })
         }
         for (day, cells) in steps.sorted(by: { $0.key < $1.key }) where Set(cells.map(\.0.model)).count >= 2 {
