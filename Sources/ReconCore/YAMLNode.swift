@@ -20,10 +20,13 @@ struct YAMLNode {
         }
         // Yams hashes every mapping key while composing (its duplicate check), an alias's whole
         // tree included: one alias of nested aliases used as a key spun a CPU for minutes before
-        // the count below could run. Config keys are plain names; with anchors in the file, a key
-        // that is an alias or a collection is refused unread.
-        if let line = Self.complexKeyWithAnchors(text) {
-            throw ConfigError(file: file, line: line, "a key here is an alias or a collection; keys are plain names")
+        // the count below could run. Telling such a key from a value before libyaml reads the
+        // text failed twice (an apostrophe in plain text hid it; then `{*a}`, a flow key with no
+        // colon: a reader's 514 bytes froze a server for 20 s, tester S2). No config needs
+        // anchors: a file defining one is refused unread.
+        if let line = Self.anchorLine(text) {
+            throw ConfigError(
+                file: file, line: line, "YAML anchors (&name) and aliases (*name) are not read in this file: write the values out")
         }
         do {
             guard let node = try Yams.compose(yaml: text) else { throw ConfigError(file: file, line: 1, "the file is empty") }
@@ -90,52 +93,23 @@ struct YAMLNode {
         return count
     }
 
-    /// The line of a mapping key that may be an alias or a collection, when the text defines
-    /// anchors; nil otherwise. One pass over every character, quotes and comments included: an
-    /// alias followed by `:`, a `?` indicator, or a `]`/`}` followed by `:` (a flow collection as
-    /// a key), wherever they stand (in flow collections `:` needs no blank after it). It reads
-    /// more than libyaml would (a `*x:` inside a quoted string counts) and never less: skipping
-    /// what it took for quoted text hid the anchors and the alias key behind an apostrophe in
-    /// plain text (`it's … isn't`), and a comment ended by a bare CR hid them too (tester S: 600
-    /// bytes froze a server for 25 s).
-    static func complexKeyWithAnchors(_ text: String) -> Int? {
+    /// The line of the first anchor (`&name` where a node may start), nil when there is none.
+    /// It reads every character, quoted text and comments included (`"see &x"` counts), and
+    /// libyaml's every line break (CR, NEL, LS and PS too): it may refuse what libyaml would read
+    /// as text, never the other way. Without an anchor no alias resolves (libyaml refuses it).
+    static func anchorLine(_ text: String) -> Int? {
         let s = Array(text.unicodeScalars)
-        // libyaml's blanks and line breaks (CR, NEL, LS and PS end lines too), and a BOM.
-        func isBreak(_ c: Unicode.Scalar) -> Bool { ["\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"].contains(c) }
-        func isBlank(_ c: Unicode.Scalar) -> Bool { c == " " || c == "\t" || c == "\u{FEFF}" || isBreak(c) }
-        func isFlow(_ c: Unicode.Scalar) -> Bool { c == "[" || c == "]" || c == "{" || c == "}" || c == "," }
-        func startsNode(_ i: Int) -> Bool { i == 0 || isBlank(s[i - 1]) || isFlow(s[i - 1]) || s[i - 1] == ":" || s[i - 1] == "?" || s[i - 1] == "-" }
-        // Across line breaks too: what libyaml would refuse as a key over two lines is refused here.
-        func colonAfterBlanks(_ j: Int) -> Bool {
-            var k = j
-            while k < s.count, isBlank(s[k]) { k += 1 }
-            return k < s.count && s[k] == ":"
+        func isBlank(_ c: Unicode.Scalar) -> Bool { [" ", "\t", "\u{FEFF}", "\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"].contains(c) }
+        func startsNode(_ i: Int) -> Bool {
+            i == 0 || isBlank(s[i - 1]) || ["[", "]", "{", "}", ",", ":", "?", "-", "!"].contains(s[i - 1])
         }
-        func isNameCharacter(_ c: Unicode.Scalar) -> Bool { c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "-" || c == "_" }
-        var anchors = false
-        var suspect: Int?
         var line = 1
-        var i = 0
-        while i < s.count {
-            let c = s[i]
-            switch c {
-            case "\n": line += 1
-            case "&" where i + 1 < s.count && isNameCharacter(s[i + 1]):
-                anchors = true
-            case "*" where startsNode(i):
-                var j = i + 1
-                // libyaml's anchor names: letters, digits, '-' and '_'.
-                while j < s.count, isNameCharacter(s[j]) { j += 1 }
-                if j > i + 1, colonAfterBlanks(j), suspect == nil { suspect = line }
-            case "?" where startsNode(i) && (i + 1 == s.count || isBlank(s[i + 1])):
-                if suspect == nil { suspect = line }
-            case "]", "}":
-                if colonAfterBlanks(i + 1), suspect == nil { suspect = line }
-            default: break
-            }
-            i += 1
+        for (i, c) in s.enumerated() {
+            if c == "\n" { line += 1 }
+            // libyaml's anchor names: any character but blanks and flow indicators.
+            if c == "&", startsNode(i), i + 1 < s.count, !isBlank(s[i + 1]), !["[", "]", "{", "}", ","].contains(s[i + 1]) { return line }
         }
-        return anchors ? suspect : nil
+        return nil
     }
 
     static func line(of e: YamlError) -> Int {
