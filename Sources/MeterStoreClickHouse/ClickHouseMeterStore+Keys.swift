@@ -101,11 +101,14 @@ extension ClickHouseMeterStore: KeyStore {
             .compactMap { $0[0].chString }
     }
 
-    public func recentReconciliationHeads(limit: Int, bytes: Int) async throws -> [(id: String, head: String)] {
-        try await rows(
-            "SELECT id, substringUTF8(argMax(report, version), 1, \(max(bytes, 0))) FROM \(t("reconciliations")) GROUP BY id "
-                + "ORDER BY min(created_at) DESC, id DESC LIMIT \(max(limit, 0))", shardsRead: false
-        ).compactMap { row in row[0].chString.map { (id: $0, head: row[1].chString ?? "") } }
+    public func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [String] {
+        guard !accounts.isEmpty else { return [] }
+        // The report's own `account_id` comes third in its text, before any nested one.
+        return try await rows(
+            "SELECT id FROM (SELECT id, argMax(report, version) AS r, min(created_at) AS c FROM \(t("reconciliations")) GROUP BY id) "
+                + "WHERE visitParamExtractString(r, 'account_id') IN (\(accounts.map(ClickHouseClient.quote).joined(separator: ", "))) "
+                + "ORDER BY c DESC, id DESC LIMIT \(max(limit, 0))", shardsRead: false
+        ).compactMap { $0[0].chString }
     }
 
     public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {

@@ -29,13 +29,17 @@ extension SQLiteMeterStore {
         }
     }
 
-    public func recentReconciliationHeads(limit: Int, bytes: Int) async throws -> [(id: String, head: String)] {
-        try await wrap {
+    public func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [String] {
+        guard !accounts.isEmpty else { return [] }
+        return try await wrap {
             try await writer.read { db in
-                try Row.fetchAll(
-                    db, sql: "SELECT id, substr(report, 1, ?) FROM reconciliation ORDER BY created_at DESC, id DESC LIMIT ?",
-                    arguments: [max(bytes, 0), max(limit, 0)]
-                ).map { (id: $0[0], head: $0[1]) }
+                // Read through the index on the report's account: no report's text is loaded.
+                try String.fetchAll(
+                    db,
+                    sql: """
+                        SELECT id FROM reconciliation WHERE json_extract(report, '$.account_id') IN (\(databaseQuestionMarks(count: accounts.count)))
+                        ORDER BY created_at DESC, id DESC LIMIT ?
+                        """, arguments: StatementArguments(accounts) + [max(limit, 0)])
             }
         }
     }

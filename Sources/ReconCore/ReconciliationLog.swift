@@ -13,9 +13,10 @@ public protocol ReconciliationLog: Sendable {
     func reconciliation(id: String) async throws -> String?
     /// The ids of the most recent runs, newest first.
     func recentReconciliations(limit: Int) async throws -> [String]
-    /// The same with the first `bytes` characters of each report: enough to read whose run it is
-    /// (`ReconciliationArchive.accountOfHead`) without decoding another tenant's megabytes.
-    func recentReconciliationHeads(limit: Int, bytes: Int) async throws -> [(id: String, head: String)]
+    /// The ids of the most recent runs of these accounts (a report's `account_id`), newest first,
+    /// found without reading other runs' reports: a page of one tenant's runs read every run on
+    /// the server (tester S).
+    func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [String]
     /// Replaces the stored report after its corrections were applied.
     func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws
 }

@@ -78,8 +78,8 @@ public final class OwnedWritesStore: ForwardingStore, KeyStore, ReconciliationLo
     }
     public func reconciliation(id: String) async throws -> String? { try await base.reconciliation(id: id) }
     public func recentReconciliations(limit: Int) async throws -> [String] { try await base.recentReconciliations(limit: limit) }
-    public func recentReconciliationHeads(limit: Int, bytes: Int) async throws -> [(id: String, head: String)] {
-        try await base.recentReconciliationHeads(limit: limit, bytes: bytes)
+    public func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [String] {
+        try await base.recentReconciliations(limit: limit, ofAccounts: accounts)
     }
     public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {
         try await base.markReconciliationApplied(id: id, reportJSON: reportJSON, appliedAt: appliedAt)

@@ -89,8 +89,11 @@ public enum ServerStoreConformance {
             try expectEqual(try await log.reconciliation(id: "rec_none"), nil, "unknown")
             try expectEqual(try await log.recentReconciliations(limit: 10), ["rec_2", "rec_1"], "newest first")
             try expectEqual(try await log.recentReconciliations(limit: 1), ["rec_2"], "limited")
-            let heads = try await log.recentReconciliationHeads(limit: 10, bytes: 12)
-            try expectEqual(heads.map { "\($0.id) \($0.head)" }, [#"rec_2 {"id":"rec_2"#, #"rec_1 {"id":"rec_1"#], "heads, newest first")
+            try await log.saveReconciliation(
+                id: "rec_3", vendor: "openai", createdAt: F.ts("2026-06-02T12:00:00Z"), runBy: "cli",
+                reportJSON: #"{"id":"rec_3","vendor":"openai","account_id":"acct_7","findings":[{"account_id":"acct_1"}]}"#)
+            try expectEqual(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_7"]), ["rec_3"], "an account's runs")
+            try expectEqual(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_1"]), [], "by the report's own account only")
         },
     ]
 }
