@@ -257,12 +257,7 @@ enum SQLSandbox {
         defer { deadlinePointer.release() }
         // Every 100 virtual-machine steps: at 1,000 a query calling a slow built-in once a row was
         // looked at about every 30 rows, and ran 30 calls past its limit (10 s answered after 44).
-        sqlite3_progress_handler(
-            db, 100,
-            { context in
-                guard let context else { return 0 }
-                return Unmanaged<WorkDeadline>.fromOpaque(context).takeUnretainedValue().expired ? 1 : 0
-            }, deadlinePointer.toOpaque())
+        stopAt(deadlinePointer, on: db, every: 100)
 
         // SQLite decides what is a statement: empty ones (`;`, comments) before and after the one
         // statement are skipped, anything else after it is a second statement.
@@ -468,12 +463,18 @@ extension SQLSandbox {
             sqlite3_progress_handler(connection, 0, nil, nil)
             pointer.release()
         }
+        stopAt(pointer, on: connection, every: 1000)
+        return try body()
+    }
+
+    /// Sets the connection's progress callback to stop its statement once `deadline` has expired,
+    /// looked at every `steps` virtual-machine steps.
+    static func stopAt(_ deadline: Unmanaged<WorkDeadline>, on connection: OpaquePointer?, every steps: Int32) {
         sqlite3_progress_handler(
-            connection, 1000,
+            connection, steps,
             { context in
                 guard let context else { return 0 }
                 return Unmanaged<WorkDeadline>.fromOpaque(context).takeUnretainedValue().expired ? 1 : 0
-            }, pointer.toOpaque())
-        return try body()
+            }, deadline.toOpaque())
     }
 }
