@@ -70,6 +70,17 @@ struct UIController {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
+    /// Whether a browser says the form was posted from another site: `Sec-Fetch-Site` where it
+    /// sends one (it alone decides: a proxy that rewrites `Host`, as nginx does by default,
+    /// refused every real sign-in by `Origin`: tester S2), else an `Origin` that is neither the
+    /// host the request reached nor the one a proxy forwarded (`X-Forwarded-Host`).
+    static func postedFromAnotherSite(_ request: Request) -> Bool {
+        if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!] { return site == "cross-site" || site == "same-site" }
+        guard let origin = request.headers[HTTPField.Name("Origin")!] else { return false }
+        let forwarded = request.headers[HTTPField.Name("X-Forwarded-Host")!]?.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) }
+        return ![request.head.authority, forwarded].contains { sameOrigin(origin, host: $0) }
+    }
+
     /// Whether an `Origin` header names the host the request was sent to (any scheme and port
     /// as written: `http://127.0.0.1:8080` for `127.0.0.1:8080`).
     static func sameOrigin(_ origin: String, host: String?) -> Bool {
@@ -102,9 +113,7 @@ struct UIController {
         routes.open("uiLogin") { request, context in
             // A form posted from another site would sign the browser into that site's key (login
             // CSRF: tester S): a browser names the page that posted it.
-            if request.headers[HTTPField.Name("Sec-Fetch-Site")!].map({ $0 == "cross-site" || $0 == "same-site" }) == true
-                || request.headers[HTTPField.Name("Origin")!].map({ !Self.sameOrigin($0, host: request.head.authority) }) == true
-            {
+            if Self.postedFromAnotherSite(request) {
                 return Self.html(ReportPages.login(error: "Sign in from this server's own page.", next: "/ui/"), status: .forbidden)
             }
             let form = try await api.form(request)
@@ -120,7 +129,9 @@ struct UIController {
             }
             let token = await api.sessions.open(secret: secret, holder: HTTPAPI.holder(of: key))
             // Secure when the browser reached the server over TLS (a proxy in front says so).
-            let secure = request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https" ? "; Secure" : ""
+            // The first of a chain of proxies' values is the browser's side.
+            let proto = request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.split(separator: ",").first?.trimmingCharacters(in: .whitespaces)
+            let secure = proto?.lowercased() == "https" ? "; Secure" : ""
             return Self.redirect(next, cookie: "\(Self.cookie)=\(token); Path=/ui; HttpOnly; SameSite=Strict; Max-Age=\(8 * 3600)\(secure)")
         }
         routes.page("uiLogout") { request, _, _ in

@@ -22,7 +22,7 @@ import VendorAnthropic
     }
 
     func app(
-        limits: RequestLimits = RequestLimits(), _ configure: (inout HTTPAPI) -> Void = { _ in }
+        limits: RequestLimits = .unhurried, _ configure: (inout HTTPAPI) -> Void = { _ in }
     ) throws -> Application<RouterResponder<UsageBoxRequestContext>> {
         var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: admin, limits: limits)
         api.reconciliation = try ReconciliationService()
@@ -254,7 +254,7 @@ import VendorAnthropic
         // Over an hour here, not the default minute: the whole test suite running at once on a
         // loaded machine made these calls take longer than a minute (86–110 s seen), and the first
         // failures slid out of the window before the last was counted.
-        var limits = RequestLimits()
+        var limits = RequestLimits.unhurried
         limits.failedAuthWindow = .seconds(3_600)
         let app = try app { $0 = HTTPAPI(store: store, keys: store, environmentAdminSecret: admin, limits: limits) }
         try await app.test(.router) { client in
@@ -270,7 +270,7 @@ import VendorAnthropic
 
     @Test func invoicesHaveASizeLimit() async throws {
         let writer = try await store.createKey(account: "acct_42", role: .writer).secret
-        var limits = RequestLimits()
+        var limits = RequestLimits.unhurried
         limits.maxInvoiceBytes = 1 << 20
         let app = try app {
             $0 = HTTPAPI(store: store, keys: store, environmentAdminSecret: admin, limits: limits); $0.reconciliation = try? ReconciliationService()

@@ -28,7 +28,10 @@ import UsageBoxTesting
                 guard demo.status == 0 else { throw CocoaError(.fileWriteUnknown) }
             }
             process.executableURL = URL(fileURLWithPath: LiveServerTests.binary)
-            process.arguments = ["serve", "--db", db, "--port", "0", "--log-level", "info", "--log-format", "json"] + serveArguments
+            // No read time limit to speak of: under CI every test shares two cores, and the kata's
+            // reconciliation ran past the 30 s default (RequestLimits.unhurried says so in-process).
+            process.arguments =
+                ["serve", "--db", db, "--port", "0", "--log-level", "info", "--log-format", "json", "--read-time-limit", "3600"] + serveArguments
             var env = ProcessInfo.processInfo.environment
             env["USAGEBOX_KEY"] = Self.key
             process.environment = env

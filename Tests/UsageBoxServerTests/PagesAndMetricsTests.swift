@@ -25,7 +25,7 @@ import VendorAnthropic
     init() throws {
         store = try SQLiteMeterStore(location: .newMemory())
         // One expensive request at a time: a page that took its work slot twice would answer 429.
-        var limits = RequestLimits()
+        var limits = RequestLimits.unhurried
         limits.expensivePerKey = 1
         limits.expensiveOverall = 1
         var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: Self.admin, limits: limits)
@@ -184,8 +184,11 @@ import VendorAnthropic
             #expect(try await login([fetchSite: "cross-site"]).0 == 403)
             #expect(try await login([:]).0 == 303, "a client that names no origin (curl) signs in")
             #expect(try await login([fetchSite: "same-origin"]).0 == 303)
-            let proxied = try await login([HTTPField.Name("X-Forwarded-Proto")!: "https"])
+            let proxied = try await login([HTTPField.Name("X-Forwarded-Proto")!: "https, http"])
             #expect(proxied.0 == 303 && proxied.1?.contains("; Secure") == true, "\(proxied)")
+            // Behind a proxy that rewrites Host: the browser's own word, or the forwarded host.
+            #expect(try await login([origin: "https://ub.example.com", fetchSite: "same-origin"]).0 == 303)
+            #expect(try await login([origin: "https://ub.example.com", HTTPField.Name("X-Forwarded-Host")!: "ub.example.com"]).0 == 303)
             #expect(UIController.sameOrigin("http://127.0.0.1:8080", host: "127.0.0.1:8080"))
             #expect(UIController.sameOrigin("http://[::1]:8080", host: "[::1]:8080"))
             #expect(!UIController.sameOrigin("http://127.0.0.1:8081", host: "127.0.0.1:8080"))

@@ -29,7 +29,7 @@ import VendorAnthropic
 
     init() throws {
         store = try SQLiteMeterStore(location: .newMemory())
-        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: "env-admin-secret")
+        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: "env-admin-secret", limits: .unhurried)
         api.reconciliation = try ReconciliationService()
         api.reconciliationLog = store
         app = Application(router: api.buildRouter())
@@ -521,7 +521,7 @@ import VendorAnthropic
     }
 
     @Test func runawayQueryStopsAtTheTimeLimit() async throws {
-        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: admin)
+        var api = HTTPAPI(store: store, keys: store, environmentAdminSecret: admin, limits: .unhurried)
         api.sqlTimeLimitSeconds = 0.5
         let quick = Application(router: api.buildRouter())
         try await quick.test(.router) { client in
