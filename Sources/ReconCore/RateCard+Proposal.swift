@@ -15,7 +15,7 @@ extension RateCard {
         var notes: [String] = []
         // Each model's rates of each day, merged over the steps (two token types of one model
         // stepping on one day were two steps, and each ended the earlier row: invalid YAML).
-        var byModel: [String: (date: String, kind: ReconciliationReport.PriceStep, rates: [ReconciliationReport.PriceStep.Rate])] = [:]
+        var byModel: [String: (date: String, step: ReconciliationReport.PriceStep, rates: [ReconciliationReport.PriceStep.Rate])] = [:]
         for step in report.priceSteps {
             for rate in step.rates {
                 if let known = byModel[rate.modelID] {
@@ -46,7 +46,7 @@ extension RateCard {
             for r in entry.rates {
                 guard let tt = r.tokenType, let price = ExactDecimal.parse(r.afterPerMillion) else { continue }
                 newRates[tt] = price
-                let step = entry.kind
+                let step = entry.step
                 notes.append(
                     "\(model) \(tt.rawValue) \(ExactDecimal.text(row.rates[tt] ?? 0)) → \(ExactDecimal.text(price))"
                         + (step.mayBeALoss ? " (\(step.kind == .oneModel ? "one model" : "one token type") only: confirm with the vendor's price list)" : ""))

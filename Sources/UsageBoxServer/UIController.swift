@@ -53,7 +53,6 @@ actor UISessions {
     }
 
     func count(holder: String) -> Int { sessions.values.filter { $0.holder == holder }.count }
-    var count: Int { sessions.count }
 }
 
 /// The pages: the index of runs, each run's report, an account's daily drift watch, sign-in and out.

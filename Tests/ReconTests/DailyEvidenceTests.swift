@@ -13,6 +13,24 @@ import UsageBoxApp
     typealias S = TestSupport
     let service = try! ReconciliationService()
 
+    /// The card `ratecards propose` writes for `r`, and `invoice` reconciled again with it (the
+    /// proposed card must load and close the steps it was written for).
+    func rerunOnProposedCard(
+        _ r: ReconciliationReport, _ invoice: InvoiceFile, _ store: any MeterStore
+    ) async throws -> (proposed: String, again: ReconciliationReport) {
+        let proposed = try service.cards["anthropic"]!.proposing(r)
+        var o = ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: S.may, account: "acct_42")
+        o.rateCard = try RateCard.load(text: proposed, file: "proposed.yaml")
+        return (proposed, try await service.engine.run(o, store: store))
+    }
+
+    /// Whether every finding is within tolerance and no step is left, for the expectation's message.
+    func closed(_ r: ReconciliationReport) -> Bool { r.priceSteps.isEmpty && r.findings.allSatisfy { $0.gapClass == .withinTolerance } }
+
+    func described(_ r: ReconciliationReport) -> String {
+        "\(r.findings.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.gapClass)" })"
+    }
+
     func run(_ store: any MeterStore, _ invoice: InvoiceFile) async throws -> ReconciliationReport {
         try await service.engine.run(ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: S.may, account: "acct_42"), store: store)
     }
@@ -276,14 +294,9 @@ import UsageBoxApp
                 }
                     == ["one_token_type 2026-05-\(String(format: "%02d", from)) claude-sonnet-4-5 input 3.000000→3.300000"], "\(r.priceSteps)")
             if from > 1 {
-                let proposed = try service.cards["anthropic"]!.proposing(r)
+                let (proposed, again) = try await rerunOnProposedCard(r, price, store)
                 #expect(proposed.contains("one token type only: confirm with the vendor's price list"))
-                var o = ReconciliationOptions(vendor: "anthropic", invoices: [price], range: S.may, account: "acct_42")
-                o.rateCard = try RateCard.load(text: proposed, file: "proposed.yaml")
-                let again = try await service.engine.run(o, store: store)
-                #expect(
-                    again.priceSteps.isEmpty && again.findings.allSatisfy { $0.gapClass == .withinTolerance },
-                    "\(again.findings.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.gapClass)" })")
+                #expect(closed(again), "\(described(again))")
             }
         }
         // Beside another day off the meter (the meter counting 2,000,000 twice on May 10), and a
@@ -340,32 +353,27 @@ import UsageBoxApp
                     }
                 })
         }
-        for invoice in [
-            rows([
-                ("claude-sonnet-4-5", "uncached_input_tokens", { $0 < 16 ? 3 : Decimal(string: "3.3")! }),
-                ("claude-sonnet-4-5", "output_tokens", { $0 < 16 ? 15 : Decimal(string: "15.75")! }),
-            ]),
-            rows([
-                ("claude-sonnet-4-5", "uncached_input_tokens", { $0 < 16 ? 3 : Decimal(string: "3.3")! }),
-                ("claude-haiku-4-5", "uncached_input_tokens", { $0 < 20 ? 1 : Decimal(string: "1.2")! }),
-            ]),
+        for (invoice, metered) in [
+            (
+                rows([
+                    ("claude-sonnet-4-5", "uncached_input_tokens", { $0 < 16 ? 3 : Decimal(string: "3.3")! }),
+                    ("claude-sonnet-4-5", "output_tokens", { $0 < 16 ? 15 : Decimal(string: "15.75")! }),
+                ]), [("claude-sonnet-4-5", "input"), ("claude-sonnet-4-5", "output")]
+            ),
+            (
+                rows([
+                    ("claude-sonnet-4-5", "uncached_input_tokens", { $0 < 16 ? 3 : Decimal(string: "3.3")! }),
+                    ("claude-haiku-4-5", "uncached_input_tokens", { $0 < 20 ? 1 : Decimal(string: "1.2")! }),
+                ]), [("claude-sonnet-4-5", "input"), ("claude-haiku-4-5", "input")]
+            ),
         ] {
+            // Metered exactly as billed: every gap is the step.
             let store = try S.store()
-            for (model, type) in [("claude-sonnet-4-5", "input"), ("claude-sonnet-4-5", "output"), ("claude-haiku-4-5", "input")]
-            where invoice.bytes.count > 0 && String(decoding: invoice.bytes, as: UTF8.self).contains(model)
-                && (type == "input" || String(decoding: invoice.bytes, as: UTF8.self).contains("output_tokens"))
-            {
-                _ = try await store.ingest(try await daily(model, type, volume))
-            }
+            for (model, type) in metered { _ = try await store.ingest(try await daily(model, type, volume)) }
             let r = try await run(store, invoice)
             #expect(r.priceSteps.count == 2 && r.corrections.isEmpty, "\(r.priceSteps) \(r.findings)")
-            let proposed = try service.cards["anthropic"]!.proposing(r)
-            var o = ReconciliationOptions(vendor: "anthropic", invoices: [invoice], range: S.may, account: "acct_42")
-            o.rateCard = try RateCard.load(text: proposed, file: "proposed.yaml")
-            let again = try await service.engine.run(o, store: store)
-            #expect(
-                again.priceSteps.isEmpty && again.findings.allSatisfy { $0.gapClass == .withinTolerance },
-                "\(again.findings.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.gapClass)" })")
+            let (_, again) = try await rerunOnProposedCard(r, invoice, store)
+            #expect(closed(again), "\(described(again))")
         }
     }
 
@@ -451,14 +459,9 @@ import UsageBoxApp
         #expect(r.corrections.isEmpty && r.held.isEmpty)
 
         // The proposed card names the doubt, loads, and closes the gap when used.
-        let proposed = try service.cards["anthropic"]!.proposing(r)
+        let (proposed, again) = try await rerunOnProposedCard(r, S.costReport(rows), store)
         #expect(proposed.contains("one model only: confirm with the vendor's price list"))
-        var o = ReconciliationOptions(vendor: "anthropic", invoices: [S.costReport(rows)], range: S.may, account: "acct_42")
-        o.rateCard = try RateCard.load(text: proposed, file: "proposed.yaml")
-        let again = try await service.engine.run(o, store: store)
-        #expect(
-            again.priceSteps.isEmpty && again.findings.allSatisfy { $0.gapClass == .withinTolerance },
-            "\(again.findings.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "") \($0.quantity) \($0.gapClass)" })")
+        #expect(closed(again), "\(described(again))")
 
         // A report recorded before steps had a kind reads as several models' step.
         let old = try ReconciliationJSON.decode(ReconciliationReport.PriceStep.self, from: #"{"date":"2026-05-20","rates":[]}"#)
