@@ -704,6 +704,34 @@ import UsageBoxApp
         }
     }
 
+    /// A price rise on one token type over the period's last days, with no traffic at all on May 30
+    /// (three days of traffic: too few for one-cell-factor). It was held as an export pulled early
+    /// (`last_day_unlike_the_rest`), whose remedy (pull again, then --confirm-large) posts a wrong
+    /// +10 % once a re-pull shows the same file (tester T2 M2). Held as one share on the last days,
+    /// naming the price list; also with the meter over-counting May 29 inside the rise.
+    @Test func aShareAlikeOnTheLastDaysIsHeldAsAPossiblePriceChange() async throws {
+        func volume(_ d: Int) -> Int64 { d == 30 ? 0 : 1_000_000 + Int64(d) * 37_000 }
+        for overCounted in [false, true] {
+            let store = try S.store()
+            _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { d in overCounted && d == 29 ? 2 * volume(d) : volume(d) })
+            let r = try await run(
+                store,
+                S.costReport(
+                    (1...31).filter { $0 != 30 }.map { d in
+                        .init(
+                            day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens",
+                            cents: Self.cents(Decimal(volume(d)) * (d >= 28 ? 1.1 : 1) / 1_000_000))
+                    }))
+            #expect(r.corrections.isEmpty, "\(r.corrections.map(\.quantity))")
+            let held = try #require(r.held.first, "over-counted \(overCounted): \(r.findings.map { "\($0.gapClass) \($0.quantity) \($0.reason ?? "")" })")
+            #expect(r.held.count == 1 && held.reason == "same_share_on_last_days", "\(held.reason)")
+            #expect(
+                held.detail.contains("10.00 % of the meter") && held.detail.contains("price list") && !held.detail.contains("last day is unlike"),
+                "\(held.detail)")
+            #expect(held.detail.contains(overCounted ? "2026-05-28, 2026-05-31 alike" : "2026-05-28, 2026-05-29, 2026-05-31 alike"), "\(held.detail)")
+        }
+    }
+
     /// An export sorted by model and token type whose download stopped after May 24's output row:
     /// output billed up to May 24 and none after, input to the end, the meter metering both every
     /// day. A week of zeros at the end was proposed as −350,000 of over-metering (the period-end

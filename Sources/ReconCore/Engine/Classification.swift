@@ -285,7 +285,16 @@ struct CorrectionProposal: Sendable {
             for (c, f) in proposed {
                 if large != nil || unseen != nil || lastDays != nil {
                     let detail: String
-                    if let lastDays {
+                    if let lastDays, let same = DailyEvidence.sameShareAtTheEnd(lastDays, diff, range: o.range) {
+                        let percent = ExactDecimal.format(same.share * 100, scale: 2)
+                        detail =
+                            "\(lastDays.modelID) \(lastDays.tokenType?.rawValue ?? "") is billed at \(percent) % of the meter "
+                            + "on \(same.days.map(DailyEvidence.dayString).joined(separator: ", ")) alike, the period's last days with traffic: a price "
+                            + "change from \(DailyEvidence.dayString(same.days[0])) bills like that, and so does a collector that began losing "
+                            + "a fixed share; \(same.days.count) days cannot tell them apart (one-cell-factor needs four). Check the vendor's "
+                            + "price list for a change on those days (if there was one, the rate card needs a row from that day, "
+                            + "not a correction) and reconcile again on an export pulled after the period settled"
+                    } else if let lastDays {
                         let key = CellKey(model: lastDays.modelID, tokenType: lastDays.tokenType, account: lastDays.accountID)
                         let stopped = DailyEvidence.billingStopped(key, diff, range: o.range).map {
                             " (the invoice bills none of it after \(DailyEvidence.dayString($0)) while the meter does every day: a file cut short looks like that)"
@@ -310,7 +319,10 @@ struct CorrectionProposal: Sendable {
                     }
                     out.held.append(
                         .init(
-                            reason: lastDays != nil && large == nil && unseen == nil ? "last_day_unlike_the_rest" : "needs_review",
+                            reason: lastDays == nil || large != nil || unseen != nil
+                                ? "needs_review"
+                                : DailyEvidence.sameShareAtTheEnd(lastDays!, diff, range: o.range) != nil
+                                    ? "same_share_on_last_days" : "last_day_unlike_the_rest",
                             detail: detail + "\(f.pairedWith != nil ? ", as part of a relabel" : ""); --apply posts it only with --confirm-large",
                             correction: c))
                 } else {

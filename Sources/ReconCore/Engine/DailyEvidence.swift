@@ -109,20 +109,50 @@ enum DailyEvidence {
         // stopped, sorted by model and token type) looks like that at any length; a week of it
         // was corrected as over-metering.
         if !end.positive, billingStopped(key, diff, range: range) != nil { return true }
-        var run: [Decimal] = []
+        var run: [Decimal] = [], spanned = 0
         for d in days.reversed() {
+            // A day with no traffic on either side (a weekend, a holiday) neither ends the run
+            // nor counts in it.
+            if (metered[d] ?? 0) == 0, (vendorDays[d]?.tokens ?? 0) == 0 {
+                spanned += 1
+                continue
+            }
             let g = gap(d)
             guard g.material, g.positive == end.positive else { break }
             run.append(g.share)
+            spanned += 1
         }
         if run.count <= Self.settlingDays {
             // "Unlike the rest" needs a rest: traffic on some of the week before (sparse exports
             // whose days never line up with the meter's say nothing about the last one).
-            let before = days.dropLast(run.count).suffix(7)
+            let before = days.dropLast(spanned).suffix(7)
             return before.contains { (metered[$0] ?? 0) != 0 || (vendorDays[$0]?.tokens ?? 0) != 0 }
         }
         let earlier = run.dropFirst(2).sorted()
         return end.share > earlier[earlier.count / 2] * 2 + material
+    }
+
+    /// The days among a cell's last four with traffic that the vendor bills at the last one's
+    /// share of the meter (the last and one more at least), and that share; nil otherwise. A price
+    /// change in the period's last days bills like that, and so does a collector that began losing
+    /// a fixed share of them; an export pulled early (the last day short) or a meter awaiting late
+    /// events (the last day over) does not. Too few days to tell the first two apart
+    /// (`one-cell-factor` needs four), so such a hold must not read as a late export.
+    static func sameShareAtTheEnd(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> (days: [Int64], share: Decimal)? {
+        let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
+        guard let cell = diff.vendor[key], !cell.sum.anyStated, let vendorDays = vendorDaily(diff, key, accountwise: true) else { return nil }
+        let metered = meteredDaily(diff, key, accountwise: true)
+        var traffic: [(day: Int64, share: Decimal, slack: Decimal)] = []
+        for d in periodDays(range).reversed() where traffic.count <= settlingDays {
+            let m = metered[d] ?? 0, v = vendorDays[d]
+            if m == 0, (v?.tokens ?? 0) == 0 { continue }
+            guard m > 0, let v, !v.anyStated else { break }
+            traffic.append((d, Decimal(exactly: v.tokens - m) / Decimal(exactly: m), 2 * Decimal(exactly: max(v.toleranceTokens, 1)) / Decimal(exactly: m)))
+        }
+        guard let last = traffic.first, abs(last.share) >= ReconciliationEngine.leastFactor else { return nil }
+        let at = traffic.filter { abs($0.share - last.share) <= $0.slack + abs(last.share) / 50 }
+        guard at.count >= 2 else { return nil }
+        return (at.map(\.day).sorted(), last.share)
     }
 
     /// The last day the vendor bills any of a cell on, when that is before the period's last day
