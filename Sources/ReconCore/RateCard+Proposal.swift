@@ -71,11 +71,33 @@ extension RateCard {
                     edits.append((rowIndex + 1, 0, { $0.insert(String(repeating: " ", count: indent) + "to: \"\(date)\"", at: rowIndex + 1) }))
                 }
             }
-            let rateText = newRates.sorted { $0.key < $1.key }.map { "\($0.key.rawValue): \"\(ExactDecimal.text($0.value))\"" }.joined(separator: ", ")
+            func ratesText(_ rates: [TokenType: Decimal?]) -> String {
+                "{"
+                    + rates.sorted { $0.key < $1.key }.map { "\($0.key.rawValue): \($0.value.map { "\"\(ExactDecimal.text($0))\"" } ?? "null")" }
+                    .joined(separator: ", ") + "}"
+            }
+            // The earlier row's tiers carry over with the token types the step moved written
+            // `null` (unknown): what the vendor charges for those at a tier is not in the bill's
+            // steps, and the old tier price or a scaled one would turn a price into usage either
+            // way, where an unpriced line is held. Dropping the tiers left a real long-context
+            // loss unpriced and the cell looking closed (tester T2 L3).
+            let moved = Set(entry.rates.compactMap(\.tokenType))
+            let tiers = row.tiers.map { tier -> String in
+                var rates: [TokenType: Decimal?] = tier.rates.mapValues { $0 }
+                for t in moved where rates[t] != nil { rates[t] = .some(nil) }
+                let when = tier.when.sorted { $0.key < $1.key }.map { "\($0.key): [\($0.value.map { "\"\($0)\"" }.joined(separator: ", "))]" }
+                return "{id: \"\(tier.id)\", when: {\(when.joined(separator: ", "))}, rates: \(ratesText(rates))}"
+            }
+            let unknownAtTiers = row.tiers.flatMap { tier in moved.filter { tier.rates[$0] != nil }.map { "\($0.rawValue) at \(tier.id)" } }
+            if !unknownAtTiers.isEmpty {
+                notes.append("\(model) \(Set(unknownAtTiers).sorted().joined(separator: ", ")) left unpriced: add the vendor's price")
+            }
             let newRow =
-                "      - {from: \"\(entry.date)\", rates: {\(rateText)}, src: [\(sourceKey)], "
-                + "note: \"proposed from reconciliation \(report.id); token types the step does not list keep the earlier row's prices, "
-                + "and its tiers are not carried over: review\"}"
+                "      - {from: \"\(entry.date)\", rates: \(ratesText(newRates.mapValues { $0 })), "
+                + (tiers.isEmpty ? "" : "tiers: [\(tiers.joined(separator: ", "))], ") + "src: [\(sourceKey)], "
+                + "note: \"proposed from reconciliation \(report.id); token types the step does not list keep the earlier row's prices"
+                + (row.tiers.isEmpty ? "" : ", and its tiers carry over with the token types the step moved unknown (null: unpriced there until added)")
+                + ": review\"}"
             guard let modelLine = lines.firstIndex(of: "  \(model):") else {
                 throw UsageBoxError(.internal, "model \(model) is not written as '  \(model):' in the card")
             }

@@ -157,7 +157,14 @@ public struct RateCard: RateCardConverter, Sendable {
         var rates = row.rates
         let tier = row.tiers.first(where: { matches($0.when) })
         if let tier { rates = tier.rates }
-        guard var perMillion = rates[tokenType] else { throw PriceFailure.noRate(model: model, tokenType: tokenType, date: date) }
+        guard var perMillion = rates[tokenType] else {
+            // A tier that leaves the token type unknown (`null`) names its label, as a tier the
+            // card lacks does: the line is unpriced for its tier, not for its date.
+            if let tier, let key = tier.when.keys.sorted().first, let value = labels[key] {
+                throw PriceFailure.noRateForTier(model: model, tokenType: tokenType, label: "\(key)=\(value)")
+            }
+            throw PriceFailure.noRate(model: model, tokenType: tokenType, date: date)
+        }
         let applied = modifiers.filter { matches($0.when) && ($0.models?.contains(model) ?? true) }
         // A tier or modifier the card does not price is never priced at the base rate.
         for (key, value) in labels.sorted(by: { $0.key < $1.key }) where !isBaseLabel(key, value, model: model) {
@@ -396,12 +403,18 @@ public struct RateCard: RateCardConverter, Sendable {
         return out
     }
 
-    private static func rates(_ node: YAMLNode, _ what: String, tokenTypes: [TokenType]) throws -> [TokenType: Decimal] {
-        var out: [TokenType: Decimal] = [:]
+    /// A tier may state a token type's price as `null`: unknown at that tier, so its lines stay
+    /// unpriced (held) rather than priced at a guess; a token type left out is still a mistake.
+    private static func rates(_ node: YAMLNode, _ what: String, tokenTypes: [TokenType], unknownAllowed: Bool = false) throws -> [TokenType: Decimal] {
+        var out: [TokenType: Decimal] = [:], unknown = Set<TokenType>()
         for (k, v) in try node.mapping(what) {
+            if unknownAllowed, v.isNull {
+                unknown.insert(TokenType(k))
+                continue
+            }
             out[TokenType(k)] = try v.positiveDecimal("\(what) \(k)")
         }
-        for t in tokenTypes where out[t] == nil {
+        for t in tokenTypes where out[t] == nil && !unknown.contains(t) {
             throw node.error("\(what) has no price for \(t.rawValue)")
         }
         return out
@@ -429,7 +442,7 @@ public struct RateCard: RateCardConverter, Sendable {
                         switch tk {
                         case "id": id = try tv.string("tier id")
                         case "when": when = try conditions(tv, "tier")
-                        case "rates": tierRates = try rates(tv, "tier rates of \(model)", tokenTypes: tokenTypes)
+                        case "rates": tierRates = try rates(tv, "tier rates of \(model)", tokenTypes: tokenTypes, unknownAllowed: true)
                         case "note", "scope", "invoice": continue
                         default: throw tv.keyError("unknown tier field '\(tk)'")
                         }

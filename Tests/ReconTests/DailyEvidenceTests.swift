@@ -297,6 +297,14 @@ import UsageBoxApp
                 let (proposed, again) = try await rerunOnProposedCard(r, price, store)
                 #expect(proposed.contains("one token type only: confirm with the vendor's price list"))
                 #expect(closed(again), "\(described(again))")
+                // Its long-context tier carries over, without the input price the step moved (the
+                // tiers were dropped: a real long-context loss then read as unpriced: tester T2 L3).
+                let card = try RateCard.load(text: proposed, file: "proposed.yaml")
+                let after = Timestamp(date: "2026-05-\(String(format: "%02d", from))")!, long = ["context_window": "200k-1M"]
+                #expect(try card.price(model: "claude-sonnet-4-5", tokenType: .output, date: after, labels: long).perMillion == Decimal(string: "22.5")!)
+                #expect(try card.price(model: "claude-sonnet-4-5", tokenType: .input, date: after, labels: [:]).perMillion == Decimal(string: "3.3")!)
+                #expect(throws: (any Error).self) { try card.price(model: "claude-sonnet-4-5", tokenType: .input, date: after, labels: long) }
+                #expect(proposed.contains("claude-sonnet-4-5 input at long_context left unpriced"))
             }
         }
         // Beside another day off the meter (the meter counting 2,000,000 twice on May 10), and a

@@ -167,6 +167,8 @@ import Testing
         ("to: \"2026-06-01\", ", "to: \"2026-07-01\", ", 12, "overlap"),
         ("rates: {input: \"0.5\", output: \"1\"}", "rates: {input: \"0.5\"}", 12, "no price for output"),
         ("currency: USD", "currency: USD\ncolour: blue", 4, "unknown rate card field"),
+        // `null` (unknown) is a tier's word alone: a base price must be stated.
+        ("rates: {input: \"0.5\", output: \"1\"}", "rates: {input: null, output: \"1\"}", 12, "rates of acme-1 input"),
         (", src: docs}\n      - {from", "}\n      - {from", 11, "needs 'src'"),
         ("card_version: \"1\"", "card_version: \"1\"\n  bad: [", 7, "YAML syntax"),
         // A negative rate crashed the run (and a server with it); a zero one made dollars unbounded tokens.
