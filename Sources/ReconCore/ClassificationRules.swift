@@ -359,7 +359,8 @@ public struct ClassificationRules: GapClassifier, Sendable {
             }
             for m in r.models ?? [] {
                 let isGlob = m.contains(where: { "*?".contains($0) })
-                if isGlob ? !cardModels.contains(where: { glob(m, $0) }) : reader(m) == nil && !cardModels.contains(m) {
+                let readByTwo = card == nil && cards.filter { $0.canonicalModel(m) != nil }.count > 1  // said by respelledModels
+                if isGlob ? !cardModels.contains(where: { glob(m, $0) }) : reader(m) == nil && !cardModels.contains(m) && !readByTwo {
                     warnings.append(
                         "\(at): model '\(m)' is \(isGlob ? "a pattern matching no model" : "no model or alias") of any card (findings name models as the cards do)"
                     )
@@ -374,6 +375,35 @@ public struct ClassificationRules: GapClassifier, Sendable {
                 }
                 if let t = e.finding.tokenType?.rawValue, !known.contains(t) {
                     warnings.append("\(file):\(e.line) example of rule \(r.id): token_type '\(t)' is no token type of any card (no finding carries it)")
+                }
+            }
+        }
+        return warnings
+    }
+
+    /// Plain model names the cards read as another spelling that differs from it in case or
+    /// spaces alone (`GPT-4o`, `gpt-4o ` with a trailing space or no-break space), and names two
+    /// cards read as two models: a run applies the first through its card's aliases, silently,
+    /// while a test without that card called it no model at all (tester T2 L1). Said alike by
+    /// `rules test` and the run, so the name is fixed before it misleads.
+    public func respelledModels(card: (any RateCardConverter)?, cards: [RateCard]) -> [String] {
+        let reader = Self.modelReader(card: card, cards: cards)
+        let cardModels = Set(cards.flatMap(\.models) + (card?.models ?? []))
+        func folded(_ s: String) -> String { String(s.lowercased().unicodeScalars.filter { !$0.properties.isWhitespace }) }
+        var warnings: [String] = []
+        for r in rules {
+            for m in r.models ?? [] where !m.contains(where: { "*?".contains($0) }) && !cardModels.contains(m) {
+                if let read = reader(m) {
+                    guard read != m, folded(m) != m else { continue }
+                    warnings.append(
+                        "\(file):\(r.line) rule \(r.id): model '\(m)' is read as '\(read)' (the cards' aliases ignore case, and spaces around a name): write it so"
+                    )
+                } else if card == nil {
+                    let named = cards.compactMap { c in c.canonicalModel(m).map { "\($0) on \(c.vendor)" } }
+                    guard named.count > 1 else { continue }
+                    warnings.append(
+                        "\(file):\(r.line) rule \(r.id): model '\(m)' is read as \(named.sorted().joined(separator: ", ")): "
+                            + "a run reads it through its vendor's card (test with --rate-card FILE), so name the model as that card does")
                 }
             }
         }

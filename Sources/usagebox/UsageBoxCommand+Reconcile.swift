@@ -457,7 +457,7 @@ extension UsageBoxCommand {
                 }
                 let written = try ReconciliationRequest.config("rules") { try ClassificationRules.load(text: text, file: file) }
                 let rules = written.resolvingModels(ClassificationRules.modelReader(card: card, cards: cards))
-                let warnings = written.unmatchableNames(card: card, cards: cards) + rules.shadowedRules()
+                let warnings = written.unmatchableNames(card: card, cards: cards) + written.respelledModels(card: card, cards: cards) + rules.shadowedRules()
                 let chain = ClassifierChain(team: rules)
                 let results = rules.examples.map { ($0, $0.check(chain)) }
                 let failed = results.filter { !$0.1.passed }.count

@@ -301,6 +301,29 @@ import Testing
                 != nil)
     }
 
+    /// `GPT-4o`, `gpt-4o ` and `gpt-4o` with a no-break space: a run applied the rule to gpt-4o
+    /// through the card's aliases, silently; `rules test` with the card said nothing and without
+    /// one called it no model at all (tester T2 L1). Each now says how it is read, the same way.
+    @Test func aModelInAnotherCaseOrWithSpacesIsSaidAsItIsRead() throws {
+        let cards = try RateCardData.cards.map { try RateCard.load(text: $0.value, file: $0.key + ".yaml") }
+        let azure = try #require(cards.first { $0.vendor == "azure-openai" })
+        for written in ["GPT-4o", "gpt-4o ", "gpt-4o\u{00A0}"] {
+            let rules = try ClassificationRules.load(
+                text: "version: 1\nrules:\n  - id: zz\n    when: {model: \"\(written)\", token_type: output}\n    class: pass_through\n", file: "r.yaml")
+            #expect(
+                rules.respelledModels(card: azure, cards: cards)
+                    == ["r.yaml:3 rule zz: model '\(written)' is read as 'gpt-4o' (the cards' aliases ignore case, and spaces around a name): write it so"])
+            let bare = rules.respelledModels(card: nil, cards: cards)
+            #expect(bare.count == 1 && bare[0].contains("gpt-4o on azure-openai, gpt-4o-2024-08-06 on openai"), "\(bare)")
+            #expect(rules.unmatchableNames(card: nil, cards: cards).isEmpty, "said once, by how it is read")
+            let report = ReconciliationEngine.respelledRuleModels(rules, card: azure, cards: cards)
+            #expect(report.map(\.code) == ["rules_name_models_as_cards_do_not"])
+        }
+        let exact = try ClassificationRules.load(
+            text: "version: 1\nrules:\n  - id: zz\n    when: {model: [gpt-4o, claude-sonnet-4-5-20250929]}\n    class: pass_through\n", file: "r.yaml")
+        #expect(exact.respelledModels(card: azure, cards: cards).isEmpty && exact.respelledModels(card: nil, cards: cards).isEmpty)
+    }
+
     /// A narrow exception below a broad rule never decides: every finding it matches is decided
     /// first (tester N2). Said with both lines; a rule that is narrower in any way, or wider, is not.
     @Test func aRuleAnEarlierOneDecidesEveryFindingOfIsSaid() throws {

@@ -138,7 +138,7 @@ public struct ReconciliationEngine: Sendable {
         reasons += try await BlockingWork.run {
             Self.failingRuleExamples(teamRules, card: card, cards: allCards)
                 + Self.unmatchableRuleNames(teamRules, card: card, cards: allCards, runTokenTypes: runTokenTypes, runModels: runModels)
-                + Self.shadowedRules(resolvedRules)
+                + Self.respelledRuleModels(teamRules, card: card, cards: allCards) + Self.shadowedRules(resolvedRules)
         }
         var findings = Classification.classify(diff, chain: chain)
         let priceSteps = DailyEvidence.apply(
@@ -439,6 +439,19 @@ public struct ReconciliationEngine: Sendable {
                 code: "rules_that_never_decide", effect: .note,
                 detail: warnings.prefix(5).joined(separator: "; ") + (warnings.count > 5 ? "; …" : ""),
                 remedy: "put the narrower rule first (usagebox rules test FILE lists every such rule)")
+        ]
+    }
+
+    /// Team rules naming a model in another case or with spaces, which the run reads through its
+    /// card's aliases (`ClassificationRules.respelledModels`).
+    static func respelledRuleModels(_ rules: ClassificationRules?, card: any RateCardConverter, cards: [RateCard]) -> [EvidenceReason] {
+        guard let warnings = rules?.respelledModels(card: card, cards: cards), !warnings.isEmpty else { return [] }
+        return [
+            EvidenceReason(
+                code: "rules_name_models_as_cards_do_not", effect: .note,
+                detail: warnings.prefix(5).joined(separator: "; ") + (warnings.count > 5 ? "; …" : "")
+                    + ": the rule applies to the model it is read as",
+                remedy: "spell the model as the card does (usagebox ratecards show lists a card's models)")
         ]
     }
 
