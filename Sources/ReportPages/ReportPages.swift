@@ -29,22 +29,26 @@ public enum ReportPages {
     }
 
     /// A whole page: the shell around a body; `who` (the signed-in key) adds the navigation.
-    /// Characters that reorder text (bidirectional overrides, isolates and marks) are shown as
-    /// U+FFFD: escaping leaves them, and `may\u{202E}gnp.json` read as `mayjson.png` (tester S).
+    /// Characters that reorder or hide text are shown as U+FFFD: escaping leaves them, and
+    /// `may\u{202E}gnp.json` read as `mayjson.png` (tester S); a zero-width space or joiner made
+    /// two names that differ look alike (tester S2).
     static func page(title: String, body: String, who: String?) -> String {
         var context: [String: Any] = ["title": title, "body": body]
         if let who { context["nav"] = ["who": who] }
         let html = render("page", context)
-        guard html.unicodeScalars.contains(where: reordersText) else { return html }
+        guard html.unicodeScalars.contains(where: hidesOrReordersText) else { return html }
         var out = String.UnicodeScalarView()
-        for c in html.unicodeScalars { out.append(reordersText(c) ? "\u{FFFD}" : c) }
+        for c in html.unicodeScalars { out.append(hidesOrReordersText(c) ? "\u{FFFD}" : c) }
         return String(out)
     }
 
-    static func reordersText(_ c: Unicode.Scalar) -> Bool {
-        switch c.value {
-        case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return true
-        default: return false
+    /// Bidirectional controls and every other format character (zero-width spaces and joiners,
+    /// U+FEFF, the soft hyphen), line and paragraph separators, and the blank fillers that render
+    /// as nothing (U+034F, the Hangul fillers).
+    static func hidesOrReordersText(_ c: Unicode.Scalar) -> Bool {
+        switch c.properties.generalCategory {
+        case .format, .lineSeparator, .paragraphSeparator: return true
+        default: return [0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0].contains(c.value)
         }
     }
 

@@ -44,14 +44,13 @@ struct ReconciliationController {
             do {
                 let (report, _) = try await backend().run(
                     options, store: api.store, log: api.reconciliationLog, record: false, apply: false, confirmLarge: false)
-                if !dryRun, let log = api.reconciliationLog {
-                    // The key is checked again before the run is kept: one revoked while its run
-                    // was computed still recorded it (tester S).
-                    if request.headers[.authorization] != nil, try await api.presentedKey(request).keyID != caller.key.keyID {
-                        throw UsageBoxError(.unauthenticated, "unknown or revoked key")
-                    }
-                    try await ReconciliationArchive(log).save(report)
+                // The key is checked again before the run is kept or answered: one revoked while
+                // its run was computed still recorded it (tester S), and a reader's dry run still
+                // answered the whole report (tester S2).
+                if request.headers[.authorization] != nil, try await api.presentedKey(request).keyID != caller.key.keyID {
+                    throw UsageBoxError(.unauthenticated, "unknown or revoked key")
                 }
+                if !dryRun, let log = api.reconciliationLog { try await ReconciliationArchive(log).save(report) }
                 api.metrics?.reconciled(vendor: report.vendor, verdict: report.verdict.rawValue)
                 return JSONResponse.make(text: report.jsonText, status: dryRun ? .ok : .created)
             } catch let drift as VerifyDrift {

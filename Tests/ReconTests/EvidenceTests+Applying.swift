@@ -440,7 +440,7 @@ extension EvidenceTests {
         let (first, _) = try await service.run(options, store: store, log: store)
         #expect(
             first.corrections.map { "\($0.dimensions["token_type"] ?? "") \($0.quantity)" } == ["output 620000"]
-                && first.held.map { "\($0.reason) \($0.correction.quantity)" } == ["last_day_unlike_the_rest 900000"],
+                && first.held.map { "\($0.reason) \($0.correction.quantity)" } == ["same_share_on_last_days 900000"],
             "\(first.corrections.map(\.quantity)) \(first.held.map(\.detail)) \(first.reasons.map(\.code))")
         #expect(try await service.apply(id: first.id, confirmLarge: false, store: store, log: store).accepted == 1)
         let (again, _) = try await service.run(options, store: store, log: store)

@@ -239,13 +239,18 @@ import VendorAnthropic
             }
         }
         let service = try ReconciliationService()
-        try await app { $0.reconciliation = RevokingFirst(inner: service, store: store, keyID: writer.keyID) }.test(.router) { client in
-            let invoice = String(decoding: AnthropicPlugin.demoCostReport.bytes, as: UTF8.self)
-            let r = try await call(
-                client, .post, "/v1/reconciliations?vendor=anthropic&from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z&account=acct_42", key: secret,
-                body: invoice)
-            #expect(r.status == 401, "\(r.json)")
-            #expect(try await store.recentReconciliations(limit: 10).isEmpty, "nothing recorded")
+        // A reader's dry run, revoked while it ran, still answered the whole report (tester S2).
+        let (reader, readerSecret) = try await store.createKey(account: "acct_42", role: .reader)
+        for (key, presented, dryRun) in [(writer, secret, false), (reader, readerSecret, true)] {
+            try await app { $0.reconciliation = RevokingFirst(inner: service, store: store, keyID: key.keyID) }.test(.router) { client in
+                let invoice = String(decoding: AnthropicPlugin.demoCostReport.bytes, as: UTF8.self)
+                let r = try await call(
+                    client, .post,
+                    "/v1/reconciliations?vendor=anthropic&from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z&account=acct_42\(dryRun ? "&dry_run=true" : "")",
+                    key: presented, body: invoice)
+                #expect(r.status == 401 && r.json["findings"] == nil, "\(r.json)")
+                #expect(try await store.recentReconciliations(limit: 10).isEmpty, "nothing recorded")
+            }
         }
     }
 

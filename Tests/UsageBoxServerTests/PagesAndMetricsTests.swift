@@ -146,19 +146,22 @@ import VendorAnthropic
         }
     }
 
-    /// One reader key signing in 10,000 times signed every other user out (tester S): a holder
-    /// keeps 100 sessions, its own oldest giving way; a session whose key was revoked is dropped
-    /// with its secret when next presented.
+    /// One reader key signing in 10,000 times signed every other user out (tester S), then its
+    /// own account's writer (tester S2): a key keeps 100 sessions, its own oldest giving way; a
+    /// session whose key was revoked is dropped with its secret when next presented.
     @Test func oneHoldersSignInsNeitherEvictOthersNorOutliveItsKey() async throws {
         let sessions = UISessions()
-        let (_, theirs) = try await store.createKey(account: "acct_7", role: .reader)
+        let (theirKey, theirs) = try await store.createKey(account: "acct_7", role: .reader)
+        let (writerKey, writer) = try await store.createKey(account: "acct_42", role: .writer)
         let (mineKey, mine) = try await store.createKey(account: "acct_42", role: .reader)
-        let other = await sessions.open(secret: theirs, holder: "account acct_7")
-        for _ in 0..<150 { _ = await sessions.open(secret: mine, holder: "account acct_42") }
-        #expect(await sessions.count(holder: "account acct_42") == UISessions.maxPerHolder)
+        let other = await sessions.open(secret: theirs, holder: UISessions.holder(of: theirKey))
+        let colleague = await sessions.open(secret: writer, holder: UISessions.holder(of: writerKey))
+        for _ in 0..<150 { _ = await sessions.open(secret: mine, holder: UISessions.holder(of: mineKey)) }
+        #expect(await sessions.count(holder: UISessions.holder(of: mineKey)) == UISessions.maxPerHolder)
         #expect(await sessions.secret(for: other) == theirs, "another account's session stays")
+        #expect(await sessions.secret(for: colleague) == writer, "the account's writer's session stays")
         let api = HTTPAPI(store: store, keys: store, environmentAdminSecret: nil)
-        let token = await sessions.open(secret: mine, holder: "account acct_42")
+        let token = await sessions.open(secret: mine, holder: UISessions.holder(of: mineKey))
         await sessions.closeIfSignedOut(token, api: api)
         #expect(await sessions.secret(for: token) == mine, "a live key's session stays")
         _ = try await store.revokeKey(mineKey.keyID)
@@ -195,10 +198,15 @@ import VendorAnthropic
         }
     }
 
-    /// A right-to-left override in a file name showed `may\u{202E}gnp.json` as `mayjson.png`.
+    /// A right-to-left override in a file name showed `may\u{202E}gnp.json` as `mayjson.png`;
+    /// zero-width characters made two names that differ look alike (tester S2).
     @Test func textReorderingCharactersAreShownAsReplacements() {
         let page = ReportPages.error("no run may\u{202E}gnp.json \u{2067}x\u{2069}", who: "acct_42")
-        #expect(!page.unicodeScalars.contains { ReportPages.reordersText($0) } && page.contains("may\u{FFFD}gnp.json"))
+        #expect(!page.unicodeScalars.contains { ReportPages.hidesOrReordersText($0) } && page.contains("may\u{FFFD}gnp.json"))
+        let hidden = ReportPages.error("acct\u{200B}_42 a\u{200D}b \u{FEFF}c d\u{2028}e \u{3164}f", who: "acct_42")
+        #expect(hidden.contains("acct\u{FFFD}_42 a\u{FFFD}b \u{FFFD}c d\u{FFFD}e \u{FFFD}f"), "\(hidden)")
+        let plain = ReportPages.error("café naïve 東京 e\u{0301}", who: "acct_42")
+        #expect(plain.contains("café naïve 東京 e\u{0301}"), "letters and accents stay")
     }
 
     @Test func everyValueIsEscaped() throws {

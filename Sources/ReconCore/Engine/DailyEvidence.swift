@@ -109,18 +109,16 @@ enum DailyEvidence {
         // stopped, sorted by model and token type) looks like that at any length; a week of it
         // was corrected as over-metering.
         if !end.positive, billingStopped(key, diff, range: range) != nil { return true }
+        // The days from the run's first to the end (the week before it is "the rest").
         var run: [Decimal] = [], spanned = 0
-        for d in days.reversed() {
+        for (i, d) in days.reversed().enumerated() {
             // A day with no traffic on either side (a weekend, a holiday) neither ends the run
             // nor counts in it.
-            if (metered[d] ?? 0) == 0, (vendorDays[d]?.tokens ?? 0) == 0 {
-                spanned += 1
-                continue
-            }
+            if (metered[d] ?? 0) == 0, (vendorDays[d]?.tokens ?? 0) == 0 { continue }
             let g = gap(d)
             guard g.material, g.positive == end.positive else { break }
             run.append(g.share)
-            spanned += 1
+            spanned = i + 1
         }
         if run.count <= Self.settlingDays {
             // "Unlike the rest" needs a rest: traffic on some of the week before (sparse exports
