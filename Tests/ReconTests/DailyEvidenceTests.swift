@@ -712,6 +712,33 @@ import UsageBoxApp
         }
     }
 
+    /// Sonnet input billed 10 % above its card from May 27 (a price), Haiku input short of the
+    /// bill by 1,000,000 a day on May 10–12 (a real loss): about the same share of the month each,
+    /// so both were held as one factor (`uniform_gap`), the loss called a pricing gap with no path
+    /// to a card (tester T2 M3). Days that never meet are two things: the loss is corrected to
+    /// the token and the rise held as one token type's price.
+    @Test func aRiseAndALossOnDaysApartAreNoOneFactor() async throws {
+        func sonnet(_ d: Int) -> Int64 { 10_000_000 + 370_000 * Int64(d % 7) }
+        func haiku(_ d: Int) -> Int64 { 6_000_000 + 200_000 * Int64(d % 5) }
+        let store = try S.store()
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input", sonnet))
+        _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { haiku($0) - ((10...12).contains($0) ? 1_000_000 : 0) })
+        let r = try await run(
+            store,
+            S.costReport(
+                (1...31).flatMap { d -> [TestSupport.Row] in
+                    [
+                        .init(
+                            day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens",
+                            cents: Self.cents(Decimal(sonnet(d)) * (d >= 27 ? Decimal(string: "3.3")! : 3) / 1_000_000)),
+                        .init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(Decimal(haiku(d)) / 1_000_000)),
+                    ]
+                }))
+        #expect(!r.reasons.contains { $0.code == "uniform_gap" }, "\(r.reasons.map(\.code))")
+        #expect(r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-haiku-4-5 3000000"], "\(described(r))")
+        #expect(r.findings.first { $0.modelID == "claude-sonnet-4-5" }?.rule == "one-cell-factor" && r.held.isEmpty, "\(described(r))")
+    }
+
     /// A price rise on one token type over the period's last days, with no traffic at all on May 30
     /// (three days of traffic: too few for one-cell-factor). It was held as an export pulled early
     /// (`last_day_unlike_the_rest`), whose remedy (pull again, then --confirm-large) posts a wrong

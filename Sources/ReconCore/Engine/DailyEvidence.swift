@@ -401,6 +401,31 @@ enum DailyEvidence {
         return best.count * 2 > priced.count ? Set(best.map(\.day)) : nil
     }
 
+    /// The first and last day a model × token type (over accounts) is off beyond the day's
+    /// tolerance and by 2 % of its traffic or more; nil without daily lines or such days.
+    static func offSpan(_ key: CellKey, _ diff: GapDiff, range: TimeRange) -> ClosedRange<Int64>? {
+        guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return nil }
+        let metered = meteredDaily(diff, key, accountwise: false)
+        let off = periodDays(range).filter { d in
+            let v = vendorDays[d]?.tokens ?? 0, m = metered[d] ?? 0
+            let distance = Self.distance(v, m)
+            return distance > UInt64(max(vendorDays[d]?.toleranceTokens ?? 0, 0))
+                && Decimal(distance) >= Decimal(max(v.magnitude, m.magnitude)) * Decimal(string: "0.02")!
+        }
+        guard let first = off.first, let last = off.last else { return nil }
+        return first...last
+    }
+
+    /// Whether two of these cells' gaps lie on days that never meet (one from May 27 to the end,
+    /// another May 10–12): one factor — a price, a currency, a discount — moves every cell it
+    /// touches on the same days, so they are two things, not one factor. A rise on one model and
+    /// a real loss on another at a like share of the month were both held as `uniform_gap`, the
+    /// loss called a pricing gap (tester T2 M3).
+    static func gapsOnDaysApart(_ keys: [CellKey], _ diff: GapDiff, range: TimeRange) -> Bool {
+        let spans = keys.compactMap { offSpan($0, diff, range: range) }
+        return spans.indices.contains { i in spans[(i + 1)...].contains { !$0.overlaps(spans[i]) } }
+    }
+
     /// Whether every gapped model × token type's gap is the vendor billing more on a run of days
     /// inside the period only: days where the month's share would have shown beyond the day's
     /// tolerance match instead, both before the first day off and after the last. A factor (a

@@ -82,9 +82,15 @@ public struct ReconciliationEngine: Sendable {
             vendorNames: vendorNames, mayBeMisspelt: misspellings(of: vendorNames.union([plugin.id, card.vendor])), options: o)
         let (coverage, coverageReasons) = CoverageCheck.assess(batch, ledger: vendor, range: o.range)
         var diff = try GapDiff.compute(vendor: vendor, meter: meter, card: card, range: o.range)
-        if diff.shape == .uniform, DailyEvidence.gapsConfinedToSomeDays(diff, range: o.range) {
+        if diff.shape == .uniform,
+            DailyEvidence.gapsConfinedToSomeDays(diff, range: o.range)
+                || DailyEvidence.gapsOnDaysApart(
+                    diff.models.flatMap { m in m.tokenTypes.filter(\.beyondTolerance).map { CellKey(model: m.modelID, tokenType: $0.tokenType) } }, diff,
+                    range: o.range)
+        {
             // The same share on every model, but only on some days: an outage of the whole
-            // collector, not a price factor (which would show on every day).
+            // collector, not a price factor (which would show on every day); or on days that
+            // never meet from one model to the next: two things, not one factor.
             (diff.shape, diff.impliedFactor) = (.localized, nil)
         }
         let unattributed = Self.unattributed(diff, attribution: o.attribution)
@@ -564,6 +570,9 @@ public struct ReconciliationEngine: Sendable {
             // steady drift of 0.05 % on two models made a Sonnet outage "past the factor".
             guard abs(share) >= Self.leastFactor else { continue }
             let apart = shares.filter { !Self.oneFactor($0, best.share) }.count
+            // Agreeing shares on days that never meet are two things, not one factor.
+            let agreeing = zip(beyond, shares).filter { Self.oneFactor($0.1, best.share) }.map { CellKey(model: $0.0.model, tokenType: type) }
+            guard !DailyEvidence.gapsOnDaysApart(agreeing, diff, range: range) else { continue }
             guard
                 rows.allSatisfy({
                     $0.row.beyondTolerance
