@@ -96,6 +96,15 @@ extension ClickHouseMeterStore: KeyStore {
             .first?[0].chString
     }
 
+    public func reconciliationHead(id: String, characters: Int) async throws -> String? {
+        // Bytes, not characters: a head is ASCII up to the account, and a cut character only
+        // shortens it.
+        try await rows(
+            "SELECT substring(argMax(report, version), 1, \(max(characters, 0))) FROM \(t("reconciliations")) WHERE id = \(ClickHouseClient.quote(id)) GROUP BY id",
+            shardsRead: false
+        ).first?[0].chString
+    }
+
     public func recentReconciliations(limit: Int) async throws -> [String] {
         try await rows("SELECT id FROM \(t("reconciliations")) GROUP BY id ORDER BY min(created_at) DESC, id DESC LIMIT \(max(limit, 0))", shardsRead: false)
             .compactMap { $0[0].chString }

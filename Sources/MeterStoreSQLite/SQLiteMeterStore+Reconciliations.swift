@@ -21,6 +21,14 @@ extension SQLiteMeterStore {
         }
     }
 
+    public func reconciliationHead(id: String, characters: Int) async throws -> String? {
+        try await wrap {
+            try await writer.read { db in
+                try String.fetchOne(db, sql: "SELECT substr(report, 1, ?) FROM reconciliation WHERE id = ?", arguments: [max(characters, 0), id])
+            }
+        }
+    }
+
     public func recentReconciliations(limit: Int) async throws -> [String] {
         try await wrap {
             try await writer.read { db in

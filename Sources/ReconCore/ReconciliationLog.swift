@@ -11,6 +11,10 @@ public protocol ReconciliationLog: Sendable {
     func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String) async throws
     /// The stored report JSON, or nil for an unknown id.
     func reconciliation(id: String) async throws -> String?
+    /// The first `characters` of the stored report JSON (its head names the run's account), or
+    /// nil for an unknown id: refusing another tenant's run from the whole text took as long as
+    /// its size, which told that tenant's run sizes (tester S2).
+    func reconciliationHead(id: String, characters: Int) async throws -> String?
     /// The ids of the most recent runs, newest first.
     func recentReconciliations(limit: Int) async throws -> [String]
     /// The ids of the most recent runs of these accounts (a report's `account_id`), newest first,

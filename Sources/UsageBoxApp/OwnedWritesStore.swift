@@ -77,6 +77,9 @@ public final class OwnedWritesStore: ForwardingStore, KeyStore, ReconciliationLo
         try await base.saveReconciliation(id: id, vendor: vendor, createdAt: createdAt, runBy: runBy, reportJSON: reportJSON)
     }
     public func reconciliation(id: String) async throws -> String? { try await base.reconciliation(id: id) }
+    public func reconciliationHead(id: String, characters: Int) async throws -> String? {
+        try await base.reconciliationHead(id: id, characters: characters)
+    }
     public func recentReconciliations(limit: Int) async throws -> [String] { try await base.recentReconciliations(limit: limit) }
     public func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [String] {
         try await base.recentReconciliations(limit: limit, ofAccounts: accounts)

@@ -87,6 +87,8 @@ public enum ServerStoreConformance {
             try expectEqual(try await log.reconciliation(id: "rec_1"), #"{"id":"rec_1","applied":true}"#, "replaced when applied")
             try expectEqual(try await log.reconciliation(id: "rec_2"), #"{"id":"rec_2","applied":false}"#, "others unchanged")
             try expectEqual(try await log.reconciliation(id: "rec_none"), nil, "unknown")
+            try expectEqual(try await log.reconciliationHead(id: "rec_2", characters: 13), #"{"id":"rec_2""#, "the head alone")
+            try expectEqual(try await log.reconciliationHead(id: "rec_none", characters: 12), nil, "no head of an unknown run")
             try expectEqual(try await log.recentReconciliations(limit: 10), ["rec_2", "rec_1"], "newest first")
             try expectEqual(try await log.recentReconciliations(limit: 1), ["rec_2"], "limited")
             try await log.saveReconciliation(

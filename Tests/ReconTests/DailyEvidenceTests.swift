@@ -737,6 +737,21 @@ import UsageBoxApp
         #expect(!r.reasons.contains { $0.code == "uniform_gap" }, "\(r.reasons.map(\.code))")
         #expect(r.corrections.map { "\($0.modelID ?? "") \($0.quantity)" } == ["claude-haiku-4-5 3000000"], "\(described(r))")
         #expect(r.findings.first { $0.modelID == "claude-sonnet-4-5" }?.rule == "one-cell-factor" && r.held.isEmpty, "\(described(r))")
+        // Every line 10 % above the card, Haiku used in the month's first half only and Sonnet in
+        // its second: their traffic never meets, so nothing tells two things from one factor (the
+        // first reading corrected +30,000,000-odd as usage: tester U). Held as one.
+        let halves = try S.store()
+        _ = try await halves.ingest(try await daily("claude-sonnet-4-5", "input") { $0 > 15 ? sonnet($0) : 0 })
+        _ = try await halves.ingest(try await daily("claude-haiku-4-5", "input") { $0 <= 15 ? haiku($0) : 0 })
+        let markup = try await run(
+            halves,
+            S.costReport(
+                (1...31).map { d in
+                    d > 15
+                        ? .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(Decimal(sonnet(d)) * 33 / 10_000_000))
+                        : .init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(Decimal(haiku(d)) * 11 / 10_000_000))
+                }))
+        #expect(markup.corrections.isEmpty && markup.reasons.contains { $0.code == "uniform_gap" }, "\(described(markup)) \(markup.reasons.map(\.code))")
     }
 
     /// A price rise on one token type over the period's last days, with no traffic at all on May 30

@@ -401,29 +401,40 @@ enum DailyEvidence {
         return best.count * 2 > priced.count ? Set(best.map(\.day)) : nil
     }
 
-    /// The first and last day a model × token type (over accounts) is off beyond the day's
-    /// tolerance and by 2 % of its traffic or more; nil without daily lines or such days.
-    static func offSpan(_ key: CellKey, _ diff: GapDiff, range: TimeRange) -> ClosedRange<Int64>? {
+    /// A model × token type's days (over accounts) off the meter — beyond the day's tolerance and
+    /// by 2 % of its traffic or more — and its days with traffic on it (within a hundredth of it,
+    /// or within the tolerance); nil without daily lines.
+    static func offAndOnDays(_ key: CellKey, _ diff: GapDiff, range: TimeRange) -> (off: Set<Int64>, on: Set<Int64>)? {
         guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return nil }
         let metered = meteredDaily(diff, key, accountwise: false)
-        let off = periodDays(range).filter { d in
+        var off = Set<Int64>(), on = Set<Int64>()
+        for d in periodDays(range) {
             let v = vendorDays[d]?.tokens ?? 0, m = metered[d] ?? 0
-            let distance = Self.distance(v, m)
-            return distance > UInt64(max(vendorDays[d]?.toleranceTokens ?? 0, 0))
-                && Decimal(distance) >= Decimal(max(v.magnitude, m.magnitude)) * Decimal(string: "0.02")!
+            guard v != 0 || m != 0 else { continue }
+            let distance = Decimal(Self.distance(v, m)), traffic = Decimal(max(v.magnitude, m.magnitude))
+            let tolerance = Decimal(max(vendorDays[d]?.toleranceTokens ?? 0, 0))
+            if distance > tolerance, distance >= traffic * Decimal(string: "0.02")! {
+                off.insert(d)
+            } else if distance <= tolerance || distance * 100 <= traffic {
+                on.insert(d)
+            }
         }
-        guard let first = off.first, let last = off.last else { return nil }
-        return first...last
+        return (off, on)
     }
 
-    /// Whether two of these cells' gaps lie on days that never meet (one from May 27 to the end,
-    /// another May 10–12): one factor — a price, a currency, a discount — moves every cell it
-    /// touches on the same days, so they are two things, not one factor. A rise on one model and
-    /// a real loss on another at a like share of the month were both held as `uniform_gap`, the
-    /// loss called a pricing gap (tester T2 M3).
+    /// Whether two of these cells' gaps are two things, not one factor: each is on the meter,
+    /// with traffic, on a day the other is off (one off from May 27 to the end and on it May
+    /// 10–12, the other off May 10–12 and on it from May 27). One factor — a price, a currency, a
+    /// discount — moves every cell it touches on the same days; a rise on one model and a real
+    /// loss on another at a like share of the month were both held as `uniform_gap`, the loss
+    /// called a pricing gap (tester T2 M3). Cells whose traffic never meets say nothing either
+    /// way (a model used on May 1 only, or in the month's other half): a markup on every line was
+    /// corrected as usage on them (tester U).
     static func gapsOnDaysApart(_ keys: [CellKey], _ diff: GapDiff, range: TimeRange) -> Bool {
-        let spans = keys.compactMap { offSpan($0, diff, range: range) }
-        return spans.indices.contains { i in spans[(i + 1)...].contains { !$0.overlaps(spans[i]) } }
+        let cells = keys.compactMap { offAndOnDays($0, diff, range: range) }
+        return cells.indices.contains { i in
+            cells[(i + 1)...].contains { other in !cells[i].on.isDisjoint(with: other.off) && !other.on.isDisjoint(with: cells[i].off) }
+        }
     }
 
     /// Whether every gapped model × token type's gap is the vendor billing more on a run of days
