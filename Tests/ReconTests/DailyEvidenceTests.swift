@@ -780,6 +780,33 @@ import UsageBoxApp
                 "\(held.detail)")
             #expect(held.detail.contains(overCounted ? "2026-05-28, 2026-05-31 alike" : "2026-05-28, 2026-05-29, 2026-05-31 alike"), "\(held.detail)")
         }
+        // The rise on the last three weekdays before an idle month-end weekend (May 30–31, no
+        // traffic either side), or on the last one alone: corrected as usage (tester U). Held.
+        // A loss followed by a model idle for longer (May 20–22, then nothing) is still corrected.
+        func weekday(_ d: Int) -> Int64 { d >= 30 ? 0 : volume(d == 30 ? 29 : d) }
+        for (from, reason) in [(27, "same_share_on_last_days"), (29, "last_day_unlike_the_rest")] {
+            let store = try S.store()
+            _ = try await store.ingest(try await daily("claude-haiku-4-5", "input", weekday))
+            let r = try await run(
+                store,
+                S.costReport(
+                    (1...29).map { d in
+                        .init(
+                            day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens",
+                            cents: Self.cents(Decimal(weekday(d)) * (d >= from ? 1.1 : 1) / 1_000_000))
+                    }))
+            #expect(r.corrections.isEmpty && r.held.map(\.reason) == [reason], "from May \(from): \(described(r)) \(r.held.map(\.reason))")
+        }
+        let stopped = try S.store()
+        func early(_ d: Int) -> Int64 { d > 22 ? 0 : volume(d) }
+        _ = try await stopped.ingest(try await daily("claude-haiku-4-5", "input") { d in early(d) - ((20...22).contains(d) ? 200_000 : 0) })
+        let loss = try await run(
+            stopped,
+            S.costReport(
+                (1...22).map { d in
+                    .init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(Decimal(early(d)) / 1_000_000))
+                }))
+        #expect(loss.corrections.map(\.quantity) == [600_000] && loss.held.isEmpty, "\(described(loss))")
     }
 
     /// An export sorted by model and token type whose download stopped after May 24's output row:

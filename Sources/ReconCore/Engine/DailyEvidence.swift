@@ -90,9 +90,17 @@ enum DailyEvidence {
 
     static func endsUnlikeItRan(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> Bool {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
-        let days = periodDays(range)
-        guard days.count >= 2, let vendorDays = vendorDaily(diff, key, accountwise: true), let last = days.last else { return false }
+        var days = periodDays(range)
+        guard days.count >= 2, let vendorDays = vendorDaily(diff, key, accountwise: true) else { return false }
         let metered = meteredDaily(diff, key, accountwise: true)
+        // The period's end is its last day with traffic on either side, past a weekend or a
+        // holiday with none (up to `settlingDays`): a rise on the last weekdays before an idle
+        // month-end weekend was corrected as usage (tester U). A cell idle for longer stopped
+        // earlier, and its gaps are judged as any other's.
+        let idleEnd = days.reversed().prefix { (metered[$0] ?? 0) == 0 && (vendorDays[$0]?.tokens ?? 0) == 0 }.count
+        guard idleEnd <= Self.settlingDays else { return false }
+        days.removeLast(idleEnd)
+        guard days.count >= 2, let last = days.last else { return false }
         let material = Decimal(string: "0.02")!
         /// The day's gap: its sign, its share of the day's traffic, and whether it is material.
         func gap(_ d: Int64) -> (positive: Bool, share: Decimal, material: Bool) {
