@@ -337,6 +337,20 @@ import UsageBoxApp
             })
         let r = try await run(lossy, bill { _ in 3 })
         #expect(r.corrections.map(\.quantity) == [lost], "\(r.findings)")
+        // A fixed 2,000,000 lost a day from May 20 on, on a volume whose four days May 23–26 read
+        // one share by chance (two pairs of days): held as a price window of those four days, the
+        // loss around them ignored (tester U). A price starts and ends against the meter.
+        let hundredK: [Int: Int64] = [20: 200, 21: 210, 22: 220, 23: 230, 24: 236, 25: 230, 26: 236, 27: 220, 28: 210, 29: 200, 30: 195, 31: 190]
+        func billed(_ d: Int) -> Int64 { (hundredK[d] ?? 200) * 100_000 }
+        let fixed = try S.store()
+        _ = try await fixed.ingest(try await daily("claude-sonnet-4-5", "input") { billed($0) - ($0 >= 20 ? 2_000_000 : 0) })
+        let chance = try await run(
+            fixed,
+            S.costReport(
+                (1...31).map { d in
+                    .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(Decimal(billed(d)) * 3 / 1_000_000))
+                }))
+        #expect(chance.corrections.map(\.quantity) == [24_000_000], "\(chance.findings)")
     }
 
     /// A step's price is the vendor's figure where rounding in the money left it a few parts per

@@ -297,6 +297,15 @@ enum DailyEvidence {
                     break
                 }
             }
+            // A price starts and ends against the meter: a run whose neighbour is off the same
+            // way by about the share (within half of it) is a loss of varying share, four days of
+            // which agreed by chance (a fixed 2,000,000 a day lost May 20–31 was held as a price
+            // window of May 26–29: tester U).
+            func alike(_ i: Int) -> Bool {
+                let x = share(days[i].v, days[i].m)
+                return (x > 0) == (k > 0) && abs(x - k) <= abs(k) / 2
+            }
+            guard !(start > days.startIndex && alike(start - 1)), !(end < days.endIndex && alike(end)) else { continue }
             let run = Array(days.indices[start..<end])
             let witnesses = run.filter { exact($0) && informative($0) }
             guard witnesses.count >= 4, witnesses.count * 2 >= run.count else { continue }
