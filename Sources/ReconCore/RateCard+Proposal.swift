@@ -45,6 +45,18 @@ extension RateCard {
             var newRates = row.rates
             for r in entry.rates {
                 guard let tt = r.tokenType, let price = ExactDecimal.parse(r.afterPerMillion) else { continue }
+                // A step's prices are the bill's money per metered token: where that read other
+                // than the card before the step, the money mixes prices (a long-context tier, a
+                // discount), and the price after it is a blend, not the vendor's (3.44674 for
+                // 3.30: tester U).
+                if let before = ExactDecimal.parse(r.beforePerMillion), let card = row.rates[tt],
+                    abs(before - card) > card * Decimal(string: "0.002")!
+                {
+                    throw UsageBoxError.invalidArgument(
+                        "\(model) \(tt.rawValue) read \(r.beforePerMillion) per million before \(entry.date) where the card says "
+                            + "\(ExactDecimal.text(card)): the bill's money mixes prices (a tier such as long context, a discount), so "
+                            + "\(r.afterPerMillion) is no price of the vendor's to write; edit the card by hand", field: "from_report")
+                }
                 newRates[tt] = price
                 let step = entry.step
                 notes.append(

@@ -178,13 +178,7 @@ public struct ReconciliationRunner: Sendable {
     /// were kept) refuses: apply's checks would read late events' ids otherwise than the run did,
     /// and the new card may price the invoice otherwise too.
     func readingCard(_ report: ReconciliationReport) throws -> any RateCardConverter {
-        var card: (any RateCardConverter)? = engine.cards.values.first { $0.fingerprint == report.rateCard.sha256 }
-        if card == nil, let text = report.rateCard.yaml, let loaded = try? RateCard.load(text: text, file: "the run's rate card"),
-            loaded.fingerprint == report.rateCard.sha256
-        {
-            card = loaded
-        }
-        guard let card else {
+        guard let card = Self.card(of: report, shipped: engine.cards) else {
             throw UsageBoxError(
                 .conflict,
                 "reconciliation \(report.id) read the invoice through \(report.rateCard.vendor) rate card \(report.rateCard.version) "
@@ -192,6 +186,16 @@ public struct ReconciliationRunner: Sendable {
                     + ": apply's checks cannot read model ids as the run did; run the reconciliation again", field: "id")
         }
         return report.rateCard.modelMap.map { ModelMappedCard(card: card, map: $0) } ?? card
+    }
+
+    /// The card a run priced its invoice with: the shipped card of its fingerprint, else the text
+    /// the run recorded (`--rate-card FILE`); nil when it is neither.
+    public static func card(of report: ReconciliationReport, shipped: [String: RateCard]) -> RateCard? {
+        if let card = shipped.values.first(where: { $0.fingerprint == report.rateCard.sha256 }) { return card }
+        guard let text = report.rateCard.yaml, let loaded = try? RateCard.load(text: text, file: "the run's rate card"),
+            loaded.fingerprint == report.rateCard.sha256
+        else { return nil }
+        return loaded
     }
 
     /// Refuses to post corrections computed against a meter that has moved since the run (a late

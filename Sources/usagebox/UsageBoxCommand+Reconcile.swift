@@ -392,10 +392,12 @@ extension UsageBoxCommand {
                     }
                     report = stored
                 }
-                guard let card = service.cards[report.rateCard.vendor] else {
+                // The card the run priced with: a run on a proposed card (`--rate-card FILE`) was
+                // proposed against the shipped one, undoing the first proposal's rows (tester U).
+                guard let card = ReconciliationRunner.card(of: report, shipped: service.cards) else {
                     throw UsageBoxError.invalidArgument(
-                        "reconciliation \(fromReport) used a card that is not compiled in (\(report.rateCard.vendor)); edit that card by hand",
-                        field: "from_report")
+                        "reconciliation \(fromReport) priced its invoice with \(report.rateCard.vendor) card \(report.rateCard.version), which this "
+                            + "usagebox neither ships nor kept the text of; edit that card by hand", field: "from_report")
                 }
                 let text = try card.proposing(report)
                 _ = try RateCard.load(text: text, file: "proposed")

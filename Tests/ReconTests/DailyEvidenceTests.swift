@@ -353,6 +353,45 @@ import UsageBoxApp
         #expect(chance.corrections.map(\.quantity) == [24_000_000], "\(chance.findings)")
     }
 
+    /// Sonnet output 10 % above its card from May 20, beside long-context output lines that the
+    /// run's card leaves unpriced at that tier (`null`, as `ratecards propose` writes it): the
+    /// cell's money is short of those lines, so its implied price moves with them, not with the
+    /// vendor's. A step was listed (16.0413 for 16.5), and a second proposal wrote it (tester U).
+    /// No step; the cell is held for its unpriced lines. A step whose price before it reads other
+    /// than the card (money mixing a tier's price into the base's) is refused by name, not
+    /// written as the vendor's price (3.44674 for 3.30).
+    @Test func aCellWithUnpricedLinesOrMixedPricesProposesNoCard() async throws {
+        func volume(_ d: Int) -> Int64 { 1_000_000 + 37_000 * Int64(d % 7) }
+        let store = try S.store()
+        // A tenth as many long-context tokens besides, metered with the rest; every price 10 % up.
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "output") { volume($0) + volume($0) / 10 })
+        let bill = S.costReport(
+            (1...31).flatMap { d -> [TestSupport.Row] in
+                [
+                    .init(
+                        day: d, model: "claude-sonnet-4-5", tokenType: "output_tokens",
+                        cents: Self.cents(Decimal(volume(d)) * (d >= 20 ? 16.5 : 15) / 1_000_000)),
+                    .init(
+                        day: d, model: "claude-sonnet-4-5", tokenType: "output_tokens",
+                        cents: Self.cents(Decimal(volume(d) / 10) * (d >= 20 ? 24.75 : 22.5) / 1_000_000), contextWindow: "200k-1M"),
+                ]
+            })
+        let shipped = try #require(service.cards["anthropic"])
+        // On the shipped card the long-context lines are priced, and the step is written, its
+        // long-context output `null`.
+        var blended = try await run(store, bill)
+        #expect(blended.priceSteps.map(\.kind) == [.oneTokenType], "\(blended.priceSteps)")
+        let (proposed, again) = try await rerunOnProposedCard(blended, bill, store)
+        #expect(proposed.contains("output: null"))
+        #expect(again.priceSteps.isEmpty && again.corrections.isEmpty, "\(again.priceSteps) \(described(again))")
+        #expect(again.reasons.contains { $0.code == "unpriced_vendor_usage" && $0.tokenType == .output }, "\(again.reasons.map(\.code))")
+        blended.priceSteps[0].rates[0].beforePerMillion = "15.682000"
+        do {
+            _ = try shipped.proposing(blended)
+            Issue.record("a blended price was written")
+        } catch { #expect("\(error)".contains("mixes prices"), "\(error)") }
+    }
+
     /// A step's price is the vendor's figure where rounding in the money left it a few parts per
     /// million off (14.250002 for 14.25: tester T2); a price that is no such figure stays exact.
     @Test func stepPricesSnapToTheVendorsFigure() {

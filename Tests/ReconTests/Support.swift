@@ -26,6 +26,7 @@ enum TestSupport {
         /// cost report's money may be net and its over-metering corrections wait
         /// (`amounts_may_be_net`); the tests of other evidence state it.
         var atList = true
+        var contextWindow = "0-200k"
     }
 
     /// A cost report as the Admin API answers for May (a bucket for every day, rows where given);
@@ -47,7 +48,7 @@ enum TestSupport {
                                 [
                                     ("amount", .string(r.cents)), ("currency", .string(r.currency)), ("cost_type", .string(r.costType)),
                                     ("model", .optionalString(r.model)), ("token_type", .optionalString(r.tokenType)),
-                                    ("service_tier", .string("standard")), ("context_window", .string("0-200k")),
+                                    ("service_tier", .string("standard")), ("context_window", .string(r.contextWindow)),
                                     ("workspace_id", .optionalString(r.workspace)), ("description", .string("test row")),
                                 ] + (r.atList ? [("list_amount", .string(r.cents))] : []))
                         })

@@ -147,10 +147,18 @@ public struct ReconciliationEngine: Sendable {
                 + Self.respelledRuleModels(teamRules, card: card, cards: allCards) + Self.shadowedRules(resolvedRules)
         }
         var findings = Classification.classify(diff, chain: chain)
-        let priceSteps = DailyEvidence.apply(
+        var priceSteps = DailyEvidence.apply(
             to: &findings, diff, range: o.range,
             cardPrice: { key, at in key.tokenType.flatMap { try? card.price(model: key.model, tokenType: $0, date: at, labels: [:]).perMillion } },
             cardChanges: { card.priceChanges(model: $0) })
+        // A cell with usage lines the card cannot price reads its money short of them, and its
+        // price moves with that, not with the vendor's: no price to propose (a card proposed on a
+        // run with unpriced long-context output wrote output at 16.0413 for 16.5: tester U).
+        let unpriced = reasons.filter { $0.code == "unpriced_vendor_usage" && $0.accountID == nil }
+        for i in priceSteps.indices {
+            priceSteps[i].rates.removeAll { r in unpriced.contains { $0.modelID == r.modelID && ($0.tokenType == nil || $0.tokenType == r.tokenType) } }
+        }
+        priceSteps.removeAll { $0.rates.isEmpty }
         reasons += DailyEvidence.holdWhereAGivenRateDecides(&findings, diff, range: o.range)
         reasons += Self.factorAroundCells(findings, reasons: reasons, diff)
         let reportID = Self.reportID(now())
