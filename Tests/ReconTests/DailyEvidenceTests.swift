@@ -383,6 +383,10 @@ import UsageBoxApp
         #expect(blended.priceSteps.map(\.kind) == [.oneTokenType], "\(blended.priceSteps)")
         let (proposed, again) = try await rerunOnProposedCard(blended, bill, store)
         #expect(proposed.contains("output: null"))
+        // Propose builds on the card each run priced with: the shipped one, then the proposed one
+        // (a second proposal was written over the shipped card, undoing the first: tester U).
+        #expect(ReconciliationRunner.card(of: blended, shipped: service.cards)?.source == shipped.source)
+        #expect(ReconciliationRunner.card(of: again, shipped: service.cards)?.source == proposed)
         #expect(again.priceSteps.isEmpty && again.corrections.isEmpty, "\(again.priceSteps) \(described(again))")
         #expect(again.reasons.contains { $0.code == "unpriced_vendor_usage" && $0.tokenType == .output }, "\(again.reasons.map(\.code))")
         blended.priceSteps[0].rates[0].beforePerMillion = "15.682000"
