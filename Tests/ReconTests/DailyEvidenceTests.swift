@@ -811,6 +811,28 @@ import UsageBoxApp
         #expect(markup.corrections.isEmpty && markup.reasons.contains { $0.code == "uniform_gap" }, "\(described(markup)) \(markup.reasons.map(\.code))")
     }
 
+    /// An export pulled early: May 31 billed at 75 % on every model, the meter exact. It read as a
+    /// price step of every model on May 31 (a 25 % cut), and `ratecards propose` wrote that card
+    /// (tester U). No step from the last day alone; held, the remedy to pull the export again.
+    @Test func everyModelShortOnTheLastDayAloneIsNoPriceCut() async throws {
+        func volume(_ d: Int) -> Int64 { 1_000_000 + 37_000 * Int64(d % 7) }
+        let store = try S.store()
+        for model in ["claude-haiku-4-5", "claude-sonnet-4-5"] { _ = try await store.ingest(try await daily(model, "input", volume)) }
+        let r = try await run(
+            store,
+            S.costReport(
+                (1...31).flatMap { d -> [TestSupport.Row] in
+                    [("claude-haiku-4-5", Decimal(1)), ("claude-sonnet-4-5", Decimal(3))].map { model, price in
+                        .init(
+                            day: d, model: model, tokenType: "uncached_input_tokens",
+                            cents: Self.cents(Decimal(volume(d)) * price * (d == 31 ? 0.75 : 1) / 1_000_000))
+                    }
+                }))
+        #expect(r.priceSteps.isEmpty && r.corrections.isEmpty, "\(r.priceSteps) \(described(r))")
+        let uniform = try #require(r.reasons.first { $0.code == "uniform_gap" }, "\(r.reasons.map(\.code)) \(r.held.map(\.reason))")
+        #expect(uniform.remedy?.hasPrefix("reconcile again on an export pulled after the period settled") == true, "\(uniform.remedy ?? "")")
+    }
+
     /// A price rise on one token type over the period's last days, with no traffic at all on May 30
     /// (three days of traffic: too few for one-cell-factor). It was held as an export pulled early
     /// (`last_day_unlike_the_rest`), whose remedy (pull again, then --confirm-large) posts a wrong

@@ -439,6 +439,15 @@ enum DailyEvidence {
         return (off, on)
     }
 
+    /// Whether every gapped model × token type is off the meter on the period's last
+    /// `settlingDays` days alone (and on some day): an export pulled before the vendor's last
+    /// hours landed reads so on every model at once, as one factor would.
+    static func gapsOnlyOnTheLastDays(_ diff: GapDiff, range: TimeRange) -> Bool {
+        let keys = diff.models.flatMap { m in m.tokenTypes.filter(\.beyondTolerance).map { CellKey(model: m.modelID, tokenType: $0.tokenType) } }
+        let last = Set(periodDays(range).suffix(settlingDays))
+        return !keys.isEmpty && keys.allSatisfy { key in offAndOnDays(key, diff, range: range).map { !$0.off.isEmpty && $0.off.isSubset(of: last) } ?? false }
+    }
+
     /// Whether two of these cells' gaps are two things, not one factor: each is on the meter,
     /// with traffic, on a day the other is off (one off from May 27 to the end and on it May
     /// 10–12, the other off May 10–12 and on it from May 27). One factor — a price, a currency, a
@@ -726,9 +735,17 @@ enum DailyEvidence {
             return abs(after / before - ratio) <= ratio / 100
         }
         var found: [(key: CellKey, days: ClosedRange<Int64>, before: Decimal, after: Decimal)] = []
+        // A new price seen on the cell's last day with traffic alone is an export pulled before
+        // that day landed as much as a price: every model billed at 75 % on May 31 was proposed
+        // as a 25 % price cut (tester U). The period-end hold judges it instead.
+        func billedDays(_ key: CellKey, from day: Int64) -> Int {
+            guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return 0 }
+            let metered = meteredDaily(diff, key, accountwise: false)
+            return periodDays(range).filter { $0 >= day && (vendorDays[$0]?.amount ?? 0) > 0 && (metered[$0] ?? 0) > 0 }.count
+        }
         for key in Set(diff.vendor.keys.map(\.modelType)).intersection(gapped).sorted() {
             if let s = priceStep(diff, key, range: range, cardPrice: cardPrice),
-                !(s.before > 0 && cardMakes(key, s.day, through: s.through, ratio: s.after / s.before))
+                !(s.before > 0 && cardMakes(key, s.day, through: s.through, ratio: s.after / s.before)), billedDays(key, from: s.day) >= 2
             {
                 found.append((key, s.day...max(s.day, s.through), s.before, s.after))
             }

@@ -123,8 +123,13 @@ public struct ReconciliationEngine: Sendable {
                         detail:
                             "every model is off by the same factor (vendor ÷ meter \(diff.impliedFactor.map { ExactDecimal.format($0, scale: 4) } ?? "?")): "
                             + "a price change the card lacks, a discount or a markup looks like that; a meter losing the same share of every model's "
-                            + "traffic on every day does too, and it cannot be told apart here, so no rule's class makes it a correction",
-                        remedy: "check the card's prices for the period (usagebox ratecards propose); correct a meter that really lost a share by hand")
+                            + "traffic on every day does too, and it cannot be told apart here, so no rule's class makes it a correction"
+                            + (DailyEvidence.gapsOnlyOnTheLastDays(diff, range: o.range)
+                                ? "; the gap lies on the period's last days alone, as when an export is pulled before the vendor's last hours landed"
+                                : ""),
+                        remedy: DailyEvidence.gapsOnlyOnTheLastDays(diff, range: o.range)
+                            ? "reconcile again on an export pulled after the period settled; if it reads the same, check the card's prices from those days"
+                            : "check the card's prices for the period (usagebox ratecards propose); correct a meter that really lost a share by hand")
                 ] : [])
             + (diff.shape == .uniform ? [] : Self.uniformTokenTypes(diff, range: o.range))
             + Self.statedCountsShort(diff, range: o.range) + Self.unfinishedLongLines(vendor, diff: diff)
