@@ -370,7 +370,8 @@ public struct ClassificationRules: GapClassifier, Sendable {
             // (its rule then matched nothing in any real run; tester N2).
             for e in r.examples {
                 let m = e.finding.modelID
-                if reader(m) == nil && !cardModels.contains(m) {
+                let readByTwo = card == nil && cards.filter { $0.canonicalModel(m) != nil }.count > 1  // said by respelledModels
+                if reader(m) == nil && !cardModels.contains(m) && !readByTwo {
                     warnings.append("\(file):\(e.line) example of rule \(r.id): model '\(m)' is no model or alias of any card (no finding carries it)")
                 }
                 if let t = e.finding.tokenType?.rawValue, !known.contains(t) {
@@ -389,23 +390,31 @@ public struct ClassificationRules: GapClassifier, Sendable {
     public func respelledModels(card: (any RateCardConverter)?, cards: [RateCard]) -> [String] {
         let reader = Self.modelReader(card: card, cards: cards)
         let cardModels = Set(cards.flatMap(\.models) + (card?.models ?? []))
-        func folded(_ s: String) -> String { String(s.lowercased().unicodeScalars.filter { !$0.properties.isWhitespace }) }
+        // Another spelling of a model id: spaces around it, or another case of an id a card
+        // prices (`GPT-4o`). A vendor's own name that an alias reads (`Claude Sonnet 4.5`) is no
+        // misspelling (tester U).
+        func respelt(_ m: String) -> Bool {
+            let trimmed = m.trimmingCharacters(in: .whitespacesAndNewlines)
+            return trimmed != m || (trimmed.lowercased() != trimmed && cardModels.contains(trimmed.lowercased()))
+        }
         var warnings: [String] = []
-        for r in rules {
-            for m in r.models ?? [] where !m.contains(where: { "*?".contains($0) }) && !cardModels.contains(m) {
-                if let read = reader(m) {
-                    guard read != m, folded(m) != m else { continue }
-                    warnings.append(
-                        "\(file):\(r.line) rule \(r.id): model '\(m)' is read as '\(read)' (the cards' aliases ignore case, and spaces around a name): write it so"
-                    )
-                } else if card == nil {
-                    let named = cards.compactMap { c in c.canonicalModel(m).map { "\($0) on \(c.vendor)" } }
-                    guard named.count > 1 else { continue }
-                    warnings.append(
-                        "\(file):\(r.line) rule \(r.id): model '\(m)' is read as \(named.sorted().joined(separator: ", ")): "
-                            + "a run reads it through its vendor's card (test with --rate-card FILE), so name the model as that card does")
-                }
+        func check(_ m: String, _ at: String) {
+            guard !m.contains(where: { "*?".contains($0) }), !cardModels.contains(m) else { return }
+            if let read = reader(m) {
+                guard read != m, respelt(m) else { return }
+                warnings.append("\(at): model '\(m)' is read as '\(read)' (the cards' aliases ignore case, and spaces around a name): write it so")
+            } else if card == nil {
+                let named = cards.compactMap { c in c.canonicalModel(m).map { "\($0) on \(c.vendor)" } }
+                guard named.count > 1 else { return }
+                warnings.append(
+                    "\(at): model '\(m)' is read as \(named.sorted().joined(separator: ", ")): "
+                        + "a run reads it through its vendor's card (test with --rate-card FILE), so name the model as that card does")
             }
+        }
+        for r in rules {
+            for m in r.models ?? [] { check(m, "\(file):\(r.line) rule \(r.id)") }
+            // An example is a finding, named as findings are: said as its rule's model is.
+            for e in r.examples { check(e.finding.modelID, "\(file):\(e.line) example of rule \(r.id)") }
         }
         return warnings
     }

@@ -855,7 +855,7 @@ import UsageBoxApp
             let held = try #require(r.held.first, "over-counted \(overCounted): \(r.findings.map { "\($0.gapClass) \($0.quantity) \($0.reason ?? "")" })")
             #expect(r.held.count == 1 && held.reason == "same_share_on_last_days", "\(held.reason)")
             #expect(
-                held.detail.contains("10.00 % of the meter") && held.detail.contains("price list") && !held.detail.contains("last day is unlike"),
+                held.detail.contains("10.00 % above the meter") && held.detail.contains("price list") && !held.detail.contains("last day is unlike"),
                 "\(held.detail)")
             #expect(held.detail.contains(overCounted ? "2026-05-28, 2026-05-31 alike" : "2026-05-28, 2026-05-29, 2026-05-31 alike"), "\(held.detail)")
         }

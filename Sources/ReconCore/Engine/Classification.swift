@@ -286,9 +286,9 @@ struct CorrectionProposal: Sendable {
                 if large != nil || unseen != nil || lastDays != nil {
                     let detail: String
                     if let lastDays, let same = DailyEvidence.sameShareAtTheEnd(lastDays, diff, range: o.range) {
-                        let percent = ExactDecimal.format(same.share * 100, scale: 2)
+                        let percent = ExactDecimal.format(abs(same.share) * 100, scale: 2)
                         detail =
-                            "\(lastDays.modelID) \(lastDays.tokenType?.rawValue ?? "") is billed at \(percent) % of the meter "
+                            "\(lastDays.modelID) \(lastDays.tokenType?.rawValue ?? "") is billed \(percent) % \(same.share > 0 ? "above" : "below") the meter "
                             + "on \(same.days.map(DailyEvidence.dayString).joined(separator: ", ")) alike, the period's last days with traffic: a price "
                             + "change from \(DailyEvidence.dayString(same.days[0])) bills like that, and so does a collector that began losing "
                             + "a fixed share; \(same.days.count) days cannot tell them apart (one-cell-factor needs four). Check the vendor's "
