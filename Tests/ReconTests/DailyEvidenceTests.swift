@@ -351,6 +351,13 @@ import UsageBoxApp
                     .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(Decimal(billed(d)) * 3 / 1_000_000))
                 }))
         #expect(chance.corrections.map(\.quantity) == [24_000_000], "\(chance.findings)")
+        // A real loss on the three days before a rise from May 16 to the end, of about the rise's
+        // share: the first reading of the rule above corrected the whole gap (+38.7M for 2M lost:
+        // tester U2). A rise of a week and more is the price, the loss beside it held with it.
+        let beside = try S.store()
+        _ = try await beside.ingest(try await daily("claude-sonnet-4-5", "input") { volume($0) - ((13...15).contains($0) ? 100_000 : 0) })
+        let rise = try await run(beside, bill { $0 < 16 ? 3 : Decimal(string: "3.3")! })
+        #expect(rise.corrections.isEmpty && rise.findings.map(\.rule) == ["one-cell-factor"], "\(described(rise))")
     }
 
     /// Sonnet output 10 % above its card from May 20, beside long-context output lines that the
@@ -831,6 +838,23 @@ import UsageBoxApp
         #expect(r.priceSteps.isEmpty && r.corrections.isEmpty, "\(r.priceSteps) \(described(r))")
         let uniform = try #require(r.reasons.first { $0.code == "uniform_gap" }, "\(r.reasons.map(\.code)) \(r.held.map(\.reason))")
         #expect(uniform.remedy?.hasPrefix("reconcile again on an export pulled after the period settled") == true, "\(uniform.remedy ?? "")")
+        // Mid-month it is a step: every price 10 % up from May 20, Haiku retired after that day
+        // (the first reading of this rule corrected Haiku's share as usage: tester U2).
+        let retired = try S.store()
+        for model in ["claude-haiku-4-5", "claude-sonnet-4-5"] {
+            _ = try await retired.ingest(try await daily(model, "input") { model == "claude-haiku-4-5" && $0 > 20 ? 0 : volume($0) })
+        }
+        let step = try await run(
+            retired,
+            S.costReport(
+                (1...31).flatMap { d -> [TestSupport.Row] in
+                    [("claude-haiku-4-5", Decimal(1)), ("claude-sonnet-4-5", Decimal(3))].filter { d <= 20 || $0.0 != "claude-haiku-4-5" }.map { model, price in
+                        .init(
+                            day: d, model: model, tokenType: "uncached_input_tokens",
+                            cents: Self.cents(Decimal(volume(d)) * price * (d >= 20 ? 1.1 : 1) / 1_000_000))
+                    }
+                }))
+        #expect(step.corrections.isEmpty && step.priceSteps.map(\.date) == ["2026-05-20"], "\(step.priceSteps) \(described(step))")
     }
 
     /// A price rise on one token type over the period's last days, with no traffic at all on May 30

@@ -297,18 +297,20 @@ enum DailyEvidence {
                     break
                 }
             }
-            // A price starts and ends against the meter: a run whose neighbour is off the same
-            // way by about the share (within half of it) is a loss of varying share, four days of
+            // A price starts and ends against the meter: a short run beside days off the same
+            // way by about the share (within half of it) is a loss of varying share, a few days of
             // which agreed by chance (a fixed 2,000,000 a day lost May 20–31 was held as a price
-            // window of May 26–29: tester U).
+            // window of May 26–29: tester U). A long one is the price, a loss beside it or not:
+            // no chance keeps a loss at one share for a week and more (a day lost before a rise
+            // from May 16 to the end made the whole gap a +38.7M correction: tester U2).
             func alike(_ i: Int) -> Bool {
                 let x = share(days[i].v, days[i].m)
                 return (x > 0) == (k > 0) && abs(x - k) <= abs(k) / 2
             }
-            guard !(start > days.startIndex && alike(start - 1)), !(end < days.endIndex && alike(end)) else { continue }
+            let crowded = start > days.startIndex && alike(start - 1) || end < days.endIndex && alike(end)
             let run = Array(days.indices[start..<end])
             let witnesses = run.filter { exact($0) && informative($0) }
-            guard witnesses.count >= 4, witnesses.count * 2 >= run.count else { continue }
+            guard witnesses.count >= (crowded ? 8 : 4), witnesses.count * 2 >= run.count else { continue }
             // One share on a volume that varies is the money following the volume, as a price
             // does; on a steady volume a steady number of tokens lost a day is one share too, and
             // says nothing either way (the meter's, as before: the kata's loss is one).
@@ -738,8 +740,11 @@ enum DailyEvidence {
         // A new price seen on the cell's last day with traffic alone is an export pulled before
         // that day landed as much as a price: every model billed at 75 % on May 31 was proposed
         // as a 25 % price cut (tester U). The period-end hold judges it instead.
+        // Only on the period's last days: a model retired mid-month, last billed on the day
+        // every price rose, steps with the others (it was corrected as usage: tester U2).
+        let settling = Set(periodDays(range).suffix(settlingDays))
         func billedDays(_ key: CellKey, from day: Int64) -> Int {
-            guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return 0 }
+            guard settling.contains(day), let vendorDays = vendorDaily(diff, key, accountwise: false) else { return .max }
             let metered = meteredDaily(diff, key, accountwise: false)
             return periodDays(range).filter { $0 >= day && (vendorDays[$0]?.amount ?? 0) > 0 && (metered[$0] ?? 0) > 0 }.count
         }
