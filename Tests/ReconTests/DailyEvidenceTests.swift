@@ -855,6 +855,29 @@ import UsageBoxApp
                     }
                 }))
         #expect(step.corrections.isEmpty && step.priceSteps.map(\.date) == ["2026-05-20"], "\(step.priceSteps) \(described(step))")
+        // Every price 10 % up from May 16, Haiku used until May 18 and Sonnet idle May 16–18: the
+        // step of Sonnet's shown from the 19th may lie on its idle days, and both step on the 16th
+        // (Haiku's three days were corrected as usage: tester U2).
+        let moved = try S.store()
+        for model in ["claude-haiku-4-5", "claude-sonnet-4-5"] {
+            _ = try await moved.ingest(
+                try await daily(model, "input") { model == "claude-haiku-4-5" ? ($0 > 18 ? 0 : volume($0)) : ((16...18).contains($0) ? 0 : volume($0)) })
+        }
+        let idle = try await run(
+            moved,
+            S.costReport(
+                (1...31).flatMap { d -> [TestSupport.Row] in
+                    [("claude-haiku-4-5", Decimal(1)), ("claude-sonnet-4-5", Decimal(3))]
+                        .filter { $0.0 == "claude-haiku-4-5" ? d <= 18 : !(16...18).contains(d) }
+                        .map { model, price in
+                            .init(
+                                day: d, model: model, tokenType: "uncached_input_tokens",
+                                cents: Self.cents(Decimal(volume(d)) * price * (d >= 16 ? 1.1 : 1) / 1_000_000))
+                        }
+                }))
+        #expect(
+            idle.corrections.isEmpty && idle.priceSteps.map { "\($0.kind.rawValue) \($0.date)" } == ["several_models 2026-05-16"],
+            "\(idle.priceSteps) \(described(idle))")
     }
 
     /// A price rise on one token type over the period's last days, with no traffic at all on May 30

@@ -752,7 +752,18 @@ enum DailyEvidence {
             if let s = priceStep(diff, key, range: range, cardPrice: cardPrice),
                 !(s.before > 0 && cardMakes(key, s.day, through: s.through, ratio: s.after / s.before)), billedDays(key, from: s.day) >= 2
             {
-                found.append((key, s.day...max(s.day, s.through), s.before, s.after))
+                // Days with no traffic on either side just before it (a model idle May 16–18
+                // whose new price shows from the 19th) may hold the step too: every input price
+                // rose on May 16, and a model used only until May 18 was corrected as usage
+                // beside a step filed on the 19th (tester U2).
+                var first = s.day
+                let (vendorDays, metered) = (vendorDaily(diff, key, accountwise: false) ?? [:], meteredDaily(diff, key, accountwise: false))
+                while first > range.from.day, (metered[first - 1] ?? 0) == 0, vendorDays[first - 1] == nil || vendorDays[first - 1]?.amount == 0,
+                    (vendorDays[first - 1]?.tokens ?? 0) == 0
+                {
+                    first -= 1
+                }
+                found.append((key, first...max(s.day, s.through), s.before, s.after))
             }
         }
         // A step read across unmetered days may lie on any of them: filed under the day most other
