@@ -368,19 +368,22 @@ import UsageBoxApp
     /// than the card (money mixing a tier's price into the base's) is refused by name, not
     /// written as the vendor's price (3.44674 for 3.30).
     @Test func aCellWithUnpricedLinesOrMixedPricesProposesNoCard() async throws {
-        func volume(_ d: Int) -> Int64 { 1_000_000 + 37_000 * Int64(d % 7) }
+        // Volumes 2 % apart: the unpriced 100,000 then read as one share of the meter day after
+        // day on the re-run, as a price does.
+        func volume(_ d: Int) -> Int64 { 3_500_000 + 24_000 * Int64(d % 4) }
         let store = try S.store()
-        // A tenth as many long-context tokens besides, metered with the rest; every price 10 % up.
-        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "output") { volume($0) + volume($0) / 10 })
+        // 100,000 long-context tokens a day besides, metered with the rest; every price 10 % up
+        // from May 27.
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "output") { volume($0) + 100_000 })
         let bill = S.costReport(
             (1...31).flatMap { d -> [TestSupport.Row] in
                 [
                     .init(
                         day: d, model: "claude-sonnet-4-5", tokenType: "output_tokens",
-                        cents: Self.cents(Decimal(volume(d)) * (d >= 20 ? 16.5 : 15) / 1_000_000)),
+                        cents: Self.cents(Decimal(volume(d)) * (d >= 27 ? 16.5 : 15) / 1_000_000)),
                     .init(
                         day: d, model: "claude-sonnet-4-5", tokenType: "output_tokens",
-                        cents: Self.cents(Decimal(volume(d) / 10) * (d >= 20 ? 24.75 : 22.5) / 1_000_000), contextWindow: "200k-1M"),
+                        cents: Self.cents(Decimal(100_000) * (d >= 27 ? 24.75 : 22.5) / 1_000_000), contextWindow: "200k-1M"),
                 ]
             })
         let shipped = try #require(service.cards["anthropic"])
