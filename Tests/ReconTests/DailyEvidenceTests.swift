@@ -358,6 +358,10 @@ import UsageBoxApp
         _ = try await beside.ingest(try await daily("claude-sonnet-4-5", "input") { volume($0) - ((13...15).contains($0) ? 100_000 : 0) })
         let rise = try await run(beside, bill { $0 < 16 ? 3 : Decimal(string: "3.3")! })
         #expect(rise.corrections.isEmpty && rise.findings.map(\.rule) == ["one-cell-factor"], "\(described(rise))")
+        // A rise from 12:00 on May 27: that day reads half the share, alone, and is no loss
+        // beside the four days after it (the first reading of the rule above corrected it: review V).
+        let partial = try await run(store, bill { $0 < 27 ? 3 : $0 == 27 ? Decimal(string: "3.15")! : Decimal(string: "3.3")! })
+        #expect(partial.corrections.isEmpty && partial.findings.map(\.rule) == ["one-cell-factor"], "\(described(partial))")
     }
 
     /// Sonnet output 10 % above its card from May 20, beside long-context output lines that the
@@ -858,6 +862,21 @@ import UsageBoxApp
                     }
                 }))
         #expect(step.corrections.isEmpty && step.priceSteps.map(\.date) == ["2026-05-20"], "\(step.priceSteps) \(described(step))")
+        // Every price 10 % up on Friday May 29 before an idle weekend: a late export bills less,
+        // never more, so it is a step (it was held as a late export: review V).
+        let friday = try S.store()
+        for model in ["claude-haiku-4-5", "claude-sonnet-4-5"] { _ = try await friday.ingest(try await daily(model, "input") { $0 >= 30 ? 0 : volume($0) }) }
+        let rose = try await run(
+            friday,
+            S.costReport(
+                (1...29).flatMap { d -> [TestSupport.Row] in
+                    [("claude-haiku-4-5", Decimal(1)), ("claude-sonnet-4-5", Decimal(3))].map { model, price in
+                        .init(
+                            day: d, model: model, tokenType: "uncached_input_tokens",
+                            cents: Self.cents(Decimal(volume(d)) * price * (d == 29 ? 1.1 : 1) / 1_000_000))
+                    }
+                }))
+        #expect(rose.corrections.isEmpty && rose.held.isEmpty && rose.priceSteps.map(\.date) == ["2026-05-29"], "\(rose.priceSteps) \(rose.held.map(\.reason))")
         // Every price 10 % up from May 16, Haiku used until May 18 and Sonnet idle May 16–18: the
         // step of Sonnet's shown from the 19th may lie on its idle days, and both step on the 16th
         // (Haiku's three days were corrected as usage: tester U2).

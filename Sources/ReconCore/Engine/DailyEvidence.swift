@@ -307,7 +307,10 @@ enum DailyEvidence {
                 let x = share(days[i].v, days[i].m)
                 return (x > 0) == (k > 0) && abs(x - k) <= abs(k) / 2
             }
-            let crowded = start > days.startIndex && alike(start - 1) || end < days.endIndex && alike(end)
+            // Two such days at least on one side: the day a price changes mid-day reads part of
+            // the share, alone (a rise from 10:00 on May 16 was corrected as usage: review V).
+            let crowded =
+                start - 2 >= days.startIndex && alike(start - 1) && alike(start - 2) || end + 1 < days.endIndex && alike(end) && alike(end + 1)
             let run = Array(days.indices[start..<end])
             let witnesses = run.filter { exact($0) && informative($0) }
             guard witnesses.count >= (crowded ? 8 : 4), witnesses.count * 2 >= run.count else { continue }
@@ -741,24 +744,29 @@ enum DailyEvidence {
         // that day landed as much as a price: every model billed at 75 % on May 31 was proposed
         // as a 25 % price cut (tester U). The period-end hold judges it instead.
         // Only on the period's last days: a model retired mid-month, last billed on the day
-        // every price rose, steps with the others (it was corrected as usage: tester U2).
+        // every price rose, steps with the others (it was corrected as usage: tester U2). And a
+        // cut only: an export pulled early bills less, never more (every price up on Friday May
+        // 29 before an idle weekend was held as a late export: review V).
         let settling = Set(periodDays(range).suffix(settlingDays))
-        func billedDays(_ key: CellKey, from day: Int64) -> Int {
-            guard settling.contains(day), let vendorDays = vendorDaily(diff, key, accountwise: false) else { return .max }
+        func billedDays(_ key: CellKey, from day: Int64, cut: Bool) -> Int {
+            guard cut, settling.contains(day), let vendorDays = vendorDaily(diff, key, accountwise: false) else { return .max }
             let metered = meteredDaily(diff, key, accountwise: false)
             return periodDays(range).filter { $0 >= day && (vendorDays[$0]?.amount ?? 0) > 0 && (metered[$0] ?? 0) > 0 }.count
         }
         for key in Set(diff.vendor.keys.map(\.modelType)).intersection(gapped).sorted() {
             if let s = priceStep(diff, key, range: range, cardPrice: cardPrice),
-                !(s.before > 0 && cardMakes(key, s.day, through: s.through, ratio: s.after / s.before)), billedDays(key, from: s.day) >= 2
+                !(s.before > 0 && cardMakes(key, s.day, through: s.through, ratio: s.after / s.before)),
+                billedDays(key, from: s.day, cut: s.after < s.before) >= 2
             {
                 // Days with no traffic on either side just before it (a model idle May 16–18
                 // whose new price shows from the 19th) may hold the step too: every input price
                 // rose on May 16, and a model used only until May 18 was corrected as usage
                 // beside a step filed on the 19th (tester U2).
+                // A week at most: longer, the step is another's.
                 var first = s.day
                 let (vendorDays, metered) = (vendorDaily(diff, key, accountwise: false) ?? [:], meteredDaily(diff, key, accountwise: false))
-                while first > range.from.day, (metered[first - 1] ?? 0) == 0, vendorDays[first - 1] == nil || vendorDays[first - 1]?.amount == 0,
+                while first > max(range.from.day, s.day - 7), (metered[first - 1] ?? 0) == 0,
+                    vendorDays[first - 1] == nil || vendorDays[first - 1]?.amount == 0,
                     (vendorDays[first - 1]?.tokens ?? 0) == 0
                 {
                     first -= 1

@@ -164,6 +164,10 @@ public struct ReconciliationEngine: Sendable {
             priceSteps[i].rates.removeAll { r in unpriced.contains { $0.modelID == r.modelID && ($0.tokenType == nil || $0.tokenType == r.tokenType) } }
         }
         priceSteps.removeAll { $0.rates.isEmpty }
+        // A step of several models left with one is that model's alone, and says so when proposed.
+        for i in priceSteps.indices where priceSteps[i].kind == .severalModels && Set(priceSteps[i].rates.map(\.modelID)).count == 1 {
+            priceSteps[i].kind = .oneModel
+        }
         reasons += DailyEvidence.holdWhereAGivenRateDecides(&findings, diff, range: o.range)
         reasons += Self.factorAroundCells(findings, reasons: reasons, diff)
         let reportID = Self.reportID(now())
