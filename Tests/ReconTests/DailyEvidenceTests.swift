@@ -830,73 +830,40 @@ import UsageBoxApp
     /// (tester U). No step from the last day alone; held, the remedy to pull the export again.
     @Test func everyModelShortOnTheLastDayAloneIsNoPriceCut() async throws {
         func volume(_ d: Int) -> Int64 { 1_000_000 + 37_000 * Int64(d % 7) }
-        let store = try S.store()
-        for model in ["claude-haiku-4-5", "claude-sonnet-4-5"] { _ = try await store.ingest(try await daily(model, "input", volume)) }
-        let r = try await run(
-            store,
-            S.costReport(
-                (1...31).flatMap { d -> [TestSupport.Row] in
-                    [("claude-haiku-4-5", Decimal(1)), ("claude-sonnet-4-5", Decimal(3))].map { model, price in
-                        .init(
-                            day: d, model: model, tokenType: "uncached_input_tokens",
-                            cents: Self.cents(Decimal(volume(d)) * price * (d == 31 ? 0.75 : 1) / 1_000_000))
-                    }
-                }))
+        /// Haiku ($1) and Sonnet ($3) input, metered exactly on the days `used` says and billed
+        /// on them at the card's price times `factor`.
+        func bothModels(used: @escaping (String, Int) -> Bool = { _, _ in true }, factor: (Int) -> Decimal) async throws -> ReconciliationReport {
+            let store = try S.store()
+            for model in ["claude-haiku-4-5", "claude-sonnet-4-5"] {
+                _ = try await store.ingest(try await daily(model, "input") { used(model, $0) ? volume($0) : 0 })
+            }
+            return try await run(
+                store,
+                S.costReport(
+                    (1...31).flatMap { d -> [TestSupport.Row] in
+                        [("claude-haiku-4-5", Decimal(1)), ("claude-sonnet-4-5", Decimal(3))].filter { used($0.0, d) }.map { model, price in
+                            .init(
+                                day: d, model: model, tokenType: "uncached_input_tokens",
+                                cents: Self.cents(Decimal(volume(d)) * price * factor(d) / 1_000_000))
+                        }
+                    }))
+        }
+        let r = try await bothModels { $0 == 31 ? 0.75 : 1 }
         #expect(r.priceSteps.isEmpty && r.corrections.isEmpty, "\(r.priceSteps) \(described(r))")
         let uniform = try #require(r.reasons.first { $0.code == "uniform_gap" }, "\(r.reasons.map(\.code)) \(r.held.map(\.reason))")
         #expect(uniform.remedy?.hasPrefix("reconcile again on an export pulled after the period settled") == true, "\(uniform.remedy ?? "")")
         // Mid-month it is a step: every price 10 % up from May 20, Haiku retired after that day
         // (the first reading of this rule corrected Haiku's share as usage: tester U2).
-        let retired = try S.store()
-        for model in ["claude-haiku-4-5", "claude-sonnet-4-5"] {
-            _ = try await retired.ingest(try await daily(model, "input") { model == "claude-haiku-4-5" && $0 > 20 ? 0 : volume($0) })
-        }
-        let step = try await run(
-            retired,
-            S.costReport(
-                (1...31).flatMap { d -> [TestSupport.Row] in
-                    [("claude-haiku-4-5", Decimal(1)), ("claude-sonnet-4-5", Decimal(3))].filter { d <= 20 || $0.0 != "claude-haiku-4-5" }.map { model, price in
-                        .init(
-                            day: d, model: model, tokenType: "uncached_input_tokens",
-                            cents: Self.cents(Decimal(volume(d)) * price * (d >= 20 ? 1.1 : 1) / 1_000_000))
-                    }
-                }))
+        let step = try await bothModels(used: { model, d in model != "claude-haiku-4-5" || d <= 20 }) { $0 >= 20 ? 1.1 : 1 }
         #expect(step.corrections.isEmpty && step.priceSteps.map(\.date) == ["2026-05-20"], "\(step.priceSteps) \(described(step))")
         // Every price 10 % up on Friday May 29 before an idle weekend: a late export bills less,
         // never more, so it is a step (it was held as a late export: review V).
-        let friday = try S.store()
-        for model in ["claude-haiku-4-5", "claude-sonnet-4-5"] { _ = try await friday.ingest(try await daily(model, "input") { $0 >= 30 ? 0 : volume($0) }) }
-        let rose = try await run(
-            friday,
-            S.costReport(
-                (1...29).flatMap { d -> [TestSupport.Row] in
-                    [("claude-haiku-4-5", Decimal(1)), ("claude-sonnet-4-5", Decimal(3))].map { model, price in
-                        .init(
-                            day: d, model: model, tokenType: "uncached_input_tokens",
-                            cents: Self.cents(Decimal(volume(d)) * price * (d == 29 ? 1.1 : 1) / 1_000_000))
-                    }
-                }))
+        let rose = try await bothModels(used: { _, d in d < 30 }) { $0 == 29 ? 1.1 : 1 }
         #expect(rose.corrections.isEmpty && rose.held.isEmpty && rose.priceSteps.map(\.date) == ["2026-05-29"], "\(rose.priceSteps) \(rose.held.map(\.reason))")
         // Every price 10 % up from May 16, Haiku used until May 18 and Sonnet idle May 16–18: the
         // step of Sonnet's shown from the 19th may lie on its idle days, and both step on the 16th
         // (Haiku's three days were corrected as usage: tester U2).
-        let moved = try S.store()
-        for model in ["claude-haiku-4-5", "claude-sonnet-4-5"] {
-            _ = try await moved.ingest(
-                try await daily(model, "input") { model == "claude-haiku-4-5" ? ($0 > 18 ? 0 : volume($0)) : ((16...18).contains($0) ? 0 : volume($0)) })
-        }
-        let idle = try await run(
-            moved,
-            S.costReport(
-                (1...31).flatMap { d -> [TestSupport.Row] in
-                    [("claude-haiku-4-5", Decimal(1)), ("claude-sonnet-4-5", Decimal(3))]
-                        .filter { $0.0 == "claude-haiku-4-5" ? d <= 18 : !(16...18).contains(d) }
-                        .map { model, price in
-                            .init(
-                                day: d, model: model, tokenType: "uncached_input_tokens",
-                                cents: Self.cents(Decimal(volume(d)) * price * (d >= 16 ? 1.1 : 1) / 1_000_000))
-                        }
-                }))
+        let idle = try await bothModels(used: { model, d in model == "claude-haiku-4-5" ? d <= 18 : !(16...18).contains(d) }) { $0 >= 16 ? 1.1 : 1 }
         #expect(
             idle.corrections.isEmpty && idle.priceSteps.map { "\($0.kind.rawValue) \($0.date)" } == ["several_models 2026-05-16"],
             "\(idle.priceSteps) \(described(idle))")

@@ -240,7 +240,7 @@ enum DailyEvidence {
     /// after some days, or charged on weekdays only, has the same signature (tester T2: +14.4M
     /// and +35.0M proposed), and so does one beside another day off the meter (a one-day
     /// over-count on May 10 made a month-end rise a +6.7M correction of a −2M cell). The run's
-    /// volumes differ by 5 % or more (on a steady volume a steady loss is one share too).
+    /// volumes differ by 2 % or more (on a steady volume a steady loss is one share too).
     static func exactShareRun(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> (first: Int64, last: Int64, toTheEnd: Bool, share: Decimal)? {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
         guard let cell = diff.vendor[key], !cell.sum.anyStated, let vendorDays = vendorDaily(diff, key, accountwise: true) else { return nil }
