@@ -44,23 +44,33 @@ extension RateCard {
             }
             var newRates = row.rates
             for r in entry.rates {
-                guard let tt = r.tokenType, let price = ExactDecimal.parse(r.afterPerMillion) else { continue }
+                guard let tt = r.tokenType, var price = ExactDecimal.parse(r.afterPerMillion) else { continue }
                 // A step's prices are the bill's money per metered token: where that read other
                 // than the card before the step, the money mixes prices (a long-context tier, a
                 // discount), and the price after it is a blend, not the vendor's (3.44674 for
-                // 3.30: tester U).
-                if let before = ExactDecimal.parse(r.beforePerMillion), let card = row.rates[tt],
-                    abs(before - card) > card * Decimal(string: "0.002")!
-                {
-                    throw UsageBoxError.invalidArgument(
-                        "\(model) \(tt.rawValue) read \(r.beforePerMillion) per million before \(entry.date) where the card says "
-                            + "\(ExactDecimal.text(card)): the bill's money mixes prices (a tier such as long context, a discount), so "
-                            + "\(r.afterPerMillion) is no price of the vendor's to write; edit the card by hand", field: "from_report")
+                // 3.30: tester U). Traffic all under the card's own modifiers (all batch, all
+                // data-zone) reads the base price times their factor: the base is the price over
+                // it (every such step was refused as mixed: review V).
+                var under: [Modifier] = []
+                if let before = ExactDecimal.parse(r.beforePerMillion), let card = row.rates[tt], !Self.agree(before, card) {
+                    guard let (mods, factor) = modifierReading(model: model, card: card, read: before) else {
+                        throw UsageBoxError.invalidArgument(
+                            "\(model) \(tt.rawValue) read \(r.beforePerMillion) per million before \(entry.date) where the card says "
+                                + "\(ExactDecimal.text(card)) (under none of its modifiers): the bill's money mixes prices (a tier such as "
+                                + "long context, traffic partly under a modifier), so \(r.afterPerMillion) is no price of the vendor's to "
+                                + "write; edit the card by hand", field: "from_report")
+                    }
+                    under = mods
+                    price = ExactDecimal.parse(DailyEvidence.perMillion(price / factor / 1_000_000)) ?? price / factor
                 }
                 newRates[tt] = price
                 let step = entry.step
                 notes.append(
                     "\(model) \(tt.rawValue) \(ExactDecimal.text(row.rates[tt] ?? 0)) → \(ExactDecimal.text(price))"
+                        + (under.isEmpty
+                            ? ""
+                            : " (read as \(r.afterPerMillion) under "
+                                + under.map { "\($0.id) ×\(ExactDecimal.text($0.factor))" }.joined(separator: " and ") + ", written as the base price)")
                         + (step.mayBeALoss ? " (\(step.kind == .oneModel ? "one model" : "one token type") only: confirm with the vendor's price list)" : ""))
             }
             // The earlier row now ends on the step's day.
@@ -142,5 +152,19 @@ extension RateCard {
         guard let sources = lines.firstIndex(of: "sources:") else { throw UsageBoxError(.internal, "the card has no sources block") }
         lines.insert(sourceLine, at: sources + 1)
         return lines.joined(separator: "\n")
+    }
+
+    /// Two prices per million alike to a fifth of a percent: the bill's money is cent-rounded.
+    static func agree(_ read: Decimal, _ price: Decimal) -> Bool { abs(read - price) <= price * Decimal(string: "0.002")! }
+
+    /// The card's modifiers of `model` (one, or two together) under which its `card` price reads
+    /// `read`, and their factor; nil if none, or if two sets of modifiers would (which is meant
+    /// cannot be told).
+    func modifierReading(model: String, card: Decimal, read: Decimal) -> ([Modifier], Decimal)? {
+        let mine = modifiers.filter { $0.models?.contains(model) ?? true }
+        var sets: [[Modifier]] = mine.map { [$0] }
+        for i in mine.indices { for j in mine.indices where j > i { sets.append([mine[i], mine[j]]) } }
+        let fitting = sets.map { ($0, $0.reduce(Decimal(1)) { $0 * $1.factor }) }.filter { Self.agree(read, card * $0.1) }
+        return Set(fitting.map(\.1)).count == 1 ? fitting.first : nil
     }
 }

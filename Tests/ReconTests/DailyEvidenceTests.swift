@@ -303,7 +303,9 @@ import UsageBoxApp
                 let after = Timestamp(date: "2026-05-\(String(format: "%02d", from))")!, long = ["context_window": "200k-1M"]
                 #expect(try card.price(model: "claude-sonnet-4-5", tokenType: .output, date: after, labels: long).perMillion == Decimal(string: "22.5")!)
                 #expect(try card.price(model: "claude-sonnet-4-5", tokenType: .input, date: after, labels: [:]).perMillion == Decimal(string: "3.3")!)
-                #expect(throws: (any Error).self) { try card.price(model: "claude-sonnet-4-5", tokenType: .input, date: after, labels: long) }
+                #expect(throws: PriceFailure.noRateForTier(model: "claude-sonnet-4-5", tokenType: .input, label: "context_window=200k-1M")) {
+                    try card.price(model: "claude-sonnet-4-5", tokenType: .input, date: after, labels: long)
+                }
                 #expect(proposed.contains("claude-sonnet-4-5 input at long_context left unpriced"))
             }
         }
@@ -408,6 +410,48 @@ import UsageBoxApp
             _ = try shipped.proposing(blended)
             Issue.record("a blended price was written")
         } catch { #expect("\(error)".contains("mixes prices"), "\(error)") }
+        // Traffic all batch reads the card's price at half: the base is the price over the
+        // modifier, not a blend (every such step was refused as mixed: review V).
+        blended.priceSteps[0].rates[0].beforePerMillion = "7.500000"
+        blended.priceSteps[0].rates[0].afterPerMillion = "8.250000"
+        let batch = try shipped.proposing(blended)
+        #expect(batch.contains("read as 8.250000 under batch ×0.5, written as the base price"), "\(batch)")
+        let batchCard = try RateCard.load(text: batch, file: "proposed.yaml")
+        let step = try #require(Timestamp(date: blended.priceSteps[0].date))
+        #expect(try batchCard.price(model: "claude-sonnet-4-5", tokenType: .output, date: step, labels: [:]).perMillion == Decimal(string: "16.5")!)
+        // Between the modifiers' readings (half the traffic batch) it is a blend, refused.
+        blended.priceSteps[0].rates[0].beforePerMillion = "11.250000"
+        #expect(throws: UsageBoxError.self) { try shipped.proposing(blended) }
+    }
+
+    /// Every input price 10 % up from May 16 on Haiku and Sonnet, Sonnet with lines at a context
+    /// window the card does not price. Money too small to move a price (a hundredth of a cent a
+    /// day) leaves Sonnet in the step; money that would (five dollars a day) takes Sonnet out of
+    /// it, and the step left with Haiku alone is Haiku's (review V: one stray line dropped the
+    /// cell).
+    @Test func onlyMaterialUnpricedMoneyTakesACellOutOfAStep() async throws {
+        func volume(_ d: Int) -> Int64 { 2_000_000 + 41_000 * Int64(d % 5) }
+        let store = try S.store()
+        for model in ["claude-haiku-4-5", "claude-sonnet-4-5"] { _ = try await store.ingest(try await daily(model, "input", volume)) }
+        func bill(unpriced: Decimal) -> InvoiceFile {
+            S.costReport(
+                (1...31).flatMap { d -> [TestSupport.Row] in
+                    [("claude-haiku-4-5", Decimal(1)), ("claude-sonnet-4-5", Decimal(3))].map { model, price in
+                        .init(
+                            day: d, model: model, tokenType: "uncached_input_tokens",
+                            cents: Self.cents(Decimal(volume(d)) * price * (d >= 16 ? Decimal(string: "1.1")! : 1) / 1_000_000))
+                    } + [.init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(unpriced), contextWindow: "1M-2M")]
+                })
+        }
+        func steps(_ r: ReconciliationReport) -> [String] {
+            r.priceSteps.map { "\($0.kind.rawValue) \($0.date) " + $0.rates.map(\.modelID).joined(separator: ",") }
+        }
+        let stray = try await run(store, bill(unpriced: Decimal(string: "0.0001")!))
+        #expect(steps(stray) == ["several_models 2026-05-16 claude-haiku-4-5,claude-sonnet-4-5"], "\(steps(stray)) \(stray.reasons.map(\.code))")
+        #expect(stray.corrections.isEmpty, "\(described(stray))")
+        let material = try await run(store, bill(unpriced: 5))
+        #expect(steps(material) == ["one_model 2026-05-16 claude-haiku-4-5"], "\(steps(material))")
+        #expect(material.corrections.isEmpty, "\(described(material))")
     }
 
     /// A step's price is the vendor's figure where rounding in the money left it a few parts per
@@ -898,7 +942,7 @@ import UsageBoxApp
         // The rise on the last three weekdays before an idle month-end weekend (May 30–31, no
         // traffic either side), or on the last one alone: corrected as usage (tester U). Held.
         // A loss followed by a model idle for longer (May 20–22, then nothing) is still corrected.
-        func weekday(_ d: Int) -> Int64 { d >= 30 ? 0 : volume(d == 30 ? 29 : d) }
+        func weekday(_ d: Int) -> Int64 { d >= 30 ? 0 : volume(d) }
         for (from, reason) in [(27, "same_share_on_last_days"), (29, "last_day_unlike_the_rest")] {
             let store = try S.store()
             _ = try await store.ingest(try await daily("claude-haiku-4-5", "input", weekday))

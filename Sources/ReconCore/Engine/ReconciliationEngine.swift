@@ -159,9 +159,14 @@ public struct ReconciliationEngine: Sendable {
         // A cell with usage lines the card cannot price reads its money short of them, and its
         // price moves with that, not with the vendor's: no price to propose (a card proposed on a
         // run with unpriced long-context output wrote output at 16.0413 for 16.5: tester U).
-        let unpriced = reasons.filter { $0.code == "unpriced_vendor_usage" && $0.accountID == nil }
+        // Money too small to move the price (under a ten-thousandth of the cell's: it holds
+        // negatives only) leaves the step be.
+        let unpriced = Set(
+            reasons.filter { $0.code == "unpriced_vendor_usage" && $0.effect == .blocksCell }.compactMap { r in
+                r.modelID.map { CellKey(model: $0, tokenType: r.tokenType) }
+            })
         for i in priceSteps.indices {
-            priceSteps[i].rates.removeAll { r in unpriced.contains { $0.modelID == r.modelID && ($0.tokenType == nil || $0.tokenType == r.tokenType) } }
+            priceSteps[i].rates.removeAll { unpriced.contains(CellKey(model: $0.modelID, tokenType: $0.tokenType)) }
         }
         priceSteps.removeAll { $0.rates.isEmpty }
         // A step of several models left with one is that model's alone, and says so when proposed.
