@@ -43,3 +43,54 @@ extension CLITests {
         #expect(confirmed.status == 0 && !confirmed.stdout.contains("held correction"), "\(confirmed.stdout)")
     }
 }
+
+extension CLITests {
+    /// `ratecards propose` on a run priced with a proposed card (`--rate-card FILE`) builds on that
+    /// card: it was proposed against the shipped one, undoing the first proposal's rows (tester U).
+    @Test func proposingFromARunOnAProposedCardKeepsItsRows() throws {
+        func volume(_ d: Int) -> Int64 { 2_000_000 + 43_000 * Int64(d % 5) }
+        let models = [("claude-sonnet-4-5", Decimal(3)), ("claude-haiku-4-5", Decimal(1))]
+        let events = models.flatMap { model, _ in
+            (1...31).map { d in
+                JSONWriter.write(
+                    .object([
+                        ("event_id", .string("\(model)-\(d)")), ("account_id", .string("acct_42")), ("meter_id", .string("claude_tokens")),
+                        ("model_id", .string(model)), ("quantity", .int(volume(d))), ("unit", .string("tokens")),
+                        ("timestamp", .string("2026-05-\(String(format: "%02d", d))T12:00:00Z")),
+                        ("dimensions", .object([("token_type", .string("input")), ("vendor", .string("anthropic"))])),
+                    ]))
+            }
+        }
+        #expect(try CLI.run(["ingest", "--db", db, "--progress", "none", try dir.write("events.ndjson", events.joined(separator: "\n") + "\n")]).status == 0)
+        /// A cost report of May: Sonnet input 10 % up from May 16, and Haiku's from `haikuFrom`.
+        func bill(_ name: String, haikuFrom: Int) throws -> String {
+            let days = (1...31).map { d -> JSONValue in
+                let day = "2026-05-\(String(format: "%02d", d))"
+                let rows = models.map { model, price -> JSONValue in
+                    let up = model == "claude-sonnet-4-5" ? d >= 16 : d >= haikuFrom
+                    let cents = "\(Decimal(volume(d)) * price * (up ? Decimal(string: "1.1")! : 1) / 10_000)"
+                    return .object([
+                        ("amount", .string(cents)), ("list_amount", .string(cents)), ("currency", .string("USD")), ("cost_type", .string("tokens")),
+                        ("model", .string(model)), ("token_type", .string("uncached_input_tokens")), ("service_tier", .string("standard")),
+                        ("context_window", .string("0-200k")), ("workspace_id", .null), ("description", .string("test row")),
+                    ])
+                }
+                return .object([("starting_at", .string(day + "T00:00:00Z")), ("ending_at", .string(day + "T23:59:59Z")), ("results", .array(rows))])
+            }
+            return try dir.write(name, JSONWriter.write(.object([("data", .array(days)), ("has_more", .bool(false)), ("next_page", .null)])))
+        }
+        let reconcile = ["reconcile", "--db", db, "--vendor", "anthropic", "--account", "acct_42", "--json"] + may
+        let first = try json(try CLI.run(reconcile + ["--invoice", try bill("first.json", haikuFrom: 99)]))
+        let card = dir.path("proposed.yaml")
+        let proposed = try CLI.run(["ratecards", "propose", "--from-report", try #require(first["id"]?.stringValue), "--db", db, "--output", card])
+        #expect(proposed.status == 0 && proposed.stderr.contains("wrote"), "\(proposed.stderr)")
+        // The vendor's next change (Haiku from May 20), reconciled on the proposed card.
+        let second = try json(try CLI.run(reconcile + ["--invoice", try bill("second.json", haikuFrom: 20), "--rate-card", card]))
+        #expect(second["price_steps"]?.arrayValue?.count == 1, "\(second["price_steps"] ?? .null)")
+        let again = try CLI.run(["ratecards", "propose", "--from-report", try #require(second["id"]?.stringValue), "--db", db])
+        #expect(again.status == 0, "\(again.stderr)")
+        // Both rows: Sonnet's from the first proposal, Haiku's from this one.
+        #expect(again.stdout.contains("{from: \"2026-05-16\", rates: {") && again.stdout.contains("input: \"3.3\""), "\(again.stdout)")
+        #expect(again.stdout.contains("{from: \"2026-05-20\", rates: {") && again.stdout.contains("input: \"1.1\""), "\(again.stdout)")
+    }
+}
