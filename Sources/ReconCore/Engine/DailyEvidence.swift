@@ -75,19 +75,20 @@ enum DailyEvidence {
         }
     }
 
-    /// Whether a finding's daily gap at the period's end is unlike the rest of it: a material gap
-    /// (beyond the day's tolerance and at least 2 % of its traffic) only on the last `settlingDays`
-    /// days or fewer, after a week with traffic; or on the last day a share of its traffic more than twice the
-    /// typical share of the run of days it ends (plus 2 points). An export pulled before the
-    /// vendor's last hours landed (or a meter still awaiting late events) looks like that, mixed
-    /// into a real gap or alone; a steady loss, a month-end batch or midnight jitter do not.
-    /// Periods of two days or more (a period of six once proposed what a week held), day-by-day
-    /// exports only.
     /// How many days at a period's end may still be settling: late events and vendor exports can
     /// lag a weekend (billing systems hold an invoice open up to 72 hours for them), and a gap on
     /// the last three days alone was corrected as metering.
     static let settlingDays = 3
 
+    /// Whether a finding's daily gap at the period's end is unlike the rest of it: a material gap
+    /// (beyond the day's tolerance and at least 2 % of its traffic) only on the last `settlingDays`
+    /// days or fewer, after a week with traffic; or on the last day a share of its traffic more
+    /// than twice the typical share of the run of days it ends (plus 2 points). An export pulled
+    /// before the vendor's last hours landed (or a meter still awaiting late events) looks like
+    /// that, mixed into a real gap or alone; a steady loss, a month-end batch or midnight jitter do
+    /// not. The period ends on its last day with traffic, past up to `settlingDays` idle days;
+    /// days with no traffic either side are skipped. Periods of two days or more (a period of six
+    /// once proposed what a week held), day-by-day exports only.
     static func endsUnlikeItRan(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> Bool {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
         var days = periodDays(range)
