@@ -349,6 +349,8 @@ public struct ClassificationRules: GapClassifier, Sendable {
         // A model only the run knows (a fine-tune the meter records) is one findings carry.
         let cardModels = Set(cards.flatMap(\.models) + (card?.models ?? [])).union(runModels)
         let reader = Self.modelReader(card: card, cards: cards)
+        // Said by `respelledModels`.
+        func readByTwo(_ m: String) -> Bool { card == nil && Self.readings(of: m, cards: cards).count > 1 }
         var warnings: [String] = []
         for r in rules {
             let at = "\(file):\(r.line) rule \(r.id)"
@@ -359,8 +361,7 @@ public struct ClassificationRules: GapClassifier, Sendable {
             }
             for m in r.models ?? [] {
                 let isGlob = m.contains(where: { "*?".contains($0) })
-                let readByTwo = card == nil && cards.filter { $0.canonicalModel(m) != nil }.count > 1  // said by respelledModels
-                if isGlob ? !cardModels.contains(where: { glob(m, $0) }) : reader(m) == nil && !cardModels.contains(m) && !readByTwo {
+                if isGlob ? !cardModels.contains(where: { glob(m, $0) }) : reader(m) == nil && !cardModels.contains(m) && !readByTwo(m) {
                     warnings.append(
                         "\(at): model '\(m)' is \(isGlob ? "a pattern matching no model" : "no model or alias") of any card (findings name models as the cards do)"
                     )
@@ -370,8 +371,7 @@ public struct ClassificationRules: GapClassifier, Sendable {
             // (its rule then matched nothing in any real run; tester N2).
             for e in r.examples {
                 let m = e.finding.modelID
-                let readByTwo = card == nil && cards.filter { $0.canonicalModel(m) != nil }.count > 1  // said by respelledModels
-                if reader(m) == nil && !cardModels.contains(m) && !readByTwo {
+                if reader(m) == nil && !cardModels.contains(m) && !readByTwo(m) {
                     warnings.append("\(file):\(e.line) example of rule \(r.id): model '\(m)' is no model or alias of any card (no finding carries it)")
                 }
                 if let t = e.finding.tokenType?.rawValue, !known.contains(t) {
@@ -381,6 +381,9 @@ public struct ClassificationRules: GapClassifier, Sendable {
         }
         return warnings
     }
+
+    /// How each card reads a model name (`gpt-4o on openai`), for cards that read it at all.
+    static func readings(of m: String, cards: [RateCard]) -> [String] { cards.compactMap { c in c.canonicalModel(m).map { "\($0) on \(c.vendor)" } } }
 
     /// Plain model names the cards read as another spelling that differs from it in case or
     /// spaces alone (`GPT-4o`, `gpt-4o ` with a trailing space or no-break space), and names two
@@ -404,7 +407,7 @@ public struct ClassificationRules: GapClassifier, Sendable {
                 guard read != m, respelt(m) else { return }
                 warnings.append("\(at): model '\(m)' is read as '\(read)' (the cards' aliases ignore case, and spaces around a name): write it so")
             } else if card == nil {
-                let named = cards.compactMap { c in c.canonicalModel(m).map { "\($0) on \(c.vendor)" } }
+                let named = Self.readings(of: m, cards: cards)
                 guard named.count > 1 else { return }
                 warnings.append(
                     "\(at): model '\(m)' is read as \(named.sorted().joined(separator: ", ")): "

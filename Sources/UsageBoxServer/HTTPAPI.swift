@@ -64,14 +64,14 @@ public struct HTTPAPI: Sendable {
     /// Whose places a key's requests take: an account's keys share its places (two reader keys
     /// of one account held every expensive place, and every other account was answered 429:
     /// tester R2); an admin key has its own.
-    static func holder(of key: APIKey) -> String { key.accountID.map { "account \($0)" } ?? "key \(key.keyID)" }
+    static func workHolder(of key: APIKey) -> String { key.accountID.map { "account \($0)" } ?? "key \(key.keyID)" }
 
     /// `body` holding `weight` of `limiter`'s places for the key (429 when there is not that much,
     /// `refused` called first).
     func within<T>(
         _ limiter: WorkLimiter, _ key: APIKey, weight: Int = 1, refused: () -> Void = {}, _ body: () async throws -> T
     ) async throws -> T {
-        let holder = Self.holder(of: key)
+        let holder = Self.workHolder(of: key)
         do {
             try await limiter.acquire(holder, weight: weight)
         } catch {

@@ -18,7 +18,7 @@ actor UISessions {
     /// key signing in 10,000 times signed every other user out (tester S), and, held per
     /// account, still signed its account's writer out (tester S2).
     static let maxPerHolder = 100
-    static func holder(of key: APIKey) -> String { "key \(key.keyID)" }
+    static func sessionHolder(of key: APIKey) -> String { "key \(key.keyID)" }
 
     func open(secret: String, holder: String) -> String {
         let now = ContinuousClock.now
@@ -127,7 +127,7 @@ struct UIController {
             } catch let e as UsageBoxError where e.code == .unauthenticated {
                 return Self.html(ReportPages.login(error: "That key is unknown or revoked.", next: next), status: .unauthorized)
             }
-            let token = await api.sessions.open(secret: secret, holder: UISessions.holder(of: key))
+            let token = await api.sessions.open(secret: secret, holder: UISessions.sessionHolder(of: key))
             // Secure when the browser reached the server over TLS (a proxy in front says so).
             // The first of a chain of proxies' values is the browser's side.
             let proto = request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.split(separator: ",").first?.trimmingCharacters(in: .whitespaces)

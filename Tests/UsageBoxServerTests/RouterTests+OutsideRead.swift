@@ -244,7 +244,7 @@ extension RouterTests {
     @Test func aKeyHasFewPlacesForLargeBodies() async throws {
         let api = HTTPAPI(store: store, keys: store, environmentAdminSecret: nil)
         let (key, secret) = try await store.createKey(account: "acct_42", role: .writer)
-        for _ in 0..<RequestLimits().largeBodiesPerKey { try await api.largeBodies.acquire(HTTPAPI.holder(of: key)) }  // its places taken
+        for _ in 0..<RequestLimits().largeBodiesPerKey { try await api.largeBodies.acquire(HTTPAPI.workHolder(of: key)) }  // its places taken
         let large = Self.batch((0..<6_000).map { Self.event("big\($0)") })
         #expect(large.utf8.count > RequestLimits.largeBodyBytes)
         try await Application(router: api.buildRouter()).test(.router) { client in
@@ -252,7 +252,7 @@ extension RouterTests {
             #expect(refused.status == 429 && refused.text.contains("bodies over 1 MiB"), "\(refused.text.prefix(200))")
             let small = try await call(client, .post, "/v1/usage/batch", key: secret, body: Self.batch([Self.event("small")]))
             #expect(small.status == 200, "\(small.text)")
-            await api.largeBodies.release(HTTPAPI.holder(of: key))
+            await api.largeBodies.release(HTTPAPI.workHolder(of: key))
             let accepted = try await call(client, .post, "/v1/usage/batch", key: secret, body: large)
             #expect(accepted.status == 200 && accepted.json["accepted"] == .number("6000"), "\(accepted.text.prefix(200))")
         }

@@ -281,11 +281,13 @@ struct CorrectionProposal: Sendable {
             // A gap found only on the period's last few days is the signature of an export pulled
             // before the vendor's last day landed (or of events still on their way to the meter):
             // the same file a day later may not show it.
+            // The period's end says most of why, and is named first (reason and detail alike).
             let lastDays = proposed.map(\.1).first { DailyEvidence.endsUnlikeItRan($0, diff, range: o.range) }
+            let sameShare = lastDays.flatMap { DailyEvidence.sameShareAtTheEnd($0, diff, range: o.range) }
             for (c, f) in proposed {
                 if large != nil || unseen != nil || lastDays != nil {
                     let detail: String
-                    if let lastDays, let same = DailyEvidence.sameShareAtTheEnd(lastDays, diff, range: o.range) {
+                    if let lastDays, let same = sameShare {
                         let percent = ExactDecimal.format(abs(same.share) * 100, scale: 2)
                         detail =
                             "\(lastDays.modelID) \(lastDays.tokenType?.rawValue ?? "") is billed \(percent) % \(same.share > 0 ? "above" : "below") the meter "
@@ -319,10 +321,7 @@ struct CorrectionProposal: Sendable {
                     }
                     out.held.append(
                         .init(
-                            reason: lastDays == nil || large != nil || unseen != nil
-                                ? "needs_review"
-                                : DailyEvidence.sameShareAtTheEnd(lastDays!, diff, range: o.range) != nil
-                                    ? "same_share_on_last_days" : "last_day_unlike_the_rest",
+                            reason: sameShare != nil ? "same_share_on_last_days" : lastDays != nil ? "last_day_unlike_the_rest" : "needs_review",
                             detail: detail + "\(f.pairedWith != nil ? ", as part of a relabel" : ""); --apply posts it only with --confirm-large",
                             correction: c))
                 } else {

@@ -75,6 +75,27 @@ enum DailyEvidence {
         }
     }
 
+    /// Whether a day has traffic on either side: a day with none (a weekend, a holiday) says
+    /// nothing about a gap, neither ending a run of days nor counting in it.
+    static func hasTraffic(_ vendor: BucketSum?, _ metered: Int64?) -> Bool { (metered ?? 0) != 0 || (vendor?.tokens ?? 0) != 0 }
+
+    /// A day's gap, vendor against meter: its sign, its share of the day's traffic (the larger
+    /// side), whether it is within the day's tolerance, and whether it is material (beyond the
+    /// tolerance and 2 % of the traffic or more).
+    static func dayGap(_ vendor: BucketSum?, _ metered: Int64?) -> (positive: Bool, share: Decimal, withinTolerance: Bool, material: Bool) {
+        let v = vendor?.tokens ?? 0, m = metered ?? 0
+        let distance = Self.distance(v, m), traffic = max(v.magnitude, m.magnitude)
+        let share = traffic == 0 ? 0 : Decimal(distance) / Decimal(traffic)
+        let within = distance <= UInt64(max(vendor?.toleranceTokens ?? 0, 0))
+        return (v > m, share, within, !within && share >= materialShare)
+    }
+    static let materialShare = Decimal(string: "0.02")!
+
+    /// The vendor's tokens off the meter's as a share of the meter (`m` > 0).
+    static func share(_ v: Int64, _ m: Int64) -> Decimal { Decimal(exactly: v - m) / Decimal(exactly: m) }
+    /// How far rounding may move that share: twice the day's tolerance, as a share of the meter.
+    static func slack(_ tol: Int64, _ m: Int64) -> Decimal { 2 * Decimal(exactly: tol) / Decimal(exactly: m) }
+
     /// How many days at a period's end may still be settling: late events and vendor exports can
     /// lag a weekend (billing systems hold an invoice open up to 72 hours for them), and a gap on
     /// the last three days alone was corrected as metering.
@@ -98,19 +119,11 @@ enum DailyEvidence {
         // holiday with none (up to `settlingDays`): a rise on the last weekdays before an idle
         // month-end weekend was corrected as usage (tester U). A cell idle for longer stopped
         // earlier, and its gaps are judged as any other's.
-        let idleEnd = days.reversed().prefix { (metered[$0] ?? 0) == 0 && (vendorDays[$0]?.tokens ?? 0) == 0 }.count
+        let idleEnd = days.reversed().prefix { !hasTraffic(vendorDays[$0], metered[$0]) }.count
         guard idleEnd <= Self.settlingDays else { return false }
         days.removeLast(idleEnd)
         guard days.count >= 2, let last = days.last else { return false }
-        let material = Decimal(string: "0.02")!
-        /// The day's gap: its sign, its share of the day's traffic, and whether it is material.
-        func gap(_ d: Int64) -> (positive: Bool, share: Decimal, material: Bool) {
-            let v = vendorDays[d]?.tokens ?? 0, m = metered[d] ?? 0
-            let distance = Self.distance(v, m)
-            let traffic = max(v.magnitude, m.magnitude)
-            let share = traffic == 0 ? 0 : Decimal(distance) / Decimal(traffic)
-            return (v > m, share, distance > UInt64(max(vendorDays[d]?.toleranceTokens ?? 0, 0)) && share >= material)
-        }
+        func gap(_ d: Int64) -> (positive: Bool, share: Decimal, withinTolerance: Bool, material: Bool) { dayGap(vendorDays[d], metered[d]) }
         let end = gap(last)
         guard end.material else { return false }
         // The vendor bills none of it from some day to the end while the meter meters it every
@@ -121,9 +134,7 @@ enum DailyEvidence {
         // The days from the run's first to the end (the week before it is "the rest").
         var run: [Decimal] = [], spanned = 0
         for (i, d) in days.reversed().enumerated() {
-            // A day with no traffic on either side (a weekend, a holiday) neither ends the run
-            // nor counts in it.
-            if (metered[d] ?? 0) == 0, (vendorDays[d]?.tokens ?? 0) == 0 { continue }
+            if !hasTraffic(vendorDays[d], metered[d]) { continue }
             let g = gap(d)
             guard g.material, g.positive == end.positive else { break }
             run.append(g.share)
@@ -133,10 +144,10 @@ enum DailyEvidence {
             // "Unlike the rest" needs a rest: traffic on some of the week before (sparse exports
             // whose days never line up with the meter's say nothing about the last one).
             let before = days.dropLast(spanned).suffix(7)
-            return before.contains { (metered[$0] ?? 0) != 0 || (vendorDays[$0]?.tokens ?? 0) != 0 }
+            return before.contains { hasTraffic(vendorDays[$0], metered[$0]) }
         }
         let earlier = run.dropFirst(2).sorted()
-        return end.share > earlier[earlier.count / 2] * 2 + material
+        return end.share > earlier[earlier.count / 2] * 2 + materialShare
     }
 
     /// The days among a cell's last four with traffic that the vendor bills at the last one's
@@ -152,9 +163,9 @@ enum DailyEvidence {
         var traffic: [(day: Int64, share: Decimal, slack: Decimal)] = []
         for d in periodDays(range).reversed() where traffic.count <= settlingDays {
             let m = metered[d] ?? 0, v = vendorDays[d]
-            if m == 0, (v?.tokens ?? 0) == 0 { continue }
+            if !hasTraffic(v, m) { continue }
             guard m > 0, let v, !v.anyStated else { break }
-            traffic.append((d, Decimal(exactly: v.tokens - m) / Decimal(exactly: m), 2 * Decimal(exactly: max(v.toleranceTokens, 1)) / Decimal(exactly: m)))
+            traffic.append((d, share(v.tokens, m), slack(max(v.toleranceTokens, 1), m)))
         }
         guard let last = traffic.first, abs(last.share) >= ReconciliationEngine.leastFactor else { return nil }
         let at = traffic.filter { abs($0.share - last.share) <= $0.slack + abs(last.share) / 50 }
@@ -252,8 +263,6 @@ enum DailyEvidence {
             guard m > 0, let v = vendorDays[d], !v.anyStated else { continue }
             days.append((d, v.tokens, m, max(v.toleranceTokens, 1)))
         }
-        func share(_ v: Int64, _ m: Int64) -> Decimal { Decimal(exactly: v - m) / Decimal(exactly: m) }
-        func slack(_ tol: Int64, _ m: Int64) -> Decimal { 2 * Decimal(exactly: tol) / Decimal(exactly: m) }
         let lastDay = periodDays(range).last
         var end = days.endIndex
         while end >= days.startIndex + 4 {
@@ -431,14 +440,11 @@ enum DailyEvidence {
         guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return nil }
         let metered = meteredDaily(diff, key, accountwise: false)
         var off = Set<Int64>(), on = Set<Int64>()
-        for d in periodDays(range) {
-            let v = vendorDays[d]?.tokens ?? 0, m = metered[d] ?? 0
-            guard v != 0 || m != 0 else { continue }
-            let distance = Decimal(Self.distance(v, m)), traffic = Decimal(max(v.magnitude, m.magnitude))
-            let tolerance = Decimal(max(vendorDays[d]?.toleranceTokens ?? 0, 0))
-            if distance > tolerance, distance >= traffic * Decimal(string: "0.02")! {
+        for d in periodDays(range) where hasTraffic(vendorDays[d], metered[d]) {
+            let g = dayGap(vendorDays[d], metered[d])
+            if g.material {
                 off.insert(d)
-            } else if distance <= tolerance || distance * 100 <= traffic {
+            } else if g.withinTolerance || g.share * 100 <= 1 {
                 on.insert(d)
             }
         }
@@ -449,7 +455,7 @@ enum DailyEvidence {
     /// `settlingDays` days alone (and on some day): an export pulled before the vendor's last
     /// hours landed reads so on every model at once, as one factor would.
     static func gapsOnlyOnTheLastDays(_ diff: GapDiff, range: TimeRange) -> Bool {
-        let keys = diff.models.flatMap { m in m.tokenTypes.filter(\.beyondTolerance).map { CellKey(model: m.modelID, tokenType: $0.tokenType) } }
+        let keys = diff.gappedRows.map(\.key)
         let last = Set(periodDays(range).suffix(settlingDays))
         return !keys.isEmpty && keys.allSatisfy { key in offAndOnDays(key, diff, range: range).map { !$0.off.isEmpty && $0.off.isSubset(of: last) } ?? false }
     }
@@ -478,7 +484,7 @@ enum DailyEvidence {
     /// either way. A meter above the bill on some days (a promotion? a replayed batch?) stays as
     /// it reads, and so does an outage at the period's very start or end.
     static func gapsConfinedToSomeDays(_ diff: GapDiff, range: TimeRange) -> Bool {
-        let rows = diff.models.flatMap { m in m.tokenTypes.filter(\.beyondTolerance).map { (CellKey(model: m.modelID, tokenType: $0.tokenType), $0) } }
+        let rows = diff.gappedRows
         return !rows.isEmpty
             && rows.allSatisfy { key, row in
                 guard row.gap > 0, row.metered > 0, let vendorDays = vendorDaily(diff, key, accountwise: false) else { return false }
@@ -749,6 +755,7 @@ enum DailyEvidence {
         // cut only: an export pulled early bills less, never more (every price up on Friday May
         // 29 before an idle weekend was held as a late export: review V).
         let settling = Set(periodDays(range).suffix(settlingDays))
+        // Days both billed (money) and metered, not merely with traffic: a day the price shows on.
         func billedDays(_ key: CellKey, from day: Int64, cut: Bool) -> Int {
             guard cut, settling.contains(day), let vendorDays = vendorDaily(diff, key, accountwise: false) else { return .max }
             let metered = meteredDaily(diff, key, accountwise: false)
@@ -766,9 +773,8 @@ enum DailyEvidence {
                 // A week at most: longer, the step is another's.
                 var first = s.day
                 let (vendorDays, metered) = (vendorDaily(diff, key, accountwise: false) ?? [:], meteredDaily(diff, key, accountwise: false))
-                while first > max(range.from.day, s.day - 7), (metered[first - 1] ?? 0) == 0,
-                    vendorDays[first - 1] == nil || vendorDays[first - 1]?.amount == 0,
-                    (vendorDays[first - 1]?.tokens ?? 0) == 0
+                while first > max(range.from.day, s.day - 7), !hasTraffic(vendorDays[first - 1], metered[first - 1]),
+                    (vendorDays[first - 1]?.amount ?? 0) == 0
                 {
                     first -= 1
                 }

@@ -30,6 +30,11 @@ struct GapDiff: Sendable {
 
     var keys: [CellKey] { Set(vendor.keys).union(metered.keys).sorted() }
 
+    /// Each model × token type row beyond tolerance, with its cell (over every account).
+    var gappedRows: [(key: CellKey, row: ReconciliationReport.TokenTypeRow)] {
+        models.flatMap { m in m.tokenTypes.filter(\.beyondTolerance).map { (CellKey(model: m.modelID, tokenType: $0.tokenType), $0) } }
+    }
+
     func unitPrice(_ key: CellKey) -> Decimal { unitPrices[key.modelType] ?? 0 }
 
     func money(_ tokens: Int64, _ key: CellKey) -> Decimal {

@@ -84,9 +84,7 @@ public struct ReconciliationEngine: Sendable {
         var diff = try GapDiff.compute(vendor: vendor, meter: meter, card: card, range: o.range)
         if diff.shape == .uniform,
             DailyEvidence.gapsConfinedToSomeDays(diff, range: o.range)
-                || DailyEvidence.gapsOnDaysApart(
-                    diff.models.flatMap { m in m.tokenTypes.filter(\.beyondTolerance).map { CellKey(model: m.modelID, tokenType: $0.tokenType) } }, diff,
-                    range: o.range)
+                || DailyEvidence.gapsOnDaysApart(diff.gappedRows.map(\.key), diff, range: o.range)
         {
             // The same share on every model, but only on some days: an outage of the whole
             // collector, not a price factor (which would show on every day); or on days that
@@ -94,6 +92,7 @@ public struct ReconciliationEngine: Sendable {
             (diff.shape, diff.impliedFactor) = (.localized, nil)
         }
         let unattributed = Self.unattributed(diff, attribution: o.attribution)
+        let lateExport = diff.shape == .uniform && DailyEvidence.gapsOnlyOnTheLastDays(diff, range: o.range)
         var reasons =
             CoverageCheck.quietUncoveredDays(coverageReasons, diff: diff, meter: meter, range: o.range)
             + CoverageCheck.silentDayReasons(batch, ledger: vendor, diff: diff, range: o.range)
@@ -124,10 +123,10 @@ public struct ReconciliationEngine: Sendable {
                             "every model is off by the same factor (vendor ÷ meter \(diff.impliedFactor.map { ExactDecimal.format($0, scale: 4) } ?? "?")): "
                             + "a price change the card lacks, a discount or a markup looks like that; a meter losing the same share of every model's "
                             + "traffic on every day does too, and it cannot be told apart here, so no rule's class makes it a correction"
-                            + (DailyEvidence.gapsOnlyOnTheLastDays(diff, range: o.range)
+                            + (lateExport
                                 ? "; the gap lies on the period's last days alone, as when an export is pulled before the vendor's last hours landed"
                                 : ""),
-                        remedy: DailyEvidence.gapsOnlyOnTheLastDays(diff, range: o.range)
+                        remedy: lateExport
                             ? "reconcile again on an export pulled after the period settled; if it reads the same, check the card's prices from those days"
                             : "check the card's prices for the period (usagebox ratecards propose); correct a meter that really lost a share by hand")
                 ] : [])
@@ -782,9 +781,7 @@ public struct ReconciliationEngine: Sendable {
         // Azure outage was held beside it); a snapshot id's test call before its cut-over, or a
         // request across midnight, leaves a rename held (review 7). Where the days are unknown (a
         // line of the month), any can.
-        let gapCells = diff.models.flatMap { m in
-            m.tokenTypes.filter { $0.gap > 0 && $0.beyondTolerance }.map { CellKey(model: m.modelID, tokenType: $0.tokenType, account: nil) }
-        }
+        let gapCells = diff.gappedRows.filter { $0.row.gap > 0 }.map(\.key)
         func fits(_ key: CellKey) -> Bool {
             guard let vendorDays = DailyEvidence.vendorDaily(diff, key, accountwise: false) else { return true }
             let metered = DailyEvidence.meteredDaily(diff, key, accountwise: false)
