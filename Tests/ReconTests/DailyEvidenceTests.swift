@@ -465,6 +465,39 @@ import UsageBoxApp
         #expect(material.corrections.isEmpty, "\(described(material))")
     }
 
+    /// Every input price 10 % up from May 16 on three models; Opus idle May 16–18 (its new price
+    /// shows from the 19th) and losing 15 % of its requests May 22–25 besides. Its gap mixes the
+    /// step and a loss and is held; it was read against the step's day alone and corrected whole,
+    /// the price with the loss (review V).
+    @Test func aCellIdleBeforeTheStepWithALossBesidesIsHeld() async throws {
+        func volume(_ d: Int) -> Int64 { 1_000_000 + 37_000 * Int64(d % 7) }
+        let prices: [(String, Decimal)] = [("claude-haiku-4-5", 1), ("claude-sonnet-4-5", 3), ("claude-opus-4-8", 5)]
+        func used(_ model: String, _ d: Int) -> Bool { model != "claude-opus-4-8" || !(16...18).contains(d) }
+        let store = try S.store()
+        for (model, _) in prices {
+            _ = try await store.ingest(
+                try await daily(model, "input") { d in
+                    !used(model, d) ? 0 : model == "claude-opus-4-8" && (22...25).contains(d) ? volume(d) * 85 / 100 : volume(d)
+                })
+        }
+        let r = try await run(
+            store,
+            S.costReport(
+                (1...31).flatMap { d in
+                    prices.filter { used($0.0, d) }.map { model, price in
+                        TestSupport.Row(
+                            day: d, model: model, tokenType: "uncached_input_tokens",
+                            cents: Self.cents(Decimal(volume(d)) * price * (d >= 16 ? Decimal(string: "1.1")! : 1) / 1_000_000))
+                    }
+                }))
+        #expect(r.corrections.isEmpty, "\(described(r)) \(r.findings.map { $0.reason ?? "" })")
+        // Not a step of its own from the 19th, which `ratecards propose` would date three days late.
+        #expect(r.priceSteps.map(\.date) == ["2026-05-16"], "\(r.priceSteps)")
+        #expect(
+            r.findings.first { $0.modelID == "claude-opus-4-8" }?.reason == "vendor_price_changed_on_2026-05-16_among_other_changes",
+            "\(r.findings.map { "\($0.modelID) \($0.gapClass) \($0.rule ?? "") \($0.reason ?? "")" })")
+    }
+
     /// A step's price is the vendor's figure where rounding in the money left it a few parts per
     /// million off (14.250002 for 14.25: tester T2); a price that is no such figure stays exact.
     @Test func stepPricesSnapToTheVendorsFigure() {

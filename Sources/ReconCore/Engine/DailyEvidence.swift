@@ -761,24 +761,28 @@ enum DailyEvidence {
             let metered = meteredDaily(diff, key, accountwise: false)
             return periodDays(range).filter { $0 >= day && (vendorDays[$0]?.amount ?? 0) > 0 && (metered[$0] ?? 0) > 0 }.count
         }
+        // Days with no traffic on either side just before a new price shows (a model idle May
+        // 16–18 whose new price shows from the 19th) may hold the step too: every input price
+        // rose on May 16, and a model used only until May 18 was corrected as usage beside a step
+        // filed on the 19th (tester U2). A week at most: longer, the step is another's.
+        func firstIdleDay(_ key: CellKey, before day: Int64) -> Int64 {
+            var first = day
+            let (vendorDays, metered) = (vendorDaily(diff, key, accountwise: false) ?? [:], meteredDaily(diff, key, accountwise: false))
+            while first > max(range.from.day, day - 7), !hasTraffic(vendorDays[first - 1], metered[first - 1]), (vendorDays[first - 1]?.amount ?? 0) == 0 {
+                first -= 1
+            }
+            return first
+        }
         for key in Set(diff.vendor.keys.map(\.modelType)).intersection(gapped).sorted() {
-            if let s = priceStep(diff, key, range: range, cardPrice: cardPrice),
-                !(s.before > 0 && cardMakes(key, s.day, through: s.through, ratio: s.after / s.before)),
+            guard let s = priceStep(diff, key, range: range, cardPrice: cardPrice) else { continue }
+            let days = firstIdleDay(key, before: s.day)...max(s.day, s.through)
+            // The card's own change on any of those days is the step (compared on the day the
+            // price shows alone, a card's May 16 rise over a model idle May 16–18 read as a step
+            // the card lacked, and held an outage: review V).
+            if !(s.before > 0 && cardMakes(key, days.lowerBound, through: days.upperBound, ratio: s.after / s.before)),
                 billedDays(key, from: s.day, cut: s.after < s.before) >= 2
             {
-                // Days with no traffic on either side just before it (a model idle May 16–18
-                // whose new price shows from the 19th) may hold the step too: every input price
-                // rose on May 16, and a model used only until May 18 was corrected as usage
-                // beside a step filed on the 19th (tester U2).
-                // A week at most: longer, the step is another's.
-                var first = s.day
-                let (vendorDays, metered) = (vendorDaily(diff, key, accountwise: false) ?? [:], meteredDaily(diff, key, accountwise: false))
-                while first > max(range.from.day, s.day - 7), !hasTraffic(vendorDays[first - 1], metered[first - 1]),
-                    (vendorDays[first - 1]?.amount ?? 0) == 0
-                {
-                    first -= 1
-                }
-                found.append((key, first...max(s.day, s.through), s.before, s.after))
+                found.append((key, days, s.before, s.after))
             }
         }
         // A step read across unmetered days may lie on any of them: filed under the day most other
@@ -828,8 +832,13 @@ enum DailyEvidence {
             let lastDay = periodDays(range).last ?? day
             func movedWithTheStep(_ key: CellKey) -> Bool {
                 let runs = readPrices(diff, key, range: range, cardPrice: cardPrice).runs
-                // On the day, or across unmetered days that hold it.
-                guard let k = runs.indices.first(where: { $0 > 0 && runs[$0].start <= day && day <= max(runs[$0].start, runs[$0].priced) }) else {
+                // On the day, or across unmetered days that hold it, or idle days before it (the
+                // day the step is filed under may be one of them: review V).
+                guard
+                    let k = runs.indices.first(where: {
+                        $0 > 0 && firstIdleDay(key, before: runs[$0].start) <= day && day <= max(runs[$0].start, runs[$0].priced)
+                    })
+                else {
                     return false
                 }
                 let before = runs[k - 1], after = runs[k]
