@@ -48,12 +48,14 @@ extension RateCard {
                 // A step's prices are the bill's money per metered token: where that read other
                 // than the card before the step, the money mixes prices (a long-context tier, a
                 // discount), and the price after it is a blend, not the vendor's (3.44674 for
-                // 3.30: tester U). Traffic all under the card's own modifiers (all batch, all
-                // data-zone) reads the base price times their factor: the base is the price over
-                // it (every such step was refused as mixed: review V).
+                // 3.30: tester U). Traffic under the card's own modifiers (all batch, all
+                // data-zone) reads the base price times their factor, and they scale the base, so
+                // the step's ratio is the base's: the card's price times it is written (every such
+                // step was refused as mixed: review V). Divided by the factor instead, the 0.2 %
+                // the reading may stray went into the price (3.30495 for 3.3: review X).
                 var under: [Modifier] = []
                 if let before = ExactDecimal.parse(r.beforePerMillion), let card = row.rates[tt], !Self.agree(before, card) {
-                    guard let (mods, factor) = modifierReading(model: model, card: card, read: before) else {
+                    guard before > 0, let (mods, _) = modifierReading(model: model, card: card, read: before) else {
                         throw UsageBoxError.invalidArgument(
                             "\(model) \(tt.rawValue) read \(r.beforePerMillion) per million before \(entry.date) where the card says "
                                 + "\(ExactDecimal.text(card)) (under none of its modifiers): the bill's money mixes prices (a tier such as "
@@ -61,7 +63,7 @@ extension RateCard {
                                 + "write; edit the card by hand", field: "from_report")
                     }
                     under = mods
-                    price = ExactDecimal.parse(DailyEvidence.perMillion(price / factor / 1_000_000)) ?? price / factor
+                    price = ExactDecimal.parse(DailyEvidence.perMillion(card * price / before / 1_000_000)) ?? card * price / before
                 }
                 newRates[tt] = price
                 let step = entry.step
@@ -69,8 +71,9 @@ extension RateCard {
                     "\(model) \(tt.rawValue) \(ExactDecimal.text(row.rates[tt] ?? 0)) → \(ExactDecimal.text(price))"
                         + (under.isEmpty
                             ? ""
-                            : " (read as \(r.afterPerMillion) under "
-                                + under.map { "\($0.id) ×\(ExactDecimal.text($0.factor))" }.joined(separator: " and ") + ", written as the base price)")
+                            : " (read as \(r.beforePerMillion) → \(r.afterPerMillion), as under "
+                                + under.map { "\($0.id) ×\(ExactDecimal.text($0.factor))" }.joined(separator: " and ")
+                                + ": the card's price times the step's ratio)")
                         + (step.mayBeALoss ? " (\(step.kind == .oneModel ? "one model" : "one token type") only: confirm with the vendor's price list)" : ""))
             }
             // The earlier row now ends on the step's day.

@@ -27,6 +27,7 @@ enum TestSupport {
         /// (`amounts_may_be_net`); the tests of other evidence state it.
         var atList = true
         var contextWindow = "0-200k"
+        var serviceTier = "standard"
     }
 
     /// A cost report as the Admin API answers for May (a bucket for every day, rows where given);
@@ -48,7 +49,7 @@ enum TestSupport {
                                 [
                                     ("amount", .string(r.cents)), ("currency", .string(r.currency)), ("cost_type", .string(r.costType)),
                                     ("model", .optionalString(r.model)), ("token_type", .optionalString(r.tokenType)),
-                                    ("service_tier", .string("standard")), ("context_window", .string(r.contextWindow)),
+                                    ("service_tier", .string(r.serviceTier)), ("context_window", .string(r.contextWindow)),
                                     ("workspace_id", .optionalString(r.workspace)), ("description", .string("test row")),
                                 ] + (r.atList ? [("list_amount", .string(r.cents))] : []))
                         })

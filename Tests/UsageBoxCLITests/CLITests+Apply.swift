@@ -90,7 +90,8 @@ extension CLITests {
         let again = try CLI.run(["ratecards", "propose", "--from-report", try #require(second["id"]?.stringValue), "--db", db])
         #expect(again.status == 0, "\(again.stderr)")
         // Both rows: Sonnet's from the first proposal, Haiku's from this one.
-        #expect(again.stdout.contains("{from: \"2026-05-16\", rates: {") && again.stdout.contains("input: \"3.3\""), "\(again.stdout)")
-        #expect(again.stdout.contains("{from: \"2026-05-20\", rates: {") && again.stdout.contains("input: \"1.1\""), "\(again.stdout)")
+        let rows = again.stdout.split(separator: "\n")
+        #expect(rows.contains { $0.contains("{from: \"2026-05-16\"") && $0.contains("input: \"3.3\"") }, "\(again.stdout)")
+        #expect(rows.contains { $0.contains("{from: \"2026-05-20\"") && $0.contains("input: \"1.1\"") }, "\(again.stdout)")
     }
 }

@@ -284,9 +284,25 @@ struct CorrectionProposal: Sendable {
             // The period's end says most of why, and is named first (reason and detail alike).
             let lastDays = proposed.map(\.1).first { DailyEvidence.endsUnlikeItRan($0, diff, range: o.range) }
             let sameShare = lastDays.flatMap { DailyEvidence.sameShareAtTheEnd($0, diff, range: o.range) }
+            // What makes a correction large, said beside the period's end when both hold: a
+            // reviewer told only to re-pull would post a mapping mistake with --confirm-large
+            // once the same file came back (review X).
+            let largeDetail = large.map { lc, lf in
+                lc.quantity < 0
+                    ? "backs out \(lc.quantity.magnitude) of \(lf.metered) metered \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) "
+                        + "on \(lc.accountID) (more than half)"
+                    : lf.metered <= 0
+                        ? "bills \(lc.quantity) \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) to \(lc.accountID), which metered none of "
+                            + "that token type (a relabelled token type or a mapping mistake looks like this)"
+                        : "bills \(lc.quantity) more \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) on \(lc.accountID) than the "
+                            + "\(lf.metered) metered (doubling it or more: a line listed twice, a unit or mapping mistake, or a meter that lost most of that usage looks like this)"
+            }
+            let unseenDetail = unseen.map { uc, uf in
+                "bills \(uc.quantity) tokens of \(uf.modelID) to \(uc.accountID), which metered none of that model in the period"
+            }
             for (c, f) in proposed {
                 if large != nil || unseen != nil || lastDays != nil {
-                    let detail: String
+                    var detail: String
                     if let lastDays, let same = sameShare {
                         let percent = ExactDecimal.format(abs(same.share) * 100, scale: 2)
                         detail =
@@ -305,19 +321,11 @@ struct CorrectionProposal: Sendable {
                             "the daily gap of \(lastDays.modelID) \(lastDays.tokenType?.rawValue ?? "") on the period's last day is unlike the days "
                             + "before it\(lastDays.quantity < 0 ? stopped ?? "" : ""), as when an export pulled early lacks the vendor's last hours "
                             + "(or the meter still awaits late events); reconcile again on an export pulled after the period settled"
-                    } else if let (lc, lf) = large {
-                        detail =
-                            lc.quantity < 0
-                            ? "backs out \(lc.quantity.magnitude) of \(lf.metered) metered \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) "
-                                + "on \(lc.accountID) (more than half)"
-                            : lf.metered <= 0
-                                ? "bills \(lc.quantity) \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) to \(lc.accountID), which metered none of "
-                                    + "that token type (a relabelled token type or a mapping mistake looks like this)"
-                                : "bills \(lc.quantity) more \(lf.tokenType?.rawValue ?? "") tokens of \(lf.modelID) on \(lc.accountID) than the "
-                                    + "\(lf.metered) metered (doubling it or more: a line listed twice, a unit or mapping mistake, or a meter that lost most of that usage looks like this)"
                     } else {
-                        detail =
-                            "bills \(unseen!.0.quantity) tokens of \(unseen!.1.modelID) to \(unseen!.0.accountID), which metered none of that model in the period"
+                        detail = largeDetail ?? unseenDetail ?? ""
+                    }
+                    if lastDays != nil, let also = largeDetail ?? unseenDetail {
+                        detail += "; besides, the correction \(also): if the same file comes back, check the scope and model mapping first"
                     }
                     out.held.append(
                         .init(

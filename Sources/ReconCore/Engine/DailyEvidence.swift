@@ -746,7 +746,7 @@ enum DailyEvidence {
             else { return false }
             return abs(after / before - ratio) <= ratio / 100
         }
-        var found: [(key: CellKey, days: ClosedRange<Int64>, before: Decimal, after: Decimal)] = []
+        var found: [(key: CellKey, days: ClosedRange<Int64>, priced: ClosedRange<Int64>, before: Decimal, after: Decimal)] = []
         // A new price seen on the cell's last day with traffic alone is an export pulled before
         // that day landed as much as a price: every model billed at 75 % on May 31 was proposed
         // as a 25 % price cut (tester U). The period-end hold judges it instead.
@@ -782,19 +782,26 @@ enum DailyEvidence {
             if !(s.before > 0 && cardMakes(key, days.lowerBound, through: days.upperBound, ratio: s.after / s.before)),
                 billedDays(key, from: s.day, cut: s.after < s.before) >= 2
             {
-                found.append((key, days, s.before, s.after))
+                found.append((key, days, s.day...days.upperBound, s.before, s.after))
             }
         }
         // A step read across unmetered days may lie on any of them: filed under the day most other
         // steps may lie on too (the earliest among as many), so Haiku down May 15–16 steps with
         // Sonnet on the 16th (filed under the 15th, neither stepped, and Sonnet's rise was
         // corrected as usage).
-        for f in found {
-            let day = f.days.max { a, b in
+        // A model's step no other model's may lie with is filed among the days its price shows
+        // on, not the idle days before them (the earliest of those dated a lone step up to a week
+        // early in a proposed card: review V, X).
+        func mostShared(_ days: ClosedRange<Int64>) -> Int64 {
+            days.max { a, b in
                 let (na, nb) = (found.filter { $0.days.contains(a) }.count, found.filter { $0.days.contains(b) }.count)
                 return na != nb ? na < nb : a > b
             }!
-            steps[day, default: []].append((f.key, f.before, f.after))
+        }
+        for f in found {
+            let day = mostShared(f.days)
+            let alone = Set(found.filter { $0.days.contains(day) }.map(\.key.model)) == [f.key.model]
+            steps[alone ? mostShared(f.priced) : day, default: []].append((f.key, f.before, f.after))
         }
         var priceSteps: [ReconciliationReport.PriceStep] = []
         func step(_ day: Int64, kind: ReconciliationReport.PriceStep.Kind, _ cells: [(CellKey, Decimal, Decimal)]) -> ReconciliationReport.PriceStep {
