@@ -353,6 +353,25 @@ import UsageBoxApp
                     .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(Decimal(billed(d)) * 3 / 1_000_000))
                 }))
         #expect(chance.corrections.map(\.quantity) == [24_000_000], "\(chance.findings)")
+        // A fixed 2,000,000 lost a day May 20–26, then no traffic May 27–31 (tester W, on U2's
+        // data): six of its days read one share, pairs netting as carries, and it was held as a
+        // price window. A price leaves the tokens off varying with the volume; here they do not.
+        let metered: [Int64] = [
+            21_127_270, 23_127_061, 26_028_584, 22_347_631, 22_419_773, 21_242_939, 20_367_342, 23_826_969, 26_167_889, 23_722_590,
+            22_565_584, 23_956_431, 21_085_271, 21_051_341, 26_049_298, 21_588_965, 23_190_593, 25_249_218, 22_567_069, 21_810_403,
+            23_296_357, 23_090_623, 18_586_001, 24_209_178, 21_317_482, 24_155_883,
+        ]
+        let stopped = try S.store()
+        _ = try await stopped.ingest(try await daily("claude-sonnet-4-5", "input") { $0 <= 26 ? metered[$0 - 1] : 0 })
+        let idleEnd = try await run(
+            stopped,
+            S.costReport(
+                (1...26).map { d in
+                    .init(
+                        day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens",
+                        cents: Self.cents(Decimal(metered[d - 1] + (d >= 20 ? 2_000_000 : 0)) * 3 / 1_000_000))
+                }))
+        #expect(idleEnd.corrections.map(\.quantity) == [14_000_000], "\(described(idleEnd)) \(idleEnd.findings.map(\.reason))")
         // A real loss on the three days before a rise from May 16 to the end, of about the rise's
         // share: the first reading of the rule above corrected the whole gap (+38.7M for 2M lost:
         // tester U2). A rise of a week and more is the price, the loss beside it held with it.
