@@ -52,7 +52,10 @@ extension RateCard {
                 // data-zone) reads the base price times their factor, and they scale the base, so
                 // the step's ratio is the base's: the card's price times it is written (every such
                 // step was refused as mixed: review V). Divided by the factor instead, the 0.2 %
-                // the reading may stray went into the price (3.30495 for 3.3: review X).
+                // the reading may stray went into the price (3.30495 for 3.3: review X). The bill
+                // cannot say which modifier (or a discount alike) it was, nor that the step was
+                // not that factor's own (batch from 0.5 to 0.6 reads as the base up 20 %: tester
+                // W), so the note says so.
                 var under: [Modifier] = []
                 if let before = ExactDecimal.parse(r.beforePerMillion), let card = row.rates[tt], !Self.agree(before, card) {
                     guard before > 0, let (mods, _) = modifierReading(model: model, card: card, read: before) else {
@@ -71,9 +74,10 @@ extension RateCard {
                     "\(model) \(tt.rawValue) \(ExactDecimal.text(row.rates[tt] ?? 0)) → \(ExactDecimal.text(price))"
                         + (under.isEmpty
                             ? ""
-                            : " (read as \(r.beforePerMillion) → \(r.afterPerMillion), as under "
+                            : " (read as \(r.beforePerMillion) → \(r.afterPerMillion), the card's price times "
                                 + under.map { "\($0.id) ×\(ExactDecimal.text($0.factor))" }.joined(separator: " and ")
-                                + ": the card's price times the step's ratio)")
+                                + " or a discount that size: written as the card's price times the step's ratio; confirm the vendor moved "
+                                + "the base price, not that factor)")
                         + (step.mayBeALoss ? " (\(step.kind == .oneModel ? "one model" : "one token type") only: confirm with the vendor's price list)" : ""))
             }
             // The earlier row now ends on the step's day.

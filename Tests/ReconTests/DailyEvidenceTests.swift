@@ -445,7 +445,7 @@ import UsageBoxApp
         blended.priceSteps[0].rates[0].beforePerMillion = "7.500000"
         blended.priceSteps[0].rates[0].afterPerMillion = "8.250000"
         let batch = try shipped.proposing(blended)
-        #expect(batch.contains("read as 7.500000 → 8.250000, as under batch ×0.5: the card's price times the step's ratio"), "\(batch)")
+        #expect(batch.contains("read as 7.500000 → 8.250000, the card's price times batch ×0.5 or a discount that size"), "\(batch)")
         let batchCard = try RateCard.load(text: batch, file: "proposed.yaml")
         let step = try #require(Timestamp(date: blended.priceSteps[0].date))
         #expect(try batchCard.price(model: "claude-sonnet-4-5", tokenType: .output, date: step, labels: [:]).perMillion == Decimal(string: "16.5")!)
@@ -573,7 +573,7 @@ import UsageBoxApp
         let may16 = try #require(Timestamp(date: "2026-05-16"))
         #expect(try card.price(model: "claude-haiku-4-5", tokenType: .input, date: may16, labels: [:]).perMillion == Decimal(string: "1.1")!)
         #expect(try card.price(model: "claude-sonnet-4-5", tokenType: .input, date: may16, labels: [:]).perMillion == Decimal(string: "3.3")!)
-        #expect(proposed.contains("as under batch ×0.5"), "\(proposed)")
+        #expect(proposed.contains("times batch ×0.5 or a discount that size"), "\(proposed)")
         #expect(closed(again), "\(again.priceSteps) \(described(again))")
     }
 
