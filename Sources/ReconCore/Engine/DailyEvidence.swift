@@ -95,6 +95,8 @@ enum DailyEvidence {
     static func share(_ v: Int64, _ m: Int64) -> Decimal { Decimal(exactly: v - m) / Decimal(exactly: m) }
     /// How far rounding may move that share: twice the day's tolerance, as a share of the meter.
     static func slack(_ tol: Int64, _ m: Int64) -> Decimal { 2 * Decimal(exactly: tol) / Decimal(exactly: m) }
+    /// Whether a day's share is `k`: within its rounding and a fiftieth of `k`.
+    static func atShare(_ share: Decimal, _ k: Decimal, slack: Decimal) -> Bool { abs(share - k) <= slack + abs(k) / 50 }
 
     /// How many days at a period's end may still be settling: late events and vendor exports can
     /// lag a weekend (billing systems hold an invoice open up to 72 hours for them), and a gap on
@@ -168,7 +170,7 @@ enum DailyEvidence {
             traffic.append((d, share(v.tokens, m), slack(max(v.toleranceTokens, 1), m)))
         }
         guard let last = traffic.first, abs(last.share) >= ReconciliationEngine.leastFactor else { return nil }
-        let at = traffic.filter { abs($0.share - last.share) <= $0.slack + abs(last.share) / 50 }
+        let at = traffic.filter { atShare($0.share, last.share, slack: $0.slack) }
         guard at.count >= 2 else { return nil }
         return (at.map(\.day).sorted(), last.share)
     }
@@ -195,10 +197,9 @@ enum DailyEvidence {
         guard let vendorDays = vendorDaily(diff, key, accountwise: true) else { return nil }
         let metered = meteredDaily(diff, key, accountwise: true)
         var shares: [(day: Int64, share: Decimal?)] = []
-        for d in periodDays(range) {
+        for d in periodDays(range) where hasTraffic(vendorDays[d], metered[d]) {
             let v = vendorDays[d]?.tokens ?? 0, m = metered[d] ?? 0
-            guard v != 0 || m != 0 else { continue }
-            shares.append((d, m > 0 ? Decimal(exactly: v - m) / Decimal(exactly: m) : nil))
+            shares.append((d, m > 0 ? share(v, m) : nil))
         }
         // The step's share: the median of the last days' (the end is where it must hold).
         let tail = shares.suffix(max(2, shares.count / 4)).compactMap(\.share).sorted()
@@ -272,7 +273,7 @@ enum DailyEvidence {
             let window = days[max(days.startIndex, end - 5)..<end].map { share($0.v, $0.m) }.sorted()
             let k = window[window.count / 2]
             guard abs(k) >= ReconciliationEngine.leastFactor else { continue }
-            func atShare(_ v: Int64, _ m: Int64, _ tol: Int64) -> Bool { abs(share(v, m) - k) <= slack(tol, m) + abs(k) / 50 }
+            func atShare(_ v: Int64, _ m: Int64, _ tol: Int64) -> Bool { Self.atShare(share(v, m), k, slack: slack(tol, m)) }
             // With a neighbour only for a carry: each day within a tenth of the share (a day at 8 %
             // and one at 10 % around 9 % are two levels of loss, not a carry).
             func near(_ i: Int) -> Bool { abs(share(days[i].v, days[i].m) - k) <= slack(days[i].tol, days[i].m) + abs(k) / 10 }
