@@ -44,6 +44,12 @@ import UsageBoxApp
 
     static func cents(_ dollars: Decimal) -> String { ExactDecimal.text(dollars * 100) }
 
+    /// A cost report of one model × token type (`type` as the vendor names it), billing `dollars`
+    /// on each of `days`.
+    static func oneCell(_ model: String, _ type: String, days: ClosedRange<Int>, dollars: (Int) -> Decimal) -> InvoiceFile {
+        S.costReport(days.map { d in .init(day: d, model: model, tokenType: type, cents: cents(dollars(d))) })
+    }
+
     /// Haiku input metered at an exact time.
     static func haikuInput(_ id: String, _ time: String, _ q: Int64) -> IngestItem {
         .event(
@@ -365,12 +371,7 @@ import UsageBoxApp
         _ = try await stopped.ingest(try await daily("claude-sonnet-4-5", "input") { $0 <= 26 ? metered[$0 - 1] : 0 })
         let idleEnd = try await run(
             stopped,
-            S.costReport(
-                (1...26).map { d in
-                    .init(
-                        day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens",
-                        cents: Self.cents(Decimal(metered[d - 1] + (d >= 20 ? 2_000_000 : 0)) * 3 / 1_000_000))
-                }))
+            Self.oneCell("claude-sonnet-4-5", "uncached_input_tokens", days: 1...26) { Decimal(metered[$0 - 1] + ($0 >= 20 ? 2_000_000 : 0)) * 3 / 1_000_000 })
         #expect(idleEnd.corrections.map(\.quantity) == [14_000_000], "\(described(idleEnd)) \(idleEnd.findings.map(\.reason))")
         // A real loss on the three days before a rise from May 16 to the end, of about the rise's
         // share: the first reading of the rule above corrected the whole gap (+38.7M for 2M lost:
@@ -1076,13 +1077,7 @@ import UsageBoxApp
             let store = try S.store()
             _ = try await store.ingest(try await daily("claude-haiku-4-5", "input", weekday))
             let r = try await run(
-                store,
-                S.costReport(
-                    (1...29).map { d in
-                        .init(
-                            day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens",
-                            cents: Self.cents(Decimal(weekday(d)) * (d >= from ? 1.1 : 1) / 1_000_000))
-                    }))
+                store, Self.oneCell("claude-haiku-4-5", "uncached_input_tokens", days: 1...29) { Decimal(weekday($0)) * ($0 >= from ? 1.1 : 1) / 1_000_000 })
             #expect(r.corrections.isEmpty && r.held.map(\.reason) == [reason], "from May \(from): \(described(r)) \(r.held.map(\.reason))")
         }
         // Three idle days at the end at most (a long weekend): with four, the last day with
@@ -1094,12 +1089,7 @@ import UsageBoxApp
             _ = try await store.ingest(try await daily("claude-haiku-4-5", "input", used))
             let r = try await run(
                 store,
-                S.costReport(
-                    (1...(31 - idle)).map { d in
-                        .init(
-                            day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens",
-                            cents: Self.cents(Decimal(used(d)) * (d > 28 - idle ? 1.1 : 1) / 1_000_000))
-                    }))
+                Self.oneCell("claude-haiku-4-5", "uncached_input_tokens", days: 1...(31 - idle)) { Decimal(used($0)) * ($0 > 28 - idle ? 1.1 : 1) / 1_000_000 })
             #expect((r.held.map(\.reason) == ["same_share_on_last_days"]) == (idle <= 3), "\(idle) idle days: \(described(r)) \(r.held.map(\.reason))")
         }
         let stopped = try S.store()
@@ -1122,13 +1112,15 @@ import UsageBoxApp
         let store = try S.store()
         _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { _ in 1_000_000 })
         _ = try await store.ingest(try await daily("claude-haiku-4-5", "output") { _ in 50_000 })
-        let r = try await run(
-            store,
+        /// Input billed every day, output to `last`.
+        func outputTo(_ last: Int) -> InvoiceFile {
             S.costReport(
                 (1...31).flatMap { d -> [TestSupport.Row] in
                     [.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")]
-                        + (d <= 24 ? [.init(day: d, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "25")] : [])
-                }))
+                        + (d <= last ? [.init(day: d, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "25")] : [])
+                })
+        }
+        let r = try await run(store, outputTo(24))
         #expect(r.corrections.isEmpty, "\(r.corrections.map(\.quantity))")
         #expect(
             r.held.map { "\($0.reason) \($0.correction.quantity)" } == ["last_day_unlike_the_rest -350000"]
@@ -1137,13 +1129,7 @@ import UsageBoxApp
         // Stopped on May 10 (a workspace moved out of the export's scope, say): the correction
         // backs out more than half the month, and the hold says that too, so a re-pull that
         // comes back the same does not end in --confirm-large (review X).
-        let early = try await run(
-            store,
-            S.costReport(
-                (1...31).flatMap { d -> [TestSupport.Row] in
-                    [.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100")]
-                        + (d <= 10 ? [.init(day: d, model: "claude-haiku-4-5", tokenType: "output_tokens", cents: "25")] : [])
-                }))
+        let early = try await run(store, outputTo(10))
         #expect(
             early.corrections.isEmpty && early.held.map(\.reason) == ["last_day_unlike_the_rest"]
                 && early.held.allSatisfy {
