@@ -245,8 +245,9 @@ enum DailyEvidence {
     /// whether it lasts to the period's end, and the share. A day is at the share to its rounding
     /// and a fiftieth of the share, alone or with a neighbour (a request counted on the other side
     /// of midnight nets across the pair: one such request brought the correction back, tester Q2).
-    /// The run needs four such days or more whose rounding is under a tenth of the share
-    /// (cent-rounded money on small days fits any share: a random loss was dated a week early),
+    /// The run needs four such days or more whose rounding is under a fifth of the share
+    /// (cent-rounded money on small days fits any share: a random loss was dated a week early;
+    /// under a tenth, price rises on days a little coarser were corrected as usage: tester W2),
     /// half its days; it may hold a tenth of days off both ways (a price changed at 17:00 makes its
     /// day half of it), and days the meter lost more than the share (an outage on top) witness
     /// neither way. The latest such run is taken, wherever it ends: a price the vendor fixed
@@ -286,7 +287,7 @@ enum DailyEvidence {
                         return atShare(d.v + days[j].v, d.m + days[j].m, d.tol + days[j].tol)
                     }
             }
-            func informative(_ i: Int) -> Bool { slack(days[i].tol, days[i].m) <= abs(k) / 10 }
+            func informative(_ i: Int) -> Bool { slack(days[i].tol, days[i].m) <= abs(k) / 5 }
             // More lost than the share on top (the vendor beyond both): no witness either way.
             func lostMore(_ i: Int) -> Bool {
                 let x = share(days[i].v, days[i].m), margin = slack(days[i].tol, days[i].m) + abs(k) / 2
