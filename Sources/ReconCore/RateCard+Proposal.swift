@@ -58,7 +58,7 @@ extension RateCard {
                 // W), so the note says so.
                 var under: [Modifier] = []
                 if let before = ExactDecimal.parse(r.beforePerMillion), let card = row.rates[tt], !Self.agree(before, card) {
-                    guard before > 0, let (mods, _) = modifierReading(model: model, card: card, read: before) else {
+                    guard before > 0, let mods = modifierReading(model: model, card: card, read: before) else {
                         throw UsageBoxError.invalidArgument(
                             "\(model) \(tt.rawValue) read \(r.beforePerMillion) per million before \(entry.date) where the card says "
                                 + "\(ExactDecimal.text(card)) (under none of its modifiers): the bill's money mixes prices (a tier such as "
@@ -165,13 +165,12 @@ extension RateCard {
     static func agree(_ read: Decimal, _ price: Decimal) -> Bool { abs(read - price) <= price * Decimal(string: "0.002")! }
 
     /// The card's modifiers of `model` (one, or two together) under which its `card` price reads
-    /// `read`, and their factor; nil if none, or if two sets of modifiers would (which is meant
-    /// cannot be told).
-    func modifierReading(model: String, card: Decimal, read: Decimal) -> ([Modifier], Decimal)? {
+    /// `read`; nil if none, or if sets of two factors would (which is meant cannot be told).
+    func modifierReading(model: String, card: Decimal, read: Decimal) -> [Modifier]? {
         let mine = modifiers.filter { $0.models?.contains(model) ?? true }
         var sets: [[Modifier]] = mine.map { [$0] }
         for i in mine.indices { for j in mine.indices where j > i { sets.append([mine[i], mine[j]]) } }
         let fitting = sets.map { ($0, $0.reduce(Decimal(1)) { $0 * $1.factor }) }.filter { Self.agree(read, card * $0.1) }
-        return Set(fitting.map(\.1)).count == 1 ? fitting.first : nil
+        return Set(fitting.map(\.1)).count == 1 ? fitting.first?.0 : nil
     }
 }
