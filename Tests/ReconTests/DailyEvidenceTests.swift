@@ -276,6 +276,39 @@ import UsageBoxApp
     /// as usage (Azure gpt-4o input the same: +48,972,900 on a true 0, tester W2). Net of the
     /// carries the running sum is one share of the volume: held. A fixed number of tokens lost a
     /// day under the same carries is still the meter's, corrected to the token.
+    /// Every price 10 % up from May 16, the money rounded to the cent. Read against each run's
+    /// first day alone, a day's quotient carried its rounding to the next day's tokens, the runs
+    /// broke every day or two, no step was found and the gap was a `uniform_gap` with nothing
+    /// for `ratecards propose` to write (tester W, on four vendors of five). One price fits every
+    /// day of a run to its rounding: one step of several models, at the card's prices times 1.1.
+    @Test func aRiseOnEveryModelInCentRoundedMoneyIsOneStep() async throws {
+        let cells: [(model: String, type: String, vendorType: String, price: Decimal, base: Int64)] = [
+            ("claude-sonnet-4-5", "input", "uncached_input_tokens", 3, 20_000_000), ("claude-sonnet-4-5", "output", "output_tokens", 15, 3_000_000),
+            ("claude-haiku-4-5", "input", "uncached_input_tokens", 1, 8_000_000), ("claude-haiku-4-5", "output", "output_tokens", 5, 1_000_000),
+        ]
+        func volume(_ base: Int64, _ d: Int) -> Int64 { base + base / 97 * Int64((d * 37) % 11) + Int64(d * 7_919) }
+        let store = try S.store()
+        var rows: [S.Row] = []
+        for c in cells {
+            _ = try await store.ingest(try await daily(c.model, c.type) { volume(c.base, $0) })
+            rows += (1...31).map { d in
+                var dollars = Decimal(volume(c.base, d)) * c.price * (d >= 16 ? Decimal(string: "1.1")! : 1) / 1_000_000, rounded = Decimal()
+                NSDecimalRound(&rounded, &dollars, 2, .plain)
+                return .init(day: d, model: c.model, tokenType: c.vendorType, cents: Self.cents(rounded))
+            }
+        }
+        let r = try await run(store, S.costReport(rows))
+        #expect(r.corrections.isEmpty, "\(described(r))")
+        #expect(
+            r.priceSteps.map { step in
+                "\(step.date) \(step.kind.rawValue) "
+                    + step.rates.map { "\($0.modelID) \($0.tokenType?.rawValue ?? "") \($0.afterPerMillion)" }.joined(separator: ", ")
+            }
+                == [
+                    "2026-05-16 several_models claude-haiku-4-5 input 1.100000, claude-haiku-4-5 output 5.500000, claude-sonnet-4-5 input 3.300000, claude-sonnet-4-5 output 16.500000"
+                ], "\(r.priceSteps) \(r.findings.map(\.reason))")
+    }
+
     /// A meter that stamps part of each day's traffic on the next day (0–2 %: a batch flushed
     /// after midnight) moves every day off a price's share by what it carried in less what it
     /// carried out, so no day reads the share alone: Sonnet input 8 % up from May 5 was corrected

@@ -405,6 +405,20 @@ enum DailyEvidence {
         return nil
     }
 
+    /// A run's price: the shortest price per million of 2 to 4 decimals that every day allows and
+    /// that is within a thousandth of the run's money over its tokens (a price list's figure: cent
+    /// rounding left 1.099989 for a $1.10 price), else that quotient.
+    static func listed(_ quotient: Decimal, within allowed: (low: Decimal, high: Decimal)) -> Decimal {
+        var value = quotient * 1_000_000
+        for places in 2...4 {
+            var rounded = Decimal()
+            NSDecimalRound(&rounded, &value, places, .plain)
+            let price = rounded / 1_000_000
+            if price >= allowed.low, price <= allowed.high, abs(price - quotient) <= abs(quotient) / 1_000 { return price }
+        }
+        return quotient
+    }
+
     /// Per model × token type, the day its implied price (vendor money ÷ metered tokens) changed
     /// from one steady value to another, with both values.
     /// `through`: the step's first priced day (after `day` when days billed with nothing metered
@@ -435,6 +449,9 @@ enum DailyEvidence {
         guard let vendorDays = vendorDaily(diff, key, accountwise: false) else { return ([], false) }
         let metered = meteredDaily(diff, key, accountwise: false)
         var runs: [(start: Int64, price: Decimal, priced: Int64)] = []
+        // The prices the last run's days all allow, each to its rounding and a token's worth; its
+        // money and tokens.
+        var allowed: (low: Decimal, high: Decimal) = (0, 0), summed: (money: Decimal, tokens: Decimal) = (0, 0)
         var interrupted = false
         var unmeteredSince: Int64?
         let usual = cardPrice.flatMap { usualMixDays(vendorDays, key, range: range, cardPrice: $0) }
@@ -449,11 +466,20 @@ enum DailyEvidence {
             }
             let tokens = Decimal(exactly: m)
             defer { unmeteredSince = nil }
-            if let last = runs.last {
-                // The same price when the day's money is last-price × tokens within its rounding (and a token's worth).
-                if abs(v.amount - last.price * tokens) <= v.amountHalfUnits + last.price { continue }
+            let price = v.amount / tokens, width = (v.amountHalfUnits + price) / tokens
+            // The same price when one price fits this day and every day of the run, each to its
+            // rounding: read against the first day's quotient alone, cent-rounded days broke a
+            // rise on every model into runs of a day or two, and no step was found (tester W).
+            let low = max(allowed.low, price - width), high = min(allowed.high, price + width)
+            if !runs.isEmpty, low <= high {
+                allowed = (low, high)
+                summed = (summed.money + v.amount, summed.tokens + tokens)
+                runs[runs.count - 1].price = listed(summed.money / summed.tokens, within: allowed)
+                continue
             }
-            runs.append((unmeteredSince ?? d, v.amount / tokens, d))
+            allowed = (price - width, price + width)
+            summed = (v.amount, tokens)
+            runs.append((unmeteredSince ?? d, price, d))
         }
         // Runs of three days or fewer in all between two of one price (a residue kept on two
         // or three days, each billed otherwise) are one interruption.
