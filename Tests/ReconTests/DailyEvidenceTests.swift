@@ -266,16 +266,6 @@ import UsageBoxApp
         #expect(whole.corrections.map(\.quantity) == [3_000_000], "\(whole.reasons.map(\.code)) \(whole.findings)")
     }
 
-    /// Sonnet input billed at $3.30 against a $3 card, nothing lost, on a volume that varies by
-    /// the day: its money is one share above the meter to the cent every day, as a price is, and
-    /// was corrected as lost usage (+3,300,000-odd for the month, and from a step on May 16: tester
-    /// Q). Held. A loss whose share moves with the day (8–10 %) is the meter's and is corrected.
-    /// A meter that stamps part of each day's traffic on the next day (0–1.7 %: a batch flushed
-    /// after midnight) moves every day off a price's share by what it carried in less what it
-    /// carried out, so no day reads the share alone: Sonnet input 8 % up from May 16 was corrected
-    /// as usage (Azure gpt-4o input the same: +48,972,900 on a true 0, tester W2). Net of the
-    /// carries the running sum is one share of the volume: held. A fixed number of tokens lost a
-    /// day under the same carries is still the meter's, corrected to the token.
     /// Every price 10 % up from May 16, the money rounded to the cent. Read against each run's
     /// first day alone, a day's quotient carried its rounding to the next day's tokens, the runs
     /// broke every day or two, no step was found and the gap was a `uniform_gap` with nothing
@@ -375,7 +365,8 @@ import UsageBoxApp
             })
         #expect(
             rise.corrections.isEmpty && rise.findings.map(\.reason) == ["same_share_every_day_from_2026-05-05"]
-                && rise.priceSteps.map { "\($0.date) \($0.kind.rawValue)" } == ["2026-05-05 one_token_type"],
+                && rise.priceSteps.map { "\($0.date) \($0.kind.rawValue) \($0.rates.map(\.afterPerMillion))" }
+                    == ["2026-05-05 one_token_type [\"\(month.price)0000\"]"],
             "\(described(rise)) \(rise.findings.map(\.reason))")
         let lossy = try S.store()
         _ = try await lossy.ingest(try await daily("claude-sonnet-4-5", "input", metered(lost: month.lost)))
@@ -384,6 +375,12 @@ import UsageBoxApp
         #expect(loss.corrections.map(\.quantity) == [month.lost * 27], "\(described(loss)) \(loss.findings.map(\.reason))")
     }
 
+    /// Sonnet input billed at $3.30 against a $3 card, nothing lost, on a volume that varies by
+    /// the day: its money is one share above the meter to the cent every day, as a price is, and
+    /// was corrected as lost usage (+3,300,000-odd for the month, and from a step on May 16: tester
+    /// Q). Held. A loss whose share wanders with the day (8–10 %, a few days at each) is the
+    /// meter's and is corrected; one that cycles 8, 9, 10 % reads as a price under midnight
+    /// carries and is held.
     @Test func oneTokenTypeOffByOneShareOfAVaryingVolumeIsAPrice() async throws {
         func volume(_ d: Int) -> Int64 { 1_000_000 + 37_000 * Int64(d % 7) }
         func bill(_ dollarsPerMillion: (Int) -> Decimal) -> InvoiceFile {

@@ -255,7 +255,11 @@ enum DailyEvidence {
     /// and +35.0M proposed), and so does one beside another day off the meter (a one-day
     /// over-count on May 10 made a month-end rise a +6.7M correction of a −2M cell). The run's
     /// volumes differ by 2 % or more (on a steady volume a steady loss is one share too).
-    static func exactShareRun(_ f: Finding, _ diff: GapDiff, range: TimeRange) -> (first: Int64, last: Int64, toTheEnd: Bool, share: Decimal)? {
+    /// `carried`: read net of midnight (`carriedShareRun`), its share then only as good as the
+    /// carries into and out of the run allow.
+    static func exactShareRun(
+        _ f: Finding, _ diff: GapDiff, range: TimeRange
+    ) -> (first: Int64, last: Int64, toTheEnd: Bool, share: Decimal, carried: Bool)? {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
         guard let cell = diff.vendor[key], !cell.sum.anyStated, let vendorDays = vendorDaily(diff, key, accountwise: true) else { return nil }
         let metered = meteredDaily(diff, key, accountwise: true)
@@ -343,9 +347,9 @@ enum DailyEvidence {
             let offCount = telling.reduce(UInt64(0)) { $0 + Self.distance(days[$1].v - days[$1].m, typical) }
             // Markedly (twice): rounding on a price whose volume barely varies fits both alike.
             guard offShare <= 2 * Decimal(offCount) else { continue }
-            return (days[start].day, days[end - 1].day, days[end - 1].day == lastDay, k)
+            return (days[start].day, days[end - 1].day, days[end - 1].day == lastDay, k, false)
         }
-        return carriedShareRun(days, lastDay: lastDay)
+        return carriedShareRun(days, lastDay: lastDay).map { ($0.first, $0.last, $0.toTheEnd, $0.share, true) }
     }
 
     /// The same, read net of midnight: a meter that stamps part of each day's traffic on the next
@@ -407,18 +411,18 @@ enum DailyEvidence {
         return nil
     }
 
-    /// A run's price: the shortest price per million of 2 to 4 decimals that every day allows and
-    /// that is within a thousandth of the run's money over its tokens (a price list's figure: cent
-    /// rounding left 1.099989 for a $1.10 price), else that quotient.
-    static func listed(_ quotient: Decimal, within allowed: (low: Decimal, high: Decimal)) -> Decimal {
-        var value = quotient * 1_000_000
+    /// A price-list figure near a price read from money: the first price per million of 2, 3 or 4
+    /// decimals within a thousandth of it (and within `allowed`), nil if none is (cent rounding
+    /// left 1.099989 for a $1.10 price).
+    static func listedPrice(near price: Decimal, within allowed: (low: Decimal, high: Decimal)? = nil) -> Decimal? {
+        var value = price * 1_000_000
         for places in 2...4 {
             var rounded = Decimal()
             NSDecimalRound(&rounded, &value, places, .plain)
-            let price = rounded / 1_000_000
-            if price >= allowed.low, price <= allowed.high, abs(price - quotient) <= abs(quotient) / 1_000 { return price }
+            let figure = rounded / 1_000_000
+            if abs(figure - price) <= abs(price) / 1_000, allowed.map({ figure >= $0.low && figure <= $0.high }) ?? true { return figure }
         }
-        return quotient
+        return nil
     }
 
     /// Per model × token type, the day its implied price (vendor money ÷ metered tokens) changed
@@ -476,7 +480,9 @@ enum DailyEvidence {
             if !runs.isEmpty, low <= high {
                 allowed = (low, high)
                 summed = (summed.money + v.amount, summed.tokens + tokens)
-                runs[runs.count - 1].price = listed(summed.money / summed.tokens, within: allowed)
+                // The run's price: a price-list figure every day allows, else its money over its tokens.
+                let quotient = summed.money / summed.tokens
+                runs[runs.count - 1].price = listedPrice(near: quotient, within: allowed) ?? quotient
                 continue
             }
             allowed = (price - width, price + width)
@@ -1093,7 +1099,11 @@ enum DailyEvidence {
             let id = "\(dayString(day)) \(key.model) \(key.tokenType?.rawValue ?? "")"
             if oneCell[id] == nil, let perMillion = cardPrice(key, CoverageCheck.start(of: day)), perMillion > 0 {
                 let before = perMillion / 1_000_000  // a step's prices are per token
-                oneCell[id] = step(day, kind: .oneTokenType, [(key, before, before * (1 + share))])
+                // Net of midnight the share holds the carry into the run's first day: only a
+                // price-list figure near it is listed, or no card row (3.238107 proposed for $3.24
+                // left +355k of gap on a re-run, corrected as usage: review Y).
+                let after = run.carried ? listedPrice(near: before * (1 + share)) : before * (1 + share)
+                if let after { oneCell[id] = step(day, kind: .oneTokenType, [(key, before, after)]) }
             }
         }
         priceSteps += oneCell.sorted { $0.key < $1.key }.map(\.value)
