@@ -356,18 +356,21 @@ import UsageBoxApp
         }
         let priced = try S.store()
         _ = try await priced.ingest(try await daily("claude-sonnet-4-5", "input", metered(lost: 0)))
-        let rise = try await run(
-            priced,
-            Self.oneCell("claude-sonnet-4-5", "uncached_input_tokens", days: 1...31) { d in
-                var dollars = Decimal(month.volume[d - 1]) * (d >= 5 ? Decimal(string: month.price)! : 3) / 1_000_000, rounded = Decimal()
-                NSDecimalRound(&rounded, &dollars, month.cents ? 2 : 12, .plain)
-                return rounded
-            })
+        let invoice = Self.oneCell("claude-sonnet-4-5", "uncached_input_tokens", days: 1...31) { d in
+            var dollars = Decimal(month.volume[d - 1]) * (d >= 5 ? Decimal(string: month.price)! : 3) / 1_000_000, rounded = Decimal()
+            NSDecimalRound(&rounded, &dollars, month.cents ? 2 : 12, .plain)
+            return rounded
+        }
+        let rise = try await run(priced, invoice)
         #expect(
             rise.corrections.isEmpty && rise.findings.map(\.reason) == ["same_share_every_day_from_2026-05-05"]
                 && rise.priceSteps.map { "\($0.date) \($0.kind.rawValue) \($0.rates.map(\.afterPerMillion))" }
                     == ["2026-05-05 one_token_type [\"\(month.price)0000\"]"],
             "\(described(rise)) \(rise.findings.map(\.reason))")
+        // As a user closes it: `ratecards propose` writes the listed price, and the re-run on that
+        // card leaves nothing to correct (a price read with the carry in it left +355k: review Y).
+        let (_, again) = try await rerunOnProposedCard(rise, invoice, priced)
+        #expect(again.corrections.isEmpty && again.priceSteps.isEmpty, "\(described(again))")
         let lossy = try S.store()
         _ = try await lossy.ingest(try await daily("claude-sonnet-4-5", "input", metered(lost: month.lost)))
         let loss = try await run(

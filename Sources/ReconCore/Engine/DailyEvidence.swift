@@ -231,13 +231,14 @@ enum DailyEvidence {
     /// to 4 decimals within 10 parts per million (rounding in the money made Sonnet output
     /// 14.250002 and gpt-4o output 10.499999, for a person to mend by hand: tester T2).
     static func perMillion(_ perToken: Decimal) -> String {
-        var value = perToken * 1_000_000
-        for places in 2...4 {
-            var rounded = Decimal()
-            NSDecimalRound(&rounded, &value, places, .plain)
-            if abs(rounded - value) <= abs(value) / 100_000 { return ExactDecimal.format(rounded, scale: 6) }
-        }
-        return ExactDecimal.format(value, scale: 6)
+        ExactDecimal.format((listedPrice(near: perToken, within: nil, part: 100_000) ?? perToken) * 1_000_000, scale: 6)
+    }
+
+    /// Whether a run's metered volumes differ by 2 % or more: on a steadier volume a steady number
+    /// of tokens lost a day is one share of it too, and says nothing of a price.
+    static func varies(_ volumes: [Int64]) -> Bool {
+        guard let low = volumes.min(), let high = volumes.max() else { return false }
+        return Decimal(exactly: high) >= Decimal(exactly: low) * Decimal(string: "1.02")!
     }
 
     /// A run of days on which the cell's vendor volume, read from money, is off the meter by one
@@ -333,9 +334,7 @@ enum DailyEvidence {
             // One share on a volume that varies is the money following the volume, as a price
             // does; on a steady volume a steady number of tokens lost a day is one share too, and
             // says nothing either way (the meter's, as before: the kata's loss is one).
-            let volumes = witnesses.map { days[$0].m }
-            guard let low = volumes.min(), let high = volumes.max(), Decimal(exactly: high) >= Decimal(exactly: low) * Decimal(string: "1.02")!
-            else { continue }
+            guard varies(witnesses.map { days[$0].m }) else { continue }
             // And it follows the volume better than one number of tokens a day does: a fixed
             // 2,000,000 lost a day May 20–26 before an idle month-end read one share on six days
             // by chance (pairs of days netting as carries) and was held as a price (tester W).
@@ -375,17 +374,15 @@ enum DailyEvidence {
             let window = days[(end - 5)..<end].map { share($0.v, $0.m) }.sorted()
             let k = window[window.count / 2]
             guard abs(k) >= ReconciliationEngine.leastFactor else { continue }
-            func off(_ i: Int) -> Decimal { share(days[i].v, days[i].m) }
-            func loose(_ i: Int) -> Bool { abs(off(i) - k) <= slack(days[i].tol, days[i].m) + abs(k) / 2 }
-            func onTheMeter(_ i: Int) -> Bool { abs(off(i)) <= slack(days[i].tol, days[i].m) + abs(k) / 2 }
-            guard loose(end - 1), end == days.endIndex || onTheMeter(end) else { continue }
+            // Within half the share of it, or of zero (a day on the meter, bounding the run).
+            func near(_ i: Int, _ level: Decimal) -> Bool { abs(share(days[i].v, days[i].m) - level) <= slack(days[i].tol, days[i].m) + abs(k) / 2 }
+            func loose(_ i: Int) -> Bool { near(i, k) }
+            guard loose(end - 1), end == days.endIndex || near(end, 0) else { continue }
             var start = end - 1
             while start > days.startIndex, loose(start - 1) { start -= 1 }
-            guard end - start >= 6, start == days.startIndex || onTheMeter(start - 1) else { continue }
+            guard end - start >= 6, start == days.startIndex || near(start - 1, 0) else { continue }
             let run = days[start..<end]
-            guard let low = run.map(\.m).min(), let high = run.map(\.m).max(),
-                Decimal(exactly: high) >= Decimal(exactly: low) * Decimal(string: "1.02")!
-            else { continue }
+            guard varies(run.map(\.m)) else { continue }
             let gaps = run.map { Decimal(exactly: $0.v - $0.m) }, volumes = run.map { Decimal(exactly: $0.m) }
             let total = gaps.reduce(0, +), n = Decimal(run.count)
             let asShare = total / volumes.reduce(0, +), asCount = total / n
@@ -411,16 +408,16 @@ enum DailyEvidence {
         return nil
     }
 
-    /// A price-list figure near a price read from money: the first price per million of 2, 3 or 4
-    /// decimals within a thousandth of it (and within `allowed`), nil if none is (cent rounding
-    /// left 1.099989 for a $1.10 price).
-    static func listedPrice(near price: Decimal, within allowed: (low: Decimal, high: Decimal)? = nil) -> Decimal? {
+    /// A price-list figure near a price per token read from money: the first price per million
+    /// of 2, 3 or 4 decimals within `1/part` of it (and within `allowed`), nil if none is (cent
+    /// rounding left 1.099989 for a $1.10 price).
+    static func listedPrice(near price: Decimal, within allowed: (low: Decimal, high: Decimal)? = nil, part: Decimal = 1_000) -> Decimal? {
         var value = price * 1_000_000
         for places in 2...4 {
             var rounded = Decimal()
             NSDecimalRound(&rounded, &value, places, .plain)
             let figure = rounded / 1_000_000
-            if abs(figure - price) <= abs(price) / 1_000, allowed.map({ figure >= $0.low && figure <= $0.high }) ?? true { return figure }
+            if abs(figure - price) <= abs(price) / part, allowed.map({ figure >= $0.low && figure <= $0.high }) ?? true { return figure }
         }
         return nil
     }
