@@ -1020,6 +1020,46 @@ import UsageBoxApp
         }
     }
 
+    /// A meter stamping part of each day's traffic at 00:00:30 the next day, reconciled from May 8
+    /// to May 15: the window's gap is what May 14 carried out less what May 7 carried in, and was
+    /// corrected on cells that lost nothing (+277,042 on Haiku input, −158,904 on Bedrock: tester
+    /// X2). It is a boundary either way, also where it equals inner days' gaps by chance (May 12
+    /// and 13 together here, or May 9). A loss on the window's days is still corrected; and a
+    /// meter without carries (no inner day off) keeps a small loss on the window's last days, below
+    /// the hour after it, the meter's.
+    @Test(arguments: [(Int64(51_000), Int64(9_000)), (9_000, 44_000)])
+    func aWindowsGapThatIsMidnightCarriesAtItsBoundsIsABoundary(carriedOutOfMay14: Int64, carriedIntoMay8: Int64) async throws {
+        let window = try TimeRange(from: "2026-05-08T00:00:00Z", to: "2026-05-15T00:00:00Z")
+        func volume(_ d: Int) -> Int64 { 2_000_000 + 150_000 * Int64(d % 5) + 1_234 }
+        func carry(_ d: Int) -> Int64 { d == 14 ? carriedOutOfMay14 : d == 7 ? carriedIntoMay8 : [30_000, 5_000, 22_000, 47_000, 12_000][d % 5] }
+        func day(_ d: Int) -> String { "2026-05-\(d < 10 ? "0" : "")\(d)" }
+        func metered(lost: (Int) -> Int64, carried: (Int) -> Int64, at time: String) -> [IngestItem] {
+            (1...30).flatMap { d in
+                [Self.haikuInput("\(d)", "\(day(d))T\(time)Z", volume(d) - lost(d) - carried(d))]
+                    + (carried(d) > 0 ? [Self.haikuInput("\(d)-carried", "\(day(d + 1))T00:00:30Z", carried(d))] : [])
+            }
+        }
+        func reconcile(_ events: [IngestItem]) async throws -> ReconciliationReport {
+            let store = try S.store()
+            _ = try await store.ingest(events)
+            let bill = S.costReport(
+                (8...14).map {
+                    .init(day: $0, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(Decimal(volume($0)) / 1_000_000))
+                },
+                days: Array(8...14))
+            return try await service.engine.run(ReconciliationOptions(vendor: "anthropic", invoices: [bill], range: window, account: "acct_42"), store: store)
+        }
+        let clean = try await reconcile(metered(lost: { _ in 0 }, carried: carry, at: "12:00:00"))
+        let edge = try #require(clean.findings.first)
+        #expect(edge.quantity == carriedOutOfMay14 - carriedIntoMay8, "\(described(clean))")
+        #expect(edge.gapClass == .boundary && edge.reason == "carried_across_midnight_at_the_bounds", "\(edge.gapClass) \(edge.rule) \(edge.reason)")
+        #expect(clean.corrections.isEmpty && clean.held.isEmpty)
+        let lossy = try await reconcile(metered(lost: { $0 >= 9 ? 300_000 : 0 }, carried: carry, at: "12:00:00"))
+        #expect(lossy.corrections.map(\.quantity) == [6 * 300_000 + carriedOutOfMay14 - carriedIntoMay8], "\(described(lossy)) \(lossy.findings.map(\.reason))")
+        let uncarried = try await reconcile(metered(lost: { $0 >= 12 ? 20_000 : 0 }, carried: { _ in 0 }, at: "00:30:00"))
+        #expect(uncarried.corrections.map(\.quantity) == [60_000], "\(described(uncarried))")
+    }
+
     /// An export pulled before the vendor's last day landed (its May 31 bucket empty, or 40 % full)
     /// looks like over-metering on that day only: held for review, not proposed. The same gap
     /// spread over the month, or starting earlier, is proposed as before.
