@@ -363,7 +363,7 @@ import UsageBoxApp
         }
         let rise = try await run(priced, invoice)
         #expect(
-            rise.corrections.isEmpty && rise.findings.map(\.reason) == ["same_share_every_day_from_2026-05-05"]
+            rise.corrections.isEmpty && rise.findings.map(\.reason) == ["same_share_net_of_midnight_carries_from_2026-05-05"]
                 && rise.priceSteps.map { "\($0.date) \($0.kind.rawValue) \($0.rates.map(\.afterPerMillion))" }
                     == ["2026-05-05 one_token_type [\"\(month.price)0000\"]"],
             "\(described(rise)) \(rise.findings.map(\.reason))")

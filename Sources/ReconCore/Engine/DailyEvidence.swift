@@ -1105,15 +1105,17 @@ enum DailyEvidence {
         for i in findings.indices where findings[i].gapClass == .meteringGap && findings[i].tokenType != nil {
             guard let run = exactShareRun(findings[i], diff, range: range) else { continue }
             let day = run.first, share = run.share
+            // Read net of midnight, no one day is at the share: the reason says so (review Y, M5).
+            let reason = run.carried ? "same_share_net_of_midnight_carries" : "same_share_every_day"
             findings[i].gapClass = .unexplained
             findings[i].rule = "one-cell-factor"
             findings[i].classifier = "engine"
             // A window that ends before the period does is no card row from a day on.
             guard run.toTheEnd else {
-                findings[i].reason = "same_share_every_day_from_\(dayString(day))_to_\(dayString(run.last))"
+                findings[i].reason = "\(reason)_from_\(dayString(day))_to_\(dayString(run.last))"
                 continue
             }
-            findings[i].reason = "same_share_every_day_from_\(dayString(day))"
+            findings[i].reason = "\(reason)_from_\(dayString(day))"
             let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType)
             let id = "\(dayString(day)) \(key.model) \(key.tokenType?.rawValue ?? "")"
             if oneCell[id] == nil, let perMillion = cardPrice(key, CoverageCheck.start(of: day)), perMillion > 0 {
