@@ -24,6 +24,8 @@ stranger = subprocess.check_output([BIN, "keys", "create", "--db", db, "--accoun
 port = free_port()
 server = subprocess.Popen([BIN, "serve", "--db", db, "--port", str(port), "--log-level", "error"], env=dict(os.environ, USAGEBOX_KEY=ADMIN),
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+atexit.register(lambda: stop(server))  # also when a step below raises
+atexit.register(shutil.rmtree, work, True)
 server.stdout.readline()
 base = f"http://127.0.0.1:{port}"
 here = os.path.dirname(os.path.abspath(__file__))
@@ -31,7 +33,7 @@ with open(os.path.join(here, "..", "Plugins", "Anthropic", "Examples", "cost_rep
     body = f.read()
 req = urllib.request.Request(f"{base}/v1/reconciliations?vendor=anthropic&from=2026-05-01&to=2026-06-01&account=acct_42", data=body, method="POST",
                              headers={"Authorization": f"Bearer {ADMIN}"})
-run = json.load(urllib.request.urlopen(req))["id"]
+run = json.load(urllib.request.urlopen(req, timeout=120))["id"]
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -44,7 +46,7 @@ def session(secret):
     opener = urllib.request.build_opener(NoRedirect)
     data = urllib.parse.urlencode({"key": secret, "next": "/ui/"}).encode()
     try:
-        opener.open(urllib.request.Request(f"{base}/ui/login", data=data, method="POST"))
+        opener.open(urllib.request.Request(f"{base}/ui/login", data=data, method="POST"), timeout=30)
     except urllib.error.HTTPError as e:
         cookie = e.headers.get("Set-Cookie", "")
         m = re.match(r"ub_session=([0-9a-f]+);", cookie)
@@ -53,7 +55,6 @@ def session(secret):
     raise SystemExit("signing in did not set an HttpOnly session cookie")
 
 
-atexit.register(lambda: stop(server))  # also when a step below raises
 
 
 def stop(process):

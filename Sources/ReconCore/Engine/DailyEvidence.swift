@@ -7,7 +7,8 @@ import Metering
 /// - `gap_since`: the day a gap began, per finding;
 /// - price steps: the vendor's implied price moving on one day for several models while the
 ///   meter does not — a pricing gap, never a metering correction, however the traffic is spread;
-/// - boundary findings: a gap that is exactly the usage of the first or last hours of the period;
+/// - boundary findings: a gap that is exactly the usage of the first or last hours of the period,
+///   or, on a meter carrying part of each day past midnight, no wider than its carries;
 /// - cache-lifetime mislabels: equal and opposite 5-minute and 1-hour cache-write gaps.
 enum DailyEvidence {
     typealias Finding = ReconciliationReport.Finding
@@ -764,7 +765,8 @@ enum DailyEvidence {
     /// sent twice on May 10), or on two running into each other (a collector down across an inner
     /// midnight), an edge hour of the same size explains nothing: no boundary. A gap spread over
     /// the days (a clock skew moving each night's batch across midnight) or on an edge day still
-    /// may be one.
+    /// may be one. On a meter carrying part of each day past midnight, a metering gap no wider than
+    /// its inner days' carries go apart is what the window's bounds carried (see the end).
     static func boundary(_ f: Finding, _ diff: GapDiff, tolerance: Int64, range: TimeRange) -> String? {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
         guard let e = diff.edges[key], f.quantity != 0 else { return nil }
@@ -783,15 +785,19 @@ enum DailyEvidence {
                     || (i + 1 < inner.count && isTheFinding(gap(inner[i]).flatMap { a in gap(inner[i + 1]).map { a &+ $0 } }))
             }
             // A meter stamping part of each day after midnight puts every day off by what it
-            // carried in less what it carried out: half the inner days or more off both ways,
-            // beyond their rounding (a day lost beside a day counted twice is not that: review Z).
-            // Each such gap is one carry less another, as the window's is; the second largest
-            // shows how far apart two carries go, one lost day aside.
+            // carried in less what it carried out: four inner days or more, and half of them at
+            // least, off both ways beyond their rounding (a day lost beside a day counted twice is
+            // not that: review Z). Each such gap is one carry less another, as the window's is; the
+            // second largest shows how far apart two carries go, one lost day aside, unless it
+            // stands out itself (twice the third: a day counted twice beside a lost one, review AA).
             let offBy = inner.compactMap { d in
                 gap(d).flatMap { g in Self.distance(g, 0) > UInt64(max(vendorDays[d]?.toleranceTokens ?? 0, 0)) ? g.signum() : nil }
             }
-            if inner.count >= 4, offBy.count * 2 >= inner.count, offBy.contains(1), offBy.contains(-1) {
-                carrySwing = inner.compactMap { gap($0).map { Self.distance($0, 0) } }.sorted(by: >).dropFirst().first
+            let swings = inner.compactMap { gap($0).map { Self.distance($0, 0) } }.sorted(by: >)
+            if f.gapClass == .meteringGap, offBy.count >= max(4, (inner.count + 1) / 2), offBy.contains(1), offBy.contains(-1),
+                swings.count >= 3, swings[1] / 2 <= swings[2]
+            {
+                carrySwing = swings[1]
             }
         }
         // A window's usage may be larger or smaller than the gap, and windows of huge cells may not
@@ -821,8 +827,8 @@ enum DailyEvidence {
         // input over a week: tester X2). A gap no wider than two
         // carries go apart on the inner days, and inside the hour the carry is metered in (after
         // the window, or its first hour the other way), cannot be told from them. The hour alone
-        // is no bound: it holds that hour's own traffic (a nightly job at 00:20 hid 19 % of a
-        // day's loss: review Z).
+        // is no bound: it holds that hour's own traffic (beside a nightly job at 00:20 it hid a
+        // loss of 19 % of a day: review Z). Metering gaps only: a hold stays a hold.
         if let swing = carrySwing {
             let hour = UInt64(max(f.quantity > 0 ? e.end[0] ?? 0 : e.start[0] ?? 0, 0))
             if f.quantity.magnitude <= min(swing, hour) { return "carried_across_midnight_at_the_bounds" }
