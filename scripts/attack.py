@@ -20,7 +20,7 @@ hold. Run by scripts/attack (which builds the binary); each part prints its figu
 usage: attack.py BIN [part ...]
 """
 import json, os, shutil, sqlite3, random, re, signal, socket, subprocess, sys, tempfile, threading, time, urllib.request, urllib.error
-from harness import check, failures, free_port
+from harness import check, failures, free_port, stop
 
 BIN = sys.argv[1]
 PARTS = sys.argv[2:] or ["kill", "authz", "bombs", "tamper", "overflow", "slow"]
@@ -48,12 +48,7 @@ class Server:
         self.proc.wait()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop(self.proc, grace=20)
 
     def rss_mb(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -217,10 +212,10 @@ def part_bombs(work):
     k = keys(db, [("acct_42", "reader")])
     server = Server(db, ["--max-invoice-mb", "8"]).start()
     reader, writer = k[("acct_42", "reader")], k[("acct_b", "writer")]
-    peak, stop = [0.0], threading.Event()
+    peak, enough = [0.0], threading.Event()
 
     def sample():
-        while not stop.is_set():
+        while not enough.is_set():
             peak[0] = max(peak[0], server.rss_mb())
             time.sleep(0.05)
 
@@ -293,7 +288,7 @@ def part_bombs(work):
     for t in readers:
         t.join()
     check(all(st in (200, 429) for st in reads) and reads.count(200) >= 4, f"reads of a hostile-dimension account answered: {sorted(reads)}")
-    stop.set()
+    enough.set()
     sampler.join()
     check(peak[0] < MEMORY_BOUND_MB, f"peak resident memory {peak[0]:.0f} MB under {MEMORY_BOUND_MB} MB")
     print(f"  bench /healthz under {len(threads)} bombs: p50 {percentile(latencies, .5):.1f} ms, p99 {percentile(latencies, .99):.1f} ms "

@@ -1,7 +1,7 @@
 """What the Python check scripts share (attack, exactly-once, replica-loss, ui-check): a printed
-check that counts failures, a free loopback port, and a JSON call to a server with a key.
-Imported from the scripts' own folder."""
-import json, socket, urllib.error, urllib.request
+check that counts failures, a free loopback port, a JSON call to a server with a key, and
+stopping a process that may not stop. Imported from the scripts' own folder."""
+import json, socket, subprocess, urllib.error, urllib.request
 
 failures = []
 
@@ -10,6 +10,18 @@ def check(ok, what):
     print(("  ok   " if ok else "  FAIL ") + what, flush=True)
     if not ok:
         failures.append(what)
+
+
+def stop(process, grace=10):
+    """SIGTERM, then SIGKILL after `grace` seconds: a server or browser slow to shut down on a
+    loaded machine must not fail, nor hang, a run whose checks held."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def free_port():

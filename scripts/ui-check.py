@@ -10,7 +10,7 @@ usage: ui-check.py BIN SCREENSHOT.png
 """
 import atexit, base64, json, os, re, shutil, subprocess, sys, tempfile, time, urllib.parse, urllib.request
 import websocket  # websocket-client, installed by scripts/ui-check
-from harness import check, failures, free_port
+from harness import check, failures, free_port, stop
 
 BIN, SHOT = sys.argv[1], sys.argv[2]
 ADMIN = "ui-check-admin"
@@ -24,8 +24,9 @@ stranger = subprocess.check_output([BIN, "keys", "create", "--db", db, "--accoun
 port = free_port()
 server = subprocess.Popen([BIN, "serve", "--db", db, "--port", str(port), "--log-level", "error"], env=dict(os.environ, USAGEBOX_KEY=ADMIN),
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-atexit.register(lambda: stop(server))  # also when a step below raises
+# On any exit, a step below raising included: the server stopped, then its folder removed.
 atexit.register(shutil.rmtree, work, True)
+atexit.register(stop, server)
 server.stdout.readline()
 base = f"http://127.0.0.1:{port}"
 here = os.path.dirname(os.path.abspath(__file__))
@@ -55,24 +56,11 @@ def session(secret):
     raise SystemExit("signing in did not set an HttpOnly session cookie")
 
 
-
-
-def stop(process):
-    """SIGTERM, then SIGKILL after 10 s: a browser slow to shut down on a loaded machine must not
-    fail a run whose checks held. (Stop 54's CI failed this step without saying why; a slow exit,
-    a slow start and a read of the previous page are the three ways it could, all bounded here.)"""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def launch(attempt):
     """A headless chromium with a fresh profile, and the page it opened, waiting up to a minute for
-    its debugging port; None when it exits or opens nothing (its last words are printed)."""
+    its debugging port; None when it exits or opens nothing (its last words are printed). Stop 54's
+    CI failed this step without saying why: a slow start, a read of the previous page and a slow
+    exit are the ways it could, each bounded here."""
     port, log = free_port(), os.path.join(work, f"chromium-{attempt}.log")
     with open(log, "wb") as out:
         browser = subprocess.Popen(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
@@ -147,9 +135,6 @@ check("520,000" not in other and "may not see" in other, "another account's read
 other_index = visit("/ui/", theirs)
 check(run not in other_index and "acct_42" not in other_index, "nor in the index")
 ws.close()
-stop(chrome)
-stop(server)
-shutil.rmtree(work, ignore_errors=True)
 if failures:
     print(f"{len(failures)} page check(s) failed", file=sys.stderr)
     sys.exit(1)

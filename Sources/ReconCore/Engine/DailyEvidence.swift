@@ -790,14 +790,13 @@ enum DailyEvidence {
             // not that: review Z). Each such gap is one carry less another, as the window's is; the
             // second largest shows how far apart two carries go, one lost day aside, unless it
             // stands out itself (twice the third: a day counted twice beside a lost one, review AA).
-            let offBy = inner.compactMap { d in
-                gap(d).flatMap { g in Self.distance(g, 0) > UInt64(max(vendorDays[d]?.toleranceTokens ?? 0, 0)) ? g.signum() : nil }
-            }
-            let swings = inner.compactMap { gap($0).map { Self.distance($0, 0) } }.sorted(by: >)
-            if f.gapClass == .meteringGap, offBy.count >= max(4, (inner.count + 1) / 2), offBy.contains(1), offBy.contains(-1),
-                swings.count >= 3, swings[1] / 2 <= swings[2]
-            {
-                carrySwing = swings[1]
+            if f.gapClass == .meteringGap {
+                let innerGaps = inner.compactMap { d in gap(d).map { (g: $0, tol: UInt64(max(vendorDays[d]?.toleranceTokens ?? 0, 0))) } }
+                let offBy = innerGaps.filter { Self.distance($0.g, 0) > $0.tol }.map { $0.g.signum() }
+                let swings = innerGaps.map { Self.distance($0.g, 0) }.sorted(by: >)
+                if offBy.count >= max(4, (inner.count + 1) / 2), offBy.contains(1), offBy.contains(-1), swings.count >= 3, swings[1] / 2 <= swings[2] {
+                    carrySwing = swings[1]
+                }
             }
         }
         // A window's usage may be larger or smaller than the gap, and windows of huge cells may not
@@ -824,11 +823,11 @@ enum DailyEvidence {
         }
         // Under such carries a window's gap is what its last day carried out less what the day
         // before it carried in, and was corrected on cells that lost nothing (+277,042 on Haiku
-        // input over a week: tester X2). A gap no wider than two
-        // carries go apart on the inner days, and inside the hour the carry is metered in (after
-        // the window, or its first hour the other way), cannot be told from them. The hour alone
-        // is no bound: it holds that hour's own traffic (beside a nightly job at 00:20 it hid a
-        // loss of 19 % of a day: review Z). Metering gaps only: a hold stays a hold.
+        // input over a week: tester X2). A gap no wider than two carries go apart on the inner
+        // days, and inside the hour the carry is metered in (after the window, or its first hour
+        // the other way), cannot be told from them. The hour alone is no bound: it holds that
+        // hour's own traffic (beside a nightly job at 00:20 it hid a loss of 19 % of a day:
+        // review Z). Metering gaps only: a hold stays a hold.
         if let swing = carrySwing {
             let hour = UInt64(max(f.quantity > 0 ? e.end[0] ?? 0 : e.start[0] ?? 0, 0))
             if f.quantity.magnitude <= min(swing, hour) { return "carried_across_midnight_at_the_bounds" }
