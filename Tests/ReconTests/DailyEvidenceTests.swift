@@ -997,9 +997,10 @@ import UsageBoxApp
     /// A collector losing 2,000,000 tokens a day from May 8 beside a 5 % rise from May 10 leaves
     /// 2,000,000 + 5 % of the day off on the rise's days: neither one share nor one number a day,
     /// the whole gap was corrected as usage (+39.1M for a true 26M, tester X2). Read net of the
-    /// steady number the first two days give, the rest is one share: held, naming both, with no
-    /// card row. The loss alone, and a loss that steps from 2,000,000 to 3,000,000 a day (a second
-    /// collector failing, no price), are still the meter's to the token.
+    /// steady number the first two days give, the rest is one share: held, with no card row and
+    /// no dates. Losses with no price are still the meter's to the token: the loss alone, one
+    /// that steps from 2,000,000 to 3,000,000 a day (a second collector failing), one in two
+    /// windows, one that fell under carries, one in two windows on cent-rounded money.
     @Test func aRiseBesideASteadyLossIsHeldASteppingLossCorrected() async throws {
         func volume(_ d: Int) -> Int64 {
             let week: Int64 = 900_000 * Int64(d % 7), third: Int64 = 130_000 * Int64(d % 3)
@@ -1024,8 +1025,7 @@ import UsageBoxApp
         let worse = try await run(stepping, bill(rise: 1))
         let lostInAll: Int64 = 2_000_000 * 24 + 1_000_000 * 22
         #expect(worse.corrections.map(\.quantity) == [lostInAll], "\(described(worse)) \(worse.findings.map(\.reason))")
-        // One loss in two windows (60,000 a day May 3–9 and May 18–31) on a volume varying 3 %:
-        // the days between are on the meter and stay so, not a share the other way.
+        // One loss in two windows (60,000 a day May 3–9 and May 18–31) on a volume varying 3 %.
         func small(_ d: Int) -> Int64 { 1_000_000 + 5_000 * Int64(d % 7) }
         func windows(_ d: Int) -> Int64 { (3...9).contains(d) || d >= 18 ? 60_000 : 0 }
         let twice = try S.store()
@@ -1054,6 +1054,25 @@ import UsageBoxApp
         let lower = try await run(
             fell, Self.oneCell("claude-sonnet-4-5", "uncached_input_tokens", days: 1...31) { Decimal(billed[$0 - 1]) * 3 / 1_000_000 })
         #expect(lower.corrections.map(\.quantity) == [Int64(42_000_000)], "\(described(lower)) \(lower.findings.map(\.reason))")
+        // One loss in two windows (80,000 a day May 3–9, 40,000 May 15–24) on cent-rounded money
+        // of about 62 cents a day: a cent is 1.6 % of a day, so the second window less the
+        // first's number fits a share of 4 % or so by rounding alone, and was held (a run of
+        // generated months). Money that cannot read the share to a fifth of it reads nothing:
+        // corrected, as before. The days as that month gave them (a fifth of its volume at
+        // Sonnet's $3 is its gpt-4o-mini output's money at $0.60).
+        let coarseMeter: [Int64] = [
+            999_903, 1_032_308, 964_796, 967_166, 913_633, 946_804, 965_916, 956_231, 960_630, 1_007_076, 1_035_833, 1_017_738,
+            1_022_828, 1_037_385, 963_700, 978_844, 977_878, 996_112, 984_278, 976_889, 1_009_875, 999_937, 992_213, 992_055,
+            1_017_720, 1_021_341, 1_002_369, 1_037_939, 1_004_449, 1_039_971, 1_031_506,
+        ]
+        let coarseCents: [Decimal] = [
+            60, 62, 63, 63, 60, 61, 63, 62, 62, 61, 62, 61, 61, 63, 60, 61, 61, 62, 61, 61, 63, 63, 62, 62, 61, 61, 60, 63, 60, 62, 62,
+        ]
+        let coarse = try S.store()
+        _ = try await coarse.ingest(try await daily("claude-sonnet-4-5", "input") { coarseMeter[$0 - 1] / 5 })
+        let cents = try await run(
+            coarse, Self.oneCell("claude-sonnet-4-5", "uncached_input_tokens", days: 1...31) { coarseCents[$0 - 1] / 100 })
+        #expect(cents.corrections.map(\.quantity) == [Int64(192_281)], "\(described(cents)) \(cents.findings.map(\.reason))")
     }
 
     @Test func aGapThatIsTheLastHourOfThePeriodIsABoundary() async throws {

@@ -259,10 +259,11 @@ enum DailyEvidence {
     /// volumes differ by 2 % or more (on a steady volume a steady loss is one share too).
     /// `carried`: read net of midnight (`carriedShareRun`), its share then only as good as the
     /// carries into and out of the run allow.
-    /// `steady`: the run is read net of a number of tokens lost every day beside it (below).
+    /// `besideASteadyLoss`: the run is read net of a number of tokens lost every day beside it
+    /// (below).
     static func exactShareRun(
         _ f: Finding, _ diff: GapDiff, range: TimeRange
-    ) -> (first: Int64, last: Int64, toTheEnd: Bool, share: Decimal, carried: Bool, steady: Int64?)? {
+    ) -> (first: Int64, last: Int64, toTheEnd: Bool, share: Decimal, carried: Bool, besideASteadyLoss: Bool)? {
         let key = CellKey(model: f.modelID, tokenType: f.tokenType, account: f.accountID)
         guard let cell = diff.vendor[key], !cell.sum.anyStated, let vendorDays = vendorDaily(diff, key, accountwise: true) else { return nil }
         let metered = meteredDaily(diff, key, accountwise: true)
@@ -273,8 +274,10 @@ enum DailyEvidence {
             days.append((d, v.tokens, m, max(v.toleranceTokens, 1)))
         }
         let lastDay = periodDays(range).last
-        if let run = shareRun(days, lastDay: lastDay) { return (run.first, run.last, run.toTheEnd, run.share, run.carried, nil) }
-        return shareRunBesideASteadyLoss(days, lastDay: lastDay, positive: f.quantity > 0)
+        if let run = shareRun(days, lastDay: lastDay) { return (run.first, run.last, run.toTheEnd, run.share, run.carried, false) }
+        return shareRunBesideASteadyLoss(days, lastDay: lastDay, positive: f.quantity > 0).map {
+            ($0.first, $0.last, $0.toTheEnd, $0.share, $0.carried, true)
+        }
     }
 
     typealias ShareDay = (day: Int64, v: Int64, m: Int64, tol: Int64)
@@ -284,18 +287,17 @@ enum DailyEvidence {
     /// rise's days, which is neither one share nor one number a day, and the rise was corrected
     /// as usage with the loss (+39.1M for a true 26M, tester X2). The steady number is read from
     /// the first two days off or the last two (the loss's days beyond the price's), which agree
-    /// within a quarter of it; the days off, less that number, must then read one share as
-    /// above, on days other than those two, with no day on the meter between them and the run.
-    /// (A loss in two windows, 80,000 a day and then 40,000, read the second as a share on a
-    /// volume varying 5 % and was held; so was one of 60,000 a day in both, before days on the
-    /// meter were left as they are.) Held as the price and the loss together: which
-    /// tokens are usage the days cannot say to the token.
+    /// within a quarter of it; the days off, less that number (days on the meter stay as they
+    /// are: the days between two windows of one loss would read as a share the other way), must
+    /// then read one share as above on days other than those two. Held as the price and the
+    /// loss together: which tokens are usage the days cannot say to the token.
     static func shareRunBesideASteadyLoss(
         _ days: [ShareDay], lastDay: Int64?, positive: Bool
-    ) -> (first: Int64, last: Int64, toTheEnd: Bool, share: Decimal, carried: Bool, steady: Int64?)? {
+    ) -> (first: Int64, last: Int64, toTheEnd: Bool, share: Decimal, carried: Bool)? {
+        // Days off the loss's way beyond their rounding (a tolerance of one token at least) and
+        // by 2 % of the meter or more.
         let off = days.indices.filter { i in
-            let g = days[i].v - days[i].m
-            return (g > 0) == positive && g != 0 && Self.distance(days[i].v, days[i].m) > UInt64(days[i].tol)
+            (days[i].v > days[i].m) == positive && Self.distance(days[i].v, days[i].m) > UInt64(days[i].tol)
                 && abs(share(days[i].v, days[i].m)) >= materialShare
         }
         guard off.count >= 8 else { return nil }
@@ -317,17 +319,11 @@ enum DailyEvidence {
             guard !wraps, let run = shareRun(shifted, lastDay: lastDay), abs(run.share) >= materialShare, (run.share > 0) == positive,
                 run.last < days[a].day || run.first > days[b].day
             else { continue }
-            // One stretch of days off from the two to the run: no day on the meter between.
-            let offDays = Set(off)
-            let between = days.indices.filter { i in
-                run.first > days[b].day ? days[i].day > days[b].day && days[i].day < run.first : days[i].day > run.last && days[i].day < days[a].day
-            }
-            guard between.allSatisfy(offDays.contains) else { continue }
             // And money fine enough to read the share, to a fifth of it, on half the run's days
             // at least (cents on a dollar a day of gpt-4o-mini output fit any share of 3 %).
             let runDays = days.filter { (run.first...run.last).contains($0.day) }
             guard runDays.filter({ slack($0.tol, $0.m) <= abs(run.share) / 5 }).count * 2 >= runDays.count else { continue }
-            return (run.first, run.last, run.toTheEnd, run.share, run.carried, steady)
+            return run
         }
         return nil
     }
@@ -1182,7 +1178,7 @@ enum DailyEvidence {
             // sure enough to name, nor to list a card row from (review AB: a "to" day on a price
             // still in force, a price read as the loss when it came first); the finding's first
             // day off (`gap_since`) says when it began.
-            if run.steady != nil {
+            if run.besideASteadyLoss {
                 findings[i].reason = "same_share_beside_a_steady_loss"
                 continue
             }
