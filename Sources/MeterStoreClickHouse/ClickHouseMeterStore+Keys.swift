@@ -80,13 +80,14 @@ extension ClickHouseMeterStore: KeyStore {
 
     // MARK: the reconciliation log (the composition root declares the conformance)
 
-    public func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String) async throws {
+    public func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String, summaryJSON: String) async throws {
         try await insert(
             "reconciliations",
             [
                 .object([
                     ("id", .string(id)), ("vendor", .string(vendor)), ("created_at", .int(createdAt.microseconds)), ("run_by", .string(runBy)),
-                    ("report", .string(reportJSON)), ("applied_at", .null), ("version", .number(String(await nextVersion()))),
+                    ("report", .string(reportJSON)), ("summary", .string(summaryJSON)), ("applied_at", .null),
+                    ("version", .number(String(await nextVersion()))),
                 ])
             ])
     }
@@ -105,22 +106,31 @@ extension ClickHouseMeterStore: KeyStore {
         ).first?[0].chString
     }
 
-    public func recentReconciliations(limit: Int) async throws -> [String] {
-        try await rows("SELECT id FROM \(t("reconciliations")) GROUP BY id ORDER BY min(created_at) DESC, id DESC LIMIT \(max(limit, 0))", shardsRead: false)
-            .compactMap { $0[0].chString }
+    public func recentReconciliations(limit: Int) async throws -> [(id: String, summaryJSON: String?)] {
+        try await recentRuns("SELECT id, argMax(summary, version) AS s, min(created_at) AS c FROM \(t("reconciliations")) GROUP BY id", limit: limit)
     }
 
-    public func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [String] {
+    public func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [(id: String, summaryJSON: String?)] {
         guard !accounts.isEmpty else { return [] }
-        // The report's own `account_id` comes third in its text, before any nested one.
-        return try await rows(
-            "SELECT id FROM (SELECT id, argMax(report, version) AS r, min(created_at) AS c FROM \(t("reconciliations")) GROUP BY id) "
-                + "WHERE visitParamExtractString(r, 'account_id') IN (\(accounts.map(ClickHouseClient.quote).joined(separator: ", "))) "
-                + "ORDER BY c DESC, id DESC LIMIT \(max(limit, 0))", shardsRead: false
-        ).compactMap { $0[0].chString }
+        let list = accounts.map(ClickHouseClient.quote).joined(separator: ", ")
+        // A run's account from its summary (`account_id` comes first in it); a run recorded before
+        // summaries were kept from its report, where the report's own `account_id` comes third,
+        // before any nested one. Only those runs' reports are read.
+        return try await recentRuns(
+            "SELECT id, s, c FROM (SELECT id, argMax(summary, version) AS s, min(created_at) AS c FROM \(t("reconciliations")) GROUP BY id) "
+                + "WHERE (s != '' AND visitParamExtractString(s, 'account_id') IN (\(list))) OR (s = '' AND id IN "
+                + "(SELECT id FROM \(t("reconciliations")) WHERE summary = '' AND visitParamExtractString(report, 'account_id') IN (\(list))))",
+            limit: limit)
     }
 
-    public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {
+    /// The runs `select` names (`id`, summary `s`, first recorded `c`), newest first.
+    private func recentRuns(_ select: String, limit: Int) async throws -> [(id: String, summaryJSON: String?)] {
+        try await rows("SELECT id, s FROM (\(select)) ORDER BY c DESC, id DESC LIMIT \(max(limit, 0))", shardsRead: false).compactMap { r in
+            r[0].chString.map { (id: $0, summaryJSON: r[1].chString.flatMap { $0.isEmpty ? nil : $0 }) }
+        }
+    }
+
+    public func markReconciliationApplied(id: String, reportJSON: String, summaryJSON: String, appliedAt: Timestamp) async throws {
         try await checkFirstHostWhole()
         let found = try await ClickHouseWriter.$writing.withValue(true) {  // where it is written, as revokeKey
             try await rows(
@@ -133,6 +143,7 @@ extension ClickHouseMeterStore: KeyStore {
             [
                 .object([
                     ("id", .string(id)), ("vendor", r[0]), ("created_at", .int(r[1].chInt ?? 0)), ("run_by", r[2]), ("report", .string(reportJSON)),
+                    ("summary", .string(summaryJSON)),
                     ("applied_at", .int(r[3].chInt ?? appliedAt.microseconds)), ("version", .number(String(await nextVersion(above: r[4])))),
                 ])
             ])

@@ -154,6 +154,14 @@ enum ClickHouseSchema {
             step.firstHost = ["ALTER TABLE \(n.table("segments")) ADD COLUMN hash_rule UInt8 DEFAULT 1"]
             return step
         },
+        // What a list of runs shows of each, written beside its report: the `/ui/` index read 200
+        // reports whole (tester S2). Empty for runs recorded before (or by an older writer still
+        // running): read from the report.
+        Migration(version: 5, name: "reconciliations' summaries") { n in
+            var step = Step()
+            step.firstHost = ["ALTER TABLE \(n.table("reconciliations")) ADD COLUMN summary String DEFAULT ''"]
+            return step
+        },
     ]
 
     static var latest: Int { migrations.map(\.version).max() ?? 0 }

@@ -265,6 +265,12 @@ extension HTTPMeterStore {
         JSONWriter.write(try await call(.POST, "/v1/reconciliations", body: request))
     }
 
+    /// `GET /v1/reconciliations[?account=…]&limit=…`: the recorded runs the key may see, newest
+    /// first, as the server's JSON (`ReconciliationList`).
+    public func reconciliationListText(account: String?, limit: Int) async throws -> String {
+        JSONWriter.write(try await call(.GET, "/v1/reconciliations", query: (account.map { [("account", $0)] } ?? []) + [("limit", String(limit))]))
+    }
+
     /// `GET /v1/reconciliations/{id}`: the stored report's JSON text.
     public func reconciliationReportText(id: String) async throws -> String {
         JSONWriter.write(try await call(.GET, "/v1/reconciliations/\(Self.escape(id))"))

@@ -210,6 +210,11 @@ extension SQLiteMeterStore {
             // account's runs read every run's text first (megabytes each: tester S2).
             try db.execute(sql: "CREATE INDEX reconciliation_account ON reconciliation (json_extract(report, '$.account_id'), created_at)")
         }
+        m.registerMigration("v10.reconciliation-summary") { db in
+            // What a list of runs shows of each, written beside its report: the `/ui/` index read
+            // 200 reports whole (tester S2). NULL for runs recorded before: read from the report.
+            try db.execute(sql: "ALTER TABLE reconciliation ADD COLUMN summary TEXT")
+        }
         return m
     }
 

@@ -10,7 +10,29 @@ public struct ReconciliationArchive: Sendable {
     public func save(_ report: ReconciliationReport) async throws {
         try await log.saveReconciliation(
             id: report.id, vendor: report.vendor, createdAt: report.createdAt, runBy: report.runBy,
-            reportJSON: report.jsonText)
+            reportJSON: report.jsonText, summaryJSON: ReconciliationSummary(report).jsonText)
+    }
+
+    /// The most recent runs (of these accounts, or of all), newest first, as a list shows them:
+    /// from their stored summaries, and only for a run recorded before summaries were kept from
+    /// its whole report.
+    public func recent(limit: Int, ofAccounts accounts: [String]? = nil) async throws -> [ReconciliationSummary] {
+        let runs: [(id: String, summaryJSON: String?)]
+        if let accounts {
+            runs = try await log.recentReconciliations(limit: limit, ofAccounts: accounts)
+        } else {
+            runs = try await log.recentReconciliations(limit: limit)
+        }
+        var out: [ReconciliationSummary] = []
+        for run in runs {
+            try WorkDeadline.current?.check()
+            if let text = run.summaryJSON, let summary = try? ReconciliationJSON.decode(ReconciliationSummary.self, from: text), summary.id == run.id {
+                out.append(summary)
+            } else if let report = try? await report(id: run.id) {  // a record that cannot be read is left off, as before
+                out.append(ReconciliationSummary(report))
+            }
+        }
+        return out
     }
 
     /// The stored report, or nil for an unknown id.
@@ -72,6 +94,7 @@ public struct ReconciliationArchive: Sendable {
             merged.appliedAt = [stored.appliedAt, report.appliedAt].compactMap { $0 }.min()
             merged.revertedAt = [stored.revertedAt, report.revertedAt].compactMap { $0 }.min()
         }
-        try await log.markReconciliationApplied(id: merged.id, reportJSON: merged.jsonText, appliedAt: merged.appliedAt ?? Timestamp.now())
+        try await log.markReconciliationApplied(
+            id: merged.id, reportJSON: merged.jsonText, summaryJSON: ReconciliationSummary(merged).jsonText, appliedAt: merged.appliedAt ?? Timestamp.now())
     }
 }

@@ -8,19 +8,24 @@ public import Metering
 /// let report = try await archive.report(id: "rec_…")
 /// ```
 public protocol ReconciliationLog: Sendable {
-    func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String) async throws
+    /// Records a run: its report, and beside it the summary a list of runs shows
+    /// (`ReconciliationSummary`, as JSON), so a page of 200 runs reads 200 small records instead of
+    /// 200 reports of up to megabytes each (tester S2). An empty summary is none, as for a run
+    /// recorded before summaries were kept.
+    func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String, summaryJSON: String) async throws
     /// The stored report JSON, or nil for an unknown id.
     func reconciliation(id: String) async throws -> String?
     /// The first `characters` of the stored report JSON (its head names the run's account), or
     /// nil for an unknown id: refusing another tenant's run from the whole text took as long as
     /// its size, which told that tenant's run sizes (tester S2).
     func reconciliationHead(id: String, characters: Int) async throws -> String?
-    /// The ids of the most recent runs, newest first.
-    func recentReconciliations(limit: Int) async throws -> [String]
-    /// The ids of the most recent runs of these accounts (a report's `account_id`), newest first,
-    /// found without reading other runs' reports: a page of one tenant's runs read every run on
-    /// the server (tester S).
-    func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [String]
-    /// Replaces the stored report after its corrections were applied.
-    func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws
+    /// The most recent runs, newest first: each id with its stored summary JSON (nil for a run
+    /// recorded before summaries were kept), no report read.
+    func recentReconciliations(limit: Int) async throws -> [(id: String, summaryJSON: String?)]
+    /// The most recent runs of these accounts (a report's `account_id`), newest first, found
+    /// without reading other runs' reports: a page of one tenant's runs read every run on the
+    /// server (tester S).
+    func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [(id: String, summaryJSON: String?)]
+    /// Replaces the stored report, and its summary, after its corrections were applied or reverted.
+    func markReconciliationApplied(id: String, reportJSON: String, summaryJSON: String, appliedAt: Timestamp) async throws
 }

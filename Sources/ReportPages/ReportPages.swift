@@ -80,14 +80,14 @@ public enum ReportPages {
         public var applied: Bool
         public var createdAt: Timestamp
 
-        public init(_ r: ReconciliationReport) {
+        public init(_ r: ReconciliationSummary) {
             id = r.id
             vendor = r.vendor
             month = r.from.monthString
             account = r.accountID ?? "(all accounts)"
             verdict = r.verdict.rawValue
-            gap = r.total.gap
-            corrections = r.corrections.count
+            gap = r.gap
+            corrections = r.corrections
             applied = r.applied
             createdAt = r.createdAt
         }

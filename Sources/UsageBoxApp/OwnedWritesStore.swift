@@ -73,18 +73,20 @@ public final class OwnedWritesStore: ForwardingStore, KeyStore, ReconciliationLo
     public func revokeKey(_ keyID: String) async throws -> APIKey { try await base.revokeKey(keyID) }
     public func authenticate(secret: String) async throws -> APIKey? { try await base.authenticate(secret: secret) }
 
-    public func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String) async throws {
-        try await base.saveReconciliation(id: id, vendor: vendor, createdAt: createdAt, runBy: runBy, reportJSON: reportJSON)
+    public func saveReconciliation(id: String, vendor: String, createdAt: Timestamp, runBy: String, reportJSON: String, summaryJSON: String) async throws {
+        try await base.saveReconciliation(id: id, vendor: vendor, createdAt: createdAt, runBy: runBy, reportJSON: reportJSON, summaryJSON: summaryJSON)
     }
     public func reconciliation(id: String) async throws -> String? { try await base.reconciliation(id: id) }
     public func reconciliationHead(id: String, characters: Int) async throws -> String? {
         try await base.reconciliationHead(id: id, characters: characters)
     }
-    public func recentReconciliations(limit: Int) async throws -> [String] { try await base.recentReconciliations(limit: limit) }
-    public func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [String] {
+    public func recentReconciliations(limit: Int) async throws -> [(id: String, summaryJSON: String?)] {
+        try await base.recentReconciliations(limit: limit)
+    }
+    public func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [(id: String, summaryJSON: String?)] {
         try await base.recentReconciliations(limit: limit, ofAccounts: accounts)
     }
-    public func markReconciliationApplied(id: String, reportJSON: String, appliedAt: Timestamp) async throws {
-        try await base.markReconciliationApplied(id: id, reportJSON: reportJSON, appliedAt: appliedAt)
+    public func markReconciliationApplied(id: String, reportJSON: String, summaryJSON: String, appliedAt: Timestamp) async throws {
+        try await base.markReconciliationApplied(id: id, reportJSON: reportJSON, summaryJSON: summaryJSON, appliedAt: appliedAt)
     }
 }

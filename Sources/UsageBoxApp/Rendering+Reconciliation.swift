@@ -163,6 +163,20 @@ extension Rendering {
 
     /// The day-by-day table: per day × model × token type, metered against the vendor, with the
     /// vendor's implied price (`reconcile --by day`).
+    /// Recorded runs, newest first (`usagebox reconcile list`), as the `/ui/` index lists them.
+    public static func reconciliationList(_ runs: [ReconciliationSummary]) -> String {
+        guard !runs.isEmpty else { return "no recorded reconciliations" }
+        return TextTable(
+            headers: ["id", "vendor", "month", "account", "verdict", "gap", "corrections", "applied", "created"],
+            rows: runs.map { r in
+                [
+                    r.id, r.vendor, r.from.monthString, r.accountID ?? "(all accounts)", r.verdict.rawValue, signed(r.gap), String(r.corrections),
+                    r.applied ? "yes" : "no", r.createdAt.rfc3339,
+                ]
+            }, rightAligned: [5, 6]
+        ).render()
+    }
+
     public static func reconciliationDays(_ r: ReconciliationReport) -> String {
         guard !r.days.isEmpty else { return "by day: no usage on either side" }
         return "by day (UTC):\n"

@@ -57,6 +57,16 @@ struct ReconciliationController {
                 throw UsageBoxError(.verifyDrift, drift.description)
             }
         }
+        routes.on("listReconciliations") { request, _, caller in
+            let params = try api.uniqueParameters(request)
+            let limit = try ReconciliationList.limit(params["limit"], field: "limit")
+            let account = params["account"]
+            if let account {
+                guard EventDecoder.isValidIdentifier(account) else { throw UsageBoxError.invalidArgument("not an account id", field: "account") }
+                guard caller.key.scope.allows(account) else { throw api.forbidden(account) }
+            }
+            return JSONResponse.make(ReconciliationList(try await api.recentRuns(limit: limit, of: account, key: caller.key)))
+        }
         routes.on("getReconciliation") { request, context, caller in
             return JSONResponse.make(text: try await api.storedReport(try context.parameters.require("id"), key: caller.key).jsonText)
         }
@@ -99,10 +109,32 @@ extension HTTPAPI {
         }
         guard let text = try await log.reconciliation(id: id) else { throw unknown }
         let report = try ReconciliationArchive.report(text: text, id: id)
-        let corrected = report.everyCorrection.map(\.accountID)
-        let visible = key.role == .admin || (report.accountID.map(key.scope.allows) ?? false) && corrected.allSatisfy(key.scope.allows)
-        guard visible else { throw forbidden }
+        guard Self.mayRead(account: report.accountID, corrected: report.everyCorrection.map(\.accountID), key: key) else { throw forbidden }
         return Self.redacted(report, for: key.scope)
+    }
+
+    /// The latest recorded runs the key may see, newest first, from their stored summaries (the
+    /// API's list and the `/ui/` index): of `account`, or of the key's accounts, or of all for a
+    /// key of every account. Other tenants' runs neither hide nor slow a scoped key's (tester S,
+    /// S2), and no run is read whole to list it unless it was recorded before summaries were kept.
+    func recentRuns(limit: Int, of account: String? = nil, key: APIKey) async throws -> [ReconciliationSummary] {
+        guard let log = reconciliationLog else { return [] }
+        let accounts: [String]? =
+            switch (account, key.scope) {
+            case let (account?, _): [account]
+            case let (nil, .accounts(own)): own.sorted()
+            case (nil, .all): nil
+            }
+        return try await ReconciliationArchive(log).recent(limit: limit, ofAccounts: accounts).filter {
+            Self.mayRead(account: $0.accountID, corrected: $0.correctedAccounts, key: key)
+        }
+    }
+
+    /// Whether a key may read a run of `account` (nil: across accounts) whose corrections post to
+    /// `corrected`: admins any run, other keys a run of an account they may see, every corrected
+    /// account included. The API's reports and the pages' lists decide by it alike.
+    static func mayRead(account: String?, corrected: [String], key: APIKey) -> Bool {
+        key.role == .admin || (account.map(key.scope.allows) ?? false) && corrected.allSatisfy(key.scope.allows)
     }
 
     /// An admin's run of one account, read by that account's key: reasons about accounts the key

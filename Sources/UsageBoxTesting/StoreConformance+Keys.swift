@@ -74,28 +74,51 @@ public enum ServerStoreConformance {
             try expectEqual(calls?.unit, "requests", "unit recorded")
             try expectEqual(calls?.rollupDimensions, ["region"], "kept dimensions kept")
         },
-        ConformanceCheck("the reconciliation log keeps each report, replaces it when applied, and knows no other id") { store in
+        ConformanceCheck("the reconciliation log keeps each report and its summary, replaces both when applied, and knows no other id") { store in
             let log = try log(store)
+            // The store keeps both texts as given; only a summary's `account_id` is ever read by it.
+            func summary(_ id: String, _ account: String?, applied: Bool) -> String {
+                #"{"account_id":\#(account.map { "\"\($0)\"" } ?? "null"),"id":"\#(id)","applied":\#(applied)}"#
+            }
+            func recent(_ runs: [(id: String, summaryJSON: String?)]) -> [String] { runs.map { "\($0.id) \($0.summaryJSON ?? "none")" } }
             try await log.saveReconciliation(
                 id: "rec_1", vendor: "anthropic", createdAt: F.ts("2026-06-02T09:00:00Z"), runBy: "key_a",
-                reportJSON: #"{"id":"rec_1","applied":false}"#)
+                reportJSON: #"{"id":"rec_1","applied":false}"#, summaryJSON: summary("rec_1", nil, applied: false))
             try await log.saveReconciliation(
                 id: "rec_2", vendor: "openai", createdAt: F.ts("2026-06-02T10:00:00Z"), runBy: "cli",
-                reportJSON: #"{"id":"rec_2","applied":false}"#)
+                reportJSON: #"{"id":"rec_2","applied":false}"#, summaryJSON: summary("rec_2", nil, applied: false))
             try expectEqual(try await log.reconciliation(id: "rec_1"), #"{"id":"rec_1","applied":false}"#, "stored text")
-            try await log.markReconciliationApplied(id: "rec_1", reportJSON: #"{"id":"rec_1","applied":true}"#, appliedAt: F.ts("2026-06-02T11:00:00Z"))
+            try await log.markReconciliationApplied(
+                id: "rec_1", reportJSON: #"{"id":"rec_1","applied":true}"#, summaryJSON: summary("rec_1", nil, applied: true),
+                appliedAt: F.ts("2026-06-02T11:00:00Z"))
             try expectEqual(try await log.reconciliation(id: "rec_1"), #"{"id":"rec_1","applied":true}"#, "replaced when applied")
             try expectEqual(try await log.reconciliation(id: "rec_2"), #"{"id":"rec_2","applied":false}"#, "others unchanged")
             try expectEqual(try await log.reconciliation(id: "rec_none"), nil, "unknown")
             try expectEqual(try await log.reconciliationHead(id: "rec_2", characters: 13), #"{"id":"rec_2""#, "the head alone")
             try expectEqual(try await log.reconciliationHead(id: "rec_none", characters: 12), nil, "no head of an unknown run")
-            try expectEqual(try await log.recentReconciliations(limit: 10), ["rec_2", "rec_1"], "newest first")
-            try expectEqual(try await log.recentReconciliations(limit: 1), ["rec_2"], "limited")
+            try expectEqual(
+                recent(try await log.recentReconciliations(limit: 10)),
+                ["rec_2 \(summary("rec_2", nil, applied: false))", "rec_1 \(summary("rec_1", nil, applied: true))"],
+                "newest first, summaries replaced when applied")
+            try expectEqual(recent(try await log.recentReconciliations(limit: 1)), ["rec_2 \(summary("rec_2", nil, applied: false))"], "limited")
             try await log.saveReconciliation(
                 id: "rec_3", vendor: "openai", createdAt: F.ts("2026-06-02T12:00:00Z"), runBy: "cli",
-                reportJSON: #"{"id":"rec_3","vendor":"openai","account_id":"acct_7","findings":[{"account_id":"acct_1"}]}"#)
-            try expectEqual(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_7"]), ["rec_3"], "an account's runs")
-            try expectEqual(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_1"]), [], "by the report's own account only")
+                reportJSON: #"{"id":"rec_3","vendor":"openai","account_id":"acct_7","findings":[{"account_id":"acct_1"}]}"#,
+                summaryJSON: summary("rec_3", "acct_7", applied: false))
+            // A run recorded before summaries were kept (an empty one is none): found by its report's account.
+            try await log.saveReconciliation(
+                id: "rec_4", vendor: "openai", createdAt: F.ts("2026-06-02T13:00:00Z"), runBy: "cli",
+                reportJSON: #"{"id":"rec_4","vendor":"openai","account_id":"acct_8","findings":[{"account_id":"acct_7"}]}"#, summaryJSON: "")
+            try expectEqual(
+                recent(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_7"])), ["rec_3 \(summary("rec_3", "acct_7", applied: false))"],
+                "an account's runs")
+            try expectEqual(
+                recent(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_8", "acct_7"])),
+                ["rec_4 none", "rec_3 \(summary("rec_3", "acct_7", applied: false))"], "with and without a summary")
+            try expectEqual(recent(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_1"])), [], "by the run's own account only")
+            try expectEqual(
+                recent(try await log.recentReconciliations(limit: 2)), ["rec_4 none", "rec_3 \(summary("rec_3", "acct_7", applied: false))"],
+                "no summary is none")
         },
     ]
 }

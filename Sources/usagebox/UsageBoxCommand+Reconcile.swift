@@ -14,10 +14,11 @@ extension UsageBoxCommand {
             abstract: "Reconcile a vendor invoice against the meter; apply or revert a recorded run.",
             discussion: """
                 usagebox reconcile --vendor V --invoice FILE --from 2026-05-01 --to 2026-06-01 [--account A] …   (run)
+                usagebox reconcile list [--account A] [--limit N]  the recorded runs, newest first
                 usagebox reconcile apply ID [--confirm-large]      post a recorded run's corrections
                 usagebox reconcile revert ID                       post the corrections that undo an applied run
                 """,
-            subcommands: [Run.self, Apply.self, Revert.self], defaultSubcommand: Run.self)
+            subcommands: [Run.self, List.self, Apply.self, Revert.self], defaultSubcommand: Run.self)
     }
 }
 
@@ -189,6 +190,29 @@ extension UsageBoxCommand.Reconcile {
                 printErr("usagebox: --apply refused: \(error.message)")
                 throw ExitCode.inconclusive
             }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The recorded runs, newest first (GET /v1/reconciliations): id, vendor, month, account, verdict, gap, corrections, applied.")
+        @Option(help: "Only this account's runs.") var account: String?
+        @Option(help: "How many runs at most, \(ReconciliationList.limits.lowerBound) to \(ReconciliationList.limits.upperBound).")
+        var limit: String = String(ReconciliationList.defaultLimit)
+        @Flag(help: "Print the API's JSON.") var json = false
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            let limit = try ReconciliationList.limit(limit, field: "--limit")
+            let db = try await store.open()
+            let list: ReconciliationList
+            if let remote = db as? HTTPMeterStore {
+                list = try ReconciliationJSON.decode(ReconciliationList.self, from: try await remote.reconciliationListText(account: account, limit: limit))
+            } else {
+                guard let log = db as? any ReconciliationLog else { throw UsageBoxError(.notFound, "this store keeps no reconciliations") }
+                list = ReconciliationList(try await ReconciliationArchive(log).recent(limit: limit, ofAccounts: account.map { [$0] }))
+            }
+            printOut(json ? JSONWriter.write(list.jsonValue) : Rendering.reconciliationList(list.reconciliations))
         }
     }
 

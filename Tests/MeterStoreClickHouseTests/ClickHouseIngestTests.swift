@@ -421,7 +421,8 @@ struct ClickHouseIngestTests {
         let ahead = try ClickHouseMeterStore(location: store.location, clock: { Timestamp(microseconds: Timestamp.now().microseconds + 600_000_000) })
         let (key, secret) = try await ahead.createKey(account: "acct_1", role: .reader)
         _ = try await ahead.setMeter("tokens", unit: "tokens", rollupDimensions: ["model"])
-        try await ahead.saveReconciliation(id: "rec_1", vendor: "anthropic", createdAt: Timestamp.now(), runBy: "test", reportJSON: #"{"applied":false}"#)
+        try await ahead.saveReconciliation(
+            id: "rec_1", vendor: "anthropic", createdAt: Timestamp.now(), runBy: "test", reportJSON: #"{"applied":false}"#, summaryJSON: "")
         let behind = try ClickHouseMeterStore(location: store.location)
         #expect(try await behind.revokeKey(key.keyID).revokedAt != nil)
         #expect(try await behind.authenticate(secret: secret) == nil, "a revoked key still authenticates")
@@ -429,7 +430,7 @@ struct ClickHouseIngestTests {
         _ = try await behind.setMeter("tokens", unit: nil, rollupDimensions: ["model", "region"])
         let meter = try await behind.meters(scope: .all).first { $0.meterID == "tokens" }
         #expect(meter?.rollupDimensions == ["model", "region"] && meter?.unit == "tokens", "\(String(describing: meter))")
-        try await behind.markReconciliationApplied(id: "rec_1", reportJSON: #"{"applied":true}"#, appliedAt: Timestamp.now())
+        try await behind.markReconciliationApplied(id: "rec_1", reportJSON: #"{"applied":true}"#, summaryJSON: "", appliedAt: Timestamp.now())
         #expect(try await behind.reconciliation(id: "rec_1") == #"{"applied":true}"#)
     }
 
@@ -928,7 +929,8 @@ struct ClickHouseIngestTests {
         }
         let (key, secret) = try await Self.retryingUnavailable { try await store.createKey(account: "acct_1", role: .writer) }
         try await Self.retryingUnavailable {
-            try await store.saveReconciliation(id: "rec_1", vendor: "anthropic", createdAt: F.ts("2026-06-01T10:00:00Z"), runBy: "t", reportJSON: "{}")
+            try await store.saveReconciliation(
+                id: "rec_1", vendor: "anthropic", createdAt: F.ts("2026-06-01T10:00:00Z"), runBy: "t", reportJSON: "{}", summaryJSON: "")
         }
         try await bothWhole()
         let db = store.location.database
@@ -936,7 +938,8 @@ struct ClickHouseIngestTests {
         try await store.shards[0].command("SYSTEM STOP REPLICATION QUEUES \(db).reconciliations")
         let revoked = try await Self.retryingUnavailable { try await throughReplica.revokeKey(key.keyID) }
         try await Self.retryingUnavailable {
-            try await throughReplica.markReconciliationApplied(id: "rec_1", reportJSON: #"{"applied":true}"#, appliedAt: F.ts("2026-06-02T10:00:00Z"))
+            try await throughReplica.markReconciliationApplied(
+                id: "rec_1", reportJSON: #"{"applied":true}"#, summaryJSON: "", appliedAt: F.ts("2026-06-02T10:00:00Z"))
         }
         try await Task.sleep(for: .milliseconds(1_100))  // the last passing check is a second old, as after any restart
         #expect(try await store.authenticate(secret: secret) == nil, "a key revoked in a part the first host lacks was let in")
@@ -944,7 +947,8 @@ struct ClickHouseIngestTests {
             _ = try await store.revokeKey(key.keyID)
         }
         try await Self.expectUnavailable("marked a reconciliation applied over a row read from a first host lacking it", saying: "lacks") {
-            try await store.markReconciliationApplied(id: "rec_1", reportJSON: #"{"applied":"again"}"#, appliedAt: F.ts("2026-06-03T10:00:00Z"))
+            try await store.markReconciliationApplied(
+                id: "rec_1", reportJSON: #"{"applied":"again"}"#, summaryJSON: "", appliedAt: F.ts("2026-06-03T10:00:00Z"))
         }
         try await store.shards[0].command("SYSTEM START REPLICATION QUEUES \(db).api_keys")
         try await store.shards[0].command("SYSTEM START REPLICATION QUEUES \(db).reconciliations")

@@ -41,6 +41,19 @@ extension CLITests {
         )
         let confirmed = try CLI.run(["reconcile", "apply", id, "--db", db, "--confirm-large"])
         #expect(confirmed.status == 0 && !confirmed.stdout.contains("held correction"), "\(confirmed.stdout)")
+        // The recorded run, listed: applied, its proposed correction counted (the held one apart).
+        let listed = try CLI.run(["reconcile", "list", "--db", db])
+        let row = listed.stdout.split(separator: "\n").first { $0.hasPrefix(id) }.map(String.init) ?? ""
+        #expect(
+            listed.status == 0 && row.contains("anthropic") && row.contains("2026-05") && row.contains("acct_42") && row.contains("yes"),
+            "\(listed.stdout) \(listed.stderr)")
+        let runs = try json(try CLI.run(["reconcile", "list", "--db", db, "--json"]))["reconciliations"]?.arrayValue ?? []
+        #expect(
+            runs.map { $0["id"]?.stringValue } == [id] && runs.first?["applied"] == .bool(true)
+                && runs.first?["corrected_accounts"] == .array([.string("acct_42")]))
+        #expect(try CLI.run(["reconcile", "list", "--db", db, "--account", "acct_7"]).stdout.contains("no recorded reconciliations"))
+        let refused = try CLI.run(["reconcile", "list", "--db", db, "--limit", "0"])
+        #expect(refused.status != 0 && refused.stderr.contains("--limit is a whole number from 1 to 200"), "\(refused.stderr)")
     }
 }
 

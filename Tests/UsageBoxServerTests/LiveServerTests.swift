@@ -553,6 +553,12 @@ import UsageBoxTesting
             "the server's meter holds the correction: a second run finds the gap closed: \(again.stdout) \(again.stderr)")
         let reverted = try Self.run(Self.binary, ["reconcile", "revert", id] + remote)
         #expect(reverted.status == 0 && reverted.stdout.contains("accepted 1"), "\(reverted.stdout) \(reverted.stderr)")
+        // The server's record lists both runs, newest first, the first one applied.
+        let listed = try Self.run(Self.binary, ["reconcile", "list", "--account", "acct_42", "--json"] + remote)
+        let runs = try JSONParser.parse(listed.stdout)["reconciliations"]?.arrayValue ?? []
+        #expect(runs.count == 2 && runs.last?["id"]?.stringValue == id && runs.last?["applied"] == .bool(true), "\(listed.stdout) \(listed.stderr)")
+        let table = try Self.run(Self.binary, ["reconcile", "list", "--limit", "1"] + remote)
+        #expect(table.status == 0 && table.stdout.contains("acct_42") && !table.stdout.contains(id), "\(table.stdout) \(table.stderr)")
     }
 
     /// `reconcile --server` with a key bound to one account: whether other accounts metered the

@@ -138,11 +138,73 @@ import VendorAnthropic
                 let other = "rec_29990101000000_\(String(format: "%08d", n))"
                 try await store.saveReconciliation(
                     id: other, vendor: "anthropic", createdAt: Timestamp(microseconds: Timestamp.now().microseconds + Int64(n + 1) * 1_000_000),
-                    runBy: "cli", reportJSON: theirs.replacingOccurrences(of: id, with: other))
+                    runBy: "cli", reportJSON: theirs.replacingOccurrences(of: id, with: other), summaryJSON: "")
             }
             let index = try await call(client, .get, "/ui/", basic: mine)
             #expect(index.status == 200 && index.text.contains(id), "acct_42's run is listed behind 250 of acct_7's")
             #expect(!index.text.contains("rec_29990101000000_"))
+        }
+    }
+
+    /// The index decoded each of its 200 runs' whole reports, so an account's own very large runs
+    /// could time its page out (tester S2): it lists runs from the summaries stored beside them,
+    /// and reads a report only for a run recorded before summaries were kept.
+    @Test func theIndexListsRunsFromTheirSummariesNotTheirReports() async throws {
+        let (_, mine) = try await store.createKey(account: "acct_42", role: .reader)
+        try await app.test(.router) { client in
+            let id = try await recordRun(client)
+            let report = try #require(try await ReconciliationArchive(store).report(id: id))
+            var later = Int64(0)
+            func save(_ runID: String, report text: String, summary: ReconciliationSummary?) async throws {
+                later += 1
+                try await store.saveReconciliation(
+                    id: runID, vendor: "anthropic", createdAt: Timestamp(microseconds: report.createdAt.microseconds + later * 1_000_000), runBy: "cli",
+                    reportJSON: text, summaryJSON: summary?.jsonText ?? "")
+            }
+            func summary(_ runID: String, corrected: [String] = ["acct_42"]) -> ReconciliationSummary {
+                var s = ReconciliationSummary(report)
+                s.id = runID
+                s.correctedAccounts = corrected
+                return s
+            }
+            // Listed from its summary: its report is never read (this one could not be decoded).
+            try await save(
+                "rec_summary_only", report: #"{"id":"rec_summary_only","vendor":"anthropic","account_id":"acct_42","findings":"not read"}"#,
+                summary: summary("rec_summary_only"))
+            // Its corrections post to another account too: an admin's run, as the API decides.
+            try await save("rec_posts_to_acct_7", report: report.jsonText, summary: summary("rec_posts_to_acct_7", corrected: ["acct_42", "acct_7"]))
+            // Recorded before summaries were kept: read from its report, or left off when that cannot be decoded.
+            try await save("rec_before_summaries", report: report.jsonText.replacingOccurrences(of: id, with: "rec_before_summaries"), summary: nil)
+            try await save(
+                "rec_unreadable", report: #"{"id":"rec_unreadable","vendor":"anthropic","account_id":"acct_42","findings":"not read"}"#, summary: nil)
+            let index = try await call(client, .get, "/ui/", basic: mine)
+            #expect(index.status == 200)
+            for listed in [id, "rec_summary_only", "rec_before_summaries"] { #expect(index.text.contains(listed), "\(listed)") }
+            for hidden in ["rec_posts_to_acct_7", "rec_unreadable"] { #expect(!index.text.contains(hidden), "\(hidden)") }
+            #expect(index.text.components(separatedBy: ">\(Format.signed(report.total.gap))<").count - 1 == 3, "each run's gap, from its summary or its report")
+            let admin = try await call(client, .get, "/ui/", bearer: Self.admin)
+            #expect(admin.status == 200 && admin.text.contains("rec_posts_to_acct_7") && !admin.text.contains("rec_unreadable"))
+            // The API lists the same runs, newest first, each as its summary.
+            func listed(_ query: String, _ key: String) async throws -> (Int, [JSONValue]) {
+                let answer = try await call(client, .get, "/v1/reconciliations\(query)", bearer: key)
+                return (answer.status, answer.status == 200 ? try JSONParser.parse(answer.text)["reconciliations"]?.arrayValue ?? [] : [])
+            }
+            let (status, runs) = try await listed("", mine)
+            #expect(status == 200 && runs.map { $0["id"]?.stringValue } == ["rec_before_summaries", "rec_summary_only", id])
+            #expect(runs.last == ReconciliationSummary(report).jsonValue)
+            #expect(
+                try await listed("?account=acct_42&limit=2", mine).1.map { $0["id"]?.stringValue } == ["rec_before_summaries"], "the limit, then the key's view"
+            )
+            #expect(try await listed("", Self.admin).1.map { $0["id"]?.stringValue }.contains("rec_posts_to_acct_7"))
+            #expect(try await listed("?account=acct_7", mine).0 == 403)
+            for bad in ["?limit=0", "?limit=201", "?limit=ten", "?account=a%20b", "?acount=acct_42"] { #expect(try await listed(bad, mine).0 == 400, "\(bad)") }
+            // Applying replaces the summary with the report.
+            #expect(try await call(client, .post, "/v1/reconciliations/\(id)/apply", bearer: Self.admin).status == 200)
+            let stored = try #require(try await store.recentReconciliations(limit: 10).first { $0.id == id }?.summaryJSON)
+            #expect(
+                try ReconciliationJSON.decode(ReconciliationSummary.self, from: stored)
+                    == ReconciliationSummary(try #require(try await ReconciliationArchive(store).report(id: id))))
+            #expect(try ReconciliationJSON.decode(ReconciliationSummary.self, from: stored).applied)
         }
     }
 

@@ -1,0 +1,67 @@
+public import Metering
+
+/// What a list of runs shows of one run, and what deciding who may see it needs, stored beside
+/// its report (`ReconciliationLog`): the `/ui/` index decoded each of its 200 runs' whole reports,
+/// so an account's own very large runs could time its page out (tester S2).
+///
+/// `account_id` is its first member and no other member is named so: a store may find a run's
+/// account by that key in the text, as ClickHouse's `visitParamExtractString` does.
+public struct ReconciliationSummary: WireShape, Equatable {
+    public var accountID: String?
+    public var id: String
+    public var vendor: String
+    public var from: Timestamp
+    public var verdict: ReconciliationReport.Verdict
+    /// The run's total gap (vendor − meter), in the invoice's units.
+    public var gap: Int64
+    /// Proposed corrections (not those held for review).
+    public var corrections: Int
+    /// Every account a correction of the run, proposed or held, would post to: a scoped key sees
+    /// the run only when it may see all of them, as it may read the report.
+    public var correctedAccounts: [String]
+    public var applied: Bool
+    public var createdAt: Timestamp
+
+    enum CodingKeys: String, CodingKey {
+        case accountID = "account_id", id, vendor, from, verdict, gap, corrections, correctedAccounts = "corrected_accounts", applied
+        case createdAt = "created_at"
+    }
+
+    public init(_ r: ReconciliationReport) {
+        accountID = r.accountID
+        id = r.id
+        vendor = r.vendor
+        from = r.from
+        verdict = r.verdict
+        gap = r.total.gap
+        corrections = r.corrections.count
+        correctedAccounts = Array(Set(r.everyCorrection.map(\.accountID))).sorted()
+        applied = r.applied
+        createdAt = r.createdAt
+    }
+
+    /// The summary's JSON text, as the log keeps it.
+    public var jsonText: String {
+        // Every member is a plain value with a total encoding; failing here would be a programming error.
+        try! ReconciliationJSON.encode(self)
+    }
+}
+
+/// `GET /v1/reconciliations`: the runs a key may see, newest first.
+public struct ReconciliationList: WireShape, Equatable {
+    public var reconciliations: [ReconciliationSummary]
+    public init(_ reconciliations: [ReconciliationSummary]) { self.reconciliations = reconciliations }
+
+    /// How many runs one list may ask for, and how many it gets when it names no number.
+    public static let limits = 1...200
+    public static let defaultLimit = 50
+
+    /// A list's `limit` as given (`field` names it in the error: the API's query, the CLI's flag).
+    public static func limit(_ text: String?, field: String) throws -> Int {
+        guard let text else { return defaultLimit }
+        guard let n = Int(text), limits.contains(n) else {
+            throw UsageBoxError.invalidArgument("\(field) is a whole number from \(limits.lowerBound) to \(limits.upperBound)", field: field)
+        }
+        return n
+    }
+}
