@@ -1,7 +1,7 @@
 """What the Python check scripts share (attack, exactly-once, replica-loss, ui-check): a printed
 check that counts failures, a free loopback port, a JSON call to a server with a key, and
 stopping a process that may not stop. Imported from the scripts' own folder."""
-import json, socket, subprocess, urllib.error, urllib.request
+import json, os, signal, socket, subprocess, urllib.error, urllib.request
 
 failures = []
 
@@ -12,16 +12,28 @@ def check(ok, what):
         failures.append(what)
 
 
-def stop(process, grace=10):
+def stop(process, grace=10, group=False):
     """SIGTERM, then SIGKILL after `grace` seconds: a server or browser slow to shut down on a
-    loaded machine must not fail, nor hang, a run whose checks held."""
-    if process is not None and process.poll() is None:
-        process.terminate()
+    loaded machine must not fail, nor hang, a run whose checks held. With `group` (a process
+    started in its own session, as chromium is) its whole process group gets each signal, and
+    what is left of the group is killed at the end: chromium's renderer and GPU children
+    outlived a SIGKILL sent to the browser alone."""
+    def signal_all(sig):
+        try:
+            os.killpg(process.pid, sig) if group else process.send_signal(sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    if process is None:
+        return
+    if process.poll() is None:
+        signal_all(signal.SIGTERM)
         try:
             process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            process.kill()
+            signal_all(signal.SIGKILL)
             process.wait()
+    if group:
+        signal_all(signal.SIGKILL)
 
 
 def free_port():

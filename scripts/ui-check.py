@@ -65,8 +65,9 @@ def launch(attempt):
     with open(log, "wb") as out:
         browser = subprocess.Popen(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                                     f"--remote-debugging-port={port}", f"--user-data-dir={os.path.join(work, f'profile-{attempt}')}",
-                                    "--window-size=1280,2000", "about:blank"], stdout=subprocess.DEVNULL, stderr=out)
-    atexit.register(stop, browser)
+                                    "--window-size=1280,2000", "about:blank"], stdout=subprocess.DEVNULL, stderr=out,
+                                   start_new_session=True)  # its own process group: stopped whole, children too
+    atexit.register(stop, browser, 10, True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and browser.poll() is None:
         try:
@@ -74,7 +75,7 @@ def launch(attempt):
             return browser, next(t for t in targets if t["type"] == "page")
         except Exception:
             time.sleep(0.2)
-    stop(browser)
+    stop(browser, 10, True)
     with open(log, errors="replace") as f:
         print(f"chromium (attempt {attempt}) opened no page to drive (exit status {browser.poll()}, waited up to 60 s):", *f.readlines()[-10:], sep="\n  ", file=sys.stderr)
     return None
@@ -99,12 +100,14 @@ def cdp(method, **params):
 def visit(path, cookie):
     cdp("Network.clearBrowserCookies")
     cdp("Network.setCookie", name="ub_session", value=cookie, url=base + "/ui/", httpOnly=True, sameSite="Strict")
+    # The document being left is marked, so the wait below ends only in a new one: right after
+    # navigating, the previous page can still be the one whose readyState is "complete", at the
+    # very same URL when a page is visited again with another key's session.
+    cdp("Runtime.evaluate", expression="window.ubLeaving = true")
     cdp("Page.navigate", url=base + path)
-    # Until the new document has loaded: right after navigating, the previous page can still be the
-    # one whose readyState is "complete".
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        state = cdp("Runtime.evaluate", expression="location.href + ' ' + document.readyState")["result"]["value"]
+        state = cdp("Runtime.evaluate", expression="location.href + ' ' + document.readyState + (window.ubLeaving ? ' (previous page)' : '')")["result"]["value"]
         if state == f"{base}{path} complete":
             break
         time.sleep(0.05)
