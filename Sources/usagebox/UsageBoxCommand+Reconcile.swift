@@ -15,10 +15,11 @@ extension UsageBoxCommand {
             discussion: """
                 usagebox reconcile --vendor V --invoice FILE --from 2026-05-01 --to 2026-06-01 [--account A] …   (run)
                 usagebox reconcile list [--account A] [--limit N]  the recorded runs, newest first
+                usagebox reconcile show ID [--format F]            a recorded run's report
                 usagebox reconcile apply ID [--confirm-large]      post a recorded run's corrections
                 usagebox reconcile revert ID                       post the corrections that undo an applied run
                 """,
-            subcommands: [Run.self, List.self, Apply.self, Revert.self], defaultSubcommand: Run.self)
+            subcommands: [Run.self, List.self, Show.self, Apply.self, Revert.self], defaultSubcommand: Run.self)
     }
 }
 
@@ -54,9 +55,7 @@ extension UsageBoxCommand.Reconcile {
         var modelMap: String?
         @Option(help: "CUR=RATE: units of the card's currency per unit of CUR (repeat).") var fx: [String] = []
         @Option(name: .customLong("meter-id"), help: "Only this meter; required when an account meters a model on several.") var meterID: String?
-        @Option(help: "The report's form.") var format: ReportFormat = .table
-        @Option(name: .customLong("by"), help: "'day': also print the day-by-day table (JSON and Markdown always carry it).") var by: ReportBreakdown?
-        @Flag(help: "Print the report as the API's JSON (same as --format json).") var json = false
+        @OptionGroup var form: ReportForm
         @Flag(help: "Post the proposed corrections (refused, exit 5, when the run is inconclusive).") var apply = false
         @Flag(name: .customLong("confirm-large"), help: "With --apply, also post the corrections held for review.") var confirmLarge = false
         @Flag(name: .customLong("allow-drift"), help: "Go on when verify finds drift.") var allowDrift = false
@@ -173,23 +172,37 @@ extension UsageBoxCommand.Reconcile {
                 printErr("usagebox: reconcile stopped: \(e.message)")
                 throw ExitCode.verifyDrift
             }
-            switch json ? .json : format {
-            case .json: printOut(report.jsonText)
-            case .markdown: printOut(Rendering.reconciliationMarkdown(report))
-            case .html: printOut(ReportPages.report(report))
-            case .table:
-                printOut(Rendering.reconciliation(report))
-                if by == .day { printOut("\n" + Rendering.reconciliationDays(report)) }
-                if case let .posted(applied, heldBack) = outcome {
-                    printOut(
-                        "\napplied: " + Rendering.ingest(applied) + Apply.heldBack(heldBack, id: report.id)
-                    )
-                }
+            form.print(report)
+            if form.chosen == .table, case let .posted(applied, heldBack) = outcome {
+                printOut("\napplied: " + Rendering.ingest(applied) + Apply.heldBack(heldBack, id: report.id))
             }
             if case let .refused(error) = outcome {
                 printErr("usagebox: --apply refused: \(error.message)")
                 throw ExitCode.inconclusive
             }
+        }
+    }
+
+    /// A recorded run's report, from the server (`--server`, as the key may see it) or the embedded store.
+    static func storedReport(_ id: String, in db: any MeterStore, field: String) async throws -> ReconciliationReport {
+        if let remote = db as? HTTPMeterStore {
+            return try ReconciliationJSON.decode(ReconciliationReport.self, from: try await remote.reconciliationReportText(id: id))
+        }
+        guard let log = db as? any ReconciliationLog, let stored = try await ReconciliationArchive(log).report(id: id) else {
+            throw UsageBoxError(.notFound, "no reconciliation \(id)", field: field)
+        }
+        return stored
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a recorded run's report as it stands (GET /v1/reconciliations/{id}), in any of run's forms.")
+        @Argument(help: "The reconciliation id (rec_…).") var id: String
+        @OptionGroup var form: ReportForm
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            form.print(try await UsageBoxCommand.Reconcile.storedReport(id, in: try await store.open(), field: "id"))
         }
     }
 
@@ -302,6 +315,26 @@ enum ReportBreakdown: String, ExpressibleByArgument, CaseIterable {
     case day
 }
 
+/// How a report prints (`reconcile run` and `reconcile show` alike).
+struct ReportForm: ParsableArguments {
+    @Option(help: "The report's form.") var format: ReportFormat = .table
+    @Option(name: .customLong("by"), help: "'day': also print the day-by-day table (JSON and Markdown always carry it).") var by: ReportBreakdown?
+    @Flag(help: "Print the report as the API's JSON (same as --format json).") var json = false
+
+    var chosen: ReportFormat { json ? .json : format }
+
+    func print(_ report: ReconciliationReport) {
+        switch chosen {
+        case .json: printOut(report.jsonText)
+        case .markdown: printOut(Rendering.reconciliationMarkdown(report))
+        case .html: printOut(ReportPages.report(report))
+        case .table:
+            printOut(Rendering.reconciliation(report))
+            if by == .day { printOut("\n" + Rendering.reconciliationDays(report)) }
+        }
+    }
+}
+
 extension InvoiceScope: ExpressibleByArgument {}
 
 extension UsageBoxCommand {
@@ -407,15 +440,7 @@ extension UsageBoxCommand {
             func run() async throws {
                 let service = try ReconciliationService()
                 let db = try await store.open()
-                let report: ReconciliationReport
-                if let remote = db as? HTTPMeterStore {
-                    report = try ReconciliationJSON.decode(ReconciliationReport.self, from: try await remote.reconciliationReportText(id: fromReport))
-                } else {
-                    guard let log = db as? any ReconciliationLog, let stored = try await ReconciliationArchive(log).report(id: fromReport) else {
-                        throw UsageBoxError(.notFound, "no reconciliation \(fromReport)", field: "from_report")
-                    }
-                    report = stored
-                }
+                let report = try await UsageBoxCommand.Reconcile.storedReport(fromReport, in: db, field: "from_report")
                 // The card the run priced with: a run on a proposed card (`--rate-card FILE`) was
                 // proposed against the shipped one, undoing the first proposal's rows (tester U).
                 guard let card = ReconciliationRunner.card(of: report, shipped: service.cards) else {

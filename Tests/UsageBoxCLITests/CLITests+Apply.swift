@@ -52,6 +52,13 @@ extension CLITests {
             runs.map { $0["id"]?.stringValue } == [id] && runs.first?["applied"] == .bool(true)
                 && runs.first?["corrected_accounts"] == .array([.string("acct_42")]))
         #expect(try CLI.run(["reconcile", "list", "--db", db, "--account", "acct_7"]).stdout.contains("no recorded reconciliations"))
+        // And shown again as it stands now, in run's forms.
+        let shown = try json(try CLI.run(["reconcile", "show", id, "--db", db, "--json"]))
+        #expect(shown["id"]?.stringValue == id && shown["applied"] == .bool(true) && shown["applied_event_ids"]?.arrayValue?.count == 2)
+        let table = try CLI.run(["reconcile", "show", id, "--db", db, "--by", "day"])
+        #expect(table.status == 0 && table.stdout.contains("claude-opus-4-8") && table.stdout.contains("2026-05-25"), "\(table.stdout)")
+        let unknown = try CLI.run(["reconcile", "show", "rec_none", "--db", db])
+        #expect(unknown.status != 0 && unknown.stderr.contains("no reconciliation rec_none"), "\(unknown.stderr)")
         let refused = try CLI.run(["reconcile", "list", "--db", db, "--limit", "0"])
         #expect(refused.status != 0 && refused.stderr.contains("--limit is a whole number from 1 to 200"), "\(refused.stderr)")
     }

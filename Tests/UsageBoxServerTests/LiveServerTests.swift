@@ -559,6 +559,8 @@ import UsageBoxTesting
         #expect(runs.count == 2 && runs.last?["id"]?.stringValue == id && runs.last?["applied"] == .bool(true), "\(listed.stdout) \(listed.stderr)")
         let table = try Self.run(Self.binary, ["reconcile", "list", "--limit", "1"] + remote)
         #expect(table.status == 0 && table.stdout.contains("acct_42") && !table.stdout.contains(id), "\(table.stdout) \(table.stderr)")
+        let shown = try Self.run(Self.binary, ["reconcile", "show", id, "--format", "markdown"] + remote)
+        #expect(shown.status == 0 && shown.stdout.contains(id) && shown.stdout.contains("520,000"), "\(shown.stdout) \(shown.stderr)")
     }
 
     /// `reconcile --server` with a key bound to one account: whether other accounts metered the
