@@ -11,7 +11,7 @@ import UsageBoxApp
 extension UsageBoxCommand {
     struct Reconcile: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Reconcile a vendor invoice against the meter; apply or revert a recorded run.",
+            abstract: "Reconcile a vendor invoice against the meter; list, show, apply or revert recorded runs.",
             discussion: """
                 usagebox reconcile --vendor V --invoice FILE --from 2026-05-01 --to 2026-06-01 [--account A] …   (run)
                 usagebox reconcile list [--account A] [--limit N]  the recorded runs, newest first
