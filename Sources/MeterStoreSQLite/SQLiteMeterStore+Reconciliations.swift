@@ -8,8 +8,9 @@ extension SQLiteMeterStore {
         try await write { db, _ in
             try db.execute(
                 sql: """
-                    INSERT INTO reconciliation (id, vendor, created_at, run_by, report, summary) VALUES (?, ?, ?, ?, ?, ?)
-                    """, arguments: [id, vendor, createdAt.microseconds, runBy, reportJSON, summaryJSON])
+                    INSERT INTO reconciliation (id, vendor, created_at, run_by, report) VALUES (?, ?, ?, ?, ?)
+                    """, arguments: [id, vendor, createdAt.microseconds, runBy, reportJSON])
+            try Self.keepSummary(db, id: id, summaryJSON)
         }
     }
 
@@ -30,32 +31,51 @@ extension SQLiteMeterStore {
     }
 
     public func recentReconciliations(limit: Int) async throws -> [(id: String, summaryJSON: String?)] {
+        // Through the index on (created_at, id) alone: no run's row is read.
         try await recentRuns(where: "1", [], limit: limit)
     }
 
     public func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [(id: String, summaryJSON: String?)] {
         guard !accounts.isEmpty else { return [] }
-        // Read through the index on the report's account: no report's text is loaded.
+        // Through the index on the report's account: a row's id and time are read from the start
+        // of its record, never its report's text.
         return try await recentRuns(
-            where: "json_extract(report, '$.account_id') IN (\(databaseQuestionMarks(count: accounts.count)))", StatementArguments(accounts), limit: limit)
+            where: Self.ofAccounts(accounts.count), StatementArguments(accounts), limit: limit)
     }
 
     private func recentRuns(where filter: String, _ arguments: StatementArguments, limit: Int) async throws -> [(id: String, summaryJSON: String?)] {
         try await wrap {
             try await writer.read { db in
-                try Row.fetchAll(
-                    db, sql: "SELECT id, NULLIF(summary, '') FROM reconciliation WHERE \(filter) ORDER BY created_at DESC, id DESC LIMIT ?",
-                    arguments: arguments + [max(limit, 0)]
-                ).map { (id: $0[0], summaryJSON: $0[1]) }
+                try Row.fetchAll(db, sql: Self.recentRunsSQL(where: filter), arguments: arguments + [max(limit, 0)]).map { (id: $0[0], summaryJSON: $0[1]) }
             }
         }
     }
 
+    /// The newest runs `filter` keeps (over `reconciliation r`), each with its summary.
+    static func recentRunsSQL(where filter: String) -> String {
+        """
+        SELECT r.id, s.summary FROM reconciliation r LEFT JOIN reconciliation_summary s ON s.id = r.id
+        WHERE \(filter) ORDER BY r.created_at DESC, r.id DESC LIMIT ?
+        """
+    }
+
+    /// The account filter of `recentRunsSQL`, read through the index on the report's account.
+    static func ofAccounts(_ count: Int) -> String { "json_extract(r.report, '$.account_id') IN (\(databaseQuestionMarks(count: count)))" }
+
     public func markReconciliationApplied(id: String, reportJSON: String, summaryJSON: String, appliedAt: Timestamp) async throws {
         try await write { db, _ in
             try db.execute(
-                sql: "UPDATE reconciliation SET report = ?, summary = ?, applied_at = COALESCE(applied_at, ?) WHERE id = ?",
-                arguments: [reportJSON, summaryJSON, appliedAt.microseconds, id])
+                sql: "UPDATE reconciliation SET report = ?, applied_at = COALESCE(applied_at, ?) WHERE id = ?",
+                arguments: [reportJSON, appliedAt.microseconds, id])
+            if db.changesCount > 0 { try Self.keepSummary(db, id: id, summaryJSON) }
         }
+    }
+
+    /// A run's summary, written or replaced; an empty one is none.
+    private static func keepSummary(_ db: Database, id: String, _ summaryJSON: String) throws {
+        guard !summaryJSON.isEmpty else { return try db.execute(sql: "DELETE FROM reconciliation_summary WHERE id = ?", arguments: [id]) }
+        try db.execute(
+            sql: "INSERT INTO reconciliation_summary (id, summary) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET summary = excluded.summary",
+            arguments: [id, summaryJSON])
     }
 }

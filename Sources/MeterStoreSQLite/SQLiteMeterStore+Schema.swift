@@ -212,8 +212,18 @@ extension SQLiteMeterStore {
         }
         m.registerMigration("v10.reconciliation-summary") { db in
             // What a list of runs shows of each, written beside its report: the `/ui/` index read
-            // 200 reports whole (tester S2). NULL for runs recorded before: read from the report.
-            try db.execute(sql: "ALTER TABLE reconciliation ADD COLUMN summary TEXT")
+            // 200 reports whole (tester S2). A table of its own: a column after the report in the
+            // same row is reached through the report's overflow pages (megabytes a run, review
+            // 58). A run recorded before has none: read from its report. The newest runs are
+            // found through (created_at, id) alone, reading no run's row.
+            try db.execute(
+                sql: """
+                    CREATE TABLE reconciliation_summary (
+                        id TEXT PRIMARY KEY,       -- the run's id in reconciliation
+                        summary TEXT NOT NULL      -- its summary JSON (ReconCore's ReconciliationSummary)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX reconciliation_recent ON reconciliation (created_at, id);
+                    """)
         }
         return m
     }

@@ -20,11 +20,13 @@ public struct ReconciliationSummary: WireShape, Equatable {
     /// the run only when it may see all of them, as it may read the report.
     public var correctedAccounts: [String]
     public var applied: Bool
+    /// When the run's corrections were undone (`revert`); an applied run stays applied.
+    public var revertedAt: Timestamp?
     public var createdAt: Timestamp
 
     enum CodingKeys: String, CodingKey {
         case accountID = "account_id", id, vendor, from, verdict, gap, corrections, correctedAccounts = "corrected_accounts", applied
-        case createdAt = "created_at"
+        case revertedAt = "reverted_at", createdAt = "created_at"
     }
 
     public init(_ r: ReconciliationReport) {
@@ -37,8 +39,12 @@ public struct ReconciliationSummary: WireShape, Equatable {
         corrections = r.corrections.count
         correctedAccounts = Array(Set(r.everyCorrection.map(\.accountID))).sorted()
         applied = r.applied
+        revertedAt = r.revertedAt
         createdAt = r.createdAt
     }
+
+    /// Whether its corrections were posted, as a list says it: yes, no, or reverted.
+    public var appliedState: String { revertedAt != nil ? "reverted" : applied ? "yes" : "no" }
 
     /// The summary's JSON text, as the log keeps it.
     public var jsonText: String {
@@ -59,7 +65,8 @@ public struct ReconciliationList: WireShape, Equatable {
     /// A list's `limit` as given (`field` names it in the error: the API's query, the CLI's flag).
     public static func limit(_ text: String?, field: String) throws -> Int {
         guard let text else { return defaultLimit }
-        guard let n = Int(text), limits.contains(n) else {
+        // Digits as written, no sign and no leading zero.
+        guard text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), !text.hasPrefix("0"), let n = Int(text), limits.contains(n) else {
             throw UsageBoxError.invalidArgument("\(field) is a whole number from \(limits.lowerBound) to \(limits.upperBound)", field: field)
         }
         return n

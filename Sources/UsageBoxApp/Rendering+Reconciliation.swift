@@ -161,8 +161,6 @@ extension Rendering {
         return f.reason
     }
 
-    /// The day-by-day table: per day × model × token type, metered against the vendor, with the
-    /// vendor's implied price (`reconcile --by day`).
     /// Recorded runs, newest first (`usagebox reconcile list`), as the `/ui/` index lists them.
     public static func reconciliationList(_ runs: [ReconciliationSummary]) -> String {
         guard !runs.isEmpty else { return "no recorded reconciliations" }
@@ -171,12 +169,14 @@ extension Rendering {
             rows: runs.map { r in
                 [
                     r.id, r.vendor, r.from.monthString, r.accountID ?? "(all accounts)", r.verdict.rawValue, signed(r.gap), String(r.corrections),
-                    r.applied ? "yes" : "no", r.createdAt.rfc3339,
+                    r.appliedState, r.createdAt.rfc3339,
                 ]
             }, rightAligned: [5, 6]
         ).render()
     }
 
+    /// The day-by-day table: per day × model × token type, metered against the vendor, with the
+    /// vendor's implied price (`reconcile --by day`).
     public static func reconciliationDays(_ r: ReconciliationReport) -> String {
         guard !r.days.isEmpty else { return "by day: no usage on either side" }
         return "by day (UTC):\n"

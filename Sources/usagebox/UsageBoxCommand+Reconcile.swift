@@ -217,6 +217,7 @@ extension UsageBoxCommand.Reconcile {
 
         func run() async throws {
             let limit = try ReconciliationList.limit(limit, field: "--limit")
+            if let account, !EventDecoder.isValidIdentifier(account) { throw UsageBoxError.invalidArgument("not an account id", field: "--account") }
             let db = try await store.open()
             let list: ReconciliationList
             if let remote = db as? HTTPMeterStore {

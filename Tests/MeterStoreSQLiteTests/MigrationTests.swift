@@ -198,6 +198,42 @@ import UsageBoxTesting
 
     /// A store a newer usagebox migrated is refused, named, rather than written under rules this
     /// binary does not know.
+    /// Runs recorded before `v10.reconciliation-summary` are listed without a summary (the list
+    /// reads their reports), runs recorded after with theirs; the newest are found through
+    /// indexes alone, never through the runs' rows past their id and time (a summary kept in the
+    /// report's row was reached through its overflow pages: 1 s to list one run beside 4,500
+    /// reports of 1 MB, review 58).
+    @Test func runsFromBeforeSummariesAreListedAndNoListReadsAReport() async throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path("old.db")
+        let queue = try DatabaseQueue(path: path)
+        try SQLiteMeterStore.migrator.migrate(queue, upTo: "v9.reconciliation-account")
+        try await queue.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO reconciliation (id, vendor, created_at, run_by, report)
+                    VALUES ('rec_old', 'openai', 1, 'cli', '{"id":"rec_old","vendor":"openai","account_id":"acct_1"}')
+                    """)
+        }
+        try queue.close()
+        let store = try SQLiteMeterStore(location: .file(path))
+        try await store.saveReconciliation(
+            id: "rec_new", vendor: "openai", createdAt: Timestamp(microseconds: 2), runBy: "cli",
+            reportJSON: #"{"id":"rec_new","vendor":"openai","account_id":"acct_1"}"#, summaryJSON: #"{"account_id":"acct_1","id":"rec_new"}"#)
+        for runs in [try await store.recentReconciliations(limit: 5), try await store.recentReconciliations(limit: 5, ofAccounts: ["acct_1"])] {
+            #expect(runs.map(\.id) == ["rec_new", "rec_old"] && runs.map(\.summaryJSON) == [#"{"account_id":"acct_1","id":"rec_new"}"#, nil])
+        }
+        let plans: [String] = try await store.writer.read { db in
+            let all: StatementArguments = [5], two: StatementArguments = ["a", "b", 5]
+            return try [(SQLiteMeterStore.recentRunsSQL(where: "1"), all), (SQLiteMeterStore.recentRunsSQL(where: SQLiteMeterStore.ofAccounts(2)), two)].map {
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + $0.0, arguments: $0.1).map { row -> String in row["detail"] }.joined(separator: "; ")
+            }
+        }
+        #expect(plans[0].contains("SCAN r USING COVERING INDEX reconciliation_recent") && !plans[0].contains("TEMP B-TREE"), "\(plans[0])")
+        #expect(plans[1].contains("USING INDEX reconciliation_account"), "\(plans[1])")
+        for plan in plans { #expect(plan.contains("SEARCH s USING PRIMARY KEY (id=?)"), "\(plan)") }
+    }
+
     @Test func aStoreANewerUsageboxMigratedIsRefused() async throws {
         let dir = try TemporaryDirectory()
         let path = dir.path("newer.db")

@@ -59,6 +59,8 @@ extension CLITests {
         #expect(table.status == 0 && table.stdout.contains("claude-opus-4-8") && table.stdout.contains("2026-05-25"), "\(table.stdout)")
         let unknown = try CLI.run(["reconcile", "show", "rec_none", "--db", db])
         #expect(unknown.status != 0 && unknown.stderr.contains("no reconciliation rec_none"), "\(unknown.stderr)")
+        let notAnAccount = try CLI.run(["reconcile", "list", "--db", db, "--account", ""])
+        #expect(notAnAccount.status != 0 && notAnAccount.stderr.contains("--account"), "\(notAnAccount.stderr)")
         let refused = try CLI.run(["reconcile", "list", "--db", db, "--limit", "0"])
         #expect(refused.status != 0 && refused.stderr.contains("--limit is a whole number from 1 to 200"), "\(refused.stderr)")
     }

@@ -197,7 +197,9 @@ import VendorAnthropic
             )
             #expect(try await listed("", Self.admin).1.map { $0["id"]?.stringValue }.contains("rec_posts_to_acct_7"))
             #expect(try await listed("?account=acct_7", mine).0 == 403)
-            for bad in ["?limit=0", "?limit=201", "?limit=ten", "?account=a%20b", "?acount=acct_42"] { #expect(try await listed(bad, mine).0 == 400, "\(bad)") }
+            for bad in ["?limit=0", "?limit=201", "?limit=ten", "?limit=%2B5", "?limit=0005", "?account=a%20b", "?acount=acct_42"] {
+                #expect(try await listed(bad, mine).0 == 400, "\(bad)")
+            }
             // Applying replaces the summary with the report.
             #expect(try await call(client, .post, "/v1/reconciliations/\(id)/apply", bearer: Self.admin).status == 200)
             let stored = try #require(try await store.recentReconciliations(limit: 10).first { $0.id == id }?.summaryJSON)
@@ -205,6 +207,11 @@ import VendorAnthropic
                 try ReconciliationJSON.decode(ReconciliationSummary.self, from: stored)
                     == ReconciliationSummary(try #require(try await ReconciliationArchive(store).report(id: id))))
             #expect(try ReconciliationJSON.decode(ReconciliationSummary.self, from: stored).applied)
+            // Reverting replaces it too: the run is listed as reverted, not as applied.
+            #expect(try await call(client, .post, "/v1/reconciliations/\(id)/revert", bearer: Self.admin).status == 200)
+            let reverted = try await listed("", mine).1.first { $0["id"]?.stringValue == id }
+            #expect(reverted?["applied"] == .bool(true) && reverted?["reverted_at"]?.stringValue != nil, "\(String(describing: reverted))")
+            #expect(try await call(client, .get, "/ui/", basic: mine).text.contains("<td>reverted</td>"))
         }
     }
 
