@@ -215,7 +215,9 @@ extension SQLiteMeterStore {
             // 200 reports whole (tester S2). A table of its own: a column after the report in the
             // same row is reached through the report's overflow pages (megabytes a run, review
             // 58). A run recorded before has none: read from its report. The newest runs are
-            // found through (created_at, id) alone, reading no run's row.
+            // found through (created_at, id) alone, reading no run's row. A report replaced without
+            // its summary (an older usagebox still serving the file) drops the summary, so the run
+            // is read from its report rather than listed as it was.
             try db.execute(
                 sql: """
                     CREATE TABLE reconciliation_summary (
@@ -223,6 +225,8 @@ extension SQLiteMeterStore {
                         summary TEXT NOT NULL      -- its summary JSON (ReconCore's ReconciliationSummary)
                     ) WITHOUT ROWID;
                     CREATE INDEX reconciliation_recent ON reconciliation (created_at, id);
+                    CREATE TRIGGER reconciliation_summary_outdated AFTER UPDATE OF report ON reconciliation
+                    BEGIN DELETE FROM reconciliation_summary WHERE id = NEW.id; END;
                     """)
         }
         return m
