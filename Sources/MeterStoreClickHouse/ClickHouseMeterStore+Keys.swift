@@ -106,11 +106,12 @@ extension ClickHouseMeterStore: KeyStore {
         ).first?[0].chString
     }
 
-    public func recentReconciliations(limit: Int) async throws -> [(id: String, summaryJSON: String?)] {
-        try await recentRuns("SELECT id, argMax(summary, version) AS s, min(created_at) AS c FROM \(t("reconciliations")) GROUP BY id", limit: limit)
+    public func recentReconciliations(limit: Int, before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)] {
+        try await recentRuns(
+            "SELECT id, argMax(summary, version) AS s, min(created_at) AS c FROM \(t("reconciliations")) GROUP BY id", limit: limit, before: before)
     }
 
-    public func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [(id: String, summaryJSON: String?)] {
+    public func recentReconciliations(limit: Int, ofAccounts accounts: [String], before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)] {
         guard !accounts.isEmpty else { return [] }
         let list = accounts.map(ClickHouseClient.quote).joined(separator: ", ")
         // A run's account from its summary (`account_id` comes first in it); a run recorded before
@@ -120,12 +121,14 @@ extension ClickHouseMeterStore: KeyStore {
             "SELECT id, s, c FROM (SELECT id, argMax(summary, version) AS s, min(created_at) AS c FROM \(t("reconciliations")) GROUP BY id) "
                 + "WHERE (s != '' AND visitParamExtractString(s, 'account_id') IN (\(list))) OR (s = '' AND id IN "
                 + "(SELECT id FROM \(t("reconciliations")) WHERE summary = '' AND visitParamExtractString(report, 'account_id') IN (\(list))))",
-            limit: limit)
+            limit: limit, before: before)
     }
 
     /// The runs `select` names (`id`, summary `s`, first recorded `c`), newest first.
-    private func recentRuns(_ select: String, limit: Int) async throws -> [(id: String, summaryJSON: String?)] {
-        try await rows("SELECT id, s FROM (\(select)) ORDER BY c DESC, id DESC LIMIT \(max(limit, 0))", shardsRead: false).compactMap { r in
+    private func recentRuns(_ select: String, limit: Int, before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)] {
+        try await rows(
+            "SELECT id, s FROM (\(select)) WHERE c < \(before?.microseconds ?? Int64.max) ORDER BY c DESC, id DESC LIMIT \(max(limit, 0))", shardsRead: false
+        ).compactMap { r in
             r[0].chString.map { (id: $0, summaryJSON: r[1].chString.flatMap { $0.isEmpty ? nil : $0 }) }
         }
     }

@@ -267,8 +267,9 @@ extension HTTPMeterStore {
 
     /// `GET /v1/reconciliations[?account=…]&limit=…`: the recorded runs the key may see, newest
     /// first, as the server's JSON (`ReconciliationList`).
-    public func reconciliationListText(account: String?, limit: Int) async throws -> String {
-        JSONWriter.write(try await call(.GET, "/v1/reconciliations", query: (account.map { [("account", $0)] } ?? []) + [("limit", String(limit))]))
+    public func reconciliationListText(account: String?, limit: Int, before: String?) async throws -> String {
+        let query = (account.map { [("account", $0)] } ?? []) + [("limit", String(limit))] + (before.map { [("before", $0)] } ?? [])
+        return JSONWriter.write(try await call(.GET, "/v1/reconciliations", query: query))
     }
 
     /// `GET /v1/reconciliations/{id}`: the stored report's JSON text.

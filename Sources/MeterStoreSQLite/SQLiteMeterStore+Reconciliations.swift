@@ -30,23 +30,29 @@ extension SQLiteMeterStore {
         }
     }
 
-    public func recentReconciliations(limit: Int) async throws -> [(id: String, summaryJSON: String?)] {
+    public func recentReconciliations(limit: Int, before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)] {
         // Through the index on (created_at, id) alone: no run's row is read.
-        try await recentRuns(where: "1", [], limit: limit)
+        try await recentRuns(where: "1", [], limit: limit, before: before)
     }
 
-    public func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [(id: String, summaryJSON: String?)] {
+    public func recentReconciliations(limit: Int, ofAccounts accounts: [String], before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)] {
         guard !accounts.isEmpty else { return [] }
         // Through the index on the report's account: a row's id and time are read from the start
         // of its record, never its report's text.
-        return try await recentRuns(
-            where: Self.ofAccounts(accounts.count), StatementArguments(accounts), limit: limit)
+        return try await recentRuns(where: Self.ofAccounts(accounts.count), StatementArguments(accounts), limit: limit, before: before)
     }
 
-    private func recentRuns(where filter: String, _ arguments: StatementArguments, limit: Int) async throws -> [(id: String, summaryJSON: String?)] {
+    private func recentRuns(
+        where filter: String, _ arguments: StatementArguments, limit: Int, before: Timestamp?
+    ) async throws -> [(
+        id: String, summaryJSON: String?
+    )] {
         try await wrap {
             try await writer.read { db in
-                try Row.fetchAll(db, sql: Self.recentRunsSQL(where: filter), arguments: arguments + [max(limit, 0)]).map { (id: $0[0], summaryJSON: $0[1]) }
+                try Row.fetchAll(
+                    db, sql: Self.recentRunsSQL(where: filter + " AND r.created_at < ?"),
+                    arguments: arguments + [before?.microseconds ?? Int64.max, max(limit, 0)]
+                ).map { (id: $0[0], summaryJSON: $0[1]) }
             }
         }
     }

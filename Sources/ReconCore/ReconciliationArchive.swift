@@ -16,12 +16,12 @@ public struct ReconciliationArchive: Sendable {
     /// The most recent runs (of these accounts, or of all), newest first, as a list shows them:
     /// from their stored summaries, and only for a run recorded before summaries were kept from
     /// its whole report.
-    public func recent(limit: Int, ofAccounts accounts: [String]? = nil) async throws -> [ReconciliationSummary] {
+    public func recent(limit: Int, ofAccounts accounts: [String]? = nil, before: Timestamp? = nil) async throws -> [ReconciliationSummary] {
         let runs: [(id: String, summaryJSON: String?)]
         if let accounts {
-            runs = try await log.recentReconciliations(limit: limit, ofAccounts: accounts)
+            runs = try await log.recentReconciliations(limit: limit, ofAccounts: accounts, before: before)
         } else {
-            runs = try await log.recentReconciliations(limit: limit)
+            runs = try await log.recentReconciliations(limit: limit, before: before)
         }
         var out: [ReconciliationSummary] = []
         for run in runs {

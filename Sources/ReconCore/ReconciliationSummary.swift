@@ -71,4 +71,14 @@ public struct ReconciliationList: WireShape, Equatable {
         }
         return n
     }
+
+    /// A list's `before` as given: runs recorded before this instant (a date is its 00:00 UTC);
+    /// the next page starts before the last listed run's `created_at`.
+    public static func before(_ text: String?, field: String) throws -> Timestamp? {
+        guard let text else { return nil }
+        guard let t = Timestamp(date: text) ?? Timestamp(rfc3339: text) else {
+            throw UsageBoxError.invalidArgument("\(field) is a date (2026-06-01) or an RFC 3339 time, such as a listed run's created_at", field: field)
+        }
+        return t
+    }
 }

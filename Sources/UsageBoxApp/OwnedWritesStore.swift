@@ -80,11 +80,11 @@ public final class OwnedWritesStore: ForwardingStore, KeyStore, ReconciliationLo
     public func reconciliationHead(id: String, characters: Int) async throws -> String? {
         try await base.reconciliationHead(id: id, characters: characters)
     }
-    public func recentReconciliations(limit: Int) async throws -> [(id: String, summaryJSON: String?)] {
-        try await base.recentReconciliations(limit: limit)
+    public func recentReconciliations(limit: Int, before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)] {
+        try await base.recentReconciliations(limit: limit, before: before)
     }
-    public func recentReconciliations(limit: Int, ofAccounts accounts: [String]) async throws -> [(id: String, summaryJSON: String?)] {
-        try await base.recentReconciliations(limit: limit, ofAccounts: accounts)
+    public func recentReconciliations(limit: Int, ofAccounts accounts: [String], before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)] {
+        try await base.recentReconciliations(limit: limit, ofAccounts: accounts, before: before)
     }
     public func markReconciliationApplied(id: String, reportJSON: String, summaryJSON: String, appliedAt: Timestamp) async throws {
         try await base.markReconciliationApplied(id: id, reportJSON: reportJSON, summaryJSON: summaryJSON, appliedAt: appliedAt)

@@ -97,10 +97,10 @@ public enum ServerStoreConformance {
             try expectEqual(try await log.reconciliationHead(id: "rec_2", characters: 13), #"{"id":"rec_2""#, "the head alone")
             try expectEqual(try await log.reconciliationHead(id: "rec_none", characters: 12), nil, "no head of an unknown run")
             try expectEqual(
-                recent(try await log.recentReconciliations(limit: 10)),
+                recent(try await log.recentReconciliations(limit: 10, before: nil)),
                 ["rec_2 \(summary("rec_2", nil, applied: false))", "rec_1 \(summary("rec_1", nil, applied: true))"],
                 "newest first, summaries replaced when applied")
-            try expectEqual(recent(try await log.recentReconciliations(limit: 1)), ["rec_2 \(summary("rec_2", nil, applied: false))"], "limited")
+            try expectEqual(recent(try await log.recentReconciliations(limit: 1, before: nil)), ["rec_2 \(summary("rec_2", nil, applied: false))"], "limited")
             try await log.saveReconciliation(
                 id: "rec_3", vendor: "openai", createdAt: F.ts("2026-06-02T12:00:00Z"), runBy: "cli",
                 reportJSON: #"{"id":"rec_3","vendor":"openai","account_id":"acct_7","findings":[{"account_id":"acct_1"}]}"#,
@@ -110,15 +110,24 @@ public enum ServerStoreConformance {
                 id: "rec_4", vendor: "openai", createdAt: F.ts("2026-06-02T13:00:00Z"), runBy: "cli",
                 reportJSON: #"{"id":"rec_4","vendor":"openai","account_id":"acct_8","findings":[{"account_id":"acct_7"}]}"#, summaryJSON: "")
             try expectEqual(
-                recent(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_7"])), ["rec_3 \(summary("rec_3", "acct_7", applied: false))"],
+                recent(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_7"], before: nil)),
+                ["rec_3 \(summary("rec_3", "acct_7", applied: false))"],
                 "an account's runs")
             try expectEqual(
-                recent(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_8", "acct_7"])),
+                recent(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_8", "acct_7"], before: nil)),
                 ["rec_4 none", "rec_3 \(summary("rec_3", "acct_7", applied: false))"], "with and without a summary")
-            try expectEqual(recent(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_1"])), [], "by the run's own account only")
+            try expectEqual(recent(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_1"], before: nil)), [], "by the run's own account only")
             try expectEqual(
-                recent(try await log.recentReconciliations(limit: 2)), ["rec_4 none", "rec_3 \(summary("rec_3", "acct_7", applied: false))"],
+                recent(try await log.recentReconciliations(limit: 2, before: nil)), ["rec_4 none", "rec_3 \(summary("rec_3", "acct_7", applied: false))"],
                 "no summary is none")
+            // The next page: runs recorded before a time (the last listed run's), alike with and without accounts.
+            try expectEqual(
+                recent(try await log.recentReconciliations(limit: 2, before: F.ts("2026-06-02T12:00:00Z"))),
+                ["rec_2 \(summary("rec_2", nil, applied: false))", "rec_1 \(summary("rec_1", nil, applied: true))"], "before a time")
+            try expectEqual(
+                recent(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_8", "acct_7"], before: F.ts("2026-06-02T13:00:00Z"))),
+                ["rec_3 \(summary("rec_3", "acct_7", applied: false))"], "an account's, before a time")
+            try expectEqual(recent(try await log.recentReconciliations(limit: 10, before: F.ts("2026-06-02T09:00:00Z"))), [], "none before the first")
         },
     ]
 }

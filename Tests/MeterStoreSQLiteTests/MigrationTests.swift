@@ -220,7 +220,9 @@ import UsageBoxTesting
         try await store.saveReconciliation(
             id: "rec_new", vendor: "openai", createdAt: Timestamp(microseconds: 2), runBy: "cli",
             reportJSON: #"{"id":"rec_new","vendor":"openai","account_id":"acct_1"}"#, summaryJSON: #"{"account_id":"acct_1","id":"rec_new"}"#)
-        for runs in [try await store.recentReconciliations(limit: 5), try await store.recentReconciliations(limit: 5, ofAccounts: ["acct_1"])] {
+        for runs in [
+            try await store.recentReconciliations(limit: 5, before: nil), try await store.recentReconciliations(limit: 5, ofAccounts: ["acct_1"], before: nil),
+        ] {
             #expect(runs.map(\.id) == ["rec_new", "rec_old"] && runs.map(\.summaryJSON) == [#"{"account_id":"acct_1","id":"rec_new"}"#, nil])
         }
         // An older usagebox still serving the file replaces a report and not its summary: the
@@ -229,7 +231,7 @@ import UsageBoxTesting
             try db.execute(
                 sql: #"UPDATE reconciliation SET report = '{"id":"rec_new","vendor":"openai","account_id":"acct_1","applied":true}' WHERE id = 'rec_new'"#)
         }
-        #expect(try await store.recentReconciliations(limit: 5).map(\.summaryJSON) == [nil, nil])
+        #expect(try await store.recentReconciliations(limit: 5, before: nil).map(\.summaryJSON) == [nil, nil])
         let plans: [String] = try await store.writer.read { db in
             let all: StatementArguments = [5], two: StatementArguments = ["a", "b", 5]
             return try [(SQLiteMeterStore.recentRunsSQL(where: "1"), all), (SQLiteMeterStore.recentRunsSQL(where: SQLiteMeterStore.ofAccounts(2)), two)].map {

@@ -52,6 +52,7 @@ extension CLITests {
             runs.map { $0["id"]?.stringValue } == [id] && runs.first?["applied"] == .bool(true)
                 && runs.first?["corrected_accounts"] == .array([.string("acct_42")]))
         #expect(try CLI.run(["reconcile", "list", "--db", db, "--account", "acct_7"]).stdout.contains("no recorded reconciliations"))
+        #expect(try CLI.run(["reconcile", "list", "--db", db, "--before", "2026-01-01"]).stdout.contains("no recorded reconciliations"))
         // And shown again as it stands now, in run's forms.
         let shown = try json(try CLI.run(["reconcile", "show", id, "--db", db, "--json"]))
         #expect(shown["id"]?.stringValue == id && shown["applied"] == .bool(true) && shown["applied_event_ids"]?.arrayValue?.count == 2)

@@ -249,7 +249,7 @@ import VendorAnthropic
                     "/v1/reconciliations?vendor=anthropic&from=2026-05-01T00:00:00Z&to=2026-06-01T00:00:00Z&account=acct_42\(dryRun ? "&dry_run=true" : "")",
                     key: presented, body: invoice)
                 #expect(r.status == 401 && r.json["findings"] == nil, "\(r.json)")
-                #expect(try await store.recentReconciliations(limit: 10).isEmpty, "nothing recorded")
+                #expect(try await store.recentReconciliations(limit: 10, before: nil).isEmpty, "nothing recorded")
             }
         }
     }

@@ -155,11 +155,14 @@ import VendorAnthropic
             let id = try await recordRun(client)
             let report = try #require(try await ReconciliationArchive(store).report(id: id))
             var later = Int64(0)
+            // Each a second after the one before, its summary saying so.
             func save(_ runID: String, report text: String, summary: ReconciliationSummary?) async throws {
                 later += 1
+                let createdAt = Timestamp(microseconds: report.createdAt.microseconds + later * 1_000_000)
+                var summary = summary
+                summary?.createdAt = createdAt
                 try await store.saveReconciliation(
-                    id: runID, vendor: "anthropic", createdAt: Timestamp(microseconds: report.createdAt.microseconds + later * 1_000_000), runBy: "cli",
-                    reportJSON: text, summaryJSON: summary?.jsonText ?? "")
+                    id: runID, vendor: "anthropic", createdAt: createdAt, runBy: "cli", reportJSON: text, summaryJSON: summary?.jsonText ?? "")
             }
             func summary(_ runID: String, corrected: [String] = ["acct_42"]) -> ReconciliationSummary {
                 var s = ReconciliationSummary(report)
@@ -192,17 +195,21 @@ import VendorAnthropic
             let (status, runs) = try await listed("", mine)
             #expect(status == 200 && runs.map { $0["id"]?.stringValue } == ["rec_before_summaries", "rec_summary_only", id])
             #expect(runs.last == ReconciliationSummary(report).jsonValue)
+            // The next page starts before the last listed run's time.
+            let cursor = try #require(runs[1]["created_at"]?.stringValue)
+            #expect(try await listed("?before=\(cursor)", mine).1.map { $0["id"]?.stringValue } == [id])
+            #expect(try await listed("?before=2026-01-01", mine).1.isEmpty)
             #expect(
                 try await listed("?account=acct_42&limit=2", mine).1.map { $0["id"]?.stringValue } == ["rec_before_summaries"], "the limit, then the key's view"
             )
             #expect(try await listed("", Self.admin).1.map { $0["id"]?.stringValue }.contains("rec_posts_to_acct_7"))
             #expect(try await listed("?account=acct_7", mine).0 == 403)
-            for bad in ["?limit=0", "?limit=201", "?limit=ten", "?limit=%2B5", "?limit=0005", "?account=a%20b", "?acount=acct_42"] {
+            for bad in ["?limit=0", "?limit=201", "?limit=ten", "?limit=%2B5", "?limit=0005", "?account=a%20b", "?acount=acct_42", "?before=yesterday"] {
                 #expect(try await listed(bad, mine).0 == 400, "\(bad)")
             }
             // Applying replaces the summary with the report.
             #expect(try await call(client, .post, "/v1/reconciliations/\(id)/apply", bearer: Self.admin).status == 200)
-            let stored = try #require(try await store.recentReconciliations(limit: 10).first { $0.id == id }?.summaryJSON)
+            let stored = try #require(try await store.recentReconciliations(limit: 10, before: nil).first { $0.id == id }?.summaryJSON)
             #expect(
                 try ReconciliationJSON.decode(ReconciliationSummary.self, from: stored)
                     == ReconciliationSummary(try #require(try await ReconciliationArchive(store).report(id: id))))
