@@ -106,12 +106,16 @@ extension ClickHouseMeterStore: KeyStore {
         ).first?[0].chString
     }
 
-    public func recentReconciliations(limit: Int, before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)] {
+    public func recentReconciliations(
+        limit: Int, before: (createdAt: Timestamp, id: String)?
+    ) async throws -> [(id: String, createdAt: Timestamp, summaryJSON: String?)] {
         try await recentRuns(
             "SELECT id, argMax(summary, version) AS s, min(created_at) AS c FROM \(t("reconciliations")) GROUP BY id", limit: limit, before: before)
     }
 
-    public func recentReconciliations(limit: Int, ofAccounts accounts: [String], before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)] {
+    public func recentReconciliations(
+        limit: Int, ofAccounts accounts: [String], before: (createdAt: Timestamp, id: String)?
+    ) async throws -> [(id: String, createdAt: Timestamp, summaryJSON: String?)] {
         guard !accounts.isEmpty else { return [] }
         let list = accounts.map(ClickHouseClient.quote).joined(separator: ", ")
         // A run's account from its summary (`account_id` comes first in it); a run recorded before
@@ -125,12 +129,17 @@ extension ClickHouseMeterStore: KeyStore {
     }
 
     /// The runs `select` names (`id`, summary `s`, first recorded `c`), newest first.
-    private func recentRuns(_ select: String, limit: Int, before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)] {
-        try await rows(
-            "SELECT id, s FROM (\(select)) WHERE c < \(before?.microseconds ?? Int64.max) ORDER BY c DESC, id DESC LIMIT \(max(limit, 0))", shardsRead: false
-        ).compactMap { r in
-            r[0].chString.map { (id: $0, summaryJSON: r[1].chString.flatMap { $0.isEmpty ? nil : $0 }) }
-        }
+    private func recentRuns(
+        _ select: String, limit: Int, before: (createdAt: Timestamp, id: String)?
+    ) async throws -> [(id: String, createdAt: Timestamp, summaryJSON: String?)] {
+        // No cursor: after the last possible run (an id sorts after "", the least string).
+        let (time, id) = before.map { ($0.createdAt.microseconds, $0.id) } ?? (Int64.max, "")
+        let after = "(c < \(time) OR c = \(time) AND id < \(ClickHouseClient.quote(id)))"
+        return try await rows("SELECT id, c, s FROM (\(select)) WHERE \(after) ORDER BY c DESC, id DESC LIMIT \(max(limit, 0))", shardsRead: false)
+            .compactMap { r in
+                guard let id = r[0].chString, let c = r[1].chInt else { return nil }
+                return (id: id, createdAt: Timestamp(microseconds: c), summaryJSON: r[2].chString.flatMap { $0.isEmpty ? nil : $0 })
+            }
     }
 
     public func markReconciliationApplied(id: String, reportJSON: String, summaryJSON: String, appliedAt: Timestamp) async throws {

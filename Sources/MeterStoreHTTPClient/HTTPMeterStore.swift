@@ -265,10 +265,12 @@ extension HTTPMeterStore {
         JSONWriter.write(try await call(.POST, "/v1/reconciliations", body: request))
     }
 
-    /// `GET /v1/reconciliations[?account=…]&limit=…`: the recorded runs the key may see, newest
-    /// first, as the server's JSON (`ReconciliationList`).
-    public func reconciliationListText(account: String?, limit: Int, before: String?) async throws -> String {
-        let query = (account.map { [("account", $0)] } ?? []) + [("limit", String(limit))] + (before.map { [("before", $0)] } ?? [])
+    /// `GET /v1/reconciliations?[account=…&]limit=…[&before=…[&before_id=…]]`: the recorded runs
+    /// the key may see, newest first, as the server's JSON (`ReconciliationList`).
+    public func reconciliationListText(account: String?, limit: Int, before: String?, beforeID: String?) async throws -> String {
+        let query = [("account", account), ("limit", String(limit)), ("before", before), ("before_id", beforeID)].compactMap { name, value in
+            value.map { (name, $0) }
+        }
         return JSONWriter.write(try await call(.GET, "/v1/reconciliations", query: query))
     }
 

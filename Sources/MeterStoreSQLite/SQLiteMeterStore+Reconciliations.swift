@@ -30,12 +30,16 @@ extension SQLiteMeterStore {
         }
     }
 
-    public func recentReconciliations(limit: Int, before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)] {
+    public func recentReconciliations(
+        limit: Int, before: (createdAt: Timestamp, id: String)?
+    ) async throws -> [(id: String, createdAt: Timestamp, summaryJSON: String?)] {
         // Through the index on (created_at, id) alone: no run's row is read.
         try await recentRuns(where: "1", [], limit: limit, before: before)
     }
 
-    public func recentReconciliations(limit: Int, ofAccounts accounts: [String], before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)] {
+    public func recentReconciliations(
+        limit: Int, ofAccounts accounts: [String], before: (createdAt: Timestamp, id: String)?
+    ) async throws -> [(id: String, createdAt: Timestamp, summaryJSON: String?)] {
         guard !accounts.isEmpty else { return [] }
         // Through the index on the report's account: a row's id and time are read from the start
         // of its record, never its report's text.
@@ -43,25 +47,25 @@ extension SQLiteMeterStore {
     }
 
     private func recentRuns(
-        where filter: String, _ arguments: StatementArguments, limit: Int, before: Timestamp?
-    ) async throws -> [(
-        id: String, summaryJSON: String?
-    )] {
-        try await wrap {
+        where filter: String, _ arguments: StatementArguments, limit: Int, before: (createdAt: Timestamp, id: String)?
+    ) async throws -> [(id: String, createdAt: Timestamp, summaryJSON: String?)] {
+        // No cursor: after the last possible run (an id sorts after "", the least string).
+        let (time, id) = before.map { ($0.createdAt.microseconds, $0.id) } ?? (Int64.max, "")
+        return try await wrap {
             try await writer.read { db in
-                try Row.fetchAll(
-                    db, sql: Self.recentRunsSQL(where: filter + " AND r.created_at < ?"),
-                    arguments: arguments + [before?.microseconds ?? Int64.max, max(limit, 0)]
-                ).map { (id: $0[0], summaryJSON: $0[1]) }
+                try Row.fetchAll(db, sql: Self.recentRunsSQL(where: filter), arguments: arguments + [time, id, max(limit, 0)]).map {
+                    (id: $0[0], createdAt: Timestamp(microseconds: $0[1]), summaryJSON: $0[2])
+                }
             }
         }
     }
 
-    /// The newest runs `filter` keeps (over `reconciliation r`), each with its summary.
+    /// The newest runs `filter` keeps (over `reconciliation r`) after a cursor (time, id), each
+    /// with its time and summary: a row value, so the cursor bounds the index's range.
     static func recentRunsSQL(where filter: String) -> String {
         """
-        SELECT r.id, s.summary FROM reconciliation r LEFT JOIN reconciliation_summary s ON s.id = r.id
-        WHERE \(filter) ORDER BY r.created_at DESC, r.id DESC LIMIT ?
+        SELECT r.id, r.created_at, s.summary FROM reconciliation r LEFT JOIN reconciliation_summary s ON s.id = r.id
+        WHERE \(filter) AND (r.created_at, r.id) < (?, ?) ORDER BY r.created_at DESC, r.id DESC LIMIT ?
         """
     }
 

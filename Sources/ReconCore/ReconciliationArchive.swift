@@ -13,11 +13,15 @@ public struct ReconciliationArchive: Sendable {
             reportJSON: report.jsonText, summaryJSON: ReconciliationSummary(report).jsonText)
     }
 
-    /// The most recent runs (of these accounts, or of all), newest first, as a list shows them:
-    /// from their stored summaries, and only for a run recorded before summaries were kept from
-    /// its whole report.
-    public func recent(limit: Int, ofAccounts accounts: [String]? = nil, before: Timestamp? = nil) async throws -> [ReconciliationSummary] {
-        let runs: [(id: String, summaryJSON: String?)]
+    /// The most recent runs (of these accounts, or of all; after `cursor`), newest first, as a
+    /// list shows them: from their stored summaries, and only for a run recorded before summaries
+    /// were kept from its whole report. `visible` leaves runs off the page, not the cursor.
+    public func recent(
+        limit: Int, ofAccounts accounts: [String]? = nil, after cursor: ReconciliationList.Cursor? = nil,
+        visible: (ReconciliationSummary) -> Bool = { _ in true }
+    ) async throws -> ReconciliationList {
+        let before = cursor.map { (createdAt: $0.before, id: $0.beforeID) }
+        let runs: [(id: String, createdAt: Timestamp, summaryJSON: String?)]
         if let accounts {
             runs = try await log.recentReconciliations(limit: limit, ofAccounts: accounts, before: before)
         } else {
@@ -26,13 +30,18 @@ public struct ReconciliationArchive: Sendable {
         var out: [ReconciliationSummary] = []
         for run in runs {
             try WorkDeadline.current?.check()
-            if let text = run.summaryJSON, let summary = try? ReconciliationJSON.decode(ReconciliationSummary.self, from: text), summary.id == run.id {
-                out.append(summary)
-            } else if let report = try? await report(id: run.id) {  // a record that cannot be read is left off, as before
-                out.append(ReconciliationSummary(report))
+            let summary: ReconciliationSummary
+            if let text = run.summaryJSON, let stored = try? ReconciliationJSON.decode(ReconciliationSummary.self, from: text), stored.id == run.id {
+                summary = stored
+            } else if let report = try? await report(id: run.id) {
+                summary = ReconciliationSummary(report)
+            } else {
+                continue  // a record that cannot be read is left off, as before
             }
+            if visible(summary) { out.append(summary) }
         }
-        return out
+        let next = runs.count < limit ? nil : runs.last.map { ReconciliationList.Cursor(before: $0.createdAt, beforeID: $0.id) }
+        return ReconciliationList(out, next: next)
     }
 
     /// The stored report, or nil for an unknown id.

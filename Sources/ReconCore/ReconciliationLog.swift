@@ -19,14 +19,19 @@ public protocol ReconciliationLog: Sendable {
     /// nil for an unknown id: refusing another tenant's run from the whole text took as long as
     /// its size, which told that tenant's run sizes (tester S2).
     func reconciliationHead(id: String, characters: Int) async throws -> String?
-    /// The most recent runs (recorded before `before`, when given: the next page), newest first:
-    /// each id with its stored summary JSON (nil for a run recorded before summaries were kept),
-    /// no report read.
-    func recentReconciliations(limit: Int, before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)]
+    /// The most recent runs, newest first (by time recorded, then id), after `before` in that
+    /// order when given (the next page: the last listed run's time and id; an empty id, the runs
+    /// recorded before that time): each id with its time and its stored summary JSON (nil for a
+    /// run recorded before summaries were kept), no report read.
+    func recentReconciliations(
+        limit: Int, before: (createdAt: Timestamp, id: String)?
+    ) async throws -> [(id: String, createdAt: Timestamp, summaryJSON: String?)]
     /// The most recent runs of these accounts (a report's `account_id`), newest first, found
     /// without reading other runs' reports: a page of one tenant's runs read every run on the
     /// server (tester S).
-    func recentReconciliations(limit: Int, ofAccounts accounts: [String], before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)]
+    func recentReconciliations(
+        limit: Int, ofAccounts accounts: [String], before: (createdAt: Timestamp, id: String)?
+    ) async throws -> [(id: String, createdAt: Timestamp, summaryJSON: String?)]
     /// Replaces the stored report, and its summary, after its corrections were applied or reverted.
     func markReconciliationApplied(id: String, reportJSON: String, summaryJSON: String, appliedAt: Timestamp) async throws
 }

@@ -53,10 +53,49 @@ public struct ReconciliationSummary: WireShape, Equatable {
     }
 }
 
-/// `GET /v1/reconciliations`: the runs a key may see, newest first.
+/// `GET /v1/reconciliations`: the runs a key may see, newest first (by time recorded, then id),
+/// and where the next page starts when more may follow.
 public struct ReconciliationList: WireShape, Equatable {
     public var reconciliations: [ReconciliationSummary]
-    public init(_ reconciliations: [ReconciliationSummary]) { self.reconciliations = reconciliations }
+    /// Nil when the store had no more runs; else the last run the page read, listed or not (a
+    /// run the key may not see still moves the page on: a page can be short, or empty, with more
+    /// behind it).
+    public var next: Cursor?
+
+    public init(_ reconciliations: [ReconciliationSummary], next: Cursor? = nil) {
+        self.reconciliations = reconciliations
+        self.next = next
+    }
+
+    /// Where a list goes on: the runs after this one in its order. Runs can share a time, so the
+    /// time alone would skip some (review 58); with no id, every run recorded before the time.
+    public struct Cursor: Codable, Equatable, Sendable {
+        public var before: Timestamp
+        public var beforeID: String
+        enum CodingKeys: String, CodingKey { case before, beforeID = "before_id" }
+
+        public init(before: Timestamp, beforeID: String = "") {
+            self.before = before
+            self.beforeID = beforeID
+        }
+
+        /// A list's `before` and `before_id` as given (`fields` name them in errors: the API's
+        /// query, the CLI's flags). `before` is a date (its 00:00 UTC) or an RFC 3339 time.
+        public static func parse(before: String?, beforeID: String?, fields: (String, String)) throws -> Cursor? {
+            guard let before else {
+                if beforeID != nil {
+                    throw UsageBoxError.invalidArgument("\(fields.1) goes with \(fields.0): the last listed run's id and created_at", field: fields.1)
+                }
+                return nil
+            }
+            guard let t = Timestamp(date: before) ?? Timestamp(rfc3339: before) else {
+                throw UsageBoxError.invalidArgument(
+                    "\(fields.0) is a date (2026-06-01) or an RFC 3339 time, such as a listed run's created_at", field: fields.0)
+            }
+            if let beforeID, !EventDecoder.isValidIdentifier(beforeID) { throw UsageBoxError.invalidArgument("not a run id", field: fields.1) }
+            return Cursor(before: t, beforeID: beforeID ?? "")
+        }
+    }
 
     /// How many runs one list may ask for, and how many it gets when it names no number.
     public static let limits = 1...200
@@ -70,15 +109,5 @@ public struct ReconciliationList: WireShape, Equatable {
             throw UsageBoxError.invalidArgument("\(field) is a whole number from \(limits.lowerBound) to \(limits.upperBound)", field: field)
         }
         return n
-    }
-
-    /// A list's `before` as given: runs recorded before this instant (a date is its 00:00 UTC);
-    /// the next page starts before the last listed run's `created_at`.
-    public static func before(_ text: String?, field: String) throws -> Timestamp? {
-        guard let text else { return nil }
-        guard let t = Timestamp(date: text) ?? Timestamp(rfc3339: text) else {
-            throw UsageBoxError.invalidArgument("\(field) is a date (2026-06-01) or an RFC 3339 time, such as a listed run's created_at", field: field)
-        }
-        return t
     }
 }

@@ -77,7 +77,8 @@ public enum ReportPages {
         public var verdict: String
         public var gap: Int64
         public var corrections: Int
-        public var applied: String
+        /// yes, no, or reverted.
+        public var appliedState: String
         public var createdAt: Timestamp
 
         public init(_ r: ReconciliationSummary) {
@@ -88,7 +89,7 @@ public enum ReportPages {
             verdict = r.verdict.rawValue
             gap = r.gap
             corrections = r.corrections
-            applied = r.appliedState
+            appliedState = r.appliedState
             createdAt = r.createdAt
         }
     }
@@ -111,7 +112,7 @@ public enum ReportPages {
                     "runs": g.2.map { r -> [String: Any] in
                         [
                             "id": r.id, "account": r.account, "verdict": r.verdict, "gap": Format.signed(r.gap), "corrections": String(r.corrections),
-                            "applied": r.applied, "createdAt": r.createdAt.rfc3339,
+                            "applied": r.appliedState, "createdAt": r.createdAt.rfc3339,
                         ]
                     },
                 ]

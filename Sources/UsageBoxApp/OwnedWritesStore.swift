@@ -80,10 +80,14 @@ public final class OwnedWritesStore: ForwardingStore, KeyStore, ReconciliationLo
     public func reconciliationHead(id: String, characters: Int) async throws -> String? {
         try await base.reconciliationHead(id: id, characters: characters)
     }
-    public func recentReconciliations(limit: Int, before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)] {
+    public func recentReconciliations(
+        limit: Int, before: (createdAt: Timestamp, id: String)?
+    ) async throws -> [(id: String, createdAt: Timestamp, summaryJSON: String?)] {
         try await base.recentReconciliations(limit: limit, before: before)
     }
-    public func recentReconciliations(limit: Int, ofAccounts accounts: [String], before: Timestamp?) async throws -> [(id: String, summaryJSON: String?)] {
+    public func recentReconciliations(
+        limit: Int, ofAccounts accounts: [String], before: (createdAt: Timestamp, id: String)?
+    ) async throws -> [(id: String, createdAt: Timestamp, summaryJSON: String?)] {
         try await base.recentReconciliations(limit: limit, ofAccounts: accounts, before: before)
     }
     public func markReconciliationApplied(id: String, reportJSON: String, summaryJSON: String, appliedAt: Timestamp) async throws {

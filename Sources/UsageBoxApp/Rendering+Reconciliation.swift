@@ -162,8 +162,11 @@ extension Rendering {
     }
 
     /// Recorded runs, newest first (`usagebox reconcile list`), as the `/ui/` index lists them.
-    public static func reconciliationList(_ runs: [ReconciliationSummary]) -> String {
-        guard !runs.isEmpty else { return "no recorded reconciliations" }
+    public static func reconciliationList(_ list: ReconciliationList) -> String {
+        let runs = list.reconciliations
+        // Where the next page starts, when more may follow (the flags take the cursor as printed).
+        let more = list.next.map { "\nmore: usagebox reconcile list … --before \($0.before.rfc3339) --before-id \($0.beforeID)" } ?? ""
+        guard !runs.isEmpty else { return "no recorded reconciliations" + more }
         return TextTable(
             headers: ["id", "vendor", "month", "account", "verdict", "gap", "corrections", "applied", "created"],
             rows: runs.map { r in
@@ -172,7 +175,7 @@ extension Rendering {
                     r.appliedState, r.createdAt.rfc3339,
                 ]
             }, rightAligned: [5, 6]
-        ).render()
+        ).render() + more
     }
 
     /// The day-by-day table: per day × model × token type, metered against the vendor, with the

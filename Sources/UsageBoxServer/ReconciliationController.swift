@@ -60,13 +60,15 @@ struct ReconciliationController {
         routes.on("listReconciliations") { request, _, caller in
             let params = try api.uniqueParameters(request)
             let limit = try ReconciliationList.limit(params["limit"], field: "limit")
-            let before = try ReconciliationList.before(params["before"], field: "before")
+            let cursor = try ReconciliationList.Cursor.parse(before: params["before"], beforeID: params["before_id"], fields: ("before", "before_id"))
             let account = params["account"]
             if let account {
                 guard EventDecoder.isValidIdentifier(account) else { throw UsageBoxError.invalidArgument("not an account id", field: "account") }
-                guard caller.key.scope.allows(account) else { throw api.forbidden(account) }
+                guard caller.key.scope.allows(account) else {
+                    throw UsageBoxError(.permissionDenied, "this key may not see account \(account)", field: "account")
+                }
             }
-            return JSONResponse.make(ReconciliationList(try await api.recentRuns(limit: limit, of: account, before: before, key: caller.key)))
+            return JSONResponse.make(try await api.recentRuns(limit: limit, of: account, after: cursor, key: caller.key))
         }
         routes.on("getReconciliation") { request, context, caller in
             return JSONResponse.make(text: try await api.storedReport(try context.parameters.require("id"), key: caller.key).jsonText)
@@ -118,15 +120,15 @@ extension HTTPAPI {
     /// API's list and the `/ui/` index): of `account`, or of the key's accounts, or of all for a
     /// key of every account. Other tenants' runs neither hide nor slow a scoped key's (tester S,
     /// S2), and no run is read whole to list it unless it was recorded before summaries were kept.
-    func recentRuns(limit: Int, of account: String? = nil, before: Timestamp? = nil, key: APIKey) async throws -> [ReconciliationSummary] {
-        guard let log = reconciliationLog else { return [] }
+    func recentRuns(limit: Int, of account: String? = nil, after cursor: ReconciliationList.Cursor? = nil, key: APIKey) async throws -> ReconciliationList {
+        guard let log = reconciliationLog else { return ReconciliationList([]) }
         let accounts: [String]? =
             switch (account, key.scope) {
             case let (account?, _): [account]
             case let (nil, .accounts(own)): own.sorted()
             case (nil, .all): nil
             }
-        return try await ReconciliationArchive(log).recent(limit: limit, ofAccounts: accounts, before: before).filter {
+        return try await ReconciliationArchive(log).recent(limit: limit, ofAccounts: accounts, after: cursor) {
             Self.mayRead(account: $0.accountID, corrected: $0.correctedAccounts, key: key)
         }
     }

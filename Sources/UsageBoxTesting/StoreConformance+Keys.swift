@@ -80,7 +80,7 @@ public enum ServerStoreConformance {
             func summary(_ id: String, _ account: String?, applied: Bool) -> String {
                 #"{"account_id":\#(account.map { "\"\($0)\"" } ?? "null"),"id":"\#(id)","applied":\#(applied)}"#
             }
-            func recent(_ runs: [(id: String, summaryJSON: String?)]) -> [String] { runs.map { "\($0.id) \($0.summaryJSON ?? "none")" } }
+            func recent(_ runs: [(id: String, createdAt: Timestamp, summaryJSON: String?)]) -> [String] { runs.map { "\($0.id) \($0.summaryJSON ?? "none")" } }
             try await log.saveReconciliation(
                 id: "rec_1", vendor: "anthropic", createdAt: F.ts("2026-06-02T09:00:00Z"), runBy: "key_a",
                 reportJSON: #"{"id":"rec_1","applied":false}"#, summaryJSON: summary("rec_1", nil, applied: false))
@@ -122,12 +122,36 @@ public enum ServerStoreConformance {
                 "no summary is none")
             // The next page: runs recorded before a time (the last listed run's), alike with and without accounts.
             try expectEqual(
-                recent(try await log.recentReconciliations(limit: 2, before: F.ts("2026-06-02T12:00:00Z"))),
+                recent(try await log.recentReconciliations(limit: 2, before: (createdAt: F.ts("2026-06-02T12:00:00Z"), id: ""))),
                 ["rec_2 \(summary("rec_2", nil, applied: false))", "rec_1 \(summary("rec_1", nil, applied: true))"], "before a time")
             try expectEqual(
-                recent(try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_8", "acct_7"], before: F.ts("2026-06-02T13:00:00Z"))),
+                recent(
+                    try await log.recentReconciliations(limit: 10, ofAccounts: ["acct_8", "acct_7"], before: (createdAt: F.ts("2026-06-02T13:00:00Z"), id: ""))),
                 ["rec_3 \(summary("rec_3", "acct_7", applied: false))"], "an account's, before a time")
-            try expectEqual(recent(try await log.recentReconciliations(limit: 10, before: F.ts("2026-06-02T09:00:00Z"))), [], "none before the first")
+            try expectEqual(
+                recent(try await log.recentReconciliations(limit: 10, before: (createdAt: F.ts("2026-06-02T09:00:00Z"), id: ""))), [], "none before the first")
+            // Runs sharing a time are paged by id too, none skipped: each page goes on after the
+            // last run it read (its time and id).
+            try await log.saveReconciliation(
+                id: "rec_5a", vendor: "openai", createdAt: F.ts("2026-06-02T14:00:00.000001Z"), runBy: "cli", reportJSON: #"{"id":"rec_5a"}"#,
+                summaryJSON: summary("rec_5a", nil, applied: false))
+            try await log.saveReconciliation(
+                id: "rec_5b", vendor: "openai", createdAt: F.ts("2026-06-02T14:00:00.000001Z"), runBy: "cli", reportJSON: #"{"id":"rec_5b"}"#,
+                summaryJSON: summary("rec_5b", nil, applied: false))
+            var paged: [String] = []
+            var cursor: (createdAt: Timestamp, id: String)? = nil
+            while true {
+                let page = try await log.recentReconciliations(limit: 1, before: cursor)
+                guard let last = page.last else { break }
+                paged.append(last.id)
+                cursor = (last.createdAt, last.id)
+            }
+            try expectEqual(paged, ["rec_5b", "rec_5a", "rec_4", "rec_3", "rec_2", "rec_1"], "one page at a time, ties by id")
+            try expectEqual(cursor?.createdAt, F.ts("2026-06-02T09:00:00Z"), "each run's time as recorded")
+            try expectEqual(
+                try await log.recentReconciliations(limit: 5, before: (createdAt: F.ts("2026-06-02T14:00:00.000001Z"), id: "rec_5b")).first.map {
+                    "\($0.id) \($0.createdAt.rfc3339)"
+                }, "rec_5a 2026-06-02T14:00:00.000001Z", "the time to the microsecond")
         },
     ]
 }

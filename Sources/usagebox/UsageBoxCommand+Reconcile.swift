@@ -14,7 +14,7 @@ extension UsageBoxCommand {
             abstract: "Reconcile a vendor invoice against the meter; list, show, apply or revert recorded runs.",
             discussion: """
                 usagebox reconcile --vendor V --invoice FILE --from 2026-05-01 --to 2026-06-01 [--account A] …   (run)
-                usagebox reconcile list [--account A] [--limit N] [--before T]   the recorded runs, newest first
+                usagebox reconcile list [--account A] [--limit N]  the recorded runs, newest first (--before T --before-id ID: the next page)
                 usagebox reconcile show ID [--format F]            a recorded run's report
                 usagebox reconcile apply ID [--confirm-large]      post a recorded run's corrections
                 usagebox reconcile revert ID                       post the corrections that undo an applied run
@@ -212,25 +212,28 @@ extension UsageBoxCommand.Reconcile {
         @Option(help: "Only this account's runs.") var account: String?
         @Option(help: "How many runs at most, \(ReconciliationList.limits.lowerBound) to \(ReconciliationList.limits.upperBound).")
         var limit: String = String(ReconciliationList.defaultLimit)
-        @Option(help: "Only runs recorded before this date or RFC 3339 time: the next page starts before the last listed run's created time.")
+        @Option(help: "Only runs recorded before this date or RFC 3339 time (with --before-id, the next page: as the list prints it).")
         var before: String?
+        @Option(name: .customLong("before-id"), help: "With --before, only runs after this one in the list's order (runs can share a time).")
+        var beforeID: String?
         @Flag(help: "Print the API's JSON.") var json = false
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
             let limit = try ReconciliationList.limit(limit, field: "--limit")
-            let until = try ReconciliationList.before(before, field: "--before")
+            let cursor = try ReconciliationList.Cursor.parse(before: before, beforeID: beforeID, fields: ("--before", "--before-id"))
             if let account, !EventDecoder.isValidIdentifier(account) { throw UsageBoxError.invalidArgument("not an account id", field: "--account") }
             let db = try await store.open()
             let list: ReconciliationList
             if let remote = db as? HTTPMeterStore {
                 list = try ReconciliationJSON.decode(
-                    ReconciliationList.self, from: try await remote.reconciliationListText(account: account, limit: limit, before: until?.rfc3339))
+                    ReconciliationList.self,
+                    from: try await remote.reconciliationListText(account: account, limit: limit, before: cursor?.before.rfc3339, beforeID: cursor?.beforeID))
             } else {
                 guard let log = db as? any ReconciliationLog else { throw UsageBoxError(.notFound, "this store keeps no reconciliations") }
-                list = ReconciliationList(try await ReconciliationArchive(log).recent(limit: limit, ofAccounts: account.map { [$0] }, before: until))
+                list = try await ReconciliationArchive(log).recent(limit: limit, ofAccounts: account.map { [$0] }, after: cursor)
             }
-            printOut(json ? JSONWriter.write(list.jsonValue) : Rendering.reconciliationList(list.reconciliations))
+            printOut(json ? JSONWriter.write(list.jsonValue) : Rendering.reconciliationList(list))
         }
     }
 

@@ -53,6 +53,14 @@ extension CLITests {
                 && runs.first?["corrected_accounts"] == .array([.string("acct_42")]))
         #expect(try CLI.run(["reconcile", "list", "--db", db, "--account", "acct_7"]).stdout.contains("no recorded reconciliations"))
         #expect(try CLI.run(["reconcile", "list", "--db", db, "--before", "2026-01-01"]).stdout.contains("no recorded reconciliations"))
+        // A full page says where the next starts, as the flags take it.
+        let page = try CLI.run(["reconcile", "list", "--db", db, "--limit", "1"])
+        let more = try #require(page.stdout.split(separator: "\n").last { $0.hasPrefix("more: ") }, "\(page.stdout)")
+        let flags = more.split(separator: " ").map(String.init).drop { $0 != "--before" }
+        let next = try CLI.run(["reconcile", "list", "--db", db] + flags)
+        #expect(next.status == 0 && next.stdout.contains("no recorded reconciliations") && !next.stdout.contains("more:"), "\(next.stdout) \(next.stderr)")
+        let alone = try CLI.run(["reconcile", "list", "--db", db, "--before-id", id])
+        #expect(alone.status != 0 && alone.stderr.contains("--before-id goes with --before"), "\(alone.stderr)")
         // And shown again as it stands now, in run's forms.
         let shown = try json(try CLI.run(["reconcile", "show", id, "--db", db, "--json"]))
         #expect(shown["id"]?.stringValue == id && shown["applied"] == .bool(true) && shown["applied_event_ids"]?.arrayValue?.count == 2)

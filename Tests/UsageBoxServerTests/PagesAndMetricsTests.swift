@@ -195,7 +195,19 @@ import VendorAnthropic
             let (status, runs) = try await listed("", mine)
             #expect(status == 200 && runs.map { $0["id"]?.stringValue } == ["rec_before_summaries", "rec_summary_only", id])
             #expect(runs.last == ReconciliationSummary(report).jsonValue)
-            // The next page starts before the last listed run's time.
+            // Page by page, one run a page, as `next` says: a page whose run the key may not see
+            // (or cannot be read) is empty and still goes on; the last says no more.
+            var paged: [String?] = [], query = "?limit=1", pages = 0
+            while pages < 10 {
+                pages += 1
+                let answer = try JSONParser.parse(try await call(client, .get, "/v1/reconciliations\(query)", bearer: mine).text)
+                paged += answer["reconciliations"]?.arrayValue?.map { $0["id"]?.stringValue } ?? []
+                guard let next = answer["next"], next != .null else { break }
+                let before = try #require(next["before"]?.stringValue), beforeID = try #require(next["before_id"]?.stringValue)
+                query = "?limit=1&before=\(before)&before_id=\(beforeID)"
+            }
+            #expect(paged == ["rec_before_summaries", "rec_summary_only", id] && pages == 6, "\(paged) in \(pages) pages")
+            // Before a time alone: every run recorded before it.
             let cursor = try #require(runs[1]["created_at"]?.stringValue)
             #expect(try await listed("?before=\(cursor)", mine).1.map { $0["id"]?.stringValue } == [id])
             #expect(try await listed("?before=2026-01-01", mine).1.isEmpty)
@@ -204,7 +216,10 @@ import VendorAnthropic
             )
             #expect(try await listed("", Self.admin).1.map { $0["id"]?.stringValue }.contains("rec_posts_to_acct_7"))
             #expect(try await listed("?account=acct_7", mine).0 == 403)
-            for bad in ["?limit=0", "?limit=201", "?limit=ten", "?limit=%2B5", "?limit=0005", "?account=a%20b", "?acount=acct_42", "?before=yesterday"] {
+            for bad in [
+                "?limit=0", "?limit=201", "?limit=ten", "?limit=%2B5", "?limit=0005", "?account=a%20b", "?acount=acct_42", "?before=yesterday",
+                "?before_id=rec_1", "?before=2026-01-01&before_id=a%20b",
+            ] {
                 #expect(try await listed(bad, mine).0 == 400, "\(bad)")
             }
             // Applying replaces the summary with the report.
