@@ -43,6 +43,10 @@ public struct ReconciliationSummary: WireShape, Equatable {
         createdAt = r.createdAt
     }
 
+    /// The run's month (`YYYY-MM` of its period's start), and its account as a list names it.
+    public var month: String { from.monthString }
+    public var accountLabel: String { accountID ?? "(all accounts)" }
+
     /// Whether its corrections were posted, as a list says it: yes, no, or reverted.
     public var appliedState: String { revertedAt != nil ? "reverted" : applied ? "yes" : "no" }
 

@@ -68,35 +68,10 @@ public enum ReportPages {
         return page(title: "UsageBox: sign in", body: render("login", context), who: nil)
     }
 
-    /// One run in the index.
-    public struct RunSummary: Sendable {
-        public var id: String
-        public var vendor: String
-        public var month: String
-        public var account: String
-        public var verdict: String
-        public var gap: Int64
-        public var corrections: Int
-        /// yes, no, or reverted.
-        public var appliedState: String
-        public var createdAt: Timestamp
-
-        public init(_ r: ReconciliationSummary) {
-            id = r.id
-            vendor = r.vendor
-            month = r.from.monthString
-            account = r.accountID ?? "(all accounts)"
-            verdict = r.verdict.rawValue
-            gap = r.gap
-            corrections = r.corrections
-            appliedState = r.appliedState
-            createdAt = r.createdAt
-        }
-    }
-
-    public static func index(_ runs: [RunSummary], who: String, defaultAccount: String) -> String {
+    /// The runs a key may see (as `GET /v1/reconciliations` lists them), by vendor and month.
+    public static func index(_ runs: [ReconciliationSummary], who: String, defaultAccount: String) -> String {
         let sorted = runs.sorted { ($0.createdAt.microseconds, $0.id) > ($1.createdAt.microseconds, $1.id) }
-        var groups: [(String, String, [RunSummary])] = []
+        var groups: [(String, String, [ReconciliationSummary])] = []
         for run in sorted {
             if let i = groups.firstIndex(where: { $0.0 == run.vendor && $0.1 == run.month }) {
                 groups[i].2.append(run)
@@ -111,7 +86,8 @@ public enum ReportPages {
                     "vendor": g.0, "month": g.1,
                     "runs": g.2.map { r -> [String: Any] in
                         [
-                            "id": r.id, "account": r.account, "verdict": r.verdict, "gap": Format.signed(r.gap), "corrections": String(r.corrections),
+                            "id": r.id, "account": r.accountLabel, "verdict": r.verdict.rawValue, "gap": Format.signed(r.gap),
+                            "corrections": String(r.corrections),
                             "applied": r.appliedState, "createdAt": r.createdAt.rfc3339,
                         ]
                     },

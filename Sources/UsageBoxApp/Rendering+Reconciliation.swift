@@ -171,7 +171,7 @@ extension Rendering {
             headers: ["id", "vendor", "month", "account", "verdict", "gap", "corrections", "applied", "created"],
             rows: runs.map { r in
                 [
-                    r.id, r.vendor, r.from.monthString, r.accountID ?? "(all accounts)", r.verdict.rawValue, signed(r.gap), String(r.corrections),
+                    r.id, r.vendor, r.month, r.accountLabel, r.verdict.rawValue, signed(r.gap), String(r.corrections),
                     r.appliedState, r.createdAt.rfc3339,
                 ]
             }, rightAligned: [5, 6]

@@ -140,7 +140,7 @@ struct UIController {
         }
         routes.page("uiIndex") { _, _, caller in
             // The key's 200 latest, as the API lists them.
-            let runs = try await api.recentRuns(limit: 200, key: caller.key).reconciliations.map(ReportPages.RunSummary.init)
+            let runs = try await api.recentRuns(limit: 200, key: caller.key).reconciliations
             return Self.html(ReportPages.index(runs, who: Self.who(caller.key), defaultAccount: caller.key.accountID ?? ""))
         }
         routes.page("uiReport") { _, context, caller in
