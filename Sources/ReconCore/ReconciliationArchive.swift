@@ -21,12 +21,17 @@ public struct ReconciliationArchive: Sendable {
         visible: (ReconciliationSummary) -> Bool = { _ in true }
     ) async throws -> ReconciliationList {
         let before = cursor.map { (createdAt: $0.before, id: $0.beforeID) }
-        let runs: [(id: String, createdAt: Timestamp, summaryJSON: String?)]
+        // One run past the page, only to know whether another page follows: a full page ended in
+        // a cursor to an empty one.
+        let limit = max(limit, 0)
+        var runs: [(id: String, createdAt: Timestamp, summaryJSON: String?)]
         if let accounts {
-            runs = try await log.recentReconciliations(limit: limit, ofAccounts: accounts, before: before)
+            runs = try await log.recentReconciliations(limit: limit + 1, ofAccounts: accounts, before: before)
         } else {
-            runs = try await log.recentReconciliations(limit: limit, before: before)
+            runs = try await log.recentReconciliations(limit: limit + 1, before: before)
         }
+        let more = runs.count > limit
+        runs = Array(runs.prefix(limit))
         var out: [ReconciliationSummary] = []
         for run in runs {
             try WorkDeadline.current?.check()
@@ -40,7 +45,7 @@ public struct ReconciliationArchive: Sendable {
             }
             if visible(summary) { out.append(summary) }
         }
-        let next = runs.count < limit ? nil : runs.last.map { ReconciliationList.Cursor(before: $0.createdAt, beforeID: $0.id) }
+        let next = !more ? nil : runs.last.map { ReconciliationList.Cursor(before: $0.createdAt, beforeID: $0.id) }
         return ReconciliationList(out, next: next)
     }
 

@@ -105,6 +105,12 @@ public struct ReconciliationList: WireShape, Equatable {
     public static let limits = 1...200
     public static let defaultLimit = 50
 
+    /// A list's `account` as given (`field` names it in the error: the API's query, the CLI's flag).
+    public static func account(_ text: String?, field: String) throws -> String? {
+        if let text, !EventDecoder.isValidIdentifier(text) { throw UsageBoxError.invalidArgument("not an account id", field: field) }
+        return text
+    }
+
     /// A list's `limit` as given (`field` names it in the error: the API's query, the CLI's flag).
     public static func limit(_ text: String?, field: String) throws -> Int {
         guard let text else { return defaultLimit }

@@ -69,7 +69,10 @@ public enum ReportPages {
     }
 
     /// The runs a key may see (as `GET /v1/reconciliations` lists them), by vendor and month.
-    public static func index(_ runs: [ReconciliationSummary], who: String, defaultAccount: String) -> String {
+    /// One page of the runs a key may see (`after` the page before's cursor, if any), with a link
+    /// to the next when more follow.
+    public static func index(_ list: ReconciliationList, after cursor: ReconciliationList.Cursor?, who: String, defaultAccount: String) -> String {
+        let runs = list.reconciliations
         let sorted = runs.sorted { ($0.createdAt.microseconds, $0.id) > ($1.createdAt.microseconds, $1.id) }
         var groups: [(String, String, [ReconciliationSummary])] = []
         for run in sorted {
@@ -81,6 +84,8 @@ public enum ReportPages {
         }
         let context: [String: Any] = [
             "runCount": String(runs.count), "defaultAccount": defaultAccount, "defaultMonth": sorted.first?.month ?? "",
+            "paged": cursor != nil, "before": cursor?.before.rfc3339 ?? "",
+            "hasOlder": list.next != nil, "older": list.next.map { "/ui/?before=\($0.before.rfc3339)&before_id=\($0.beforeID)" } ?? "",
             "groups": groups.map { g -> [String: Any] in
                 [
                     "vendor": g.0, "month": g.1,

@@ -164,8 +164,8 @@ extension Rendering {
     /// Recorded runs, newest first (`usagebox reconcile list`), as the `/ui/` index lists them.
     public static func reconciliationList(_ list: ReconciliationList) -> String {
         let runs = list.reconciliations
-        // Where the next page starts, when more may follow (the flags take the cursor as printed).
-        let more = list.next.map { "\nmore: usagebox reconcile list … --before \($0.before.rfc3339) --before-id \($0.beforeID)" } ?? ""
+        // Where the next page starts, when another follows (the flags take the cursor as printed).
+        let more = list.next.map { "\nmore: run this command again with --before \($0.before.rfc3339) --before-id \($0.beforeID)" } ?? ""
         guard !runs.isEmpty else { return "no recorded reconciliations" + more }
         return TextTable(
             headers: ["id", "vendor", "month", "account", "verdict", "gap", "corrections", "applied", "created"],

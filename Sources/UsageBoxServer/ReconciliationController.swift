@@ -61,9 +61,8 @@ struct ReconciliationController {
             let params = try api.uniqueParameters(request)
             let limit = try ReconciliationList.limit(params["limit"], field: "limit")
             let cursor = try ReconciliationList.Cursor.parse(before: params["before"], beforeID: params["before_id"], fields: ("before", "before_id"))
-            let account = params["account"]
+            let account = try ReconciliationList.account(params["account"], field: "account")
             if let account {
-                guard EventDecoder.isValidIdentifier(account) else { throw UsageBoxError.invalidArgument("not an account id", field: "account") }
                 guard caller.key.scope.allows(account) else {
                     throw UsageBoxError(.permissionDenied, "this key may not see account \(account)", field: "account")
                 }

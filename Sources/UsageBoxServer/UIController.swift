@@ -138,10 +138,12 @@ struct UIController {
             if let token = Self.sessionToken(request) { await api.sessions.close(token) }
             return Self.redirect("/ui/login", cookie: "\(Self.cookie)=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0")
         }
-        routes.page("uiIndex") { _, _, caller in
-            // The key's 200 latest, as the API lists them.
-            let runs = try await api.recentRuns(limit: 200, key: caller.key).reconciliations
-            return Self.html(ReportPages.index(runs, who: Self.who(caller.key), defaultAccount: caller.key.accountID ?? ""))
+        routes.page("uiIndex") { request, _, caller in
+            // The key's runs as the API lists them, 200 a page; older ones a link away.
+            let params = try api.uniqueParameters(request)
+            let cursor = try ReconciliationList.Cursor.parse(before: params["before"], beforeID: params["before_id"], fields: ("before", "before_id"))
+            let list = try await api.recentRuns(limit: ReconciliationList.limits.upperBound, after: cursor, key: caller.key)
+            return Self.html(ReportPages.index(list, after: cursor, who: Self.who(caller.key), defaultAccount: caller.key.accountID ?? ""))
         }
         routes.page("uiReport") { _, context, caller in
             let report = try await api.storedReport(try context.parameters.require("id"), key: caller.key)

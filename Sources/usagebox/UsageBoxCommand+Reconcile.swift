@@ -222,7 +222,7 @@ extension UsageBoxCommand.Reconcile {
         func run() async throws {
             let limit = try ReconciliationList.limit(limit, field: "--limit")
             let cursor = try ReconciliationList.Cursor.parse(before: before, beforeID: beforeID, fields: ("--before", "--before-id"))
-            if let account, !EventDecoder.isValidIdentifier(account) { throw UsageBoxError.invalidArgument("not an account id", field: "--account") }
+            let account = try ReconciliationList.account(account, field: "--account")
             let db = try await store.open()
             let list: ReconciliationList
             if let remote = db as? HTTPMeterStore {

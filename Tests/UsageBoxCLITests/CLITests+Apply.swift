@@ -53,12 +53,22 @@ extension CLITests {
                 && runs.first?["corrected_accounts"] == .array([.string("acct_42")]))
         #expect(try CLI.run(["reconcile", "list", "--db", db, "--account", "acct_7"]).stdout.contains("no recorded reconciliations"))
         #expect(try CLI.run(["reconcile", "list", "--db", db, "--before", "2026-01-01"]).stdout.contains("no recorded reconciliations"))
-        // A full page says where the next starts, as the flags take it.
+        // A full page with nothing after it says no more (it printed a cursor to an empty page).
+        let only = try CLI.run(["reconcile", "list", "--db", db, "--limit", "1"])
+        #expect(only.status == 0 && only.stdout.contains(id) && !only.stdout.contains("more:"), "\(only.stdout)")
+        // With a second run, the first page says where the next starts, as the flags take it.
+        let again = try json(
+            try CLI.run([
+                "reconcile", "--invoice", invoice, "--db", db, "--vendor", "anthropic", "--from", "2026-05-01", "--to", "2026-06-01", "--account",
+                "acct_42", "--json",
+            ]))
+        let newer = try #require(again["id"]?.stringValue)
         let page = try CLI.run(["reconcile", "list", "--db", db, "--limit", "1"])
+        #expect(page.stdout.contains(newer) && !page.stdout.contains(id), "\(page.stdout)")
         let more = try #require(page.stdout.split(separator: "\n").last { $0.hasPrefix("more: ") }, "\(page.stdout)")
         let flags = more.split(separator: " ").map(String.init).drop { $0 != "--before" }
-        let next = try CLI.run(["reconcile", "list", "--db", db] + flags)
-        #expect(next.status == 0 && next.stdout.contains("no recorded reconciliations") && !next.stdout.contains("more:"), "\(next.stdout) \(next.stderr)")
+        let next = try CLI.run(["reconcile", "list", "--db", db, "--limit", "1"] + flags)
+        #expect(next.status == 0 && next.stdout.contains(id) && !next.stdout.contains(newer) && !next.stdout.contains("more:"), "\(next.stdout) \(next.stderr)")
         let alone = try CLI.run(["reconcile", "list", "--db", db, "--before-id", id])
         #expect(alone.status != 0 && alone.stderr.contains("--before-id goes with --before"), "\(alone.stderr)")
         // And shown again as it stands now, in run's forms.

@@ -196,7 +196,7 @@ import VendorAnthropic
             #expect(status == 200 && runs.map { $0["id"]?.stringValue } == ["rec_before_summaries", "rec_summary_only", id])
             #expect(runs.last == ReconciliationSummary(report).jsonValue)
             // Page by page, one run a page, as `next` says: a page whose run the key may not see
-            // (or cannot be read) is empty and still goes on; the last says no more.
+            // (or cannot be read) is empty and still goes on; the page of the last run says no more.
             var paged: [String?] = [], query = "?limit=1", pages = 0
             while pages < 10 {
                 pages += 1
@@ -206,7 +206,7 @@ import VendorAnthropic
                 let before = try #require(next["before"]?.stringValue), beforeID = try #require(next["before_id"]?.stringValue)
                 query = "?limit=1&before=\(before)&before_id=\(beforeID)"
             }
-            #expect(paged == ["rec_before_summaries", "rec_summary_only", id] && pages == 6, "\(paged) in \(pages) pages")
+            #expect(paged == ["rec_before_summaries", "rec_summary_only", id] && pages == 5, "\(paged) in \(pages) pages")
             // Before a time alone: every run recorded before it.
             let cursor = try #require(runs[1]["created_at"]?.stringValue)
             #expect(try await listed("?before=\(cursor)", mine).1.map { $0["id"]?.stringValue } == [id])
@@ -234,6 +234,36 @@ import VendorAnthropic
             let reverted = try await listed("", mine).1.first { $0["id"]?.stringValue == id }
             #expect(reverted?["applied"] == .bool(true) && reverted?["reverted_at"]?.stringValue != nil, "\(String(describing: reverted))")
             #expect(try await call(client, .get, "/ui/", basic: mine).text.contains("<td>reverted</td>"))
+        }
+    }
+
+    /// The index showed the 200 latest runs and nothing of older ones: it pages, 200 runs a page,
+    /// an "Older runs" link to the next while more follow, as the API's `next`.
+    @Test func theIndexPagesToOlderRuns() async throws {
+        let (_, mine) = try await store.createKey(account: "acct_42", role: .reader)
+        try await app.test(.router) { client in
+            let id = try await recordRun(client)
+            let report = try #require(try await ReconciliationArchive(store).report(id: id))
+            for n in 1...203 {
+                var s = ReconciliationSummary(report)
+                s.id = "rec_page_\(n)"
+                s.createdAt = Timestamp(microseconds: report.createdAt.microseconds + Int64(n) * 1_000_000)
+                try await store.saveReconciliation(
+                    id: s.id, vendor: "anthropic", createdAt: s.createdAt, runBy: "cli", reportJSON: report.jsonText, summaryJSON: s.jsonText)
+            }
+            func runs(_ page: String) -> [String] {
+                page.components(separatedBy: "<a href=\"/ui/reconciliations/").dropFirst().map { String($0.prefix { $0 != "\"" }) }
+            }
+            let first = try await call(client, .get, "/ui/", basic: mine)
+            #expect(first.status == 200 && runs(first.text) == (4...203).reversed().map { "rec_page_\($0)" } && !first.text.contains("Newest runs"))
+            let older = try #require(first.text.components(separatedBy: "<a href=\"").first { $0.contains("\">Older runs</a>") }?.prefix { $0 != "\"" })
+            #expect(older.hasPrefix("/ui/?before=") && older.contains("&amp;before_id=rec_page_4"), "\(older)")
+            let second = try await call(client, .get, older.replacingOccurrences(of: "&amp;", with: "&"), basic: mine)
+            #expect(second.status == 200 && runs(second.text) == ["rec_page_3", "rec_page_2", "rec_page_1", id], "\(runs(second.text))")
+            #expect(second.text.contains("<a href=\"/ui/\">Newest runs</a>") && !second.text.contains("Older runs"))
+            #expect(second.text.contains("4 run(s) this key may see, newest first, recorded before"))
+            #expect(try await call(client, .get, "/ui/?before=yesterday", basic: mine).status == 400)
+            #expect(try await call(client, .get, "/ui/?before_id=rec_page_4", basic: mine).status == 400)
         }
     }
 
