@@ -20,11 +20,16 @@ public enum StoreFactory {
         return defaultPath
     }
 
-    /// Opens (creating when missing) the embedded store at `path`.
-    public static func openSQLite(path: String) throws -> SQLiteMeterStore {
+    /// Opens the embedded store at `path`, creating it when missing if `creating`: a command that
+    /// only reads (or reconciles against what is stored) refuses a path with no store, where it
+    /// answered a mistyped one from a new empty store, and left that file behind.
+    public static func openSQLite(path: String, creating: Bool = true) throws -> SQLiteMeterStore {
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty, !FileManager.default.fileExists(atPath: dir) {
             throw UsageBoxError.invalidArgument("the folder of the database \(path) does not exist", field: "db")
+        }
+        if !creating, !FileManager.default.fileExists(atPath: path) {
+            throw UsageBoxError.invalidArgument("no store at \(path): `usagebox ingest` or `usagebox demo` creates one", field: "db")
         }
         do {
             return try SQLiteMeterStore(location: .file(path))
@@ -47,15 +52,16 @@ public enum StoreFactory {
 
     /// The store `serve`, `keys` and the reconciliation commands work on. A ClickHouse store must be
     /// at this binary's schema (`usagebox migrate`); `ring` (`serve --peers`) says which accounts
-    /// this process writes, every one without it.
+    /// this process writes, every one without it; `creating`, whether a missing SQLite file is
+    /// created.
     public static func openServerStore(
-        db: String?, store: String?, ring: PeerRing? = nil,
+        db: String?, store: String?, ring: PeerRing? = nil, creating: Bool = true,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) async throws -> ServerStore {
         guard let url = try storeURL(db: db, store: store, environment: environment) else {
-            return try openSQLite(path: resolvePath(db, environment: environment))
+            return try openSQLite(path: resolvePath(db, environment: environment), creating: creating)
         }
-        if url.hasPrefix("sqlite:") { return try openSQLite(path: String(url.dropFirst("sqlite:".count))) }
+        if url.hasPrefix("sqlite:") { return try openSQLite(path: String(url.dropFirst("sqlite:".count)), creating: creating) }
         guard url.hasPrefix("clickhouse://") else {
             throw UsageBoxError.invalidArgument("--store is clickhouse://host:port/database or sqlite:PATH, got '\(redacted(url))'", field: "store")
         }
@@ -71,7 +77,7 @@ public enum StoreFactory {
 
     /// The store a command works on: the server when `server` is given, else the store of `--store` or `--db`.
     public static func open(
-        db: String?, store: String? = nil, server: String?, key: String?,
+        db: String?, store: String? = nil, server: String?, key: String?, creating: Bool = true,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) async throws -> any MeterStore {
         if let server, !server.isEmpty {
@@ -79,7 +85,7 @@ public enum StoreFactory {
             let k = key ?? environment["USAGEBOX_KEY"] ?? ""
             return try HTTPMeterStore(baseURL: server, key: k)
         }
-        return try await openServerStore(db: db, store: store, environment: environment)
+        return try await openServerStore(db: db, store: store, creating: creating, environment: environment)
     }
 
     /// Creates or upgrades a ClickHouse store's schema (`usagebox migrate`).

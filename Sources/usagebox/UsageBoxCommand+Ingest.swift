@@ -29,7 +29,7 @@ extension UsageBoxCommand {
         }
 
         func run() async throws {
-            let db = try await store.open()
+            let db = try await store.open(creating: true)
             let ingestor = FileIngestor(store: db, batchSize: batchSize)
             let mode: ProgressLine.Mode
             switch self.progress {

@@ -180,7 +180,7 @@ extension UsageBoxCommand {
             @Flag(help: "Print the API's JSON.") var json = false
 
             func run() async throws {
-                let db = try await store.open()
+                let db = try await store.open(creating: true)
                 // `*` travels as `["*"]`, the API's spelling of every dimension.
                 let dims = rollupDimensions.map { $0.isEmpty ? [] : $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
                 let info = try await db.setMeter(meter, unit: unit, rollupDimensions: dims)

@@ -34,8 +34,10 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "The API key for --server (default $USAGEBOX_KEY).")
     var key: String?
 
-    func open() async throws -> any MeterStore {
-        try await StoreFactory.open(db: db, store: store, server: server, key: key)
+    /// The store; an embedded one must exist unless `creating` (ingest, meters set): a mistyped
+    /// path is an error, not an empty store.
+    func open(creating: Bool = false) async throws -> any MeterStore {
+        try await StoreFactory.open(db: db, store: store, server: server, key: key, creating: creating)
     }
 }
 

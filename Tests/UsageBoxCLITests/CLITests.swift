@@ -239,6 +239,24 @@ import Testing
         #expect(env.stdout.contains("\"sum\":3"))
     }
 
+    /// A read of a mistyped store path answered from a new empty store (no usage, no runs) and
+    /// left the file behind: commands that only read, or reconcile against what is stored, refuse
+    /// a path with no store; ingest and `meters set` create one.
+    @Test func aReadOfAPathWithNoStoreIsRefusedAndCreatesNothing() throws {
+        let missing = dir.path("typo.db")
+        for args in [
+            ["usage", "--account", "a"] + may, ["verify", "--account", "a"] + may, ["reconcile", "list"], ["reconcile", "show", "rec_1"],
+            ["query", "sql", "SELECT 1"], ["meters"],
+        ] {
+            let r = try CLI.run(args + ["--db", missing])
+            #expect(r.status == 1 && r.stderr.contains("no store at \(missing)"), "\(args): \(r.stderr)")
+        }
+        #expect(try CLI.run(["usage", "--account", "a"] + may, env: ["USAGEBOX_DB": missing]).stderr.contains("no store at"))
+        #expect(!FileManager.default.fileExists(atPath: missing))
+        #expect(try CLI.run(["meters", "set", "--db", missing, "m", "--unit", "tokens"]).status == 0)
+        #expect(try CLI.run(["usage", "--db", missing, "--account", "a"] + may).status == 0)
+    }
+
     @Test func reconcileFromTheCommandLine() throws {
         #expect(try CLI.run(["demo", "--db", db, "--data-only"]).status == 0)
         let invoice = try dir.write(
