@@ -856,6 +856,32 @@ import UsageBoxApp
         #expect(old.kind == .severalModels)
     }
 
+    /// The same rise, with Sonnet input's meter also losing a fifth of its tokens from May 25:
+    /// output's price steps alone (input's moves again after the step), and both were corrected as
+    /// usage (tester Z). Input moved with output's step before its loss: the model's step, held on
+    /// both, input as a step among other changes.
+    @Test func aStepOnOneTokenTypeIsTheModelsWhenAnotherMovedWithItBeforeALoss() async throws {
+        let store = try S.store()
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { d in d >= 25 ? 800_000 : 1_000_000 })
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "output") { _ in 100_000 })
+        _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { _ in 1_000_000 })
+        var rows: [TestSupport.Row] = []
+        for d in 1...31 {
+            let up: Decimal = d >= 20 ? Decimal(string: "1.1")! : 1
+            rows.append(.init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(3 * up)))
+            rows.append(.init(day: d, model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: Self.cents(Decimal(string: "1.5")! * up)))
+            rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100"))
+        }
+        let r = try await run(store, S.costReport(rows))
+        let reasons = Dictionary(
+            uniqueKeysWithValues: r.findings.filter { $0.modelID == "claude-sonnet-4-5" }.map { ($0.tokenType?.rawValue ?? "", ($0.gapClass, $0.reason)) })
+        #expect(reasons["output"]?.0 == .unexplained && reasons["output"]?.1 == "implied_price_of_claude-sonnet-4-5_changed_on_2026-05-20", "\(reasons)")
+        #expect(
+            reasons["input"]?.0 == .unexplained && reasons["input"]?.1 == "implied_price_of_claude-sonnet-4-5_changed_on_2026-05-20_among_other_changes",
+            "\(reasons)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections)")
+    }
+
     /// Sonnet 10 % dearer on input and output from `from` (May 1: a card stale all month), the
     /// meter right for the month but moving a few thousand tokens across midnight each day (which
     /// hides a day-by-day step): every gapped token type of one model off by one share is held

@@ -990,6 +990,43 @@ enum DailyEvidence {
             let alone = Set(found.filter { $0.days.contains(day) }.map(\.key.model)) == [f.key.model]
             steps[alone ? mostShared(f.priced) : day, default: []].append((f.key, f.before, f.after))
         }
+        // Whether a model × token type's implied price moved on `day` too, by one of `ratios`, and
+        // moved again (a metering gap on top of the price change, or a second change): its gap
+        // mixes the two, and what part is metering cannot be told, so it is held rather than
+        // corrected. A price that moves every day (a gap whose share of the traffic varies) is
+        // not taken for the step: the runs around the day must each last two days or more.
+        // `runsAtMost`: how many runs the price may have in all, every priced day within 1 % of
+        // its run's price (nil: any number, however the days wander: a run read across days
+        // moving 3 % each way, usage crossing midnight, stands at one of those days' prices).
+        let lastDay = periodDays(range).last ?? range.from.day
+        func moved(_ key: CellKey, on day: Int64, byOneOf ratios: [Decimal], runsAtMost: Int? = nil) -> Bool {
+            let runs = readPrices(diff, key, range: range, cardPrice: cardPrice).runs
+            if let runsAtMost {
+                guard runs.count <= runsAtMost, let vendorDays = vendorDaily(diff, key, accountwise: false) else { return false }
+                let metered = meteredDaily(diff, key, accountwise: false)
+                for (k, run) in runs.enumerated() {
+                    let ends = k + 1 < runs.count ? runs[k + 1].start : lastDay + 1
+                    for d in run.start..<ends {
+                        guard let v = vendorDays[d], !v.anyStated, v.amount > 0, let m = metered[d], m > 0 else { continue }
+                        if abs(v.amount / Decimal(exactly: m) - run.price) > run.price / 100 { return false }
+                    }
+                }
+            }
+            // On the day, or across unmetered days that hold it, or idle days before it (the
+            // day the step is filed under may be one of them: review V).
+            guard
+                let k = runs.indices.first(where: {
+                    $0 > 0 && firstIdleDay(key, before: runs[$0].start) <= day && day <= max(runs[$0].start, runs[$0].priced)
+                })
+            else {
+                return false
+            }
+            let before = runs[k - 1], after = runs[k]
+            let afterEnds = k + 1 < runs.count ? runs[k + 1].start : lastDay + 1
+            guard after.start - before.start >= 2, afterEnds - after.start >= 2, before.price > 0 else { return false }
+            let ratio = after.price / before.price
+            return ratios.contains { abs(ratio - $0) <= $0 / 100 }
+        }
         var priceSteps: [ReconciliationReport.PriceStep] = []
         func step(_ day: Int64, kind: ReconciliationReport.PriceStep.Kind, _ cells: [(CellKey, Decimal, Decimal)]) -> ReconciliationReport.PriceStep {
             .init(
@@ -1018,32 +1055,11 @@ enum DailyEvidence {
                 findings[i].reason = "vendor_price_changed_on_\(date)\(lost ? "_among_other_changes" : "")"
             }
             // A model × token type whose implied price moved that day too, by the step's ratio, and
-            // moved again (a metering gap on top of the price change, or a second change): its gap
-            // mixes the two, and what part is metering cannot be told, so it is held rather than
-            // corrected. A price that moves every day (a gap whose share of the traffic varies) is
-            // not taken for the step: the runs around the day must each last two days or more.
+            // moved again: held beside it (`moved`).
             let ratios = cells.map { $0.2 / $0.1 }
-            let lastDay = periodDays(range).last ?? day
-            func movedWithTheStep(_ key: CellKey) -> Bool {
-                let runs = readPrices(diff, key, range: range, cardPrice: cardPrice).runs
-                // On the day, or across unmetered days that hold it, or idle days before it (the
-                // day the step is filed under may be one of them: review V).
-                guard
-                    let k = runs.indices.first(where: {
-                        $0 > 0 && firstIdleDay(key, before: runs[$0].start) <= day && day <= max(runs[$0].start, runs[$0].priced)
-                    })
-                else {
-                    return false
-                }
-                let before = runs[k - 1], after = runs[k]
-                let afterEnds = k + 1 < runs.count ? runs[k + 1].start : lastDay + 1
-                guard after.start - before.start >= 2, afterEnds - after.start >= 2, before.price > 0 else { return false }
-                let ratio = after.price / before.price
-                return ratios.contains { abs(ratio - $0) <= $0 / 100 }
-            }
             for i in findings.indices where findings[i].gapClass == .meteringGap {
                 let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType)
-                guard !stepped.contains(key), movedWithTheStep(key) else { continue }
+                guard !stepped.contains(key), moved(key, on: day, byOneOf: ratios) else { continue }
                 findings[i].gapClass = .unexplained
                 findings[i].rule = "price-step"
                 findings[i].classifier = "engine"
@@ -1065,9 +1081,27 @@ enum DailyEvidence {
             }
         }
         for (model, cells) in oneModel.sorted(by: { $0.key < $1.key }) {
-            for (day, same) in Dictionary(grouping: cells, by: \.day).sorted(by: { $0.key < $1.key }) where same.count >= 2 {
+            for (day, same) in Dictionary(grouping: cells, by: \.day).sorted(by: { $0.key < $1.key }) {
                 let ratio = same[0].after / same[0].before
                 guard same.allSatisfy({ abs($0.after / $0.before - ratio) <= ratio / 100 }) else { continue }
+                // Another token type of the model whose price moved that day by the same ratio and
+                // moved once more, before or after (a loss of its own): the model's step all the
+                // same. Output alone read as stepping (input's price stepped, then a loss moved it
+                // once more), and a 10 % Sonnet rise was corrected as usage on both (tester Z). Once
+                // more only, and no day read across: a price moving every few days (usage moving
+                // across midnight) meets the ratio somewhere by chance.
+                let alsoMoved = findings.indices.filter { i in
+                    let key = CellKey(model: model, tokenType: findings[i].tokenType)
+                    return findings[i].modelID == model && findings[i].gapClass == .meteringGap && !same.contains { $0.key == key }
+                        && moved(key, on: day, byOneOf: [ratio], runsAtMost: 3)
+                }
+                guard same.count + alsoMoved.count >= 2 else { continue }
+                for i in alsoMoved {
+                    findings[i].gapClass = .unexplained
+                    findings[i].rule = "price-step"
+                    findings[i].classifier = "engine"
+                    findings[i].reason = "implied_price_of_\(model)_changed_on_\(dayString(day))_among_other_changes"
+                }
                 let held = Set(same.map(\.key))
                 // Listed, so `ratecards propose` can write the card once a person has confirmed the
                 // vendor's price list moved (the gaps stay held: a steady loss looks the same).
