@@ -68,6 +68,8 @@ struct UBLParser: InvoiceParser {
         var amountText: String?
         var currency: String?
         var quantityText: String?
+        /// InvoicedQuantity or CreditedQuantity, as the line wrote it.
+        var quantityField = "InvoicedQuantity"
         var unitCode: String?
         var itemName: String?
         var sellersID: String?
@@ -208,7 +210,9 @@ struct UBLParser: InvoiceParser {
                             switch (p.kind, name, depth) {
                             case ("line", "ID", 3): p.id = value
                             case ("line", "LineExtensionAmount", 3): p.amountText = value
-                            case ("line", "InvoicedQuantity", 3), ("line", "CreditedQuantity", 3): p.quantityText = value
+                            case ("line", "InvoicedQuantity", 3), ("line", "CreditedQuantity", 3):
+                                p.quantityText = value
+                                p.quantityField = name
                             case ("line", "Name", 4) where parent == "Item": p.itemName = value
                             case ("line", "ID", 5) where parent == "SellersItemIdentification": p.sellersID = value
                             case ("line", "Name", 5) where parent == "AdditionalItemProperty": p.propertyName = value
@@ -285,6 +289,13 @@ struct UBLParser: InvoiceParser {
             switch p.kind {
             case "line":
                 var quantity: Int64?
+                // UBL's quantities are xsd:decimal (no exponent): one written otherwise was dropped
+                // and its line read as money alone (tester Z).
+                if let text = p.quantityText, ExactDecimal.parse(text) == nil {
+                    throw InvoiceError(
+                        file: file.name, line: p.line, field: p.quantityField,
+                        ExactDecimal.refusal(text, what: "a plain decimal quantity (UBL writes xsd:decimal)"))
+                }
                 if let q = p.quantityText.flatMap(ExactDecimal.parse), let block = p.unitCode.flatMap({ Self.tokenUnits[$0] }) {
                     let tokens = q * block * sign
                     quantity = ExactDecimal.wholeInt64(tokens)

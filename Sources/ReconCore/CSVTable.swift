@@ -60,9 +60,15 @@ public struct CSVTable: Sendable {
         }
         var rows: [Row] = []
         var polled = 0
-        for r in records.dropFirst() {
+        for (k, r) in records.enumerated().dropFirst() {
             try WorkDeadline.poll(&polled)  // the request's time (`WorkDeadline`), in a big export
             if (0..<r.count).allSatisfy(r.isBlank) { continue }
+            // A record over more than one line (rare: only then are its cells looked into).
+            if k + 1 == records.count || records[k + 1].line - r.line > 1, let field = swallowedRow(r) {
+                throw InvoiceError(
+                    file: file.name, line: r.line, field: header.fields.indices.contains(field) ? header.fields[field] : nil,
+                    "a quoted cell runs past the end of its line into what reads as another row (a quote left open?): that row would be lost inside it")
+            }
             guard r.count == header.count else {
                 // The last row, short, of a file with no line end after it: a download cut off.
                 let cut = r.count < header.count && r.line == records.last?.line && file.bytes.last.map { $0 != 0x0A && $0 != 0x0D } == true
@@ -74,6 +80,35 @@ public struct CSVTable: Sendable {
             rows.append(Row(record: r, columns: columns))
         }
         return CSVTable(header: header.fields, rows: rows, columns: columns)
+    }
+
+    /// The cell of `record` holding a line break followed by what starts a row: a first cell of
+    /// the same shape as the record's own (digits as digits, letters as letters, the rest as
+    /// written: `2026-05-31` and `2026-05-30`), then a comma. A quote left open swallowed the next
+    /// line up to that line's own quote, the record kept the header's width, and a row went
+    /// missing without a word (tester Z). A cell with a line break and other text after it (an
+    /// address, a note) is no row.
+    static func swallowedRow(_ record: CSVRecord) -> Int? {
+        guard record.count > 1 else { return nil }
+        func shape(_ b: some Collection<UInt8>) -> [UInt8] {
+            b.map { c in
+                switch c {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt8(ascii: "9")
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"): UInt8(ascii: "a")
+                default: c
+                }
+            }
+        }
+        let first = record.withFieldBytes(0) { shape($0) }
+        guard !first.isEmpty else { return nil }
+        return (0..<record.count).first { i in
+            record.withFieldBytes(i) { b in
+                guard let nl = b.firstIndex(of: 0x0A) else { return false }
+                let rest = b[(nl + 1)...]
+                guard let comma = rest.firstIndex(of: UInt8(ascii: ",")) else { return false }
+                return shape(rest[..<comma]) == first
+            }
+        }
     }
 }
 

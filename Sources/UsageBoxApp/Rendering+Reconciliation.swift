@@ -162,11 +162,12 @@ extension Rendering {
     }
 
     /// Recorded runs, newest first (`usagebox reconcile list`), as the `/ui/` index lists them.
-    public static func reconciliationList(_ list: ReconciliationList) -> String {
+    /// `after`: the cursor the list was read after, if any (an empty page says so).
+    public static func reconciliationList(_ list: ReconciliationList, after cursor: ReconciliationList.Cursor? = nil) -> String {
         let runs = list.reconciliations
         // Where the next page starts, when another follows (the flags take the cursor as printed).
         let more = list.next.map { "\nmore: run this command again with --before \($0.before.rfc3339) --before-id \($0.beforeID)" } ?? ""
-        guard !runs.isEmpty else { return "no recorded reconciliations" + more }
+        guard !runs.isEmpty else { return "no recorded reconciliations" + (cursor.map { " before \($0.before.rfc3339)" } ?? "") + more }
         return TextTable(
             headers: ["id", "vendor", "month", "account", "verdict", "gap", "corrections", "applied", "created"],
             rows: runs.map { r in

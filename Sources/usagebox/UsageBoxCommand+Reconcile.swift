@@ -233,7 +233,7 @@ extension UsageBoxCommand.Reconcile {
                 guard let log = db as? any ReconciliationLog else { throw UsageBoxError(.notFound, "this store keeps no reconciliations") }
                 list = try await ReconciliationArchive(log).recent(limit: limit, ofAccounts: account.map { [$0] }, after: cursor)
             }
-            printOut(json ? JSONWriter.write(list.jsonValue) : Rendering.reconciliationList(list))
+            printOut(json ? JSONWriter.write(list.jsonValue) : Rendering.reconciliationList(list, after: cursor))
         }
     }
 

@@ -82,6 +82,21 @@ import Testing
         #expect(short?.description == "x.csv:3: the row has 2 fields; the header names 3")
     }
 
+    /// A quote left open runs its cell into the next line up to that line's own quote; the record
+    /// keeps the header's width and the next row was lost without a word (tester Z). Named, with
+    /// its line and column; a cell with an address or a note over two lines still reads.
+    @Test func aQuoteLeftOpenThatSwallowsARowIsNamed() throws {
+        let header = "date,model,key,type,cost,status\n"
+        let open = header + "2026-05-01,a,\"k1,input,1.0,ok\n2026-05-02,b,\"k2\",input,2.0,ok\n2026-05-03,c,k3,input,3.0,ok\n"
+        let e = #expect(throws: InvoiceError.self) { try CSVTable.read(InvoiceFile(name: "x.csv", bytes: Array(open.utf8))) }
+        #expect(e?.line == 2 && e?.field == "key" && e?.description.contains("a quote left open") == true, "\(String(describing: e))")
+        // The same at the end of the file, CRLF line ends.
+        let last = header.replacingOccurrences(of: "\n", with: "\r\n") + "2026-05-01,a,\"k1,input,1.0,ok\r\n2026-05-02,b,\"k2\",input,2.0,ok\r\n"
+        #expect(throws: InvoiceError.self) { try CSVTable.read(InvoiceFile(name: "x.csv", bytes: Array(last.utf8))) }
+        let notes = header + "2026-05-01,a,\"1 Main St\nSpringfield, IL\",input,1.0,ok\n2026-05-02,b,\"line one\nline two\",input,2.0,ok\n"
+        #expect(try CSVTable.read(InvoiceFile(name: "x.csv", bytes: Array(notes.utf8))).rows.count == 2)
+    }
+
     @Test func lineFeedsInsideLongAndShortFieldsKeepRecordLines() throws {
         let long = "a\nbcdefgh\n\nijklmnopqrstuvw\nxyz"  // 4 line feeds, spread over words and the tail
         let odd = "\u{0B}\t\u{8A}é€ no feed in this field at all"
