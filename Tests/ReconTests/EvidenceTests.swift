@@ -345,6 +345,20 @@ import VendorAnthropic
         #expect(r.corrections.isEmpty)
     }
 
+    /// Every line across a bound of the period (a day bucket read from noon): the run said "no
+    /// usage line in the period" and sent the reader to --from/--to; it names the lines' whole
+    /// span, and the period that would hold them (tester Z: a UBL invoice of April 30 – May 30).
+    @Test func linesThatAllCrossAPeriodBoundNameTheSpanThatHoldsThem() async throws {
+        let store = try await sonnet()
+        let range = try TimeRange(from: "2026-05-01T12:00:00Z", to: "2026-05-01T18:00:00Z")
+        let r = try await run(
+            store, [S.costReport([.init(day: 1, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "50")])], range: range)
+        let none = try #require(r.reasons.first { $0.code == "no_lines_in_period" }, "\(r.reasons.map(\.code))")
+        #expect(none.detail.contains("runs past its bounds") && none.detail.contains("from 2026-05-01T00:00:00Z to 2026-05-02T00:00:00Z"), "\(none.detail)")
+        #expect(none.remedy?.contains("--from 2026-05-01 --to 2026-05-02") == true, "\(none.remedy ?? "")")
+        #expect(r.verdict == .inconclusive && r.corrections.isEmpty)
+    }
+
     // MARK: currency
 
     @Test func moneyWithNoExchangeRateAndNoQuantityIsInconclusive() async throws {

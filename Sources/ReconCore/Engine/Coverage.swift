@@ -97,7 +97,19 @@ enum CoverageCheck {
                     code: "partial_export", effect: .inconclusive, detail: note,
                     remedy: "export the whole document again"))
         }
-        if ledger.placedLines == 0 {
+        if ledger.placedLines == 0, ledger.unplacedLines == 0, ledger.linesForOtherAccounts == 0, let span = ledger.straddlingSpan {
+            // Every line in the period crosses one of its bounds (an invoice of April 30 – May 30
+            // read for May): "no usage line in the period" sent the reader to the dates it had right.
+            let to = span.to.day * 86_400_000_000 == span.to.microseconds ? span.to : Timestamp(microseconds: (span.to.day + 1) * 86_400_000_000)
+            reasons.append(
+                .init(
+                    code: "no_lines_in_period", effect: .inconclusive,
+                    detail: "each of the invoice's usage lines in \(range.from.rfc3339) – \(range.to.rfc3339) runs past its bounds "
+                        + "(\(ledger.straddling.count) line(s), from \(span.from.rfc3339) to \(span.to.rfc3339)): a line's money cannot be split by hour",
+                    remedy:
+                        "reconcile the lines' whole span (--from \(Timestamp(microseconds: span.from.day * 86_400_000_000).dayString) --to \(to.dayString)), "
+                        + "or use an export that bills by day"))
+        } else if ledger.placedLines == 0 {
             let dates = ledger.lineDates.map { " (its usage lines run \($0.first.dayString) to \($0.last.dayString))" } ?? ""
             reasons.append(
                 .init(

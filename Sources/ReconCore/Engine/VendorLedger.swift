@@ -301,6 +301,8 @@ struct VendorLedger: Sendable {
     var unconvertedCurrencies = Set<String>()
     /// Buckets that cross a bound of the period: the part inside is not covered.
     var straddling: [TimeRange] = []
+    /// From the first to the end of the last of those buckets, whole: the period that would hold them.
+    var straddlingSpan: (from: Timestamp, to: Timestamp)?
     /// First and last usage line dates, for messages.
     var lineDates: (first: Timestamp, last: Timestamp)?
     /// The values each of the plugin's tenant keys (`workspace_id`, `project_id`, …) takes on the
@@ -489,6 +491,9 @@ struct VendorLedger: Sendable {
             if bucket.from < o.range.from || bucket.to > o.range.to {
                 // Half of this bucket is outside the period: its volume cannot be split by hour.
                 ledger.straddling.append(try! TimeRange(from: max(bucket.from, o.range.from), to: min(bucket.to, o.range.to)))
+                ledger.straddlingSpan = (
+                    min(ledger.straddlingSpan?.from ?? bucket.from, bucket.from), max(ledger.straddlingSpan?.to ?? bucket.to, bucket.to)
+                )
                 skip("straddles_period")
                 continue
             }
