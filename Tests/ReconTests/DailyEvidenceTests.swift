@@ -789,6 +789,31 @@ import UsageBoxApp
         #expect(r.corrections.isEmpty && r.held.isEmpty)
     }
 
+    /// Half a month's export: every model reads short by the days it lacks, and the run listed a
+    /// uniform gap and a price factor around each cell, each sending the reader to the card's
+    /// prices (tester Z). Held as before, and each says the uncovered days may be all of it.
+    @Test func aGapOverUncoveredDaysIsNotSentToTheCard() async throws {
+        let store = try S.store()
+        for model in ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-8"] {
+            _ = try await store.ingest(try await daily(model, "input") { _ in 1_000_000 })
+        }
+        var rows: [TestSupport.Row] = []
+        for d in 1...15 {
+            for (model, dollars) in [("claude-sonnet-4-5", Decimal(3)), ("claude-haiku-4-5", 1), ("claude-opus-4-8", 5)] {
+                rows.append(.init(day: d, model: model, tokenType: "uncached_input_tokens", cents: Self.cents(dollars)))
+            }
+        }
+        let r = try await run(store, S.costReport(rows, days: Array(1...15), hasMore: true))
+        #expect(
+            r.verdict == .inconclusive && r.corrections.isEmpty && r.reasons.contains { $0.code == "coverage_gap" },
+            "\(r.verdict) \(r.reasons.map { "\($0.code): \($0.detail)" })")
+        let priced = r.reasons.filter { ["uniform_gap", "price_factor_around_cell"].contains($0.code) }
+        #expect(!priced.isEmpty, "\(r.reasons.map(\.code))")
+        #expect(
+            priced.allSatisfy { $0.detail.contains("16 day(s) the invoice does not cover") && $0.remedy?.contains("coverage_gap") == true },
+            "\(priced.map(\.detail))")
+    }
+
     /// A cost report whose rows carry no list price on May 1–9 only, 20 % off: every model's input
     /// reads 5.8 % short, and Sonnet's, whose collector also lost May 10–12, reads +1,200,000 of
     /// its 3,000,000 lost. The factor on the other models is in Sonnet's gap too, so it is held
@@ -912,6 +937,32 @@ import UsageBoxApp
         // The retried loop: input 10 % more, output 7 % more, from the same day.
         let loop = try await run(store, report(up, { d in d >= from ? Decimal(string: "1.07")! : 1 }))
         #expect(loop.corrections.count == 2, "\(loop.findings.map { "\($0.tokenType?.rawValue ?? "") \($0.gapClass) \($0.reason)" })")
+    }
+
+    /// Sonnet 10 % dearer all month on input and output (one model's factor), and its cache reads,
+    /// never metered, billed too: under a team's rule billing every gap, the cache reads' whole
+    /// volume read from money (10 % of it the factor) was held for review, and
+    /// `--confirm-large` would have posted it (tester Z2). The factor is in that cell too: blocked.
+    @Test func aCellOfAModelOffByOneFactorHoldsTheFactor() async throws {
+        let store = try S.store()
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { _ in 1_000_000 })
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "output") { _ in 100_000 })
+        _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { _ in 1_000_000 })
+        let rows = (1...31).flatMap { d -> [TestSupport.Row] in
+            [
+                .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330"),
+                .init(day: d, model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "165"),
+                .init(day: d, model: "claude-sonnet-4-5", tokenType: "cache_read_input_tokens", cents: "33"),
+                .init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100"),
+            ]
+        }
+        var options = ReconciliationOptions(vendor: "anthropic", invoices: [S.costReport(rows)], range: S.may, account: "acct_42")
+        options.teamRules = try ClassificationRules.load(
+            text: "version: 1\nrules:\n  - id: every-gap\n    class: metering_gap\n    reason: billed\n", file: "every-gap.yaml")
+        let r = try await service.engine.run(options, store: store)
+        let cache = try #require(r.findings.first { $0.tokenType == .cacheRead }, "\(r.findings)")
+        #expect(cache.blockedBy.contains("price_factor_around_cell"), "\(cache.gapClass) \(cache.reason) \(cache.blockedBy)")
+        #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections.map(\.quantity)) \(r.held.map(\.correction.quantity))")
     }
 
     /// The same share of input and output lost, but only on some days — Sonnet's collector down
