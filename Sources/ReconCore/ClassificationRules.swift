@@ -164,6 +164,26 @@ public struct ClassificationRules: GapClassifier, Sendable {
             throw root.error(
                 "\(examples) examples against \(patterns) model and account patterns is more than \(maxChecks) checks per run: split the file or trim it")
         }
+        // An example with no amount read $0 against a rule's amount bounds: it passed under `rules
+        // test`, while reconcile, which prices every gap, decided otherwise (tester Z2).
+        if let bounding = rules.first(where: { $0.minAmount != nil || $0.maxAmount != nil }),
+            let silent = rules.lazy.flatMap(\.examples).first(where: { !$0.statesAmount })
+        {
+            throw ConfigError(
+                file: file, line: silent.line,
+                "an example of rule \(silent.rule) gives no amount while rule \(bounding.id) bounds amounts (min_amount, max_amount): "
+                    + "give amount, the gap in money as the run prices it (an example without one reads 0)")
+        }
+        // An `expect_rule` naming no rule of this file nor of the defaults was read as a failing
+        // example ("expected metering_gap by nonexistent"), which reads as if the class matched.
+        if !isDefault {
+            let known = ids.union(defaults().rules.map(\.id))
+            if let stray = rules.lazy.flatMap(\.examples).first(where: { $0.expectRule.map { !known.contains($0) } ?? false }) {
+                throw ConfigError(
+                    file: file, line: stray.line,
+                    "expect_rule \(stray.expectRule!) names no rule of this file or of the defaults (`usagebox rules show` lists theirs)")
+            }
+        }
         // `expect_rule` naming a rule of this file means this file's: a team's copy of a default
         // (`usagebox rules show` is a starting point) passed when the default of that id decided.
         let name = isDefault ? "defaults" : "rules:\(file)"
@@ -488,7 +508,9 @@ public struct ClassificationRules: GapClassifier, Sendable {
             case "quantity": quantity = try int(v, k)
             case "metered": e.finding.metered = try int(v, k)
             case "vendor": vendor = try int(v, k)
-            case "amount": e.finding.amount = ExactDecimal.parse(try v.decimalString(k)) ?? 0
+            case "amount":
+                e.finding.amount = ExactDecimal.parse(try v.decimalString(k)) ?? 0
+                e.statesAmount = true
             case "shape": e.finding.shape = try Self.shape(v)
             case "unmetered": e.finding.unmetered = try v.bool(k)
             case "expect": expect = try Self.gapClass(v, "expect")
@@ -526,6 +548,8 @@ public struct RuleExample: Sendable {
     public var expectRule: String?
     /// The classifier that rule must be of, when its file defines a rule of that id.
     public var expectClassifier: String?
+    /// Whether it gives `amount` (else 0).
+    var statesAmount = false
 
     /// What the chain gives, and whether that is what the example expects.
     public func check(_ chain: ClassifierChain) -> (passed: Bool, got: GapClassification) {

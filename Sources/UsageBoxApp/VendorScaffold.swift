@@ -175,7 +175,10 @@ public enum VendorScaffold {
                             location: "\\(file.name):\\(row.line)", vendorModel: row.cell("model"), vendorTokenType: tokenType,
                             tokenType: tokenType.flatMap { \(n.typeName)Plugin.tokenTypeMap[$0] }, amount: amount,
                             amountScale: ExactDecimal.scale(of: text), currency: "USD", date: try row.timestamp(["date"], file: file.name),
-                            nonUsageReason: row.cell("model") == nil ? "not_usage" : nil
+                            // A row naming neither model nor token type (a fee) is not usage; one
+                            // naming a token type but no model is some model's usage: kept as usage,
+                            // the engine holds downward corrections (`unplaced_vendor_usage`).
+                            nonUsageReason: row.cell("model") == nil && tokenType == nil ? "not_usage:other" : nil
                         ).withSourceRow(row.fingerprint)  // the whole row: a row listed twice is refused, not billed twice
                     })
             }

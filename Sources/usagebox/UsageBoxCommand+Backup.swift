@@ -12,7 +12,8 @@ extension UsageBoxCommand {
         @Option(help: "The backup file to write (must not exist).") var to: String
 
         func run() async throws {
-            let store = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(db))
+            // A mistyped path is no store to back up (it was created empty, and backed up).
+            let store = try StoreFactory.openSQLite(path: StoreFactory.resolvePath(db), creating: false)
             try await store.backup(to: to)
             let size = (try? FileManager.default.attributesOfItem(atPath: to)[.size] as? Int) ?? 0
             printOut(

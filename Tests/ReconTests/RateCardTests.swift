@@ -364,6 +364,35 @@ import Testing
         #expect(said.contains { $0.hasPrefix("team.yaml:15 rule gpt-smaller:") && $0.contains("rule gpt-small (line 12)") })
     }
 
+    /// An example with no amount read $0 against a rule's amount bound: `rules test` passed it
+    /// while reconcile, which prices every gap, decided otherwise (tester Z2). In a file with an
+    /// amount bound, every example gives its amount; elsewhere it may still leave it out.
+    @Test func anExampleGivesItsAmountWhereARuleBoundsAmounts() throws {
+        let bounded = """
+            version: 1
+            rules:
+              - id: small-input
+                when: {token_type: input, max_amount: "0.50"}
+                class: pass_through
+                reason: rounding
+                examples:
+                  - {model: claude-sonnet-4-5, token_type: input, quantity: 520000, metered: 122900000, expect: pass_through}
+            """
+        let e = #expect(throws: ConfigError.self) { try ClassificationRules.load(text: bounded, file: "r.yaml") }
+        #expect(e?.line == 8 && e?.message.contains("gives no amount while rule small-input bounds amounts") == true, "\(String(describing: e))")
+        let given = bounded.replacingOccurrences(of: "metered: 122900000,", with: "metered: 122900000, amount: \"1.56\",")
+            .replacingOccurrences(of: "expect: pass_through}", with: "expect: metering_gap}")
+        let rules = try ClassificationRules.load(text: given, file: "r.yaml")
+        #expect(rules.examples.first?.finding.amount == Decimal(string: "1.56"))
+        #expect(try ClassificationRules.load(text: bounded.replacingOccurrences(of: ", max_amount: \"0.50\"", with: ""), file: "r.yaml").examples.count == 1)
+        // An expect_rule naming no rule anywhere is refused at load (it read as a failing example).
+        let stray = given.replacingOccurrences(of: "expect: metering_gap}", with: "expect: metering_gap, expect_rule: nonexistent}")
+        let unknown = #expect(throws: ConfigError.self) { try ClassificationRules.load(text: stray, file: "r.yaml") }
+        #expect(unknown?.line == 8 && unknown?.message.contains("expect_rule nonexistent names no rule") == true, "\(String(describing: unknown))")
+        let defaultID = given.replacingOccurrences(of: "expect: metering_gap}", with: "expect: metering_gap, expect_rule: metered-residual}")
+        #expect(try ClassificationRules.load(text: defaultID, file: "r.yaml").examples.first?.expectRule == "metered-residual")
+    }
+
     /// Each condition of an earlier rule, wider or not than the later one's: only when every one
     /// is as wide is the later rule said never to decide (review 10).
     @Test(arguments: [

@@ -252,6 +252,8 @@ import Testing
             #expect(r.status == 1 && r.stderr.contains("no store at \(missing)"), "\(args): \(r.stderr)")
         }
         #expect(try CLI.run(["usage", "--account", "a"] + may, env: ["USAGEBOX_DB": missing]).stderr.contains("no store at"))
+        let backup = try CLI.run(["backup", "--db", missing, "--to", dir.path("b.db")])
+        #expect(backup.status == 1 && backup.stderr.contains("no store at") && !FileManager.default.fileExists(atPath: dir.path("b.db")))
         #expect(!FileManager.default.fileExists(atPath: missing))
         #expect(try CLI.run(["meters", "set", "--db", missing, "m", "--unit", "tokens"]).status == 0)
         #expect(try CLI.run(["usage", "--db", missing, "--account", "a"] + may).status == 0)
