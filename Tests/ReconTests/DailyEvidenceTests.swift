@@ -842,14 +842,12 @@ import UsageBoxApp
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections)")
     }
 
-    /// Sonnet's input and output both 10 % dearer from May 20, Haiku steady: a price change of
-    /// one model the card lacks, or the meter losing a tenth of Sonnet's requests from that day.
-    /// Held either way (it was corrected as 1.2M tokens of usage); one token type stepping alone
-    /// stays a metering gap (above). The step is listed as one model's, so once the vendor's price
-    /// list confirms it `ratecards propose` writes the card that closes the gap (it could not).
-    @Test func oneModelsTokenTypesSteppingTogetherAreHeld() async throws {
+    /// Sonnet's input and output 10 % dearer from May 20, Haiku's input steady, on a meter of
+    /// `input(day)` Sonnet input tokens a day (100,000 output, 1M Haiku input): the store, and the
+    /// cost report's rows.
+    func sonnetDearerFromMay20(input: (Int) -> Int64) async throws -> (SQLiteMeterStore, [TestSupport.Row]) {
         let store = try S.store()
-        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { _ in 1_000_000 })
+        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input", input))
         _ = try await store.ingest(try await daily("claude-sonnet-4-5", "output") { _ in 100_000 })
         _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { _ in 1_000_000 })
         var rows: [TestSupport.Row] = []
@@ -859,6 +857,16 @@ import UsageBoxApp
             rows.append(.init(day: d, model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: Self.cents(Decimal(string: "1.5")! * up)))
             rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100"))
         }
+        return (store, rows)
+    }
+
+    /// Sonnet's input and output both 10 % dearer from May 20, Haiku steady: a price change of
+    /// one model the card lacks, or the meter losing a tenth of Sonnet's requests from that day.
+    /// Held either way (it was corrected as 1.2M tokens of usage); one token type stepping alone
+    /// stays a metering gap (above). The step is listed as one model's, so once the vendor's price
+    /// list confirms it `ratecards propose` writes the card that closes the gap (it could not).
+    @Test func oneModelsTokenTypesSteppingTogetherAreHeld() async throws {
+        let (store, rows) = try await sonnetDearerFromMay20 { _ in 1_000_000 }
         let r = try await run(store, S.costReport(rows))
         let step = try #require(r.priceSteps.first, "one model's step is listed")
         #expect(r.priceSteps.count == 1 && step.date == "2026-05-20" && step.kind == .oneModel)
@@ -886,17 +894,7 @@ import UsageBoxApp
     /// usage (tester Z). Input moved with output's step before its loss: the model's step, held on
     /// both, input as a step among other changes.
     @Test func aStepOnOneTokenTypeIsTheModelsWhenAnotherMovedWithItBeforeALoss() async throws {
-        let store = try S.store()
-        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { d in d >= 25 ? 800_000 : 1_000_000 })
-        _ = try await store.ingest(try await daily("claude-sonnet-4-5", "output") { _ in 100_000 })
-        _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { _ in 1_000_000 })
-        var rows: [TestSupport.Row] = []
-        for d in 1...31 {
-            let up: Decimal = d >= 20 ? Decimal(string: "1.1")! : 1
-            rows.append(.init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: Self.cents(3 * up)))
-            rows.append(.init(day: d, model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: Self.cents(Decimal(string: "1.5")! * up)))
-            rows.append(.init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100"))
-        }
+        let (store, rows) = try await sonnetDearerFromMay20 { d in d >= 25 ? 800_000 : 1_000_000 }
         let r = try await run(store, S.costReport(rows))
         let reasons = Dictionary(
             uniqueKeysWithValues: r.findings.filter { $0.modelID == "claude-sonnet-4-5" }.map { ($0.tokenType?.rawValue ?? "", ($0.gapClass, $0.reason)) })
