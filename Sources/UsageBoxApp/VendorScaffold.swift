@@ -30,12 +30,15 @@ public enum VendorScaffold {
         }
     }
 
+    /// The one file listing the built-in plugins.
+    static let registryFile = "Sources/ReconPlugins/BuiltInPlugins.swift"
+
     /// Every file written or changed, for the user to review.
     public static func run(name: String, packageRoot: String) throws -> [String] {
         let n = try Names(name)
         let fm = FileManager.default
         let root = URL(fileURLWithPath: packageRoot)
-        let registry = root.appendingPathComponent("Sources/ReconPlugins/BuiltInPlugins.swift")
+        let registry = root.appendingPathComponent(registryFile)
         for f in [root.appendingPathComponent("Package.swift"), registry] where !fm.fileExists(atPath: f.path) {
             throw UsageBoxError.invalidArgument("\(packageRoot) is not a UsageBox checkout (no \(f.lastPathComponent))", field: "package_root")
         }
@@ -57,7 +60,8 @@ public enum VendorScaffold {
         guard let list = registryText.range(of: "public let builtInPlugins: [any VendorPlugin.Type] = [\n"),
             let close = registryText.range(of: "\n]", range: list.upperBound..<registryText.endIndex)
         else {
-            throw UsageBoxError(.conflict, "the registration points moved; add the plugin by hand (docs/adding-a-vendor.md)")
+            throw UsageBoxError(
+                .conflict, "the registration points of \(registryFile) moved; add the plugin there by hand (docs/adding-a-vendor.md); nothing was written")
         }
         let entries = registryText[list.upperBound..<close.lowerBound].split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
         guard !entries.contains("\(n.typeName)Plugin.self,") else {
@@ -66,9 +70,7 @@ public enum VendorScaffold {
         try fm.createDirectory(at: folder.appendingPathComponent("Examples"), withIntermediateDirectories: true)
         try plugin(n).write(to: folder.appendingPathComponent("\(n.typeName)Plugin.swift"), atomically: true, encoding: .utf8)
         try example(n).write(to: folder.appendingPathComponent("Examples/\(n.id)_example.csv"), atomically: true, encoding: .utf8)
-        try
-            "# \(n.typeName) plugin\n\nReads \(n.typeName)'s cost CSV (`date,model,token_type,amount_usd`). Written by `usagebox vendors scaffold`; edit the parser, the example and `RateCards/\(n.id).yaml` to match the real export.\n"
-            .write(to: folder.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
+        try readme(n).write(to: folder.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
         try card(n).write(to: cardFile, atomically: true, encoding: .utf8)
 
         // Package.swift makes every folder under Plugins/ a target, and the build embeds every card
@@ -81,7 +83,7 @@ public enum VendorScaffold {
         return [
             "Plugins/\(n.typeName)/\(n.typeName)Plugin.swift", "Plugins/\(n.typeName)/Examples/\(n.id)_example.csv",
             "Plugins/\(n.typeName)/README.md", "RateCards/\(n.id).yaml",
-            "Sources/ReconPlugins/BuiltInPlugins.swift (registry line)",
+            "\(registryFile) (registry line)",
         ]
     }
 
@@ -185,6 +187,13 @@ public enum VendorScaffold {
         }
 
         """
+    }
+
+    /// What the plugin reads, what its samples cover and what it does not read yet (Plugins/README.md).
+    static func readme(_ n: Names) -> String {
+        "# \(n.typeName) plugin\n\nReads \(n.typeName)'s cost CSV (`date,model,token_type,amount_usd`). Written by `usagebox vendors scaffold`; edit the parser, the example and `RateCards/\(n.id).yaml` to match the real export.\n\n"
+            + "## What its samples cover\n\n`Examples/\(n.id)_example.csv`: one model's input and output on one day, and a row naming neither (a fee, not usage).\n\n"
+            + "## What it does not read yet\n\nEverything the real export has beyond those four columns: say here what you left out, and why.\n"
     }
 
     static func example(_ n: Names) -> String {

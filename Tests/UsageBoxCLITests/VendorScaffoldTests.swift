@@ -42,6 +42,24 @@ import UsageBoxApp
         let after = try String(contentsOf: root.appendingPathComponent("Sources/ReconPlugins/BuiltInPlugins.swift"), encoding: .utf8)
         let order = after.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0.hasSuffix("Plugin.self,") }
         #expect((order.firstIndex(of: "HaPlugin.self,") ?? 99) < (order.firstIndex(of: "HbPlugin.self,") ?? 0), "\(order)")
+        // Its README has the sections every plugin's has (Plugins/README.md), and its parser keeps
+        // a token row naming no model as usage (tester Z2: it was marked not usage).
+        let readme = try String(contentsOf: root.appendingPathComponent("Plugins/Acme/README.md"), encoding: .utf8)
+        #expect(readme.contains("## What its samples cover") && readme.contains("## What it does not read yet"))
+        let parser = try String(contentsOf: root.appendingPathComponent("Plugins/Acme/AcmePlugin.swift"), encoding: .utf8)
+        #expect(parser.contains(#"row.cell("model") == nil && tokenType == nil ? "not_usage:other" : nil"#))
+    }
+
+    /// A registry whose list the scaffold cannot find names the file to edit by hand, and writes nothing.
+    @Test func aRegistryItCannotReadIsNamed() throws {
+        let root = try checkout()
+        defer { try? FileManager.default.removeItem(at: root) }
+        try "// emptied\n".write(to: root.appendingPathComponent("Sources/ReconPlugins/BuiltInPlugins.swift"), atomically: true, encoding: .utf8)
+        let e = #expect(throws: UsageBoxError.self) { try VendorScaffold.run(name: "Acme", packageRoot: root.path) }
+        #expect(
+            e?.message.contains("Sources/ReconPlugins/BuiltInPlugins.swift") == true && e?.message.contains("nothing was written") == true,
+            "\(String(describing: e))")
+        #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("Plugins/Acme").path))
     }
 
     @Test(arguments: ["Openai", "focus", "Ubl", "Foo", "../evil", "my-vendor", "ßeta", "Acme½", "9lives", "Plugin", "vendor"])
