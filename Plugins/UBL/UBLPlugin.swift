@@ -294,7 +294,7 @@ struct UBLParser: InvoiceParser {
                 if let text = p.quantityText, ExactDecimal.parse(text) == nil {
                     throw InvoiceError(
                         file: file.name, line: p.line, field: p.quantityField,
-                        ExactDecimal.refusal(text, what: "a plain decimal quantity (UBL writes xsd:decimal)"))
+                        ExactDecimal.refusal(text, what: "a decimal quantity read exactly (digits, a point between digits, no exponent)"))
                 }
                 if let q = p.quantityText.flatMap(ExactDecimal.parse), let block = p.unitCode.flatMap({ Self.tokenUnits[$0] }) {
                     let tokens = q * block * sign

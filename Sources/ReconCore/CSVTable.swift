@@ -64,7 +64,7 @@ public struct CSVTable: Sendable {
             try WorkDeadline.poll(&polled)  // the request's time (`WorkDeadline`), in a big export
             if (0..<r.count).allSatisfy(r.isBlank) { continue }
             // A record over more than one line (rare: only then are its cells looked into).
-            if k + 1 == records.count || records[k + 1].line - r.line > 1, let field = swallowedRow(r) {
+            if k + 1 == records.count || records[k + 1].line - r.line > 1, let field = swallowedRow(r, width: header.count) {
                 throw InvoiceError(
                     file: file.name, line: r.line, field: header.fields.indices.contains(field) ? header.fields[field] : nil,
                     "a quoted cell runs past the end of its line into what reads as another row (a quote left open?): that row would be lost inside it")
@@ -82,31 +82,20 @@ public struct CSVTable: Sendable {
         return CSVTable(header: header.fields, rows: rows, columns: columns)
     }
 
-    /// The cell of `record` holding a line break followed by what starts a row: a first cell of
-    /// the same shape as the record's own (digits as digits, letters as letters, the rest as
-    /// written: `2026-05-31` and `2026-05-30`), then a comma. A quote left open swallowed the next
-    /// line up to that line's own quote, the record kept the header's width, and a row went
-    /// missing without a word (tester Z). A cell with a line break and other text after it (an
-    /// address, a note) is no row.
-    static func swallowedRow(_ record: CSVRecord) -> Int? {
-        guard record.count > 1 else { return nil }
-        func shape(_ b: some Collection<UInt8>) -> [UInt8] {
-            b.map { c in
-                switch c {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt8(ascii: "9")
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"): UInt8(ascii: "a")
-                default: c
-                }
-            }
-        }
-        let first = record.withFieldBytes(0) { shape($0) }
-        guard !first.isEmpty else { return nil }
-        return (0..<record.count).first { i in
+    /// The cell of `record` (a row of `width` columns) that a quote left open ran into the next
+    /// line: libcsv read on to that line's own quote, the record kept the header's width, and a
+    /// row went missing without a word (tester Z). Such a cell holds the rest of its own row
+    /// before its first line break (a comma for each column after it) and cells of the next row
+    /// after it (a comma at least, as many as the open cell's column at least: the next row's
+    /// quote is in that column or after). A cell with a line break and a little text around it
+    /// (an address, a note, a renamed team) is no row.
+    static func swallowedRow(_ record: CSVRecord, width: Int) -> Int? {
+        (0..<record.count).first { i in
             record.withFieldBytes(i) { b in
                 guard let nl = b.firstIndex(of: 0x0A) else { return false }
-                let rest = b[(nl + 1)...]
-                guard let comma = rest.firstIndex(of: UInt8(ascii: ",")) else { return false }
-                return shape(rest[..<comma]) == first
+                let comma = UInt8(ascii: ",")
+                let before = b[..<nl].lazy.filter { $0 == comma }.count, after = b[(nl + 1)...].lazy.filter { $0 == comma }.count
+                return before >= width - i - 1 && after >= max(1, i)
             }
         }
     }

@@ -177,7 +177,8 @@ public struct ClassificationRules: GapClassifier, Sendable {
         // An `expect_rule` naming no rule of this file nor of the defaults was read as a failing
         // example ("expected metering_gap by nonexistent"), which reads as if the class matched.
         if !isDefault {
-            let known = ids.union(defaults().rules.map(\.id))
+            // `none`: what the chain answers when no rule matches.
+            let known = ids.union(defaults().rules.map(\.id)).union(["none"])
             if let stray = rules.lazy.flatMap(\.examples).first(where: { $0.expectRule.map { !known.contains($0) } ?? false }) {
                 throw ConfigError(
                     file: file, line: stray.line,

@@ -156,7 +156,7 @@ extension UsageBoxCommand {
             @Flag(help: "Print JSON.") var json = false
 
             func run() async throws {
-                let store = try await location.open()
+                let store = try await location.open(creating: false)
                 let keys = try await store.listKeys()
                 if json {
                     printOut(JSONWriter.write(KeyList(keys: keys).jsonValue))
@@ -179,7 +179,7 @@ extension UsageBoxCommand {
             @Flag(help: "Print JSON.") var json = false
 
             func run() async throws {
-                let store = try await location.open()
+                let store = try await location.open(creating: false)
                 let key = try await store.revokeKey(keyID)
                 printOut(json ? JSONWriter.write(key.jsonValue) : "\(key.keyID) revoked at \(key.revokedAt?.rfc3339 ?? "")")
             }

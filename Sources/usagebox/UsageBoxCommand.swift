@@ -25,7 +25,7 @@ struct UsageBoxCommand: AsyncParsableCommand {
 
 /// Options every store-backed subcommand takes, written after the subcommand.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: "The embedded store file (default ./usagebox.db or $USAGEBOX_DB).")
+    @Option(name: .long, help: "The embedded store file (default ./usagebox.db or $USAGEBOX_DB); only ingest and meters set create a missing one.")
     var db: String?
     @Option(name: .long, help: "A store by URL: clickhouse://host:port/database (or sqlite:PATH); default $USAGEBOX_STORE.")
     var store: String?
@@ -48,8 +48,9 @@ struct LocalStoreOptions: ParsableArguments, CustomStringConvertible {
     @Option(name: .long, help: "A store by URL: clickhouse://host:port/database (or sqlite:PATH); default $USAGEBOX_STORE.")
     var store: String?
 
-    func open(ring: PeerRing? = nil) async throws -> ServerStore {
-        try await StoreFactory.openServerStore(db: db, store: store, ring: ring)
+    /// The store; a missing SQLite file is created unless `creating` is false (keys list, revoke).
+    func open(ring: PeerRing? = nil, creating: Bool = true) async throws -> ServerStore {
+        try await StoreFactory.openServerStore(db: db, store: store, ring: ring, creating: creating)
     }
 
     /// The store as logs show it (a URL's password replaced).

@@ -902,6 +902,11 @@ import UsageBoxApp
         #expect(
             reasons["input"]?.0 == .unexplained && reasons["input"]?.1 == "implied_price_of_claude-sonnet-4-5_changed_on_2026-05-20_among_other_changes",
             "\(reasons)")
+        // Both prices are in the step, so a card proposed from it moves both (with output's alone,
+        // input's rise was corrected as usage on the next run: review Z3).
+        #expect(
+            r.priceSteps.flatMap(\.rates).map { "\($0.tokenType?.rawValue ?? "") \($0.beforePerMillion)→\($0.afterPerMillion)" }
+                == ["input 3.000000→3.300000", "output 15.000000→16.500000"], "\(r.priceSteps)")
         #expect(r.corrections.isEmpty && r.held.isEmpty, "\(r.corrections)")
     }
 
@@ -941,16 +946,18 @@ import UsageBoxApp
     /// never metered, billed too: under a team's rule billing every gap, the cache reads' whole
     /// volume read from money (10 % of it the factor) was held for review, and
     /// `--confirm-large` would have posted it (tester Z2). The factor is in that cell too: blocked.
-    @Test func aCellOfAModelOffByOneFactorHoldsTheFactor() async throws {
+    /// The same from May 20 (one model's price step, not a month-long factor: review Z3).
+    @Test(arguments: [1, 20])
+    func aCellOfAModelOffByOneFactorHoldsTheFactor(from: Int) async throws {
         let store = try S.store()
         _ = try await store.ingest(try await daily("claude-sonnet-4-5", "input") { _ in 1_000_000 })
         _ = try await store.ingest(try await daily("claude-sonnet-4-5", "output") { _ in 100_000 })
         _ = try await store.ingest(try await daily("claude-haiku-4-5", "input") { _ in 1_000_000 })
         let rows = (1...31).flatMap { d -> [TestSupport.Row] in
             [
-                .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: "330"),
-                .init(day: d, model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: "165"),
-                .init(day: d, model: "claude-sonnet-4-5", tokenType: "cache_read_input_tokens", cents: "33"),
+                .init(day: d, model: "claude-sonnet-4-5", tokenType: "uncached_input_tokens", cents: d >= from ? "330" : "300"),
+                .init(day: d, model: "claude-sonnet-4-5", tokenType: "output_tokens", cents: d >= from ? "165" : "150"),
+                .init(day: d, model: "claude-sonnet-4-5", tokenType: "cache_read_input_tokens", cents: d >= from ? "33" : "30"),
                 .init(day: d, model: "claude-haiku-4-5", tokenType: "uncached_input_tokens", cents: "100"),
             ]
         }

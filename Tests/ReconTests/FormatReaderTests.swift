@@ -93,8 +93,14 @@ import Testing
         // The same at the end of the file, CRLF line ends.
         let last = header.replacingOccurrences(of: "\n", with: "\r\n") + "2026-05-01,a,\"k1,input,1.0,ok\r\n2026-05-02,b,\"k2\",input,2.0,ok\r\n"
         #expect(throws: InvoiceError.self) { try CSVTable.read(InvoiceFile(name: "x.csv", bytes: Array(last.utf8))) }
-        let notes = header + "2026-05-01,a,\"1 Main St\nSpringfield, IL\",input,1.0,ok\n2026-05-02,b,\"line one\nline two\",input,2.0,ok\n"
-        #expect(try CSVTable.read(InvoiceFile(name: "x.csv", bytes: Array(notes.utf8))).rows.count == 2)
+        let notes =
+            header + "2026-05-01,a,\"1 Main St\nSpringfield, IL\",input,1.0,ok\n2026-05-02,b,\"line one\nline two\",input,2.0,ok\n"
+            + "2026-05-03,c,\"Team A\n2026-05-01, renamed\",input,3.0,ok\n"
+        #expect(try CSVTable.read(InvoiceFile(name: "x.csv", bytes: Array(notes.utf8))).rows.count == 3)
+        // Open in the first column, whose values differ in shape from one row to the next (50.00, 5.00).
+        let first = "cost,model,type,status\n\"50.00,m,input,ok\n5.00,\"m2\",output,ok\n6.00,m3,input,ok\n"
+        let e0 = #expect(throws: InvoiceError.self) { try CSVTable.read(InvoiceFile(name: "x.csv", bytes: Array(first.utf8))) }
+        #expect(e0?.line == 2 && e0?.field == "cost", "\(String(describing: e0))")
     }
 
     @Test func lineFeedsInsideLongAndShortFieldsKeepRecordLines() throws {

@@ -391,6 +391,9 @@ import Testing
         #expect(unknown?.line == 8 && unknown?.message.contains("expect_rule nonexistent names no rule") == true, "\(String(describing: unknown))")
         let defaultID = given.replacingOccurrences(of: "expect: metering_gap}", with: "expect: metering_gap, expect_rule: metered-residual}")
         #expect(try ClassificationRules.load(text: defaultID, file: "r.yaml").examples.first?.expectRule == "metered-residual")
+        // `none` is what the chain answers when no rule matches.
+        let none = given.replacingOccurrences(of: "expect: metering_gap}", with: "expect: unexplained, expect_rule: none}")
+        #expect(try ClassificationRules.load(text: none, file: "r.yaml").examples.first?.expectRule == "none")
     }
 
     /// Each condition of an earlier rule, wider or not than the later one's: only when every one

@@ -252,6 +252,9 @@ import Testing
             #expect(r.status == 1 && r.stderr.contains("no store at \(missing)"), "\(args): \(r.stderr)")
         }
         #expect(try CLI.run(["usage", "--account", "a"] + may, env: ["USAGEBOX_DB": missing]).stderr.contains("no store at"))
+        for keys in [["keys", "list"], ["keys", "revoke", "key_1"]] {
+            #expect(try CLI.run(keys + ["--db", missing]).stderr.contains("no store at"), "\(keys)")
+        }
         let backup = try CLI.run(["backup", "--db", missing, "--to", dir.path("b.db")])
         #expect(backup.status == 1 && backup.stderr.contains("no store at") && !FileManager.default.fileExists(atPath: dir.path("b.db")))
         #expect(!FileManager.default.fileExists(atPath: missing))

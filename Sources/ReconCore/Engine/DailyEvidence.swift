@@ -995,20 +995,21 @@ enum DailyEvidence {
         // mixes the two, and what part is metering cannot be told, so it is held rather than
         // corrected. A price that moves every day (a gap whose share of the traffic varies) is
         // not taken for the step: the runs around the day must each last two days or more.
-        // `runsAtMost`: how many runs the price may have in all, every priced day within 1 % of
+        // `runsExactly`: how many runs the price must have in all, every priced day within 1 % of
         // its run's price (nil: any number, however the days wander: a run read across days
         // moving 3 % each way, usage crossing midnight, stands at one of those days' prices).
+        // The prices before and after the move, or nil when it did not move so.
         let lastDay = periodDays(range).last ?? range.from.day
-        func moved(_ key: CellKey, on day: Int64, byOneOf ratios: [Decimal], runsAtMost: Int? = nil) -> Bool {
+        func move(_ key: CellKey, on day: Int64, byOneOf ratios: [Decimal], runsExactly: Int? = nil) -> (before: Decimal, after: Decimal)? {
             let runs = readPrices(diff, key, range: range, cardPrice: cardPrice).runs
-            if let runsAtMost {
-                guard runs.count <= runsAtMost, let vendorDays = vendorDaily(diff, key, accountwise: false) else { return false }
+            if let runsExactly {
+                guard runs.count == runsExactly, let vendorDays = vendorDaily(diff, key, accountwise: false) else { return nil }
                 let metered = meteredDaily(diff, key, accountwise: false)
                 for (k, run) in runs.enumerated() {
                     let ends = k + 1 < runs.count ? runs[k + 1].start : lastDay + 1
                     for d in run.start..<ends {
                         guard let v = vendorDays[d], !v.anyStated, v.amount > 0, let m = metered[d], m > 0 else { continue }
-                        if abs(v.amount / Decimal(exactly: m) - run.price) > run.price / 100 { return false }
+                        if abs(v.amount / Decimal(exactly: m) - run.price) > run.price / 100 { return nil }
                     }
                 }
             }
@@ -1019,14 +1020,15 @@ enum DailyEvidence {
                     $0 > 0 && firstIdleDay(key, before: runs[$0].start) <= day && day <= max(runs[$0].start, runs[$0].priced)
                 })
             else {
-                return false
+                return nil
             }
             let before = runs[k - 1], after = runs[k]
             let afterEnds = k + 1 < runs.count ? runs[k + 1].start : lastDay + 1
-            guard after.start - before.start >= 2, afterEnds - after.start >= 2, before.price > 0 else { return false }
+            guard after.start - before.start >= 2, afterEnds - after.start >= 2, before.price > 0 else { return nil }
             let ratio = after.price / before.price
-            return ratios.contains { abs(ratio - $0) <= $0 / 100 }
+            return ratios.contains { abs(ratio - $0) <= $0 / 100 } ? (before.price, after.price) : nil
         }
+        func moved(_ key: CellKey, on day: Int64, byOneOf ratios: [Decimal]) -> Bool { move(key, on: day, byOneOf: ratios) != nil }
         var priceSteps: [ReconciliationReport.PriceStep] = []
         func step(_ day: Int64, kind: ReconciliationReport.PriceStep.Kind, _ cells: [(CellKey, Decimal, Decimal)]) -> ReconciliationReport.PriceStep {
             .init(
@@ -1090,12 +1092,20 @@ enum DailyEvidence {
                 // once more), and a 10 % Sonnet rise was corrected as usage on both (tester Z). Once
                 // more only, and no day read across: a price moving every few days (usage moving
                 // across midnight) meets the ratio somewhere by chance.
-                let alsoMoved = findings.indices.filter { i in
+                // Listed in the step with the prices around its move: `ratecards propose` wrote
+                // output's new price alone, and input's rise was then corrected as usage (review Z3).
+                var movedCells: [CellKey: (before: Decimal, after: Decimal)] = [:]
+                for i in findings.indices where findings[i].modelID == model && findings[i].gapClass == .meteringGap {
                     let key = CellKey(model: model, tokenType: findings[i].tokenType)
-                    return findings[i].modelID == model && findings[i].gapClass == .meteringGap && !same.contains { $0.key == key }
-                        && moved(key, on: day, byOneOf: [ratio], runsAtMost: 3)
+                    guard !same.contains(where: { $0.key == key }), movedCells[key] == nil else { continue }
+                    // Three runs: before, the step, and the move of its own.
+                    if let prices = move(key, on: day, byOneOf: [ratio], runsExactly: 3) { movedCells[key] = prices }
                 }
-                guard same.count + alsoMoved.count >= 2 else { continue }
+                let alsoMoved = findings.indices.filter { i in
+                    findings[i].modelID == model && findings[i].gapClass == .meteringGap
+                        && movedCells[CellKey(model: model, tokenType: findings[i].tokenType)] != nil
+                }
+                guard same.count + movedCells.count >= 2 else { continue }
                 for i in alsoMoved {
                     findings[i].gapClass = .unexplained
                     findings[i].rule = "price-step"
@@ -1105,7 +1115,10 @@ enum DailyEvidence {
                 let held = Set(same.map(\.key))
                 // Listed, so `ratecards propose` can write the card once a person has confirmed the
                 // vendor's price list moved (the gaps stay held: a steady loss looks the same).
-                priceSteps.append(step(day, kind: .oneModel, same.sorted { $0.key < $1.key }.map { ($0.key, $0.before, $0.after) }))
+                priceSteps.append(
+                    step(
+                        day, kind: .oneModel,
+                        (same.map { ($0.key, $0.before, $0.after) } + movedCells.map { ($0.key, $0.value.before, $0.value.after) }).sorted { $0.0 < $1.0 }))
                 for i in findings.indices
                 where findings[i].modelID == model && findings[i].gapClass == .meteringGap
                     && held.contains(CellKey(model: model, tokenType: findings[i].tokenType))

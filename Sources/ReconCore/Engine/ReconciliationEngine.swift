@@ -664,7 +664,10 @@ public struct ReconciliationEngine: Sendable {
             if f.isEngine("one-model-factor") || f.isEngine("card-step") || uniform.contains(where: { $0.tokenType == t && $0.applies(to: f) }) {
                 factor.append((f.modelID, t))
             }
-            if f.isEngine("one-model-factor") { modelWide.insert(f.modelID) }
+            // One model's price step held the same way (from May 20 rather than all month: review Z3).
+            let oneModelStep = f.isEngine("price-step") && f.reason.hasPrefix("implied_price_of_")
+            if oneModelStep { factor.append((f.modelID, t)) }
+            if f.isEngine("one-model-factor") || oneModelStep { modelWide.insert(f.modelID) }
         }
         guard !factor.isEmpty else { return [] }
         var out: [EvidenceReason] = []
