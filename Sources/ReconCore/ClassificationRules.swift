@@ -123,6 +123,9 @@ public struct ClassificationRules: GapClassifier, Sendable {
         return rules
     }
 
+    /// The defaults' rule ids, read once (a team file is loaded on every run that names it).
+    static let defaultRuleIDs = Set(defaults().rules.map(\.id))
+
     /// The largest rules file read: tens of rules are usual; 17 MB took 25 s and 380 MB to refuse.
     public static let maxBytes = 1 << 20
     /// The most pattern × example checks a file may ask of each run.
@@ -178,7 +181,7 @@ public struct ClassificationRules: GapClassifier, Sendable {
         // example ("expected metering_gap by nonexistent"), which reads as if the class matched.
         if !isDefault {
             // `none`: what the chain answers when no rule matches.
-            let known = ids.union(defaults().rules.map(\.id)).union(["none"])
+            let known = ids.union(defaultRuleIDs).union(["none"])
             if let stray = rules.lazy.flatMap(\.examples).first(where: { $0.expectRule.map { !known.contains($0) } ?? false }) {
                 throw ConfigError(
                     file: file, line: stray.line,

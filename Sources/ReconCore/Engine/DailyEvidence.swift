@@ -1028,7 +1028,13 @@ enum DailyEvidence {
             let ratio = after.price / before.price
             return ratios.contains { abs(ratio - $0) <= $0 / 100 } ? (before.price, after.price) : nil
         }
-        func moved(_ key: CellKey, on day: Int64, byOneOf ratios: [Decimal]) -> Bool { move(key, on: day, byOneOf: ratios) != nil }
+        // A finding the price steps decide, as the engine's `price-step`.
+        func holdAsStep(_ i: Int, _ gapClass: GapClass, _ reason: String) {
+            findings[i].gapClass = gapClass
+            findings[i].rule = "price-step"
+            findings[i].classifier = "engine"
+            findings[i].reason = reason
+        }
         var priceSteps: [ReconciliationReport.PriceStep] = []
         func step(_ day: Int64, kind: ReconciliationReport.PriceStep.Kind, _ cells: [(CellKey, Decimal, Decimal)]) -> ReconciliationReport.PriceStep {
             .init(
@@ -1051,21 +1057,15 @@ enum DailyEvidence {
                 // May 10–12 was read as the price change of the 16th).
                 let lost = readPrices(diff, CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType), range: range, cardPrice: cardPrice)
                     .interrupted
-                findings[i].gapClass = lost ? .unexplained : .pricingGap
-                findings[i].rule = "price-step"
-                findings[i].classifier = "engine"
-                findings[i].reason = "vendor_price_changed_on_\(date)\(lost ? "_among_other_changes" : "")"
+                holdAsStep(i, lost ? .unexplained : .pricingGap, "vendor_price_changed_on_\(date)\(lost ? "_among_other_changes" : "")")
             }
             // A model × token type whose implied price moved that day too, by the step's ratio, and
-            // moved again: held beside it (`moved`).
+            // moved again: held beside it (`move`).
             let ratios = cells.map { $0.2 / $0.1 }
             for i in findings.indices where findings[i].gapClass == .meteringGap {
                 let key = CellKey(model: findings[i].modelID, tokenType: findings[i].tokenType)
-                guard !stepped.contains(key), moved(key, on: day, byOneOf: ratios) else { continue }
-                findings[i].gapClass = .unexplained
-                findings[i].rule = "price-step"
-                findings[i].classifier = "engine"
-                findings[i].reason = "vendor_price_changed_on_\(date)_among_other_changes"
+                guard !stepped.contains(key), move(key, on: day, byOneOf: ratios) != nil else { continue }
+                holdAsStep(i, .unexplained, "vendor_price_changed_on_\(date)_among_other_changes")
             }
         }
 
@@ -1106,12 +1106,7 @@ enum DailyEvidence {
                         && movedCells[CellKey(model: model, tokenType: findings[i].tokenType)] != nil
                 }
                 guard same.count + movedCells.count >= 2 else { continue }
-                for i in alsoMoved {
-                    findings[i].gapClass = .unexplained
-                    findings[i].rule = "price-step"
-                    findings[i].classifier = "engine"
-                    findings[i].reason = "implied_price_of_\(model)_changed_on_\(dayString(day))_among_other_changes"
-                }
+                for i in alsoMoved { holdAsStep(i, .unexplained, "implied_price_of_\(model)_changed_on_\(dayString(day))_among_other_changes") }
                 let held = Set(same.map(\.key))
                 // Listed, so `ratecards propose` can write the card once a person has confirmed the
                 // vendor's price list moved (the gaps stay held: a steady loss looks the same).
@@ -1123,10 +1118,7 @@ enum DailyEvidence {
                 where findings[i].modelID == model && findings[i].gapClass == .meteringGap
                     && held.contains(CellKey(model: model, tokenType: findings[i].tokenType))
                 {
-                    findings[i].gapClass = .unexplained
-                    findings[i].rule = "price-step"
-                    findings[i].classifier = "engine"
-                    findings[i].reason = "implied_price_of_\(model)_changed_on_\(dayString(day))"
+                    holdAsStep(i, .unexplained, "implied_price_of_\(model)_changed_on_\(dayString(day))")
                 }
             }
         }
